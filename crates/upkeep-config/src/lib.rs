@@ -1,0 +1,29 @@
+//! upkeep.toml in, a validated [`Config`] out.
+//!
+//! Parsing and validation are two steps: `raw.rs` mirrors the TOML with serde
+//! (`deny_unknown_fields`, defaults in one place) and `validate.rs` turns it into types that
+//! cannot hold an invalid state (durations, resolved programs, signal numbers, uids). Every
+//! problem is reported at once, each with file, line and column. Code past this crate never
+//! re-checks config. This crate does not watch files or apply configs: the daemon does.
+//!
+//! Layout:
+//! - `raw.rs`: the TOML as written.
+//! - `validate.rs`: [`load`] / [`parse`], building [`Config`]; all checks live here.
+//! - `error.rs`: [`ConfigError`] with its located [`Problem`]s.
+//! - `locate.rs`: byte offsets and key paths to line:column.
+//! - `edit.rs`: [`add_service`], editing the file in place and keeping comments and layout.
+//! - `paths.rs`: where the config file and the data dir are when nobody says.
+
+mod edit;
+mod error;
+mod locate;
+mod paths;
+mod raw;
+mod validate;
+
+pub use edit::{EditError, add_service};
+pub use error::{ConfigError, Problem};
+pub use paths::{default_config_path, default_data_dir};
+pub use validate::{
+    Config, DaemonConfig, LogConfig, Program, RestartPolicy, ServiceConfig, UserIds, load, parse,
+};

@@ -1,0 +1,156 @@
+//! The TOML as written: serde types that mirror the file one to one.
+//!
+//! Defaults live here, once. Values stay strings where validation must parse them with a
+//! location ("5s", "10MiB", "SIGTERM"): `validate.rs` turns them into real types.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    #[serde(default)]
+    pub daemon: RawDaemon,
+    #[serde(default)]
+    pub services: BTreeMap<String, RawService>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDaemon {
+    /// SQLite file, logs and the control socket. Relative paths are relative to the config
+    /// file's folder.
+    pub data_dir: Option<String>,
+    #[serde(default = "defaults::shutdown_timeout")]
+    pub shutdown_timeout: String,
+}
+
+/// `command = "npm run dev"` (split on spaces; run through `sh -c` if it uses shell syntax) or
+/// `command = ["npm", "run", "dev"]` (run as is).
+#[derive(Debug, Clone)]
+pub(crate) enum RawCommand {
+    Line(String),
+    Argv(Vec<String>),
+}
+
+// Written by hand rather than `#[serde(untagged)]`: untagged enums answer a wrong type with
+// "data did not match any variant", which tells the user nothing.
+impl<'de> Deserialize<'de> for RawCommand {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawCommand;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a command line string or an array of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawCommand, E> {
+                Ok(RawCommand::Line(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<RawCommand, A::Error> {
+                let mut argv = Vec::new();
+                while let Some(s) = a.next_element::<String>()? {
+                    argv.push(s);
+                }
+                Ok(RawCommand::Argv(argv))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawService {
+    pub command: RawCommand,
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub env_file: Option<String>,
+    pub user: Option<String>,
+    #[serde(default = "defaults::restart")]
+    pub restart: String,
+    #[serde(default = "defaults::yes")]
+    pub autostart: bool,
+    #[serde(default = "defaults::stop_signal")]
+    pub stop_signal: String,
+    #[serde(default = "defaults::stop_timeout")]
+    pub stop_timeout: String,
+    #[serde(default = "defaults::backoff_min")]
+    pub backoff_min: String,
+    #[serde(default = "defaults::backoff_max")]
+    pub backoff_max: String,
+    #[serde(default = "defaults::min_uptime")]
+    pub min_uptime: String,
+    #[serde(default = "defaults::max_restarts")]
+    pub max_restarts: u32,
+    #[serde(default = "defaults::window")]
+    pub window: String,
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+impl Default for RawDaemon {
+    fn default() -> Self {
+        Self { data_dir: None, shutdown_timeout: defaults::shutdown_timeout() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLog {
+    #[serde(default = "defaults::max_size")]
+    pub max_size: String,
+    #[serde(default = "defaults::keep")]
+    pub keep: u32,
+    #[serde(default)]
+    pub compress: bool,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self { max_size: defaults::max_size(), keep: defaults::keep(), compress: false }
+    }
+}
+
+/// Every default in one place. Why these numbers: the first restart after a crash is immediate
+/// (a crash should cost what a fork costs), later ones back off from `backoff_min`, doubling,
+/// to `backoff_max`; ten restarts within a minute is a crash loop.
+mod defaults {
+    pub fn shutdown_timeout() -> String {
+        "30s".into()
+    }
+    pub fn restart() -> String {
+        "always".into()
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn stop_signal() -> String {
+        "SIGTERM".into()
+    }
+    pub fn stop_timeout() -> String {
+        "10s".into()
+    }
+    pub fn backoff_min() -> String {
+        "100ms".into()
+    }
+    pub fn backoff_max() -> String {
+        "30s".into()
+    }
+    pub fn min_uptime() -> String {
+        "5s".into()
+    }
+    pub fn max_restarts() -> u32 {
+        10
+    }
+    pub fn window() -> String {
+        "60s".into()
+    }
+    pub fn max_size() -> String {
+        "10MiB".into()
+    }
+    pub fn keep() -> u32 {
+        5
+    }
+}

@@ -1,0 +1,90 @@
+//! Bodies of the JSON API. The daemon serves them over its Unix socket (and, later, TCP); the
+//! CLI and the tests read them. One definition, so the two ends cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Desired, ServiceName, ServiceStatus};
+
+/// `GET /api/health`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub ok: bool,
+    pub version: String,
+    pub pid: u32,
+    pub config_path: String,
+    pub data_dir: String,
+}
+
+/// One row of `GET /api/services`: the status plus live resource figures of the whole group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    #[serde(flatten)]
+    pub status: ServiceStatus,
+    pub desired: Desired,
+    /// CPU use of the whole process group over a short sample, in % of one core.
+    pub cpu_percent: Option<f64>,
+    /// Resident memory of the whole process group, in bytes.
+    pub memory_bytes: Option<u64>,
+    /// Number of processes in the group.
+    pub processes: Option<u32>,
+}
+
+/// A stored event as the API returns it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub at: jiff::Timestamp,
+    pub service: Option<ServiceName>,
+    pub kind: String,
+    pub intervention: bool,
+    /// The event's fields (pid, exit status, delay, ...).
+    pub detail: serde_json::Value,
+}
+
+/// `GET /api/services/{name}`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceDetail {
+    pub info: ServiceInfo,
+    pub command: Vec<String>,
+    pub cwd: Option<String>,
+    pub restart: String,
+    pub stdout_log: String,
+    pub stderr_log: String,
+    /// Most recent first.
+    pub events: Vec<StoredEvent>,
+}
+
+/// `POST /api/services/{name|all}/{start|stop|restart}`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActionResult {
+    pub action: String,
+    pub services: Vec<ServiceName>,
+}
+
+/// `POST /api/reload`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReloadResult {
+    pub revision: i64,
+    pub added: Vec<ServiceName>,
+    pub removed: Vec<ServiceName>,
+    pub changed: Vec<ServiceName>,
+    pub unchanged: Vec<ServiceName>,
+}
+
+/// `POST /api/services`: add a service to the config file and start it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddService {
+    pub name: ServiceName,
+    pub command: Vec<String>,
+    pub cwd: Option<String>,
+    pub restart: Option<String>,
+}
+
+/// Every error answer: a message, and a hint when the user can fix it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}

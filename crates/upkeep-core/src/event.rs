@@ -1,0 +1,155 @@
+//! [`Event`]: an immutable fact about a service, with the time it happened.
+//!
+//! Sources (the supervisor now; probes and maintenance later) create events; `state` folds them
+//! into statuses; `store` appends every one of them. Events are past tense. Operator actions
+//! carry [`Actor::Operator`] and count as interventions; automatic ones do not.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::ServiceName;
+
+/// Who caused an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    /// A person, through the CLI or the API. Counted as an intervention.
+    Operator,
+    /// upkeep itself: restart policy, boot, reload, shutdown.
+    Upkeep,
+}
+
+/// How a process ended: exactly one of `code` and `signal` is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitStatus {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl ExitStatus {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code, self.signal) {
+            (Some(c), _) => write!(f, "exit code {c}"),
+            (None, Some(s)) => write!(f, "signal {s}"),
+            (None, None) => f.write_str("unknown exit"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A process was spawned. `start_ticks` is its start time from /proc (clock ticks after
+    /// boot), stored so that a restarted daemon never mistakes a reused pid for its child.
+    Started { pid: u32, start_ticks: u64, by: Actor },
+    /// The service's main process ended.
+    Exited { pid: u32, status: ExitStatus, uptime_ms: u64 },
+    /// The restart policy will start the service again after `delay_ms`.
+    RestartScheduled { attempt: u32, delay_ms: u64 },
+    /// The service could not be started (program missing, bad cwd, unknown user).
+    SpawnFailed { error: String },
+    /// Crash loop: more than `max_restarts` restarts within `window_ms`. Nothing restarts the
+    /// service until an operator acts.
+    Failed { restarts: u32, window_ms: u64 },
+    /// A stop began: the stop signal went to the whole process group.
+    Stopping { by: Actor },
+    /// The service's process group is gone and it stays down until started.
+    Stopped { by: Actor },
+    /// An operator asked for a restart.
+    RestartRequested { by: Actor },
+    /// Survivors of the group were still running after the main process died; they were
+    /// stopped before the restart.
+    GroupCleaned { signalled: bool, killed: bool },
+    /// Lines the service wrote that the log capture had to drop rather than stall it.
+    LogLinesDropped { stream: String, lines: u64 },
+    /// A process left by an earlier daemon (found by pid and start time) was stopped so that
+    /// the service never runs twice.
+    StaleStopped { pid: u32 },
+    /// The daemon applied a config revision.
+    ConfigApplied { revision: i64, added: u32, removed: u32, changed: u32 },
+    /// The service was removed from the config.
+    Removed,
+}
+
+impl EventKind {
+    /// The snake_case tag, as stored in the `kind` column.
+    pub fn tag(&self) -> &'static str {
+        match self {
+            EventKind::Started { .. } => "started",
+            EventKind::Exited { .. } => "exited",
+            EventKind::RestartScheduled { .. } => "restart_scheduled",
+            EventKind::SpawnFailed { .. } => "spawn_failed",
+            EventKind::Failed { .. } => "failed",
+            EventKind::Stopping { .. } => "stopping",
+            EventKind::Stopped { .. } => "stopped",
+            EventKind::RestartRequested { .. } => "restart_requested",
+            EventKind::GroupCleaned { .. } => "group_cleaned",
+            EventKind::LogLinesDropped { .. } => "log_lines_dropped",
+            EventKind::StaleStopped { .. } => "stale_stopped",
+            EventKind::ConfigApplied { .. } => "config_applied",
+            EventKind::Removed => "removed",
+        }
+    }
+
+    /// True when a person caused this event: the availability report counts these apart from
+    /// automatic heals.
+    pub fn is_intervention(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Started { by: Actor::Operator, .. }
+                | EventKind::Stopping { by: Actor::Operator }
+                | EventKind::RestartRequested { by: Actor::Operator }
+        )
+    }
+}
+
+/// A fact with its time. `service` is `None` for daemon-wide facts (config applied).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: Timestamp,
+    pub service: Option<ServiceName>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl Event {
+    pub fn now(service: &ServiceName, kind: EventKind) -> Self {
+        Self { at: Timestamp::now(), service: Some(service.clone()), kind }
+    }
+
+    pub fn daemon(kind: EventKind) -> Self {
+        Self { at: Timestamp::now(), service: None, kind }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_matches_serde_tag() {
+        let kinds = [
+            EventKind::Started { pid: 1, start_ticks: 2, by: Actor::Upkeep },
+            EventKind::Exited { pid: 1, status: ExitStatus { code: Some(1), signal: None }, uptime_ms: 3 },
+            EventKind::Failed { restarts: 3, window_ms: 10 },
+            EventKind::Removed,
+        ];
+        for k in kinds {
+            let v = serde_json::to_value(&k).unwrap();
+            assert_eq!(v["kind"], k.tag());
+        }
+    }
+
+    #[test]
+    fn only_operator_actions_are_interventions() {
+        assert!(EventKind::Stopping { by: Actor::Operator }.is_intervention());
+        assert!(!EventKind::Stopping { by: Actor::Upkeep }.is_intervention());
+        assert!(!EventKind::RestartScheduled { attempt: 1, delay_ms: 0 }.is_intervention());
+    }
+}

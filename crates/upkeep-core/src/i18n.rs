@@ -1,0 +1,138 @@
+//! User-facing text in English and Simplified Chinese.
+//!
+//! The language comes from `UPKEEP_LANG`, then `LC_ALL`, `LC_MESSAGES`, `LANG` (anything that
+//! starts with `zh` picks Chinese). Each message is one [`Msg`] variant with both texts next to
+//! each other, so a missing translation is a compile error, not a blank line. Log lines and
+//! API field names stay English: they are read by machines and searched for.
+
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    ZhCn,
+}
+
+impl Lang {
+    /// Picks the language from an environment lookup (a parameter so tests need no env vars).
+    pub fn from_env_with(get: impl Fn(&str) -> Option<String>) -> Lang {
+        for var in ["UPKEEP_LANG", "LC_ALL", "LC_MESSAGES", "LANG"] {
+            if let Some(v) = get(var).filter(|v| !v.is_empty()) {
+                return if v.to_ascii_lowercase().starts_with("zh") { Lang::ZhCn } else { Lang::En };
+            }
+        }
+        Lang::En
+    }
+
+    pub fn current() -> Lang {
+        static LANG: OnceLock<Lang> = OnceLock::new();
+        *LANG.get_or_init(|| Lang::from_env_with(|k| std::env::var(k).ok()))
+    }
+}
+
+macro_rules! messages {
+    ($($name:ident => $en:literal, $zh:literal;)*) => {
+        /// A translatable message. Texts with `{}` are format strings filled by [`fill`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Msg { $($name),* }
+
+        impl Msg {
+            pub fn text(self, lang: Lang) -> &'static str {
+                match (self, lang) {
+                    $((Msg::$name, Lang::En) => $en, (Msg::$name, Lang::ZhCn) => $zh,)*
+                }
+            }
+        }
+    };
+}
+
+messages! {
+    ColName => "name", "名称";
+    ColState => "state", "状态";
+    ColPid => "pid", "进程号";
+    ColUptime => "uptime", "运行时长";
+    ColRestarts => "restarts", "重启次数";
+    ColCpu => "cpu", "CPU";
+    ColMemory => "memory", "内存";
+    NoServices => "no services are configured", "没有配置任何服务";
+    NoDaemon => "no upkeep daemon is running for data dir {}", "数据目录 {} 没有正在运行的 upkeep 守护进程";
+    NoDaemonHint => "start it with `upkeep up` (background) or `upkeep daemon` (foreground)", "用 `upkeep up`（后台）或 `upkeep daemon`（前台）启动";
+    DaemonStarted => "upkeep daemon started (pid {}), data dir {}", "upkeep 守护进程已启动（进程号 {}），数据目录 {}";
+    DaemonAlready => "an upkeep daemon is already running (pid {}) for data dir {}", "数据目录 {1} 已有 upkeep 守护进程在运行（进程号 {0}）";
+    DaemonStopped => "upkeep daemon stopped", "upkeep 守护进程已停止";
+    ConfigOk => "{}: valid, {} service(s)", "{}：有效，{} 个服务";
+    Started => "started", "已启动";
+    Stopped => "stopped", "已停止";
+    Restarted => "restarted", "已重启";
+    Reloaded => "config revision {} applied: {} added, {} removed, {} changed, {} unchanged", "已应用配置版本 {}：新增 {}，删除 {}，变更 {}，未变 {}";
+    Added => "service {} added to {} and started", "服务 {} 已加入 {} 并启动";
+    LastEvents => "last events", "最近事件";
+    Command => "command", "命令";
+    Logs => "logs", "日志";
+}
+
+/// Fills `{}` placeholders in order, and `{0}`, `{1}`... by position (Chinese word order often
+/// differs from English).
+pub fn fill(template: &str, args: &[&dyn std::fmt::Display]) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut next = 0;
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let inner = &after[..close];
+        let index = if inner.is_empty() {
+            next += 1;
+            Some(next - 1)
+        } else {
+            inner.parse::<usize>().ok()
+        };
+        match index.and_then(|i| args.get(i)) {
+            Some(arg) => out.push_str(&arg.to_string()),
+            None => out.push_str(&rest[open..open + close + 2]),
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The text of `msg` in the current language, filled with `args`.
+pub fn tr(msg: Msg, args: &[&dyn std::fmt::Display]) -> String {
+    fill(msg.text(Lang::current()), args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_chinese_from_locale() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        assert_eq!(Lang::from_env_with(env(&[("LANG", "zh_CN.UTF-8")])), Lang::ZhCn);
+        assert_eq!(Lang::from_env_with(env(&[("LANG", "en_US.UTF-8")])), Lang::En);
+        assert_eq!(Lang::from_env_with(env(&[("LANG", "zh_CN.UTF-8"), ("UPKEEP_LANG", "en")])), Lang::En);
+        assert_eq!(Lang::from_env_with(env(&[])), Lang::En);
+    }
+
+    #[test]
+    fn fills_in_order_and_by_position() {
+        assert_eq!(fill("a {} b {}", &[&1, &"x"]), "a 1 b x");
+        assert_eq!(fill("{1} then {0}", &[&"first", &"second"]), "second then first");
+        assert_eq!(fill("left {} alone {9}", &[&"x"]), "left x alone {9}");
+    }
+
+    #[test]
+    fn both_languages_have_the_same_placeholders() {
+        let count = |s: &str| s.matches('{').count();
+        for m in [Msg::NoDaemon, Msg::DaemonStarted, Msg::DaemonAlready, Msg::ConfigOk, Msg::Reloaded, Msg::Added] {
+            assert_eq!(count(m.text(Lang::En)), count(m.text(Lang::ZhCn)), "{m:?}");
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The shared words of upkeep: what every stage says to every other.
+//!
+//! This crate owns the vocabulary (service names, events, commands, statuses and the JSON API
+//! types that the daemon serves and the CLI reads). It does no I/O and holds no logic beyond
+//! validation of names, so every other crate can depend on it without pulling anything in.
+//!
+//! Layout:
+//! - `name.rs`: [`ServiceName`], the validated identifier of a service.
+//! - `event.rs`: [`Event`] and [`EventKind`], immutable facts with a time.
+//! - `status.rs`: [`State`] and [`ServiceStatus`], what `ls` shows.
+//! - `api.rs`: request and response bodies of the JSON API (socket and, later, TCP).
+//! - `i18n.rs`: user-facing text in English and Simplified Chinese.
+
+pub mod api;
+mod event;
+pub mod i18n;
+mod name;
+mod status;
+
+pub use event::{Actor, Event, EventKind, ExitStatus};
+pub use name::{NameError, ServiceName};
+pub use status::{Desired, ServiceStatus, State};

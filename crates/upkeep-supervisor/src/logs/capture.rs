@@ -1,0 +1,184 @@
+//! One reader per pipe: reads what the child writes, stamps each line, queues it for the writer.
+//!
+//! This task must keep up with any child, so it only copies bytes: no file I/O, no awaiting on
+//! anything but the pipe. If the writer falls more than `IN_FLIGHT_LIMIT` behind, chunks are
+//! dropped and counted instead of waiting.
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc as std_mpsc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::net::unix::pipe;
+use tokio::sync::mpsc;
+use upkeep_core::{Event, EventKind};
+
+use super::writer::WriterMsg;
+use super::{IN_FLIGHT_LIMIT, StreamShared};
+
+const READ_SIZE: usize = 64 * 1024;
+/// A line longer than this is cut into pieces rather than held in memory whole.
+const MAX_LINE: usize = 64 * 1024;
+
+pub(crate) async fn run(
+    fd: OwnedFd,
+    shared: Arc<StreamShared>,
+    writer: std_mpsc::Sender<WriterMsg>,
+    events: mpsc::Sender<Event>,
+) {
+    let Ok(pipe) = pipe::Receiver::from_owned_fd(fd) else { return };
+    let mut framer = Framer::default();
+    let mut queue = Queue { shared, writer, events, dropped_pending: 0 };
+    // Allocated on the first byte: an idle service (most of them) costs no buffer.
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        if pipe.readable().await.is_err() {
+            break;
+        }
+        if buf.is_empty() {
+            buf = vec![0; READ_SIZE];
+        }
+        match pipe.try_read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if let Some((chunk, lines)) = framer.push(&buf[..n]) {
+                    queue.push(chunk, lines);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
+        }
+    }
+    if let Some((chunk, lines)) = framer.finish() {
+        queue.push(chunk, lines);
+    }
+    queue.report_drops();
+}
+
+fn stamp() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ ").to_string()
+}
+
+/// Splits bytes into lines and prefixes each with the time it was read.
+#[derive(Default)]
+struct Framer {
+    partial: Vec<u8>,
+}
+
+impl Framer {
+    /// Complete lines of `data` (and of what was held back before), stamped; the rest is kept.
+    fn push(&mut self, data: &[u8]) -> Option<(Bytes, u64)> {
+        let Some(last_nl) = data.iter().rposition(|&b| b == b'\n') else {
+            self.partial.extend_from_slice(data);
+            if self.partial.len() >= MAX_LINE {
+                let mut line = std::mem::take(&mut self.partial);
+                line.push(b'\n');
+                return Some(self.frame(&line));
+            }
+            return None;
+        };
+        let (complete, rest) = data.split_at(last_nl + 1);
+        let out = if self.partial.is_empty() {
+            self.frame(complete)
+        } else {
+            let mut joined = std::mem::take(&mut self.partial);
+            joined.extend_from_slice(complete);
+            self.frame(&joined)
+        };
+        self.partial.extend_from_slice(rest);
+        Some(out)
+    }
+
+    fn finish(&mut self) -> Option<(Bytes, u64)> {
+        if self.partial.is_empty() {
+            return None;
+        }
+        let mut line = std::mem::take(&mut self.partial);
+        line.push(b'\n');
+        Some(self.frame(&line))
+    }
+
+    /// `lines` ends in '\n'.
+    fn frame(&self, lines: &[u8]) -> (Bytes, u64) {
+        let ts = stamp();
+        let count = lines.iter().filter(|&&b| b == b'\n').count();
+        let mut out = BytesMut::with_capacity(lines.len() + count * ts.len());
+        for line in lines.split_inclusive(|&b| b == b'\n') {
+            out.put_slice(ts.as_bytes());
+            out.put_slice(line);
+        }
+        (out.freeze(), count as u64)
+    }
+}
+
+struct Queue {
+    shared: Arc<StreamShared>,
+    writer: std_mpsc::Sender<WriterMsg>,
+    events: mpsc::Sender<Event>,
+    /// Dropped since the last report.
+    dropped_pending: u64,
+}
+
+impl Queue {
+    fn push(&mut self, chunk: Bytes, lines: u64) {
+        let queued = self.shared.in_flight.load(Ordering::Acquire);
+        if queued + chunk.len() > IN_FLIGHT_LIMIT {
+            self.dropped_pending += lines;
+            self.shared.dropped_total.fetch_add(lines, Ordering::Relaxed);
+            return;
+        }
+        let chunk = if self.dropped_pending > 0 {
+            let marker = format!("{}[upkeep] {} lines dropped: the service wrote faster than its log could be written\n", stamp(), self.dropped_pending);
+            self.report_drops();
+            let mut joined = BytesMut::from(marker.as_bytes());
+            joined.extend_from_slice(&chunk);
+            joined.freeze()
+        } else {
+            chunk
+        };
+        self.shared.in_flight.fetch_add(chunk.len(), Ordering::AcqRel);
+        let _ = self.writer.send(WriterMsg::Write { shared: self.shared.clone(), data: chunk });
+    }
+
+    fn report_drops(&mut self) {
+        if self.dropped_pending == 0 {
+            return;
+        }
+        let kind = EventKind::LogLinesDropped { stream: self.shared.stream.as_str().into(), lines: self.dropped_pending };
+        // try_send: this task must never wait on anyone but the pipe.
+        let _ = self.events.try_send(Event::now(&self.shared.name, kind));
+        self.dropped_pending = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(b: &Bytes) -> String {
+        // Drop the 25-byte timestamps to compare content.
+        String::from_utf8_lossy(b).lines().map(|l| &l[25..]).collect::<Vec<_>>().join("|")
+    }
+
+    #[test]
+    fn frames_lines_across_reads() {
+        let mut f = Framer::default();
+        assert!(f.push(b"hel").is_none());
+        let (out, n) = f.push(b"lo\nwor").unwrap();
+        assert_eq!((text(&out), n), ("hello".into(), 1));
+        let (out, n) = f.push(b"ld\na\nb\n").unwrap();
+        assert_eq!((text(&out), n), ("world|a|b".into(), 3));
+        f.push(b"tail");
+        assert_eq!(text(&f.finish().unwrap().0), "tail");
+        assert!(f.finish().is_none());
+    }
+
+    #[test]
+    fn cuts_endless_lines() {
+        let mut f = Framer::default();
+        let (out, n) = f.push(&vec![b'x'; MAX_LINE]).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(out.len(), MAX_LINE + 1 + 25);
+    }
+}

@@ -1,0 +1,203 @@
+//! Log capture: each service's stdout and stderr, line by line with timestamps, into files
+//! under `<data_dir>/logs/`, rotated by size.
+//!
+//! A service must never be slowed by logging. One async reader per pipe reads as fast as the
+//! child writes and hands whole chunks of timestamped lines to one writer thread (file writes
+//! are blocking calls, so they stay off the runtime). Each stream may have at most
+//! [`IN_FLIGHT_LIMIT`] bytes queued; past that the reader drops lines, counts them, writes a
+//! marker line once the writer catches up, and reports a `LogLinesDropped` event: counted,
+//! never a stall.
+//!
+//! Layout: `capture.rs` (pipe readers), `writer.rs` (writer thread, rotation, gzip), and here
+//! the [`LogHub`] that both share, plus `tail` for `upkeep logs`.
+
+mod capture;
+mod writer;
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, mpsc};
+use upkeep_config::LogConfig;
+use upkeep_core::{Event, ServiceName};
+
+use writer::WriterMsg;
+
+/// Bytes one stream may have queued for the writer before its lines are dropped.
+pub(crate) const IN_FLIGHT_LIMIT: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+    fn suffix(&self) -> &'static str {
+        match self {
+            Stream::Stdout => "out",
+            Stream::Stderr => "err",
+        }
+    }
+}
+
+/// What a reader and the writer share about one stream.
+pub(crate) struct StreamShared {
+    pub name: ServiceName,
+    pub stream: Stream,
+    /// Bytes handed to the writer and not yet written. Reader adds, writer subtracts.
+    pub in_flight: AtomicUsize,
+    /// Lines dropped since the daemon started.
+    pub dropped_total: AtomicU64,
+    /// Live copy of written bytes for `upkeep logs -f`; sent to only while someone listens.
+    pub follow: broadcast::Sender<Bytes>,
+}
+
+#[derive(Clone)]
+pub struct LogHub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    writer: std_mpsc::Sender<WriterMsg>,
+    streams: Mutex<HashMap<(ServiceName, Stream), Arc<StreamShared>>>,
+    events: mpsc::Sender<Event>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl LogHub {
+    /// Starts the writer thread. Files go to `dir`; dropped-line reports go to `events`.
+    pub fn start(dir: PathBuf, events: mpsc::Sender<Event>) -> std::io::Result<LogHub> {
+        std::fs::create_dir_all(&dir)?;
+        let (tx, rx) = std_mpsc::channel();
+        let thread = std::thread::Builder::new().name("upkeep-logs".into()).spawn(move || writer::run(rx))?;
+        Ok(LogHub {
+            inner: Arc::new(Inner {
+                dir,
+                writer: tx,
+                streams: Mutex::new(HashMap::new()),
+                events,
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    pub fn path(&self, name: &ServiceName, stream: Stream) -> PathBuf {
+        self.inner.dir.join(format!("{name}.{}.log", stream.suffix()))
+    }
+
+    /// Sets (or changes, on reload) the rotation rules of a service's two files.
+    pub fn configure(&self, name: &ServiceName, cfg: &LogConfig) {
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let shared = self.shared(name, stream);
+            let path = self.path(name, stream);
+            let _ = self.inner.writer.send(WriterMsg::Configure { shared, path, cfg: cfg.clone() });
+        }
+    }
+
+    /// Starts a reader for one pipe of a freshly spawned process.
+    pub(crate) fn capture(&self, name: &ServiceName, stream: Stream, fd: OwnedFd) {
+        let shared = self.shared(name, stream);
+        let writer = self.inner.writer.clone();
+        let events = self.inner.events.clone();
+        tokio::spawn(capture::run(fd, shared, writer, events));
+    }
+
+    /// A receiver of every chunk written to a stream from now on.
+    pub fn subscribe(&self, name: &ServiceName, stream: Stream) -> broadcast::Receiver<Bytes> {
+        self.shared(name, stream).follow.subscribe()
+    }
+
+    /// Lines dropped so far for one stream.
+    pub fn dropped(&self, name: &ServiceName, stream: Stream) -> u64 {
+        self.shared(name, stream).dropped_total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn shared(&self, name: &ServiceName, stream: Stream) -> Arc<StreamShared> {
+        let mut streams = self.inner.streams.lock().expect("log streams poisoned");
+        streams
+            .entry((name.clone(), stream))
+            .or_insert_with(|| {
+                Arc::new(StreamShared {
+                    name: name.clone(),
+                    stream,
+                    in_flight: AtomicUsize::new(0),
+                    dropped_total: AtomicU64::new(0),
+                    follow: broadcast::channel(1024).0,
+                })
+            })
+            .clone()
+    }
+
+    /// Writes everything queued so far and stops the writer thread. Blocking: call from
+    /// `spawn_blocking` or after the runtime's work is done.
+    pub fn shutdown(&self) {
+        let (tx, rx) = std_mpsc::sync_channel(1);
+        if self.inner.writer.send(WriterMsg::Shutdown(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+        if let Some(t) = self.inner.thread.lock().expect("log thread poisoned").take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The last `n` lines of the file at `path` (blocking: call from `spawn_blocking`).
+pub fn tail(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let mut start = len;
+    let mut buf: Vec<u8> = Vec::new();
+    const BLOCK: u64 = 64 * 1024;
+    loop {
+        let newlines = buf.iter().filter(|&&b| b == b'\n').count();
+        // n lines need n+1 newlines in view (the one ending the line before), unless at start.
+        if newlines > n || start == 0 {
+            break;
+        }
+        let from = start.saturating_sub(BLOCK);
+        let mut block = vec![0; (start - from) as usize];
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut block)?;
+        block.extend_from_slice(&buf);
+        buf = block;
+        start = from;
+    }
+    let ends: Vec<usize> = buf.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i).collect();
+    let cut = if ends.len() > n { ends[ends.len() - n - 1] + 1 } else { 0 };
+    Ok(buf.split_off(cut))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_returns_the_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.log");
+        let text: String = (0..100_000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&p, &text).unwrap();
+        assert_eq!(tail(&p, 2).unwrap(), b"line 99998\nline 99999\n");
+        assert_eq!(tail(&p, 0).unwrap(), b"");
+        std::fs::write(&p, "a\nb\n").unwrap();
+        assert_eq!(tail(&p, 10).unwrap(), b"a\nb\n");
+        assert_eq!(tail(&dir.path().join("missing"), 3).unwrap(), b"");
+    }
+}

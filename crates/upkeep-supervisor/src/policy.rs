@@ -1,0 +1,155 @@
+//! The restart policy: whether and when a service that exited runs again. Pure: time comes in as
+//! arguments, so every rule is tested on made-up instants.
+//!
+//! - The first restart after a healthy run is immediate: a crash costs what a fork costs.
+//! - Each further restart waits `backoff_min × 2^(n-2)`, capped at `backoff_max`, ±20% jitter
+//!   (so services that crashed together do not restart in lockstep).
+//! - A run of at least `min_uptime` resets the backoff.
+//! - More than `max_restarts` restarts within `window` is a crash loop: the service is failed
+//!   and nothing restarts it until an operator acts.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use upkeep_config::{RestartPolicy, ServiceConfig};
+use upkeep_core::ExitStatus;
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Decision {
+    Restart { attempt: u32, delay: Duration },
+    Failed { restarts: u32 },
+    /// The policy does not restart this exit.
+    Exit,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RestartTracker {
+    /// Restarts since the last healthy run (drives the backoff).
+    attempt: u32,
+    /// When recent restarts happened (drives the crash-loop limit).
+    recent: VecDeque<Instant>,
+    /// Restarts by policy since the operator last started the service (shown by `ls`).
+    pub total: u32,
+}
+
+impl RestartTracker {
+    /// `jitter` is a number in [0, 1) from the caller's random source.
+    pub fn on_exit(
+        &mut self,
+        cfg: &ServiceConfig,
+        status: ExitStatus,
+        uptime: Duration,
+        now: Instant,
+        jitter: f64,
+    ) -> Decision {
+        match cfg.restart {
+            RestartPolicy::Never => return Decision::Exit,
+            RestartPolicy::OnFailure if status.success() => return Decision::Exit,
+            _ => {}
+        }
+        if uptime >= cfg.min_uptime {
+            self.attempt = 0;
+        }
+        while self.recent.front().is_some_and(|t| now.duration_since(*t) > cfg.window) {
+            self.recent.pop_front();
+        }
+        if self.recent.len() as u32 >= cfg.max_restarts {
+            return Decision::Failed { restarts: self.recent.len() as u32 };
+        }
+        self.recent.push_back(now);
+        self.attempt += 1;
+        self.total += 1;
+        Decision::Restart { attempt: self.attempt, delay: backoff(cfg, self.attempt, jitter) }
+    }
+
+    /// An operator started the service: a fresh start, with no memory of earlier crashes.
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
+fn backoff(cfg: &ServiceConfig, attempt: u32, jitter: f64) -> Duration {
+    if attempt <= 1 || cfg.backoff_min.is_zero() {
+        return Duration::ZERO;
+    }
+    let exp = (attempt - 2).min(30);
+    let base = cfg.backoff_min.saturating_mul(1 << exp).min(cfg.backoff_max);
+    base.mul_f64(0.8 + 0.4 * jitter).min(cfg.backoff_max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(restart: RestartPolicy) -> ServiceConfig {
+        let toml = format!(
+            "[services.x]\ncommand = \"true\"\nrestart = \"{}\"\nbackoff_min = \"100ms\"\nbackoff_max = \"1s\"\nmax_restarts = 5\nwindow = \"60s\"\nmin_uptime = \"5s\"\n",
+            restart.as_str()
+        );
+        let c = upkeep_config::parse(std::path::Path::new("/tmp/x.toml"), &toml).unwrap();
+        c.services.into_values().next().unwrap()
+    }
+
+    const FAIL: ExitStatus = ExitStatus { code: Some(1), signal: None };
+    const OK: ExitStatus = ExitStatus { code: Some(0), signal: None };
+    const KILLED: ExitStatus = ExitStatus { code: None, signal: Some(9) };
+
+    #[test]
+    fn policies_decide_which_exits_restart() {
+        let now = Instant::now();
+        let short = Duration::from_millis(10);
+        let mut t = RestartTracker::default();
+        assert_eq!(t.on_exit(&cfg(RestartPolicy::Never), KILLED, short, now, 0.5), Decision::Exit);
+        assert_eq!(t.on_exit(&cfg(RestartPolicy::OnFailure), OK, short, now, 0.5), Decision::Exit);
+        assert!(matches!(t.on_exit(&cfg(RestartPolicy::OnFailure), FAIL, short, now, 0.5), Decision::Restart { .. }));
+        assert!(matches!(t.on_exit(&cfg(RestartPolicy::Always), OK, short, now, 0.5), Decision::Restart { .. }));
+    }
+
+    #[test]
+    fn first_restart_is_immediate_then_delays_double_to_the_cap_then_crash_loop() {
+        let c = cfg(RestartPolicy::Always);
+        let mut t = RestartTracker::default();
+        let mut now = Instant::now();
+        let mut delays = vec![];
+        loop {
+            match t.on_exit(&c, FAIL, Duration::from_millis(1), now, 0.5) {
+                Decision::Restart { delay, .. } => delays.push(delay.as_millis()),
+                Decision::Failed { restarts } => {
+                    assert_eq!(restarts, 5);
+                    break;
+                }
+                Decision::Exit => unreachable!(),
+            }
+            now += Duration::from_millis(10);
+        }
+        assert_eq!(delays, [0, 100, 200, 400, 800]);
+    }
+
+    #[test]
+    fn jitter_stays_within_twenty_percent_and_the_cap() {
+        let c = cfg(RestartPolicy::Always);
+        assert_eq!(backoff(&c, 2, 0.0).as_millis(), 80);
+        assert_eq!(backoff(&c, 2, 0.999).as_millis(), 119);
+        assert_eq!(backoff(&c, 20, 0.999), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_healthy_run_resets_backoff_and_old_restarts_leave_the_window() {
+        let c = cfg(RestartPolicy::Always);
+        let mut t = RestartTracker::default();
+        let start = Instant::now();
+        for i in 0..4 {
+            t.on_exit(&c, FAIL, Duration::ZERO, start + Duration::from_secs(i), 0.5);
+        }
+        // Ran 10 s (over min_uptime): backoff starts again from an immediate restart.
+        assert_eq!(
+            t.on_exit(&c, FAIL, Duration::from_secs(10), start + Duration::from_secs(14), 0.5),
+            Decision::Restart { attempt: 1, delay: Duration::ZERO }
+        );
+        // 61 s later the earlier restarts are out of the window: no crash loop.
+        let later = start + Duration::from_secs(80);
+        assert!(matches!(t.on_exit(&c, FAIL, Duration::ZERO, later, 0.5), Decision::Restart { .. }));
+        assert_eq!(t.total, 6);
+    }
+}

@@ -1,0 +1,98 @@
+//! Reading /proc: process start times (to recognise our own processes after a daemon restart)
+//! and CPU and memory per process group (for `upkeep ls`).
+
+use std::collections::HashMap;
+
+/// Fields of /proc/PID/stat we use. The command name (field 2) may hold spaces and
+/// parentheses, so fields are counted from the last `)`.
+struct Stat {
+    state: char,
+    pgrp: u32,
+    ticks: u64,
+    start_ticks: u64,
+    rss_pages: u64,
+}
+
+fn read_stat(pid: u32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+fn parse_stat(text: &str) -> Option<Stat> {
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // After the name: state(3) ppid(4) pgrp(5) ... utime(14) stime(15) ... starttime(22) vsize(23) rss(24)
+    let at = |field: usize| f.get(field - 3).copied();
+    Some(Stat {
+        state: at(3)?.chars().next()?,
+        pgrp: at(5)?.parse().ok()?,
+        ticks: at(14)?.parse::<u64>().ok()? + at(15)?.parse::<u64>().ok()?,
+        start_ticks: at(22)?.parse().ok()?,
+        rss_pages: at(24)?.parse().ok()?,
+    })
+}
+
+/// The start time of `pid` in clock ticks after boot, or None if it does not exist.
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    read_stat(pid).map(|s| s.start_ticks)
+}
+
+fn all_pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+}
+
+/// Members of group `pgid` that are not zombies.
+pub fn group_live_members(pgid: u32) -> usize {
+    all_pids().filter_map(read_stat).filter(|s| s.pgrp == pgid && s.state != 'Z').count()
+}
+
+/// CPU ticks, resident bytes and process count of one group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupUsage {
+    pub ticks: u64,
+    pub rss_bytes: u64,
+    pub processes: u32,
+}
+
+/// Usage of every process group in `pgids`, in one pass over /proc.
+pub fn group_usage(pgids: &[u32]) -> HashMap<u32, GroupUsage> {
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u64;
+    let mut out: HashMap<u32, GroupUsage> = HashMap::new();
+    for stat in all_pids().filter_map(read_stat) {
+        if stat.state != 'Z' && pgids.contains(&stat.pgrp) {
+            let u = out.entry(stat.pgrp).or_default();
+            u.ticks += stat.ticks;
+            u.rss_bytes += stat.rss_pages * page;
+            u.processes += 1;
+        }
+    }
+    out
+}
+
+/// Clock ticks per second (USER_HZ), for turning tick deltas into CPU %.
+pub fn ticks_per_second() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_with_spaces_and_parens() {
+        let line = "1234 (my (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 98765 1000000 250 18446744073709551615";
+        let s = parse_stat(line).unwrap();
+        assert_eq!((s.state, s.pgrp, s.ticks, s.start_ticks, s.rss_pages), ('S', 1234, 10, 98765, 250));
+    }
+
+    #[test]
+    fn reads_our_own_process() {
+        let me = std::process::id();
+        assert!(start_ticks(me).is_some());
+        let pgid = nix::unistd::getpgrp().as_raw() as u32;
+        assert!(group_usage(&[pgid])[&pgid].processes >= 1);
+    }
+}

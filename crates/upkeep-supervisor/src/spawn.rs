@@ -1,0 +1,50 @@
+//! From a [`ServiceConfig`] to a running process group.
+//!
+//! std's `Command` (not tokio's: its exits would race the reaper's `waitpid(-1)`) with
+//! `process_group(0)`, which std turns into `posix_spawn` with `POSIX_SPAWN_SETPGROUP`
+//! (vfork-fast) unless a user switch forces a plain fork.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use tokio::sync::oneshot;
+use upkeep_config::ServiceConfig;
+use upkeep_core::{ExitStatus, ServiceName};
+
+use crate::reaper::Reaper;
+
+pub(crate) struct Spawned {
+    pub pid: u32,
+    pub start_ticks: u64,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    pub exit: oneshot::Receiver<ExitStatus>,
+}
+
+pub(crate) fn spawn(reaper: &Reaper, name: &ServiceName, cfg: &ServiceConfig) -> std::io::Result<Spawned> {
+    let mut cmd = Command::new(&cfg.program.path);
+    cmd.arg0(&cfg.program.argv[0])
+        .args(&cfg.program.argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .env("UPKEEP_SERVICE", name.as_str());
+    if let Some(dir) = &cfg.cwd {
+        cmd.current_dir(dir);
+    }
+    if let Some(user) = &cfg.user {
+        cmd.uid(user.uid).gid(user.gid).env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name);
+    }
+    cmd.envs(cfg.env.iter().map(|(k, v)| (k, v)));
+    let (mut child, exit) = reaper.spawn(&mut cmd)?;
+    let pid = child.id();
+    let stdout = child.stdout.take().expect("stdout is piped").into();
+    let stderr = child.stderr.take().expect("stderr is piped").into();
+    // The process exists until the reaper collects it, so /proc has it (0 only if it already
+    // exited; a stored 0 never matches a live process).
+    let start_ticks = crate::procfs::start_ticks(pid).unwrap_or(0);
+    // `child` is dropped without waiting: the reaper owns its exit.
+    Ok(Spawned { pid, start_ticks, stdout, stderr, exit })
+}

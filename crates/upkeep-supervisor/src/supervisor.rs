@@ -1,0 +1,295 @@
+//! [`Supervisor`]: one task per managed service, owning its process group.
+//!
+//! The task waits on four things and nothing else: a command from the daemon, the exit of its
+//! process (handed over by the reaper the moment it is reaped), the end of a backoff delay, and
+//! shutdown. It never polls.
+//!
+//! On an exit it first stops whatever is left of the group (a kill -9 of npm must not leave node
+//! holding the port), then asks the restart policy, restarts, and only then sends the events:
+//! event writes never sit on the restart path.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+use upkeep_config::ServiceConfig;
+use upkeep_core::{Actor, Event, EventKind, ExitStatus, ServiceName};
+
+use crate::group::{group_exists, stop_group};
+use crate::logs::{LogHub, Stream};
+use crate::policy::{Decision, RestartTracker};
+use crate::reaper::Reaper;
+
+/// Requests to a supervisor. `done` is answered when the request has been carried out.
+#[derive(Debug)]
+pub enum SupervisorCommand {
+    Start { by: Actor, done: Option<oneshot::Sender<()>> },
+    Stop { by: Actor, done: Option<oneshot::Sender<()>> },
+    Restart { by: Actor, done: Option<oneshot::Sender<()>> },
+    /// A reload changed this service's definition: take it, and restart if running.
+    Reconfigure(Box<ServiceConfig>),
+}
+
+/// The daemon's side of a supervisor.
+#[derive(Clone, Debug)]
+pub struct SupervisorHandle {
+    commands: mpsc::Sender<SupervisorCommand>,
+    /// Cancels this one supervisor (service removed); it stops its group first.
+    cancel: CancellationToken,
+}
+
+impl SupervisorHandle {
+    /// Sends `make(done)` and waits until the supervisor has carried it out.
+    pub async fn request(&self, make: impl FnOnce(Option<oneshot::Sender<()>>) -> SupervisorCommand) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(make(Some(tx))).await.is_err() {
+            return false;
+        }
+        rx.await.is_ok()
+    }
+
+    pub async fn reconfigure(&self, cfg: ServiceConfig) {
+        let _ = self.commands.send(SupervisorCommand::Reconfigure(Box::new(cfg))).await;
+    }
+
+    /// Stops the service for good (removed from config, or daemon shutdown of one service).
+    pub fn remove(&self) {
+        self.cancel.cancel();
+    }
+}
+
+struct Running {
+    pid: u32,
+    started: Instant,
+    exit: oneshot::Receiver<ExitStatus>,
+}
+
+pub struct Supervisor {
+    name: ServiceName,
+    cfg: ServiceConfig,
+    reaper: Reaper,
+    logs: LogHub,
+    events: mpsc::Sender<Event>,
+    commands: mpsc::Receiver<SupervisorCommand>,
+    running: Option<Running>,
+    restart_at: Option<Instant>,
+    tracker: RestartTracker,
+}
+
+enum Wake {
+    Cancelled,
+    Command(Option<SupervisorCommand>),
+    Exited(ExitStatus),
+    BackoffOver,
+}
+
+impl Supervisor {
+    /// Starts the supervisor of `name` on `tasks`; `start` says whether to run it now.
+    /// Cancelling `cancel` stops its process group and ends the task.
+    #[allow(clippy::too_many_arguments)]
+    pub fn spawn(
+        name: ServiceName,
+        cfg: ServiceConfig,
+        start: bool,
+        reaper: Reaper,
+        logs: LogHub,
+        events: mpsc::Sender<Event>,
+        cancel: CancellationToken,
+        tasks: &TaskTracker,
+    ) -> SupervisorHandle {
+        let (tx, rx) = mpsc::channel(32);
+        logs.configure(&name, &cfg.log);
+        let span = tracing::info_span!("supervisor", service = %name);
+        let sup = Supervisor {
+            name,
+            cfg,
+            reaper,
+            logs,
+            events,
+            commands: rx,
+            running: None,
+            restart_at: None,
+            tracker: RestartTracker::default(),
+        };
+        let token = cancel.clone();
+        tasks.spawn(sup.run(token, start).instrument(span));
+        SupervisorHandle { commands: tx, cancel }
+    }
+
+    async fn run(mut self, cancel: CancellationToken, start: bool) {
+        if start {
+            self.start(Actor::Upkeep).await;
+        }
+        loop {
+            let wake = {
+                let exit = async {
+                    match self.running.as_mut() {
+                        // The reaper never drops a registered sender unreaped; treat it as unknown.
+                        Some(r) => (&mut r.exit).await.unwrap_or(ExitStatus { code: None, signal: None }),
+                        None => std::future::pending().await,
+                    }
+                };
+                let backoff = async {
+                    match self.restart_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => Wake::Cancelled,
+                    status = exit => Wake::Exited(status),
+                    cmd = self.commands.recv() => Wake::Command(cmd),
+                    _ = backoff => Wake::BackoffOver,
+                }
+            };
+            match wake {
+                Wake::Cancelled | Wake::Command(None) => break,
+                Wake::Exited(status) => self.on_exit(status).await,
+                Wake::BackoffOver => {
+                    self.restart_at = None;
+                    self.spawn_and_report(Actor::Upkeep, Vec::new()).await;
+                }
+                Wake::Command(Some(cmd)) => self.handle(cmd).await,
+            }
+        }
+        self.stop(Actor::Upkeep).await;
+    }
+
+    async fn handle(&mut self, cmd: SupervisorCommand) {
+        match cmd {
+            SupervisorCommand::Start { by, done } => {
+                self.start(by).await;
+                ack(done);
+            }
+            SupervisorCommand::Stop { by, done } => {
+                self.stop(by).await;
+                ack(done);
+            }
+            SupervisorCommand::Restart { by, done } => {
+                self.emit(vec![EventKind::RestartRequested { by }]).await;
+                self.stop_process(by).await;
+                self.tracker.reset();
+                self.restart_at = None;
+                self.spawn_and_report(by, Vec::new()).await;
+                ack(done);
+            }
+            SupervisorCommand::Reconfigure(cfg) => {
+                self.cfg = *cfg;
+                self.logs.configure(&self.name, &self.cfg.log);
+                if self.running.is_some() {
+                    self.stop_process(Actor::Upkeep).await;
+                    self.tracker.reset();
+                    self.spawn_and_report(Actor::Upkeep, Vec::new()).await;
+                }
+            }
+        }
+    }
+
+    /// Starts the service unless it runs; a fresh start forgets earlier crashes.
+    async fn start(&mut self, by: Actor) {
+        if self.running.is_some() {
+            return;
+        }
+        self.tracker.reset();
+        self.restart_at = None;
+        self.spawn_and_report(by, Vec::new()).await;
+    }
+
+    /// Stops the service (if running) and leaves it stopped.
+    async fn stop(&mut self, by: Actor) {
+        self.restart_at = None;
+        self.stop_process(by).await;
+        self.emit(vec![EventKind::Stopped { by }]).await;
+    }
+
+    /// Stops the running process group: stop signal, `stop_timeout`, SIGKILL.
+    async fn stop_process(&mut self, by: Actor) {
+        let Some(run) = self.running.take() else { return };
+        self.emit(vec![EventKind::Stopping { by }]).await;
+        let outcome = stop_group(&self.reaper, run.pid, self.cfg.stop_signal, self.cfg.stop_timeout).await;
+        if outcome.lingering {
+            tracing::warn!(pgid = run.pid, "processes of the group survive SIGKILL (uninterruptible sleep?)");
+        }
+        // Once the group is gone the leader has been reaped, so its status is waiting for us.
+        let status = tokio::time::timeout(Duration::from_millis(200), run.exit)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(ExitStatus { code: None, signal: None });
+        let uptime_ms = run.started.elapsed().as_millis() as u64;
+        self.emit(vec![EventKind::Exited { pid: run.pid, status, uptime_ms }]).await;
+    }
+
+    /// The main process exited on its own (crash, kill, or a normal end).
+    async fn on_exit(&mut self, status: ExitStatus) {
+        let run = self.running.take().expect("on_exit only fires while running");
+        let uptime = run.started.elapsed();
+        let mut events = vec![EventKind::Exited { pid: run.pid, status, uptime_ms: uptime.as_millis() as u64 }];
+        // Whatever is left of the group would hold ports and files: stop it first.
+        if group_exists(run.pid) {
+            let o = stop_group(&self.reaper, run.pid, self.cfg.stop_signal, self.cfg.stop_timeout).await;
+            events.push(EventKind::GroupCleaned { signalled: o.signalled, killed: o.killed });
+        }
+        self.after_exit(status, uptime, events).await;
+    }
+
+    /// Applies the restart policy to an exit (or a failed spawn) and reports.
+    async fn after_exit(&mut self, status: ExitStatus, uptime: Duration, mut events: Vec<EventKind>) {
+        match self.tracker.on_exit(&self.cfg, status, uptime, Instant::now(), fastrand::f64()) {
+            Decision::Restart { attempt, delay } => {
+                events.push(EventKind::RestartScheduled { attempt, delay_ms: delay.as_millis() as u64 });
+                if delay.is_zero() {
+                    Box::pin(self.spawn_and_report(Actor::Upkeep, events)).await;
+                } else {
+                    self.restart_at = Some(Instant::now() + delay);
+                    self.emit(events).await;
+                }
+            }
+            Decision::Failed { restarts } => {
+                tracing::warn!(restarts, "crash loop: service failed, waiting for an operator");
+                events.push(EventKind::Failed { restarts, window_ms: self.cfg.window.as_millis() as u64 });
+                self.emit(events).await;
+            }
+            Decision::Exit => self.emit(events).await,
+        }
+    }
+
+    /// Spawns the process, then sends `before` followed by what happened: the spawn comes first,
+    /// the reporting after.
+    async fn spawn_and_report(&mut self, by: Actor, mut before: Vec<EventKind>) {
+        match crate::spawn::spawn(&self.reaper, &self.name, &self.cfg) {
+            Ok(s) => {
+                self.running = Some(Running { pid: s.pid, started: Instant::now(), exit: s.exit });
+                self.logs.capture(&self.name, Stream::Stdout, s.stdout);
+                self.logs.capture(&self.name, Stream::Stderr, s.stderr);
+                before.push(EventKind::Started { pid: s.pid, start_ticks: s.start_ticks, by });
+                self.emit(before).await;
+            }
+            Err(e) => {
+                let error = format!("cannot start {}: {e}", self.cfg.program.path.display());
+                tracing::warn!(%error, "spawn failed");
+                before.push(EventKind::SpawnFailed { error });
+                // Like a crash at once: the policy backs off and, if it persists, fails it.
+                let status = ExitStatus { code: Some(127), signal: None };
+                Box::pin(self.after_exit(status, Duration::ZERO, before)).await;
+            }
+        }
+    }
+
+    async fn emit(&self, kinds: Vec<EventKind>) {
+        for kind in kinds {
+            // A closed channel means the daemon is shutting down; the process work is done.
+            let _ = self.events.send(Event::now(&self.name, kind)).await;
+        }
+    }
+}
+
+fn ack(done: Option<oneshot::Sender<()>>) {
+    if let Some(d) = done {
+        let _ = d.send(());
+    }
+}
