@@ -1,1 +1,14 @@
-//! placeholder
+//! The JSON API: served over the daemon's Unix socket now, over TCP with the status page and
+//! `/metrics` later (issue 5 and 10).
+//!
+//! Web does not own any state: every handler asks a [`Control`], which the daemon implements
+//! by reading state and the store and by sending commands to supervisors. So this crate depends
+//! on nothing but `upkeep-core`, and a test can serve the router over any `Control`.
+//!
+//! Layout: `api.rs` (routes and handlers), `error.rs` ([`ApiError`], the one error answer).
+
+mod api;
+mod error;
+
+pub use api::{Action, Control, Target, router, serve_unix};
+pub use error::ApiError;

@@ -1,0 +1,202 @@
+//! The SQLite backend: one file in the data dir, WAL mode, migrations embedded in the binary.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use upkeep_core::api::StoredEvent;
+use upkeep_core::{Desired, Event, EventKind, ServiceName};
+
+use crate::{Error, ServiceRecord, Store};
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |source| Error::Query { what, source }
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Self, Error> {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(|source| Error::Open { path: path.display().to_string(), source })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode: a power cut may lose the last commits, never corrupt the file.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        // Two connections: the event writer and one reader for API queries. SQLite serialises
+        // writers anyway, and each connection costs a thread and a page cache.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(opts)
+            .await
+            .map_err(|source| Error::Open { path: path.display().to_string(), source })?;
+        sqlx::migrate!("./migrations").run(&pool).await.map_err(Error::Migrate)?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn append(&self, events: &[Event]) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await.map_err(q("begin"))?;
+        for e in events {
+            let detail = serde_json::to_string(&e.kind).expect("events serialise");
+            sqlx::query("INSERT INTO events (at_ms, service, kind, intervention, detail) VALUES (?, ?, ?, ?, ?)")
+                .bind(e.at.as_millisecond())
+                .bind(e.service.as_ref().map(ServiceName::as_str))
+                .bind(e.kind.tag())
+                .bind(e.kind.is_intervention())
+                .bind(detail)
+                .execute(&mut *tx)
+                .await
+                .map_err(q("insert event"))?;
+            let Some(service) = &e.service else { continue };
+            let running = match &e.kind {
+                EventKind::Started { pid, start_ticks, .. } => Some((Some(*pid as i64), Some(*start_ticks as i64))),
+                EventKind::Exited { .. } | EventKind::StaleStopped { .. } => Some((None, None)),
+                _ => None,
+            };
+            if let Some((pid, ticks)) = running {
+                sqlx::query(
+                    "INSERT INTO services (name, pid, start_ticks, updated_ms) VALUES (?, ?, ?, ?)
+                     ON CONFLICT (name) DO UPDATE SET pid = excluded.pid, start_ticks = excluded.start_ticks, updated_ms = excluded.updated_ms",
+                )
+                .bind(service.as_str())
+                .bind(pid)
+                .bind(ticks)
+                .bind(e.at.as_millisecond())
+                .execute(&mut *tx)
+                .await
+                .map_err(q("record running process"))?;
+            }
+        }
+        tx.commit().await.map_err(q("commit events"))
+    }
+
+    async fn events(&self, service: Option<&ServiceName>, limit: u32) -> Result<Vec<StoredEvent>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, at_ms, service, kind, intervention, detail FROM events
+             WHERE (?1 IS NULL OR service = ?1) ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(service.map(ServiceName::as_str))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select events"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let mut detail: serde_json::Value =
+                    serde_json::from_str(r.get::<&str, _>("detail")).unwrap_or(serde_json::Value::Null);
+                if let Some(o) = detail.as_object_mut() {
+                    o.remove("kind");
+                }
+                StoredEvent {
+                    id: r.get("id"),
+                    at: jiff::Timestamp::from_millisecond(r.get("at_ms")).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+                    service: r.get::<Option<String>, _>("service").and_then(|s| ServiceName::new(s).ok()),
+                    kind: r.get("kind"),
+                    intervention: r.get("intervention"),
+                    detail,
+                }
+            })
+            .collect())
+    }
+
+    async fn set_desired(&self, service: &ServiceName, desired: Desired) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO services (name, desired, updated_ms) VALUES (?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET desired = excluded.desired, updated_ms = excluded.updated_ms",
+        )
+        .bind(service.as_str())
+        .bind(desired.as_str())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(q("set desired state"))?;
+        Ok(())
+    }
+
+    async fn services(&self) -> Result<Vec<ServiceRecord>, Error> {
+        let rows = sqlx::query("SELECT name, desired, pid, start_ticks FROM services ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("select services"))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let name = ServiceName::new(r.get::<String, _>("name")).ok()?;
+                let desired = Desired::parse(r.get("desired")).unwrap_or(Desired::Running);
+                let pid: Option<i64> = r.get("pid");
+                let ticks: Option<i64> = r.get("start_ticks");
+                let running = pid.zip(ticks).map(|(p, t)| (p as u32, t as u64));
+                Some(ServiceRecord { name, desired, running })
+            })
+            .collect())
+    }
+
+    async fn save_revision(&self, path: &str, source: &str) -> Result<i64, Error> {
+        let row = sqlx::query("INSERT INTO config_revisions (applied_ms, path, source) VALUES (?, ?, ?) RETURNING id")
+            .bind(now_ms())
+            .bind(path)
+            .bind(source)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("insert config revision"))?;
+        Ok(row.get("id"))
+    }
+
+    async fn revision_count(&self) -> Result<i64, Error> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM config_revisions")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("count config revisions"))?;
+        Ok(row.get("n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use upkeep_core::{Actor, ExitStatus};
+
+    #[tokio::test]
+    async fn events_and_running_processes_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upkeep.db");
+        let web = ServiceName::new("web").unwrap();
+        {
+            let s = SqliteStore::open(&path).await.unwrap();
+            s.append(&[
+                Event::now(&web, EventKind::Started { pid: 10, start_ticks: 5, by: Actor::Upkeep }),
+                Event::now(&web, EventKind::Exited { pid: 10, status: ExitStatus { code: None, signal: Some(9) }, uptime_ms: 1 }),
+                Event::now(&web, EventKind::Started { pid: 11, start_ticks: 6, by: Actor::Operator }),
+            ])
+            .await
+            .unwrap();
+            s.set_desired(&web, Desired::Stopped).await.unwrap();
+            assert_eq!(s.save_revision("/x.toml", "a = 1").await.unwrap(), 1);
+        }
+        let s = SqliteStore::open(&path).await.unwrap();
+        let ev = s.events(Some(&web), 10).await.unwrap();
+        assert_eq!(ev.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["started", "exited", "started"]);
+        assert!(ev[0].intervention && !ev[2].intervention);
+        assert_eq!(ev[1].detail["status"]["signal"], 9);
+        assert_eq!(
+            s.services().await.unwrap(),
+            [ServiceRecord { name: web.clone(), desired: Desired::Stopped, running: Some((11, 6)) }]
+        );
+        assert_eq!(s.revision_count().await.unwrap(), 1);
+        assert!(s.events(Some(&ServiceName::new("other").unwrap()), 10).await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,184 @@
+//! Routes of the JSON API and their handlers. Handlers parse and check the request, call
+//! [`Control`], and shape the answer; they hold no logic of their own.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::extract::rejection::JsonRejection;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use upkeep_core::ServiceName;
+use upkeep_core::api::{ActionResult, AddService, Health, ReloadResult, ServiceDetail, ServiceInfo};
+
+use crate::ApiError;
+
+/// One service or every service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    All,
+    One(ServiceName),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl Action {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Restart => "restart",
+        }
+    }
+}
+
+/// What the API needs from the daemon.
+#[async_trait]
+pub trait Control: Send + Sync + 'static {
+    async fn health(&self) -> Health;
+    async fn services(&self) -> Result<Vec<ServiceInfo>, ApiError>;
+    async fn service(&self, name: &ServiceName) -> Result<ServiceDetail, ApiError>;
+    async fn act(&self, target: Target, action: Action) -> Result<ActionResult, ApiError>;
+    async fn reload(&self) -> Result<ReloadResult, ApiError>;
+    async fn add(&self, req: AddService) -> Result<ReloadResult, ApiError>;
+    /// The last `lines` lines of a service's stdout (or stderr).
+    async fn log_tail(&self, name: &ServiceName, stderr: bool, lines: usize) -> Result<Bytes, ApiError>;
+    /// Everything written to the log from now on.
+    fn log_follow(&self, name: &ServiceName, stderr: bool) -> Result<broadcast::Receiver<Bytes>, ApiError>;
+    /// Asks the daemon to stop its services and exit.
+    fn shutdown(&self);
+}
+
+#[derive(Clone)]
+struct AppState {
+    control: Arc<dyn Control>,
+    /// Ends long-lived responses (log follows) when the daemon shuts down.
+    cancel: CancellationToken,
+}
+
+pub fn router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/services", get(services).post(add))
+        .route("/api/services/{name}", get(service))
+        .route("/api/services/{name}/logs", get(logs))
+        .route("/api/services/{target}/{action}", post(act))
+        .route("/api/reload", post(reload))
+        .route("/api/shutdown", post(shutdown))
+        .with_state(AppState { control, cancel })
+}
+
+/// Serves the API on a Unix socket until `cancel`.
+pub async fn serve_unix(
+    listener: tokio::net::UnixListener,
+    control: Arc<dyn Control>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let app = router(control, cancel.clone());
+    axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await
+}
+
+fn parse_name(raw: &str) -> Result<ServiceName, ApiError> {
+    ServiceName::new(raw).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+async fn health(State(s): State<AppState>) -> Json<Health> {
+    Json(s.control.health().await)
+}
+
+async fn services(State(s): State<AppState>) -> Result<Json<Vec<ServiceInfo>>, ApiError> {
+    s.control.services().await.map(Json)
+}
+
+async fn service(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<ServiceDetail>, ApiError> {
+    s.control.service(&parse_name(&name)?).await.map(Json)
+}
+
+async fn act(
+    State(s): State<AppState>,
+    Path((target, action)): Path<(String, String)>,
+) -> Result<Json<ActionResult>, ApiError> {
+    let action = match action.as_str() {
+        "start" => Action::Start,
+        "stop" => Action::Stop,
+        "restart" => Action::Restart,
+        other => {
+            return Err(ApiError::BadRequest {
+                message: format!("unknown action `{other}`"),
+                hint: Some("use start, stop or restart".into()),
+            });
+        }
+    };
+    let target = if target == "all" { Target::All } else { Target::One(parse_name(&target)?) };
+    s.control.act(target, action).await.map(Json)
+}
+
+async fn reload(State(s): State<AppState>) -> Result<Json<ReloadResult>, ApiError> {
+    s.control.reload().await.map(Json)
+}
+
+async fn add(State(s): State<AppState>, body: Result<Json<AddService>, JsonRejection>) -> Result<Json<ReloadResult>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    s.control.add(req).await.map(Json)
+}
+
+async fn shutdown(State(s): State<AppState>) -> Json<serde_json::Value> {
+    s.control.shutdown();
+    Json(serde_json::json!({ "ok": true }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogQuery {
+    #[serde(default)]
+    stderr: bool,
+    #[serde(default = "default_lines")]
+    n: usize,
+    #[serde(default)]
+    follow: bool,
+}
+
+fn default_lines() -> usize {
+    50
+}
+
+async fn logs(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Body, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let name = parse_name(&name)?;
+    // Subscribe before reading the tail, so no line falls between the two (a line may show
+    // twice instead, which is the lesser harm).
+    let follow = if q.follow { Some(s.control.log_follow(&name, q.stderr)?) } else { None };
+    let tail = s.control.log_tail(&name, q.stderr, q.n).await?;
+    let Some(rx) = follow else { return Ok(Body::from(tail)) };
+    let first = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(tail) });
+    let cancel = s.cancel.clone();
+    let rest = futures_util::stream::unfold((rx, cancel), |(mut rx, cancel)| async move {
+        let item = tokio::select! {
+            _ = cancel.cancelled() => return None,
+            r = rx.recv() => r,
+        };
+        let bytes = match item {
+            Ok(b) => b,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                Bytes::from(format!("[upkeep] {n} chunks skipped: this reader fell behind\n"))
+            }
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(bytes), (rx, cancel)))
+    });
+    Ok(Body::from_stream(futures_util::StreamExt::chain(first, rest)))
+}

@@ -1,0 +1,92 @@
+//! `upkeep daemon`, `upkeep up` and `upkeep down`: running the daemon in the foreground, in the
+//! background, and stopping it.
+//!
+//! `up` starts `upkeep daemon` in a new session (setsid: no controlling terminal, so closing
+//! the SSH connection that ran it sends it nothing), with stdin from /dev/null and output to
+//! `<data_dir>/upkeep.log`, and returns once the daemon's socket answers.
+
+use std::os::unix::process::CommandExt;
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use upkeep_core::api::Health;
+use upkeep_core::i18n::{Msg, tr};
+
+use super::{ClientError, Global, runtime};
+
+pub fn daemon(g: &Global) -> Result<ExitCode> {
+    let config = g.load_config()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("UPKEEP_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    crate::daemon::run(config)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn up(g: &Global) -> Result<ExitCode> {
+    let config = g.load_config()?;
+    let data_dir = config.daemon.data_dir.clone();
+    let client = super::Client::new(&data_dir);
+    let rt = runtime()?;
+    if let Ok(h) = rt.block_on(client.get::<Health>("/api/health")) {
+        bail!(crate::daemon::StartError::AlreadyRunning(tr(Msg::DaemonAlready, &[&h.pid, &data_dir.display()])));
+    }
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let log_path = data_dir.join("upkeep.log");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+    let exe = std::env::current_exe().context("finding the upkeep binary")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("daemon").arg("-c").arg(&config.path).arg("--data-dir").arg(&data_dir);
+    cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+    }
+    let mut child = cmd.spawn().context("starting the daemon")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let log_tail = upkeep_supervisor::tail(&log_path, 15).unwrap_or_default();
+            bail!(
+                "the daemon exited at start ({status}); its log {} ends with:\n{}",
+                log_path.display(),
+                String::from_utf8_lossy(&log_tail)
+            );
+        }
+        if let Ok(h) = rt.block_on(client.get::<Health>("/api/health")) {
+            println!("{}", tr(Msg::DaemonStarted, &[&h.pid, &data_dir.display()]));
+            return Ok(ExitCode::SUCCESS);
+        }
+        if Instant::now() > deadline {
+            bail!("the daemon did not answer within 30s; see {}", log_path.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn down(g: &Global) -> Result<ExitCode> {
+    let data_dir = g.data_dir();
+    let client = super::Client::new(&data_dir);
+    let rt = runtime()?;
+    let pid = rt.block_on(client.get::<Health>("/api/health"))?.pid;
+    rt.block_on(client.post::<serde_json::Value>("/api/shutdown", None::<&()>))?;
+    // The daemon answers before it stops; wait until it is gone (its services stop first,
+    // each within its stop_timeout).
+    let alive = || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        if matches!(rt.block_on(client.get::<Health>("/api/health")), Err(ClientError::NoDaemon { .. })) && !alive() {
+            break;
+        }
+    }
+    if alive() {
+        bail!("the daemon (pid {pid}) is still running after 120s");
+    }
+    println!("{}", tr(Msg::DaemonStopped, &[]));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,356 @@
+//! The command line: parse arguments, run the command, print the result or the error.
+//!
+//! Most commands are thin clients of the daemon's API (`client.rs`); `daemon`, `up`, `down`
+//! (`lifecycle.rs`), `check`, `startup` and `export` work without one. Exit codes: 0 ok,
+//! 1 an operation failed (or no daemon runs), 2 usage or config error.
+
+mod client;
+mod lifecycle;
+mod output;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use http_body_util::BodyExt;
+use upkeep_core::api::{ActionResult, AddService, ReloadResult, ServiceDetail, ServiceInfo};
+use upkeep_core::i18n::{Msg, tr};
+
+pub use client::{Client, ClientError};
+
+#[derive(Parser, Debug)]
+#[command(name = "upkeep", version, about = "Keep services running, watch them, tell people.")]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Config file [default: $UPKEEP_CONFIG, ./upkeep.toml, ~/.config/upkeep/upkeep.toml, /etc/upkeep/upkeep.toml]
+    #[arg(short = 'c', long = "config", global = true, env = "UPKEEP_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data dir of the daemon to talk to [default: the config's daemon.data_dir]
+    #[arg(long, global = true, env = "UPKEEP_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon in the foreground (for systemd and containers)
+    Daemon,
+    /// Start the daemon in the background, detached from this terminal
+    Up,
+    /// Stop every service gracefully, then the daemon
+    Down,
+    /// List services
+    Ls(JsonFlag),
+    /// Show one service: details and last events
+    Status {
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Start a service (or `all`)
+    Start { target: String },
+    /// Stop a service (or `all`): stop signal to its whole process group, then SIGKILL
+    Stop { target: String },
+    /// Restart a service (or `all`)
+    Restart { target: String },
+    /// Show a service's log
+    Logs {
+        name: String,
+        /// Keep printing new lines
+        #[arg(short, long)]
+        follow: bool,
+        /// How many lines to show
+        #[arg(short = 'n', long = "lines", default_value_t = 50)]
+        lines: usize,
+        /// Show stderr instead of stdout
+        #[arg(long)]
+        stderr: bool,
+    },
+    /// Apply the config file again; only changed services restart
+    Reload(JsonFlag),
+    /// Validate a config file without a daemon
+    Check(JsonFlag),
+    /// Add a service to the config file (keeping its comments) and start it
+    Add {
+        name: String,
+        /// Working directory (relative to where you are)
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        /// always | on-failure | never
+        #[arg(long)]
+        restart: Option<String>,
+        /// The command, after `--`
+        #[arg(last = true, required = true, num_args = 1..)]
+        command: Vec<String>,
+    },
+    /// Print (or --install) a systemd unit that runs the upkeep daemon at boot
+    Startup {
+        /// A user unit (systemctl --user) instead of a system unit
+        #[arg(long)]
+        user: bool,
+        /// Write the unit file instead of printing it
+        #[arg(long)]
+        install: bool,
+    },
+    /// Export a service for another supervisor
+    Export {
+        #[command(subcommand)]
+        to: ExportTo,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ExportTo {
+    /// A systemd unit for one service
+    Systemd {
+        name: String,
+        /// Write to this file instead of standard output
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct JsonFlag {
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+/// Errors that mean "your input is wrong" (exit 2) rather than "it failed" (exit 1).
+fn is_usage_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<upkeep_config::ConfigError>().is_some()
+            || c.downcast_ref::<crate::daemon::StartError>().is_some()
+            || c.downcast_ref::<upkeep_core::NameError>().is_some()
+            || matches!(c.downcast_ref::<ClientError>(), Some(ClientError::Api { status, .. }) if status.is_client_error())
+    })
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let mut msg = format!("error: {e}");
+            for cause in e.chain().skip(1) {
+                msg.push_str(&format!("\n  caused by: {cause}"));
+            }
+            if let Some(hint) = e.chain().find_map(|c| c.downcast_ref::<ClientError>()).and_then(ClientError::hint) {
+                msg.push_str(&format!("\n\nhint: {hint}"));
+            }
+            eprintln!("{msg}");
+            if is_usage_error(&e) { ExitCode::from(2) } else { ExitCode::from(1) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_data_dir_in_a_broken_file() {
+        assert_eq!(super::data_dir_line("[daemon\n  data_dir = \"/x y\" # c\nbogus ="), Some("/x y".into()));
+        assert_eq!(super::data_dir_line("data_dirs = 1"), None);
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+}
+
+impl Global {
+    fn config_path(&self) -> PathBuf {
+        let p = self.config.clone().unwrap_or_else(upkeep_config::default_config_path);
+        std::path::absolute(&p).unwrap_or(p)
+    }
+
+    /// Loads and validates the config, applying `--data-dir`.
+    fn load_config(&self) -> Result<upkeep_config::Config> {
+        let mut config = upkeep_config::load(&self.config_path())?;
+        if let Some(d) = &self.data_dir {
+            config.daemon.data_dir = std::path::absolute(d)?;
+        }
+        Ok(config)
+    }
+
+    /// The data dir to find the daemon in. Only needs the `data_dir` key to be readable, so a
+    /// config being edited (and invalid right now) does not lock the user out of `ls`.
+    fn data_dir(&self) -> PathBuf {
+        if let Some(d) = &self.data_dir {
+            return std::path::absolute(d).unwrap_or_else(|_| d.clone());
+        }
+        let path = self.config_path();
+        let from_file = std::fs::read_to_string(&path).ok().and_then(|text| {
+            let dir = match toml::from_str::<toml::Table>(&text) {
+                Ok(table) => table.get("daemon")?.get("data_dir")?.as_str()?.to_owned(),
+                // Mid-edit and not even TOML: find the line by hand.
+                Err(_) => data_dir_line(&text)?,
+            };
+            Some(path.parent().unwrap_or(Path::new(".")).join(dir))
+        });
+        from_file.unwrap_or_else(upkeep_config::default_data_dir)
+    }
+
+    fn client(&self) -> Client {
+        Client::new(&self.data_dir())
+    }
+}
+
+/// `data_dir = "x"` from a file that does not parse as a whole.
+fn data_dir_line(text: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("data_dir")?.trim_start().strip_prefix('=')?.trim();
+        let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+        let inner = &rest[1..];
+        Some(inner[..inner.find(quote)?].to_owned())
+    })
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(v).expect("API types serialise"));
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let g = cli.global;
+    match cli.command {
+        Command::Daemon => lifecycle::daemon(&g),
+        Command::Up => lifecycle::up(&g),
+        Command::Down => lifecycle::down(&g),
+        Command::Check(f) => check(&g, f.json),
+        Command::Startup { user, install } => startup(&g, user, install),
+        Command::Export { to: ExportTo::Systemd { name, output } } => export_systemd(&g, &name, output),
+        other => runtime()?.block_on(client_command(&g, other)),
+    }
+}
+
+async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
+    let client = g.client();
+    match cmd {
+        Command::Ls(f) => {
+            let infos: Vec<ServiceInfo> = client.get("/api/services").await?;
+            if f.json { print_json(&infos) } else { println!("{}", output::services_table(&infos)) }
+        }
+        Command::Status { name, json } => {
+            let d: ServiceDetail = client.get(&format!("/api/services/{name}")).await?;
+            if json.json { print_json(&d) } else { print!("{}", output::service_detail(&d)) }
+        }
+        Command::Start { target } => act(&client, &target, "start", Msg::Started).await?,
+        Command::Stop { target } => act(&client, &target, "stop", Msg::Stopped).await?,
+        Command::Restart { target } => act(&client, &target, "restart", Msg::Restarted).await?,
+        Command::Logs { name, follow, lines, stderr } => {
+            let path = format!("/api/services/{name}/logs?n={lines}&stderr={stderr}&follow={follow}");
+            let mut body = client.send(hyper::Method::GET, &path, None).await?.into_body();
+            let mut out = std::io::stdout().lock();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.context("reading the log stream")?;
+                if let Some(data) = frame.data_ref() {
+                    // A closed pipe (`upkeep logs -f | head`) ends the command quietly.
+                    if out.write_all(data).and_then(|_| out.flush()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        Command::Reload(f) => {
+            let r: ReloadResult = client.post("/api/reload", None::<&()>).await?;
+            print_reload(&r, f.json);
+        }
+        Command::Add { name, cwd, restart, command } => {
+            let name = upkeep_core::ServiceName::new(name)?;
+            let cwd = cwd.map(std::path::absolute).transpose()?.map(|p| p.display().to_string());
+            let req = AddService { name: name.clone(), command, cwd, restart };
+            let _: ReloadResult = client.post("/api/services", Some(&req)).await?;
+            let health: upkeep_core::api::Health = client.get("/api/health").await?;
+            println!("{}", tr(Msg::Added, &[&name, &health.config_path]));
+        }
+        Command::Daemon | Command::Up | Command::Down | Command::Check(_) | Command::Startup { .. } | Command::Export { .. } => {
+            unreachable!("handled without a client")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn act(client: &Client, target: &str, action: &str, done: Msg) -> Result<()> {
+    let r: ActionResult = client.post(&format!("/api/services/{target}/{action}"), None::<&()>).await?;
+    for s in r.services {
+        println!("{s}: {}", tr(done, &[]));
+    }
+    Ok(())
+}
+
+fn print_reload(r: &ReloadResult, json: bool) {
+    if json {
+        return print_json(r);
+    }
+    let (a, rm, c, u) = (r.added.len(), r.removed.len(), r.changed.len(), r.unchanged.len());
+    println!("{}", tr(Msg::Reloaded, &[&r.revision, &a, &rm, &c, &u]));
+}
+
+fn check(g: &Global, json: bool) -> Result<ExitCode> {
+    let path = g.config_path();
+    match upkeep_config::load(&path) {
+        Ok(c) => {
+            if json {
+                let names: Vec<_> = c.services.keys().collect();
+                print_json(&serde_json::json!({ "ok": true, "path": path, "services": names }));
+            } else {
+                println!("{}", tr(Msg::ConfigOk, &[&path.display(), &c.services.len()]));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) if json => {
+            let problems: Vec<_> = e
+                .problems()
+                .iter()
+                .map(|p| serde_json::json!({ "line": p.line, "column": p.column, "key": p.key, "message": p.message, "hint": p.hint }))
+                .collect();
+            print_json(&serde_json::json!({ "ok": false, "path": path, "error": e.to_string(), "problems": problems }));
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn startup(g: &Global, user: bool, install: bool) -> Result<ExitCode> {
+    let config = g.load_config()?;
+    let exe = std::env::current_exe().context("finding the upkeep binary")?;
+    let unit = crate::systemd::daemon_unit(&exe, &config, user);
+    if !install {
+        print!("{unit}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dir = if user {
+        let home = std::env::var_os("HOME").context("HOME is not set")?;
+        PathBuf::from(home).join(".config/systemd/user")
+    } else {
+        PathBuf::from("/etc/systemd/system")
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("upkeep.service");
+    std::fs::write(&path, unit).with_context(|| format!("writing {}", path.display()))?;
+    let sc = if user { "systemctl --user" } else { "systemctl" };
+    println!("wrote {}\nnow run: {sc} daemon-reload && {sc} enable --now upkeep", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export_systemd(g: &Global, name: &str, output: Option<PathBuf>) -> Result<ExitCode> {
+    let config = g.load_config()?;
+    let key = upkeep_core::ServiceName::new(name)?;
+    let Some(svc) = config.services.get(&key) else {
+        bail!("no service named `{name}` in {}", config.path.display());
+    };
+    let unit = crate::systemd::service_unit(name, svc);
+    match output {
+        Some(p) => std::fs::write(&p, unit).with_context(|| format!("writing {}", p.display()))?,
+        None => print!("{unit}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

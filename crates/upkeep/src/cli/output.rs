@@ -1,0 +1,122 @@
+//! How the CLI shows things to people: tables, durations, sizes. `--json` bypasses all of it.
+
+use comfy_table::presets::NOTHING;
+use comfy_table::{Cell, Color, Table};
+use upkeep_core::State;
+use upkeep_core::api::{ServiceDetail, ServiceInfo, StoredEvent};
+use upkeep_core::i18n::{Msg, tr};
+
+pub fn duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+}
+
+fn state_cell(state: State) -> Cell {
+    let color = match state {
+        State::Up => Color::Green,
+        State::Starting | State::Backoff | State::Stopping => Color::Yellow,
+        State::Failed | State::Exited => Color::Red,
+        State::Stopped => Color::DarkGrey,
+    };
+    Cell::new(state.as_str()).fg(color)
+}
+
+fn uptime(info: &ServiceInfo) -> String {
+    info.status
+        .since
+        .map(|t| duration(jiff::Timestamp::now().duration_since(t).as_secs().max(0) as u64))
+        .unwrap_or_else(|| "-".into())
+}
+
+pub fn services_table(infos: &[ServiceInfo]) -> String {
+    if infos.is_empty() {
+        return tr(Msg::NoServices, &[]);
+    }
+    let mut t = Table::new();
+    t.load_preset(NOTHING);
+    t.set_header([Msg::ColName, Msg::ColState, Msg::ColPid, Msg::ColUptime, Msg::ColRestarts, Msg::ColCpu, Msg::ColMemory].map(|m| tr(m, &[])));
+    for i in infos {
+        t.add_row(vec![
+            Cell::new(i.status.name.as_str()),
+            state_cell(i.status.state),
+            Cell::new(i.status.pid.map_or("-".into(), |p| p.to_string())),
+            Cell::new(uptime(i)),
+            Cell::new(i.status.restarts),
+            Cell::new(i.cpu_percent.map_or("-".into(), |c| format!("{c:.1}%"))),
+            Cell::new(i.memory_bytes.map_or("-".into(), bytes)),
+        ]);
+    }
+    t.to_string()
+}
+
+fn event_line(e: &StoredEvent) -> String {
+    let mut detail = e.detail.to_string();
+    if detail == "{}" || detail == "null" {
+        detail.clear();
+    }
+    let who = if e.intervention { " (operator)" } else { "" };
+    format!("{}  {}{who}  {detail}", e.at.strftime("%Y-%m-%d %H:%M:%S"), e.kind)
+}
+
+pub fn service_detail(d: &ServiceDetail) -> String {
+    let i = &d.info;
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("{k:>10}: {v}\n"));
+    line(&tr(Msg::ColName, &[]), i.status.name.to_string());
+    line(&tr(Msg::ColState, &[]), format!("{} (desired: {})", i.status.state, i.desired.as_str()));
+    line(&tr(Msg::ColPid, &[]), i.status.pid.map_or("-".into(), |p| p.to_string()));
+    line(&tr(Msg::ColUptime, &[]), uptime(i));
+    line(&tr(Msg::ColRestarts, &[]), i.status.restarts.to_string());
+    if let Some(e) = i.status.last_exit {
+        line("last exit", e.to_string());
+    }
+    if let (Some(c), Some(m), Some(p)) = (i.cpu_percent, i.memory_bytes, i.processes) {
+        line(&tr(Msg::ColCpu, &[]), format!("{c:.1}%"));
+        line(&tr(Msg::ColMemory, &[]), format!("{} in {p} process(es)", bytes(m)));
+    }
+    line(&tr(Msg::Command, &[]), d.command.join(" "));
+    if let Some(cwd) = &d.cwd {
+        line("cwd", cwd.clone());
+    }
+    line("restart", d.restart.clone());
+    line(&tr(Msg::Logs, &[]), format!("{}\n{:>12}{}", d.stdout_log, "", d.stderr_log));
+    if i.status.dropped_lines > 0 {
+        line("dropped", format!("{} log lines", i.status.dropped_lines));
+    }
+    out.push_str(&format!("\n{}:\n", tr(Msg::LastEvents, &[])));
+    for e in &d.events {
+        out.push_str(&format!("  {}\n", event_line(e)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_read_well() {
+        assert_eq!(duration(5), "5s");
+        assert_eq!(duration(65), "1m 5s");
+        assert_eq!(duration(3 * 3600 + 120), "3h 2m");
+        assert_eq!(duration(90000), "1d 1h");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(3 * 1024 * 1024 + 512 * 1024), "3.5 MiB");
+    }
+}

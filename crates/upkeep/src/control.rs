@@ -1,0 +1,336 @@
+//! What the API can ask of the daemon: [`Daemon`] implements [`upkeep_web::Control`].
+//!
+//! Reads come from the state snapshot and the store; actions go to supervisors as commands and
+//! are answered once carried out. Operator actions also store the desired state, so a restarted
+//! daemon brings each service back to what the operator last asked for. Reload and add hold the
+//! `live` lock throughout, so two reloads never interleave.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use upkeep_config::Config;
+use upkeep_core::api::{ActionResult, AddService, Health, ReloadResult, ServiceDetail, ServiceInfo};
+use upkeep_core::{Actor, Desired, Event, EventKind, ServiceName, ServiceStatus, State};
+use upkeep_state::Snapshot;
+use upkeep_store::Store;
+use upkeep_supervisor::{LogHub, Reaper, Stream, SupervisorCommand, SupervisorHandle, procfs};
+use upkeep_web::{Action, ApiError, Control, Target};
+
+/// The running configuration and the supervisors built from it.
+pub struct Live {
+    pub config: Config,
+    pub supervisors: BTreeMap<ServiceName, SupervisorHandle>,
+    pub desired: BTreeMap<ServiceName, Desired>,
+}
+
+pub struct Daemon {
+    pub config_path: PathBuf,
+    pub data_dir: PathBuf,
+    pub live: tokio::sync::Mutex<Live>,
+    pub store: Arc<dyn Store>,
+    pub logs: LogHub,
+    pub snapshot: watch::Receiver<Snapshot>,
+    pub events: mpsc::Sender<Event>,
+    pub reaper: Reaper,
+    pub tasks: TaskTracker,
+    /// Parent of every supervisor's token.
+    pub cancel: CancellationToken,
+    /// Cancelled by `upkeep down`.
+    pub shutdown: CancellationToken,
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+fn unknown(name: &ServiceName) -> ApiError {
+    ApiError::NotFound(format!("no service named `{name}` is configured"))
+}
+
+/// How long `ls` samples CPU use: long enough for a few clock ticks, short enough to feel instant.
+const CPU_SAMPLE: Duration = Duration::from_millis(100);
+
+impl Daemon {
+    fn status_of(&self, snapshot: &Snapshot, name: &ServiceName) -> ServiceStatus {
+        snapshot.get(name).cloned().unwrap_or_else(|| ServiceStatus::new(name.clone()))
+    }
+
+    /// Status, desired state and live CPU/memory of each service in `names`.
+    async fn infos(&self, names: Vec<(ServiceName, Desired)>) -> Result<Vec<ServiceInfo>, ApiError> {
+        let snapshot = self.snapshot.borrow().clone();
+        let statuses: Vec<(ServiceStatus, Desired)> =
+            names.into_iter().map(|(n, d)| (self.status_of(&snapshot, &n), d)).collect();
+        let pgids: Vec<u32> = statuses.iter().filter_map(|(s, _)| s.pid).collect();
+        let usage = if pgids.is_empty() {
+            None
+        } else {
+            let p = pgids.clone();
+            let first = tokio::task::spawn_blocking(move || procfs::group_usage(&p)).await.map_err(internal)?;
+            tokio::time::sleep(CPU_SAMPLE).await;
+            let second = tokio::task::spawn_blocking(move || procfs::group_usage(&pgids)).await.map_err(internal)?;
+            Some((first, second))
+        };
+        let hz = procfs::ticks_per_second() as f64;
+        Ok(statuses
+            .into_iter()
+            .map(|(status, desired)| {
+                let (mut cpu, mut mem, mut procs) = (None, None, None);
+                if let (Some(pid), Some((a, b))) = (status.pid, &usage)
+                    && let Some(now) = b.get(&pid)
+                {
+                    let before = a.get(&pid).map_or(now.ticks, |u| u.ticks);
+                    let secs = now.ticks.saturating_sub(before) as f64 / hz;
+                    cpu = Some((secs / CPU_SAMPLE.as_secs_f64() * 1000.0).round() / 10.0);
+                    mem = Some(now.rss_bytes);
+                    procs = Some(now.processes);
+                }
+                ServiceInfo { status, desired, cpu_percent: cpu, memory_bytes: mem, processes: procs }
+            })
+            .collect())
+    }
+
+    fn log_path(&self, name: &ServiceName, stderr: bool) -> PathBuf {
+        self.logs.path(name, if stderr { Stream::Stderr } else { Stream::Stdout })
+    }
+
+    /// Applies `new` over the running config: stops removed services, starts added ones,
+    /// reconfigures changed ones (which restarts them if running) and leaves the rest alone.
+    async fn apply(&self, live: &mut Live, new: Config) -> Result<ReloadResult, ApiError> {
+        if new.daemon.data_dir != live.config.daemon.data_dir {
+            return Err(ApiError::Unprocessable {
+                message: format!(
+                    "data_dir changed from {} to {}: a running daemon cannot move its data",
+                    live.config.daemon.data_dir.display(),
+                    new.daemon.data_dir.display()
+                ),
+                hint: Some("run `upkeep down`, then `upkeep up` to start over in the new data dir".into()),
+            });
+        }
+        let mut result = ReloadResult::default();
+        for name in live.config.services.keys() {
+            if !new.services.contains_key(name) {
+                result.removed.push(name.clone());
+            }
+        }
+        for name in &result.removed {
+            if let Some(h) = live.supervisors.remove(name) {
+                h.request(|done| SupervisorCommand::Stop { by: Actor::Upkeep, done }).await;
+                h.remove();
+            }
+            live.desired.remove(name);
+            let _ = self.events.send(Event::now(name, EventKind::Removed)).await;
+        }
+        for (name, cfg) in &new.services {
+            match live.config.services.get(name) {
+                None => {
+                    let want = if cfg.autostart { Desired::Running } else { Desired::Stopped };
+                    let h = crate::daemon::spawn_supervisor(
+                        name,
+                        cfg,
+                        want == Desired::Running,
+                        &self.reaper,
+                        &self.logs,
+                        &self.events,
+                        &self.cancel,
+                        &self.tasks,
+                    );
+                    live.supervisors.insert(name.clone(), h);
+                    live.desired.insert(name.clone(), want);
+                    result.added.push(name.clone());
+                }
+                Some(old) if old != cfg => {
+                    if let Some(h) = live.supervisors.get(name) {
+                        h.reconfigure(cfg.clone()).await;
+                    }
+                    result.changed.push(name.clone());
+                }
+                Some(_) => result.unchanged.push(name.clone()),
+            }
+        }
+        result.revision = self
+            .store
+            .save_revision(&new.path.display().to_string(), &new.source)
+            .await
+            .map_err(internal)?;
+        let kind = EventKind::ConfigApplied {
+            revision: result.revision,
+            added: result.added.len() as u32,
+            removed: result.removed.len() as u32,
+            changed: result.changed.len() as u32,
+        };
+        let _ = self.events.send(Event::daemon(kind)).await;
+        live.config = new;
+        Ok(result)
+    }
+}
+
+/// Loads and validates a config off the runtime (validation touches the file system).
+async fn load_config(path: PathBuf) -> Result<Config, ApiError> {
+    tokio::task::spawn_blocking(move || upkeep_config::load(&path))
+        .await
+        .map_err(internal)?
+        .map_err(invalid_config)
+}
+
+fn invalid_config(e: upkeep_config::ConfigError) -> ApiError {
+    ApiError::Unprocessable {
+        message: format!("{e}"),
+        hint: Some("the running config stays in force; fix the file and run `upkeep reload` again".into()),
+    }
+}
+
+#[async_trait]
+impl Control for Daemon {
+    async fn health(&self) -> Health {
+        Health {
+            ok: true,
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            config_path: self.config_path.display().to_string(),
+            data_dir: self.data_dir.display().to_string(),
+        }
+    }
+
+    async fn services(&self) -> Result<Vec<ServiceInfo>, ApiError> {
+        let names = {
+            let live = self.live.lock().await;
+            live.config.services.keys().map(|n| (n.clone(), live.desired[n])).collect()
+        };
+        self.infos(names).await
+    }
+
+    async fn service(&self, name: &ServiceName) -> Result<ServiceDetail, ApiError> {
+        let (cfg, desired) = {
+            let live = self.live.lock().await;
+            let cfg = live.config.services.get(name).cloned().ok_or_else(|| unknown(name))?;
+            (cfg, live.desired[name])
+        };
+        let info = self.infos(vec![(name.clone(), desired)]).await?.remove(0);
+        let events = self.store.events(Some(name), 20).await.map_err(internal)?;
+        Ok(ServiceDetail {
+            info,
+            command: cfg.program.argv.clone(),
+            cwd: cfg.cwd.as_ref().map(|p| p.display().to_string()),
+            restart: cfg.restart.as_str().into(),
+            stdout_log: self.log_path(name, false).display().to_string(),
+            stderr_log: self.log_path(name, true).display().to_string(),
+            events,
+        })
+    }
+
+    async fn act(&self, target: Target, action: Action) -> Result<ActionResult, ApiError> {
+        let desired = match action {
+            Action::Stop => Desired::Stopped,
+            Action::Start | Action::Restart => Desired::Running,
+        };
+        let handles: Vec<(ServiceName, SupervisorHandle)> = {
+            let mut live = self.live.lock().await;
+            let names: Vec<ServiceName> = match &target {
+                Target::All => live.supervisors.keys().cloned().collect(),
+                Target::One(n) if live.supervisors.contains_key(n) => vec![n.clone()],
+                Target::One(n) => return Err(unknown(n)),
+            };
+            for n in &names {
+                live.desired.insert(n.clone(), desired);
+            }
+            names.into_iter().map(|n| (n.clone(), live.supervisors[&n].clone())).collect()
+        };
+        for (name, _) in &handles {
+            self.store.set_desired(name, desired).await.map_err(internal)?;
+        }
+        let by = Actor::Operator;
+        let runs = handles.iter().map(|(_, h)| {
+            h.request(move |done| match action {
+                Action::Start => SupervisorCommand::Start { by, done },
+                Action::Stop => SupervisorCommand::Stop { by, done },
+                Action::Restart => SupervisorCommand::Restart { by, done },
+            })
+        });
+        futures_util::future::join_all(runs).await;
+        // The supervisors sent their events before acknowledging; wait until state has seen
+        // them so that an `ls` right after this answer shows the new state.
+        let wanted = |s: &Snapshot| {
+            handles.iter().all(|(n, _)| {
+                let st = s.get(n).map(|x| x.state);
+                match action {
+                    Action::Stop => st == Some(State::Stopped),
+                    _ => st != Some(State::Stopping),
+                }
+            })
+        };
+        let mut rx = self.snapshot.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(wanted)).await;
+        Ok(ActionResult { action: action.as_str().into(), services: handles.into_iter().map(|(n, _)| n).collect() })
+    }
+
+    async fn reload(&self) -> Result<ReloadResult, ApiError> {
+        let mut live = self.live.lock().await;
+        let new = load_config(self.config_path.clone()).await?;
+        self.apply(&mut live, new).await
+    }
+
+    async fn add(&self, req: AddService) -> Result<ReloadResult, ApiError> {
+        let mut live = self.live.lock().await;
+        let path = self.config_path.clone();
+        let current = tokio::fs::read_to_string(&path)
+            .await
+            .map_err(|e| internal(format!("reading {}: {e}", path.display())))?;
+        let edited = upkeep_config::add_service(&current, &req.name, &req.command, req.cwd.as_deref(), req.restart.as_deref())
+            .map_err(|e| match e {
+                upkeep_config::EditError::Exists(_) => ApiError::Conflict(e.to_string()),
+                _ => ApiError::bad_request(e.to_string()),
+            })?;
+        // Validate before writing: a bad `add` must leave the file as it was.
+        let (p, text) = (path.clone(), edited.clone());
+        let new = tokio::task::spawn_blocking(move || upkeep_config::parse(&p, &text))
+            .await
+            .map_err(internal)?
+            .map_err(|e| ApiError::Unprocessable { message: e.to_string(), hint: None })?;
+        write_atomically(&path, &edited).await.map_err(|e| internal(format!("writing {}: {e}", path.display())))?;
+        self.store.set_desired(&req.name, Desired::Running).await.map_err(internal)?;
+        self.apply(&mut live, new).await
+    }
+
+    async fn log_tail(&self, name: &ServiceName, stderr: bool, lines: usize) -> Result<Bytes, ApiError> {
+        self.known(name).await?;
+        let path = self.log_path(name, stderr);
+        let data = tokio::task::spawn_blocking(move || upkeep_supervisor::tail(&path, lines))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        Ok(Bytes::from(data))
+    }
+
+    fn log_follow(&self, name: &ServiceName, stderr: bool) -> Result<broadcast::Receiver<Bytes>, ApiError> {
+        // Unknown names are caught by the log_tail that always follows.
+        Ok(self.logs.subscribe(name, if stderr { Stream::Stderr } else { Stream::Stdout }))
+    }
+
+    fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Daemon {
+    async fn known(&self, name: &ServiceName) -> Result<(), ApiError> {
+        if self.live.lock().await.config.services.contains_key(name) { Ok(()) } else { Err(unknown(name)) }
+    }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, keeping the file's mode, so
+/// that a crash never leaves half a config behind.
+async fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("toml.upkeep-tmp");
+    tokio::fs::write(&tmp, text).await?;
+    if let Ok(meta) = tokio::fs::metadata(path).await {
+        tokio::fs::set_permissions(&tmp, meta.permissions()).await?;
+    }
+    tokio::fs::rename(&tmp, path).await
+}

@@ -1,0 +1,245 @@
+//! The daemon: builds every stage, wires them, and shuts them down in order.
+//!
+//! Data flow: supervisors send events → the state task (statuses, snapshot) → the store
+//! writer. The API (over `<data_dir>/upkeep.sock`, mode 0600) reads through [`Control`] and
+//! sends commands to supervisors.
+//!
+//! Start-up: lock the data dir (one daemon per data dir), become a child subreaper, open the
+//! store, stop any process an earlier daemon left running (found by pid and start time), then
+//! start every service whose desired state is running.
+//!
+//! Shutdown starts at the sources: supervisors stop their process groups, then the state task
+//! drains, then the store writer writes what is left. Past `shutdown_timeout` we log what still
+//! runs and exit anyway.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use nix::fcntl::{Flock, FlockArg};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use upkeep_config::Config;
+use upkeep_core::{Desired, Event, EventKind, ServiceName};
+use upkeep_store::{SqliteStore, Store};
+use upkeep_supervisor::{LogHub, Reaper, Supervisor, SupervisorHandle};
+
+use crate::control::{Daemon, Live};
+
+/// Files in the data dir.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("upkeep.sock")
+}
+fn lock_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("upkeep.lock")
+}
+
+/// Why the daemon could not start, when the CLI should say it plainly (exit 2, no chain).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    AlreadyRunning(String),
+}
+
+/// Holds the data dir's lock for the daemon's lifetime.
+pub struct DataDirLock {
+    _lock: Flock<File>,
+}
+
+/// Creates the data dir (0700) and takes its lock, or says which daemon holds it.
+pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("setting permissions of {}", data_dir.display()))?;
+    let path = lock_path(data_dir);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            let pid = std::fs::read_to_string(&path).unwrap_or_default().trim().to_owned();
+            let msg = upkeep_core::i18n::tr(upkeep_core::i18n::Msg::DaemonAlready, &[&pid, &data_dir.display()]);
+            return Err(StartError::AlreadyRunning(msg).into());
+        }
+        Err((_, e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
+    };
+    use std::io::{Seek, Write};
+    lock.set_len(0)?;
+    lock.rewind()?;
+    writeln!(lock, "{}", std::process::id())?;
+    Ok(DataDirLock { _lock: lock })
+}
+
+/// Runs the daemon in the foreground until SIGTERM, SIGINT or `upkeep down`.
+pub fn run(config: Config) -> Result<()> {
+    let lock = lock_data_dir(&config.daemon.data_dir)?;
+    upkeep_supervisor::set_child_subreaper().context("becoming a child subreaper")?;
+    // One thread: supervision is latency-bound, not CPU-bound, and one thread keeps the
+    // daemon small. Blocking work (file writes, /proc scans) has its own threads.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .build()
+        .context("starting the async runtime")?;
+    let result = rt.block_on(run_async(config));
+    drop(lock);
+    result
+}
+
+async fn run_async(config: Config) -> Result<()> {
+    let data_dir = config.daemon.data_dir.clone();
+    let shutdown_timeout = config.daemon.shutdown_timeout;
+    let reaper = Reaper::start().context("installing the SIGCHLD handler")?;
+    let db = data_dir.join("upkeep.db");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&db).await.with_context(|| format!("opening the store {}", db.display()))?);
+
+    // Stages, from the sink up.
+    let (store_tx, store_rx) = mpsc::channel::<Event>(4096);
+    let writer = tokio::spawn(upkeep_store::writer::run(store.clone(), store_rx));
+    let (events_tx, events_rx) = mpsc::channel::<Event>(4096);
+    let (state, snapshot) = upkeep_state::StateTask::new(events_rx, store_tx);
+    let state_drain = CancellationToken::new();
+    let state_task = tokio::spawn(state.run(state_drain.clone()));
+    let logs = LogHub::start(data_dir.join("logs"), events_tx.clone()).context("starting the log writer")?;
+
+    let records: BTreeMap<ServiceName, upkeep_store::ServiceRecord> =
+        store.services().await?.into_iter().map(|r| (r.name.clone(), r)).collect();
+    stop_stale_processes(&config, &records, &events_tx).await;
+
+    let revision = store.save_revision(&config.path.display().to_string(), &config.source).await?;
+    let n = config.services.len() as u32;
+    let _ = events_tx.send(Event::daemon(EventKind::ConfigApplied { revision, added: n, removed: 0, changed: 0 })).await;
+
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let mut desired = BTreeMap::new();
+    let mut supervisors = BTreeMap::new();
+    for (name, cfg) in &config.services {
+        let want = records.get(name).map(|r| r.desired).unwrap_or(if cfg.autostart { Desired::Running } else { Desired::Stopped });
+        desired.insert(name.clone(), want);
+        let handle = spawn_supervisor(name, cfg, want == Desired::Running, &reaper, &logs, &events_tx, &cancel, &tasks);
+        supervisors.insert(name.clone(), handle);
+    }
+
+    let shutdown = CancellationToken::new();
+    let daemon = Arc::new(Daemon {
+        config_path: config.path.clone(),
+        data_dir: data_dir.clone(),
+        live: tokio::sync::Mutex::new(Live { config, supervisors, desired }),
+        store: store.clone(),
+        logs: logs.clone(),
+        snapshot,
+        events: events_tx,
+        reaper,
+        tasks: tasks.clone(),
+        cancel: cancel.clone(),
+        shutdown: shutdown.clone(),
+    });
+
+    let socket = socket_path(&data_dir);
+    let _ = std::fs::remove_file(&socket); // stale from a killed daemon; we hold the lock
+    let listener = tokio::net::UnixListener::bind(&socket).with_context(|| format!("binding {}", socket.display()))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+    let api_cancel = CancellationToken::new();
+    let api = tokio::spawn(upkeep_web::serve_unix(listener, daemon.clone(), api_cancel.clone()));
+    tracing::info!(socket = %socket.display(), pid = std::process::id(), "upkeep daemon ready");
+    crate::systemd::notify_ready();
+    let watchdog = crate::systemd::spawn_watchdog();
+
+    wait_for_shutdown(&shutdown).await;
+    tracing::info!("shutting down: stopping services");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    cancel.cancel();
+    tasks.close();
+    if tokio::time::timeout(shutdown_timeout, tasks.wait()).await.is_err() {
+        tracing::warn!(still_running = tasks.len(), "shutdown timeout passed with supervisors still stopping; exiting anyway");
+    }
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    api_cancel.cancel();
+    let _ = api.await;
+    drop(daemon);
+    // Sources are done: let state drain into the store writer, then let the writer finish.
+    state_drain.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), state_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    tokio::task::spawn_blocking(move || logs.shutdown()).await.ok();
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!("upkeep daemon stopped");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_supervisor(
+    name: &ServiceName,
+    cfg: &upkeep_config::ServiceConfig,
+    start: bool,
+    reaper: &Reaper,
+    logs: &LogHub,
+    events: &mpsc::Sender<Event>,
+    cancel: &CancellationToken,
+    tasks: &TaskTracker,
+) -> SupervisorHandle {
+    Supervisor::spawn(name.clone(), cfg.clone(), start, reaper.clone(), logs.clone(), events.clone(), cancel.child_token(), tasks)
+}
+
+/// Stops processes that a killed daemon left running, so that no service ever runs twice and
+/// no restart fails because the old copy holds its port. (Adopting them instead would keep a
+/// process whose stdout pipe has lost its reader: its next log line would kill it with
+/// SIGPIPE. A clean restart is the honest choice.)
+async fn stop_stale_processes(
+    config: &Config,
+    records: &BTreeMap<ServiceName, upkeep_store::ServiceRecord>,
+    events: &mpsc::Sender<Event>,
+) {
+    let stops = records.values().filter_map(|r| {
+        let (pid, ticks) = r.running?;
+        let cfg = config.services.get(&r.name);
+        let signal = cfg.map_or(15, |c| c.stop_signal);
+        let timeout = cfg.map_or(Duration::from_secs(10), |c| c.stop_timeout);
+        let name = r.name.clone();
+        Some(async move {
+            let outcome = upkeep_supervisor::stop_stale_group(pid, ticks, signal, timeout).await;
+            (name, pid, outcome)
+        })
+    });
+    // Concurrently: each waits on its own stop_timeout.
+    for (name, pid, outcome) in futures_util::future::join_all(stops).await {
+        if let Some(o) = outcome {
+            tracing::info!(service = %name, pid, killed = o.killed, "stopped a process left by an earlier daemon");
+        }
+        // Recorded either way: the stored pid is no longer ours.
+        let _ = events.send(Event::now(&name, EventKind::StaleStopped { pid })).await;
+    }
+}
+
+async fn wait_for_shutdown(shutdown: &CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        shutdown.cancelled().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            // The terminal that started us hung up (SSH logout): services keep running.
+            _ = hup.recv() => tracing::info!("SIGHUP ignored: the daemon outlives the terminal that started it"),
+        }
+    }
+}
