@@ -1,1 +1,281 @@
-//! placeholder
+//! The one way tests start the real upkeep daemon.
+//!
+//! [`TestDaemon::start`] makes a fresh temp dir, writes a config whose data dir is inside it,
+//! runs the built binary as `upkeep daemon`, and returns once the API answers on the control
+//! socket (never after a fixed sleep). It talks to the daemon two ways: the API directly
+//! ([`TestDaemon::api_get`], a tiny HTTP/1.1 client over the Unix socket, so tests need no
+//! async runtime) and the real CLI ([`TestDaemon::cli`]). On drop it stops the daemon (SIGTERM,
+//! then SIGKILL) and kills any process group its services left.
+//!
+//! Waiting is always for a condition with a deadline, and a timeout says what was awaited.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub struct TestDaemon {
+    bin: PathBuf,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    /// Process groups seen, killed on drop in case a test failed half-way.
+    groups: std::cell::RefCell<Vec<u32>>,
+}
+
+/// The config header every test daemon gets: its data dir inside the temp dir.
+fn header(data_dir: &Path) -> String {
+    format!("[daemon]\ndata_dir = \"{}\"\nshutdown_timeout = \"20s\"\n\n", data_dir.display())
+}
+
+impl TestDaemon {
+    /// Writes the config (`services_toml` after a `[daemon]` header) without starting anything.
+    pub fn prepare(bin: &str, services_toml: &str) -> TestDaemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let config = dir.path().join("upkeep.toml");
+        std::fs::write(&config, format!("{}{services_toml}", header(&data_dir))).expect("write config");
+        TestDaemon { bin: bin.into(), dir, config, data_dir, child: None, groups: Default::default() }
+    }
+
+    /// Starts the daemon in the foreground on `services_toml` and waits until it answers.
+    pub fn start(bin: &str, services_toml: &str) -> TestDaemon {
+        let mut d = Self::prepare(bin, services_toml);
+        d.launch();
+        d
+    }
+
+    /// (Re)starts the daemon process on the same config and data dir.
+    pub fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .expect("daemon log");
+        let child = Command::new(&self.bin)
+            .args(["daemon", "-c"])
+            .arg(&self.config)
+            .env("UPKEEP_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn upkeep daemon");
+        self.child = Some(child);
+        self.wait_until("the daemon to answer /api/health", Duration::from_secs(20), || {
+            self.try_api("GET", "/api/health", None).ok().filter(|(code, _)| *code == 200).map(|_| ())
+        });
+    }
+
+    /// The daemon's own log (for failure messages).
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` to the daemon and waits for it to exit; returns its exit status.
+    pub fn signal_daemon(&mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).expect("signal daemon");
+        child.wait().expect("wait daemon")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.data_dir.join("upkeep.sock")
+    }
+
+    /// One HTTP request over the control socket: (status code, body).
+    pub fn try_api(&self, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<(u16, Vec<u8>)> {
+        let mut s = UnixStream::connect(self.socket())?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: upkeep\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| std::io::Error::other("no header end"))?;
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let mut body = raw[split + 4..].to_vec();
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            body = dechunk(&body);
+        }
+        Ok((code, body))
+    }
+
+    /// GET `path`, expecting 200 and JSON.
+    pub fn api_get(&self, path: &str) -> Value {
+        let (code, body) = self.try_api("GET", path, None).unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.daemon_log()));
+        assert_eq!(code, 200, "GET {path}: {}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e})"))
+    }
+
+    /// A service's detail from `GET /api/services/{name}`.
+    pub fn service(&self, name: &str) -> Value {
+        self.api_get(&format!("/api/services/{name}"))
+    }
+
+    pub fn state(&self, name: &str) -> String {
+        self.service(name)["info"]["state"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        let pid = self.service(name)["info"]["pid"].as_u64().map(|p| p as u32);
+        if let Some(p) = pid {
+            self.groups.borrow_mut().push(p);
+        }
+        pid
+    }
+
+    /// Events of a service, oldest first, as (kind, detail).
+    pub fn events(&self, name: &str) -> Vec<(String, Value)> {
+        let mut ev: Vec<(String, Value)> = self.service(name)["events"]
+            .as_array()
+            .expect("events array")
+            .iter()
+            .map(|e| (e["kind"].as_str().unwrap_or_default().to_owned(), e["detail"].clone()))
+            .collect();
+        ev.reverse();
+        ev
+    }
+
+    /// Runs the real CLI against this daemon's config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        // `-c` first: after a `--` it would be part of the service's command.
+        Command::new(&self.bin).arg("-c").arg(&self.config).args(args).env("UPKEEP_LANG", "en").output().expect("run upkeep CLI")
+    }
+
+    /// Waits until `check` returns Some, or panics saying what it waited for.
+    pub fn wait_until<T>(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = check() {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out after {timeout:?} waiting for {what}\n--- daemon log ---\n{}", self.daemon_log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until service `name` is in `state`.
+    pub fn wait_state(&self, name: &str, state: &str, timeout: Duration) {
+        self.wait_until(&format!("service {name} to be {state}"), timeout, || (self.state(name) == state).then_some(()));
+    }
+
+    /// Waits until `name` runs with a pid other than `old`, and returns it.
+    pub fn wait_new_pid(&self, name: &str, old: u32, timeout: Duration) -> u32 {
+        self.wait_until(&format!("service {name} to run with a pid other than {old}"), timeout, || {
+            self.pid(name).filter(|p| *p != old && self.state(name) == "up")
+        })
+    }
+
+    /// Rewrites the config's services part (the `[daemon]` header stays).
+    pub fn write_services(&self, services_toml: &str) {
+        std::fs::write(&self.config, format!("{}{services_toml}", header(&self.data_dir))).expect("write config");
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(25);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // A daemon started with `upkeep up` is not our child: find it through its lock file.
+        if let Ok(pid) = std::fs::read_to_string(self.data_dir.join("upkeep.lock")) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        for g in self.groups.borrow().iter() {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*g as i32), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(nl) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..nl]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = nl + 2;
+        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
+        data = &data[(start + size + 2).min(data.len())..];
+    }
+    out
+}
+
+/// True if process `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"),
+        Err(_) => false,
+    }
+}
+
+/// Pids of live (non-zombie) processes in group `pgid`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    procs().filter(|(_, pg, _, state)| *pg == pgid && *state != 'Z').map(|(pid, ..)| pid).collect()
+}
+
+/// Zombie children of `parent`.
+pub fn zombie_children(parent: u32) -> Vec<u32> {
+    procs().filter(|(_, _, ppid, state)| *ppid == parent && *state == 'Z').map(|(pid, ..)| pid).collect()
+}
+
+/// (pid, pgid, ppid, state) of every process.
+fn procs() -> impl Iterator<Item = (u32, u32, u32, char)> {
+    std::fs::read_dir("/proc").into_iter().flatten().filter_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some((pid, f.get(2)?.parse().ok()?, f.get(1)?.parse().ok()?, f.first()?.chars().next()?))
+    })
+}
+
+/// Pids of live processes whose command line contains `needle`.
+pub fn pids_with_cmdline(needle: &str) -> Vec<u32> {
+    procs()
+        .filter(|(_, _, _, s)| *s != 'Z')
+        .filter_map(|(pid, ..)| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            cmd.contains(needle).then_some(pid)
+        })
+        .collect()
+}
+
+/// A free TCP port on loopback (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A number unique to this test process and call, to make command lines findable.
+pub fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    (std::process::id() as u64) * 1000 + N.fetch_add(1, Ordering::Relaxed) + 100_000
+}

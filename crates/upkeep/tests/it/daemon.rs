@@ -1,0 +1,129 @@
+//! The daemon's life: one per data dir, survives its terminal, recovers after being killed.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use upkeep_testkit::{TestDaemon, alive, pids_with_cmdline, unique};
+
+use crate::{BIN, LONG, daemon, stderr};
+
+#[test]
+fn killed_daemon_restarts_services_with_history_and_never_runs_one_twice() {
+    let token = unique();
+    let mut d = daemon(&format!("[services.s]\ncommand = \"sleep {token}\"\n"));
+    d.wait_state("s", "up", LONG);
+    let old = d.pid("s").unwrap();
+    let events_before = d.events("s").len();
+
+    let status = d.signal_daemon(Signal::SIGKILL);
+    assert!(!status.success());
+    // The service outlives the killed daemon...
+    assert!(alive(old));
+    d.launch();
+    // ...and the new daemon stops it before starting its own copy.
+    let new = d.wait_new_pid("s", old, LONG);
+    assert!(!alive(old), "the old copy still runs");
+    d.wait_until("exactly one copy to run", LONG, || (pids_with_cmdline(&format!("sleep {token}")) == [new]).then_some(()));
+    let kinds: Vec<String> = d.events("s").into_iter().map(|e| e.0).collect();
+    assert!(kinds.len() > events_before, "history lost: {kinds:?}");
+    assert_eq!(kinds[0], "started", "history starts with the first run: {kinds:?}");
+    assert!(kinds.contains(&"stale_stopped".to_string()), "{kinds:?}");
+}
+
+#[test]
+fn desired_state_survives_a_daemon_restart() {
+    let mut d = daemon("[services.a]\ncommand = \"sleep 1000\"\n\n[services.b]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("a", "up", LONG);
+    d.wait_state("b", "up", LONG);
+    assert!(d.cli(&["stop", "b"]).status.success());
+    d.signal_daemon(Signal::SIGTERM);
+    d.launch();
+    d.wait_state("a", "up", LONG);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.state("b"), "stopped");
+}
+
+#[test]
+fn graceful_shutdown_stops_every_group() {
+    let mut d = daemon("[services.a]\ncommand = \"sleep 1000 & sleep 1000\"\n");
+    d.wait_state("a", "up", LONG);
+    let pgid = d.pid("a").unwrap();
+    let status = d.signal_daemon(Signal::SIGTERM);
+    assert!(status.success(), "daemon exit {status}");
+    assert!(upkeep_testkit::group_members(pgid).is_empty());
+    assert!(!d.socket().exists(), "socket left behind");
+}
+
+#[test]
+fn second_daemon_on_the_same_data_dir_is_refused_clearly() {
+    let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");
+    let out = d.cli(&["daemon"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("already running") && err.contains(&d.daemon_pid().unwrap().to_string()), "{err}");
+    let out = d.cli(&["up"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already running"));
+}
+
+#[test]
+fn control_socket_is_private() {
+    let d = daemon("");
+    let mode = std::fs::metadata(d.socket()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let dir_mode = std::fs::metadata(&d.data_dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(dir_mode, 0o700);
+}
+
+#[test]
+fn up_survives_the_hangup_of_the_terminal_session_that_started_it_and_down_stops_all() {
+    let token = unique();
+    let d = TestDaemon::prepare(BIN, &format!("[services.s]\ncommand = \"sleep {token}\"\n"));
+    // A new session with a pseudo-terminal as its controlling terminal, as sshd gives a login:
+    // run `upkeep up` in it, then hang the terminal up (SIGHUP to the session) and close it.
+    let script = format!(
+        r#"
+import os, pty, signal, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv("/bin/sh", ["sh", "-c", "'{bin}' up -c '{cfg}'; echo UP-DONE; sleep 1000"])
+out = b""
+deadline = time.time() + 30
+while b"UP-DONE" not in out and time.time() < deadline:
+    try:
+        out += os.read(fd, 1024)
+    except OSError:
+        break
+sys.stdout.write(out.decode(errors="replace"))
+os.killpg(pid, signal.SIGHUP)
+os.close(fd)
+os.waitpid(pid, 0)
+"#,
+        bin = BIN,
+        cfg = d.config.display()
+    );
+    let out = Command::new("python3").arg("-c").arg(&script).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("upkeep daemon started"), "{text}\n{}", stderr(&out));
+    std::thread::sleep(Duration::from_millis(300));
+    // Daemon and service live on.
+    d.wait_state("s", "up", LONG);
+    let pid = d.pid("s").unwrap();
+    assert!(alive(pid));
+    let health = d.api_get("/api/health");
+    let daemon_pid = health["pid"].as_u64().unwrap() as u32;
+    // Fully detached: its own session, no controlling terminal.
+    let stat = std::fs::read_to_string(format!("/proc/{daemon_pid}/stat")).unwrap();
+    let f: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    assert_eq!(f[3], daemon_pid.to_string(), "session id is the daemon's own");
+    assert_eq!(f[4], "0", "no controlling terminal");
+
+    let out = d.cli(&["down"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!alive(daemon_pid) && !alive(pid));
+    let out = d.cli(&["ls"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no upkeep daemon is running"), "{}", stderr(&out));
+}
