@@ -27,8 +27,9 @@ pub fn add_service(
     if argv.is_empty() || argv[0].is_empty() {
         return Err(EditError::EmptyCommand);
     }
-    let mut doc: toml_edit::DocumentMut =
-        source.parse().map_err(|e: toml_edit::TomlError| EditError::Parse(e.to_string()))?;
+    let mut doc: toml_edit::DocumentMut = source
+        .parse()
+        .map_err(|e: toml_edit::TomlError| EditError::Parse(e.to_string()))?;
     let services = doc
         .entry("services")
         .or_insert_with(|| {
@@ -45,7 +46,11 @@ pub fn add_service(
     let command = if argv.len() == 1 {
         toml_edit::value(argv[0].as_str())
     } else {
-        toml_edit::value(argv.iter().map(String::as_str).collect::<toml_edit::Array>())
+        toml_edit::value(
+            argv.iter()
+                .map(String::as_str)
+                .collect::<toml_edit::Array>(),
+        )
     };
     table.insert("command", command);
     if let Some(cwd) = cwd {
@@ -66,9 +71,19 @@ mod tests {
     fn appends_and_keeps_comments() {
         let src = "# my services\n[daemon]\ndata_dir = \"d\" # here\n\n[services.a]\n# a comment\ncommand = \"sleep 1\"\n";
         let name = ServiceName::new("b").unwrap();
-        let out = add_service(src, &name, &["sleep".into(), "5".into()], Some("/tmp"), None).unwrap();
+        let out = add_service(
+            src,
+            &name,
+            &["sleep".into(), "5".into()],
+            Some("/tmp"),
+            None,
+        )
+        .unwrap();
         assert!(out.starts_with(src.trim_end()), "{out}");
-        assert!(out.contains("[services.b]\ncommand = [\"sleep\", \"5\"]\ncwd = \"/tmp\"\n"), "{out}");
+        assert!(
+            out.contains("[services.b]\ncommand = [\"sleep\", \"5\"]\ncwd = \"/tmp\"\n"),
+            "{out}"
+        );
         let err = add_service(&out, &name, &["x".into()], None, None).unwrap_err();
         assert!(matches!(err, EditError::Exists(_)));
     }
@@ -77,6 +92,9 @@ mod tests {
     fn works_on_an_empty_file() {
         let name = ServiceName::new("x").unwrap();
         let out = add_service("", &name, &["sleep 1".into()], None, Some("never")).unwrap();
-        assert_eq!(out.trim(), "[services.x]\ncommand = \"sleep 1\"\nrestart = \"never\"");
+        assert_eq!(
+            out.trim(),
+            "[services.x]\ncommand = \"sleep 1\"\nrestart = \"never\""
+        );
     }
 }

@@ -23,7 +23,10 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{}", render(path, problems))]
-    Invalid { path: PathBuf, problems: Vec<Problem> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
 impl ConfigError {
@@ -43,7 +46,12 @@ fn render(path: &std::path::Path, problems: &[Problem]) -> String {
         if problems.len() == 1 { "" } else { "s" }
     );
     for p in problems {
-        out.push_str(&format!("\n  --> {}:{}:{}", path.display(), p.line, p.column));
+        out.push_str(&format!(
+            "\n  --> {}:{}:{}",
+            path.display(),
+            p.line,
+            p.column
+        ));
         if !p.key.is_empty() {
             out.push_str(&format!(" ({})", p.key));
         }

@@ -62,9 +62,18 @@ mod tests {
     #[test]
     fn finds_values_in_tables_and_inline_tables() {
         let s = "[services.web]\ncommand = \"x\"\nlog = { keep = 3 }\n";
-        assert_eq!(locate_key(s, &["services", "web", "command"]), Some((2, 11)));
-        assert_eq!(locate_key(s, &["services", "web", "log", "keep"]), Some((3, 16)));
+        assert_eq!(
+            locate_key(s, &["services", "web", "command"]),
+            Some((2, 11))
+        );
+        assert_eq!(
+            locate_key(s, &["services", "web", "log", "keep"]),
+            Some((3, 16))
+        );
         // A missing key points at its parent.
-        assert_eq!(locate_key(s, &["services", "web", "cwd"]).map(|p| p.0), Some(1));
+        assert_eq!(
+            locate_key(s, &["services", "web", "cwd"]).map(|p| p.0),
+            Some(1)
+        );
     }
 }

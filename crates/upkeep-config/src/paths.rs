@@ -14,7 +14,11 @@ pub fn default_config_path() -> PathBuf {
         candidates.push(dir.join("upkeep/upkeep.toml"));
     }
     candidates.push(PathBuf::from("/etc/upkeep/upkeep.toml"));
-    candidates.iter().find(|p| p.exists()).cloned().unwrap_or_else(|| candidates.remove(0))
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .unwrap_or_else(|| candidates.remove(0))
 }
 
 /// The data dir when the config does not name one: `/var/lib/upkeep` for root, else
@@ -26,7 +30,9 @@ pub fn default_data_dir() -> PathBuf {
     if let Some(p) = std::env::var_os("XDG_STATE_HOME").filter(|p| !p.is_empty()) {
         return PathBuf::from(p).join("upkeep");
     }
-    home().map(|h| h.join(".local/state/upkeep")).unwrap_or_else(|| PathBuf::from(".upkeep"))
+    home()
+        .map(|h| h.join(".local/state/upkeep"))
+        .unwrap_or_else(|| PathBuf::from(".upkeep"))
 }
 
 fn config_home() -> Option<PathBuf> {
@@ -37,5 +43,7 @@ fn config_home() -> Option<PathBuf> {
 }
 
 fn home() -> Option<PathBuf> {
-    std::env::var_os("HOME").filter(|p| !p.is_empty()).map(PathBuf::from)
+    std::env::var_os("HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
 }

@@ -47,7 +47,10 @@ impl<'de> Deserialize<'de> for RawCommand {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawCommand, E> {
                 Ok(RawCommand::Line(v.to_owned()))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<RawCommand, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<RawCommand, A::Error> {
                 let mut argv = Vec::new();
                 while let Some(s) = a.next_element::<String>()? {
                     argv.push(s);
@@ -92,7 +95,10 @@ pub(crate) struct RawService {
 
 impl Default for RawDaemon {
     fn default() -> Self {
-        Self { data_dir: None, shutdown_timeout: defaults::shutdown_timeout() }
+        Self {
+            data_dir: None,
+            shutdown_timeout: defaults::shutdown_timeout(),
+        }
     }
 }
 
@@ -109,7 +115,11 @@ pub(crate) struct RawLog {
 
 impl Default for RawLog {
     fn default() -> Self {
-        Self { max_size: defaults::max_size(), keep: defaults::keep(), compress: false }
+        Self {
+            max_size: defaults::max_size(),
+            keep: defaults::keep(),
+            compress: false,
+        }
     }
 }
 

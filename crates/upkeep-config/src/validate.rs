@@ -92,19 +92,27 @@ pub struct ServiceConfig {
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let source = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     parse(path, &source)
 }
 
 /// Validates `source`, which was read from `path` (used for messages and relative paths).
 pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    let base = path.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
+    let base = path
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_else(|| PathBuf::from("."));
     let raw: RawConfig = match toml::from_str(source) {
         Ok(raw) => raw,
         Err(e) => {
-            let (line, column) = e.span().map(|s| line_col(source, s.start)).unwrap_or((1, 1));
+            let (line, column) = e
+                .span()
+                .map(|s| line_col(source, s.start))
+                .unwrap_or((1, 1));
             let problem = Problem {
                 line,
                 column,
@@ -112,15 +120,24 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
                 message: e.message().trim().to_owned(),
                 hint: None,
             };
-            return Err(ConfigError::Invalid { path, problems: vec![problem] });
+            return Err(ConfigError::Invalid {
+                path,
+                problems: vec![problem],
+            });
         }
     };
-    let mut v = Validator { source, problems: Vec::new() };
+    let mut v = Validator {
+        source,
+        problems: Vec::new(),
+    };
     let config = v.config(raw, &base, &path);
     if v.problems.is_empty() {
         Ok(config)
     } else {
-        Err(ConfigError::Invalid { path, problems: v.problems })
+        Err(ConfigError::Invalid {
+            path,
+            problems: v.problems,
+        })
     }
 }
 
@@ -132,7 +149,13 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn problem(&mut self, key: &[&str], message: impl Into<String>, hint: Option<String>) {
         let (line, column) = locate_key(self.source, key).unwrap_or((1, 1));
-        self.problems.push(Problem { line, column, key: key.join("."), message: message.into(), hint });
+        self.problems.push(Problem {
+            line,
+            column,
+            key: key.join("."),
+            message: message.into(),
+            hint,
+        });
     }
 
     fn config(&mut self, raw: RawConfig, base: &Path, path: &Path) -> Config {
@@ -142,8 +165,10 @@ impl Validator<'_> {
             .as_deref()
             .map(|d| base.join(d))
             .unwrap_or_else(crate::default_data_dir);
-        let shutdown_timeout =
-            self.duration(&["daemon", "shutdown_timeout"], &raw.daemon.shutdown_timeout);
+        let shutdown_timeout = self.duration(
+            &["daemon", "shutdown_timeout"],
+            &raw.daemon.shutdown_timeout,
+        );
         let mut services = BTreeMap::new();
         for (name, svc) in raw.services {
             let key = ["services", name.as_str()];
@@ -161,7 +186,10 @@ impl Validator<'_> {
         Config {
             path: path.to_owned(),
             source: self.source.to_owned(),
-            daemon: DaemonConfig { data_dir, shutdown_timeout },
+            daemon: DaemonConfig {
+                data_dir,
+                shutdown_timeout,
+            },
             services,
         }
     }
@@ -174,7 +202,11 @@ impl Validator<'_> {
         if let Some(dir) = &cwd
             && !dir.is_dir()
         {
-            self.problem(&k("cwd"), format!("folder {} does not exist", dir.display()), None);
+            self.problem(
+                &k("cwd"),
+                format!("folder {} does not exist", dir.display()),
+                None,
+            );
         }
         let run_dir = cwd.clone().unwrap_or_else(|| base.to_owned());
 
@@ -189,29 +221,44 @@ impl Validator<'_> {
                                 env.insert(key, value);
                             }
                             Err(e) => {
-                                self.problem(&k("env_file"), format!("{}: {e}", file.display()), None);
+                                self.problem(
+                                    &k("env_file"),
+                                    format!("{}: {e}", file.display()),
+                                    None,
+                                );
                                 break;
                             }
                         }
                     }
                 }
-                Err(e) => self.problem(&k("env_file"), format!("cannot read {}: {e}", file.display()), None),
+                Err(e) => self.problem(
+                    &k("env_file"),
+                    format!("cannot read {}: {e}", file.display()),
+                    None,
+                ),
             }
         }
         env.extend(raw.env);
 
-        let user = raw.user.as_deref().and_then(|u| match nix::unistd::User::from_name(u) {
-            Ok(Some(user)) => Some(UserIds {
-                name: user.name,
-                uid: user.uid.as_raw(),
-                gid: user.gid.as_raw(),
-                home: user.dir,
-            }),
-            _ => {
-                self.problem(&k("user"), format!("no user named `{u}` on this host"), None);
-                None
-            }
-        });
+        let user = raw
+            .user
+            .as_deref()
+            .and_then(|u| match nix::unistd::User::from_name(u) {
+                Ok(Some(user)) => Some(UserIds {
+                    name: user.name,
+                    uid: user.uid.as_raw(),
+                    gid: user.gid.as_raw(),
+                    home: user.dir,
+                }),
+                _ => {
+                    self.problem(
+                        &k("user"),
+                        format!("no user named `{u}` on this host"),
+                        None,
+                    );
+                    None
+                }
+            });
 
         let program = self.program(name, &raw.command, &run_dir, env.get("PATH"));
 
@@ -233,7 +280,11 @@ impl Validator<'_> {
         let backoff_min = self.duration(&k("backoff_min"), &raw.backoff_min);
         let backoff_max = self.duration(&k("backoff_max"), &raw.backoff_max);
         if backoff_min > backoff_max {
-            self.problem(&k("backoff_max"), "backoff_max is shorter than backoff_min", None);
+            self.problem(
+                &k("backoff_max"),
+                "backoff_max is shorter than backoff_min",
+                None,
+            );
         }
         let min_uptime = self.duration(&k("min_uptime"), &raw.min_uptime);
         let window = self.duration(&k("window"), &raw.window);
@@ -274,7 +325,11 @@ impl Validator<'_> {
             min_uptime,
             max_restarts: raw.max_restarts,
             window,
-            log: LogConfig { max_size, keep: raw.log.keep, compress: raw.log.compress },
+            log: LogConfig {
+                max_size,
+                keep: raw.log.keep,
+                compress: raw.log.compress,
+            },
         })
     }
 
@@ -291,20 +346,33 @@ impl Validator<'_> {
         let key = ["services", name, "command"];
         let (argv, display) = match command {
             RawCommand::Argv(argv) => (argv.clone(), argv.join(" ")),
-            RawCommand::Line(line) if needs_shell(line) => {
-                (vec!["/bin/sh".into(), "-c".into(), line.clone()], line.clone())
-            }
-            RawCommand::Line(line) => {
-                (line.split_whitespace().map(str::to_owned).collect(), line.clone())
-            }
+            RawCommand::Line(line) if needs_shell(line) => (
+                vec!["/bin/sh".into(), "-c".into(), line.clone()],
+                line.clone(),
+            ),
+            RawCommand::Line(line) => (
+                line.split_whitespace().map(str::to_owned).collect(),
+                line.clone(),
+            ),
         };
         let Some(program) = argv.first().filter(|p| !p.is_empty()) else {
-            self.problem(&key, "command is empty", Some("write the program to run, e.g. command = \"npm run start\"".into()));
+            self.problem(
+                &key,
+                "command is empty",
+                Some("write the program to run, e.g. command = \"npm run start\"".into()),
+            );
             return None;
         };
-        let search = service_path.cloned().or_else(|| std::env::var("PATH").ok()).unwrap_or_default();
+        let search = service_path
+            .cloned()
+            .or_else(|| std::env::var("PATH").ok())
+            .unwrap_or_default();
         match resolve_program(program, run_dir, &search) {
-            Some(path) => Some(Program { path, argv, display }),
+            Some(path) => Some(Program {
+                path,
+                argv,
+                display,
+            }),
             None => {
                 let hint = if program.contains('/') {
                     "check the path; relative paths are relative to the service's cwd".to_owned()
@@ -313,7 +381,11 @@ impl Validator<'_> {
                         "searched PATH={search} (the daemon's PATH, not your shell's); write the full path, e.g. command = \"/usr/local/bin/{program} ...\", or set PATH in env"
                     )
                 };
-                self.problem(&key, format!("program `{program}` was not found"), Some(hint));
+                self.problem(
+                    &key,
+                    format!("program `{program}` was not found"),
+                    Some(hint),
+                );
                 None
             }
         }
@@ -335,15 +407,25 @@ impl Validator<'_> {
 
     fn signal(&mut self, key: &[&str], text: &str) -> Option<i32> {
         let upper = text.trim().to_ascii_uppercase();
-        let named = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
-        let parsed = named
-            .parse::<nix::sys::signal::Signal>()
-            .ok()
-            .or_else(|| text.trim().parse::<i32>().ok().and_then(|n| nix::sys::signal::Signal::try_from(n).ok()));
+        let named = if upper.starts_with("SIG") {
+            upper
+        } else {
+            format!("SIG{upper}")
+        };
+        let parsed = named.parse::<nix::sys::signal::Signal>().ok().or_else(|| {
+            text.trim()
+                .parse::<i32>()
+                .ok()
+                .and_then(|n| nix::sys::signal::Signal::try_from(n).ok())
+        });
         match parsed {
             Some(sig) => Some(sig as i32),
             None => {
-                self.problem(key, format!("`{text}` is not a signal"), Some("use a name such as \"SIGTERM\", \"SIGINT\" or \"SIGQUIT\"".into()));
+                self.problem(
+                    key,
+                    format!("`{text}` is not a signal"),
+                    Some("use a name such as \"SIGTERM\", \"SIGINT\" or \"SIGQUIT\"".into()),
+                );
                 None
             }
         }
@@ -353,19 +435,28 @@ impl Validator<'_> {
 /// Characters that only a shell understands. A line holding one runs through `sh -c`.
 fn needs_shell(line: &str) -> bool {
     line.contains(|c: char| "|&;<>()$`\\\"'*?[]#~{}\n".contains(c))
-        || line.split_whitespace().next().is_some_and(|w| w.contains('='))
+        || line
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.contains('='))
 }
 
 fn resolve_program(program: &str, run_dir: &Path, search: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let is_exec = |p: &Path| {
-        p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
     };
     if program.contains('/') {
         let p = run_dir.join(program);
         return is_exec(&p).then_some(p);
     }
-    search.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(program)).find(|p| is_exec(p))
+    search
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(program))
+        .find(|p| is_exec(p))
 }
 
 /// "250ms", "10s", "1m 30s", "2h" (jiff's friendly format) or a bare "0".
@@ -412,8 +503,14 @@ mod tests {
         assert_eq!(p.len(), 3, "{err}");
         assert_eq!((p[0].line, p[0].column), (2, 11));
         assert!(p[0].message.contains("nosuchprogram-xyz"));
-        assert!(p.iter().any(|p| p.key == "services.web.stop_timeout" && p.line == 3));
-        assert!(p.iter().any(|p| p.key == "services.web.restart" && p.line == 4));
+        assert!(
+            p.iter()
+                .any(|p| p.key == "services.web.stop_timeout" && p.line == 3)
+        );
+        assert!(
+            p.iter()
+                .any(|p| p.key == "services.web.restart" && p.line == 4)
+        );
         assert!(err.to_string().contains("/tmp/upkeep-test.toml:2:11"));
     }
 
@@ -439,7 +536,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(".env"), "A=1\nB=2\n# comment\n").unwrap();
         let path = dir.path().join("upkeep.toml");
-        let toml = "[services.x]\ncommand = \"sleep 1\"\nenv_file = \".env\"\nenv = { B = \"3\" }\n";
+        let toml =
+            "[services.x]\ncommand = \"sleep 1\"\nenv_file = \".env\"\nenv = { B = \"3\" }\n";
         let c = parse(&path, toml).unwrap();
         let x = c.services.values().next().unwrap();
         assert_eq!(x.env, [("A".into(), "1".into()), ("B".into(), "3".into())]);

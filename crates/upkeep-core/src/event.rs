@@ -47,9 +47,17 @@ impl std::fmt::Display for ExitStatus {
 pub enum EventKind {
     /// A process was spawned. `start_ticks` is its start time from /proc (clock ticks after
     /// boot), stored so that a restarted daemon never mistakes a reused pid for its child.
-    Started { pid: u32, start_ticks: u64, by: Actor },
+    Started {
+        pid: u32,
+        start_ticks: u64,
+        by: Actor,
+    },
     /// The service's main process ended.
-    Exited { pid: u32, status: ExitStatus, uptime_ms: u64 },
+    Exited {
+        pid: u32,
+        status: ExitStatus,
+        uptime_ms: u64,
+    },
     /// The restart policy will start the service again after `delay_ms`.
     RestartScheduled { attempt: u32, delay_ms: u64 },
     /// The service could not be started (program missing, bad cwd, unknown user).
@@ -72,7 +80,12 @@ pub enum EventKind {
     /// the service never runs twice.
     StaleStopped { pid: u32 },
     /// The daemon applied a config revision.
-    ConfigApplied { revision: i64, added: u32, removed: u32, changed: u32 },
+    ConfigApplied {
+        revision: i64,
+        added: u32,
+        removed: u32,
+        changed: u32,
+    },
     /// The service was removed from the config.
     Removed,
 }
@@ -102,9 +115,14 @@ impl EventKind {
     pub fn is_intervention(&self) -> bool {
         matches!(
             self,
-            EventKind::Started { by: Actor::Operator, .. }
-                | EventKind::Stopping { by: Actor::Operator }
-                | EventKind::RestartRequested { by: Actor::Operator }
+            EventKind::Started {
+                by: Actor::Operator,
+                ..
+            } | EventKind::Stopping {
+                by: Actor::Operator
+            } | EventKind::RestartRequested {
+                by: Actor::Operator
+            }
         )
     }
 }
@@ -120,11 +138,19 @@ pub struct Event {
 
 impl Event {
     pub fn now(service: &ServiceName, kind: EventKind) -> Self {
-        Self { at: Timestamp::now(), service: Some(service.clone()), kind }
+        Self {
+            at: Timestamp::now(),
+            service: Some(service.clone()),
+            kind,
+        }
     }
 
     pub fn daemon(kind: EventKind) -> Self {
-        Self { at: Timestamp::now(), service: None, kind }
+        Self {
+            at: Timestamp::now(),
+            service: None,
+            kind,
+        }
     }
 }
 
@@ -135,9 +161,23 @@ mod tests {
     #[test]
     fn tag_matches_serde_tag() {
         let kinds = [
-            EventKind::Started { pid: 1, start_ticks: 2, by: Actor::Upkeep },
-            EventKind::Exited { pid: 1, status: ExitStatus { code: Some(1), signal: None }, uptime_ms: 3 },
-            EventKind::Failed { restarts: 3, window_ms: 10 },
+            EventKind::Started {
+                pid: 1,
+                start_ticks: 2,
+                by: Actor::Upkeep,
+            },
+            EventKind::Exited {
+                pid: 1,
+                status: ExitStatus {
+                    code: Some(1),
+                    signal: None,
+                },
+                uptime_ms: 3,
+            },
+            EventKind::Failed {
+                restarts: 3,
+                window_ms: 10,
+            },
             EventKind::Removed,
         ];
         for k in kinds {
@@ -148,8 +188,19 @@ mod tests {
 
     #[test]
     fn only_operator_actions_are_interventions() {
-        assert!(EventKind::Stopping { by: Actor::Operator }.is_intervention());
+        assert!(
+            EventKind::Stopping {
+                by: Actor::Operator
+            }
+            .is_intervention()
+        );
         assert!(!EventKind::Stopping { by: Actor::Upkeep }.is_intervention());
-        assert!(!EventKind::RestartScheduled { attempt: 1, delay_ms: 0 }.is_intervention());
+        assert!(
+            !EventKind::RestartScheduled {
+                attempt: 1,
+                delay_ms: 0
+            }
+            .is_intervention()
+        );
     }
 }

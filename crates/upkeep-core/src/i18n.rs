@@ -18,7 +18,11 @@ impl Lang {
     pub fn from_env_with(get: impl Fn(&str) -> Option<String>) -> Lang {
         for var in ["UPKEEP_LANG", "LC_ALL", "LC_MESSAGES", "LANG"] {
             if let Some(v) = get(var).filter(|v| !v.is_empty()) {
-                return if v.to_ascii_lowercase().starts_with("zh") { Lang::ZhCn } else { Lang::En };
+                return if v.to_ascii_lowercase().starts_with("zh") {
+                    Lang::ZhCn
+                } else {
+                    Lang::En
+                };
             }
         }
         Lang::En
@@ -113,25 +117,49 @@ mod tests {
     #[test]
     fn picks_chinese_from_locale() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
         };
-        assert_eq!(Lang::from_env_with(env(&[("LANG", "zh_CN.UTF-8")])), Lang::ZhCn);
-        assert_eq!(Lang::from_env_with(env(&[("LANG", "en_US.UTF-8")])), Lang::En);
-        assert_eq!(Lang::from_env_with(env(&[("LANG", "zh_CN.UTF-8"), ("UPKEEP_LANG", "en")])), Lang::En);
+        assert_eq!(
+            Lang::from_env_with(env(&[("LANG", "zh_CN.UTF-8")])),
+            Lang::ZhCn
+        );
+        assert_eq!(
+            Lang::from_env_with(env(&[("LANG", "en_US.UTF-8")])),
+            Lang::En
+        );
+        assert_eq!(
+            Lang::from_env_with(env(&[("LANG", "zh_CN.UTF-8"), ("UPKEEP_LANG", "en")])),
+            Lang::En
+        );
         assert_eq!(Lang::from_env_with(env(&[])), Lang::En);
     }
 
     #[test]
     fn fills_in_order_and_by_position() {
         assert_eq!(fill("a {} b {}", &[&1, &"x"]), "a 1 b x");
-        assert_eq!(fill("{1} then {0}", &[&"first", &"second"]), "second then first");
+        assert_eq!(
+            fill("{1} then {0}", &[&"first", &"second"]),
+            "second then first"
+        );
         assert_eq!(fill("left {} alone {9}", &[&"x"]), "left x alone {9}");
     }
 
     #[test]
     fn both_languages_have_the_same_placeholders() {
         let count = |s: &str| s.matches('{').count();
-        for m in [Msg::NoDaemon, Msg::DaemonStarted, Msg::DaemonAlready, Msg::ConfigOk, Msg::Reloaded, Msg::Added] {
+        for m in [
+            Msg::NoDaemon,
+            Msg::DaemonStarted,
+            Msg::DaemonAlready,
+            Msg::ConfigOk,
+            Msg::Reloaded,
+            Msg::Added,
+        ] {
             assert_eq!(count(m.text(Lang::En)), count(m.text(Lang::ZhCn)), "{m:?}");
         }
     }

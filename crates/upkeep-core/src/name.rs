@@ -100,8 +100,14 @@ mod tests {
         assert_eq!(ServiceName::new(""), Err(NameError::Empty));
         assert_eq!(ServiceName::new("all"), Err(NameError::Reserved));
         for n in ["../etc", "a b", ".hidden", "-flag", "a/b", "名字"] {
-            assert!(matches!(ServiceName::new(n), Err(NameError::BadCharacter(_))), "{n}");
+            assert!(
+                matches!(ServiceName::new(n), Err(NameError::BadCharacter(_))),
+                "{n}"
+            );
         }
-        assert!(matches!(ServiceName::new("x".repeat(65)), Err(NameError::TooLong(_))));
+        assert!(matches!(
+            ServiceName::new("x".repeat(65)),
+            Err(NameError::TooLong(_))
+        ));
     }
 }

@@ -23,9 +23,21 @@ pub struct StateTask {
 }
 
 impl StateTask {
-    pub fn new(events: mpsc::Receiver<Event>, store: mpsc::Sender<Event>) -> (Self, watch::Receiver<Snapshot>) {
+    pub fn new(
+        events: mpsc::Receiver<Event>,
+        store: mpsc::Sender<Event>,
+    ) -> (Self, watch::Receiver<Snapshot>) {
         let (tx, rx) = watch::channel(Snapshot::default());
-        (Self { statuses: BTreeMap::new(), events, store, snapshot: tx, draining: false }, rx)
+        (
+            Self {
+                statuses: BTreeMap::new(),
+                events,
+                store,
+                snapshot: tx,
+                draining: false,
+            },
+            rx,
+        )
     }
 
     /// Runs until every sender is gone, or until `drain` is cancelled and what was already
@@ -50,7 +62,10 @@ impl StateTask {
                     if matches!(event.kind, EventKind::Removed) {
                         self.statuses.remove(name);
                     } else {
-                        let status = self.statuses.entry(name.clone()).or_insert_with(|| ServiceStatus::new(name.clone()));
+                        let status = self
+                            .statuses
+                            .entry(name.clone())
+                            .or_insert_with(|| ServiceStatus::new(name.clone()));
                         crate::apply(status, &event);
                     }
                 }

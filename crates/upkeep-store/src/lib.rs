@@ -50,7 +50,11 @@ pub trait Store: Send + Sync {
     /// (from `Started` / `Exited` events) for recovery after a daemon crash.
     async fn append(&self, events: &[Event]) -> Result<(), Error>;
     /// The most recent events, newest first; of one service or of all.
-    async fn events(&self, service: Option<&ServiceName>, limit: u32) -> Result<Vec<StoredEvent>, Error>;
+    async fn events(
+        &self,
+        service: Option<&ServiceName>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, Error>;
     async fn set_desired(&self, service: &ServiceName, desired: Desired) -> Result<(), Error>;
     async fn services(&self) -> Result<Vec<ServiceRecord>, Error>;
     /// Stores an applied config, returning its revision number.

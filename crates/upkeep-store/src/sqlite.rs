@@ -5,7 +5,9 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use upkeep_core::api::StoredEvent;
 use upkeep_core::{Desired, Event, EventKind, ServiceName};
 
@@ -27,7 +29,10 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub async fn open(path: &Path) -> Result<Self, Error> {
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(|source| Error::Open { path: path.display().to_string(), source })?
+            .map_err(|source| Error::Open {
+                path: path.display().to_string(),
+                source,
+            })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // NORMAL in WAL mode: a power cut may lose the last commits, never corrupt the file.
@@ -39,8 +44,14 @@ impl SqliteStore {
             .max_connections(2)
             .connect_with(opts)
             .await
-            .map_err(|source| Error::Open { path: path.display().to_string(), source })?;
-        sqlx::migrate!("./migrations").run(&pool).await.map_err(Error::Migrate)?;
+            .map_err(|source| Error::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(Error::Migrate)?;
         Ok(Self { pool })
     }
 }
@@ -62,7 +73,9 @@ impl Store for SqliteStore {
                 .map_err(q("insert event"))?;
             let Some(service) = &e.service else { continue };
             let running = match &e.kind {
-                EventKind::Started { pid, start_ticks, .. } => Some((Some(*pid as i64), Some(*start_ticks as i64))),
+                EventKind::Started {
+                    pid, start_ticks, ..
+                } => Some((Some(*pid as i64), Some(*start_ticks as i64))),
                 EventKind::Exited { .. } | EventKind::StaleStopped { .. } => Some((None, None)),
                 _ => None,
             };
@@ -83,7 +96,11 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(q("commit events"))
     }
 
-    async fn events(&self, service: Option<&ServiceName>, limit: u32) -> Result<Vec<StoredEvent>, Error> {
+    async fn events(
+        &self,
+        service: Option<&ServiceName>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, Error> {
         let rows = sqlx::query(
             "SELECT id, at_ms, service, kind, intervention, detail FROM events
              WHERE (?1 IS NULL OR service = ?1) ORDER BY id DESC LIMIT ?2",
@@ -97,14 +114,18 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|r| {
                 let mut detail: serde_json::Value =
-                    serde_json::from_str(r.get::<&str, _>("detail")).unwrap_or(serde_json::Value::Null);
+                    serde_json::from_str(r.get::<&str, _>("detail"))
+                        .unwrap_or(serde_json::Value::Null);
                 if let Some(o) = detail.as_object_mut() {
                     o.remove("kind");
                 }
                 StoredEvent {
                     id: r.get("id"),
-                    at: jiff::Timestamp::from_millisecond(r.get("at_ms")).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-                    service: r.get::<Option<String>, _>("service").and_then(|s| ServiceName::new(s).ok()),
+                    at: jiff::Timestamp::from_millisecond(r.get("at_ms"))
+                        .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+                    service: r
+                        .get::<Option<String>, _>("service")
+                        .and_then(|s| ServiceName::new(s).ok()),
                     kind: r.get("kind"),
                     intervention: r.get("intervention"),
                     detail,
@@ -128,10 +149,11 @@ impl Store for SqliteStore {
     }
 
     async fn services(&self) -> Result<Vec<ServiceRecord>, Error> {
-        let rows = sqlx::query("SELECT name, desired, pid, start_ticks FROM services ORDER BY name")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(q("select services"))?;
+        let rows =
+            sqlx::query("SELECT name, desired, pid, start_ticks FROM services ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("select services"))?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
@@ -140,19 +162,25 @@ impl Store for SqliteStore {
                 let pid: Option<i64> = r.get("pid");
                 let ticks: Option<i64> = r.get("start_ticks");
                 let running = pid.zip(ticks).map(|(p, t)| (p as u32, t as u64));
-                Some(ServiceRecord { name, desired, running })
+                Some(ServiceRecord {
+                    name,
+                    desired,
+                    running,
+                })
             })
             .collect())
     }
 
     async fn save_revision(&self, path: &str, source: &str) -> Result<i64, Error> {
-        let row = sqlx::query("INSERT INTO config_revisions (applied_ms, path, source) VALUES (?, ?, ?) RETURNING id")
-            .bind(now_ms())
-            .bind(path)
-            .bind(source)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(q("insert config revision"))?;
+        let row = sqlx::query(
+            "INSERT INTO config_revisions (applied_ms, path, source) VALUES (?, ?, ?) RETURNING id",
+        )
+        .bind(now_ms())
+        .bind(path)
+        .bind(source)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(q("insert config revision"))?;
         Ok(row.get("id"))
     }
 
@@ -178,9 +206,33 @@ mod tests {
         {
             let s = SqliteStore::open(&path).await.unwrap();
             s.append(&[
-                Event::now(&web, EventKind::Started { pid: 10, start_ticks: 5, by: Actor::Upkeep }),
-                Event::now(&web, EventKind::Exited { pid: 10, status: ExitStatus { code: None, signal: Some(9) }, uptime_ms: 1 }),
-                Event::now(&web, EventKind::Started { pid: 11, start_ticks: 6, by: Actor::Operator }),
+                Event::now(
+                    &web,
+                    EventKind::Started {
+                        pid: 10,
+                        start_ticks: 5,
+                        by: Actor::Upkeep,
+                    },
+                ),
+                Event::now(
+                    &web,
+                    EventKind::Exited {
+                        pid: 10,
+                        status: ExitStatus {
+                            code: None,
+                            signal: Some(9),
+                        },
+                        uptime_ms: 1,
+                    },
+                ),
+                Event::now(
+                    &web,
+                    EventKind::Started {
+                        pid: 11,
+                        start_ticks: 6,
+                        by: Actor::Operator,
+                    },
+                ),
             ])
             .await
             .unwrap();
@@ -189,14 +241,26 @@ mod tests {
         }
         let s = SqliteStore::open(&path).await.unwrap();
         let ev = s.events(Some(&web), 10).await.unwrap();
-        assert_eq!(ev.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["started", "exited", "started"]);
+        assert_eq!(
+            ev.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+            ["started", "exited", "started"]
+        );
         assert!(ev[0].intervention && !ev[2].intervention);
         assert_eq!(ev[1].detail["status"]["signal"], 9);
         assert_eq!(
             s.services().await.unwrap(),
-            [ServiceRecord { name: web.clone(), desired: Desired::Stopped, running: Some((11, 6)) }]
+            [ServiceRecord {
+                name: web.clone(),
+                desired: Desired::Stopped,
+                running: Some((11, 6))
+            }]
         );
         assert_eq!(s.revision_count().await.unwrap(), 1);
-        assert!(s.events(Some(&ServiceName::new("other").unwrap()), 10).await.unwrap().is_empty());
+        assert!(
+            s.events(Some(&ServiceName::new("other").unwrap()), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -36,7 +36,12 @@ fn signal_group(pgid: u32, signal: i32) -> bool {
 
 /// Stops group `pgid`: `signal` to every member, wait up to `timeout`, then SIGKILL to the
 /// group. Returns once the group is gone (or lingers past a grace period after SIGKILL).
-pub(crate) async fn stop_group(reaper: &Reaper, pgid: u32, signal: i32, timeout: Duration) -> StopOutcome {
+pub(crate) async fn stop_group(
+    reaper: &Reaper,
+    pgid: u32,
+    signal: i32,
+    timeout: Duration,
+) -> StopOutcome {
     let mut out = StopOutcome::default();
     if !group_exists(pgid) {
         return out;
@@ -48,7 +53,9 @@ pub(crate) async fn stop_group(reaper: &Reaper, pgid: u32, signal: i32, timeout:
         return out;
     }
     out.killed = signal_group(pgid, Signal::SIGKILL as i32);
-    out.lingering = !reaper.wait_group_gone(pgid, Instant::now() + KILL_GRACE).await;
+    out.lingering = !reaper
+        .wait_group_gone(pgid, Instant::now() + KILL_GRACE)
+        .await;
     out
 }
 
@@ -56,11 +63,19 @@ pub(crate) async fn stop_group(reaper: &Reaper, pgid: u32, signal: i32, timeout:
 /// went to PID 1 when that daemon died), so no SIGCHLD tells us when they are gone: this is
 /// the one place that checks on a short timer, once per stale service at start-up.
 /// Only acts if `pid` still has `start_ticks` (so a reused pid is never touched).
-pub async fn stop_stale_group(pid: u32, start_ticks: u64, signal: i32, timeout: Duration) -> Option<StopOutcome> {
+pub async fn stop_stale_group(
+    pid: u32,
+    start_ticks: u64,
+    signal: i32,
+    timeout: Duration,
+) -> Option<StopOutcome> {
     if crate::procfs::start_ticks(pid) != Some(start_ticks) {
         return None;
     }
-    let mut out = StopOutcome { signalled: signal_group(pid, signal), ..Default::default() };
+    let mut out = StopOutcome {
+        signalled: signal_group(pid, signal),
+        ..Default::default()
+    };
     signal_group(pid, Signal::SIGCONT as i32);
     let gone = |deadline: Instant| async move {
         while Instant::now() < deadline {

@@ -17,8 +17,13 @@ use upkeep_core::ExitStatus;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Decision {
-    Restart { attempt: u32, delay: Duration },
-    Failed { restarts: u32 },
+    Restart {
+        attempt: u32,
+        delay: Duration,
+    },
+    Failed {
+        restarts: u32,
+    },
     /// The policy does not restart this exit.
     Exit,
 }
@@ -51,16 +56,25 @@ impl RestartTracker {
         if uptime >= cfg.min_uptime {
             self.attempt = 0;
         }
-        while self.recent.front().is_some_and(|t| now.duration_since(*t) > cfg.window) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > cfg.window)
+        {
             self.recent.pop_front();
         }
         if self.recent.len() as u32 >= cfg.max_restarts {
-            return Decision::Failed { restarts: self.recent.len() as u32 };
+            return Decision::Failed {
+                restarts: self.recent.len() as u32,
+            };
         }
         self.recent.push_back(now);
         self.attempt += 1;
         self.total += 1;
-        Decision::Restart { attempt: self.attempt, delay: backoff(cfg, self.attempt, jitter) }
+        Decision::Restart {
+            attempt: self.attempt,
+            delay: backoff(cfg, self.attempt, jitter),
+        }
     }
 
     /// An operator started the service: a fresh start, with no memory of earlier crashes.
@@ -74,7 +88,10 @@ fn backoff(cfg: &ServiceConfig, attempt: u32, jitter: f64) -> Duration {
         return Duration::ZERO;
     }
     let exp = (attempt - 2).min(30);
-    let base = cfg.backoff_min.saturating_mul(1 << exp).min(cfg.backoff_max);
+    let base = cfg
+        .backoff_min
+        .saturating_mul(1 << exp)
+        .min(cfg.backoff_max);
     base.mul_f64(0.8 + 0.4 * jitter).min(cfg.backoff_max)
 }
 
@@ -91,19 +108,40 @@ mod tests {
         c.services.into_values().next().unwrap()
     }
 
-    const FAIL: ExitStatus = ExitStatus { code: Some(1), signal: None };
-    const OK: ExitStatus = ExitStatus { code: Some(0), signal: None };
-    const KILLED: ExitStatus = ExitStatus { code: None, signal: Some(9) };
+    const FAIL: ExitStatus = ExitStatus {
+        code: Some(1),
+        signal: None,
+    };
+    const OK: ExitStatus = ExitStatus {
+        code: Some(0),
+        signal: None,
+    };
+    const KILLED: ExitStatus = ExitStatus {
+        code: None,
+        signal: Some(9),
+    };
 
     #[test]
     fn policies_decide_which_exits_restart() {
         let now = Instant::now();
         let short = Duration::from_millis(10);
         let mut t = RestartTracker::default();
-        assert_eq!(t.on_exit(&cfg(RestartPolicy::Never), KILLED, short, now, 0.5), Decision::Exit);
-        assert_eq!(t.on_exit(&cfg(RestartPolicy::OnFailure), OK, short, now, 0.5), Decision::Exit);
-        assert!(matches!(t.on_exit(&cfg(RestartPolicy::OnFailure), FAIL, short, now, 0.5), Decision::Restart { .. }));
-        assert!(matches!(t.on_exit(&cfg(RestartPolicy::Always), OK, short, now, 0.5), Decision::Restart { .. }));
+        assert_eq!(
+            t.on_exit(&cfg(RestartPolicy::Never), KILLED, short, now, 0.5),
+            Decision::Exit
+        );
+        assert_eq!(
+            t.on_exit(&cfg(RestartPolicy::OnFailure), OK, short, now, 0.5),
+            Decision::Exit
+        );
+        assert!(matches!(
+            t.on_exit(&cfg(RestartPolicy::OnFailure), FAIL, short, now, 0.5),
+            Decision::Restart { .. }
+        ));
+        assert!(matches!(
+            t.on_exit(&cfg(RestartPolicy::Always), OK, short, now, 0.5),
+            Decision::Restart { .. }
+        ));
     }
 
     #[test]
@@ -140,16 +178,34 @@ mod tests {
         let mut t = RestartTracker::default();
         let start = Instant::now();
         for i in 0..4 {
-            t.on_exit(&c, FAIL, Duration::ZERO, start + Duration::from_secs(i), 0.5);
+            t.on_exit(
+                &c,
+                FAIL,
+                Duration::ZERO,
+                start + Duration::from_secs(i),
+                0.5,
+            );
         }
         // Ran 10 s (over min_uptime): backoff starts again from an immediate restart.
         assert_eq!(
-            t.on_exit(&c, FAIL, Duration::from_secs(10), start + Duration::from_secs(14), 0.5),
-            Decision::Restart { attempt: 1, delay: Duration::ZERO }
+            t.on_exit(
+                &c,
+                FAIL,
+                Duration::from_secs(10),
+                start + Duration::from_secs(14),
+                0.5
+            ),
+            Decision::Restart {
+                attempt: 1,
+                delay: Duration::ZERO
+            }
         );
         // 61 s later the earlier restarts are out of the window: no crash loop.
         let later = start + Duration::from_secs(80);
-        assert!(matches!(t.on_exit(&c, FAIL, Duration::ZERO, later, 0.5), Decision::Restart { .. }));
+        assert!(matches!(
+            t.on_exit(&c, FAIL, Duration::ZERO, later, 0.5),
+            Decision::Restart { .. }
+        ));
         assert_eq!(t.total, 6);
     }
 }

@@ -46,7 +46,10 @@ fn all_pids() -> impl Iterator<Item = u32> {
 
 /// Members of group `pgid` that are not zombies.
 pub fn group_live_members(pgid: u32) -> usize {
-    all_pids().filter_map(read_stat).filter(|s| s.pgrp == pgid && s.state != 'Z').count()
+    all_pids()
+        .filter_map(read_stat)
+        .filter(|s| s.pgrp == pgid && s.state != 'Z')
+        .count()
 }
 
 /// CPU ticks, resident bytes and process count of one group.
@@ -59,7 +62,10 @@ pub struct GroupUsage {
 
 /// Usage of every process group in `pgids`, in one pass over /proc.
 pub fn group_usage(pgids: &[u32]) -> HashMap<u32, GroupUsage> {
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u64;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64;
     let mut out: HashMap<u32, GroupUsage> = HashMap::new();
     for stat in all_pids().filter_map(read_stat) {
         if stat.state != 'Z' && pgids.contains(&stat.pgrp) {
@@ -74,7 +80,10 @@ pub fn group_usage(pgids: &[u32]) -> HashMap<u32, GroupUsage> {
 
 /// Clock ticks per second (USER_HZ), for turning tick deltas into CPU %.
 pub fn ticks_per_second() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as u64
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as u64
 }
 
 #[cfg(test)]
@@ -85,7 +94,10 @@ mod tests {
     fn parses_names_with_spaces_and_parens() {
         let line = "1234 (my (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 98765 1000000 250 18446744073709551615";
         let s = parse_stat(line).unwrap();
-        assert_eq!((s.state, s.pgrp, s.ticks, s.start_ticks, s.rss_pages), ('S', 1234, 10, 98765, 250));
+        assert_eq!(
+            (s.state, s.pgrp, s.ticks, s.start_ticks, s.rss_pages),
+            ('S', 1234, 10, 98765, 250)
+        );
     }
 
     #[test]

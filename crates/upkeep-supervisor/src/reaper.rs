@@ -44,7 +44,10 @@ impl Reaper {
     pub fn start() -> io::Result<Reaper> {
         let mut sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
         let reaper = Reaper {
-            inner: Arc::new(Inner { waiting: Mutex::new(HashMap::new()), reaped: watch::Sender::new(0) }),
+            inner: Arc::new(Inner {
+                waiting: Mutex::new(HashMap::new()),
+                reaped: watch::Sender::new(0),
+            }),
         };
         let task = reaper.clone();
         tokio::spawn(async move {
@@ -71,16 +74,31 @@ impl Reaper {
         let mut any = false;
         loop {
             let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, ExitStatus { code: Some(code), signal: None }),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                    (pid, ExitStatus { code: None, signal: Some(sig as i32) })
-                }
+                Ok(WaitStatus::Exited(pid, code)) => (
+                    pid,
+                    ExitStatus {
+                        code: Some(code),
+                        signal: None,
+                    },
+                ),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (
+                    pid,
+                    ExitStatus {
+                        code: None,
+                        signal: Some(sig as i32),
+                    },
+                ),
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
                 Ok(_) => continue,
             };
             any = true;
             let pid = pid.as_raw() as u32;
-            let waiter = self.inner.waiting.lock().expect("reaper registry poisoned").remove(&pid);
+            let waiter = self
+                .inner
+                .waiting
+                .lock()
+                .expect("reaper registry poisoned")
+                .remove(&pid);
             match waiter {
                 Some(tx) => {
                     let _ = tx.send(status);

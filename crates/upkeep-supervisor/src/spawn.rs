@@ -22,7 +22,11 @@ pub(crate) struct Spawned {
     pub exit: oneshot::Receiver<ExitStatus>,
 }
 
-pub(crate) fn spawn(reaper: &Reaper, name: &ServiceName, cfg: &ServiceConfig) -> std::io::Result<Spawned> {
+pub(crate) fn spawn(
+    reaper: &Reaper,
+    name: &ServiceName,
+    cfg: &ServiceConfig,
+) -> std::io::Result<Spawned> {
     let mut cmd = Command::new(&cfg.program.path);
     cmd.arg0(&cfg.program.argv[0])
         .args(&cfg.program.argv[1..])
@@ -35,7 +39,11 @@ pub(crate) fn spawn(reaper: &Reaper, name: &ServiceName, cfg: &ServiceConfig) ->
         cmd.current_dir(dir);
     }
     if let Some(user) = &cfg.user {
-        cmd.uid(user.uid).gid(user.gid).env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name);
+        cmd.uid(user.uid)
+            .gid(user.gid)
+            .env("HOME", &user.home)
+            .env("USER", &user.name)
+            .env("LOGNAME", &user.name);
     }
     cmd.envs(cfg.env.iter().map(|(k, v)| (k, v)));
     let (mut child, exit) = reaper.spawn(&mut cmd)?;
@@ -46,5 +54,11 @@ pub(crate) fn spawn(reaper: &Reaper, name: &ServiceName, cfg: &ServiceConfig) ->
     // exited; a stored 0 never matches a live process).
     let start_ticks = crate::procfs::start_ticks(pid).unwrap_or(0);
     // `child` is dropped without waiting: the reaper owns its exit.
-    Ok(Spawned { pid, start_ticks, stdout, stderr, exit })
+    Ok(Spawned {
+        pid,
+        start_ticks,
+        stdout,
+        stderr,
+        exit,
+    })
 }

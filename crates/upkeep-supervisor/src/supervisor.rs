@@ -26,9 +26,18 @@ use crate::reaper::Reaper;
 /// Requests to a supervisor. `done` is answered when the request has been carried out.
 #[derive(Debug)]
 pub enum SupervisorCommand {
-    Start { by: Actor, done: Option<oneshot::Sender<()>> },
-    Stop { by: Actor, done: Option<oneshot::Sender<()>> },
-    Restart { by: Actor, done: Option<oneshot::Sender<()>> },
+    Start {
+        by: Actor,
+        done: Option<oneshot::Sender<()>>,
+    },
+    Stop {
+        by: Actor,
+        done: Option<oneshot::Sender<()>>,
+    },
+    Restart {
+        by: Actor,
+        done: Option<oneshot::Sender<()>>,
+    },
     /// A reload changed this service's definition: take it, and restart if running.
     Reconfigure(Box<ServiceConfig>),
 }
@@ -43,7 +52,10 @@ pub struct SupervisorHandle {
 
 impl SupervisorHandle {
     /// Sends `make(done)` and waits until the supervisor has carried it out.
-    pub async fn request(&self, make: impl FnOnce(Option<oneshot::Sender<()>>) -> SupervisorCommand) -> bool {
+    pub async fn request(
+        &self,
+        make: impl FnOnce(Option<oneshot::Sender<()>>) -> SupervisorCommand,
+    ) -> bool {
         let (tx, rx) = oneshot::channel();
         if self.commands.send(make(Some(tx))).await.is_err() {
             return false;
@@ -52,7 +64,10 @@ impl SupervisorHandle {
     }
 
     pub async fn reconfigure(&self, cfg: ServiceConfig) {
-        let _ = self.commands.send(SupervisorCommand::Reconfigure(Box::new(cfg))).await;
+        let _ = self
+            .commands
+            .send(SupervisorCommand::Reconfigure(Box::new(cfg)))
+            .await;
     }
 
     /// Stops the service for good (removed from config, or daemon shutdown of one service).
@@ -116,7 +131,10 @@ impl Supervisor {
         };
         let token = cancel.clone();
         tasks.spawn(sup.run(token, start).instrument(span));
-        SupervisorHandle { commands: tx, cancel }
+        SupervisorHandle {
+            commands: tx,
+            cancel,
+        }
     }
 
     async fn run(mut self, cancel: CancellationToken, start: bool) {
@@ -128,7 +146,10 @@ impl Supervisor {
                 let exit = async {
                     match self.running.as_mut() {
                         // The reaper never drops a registered sender unreaped; treat it as unknown.
-                        Some(r) => (&mut r.exit).await.unwrap_or(ExitStatus { code: None, signal: None }),
+                        Some(r) => (&mut r.exit).await.unwrap_or(ExitStatus {
+                            code: None,
+                            signal: None,
+                        }),
                         None => std::future::pending().await,
                     }
                 };
@@ -208,40 +229,86 @@ impl Supervisor {
 
     /// Stops the running process group: stop signal, `stop_timeout`, SIGKILL.
     async fn stop_process(&mut self, by: Actor) {
-        let Some(run) = self.running.take() else { return };
+        let Some(run) = self.running.take() else {
+            return;
+        };
         self.emit(vec![EventKind::Stopping { by }]).await;
-        let outcome = stop_group(&self.reaper, run.pid, self.cfg.stop_signal, self.cfg.stop_timeout).await;
+        let outcome = stop_group(
+            &self.reaper,
+            run.pid,
+            self.cfg.stop_signal,
+            self.cfg.stop_timeout,
+        )
+        .await;
         if outcome.lingering {
-            tracing::warn!(pgid = run.pid, "processes of the group survive SIGKILL (uninterruptible sleep?)");
+            tracing::warn!(
+                pgid = run.pid,
+                "processes of the group survive SIGKILL (uninterruptible sleep?)"
+            );
         }
         // Once the group is gone the leader has been reaped, so its status is waiting for us.
         let status = tokio::time::timeout(Duration::from_millis(200), run.exit)
             .await
             .ok()
             .and_then(Result::ok)
-            .unwrap_or(ExitStatus { code: None, signal: None });
+            .unwrap_or(ExitStatus {
+                code: None,
+                signal: None,
+            });
         let uptime_ms = run.started.elapsed().as_millis() as u64;
-        self.emit(vec![EventKind::Exited { pid: run.pid, status, uptime_ms }]).await;
+        self.emit(vec![EventKind::Exited {
+            pid: run.pid,
+            status,
+            uptime_ms,
+        }])
+        .await;
     }
 
     /// The main process exited on its own (crash, kill, or a normal end).
     async fn on_exit(&mut self, status: ExitStatus) {
-        let run = self.running.take().expect("on_exit only fires while running");
+        let run = self
+            .running
+            .take()
+            .expect("on_exit only fires while running");
         let uptime = run.started.elapsed();
-        let mut events = vec![EventKind::Exited { pid: run.pid, status, uptime_ms: uptime.as_millis() as u64 }];
+        let mut events = vec![EventKind::Exited {
+            pid: run.pid,
+            status,
+            uptime_ms: uptime.as_millis() as u64,
+        }];
         // Whatever is left of the group would hold ports and files: stop it first.
         if group_exists(run.pid) {
-            let o = stop_group(&self.reaper, run.pid, self.cfg.stop_signal, self.cfg.stop_timeout).await;
-            events.push(EventKind::GroupCleaned { signalled: o.signalled, killed: o.killed });
+            let o = stop_group(
+                &self.reaper,
+                run.pid,
+                self.cfg.stop_signal,
+                self.cfg.stop_timeout,
+            )
+            .await;
+            events.push(EventKind::GroupCleaned {
+                signalled: o.signalled,
+                killed: o.killed,
+            });
         }
         self.after_exit(status, uptime, events).await;
     }
 
     /// Applies the restart policy to an exit (or a failed spawn) and reports.
-    async fn after_exit(&mut self, status: ExitStatus, uptime: Duration, mut events: Vec<EventKind>) {
-        match self.tracker.on_exit(&self.cfg, status, uptime, Instant::now(), fastrand::f64()) {
+    async fn after_exit(
+        &mut self,
+        status: ExitStatus,
+        uptime: Duration,
+        mut events: Vec<EventKind>,
+    ) {
+        match self
+            .tracker
+            .on_exit(&self.cfg, status, uptime, Instant::now(), fastrand::f64())
+        {
             Decision::Restart { attempt, delay } => {
-                events.push(EventKind::RestartScheduled { attempt, delay_ms: delay.as_millis() as u64 });
+                events.push(EventKind::RestartScheduled {
+                    attempt,
+                    delay_ms: delay.as_millis() as u64,
+                });
                 if delay.is_zero() {
                     Box::pin(self.spawn_and_report(Actor::Upkeep, events)).await;
                 } else {
@@ -250,8 +317,14 @@ impl Supervisor {
                 }
             }
             Decision::Failed { restarts } => {
-                tracing::warn!(restarts, "crash loop: service failed, waiting for an operator");
-                events.push(EventKind::Failed { restarts, window_ms: self.cfg.window.as_millis() as u64 });
+                tracing::warn!(
+                    restarts,
+                    "crash loop: service failed, waiting for an operator"
+                );
+                events.push(EventKind::Failed {
+                    restarts,
+                    window_ms: self.cfg.window.as_millis() as u64,
+                });
                 self.emit(events).await;
             }
             Decision::Exit => self.emit(events).await,
@@ -263,10 +336,18 @@ impl Supervisor {
     async fn spawn_and_report(&mut self, by: Actor, mut before: Vec<EventKind>) {
         match crate::spawn::spawn(&self.reaper, &self.name, &self.cfg) {
             Ok(s) => {
-                self.running = Some(Running { pid: s.pid, started: Instant::now(), exit: s.exit });
+                self.running = Some(Running {
+                    pid: s.pid,
+                    started: Instant::now(),
+                    exit: s.exit,
+                });
                 self.logs.capture(&self.name, Stream::Stdout, s.stdout);
                 self.logs.capture(&self.name, Stream::Stderr, s.stderr);
-                before.push(EventKind::Started { pid: s.pid, start_ticks: s.start_ticks, by });
+                before.push(EventKind::Started {
+                    pid: s.pid,
+                    start_ticks: s.start_ticks,
+                    by,
+                });
                 self.emit(before).await;
             }
             Err(e) => {
@@ -274,7 +355,10 @@ impl Supervisor {
                 tracing::warn!(%error, "spawn failed");
                 before.push(EventKind::SpawnFailed { error });
                 // Like a crash at once: the policy backs off and, if it persists, fails it.
-                let status = ExitStatus { code: Some(127), signal: None };
+                let status = ExitStatus {
+                    code: Some(127),
+                    signal: None,
+                };
                 Box::pin(self.after_exit(status, Duration::ZERO, before)).await;
             }
         }

@@ -29,7 +29,10 @@ pub struct TestDaemon {
 
 /// The config header every test daemon gets: its data dir inside the temp dir.
 fn header(data_dir: &Path) -> String {
-    format!("[daemon]\ndata_dir = \"{}\"\nshutdown_timeout = \"20s\"\n\n", data_dir.display())
+    format!(
+        "[daemon]\ndata_dir = \"{}\"\nshutdown_timeout = \"20s\"\n\n",
+        data_dir.display()
+    )
 }
 
 impl TestDaemon {
@@ -38,8 +41,16 @@ impl TestDaemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let config = dir.path().join("upkeep.toml");
-        std::fs::write(&config, format!("{}{services_toml}", header(&data_dir))).expect("write config");
-        TestDaemon { bin: bin.into(), dir, config, data_dir, child: None, groups: Default::default() }
+        std::fs::write(&config, format!("{}{services_toml}", header(&data_dir)))
+            .expect("write config");
+        TestDaemon {
+            bin: bin.into(),
+            dir,
+            config,
+            data_dir,
+            child: None,
+            groups: Default::default(),
+        }
     }
 
     /// Starts the daemon in the foreground on `services_toml` and waits until it answers.
@@ -66,9 +77,16 @@ impl TestDaemon {
             .spawn()
             .expect("spawn upkeep daemon");
         self.child = Some(child);
-        self.wait_until("the daemon to answer /api/health", Duration::from_secs(20), || {
-            self.try_api("GET", "/api/health", None).ok().filter(|(code, _)| *code == 200).map(|_| ())
-        });
+        self.wait_until(
+            "the daemon to answer /api/health",
+            Duration::from_secs(20),
+            || {
+                self.try_api("GET", "/api/health", None)
+                    .ok()
+                    .filter(|(code, _)| *code == 200)
+                    .map(|_| ())
+            },
+        );
     }
 
     /// The daemon's own log (for failure messages).
@@ -83,7 +101,8 @@ impl TestDaemon {
     /// Sends `signal` to the daemon and waits for it to exit; returns its exit status.
     pub fn signal_daemon(&mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("daemon running");
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).expect("signal daemon");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
+            .expect("signal daemon");
         child.wait().expect("wait daemon")
     }
 
@@ -92,7 +111,12 @@ impl TestDaemon {
     }
 
     /// One HTTP request over the control socket: (status code, body).
-    pub fn try_api(&self, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<(u16, Vec<u8>)> {
+    pub fn try_api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> std::io::Result<(u16, Vec<u8>)> {
         let mut s = UnixStream::connect(self.socket())?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
         let body = body.map(|b| b.to_string()).unwrap_or_default();
@@ -103,11 +127,21 @@ impl TestDaemon {
         )?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw)?;
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| std::io::Error::other("no header end"))?;
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| std::io::Error::other("no header end"))?;
         let head = String::from_utf8_lossy(&raw[..split]).to_string();
-        let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         let mut body = raw[split + 4..].to_vec();
-        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
             body = dechunk(&body);
         }
         Ok((code, body))
@@ -115,7 +149,9 @@ impl TestDaemon {
 
     /// GET `path`, expecting 200 and JSON.
     pub fn api_get(&self, path: &str) -> Value {
-        let (code, body) = self.try_api("GET", path, None).unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.daemon_log()));
+        let (code, body) = self
+            .try_api("GET", path, None)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.daemon_log()));
         assert_eq!(code, 200, "GET {path}: {}", String::from_utf8_lossy(&body));
         serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e})"))
     }
@@ -126,7 +162,10 @@ impl TestDaemon {
     }
 
     pub fn state(&self, name: &str) -> String {
-        self.service(name)["info"]["state"].as_str().unwrap_or_default().to_owned()
+        self.service(name)["info"]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     pub fn pid(&self, name: &str) -> Option<u32> {
@@ -143,7 +182,12 @@ impl TestDaemon {
             .as_array()
             .expect("events array")
             .iter()
-            .map(|e| (e["kind"].as_str().unwrap_or_default().to_owned(), e["detail"].clone()))
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap_or_default().to_owned(),
+                    e["detail"].clone(),
+                )
+            })
             .collect();
         ev.reverse();
         ev
@@ -152,18 +196,32 @@ impl TestDaemon {
     /// Runs the real CLI against this daemon's config.
     pub fn cli(&self, args: &[&str]) -> Output {
         // `-c` first: after a `--` it would be part of the service's command.
-        Command::new(&self.bin).arg("-c").arg(&self.config).args(args).env("UPKEEP_LANG", "en").output().expect("run upkeep CLI")
+        Command::new(&self.bin)
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .env("UPKEEP_LANG", "en")
+            .output()
+            .expect("run upkeep CLI")
     }
 
     /// Waits until `check` returns Some, or panics saying what it waited for.
-    pub fn wait_until<T>(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    pub fn wait_until<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(v) = check() {
                 return v;
             }
             if Instant::now() > deadline {
-                panic!("timed out after {timeout:?} waiting for {what}\n--- daemon log ---\n{}", self.daemon_log());
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\n--- daemon log ---\n{}",
+                    self.daemon_log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -171,19 +229,30 @@ impl TestDaemon {
 
     /// Waits until service `name` is in `state`.
     pub fn wait_state(&self, name: &str, state: &str, timeout: Duration) {
-        self.wait_until(&format!("service {name} to be {state}"), timeout, || (self.state(name) == state).then_some(()));
+        self.wait_until(&format!("service {name} to be {state}"), timeout, || {
+            (self.state(name) == state).then_some(())
+        });
     }
 
     /// Waits until `name` runs with a pid other than `old`, and returns it.
     pub fn wait_new_pid(&self, name: &str, old: u32, timeout: Duration) -> u32 {
-        self.wait_until(&format!("service {name} to run with a pid other than {old}"), timeout, || {
-            self.pid(name).filter(|p| *p != old && self.state(name) == "up")
-        })
+        self.wait_until(
+            &format!("service {name} to run with a pid other than {old}"),
+            timeout,
+            || {
+                self.pid(name)
+                    .filter(|p| *p != old && self.state(name) == "up")
+            },
+        )
     }
 
     /// Rewrites the config's services part (the `[daemon]` header stays).
     pub fn write_services(&self, services_toml: &str) {
-        std::fs::write(&self.config, format!("{}{services_toml}", header(&self.data_dir))).expect("write config");
+        std::fs::write(
+            &self.config,
+            format!("{}{services_toml}", header(&self.data_dir)),
+        )
+        .expect("write config");
     }
 }
 
@@ -202,14 +271,25 @@ impl Drop for TestDaemon {
             let _ = child.kill();
             let _ = child.wait();
         }
-        // A daemon started with `upkeep up` is not our child: find it through its lock file.
-        if let Ok(pid) = std::fs::read_to_string(self.data_dir.join("upkeep.lock")) {
-            if let Ok(pid) = pid.trim().parse::<i32>() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            }
+        // A daemon started with `upkeep up` is not our child: find it through its lock file,
+        // and only if that pid is still an upkeep daemon on our config (pids get reused).
+        let config = self.config.display().to_string();
+        let pid = std::fs::read_to_string(self.data_dir.join("upkeep.lock"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pids_with_cmdline(&config).contains(&pid)
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         for g in self.groups.borrow().iter() {
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*g as i32), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(*g as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
@@ -217,7 +297,8 @@ impl Drop for TestDaemon {
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(nl) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..nl]).trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..nl]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -231,29 +312,48 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 /// True if process `pid` exists and is not a zombie.
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"),
+        Ok(s) => {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                != Some("Z")
+        }
         Err(_) => false,
     }
 }
 
 /// Pids of live (non-zombie) processes in group `pgid`.
 pub fn group_members(pgid: u32) -> Vec<u32> {
-    procs().filter(|(_, pg, _, state)| *pg == pgid && *state != 'Z').map(|(pid, ..)| pid).collect()
+    procs()
+        .filter(|(_, pg, _, state)| *pg == pgid && *state != 'Z')
+        .map(|(pid, ..)| pid)
+        .collect()
 }
 
 /// Zombie children of `parent`.
 pub fn zombie_children(parent: u32) -> Vec<u32> {
-    procs().filter(|(_, _, ppid, state)| *ppid == parent && *state == 'Z').map(|(pid, ..)| pid).collect()
+    procs()
+        .filter(|(_, _, ppid, state)| *ppid == parent && *state == 'Z')
+        .map(|(pid, ..)| pid)
+        .collect()
 }
 
 /// (pid, pgid, ppid, state) of every process.
 fn procs() -> impl Iterator<Item = (u32, u32, u32, char)> {
-    std::fs::read_dir("/proc").into_iter().flatten().filter_map(|e| {
-        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        Some((pid, f.get(2)?.parse().ok()?, f.get(1)?.parse().ok()?, f.first()?.chars().next()?))
-    })
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            Some((
+                pid,
+                f.get(2)?.parse().ok()?,
+                f.get(1)?.parse().ok()?,
+                f.first()?.chars().next()?,
+            ))
+        })
 }
 
 /// Pids of live processes whose command line contains `needle`.
@@ -270,7 +370,10 @@ pub fn pids_with_cmdline(needle: &str) -> Vec<u32> {
 
 /// A free TCP port on loopback (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// A number unique to this test process and call, to make command lines findable.

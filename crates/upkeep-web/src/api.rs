@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
@@ -14,7 +14,9 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use upkeep_core::ServiceName;
-use upkeep_core::api::{ActionResult, AddService, Health, ReloadResult, ServiceDetail, ServiceInfo};
+use upkeep_core::api::{
+    ActionResult, AddService, Health, ReloadResult, ServiceDetail, ServiceInfo,
+};
 
 use crate::ApiError;
 
@@ -52,9 +54,18 @@ pub trait Control: Send + Sync + 'static {
     async fn reload(&self) -> Result<ReloadResult, ApiError>;
     async fn add(&self, req: AddService) -> Result<ReloadResult, ApiError>;
     /// The last `lines` lines of a service's stdout (or stderr).
-    async fn log_tail(&self, name: &ServiceName, stderr: bool, lines: usize) -> Result<Bytes, ApiError>;
+    async fn log_tail(
+        &self,
+        name: &ServiceName,
+        stderr: bool,
+        lines: usize,
+    ) -> Result<Bytes, ApiError>;
     /// Everything written to the log from now on.
-    fn log_follow(&self, name: &ServiceName, stderr: bool) -> Result<broadcast::Receiver<Bytes>, ApiError>;
+    fn log_follow(
+        &self,
+        name: &ServiceName,
+        stderr: bool,
+    ) -> Result<broadcast::Receiver<Bytes>, ApiError>;
     /// Asks the daemon to stop its services and exit.
     fn shutdown(&self);
 }
@@ -85,7 +96,9 @@ pub async fn serve_unix(
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     let app = router(control, cancel.clone());
-    axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await
 }
 
 fn parse_name(raw: &str) -> Result<ServiceName, ApiError> {
@@ -100,7 +113,10 @@ async fn services(State(s): State<AppState>) -> Result<Json<Vec<ServiceInfo>>, A
     s.control.services().await.map(Json)
 }
 
-async fn service(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<ServiceDetail>, ApiError> {
+async fn service(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ServiceDetail>, ApiError> {
     s.control.service(&parse_name(&name)?).await.map(Json)
 }
 
@@ -119,7 +135,11 @@ async fn act(
             });
         }
     };
-    let target = if target == "all" { Target::All } else { Target::One(parse_name(&target)?) };
+    let target = if target == "all" {
+        Target::All
+    } else {
+        Target::One(parse_name(&target)?)
+    };
     s.control.act(target, action).await.map(Json)
 }
 
@@ -127,7 +147,10 @@ async fn reload(State(s): State<AppState>) -> Result<Json<ReloadResult>, ApiErro
     s.control.reload().await.map(Json)
 }
 
-async fn add(State(s): State<AppState>, body: Result<Json<AddService>, JsonRejection>) -> Result<Json<ReloadResult>, ApiError> {
+async fn add(
+    State(s): State<AppState>,
+    body: Result<Json<AddService>, JsonRejection>,
+) -> Result<Json<ReloadResult>, ApiError> {
     let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     s.control.add(req).await.map(Json)
 }
@@ -161,9 +184,15 @@ async fn logs(
     let name = parse_name(&name)?;
     // Subscribe before reading the tail, so no line falls between the two (a line may show
     // twice instead, which is the lesser harm).
-    let follow = if q.follow { Some(s.control.log_follow(&name, q.stderr)?) } else { None };
+    let follow = if q.follow {
+        Some(s.control.log_follow(&name, q.stderr)?)
+    } else {
+        None
+    };
     let tail = s.control.log_tail(&name, q.stderr, q.n).await?;
-    let Some(rx) = follow else { return Ok(Body::from(tail)) };
+    let Some(rx) = follow else {
+        return Ok(Body::from(tail));
+    };
     let first = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(tail) });
     let cancel = s.cancel.clone();
     let rest = futures_util::stream::unfold((rx, cancel), |(mut rx, cancel)| async move {
@@ -173,12 +202,14 @@ async fn logs(
         };
         let bytes = match item {
             Ok(b) => b,
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                Bytes::from(format!("[upkeep] {n} chunks skipped: this reader fell behind\n"))
-            }
+            Err(broadcast::error::RecvError::Lagged(n)) => Bytes::from(format!(
+                "[upkeep] {n} chunks skipped: this reader fell behind\n"
+            )),
             Err(broadcast::error::RecvError::Closed) => return None,
         };
         Some((Ok(bytes), (rx, cancel)))
     });
-    Ok(Body::from_stream(futures_util::StreamExt::chain(first, rest)))
+    Ok(Body::from_stream(futures_util::StreamExt::chain(
+        first, rest,
+    )))
 }

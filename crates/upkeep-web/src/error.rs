@@ -10,17 +10,26 @@ use upkeep_core::api::ErrorBody;
 
 #[derive(Debug)]
 pub enum ApiError {
-    BadRequest { message: String, hint: Option<String> },
+    BadRequest {
+        message: String,
+        hint: Option<String>,
+    },
     NotFound(String),
     Conflict(String),
     /// The request was understood but cannot be applied (an invalid config on reload).
-    Unprocessable { message: String, hint: Option<String> },
+    Unprocessable {
+        message: String,
+        hint: Option<String>,
+    },
     Internal(String),
 }
 
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::BadRequest { message: message.into(), hint: None }
+        ApiError::BadRequest {
+            message: message.into(),
+            hint: None,
+        }
     }
 }
 
@@ -30,10 +39,16 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest { message, hint } => (StatusCode::BAD_REQUEST, message, hint),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m, None),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m, None),
-            ApiError::Unprocessable { message, hint } => (StatusCode::UNPROCESSABLE_ENTITY, message, hint),
+            ApiError::Unprocessable { message, hint } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, message, hint)
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error answering an API request");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error; the daemon's log has the details".into(), None)
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; the daemon's log has the details".into(),
+                    None,
+                )
             }
         };
         (status, Json(ErrorBody { error, hint })).into_response()

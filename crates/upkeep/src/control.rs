@@ -16,7 +16,9 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use upkeep_config::Config;
-use upkeep_core::api::{ActionResult, AddService, Health, ReloadResult, ServiceDetail, ServiceInfo};
+use upkeep_core::api::{
+    ActionResult, AddService, Health, ReloadResult, ServiceDetail, ServiceInfo,
+};
 use upkeep_core::{Actor, Desired, Event, EventKind, ServiceName, ServiceStatus, State};
 use upkeep_state::Snapshot;
 use upkeep_store::Store;
@@ -59,22 +61,34 @@ const CPU_SAMPLE: Duration = Duration::from_millis(100);
 
 impl Daemon {
     fn status_of(&self, snapshot: &Snapshot, name: &ServiceName) -> ServiceStatus {
-        snapshot.get(name).cloned().unwrap_or_else(|| ServiceStatus::new(name.clone()))
+        snapshot
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| ServiceStatus::new(name.clone()))
     }
 
     /// Status, desired state and live CPU/memory of each service in `names`.
-    async fn infos(&self, names: Vec<(ServiceName, Desired)>) -> Result<Vec<ServiceInfo>, ApiError> {
+    async fn infos(
+        &self,
+        names: Vec<(ServiceName, Desired)>,
+    ) -> Result<Vec<ServiceInfo>, ApiError> {
         let snapshot = self.snapshot.borrow().clone();
-        let statuses: Vec<(ServiceStatus, Desired)> =
-            names.into_iter().map(|(n, d)| (self.status_of(&snapshot, &n), d)).collect();
+        let statuses: Vec<(ServiceStatus, Desired)> = names
+            .into_iter()
+            .map(|(n, d)| (self.status_of(&snapshot, &n), d))
+            .collect();
         let pgids: Vec<u32> = statuses.iter().filter_map(|(s, _)| s.pid).collect();
         let usage = if pgids.is_empty() {
             None
         } else {
             let p = pgids.clone();
-            let first = tokio::task::spawn_blocking(move || procfs::group_usage(&p)).await.map_err(internal)?;
+            let first = tokio::task::spawn_blocking(move || procfs::group_usage(&p))
+                .await
+                .map_err(internal)?;
             tokio::time::sleep(CPU_SAMPLE).await;
-            let second = tokio::task::spawn_blocking(move || procfs::group_usage(&pgids)).await.map_err(internal)?;
+            let second = tokio::task::spawn_blocking(move || procfs::group_usage(&pgids))
+                .await
+                .map_err(internal)?;
             Some((first, second))
         };
         let hz = procfs::ticks_per_second() as f64;
@@ -91,13 +105,26 @@ impl Daemon {
                     mem = Some(now.rss_bytes);
                     procs = Some(now.processes);
                 }
-                ServiceInfo { status, desired, cpu_percent: cpu, memory_bytes: mem, processes: procs }
+                ServiceInfo {
+                    status,
+                    desired,
+                    cpu_percent: cpu,
+                    memory_bytes: mem,
+                    processes: procs,
+                }
             })
             .collect())
     }
 
     fn log_path(&self, name: &ServiceName, stderr: bool) -> PathBuf {
-        self.logs.path(name, if stderr { Stream::Stderr } else { Stream::Stdout })
+        self.logs.path(
+            name,
+            if stderr {
+                Stream::Stderr
+            } else {
+                Stream::Stdout
+            },
+        )
     }
 
     /// Applies `new` over the running config: stops removed services, starts added ones,
@@ -110,7 +137,9 @@ impl Daemon {
                     live.config.daemon.data_dir.display(),
                     new.daemon.data_dir.display()
                 ),
-                hint: Some("run `upkeep down`, then `upkeep up` to start over in the new data dir".into()),
+                hint: Some(
+                    "run `upkeep down`, then `upkeep up` to start over in the new data dir".into(),
+                ),
             });
         }
         let mut result = ReloadResult::default();
@@ -121,7 +150,11 @@ impl Daemon {
         }
         for name in &result.removed {
             if let Some(h) = live.supervisors.remove(name) {
-                h.request(|done| SupervisorCommand::Stop { by: Actor::Upkeep, done }).await;
+                h.request(|done| SupervisorCommand::Stop {
+                    by: Actor::Upkeep,
+                    done,
+                })
+                .await;
                 h.remove();
             }
             live.desired.remove(name);
@@ -130,7 +163,11 @@ impl Daemon {
         for (name, cfg) in &new.services {
             match live.config.services.get(name) {
                 None => {
-                    let want = if cfg.autostart { Desired::Running } else { Desired::Stopped };
+                    let want = if cfg.autostart {
+                        Desired::Running
+                    } else {
+                        Desired::Stopped
+                    };
                     let h = crate::daemon::spawn_supervisor(
                         name,
                         cfg,
@@ -182,7 +219,9 @@ async fn load_config(path: PathBuf) -> Result<Config, ApiError> {
 fn invalid_config(e: upkeep_config::ConfigError) -> ApiError {
     ApiError::Unprocessable {
         message: format!("{e}"),
-        hint: Some("the running config stays in force; fix the file and run `upkeep reload` again".into()),
+        hint: Some(
+            "the running config stays in force; fix the file and run `upkeep reload` again".into(),
+        ),
     }
 }
 
@@ -201,7 +240,11 @@ impl Control for Daemon {
     async fn services(&self) -> Result<Vec<ServiceInfo>, ApiError> {
         let names = {
             let live = self.live.lock().await;
-            live.config.services.keys().map(|n| (n.clone(), live.desired[n])).collect()
+            live.config
+                .services
+                .keys()
+                .map(|n| (n.clone(), live.desired[n]))
+                .collect()
         };
         self.infos(names).await
     }
@@ -209,7 +252,12 @@ impl Control for Daemon {
     async fn service(&self, name: &ServiceName) -> Result<ServiceDetail, ApiError> {
         let (cfg, desired) = {
             let live = self.live.lock().await;
-            let cfg = live.config.services.get(name).cloned().ok_or_else(|| unknown(name))?;
+            let cfg = live
+                .config
+                .services
+                .get(name)
+                .cloned()
+                .ok_or_else(|| unknown(name))?;
             (cfg, live.desired[name])
         };
         let info = self.infos(vec![(name.clone(), desired)]).await?.remove(0);
@@ -240,10 +288,16 @@ impl Control for Daemon {
             for n in &names {
                 live.desired.insert(n.clone(), desired);
             }
-            names.into_iter().map(|n| (n.clone(), live.supervisors[&n].clone())).collect()
+            names
+                .into_iter()
+                .map(|n| (n.clone(), live.supervisors[&n].clone()))
+                .collect()
         };
         for (name, _) in &handles {
-            self.store.set_desired(name, desired).await.map_err(internal)?;
+            self.store
+                .set_desired(name, desired)
+                .await
+                .map_err(internal)?;
         }
         let by = Actor::Operator;
         let runs = handles.iter().map(|(_, h)| {
@@ -267,7 +321,10 @@ impl Control for Daemon {
         };
         let mut rx = self.snapshot.clone();
         let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(wanted)).await;
-        Ok(ActionResult { action: action.as_str().into(), services: handles.into_iter().map(|(n, _)| n).collect() })
+        Ok(ActionResult {
+            action: action.as_str().into(),
+            services: handles.into_iter().map(|(n, _)| n).collect(),
+        })
     }
 
     async fn reload(&self) -> Result<ReloadResult, ApiError> {
@@ -282,23 +339,42 @@ impl Control for Daemon {
         let current = tokio::fs::read_to_string(&path)
             .await
             .map_err(|e| internal(format!("reading {}: {e}", path.display())))?;
-        let edited = upkeep_config::add_service(&current, &req.name, &req.command, req.cwd.as_deref(), req.restart.as_deref())
-            .map_err(|e| match e {
-                upkeep_config::EditError::Exists(_) => ApiError::Conflict(e.to_string()),
-                _ => ApiError::bad_request(e.to_string()),
-            })?;
+        let edited = upkeep_config::add_service(
+            &current,
+            &req.name,
+            &req.command,
+            req.cwd.as_deref(),
+            req.restart.as_deref(),
+        )
+        .map_err(|e| match e {
+            upkeep_config::EditError::Exists(_) => ApiError::Conflict(e.to_string()),
+            _ => ApiError::bad_request(e.to_string()),
+        })?;
         // Validate before writing: a bad `add` must leave the file as it was.
         let (p, text) = (path.clone(), edited.clone());
         let new = tokio::task::spawn_blocking(move || upkeep_config::parse(&p, &text))
             .await
             .map_err(internal)?
-            .map_err(|e| ApiError::Unprocessable { message: e.to_string(), hint: None })?;
-        write_atomically(&path, &edited).await.map_err(|e| internal(format!("writing {}: {e}", path.display())))?;
-        self.store.set_desired(&req.name, Desired::Running).await.map_err(internal)?;
+            .map_err(|e| ApiError::Unprocessable {
+                message: e.to_string(),
+                hint: None,
+            })?;
+        write_atomically(&path, &edited)
+            .await
+            .map_err(|e| internal(format!("writing {}: {e}", path.display())))?;
+        self.store
+            .set_desired(&req.name, Desired::Running)
+            .await
+            .map_err(internal)?;
         self.apply(&mut live, new).await
     }
 
-    async fn log_tail(&self, name: &ServiceName, stderr: bool, lines: usize) -> Result<Bytes, ApiError> {
+    async fn log_tail(
+        &self,
+        name: &ServiceName,
+        stderr: bool,
+        lines: usize,
+    ) -> Result<Bytes, ApiError> {
         self.known(name).await?;
         let path = self.log_path(name, stderr);
         let data = tokio::task::spawn_blocking(move || upkeep_supervisor::tail(&path, lines))
@@ -308,9 +384,20 @@ impl Control for Daemon {
         Ok(Bytes::from(data))
     }
 
-    fn log_follow(&self, name: &ServiceName, stderr: bool) -> Result<broadcast::Receiver<Bytes>, ApiError> {
+    fn log_follow(
+        &self,
+        name: &ServiceName,
+        stderr: bool,
+    ) -> Result<broadcast::Receiver<Bytes>, ApiError> {
         // Unknown names are caught by the log_tail that always follows.
-        Ok(self.logs.subscribe(name, if stderr { Stream::Stderr } else { Stream::Stdout }))
+        Ok(self.logs.subscribe(
+            name,
+            if stderr {
+                Stream::Stderr
+            } else {
+                Stream::Stdout
+            },
+        ))
     }
 
     fn shutdown(&self) {
@@ -320,7 +407,11 @@ impl Control for Daemon {
 
 impl Daemon {
     async fn known(&self, name: &ServiceName) -> Result<(), ApiError> {
-        if self.live.lock().await.config.services.contains_key(name) { Ok(()) } else { Err(unknown(name)) }
+        if self.live.lock().await.config.services.contains_key(name) {
+            Ok(())
+        } else {
+            Err(unknown(name))
+        }
     }
 }
 

@@ -53,7 +53,8 @@ pub struct DataDirLock {
 
 /// Creates the data dir (0700) and takes its lock, or says which daemon holds it.
 pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("setting permissions of {}", data_dir.display()))?;
     let path = lock_path(data_dir);
@@ -67,8 +68,14 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock> {
     let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-            let pid = std::fs::read_to_string(&path).unwrap_or_default().trim().to_owned();
-            let msg = upkeep_core::i18n::tr(upkeep_core::i18n::Msg::DaemonAlready, &[&pid, &data_dir.display()]);
+            let pid = std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            let msg = upkeep_core::i18n::tr(
+                upkeep_core::i18n::Msg::DaemonAlready,
+                &[&pid, &data_dir.display()],
+            );
             return Err(StartError::AlreadyRunning(msg).into());
         }
         Err((_, e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
@@ -101,8 +108,11 @@ async fn run_async(config: Config) -> Result<()> {
     let shutdown_timeout = config.daemon.shutdown_timeout;
     let reaper = Reaper::start().context("installing the SIGCHLD handler")?;
     let db = data_dir.join("upkeep.db");
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&db).await.with_context(|| format!("opening the store {}", db.display()))?);
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&db)
+            .await
+            .with_context(|| format!("opening the store {}", db.display()))?,
+    );
 
     // Stages, from the sink up.
     let (store_tx, store_rx) = mpsc::channel::<Event>(4096);
@@ -111,24 +121,54 @@ async fn run_async(config: Config) -> Result<()> {
     let (state, snapshot) = upkeep_state::StateTask::new(events_rx, store_tx);
     let state_drain = CancellationToken::new();
     let state_task = tokio::spawn(state.run(state_drain.clone()));
-    let logs = LogHub::start(data_dir.join("logs"), events_tx.clone()).context("starting the log writer")?;
+    let logs = LogHub::start(data_dir.join("logs"), events_tx.clone())
+        .context("starting the log writer")?;
 
-    let records: BTreeMap<ServiceName, upkeep_store::ServiceRecord> =
-        store.services().await?.into_iter().map(|r| (r.name.clone(), r)).collect();
+    let records: BTreeMap<ServiceName, upkeep_store::ServiceRecord> = store
+        .services()
+        .await?
+        .into_iter()
+        .map(|r| (r.name.clone(), r))
+        .collect();
     stop_stale_processes(&config, &records, &events_tx).await;
 
-    let revision = store.save_revision(&config.path.display().to_string(), &config.source).await?;
+    let revision = store
+        .save_revision(&config.path.display().to_string(), &config.source)
+        .await?;
     let n = config.services.len() as u32;
-    let _ = events_tx.send(Event::daemon(EventKind::ConfigApplied { revision, added: n, removed: 0, changed: 0 })).await;
+    let _ = events_tx
+        .send(Event::daemon(EventKind::ConfigApplied {
+            revision,
+            added: n,
+            removed: 0,
+            changed: 0,
+        }))
+        .await;
 
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     let mut desired = BTreeMap::new();
     let mut supervisors = BTreeMap::new();
     for (name, cfg) in &config.services {
-        let want = records.get(name).map(|r| r.desired).unwrap_or(if cfg.autostart { Desired::Running } else { Desired::Stopped });
+        let want = records
+            .get(name)
+            .map(|r| r.desired)
+            .unwrap_or(if cfg.autostart {
+                Desired::Running
+            } else {
+                Desired::Stopped
+            });
         desired.insert(name.clone(), want);
-        let handle = spawn_supervisor(name, cfg, want == Desired::Running, &reaper, &logs, &events_tx, &cancel, &tasks);
+        let handle = spawn_supervisor(
+            name,
+            cfg,
+            want == Desired::Running,
+            &reaper,
+            &logs,
+            &events_tx,
+            &cancel,
+            &tasks,
+        );
         supervisors.insert(name.clone(), handle);
     }
 
@@ -136,7 +176,11 @@ async fn run_async(config: Config) -> Result<()> {
     let daemon = Arc::new(Daemon {
         config_path: config.path.clone(),
         data_dir: data_dir.clone(),
-        live: tokio::sync::Mutex::new(Live { config, supervisors, desired }),
+        live: tokio::sync::Mutex::new(Live {
+            config,
+            supervisors,
+            desired,
+        }),
         store: store.clone(),
         logs: logs.clone(),
         snapshot,
@@ -149,10 +193,15 @@ async fn run_async(config: Config) -> Result<()> {
 
     let socket = socket_path(&data_dir);
     let _ = std::fs::remove_file(&socket); // stale from a killed daemon; we hold the lock
-    let listener = tokio::net::UnixListener::bind(&socket).with_context(|| format!("binding {}", socket.display()))?;
+    let listener = tokio::net::UnixListener::bind(&socket)
+        .with_context(|| format!("binding {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
     let api_cancel = CancellationToken::new();
-    let api = tokio::spawn(upkeep_web::serve_unix(listener, daemon.clone(), api_cancel.clone()));
+    let api = tokio::spawn(upkeep_web::serve_unix(
+        listener,
+        daemon.clone(),
+        api_cancel.clone(),
+    ));
     tracing::info!(socket = %socket.display(), pid = std::process::id(), "upkeep daemon ready");
     crate::systemd::notify_ready();
     let watchdog = crate::systemd::spawn_watchdog();
@@ -162,8 +211,14 @@ async fn run_async(config: Config) -> Result<()> {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     cancel.cancel();
     tasks.close();
-    if tokio::time::timeout(shutdown_timeout, tasks.wait()).await.is_err() {
-        tracing::warn!(still_running = tasks.len(), "shutdown timeout passed with supervisors still stopping; exiting anyway");
+    if tokio::time::timeout(shutdown_timeout, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            still_running = tasks.len(),
+            "shutdown timeout passed with supervisors still stopping; exiting anyway"
+        );
     }
     if let Some(w) = watchdog {
         w.abort();
@@ -175,7 +230,9 @@ async fn run_async(config: Config) -> Result<()> {
     state_drain.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), state_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-    tokio::task::spawn_blocking(move || logs.shutdown()).await.ok();
+    tokio::task::spawn_blocking(move || logs.shutdown())
+        .await
+        .ok();
     let _ = std::fs::remove_file(&socket);
     tracing::info!("upkeep daemon stopped");
     Ok(())
@@ -192,7 +249,16 @@ pub fn spawn_supervisor(
     cancel: &CancellationToken,
     tasks: &TaskTracker,
 ) -> SupervisorHandle {
-    Supervisor::spawn(name.clone(), cfg.clone(), start, reaper.clone(), logs.clone(), events.clone(), cancel.child_token(), tasks)
+    Supervisor::spawn(
+        name.clone(),
+        cfg.clone(),
+        start,
+        reaper.clone(),
+        logs.clone(),
+        events.clone(),
+        cancel.child_token(),
+        tasks,
+    )
 }
 
 /// Stops processes that a killed daemon left running, so that no service ever runs twice and
@@ -221,15 +287,19 @@ async fn stop_stale_processes(
             tracing::info!(service = %name, pid, killed = o.killed, "stopped a process left by an earlier daemon");
         }
         // Recorded either way: the stored pid is no longer ours.
-        let _ = events.send(Event::now(&name, EventKind::StaleStopped { pid })).await;
+        let _ = events
+            .send(Event::now(&name, EventKind::StaleStopped { pid }))
+            .await;
     }
 }
 
 async fn wait_for_shutdown(shutdown: &CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
         shutdown.cancelled().await;
         return;
     };

@@ -34,7 +34,8 @@ pub fn spawn_watchdog() -> Option<tokio::task::JoinHandle<()>> {
 /// are doubled so systemd does not expand them, and words with spaces or quotes are quoted.
 fn quote(word: &str) -> String {
     let escaped = word.replace('%', "%%").replace('$', "$$");
-    if !escaped.is_empty() && !escaped.contains(|c: char| c.is_whitespace() || "\"'\\;".contains(c)) {
+    if !escaped.is_empty() && !escaped.contains(|c: char| c.is_whitespace() || "\"'\\;".contains(c))
+    {
         return escaped;
     }
     let inner = escaped.replace('\\', "\\\\").replace('"', "\\\"");
@@ -55,7 +56,11 @@ pub fn daemon_unit(exe: &Path, config: &Config, user_mode: bool) -> String {
          # upkeep stops every service's process group itself; then systemd cleans up the rest.\n\
          KillMode=mixed\nTimeoutStopSec={stop}\n\n\
          [Install]\nWantedBy={}\n",
-        if user_mode { "default.target" } else { "multi-user.target" }
+        if user_mode {
+            "default.target"
+        } else {
+            "multi-user.target"
+        }
     );
     u
 }
@@ -63,8 +68,16 @@ pub fn daemon_unit(exe: &Path, config: &Config, user_mode: bool) -> String {
 /// A unit that runs one service under plain systemd, with the same settings.
 pub fn service_unit(name: &str, svc: &ServiceConfig) -> String {
     let mut u = String::new();
-    let _ = writeln!(u, "[Unit]\nDescription={name} (exported from upkeep)\nAfter=network-online.target");
-    let _ = writeln!(u, "StartLimitIntervalSec={}\nStartLimitBurst={}", svc.window.as_secs().max(1), svc.max_restarts.max(1));
+    let _ = writeln!(
+        u,
+        "[Unit]\nDescription={name} (exported from upkeep)\nAfter=network-online.target"
+    );
+    let _ = writeln!(
+        u,
+        "StartLimitIntervalSec={}\nStartLimitBurst={}",
+        svc.window.as_secs().max(1),
+        svc.max_restarts.max(1)
+    );
     let _ = writeln!(u, "\n[Service]\nType=simple");
     let argv: Vec<String> = svc.program.argv.iter().map(|a| quote(a)).collect();
     let mut exec = vec![quote(&svc.program.path.display().to_string())];
@@ -84,7 +97,9 @@ pub fn service_unit(name: &str, svc: &ServiceConfig) -> String {
         RestartPolicy::OnFailure => "on-failure",
         RestartPolicy::Never => "no",
     };
-    let signal = nix::sys::signal::Signal::try_from(svc.stop_signal).map(|s| s.as_str()).unwrap_or("SIGTERM");
+    let signal = nix::sys::signal::Signal::try_from(svc.stop_signal)
+        .map(|s| s.as_str())
+        .unwrap_or("SIGTERM");
     let _ = writeln!(
         u,
         "Restart={restart}\nRestartSec={}ms\nKillMode=control-group\nKillSignal={signal}\nTimeoutStopSec={}",
@@ -113,7 +128,10 @@ mod tests {
         let toml = "[services.web]\ncommand = \"sleep 1000 & wait\"\nrestart = \"on-failure\"\nenv = { A = \"x y\" }\n";
         let cfg = upkeep_config::parse(Path::new("/tmp/u.toml"), toml).unwrap();
         let unit = service_unit("web", cfg.services.values().next().unwrap());
-        assert!(unit.contains("ExecStart=/bin/sh -c \"sleep 1000 & wait\"\n"), "{unit}");
+        assert!(
+            unit.contains("ExecStart=/bin/sh -c \"sleep 1000 & wait\"\n"),
+            "{unit}"
+        );
         assert!(unit.contains("Restart=on-failure\n"));
         assert!(unit.contains("Environment=\"A=x y\"\n"));
     }

@@ -27,9 +27,16 @@ pub(crate) async fn run(
     writer: std_mpsc::Sender<WriterMsg>,
     events: mpsc::Sender<Event>,
 ) {
-    let Ok(pipe) = pipe::Receiver::from_owned_fd(fd) else { return };
+    let Ok(pipe) = pipe::Receiver::from_owned_fd(fd) else {
+        return;
+    };
     let mut framer = Framer::default();
-    let mut queue = Queue { shared, writer, events, dropped_pending: 0 };
+    let mut queue = Queue {
+        shared,
+        writer,
+        events,
+        dropped_pending: 0,
+    };
     // Allocated on the first byte: an idle service (most of them) costs no buffer.
     let mut buf: Vec<u8> = Vec::new();
     loop {
@@ -57,7 +64,9 @@ pub(crate) async fn run(
 }
 
 fn stamp() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ ")
+        .to_string()
 }
 
 /// Splits bytes into lines and prefixes each with the time it was read.
@@ -125,11 +134,17 @@ impl Queue {
         let queued = self.shared.in_flight.load(Ordering::Acquire);
         if queued + chunk.len() > IN_FLIGHT_LIMIT {
             self.dropped_pending += lines;
-            self.shared.dropped_total.fetch_add(lines, Ordering::Relaxed);
+            self.shared
+                .dropped_total
+                .fetch_add(lines, Ordering::Relaxed);
             return;
         }
         let chunk = if self.dropped_pending > 0 {
-            let marker = format!("{}[upkeep] {} lines dropped: the service wrote faster than its log could be written\n", stamp(), self.dropped_pending);
+            let marker = format!(
+                "{}[upkeep] {} lines dropped: the service wrote faster than its log could be written\n",
+                stamp(),
+                self.dropped_pending
+            );
             self.report_drops();
             let mut joined = BytesMut::from(marker.as_bytes());
             joined.extend_from_slice(&chunk);
@@ -137,15 +152,23 @@ impl Queue {
         } else {
             chunk
         };
-        self.shared.in_flight.fetch_add(chunk.len(), Ordering::AcqRel);
-        let _ = self.writer.send(WriterMsg::Write { shared: self.shared.clone(), data: chunk });
+        self.shared
+            .in_flight
+            .fetch_add(chunk.len(), Ordering::AcqRel);
+        let _ = self.writer.send(WriterMsg::Write {
+            shared: self.shared.clone(),
+            data: chunk,
+        });
     }
 
     fn report_drops(&mut self) {
         if self.dropped_pending == 0 {
             return;
         }
-        let kind = EventKind::LogLinesDropped { stream: self.shared.stream.as_str().into(), lines: self.dropped_pending };
+        let kind = EventKind::LogLinesDropped {
+            stream: self.shared.stream.as_str().into(),
+            lines: self.dropped_pending,
+        };
         // try_send: this task must never wait on anyone but the pipe.
         let _ = self.events.try_send(Event::now(&self.shared.name, kind));
         self.dropped_pending = 0;
@@ -158,7 +181,11 @@ mod tests {
 
     fn text(b: &Bytes) -> String {
         // Drop the 25-byte timestamps to compare content.
-        String::from_utf8_lossy(b).lines().map(|l| &l[25..]).collect::<Vec<_>>().join("|")
+        String::from_utf8_lossy(b)
+            .lines()
+            .map(|l| &l[25..])
+            .collect::<Vec<_>>()
+            .join("|")
     }
 
     #[test]

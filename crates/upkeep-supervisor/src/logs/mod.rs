@@ -82,7 +82,9 @@ impl LogHub {
     pub fn start(dir: PathBuf, events: mpsc::Sender<Event>) -> std::io::Result<LogHub> {
         std::fs::create_dir_all(&dir)?;
         let (tx, rx) = std_mpsc::channel();
-        let thread = std::thread::Builder::new().name("upkeep-logs".into()).spawn(move || writer::run(rx))?;
+        let thread = std::thread::Builder::new()
+            .name("upkeep-logs".into())
+            .spawn(move || writer::run(rx))?;
         Ok(LogHub {
             inner: Arc::new(Inner {
                 dir,
@@ -95,7 +97,9 @@ impl LogHub {
     }
 
     pub fn path(&self, name: &ServiceName, stream: Stream) -> PathBuf {
-        self.inner.dir.join(format!("{name}.{}.log", stream.suffix()))
+        self.inner
+            .dir
+            .join(format!("{name}.{}.log", stream.suffix()))
     }
 
     /// Sets (or changes, on reload) the rotation rules of a service's two files.
@@ -103,7 +107,11 @@ impl LogHub {
         for stream in [Stream::Stdout, Stream::Stderr] {
             let shared = self.shared(name, stream);
             let path = self.path(name, stream);
-            let _ = self.inner.writer.send(WriterMsg::Configure { shared, path, cfg: cfg.clone() });
+            let _ = self.inner.writer.send(WriterMsg::Configure {
+                shared,
+                path,
+                cfg: cfg.clone(),
+            });
         }
     }
 
@@ -122,7 +130,9 @@ impl LogHub {
 
     /// Lines dropped so far for one stream.
     pub fn dropped(&self, name: &ServiceName, stream: Stream) -> u64 {
-        self.shared(name, stream).dropped_total.load(std::sync::atomic::Ordering::Relaxed)
+        self.shared(name, stream)
+            .dropped_total
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn shared(&self, name: &ServiceName, stream: Stream) -> Arc<StreamShared> {
@@ -148,7 +158,13 @@ impl LogHub {
         if self.inner.writer.send(WriterMsg::Shutdown(tx)).is_ok() {
             let _ = rx.recv();
         }
-        if let Some(t) = self.inner.thread.lock().expect("log thread poisoned").take() {
+        if let Some(t) = self
+            .inner
+            .thread
+            .lock()
+            .expect("log thread poisoned")
+            .take()
+        {
             let _ = t.join();
         }
     }
@@ -179,8 +195,17 @@ pub fn tail(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
         buf = block;
         start = from;
     }
-    let ends: Vec<usize> = buf.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i).collect();
-    let cut = if ends.len() > n { ends[ends.len() - n - 1] + 1 } else { 0 };
+    let ends: Vec<usize> = buf
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .map(|(i, _)| i)
+        .collect();
+    let cut = if ends.len() > n {
+        ends[ends.len() - n - 1] + 1
+    } else {
+        0
+    };
     Ok(buf.split_off(cut))
 }
 

@@ -21,8 +21,15 @@ use super::{Stream, StreamShared};
 use upkeep_core::ServiceName;
 
 pub(crate) enum WriterMsg {
-    Configure { shared: Arc<StreamShared>, path: PathBuf, cfg: LogConfig },
-    Write { shared: Arc<StreamShared>, data: Bytes },
+    Configure {
+        shared: Arc<StreamShared>,
+        path: PathBuf,
+        cfg: LogConfig,
+    },
+    Write {
+        shared: Arc<StreamShared>,
+        data: Bytes,
+    },
     Shutdown(std_mpsc::SyncSender<()>),
 }
 
@@ -43,16 +50,25 @@ pub(crate) fn run(rx: std_mpsc::Receiver<WriterMsg>) {
                 match files.get_mut(&key) {
                     Some(f) if f.path == path => f.cfg = cfg,
                     _ => {
-                        files.insert(key, LogFile { path, cfg, file: None, size: 0, gzip: None });
+                        files.insert(
+                            key,
+                            LogFile {
+                                path,
+                                cfg,
+                                file: None,
+                                size: 0,
+                                gzip: None,
+                            },
+                        );
                     }
                 }
             }
             WriterMsg::Write { shared, data } => {
-                if let Some(f) = files.get_mut(&(shared.name.clone(), shared.stream)) {
-                    if let Err(e) = f.write(&data) {
-                        tracing::warn!(service = %shared.name, stream = shared.stream.as_str(), error = %e, "cannot write log");
-                        f.file = None;
-                    }
+                if let Some(f) = files.get_mut(&(shared.name.clone(), shared.stream))
+                    && let Err(e) = f.write(&data)
+                {
+                    tracing::warn!(service = %shared.name, stream = shared.stream.as_str(), error = %e, "cannot write log");
+                    f.file = None;
                 }
                 shared.in_flight.fetch_sub(data.len(), Ordering::AcqRel);
                 if shared.follow.receiver_count() > 0 {
@@ -75,7 +91,10 @@ pub(crate) fn run(rx: std_mpsc::Receiver<WriterMsg>) {
 impl LogFile {
     fn open(&mut self) -> std::io::Result<&mut File> {
         if self.file.is_none() {
-            let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
             self.size = file.metadata()?.len();
             self.file = Some(file);
         }
@@ -93,12 +112,18 @@ impl LogFile {
             } else {
                 match data[..room].iter().rposition(|&b| b == b'\n') {
                     Some(i) => i + 1,
-                    None if self.size == 0 => data.iter().position(|&b| b == b'\n').map_or(data.len(), |i| i + 1),
+                    None if self.size == 0 => data
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(data.len(), |i| i + 1),
                     None => 0,
                 }
             };
             if take > 0 {
-                self.file.as_mut().expect("opened above").write_all(&data[..take])?;
+                self.file
+                    .as_mut()
+                    .expect("opened above")
+                    .write_all(&data[..take])?;
                 self.size += take as u64;
                 data = &data[take..];
             }
@@ -171,7 +196,17 @@ mod tests {
     use super::*;
 
     fn logfile(dir: &Path, max_size: u64, keep: u32, compress: bool) -> LogFile {
-        LogFile { path: dir.join("s.out.log"), cfg: LogConfig { max_size, keep, compress }, file: None, size: 0, gzip: None }
+        LogFile {
+            path: dir.join("s.out.log"),
+            cfg: LogConfig {
+                max_size,
+                keep,
+                compress,
+            },
+            file: None,
+            size: 0,
+            gzip: None,
+        }
     }
 
     #[test]
@@ -182,16 +217,24 @@ mod tests {
         for _ in 0..30 {
             f.write(line).unwrap();
         }
-        let mut names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         names.sort();
         assert_eq!(names, ["s.out.log", "s.out.log.1", "s.out.log.2"]);
         for n in &names {
             let len = std::fs::metadata(dir.path().join(n)).unwrap().len();
-            assert!(len <= 100 && len % 20 == 0, "{n}: {len}");
+            assert!(len <= 100 && len.is_multiple_of(20), "{n}: {len}");
         }
         // A chunk of many lines is split across files at line ends too.
         f.write(&line.repeat(12)).unwrap();
-        assert_eq!(std::fs::metadata(dir.path().join("s.out.log.1")).unwrap().len(), 100);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("s.out.log.1"))
+                .unwrap()
+                .len(),
+            100
+        );
     }
 
     #[test]
@@ -205,7 +248,13 @@ mod tests {
         assert!(dir.path().join("s.out.log.1.gz").exists());
         assert!(!dir.path().join("s.out.log.1").exists());
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(File::open(dir.path().join("s.out.log.1.gz")).unwrap()), &mut text).unwrap();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(
+                File::open(dir.path().join("s.out.log.1.gz")).unwrap(),
+            ),
+            &mut text,
+        )
+        .unwrap();
         assert!(text.starts_with("line number") && text.ends_with('\n'));
     }
 }

@@ -39,24 +39,43 @@ pub struct Client {
 
 impl Client {
     pub fn new(data_dir: &Path) -> Self {
-        Self { socket: crate::daemon::socket_path(data_dir), data_dir: data_dir.to_owned() }
+        Self {
+            socket: crate::daemon::socket_path(data_dir),
+            data_dir: data_dir.to_owned(),
+        }
     }
 
     fn protocol(&self, message: impl std::fmt::Display) -> ClientError {
-        ClientError::Protocol { socket: self.socket.clone(), message: message.to_string() }
+        ClientError::Protocol {
+            socket: self.socket.clone(),
+            message: message.to_string(),
+        }
     }
 
     /// Sends one request; answers other than 2xx become [`ClientError::Api`].
-    pub async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Response<Incoming>, ClientError> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response<Incoming>, ClientError> {
         let stream = match tokio::net::UnixStream::connect(&self.socket).await {
             Ok(s) => s,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
-                return Err(ClientError::NoDaemon { data_dir: self.data_dir.clone() });
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                return Err(ClientError::NoDaemon {
+                    data_dir: self.data_dir.clone(),
+                });
             }
             Err(e) => return Err(self.protocol(e)),
         };
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| self.protocol(e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.protocol(e))?;
         tokio::spawn(conn);
         let req = Request::builder()
             .method(method)
@@ -65,14 +84,24 @@ impl Client {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| self.protocol(e))?;
-        let resp = sender.send_request(req).await.map_err(|e| self.protocol(e))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| self.protocol(e))?;
         if resp.status().is_success() {
             return Ok(resp);
         }
         let status = resp.status();
-        let bytes = resp.into_body().collect().await.map_err(|e| self.protocol(e))?.to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| ErrorBody { error: format!("{status}: {}", String::from_utf8_lossy(&bytes)), hint: None });
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| self.protocol(e))?
+            .to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
+            error: format!("{status}: {}", String::from_utf8_lossy(&bytes)),
+            hint: None,
+        });
         Err(ClientError::Api { status, body })
     }
 
@@ -80,14 +109,28 @@ impl Client {
         self.json(Method::GET, path, None::<&()>).await
     }
 
-    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: Option<&impl Serialize>) -> Result<T, ClientError> {
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
         self.json(Method::POST, path, body).await
     }
 
-    async fn json<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&impl Serialize>) -> Result<T, ClientError> {
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
         let body = body.map(|b| serde_json::to_vec(b).expect("request bodies serialise"));
         let resp = self.send(method, path, body).await?;
-        let bytes = resp.into_body().collect().await.map_err(|e| self.protocol(e))?.to_bytes();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| self.protocol(e))?
+            .to_bytes();
         serde_json::from_slice(&bytes).map_err(|e| self.protocol(format!("unexpected answer: {e}")))
     }
 }

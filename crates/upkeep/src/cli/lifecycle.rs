@@ -19,7 +19,8 @@ pub fn daemon(g: &Global) -> Result<ExitCode> {
     let config = g.load_config()?;
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("UPKEEP_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("UPKEEP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -33,18 +34,35 @@ pub fn up(g: &Global) -> Result<ExitCode> {
     let client = super::Client::new(&data_dir);
     let rt = runtime()?;
     if let Ok(h) = rt.block_on(client.get::<Health>("/api/health")) {
-        bail!(crate::daemon::StartError::AlreadyRunning(tr(Msg::DaemonAlready, &[&h.pid, &data_dir.display()])));
+        bail!(crate::daemon::StartError::AlreadyRunning(tr(
+            Msg::DaemonAlready,
+            &[&h.pid, &data_dir.display()]
+        )));
     }
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let log_path = data_dir.join("upkeep.log");
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
     let exe = std::env::current_exe().context("finding the upkeep binary")?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("daemon").arg("-c").arg(&config.path).arg("--data-dir").arg(&data_dir);
-    cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    cmd.arg("daemon")
+        .arg("-c")
+        .arg(&config.path)
+        .arg("--data-dir")
+        .arg(&data_dir);
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
-        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
     }
     let mut child = cmd.spawn().context("starting the daemon")?;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -62,7 +80,10 @@ pub fn up(g: &Global) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         if Instant::now() > deadline {
-            bail!("the daemon did not answer within 30s; see {}", log_path.display());
+            bail!(
+                "the daemon did not answer within 30s; see {}",
+                log_path.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -80,7 +101,11 @@ pub fn down(g: &Global) -> Result<ExitCode> {
     let deadline = Instant::now() + Duration::from_secs(120);
     while alive() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
-        if matches!(rt.block_on(client.get::<Health>("/api/health")), Err(ClientError::NoDaemon { .. })) && !alive() {
+        if matches!(
+            rt.block_on(client.get::<Health>("/api/health")),
+            Err(ClientError::NoDaemon { .. })
+        ) && !alive()
+        {
             break;
         }
     }

@@ -21,7 +21,11 @@ use upkeep_core::i18n::{Msg, tr};
 pub use client::{Client, ClientError};
 
 #[derive(Parser, Debug)]
-#[command(name = "upkeep", version, about = "Keep services running, watch them, tell people.")]
+#[command(
+    name = "upkeep",
+    version,
+    about = "Keep services running, watch them, tell people."
+)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,
@@ -144,31 +148,36 @@ pub fn main() -> ExitCode {
             for cause in e.chain().skip(1) {
                 msg.push_str(&format!("\n  caused by: {cause}"));
             }
-            if let Some(hint) = e.chain().find_map(|c| c.downcast_ref::<ClientError>()).and_then(ClientError::hint) {
+            if let Some(hint) = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<ClientError>())
+                .and_then(ClientError::hint)
+            {
                 msg.push_str(&format!("\n\nhint: {hint}"));
             }
             eprintln!("{msg}");
-            if is_usage_error(&e) { ExitCode::from(2) } else { ExitCode::from(1) }
+            if is_usage_error(&e) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn finds_data_dir_in_a_broken_file() {
-        assert_eq!(super::data_dir_line("[daemon\n  data_dir = \"/x y\" # c\nbogus ="), Some("/x y".into()));
-        assert_eq!(super::data_dir_line("data_dirs = 1"), None);
-    }
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 impl Global {
     fn config_path(&self) -> PathBuf {
-        let p = self.config.clone().unwrap_or_else(upkeep_config::default_config_path);
+        let p = self
+            .config
+            .clone()
+            .unwrap_or_else(upkeep_config::default_config_path);
         std::path::absolute(&p).unwrap_or(p)
     }
 
@@ -207,7 +216,12 @@ impl Global {
 /// `data_dir = "x"` from a file that does not parse as a whole.
 fn data_dir_line(text: &str) -> Option<String> {
     text.lines().find_map(|l| {
-        let rest = l.trim().strip_prefix("data_dir")?.trim_start().strip_prefix('=')?.trim();
+        let rest = l
+            .trim()
+            .strip_prefix("data_dir")?
+            .trim_start()
+            .strip_prefix('=')?
+            .trim();
         let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
         let inner = &rest[1..];
         Some(inner[..inner.find(quote)?].to_owned())
@@ -215,7 +229,10 @@ fn data_dir_line(text: &str) -> Option<String> {
 }
 
 fn print_json(v: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(v).expect("API types serialise"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("API types serialise")
+    );
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -226,7 +243,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Down => lifecycle::down(&g),
         Command::Check(f) => check(&g, f.json),
         Command::Startup { user, install } => startup(&g, user, install),
-        Command::Export { to: ExportTo::Systemd { name, output } } => export_systemd(&g, &name, output),
+        Command::Export {
+            to: ExportTo::Systemd { name, output },
+        } => export_systemd(&g, &name, output),
         other => runtime()?.block_on(client_command(&g, other)),
     }
 }
@@ -236,18 +255,35 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Ls(f) => {
             let infos: Vec<ServiceInfo> = client.get("/api/services").await?;
-            if f.json { print_json(&infos) } else { println!("{}", output::services_table(&infos)) }
+            if f.json {
+                print_json(&infos)
+            } else {
+                println!("{}", output::services_table(&infos))
+            }
         }
         Command::Status { name, json } => {
             let d: ServiceDetail = client.get(&format!("/api/services/{name}")).await?;
-            if json.json { print_json(&d) } else { print!("{}", output::service_detail(&d)) }
+            if json.json {
+                print_json(&d)
+            } else {
+                print!("{}", output::service_detail(&d))
+            }
         }
         Command::Start { target } => act(&client, &target, "start", Msg::Started).await?,
         Command::Stop { target } => act(&client, &target, "stop", Msg::Stopped).await?,
         Command::Restart { target } => act(&client, &target, "restart", Msg::Restarted).await?,
-        Command::Logs { name, follow, lines, stderr } => {
-            let path = format!("/api/services/{name}/logs?n={lines}&stderr={stderr}&follow={follow}");
-            let mut body = client.send(hyper::Method::GET, &path, None).await?.into_body();
+        Command::Logs {
+            name,
+            follow,
+            lines,
+            stderr,
+        } => {
+            let path =
+                format!("/api/services/{name}/logs?n={lines}&stderr={stderr}&follow={follow}");
+            let mut body = client
+                .send(hyper::Method::GET, &path, None)
+                .await?
+                .into_body();
             let mut out = std::io::stdout().lock();
             while let Some(frame) = body.frame().await {
                 let frame = frame.context("reading the log stream")?;
@@ -263,15 +299,33 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             let r: ReloadResult = client.post("/api/reload", None::<&()>).await?;
             print_reload(&r, f.json);
         }
-        Command::Add { name, cwd, restart, command } => {
+        Command::Add {
+            name,
+            cwd,
+            restart,
+            command,
+        } => {
             let name = upkeep_core::ServiceName::new(name)?;
-            let cwd = cwd.map(std::path::absolute).transpose()?.map(|p| p.display().to_string());
-            let req = AddService { name: name.clone(), command, cwd, restart };
+            let cwd = cwd
+                .map(std::path::absolute)
+                .transpose()?
+                .map(|p| p.display().to_string());
+            let req = AddService {
+                name: name.clone(),
+                command,
+                cwd,
+                restart,
+            };
             let _: ReloadResult = client.post("/api/services", Some(&req)).await?;
             let health: upkeep_core::api::Health = client.get("/api/health").await?;
             println!("{}", tr(Msg::Added, &[&name, &health.config_path]));
         }
-        Command::Daemon | Command::Up | Command::Down | Command::Check(_) | Command::Startup { .. } | Command::Export { .. } => {
+        Command::Daemon
+        | Command::Up
+        | Command::Down
+        | Command::Check(_)
+        | Command::Startup { .. }
+        | Command::Export { .. } => {
             unreachable!("handled without a client")
         }
     }
@@ -279,7 +333,9 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
 }
 
 async fn act(client: &Client, target: &str, action: &str, done: Msg) -> Result<()> {
-    let r: ActionResult = client.post(&format!("/api/services/{target}/{action}"), None::<&()>).await?;
+    let r: ActionResult = client
+        .post(&format!("/api/services/{target}/{action}"), None::<&()>)
+        .await?;
     for s in r.services {
         println!("{s}: {}", tr(done, &[]));
     }
@@ -290,7 +346,12 @@ fn print_reload(r: &ReloadResult, json: bool) {
     if json {
         return print_json(r);
     }
-    let (a, rm, c, u) = (r.added.len(), r.removed.len(), r.changed.len(), r.unchanged.len());
+    let (a, rm, c, u) = (
+        r.added.len(),
+        r.removed.len(),
+        r.changed.len(),
+        r.unchanged.len(),
+    );
     println!("{}", tr(Msg::Reloaded, &[&r.revision, &a, &rm, &c, &u]));
 }
 
@@ -302,7 +363,10 @@ fn check(g: &Global, json: bool) -> Result<ExitCode> {
                 let names: Vec<_> = c.services.keys().collect();
                 print_json(&serde_json::json!({ "ok": true, "path": path, "services": names }));
             } else {
-                println!("{}", tr(Msg::ConfigOk, &[&path.display(), &c.services.len()]));
+                println!(
+                    "{}",
+                    tr(Msg::ConfigOk, &[&path.display(), &c.services.len()])
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -312,7 +376,9 @@ fn check(g: &Global, json: bool) -> Result<ExitCode> {
                 .iter()
                 .map(|p| serde_json::json!({ "line": p.line, "column": p.column, "key": p.key, "message": p.message, "hint": p.hint }))
                 .collect();
-            print_json(&serde_json::json!({ "ok": false, "path": path, "error": e.to_string(), "problems": problems }));
+            print_json(
+                &serde_json::json!({ "ok": false, "path": path, "error": e.to_string(), "problems": problems }),
+            );
             Ok(ExitCode::from(2))
         }
         Err(e) => Err(e.into()),
@@ -336,8 +402,15 @@ fn startup(g: &Global, user: bool, install: bool) -> Result<ExitCode> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("upkeep.service");
     std::fs::write(&path, unit).with_context(|| format!("writing {}", path.display()))?;
-    let sc = if user { "systemctl --user" } else { "systemctl" };
-    println!("wrote {}\nnow run: {sc} daemon-reload && {sc} enable --now upkeep", path.display());
+    let sc = if user {
+        "systemctl --user"
+    } else {
+        "systemctl"
+    };
+    println!(
+        "wrote {}\nnow run: {sc} daemon-reload && {sc} enable --now upkeep",
+        path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -353,4 +426,16 @@ fn export_systemd(g: &Global, name: &str, output: Option<PathBuf>) -> Result<Exi
         None => print!("{unit}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_data_dir_in_a_broken_file() {
+        assert_eq!(
+            super::data_dir_line("[daemon\n  data_dir = \"/x y\" # c\nbogus ="),
+            Some("/x y".into())
+        );
+        assert_eq!(super::data_dir_line("data_dirs = 1"), None);
+    }
 }

@@ -24,7 +24,11 @@ pub fn bytes(n: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 fn state_cell(state: State) -> Cell {
@@ -50,7 +54,18 @@ pub fn services_table(infos: &[ServiceInfo]) -> String {
     }
     let mut t = Table::new();
     t.load_preset(NOTHING);
-    t.set_header([Msg::ColName, Msg::ColState, Msg::ColPid, Msg::ColUptime, Msg::ColRestarts, Msg::ColCpu, Msg::ColMemory].map(|m| tr(m, &[])));
+    t.set_header(
+        [
+            Msg::ColName,
+            Msg::ColState,
+            Msg::ColPid,
+            Msg::ColUptime,
+            Msg::ColRestarts,
+            Msg::ColCpu,
+            Msg::ColMemory,
+        ]
+        .map(|m| tr(m, &[])),
+    );
     for i in infos {
         t.add_row(vec![
             Cell::new(i.status.name.as_str()),
@@ -71,7 +86,11 @@ fn event_line(e: &StoredEvent) -> String {
         detail.clear();
     }
     let who = if e.intervention { " (operator)" } else { "" };
-    format!("{}  {}{who}  {detail}", e.at.strftime("%Y-%m-%d %H:%M:%S"), e.kind)
+    format!(
+        "{}  {}{who}  {detail}",
+        e.at.strftime("%Y-%m-%d %H:%M:%S"),
+        e.kind
+    )
 }
 
 pub fn service_detail(d: &ServiceDetail) -> String {
@@ -79,8 +98,14 @@ pub fn service_detail(d: &ServiceDetail) -> String {
     let mut out = String::new();
     let mut line = |k: &str, v: String| out.push_str(&format!("{k:>10}: {v}\n"));
     line(&tr(Msg::ColName, &[]), i.status.name.to_string());
-    line(&tr(Msg::ColState, &[]), format!("{} (desired: {})", i.status.state, i.desired.as_str()));
-    line(&tr(Msg::ColPid, &[]), i.status.pid.map_or("-".into(), |p| p.to_string()));
+    line(
+        &tr(Msg::ColState, &[]),
+        format!("{} (desired: {})", i.status.state, i.desired.as_str()),
+    );
+    line(
+        &tr(Msg::ColPid, &[]),
+        i.status.pid.map_or("-".into(), |p| p.to_string()),
+    );
     line(&tr(Msg::ColUptime, &[]), uptime(i));
     line(&tr(Msg::ColRestarts, &[]), i.status.restarts.to_string());
     if let Some(e) = i.status.last_exit {
@@ -88,14 +113,20 @@ pub fn service_detail(d: &ServiceDetail) -> String {
     }
     if let (Some(c), Some(m), Some(p)) = (i.cpu_percent, i.memory_bytes, i.processes) {
         line(&tr(Msg::ColCpu, &[]), format!("{c:.1}%"));
-        line(&tr(Msg::ColMemory, &[]), format!("{} in {p} process(es)", bytes(m)));
+        line(
+            &tr(Msg::ColMemory, &[]),
+            format!("{} in {p} process(es)", bytes(m)),
+        );
     }
     line(&tr(Msg::Command, &[]), d.command.join(" "));
     if let Some(cwd) = &d.cwd {
         line("cwd", cwd.clone());
     }
     line("restart", d.restart.clone());
-    line(&tr(Msg::Logs, &[]), format!("{}\n{:>12}{}", d.stdout_log, "", d.stderr_log));
+    line(
+        &tr(Msg::Logs, &[]),
+        format!("{}\n{:>12}{}", d.stdout_log, "", d.stderr_log),
+    );
     if i.status.dropped_lines > 0 {
         line("dropped", format!("{} log lines", i.status.dropped_lines));
     }

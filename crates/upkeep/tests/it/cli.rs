@@ -4,31 +4,58 @@ use crate::{LONG, daemon, stderr, stdout};
 
 #[test]
 fn ls_shows_a_table_and_json() {
-    let d = daemon("[services.web]\ncommand = \"sleep 1000\"\n\n[services.off]\ncommand = \"sleep 1000\"\nautostart = false\n");
+    let d = daemon(
+        "[services.web]\ncommand = \"sleep 1000\"\n\n[services.off]\ncommand = \"sleep 1000\"\nautostart = false\n",
+    );
     d.wait_state("web", "up", LONG);
     let out = d.cli(&["ls"]);
     assert!(out.status.success());
     let text = stdout(&out);
     let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["name", "state", "pid", "uptime", "restarts", "cpu", "memory"]);
-    let web = text.lines().find(|l| l.trim_start().starts_with("web")).unwrap();
-    assert!(web.contains(" up ") && web.contains(&d.pid("web").unwrap().to_string()), "{text}");
+    assert_eq!(
+        header,
+        [
+            "name", "state", "pid", "uptime", "restarts", "cpu", "memory"
+        ]
+    );
+    let web = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("web"))
+        .unwrap();
+    assert!(
+        web.contains(" up ") && web.contains(&d.pid("web").unwrap().to_string()),
+        "{text}"
+    );
     assert!(web.contains("MiB") || web.contains("KiB"), "{text}");
-    assert!(text.lines().any(|l| l.trim_start().starts_with("off") && l.contains("stopped")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("off") && l.contains("stopped")),
+        "{text}"
+    );
     let json: serde_json::Value = serde_json::from_str(&stdout(&d.cli(&["ls", "--json"]))).unwrap();
-    let web = json.as_array().unwrap().iter().find(|s| s["name"] == "web").unwrap();
+    let web = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "web")
+        .unwrap();
     assert!(web["memory_bytes"].as_u64().unwrap() > 0);
     assert_eq!(web["processes"], 1);
 }
 
 #[test]
 fn start_stop_restart_all_and_status() {
-    let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n\n[services.b]\ncommand = \"sleep 1000\"\n");
+    let d = daemon(
+        "[services.a]\ncommand = \"sleep 1000\"\n\n[services.b]\ncommand = \"sleep 1000\"\n",
+    );
     d.wait_state("a", "up", LONG);
     d.wait_state("b", "up", LONG);
     let out = d.cli(&["stop", "all"]);
     assert_eq!(stdout(&out), "a: stopped\nb: stopped\n");
-    assert_eq!((d.state("a"), d.state("b")), ("stopped".into(), "stopped".into()));
+    assert_eq!(
+        (d.state("a"), d.state("b")),
+        ("stopped".into(), "stopped".into())
+    );
     let out = d.cli(&["start", "all"]);
     assert!(out.status.success());
     assert_eq!((d.state("a"), d.state("b")), ("up".into(), "up".into()));
@@ -38,8 +65,15 @@ fn start_stop_restart_all_and_status() {
     let text = stdout(&d.cli(&["status", "a"]));
     assert!(text.contains("restart_requested (operator)"), "{text}");
     assert!(text.contains("stopping (operator)"), "{text}");
-    let json: serde_json::Value = serde_json::from_str(&stdout(&d.cli(&["status", "a", "--json"]))).unwrap();
-    assert!(json["events"].as_array().unwrap().iter().any(|e| e["kind"] == "started" && e["intervention"] == true));
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&d.cli(&["status", "a", "--json"]))).unwrap();
+    assert!(
+        json["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "started" && e["intervention"] == true)
+    );
 }
 
 #[test]
@@ -47,13 +81,23 @@ fn unknown_services_and_bad_names_are_clear_errors() {
     let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");
     let out = d.cli(&["stop", "nosuch"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("no service named `nosuch`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no service named `nosuch`"),
+        "{}",
+        stderr(&out)
+    );
     let (code, body) = d.try_api("POST", "/api/services/a/explode", None).unwrap();
     assert_eq!(code, 400);
     assert!(String::from_utf8_lossy(&body).contains("unknown action"));
     let (code, _) = d.try_api("GET", "/api/services/..%2Fetc", None).unwrap();
     assert_eq!(code, 400);
-    let (code, body) = d.try_api("POST", "/api/services", Some(&serde_json::json!({ "name": "x" }))).unwrap();
+    let (code, body) = d
+        .try_api(
+            "POST",
+            "/api/services",
+            Some(&serde_json::json!({ "name": "x" })),
+        )
+        .unwrap();
     assert_eq!(code, 400, "{}", String::from_utf8_lossy(&body));
 }
 
@@ -63,7 +107,10 @@ fn no_daemon_is_a_message_not_a_trace() {
     let out = d.cli(&["ls"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.starts_with("error: no upkeep daemon is running for data dir"), "{err}");
+    assert!(
+        err.starts_with("error: no upkeep daemon is running for data dir"),
+        "{err}"
+    );
     assert!(err.contains("hint: start it with `upkeep up`"), "{err}");
 }
 

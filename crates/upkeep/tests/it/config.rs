@@ -9,18 +9,30 @@ fn invalid_config_is_rejected_with_line_and_column_and_the_running_config_stays(
     d.wait_state("a", "up", LONG);
     let pid = d.pid("a").unwrap();
     let good = std::fs::read_to_string(&d.config).unwrap();
-    std::fs::write(&d.config, format!("{good}\n[services.b]\ncommand = \"sleep 1\"\nstop_timeout = \"soon\"\n")).unwrap();
+    std::fs::write(
+        &d.config,
+        format!("{good}\n[services.b]\ncommand = \"sleep 1\"\nstop_timeout = \"soon\"\n"),
+    )
+    .unwrap();
     let out = d.cli(&["reload"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     let line = good.lines().count() + 4;
     assert!(err.contains(&format!("upkeep.toml:{line}:16")), "{err}");
-    assert!(err.contains("stop_timeout") && err.contains("not a duration"), "{err}");
+    assert!(
+        err.contains("stop_timeout") && err.contains("not a duration"),
+        "{err}"
+    );
     assert!(err.contains("running config stays in force"), "{err}");
     // Nothing changed.
     assert_eq!(d.pid("a"), Some(pid));
-    let names: Vec<String> =
-        d.api_get("/api/services").as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_owned()).collect();
+    let names: Vec<String> = d
+        .api_get("/api/services")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(names, ["a"]);
     // `check` says the same without a daemon.
     let out = d.cli(&["check"]);
@@ -30,16 +42,26 @@ fn invalid_config_is_rejected_with_line_and_column_and_the_running_config_stays(
     std::fs::write(&d.config, format!("{good}\n[services.c\n")).unwrap();
     let out = d.cli(&["reload"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains(&format!("upkeep.toml:{}:", good.lines().count() + 2)), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("upkeep.toml:{}:", good.lines().count() + 2)),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn reload_restarts_only_changed_services() {
-    let d = daemon("[services.same]\ncommand = \"sleep 1000\"\n\n[services.changes]\ncommand = \"sleep 1000\"\n\n[services.goes]\ncommand = \"sleep 1000\"\n");
+    let d = daemon(
+        "[services.same]\ncommand = \"sleep 1000\"\n\n[services.changes]\ncommand = \"sleep 1000\"\n\n[services.goes]\ncommand = \"sleep 1000\"\n",
+    );
     for s in ["same", "changes", "goes"] {
         d.wait_state(s, "up", LONG);
     }
-    let (same, changes, goes) = (d.pid("same").unwrap(), d.pid("changes").unwrap(), d.pid("goes").unwrap());
+    let (same, changes, goes) = (
+        d.pid("same").unwrap(),
+        d.pid("changes").unwrap(),
+        d.pid("goes").unwrap(),
+    );
     d.write_services("[services.same]\ncommand = \"sleep 1000\"\n\n[services.changes]\ncommand = \"sleep 1001\"\n\n[services.new]\ncommand = \"sleep 1000\"\n");
     let out = d.cli(&["reload", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -58,15 +80,33 @@ fn reload_restarts_only_changed_services() {
 
 #[test]
 fn add_writes_the_service_keeping_comments_and_starts_it() {
-    let d = daemon("# my services, hand-written\n[services.a]   # the first one\ncommand = \"sleep 1000\" # keep me\n");
+    let d = daemon(
+        "# my services, hand-written\n[services.a]   # the first one\ncommand = \"sleep 1000\" # keep me\n",
+    );
     let before = std::fs::read_to_string(&d.config).unwrap();
     let dir = d.dir.path().display().to_string();
-    let out = d.cli(&["add", "worker", "--cwd", &dir, "--restart", "on-failure", "--", "sleep", "999"]);
+    let out = d.cli(&[
+        "add",
+        "worker",
+        "--cwd",
+        &dir,
+        "--restart",
+        "on-failure",
+        "--",
+        "sleep",
+        "999",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     d.wait_state("worker", "up", LONG);
     let after = std::fs::read_to_string(&d.config).unwrap();
-    assert!(after.starts_with(before.trim_end()), "comments or layout lost:\n{after}");
-    assert!(after.contains("[services.worker]\ncommand = [\"sleep\", \"999\"]"), "{after}");
+    assert!(
+        after.starts_with(before.trim_end()),
+        "comments or layout lost:\n{after}"
+    );
+    assert!(
+        after.contains("[services.worker]\ncommand = [\"sleep\", \"999\"]"),
+        "{after}"
+    );
     let detail = d.service("worker");
     assert_eq!(detail["cwd"], dir);
     assert_eq!(detail["restart"], "on-failure");
@@ -77,6 +117,10 @@ fn add_writes_the_service_keeping_comments_and_starts_it() {
     // A program that does not exist is refused before the file is touched.
     let out = d.cli(&["add", "typo", "--", "no-such-program-xyz"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("no-such-program-xyz"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no-such-program-xyz"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(std::fs::read_to_string(&d.config).unwrap(), after);
 }

@@ -25,16 +25,23 @@ fn killed_daemon_restarts_services_with_history_and_never_runs_one_twice() {
     // ...and the new daemon stops it before starting its own copy.
     let new = d.wait_new_pid("s", old, LONG);
     assert!(!alive(old), "the old copy still runs");
-    d.wait_until("exactly one copy to run", LONG, || (pids_with_cmdline(&format!("sleep {token}")) == [new]).then_some(()));
+    d.wait_until("exactly one copy to run", LONG, || {
+        (pids_with_cmdline(&format!("sleep {token}")) == [new]).then_some(())
+    });
     let kinds: Vec<String> = d.events("s").into_iter().map(|e| e.0).collect();
     assert!(kinds.len() > events_before, "history lost: {kinds:?}");
-    assert_eq!(kinds[0], "started", "history starts with the first run: {kinds:?}");
+    assert_eq!(
+        kinds[0], "started",
+        "history starts with the first run: {kinds:?}"
+    );
     assert!(kinds.contains(&"stale_stopped".to_string()), "{kinds:?}");
 }
 
 #[test]
 fn desired_state_survives_a_daemon_restart() {
-    let mut d = daemon("[services.a]\ncommand = \"sleep 1000\"\n\n[services.b]\ncommand = \"sleep 1000\"\n");
+    let mut d = daemon(
+        "[services.a]\ncommand = \"sleep 1000\"\n\n[services.b]\ncommand = \"sleep 1000\"\n",
+    );
     d.wait_state("a", "up", LONG);
     d.wait_state("b", "up", LONG);
     assert!(d.cli(&["stop", "b"]).status.success());
@@ -62,7 +69,10 @@ fn second_daemon_on_the_same_data_dir_is_refused_clearly() {
     let out = d.cli(&["daemon"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("already running") && err.contains(&d.daemon_pid().unwrap().to_string()), "{err}");
+    assert!(
+        err.contains("already running") && err.contains(&d.daemon_pid().unwrap().to_string()),
+        "{err}"
+    );
     let out = d.cli(&["up"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("already running"));
@@ -104,9 +114,17 @@ os.waitpid(pid, 0)
         bin = BIN,
         cfg = d.config.display()
     );
-    let out = Command::new("python3").arg("-c").arg(&script).output().unwrap();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("upkeep daemon started"), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("upkeep daemon started"),
+        "{text}\n{}",
+        stderr(&out)
+    );
     std::thread::sleep(Duration::from_millis(300));
     // Daemon and service live on.
     d.wait_state("s", "up", LONG);
@@ -116,8 +134,17 @@ os.waitpid(pid, 0)
     let daemon_pid = health["pid"].as_u64().unwrap() as u32;
     // Fully detached: its own session, no controlling terminal.
     let stat = std::fs::read_to_string(format!("/proc/{daemon_pid}/stat")).unwrap();
-    let f: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-    assert_eq!(f[3], daemon_pid.to_string(), "session id is the daemon's own");
+    let f: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        f[3],
+        daemon_pid.to_string(),
+        "session id is the daemon's own"
+    );
     assert_eq!(f[4], "0", "no controlling terminal");
 
     let out = d.cli(&["down"]);
@@ -125,5 +152,9 @@ os.waitpid(pid, 0)
     assert!(!alive(daemon_pid) && !alive(pid));
     let out = d.cli(&["ls"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("no upkeep daemon is running"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no upkeep daemon is running"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -15,11 +15,15 @@ fn logged_numbers(dir: &std::path::Path) -> (Vec<u64>, Vec<u64>) {
             let p = e.ok()?.path();
             let name = p.file_name()?.to_str()?.to_owned();
             let rest = name.strip_prefix("big.out.log")?;
-            let n = if rest.is_empty() { 0 } else { rest.trim_start_matches('.').parse().ok()? };
+            let n = if rest.is_empty() {
+                0
+            } else {
+                rest.trim_start_matches('.').parse().ok()?
+            };
             Some((n, p))
         })
         .collect();
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     let mut numbers = Vec::new();
     let mut sizes = Vec::new();
     for (_, p) in files {
@@ -27,7 +31,11 @@ fn logged_numbers(dir: &std::path::Path) -> (Vec<u64>, Vec<u64>) {
         sizes.push(text.len() as u64);
         for line in text.lines() {
             // "2026-01-01T00:00:00.000Z line 00000042 xxxx..."
-            if let Some(n) = line.get(25..).and_then(|l| l.strip_prefix("line ")).and_then(|l| l.get(..8)) {
+            if let Some(n) = line
+                .get(25..)
+                .and_then(|l| l.strip_prefix("line "))
+                .and_then(|l| l.get(..8))
+            {
                 numbers.push(n.parse().unwrap());
             }
         }
@@ -45,12 +53,19 @@ fn fifty_megabytes_of_output_rotate_at_the_limit_and_every_line_is_kept_or_count
     ));
     d.wait_state("big", "exited", LONG * 3);
     let logs = d.data_dir.join("logs");
-    let (numbers, sizes) = d.wait_until("every line to be written or counted as dropped", LONG, || {
-        let (numbers, sizes) = logged_numbers(&logs);
-        let dropped = d.service("big")["info"]["dropped_lines"].as_u64().unwrap();
-        (numbers.len() as u64 + dropped == LINES).then_some((numbers, sizes))
-    });
-    assert!(sizes.len() >= 12, "expected rotation into many files, got sizes {sizes:?}");
+    let (numbers, sizes) = d.wait_until(
+        "every line to be written or counted as dropped",
+        LONG,
+        || {
+            let (numbers, sizes) = logged_numbers(&logs);
+            let dropped = d.service("big")["info"]["dropped_lines"].as_u64().unwrap();
+            (numbers.len() as u64 + dropped == LINES).then_some((numbers, sizes))
+        },
+    );
+    assert!(
+        sizes.len() >= 12,
+        "expected rotation into many files, got sizes {sizes:?}"
+    );
     for s in &sizes {
         assert!(*s <= 5 * 1024 * 1024, "a file passed max_size: {sizes:?}");
     }
@@ -59,13 +74,18 @@ fn fifty_megabytes_of_output_rotate_at_the_limit_and_every_line_is_kept_or_count
         assert!(*s > 5 * 1024 * 1024 - 200, "rotated early: {sizes:?}");
     }
     // Lines are in order, none twice.
-    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "lines out of order or repeated");
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "lines out of order or repeated"
+    );
     assert_eq!(d.service("big")["info"]["last_exit"]["code"], 0);
 }
 
 #[test]
 fn logs_shows_the_last_lines_of_stdout_or_stderr_with_timestamps() {
-    let d = daemon("[services.talk]\ncommand = \"for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done; sleep 1000\"\n");
+    let d = daemon(
+        "[services.talk]\ncommand = \"for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done; sleep 1000\"\n",
+    );
     d.wait_state("talk", "up", LONG);
     d.wait_until("five lines in the log", LONG, || {
         let o = d.cli(&["logs", "talk", "-n", "2"]);
@@ -74,8 +94,13 @@ fn logs_shows_the_last_lines_of_stdout_or_stderr_with_timestamps() {
     let o = d.cli(&["logs", "talk", "-n", "2"]);
     let lines: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(lines[0].ends_with(" out4") && lines[1].ends_with(" out5"), "{lines:?}");
-    lines[0][..24].parse::<jiff::Timestamp>().expect("line starts with an RFC 3339 time");
+    assert!(
+        lines[0].ends_with(" out4") && lines[1].ends_with(" out5"),
+        "{lines:?}"
+    );
+    lines[0][..24]
+        .parse::<jiff::Timestamp>()
+        .expect("line starts with an RFC 3339 time");
     let o = d.cli(&["logs", "talk", "--stderr", "-n", "1"]);
     assert!(stdout(&o).trim_end().ends_with(" err5"), "{}", stdout(&o));
     let o = d.cli(&["logs", "nosuch"]);
@@ -84,7 +109,9 @@ fn logs_shows_the_last_lines_of_stdout_or_stderr_with_timestamps() {
 
 #[test]
 fn logs_follow_streams_new_lines() {
-    let d = daemon("[services.tick]\ncommand = \"i=0; while true; do i=$((i+1)); echo tick$i; sleep 0.05; done\"\n");
+    let d = daemon(
+        "[services.tick]\ncommand = \"i=0; while true; do i=$((i+1)); echo tick$i; sleep 0.05; done\"\n",
+    );
     d.wait_state("tick", "up", LONG);
     let mut child = Command::new(BIN)
         .args(["logs", "tick", "-f", "-n", "0", "-c"])
@@ -97,7 +124,15 @@ fn logs_follow_streams_new_lines() {
     for _ in 0..5 {
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
-        seen.push(line.trim_end().rsplit(' ').next().unwrap().trim_start_matches("tick").parse::<u64>().unwrap());
+        seen.push(
+            line.trim_end()
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .trim_start_matches("tick")
+                .parse::<u64>()
+                .unwrap(),
+        );
     }
     assert!(seen.windows(2).all(|w| w[1] == w[0] + 1), "{seen:?}");
     child.kill().unwrap();

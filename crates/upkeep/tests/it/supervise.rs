@@ -13,7 +13,9 @@ use crate::{LONG, daemon};
 fn sleeps_in(pgid: u32) -> usize {
     group_members(pgid)
         .into_iter()
-        .filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep"))
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep")
+        })
         .count()
 }
 
@@ -30,9 +32,24 @@ fn kill_9_restarts_with_new_pid_and_stores_exit_and_restart() {
     let new = d.wait_new_pid("s", old, LONG);
     assert!(alive(new) && !alive(old));
     let kinds: Vec<String> = d.events("s").into_iter().map(|e| e.0).collect();
-    let tail: Vec<&str> = kinds.iter().rev().take(3).rev().map(String::as_str).collect();
-    assert_eq!(tail, ["exited", "restart_scheduled", "started"], "{kinds:?}");
-    let exited = d.events("s").into_iter().find(|e| e.0 == "exited").unwrap().1;
+    let tail: Vec<&str> = kinds
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        ["exited", "restart_scheduled", "started"],
+        "{kinds:?}"
+    );
+    let exited = d
+        .events("s")
+        .into_iter()
+        .find(|e| e.0 == "exited")
+        .unwrap()
+        .1;
     assert_eq!(exited["status"]["signal"], 9);
     assert_eq!(exited["pid"], old);
     assert_eq!(d.service("s")["info"]["restarts"], 1);
@@ -43,10 +60,16 @@ fn stop_leaves_no_process_of_the_group() {
     let d = daemon("[services.g]\ncommand = \"sleep 1000 & sleep 1000\"\nstop_timeout = \"5s\"\n");
     d.wait_state("g", "up", LONG);
     let pgid = d.pid("g").unwrap();
-    d.wait_until("both sleeps to run", LONG, || (sleeps_in(pgid) == 2).then_some(()));
+    d.wait_until("both sleeps to run", LONG, || {
+        (sleeps_in(pgid) == 2).then_some(())
+    });
     let out = d.cli(&["stop", "g"]);
     assert!(out.status.success(), "{}", crate::stderr(&out));
-    assert!(group_members(pgid).is_empty(), "left: {:?}", group_members(pgid));
+    assert!(
+        group_members(pgid).is_empty(),
+        "left: {:?}",
+        group_members(pgid)
+    );
     assert_eq!(d.state("g"), "stopped");
     assert_eq!(d.service("g")["info"]["desired"], "stopped");
 }
@@ -56,21 +79,37 @@ fn leader_killed_the_rest_of_its_group_is_gone_before_the_new_one_starts() {
     let d = daemon("[services.g]\ncommand = \"sleep 1000 & sleep 1000\"\n");
     d.wait_state("g", "up", LONG);
     let old = d.pid("g").unwrap();
-    d.wait_until("both sleeps to run", LONG, || (sleeps_in(old) == 2).then_some(()));
-    let survivors: Vec<u32> = group_members(old).into_iter().filter(|p| *p != old).collect();
+    d.wait_until("both sleeps to run", LONG, || {
+        (sleeps_in(old) == 2).then_some(())
+    });
+    let survivors: Vec<u32> = group_members(old)
+        .into_iter()
+        .filter(|p| *p != old)
+        .collect();
     sigkill(old);
     let new = d.wait_new_pid("g", old, LONG);
-    assert!(group_members(old).is_empty(), "old group still has {:?}", group_members(old));
+    assert!(
+        group_members(old).is_empty(),
+        "old group still has {:?}",
+        group_members(old)
+    );
     assert!(survivors.iter().all(|p| !alive(*p)));
     // The clean-up is recorded before the new start.
     let kinds: Vec<String> = d.events("g").into_iter().map(|e| e.0).collect();
-    let cleaned = kinds.iter().rposition(|k| k == "group_cleaned").expect("group_cleaned event");
+    let cleaned = kinds
+        .iter()
+        .rposition(|k| k == "group_cleaned")
+        .expect("group_cleaned event");
     let started = kinds.iter().rposition(|k| k == "started").unwrap();
     assert!(cleaned < started, "{kinds:?}");
     // Orphans came back to the daemon (a subreaper) and were reaped: no zombies.
     let daemon_pid = d.daemon_pid().unwrap();
-    d.wait_until("no zombie children of the daemon", LONG, || zombie_children(daemon_pid).is_empty().then_some(()));
-    d.wait_until("both new sleeps to run", LONG, || (sleeps_in(new) == 2).then_some(()));
+    d.wait_until("no zombie children of the daemon", LONG, || {
+        zombie_children(daemon_pid).is_empty().then_some(())
+    });
+    d.wait_until("both new sleeps to run", LONG, || {
+        (sleeps_in(new) == 2).then_some(())
+    });
 }
 
 #[test]
@@ -82,7 +121,11 @@ fn a_port_held_by_an_orphan_is_freed_before_the_restart() {
         "[services.web]\ncommand = \"python3 -m http.server {port} --bind 127.0.0.1 & wait\"\nbackoff_min = \"50ms\"\n"
     ));
     d.wait_state("web", "up", LONG);
-    let up = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok().then_some(());
+    let up = || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .is_ok()
+            .then_some(())
+    };
     d.wait_until("the server to listen", LONG, up);
     let old = d.pid("web").unwrap();
     sigkill(old);
@@ -101,16 +144,25 @@ fn a_service_that_exits_at_once_backs_off_then_fails_at_the_crash_loop_limit() {
     );
     d.wait_state("bad", "failed", LONG);
     let events = d.events("bad");
-    let delays: Vec<u64> =
-        events.iter().filter(|e| e.0 == "restart_scheduled").map(|e| e.1["delay_ms"].as_u64().unwrap()).collect();
+    let delays: Vec<u64> = events
+        .iter()
+        .filter(|e| e.0 == "restart_scheduled")
+        .map(|e| e.1["delay_ms"].as_u64().unwrap())
+        .collect();
     assert_eq!(delays.len(), 4, "{events:?}");
     assert_eq!(delays[0], 0);
-    assert!(delays.windows(2).all(|w| w[1] > w[0]), "delays must grow: {delays:?}");
+    assert!(
+        delays.windows(2).all(|w| w[1] > w[0]),
+        "delays must grow: {delays:?}"
+    );
     assert_eq!(events.last().unwrap().0, "failed");
     // Nothing restarts it now.
     let starts = events.iter().filter(|e| e.0 == "started").count();
     std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(d.events("bad").iter().filter(|e| e.0 == "started").count(), starts);
+    assert_eq!(
+        d.events("bad").iter().filter(|e| e.0 == "started").count(),
+        starts
+    );
     assert_eq!(d.state("bad"), "failed");
     // Until an operator acts.
     let out = d.cli(&["start", "bad"]);
@@ -120,15 +172,24 @@ fn a_service_that_exits_at_once_backs_off_then_fails_at_the_crash_loop_limit() {
 
 #[test]
 fn stop_escalates_to_sigkill_after_stop_timeout() {
-    let d = daemon("[services.stubborn]\ncommand = \"trap '' TERM; sleep 1000 & wait\"\nstop_timeout = \"300ms\"\n");
+    let d = daemon(
+        "[services.stubborn]\ncommand = \"trap '' TERM; sleep 1000 & wait\"\nstop_timeout = \"300ms\"\n",
+    );
     d.wait_state("stubborn", "up", LONG);
     let pgid = d.pid("stubborn").unwrap();
-    d.wait_until("the group to have both processes", LONG, || (group_members(pgid).len() >= 2).then_some(()));
+    d.wait_until("the group to have both processes", LONG, || {
+        (group_members(pgid).len() >= 2).then_some(())
+    });
     let out = d.cli(&["stop", "stubborn"]);
     assert!(out.status.success());
     assert!(group_members(pgid).is_empty());
     // Both ignore TERM (an ignored signal is inherited), so only the KILL ends them.
-    let exited = d.events("stubborn").into_iter().rfind(|e| e.0 == "exited").unwrap().1;
+    let exited = d
+        .events("stubborn")
+        .into_iter()
+        .rfind(|e| e.0 == "exited")
+        .unwrap()
+        .1;
     assert_eq!(exited["status"]["signal"], 9, "{exited}");
 }
 
@@ -142,8 +203,17 @@ fn restart_policies_never_and_on_failure() {
     d.wait_state("once", "exited", LONG);
     d.wait_state("ok", "exited", LONG);
     d.wait_state("fails", "failed", LONG);
-    assert_eq!(d.events("once").iter().filter(|e| e.0 == "started").count(), 1);
-    assert_eq!(d.events("fails").iter().filter(|e| e.0 == "started").count(), 3);
+    assert_eq!(
+        d.events("once").iter().filter(|e| e.0 == "started").count(),
+        1
+    );
+    assert_eq!(
+        d.events("fails")
+            .iter()
+            .filter(|e| e.0 == "started")
+            .count(),
+        3
+    );
 }
 
 #[test]

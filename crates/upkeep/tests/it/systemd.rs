@@ -11,9 +11,16 @@ fn verify(unit_text: &str, file_name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(file_name);
     std::fs::write(&path, unit_text).unwrap();
-    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().expect("systemd-analyze");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze");
     let said = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify:\n{said}\nunit:\n{unit_text}");
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify:\n{said}\nunit:\n{unit_text}"
+    );
 }
 
 #[test]
@@ -22,7 +29,12 @@ fn startup_unit_passes_systemd_analyze_verify() {
     let out = d.cli(&["startup"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let unit = stdout(&out);
-    for want in ["Type=notify", "Restart=always", "WatchdogSec=", &format!("daemon -c {}", d.config.display())] {
+    for want in [
+        "Type=notify",
+        "Restart=always",
+        "WatchdogSec=",
+        &format!("daemon -c {}", d.config.display()),
+    ] {
         assert!(unit.contains(want), "missing {want}:\n{unit}");
     }
     verify(&unit, "upkeep.service");
@@ -38,7 +50,13 @@ fn exported_service_unit_passes_systemd_analyze_verify() {
     let out = d.cli(&["export", "systemd", "web", "-o", path.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let unit = std::fs::read_to_string(&path).unwrap();
-    for want in ["Restart=on-failure", "KillSignal=SIGINT", "WorkingDirectory=/tmp", "Environment=\"GREETING=hello world\"", "RATE=50%%"] {
+    for want in [
+        "Restart=on-failure",
+        "KillSignal=SIGINT",
+        "WorkingDirectory=/tmp",
+        "Environment=\"GREETING=hello world\"",
+        "RATE=50%%",
+    ] {
         assert!(unit.contains(want), "missing {want}:\n{unit}");
     }
     verify(&unit, "web.service");
