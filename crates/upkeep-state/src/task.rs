@@ -12,13 +12,20 @@ use tokio::sync::{mpsc, watch};
 use upkeep_core::{Event, EventKind, ServiceName, ServiceStatus};
 
 /// Every service's status, as of the last event.
-pub type Snapshot = Arc<BTreeMap<ServiceName, ServiceStatus>>;
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    /// How many events state has folded in and passed on to the store, in order. Compare with
+    /// the store writer's count to know when what `state` shows is also stored.
+    pub seq: u64,
+    pub services: BTreeMap<ServiceName, ServiceStatus>,
+}
 
 pub struct StateTask {
     statuses: BTreeMap<ServiceName, ServiceStatus>,
+    seq: u64,
     events: mpsc::Receiver<Event>,
     store: mpsc::Sender<Event>,
-    snapshot: watch::Sender<Snapshot>,
+    snapshot: watch::Sender<Arc<Snapshot>>,
     draining: bool,
 }
 
@@ -26,11 +33,12 @@ impl StateTask {
     pub fn new(
         events: mpsc::Receiver<Event>,
         store: mpsc::Sender<Event>,
-    ) -> (Self, watch::Receiver<Snapshot>) {
-        let (tx, rx) = watch::channel(Snapshot::default());
+    ) -> (Self, watch::Receiver<Arc<Snapshot>>) {
+        let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
         (
             Self {
                 statuses: BTreeMap::new(),
+                seq: 0,
                 events,
                 store,
                 snapshot: tx,
@@ -69,10 +77,14 @@ impl StateTask {
                         crate::apply(status, &event);
                     }
                 }
+                self.seq += 1;
                 let _ = self.store.send(event).await;
             }
             // One snapshot per batch: a burst of events costs one clone, not one each.
-            self.snapshot.send_replace(Arc::new(self.statuses.clone()));
+            self.snapshot.send_replace(Arc::new(Snapshot {
+                seq: self.seq,
+                services: self.statuses.clone(),
+            }));
         }
     }
 }

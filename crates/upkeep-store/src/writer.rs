@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use upkeep_core::Event;
 
 use crate::Store;
@@ -14,7 +14,13 @@ use crate::Store;
 /// Most events written in one transaction.
 const BATCH: usize = 512;
 
-pub async fn run(store: Arc<dyn Store>, mut events: mpsc::Receiver<Event>) {
+/// `written` counts the events handled so far (stored, or given up on after the retry), in
+/// arrival order: readers wait on it to know their events are in the store.
+pub async fn run(
+    store: Arc<dyn Store>,
+    mut events: mpsc::Receiver<Event>,
+    written: watch::Sender<u64>,
+) {
     let mut batch = Vec::with_capacity(64);
     while events.recv_many(&mut batch, BATCH).await > 0 {
         if let Err(e) = store.append(&batch).await {
@@ -23,6 +29,7 @@ pub async fn run(store: Arc<dyn Store>, mut events: mpsc::Receiver<Event>) {
                 tracing::error!(error = %e, events = batch.len(), "events lost");
             }
         }
+        written.send_modify(|n| *n += batch.len() as u64);
         batch.clear();
     }
 }

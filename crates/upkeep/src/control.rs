@@ -38,7 +38,9 @@ pub struct Daemon {
     pub live: tokio::sync::Mutex<Live>,
     pub store: Arc<dyn Store>,
     pub logs: LogHub,
-    pub snapshot: watch::Receiver<Snapshot>,
+    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    /// How many events the store writer has written (see [`Snapshot::seq`]).
+    pub stored: watch::Receiver<u64>,
     pub events: mpsc::Sender<Event>,
     pub reaper: Reaper,
     pub tasks: TaskTracker,
@@ -62,6 +64,7 @@ const CPU_SAMPLE: Duration = Duration::from_millis(100);
 impl Daemon {
     fn status_of(&self, snapshot: &Snapshot, name: &ServiceName) -> ServiceStatus {
         snapshot
+            .services
             .get(name)
             .cloned()
             .unwrap_or_else(|| ServiceStatus::new(name.clone()))
@@ -309,10 +312,11 @@ impl Control for Daemon {
         });
         futures_util::future::join_all(runs).await;
         // The supervisors sent their events before acknowledging; wait until state has seen
-        // them so that an `ls` right after this answer shows the new state.
-        let wanted = |s: &Snapshot| {
+        // them and the store has written them, so that an `ls` or `status` right after this
+        // answer shows the new state and its events.
+        let wanted = |s: &Arc<Snapshot>| {
             handles.iter().all(|(n, _)| {
-                let st = s.get(n).map(|x| x.state);
+                let st = s.services.get(n).map(|x| x.state);
                 match action {
                     Action::Stop => st == Some(State::Stopped),
                     _ => st != Some(State::Stopping),
@@ -320,7 +324,11 @@ impl Control for Daemon {
             })
         };
         let mut rx = self.snapshot.clone();
-        let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(wanted)).await;
+        let settled = async {
+            let seq = rx.wait_for(wanted).await.map(|s| s.seq).unwrap_or(0);
+            let _ = self.stored.clone().wait_for(|n| *n >= seq).await;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), settled).await;
         Ok(ActionResult {
             action: action.as_str().into(),
             services: handles.into_iter().map(|(n, _)| n).collect(),

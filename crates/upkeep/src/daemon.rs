@@ -116,7 +116,12 @@ async fn run_async(config: Config) -> Result<()> {
 
     // Stages, from the sink up.
     let (store_tx, store_rx) = mpsc::channel::<Event>(4096);
-    let writer = tokio::spawn(upkeep_store::writer::run(store.clone(), store_rx));
+    let (written_tx, stored) = tokio::sync::watch::channel(0u64);
+    let writer = tokio::spawn(upkeep_store::writer::run(
+        store.clone(),
+        store_rx,
+        written_tx,
+    ));
     let (events_tx, events_rx) = mpsc::channel::<Event>(4096);
     let (state, snapshot) = upkeep_state::StateTask::new(events_rx, store_tx);
     let state_drain = CancellationToken::new();
@@ -184,6 +189,7 @@ async fn run_async(config: Config) -> Result<()> {
         store: store.clone(),
         logs: logs.clone(),
         snapshot,
+        stored,
         events: events_tx,
         reaper,
         tasks: tasks.clone(),
