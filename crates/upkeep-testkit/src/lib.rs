@@ -70,7 +70,7 @@ impl TestDaemon {
         let child = Command::new(&self.bin)
             .args(["daemon", "-c"])
             .arg(&self.config)
-            .env("UPKEEP_LOG", "debug")
+            .env("UPKEEP_LOG", "debug,sqlx=warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)

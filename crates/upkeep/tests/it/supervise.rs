@@ -227,3 +227,64 @@ fn a_hung_stopped_process_is_still_stopped_and_restarted() {
     let new = d.wait_new_pid("frozen", pid, LONG);
     assert!(!alive(pid) && alive(new));
 }
+
+/// The seed's story: `npm run dev` runs npm → sh → node (vite) → esbuild. A kill -9 of npm must
+/// not leave node holding the port; with `--strictPort`, any survivor would make every restart
+/// fail. Needs `npm ci` in the fixture (scripts/test does it).
+#[test]
+fn npm_run_dev_tree_is_cleaned_up_when_npm_is_killed() {
+    let app = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vite-app");
+    assert!(
+        app.join("node_modules/.bin/vite").exists(),
+        "run `npm ci` in {} (scripts/test does)",
+        app.display()
+    );
+    let port = upkeep_testkit::free_port();
+    let d = daemon(&format!(
+        "[services.dev]\ncommand = [\"npm\", \"run\", \"dev\", \"--\", \"--port\", \"{port}\", \"--strictPort\", \"--host\", \"127.0.0.1\"]\ncwd = \"{}\"\n",
+        app.display()
+    ));
+    // A GET of the TypeScript module makes vite transform it, which starts esbuild.
+    let serving = || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.write_all(b"GET /main.ts HTTP/1.0\r\nHost: localhost\r\nAccept: */*\r\n\r\n")
+            .ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        // Transformed: the type annotation is gone.
+        (body.contains("(running)") && !body.contains("HTMLElement |")).then_some(())
+    };
+    let comm = |p: &u32| {
+        std::fs::read_to_string(format!("/proc/{p}/comm"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    d.wait_until("vite to serve", LONG, serving);
+    let npm = d.pid("dev").unwrap();
+    let tree = d.wait_until("the whole tree (npm, sh, node, esbuild)", LONG, || {
+        let members = group_members(npm);
+        let names: Vec<String> = members.iter().map(comm).collect();
+        ["npm", "sh", "node", "esbuild"]
+            .iter()
+            .all(|n| names.iter().any(|m| m.starts_with(n)))
+            .then_some(members)
+    });
+    sigkill(npm);
+    let new = d.wait_new_pid("dev", npm, LONG);
+    assert!(
+        tree.iter().all(|p| !alive(*p)),
+        "survivors of the old tree: {:?}",
+        tree.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+    );
+    d.wait_until("the new vite to serve", LONG, serving);
+    // It stays up: no failed restarts on a taken port.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(d.pid("dev"), Some(new));
+    assert_eq!(d.service("dev")["info"]["restarts"], 1);
+    let daemon_pid = d.daemon_pid().unwrap();
+    d.wait_until("no zombies", LONG, || {
+        zombie_children(daemon_pid).is_empty().then_some(())
+    });
+}
