@@ -14,6 +14,8 @@ use upkeep_core::{ExitStatus, ServiceName};
 
 use crate::reaper::Reaper;
 
+const PIPE_SIZE: i32 = 1024 * 1024;
+
 pub(crate) struct Spawned {
     pub pid: u32,
     pub start_ticks: u64,
@@ -48,8 +50,14 @@ pub(crate) fn spawn(
     cmd.envs(cfg.env.iter().map(|(k, v)| (k, v)));
     let (mut child, exit) = reaper.spawn(&mut cmd)?;
     let pid = child.id();
-    let stdout = child.stdout.take().expect("stdout is piped").into();
-    let stderr = child.stderr.take().expect("stderr is piped").into();
+    let stdout: OwnedFd = child.stdout.take().expect("stdout is piped").into();
+    let stderr: OwnedFd = child.stderr.take().expect("stderr is piped").into();
+    for fd in [&stdout, &stderr] {
+        // A 1 MiB pipe (the default limit for unprivileged users, pipe-max-size) absorbs
+        // bursts so that a chatty service does not block on a full 64 KiB pipe while the
+        // reader is busy. Pages are allocated only when used. Best effort.
+        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+    }
     // The process exists until the reaper collects it, so /proc has it (0 only if it already
     // exited; a stored 0 never matches a live process).
     let start_ticks = crate::procfs::start_ticks(pid).unwrap_or(0);

@@ -28,6 +28,9 @@ use upkeep_core::{Event, ServiceName};
 
 use writer::WriterMsg;
 
+/// Chunks a `logs -f` reader may fall behind before it is told it skipped some.
+const FOLLOW_CHUNKS: usize = 256;
+
 /// Bytes one stream may have queued for the writer before its lines are dropped.
 pub(crate) const IN_FLIGHT_LIMIT: usize = 8 * 1024 * 1024;
 
@@ -61,7 +64,9 @@ pub(crate) struct StreamShared {
     /// Lines dropped since the daemon started.
     pub dropped_total: AtomicU64,
     /// Live copy of written bytes for `upkeep logs -f`; sent to only while someone listens.
-    pub follow: broadcast::Sender<Bytes>,
+    /// Made on the first follow: a broadcast channel allocates all its slots up front, and
+    /// most logs are never followed (200 eager channels were 11 MiB of the daemon's heap).
+    pub follow: std::sync::OnceLock<broadcast::Sender<Bytes>>,
 }
 
 #[derive(Clone)]
@@ -125,7 +130,10 @@ impl LogHub {
 
     /// A receiver of every chunk written to a stream from now on.
     pub fn subscribe(&self, name: &ServiceName, stream: Stream) -> broadcast::Receiver<Bytes> {
-        self.shared(name, stream).follow.subscribe()
+        self.shared(name, stream)
+            .follow
+            .get_or_init(|| broadcast::channel(FOLLOW_CHUNKS).0)
+            .subscribe()
     }
 
     /// Lines dropped so far for one stream.
@@ -145,7 +153,7 @@ impl LogHub {
                     stream,
                     in_flight: AtomicUsize::new(0),
                     dropped_total: AtomicU64::new(0),
-                    follow: broadcast::channel(1024).0,
+                    follow: std::sync::OnceLock::new(),
                 })
             })
             .clone()

@@ -71,8 +71,10 @@ pub(crate) fn run(rx: std_mpsc::Receiver<WriterMsg>) {
                     f.file = None;
                 }
                 shared.in_flight.fetch_sub(data.len(), Ordering::AcqRel);
-                if shared.follow.receiver_count() > 0 {
-                    let _ = shared.follow.send(data);
+                if let Some(follow) = shared.follow.get()
+                    && follow.receiver_count() > 0
+                {
+                    let _ = follow.send(data);
                 }
             }
             WriterMsg::Shutdown(done) => {

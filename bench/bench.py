@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""upkeep's benchmarks. Prints figures; asserts nothing. Run through bench/run.
+
+Everything runs in one go on one machine, so the figures that matter are the ratios:
+- respawn: SIGKILL of a service to the first line of code of its replacement, for a bare C
+  fork/exec/wait loop (the floor), upkeep, PM2 and supervisord;
+- footprint: supervisor RSS and CPU over an idle period while it supervises 100 `sleep`s;
+- logs: lines a second a program writes through upkeep's capture, against /dev/null.
+"""
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "out"
+DEPS = HERE / ".deps"
+UPKEEP = ROOT / "target" / "release" / "upkeep"
+CHILD = OUT / "child"
+FLOOR = OUT / "floor"
+WRITER = OUT / "writer"
+PM2 = DEPS / "npm" / "node_modules" / ".bin" / "pm2"
+SUPERVISORD = DEPS / "venv" / "bin" / "supervisord"
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def lines_of(path):
+    try:
+        return path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def wait_for(what, check, timeout=30.0, step=0.0002):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = check()
+        if v:
+            return v
+        time.sleep(step)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def percentile(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def measure_respawn(name, start, stop, record, reps, settle):
+    """Kills the recorded child `reps` times; returns latencies in ms."""
+    start()
+    try:
+        wait_for(f"{name}: first child", lambda: len(lines_of(record)) >= 1)
+        time.sleep(0.3)
+        lat = []
+        for _ in range(reps):
+            lines = lines_of(record)
+            pid = int(lines[-1].split()[0])
+            t0 = time.monotonic_ns()
+            os.kill(pid, signal.SIGKILL)
+            lines = wait_for(f"{name}: respawn", lambda: (l := lines_of(record)) and len(l) > len(lines) and l, timeout=10)
+            lat.append((int(lines[-1].split()[1]) - t0) / 1e6)
+            time.sleep(settle)
+        return lat
+    finally:
+        stop()
+
+
+def proc_ticks(pid):
+    stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    f = stat.rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+
+
+def proc_rss_kib(pid):
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Upkeep:
+    def __init__(self, services_toml):
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="upkeep-bench-"))
+        self.config = self.dir / "upkeep.toml"
+        self.config.write_text(f'[daemon]\ndata_dir = "{self.dir / "data"}"\n\n{services_toml}')
+        self.proc = None
+
+    def start(self):
+        log = open(self.dir / "daemon.log", "w")
+        self.proc = subprocess.Popen([UPKEEP, "daemon", "-c", self.config], stdout=log, stderr=log, env={**os.environ, "UPKEEP_LOG": "warn"})
+        wait_for("upkeep socket", lambda: (self.dir / "data" / "upkeep.sock").exists(), step=0.01)
+
+    def cli(self, *args):
+        return subprocess.run([UPKEEP, "-c", self.config, *args], capture_output=True, text=True, check=True).stdout
+
+    def stop(self):
+        if self.proc:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Pm2:
+    def __init__(self):
+        self.home = pathlib.Path(tempfile.mkdtemp(prefix="pm2-bench-"))
+        self.env = {**os.environ, "PM2_HOME": str(self.home)}
+
+    def run(self, *args):
+        subprocess.run([PM2, *args], env=self.env, capture_output=True, check=True)
+
+    def start_apps(self, apps):
+        eco = self.home / "ecosystem.json"
+        eco.write_text(json.dumps({"apps": apps}))
+        self.run("start", str(eco))
+
+    def daemon_pid(self):
+        return int((self.home / "pm2.pid").read_text())
+
+    def stop(self):
+        subprocess.run([PM2, "kill"], env=self.env, capture_output=True)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+class Supervisord:
+    def __init__(self, programs):
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="supervisord-bench-"))
+        conf = self.dir / "supervisord.conf"
+        conf.write_text(
+            f"[supervisord]\nlogfile={self.dir}/supervisord.log\npidfile={self.dir}/supervisord.pid\nnodaemon=true\n\n"
+            + "".join(
+                f"[program:{name}]\ncommand={cmd}\nstartsecs=0\nautorestart=true\nstartretries=1000000\n"
+                f"stdout_logfile={self.dir}/{name}.out\nstderr_logfile={self.dir}/{name}.err\n\n"
+                for name, cmd in programs
+            )
+        )
+        self.conf = conf
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([SUPERVISORD, "-c", self.conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self):
+        if self.proc:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def bench_respawn(reps, supervisord_reps, settle):
+    results = {}
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="respawn-"))
+
+    rec = tmp / "floor.rec"
+    floor = {}
+    def floor_start():
+        floor["p"] = subprocess.Popen([FLOOR, CHILD, rec])
+    def floor_stop():
+        floor["p"].kill()
+        floor["p"].wait()
+        for line in lines_of(rec)[-1:]:
+            try:
+                os.kill(int(line.split()[0]), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    results["floor (C fork/exec/wait)"] = measure_respawn("floor", floor_start, floor_stop, rec, reps, settle)
+
+    rec = tmp / "upkeep.rec"
+    u = Upkeep(f'[services.child]\ncommand = ["{CHILD}", "{rec}"]\nbackoff_min = "0"\nmax_restarts = 1000000\nwindow = "1s"\n')
+    results["upkeep"] = measure_respawn("upkeep", u.start, u.stop, rec, reps, settle)
+
+    if PM2.exists():
+        rec = tmp / "pm2.rec"
+        p = Pm2()
+        app = {"name": "child", "script": str(CHILD), "args": [str(rec)], "interpreter": "none", "autorestart": True,
+               "restart_delay": 0, "max_restarts": 1000000, "min_uptime": 0, "exec_mode": "fork"}
+        results["PM2"] = measure_respawn("pm2", lambda: p.start_apps([app]), p.stop, rec, reps, settle)
+
+    if SUPERVISORD.exists():
+        rec = tmp / "supervisord.rec"
+        s = Supervisord([("child", f"{CHILD} {rec}")])
+        results["supervisord"] = measure_respawn("supervisord", s.start, s.stop, rec, supervisord_reps, settle)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+def idle_usage(pid, seconds):
+    t1, r1 = proc_ticks(pid), proc_rss_kib(pid)
+    time.sleep(seconds)
+    t2, r2 = proc_ticks(pid), proc_rss_kib(pid)
+    return {"rss_mib": max(r1, r2) / 1024, "cpu_ticks": t2 - t1, "cpu_percent": (t2 - t1) / HZ / seconds * 100}
+
+
+def bench_footprint(n, seconds):
+    results = {}
+    sleep = shutil.which("sleep")
+    u = Upkeep("".join(f'[services.s{i}]\ncommand = ["{sleep}", "100000"]\n\n' for i in range(n)))
+    u.start()
+    try:
+        wait_for("100 services up", lambda: sum(1 for s in json.loads(u.cli("ls", "--json")) if s["state"] == "up") == n, step=0.1)
+        time.sleep(3)
+        results["upkeep"] = idle_usage(u.proc.pid, seconds)
+    finally:
+        u.stop()
+    if PM2.exists():
+        p = Pm2()
+        try:
+            p.start_apps([{"name": f"s{i}", "script": sleep, "args": ["100000"], "interpreter": "none"} for i in range(n)])
+            time.sleep(3)
+            results["PM2"] = idle_usage(p.daemon_pid(), seconds)
+        finally:
+            p.stop()
+    if SUPERVISORD.exists():
+        s = Supervisord([(f"s{i}", f"{sleep} 100000") for i in range(n)])
+        s.start()
+        try:
+            time.sleep(5)
+            results["supervisord"] = idle_usage(s.proc.pid, seconds)
+        finally:
+            s.stop()
+    return results
+
+
+def bench_logs(lines):
+    direct = subprocess.run([WRITER, str(lines)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+    n, secs = direct.stderr.split()
+    results = {"/dev/null": {"lines_per_s": int(n) / float(secs), "seconds": float(secs)}}
+    # The same writer into a pipe that `cat` drains to /dev/null: what any pipe costs.
+    piped = subprocess.run(f"'{WRITER}' {lines} | cat > /dev/null", shell=True, stderr=subprocess.PIPE, text=True, check=True)
+    n, secs = piped.stderr.split()
+    results["pipe to cat"] = {"lines_per_s": int(n) / float(secs), "seconds": float(secs)}
+    u = Upkeep(f'[services.w]\ncommand = ["{WRITER}", "{lines}"]\nrestart = "never"\nlog = {{ max_size = "100MiB", keep = 2 }}\n')
+    u.start()
+    try:
+        wait_for("writer to finish", lambda: json.loads(u.cli("ls", "--json"))[0]["state"] == "exited", step=0.05, timeout=300)
+        err = u.dir / "data" / "logs" / "w.err.log"
+        last = wait_for("writer's report", lambda: [l for l in lines_of(err) if l.split()[-1].replace(".", "").isdigit()], step=0.05)
+        n, secs = last[-1].split()[-2:]
+        status = json.loads(u.cli("status", "w", "--json"))
+        results["through upkeep"] = {"lines_per_s": int(n) / float(secs), "seconds": float(secs), "dropped_lines": status["info"]["dropped_lines"]}
+    finally:
+        u.stop()
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=200, help="kills per supervisor (default 200)")
+    ap.add_argument("--supervisord-reps", type=int, default=20, help="supervisord wakes once a second: fewer kills (default 20)")
+    ap.add_argument("--settle", type=float, default=0.02, help="seconds between kills (default 0.02)")
+    ap.add_argument("--idle", type=float, default=60, help="idle measurement in seconds (default 60)")
+    ap.add_argument("--services", type=int, default=100, help="services for the footprint (default 100)")
+    ap.add_argument("--log-lines", type=int, default=2_000_000, help="lines for the log throughput (default 2,000,000)")
+    ap.add_argument("--only", choices=["respawn", "footprint", "logs"], action="append")
+    args = ap.parse_args()
+    only = set(args.only or ["respawn", "footprint", "logs"])
+    OUT.mkdir(exist_ok=True)
+    report = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release}}
+
+    if "respawn" in only:
+        res = bench_respawn(args.reps, args.supervisord_reps, args.settle)
+        floor_p99 = percentile(res["floor (C fork/exec/wait)"], 99)
+        print(f"\ncrash to respawn (SIGKILL → first line of the new child), ms; {args.reps} kills each")
+        print(f"{'':28}{'n':>5}{'p50':>9}{'p90':>9}{'p99':>9}{'p99/floor':>11}")
+        for name, lat in res.items():
+            p50, p90, p99 = (percentile(lat, p) for p in (50, 90, 99))
+            print(f"{name:28}{len(lat):>5}{p50:>9.3f}{p90:>9.3f}{p99:>9.3f}{p99 / floor_p99:>10.2f}x")
+        if "PM2" in res:
+            print(f"upkeep p99 is {percentile(res['PM2'], 99) / percentile(res['upkeep'], 99):.1f}x faster than PM2's")
+        report["respawn_ms"] = {k: {"n": len(v), "p50": percentile(v, 50), "p90": percentile(v, 90), "p99": percentile(v, 99)} for k, v in res.items()}
+
+    if "footprint" in only:
+        res = bench_footprint(args.services, args.idle)
+        print(f"\nfootprint: {args.services} idle `sleep` services, {args.idle:.0f}s idle")
+        print(f"{'':14}{'RSS MiB':>9}{'CPU ticks':>11}{'CPU % core':>12}")
+        for name, r in res.items():
+            print(f"{name:14}{r['rss_mib']:>9.1f}{r['cpu_ticks']:>11}{r['cpu_percent']:>12.4f}")
+        report["footprint"] = res
+
+    if "logs" in only:
+        res = bench_logs(args.log_lines)
+        print(f"\nlog throughput: {args.log_lines:,} lines of 100 bytes")
+        for name, r in res.items():
+            extra = f", {r['dropped_lines']} dropped" if "dropped_lines" in r else ""
+            print(f"{name:16}{r['lines_per_s']:>14,.0f} lines/s ({r['seconds']:.3f}s{extra})")
+        up = res["through upkeep"]["lines_per_s"]
+        print(f"through upkeep the writer runs at {up / res['/dev/null']['lines_per_s']:.0%} of its /dev/null speed, "
+              f"{up / res['pipe to cat']['lines_per_s']:.0%} of its speed into a bare pipe")
+        report["logs"] = res
+
+    (OUT / "results.json").write_text(json.dumps(report, indent=2))
+    print(f"\nsaved {OUT / 'results.json'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
