@@ -158,3 +158,45 @@ os.waitpid(pid, 0)
         stderr(&out)
     );
 }
+
+#[test]
+fn tells_systemd_it_is_ready_and_pings_the_watchdog() {
+    use std::os::unix::net::UnixDatagram;
+    let d = TestDaemon::prepare(BIN, "[services.a]\ncommand = \"sleep 1000\"\n");
+    let sock_path = d.dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    // systemd sets WATCHDOG_PID to the service's pid; `exec` keeps the shell's pid.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "WATCHDOG_PID=$$ exec '{BIN}' daemon -c '{}'",
+            d.config.display()
+        ))
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "200000")
+        .env("UPKEEP_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 512];
+    while messages
+        .iter()
+        .filter(|m: &&String| m.contains("WATCHDOG=1"))
+        .count()
+        < 2
+    {
+        let n = sock.recv(&mut buf).expect("a notify message within 20s");
+        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(messages[0].contains("READY=1"), "{messages:?}");
+    // Ready means ready: the API answers.
+    assert_eq!(d.api_get("/api/health")["ok"], true);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+}

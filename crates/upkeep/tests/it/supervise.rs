@@ -288,3 +288,41 @@ fn npm_run_dev_tree_is_cleaned_up_when_npm_is_killed() {
         zombie_children(daemon_pid).is_empty().then_some(())
     });
 }
+
+#[test]
+fn cwd_env_env_file_and_user_reach_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("svc.env"),
+        "# from the file\nFROM_FILE=file\nBOTH=file\n",
+    )
+    .unwrap();
+    // As root, run it as `nobody`; otherwise as ourselves (the field is then left out).
+    let root = nix::unistd::geteuid().is_root();
+    let user = if root { "user = \"nobody\"\n" } else { "" };
+    let d = daemon(&format!(
+        "[services.env]\ncommand = \"echo $FROM_FILE $BOTH $ONLY_ENV $UPKEEP_SERVICE; pwd; id -u; sleep 1000\"\ncwd = \"{}\"\nenv_file = \"svc.env\"\nenv = {{ BOTH = \"env\", ONLY_ENV = \"yes\" }}\n{user}",
+        dir.path().display()
+    ));
+    d.wait_state("env", "up", LONG);
+    let out = d.wait_until("three lines of output", LONG, || {
+        let o = crate::stdout(&d.cli(&["logs", "env"]));
+        (o.lines().count() >= 3).then_some(o)
+    });
+    let lines: Vec<&str> = out.lines().map(|l| &l[25..]).collect();
+    assert_eq!(lines[0], "file env yes env");
+    assert_eq!(
+        lines[1],
+        dir.path().canonicalize().unwrap().display().to_string()
+    );
+    let uid = if root {
+        nix::unistd::User::from_name("nobody")
+            .unwrap()
+            .unwrap()
+            .uid
+            .as_raw()
+    } else {
+        nix::unistd::geteuid().as_raw()
+    };
+    assert_eq!(lines[2], uid.to_string());
+}
