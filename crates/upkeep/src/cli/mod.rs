@@ -77,6 +77,9 @@ enum Command {
         /// Show stderr instead of stdout
         #[arg(long)]
         stderr: bool,
+        /// One JSON object per line: {"at": ..., "line": ...}
+        #[arg(long)]
+        json: bool,
     },
     /// Apply the config file again; only changed services restart
     Reload(JsonFlag),
@@ -213,6 +216,17 @@ impl Global {
     }
 }
 
+/// Log lines ("<RFC 3339 time> <text>") as newline-delimited JSON objects.
+fn log_lines_json(data: &[u8]) -> String {
+    String::from_utf8_lossy(data)
+        .lines()
+        .map(|l| {
+            let (at, line) = l.split_once(' ').unwrap_or(("", l));
+            format!("{}\n", serde_json::json!({ "at": at, "line": line }))
+        })
+        .collect()
+}
+
 /// `data_dir = "x"` from a file that does not parse as a whole.
 fn data_dir_line(text: &str) -> Option<String> {
     text.lines().find_map(|l| {
@@ -277,6 +291,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             follow,
             lines,
             stderr,
+            json,
         } => {
             let path =
                 format!("/api/services/{name}/logs?n={lines}&stderr={stderr}&follow={follow}");
@@ -285,13 +300,26 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                 .await?
                 .into_body();
             let mut out = std::io::stdout().lock();
+            // Chunks may end mid-line; JSON output needs whole lines.
+            let mut pending: Vec<u8> = Vec::new();
             while let Some(frame) = body.frame().await {
                 let frame = frame.context("reading the log stream")?;
-                if let Some(data) = frame.data_ref() {
-                    // A closed pipe (`upkeep logs -f | head`) ends the command quietly.
-                    if out.write_all(data).and_then(|_| out.flush()).is_err() {
-                        break;
-                    }
+                let Some(data) = frame.data_ref() else {
+                    continue;
+                };
+                let text = if json {
+                    pending.extend_from_slice(data);
+                    let Some(end) = pending.iter().rposition(|&b| b == b'\n') else {
+                        continue;
+                    };
+                    let whole: Vec<u8> = pending.drain(..=end).collect();
+                    log_lines_json(&whole).into_bytes()
+                } else {
+                    data.to_vec()
+                };
+                // A closed pipe (`upkeep logs -f | head`) ends the command quietly.
+                if out.write_all(&text).and_then(|_| out.flush()).is_err() {
+                    break;
                 }
             }
         }

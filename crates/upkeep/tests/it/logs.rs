@@ -103,6 +103,24 @@ fn logs_shows_the_last_lines_of_stdout_or_stderr_with_timestamps() {
         .expect("line starts with an RFC 3339 time");
     let o = d.cli(&["logs", "talk", "--stderr", "-n", "1"]);
     assert!(stdout(&o).trim_end().ends_with(" err5"), "{}", stdout(&o));
+    let o = d.cli(&["logs", "talk", "-n", "3", "--json"]);
+    let objs: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        objs.iter()
+            .map(|o| o["line"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["out3", "out4", "out5"]
+    );
+    assert!(
+        objs[0]["at"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .is_ok()
+    );
     let o = d.cli(&["logs", "nosuch"]);
     assert_eq!(o.status.code(), Some(2));
 }
