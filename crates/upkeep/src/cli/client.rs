@@ -92,17 +92,21 @@ impl Client {
             return Ok(resp);
         }
         let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| self.protocol(e))?
-            .to_bytes();
+        let bytes = self.read_body(resp).await?;
         let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
             error: format!("{status}: {}", String::from_utf8_lossy(&bytes)),
             hint: None,
         });
         Err(ClientError::Api { status, body })
+    }
+
+    async fn read_body(&self, resp: Response<Incoming>) -> Result<Bytes, ClientError> {
+        Ok(resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| self.protocol(e))?
+            .to_bytes())
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -125,12 +129,7 @@ impl Client {
     ) -> Result<T, ClientError> {
         let body = body.map(|b| serde_json::to_vec(b).expect("request bodies serialise"));
         let resp = self.send(method, path, body).await?;
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| self.protocol(e))?
-            .to_bytes();
+        let bytes = self.read_body(resp).await?;
         serde_json::from_slice(&bytes).map_err(|e| self.protocol(format!("unexpected answer: {e}")))
     }
 }

@@ -55,14 +55,20 @@ fn kill_9_restarts_with_new_pid_and_stores_exit_and_restart() {
     assert_eq!(d.service("s")["info"]["restarts"], 1);
 }
 
-#[test]
-fn stop_leaves_no_process_of_the_group() {
+/// A daemon running service `g`, a shell with two background sleeps; returns its group id.
+fn two_sleeps() -> (upkeep_testkit::TestDaemon, u32) {
     let d = daemon("[services.g]\ncommand = \"sleep 1000 & sleep 1000\"\nstop_timeout = \"5s\"\n");
     d.wait_state("g", "up", LONG);
     let pgid = d.pid("g").unwrap();
     d.wait_until("both sleeps to run", LONG, || {
         (sleeps_in(pgid) == 2).then_some(())
     });
+    (d, pgid)
+}
+
+#[test]
+fn stop_leaves_no_process_of_the_group() {
+    let (d, pgid) = two_sleeps();
     let out = d.cli(&["stop", "g"]);
     assert!(out.status.success(), "{}", crate::stderr(&out));
     assert!(
@@ -76,12 +82,7 @@ fn stop_leaves_no_process_of_the_group() {
 
 #[test]
 fn leader_killed_the_rest_of_its_group_is_gone_before_the_new_one_starts() {
-    let d = daemon("[services.g]\ncommand = \"sleep 1000 & sleep 1000\"\n");
-    d.wait_state("g", "up", LONG);
-    let old = d.pid("g").unwrap();
-    d.wait_until("both sleeps to run", LONG, || {
-        (sleeps_in(old) == 2).then_some(())
-    });
+    let (d, old) = two_sleeps();
     let survivors: Vec<u32> = group_members(old)
         .into_iter()
         .filter(|p| *p != old)
