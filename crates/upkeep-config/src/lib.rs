@@ -25,5 +25,6 @@ pub use edit::{EditError, add_service};
 pub use error::{ConfigError, Problem};
 pub use paths::{default_config_path, default_data_dir};
 pub use validate::{
-    Config, DaemonConfig, LogConfig, Program, RestartPolicy, ServiceConfig, UserIds, load, parse,
+    Config, DaemonConfig, HttpProbeConfig, LogConfig, ManagedConfig, OnUnhealthy, ProbeConfig,
+    ProbeKind, Program, RestartPolicy, ServiceConfig, UserIds, load, parse,
 };

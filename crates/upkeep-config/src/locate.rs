@@ -17,25 +17,33 @@ pub(crate) fn line_col(source: &str, offset: usize) -> (usize, usize) {
 /// Line and column of the value at `path`, or of the nearest parent that exists.
 pub(crate) fn locate_key(source: &str, path: &[&str]) -> Option<(usize, usize)> {
     use toml_edit::{Item, Value};
-    // Tables hold `Item`s, inline tables and arrays hold `Value`s: walk either.
+    // Tables hold `Item`s, inline tables and arrays hold `Value`s: walk either. A numeric key
+    // indexes an array (`probes.0`) or an array of tables (`[[...probes]]`).
     enum Node<'a> {
         Item(&'a Item),
         Value(&'a Value),
+        Table(&'a toml_edit::Table),
     }
     let doc = toml_edit::Document::parse(source).ok()?;
     let mut node = Node::Item(doc.as_item());
     let mut best = None;
     for key in path {
-        let next = match node {
-            Node::Item(Item::Table(t)) => t.get(key).map(Node::Item),
-            Node::Item(Item::Value(Value::InlineTable(t))) | Node::Value(Value::InlineTable(t)) => {
-                t.get(key).map(Node::Value)
+        let index = key.parse::<usize>().ok();
+        let next = match (node, index) {
+            (Node::Item(Item::Table(t)) | Node::Table(t), _) => t.get(key).map(Node::Item),
+            (
+                Node::Item(Item::Value(Value::InlineTable(t))) | Node::Value(Value::InlineTable(t)),
+                _,
+            ) => t.get(key).map(Node::Value),
+            (Node::Item(Item::ArrayOfTables(a)), Some(i)) => a.get(i).map(Node::Table),
+            (Node::Item(Item::Value(Value::Array(a))) | Node::Value(Value::Array(a)), Some(i)) => {
+                a.get(i).map(Node::Value)
             }
             _ => None,
         };
         let Some(next) = next else { break };
-        let span = match &next {
-            Node::Item(Item::Table(t)) => t.span(),
+        let span = match next {
+            Node::Item(Item::Table(t)) | Node::Table(t) => t.span(),
             Node::Item(i) => i.span(),
             Node::Value(v) => v.span(),
         };
@@ -70,6 +78,11 @@ mod tests {
             locate_key(s, &["services", "web", "log", "keep"]),
             Some((3, 16))
         );
+        // Arrays and arrays of tables.
+        let s = "[[p]]\nkind = \"a\"\n[[p]]\nkind = \"b\"\n[q]\nl = [1, { x = 2 }]\n";
+        assert_eq!(locate_key(s, &["p", "1", "kind"]), Some((4, 8)));
+        assert_eq!(locate_key(s, &["q", "l", "1", "x"]), Some((6, 15)));
+        let s = "[services.web]\ncommand = \"x\"\nlog = { keep = 3 }\n";
         // A missing key points at its parent.
         assert_eq!(
             locate_key(s, &["services", "web", "cwd"]).map(|p| p.0),

@@ -65,7 +65,14 @@ impl<'de> Deserialize<'de> for RawCommand {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawService {
-    pub command: RawCommand,
+    /// Absent for an external service (nginx, a database elsewhere): probes only.
+    pub command: Option<RawCommand>,
+    #[serde(default)]
+    pub probes: Vec<RawProbe>,
+    /// `restart` (default for a managed service) or `alert` (report only).
+    pub on_unhealthy: Option<String>,
+    #[serde(default = "defaults::incident_after")]
+    pub incident_after: String,
     pub cwd: Option<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -100,6 +107,45 @@ impl Default for RawDaemon {
             shutdown_timeout: defaults::shutdown_timeout(),
         }
     }
+}
+
+/// One probe. A flat table with a `kind`; validation rejects fields that do not belong to the
+/// kind (a tagged enum would need `flatten` for the shared fields, which disables
+/// `deny_unknown_fields`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProbe {
+    pub kind: String,
+    pub name: Option<String>,
+    #[serde(default = "defaults::every")]
+    pub every: String,
+    #[serde(default = "defaults::probe_timeout")]
+    pub timeout: String,
+    #[serde(default = "defaults::failures")]
+    pub failures: u32,
+    #[serde(default = "defaults::successes")]
+    pub successes: u32,
+    #[serde(default = "defaults::grace")]
+    pub grace: String,
+    // tcp
+    pub addr: Option<String>,
+    // http
+    pub url: Option<String>,
+    pub method: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub status: Option<Vec<u16>>,
+    pub body_contains: Option<String>,
+    pub body_regex: Option<String>,
+    pub follow_redirects: Option<bool>,
+    pub tls_verify: Option<bool>,
+    pub degraded_after: Option<String>,
+    // exec
+    pub command: Option<RawCommand>,
+    // memory
+    pub max: Option<String>,
+    // cpu
+    pub max_percent: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,6 +202,25 @@ mod defaults {
     }
     pub fn window() -> String {
         "60s".into()
+    }
+    pub fn incident_after() -> String {
+        "0s".into()
+    }
+    pub fn every() -> String {
+        "5s".into()
+    }
+    pub fn probe_timeout() -> String {
+        "2s".into()
+    }
+    pub fn failures() -> u32 {
+        3
+    }
+    pub fn successes() -> u32 {
+        1
+    }
+    /// Failures right after a start are not counted: most programs need a moment to listen.
+    pub fn grace() -> String {
+        "5s".into()
     }
     pub fn max_size() -> String {
         "10MiB".into()

@@ -70,9 +70,105 @@ pub struct LogConfig {
     pub compress: bool,
 }
 
-/// One service, ready to run. `PartialEq` is what reload uses to decide "changed".
+/// One service: what to run (if upkeep runs it) and how to tell it is healthy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceConfig {
+    /// None for an external service, watched by probes only.
+    pub managed: Option<ManagedConfig>,
+    pub probes: Vec<ProbeConfig>,
+    pub on_unhealthy: OnUnhealthy,
+    /// How long a service must be down before an incident opens.
+    pub incident_after: Duration,
+}
+
+/// What to do when probes say a service is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnUnhealthy {
+    /// Restart it (managed services), under the same backoff and crash-loop rules as a crash.
+    Restart,
+    /// Only record and report.
+    Alert,
+}
+
+/// One health check. `PartialEq` lets reload restart only the probes that changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeConfig {
+    /// Unique within the service: `name`, or the kind (`http`, `http#2` for a second one).
+    pub name: String,
+    pub kind: ProbeKind,
+    pub every: Duration,
+    pub timeout: Duration,
+    /// Consecutive failures before the probe counts as down.
+    pub failures: u32,
+    /// Consecutive successes before a down probe counts as up again.
+    pub successes: u32,
+    /// After a (re)start, failures within this time are not counted.
+    pub grace: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProbeKind {
+    Tcp {
+        addr: String,
+    },
+    Http(HttpProbeConfig),
+    Exec {
+        program: Program,
+        cwd: Option<PathBuf>,
+    },
+    /// The managed process exists and is not stopped (SIGSTOP) or a zombie.
+    Process,
+    /// Resident memory of the whole process group above `max_bytes` counts as a failure.
+    Memory {
+        max_bytes: u64,
+    },
+    /// CPU of the whole process group (% of one core, over `every`) above this is a failure.
+    Cpu {
+        max_percent: f64,
+    },
+}
+
+impl ProbeKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProbeKind::Tcp { .. } => "tcp",
+            ProbeKind::Http(_) => "http",
+            ProbeKind::Exec { .. } => "exec",
+            ProbeKind::Process => "process",
+            ProbeKind::Memory { .. } => "memory",
+            ProbeKind::Cpu { .. } => "cpu",
+        }
+    }
+
+    /// Kinds that look at the managed process group (and so need one).
+    pub fn needs_process(&self) -> bool {
+        matches!(
+            self,
+            ProbeKind::Process | ProbeKind::Memory { .. } | ProbeKind::Cpu { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpProbeConfig {
+    pub url: String,
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    /// Accepted status codes; empty means any 2xx or 3xx.
+    pub status: Vec<u16>,
+    pub body_contains: Option<String>,
+    /// Validated here; compiled by the probe.
+    pub body_regex: Option<String>,
+    pub follow_redirects: bool,
+    pub tls_verify: bool,
+    /// A healthy answer slower than this makes the service degraded.
+    pub degraded_after: Option<Duration>,
+}
+
+/// How upkeep runs a managed service. `PartialEq` is what reload uses to decide whether the
+/// process must restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagedConfig {
     pub program: Program,
     pub cwd: Option<PathBuf>,
     /// From `env_file` first, then `env` (which wins), in a stable order.
@@ -147,8 +243,14 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn problem(&mut self, key: &[&str], message: impl Into<String>, hint: Option<String>) {
-        let (line, column) = locate_key(self.source, key).unwrap_or((1, 1));
+    fn problem<S: AsRef<str>>(
+        &mut self,
+        key: &[S],
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        let key: Vec<&str> = key.iter().map(AsRef::as_ref).collect();
+        let (line, column) = locate_key(self.source, &key).unwrap_or((1, 1));
         self.problems.push(Problem {
             line,
             column,
@@ -197,6 +299,100 @@ impl Validator<'_> {
     fn service(&mut self, name: &str, raw: RawService, base: &Path) -> Option<ServiceConfig> {
         let before = self.problems.len();
         let k = |field: &'static str| ["services", name, field];
+        let managed = match &raw.command {
+            Some(command) => {
+                let command = command.clone();
+                self.managed(name, command, &raw, base)
+            }
+            None => {
+                for (field, set) in [
+                    ("cwd", raw.cwd.is_some()),
+                    ("env_file", raw.env_file.is_some()),
+                    ("user", raw.user.is_some()),
+                    ("env", !raw.env.is_empty()),
+                ] {
+                    if set {
+                        self.problem(
+                            &k(field),
+                            format!("`{field}` applies only to a service upkeep runs"),
+                            Some(
+                                "add a `command`, or remove this key from an external service"
+                                    .into(),
+                            ),
+                        );
+                    }
+                }
+                if raw.probes.is_empty() {
+                    self.problem(
+                        &["services", name],
+                        "service has neither a `command` nor `probes`",
+                        Some("give it a command to run, or probes to watch it with".into()),
+                    );
+                }
+                None
+            }
+        };
+        let run_dir = raw
+            .cwd
+            .as_deref()
+            .map(|c| base.join(c))
+            .unwrap_or_else(|| base.to_owned());
+        let mut probes = Vec::new();
+        for (i, p) in raw.probes.iter().enumerate() {
+            if let Some(probe) = self.probe(name, i, p, &run_dir, raw.command.is_some()) {
+                probes.push(probe);
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for p in &mut probes {
+            let mut n = 1;
+            let base_name = p.name.clone();
+            while !seen.insert(p.name.clone()) {
+                n += 1;
+                p.name = format!("{base_name}#{n}");
+            }
+        }
+        let on_unhealthy = match raw.on_unhealthy.as_deref() {
+            None | Some("restart") if raw.command.is_some() => Some(OnUnhealthy::Restart),
+            None | Some("alert") => Some(OnUnhealthy::Alert),
+            Some("restart") => {
+                self.problem(
+                    &k("on_unhealthy"),
+                    "an external service cannot be restarted",
+                    Some("use on_unhealthy = \"alert\", or give the service a command".into()),
+                );
+                None
+            }
+            Some(other) => {
+                self.problem(
+                    &k("on_unhealthy"),
+                    format!("unknown on_unhealthy `{other}`"),
+                    Some("use restart or alert".into()),
+                );
+                None
+            }
+        };
+        let incident_after = self.duration(&k("incident_after"), &raw.incident_after);
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(ServiceConfig {
+            managed,
+            probes,
+            on_unhealthy: on_unhealthy?,
+            incident_after,
+        })
+    }
+
+    fn managed(
+        &mut self,
+        name: &str,
+        command: RawCommand,
+        raw: &RawService,
+        base: &Path,
+    ) -> Option<ManagedConfig> {
+        let before = self.problems.len();
+        let k = |field: &'static str| ["services", name, field];
 
         let cwd = raw.cwd.as_deref().map(|c| base.join(c));
         if let Some(dir) = &cwd
@@ -238,7 +434,7 @@ impl Validator<'_> {
                 ),
             }
         }
-        env.extend(raw.env);
+        env.extend(raw.env.clone());
 
         let user = raw
             .user
@@ -260,7 +456,12 @@ impl Validator<'_> {
                 }
             });
 
-        let program = self.program(name, &raw.command, &run_dir, env.get("PATH"));
+        let program = self.program(
+            &["services", name, "command"],
+            &command,
+            &run_dir,
+            env.get("PATH"),
+        );
 
         let restart = match raw.restart.as_str() {
             "always" => Some(RestartPolicy::Always),
@@ -311,7 +512,7 @@ impl Validator<'_> {
         if self.problems.len() > before {
             return None;
         }
-        Some(ServiceConfig {
+        Some(ManagedConfig {
             program: program?,
             cwd,
             env: env.into_iter().collect(),
@@ -336,14 +537,13 @@ impl Validator<'_> {
     /// Turns `command` into an argv whose program exists. A line with shell syntax runs through
     /// `/bin/sh -c`; `sh` (dash, bash) replaces itself with the last simple command, so this
     /// costs no extra process in the tree.
-    fn program(
+    fn program<S: AsRef<str>>(
         &mut self,
-        name: &str,
+        key: &[S],
         command: &RawCommand,
         run_dir: &Path,
         service_path: Option<&String>,
     ) -> Option<Program> {
-        let key = ["services", name, "command"];
         let (argv, display) = match command {
             RawCommand::Argv(argv) => (argv.clone(), argv.join(" ")),
             RawCommand::Line(line) if needs_shell(line) => (
@@ -357,7 +557,7 @@ impl Validator<'_> {
         };
         let Some(program) = argv.first().filter(|p| !p.is_empty()) else {
             self.problem(
-                &key,
+                key,
                 "command is empty",
                 Some("write the program to run, e.g. command = \"npm run start\"".into()),
             );
@@ -382,7 +582,7 @@ impl Validator<'_> {
                     )
                 };
                 self.problem(
-                    &key,
+                    key,
                     format!("program `{program}` was not found"),
                     Some(hint),
                 );
@@ -391,7 +591,261 @@ impl Validator<'_> {
         }
     }
 
-    fn duration(&mut self, key: &[&str], text: &str) -> Duration {
+    fn probe(
+        &mut self,
+        service: &str,
+        i: usize,
+        p: &crate::raw::RawProbe,
+        run_dir: &Path,
+        managed: bool,
+    ) -> Option<ProbeConfig> {
+        let index = i.to_string();
+        let key = |field: &str| -> Vec<String> {
+            ["services", service, "probes", index.as_str(), field]
+                .map(String::from)
+                .to_vec()
+        };
+        let before = self.problems.len();
+        // Which fields each kind takes; any other field set is a mistake worth reporting.
+        let set: Vec<(&str, bool)> = vec![
+            ("addr", p.addr.is_some()),
+            ("url", p.url.is_some()),
+            ("method", p.method.is_some()),
+            ("headers", !p.headers.is_empty()),
+            ("status", p.status.is_some()),
+            ("body_contains", p.body_contains.is_some()),
+            ("body_regex", p.body_regex.is_some()),
+            ("follow_redirects", p.follow_redirects.is_some()),
+            ("tls_verify", p.tls_verify.is_some()),
+            ("degraded_after", p.degraded_after.is_some()),
+            ("command", p.command.is_some()),
+            ("max", p.max.is_some()),
+            ("max_percent", p.max_percent.is_some()),
+        ];
+        let allowed: &[&str] = match p.kind.as_str() {
+            "tcp" => &["addr"],
+            "http" => &[
+                "url",
+                "method",
+                "headers",
+                "status",
+                "body_contains",
+                "body_regex",
+                "follow_redirects",
+                "tls_verify",
+                "degraded_after",
+            ],
+            "exec" => &["command"],
+            "process" => &[],
+            "memory" => &["max"],
+            "cpu" => &["max_percent"],
+            other => {
+                self.problem(
+                    &key("kind"),
+                    format!("unknown probe kind `{other}`"),
+                    Some("use one of: tcp, http, exec, process, memory, cpu".into()),
+                );
+                return None;
+            }
+        };
+        for (field, is_set) in &set {
+            if *is_set && !allowed.contains(field) {
+                self.problem(
+                    &key(field),
+                    format!("`{field}` does not apply to a {} probe", p.kind),
+                    None,
+                );
+            }
+        }
+        let kind = match p.kind.as_str() {
+            "tcp" => match &p.addr {
+                Some(addr)
+                    if addr
+                        .rsplit_once(':')
+                        .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok()) =>
+                {
+                    Some(ProbeKind::Tcp { addr: addr.clone() })
+                }
+                Some(addr) => {
+                    self.problem(
+                        &key("addr"),
+                        format!("`{addr}` is not host:port"),
+                        Some("e.g. addr = \"127.0.0.1:5432\"".into()),
+                    );
+                    None
+                }
+                None => {
+                    self.problem(
+                        &key("kind"),
+                        "a tcp probe needs `addr`",
+                        Some("e.g. addr = \"127.0.0.1:5432\"".into()),
+                    );
+                    None
+                }
+            },
+            "http" => self.http_probe(&key, p),
+            "exec" => match &p.command {
+                Some(c) => self
+                    .program(&key("command"), c, run_dir, None)
+                    .map(|program| ProbeKind::Exec {
+                        program,
+                        cwd: Some(run_dir.to_owned()),
+                    }),
+                None => {
+                    self.problem(&key("kind"), "an exec probe needs `command`", None);
+                    None
+                }
+            },
+            "process" => Some(ProbeKind::Process),
+            "memory" => match p
+                .max
+                .as_deref()
+                .map(|m| (m, m.parse::<bytesize::ByteSize>()))
+            {
+                Some((_, Ok(size))) => Some(ProbeKind::Memory {
+                    max_bytes: size.as_u64(),
+                }),
+                Some((m, Err(_))) => {
+                    self.problem(
+                        &key("max"),
+                        format!("`{m}` is not a size"),
+                        Some("write a size such as \"512MiB\"".into()),
+                    );
+                    None
+                }
+                None => {
+                    self.problem(
+                        &key("kind"),
+                        "a memory probe needs `max`",
+                        Some("e.g. max = \"512MiB\"".into()),
+                    );
+                    None
+                }
+            },
+            _ => match p.max_percent {
+                Some(pct) if pct > 0.0 => Some(ProbeKind::Cpu { max_percent: pct }),
+                _ => {
+                    self.problem(
+                        &key("max_percent"),
+                        "a cpu probe needs `max_percent` above 0 (percent of one core)",
+                        None,
+                    );
+                    None
+                }
+            },
+        };
+        if let Some(k) = &kind
+            && k.needs_process()
+            && !managed
+        {
+            self.problem(
+                &key("kind"),
+                format!(
+                    "a {} probe watches the process upkeep runs; this service has no `command`",
+                    k.as_str()
+                ),
+                None,
+            );
+        }
+        let every = self.duration(&key("every"), &p.every);
+        let timeout = self.duration(&key("timeout"), &p.timeout);
+        let grace = self.duration(&key("grace"), &p.grace);
+        if every.is_zero() {
+            self.problem(&key("every"), "every must be longer than 0s", None);
+        }
+        if timeout.is_zero() {
+            self.problem(&key("timeout"), "timeout must be longer than 0s", None);
+        }
+        if p.failures == 0 || p.successes == 0 {
+            self.problem(
+                &key("failures"),
+                "failures and successes must be at least 1",
+                None,
+            );
+        }
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(ProbeConfig {
+            name: p.name.clone().unwrap_or_else(|| p.kind.clone()),
+            kind: kind?,
+            every,
+            timeout,
+            failures: p.failures,
+            successes: p.successes,
+            grace,
+        })
+    }
+
+    fn http_probe(
+        &mut self,
+        key: &dyn Fn(&str) -> Vec<String>,
+        p: &crate::raw::RawProbe,
+    ) -> Option<ProbeKind> {
+        let Some(url) = &p.url else {
+            self.problem(
+                &key("kind"),
+                "an http probe needs `url`",
+                Some("e.g. url = \"http://127.0.0.1:8080/health\"".into()),
+            );
+            return None;
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            self.problem(
+                &key("url"),
+                format!("`{url}` is not an http:// or https:// URL"),
+                None,
+            );
+        }
+        let method = p
+            .method
+            .clone()
+            .unwrap_or_else(|| "GET".into())
+            .to_ascii_uppercase();
+        if !["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"].contains(&method.as_str())
+        {
+            self.problem(
+                &key("method"),
+                format!("unknown HTTP method `{method}`"),
+                None,
+            );
+        }
+        if let Some(codes) = &p.status
+            && let Some(bad) = codes.iter().find(|c| !(100..=599).contains(*c))
+        {
+            self.problem(
+                &key("status"),
+                format!("{bad} is not an HTTP status code"),
+                None,
+            );
+        }
+        if let Some(re) = &p.body_regex
+            && let Err(e) = regex_syntax_check(re)
+        {
+            self.problem(
+                &key("body_regex"),
+                format!("invalid regular expression: {e}"),
+                None,
+            );
+        }
+        let degraded_after = p
+            .degraded_after
+            .as_deref()
+            .map(|d| self.duration(&key("degraded_after"), d));
+        Some(ProbeKind::Http(HttpProbeConfig {
+            url: url.clone(),
+            method,
+            headers: p.headers.clone().into_iter().collect(),
+            status: p.status.clone().unwrap_or_default(),
+            body_contains: p.body_contains.clone(),
+            body_regex: p.body_regex.clone(),
+            follow_redirects: p.follow_redirects.unwrap_or(false),
+            tls_verify: p.tls_verify.unwrap_or(true),
+            degraded_after,
+        }))
+    }
+
+    fn duration<S: AsRef<str>>(&mut self, key: &[S], text: &str) -> Duration {
         match parse_duration(text) {
             Some(d) => d,
             None => {
@@ -430,6 +884,10 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+fn regex_syntax_check(re: &str) -> Result<(), String> {
+    regex::Regex::new(re).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Characters that only a shell understands. A line holding one runs through `sh -c`.
@@ -479,7 +937,10 @@ mod tests {
     #[test]
     fn minimal_service_gets_defaults() {
         let c = check("[services.web]\ncommand = \"sleep 10\"\n").unwrap();
-        let web = &c.services[&ServiceName::new("web").unwrap()];
+        let web = c.services[&ServiceName::new("web").unwrap()]
+            .managed
+            .as_ref()
+            .unwrap();
         assert_eq!(web.program.argv, ["sleep", "10"]);
         assert!(web.program.path.ends_with("sleep"));
         assert_eq!(web.restart, RestartPolicy::Always);
@@ -491,7 +952,14 @@ mod tests {
     #[test]
     fn shell_syntax_runs_through_sh() {
         let c = check("[services.a]\ncommand = \"sleep 1000 & sleep 1000\"\n").unwrap();
-        let a = c.services.values().next().unwrap();
+        let a = c
+            .services
+            .values()
+            .next()
+            .unwrap()
+            .managed
+            .as_ref()
+            .unwrap();
         assert_eq!(a.program.argv, ["/bin/sh", "-c", "sleep 1000 & sleep 1000"]);
     }
 
@@ -539,8 +1007,101 @@ mod tests {
         let toml =
             "[services.x]\ncommand = \"sleep 1\"\nenv_file = \".env\"\nenv = { B = \"3\" }\n";
         let c = parse(&path, toml).unwrap();
-        let x = c.services.values().next().unwrap();
+        let x = c
+            .services
+            .values()
+            .next()
+            .unwrap()
+            .managed
+            .as_ref()
+            .unwrap();
         assert_eq!(x.env, [("A".into(), "1".into()), ("B".into(), "3".into())]);
+    }
+
+    #[test]
+    fn probes_of_every_kind() {
+        let toml = r#"
+[services.web]
+command = "sleep 1000"
+[[services.web.probes]]
+kind = "http"
+url = "http://127.0.0.1:8080/health"
+status = [200, 204]
+body_regex = "ok|fine"
+degraded_after = "200ms"
+[[services.web.probes]]
+kind = "tcp"
+addr = "127.0.0.1:8080"
+every = "1s"
+[[services.web.probes]]
+kind = "memory"
+max = "100MiB"
+failures = 2
+[[services.web.probes]]
+kind = "tcp"
+addr = "localhost:9"
+[services.db]
+probes = [{ kind = "exec", command = "true" }, { kind = "tcp", addr = "127.0.0.1:5432" }]
+"#;
+        let c = check(toml).unwrap();
+        let web = &c.services[&ServiceName::new("web").unwrap()];
+        assert_eq!(web.on_unhealthy, OnUnhealthy::Restart);
+        let names: Vec<&str> = web.probes.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["http", "tcp", "memory", "tcp#2"]);
+        let ProbeKind::Http(h) = &web.probes[0].kind else {
+            panic!()
+        };
+        assert_eq!(
+            (h.status.as_slice(), h.method.as_str(), h.tls_verify),
+            (&[200, 204][..], "GET", true)
+        );
+        assert_eq!(h.degraded_after, Some(Duration::from_millis(200)));
+        assert_eq!(web.probes[1].every, Duration::from_secs(1));
+        assert_eq!(
+            web.probes[2].kind,
+            ProbeKind::Memory {
+                max_bytes: 100 * 1024 * 1024
+            }
+        );
+        let db = &c.services[&ServiceName::new("db").unwrap()];
+        assert!(db.managed.is_none());
+        assert_eq!(db.on_unhealthy, OnUnhealthy::Alert);
+        assert_eq!(db.probes[0].failures, 3);
+    }
+
+    #[test]
+    fn probe_mistakes_are_located() {
+        let toml = "[services.db]\nprobes = [\n  { kind = \"tcp\", url = \"http://x\" },\n  { kind = \"memory\", max = \"1GiB\" },\n  { kind = \"smoke\" },\n  { kind = \"http\", url = \"http://x\", body_regex = \"(\" },\n]\non_unhealthy = \"restart\"\n";
+        let err = check(toml).unwrap_err();
+        let msgs: Vec<String> = err
+            .problems()
+            .iter()
+            .map(|p| format!("{}:{} {}", p.line, p.key, p.message))
+            .collect();
+        let has = |needle: &str| msgs.iter().any(|m| m.contains(needle));
+        assert!(
+            has("3:services.db.probes.0.url `url` does not apply to a tcp probe"),
+            "{msgs:#?}"
+        );
+        assert!(has("a tcp probe needs `addr`"), "{msgs:#?}");
+        assert!(
+            has("4:services.db.probes.1.kind a memory probe watches the process"),
+            "{msgs:#?}"
+        );
+        assert!(
+            has("5:services.db.probes.2.kind unknown probe kind `smoke`"),
+            "{msgs:#?}"
+        );
+        assert!(
+            has("6:services.db.probes.3.body_regex invalid regular expression"),
+            "{msgs:#?}"
+        );
+        assert!(has("an external service cannot be restarted"), "{msgs:#?}");
+        let err = check("[services.x]\ncwd = \"/tmp\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("neither a `command` nor `probes`"),
+            "{err}"
+        );
     }
 
     #[test]

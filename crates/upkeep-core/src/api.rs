@@ -41,6 +41,19 @@ pub struct StoredEvent {
     pub detail: serde_json::Value,
 }
 
+/// An incident: a period a service was down, failed or recovering.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: i64,
+    pub service: ServiceName,
+    /// When the outage began.
+    pub started: jiff::Timestamp,
+    pub resolved: Option<jiff::Timestamp>,
+    /// Until resolution, or until now while open.
+    pub duration_ms: u64,
+    pub reason: String,
+}
+
 /// `GET /api/services/{name}`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceDetail {
@@ -52,6 +65,9 @@ pub struct ServiceDetail {
     pub stderr_log: String,
     /// Most recent first.
     pub events: Vec<StoredEvent>,
+    /// Most recent first.
+    #[serde(default)]
+    pub incidents: Vec<Incident>,
 }
 
 /// `POST /api/services/{name|all}/{start|stop|restart}`

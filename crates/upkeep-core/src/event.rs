@@ -7,7 +7,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::ServiceName;
+use crate::{Health, ServiceName, State};
 
 /// Who caused an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +88,24 @@ pub enum EventKind {
     },
     /// The service was removed from the config.
     Removed,
+    /// A probe's verdict changed (after `failures` or `successes` in a row).
+    ProbeChanged {
+        probe: String,
+        health: Health,
+        reason: String,
+    },
+    /// The service's state changed. Written by `state`; the availability figures are computed
+    /// from these.
+    StatusChanged { from: State, to: State },
+    /// Probes say down: `state` asked the supervisor to restart it (an automatic heal).
+    HealRequested { reason: String },
+    /// An outage lasted longer than `incident_after`. `since` is when the outage began.
+    IncidentOpened { since: Timestamp, reason: String },
+    /// The service is back. `duration_ms` runs from the outage's start.
+    IncidentResolved { since: Timestamp, duration_ms: u64 },
+    /// Down again soon after a recovery: the same incident goes on (flapping is one
+    /// incident, not fifty).
+    IncidentReopened { since: Timestamp, reason: String },
 }
 
 impl EventKind {
@@ -107,6 +125,12 @@ impl EventKind {
             EventKind::StaleStopped { .. } => "stale_stopped",
             EventKind::ConfigApplied { .. } => "config_applied",
             EventKind::Removed => "removed",
+            EventKind::ProbeChanged { .. } => "probe_changed",
+            EventKind::StatusChanged { .. } => "status_changed",
+            EventKind::HealRequested { .. } => "heal_requested",
+            EventKind::IncidentOpened { .. } => "incident_opened",
+            EventKind::IncidentResolved { .. } => "incident_resolved",
+            EventKind::IncidentReopened { .. } => "incident_reopened",
         }
     }
 

@@ -7,17 +7,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ExitStatus, ServiceName};
 
-/// Where a service is in its life. Issue 10 adds probe-driven states (degraded, down,
-/// recovering) and maintenance; they slot in here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a service is in its life: starting → up ↔ degraded → down → recovering → up, plus
+/// stopping, stopped, exited and failed. Maintenance comes with the notification issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
-    /// Spawned, not yet seen running for long.
+    /// Running (or, for an external service, watched), probes not yet passing.
     Starting,
-    /// Running.
+    /// Running and every probe passes (or it has none).
     Up,
-    /// Exited; the restart policy will start it again after a delay.
-    Backoff,
+    /// Serving, but slower than a probe's `degraded_after`.
+    Degraded,
+    /// Not serving: a probe says down, or the process exited and a restart is pending.
+    Down,
+    /// Restarted after being down; probes not yet passing again.
+    Recovering,
     /// A stop is in progress (stop signal sent, waiting for the group).
     Stopping,
     /// Not running, and not meant to run until started.
@@ -33,12 +37,26 @@ impl State {
         match self {
             State::Starting => "starting",
             State::Up => "up",
-            State::Backoff => "backoff",
+            State::Degraded => "degraded",
+            State::Down => "down",
+            State::Recovering => "recovering",
             State::Stopping => "stopping",
             State::Stopped => "stopped",
             State::Exited => "exited",
             State::Failed => "failed",
         }
+    }
+}
+
+impl State {
+    /// Counts as available in the availability figures.
+    pub fn is_available(&self) -> bool {
+        matches!(self, State::Up | State::Degraded)
+    }
+
+    /// Counts as an outage: down, failed, or exited when it should run.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, State::Down | State::Failed | State::Recovering)
     }
 }
 
@@ -73,6 +91,24 @@ impl Desired {
     }
 }
 
+/// What one probe says now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// No verdict yet (just started, or within the grace period).
+    Unknown,
+    Up,
+    Degraded,
+    Down,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeStatus {
+    pub health: Health,
+    /// Why, in words: "HTTP 500", "connection refused", "412 MiB > 400 MiB".
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceStatus {
     pub name: ServiceName,
@@ -85,6 +121,12 @@ pub struct ServiceStatus {
     pub last_exit: Option<ExitStatus>,
     /// Lines dropped by the log capture since the daemon started.
     pub dropped_lines: u64,
+    /// Each probe's verdict, by probe name.
+    #[serde(default)]
+    pub probes: std::collections::BTreeMap<String, ProbeStatus>,
+    /// When the open incident began (None when there is none).
+    #[serde(default)]
+    pub incident_since: Option<Timestamp>,
 }
 
 impl ServiceStatus {
@@ -97,6 +139,8 @@ impl ServiceStatus {
             restarts: 0,
             last_exit: None,
             dropped_lines: 0,
+            probes: Default::default(),
+            incident_since: None,
         }
     }
 }

@@ -1,14 +1,15 @@
-//! State: the one place that turns events into service statuses.
+//! State: the one place that decides what state each service is in.
 //!
-//! [`apply`] is the status machine, pure and table-tested. The [`StateTask`] owns every
-//! status (it is their single writer, so nothing needs a lock), publishes a snapshot for web
-//! and the CLI, and passes each event on to the store writer. Issue 10 adds probe events,
-//! incidents and heal commands here.
+//! [`ServiceModel`] is the status machine (pure, table-tested): lifecycle and probe events
+//! in; status transitions, heal requests and incidents out. The [`StateTask`] owns every
+//! model (it is their single writer, so nothing needs a lock), publishes a snapshot for web,
+//! the CLI and the probe runners, passes every event on to the store writer, sends heal
+//! requests to the daemon, and wakes for incident deadlines.
 //!
-//! Layout: `status.rs` (the machine), `task.rs` (the task).
+//! Layout: `machine.rs` (the machine), `task.rs` (the task).
 
-mod status;
+mod machine;
 mod task;
 
-pub use status::apply;
-pub use task::{Snapshot, StateTask};
+pub use machine::{FLAP_WINDOW, Output, ServiceModel, ServiceSpec};
+pub use task::{Heal, Snapshot, StateControl, StateTask};

@@ -12,7 +12,7 @@ mod sqlite;
 pub mod writer;
 
 use async_trait::async_trait;
-use upkeep_core::api::StoredEvent;
+use upkeep_core::api::{Incident, StoredEvent};
 use upkeep_core::{Desired, Event, ServiceName};
 
 pub use sqlite::SqliteStore;
@@ -55,6 +55,12 @@ pub trait Store: Send + Sync {
         service: Option<&ServiceName>,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, Error>;
+    /// The most recent incidents, newest first; of one service or of all.
+    async fn incidents(
+        &self,
+        service: Option<&ServiceName>,
+        limit: u32,
+    ) -> Result<Vec<Incident>, Error>;
     async fn set_desired(&self, service: &ServiceName, desired: Desired) -> Result<(), Error>;
     async fn services(&self) -> Result<Vec<ServiceRecord>, Error>;
     /// Stores an applied config, returning its revision number.

@@ -8,7 +8,7 @@ use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use upkeep_core::api::StoredEvent;
+use upkeep_core::api::{Incident, StoredEvent};
 use upkeep_core::{Desired, Event, EventKind, ServiceName};
 
 use crate::{Error, ServiceRecord, Store};
@@ -72,6 +72,34 @@ impl Store for SqliteStore {
                 .await
                 .map_err(q("insert event"))?;
             let Some(service) = &e.service else { continue };
+            let at = e.at.as_millisecond();
+            let incident = match &e.kind {
+                EventKind::IncidentOpened { since, reason } => Some(
+                    sqlx::query("INSERT OR IGNORE INTO incidents (service, started_ms, opened_ms, reason) VALUES (?, ?, ?, ?)")
+                        .bind(service.as_str())
+                        .bind(since.as_millisecond())
+                        .bind(at)
+                        .bind(reason),
+                ),
+                EventKind::IncidentResolved { since, .. } => Some(
+                    sqlx::query("UPDATE incidents SET resolved_ms = ? WHERE service = ? AND started_ms = ?")
+                        .bind(at)
+                        .bind(service.as_str())
+                        .bind(since.as_millisecond()),
+                ),
+                EventKind::IncidentReopened { since, .. } => Some(
+                    sqlx::query("UPDATE incidents SET resolved_ms = NULL WHERE service = ? AND started_ms = ?")
+                        .bind(service.as_str())
+                        .bind(since.as_millisecond()),
+                ),
+                _ => None,
+            };
+            if let Some(query) = incident {
+                query
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q("record incident"))?;
+            }
             let running = match &e.kind {
                 EventKind::Started {
                     pid, start_ticks, ..
@@ -130,6 +158,38 @@ impl Store for SqliteStore {
                     intervention: r.get("intervention"),
                     detail,
                 }
+            })
+            .collect())
+    }
+
+    async fn incidents(
+        &self,
+        service: Option<&ServiceName>,
+        limit: u32,
+    ) -> Result<Vec<Incident>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, service, started_ms, resolved_ms, reason FROM incidents
+             WHERE (?1 IS NULL OR service = ?1) ORDER BY started_ms DESC LIMIT ?2",
+        )
+        .bind(service.map(ServiceName::as_str))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select incidents"))?;
+        let now = now_ms();
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let started: i64 = r.get("started_ms");
+                let resolved: Option<i64> = r.get("resolved_ms");
+                Some(Incident {
+                    id: r.get("id"),
+                    service: ServiceName::new(r.get::<String, _>("service")).ok()?,
+                    started: jiff::Timestamp::from_millisecond(started).ok()?,
+                    resolved: resolved.and_then(|m| jiff::Timestamp::from_millisecond(m).ok()),
+                    duration_ms: (resolved.unwrap_or(now) - started).max(0) as u64,
+                    reason: r.get("reason"),
+                })
             })
             .collect())
     }
@@ -256,6 +316,51 @@ mod tests {
             }]
         );
         assert_eq!(s.revision_count().await.unwrap(), 1);
+        // Incidents follow their events, flapping included.
+        let t = |ms: i64| jiff::Timestamp::from_millisecond(1_800_000_000_000 + ms).unwrap();
+        let ev = |at: i64, kind: EventKind| Event {
+            at: t(at),
+            service: Some(web.clone()),
+            kind,
+        };
+        s.append(&[
+            ev(
+                5,
+                EventKind::IncidentOpened {
+                    since: t(0),
+                    reason: "probe http: HTTP 500".into(),
+                },
+            ),
+            ev(
+                100,
+                EventKind::IncidentResolved {
+                    since: t(0),
+                    duration_ms: 100,
+                },
+            ),
+            ev(
+                150,
+                EventKind::IncidentReopened {
+                    since: t(0),
+                    reason: "again".into(),
+                },
+            ),
+            ev(
+                400,
+                EventKind::IncidentResolved {
+                    since: t(0),
+                    duration_ms: 400,
+                },
+            ),
+        ])
+        .await
+        .unwrap();
+        let inc = s.incidents(Some(&web), 10).await.unwrap();
+        assert_eq!(inc.len(), 1);
+        assert_eq!(
+            (inc[0].duration_ms, inc[0].reason.as_str()),
+            (400, "probe http: HTTP 500")
+        );
         assert!(
             s.events(Some(&ServiceName::new("other").unwrap()), 10)
                 .await

@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::time::Instant;
 
-use crate::reaper::Reaper;
+use upkeep_sys::{Reaper, group_exists};
 
 /// How a group stop went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,11 +22,6 @@ pub struct StopOutcome {
 
 /// After SIGKILL, how long to wait for the kernel to tear processes down before giving up.
 const KILL_GRACE: Duration = Duration::from_secs(5);
-
-/// True while any process (zombies included) is in group `pgid`.
-pub(crate) fn group_exists(pgid: u32) -> bool {
-    !matches!(killpg(Pid::from_raw(pgid as i32), None), Err(Errno::ESRCH))
-}
 
 fn signal_group(pgid: u32, signal: i32) -> bool {
     let sig = Signal::try_from(signal).unwrap_or(Signal::SIGTERM);
@@ -69,7 +63,7 @@ pub async fn stop_stale_group(
     signal: i32,
     timeout: Duration,
 ) -> Option<StopOutcome> {
-    if crate::procfs::start_ticks(pid) != Some(start_ticks) {
+    if upkeep_sys::procfs::start_ticks(pid) != Some(start_ticks) {
         return None;
     }
     let mut out = StopOutcome {
@@ -79,12 +73,12 @@ pub async fn stop_stale_group(
     signal_group(pid, Signal::SIGCONT as i32);
     let gone = |deadline: Instant| async move {
         while Instant::now() < deadline {
-            if crate::procfs::group_live_members(pid) == 0 {
+            if upkeep_sys::procfs::group_live_members(pid) == 0 {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        crate::procfs::group_live_members(pid) == 0
+        upkeep_sys::procfs::group_live_members(pid) == 0
     };
     if !gone(Instant::now() + timeout).await {
         out.killed = signal_group(pid, Signal::SIGKILL as i32);

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use upkeep_config::{RestartPolicy, ServiceConfig};
+use upkeep_config::{ManagedConfig, RestartPolicy};
 use upkeep_core::ExitStatus;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +42,7 @@ impl RestartTracker {
     /// `jitter` is a number in [0, 1) from the caller's random source.
     pub fn on_exit(
         &mut self,
-        cfg: &ServiceConfig,
+        cfg: &ManagedConfig,
         status: ExitStatus,
         uptime: Duration,
         now: Instant,
@@ -83,7 +83,7 @@ impl RestartTracker {
     }
 }
 
-fn backoff(cfg: &ServiceConfig, attempt: u32, jitter: f64) -> Duration {
+fn backoff(cfg: &ManagedConfig, attempt: u32, jitter: f64) -> Duration {
     if attempt <= 1 || cfg.backoff_min.is_zero() {
         return Duration::ZERO;
     }
@@ -99,13 +99,13 @@ fn backoff(cfg: &ServiceConfig, attempt: u32, jitter: f64) -> Duration {
 mod tests {
     use super::*;
 
-    fn cfg(restart: RestartPolicy) -> ServiceConfig {
+    fn cfg(restart: RestartPolicy) -> ManagedConfig {
         let toml = format!(
             "[services.x]\ncommand = \"true\"\nrestart = \"{}\"\nbackoff_min = \"100ms\"\nbackoff_max = \"1s\"\nmax_restarts = 5\nwindow = \"60s\"\nmin_uptime = \"5s\"\n",
             restart.as_str()
         );
         let c = upkeep_config::parse(std::path::Path::new("/tmp/x.toml"), &toml).unwrap();
-        c.services.into_values().next().unwrap()
+        c.services.into_values().next().unwrap().managed.unwrap()
     }
 
     const FAIL: ExitStatus = ExitStatus {

@@ -1,4 +1,4 @@
-//! From a [`ServiceConfig`] to a running process group.
+//! From a [`ManagedConfig`] to a running process group.
 //!
 //! std's `Command` (not tokio's: its exits would race the reaper's `waitpid(-1)`) with
 //! `process_group(0)`, which std turns into `posix_spawn` with `POSIX_SPAWN_SETPGROUP`
@@ -9,10 +9,10 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use tokio::sync::oneshot;
-use upkeep_config::ServiceConfig;
+use upkeep_config::ManagedConfig;
 use upkeep_core::{ExitStatus, ServiceName};
 
-use crate::reaper::Reaper;
+use upkeep_sys::Reaper;
 
 const PIPE_SIZE: i32 = 1024 * 1024;
 
@@ -27,7 +27,7 @@ pub(crate) struct Spawned {
 pub(crate) fn spawn(
     reaper: &Reaper,
     name: &ServiceName,
-    cfg: &ServiceConfig,
+    cfg: &ManagedConfig,
 ) -> std::io::Result<Spawned> {
     let mut cmd = Command::new(&cfg.program.path);
     cmd.arg0(&cfg.program.argv[0])
@@ -60,7 +60,7 @@ pub(crate) fn spawn(
     }
     // The process exists until the reaper collects it, so /proc has it (0 only if it already
     // exited; a stored 0 never matches a live process).
-    let start_ticks = crate::procfs::start_ticks(pid).unwrap_or(0);
+    let start_ticks = upkeep_sys::procfs::start_ticks(pid).unwrap_or(0);
     // `child` is dropped without waiting: the reaper owns its exit.
     Ok(Spawned {
         pid,

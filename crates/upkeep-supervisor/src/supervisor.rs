@@ -15,13 +15,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
-use upkeep_config::ServiceConfig;
+use upkeep_config::ManagedConfig;
 use upkeep_core::{Actor, Event, EventKind, ExitStatus, ServiceName};
 
-use crate::group::{group_exists, stop_group};
+use crate::group::stop_group;
 use crate::logs::{LogHub, Stream};
 use crate::policy::{Decision, RestartTracker};
-use crate::reaper::Reaper;
+use upkeep_sys::Reaper;
+use upkeep_sys::group_exists;
 
 /// Requests to a supervisor. `done` is answered when the request has been carried out.
 #[derive(Debug)]
@@ -39,7 +40,10 @@ pub enum SupervisorCommand {
         done: Option<oneshot::Sender<()>>,
     },
     /// A reload changed this service's definition: take it, and restart if running.
-    Reconfigure(Box<ServiceConfig>),
+    Reconfigure(Box<ManagedConfig>),
+    /// Probes say it is down: stop the group and restart it under the restart policy, exactly
+    /// as after a crash (same backoff, same crash-loop limit).
+    Heal { reason: String },
 }
 
 /// The daemon's side of a supervisor.
@@ -63,7 +67,12 @@ impl SupervisorHandle {
         rx.await.is_ok()
     }
 
-    pub async fn reconfigure(&self, cfg: ServiceConfig) {
+    /// Restart because probes say down (see [`SupervisorCommand::Heal`]).
+    pub async fn heal(&self, reason: String) {
+        let _ = self.commands.send(SupervisorCommand::Heal { reason }).await;
+    }
+
+    pub async fn reconfigure(&self, cfg: ManagedConfig) {
         let _ = self
             .commands
             .send(SupervisorCommand::Reconfigure(Box::new(cfg)))
@@ -84,7 +93,7 @@ struct Running {
 
 pub struct Supervisor {
     name: ServiceName,
-    cfg: ServiceConfig,
+    cfg: ManagedConfig,
     reaper: Reaper,
     logs: LogHub,
     events: mpsc::Sender<Event>,
@@ -107,7 +116,7 @@ impl Supervisor {
     #[allow(clippy::too_many_arguments)]
     pub fn spawn(
         name: ServiceName,
-        cfg: ServiceConfig,
+        cfg: ManagedConfig,
         start: bool,
         reaper: Reaper,
         logs: LogHub,
@@ -197,6 +206,36 @@ impl Supervisor {
                 self.restart_at = None;
                 self.spawn_and_report(by, Vec::new()).await;
                 ack(done);
+            }
+            SupervisorCommand::Heal { reason } => {
+                let Some(run) = self.running.take() else {
+                    return;
+                };
+                tracing::info!(%reason, "healing: restarting a service its probes say is down");
+                let outcome = stop_group(
+                    &self.reaper,
+                    run.pid,
+                    self.cfg.stop_signal,
+                    self.cfg.stop_timeout,
+                )
+                .await;
+                let status = exit_status(run.exit).await;
+                let uptime = run.started.elapsed();
+                let mut events = vec![EventKind::Exited {
+                    pid: run.pid,
+                    status,
+                    uptime_ms: uptime.as_millis() as u64,
+                }];
+                events.push(EventKind::GroupCleaned {
+                    signalled: outcome.signalled,
+                    killed: outcome.killed,
+                });
+                // A heal is a failure whatever the exit code: on-failure services restart too.
+                let failed = ExitStatus {
+                    code: status.code.filter(|c| *c != 0).or(Some(1)),
+                    ..status
+                };
+                self.after_exit(failed, uptime, events).await;
             }
             SupervisorCommand::Reconfigure(cfg) => {
                 self.cfg = *cfg;
@@ -370,6 +409,19 @@ impl Supervisor {
             let _ = self.events.send(Event::now(&self.name, kind)).await;
         }
     }
+}
+
+/// The exit status of a leader whose group was just stopped: once the group is gone the
+/// leader has been reaped, so its status is waiting for us.
+async fn exit_status(exit: oneshot::Receiver<ExitStatus>) -> ExitStatus {
+    tokio::time::timeout(Duration::from_millis(200), exit)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(ExitStatus {
+            code: None,
+            signal: None,
+        })
 }
 
 fn ack(done: Option<oneshot::Sender<()>>) {

@@ -178,7 +178,8 @@ impl TestDaemon {
 
     /// Events of a service, oldest first, as (kind, detail).
     pub fn events(&self, name: &str) -> Vec<(String, Value)> {
-        let mut ev: Vec<(String, Value)> = self.service(name)["events"]
+        let mut ev: Vec<(String, Value)> = self
+            .api_get(&format!("/api/events?service={name}&limit=10000"))
             .as_array()
             .expect("events array")
             .iter()

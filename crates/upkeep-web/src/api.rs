@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use upkeep_core::ServiceName;
 use upkeep_core::api::{
-    ActionResult, AddService, Health, ReloadResult, ServiceDetail, ServiceInfo,
+    ActionResult, AddService, Health, ReloadResult, ServiceDetail, ServiceInfo, StoredEvent,
 };
 
 use crate::ApiError;
@@ -52,6 +52,12 @@ pub trait Control: Send + Sync + 'static {
     async fn service(&self, name: &ServiceName) -> Result<ServiceDetail, ApiError>;
     async fn act(&self, target: Target, action: Action) -> Result<ActionResult, ApiError>;
     async fn reload(&self) -> Result<ReloadResult, ApiError>;
+    /// Stored events, newest first, of one service or all.
+    async fn events(
+        &self,
+        service: Option<&ServiceName>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, ApiError>;
     async fn add(&self, req: AddService) -> Result<ReloadResult, ApiError>;
     /// The last `lines` lines of a service's stdout (or stderr).
     async fn log_tail(
@@ -85,6 +91,7 @@ pub fn router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
         .route("/api/services/{name}/logs", get(logs))
         .route("/api/services/{target}/{action}", post(act))
         .route("/api/reload", post(reload))
+        .route("/api/events", get(events))
         .route("/api/shutdown", post(shutdown))
         .with_state(AppState { control, cancel })
 }
@@ -153,6 +160,30 @@ async fn add(
 ) -> Result<Json<ReloadResult>, ApiError> {
     let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     s.control.add(req).await.map(Json)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventQuery {
+    service: Option<String>,
+    #[serde(default = "default_event_limit")]
+    limit: u32,
+}
+
+fn default_event_limit() -> u32 {
+    100
+}
+
+async fn events(
+    State(s): State<AppState>,
+    query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<StoredEvent>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let service = q.service.as_deref().map(parse_name).transpose()?;
+    s.control
+        .events(service.as_ref(), q.limit.min(10_000))
+        .await
+        .map(Json)
 }
 
 async fn shutdown(State(s): State<AppState>) -> Json<serde_json::Value> {

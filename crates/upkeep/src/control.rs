@@ -12,23 +12,24 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use upkeep_config::Config;
 use upkeep_core::api::{
-    ActionResult, AddService, Health, ReloadResult, ServiceDetail, ServiceInfo,
+    ActionResult, AddService, Health, ReloadResult, ServiceDetail, ServiceInfo, StoredEvent,
 };
 use upkeep_core::{Actor, Desired, Event, EventKind, ServiceName, ServiceStatus, State};
 use upkeep_state::Snapshot;
 use upkeep_store::Store;
-use upkeep_supervisor::{LogHub, Reaper, Stream, SupervisorCommand, SupervisorHandle, procfs};
+use upkeep_supervisor::{Stream, SupervisorCommand, SupervisorHandle, procfs};
 use upkeep_web::{Action, ApiError, Control, Target};
 
-/// The running configuration and the supervisors built from it.
+use crate::wiring::{ServiceHandles, Wiring};
+
+/// The running configuration and the tasks built from it.
 pub struct Live {
     pub config: Config,
-    pub supervisors: BTreeMap<ServiceName, SupervisorHandle>,
+    pub services: BTreeMap<ServiceName, ServiceHandles>,
     pub desired: BTreeMap<ServiceName, Desired>,
 }
 
@@ -37,15 +38,10 @@ pub struct Daemon {
     pub data_dir: PathBuf,
     pub live: tokio::sync::Mutex<Live>,
     pub store: Arc<dyn Store>,
-    pub logs: LogHub,
+    pub wiring: Wiring,
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
     /// How many events the store writer has written (see [`Snapshot::seq`]).
     pub stored: watch::Receiver<u64>,
-    pub events: mpsc::Sender<Event>,
-    pub reaper: Reaper,
-    pub tasks: TaskTracker,
-    /// Parent of every supervisor's token.
-    pub cancel: CancellationToken,
     /// Cancelled by `upkeep down`.
     pub shutdown: CancellationToken,
 }
@@ -120,7 +116,7 @@ impl Daemon {
     }
 
     fn log_path(&self, name: &ServiceName, stderr: bool) -> PathBuf {
-        self.logs.path(
+        self.wiring.logs.path(
             name,
             if stderr {
                 Stream::Stderr
@@ -152,42 +148,34 @@ impl Daemon {
             }
         }
         for name in &result.removed {
-            if let Some(h) = live.supervisors.remove(name) {
-                h.request(|done| SupervisorCommand::Stop {
-                    by: Actor::Upkeep,
-                    done,
-                })
-                .await;
-                h.remove();
+            if let Some(h) = live.services.remove(name) {
+                self.wiring.remove(h).await;
             }
             live.desired.remove(name);
-            let _ = self.events.send(Event::now(name, EventKind::Removed)).await;
+            let _ = self
+                .wiring
+                .events
+                .send(Event::now(name, EventKind::Removed))
+                .await;
         }
         for (name, cfg) in &new.services {
             match live.config.services.get(name) {
                 None => {
-                    let want = if cfg.autostart {
+                    let run = cfg.managed.as_ref().is_some_and(|m| m.autostart);
+                    let want = if run || cfg.managed.is_none() {
                         Desired::Running
                     } else {
                         Desired::Stopped
                     };
-                    let h = crate::daemon::spawn_supervisor(
-                        name,
-                        cfg,
-                        want == Desired::Running,
-                        &self.reaper,
-                        &self.logs,
-                        &self.events,
-                        &self.cancel,
-                        &self.tasks,
-                    );
-                    live.supervisors.insert(name.clone(), h);
+                    live.services
+                        .insert(name.clone(), self.wiring.start(name, cfg, run).await);
                     live.desired.insert(name.clone(), want);
                     result.added.push(name.clone());
                 }
                 Some(old) if old != cfg => {
-                    if let Some(h) = live.supervisors.get(name) {
-                        h.reconfigure(cfg.clone()).await;
+                    let run = live.desired.get(name) == Some(&Desired::Running);
+                    if let Some(h) = live.services.get_mut(name) {
+                        self.wiring.update(name, h, old, cfg, run).await;
                     }
                     result.changed.push(name.clone());
                 }
@@ -205,7 +193,7 @@ impl Daemon {
             removed: result.removed.len() as u32,
             changed: result.changed.len() as u32,
         };
-        let _ = self.events.send(Event::daemon(kind)).await;
+        let _ = self.wiring.events.send(Event::daemon(kind)).await;
         live.config = new;
         Ok(result)
     }
@@ -265,14 +253,25 @@ impl Control for Daemon {
         };
         let info = self.infos(vec![(name.clone(), desired)]).await?.remove(0);
         let events = self.store.events(Some(name), 20).await.map_err(internal)?;
+        let incidents = self
+            .store
+            .incidents(Some(name), 10)
+            .await
+            .map_err(internal)?;
+        let m = cfg.managed.as_ref();
         Ok(ServiceDetail {
             info,
-            command: cfg.program.argv.clone(),
-            cwd: cfg.cwd.as_ref().map(|p| p.display().to_string()),
-            restart: cfg.restart.as_str().into(),
+            command: m.map(|m| m.program.argv.clone()).unwrap_or_default(),
+            cwd: m
+                .and_then(|m| m.cwd.as_ref())
+                .map(|p| p.display().to_string()),
+            restart: m
+                .map_or("external (probes only)", |m| m.restart.as_str())
+                .into(),
             stdout_log: self.log_path(name, false).display().to_string(),
             stderr_log: self.log_path(name, true).display().to_string(),
             events,
+            incidents,
         })
     }
 
@@ -283,9 +282,24 @@ impl Control for Daemon {
         };
         let handles: Vec<(ServiceName, SupervisorHandle)> = {
             let mut live = self.live.lock().await;
+            let managed = |live: &Live, n: &ServiceName| {
+                live.services.get(n).and_then(|h| h.supervisor.clone())
+            };
             let names: Vec<ServiceName> = match &target {
-                Target::All => live.supervisors.keys().cloned().collect(),
-                Target::One(n) if live.supervisors.contains_key(n) => vec![n.clone()],
+                // `all` means every service upkeep runs; external ones have nothing to start.
+                Target::All => live
+                    .services
+                    .keys()
+                    .filter(|n| managed(&live, n).is_some())
+                    .cloned()
+                    .collect(),
+                Target::One(n) if managed(&live, n).is_some() => vec![n.clone()],
+                Target::One(n) if live.services.contains_key(n) => {
+                    return Err(ApiError::Conflict(format!(
+                        "service `{n}` is external (probes only): upkeep does not run it, so it cannot {} it",
+                        action.as_str()
+                    )));
+                }
                 Target::One(n) => return Err(unknown(n)),
             };
             for n in &names {
@@ -293,7 +307,7 @@ impl Control for Daemon {
             }
             names
                 .into_iter()
-                .map(|n| (n.clone(), live.supervisors[&n].clone()))
+                .filter_map(|n| Some((n.clone(), managed(&live, &n)?)))
                 .collect()
         };
         for (name, _) in &handles {
@@ -333,6 +347,14 @@ impl Control for Daemon {
             action: action.as_str().into(),
             services: handles.into_iter().map(|(n, _)| n).collect(),
         })
+    }
+
+    async fn events(
+        &self,
+        service: Option<&ServiceName>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, ApiError> {
+        self.store.events(service, limit).await.map_err(internal)
     }
 
     async fn reload(&self) -> Result<ReloadResult, ApiError> {
@@ -398,7 +420,7 @@ impl Control for Daemon {
         stderr: bool,
     ) -> Result<broadcast::Receiver<Bytes>, ApiError> {
         // Unknown names are caught by the log_tail that always follows.
-        Ok(self.logs.subscribe(
+        Ok(self.wiring.logs.subscribe(
             name,
             if stderr {
                 Stream::Stderr

@@ -26,10 +26,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use upkeep_config::Config;
 use upkeep_core::{Desired, Event, EventKind, ServiceName};
+use upkeep_probes::{HttpClients, ProbeDeps};
+use upkeep_state::Heal;
 use upkeep_store::{SqliteStore, Store};
-use upkeep_supervisor::{LogHub, Reaper, Supervisor, SupervisorHandle};
+use upkeep_supervisor::{LogHub, Reaper};
 
 use crate::control::{Daemon, Live};
+use crate::wiring::Wiring;
 
 /// Files in the data dir.
 pub fn socket_path(data_dir: &Path) -> PathBuf {
@@ -123,7 +126,9 @@ async fn run_async(config: Config) -> Result<()> {
         written_tx,
     ));
     let (events_tx, events_rx) = mpsc::channel::<Event>(4096);
-    let (state, snapshot) = upkeep_state::StateTask::new(events_rx, store_tx);
+    let (control_tx, control_rx) = mpsc::channel(256);
+    let (heal_tx, heal_rx) = mpsc::channel(256);
+    let (state, snapshot) = upkeep_state::StateTask::new(events_rx, control_rx, store_tx, heal_tx);
     let state_drain = CancellationToken::new();
     let state_task = tokio::spawn(state.run(state_drain.clone()));
     let logs = LogHub::start(data_dir.join("logs"), events_tx.clone())
@@ -152,29 +157,36 @@ async fn run_async(config: Config) -> Result<()> {
 
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let wiring = Wiring {
+        reaper: reaper.clone(),
+        logs: logs.clone(),
+        events: events_tx,
+        state: control_tx,
+        snapshot: snapshot.clone(),
+        probe_deps: ProbeDeps {
+            http: HttpClients::default(),
+            reaper,
+        },
+        cancel: cancel.clone(),
+        tasks: tasks.clone(),
+    };
     let mut desired = BTreeMap::new();
-    let mut supervisors = BTreeMap::new();
+    let mut services = BTreeMap::new();
     for (name, cfg) in &config.services {
-        let want = records
-            .get(name)
-            .map(|r| r.desired)
-            .unwrap_or(if cfg.autostart {
-                Desired::Running
-            } else {
-                Desired::Stopped
-            });
+        let default = match &cfg.managed {
+            Some(m) if !m.autostart => Desired::Stopped,
+            _ => Desired::Running,
+        };
+        let want = if cfg.managed.is_some() {
+            records.get(name).map_or(default, |r| r.desired)
+        } else {
+            Desired::Running
+        };
         desired.insert(name.clone(), want);
-        let handle = spawn_supervisor(
-            name,
-            cfg,
-            want == Desired::Running,
-            &reaper,
-            &logs,
-            &events_tx,
-            &cancel,
-            &tasks,
+        services.insert(
+            name.clone(),
+            wiring.start(name, cfg, want == Desired::Running).await,
         );
-        supervisors.insert(name.clone(), handle);
     }
 
     let shutdown = CancellationToken::new();
@@ -183,19 +195,16 @@ async fn run_async(config: Config) -> Result<()> {
         data_dir: data_dir.clone(),
         live: tokio::sync::Mutex::new(Live {
             config,
-            supervisors,
+            services,
             desired,
         }),
         store: store.clone(),
-        logs: logs.clone(),
+        wiring,
         snapshot,
         stored,
-        events: events_tx,
-        reaper,
-        tasks: tasks.clone(),
-        cancel: cancel.clone(),
         shutdown: shutdown.clone(),
     });
+    tokio::spawn(route_heals(daemon.clone(), heal_rx));
 
     let socket = socket_path(&data_dir);
     let _ = std::fs::remove_file(&socket); // stale from a killed daemon; we hold the lock
@@ -244,27 +253,21 @@ async fn run_async(config: Config) -> Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn spawn_supervisor(
-    name: &ServiceName,
-    cfg: &upkeep_config::ServiceConfig,
-    start: bool,
-    reaper: &Reaper,
-    logs: &LogHub,
-    events: &mpsc::Sender<Event>,
-    cancel: &CancellationToken,
-    tasks: &TaskTracker,
-) -> SupervisorHandle {
-    Supervisor::spawn(
-        name.clone(),
-        cfg.clone(),
-        start,
-        reaper.clone(),
-        logs.clone(),
-        events.clone(),
-        cancel.child_token(),
-        tasks,
-    )
+/// Passes `state`'s heal requests to the supervisors. Ends with the daemon (its last `Daemon`
+/// reference is dropped after the sources stop, and the state task closes the channel).
+async fn route_heals(daemon: Arc<Daemon>, mut heals: mpsc::Receiver<Heal>) {
+    while let Some(Heal { service, reason }) = heals.recv().await {
+        let sup = daemon
+            .live
+            .lock()
+            .await
+            .services
+            .get(&service)
+            .and_then(|h| h.supervisor.clone());
+        if let Some(sup) = sup {
+            sup.heal(reason).await;
+        }
+    }
 }
 
 /// Stops processes that a killed daemon left running, so that no service ever runs twice and
@@ -279,8 +282,9 @@ async fn stop_stale_processes(
     let stops = records.values().filter_map(|r| {
         let (pid, ticks) = r.running?;
         let cfg = config.services.get(&r.name);
-        let signal = cfg.map_or(15, |c| c.stop_signal);
-        let timeout = cfg.map_or(Duration::from_secs(10), |c| c.stop_timeout);
+        let managed = cfg.and_then(|c| c.managed.as_ref());
+        let signal = managed.map_or(15, |c| c.stop_signal);
+        let timeout = managed.map_or(Duration::from_secs(10), |c| c.stop_timeout);
         let name = r.name.clone();
         Some(async move {
             let outcome = upkeep_supervisor::stop_stale_group(pid, ticks, signal, timeout).await;

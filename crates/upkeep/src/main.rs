@@ -9,6 +9,7 @@ mod cli;
 mod control;
 mod daemon;
 mod systemd;
+mod wiring;
 
 use std::process::ExitCode;
 

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use upkeep_config::{Config, RestartPolicy, ServiceConfig};
+use upkeep_config::{Config, ManagedConfig, RestartPolicy};
 
 pub fn notify_ready() {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
@@ -66,7 +66,7 @@ pub fn daemon_unit(exe: &Path, config: &Config, user_mode: bool) -> String {
 }
 
 /// A unit that runs one service under plain systemd, with the same settings.
-pub fn service_unit(name: &str, svc: &ServiceConfig) -> String {
+pub fn service_unit(name: &str, svc: &ManagedConfig) -> String {
     let mut u = String::new();
     let _ = writeln!(
         u,
@@ -127,7 +127,16 @@ mod tests {
     fn service_unit_carries_the_settings() {
         let toml = "[services.web]\ncommand = \"sleep 1000 & wait\"\nrestart = \"on-failure\"\nenv = { A = \"x y\" }\n";
         let cfg = upkeep_config::parse(Path::new("/tmp/u.toml"), toml).unwrap();
-        let unit = service_unit("web", cfg.services.values().next().unwrap());
+        let unit = service_unit(
+            "web",
+            cfg.services
+                .values()
+                .next()
+                .unwrap()
+                .managed
+                .as_ref()
+                .unwrap(),
+        );
         assert!(
             unit.contains("ExecStart=/bin/sh -c \"sleep 1000 & wait\"\n"),
             "{unit}"

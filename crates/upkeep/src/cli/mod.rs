@@ -448,6 +448,9 @@ fn export_systemd(g: &Global, name: &str, output: Option<PathBuf>) -> Result<Exi
     let Some(svc) = config.services.get(&key) else {
         bail!("no service named `{name}` in {}", config.path.display());
     };
+    let Some(svc) = &svc.managed else {
+        bail!("service `{name}` is external (probes only): there is no command for systemd to run");
+    };
     let unit = crate::systemd::service_unit(name, svc);
     match output {
         Some(p) => std::fs::write(&p, unit).with_context(|| format!("writing {}", p.display()))?,

@@ -34,8 +34,8 @@ pub fn bytes(n: u64) -> String {
 fn state_cell(state: State) -> Cell {
     let color = match state {
         State::Up => Color::Green,
-        State::Starting | State::Backoff | State::Stopping => Color::Yellow,
-        State::Failed | State::Exited => Color::Red,
+        State::Starting | State::Recovering | State::Degraded | State::Stopping => Color::Yellow,
+        State::Down | State::Failed | State::Exited => Color::Red,
         State::Stopped => Color::DarkGrey,
     };
     Cell::new(state.as_str()).fg(color)

@@ -156,7 +156,20 @@ fn a_service_that_exits_at_once_backs_off_then_fails_at_the_crash_loop_limit() {
         delays.windows(2).all(|w| w[1] > w[0]),
         "delays must grow: {delays:?}"
     );
-    assert_eq!(events.last().unwrap().0, "failed");
+    let failed = events
+        .iter()
+        .rposition(|e| e.0 == "failed")
+        .expect("a failed event");
+    assert!(
+        events[failed..].iter().all(|e| e.0 != "started"),
+        "{events:?}"
+    );
+    // One incident for the whole crash loop, not one per crash.
+    assert_eq!(
+        events.iter().filter(|e| e.0 == "incident_opened").count(),
+        1,
+        "{events:?}"
+    );
     // Nothing restarts it now.
     let starts = events.iter().filter(|e| e.0 == "started").count();
     std::thread::sleep(Duration::from_millis(600));

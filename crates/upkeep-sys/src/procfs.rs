@@ -52,6 +52,17 @@ pub fn group_live_members(pgid: u32) -> usize {
         .count()
 }
 
+/// (pid, state letter) of every member of group `pgid`: `R`, `S`, `D`, `T` (stopped), `Z`...
+pub fn group_states(pgid: u32) -> Vec<(u32, char)> {
+    all_pids()
+        .filter_map(|pid| {
+            read_stat(pid)
+                .filter(|s| s.pgrp == pgid)
+                .map(|s| (pid, s.state))
+        })
+        .collect()
+}
+
 /// CPU ticks, resident bytes and process count of one group.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GroupUsage {

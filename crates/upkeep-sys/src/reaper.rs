@@ -118,13 +118,21 @@ impl Reaper {
         let mut reaped = self.inner.reaped.subscribe();
         loop {
             reaped.borrow_and_update();
-            if !crate::group::group_exists(pgid) {
+            if !group_exists(pgid) {
                 return true;
             }
             tokio::select! {
                 changed = reaped.changed() => if changed.is_err() { return false },
-                _ = tokio::time::sleep_until(deadline) => return !crate::group::group_exists(pgid),
+                _ = tokio::time::sleep_until(deadline) => return !group_exists(pgid),
             }
         }
     }
+}
+
+/// True while any process (zombies included) is in group `pgid`.
+pub fn group_exists(pgid: u32) -> bool {
+    !matches!(
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid as i32), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
 }

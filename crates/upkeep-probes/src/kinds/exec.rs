@@ -1,0 +1,78 @@
+//! `exec`: a command that exits 0 within the timeout.
+//!
+//! Spawned through the daemon's reaper (which `waitpid`s every child), in its own process
+//! group; if the check is abandoned at its timeout, the group is killed.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use upkeep_config::Program;
+use upkeep_sys::Reaper;
+
+use crate::probe::ProbeOutcome;
+
+pub(crate) struct ExecProbe {
+    program: Program,
+    cwd: Option<PathBuf>,
+    reaper: Reaper,
+}
+
+/// Kills the probe's process group unless the probe finished.
+struct KillOnDrop(Option<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+impl ExecProbe {
+    pub fn new(program: &Program, cwd: Option<PathBuf>, reaper: Reaper) -> Self {
+        Self {
+            program: program.clone(),
+            cwd,
+            reaper,
+        }
+    }
+
+    pub async fn check(&self) -> ProbeOutcome {
+        let start = Instant::now();
+        let mut cmd = Command::new(&self.program.path);
+        cmd.arg0(&self.program.argv[0])
+            .args(&self.program.argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
+        let (child, exit) = match self.reaper.spawn(&mut cmd) {
+            Ok(x) => x,
+            Err(e) => {
+                return ProbeOutcome::down(
+                    format!("cannot run {}: {e}", self.program.display),
+                    start.elapsed(),
+                );
+            }
+        };
+        let mut guard = KillOnDrop(Some(child.id()));
+        let status = exit.await;
+        guard.0 = None;
+        match status {
+            Ok(s) if s.success() => ProbeOutcome::up("exit code 0", start.elapsed()),
+            Ok(s) => ProbeOutcome::down(
+                format!("`{}` ended with {s}", self.program.display),
+                start.elapsed(),
+            ),
+            Err(_) => ProbeOutcome::down("exit status lost", start.elapsed()),
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Scheduling: one task per probe.
+//!
+//! Each probe's first check comes at a random point within its first `every` (so probes
+//! configured together do not fire together: no thundering herd), then every `every`. A check
+//! runs inside its own task's timeout, so a slow probe delays only itself. Missed ticks are
+//! skipped, not bunched.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+use upkeep_config::ProbeConfig;
+use upkeep_core::{Event, EventKind, ServiceName};
+use upkeep_sys::Reaper;
+
+use crate::kinds::{HttpClients, Probe};
+use crate::probe::{ProbeOutcome, Target, Verdict};
+
+/// Where a probe finds its target: a cheap read of the current state snapshot.
+pub type TargetFn = Arc<dyn Fn() -> Target + Send + Sync>;
+
+/// What probes share across services.
+#[derive(Clone)]
+pub struct ProbeDeps {
+    pub http: HttpClients,
+    pub reaper: Reaper,
+}
+
+/// The probes of one service. Dropping it does not stop them; [`ProbeRunner::stop`] does.
+pub struct ProbeRunner {
+    cancel: CancellationToken,
+}
+
+impl ProbeRunner {
+    /// Starts one task per probe of `service` on `tasks`.
+    pub fn spawn(
+        service: ServiceName,
+        probes: &[ProbeConfig],
+        target: TargetFn,
+        deps: &ProbeDeps,
+        events: mpsc::Sender<Event>,
+        cancel: CancellationToken,
+        tasks: &TaskTracker,
+    ) -> ProbeRunner {
+        let started = jiff::Timestamp::now();
+        for cfg in probes {
+            let task = ProbeTask {
+                service: service.clone(),
+                probe: Probe::build(cfg, deps),
+                cfg: cfg.clone(),
+                target: target.clone(),
+                events: events.clone(),
+                started,
+            };
+            let span = tracing::info_span!("probe", service = %service, probe = %cfg.name);
+            tasks.spawn(task.run(cancel.clone()).instrument(span));
+        }
+        ProbeRunner { cancel }
+    }
+
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+}
+
+struct ProbeTask {
+    service: ServiceName,
+    probe: Probe,
+    cfg: ProbeConfig,
+    target: TargetFn,
+    events: mpsc::Sender<Event>,
+    /// For an external service, grace counts from here.
+    started: jiff::Timestamp,
+}
+
+impl ProbeTask {
+    async fn run(self, cancel: CancellationToken) {
+        let every = self.cfg.every;
+        let mut next = Instant::now() + every.mul_f64(fastrand::f64());
+        let mut verdict = Verdict::default();
+        let mut pgid = None;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep_until(next) => {}
+            }
+            next += every;
+            let now = Instant::now();
+            if next < now {
+                next = now + every;
+            }
+            let target = (self.target)();
+            if target.pgid != pgid {
+                // A new process: judge it afresh (state has reset its probes too).
+                pgid = target.pgid;
+                verdict = Verdict::default();
+            }
+            let outcome =
+                match tokio::time::timeout(self.cfg.timeout, self.probe.check(&target)).await {
+                    Ok(Some(o)) => o,
+                    Ok(None) => continue,
+                    Err(_) => ProbeOutcome::down(
+                        format!("no answer within {} ms", self.cfg.timeout.as_millis()),
+                        self.cfg.timeout,
+                    ),
+                };
+            let since = target.since.unwrap_or(self.started);
+            let in_grace =
+                jiff::Timestamp::now().duration_since(since).unsigned_abs() < self.cfg.grace;
+            tracing::trace!(healthy = outcome.healthy, reason = %outcome.reason, "probe result");
+            if let Some(health) = verdict.observe(&outcome, in_grace, &self.cfg) {
+                let kind = EventKind::ProbeChanged {
+                    probe: self.cfg.name.clone(),
+                    health,
+                    reason: outcome.reason,
+                };
+                if self
+                    .events
+                    .send(Event::now(&self.service, kind))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,767 @@
+//! The status machine of one service: the one place that decides what state it is in.
+//!
+//! Inputs are events: lifecycle facts from the supervisor (started, exited, restart
+//! scheduled, stopped, failed) and probe verdicts. From them [`ServiceModel`] derives the
+//! state — starting → up ↔ degraded → down → recovering → up, plus stopping, stopped, exited
+//! and failed — and produces outputs: `StatusChanged` events (the availability figures are
+//! computed from them), heal requests for the supervisor, and incidents.
+//!
+//! Pure: time comes in as arguments, so every rule is tested on made-up timestamps.
+//!
+//! Rules:
+//! - a managed service whose probes say down is restarted (`on_unhealthy = "restart"`) once
+//!   per run; the supervisor applies the same backoff and crash-loop limit as to a crash;
+//! - an outage (down, recovering or failed) that lasts `incident_after` opens an incident,
+//!   dated from the outage's start; recovery (up or degraded) resolves it with its duration;
+//! - down again within [`FLAP_WINDOW`] of a recovery reopens the same incident.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use upkeep_core::{Event, EventKind, Health, ProbeStatus, ServiceName, ServiceStatus, State};
+
+/// A service down again this soon after recovering continues its last incident.
+pub const FLAP_WINDOW: Duration = Duration::from_secs(60);
+
+/// What `state` needs to know of a service's config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    /// upkeep runs it (it has a command).
+    pub managed: bool,
+    /// Restart it when probes say down (managed and `on_unhealthy = "restart"`).
+    pub heal: bool,
+    pub incident_after: Duration,
+    /// Names of its probes.
+    pub probes: Vec<String>,
+}
+
+impl Default for ServiceSpec {
+    fn default() -> Self {
+        Self {
+            managed: true,
+            heal: true,
+            incident_after: Duration::ZERO,
+            probes: Vec::new(),
+        }
+    }
+}
+
+/// What the machine asks of the world.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Store this event.
+    Event(Event),
+    /// Ask the supervisor to restart the service (an automatic heal).
+    Heal {
+        service: ServiceName,
+        reason: String,
+    },
+}
+
+/// Where the process is, from the supervisor's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Running (or, for an external service, always: only probes speak for it).
+    Running,
+    /// Exited; a restart is scheduled.
+    Down,
+    /// Exited and the policy does not restart it.
+    Exited,
+    Stopping,
+    Stopped,
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+struct Incident {
+    since: Timestamp,
+    open: bool,
+    resolved_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceModel {
+    pub status: ServiceStatus,
+    spec: ServiceSpec,
+    phase: Phase,
+    /// Was in an outage since it was last up: a new start is `recovering`, not `starting`.
+    recovering: bool,
+    /// A heal was requested for the current run.
+    healing: bool,
+    /// When the current outage began.
+    outage_since: Option<Timestamp>,
+    /// The last incident (open, or resolved and still within the flap window).
+    incident: Option<Incident>,
+    /// Why it is down, for incidents and heals.
+    reason: String,
+}
+
+impl ServiceModel {
+    pub fn new(name: ServiceName, spec: ServiceSpec) -> Self {
+        let phase = if spec.managed {
+            Phase::Stopped
+        } else {
+            Phase::Running
+        };
+        let mut status = ServiceStatus::new(name);
+        status.state = if spec.managed {
+            State::Stopped
+        } else {
+            State::Starting
+        };
+        let mut m = Self {
+            status,
+            spec: ServiceSpec::default(),
+            phase,
+            recovering: false,
+            healing: false,
+            outage_since: None,
+            incident: None,
+            reason: String::new(),
+        };
+        m.set_spec(spec);
+        m
+    }
+
+    fn name(&self) -> &ServiceName {
+        &self.status.name
+    }
+
+    /// Takes a new spec (reload). Probes that no longer exist are forgotten; new ones start
+    /// unknown.
+    pub fn set_spec(&mut self, spec: ServiceSpec) {
+        self.status
+            .probes
+            .retain(|name, _| spec.probes.contains(name));
+        for p in &spec.probes {
+            self.status.probes.entry(p.clone()).or_insert(ProbeStatus {
+                health: Health::Unknown,
+                reason: String::new(),
+            });
+        }
+        if !spec.managed {
+            self.phase = Phase::Running;
+        }
+        self.spec = spec;
+    }
+
+    fn reset_probes(&mut self) {
+        for p in self.status.probes.values_mut() {
+            *p = ProbeStatus {
+                health: Health::Unknown,
+                reason: String::new(),
+            };
+        }
+    }
+
+    /// Folds one event in. Call [`settle`](Self::settle) after a batch to get the outputs.
+    pub fn apply(&mut self, e: &Event) {
+        let s = &mut self.status;
+        match &e.kind {
+            EventKind::Started { pid, by, .. } => {
+                self.phase = Phase::Running;
+                s.pid = Some(*pid);
+                s.since = Some(e.at);
+                if *by == upkeep_core::Actor::Operator {
+                    s.restarts = 0;
+                }
+                self.healing = false;
+                self.reset_probes();
+            }
+            EventKind::Exited { status, .. } => {
+                if self.phase != Phase::Stopping {
+                    self.phase = Phase::Exited;
+                    self.reason = format!("process exited ({status})");
+                }
+                s.pid = None;
+                s.since = None;
+                s.last_exit = Some(*status);
+            }
+            EventKind::RestartScheduled { .. } => {
+                self.phase = Phase::Down;
+                s.restarts += 1;
+            }
+            EventKind::RestartRequested { .. } => s.restarts = 0,
+            EventKind::SpawnFailed { error } => {
+                self.phase = Phase::Exited;
+                self.reason = error.clone();
+            }
+            EventKind::Failed { restarts, .. } => {
+                self.phase = Phase::Failed;
+                self.reason = format!("crash loop: {restarts} restarts, then gave up");
+            }
+            EventKind::Stopping { .. } => self.phase = Phase::Stopping,
+            EventKind::Stopped { .. } => {
+                self.phase = Phase::Stopped;
+                s.pid = None;
+                s.since = None;
+                self.recovering = false;
+                self.reset_probes();
+            }
+            EventKind::LogLinesDropped { lines, .. } => s.dropped_lines += lines,
+            EventKind::ProbeChanged {
+                probe,
+                health,
+                reason,
+            } => {
+                if let Some(p) = s.probes.get_mut(probe) {
+                    *p = ProbeStatus {
+                        health: *health,
+                        reason: reason.clone(),
+                    };
+                }
+                if *health == Health::Down {
+                    self.reason = format!("probe {probe}: {reason}");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn derive(&self) -> State {
+        match self.phase {
+            Phase::Stopped => State::Stopped,
+            Phase::Stopping => State::Stopping,
+            Phase::Failed => State::Failed,
+            Phase::Exited => State::Exited,
+            Phase::Down => State::Down,
+            Phase::Running => {
+                let healths: Vec<Health> = self.status.probes.values().map(|p| p.health).collect();
+                if healths.contains(&Health::Down) {
+                    State::Down
+                } else if healths.contains(&Health::Unknown) {
+                    if self.recovering {
+                        State::Recovering
+                    } else {
+                        State::Starting
+                    }
+                } else if healths.contains(&Health::Degraded) {
+                    State::Degraded
+                } else {
+                    State::Up
+                }
+            }
+        }
+    }
+
+    /// Brings the state up to date after events, at time `now`, and says what to do.
+    pub fn settle(&mut self, now: Timestamp) -> Vec<Output> {
+        let mut out = Vec::new();
+        let from = self.status.state;
+        let to = self.derive();
+        if to != from {
+            self.status.state = to;
+            out.push(self.event(now, EventKind::StatusChanged { from, to }));
+        }
+        if to.is_outage() {
+            self.recovering = true;
+            self.outage_since.get_or_insert(now);
+        } else if self.outage_since.is_some() {
+            // Back (up or degraded), or stopped on purpose: the outage is over.
+            if to.is_available() || matches!(to, State::Stopped | State::Stopping) {
+                self.outage_since = None;
+                self.recovering = false;
+                if let Some(inc) = self.incident.as_mut().filter(|i| i.open) {
+                    inc.open = false;
+                    inc.resolved_at = Some(now);
+                    let duration_ms = now.duration_since(inc.since).as_millis().max(0) as u64;
+                    let since = inc.since;
+                    self.status.incident_since = None;
+                    out.push(self.event(now, EventKind::IncidentResolved { since, duration_ms }));
+                }
+            }
+        }
+        if to == State::Down && self.phase == Phase::Running && self.spec.heal && !self.healing {
+            self.healing = true;
+            let reason = self.reason.clone();
+            out.push(self.event(
+                now,
+                EventKind::HealRequested {
+                    reason: reason.clone(),
+                },
+            ));
+            out.push(Output::Heal {
+                service: self.name().clone(),
+                reason,
+            });
+        }
+        out.extend(self.tick(now));
+        out
+    }
+
+    /// Opens an incident once an outage has lasted `incident_after`.
+    pub fn tick(&mut self, now: Timestamp) -> Vec<Output> {
+        let Some(since) = self.outage_since else {
+            return Vec::new();
+        };
+        if self.incident.as_ref().is_some_and(|i| i.open)
+            || now < add(since, self.spec.incident_after)
+        {
+            return Vec::new();
+        }
+        let reason = self.reason.clone();
+        let flapping = self
+            .incident
+            .as_ref()
+            .and_then(|i| i.resolved_at)
+            .is_some_and(|r| now.duration_since(r).unsigned_abs() <= FLAP_WINDOW);
+        let kind = if flapping {
+            let inc = self
+                .incident
+                .as_mut()
+                .expect("flapping implies an earlier incident");
+            inc.open = true;
+            inc.resolved_at = None;
+            EventKind::IncidentReopened {
+                since: inc.since,
+                reason,
+            }
+        } else {
+            self.incident = Some(Incident {
+                since,
+                open: true,
+                resolved_at: None,
+            });
+            EventKind::IncidentOpened { since, reason }
+        };
+        self.status.incident_since = self.incident.as_ref().map(|i| i.since);
+        vec![self.event(now, kind)]
+    }
+
+    /// When [`tick`](Self::tick) next has something to do.
+    pub fn deadline(&self) -> Option<Timestamp> {
+        let since = self.outage_since?;
+        if self.incident.as_ref().is_some_and(|i| i.open) {
+            return None;
+        }
+        Some(add(since, self.spec.incident_after))
+    }
+
+    fn event(&self, at: Timestamp, kind: EventKind) -> Output {
+        Output::Event(Event {
+            at,
+            service: Some(self.name().clone()),
+            kind,
+        })
+    }
+}
+
+fn add(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX))
+        .unwrap_or(Timestamp::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use EventKind::*;
+    use upkeep_core::{Actor, ExitStatus};
+
+    const KILLED: ExitStatus = ExitStatus {
+        code: None,
+        signal: Some(9),
+    };
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    fn spec(probes: &[&str]) -> ServiceSpec {
+        ServiceSpec {
+            probes: probes.iter().map(|p| p.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn model(probes: &[&str]) -> ServiceModel {
+        ServiceModel::new(ServiceName::new("x").unwrap(), spec(probes))
+    }
+
+    fn started(pid: u32) -> EventKind {
+        Started {
+            pid,
+            start_ticks: 1,
+            by: Actor::Upkeep,
+        }
+    }
+
+    fn probe(name: &str, health: Health) -> EventKind {
+        ProbeChanged {
+            probe: name.into(),
+            health,
+            reason: format!("{health:?}"),
+        }
+    }
+
+    /// Applies `(second, event)`s, settling after each; returns the outputs' kinds as strings.
+    fn run(m: &mut ServiceModel, steps: Vec<(i64, EventKind)>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (at, kind) in steps {
+            m.apply(&Event {
+                at: t(at),
+                service: Some(ServiceName::new("x").unwrap()),
+                kind,
+            });
+            for o in m.settle(t(at)) {
+                out.push(match o {
+                    Output::Event(e) => match e.kind {
+                        StatusChanged { to, .. } => format!("{to}"),
+                        other => other.tag().to_string(),
+                    },
+                    Output::Heal { .. } => "HEAL".into(),
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn lifecycle_without_probes() {
+        // (events) → (state, pid, restarts)
+        let table: Vec<(Vec<EventKind>, State, Option<u32>, u32)> = vec![
+            (vec![started(7)], State::Up, Some(7), 0),
+            (
+                vec![
+                    started(7),
+                    Exited {
+                        pid: 7,
+                        status: KILLED,
+                        uptime_ms: 5,
+                    },
+                    RestartScheduled {
+                        attempt: 1,
+                        delay_ms: 0,
+                    },
+                    started(8),
+                ],
+                State::Up,
+                Some(8),
+                1,
+            ),
+            (
+                vec![
+                    started(7),
+                    Exited {
+                        pid: 7,
+                        status: KILLED,
+                        uptime_ms: 5,
+                    },
+                    RestartScheduled {
+                        attempt: 2,
+                        delay_ms: 100,
+                    },
+                ],
+                State::Down,
+                None,
+                1,
+            ),
+            (
+                vec![
+                    started(7),
+                    Exited {
+                        pid: 7,
+                        status: KILLED,
+                        uptime_ms: 5,
+                    },
+                ],
+                State::Exited,
+                None,
+                0,
+            ),
+            (
+                vec![
+                    RestartScheduled {
+                        attempt: 9,
+                        delay_ms: 0,
+                    },
+                    Failed {
+                        restarts: 10,
+                        window_ms: 60_000,
+                    },
+                ],
+                State::Failed,
+                None,
+                1,
+            ),
+            (
+                vec![
+                    started(7),
+                    Stopping {
+                        by: Actor::Operator,
+                    },
+                ],
+                State::Stopping,
+                Some(7),
+                0,
+            ),
+            (
+                vec![
+                    started(7),
+                    Stopping {
+                        by: Actor::Operator,
+                    },
+                    Exited {
+                        pid: 7,
+                        status: KILLED,
+                        uptime_ms: 1,
+                    },
+                    Stopped {
+                        by: Actor::Operator,
+                    },
+                ],
+                State::Stopped,
+                None,
+                0,
+            ),
+            (
+                vec![
+                    RestartScheduled {
+                        attempt: 1,
+                        delay_ms: 0,
+                    },
+                    Started {
+                        pid: 9,
+                        start_ticks: 1,
+                        by: Actor::Operator,
+                    },
+                ],
+                State::Up,
+                Some(9),
+                0,
+            ),
+            (
+                vec![SpawnFailed { error: "x".into() }],
+                State::Exited,
+                None,
+                0,
+            ),
+        ];
+        for (events, state, pid, restarts) in table {
+            let mut m = model(&[]);
+            run(
+                &mut m,
+                events
+                    .iter()
+                    .cloned()
+                    .enumerate()
+                    .map(|(i, e)| (i as i64, e))
+                    .collect(),
+            );
+            assert_eq!(
+                (m.status.state, m.status.pid, m.status.restarts),
+                (state, pid, restarts),
+                "after {events:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn probes_drive_starting_up_degraded_down_recovering_and_heal_once() {
+        let mut m = model(&["http", "tcp"]);
+        let out = run(
+            &mut m,
+            vec![
+                (0, started(1)),
+                (1, probe("http", Health::Up)),
+                (2, probe("tcp", Health::Up)),
+                (3, probe("http", Health::Degraded)),
+                (4, probe("http", Health::Up)),
+                (5, probe("http", Health::Down)),
+                (6, probe("tcp", Health::Down)), // still down: no second heal
+                (
+                    7,
+                    Exited {
+                        pid: 1,
+                        status: KILLED,
+                        uptime_ms: 7000,
+                    },
+                ),
+                (
+                    7,
+                    RestartScheduled {
+                        attempt: 1,
+                        delay_ms: 0,
+                    },
+                ),
+                (7, started(2)),
+                (8, probe("http", Health::Up)),
+                (9, probe("tcp", Health::Up)),
+            ],
+        );
+        assert_eq!(
+            out,
+            [
+                "starting",
+                "up",
+                "degraded",
+                "up",
+                "down",
+                "heal_requested",
+                "HEAL",
+                "incident_opened",
+                "exited",
+                "down",
+                "recovering",
+                "up",
+                "incident_resolved"
+            ]
+        );
+        assert_eq!(m.status.incident_since, None);
+    }
+
+    #[test]
+    fn alert_only_services_are_not_healed_and_external_ones_start_as_starting() {
+        let mut m = ServiceModel::new(
+            ServiceName::new("db").unwrap(),
+            ServiceSpec {
+                managed: false,
+                heal: false,
+                probes: vec!["tcp".into()],
+                ..Default::default()
+            },
+        );
+        assert_eq!(m.status.state, State::Starting);
+        let out = run(
+            &mut m,
+            vec![
+                (0, probe("tcp", Health::Up)),
+                (5, probe("tcp", Health::Down)),
+                (65, probe("tcp", Health::Up)),
+            ],
+        );
+        assert_eq!(
+            out,
+            ["up", "down", "incident_opened", "up", "incident_resolved"]
+        );
+    }
+
+    #[test]
+    fn incidents_wait_for_incident_after_and_date_from_the_outage_start() {
+        let mut m = ServiceModel::new(
+            ServiceName::new("db").unwrap(),
+            ServiceSpec {
+                managed: false,
+                heal: false,
+                probes: vec!["tcp".into()],
+                incident_after: Duration::from_secs(30),
+            },
+        );
+        run(
+            &mut m,
+            vec![
+                (0, probe("tcp", Health::Up)),
+                (100, probe("tcp", Health::Down)),
+            ],
+        );
+        assert_eq!(m.deadline(), Some(t(130)));
+        assert!(m.tick(t(129)).is_empty());
+        let out = m.tick(t(130));
+        assert!(
+            matches!(&out[..], [Output::Event(Event { kind: IncidentOpened { since, .. }, .. })] if *since == t(100)),
+            "{out:?}"
+        );
+        assert_eq!(m.deadline(), None);
+        let out = run(&mut m, vec![(160, probe("tcp", Health::Up))]);
+        assert_eq!(out, ["up", "incident_resolved"]);
+        // A blip shorter than incident_after opens nothing.
+        let out = run(
+            &mut m,
+            vec![
+                (500, probe("tcp", Health::Down)),
+                (510, probe("tcp", Health::Up)),
+            ],
+        );
+        assert_eq!(out, ["down", "up"]);
+    }
+
+    #[test]
+    fn flapping_is_one_incident() {
+        let mut m = ServiceModel::new(
+            ServiceName::new("db").unwrap(),
+            ServiceSpec {
+                managed: false,
+                heal: false,
+                probes: vec!["tcp".into()],
+                ..Default::default()
+            },
+        );
+        let mut steps = vec![(0, probe("tcp", Health::Up))];
+        for i in 0..5 {
+            steps.push((10 + i * 20, probe("tcp", Health::Down)));
+            steps.push((20 + i * 20, probe("tcp", Health::Up)));
+        }
+        let out = run(&mut m, steps);
+        assert_eq!(
+            out.iter().filter(|o| *o == "incident_opened").count(),
+            1,
+            "{out:?}"
+        );
+        assert_eq!(
+            out.iter().filter(|o| *o == "incident_reopened").count(),
+            4,
+            "{out:?}"
+        );
+        // Long after, a new outage is a new incident.
+        let out = run(&mut m, vec![(1000, probe("tcp", Health::Down))]);
+        assert!(out.contains(&"incident_opened".to_string()), "{out:?}");
+    }
+
+    #[test]
+    fn crash_loop_failure_is_an_outage_and_an_operator_stop_ends_it() {
+        let mut m = model(&[]);
+        let out = run(
+            &mut m,
+            vec![
+                (0, started(1)),
+                (
+                    1,
+                    Exited {
+                        pid: 1,
+                        status: KILLED,
+                        uptime_ms: 1,
+                    },
+                ),
+                (
+                    1,
+                    Failed {
+                        restarts: 10,
+                        window_ms: 60_000,
+                    },
+                ),
+                (
+                    50,
+                    Stopped {
+                        by: Actor::Operator,
+                    },
+                ),
+            ],
+        );
+        assert_eq!(
+            out,
+            [
+                "up",
+                "exited",
+                "failed",
+                "incident_opened",
+                "stopped",
+                "incident_resolved"
+            ]
+        );
+    }
+
+    #[test]
+    fn probes_reset_on_a_new_process_and_follow_a_reload() {
+        let mut m = model(&["http"]);
+        run(
+            &mut m,
+            vec![(0, started(1)), (1, probe("http", Health::Up))],
+        );
+        assert_eq!(m.status.state, State::Up);
+        m.set_spec(spec(&["http", "tcp"]));
+        assert_eq!(m.settle(t(2)).len(), 1);
+        assert_eq!(m.status.state, State::Starting);
+        m.set_spec(spec(&[]));
+        m.settle(t(3));
+        assert_eq!(m.status.state, State::Up);
+    }
+}

@@ -1,0 +1,14 @@
+//! Process plumbing that more than one stage needs, and so no stage owns.
+//!
+//! The [`Reaper`] is process-wide: the daemon is a child subreaper and collects every child's
+//! exit with `waitpid(-1)`, so *everything* that spawns a process (the supervisor for services,
+//! the exec probes for checks) must spawn through it. `procfs` reads start times and
+//! per-group CPU and memory, for the supervisor (recognising its processes), the probes
+//! (memory and cpu thresholds) and `upkeep ls`.
+//!
+//! Layout: `reaper.rs`, `procfs.rs`.
+
+pub mod procfs;
+mod reaper;
+
+pub use reaper::{Reaper, group_exists, set_child_subreaper};

@@ -1,0 +1,165 @@
+//! Everything that serves one service, started, updated and stopped in one place: its
+//! supervisor (if upkeep runs it), its probe runner (if it has probes) and its spec in `state`.
+//! The daemon uses it at start-up, reload uses it for what changed.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use upkeep_config::{OnUnhealthy, ServiceConfig};
+use upkeep_core::{Actor, Event, ServiceName};
+use upkeep_probes::{ProbeDeps, ProbeRunner, Target, TargetFn};
+use upkeep_state::{ServiceSpec, Snapshot, StateControl};
+use upkeep_supervisor::{LogHub, Reaper, Supervisor, SupervisorCommand, SupervisorHandle};
+
+/// What every service's tasks are built from.
+pub struct Wiring {
+    pub reaper: Reaper,
+    pub logs: LogHub,
+    pub events: mpsc::Sender<Event>,
+    pub state: mpsc::Sender<StateControl>,
+    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    pub probe_deps: ProbeDeps,
+    /// Parent of every supervisor's and probe runner's token.
+    pub cancel: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+/// The running tasks of one service.
+#[derive(Default)]
+pub struct ServiceHandles {
+    pub supervisor: Option<SupervisorHandle>,
+    probes: Option<ProbeRunner>,
+}
+
+/// What `state` needs to know of a service's config.
+pub fn spec(cfg: &ServiceConfig) -> ServiceSpec {
+    ServiceSpec {
+        managed: cfg.managed.is_some(),
+        heal: cfg.managed.is_some() && cfg.on_unhealthy == OnUnhealthy::Restart,
+        incident_after: cfg.incident_after,
+        probes: cfg.probes.iter().map(|p| p.name.clone()).collect(),
+    }
+}
+
+impl Wiring {
+    /// Starts the tasks of a service; `run` says whether to start its process now.
+    pub async fn start(
+        &self,
+        name: &ServiceName,
+        cfg: &ServiceConfig,
+        run: bool,
+    ) -> ServiceHandles {
+        // State hears of the service before any of its events can arrive.
+        let _ = self
+            .state
+            .send(StateControl::Configure(name.clone(), spec(cfg)))
+            .await;
+        ServiceHandles {
+            supervisor: self.supervisor(name, cfg, run),
+            probes: self.probes(name, cfg),
+        }
+    }
+
+    fn supervisor(
+        &self,
+        name: &ServiceName,
+        cfg: &ServiceConfig,
+        run: bool,
+    ) -> Option<SupervisorHandle> {
+        let managed = cfg.managed.as_ref()?;
+        Some(Supervisor::spawn(
+            name.clone(),
+            managed.clone(),
+            run,
+            self.reaper.clone(),
+            self.logs.clone(),
+            self.events.clone(),
+            self.cancel.child_token(),
+            &self.tasks,
+        ))
+    }
+
+    fn probes(&self, name: &ServiceName, cfg: &ServiceConfig) -> Option<ProbeRunner> {
+        if cfg.probes.is_empty() {
+            return None;
+        }
+        // Probes read their target (the process group, and when it started) from the state
+        // snapshot: no extra channel, and always the process state believes in.
+        let snapshot = self.snapshot.clone();
+        let service = name.clone();
+        let target: TargetFn = Arc::new(move || {
+            let snap = snapshot.borrow();
+            snap.services
+                .get(&service)
+                .map(|s| Target {
+                    pgid: s.pid,
+                    since: s.since,
+                })
+                .unwrap_or_default()
+        });
+        Some(ProbeRunner::spawn(
+            name.clone(),
+            &cfg.probes,
+            target,
+            &self.probe_deps,
+            self.events.clone(),
+            self.cancel.child_token(),
+            &self.tasks,
+        ))
+    }
+
+    /// Applies a changed definition: the process restarts only if how it runs changed; probes
+    /// are replaced only if they changed.
+    pub async fn update(
+        &self,
+        name: &ServiceName,
+        h: &mut ServiceHandles,
+        old: &ServiceConfig,
+        new: &ServiceConfig,
+        run: bool,
+    ) {
+        if spec(old) != spec(new) {
+            let _ = self
+                .state
+                .send(StateControl::Configure(name.clone(), spec(new)))
+                .await;
+        }
+        match (&old.managed, &new.managed, &h.supervisor) {
+            (Some(a), Some(b), Some(sup)) if a != b => sup.reconfigure(b.clone()).await,
+            (Some(_), None, _) => {
+                if let Some(sup) = h.supervisor.take() {
+                    stop(sup).await;
+                }
+            }
+            (None, Some(_), _) => h.supervisor = self.supervisor(name, new, run),
+            _ => {}
+        }
+        if old.probes != new.probes {
+            if let Some(p) = h.probes.take() {
+                p.stop();
+            }
+            h.probes = self.probes(name, new);
+        }
+    }
+
+    /// Stops a removed service: probes first, then its process group.
+    pub async fn remove(&self, h: ServiceHandles) {
+        if let Some(p) = h.probes {
+            p.stop();
+        }
+        if let Some(sup) = h.supervisor {
+            stop(sup).await;
+        }
+    }
+}
+
+async fn stop(sup: SupervisorHandle) {
+    sup.request(|done| SupervisorCommand::Stop {
+        by: Actor::Upkeep,
+        done,
+    })
+    .await;
+    sup.remove();
+}
