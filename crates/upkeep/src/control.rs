@@ -58,6 +58,17 @@ fn unknown(name: &ServiceName) -> ApiError {
 const CPU_SAMPLE: Duration = Duration::from_millis(100);
 
 impl Daemon {
+    /// Waits (briefly) until the store holds every event the state snapshot has seen, so that
+    /// a reader never finds the store behind the status it was just shown.
+    async fn store_caught_up(&self) {
+        let seq = self.snapshot.borrow().seq;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.stored.clone().wait_for(|n| *n >= seq),
+        )
+        .await;
+    }
+
     fn status_of(&self, snapshot: &Snapshot, name: &ServiceName) -> ServiceStatus {
         snapshot
             .services
@@ -252,6 +263,7 @@ impl Control for Daemon {
             (cfg, live.desired[name])
         };
         let info = self.infos(vec![(name.clone(), desired)]).await?.remove(0);
+        self.store_caught_up().await;
         let events = self.store.events(Some(name), 20).await.map_err(internal)?;
         let incidents = self
             .store
@@ -338,11 +350,8 @@ impl Control for Daemon {
             })
         };
         let mut rx = self.snapshot.clone();
-        let settled = async {
-            let seq = rx.wait_for(wanted).await.map(|s| s.seq).unwrap_or(0);
-            let _ = self.stored.clone().wait_for(|n| *n >= seq).await;
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(5), settled).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(wanted)).await;
+        self.store_caught_up().await;
         Ok(ActionResult {
             action: action.as_str().into(),
             services: handles.into_iter().map(|(n, _)| n).collect(),

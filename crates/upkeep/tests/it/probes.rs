@@ -1,0 +1,209 @@
+//! Probes and healing: real listeners, real HTTP servers, real signals.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use upkeep_testkit::{alive, free_port};
+
+use crate::{LONG, daemon};
+
+fn fixture(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// A managed flaky_server.py in its own folder (where the `fail` and `slow` files go), with
+/// an http probe.
+fn flaky(extra_probe: &str) -> (upkeep_testkit::TestDaemon, tempfile::TempDir, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let d = daemon(&format!(
+        r#"[services.web]
+command = ["python3", "{}", "{port}"]
+cwd = "{}"
+backoff_min = "50ms"
+[[services.web.probes]]
+kind = "http"
+url = "http://127.0.0.1:{port}/health"
+every = "100ms"
+timeout = "1s"
+failures = 3
+# Python needs a moment to listen, longer on a loaded machine.
+grace = "3s"
+degraded_after = "250ms"
+{extra_probe}"#,
+        fixture("flaky_server.py"),
+        dir.path().display()
+    ));
+    (d, dir, port)
+}
+
+#[test]
+fn external_tcp_service_down_opens_an_incident_and_back_resolves_it_with_its_duration() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let d = daemon(&format!(
+        "[services.db]\nprobes = [{{ kind = \"tcp\", addr = \"{addr}\", every = \"100ms\", failures = 2, grace = \"0s\" }}]\n"
+    ));
+    d.wait_state("db", "up", LONG);
+    drop(listener);
+    d.wait_state("db", "down", LONG);
+    d.wait_until("an open incident", LONG, || {
+        let inc = d.service("db")["incidents"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        inc.first()
+            .filter(|i| i["resolved"].is_null())
+            .map(|i| assert!(i["reason"].as_str().unwrap().contains("refused"), "{i}"))
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    let _back = TcpListener::bind(addr).unwrap();
+    d.wait_state("db", "up", LONG);
+    let inc = d.wait_until("the incident to be resolved", LONG, || {
+        let inc = d.service("db")["incidents"][0].clone();
+        (!inc["resolved"].is_null()).then_some(inc)
+    });
+    let ms = inc["duration_ms"].as_u64().unwrap();
+    assert!(
+        (400..20_000).contains(&ms),
+        "duration {ms} ms should cover the 400 ms outage"
+    );
+    assert_eq!(d.service("db")["incidents"].as_array().unwrap().len(), 1);
+    // An external service cannot be restarted.
+    let out = d.cli(&["restart", "db"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        crate::stderr(&out).contains("external"),
+        "{}",
+        crate::stderr(&out)
+    );
+}
+
+#[test]
+fn http_500_is_down_after_failures_and_the_service_is_restarted() {
+    let (d, dir, _) = flaky("");
+    d.wait_state("web", "up", LONG);
+    let pid = d.pid("web").unwrap();
+    std::fs::write(dir.path().join("fail"), "").unwrap();
+    let new = d.wait_until("a heal restart", LONG, || {
+        d.pid("web").filter(|p| *p != pid)
+    });
+    assert!(!alive(pid));
+    let events = d.events("web");
+    let down = events
+        .iter()
+        .find(|e| e.0 == "probe_changed" && e.1["health"] == "down")
+        .expect("probe down event");
+    assert_eq!(down.1["reason"], "HTTP 500");
+    assert!(events.iter().any(|e| e.0 == "heal_requested"));
+    // Still failing after the restart: not up. Fixed: up again, incident resolved.
+    std::fs::remove_file(dir.path().join("fail")).unwrap();
+    d.wait_state("web", "up", LONG);
+    assert!(alive(d.pid("web").unwrap()));
+    let _ = new;
+    d.wait_until("the incident to be resolved", LONG, || {
+        (!d.service("web")["incidents"][0]["resolved"].is_null()).then_some(())
+    });
+}
+
+#[test]
+fn slow_answers_make_the_service_degraded_not_down() {
+    let (d, dir, _) = flaky("");
+    d.wait_state("web", "up", LONG);
+    std::fs::write(dir.path().join("slow"), "").unwrap();
+    d.wait_state("web", "degraded", LONG);
+    let pid = d.pid("web").unwrap();
+    std::fs::remove_file(dir.path().join("slow")).unwrap();
+    d.wait_state("web", "up", LONG);
+    assert_eq!(
+        d.pid("web"),
+        Some(pid),
+        "degraded is not a reason to restart"
+    );
+}
+
+#[test]
+fn a_sigstopped_service_is_detected_and_restarted() {
+    let (d, _dir, _) = flaky(
+        "[[services.web.probes]]\nkind = \"process\"\nevery = \"100ms\"\nfailures = 2\ngrace = \"0s\"\n",
+    );
+    d.wait_state("web", "up", LONG);
+    let pid = d.pid("web").unwrap();
+    kill(Pid::from_raw(pid as i32), Signal::SIGSTOP).unwrap();
+    let new = d.wait_until("a restart of the frozen service", LONG, || {
+        d.pid("web").filter(|p| *p != pid)
+    });
+    assert!(!alive(pid));
+    d.wait_state("web", "up", LONG);
+    assert_eq!(d.pid("web"), Some(new));
+    let events = d.events("web");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.0 == "probe_changed"
+                && e.1["reason"].as_str().unwrap_or("").contains("stopped")),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_service_above_its_memory_threshold_is_restarted() {
+    let d = daemon(
+        "[services.hog]\ncommand = [\"python3\", \"-c\", \"import time; x = bytearray(150 * 1024 * 1024); time.sleep(1000)\"]\n\
+         [[services.hog.probes]]\nkind = \"memory\"\nmax = \"100MiB\"\nevery = \"100ms\"\nfailures = 2\ngrace = \"0s\"\n",
+    );
+    let first = d.wait_until("the hog to run", LONG, || d.pid("hog"));
+    d.wait_until("a restart for memory", LONG, || {
+        d.pid("hog").filter(|p| *p != first)
+    });
+    let events = d.events("hog");
+    let down = events
+        .iter()
+        .find(|e| e.0 == "probe_changed" && e.1["health"] == "down")
+        .unwrap();
+    assert!(
+        down.1["reason"].as_str().unwrap().contains("> 100.0 MiB"),
+        "{down:?}"
+    );
+}
+
+#[test]
+fn exec_probe_and_probe_changes_on_reload_keep_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("ok");
+    std::fs::write(&flag, "").unwrap();
+    let svc = |extra: &str| {
+        format!(
+            "[services.job]\ncommand = \"sleep 1000\"\non_unhealthy = \"alert\"\n[[services.job.probes]]\nkind = \"exec\"\ncommand = \"test -e {}\"\nevery = \"100ms\"\nfailures = 1\ngrace = \"0s\"\n{extra}",
+            flag.display()
+        )
+    };
+    let d = daemon(&svc(""));
+    d.wait_state("job", "up", LONG);
+    let pid = d.pid("job").unwrap();
+    std::fs::remove_file(&flag).unwrap();
+    d.wait_state("job", "down", LONG);
+    // on_unhealthy = "alert": reported, not restarted.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(d.pid("job"), Some(pid));
+    std::fs::write(&flag, "").unwrap();
+    d.wait_state("job", "up", LONG);
+    // A probe-only change does not restart the process.
+    d.write_services(&svc(
+        "[[services.job.probes]]\nkind = \"process\"\nevery = \"100ms\"\ngrace = \"0s\"\n",
+    ));
+    let out = d.cli(&["reload", "--json"]);
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    d.wait_until("the new probe to report", LONG, || {
+        d.service("job")["info"]["probes"]["process"]["health"]
+            .eq("up")
+            .then_some(())
+    });
+    assert_eq!(d.pid("job"), Some(pid));
+}
