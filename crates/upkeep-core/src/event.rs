@@ -58,6 +58,9 @@ pub enum EventKind {
         status: ExitStatus,
         uptime_ms: u64,
     },
+    /// The service exited and its restart policy does not start it again (`never`, or
+    /// `on-failure` after a clean exit).
+    NotRestarted { policy: String },
     /// The restart policy will start the service again after `delay_ms`.
     RestartScheduled { attempt: u32, delay_ms: u64 },
     /// The service could not be started (program missing, bad cwd, unknown user).
@@ -115,6 +118,7 @@ impl EventKind {
             EventKind::Started { .. } => "started",
             EventKind::Exited { .. } => "exited",
             EventKind::RestartScheduled { .. } => "restart_scheduled",
+            EventKind::NotRestarted { .. } => "not_restarted",
             EventKind::SpawnFailed { .. } => "spawn_failed",
             EventKind::Failed { .. } => "failed",
             EventKind::Stopping { .. } => "stopping",
@@ -134,15 +138,16 @@ impl EventKind {
         }
     }
 
-    /// True when a person caused this event: the availability report counts these apart from
-    /// automatic heals.
+    /// True for the one event that records an operator action (the availability report
+    /// counts these apart from automatic heals): a start, a stop, or a restart request. The
+    /// steps an action causes (stopping, the restart's new start) are not counted again.
     pub fn is_intervention(&self) -> bool {
         matches!(
             self,
             EventKind::Started {
                 by: Actor::Operator,
                 ..
-            } | EventKind::Stopping {
+            } | EventKind::Stopped {
                 by: Actor::Operator
             } | EventKind::RestartRequested {
                 by: Actor::Operator
@@ -213,12 +218,19 @@ mod tests {
     #[test]
     fn only_operator_actions_are_interventions() {
         assert!(
-            EventKind::Stopping {
+            EventKind::Stopped {
                 by: Actor::Operator
             }
             .is_intervention()
         );
-        assert!(!EventKind::Stopping { by: Actor::Upkeep }.is_intervention());
+        assert!(!EventKind::Stopped { by: Actor::Upkeep }.is_intervention());
+        // The steps of an action are not counted again.
+        assert!(
+            !EventKind::Stopping {
+                by: Actor::Operator
+            }
+            .is_intervention()
+        );
         assert!(
             !EventKind::RestartScheduled {
                 attempt: 1,

@@ -9,12 +9,14 @@
 //! - `event.rs`: [`Event`] and [`EventKind`], immutable facts with a time.
 //! - `status.rs`: [`State`] and [`ServiceStatus`], what `ls` shows.
 //! - `api.rs`: request and response bodies of the JSON API (socket and, later, TCP).
+//! - `report.rs`: availability report inputs and figures (data only; `state` computes).
 //! - `i18n.rs`: user-facing text in English and Simplified Chinese.
 
 pub mod api;
 mod event;
 pub mod i18n;
 mod name;
+pub mod report;
 mod status;
 
 pub use event::{Actor, Event, EventKind, ExitStatus};

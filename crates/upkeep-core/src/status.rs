@@ -30,6 +30,8 @@ pub enum State {
     Exited,
     /// Crash loop limit reached, or the program cannot be spawned. Needs an operator.
     Failed,
+    /// In a planned maintenance window: down on purpose, counted apart from availability.
+    Maintenance,
 }
 
 impl State {
@@ -44,6 +46,7 @@ impl State {
             State::Stopped => "stopped",
             State::Exited => "exited",
             State::Failed => "failed",
+            State::Maintenance => "maintenance",
         }
     }
 }

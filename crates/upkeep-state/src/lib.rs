@@ -6,9 +6,12 @@
 //! the CLI and the probe runners, passes every event on to the store writer, sends heal
 //! requests to the daemon, and wakes for incident deadlines.
 //!
-//! Layout: `machine.rs` (the machine), `task.rs` (the task).
+//! [`report::compute`] turns stored facts into the availability figures.
+//!
+//! Layout: `machine.rs` (the machine), `task.rs` (the task), `report.rs` (availability).
 
 mod machine;
+pub mod report;
 mod task;
 
 pub use machine::{FLAP_WINDOW, Output, ServiceModel, ServiceSpec};

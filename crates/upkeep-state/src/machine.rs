@@ -63,7 +63,7 @@ pub enum Output {
 enum Phase {
     /// Running (or, for an external service, always: only probes speak for it).
     Running,
-    /// Exited; a restart is scheduled.
+    /// Exited (or failed to spawn); a restart is pending.
     Down,
     /// Exited and the policy does not restart it.
     Exited,
@@ -169,8 +169,10 @@ impl ServiceModel {
                 self.reset_probes();
             }
             EventKind::Exited { status, .. } => {
+                // Down until the supervisor says otherwise (not_restarted, failed); a stop
+                // in progress stays a stop.
                 if self.phase != Phase::Stopping {
-                    self.phase = Phase::Exited;
+                    self.phase = Phase::Down;
                     self.reason = format!("process exited ({status})");
                 }
                 s.pid = None;
@@ -182,8 +184,9 @@ impl ServiceModel {
                 s.restarts += 1;
             }
             EventKind::RestartRequested { .. } => s.restarts = 0,
+            EventKind::NotRestarted { .. } => self.phase = Phase::Exited,
             EventKind::SpawnFailed { error } => {
-                self.phase = Phase::Exited;
+                self.phase = Phase::Down;
                 self.reason = error.clone();
             }
             EventKind::Failed { restarts, .. } => {
@@ -464,6 +467,22 @@ mod tests {
                         uptime_ms: 5,
                     },
                 ],
+                State::Down,
+                None,
+                0,
+            ),
+            (
+                vec![
+                    started(7),
+                    Exited {
+                        pid: 7,
+                        status: KILLED,
+                        uptime_ms: 5,
+                    },
+                    NotRestarted {
+                        policy: "never".into(),
+                    },
+                ],
                 State::Exited,
                 None,
                 0,
@@ -531,7 +550,7 @@ mod tests {
             ),
             (
                 vec![SpawnFailed { error: "x".into() }],
-                State::Exited,
+                State::Down,
                 None,
                 0,
             ),
@@ -599,8 +618,6 @@ mod tests {
                 "heal_requested",
                 "HEAL",
                 "incident_opened",
-                "exited",
-                "down",
                 "recovering",
                 "up",
                 "incident_resolved"
@@ -740,12 +757,43 @@ mod tests {
             out,
             [
                 "up",
-                "exited",
-                "failed",
+                "down",
                 "incident_opened",
+                "failed",
                 "stopped",
                 "incident_resolved"
             ]
+        );
+    }
+
+    #[test]
+    fn a_crash_restarted_at_once_is_still_an_outage_with_an_incident() {
+        let mut m = model(&[]);
+        let out = run(
+            &mut m,
+            vec![
+                (0, started(1)),
+                (
+                    10,
+                    Exited {
+                        pid: 1,
+                        status: KILLED,
+                        uptime_ms: 10_000,
+                    },
+                ),
+                (
+                    10,
+                    RestartScheduled {
+                        attempt: 1,
+                        delay_ms: 0,
+                    },
+                ),
+                (11, started(2)),
+            ],
+        );
+        assert_eq!(
+            out,
+            ["up", "down", "incident_opened", "up", "incident_resolved"]
         );
     }
 

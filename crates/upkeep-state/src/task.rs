@@ -107,8 +107,8 @@ impl StateTask {
     }
 
     async fn handle(&mut self, batch: Vec<Event>) {
-        let mut touched = Vec::new();
         for event in batch {
+            let mut outputs = Vec::new();
             if let Some(name) = &event.service {
                 if matches!(event.kind, EventKind::Removed) {
                     self.models.remove(name);
@@ -118,23 +118,15 @@ impl StateTask {
                         .entry(name.clone())
                         .or_insert_with(|| ServiceModel::new(name.clone(), ServiceSpec::default()));
                     model.apply(&event);
-                    if !touched.contains(name) {
-                        touched.push(name.clone());
-                    }
+                    // Settled at the event's own time: the supervisor restarts before it
+                    // reports, so exit and restart arrive together, yet the outage between
+                    // them is real and is measured from the events' times.
+                    outputs = model.settle(event.at);
                 }
             }
             self.forward(event).await;
+            self.emit(outputs).await;
         }
-        // Settled once per batch: an exit and its restart decision usually arrive together,
-        // and the state goes straight to `down` rather than through a flicker of `exited`.
-        let now = jiff::Timestamp::now();
-        let mut outputs = Vec::new();
-        for name in touched {
-            if let Some(m) = self.models.get_mut(&name) {
-                outputs.extend(m.settle(now));
-            }
-        }
-        self.emit(outputs).await;
         self.publish();
     }
 

@@ -61,6 +61,12 @@ pub trait Store: Send + Sync {
         service: Option<&ServiceName>,
         limit: u32,
     ) -> Result<Vec<Incident>, Error>;
+    /// The facts the availability report of `[from, to)` needs (see `upkeep_core::report`).
+    async fn report_inputs(
+        &self,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> Result<upkeep_core::report::ReportInputs, Error>;
     async fn set_desired(&self, service: &ServiceName, desired: Desired) -> Result<(), Error>;
     async fn services(&self) -> Result<Vec<ServiceRecord>, Error>;
     /// Stores an applied config, returning its revision number.

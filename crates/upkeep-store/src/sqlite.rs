@@ -9,7 +9,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use upkeep_core::api::{Incident, StoredEvent};
-use upkeep_core::{Desired, Event, EventKind, ServiceName};
+use upkeep_core::report::{IncidentSpan, ReportInputs, Transition};
+use upkeep_core::{Desired, Event, EventKind, ServiceName, State};
 
 use crate::{Error, ServiceRecord, Store};
 
@@ -192,6 +193,80 @@ impl Store for SqliteStore {
                 })
             })
             .collect())
+    }
+
+    async fn report_inputs(
+        &self,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> Result<ReportInputs, Error> {
+        let (from, to) = (from.as_millisecond(), to.as_millisecond());
+        let ts = |ms: i64| jiff::Timestamp::from_millisecond(ms).ok();
+        let name = |s: String| ServiceName::new(s).ok();
+        // Every transition before `to`: the ones before `from` give the state at its start.
+        let transitions = sqlx::query(
+            "SELECT service, at_ms, json_extract(detail, '$.to') AS to_state FROM events
+             WHERE kind = 'status_changed' AND at_ms < ? AND service IS NOT NULL ORDER BY id",
+        )
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select status changes"))?
+        .into_iter()
+        .filter_map(|r| {
+            let to: State =
+                serde_json::from_value(serde_json::Value::String(r.get("to_state"))).ok()?;
+            Some(Transition {
+                service: name(r.get("service"))?,
+                at: ts(r.get("at_ms"))?,
+                to,
+            })
+        })
+        .collect();
+        let incidents = sqlx::query("SELECT service, started_ms, resolved_ms FROM incidents WHERE started_ms >= ? AND started_ms < ?")
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("select incidents"))?
+            .into_iter()
+            .filter_map(|r| {
+                Some(IncidentSpan {
+                    service: name(r.get("service"))?,
+                    started: ts(r.get("started_ms"))?,
+                    resolved: r.get::<Option<i64>, _>("resolved_ms").and_then(ts),
+                })
+            })
+            .collect();
+        let times = |sql: &'static str, what: &'static str| async move {
+            Ok::<_, Error>(
+                sqlx::query(sql)
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(q(what))?
+                    .into_iter()
+                    .filter_map(|r| Some((name(r.get("service"))?, ts(r.get("at_ms"))?)))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let heals = times(
+            "SELECT service, at_ms FROM events WHERE kind = 'restart_scheduled' AND at_ms >= ? AND at_ms < ? AND service IS NOT NULL",
+            "select automatic restarts",
+        )
+        .await?;
+        let interventions = times(
+            "SELECT service, at_ms FROM events WHERE intervention = 1 AND at_ms >= ? AND at_ms < ? AND service IS NOT NULL",
+            "select interventions",
+        )
+        .await?;
+        Ok(ReportInputs {
+            transitions,
+            incidents,
+            heals,
+            interventions,
+        })
     }
 
     async fn set_desired(&self, service: &ServiceName, desired: Desired) -> Result<(), Error> {

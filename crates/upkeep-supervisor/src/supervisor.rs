@@ -200,11 +200,13 @@ impl Supervisor {
                 ack(done);
             }
             SupervisorCommand::Restart { by, done } => {
-                self.emit(vec![EventKind::RestartRequested { by }]).await;
+                self.emit(vec![self.ev(EventKind::RestartRequested { by })])
+                    .await;
                 self.stop_process(by).await;
                 self.tracker.reset();
                 self.restart_at = None;
-                self.spawn_and_report(by, Vec::new()).await;
+                // The operator's act is the request above; upkeep carries out the start.
+                self.spawn_and_report(Actor::Upkeep, Vec::new()).await;
                 ack(done);
             }
             SupervisorCommand::Heal { reason } => {
@@ -221,15 +223,15 @@ impl Supervisor {
                 .await;
                 let status = exit_status(run.exit).await;
                 let uptime = run.started.elapsed();
-                let mut events = vec![EventKind::Exited {
+                let mut events = vec![self.ev(EventKind::Exited {
                     pid: run.pid,
                     status,
                     uptime_ms: uptime.as_millis() as u64,
-                }];
-                events.push(EventKind::GroupCleaned {
+                })];
+                events.push(self.ev(EventKind::GroupCleaned {
                     signalled: outcome.signalled,
                     killed: outcome.killed,
-                });
+                }));
                 // A heal is a failure whatever the exit code: on-failure services restart too.
                 let failed = ExitStatus {
                     code: status.code.filter(|c| *c != 0).or(Some(1)),
@@ -263,7 +265,7 @@ impl Supervisor {
     async fn stop(&mut self, by: Actor) {
         self.restart_at = None;
         self.stop_process(by).await;
-        self.emit(vec![EventKind::Stopped { by }]).await;
+        self.emit(vec![self.ev(EventKind::Stopped { by })]).await;
     }
 
     /// Stops the running process group: stop signal, `stop_timeout`, SIGKILL.
@@ -271,7 +273,7 @@ impl Supervisor {
         let Some(run) = self.running.take() else {
             return;
         };
-        self.emit(vec![EventKind::Stopping { by }]).await;
+        self.emit(vec![self.ev(EventKind::Stopping { by })]).await;
         let outcome = stop_group(
             &self.reaper,
             run.pid,
@@ -295,11 +297,11 @@ impl Supervisor {
                 signal: None,
             });
         let uptime_ms = run.started.elapsed().as_millis() as u64;
-        self.emit(vec![EventKind::Exited {
+        self.emit(vec![self.ev(EventKind::Exited {
             pid: run.pid,
             status,
             uptime_ms,
-        }])
+        })])
         .await;
     }
 
@@ -310,11 +312,13 @@ impl Supervisor {
             .take()
             .expect("on_exit only fires while running");
         let uptime = run.started.elapsed();
-        let mut events = vec![EventKind::Exited {
+        // Stamped now, at the reap: the restart below comes before the reporting, but the
+        // record keeps the real times (MTTR is measured from them).
+        let mut events = vec![self.ev(EventKind::Exited {
             pid: run.pid,
             status,
             uptime_ms: uptime.as_millis() as u64,
-        }];
+        })];
         // Whatever is left of the group would hold ports and files: stop it first.
         if group_exists(run.pid) {
             let o = stop_group(
@@ -324,30 +328,25 @@ impl Supervisor {
                 self.cfg.stop_timeout,
             )
             .await;
-            events.push(EventKind::GroupCleaned {
+            events.push(self.ev(EventKind::GroupCleaned {
                 signalled: o.signalled,
                 killed: o.killed,
-            });
+            }));
         }
         self.after_exit(status, uptime, events).await;
     }
 
     /// Applies the restart policy to an exit (or a failed spawn) and reports.
-    async fn after_exit(
-        &mut self,
-        status: ExitStatus,
-        uptime: Duration,
-        mut events: Vec<EventKind>,
-    ) {
+    async fn after_exit(&mut self, status: ExitStatus, uptime: Duration, mut events: Vec<Event>) {
         match self
             .tracker
             .on_exit(&self.cfg, status, uptime, Instant::now(), fastrand::f64())
         {
             Decision::Restart { attempt, delay } => {
-                events.push(EventKind::RestartScheduled {
+                events.push(self.ev(EventKind::RestartScheduled {
                     attempt,
                     delay_ms: delay.as_millis() as u64,
-                });
+                }));
                 if delay.is_zero() {
                     Box::pin(self.spawn_and_report(Actor::Upkeep, events)).await;
                 } else {
@@ -360,19 +359,24 @@ impl Supervisor {
                     restarts,
                     "crash loop: service failed, waiting for an operator"
                 );
-                events.push(EventKind::Failed {
+                events.push(self.ev(EventKind::Failed {
                     restarts,
                     window_ms: self.cfg.window.as_millis() as u64,
-                });
+                }));
                 self.emit(events).await;
             }
-            Decision::Exit => self.emit(events).await,
+            Decision::Exit => {
+                events.push(self.ev(EventKind::NotRestarted {
+                    policy: self.cfg.restart.as_str().into(),
+                }));
+                self.emit(events).await
+            }
         }
     }
 
     /// Spawns the process, then sends `before` followed by what happened: the spawn comes first,
     /// the reporting after.
-    async fn spawn_and_report(&mut self, by: Actor, mut before: Vec<EventKind>) {
+    async fn spawn_and_report(&mut self, by: Actor, mut before: Vec<Event>) {
         match crate::spawn::spawn(&self.reaper, &self.name, &self.cfg) {
             Ok(s) => {
                 self.running = Some(Running {
@@ -382,17 +386,17 @@ impl Supervisor {
                 });
                 self.logs.capture(&self.name, Stream::Stdout, s.stdout);
                 self.logs.capture(&self.name, Stream::Stderr, s.stderr);
-                before.push(EventKind::Started {
+                before.push(self.ev(EventKind::Started {
                     pid: s.pid,
                     start_ticks: s.start_ticks,
                     by,
-                });
+                }));
                 self.emit(before).await;
             }
             Err(e) => {
                 let error = format!("cannot start {}: {e}", self.cfg.program.path.display());
                 tracing::warn!(%error, "spawn failed");
-                before.push(EventKind::SpawnFailed { error });
+                before.push(self.ev(EventKind::SpawnFailed { error }));
                 // Like a crash at once: the policy backs off and, if it persists, fails it.
                 let status = ExitStatus {
                     code: Some(127),
@@ -403,10 +407,15 @@ impl Supervisor {
         }
     }
 
-    async fn emit(&self, kinds: Vec<EventKind>) {
-        for kind in kinds {
+    /// An event of this service, stamped now.
+    fn ev(&self, kind: EventKind) -> Event {
+        Event::now(&self.name, kind)
+    }
+
+    async fn emit(&self, events: Vec<Event>) {
+        for e in events {
             // A closed channel means the daemon is shutting down; the process work is done.
-            let _ = self.events.send(Event::now(&self.name, kind)).await;
+            let _ = self.events.send(e).await;
         }
     }
 }

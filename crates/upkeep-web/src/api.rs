@@ -52,6 +52,12 @@ pub trait Control: Send + Sync + 'static {
     async fn service(&self, name: &ServiceName) -> Result<ServiceDetail, ApiError>;
     async fn act(&self, target: Target, action: Action) -> Result<ActionResult, ApiError>;
     async fn reload(&self) -> Result<ReloadResult, ApiError>;
+    /// The availability report of `[from, to)` beside the period of the same length before it.
+    async fn report(
+        &self,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> Result<upkeep_core::report::Report, ApiError>;
     /// Stored events, newest first, of one service or all.
     async fn events(
         &self,
@@ -92,6 +98,7 @@ pub fn router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
         .route("/api/services/{target}/{action}", post(act))
         .route("/api/reload", post(reload))
         .route("/api/events", get(events))
+        .route("/api/report", get(report))
         .route("/api/shutdown", post(shutdown))
         .with_state(AppState { control, cancel })
 }
@@ -184,6 +191,27 @@ async fn events(
         .events(service.as_ref(), q.limit.min(10_000))
         .await
         .map(Json)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    /// `24h`, `7d`, a date or an RFC 3339 time; default 7d.
+    since: Option<String>,
+}
+
+async fn report(
+    State(s): State<AppState>,
+    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<upkeep_core::report::Report>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let now = jiff::Timestamp::now();
+    let from = upkeep_core::report::parse_since(q.since.as_deref().unwrap_or("7d"), now)
+        .map_err(ApiError::bad_request)?;
+    if from >= now {
+        return Err(ApiError::bad_request("the period must start in the past"));
+    }
+    s.control.report(from, now).await.map(Json)
 }
 
 async fn shutdown(State(s): State<AppState>) -> Json<serde_json::Value> {

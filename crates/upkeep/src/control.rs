@@ -358,6 +358,26 @@ impl Control for Daemon {
         })
     }
 
+    async fn report(
+        &self,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> Result<upkeep_core::report::Report, ApiError> {
+        self.store_caught_up().await;
+        let len = to.duration_since(from);
+        let before = from.checked_sub(len).map_err(internal)?;
+        // One read covers both periods; `compute` keeps to each one's bounds.
+        let inputs = self
+            .store
+            .report_inputs(before, to)
+            .await
+            .map_err(internal)?;
+        Ok(upkeep_core::report::Report {
+            current: upkeep_state::report::compute(&inputs, from, to),
+            previous: upkeep_state::report::compute(&inputs, before, from),
+        })
+    }
+
     async fn events(
         &self,
         service: Option<&ServiceName>,

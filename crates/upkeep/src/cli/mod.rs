@@ -81,6 +81,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Availability, incidents, MTTR, MTBF, heals and interventions: this period beside the last
+    Report {
+        /// Period: 24h, 7d, 30d, 90d, a date or an RFC 3339 time
+        #[arg(long, default_value = "7d")]
+        since: String,
+        #[arg(long, conflicts_with = "md")]
+        json: bool,
+        /// A Markdown table
+        #[arg(long)]
+        md: bool,
+    },
     /// Apply the config file again; only changed services restart
     Reload(JsonFlag),
     /// Validate a config file without a daemon
@@ -216,6 +227,18 @@ impl Global {
     }
 }
 
+/// Percent-encodes a query value (periods may hold `:` and `+`).
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Log lines ("<RFC 3339 time> <text>") as newline-delimited JSON objects.
 fn log_lines_json(data: &[u8]) -> String {
     String::from_utf8_lossy(data)
@@ -321,6 +344,16 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                 if out.write_all(&text).and_then(|_| out.flush()).is_err() {
                     break;
                 }
+            }
+        }
+        Command::Report { since, json, md } => {
+            let r: upkeep_core::report::Report = client
+                .get(&format!("/api/report?since={}", urlencode(&since)))
+                .await?;
+            if json {
+                print_json(&r)
+            } else {
+                print!("{}", output::report(&r, md))
             }
         }
         Command::Reload(f) => {

@@ -5,6 +5,7 @@ use comfy_table::{Cell, Color, Table};
 use upkeep_core::State;
 use upkeep_core::api::{ServiceDetail, ServiceInfo, StoredEvent};
 use upkeep_core::i18n::{Msg, tr};
+use upkeep_core::report::{Figures, PeriodReport, Report};
 
 pub fn duration(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
@@ -13,6 +14,15 @@ pub fn duration(secs: u64) -> String {
         (0, 0, _) => format!("{m}m {s}s"),
         (0, _, _) => format!("{h}h {m}m"),
         _ => format!("{d}d {h}h"),
+    }
+}
+
+/// Like [`duration`], with tenths of a second below a minute (recovery times are short).
+pub fn duration_ms(ms: u64) -> String {
+    if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        duration(ms / 1000)
     }
 }
 
@@ -36,7 +46,7 @@ fn state_cell(state: State) -> Cell {
         State::Up => Color::Green,
         State::Starting | State::Recovering | State::Degraded | State::Stopping => Color::Yellow,
         State::Down | State::Failed | State::Exited => Color::Red,
-        State::Stopped => Color::DarkGrey,
+        State::Stopped | State::Maintenance => Color::DarkGrey,
     };
     Cell::new(state.as_str()).fg(color)
 }
@@ -85,7 +95,11 @@ fn event_line(e: &StoredEvent) -> String {
     if detail == "{}" || detail == "null" {
         detail.clear();
     }
-    let who = if e.intervention { " (operator)" } else { "" };
+    let who = if e.detail["by"] == "operator" {
+        " (operator)"
+    } else {
+        ""
+    };
     format!(
         "{}  {}{who}  {detail}",
         e.at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -130,9 +144,116 @@ pub fn service_detail(d: &ServiceDetail) -> String {
     if i.status.dropped_lines > 0 {
         line("dropped", format!("{} log lines", i.status.dropped_lines));
     }
+    if !i.status.probes.is_empty() {
+        out.push_str("\nprobes:\n");
+        for (name, p) in &i.status.probes {
+            let health = serde_json::to_value(p.health)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            out.push_str(&format!("  {name:<12} {health:<9} {}\n", p.reason));
+        }
+    }
+    if !d.incidents.is_empty() {
+        out.push_str("\nincidents:\n");
+        for inc in &d.incidents {
+            let end = match inc.resolved {
+                Some(_) => format!("lasted {}", duration_ms(inc.duration_ms)),
+                None => format!("OPEN for {}", duration_ms(inc.duration_ms)),
+            };
+            out.push_str(&format!(
+                "  {}  {end}  {}\n",
+                inc.started.strftime("%Y-%m-%d %H:%M:%S"),
+                inc.reason
+            ));
+        }
+    }
     out.push_str(&format!("\n{}:\n", tr(Msg::LastEvents, &[])));
     for e in &d.events {
         out.push_str(&format!("  {}\n", event_line(e)));
+    }
+    out
+}
+
+fn pct(f: &Figures) -> String {
+    f.availability
+        .map_or("-".into(), |a| format!("{:.3}%", a * 100.0))
+}
+
+fn opt_ms(v: Option<u64>) -> String {
+    v.map_or("-".into(), duration_ms)
+}
+
+fn period_label(p: &PeriodReport) -> String {
+    match (p.from, p.to) {
+        (Some(f), Some(t)) => format!(
+            "{} → {}",
+            f.strftime("%m-%d %H:%M"),
+            t.strftime("%m-%d %H:%M")
+        ),
+        _ => "-".into(),
+    }
+}
+
+/// The seed's table: this period beside the previous one, then availability per service.
+pub fn report(r: &Report, markdown: bool) -> String {
+    type Row = (&'static str, fn(&Figures) -> String);
+    let rows: [Row; 7] = [
+        ("availability", pct),
+        ("incidents", |f| f.incidents.to_string()),
+        ("MTTR", |f| opt_ms(f.mttr_ms)),
+        ("MTBF", |f| opt_ms(f.mtbf_ms)),
+        ("automatic heals", |f| f.automatic_heals.to_string()),
+        ("manual interventions", |f| {
+            f.manual_interventions.to_string()
+        }),
+        ("in maintenance", |f| duration_ms(f.maintenance_ms)),
+    ];
+    let mut t = Table::new();
+    if markdown {
+        t.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+    } else {
+        t.load_preset(NOTHING);
+    }
+    t.set_header(vec![
+        "".to_string(),
+        format!("previous ({})", period_label(&r.previous)),
+        format!("this period ({})", period_label(&r.current)),
+    ]);
+    for (name, f) in rows {
+        t.add_row(vec![
+            name.to_string(),
+            f(&r.previous.overall),
+            f(&r.current.overall),
+        ]);
+    }
+    let mut out = format!("{t}\n");
+    if !r.current.services.is_empty() {
+        let mut s = Table::new();
+        s.load_preset(if markdown {
+            comfy_table::presets::ASCII_MARKDOWN
+        } else {
+            NOTHING
+        });
+        s.set_header([
+            "service",
+            "availability",
+            "incidents",
+            "MTTR",
+            "heals",
+            "interventions",
+        ]);
+        for (name, f) in &r.current.services {
+            s.add_row(vec![
+                name.to_string(),
+                pct(f),
+                f.incidents.to_string(),
+                opt_ms(f.mttr_ms),
+                f.automatic_heals.to_string(),
+                f.manual_interventions.to_string(),
+            ]);
+        }
+        out.push_str(&format!("\n{s}\n"));
     }
     out
 }
@@ -147,6 +268,8 @@ mod tests {
         assert_eq!(duration(65), "1m 5s");
         assert_eq!(duration(3 * 3600 + 120), "3h 2m");
         assert_eq!(duration(90000), "1d 1h");
+        assert_eq!(duration_ms(4210), "4.2s");
+        assert_eq!(duration_ms(61_000), "1m 1s");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(3 * 1024 * 1024 + 512 * 1024), "3.5 MiB");
     }

@@ -6,6 +6,7 @@ mod config;
 mod daemon;
 mod logs;
 mod probes;
+mod report;
 mod supervise;
 mod systemd;
 

@@ -1,0 +1,136 @@
+//! The availability report: what goes in (facts read from the store) and what comes out (the
+//! figures). Data only: `upkeep_state::report` computes, the store reads, web and the CLI show.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::{ServiceName, State};
+
+/// A service entered `to` at `at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub service: ServiceName,
+    pub at: Timestamp,
+    pub to: State,
+}
+
+/// An incident: an outage from `started` to `resolved` (None while open).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentSpan {
+    pub service: ServiceName,
+    pub started: Timestamp,
+    pub resolved: Option<Timestamp>,
+}
+
+/// Everything the report of one period needs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReportInputs {
+    /// Every status change up to the end of the period (earlier ones give the state at its
+    /// start), ordered by time.
+    pub transitions: Vec<Transition>,
+    /// Incidents that started within the period.
+    pub incidents: Vec<IncidentSpan>,
+    /// Automatic restarts (after a crash or a heal) within the period.
+    pub heals: Vec<(ServiceName, Timestamp)>,
+    /// Operator actions within the period.
+    pub interventions: Vec<(ServiceName, Timestamp)>,
+}
+
+/// The figures of one service, or of all together.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// Available time / (available + outage time). None when nothing was observed.
+    pub availability: Option<f64>,
+    /// Time up, degraded or starting.
+    pub available_ms: u64,
+    /// Time down, recovering or failed.
+    pub outage_ms: u64,
+    /// Time in maintenance: counted apart, not in the availability.
+    pub maintenance_ms: u64,
+    pub incidents: u32,
+    /// Mean time to recovery over the resolved incidents.
+    pub mttr_ms: Option<u64>,
+    /// Mean time between failures: available time per incident.
+    pub mtbf_ms: Option<u64>,
+    pub automatic_heals: u32,
+    pub manual_interventions: u32,
+}
+
+/// One period's report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeriodReport {
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub overall: Figures,
+    pub services: BTreeMap<ServiceName, Figures>,
+}
+
+/// `GET /api/report`: this period beside the previous period of the same length.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub current: PeriodReport,
+    pub previous: PeriodReport,
+}
+
+/// The start of a report period: `24h`, `7d`, `90m` (that long before `now`), an RFC 3339 time,
+/// or a date (`2026-11-01`, midnight UTC).
+pub fn parse_since(text: &str, now: Timestamp) -> Result<Timestamp, String> {
+    let text = text.trim();
+    let bad = || {
+        format!("`{text}` is not a period: write e.g. 24h, 7d, 30d, or a date such as 2026-11-01")
+    };
+    if let Some(days) = text
+        .strip_suffix('d')
+        .and_then(|d| d.trim().parse::<i64>().ok())
+    {
+        return now
+            .checked_sub(jiff::SignedDuration::from_hours(
+                days.checked_mul(24).ok_or_else(bad)?,
+            ))
+            .map_err(|_| bad());
+    }
+    if let Ok(d) = text.parse::<jiff::SignedDuration>() {
+        return now.checked_sub(d).map_err(|_| bad());
+    }
+    if let Ok(t) = text.parse::<Timestamp>() {
+        return Ok(t);
+    }
+    if let Ok(date) = text.parse::<jiff::civil::Date>() {
+        return date
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp())
+            .map_err(|_| bad());
+    }
+    Err(bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods() {
+        let now: Timestamp = "2026-11-24T12:00:00Z".parse().unwrap();
+        assert_eq!(
+            parse_since("7d", now).unwrap().to_string(),
+            "2026-11-17T12:00:00Z"
+        );
+        assert_eq!(
+            parse_since("36h", now).unwrap().to_string(),
+            "2026-11-23T00:00:00Z"
+        );
+        assert_eq!(
+            parse_since("2026-11-01", now).unwrap().to_string(),
+            "2026-11-01T00:00:00Z"
+        );
+        assert_eq!(
+            parse_since("2026-11-20T08:00:00Z", now)
+                .unwrap()
+                .to_string(),
+            "2026-11-20T08:00:00Z"
+        );
+        assert!(parse_since("last week", now).is_err());
+    }
+}

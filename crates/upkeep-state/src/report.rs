@@ -1,0 +1,235 @@
+//! Availability accounting: stored facts in, the seed's table out (availability, incidents,
+//! MTTR, MTBF, automatic heals, manual interventions). Pure, so a scripted timeline gives
+//! exactly known figures.
+//!
+//! Time counts by state: up, degraded and starting are available; down, recovering and failed
+//! are outage; maintenance is counted apart and left out of the availability; stopped,
+//! stopping and exited (down on purpose, or done) count for nothing. Before a service's first
+//! known state nothing is counted.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use upkeep_core::report::{Figures, PeriodReport, ReportInputs};
+use upkeep_core::{ServiceName, State};
+
+#[derive(Default)]
+struct Acc {
+    available: u64,
+    outage: u64,
+    maintenance: u64,
+    incidents: u32,
+    repair_ms: Vec<u64>,
+    heals: u32,
+    interventions: u32,
+}
+
+impl Acc {
+    fn add(&mut self, state: State, ms: u64) {
+        match state {
+            State::Up | State::Degraded | State::Starting => self.available += ms,
+            State::Down | State::Recovering | State::Failed => self.outage += ms,
+            State::Maintenance => self.maintenance += ms,
+            State::Stopped | State::Stopping | State::Exited => {}
+        }
+    }
+
+    fn figures(&self) -> Figures {
+        let observed = self.available + self.outage;
+        Figures {
+            availability: (observed > 0).then(|| self.available as f64 / observed as f64),
+            available_ms: self.available,
+            outage_ms: self.outage,
+            maintenance_ms: self.maintenance,
+            incidents: self.incidents,
+            mttr_ms: (!self.repair_ms.is_empty())
+                .then(|| self.repair_ms.iter().sum::<u64>() / self.repair_ms.len() as u64),
+            mtbf_ms: (self.incidents > 0).then(|| self.available / self.incidents as u64),
+            automatic_heals: self.heals,
+            manual_interventions: self.interventions,
+        }
+    }
+}
+
+fn ms_between(a: Timestamp, b: Timestamp) -> u64 {
+    b.duration_since(a).as_millis().max(0) as u64
+}
+
+/// The figures of the period `[from, to)`.
+pub fn compute(inputs: &ReportInputs, from: Timestamp, to: Timestamp) -> PeriodReport {
+    let mut accs: BTreeMap<ServiceName, Acc> = BTreeMap::new();
+    // Walk each service's transitions: each state lasts until the next transition (or `to`).
+    let mut current: BTreeMap<&ServiceName, (State, Timestamp)> = BTreeMap::new();
+    let close = |accs: &mut BTreeMap<ServiceName, Acc>,
+                 svc: &ServiceName,
+                 state: State,
+                 start: Timestamp,
+                 end: Timestamp| {
+        let (a, b) = (start.max(from), end.min(to));
+        if a < b {
+            accs.entry(svc.clone())
+                .or_default()
+                .add(state, ms_between(a, b));
+        }
+    };
+    for t in inputs.transitions.iter().filter(|t| t.at < to) {
+        if let Some((state, since)) = current.insert(&t.service, (t.to, t.at)) {
+            close(&mut accs, &t.service, state, since, t.at);
+        }
+    }
+    for (svc, (state, since)) in current {
+        close(&mut accs, svc, state, since, to);
+    }
+    for inc in inputs
+        .incidents
+        .iter()
+        .filter(|i| i.started >= from && i.started < to)
+    {
+        let acc = accs.entry(inc.service.clone()).or_default();
+        acc.incidents += 1;
+        if let Some(r) = inc.resolved {
+            acc.repair_ms.push(ms_between(inc.started, r));
+        }
+    }
+    let in_period = |at: &Timestamp| *at >= from && *at < to;
+    for (svc, _) in inputs.heals.iter().filter(|(_, at)| in_period(at)) {
+        accs.entry(svc.clone()).or_default().heals += 1;
+    }
+    for (svc, _) in inputs.interventions.iter().filter(|(_, at)| in_period(at)) {
+        accs.entry(svc.clone()).or_default().interventions += 1;
+    }
+    let mut all = Acc::default();
+    for a in accs.values() {
+        all.available += a.available;
+        all.outage += a.outage;
+        all.maintenance += a.maintenance;
+        all.incidents += a.incidents;
+        all.repair_ms.extend(&a.repair_ms);
+        all.heals += a.heals;
+        all.interventions += a.interventions;
+    }
+    PeriodReport {
+        from: Some(from),
+        to: Some(to),
+        overall: all.figures(),
+        services: accs.iter().map(|(n, a)| (n.clone(), a.figures())).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use upkeep_core::report::{IncidentSpan, Transition};
+
+    const H: i64 = 3600;
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+    fn n(s: &str) -> ServiceName {
+        ServiceName::new(s).unwrap()
+    }
+    fn tr(s: &str, at: i64, to: State) -> Transition {
+        Transition {
+            service: n(s),
+            at: t(at),
+            to,
+        }
+    }
+
+    /// A scripted 100-hour period: known events in, known figures out.
+    #[test]
+    fn a_scripted_timeline_gives_exact_figures() {
+        let inputs = ReportInputs {
+            transitions: vec![
+                // web: up before the period; down 1 h at h10; maintenance 10 h at h50 (not
+                // counted); down 30 min at h80 (starting 10 min of it: recovering).
+                tr("web", -5 * H, State::Up),
+                tr("web", 10 * H, State::Down),
+                tr("web", 11 * H, State::Up),
+                tr("web", 50 * H, State::Maintenance),
+                tr("web", 60 * H, State::Up),
+                tr("web", 80 * H, State::Down),
+                tr("web", 80 * H + 1200, State::Recovering),
+                tr("web", 80 * H + 1800, State::Up),
+                // db: appears at h20, stopped by an operator for h40..h45, degraded 5 h.
+                tr("db", 20 * H, State::Starting),
+                tr("db", 20 * H + 60, State::Up),
+                tr("db", 40 * H, State::Stopped),
+                tr("db", 45 * H, State::Degraded),
+                tr("db", 50 * H, State::Up),
+                // After the period: ignored.
+                tr("db", 200 * H, State::Down),
+            ],
+            incidents: vec![
+                IncidentSpan {
+                    service: n("web"),
+                    started: t(10 * H),
+                    resolved: Some(t(11 * H)),
+                },
+                IncidentSpan {
+                    service: n("web"),
+                    started: t(80 * H),
+                    resolved: Some(t(80 * H + 1800)),
+                },
+                // Before the period: not counted.
+                IncidentSpan {
+                    service: n("web"),
+                    started: t(-H),
+                    resolved: Some(t(-H + 60)),
+                },
+            ],
+            heals: vec![
+                (n("web"), t(10 * H + 1)),
+                (n("web"), t(80 * H + 1)),
+                (n("web"), t(-10)),
+            ],
+            interventions: vec![(n("db"), t(40 * H)), (n("db"), t(45 * H))],
+        };
+        let r = compute(&inputs, t(0), t(100 * H));
+        let web = &r.services[&n("web")];
+        // Observed 100 h − 10 h maintenance = 90 h, of which 1.5 h outage.
+        assert_eq!(web.maintenance_ms, 10 * H as u64 * 1000);
+        assert_eq!(web.outage_ms, 5400 * 1000);
+        assert_eq!(web.available_ms, (90 * H as u64 - 5400) * 1000);
+        assert_eq!(
+            web.availability,
+            Some((90.0 * 3600.0 - 5400.0) / (90.0 * 3600.0))
+        );
+        assert_eq!(web.incidents, 2);
+        assert_eq!(web.mttr_ms, Some((3600 + 1800) * 1000 / 2));
+        assert_eq!(web.mtbf_ms, Some(web.available_ms / 2));
+        assert_eq!((web.automatic_heals, web.manual_interventions), (2, 0));
+        let db = &r.services[&n("db")];
+        // 80 h from h20, minus 5 h stopped: 75 h available, no outage.
+        assert_eq!(db.available_ms, 75 * H as u64 * 1000);
+        assert_eq!(
+            (db.availability, db.incidents, db.mttr_ms, db.mtbf_ms),
+            (Some(1.0), 0, None, None)
+        );
+        assert_eq!(db.manual_interventions, 2);
+        let all = &r.overall;
+        assert_eq!(all.outage_ms, 5400 * 1000);
+        assert_eq!(all.available_ms, web.available_ms + db.available_ms);
+        assert_eq!(
+            all.availability,
+            Some(all.available_ms as f64 / (all.available_ms + all.outage_ms) as f64)
+        );
+        assert_eq!(
+            (
+                all.incidents,
+                all.mttr_ms,
+                all.automatic_heals,
+                all.manual_interventions
+            ),
+            (2, Some(2700 * 1000), 2, 2)
+        );
+    }
+
+    #[test]
+    fn nothing_observed_is_no_figure_not_a_hundred_percent() {
+        let r = compute(&ReportInputs::default(), t(0), t(H));
+        assert_eq!(r.overall.availability, None);
+        assert!(r.services.is_empty());
+    }
+}
