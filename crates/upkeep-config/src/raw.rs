@@ -24,6 +24,8 @@ pub(crate) struct RawDaemon {
     pub data_dir: Option<String>,
     #[serde(default = "defaults::shutdown_timeout")]
     pub shutdown_timeout: String,
+    /// host:port where `/metrics` is served over TCP for Prometheus (read-only).
+    pub metrics_listen: Option<String>,
 }
 
 /// `command = "npm run dev"` (split on spaces; run through `sh -c` if it uses shell syntax) or
@@ -105,6 +107,7 @@ impl Default for RawDaemon {
         Self {
             data_dir: None,
             shutdown_timeout: defaults::shutdown_timeout(),
+            metrics_listen: None,
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct Config {
 pub struct DaemonConfig {
     pub data_dir: PathBuf,
     pub shutdown_timeout: Duration,
+    /// Where `/metrics` is served over TCP, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,6 +273,21 @@ impl Validator<'_> {
             &["daemon", "shutdown_timeout"],
             &raw.daemon.shutdown_timeout,
         );
+        let metrics_listen = raw
+            .daemon
+            .metrics_listen
+            .as_deref()
+            .and_then(|a| match a.parse() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    self.problem(
+                        &["daemon", "metrics_listen"],
+                        format!("`{a}` is not an address and port"),
+                        Some("e.g. metrics_listen = \"127.0.0.1:9464\"".into()),
+                    );
+                    None
+                }
+            });
         let mut services = BTreeMap::new();
         for (name, svc) in raw.services {
             let key = ["services", name.as_str()];
@@ -291,6 +308,7 @@ impl Validator<'_> {
             daemon: DaemonConfig {
                 data_dir,
                 shutdown_timeout,
+                metrics_listen,
             },
             services,
         }

@@ -89,6 +89,51 @@ pub fn group_usage(pgids: &[u32]) -> HashMap<u32, GroupUsage> {
     out
 }
 
+/// This process's own figures, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OwnProcess {
+    pub cpu_seconds: f64,
+    pub rss_bytes: u64,
+    /// Seconds since the Unix epoch.
+    pub start_time_seconds: f64,
+    pub open_fds: u64,
+    pub threads: u64,
+}
+
+pub fn own_process() -> OwnProcess {
+    let hz = ticks_per_second() as f64;
+    let text = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let f: Vec<&str> = text
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_ascii_whitespace().collect())
+        .unwrap_or_default();
+    let field = |n: usize| {
+        f.get(n - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64;
+    let btime = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    OwnProcess {
+        cpu_seconds: (field(14) + field(15)) as f64 / hz,
+        rss_bytes: field(24) * page,
+        start_time_seconds: btime as f64 + field(22) as f64 / hz,
+        open_fds: std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count() as u64)
+            .unwrap_or(0),
+        threads: field(20),
+    }
+}
+
 /// Clock ticks per second (USER_HZ), for turning tick deltas into CPU %.
 pub fn ticks_per_second() -> u64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
@@ -109,6 +154,13 @@ mod tests {
             (s.state, s.pgrp, s.ticks, s.start_ticks, s.rss_pages),
             ('S', 1234, 10, 98765, 250)
         );
+    }
+
+    #[test]
+    fn own_figures_are_plausible() {
+        let me = own_process();
+        assert!(me.rss_bytes > 0 && me.threads >= 1 && me.open_fds >= 3);
+        assert!(me.start_time_seconds > 1_600_000_000.0);
     }
 
     #[test]

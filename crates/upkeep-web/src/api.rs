@@ -58,6 +58,8 @@ pub trait Control: Send + Sync + 'static {
         from: jiff::Timestamp,
         to: jiff::Timestamp,
     ) -> Result<upkeep_core::report::Report, ApiError>;
+    /// What `/metrics` shows.
+    async fn metrics(&self) -> Result<crate::MetricsData, ApiError>;
     /// Stored events, newest first, of one service or all.
     async fn events(
         &self,
@@ -89,6 +91,14 @@ struct AppState {
     cancel: CancellationToken,
 }
 
+/// Only `/metrics`, for a TCP listener that Prometheus scrapes (`daemon.metrics_listen`):
+/// nothing there can change anything.
+pub fn metrics_router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(AppState { control, cancel })
+}
+
 pub fn router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
     Router::new()
         .route("/api/health", get(health))
@@ -99,6 +109,7 @@ pub fn router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
         .route("/api/reload", post(reload))
         .route("/api/events", get(events))
         .route("/api/report", get(report))
+        .route("/metrics", get(metrics))
         .route("/api/shutdown", post(shutdown))
         .with_state(AppState { control, cancel })
 }
@@ -212,6 +223,13 @@ async fn report(
         return Err(ApiError::bad_request("the period must start in the past"));
     }
     s.control.report(from, now).await.map(Json)
+}
+
+async fn metrics(State(s): State<AppState>) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let text = crate::metrics::encode(&s.control.metrics().await?);
+    let content_type = "text/plain; version=0.0.4; charset=utf-8";
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
 async fn shutdown(State(s): State<AppState>) -> Json<serde_json::Value> {

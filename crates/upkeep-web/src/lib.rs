@@ -5,10 +5,13 @@
 //! by reading state and the store and by sending commands to supervisors. So this crate depends
 //! on nothing but `upkeep-core`, and a test can serve the router over any `Control`.
 //!
-//! Layout: `api.rs` (routes and handlers), `error.rs` ([`ApiError`], the one error answer).
+//! Layout: `api.rs` (routes and handlers), `error.rs` ([`ApiError`], the one error answer),
+//! `metrics.rs` (`/metrics` in the Prometheus text format).
 
 mod api;
 mod error;
+mod metrics;
 
-pub use api::{Action, Control, Target, router, serve_unix};
+pub use api::{Action, Control, Target, metrics_router, router, serve_unix};
 pub use error::ApiError;
+pub use metrics::{MetricsData, ProcessStats};

@@ -358,6 +358,39 @@ impl Control for Daemon {
         })
     }
 
+    async fn metrics(&self) -> Result<upkeep_web::MetricsData, ApiError> {
+        let services = self.snapshot.borrow().services.values().cloned().collect();
+        self.store_caught_up().await;
+        let now = jiff::Timestamp::now();
+        let hours = |h: i64| {
+            now.checked_sub(jiff::SignedDuration::from_hours(h))
+                .map_err(internal)
+        };
+        // One read of 30 days serves the three windows.
+        let inputs = self
+            .store
+            .report_inputs(hours(30 * 24)?, now)
+            .await
+            .map_err(internal)?;
+        let mut windows = Vec::new();
+        for (name, h) in [("24h", 24), ("7d", 7 * 24), ("30d", 30 * 24)] {
+            windows.push((name, upkeep_state::report::compute(&inputs, hours(h)?, now)));
+        }
+        let own = procfs::own_process();
+        let process = upkeep_web::ProcessStats {
+            cpu_seconds: own.cpu_seconds,
+            resident_bytes: own.rss_bytes,
+            start_time_seconds: own.start_time_seconds,
+            open_fds: own.open_fds,
+            threads: own.threads,
+        };
+        Ok(upkeep_web::MetricsData {
+            services,
+            windows,
+            process,
+        })
+    }
+
     async fn report(
         &self,
         from: jiff::Timestamp,

@@ -109,6 +109,7 @@ pub fn run(config: Config) -> Result<()> {
 async fn run_async(config: Config) -> Result<()> {
     let data_dir = config.daemon.data_dir.clone();
     let shutdown_timeout = config.daemon.shutdown_timeout;
+    let metrics_listen = config.daemon.metrics_listen;
     let reaper = Reaper::start().context("installing the SIGCHLD handler")?;
     let db = data_dir.join("upkeep.db");
     let store: Arc<dyn Store> = Arc::new(
@@ -212,6 +213,22 @@ async fn run_async(config: Config) -> Result<()> {
         .with_context(|| format!("binding {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
     let api_cancel = CancellationToken::new();
+    if let Some(addr) = metrics_listen {
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding metrics_listen {addr}"))?;
+        let app = upkeep_web::metrics_router(daemon.clone(), api_cancel.clone());
+        let stop = api_cancel.clone();
+        tracing::info!(%addr, "serving /metrics over TCP");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(tcp, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
+    }
     let api = tokio::spawn(upkeep_web::serve_unix(
         listener,
         daemon.clone(),

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod daemon;
 mod logs;
+mod metrics;
 mod probes;
 mod report;
 mod supervise;

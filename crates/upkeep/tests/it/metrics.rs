@@ -1,0 +1,146 @@
+//! `/metrics`: checked by Prometheus's own promtool and parsed by an independent parser
+//! (the Python prometheus_client). scripts/test installs both.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::LONG;
+
+fn promtool_check(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; scripts/test installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics:\n{said}\n{text}"
+    );
+}
+
+/// (name, labels as sorted "k=v" pairs joined by ",", value) per sample, by prometheus_client.
+fn parse(text: &str) -> Vec<(String, String, f64)> {
+    let script = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for s in fam.samples:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+        print(f"{s.name}\t{labels}\t{s.value}")
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the parser failed (pip install prometheus-client):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let mut f = l.split('\t');
+            (
+                f.next().unwrap().into(),
+                f.next().unwrap().into(),
+                f.next().unwrap().parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_pass_promtool_and_parse_independently() {
+    let port = upkeep_testkit::free_port();
+    let closed = upkeep_testkit::free_port();
+    let d = upkeep_testkit::TestDaemon::prepare(
+        crate::BIN,
+        &format!(
+            "[services.web]\ncommand = \"sleep 1000\"\nprobes = [{{ kind = \"process\", every = \"100ms\", grace = \"0s\" }}]\n\n\
+             [services.\"db.main\"]\nprobes = [{{ kind = \"tcp\", addr = \"127.0.0.1:{closed}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n"
+        ),
+    );
+    // metrics_listen goes in the [daemon] table the testkit wrote.
+    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
+        "[daemon]\n",
+        &format!("[daemon]\nmetrics_listen = \"127.0.0.1:{port}\"\n"),
+        1,
+    );
+    std::fs::write(&d.config, text).unwrap();
+    let mut d = d;
+    d.launch();
+    d.wait_state("web", "up", LONG);
+    d.wait_state("db.main", "down", LONG);
+
+    let (code, body) = d.try_api("GET", "/metrics", None).unwrap();
+    assert_eq!(code, 200);
+    let text = String::from_utf8(body).unwrap();
+    promtool_check(&text);
+    let samples = parse(&text);
+    let value = |name: &str, labels: &str| {
+        samples
+            .iter()
+            .find(|s| s.0 == name && s.1 == labels)
+            .map(|s| s.2)
+            .unwrap_or_else(|| panic!("no {name}{{{labels}}} in\n{text}"))
+    };
+    assert_eq!(value("upkeep_service_up", "service=web"), 1.0);
+    assert_eq!(value("upkeep_service_up", "service=db.main"), 0.0);
+    assert_eq!(
+        value("upkeep_service_state", "service=db.main,state=down"),
+        1.0
+    );
+    assert_eq!(value("upkeep_probe_up", "probe=process,service=web"), 1.0);
+    assert_eq!(
+        value("upkeep_service_incident_open", "service=db.main"),
+        1.0
+    );
+    assert_eq!(value("upkeep_incidents", "service=,window=24h"), 1.0);
+    assert!(value("process_resident_memory_bytes", "") > 1_000_000.0);
+    assert!(value("process_cpu_seconds_total", "") >= 0.0);
+
+    // The same over TCP, where nothing but /metrics is served.
+    let fetch = |path: &str| {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        r
+    };
+    let over_tcp = fetch("/metrics");
+    assert!(
+        over_tcp.starts_with("HTTP/1.0 200") || over_tcp.starts_with("HTTP/1.1 200"),
+        "{over_tcp}"
+    );
+    assert!(over_tcp.contains("text/plain; version=0.0.4"));
+    assert!(
+        fetch("/api/services/web/stop").contains(" 404 "),
+        "the TCP listener must not take commands"
+    );
+}
