@@ -104,3 +104,48 @@ pub struct ErrorBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
 }
+
+/// A fault a drill injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// SIGKILL of the main process.
+    Crash,
+    /// SIGSTOP of the whole group: alive, not answering.
+    Hang,
+    /// SIGKILL of the process that holds the service's listening port (node under npm, say),
+    /// leaving the rest of the tree up.
+    ClosePort,
+}
+
+impl Fault {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Fault::Crash => "crash",
+            Fault::Hang => "hang",
+            Fault::ClosePort => "close-port",
+        }
+    }
+}
+
+/// `POST /api/drills`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillRequest {
+    pub service: ServiceName,
+    pub fault: Fault,
+}
+
+/// What one drill measured, from the stored events' times.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrillResult {
+    pub service: ServiceName,
+    pub fault: Fault,
+    pub injected_at: jiff::Timestamp,
+    /// Fault to the first sign of it (an exit, a probe down, a state change).
+    pub detected_ms: u64,
+    /// Fault to up again with probes green: the measured time to recovery.
+    pub recovered_ms: u64,
+    /// What noticed: "exited", "probe http: HTTP 500", ...
+    pub detected_by: String,
+}

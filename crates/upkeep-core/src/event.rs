@@ -106,6 +106,12 @@ pub enum EventKind {
     IncidentOpened { since: Timestamp, reason: String },
     /// The service is back. `duration_ms` runs from the outage's start.
     IncidentResolved { since: Timestamp, duration_ms: u64 },
+    /// A drill injected `fault`; detection and recovery times from the fault.
+    DrillCompleted {
+        fault: String,
+        detected_ms: u64,
+        recovered_ms: u64,
+    },
     /// Down again soon after a recovery: the same incident goes on (flapping is one
     /// incident, not fifty).
     IncidentReopened { since: Timestamp, reason: String },
@@ -135,6 +141,7 @@ impl EventKind {
             EventKind::IncidentOpened { .. } => "incident_opened",
             EventKind::IncidentResolved { .. } => "incident_resolved",
             EventKind::IncidentReopened { .. } => "incident_reopened",
+            EventKind::DrillCompleted { .. } => "drill_completed",
         }
     }
 

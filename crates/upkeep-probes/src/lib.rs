@@ -18,4 +18,4 @@ mod runner;
 
 pub use kinds::HttpClients;
 pub use probe::{ProbeOutcome, Target};
-pub use runner::{ProbeDeps, ProbeRunner, TargetFn};
+pub use runner::{ProbeDeps, ProbeRunner};

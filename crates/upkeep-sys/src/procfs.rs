@@ -89,6 +89,54 @@ pub fn group_usage(pgids: &[u32]) -> HashMap<u32, GroupUsage> {
     out
 }
 
+/// Members of group `pgid` that hold a listening TCP socket, as (pid, port).
+pub fn listening_in_group(pgid: u32) -> Vec<(u32, u16)> {
+    // inode → port of every listening socket (state 0A), IPv4 and IPv6.
+    let mut listening = HashMap::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.get(3) != Some(&"0A") {
+                continue;
+            }
+            let port = f
+                .get(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if let (Some(port), Some(inode)) = (port, f.get(9).and_then(|i| i.parse::<u64>().ok()))
+            {
+                listening.insert(inode, port);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (pid, _) in group_states(pgid) {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let inode = target.to_str().and_then(|t| {
+                t.strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .parse::<u64>()
+                    .ok()
+            });
+            if let Some(port) = inode.and_then(|i| listening.get(&i)) {
+                out.push((pid, *port));
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// This process's own figures, for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct OwnProcess {
@@ -154,6 +202,14 @@ mod tests {
             (s.state, s.pgrp, s.ticks, s.start_ticks, s.rss_pages),
             ('S', 1234, 10, 98765, 250)
         );
+    }
+
+    #[test]
+    fn finds_the_listener_in_a_group() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let pgid = nix::unistd::getpgrp().as_raw() as u32;
+        assert!(listening_in_group(pgid).contains(&(std::process::id(), port)));
     }
 
     #[test]

@@ -58,6 +58,11 @@ pub trait Control: Send + Sync + 'static {
         from: jiff::Timestamp,
         to: jiff::Timestamp,
     ) -> Result<upkeep_core::report::Report, ApiError>;
+    /// Injects a fault and measures detection and recovery.
+    async fn drill(
+        &self,
+        req: upkeep_core::api::DrillRequest,
+    ) -> Result<upkeep_core::api::DrillResult, ApiError>;
     /// What `/metrics` shows.
     async fn metrics(&self) -> Result<crate::MetricsData, ApiError>;
     /// Stored events, newest first, of one service or all.
@@ -109,6 +114,7 @@ pub fn router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
         .route("/api/reload", post(reload))
         .route("/api/events", get(events))
         .route("/api/report", get(report))
+        .route("/api/drills", post(drill))
         .route("/metrics", get(metrics))
         .route("/api/shutdown", post(shutdown))
         .with_state(AppState { control, cancel })
@@ -223,6 +229,14 @@ async fn report(
         return Err(ApiError::bad_request("the period must start in the past"));
     }
     s.control.report(from, now).await.map(Json)
+}
+
+async fn drill(
+    State(s): State<AppState>,
+    body: Result<Json<upkeep_core::api::DrillRequest>, JsonRejection>,
+) -> Result<Json<upkeep_core::api::DrillResult>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    s.control.drill(req).await.map(Json)
 }
 
 async fn metrics(State(s): State<AppState>) -> Result<axum::response::Response, ApiError> {

@@ -38,7 +38,7 @@ pub struct Daemon {
     pub data_dir: PathBuf,
     pub live: tokio::sync::Mutex<Live>,
     pub store: Arc<dyn Store>,
-    pub wiring: Wiring,
+    pub wiring: Arc<Wiring>,
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
     /// How many events the store writer has written (see [`Snapshot::seq`]).
     pub stored: watch::Receiver<u64>,
@@ -60,7 +60,7 @@ const CPU_SAMPLE: Duration = Duration::from_millis(100);
 impl Daemon {
     /// Waits (briefly) until the store holds every event the state snapshot has seen, so that
     /// a reader never finds the store behind the status it was just shown.
-    async fn store_caught_up(&self) {
+    pub(crate) async fn store_caught_up(&self) {
         let seq = self.snapshot.borrow().seq;
         let _ = tokio::time::timeout(
             Duration::from_secs(2),
@@ -160,7 +160,7 @@ impl Daemon {
         }
         for name in &result.removed {
             if let Some(h) = live.services.remove(name) {
-                self.wiring.remove(h).await;
+                self.wiring.remove(name, h).await;
             }
             live.desired.remove(name);
             let _ = self
@@ -356,6 +356,13 @@ impl Control for Daemon {
             action: action.as_str().into(),
             services: handles.into_iter().map(|(n, _)| n).collect(),
         })
+    }
+
+    async fn drill(
+        &self,
+        req: upkeep_core::api::DrillRequest,
+    ) -> Result<upkeep_core::api::DrillResult, ApiError> {
+        crate::drill::run(self, req).await
     }
 
     async fn metrics(&self) -> Result<upkeep_web::MetricsData, ApiError> {

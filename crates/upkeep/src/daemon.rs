@@ -170,6 +170,7 @@ async fn run_async(config: Config) -> Result<()> {
         },
         cancel: cancel.clone(),
         tasks: tasks.clone(),
+        targets: Default::default(),
     };
     let mut desired = BTreeMap::new();
     let mut services = BTreeMap::new();
@@ -200,12 +201,13 @@ async fn run_async(config: Config) -> Result<()> {
             desired,
         }),
         store: store.clone(),
-        wiring,
+        wiring: Arc::new(wiring),
         snapshot,
         stored,
         shutdown: shutdown.clone(),
     });
     tokio::spawn(route_heals(daemon.clone(), heal_rx));
+    tokio::spawn(crate::wiring::follow_targets(daemon.wiring.clone()));
 
     let socket = socket_path(&data_dir);
     let _ = std::fs::remove_file(&socket); // stale from a killed daemon; we hold the lock

@@ -8,6 +8,7 @@
 mod cli;
 mod control;
 mod daemon;
+mod drill;
 mod systemd;
 mod wiring;
 

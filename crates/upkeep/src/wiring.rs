@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use upkeep_config::{OnUnhealthy, ServiceConfig};
 use upkeep_core::{Actor, Event, ServiceName};
-use upkeep_probes::{ProbeDeps, ProbeRunner, Target, TargetFn};
+use upkeep_probes::{ProbeDeps, ProbeRunner, Target};
 use upkeep_state::{ServiceSpec, Snapshot, StateControl};
 use upkeep_supervisor::{LogHub, Reaper, Supervisor, SupervisorCommand, SupervisorHandle};
 
@@ -24,6 +24,36 @@ pub struct Wiring {
     /// Parent of every supervisor's and probe runner's token.
     pub cancel: CancellationToken,
     pub tasks: TaskTracker,
+    /// Each probed service's target, for its probe tasks. A std Mutex: never held across await.
+    pub targets: std::sync::Mutex<std::collections::HashMap<ServiceName, watch::Sender<Target>>>,
+}
+
+fn target_of(snapshot: &Snapshot, name: &ServiceName) -> Target {
+    snapshot
+        .services
+        .get(name)
+        .map(|s| Target {
+            pgid: s.pid,
+            since: s.since,
+        })
+        .unwrap_or_default()
+}
+
+/// Keeps every probed service's target in step with the state snapshot: one task, woken by
+/// snapshot changes, which wakes a service's probes only when its process changed.
+pub async fn follow_targets(wiring: Arc<Wiring>) {
+    let mut snapshot = wiring.snapshot.clone();
+    loop {
+        tokio::select! {
+            _ = wiring.cancel.cancelled() => return,
+            changed = snapshot.changed() => if changed.is_err() { return },
+        }
+        let snap = snapshot.borrow_and_update().clone();
+        for (name, tx) in wiring.targets.lock().expect("targets poisoned").iter() {
+            let target = target_of(&snap, name);
+            tx.send_if_modified(|t| std::mem::replace(t, target) != target);
+        }
+    }
 }
 
 /// The running tasks of one service.
@@ -85,24 +115,17 @@ impl Wiring {
         if cfg.probes.is_empty() {
             return None;
         }
-        // Probes read their target (the process group, and when it started) from the state
-        // snapshot: no extra channel, and always the process state believes in.
-        let snapshot = self.snapshot.clone();
-        let service = name.clone();
-        let target: TargetFn = Arc::new(move || {
-            let snap = snapshot.borrow();
-            snap.services
-                .get(&service)
-                .map(|s| Target {
-                    pgid: s.pid,
-                    since: s.since,
-                })
-                .unwrap_or_default()
-        });
+        // Probes watch their target (the process group, and when it started), kept up to date
+        // from the state snapshot by `follow_targets`: the process state believes in.
+        let (tx, rx) = watch::channel(target_of(&self.snapshot.borrow(), name));
+        self.targets
+            .lock()
+            .expect("targets poisoned")
+            .insert(name.clone(), tx);
         Some(ProbeRunner::spawn(
             name.clone(),
             &cfg.probes,
-            target,
+            rx,
             &self.probe_deps,
             self.events.clone(),
             self.cancel.child_token(),
@@ -145,7 +168,8 @@ impl Wiring {
     }
 
     /// Stops a removed service: probes first, then its process group.
-    pub async fn remove(&self, h: ServiceHandles) {
+    pub async fn remove(&self, name: &ServiceName, h: ServiceHandles) {
+        self.targets.lock().expect("targets poisoned").remove(name);
         if let Some(p) = h.probes {
             p.stop();
         }

@@ -92,6 +92,17 @@ enum Command {
         #[arg(long)]
         md: bool,
     },
+    /// Inject a fault into a running service and measure detection and recovery
+    Drill {
+        name: String,
+        #[arg(long, value_enum)]
+        fault: FaultArg,
+        /// How many times, one after the other
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Apply the config file again; only changed services restart
     Reload(JsonFlag),
     /// Validate a config file without a daemon
@@ -134,6 +145,26 @@ enum ExportTo {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum FaultArg {
+    /// SIGKILL of the main process
+    Crash,
+    /// SIGSTOP of the whole process group
+    Hang,
+    /// SIGKILL of the process holding the listening port
+    ClosePort,
+}
+
+impl From<FaultArg> for upkeep_core::api::Fault {
+    fn from(f: FaultArg) -> Self {
+        match f {
+            FaultArg::Crash => Self::Crash,
+            FaultArg::Hang => Self::Hang,
+            FaultArg::ClosePort => Self::ClosePort,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -356,6 +387,23 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                 print!("{}", output::report(&r, md))
             }
         }
+        Command::Drill {
+            name,
+            fault,
+            repeat,
+            json,
+        } => {
+            let req = upkeep_core::api::DrillRequest {
+                service: upkeep_core::ServiceName::new(name)?,
+                fault: fault.into(),
+            };
+            let results = drill(&client, &req, repeat, !json).await?;
+            if json {
+                print_json(&results)
+            } else {
+                print!("{}", output::drills(&results))
+            }
+        }
         Command::Reload(f) => {
             let r: ReloadResult = client.post("/api/reload", None::<&()>).await?;
             print_reload(&r, f.json);
@@ -391,6 +439,45 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `repeat` drills one after the other, with a spinner on a terminal.
+async fn drill(
+    client: &Client,
+    req: &upkeep_core::api::DrillRequest,
+    repeat: u32,
+    progress: bool,
+) -> Result<Vec<upkeep_core::api::DrillResult>> {
+    let bar = if progress && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::new(repeat as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} drill {pos}/{len} {msg} [{elapsed}]")
+            .expect("the template is valid"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    let mut results = Vec::new();
+    for i in 0..repeat {
+        bar.set_message(format!(
+            "{} on {}: waiting for detection and recovery",
+            req.fault.as_str(),
+            req.service
+        ));
+        let r: upkeep_core::api::DrillResult = client.post("/api/drills", Some(req)).await?;
+        bar.println(format!(
+            "  run {}: detected in {} ms, recovered in {} ms ({})",
+            i + 1,
+            r.detected_ms,
+            r.recovered_ms,
+            r.detected_by
+        ));
+        results.push(r);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(results)
 }
 
 async fn act(client: &Client, target: &str, action: &str, done: Msg) -> Result<()> {

@@ -175,6 +175,37 @@ pub fn service_detail(d: &ServiceDetail) -> String {
     out
 }
 
+/// Drill results, then the mean and worst.
+pub fn drills(results: &[upkeep_core::api::DrillResult]) -> String {
+    let mut t = Table::new();
+    t.load_preset(NOTHING);
+    t.set_header([
+        "run",
+        "fault",
+        "detected",
+        "recovered (MTTR)",
+        "detected by",
+    ]);
+    for (i, r) in results.iter().enumerate() {
+        t.add_row(vec![
+            (i + 1).to_string(),
+            r.fault.as_str().into(),
+            format!("{} ms", r.detected_ms),
+            format!("{} ms", r.recovered_ms),
+            r.detected_by.clone(),
+        ]);
+    }
+    let mut out = format!("{t}\n");
+    if let Some(max) = results.iter().map(|r| r.recovered_ms).max() {
+        let mean = results.iter().map(|r| r.recovered_ms).sum::<u64>() / results.len() as u64;
+        out.push_str(&format!(
+            "\nrecovery: mean {mean} ms, worst {max} ms over {} run(s)\n",
+            results.len()
+        ));
+    }
+    out
+}
+
 fn pct(f: &Figures) -> String {
     f.availability
         .map_or("-".into(), |a| format!("{:.3}%", a * 100.0))

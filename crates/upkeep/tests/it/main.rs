@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod daemon;
+mod drills;
 mod logs;
 mod metrics;
 mod probes;

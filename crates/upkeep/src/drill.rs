@@ -1,0 +1,200 @@
+//! Drills: inject a fault into a running service and measure how long upkeep takes to notice
+//! and to recover (up again, probes green). MTTR proved, not claimed.
+//!
+//! Recovery means: the service is up (or degraded) again as a new process. The times are then
+//! read from the stored events (the exit, the probe verdicts, the state changes), so they are
+//! the same figures the report and the incident timeline show. Each result is stored as a
+//! `drill_completed` event.
+
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use upkeep_core::api::{DrillRequest, DrillResult, Fault};
+use upkeep_core::{Event, EventKind, State};
+use upkeep_web::ApiError;
+
+use crate::control::Daemon;
+
+/// Longest a drill waits for the service to be up before injecting.
+const UP_WAIT: Duration = Duration::from_secs(30);
+
+/// Longest a drill waits for recovery.
+const DRILL_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiError> {
+    let name = &req.service;
+    let (has_probes, grace) = {
+        let live = daemon.live.lock().await;
+        let cfg = live.config.services.get(name).ok_or_else(|| {
+            ApiError::NotFound(format!("no service named `{name}` is configured"))
+        })?;
+        if cfg.managed.is_none() {
+            return Err(ApiError::Conflict(format!(
+                "service `{name}` is external: upkeep can inject no fault into it"
+            )));
+        }
+        // Settle time: past the probes' grace and the restart policy's min_uptime, so each
+        // drill measures a first failure, not a backed-off repeat.
+        let grace = cfg.probes.iter().map(|p| p.grace).max().unwrap_or_default();
+        let min_uptime = cfg
+            .managed
+            .as_ref()
+            .map(|m| m.min_uptime)
+            .unwrap_or_default();
+        (!cfg.probes.is_empty(), grace.max(min_uptime))
+    };
+    // A service that is starting (just after `upkeep up`, say) gets a moment to come up.
+    let mut rx = daemon.snapshot.clone();
+    let up = rx.wait_for(|s| {
+        s.services
+            .get(name)
+            .is_some_and(|st| st.state.is_available())
+    });
+    let status = match tokio::time::timeout(UP_WAIT, up).await {
+        Ok(Ok(snap)) => snap.services[name].clone(),
+        _ => {
+            let state = daemon
+                .snapshot
+                .borrow()
+                .services
+                .get(name)
+                .map_or("unknown".into(), |s| s.state.to_string());
+            return Err(ApiError::Conflict(format!(
+                "service `{name}` must be up for a drill (it is {state})"
+            )));
+        }
+    };
+    let pid = status.pid.expect("an up managed service has a pid");
+    if req.fault != Fault::Crash && !has_probes {
+        return Err(ApiError::Unprocessable {
+            message: format!(
+                "a {} drill needs a probe on `{name}`: without one nothing can notice it",
+                req.fault.as_str()
+            ),
+            hint: Some("add a process, tcp or http probe to the service".into()),
+        });
+    }
+
+    // Measure the steady state: a fault within the probes' grace after a start would not be
+    // counted until grace ends, and a crash within min_uptime of the last one backs off.
+    if let Some(since) = status.since {
+        let up_for = jiff::Timestamp::now().duration_since(since).unsigned_abs();
+        if up_for < grace {
+            tokio::time::sleep(grace - up_for).await;
+        }
+    }
+    let pid = match daemon
+        .snapshot
+        .borrow()
+        .services
+        .get(name)
+        .and_then(|s| s.pid)
+    {
+        Some(p) if p == pid => p,
+        _ => {
+            return Err(ApiError::Conflict(format!(
+                "`{name}` restarted while the drill waited for it to settle; try again"
+            )));
+        }
+    };
+
+    let injected_at = jiff::Timestamp::now();
+    let target = Pid::from_raw(pid as i32);
+    let injected = match req.fault {
+        Fault::Crash => kill(target, Signal::SIGKILL),
+        Fault::Hang => killpg(target, Signal::SIGSTOP),
+        Fault::ClosePort => {
+            let holders = tokio::task::spawn_blocking(move || {
+                upkeep_supervisor::procfs::listening_in_group(pid)
+            })
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let Some((holder, _)) = holders.first().copied() else {
+                return Err(ApiError::Conflict(format!(
+                    "no process of `{name}` listens on a TCP port"
+                )));
+            };
+            kill(Pid::from_raw(holder as i32), Signal::SIGKILL)
+        }
+    };
+    injected.map_err(|e| ApiError::Internal(format!("injecting {}: {e}", req.fault.as_str())))?;
+    tracing::info!(service = %name, fault = req.fault.as_str(), "drill: fault injected");
+
+    // Recovered: up again, as a new process.
+    let mut rx = daemon.snapshot.clone();
+    let recovered = rx.wait_for(|s| {
+        s.services
+            .get(name)
+            .is_some_and(|st| st.state.is_available() && st.pid.is_some_and(|p| p != pid))
+    });
+    if tokio::time::timeout(DRILL_TIMEOUT, recovered)
+        .await
+        .is_err()
+    {
+        return Err(ApiError::Unprocessable {
+            message: format!(
+                "`{name}` did not recover within {}s of the {} fault",
+                DRILL_TIMEOUT.as_secs(),
+                req.fault.as_str()
+            ),
+            hint: Some("see `upkeep status` and its events for why".into()),
+        });
+    }
+    daemon.store_caught_up().await;
+    let mut events = daemon
+        .store
+        .events(Some(name), 1000)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    events.retain(|e| e.at >= injected_at);
+    events.reverse();
+    let detection = events.iter().find(|e| match e.kind.as_str() {
+        "exited" | "heal_requested" => true,
+        "probe_changed" => e.detail["health"] == "down",
+        "status_changed" => {
+            serde_json::from_value::<State>(e.detail["to"].clone()).is_ok_and(|s| !s.is_available())
+        }
+        _ => false,
+    });
+    let Some(detection) = detection else {
+        return Err(ApiError::Internal(format!(
+            "`{name}` recovered but no event shows the fault being noticed"
+        )));
+    };
+    let recovery = events.iter().filter(|e| e.at >= detection.at).find(|e| {
+        e.kind == "status_changed"
+            && serde_json::from_value::<State>(e.detail["to"].clone())
+                .is_ok_and(|s| s.is_available())
+    });
+    let recovered_at = recovery.map_or_else(jiff::Timestamp::now, |e| e.at);
+    let ms = |t: jiff::Timestamp| t.duration_since(injected_at).as_millis().max(0) as u64;
+    let detected_by = match detection.kind.as_str() {
+        "probe_changed" => format!(
+            "probe {}: {}",
+            detection.detail["probe"].as_str().unwrap_or("?"),
+            detection.detail["reason"].as_str().unwrap_or("")
+        ),
+        other => other.to_owned(),
+    };
+    let result = DrillResult {
+        service: name.clone(),
+        fault: req.fault,
+        injected_at,
+        detected_ms: ms(detection.at),
+        recovered_ms: ms(recovered_at),
+        detected_by,
+    };
+    let kind = EventKind::DrillCompleted {
+        fault: req.fault.as_str().into(),
+        detected_ms: result.detected_ms,
+        recovered_ms: result.recovered_ms,
+    };
+    // Answer once the record is stored, so `status` right after shows it.
+    let seq = daemon.snapshot.borrow().seq;
+    let _ = daemon.wiring.events.send(Event::now(name, kind)).await;
+    let mut rx = daemon.snapshot.clone();
+    let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|s| s.seq > seq)).await;
+    daemon.store_caught_up().await;
+    Ok(result)
+}

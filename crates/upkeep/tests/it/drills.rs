@@ -1,0 +1,60 @@
+//! Drills against the example service (examples/upkeep.toml, loaded as shipped but for its
+//! port, folders and data dir): detection and recovery are measured and stored.
+
+use crate::{daemon, stdout};
+
+/// The example config's services, on a free port, with absolute paths.
+fn example_services() -> (String, u16) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let text = std::fs::read_to_string(root.join("upkeep.toml")).unwrap();
+    // Drop the [daemon] table: the testkit writes its own (data dir in a temp dir).
+    let services = &text[text.find("[services.").expect("the example has services")..];
+    let port = upkeep_testkit::free_port();
+    let root = root.canonicalize().unwrap();
+    let services = services.replace("18080", &port.to_string()).replace(
+        "cwd = \"demo\"",
+        &format!("cwd = \"{}/demo\"", root.display()),
+    );
+    (services, port)
+}
+
+#[test]
+fn drills_on_the_example_service_record_detection_and_recovery() {
+    let (services, _port) = example_services();
+    let d = daemon(&services);
+    for (fault, detected_by) in [("crash", "exited"), ("hang", "probe http")] {
+        let out = d.cli(&["drill", "demo", "--fault", fault, "--json"]);
+        assert!(out.status.success(), "{fault}: {}", crate::stderr(&out));
+        let r: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let r = &r[0];
+        let (det, rec) = (
+            r["detected_ms"].as_u64().unwrap(),
+            r["recovered_ms"].as_u64().unwrap(),
+        );
+        assert!(det <= rec && rec < 30_000, "{fault}: {r}");
+        assert!(
+            r["detected_by"].as_str().unwrap().starts_with(detected_by),
+            "{fault}: {r}"
+        );
+    }
+    let drills: Vec<_> = d
+        .events("demo")
+        .into_iter()
+        .filter(|e| e.0 == "drill_completed")
+        .collect();
+    assert_eq!(drills.len(), 2, "{drills:?}");
+    assert_eq!(drills[1].1["fault"], "hang");
+    // The text form: a table and a summary line.
+    let out = d.cli(&["drill", "demo", "--fault", "close-port"]);
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    assert!(stdout(&out).contains("recovery: mean"), "{}", stdout(&out));
+    // Refused with a reason: no probes for a hang, or an external service.
+    let d2 = daemon("[services.bare]\ncommand = \"sleep 1000\"\n");
+    let out = d2.cli(&["drill", "bare", "--fault", "hang"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        crate::stderr(&out).contains("needs a probe"),
+        "{}",
+        crate::stderr(&out)
+    );
+}
