@@ -10,12 +10,15 @@
 //! `kinds/mod.rs`.
 //!
 //! Layout: `probe.rs` (outcome, target, verdict counting), `runner.rs` (scheduling),
+//! `lag.rs` (how late checks start),
 //! `kinds/` (tcp, http, exec, process, memory, cpu).
 
 mod kinds;
+mod lag;
 mod probe;
 mod runner;
 
 pub use kinds::HttpClients;
+pub use lag::{LAG_BUCKETS, LagHistogram, LagSnapshot};
 pub use probe::{ProbeOutcome, Target};
 pub use runner::{ProbeDeps, ProbeRunner};

@@ -26,6 +26,7 @@ const FAST_FLOOR: std::time::Duration = std::time::Duration::from_millis(50);
 pub struct ProbeDeps {
     pub http: HttpClients,
     pub reaper: Reaper,
+    pub lag: std::sync::Arc<crate::LagHistogram>,
 }
 
 /// The probes of one service. Dropping it does not stop them; [`ProbeRunner::stop`] does.
@@ -51,6 +52,7 @@ impl ProbeRunner {
                 probe: Probe::build(cfg, deps),
                 cfg: cfg.clone(),
                 target: target.clone(),
+                lag: deps.lag.clone(),
                 events: events.clone(),
                 started,
             };
@@ -72,6 +74,7 @@ struct ProbeTask {
     /// The process to look at; a change wakes the task (a new process is checked at once).
     target: watch::Receiver<Target>,
     events: mpsc::Sender<Event>,
+    lag: std::sync::Arc<crate::LagHistogram>,
     /// For an external service, grace counts from here.
     started: jiff::Timestamp,
 }
@@ -101,6 +104,8 @@ impl ProbeTask {
                 }
                 _ = tokio::time::sleep_until(next) => {}
             }
+            self.lag
+                .record(Instant::now().saturating_duration_since(next));
             // Until a probe has an up verdict (a fresh process, or one that is down) it checks
             // four times as often, at least every 50 ms apart: recovery is seen promptly
             // instead of at the next regular tick. Steady state costs nothing extra.

@@ -18,6 +18,9 @@ pub struct MetricsData {
     /// ("24h", report), ("7d", ...), ...
     pub windows: Vec<(&'static str, PeriodReport)>,
     pub process: ProcessStats,
+    /// How late probe checks started: (upper bound in seconds, cumulative count) per bucket,
+    /// then the sum of all lags in seconds.
+    pub probe_lag: (Vec<(f64, u64)>, f64),
 }
 
 /// The daemon's own process, from /proc/self.
@@ -86,6 +89,28 @@ impl Exposition {
             }
             let _ = writeln!(self.out, " {value}");
         }
+    }
+}
+
+impl Exposition {
+    /// A histogram from cumulative bucket counts (the last count is the total).
+    fn histogram(&mut self, name: &str, help: &str, buckets: &[(f64, u64)], sum: f64) {
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} histogram");
+        let total = buckets.last().map_or(0, |b| b.1);
+        for (le, n) in buckets {
+            let le = if le.is_infinite() {
+                "+Inf".to_string()
+            } else {
+                le.to_string()
+            };
+            let _ = writeln!(self.out, "{name}_bucket{{le=\"{le}\"}} {n}");
+        }
+        if buckets.last().is_none_or(|b| !b.0.is_infinite()) {
+            let _ = writeln!(self.out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+        }
+        let _ = writeln!(self.out, "{name}_sum {sum}");
+        let _ = writeln!(self.out, "{name}_count {total}");
     }
 }
 
@@ -196,6 +221,13 @@ pub fn encode(data: &MetricsData) -> String {
         windowed(&|f| Some(f.manual_interventions as f64)),
     );
 
+    x.histogram(
+        "upkeep_probe_lag_seconds",
+        "How late probe checks started after their scheduled time",
+        &data.probe_lag.0,
+        data.probe_lag.1,
+    );
+
     let p = &data.process;
     let one = |v: f64| vec![(Labels::new(), v)];
     x.family(
@@ -264,6 +296,7 @@ mod tests {
                 cpu_seconds: 1.5,
                 ..Default::default()
             },
+            probe_lag: (vec![(0.001, 3), (0.01, 4), (f64::INFINITY, 5)], 2.5),
         };
         let text = encode(&data);
         for want in [
@@ -274,6 +307,9 @@ mod tests {
             "upkeep_availability_ratio{service=\"\",window=\"24h\"} 0.999",
             "upkeep_mttr_seconds{service=\"\",window=\"24h\"} 1.5",
             "process_cpu_seconds_total 1.5",
+            "upkeep_probe_lag_seconds_bucket{le=\"0.001\"} 3",
+            "upkeep_probe_lag_seconds_bucket{le=\"+Inf\"} 5",
+            "upkeep_probe_lag_seconds_count 5",
             "# TYPE process_cpu_seconds_total counter",
         ] {
             assert!(text.contains(want), "missing {want}:\n{text}");

@@ -391,10 +391,18 @@ impl Control for Daemon {
             open_fds: own.open_fds,
             threads: own.threads,
         };
+        let lag = self.wiring.probe_deps.lag.snapshot();
+        let mut bounds: Vec<f64> = upkeep_probes::LAG_BUCKETS.to_vec();
+        bounds.push(f64::INFINITY);
+        let probe_lag = (
+            bounds.into_iter().zip(lag.cumulative).collect(),
+            lag.sum_seconds,
+        );
         Ok(upkeep_web::MetricsData {
             services,
             windows,
             process,
+            probe_lag,
         })
     }
 

@@ -167,6 +167,7 @@ async fn run_async(config: Config) -> Result<()> {
         probe_deps: ProbeDeps {
             http: HttpClients::default(),
             reaper,
+            lag: Default::default(),
         },
         cancel: cancel.clone(),
         tasks: tasks.clone(),
