@@ -5,7 +5,9 @@ Everything runs in one go on one machine, so the figures that matter are the rat
 - respawn: SIGKILL of a service to the first line of code of its replacement, for a bare C
   fork/exec/wait loop (the floor), upkeep, PM2 and supervisord;
 - footprint: supervisor RSS and CPU over an idle period while it supervises 100 `sleep`s;
-- logs: lines a second a program writes through upkeep's capture, against /dev/null.
+- logs: lines a second a program writes through upkeep's capture, against /dev/null;
+- probes: HTTP probes of nginx at 1,000 a second (scheduling lag p50/p99, daemon CPU), then
+  higher rates until lag p99 passes 10 ms.
 """
 import argparse
 import json
@@ -28,6 +30,7 @@ FLOOR = OUT / "floor"
 WRITER = OUT / "writer"
 PM2 = DEPS / "npm" / "node_modules" / ".bin" / "pm2"
 SUPERVISORD = DEPS / "venv" / "bin" / "supervisord"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -250,6 +253,100 @@ def bench_logs(lines):
     return results
 
 
+class Nginx:
+    """nginx from Debian answering 200 "ok" on loopback: fast enough not to be the bottleneck."""
+
+    def __init__(self, port):
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="nginx-bench-"))
+        conf = self.dir / "nginx.conf"
+        conf.write_text(
+            f"worker_processes 2;\npid {self.dir}/nginx.pid;\nerror_log {self.dir}/error.log;\ndaemon off;\n"
+            "events { worker_connections 4096; }\n"
+            f"http {{ access_log off; client_body_temp_path {self.dir}; proxy_temp_path {self.dir};\n"
+            f"  fastcgi_temp_path {self.dir}; uwsgi_temp_path {self.dir}; scgi_temp_path {self.dir};\n"
+            f"  keepalive_requests 1000000;\n"
+            f"  server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\"; }} }} }}\n"
+        )
+        self.proc = subprocess.Popen([NGINX, "-c", conf, "-p", self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for("nginx", lambda: subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/"], capture_output=True).stdout == b"ok", step=0.05)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def scrape(data_dir):
+    """GET /metrics over the control socket; returns {sample name with labels: value}."""
+    import socket
+
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(data_dir / "upkeep.sock"))
+    s.sendall(b"GET /metrics HTTP/1.0\r\nHost: upkeep\r\n\r\n")
+    raw = b""
+    while chunk := s.recv(65536):
+        raw += chunk
+    out = {}
+    for line in raw.split(b"\r\n\r\n", 1)[1].decode().splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+def lag_quantile(before, after, q):
+    """Quantile of the probe lag between two scrapes, interpolated within histogram buckets."""
+    les = sorted((float(k.split('le="')[1].rstrip('"}').replace("+Inf", "inf")), k) for k in after if k.startswith("upkeep_probe_lag_seconds_bucket"))
+    counts = [(le, after[k] - before.get(k, 0)) for le, k in les]
+    total = counts[-1][1]
+    if total == 0:
+        return float("nan"), 0
+    rank, prev_le, prev_n = q * total, 0.0, 0
+    for le, n in counts:
+        if n >= rank:
+            if le == float("inf"):
+                return prev_le, total
+            return prev_le + (le - prev_le) * (rank - prev_n) / max(n - prev_n, 1), total
+        prev_le, prev_n = le, n
+    return prev_le, total
+
+
+def probe_run(port, rate, seconds, services=100):
+    per = max(1, rate // services)
+    url = f"http://127.0.0.1:{port}/"
+    probes = ", ".join(f'{{ kind = "http", name = "h{i}", url = "{url}", every = "1s", timeout = "2s", grace = "0s" }}' for i in range(per))
+    u = Upkeep("".join(f"[services.s{i}]\nprobes = [{probes}]\n\n" for i in range(services)))
+    u.start()
+    try:
+        data = u.dir / "data"
+        wait_for("all services up", lambda: sum(1 for s in json.loads(u.cli("ls", "--json")) if s["state"] == "up") == services, step=0.2, timeout=60)
+        time.sleep(2)
+        a = scrape(data)
+        time.sleep(seconds)
+        b = scrape(data)
+        p50, n = lag_quantile(a, b, 0.50)
+        p99, _ = lag_quantile(a, b, 0.99)
+        cpu = (b["process_cpu_seconds_total"] - a["process_cpu_seconds_total"]) / seconds * 100
+        return {"rate_target": services * per, "checks_per_s": n / seconds, "lag_p50_ms": p50 * 1000, "lag_p99_ms": p99 * 1000, "cpu_percent": cpu}
+    finally:
+        u.stop()
+
+
+def bench_probes(seconds, ramp_seconds, rates):
+    port = 18799
+    nginx = Nginx(port)
+    try:
+        results = [probe_run(port, 1000, seconds)]
+        for rate in rates:
+            r = probe_run(port, rate, ramp_seconds)
+            results.append(r)
+            if r["lag_p99_ms"] > 10:
+                break
+        return results
+    finally:
+        nginx.stop()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=200, help="kills per supervisor (default 200)")
@@ -258,9 +355,12 @@ def main():
     ap.add_argument("--idle", type=float, default=60, help="idle measurement in seconds (default 60)")
     ap.add_argument("--services", type=int, default=100, help="services for the footprint (default 100)")
     ap.add_argument("--log-lines", type=int, default=2_000_000, help="lines for the log throughput (default 2,000,000)")
-    ap.add_argument("--only", choices=["respawn", "footprint", "logs"], action="append")
+    ap.add_argument("--probe-seconds", type=float, default=60, help="the 1,000 probes/s run (default 60)")
+    ap.add_argument("--ramp-seconds", type=float, default=20, help="each higher-rate run (default 20)")
+    ap.add_argument("--ramp", default="2000,5000,10000,20000", help="probe rates to try after 1,000/s")
+    ap.add_argument("--only", choices=["respawn", "footprint", "logs", "probes"], action="append")
     args = ap.parse_args()
-    only = set(args.only or ["respawn", "footprint", "logs"])
+    only = set(args.only or ["respawn", "footprint", "logs", "probes"])
     OUT.mkdir(exist_ok=True)
     report = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release}}
 
@@ -294,6 +394,16 @@ def main():
         print(f"through upkeep the writer runs at {up / res['/dev/null']['lines_per_s']:.0%} of its /dev/null speed, "
               f"{up / res['pipe to cat']['lines_per_s']:.0%} of its speed into a bare pipe")
         report["logs"] = res
+
+    if "probes" in only:
+        res = bench_probes(args.probe_seconds, args.ramp_seconds, [int(r) for r in args.ramp.split(",") if r])
+        print("\nprobes: HTTP probes of nginx on loopback (100 services × N probes, every 1s)")
+        print(f"{'target/s':>9}{'done/s':>9}{'lag p50 ms':>12}{'lag p99 ms':>12}{'CPU % core':>12}")
+        for r in res:
+            print(f"{r['rate_target']:>9}{r['checks_per_s']:>9.0f}{r['lag_p50_ms']:>12.3f}{r['lag_p99_ms']:>12.3f}{r['cpu_percent']:>12.1f}")
+        ok = [r["rate_target"] for r in res if r["lag_p99_ms"] <= 10]
+        print(f"highest rate with lag p99 under 10 ms: {max(ok) if ok else 'none'} probes/s")
+        report["probes"] = res
 
     (OUT / "results.json").write_text(json.dumps(report, indent=2))
     print(f"\nsaved {OUT / 'results.json'}")
