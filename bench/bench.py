@@ -311,7 +311,18 @@ def lag_quantile(before, after, q):
     return prev_le, total
 
 
+def time_wait():
+    for line in pathlib.Path("/proc/net/sockstat").read_text().splitlines():
+        if line.startswith("TCP:"):
+            f = line.split()
+            return int(f[f.index("tw") + 1])
+    return 0
+
+
 def probe_run(port, rate, seconds, services=100):
+    # The previous run's closed connections hold loopback ports for 60 s (TIME_WAIT); let
+    # them drain so this run is not measured against a half-exhausted port range.
+    wait_for("TIME_WAIT sockets to drain", lambda: time_wait() < 2000, step=1, timeout=90)
     per = max(1, rate // services)
     url = f"http://127.0.0.1:{port}/"
     probes = ", ".join(f'{{ kind = "http", name = "h{i}", url = "{url}", every = "1s", timeout = "2s", grace = "0s" }}' for i in range(per))
@@ -319,7 +330,16 @@ def probe_run(port, rate, seconds, services=100):
     u.start()
     try:
         data = u.dir / "data"
-        wait_for("all services up", lambda: sum(1 for s in json.loads(u.cli("ls", "--json")) if s["state"] == "up") == services, step=0.2, timeout=60)
+        def all_up():
+            listing = json.loads(u.cli("ls", "--json"))
+            states = [s["state"] for s in listing]
+            reasons = {p["reason"] for s in listing for p in s["probes"].values() if p["health"] == "down"}
+            all_up.last = ({st: states.count(st) for st in set(states)}, sorted(reasons)[:3])
+            return len(states) == services and all(st == "up" for st in states)
+        try:
+            wait_for("all services up", all_up, step=0.2, timeout=60)
+        except TimeoutError:
+            raise TimeoutError(f"not all {services} services came up: {all_up.last}")
         time.sleep(2)
         a = scrape(data)
         time.sleep(seconds)

@@ -2,7 +2,7 @@
 //!
 //! Each probe's first check comes at a random point within its first `every` (so probes
 //! configured together do not fire together: no thundering herd), then every `every` (every
-//! `every / 4` while it has no up verdict, so recoveries are seen promptly). A check
+//! `every / 4` while a fresh process has no verdict yet, so recoveries are seen promptly). A check
 //! runs inside its own task's timeout, so a slow probe delays only itself. Missed ticks are
 //! skipped, not bunched.
 
@@ -17,6 +17,27 @@ use upkeep_sys::Reaper;
 
 use crate::kinds::{HttpClients, Probe};
 use crate::probe::{ProbeOutcome, Target, Verdict};
+
+/// The runtime probe checks run on: two worker threads of their own, made on the first probe.
+///
+/// Why not the daemon's runtime: that one is a single thread (supervision is latency-bound and
+/// one thread keeps the daemon small), and at thousands of checks a second a burst of due
+/// checks, or the thread being preempted, would delay every probe and the supervisor alike.
+/// A daemon with no probes never starts these threads. The runtime lives until the process
+/// ends (dropping a runtime from async code panics, and it is needed until then).
+fn probe_runtime() -> &'static tokio::runtime::Handle {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("upkeep-probes")
+                .enable_all()
+                .build()
+                .expect("starting the probe runtime")
+        })
+        .handle()
+}
 
 /// The shortest interval of the fast checks before a verdict.
 const FAST_FLOOR: std::time::Duration = std::time::Duration::from_millis(50);
@@ -57,7 +78,7 @@ impl ProbeRunner {
                 started,
             };
             let span = tracing::info_span!("probe", service = %service, probe = %cfg.name);
-            tasks.spawn(task.run(cancel.clone()).instrument(span));
+            tasks.spawn_on(task.run(cancel.clone()).instrument(span), probe_runtime());
         }
         ProbeRunner { cancel }
     }
@@ -85,6 +106,10 @@ impl ProbeTask {
         let mut next = Instant::now() + every.mul_f64(fastrand::f64());
         let mut verdict = Verdict::default();
         let mut pgid = self.target.borrow_and_update().pgid;
+        // Set when the process changes under a running probe (a restart): until the new
+        // process has a verdict the probe checks faster. Not at start-up, where every probe
+        // beginning at once would multiply the first burst.
+        let mut fresh = false;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -98,6 +123,7 @@ impl ProbeTask {
                         // look at once rather than at the next tick.
                         pgid = now_pgid;
                         verdict = Verdict::default();
+                        fresh = true;
                         next = Instant::now();
                     }
                     continue;
@@ -106,12 +132,17 @@ impl ProbeTask {
             }
             self.lag
                 .record(Instant::now().saturating_duration_since(next));
-            // Until a probe has an up verdict (a fresh process, or one that is down) it checks
-            // four times as often, at least every 50 ms apart: recovery is seen promptly
-            // instead of at the next regular tick. Steady state costs nothing extra.
-            let interval = match verdict.health {
-                Health::Up | Health::Degraded => every,
-                Health::Unknown | Health::Down => (every / 4).max(FAST_FLOOR).min(every),
+            // Until a fresh process has a verdict, check four times as often (at least 50 ms
+            // apart), so a recovery is seen promptly rather than at the next regular tick.
+            // Only then: a probe that is down keeps its pace, or an overloaded service would get
+            // four times the load and never recover.
+            if verdict.health != Health::Unknown {
+                fresh = false;
+            }
+            let interval = if fresh {
+                (every / 4).max(FAST_FLOOR).min(every)
+            } else {
+                every
             };
             next += interval;
             let now = Instant::now();

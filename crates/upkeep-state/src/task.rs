@@ -74,12 +74,11 @@ impl StateTask {
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
-                n = self.events.recv_many(&mut batch, 256) => {
-                    if n == 0 {
-                        break;
-                    }
-                    self.handle(std::mem::take(&mut batch)).await;
-                }
+                // Control first: a service's spec is sent before its supervisor and probes
+                // start, so handling it first guarantees no event of the service is folded in
+                // without it (a probe verdict for a probe the model does not know yet would
+                // be dropped, and an unchanged verdict is never sent again).
+                biased;
                 Some(StateControl::Configure(name, spec)) = self.control.recv() => {
                     match self.models.get_mut(&name) {
                         Some(m) => m.set_spec(spec),
@@ -88,6 +87,12 @@ impl StateTask {
                         }
                     }
                     self.settle(Some(&name)).await;
+                }
+                n = self.events.recv_many(&mut batch, 256) => {
+                    if n == 0 {
+                        break;
+                    }
+                    self.handle(std::mem::take(&mut batch)).await;
                 }
                 _ = sleep_until(deadline) => {
                     let now = jiff::Timestamp::now();
@@ -184,5 +189,56 @@ async fn sleep_until(deadline: Option<jiff::Timestamp>) {
             tokio::time::sleep(wait).await
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use upkeep_core::{Health, State};
+
+    /// Regression: with a service's spec and its probe's first verdict both queued, the verdict
+    /// must not be folded in before the spec (it would be dropped, and the service would stay
+    /// `starting` for good). Twenty tries: a random choice would lose about half.
+    #[tokio::test]
+    async fn a_spec_is_applied_before_the_events_queued_after_it() {
+        for _ in 0..20 {
+            let (etx, erx) = mpsc::channel(16);
+            let (ctx, crx) = mpsc::channel(16);
+            let (stx, mut srx) = mpsc::channel(64);
+            let (htx, _hrx) = mpsc::channel(16);
+            let (task, mut snapshot) = StateTask::new(erx, crx, stx, htx);
+            let name = ServiceName::new("db").unwrap();
+            let spec = ServiceSpec {
+                managed: false,
+                heal: false,
+                probes: vec!["tcp".into()],
+                ..Default::default()
+            };
+            ctx.send(StateControl::Configure(name.clone(), spec))
+                .await
+                .unwrap();
+            let kind = EventKind::ProbeChanged {
+                probe: "tcp".into(),
+                health: Health::Up,
+                reason: "ok".into(),
+            };
+            etx.send(Event::now(&name, kind)).await.unwrap();
+            let drain = CancellationToken::new();
+            let run = tokio::spawn(task.run(drain.clone()));
+            let up = snapshot.wait_for(|s| {
+                s.services
+                    .get(&name)
+                    .is_some_and(|st| st.state == State::Up)
+            });
+            tokio::time::timeout(std::time::Duration::from_secs(2), up)
+                .await
+                .expect("the verdict was lost")
+                .unwrap();
+            drain.cancel();
+            drop(etx);
+            run.await.unwrap();
+            while srx.try_recv().is_ok() {}
+        }
     }
 }

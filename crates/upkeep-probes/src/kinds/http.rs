@@ -32,6 +32,10 @@ impl HttpClients {
                     .danger_accept_invalid_certs(!tls_verify)
                     .user_agent(concat!("upkeep/", env!("CARGO_PKG_VERSION")))
                     .pool_idle_timeout(Duration::from_secs(90))
+                    // Enough for thousands of checks a second to one host (each holds a
+                    // connection for about a millisecond); a burst beyond it (every probe
+                    // starting at once) does not leave thousands of idle sockets behind.
+                    .pool_max_idle_per_host(256)
                     .build()
                     .expect("an HTTP client with these settings always builds")
             })
@@ -79,32 +83,33 @@ impl HttpProbe {
         if !accepted {
             return ProbeOutcome::down(format!("HTTP {code}"), start.elapsed());
         }
-        if self.cfg.body_contains.is_some() || self.regex.is_some() {
-            let body = match resp.text().await {
-                Ok(b) => b,
-                Err(e) => {
-                    return ProbeOutcome::down(
-                        format!("reading the body: {}", describe(&e)),
-                        start.elapsed(),
-                    );
-                }
-            };
-            if let Some(needle) = &self.cfg.body_contains
-                && !body.contains(needle.as_str())
-            {
+        // Read the body even when nothing checks it: a connection whose answer was not read
+        // to the end cannot go back to the pool, and a new connection per check leaves one
+        // socket in TIME_WAIT per check (at thousands a second, the ephemeral ports run out).
+        let body = match read_capped(resp).await {
+            Ok(b) => b,
+            Err(e) => {
                 return ProbeOutcome::down(
-                    format!("HTTP {code}, body lacks `{needle}`"),
+                    format!("reading the body: {}", describe(&e)),
                     start.elapsed(),
                 );
             }
-            if let Some(re) = &self.regex
-                && !re.is_match(&body)
-            {
-                return ProbeOutcome::down(
-                    format!("HTTP {code}, body does not match /{}/", re.as_str()),
-                    start.elapsed(),
-                );
-            }
+        };
+        if let Some(needle) = &self.cfg.body_contains
+            && !body.contains(needle.as_str())
+        {
+            return ProbeOutcome::down(
+                format!("HTTP {code}, body lacks `{needle}`"),
+                start.elapsed(),
+            );
+        }
+        if let Some(re) = &self.regex
+            && !re.is_match(&body)
+        {
+            return ProbeOutcome::down(
+                format!("HTTP {code}, body does not match /{}/", re.as_str()),
+                start.elapsed(),
+            );
         }
         let latency = start.elapsed();
         match self.cfg.degraded_after {
@@ -121,6 +126,22 @@ impl HttpProbe {
             _ => ProbeOutcome::up(format!("HTTP {code}"), latency),
         }
     }
+}
+
+/// Bodies past this are not read further (the connection is then closed, not pooled).
+const MAX_BODY: usize = 1024 * 1024;
+
+/// The body as text, at most [`MAX_BODY`] bytes of it.
+async fn read_capped(mut resp: reqwest::Response) -> Result<String, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        body.extend_from_slice(&chunk);
+        if body.len() >= MAX_BODY {
+            body.truncate(MAX_BODY);
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// The innermost cause of a request error ("Connection refused (os error 111)"), which says
