@@ -214,24 +214,12 @@ impl Supervisor {
                     return;
                 };
                 tracing::info!(%reason, "healing: restarting a service its probes say is down");
-                let outcome = stop_group(
-                    &self.reaper,
-                    run.pid,
-                    self.cfg.stop_signal,
-                    self.cfg.stop_timeout,
-                )
-                .await;
-                let status = exit_status(run.exit).await;
-                let uptime = run.started.elapsed();
-                let mut events = vec![self.ev(EventKind::Exited {
-                    pid: run.pid,
-                    status,
-                    uptime_ms: uptime.as_millis() as u64,
-                })];
-                events.push(self.ev(EventKind::GroupCleaned {
+                let (outcome, status, uptime, exited) = self.end_run(run).await;
+                let cleaned = self.ev(EventKind::GroupCleaned {
                     signalled: outcome.signalled,
                     killed: outcome.killed,
-                }));
+                });
+                let events = vec![exited, cleaned];
                 // A heal is a failure whatever the exit code: on-failure services restart too.
                 let failed = ExitStatus {
                     code: status.code.filter(|c| *c != 0).or(Some(1)),
@@ -274,6 +262,13 @@ impl Supervisor {
             return;
         };
         self.emit(vec![self.ev(EventKind::Stopping { by })]).await;
+        let (_, _, _, exited) = self.end_run(run).await;
+        self.emit(vec![exited]).await;
+    }
+
+    /// Stops the group of `run` (stop signal, `stop_timeout`, SIGKILL) and collects the
+    /// leader's exit: how the stop went, the status, the uptime, and the `exited` event.
+    async fn end_run(&self, run: Running) -> (crate::StopOutcome, ExitStatus, Duration, Event) {
         let outcome = stop_group(
             &self.reaper,
             run.pid,
@@ -287,22 +282,14 @@ impl Supervisor {
                 "processes of the group survive SIGKILL (uninterruptible sleep?)"
             );
         }
-        // Once the group is gone the leader has been reaped, so its status is waiting for us.
-        let status = tokio::time::timeout(Duration::from_millis(200), run.exit)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(ExitStatus {
-                code: None,
-                signal: None,
-            });
-        let uptime_ms = run.started.elapsed().as_millis() as u64;
-        self.emit(vec![self.ev(EventKind::Exited {
+        let status = exit_status(run.exit).await;
+        let uptime = run.started.elapsed();
+        let exited = self.ev(EventKind::Exited {
             pid: run.pid,
             status,
-            uptime_ms,
-        })])
-        .await;
+            uptime_ms: uptime.as_millis() as u64,
+        });
+        (outcome, status, uptime, exited)
     }
 
     /// The main process exited on its own (crash, kill, or a normal end).
