@@ -6,21 +6,26 @@ use std::process::{Command, Stdio};
 
 use crate::LONG;
 
-fn promtool_check(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
+/// Runs `program args` with `input` on its standard input.
+fn pipe(program: &str, args: &[&str], input: &str) -> std::process::Output {
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("promtool (Debian package prometheus; scripts/test installs it)");
+        .unwrap_or_else(|e| panic!("{program} (scripts/test installs it): {e}"));
     child
         .stdin
         .take()
         .unwrap()
-        .write_all(text.as_bytes())
+        .write_all(input.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn promtool_check(text: &str) {
+    let out = pipe("promtool", &["check", "metrics"], text);
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -42,20 +47,7 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
         labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
         print(f"{s.name}\t{labels}\t{s.value}")
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = pipe("python3", &["-c", script], text);
     assert!(
         out.status.success(),
         "the parser failed (pip install prometheus-client):\n{}",
