@@ -207,3 +207,86 @@ fn exec_probe_and_probe_changes_on_reload_keep_the_process() {
     });
     assert_eq!(d.pid("job"), Some(pid));
 }
+
+#[test]
+fn tls_verification_and_redirects_are_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let port = free_port();
+    let url = |path: &str| format!("https://127.0.0.1:{port}{path}");
+    let probe = |name: &str, extra: &str, path: &str| {
+        format!(
+            "{{ kind = \"http\", name = \"{name}\", url = \"{}\", every = \"100ms\", failures = 1, grace = \"3s\", {extra} }}",
+            url(path)
+        )
+    };
+    let d = daemon(&format!(
+        "[services.tls]\ncommand = [\"python3\", \"{}\", \"{port}\", \"{}\", \"{}\"]\non_unhealthy = \"alert\"\nprobes = [\n  {},\n  {},\n  {},\n  {},\n]\n",
+        fixture("tls_redirect_server.py"),
+        cert.display(),
+        key.display(),
+        probe(
+            "insecure",
+            "tls_verify = false, body_contains = \"here\"",
+            "/here"
+        ),
+        probe("verified", "tls_verify = true", "/here"),
+        probe(
+            "follows",
+            "tls_verify = false, follow_redirects = true, status = [200], body_contains = \"here\"",
+            "/moved"
+        ),
+        probe("stays", "tls_verify = false, status = [200]", "/moved"),
+    ));
+    let health = |p: &str| d.service("tls")["info"]["probes"][p].clone();
+    // The server needs a moment to listen; then each probe settles on its verdict.
+    d.wait_until("the TLS probes to settle", LONG, || {
+        let settled = health("insecure")["health"] == "up"
+            && health("follows")["health"] == "up"
+            && health("stays")["reason"] == "HTTP 302"
+            && health("verified")["reason"]
+                .as_str()
+                .is_some_and(|r| r.to_lowercase().contains("certificate"));
+        settled.then_some(())
+    });
+    assert_eq!(health("insecure")["health"], "up", "{}", health("insecure"));
+    assert_eq!(health("follows")["health"], "up", "{}", health("follows"));
+    let verified = health("verified");
+    assert_eq!(
+        verified["health"], "down",
+        "a self-signed certificate must fail verification: {verified}"
+    );
+    assert!(
+        verified["reason"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("certificate"),
+        "{verified}"
+    );
+    assert_eq!(health("stays")["health"], "down");
+    assert_eq!(health("stays")["reason"], "HTTP 302");
+}
