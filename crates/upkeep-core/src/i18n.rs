@@ -73,6 +73,25 @@ messages! {
     LastEvents => "last events", "最近事件";
     Command => "command", "命令";
     Logs => "logs", "日志";
+    Probes => "probes", "探针";
+    Incidents => "incidents", "故障";
+    Lasted => "lasted {}", "持续 {}";
+    OpenFor => "OPEN for {}", "未恢复，已持续 {}";
+    Availability => "availability", "可用性";
+    Mttr => "MTTR", "平均恢复时间 (MTTR)";
+    Mtbf => "MTBF", "平均故障间隔 (MTBF)";
+    AutomaticHeals => "automatic heals", "自动恢复";
+    ManualInterventions => "manual interventions", "人工干预";
+    InMaintenance => "in maintenance", "维护时长";
+    PreviousPeriod => "previous ({})", "上一周期（{}）";
+    ThisPeriod => "this period ({})", "本周期（{}）";
+    ColService => "service", "服务";
+    ColRun => "run", "次序";
+    ColFault => "fault", "故障";
+    ColDetected => "detected", "发现用时";
+    ColRecovered => "recovered (MTTR)", "恢复用时 (MTTR)";
+    ColDetectedBy => "detected by", "发现途径";
+    DrillSummary => "recovery: mean {} ms, worst {} ms over {} run(s)", "恢复：{2} 次中平均 {0} 毫秒，最长 {1} 毫秒";
 }
 
 /// Fills `{}` placeholders in order, and `{0}`, `{1}`... by position (Chinese word order often

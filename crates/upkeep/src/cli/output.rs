@@ -145,7 +145,7 @@ pub fn service_detail(d: &ServiceDetail) -> String {
         line("dropped", format!("{} log lines", i.status.dropped_lines));
     }
     if !i.status.probes.is_empty() {
-        out.push_str("\nprobes:\n");
+        out.push_str(&format!("\n{}:\n", tr(Msg::Probes, &[])));
         for (name, p) in &i.status.probes {
             let health = serde_json::to_value(p.health)
                 .ok()
@@ -155,11 +155,11 @@ pub fn service_detail(d: &ServiceDetail) -> String {
         }
     }
     if !d.incidents.is_empty() {
-        out.push_str("\nincidents:\n");
+        out.push_str(&format!("\n{}:\n", tr(Msg::Incidents, &[])));
         for inc in &d.incidents {
             let end = match inc.resolved {
-                Some(_) => format!("lasted {}", duration_ms(inc.duration_ms)),
-                None => format!("OPEN for {}", duration_ms(inc.duration_ms)),
+                Some(_) => tr(Msg::Lasted, &[&duration_ms(inc.duration_ms)]),
+                None => tr(Msg::OpenFor, &[&duration_ms(inc.duration_ms)]),
             };
             out.push_str(&format!(
                 "  {}  {end}  {}\n",
@@ -179,13 +179,16 @@ pub fn service_detail(d: &ServiceDetail) -> String {
 pub fn drills(results: &[upkeep_core::api::DrillResult]) -> String {
     let mut t = Table::new();
     t.load_preset(NOTHING);
-    t.set_header([
-        "run",
-        "fault",
-        "detected",
-        "recovered (MTTR)",
-        "detected by",
-    ]);
+    t.set_header(
+        [
+            Msg::ColRun,
+            Msg::ColFault,
+            Msg::ColDetected,
+            Msg::ColRecovered,
+            Msg::ColDetectedBy,
+        ]
+        .map(|m| tr(m, &[])),
+    );
     for (i, r) in results.iter().enumerate() {
         t.add_row(vec![
             (i + 1).to_string(),
@@ -199,8 +202,8 @@ pub fn drills(results: &[upkeep_core::api::DrillResult]) -> String {
     if let Some(max) = results.iter().map(|r| r.recovered_ms).max() {
         let mean = results.iter().map(|r| r.recovered_ms).sum::<u64>() / results.len() as u64;
         out.push_str(&format!(
-            "\nrecovery: mean {mean} ms, worst {max} ms over {} run(s)\n",
-            results.len()
+            "\n{}\n",
+            tr(Msg::DrillSummary, &[&mean, &max, &results.len()])
         ));
     }
     out
@@ -228,17 +231,17 @@ fn period_label(p: &PeriodReport) -> String {
 
 /// The seed's table: this period beside the previous one, then availability per service.
 pub fn report(r: &Report, markdown: bool) -> String {
-    type Row = (&'static str, fn(&Figures) -> String);
+    type Row = (Msg, fn(&Figures) -> String);
     let rows: [Row; 7] = [
-        ("availability", pct),
-        ("incidents", |f| f.incidents.to_string()),
-        ("MTTR", |f| opt_ms(f.mttr_ms)),
-        ("MTBF", |f| opt_ms(f.mtbf_ms)),
-        ("automatic heals", |f| f.automatic_heals.to_string()),
-        ("manual interventions", |f| {
+        (Msg::Availability, pct),
+        (Msg::Incidents, |f| f.incidents.to_string()),
+        (Msg::Mttr, |f| opt_ms(f.mttr_ms)),
+        (Msg::Mtbf, |f| opt_ms(f.mtbf_ms)),
+        (Msg::AutomaticHeals, |f| f.automatic_heals.to_string()),
+        (Msg::ManualInterventions, |f| {
             f.manual_interventions.to_string()
         }),
-        ("in maintenance", |f| duration_ms(f.maintenance_ms)),
+        (Msg::InMaintenance, |f| duration_ms(f.maintenance_ms)),
     ];
     let mut t = Table::new();
     if markdown {
@@ -248,12 +251,12 @@ pub fn report(r: &Report, markdown: bool) -> String {
     }
     t.set_header(vec![
         "".to_string(),
-        format!("previous ({})", period_label(&r.previous)),
-        format!("this period ({})", period_label(&r.current)),
+        tr(Msg::PreviousPeriod, &[&period_label(&r.previous)]),
+        tr(Msg::ThisPeriod, &[&period_label(&r.current)]),
     ]);
     for (name, f) in rows {
         t.add_row(vec![
-            name.to_string(),
+            tr(name, &[]),
             f(&r.previous.overall),
             f(&r.current.overall),
         ]);
@@ -266,14 +269,17 @@ pub fn report(r: &Report, markdown: bool) -> String {
         } else {
             NOTHING
         });
-        s.set_header([
-            "service",
-            "availability",
-            "incidents",
-            "MTTR",
-            "heals",
-            "interventions",
-        ]);
+        s.set_header(
+            [
+                Msg::ColService,
+                Msg::Availability,
+                Msg::Incidents,
+                Msg::Mttr,
+                Msg::AutomaticHeals,
+                Msg::ManualInterventions,
+            ]
+            .map(|m| tr(m, &[])),
+        );
         for (name, f) in &r.current.services {
             s.add_row(vec![
                 name.to_string(),
