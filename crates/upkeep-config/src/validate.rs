@@ -57,6 +57,23 @@ pub struct Program {
     pub display: String,
 }
 
+impl Program {
+    /// A command that runs this program in its own process group, in `cwd` if given, with
+    /// stdin from /dev/null; the caller sets the rest (output, environment, user).
+    pub fn command(&self, cwd: Option<&Path>) -> std::process::Command {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new(&self.path);
+        cmd.arg0(&self.argv[0])
+            .args(&self.argv[1..])
+            .stdin(std::process::Stdio::null())
+            .process_group(0);
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        cmd
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserIds {
     pub name: String,

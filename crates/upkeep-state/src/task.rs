@@ -80,13 +80,20 @@ impl StateTask {
                 // be dropped, and an unchanged verdict is never sent again).
                 biased;
                 Some(StateControl::Configure(name, spec)) = self.control.recv() => {
-                    match self.models.get_mut(&name) {
-                        Some(m) => m.set_spec(spec),
-                        None => {
-                            self.models.insert(name.clone(), ServiceModel::new(name.clone(), spec));
+                    let outputs = match self.models.get_mut(&name) {
+                        Some(m) => {
+                            m.set_spec(spec);
+                            m.settle(jiff::Timestamp::now())
                         }
-                    }
-                    self.settle(Some(&name)).await;
+                        None => {
+                            let mut m = ServiceModel::new(name.clone(), spec);
+                            let outputs = m.settle(jiff::Timestamp::now());
+                            self.models.insert(name, m);
+                            outputs
+                        }
+                    };
+                    self.emit(outputs).await;
+                    self.publish();
                 }
                 n = self.events.recv_many(&mut batch, 256) => {
                     if n == 0 {
@@ -132,16 +139,6 @@ impl StateTask {
             self.forward(event).await;
             self.emit(outputs).await;
         }
-        self.publish();
-    }
-
-    async fn settle(&mut self, name: Option<&ServiceName>) {
-        let now = jiff::Timestamp::now();
-        let outputs = match name.and_then(|n| self.models.get_mut(n)) {
-            Some(m) => m.settle(now),
-            None => Vec::new(),
-        };
-        self.emit(outputs).await;
         self.publish();
     }
 

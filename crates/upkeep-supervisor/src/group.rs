@@ -50,6 +50,12 @@ pub(crate) async fn stop_group(
     out.lingering = !reaper
         .wait_group_gone(pgid, Instant::now() + KILL_GRACE)
         .await;
+    if out.lingering {
+        tracing::warn!(
+            pgid,
+            "processes of the group survive SIGKILL (uninterruptible sleep?)"
+        );
+    }
     out
 }
 

@@ -6,7 +6,7 @@
 
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use tokio::sync::oneshot;
 use upkeep_config::ManagedConfig;
@@ -29,17 +29,10 @@ pub(crate) fn spawn(
     name: &ServiceName,
     cfg: &ManagedConfig,
 ) -> std::io::Result<Spawned> {
-    let mut cmd = Command::new(&cfg.program.path);
-    cmd.arg0(&cfg.program.argv[0])
-        .args(&cfg.program.argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+    let mut cmd = cfg.program.command(cfg.cwd.as_deref());
+    cmd.stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .env("UPKEEP_SERVICE", name.as_str());
-    if let Some(dir) = &cfg.cwd {
-        cmd.current_dir(dir);
-    }
     if let Some(user) = &cfg.user {
         cmd.uid(user.uid)
             .gid(user.gid)

@@ -18,7 +18,7 @@ use tracing::Instrument;
 use upkeep_config::ManagedConfig;
 use upkeep_core::{Actor, Event, EventKind, ExitStatus, ServiceName};
 
-use crate::group::stop_group;
+use crate::group::{StopOutcome, stop_group};
 use crate::logs::{LogHub, Stream};
 use crate::policy::{Decision, RestartTracker};
 use upkeep_sys::Reaper;
@@ -214,18 +214,22 @@ impl Supervisor {
                     return;
                 };
                 tracing::info!(%reason, "healing: restarting a service its probes say is down");
-                let (outcome, status, uptime, exited) = self.end_run(run).await;
+                let Ended {
+                    outcome,
+                    status,
+                    uptime,
+                    exited,
+                } = self.end_run(run).await;
                 let cleaned = self.ev(EventKind::GroupCleaned {
                     signalled: outcome.signalled,
                     killed: outcome.killed,
                 });
-                let events = vec![exited, cleaned];
                 // A heal is a failure whatever the exit code: on-failure services restart too.
                 let failed = ExitStatus {
                     code: status.code.filter(|c| *c != 0).or(Some(1)),
                     ..status
                 };
-                self.after_exit(failed, uptime, events).await;
+                self.after_exit(failed, uptime, vec![exited, cleaned]).await;
             }
             SupervisorCommand::Reconfigure(cfg) => {
                 self.cfg = *cfg;
@@ -262,34 +266,42 @@ impl Supervisor {
             return;
         };
         self.emit(vec![self.ev(EventKind::Stopping { by })]).await;
-        let (_, _, _, exited) = self.end_run(run).await;
-        self.emit(vec![exited]).await;
+        let ended = self.end_run(run).await;
+        self.emit(vec![ended.exited]).await;
     }
 
-    /// Stops the group of `run` (stop signal, `stop_timeout`, SIGKILL) and collects the
-    /// leader's exit: how the stop went, the status, the uptime, and the `exited` event.
-    async fn end_run(&self, run: Running) -> (crate::StopOutcome, ExitStatus, Duration, Event) {
-        let outcome = stop_group(
+    /// Stops the group of `run` and collects the leader's exit.
+    async fn end_run(&self, run: Running) -> Ended {
+        let outcome = self.stop_group(run.pid).await;
+        let status = exit_status(run.exit).await;
+        let uptime = run.started.elapsed();
+        Ended {
+            outcome,
+            status,
+            uptime,
+            exited: self.exited(run.pid, status, uptime),
+        }
+    }
+
+    /// Stops group `pgid` the way this service is stopped: its stop signal, `stop_timeout`,
+    /// then SIGKILL.
+    async fn stop_group(&self, pgid: u32) -> StopOutcome {
+        stop_group(
             &self.reaper,
-            run.pid,
+            pgid,
             self.cfg.stop_signal,
             self.cfg.stop_timeout,
         )
-        .await;
-        if outcome.lingering {
-            tracing::warn!(
-                pgid = run.pid,
-                "processes of the group survive SIGKILL (uninterruptible sleep?)"
-            );
-        }
-        let status = exit_status(run.exit).await;
-        let uptime = run.started.elapsed();
-        let exited = self.ev(EventKind::Exited {
-            pid: run.pid,
+        .await
+    }
+
+    /// The `exited` event of the process `pid`, stamped now.
+    fn exited(&self, pid: u32, status: ExitStatus, uptime: Duration) -> Event {
+        self.ev(EventKind::Exited {
+            pid,
             status,
             uptime_ms: uptime.as_millis() as u64,
-        });
-        (outcome, status, uptime, exited)
+        })
     }
 
     /// The main process exited on its own (crash, kill, or a normal end).
@@ -301,20 +313,10 @@ impl Supervisor {
         let uptime = run.started.elapsed();
         // Stamped now, at the reap: the restart below comes before the reporting, but the
         // record keeps the real times (MTTR is measured from them).
-        let mut events = vec![self.ev(EventKind::Exited {
-            pid: run.pid,
-            status,
-            uptime_ms: uptime.as_millis() as u64,
-        })];
+        let mut events = vec![self.exited(run.pid, status, uptime)];
         // Whatever is left of the group would hold ports and files: stop it first.
         if group_exists(run.pid) {
-            let o = stop_group(
-                &self.reaper,
-                run.pid,
-                self.cfg.stop_signal,
-                self.cfg.stop_timeout,
-            )
-            .await;
+            let o = self.stop_group(run.pid).await;
             events.push(self.ev(EventKind::GroupCleaned {
                 signalled: o.signalled,
                 killed: o.killed,
@@ -418,6 +420,14 @@ async fn exit_status(exit: oneshot::Receiver<ExitStatus>) -> ExitStatus {
             code: None,
             signal: None,
         })
+}
+
+/// How stopping a running process went.
+struct Ended {
+    outcome: StopOutcome,
+    status: ExitStatus,
+    uptime: Duration,
+    exited: Event,
 }
 
 fn ack(done: Option<oneshot::Sender<()>>) {

@@ -3,9 +3,8 @@
 //! Spawned through the daemon's reaper (which `waitpid`s every child), in its own process
 //! group; if the check is abandoned at its timeout, the group is killed.
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
 
 use upkeep_config::Program;
@@ -44,16 +43,8 @@ impl ExecProbe {
 
     pub async fn check(&self) -> ProbeOutcome {
         let start = Instant::now();
-        let mut cmd = Command::new(&self.program.path);
-        cmd.arg0(&self.program.argv[0])
-            .args(&self.program.argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0);
-        if let Some(dir) = &self.cwd {
-            cmd.current_dir(dir);
-        }
+        let mut cmd = self.program.command(self.cwd.as_deref());
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
         let (child, exit) = match self.reaper.spawn(&mut cmd) {
             Ok(x) => x,
             Err(e) => {

@@ -136,9 +136,6 @@ impl Queue {
         let queued = self.shared.in_flight.load(Ordering::Acquire);
         if queued + chunk.len() > IN_FLIGHT_LIMIT {
             self.dropped_pending += lines;
-            self.shared
-                .dropped_total
-                .fetch_add(lines, Ordering::Relaxed);
             return;
         }
         let chunk = if self.dropped_pending > 0 {

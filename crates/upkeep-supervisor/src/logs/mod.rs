@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 
 use bytes::Bytes;
@@ -61,8 +61,6 @@ pub(crate) struct StreamShared {
     pub stream: Stream,
     /// Bytes handed to the writer and not yet written. Reader adds, writer subtracts.
     pub in_flight: AtomicUsize,
-    /// Lines dropped since the daemon started.
-    pub dropped_total: AtomicU64,
     /// Live copy of written bytes for `upkeep logs -f`; sent to only while someone listens.
     /// Made on the first follow: a broadcast channel allocates all its slots up front, and
     /// most logs are never followed (200 eager channels were 11 MiB of the daemon's heap).
@@ -136,13 +134,6 @@ impl LogHub {
             .subscribe()
     }
 
-    /// Lines dropped so far for one stream.
-    pub fn dropped(&self, name: &ServiceName, stream: Stream) -> u64 {
-        self.shared(name, stream)
-            .dropped_total
-            .load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     fn shared(&self, name: &ServiceName, stream: Stream) -> Arc<StreamShared> {
         let mut streams = self.inner.streams.lock().expect("log streams poisoned");
         streams
@@ -152,7 +143,6 @@ impl LogHub {
                     name: name.clone(),
                     stream,
                     in_flight: AtomicUsize::new(0),
-                    dropped_total: AtomicU64::new(0),
                     follow: std::sync::OnceLock::new(),
                 })
             })
