@@ -10,14 +10,16 @@
 //! `kinds/mod.rs`.
 //!
 //! Layout: `probe.rs` (outcome, target, verdict counting), `runner.rs` (scheduling),
-//! `lag.rs` (how late checks start),
+//! `lag.rs` (how late checks start), `gate.rs` (checks in flight per host),
 //! `kinds/` (tcp, http, exec, process, memory, cpu).
 
+mod gate;
 mod kinds;
 mod lag;
 mod probe;
 mod runner;
 
+pub use gate::HostGates;
 pub use kinds::HttpClients;
 pub use lag::{LAG_BUCKETS, LagHistogram, LagSnapshot};
 pub use probe::{ProbeOutcome, Target};

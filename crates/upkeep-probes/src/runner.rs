@@ -3,8 +3,9 @@
 //! Each probe's first check comes at a random point within its first `every` (so probes
 //! configured together do not fire together: no thundering herd), then every `every` (every
 //! `every / 4` while a fresh process has no verdict yet, so recoveries are seen promptly). A check
-//! runs inside its own task's timeout, so a slow probe delays only itself. Missed ticks are
-//! skipped, not bunched.
+//! runs inside its own task's timeout, so a slow probe delays only itself, and network checks
+//! wait for room at their host's gate, so an overloaded host does not drown the daemon in
+//! connections. Missed ticks are skipped, not bunched.
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -46,6 +47,7 @@ const FAST_FLOOR: std::time::Duration = std::time::Duration::from_millis(50);
 #[derive(Clone)]
 pub struct ProbeDeps {
     pub http: HttpClients,
+    pub gates: crate::HostGates,
     pub reaper: Reaper,
     pub lag: std::sync::Arc<crate::LagHistogram>,
 }
@@ -71,6 +73,7 @@ impl ProbeRunner {
             let task = ProbeTask {
                 service: service.clone(),
                 probe: Probe::build(cfg, deps),
+                gate: Probe::host(cfg).map(|h| deps.gates.for_host(&h)),
                 cfg: cfg.clone(),
                 target: target.clone(),
                 lag: deps.lag.clone(),
@@ -91,6 +94,8 @@ impl ProbeRunner {
 struct ProbeTask {
     service: ServiceName,
     probe: Probe,
+    /// Its host's gate, for network checks (see `gate.rs`).
+    gate: Option<std::sync::Arc<tokio::sync::Semaphore>>,
     cfg: ProbeConfig,
     /// The process to look at; a change wakes the task (a new process is checked at once).
     target: watch::Receiver<Target>,
@@ -130,6 +135,14 @@ impl ProbeTask {
                 }
                 _ = tokio::time::sleep_until(next) => {}
             }
+            // A check starts once its host has room; waiting for it is lag like any other.
+            let _permit = match &self.gate {
+                Some(gate) => tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    permit = gate.clone().acquire_owned() => permit.ok(),
+                },
+                None => None,
+            };
             self.lag
                 .record(Instant::now().saturating_duration_since(next));
             // Until a fresh process has a verdict, check four times as often (at least 50 ms

@@ -6,9 +6,13 @@
 //! per-group CPU and memory, for the supervisor (recognising its processes), the probes
 //! (memory and cpu thresholds) and `upkeep ls`.
 //!
-//! Layout: `reaper.rs`, `procfs.rs`.
+//! `limits` raises the daemon's open-file limit and gives children the one it started with.
+//!
+//! Layout: `reaper.rs`, `procfs.rs`, `limits.rs`.
 
+mod limits;
 pub mod procfs;
 mod reaper;
 
+pub use limits::{open_files_limit, raise_open_files};
 pub use reaper::{Reaper, group_exists, set_child_subreaper};

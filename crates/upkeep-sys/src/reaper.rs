@@ -64,6 +64,7 @@ impl Reaper {
     pub fn spawn(&self, cmd: &mut Command) -> io::Result<(Child, oneshot::Receiver<ExitStatus>)> {
         let mut waiting = self.inner.waiting.lock().expect("reaper registry poisoned");
         let child = cmd.spawn()?;
+        crate::limits::restore_for_child(child.id());
         let (tx, rx) = oneshot::channel();
         waiting.insert(child.id(), tx);
         Ok((child, rx))

@@ -94,6 +94,15 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock> {
 pub fn run(config: Config) -> Result<()> {
     let lock = lock_data_dir(&config.daemon.data_dir)?;
     upkeep_supervisor::set_child_subreaper().context("becoming a child subreaper")?;
+    // Sockets for probes in flight, pipes and log files for services: more than the usual
+    // soft limit of 1,024 at scale. Children still get the limit we started with.
+    match upkeep_supervisor::raise_open_files() {
+        Ok((before, after)) if before != after => {
+            tracing::debug!(before, after, "raised the open-file limit")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("could not raise the open-file limit: {e}"),
+    }
     // One thread: supervision is latency-bound, not CPU-bound, and one thread keeps the
     // daemon small. Blocking work (file writes, /proc scans) has its own threads.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -166,6 +175,7 @@ async fn run_async(config: Config) -> Result<()> {
         snapshot: snapshot.clone(),
         probe_deps: ProbeDeps {
             http: HttpClients::default(),
+            gates: Default::default(),
             reaper,
             lag: Default::default(),
         },

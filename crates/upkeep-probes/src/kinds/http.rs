@@ -128,6 +128,19 @@ impl HttpProbe {
     }
 }
 
+/// `host:port` of a URL, to share a gate (the whole URL if it does not parse: validated
+/// config always does).
+pub(crate) fn host_of(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!(
+            "{}:{}",
+            u.host_str().unwrap_or_default(),
+            u.port_or_known_default().unwrap_or_default()
+        ),
+        Err(_) => url.to_owned(),
+    }
+}
+
 /// Bodies past this are not read further (the connection is then closed, not pooled).
 const MAX_BODY: usize = 1024 * 1024;
 
@@ -155,5 +168,17 @@ fn describe(e: &reqwest::Error) -> String {
         "timed out".into()
     } else {
         inner.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_of_urls() {
+        assert_eq!(host_of("http://127.0.0.1:8080/health"), "127.0.0.1:8080");
+        assert_eq!(host_of("https://example.com/"), "example.com:443");
+        assert_eq!(host_of("http://example.com"), "example.com:80");
     }
 }

@@ -41,6 +41,16 @@ impl Probe {
         }
     }
 
+    /// The host this probe checks over the network: its checks wait their turn at that
+    /// host's gate. `None` for checks that do not touch the network.
+    pub fn host(cfg: &ProbeConfig) -> Option<String> {
+        match &cfg.kind {
+            ProbeKind::Tcp { addr } => Some(addr.clone()),
+            ProbeKind::Http(h) => Some(http::host_of(&h.url)),
+            _ => None,
+        }
+    }
+
     /// One check. `None`: nothing to say this round (a process probe with no process).
     pub async fn check(&self, target: &Target) -> Option<ProbeOutcome> {
         match self {
