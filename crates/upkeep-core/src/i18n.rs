@@ -76,6 +76,7 @@ messages! {
     Probes => "probes", "探针";
     Incidents => "incidents", "故障";
     Lasted => "lasted {}", "持续 {}";
+    LastCheck => "last check {} ago: {} in {} ms", "上次检查于 {} 前：{}，耗时 {} 毫秒";
     OpenFor => "OPEN for {}", "未恢复，已持续 {}";
     Availability => "availability", "可用性";
     Mttr => "MTTR", "平均恢复时间 (MTTR)";

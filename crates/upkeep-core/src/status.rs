@@ -105,11 +105,39 @@ pub enum Health {
     Down,
 }
 
+/// What one probe says: its verdict (from events, so it is also what history holds) and its
+/// most recent check (live, never stored: a thousand checks a second would flood the store).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeStatus {
     pub health: Health,
-    /// Why, in words: "HTTP 500", "connection refused", "412 MiB > 400 MiB".
+    /// Why the verdict is what it is, in words: "HTTP 500", "connection refused",
+    /// "412 MiB > 400 MiB". A failure that changes its nature while down shows in `last`.
     pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<LastCheck>,
+}
+
+impl ProbeStatus {
+    /// No verdict yet.
+    pub fn unknown() -> Self {
+        Self {
+            health: Health::Unknown,
+            reason: String::new(),
+            last: None,
+        }
+    }
+}
+
+/// The most recent check of a probe, whatever it did to the verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastCheck {
+    pub at: Timestamp,
+    pub healthy: bool,
+    /// Healthy but slower than `degraded_after`.
+    #[serde(default)]
+    pub degraded: bool,
+    pub reason: String,
+    pub latency_ms: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

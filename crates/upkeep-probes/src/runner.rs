@@ -7,13 +7,15 @@
 //! wait for room at their host's gate, so an overloaded host does not drown the daemon in
 //! connections. Missed ticks are skipped, not bunched.
 
+use std::collections::BTreeMap;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use upkeep_config::ProbeConfig;
-use upkeep_core::{Event, EventKind, Health, ServiceName};
+
+use upkeep_core::{Event, EventKind, Health, LastCheck, ServiceName};
 use upkeep_sys::Reaper;
 
 use crate::kinds::{HttpClients, Probe};
@@ -52,9 +54,13 @@ pub struct ProbeDeps {
     pub lag: std::sync::Arc<crate::LagHistogram>,
 }
 
+/// Where a probe task leaves its most recent check for the API to read.
+type LastSlot = std::sync::Arc<std::sync::Mutex<Option<LastCheck>>>;
+
 /// The probes of one service. Dropping it does not stop them; [`ProbeRunner::stop`] does.
 pub struct ProbeRunner {
     cancel: CancellationToken,
+    last: Vec<(String, LastSlot)>,
 }
 
 impl ProbeRunner {
@@ -69,8 +75,12 @@ impl ProbeRunner {
         tasks: &TaskTracker,
     ) -> ProbeRunner {
         let started = jiff::Timestamp::now();
+        let mut last = Vec::with_capacity(probes.len());
         for cfg in probes {
+            let slot = LastSlot::default();
+            last.push((cfg.name.clone(), slot.clone()));
             let task = ProbeTask {
+                last: slot,
                 service: service.clone(),
                 probe: Probe::build(cfg, deps),
                 gate: Probe::host(cfg).map(|h| deps.gates.for_host(&h)),
@@ -83,7 +93,18 @@ impl ProbeRunner {
             let span = tracing::info_span!("probe", service = %service, probe = %cfg.name);
             tasks.spawn_on(task.run(cancel.clone()).instrument(span), probe_runtime());
         }
-        ProbeRunner { cancel }
+        ProbeRunner { cancel, last }
+    }
+
+    /// The most recent check of each probe that has checked yet, by probe name.
+    pub fn last_checks(&self) -> BTreeMap<String, LastCheck> {
+        self.last
+            .iter()
+            .filter_map(|(name, slot)| {
+                let last = slot.lock().expect("probe slot poisoned").clone()?;
+                Some((name.clone(), last))
+            })
+            .collect()
     }
 
     pub fn stop(&self) {
@@ -100,6 +121,7 @@ struct ProbeTask {
     /// The process to look at; a change wakes the task (a new process is checked at once).
     target: watch::Receiver<Target>,
     events: mpsc::Sender<Event>,
+    last: LastSlot,
     lag: std::sync::Arc<crate::LagHistogram>,
     /// For an external service, grace counts from here.
     started: jiff::Timestamp,
@@ -176,11 +198,23 @@ impl ProbeTask {
             let in_grace =
                 jiff::Timestamp::now().duration_since(since).unsigned_abs() < self.cfg.grace;
             tracing::trace!(healthy = outcome.healthy, reason = %outcome.reason, "probe result");
-            if let Some(health) = verdict.observe(&outcome, in_grace, &self.cfg) {
+            let change = verdict.observe(&outcome, in_grace, &self.cfg);
+            let reason = match change {
+                Some(_) => outcome.reason.clone(),
+                None => String::new(),
+            };
+            *self.last.lock().expect("probe slot poisoned") = Some(LastCheck {
+                at: jiff::Timestamp::now(),
+                healthy: outcome.healthy,
+                degraded: outcome.degraded,
+                reason: outcome.reason,
+                latency_ms: outcome.latency.as_secs_f64() * 1000.0,
+            });
+            if let Some(health) = change {
                 let kind = EventKind::ProbeChanged {
                     probe: self.cfg.name.clone(),
                     health,
-                    reason: outcome.reason,
+                    reason,
                 };
                 if self
                     .events

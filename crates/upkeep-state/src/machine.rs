@@ -134,10 +134,10 @@ impl ServiceModel {
             .probes
             .retain(|name, _| spec.probes.contains(name));
         for p in &spec.probes {
-            self.status.probes.entry(p.clone()).or_insert(ProbeStatus {
-                health: Health::Unknown,
-                reason: String::new(),
-            });
+            self.status
+                .probes
+                .entry(p.clone())
+                .or_insert_with(ProbeStatus::unknown);
         }
         if !spec.managed {
             self.phase = Phase::Running;
@@ -147,10 +147,7 @@ impl ServiceModel {
 
     fn reset_probes(&mut self) {
         for p in self.status.probes.values_mut() {
-            *p = ProbeStatus {
-                health: Health::Unknown,
-                reason: String::new(),
-            };
+            *p = ProbeStatus::unknown();
         }
     }
 
@@ -211,6 +208,7 @@ impl ServiceModel {
                     *p = ProbeStatus {
                         health: *health,
                         reason: reason.clone(),
+                        last: None,
                     };
                 }
                 if *health == Health::Down {

@@ -100,7 +100,10 @@ mod tests {
         assert_eq!((before, after), (low as u64, hard as u64));
         assert_eq!(open_files_limit().unwrap(), hard as u64);
 
-        let child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         restore_for_child(child.id());
         let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
         let line = limits

@@ -277,15 +277,10 @@ mod tests {
             ProbeStatus {
                 health: Health::Degraded,
                 reason: "slow".into(),
+                last: None,
             },
         );
-        s.probes.insert(
-            "tcp".into(),
-            ProbeStatus {
-                health: Health::Unknown,
-                reason: String::new(),
-            },
-        );
+        s.probes.insert("tcp".into(), ProbeStatus::unknown());
         let mut report = PeriodReport::default();
         report.overall.availability = Some(0.999);
         report.overall.mttr_ms = Some(1500);

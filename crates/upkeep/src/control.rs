@@ -18,7 +18,7 @@ use upkeep_config::Config;
 use upkeep_core::api::{
     ActionResult, AddService, Health, ReloadResult, ServiceDetail, ServiceInfo, StoredEvent,
 };
-use upkeep_core::{Actor, Desired, Event, EventKind, ServiceName, ServiceStatus, State};
+use upkeep_core::{Actor, Desired, Event, EventKind, LastCheck, ServiceName, ServiceStatus, State};
 use upkeep_state::Snapshot;
 use upkeep_store::Store;
 use upkeep_supervisor::{Stream, SupervisorCommand, SupervisorHandle, procfs};
@@ -31,6 +31,13 @@ pub struct Live {
     pub config: Config,
     pub services: BTreeMap<ServiceName, ServiceHandles>,
     pub desired: BTreeMap<ServiceName, Desired>,
+}
+
+/// A service as `infos` needs it, read under the `Live` lock.
+struct LiveService {
+    name: ServiceName,
+    desired: Desired,
+    last_checks: BTreeMap<String, LastCheck>,
 }
 
 pub struct Daemon {
@@ -77,15 +84,33 @@ impl Daemon {
             .unwrap_or_else(|| ServiceStatus::new(name.clone()))
     }
 
-    /// Status, desired state and live CPU/memory of each service in `names`.
-    async fn infos(
-        &self,
-        names: Vec<(ServiceName, Desired)>,
-    ) -> Result<Vec<ServiceInfo>, ApiError> {
+    /// What `infos` needs of a running service: its desired state and its probes' last checks.
+    fn live_of(live: &Live, name: &ServiceName) -> LiveService {
+        LiveService {
+            name: name.clone(),
+            desired: live.desired[name],
+            last_checks: live
+                .services
+                .get(name)
+                .map(ServiceHandles::last_checks)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Status, desired state, probes' last checks and live CPU/memory of each service.
+    async fn infos(&self, names: Vec<LiveService>) -> Result<Vec<ServiceInfo>, ApiError> {
         let snapshot = self.snapshot.borrow().clone();
         let statuses: Vec<(ServiceStatus, Desired)> = names
             .into_iter()
-            .map(|(n, d)| (self.status_of(&snapshot, &n), d))
+            .map(|l| {
+                let mut status = self.status_of(&snapshot, &l.name);
+                for (probe, last) in l.last_checks {
+                    if let Some(p) = status.probes.get_mut(&probe) {
+                        p.last = Some(last);
+                    }
+                }
+                (status, l.desired)
+            })
             .collect();
         let pgids: Vec<u32> = statuses.iter().filter_map(|(s, _)| s.pid).collect();
         let usage = if pgids.is_empty() {
@@ -245,14 +270,14 @@ impl Control for Daemon {
             live.config
                 .services
                 .keys()
-                .map(|n| (n.clone(), live.desired[n]))
+                .map(|n| Self::live_of(&live, n))
                 .collect()
         };
         self.infos(names).await
     }
 
     async fn service(&self, name: &ServiceName) -> Result<ServiceDetail, ApiError> {
-        let (cfg, desired) = {
+        let (cfg, l) = {
             let live = self.live.lock().await;
             let cfg = live
                 .config
@@ -260,9 +285,9 @@ impl Control for Daemon {
                 .get(name)
                 .cloned()
                 .ok_or_else(|| unknown(name))?;
-            (cfg, live.desired[name])
+            (cfg, Self::live_of(&live, name))
         };
-        let info = self.infos(vec![(name.clone(), desired)]).await?.remove(0);
+        let info = self.infos(vec![l]).await?.remove(0);
         self.store_caught_up().await;
         let events = self.store.events(Some(name), 20).await.map_err(internal)?;
         let incidents = self

@@ -2,13 +2,14 @@
 //! supervisor (if upkeep runs it), its probe runner (if it has probes) and its spec in `state`.
 //! The daemon uses it at start-up, reload uses it for what changed.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use upkeep_config::{OnUnhealthy, ServiceConfig};
-use upkeep_core::{Actor, Event, ServiceName};
+use upkeep_core::{Actor, Event, LastCheck, ServiceName};
 use upkeep_probes::{ProbeDeps, ProbeRunner, Target};
 use upkeep_state::{ServiceSpec, Snapshot, StateControl};
 use upkeep_supervisor::{LogHub, Reaper, Supervisor, SupervisorCommand, SupervisorHandle};
@@ -61,6 +62,16 @@ pub async fn follow_targets(wiring: Arc<Wiring>) {
 pub struct ServiceHandles {
     pub supervisor: Option<SupervisorHandle>,
     probes: Option<ProbeRunner>,
+}
+
+impl ServiceHandles {
+    /// The most recent check of each of the service's probes.
+    pub fn last_checks(&self) -> BTreeMap<String, LastCheck> {
+        self.probes
+            .as_ref()
+            .map(ProbeRunner::last_checks)
+            .unwrap_or_default()
+    }
 }
 
 /// What `state` needs to know of a service's config.

@@ -152,6 +152,21 @@ pub fn service_detail(d: &ServiceDetail) -> String {
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
             out.push_str(&format!("  {name:<12} {health:<9} {}\n", p.reason));
+            if let Some(last) = &p.last {
+                let ago = jiff::Timestamp::now()
+                    .duration_since(last.at)
+                    .as_millis()
+                    .max(0);
+                let check = tr(
+                    Msg::LastCheck,
+                    &[
+                        &duration_ms(ago as u64),
+                        &last.reason,
+                        &format!("{:.1}", last.latency_ms),
+                    ],
+                );
+                out.push_str(&format!("  {:<12} {:<9} {check}\n", "", ""));
+            }
         }
     }
     if !d.incidents.is_empty() {

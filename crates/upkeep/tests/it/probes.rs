@@ -86,6 +86,50 @@ fn external_tcp_service_down_opens_an_incident_and_back_resolves_it_with_its_dur
 }
 
 #[test]
+fn a_down_probe_shows_its_latest_failure_while_the_verdict_keeps_its_cause() {
+    let port = free_port();
+    let root = tempfile::tempdir().unwrap();
+    let mut server = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(root.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + LONG;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "http.server never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let d = daemon(&format!(
+        "[services.site]\nprobes = [{{ kind = \"http\", url = \"http://127.0.0.1:{port}/missing\", every = \"100ms\", failures = 2, grace = \"0s\" }}]\n"
+    ));
+    d.wait_state("site", "down", LONG);
+    let probe =
+        |d: &upkeep_testkit::TestDaemon| d.service("site")["info"]["probes"]["http"].clone();
+    assert_eq!(probe(&d)["reason"], "HTTP 404", "{}", probe(&d));
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let p = d.wait_until("the last check to see the refused connection", LONG, || {
+        let p = probe(&d);
+        p["last"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("refused"))
+            .then_some(p)
+    });
+    assert_eq!(p["reason"], "HTTP 404", "the verdict keeps its cause: {p}");
+    assert_eq!(p["last"]["healthy"], false);
+    let status = crate::stdout(&d.cli(&["status", "site"]));
+    assert!(status.contains("last check"), "{status}");
+}
+
+#[test]
 fn http_500_is_down_after_failures_and_the_service_is_restarted() {
     let (d, dir, _) = flaky("");
     d.wait_state("web", "up", LONG);
