@@ -40,10 +40,10 @@ fn set(pid: libc::pid_t, lim: libc::rlimit) -> io::Result<()> {
 
 /// Raises this process's soft open-file limit to its hard limit. Returns (before, after).
 /// Call it once, at start-up, before any child is spawned.
-pub fn raise_open_files() -> io::Result<(u64, u64)> {
+pub fn raise_open_files() -> io::Result<(libc::rlim_t, libc::rlim_t)> {
     let lim = get(0)?;
     if lim.rlim_cur >= lim.rlim_max {
-        return Ok((lim.rlim_cur as u64, lim.rlim_cur as u64));
+        return Ok((lim.rlim_cur, lim.rlim_cur));
     }
     set(
         0,
@@ -53,7 +53,7 @@ pub fn raise_open_files() -> io::Result<(u64, u64)> {
         },
     )?;
     let _ = INHERITED_SOFT.set(lim.rlim_cur);
-    Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
+    Ok((lim.rlim_cur, lim.rlim_max))
 }
 
 /// Gives a just-spawned child the soft limit the daemon started with. Best effort: a child
@@ -75,8 +75,8 @@ pub(crate) fn restore_for_child(pid: u32) {
 }
 
 /// This process's soft open-file limit.
-pub fn open_files_limit() -> io::Result<u64> {
-    get(0).map(|l| l.rlim_cur as u64)
+pub fn open_files_limit() -> io::Result<libc::rlim_t> {
+    get(0).map(|l| l.rlim_cur)
 }
 
 #[cfg(test)]
@@ -97,8 +97,8 @@ mod tests {
         )
         .unwrap();
         let (before, after) = raise_open_files().unwrap();
-        assert_eq!((before, after), (low as u64, hard as u64));
-        assert_eq!(open_files_limit().unwrap(), hard as u64);
+        assert_eq!((before, after), (low, hard));
+        assert_eq!(open_files_limit().unwrap(), hard);
 
         let child = std::process::Command::new("sleep")
             .arg("5")
@@ -111,7 +111,7 @@ mod tests {
             .find(|l| l.starts_with("Max open files"))
             .unwrap();
         let soft: u64 = line.split_whitespace().nth(3).unwrap().parse().unwrap();
-        assert_eq!(soft, low as u64, "{line}");
+        assert_eq!(soft, low, "{line}");
         let mut child = child;
         child.kill().unwrap();
         child.wait().unwrap();
