@@ -106,9 +106,11 @@ pub enum EventKind {
     IncidentOpened { since: Timestamp, reason: String },
     /// The service is back. `duration_ms` runs from the outage's start.
     IncidentResolved { since: Timestamp, duration_ms: u64 },
-    /// A drill injected `fault`; detection and recovery times from the fault.
+    /// A drill injected `fault` at `injected_at`; detection and recovery times from then.
+    /// The report counts the drill's time apart, like maintenance.
     DrillCompleted {
         fault: String,
+        injected_at: Timestamp,
         detected_ms: u64,
         recovered_ms: u64,
     },

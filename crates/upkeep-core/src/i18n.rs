@@ -84,6 +84,7 @@ messages! {
     AutomaticHeals => "automatic heals", "自动恢复";
     ManualInterventions => "manual interventions", "人工干预";
     InMaintenance => "in maintenance", "维护时长";
+    InDrills => "drills (time in them)", "演练（时长）";
     PreviousPeriod => "previous ({})", "上一周期（{}）";
     ThisPeriod => "this period ({})", "本周期（{}）";
     ColService => "service", "服务";

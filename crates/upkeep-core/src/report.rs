@@ -24,6 +24,14 @@ pub struct IncidentSpan {
     pub resolved: Option<Timestamp>,
 }
 
+/// A drill on `service`: from the fault's injection to the service being up again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillSpan {
+    pub service: ServiceName,
+    pub started: Timestamp,
+    pub ended: Timestamp,
+}
+
 /// Everything the report of one period needs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReportInputs {
@@ -36,6 +44,10 @@ pub struct ReportInputs {
     pub heals: Vec<(ServiceName, Timestamp)>,
     /// Operator actions within the period.
     pub interventions: Vec<(ServiceName, Timestamp)>,
+    /// Drills that overlap the period. A drill is an outage on purpose: its time, and the
+    /// incidents and restarts within it, are counted apart.
+    #[serde(default)]
+    pub drills: Vec<DrillSpan>,
 }
 
 /// The figures of one service, or of all together.
@@ -49,6 +61,13 @@ pub struct Figures {
     pub outage_ms: u64,
     /// Time in maintenance: counted apart, not in the availability.
     pub maintenance_ms: u64,
+    /// Drills that began in the period.
+    #[serde(default)]
+    pub drills: u32,
+    /// Time in drills (fault to recovery): counted apart, not in the availability, and the
+    /// incidents and automatic restarts of a drill are not counted either.
+    #[serde(default)]
+    pub drill_ms: u64,
     pub incidents: u32,
     /// Mean time to recovery over the resolved incidents.
     pub mttr_ms: Option<u64>,

@@ -5,7 +5,9 @@
 //! Time counts by state: up, degraded and starting are available; down, recovering and failed
 //! are outage; maintenance is counted apart and left out of the availability; stopped,
 //! stopping and exited (down on purpose, or done) count for nothing. Before a service's first
-//! known state nothing is counted.
+//! known state nothing is counted. A drill is an outage on purpose: the time from its fault to
+//! recovery is counted apart like maintenance, and the incidents and automatic restarts within
+//! it are the drill's, not the service's record.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +20,8 @@ struct Acc {
     available: u64,
     outage: u64,
     maintenance: u64,
+    drills: u32,
+    drill: u64,
     incidents: u32,
     repair_ms: Vec<u64>,
     heals: u32,
@@ -25,7 +29,24 @@ struct Acc {
 }
 
 impl Acc {
-    fn add(&mut self, state: State, ms: u64) {
+    /// `ms` in `state`, of which `drill_ms` within drills.
+    fn add(&mut self, state: State, ms: u64, drill_ms: u64) {
+        if matches!(
+            state,
+            State::Up
+                | State::Degraded
+                | State::Starting
+                | State::Down
+                | State::Recovering
+                | State::Failed
+        ) {
+            self.drill += drill_ms;
+        }
+        let ms = if state == State::Maintenance {
+            ms
+        } else {
+            ms - drill_ms
+        };
         match state {
             State::Up | State::Degraded | State::Starting => self.available += ms,
             State::Down | State::Recovering | State::Failed => self.outage += ms,
@@ -41,6 +62,8 @@ impl Acc {
             available_ms: self.available,
             outage_ms: self.outage,
             maintenance_ms: self.maintenance,
+            drills: self.drills,
+            drill_ms: self.drill,
             incidents: self.incidents,
             mttr_ms: (!self.repair_ms.is_empty())
                 .then(|| self.repair_ms.iter().sum::<u64>() / self.repair_ms.len() as u64),
@@ -58,6 +81,12 @@ fn ms_between(a: Timestamp, b: Timestamp) -> u64 {
 /// The figures of the period `[from, to)`.
 pub fn compute(inputs: &ReportInputs, from: Timestamp, to: Timestamp) -> PeriodReport {
     let mut accs: BTreeMap<ServiceName, Acc> = BTreeMap::new();
+    let in_drill = |svc: &ServiceName, at: Timestamp| {
+        inputs
+            .drills
+            .iter()
+            .any(|d| &d.service == svc && d.started <= at && at < d.ended)
+    };
     // Walk each service's transitions: each state lasts until the next transition (or `to`).
     let mut current: BTreeMap<&ServiceName, (State, Timestamp)> = BTreeMap::new();
     let close = |accs: &mut BTreeMap<ServiceName, Acc>,
@@ -67,9 +96,19 @@ pub fn compute(inputs: &ReportInputs, from: Timestamp, to: Timestamp) -> PeriodR
                  end: Timestamp| {
         let (a, b) = (start.max(from), end.min(to));
         if a < b {
+            let drill_ms = inputs
+                .drills
+                .iter()
+                .filter(|d| &d.service == svc)
+                .map(|d| {
+                    let (x, y) = (d.started.max(a), d.ended.min(b));
+                    if x < y { ms_between(x, y) } else { 0 }
+                })
+                .sum::<u64>()
+                .min(ms_between(a, b));
             accs.entry(svc.clone())
                 .or_default()
-                .add(state, ms_between(a, b));
+                .add(state, ms_between(a, b), drill_ms);
         }
     };
     for t in inputs.transitions.iter().filter(|t| t.at < to) {
@@ -80,10 +119,14 @@ pub fn compute(inputs: &ReportInputs, from: Timestamp, to: Timestamp) -> PeriodR
     for (svc, (state, since)) in current {
         close(&mut accs, svc, state, since, to);
     }
+    let in_period = |at: &Timestamp| *at >= from && *at < to;
+    for d in inputs.drills.iter().filter(|d| in_period(&d.started)) {
+        accs.entry(d.service.clone()).or_default().drills += 1;
+    }
     for inc in inputs
         .incidents
         .iter()
-        .filter(|i| i.started >= from && i.started < to)
+        .filter(|i| in_period(&i.started) && !in_drill(&i.service, i.started))
     {
         let acc = accs.entry(inc.service.clone()).or_default();
         acc.incidents += 1;
@@ -91,8 +134,11 @@ pub fn compute(inputs: &ReportInputs, from: Timestamp, to: Timestamp) -> PeriodR
             acc.repair_ms.push(ms_between(inc.started, r));
         }
     }
-    let in_period = |at: &Timestamp| *at >= from && *at < to;
-    for (svc, _) in inputs.heals.iter().filter(|(_, at)| in_period(at)) {
+    for (svc, _) in inputs
+        .heals
+        .iter()
+        .filter(|(svc, at)| in_period(at) && !in_drill(svc, *at))
+    {
         accs.entry(svc.clone()).or_default().heals += 1;
     }
     for (svc, _) in inputs.interventions.iter().filter(|(_, at)| in_period(at)) {
@@ -103,6 +149,8 @@ pub fn compute(inputs: &ReportInputs, from: Timestamp, to: Timestamp) -> PeriodR
         all.available += a.available;
         all.outage += a.outage;
         all.maintenance += a.maintenance;
+        all.drills += a.drills;
+        all.drill += a.drill;
         all.incidents += a.incidents;
         all.repair_ms.extend(&a.repair_ms);
         all.heals += a.heals;
@@ -119,7 +167,7 @@ pub fn compute(inputs: &ReportInputs, from: Timestamp, to: Timestamp) -> PeriodR
 #[cfg(test)]
 mod tests {
     use super::*;
-    use upkeep_core::report::{IncidentSpan, Transition};
+    use upkeep_core::report::{DrillSpan, IncidentSpan, Transition};
 
     const H: i64 = 3600;
 
@@ -185,6 +233,7 @@ mod tests {
                 (n("web"), t(-10)),
             ],
             interventions: vec![(n("db"), t(40 * H)), (n("db"), t(45 * H))],
+            drills: vec![],
         };
         let r = compute(&inputs, t(0), t(100 * H));
         let web = &r.services[&n("web")];
@@ -224,6 +273,46 @@ mod tests {
             ),
             (2, Some(2700 * 1000), 2, 2)
         );
+    }
+
+    /// A drill's time, incident and restart are counted apart; a real outage is not.
+    #[test]
+    fn drills_are_counted_apart_from_real_outages() {
+        let span = |at: i64, secs: i64| IncidentSpan {
+            service: n("web"),
+            started: t(at),
+            resolved: Some(t(at + secs)),
+        };
+        let inputs = ReportInputs {
+            transitions: vec![
+                tr("web", -H, State::Up),
+                // The drill: fault at h20, noticed 1 s later, up again 3 s after the fault.
+                tr("web", 20 * H + 1, State::Down),
+                tr("web", 20 * H + 2, State::Recovering),
+                tr("web", 20 * H + 3, State::Up),
+                // A real outage of 10 minutes at h30.
+                tr("web", 30 * H, State::Down),
+                tr("web", 30 * H + 600, State::Up),
+            ],
+            incidents: vec![span(20 * H + 1, 2), span(30 * H, 600)],
+            heals: vec![(n("web"), t(20 * H + 1)), (n("web"), t(30 * H + 1))],
+            interventions: vec![],
+            drills: vec![DrillSpan {
+                service: n("web"),
+                started: t(20 * H),
+                ended: t(20 * H + 3),
+            }],
+        };
+        let r = compute(&inputs, t(0), t(100 * H));
+        let web = &r.services[&n("web")];
+        assert_eq!((web.drills, web.drill_ms), (1, 3000));
+        assert_eq!(web.outage_ms, 600 * 1000);
+        assert_eq!(web.available_ms, (100 * H as u64 - 603) * 1000);
+        assert_eq!(
+            (web.incidents, web.mttr_ms, web.automatic_heals),
+            (1, Some(600 * 1000), 1)
+        );
+        assert_eq!((r.overall.drills, r.overall.drill_ms), (1, 3000));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use upkeep_core::api::{Incident, StoredEvent};
-use upkeep_core::report::{IncidentSpan, ReportInputs, Transition};
+use upkeep_core::report::{DrillSpan, IncidentSpan, ReportInputs, Transition};
 use upkeep_core::{Desired, Event, EventKind, ServiceName, State};
 
 use crate::{Error, ServiceRecord, Store};
@@ -261,11 +261,38 @@ impl Store for SqliteStore {
             "select interventions",
         )
         .await?;
+        // Drills that end after `from` (a drill is recorded when it ends) and began before `to`.
+        let drills = sqlx::query(
+            "SELECT service, at_ms, json_extract(detail, '$.injected_at') AS injected,
+                    json_extract(detail, '$.recovered_ms') AS recovered_ms
+             FROM events WHERE kind = 'drill_completed' AND at_ms >= ? AND service IS NOT NULL",
+        )
+        .bind(from)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select drills"))?
+        .into_iter()
+        .filter_map(|r| {
+            let recovered = jiff::SignedDuration::from_millis(r.get("recovered_ms"));
+            // Whole milliseconds, like every event time here (recovered_ms is counted so).
+            let started = match r.get::<Option<String>, _>("injected") {
+                Some(t) => ts(t.parse::<jiff::Timestamp>().ok()?.as_millisecond())?,
+                None => ts(r.get("at_ms"))?.checked_sub(recovered).ok()?,
+            };
+            Some(DrillSpan {
+                service: name(r.get("service"))?,
+                started,
+                ended: started.checked_add(recovered).ok()?,
+            })
+        })
+        .filter(|d| d.started.as_millisecond() < to)
+        .collect();
         Ok(ReportInputs {
             transitions,
             incidents,
             heals,
             interventions,
+            drills,
         })
     }
 

@@ -220,6 +220,24 @@ pub fn encode(data: &MetricsData) -> String {
         "Operator actions in the window",
         windowed(&|f| Some(f.manual_interventions as f64)),
     );
+    x.family(
+        "upkeep_maintenance_seconds",
+        "gauge",
+        "Time in maintenance in the window, left out of the availability",
+        windowed(&|f| Some(f.maintenance_ms as f64 / 1000.0)),
+    );
+    x.family(
+        "upkeep_drills",
+        "gauge",
+        "Drills that began in the window",
+        windowed(&|f| Some(f.drills as f64)),
+    );
+    x.family(
+        "upkeep_drill_seconds",
+        "gauge",
+        "Time from a drill's fault to recovery in the window, left out of the availability",
+        windowed(&|f| Some(f.drill_ms as f64 / 1000.0)),
+    );
 
     x.histogram(
         "upkeep_probe_lag_seconds",

@@ -168,7 +168,9 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
                 .is_ok_and(|s| s.is_available())
     });
     let recovered_at = recovery.map_or_else(jiff::Timestamp::now, |e| e.at);
-    let ms = |t: jiff::Timestamp| t.duration_since(injected_at).as_millis().max(0) as u64;
+    // In whole milliseconds of both ends, as the store keeps event times, so that the report's
+    // drill span ends exactly where the recovery's status change is.
+    let ms = |t: jiff::Timestamp| (t.as_millisecond() - injected_at.as_millisecond()).max(0) as u64;
     let detected_by = match detection.kind.as_str() {
         "probe_changed" => format!(
             "probe {}: {}",
@@ -187,6 +189,7 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
     };
     let kind = EventKind::DrillCompleted {
         fault: req.fault.as_str().into(),
+        injected_at,
         detected_ms: result.detected_ms,
         recovered_ms: result.recovered_ms,
     };

@@ -247,7 +247,7 @@ fn period_label(p: &PeriodReport) -> String {
 /// The seed's table: this period beside the previous one, then availability per service.
 pub fn report(r: &Report, markdown: bool) -> String {
     type Row = (Msg, fn(&Figures) -> String);
-    let rows: [Row; 7] = [
+    let rows: [Row; 8] = [
         (Msg::Availability, pct),
         (Msg::Incidents, |f| f.incidents.to_string()),
         (Msg::Mttr, |f| opt_ms(f.mttr_ms)),
@@ -257,6 +257,9 @@ pub fn report(r: &Report, markdown: bool) -> String {
             f.manual_interventions.to_string()
         }),
         (Msg::InMaintenance, |f| duration_ms(f.maintenance_ms)),
+        (Msg::InDrills, |f| {
+            format!("{} ({})", f.drills, duration_ms(f.drill_ms))
+        }),
     ];
     let mut t = Table::new();
     if markdown {

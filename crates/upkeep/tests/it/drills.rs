@@ -48,6 +48,23 @@ fn drills_on_the_example_service_record_detection_and_recovery() {
     let out = d.cli(&["drill", "demo", "--fault", "close-port"]);
     assert!(out.status.success(), "{}", crate::stderr(&out));
     assert!(stdout(&out).contains("recovery: mean"), "{}", stdout(&out));
+    // The report counts the three drills apart: no outage, no incident, no heal on record.
+    let out = d.cli(&["report", "--json"]);
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let all = &r["current"]["overall"];
+    assert_eq!(all["drills"], 3, "{all}");
+    assert!(all["drill_ms"].as_u64().unwrap() > 0, "{all}");
+    assert_eq!(
+        (
+            &all["outage_ms"],
+            &all["incidents"],
+            &all["automatic_heals"]
+        ),
+        (&0.into(), &0.into(), &0.into()),
+        "{all}"
+    );
+    assert_eq!(all["availability"], 1.0, "{all}");
     // Refused with a reason: no probes for a hang, or an external service.
     let d2 = daemon("[services.bare]\ncommand = \"sleep 1000\"\n");
     let out = d2.cli(&["drill", "bare", "--fault", "hang"]);

@@ -104,7 +104,10 @@ fn a_down_probe_shows_its_latest_failure_while_the_verdict_keeps_its_cause() {
         .unwrap();
     let deadline = std::time::Instant::now() + LONG;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "http.server never listened");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "http.server never listened"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let d = daemon(&format!(
