@@ -198,7 +198,9 @@ def idle_usage(pid, seconds):
     t1, r1 = proc_ticks(pid), proc_rss_kib(pid)
     time.sleep(seconds)
     t2, r2 = proc_ticks(pid), proc_rss_kib(pid)
-    return {"rss_mib": max(r1, r2) / 1024, "cpu_ticks": t2 - t1, "cpu_percent": (t2 - t1) / HZ / seconds * 100}
+    # RSS at the end of the idle period (the steady state) and at its start (just after
+    # start-up and the `ls` calls that waited for it).
+    return {"rss_mib": r2 / 1024, "rss_start_mib": r1 / 1024, "cpu_ticks": t2 - t1, "cpu_percent": (t2 - t1) / HZ / seconds * 100}
 
 
 def bench_footprint(n, seconds):
@@ -404,9 +406,9 @@ def main():
     if "footprint" in only:
         res = bench_footprint(args.services, args.idle)
         print(f"\nfootprint: {args.services} idle `sleep` services, {args.idle:.0f}s idle")
-        print(f"{'':14}{'RSS MiB':>9}{'CPU ticks':>11}{'CPU % core':>12}")
+        print(f"{'':14}{'RSS MiB':>9}{'at start':>10}{'CPU ticks':>11}{'CPU % core':>12}")
         for name, r in res.items():
-            print(f"{name:14}{r['rss_mib']:>9.1f}{r['cpu_ticks']:>11}{r['cpu_percent']:>12.4f}")
+            print(f"{name:14}{r['rss_mib']:>9.1f}{r['rss_start_mib']:>10.1f}{r['cpu_ticks']:>11}{r['cpu_percent']:>12.4f}")
         report["footprint"] = res
 
     if "logs" in only:

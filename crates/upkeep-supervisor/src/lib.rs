@@ -28,4 +28,4 @@ mod supervisor;
 pub use group::{StopOutcome, stop_stale_group};
 pub use logs::{LogHub, Stream, tail};
 pub use supervisor::{Supervisor, SupervisorCommand, SupervisorHandle};
-pub use upkeep_sys::{Reaper, procfs, raise_open_files, set_child_subreaper};
+pub use upkeep_sys::{Reaper, drop_startup_pages, procfs, raise_open_files, set_child_subreaper};

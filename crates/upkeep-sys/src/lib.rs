@@ -8,11 +8,15 @@
 //!
 //! `limits` raises the daemon's open-file limit and gives children the one it started with.
 //!
-//! Layout: `reaper.rs`, `procfs.rs`, `limits.rs`.
+//! `pages` drops start-up code from the page tables once the daemon is up.
+//!
+//! Layout: `reaper.rs`, `procfs.rs`, `limits.rs`, `pages.rs`.
 
 mod limits;
+mod pages;
 pub mod procfs;
 mod reaper;
 
 pub use limits::{open_files_limit, raise_open_files};
+pub use pages::drop_startup_pages;
 pub use reaper::{Reaper, group_exists, set_child_subreaper};

@@ -90,6 +90,9 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock> {
     Ok(DataDirLock { _lock: lock })
 }
 
+/// How long after start-up the start-up code is unmapped (see `upkeep_sys::drop_startup_pages`).
+const STARTUP: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs the daemon in the foreground until SIGTERM, SIGINT or `upkeep down`.
 pub fn run(config: Config) -> Result<()> {
     let lock = lock_data_dir(&config.daemon.data_dir)?;
@@ -248,6 +251,17 @@ async fn run_async(config: Config) -> Result<()> {
         api_cancel.clone(),
     ));
     tracing::info!(socket = %socket.display(), pid = std::process::id(), "upkeep daemon ready");
+    // Start-up code (config, migrations, the first spawn of every service, probes' first
+    // checks) is not needed again: once it is over, let it go, so the daemon keeps resident
+    // only the code it runs. A one-off timer, not a poll.
+    tokio::spawn(async {
+        tokio::time::sleep(STARTUP).await;
+        match tokio::task::spawn_blocking(upkeep_supervisor::drop_startup_pages).await {
+            Ok(Ok(bytes)) => tracing::debug!(bytes, "start-up pages unmapped"),
+            Ok(Err(e)) => tracing::debug!("could not unmap start-up pages: {e}"),
+            Err(_) => {}
+        }
+    });
     crate::systemd::notify_ready();
     let watchdog = crate::systemd::spawn_watchdog();
 
