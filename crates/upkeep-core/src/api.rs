@@ -149,3 +149,14 @@ pub struct DrillResult {
     /// What noticed: "exited", "probe http: HTTP 500", ...
     pub detected_by: String,
 }
+
+/// `POST /api/services/{name}/maintenance` (begin, or change) and `DELETE` (end).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceRequest {
+    #[serde(default)]
+    pub reason: String,
+    /// When it ends by itself; None: when ended.
+    #[serde(default)]
+    pub until: Option<jiff::Timestamp>,
+}

@@ -117,6 +117,15 @@ pub enum EventKind {
     /// Down again soon after a recovery: the same incident goes on (flapping is one
     /// incident, not fifty).
     IncidentReopened { since: Timestamp, reason: String },
+    /// Maintenance began: until `until` (or until ended), the service is in maintenance.
+    /// Planned work, not an intervention.
+    MaintenanceStarted {
+        reason: String,
+        until: Option<Timestamp>,
+        by: Actor,
+    },
+    /// Maintenance ended: by an operator, or by upkeep at its `until`.
+    MaintenanceEnded { by: Actor },
 }
 
 impl EventKind {
@@ -144,6 +153,8 @@ impl EventKind {
             EventKind::IncidentResolved { .. } => "incident_resolved",
             EventKind::IncidentReopened { .. } => "incident_reopened",
             EventKind::DrillCompleted { .. } => "drill_completed",
+            EventKind::MaintenanceStarted { .. } => "maintenance_started",
+            EventKind::MaintenanceEnded { .. } => "maintenance_ended",
         }
     }
 

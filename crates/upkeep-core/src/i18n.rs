@@ -84,7 +84,11 @@ messages! {
     AutomaticHeals => "automatic heals", "自动恢复";
     ManualInterventions => "manual interventions", "人工干预";
     InMaintenance => "in maintenance", "维护时长";
+    ColMaintenance => "maintenance", "维护";
     InDrills => "drills (time in them)", "演练（时长）";
+    InMaintenanceUntil => "{} is in maintenance until {}", "{} 处于维护中，直到 {}";
+    InMaintenanceNow => "{} is in maintenance until `upkeep maintenance {} --end`", "{} 处于维护中，直到执行 `upkeep maintenance {} --end`";
+    MaintenanceEnded => "maintenance of {} ended", "{} 的维护已结束";
     PreviousPeriod => "previous ({})", "上一周期（{}）";
     ThisPeriod => "this period ({})", "本周期（{}）";
     ColService => "service", "服务";

@@ -21,4 +21,4 @@ mod status;
 
 pub use event::{Actor, Event, EventKind, ExitStatus};
 pub use name::{NameError, ServiceName};
-pub use status::{Desired, Health, LastCheck, ProbeStatus, ServiceStatus, State};
+pub use status::{Desired, Health, LastCheck, Maintenance, ProbeStatus, ServiceStatus, State};

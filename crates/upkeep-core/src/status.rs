@@ -158,6 +158,19 @@ pub struct ServiceStatus {
     /// When the open incident began (None when there is none).
     #[serde(default)]
     pub incident_since: Option<Timestamp>,
+    /// The maintenance it is in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<Maintenance>,
+}
+
+/// Maintenance: down or changing on purpose. No heals, no incidents, and the time is counted
+/// apart from availability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Maintenance {
+    pub since: Timestamp,
+    /// When it ends by itself (None: when an operator ends it).
+    pub until: Option<Timestamp>,
+    pub reason: String,
 }
 
 impl ServiceStatus {
@@ -172,6 +185,7 @@ impl ServiceStatus {
             dropped_lines: 0,
             probes: Default::default(),
             incident_since: None,
+            maintenance: None,
         }
     }
 }

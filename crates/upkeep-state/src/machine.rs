@@ -13,12 +13,17 @@
 //!   per run; the supervisor applies the same backoff and crash-loop limit as to a crash;
 //! - an outage (down, recovering or failed) that lasts `incident_after` opens an incident,
 //!   dated from the outage's start; recovery (up or degraded) resolves it with its duration;
-//! - down again within [`FLAP_WINDOW`] of a recovery reopens the same incident.
+//! - down again within [`FLAP_WINDOW`] of a recovery reopens the same incident;
+//! - in maintenance the state is `maintenance` whatever the process and probes say: no heal,
+//!   no incident (an open one is resolved: the outage became planned work); it ends when an
+//!   operator ends it or at its `until`, and the state is judged afresh.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
-use upkeep_core::{Event, EventKind, Health, ProbeStatus, ServiceName, ServiceStatus, State};
+use upkeep_core::{
+    Actor, Event, EventKind, Health, Maintenance, ProbeStatus, ServiceName, ServiceStatus, State,
+};
 
 /// A service down again this soon after recovering continues its last incident.
 pub const FLAP_WINDOW: Duration = Duration::from_secs(60);
@@ -199,6 +204,15 @@ impl ServiceModel {
                 self.reset_probes();
             }
             EventKind::LogLinesDropped { lines, .. } => s.dropped_lines += lines,
+            EventKind::MaintenanceStarted { reason, until, .. } => {
+                s.maintenance = Some(Maintenance {
+                    // A change of an ongoing maintenance keeps its start.
+                    since: s.maintenance.as_ref().map_or(e.at, |m| m.since),
+                    until: *until,
+                    reason: reason.clone(),
+                });
+            }
+            EventKind::MaintenanceEnded { .. } => s.maintenance = None,
             EventKind::ProbeChanged {
                 probe,
                 health,
@@ -220,6 +234,9 @@ impl ServiceModel {
     }
 
     fn derive(&self) -> State {
+        if self.status.maintenance.is_some() {
+            return State::Maintenance;
+        }
         match self.phase {
             Phase::Stopped => State::Stopped,
             Phase::Stopping => State::Stopping,
@@ -259,7 +276,9 @@ impl ServiceModel {
             self.outage_since.get_or_insert(now);
         } else if self.outage_since.is_some() {
             // Back (up or degraded), or stopped on purpose: the outage is over.
-            if to.is_available() || matches!(to, State::Stopped | State::Stopping) {
+            if to.is_available()
+                || matches!(to, State::Stopped | State::Stopping | State::Maintenance)
+            {
                 self.outage_since = None;
                 self.recovering = false;
                 if let Some(inc) = self.incident.as_mut().filter(|i| i.open) {
@@ -290,8 +309,17 @@ impl ServiceModel {
         out
     }
 
-    /// Opens an incident once an outage has lasted `incident_after`.
+    /// Ends maintenance at its `until`; opens an incident once an outage has lasted
+    /// `incident_after`.
     pub fn tick(&mut self, now: Timestamp) -> Vec<Output> {
+        if let Some(until) = self.status.maintenance.as_ref().and_then(|m| m.until)
+            && now >= until
+        {
+            self.status.maintenance = None;
+            let mut out = vec![self.event(now, EventKind::MaintenanceEnded { by: Actor::Upkeep })];
+            out.extend(self.settle(now));
+            return out;
+        }
         let Some(since) = self.outage_since else {
             return Vec::new();
         };
@@ -331,11 +359,15 @@ impl ServiceModel {
 
     /// When [`tick`](Self::tick) next has something to do.
     pub fn deadline(&self) -> Option<Timestamp> {
-        let since = self.outage_since?;
-        if self.incident.as_ref().is_some_and(|i| i.open) {
-            return None;
+        let maintenance_end = self.status.maintenance.as_ref().and_then(|m| m.until);
+        let incident = self
+            .outage_since
+            .filter(|_| !self.incident.as_ref().is_some_and(|i| i.open))
+            .map(|since| add(since, self.spec.incident_after));
+        match (maintenance_end, incident) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        Some(add(since, self.spec.incident_after))
     }
 
     fn event(&self, at: Timestamp, kind: EventKind) -> Output {
@@ -414,6 +446,74 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn maintenance_holds_off_heals_and_incidents_and_ends_at_its_time() {
+        let mut m = model(&["http"]);
+        let begin = MaintenanceStarted {
+            reason: "upgrade".into(),
+            until: Some(t(100)),
+            by: Actor::Operator,
+        };
+        let out = run(
+            &mut m,
+            vec![
+                (0, started(7)),
+                (1, probe("http", Health::Up)),
+                (10, begin),
+                (20, probe("http", Health::Down)),
+            ],
+        );
+        assert_eq!(out, ["starting", "up", "maintenance"]);
+        assert_eq!(m.status.maintenance.as_ref().unwrap().since, t(10));
+        assert_eq!(m.deadline(), Some(t(100)));
+        // At its end the state is judged afresh: down, so heal and open an incident.
+        let kinds: Vec<String> = m
+            .tick(t(100))
+            .into_iter()
+            .map(|o| match o {
+                Output::Event(e) => match e.kind {
+                    StatusChanged { to, .. } => format!("{to}"),
+                    other => other.tag().to_string(),
+                },
+                Output::Heal { .. } => "HEAL".into(),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "maintenance_ended",
+                "down",
+                "heal_requested",
+                "HEAL",
+                "incident_opened"
+            ]
+        );
+        // Maintenance entered during an outage resolves its incident; ending it by hand
+        // while healthy gives up.
+        let out = run(
+            &mut m,
+            vec![
+                (
+                    110,
+                    MaintenanceStarted {
+                        reason: String::new(),
+                        until: None,
+                        by: Actor::Operator,
+                    },
+                ),
+                (120, probe("http", Health::Up)),
+                (
+                    130,
+                    MaintenanceEnded {
+                        by: Actor::Operator,
+                    },
+                ),
+            ],
+        );
+        assert_eq!(out, ["maintenance", "incident_resolved", "up"]);
+        assert_eq!(m.deadline(), None);
     }
 
     #[test]

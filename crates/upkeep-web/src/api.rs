@@ -63,6 +63,12 @@ pub trait Control: Send + Sync + 'static {
         &self,
         req: upkeep_core::api::DrillRequest,
     ) -> Result<upkeep_core::api::DrillResult, ApiError>;
+    /// Puts a service in maintenance (or changes its maintenance); `None` ends it.
+    async fn maintenance(
+        &self,
+        name: &ServiceName,
+        req: Option<upkeep_core::api::MaintenanceRequest>,
+    ) -> Result<ActionResult, ApiError>;
     /// What `/metrics` shows.
     async fn metrics(&self) -> Result<crate::MetricsData, ApiError>;
     /// Stored events, newest first, of one service or all.
@@ -110,6 +116,10 @@ pub fn router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
         .route("/api/services", get(services).post(add))
         .route("/api/services/{name}", get(service))
         .route("/api/services/{name}/logs", get(logs))
+        .route(
+            "/api/services/{name}/maintenance",
+            post(begin_maintenance).delete(end_maintenance),
+        )
         .route("/api/services/{target}/{action}", post(act))
         .route("/api/reload", post(reload))
         .route("/api/events", get(events))
@@ -237,6 +247,31 @@ async fn drill(
 ) -> Result<Json<upkeep_core::api::DrillResult>, ApiError> {
     let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     s.control.drill(req).await.map(Json)
+}
+
+async fn begin_maintenance(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<upkeep_core::api::MaintenanceRequest>, JsonRejection>,
+) -> Result<Json<ActionResult>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if req.until.is_some_and(|u| u <= jiff::Timestamp::now()) {
+        return Err(ApiError::bad_request("`until` must be in the future"));
+    }
+    s.control
+        .maintenance(&parse_name(&name)?, Some(req))
+        .await
+        .map(Json)
+}
+
+async fn end_maintenance(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ActionResult>, ApiError> {
+    s.control
+        .maintenance(&parse_name(&name)?, None)
+        .await
+        .map(Json)
 }
 
 async fn metrics(State(s): State<AppState>) -> Result<axum::response::Response, ApiError> {

@@ -84,6 +84,15 @@ impl Daemon {
             .unwrap_or_else(|| ServiceStatus::new(name.clone()))
     }
 
+    /// Sends `event` through state and waits until state has taken it in (at most 5 s), so
+    /// that a `status` right after the answer shows it.
+    pub async fn record(&self, event: Event) {
+        let seq = self.snapshot.borrow().seq;
+        let _ = self.wiring.events.send(event).await;
+        let mut rx = self.snapshot.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|s| s.seq > seq)).await;
+    }
+
     /// What `infos` needs of a running service: its desired state and its probes' last checks.
     fn live_of(live: &Live, name: &ServiceName) -> LiveService {
         LiveService {
@@ -388,6 +397,47 @@ impl Control for Daemon {
         req: upkeep_core::api::DrillRequest,
     ) -> Result<upkeep_core::api::DrillResult, ApiError> {
         crate::drill::run(self, req).await
+    }
+
+    async fn maintenance(
+        &self,
+        name: &ServiceName,
+        req: Option<upkeep_core::api::MaintenanceRequest>,
+    ) -> Result<ActionResult, ApiError> {
+        if !self.live.lock().await.config.services.contains_key(name) {
+            return Err(unknown(name));
+        }
+        let in_maintenance = |s: &Snapshot| {
+            s.services
+                .get(name)
+                .is_some_and(|st| st.maintenance.is_some())
+        };
+        let (kind, action) = match req {
+            Some(r) => (
+                EventKind::MaintenanceStarted {
+                    reason: r.reason,
+                    until: r.until,
+                    by: Actor::Operator,
+                },
+                "maintenance",
+            ),
+            None if !in_maintenance(&self.snapshot.borrow()) => {
+                return Err(ApiError::Conflict(format!(
+                    "service `{name}` is not in maintenance"
+                )));
+            }
+            None => (
+                EventKind::MaintenanceEnded {
+                    by: Actor::Operator,
+                },
+                "end maintenance",
+            ),
+        };
+        self.record(Event::now(name, kind)).await;
+        Ok(ActionResult {
+            action: action.into(),
+            services: vec![name.clone()],
+        })
     }
 
     async fn metrics(&self) -> Result<upkeep_web::MetricsData, ApiError> {

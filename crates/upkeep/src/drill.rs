@@ -194,10 +194,7 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
         recovered_ms: result.recovered_ms,
     };
     // Answer once the record is stored, so `status` right after shows it.
-    let seq = daemon.snapshot.borrow().seq;
-    let _ = daemon.wiring.events.send(Event::now(name, kind)).await;
-    let mut rx = daemon.snapshot.clone();
-    let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|s| s.seq > seq)).await;
+    daemon.record(Event::now(name, kind)).await;
     daemon.store_caught_up().await;
     Ok(result)
 }

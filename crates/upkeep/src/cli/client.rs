@@ -121,6 +121,10 @@ impl Client {
         self.json(Method::POST, path, body).await
     }
 
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.json(Method::DELETE, path, None::<&()>).await
+    }
+
     async fn json<T: DeserializeOwned>(
         &self,
         method: Method,

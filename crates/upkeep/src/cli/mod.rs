@@ -103,6 +103,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Put a service in maintenance (no heals, no incidents, time counted apart), or end it
+    Maintenance {
+        name: String,
+        /// How long, e.g. 30m or 2h (default: until `--end`)
+        #[arg(long = "for", value_name = "DURATION", conflicts_with = "end")]
+        duration: Option<String>,
+        /// Why, for the record
+        #[arg(long, default_value = "", conflicts_with = "end")]
+        reason: String,
+        /// End the maintenance now
+        #[arg(long)]
+        end: bool,
+    },
     /// Apply the config file again; only changed services restart
     Reload(JsonFlag),
     /// Validate a config file without a daemon
@@ -402,6 +415,38 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                 print_json(&results)
             } else {
                 print!("{}", output::drills(&results))
+            }
+        }
+        Command::Maintenance {
+            name,
+            duration,
+            reason,
+            end,
+        } => {
+            let name = upkeep_core::ServiceName::new(name)?;
+            let path = format!("/api/services/{name}/maintenance");
+            if end {
+                let _: ActionResult = client.delete(&path).await?;
+                println!("{}", tr(Msg::MaintenanceEnded, &[&name]));
+            } else {
+                let until = duration
+                    .map(|d| {
+                        let span: jiff::SignedDuration = d.parse().with_context(|| {
+                            format!("`--for {d}` is not a duration (try 30m, 2h or 1h30m)")
+                        })?;
+                        anyhow::Ok(jiff::Timestamp::now().checked_add(span)?)
+                    })
+                    .transpose()?;
+                let req = upkeep_core::api::MaintenanceRequest { reason, until };
+                let _: ActionResult = client.post(&path, Some(&req)).await?;
+                let msg = match until {
+                    Some(u) => tr(
+                        Msg::InMaintenanceUntil,
+                        &[&name, &u.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()],
+                    ),
+                    None => tr(Msg::InMaintenanceNow, &[&name, &name]),
+                };
+                println!("{msg}");
             }
         }
         Command::Reload(f) => {

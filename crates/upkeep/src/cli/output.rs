@@ -116,6 +116,19 @@ pub fn service_detail(d: &ServiceDetail) -> String {
         &tr(Msg::ColState, &[]),
         format!("{} (desired: {})", i.status.state, i.desired.as_str()),
     );
+    if let Some(m) = &i.status.maintenance {
+        let until = m.until.map_or("--end".into(), |u| {
+            u.strftime("%Y-%m-%d %H:%M:%S").to_string()
+        });
+        line(
+            &tr(Msg::ColMaintenance, &[]),
+            format!(
+                "{} → {until} {}",
+                m.since.strftime("%Y-%m-%d %H:%M:%S"),
+                m.reason
+            ),
+        );
+    }
     line(
         &tr(Msg::ColPid, &[]),
         i.status.pid.map_or("-".into(), |p| p.to_string()),

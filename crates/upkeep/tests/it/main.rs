@@ -6,6 +6,7 @@ mod config;
 mod daemon;
 mod drills;
 mod logs;
+mod maintenance;
 mod metrics;
 mod probes;
 mod report;
