@@ -7,6 +7,8 @@
 //! - A run of at least `min_uptime` resets the backoff.
 //! - More than `max_restarts` restarts within `window` is a crash loop: the service is failed
 //!   and nothing restarts it until an operator acts.
+//! - An exit a drill caused on purpose restarts at once and counts towards neither the backoff
+//!   nor the crash-loop limit: drills repeated back to back must not fail the service.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -48,10 +50,8 @@ impl RestartTracker {
         now: Instant,
         jitter: f64,
     ) -> Decision {
-        match cfg.restart {
-            RestartPolicy::Never => return Decision::Exit,
-            RestartPolicy::OnFailure if status.success() => return Decision::Exit,
-            _ => {}
+        if !restarts(cfg, status) {
+            return Decision::Exit;
         }
         if uptime >= cfg.min_uptime {
             self.attempt = 0;
@@ -77,9 +77,31 @@ impl RestartTracker {
         }
     }
 
+    /// An exit a drill caused: restarted at once (if the policy restarts it at all), left out
+    /// of the backoff and the crash-loop window.
+    pub fn on_drill_exit(&mut self, cfg: &ManagedConfig, status: ExitStatus) -> Decision {
+        if !restarts(cfg, status) {
+            return Decision::Exit;
+        }
+        self.total += 1;
+        Decision::Restart {
+            attempt: 1,
+            delay: Duration::ZERO,
+        }
+    }
+
     /// An operator started the service: a fresh start, with no memory of earlier crashes.
     pub fn reset(&mut self) {
         *self = Self::default();
+    }
+}
+
+/// Whether the restart policy restarts after this exit at all.
+fn restarts(cfg: &ManagedConfig, status: ExitStatus) -> bool {
+    match cfg.restart {
+        RestartPolicy::Never => false,
+        RestartPolicy::OnFailure => !status.success(),
+        RestartPolicy::Always => true,
     }
 }
 
@@ -162,6 +184,35 @@ mod tests {
             now += Duration::from_millis(10);
         }
         assert_eq!(delays, [0, 100, 200, 400, 800]);
+    }
+
+    #[test]
+    fn drill_exits_restart_at_once_and_never_make_a_crash_loop() {
+        let c = cfg(RestartPolicy::Always);
+        let mut t = RestartTracker::default();
+        let now = Instant::now();
+        for _ in 0..20 {
+            assert_eq!(
+                t.on_drill_exit(&c, KILLED),
+                Decision::Restart {
+                    attempt: 1,
+                    delay: Duration::ZERO
+                }
+            );
+        }
+        // Real crashes right after still start from an immediate restart.
+        assert_eq!(
+            t.on_exit(&c, FAIL, Duration::ZERO, now, 0.5),
+            Decision::Restart {
+                attempt: 1,
+                delay: Duration::ZERO
+            }
+        );
+        assert_eq!(t.total, 21);
+        assert_eq!(
+            t.on_drill_exit(&cfg(RestartPolicy::Never), KILLED),
+            Decision::Exit
+        );
     }
 
     #[test]

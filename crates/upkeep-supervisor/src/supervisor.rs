@@ -44,6 +44,9 @@ pub enum SupervisorCommand {
     /// Probes say it is down: stop the group and restart it under the restart policy, exactly
     /// as after a crash (same backoff, same crash-loop limit).
     Heal { reason: String },
+    /// A drill is about to inject a fault into the current run: its end restarts at once and
+    /// does not count towards the crash-loop limit.
+    Drill { done: Option<oneshot::Sender<()>> },
 }
 
 /// The daemon's side of a supervisor.
@@ -101,6 +104,8 @@ pub struct Supervisor {
     running: Option<Running>,
     restart_at: Option<Instant>,
     tracker: RestartTracker,
+    /// A drill's fault will end the current run (see [`SupervisorCommand::Drill`]).
+    drill: bool,
 }
 
 enum Wake {
@@ -137,6 +142,7 @@ impl Supervisor {
             running: None,
             restart_at: None,
             tracker: RestartTracker::default(),
+            drill: false,
         };
         let token = cancel.clone();
         tasks.spawn(sup.run(token, start).instrument(span));
@@ -231,6 +237,10 @@ impl Supervisor {
                 };
                 self.after_exit(failed, uptime, vec![exited, cleaned]).await;
             }
+            SupervisorCommand::Drill { done } => {
+                self.drill = self.running.is_some();
+                ack(done);
+            }
             SupervisorCommand::Reconfigure(cfg) => {
                 self.cfg = *cfg;
                 self.logs.configure(&self.name, &self.cfg.log);
@@ -265,6 +275,7 @@ impl Supervisor {
         let Some(run) = self.running.take() else {
             return;
         };
+        self.drill = false;
         self.emit(vec![self.ev(EventKind::Stopping { by })]).await;
         let ended = self.end_run(run).await;
         self.emit(vec![ended.exited]).await;
@@ -327,10 +338,13 @@ impl Supervisor {
 
     /// Applies the restart policy to an exit (or a failed spawn) and reports.
     async fn after_exit(&mut self, status: ExitStatus, uptime: Duration, mut events: Vec<Event>) {
-        match self
-            .tracker
-            .on_exit(&self.cfg, status, uptime, Instant::now(), fastrand::f64())
-        {
+        let decision = if std::mem::take(&mut self.drill) {
+            self.tracker.on_drill_exit(&self.cfg, status)
+        } else {
+            self.tracker
+                .on_exit(&self.cfg, status, uptime, Instant::now(), fastrand::f64())
+        };
+        match decision {
             Decision::Restart { attempt, delay } => {
                 events.push(self.ev(EventKind::RestartScheduled {
                     attempt,

@@ -12,6 +12,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use upkeep_core::api::{DrillRequest, DrillResult, Fault};
 use upkeep_core::{Event, EventKind, State};
+use upkeep_supervisor::SupervisorCommand;
 use upkeep_web::ApiError;
 
 use crate::control::Daemon;
@@ -98,6 +99,19 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
             )));
         }
     };
+
+    // The supervisor restarts the drill's casualty at once and keeps it out of the crash-loop
+    // count, so drills back to back do not fail the service.
+    let supervisor = daemon
+        .live
+        .lock()
+        .await
+        .services
+        .get(name)
+        .and_then(|h| h.supervisor.clone());
+    if let Some(sup) = supervisor {
+        sup.request(|done| SupervisorCommand::Drill { done }).await;
+    }
 
     let injected_at = jiff::Timestamp::now();
     let target = Pid::from_raw(pid as i32);

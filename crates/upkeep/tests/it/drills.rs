@@ -21,6 +21,12 @@ fn example_services() -> (String, u16) {
 #[test]
 fn drills_on_the_example_service_record_detection_and_recovery() {
     let (services, _port) = example_services();
+    // Three drills back to back, with a crash-loop limit of two restarts: drills must not
+    // count towards it.
+    let services = services.replace(
+        "restart = \"always\"",
+        "max_restarts = 2\nrestart = \"always\"",
+    );
     let d = daemon(&services);
     for (fault, detected_by) in [("crash", "exited"), ("hang", "probe http")] {
         let out = d.cli(&["drill", "demo", "--fault", fault, "--json"]);
