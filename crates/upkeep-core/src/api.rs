@@ -54,6 +54,14 @@ pub struct Incident {
     pub reason: String,
 }
 
+/// `GET /api/incidents/{id}`: an incident and its timeline, the service's events from the
+/// outage's start to its resolution (or now), oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IncidentDetail {
+    pub incident: Incident,
+    pub timeline: Vec<StoredEvent>,
+}
+
 /// `GET /api/services/{name}`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceDetail {

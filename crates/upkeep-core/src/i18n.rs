@@ -85,6 +85,8 @@ messages! {
     ManualInterventions => "manual interventions", "人工干预";
     InMaintenance => "in maintenance", "维护时长";
     ColMaintenance => "maintenance", "维护";
+    NoIncidents => "no incidents", "没有故障记录";
+    Timeline => "timeline", "时间线";
     InDrills => "drills (time in them)", "演练（时长）";
     InMaintenanceUntil => "{} is in maintenance until {}", "{} 处于维护中，直到 {}";
     InMaintenanceNow => "{} is in maintenance until `upkeep maintenance {} --end`", "{} 处于维护中，直到执行 `upkeep maintenance {} --end`";

@@ -61,6 +61,12 @@ pub trait Store: Send + Sync {
         service: Option<&ServiceName>,
         limit: u32,
     ) -> Result<Vec<Incident>, Error>;
+    /// One incident and its timeline (at most `limit` events); None if there is no such id.
+    async fn incident(
+        &self,
+        id: i64,
+        limit: u32,
+    ) -> Result<Option<upkeep_core::api::IncidentDetail>, Error>;
     /// The facts the availability report of `[from, to)` needs (see `upkeep_core::report`).
     async fn report_inputs(
         &self,

@@ -139,28 +139,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(q("select events"))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let mut detail: serde_json::Value =
-                    serde_json::from_str(r.get::<&str, _>("detail"))
-                        .unwrap_or(serde_json::Value::Null);
-                if let Some(o) = detail.as_object_mut() {
-                    o.remove("kind");
-                }
-                StoredEvent {
-                    id: r.get("id"),
-                    at: jiff::Timestamp::from_millisecond(r.get("at_ms"))
-                        .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-                    service: r
-                        .get::<Option<String>, _>("service")
-                        .and_then(|s| ServiceName::new(s).ok()),
-                    kind: r.get("kind"),
-                    intervention: r.get("intervention"),
-                    detail,
-                }
-            })
-            .collect())
+        Ok(rows.iter().map(stored_event).collect())
     }
 
     async fn incidents(
@@ -178,21 +157,44 @@ impl Store for SqliteStore {
         .await
         .map_err(q("select incidents"))?;
         let now = now_ms();
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| {
-                let started: i64 = r.get("started_ms");
-                let resolved: Option<i64> = r.get("resolved_ms");
-                Some(Incident {
-                    id: r.get("id"),
-                    service: ServiceName::new(r.get::<String, _>("service")).ok()?,
-                    started: jiff::Timestamp::from_millisecond(started).ok()?,
-                    resolved: resolved.and_then(|m| jiff::Timestamp::from_millisecond(m).ok()),
-                    duration_ms: (resolved.unwrap_or(now) - started).max(0) as u64,
-                    reason: r.get("reason"),
-                })
-            })
-            .collect())
+        Ok(rows.iter().filter_map(|r| incident(r, now)).collect())
+    }
+
+    async fn incident(
+        &self,
+        id: i64,
+        limit: u32,
+    ) -> Result<Option<upkeep_core::api::IncidentDetail>, Error> {
+        let row = sqlx::query(
+            "SELECT id, service, started_ms, resolved_ms, reason FROM incidents WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("select an incident"))?;
+        let now = now_ms();
+        let Some(incident) = row.as_ref().and_then(|r| incident(r, now)) else {
+            return Ok(None);
+        };
+        let end = incident.resolved.map_or(now, |t| t.as_millisecond());
+        let timeline = sqlx::query(
+            "SELECT id, at_ms, service, kind, intervention, detail FROM events
+             WHERE service = ? AND at_ms >= ? AND at_ms <= ? ORDER BY id LIMIT ?",
+        )
+        .bind(incident.service.as_str())
+        .bind(incident.started.as_millisecond())
+        .bind(end)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select an incident's timeline"))?
+        .iter()
+        .map(stored_event)
+        .collect();
+        Ok(Some(upkeep_core::api::IncidentDetail {
+            incident,
+            timeline,
+        }))
     }
 
     async fn report_inputs(
@@ -353,6 +355,40 @@ impl Store for SqliteStore {
             .map_err(q("count config revisions"))?;
         Ok(row.get("n"))
     }
+}
+
+/// A row of `events` as the API shows it.
+fn stored_event(r: &sqlx::sqlite::SqliteRow) -> StoredEvent {
+    let mut detail: serde_json::Value =
+        serde_json::from_str(r.get::<&str, _>("detail")).unwrap_or(serde_json::Value::Null);
+    if let Some(o) = detail.as_object_mut() {
+        o.remove("kind");
+    }
+    StoredEvent {
+        id: r.get("id"),
+        at: jiff::Timestamp::from_millisecond(r.get("at_ms"))
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+        service: r
+            .get::<Option<String>, _>("service")
+            .and_then(|s| ServiceName::new(s).ok()),
+        kind: r.get("kind"),
+        intervention: r.get("intervention"),
+        detail,
+    }
+}
+
+/// A row of `incidents`; an open one lasts until `now_ms`.
+fn incident(r: &sqlx::sqlite::SqliteRow, now_ms: i64) -> Option<Incident> {
+    let started: i64 = r.get("started_ms");
+    let resolved: Option<i64> = r.get("resolved_ms");
+    Some(Incident {
+        id: r.get("id"),
+        service: ServiceName::new(r.get::<String, _>("service")).ok()?,
+        started: jiff::Timestamp::from_millisecond(started).ok()?,
+        resolved: resolved.and_then(|m| jiff::Timestamp::from_millisecond(m).ok()),
+        duration_ms: (resolved.unwrap_or(now_ms) - started).max(0) as u64,
+        reason: r.get("reason"),
+    })
 }
 
 #[cfg(test)]

@@ -77,6 +77,14 @@ pub trait Control: Send + Sync + 'static {
         service: Option<&ServiceName>,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, ApiError>;
+    /// The most recent incidents, newest first, of one service or all.
+    async fn incidents(
+        &self,
+        service: Option<&ServiceName>,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::api::Incident>, ApiError>;
+    /// One incident with its timeline.
+    async fn incident(&self, id: i64) -> Result<upkeep_core::api::IncidentDetail, ApiError>;
     async fn add(&self, req: AddService) -> Result<ReloadResult, ApiError>;
     /// The last `lines` lines of a service's stdout (or stderr).
     async fn log_tail(
@@ -123,6 +131,8 @@ pub fn router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
         .route("/api/services/{target}/{action}", post(act))
         .route("/api/reload", post(reload))
         .route("/api/events", get(events))
+        .route("/api/incidents", get(incidents))
+        .route("/api/incidents/{id}", get(incident))
         .route("/api/report", get(report))
         .route("/api/drills", post(drill))
         .route("/metrics", get(metrics))
@@ -218,6 +228,29 @@ async fn events(
         .events(service.as_ref(), q.limit.min(10_000))
         .await
         .map(Json)
+}
+
+async fn incidents(
+    State(s): State<AppState>,
+    query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<upkeep_core::api::Incident>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let service = q.service.as_deref().map(parse_name).transpose()?;
+    s.control
+        .incidents(service.as_ref(), q.limit.min(10_000))
+        .await
+        .map(Json)
+}
+
+async fn incident(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<upkeep_core::api::IncidentDetail>, ApiError> {
+    let id: i64 = id.parse().map_err(|_| ApiError::BadRequest {
+        message: format!("`{id}` is not an incident number"),
+        hint: Some("`upkeep incidents` lists them".into()),
+    })?;
+    s.control.incident(id).await.map(Json)
 }
 
 #[derive(Debug, Deserialize)]

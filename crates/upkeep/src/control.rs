@@ -509,6 +509,24 @@ impl Control for Daemon {
         self.store.events(service, limit).await.map_err(internal)
     }
 
+    async fn incidents(
+        &self,
+        service: Option<&ServiceName>,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::api::Incident>, ApiError> {
+        self.store_caught_up().await;
+        self.store.incidents(service, limit).await.map_err(internal)
+    }
+
+    async fn incident(&self, id: i64) -> Result<upkeep_core::api::IncidentDetail, ApiError> {
+        self.store_caught_up().await;
+        self.store
+            .incident(id, 1000)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| ApiError::NotFound(format!("no incident number {id}")))
+    }
+
     async fn reload(&self) -> Result<ReloadResult, ApiError> {
         let mut live = self.live.lock().await;
         let new = load_config(self.config_path.clone()).await?;

@@ -103,6 +103,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Incidents, newest first (of one service, or all)
+    Incidents {
+        name: Option<String>,
+        /// How many
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// One incident and its timeline
+    Incident {
+        id: i64,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Put a service in maintenance (no heals, no incidents, time counted apart), or end it
     Maintenance {
         name: String,
@@ -415,6 +430,27 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                 print_json(&results)
             } else {
                 print!("{}", output::drills(&results))
+            }
+        }
+        Command::Incidents { name, limit, json } => {
+            let mut path = format!("/api/incidents?limit={limit}");
+            if let Some(n) = name {
+                path.push_str(&format!("&service={}", upkeep_core::ServiceName::new(n)?));
+            }
+            let list: Vec<upkeep_core::api::Incident> = client.get(&path).await?;
+            if json.json {
+                print_json(&list)
+            } else {
+                print!("{}", output::incidents(&list))
+            }
+        }
+        Command::Incident { id, json } => {
+            let d: upkeep_core::api::IncidentDetail =
+                client.get(&format!("/api/incidents/{id}")).await?;
+            if json.json {
+                print_json(&d)
+            } else {
+                print!("{}", output::incident_detail(&d))
             }
         }
         Command::Maintenance {

@@ -3,7 +3,7 @@
 use comfy_table::presets::NOTHING;
 use comfy_table::{Cell, Color, Table};
 use upkeep_core::State;
-use upkeep_core::api::{ServiceDetail, ServiceInfo, StoredEvent};
+use upkeep_core::api::{Incident, IncidentDetail, ServiceDetail, ServiceInfo, StoredEvent};
 use upkeep_core::i18n::{Msg, tr};
 use upkeep_core::report::{Figures, PeriodReport, Report};
 
@@ -88,6 +88,46 @@ pub fn services_table(infos: &[ServiceInfo]) -> String {
         ]);
     }
     t.to_string()
+}
+
+/// `#12  2026-11-24 10:00:00  lasted 3.2s  probe http: HTTP 500` (with the service if asked).
+fn incident_line(inc: &Incident, with_service: bool) -> String {
+    let end = match inc.resolved {
+        Some(_) => tr(Msg::Lasted, &[&duration_ms(inc.duration_ms)]),
+        None => tr(Msg::OpenFor, &[&duration_ms(inc.duration_ms)]),
+    };
+    let service = if with_service {
+        format!("{}  ", inc.service)
+    } else {
+        String::new()
+    };
+    format!(
+        "#{:<4} {service}{}  {end}  {}",
+        inc.id,
+        inc.started.strftime("%Y-%m-%d %H:%M:%S"),
+        inc.reason
+    )
+}
+
+/// `upkeep incidents`: newest first, one a line.
+pub fn incidents(list: &[Incident]) -> String {
+    if list.is_empty() {
+        return format!("{}\n", tr(Msg::NoIncidents, &[]));
+    }
+    list.iter().map(|i| incident_line(i, true) + "\n").collect()
+}
+
+/// `upkeep incident ID`: the incident, then its timeline.
+pub fn incident_detail(d: &IncidentDetail) -> String {
+    let mut out = format!(
+        "{}\n\n{}:\n",
+        incident_line(&d.incident, true),
+        tr(Msg::Timeline, &[])
+    );
+    for e in &d.timeline {
+        out.push_str(&format!("  {}\n", event_line(e)));
+    }
+    out
 }
 
 fn event_line(e: &StoredEvent) -> String {
@@ -185,15 +225,7 @@ pub fn service_detail(d: &ServiceDetail) -> String {
     if !d.incidents.is_empty() {
         out.push_str(&format!("\n{}:\n", tr(Msg::Incidents, &[])));
         for inc in &d.incidents {
-            let end = match inc.resolved {
-                Some(_) => tr(Msg::Lasted, &[&duration_ms(inc.duration_ms)]),
-                None => tr(Msg::OpenFor, &[&duration_ms(inc.duration_ms)]),
-            };
-            out.push_str(&format!(
-                "  {}  {end}  {}\n",
-                inc.started.strftime("%Y-%m-%d %H:%M:%S"),
-                inc.reason
-            ));
+            out.push_str(&format!("  {}\n", incident_line(inc, false)));
         }
     }
     out.push_str(&format!("\n{}:\n", tr(Msg::LastEvents, &[])));

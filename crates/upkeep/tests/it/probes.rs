@@ -157,6 +157,41 @@ fn http_500_is_down_after_failures_and_the_service_is_restarted() {
     d.wait_until("the incident to be resolved", LONG, || {
         (!d.service("web")["incidents"][0]["resolved"].is_null()).then_some(())
     });
+    // The incident's timeline: the probe failure, the heal, the restart, the recovery.
+    let list: serde_json::Value =
+        serde_json::from_str(&crate::stdout(&d.cli(&["incidents", "web", "--json"]))).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let id = list[0]["id"].as_i64().unwrap().to_string();
+    let detail: serde_json::Value =
+        serde_json::from_str(&crate::stdout(&d.cli(&["incident", &id, "--json"]))).unwrap();
+    let kinds: Vec<&str> = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    let pos = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| *x == k)
+            .unwrap_or_else(|| panic!("{k} not in {kinds:?}"))
+    };
+    assert!(pos("probe_changed") < pos("heal_requested"), "{kinds:?}");
+    assert!(pos("incident_opened") < pos("started"), "{kinds:?}");
+    assert!(pos("heal_requested") < pos("started"), "{kinds:?}");
+    assert!(pos("started") < pos("incident_resolved"), "{kinds:?}");
+    let text = crate::stdout(&d.cli(&["incident", &id]));
+    assert!(
+        text.contains("timeline") && text.contains("HTTP 500"),
+        "{text}"
+    );
+    let out = d.cli(&["incident", "999999"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        crate::stderr(&out).contains("no incident"),
+        "{}",
+        crate::stderr(&out)
+    );
 }
 
 #[test]
