@@ -372,3 +372,55 @@ fn tls_verification_and_redirects_are_honoured() {
     assert_eq!(health("stays")["health"], "down");
     assert_eq!(health("stays")["reason"], "HTTP 302");
 }
+
+/// 400 probes of a server that accepts but never answers hold at most 256 connections (the
+/// per-host gate), and a probe of another host keeps its pace meanwhile.
+#[test]
+fn a_host_that_never_answers_neither_floods_the_daemon_nor_delays_other_probes() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    // Accept and hold every connection, answering nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming() {
+            held.push(s);
+        }
+    });
+    let good = TcpListener::bind("127.0.0.1:0").unwrap();
+    let good_addr = good.local_addr().unwrap();
+    let probes: Vec<String> = (0..400)
+        .map(|i| {
+            format!(
+                "{{ kind = \"http\", name = \"h{i}\", url = \"http://{silent_addr}/\", every = \"1s\", timeout = \"3s\", grace = \"0s\" }}"
+            )
+        })
+        .collect();
+    let d = daemon(&format!(
+        "[services.silent]\nprobes = [{}]\n\n[services.good]\nprobes = [{{ kind = \"tcp\", addr = \"{good_addr}\", every = \"100ms\", grace = \"0s\" }}]\n",
+        probes.join(", ")
+    ));
+    d.wait_state("good", "up", LONG);
+    let daemon_pid = d.daemon_pid().unwrap();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{daemon_pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let mut most = 0;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(150));
+        most = most.max(fds());
+        // The good probe keeps checking: not stuck behind the silent host's 3 s timeouts.
+        let last = d.service("good")["info"]["probes"]["tcp"]["last"]["at"].clone();
+        let at: jiff::Timestamp = last.as_str().unwrap().parse().unwrap();
+        let ago = jiff::Timestamp::now().duration_since(at);
+        assert!(
+            ago < jiff::SignedDuration::from_millis(2000),
+            "the good probe last checked {ago:?} ago"
+        );
+    }
+    // 256 held connections plus the daemon's own files and sockets; never one per probe.
+    assert!(most >= 256, "the gate lets 256 through: {most} fds");
+    assert!(most < 256 + 100, "{most} fds open");
+    assert_eq!(d.state("silent"), "starting");
+}
