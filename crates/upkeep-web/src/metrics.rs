@@ -177,6 +177,20 @@ pub fn encode(data: &MetricsData) -> String {
             })
         }),
     );
+    x.family(
+        "upkeep_probe_latency_seconds",
+        "gauge",
+        "How long the probe's most recent check took",
+        svcs.iter().flat_map(|(n, s)| {
+            s.probes.iter().filter_map(move |(p, st)| {
+                let last = st.last.as_ref()?;
+                Some((
+                    vec![("service", n.as_str()), ("probe", p.as_str())],
+                    last.latency_ms / 1000.0,
+                ))
+            })
+        }),
+    );
 
     // Per window: all services (service="") and each one.
     let rows: Vec<(&str, String, &upkeep_core::report::Figures)> = data
@@ -295,7 +309,13 @@ mod tests {
             ProbeStatus {
                 health: Health::Degraded,
                 reason: "slow".into(),
-                last: None,
+                last: Some(upkeep_core::LastCheck {
+                    at: jiff::Timestamp::UNIX_EPOCH,
+                    healthy: true,
+                    degraded: true,
+                    reason: "slow".into(),
+                    latency_ms: 1500.0,
+                }),
             },
         );
         s.probes.insert("tcp".into(), ProbeStatus::unknown());
@@ -317,6 +337,7 @@ mod tests {
             "upkeep_service_state{service=\"web\",state=\"degraded\"} 1",
             "upkeep_service_state{service=\"web\",state=\"down\"} 0",
             "upkeep_probe_up{service=\"web\",probe=\"http\"} 1",
+            "upkeep_probe_latency_seconds{service=\"web\",probe=\"http\"} 1.5",
             "upkeep_availability_ratio{service=\"\",window=\"24h\"} 0.999",
             "upkeep_mttr_seconds{service=\"\",window=\"24h\"} 1.5",
             "process_cpu_seconds_total 1.5",

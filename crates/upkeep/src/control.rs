@@ -106,20 +106,23 @@ impl Daemon {
         }
     }
 
+    /// The service's status with its probes' last checks, and its desired state.
+    fn status_with_checks(&self, snapshot: &Snapshot, l: LiveService) -> (ServiceStatus, Desired) {
+        let mut status = self.status_of(snapshot, &l.name);
+        for (probe, last) in l.last_checks {
+            if let Some(p) = status.probes.get_mut(&probe) {
+                p.last = Some(last);
+            }
+        }
+        (status, l.desired)
+    }
+
     /// Status, desired state, probes' last checks and live CPU/memory of each service.
     async fn infos(&self, names: Vec<LiveService>) -> Result<Vec<ServiceInfo>, ApiError> {
         let snapshot = self.snapshot.borrow().clone();
         let statuses: Vec<(ServiceStatus, Desired)> = names
             .into_iter()
-            .map(|l| {
-                let mut status = self.status_of(&snapshot, &l.name);
-                for (probe, last) in l.last_checks {
-                    if let Some(p) = status.probes.get_mut(&probe) {
-                        p.last = Some(last);
-                    }
-                }
-                (status, l.desired)
-            })
+            .map(|l| self.status_with_checks(&snapshot, l))
             .collect();
         let pgids: Vec<u32> = statuses.iter().filter_map(|(s, _)| s.pid).collect();
         let usage = if pgids.is_empty() {
@@ -441,7 +444,19 @@ impl Control for Daemon {
     }
 
     async fn metrics(&self) -> Result<upkeep_web::MetricsData, ApiError> {
-        let services = self.snapshot.borrow().services.values().cloned().collect();
+        let live: Vec<LiveService> = {
+            let live = self.live.lock().await;
+            live.config
+                .services
+                .keys()
+                .map(|n| Self::live_of(&live, n))
+                .collect()
+        };
+        let snapshot = self.snapshot.borrow().clone();
+        let services = live
+            .into_iter()
+            .map(|l| self.status_with_checks(&snapshot, l).0)
+            .collect();
         self.store_caught_up().await;
         let now = jiff::Timestamp::now();
         let hours = |h: i64| {

@@ -108,6 +108,7 @@ fn metrics_pass_promtool_and_parse_independently() {
         1.0
     );
     assert_eq!(value("upkeep_probe_up", "probe=process,service=web"), 1.0);
+    assert!(value("upkeep_probe_latency_seconds", "probe=tcp,service=db.main") >= 0.0);
     assert_eq!(
         value("upkeep_service_incident_open", "service=db.main"),
         1.0
