@@ -435,17 +435,24 @@ mod tests {
                 service: Some(ServiceName::new("x").unwrap()),
                 kind,
             });
-            for o in m.settle(t(at)) {
-                out.push(match o {
-                    Output::Event(e) => match e.kind {
-                        StatusChanged { to, .. } => format!("{to}"),
-                        other => other.tag().to_string(),
-                    },
-                    Output::Heal { .. } => "HEAL".into(),
-                });
-            }
+            out.extend(names(m.settle(t(at))));
         }
         out
+    }
+
+    /// Outputs as short names: the new state for a status change, the tag of other events,
+    /// HEAL for a heal request.
+    fn names(outputs: Vec<Output>) -> Vec<String> {
+        outputs
+            .into_iter()
+            .map(|o| match o {
+                Output::Event(e) => match e.kind {
+                    StatusChanged { to, .. } => format!("{to}"),
+                    other => other.tag().to_string(),
+                },
+                Output::Heal { .. } => "HEAL".into(),
+            })
+            .collect()
     }
 
     #[test]
@@ -469,19 +476,8 @@ mod tests {
         assert_eq!(m.status.maintenance.as_ref().unwrap().since, t(10));
         assert_eq!(m.deadline(), Some(t(100)));
         // At its end the state is judged afresh: down, so heal and open an incident.
-        let kinds: Vec<String> = m
-            .tick(t(100))
-            .into_iter()
-            .map(|o| match o {
-                Output::Event(e) => match e.kind {
-                    StatusChanged { to, .. } => format!("{to}"),
-                    other => other.tag().to_string(),
-                },
-                Output::Heal { .. } => "HEAL".into(),
-            })
-            .collect();
         assert_eq!(
-            kinds,
+            names(m.tick(t(100))),
             [
                 "maintenance_ended",
                 "down",

@@ -106,6 +106,16 @@ impl Daemon {
         }
     }
 
+    /// Every configured service, as `infos` needs it.
+    async fn live_services(&self) -> Vec<LiveService> {
+        let live = self.live.lock().await;
+        live.config
+            .services
+            .keys()
+            .map(|n| Self::live_of(&live, n))
+            .collect()
+    }
+
     /// The service's status with its probes' last checks, and its desired state.
     fn status_with_checks(&self, snapshot: &Snapshot, l: LiveService) -> (ServiceStatus, Desired) {
         let mut status = self.status_of(snapshot, &l.name);
@@ -277,15 +287,8 @@ impl Control for Daemon {
     }
 
     async fn services(&self) -> Result<Vec<ServiceInfo>, ApiError> {
-        let names = {
-            let live = self.live.lock().await;
-            live.config
-                .services
-                .keys()
-                .map(|n| Self::live_of(&live, n))
-                .collect()
-        };
-        self.infos(names).await
+        let live = self.live_services().await;
+        self.infos(live).await
     }
 
     async fn service(&self, name: &ServiceName) -> Result<ServiceDetail, ApiError> {
@@ -444,14 +447,7 @@ impl Control for Daemon {
     }
 
     async fn metrics(&self) -> Result<upkeep_web::MetricsData, ApiError> {
-        let live: Vec<LiveService> = {
-            let live = self.live.lock().await;
-            live.config
-                .services
-                .keys()
-                .map(|n| Self::live_of(&live, n))
-                .collect()
-        };
+        let live = self.live_services().await;
         let snapshot = self.snapshot.borrow().clone();
         let services = live
             .into_iter()
