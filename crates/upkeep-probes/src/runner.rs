@@ -8,13 +8,13 @@
 //! connections. Missed ticks are skipped, not bunched.
 
 use std::collections::BTreeMap;
+
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use upkeep_config::ProbeConfig;
-
 use upkeep_core::{Event, EventKind, Health, LastCheck, ServiceName};
 use upkeep_sys::Reaper;
 
@@ -158,7 +158,7 @@ impl ProbeTask {
                 _ = tokio::time::sleep_until(next) => {}
             }
             // A check starts once its host has room; waiting for it is lag like any other.
-            let _permit = match &self.gate {
+            let permit = match &self.gate {
                 Some(gate) => tokio::select! {
                     _ = cancel.cancelled() => return,
                     permit = gate.clone().acquire_owned() => permit.ok(),
@@ -194,27 +194,23 @@ impl ProbeTask {
                         self.cfg.timeout,
                     ),
                 };
+            drop(permit);
             let since = target.since.unwrap_or(self.started);
             let in_grace =
                 jiff::Timestamp::now().duration_since(since).unsigned_abs() < self.cfg.grace;
             tracing::trace!(healthy = outcome.healthy, reason = %outcome.reason, "probe result");
-            let change = verdict.observe(&outcome, in_grace, &self.cfg);
-            let reason = match change {
-                Some(_) => outcome.reason.clone(),
-                None => String::new(),
-            };
             *self.last.lock().expect("probe slot poisoned") = Some(LastCheck {
                 at: jiff::Timestamp::now(),
                 healthy: outcome.healthy,
                 degraded: outcome.degraded,
-                reason: outcome.reason,
+                reason: outcome.reason.clone(),
                 latency_ms: outcome.latency.as_secs_f64() * 1000.0,
             });
-            if let Some(health) = change {
+            if let Some(health) = verdict.observe(&outcome, in_grace, &self.cfg) {
                 let kind = EventKind::ProbeChanged {
                     probe: self.cfg.name.clone(),
                     health,
-                    reason,
+                    reason: outcome.reason,
                 };
                 if self
                     .events
