@@ -52,6 +52,9 @@ pub struct Incident {
     /// Until resolution, or until now while open.
     pub duration_ms: u64,
     pub reason: String,
+    /// The outage was caused by a drill.
+    #[serde(default)]
+    pub drill: bool,
 }
 
 /// `GET /api/incidents/{id}`: an incident and its timeline, the service's events from the

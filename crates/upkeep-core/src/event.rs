@@ -103,9 +103,17 @@ pub enum EventKind {
     /// Probes say down: `state` asked the supervisor to restart it (an automatic heal).
     HealRequested { reason: String },
     /// An outage lasted longer than `incident_after`. `since` is when the outage began.
-    IncidentOpened { since: Timestamp, reason: String },
+    /// `drill`: the outage is a drill's (no one is to be paged for it).
+    IncidentOpened {
+        since: Timestamp,
+        reason: String,
+        #[serde(default)]
+        drill: bool,
+    },
     /// The service is back. `duration_ms` runs from the outage's start.
     IncidentResolved { since: Timestamp, duration_ms: u64 },
+    /// A drill is about to inject `fault`: until it completes, an outage is the drill's.
+    DrillStarted { fault: String },
     /// A drill injected `fault` at `injected_at`; detection and recovery times from then.
     /// The report counts the drill's time apart, like maintenance.
     DrillCompleted {
@@ -152,6 +160,7 @@ impl EventKind {
             EventKind::IncidentOpened { .. } => "incident_opened",
             EventKind::IncidentResolved { .. } => "incident_resolved",
             EventKind::IncidentReopened { .. } => "incident_reopened",
+            EventKind::DrillStarted { .. } => "drill_started",
             EventKind::DrillCompleted { .. } => "drill_completed",
             EventKind::MaintenanceStarted { .. } => "maintenance_started",
             EventKind::MaintenanceEnded { .. } => "maintenance_ended",

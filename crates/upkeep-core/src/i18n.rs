@@ -85,6 +85,7 @@ messages! {
     ManualInterventions => "manual interventions", "人工干预";
     InMaintenance => "in maintenance", "维护时长";
     ColMaintenance => "maintenance", "维护";
+    Drill => "drill", "演练";
     NoIncidents => "no incidents", "没有故障记录";
     Timeline => "timeline", "时间线";
     InDrills => "drills (time in them)", "演练（时长）";

@@ -82,6 +82,9 @@ struct Incident {
     since: Timestamp,
     open: bool,
     resolved_at: Option<Timestamp>,
+    /// Caused by a drill: each drill has its own incident, and a real outage soon after a
+    /// drill (or a drill soon after one) does not reopen the other's.
+    drill: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +102,8 @@ pub struct ServiceModel {
     incident: Option<Incident>,
     /// Why it is down, for incidents and heals.
     reason: String,
+    /// A drill is on: an outage now is the drill's.
+    drill: bool,
 }
 
 impl ServiceModel {
@@ -123,6 +128,7 @@ impl ServiceModel {
             outage_since: None,
             incident: None,
             reason: String::new(),
+            drill: false,
         };
         m.set_spec(spec);
         m
@@ -213,6 +219,8 @@ impl ServiceModel {
                 });
             }
             EventKind::MaintenanceEnded { .. } => s.maintenance = None,
+            EventKind::DrillStarted { .. } => self.drill = true,
+            EventKind::DrillCompleted { .. } => self.drill = false,
             EventKind::ProbeChanged {
                 probe,
                 health,
@@ -281,6 +289,8 @@ impl ServiceModel {
             {
                 self.outage_since = None;
                 self.recovering = false;
+                // The drill's outage is over (also when the drill itself gave up waiting).
+                self.drill = false;
                 if let Some(inc) = self.incident.as_mut().filter(|i| i.open) {
                     inc.open = false;
                     inc.resolved_at = Some(now);
@@ -329,9 +339,11 @@ impl ServiceModel {
             return Vec::new();
         }
         let reason = self.reason.clone();
+        let drill = self.drill;
         let flapping = self
             .incident
             .as_ref()
+            .filter(|i| !i.drill && !drill)
             .and_then(|i| i.resolved_at)
             .is_some_and(|r| now.duration_since(r).unsigned_abs() <= FLAP_WINDOW);
         let kind = if flapping {
@@ -350,8 +362,13 @@ impl ServiceModel {
                 since,
                 open: true,
                 resolved_at: None,
+                drill,
             });
-            EventKind::IncidentOpened { since, reason }
+            EventKind::IncidentOpened {
+                since,
+                reason,
+                drill,
+            }
         };
         self.status.incident_since = self.incident.as_ref().map(|i| i.since);
         vec![self.event(now, kind)]
@@ -510,6 +527,46 @@ mod tests {
         );
         assert_eq!(out, ["maintenance", "incident_resolved", "up"]);
         assert_eq!(m.deadline(), None);
+    }
+
+    #[test]
+    fn a_drills_outage_is_its_own_incident() {
+        let mut m = model(&[]);
+        let killed = || Exited {
+            pid: 7,
+            status: KILLED,
+            uptime_ms: 5,
+        };
+        let restart = || RestartScheduled {
+            attempt: 1,
+            delay_ms: 0,
+        };
+        let drill = DrillStarted {
+            fault: "crash".into(),
+        };
+        let out = run(
+            &mut m,
+            vec![
+                (0, started(7)),
+                (10, drill),
+                (11, killed()),
+                (11, restart()),
+                (11, started(7)),
+            ],
+        );
+        assert_eq!(
+            out,
+            ["up", "down", "incident_opened", "up", "incident_resolved"]
+        );
+        assert!(m.incident.as_ref().unwrap().drill);
+        // A real crash 5 s later: a new incident, not the drill's reopened.
+        let out = run(
+            &mut m,
+            vec![(16, killed()), (16, restart()), (16, started(7))],
+        );
+        assert_eq!(out, ["down", "incident_opened", "up", "incident_resolved"]);
+        assert!(!m.drill);
+        assert!(!m.incident.as_ref().unwrap().drill);
     }
 
     #[test]

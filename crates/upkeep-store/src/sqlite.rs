@@ -75,12 +75,17 @@ impl Store for SqliteStore {
             let Some(service) = &e.service else { continue };
             let at = e.at.as_millisecond();
             let incident = match &e.kind {
-                EventKind::IncidentOpened { since, reason } => Some(
-                    sqlx::query("INSERT OR IGNORE INTO incidents (service, started_ms, opened_ms, reason) VALUES (?, ?, ?, ?)")
+                EventKind::IncidentOpened {
+                    since,
+                    reason,
+                    drill,
+                } => Some(
+                    sqlx::query("INSERT OR IGNORE INTO incidents (service, started_ms, opened_ms, reason, drill) VALUES (?, ?, ?, ?, ?)")
                         .bind(service.as_str())
                         .bind(since.as_millisecond())
                         .bind(at)
-                        .bind(reason),
+                        .bind(reason)
+                        .bind(drill),
                 ),
                 EventKind::IncidentResolved { since, .. } => Some(
                     sqlx::query("UPDATE incidents SET resolved_ms = ? WHERE service = ? AND started_ms = ?")
@@ -148,7 +153,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<Incident>, Error> {
         let rows = sqlx::query(
-            "SELECT id, service, started_ms, resolved_ms, reason FROM incidents
+            "SELECT id, service, started_ms, resolved_ms, reason, drill FROM incidents
              WHERE (?1 IS NULL OR service = ?1) ORDER BY started_ms DESC LIMIT ?2",
         )
         .bind(service.map(ServiceName::as_str))
@@ -166,7 +171,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Option<upkeep_core::api::IncidentDetail>, Error> {
         let row = sqlx::query(
-            "SELECT id, service, started_ms, resolved_ms, reason FROM incidents WHERE id = ?",
+            "SELECT id, service, started_ms, resolved_ms, reason, drill FROM incidents WHERE id = ?",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -388,6 +393,7 @@ fn incident(r: &sqlx::sqlite::SqliteRow, now_ms: i64) -> Option<Incident> {
         resolved: resolved.and_then(|m| jiff::Timestamp::from_millisecond(m).ok()),
         duration_ms: (resolved.unwrap_or(now_ms) - started).max(0) as u64,
         reason: r.get("reason"),
+        drill: r.get("drill"),
     })
 }
 
@@ -467,6 +473,7 @@ mod tests {
                 EventKind::IncidentOpened {
                     since: t(0),
                     reason: "probe http: HTTP 500".into(),
+                    drill: false,
                 },
             ),
             ev(

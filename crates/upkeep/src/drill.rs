@@ -112,6 +112,11 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
     if let Some(sup) = supervisor {
         sup.request(|done| SupervisorCommand::Drill { done }).await;
     }
+    // And state, so that the incident it opens is marked as the drill's.
+    let started = EventKind::DrillStarted {
+        fault: req.fault.as_str().into(),
+    };
+    daemon.record(Event::now(name, started)).await;
 
     let injected_at = jiff::Timestamp::now();
     let target = Pid::from_raw(pid as i32);

@@ -101,8 +101,13 @@ fn incident_line(inc: &Incident, with_service: bool) -> String {
     } else {
         String::new()
     };
+    let drill = if inc.drill {
+        format!(" ({})", tr(Msg::Drill, &[]))
+    } else {
+        String::new()
+    };
     format!(
-        "#{:<4} {service}{}  {end}  {}",
+        "#{:<4} {service}{}  {end}  {}{drill}",
         inc.id,
         inc.started.strftime("%Y-%m-%d %H:%M:%S"),
         inc.reason

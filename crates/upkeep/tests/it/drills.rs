@@ -71,6 +71,15 @@ fn drills_on_the_example_service_record_detection_and_recovery() {
         "{all}"
     );
     assert_eq!(all["availability"], 1.0, "{all}");
+    // Each drill's incident is on record, marked as the drill's.
+    let incidents: serde_json::Value =
+        serde_json::from_str(&stdout(&d.cli(&["incidents", "demo", "--json"]))).unwrap();
+    let incidents = incidents.as_array().unwrap();
+    assert_eq!(incidents.len(), 3, "{incidents:?}");
+    assert!(
+        incidents.iter().all(|i| i["drill"] == true),
+        "{incidents:?}"
+    );
     // Refused with a reason: no probes for a hang, or an external service.
     let d2 = daemon("[services.bare]\ncommand = \"sleep 1000\"\n");
     let out = d2.cli(&["drill", "bare", "--fault", "hang"]);
