@@ -175,17 +175,15 @@ def bench_respawn(reps, supervisord_reps, settle):
                 pass
     results["floor (C fork/exec/wait)"] = measure_respawn("floor", floor_start, floor_stop, rec, reps, settle)
 
-    rec = tmp / "upkeep.rec"
-    u = Upkeep(f'[services.child]\ncommand = ["{CHILD}", "{rec}"]\nbackoff_min = "0"\nmax_restarts = 1000000\nwindow = "1s"\n')
-    results["upkeep"] = measure_respawn("upkeep", u.start, u.stop, rec, reps, settle)
-    # Again once the daemon has unmapped its start-up pages (10 s after start): the first
-    # respawns fault the code they run back in.
-    rec = tmp / "upkeep-later.rec"
-    u = Upkeep(f'[services.child]\ncommand = ["{CHILD}", "{rec}"]\nbackoff_min = "0"\nmax_restarts = 1000000\nwindow = "1s"\n')
-    def start_and_settle():
-        u.start()
-        time.sleep(12)
-    results["upkeep, after 12 s"] = measure_respawn("upkeep", start_and_settle, u.stop, rec, reps, settle)
+    # upkeep at once, and again once the daemon has unmapped its start-up pages (10 s after
+    # start): the first respawns then fault the code they run back in.
+    for label, wait in (("upkeep", 0), ("upkeep, after 12 s", 12)):
+        rec = tmp / f"upkeep-{wait}.rec"
+        u = Upkeep(f'[services.child]\ncommand = ["{CHILD}", "{rec}"]\nbackoff_min = "0"\nmax_restarts = 1000000\nwindow = "1s"\n')
+        def start(u=u, wait=wait):
+            u.start()
+            time.sleep(wait)
+        results[label] = measure_respawn("upkeep", start, u.stop, rec, reps, settle)
 
     if PM2.exists():
         rec = tmp / "pm2.rec"

@@ -17,6 +17,6 @@ mod pages;
 pub mod procfs;
 mod reaper;
 
-pub use limits::{open_files_limit, raise_open_files};
+pub use limits::raise_open_files;
 pub use pages::drop_startup_pages;
 pub use reaper::{Reaper, group_exists, set_child_subreaper};

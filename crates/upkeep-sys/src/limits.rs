@@ -74,11 +74,6 @@ pub(crate) fn restore_for_child(pid: u32) {
     }
 }
 
-/// This process's soft open-file limit.
-pub fn open_files_limit() -> io::Result<libc::rlim_t> {
-    get(0).map(|l| l.rlim_cur)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,7 +93,7 @@ mod tests {
         .unwrap();
         let (before, after) = raise_open_files().unwrap();
         assert_eq!((before, after), (low, hard));
-        assert_eq!(open_files_limit().unwrap(), hard);
+        assert_eq!(get(0).unwrap().rlim_cur, hard);
 
         let child = std::process::Command::new("sleep")
             .arg("5")

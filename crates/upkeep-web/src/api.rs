@@ -206,40 +206,44 @@ async fn add(
     s.control.add(req).await.map(Json)
 }
 
+/// `?service=NAME&limit=N` of the event and incident lists.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EventQuery {
+struct ListQuery {
     service: Option<String>,
-    #[serde(default = "default_event_limit")]
+    #[serde(default = "default_list_limit")]
     limit: u32,
 }
 
-fn default_event_limit() -> u32 {
+fn default_list_limit() -> u32 {
     100
+}
+
+impl ListQuery {
+    /// The service (if any) and the limit, at most 10,000.
+    fn parse(
+        query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    ) -> Result<(Option<ServiceName>, u32), ApiError> {
+        let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let service = q.service.as_deref().map(parse_name).transpose()?;
+        Ok((service, q.limit.min(10_000)))
+    }
 }
 
 async fn events(
     State(s): State<AppState>,
-    query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<StoredEvent>>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let service = q.service.as_deref().map(parse_name).transpose()?;
-    s.control
-        .events(service.as_ref(), q.limit.min(10_000))
-        .await
-        .map(Json)
+    let (service, limit) = ListQuery::parse(query)?;
+    s.control.events(service.as_ref(), limit).await.map(Json)
 }
 
 async fn incidents(
     State(s): State<AppState>,
-    query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<upkeep_core::api::Incident>>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let service = q.service.as_deref().map(parse_name).transpose()?;
-    s.control
-        .incidents(service.as_ref(), q.limit.min(10_000))
-        .await
-        .map(Json)
+    let (service, limit) = ListQuery::parse(query)?;
+    s.control.incidents(service.as_ref(), limit).await.map(Json)
 }
 
 async fn incident(

@@ -413,11 +413,6 @@ impl Control for Daemon {
         if !self.live.lock().await.config.services.contains_key(name) {
             return Err(unknown(name));
         }
-        let in_maintenance = |s: &Snapshot| {
-            s.services
-                .get(name)
-                .is_some_and(|st| st.maintenance.is_some())
-        };
         let (kind, action) = match req {
             Some(r) => (
                 EventKind::MaintenanceStarted {
@@ -427,7 +422,13 @@ impl Control for Daemon {
                 },
                 "maintenance",
             ),
-            None if !in_maintenance(&self.snapshot.borrow()) => {
+            None if self
+                .snapshot
+                .borrow()
+                .services
+                .get(name)
+                .is_none_or(|st| st.maintenance.is_none()) =>
+            {
                 return Err(ApiError::Conflict(format!(
                     "service `{name}` is not in maintenance"
                 )));

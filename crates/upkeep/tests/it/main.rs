@@ -22,6 +22,18 @@ pub fn daemon(services: &str) -> TestDaemon {
     TestDaemon::start(BIN, services)
 }
 
+/// An external service `db` with one tcp probe (every 100 ms, down after `failures` misses)
+/// on a listener of the test's, up: drop the listener and it goes down.
+pub fn external_tcp(failures: u32) -> (TestDaemon, std::net::TcpListener) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let d = daemon(&format!(
+        "[services.db]\nprobes = [{{ kind = \"tcp\", addr = \"{addr}\", every = \"100ms\", failures = {failures}, grace = \"0s\" }}]\n"
+    ));
+    d.wait_state("db", "up", LONG);
+    (d, listener)
+}
+
 pub fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -3,16 +3,12 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use crate::{LONG, daemon, stderr, stdout};
+use crate::{LONG, stderr, stdout};
 
 #[test]
 fn maintenance_holds_off_incidents_and_ends_by_hand_or_at_its_time() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (d, listener) = crate::external_tcp(1);
     let addr = listener.local_addr().unwrap();
-    let d = daemon(&format!(
-        "[services.db]\nprobes = [{{ kind = \"tcp\", addr = \"{addr}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n"
-    ));
-    d.wait_state("db", "up", LONG);
 
     let out = d.cli(&["maintenance", "db", "--reason", "disk swap"]);
     assert!(out.status.success(), "{}", stderr(&out));

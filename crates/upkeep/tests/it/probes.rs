@@ -45,12 +45,8 @@ degraded_after = "250ms"
 
 #[test]
 fn external_tcp_service_down_opens_an_incident_and_back_resolves_it_with_its_duration() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (d, listener) = crate::external_tcp(2);
     let addr = listener.local_addr().unwrap();
-    let d = daemon(&format!(
-        "[services.db]\nprobes = [{{ kind = \"tcp\", addr = \"{addr}\", every = \"100ms\", failures = 2, grace = \"0s\" }}]\n"
-    ));
-    d.wait_state("db", "up", LONG);
     drop(listener);
     d.wait_state("db", "down", LONG);
     d.wait_until("an open incident", LONG, || {
