@@ -114,6 +114,9 @@ pub enum EventKind {
     IncidentResolved { since: Timestamp, duration_ms: u64 },
     /// A drill is about to inject `fault`: until it completes, an outage is the drill's.
     DrillStarted { fault: String },
+    /// A drill armed for `fault` gave up (the fault could not be injected, or the service did
+    /// not recover in time): an outage from now on is no longer the drill's.
+    DrillAborted { fault: String, reason: String },
     /// A drill injected `fault` at `injected_at`; detection and recovery times from then.
     /// The report counts the drill's time apart, like maintenance.
     DrillCompleted {
@@ -161,6 +164,7 @@ impl EventKind {
             EventKind::IncidentResolved { .. } => "incident_resolved",
             EventKind::IncidentReopened { .. } => "incident_reopened",
             EventKind::DrillStarted { .. } => "drill_started",
+            EventKind::DrillAborted { .. } => "drill_aborted",
             EventKind::DrillCompleted { .. } => "drill_completed",
             EventKind::MaintenanceStarted { .. } => "maintenance_started",
             EventKind::MaintenanceEnded { .. } => "maintenance_ended",

@@ -93,36 +93,49 @@ pub struct Report {
     pub previous: PeriodReport,
 }
 
+/// The longest report period: ten years. Longer ones are refused, so that no arithmetic on
+/// them (the previous period of the same length before it) can overflow (issue 14, B4).
+pub const MAX_PERIOD_DAYS: i64 = 3660;
+
 /// The start of a report period: `24h`, `7d`, `90m` (that long before `now`), an RFC 3339 time,
-/// or a date (`2026-11-01`, midnight UTC).
+/// or a date (`2026-11-01`, midnight UTC); at most [`MAX_PERIOD_DAYS`] before `now`.
 pub fn parse_since(text: &str, now: Timestamp) -> Result<Timestamp, String> {
     let text = text.trim();
     let bad = || {
         format!("`{text}` is not a period: write e.g. 24h, 7d, 30d, or a date such as 2026-11-01")
     };
-    if let Some(days) = text
+    let max = jiff::SignedDuration::from_hours(MAX_PERIOD_DAYS * 24);
+    let too_long =
+        || format!("`{text}` is too long ago: a report covers at most {MAX_PERIOD_DAYS} days");
+    let ago = |d: jiff::SignedDuration| {
+        if d > max {
+            return Err(too_long());
+        }
+        now.checked_sub(d).map_err(|_| bad())
+    };
+    let from = if let Some(days) = text
         .strip_suffix('d')
         .and_then(|d| d.trim().parse::<i64>().ok())
     {
-        return now
-            .checked_sub(jiff::SignedDuration::from_hours(
-                days.checked_mul(24).ok_or_else(bad)?,
-            ))
-            .map_err(|_| bad());
-    }
-    if let Ok(d) = text.parse::<jiff::SignedDuration>() {
-        return now.checked_sub(d).map_err(|_| bad());
-    }
-    if let Ok(t) = text.parse::<Timestamp>() {
-        return Ok(t);
-    }
-    if let Ok(date) = text.parse::<jiff::civil::Date>() {
-        return date
-            .to_zoned(jiff::tz::TimeZone::UTC)
+        if !(0..=MAX_PERIOD_DAYS).contains(&days) {
+            return Err(too_long());
+        }
+        ago(jiff::SignedDuration::from_hours(days * 24))?
+    } else if let Ok(d) = text.parse::<jiff::SignedDuration>() {
+        ago(d)?
+    } else if let Ok(t) = text.parse::<Timestamp>() {
+        t
+    } else if let Ok(date) = text.parse::<jiff::civil::Date>() {
+        date.to_zoned(jiff::tz::TimeZone::UTC)
             .map(|z| z.timestamp())
-            .map_err(|_| bad());
+            .map_err(|_| bad())?
+    } else {
+        return Err(bad());
+    };
+    if now.duration_since(from) > max {
+        return Err(too_long());
     }
-    Err(bad())
+    Ok(from)
 }
 
 #[cfg(test)]
@@ -151,5 +164,23 @@ mod tests {
             "2026-11-20T08:00:00Z"
         );
         assert!(parse_since("last week", now).is_err());
+    }
+
+    #[test]
+    fn absurd_periods_are_refused_not_panicked_on() {
+        let now: Timestamp = "2026-11-24T12:00:00Z".parse().unwrap();
+        for text in [
+            "999999999999999d",
+            "-5d",
+            "9223372036854775807d",
+            "3661d",
+            "99999999h",
+            "1000-01-01",
+            "-009999-01-01T00:00:00Z",
+            "2000000h",
+        ] {
+            assert!(parse_since(text, now).is_err(), "{text}");
+        }
+        assert!(parse_since("3660d", now).is_ok());
     }
 }

@@ -220,7 +220,7 @@ impl ServiceModel {
             }
             EventKind::MaintenanceEnded { .. } => s.maintenance = None,
             EventKind::DrillStarted { .. } => self.drill = true,
-            EventKind::DrillCompleted { .. } => self.drill = false,
+            EventKind::DrillCompleted { .. } | EventKind::DrillAborted { .. } => self.drill = false,
             EventKind::ProbeChanged {
                 probe,
                 health,

@@ -13,7 +13,8 @@
 //! Start at [`Supervisor::spawn`]; the restart rules are in `policy.rs`.
 //!
 //! Layout:
-//! - `group.rs`: signalling process groups and stopping them (signal, timeout, SIGKILL).
+//! - `group.rs`: stopping a service's tree (process group and cgroup: signal, timeout, SIGKILL),
+//!   and what an earlier daemon left.
 //! - `policy.rs`: restart policy, backoff with jitter, crash-loop limit (pure, tested on instants).
 //! - `spawn.rs`: a `ManagedConfig` to a running process group.
 //! - `supervisor.rs`: the per-service task.
@@ -25,7 +26,10 @@ mod policy;
 mod spawn;
 mod supervisor;
 
-pub use group::{StopOutcome, stop_stale_group};
+pub use group::{StopOutcome, stop_leftovers};
 pub use logs::{LogHub, Stream, tail};
-pub use supervisor::{Supervisor, SupervisorCommand, SupervisorHandle};
-pub use upkeep_sys::{Reaper, drop_startup_pages, procfs, raise_open_files, set_child_subreaper};
+pub use supervisor::{Supervisor, SupervisorCommand, SupervisorDeps, SupervisorHandle};
+pub use upkeep_sys::{
+    Leftovers, Lineage, Reaper, drop_startup_pages, procfs, raise_open_files, set_child_subreaper,
+    trust,
+};

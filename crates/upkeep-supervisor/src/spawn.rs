@@ -2,7 +2,8 @@
 //!
 //! std's `Command` (not tokio's: its exits would race the reaper's `waitpid(-1)`) with
 //! `process_group(0)`, which std turns into `posix_spawn` with `POSIX_SPAWN_SETPGROUP`
-//! (vfork-fast) unless a user switch forces a plain fork.
+//! (vfork-fast) unless a user switch or entering the service's cgroup before exec forces a
+//! plain fork.
 
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
@@ -10,9 +11,9 @@ use std::process::Stdio;
 
 use tokio::sync::oneshot;
 use upkeep_config::ManagedConfig;
-use upkeep_core::{ExitStatus, ServiceName};
+use upkeep_core::ExitStatus;
 
-use upkeep_sys::Reaper;
+use upkeep_sys::{Cgroup, Reaper};
 
 const PIPE_SIZE: i32 = 1024 * 1024;
 
@@ -24,15 +25,19 @@ pub(crate) struct Spawned {
     pub exit: oneshot::Receiver<ExitStatus>,
 }
 
+/// Spawns the service's process with `mark` in its environment (after the service's own
+/// variables, so that none can override it).
 pub(crate) fn spawn(
     reaper: &Reaper,
-    name: &ServiceName,
+    mark: &[(&'static str, String)],
+    cgroup: Option<&Cgroup>,
     cfg: &ManagedConfig,
 ) -> std::io::Result<Spawned> {
     let mut cmd = cfg.program.command(cfg.cwd.as_deref());
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env("UPKEEP_SERVICE", name.as_str());
+    if let Some(cg) = cgroup {
+        cg.enter_before_exec(&mut cmd);
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     if let Some(user) = &cfg.user {
         cmd.uid(user.uid)
             .gid(user.gid)
@@ -41,6 +46,7 @@ pub(crate) fn spawn(
             .env("LOGNAME", &user.name);
     }
     cmd.envs(cfg.env.iter().map(|(k, v)| (k, v)));
+    cmd.envs(mark.iter().map(|(k, v)| (k, v)));
     let (mut child, exit) = reaper.spawn(&mut cmd)?;
     let pid = child.id();
     let stdout: OwnedFd = child.stdout.take().expect("stdout is piped").into();

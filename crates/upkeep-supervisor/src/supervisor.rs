@@ -18,11 +18,10 @@ use tracing::Instrument;
 use upkeep_config::ManagedConfig;
 use upkeep_core::{Actor, Event, EventKind, ExitStatus, ServiceName};
 
-use crate::group::{StopOutcome, stop_group};
+use crate::group::{StopOutcome, Tree, stop_tree};
 use crate::logs::{LogHub, Stream};
 use crate::policy::{Decision, RestartTracker};
-use upkeep_sys::Reaper;
-use upkeep_sys::group_exists;
+use upkeep_sys::{Lineage, Reaper, ServiceLineage};
 
 /// Requests to a supervisor. `done` is answered when the request has been carried out.
 #[derive(Debug)]
@@ -44,9 +43,13 @@ pub enum SupervisorCommand {
     /// Probes say it is down: stop the group and restart it under the restart policy, exactly
     /// as after a crash (same backoff, same crash-loop limit).
     Heal { reason: String },
-    /// A drill is about to inject a fault into the current run: its end restarts at once and
-    /// does not count towards the crash-loop limit.
-    Drill { done: Option<oneshot::Sender<()>> },
+    /// A drill is about to inject a fault into the current run (`armed`): its end restarts at
+    /// once and does not count towards the crash-loop limit. `armed: false` takes that back
+    /// (the drill gave up), so that the next real crash counts.
+    Drill {
+        armed: bool,
+        done: Option<oneshot::Sender<()>>,
+    },
 }
 
 /// The daemon's side of a supervisor.
@@ -94,12 +97,27 @@ struct Running {
     exit: oneshot::Receiver<ExitStatus>,
 }
 
+/// What every supervisor is built from: the daemon's shared plumbing.
+#[derive(Clone)]
+pub struct SupervisorDeps {
+    pub reaper: Reaper,
+    pub logs: LogHub,
+    /// Where the supervisor's events go (the state task).
+    pub events: mpsc::Sender<Event>,
+    /// The daemon's records of what it started (cgroups, run records, marks).
+    pub lineage: Lineage,
+}
+
 pub struct Supervisor {
     name: ServiceName,
     cfg: ManagedConfig,
     reaper: Reaper,
     logs: LogHub,
     events: mpsc::Sender<Event>,
+    /// The mark every process of this service carries (see `upkeep_sys::lineage`).
+    mark: [(&'static str, String); 2],
+    /// This service's cgroup and run record.
+    lineage: ServiceLineage,
     commands: mpsc::Receiver<SupervisorCommand>,
     running: Option<Running>,
     restart_at: Option<Instant>,
@@ -118,26 +136,25 @@ enum Wake {
 impl Supervisor {
     /// Starts the supervisor of `name` on `tasks`; `start` says whether to run it now.
     /// Cancelling `cancel` stops its process group and ends the task.
-    #[allow(clippy::too_many_arguments)]
     pub fn spawn(
         name: ServiceName,
         cfg: ManagedConfig,
         start: bool,
-        reaper: Reaper,
-        logs: LogHub,
-        events: mpsc::Sender<Event>,
+        deps: &SupervisorDeps,
         cancel: CancellationToken,
         tasks: &TaskTracker,
     ) -> SupervisorHandle {
         let (tx, rx) = mpsc::channel(32);
-        logs.configure(&name, &cfg.log);
+        deps.logs.configure(&name, &cfg.log);
         let span = tracing::info_span!("supervisor", service = %name);
         let sup = Supervisor {
+            mark: deps.lineage.mark(name.as_str()),
+            lineage: deps.lineage.service(name.as_str()),
             name,
             cfg,
-            reaper,
-            logs,
-            events,
+            reaper: deps.reaper.clone(),
+            logs: deps.logs.clone(),
+            events: deps.events.clone(),
             commands: rx,
             running: None,
             restart_at: None,
@@ -237,8 +254,8 @@ impl Supervisor {
                 };
                 self.after_exit(failed, uptime, vec![exited, cleaned]).await;
             }
-            SupervisorCommand::Drill { done } => {
-                self.drill = self.running.is_some();
+            SupervisorCommand::Drill { armed, done } => {
+                self.drill = armed && self.running.is_some();
                 ack(done);
             }
             SupervisorCommand::Reconfigure(cfg) => {
@@ -294,16 +311,28 @@ impl Supervisor {
         }
     }
 
-    /// Stops group `pgid` the way this service is stopped: its stop signal, `stop_timeout`,
-    /// then SIGKILL.
-    async fn stop_group(&self, pgid: u32) -> StopOutcome {
-        stop_group(
-            &self.reaper,
+    /// The tree of the run led by `pgid`: its process group and the service's cgroup.
+    fn tree(&self, pgid: u32) -> Tree<'_> {
+        Tree {
             pgid,
+            cgroup: self.lineage.cgroup(),
+        }
+    }
+
+    /// Stops the tree of the run led by `pgid` the way this service is stopped: its stop
+    /// signal, `stop_timeout`, then SIGKILL. Once it is gone, the run record is cleared.
+    async fn stop_group(&self, pgid: u32) -> StopOutcome {
+        let outcome = stop_tree(
+            &self.reaper,
+            self.tree(pgid),
             self.cfg.stop_signal,
             self.cfg.stop_timeout,
         )
-        .await
+        .await;
+        if !outcome.lingering {
+            self.lineage.clear();
+        }
+        outcome
     }
 
     /// The `exited` event of the process `pid`, stamped now.
@@ -325,13 +354,15 @@ impl Supervisor {
         // Stamped now, at the reap: the restart below comes before the reporting, but the
         // record keeps the real times (MTTR is measured from them).
         let mut events = vec![self.exited(run.pid, status, uptime)];
-        // Whatever is left of the group would hold ports and files: stop it first.
-        if group_exists(run.pid) {
+        // Whatever is left of the tree would hold ports and files: stop it first.
+        if self.tree(run.pid).exists() {
             let o = self.stop_group(run.pid).await;
             events.push(self.ev(EventKind::GroupCleaned {
                 signalled: o.signalled,
                 killed: o.killed,
             }));
+        } else {
+            self.lineage.clear();
         }
         self.after_exit(status, uptime, events).await;
     }
@@ -380,8 +411,11 @@ impl Supervisor {
     /// Spawns the process, then sends `before` followed by what happened: the spawn comes first,
     /// the reporting after.
     async fn spawn_and_report(&mut self, by: Actor, mut before: Vec<Event>) {
-        match crate::spawn::spawn(&self.reaper, &self.name, &self.cfg) {
+        match crate::spawn::spawn(&self.reaper, &self.mark, self.lineage.cgroup(), &self.cfg) {
             Ok(s) => {
+                // Before anything else: a daemon killed from here on leaves the next one
+                // what it needs to find this process (see `upkeep_sys::lineage`).
+                self.lineage.adopt(s.pid, s.start_ticks);
                 self.running = Some(Running {
                     pid: s.pid,
                     started: Instant::now(),

@@ -10,13 +10,20 @@
 //!
 //! `pages` drops start-up code from the page tables once the daemon is up.
 //!
-//! Layout: `reaper.rs`, `procfs.rs`, `limits.rs`, `pages.rs`.
+//! `lineage` knows which processes are the daemon's own, even after the daemon is SIGKILLed
+//! (a cgroup per service, run records, a mark in the environment); `trust` checks that the
+//! data dir and its files are the daemon's own before it acts on them.
+//!
+//! Layout: `reaper.rs`, `procfs.rs`, `lineage.rs`, `trust.rs`, `limits.rs`, `pages.rs`.
 
 mod limits;
+pub mod lineage;
 mod pages;
 pub mod procfs;
 mod reaper;
+pub mod trust;
 
 pub use limits::raise_open_files;
+pub use lineage::{Cgroup, Leftovers, Lineage, ServiceLineage};
 pub use pages::drop_startup_pages;
 pub use reaper::{Reaper, group_exists, set_child_subreaper};

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 struct Stat {
     state: char,
     pgrp: u32,
+    session: u32,
     ticks: u64,
     start_ticks: u64,
     rss_pages: u64,
@@ -26,6 +27,7 @@ fn parse_stat(text: &str) -> Option<Stat> {
     Some(Stat {
         state: at(3)?.chars().next()?,
         pgrp: at(5)?.parse().ok()?,
+        session: at(6)?.parse().ok()?,
         ticks: at(14)?.parse::<u64>().ok()? + at(15)?.parse::<u64>().ok()?,
         start_ticks: at(22)?.parse().ok()?,
         rss_pages: at(24)?.parse().ok()?,
@@ -42,6 +44,65 @@ fn all_pids() -> impl Iterator<Item = u32> {
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+}
+
+/// A process as lineage sees it (see `lineage.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Process {
+    pub pid: u32,
+    pub pgrp: u32,
+    pub session: u32,
+    /// `R`, `S`, `D`, `T` (stopped), `Z` (zombie)...
+    pub state: char,
+    pub start_ticks: u64,
+}
+
+/// Every process on the machine, in one pass over /proc.
+pub fn all_processes() -> Vec<Process> {
+    all_pids()
+        .filter_map(|pid| {
+            read_stat(pid).map(|s| Process {
+                pid,
+                pgrp: s.pgrp,
+                session: s.session,
+                state: s.state,
+                start_ticks: s.start_ticks,
+            })
+        })
+        .collect()
+}
+
+/// True while `pid` exists and is not a zombie: `kill(pid, 0)` succeeds on an unreaped
+/// zombie, which has ended all the same.
+pub fn is_running(pid: u32) -> bool {
+    read_stat(pid).is_some_and(|s| s.state != 'Z')
+}
+
+/// The service `pid` belongs to, if its environment carries the mark of node `node`
+/// (`UPKEEP_NODE=node` and `UPKEEP_SERVICE=name`; see `lineage.rs`).
+pub fn marked_service(pid: u32, node: &str) -> Option<String> {
+    use std::io::Read;
+    // The environment is at most a few hundred KiB; read a bounded amount.
+    let mut env = Vec::new();
+    std::fs::File::open(format!("/proc/{pid}/environ"))
+        .ok()?
+        .take(1 << 20)
+        .read_to_end(&mut env)
+        .ok()?;
+    let mut ours = false;
+    let mut service = None;
+    for var in env.split(|b| *b == 0) {
+        if let Some(v) = var.strip_prefix(crate::lineage::NODE_ENV.as_bytes())
+            && let Some(v) = v.strip_prefix(b"=")
+        {
+            ours = v == node.as_bytes();
+        } else if let Some(v) = var.strip_prefix(crate::lineage::SERVICE_ENV.as_bytes())
+            && let Some(v) = v.strip_prefix(b"=")
+        {
+            service = std::str::from_utf8(v).ok().map(str::to_owned);
+        }
+    }
+    service.filter(|_| ours)
 }
 
 /// Members of group `pgid` that are not zombies.
@@ -199,8 +260,15 @@ mod tests {
         let line = "1234 (my (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 98765 1000000 250 18446744073709551615";
         let s = parse_stat(line).unwrap();
         assert_eq!(
-            (s.state, s.pgrp, s.ticks, s.start_ticks, s.rss_pages),
-            ('S', 1234, 10, 98765, 250)
+            (
+                s.state,
+                s.pgrp,
+                s.session,
+                s.ticks,
+                s.start_ticks,
+                s.rss_pages
+            ),
+            ('S', 1234, 1234, 10, 98765, 250)
         );
     }
 
@@ -217,6 +285,42 @@ mod tests {
         let me = own_process();
         assert!(me.rss_bytes > 0 && me.threads >= 1 && me.open_fds >= 3);
         assert!(me.start_time_seconds > 1_600_000_000.0);
+    }
+
+    #[test]
+    fn a_zombie_is_not_running() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Wait for it to exit without reaping it.
+        while read_stat(pid).is_some_and(|s| s.state != 'Z') {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok());
+        assert!(!is_running(pid));
+        child.wait().unwrap();
+        assert!(is_running(std::process::id()));
+    }
+
+    #[test]
+    fn finds_a_marked_process_of_its_node_only() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .env("UPKEEP_NODE", "n1")
+            .env("UPKEEP_SERVICE", "web")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // spawn returns once the child's exec has swapped its memory, a moment before the
+        // new environment is laid out: wait for it.
+        let t0 = std::time::Instant::now();
+        while marked_service(pid, "n1").is_none() && t0.elapsed().as_secs() < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(marked_service(pid, "n1").as_deref(), Some("web"));
+        assert_eq!(marked_service(pid, "n2"), None);
+        assert_eq!(marked_service(std::process::id(), "n1"), None);
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]

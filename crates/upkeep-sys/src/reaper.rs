@@ -112,19 +112,19 @@ impl Reaper {
         }
     }
 
-    /// Waits until no process of group `pgid` is left, or `deadline`. True when it is gone.
-    /// Wakes on each reap (members of our groups are our children or, once orphaned, come to
-    /// us as subreaper), so this never polls.
-    pub async fn wait_group_gone(&self, pgid: u32, deadline: Instant) -> bool {
+    /// Waits until `gone()` holds (checked now and after each reap), or `deadline`. True
+    /// when it holds. Members of our groups and cgroups are our children or, once orphaned,
+    /// come to us as subreaper, so each of their ends wakes this: it never polls.
+    pub async fn wait_until(&self, gone: impl Fn() -> bool, deadline: Instant) -> bool {
         let mut reaped = self.inner.reaped.subscribe();
         loop {
             reaped.borrow_and_update();
-            if !group_exists(pgid) {
+            if gone() {
                 return true;
             }
             tokio::select! {
                 changed = reaped.changed() => if changed.is_err() { return false },
-                _ = tokio::time::sleep_until(deadline) => return !group_exists(pgid),
+                _ = tokio::time::sleep_until(deadline) => return gone(),
             }
         }
     }

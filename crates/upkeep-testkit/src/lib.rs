@@ -196,14 +196,26 @@ impl TestDaemon {
 
     /// Runs the real CLI against this daemon's config.
     pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_command(args).output().expect("run upkeep CLI")
+    }
+
+    /// Starts the CLI without waiting for it, its output captured.
+    pub fn cli_spawn(&self, args: &[&str]) -> Child {
+        self.cli_command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run upkeep CLI")
+    }
+
+    fn cli_command(&self, args: &[&str]) -> Command {
         // `-c` first: after a `--` it would be part of the service's command.
-        Command::new(&self.bin)
-            .arg("-c")
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("-c")
             .arg(&self.config)
             .args(args)
-            .env("UPKEEP_LANG", "en")
-            .output()
-            .expect("run upkeep CLI")
+            .env("UPKEEP_LANG", "en");
+        cmd
     }
 
     /// Waits until `check` returns Some, or panics saying what it waited for.
@@ -292,6 +304,32 @@ impl Drop for TestDaemon {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+        self.remove_cgroups();
+    }
+}
+
+impl TestDaemon {
+    /// The cgroup folder of this data dir's services, if the daemon made one.
+    pub fn cgroup_root(&self) -> Option<PathBuf> {
+        let node = std::fs::read_to_string(self.data_dir.join("node-id")).ok()?;
+        upkeep_sys::lineage::cgroup_root(node.trim()).filter(|p| p.is_dir())
+    }
+
+    /// A daemon killed by a test leaves its (emptied) cgroups behind: end what is in them and
+    /// remove them, so that test runs do not pile them up.
+    fn remove_cgroups(&self) {
+        let Some(root) = self.cgroup_root() else {
+            return;
+        };
+        for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let dir = entry.path();
+            let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while std::fs::remove_dir(&dir).is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let _ = std::fs::remove_dir(&root);
     }
 }
 
@@ -329,6 +367,16 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
         .filter(|(_, pg, _, state)| *pg == pgid && *state != 'Z')
         .map(|(pid, ..)| pid)
         .collect()
+}
+
+/// The process group of `pid`, if it exists.
+pub fn pgid_of(pid: u32) -> Option<u32> {
+    procs().find(|(p, ..)| *p == pid).map(|(_, pg, ..)| pg)
+}
+
+/// The parent of `pid`, if it exists.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    procs().find(|(p, ..)| *p == pid).map(|(_, _, pp, _)| pp)
 }
 
 /// Zombie children of `parent`.

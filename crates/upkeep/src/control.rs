@@ -51,6 +51,9 @@ pub struct Daemon {
     pub stored: watch::Receiver<u64>,
     /// Cancelled by `upkeep down`.
     pub shutdown: CancellationToken,
+    /// Services a drill is running on (one drill per service at a time). A std Mutex: never
+    /// held across an await.
+    pub drills: std::sync::Mutex<std::collections::HashSet<ServiceName>>,
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -88,7 +91,7 @@ impl Daemon {
     /// that a `status` right after the answer shows it.
     pub async fn record(&self, event: Event) {
         let seq = self.snapshot.borrow().seq;
-        let _ = self.wiring.events.send(event).await;
+        let _ = self.wiring.supervisor.events.send(event).await;
         let mut rx = self.snapshot.clone();
         let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|s| s.seq > seq)).await;
     }
@@ -174,7 +177,7 @@ impl Daemon {
     }
 
     fn log_path(&self, name: &ServiceName, stderr: bool) -> PathBuf {
-        self.wiring.logs.path(
+        self.wiring.supervisor.logs.path(
             name,
             if stderr {
                 Stream::Stderr
@@ -212,6 +215,7 @@ impl Daemon {
             live.desired.remove(name);
             let _ = self
                 .wiring
+                .supervisor
                 .events
                 .send(Event::now(name, EventKind::Removed))
                 .await;
@@ -251,7 +255,12 @@ impl Daemon {
             removed: result.removed.len() as u32,
             changed: result.changed.len() as u32,
         };
-        let _ = self.wiring.events.send(Event::daemon(kind)).await;
+        let _ = self
+            .wiring
+            .supervisor
+            .events
+            .send(Event::daemon(kind))
+            .await;
         live.config = new;
         Ok(result)
     }
@@ -602,7 +611,7 @@ impl Control for Daemon {
         stderr: bool,
     ) -> Result<broadcast::Receiver<Bytes>, ApiError> {
         // Unknown names are caught by the log_tail that always follows.
-        Ok(self.wiring.logs.subscribe(
+        Ok(self.wiring.supervisor.logs.subscribe(
             name,
             if stderr {
                 Stream::Stderr

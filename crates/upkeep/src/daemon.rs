@@ -29,7 +29,7 @@ use upkeep_core::{Desired, Event, EventKind, ServiceName};
 use upkeep_probes::{HttpClients, ProbeDeps};
 use upkeep_state::Heal;
 use upkeep_store::{SqliteStore, Store};
-use upkeep_supervisor::{LogHub, Reaper};
+use upkeep_supervisor::{Lineage, LogHub, Reaper, SupervisorDeps, trust};
 
 use crate::control::{Daemon, Live};
 use crate::wiring::Wiring;
@@ -54,27 +54,38 @@ pub struct DataDirLock {
     _lock: Flock<File>,
 }
 
-/// Creates the data dir (0700) and takes its lock, or says which daemon holds it.
-pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
-    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("setting permissions of {}", data_dir.display()))?;
-    let path = lock_path(data_dir);
+/// Opens a file of the data dir for reading and writing, never through a symlink, and checks
+/// that it is the daemon's own (see `upkeep_sys::trust`).
+pub fn open_private(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .read(true)
         .write(true)
-        .open(&path)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
+    trust::check_owned(&file.metadata()?, path)?;
+    Ok(file)
+}
+
+/// Makes the data dir (0700) or checks that an existing one is ours and private, and takes
+/// its lock, or says which daemon holds it.
+pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock> {
+    trust::private_dir(data_dir).with_context(|| format!("data dir {}", data_dir.display()))?;
+    let path = lock_path(data_dir);
+    let file = open_private(&path)?;
     let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
             let pid = std::fs::read_to_string(&path)
                 .unwrap_or_default()
                 .trim()
-                .to_owned();
+                .chars()
+                .take(20)
+                .collect::<String>();
             let msg = upkeep_core::i18n::tr(
                 upkeep_core::i18n::Msg::DaemonAlready,
                 &[&pid, &data_dir.display()],
@@ -88,6 +99,26 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock> {
     lock.rewind()?;
     writeln!(lock, "{}", std::process::id())?;
     Ok(DataDirLock { _lock: lock })
+}
+
+/// The data dir's node id: made once, kept in `<data_dir>/node-id`, so that every process this
+/// data dir's daemons start carries it (see `upkeep_sys::lineage`), whatever the host is
+/// called.
+fn node_id(data_dir: &Path) -> Result<String> {
+    use std::io::Read;
+    let path = data_dir.join("node-id");
+    let mut file = open_private(&path)?;
+    let mut text = String::new();
+    (&mut file).take(64).read_to_string(&mut text)?;
+    let id = text.trim();
+    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(id.to_owned());
+    }
+    let id = format!("{:032x}", fastrand::u128(..));
+    file.set_len(0)?;
+    std::os::unix::fs::FileExt::write_all_at(&file, format!("{id}\n").as_bytes(), 0)?;
+    file.sync_all()?;
+    Ok(id)
 }
 
 /// How long after start-up the start-up code is unmapped (see `upkeep_sys::drop_startup_pages`).
@@ -123,7 +154,13 @@ async fn run_async(config: Config) -> Result<()> {
     let shutdown_timeout = config.daemon.shutdown_timeout;
     let metrics_listen = config.daemon.metrics_listen;
     let reaper = Reaper::start().context("installing the SIGCHLD handler")?;
+    let node = node_id(&data_dir)?;
+    let lineage = Lineage::open(&data_dir, &node)
+        .with_context(|| format!("opening the run records in {}", data_dir.display()))?;
     let db = data_dir.join("upkeep.db");
+    for file in ["upkeep.db", "upkeep.db-wal", "upkeep.db-shm", "logs"] {
+        trust::check_if_present(&data_dir.join(file))?;
+    }
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&db)
             .await
@@ -153,7 +190,7 @@ async fn run_async(config: Config) -> Result<()> {
         .into_iter()
         .map(|r| (r.name.clone(), r))
         .collect();
-    stop_stale_processes(&config, &records, &events_tx).await;
+    stop_stale_processes(&config, &lineage, &records, &events_tx).await;
 
     let revision = store
         .save_revision(&config.path.display().to_string(), &config.source)
@@ -171,9 +208,12 @@ async fn run_async(config: Config) -> Result<()> {
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     let wiring = Wiring {
-        reaper: reaper.clone(),
-        logs: logs.clone(),
-        events: events_tx,
+        supervisor: SupervisorDeps {
+            reaper: reaper.clone(),
+            logs: logs.clone(),
+            events: events_tx,
+            lineage: lineage.clone(),
+        },
         state: control_tx,
         snapshot: snapshot.clone(),
         probe_deps: ProbeDeps {
@@ -219,6 +259,7 @@ async fn run_async(config: Config) -> Result<()> {
         snapshot,
         stored,
         shutdown: shutdown.clone(),
+        drills: Default::default(),
     });
     tokio::spawn(route_heals(daemon.clone(), heal_rx));
     tokio::spawn(crate::wiring::follow_targets(daemon.wiring.clone()));
@@ -293,6 +334,7 @@ async fn run_async(config: Config) -> Result<()> {
         .await
         .ok();
     let _ = std::fs::remove_file(&socket);
+    lineage.release();
     tracing::info!("upkeep daemon stopped");
     Ok(())
 }
@@ -315,36 +357,72 @@ async fn route_heals(daemon: Arc<Daemon>, mut heals: mpsc::Receiver<Heal>) {
 }
 
 /// Stops processes that a killed daemon left running, so that no service ever runs twice and
-/// no restart fails because the old copy holds its port. (Adopting them instead would keep a
-/// process whose stdout pipe has lost its reader: its next log line would kill it with
-/// SIGPIPE. A clean restart is the honest choice.)
+/// no restart fails because the old copy holds its port. What is stopped is what our own
+/// records prove ours (cgroups, run records, marks: `upkeep_sys::lineage`), never a pid on
+/// the database's word alone. (Adopting them instead would keep a process whose stdout pipe
+/// has lost its reader: its next log line would kill it with SIGPIPE. A clean restart is the
+/// honest choice.)
 async fn stop_stale_processes(
     config: &Config,
+    lineage: &Lineage,
     records: &BTreeMap<ServiceName, upkeep_store::ServiceRecord>,
     events: &mpsc::Sender<Event>,
 ) {
-    let stops = records.values().filter_map(|r| {
-        let (pid, ticks) = r.running?;
-        let cfg = config.services.get(&r.name);
-        let managed = cfg.and_then(|c| c.managed.as_ref());
+    let l = lineage.clone();
+    let leftovers = tokio::task::spawn_blocking(move || l.leftovers())
+        .await
+        .unwrap_or_default();
+    let stops = leftovers.iter().map(|(name, left)| {
+        let managed = ServiceName::new(name.as_str())
+            .ok()
+            .and_then(|n| config.services.get(&n))
+            .and_then(|c| c.managed.as_ref());
         let signal = managed.map_or(15, |c| c.stop_signal);
         let timeout = managed.map_or(Duration::from_secs(10), |c| c.stop_timeout);
-        let name = r.name.clone();
-        Some(async move {
-            let outcome = upkeep_supervisor::stop_stale_group(pid, ticks, signal, timeout).await;
-            (name, pid, outcome)
-        })
+        async move {
+            let outcome = upkeep_supervisor::stop_leftovers(left, signal, timeout).await;
+            (name, left, outcome)
+        }
     });
     // Concurrently: each waits on its own stop_timeout.
-    for (name, pid, outcome) in futures_util::future::join_all(stops).await {
-        if let Some(o) = outcome {
-            tracing::info!(service = %name, pid, killed = o.killed, "stopped a process left by an earlier daemon");
+    for (name, left, o) in futures_util::future::join_all(stops).await {
+        tracing::info!(
+            service = %name,
+            groups = ?left.pgids,
+            killed = o.killed,
+            lingering = o.lingering,
+            "stopped processes left by an earlier daemon"
+        );
+    }
+    // Recorded for every service the store thought running, and every one we found: the
+    // stored pid is no longer ours.
+    let mut stale: BTreeMap<ServiceName, u32> = records
+        .values()
+        .filter_map(|r| Some((r.name.clone(), r.running?.0)))
+        .collect();
+    for (name, left) in &leftovers {
+        if let Ok(n) = ServiceName::new(name.as_str()) {
+            let pid = left
+                .pgids
+                .first()
+                .or(left.pids.first())
+                .copied()
+                .unwrap_or(0);
+            stale.entry(n).or_insert(pid);
         }
-        // Recorded either way: the stored pid is no longer ours.
+    }
+    for (name, pid) in stale {
         let _ = events
             .send(Event::now(&name, EventKind::StaleStopped { pid }))
             .await;
     }
+    let keep = config
+        .services
+        .iter()
+        .filter(|(_, c)| c.managed.is_some())
+        .map(|(n, _)| n.to_string())
+        .collect();
+    lineage.prune(&keep);
 }
 
 async fn wait_for_shutdown(shutdown: &CancellationToken) {

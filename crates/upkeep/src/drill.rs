@@ -11,7 +11,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use upkeep_core::api::{DrillRequest, DrillResult, Fault};
-use upkeep_core::{Event, EventKind, State};
+use upkeep_core::{Event, EventKind, ServiceName, State};
 use upkeep_supervisor::SupervisorCommand;
 use upkeep_web::ApiError;
 
@@ -25,6 +25,8 @@ const DRILL_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiError> {
     let name = &req.service;
+    // One drill at a time per service: two at once would both take the one fault for theirs.
+    let _one = DrillGuard::take(daemon, name)?;
     let (has_probes, grace) = {
         let live = daemon.live.lock().await;
         let cfg = live.config.services.get(name).ok_or_else(|| {
@@ -66,7 +68,11 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
             )));
         }
     };
-    let pid = status.pid.expect("an up managed service has a pid");
+    let Some(pid) = status.pid else {
+        return Err(ApiError::Conflict(format!(
+            "service `{name}` has no process to inject a fault into yet; try again"
+        )));
+    };
     if req.fault != Fault::Crash && !has_probes {
         return Err(ApiError::Unprocessable {
             message: format!(
@@ -100,29 +106,10 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
         }
     };
 
-    // The supervisor restarts the drill's casualty at once and keeps it out of the crash-loop
-    // count, so drills back to back do not fail the service.
-    let supervisor = daemon
-        .live
-        .lock()
-        .await
-        .services
-        .get(name)
-        .and_then(|h| h.supervisor.clone());
-    if let Some(sup) = supervisor {
-        sup.request(|done| SupervisorCommand::Drill { done }).await;
-    }
-    // And state, so that the incident it opens is marked as the drill's.
-    let started = EventKind::DrillStarted {
-        fault: req.fault.as_str().into(),
-    };
-    daemon.record(Event::now(name, started)).await;
-
-    let injected_at = jiff::Timestamp::now();
-    let target = Pid::from_raw(pid as i32);
-    let injected = match req.fault {
-        Fault::Crash => kill(target, Signal::SIGKILL),
-        Fault::Hang => killpg(target, Signal::SIGSTOP),
+    // Where the fault goes, found before anything is armed, so that a drill that cannot
+    // inject leaves nothing behind.
+    let target = match req.fault {
+        Fault::Crash | Fault::Hang => pid,
         Fault::ClosePort => {
             let holders = tokio::task::spawn_blocking(move || {
                 upkeep_supervisor::procfs::listening_in_group(pid)
@@ -134,10 +121,26 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
                     "no process of `{name}` listens on a TCP port"
                 )));
             };
-            kill(Pid::from_raw(holder as i32), Signal::SIGKILL)
+            holder
         }
     };
-    injected.map_err(|e| ApiError::Internal(format!("injecting {}: {e}", req.fault.as_str())))?;
+
+    // The supervisor restarts the drill's casualty at once and keeps it out of the crash-loop
+    // count, so drills back to back do not fail the service. And state, so that the incident
+    // it opens is marked as the drill's. Both are disarmed if the drill gives up.
+    let armed = Armed::arm(daemon, name, req.fault).await;
+    let injected_at = jiff::Timestamp::now();
+    let injected = match req.fault {
+        Fault::Crash | Fault::ClosePort => kill(Pid::from_raw(target as i32), Signal::SIGKILL),
+        Fault::Hang => killpg(Pid::from_raw(target as i32), Signal::SIGSTOP),
+    };
+    if let Err(e) = injected {
+        let message = format!("injecting {}: {e}", req.fault.as_str());
+        armed.disarm(&message).await;
+        return Err(ApiError::Conflict(format!(
+            "could not inject the fault into `{name}` ({message}); it may have just exited"
+        )));
+    }
     tracing::info!(service = %name, fault = req.fault.as_str(), "drill: fault injected");
 
     // Recovered: up again, as a new process.
@@ -151,6 +154,7 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
         .await
         .is_err()
     {
+        armed.disarm("no recovery in time").await;
         return Err(ApiError::Unprocessable {
             message: format!(
                 "`{name}` did not recover within {}s of the {} fault",
@@ -177,6 +181,7 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
         _ => false,
     });
     let Some(detection) = detection else {
+        armed.disarm("the fault was never noticed").await;
         return Err(ApiError::Internal(format!(
             "`{name}` recovered but no event shows the fault being noticed"
         )));
@@ -216,4 +221,82 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
     daemon.record(Event::now(name, kind)).await;
     daemon.store_caught_up().await;
     Ok(result)
+}
+
+/// Marks a service as being drilled for as long as the drill runs (see [`run`]).
+struct DrillGuard<'a> {
+    daemon: &'a Daemon,
+    name: ServiceName,
+}
+
+impl<'a> DrillGuard<'a> {
+    fn take(daemon: &'a Daemon, name: &ServiceName) -> Result<Self, ApiError> {
+        let mut drills = daemon.drills.lock().expect("drills poisoned");
+        if !drills.insert(name.clone()) {
+            return Err(ApiError::Conflict(format!(
+                "a drill of `{name}` is already running; wait for it to finish"
+            )));
+        }
+        Ok(DrillGuard {
+            daemon,
+            name: name.clone(),
+        })
+    }
+}
+
+impl Drop for DrillGuard<'_> {
+    fn drop(&mut self) {
+        self.daemon
+            .drills
+            .lock()
+            .expect("drills poisoned")
+            .remove(&self.name);
+    }
+}
+
+/// A drill armed in the supervisor and in state, until it completes or gives up.
+struct Armed<'a> {
+    daemon: &'a Daemon,
+    name: &'a ServiceName,
+    fault: Fault,
+    supervisor: Option<upkeep_supervisor::SupervisorHandle>,
+}
+
+impl<'a> Armed<'a> {
+    async fn arm(daemon: &'a Daemon, name: &'a ServiceName, fault: Fault) -> Armed<'a> {
+        let supervisor = daemon
+            .live
+            .lock()
+            .await
+            .services
+            .get(name)
+            .and_then(|h| h.supervisor.clone());
+        if let Some(sup) = &supervisor {
+            sup.request(|done| SupervisorCommand::Drill { armed: true, done })
+                .await;
+        }
+        let started = EventKind::DrillStarted {
+            fault: fault.as_str().into(),
+        };
+        daemon.record(Event::now(name, started)).await;
+        Armed {
+            daemon,
+            name,
+            fault,
+            supervisor,
+        }
+    }
+
+    /// The drill gave up: the next real crash counts, and its incident pages people.
+    async fn disarm(self, reason: &str) {
+        if let Some(sup) = &self.supervisor {
+            sup.request(|done| SupervisorCommand::Drill { armed: false, done })
+                .await;
+        }
+        let aborted = EventKind::DrillAborted {
+            fault: self.fault.as_str().into(),
+            reason: reason.into(),
+        };
+        self.daemon.record(Event::now(self.name, aborted)).await;
+    }
 }

@@ -9,16 +9,15 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use upkeep_config::{OnUnhealthy, ServiceConfig};
-use upkeep_core::{Actor, Event, LastCheck, ServiceName};
+use upkeep_core::{Actor, LastCheck, ServiceName};
 use upkeep_probes::{ProbeDeps, ProbeRunner, Target};
 use upkeep_state::{ServiceSpec, Snapshot, StateControl};
-use upkeep_supervisor::{LogHub, Reaper, Supervisor, SupervisorCommand, SupervisorHandle};
+use upkeep_supervisor::{Supervisor, SupervisorCommand, SupervisorDeps, SupervisorHandle};
 
 /// What every service's tasks are built from.
 pub struct Wiring {
-    pub reaper: Reaper,
-    pub logs: LogHub,
-    pub events: mpsc::Sender<Event>,
+    /// The reaper, log hub, event sender and lineage every supervisor shares.
+    pub supervisor: SupervisorDeps,
     pub state: mpsc::Sender<StateControl>,
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
     pub probe_deps: ProbeDeps,
@@ -114,9 +113,7 @@ impl Wiring {
             name.clone(),
             managed.clone(),
             run,
-            self.reaper.clone(),
-            self.logs.clone(),
-            self.events.clone(),
+            &self.supervisor,
             self.cancel.child_token(),
             &self.tasks,
         ))
@@ -138,7 +135,7 @@ impl Wiring {
             &cfg.probes,
             rx,
             &self.probe_deps,
-            self.events.clone(),
+            self.supervisor.events.clone(),
             self.cancel.child_token(),
             &self.tasks,
         ))

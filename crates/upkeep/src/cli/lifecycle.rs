@@ -97,7 +97,9 @@ pub fn down(g: &Global) -> Result<ExitCode> {
     rt.block_on(client.post::<serde_json::Value>("/api/shutdown", None::<&()>))?;
     // The daemon answers before it stops; wait until it is gone (its services stop first,
     // each within its stop_timeout).
-    let alive = || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok();
+    // Not `kill(pid, 0)`: it succeeds on a zombie, and a daemon that is our unreaped child
+    // stays one until we exit.
+    let alive = || upkeep_supervisor::procfs::is_running(pid);
     let deadline = Instant::now() + Duration::from_secs(120);
     while alive() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

@@ -90,3 +90,51 @@ fn drills_on_the_example_service_record_detection_and_recovery() {
         crate::stderr(&out)
     );
 }
+
+/// Issue 14, B7: a drill that gives up leaves nothing armed (the next real crash is a real
+/// incident, not the drill's), and two drills of one service at once are refused, not both
+/// credited with one fault.
+#[test]
+fn issue_14_a_drill_that_gives_up_leaves_nothing_armed_and_drills_do_not_overlap() {
+    let d = daemon(
+        "[services.s]\ncommand = \"sleep 1000\"\nincident_after = \"0s\"\nbackoff_min = \"300ms\"\nprobes = [{ kind = \"process\", every = \"1s\", failures = 3, grace = \"0s\" }]\n",
+    );
+    d.wait_state("s", "up", crate::LONG);
+    // No listener: refused before anything is armed.
+    let out = d.cli(&["drill", "s", "--fault", "close-port"]);
+    assert_eq!(out.status.code(), Some(2), "{}", crate::stderr(&out));
+    assert!(crate::stderr(&out).contains("listens on a TCP port"));
+    // A real crash now is a real incident.
+    let pid = d.pid("s").unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    d.wait_new_pid("s", pid, crate::LONG);
+    d.wait_state("s", "up", crate::LONG);
+    let incidents: serde_json::Value =
+        serde_json::from_str(&stdout(&d.cli(&["incidents", "s", "--json"]))).unwrap();
+    let incidents = incidents.as_array().unwrap();
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    assert_eq!(incidents[0]["drill"], false, "{incidents:?}");
+
+    // A drill while another runs on the same service is refused. A hang takes the probe's
+    // three checks a second apart to notice: the second drill comes well within it.
+    let a = d.cli_spawn(&["drill", "s", "--fault", "hang", "--json"]);
+    d.wait_until("the first drill to begin", crate::LONG, || {
+        d.events("s")
+            .iter()
+            .any(|e| e.0 == "drill_started")
+            .then_some(())
+    });
+    let b = d.cli(&["drill", "s", "--fault", "crash"]);
+    let a = a.wait_with_output().unwrap();
+    assert!(a.status.success(), "{}", crate::stderr(&a));
+    assert_eq!(b.status.code(), Some(2), "{}", crate::stderr(&b));
+    assert!(
+        crate::stderr(&b).contains("already running"),
+        "{}",
+        crate::stderr(&b)
+    );
+}

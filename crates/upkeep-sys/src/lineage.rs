@@ -1,0 +1,508 @@
+//! Lineage: which processes are the daemon's own, known even after the daemon is SIGKILLed.
+//!
+//! A supervisor's one promise is one copy of each service. A daemon killed at any instant must
+//! leave the next one enough to find every process it started (issue 14, part A), and the next
+//! one must never kill on a weaker word than its own records (a database row can be edited).
+//! Three records, each covering what the others miss:
+//!
+//! - **A cgroup per service** (cgroup2, where the daemon may create one: the `unified`
+//!   hierarchy of systemd's hybrid layout, or a pure cgroup2 system). It holds every
+//!   descendant, including those that left the process group (a double fork with `setsid`),
+//!   and `cgroup.kill` ends the whole tree. The child moves itself in between fork and exec
+//!   ([`Cgroup::enter_before_exec`]): moved by the parent after the spawn, a shell had forked
+//!   its background job in the meantime (seen in the tests), and that job stayed outside.
+//! - **A run record per service** (`<data_dir>/run/NAME`): leader pid, its start time and its
+//!   session, written with one `pwrite` right after the spawn, no fsync (it must survive the
+//!   daemon's death, not a power cut, which ends the services too). It names the process group
+//!   even when the leader is gone and the rest rewrote their memory (nginx, PostgreSQL).
+//! - **A mark in the environment** (`UPKEEP_NODE`, `UPKEEP_SERVICE`): finds a process spawned in
+//!   the microseconds before the two records above were written (it is too young to have
+//!   rewritten anything), and escapees where no cgroup exists, as long as they keep it.
+//!
+//! It does not stop anything (the supervisor does, with each service's stop settings) and
+//! keeps nothing in the database. Start at [`Lineage::open`], then [`Lineage::leftovers`] once
+//! at start-up and [`ServiceLineage::adopt`] after each spawn.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+/// The environment variable that carries the daemon's node id to every service process.
+pub const NODE_ENV: &str = "UPKEEP_NODE";
+/// The environment variable that carries the service's name.
+pub const SERVICE_ENV: &str = "UPKEEP_SERVICE";
+
+/// Width of a run record: fixed, so that a `pwrite` at offset 0 replaces it whole.
+const RECORD_LEN: usize = 64;
+
+/// The daemon's records of what it started, for one data dir.
+#[derive(Debug, Clone)]
+pub struct Lineage {
+    node: String,
+    run_dir: PathBuf,
+    /// `<cgroup2 mount><our cgroup>/upkeep-<node>`, if we could create it.
+    cgroups: Option<PathBuf>,
+}
+
+impl Lineage {
+    /// Opens the records in `data_dir` (which the caller has locked and checked): creates
+    /// `run/` and, where cgroup2 lets us, our cgroup. `node` is the data dir's id.
+    pub fn open(data_dir: &Path, node: &str) -> io::Result<Lineage> {
+        let run_dir = data_dir.join("run");
+        match std::fs::create_dir(&run_dir) {
+            Ok(()) => std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700))?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        crate::trust::check_private(&run_dir)?;
+        let cgroups = cgroup_root(node).and_then(|dir| match std::fs::create_dir(&dir) {
+            Ok(()) => Some(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Some(dir),
+            Err(e) => {
+                tracing::info!(
+                    dir = %dir.display(),
+                    "no cgroup per service ({e}): process groups, run records and marks only"
+                );
+                None
+            }
+        });
+        Ok(Lineage {
+            node: node.to_owned(),
+            run_dir,
+            cgroups,
+        })
+    }
+
+    /// True when each service gets a cgroup of its own.
+    pub fn has_cgroups(&self) -> bool {
+        self.cgroups.is_some()
+    }
+
+    /// The environment that marks a process of service `name` as ours.
+    pub fn mark(&self, name: &str) -> [(&'static str, String); 2] {
+        [
+            (NODE_ENV, self.node.clone()),
+            (SERVICE_ENV, name.to_owned()),
+        ]
+    }
+
+    /// The records of one service: its run record (opened once, so each spawn costs one
+    /// `pwrite`) and its cgroup. One that cannot be made is logged and left out: the
+    /// service still runs, in its process group, with its mark.
+    pub fn service(&self, name: &str) -> ServiceLineage {
+        let path = self.run_dir.join(name);
+        let run = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .and_then(|f| crate::trust::check_owned(&f.metadata()?, &path).map(|()| f))
+            .inspect_err(|e| tracing::warn!(service = name, "cannot keep its run record: {e}"))
+            .ok();
+        let cgroup = self.cgroups.as_ref().and_then(|root| {
+            Cgroup::create(&root.join(cgroup_dir(name)))
+                .inspect_err(|e| tracing::warn!(service = name, "cannot create its cgroup: {e}"))
+                .ok()
+        });
+        ServiceLineage { run, cgroup }
+    }
+
+    /// What earlier daemons left running, by service name: one pass over /proc, checked
+    /// against our three records. Every process named here is one this data dir's daemons
+    /// started; nothing is taken on the database's word.
+    pub fn leftovers(&self) -> BTreeMap<String, Leftovers> {
+        let procs = crate::procfs::all_processes();
+        let mut out: BTreeMap<String, Leftovers> = BTreeMap::new();
+        // Cgroups: everything inside is ours.
+        if let Some(root) = &self.cgroups {
+            for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+                let Some(name) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix(CGROUP_PREFIX))
+                    .map(str::to_owned)
+                else {
+                    continue;
+                };
+                if let Ok(cg) = Cgroup::open(&entry.path())
+                    && cg.populated()
+                {
+                    out.entry(name).or_default().cgroup = Some(cg);
+                }
+            }
+        }
+        // Run records: the group of a leader we started, if a member still proves it is ours.
+        for entry in std::fs::read_dir(&self.run_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let Some(rec) = read_record(&entry.path()) else {
+                continue;
+            };
+            let ours = procs.iter().any(|p| {
+                p.pgrp == rec.pid
+                    && p.state != 'Z'
+                    && ((p.pid == rec.pid && p.start_ticks == rec.start_ticks)
+                        // The leader is gone (killed while no daemon ran): a member of its
+                        // group in its session, started after it, was forked inside it (a
+                        // reused group id would need the whole group gone first, and a new
+                        // session of the same id too).
+                        || (p.session == rec.session && p.start_ticks >= rec.start_ticks))
+            });
+            if ours {
+                out.entry(name).or_default().pgids.insert(rec.pid);
+            }
+        }
+        // Marks: processes that carry our node id, wherever they went.
+        for p in &procs {
+            if p.state == 'Z' || p.pid == std::process::id() {
+                continue;
+            }
+            if let Some(name) = crate::procfs::marked_service(p.pid, &self.node) {
+                let l = out.entry(name).or_default();
+                l.pgids.insert(p.pgrp);
+                l.pids.insert(p.pid);
+            }
+        }
+        out.retain(|_, l| !l.is_empty());
+        out
+    }
+
+    /// Removes the cgroups (while empty) and run records of services not in `keep`. Called once
+    /// start-up has stopped what earlier daemons left; best effort.
+    pub fn prune(&self, keep: &BTreeSet<String>) {
+        for entry in std::fs::read_dir(&self.run_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Some(name) = entry.file_name().to_str()
+                && !keep.contains(name)
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        if let Some(root) = &self.cgroups {
+            for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                let Some(name) = name.to_str().and_then(|n| n.strip_prefix(CGROUP_PREFIX)) else {
+                    continue;
+                };
+                if !keep.contains(name) {
+                    // Fails while populated: then it is kept, as it must be.
+                    let _ = std::fs::remove_dir(entry.path());
+                }
+            }
+        }
+    }
+
+    /// Removes every empty cgroup of ours, at shutdown (a populated one stays, and so does
+    /// its run record). Best effort.
+    pub fn release(&self) {
+        if let Some(root) = &self.cgroups {
+            for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+                let _ = std::fs::remove_dir(entry.path());
+            }
+            let _ = std::fs::remove_dir(root);
+        }
+    }
+}
+
+/// Cgroup directories of services are prefixed, so that no service name (`cgroup.procs`,
+/// `cpu.max`) can collide with a cgroup's interface files.
+const CGROUP_PREFIX: &str = "svc-";
+
+fn cgroup_dir(name: &str) -> String {
+    format!("{CGROUP_PREFIX}{name}")
+}
+
+/// Where the cgroups of node `node` go: below the cgroup2 hierarchy's node for this process,
+/// so that a daemon run by systemd (with `Delegate=yes`) stays inside its own unit. None
+/// without cgroup2. (Public for test harnesses, which clean up after daemons they kill.)
+pub fn cgroup_root(node: &str) -> Option<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mountinfo.lines().find_map(|line| {
+        // … mount-point … - fstype source options
+        let (left, right) = line.split_once(" - ")?;
+        (right.split(' ').next()? == "cgroup2")
+            .then(|| left.split(' ').nth(4).map(PathBuf::from))?
+    })?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let own = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let short: String = node.chars().take(16).collect();
+    Some(
+        mount
+            .join(own.trim_start_matches('/'))
+            .join(format!("upkeep-{short}")),
+    )
+}
+
+/// One service's records.
+#[derive(Debug)]
+pub struct ServiceLineage {
+    run: Option<File>,
+    cgroup: Option<Cgroup>,
+}
+
+impl ServiceLineage {
+    /// Records a process just spawned as this service's leader in the run record. Called on
+    /// the restart path, so it costs one write and no fsync; a failure is logged, never fatal
+    /// (the process group, the cgroup and the mark still hold it).
+    pub fn adopt(&self, pid: u32, start_ticks: u64) {
+        let session = nix::unistd::getsid(Some(Pid::from_raw(pid as i32)))
+            .map(|s| s.as_raw() as u32)
+            .unwrap_or(0);
+        let rec = Record {
+            pid,
+            start_ticks,
+            session,
+        };
+        if let Some(run) = &self.run
+            && let Err(e) = run.write_all_at(&rec.encode(), 0)
+        {
+            tracing::warn!(pid, "cannot write the run record: {e}");
+        }
+    }
+
+    /// Forgets the leader: nothing of this service runs any more.
+    pub fn clear(&self) {
+        if let Some(run) = &self.run {
+            let _ = run.write_all_at(&Record::default().encode(), 0);
+        }
+    }
+
+    /// The service's cgroup, if it has one.
+    pub fn cgroup(&self) -> Option<&Cgroup> {
+        self.cgroup.as_ref()
+    }
+}
+
+/// What an earlier daemon left of one service.
+#[derive(Debug, Default)]
+pub struct Leftovers {
+    /// Process groups proven ours (by a run record or a marked member).
+    pub pgids: BTreeSet<u32>,
+    /// Marked processes (which may have left every group above).
+    pub pids: BTreeSet<u32>,
+    /// The service's cgroup, while anything lives in it.
+    pub cgroup: Option<Cgroup>,
+}
+
+impl Leftovers {
+    pub fn is_empty(&self) -> bool {
+        self.pgids.is_empty() && self.pids.is_empty() && self.cgroup.is_none()
+    }
+
+    /// True while any of it lives (zombies aside).
+    pub fn alive(&self) -> bool {
+        let procs = crate::procfs::all_processes();
+        let live = |p: &&crate::procfs::Process| p.state != 'Z';
+        self.cgroup.as_ref().is_some_and(Cgroup::populated)
+            || procs
+                .iter()
+                .filter(live)
+                .any(|p| self.pgids.contains(&p.pgrp) || self.pids.contains(&p.pid))
+    }
+
+    /// Sends `signal` to all of it. True if anything was there to get it.
+    pub fn signal(&self, signal: Signal) -> bool {
+        let mut any = false;
+        for &g in &self.pgids {
+            any |= killpg(Pid::from_raw(g as i32), signal).is_ok();
+        }
+        for &p in &self.pids {
+            any |= kill(Pid::from_raw(p as i32), signal).is_ok();
+        }
+        if let Some(cg) = &self.cgroup {
+            any |= cg.signal(signal);
+        }
+        any
+    }
+}
+
+/// A service's cgroup.
+#[derive(Debug)]
+pub struct Cgroup {
+    dir: PathBuf,
+    /// `cgroup.procs`, open for the one write that moves a new process in.
+    procs: File,
+}
+
+impl Cgroup {
+    fn create(dir: &Path) -> io::Result<Cgroup> {
+        match std::fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        Cgroup::open(dir)
+    }
+
+    fn open(dir: &Path) -> io::Result<Cgroup> {
+        let procs = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("cgroup.procs"))?;
+        Ok(Cgroup {
+            dir: dir.to_owned(),
+            procs,
+        })
+    }
+
+    /// Makes the process that `cmd` spawns enter this cgroup before it executes anything, so
+    /// that nothing it forks is ever outside. Costs a fork where std would use posix_spawn,
+    /// and one write in the child; measured by `bench/run --only respawn`. If the write fails
+    /// (the cgroup was removed under us) the process runs anyway, outside it.
+    pub fn enter_before_exec(&self, cmd: &mut std::process::Command) {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let fd = self.procs.as_raw_fd();
+        // SAFETY: between fork and exec only async-signal-safe calls are allowed: one
+        // write(2) of a constant to an fd the parent keeps open for the command's lifetime
+        // (`self` outlives the spawn). Writing "0" moves the writing process itself.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::write(fd, b"0".as_ptr().cast(), 1);
+                Ok(())
+            });
+        }
+    }
+
+    /// Processes in it now.
+    pub fn pids(&self) -> Vec<u32> {
+        let mut text = String::new();
+        let _ =
+            File::open(self.dir.join("cgroup.procs")).and_then(|mut f| f.read_to_string(&mut text));
+        text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+    }
+
+    /// True while any process lives in it (`cgroup.events`: exited processes leave at once,
+    /// zombies included).
+    pub fn populated(&self) -> bool {
+        std::fs::read_to_string(self.dir.join("cgroup.events"))
+            .map(|t| t.lines().any(|l| l == "populated 1"))
+            // Unreadable: assume the worst, so nothing is taken as gone too early.
+            .unwrap_or(true)
+    }
+
+    /// Sends `signal` to every process in it. True if there was any.
+    pub fn signal(&self, signal: Signal) -> bool {
+        if signal == Signal::SIGKILL && std::fs::write(self.dir.join("cgroup.kill"), "1").is_ok() {
+            return true;
+        }
+        let mut any = false;
+        for pid in self.pids() {
+            any |= kill(Pid::from_raw(pid as i32), signal).is_ok();
+        }
+        any
+    }
+}
+
+/// A run record: the leader of the service's current run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Record {
+    pid: u32,
+    start_ticks: u64,
+    session: u32,
+}
+
+impl Record {
+    fn encode(&self) -> [u8; RECORD_LEN] {
+        let mut buf = [b' '; RECORD_LEN];
+        let text = format!("{} {} {}", self.pid, self.start_ticks, self.session);
+        buf[..text.len()].copy_from_slice(text.as_bytes());
+        buf[RECORD_LEN - 1] = b'\n';
+        buf
+    }
+
+    fn decode(text: &str) -> Option<Record> {
+        let mut f = text.split_ascii_whitespace().map(str::parse::<u64>);
+        let rec = Record {
+            pid: u32::try_from(f.next()?.ok()?).ok()?,
+            start_ticks: f.next()?.ok()?,
+            session: u32::try_from(f.next()?.ok()?).ok()?,
+        };
+        // pid 0 is a cleared record; pid 1 is never a service of ours.
+        (rec.pid > 1).then_some(rec)
+    }
+}
+
+fn read_record(path: &Path) -> Option<Record> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    crate::trust::check_owned(&f.metadata().ok()?, path).ok()?;
+    let mut text = String::new();
+    f.take(RECORD_LEN as u64 * 2)
+        .read_to_string(&mut text)
+        .ok()?;
+    Record::decode(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_cleared_records_name_nothing() {
+        let r = Record {
+            pid: 4242,
+            start_ticks: 123456789,
+            session: 77,
+        };
+        let bytes = r.encode();
+        assert_eq!(bytes.len(), RECORD_LEN);
+        assert_eq!(
+            Record::decode(std::str::from_utf8(&bytes).unwrap()),
+            Some(r)
+        );
+        let cleared = Record::default().encode();
+        assert_eq!(Record::decode(std::str::from_utf8(&cleared).unwrap()), None);
+        assert_eq!(Record::decode("garbage"), None);
+        assert_eq!(Record::decode("1 2 3"), None);
+        assert_eq!(Record::decode("99999999999 2 3"), None);
+    }
+
+    #[test]
+    fn a_record_replaces_the_last_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Lineage::open(dir.path(), "testnode").unwrap();
+        let s = l.service("web");
+        s.adopt(999_999_998, 5);
+        s.adopt(12, 7);
+        let text = std::fs::read_to_string(dir.path().join("run/web")).unwrap();
+        assert_eq!(
+            Record::decode(&text).map(|r| (r.pid, r.start_ticks)),
+            Some((12, 7))
+        );
+        s.clear();
+        assert_eq!(read_record(&dir.path().join("run/web")), None);
+        l.prune(&BTreeSet::new());
+        l.release();
+    }
+
+    #[test]
+    fn a_symlinked_run_record_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Lineage::open(dir.path(), "testnode2").unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "keep").unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("run/web")).unwrap();
+        l.service("web").adopt(1234, 5);
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        l.release();
+    }
+}

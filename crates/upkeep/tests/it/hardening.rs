@@ -1,0 +1,194 @@
+//! Issue 14, "never twice, never down": each test is a defect found by killing the daemon at
+//! bad moments or feeding it hostile input, and fails without its fix.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use upkeep_testkit::{TestDaemon, alive, pgid_of, pids_with_cmdline, unique};
+
+use crate::{BIN, LONG, daemon, stderr};
+
+fn sigkill(pid: u32) {
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+}
+
+/// Waits until exactly one live process has `needle` in its command line, and returns it.
+fn only_one(d: &TestDaemon, needle: &str) -> u32 {
+    d.wait_until(
+        &format!("exactly one `{needle}`"),
+        LONG,
+        || match pids_with_cmdline(needle).as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        },
+    )
+}
+
+/// A1: the daemon is SIGKILLed, then the service's leader too, while no daemon runs. The
+/// leader's group lives on in its background child; the next daemon must stop it before it
+/// starts a new copy, so that there is one copy, and nothing outlives `upkeep down`.
+#[test]
+fn issue_14_leader_killed_while_no_daemon_runs_leaves_no_second_copy() {
+    let t = unique();
+    let (bg, fg) = (format!("sleep 100{t}"), format!("sleep 200{t}"));
+    let mut d = daemon(&format!("[services.s]\ncommand = \"{bg} & exec {fg}\"\n"));
+    d.wait_state("s", "up", LONG);
+    let leader = d.pid("s").unwrap();
+    let old_bg = only_one(&d, &bg);
+
+    d.signal_daemon(Signal::SIGKILL);
+    sigkill(leader);
+    d.wait_until("the leader to be gone", LONG, || {
+        (!alive(leader)).then_some(())
+    });
+    assert!(
+        alive(old_bg),
+        "the background child lives on without its leader"
+    );
+
+    d.launch();
+    let new = d.wait_new_pid("s", leader, LONG);
+    let new_bg = only_one(&d, &bg);
+    assert_ne!(new_bg, old_bg, "the old group's child still runs");
+    assert_eq!(pgid_of(new_bg), Some(new));
+    assert_eq!(only_one(&d, &fg), new);
+
+    let status = d.signal_daemon(Signal::SIGTERM);
+    assert!(status.success());
+    assert!(
+        pids_with_cmdline(&format!("00{t}")).is_empty(),
+        "left after shutdown"
+    );
+}
+
+/// A2: a process that left the service's process group (a double fork with `setsid`) is
+/// still the service's: stopped with it while the daemon runs, cleaned before a restart after
+/// a crash, and found by the next daemon after a SIGKILL.
+#[test]
+fn issue_14_processes_that_left_the_group_are_stopped_with_the_service() {
+    let t = unique();
+    let (esc, fg) = (format!("sleep 300{t}"), format!("sleep 400{t}"));
+    let mut d = daemon(&format!(
+        "[services.s]\ncommand = \"setsid {esc} & exec {fg}\"\nbackoff_min = \"10ms\"\n"
+    ));
+    d.wait_state("s", "up", LONG);
+    let leader = d.pid("s").unwrap();
+    let escapee = only_one(&d, &esc);
+    assert_ne!(pgid_of(escapee), Some(leader), "setsid left the group");
+
+    // The leader crashes: its escapee is ended before the new copy starts.
+    sigkill(leader);
+    let leader = d.wait_new_pid("s", leader, LONG);
+    let escapee2 = only_one(&d, &esc);
+    assert_ne!(escapee2, escapee);
+    assert!(!alive(escapee));
+
+    // The daemon dies: the next one finds the escapee and ends it.
+    d.signal_daemon(Signal::SIGKILL);
+    d.launch();
+    let leader = d.wait_new_pid("s", leader, LONG);
+    let escapee3 = only_one(&d, &esc);
+    assert_ne!(escapee3, escapee2);
+    assert!(!alive(escapee2));
+
+    // A stop ends it too.
+    let out = d.cli(&["stop", "s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!alive(leader) && !alive(escapee3));
+    assert!(pids_with_cmdline(&format!("00{t}")).is_empty());
+}
+
+/// D15: a row in the database names what the last daemon ran; an edited row must never get
+/// a stranger killed. Start-up acts only on processes its own records prove its own.
+#[test]
+fn issue_14_an_edited_database_row_never_gets_a_stranger_killed() {
+    let t = unique();
+    let mut d = daemon(&format!("[services.s]\ncommand = \"sleep 500{t}\"\n"));
+    d.wait_state("s", "up", LONG);
+    d.signal_daemon(Signal::SIGKILL);
+    let mut stranger = Command::new("sleep")
+        .arg(format!("600{t}"))
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = stranger.id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ticks: u64 = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let db = d.data_dir.join("upkeep.db");
+    let edit = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import sqlite3; c = sqlite3.connect('{}'); c.execute(\"update services set pid = {pid}, start_ticks = {ticks} where name = 's'\"); c.commit()",
+            db.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(edit.success());
+    d.launch();
+    d.wait_state("s", "up", LONG);
+    only_one(&d, &format!("sleep 500{t}"));
+    assert!(alive(pid), "a stranger was killed on the database's word");
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
+}
+
+/// D15: a symlink in the data dir is never followed: not for the lock file (which the daemon
+/// truncates), not for a service's log.
+#[test]
+fn issue_14_symlinks_in_the_data_dir_are_refused() {
+    let d = TestDaemon::prepare(BIN, "[services.s]\ncommand = \"sleep 1000\"\n");
+    std::fs::create_dir_all(&d.data_dir).unwrap();
+    let victim = d.data_dir.parent().unwrap().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, d.data_dir.join("upkeep.lock")).unwrap();
+    let out = d.cli(&["daemon"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("upkeep.lock"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
+
+/// D16: a data dir that exists is never chmodded; a shared one is refused with its reason.
+#[test]
+fn issue_14_a_shared_data_dir_is_refused_and_left_as_it_was() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = TestDaemon::prepare(BIN, "");
+    std::fs::create_dir_all(&d.data_dir).unwrap();
+    std::fs::set_permissions(&d.data_dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = d.cli(&["daemon"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("writable by others"),
+        "{}",
+        stderr(&out)
+    );
+    let mode = std::fs::metadata(&d.data_dir).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o1777);
+}
+
+/// A3: `upkeep down` returns as soon as the daemon is gone, even when the daemon is an
+/// unreaped child of the caller (a zombie answers `kill(pid, 0)`).
+#[test]
+fn issue_14_down_does_not_wait_on_a_zombie_daemon() {
+    let d = daemon("[services.s]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("s", "up", LONG);
+    let started = std::time::Instant::now();
+    // The daemon is the test's child and is not reaped until `d` is dropped.
+    let out = d.cli(&["down"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Without the fix, `down` waits out its full 120 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "down waited on a zombie"
+    );
+}
