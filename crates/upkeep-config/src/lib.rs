@@ -9,11 +9,13 @@
 //! Layout:
 //! - `raw.rs`: the TOML as written.
 //! - `validate.rs`: [`load`] / [`parse`], building [`Config`]; all checks live here.
+//! - `bounds.rs`: every limit on a value (durations, counts, sizes), with why.
 //! - `error.rs`: [`ConfigError`] with its located [`Problem`]s.
 //! - `locate.rs`: byte offsets and key paths to line:column.
 //! - `edit.rs`: [`add_service`], editing the file in place and keeping comments and layout.
 //! - `paths.rs`: where the config file and the data dir are when nobody says.
 
+mod bounds;
 mod edit;
 mod error;
 mod locate;
