@@ -454,14 +454,16 @@ impl Validator<'_> {
         let k = |field: &'static str| ["services", name, field];
 
         let cwd = raw.cwd.as_deref().map(|c| base.join(c));
-        if let Some(dir) = &cwd
-            && !dir.is_dir()
-        {
-            self.problem(
-                &k("cwd"),
-                format!("folder {} does not exist", dir.display()),
-                None,
-            );
+        if let Some(dir) = &cwd {
+            if dir.as_os_str().as_encoded_bytes().contains(&0) {
+                self.problem(&k("cwd"), "cwd holds a NUL byte", None);
+            } else if !dir.is_dir() {
+                self.problem(
+                    &k("cwd"),
+                    format!("folder {} does not exist", dir.display()),
+                    None,
+                );
+            }
         }
         let run_dir = cwd.clone().unwrap_or_else(|| base.to_owned());
 
@@ -492,6 +494,9 @@ impl Validator<'_> {
                     None,
                 ),
             }
+        }
+        for (key, value) in &raw.env {
+            self.env_var(&["services", name, "env", key.as_str()], key, value);
         }
         env.extend(raw.env.clone());
 
@@ -644,6 +649,38 @@ impl Validator<'_> {
         })
     }
 
+    /// One `env` entry: the kernel passes `KEY=value\0` strings, so a key holding `=` would
+    /// set another variable than written, and a NUL cannot be passed at all. The value is
+    /// never shown: it may be a secret.
+    fn env_var(&mut self, key_path: &[&str], key: &str, value: &str) {
+        let problem = if key.is_empty() {
+            Some("an environment variable name is empty")
+        } else if key.contains('=') {
+            Some("an environment variable name cannot hold `=`")
+        } else if key.contains('\0') {
+            Some("an environment variable name cannot hold a NUL byte")
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            self.problem(
+                key_path,
+                format!("env key `{}`: {p}", key.escape_debug()),
+                Some("write names such as DATABASE_URL: letters, digits and `_`".into()),
+            );
+        }
+        if value.contains('\0') {
+            self.problem(
+                key_path,
+                format!(
+                    "the value of env `{}` holds a NUL byte, which no environment can carry",
+                    key.escape_debug()
+                ),
+                None,
+            );
+        }
+    }
+
     /// Turns `command` into an argv whose program exists. A line with shell syntax runs through
     /// `/bin/sh -c`; `sh` (dash, bash) replaces itself with the last simple command, so this
     /// costs no extra process in the tree.
@@ -665,6 +702,19 @@ impl Validator<'_> {
                 line.clone(),
             ),
         };
+        // Arguments reach execve as C strings: a NUL would cut one short, so spawn refuses it.
+        if let Some(i) = argv.iter().position(|a| a.contains('\0')) {
+            let mut at: Vec<String> = key.iter().map(|s| s.as_ref().to_owned()).collect();
+            if matches!(command, RawCommand::Argv(_)) {
+                at.push(i.to_string());
+            }
+            self.problem(
+                &at,
+                "the command holds a NUL byte, which cannot be passed to a program",
+                Some("remove the \\0 or \\u0000 escape".into()),
+            );
+            return None;
+        }
         let Some(program) = argv.first().filter(|p| !p.is_empty()) else {
             self.problem(
                 key,
@@ -963,6 +1013,14 @@ impl Validator<'_> {
                 format!("`{url}` is not an http:// or https:// URL"),
                 None,
             );
+        } else if let Err(e) = url::Url::parse(url) {
+            // The parser the HTTP client uses: what passes here, the probe can request.
+            // (`http://` alone has no host; the probe would fail on every check.)
+            self.problem(
+                &key("url"),
+                format!("url `{url}` is not a valid URL: {e}"),
+                Some("e.g. url = \"http://127.0.0.1:8080/health\"".into()),
+            );
         }
         let method = p
             .method
@@ -994,6 +1052,28 @@ impl Validator<'_> {
                 format!("invalid regular expression: {e}"),
                 None,
             );
+        }
+        // Headers as the HTTP client checks them: a bad one would fail every request.
+        for (name, value) in &p.headers {
+            let at = [key("headers"), vec![name.clone()]].concat();
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                self.problem(
+                    &at,
+                    format!("`{}` is not a valid HTTP header name", name.escape_debug()),
+                    Some("header names are letters, digits and `-`, e.g. X-Health-Token".into()),
+                );
+            }
+            // The value is not shown: it may be a token.
+            if http::HeaderValue::from_str(value).is_err() {
+                self.problem(
+                    &at,
+                    format!(
+                        "the value of header `{}` holds a character HTTP does not allow (a newline, a NUL or another control character)",
+                        name.escape_debug()
+                    ),
+                    None,
+                );
+            }
         }
         let degraded_after = p
             .degraded_after
@@ -1569,6 +1649,74 @@ probes = [{ kind = "exec", command = "true" }, { kind = "tcp", addr = "127.0.0.1
             "{SVC}log = {{ max_size = \"64KiB\", keep = 0 }}\n"
         ))
         .unwrap();
+    }
+
+    #[test]
+    fn urls_and_headers_must_be_requestable() {
+        let probe = "[[services.web.probes]]\nkind = \"http\"\n";
+        // Issue: no host, so every check failed with a client error.
+        let (p, text) = one_problem(&format!("{SVC}{probe}url = \"http://\"\n"));
+        located(&p, &text, "services.web.probes.0.url", 5, 7);
+        assert!(p.message.contains("empty host"), "{text}");
+        let ok_url = "url = \"http://127.0.0.1:1/\"\n";
+        let (p, text) = one_problem(&format!(
+            "{SVC}{probe}{ok_url}headers = {{ \"Bad Name\" = \"x\" }}\n"
+        ));
+        located(&p, &text, "services.web.probes.0.headers.Bad Name", 6, 26);
+        assert!(p.message.contains("header name"), "{text}");
+        let (p, text) = one_problem(&format!(
+            "{SVC}{probe}{ok_url}headers = {{ Authorization = \"Bearer s3cret\\nX-Injected: 1\" }}\n"
+        ));
+        located(
+            &p,
+            &text,
+            "services.web.probes.0.headers.Authorization",
+            6,
+            29,
+        );
+        assert!(p.message.contains("header `Authorization`"), "{text}");
+        assert!(
+            !text.contains("s3cret"),
+            "a header value may be a secret: {text}"
+        );
+        check(&format!(
+            "{SVC}{probe}{ok_url}headers = {{ X-Token = \"abc\", Accept = \"text/plain; q=0.9\" }}\n"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn nul_bytes_and_bad_env_names_are_rejected() {
+        let (p, text) = one_problem("[services.web]\ncommand = [\"sleep\", \"1\\u0000\"]\n");
+        located(&p, &text, "services.web.command.1", 2, 21);
+        assert!(p.message.contains("NUL"), "{text}");
+        let (p, text) = one_problem("[services.web]\ncommand = \"sleep 1\\u0000\"\n");
+        located(&p, &text, "services.web.command", 2, 11);
+        let err = check(&format!(
+            "{SVC}env = {{ \"\" = \"a\", \"A=B\" = \"b\", C = \"top\\u0000secret\" }}\n"
+        ))
+        .unwrap_err();
+        let text = err.to_string();
+        let p = err.problems();
+        assert_eq!(p.len(), 3, "{text}");
+        located(&p[0], &text, "services.web.env.", 3, 14);
+        assert!(
+            p[0].message
+                .contains("env key ``: an environment variable name is empty")
+        );
+        located(&p[1], &text, "services.web.env.A=B", 3, 27);
+        assert!(p[1].message.contains("cannot hold `=`"), "{text}");
+        located(&p[2], &text, "services.web.env.C", 3, 36);
+        assert!(
+            !text.contains("secret"),
+            "an env value may be a secret: {text}"
+        );
+        let probe = "[[services.web.probes]]\nkind = \"exec\"\ncommand = [\"true\\u0000\"]\n";
+        let (p, _) = one_problem(&format!("{SVC}{probe}"));
+        assert_eq!(
+            (p.key.as_str(), p.line),
+            ("services.web.probes.0.command.0", 5)
+        );
     }
 
     #[test]
