@@ -63,6 +63,9 @@ pub(crate) const LOG_MAX_SIZE: Limits<u64> = between(64 * 1024, 1 << 40);
 /// `log.keep`: old files kept; rotation renames each of them once, so this bounds that loop.
 pub(crate) const LOG_KEEP: Limits<u32> = between(0, 1000);
 
+/// `env_file`: read whole at validation; a bigger file is a mistake (a log, a device, a dump).
+pub(crate) const ENV_FILE_MAX_BYTES: u64 = 1024 * 1024;
+
 // --- [[services.NAME.probes]] ---
 
 /// `every`: 50ms matches the probe runner's fastest pace (its `FAST_FLOOR`); a probe every

@@ -469,31 +469,7 @@ impl Validator<'_> {
 
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         if let Some(file) = &raw.env_file {
-            let file = run_dir.join(file);
-            match dotenvy::from_path_iter(&file) {
-                Ok(iter) => {
-                    for item in iter {
-                        match item {
-                            Ok((key, value)) => {
-                                env.insert(key, value);
-                            }
-                            Err(e) => {
-                                self.problem(
-                                    &k("env_file"),
-                                    format!("{}: {e}", file.display()),
-                                    None,
-                                );
-                                break;
-                            }
-                        }
-                    }
-                }
-                Err(e) => self.problem(
-                    &k("env_file"),
-                    format!("cannot read {}: {e}", file.display()),
-                    None,
-                ),
-            }
+            env.extend(self.env_file(name, &run_dir.join(file)));
         }
         for (key, value) in &raw.env {
             self.env_var(&["services", name, "env", key.as_str()], key, value);
@@ -647,6 +623,39 @@ impl Validator<'_> {
                 compress: raw.log.compress,
             },
         })
+    }
+
+    /// The entries of the service's `env_file`. Errors name the file and a line number and
+    /// never show a line: the file may hold secrets (or be `/etc/shadow`).
+    fn env_file(&mut self, name: &str, file: &Path) -> Vec<(String, String)> {
+        let key = ["services", name, "env_file"];
+        match crate::env_file::read(file) {
+            Ok(entries) => {
+                let mut out = Vec::with_capacity(entries.len());
+                for e in entries {
+                    // dotenvy's keys are letters, digits, `_` and `.`; values can hold anything.
+                    if e.value.contains('\0') {
+                        self.problem(
+                            &key,
+                            format!(
+                                "env file {}, line {}: the value of `{}` holds a NUL byte, which no environment can carry",
+                                file.display(),
+                                e.line,
+                                e.key
+                            ),
+                            None,
+                        );
+                    } else {
+                        out.push((e.key, e.value));
+                    }
+                }
+                out
+            }
+            Err(e) => {
+                self.problem(&key, format!("env file {}: {e}", file.display()), None);
+                Vec::new()
+            }
+        }
     }
 
     /// One `env` entry: the kernel passes `KEY=value\0` strings, so a key holding `=` would
@@ -1717,6 +1726,46 @@ probes = [{ kind = "exec", command = "true" }, { kind = "tcp", addr = "127.0.0.1
             (p.key.as_str(), p.line),
             ("services.web.probes.0.command.0", 5)
         );
+    }
+
+    #[test]
+    fn env_file_errors_name_the_line_never_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "root:$y$j9T$SECRETHASH:19000:0:99999:7:::";
+        std::fs::write(dir.path().join("shadow"), format!("A=1\n{secret}\n")).unwrap();
+        let path = dir.path().join("upkeep.toml");
+        let toml = "[services.x]\ncommand = \"sleep 1\"\nenv_file = \"shadow\"\n";
+        let err = parse(&path, toml).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.problems().len(), 1, "{text}");
+        let p = &err.problems()[0];
+        assert_eq!(
+            (p.key.as_str(), p.line, p.column),
+            ("services.x.env_file", 3, 12)
+        );
+        let file = dir.path().join("shadow");
+        assert!(
+            p.message.contains(&format!("{}: line 2:", file.display())),
+            "{text}"
+        );
+        assert!(
+            !text.contains("SECRET") && !text.contains("99999"),
+            "{text}"
+        );
+        // A device or a FIFO would block or fill memory: refused without reading.
+        let toml = "[services.x]\ncommand = \"sleep 1\"\nenv_file = \"/dev/zero\"\n";
+        let err = parse(&path, toml).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        // A NUL in a value is named by key and line, the value unshown.
+        std::fs::write(dir.path().join("nul.env"), "A=1\nB=\"x\0secret\"\n").unwrap();
+        let toml = "[services.x]\ncommand = \"sleep 1\"\nenv_file = \"nul.env\"\n";
+        let err = parse(&path, toml).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("line 2: the value of `B` holds a NUL"),
+            "{text}"
+        );
+        assert!(!text.contains("secret"), "{text}");
     }
 
     #[test]
