@@ -214,11 +214,34 @@ pub struct ManagedConfig {
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
-    parse(path, &source)
+    match String::from_utf8(bytes) {
+        Ok(source) => parse(path, &source),
+        Err(e) => Err(not_utf8(path, e.as_bytes(), e.utf8_error())),
+    }
+}
+
+/// A file that is not UTF-8 (TOML must be), located at its first invalid byte.
+fn not_utf8(path: &Path, bytes: &[u8], e: std::str::Utf8Error) -> ConfigError {
+    let valid = std::str::from_utf8(&bytes[..e.valid_up_to()])
+        .expect("valid_up_to marks the end of valid UTF-8");
+    let (line, column) = line_col(valid, valid.len());
+    ConfigError::Invalid {
+        path: std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
+        problems: vec![Problem {
+            line,
+            column,
+            key: String::new(),
+            message: format!(
+                "the file is not UTF-8: byte 0x{:02x} cannot be read as text",
+                bytes[e.valid_up_to()]
+            ),
+            hint: Some("save the file as UTF-8 (TOML files must be)".into()),
+        }],
+    }
 }
 
 /// Validates `source`, which was read from `path` (used for messages and relative paths).
@@ -1725,6 +1748,25 @@ probes = [{ kind = "exec", command = "true" }, { kind = "tcp", addr = "127.0.0.1
         assert_eq!(
             (p.key.as_str(), p.line),
             ("services.web.probes.0.command.0", 5)
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upkeep.toml");
+        std::fs::write(&path, b"[services.web]\ncommand = \"caf\xe9\"\n").unwrap();
+        let err = load(&path).unwrap_err();
+        let p = &err.problems()[0];
+        assert_eq!((p.line, p.column), (2, 15), "{err}");
+        assert!(
+            p.message.contains("not UTF-8") && p.message.contains("0xe9"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains(&format!("{}:2:15", path.display())),
+            "{err}"
         );
     }
 
