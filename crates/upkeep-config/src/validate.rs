@@ -244,8 +244,38 @@ fn not_utf8(path: &Path, bytes: &[u8], e: std::str::Utf8Error) -> ConfigError {
     }
 }
 
+/// Who validates: the daemon (or `upkeep check`, judging as the user who runs it). A process
+/// that is not root cannot switch users, so `user` is checked against it. An argument rather
+/// than a lookup inside the checks, so tests can validate as someone else.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunningAs {
+    /// Effective uid.
+    pub uid: u32,
+    /// Real and effective gid: the groups an unprivileged `setgid` may pick.
+    pub gids: [u32; 2],
+}
+
+impl RunningAs {
+    fn current() -> Self {
+        use nix::unistd::{getegid, geteuid, getgid};
+        Self {
+            uid: geteuid().as_raw(),
+            gids: [getgid().as_raw(), getegid().as_raw()],
+        }
+    }
+}
+
 /// Validates `source`, which was read from `path` (used for messages and relative paths).
 pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
+    parse_as(path, source, RunningAs::current())
+}
+
+/// [`parse`], judging `user` keys as a process running as `running_as` would.
+pub(crate) fn parse_as(
+    path: &Path,
+    source: &str,
+    running_as: RunningAs,
+) -> Result<Config, ConfigError> {
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
     let base = path
         .parent()
@@ -274,6 +304,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
     let mut v = Validator {
         source,
         problems: Vec::new(),
+        running_as,
         shutdown_timeout: None,
     };
     let config = v.config(raw, &base, &path);
@@ -290,6 +321,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
 struct Validator<'a> {
     source: &'a str,
     problems: Vec<Problem>,
+    running_as: RunningAs,
     /// The daemon's, once validated: every `stop_timeout` must be shorter.
     shutdown_timeout: Option<Duration>,
 }
@@ -499,25 +531,7 @@ impl Validator<'_> {
         }
         env.extend(raw.env.clone());
 
-        let user = raw
-            .user
-            .as_deref()
-            .and_then(|u| match nix::unistd::User::from_name(u) {
-                Ok(Some(user)) => Some(UserIds {
-                    name: user.name,
-                    uid: user.uid.as_raw(),
-                    gid: user.gid.as_raw(),
-                    home: user.dir,
-                }),
-                _ => {
-                    self.problem(
-                        &k("user"),
-                        format!("no user named `{u}` on this host"),
-                        None,
-                    );
-                    None
-                }
-            });
+        let user = raw.user.as_deref().and_then(|u| self.user(name, u));
 
         let program = self.program(
             &["services", name, "command"],
@@ -711,6 +725,46 @@ impl Validator<'_> {
                 None,
             );
         }
+    }
+
+    /// `user`: a user of this host that the daemon can switch to. Only root can switch users;
+    /// a daemon running as someone else can run a service only as itself (and in a group it
+    /// has, since the spawn sets the user's primary group too).
+    fn user(&mut self, name: &str, u: &str) -> Option<UserIds> {
+        let key = ["services", name, "user"];
+        let user = match nix::unistd::User::from_name(u) {
+            Ok(Some(user)) => user,
+            _ => {
+                self.problem(
+                    &key,
+                    format!("no user named `{}` on this host", u.escape_debug()),
+                    None,
+                );
+                return None;
+            }
+        };
+        let me = self.running_as;
+        let (uid, gid) = (user.uid.as_raw(), user.gid.as_raw());
+        if me.uid != 0 && (uid != me.uid || !me.gids.contains(&gid)) {
+            self.problem(
+                &key,
+                format!(
+                    "the daemon runs as uid {}, not as root, so it cannot run this service as user `{u}` (uid {uid}, gid {gid})",
+                    me.uid
+                ),
+                Some(
+                    "remove `user` (the service then runs as the daemon's user), or run the daemon as root; `upkeep check` judges as the user who runs it"
+                        .into(),
+                ),
+            );
+            return None;
+        }
+        Some(UserIds {
+            name: user.name,
+            uid,
+            gid,
+            home: user.dir,
+        })
     }
 
     /// Turns `command` into an argv whose program exists. A line with shell syntax runs through
@@ -1749,6 +1803,46 @@ probes = [{ kind = "exec", command = "true" }, { kind = "tcp", addr = "127.0.0.1
             (p.key.as_str(), p.line),
             ("services.web.probes.0.command.0", 5)
         );
+    }
+
+    #[test]
+    fn user_must_be_one_the_daemon_can_switch_to() {
+        let toml = format!("{SVC}user = \"root\"\n");
+        let not_root = RunningAs {
+            uid: 4321,
+            gids: [4321, 4321],
+        };
+        let err = parse_as(Path::new("/tmp/upkeep-test.toml"), &toml, not_root).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.problems().len(), 1, "{text}");
+        located(&err.problems()[0], &text, "services.web.user", 3, 8);
+        assert!(
+            text.contains("not as root") && text.contains("hint: remove `user`"),
+            "{text}"
+        );
+        let root = RunningAs {
+            uid: 0,
+            gids: [0, 0],
+        };
+        let c = parse_as(Path::new("/tmp/upkeep-test.toml"), &toml, root).unwrap();
+        let web = c
+            .services
+            .values()
+            .next()
+            .unwrap()
+            .managed
+            .as_ref()
+            .unwrap();
+        assert_eq!(web.user.as_ref().map(|u| u.uid), Some(0));
+        // A daemon that is not root may name itself.
+        if let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") {
+            let me = RunningAs {
+                uid: nobody.uid.as_raw(),
+                gids: [nobody.gid.as_raw(); 2],
+            };
+            let toml = format!("{SVC}user = \"nobody\"\n");
+            parse_as(Path::new("/tmp/upkeep-test.toml"), &toml, me).unwrap();
+        }
     }
 
     #[test]
