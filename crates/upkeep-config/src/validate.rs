@@ -1,8 +1,10 @@
 //! Validation: the one place where config is checked. Raw TOML types in, [`Config`] out.
 //!
 //! Every problem is collected (never only the first), located by key path and reported as one
-//! [`ConfigError`]. What comes out cannot be invalid: durations are `Duration`s, programs are
-//! resolved to files that exist, signals are numbers, users are uids.
+//! [`ConfigError`]. What comes out cannot be invalid: durations are `Duration`s within the
+//! limits of `bounds.rs`, programs are resolved to files that exist, signals are numbers, users
+//! are uids this daemon can switch to, strings that reach a syscall hold no NUL. A value that
+//! fails one check is reported once: checks that depend on it are skipped.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -345,12 +347,10 @@ impl Validator<'_> {
     }
 
     fn config(&mut self, raw: RawConfig, base: &Path, path: &Path) -> Config {
-        let data_dir = raw
-            .daemon
-            .data_dir
-            .as_deref()
-            .map(|d| base.join(d))
-            .unwrap_or_else(crate::default_data_dir);
+        let data_dir = match raw.daemon.data_dir.as_deref() {
+            Some(d) => self.data_dir(d, base),
+            None => crate::default_data_dir(),
+        };
         let shutdown_timeout = self.duration(
             &["daemon", "shutdown_timeout"],
             &raw.daemon.shutdown_timeout,
@@ -404,6 +404,54 @@ impl Validator<'_> {
             },
             services,
         }
+    }
+
+    /// `daemon.data_dir`, resolved against the config's folder. The daemon creates this folder
+    /// and makes it private (mode 0700), so it must be a folder of upkeep's own: never empty
+    /// (which meant the config's folder), never the config's folder or one above it, never a
+    /// folder that already holds other files (`/`, `/tmp`, a home).
+    fn data_dir(&mut self, text: &str, base: &Path) -> PathBuf {
+        let key = ["daemon", "data_dir"];
+        let hint = || {
+            Some(
+                "name a folder of upkeep's own, e.g. data_dir = \".upkeep\" or \"/var/lib/upkeep\", \
+                 or remove the line to use the default"
+                    .to_owned(),
+            )
+        };
+        let dir = normalize(&base.join(text));
+        if text.trim().is_empty() {
+            self.problem(&key, "data_dir is empty", hint());
+        } else if text.contains('\0') {
+            self.problem(&key, "data_dir holds a NUL byte", None);
+        } else if normalize(base).starts_with(&dir) {
+            self.problem(
+                &key,
+                format!(
+                    "data_dir {} holds this config file; the daemon makes its data dir private (mode 0700)",
+                    dir.display()
+                ),
+                hint(),
+            );
+        } else if let Ok(meta) = std::fs::metadata(&dir) {
+            if !meta.is_dir() {
+                self.problem(
+                    &key,
+                    format!("data_dir {} is not a folder", dir.display()),
+                    hint(),
+                );
+            } else if holds_foreign_files(&dir) {
+                self.problem(
+                    &key,
+                    format!(
+                        "data_dir {} already holds other files; the daemon makes its data dir private (mode 0700)",
+                        dir.display()
+                    ),
+                    hint(),
+                );
+            }
+        }
+        dir
     }
 
     fn service(&mut self, name: &str, raw: RawService, base: &Path) -> Option<ServiceConfig> {
@@ -1324,6 +1372,35 @@ fn show_bytes(n: u64) -> String {
     format!("{n}B")
 }
 
+/// `path` with `.` and `..` resolved by their names (the folder may not exist yet).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Whether `dir` holds files and none of upkeep's (its lock or its database): a folder that
+/// was not made for upkeep. An unreadable folder is left to the daemon to report.
+fn holds_foreign_files(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let names: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    !names.is_empty() && !names.iter().any(|n| n == "upkeep.lock" || n == "upkeep.db")
+}
+
 fn regex_syntax_check(re: &str) -> Result<(), String> {
     regex::Regex::new(re).map(|_| ()).map_err(|e| e.to_string())
 }
@@ -1902,6 +1979,55 @@ probes = [{ kind = "exec", command = "true" }, { kind = "tcp", addr = "127.0.0.1
             "{text}"
         );
         assert!(!text.contains("secret"), "{text}");
+    }
+
+    #[test]
+    fn data_dir_must_be_a_folder_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upkeep.toml");
+        std::fs::write(&path, "").unwrap();
+        let run = |data_dir: &str| parse(&path, &format!("[daemon]\ndata_dir = \"{data_dir}\"\n"));
+        // Issue: "" meant the config's own folder, which the daemon then made mode 0700.
+        for bad in ["", ".", "..", "./sub/..", "/"] {
+            let err = run(bad).unwrap_err();
+            let text = err.to_string();
+            assert_eq!(err.problems().len(), 1, "{bad}: {text}");
+            let p = &err.problems()[0];
+            assert_eq!(
+                (p.key.as_str(), p.line, p.column),
+                ("daemon.data_dir", 2, 12),
+                "{text}"
+            );
+            assert!(
+                text.contains("hint: name a folder of upkeep's own"),
+                "{text}"
+            );
+        }
+        assert!(
+            run("")
+                .unwrap_err()
+                .to_string()
+                .contains("data_dir is empty")
+        );
+        // A folder that holds files that are not upkeep's.
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(other.join("notes.txt"), "mine").unwrap();
+        let err = run("other").unwrap_err();
+        assert!(
+            err.to_string().contains("already holds other files"),
+            "{err}"
+        );
+        // A new folder, an empty one and upkeep's own are fine.
+        assert_eq!(run("new").unwrap().daemon.data_dir, dir.path().join("new"));
+        std::fs::create_dir(dir.path().join("empty")).unwrap();
+        run("empty").unwrap();
+        std::fs::write(other.join("upkeep.db"), "").unwrap();
+        run("other").unwrap();
+        assert_eq!(
+            run("./a/../b").unwrap().daemon.data_dir,
+            dir.path().join("b")
+        );
     }
 
     #[test]
