@@ -9,12 +9,17 @@
 //! Layout:
 //! - `raw.rs`: the TOML as written.
 //! - `validate.rs`: [`load`] / [`parse`], building [`Config`]; all checks live here.
+//! - `bounds.rs`: every limit on a value (durations, counts, sizes), with why.
+//! - `env_file.rs`: a service's `env_file` read into entries with line numbers; its errors
+//!   never show the file's content.
 //! - `error.rs`: [`ConfigError`] with its located [`Problem`]s.
 //! - `locate.rs`: byte offsets and key paths to line:column.
 //! - `edit.rs`: [`add_service`], editing the file in place and keeping comments and layout.
 //! - `paths.rs`: where the config file and the data dir are when nobody says.
 
+mod bounds;
 mod edit;
+mod env_file;
 mod error;
 mod locate;
 mod paths;

@@ -1,7 +1,9 @@
 //! The TOML as written: serde types that mirror the file one to one.
 //!
 //! Defaults live here, once. Values stay strings where validation must parse them with a
-//! location ("5s", "10MiB", "SIGTERM"): `validate.rs` turns them into real types.
+//! location ("5s", "10MiB", "SIGTERM"): `validate.rs` turns them into real types, within the
+//! limits of `bounds.rs`. Numbers are read as written (`keep = 4000000000` parses) and bounded
+//! there too, so a wrong number gets a message about the key rather than about serde.
 
 use std::collections::BTreeMap;
 

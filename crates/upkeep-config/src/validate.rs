@@ -1,8 +1,10 @@
 //! Validation: the one place where config is checked. Raw TOML types in, [`Config`] out.
 //!
 //! Every problem is collected (never only the first), located by key path and reported as one
-//! [`ConfigError`]. What comes out cannot be invalid: durations are `Duration`s, programs are
-//! resolved to files that exist, signals are numbers, users are uids.
+//! [`ConfigError`]. What comes out cannot be invalid: durations are `Duration`s within the
+//! limits of `bounds.rs`, programs are resolved to files that exist, signals are numbers, users
+//! are uids this daemon can switch to, strings that reach a syscall hold no NUL. A value that
+//! fails one check is reported once: checks that depend on it are skipped.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,7 @@ use std::time::Duration;
 
 use upkeep_core::ServiceName;
 
+use crate::bounds::{self, Limits};
 use crate::error::{ConfigError, Problem};
 use crate::locate::{line_col, locate_key};
 use crate::raw::{RawCommand, RawConfig, RawService};
@@ -115,7 +118,12 @@ pub struct ProbeConfig {
     /// Unique within the service: `name`, or the kind (`http`, `http#2` for a second one).
     pub name: String,
     pub kind: ProbeKind,
+    /// Time between the starts of two checks.
     pub every: Duration,
+    /// How long one check may take. It may be longer than `every`: checks of one probe never
+    /// overlap, so a check that runs past `every` delays the next, which then starts as soon
+    /// as it ends (missed ticks are skipped, not bunched). A target that hangs is therefore
+    /// checked once per `timeout`, and is found down after `failures × max(every, timeout)`.
     pub timeout: Duration,
     /// Consecutive failures before the probe counts as down.
     pub failures: u32,
@@ -180,7 +188,8 @@ pub struct HttpProbeConfig {
     pub body_regex: Option<String>,
     pub follow_redirects: bool,
     pub tls_verify: bool,
-    /// A healthy answer slower than this makes the service degraded.
+    /// A healthy answer slower than this makes the service degraded. Shorter than the
+    /// probe's `timeout`.
     pub degraded_after: Option<Duration>,
 }
 
@@ -207,15 +216,68 @@ pub struct ManagedConfig {
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
-    parse(path, &source)
+    match String::from_utf8(bytes) {
+        Ok(source) => parse(path, &source),
+        Err(e) => Err(not_utf8(path, e.as_bytes(), e.utf8_error())),
+    }
+}
+
+/// A file that is not UTF-8 (TOML must be), located at its first invalid byte.
+fn not_utf8(path: &Path, bytes: &[u8], e: std::str::Utf8Error) -> ConfigError {
+    let valid = std::str::from_utf8(&bytes[..e.valid_up_to()])
+        .expect("valid_up_to marks the end of valid UTF-8");
+    let (line, column) = line_col(valid, valid.len());
+    ConfigError::Invalid {
+        path: std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
+        problems: vec![Problem {
+            line,
+            column,
+            key: String::new(),
+            message: format!(
+                "the file is not UTF-8: byte 0x{:02x} cannot be read as text",
+                bytes[e.valid_up_to()]
+            ),
+            hint: Some("save the file as UTF-8 (TOML files must be)".into()),
+        }],
+    }
+}
+
+/// Who validates: the daemon (or `upkeep check`, judging as the user who runs it). A process
+/// that is not root cannot switch users, so `user` is checked against it. An argument rather
+/// than a lookup inside the checks, so tests can validate as someone else.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunningAs {
+    /// Effective uid.
+    pub uid: u32,
+    /// Real and effective gid: the groups an unprivileged `setgid` may pick.
+    pub gids: [u32; 2],
+}
+
+impl RunningAs {
+    fn current() -> Self {
+        use nix::unistd::{getegid, geteuid, getgid};
+        Self {
+            uid: geteuid().as_raw(),
+            gids: [getgid().as_raw(), getegid().as_raw()],
+        }
+    }
 }
 
 /// Validates `source`, which was read from `path` (used for messages and relative paths).
 pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
+    parse_as(path, source, RunningAs::current())
+}
+
+/// [`parse`], judging `user` keys as a process running as `running_as` would.
+pub(crate) fn parse_as(
+    path: &Path,
+    source: &str,
+    running_as: RunningAs,
+) -> Result<Config, ConfigError> {
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
     let base = path
         .parent()
@@ -244,6 +306,8 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
     let mut v = Validator {
         source,
         problems: Vec::new(),
+        running_as,
+        shutdown_timeout: None,
     };
     let config = v.config(raw, &base, &path);
     if v.problems.is_empty() {
@@ -259,6 +323,9 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
 struct Validator<'a> {
     source: &'a str,
     problems: Vec<Problem>,
+    running_as: RunningAs,
+    /// The daemon's, once validated: every `stop_timeout` must be shorter.
+    shutdown_timeout: Option<Duration>,
 }
 
 impl Validator<'_> {
@@ -280,21 +347,27 @@ impl Validator<'_> {
     }
 
     fn config(&mut self, raw: RawConfig, base: &Path, path: &Path) -> Config {
-        let data_dir = raw
-            .daemon
-            .data_dir
-            .as_deref()
-            .map(|d| base.join(d))
-            .unwrap_or_else(crate::default_data_dir);
+        let data_dir = match raw.daemon.data_dir.as_deref() {
+            Some(d) => self.data_dir(d, base),
+            None => crate::default_data_dir(),
+        };
         let shutdown_timeout = self.duration(
             &["daemon", "shutdown_timeout"],
             &raw.daemon.shutdown_timeout,
+            bounds::SHUTDOWN_TIMEOUT,
         );
-        let metrics_listen = raw
-            .daemon
-            .metrics_listen
-            .as_deref()
-            .and_then(|a| match a.parse() {
+        self.shutdown_timeout = shutdown_timeout;
+        let metrics_listen = raw.daemon.metrics_listen.as_deref().and_then(|a| {
+            match a.parse::<std::net::SocketAddr>() {
+                // Port 0 would bind a random port that no scraper can know.
+                Ok(addr) if addr.port() == 0 => {
+                    self.problem(
+                        &["daemon", "metrics_listen"],
+                        format!("metrics_listen `{a}` has port 0, which picks a random port"),
+                        Some("name a fixed port, e.g. metrics_listen = \"127.0.0.1:9464\"".into()),
+                    );
+                    None
+                }
                 Ok(addr) => Some(addr),
                 Err(_) => {
                     self.problem(
@@ -304,7 +377,8 @@ impl Validator<'_> {
                     );
                     None
                 }
-            });
+            }
+        });
         let mut services = BTreeMap::new();
         for (name, svc) in raw.services {
             let key = ["services", name.as_str()];
@@ -324,11 +398,60 @@ impl Validator<'_> {
             source: self.source.to_owned(),
             daemon: DaemonConfig {
                 data_dir,
-                shutdown_timeout,
+                // None only with a problem recorded, and then this config is dropped.
+                shutdown_timeout: shutdown_timeout.unwrap_or_default(),
                 metrics_listen,
             },
             services,
         }
+    }
+
+    /// `daemon.data_dir`, resolved against the config's folder. The daemon creates this folder
+    /// and makes it private (mode 0700), so it must be a folder of upkeep's own: never empty
+    /// (which meant the config's folder), never the config's folder or one above it, never a
+    /// folder that already holds other files (`/`, `/tmp`, a home).
+    fn data_dir(&mut self, text: &str, base: &Path) -> PathBuf {
+        let key = ["daemon", "data_dir"];
+        let hint = || {
+            Some(
+                "name a folder of upkeep's own, e.g. data_dir = \".upkeep\" or \"/var/lib/upkeep\", \
+                 or remove the line to use the default"
+                    .to_owned(),
+            )
+        };
+        let dir = normalize(&base.join(text));
+        if text.trim().is_empty() {
+            self.problem(&key, "data_dir is empty", hint());
+        } else if text.contains('\0') {
+            self.problem(&key, "data_dir holds a NUL byte", None);
+        } else if normalize(base).starts_with(&dir) {
+            self.problem(
+                &key,
+                format!(
+                    "data_dir {} holds this config file; the daemon makes its data dir private (mode 0700)",
+                    dir.display()
+                ),
+                hint(),
+            );
+        } else if let Ok(meta) = std::fs::metadata(&dir) {
+            if !meta.is_dir() {
+                self.problem(
+                    &key,
+                    format!("data_dir {} is not a folder", dir.display()),
+                    hint(),
+                );
+            } else if holds_foreign_files(&dir) {
+                self.problem(
+                    &key,
+                    format!(
+                        "data_dir {} already holds other files; the daemon makes its data dir private (mode 0700)",
+                        dir.display()
+                    ),
+                    hint(),
+                );
+            }
+        }
+        dir
     }
 
     fn service(&mut self, name: &str, raw: RawService, base: &Path) -> Option<ServiceConfig> {
@@ -407,7 +530,11 @@ impl Validator<'_> {
                 None
             }
         };
-        let incident_after = self.duration(&k("incident_after"), &raw.incident_after);
+        let incident_after = self.duration(
+            &k("incident_after"),
+            &raw.incident_after,
+            bounds::INCIDENT_AFTER,
+        );
         if self.problems.len() > before {
             return None;
         }
@@ -415,7 +542,7 @@ impl Validator<'_> {
             managed,
             probes,
             on_unhealthy: on_unhealthy?,
-            incident_after,
+            incident_after: incident_after?,
         })
     }
 
@@ -430,66 +557,29 @@ impl Validator<'_> {
         let k = |field: &'static str| ["services", name, field];
 
         let cwd = raw.cwd.as_deref().map(|c| base.join(c));
-        if let Some(dir) = &cwd
-            && !dir.is_dir()
-        {
-            self.problem(
-                &k("cwd"),
-                format!("folder {} does not exist", dir.display()),
-                None,
-            );
+        if let Some(dir) = &cwd {
+            if dir.as_os_str().as_encoded_bytes().contains(&0) {
+                self.problem(&k("cwd"), "cwd holds a NUL byte", None);
+            } else if !dir.is_dir() {
+                self.problem(
+                    &k("cwd"),
+                    format!("folder {} does not exist", dir.display()),
+                    None,
+                );
+            }
         }
         let run_dir = cwd.clone().unwrap_or_else(|| base.to_owned());
 
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         if let Some(file) = &raw.env_file {
-            let file = run_dir.join(file);
-            match dotenvy::from_path_iter(&file) {
-                Ok(iter) => {
-                    for item in iter {
-                        match item {
-                            Ok((key, value)) => {
-                                env.insert(key, value);
-                            }
-                            Err(e) => {
-                                self.problem(
-                                    &k("env_file"),
-                                    format!("{}: {e}", file.display()),
-                                    None,
-                                );
-                                break;
-                            }
-                        }
-                    }
-                }
-                Err(e) => self.problem(
-                    &k("env_file"),
-                    format!("cannot read {}: {e}", file.display()),
-                    None,
-                ),
-            }
+            env.extend(self.env_file(name, &run_dir.join(file)));
+        }
+        for (key, value) in &raw.env {
+            self.env_var(&["services", name, "env", key.as_str()], key, value);
         }
         env.extend(raw.env.clone());
 
-        let user = raw
-            .user
-            .as_deref()
-            .and_then(|u| match nix::unistd::User::from_name(u) {
-                Ok(Some(user)) => Some(UserIds {
-                    name: user.name,
-                    uid: user.uid.as_raw(),
-                    gid: user.gid.as_raw(),
-                    home: user.dir,
-                }),
-                _ => {
-                    self.problem(
-                        &k("user"),
-                        format!("no user named `{u}` on this host"),
-                        None,
-                    );
-                    None
-                }
-            });
+        let user = raw.user.as_deref().and_then(|u| self.user(name, u));
 
         let program = self.program(
             &["services", name, "command"],
@@ -512,37 +602,88 @@ impl Validator<'_> {
             }
         };
         let stop_signal = self.signal(&k("stop_signal"), &raw.stop_signal);
-        let stop_timeout = self.duration(&k("stop_timeout"), &raw.stop_timeout);
-        let backoff_min = self.duration(&k("backoff_min"), &raw.backoff_min);
-        let backoff_max = self.duration(&k("backoff_max"), &raw.backoff_max);
-        if backoff_min > backoff_max {
+        let stop_timeout =
+            self.duration(&k("stop_timeout"), &raw.stop_timeout, bounds::STOP_TIMEOUT);
+        // At shutdown the daemon waits `shutdown_timeout` for all supervisors; a stop that
+        // waits longer is cut off, and the service is left running with nobody watching it.
+        if let (Some(stop), Some(shutdown)) = (stop_timeout, self.shutdown_timeout)
+            && stop >= shutdown
+        {
+            self.problem(
+                &k("stop_timeout"),
+                format!(
+                    "stop_timeout ({}) must be shorter than daemon.shutdown_timeout ({}): at shutdown the daemon would exit before this service has stopped",
+                    show(stop),
+                    show(shutdown)
+                ),
+                Some("raise daemon.shutdown_timeout, or lower this service's stop_timeout".into()),
+            );
+        }
+        let backoff_min = self.duration(&k("backoff_min"), &raw.backoff_min, bounds::BACKOFF);
+        let backoff_max = self.duration(&k("backoff_max"), &raw.backoff_max, bounds::BACKOFF);
+        if let (Some(min), Some(max)) = (backoff_min, backoff_max)
+            && min > max
+        {
             self.problem(
                 &k("backoff_max"),
                 "backoff_max is shorter than backoff_min",
                 None,
             );
         }
-        let min_uptime = self.duration(&k("min_uptime"), &raw.min_uptime);
-        let window = self.duration(&k("window"), &raw.window);
-        if window.is_zero() {
-            self.problem(&k("window"), "window must be longer than 0s", None);
-        }
+        let min_uptime = self.duration(&k("min_uptime"), &raw.min_uptime, bounds::MIN_UPTIME);
+        let window = self.duration(&k("window"), &raw.window, bounds::WINDOW);
+        let max_restarts_hint = (raw.max_restarts < bounds::MAX_RESTARTS.min)
+            .then(|| "to never restart this service, write restart = \"never\" instead".to_owned());
+        self.in_range(
+            &k("max_restarts"),
+            raw.max_restarts,
+            bounds::MAX_RESTARTS,
+            max_restarts_hint,
+        );
         let log_key = ["services", name, "log", "max_size"];
-        let max_size = match raw.log.max_size.parse::<bytesize::ByteSize>() {
-            Ok(size) if size.as_u64() >= 4096 => size.as_u64(),
-            Ok(_) => {
-                self.problem(&log_key, "max_size must be at least 4KiB", None);
-                0
-            }
-            Err(_) => {
-                self.problem(
-                    &log_key,
-                    format!("`{}` is not a size", raw.log.max_size),
-                    Some("write a size such as \"10MiB\" or \"500KB\"".into()),
-                );
-                0
-            }
-        };
+        let max_size =
+            match raw.log.max_size.parse::<bytesize::ByteSize>() {
+                Ok(size) => {
+                    let limits = bounds::LOG_MAX_SIZE;
+                    let show = show_bytes;
+                    if size.as_u64() < limits.min {
+                        self.problem(
+                        &log_key,
+                        format!(
+                            "max_size `{}` is smaller than {}: the log would rotate all the time",
+                            raw.log.max_size,
+                            show(limits.min)
+                        ),
+                        Some(format!("write at least max_size = \"{}\"", show(limits.min))),
+                    );
+                    } else if size.as_u64() > limits.max {
+                        self.problem(
+                            &log_key,
+                            format!(
+                                "max_size `{}` is larger than {}",
+                                raw.log.max_size,
+                                show(limits.max)
+                            ),
+                            Some(format!("write at most max_size = \"{}\"", show(limits.max))),
+                        );
+                    }
+                    size.as_u64()
+                }
+                Err(_) => {
+                    self.problem(
+                        &log_key,
+                        format!("`{}` is not a size", raw.log.max_size),
+                        Some("write a size such as \"10MiB\" or \"500KB\"".into()),
+                    );
+                    0
+                }
+            };
+        self.in_range(
+            &["services", name, "log", "keep"],
+            raw.log.keep,
+            bounds::LOG_KEEP,
+            None,
+        );
 
         if self.problems.len() > before {
             return None;
@@ -555,17 +696,122 @@ impl Validator<'_> {
             restart: restart?,
             autostart: raw.autostart,
             stop_signal: stop_signal?,
-            stop_timeout,
-            backoff_min,
-            backoff_max,
-            min_uptime,
+            stop_timeout: stop_timeout?,
+            backoff_min: backoff_min?,
+            backoff_max: backoff_max?,
+            min_uptime: min_uptime?,
             max_restarts: raw.max_restarts,
-            window,
+            window: window?,
             log: LogConfig {
                 max_size,
                 keep: raw.log.keep,
                 compress: raw.log.compress,
             },
+        })
+    }
+
+    /// The entries of the service's `env_file`. Errors name the file and a line number and
+    /// never show a line: the file may hold secrets (or be `/etc/shadow`).
+    fn env_file(&mut self, name: &str, file: &Path) -> Vec<(String, String)> {
+        let key = ["services", name, "env_file"];
+        match crate::env_file::read(file) {
+            Ok(entries) => {
+                let mut out = Vec::with_capacity(entries.len());
+                for e in entries {
+                    // dotenvy's keys are letters, digits, `_` and `.`; values can hold anything.
+                    if e.value.contains('\0') {
+                        self.problem(
+                            &key,
+                            format!(
+                                "env file {}, line {}: the value of `{}` holds a NUL byte, which no environment can carry",
+                                file.display(),
+                                e.line,
+                                e.key
+                            ),
+                            None,
+                        );
+                    } else {
+                        out.push((e.key, e.value));
+                    }
+                }
+                out
+            }
+            Err(e) => {
+                self.problem(&key, format!("env file {}: {e}", file.display()), None);
+                Vec::new()
+            }
+        }
+    }
+
+    /// One `env` entry: the kernel passes `KEY=value\0` strings, so a key holding `=` would
+    /// set another variable than written, and a NUL cannot be passed at all. The value is
+    /// never shown: it may be a secret.
+    fn env_var(&mut self, key_path: &[&str], key: &str, value: &str) {
+        let problem = if key.is_empty() {
+            Some("an environment variable name is empty")
+        } else if key.contains('=') {
+            Some("an environment variable name cannot hold `=`")
+        } else if key.contains('\0') {
+            Some("an environment variable name cannot hold a NUL byte")
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            self.problem(
+                key_path,
+                format!("env key `{}`: {p}", key.escape_debug()),
+                Some("write names such as DATABASE_URL: letters, digits and `_`".into()),
+            );
+        }
+        if value.contains('\0') {
+            self.problem(
+                key_path,
+                format!(
+                    "the value of env `{}` holds a NUL byte, which no environment can carry",
+                    key.escape_debug()
+                ),
+                None,
+            );
+        }
+    }
+
+    /// `user`: a user of this host that the daemon can switch to. Only root can switch users;
+    /// a daemon running as someone else can run a service only as itself (and in a group it
+    /// has, since the spawn sets the user's primary group too).
+    fn user(&mut self, name: &str, u: &str) -> Option<UserIds> {
+        let key = ["services", name, "user"];
+        let user = match nix::unistd::User::from_name(u) {
+            Ok(Some(user)) => user,
+            _ => {
+                self.problem(
+                    &key,
+                    format!("no user named `{}` on this host", u.escape_debug()),
+                    None,
+                );
+                return None;
+            }
+        };
+        let me = self.running_as;
+        let (uid, gid) = (user.uid.as_raw(), user.gid.as_raw());
+        if me.uid != 0 && (uid != me.uid || !me.gids.contains(&gid)) {
+            self.problem(
+                &key,
+                format!(
+                    "the daemon runs as uid {}, not as root, so it cannot run this service as user `{u}` (uid {uid}, gid {gid})",
+                    me.uid
+                ),
+                Some(
+                    "remove `user` (the service then runs as the daemon's user), or run the daemon as root; `upkeep check` judges as the user who runs it"
+                        .into(),
+                ),
+            );
+            return None;
+        }
+        Some(UserIds {
+            name: user.name,
+            uid,
+            gid,
+            home: user.dir,
         })
     }
 
@@ -590,6 +836,19 @@ impl Validator<'_> {
                 line.clone(),
             ),
         };
+        // Arguments reach execve as C strings: a NUL would cut one short, so spawn refuses it.
+        if let Some(i) = argv.iter().position(|a| a.contains('\0')) {
+            let mut at: Vec<String> = key.iter().map(|s| s.as_ref().to_owned()).collect();
+            if matches!(command, RawCommand::Argv(_)) {
+                at.push(i.to_string());
+            }
+            self.problem(
+                &at,
+                "the command holds a NUL byte, which cannot be passed to a program",
+                Some("remove the \\0 or \\u0000 escape".into()),
+            );
+            return None;
+        }
         let Some(program) = argv.first().filter(|p| !p.is_empty()) else {
             self.problem(
                 key,
@@ -692,19 +951,30 @@ impl Validator<'_> {
                 );
             }
         }
+        // Durations first: the http probe's `degraded_after` is checked against `timeout`.
+        let every = self.duration(&key("every"), &p.every, bounds::PROBE_EVERY);
+        let timeout = self.duration(&key("timeout"), &p.timeout, bounds::PROBE_TIMEOUT);
+        let grace = self.duration(&key("grace"), &p.grace, bounds::PROBE_GRACE);
         let kind = match p.kind.as_str() {
             "tcp" => match &p.addr {
+                // A host without spaces or control characters, and a port that can be
+                // connected to (port 0 never can).
                 Some(addr)
-                    if addr
-                        .rsplit_once(':')
-                        .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok()) =>
+                    if addr.rsplit_once(':').is_some_and(|(h, port)| {
+                        !h.is_empty()
+                            && !h.contains(|c: char| c.is_whitespace() || c.is_control())
+                            && port.parse::<u16>().is_ok_and(|p| p != 0)
+                    }) =>
                 {
                     Some(ProbeKind::Tcp { addr: addr.clone() })
                 }
                 Some(addr) => {
                     self.problem(
                         &key("addr"),
-                        format!("`{addr}` is not host:port"),
+                        format!(
+                            "addr `{}` is not host:port (a host name or address, and a port from 1 to 65535)",
+                            addr.escape_debug()
+                        ),
                         Some("e.g. addr = \"127.0.0.1:5432\"".into()),
                     );
                     None
@@ -718,7 +988,7 @@ impl Validator<'_> {
                     None
                 }
             },
-            "http" => self.http_probe(&key, p),
+            "http" => self.http_probe(&key, p, timeout),
             "exec" => match &p.command {
                 Some(c) => self
                     .program(&key("command"), c, run_dir, None)
@@ -737,9 +1007,22 @@ impl Validator<'_> {
                 .as_deref()
                 .map(|m| (m, m.parse::<bytesize::ByteSize>()))
             {
-                Some((_, Ok(size))) => Some(ProbeKind::Memory {
-                    max_bytes: size.as_u64(),
-                }),
+                Some((_, Ok(size))) if size.as_u64() >= bounds::MEMORY_MAX_MIN_BYTES => {
+                    Some(ProbeKind::Memory {
+                        max_bytes: size.as_u64(),
+                    })
+                }
+                Some((m, Ok(_))) => {
+                    let min = show_bytes(bounds::MEMORY_MAX_MIN_BYTES);
+                    self.problem(
+                        &key("max"),
+                        format!(
+                            "max `{m}` is below {min}: no process fits, so this probe would always fail and restart the service forever"
+                        ),
+                        Some(format!("write at least max = \"{min}\"")),
+                    );
+                    None
+                }
                 Some((m, Err(_))) => {
                     self.problem(
                         &key("max"),
@@ -757,17 +1040,34 @@ impl Validator<'_> {
                     None
                 }
             },
-            _ => match p.max_percent {
-                Some(pct) if pct > 0.0 => Some(ProbeKind::Cpu { max_percent: pct }),
-                _ => {
-                    self.problem(
-                        &key("max_percent"),
-                        "a cpu probe needs `max_percent` above 0 (percent of one core)",
-                        None,
-                    );
-                    None
+            _ => {
+                let limits = bounds::CPU_MAX_PERCENT;
+                match p.max_percent {
+                    // Also false for NaN, which TOML allows.
+                    Some(pct) if pct > limits.min && pct <= limits.max => {
+                        Some(ProbeKind::Cpu { max_percent: pct })
+                    }
+                    Some(pct) => {
+                        self.problem(
+                            &key("max_percent"),
+                            format!(
+                                "max_percent {pct} is not above {} and at most {} (percent of one core)",
+                                limits.min, limits.max
+                            ),
+                            Some("e.g. max_percent = 90 (90% of one core), or 400 for four cores".into()),
+                        );
+                        None
+                    }
+                    None => {
+                        self.problem(
+                            &key("kind"),
+                            "a cpu probe needs `max_percent` above 0 (percent of one core)",
+                            Some("e.g. max_percent = 90".into()),
+                        );
+                        None
+                    }
                 }
-            },
+            }
         };
         if let Some(k) = &kind
             && k.needs_process()
@@ -782,21 +1082,10 @@ impl Validator<'_> {
                 None,
             );
         }
-        let every = self.duration(&key("every"), &p.every);
-        let timeout = self.duration(&key("timeout"), &p.timeout);
-        let grace = self.duration(&key("grace"), &p.grace);
-        if every.is_zero() {
-            self.problem(&key("every"), "every must be longer than 0s", None);
-        }
-        if timeout.is_zero() {
-            self.problem(&key("timeout"), "timeout must be longer than 0s", None);
-        }
-        if p.failures == 0 || p.successes == 0 {
-            self.problem(
-                &key("failures"),
-                "failures and successes must be at least 1",
-                None,
-            );
+        self.in_range(&key("failures"), p.failures, bounds::CONSECUTIVE, None);
+        self.in_range(&key("successes"), p.successes, bounds::CONSECUTIVE, None);
+        if let Some(name) = &p.name {
+            self.probe_name(&key("name"), name);
         }
         if self.problems.len() > before {
             return None;
@@ -804,18 +1093,45 @@ impl Validator<'_> {
         Some(ProbeConfig {
             name: p.name.clone().unwrap_or_else(|| p.kind.clone()),
             kind: kind?,
-            every,
-            timeout,
+            every: every?,
+            timeout: timeout?,
             failures: p.failures,
             successes: p.successes,
-            grace,
+            grace: grace?,
         })
+    }
+
+    /// A probe's `name` shows in tables, metrics labels and events: printable, and short.
+    fn probe_name(&mut self, key: &[String], name: &str) {
+        let max = bounds::PROBE_NAME_MAX_CHARS;
+        let problem = if name.trim().is_empty() {
+            Some("a probe name is empty".to_owned())
+        } else if name.contains(char::is_control) {
+            Some(format!(
+                "probe name `{}` holds a control character (a newline, a tab, an escape)",
+                name.escape_debug()
+            ))
+        } else if name.chars().count() > max {
+            Some(format!(
+                "probe name `{name}` is longer than {max} characters"
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            self.problem(
+                key,
+                message,
+                Some("write a short name such as \"health\" or \"api-v2\"".into()),
+            );
+        }
     }
 
     fn http_probe(
         &mut self,
         key: &dyn Fn(&str) -> Vec<String>,
         p: &crate::raw::RawProbe,
+        timeout: Option<Duration>,
     ) -> Option<ProbeKind> {
         let Some(url) = &p.url else {
             self.problem(
@@ -830,6 +1146,14 @@ impl Validator<'_> {
                 &key("url"),
                 format!("`{url}` is not an http:// or https:// URL"),
                 None,
+            );
+        } else if let Err(e) = url::Url::parse(url) {
+            // The parser the HTTP client uses: what passes here, the probe can request.
+            // (`http://` alone has no host; the probe would fail on every check.)
+            self.problem(
+                &key("url"),
+                format!("url `{url}` is not a valid URL: {e}"),
+                Some("e.g. url = \"http://127.0.0.1:8080/health\"".into()),
             );
         }
         let method = p
@@ -863,10 +1187,46 @@ impl Validator<'_> {
                 None,
             );
         }
+        // Headers as the HTTP client checks them: a bad one would fail every request.
+        for (name, value) in &p.headers {
+            let at = [key("headers"), vec![name.clone()]].concat();
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                self.problem(
+                    &at,
+                    format!("`{}` is not a valid HTTP header name", name.escape_debug()),
+                    Some("header names are letters, digits and `-`, e.g. X-Health-Token".into()),
+                );
+            }
+            // The value is not shown: it may be a token.
+            if http::HeaderValue::from_str(value).is_err() {
+                self.problem(
+                    &at,
+                    format!(
+                        "the value of header `{}` holds a character HTTP does not allow (a newline, a NUL or another control character)",
+                        name.escape_debug()
+                    ),
+                    None,
+                );
+            }
+        }
         let degraded_after = p
             .degraded_after
             .as_deref()
-            .map(|d| self.duration(&key("degraded_after"), d));
+            .and_then(|d| self.duration(&key("degraded_after"), d, bounds::DEGRADED_AFTER));
+        // No healthy answer is slower than the timeout: it would never be degraded.
+        if let (Some(d), Some(t)) = (degraded_after, timeout)
+            && d >= t
+        {
+            self.problem(
+                &key("degraded_after"),
+                format!(
+                    "degraded_after ({}) must be shorter than the probe's timeout ({}), or no answer could ever be degraded",
+                    show(d),
+                    show(t)
+                ),
+                Some("lower degraded_after, or raise timeout".into()),
+            );
+        }
         Some(ProbeKind::Http(HttpProbeConfig {
             url: url.clone(),
             method,
@@ -880,18 +1240,78 @@ impl Validator<'_> {
         }))
     }
 
-    fn duration<S: AsRef<str>>(&mut self, key: &[S], text: &str) -> Duration {
-        match parse_duration(text) {
-            Some(d) => d,
-            None => {
-                self.problem(
-                    key,
-                    format!("`{text}` is not a duration"),
-                    Some("write a duration such as \"500ms\", \"10s\" or \"2m\"".into()),
-                );
-                Duration::ZERO
-            }
+    /// The duration at `key`, within `limits`. None (with one problem recorded) otherwise:
+    /// never a stand-in value that a later check would complain about a second time.
+    fn duration<S: AsRef<str>>(
+        &mut self,
+        key: &[S],
+        text: &str,
+        limits: Limits<Duration>,
+    ) -> Option<Duration> {
+        let field = key.last().map_or("", AsRef::as_ref).to_owned();
+        let Some(d) = parse_duration(text) else {
+            self.problem(
+                key,
+                format!("{field} `{text}` is not a duration"),
+                Some("write a duration such as \"500ms\", \"10s\" or \"2m\"".into()),
+            );
+            return None;
+        };
+        if d > limits.max {
+            self.problem(
+                key,
+                format!(
+                    "{field} `{text}` is longer than {}, the most upkeep accepts",
+                    show(limits.max)
+                ),
+                Some(format!("write at most {field} = \"{}\"", show(limits.max))),
+            );
+            return None;
         }
+        if d < limits.min {
+            self.problem(
+                key,
+                format!(
+                    "{field} `{text}` is shorter than {}, the least upkeep accepts",
+                    show(limits.min)
+                ),
+                Some(format!("write at least {field} = \"{}\"", show(limits.min))),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    /// Checks that a number written at `key` is within `limits`; `hint` replaces the default.
+    fn in_range<S: AsRef<str>, T: PartialOrd + std::fmt::Display + Copy>(
+        &mut self,
+        key: &[S],
+        value: T,
+        limits: Limits<T>,
+        hint: Option<String>,
+    ) -> bool {
+        let field = key.last().map_or("", AsRef::as_ref).to_owned();
+        let (message, default_hint) = if value < limits.min {
+            (
+                format!(
+                    "{field} = {value} is below {}, the least upkeep accepts",
+                    limits.min
+                ),
+                format!("write at least {field} = {}", limits.min),
+            )
+        } else if value > limits.max {
+            (
+                format!(
+                    "{field} = {value} is above {}, the most upkeep accepts",
+                    limits.max
+                ),
+                format!("write at most {field} = {}", limits.max),
+            )
+        } else {
+            return true;
+        };
+        self.problem(key, message, Some(hint.unwrap_or(default_hint)));
+        false
     }
 
     fn signal(&mut self, key: &[&str], text: &str) -> Option<i32> {
@@ -908,6 +1328,19 @@ impl Validator<'_> {
                 .and_then(|n| nix::sys::signal::Signal::try_from(n).ok())
         });
         match parsed {
+            // SIGSTOP cannot be caught and ends nothing: every stop would wait out
+            // stop_timeout and then kill.
+            Some(nix::sys::signal::Signal::SIGSTOP) => {
+                self.problem(
+                    key,
+                    "SIGSTOP pauses a process and cannot stop it",
+                    Some(
+                        "use a signal the program handles, such as \"SIGTERM\" or \"SIGINT\""
+                            .into(),
+                    ),
+                );
+                None
+            }
             Some(sig) => Some(sig as i32),
             None => {
                 self.problem(
@@ -919,6 +1352,53 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// A duration as the user writes one ("1h", "50ms"), for messages.
+fn show(d: Duration) -> String {
+    match jiff::SignedDuration::try_from(d) {
+        Ok(d) => format!("{d:#}"),
+        Err(_) => format!("{d:?}"),
+    }
+}
+
+/// A size as the user writes one ("64KiB"), exact, for messages.
+fn show_bytes(n: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    format!("{n}B")
+}
+
+/// `path` with `.` and `..` resolved by their names (the folder may not exist yet).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Whether `dir` holds files and none of upkeep's (its lock or its database): a folder that
+/// was not made for upkeep. An unreadable folder is left to the daemon to report.
+fn holds_foreign_files(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let names: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    !names.is_empty() && !names.iter().any(|n| n == "upkeep.lock" || n == "upkeep.db")
 }
 
 fn regex_syntax_check(re: &str) -> Result<(), String> {
@@ -1146,6 +1626,438 @@ probes = [{ kind = "exec", command = "true" }, { kind = "tcp", addr = "127.0.0.1
         assert_eq!(parse_duration("0"), Some(Duration::ZERO));
         assert_eq!(parse_duration("-5s"), None);
         assert_eq!(parse_duration("soon"), None);
+    }
+
+    /// The one problem of `toml`, failing the test if there are more or none.
+    fn one_problem(toml: &str) -> (Problem, String) {
+        let err = check(toml).expect_err("config should be rejected");
+        assert_eq!(err.problems().len(), 1, "{err}");
+        (err.problems()[0].clone(), err.to_string())
+    }
+
+    /// Asserts where a problem is and that its rendered text names the key and the place.
+    fn located(p: &Problem, text: &str, key: &str, line: usize, column: usize) {
+        assert_eq!(p.key, key, "{text}");
+        assert_eq!((p.line, p.column), (line, column), "{text}");
+        let place = format!("/tmp/upkeep-test.toml:{line}:{column} ({key})");
+        assert!(text.contains(&place), "{text}");
+    }
+
+    const SVC: &str = "[services.web]\ncommand = \"sleep 10\"\n";
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/upkeep.toml");
+        load(&path).unwrap();
+    }
+
+    #[test]
+    fn durations_have_upper_bounds() {
+        // Issue: this passed and later panicked on an overflowing Instant.
+        let (p, text) = one_problem(&format!("{SVC}stop_timeout = \"9223372036854775807s\"\n"));
+        located(&p, &text, "services.web.stop_timeout", 3, 16);
+        assert!(p.message.contains("longer than 1h"), "{text}");
+        assert_eq!(
+            p.hint.as_deref(),
+            Some("write at most stop_timeout = \"1h\"")
+        );
+        for (line, key, limit) in [
+            ("backoff_max = \"25h\"", "backoff_max", "24h"),
+            ("backoff_min = \"25h\"", "backoff_min", "24h"),
+            ("min_uptime = \"100000h\"", "min_uptime", "24h"),
+            ("window = \"721h\"", "window", "720h"),
+            ("incident_after = \"721h\"", "incident_after", "720h"),
+        ] {
+            let (p, text) = one_problem(&format!("{SVC}{line}\n"));
+            located(&p, &text, &format!("services.web.{key}"), 3, key.len() + 4);
+            assert!(p.message.contains(limit), "{text}");
+        }
+        let (p, text) = one_problem("[daemon]\nshutdown_timeout = \"2h\"\n");
+        located(&p, &text, "daemon.shutdown_timeout", 2, 20);
+        let probe = "[[services.web.probes]]\nkind = \"process\"\n";
+        for (line, key) in [
+            ("every = \"25h\"", "every"),
+            ("timeout = \"2h\"", "timeout"),
+            ("grace = \"25h\"", "grace"),
+        ] {
+            let (p, text) = one_problem(&format!("{SVC}{probe}{line}\n"));
+            located(
+                &p,
+                &text,
+                &format!("services.web.probes.0.{key}"),
+                5,
+                key.len() + 4,
+            );
+        }
+        // The limits themselves are accepted.
+        check(&format!(
+            "[daemon]\nshutdown_timeout = \"1h\"\n{SVC}stop_timeout = \"59m\"\nbackoff_max = \"24h\"\nwindow = \"720h\"\nincident_after = \"720h\"\n{probe}every = \"24h\"\ntimeout = \"1h\"\ngrace = \"24h\"\n"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn durations_have_lower_bounds_where_tiny_is_abusive() {
+        let probe = "[[services.web.probes]]\nkind = \"process\"\n";
+        // Issue: a probe every 1ns burnt most of a core.
+        let (p, text) = one_problem(&format!("{SVC}{probe}every = \"1ns\"\n"));
+        located(&p, &text, "services.web.probes.0.every", 5, 9);
+        assert!(p.message.contains("shorter than 50ms"), "{text}");
+        let (p, text) = one_problem(&format!("{SVC}{probe}timeout = \"1ns\"\n"));
+        located(&p, &text, "services.web.probes.0.timeout", 5, 11);
+        let (p, text) = one_problem(&format!("{SVC}window = \"1ms\"\n"));
+        located(&p, &text, "services.web.window", 3, 10);
+        let (p, text) = one_problem("[daemon]\nshutdown_timeout = \"0s\"\n");
+        located(&p, &text, "daemon.shutdown_timeout", 2, 20);
+        // What tests and examples use, and zero where it means "at once", stay valid.
+        check(&format!(
+            "{SVC}stop_timeout = \"0s\"\nbackoff_min = \"0\"\nwindow = \"1s\"\n{probe}every = \"50ms\"\ntimeout = \"10ms\"\ngrace = \"0s\"\n"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn a_bad_duration_is_one_problem() {
+        // Issue: a duration that did not parse became 0s, and a second check complained
+        // about the 0s.
+        let (p, text) = one_problem(&format!("{SVC}window = \"soon\"\n"));
+        located(&p, &text, "services.web.window", 3, 10);
+        assert!(p.message.contains("not a duration"), "{text}");
+        let (p, _) = one_problem(&format!("{SVC}backoff_min = \"x\"\n"));
+        assert_eq!(p.key, "services.web.backoff_min");
+        let probe = "[[services.web.probes]]\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\n";
+        for field in ["every", "timeout"] {
+            let (p, _) = one_problem(&format!(
+                "{SVC}{probe}{field} = \"soon\"\ndegraded_after = \"100ms\"\n"
+            ));
+            assert_eq!(p.key, format!("services.web.probes.0.{field}"));
+        }
+        let (p, _) = one_problem(&format!("{SVC}{probe}degraded_after = \"soon\"\n"));
+        assert_eq!(p.key, "services.web.probes.0.degraded_after");
+        let (p, _) = one_problem("[daemon]\nshutdown_timeout = \"x\"\n");
+        assert_eq!(p.key, "daemon.shutdown_timeout");
+    }
+
+    #[test]
+    fn stop_timeout_must_be_shorter_than_shutdown_timeout() {
+        let (p, text) = one_problem(&format!(
+            "[daemon]\nshutdown_timeout = \"5s\"\n{SVC}stop_timeout = \"5s\"\n"
+        ));
+        located(&p, &text, "services.web.stop_timeout", 5, 16);
+        assert!(p.message.contains("daemon.shutdown_timeout (5s)"), "{text}");
+        // The default stop_timeout (10s) counts too; the problem points at the service.
+        let (p, _) = one_problem(&format!("[daemon]\nshutdown_timeout = \"10s\"\n{SVC}"));
+        assert_eq!((p.key.as_str(), p.line), ("services.web.stop_timeout", 3));
+    }
+
+    #[test]
+    fn probe_timeout_may_exceed_every_but_degraded_after_may_not_exceed_timeout() {
+        // Defined rather than rejected: checks never overlap (see `ProbeConfig::timeout`),
+        // and tests and the bench rely on a timeout longer than `every`.
+        let probe = "[[services.web.probes]]\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\n";
+        let c = check(&format!(
+            "{SVC}{probe}every = \"100ms\"\ntimeout = \"1s\"\n"
+        ))
+        .unwrap();
+        let web = c.services.values().next().unwrap();
+        assert_eq!(web.probes[0].timeout, Duration::from_secs(1));
+        let (p, text) = one_problem(&format!(
+            "{SVC}{probe}timeout = \"1s\"\ndegraded_after = \"1s\"\n"
+        ));
+        located(&p, &text, "services.web.probes.0.degraded_after", 7, 18);
+        assert!(
+            p.message.contains("shorter than the probe's timeout (1s)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn counts_are_bounded() {
+        // Issue: max_restarts = 0 marked the service failed at its first exit.
+        let (p, text) = one_problem(&format!("{SVC}max_restarts = 0\n"));
+        located(&p, &text, "services.web.max_restarts", 3, 16);
+        assert!(text.contains("hint: to never restart this service, write restart = \"never\""));
+        let (p, text) = one_problem(&format!("{SVC}max_restarts = 1000001\n"));
+        located(&p, &text, "services.web.max_restarts", 3, 16);
+        // The bench's crash-loop-free respawn setting stays valid.
+        check(&format!(
+            "{SVC}backoff_min = \"0\"\nmax_restarts = 1000000\nwindow = \"1s\"\n"
+        ))
+        .unwrap();
+        // failures and successes are each located at their own key.
+        let probe = "[[services.web.probes]]\nkind = \"process\"\n";
+        let (p, text) = one_problem(&format!("{SVC}{probe}successes = 0\n"));
+        located(&p, &text, "services.web.probes.0.successes", 5, 13);
+        let (p, text) = one_problem(&format!("{SVC}{probe}failures = 4000000000\n"));
+        located(&p, &text, "services.web.probes.0.failures", 5, 12);
+    }
+
+    #[test]
+    fn log_rotation_is_bounded() {
+        // Issue: this made the log writer spin: 4 billion renames every 4KiB.
+        let err = check(&format!(
+            "{SVC}log = {{ max_size = \"4KiB\", keep = 4000000000 }}\n"
+        ))
+        .unwrap_err();
+        let text = err.to_string();
+        let p = err.problems();
+        assert_eq!(p.len(), 2, "{text}");
+        located(&p[0], &text, "services.web.log.max_size", 3, 20);
+        assert!(p[0].message.contains("smaller than 64KiB"), "{text}");
+        located(&p[1], &text, "services.web.log.keep", 3, 35);
+        assert!(p[1].message.contains("above 1000"), "{text}");
+        let (p, text) = one_problem(&format!("{SVC}log = {{ max_size = \"2TiB\" }}\n"));
+        located(&p, &text, "services.web.log.max_size", 3, 20);
+        check(&format!(
+            "{SVC}log = {{ max_size = \"64KiB\", keep = 0 }}\n"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn urls_and_headers_must_be_requestable() {
+        let probe = "[[services.web.probes]]\nkind = \"http\"\n";
+        // Issue: no host, so every check failed with a client error.
+        let (p, text) = one_problem(&format!("{SVC}{probe}url = \"http://\"\n"));
+        located(&p, &text, "services.web.probes.0.url", 5, 7);
+        assert!(p.message.contains("empty host"), "{text}");
+        let ok_url = "url = \"http://127.0.0.1:1/\"\n";
+        let (p, text) = one_problem(&format!(
+            "{SVC}{probe}{ok_url}headers = {{ \"Bad Name\" = \"x\" }}\n"
+        ));
+        located(&p, &text, "services.web.probes.0.headers.Bad Name", 6, 26);
+        assert!(p.message.contains("header name"), "{text}");
+        let (p, text) = one_problem(&format!(
+            "{SVC}{probe}{ok_url}headers = {{ Authorization = \"Bearer s3cret\\nX-Injected: 1\" }}\n"
+        ));
+        located(
+            &p,
+            &text,
+            "services.web.probes.0.headers.Authorization",
+            6,
+            29,
+        );
+        assert!(p.message.contains("header `Authorization`"), "{text}");
+        assert!(
+            !text.contains("s3cret"),
+            "a header value may be a secret: {text}"
+        );
+        check(&format!(
+            "{SVC}{probe}{ok_url}headers = {{ X-Token = \"abc\", Accept = \"text/plain; q=0.9\" }}\n"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn nul_bytes_and_bad_env_names_are_rejected() {
+        let (p, text) = one_problem("[services.web]\ncommand = [\"sleep\", \"1\\u0000\"]\n");
+        located(&p, &text, "services.web.command.1", 2, 21);
+        assert!(p.message.contains("NUL"), "{text}");
+        let (p, text) = one_problem("[services.web]\ncommand = \"sleep 1\\u0000\"\n");
+        located(&p, &text, "services.web.command", 2, 11);
+        let err = check(&format!(
+            "{SVC}env = {{ \"\" = \"a\", \"A=B\" = \"b\", C = \"top\\u0000secret\" }}\n"
+        ))
+        .unwrap_err();
+        let text = err.to_string();
+        let p = err.problems();
+        assert_eq!(p.len(), 3, "{text}");
+        located(&p[0], &text, "services.web.env.", 3, 14);
+        assert!(
+            p[0].message
+                .contains("env key ``: an environment variable name is empty")
+        );
+        located(&p[1], &text, "services.web.env.A=B", 3, 27);
+        assert!(p[1].message.contains("cannot hold `=`"), "{text}");
+        located(&p[2], &text, "services.web.env.C", 3, 36);
+        assert!(
+            !text.contains("secret"),
+            "an env value may be a secret: {text}"
+        );
+        let probe = "[[services.web.probes]]\nkind = \"exec\"\ncommand = [\"true\\u0000\"]\n";
+        let (p, _) = one_problem(&format!("{SVC}{probe}"));
+        assert_eq!(
+            (p.key.as_str(), p.line),
+            ("services.web.probes.0.command.0", 5)
+        );
+    }
+
+    #[test]
+    fn user_must_be_one_the_daemon_can_switch_to() {
+        let toml = format!("{SVC}user = \"root\"\n");
+        let not_root = RunningAs {
+            uid: 4321,
+            gids: [4321, 4321],
+        };
+        let err = parse_as(Path::new("/tmp/upkeep-test.toml"), &toml, not_root).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.problems().len(), 1, "{text}");
+        located(&err.problems()[0], &text, "services.web.user", 3, 8);
+        assert!(
+            text.contains("not as root") && text.contains("hint: remove `user`"),
+            "{text}"
+        );
+        let root = RunningAs {
+            uid: 0,
+            gids: [0, 0],
+        };
+        let c = parse_as(Path::new("/tmp/upkeep-test.toml"), &toml, root).unwrap();
+        let web = c
+            .services
+            .values()
+            .next()
+            .unwrap()
+            .managed
+            .as_ref()
+            .unwrap();
+        assert_eq!(web.user.as_ref().map(|u| u.uid), Some(0));
+        // A daemon that is not root may name itself.
+        if let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") {
+            let me = RunningAs {
+                uid: nobody.uid.as_raw(),
+                gids: [nobody.gid.as_raw(); 2],
+            };
+            let toml = format!("{SVC}user = \"nobody\"\n");
+            parse_as(Path::new("/tmp/upkeep-test.toml"), &toml, me).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upkeep.toml");
+        std::fs::write(&path, b"[services.web]\ncommand = \"caf\xe9\"\n").unwrap();
+        let err = load(&path).unwrap_err();
+        let p = &err.problems()[0];
+        assert_eq!((p.line, p.column), (2, 15), "{err}");
+        assert!(
+            p.message.contains("not UTF-8") && p.message.contains("0xe9"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains(&format!("{}:2:15", path.display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn env_file_errors_name_the_line_never_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "root:$y$j9T$SECRETHASH:19000:0:99999:7:::";
+        std::fs::write(dir.path().join("shadow"), format!("A=1\n{secret}\n")).unwrap();
+        let path = dir.path().join("upkeep.toml");
+        let toml = "[services.x]\ncommand = \"sleep 1\"\nenv_file = \"shadow\"\n";
+        let err = parse(&path, toml).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.problems().len(), 1, "{text}");
+        let p = &err.problems()[0];
+        assert_eq!(
+            (p.key.as_str(), p.line, p.column),
+            ("services.x.env_file", 3, 12)
+        );
+        let file = dir.path().join("shadow");
+        assert!(
+            p.message.contains(&format!("{}: line 2:", file.display())),
+            "{text}"
+        );
+        assert!(
+            !text.contains("SECRET") && !text.contains("99999"),
+            "{text}"
+        );
+        // A device or a FIFO would block or fill memory: refused without reading.
+        let toml = "[services.x]\ncommand = \"sleep 1\"\nenv_file = \"/dev/zero\"\n";
+        let err = parse(&path, toml).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        // A NUL in a value is named by key and line, the value unshown.
+        std::fs::write(dir.path().join("nul.env"), "A=1\nB=\"x\0secret\"\n").unwrap();
+        let toml = "[services.x]\ncommand = \"sleep 1\"\nenv_file = \"nul.env\"\n";
+        let err = parse(&path, toml).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("line 2: the value of `B` holds a NUL"),
+            "{text}"
+        );
+        assert!(!text.contains("secret"), "{text}");
+    }
+
+    #[test]
+    fn data_dir_must_be_a_folder_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upkeep.toml");
+        std::fs::write(&path, "").unwrap();
+        let run = |data_dir: &str| parse(&path, &format!("[daemon]\ndata_dir = \"{data_dir}\"\n"));
+        // Issue: "" meant the config's own folder, which the daemon then made mode 0700.
+        for bad in ["", ".", "..", "./sub/..", "/"] {
+            let err = run(bad).unwrap_err();
+            let text = err.to_string();
+            assert_eq!(err.problems().len(), 1, "{bad}: {text}");
+            let p = &err.problems()[0];
+            assert_eq!(
+                (p.key.as_str(), p.line, p.column),
+                ("daemon.data_dir", 2, 12),
+                "{text}"
+            );
+            assert!(
+                text.contains("hint: name a folder of upkeep's own"),
+                "{text}"
+            );
+        }
+        assert!(
+            run("")
+                .unwrap_err()
+                .to_string()
+                .contains("data_dir is empty")
+        );
+        // A folder that holds files that are not upkeep's.
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(other.join("notes.txt"), "mine").unwrap();
+        let err = run("other").unwrap_err();
+        assert!(
+            err.to_string().contains("already holds other files"),
+            "{err}"
+        );
+        // A new folder, an empty one and upkeep's own are fine.
+        assert_eq!(run("new").unwrap().daemon.data_dir, dir.path().join("new"));
+        std::fs::create_dir(dir.path().join("empty")).unwrap();
+        run("empty").unwrap();
+        std::fs::write(other.join("upkeep.db"), "").unwrap();
+        run("other").unwrap();
+        assert_eq!(
+            run("./a/../b").unwrap().daemon.data_dir,
+            dir.path().join("b")
+        );
+    }
+
+    #[test]
+    fn other_values_that_would_mislead_the_daemon() {
+        let probe = |body: &str| format!("{SVC}[[services.web.probes]]\n{body}\n");
+        // Port 0 can never answer; a memory limit no process fits in always fails.
+        let (p, text) = one_problem(&probe("kind = \"tcp\"\naddr = \"127.0.0.1:0\""));
+        located(&p, &text, "services.web.probes.0.addr", 5, 8);
+        let (p, text) = one_problem(&probe("kind = \"tcp\"\naddr = \"bad host:80\""));
+        located(&p, &text, "services.web.probes.0.addr", 5, 8);
+        let (p, text) = one_problem(&probe("kind = \"memory\"\nmax = \"1KiB\""));
+        located(&p, &text, "services.web.probes.0.max", 5, 7);
+        for pct in ["inf", "nan", "0", "-5", "100001"] {
+            let (p, text) = one_problem(&probe(&format!("kind = \"cpu\"\nmax_percent = {pct}")));
+            located(&p, &text, "services.web.probes.0.max_percent", 5, 15);
+        }
+        // Probe names show in terminals and metrics.
+        let (p, text) = one_problem(&probe("kind = \"process\"\nname = \"a\\u001b[2Jb\""));
+        located(&p, &text, "services.web.probes.0.name", 5, 8);
+        let (p, _) = one_problem(&probe(&format!(
+            "kind = \"process\"\nname = \"{}\"",
+            "n".repeat(65)
+        )));
+        assert_eq!(p.key, "services.web.probes.0.name");
+        // SIGSTOP pauses instead of stopping: every stop would wait out stop_timeout.
+        let (p, text) = one_problem(&format!("{SVC}stop_signal = \"SIGSTOP\"\n"));
+        located(&p, &text, "services.web.stop_signal", 3, 15);
+        // A metrics port of 0 would be random.
+        let (p, text) = one_problem("[daemon]\nmetrics_listen = \"127.0.0.1:0\"\n");
+        located(&p, &text, "daemon.metrics_listen", 2, 18);
     }
 
     proptest::proptest! {

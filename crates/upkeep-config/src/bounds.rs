@@ -1,0 +1,92 @@
+//! Every limit on a config value, in one place: what validation accepts, and why.
+//!
+//! This file only states numbers; `validate.rs` enforces them. Two reasons make a limit:
+//! - Upper bounds keep every value far inside what the daemon does with it: `Instant::now() + d`
+//!   panics past a few hundred years, `Duration::mul_f64` panics on overflow, `as_millis() as
+//!   u64` silently truncates, and a loop runs `keep` times per log rotation. Each maximum is
+//!   well beyond any real use, so no working config meets it.
+//! - Lower bounds exist only where a tiny value turns the daemon against its host (a probe every
+//!   nanosecond burns a core) or makes the setting meaningless (a crash-loop window of 1ns never
+//!   sees a loop). Zero stays allowed wherever it has a clear meaning (`backoff_min = "0"`
+//!   restarts at once, `stop_timeout = "0s"` kills at once, `keep = 0` keeps no old logs).
+//!
+//! Durations are written in hours at most ("24h", "720h") because that is the largest unit the
+//! duration parser accepts: days are calendar units.
+
+use std::time::Duration;
+
+/// The smallest and largest value a key accepts, both inclusive.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits<T> {
+    pub min: T,
+    pub max: T,
+}
+
+const fn between<T>(min: T, max: T) -> Limits<T> {
+    Limits { min, max }
+}
+
+const MILLI: Duration = Duration::from_millis(1);
+const SECOND: Duration = Duration::from_secs(1);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+const DAYS_30: Duration = Duration::from_secs(30 * 24 * 3600);
+
+// --- [daemon] ---
+
+/// `daemon.shutdown_timeout`: at least 1s, or the daemon exits before it has signalled its
+/// services and leaves them running without a supervisor. Every service's `stop_timeout` must
+/// also be shorter (checked in `validate.rs`).
+pub(crate) const SHUTDOWN_TIMEOUT: Limits<Duration> = between(SECOND, HOUR);
+
+// --- [services.NAME] ---
+
+/// `stop_timeout`: how long a stop waits before SIGKILL. 0 kills at once.
+pub(crate) const STOP_TIMEOUT: Limits<Duration> = between(Duration::ZERO, HOUR);
+/// `backoff_min` and `backoff_max`: the delay between restarts. 0 restarts at once.
+pub(crate) const BACKOFF: Limits<Duration> = between(Duration::ZERO, DAY);
+/// `min_uptime`: a run this long resets the backoff.
+pub(crate) const MIN_UPTIME: Limits<Duration> = between(Duration::ZERO, DAY);
+/// `window`: the crash-loop window. Below 1s no two restarts ever share it, so a crash loop
+/// would never be detected.
+pub(crate) const WINDOW: Limits<Duration> = between(SECOND, DAYS_30);
+/// `max_restarts`: restarts within `window` before the service is marked failed. 0 would mark
+/// it failed at its first exit (that is `restart = "never"`); the supervisor remembers one
+/// timestamp per restart in the window, so the maximum also bounds that memory (16 MB).
+pub(crate) const MAX_RESTARTS: Limits<u32> = between(1, 1_000_000);
+/// `incident_after`: how long a service is down before an incident opens.
+pub(crate) const INCIDENT_AFTER: Limits<Duration> = between(Duration::ZERO, DAYS_30);
+
+/// `log.max_size` in bytes. Small files rotate often, and each rotation renames up to `keep`
+/// files: 64KiB keeps a chatty service from spending its time renaming.
+pub(crate) const LOG_MAX_SIZE: Limits<u64> = between(64 * 1024, 1 << 40);
+/// `log.keep`: old files kept; rotation renames each of them once, so this bounds that loop.
+pub(crate) const LOG_KEEP: Limits<u32> = between(0, 1000);
+
+/// `env_file`: read whole at validation; a bigger file is a mistake (a log, a device, a dump).
+pub(crate) const ENV_FILE_MAX_BYTES: u64 = 1024 * 1024;
+
+// --- [[services.NAME.probes]] ---
+
+/// `every`: 50ms matches the probe runner's fastest pace (its `FAST_FLOOR`); a probe every
+/// nanosecond costs most of a core and tells nothing more. Tests use 50ms and 100ms.
+pub(crate) const PROBE_EVERY: Limits<Duration> = between(Duration::from_millis(50), DAY);
+/// `timeout`: below 10ms even a loopback check times out under load, so the probe would only
+/// report its own impatience. It may exceed `every` (see `ProbeConfig::timeout`).
+pub(crate) const PROBE_TIMEOUT: Limits<Duration> = between(Duration::from_millis(10), HOUR);
+/// `grace`: failures within this time after a (re)start do not count.
+pub(crate) const PROBE_GRACE: Limits<Duration> = between(Duration::ZERO, DAY);
+/// `degraded_after`: must also be shorter than the probe's `timeout` (checked in
+/// `validate.rs`), since no healthy answer can be slower than the timeout.
+pub(crate) const DEGRADED_AFTER: Limits<Duration> = between(MILLI, HOUR);
+/// `failures` and `successes`: consecutive results before the verdict changes. 0 would decide
+/// without a single check.
+pub(crate) const CONSECUTIVE: Limits<u32> = between(1, 1000);
+/// `name` of a probe: shown in tables, metrics labels and events.
+pub(crate) const PROBE_NAME_MAX_CHARS: usize = 64;
+/// Memory probe `max`: no process group fits in less than 1MiB, so a smaller limit always
+/// fails and restarts the service forever.
+pub(crate) const MEMORY_MAX_MIN_BYTES: u64 = 1024 * 1024;
+/// Cpu probe `max_percent`, in percent of one core: above 0 (or every check fails), at most a
+/// thousand cores' worth, and a finite number (TOML allows `inf` and `nan`).
+pub(crate) const CPU_MAX_PERCENT: Limits<f64> = between(0.0, 100_000.0);
