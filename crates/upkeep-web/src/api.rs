@@ -140,18 +140,6 @@ pub fn router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
         .with_state(AppState { control, cancel })
 }
 
-/// Serves the API on a Unix socket until `cancel`.
-pub async fn serve_unix(
-    listener: tokio::net::UnixListener,
-    control: Arc<dyn Control>,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
-    let app = router(control, cancel.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await
-}
-
 fn parse_name(raw: &str) -> Result<ServiceName, ApiError> {
     ServiceName::new(raw).map_err(|e| ApiError::bad_request(e.to_string()))
 }

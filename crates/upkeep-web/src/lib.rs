@@ -6,12 +6,15 @@
 //! on nothing but `upkeep-core`, and a test can serve the router over any `Control`.
 //!
 //! Layout: `api.rs` (routes and handlers), `error.rs` ([`ApiError`], the one error answer),
-//! `metrics.rs` (`/metrics` in the Prometheus text format).
+//! `metrics.rs` (`/metrics` in the Prometheus text format), `serve.rs` (one way to serve a
+//! router on any listener, with connection caps and timeouts).
 
 mod api;
 mod error;
 mod metrics;
+mod serve;
 
-pub use api::{Action, Control, Target, metrics_router, router, serve_unix};
+pub use api::{Action, Control, Target, metrics_router, router};
 pub use error::ApiError;
 pub use metrics::{MetricsData, ProcessStats};
+pub use serve::{Limits, serve};

@@ -30,6 +30,7 @@ use upkeep_probes::{HttpClients, ProbeDeps};
 use upkeep_state::Heal;
 use upkeep_store::{SqliteStore, Store};
 use upkeep_supervisor::{Lineage, LogHub, Reaper, SupervisorDeps, trust};
+use upkeep_web::Limits;
 
 use crate::control::{Daemon, Live};
 use crate::wiring::Wiring;
@@ -275,20 +276,18 @@ async fn run_async(config: Config) -> Result<()> {
             .await
             .with_context(|| format!("binding metrics_listen {addr}"))?;
         let app = upkeep_web::metrics_router(daemon.clone(), api_cancel.clone());
-        let stop = api_cancel.clone();
         tracing::info!(%addr, "serving /metrics over TCP");
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(tcp, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            {
-                tracing::error!(error = %e, "the metrics listener failed");
-            }
-        });
+        tokio::spawn(upkeep_web::serve(
+            tcp,
+            app,
+            Limits::METRICS,
+            api_cancel.clone(),
+        ));
     }
-    let api = tokio::spawn(upkeep_web::serve_unix(
+    let api = tokio::spawn(upkeep_web::serve(
         listener,
-        daemon.clone(),
+        upkeep_web::router(daemon.clone(), api_cancel.clone()),
+        Limits::CONTROL,
         api_cancel.clone(),
     ));
     tracing::info!(socket = %socket.display(), pid = std::process::id(), "upkeep daemon ready");
