@@ -20,6 +20,9 @@ use upkeep_core::api::{
 
 use crate::ApiError;
 
+/// A log's bytes as they are read from its file.
+pub type LogStream = futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>;
+
 /// One service or every service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -86,15 +89,16 @@ pub trait Control: Send + Sync + 'static {
     /// One incident with its timeline.
     async fn incident(&self, id: i64) -> Result<upkeep_core::api::IncidentDetail, ApiError>;
     async fn add(&self, req: AddService) -> Result<ReloadResult, ApiError>;
-    /// The last `lines` lines of a service's stdout (or stderr).
+    /// The last `lines` lines of a service's stdout (or stderr), as the log is now: a stream,
+    /// so that any number of lines costs bounded memory.
     async fn log_tail(
         &self,
         name: &ServiceName,
         stderr: bool,
         lines: usize,
-    ) -> Result<Bytes, ApiError>;
+    ) -> Result<LogStream, ApiError>;
     /// Everything written to the log from now on.
-    fn log_follow(
+    async fn log_follow(
         &self,
         name: &ServiceName,
         stderr: bool,
@@ -336,15 +340,14 @@ async fn logs(
     // Subscribe before reading the tail, so no line falls between the two (a line may show
     // twice instead, which is the lesser harm).
     let follow = if q.follow {
-        Some(s.control.log_follow(&name, q.stderr)?)
+        Some(s.control.log_follow(&name, q.stderr).await?)
     } else {
         None
     };
-    let tail = s.control.log_tail(&name, q.stderr, q.n).await?;
+    let first = s.control.log_tail(&name, q.stderr, q.n).await?;
     let Some(rx) = follow else {
-        return Ok(Body::from(tail));
+        return Ok(Body::from_stream(first));
     };
-    let first = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(tail) });
     let cancel = s.cancel.clone();
     let rest = futures_util::stream::unfold((rx, cancel), |(mut rx, cancel)| async move {
         let item = tokio::select! {

@@ -14,7 +14,7 @@ mod error;
 mod metrics;
 mod serve;
 
-pub use api::{Action, Control, Target, metrics_router, router};
+pub use api::{Action, Control, LogStream, Target, metrics_router, router};
 pub use error::ApiError;
 pub use metrics::{MetricsData, ProcessStats};
 pub use serve::{Limits, serve};

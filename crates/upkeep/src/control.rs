@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use upkeep_config::Config;
@@ -22,7 +23,7 @@ use upkeep_core::{Actor, Desired, Event, EventKind, LastCheck, ServiceName, Serv
 use upkeep_state::Snapshot;
 use upkeep_store::Store;
 use upkeep_supervisor::{Stream, SupervisorCommand, SupervisorHandle, procfs};
-use upkeep_web::{Action, ApiError, Control, Target};
+use upkeep_web::{Action, ApiError, Control, LogStream, Target};
 
 use crate::wiring::{ServiceHandles, Wiring};
 
@@ -595,22 +596,38 @@ impl Control for Daemon {
         name: &ServiceName,
         stderr: bool,
         lines: usize,
-    ) -> Result<Bytes, ApiError> {
+    ) -> Result<LogStream, ApiError> {
         self.known(name).await?;
         let path = self.log_path(name, stderr);
-        let data = tokio::task::spawn_blocking(move || upkeep_supervisor::tail(&path, lines))
-            .await
-            .map_err(internal)?
-            .map_err(internal)?;
-        Ok(Bytes::from(data))
+        // Found off the runtime's thread (a large log is a lot of reading), then streamed from
+        // the file up to where it ended when asked: later lines are the follower's.
+        let found = tokio::task::spawn_blocking(move || {
+            let mut file = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let (start, len) = upkeep_supervisor::tail_start(&mut file, lines)?;
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))?;
+            Ok(Some((file, len - start)))
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+        let Some((file, len)) = found else {
+            return Ok(futures_util::stream::empty().boxed());
+        };
+        let file = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), len);
+        Ok(tokio_util::io::ReaderStream::new(file).boxed())
     }
 
-    fn log_follow(
+    async fn log_follow(
         &self,
         name: &ServiceName,
         stderr: bool,
     ) -> Result<broadcast::Receiver<Bytes>, ApiError> {
-        // Unknown names are caught by the log_tail that always follows.
+        // Known names only: each name followed keeps a channel for as long as the daemon runs.
+        self.known(name).await?;
         Ok(self.wiring.supervisor.logs.subscribe(
             name,
             if stderr {

@@ -168,43 +168,46 @@ impl LogHub {
     }
 }
 
-/// The last `n` lines of the file at `path` (blocking: call from `spawn_blocking`).
+/// Where the last `n` lines of `file` start, and how long it is now: scans backwards one
+/// block at a time counting newlines, so it costs the bytes between the start and the end and
+/// one block of memory, whatever `n` is (issue 14, C12: the old tail copied the whole log,
+/// block by block, and took minutes on a large one).
+pub fn tail_start(file: &mut std::fs::File, n: usize) -> std::io::Result<(u64, u64)> {
+    const BLOCK: u64 = 64 * 1024;
+    let len = file.metadata()?.len();
+    let mut block = vec![0u8; BLOCK as usize];
+    let mut pos = len;
+    // n lines need n+1 newlines in view (the one ending the line before), unless at start.
+    let mut newlines = 0usize;
+    while pos > 0 {
+        let from = pos.saturating_sub(BLOCK);
+        let size = (pos - from) as usize;
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut block[..size])?;
+        for i in memchr::memrchr_iter(b'\n', &block[..size]) {
+            newlines += 1;
+            if newlines > n {
+                return Ok((from + i as u64 + 1, len));
+            }
+        }
+        pos = from;
+    }
+    Ok((0, len))
+}
+
+/// The last `n` lines of the file at `path` (nothing if it does not exist), for small `n`:
+/// the answer is held in memory.
 pub fn tail(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let len = file.metadata()?.len();
-    let mut start = len;
-    let mut buf: Vec<u8> = Vec::new();
-    const BLOCK: u64 = 64 * 1024;
-    loop {
-        let newlines = buf.iter().filter(|&&b| b == b'\n').count();
-        // n lines need n+1 newlines in view (the one ending the line before), unless at start.
-        if newlines > n || start == 0 {
-            break;
-        }
-        let from = start.saturating_sub(BLOCK);
-        let mut block = vec![0; (start - from) as usize];
-        file.seek(SeekFrom::Start(from))?;
-        file.read_exact(&mut block)?;
-        block.extend_from_slice(&buf);
-        buf = block;
-        start = from;
-    }
-    let ends: Vec<usize> = buf
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .map(|(i, _)| i)
-        .collect();
-    let cut = if ends.len() > n {
-        ends[ends.len() - n - 1] + 1
-    } else {
-        0
-    };
-    Ok(buf.split_off(cut))
+    let (start, len) = tail_start(&mut file, n)?;
+    let mut buf = Vec::with_capacity((len - start) as usize);
+    file.seek(SeekFrom::Start(start))?;
+    file.take(len - start).read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 #[cfg(test)]

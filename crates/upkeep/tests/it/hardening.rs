@@ -263,3 +263,88 @@ fn issue_14_idle_connections_by_the_thousand_are_capped_and_timed_out() {
     // Closed by its header deadline (10 s), not refused at once.
     assert!(started.elapsed() >= Duration::from_secs(5));
 }
+
+/// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// C11: following the log of a name that is not configured is a 404 and keeps nothing.
+#[test]
+fn issue_14_following_unknown_names_keeps_nothing() {
+    let d = daemon("[services.s]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("s", "up", LONG);
+    let pid = d.daemon_pid().unwrap();
+    let (code, body) = d
+        .try_api("GET", "/api/services/nobody/logs?follow=true", None)
+        .unwrap();
+    assert_eq!(code, 404, "{}", String::from_utf8_lossy(&body));
+    let before = status_kib(pid, "VmRSS:");
+    for i in 0..5000 {
+        let (code, _) = d
+            .try_api("GET", &format!("/api/services/n{i}/logs?follow=true"), None)
+            .unwrap();
+        assert_eq!(code, 404);
+    }
+    // Each name used to keep a follow channel of its own, about 10 KiB: 50 MB here.
+    let grown = status_kib(pid, "VmRSS:").saturating_sub(before);
+    assert!(grown < 16 * 1024, "the daemon grew by {grown} KiB");
+}
+
+/// C12: `logs -n` with a huge count on a large log streams it from the file in bounded
+/// memory, instead of holding (and copying, block by block) the whole log.
+#[test]
+fn issue_14_a_huge_tail_of_a_large_log_is_streamed_in_bounded_memory() {
+    use std::io::Write;
+    let d = daemon("[services.s]\ncommand = \"sleep 1000\"\nlog = { max_size = \"1GiB\" }\n");
+    d.wait_state("s", "up", LONG);
+    let pid = d.daemon_pid().unwrap();
+    let log = d.data_dir.join("logs/s.out.log");
+    {
+        let mut f = std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&log)
+                .unwrap(),
+        );
+        for i in 0..1_000_000u32 {
+            writeln!(
+                f,
+                "2026-11-25T00:00:00.000Z line {i:>9} of a large log, padded to 64 bytes"
+            )
+            .unwrap();
+        }
+    }
+    let size = std::fs::metadata(&log).unwrap().len();
+    assert!(size > 60_000_000);
+    let peak_before = status_kib(pid, "VmHWM:");
+    let out = d.cli(&["logs", "s", "-n", "99999999"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout.len() as u64, size);
+    assert!(
+        out.stdout
+            .ends_with(b"line    999999 of a large log, padded to 64 bytes\n")
+    );
+    let peak = status_kib(pid, "VmHWM:").saturating_sub(peak_before);
+    assert!(
+        peak < 16 * 1024,
+        "the daemon's peak memory grew by {peak} KiB"
+    );
+    // And the last lines are still the last lines.
+    let out = d.cli(&["logs", "s", "-n", "2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("line    999999"), "{text}");
+}
