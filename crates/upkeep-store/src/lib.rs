@@ -35,6 +35,20 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// True when retrying cannot help: the database refuses the write itself (a constraint).
+    /// Anything else (locked, busy, disk full, connection lost) may pass.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Error::Query {
+                source: sqlx::Error::Database(db),
+                ..
+            } => !matches!(db.kind(), sqlx::error::ErrorKind::Other),
+            _ => false,
+        }
+    }
+}
+
 /// What the store remembers about a service between daemon runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceRecord {

@@ -29,6 +29,12 @@ fn now_ms() -> i64 {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub async fn open(path: &Path) -> Result<Self, Error> {
+        // Made private before SQLite sees it (its WAL and shared-memory files take the
+        // database's mode): the history holds config revisions, and configs hold secrets.
+        create_private(path).map_err(|source| Error::Open {
+            path: path.display().to_string(),
+            source: sqlx::Error::Io(source),
+        })?;
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(|source| Error::Open {
                 path: path.display().to_string(),
@@ -144,7 +150,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(q("select events"))?;
-        Ok(rows.iter().map(stored_event).collect())
+        Ok(rows.iter().filter_map(stored_event).collect())
     }
 
     async fn incidents(
@@ -194,7 +200,7 @@ impl Store for SqliteStore {
         .await
         .map_err(q("select an incident's timeline"))?
         .iter()
-        .map(stored_event)
+        .filter_map(stored_event)
         .collect();
         Ok(Some(upkeep_core::api::IncidentDetail {
             incident,
@@ -222,10 +228,10 @@ impl Store for SqliteStore {
         .into_iter()
         .filter_map(|r| {
             let to: State =
-                serde_json::from_value(serde_json::Value::String(r.get("to_state"))).ok()?;
+                serde_json::from_value(serde_json::Value::String(col(&r, "to_state")?)).ok()?;
             Some(Transition {
-                service: name(r.get("service"))?,
-                at: ts(r.get("at_ms"))?,
+                service: name(col(&r, "service")?)?,
+                at: ts(col(&r, "at_ms")?)?,
                 to,
             })
         })
@@ -239,9 +245,9 @@ impl Store for SqliteStore {
             .into_iter()
             .filter_map(|r| {
                 Some(IncidentSpan {
-                    service: name(r.get("service"))?,
-                    started: ts(r.get("started_ms"))?,
-                    resolved: r.get::<Option<i64>, _>("resolved_ms").and_then(ts),
+                    service: name(col(&r, "service")?)?,
+                    started: ts(col(&r, "started_ms")?)?,
+                    resolved: col::<Option<i64>>(&r, "resolved_ms")?.and_then(ts),
                 })
             })
             .collect();
@@ -254,7 +260,7 @@ impl Store for SqliteStore {
                     .await
                     .map_err(q(what))?
                     .into_iter()
-                    .filter_map(|r| Some((name(r.get("service"))?, ts(r.get("at_ms"))?)))
+                    .filter_map(|r| Some((name(col(&r, "service")?)?, ts(col(&r, "at_ms")?)?)))
                     .collect::<Vec<_>>(),
             )
         };
@@ -280,14 +286,14 @@ impl Store for SqliteStore {
         .map_err(q("select drills"))?
         .into_iter()
         .filter_map(|r| {
-            let recovered = jiff::SignedDuration::from_millis(r.get("recovered_ms"));
+            let recovered = jiff::SignedDuration::from_millis(col(&r, "recovered_ms")?);
             // Whole milliseconds, like every event time here (recovered_ms is counted so).
-            let started = match r.get::<Option<String>, _>("injected") {
+            let started = match col::<Option<String>>(&r, "injected")? {
                 Some(t) => ts(t.parse::<jiff::Timestamp>().ok()?.as_millisecond())?,
-                None => ts(r.get("at_ms"))?.checked_sub(recovered).ok()?,
+                None => ts(col(&r, "at_ms")?)?.checked_sub(recovered).ok()?,
             };
             Some(DrillSpan {
-                service: name(r.get("service"))?,
+                service: name(col(&r, "service")?)?,
                 started,
                 ended: started.checked_add(recovered).ok()?,
             })
@@ -326,10 +332,10 @@ impl Store for SqliteStore {
         Ok(rows
             .into_iter()
             .filter_map(|r| {
-                let name = ServiceName::new(r.get::<String, _>("name")).ok()?;
-                let desired = Desired::parse(r.get("desired")).unwrap_or(Desired::Running);
-                let pid: Option<i64> = r.get("pid");
-                let ticks: Option<i64> = r.get("start_ticks");
+                let name = ServiceName::new(col::<String>(&r, "name")?).ok()?;
+                let desired = Desired::parse(col(&r, "desired")?).unwrap_or(Desired::Running);
+                let pid: Option<i64> = col(&r, "pid")?;
+                let ticks: Option<i64> = col(&r, "start_ticks")?;
                 let running = pid.zip(ticks).map(|(p, t)| (p as u32, t as u64));
                 Some(ServiceRecord {
                     name,
@@ -341,6 +347,21 @@ impl Store for SqliteStore {
     }
 
     async fn save_revision(&self, path: &str, source: &str) -> Result<i64, Error> {
+        // The same text from the same file as last time is the same revision: a config holds
+        // secrets, and 54 reloads used to keep 54 copies of them.
+        let last = sqlx::query(
+            "SELECT id, path, source FROM config_revisions ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("select the last config revision"))?;
+        if let Some(r) = last
+            && col::<&str>(&r, "path") == Some(path)
+            && col::<&str>(&r, "source") == Some(source)
+            && let Some(id) = col(&r, "id")
+        {
+            return Ok(id);
+        }
         let row = sqlx::query(
             "INSERT INTO config_revisions (applied_ms, path, source) VALUES (?, ?, ?) RETURNING id",
         )
@@ -350,7 +371,7 @@ impl Store for SqliteStore {
         .fetch_one(&self.pool)
         .await
         .map_err(q("insert config revision"))?;
-        Ok(row.get("id"))
+        Ok(row.try_get("id").map_err(q("read the revision id"))?)
     }
 
     async fn revision_count(&self) -> Result<i64, Error> {
@@ -358,42 +379,66 @@ impl Store for SqliteStore {
             .fetch_one(&self.pool)
             .await
             .map_err(q("count config revisions"))?;
-        Ok(row.get("n"))
+        Ok(row.try_get("n").map_err(q("count config revisions"))?)
     }
 }
 
+/// Creates the database file with mode 0600 if it is missing (never through a symlink).
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map(drop)
+}
+
+/// A column of a row, or None if it is missing or of another type. A bad row (a database
+/// edited by hand, or a file from elsewhere) is skipped, never a panic: with `panic = "abort"`
+/// one bad row would end every service (issue 14).
+fn col<'r, T>(r: &'r sqlx::sqlite::SqliteRow, name: &str) -> Option<T>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    r.try_get(name)
+        .inspect_err(|e| tracing::warn!(column = name, "skipping a bad row: {e}"))
+        .ok()
+}
+
 /// A row of `events` as the API shows it.
-fn stored_event(r: &sqlx::sqlite::SqliteRow) -> StoredEvent {
+fn stored_event(r: &sqlx::sqlite::SqliteRow) -> Option<StoredEvent> {
     let mut detail: serde_json::Value =
-        serde_json::from_str(r.get::<&str, _>("detail")).unwrap_or(serde_json::Value::Null);
+        serde_json::from_str(col::<&str>(r, "detail")?).unwrap_or(serde_json::Value::Null);
     if let Some(o) = detail.as_object_mut() {
         o.remove("kind");
     }
-    StoredEvent {
-        id: r.get("id"),
-        at: jiff::Timestamp::from_millisecond(r.get("at_ms"))
+    Some(StoredEvent {
+        id: col(r, "id")?,
+        at: jiff::Timestamp::from_millisecond(col(r, "at_ms")?)
             .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-        service: r
-            .get::<Option<String>, _>("service")
+        service: col::<Option<String>>(r, "service")?
             .and_then(|s| ServiceName::new(s).ok()),
-        kind: r.get("kind"),
-        intervention: r.get("intervention"),
+        kind: col(r, "kind")?,
+        intervention: col(r, "intervention")?,
         detail,
-    }
+    })
 }
 
 /// A row of `incidents`; an open one lasts until `now_ms`.
 fn incident(r: &sqlx::sqlite::SqliteRow, now_ms: i64) -> Option<Incident> {
-    let started: i64 = r.get("started_ms");
-    let resolved: Option<i64> = r.get("resolved_ms");
+    let started: i64 = col(r, "started_ms")?;
+    let resolved: Option<i64> = col(r, "resolved_ms")?;
     Some(Incident {
-        id: r.get("id"),
-        service: ServiceName::new(r.get::<String, _>("service")).ok()?,
+        id: col(r, "id")?,
+        service: ServiceName::new(col::<String>(r, "service")?).ok()?,
         started: jiff::Timestamp::from_millisecond(started).ok()?,
         resolved: resolved.and_then(|m| jiff::Timestamp::from_millisecond(m).ok()),
         duration_ms: (resolved.unwrap_or(now_ms) - started).max(0) as u64,
-        reason: r.get("reason"),
-        drill: r.get("drill"),
+        reason: col(r, "reason")?,
+        drill: col(r, "drill")?,
     })
 }
 
@@ -401,6 +446,43 @@ fn incident(r: &sqlx::sqlite::SqliteRow, now_ms: i64) -> Option<Incident> {
 mod tests {
     use super::*;
     use upkeep_core::{Actor, ExitStatus};
+
+    #[tokio::test]
+    async fn the_database_is_private_and_an_unchanged_config_is_stored_once() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upkeep.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let a = store.save_revision("/etc/u.toml", "key = 1").await.unwrap();
+        let b = store.save_revision("/etc/u.toml", "key = 1").await.unwrap();
+        let c = store.save_revision("/etc/u.toml", "key = 2").await.unwrap();
+        let d = store.save_revision("/etc/u.toml", "key = 1").await.unwrap();
+        assert_eq!(a, b);
+        assert!(c > a && d > c);
+        assert_eq!(store.revision_count().await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_bad_row_is_skipped_never_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upkeep.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        for sql in [
+            "INSERT INTO services (name, desired, pid, start_ticks, updated_ms) VALUES ('web', 'running', 'not a pid', x'00', 0)",
+            "INSERT INTO services (name, desired, updated_ms) VALUES ('ok', 'stopped', 0)",
+            "INSERT INTO events (at_ms, service, kind, detail) VALUES ('soon', 'web', 'started', '{}')",
+            "INSERT INTO incidents (service, started_ms, opened_ms, reason) VALUES ('web', 'x', 0, 'r')",
+        ] {
+            sqlx::query(sql).execute(&store.pool).await.unwrap();
+        }
+        let services = store.services().await.unwrap();
+        assert_eq!(services.len(), 1, "{services:?}");
+        assert_eq!(services[0].name.as_str(), "ok");
+        assert!(store.events(None, 100).await.unwrap().is_empty());
+        assert!(store.incidents(None, 100).await.unwrap().is_empty());
+    }
 
     #[tokio::test]
     async fn events_and_running_processes_survive_reopening() {

@@ -21,6 +21,11 @@ pub enum ApiError {
         message: String,
         hint: Option<String>,
     },
+    /// Something the daemon depends on (its store) fails for now: try again later.
+    Unavailable {
+        message: String,
+        hint: Option<String>,
+    },
     Internal(String),
 }
 
@@ -41,6 +46,10 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m, None),
             ApiError::Unprocessable { message, hint } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, message, hint)
+            }
+            ApiError::Unavailable { message, hint } => {
+                tracing::warn!(%message, "answering 503");
+                (StatusCode::SERVICE_UNAVAILABLE, message, hint)
             }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error answering an API request");

@@ -101,7 +101,8 @@ impl Daemon {
     fn live_of(live: &Live, name: &ServiceName) -> LiveService {
         LiveService {
             name: name.clone(),
-            desired: live.desired[name],
+            // Every configured service has one; should one be missing, it is not worth a panic.
+            desired: live.desired.get(name).copied().unwrap_or(Desired::Running),
             last_checks: live
                 .services
                 .get(name)
@@ -203,7 +204,20 @@ impl Daemon {
                 ),
             });
         }
-        let mut result = ReloadResult::default();
+        // Stored first: a revision that cannot be stored (database locked, disk full) changes
+        // nothing, instead of leaving half the services on the new config (issue 14, B6).
+        let revision = self
+            .store
+            .save_revision(&new.path.display().to_string(), &new.source)
+            .await
+            .map_err(|e| ApiError::Unavailable {
+                message: format!("the config revision cannot be stored ({e}); nothing was changed"),
+                hint: Some("the running config stays in force; see the daemon's log, then reload again".into()),
+            })?;
+        let mut result = ReloadResult {
+            revision,
+            ..Default::default()
+        };
         for name in live.config.services.keys() {
             if !new.services.contains_key(name) {
                 result.removed.push(name.clone());
@@ -245,11 +259,6 @@ impl Daemon {
                 Some(_) => result.unchanged.push(name.clone()),
             }
         }
-        result.revision = self
-            .store
-            .save_revision(&new.path.display().to_string(), &new.source)
-            .await
-            .map_err(internal)?;
         let kind = EventKind::ConfigApplied {
             revision: result.revision,
             added: result.added.len() as u32,
@@ -656,10 +665,23 @@ impl Daemon {
 /// Writes `text` to `path` through a temporary file and a rename, keeping the file's mode, so
 /// that a crash never leaves half a config behind.
 async fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("toml.upkeep-tmp");
-    tokio::fs::write(&tmp, text).await?;
-    if let Ok(meta) = tokio::fs::metadata(path).await {
-        tokio::fs::set_permissions(&tmp, meta.permissions()).await?;
-    }
-    tokio::fs::rename(&tmp, path).await
+    let (path, text) = (path.to_owned(), text.to_owned());
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let tmp = path.with_extension("toml.upkeep-tmp");
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        if let Ok(meta) = std::fs::metadata(&path) {
+            file.set_permissions(meta.permissions())?;
+        }
+        // On disk before the rename, and the rename on disk before we answer: a power cut
+        // leaves the old config or the new one, never an empty file (issue 14, E22).
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, &path)?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        std::fs::File::open(dir.unwrap_or(std::path::Path::new(".")))?.sync_all()
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }

@@ -348,3 +348,48 @@ fn issue_14_a_huge_tail_of_a_large_log_is_streamed_in_bounded_memory() {
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.contains("line    999999"), "{text}");
 }
+
+/// B6: a reload whose revision cannot be stored (the database locked past its busy timeout)
+/// changes nothing and says so; the daemon keeps answering, on the old config.
+#[test]
+fn issue_14_a_reload_that_cannot_be_stored_changes_nothing() {
+    let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("a", "up", LONG);
+    d.write_services("[services.a]\ncommand = \"sleep 1000\"\n\n[services.b]\ncommand = \"sleep 1000\"\n");
+    // Another process holds the database's write lock for longer than the daemon waits.
+    let mut holder = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect('{}', isolation_level=None)\n\
+             c.execute('BEGIN IMMEDIATE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(9)\n\
+             c.execute('ROLLBACK')\n",
+            d.data_dir.join("upkeep.db").display()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let out = d.cli(&["reload"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nothing was changed"), "{}", stderr(&out));
+    // Nothing changed, and everything still answers.
+    let ls = d.cli(&["ls", "--json"]);
+    assert!(ls.status.success(), "{}", stderr(&ls));
+    let services: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    assert_eq!(services.as_array().unwrap().len(), 1, "{services}");
+    assert!(d.try_api("GET", "/metrics", None).unwrap().0 == 200);
+    holder.wait().unwrap();
+    // Once the lock is gone, the same reload goes through.
+    let out = d.cli(&["reload"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.wait_state("b", "up", LONG);
+}
