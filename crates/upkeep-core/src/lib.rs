@@ -21,4 +21,6 @@ mod status;
 
 pub use event::{Actor, Event, EventKind, ExitStatus};
 pub use name::{NameError, ServiceName};
-pub use status::{Desired, Health, LastCheck, Maintenance, ProbeStatus, ServiceStatus, State};
+pub use status::{
+    Desired, Health, LastCheck, Maintenance, ProbeStatus, ServiceStatus, State, Unfinished,
+};

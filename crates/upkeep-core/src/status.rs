@@ -173,6 +173,16 @@ pub struct Maintenance {
     pub reason: String,
 }
 
+/// What a daemon left unfinished for a service, which the next one takes up (issue 14, E21):
+/// an incident still open (resolved once the service is back) and maintenance in progress
+/// (held until its end).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Unfinished {
+    /// The open incident's outage start, and whether a drill caused it.
+    pub incident: Option<(Timestamp, bool)>,
+    pub maintenance: Option<Maintenance>,
+}
+
 impl ServiceStatus {
     pub fn new(name: ServiceName) -> Self {
         Self {

@@ -23,6 +23,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use upkeep_core::{
     Actor, Event, EventKind, Health, Maintenance, ProbeStatus, ServiceName, ServiceStatus, State,
+    Unfinished,
 };
 
 /// A service down again this soon after recovering continues its last incident.
@@ -154,6 +155,26 @@ impl ServiceModel {
             self.phase = Phase::Running;
         }
         self.spec = spec;
+    }
+
+    /// Takes up what the last daemon left unfinished (see [`Unfinished`]): an open incident
+    /// stays open until the service is back, maintenance holds until its end (ended at the
+    /// next tick if that passed while no daemon ran).
+    pub fn resume(&mut self, u: Unfinished) {
+        if let Some((since, drill)) = u.incident {
+            self.incident = Some(Incident {
+                since,
+                open: true,
+                resolved_at: None,
+                drill,
+            });
+            self.outage_since = Some(since);
+            self.recovering = true;
+            self.status.incident_since = Some(since);
+        }
+        if u.maintenance.is_some() {
+            self.status.maintenance = u.maintenance;
+        }
     }
 
     fn reset_probes(&mut self) {
@@ -470,6 +491,56 @@ mod tests {
                 Output::Heal { .. } => "HEAL".into(),
             })
             .collect()
+    }
+
+    #[test]
+    fn after_a_daemon_restart_an_open_incident_resolves_and_maintenance_goes_on() {
+        // The last daemon died during an outage with its incident open.
+        let mut m = model(&["http"]);
+        m.resume(Unfinished {
+            incident: Some((t(-50), false)),
+            maintenance: None,
+        });
+        assert_eq!(m.status.incident_since, Some(t(-50)));
+        let out = run(
+            &mut m,
+            vec![(0, started(7)), (1, probe("http", Health::Up))],
+        );
+        assert_eq!(out, ["recovering", "up", "incident_resolved"]);
+        assert_eq!(m.status.incident_since, None);
+
+        // It died during maintenance: held until its end, then judged afresh.
+        let mut m = model(&["http"]);
+        let maintenance = Maintenance {
+            since: t(-10),
+            until: Some(t(100)),
+            reason: "upgrade".into(),
+        };
+        m.resume(Unfinished {
+            incident: None,
+            maintenance: Some(maintenance.clone()),
+        });
+        let out = run(
+            &mut m,
+            vec![(0, started(7)), (1, probe("http", Health::Up))],
+        );
+        assert_eq!(out, ["maintenance"]);
+        assert_eq!(m.deadline(), Some(t(100)));
+        assert_eq!(names(m.tick(t(100))), ["maintenance_ended", "up"]);
+
+        // Maintenance whose end passed while no daemon ran ends at the first tick.
+        let mut m = model(&["http"]);
+        m.resume(Unfinished {
+            incident: None,
+            maintenance: Some(Maintenance {
+                until: Some(t(-1)),
+                ..maintenance
+            }),
+        });
+        assert_eq!(
+            names(m.tick(t(0))).first().map(String::as_str),
+            Some("maintenance_ended")
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use upkeep_core::{Event, EventKind, ServiceName, ServiceStatus};
+use upkeep_core::{Event, EventKind, ServiceName, ServiceStatus, Unfinished};
 
 use crate::machine::{Output, ServiceModel, ServiceSpec};
 
@@ -28,6 +28,9 @@ pub struct Snapshot {
 #[derive(Debug, Clone)]
 pub enum StateControl {
     Configure(ServiceName, ServiceSpec),
+    /// What the last daemon left unfinished for a configured service (start-up only, right
+    /// after its `Configure`).
+    Resume(ServiceName, Unfinished),
 }
 
 /// A request to restart a service because its probes say down.
@@ -79,22 +82,7 @@ impl StateTask {
                 // without it (a probe verdict for a probe the model does not know yet would
                 // be dropped, and an unchanged verdict is never sent again).
                 biased;
-                Some(StateControl::Configure(name, spec)) = self.control.recv() => {
-                    let outputs = match self.models.get_mut(&name) {
-                        Some(m) => {
-                            m.set_spec(spec);
-                            m.settle(jiff::Timestamp::now())
-                        }
-                        None => {
-                            let mut m = ServiceModel::new(name.clone(), spec);
-                            let outputs = m.settle(jiff::Timestamp::now());
-                            self.models.insert(name, m);
-                            outputs
-                        }
-                    };
-                    self.emit(outputs).await;
-                    self.publish();
-                }
+                Some(control) = self.control.recv() => self.control(control).await,
                 n = self.events.recv_many(&mut batch, 256) => {
                     if n == 0 {
                         break;
@@ -116,6 +104,33 @@ impl StateTask {
                 }
             }
         }
+    }
+
+    async fn control(&mut self, control: StateControl) {
+        let now = jiff::Timestamp::now();
+        let outputs = match control {
+            StateControl::Configure(name, spec) => match self.models.get_mut(&name) {
+                Some(m) => {
+                    m.set_spec(spec);
+                    m.settle(now)
+                }
+                None => {
+                    let mut m = ServiceModel::new(name.clone(), spec);
+                    let outputs = m.settle(now);
+                    self.models.insert(name, m);
+                    outputs
+                }
+            },
+            StateControl::Resume(name, unfinished) => match self.models.get_mut(&name) {
+                Some(m) => {
+                    m.resume(unfinished);
+                    m.settle(now)
+                }
+                None => Vec::new(),
+            },
+        };
+        self.emit(outputs).await;
+        self.publish();
     }
 
     async fn handle(&mut self, batch: Vec<Event>) {

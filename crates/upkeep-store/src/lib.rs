@@ -93,4 +93,9 @@ pub trait Store: Send + Sync {
     async fn save_revision(&self, path: &str, source: &str) -> Result<i64, Error>;
     /// The number of stored revisions.
     async fn revision_count(&self) -> Result<i64, Error>;
+    /// What the last daemon left unfinished, by service: open incidents and maintenance in
+    /// progress (see [`upkeep_core::Unfinished`]).
+    async fn unfinished(
+        &self,
+    ) -> Result<std::collections::BTreeMap<ServiceName, upkeep_core::Unfinished>, Error>;
 }

@@ -349,12 +349,11 @@ impl Store for SqliteStore {
     async fn save_revision(&self, path: &str, source: &str) -> Result<i64, Error> {
         // The same text from the same file as last time is the same revision: a config holds
         // secrets, and 54 reloads used to keep 54 copies of them.
-        let last = sqlx::query(
-            "SELECT id, path, source FROM config_revisions ORDER BY id DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(q("select the last config revision"))?;
+        let last =
+            sqlx::query("SELECT id, path, source FROM config_revisions ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(q("select the last config revision"))?;
         if let Some(r) = last
             && col::<&str>(&r, "path") == Some(path)
             && col::<&str>(&r, "source") == Some(source)
@@ -372,6 +371,59 @@ impl Store for SqliteStore {
         .await
         .map_err(q("insert config revision"))?;
         Ok(row.try_get("id").map_err(q("read the revision id"))?)
+    }
+
+    async fn unfinished(
+        &self,
+    ) -> Result<std::collections::BTreeMap<ServiceName, upkeep_core::Unfinished>, Error> {
+        let mut out: std::collections::BTreeMap<ServiceName, upkeep_core::Unfinished> =
+            Default::default();
+        let open = sqlx::query(
+            "SELECT service, started_ms, drill FROM incidents WHERE resolved_ms IS NULL ORDER BY started_ms",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select open incidents"))?;
+        for r in open {
+            let (Some(name), Some(since), Some(drill)) = (
+                col::<String>(&r, "service").and_then(|n| ServiceName::new(n).ok()),
+                col::<i64>(&r, "started_ms")
+                    .and_then(|m| jiff::Timestamp::from_millisecond(m).ok()),
+                col::<bool>(&r, "drill"),
+            ) else {
+                continue;
+            };
+            // The latest, if a crash left several.
+            out.entry(name).or_default().incident = Some((since, drill));
+        }
+        let last = sqlx::query(
+            "SELECT service, at_ms, detail FROM events WHERE id IN (
+                 SELECT MAX(id) FROM events
+                 WHERE kind IN ('maintenance_started', 'maintenance_ended') AND service IS NOT NULL
+                 GROUP BY service)",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select the last maintenance events"))?;
+        for r in last {
+            let name = col::<String>(&r, "service").and_then(|n| ServiceName::new(n).ok());
+            let at =
+                col::<i64>(&r, "at_ms").and_then(|m| jiff::Timestamp::from_millisecond(m).ok());
+            let kind = col::<&str>(&r, "detail").and_then(|d| serde_json::from_str(d).ok());
+            if let (
+                Some(name),
+                Some(since),
+                Some(EventKind::MaintenanceStarted { reason, until, .. }),
+            ) = (name, at, kind)
+            {
+                out.entry(name).or_default().maintenance = Some(upkeep_core::Maintenance {
+                    since,
+                    until,
+                    reason,
+                });
+            }
+        }
+        Ok(out)
     }
 
     async fn revision_count(&self) -> Result<i64, Error> {
@@ -419,8 +471,7 @@ fn stored_event(r: &sqlx::sqlite::SqliteRow) -> Option<StoredEvent> {
         id: col(r, "id")?,
         at: jiff::Timestamp::from_millisecond(col(r, "at_ms")?)
             .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-        service: col::<Option<String>>(r, "service")?
-            .and_then(|s| ServiceName::new(s).ok()),
+        service: col::<Option<String>>(r, "service")?.and_then(|s| ServiceName::new(s).ok()),
         kind: col(r, "kind")?,
         intervention: col(r, "intervention")?,
         detail,

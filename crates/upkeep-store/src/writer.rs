@@ -174,6 +174,12 @@ mod tests {
         async fn revision_count(&self) -> Result<i64, Error> {
             self.inner.revision_count().await
         }
+        async fn unfinished(
+            &self,
+        ) -> Result<std::collections::BTreeMap<ServiceName, upkeep_core::Unfinished>, Error>
+        {
+            self.inner.unfinished().await
+        }
     }
 
     #[tokio::test]

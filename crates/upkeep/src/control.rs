@@ -212,7 +212,10 @@ impl Daemon {
             .await
             .map_err(|e| ApiError::Unavailable {
                 message: format!("the config revision cannot be stored ({e}); nothing was changed"),
-                hint: Some("the running config stays in force; see the daemon's log, then reload again".into()),
+                hint: Some(
+                    "the running config stays in force; see the daemon's log, then reload again"
+                        .into(),
+                ),
             })?;
         let mut result = ReloadResult {
             revision,
@@ -245,7 +248,7 @@ impl Daemon {
                         Desired::Stopped
                     };
                     live.services
-                        .insert(name.clone(), self.wiring.start(name, cfg, run).await);
+                        .insert(name.clone(), self.wiring.start(name, cfg, run, None).await);
                     live.desired.insert(name.clone(), want);
                     result.added.push(name.clone());
                 }

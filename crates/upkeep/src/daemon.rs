@@ -227,6 +227,10 @@ async fn run_async(config: Config) -> Result<()> {
         tasks: tasks.clone(),
         targets: Default::default(),
     };
+    let mut unfinished = store.unfinished().await.unwrap_or_else(|e| {
+        tracing::error!("cannot read open incidents and maintenance: {e:#}");
+        Default::default()
+    });
     let mut desired = BTreeMap::new();
     let mut services = BTreeMap::new();
     for (name, cfg) in &config.services {
@@ -242,7 +246,9 @@ async fn run_async(config: Config) -> Result<()> {
         desired.insert(name.clone(), want);
         services.insert(
             name.clone(),
-            wiring.start(name, cfg, want == Desired::Running).await,
+            wiring
+                .start(name, cfg, want == Desired::Running, unfinished.remove(name))
+                .await,
         );
     }
 

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use upkeep_config::{OnUnhealthy, ServiceConfig};
-use upkeep_core::{Actor, LastCheck, ServiceName};
+use upkeep_core::{Actor, LastCheck, ServiceName, Unfinished};
 use upkeep_probes::{ProbeDeps, ProbeRunner, Target};
 use upkeep_state::{ServiceSpec, Snapshot, StateControl};
 use upkeep_supervisor::{Supervisor, SupervisorCommand, SupervisorDeps, SupervisorHandle};
@@ -85,17 +85,23 @@ pub fn spec(cfg: &ServiceConfig) -> ServiceSpec {
 
 impl Wiring {
     /// Starts the tasks of a service; `run` says whether to start its process now.
+    /// `unfinished` is what the last daemon left of it (start-up only).
     pub async fn start(
         &self,
         name: &ServiceName,
         cfg: &ServiceConfig,
         run: bool,
+        unfinished: Option<Unfinished>,
     ) -> ServiceHandles {
-        // State hears of the service before any of its events can arrive.
+        // State hears of the service (and what it is in the middle of) before any of its
+        // events can arrive.
         let _ = self
             .state
             .send(StateControl::Configure(name.clone(), spec(cfg)))
             .await;
+        if let Some(u) = unfinished {
+            let _ = self.state.send(StateControl::Resume(name.clone(), u)).await;
+        }
         ServiceHandles {
             supervisor: self.supervisor(name, cfg, run),
             probes: self.probes(name, cfg),

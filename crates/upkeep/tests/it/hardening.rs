@@ -355,7 +355,9 @@ fn issue_14_a_huge_tail_of_a_large_log_is_streamed_in_bounded_memory() {
 fn issue_14_a_reload_that_cannot_be_stored_changes_nothing() {
     let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");
     d.wait_state("a", "up", LONG);
-    d.write_services("[services.a]\ncommand = \"sleep 1000\"\n\n[services.b]\ncommand = \"sleep 1000\"\n");
+    d.write_services(
+        "[services.a]\ncommand = \"sleep 1000\"\n\n[services.b]\ncommand = \"sleep 1000\"\n",
+    );
     // Another process holds the database's write lock for longer than the daemon waits.
     let mut holder = Command::new("python3")
         .arg("-c")
@@ -380,7 +382,11 @@ fn issue_14_a_reload_that_cannot_be_stored_changes_nothing() {
     assert_eq!(line.trim(), "locked");
     let out = d.cli(&["reload"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("nothing was changed"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing was changed"),
+        "{}",
+        stderr(&out)
+    );
     // Nothing changed, and everything still answers.
     let ls = d.cli(&["ls", "--json"]);
     assert!(ls.status.success(), "{}", stderr(&ls));
@@ -392,4 +398,44 @@ fn issue_14_a_reload_that_cannot_be_stored_changes_nothing() {
     let out = d.cli(&["reload"]);
     assert!(out.status.success(), "{}", stderr(&out));
     d.wait_state("b", "up", LONG);
+}
+
+/// E21: a daemon killed in the middle of things: the next one resumes maintenance until its
+/// end and resolves the open incident once the service is back.
+#[test]
+fn issue_14_a_restarted_daemon_resumes_maintenance_and_resolves_open_incidents() {
+    let (mut d, listener) = crate::external_tcp(1);
+    let addr = listener.local_addr().unwrap();
+    // An outage with an incident open...
+    drop(listener);
+    d.wait_state("db", "down", LONG);
+    d.wait_until("an open incident", LONG, || {
+        let incidents = d.service("db")["incidents"].as_array()?.clone();
+        (incidents.len() == 1 && incidents[0]["resolved"].is_null()).then_some(())
+    });
+    // ...then the daemon dies, and the database comes back while no daemon runs.
+    d.signal_daemon(Signal::SIGKILL);
+    let _back = std::net::TcpListener::bind(addr).unwrap();
+    d.launch();
+    d.wait_state("db", "up", LONG);
+    d.wait_until("the incident to be resolved", LONG, || {
+        let incidents = d.service("db")["incidents"].as_array()?.clone();
+        (incidents.len() == 1 && !incidents[0]["resolved"].is_null()).then_some(())
+    });
+
+    // Maintenance in progress survives a SIGKILL of the daemon.
+    let out = d.cli(&["maintenance", "db", "--for", "1h", "--reason", "disk swap"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.signal_daemon(Signal::SIGKILL);
+    d.launch();
+    d.wait_state("db", "maintenance", LONG);
+    let detail = d.service("db");
+    assert_eq!(
+        detail["info"]["maintenance"]["reason"], "disk swap",
+        "{detail}"
+    );
+    assert!(
+        !detail["info"]["maintenance"]["until"].is_null(),
+        "{detail}"
+    );
 }
