@@ -408,8 +408,7 @@ impl Validator<'_> {
 
     /// `daemon.data_dir`, resolved against the config's folder. The daemon creates this folder
     /// and makes it private (mode 0700), so it must be a folder of upkeep's own: never empty
-    /// (which meant the config's folder), never the config's folder or one above it, never a
-    /// folder that already holds other files (`/`, `/tmp`, a home).
+    /// (which meant the config's folder), never the config's folder or one above it (`/`).
     fn data_dir(&mut self, text: &str, base: &Path) -> PathBuf {
         let key = ["daemon", "data_dir"];
         let hint = || {
@@ -440,16 +439,9 @@ impl Validator<'_> {
                     format!("data_dir {} is not a folder", dir.display()),
                     hint(),
                 );
-            } else if holds_foreign_files(&dir) {
-                self.problem(
-                    &key,
-                    format!(
-                        "data_dir {} already holds other files; the daemon makes its data dir private (mode 0700)",
-                        dir.display()
-                    ),
-                    hint(),
-                );
             }
+            // A folder that exists must be the daemon's own and private: the daemon checks
+            // that when it starts (it never changes an existing folder's mode).
         }
         dir
     }
@@ -1390,17 +1382,6 @@ fn normalize(path: &Path) -> PathBuf {
 
 /// Whether `dir` holds files and none of upkeep's (its lock or its database): a folder that
 /// was not made for upkeep. An unreadable folder is left to the daemon to report.
-fn holds_foreign_files(dir: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    let names: Vec<_> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name())
-        .collect();
-    !names.is_empty() && !names.iter().any(|n| n == "upkeep.lock" || n == "upkeep.db")
-}
-
 fn regex_syntax_check(re: &str) -> Result<(), String> {
     regex::Regex::new(re).map(|_| ()).map_err(|e| e.to_string())
 }
@@ -2009,21 +1990,10 @@ probes = [{ kind = "exec", command = "true" }, { kind = "tcp", addr = "127.0.0.1
                 .to_string()
                 .contains("data_dir is empty")
         );
-        // A folder that holds files that are not upkeep's.
-        let other = dir.path().join("other");
-        std::fs::create_dir(&other).unwrap();
-        std::fs::write(other.join("notes.txt"), "mine").unwrap();
-        let err = run("other").unwrap_err();
-        assert!(
-            err.to_string().contains("already holds other files"),
-            "{err}"
-        );
         // A new folder, an empty one and upkeep's own are fine.
         assert_eq!(run("new").unwrap().daemon.data_dir, dir.path().join("new"));
         std::fs::create_dir(dir.path().join("empty")).unwrap();
         run("empty").unwrap();
-        std::fs::write(other.join("upkeep.db"), "").unwrap();
-        run("other").unwrap();
         assert_eq!(
             run("./a/../b").unwrap().daemon.data_dir,
             dir.path().join("b")

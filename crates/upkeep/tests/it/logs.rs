@@ -138,10 +138,23 @@ fn logs_follow_streams_new_lines() {
         .spawn()
         .unwrap();
     let mut reader = BufReader::new(child.stdout.take().unwrap());
+    // A deadline for the reads (issue 14, F24): past it the follower is killed, so a read
+    // that would wait forever ends, and the test fails saying so instead of hanging.
+    let follower = child.id();
+    let (done, deadline) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if deadline.recv_timeout(LONG).is_err() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(follower as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    });
     let mut seen = Vec::new();
     for _ in 0..5 {
         let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "no new line within {LONG:?}; seen so far: {seen:?}");
         seen.push(
             line.trim_end()
                 .rsplit(' ')
@@ -153,6 +166,7 @@ fn logs_follow_streams_new_lines() {
         );
     }
     assert!(seen.windows(2).all(|w| w[1] == w[0] + 1), "{seen:?}");
+    let _ = done.send(());
     child.kill().unwrap();
     let _ = child.wait();
     let mut rest = String::new();

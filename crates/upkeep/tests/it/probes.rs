@@ -134,7 +134,7 @@ fn http_500_is_down_after_failures_and_the_service_is_restarted() {
     d.wait_state("web", "up", LONG);
     let pid = d.pid("web").unwrap();
     std::fs::write(dir.path().join("fail"), "").unwrap();
-    let new = d.wait_until("a heal restart", LONG, || {
+    d.wait_until("a heal restart", LONG, || {
         d.pid("web").filter(|p| *p != pid)
     });
     assert!(!alive(pid));
@@ -145,11 +145,27 @@ fn http_500_is_down_after_failures_and_the_service_is_restarted() {
         .expect("probe down event");
     assert_eq!(down.1["reason"], "HTTP 500");
     assert!(events.iter().any(|e| e.0 == "heal_requested"));
-    // Still failing after the restart: not up. Fixed: up again, incident resolved.
+    // Still failing after the restart: the new run is judged down too (its probe is reset at
+    // the start, so a second down verdict is the new run's), never up.
+    d.wait_until("the new run's probe to fail too", LONG, || {
+        let downs = d
+            .events("web")
+            .iter()
+            .filter(|e| e.0 == "probe_changed" && e.1["health"] == "down")
+            .count();
+        (downs >= 2).then_some(())
+    });
+    let ups_before = d
+        .events("web")
+        .iter()
+        .filter(|e| e.0 == "status_changed" && e.1["to"] == "up")
+        .count();
+    assert_eq!(ups_before, 1, "up while still failing");
+    assert_ne!(d.state("web"), "up");
+    // Fixed: up again, incident resolved.
     std::fs::remove_file(dir.path().join("fail")).unwrap();
     d.wait_state("web", "up", LONG);
     assert!(alive(d.pid("web").unwrap()));
-    let _ = new;
     d.wait_until("the incident to be resolved", LONG, || {
         (!d.service("web")["incidents"][0]["resolved"].is_null()).then_some(())
     });

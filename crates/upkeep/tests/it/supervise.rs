@@ -89,6 +89,38 @@ fn stop_leaves_no_process_of_the_group() {
     assert_eq!(d.service("g")["info"]["desired"], "stopped");
 }
 
+/// The daemon is a child subreaper: a service's orphan comes back to the daemon, not to PID 1
+/// (which reaps only every second or two here), and is reaped the moment it exits. (Issue 14,
+/// F23: checking for "no zombie children of the daemon" alone passes without a subreaper too,
+/// since the orphans then go to PID 1.)
+#[test]
+fn orphans_of_a_service_come_back_to_the_daemon_and_are_reaped() {
+    let t = upkeep_testkit::unique();
+    // The subshell starts a sleep in the background and exits: the sleep is an orphan while
+    // the service's leader lives on.
+    let d = daemon(&format!(
+        "[services.o]\ncommand = \"(sleep 700{t} &) ; exec sleep 800{t}\"\n"
+    ));
+    d.wait_state("o", "up", LONG);
+    let daemon_pid = d.daemon_pid().unwrap();
+    let orphan = d.wait_until(
+        "the orphan",
+        LONG,
+        || match upkeep_testkit::pids_with_cmdline(&format!("sleep 700{t}")).as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        },
+    );
+    d.wait_until("the orphan's parent to be the daemon", LONG, || {
+        (upkeep_testkit::parent_of(orphan) == Some(daemon_pid)).then_some(())
+    });
+    sigkill(orphan);
+    d.wait_until("the orphan to be reaped by the daemon", LONG, || {
+        (!std::path::Path::new(&format!("/proc/{orphan}")).exists()).then_some(())
+    });
+    assert!(zombie_children(daemon_pid).is_empty());
+}
+
 #[test]
 fn leader_killed_the_rest_of_its_group_is_gone_before_the_new_one_starts() {
     let (d, old) = two_sleeps();
