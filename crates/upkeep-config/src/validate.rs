@@ -1388,11 +1388,16 @@ fn regex_syntax_check(re: &str) -> Result<(), String> {
 
 /// Characters that only a shell understands. A line holding one runs through `sh -c`.
 fn needs_shell(line: &str) -> bool {
+    // Also a first word that only a shell knows: `exec`, `cd`, `.`... (`exec python3 -m
+    // http.server` was refused as "program `exec` was not found").
+    const BUILTINS: &[&str] = &[
+        "exec", "cd", ".", "source", "export", "set", "ulimit", "umask", "trap", "eval",
+    ];
     line.contains(|c: char| "|&;<>()$`\\\"'*?[]#~{}\n".contains(c))
         || line
             .split_whitespace()
             .next()
-            .is_some_and(|w| w.contains('='))
+            .is_some_and(|w| w.contains('=') || BUILTINS.contains(&w))
 }
 
 fn resolve_program(program: &str, run_dir: &Path, search: &str) -> Option<PathBuf> {
@@ -1457,6 +1462,11 @@ mod tests {
             .as_ref()
             .unwrap();
         assert_eq!(a.program.argv, ["/bin/sh", "-c", "sleep 1000 & sleep 1000"]);
+        // A first word only a shell knows.
+        for line in ["exec sleep 1000", "cd /tmp && sleep 1", "A=1 sleep 1"] {
+            assert!(needs_shell(line), "{line}");
+        }
+        assert!(!needs_shell("sleep 1000"));
     }
 
     #[test]

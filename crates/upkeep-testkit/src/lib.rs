@@ -60,8 +60,24 @@ impl TestDaemon {
         d
     }
 
-    /// (Re)starts the daemon process on the same config and data dir.
+    /// (Re)starts the daemon process on the same config and data dir, and waits until it
+    /// answers.
     pub fn launch(&mut self) {
+        self.spawn_daemon();
+        self.wait_until(
+            "the daemon to answer /api/health",
+            Duration::from_secs(20),
+            || {
+                self.try_api("GET", "/api/health", None)
+                    .ok()
+                    .filter(|(code, _)| *code == 200)
+                    .map(|_| ())
+            },
+        );
+    }
+
+    /// Starts the daemon process without waiting for it (to kill it in its start-up).
+    pub fn spawn_daemon(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -77,16 +93,6 @@ impl TestDaemon {
             .spawn()
             .expect("spawn upkeep daemon");
         self.child = Some(child);
-        self.wait_until(
-            "the daemon to answer /api/health",
-            Duration::from_secs(20),
-            || {
-                self.try_api("GET", "/api/health", None)
-                    .ok()
-                    .filter(|(code, _)| *code == 200)
-                    .map(|_| ())
-            },
-        );
     }
 
     /// The daemon's own log (for failure messages).

@@ -13,6 +13,7 @@ mod probes;
 mod report;
 mod supervise;
 mod systemd;
+mod torture;
 
 use upkeep_testkit::TestDaemon;
 
