@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod daemon;
 mod drills;
+mod fuzz;
 mod hardening;
 mod logs;
 mod maintenance;
