@@ -214,6 +214,64 @@ pub fn tail(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
+    /// Issue 14, F25: a disk slower than the service (here, a log that is a FIFO nobody reads,
+    /// so the writer thread hangs opening it, as on a hung disk) never blocks the service:
+    /// what does not fit in flight is dropped and counted.
+    #[tokio::test]
+    async fn a_writer_slower_than_the_service_drops_and_counts_and_never_blocks_it() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("s.out.log");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let (tx, mut events) = mpsc::channel(16);
+        let hub = LogHub::start(dir.path().to_owned(), tx).unwrap();
+        let name = ServiceName::new("s").unwrap();
+        hub.configure(
+            &name,
+            &LogConfig {
+                max_size: 1 << 30,
+                keep: 1,
+                compress: false,
+            },
+        );
+        let (r, w) = nix::unistd::pipe().unwrap();
+        hub.capture(&name, Stream::Stdout, r);
+        // Three times the in-flight limit, then the service exits (its pipe closes).
+        let service = std::thread::spawn(move || {
+            let mut out = std::fs::File::from(w);
+            let line = [b'x'; 99];
+            let mut lines = 0u64;
+            while lines * 100 < 3 * IN_FLIGHT_LIMIT as u64 {
+                out.write_all(&line).unwrap();
+                out.write_all(b"\n").unwrap();
+                lines += 1;
+            }
+            lines
+        });
+        let written = tokio::task::spawn_blocking(move || service.join().unwrap())
+            .await
+            .unwrap();
+        let event = tokio::time::timeout(std::time::Duration::from_secs(20), events.recv())
+            .await
+            .expect("a report of dropped lines")
+            .unwrap();
+        let upkeep_core::EventKind::LogLinesDropped { lines, .. } = event.kind else {
+            panic!("{event:?}")
+        };
+        assert!(lines > 0 && lines < written, "{lines} of {written} dropped");
+        // Unblock the writer (read the FIFO to its end), then stop it.
+        let reader = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut std::fs::File::open(&fifo).unwrap(), &mut text)
+                .unwrap();
+            text.len()
+        });
+        tokio::task::spawn_blocking(move || hub.shutdown())
+            .await
+            .unwrap();
+        assert!(reader.join().unwrap() > 0);
+    }
+
     #[test]
     fn tail_returns_the_last_lines() {
         let dir = tempfile::tempdir().unwrap();

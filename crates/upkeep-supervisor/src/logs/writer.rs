@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -93,9 +94,13 @@ pub(crate) fn run(rx: std_mpsc::Receiver<WriterMsg>) {
 impl LogFile {
     fn open(&mut self) -> std::io::Result<&mut File> {
         if self.file.is_none() {
+            // Never through a symlink: a root daemon would append service output to wherever
+            // it points (issue 14, D15).
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o640)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(&self.path)?;
             self.size = file.metadata()?.len();
             self.file = Some(file);
@@ -152,8 +157,18 @@ impl LogFile {
             return remove_if_exists(&self.path);
         }
         for gz in [false, true] {
-            remove_if_exists(&numbered(keep, gz))?;
-            for i in (1..keep).rev() {
+            // Only the files that exist move: the chain .1, .2, ... up to its first gap. (Every
+            // number up to `keep` was tried before, and `keep = 4000000000` spun a core at
+            // four billion renames per rotation: issue 14, B8.)
+            let mut top = 0;
+            while top < keep && numbered(top + 1, gz).exists() {
+                top += 1;
+            }
+            if top == keep {
+                remove_if_exists(&numbered(keep, gz))?;
+                top -= 1;
+            }
+            for i in (1..=top).rev() {
                 rename_if_exists(&numbered(i, gz), &numbered(i + 1, gz))?;
             }
         }
@@ -237,6 +252,31 @@ mod tests {
                 .len(),
             100
         );
+    }
+
+    #[test]
+    fn a_huge_keep_costs_only_the_files_that_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        // Bounded by the config now, but the writer must not depend on it.
+        let mut f = logfile(dir.path(), 100, u32::MAX, false);
+        let line = b"0123456789012345678\n";
+        for _ in 0..50 {
+            f.write(line).unwrap();
+        }
+        let rotated = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(rotated, 10, "the current file and 9 rotated ones");
+        assert!(dir.path().join("s.out.log.9").exists());
+    }
+
+    #[test]
+    fn a_symlinked_log_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "precious\n").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("s.out.log")).unwrap();
+        let mut f = logfile(dir.path(), 1 << 20, 2, false);
+        assert!(f.write(b"service output\n").is_err());
+        assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "precious\n");
     }
 
     #[test]
