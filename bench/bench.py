@@ -360,6 +360,13 @@ def probe_run(port, rate, seconds, services=100):
         u.stop()
 
 
+def reached(r):
+    """A rate is reached when the checks were done at (95% of) that rate with lag p99 under
+    10 ms. Lag alone is not enough: a runner that falls behind does fewer checks, not later
+    ones (issue 14, F26)."""
+    return "failed" not in r and r["lag_p99_ms"] <= 10 and r["checks_per_s"] >= 0.95 * r["rate_target"]
+
+
 def bench_probes(seconds, ramp_seconds, rates):
     port = 18799
     nginx = Nginx(port)
@@ -373,7 +380,7 @@ def bench_probes(seconds, ramp_seconds, rates):
                 results.append({"rate_target": rate, "failed": str(e)})
                 break
             results.append(r)
-            if r["lag_p99_ms"] > 10:
+            if not reached(r):
                 break
         return results
     finally:
@@ -437,8 +444,8 @@ def main():
                 print(f"{r['rate_target']:>9}  failed: {r['failed']}")
                 continue
             print(f"{r['rate_target']:>9}{r['checks_per_s']:>9.0f}{r['lag_p50_ms']:>12.3f}{r['lag_p99_ms']:>12.3f}{r['cpu_percent']:>12.1f}")
-        ok = [r["rate_target"] for r in res if "failed" not in r and r["lag_p99_ms"] <= 10]
-        print(f"highest rate with lag p99 under 10 ms: {max(ok) if ok else 'none'} probes/s")
+        ok = [r["rate_target"] for r in res if reached(r)]
+        print(f"highest rate done in full (95% of target) with lag p99 under 10 ms: {max(ok) if ok else 'none'} probes/s")
         report["probes"] = res
 
     (OUT / "results.json").write_text(json.dumps(report, indent=2))

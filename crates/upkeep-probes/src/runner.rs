@@ -42,6 +42,10 @@ fn probe_runtime() -> &'static tokio::runtime::Handle {
         .handle()
 }
 
+/// Most skipped ticks recorded as lag at once (a probe stalled for an hour does not need a
+/// million samples to say so).
+const MAX_SKIPPED: u32 = 1000;
+
 /// The shortest interval of the fast checks before a verdict.
 const FAST_FLOOR: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -181,6 +185,15 @@ impl ProbeTask {
             };
             next += interval;
             let now = Instant::now();
+            // A tick the schedule could not keep is late, not forgotten: each one skipped
+            // counts as lag (issue 14, F26: they used to vanish, flattering the histogram),
+            // then the schedule starts afresh from now.
+            let mut skipped = 0;
+            while next < now && skipped < MAX_SKIPPED {
+                self.lag.record(now - next);
+                next += interval;
+                skipped += 1;
+            }
             if next < now {
                 next = now + interval;
             }
