@@ -126,3 +126,54 @@ fn speaks_chinese_when_asked() {
     let text = stdout(&out);
     assert!(text.contains("名称") && text.contains("状态"), "{text}");
 }
+
+/// D18, server side: a name the API cannot use is a 400 with a JSON message, whether it fails
+/// validation or does not even decode (a plain-text rejection before).
+#[test]
+fn issue_14_the_api_rejects_bad_names_with_a_json_message() {
+    let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");
+    for (method, path) in [
+        ("GET", "/api/services/..%2Fetc"),
+        ("GET", "/api/services/%FF"),
+        ("POST", "/api/services/a%2Fb/stop"),
+        ("POST", "/api/services/%FF/stop"),
+        ("GET", "/api/services/a%3Fn%3D1/logs"),
+        ("DELETE", "/api/services/%2E%2E/maintenance"),
+        ("GET", "/api/incidents?service=a%2Fb"),
+    ] {
+        let (code, body) = d.try_api(method, path, None).unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(code, 400, "{method} {path}: {text}");
+        let json: serde_json::Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
+        let msg = json["error"].as_str().unwrap_or_default();
+        assert!(msg.contains("service name"), "{method} {path}: {text}");
+    }
+}
+
+/// D20: an unknown route or a wrong method was answered with an empty body, and the CLI
+/// printed `error: 404 Not Found: `. Both are now the API's JSON error, naming method and path.
+#[test]
+fn issue_14_unknown_routes_and_wrong_methods_say_what_was_asked() {
+    let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");
+    let json = |method: &str, path: &str, want: u16| {
+        let (code, body) = d.try_api(method, path, None).unwrap();
+        let text = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(code, want, "{method} {path}: {text}");
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
+        v["error"].as_str().unwrap_or_default().to_owned()
+    };
+    let msg = json("GET", "/api/nosuch?x=1", 404);
+    assert!(msg.contains("GET /api/nosuch"), "{msg}");
+    let msg = json("DELETE", "/api/health", 405);
+    assert!(
+        msg.contains("DELETE") && msg.contains("/api/health"),
+        "{msg}"
+    );
+    let msg = json("GET", "/api/services/a/start", 405);
+    assert!(
+        msg.contains("GET") && msg.contains("/api/services/a/start"),
+        "{msg}"
+    );
+}
