@@ -3,6 +3,10 @@
 //! Most commands are thin clients of the daemon's API (`client.rs`); `daemon`, `up`, `down`
 //! (`lifecycle.rs`), `check`, `startup` and `export` work without one. Exit codes: 0 ok,
 //! 1 an operation failed (or no daemon runs), 2 usage or config error.
+//!
+//! Every service-name argument is parsed into a [`ServiceName`] (or [`Target`]) by clap, so a
+//! bad name is a usage error before anything is sent, and every request path is an
+//! [`ApiPath`] (issue 14, D18).
 
 mod client;
 mod lifecycle;
@@ -15,9 +19,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use http_body_util::BodyExt;
+use upkeep_core::ServiceName;
 use upkeep_core::api::{ActionResult, AddService, ReloadResult, ServiceDetail, ServiceInfo};
 use upkeep_core::i18n::{Msg, tr};
 
+use client::ApiPath;
 pub use client::{Client, ClientError};
 
 #[derive(Parser, Debug)]
@@ -55,19 +61,19 @@ enum Command {
     Ls(JsonFlag),
     /// Show one service: details and last events
     Status {
-        name: String,
+        name: ServiceName,
         #[command(flatten)]
         json: JsonFlag,
     },
     /// Start a service (or `all`)
-    Start { target: String },
+    Start { target: Target },
     /// Stop a service (or `all`): stop signal to its whole process group, then SIGKILL
-    Stop { target: String },
+    Stop { target: Target },
     /// Restart a service (or `all`)
-    Restart { target: String },
+    Restart { target: Target },
     /// Show a service's log
     Logs {
-        name: String,
+        name: ServiceName,
         /// Keep printing new lines
         #[arg(short, long)]
         follow: bool,
@@ -94,7 +100,7 @@ enum Command {
     },
     /// Inject a fault into a running service and measure detection and recovery
     Drill {
-        name: String,
+        name: ServiceName,
         #[arg(long, value_enum)]
         fault: FaultArg,
         /// How many times, one after the other
@@ -105,7 +111,7 @@ enum Command {
     },
     /// Incidents, newest first (of one service, or all)
     Incidents {
-        name: Option<String>,
+        name: Option<ServiceName>,
         /// How many
         #[arg(short = 'n', long, default_value_t = 20)]
         limit: u32,
@@ -120,7 +126,7 @@ enum Command {
     },
     /// Put a service in maintenance (no heals, no incidents, time counted apart), or end it
     Maintenance {
-        name: String,
+        name: ServiceName,
         /// How long, e.g. 30m or 2h (default: until `--end`)
         #[arg(long = "for", value_name = "DURATION", conflicts_with = "end")]
         duration: Option<String>,
@@ -137,7 +143,7 @@ enum Command {
     Check(JsonFlag),
     /// Add a service to the config file (keeping its comments) and start it
     Add {
-        name: String,
+        name: ServiceName,
         /// Working directory (relative to where you are)
         #[arg(long)]
         cwd: Option<PathBuf>,
@@ -168,11 +174,37 @@ enum Command {
 enum ExportTo {
     /// A systemd unit for one service
     Systemd {
-        name: String,
+        name: ServiceName,
         /// Write to this file instead of standard output
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+}
+
+/// What `start`, `stop` and `restart` act on: every service, or one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    All,
+    One(ServiceName),
+}
+
+impl std::str::FromStr for Target {
+    type Err = upkeep_core::NameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "all" {
+            return Ok(Target::All);
+        }
+        ServiceName::new(s).map(Target::One)
+    }
+}
+
+impl Target {
+    fn as_str(&self) -> &str {
+        match self {
+            Target::All => "all",
+            Target::One(name) => name.as_str(),
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -286,18 +318,6 @@ impl Global {
     }
 }
 
-/// Percent-encodes a query value (periods may hold `:` and `+`).
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Log lines ("<RFC 3339 time> <text>") as newline-delimited JSON objects.
 fn log_lines_json(data: &[u8]) -> String {
     String::from_utf8_lossy(data)
@@ -358,7 +378,9 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             }
         }
         Command::Status { name, json } => {
-            let d: ServiceDetail = client.get(&format!("/api/services/{name}")).await?;
+            let d: ServiceDetail = client
+                .get(ApiPath::new("/api/services").segment(&name))
+                .await?;
             if json.json {
                 print_json(&d)
             } else {
@@ -375,10 +397,14 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             stderr,
             json,
         } => {
-            let path =
-                format!("/api/services/{name}/logs?n={lines}&stderr={stderr}&follow={follow}");
+            let path = ApiPath::new("/api/services")
+                .segment(&name)
+                .segment("logs")
+                .query("n", lines)
+                .query("stderr", stderr)
+                .query("follow", follow);
             let mut body = client
-                .send(hyper::Method::GET, &path, None)
+                .send(hyper::Method::GET, path, None)
                 .await?
                 .into_body();
             let mut out = std::io::stdout().lock();
@@ -407,7 +433,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         }
         Command::Report { since, json, md } => {
             let r: upkeep_core::report::Report = client
-                .get(&format!("/api/report?since={}", urlencode(&since)))
+                .get(ApiPath::new("/api/report").query("since", &since))
                 .await?;
             if json {
                 print_json(&r)
@@ -422,7 +448,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             json,
         } => {
             let req = upkeep_core::api::DrillRequest {
-                service: upkeep_core::ServiceName::new(name)?,
+                service: name,
                 fault: fault.into(),
             };
             let results = drill(&client, &req, repeat, !json).await?;
@@ -433,11 +459,11 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             }
         }
         Command::Incidents { name, limit, json } => {
-            let mut path = format!("/api/incidents?limit={limit}");
+            let mut path = ApiPath::new("/api/incidents").query("limit", limit);
             if let Some(n) = name {
-                path.push_str(&format!("&service={}", upkeep_core::ServiceName::new(n)?));
+                path = path.query("service", n);
             }
-            let list: Vec<upkeep_core::api::Incident> = client.get(&path).await?;
+            let list: Vec<upkeep_core::api::Incident> = client.get(path).await?;
             if json.json {
                 print_json(&list)
             } else {
@@ -445,8 +471,9 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             }
         }
         Command::Incident { id, json } => {
-            let d: upkeep_core::api::IncidentDetail =
-                client.get(&format!("/api/incidents/{id}")).await?;
+            let d: upkeep_core::api::IncidentDetail = client
+                .get(ApiPath::new("/api/incidents").segment(id.to_string()))
+                .await?;
             if json.json {
                 print_json(&d)
             } else {
@@ -459,10 +486,11 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             reason,
             end,
         } => {
-            let name = upkeep_core::ServiceName::new(name)?;
-            let path = format!("/api/services/{name}/maintenance");
+            let path = ApiPath::new("/api/services")
+                .segment(&name)
+                .segment("maintenance");
             if end {
-                let _: ActionResult = client.delete(&path).await?;
+                let _: ActionResult = client.delete(path).await?;
                 println!("{}", tr(Msg::MaintenanceEnded, &[&name]));
             } else {
                 let until = duration
@@ -474,7 +502,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                     })
                     .transpose()?;
                 let req = upkeep_core::api::MaintenanceRequest { reason, until };
-                let _: ActionResult = client.post(&path, Some(&req)).await?;
+                let _: ActionResult = client.post(path, Some(&req)).await?;
                 let msg = match until {
                     Some(u) => tr(
                         Msg::InMaintenanceUntil,
@@ -495,7 +523,6 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             restart,
             command,
         } => {
-            let name = upkeep_core::ServiceName::new(name)?;
             let cwd = cwd
                 .map(std::path::absolute)
                 .transpose()?
@@ -561,10 +588,11 @@ async fn drill(
     Ok(results)
 }
 
-async fn act(client: &Client, target: &str, action: &str, done: Msg) -> Result<()> {
-    let r: ActionResult = client
-        .post(&format!("/api/services/{target}/{action}"), None::<&()>)
-        .await?;
+async fn act(client: &Client, target: &Target, action: &'static str, done: Msg) -> Result<()> {
+    let path = ApiPath::new("/api/services")
+        .segment(target.as_str())
+        .segment(action);
+    let r: ActionResult = client.post(path, None::<&()>).await?;
     for s in r.services {
         println!("{s}: {}", tr(done, &[]));
     }
@@ -643,16 +671,15 @@ fn startup(g: &Global, user: bool, install: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn export_systemd(g: &Global, name: &str, output: Option<PathBuf>) -> Result<ExitCode> {
+fn export_systemd(g: &Global, name: &ServiceName, output: Option<PathBuf>) -> Result<ExitCode> {
     let config = g.load_config()?;
-    let key = upkeep_core::ServiceName::new(name)?;
-    let Some(svc) = config.services.get(&key) else {
+    let Some(svc) = config.services.get(name) else {
         bail!("no service named `{name}` in {}", config.path.display());
     };
     let Some(svc) = &svc.managed else {
         bail!("service `{name}` is external (probes only): there is no command for systemd to run");
     };
-    let unit = crate::systemd::service_unit(name, svc);
+    let unit = crate::systemd::service_unit(name.as_str(), svc);
     match output {
         Some(p) => std::fs::write(&p, unit).with_context(|| format!("writing {}", p.display()))?,
         None => print!("{unit}"),

@@ -127,6 +127,50 @@ fn speaks_chinese_when_asked() {
     assert!(text.contains("名称") && text.contains("状态"), "{text}");
 }
 
+/// D18: `upkeep stop 'all/start?'` put the name into the path unencoded, so the request hit
+/// `POST /api/services/all/start` (`?/stop` became the query), said "stopped" and started
+/// every service. Every name argument is now a `ServiceName` (or `all`) before it leaves.
+#[test]
+fn issue_14_a_name_argument_cannot_change_the_route() {
+    let d = daemon(
+        "[services.a]\ncommand = \"sleep 1000\"\nautostart = false\n\n[services.b]\ncommand = \"sleep 1000\"\nautostart = false\n",
+    );
+    for args in [
+        &["stop", "all/start?"][..],
+        &["stop", "a/start#"],
+        &["restart", "../services/a"],
+        &["status", "a/start?"],
+        &["logs", "a?n=1&x="],
+        &["maintenance", "a/../b"],
+        &["incidents", "a&limit=1"],
+        &["drill", "a/x", "--fault", "crash"],
+    ] {
+        let out = d.cli(args);
+        let err = stderr(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {err}{}",
+            stdout(&out)
+        );
+        assert!(
+            err.contains(&format!("service name `{}`", args[1])),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        (d.state("a"), d.state("b")),
+        ("stopped".into(), "stopped".into()),
+        "a rejected name started something"
+    );
+    // `all` stays allowed where the command takes it, and nowhere else.
+    let out = d.cli(&["status", "all"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("reserved"), "{}", stderr(&out));
+    assert!(d.cli(&["start", "all"]).status.success());
+    assert_eq!((d.state("a"), d.state("b")), ("up".into(), "up".into()));
+}
+
 /// D18, server side: a name the API cannot use is a 400 with a JSON message, whether it fails
 /// validation or does not even decode (a plain-text rejection before).
 #[test]
