@@ -9,6 +9,7 @@
 //! [`ApiPath`] (issue 14, D18).
 
 mod client;
+mod escape;
 mod lifecycle;
 mod output;
 
@@ -71,7 +72,7 @@ enum Command {
     Stop { target: Target },
     /// Restart a service (or `all`)
     Restart { target: Target },
-    /// Show a service's log
+    /// Show a service's log (control characters escaped, unless --raw)
     Logs {
         name: ServiceName,
         /// Keep printing new lines
@@ -86,6 +87,10 @@ enum Command {
         /// One JSON object per line: {"at": ..., "line": ...}
         #[arg(long)]
         json: bool,
+        /// Write the log's bytes as they are, escape sequences and all (by default control
+        /// characters show escaped, e.g. ESC as \x1b, so a line cannot act on the terminal)
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
     },
     /// Availability, incidents, MTTR, MTBF, heals and interventions: this period beside the last
     Report {
@@ -249,16 +254,18 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            let mut msg = format!("error: {e}");
+            // Messages quote what the daemon or a file said: show its control characters.
+            let mut msg = format!("error: {}", escape::text(&e.to_string()));
             for cause in e.chain().skip(1) {
-                msg.push_str(&format!("\n  caused by: {cause}"));
+                let cause = cause.to_string();
+                msg.push_str(&format!("\n  caused by: {}", escape::text(&cause)));
             }
             if let Some(hint) = e
                 .chain()
                 .find_map(|c| c.downcast_ref::<ClientError>())
                 .and_then(ClientError::hint)
             {
-                msg.push_str(&format!("\n\nhint: {hint}"));
+                msg.push_str(&format!("\n\nhint: {}", escape::text(&hint)));
             }
             eprintln!("{msg}");
             if is_usage_error(&e) {
@@ -396,6 +403,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             lines,
             stderr,
             json,
+            raw,
         } => {
             let path = ApiPath::new("/api/services")
                 .segment(&name)
@@ -410,6 +418,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             // Chunks may end mid-line; JSON output needs whole lines.
             let mut pending: Vec<u8> = Vec::new();
+            let mut escaper = escape::LogEscaper::default();
             while let Some(frame) = body.frame().await {
                 let frame = frame.context("reading the log stream")?;
                 let Some(data) = frame.data_ref() else {
@@ -422,14 +431,21 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                     };
                     let whole: Vec<u8> = pending.drain(..=end).collect();
                     log_lines_json(&whole).into_bytes()
-                } else {
+                } else if raw {
                     data.to_vec()
+                } else {
+                    let mut text = Vec::with_capacity(data.len());
+                    escaper.push(data, &mut text);
+                    text
                 };
                 // A closed pipe (`upkeep logs -f | head`) ends the command quietly.
                 if out.write_all(&text).and_then(|_| out.flush()).is_err() {
-                    break;
+                    return Ok(ExitCode::SUCCESS);
                 }
             }
+            let mut rest = Vec::new();
+            escaper.finish(&mut rest);
+            let _ = out.write_all(&rest).and_then(|_| out.flush());
         }
         Command::Report { since, json, md } => {
             let r: upkeep_core::report::Report = client
@@ -535,7 +551,10 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             };
             let _: ReloadResult = client.post("/api/services", Some(&req)).await?;
             let health: upkeep_core::api::Health = client.get("/api/health").await?;
-            println!("{}", tr(Msg::Added, &[&name, &health.config_path]));
+            println!(
+                "{}",
+                tr(Msg::Added, &[&name, &escape::field(&health.config_path)])
+            );
         }
         Command::Daemon
         | Command::Up
@@ -579,7 +598,7 @@ async fn drill(
             i + 1,
             r.detected_ms,
             r.recovered_ms,
-            r.detected_by
+            escape::field(&r.detected_by)
         ));
         results.push(r);
         bar.inc(1);

@@ -221,3 +221,79 @@ fn issue_14_unknown_routes_and_wrong_methods_say_what_was_asked() {
         "{msg}"
     );
 }
+
+/// D19: text from services, probes and users went to the terminal raw, so an escape sequence
+/// in a probe's reason or a maintenance reason could clear the screen or set the window title.
+/// Text output shows control characters escaped; `--json` keeps them exact.
+#[test]
+fn issue_14_status_and_incidents_show_control_characters_escaped() {
+    // An HTTP server whose answer lacks what the probe wants: the probe's reason quotes it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            use std::io::{Read, Write};
+            let _ = conn.read(&mut [0; 4096]);
+            let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        }
+    });
+    let d = daemon(&format!(
+        "[services.web]\nprobes = [{{ kind = \"http\", url = \"http://{addr}/\", body_contains = \"\\u001b]0;pwned\\u0007\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n\n\
+         [services.cmd]\ncommand = \"sleep 1000 # \\u001b[2J\"\n"
+    ));
+    d.wait_until("an incident of web", LONG, || {
+        let list = d.api_get("/api/incidents?service=web");
+        (!list.as_array()?.is_empty()).then_some(())
+    });
+    let out = d.cli(&[
+        "maintenance",
+        "web",
+        "--reason",
+        "deploy\u{1b}]8;;http://evil/\u{7}\r\n",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let raw = |out: &std::process::Output| {
+        out.stdout
+            .iter()
+            .any(|b| (*b < 0x20 && *b != b'\n' && *b != b'\t') || *b == 0x7f)
+    };
+    let status = d.cli(&["status", "web"]);
+    let text = stdout(&status);
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(!raw(&status), "raw control characters in:\n{text:?}");
+    assert!(text.contains(r"\x1b]0;pwned\x07"), "{text}");
+    assert!(
+        text.contains(r"deploy\x1b]8;;http://evil/\x07\r\n"),
+        "{text}"
+    );
+    let cmd = d.cli(&["status", "cmd"]);
+    assert!(!raw(&cmd), "{:?}", stdout(&cmd));
+    assert!(
+        stdout(&cmd).contains(r"sleep 1000 # \x1b[2J"),
+        "{}",
+        stdout(&cmd)
+    );
+    let incidents = d.cli(&["incidents"]);
+    assert!(!raw(&incidents), "{:?}", stdout(&incidents));
+    assert!(
+        stdout(&incidents).contains(r"\x1b]0;pwned\x07"),
+        "{}",
+        stdout(&incidents)
+    );
+    let id = d.api_get("/api/incidents?service=web")[0]["id"]
+        .as_i64()
+        .unwrap();
+    let incident = d.cli(&["incident", &id.to_string()]);
+    assert!(!raw(&incident), "{:?}", stdout(&incident));
+    // JSON stays exact (JSON escapes control characters itself).
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&d.cli(&["status", "cmd", "--json"]))).unwrap();
+    let command = json["command"].as_array().unwrap().last().unwrap();
+    assert!(
+        command
+            .as_str()
+            .unwrap()
+            .ends_with("sleep 1000 # \u{1b}[2J"),
+        "{json}"
+    );
+}
