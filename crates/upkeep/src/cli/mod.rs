@@ -239,12 +239,22 @@ struct JsonFlag {
     json: bool,
 }
 
+/// The hint of an error that carries one.
+fn hint_of(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(c) = e.downcast_ref::<ClientError>() {
+        return c.hint();
+    }
+    e.downcast_ref::<crate::systemd::UnitError>()
+        .and_then(|u| u.hint().map(str::to_owned))
+}
+
 /// Errors that mean "your input is wrong" (exit 2) rather than "it failed" (exit 1).
 fn is_usage_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<upkeep_config::ConfigError>().is_some()
             || c.downcast_ref::<crate::daemon::StartError>().is_some()
             || c.downcast_ref::<upkeep_core::NameError>().is_some()
+            || c.downcast_ref::<crate::systemd::UnitError>().is_some()
             || matches!(c.downcast_ref::<ClientError>(), Some(ClientError::Api { status, .. }) if status.is_client_error())
     })
 }
@@ -260,11 +270,7 @@ pub fn main() -> ExitCode {
                 let cause = cause.to_string();
                 msg.push_str(&format!("\n  caused by: {}", escape::text(&cause)));
             }
-            if let Some(hint) = e
-                .chain()
-                .find_map(|c| c.downcast_ref::<ClientError>())
-                .and_then(ClientError::hint)
-            {
+            if let Some(hint) = e.chain().find_map(hint_of) {
                 msg.push_str(&format!("\n\nhint: {}", escape::text(&hint)));
             }
             eprintln!("{msg}");
@@ -664,7 +670,7 @@ fn check(g: &Global, json: bool) -> Result<ExitCode> {
 fn startup(g: &Global, user: bool, install: bool) -> Result<ExitCode> {
     let config = g.load_config()?;
     let exe = std::env::current_exe().context("finding the upkeep binary")?;
-    let unit = crate::systemd::daemon_unit(&exe, &config, user);
+    let unit = crate::systemd::daemon_unit(&exe, &config, user)?;
     if !install {
         print!("{unit}");
         return Ok(ExitCode::SUCCESS);
@@ -698,7 +704,7 @@ fn export_systemd(g: &Global, name: &ServiceName, output: Option<PathBuf>) -> Re
     let Some(svc) = &svc.managed else {
         bail!("service `{name}` is external (probes only): there is no command for systemd to run");
     };
-    let unit = crate::systemd::service_unit(name.as_str(), svc);
+    let unit = crate::systemd::service_unit(name, svc)?;
     match output {
         Some(p) => std::fs::write(&p, unit).with_context(|| format!("writing {}", p.display()))?,
         None => print!("{unit}"),

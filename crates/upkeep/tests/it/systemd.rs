@@ -61,3 +61,73 @@ fn exported_service_unit_passes_systemd_analyze_verify() {
     }
     verify(&unit, "web.service");
 }
+
+/// D18b: a newline in an argument or an environment value ended the quoted word and the line,
+/// so the rest became a directive of its own (here `ExecStartPre=`, run as root before the
+/// service). Such characters are now written as systemd's C-style escapes.
+#[test]
+fn issue_14_a_newline_in_a_value_does_not_become_a_directive() {
+    let d = TestDaemon::prepare(
+        BIN,
+        "[services.web]\ncommand = [\"/bin/echo\", \"a\\nExecStartPre=/bin/touch /tmp/owned\", \"tab\\there\", \"\\u001b[2J\"]\n\
+         env = { NOTE = \"x\\nExecStartPre=/bin/touch /tmp/owned2\", HOME_DIR = \"$HOME\", BELL = \"\\u0007\" }\n",
+    );
+    let out = d.cli(&["export", "systemd", "web"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let unit = stdout(&out);
+    assert!(
+        !unit.lines().any(|l| l.starts_with("ExecStartPre")),
+        "a value became a directive:\n{unit}"
+    );
+    for want in [
+        r#"ExecStart=/bin/echo "a\nExecStartPre=/bin/touch /tmp/owned" "tab\there" "\x1b[2J""#,
+        r#"Environment="NOTE=x\nExecStartPre=/bin/touch /tmp/owned2""#,
+        r#"Environment="BELL=\x07""#,
+        // `$` means nothing in Environment= (systemd.exec(5)): doubling it changed the value.
+        "Environment=HOME_DIR=$HOME\n",
+    ] {
+        assert!(unit.contains(want), "missing {want}:\n{unit}");
+    }
+    verify(&unit, "web.service");
+}
+
+/// D18b: where systemd has no escapes (WorkingDirectory=, User=), a control character is
+/// refused with a message naming the service and the setting, not written.
+#[test]
+fn issue_14_a_control_character_systemd_cannot_quote_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().join("a\nExecStartPre=x");
+    std::fs::create_dir(&cwd).unwrap();
+    let d = TestDaemon::prepare(
+        BIN,
+        &format!(
+            "[services.web]\ncommand = \"sleep 1000\"\ncwd = {}\n",
+            toml_string(cwd.to_str().unwrap())
+        ),
+    );
+    let out = d.cli(&["export", "systemd", "web"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}{}", stdout(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(
+        err.contains("service `web`") && err.contains("WorkingDirectory="),
+        "{err}"
+    );
+}
+
+/// A TOML basic string holding `s` exactly.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
