@@ -683,7 +683,7 @@ fn startup(g: &Global, user: bool, install: bool) -> Result<ExitCode> {
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("upkeep.service");
-    std::fs::write(&path, unit).with_context(|| format!("writing {}", path.display()))?;
+    write_private(&path, &unit)?;
     let sc = if user {
         "systemctl --user"
     } else {
@@ -706,10 +706,37 @@ fn export_systemd(g: &Global, name: &ServiceName, output: Option<PathBuf>) -> Re
     };
     let unit = crate::systemd::service_unit(name, svc)?;
     match output {
-        Some(p) => std::fs::write(&p, unit).with_context(|| format!("writing {}", p.display()))?,
+        Some(p) => write_private(&p, &unit)?,
         None => print!("{unit}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a unit file only its owner can read (mode 0600): an exported unit holds the
+/// service's `env` and `env_file` values, API keys among them (issue 14, D17). A file that
+/// exists is made private before anything is written into it; something that is not a
+/// regular file (`-o /dev/stdout`) is written as it is.
+fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        // Only once private (`set_len` below): a file that cannot be made so is left as it was.
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let is_file = f
+        .metadata()
+        .with_context(|| format!("writing {}", path.display()))?
+        .is_file();
+    if is_file {
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .and_then(|()| f.set_len(0))
+            .with_context(|| format!("making {} private (mode 0600)", path.display()))?;
+    }
+    f.write_all(contents.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

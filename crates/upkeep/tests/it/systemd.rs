@@ -115,6 +115,46 @@ fn issue_14_a_control_character_systemd_cannot_quote_is_refused() {
     );
 }
 
+/// D17: `export systemd -o` and `startup --install` wrote `Environment=API_KEY=...` into a
+/// file of mode 0644, readable by every user. The files are now 0600, also when they existed.
+#[test]
+fn issue_14_written_units_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = TestDaemon::prepare(
+        BIN,
+        "[services.web]\ncommand = \"sleep 1000\"\nenv = { API_KEY = \"s3cret\" }\n",
+    );
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let fresh = d.dir.path().join("fresh.service");
+    let old = d.dir.path().join("old.service");
+    std::fs::write(&old, "old").unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for path in [&fresh, &old] {
+        let out = d.cli(&["export", "systemd", "web", "-o", path.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            std::fs::read_to_string(path)
+                .unwrap()
+                .contains("API_KEY=s3cret")
+        );
+        assert_eq!(mode(path), 0o600, "{}", path.display());
+    }
+    // `startup --install --user` writes under $HOME.
+    let home = d.dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let out = Command::new(BIN)
+        .args(["startup", "--user", "--install", "-c"])
+        .arg(&d.config)
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        mode(&home.join(".config/systemd/user/upkeep.service")),
+        0o600
+    );
+}
+
 /// A TOML basic string holding `s` exactly.
 fn toml_string(s: &str) -> String {
     let mut out = String::from("\"");
@@ -130,4 +170,35 @@ fn toml_string(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// D17: an `env_file` that does not parse is reported by line number; no CLI path (`check`,
+/// `check --json`, `export`, `startup`, a client command) shows the line, which may be a secret.
+#[test]
+fn issue_14_env_file_errors_never_show_the_line_on_any_cli_path() {
+    let d = TestDaemon::prepare(
+        BIN,
+        "[services.web]\ncommand = \"sleep 1000\"\nenv_file = \"web.env\"\n",
+    );
+    std::fs::write(
+        d.dir.path().join("web.env"),
+        "A=1\nroot:$y$j9T$SECRETHASH:19000:0:99999:7:::\n",
+    )
+    .unwrap();
+    for args in [
+        &["check"][..],
+        &["check", "--json"],
+        &["export", "systemd", "web"],
+        &["startup"],
+        &["daemon"],
+    ] {
+        let out = d.cli(args);
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        assert!(said.contains("line 2"), "{args:?}: {said}");
+        assert!(
+            !said.contains("SECRETHASH"),
+            "{args:?} shows the line: {said}"
+        );
+    }
 }
