@@ -1,12 +1,19 @@
 //! Routes of the JSON API and their handlers. Handlers parse and check the request, call
 //! [`Control`], and shape the answer; they hold no logic of their own.
+//!
+//! Every answer that is not a success is an [`ApiError`], so a client always gets JSON with a
+//! message: a path parameter that does not decode or is not a valid name is a 400 (the
+//! [`Name`] extractor), an unknown route a 404 and a wrong method a 405 naming what was asked
+//! (issue 14, D18 and D20).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::body::Body;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{Method, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
@@ -119,6 +126,8 @@ struct AppState {
 pub fn metrics_router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(AppState { control, cancel })
 }
 
@@ -141,11 +150,59 @@ pub fn router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
         .route("/api/drills", post(drill))
         .route("/metrics", get(metrics))
         .route("/api/shutdown", post(shutdown))
+        // After the routes: it applies to the routes added so far.
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(AppState { control, cancel })
 }
 
+/// Any path no route matches (axum's own answer is a 404 with an empty body).
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no API route for {method} {}", uri.path()))
+}
+
+/// A route's path with a method it does not take (axum's own answer has an empty body).
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "{} does not take {method} (its Allow header lists what it takes)",
+        uri.path()
+    ))
+}
+
 fn parse_name(raw: &str) -> Result<ServiceName, ApiError> {
-    ServiceName::new(raw).map_err(|e| ApiError::bad_request(e.to_string()))
+    ServiceName::new(raw).map_err(|e| ApiError::BadRequest {
+        message: e.to_string(),
+        hint: Some("`upkeep ls` lists the services".into()),
+    })
+}
+
+/// The path parameters of a request, or a 400 in the API's JSON shape when they do not
+/// decode (`%FF`), rather than axum's plain-text rejection.
+fn path_params<T>(
+    path: Result<Path<T>, PathRejection>,
+    what: &str,
+    uri: &Uri,
+) -> Result<T, ApiError> {
+    path.map(|Path(p)| p).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{what} in {} cannot be read: {}",
+            uri.path(),
+            e.body_text()
+        ))
+    })
+}
+
+/// The `{name}` of a route as a valid [`ServiceName`], or a 400 with the API's JSON error.
+struct Name(ServiceName);
+
+impl<S: Send + Sync> FromRequestParts<S> for Name {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let path = Path::from_request_parts(parts, state).await;
+        let raw: String = path_params(path, "the service name", &parts.uri)?;
+        parse_name(&raw).map(Name)
+    }
 }
 
 async fn health(State(s): State<AppState>) -> Json<Health> {
@@ -158,15 +215,17 @@ async fn services(State(s): State<AppState>) -> Result<Json<Vec<ServiceInfo>>, A
 
 async fn service(
     State(s): State<AppState>,
-    Path(name): Path<String>,
+    Name(name): Name,
 ) -> Result<Json<ServiceDetail>, ApiError> {
-    s.control.service(&parse_name(&name)?).await.map(Json)
+    s.control.service(&name).await.map(Json)
 }
 
 async fn act(
     State(s): State<AppState>,
-    Path((target, action)): Path<(String, String)>,
+    uri: Uri,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<ActionResult>, ApiError> {
+    let (target, action) = path_params(path, "the service name or the action", &uri)?;
     let action = match action.as_str() {
         "start" => Action::Start,
         "stop" => Action::Stop,
@@ -240,8 +299,10 @@ async fn incidents(
 
 async fn incident(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    uri: Uri,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<upkeep_core::api::IncidentDetail>, ApiError> {
+    let id = path_params(path, "the incident number", &uri)?;
     let id: i64 = id.parse().map_err(|_| ApiError::BadRequest {
         message: format!("`{id}` is not an incident number"),
         hint: Some("`upkeep incidents` lists them".into()),
@@ -280,27 +341,21 @@ async fn drill(
 
 async fn begin_maintenance(
     State(s): State<AppState>,
-    Path(name): Path<String>,
+    Name(name): Name,
     body: Result<Json<upkeep_core::api::MaintenanceRequest>, JsonRejection>,
 ) -> Result<Json<ActionResult>, ApiError> {
     let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if req.until.is_some_and(|u| u <= jiff::Timestamp::now()) {
         return Err(ApiError::bad_request("`until` must be in the future"));
     }
-    s.control
-        .maintenance(&parse_name(&name)?, Some(req))
-        .await
-        .map(Json)
+    s.control.maintenance(&name, Some(req)).await.map(Json)
 }
 
 async fn end_maintenance(
     State(s): State<AppState>,
-    Path(name): Path<String>,
+    Name(name): Name,
 ) -> Result<Json<ActionResult>, ApiError> {
-    s.control
-        .maintenance(&parse_name(&name)?, None)
-        .await
-        .map(Json)
+    s.control.maintenance(&name, None).await.map(Json)
 }
 
 async fn metrics(State(s): State<AppState>) -> Result<axum::response::Response, ApiError> {
@@ -332,11 +387,10 @@ fn default_lines() -> usize {
 
 async fn logs(
     State(s): State<AppState>,
-    Path(name): Path<String>,
+    Name(name): Name,
     query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Body, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let name = parse_name(&name)?;
     // Subscribe before reading the tail, so no line falls between the two (a line may show
     // twice instead, which is the lesser harm).
     let follow = if q.follow {

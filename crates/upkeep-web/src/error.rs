@@ -15,6 +15,8 @@ pub enum ApiError {
         hint: Option<String>,
     },
     NotFound(String),
+    /// The path exists, the method does not (axum adds the `Allow` header).
+    MethodNotAllowed(String),
     Conflict(String),
     /// The request was understood but cannot be applied (an invalid config on reload).
     Unprocessable {
@@ -43,6 +45,7 @@ impl IntoResponse for ApiError {
         let (status, error, hint) = match self {
             ApiError::BadRequest { message, hint } => (StatusCode::BAD_REQUEST, message, hint),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m, None),
+            ApiError::MethodNotAllowed(m) => (StatusCode::METHOD_NOT_ALLOWED, m, None),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m, None),
             ApiError::Unprocessable { message, hint } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, message, hint)

@@ -3,12 +3,17 @@
 //!
 //! Under `Type=notify` the daemon says READY=1 once its socket answers and pings the watchdog
 //! at half of `WatchdogSec`, so systemd restarts a daemon that hangs, not only one that exits.
+//!
+//! Units are text systemd parses line by line, so every value from the config goes through
+//! [`quote`] or [`plain`]: a value either reaches the process exactly as configured or the unit
+//! is refused with a [`UnitError`], never written so that systemd reads something else.
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
 use upkeep_config::{Config, ManagedConfig, RestartPolicy};
+use upkeep_core::ServiceName;
 
 pub fn notify_ready() {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
@@ -30,22 +35,123 @@ pub fn spawn_watchdog() -> Option<tokio::task::JoinHandle<()>> {
     }))
 }
 
-/// Quotes one word for a systemd command line or assignment (systemd.syntax(7)): `%` and `$`
-/// are doubled so systemd does not expand them, and words with spaces or quotes are quoted.
-fn quote(word: &str) -> String {
-    let escaped = word.replace('%', "%%").replace('$', "$$");
-    if !escaped.is_empty() && !escaped.contains(|c: char| c.is_whitespace() || "\"'\\;".contains(c))
-    {
-        return escaped;
+/// A value a unit cannot carry as written: the unit is refused rather than written wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{subject} cannot be written as a systemd unit: {problem}")]
+pub struct UnitError {
+    /// `service `web`` or `the upkeep daemon`.
+    subject: String,
+    problem: String,
+    hint: Option<String>,
+}
+
+impl UnitError {
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
     }
-    let inner = escaped.replace('\\', "\\\\").replace('"', "\\\"");
-    format!("\"{inner}\"")
+}
+
+/// Where a value goes, which decides what systemd makes of it (systemd.syntax(7),
+/// systemd.service(5), systemd.exec(5)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// A word of `ExecStart=`: quotes and C-style escapes (`\n`, `\x1b`) are read, `%` is a
+    /// specifier and `$` a variable, so both are doubled.
+    Exec,
+    /// One `Environment=` assignment: quotes and C-style escapes are read, `%` is a
+    /// specifier, but `$` means nothing and is written as it is.
+    Environment,
+}
+
+/// Quotes one word for `place`. A word with whitespace, quotes, a backslash, `;` or a control
+/// character is double-quoted, and its control characters are written as C-style escapes, so
+/// a newline in an argument or a value stays in it instead of starting a directive of its own
+/// (issue 14, D18b). Only NUL has no escape (systemd refuses `\x00`); it returns `Err`.
+fn quote(word: &str, place: Place) -> Result<String, ()> {
+    let mut inner = String::with_capacity(word.len());
+    let mut needs_quotes = word.is_empty();
+    for c in word.chars() {
+        match c {
+            '\0' => return Err(()),
+            '%' => inner.push_str("%%"),
+            '$' if place == Place::Exec => inner.push_str("$$"),
+            '\\' | '"' => {
+                needs_quotes = true;
+                inner.push('\\');
+                inner.push(c);
+            }
+            '\n' | '\t' | '\r' => {
+                needs_quotes = true;
+                inner.push_str(match c {
+                    '\n' => r"\n",
+                    '\t' => r"\t",
+                    _ => r"\r",
+                });
+            }
+            c if c.is_control() => {
+                needs_quotes = true;
+                if (c as u32) < 0x80 {
+                    inner.push_str(&format!("\\x{:02x}", c as u32));
+                } else {
+                    inner.push_str(&format!("\\u{:04x}", c as u32));
+                }
+            }
+            c => {
+                needs_quotes |= c.is_whitespace() || c == '\'' || c == ';';
+                inner.push(c);
+            }
+        }
+    }
+    Ok(if needs_quotes {
+        format!("\"{inner}\"")
+    } else {
+        inner
+    })
+}
+
+/// A value of a setting systemd reads as the rest of the line, with no quotes and no escapes
+/// (`WorkingDirectory=`, `User=`): `%` is doubled, and what the line cannot carry (a control
+/// character, whitespace or a backslash at the end) is refused.
+fn plain(value: &str) -> Result<String, &'static str> {
+    if value.contains(|c: char| c.is_control()) {
+        return Err("a control character");
+    }
+    if value.ends_with(|c: char| c.is_whitespace() || c == '\\') {
+        return Err("whitespace or a backslash at its end");
+    }
+    if value.starts_with(char::is_whitespace) {
+        return Err("whitespace at its start");
+    }
+    Ok(value.replace('%', "%%"))
+}
+
+/// A name systemd takes in `Environment=` (env_name_is_valid: letters, digits and `_`, not
+/// starting with a digit); another is dropped with a warning, so the unit would differ.
+fn systemd_env_name(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A path as text, or why not: systemd reads units as UTF-8.
+fn path_text<'a>(path: &'a Path, what: &str) -> Result<&'a str, String> {
+    path.to_str()
+        .ok_or_else(|| format!("its {what} {} is not UTF-8", path.display()))
 }
 
 /// The unit that runs the upkeep daemon itself.
-pub fn daemon_unit(exe: &Path, config: &Config, user_mode: bool) -> String {
-    let exe = quote(&exe.display().to_string());
-    let cfg = quote(&config.path.display().to_string());
+pub fn daemon_unit(exe: &Path, config: &Config, user_mode: bool) -> Result<String, UnitError> {
+    let err = |problem: String| UnitError {
+        subject: "the upkeep daemon".into(),
+        problem,
+        hint: Some("move the binary or the config file to a path without such characters".into()),
+    };
+    let exec = |path: &Path, what: &str| {
+        quote(path_text(path, what).map_err(err)?, Place::Exec)
+            .map_err(|()| err(format!("its {what} path holds a NUL byte")))
+    };
+    let exe = exec(exe, "binary")?;
+    let cfg = exec(&config.path, "config file")?;
     let stop = config.daemon.shutdown_timeout.as_secs() + 15;
     let mut u = String::new();
     let _ = write!(
@@ -62,11 +168,24 @@ pub fn daemon_unit(exe: &Path, config: &Config, user_mode: bool) -> String {
             "multi-user.target"
         }
     );
-    u
+    Ok(u)
 }
 
-/// A unit that runs one service under plain systemd, with the same settings.
-pub fn service_unit(name: &str, svc: &ManagedConfig) -> String {
+/// A unit that runs one service under plain systemd, with the same settings. Its
+/// `Environment=` lines hold the service's `env` and `env_file` values: write it where only
+/// its owner can read it.
+pub fn service_unit(name: &ServiceName, svc: &ManagedConfig) -> Result<String, UnitError> {
+    let err = |problem: String, hint: &str| UnitError {
+        subject: format!("service `{name}`"),
+        problem,
+        hint: Some(hint.to_owned()),
+    };
+    let nul = |what: &str| {
+        err(
+            format!("{what} holds a NUL byte"),
+            "no process can be given a NUL byte; remove it",
+        )
+    };
     let mut u = String::new();
     let _ = writeln!(
         u,
@@ -79,18 +198,47 @@ pub fn service_unit(name: &str, svc: &ManagedConfig) -> String {
         svc.max_restarts.max(1)
     );
     let _ = writeln!(u, "\n[Service]\nType=simple");
-    let argv: Vec<String> = svc.program.argv.iter().map(|a| quote(a)).collect();
-    let mut exec = vec![quote(&svc.program.path.display().to_string())];
-    exec.extend(argv.into_iter().skip(1));
+    let program = path_text(&svc.program.path, "program")
+        .map_err(|p| err(p, "give the program by a path that is UTF-8"))?;
+    let mut exec = vec![quote(program, Place::Exec).map_err(|()| nul("its program path"))?];
+    for (i, arg) in svc.program.argv.iter().enumerate().skip(1) {
+        exec.push(quote(arg, Place::Exec).map_err(|()| nul(&format!("argument {i}")))?);
+    }
     let _ = writeln!(u, "ExecStart={}", exec.join(" "));
     if let Some(cwd) = &svc.cwd {
-        let _ = writeln!(u, "WorkingDirectory={}", quote(&cwd.display().to_string()));
+        let hint = "set cwd to a path without such characters (a symlink to the directory will do)";
+        let cwd = path_text(cwd, "cwd").map_err(|p| err(p, hint))?;
+        let cwd = plain(cwd).map_err(|what| {
+            err(
+                format!("its cwd holds {what}, which WorkingDirectory= cannot carry"),
+                hint,
+            )
+        })?;
+        let _ = writeln!(u, "WorkingDirectory={cwd}");
     }
     if let Some(user) = &svc.user {
-        let _ = writeln!(u, "User={}", user.name);
+        let user_name = plain(&user.name).map_err(|what| {
+            err(
+                format!("its user's name holds {what}, which User= cannot carry"),
+                "name the user by another name",
+            )
+        })?;
+        let _ = writeln!(u, "User={user_name}");
     }
     for (k, v) in &svc.env {
-        let _ = writeln!(u, "Environment={}", quote(&format!("{k}={v}")));
+        if !systemd_env_name(k) {
+            return Err(err(
+                format!(
+                    "env `{}`: systemd takes only names of letters, digits and `_` that do not start with a digit, and would drop it",
+                    k.escape_debug()
+                ),
+                "rename the variable, e.g. DATABASE_URL",
+            ));
+        }
+        // Never the value in a message: it may be a secret.
+        let assignment = quote(&format!("{k}={v}"), Place::Environment)
+            .map_err(|()| nul(&format!("the value of env `{k}`")))?;
+        let _ = writeln!(u, "Environment={assignment}");
     }
     let restart = match svc.restart {
         RestartPolicy::Always => "always",
@@ -107,20 +255,57 @@ pub fn service_unit(name: &str, svc: &ManagedConfig) -> String {
         svc.stop_timeout.as_secs().max(1)
     );
     let _ = writeln!(u, "\n[Install]\nWantedBy=multi-user.target");
-    u
+    Ok(u)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn exec(w: &str) -> String {
+        quote(w, Place::Exec).unwrap()
+    }
+
     #[test]
     fn quoting_follows_systemd_syntax() {
-        assert_eq!(quote("plain"), "plain");
-        assert_eq!(quote("a b"), "\"a b\"");
-        assert_eq!(quote("50%"), "50%%");
-        assert_eq!(quote("$HOME"), "$$HOME");
-        assert_eq!(quote("say \"hi\""), "\"say \\\"hi\\\"\"");
+        assert_eq!(exec("plain"), "plain");
+        assert_eq!(exec("a b"), "\"a b\"");
+        assert_eq!(exec("50%"), "50%%");
+        assert_eq!(exec("$HOME"), "$$HOME");
+        assert_eq!(exec("say \"hi\""), "\"say \\\"hi\\\"\"");
+        assert_eq!(exec(""), "\"\"");
+        assert_eq!(exec("a;b"), "\"a;b\"");
+        // `$` means nothing in Environment= (systemd.exec(5)): doubling it changes the value.
+        assert_eq!(
+            quote("A=$HOME 50%", Place::Environment).unwrap(),
+            "\"A=$HOME 50%%\""
+        );
+    }
+
+    #[test]
+    fn issue_14_control_characters_become_c_escapes_inside_quotes() {
+        assert_eq!(
+            exec("a\nExecStartPre=/bin/sh"),
+            r#""a\nExecStartPre=/bin/sh""#
+        );
+        assert_eq!(exec("\x1b[2J\t\r\x7f\u{9b}"), r#""\x1b[2J\t\r\x7f\u009b""#);
+        assert_eq!(
+            quote("K=v\nUser=root", Place::Environment).unwrap(),
+            r#""K=v\nUser=root""#
+        );
+        assert!(quote("a\0b", Place::Exec).is_err());
+    }
+
+    #[test]
+    fn issue_14_plain_settings_refuse_what_a_line_cannot_carry() {
+        assert_eq!(plain("/srv/my app/50%").unwrap(), "/srv/my app/50%%");
+        for bad in ["/a\nUser=root", "/a\tb", "/a ", "/a\\", " /a", "/a\x1b"] {
+            assert!(plain(bad).is_err(), "{bad:?}");
+        }
+        assert!(systemd_env_name("DATABASE_URL") && systemd_env_name("_x1"));
+        for bad in ["1A", "A-B", "a.b", "", "A\nB"] {
+            assert!(!systemd_env_name(bad), "{bad:?}");
+        }
     }
 
     #[test]
@@ -128,7 +313,7 @@ mod tests {
         let toml = "[services.web]\ncommand = \"sleep 1000 & wait\"\nrestart = \"on-failure\"\nenv = { A = \"x y\" }\n";
         let cfg = upkeep_config::parse(Path::new("/tmp/u.toml"), toml).unwrap();
         let unit = service_unit(
-            "web",
+            &ServiceName::new("web").unwrap(),
             cfg.services
                 .values()
                 .next()
@@ -136,7 +321,8 @@ mod tests {
                 .managed
                 .as_ref()
                 .unwrap(),
-        );
+        )
+        .unwrap();
         assert!(
             unit.contains("ExecStart=/bin/sh -c \"sleep 1000 & wait\"\n"),
             "{unit}"

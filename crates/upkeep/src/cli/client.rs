@@ -1,4 +1,8 @@
 //! The CLI's client of the daemon's JSON API, over the Unix socket in the data dir.
+//!
+//! Requests name their path with an [`ApiPath`]: fixed text is a `&'static str` of the code's,
+//! and everything a user typed is added as an encoded segment or query value, so no argument
+//! can change which route is hit (issue 14, D18: `upkeep stop 'all/start?'` started everything).
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +36,100 @@ impl ClientError {
     }
 }
 
+/// The path (and query) of an API request. Only the code's own text converts into one
+/// directly (`"/api/health".into()`); user input goes in through [`ApiPath::segment`] and
+/// [`ApiPath::query`], percent-encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiPath(String);
+
+impl ApiPath {
+    /// Fixed text of the code's, e.g. `/api/services`.
+    pub fn new(fixed: &'static str) -> Self {
+        Self(fixed.to_owned())
+    }
+
+    /// Adds `/` and `part` as one path segment: `/`, `?`, `#`, `%` and the like are encoded,
+    /// and so are the dots of `.` and `..`, which would otherwise step up a level.
+    pub fn segment(mut self, part: impl AsRef<str>) -> Self {
+        let part = part.as_ref();
+        self.0.push('/');
+        if part == "." || part == ".." {
+            self.0.push_str(&"%2E".repeat(part.len()));
+        } else {
+            encode_into(&mut self.0, part);
+        }
+        self
+    }
+
+    /// Adds `key=value` to the query, `value` encoded.
+    pub fn query(mut self, key: &'static str, value: impl std::fmt::Display) -> Self {
+        self.0.push(if self.0.contains('?') { '&' } else { '?' });
+        self.0.push_str(key);
+        self.0.push('=');
+        encode_into(&mut self.0, &value.to_string());
+        self
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&'static str> for ApiPath {
+    fn from(fixed: &'static str) -> Self {
+        Self::new(fixed)
+    }
+}
+
+impl std::fmt::Display for ApiPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Percent-encodes every byte but RFC 3986's unreserved characters.
+fn encode_into(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => {
+                let _ = std::fmt::Write::write_fmt(out, format_args!("%{b:02X}"));
+            }
+        }
+    }
+}
+
+/// The error of an answer that is not 2xx. The API answers JSON ([`ErrorBody`]); anything
+/// else (an empty body from a daemon of another version, a proxy's page) is described by
+/// what was asked, rather than printed as `404 Not Found: `.
+fn error_body(status: StatusCode, method: &Method, path: &ApiPath, bytes: &[u8]) -> ErrorBody {
+    if let Ok(body) = serde_json::from_slice::<ErrorBody>(bytes) {
+        return body;
+    }
+    let asked = format!("the daemon answered {method} {} with {status}", path.0);
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim();
+    let error = if text.is_empty() {
+        format!("{asked} and no message")
+    } else {
+        let cut: String = text.chars().take(200).collect();
+        let more = if cut.len() < text.len() { "..." } else { "" };
+        format!("{asked}: {cut}{more}")
+    };
+    let hint = match status {
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => Some(format!(
+            "this CLI is upkeep {}; a daemon of another version may not know this request \
+             (`upkeep down` then `upkeep up` runs this version, restarting every service)",
+            env!("CARGO_PKG_VERSION")
+        )),
+        s if s.is_server_error() => Some("the daemon's log may say more".into()),
+        _ => None,
+    };
+    ErrorBody { error, hint }
+}
+
 pub struct Client {
     socket: PathBuf,
     data_dir: PathBuf,
@@ -56,9 +154,10 @@ impl Client {
     pub async fn send(
         &self,
         method: Method,
-        path: &str,
+        path: impl Into<ApiPath>,
         body: Option<Vec<u8>>,
     ) -> Result<Response<Incoming>, ClientError> {
+        let path = path.into();
         let stream = match tokio::net::UnixStream::connect(&self.socket).await {
             Ok(s) => s,
             Err(e)
@@ -78,8 +177,8 @@ impl Client {
             .map_err(|e| self.protocol(e))?;
         tokio::spawn(conn);
         let req = Request::builder()
-            .method(method)
-            .uri(path)
+            .method(method.clone())
+            .uri(path.as_str())
             .header("host", "upkeep")
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
@@ -93,10 +192,7 @@ impl Client {
         }
         let status = resp.status();
         let bytes = self.read_body(resp).await?;
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
-            error: format!("{status}: {}", String::from_utf8_lossy(&bytes)),
-            hint: None,
-        });
+        let body = error_body(status, &method, &path, &bytes);
         Err(ClientError::Api { status, body })
     }
 
@@ -109,31 +205,87 @@ impl Client {
             .to_bytes())
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: impl Into<ApiPath>,
+    ) -> Result<T, ClientError> {
         self.json(Method::GET, path, None::<&()>).await
     }
 
     pub async fn post<T: DeserializeOwned>(
         &self,
-        path: &str,
+        path: impl Into<ApiPath>,
         body: Option<&impl Serialize>,
     ) -> Result<T, ClientError> {
         self.json(Method::POST, path, body).await
     }
 
-    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+    pub async fn delete<T: DeserializeOwned>(
+        &self,
+        path: impl Into<ApiPath>,
+    ) -> Result<T, ClientError> {
         self.json(Method::DELETE, path, None::<&()>).await
     }
 
     async fn json<T: DeserializeOwned>(
         &self,
         method: Method,
-        path: &str,
+        path: impl Into<ApiPath>,
         body: Option<&impl Serialize>,
     ) -> Result<T, ClientError> {
         let body = body.map(|b| serde_json::to_vec(b).expect("request bodies serialise"));
         let resp = self.send(method, path, body).await?;
         let bytes = self.read_body(resp).await?;
         serde_json::from_slice(&bytes).map_err(|e| self.protocol(format!("unexpected answer: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_parts_cannot_change_the_route() {
+        let p = ApiPath::new("/api/services")
+            .segment("all/start?")
+            .segment("stop");
+        assert_eq!(p.as_str(), "/api/services/all%2Fstart%3F/stop");
+        assert_eq!(
+            ApiPath::new("/api/services")
+                .segment("..")
+                .segment(".")
+                .as_str(),
+            "/api/services/%2E%2E/%2E"
+        );
+        let q = ApiPath::new("/api/report")
+            .query("since", "7d&x=1#y")
+            .query("n", 5);
+        assert_eq!(q.as_str(), "/api/report?since=7d%26x%3D1%23y&n=5");
+        assert_eq!(
+            ApiPath::new("/x").segment("a.b-c_d~é").as_str(),
+            "/x/a.b-c_d~%C3%A9"
+        );
+    }
+
+    #[test]
+    fn an_answer_without_a_json_error_says_what_was_asked() {
+        let path = ApiPath::new("/api/nosuch");
+        let b = error_body(StatusCode::NOT_FOUND, &Method::GET, &path, b"");
+        assert_eq!(
+            b.error,
+            "the daemon answered GET /api/nosuch with 404 Not Found and no message"
+        );
+        assert!(b.hint.unwrap().contains("another version"));
+        let b = error_body(StatusCode::BAD_GATEWAY, &Method::POST, &path, b" oops\n");
+        assert_eq!(
+            b.error,
+            "the daemon answered POST /api/nosuch with 502 Bad Gateway: oops"
+        );
+        let json = br#"{"error":"no service named `x`","hint":"h"}"#;
+        let b = error_body(StatusCode::NOT_FOUND, &Method::GET, &path, json);
+        assert_eq!(
+            (b.error.as_str(), b.hint.as_deref()),
+            ("no service named `x`", Some("h"))
+        );
     }
 }

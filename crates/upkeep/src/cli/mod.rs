@@ -3,8 +3,13 @@
 //! Most commands are thin clients of the daemon's API (`client.rs`); `daemon`, `up`, `down`
 //! (`lifecycle.rs`), `check`, `startup` and `export` work without one. Exit codes: 0 ok,
 //! 1 an operation failed (or no daemon runs), 2 usage or config error.
+//!
+//! Every service-name argument is parsed into a [`ServiceName`] (or [`Target`]) by clap, so a
+//! bad name is a usage error before anything is sent, and every request path is an
+//! [`ApiPath`] (issue 14, D18).
 
 mod client;
+mod escape;
 mod lifecycle;
 mod output;
 
@@ -15,9 +20,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use http_body_util::BodyExt;
+use upkeep_core::ServiceName;
 use upkeep_core::api::{ActionResult, AddService, ReloadResult, ServiceDetail, ServiceInfo};
 use upkeep_core::i18n::{Msg, tr};
 
+use client::ApiPath;
 pub use client::{Client, ClientError};
 
 #[derive(Parser, Debug)]
@@ -55,19 +62,19 @@ enum Command {
     Ls(JsonFlag),
     /// Show one service: details and last events
     Status {
-        name: String,
+        name: ServiceName,
         #[command(flatten)]
         json: JsonFlag,
     },
     /// Start a service (or `all`)
-    Start { target: String },
+    Start { target: Target },
     /// Stop a service (or `all`): stop signal to its whole process group, then SIGKILL
-    Stop { target: String },
+    Stop { target: Target },
     /// Restart a service (or `all`)
-    Restart { target: String },
-    /// Show a service's log
+    Restart { target: Target },
+    /// Show a service's log (control characters escaped, unless --raw)
     Logs {
-        name: String,
+        name: ServiceName,
         /// Keep printing new lines
         #[arg(short, long)]
         follow: bool,
@@ -80,6 +87,10 @@ enum Command {
         /// One JSON object per line: {"at": ..., "line": ...}
         #[arg(long)]
         json: bool,
+        /// Write the log's bytes as they are, escape sequences and all (by default control
+        /// characters show escaped, e.g. ESC as \x1b, so a line cannot act on the terminal)
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
     },
     /// Availability, incidents, MTTR, MTBF, heals and interventions: this period beside the last
     Report {
@@ -94,7 +105,7 @@ enum Command {
     },
     /// Inject a fault into a running service and measure detection and recovery
     Drill {
-        name: String,
+        name: ServiceName,
         #[arg(long, value_enum)]
         fault: FaultArg,
         /// How many times, one after the other
@@ -105,7 +116,7 @@ enum Command {
     },
     /// Incidents, newest first (of one service, or all)
     Incidents {
-        name: Option<String>,
+        name: Option<ServiceName>,
         /// How many
         #[arg(short = 'n', long, default_value_t = 20)]
         limit: u32,
@@ -120,7 +131,7 @@ enum Command {
     },
     /// Put a service in maintenance (no heals, no incidents, time counted apart), or end it
     Maintenance {
-        name: String,
+        name: ServiceName,
         /// How long, e.g. 30m or 2h (default: until `--end`)
         #[arg(long = "for", value_name = "DURATION", conflicts_with = "end")]
         duration: Option<String>,
@@ -137,7 +148,7 @@ enum Command {
     Check(JsonFlag),
     /// Add a service to the config file (keeping its comments) and start it
     Add {
-        name: String,
+        name: ServiceName,
         /// Working directory (relative to where you are)
         #[arg(long)]
         cwd: Option<PathBuf>,
@@ -168,11 +179,37 @@ enum Command {
 enum ExportTo {
     /// A systemd unit for one service
     Systemd {
-        name: String,
+        name: ServiceName,
         /// Write to this file instead of standard output
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+}
+
+/// What `start`, `stop` and `restart` act on: every service, or one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    All,
+    One(ServiceName),
+}
+
+impl std::str::FromStr for Target {
+    type Err = upkeep_core::NameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "all" {
+            return Ok(Target::All);
+        }
+        ServiceName::new(s).map(Target::One)
+    }
+}
+
+impl Target {
+    fn as_str(&self) -> &str {
+        match self {
+            Target::All => "all",
+            Target::One(name) => name.as_str(),
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -202,12 +239,22 @@ struct JsonFlag {
     json: bool,
 }
 
+/// The hint of an error that carries one.
+fn hint_of(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(c) = e.downcast_ref::<ClientError>() {
+        return c.hint();
+    }
+    e.downcast_ref::<crate::systemd::UnitError>()
+        .and_then(|u| u.hint().map(str::to_owned))
+}
+
 /// Errors that mean "your input is wrong" (exit 2) rather than "it failed" (exit 1).
 fn is_usage_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<upkeep_config::ConfigError>().is_some()
             || c.downcast_ref::<crate::daemon::StartError>().is_some()
             || c.downcast_ref::<upkeep_core::NameError>().is_some()
+            || c.downcast_ref::<crate::systemd::UnitError>().is_some()
             || matches!(c.downcast_ref::<ClientError>(), Some(ClientError::Api { status, .. }) if status.is_client_error())
     })
 }
@@ -217,16 +264,14 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            let mut msg = format!("error: {e}");
+            // Messages quote what the daemon or a file said: show its control characters.
+            let mut msg = format!("error: {}", escape::text(&e.to_string()));
             for cause in e.chain().skip(1) {
-                msg.push_str(&format!("\n  caused by: {cause}"));
+                let cause = cause.to_string();
+                msg.push_str(&format!("\n  caused by: {}", escape::text(&cause)));
             }
-            if let Some(hint) = e
-                .chain()
-                .find_map(|c| c.downcast_ref::<ClientError>())
-                .and_then(ClientError::hint)
-            {
-                msg.push_str(&format!("\n\nhint: {hint}"));
+            if let Some(hint) = e.chain().find_map(hint_of) {
+                msg.push_str(&format!("\n\nhint: {}", escape::text(&hint)));
             }
             eprintln!("{msg}");
             if is_usage_error(&e) {
@@ -284,18 +329,6 @@ impl Global {
     fn client(&self) -> Client {
         Client::new(&self.data_dir())
     }
-}
-
-/// Percent-encodes a query value (periods may hold `:` and `+`).
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Log lines ("<RFC 3339 time> <text>") as newline-delimited JSON objects.
@@ -358,7 +391,9 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             }
         }
         Command::Status { name, json } => {
-            let d: ServiceDetail = client.get(&format!("/api/services/{name}")).await?;
+            let d: ServiceDetail = client
+                .get(ApiPath::new("/api/services").segment(&name))
+                .await?;
             if json.json {
                 print_json(&d)
             } else {
@@ -374,16 +409,22 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             lines,
             stderr,
             json,
+            raw,
         } => {
-            let path =
-                format!("/api/services/{name}/logs?n={lines}&stderr={stderr}&follow={follow}");
+            let path = ApiPath::new("/api/services")
+                .segment(&name)
+                .segment("logs")
+                .query("n", lines)
+                .query("stderr", stderr)
+                .query("follow", follow);
             let mut body = client
-                .send(hyper::Method::GET, &path, None)
+                .send(hyper::Method::GET, path, None)
                 .await?
                 .into_body();
             let mut out = std::io::stdout().lock();
             // Chunks may end mid-line; JSON output needs whole lines.
             let mut pending: Vec<u8> = Vec::new();
+            let mut escaper = escape::LogEscaper::default();
             while let Some(frame) = body.frame().await {
                 let frame = frame.context("reading the log stream")?;
                 let Some(data) = frame.data_ref() else {
@@ -396,18 +437,25 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                     };
                     let whole: Vec<u8> = pending.drain(..=end).collect();
                     log_lines_json(&whole).into_bytes()
-                } else {
+                } else if raw {
                     data.to_vec()
+                } else {
+                    let mut text = Vec::with_capacity(data.len());
+                    escaper.push(data, &mut text);
+                    text
                 };
                 // A closed pipe (`upkeep logs -f | head`) ends the command quietly.
                 if out.write_all(&text).and_then(|_| out.flush()).is_err() {
-                    break;
+                    return Ok(ExitCode::SUCCESS);
                 }
             }
+            let mut rest = Vec::new();
+            escaper.finish(&mut rest);
+            let _ = out.write_all(&rest).and_then(|_| out.flush());
         }
         Command::Report { since, json, md } => {
             let r: upkeep_core::report::Report = client
-                .get(&format!("/api/report?since={}", urlencode(&since)))
+                .get(ApiPath::new("/api/report").query("since", &since))
                 .await?;
             if json {
                 print_json(&r)
@@ -422,7 +470,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             json,
         } => {
             let req = upkeep_core::api::DrillRequest {
-                service: upkeep_core::ServiceName::new(name)?,
+                service: name,
                 fault: fault.into(),
             };
             let results = drill(&client, &req, repeat, !json).await?;
@@ -433,11 +481,11 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             }
         }
         Command::Incidents { name, limit, json } => {
-            let mut path = format!("/api/incidents?limit={limit}");
+            let mut path = ApiPath::new("/api/incidents").query("limit", limit);
             if let Some(n) = name {
-                path.push_str(&format!("&service={}", upkeep_core::ServiceName::new(n)?));
+                path = path.query("service", n);
             }
-            let list: Vec<upkeep_core::api::Incident> = client.get(&path).await?;
+            let list: Vec<upkeep_core::api::Incident> = client.get(path).await?;
             if json.json {
                 print_json(&list)
             } else {
@@ -445,8 +493,9 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             }
         }
         Command::Incident { id, json } => {
-            let d: upkeep_core::api::IncidentDetail =
-                client.get(&format!("/api/incidents/{id}")).await?;
+            let d: upkeep_core::api::IncidentDetail = client
+                .get(ApiPath::new("/api/incidents").segment(id.to_string()))
+                .await?;
             if json.json {
                 print_json(&d)
             } else {
@@ -459,10 +508,11 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             reason,
             end,
         } => {
-            let name = upkeep_core::ServiceName::new(name)?;
-            let path = format!("/api/services/{name}/maintenance");
+            let path = ApiPath::new("/api/services")
+                .segment(&name)
+                .segment("maintenance");
             if end {
-                let _: ActionResult = client.delete(&path).await?;
+                let _: ActionResult = client.delete(path).await?;
                 println!("{}", tr(Msg::MaintenanceEnded, &[&name]));
             } else {
                 let until = duration
@@ -474,7 +524,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                     })
                     .transpose()?;
                 let req = upkeep_core::api::MaintenanceRequest { reason, until };
-                let _: ActionResult = client.post(&path, Some(&req)).await?;
+                let _: ActionResult = client.post(path, Some(&req)).await?;
                 let msg = match until {
                     Some(u) => tr(
                         Msg::InMaintenanceUntil,
@@ -495,7 +545,6 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             restart,
             command,
         } => {
-            let name = upkeep_core::ServiceName::new(name)?;
             let cwd = cwd
                 .map(std::path::absolute)
                 .transpose()?
@@ -508,7 +557,10 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             };
             let _: ReloadResult = client.post("/api/services", Some(&req)).await?;
             let health: upkeep_core::api::Health = client.get("/api/health").await?;
-            println!("{}", tr(Msg::Added, &[&name, &health.config_path]));
+            println!(
+                "{}",
+                tr(Msg::Added, &[&name, &escape::field(&health.config_path)])
+            );
         }
         Command::Daemon
         | Command::Up
@@ -552,7 +604,7 @@ async fn drill(
             i + 1,
             r.detected_ms,
             r.recovered_ms,
-            r.detected_by
+            escape::field(&r.detected_by)
         ));
         results.push(r);
         bar.inc(1);
@@ -561,10 +613,11 @@ async fn drill(
     Ok(results)
 }
 
-async fn act(client: &Client, target: &str, action: &str, done: Msg) -> Result<()> {
-    let r: ActionResult = client
-        .post(&format!("/api/services/{target}/{action}"), None::<&()>)
-        .await?;
+async fn act(client: &Client, target: &Target, action: &'static str, done: Msg) -> Result<()> {
+    let path = ApiPath::new("/api/services")
+        .segment(target.as_str())
+        .segment(action);
+    let r: ActionResult = client.post(path, None::<&()>).await?;
     for s in r.services {
         println!("{s}: {}", tr(done, &[]));
     }
@@ -617,7 +670,7 @@ fn check(g: &Global, json: bool) -> Result<ExitCode> {
 fn startup(g: &Global, user: bool, install: bool) -> Result<ExitCode> {
     let config = g.load_config()?;
     let exe = std::env::current_exe().context("finding the upkeep binary")?;
-    let unit = crate::systemd::daemon_unit(&exe, &config, user);
+    let unit = crate::systemd::daemon_unit(&exe, &config, user)?;
     if !install {
         print!("{unit}");
         return Ok(ExitCode::SUCCESS);
@@ -630,7 +683,7 @@ fn startup(g: &Global, user: bool, install: bool) -> Result<ExitCode> {
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("upkeep.service");
-    std::fs::write(&path, unit).with_context(|| format!("writing {}", path.display()))?;
+    write_private(&path, &unit)?;
     let sc = if user {
         "systemctl --user"
     } else {
@@ -643,21 +696,47 @@ fn startup(g: &Global, user: bool, install: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn export_systemd(g: &Global, name: &str, output: Option<PathBuf>) -> Result<ExitCode> {
+fn export_systemd(g: &Global, name: &ServiceName, output: Option<PathBuf>) -> Result<ExitCode> {
     let config = g.load_config()?;
-    let key = upkeep_core::ServiceName::new(name)?;
-    let Some(svc) = config.services.get(&key) else {
+    let Some(svc) = config.services.get(name) else {
         bail!("no service named `{name}` in {}", config.path.display());
     };
     let Some(svc) = &svc.managed else {
         bail!("service `{name}` is external (probes only): there is no command for systemd to run");
     };
-    let unit = crate::systemd::service_unit(name, svc);
+    let unit = crate::systemd::service_unit(name, svc)?;
     match output {
-        Some(p) => std::fs::write(&p, unit).with_context(|| format!("writing {}", p.display()))?,
+        Some(p) => write_private(&p, &unit)?,
         None => print!("{unit}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a unit file only its owner can read (mode 0600): an exported unit holds the
+/// service's `env` and `env_file` values, API keys among them (issue 14, D17). A file that
+/// exists is made private before anything is written into it; something that is not a
+/// regular file (`-o /dev/stdout`) is written as it is.
+fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        // Only once private (`set_len` below): a file that cannot be made so is left as it was.
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let is_file = f
+        .metadata()
+        .with_context(|| format!("writing {}", path.display()))?
+        .is_file();
+    if is_file {
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .and_then(|()| f.set_len(0))
+            .with_context(|| format!("making {} private (mode 0600)", path.display()))?;
+    }
+    f.write_all(contents.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

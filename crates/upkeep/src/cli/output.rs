@@ -1,5 +1,9 @@
 //! How the CLI shows things to people: tables, durations, sizes. `--json` bypasses all of it.
+//!
+//! Every text that comes from outside the CLI (reasons, commands, paths, event kinds) goes
+//! through [`esc`] so a control character in it shows instead of acting on the terminal.
 
+use super::escape::field as esc;
 use comfy_table::presets::NOTHING;
 use comfy_table::{Cell, Color, Table};
 use upkeep_core::State;
@@ -110,7 +114,7 @@ fn incident_line(inc: &Incident, with_service: bool) -> String {
         "#{:<4} {service}{}  {end}  {}{drill}",
         inc.id,
         inc.started.strftime("%Y-%m-%d %H:%M:%S"),
-        inc.reason
+        esc(&inc.reason)
     )
 }
 
@@ -136,7 +140,8 @@ pub fn incident_detail(d: &IncidentDetail) -> String {
 }
 
 fn event_line(e: &StoredEvent) -> String {
-    let mut detail = e.detail.to_string();
+    // serde_json escapes C0 controls in strings, but not DEL or C1 controls.
+    let mut detail = esc(&e.detail.to_string()).into_owned();
     if detail == "{}" || detail == "null" {
         detail.clear();
     }
@@ -148,7 +153,7 @@ fn event_line(e: &StoredEvent) -> String {
     format!(
         "{}  {}{who}  {detail}",
         e.at.strftime("%Y-%m-%d %H:%M:%S"),
-        e.kind
+        esc(&e.kind)
     )
 }
 
@@ -170,7 +175,7 @@ pub fn service_detail(d: &ServiceDetail) -> String {
             format!(
                 "{} → {until} {}",
                 m.since.strftime("%Y-%m-%d %H:%M:%S"),
-                m.reason
+                esc(&m.reason)
             ),
         );
     }
@@ -190,14 +195,17 @@ pub fn service_detail(d: &ServiceDetail) -> String {
             format!("{} in {p} process(es)", bytes(m)),
         );
     }
-    line(&tr(Msg::Command, &[]), d.command.join(" "));
+    line(
+        &tr(Msg::Command, &[]),
+        esc(&d.command.join(" ")).into_owned(),
+    );
     if let Some(cwd) = &d.cwd {
-        line("cwd", cwd.clone());
+        line("cwd", esc(cwd).into_owned());
     }
-    line("restart", d.restart.clone());
+    line("restart", esc(&d.restart).into_owned());
     line(
         &tr(Msg::Logs, &[]),
-        format!("{}\n{:>12}{}", d.stdout_log, "", d.stderr_log),
+        format!("{}\n{:>12}{}", esc(&d.stdout_log), "", esc(&d.stderr_log)),
     );
     if i.status.dropped_lines > 0 {
         line("dropped", format!("{} log lines", i.status.dropped_lines));
@@ -209,7 +217,11 @@ pub fn service_detail(d: &ServiceDetail) -> String {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
-            out.push_str(&format!("  {name:<12} {health:<9} {}\n", p.reason));
+            out.push_str(&format!(
+                "  {:<12} {health:<9} {}\n",
+                esc(name),
+                esc(&p.reason)
+            ));
             if let Some(last) = &p.last {
                 let ago = jiff::Timestamp::now()
                     .duration_since(last.at)
@@ -219,7 +231,7 @@ pub fn service_detail(d: &ServiceDetail) -> String {
                     Msg::LastCheck,
                     &[
                         &duration_ms(ago as u64),
-                        &last.reason,
+                        &esc(&last.reason),
                         &format!("{:.1}", last.latency_ms),
                     ],
                 );
@@ -260,7 +272,7 @@ pub fn drills(results: &[upkeep_core::api::DrillResult]) -> String {
             r.fault.as_str().into(),
             format!("{} ms", r.detected_ms),
             format!("{} ms", r.recovered_ms),
-            r.detected_by.clone(),
+            esc(&r.detected_by).into_owned(),
         ]);
     }
     let mut out = format!("{t}\n");

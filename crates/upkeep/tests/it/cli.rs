@@ -126,3 +126,174 @@ fn speaks_chinese_when_asked() {
     let text = stdout(&out);
     assert!(text.contains("名称") && text.contains("状态"), "{text}");
 }
+
+/// D18: `upkeep stop 'all/start?'` put the name into the path unencoded, so the request hit
+/// `POST /api/services/all/start` (`?/stop` became the query), said "stopped" and started
+/// every service. Every name argument is now a `ServiceName` (or `all`) before it leaves.
+#[test]
+fn issue_14_a_name_argument_cannot_change_the_route() {
+    let d = daemon(
+        "[services.a]\ncommand = \"sleep 1000\"\nautostart = false\n\n[services.b]\ncommand = \"sleep 1000\"\nautostart = false\n",
+    );
+    for args in [
+        &["stop", "all/start?"][..],
+        &["stop", "a/start#"],
+        &["restart", "../services/a"],
+        &["status", "a/start?"],
+        &["logs", "a?n=1&x="],
+        &["maintenance", "a/../b"],
+        &["incidents", "a&limit=1"],
+        &["drill", "a/x", "--fault", "crash"],
+    ] {
+        let out = d.cli(args);
+        let err = stderr(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {err}{}",
+            stdout(&out)
+        );
+        assert!(
+            err.contains(&format!("service name `{}`", args[1])),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        (d.state("a"), d.state("b")),
+        ("stopped".into(), "stopped".into()),
+        "a rejected name started something"
+    );
+    // `all` stays allowed where the command takes it, and nowhere else.
+    let out = d.cli(&["status", "all"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("reserved"), "{}", stderr(&out));
+    assert!(d.cli(&["start", "all"]).status.success());
+    assert_eq!((d.state("a"), d.state("b")), ("up".into(), "up".into()));
+}
+
+/// D18, server side: a name the API cannot use is a 400 with a JSON message, whether it fails
+/// validation or does not even decode (a plain-text rejection before).
+#[test]
+fn issue_14_the_api_rejects_bad_names_with_a_json_message() {
+    let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");
+    for (method, path) in [
+        ("GET", "/api/services/..%2Fetc"),
+        ("GET", "/api/services/%FF"),
+        ("POST", "/api/services/a%2Fb/stop"),
+        ("POST", "/api/services/%FF/stop"),
+        ("GET", "/api/services/a%3Fn%3D1/logs"),
+        ("DELETE", "/api/services/%2E%2E/maintenance"),
+        ("GET", "/api/incidents?service=a%2Fb"),
+    ] {
+        let (code, body) = d.try_api(method, path, None).unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(code, 400, "{method} {path}: {text}");
+        let json: serde_json::Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
+        let msg = json["error"].as_str().unwrap_or_default();
+        assert!(msg.contains("service name"), "{method} {path}: {text}");
+    }
+}
+
+/// D20: an unknown route or a wrong method was answered with an empty body, and the CLI
+/// printed `error: 404 Not Found: `. Both are now the API's JSON error, naming method and path.
+#[test]
+fn issue_14_unknown_routes_and_wrong_methods_say_what_was_asked() {
+    let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");
+    let json = |method: &str, path: &str, want: u16| {
+        let (code, body) = d.try_api(method, path, None).unwrap();
+        let text = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(code, want, "{method} {path}: {text}");
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
+        v["error"].as_str().unwrap_or_default().to_owned()
+    };
+    let msg = json("GET", "/api/nosuch?x=1", 404);
+    assert!(msg.contains("GET /api/nosuch"), "{msg}");
+    let msg = json("DELETE", "/api/health", 405);
+    assert!(
+        msg.contains("DELETE") && msg.contains("/api/health"),
+        "{msg}"
+    );
+    let msg = json("GET", "/api/services/a/start", 405);
+    assert!(
+        msg.contains("GET") && msg.contains("/api/services/a/start"),
+        "{msg}"
+    );
+}
+
+/// D19: text from services, probes and users went to the terminal raw, so an escape sequence
+/// in a probe's reason or a maintenance reason could clear the screen or set the window title.
+/// Text output shows control characters escaped; `--json` keeps them exact.
+#[test]
+fn issue_14_status_and_incidents_show_control_characters_escaped() {
+    // An HTTP server whose answer lacks what the probe wants: the probe's reason quotes it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            use std::io::{Read, Write};
+            let _ = conn.read(&mut [0; 4096]);
+            let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        }
+    });
+    let d = daemon(&format!(
+        "[services.web]\nprobes = [{{ kind = \"http\", url = \"http://{addr}/\", body_contains = \"\\u001b]0;pwned\\u0007\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n\n\
+         [services.cmd]\ncommand = \"sleep 1000 # \\u001b[2J\"\n"
+    ));
+    d.wait_until("an incident of web", LONG, || {
+        let list = d.api_get("/api/incidents?service=web");
+        (!list.as_array()?.is_empty()).then_some(())
+    });
+    let out = d.cli(&[
+        "maintenance",
+        "web",
+        "--reason",
+        "deploy\u{1b}]8;;http://evil/\u{7}\r\n",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let raw = |out: &std::process::Output| {
+        out.stdout
+            .iter()
+            .any(|b| (*b < 0x20 && *b != b'\n' && *b != b'\t') || *b == 0x7f)
+    };
+    let status = d.cli(&["status", "web"]);
+    let text = stdout(&status);
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(!raw(&status), "raw control characters in:\n{text:?}");
+    assert!(text.contains(r"\x1b]0;pwned\x07"), "{text}");
+    assert!(
+        text.contains(r"deploy\x1b]8;;http://evil/\x07\r\n"),
+        "{text}"
+    );
+    let cmd = d.cli(&["status", "cmd"]);
+    assert!(!raw(&cmd), "{:?}", stdout(&cmd));
+    assert!(
+        stdout(&cmd).contains(r"sleep 1000 # \x1b[2J"),
+        "{}",
+        stdout(&cmd)
+    );
+    let incidents = d.cli(&["incidents"]);
+    assert!(!raw(&incidents), "{:?}", stdout(&incidents));
+    assert!(
+        stdout(&incidents).contains(r"\x1b]0;pwned\x07"),
+        "{}",
+        stdout(&incidents)
+    );
+    let id = d.api_get("/api/incidents?service=web")[0]["id"]
+        .as_i64()
+        .unwrap();
+    let incident = d.cli(&["incident", &id.to_string()]);
+    assert!(!raw(&incident), "{:?}", stdout(&incident));
+    // JSON stays exact (JSON escapes control characters itself).
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&d.cli(&["status", "cmd", "--json"]))).unwrap();
+    let command = json["command"].as_array().unwrap().last().unwrap();
+    assert!(
+        command
+            .as_str()
+            .unwrap()
+            .ends_with("sleep 1000 # \u{1b}[2J"),
+        "{json}"
+    );
+}

@@ -172,3 +172,39 @@ fn logs_follow_streams_new_lines() {
     let mut rest = String::new();
     let _ = reader.read_to_string(&mut rest);
 }
+
+/// D19: `upkeep logs` wrote what services print raw to the terminal, so a line could clear
+/// the screen, set the window title or hide itself behind a carriage return. Control
+/// characters now show escaped (tab and line ends kept, bytes that are not UTF-8 as `\xNN`);
+/// `--raw` writes the bytes as they are, and `--json` stays exact.
+#[test]
+fn issue_14_logs_show_control_characters_escaped_unless_raw() {
+    let d = daemon(
+        "[services.esc]\ncommand = \"printf 'a\\\\033]0;pwned\\\\007\\\\033[2Jb\\\\tc\\\\rd\\\\351\\\\n'; sleep 1000\"\n",
+    );
+    d.wait_state("esc", "up", LONG);
+    let raw = d.wait_until("the line in the log", LONG, || {
+        let o = d.cli(&["logs", "esc", "--raw"]);
+        o.stdout.ends_with(b"\n").then_some(o.stdout)
+    });
+    assert!(
+        raw.ends_with(b" a\x1b]0;pwned\x07\x1b[2Jb\tc\rd\xe9\n"),
+        "--raw keeps the bytes: {:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    let o = d.cli(&["logs", "esc"]);
+    assert!(o.status.success());
+    assert!(
+        stdout(&o).ends_with(concat!(
+            r" a\x1b]0;pwned\x07\x1b[2Jb",
+            "\t",
+            r"c\rd\xe9",
+            "\n"
+        )),
+        "{:?}",
+        stdout(&o)
+    );
+    let o = d.cli(&["logs", "esc", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["line"], "a\u{1b}]0;pwned\u{7}\u{1b}[2Jb\tc\rd\u{fffd}");
+}
