@@ -160,7 +160,9 @@ pub fn daemon_unit(exe: &Path, config: &Config, user_mode: bool) -> Result<Strin
          [Service]\nType=notify\nNotifyAccess=main\nExecStart={exe} daemon -c {cfg}\nExecReload={exe} reload -c {cfg}\n\
          Restart=always\nRestartSec=1\nWatchdogSec=30\n\
          # upkeep stops every service's process group itself; then systemd cleans up the rest.\n\
-         KillMode=mixed\nTimeoutStopSec={stop}\n\n\
+         KillMode=mixed\nTimeoutStopSec={stop}\n\
+         # upkeep gives each service a cgroup of its own below the unit's.\n\
+         Delegate=yes\n\n\
          [Install]\nWantedBy={}\n",
         if user_mode {
             "default.target"

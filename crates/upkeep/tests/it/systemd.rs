@@ -33,6 +33,8 @@ fn startup_unit_passes_systemd_analyze_verify() {
         "Type=notify",
         "Restart=always",
         "WatchdogSec=",
+        // Each service's cgroup lives below the unit's: systemd must leave them alone.
+        "Delegate=yes",
         &format!("daemon -c {}", d.config.display()),
     ] {
         assert!(unit.contains(want), "missing {want}:\n{unit}");
