@@ -90,10 +90,10 @@ def proc_rss_kib(pid):
 
 
 class Upkeep:
-    def __init__(self, services_toml):
+    def __init__(self, services_toml, daemon_toml=""):
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="upkeep-bench-"))
         self.config = self.dir / "upkeep.toml"
-        self.config.write_text(f'[daemon]\ndata_dir = "{self.dir / "data"}"\n\n{services_toml}')
+        self.config.write_text(f'[daemon]\ndata_dir = "{self.dir / "data"}"\n{daemon_toml}\n{services_toml}')
         self.proc = None
 
     def start(self):
@@ -177,9 +177,12 @@ def bench_respawn(reps, supervisord_reps, settle):
 
     # upkeep at once, and again once the daemon has unmapped its start-up pages (10 s after
     # start): the first respawns then fault the code they run back in.
-    for label, wait in (("upkeep", 0), ("upkeep, after 12 s", 12)):
-        rec = tmp / f"upkeep-{wait}.rec"
-        u = Upkeep(f'[services.child]\ncommand = ["{CHILD}", "{rec}"]\nbackoff_min = "0"\nmax_restarts = 1000000\nwindow = "1s"\n')
+    # And without cgroups (`daemon.cgroups = false`): the child then starts by posix_spawn
+    # instead of a fork that enters the service's cgroup before exec.
+    for label, wait, daemon in (("upkeep", 0, ""), ("upkeep, after 12 s", 12, ""),
+                                ("upkeep, no cgroups", 0, "cgroups = false\n")):
+        rec = tmp / f"upkeep-{wait}-{len(daemon)}.rec"
+        u = Upkeep(f'[services.child]\ncommand = ["{CHILD}", "{rec}"]\nbackoff_min = "0"\nmax_restarts = 1000000\nwindow = "1s"\n', daemon)
         def start(u=u, wait=wait):
             u.start()
             time.sleep(wait)

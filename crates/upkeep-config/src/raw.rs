@@ -28,6 +28,10 @@ pub(crate) struct RawDaemon {
     pub shutdown_timeout: String,
     /// host:port where `/metrics` is served over TCP for Prometheus (read-only).
     pub metrics_listen: Option<String>,
+    /// A cgroup per service where cgroup2 allows (default). Off: process groups, run records
+    /// and marks only.
+    #[serde(default = "defaults::yes")]
+    pub cgroups: bool,
 }
 
 /// `command = "npm run dev"` (split on spaces; run through `sh -c` if it uses shell syntax) or
@@ -110,6 +114,7 @@ impl Default for RawDaemon {
             data_dir: None,
             shutdown_timeout: defaults::shutdown_timeout(),
             metrics_listen: None,
+            cgroups: true,
         }
     }
 }

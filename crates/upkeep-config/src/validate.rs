@@ -32,6 +32,8 @@ pub struct DaemonConfig {
     pub shutdown_timeout: Duration,
     /// Where `/metrics` is served over TCP, if anywhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Give each service a cgroup of its own where cgroup2 allows it.
+    pub cgroups: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -401,6 +403,7 @@ impl Validator<'_> {
                 // None only with a problem recorded, and then this config is dropped.
                 shutdown_timeout: shutdown_timeout.unwrap_or_default(),
                 metrics_listen,
+                cgroups: raw.daemon.cgroups,
             },
             services,
         }

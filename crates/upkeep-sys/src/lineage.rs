@@ -51,8 +51,8 @@ pub struct Lineage {
 
 impl Lineage {
     /// Opens the records in `data_dir` (which the caller has locked and checked): creates
-    /// `run/` and, where cgroup2 lets us, our cgroup. `node` is the data dir's id.
-    pub fn open(data_dir: &Path, node: &str) -> io::Result<Lineage> {
+    /// `run/` and, if `cgroups` and cgroup2 lets us, our cgroup. `node` is the data dir's id.
+    pub fn open(data_dir: &Path, node: &str, cgroups: bool) -> io::Result<Lineage> {
         let run_dir = data_dir.join("run");
         match std::fs::create_dir(&run_dir) {
             Ok(()) => std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700))?,
@@ -60,17 +60,19 @@ impl Lineage {
             Err(e) => return Err(e),
         }
         crate::trust::check_private(&run_dir)?;
-        let cgroups = cgroup_root(node).and_then(|dir| match std::fs::create_dir(&dir) {
-            Ok(()) => Some(dir),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Some(dir),
-            Err(e) => {
-                tracing::info!(
-                    dir = %dir.display(),
-                    "no cgroup per service ({e}): process groups, run records and marks only"
-                );
-                None
-            }
-        });
+        let cgroups = cgroup_root(node).filter(|_| cgroups).and_then(
+            |dir| match std::fs::create_dir(&dir) {
+                Ok(()) => Some(dir),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Some(dir),
+                Err(e) => {
+                    tracing::info!(
+                        dir = %dir.display(),
+                        "no cgroup per service ({e}): process groups, run records and marks only"
+                    );
+                    None
+                }
+            },
+        );
         Ok(Lineage {
             node: node.to_owned(),
             run_dir,
@@ -479,7 +481,7 @@ mod tests {
     #[test]
     fn a_record_replaces_the_last_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let l = Lineage::open(dir.path(), "testnode").unwrap();
+        let l = Lineage::open(dir.path(), "testnode", true).unwrap();
         let s = l.service("web");
         s.adopt(999_999_998, 5);
         s.adopt(12, 7);
@@ -497,7 +499,7 @@ mod tests {
     #[test]
     fn a_symlinked_run_record_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let l = Lineage::open(dir.path(), "testnode2").unwrap();
+        let l = Lineage::open(dir.path(), "testnode2", true).unwrap();
         let target = dir.path().join("elsewhere");
         std::fs::write(&target, "keep").unwrap();
         std::os::unix::fs::symlink(&target, dir.path().join("run/web")).unwrap();

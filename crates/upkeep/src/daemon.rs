@@ -156,7 +156,7 @@ async fn run_async(config: Config) -> Result<()> {
     let metrics_listen = config.daemon.metrics_listen;
     let reaper = Reaper::start().context("installing the SIGCHLD handler")?;
     let node = node_id(&data_dir)?;
-    let lineage = Lineage::open(&data_dir, &node)
+    let lineage = Lineage::open(&data_dir, &node, config.daemon.cgroups)
         .with_context(|| format!("opening the run records in {}", data_dir.display()))?;
     let db = data_dir.join("upkeep.db");
     for file in ["upkeep.db", "upkeep.db-wal", "upkeep.db-shm", "logs"] {
