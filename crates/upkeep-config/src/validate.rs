@@ -435,17 +435,15 @@ impl Validator<'_> {
                 ),
                 hint(),
             );
-        } else if let Ok(meta) = std::fs::metadata(&dir) {
-            if !meta.is_dir() {
-                self.problem(
-                    &key,
-                    format!("data_dir {} is not a folder", dir.display()),
-                    hint(),
-                );
-            }
-            // A folder that exists must be the daemon's own and private: the daemon checks
-            // that when it starts (it never changes an existing folder's mode).
+        } else if std::fs::metadata(&dir).is_ok_and(|m| !m.is_dir()) {
+            self.problem(
+                &key,
+                format!("data_dir {} is not a folder", dir.display()),
+                hint(),
+            );
         }
+        // A folder that exists must be the daemon's own and private: the daemon checks that
+        // when it starts (it never changes an existing folder's mode).
         dir
     }
 
