@@ -8,19 +8,10 @@ use std::time::Duration;
 
 use upkeep_testkit::TestDaemon;
 
-use crate::{LONG, daemon};
+use crate::{LONG, Rng, daemon};
 
-struct Rng(u64);
+/// Hostile values, drawn from the shared generator.
 impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n.max(1) as u64) as usize
-    }
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[self.below(from.len())]
-    }
     /// Bytes of every kind: printable, controls, NUL, high bytes, `/`, `%`.
     fn junk(&mut self, max: usize) -> Vec<u8> {
         const SPECIAL: &[u8] = b"/%?#&=.\\'\"{}[] ";
@@ -163,21 +154,6 @@ fn raw(d: &TestDaemon, method: &str, path: &str, body: &[u8]) -> u16 {
         .unwrap_or(0)
 }
 
-fn seed() -> u64 {
-    let seed = std::env::var("UPKEEP_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    eprintln!("fuzz seed {seed} (UPKEEP_FUZZ_SEED replays it)");
-    seed
-}
-
 fn alive(d: &TestDaemon) -> bool {
     raw(d, "GET", "/api/health", b"") == 200
 }
@@ -188,7 +164,7 @@ fn arbitrary_requests_to_every_route_never_kill_the_daemon_or_answer_500() {
         "[services.web]\ncommand = \"python3 -m http.server --bind 127.0.0.1 0\"\nprobes = [{ kind = \"process\", every = \"200ms\" }]\n",
     );
     d.wait_state("web", "up", LONG);
-    let mut rng = Rng(seed());
+    let mut rng = Rng::seeded("UPKEEP_FUZZ_SEED");
     // Every route, with the shapes of their paths (`{}` is a random segment).
     let routes: [(&str, &str); 18] = [
         ("GET", "/api/health"),
@@ -248,7 +224,7 @@ fn arbitrary_requests_to_every_route_never_kill_the_daemon_or_answer_500() {
 fn arbitrary_arguments_to_every_command_never_panic_or_kill_the_daemon() {
     let d = daemon("[services.web]\ncommand = \"sleep 1000\"\n");
     d.wait_state("web", "up", LONG);
-    let mut rng = Rng(seed());
+    let mut rng = Rng::seeded("UPKEEP_FUZZ_SEED");
     let commands = [
         "ls",
         "status",

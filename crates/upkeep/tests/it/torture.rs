@@ -19,7 +19,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use upkeep_testkit::{TestDaemon, free_port, pids_with_cmdline, unique};
 
-use crate::{BIN, LONG, stderr};
+use crate::{BIN, LONG, Rng, stderr};
 
 #[test]
 fn torture_short() {
@@ -34,20 +34,6 @@ fn torture_full() {
         .and_then(|k| k.parse().ok())
         .unwrap_or(200);
     torture(kills);
-}
-
-/// A small deterministic generator (xorshift), so a failing run can be replayed by its seed.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
 }
 
 /// What the scan looks for: a service's copies, each a process whose command line holds
@@ -179,18 +165,8 @@ fn torture(kills: u32) {
         .find(|p| std::path::Path::new(p).exists())
         .expect("nginx is needed (scripts/test installs nginx-light)");
     let t = unique();
-    let seed = std::env::var("UPKEEP_TORTURE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    eprintln!("torture: {kills} kills, seed {seed} (UPKEEP_TORTURE_SEED replays it)");
-    let mut rng = Rng(seed);
+    eprintln!("torture: {kills} kills");
+    let mut rng = Rng::seeded("UPKEEP_TORTURE_SEED");
     let web_dir = tempfile::tempdir().unwrap();
     let (nginx_port, http_port) = (free_port(), free_port());
     let conf = nginx_conf(web_dir.path(), nginx_port);
@@ -275,20 +251,20 @@ backoff_min = "10ms"
     d.launch();
     daemon.store(d.daemon_pid().unwrap(), Ordering::Relaxed);
     let kill_leader = |d: &TestDaemon, rng: &mut Rng| -> Option<u32> {
-        let name = names[rng.below(names.len() as u64) as usize];
+        let name = names[rng.below(names.len())];
         let pid = d.service(name)["info"]["pid"].as_u64()? as u32;
         let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         Some(pid)
     };
     for _ in 0..kills {
-        std::thread::sleep(Duration::from_millis(20 + rng.below(400)));
+        std::thread::sleep(Duration::from_millis(20) + rng.millis(400));
         if rng.chance(30) && kill_leader(&d, &mut rng).is_some() {
             leaders_killed.lock().unwrap().0 += 1;
-            std::thread::sleep(Duration::from_millis(rng.below(20)));
+            std::thread::sleep(rng.millis(20));
         }
         // A leader to kill once the daemon is gone: chosen while it can still be asked.
         let victim = rng.chance(30).then(|| {
-            let name = names[rng.below(names.len() as u64) as usize];
+            let name = names[rng.below(names.len())];
             d.service(name)["info"]["pid"].as_u64().map(|p| p as u32)
         });
         daemon.store(0, Ordering::Relaxed);
@@ -300,7 +276,7 @@ backoff_min = "10ms"
         // Now and then, killed again in the middle of its start-up.
         if rng.chance(25) {
             d.spawn_daemon();
-            std::thread::sleep(Duration::from_millis(rng.below(60)));
+            std::thread::sleep(rng.millis(60));
             d.signal_daemon(Signal::SIGKILL);
         }
         d.launch();
