@@ -224,6 +224,22 @@ impl TestDaemon {
         cmd
     }
 
+    /// Waits until probe `probe` of `service` has checked at a time at least `span` from now:
+    /// proof that the probe ran for that long, where a fixed sleep would prove nothing under
+    /// load (a negative check, "nothing happened", needs it).
+    pub fn wait_probe_checked_for(&self, service: &str, probe: &str, span: Duration) {
+        let from = jiff::Timestamp::now() + span;
+        self.wait_until(
+            &format!("probe {probe} of {service} to check again after {span:?}"),
+            Duration::from_secs(20) + span,
+            || {
+                let last = self.service(service)["info"]["probes"][probe]["last"]["at"].clone();
+                let at: jiff::Timestamp = last.as_str()?.parse().ok()?;
+                (at >= from).then_some(())
+            },
+        );
+    }
+
     /// Waits until `check` returns Some, or panics saying what it waited for.
     pub fn wait_until<T>(
         &self,

@@ -16,7 +16,8 @@ fn maintenance_holds_off_incidents_and_ends_by_hand_or_at_its_time() {
     assert_eq!(d.state("db"), "maintenance");
     // The database goes away for the work: no incident, still in maintenance.
     drop(listener);
-    std::thread::sleep(Duration::from_millis(500));
+    // Not a fixed sleep: the probe has checked (and failed) for half a second.
+    d.wait_probe_checked_for("db", "tcp", Duration::from_millis(500));
     assert_eq!(d.state("db"), "maintenance");
     let detail = d.service("db");
     assert_eq!(detail["info"]["maintenance"]["reason"], "disk swap");

@@ -283,8 +283,8 @@ fn exec_probe_and_probe_changes_on_reload_keep_the_process() {
     let pid = d.pid("job").unwrap();
     std::fs::remove_file(&flag).unwrap();
     d.wait_state("job", "down", LONG);
-    // on_unhealthy = "alert": reported, not restarted.
-    std::thread::sleep(Duration::from_millis(500));
+    // on_unhealthy = "alert": reported, not restarted, however long the probe fails.
+    d.wait_probe_checked_for("job", "exec", Duration::from_millis(500));
     assert_eq!(d.pid("job"), Some(pid));
     std::fs::write(&flag, "").unwrap();
     d.wait_state("job", "up", LONG);
