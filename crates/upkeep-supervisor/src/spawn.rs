@@ -1,10 +1,12 @@
 //! From a [`ManagedConfig`] to a running process group.
 //!
+//! With a cgroup: `clone3(CLONE_INTO_CGROUP)`, so the process starts inside it (see
+//! `upkeep_sys::clone` for why neither moving it afterwards nor before exec will do). Without:
 //! std's `Command` (not tokio's: its exits would race the reaper's `waitpid(-1)`) with
 //! `process_group(0)`, which std turns into `posix_spawn` with `POSIX_SPAWN_SETPGROUP`
-//! (vfork-fast) unless a user switch or entering the service's cgroup before exec forces a
-//! plain fork.
+//! (vfork-fast) unless a user switch forces a plain fork.
 
+use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
@@ -12,8 +14,7 @@ use std::process::Stdio;
 use tokio::sync::oneshot;
 use upkeep_config::ManagedConfig;
 use upkeep_core::ExitStatus;
-
-use upkeep_sys::{Cgroup, Reaper};
+use upkeep_sys::{Cgroup, Reaper, clone};
 
 const PIPE_SIZE: i32 = 1024 * 1024;
 
@@ -26,31 +27,28 @@ pub(crate) struct Spawned {
 }
 
 /// Spawns the service's process with `mark` in its environment (after the service's own
-/// variables, so that none can override it).
+/// variables, so that none can override it), inside `cgroup` if it has one.
 pub(crate) fn spawn(
     reaper: &Reaper,
     mark: &[(&'static str, String)],
     cgroup: Option<&Cgroup>,
     cfg: &ManagedConfig,
 ) -> std::io::Result<Spawned> {
-    let mut cmd = cfg.program.command(cfg.cwd.as_deref());
-    if let Some(cg) = cgroup {
-        cg.enter_before_exec(&mut cmd);
-    }
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    if let Some(user) = &cfg.user {
-        cmd.uid(user.uid)
-            .gid(user.gid)
-            .env("HOME", &user.home)
-            .env("USER", &user.name)
-            .env("LOGNAME", &user.name);
-    }
-    cmd.envs(cfg.env.iter().map(|(k, v)| (k, v)));
-    cmd.envs(mark.iter().map(|(k, v)| (k, v)));
-    let (mut child, exit) = reaper.spawn(&mut cmd)?;
-    let pid = child.id();
-    let stdout: OwnedFd = child.stdout.take().expect("stdout is piped").into();
-    let stderr: OwnedFd = child.stderr.take().expect("stderr is piped").into();
+    let spawned = match cgroup {
+        Some(cg) => match spawn_into(reaper, mark, cg, cfg) {
+            // A kernel before 5.7 (no clone3 or no CLONE_INTO_CGROUP): run it outside.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EINVAL)) => {
+                tracing::debug!("clone3 into a cgroup is not available ({e}); spawning outside");
+                None
+            }
+            other => Some(other?),
+        },
+        None => None,
+    };
+    let (pid, stdout, stderr, exit) = match spawned {
+        Some(s) => s,
+        None => spawn_command(reaper, mark, cfg)?,
+    };
     for fd in [&stdout, &stderr] {
         // A 1 MiB pipe (the default limit for unprivileged users, pipe-max-size) absorbs
         // bursts so that a chatty service does not block on a full 64 KiB pipe while the
@@ -60,7 +58,6 @@ pub(crate) fn spawn(
     // The process exists until the reaper collects it, so /proc has it (0 only if it already
     // exited; a stored 0 never matches a live process).
     let start_ticks = upkeep_sys::procfs::start_ticks(pid).unwrap_or(0);
-    // `child` is dropped without waiting: the reaper owns its exit.
     Ok(Spawned {
         pid,
         start_ticks,
@@ -68,4 +65,69 @@ pub(crate) fn spawn(
         stderr,
         exit,
     })
+}
+
+type Started = (u32, OwnedFd, OwnedFd, oneshot::Receiver<ExitStatus>);
+
+/// With std's `Command` (posix_spawn: vfork-fast), where there is no cgroup.
+fn spawn_command(
+    reaper: &Reaper,
+    mark: &[(&'static str, String)],
+    cfg: &ManagedConfig,
+) -> std::io::Result<Started> {
+    let mut cmd = cfg.program.command(cfg.cwd.as_deref());
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    if let Some(user) = &cfg.user {
+        cmd.uid(user.uid).gid(user.gid);
+    }
+    cmd.envs(overrides(mark, cfg));
+    let (mut child, exit) = reaper.spawn(&mut cmd)?;
+    let stdout: OwnedFd = child.stdout.take().expect("stdout is piped").into();
+    let stderr: OwnedFd = child.stderr.take().expect("stderr is piped").into();
+    // `child` is dropped without waiting: the reaper owns its exit.
+    Ok((child.id(), stdout, stderr, exit))
+}
+
+/// Straight into the service's cgroup (see `upkeep_sys::clone`).
+fn spawn_into(
+    reaper: &Reaper,
+    mark: &[(&'static str, String)],
+    cgroup: &Cgroup,
+    cfg: &ManagedConfig,
+) -> std::io::Result<Started> {
+    let exec = clone::Exec {
+        path: &cfg.program.path,
+        argv: &cfg.program.argv,
+        env: clone::child_env(overrides(mark, cfg)),
+        cwd: cfg.cwd.as_deref(),
+        user: cfg.user.as_ref().map(|u| (u.uid, u.gid)),
+    };
+    let (pid, (stdout, stderr), exit) = reaper.spawn_with(|| {
+        let s = clone::spawn_into(&exec, cgroup.dir())?;
+        Ok((s.pid, (s.stdout, s.stderr)))
+    })?;
+    Ok((pid, stdout, stderr, exit))
+}
+
+/// What the service's environment adds to the daemon's, in order (a later one wins): the
+/// user's HOME, USER and LOGNAME, then its `env_file` and `env`, then the mark.
+fn overrides<'a>(
+    mark: &'a [(&'static str, String)],
+    cfg: &'a ManagedConfig,
+) -> impl Iterator<Item = (&'a OsStr, &'a OsStr)> {
+    let user = cfg.user.iter().flat_map(|u| {
+        [
+            (OsStr::new("HOME"), u.home.as_os_str()),
+            (OsStr::new("USER"), OsStr::new(u.name.as_str())),
+            (OsStr::new("LOGNAME"), OsStr::new(u.name.as_str())),
+        ]
+    });
+    let env = cfg
+        .env
+        .iter()
+        .map(|(k, v)| (OsStr::new(k.as_str()), OsStr::new(v.as_str())));
+    let mark = mark
+        .iter()
+        .map(|(k, v)| (OsStr::new(*k), OsStr::new(v.as_str())));
+    user.chain(env).chain(mark)
 }

@@ -14,8 +14,12 @@
 //! (a cgroup per service, run records, a mark in the environment); `trust` checks that the
 //! data dir and its files are the daemon's own before it acts on them.
 //!
-//! Layout: `reaper.rs`, `procfs.rs`, `lineage.rs`, `trust.rs`, `limits.rs`, `pages.rs`.
+//! `clone` spawns a process straight into its cgroup.
+//!
+//! Layout: `reaper.rs`, `procfs.rs`, `lineage.rs`, `clone.rs`, `trust.rs`, `limits.rs`,
+//! `pages.rs`.
 
+pub mod clone;
 mod limits;
 pub mod lineage;
 mod pages;

@@ -8,9 +8,10 @@
 //! - **A cgroup per service** (cgroup2, where the daemon may create one: the `unified`
 //!   hierarchy of systemd's hybrid layout, or a pure cgroup2 system). It holds every
 //!   descendant, including those that left the process group (a double fork with `setsid`),
-//!   and `cgroup.kill` ends the whole tree. The child moves itself in between fork and exec
-//!   ([`Cgroup::enter_before_exec`]): moved by the parent after the spawn, a shell had forked
-//!   its background job in the meantime (seen in the tests), and that job stayed outside.
+//!   and `cgroup.kill` ends the whole tree. The process is created inside it
+//!   (`clone3(CLONE_INTO_CGROUP)`, see `clone.rs`): moved in after the spawn, a shell had
+//!   forked its background job in the meantime (seen in the tests), and that job stayed
+//!   outside; moving itself before exec cost 10 to 15 ms per restart.
 //! - **A run record per service** (`<data_dir>/run/NAME`): leader pid, its start time and its
 //!   session, written with one `pwrite` right after the spawn, no fsync (it must survive the
 //!   daemon's death, not a power cut, which ends the services too). It names the process group
@@ -338,8 +339,8 @@ impl Leftovers {
 #[derive(Debug)]
 pub struct Cgroup {
     dir: PathBuf,
-    /// `cgroup.procs`, open for the one write that moves a new process in.
-    procs: File,
+    /// The directory itself, open for `clone3`.
+    dir_fd: File,
 }
 
 impl Cgroup {
@@ -353,32 +354,21 @@ impl Cgroup {
     }
 
     fn open(dir: &Path) -> io::Result<Cgroup> {
-        let procs = std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.join("cgroup.procs"))?;
+        let dir_fd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(dir)?;
         Ok(Cgroup {
             dir: dir.to_owned(),
-            procs,
+            dir_fd,
         })
     }
 
-    /// Makes the process that `cmd` spawns enter this cgroup before it executes anything, so
-    /// that nothing it forks is ever outside. Costs a fork where std would use posix_spawn,
-    /// and one write in the child; measured by `bench/run --only respawn`. If the write fails
-    /// (the cgroup was removed under us) the process runs anyway, outside it.
-    pub fn enter_before_exec(&self, cmd: &mut std::process::Command) {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::process::CommandExt;
-        let fd = self.procs.as_raw_fd();
-        // SAFETY: between fork and exec only async-signal-safe calls are allowed: one
-        // write(2) of a constant to an fd the parent keeps open for the command's lifetime
-        // (`self` outlives the spawn). Writing "0" moves the writing process itself.
-        unsafe {
-            cmd.pre_exec(move || {
-                libc::write(fd, b"0".as_ptr().cast(), 1);
-                Ok(())
-            });
-        }
+    /// The cgroup's directory, open: `clone3(CLONE_INTO_CGROUP)` creates a service's process
+    /// in it (see `clone.rs`).
+    pub fn dir(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.dir_fd.as_fd()
     }
 
     /// Processes in it now.

@@ -70,6 +70,20 @@ impl Reaper {
         Ok((child, rx))
     }
 
+    /// Spawns with `spawn` (which returns the child's pid and whatever else it made) and
+    /// registers the pid, as [`Reaper::spawn`] does for a `Command`.
+    pub fn spawn_with<T>(
+        &self,
+        spawn: impl FnOnce() -> io::Result<(u32, T)>,
+    ) -> io::Result<(u32, T, oneshot::Receiver<ExitStatus>)> {
+        let mut waiting = self.inner.waiting.lock().expect("reaper registry poisoned");
+        let (pid, made) = spawn()?;
+        crate::limits::restore_for_child(pid);
+        let (tx, rx) = oneshot::channel();
+        waiting.insert(pid, tx);
+        Ok((pid, made, rx))
+    }
+
     /// Reaps every child that has exited, without blocking.
     fn reap_all(&self) {
         let mut any = false;

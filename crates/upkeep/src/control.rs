@@ -88,13 +88,16 @@ impl Daemon {
             .unwrap_or_else(|| ServiceStatus::new(name.clone()))
     }
 
-    /// Sends `event` through state and waits until state has taken it in (at most 5 s), so
-    /// that a `status` right after the answer shows it.
+    /// Sends `event` through state and waits until state has taken it in and the store has
+    /// it (each at most a few seconds), so that a `status` right after the answer shows it and
+    /// a daemon killed right after the answer does not forget it (maintenance acknowledged,
+    /// then lost to a kill -9, was seen in the tests).
     pub async fn record(&self, event: Event) {
         let seq = self.snapshot.borrow().seq;
         let _ = self.wiring.supervisor.events.send(event).await;
         let mut rx = self.snapshot.clone();
         let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|s| s.seq > seq)).await;
+        self.store_caught_up().await;
     }
 
     /// What `infos` needs of a running service: its desired state and its probes' last checks.
