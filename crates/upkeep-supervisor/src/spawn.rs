@@ -36,12 +36,14 @@ pub(crate) fn spawn(
 ) -> std::io::Result<Spawned> {
     let spawned = match cgroup {
         Some(cg) => match spawn_into(reaper, mark, cg, cfg) {
-            // A kernel before 5.7 (no clone3 or no CLONE_INTO_CGROUP): run it outside.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EINVAL)) => {
-                tracing::debug!("clone3 into a cgroup is not available ({e}); spawning outside");
+            Ok(s) => Some(s),
+            // An old kernel, or a cgroup we may not create into: run it outside, in its
+            // process group, with its mark and run record.
+            Err(clone::SpawnError::Clone(e)) => {
+                tracing::warn!("spawning outside the service's cgroup: clone3 failed: {e}");
                 None
             }
-            other => Some(other?),
+            Err(clone::SpawnError::Child(e)) => return Err(e),
         },
         None => None,
     };
@@ -94,7 +96,7 @@ fn spawn_into(
     mark: &[(&'static str, String)],
     cgroup: &Cgroup,
     cfg: &ManagedConfig,
-) -> std::io::Result<Started> {
+) -> Result<Started, clone::SpawnError> {
     let exec = clone::Exec {
         path: &cfg.program.path,
         argv: &cfg.program.argv,

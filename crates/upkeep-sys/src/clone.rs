@@ -13,8 +13,9 @@
 //! lock. A failure there (a `chdir`, a `setuid`, the `execve`) is written as an errno to a
 //! close-on-exec pipe, which the parent reads: an empty read means the exec happened.
 //!
-//! Start at [`spawn_into`]. Kernels before 5.7 answer `ENOSYS` or `EINVAL`; the caller then
-//! falls back to std's spawn.
+//! Start at [`spawn_into`]. Where the clone itself fails (kernels before 5.7, a cgroup this
+//! process may not create into) it says so ([`SpawnError::Clone`]) and the caller falls back
+//! to std's spawn.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -195,19 +196,37 @@ impl Prepared {
     }
 }
 
+/// Why [`spawn_into`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The clone itself (an old kernel, or a cgroup this process may not create into): the
+    /// caller may spawn another way.
+    #[error("cannot create a process in the cgroup")]
+    Clone(#[source] io::Error),
+    /// Preparing the child, or the child's set-up or exec (no such program, no permission).
+    #[error(transparent)]
+    Child(io::Error),
+}
+
 /// Starts `exec` in its own process group, inside the cgroup whose directory `cgroup` is open
 /// on, with stdin from /dev/null and stdout and stderr on new pipes. Returns once the program
 /// is executing (or with the reason it could not be).
-pub fn spawn_into(exec: &Exec<'_>, cgroup: BorrowedFd<'_>) -> io::Result<Spawned> {
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let (report_r, report_w) = pipe()?;
+pub fn spawn_into(exec: &Exec<'_>, cgroup: BorrowedFd<'_>) -> Result<Spawned, SpawnError> {
+    spawn_inner(exec, cgroup)
+}
+
+fn spawn_inner(exec: &Exec<'_>, cgroup: BorrowedFd<'_>) -> Result<Spawned, SpawnError> {
+    let child = SpawnError::Child;
+    let (out_r, out_w) = pipe().map_err(child)?;
+    let (err_r, err_w) = pipe().map_err(child)?;
+    let (report_r, report_w) = pipe().map_err(child)?;
     let prepared = Prepared::new(
         exec,
         out_w.as_raw_fd(),
         err_w.as_raw_fd(),
         report_w.as_raw_fd(),
-    )?;
+    )
+    .map_err(child)?;
     let args = CloneArgs {
         flags: CLONE_INTO_CGROUP | CLONE_CLEAR_SIGHAND,
         exit_signal: libc::SIGCHLD as u64,
@@ -224,7 +243,7 @@ pub fn spawn_into(exec: &Exec<'_>, cgroup: BorrowedFd<'_>) -> io::Result<Spawned
         )
     };
     if pid < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SpawnError::Clone(io::Error::last_os_error()));
     }
     if pid == 0 {
         // SAFETY: this is the child of the clone above.
@@ -247,14 +266,16 @@ pub fn spawn_into(exec: &Exec<'_>, cgroup: BorrowedFd<'_>) -> io::Result<Spawned
             0 => break,
             n if n > 0 => got += n as usize,
             _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-            _ => return Err(io::Error::last_os_error()),
+            _ => return Err(child(io::Error::last_os_error())),
         }
     }
     if got == 4 {
         // The child has exited (127) or is about to: reap it here, it never ran the program.
         // SAFETY: waits for our own child, just forked, whose pid nothing else has.
         unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), 0) };
-        return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)));
+        return Err(child(io::Error::from_raw_os_error(i32::from_ne_bytes(
+            errno,
+        ))));
     }
     Ok(Spawned {
         pid: pid as u32,
@@ -339,14 +360,19 @@ mod tests {
             user: None,
         };
         use std::os::fd::AsFd;
-        let err = spawn_into(&exec, dir.as_fd()).err().unwrap();
+        let Err(SpawnError::Child(err)) = spawn_into(&exec, dir.as_fd()) else {
+            panic!("the exec's failure is the child's")
+        };
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         let bad_cwd = Exec {
             path: Path::new("/bin/true"),
             cwd: Some(Path::new("/nonexistent/dir")),
             ..exec
         };
-        assert!(spawn_into(&bad_cwd, dir.as_fd()).is_err());
+        assert!(matches!(
+            spawn_into(&bad_cwd, dir.as_fd()),
+            Err(SpawnError::Child(_))
+        ));
         let _ = std::fs::remove_dir(&root);
     }
 }

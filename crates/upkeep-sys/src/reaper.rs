@@ -72,10 +72,10 @@ impl Reaper {
 
     /// Spawns with `spawn` (which returns the child's pid and whatever else it made) and
     /// registers the pid, as [`Reaper::spawn`] does for a `Command`.
-    pub fn spawn_with<T>(
+    pub fn spawn_with<T, E>(
         &self,
-        spawn: impl FnOnce() -> io::Result<(u32, T)>,
-    ) -> io::Result<(u32, T, oneshot::Receiver<ExitStatus>)> {
+        spawn: impl FnOnce() -> Result<(u32, T), E>,
+    ) -> Result<(u32, T, oneshot::Receiver<ExitStatus>), E> {
         let mut waiting = self.inner.waiting.lock().expect("reaper registry poisoned");
         let (pid, made) = spawn()?;
         crate::limits::restore_for_child(pid);
