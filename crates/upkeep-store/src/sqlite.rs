@@ -69,12 +69,20 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(q("begin"))?;
         for e in events {
             let detail = serde_json::to_string(&e.kind).expect("events serialise");
-            sqlx::query("INSERT INTO events (at_ms, service, kind, intervention, detail) VALUES (?, ?, ?, ?, ?)")
+            // As the JSON holds it, so that the migration's backfill and new rows agree.
+            let to_state = match &e.kind {
+                EventKind::StatusChanged { to, .. } => serde_json::to_value(to)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned)),
+                _ => None,
+            };
+            sqlx::query("INSERT INTO events (at_ms, service, kind, intervention, detail, to_state) VALUES (?, ?, ?, ?, ?, ?)")
                 .bind(e.at.as_millisecond())
                 .bind(e.service.as_ref().map(ServiceName::as_str))
                 .bind(e.kind.tag())
                 .bind(e.kind.is_intervention())
                 .bind(detail)
+                .bind(to_state)
                 .execute(&mut *tx)
                 .await
                 .map_err(q("insert event"))?;
@@ -216,26 +224,42 @@ impl Store for SqliteStore {
         let (from, to) = (from.as_millisecond(), to.as_millisecond());
         let ts = |ms: i64| jiff::Timestamp::from_millisecond(ms).ok();
         let name = |s: String| ServiceName::new(s).ok();
-        // Every transition before `to`: the ones before `from` give the state at its start.
-        let transitions = sqlx::query(
-            "SELECT service, at_ms, json_extract(detail, '$.to') AS to_state FROM events
-             WHERE kind = 'status_changed' AND at_ms < ? AND service IS NOT NULL ORDER BY id",
+        // Each service's state at `from` (its last change before it: one index seek per
+        // service, the services found by a loose index scan), then every change within the
+        // period. What came before is never read, so a report costs the same after a year.
+        let rows = sqlx::query(
+            "WITH RECURSIVE s(name) AS (
+                 SELECT MIN(service) FROM events WHERE kind = 'status_changed'
+                 UNION ALL
+                 SELECT (SELECT MIN(service) FROM events
+                         WHERE kind = 'status_changed' AND service > s.name)
+                 FROM s WHERE s.name IS NOT NULL)
+             SELECT e.id, e.service, e.at_ms, e.to_state FROM s JOIN events e ON e.id = (
+                 SELECT id FROM events
+                 WHERE kind = 'status_changed' AND service = s.name AND at_ms < ?1
+                 ORDER BY at_ms DESC, id DESC LIMIT 1)
+             UNION ALL
+             SELECT id, service, at_ms, to_state FROM events
+             WHERE kind = 'status_changed' AND at_ms >= ?1 AND at_ms < ?2 AND service IS NOT NULL
+             ORDER BY id",
         )
+        .bind(from)
         .bind(to)
         .fetch_all(&self.pool)
         .await
-        .map_err(q("select status changes"))?
-        .into_iter()
-        .filter_map(|r| {
-            let to: State =
-                serde_json::from_value(serde_json::Value::String(col(&r, "to_state")?)).ok()?;
-            Some(Transition {
-                service: name(col(&r, "service")?)?,
-                at: ts(col(&r, "at_ms")?)?,
-                to,
+        .map_err(q("select status changes"))?;
+        let transitions = rows
+            .into_iter()
+            .filter_map(|r| {
+                let to: State =
+                    serde_json::from_value(serde_json::Value::String(col(&r, "to_state")?)).ok()?;
+                Some(Transition {
+                    service: name(col(&r, "service")?)?,
+                    at: ts(col(&r, "at_ms")?)?,
+                    to,
+                })
             })
-        })
-        .collect();
+            .collect();
         let incidents = sqlx::query("SELECT service, started_ms, resolved_ms FROM incidents WHERE started_ms >= ? AND started_ms < ?")
             .bind(from)
             .bind(to)
@@ -513,6 +537,59 @@ mod tests {
         assert_eq!(a, b);
         assert!(c > a && d > c);
         assert_eq!(store.revision_count().await.unwrap(), 3);
+    }
+
+    /// Issue 14, C13: a report reads each service's last change before its period and the
+    /// changes within it, never the whole history; and rows stored before the `to_state`
+    /// column existed (the migration fills it in) count the same.
+    #[tokio::test]
+    async fn a_report_reads_the_state_at_its_start_and_its_period_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("u.db")).await.unwrap();
+        let t = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).unwrap();
+        let change = |svc: &str, at: i64, from: State, to: State| Event {
+            at: t(at),
+            service: Some(ServiceName::new(svc).unwrap()),
+            kind: EventKind::StatusChanged { from, to },
+        };
+        let mut events = Vec::new();
+        // A long history: web flaps a thousand times, db goes down once and stays down.
+        for i in 0..1000 {
+            events.push(change("web", i * 2, State::Up, State::Down));
+            events.push(change("web", i * 2 + 1, State::Down, State::Up));
+        }
+        events.push(change("db", 5, State::Up, State::Down));
+        events.push(change("web", 3000, State::Up, State::Degraded));
+        store.append(&events).await.unwrap();
+        // An old row, as the schema before the column stored it.
+        sqlx::query("UPDATE events SET to_state = NULL WHERE service = 'db'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE events SET to_state = json_extract(detail, '$.to') WHERE kind = 'status_changed' AND to_state IS NULL")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let inputs = store.report_inputs(t(2500), t(4000)).await.unwrap();
+        let seen: Vec<(String, i64, State)> = inputs
+            .transitions
+            .iter()
+            .map(|tr| {
+                (
+                    tr.service.to_string(),
+                    tr.at.as_second() - 1_800_000_000,
+                    tr.to,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("web".to_owned(), 1999, State::Up),
+                ("db".to_owned(), 5, State::Down),
+                ("web".to_owned(), 3000, State::Degraded),
+            ],
+        );
     }
 
     #[tokio::test]
