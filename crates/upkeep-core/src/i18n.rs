@@ -89,6 +89,7 @@ messages! {
     NoIncidents => "no incidents", "没有故障记录";
     Timeline => "timeline", "时间线";
     InDrills => "drills (time in them)", "演练（时长）";
+    Unwatched => "unwatched (no daemon ran)", "无人监视（守护进程未运行）";
     InMaintenanceUntil => "{} is in maintenance until {}", "{} 处于维护中，直到 {}";
     InMaintenanceNow => "{} is in maintenance until `upkeep maintenance {} --end`", "{} 处于维护中，直到执行 `upkeep maintenance {} --end`";
     MaintenanceEnded => "maintenance of {} ended", "{} 的维护已结束";

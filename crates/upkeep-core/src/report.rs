@@ -61,6 +61,9 @@ pub struct Figures {
     pub outage_ms: u64,
     /// Time in maintenance: counted apart, not in the availability.
     pub maintenance_ms: u64,
+    /// Time no daemon watched (between a killed daemon and the next): counted apart.
+    #[serde(default)]
+    pub unknown_ms: u64,
     /// Drills that began in the period.
     #[serde(default)]
     pub drills: u32,

@@ -32,6 +32,9 @@ pub enum State {
     Failed,
     /// In a planned maintenance window: down on purpose, counted apart from availability.
     Maintenance,
+    /// No daemon watched it: from the last sign of a daemon that was killed to the start of
+    /// the next one. Counted apart from availability. Only ever in the history, never live.
+    Unknown,
 }
 
 impl State {
@@ -47,6 +50,7 @@ impl State {
             State::Exited => "exited",
             State::Failed => "failed",
             State::Maintenance => "maintenance",
+            State::Unknown => "unknown",
         }
     }
 }

@@ -20,6 +20,7 @@ struct Acc {
     available: u64,
     outage: u64,
     maintenance: u64,
+    unknown: u64,
     drills: u32,
     drill: u64,
     incidents: u32,
@@ -51,6 +52,7 @@ impl Acc {
             State::Up | State::Degraded | State::Starting => self.available += ms,
             State::Down | State::Recovering | State::Failed => self.outage += ms,
             State::Maintenance => self.maintenance += ms,
+            State::Unknown => self.unknown += ms,
             State::Stopped | State::Stopping | State::Exited => {}
         }
     }
@@ -62,6 +64,7 @@ impl Acc {
             available_ms: self.available,
             outage_ms: self.outage,
             maintenance_ms: self.maintenance,
+            unknown_ms: self.unknown,
             drills: self.drills,
             drill_ms: self.drill,
             incidents: self.incidents,
@@ -183,6 +186,25 @@ mod tests {
             at: t(at),
             to,
         }
+    }
+
+    /// Issue 14, E21: time no daemon watched is counted apart, neither up nor down.
+    #[test]
+    fn unwatched_time_is_counted_apart() {
+        let inputs = ReportInputs {
+            transitions: vec![
+                tr("web", 0, State::Up),
+                tr("web", 10 * H, State::Unknown),
+                tr("web", 12 * H, State::Starting),
+                tr("web", 12 * H + 60, State::Up),
+            ],
+            ..Default::default()
+        };
+        let r = compute(&inputs, t(0), t(20 * H));
+        let web = &r.services[&n("web")];
+        assert_eq!(web.unknown_ms, 2 * H as u64 * 1000);
+        assert_eq!(web.available_ms, 18 * H as u64 * 1000);
+        assert_eq!(web.availability, Some(1.0));
     }
 
     /// A scripted 100-hour period: known events in, known figures out.

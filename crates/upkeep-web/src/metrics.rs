@@ -33,7 +33,7 @@ pub struct ProcessStats {
     pub threads: u64,
 }
 
-const STATES: [State; 10] = [
+const STATES: [State; 11] = [
     State::Starting,
     State::Up,
     State::Degraded,
@@ -44,6 +44,7 @@ const STATES: [State; 10] = [
     State::Exited,
     State::Failed,
     State::Maintenance,
+    State::Unknown,
 ];
 
 /// Writes the Prometheus text exposition format (version 0.0.4): `# HELP`, `# TYPE`, then one
@@ -239,6 +240,12 @@ pub fn encode(data: &MetricsData) -> String {
         "gauge",
         "Time in maintenance in the window, left out of the availability",
         windowed(&|f| Some(f.maintenance_ms as f64 / 1000.0)),
+    );
+    x.family(
+        "upkeep_unwatched_seconds",
+        "gauge",
+        "Time no daemon watched in the window (after a killed daemon), left out of the availability",
+        windowed(&|f| Some(f.unknown_ms as f64 / 1000.0)),
     );
     x.family(
         "upkeep_drills",

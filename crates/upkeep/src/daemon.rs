@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use upkeep_config::Config;
-use upkeep_core::{Desired, Event, EventKind, ServiceName};
+use upkeep_core::{Desired, Event, EventKind, ServiceName, State};
 use upkeep_probes::{HttpClients, ProbeDeps};
 use upkeep_state::Heal;
 use upkeep_store::{SqliteStore, Store};
@@ -192,6 +192,8 @@ async fn run_async(config: Config) -> Result<()> {
         .map(|r| (r.name.clone(), r))
         .collect();
     stop_stale_processes(&config, &lineage, &records, &events_tx).await;
+    let alive = open_private(&data_dir.join("alive"))?;
+    record_unwatched_time(&alive, store.as_ref(), &events_tx).await;
 
     let revision = store
         .save_revision(&config.path.display().to_string(), &config.source)
@@ -308,6 +310,7 @@ async fn run_async(config: Config) -> Result<()> {
             Err(_) => {}
         }
     });
+    tokio::spawn(heartbeat(alive));
     crate::systemd::notify_ready();
     let watchdog = crate::systemd::spawn_watchdog();
 
@@ -428,6 +431,61 @@ async fn stop_stale_processes(
         .map(|(n, _)| n.to_string())
         .collect();
     lineage.prune(&keep);
+}
+
+/// How often the daemon marks itself alive (see [`heartbeat`]).
+const HEARTBEAT: Duration = Duration::from_secs(60);
+
+/// Writes the time into `<data_dir>/alive` now and once a [`HEARTBEAT`]: if this daemon is
+/// killed, the next one knows when a daemon was last watching (to within a minute), and counts
+/// the time after as unknown rather than in the last recorded state. One small write a minute,
+/// no fsync.
+async fn heartbeat(alive: File) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tick.tick().await;
+        let now = jiff::Timestamp::now().as_millisecond();
+        let _ =
+            std::os::unix::fs::FileExt::write_all_at(&alive, format!("{now:<20}\n").as_bytes(), 0);
+    }
+}
+
+/// The last daemon may have been killed: from its last sign of life (its heartbeat, or the
+/// service's last change if later) until now, nobody watched. Each service whose last recorded
+/// state was not `stopped` gets a change to `unknown` at that moment, so that reports count the
+/// gap apart instead of as up (or down) (issue 14, E21). A daemon that stopped cleanly stopped
+/// its services first; probe-only services it could not stop are unwatched all the same.
+async fn record_unwatched_time(alive: &File, store: &dyn Store, events: &mpsc::Sender<Event>) {
+    use std::io::Read;
+    let mut text = String::new();
+    let _ = (&mut &*alive).take(64).read_to_string(&mut text);
+    let Some(last_alive) = text
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+    else {
+        return; // a first start, or a data dir from before the heartbeat: nothing known
+    };
+    let now = jiff::Timestamp::now();
+    let Ok(last) = store.report_inputs(now, now).await else {
+        return;
+    };
+    for t in last.transitions {
+        let since = t.at.max(last_alive);
+        if matches!(t.to, State::Stopped | State::Unknown) || since >= now {
+            continue;
+        }
+        let event = Event {
+            at: since,
+            service: Some(t.service),
+            kind: EventKind::StatusChanged {
+                from: t.to,
+                to: State::Unknown,
+            },
+        };
+        let _ = events.send(event).await;
+    }
 }
 
 async fn wait_for_shutdown(shutdown: &CancellationToken) {

@@ -50,7 +50,7 @@ fn state_cell(state: State) -> Cell {
         State::Up => Color::Green,
         State::Starting | State::Recovering | State::Degraded | State::Stopping => Color::Yellow,
         State::Down | State::Failed | State::Exited => Color::Red,
-        State::Stopped | State::Maintenance => Color::DarkGrey,
+        State::Stopped | State::Maintenance | State::Unknown => Color::DarkGrey,
     };
     Cell::new(state.as_str()).fg(color)
 }
@@ -309,7 +309,7 @@ fn period_label(p: &PeriodReport) -> String {
 /// The seed's table: this period beside the previous one, then availability per service.
 pub fn report(r: &Report, markdown: bool) -> String {
     type Row = (Msg, fn(&Figures) -> String);
-    let rows: [Row; 8] = [
+    let rows: [Row; 9] = [
         (Msg::Availability, pct),
         (Msg::Incidents, |f| f.incidents.to_string()),
         (Msg::Mttr, |f| opt_ms(f.mttr_ms)),
@@ -322,6 +322,7 @@ pub fn report(r: &Report, markdown: bool) -> String {
         (Msg::InDrills, |f| {
             format!("{} ({})", f.drills, duration_ms(f.drill_ms))
         }),
+        (Msg::Unwatched, |f| duration_ms(f.unknown_ms)),
     ];
     let mut t = Table::new();
     if markdown {

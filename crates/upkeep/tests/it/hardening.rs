@@ -439,3 +439,31 @@ fn issue_14_a_restarted_daemon_resumes_maintenance_and_resolves_open_incidents()
         "{detail}"
     );
 }
+
+/// E21: the time between a killed daemon and the next is nobody's: counted apart as
+/// unwatched, not in the last recorded state.
+#[test]
+fn issue_14_time_without_a_daemon_is_counted_as_unwatched() {
+    let mut d = daemon("[services.s]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("s", "up", LONG);
+    d.signal_daemon(Signal::SIGKILL);
+    let gone = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    d.launch();
+    let away = gone.elapsed();
+    d.wait_state("s", "up", LONG);
+    let out = d.cli(&["report", "--since", "1h", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &r["current"]["services"]["s"];
+    let unwatched = s["unknown_ms"].as_u64().unwrap();
+    // At least the time no daemon ran, at most that plus the moment before the kill.
+    assert!(unwatched >= 1500, "{s}");
+    assert!(unwatched <= away.as_millis() as u64 + 5_000, "{s}");
+    let kinds: Vec<_> = d
+        .events("s")
+        .into_iter()
+        .map(|e| e.1["to"].clone())
+        .collect();
+    assert!(kinds.contains(&serde_json::json!("unknown")), "{kinds:?}");
+}
