@@ -218,6 +218,7 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
         recovered_ms: result.recovered_ms,
     };
     // Answer once the record is stored, so `status` right after shows it.
+    armed.complete();
     daemon.record(Event::now(name, kind)).await;
     daemon.store_caught_up().await;
     Ok(result)
@@ -254,12 +255,16 @@ impl Drop for DrillGuard<'_> {
     }
 }
 
-/// A drill armed in the supervisor and in state, until it completes or gives up.
+/// A drill armed in the supervisor and in state, until it completes or gives up. Dropped
+/// without either (the client went away and its request was cancelled mid-drill), it disarms
+/// in a task of its own: an armed drill left behind would take the next real crash for its
+/// fault, out of the crash-loop count and its incident paging nobody.
 struct Armed<'a> {
     daemon: &'a Daemon,
     name: &'a ServiceName,
     fault: Fault,
     supervisor: Option<upkeep_supervisor::SupervisorHandle>,
+    settled: bool,
 }
 
 impl<'a> Armed<'a> {
@@ -271,7 +276,15 @@ impl<'a> Armed<'a> {
             .services
             .get(name)
             .and_then(|h| h.supervisor.clone());
-        if let Some(sup) = &supervisor {
+        // Armed (and so disarmed on drop) before the first await that could be cancelled.
+        let armed = Armed {
+            daemon,
+            name,
+            fault,
+            supervisor,
+            settled: false,
+        };
+        if let Some(sup) = &armed.supervisor {
             sup.request(|done| SupervisorCommand::Drill { armed: true, done })
                 .await;
         }
@@ -279,24 +292,48 @@ impl<'a> Armed<'a> {
             fault: fault.as_str().into(),
         };
         daemon.record(Event::now(name, started)).await;
-        Armed {
-            daemon,
-            name,
-            fault,
-            supervisor,
-        }
+        armed
+    }
+
+    /// The drill completed: its fault was the drill's, and state has its record.
+    fn complete(mut self) {
+        self.settled = true;
     }
 
     /// The drill gave up: the next real crash counts, and its incident pages people.
-    async fn disarm(self, reason: &str) {
+    async fn disarm(mut self, reason: &str) {
+        self.settled = true;
         if let Some(sup) = &self.supervisor {
             sup.request(|done| SupervisorCommand::Drill { armed: false, done })
                 .await;
         }
-        let aborted = EventKind::DrillAborted {
+        self.daemon
+            .record(Event::now(self.name, self.aborted(reason)))
+            .await;
+    }
+
+    fn aborted(&self, reason: &str) -> EventKind {
+        EventKind::DrillAborted {
             fault: self.fault.as_str().into(),
             reason: reason.into(),
-        };
-        self.daemon.record(Event::now(self.name, aborted)).await;
+        }
+    }
+}
+
+impl Drop for Armed<'_> {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let supervisor = self.supervisor.take();
+        let events = self.daemon.wiring.supervisor.events.clone();
+        let aborted = Event::now(self.name, self.aborted("the drill's request was cancelled"));
+        tokio::spawn(async move {
+            if let Some(sup) = supervisor {
+                sup.request(|done| SupervisorCommand::Drill { armed: false, done })
+                    .await;
+            }
+            let _ = events.send(aborted).await;
+        });
     }
 }

@@ -138,3 +138,27 @@ fn issue_14_a_drill_that_gives_up_leaves_nothing_armed_and_drills_do_not_overlap
         crate::stderr(&b)
     );
 }
+
+/// Issue 14, B7: a drill whose client goes away mid-drill leaves nothing armed either.
+#[test]
+fn issue_14_a_drill_cancelled_by_its_client_disarms() {
+    let d = daemon(
+        "[services.s]\ncommand = \"sleep 1000\"\nincident_after = \"0s\"\nprobes = [{ kind = \"process\", every = \"1s\", failures = 3, grace = \"0s\" }]\n",
+    );
+    d.wait_state("s", "up", crate::LONG);
+    let mut client = d.cli_spawn(&["drill", "s", "--fault", "hang"]);
+    d.wait_until("the drill to begin", crate::LONG, || {
+        d.events("s")
+            .iter()
+            .any(|e| e.0 == "drill_started")
+            .then_some(())
+    });
+    client.kill().unwrap();
+    client.wait().unwrap();
+    d.wait_until("the drill to be disarmed", crate::LONG, || {
+        d.events("s")
+            .iter()
+            .any(|e| e.0 == "drill_aborted")
+            .then_some(())
+    });
+}
