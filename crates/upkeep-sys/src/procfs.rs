@@ -7,6 +7,7 @@ use std::collections::HashMap;
 /// parentheses, so fields are counted from the last `)`.
 struct Stat {
     state: char,
+    ppid: u32,
     pgrp: u32,
     session: u32,
     ticks: u64,
@@ -26,6 +27,7 @@ fn parse_stat(text: &str) -> Option<Stat> {
     let at = |field: usize| f.get(field - 3).copied();
     Some(Stat {
         state: at(3)?.chars().next()?,
+        ppid: at(4)?.parse().ok()?,
         pgrp: at(5)?.parse().ok()?,
         session: at(6)?.parse().ok()?,
         ticks: at(14)?.parse::<u64>().ok()? + at(15)?.parse::<u64>().ok()?,
@@ -69,6 +71,14 @@ pub fn all_processes() -> Vec<Process> {
                 start_ticks: s.start_ticks,
             })
         })
+        .collect()
+}
+
+/// Live processes whose parent is `parent` (for the daemon: its children, and the orphans
+/// it adopted as subreaper).
+pub fn children_of(parent: u32) -> Vec<u32> {
+    all_pids()
+        .filter(|pid| read_stat(*pid).is_some_and(|s| s.ppid == parent && s.state != 'Z'))
         .collect()
 }
 

@@ -331,6 +331,16 @@ async fn run_async(config: Config) -> Result<()> {
     if let Some(w) = watchdog {
         w.abort();
     }
+    // What is left is ours and nobody's service: orphans that came to us as subreaper (a
+    // probe's `setsid` background job, say). Nothing survives `upkeep down`.
+    let me = std::process::id();
+    for pid in upkeep_supervisor::procfs::children_of(me) {
+        tracing::info!(pid, "ending an adopted orphan at shutdown");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
     api_cancel.cancel();
     let _ = api.await;
     drop(daemon);

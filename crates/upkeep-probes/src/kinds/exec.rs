@@ -1,7 +1,9 @@
 //! `exec`: a command that exits 0 within the timeout.
 //!
 //! Spawned through the daemon's reaper (which `waitpid`s every child), in its own process
-//! group; if the check is abandoned at its timeout, the group is killed.
+//! group, which is killed once the check is over (what the command left running in the
+//! background, `sleep 9 & true`, piled up by the dozen before: issue 14) or abandoned at its
+//! timeout.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -18,17 +20,15 @@ pub(crate) struct ExecProbe {
     reaper: Reaper,
 }
 
-/// Kills the probe's process group unless the probe finished.
-struct KillOnDrop(Option<u32>);
+/// Kills the probe's process group when the check ends, however it ends.
+struct KillOnDrop(u32);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        if let Some(pgid) = self.0 {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pgid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.0 as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 
@@ -54,9 +54,8 @@ impl ExecProbe {
                 );
             }
         };
-        let mut guard = KillOnDrop(Some(child.id()));
+        let _group = KillOnDrop(child.id());
         let status = exit.await;
-        guard.0 = None;
         match status {
             Ok(s) if s.success() => ProbeOutcome::up("exit code 0", start.elapsed()),
             Ok(s) => ProbeOutcome::down(

@@ -467,3 +467,24 @@ fn issue_14_time_without_a_daemon_is_counted_as_unwatched() {
         .collect();
     assert!(kinds.contains(&serde_json::json!("unknown")), "{kinds:?}");
 }
+
+/// What an exec probe leaves running is ended with its check, and nothing a probe started
+/// survives `upkeep down`, not even a `setsid` escapee (found by a tester: they piled up).
+#[test]
+fn issue_14_exec_probes_leave_nothing_behind() {
+    let t = unique();
+    let mut d = daemon(&format!(
+        "[services.p]\ncommand = \"sleep 1000\"\nprobes = [\n  {{ kind = \"exec\", name = \"bg\", command = \"sleep 71{t} & true\", every = \"100ms\" }},\n  {{ kind = \"exec\", name = \"escape\", command = \"setsid sleep 72{t} & true\", every = \"100ms\" }},\n]\n"
+    ));
+    d.wait_state("p", "up", LONG);
+    d.wait_probe_checked_for("p", "bg", Duration::from_millis(1000));
+    // Background jobs of the probe's group die with each check: at most the current one.
+    assert!(pids_with_cmdline(&format!("sleep 71{t}")).len() <= 1);
+    let status = d.signal_daemon(Signal::SIGTERM);
+    assert!(status.success());
+    assert!(pids_with_cmdline(&format!("sleep 71{t}")).is_empty());
+    assert!(
+        pids_with_cmdline(&format!("sleep 72{t}")).is_empty(),
+        "setsid escapees of a probe survived the daemon"
+    );
+}
