@@ -3,8 +3,9 @@
 //! (issue 14, C10: 21,000 idle connections once filled its descriptors, probes failed with
 //! "too many open files" and a healthy service was restarted ten times):
 //!
-//! - a cap on open connections per listener: past it, a new connection is closed at once, so a
-//!   flood costs a descriptor for a moment, never a lasting one;
+//! - a cap on open connections per listener: past it, a new connection gets a 503 with a
+//!   message (written without reading its request) and is closed, so a flood costs a
+//!   descriptor for a moment, never a lasting one;
 //! - a deadline for each request's headers, which also ends a keep-alive connection that sits
 //!   idle (a response that streams, such as `logs -f`, is not idle);
 //! - on shutdown, in-flight requests finish and the rest are closed, within a deadline.
@@ -32,9 +33,11 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The control socket: the CLI and scripts of the host's operators (0600).
+    /// The control socket: the CLI and scripts of the host's operators (0600, so only they can
+    /// flood it). Roomy: a log shipper may follow every service's log at once, and `stop` must
+    /// still get through.
     pub const CONTROL: Limits = Limits {
-        max_connections: 256,
+        max_connections: 4096,
         header_timeout: Duration::from_secs(10),
     };
     /// A scrape-only TCP port: Prometheus needs one connection or two.
@@ -42,6 +45,20 @@ impl Limits {
         max_connections: 64,
         header_timeout: Duration::from_secs(10),
     };
+}
+
+/// The answer past the cap, written whole without reading the request.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 89\r\n\r\n{\"error\":\"too many open connections to the daemon; close some and try again\",\"hint\":null}";
+
+/// Answers 503 to a connection past the cap and closes it (within a second: a client that
+/// reads nothing gets nothing more).
+async fn refuse<Io: tokio::io::AsyncWrite + Unpin>(mut io: Io) {
+    use tokio::io::AsyncWriteExt;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = io.write_all(BUSY).await;
+        let _ = io.shutdown().await;
+    })
+    .await;
 }
 
 /// How long shutdown waits for connections to finish.
@@ -70,7 +87,8 @@ where
                     "connection refused: too many open connections"
                 );
             }
-            continue; // dropping `io` closes it
+            tokio::spawn(refuse(io));
+            continue;
         };
         let svc = TowerToHyperService::new(app.clone());
         let cancel = cancel.clone();
@@ -94,5 +112,22 @@ where
     conns.close();
     if tokio::time::timeout(DRAIN, conns.wait()).await.is_err() {
         tracing::debug!(open = conns.len(), "connections still open at shutdown");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_busy_answer_is_well_formed() {
+        let text = std::str::from_utf8(BUSY).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(v["error"].as_str().unwrap().contains("too many"));
     }
 }
