@@ -32,10 +32,28 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
         let cfg = live.config.services.get(name).ok_or_else(|| {
             ApiError::NotFound(format!("no service named `{name}` is configured"))
         })?;
-        if cfg.managed.is_none() {
+        let Some(managed) = &cfg.managed else {
             return Err(ApiError::Conflict(format!(
                 "service `{name}` is external: upkeep can inject no fault into it"
             )));
+        };
+        // A fault nothing would heal is an outage, not a drill: refused up front.
+        let unhealed = match req.fault {
+            Fault::Hang => (cfg.on_unhealthy != upkeep_config::OnUnhealthy::Restart).then_some(
+                "its probes only alert (on_unhealthy = \"alert\"): it would stay frozen",
+            ),
+            Fault::Crash | Fault::ClosePort => (managed.restart
+                == upkeep_config::RestartPolicy::Never)
+                .then_some("it is never restarted (restart = \"never\"): it would stay down"),
+        };
+        if let Some(why) = unhealed {
+            return Err(ApiError::Unprocessable {
+                message: format!(
+                    "a {} drill of `{name}` would not be healed: {why}",
+                    req.fault.as_str()
+                ),
+                hint: Some("drill a service that upkeep restarts when it fails".into()),
+            });
         }
         // Settle time: past the probes' grace and the restart policy's min_uptime, so each
         // drill measures a first failure, not a backed-off repeat.
@@ -154,6 +172,10 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
         .await
         .is_err()
     {
+        // Undo what can be undone: a frozen service is let go on.
+        if req.fault == Fault::Hang {
+            let _ = killpg(Pid::from_raw(target as i32), Signal::SIGCONT);
+        }
         armed.disarm("no recovery in time").await;
         return Err(ApiError::Unprocessable {
             message: format!(

@@ -162,3 +162,27 @@ fn issue_14_a_drill_cancelled_by_its_client_disarms() {
             .then_some(())
     });
 }
+
+/// A drill nothing would heal is refused up front instead of leaving the service frozen or
+/// dead (found by a fresh-eyes tester: the drill hung and the outage counted as real).
+#[test]
+fn issue_14_a_drill_nothing_would_heal_is_refused() {
+    let d = daemon(
+        "[services.al]\ncommand = \"sleep 1000\"\non_unhealthy = \"alert\"\nprobes = [{ kind = \"process\", every = \"200ms\" }]\n\n\
+         [services.np]\ncommand = \"sleep 1000\"\nrestart = \"never\"\nprobes = [{ kind = \"process\", every = \"200ms\" }]\n",
+    );
+    d.wait_state("al", "up", crate::LONG);
+    d.wait_state("np", "up", crate::LONG);
+    for (name, fault) in [("al", "hang"), ("np", "crash"), ("np", "close-port")] {
+        let pid = d.pid(name).unwrap();
+        let out = d.cli(&["drill", name, "--fault", fault]);
+        assert_eq!(out.status.code(), Some(2), "{name} {fault}");
+        assert!(
+            crate::stderr(&out).contains("would not be healed"),
+            "{}",
+            crate::stderr(&out)
+        );
+        assert_eq!(d.pid(name), Some(pid), "nothing was injected");
+        assert_eq!(d.state(name), "up");
+    }
+}
