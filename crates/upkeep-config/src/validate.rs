@@ -217,11 +217,30 @@ pub struct ManagedConfig {
 }
 
 /// Reads and validates the config file at `path`.
+/// The largest config file read. A config of thousands of services is a few hundred KiB; a
+/// file past this is a mistake (`/dev/zero`, a log named by accident), and reading it whole
+/// would take the daemon's memory (a 1.5 GB file made the TOML parser ask for 10 GB).
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+    use std::io::Read;
+    let read_error = |source| ConfigError::Read {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "larger than {} MiB: not a config file",
+                MAX_CONFIG_BYTES >> 20
+            ),
+        )));
+    }
     match String::from_utf8(bytes) {
         Ok(source) => parse(path, &source),
         Err(e) => Err(not_utf8(path, e.as_bytes(), e.utf8_error())),
@@ -1449,6 +1468,13 @@ mod tests {
         assert_eq!(web.stop_signal, 15);
         assert_eq!(web.stop_timeout, Duration::from_secs(10));
         assert_eq!(web.log.max_size, 10 * 1024 * 1024);
+    }
+
+    #[test]
+    fn a_huge_or_endless_file_is_refused_without_reading_it_all() {
+        let err = load(Path::new("/dev/zero")).unwrap_err();
+        assert!(err.to_string().contains("/dev/zero"), "{err}");
+        assert!(format!("{err:?}").contains("not a config file"), "{err:?}");
     }
 
     #[test]

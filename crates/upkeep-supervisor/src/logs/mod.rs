@@ -83,7 +83,14 @@ struct Inner {
 impl LogHub {
     /// Starts the writer thread. Files go to `dir`; dropped-line reports go to `events`.
     pub fn start(dir: PathBuf, events: mpsc::Sender<Event>) -> std::io::Result<LogHub> {
-        std::fs::create_dir_all(&dir)?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            // Service output is private: 0700, like the data dir.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)?;
+        }
         let (tx, rx) = std_mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("upkeep-logs".into())

@@ -188,7 +188,15 @@ impl LogFile {
 
 fn gzip(from: &Path, to: &Path) -> std::io::Result<()> {
     let mut input = File::open(from)?;
-    let mut enc = flate2::write::GzEncoder::new(File::create(to)?, flate2::Compression::fast());
+    // As private as the log it comes from.
+    let out = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(to)?;
+    let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
     std::io::copy(&mut input, &mut enc)?;
     enc.finish()?.sync_all()?;
     std::fs::remove_file(from)
@@ -288,6 +296,12 @@ mod tests {
         }
         f.gzip.take().unwrap().join().unwrap();
         assert!(dir.path().join("s.out.log.1.gz").exists());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.path().join("s.out.log.1.gz"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o640, "as private as the log");
         assert!(!dir.path().join("s.out.log.1").exists());
         let mut text = String::new();
         std::io::Read::read_to_string(

@@ -39,13 +39,22 @@ pub fn up(g: &Global) -> Result<ExitCode> {
             &[&h.pid, &data_dir.display()]
         )));
     }
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    // Made as the daemon makes it (0700), or checked as the daemon checks it: `up` writes its
+    // log there first, and must not write through a symlink or into a folder others own.
+    upkeep_supervisor::trust::private_dir(&data_dir)
+        .with_context(|| format!("data dir {}", data_dir.display()))?;
     let log_path = data_dir.join("upkeep.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)?;
+    let log = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?
+    };
+    upkeep_supervisor::trust::check_owned(&log.metadata()?, &log_path)?;
     let exe = std::env::current_exe().context("finding the upkeep binary")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("daemon")

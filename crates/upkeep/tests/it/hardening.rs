@@ -156,6 +156,12 @@ fn issue_14_symlinks_in_the_data_dir_are_refused() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("upkeep.lock"), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    // Nor for the log `upkeep up` writes before the daemon starts.
+    std::fs::remove_file(d.data_dir.join("upkeep.lock")).unwrap();
+    std::os::unix::fs::symlink(&victim, d.data_dir.join("upkeep.log")).unwrap();
+    let out = d.cli(&["up"]);
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
 }
 
 /// D16: a data dir that exists is never chmodded; a shared one is refused with its reason.
