@@ -99,7 +99,7 @@ pub fn up(g: &Global) -> Result<ExitCode> {
 }
 
 pub fn down(g: &Global) -> Result<ExitCode> {
-    let data_dir = g.data_dir();
+    let data_dir = g.data_dir()?;
     let client = super::Client::new(&data_dir);
     let rt = runtime()?;
     let pid = rt.block_on(client.get::<Health>("/api/health"))?.pid;

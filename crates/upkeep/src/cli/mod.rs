@@ -310,11 +310,19 @@ impl Global {
 
     /// The data dir to find the daemon in. Only needs the `data_dir` key to be readable, so a
     /// config being edited (and invalid right now) does not lock the user out of `ls`.
-    fn data_dir(&self) -> PathBuf {
+    /// A config named on purpose (`-c`, `$UPKEEP_CONFIG`) must be readable: falling back to the
+    /// default data dir would send `stop all` to whichever daemon runs there (a typo in the
+    /// path did, for a tester).
+    fn data_dir(&self) -> Result<PathBuf> {
         if let Some(d) = &self.data_dir {
-            return std::path::absolute(d).unwrap_or_else(|_| d.clone());
+            return Ok(std::path::absolute(d).unwrap_or_else(|_| d.clone()));
         }
         let path = self.config_path();
+        if self.config.is_some()
+            && let Err(source) = std::fs::metadata(&path)
+        {
+            return Err(upkeep_config::ConfigError::Read { path, source }.into());
+        }
         let from_file = std::fs::read_to_string(&path).ok().and_then(|text| {
             let dir = match toml::from_str::<toml::Table>(&text) {
                 Ok(table) => table.get("daemon")?.get("data_dir")?.as_str()?.to_owned(),
@@ -323,11 +331,11 @@ impl Global {
             };
             Some(path.parent().unwrap_or(Path::new(".")).join(dir))
         });
-        from_file.unwrap_or_else(upkeep_config::default_data_dir)
+        Ok(from_file.unwrap_or_else(upkeep_config::default_data_dir))
     }
 
-    fn client(&self) -> Client {
-        Client::new(&self.data_dir())
+    fn client(&self) -> Result<Client> {
+        Ok(Client::new(&self.data_dir()?))
     }
 }
 
@@ -380,7 +388,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
-    let client = g.client();
+    let client = g.client()?;
     match cmd {
         Command::Ls(f) => {
             let infos: Vec<ServiceInfo> = client.get("/api/services").await?;

@@ -114,6 +114,29 @@ fn no_daemon_is_a_message_not_a_trace() {
     assert!(err.contains("hint: start it with `upkeep up`"), "{err}");
 }
 
+/// A config named on purpose that cannot be read is an error, never a silent fall back to the
+/// default data dir (where another daemon may run: `stop all` would reach it).
+#[test]
+fn issue_14_a_missing_named_config_is_an_error_not_another_daemon() {
+    let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");
+    let missing = d.dir.path().join("typo.toml");
+    for args in [vec!["ls"], vec!["stop", "all"], vec!["down"]] {
+        let out = std::process::Command::new(crate::BIN)
+            .arg("-c")
+            .arg(&missing)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&out).contains("cannot read config file"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(d.state("a"), "up");
+}
+
 #[test]
 fn speaks_chinese_when_asked() {
     let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");
