@@ -500,19 +500,41 @@ async fn record_unwatched_time(alive: &File, store: &dyn Store, events: &mpsc::S
 
 async fn wait_for_shutdown(shutdown: &CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut quit)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::hangup()),
+        signal(SignalKind::quit()),
     ) else {
         shutdown.cancelled().await;
         return;
     };
+    // Signals whose default action would end the daemon on the spot, orphaning every service
+    // (a stray `kill -USR1` did, for a tester): caught, logged, otherwise ignored. Caught, not
+    // ignored (SIG_IGN): an ignored signal stays ignored in every child the daemon starts, and
+    // nginx, for one, reopens its logs on SIGUSR1.
+    for (kind, name) in [
+        (SignalKind::user_defined1(), "SIGUSR1"),
+        (SignalKind::user_defined2(), "SIGUSR2"),
+        (SignalKind::alarm(), "SIGALRM"),
+    ] {
+        if let Ok(mut stray) = signal(kind) {
+            tokio::spawn(async move {
+                while stray.recv().await.is_some() {
+                    tracing::warn!(
+                        signal = name,
+                        "signal ignored: the daemon stops on SIGTERM, SIGINT or SIGQUIT"
+                    );
+                }
+            });
+        }
+    }
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = term.recv() => return,
             _ = int.recv() => return,
+            _ = quit.recv() => return,
             // The terminal that started us hung up (SSH logout): services keep running.
             _ = hup.recv() => tracing::info!("SIGHUP ignored: the daemon outlives the terminal that started it"),
         }

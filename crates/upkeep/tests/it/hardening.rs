@@ -513,3 +513,27 @@ fn issue_14_exec_probes_leave_nothing_behind() {
         "setsid escapees of a probe survived the daemon"
     );
 }
+
+/// Signals whose default action ends a process do not end the daemon (and orphan every
+/// service): SIGUSR1, SIGUSR2 and SIGALRM are logged and ignored; SIGQUIT stops it cleanly.
+/// Its services still get the default actions (nginx reopens its logs on SIGUSR1).
+#[test]
+fn issue_14_stray_signals_do_not_kill_the_daemon() {
+    let mut d = daemon("[services.s]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("s", "up", LONG);
+    let daemon_pid = d.daemon_pid().unwrap();
+    for sig in [Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGALRM] {
+        kill(Pid::from_raw(daemon_pid as i32), sig).unwrap();
+    }
+    d.wait_until("the daemon to log the ignored signals", LONG, || {
+        (d.daemon_log().matches("signal ignored").count() == 3).then_some(())
+    });
+    assert_eq!(d.state("s"), "up");
+    // A service's SIGUSR1 is its own default: it ends a `sleep`.
+    let pid = d.pid("s").unwrap();
+    kill(Pid::from_raw(pid as i32), Signal::SIGUSR1).unwrap();
+    d.wait_new_pid("s", pid, LONG);
+    // SIGQUIT is a clean stop.
+    let status = d.signal_daemon(Signal::SIGQUIT);
+    assert!(status.success(), "{status}");
+}
