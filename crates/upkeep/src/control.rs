@@ -146,27 +146,35 @@ impl Daemon {
         let usage = if pgids.is_empty() {
             None
         } else {
-            let p = pgids.clone();
-            let first = tokio::task::spawn_blocking(move || procfs::group_usage(&p))
+            // Each read stamped when it was taken: a busy daemon may sleep far longer than
+            // CPU_SAMPLE, and dividing by CPU_SAMPLE then showed 2,000% for one thread.
+            let read = |p: Vec<u32>| async move {
+                tokio::task::spawn_blocking(move || {
+                    (std::time::Instant::now(), procfs::group_usage(&p))
+                })
                 .await
-                .map_err(internal)?;
+                .map_err(internal)
+            };
+            let (t0, first) = read(pgids.clone()).await?;
             tokio::time::sleep(CPU_SAMPLE).await;
-            let second = tokio::task::spawn_blocking(move || procfs::group_usage(&pgids))
-                .await
-                .map_err(internal)?;
-            Some((first, second))
+            let (t1, second) = read(pgids).await?;
+            Some((
+                first,
+                second,
+                t1.duration_since(t0).as_secs_f64().max(0.001),
+            ))
         };
         let hz = procfs::ticks_per_second() as f64;
         Ok(statuses
             .into_iter()
             .map(|(status, desired)| {
                 let (mut cpu, mut mem, mut procs) = (None, None, None);
-                if let (Some(pid), Some((a, b))) = (status.pid, &usage)
+                if let (Some(pid), Some((a, b, elapsed))) = (status.pid, &usage)
                     && let Some(now) = b.get(&pid)
                 {
                     let before = a.get(&pid).map_or(now.ticks, |u| u.ticks);
                     let secs = now.ticks.saturating_sub(before) as f64 / hz;
-                    cpu = Some((secs / CPU_SAMPLE.as_secs_f64() * 1000.0).round() / 10.0);
+                    cpu = Some((secs / elapsed * 1000.0).round() / 10.0);
                     mem = Some(now.rss_bytes);
                     procs = Some(now.processes);
                 }
