@@ -682,11 +682,17 @@ async fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result
     let (path, text) = (path.to_owned(), text.to_owned());
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
+        // A symlinked config is edited where it points: replacing the link with a file would
+        // leave its target stale.
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
         let tmp = path.with_extension("toml.upkeep-tmp");
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(text.as_bytes())?;
         if let Ok(meta) = std::fs::metadata(&path) {
+            use std::os::unix::fs::MetadataExt;
             file.set_permissions(meta.permissions())?;
+            // And its owner and group (a root daemon would make them root's); best effort.
+            let _ = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()));
         }
         // On disk before the rename, and the rename on disk before we answer: a power cut
         // leaves the old config or the new one, never an empty file (issue 14, E22).

@@ -124,3 +124,29 @@ fn add_writes_the_service_keeping_comments_and_starts_it() {
     );
     assert_eq!(std::fs::read_to_string(&d.config).unwrap(), after);
 }
+
+/// `add` on a symlinked config edits the file it points to and keeps the link (it used to
+/// replace the link with a file, leaving the target stale).
+#[test]
+fn issue_14_add_edits_a_symlinked_config_where_it_points() {
+    let mut d =
+        upkeep_testkit::TestDaemon::prepare(crate::BIN, "[services.a]\ncommand = \"sleep 1000\"\n");
+    let real = d.dir.path().join("real.toml");
+    std::fs::rename(&d.config, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &d.config).unwrap();
+    d.launch();
+    let out = d.cli(&["add", "b", "--", "sleep", "999"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        std::fs::symlink_metadata(&d.config)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::read_to_string(&real)
+            .unwrap()
+            .contains("[services.b]")
+    );
+    d.wait_state("b", "up", LONG);
+}
