@@ -1440,11 +1440,7 @@ fn resolve_program(program: &str, run_dir: &Path, search: &str) -> Option<PathBu
 
 /// "250ms", "10s", "1m 30s", "2h" (jiff's friendly format) or a bare "0".
 fn parse_duration(text: &str) -> Option<Duration> {
-    if text.trim() == "0" {
-        return Some(Duration::ZERO);
-    }
-    let d: jiff::SignedDuration = text.trim().parse().ok()?;
-    Duration::try_from(d).ok()
+    upkeep_core::duration::parse(text)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! - `i18n.rs`: user-facing text in English and Simplified Chinese.
 
 pub mod api;
+pub mod duration;
 mod event;
 pub mod i18n;
 mod name;

@@ -109,7 +109,7 @@ enum Command {
         #[arg(long, value_enum)]
         fault: FaultArg,
         /// How many times, one after the other
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
         repeat: u32,
         #[arg(long)]
         json: bool,
@@ -248,10 +248,16 @@ fn hint_of(e: &(dyn std::error::Error + 'static)) -> Option<String> {
         .and_then(|u| u.hint().map(str::to_owned))
 }
 
+/// A mistake in the command line that clap cannot see (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(String);
+
 /// Errors that mean "your input is wrong" (exit 2) rather than "it failed" (exit 1).
 fn is_usage_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<upkeep_config::ConfigError>().is_some()
+        c.downcast_ref::<Usage>().is_some()
+            || c.downcast_ref::<upkeep_config::ConfigError>().is_some()
             || c.downcast_ref::<crate::daemon::StartError>().is_some()
             || c.downcast_ref::<upkeep_core::NameError>().is_some()
             || c.downcast_ref::<crate::systemd::UnitError>().is_some()
@@ -525,9 +531,13 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             } else {
                 let until = duration
                     .map(|d| {
-                        let span: jiff::SignedDuration = d.parse().with_context(|| {
-                            format!("`--for {d}` is not a duration (try 30m, 2h or 1h30m)")
-                        })?;
+                        let span = upkeep_core::duration::parse(&d)
+                            .filter(|s| !s.is_zero())
+                            .ok_or_else(|| {
+                                Usage(format!(
+                                    "`--for {d}` is not a duration longer than 0 (try 30m, 2h, 1h30m or 1d)"
+                                ))
+                            })?;
                         anyhow::Ok(jiff::Timestamp::now().checked_add(span)?)
                     })
                     .transpose()?;

@@ -297,11 +297,16 @@ fn opt_ms(v: Option<u64>) -> String {
 
 fn period_label(p: &PeriodReport) -> String {
     match (p.from, p.to) {
-        (Some(f), Some(t)) => format!(
-            "{} → {}",
-            f.strftime("%m-%d %H:%M"),
-            t.strftime("%m-%d %H:%M")
-        ),
+        // With the year once a period spans more than one (a ten-year report looked like
+        // a week).
+        (Some(f), Some(t)) => {
+            let fmt = if f.strftime("%Y").to_string() == t.strftime("%Y").to_string() {
+                "%m-%d %H:%M"
+            } else {
+                "%Y-%m-%d %H:%M"
+            };
+            format!("{} → {}", f.strftime(fmt), t.strftime(fmt))
+        }
         _ => "-".into(),
     }
 }
