@@ -52,6 +52,11 @@ pub(crate) async fn run(
                 if let Some((chunk, lines)) = framer.push(&buf[..n]) {
                     queue.push(chunk, lines);
                 }
+                // One chunk, then the others' turn: a service that writes without pause would
+                // otherwise keep the daemon's one thread for dozens of chunks at a time (tokio
+                // lets a task run about 128 ready reads before it must yield), and restarts
+                // and probes of every other service waited seconds (seen by a tester).
+                tokio::task::yield_now().await;
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => break,
