@@ -43,24 +43,25 @@ struct Watched {
     needle: String,
 }
 
-/// A process's (state, start time, parent) from /proc, or None once it is gone.
-fn stat(pid: u32) -> Option<(char, u64, u32)> {
+/// A process's (state, start time, parent, process group) from /proc, or None once gone.
+fn stat(pid: u32) -> Option<(char, u64, u32, u32)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let f: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
     Some((
         f.first()?.chars().next()?,
         f.get(19)?.parse().ok()?,
         f.get(1)?.parse().ok()?,
+        f.get(2)?.parse().ok()?,
     ))
 }
 
 /// Still a zombie of the same start time (not reaped since).
 fn live_zombie((pid, start): (u32, u64)) -> bool {
-    stat(pid).is_some_and(|(state, s, _)| state == 'Z' && s == start)
+    stat(pid).is_some_and(|(state, s, ..)| state == 'Z' && s == start)
 }
 
 fn live(pid: u32, start: u64) -> bool {
-    stat(pid).is_some_and(|(state, s, _)| state != 'Z' && s == start)
+    stat(pid).is_some_and(|(state, s, ..)| state != 'Z' && s == start)
 }
 
 #[derive(Default)]
@@ -79,7 +80,7 @@ fn scan(watched: Vec<Watched>, daemon: Arc<AtomicU32>, stop: Arc<AtomicBool>) ->
     while !stop.load(Ordering::Relaxed) {
         found.scans += 1;
         // One pass over /proc: every process's stat and command line.
-        let procs: Vec<(u32, (char, u64, u32), String)> = std::fs::read_dir("/proc")
+        let procs: Vec<(u32, (char, u64, u32, u32), String)> = std::fs::read_dir("/proc")
             .into_iter()
             .flatten()
             .flatten()
@@ -94,18 +95,31 @@ fn scan(watched: Vec<Watched>, daemon: Arc<AtomicU32>, stop: Arc<AtomicBool>) ->
             // The pass reads one process after another, so an old copy that ended while a
             // new one started can show up beside it. Checked again now: both still alive
             // (same start times) means both lived at one instant.
-            // A copy is a root of matching processes: a fork that has not exec'd yet (a
-            // shell's subshell, pyenv's shims) has its parent's command line, and is the
-            // same copy.
-            let matching: Vec<(u32, u64, u32)> = procs
+            // A copy is a process group of processes whose parent is not itself a match: a
+            // fork that has not exec'd yet (a shell's background job, pyenv's shims) has its
+            // parent's command line and is part of the same copy, and so is a job whose
+            // parent already exec'd into something else (it is still in the parent's group).
+            // A second copy of a service is a second such group: each run has its own.
+            let matches =
+                |st: &(char, u64, u32, u32), cmd: &str| st.0 != 'Z' && cmd.contains(&w.needle);
+            let matching_pids: Vec<u32> = procs
                 .iter()
-                .filter(|(_, st, cmd)| st.0 != 'Z' && cmd.contains(&w.needle))
-                .map(|(pid, st, _)| (*pid, st.1, st.2))
+                .filter(|(_, st, cmd)| matches(st, cmd))
+                .map(|(pid, ..)| *pid)
                 .collect();
-            let still: Vec<(u32, u64)> = matching
+            let mut groups: Vec<(u32, u32, u64)> = Vec::new(); // (pgid, pid, start)
+            for (pid, st, cmd) in &procs {
+                if matches(st, cmd)
+                    && !matching_pids.contains(&st.2)
+                    && live(*pid, st.1)
+                    && !groups.iter().any(|g| g.0 == st.3)
+                {
+                    groups.push((st.3, *pid, st.1));
+                }
+            }
+            let still: Vec<(u32, u64)> = groups
                 .iter()
-                .filter(|(_, _, parent)| !matching.iter().any(|m| m.0 == *parent))
-                .map(|(pid, start, _)| (*pid, *start))
+                .map(|(_, pid, start)| (*pid, *start))
                 .filter(|(p, s)| live(*p, *s))
                 .collect();
             let n = still.len();
@@ -123,8 +137,8 @@ fn scan(watched: Vec<Watched>, daemon: Arc<AtomicU32>, stop: Arc<AtomicBool>) ->
         let now = Instant::now();
         let seen: Vec<(u32, u64)> = procs
             .iter()
-            .filter(|(_, (state, _, parent), _)| *state == 'Z' && d != 0 && *parent == d)
-            .map(|(pid, (_, start, _), _)| (*pid, *start))
+            .filter(|(_, (state, _, parent, _), _)| *state == 'Z' && d != 0 && *parent == d)
+            .map(|(pid, (_, start, ..), _)| (*pid, *start))
             .collect();
         for z in &seen {
             let first = *zombies.entry(*z).or_insert(now);
