@@ -210,7 +210,10 @@ impl ServiceModel {
             }
             EventKind::RestartScheduled { .. } => {
                 self.phase = Phase::Down;
-                s.restarts += 1;
+                // A drill's restart is not the service's: its record stays as it was.
+                if !self.drill {
+                    s.restarts += 1;
+                }
             }
             EventKind::RestartRequested { .. } => s.restarts = 0,
             EventKind::NotRestarted { .. } => self.phase = Phase::Exited,
@@ -630,6 +633,10 @@ mod tests {
             ["up", "down", "incident_opened", "up", "incident_resolved"]
         );
         assert!(m.incident.as_ref().unwrap().drill);
+        assert_eq!(
+            m.status.restarts, 0,
+            "a drill's restart is not the service's"
+        );
         // A real crash 5 s later: a new incident, not the drill's reopened.
         let out = run(
             &mut m,
@@ -638,6 +645,7 @@ mod tests {
         assert_eq!(out, ["down", "incident_opened", "up", "incident_resolved"]);
         assert!(!m.drill);
         assert!(!m.incident.as_ref().unwrap().drill);
+        assert_eq!(m.status.restarts, 1);
     }
 
     #[test]

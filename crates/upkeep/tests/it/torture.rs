@@ -43,25 +43,34 @@ struct Watched {
     needle: String,
 }
 
-/// A process's (state, start time, parent, process group) from /proc, or None once gone.
-fn stat(pid: u32) -> Option<(char, u64, u32, u32)> {
+/// What the scan reads of a process in /proc/PID/stat.
+#[derive(Clone, Copy)]
+struct Stat {
+    state: char,
+    start: u64,
+    parent: u32,
+    pgid: u32,
+}
+
+/// A process's [`Stat`], or None once it is gone.
+fn stat(pid: u32) -> Option<Stat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let f: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
-    Some((
-        f.first()?.chars().next()?,
-        f.get(19)?.parse().ok()?,
-        f.get(1)?.parse().ok()?,
-        f.get(2)?.parse().ok()?,
-    ))
+    Some(Stat {
+        state: f.first()?.chars().next()?,
+        start: f.get(19)?.parse().ok()?,
+        parent: f.get(1)?.parse().ok()?,
+        pgid: f.get(2)?.parse().ok()?,
+    })
 }
 
 /// Still a zombie of the same start time (not reaped since).
 fn live_zombie((pid, start): (u32, u64)) -> bool {
-    stat(pid).is_some_and(|(state, s, ..)| state == 'Z' && s == start)
+    stat(pid).is_some_and(|s| s.state == 'Z' && s.start == start)
 }
 
 fn live(pid: u32, start: u64) -> bool {
-    stat(pid).is_some_and(|(state, s, ..)| state != 'Z' && s == start)
+    stat(pid).is_some_and(|s| s.state != 'Z' && s.start == start)
 }
 
 #[derive(Default)]
@@ -80,7 +89,7 @@ fn scan(watched: Vec<Watched>, daemon: Arc<AtomicU32>, stop: Arc<AtomicBool>) ->
     while !stop.load(Ordering::Relaxed) {
         found.scans += 1;
         // One pass over /proc: every process's stat and command line.
-        let procs: Vec<(u32, (char, u64, u32, u32), String)> = std::fs::read_dir("/proc")
+        let procs: Vec<(u32, Stat, String)> = std::fs::read_dir("/proc")
             .into_iter()
             .flatten()
             .flatten()
@@ -100,8 +109,7 @@ fn scan(watched: Vec<Watched>, daemon: Arc<AtomicU32>, stop: Arc<AtomicBool>) ->
             // parent's command line and is part of the same copy, and so is a job whose
             // parent already exec'd into something else (it is still in the parent's group).
             // A second copy of a service is a second such group: each run has its own.
-            let matches =
-                |st: &(char, u64, u32, u32), cmd: &str| st.0 != 'Z' && cmd.contains(&w.needle);
+            let matches = |st: &Stat, cmd: &str| st.state != 'Z' && cmd.contains(&w.needle);
             let matching_pids: Vec<u32> = procs
                 .iter()
                 .filter(|(_, st, cmd)| matches(st, cmd))
@@ -110,11 +118,11 @@ fn scan(watched: Vec<Watched>, daemon: Arc<AtomicU32>, stop: Arc<AtomicBool>) ->
             let mut groups: Vec<(u32, u32, u64)> = Vec::new(); // (pgid, pid, start)
             for (pid, st, cmd) in &procs {
                 if matches(st, cmd)
-                    && !matching_pids.contains(&st.2)
-                    && live(*pid, st.1)
-                    && !groups.iter().any(|g| g.0 == st.3)
+                    && !matching_pids.contains(&st.parent)
+                    && live(*pid, st.start)
+                    && !groups.iter().any(|g| g.0 == st.pgid)
                 {
-                    groups.push((st.3, *pid, st.1));
+                    groups.push((st.pgid, *pid, st.start));
                 }
             }
             let still: Vec<(u32, u64)> = groups
@@ -137,8 +145,8 @@ fn scan(watched: Vec<Watched>, daemon: Arc<AtomicU32>, stop: Arc<AtomicBool>) ->
         let now = Instant::now();
         let seen: Vec<(u32, u64)> = procs
             .iter()
-            .filter(|(_, (state, _, parent, _), _)| *state == 'Z' && d != 0 && *parent == d)
-            .map(|(pid, (_, start, ..), _)| (*pid, *start))
+            .filter(|(_, st, _)| st.state == 'Z' && d != 0 && st.parent == d)
+            .map(|(pid, st, _)| (*pid, st.start))
             .collect();
         for z in &seen {
             let first = *zombies.entry(*z).or_insert(now);
@@ -312,7 +320,7 @@ backoff_min = "10ms"
     let left: Vec<u32> = [format!("{t}"), web_dir.path().display().to_string()]
         .iter()
         .flat_map(|n| pids_with_cmdline(n))
-        .filter(|p| stat(*p).is_some_and(|s| s.0 != 'Z'))
+        .filter(|p| stat(*p).is_some_and(|s| s.state != 'Z'))
         .collect();
 
     // Every start on record has its end on record (an exit, or a stale stop by the next
