@@ -63,9 +63,9 @@ fn maintenance_holds_off_incidents_and_ends_by_hand_or_at_its_time() {
     assert!(all["maintenance_ms"].as_u64().unwrap() >= 1000, "{all}");
     assert_eq!(all["manual_interventions"], 0, "{all}");
 
-    // Bad input: a clear error, nothing changed.
+    // Bad input: a clear error (a usage error: exit 2), nothing changed.
     let out = d.cli(&["maintenance", "db", "--for", "soon"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("not a duration"), "{}", stderr(&out));
     let out = d.cli(&["maintenance", "nosuch"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
