@@ -315,7 +315,7 @@ pub(crate) fn parse_as(
                 line,
                 column,
                 key: String::new(),
-                message: e.message().trim().to_owned(),
+                message: without_values(e.message().trim()),
                 hint: None,
             };
             return Err(ConfigError::Invalid {
@@ -1402,6 +1402,20 @@ fn normalize(path: &Path) -> PathBuf {
 
 /// Whether `dir` holds files and none of upkeep's (its lock or its database): a folder that
 /// was not made for upkeep. An unreadable folder is left to the daemon to report.
+/// A parse error without the value it quotes: `invalid type: integer `12345678`, expected a
+/// string` named a token written in `env` (issue 14, D17: errors point at the line and
+/// column, and never repeat what may be a secret).
+fn without_values(message: &str) -> String {
+    static QUOTED: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = QUOTED.get_or_init(|| {
+        regex::Regex::new(
+            r#"(invalid (?:type|value|length): (?:string|integer|unsigned integer|floating point|boolean|character|byte array)) (?:`[^`]*`|"(?:[^"\\]|\\.)*")"#,
+        )
+        .expect("a valid pattern")
+    });
+    re.replace_all(message, "$1").into_owned()
+}
+
 fn regex_syntax_check(re: &str) -> Result<(), String> {
     regex::Regex::new(re).map(|_| ()).map_err(|e| e.to_string())
 }
@@ -1464,6 +1478,23 @@ mod tests {
         assert_eq!(web.stop_signal, 15);
         assert_eq!(web.stop_timeout, Duration::from_secs(10));
         assert_eq!(web.log.max_size, 10 * 1024 * 1024);
+    }
+
+    #[test]
+    fn a_type_error_does_not_repeat_the_value() {
+        let err = check("[services.a]\ncommand = \"sleep 1\"\nenv = { TOKEN = 12345678 }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid type: integer"), "{err}");
+        assert!(!err.contains("12345678"), "{err}");
+        let err = check("[services.a]\ncommand = \"sleep 1\"\nmax_restarts = \"s3cret\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+        assert_eq!(
+            without_values(r#"invalid type: string "a \"b\" c", expected u32"#),
+            "invalid type: string, expected u32"
+        );
     }
 
     #[test]
