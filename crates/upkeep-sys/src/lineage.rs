@@ -16,9 +16,9 @@
 //!   session, written with one `pwrite` right after the spawn, no fsync (it must survive the
 //!   daemon's death, not a power cut, which ends the services too). It names the process group
 //!   even when the leader is gone and the rest rewrote their memory (nginx, PostgreSQL).
-//! - **A mark in the environment** (`UPKEEP_NODE`, `UPKEEP_SERVICE`): finds a process spawned in
-//!   the microseconds before the two records above were written (it is too young to have
-//!   rewritten anything), and escapees where no cgroup exists, as long as they keep it.
+//! - **A mark in the environment** (`UPKEEP_NODE`, `UPKEEP_SERVICE`): where no cgroup exists,
+//!   finds a process spawned in the microseconds before its run record was written (it is too
+//!   young to have rewritten anything), and escapees, as long as they keep it.
 //!
 //! It does not stop anything (the supervisor does, with each service's stop settings) and
 //! keeps nothing in the database. Start at [`Lineage::open`], then [`Lineage::leftovers`] once
