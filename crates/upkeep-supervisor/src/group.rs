@@ -80,28 +80,91 @@ pub(crate) async fn stop_tree(
     out
 }
 
-/// Stops what an earlier daemon left of a service (see `upkeep_sys::Lineage::leftovers`).
-/// Those processes are not our children (they went to PID 1, or to whoever was subreaper,
-/// when that daemon died), so no SIGCHLD tells us when they are gone: this is the one place
-/// that checks on a short timer, once per service at start-up.
-pub async fn stop_leftovers(left: &Leftovers, signal: i32, timeout: Duration) -> StopOutcome {
-    let mut out = StopOutcome {
-        signalled: left.signal(to_signal(signal)),
-        ..Default::default()
-    };
-    left.signal(Signal::SIGCONT);
-    let gone = |deadline: Instant| async move {
-        while Instant::now() < deadline {
-            if !left.alive() {
-                return true;
+/// Stops what earlier daemons left (see `upkeep_sys::Lineage::leftovers`), each with its
+/// service's stop signal and timeout, all at once. Those processes are not our children (they
+/// went to PID 1, or to whoever was subreaper, when that daemon died), so no SIGCHLD tells us
+/// when they are gone: this is the one place that checks on a short timer, once at start-up,
+/// with one pass over /proc per check for all of them.
+pub async fn stop_leftovers(all: &[(&Leftovers, i32, Duration)]) -> Vec<StopOutcome> {
+    let start = Instant::now();
+    let mut out: Vec<StopOutcome> = all
+        .iter()
+        .map(|(left, signal, _)| {
+            let signalled = left.signal(to_signal(*signal));
+            left.signal(Signal::SIGCONT);
+            StopOutcome {
+                signalled,
+                ..Default::default()
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        })
+        .collect();
+    let mut alive: Vec<bool> = vec![true; all.len()];
+    loop {
+        let procs = tokio::task::spawn_blocking(upkeep_sys::procfs::all_processes)
+            .await
+            .unwrap_or_default();
+        let now = Instant::now();
+        let mut waiting = false;
+        for (i, (left, _, timeout)) in all.iter().enumerate() {
+            alive[i] = alive[i] && left.alive_in(&procs);
+            if !alive[i] {
+                continue;
+            }
+            if !out[i].killed && now >= start + *timeout {
+                out[i].killed = left.signal(Signal::SIGKILL);
+            }
+            if out[i].killed && now >= start + *timeout + KILL_GRACE {
+                out[i].lingering = true;
+            } else {
+                waiting = true;
+            }
         }
-        !left.alive()
-    };
-    if !gone(Instant::now() + timeout).await {
-        out.killed = left.signal(Signal::SIGKILL);
-        out.lingering = !gone(Instant::now() + KILL_GRACE).await;
+        if !waiting {
+            return out;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    /// One that stops on its signal, one that ignores it and is killed at its timeout: both
+    /// handled in one pass, each on its own clock.
+    #[tokio::test]
+    async fn leftovers_are_stopped_together_each_on_its_own_timeout() {
+        let spawn = |script: &str| {
+            std::process::Command::new("sh")
+                .args(["-c", script])
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        };
+        let mut polite = spawn("exec sleep 100");
+        let mut stubborn = spawn("trap '' TERM; sleep 100 & wait");
+        // Let the trap be set before the signal comes.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let left = |pid: u32| Leftovers {
+            pgids: [pid].into(),
+            ..Default::default()
+        };
+        let (a, b) = (left(polite.id()), left(stubborn.id()));
+        let out = stop_leftovers(&[
+            (&a, 15, Duration::from_secs(10)),
+            (&b, 15, Duration::from_millis(300)),
+        ])
+        .await;
+        assert!(out[0].signalled && !out[0].killed, "{:?}", out[0]);
+        assert!(
+            out[1].signalled && out[1].killed && !out[1].lingering,
+            "{:?}",
+            out[1]
+        );
+        polite.wait().unwrap();
+        stubborn.wait().unwrap();
+        // Its background sleep too (a zombie until PID 1 reaps it, which is not ours to wait).
+        assert_eq!(upkeep_sys::procfs::group_live_members(stubborn.id()), 0);
+    }
 }

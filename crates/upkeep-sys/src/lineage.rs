@@ -308,15 +308,13 @@ impl Leftovers {
         self.pgids.is_empty() && self.pids.is_empty() && self.cgroup.is_none()
     }
 
-    /// True while any of it lives (zombies aside).
-    pub fn alive(&self) -> bool {
-        let procs = crate::procfs::all_processes();
-        let live = |p: &&crate::procfs::Process| p.state != 'Z';
+    /// True while any of it lives (zombies aside), judged on `procs` (one pass over /proc,
+    /// shared by every service's leftovers).
+    pub fn alive_in(&self, procs: &[crate::procfs::Process]) -> bool {
         self.cgroup.as_ref().is_some_and(Cgroup::populated)
-            || procs
-                .iter()
-                .filter(live)
-                .any(|p| self.pgids.contains(&p.pgrp) || self.pids.contains(&p.pid))
+            || procs.iter().any(|p| {
+                p.state != 'Z' && (self.pgids.contains(&p.pgrp) || self.pids.contains(&p.pid))
+            })
     }
 
     /// Sends `signal` to all of it. True if anything was there to get it.

@@ -390,20 +390,20 @@ async fn stop_stale_processes(
     let leftovers = tokio::task::spawn_blocking(move || l.leftovers())
         .await
         .unwrap_or_default();
-    let stops = leftovers.iter().map(|(name, left)| {
-        let managed = ServiceName::new(name.as_str())
-            .ok()
-            .and_then(|n| config.services.get(&n))
-            .and_then(|c| c.managed.as_ref());
-        let signal = managed.map_or(15, |c| c.stop_signal);
-        let timeout = managed.map_or(Duration::from_secs(10), |c| c.stop_timeout);
-        async move {
-            let outcome = upkeep_supervisor::stop_leftovers(left, signal, timeout).await;
-            (name, left, outcome)
-        }
-    });
-    // Concurrently: each waits on its own stop_timeout.
-    for (name, left, o) in futures_util::future::join_all(stops).await {
+    let stops: Vec<_> = leftovers
+        .iter()
+        .map(|(name, left)| {
+            let managed = ServiceName::new(name.as_str())
+                .ok()
+                .and_then(|n| config.services.get(&n))
+                .and_then(|c| c.managed.as_ref());
+            let signal = managed.map_or(15, |c| c.stop_signal);
+            let timeout = managed.map_or(Duration::from_secs(10), |c| c.stop_timeout);
+            (left, signal, timeout)
+        })
+        .collect();
+    let outcomes = upkeep_supervisor::stop_leftovers(&stops).await;
+    for ((name, left), o) in leftovers.iter().zip(outcomes) {
         tracing::info!(
             service = %name,
             groups = ?left.pgids,
