@@ -61,8 +61,9 @@ pub async fn run(
             }
         }
         let n = pending.len().min(BATCH);
-        let batch: Vec<Event> = pending.iter().take(n).cloned().collect();
-        match store.append(&batch).await {
+        // The front of the queue, as a slice: written without a copy.
+        let result = store.append(&pending.make_contiguous()[..n]).await;
+        match result {
             Ok(()) => {
                 if failures > 0 {
                     tracing::info!(failures, "the store works again; events stored in order");
@@ -74,8 +75,9 @@ pub async fn run(
             }
             Err(e) if e.is_permanent() => {
                 tracing::error!(error = %e, events = n, "the store refuses a batch; writing it one event at a time");
-                for event in batch {
-                    match store.append(std::slice::from_ref(&event)).await {
+                for _ in 0..n {
+                    let Some(event) = pending.front() else { break };
+                    match store.append(std::slice::from_ref(event)).await {
                         Ok(()) => {}
                         Err(e) if e.is_permanent() => {
                             tracing::error!(error = %e, ?event, "event refused by the store: skipped");
