@@ -66,6 +66,11 @@ pub(crate) const LOG_KEEP: Limits<u32> = between(0, 1000);
 /// `env_file`: read whole at validation; a bigger file is a mistake (a log, a device, a dump).
 pub(crate) const ENV_FILE_MAX_BYTES: u64 = 1024 * 1024;
 
+/// The largest config file read. A config of thousands of services is a few hundred KiB; a
+/// file past this is a mistake (a log named by accident), and reading it whole would take the
+/// daemon's memory (a 1.5 GB file made the TOML parser ask for 10 GB).
+pub(crate) const CONFIG_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
 // --- [[services.NAME.probes]] ---
 
 /// `every`: 50ms matches the probe runner's fastest pace (its `FAST_FLOOR`); a probe every

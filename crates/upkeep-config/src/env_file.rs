@@ -97,7 +97,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<Entry>, EnvFileError> {
 /// skips blank lines and comments before it.
 fn entry_line(text: &str, from: usize) -> usize {
     let mut line = crate::locate::line_col(text, from).0;
-    for l in text[from.min(text.len())..].split('\n') {
+    for l in text.get(from..).unwrap_or("").split('\n') {
         let t = l.trim();
         if !t.is_empty() && !t.starts_with('#') {
             break;

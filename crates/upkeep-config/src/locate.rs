@@ -6,7 +6,12 @@
 
 /// 1-based line and column of byte `offset` in `source` (columns count characters).
 pub(crate) fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(source.len());
+    // Never a panic on an offset inside a character (a config reload must not abort the
+    // daemon): the character it falls in.
+    let mut offset = offset.min(source.len());
+    while !source.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &source[..offset];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);

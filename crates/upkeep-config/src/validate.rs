@@ -216,28 +216,34 @@ pub struct ManagedConfig {
     pub log: LogConfig,
 }
 
-/// Reads and validates the config file at `path`.
-/// The largest config file read. A config of thousands of services is a few hundred KiB; a
-/// file past this is a mistake (`/dev/zero`, a log named by accident), and reading it whole
-/// would take the daemon's memory (a 1.5 GB file made the TOML parser ask for 10 GB).
-pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
-
+/// Reads and validates the config file at `path`: a regular file of at most
+/// `bounds::CONFIG_MAX_BYTES` (a FIFO would block the reader, `/dev/zero` never ends).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     use std::io::Read;
     let read_error = |source| ConfigError::Read {
         path: path.to_owned(),
         source,
     };
+    let meta = std::fs::metadata(path).map_err(read_error)?;
+    if !meta.is_file() {
+        return Err(read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
     let mut bytes = Vec::new();
     std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .and_then(|f| {
+            f.take(crate::bounds::CONFIG_MAX_BYTES + 1)
+                .read_to_end(&mut bytes)
+        })
         .map_err(read_error)?;
-    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+    if bytes.len() as u64 > crate::bounds::CONFIG_MAX_BYTES {
         return Err(read_error(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!(
                 "larger than {} MiB: not a config file",
-                MAX_CONFIG_BYTES >> 20
+                crate::bounds::CONFIG_MAX_BYTES >> 20
             ),
         )));
     }
@@ -1261,7 +1267,7 @@ impl Validator<'_> {
         limits: Limits<Duration>,
     ) -> Option<Duration> {
         let field = key.last().map_or("", AsRef::as_ref).to_owned();
-        let Some(d) = parse_duration(text) else {
+        let Some(d) = upkeep_core::duration::parse(text) else {
             self.problem(
                 key,
                 format!("{field} `{text}` is not a duration"),
@@ -1400,8 +1406,6 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// Whether `dir` holds files and none of upkeep's (its lock or its database): a folder that
-/// was not made for upkeep. An unreadable folder is left to the daemon to report.
 /// A parse error without the value it quotes: `invalid type: integer `12345678`, expected a
 /// string` named a token written in `env` (issue 14, D17: errors point at the line and
 /// column, and never repeat what may be a secret).
@@ -1453,9 +1457,6 @@ fn resolve_program(program: &str, run_dir: &Path, search: &str) -> Option<PathBu
 }
 
 /// "250ms", "10s", "1m 30s", "2h" (jiff's friendly format) or a bare "0".
-fn parse_duration(text: &str) -> Option<Duration> {
-    upkeep_core::duration::parse(text)
-}
 
 #[cfg(test)]
 mod tests {
@@ -1501,6 +1502,13 @@ mod tests {
     fn a_huge_or_endless_file_is_refused_without_reading_it_all() {
         let err = load(Path::new("/dev/zero")).unwrap_err();
         assert!(err.to_string().contains("/dev/zero"), "{err}");
+        assert!(format!("{err:?}").contains("not a regular file"), "{err:?}");
+        // A huge regular file is refused after 16 MiB, unparsed.
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.toml");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(crate::bounds::CONFIG_MAX_BYTES + 1).unwrap();
+        let err = load(&big).unwrap_err();
         assert!(format!("{err:?}").contains("not a config file"), "{err:?}");
     }
 
@@ -1662,15 +1670,6 @@ probes = [{ kind = "exec", command = "true" }, { kind = "tcp", addr = "127.0.0.1
             err.to_string().contains("neither a `command` nor `probes`"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1m 30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
-        assert_eq!(parse_duration("-5s"), None);
-        assert_eq!(parse_duration("soon"), None);
     }
 
     /// The one problem of `toml`, failing the test if there are more or none.

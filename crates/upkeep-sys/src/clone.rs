@@ -178,8 +178,10 @@ impl Prepared {
                 fail(self.report);
             }
             if let Some((uid, gid)) = self.user {
+                // As std does: only root may (and must) drop its supplementary groups; a
+                // daemon naming its own user has nothing to switch (setgroups would fail).
                 let groups = [gid];
-                if libc::setgroups(1, groups.as_ptr()) != 0
+                if (libc::geteuid() == 0 && libc::setgroups(1, groups.as_ptr()) != 0)
                     || libc::setgid(gid) != 0
                     || libc::setuid(uid) != 0
                 {
@@ -343,6 +345,36 @@ mod tests {
         let cg = root.to_str().unwrap();
         assert!(cg.ends_with(lines[2].trim_start_matches("0::")), "{out}");
         assert_eq!(lines[3].trim(), s.pid.to_string(), "its own process group");
+        let _ = std::fs::remove_dir(&root);
+    }
+
+    /// A service naming the daemon's own user (all a non-root daemon may name) starts: the
+    /// switch to it must not ask for what only root may do.
+    #[test]
+    fn a_service_of_the_daemons_own_user_starts_without_root_powers() {
+        let Some((root, dir)) = cgroup_dir() else {
+            return;
+        };
+        // SAFETY: plain getters.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let argv = vec!["id".to_owned(), "-u".to_owned()];
+        let exec = Exec {
+            path: Path::new("/usr/bin/id"),
+            argv: &argv,
+            env: child_env([]),
+            cwd: None,
+            user: Some((uid, gid)),
+        };
+        use std::os::fd::AsFd;
+        // As root this exercises setgroups; the non-root path is the same call minus it.
+        let s = spawn_into(&exec, dir.as_fd()).unwrap();
+        let mut out = String::new();
+        std::fs::File::from(s.stdout)
+            .read_to_string(&mut out)
+            .unwrap();
+        // SAFETY: our own child.
+        unsafe { libc::waitpid(s.pid as i32, std::ptr::null_mut(), 0) };
+        assert_eq!(out.trim(), uid.to_string());
         let _ = std::fs::remove_dir(&root);
     }
 
