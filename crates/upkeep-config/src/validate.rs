@@ -1456,8 +1456,6 @@ fn resolve_program(program: &str, run_dir: &Path, search: &str) -> Option<PathBu
         .find(|p| is_exec(p))
 }
 
-/// "250ms", "10s", "1m 30s", "2h" (jiff's friendly format) or a bare "0".
-
 #[cfg(test)]
 mod tests {
     use super::*;
