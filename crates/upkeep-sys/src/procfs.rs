@@ -52,6 +52,7 @@ fn all_pids() -> impl Iterator<Item = u32> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Process {
     pub pid: u32,
+    pub ppid: u32,
     pub pgrp: u32,
     pub session: u32,
     /// `R`, `S`, `D`, `T` (stopped), `Z` (zombie)...
@@ -59,19 +60,21 @@ pub struct Process {
     pub start_ticks: u64,
 }
 
+/// Process `pid`, if it exists.
+pub fn process(pid: u32) -> Option<Process> {
+    read_stat(pid).map(|s| Process {
+        pid,
+        ppid: s.ppid,
+        pgrp: s.pgrp,
+        session: s.session,
+        state: s.state,
+        start_ticks: s.start_ticks,
+    })
+}
+
 /// Every process on the machine, in one pass over /proc.
 pub fn all_processes() -> Vec<Process> {
-    all_pids()
-        .filter_map(|pid| {
-            read_stat(pid).map(|s| Process {
-                pid,
-                pgrp: s.pgrp,
-                session: s.session,
-                state: s.state,
-                start_ticks: s.start_ticks,
-            })
-        })
-        .collect()
+    all_pids().filter_map(process).collect()
 }
 
 /// Live processes whose parent is `parent` (for the daemon: its children, and the orphans

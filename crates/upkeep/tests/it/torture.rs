@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use upkeep_supervisor::procfs::{Process, process};
 use upkeep_testkit::{TestDaemon, free_port, pids_with_cmdline, unique};
 
 use crate::{BIN, LONG, Rng, stderr};
@@ -43,34 +44,13 @@ struct Watched {
     needle: String,
 }
 
-/// What the scan reads of a process in /proc/PID/stat.
-#[derive(Clone, Copy)]
-struct Stat {
-    state: char,
-    start: u64,
-    parent: u32,
-    pgid: u32,
-}
-
-/// A process's [`Stat`], or None once it is gone.
-fn stat(pid: u32) -> Option<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let f: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
-    Some(Stat {
-        state: f.first()?.chars().next()?,
-        start: f.get(19)?.parse().ok()?,
-        parent: f.get(1)?.parse().ok()?,
-        pgid: f.get(2)?.parse().ok()?,
-    })
-}
-
 /// Still a zombie of the same start time (not reaped since).
 fn live_zombie((pid, start): (u32, u64)) -> bool {
-    stat(pid).is_some_and(|s| s.state == 'Z' && s.start == start)
+    process(pid).is_some_and(|p| p.state == 'Z' && p.start_ticks == start)
 }
 
 fn live(pid: u32, start: u64) -> bool {
-    stat(pid).is_some_and(|s| s.state != 'Z' && s.start == start)
+    process(pid).is_some_and(|p| p.state != 'Z' && p.start_ticks == start)
 }
 
 #[derive(Default)]
@@ -89,13 +69,13 @@ fn scan(watched: Vec<Watched>, daemon: Arc<AtomicU32>, stop: Arc<AtomicBool>) ->
     while !stop.load(Ordering::Relaxed) {
         found.scans += 1;
         // One pass over /proc: every process's stat and command line.
-        let procs: Vec<(u32, Stat, String)> = std::fs::read_dir("/proc")
+        let procs: Vec<(u32, Process, String)> = std::fs::read_dir("/proc")
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|e| {
                 let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-                let st = stat(pid)?;
+                let st = process(pid)?;
                 let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
                 Some((pid, st, String::from_utf8_lossy(&cmd).replace('\0', " ")))
             })
@@ -109,7 +89,7 @@ fn scan(watched: Vec<Watched>, daemon: Arc<AtomicU32>, stop: Arc<AtomicBool>) ->
             // parent's command line and is part of the same copy, and so is a job whose
             // parent already exec'd into something else (it is still in the parent's group).
             // A second copy of a service is a second such group: each run has its own.
-            let matches = |st: &Stat, cmd: &str| st.state != 'Z' && cmd.contains(&w.needle);
+            let matches = |st: &Process, cmd: &str| st.state != 'Z' && cmd.contains(&w.needle);
             let matching_pids: Vec<u32> = procs
                 .iter()
                 .filter(|(_, st, cmd)| matches(st, cmd))
@@ -118,11 +98,11 @@ fn scan(watched: Vec<Watched>, daemon: Arc<AtomicU32>, stop: Arc<AtomicBool>) ->
             let mut groups: Vec<(u32, u32, u64)> = Vec::new(); // (pgid, pid, start)
             for (pid, st, cmd) in &procs {
                 if matches(st, cmd)
-                    && !matching_pids.contains(&st.parent)
-                    && live(*pid, st.start)
-                    && !groups.iter().any(|g| g.0 == st.pgid)
+                    && !matching_pids.contains(&st.ppid)
+                    && live(*pid, st.start_ticks)
+                    && !groups.iter().any(|g| g.0 == st.pgrp)
                 {
-                    groups.push((st.pgid, *pid, st.start));
+                    groups.push((st.pgrp, *pid, st.start_ticks));
                 }
             }
             let still: Vec<(u32, u64)> = groups
@@ -145,8 +125,8 @@ fn scan(watched: Vec<Watched>, daemon: Arc<AtomicU32>, stop: Arc<AtomicBool>) ->
         let now = Instant::now();
         let seen: Vec<(u32, u64)> = procs
             .iter()
-            .filter(|(_, st, _)| st.state == 'Z' && d != 0 && st.parent == d)
-            .map(|(pid, st, _)| (*pid, st.start))
+            .filter(|(_, st, _)| st.state == 'Z' && d != 0 && st.ppid == d)
+            .map(|(pid, st, _)| (*pid, st.start_ticks))
             .collect();
         for z in &seen {
             let first = *zombies.entry(*z).or_insert(now);
@@ -320,7 +300,7 @@ backoff_min = "10ms"
     let left: Vec<u32> = [format!("{t}"), web_dir.path().display().to_string()]
         .iter()
         .flat_map(|n| pids_with_cmdline(n))
-        .filter(|p| stat(*p).is_some_and(|s| s.state != 'Z'))
+        .filter(|p| process(*p).is_some_and(|s| s.state != 'Z'))
         .collect();
 
     // Every start on record has its end on record (an exit, or a stale stop by the next
