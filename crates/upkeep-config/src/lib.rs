@@ -31,5 +31,6 @@ pub use error::{ConfigError, Problem};
 pub use paths::{default_config_path, default_data_dir};
 pub use validate::{
     Config, DaemonConfig, HttpProbeConfig, LogConfig, ManagedConfig, OnUnhealthy, ProbeConfig,
-    ProbeKind, Program, RestartPolicy, ServiceConfig, UserIds, load, parse,
+    ProbeKind, Program, RestartPolicy, SecretSource, ServiceConfig, StoreConfig, UserIds, load,
+    parse,
 };

@@ -32,6 +32,14 @@ pub(crate) struct RawDaemon {
     /// and marks only.
     #[serde(default = "defaults::yes")]
     pub cgroups: bool,
+    /// `postgres://user@host:port/db` keeps history in PostgreSQL; unset, SQLite in data_dir.
+    pub store: Option<String>,
+    /// The environment variable that holds the store's password.
+    pub store_password_env: Option<String>,
+    /// A file that holds the store's password (its first line).
+    pub store_password_file: Option<String>,
+    /// This host's name as people see it (default: the host name).
+    pub node: Option<String>,
 }
 
 /// `command = "npm run dev"` (split on spaces; run through `sh -c` if it uses shell syntax) or
@@ -115,6 +123,10 @@ impl Default for RawDaemon {
             shutdown_timeout: defaults::shutdown_timeout(),
             metrics_listen: None,
             cgroups: true,
+            store: None,
+            store_password_env: None,
+            store_password_file: None,
+            node: None,
         }
     }
 }

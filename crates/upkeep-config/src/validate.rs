@@ -17,6 +17,9 @@ use crate::error::{ConfigError, Problem};
 use crate::locate::{line_col, locate_key};
 use crate::raw::{RawCommand, RawConfig, RawService};
 
+mod store;
+pub use store::{SecretSource, StoreConfig};
+
 /// A validated config, with the text it came from (stored as a revision).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -34,6 +37,10 @@ pub struct DaemonConfig {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Give each service a cgroup of its own where cgroup2 allows it.
     pub cgroups: bool,
+    /// Where history is kept.
+    pub store: StoreConfig,
+    /// This host's name as people see it; None: the host name.
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -406,6 +413,8 @@ impl Validator<'_> {
                 }
             }
         });
+        let store = self.store(&raw.daemon, base);
+        let node = self.node_name(raw.daemon.node.as_deref());
         let mut services = BTreeMap::new();
         for (name, svc) in raw.services {
             let key = ["services", name.as_str()];
@@ -429,6 +438,8 @@ impl Validator<'_> {
                 shutdown_timeout: shutdown_timeout.unwrap_or_default(),
                 metrics_listen,
                 cgroups: raw.daemon.cgroups,
+                store,
+                node,
             },
             services,
         }
@@ -1460,7 +1471,7 @@ fn resolve_program(program: &str, run_dir: &Path, search: &str) -> Option<PathBu
 mod tests {
     use super::*;
 
-    fn check(toml: &str) -> Result<Config, ConfigError> {
+    pub(super) fn check(toml: &str) -> Result<Config, ConfigError> {
         parse(Path::new("/tmp/upkeep-test.toml"), toml)
     }
 
@@ -1671,7 +1682,7 @@ probes = [{ kind = "exec", command = "true" }, { kind = "tcp", addr = "127.0.0.1
     }
 
     /// The one problem of `toml`, failing the test if there are more or none.
-    fn one_problem(toml: &str) -> (Problem, String) {
+    pub(super) fn one_problem(toml: &str) -> (Problem, String) {
         let err = check(toml).expect_err("config should be rejected");
         assert_eq!(err.problems().len(), 1, "{err}");
         (err.problems()[0].clone(), err.to_string())

@@ -1,21 +1,62 @@
 //! The store: the only place with SQL. It keeps what operators want (desired state per
 //! service), everything that happened (events) and every applied config (revisions).
 //!
-//! [`Store`] is the one interface; [`SqliteStore`] is the embedded default and a PostgreSQL
-//! backend will be a second implementation of the same trait (same tables, its own
-//! migrations folder). The [`writer`] task is the single writer of events: sources send
-//! events down a channel and never wait for the disk.
+//! [`Store`] is the one interface, on two engines: SQLite in the data dir (the default) and
+//! PostgreSQL (for hosts that outgrow one, or share one database). Both run the same queries;
+//! each has its own migrations. What an event changes besides its own row (incidents, the
+//! running process) is decided once, in `derive.rs`. Every row that belongs to a host carries
+//! its [`Node`] id. The [`writer`] task is the single writer of events: sources send events
+//! down a channel and never wait for the disk.
 //!
-//! Layout: `sqlite.rs` (the backend), `writer.rs` (batching event writer), `migrations/`.
+//! Start at [`open`]. Layout: `sql.rs` (the queries), `derive.rs` (what events change),
+//! `sqlite.rs` and `postgres.rs` (opening each engine), `writer.rs` (batching event writer),
+//! `migrations/{sqlite,postgres}/`.
 
+mod derive;
+mod postgres;
+mod sql;
 mod sqlite;
 pub mod writer;
+
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use upkeep_core::api::{Incident, StoredEvent};
 use upkeep_core::{Desired, Event, ServiceName};
 
-pub use sqlite::SqliteStore;
+pub use postgres::PgLocation;
+pub use sql::SqlStore;
+
+/// Which engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the store is.
+#[derive(Debug, Clone)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(PgLocation),
+}
+
+/// The host a daemon runs on: `id` is kept in its data dir (so renaming or cloning the host
+/// orphans nothing) and marks every row it writes; `name` is what people see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub id: String,
+    pub name: String,
+}
+
+/// Opens the store at `location` for `node`, creating it or bringing its schema up to date.
+pub async fn open(location: &Location, node: &Node) -> Result<SqlStore, Error> {
+    sqlx::any::install_default_drivers();
+    match location {
+        Location::Sqlite(path) => sqlite::open(path, node).await,
+        Location::Postgres(at) => postgres::open(at, node).await,
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -60,9 +101,12 @@ pub struct ServiceRecord {
 
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Appends events in one transaction, and keeps each service's last started process
-    /// (from `Started` / `Exited` events) for recovery after a daemon crash.
-    async fn append(&self, events: &[Event]) -> Result<(), Error>;
+    /// Appends events in one transaction, numbered from `first_seq` on, with what each
+    /// changes (incidents, each service's running process). An event whose number is stored
+    /// already is skipped: a batch retried after a lost answer is stored once.
+    async fn append(&self, first_seq: u64, events: &[Event]) -> Result<(), Error>;
+    /// The number of this node's last stored event (0 if none): the writer goes on from it.
+    async fn last_seq(&self) -> Result<u64, Error>;
     /// The most recent events, newest first; of one service or of all.
     async fn events(
         &self,
@@ -98,4 +142,18 @@ pub trait Store: Send + Sync {
     async fn unfinished(
         &self,
     ) -> Result<std::collections::BTreeMap<ServiceName, upkeep_core::Unfinished>, Error>;
+    /// The engine it runs on.
+    fn engine(&self) -> Engine;
+}
+
+/// A SQLite store in `dir` for unit tests.
+#[cfg(test)]
+pub(crate) async fn test_store(dir: &std::path::Path) -> SqlStore {
+    let node = Node {
+        id: "test".into(),
+        name: "test".into(),
+    };
+    open(&Location::Sqlite(dir.join("u.db")), &node)
+        .await
+        .unwrap()
 }

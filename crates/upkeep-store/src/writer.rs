@@ -9,6 +9,10 @@
 //! database edited by hand) is written one event at a time, and only the refused events are
 //! skipped, each logged in full.
 //!
+//! Each event gets the next sequence number of this node as it is taken in (going on from the
+//! last stored one), so a batch retried after a lost answer is stored once, and a gap or a
+//! duplicate would show.
+//!
 //! It ends when every sender is gone, after writing what is queued: shutdown loses nothing in
 //! flight while the store works.
 
@@ -38,6 +42,8 @@ pub async fn run(
     written: watch::Sender<u64>,
 ) {
     let mut pending: VecDeque<Event> = VecDeque::new();
+    // The sequence number of `pending[0]`.
+    let mut next_seq = first_seq(&*store).await;
     let mut open = true;
     let mut backoff = BACKOFF_MIN;
     let mut failures: u64 = 0;
@@ -62,7 +68,9 @@ pub async fn run(
         }
         let n = pending.len().min(BATCH);
         // The front of the queue, as a slice: written without a copy.
-        let result = store.append(&pending.make_contiguous()[..n]).await;
+        let result = store
+            .append(next_seq, &pending.make_contiguous()[..n])
+            .await;
         match result {
             Ok(()) => {
                 if failures > 0 {
@@ -71,14 +79,16 @@ pub async fn run(
                 failures = 0;
                 backoff = BACKOFF_MIN;
                 pending.drain(..n);
+                next_seq += n as u64;
                 written.send_modify(|w| *w += n as u64);
             }
             Err(e) if e.is_permanent() => {
                 tracing::error!(error = %e, events = n, "the store refuses a batch; writing it one event at a time");
                 for _ in 0..n {
                     let Some(event) = pending.front() else { break };
-                    match store.append(std::slice::from_ref(event)).await {
-                        Ok(()) => {}
+                    match store.append(next_seq, std::slice::from_ref(event)).await {
+                        Ok(()) => next_seq += 1,
+                        // Its number goes to the next event: no gap.
                         Err(e) if e.is_permanent() => {
                             tracing::error!(error = %e, ?event, "event refused by the store: skipped");
                         }
@@ -115,19 +125,36 @@ pub async fn run(
     }
 }
 
+/// The number the next event gets: one past the last stored, asked until the store answers
+/// (the daemon opened it a moment ago, so this rarely waits).
+async fn first_seq(store: &dyn Store) -> u64 {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        match store.last_seq().await {
+            Ok(last) => return last + 1,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the last event's number; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Error, ServiceRecord, SqliteStore};
+    use crate::{Engine, Error, ServiceRecord, SqlStore};
     use async_trait::async_trait;
     use std::sync::atomic::{AtomicU32, Ordering};
     use upkeep_core::api::{Incident, IncidentDetail, StoredEvent};
     use upkeep_core::report::ReportInputs;
     use upkeep_core::{Desired, EventKind, ServiceName};
 
-    /// A real store whose appends fail, as a locked database's do, a number of times first.
+    /// A real store whose appends fail a number of times first, as a locked database's do;
+    /// every other failure comes after the batch was stored, as when a server's answer is lost.
     struct Flaky {
-        inner: SqliteStore,
+        inner: SqlStore,
         failures_left: AtomicU32,
     }
 
@@ -140,13 +167,19 @@ mod tests {
 
     #[async_trait]
     impl Store for Flaky {
-        async fn append(&self, events: &[Event]) -> Result<(), Error> {
+        async fn append(&self, first: u64, events: &[Event]) -> Result<(), Error> {
             let left = self.failures_left.load(Ordering::SeqCst);
             if left > 0 {
                 self.failures_left.store(left - 1, Ordering::SeqCst);
+                if left.is_multiple_of(2) {
+                    self.inner.append(first, events).await?;
+                }
                 return Err(busy());
             }
-            self.inner.append(events).await
+            self.inner.append(first, events).await
+        }
+        async fn last_seq(&self) -> Result<u64, Error> {
+            self.inner.last_seq().await
         }
         async fn events(&self, s: Option<&ServiceName>, l: u32) -> Result<Vec<StoredEvent>, Error> {
             self.inner.events(s, l).await
@@ -182,13 +215,16 @@ mod tests {
         {
             self.inner.unfinished().await
         }
+        fn engine(&self) -> Engine {
+            self.inner.engine()
+        }
     }
 
     #[tokio::test]
-    async fn a_failing_store_loses_no_event_and_keeps_their_order() {
+    async fn a_failing_store_loses_no_event_stores_none_twice_and_keeps_their_order() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Flaky {
-            inner: SqliteStore::open(&dir.path().join("u.db")).await.unwrap(),
+            inner: crate::test_store(dir.path()).await,
             failures_left: AtomicU32::new(6),
         });
         let (tx, rx) = mpsc::channel(16);
@@ -213,5 +249,6 @@ mod tests {
             .collect();
         assert_eq!(pids, (1..=100).collect::<Vec<u64>>());
         assert_eq!(store.failures_left.load(Ordering::SeqCst), 0);
+        assert_eq!(store.last_seq().await.unwrap(), 100);
     }
 }

@@ -22,16 +22,38 @@ pub struct TestDaemon {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub data_dir: PathBuf,
+    /// The PostgreSQL database this daemon keeps history in, if not SQLite (see [`postgres`]).
+    store: Option<String>,
     child: Option<Child>,
     /// Process groups seen, killed on drop in case a test failed half-way.
     groups: std::cell::RefCell<Vec<u32>>,
 }
 
-/// The config header every test daemon gets: its data dir inside the temp dir.
-fn header(data_dir: &Path) -> String {
+/// The config header every test daemon gets: its data dir inside the temp dir, and the store
+/// [`postgres`] names, if any.
+fn header(data_dir: &Path, store: Option<&str>) -> String {
+    let store = match store {
+        Some(url) => format!("store = \"{url}\"\nstore_password_env = \"PGPASSWORD\"\n"),
+        None => String::new(),
+    };
     format!(
-        "[daemon]\ndata_dir = \"{}\"\nshutdown_timeout = \"20s\"\n\n",
+        "[daemon]\ndata_dir = \"{}\"\nshutdown_timeout = \"20s\"\n{store}\n",
         data_dir.display()
+    )
+}
+
+/// The PostgreSQL database the end-to-end tests keep their history in, when
+/// `UPKEEP_TEST_STORE=postgres` (its URL in `UPKEEP_TEST_POSTGRES`, the password in
+/// `PGPASSWORD`, as `scripts/postgres` prints them); None: SQLite in each data dir. Every test
+/// daemon has a data dir of its own, so a node of its own: they share the database and never
+/// see each other's rows.
+pub fn postgres() -> Option<String> {
+    if std::env::var("UPKEEP_TEST_STORE").ok()? != "postgres" {
+        return None;
+    }
+    Some(
+        std::env::var("UPKEEP_TEST_POSTGRES")
+            .expect("UPKEEP_TEST_STORE=postgres needs UPKEEP_TEST_POSTGRES (see scripts/postgres)"),
     )
 }
 
@@ -41,13 +63,18 @@ impl TestDaemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let config = dir.path().join("upkeep.toml");
-        std::fs::write(&config, format!("{}{services_toml}", header(&data_dir)))
-            .expect("write config");
+        let store = postgres();
+        std::fs::write(
+            &config,
+            format!("{}{services_toml}", header(&data_dir, store.as_deref())),
+        )
+        .expect("write config");
         TestDaemon {
             bin: bin.into(),
             dir,
             config,
             data_dir,
+            store,
             child: None,
             groups: Default::default(),
         }
@@ -281,11 +308,127 @@ impl TestDaemon {
         )
     }
 
+    /// Gives this (not yet launched) daemon a PostgreSQL database of its own, for a test that
+    /// locks whole tables; on SQLite, each data dir has its own file anyway.
+    pub fn with_own_database(mut self) -> Self {
+        let Some(shared) = self.store.clone() else {
+            return self;
+        };
+        let name = format!("upkeep_own_{:016x}", fastrand::u64(..));
+        let out = Command::new("psql")
+            .args([&shared, "-qtAX", "-c", &format!("CREATE DATABASE {name}")])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let own = match shared.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("{shared} names no database"),
+        };
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        std::fs::write(&self.config, text.replace(&shared, &own)).expect("write config");
+        self.store = Some(own);
+        self
+    }
+
+    /// Runs `sql` on this daemon's store from outside the daemon (python3's sqlite3 on the
+    /// SQLite file, or psql), with `{node}` replaced by the daemon's node id, as a hand edit
+    /// or a stranger would. Rows come back as fields (NULL as "").
+    pub fn store_sql(&self, sql: &str) -> Vec<Vec<String>> {
+        let node = std::fs::read_to_string(self.data_dir.join("node-id")).unwrap_or_default();
+        let sql = sql.replace("{node}", node.trim());
+        let out = match &self.store {
+            Some(url) => Command::new("psql")
+                .args([
+                    url,
+                    "-qtAX",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-F",
+                    "\x1f",
+                    "-c",
+                    &sql,
+                ])
+                .output(),
+            None => Command::new("python3")
+                .arg("-c")
+                .arg(
+                    "import sqlite3, sys\n\
+                     c = sqlite3.connect(sys.argv[1])\n\
+                     for row in c.execute(sys.argv[2]):\n\
+                     \x20   print('\\x1f'.join('' if v is None else str(v) for v in row))\n\
+                     c.commit()",
+                )
+                .arg(self.data_dir.join("upkeep.db"))
+                .arg(&sql)
+                .output(),
+        }
+        .expect("run the store's client");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split('\x1f').map(str::to_owned).collect())
+            .collect()
+    }
+
+    /// Holds the store's write lock from another process for `secs` seconds (SQLite: a write
+    /// transaction; PostgreSQL: an exclusive lock on the revisions and events tables) and
+    /// returns once it is held. Wait on the child to know it is released.
+    pub fn lock_store(&self, secs: u32) -> Child {
+        let mut holder = match &self.store {
+            Some(url) => Command::new("psql")
+                .args([url, "-qtAX", "-v", "ON_ERROR_STOP=1"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .map(|mut c| {
+                    use std::io::Write;
+                    let script = format!(
+                        "BEGIN;\nLOCK TABLE config_revisions, events IN ACCESS EXCLUSIVE MODE;\n\\echo locked\nSELECT pg_sleep({secs});\nROLLBACK;\n"
+                    );
+                    c.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+                    c
+                }),
+            None => Command::new("python3")
+                .arg("-c")
+                .arg(format!(
+                    "import sqlite3, sys, time\n\
+                     c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+                     c.execute('BEGIN IMMEDIATE')\n\
+                     print('locked', flush=True)\n\
+                     time.sleep({secs})\n\
+                     c.execute('ROLLBACK')\n"
+                ))
+                .arg(self.data_dir.join("upkeep.db"))
+                .stdout(Stdio::piped())
+                .spawn(),
+        }
+        .expect("run the store's client");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "locked");
+        holder
+    }
+
     /// Rewrites the config's services part (the `[daemon]` header stays).
     pub fn write_services(&self, services_toml: &str) {
         std::fs::write(
             &self.config,
-            format!("{}{services_toml}", header(&self.data_dir)),
+            format!(
+                "{}{services_toml}",
+                header(&self.data_dir, self.store.as_deref())
+            ),
         )
         .expect("write config");
     }

@@ -15,8 +15,10 @@ use upkeep_core::{Health, ServiceStatus, State};
 #[derive(Debug, Clone, Default)]
 pub struct MetricsData {
     pub services: Vec<ServiceStatus>,
-    /// ("24h", report), ("7d", ...), ...
+    /// ("24h", report), ("7d", ...), ...; empty while the store is unreachable.
     pub windows: Vec<(&'static str, PeriodReport)>,
+    /// Whether the store answered this scrape's reads (the windows come from it).
+    pub store_up: bool,
     pub process: ProcessStats,
     /// How late probe checks started: (upper bound in seconds, cumulative count) per bucket,
     /// then the sum of all lags in seconds.
@@ -193,6 +195,13 @@ pub fn encode(data: &MetricsData) -> String {
         }),
     );
 
+    x.family(
+        "upkeep_store_up",
+        "gauge",
+        "1 when the store (SQLite or PostgreSQL) answers; while 0 the windowed figures are absent and events wait in memory",
+        std::iter::once((Vec::new(), flag(data.store_up))),
+    );
+
     // Per window: all services (service="") and each one.
     let rows: Vec<(&str, String, &upkeep_core::report::Figures)> = data
         .windows
@@ -332,6 +341,7 @@ mod tests {
         let data = MetricsData {
             services: vec![s],
             windows: vec![("24h", report)],
+            store_up: true,
             process: ProcessStats {
                 cpu_seconds: 1.5,
                 ..Default::default()

@@ -61,6 +61,21 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
+/// A store that fails (PostgreSQL away, SQLite locked) makes reads unavailable for a while,
+/// not broken: 503, and its cause chain in the message.
+fn store_error(e: upkeep_store::Error) -> ApiError {
+    let mut message = format!("the store is unreachable: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    ApiError::Unavailable {
+        message,
+        hint: Some("supervision goes on; events are kept and stored once it is back".into()),
+    }
+}
+
 fn unknown(name: &ServiceName) -> ApiError {
     ApiError::NotFound(format!("no service named `{name}` is configured"))
 }
@@ -337,12 +352,16 @@ impl Control for Daemon {
         };
         let info = self.infos(vec![l]).await?.remove(0);
         self.store_caught_up().await;
-        let events = self.store.events(Some(name), 20).await.map_err(internal)?;
+        let events = self
+            .store
+            .events(Some(name), 20)
+            .await
+            .map_err(store_error)?;
         let incidents = self
             .store
             .incidents(Some(name), 10)
             .await
-            .map_err(internal)?;
+            .map_err(store_error)?;
         let m = cfg.managed.as_ref();
         Ok(ServiceDetail {
             info,
@@ -399,7 +418,7 @@ impl Control for Daemon {
             self.store
                 .set_desired(name, desired)
                 .await
-                .map_err(internal)?;
+                .map_err(store_error)?;
         }
         let by = Actor::Operator;
         let runs = handles.iter().map(|(_, h)| {
@@ -493,15 +512,18 @@ impl Control for Daemon {
             now.checked_sub(jiff::SignedDuration::from_hours(h))
                 .map_err(internal)
         };
-        // One read of 30 days serves the three windows.
-        let inputs = self
-            .store
-            .report_inputs(hours(30 * 24)?, now)
-            .await
-            .map_err(internal)?;
+        // One read of 30 days serves the three windows. A store that is away leaves them out
+        // (and says so): the live figures are still worth a scrape.
         let mut windows = Vec::new();
-        for (name, h) in [("24h", 24), ("7d", 7 * 24), ("30d", 30 * 24)] {
-            windows.push((name, upkeep_state::report::compute(&inputs, hours(h)?, now)));
+        let inputs = self.store.report_inputs(hours(30 * 24)?, now).await;
+        let store_up = inputs.is_ok();
+        match inputs {
+            Ok(inputs) => {
+                for (name, h) in [("24h", 24), ("7d", 7 * 24), ("30d", 30 * 24)] {
+                    windows.push((name, upkeep_state::report::compute(&inputs, hours(h)?, now)));
+                }
+            }
+            Err(e) => tracing::warn!("metrics without windows: {:?}", store_error(e)),
         }
         let own = procfs::own_process();
         let process = upkeep_web::ProcessStats {
@@ -521,6 +543,7 @@ impl Control for Daemon {
         Ok(upkeep_web::MetricsData {
             services,
             windows,
+            store_up,
             process,
             probe_lag,
         })
@@ -539,7 +562,7 @@ impl Control for Daemon {
             .store
             .report_inputs(before, to)
             .await
-            .map_err(internal)?;
+            .map_err(store_error)?;
         Ok(upkeep_core::report::Report {
             current: upkeep_state::report::compute(&inputs, from, to),
             previous: upkeep_state::report::compute(&inputs, before, from),
@@ -551,7 +574,7 @@ impl Control for Daemon {
         service: Option<&ServiceName>,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, ApiError> {
-        self.store.events(service, limit).await.map_err(internal)
+        self.store.events(service, limit).await.map_err(store_error)
     }
 
     async fn incidents(
@@ -560,7 +583,10 @@ impl Control for Daemon {
         limit: u32,
     ) -> Result<Vec<upkeep_core::api::Incident>, ApiError> {
         self.store_caught_up().await;
-        self.store.incidents(service, limit).await.map_err(internal)
+        self.store
+            .incidents(service, limit)
+            .await
+            .map_err(store_error)
     }
 
     async fn incident(&self, id: i64) -> Result<upkeep_core::api::IncidentDetail, ApiError> {
@@ -568,7 +594,7 @@ impl Control for Daemon {
         self.store
             .incident(id, 1000)
             .await
-            .map_err(internal)?
+            .map_err(store_error)?
             .ok_or_else(|| ApiError::NotFound(format!("no incident number {id}")))
     }
 
@@ -610,7 +636,7 @@ impl Control for Daemon {
         self.store
             .set_desired(&req.name, Desired::Running)
             .await
-            .map_err(internal)?;
+            .map_err(store_error)?;
         self.apply(&mut live, new).await
     }
 

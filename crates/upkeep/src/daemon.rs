@@ -25,10 +25,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use upkeep_config::Config;
+use upkeep_config::StoreConfig;
 use upkeep_core::{Desired, Event, EventKind, ServiceName, State};
 use upkeep_probes::{HttpClients, ProbeDeps};
 use upkeep_state::Heal;
-use upkeep_store::{SqliteStore, Store};
+use upkeep_store::{Location, PgLocation, Store};
 use upkeep_supervisor::{Lineage, LogHub, Reaper, SupervisorDeps, trust};
 use upkeep_web::Limits;
 
@@ -122,6 +123,42 @@ fn node_id(data_dir: &Path) -> Result<String> {
     Ok(id)
 }
 
+/// Opens the store the config names (SQLite in the data dir by default), as this node.
+pub async fn open_store(config: &Config, node_id: &str) -> Result<upkeep_store::SqlStore> {
+    let node = upkeep_store::Node {
+        id: node_id.to_owned(),
+        name: match &config.daemon.node {
+            Some(name) => name.clone(),
+            None => nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| node_id.to_owned()),
+        },
+    };
+    let location = match &config.daemon.store {
+        StoreConfig::Sqlite => Location::Sqlite(config.daemon.data_dir.join("upkeep.db")),
+        StoreConfig::Postgres { url, password } => Location::Postgres(PgLocation {
+            url: url.clone(),
+            password: match password {
+                Some(source) => Some(
+                    source
+                        .read()
+                        .map_err(anyhow::Error::msg)
+                        .context("reading the store's password")?,
+                ),
+                None => None,
+            },
+        }),
+    };
+    let shown = match &location {
+        Location::Sqlite(path) => path.display().to_string(),
+        Location::Postgres(at) => at.url.to_string(),
+    };
+    upkeep_store::open(&location, &node)
+        .await
+        .with_context(|| format!("opening the store {shown}"))
+}
+
 /// How long after start-up the start-up code is unmapped (see `upkeep_sys::drop_startup_pages`).
 const STARTUP: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -158,15 +195,10 @@ async fn run_async(config: Config) -> Result<()> {
     let node = node_id(&data_dir)?;
     let lineage = Lineage::open(&data_dir, &node, config.daemon.cgroups)
         .with_context(|| format!("opening the run records in {}", data_dir.display()))?;
-    let db = data_dir.join("upkeep.db");
     for file in ["upkeep.db", "upkeep.db-wal", "upkeep.db-shm", "logs"] {
         trust::check_if_present(&data_dir.join(file))?;
     }
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&db)
-            .await
-            .with_context(|| format!("opening the store {}", db.display()))?,
-    );
+    let store: Arc<dyn Store> = Arc::new(open_store(&config, &node).await?);
 
     // Stages, from the sink up.
     let (store_tx, store_rx) = mpsc::channel::<Event>(4096);

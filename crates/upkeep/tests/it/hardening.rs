@@ -125,16 +125,9 @@ fn issue_14_an_edited_database_row_never_gets_a_stranger_killed() {
         .unwrap()
         .parse()
         .unwrap();
-    let db = d.data_dir.join("upkeep.db");
-    let edit = Command::new("python3")
-        .arg("-c")
-        .arg(format!(
-            "import sqlite3; c = sqlite3.connect('{}'); c.execute(\"update services set pid = {pid}, start_ticks = {ticks} where name = 's'\"); c.commit()",
-            db.display()
-        ))
-        .status()
-        .unwrap();
-    assert!(edit.success());
+    d.store_sql(&format!(
+        "UPDATE services SET pid = {pid}, start_ticks = {ticks} WHERE node = '{{node}}' AND name = 's'"
+    ));
     d.launch();
     d.wait_state("s", "up", LONG);
     only_one(&d, &format!("sleep 500{t}"));
@@ -378,33 +371,16 @@ fn issue_14_a_huge_tail_of_a_large_log_is_streamed_in_bounded_memory() {
 /// changes nothing and says so; the daemon keeps answering, on the old config.
 #[test]
 fn issue_14_a_reload_that_cannot_be_stored_changes_nothing() {
-    let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");
+    // A database of its own: the lock would stall every other test's daemon too.
+    let mut d =
+        TestDaemon::prepare(BIN, "[services.a]\ncommand = \"sleep 1000\"\n").with_own_database();
+    d.launch();
     d.wait_state("a", "up", LONG);
     d.write_services(
         "[services.a]\ncommand = \"sleep 1000\"\n\n[services.b]\ncommand = \"sleep 1000\"\n",
     );
     // Another process holds the database's write lock for longer than the daemon waits.
-    let mut holder = Command::new("python3")
-        .arg("-c")
-        .arg(format!(
-            "import sqlite3, sys, time\n\
-             c = sqlite3.connect('{}', isolation_level=None)\n\
-             c.execute('BEGIN IMMEDIATE')\n\
-             print('locked', flush=True)\n\
-             time.sleep(9)\n\
-             c.execute('ROLLBACK')\n",
-            d.data_dir.join("upkeep.db").display()
-        ))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "locked");
+    let mut holder = d.lock_store(9);
     let out = d.cli(&["reload"]);
     assert!(!out.status.success());
     assert!(

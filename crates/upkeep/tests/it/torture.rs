@@ -305,23 +305,23 @@ backoff_min = "10ms"
 
     // Every start on record has its end on record (an exit, or a stale stop by the next
     // daemon): nothing the daemons started went unaccounted. Read from the database itself.
-    let rows = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(format!(
-            "import sqlite3, json\n\
-             c = sqlite3.connect('{}')\n\
-             for s, k, d in c.execute('SELECT service, kind, detail FROM events ORDER BY id'):\n\
-             \x20   print(json.dumps([s, k, json.loads(d)]))",
-            d.data_dir.join("upkeep.db").display()
-        ))
-        .output()
-        .unwrap();
-    assert!(rows.status.success(), "{}", stderr(&rows));
-    let events: Vec<(Option<String>, String, serde_json::Value)> =
-        String::from_utf8_lossy(&rows.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+    // Numbered without a gap or a duplicate, too.
+    let rows = d.store_sql(
+        "SELECT seq, service, kind, detail FROM events WHERE node = '{node}' ORDER BY seq",
+    );
+    let seqs: Vec<u64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "sequence numbers"
+    );
+    let events: Vec<(Option<String>, String, serde_json::Value)> = rows
+        .into_iter()
+        .map(|r| {
+            let service = Some(r[1].clone()).filter(|s| !s.is_empty());
+            (service, r[2].clone(), serde_json::from_str(&r[3]).unwrap())
+        })
+        .collect();
     let mut unmatched = Vec::new();
     for (i, (service, kind, detail)) in events.iter().enumerate() {
         if kind != "started" {

@@ -1,0 +1,569 @@
+//! The one implementation of [`Store`] over both engines: every query is written once, in SQL
+//! that SQLite and PostgreSQL both understand (`$1` parameters, BIGINT milliseconds,
+//! `ON CONFLICT`, `RETURNING`, no JSON functions), and run through sqlx's `Any` driver.
+//!
+//! It does not open databases (`sqlite.rs` and `postgres.rs` do, each with its own options and
+//! migrations) and does not decide what an event changes (`derive.rs` does). Every query is
+//! scoped to this daemon's node. Rows are read with `try_get`: a bad row is skipped and logged,
+//! never a panic (with `panic = "abort"` one bad row would end every service, issue 14).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row};
+use upkeep_core::api::{Incident, IncidentDetail, StoredEvent};
+use upkeep_core::report::{DrillSpan, IncidentSpan, ReportInputs, Transition};
+use upkeep_core::{Desired, Event, EventKind, ServiceName, State, Unfinished};
+
+use crate::derive::{self, Change};
+use crate::{Engine, Error, Node, ServiceRecord, Store};
+
+pub struct SqlStore {
+    pub(crate) pool: AnyPool,
+    pub(crate) engine: Engine,
+    /// This daemon's node id: every row it writes carries it, every query reads only its own.
+    pub(crate) node: String,
+}
+
+pub(crate) fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |source| Error::Query { what, source }
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+impl SqlStore {
+    /// Records this node (its name may have changed) and claims rows stored before rows had
+    /// nodes (SQLite's migration 0005 gives them node ''; the file is in this node's data dir).
+    pub(crate) async fn claim(pool: AnyPool, engine: Engine, node: &Node) -> Result<Self, Error> {
+        let mut tx = pool.begin().await.map_err(q("begin"))?;
+        sqlx::query(
+            "INSERT INTO nodes (id, name, seen_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, seen_ms = excluded.seen_ms",
+        )
+        .bind(&node.id)
+        .bind(&node.name)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(q("record this node"))?;
+        for table in ["services", "events", "incidents", "config_revisions"] {
+            sqlx::query(&format!("UPDATE {table} SET node = $1 WHERE node = ''"))
+                .bind(&node.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(q("claim rows stored before nodes"))?;
+        }
+        tx.commit().await.map_err(q("commit"))?;
+        Ok(Self {
+            pool,
+            engine,
+            node: node.id.clone(),
+        })
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Any>,
+        change: Change<'_>,
+    ) -> Result<(), Error> {
+        let node = self.node.as_str();
+        let query = match change {
+            Change::OpenIncident {
+                service,
+                since_ms,
+                opened_ms,
+                reason,
+                drill,
+            } => sqlx::query(
+                "INSERT INTO incidents (node, service, started_ms, opened_ms, reason, drill)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (node, service, started_ms) DO NOTHING",
+            )
+            .bind(node)
+            .bind(service)
+            .bind(since_ms)
+            .bind(opened_ms)
+            .bind(reason)
+            .bind(drill),
+            Change::ResolveIncident {
+                service,
+                since_ms,
+                at_ms,
+            } => sqlx::query(
+                "UPDATE incidents SET resolved_ms = $1 WHERE node = $2 AND service = $3 AND started_ms = $4",
+            )
+            .bind(at_ms)
+            .bind(node)
+            .bind(service)
+            .bind(since_ms),
+            Change::ReopenIncident { service, since_ms } => sqlx::query(
+                "UPDATE incidents SET resolved_ms = NULL WHERE node = $1 AND service = $2 AND started_ms = $3",
+            )
+            .bind(node)
+            .bind(service)
+            .bind(since_ms),
+            Change::Running {
+                service,
+                process,
+                at_ms,
+            } => sqlx::query(
+                "INSERT INTO services (node, name, pid, start_ticks, updated_ms) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (node, name) DO UPDATE SET pid = excluded.pid,
+                     start_ticks = excluded.start_ticks, updated_ms = excluded.updated_ms",
+            )
+            .bind(node)
+            .bind(service)
+            .bind(process.map(|p| p.0))
+            .bind(process.map(|p| p.1))
+            .bind(at_ms),
+        };
+        query
+            .execute(&mut **tx)
+            .await
+            .map_err(q("record what an event changed"))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn append(&self, first_seq: u64, events: &[Event]) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await.map_err(q("begin"))?;
+        for (i, e) in events.iter().enumerate() {
+            let detail = serde_json::to_string(&e.kind).expect("events serialise");
+            // A retried batch whose first try was stored after all (the answer was lost) is
+            // stored once: the sequence number is already there, and nothing is changed twice.
+            let inserted = sqlx::query(
+                "INSERT INTO events (node, seq, at_ms, service, kind, intervention, detail, to_state)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (node, seq) DO NOTHING",
+            )
+            .bind(&self.node)
+            .bind((first_seq + i as u64) as i64)
+            .bind(e.at.as_millisecond())
+            .bind(e.service.as_ref().map(ServiceName::as_str))
+            .bind(e.kind.tag())
+            .bind(e.kind.is_intervention())
+            .bind(detail)
+            .bind(derive::to_state(e))
+            .execute(&mut *tx)
+            .await
+            .map_err(q("insert event"))?
+            .rows_affected();
+            if inserted == 1
+                && let Some(change) = derive::change(e)
+            {
+                self.apply(&mut tx, change).await?;
+            }
+        }
+        tx.commit().await.map_err(q("commit events"))
+    }
+
+    async fn last_seq(&self) -> Result<u64, Error> {
+        let row = sqlx::query("SELECT MAX(seq) AS seq FROM events WHERE node = $1")
+            .bind(&self.node)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("read the last sequence number"))?;
+        let seq: Option<i64> = row
+            .try_get("seq")
+            .map_err(q("read the last sequence number"))?;
+        Ok(seq.unwrap_or(0).max(0) as u64)
+    }
+
+    async fn events(
+        &self,
+        service: Option<&ServiceName>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, at_ms, service, kind, intervention, detail FROM events
+             WHERE node = $1 AND ($2 IS NULL OR service = $2) ORDER BY id DESC LIMIT $3",
+        )
+        .bind(&self.node)
+        .bind(service.map(ServiceName::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select events"))?;
+        Ok(rows.iter().filter_map(stored_event).collect())
+    }
+
+    async fn incidents(
+        &self,
+        service: Option<&ServiceName>,
+        limit: u32,
+    ) -> Result<Vec<Incident>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, service, started_ms, resolved_ms, reason, drill FROM incidents
+             WHERE node = $1 AND ($2 IS NULL OR service = $2) ORDER BY started_ms DESC LIMIT $3",
+        )
+        .bind(&self.node)
+        .bind(service.map(ServiceName::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select incidents"))?;
+        let now = now_ms();
+        Ok(rows.iter().filter_map(|r| incident(r, now)).collect())
+    }
+
+    async fn incident(&self, id: i64, limit: u32) -> Result<Option<IncidentDetail>, Error> {
+        let row = sqlx::query(
+            "SELECT id, service, started_ms, resolved_ms, reason, drill FROM incidents
+             WHERE node = $1 AND id = $2",
+        )
+        .bind(&self.node)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("select an incident"))?;
+        let now = now_ms();
+        let Some(incident) = row.as_ref().and_then(|r| incident(r, now)) else {
+            return Ok(None);
+        };
+        let end = incident.resolved.map_or(now, |t| t.as_millisecond());
+        let timeline = sqlx::query(
+            "SELECT id, at_ms, service, kind, intervention, detail FROM events
+             WHERE node = $1 AND service = $2 AND at_ms >= $3 AND at_ms <= $4 ORDER BY id LIMIT $5",
+        )
+        .bind(&self.node)
+        .bind(incident.service.as_str())
+        .bind(incident.started.as_millisecond())
+        .bind(end)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select an incident's timeline"))?
+        .iter()
+        .filter_map(stored_event)
+        .collect();
+        Ok(Some(IncidentDetail { incident, timeline }))
+    }
+
+    async fn report_inputs(
+        &self,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> Result<ReportInputs, Error> {
+        let (from, to) = (from.as_millisecond(), to.as_millisecond());
+        let node = self.node.as_str();
+        let ts = |ms: i64| jiff::Timestamp::from_millisecond(ms).ok();
+        let name = |s: String| ServiceName::new(s).ok();
+        // Each service's state at `from` (its last change before it: one index seek per
+        // service, the services found by a loose index scan), then every change within the
+        // period. What came before is never read, so a report costs the same after a year.
+        let rows = sqlx::query(
+            "WITH RECURSIVE s(name) AS (
+                 SELECT MIN(service) FROM events WHERE node = $3 AND kind = 'status_changed'
+                 UNION ALL
+                 SELECT (SELECT MIN(service) FROM events
+                         WHERE node = $3 AND kind = 'status_changed' AND service > s.name)
+                 FROM s WHERE s.name IS NOT NULL)
+             SELECT e.id, e.service, e.at_ms, e.to_state FROM s JOIN events e ON e.id = (
+                 SELECT id FROM events
+                 WHERE node = $3 AND kind = 'status_changed' AND service = s.name AND at_ms < $1
+                 ORDER BY at_ms DESC, id DESC LIMIT 1)
+             UNION ALL
+             SELECT id, service, at_ms, to_state FROM events
+             WHERE node = $3 AND kind = 'status_changed' AND at_ms >= $1 AND at_ms < $2
+                 AND service IS NOT NULL
+             ORDER BY id",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(node)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select status changes"))?;
+        let transitions = rows
+            .into_iter()
+            .filter_map(|r| {
+                let to: State =
+                    serde_json::from_value(serde_json::Value::String(col(&r, "to_state")?)).ok()?;
+                Some(Transition {
+                    service: name(col(&r, "service")?)?,
+                    at: ts(col(&r, "at_ms")?)?,
+                    to,
+                })
+            })
+            .collect();
+        let incidents = sqlx::query(
+            "SELECT service, started_ms, resolved_ms FROM incidents
+             WHERE node = $3 AND started_ms >= $1 AND started_ms < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(node)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select incidents"))?
+        .into_iter()
+        .filter_map(|r| {
+            Some(IncidentSpan {
+                service: name(col(&r, "service")?)?,
+                started: ts(col(&r, "started_ms")?)?,
+                resolved: col::<Option<i64>>(&r, "resolved_ms")?.and_then(ts),
+            })
+        })
+        .collect();
+        let times = |sql: &'static str, what: &'static str| async move {
+            Ok::<_, Error>(
+                sqlx::query(sql)
+                    .bind(from)
+                    .bind(to)
+                    .bind(node)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(q(what))?
+                    .into_iter()
+                    .filter_map(|r| Some((name(col(&r, "service")?)?, ts(col(&r, "at_ms")?)?)))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let heals = times(
+            "SELECT service, at_ms FROM events WHERE node = $3 AND kind = 'restart_scheduled'
+                 AND at_ms >= $1 AND at_ms < $2 AND service IS NOT NULL",
+            "select automatic restarts",
+        )
+        .await?;
+        let interventions = times(
+            "SELECT service, at_ms FROM events WHERE node = $3 AND intervention = TRUE
+                 AND at_ms >= $1 AND at_ms < $2 AND service IS NOT NULL",
+            "select interventions",
+        )
+        .await?;
+        // Drills that end after `from` (a drill is recorded when it ends) and began before
+        // `to`. Few rows, so their times are read from the event's JSON here, not in SQL.
+        let drills = sqlx::query(
+            "SELECT service, at_ms, detail FROM events
+             WHERE node = $2 AND kind = 'drill_completed' AND at_ms >= $1 AND service IS NOT NULL",
+        )
+        .bind(from)
+        .bind(node)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select drills"))?
+        .into_iter()
+        .filter_map(|r| {
+            let detail: serde_json::Value = serde_json::from_str(&col::<String>(&r, "detail")?)
+                .inspect_err(|e| tracing::warn!("skipping a drill with bad detail: {e}"))
+                .ok()?;
+            let recovered = jiff::SignedDuration::from_millis(detail["recovered_ms"].as_i64()?);
+            // Whole milliseconds, like every event time here (recovered_ms is counted so).
+            let started = match detail["injected_at"].as_str() {
+                Some(t) => ts(t.parse::<jiff::Timestamp>().ok()?.as_millisecond())?,
+                None => ts(col(&r, "at_ms")?)?.checked_sub(recovered).ok()?,
+            };
+            Some(DrillSpan {
+                service: name(col(&r, "service")?)?,
+                started,
+                ended: started.checked_add(recovered).ok()?,
+            })
+        })
+        .filter(|d| d.started.as_millisecond() < to)
+        .collect();
+        Ok(ReportInputs {
+            transitions,
+            incidents,
+            heals,
+            interventions,
+            drills,
+        })
+    }
+
+    async fn set_desired(&self, service: &ServiceName, desired: Desired) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO services (node, name, desired, updated_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (node, name) DO UPDATE SET desired = excluded.desired,
+                 updated_ms = excluded.updated_ms",
+        )
+        .bind(&self.node)
+        .bind(service.as_str())
+        .bind(desired.as_str())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(q("set desired state"))?;
+        Ok(())
+    }
+
+    async fn services(&self) -> Result<Vec<ServiceRecord>, Error> {
+        let rows = sqlx::query(
+            "SELECT name, desired, pid, start_ticks FROM services WHERE node = $1 ORDER BY name",
+        )
+        .bind(&self.node)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select services"))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let name = ServiceName::new(col::<String>(&r, "name")?).ok()?;
+                let desired =
+                    Desired::parse(&col::<String>(&r, "desired")?).unwrap_or(Desired::Running);
+                let pid: Option<i64> = col(&r, "pid")?;
+                let ticks: Option<i64> = col(&r, "start_ticks")?;
+                let running = pid.zip(ticks).map(|(p, t)| (p as u32, t as u64));
+                Some(ServiceRecord {
+                    name,
+                    desired,
+                    running,
+                })
+            })
+            .collect())
+    }
+
+    async fn save_revision(&self, path: &str, source: &str) -> Result<i64, Error> {
+        // The same text from the same file as last time is the same revision: a config holds
+        // secrets, and 54 reloads used to keep 54 copies of them.
+        let last = sqlx::query(
+            "SELECT id, path, source FROM config_revisions WHERE node = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(&self.node)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("select the last config revision"))?;
+        if let Some(r) = last
+            && col::<String>(&r, "path").as_deref() == Some(path)
+            && col::<String>(&r, "source").as_deref() == Some(source)
+            && let Some(id) = col(&r, "id")
+        {
+            return Ok(id);
+        }
+        let row = sqlx::query(
+            "INSERT INTO config_revisions (node, applied_ms, path, source) VALUES ($1, $2, $3, $4)
+             RETURNING id",
+        )
+        .bind(&self.node)
+        .bind(now_ms())
+        .bind(path)
+        .bind(source)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(q("insert config revision"))?;
+        row.try_get("id").map_err(q("read the revision id"))
+    }
+
+    async fn revision_count(&self) -> Result<i64, Error> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM config_revisions WHERE node = $1")
+            .bind(&self.node)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("count config revisions"))?;
+        row.try_get("n").map_err(q("count config revisions"))
+    }
+
+    async fn unfinished(&self) -> Result<BTreeMap<ServiceName, Unfinished>, Error> {
+        let mut out: BTreeMap<ServiceName, Unfinished> = BTreeMap::new();
+        let open = sqlx::query(
+            "SELECT service, started_ms, drill FROM incidents
+             WHERE node = $1 AND resolved_ms IS NULL ORDER BY started_ms",
+        )
+        .bind(&self.node)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select open incidents"))?;
+        for r in open {
+            let (Some(name), Some(since), Some(drill)) = (
+                col::<String>(&r, "service").and_then(|n| ServiceName::new(n).ok()),
+                col::<i64>(&r, "started_ms")
+                    .and_then(|m| jiff::Timestamp::from_millisecond(m).ok()),
+                flag(&r, "drill"),
+            ) else {
+                continue;
+            };
+            // The latest, if a crash left several.
+            out.entry(name).or_default().incident = Some((since, drill));
+        }
+        let last = sqlx::query(
+            "SELECT service, at_ms, detail FROM events WHERE id IN (
+                 SELECT MAX(id) FROM events
+                 WHERE node = $1 AND kind IN ('maintenance_started', 'maintenance_ended')
+                     AND service IS NOT NULL
+                 GROUP BY service)",
+        )
+        .bind(&self.node)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select the last maintenance events"))?;
+        for r in last {
+            let name = col::<String>(&r, "service").and_then(|n| ServiceName::new(n).ok());
+            let at =
+                col::<i64>(&r, "at_ms").and_then(|m| jiff::Timestamp::from_millisecond(m).ok());
+            let kind = col::<String>(&r, "detail").and_then(|d| serde_json::from_str(&d).ok());
+            if let (
+                Some(name),
+                Some(since),
+                Some(EventKind::MaintenanceStarted { reason, until, .. }),
+            ) = (name, at, kind)
+            {
+                out.entry(name).or_default().maintenance = Some(upkeep_core::Maintenance {
+                    since,
+                    until,
+                    reason,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn engine(&self) -> Engine {
+        self.engine
+    }
+}
+
+/// A column of a row, or None if it is missing or of another type. A bad row (a database
+/// edited by hand, or a file from elsewhere) is skipped, never a panic.
+pub(crate) fn col<'r, T>(r: &'r AnyRow, name: &str) -> Option<T>
+where
+    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    r.try_get(name)
+        .inspect_err(|e| tracing::warn!(column = name, "skipping a bad row: {e}"))
+        .ok()
+}
+
+/// A yes/no column: BOOLEAN on PostgreSQL, an integer on SQLite.
+fn flag(r: &AnyRow, name: &str) -> Option<bool> {
+    match r.try_get::<bool, _>(name) {
+        Ok(b) => Some(b),
+        Err(_) => col::<i64>(r, name).map(|i| i != 0),
+    }
+}
+
+/// A row of `events` as the API shows it.
+fn stored_event(r: &AnyRow) -> Option<StoredEvent> {
+    let mut detail: serde_json::Value =
+        serde_json::from_str(&col::<String>(r, "detail")?).unwrap_or(serde_json::Value::Null);
+    if let Some(o) = detail.as_object_mut() {
+        o.remove("kind");
+    }
+    Some(StoredEvent {
+        id: col(r, "id")?,
+        at: jiff::Timestamp::from_millisecond(col(r, "at_ms")?)
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+        service: col::<Option<String>>(r, "service")?.and_then(|s| ServiceName::new(s).ok()),
+        kind: col(r, "kind")?,
+        intervention: flag(r, "intervention")?,
+        detail,
+    })
+}
+
+/// A row of `incidents`; an open one lasts until `now_ms`.
+fn incident(r: &AnyRow, now_ms: i64) -> Option<Incident> {
+    let started: i64 = col(r, "started_ms")?;
+    let resolved: Option<i64> = col(r, "resolved_ms")?;
+    Some(Incident {
+        id: col(r, "id")?,
+        service: ServiceName::new(col::<String>(r, "service")?).ok()?,
+        started: jiff::Timestamp::from_millisecond(started).ok()?,
+        resolved: resolved.and_then(|m| jiff::Timestamp::from_millisecond(m).ok()),
+        duration_ms: (resolved.unwrap_or(now_ms) - started).max(0) as u64,
+        reason: col(r, "reason")?,
+        drill: flag(r, "drill")?,
+    })
+}

@@ -1,0 +1,449 @@
+//! The store conformance suite: every test runs over `dyn Store` on SQLite, and on PostgreSQL
+//! when `UPKEEP_TEST_POSTGRES` names a database (`postgres://user@127.0.0.1:5432/db`; the
+//! password, if any, in `PGPASSWORD`). CI always sets it (`scripts/test` starts a server).
+//!
+//! Each test is a node of its own (a random id), so tests share one PostgreSQL database and
+//! run in parallel without seeing each other's rows: which is also what nodes promise.
+
+use std::future::Future;
+use std::path::Path;
+
+use upkeep_core::{Actor, Desired, Event, EventKind, ExitStatus, ServiceName, State};
+use upkeep_store::{Engine, Location, Node, PgLocation, ServiceRecord, Store};
+
+/// Where the PostgreSQL suite runs, if anywhere.
+fn postgres() -> Option<PgLocation> {
+    let url = std::env::var("UPKEEP_TEST_POSTGRES").ok()?;
+    Some(PgLocation {
+        url: url.parse().expect("UPKEEP_TEST_POSTGRES is a URL"),
+        password: std::env::var("PGPASSWORD").ok(),
+    })
+}
+
+fn node() -> Node {
+    let id = format!("test-{:016x}", fastrand::u64(..));
+    Node {
+        name: id.clone(),
+        id,
+    }
+}
+
+/// Runs `test` on every engine available, each with a fresh node (and, for SQLite, a fresh
+/// file). It gets a way to open the store again, as a restarted daemon would.
+async fn on_every_engine<F, Fut>(test: F)
+where
+    F: Fn(Location, Node) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    test(Location::Sqlite(dir.path().join("upkeep.db")), node()).await;
+    match postgres() {
+        Some(pg) => test(Location::Postgres(pg), node()).await,
+        None => eprintln!("UPKEEP_TEST_POSTGRES is not set: SQLite only"),
+    }
+}
+
+async fn open(at: &Location, node: &Node) -> Box<dyn Store> {
+    Box::new(upkeep_store::open(at, node).await.unwrap())
+}
+
+fn svc(name: &str) -> ServiceName {
+    ServiceName::new(name).unwrap()
+}
+
+fn t(ms: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(1_800_000_000_000 + ms).unwrap()
+}
+
+fn at(ms: i64, service: &ServiceName, kind: EventKind) -> Event {
+    Event {
+        at: t(ms),
+        service: Some(service.clone()),
+        kind,
+    }
+}
+
+#[tokio::test]
+async fn an_unchanged_config_is_stored_once() {
+    on_every_engine(async |at, node| {
+        let store = open(&at, &node).await;
+        let a = store.save_revision("/etc/u.toml", "key = 1").await.unwrap();
+        let b = store.save_revision("/etc/u.toml", "key = 1").await.unwrap();
+        let c = store.save_revision("/etc/u.toml", "key = 2").await.unwrap();
+        let d = store.save_revision("/etc/u.toml", "key = 1").await.unwrap();
+        assert_eq!(a, b);
+        assert!(c > a && d > c);
+        assert_eq!(store.revision_count().await.unwrap(), 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn events_incidents_and_running_processes_survive_reopening() {
+    on_every_engine(async |location, node| {
+        let web = svc("web");
+        {
+            let s = open(&location, &node).await;
+            assert_eq!(s.last_seq().await.unwrap(), 0);
+            s.append(
+                1,
+                &[
+                    Event::now(
+                        &web,
+                        EventKind::Started {
+                            pid: 10,
+                            start_ticks: 5,
+                            by: Actor::Upkeep,
+                        },
+                    ),
+                    Event::now(
+                        &web,
+                        EventKind::Exited {
+                            pid: 10,
+                            status: ExitStatus {
+                                code: None,
+                                signal: Some(9),
+                            },
+                            uptime_ms: 1,
+                        },
+                    ),
+                    Event::now(
+                        &web,
+                        EventKind::Started {
+                            pid: 11,
+                            start_ticks: 6,
+                            by: Actor::Operator,
+                        },
+                    ),
+                ],
+            )
+            .await
+            .unwrap();
+            s.set_desired(&web, Desired::Stopped).await.unwrap();
+            assert_eq!(s.revision_count().await.unwrap(), 0);
+            s.save_revision("/x.toml", "a = 1").await.unwrap();
+        }
+        let s = open(&location, &node).await;
+        assert_eq!(s.last_seq().await.unwrap(), 3);
+        let ev = s.events(Some(&web), 10).await.unwrap();
+        assert_eq!(
+            ev.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+            ["started", "exited", "started"]
+        );
+        assert!(ev[0].intervention && !ev[2].intervention);
+        assert_eq!(ev[1].detail["status"]["signal"], 9);
+        assert_eq!(
+            s.services().await.unwrap(),
+            [ServiceRecord {
+                name: web.clone(),
+                desired: Desired::Stopped,
+                running: Some((11, 6))
+            }]
+        );
+        assert_eq!(s.revision_count().await.unwrap(), 1);
+        // Incidents follow their events, flapping included.
+        s.append(
+            4,
+            &[
+                at(
+                    5,
+                    &web,
+                    EventKind::IncidentOpened {
+                        since: t(0),
+                        reason: "probe http: HTTP 500".into(),
+                        drill: false,
+                    },
+                ),
+                at(
+                    100,
+                    &web,
+                    EventKind::IncidentResolved {
+                        since: t(0),
+                        duration_ms: 100,
+                    },
+                ),
+                at(
+                    150,
+                    &web,
+                    EventKind::IncidentReopened {
+                        since: t(0),
+                        reason: "again".into(),
+                    },
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+        let open_now = s.unfinished().await.unwrap();
+        assert_eq!(open_now[&web].incident, Some((t(0), false)));
+        s.append(
+            7,
+            &[at(
+                400,
+                &web,
+                EventKind::IncidentResolved {
+                    since: t(0),
+                    duration_ms: 400,
+                },
+            )],
+        )
+        .await
+        .unwrap();
+        let inc = s.incidents(Some(&web), 10).await.unwrap();
+        assert_eq!(inc.len(), 1);
+        assert_eq!(
+            (inc[0].duration_ms, inc[0].reason.as_str(), inc[0].drill),
+            (400, "probe http: HTTP 500", false)
+        );
+        let detail = s.incident(inc[0].id, 100).await.unwrap().unwrap();
+        assert_eq!(detail.timeline.len(), 4, "{:?}", detail.timeline);
+        assert!(s.incident(inc[0].id + 1000, 10).await.unwrap().is_none());
+        assert!(!s.unfinished().await.unwrap().contains_key(&web));
+        assert!(s.events(Some(&svc("other")), 10).await.unwrap().is_empty());
+    })
+    .await;
+}
+
+/// Issue 15, item 4: a batch retried after its answer was lost is stored once, and what it
+/// changes is changed once.
+#[tokio::test]
+async fn a_retried_batch_is_stored_once() {
+    on_every_engine(async |location, node| {
+        let s = open(&location, &node).await;
+        let web = svc("web");
+        let batch = [
+            at(
+                0,
+                &web,
+                EventKind::IncidentOpened {
+                    since: t(0),
+                    reason: "down".into(),
+                    drill: true,
+                },
+            ),
+            at(1, &web, EventKind::StaleStopped { pid: 4 }),
+        ];
+        s.append(1, &batch).await.unwrap();
+        s.append(1, &batch).await.unwrap();
+        // A retry from the middle (its first event stored, the second new).
+        s.append(
+            2,
+            &[
+                batch[1].clone(),
+                at(2, &web, EventKind::StaleStopped { pid: 5 }),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.events(None, 100).await.unwrap().len(), 3);
+        assert_eq!(s.last_seq().await.unwrap(), 3);
+        let inc = s.incidents(None, 10).await.unwrap();
+        assert_eq!(inc.len(), 1);
+        assert!(inc[0].drill);
+    })
+    .await;
+}
+
+/// Rows belong to their node: two daemons sharing one database never see each other's
+/// services, events, incidents or revisions, and number their events apart.
+#[tokio::test]
+async fn nodes_sharing_a_database_see_only_their_own_rows() {
+    on_every_engine(async |location, a| {
+        let b = node();
+        let (sa, sb) = (open(&location, &a).await, open(&location, &b).await);
+        let web = svc("web");
+        sa.append(
+            1,
+            &[
+                at(
+                    0,
+                    &web,
+                    EventKind::StatusChanged {
+                        from: State::Up,
+                        to: State::Down,
+                    },
+                ),
+                at(
+                    0,
+                    &web,
+                    EventKind::IncidentOpened {
+                        since: t(0),
+                        reason: "down".into(),
+                        drill: false,
+                    },
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+        sa.set_desired(&web, Desired::Stopped).await.unwrap();
+        sa.save_revision("/a.toml", "a").await.unwrap();
+        sb.append(1, &[at(5, &web, EventKind::StaleStopped { pid: 1 })])
+            .await
+            .unwrap();
+        assert_eq!(sa.events(None, 10).await.unwrap().len(), 2);
+        assert_eq!(sb.events(None, 10).await.unwrap().len(), 1);
+        assert_eq!(sb.last_seq().await.unwrap(), 1);
+        assert!(sb.incidents(None, 10).await.unwrap().is_empty());
+        assert!(sb.unfinished().await.unwrap().is_empty());
+        assert_eq!(sb.revision_count().await.unwrap(), 0);
+        assert_eq!(sb.services().await.unwrap()[0].desired, Desired::Running);
+        let report = sb.report_inputs(t(-10), t(10)).await.unwrap();
+        assert!(report.transitions.is_empty() && report.incidents.is_empty());
+        let id = sa.incidents(None, 1).await.unwrap()[0].id;
+        assert!(sb.incident(id, 10).await.unwrap().is_none());
+    })
+    .await;
+}
+
+/// Issue 14, C13: a report reads each service's last change before its period and the
+/// changes within it, never the whole history.
+#[tokio::test]
+async fn a_report_reads_the_state_at_its_start_and_its_period_only() {
+    on_every_engine(async |location, node| {
+        let store = open(&location, &node).await;
+        let s = |sec: i64| sec * 1000;
+        let change = |svc_name: &str, sec: i64, from: State, to: State| {
+            at(
+                s(sec),
+                &svc(svc_name),
+                EventKind::StatusChanged { from, to },
+            )
+        };
+        let mut events = Vec::new();
+        // A long history: web flaps a thousand times, db goes down once and stays down.
+        for i in 0..1000 {
+            events.push(change("web", i * 2, State::Up, State::Down));
+            events.push(change("web", i * 2 + 1, State::Down, State::Up));
+        }
+        events.push(change("db", 5, State::Up, State::Down));
+        events.push(change("web", 3000, State::Up, State::Degraded));
+        events.push(at(
+            s(3001),
+            &svc("web"),
+            EventKind::RestartRequested {
+                by: Actor::Operator,
+            },
+        ));
+        store.append(1, &events).await.unwrap();
+        let inputs = store.report_inputs(t(s(2500)), t(s(4000))).await.unwrap();
+        let seen: Vec<(String, i64, State)> = inputs
+            .transitions
+            .iter()
+            .map(|tr| {
+                (
+                    tr.service.to_string(),
+                    (tr.at.as_millisecond() - t(0).as_millisecond()) / 1000,
+                    tr.to,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("web".to_owned(), 1999, State::Up),
+                ("db".to_owned(), 5, State::Down),
+                ("web".to_owned(), 3000, State::Degraded),
+            ],
+        );
+        assert_eq!(inputs.interventions, [(svc("web"), t(s(3001)))]);
+    })
+    .await;
+}
+
+/// Only SQLite can hold a row of the wrong type (PostgreSQL refuses it): such a row is
+/// skipped, never a panic.
+#[tokio::test]
+async fn a_bad_row_is_skipped_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("upkeep.db");
+    let node = node();
+    let store = upkeep_store::open(&Location::Sqlite(path.clone()), &node)
+        .await
+        .unwrap();
+    assert_eq!(store.engine(), Engine::Sqlite);
+    let raw = raw_sqlite(&path).await;
+    for sql in [
+        "INSERT INTO services (node, name, desired, pid, start_ticks, updated_ms) VALUES ($1, 'web', 'running', 'not a pid', x'00', 0)",
+        "INSERT INTO services (node, name, desired, updated_ms) VALUES ($1, 'ok', 'stopped', 0)",
+        "INSERT INTO events (node, seq, at_ms, service, kind, detail) VALUES ($1, 1, 'soon', 'web', 'started', '{}')",
+        "INSERT INTO incidents (node, service, started_ms, opened_ms, reason) VALUES ($1, 'web', 'x', 0, 'r')",
+    ] {
+        sqlx::query(sql).bind(&node.id).execute(&raw).await.unwrap();
+    }
+    let services = store.services().await.unwrap();
+    assert_eq!(services.len(), 1, "{services:?}");
+    assert_eq!(services[0].name.as_str(), "ok");
+    assert!(store.events(None, 100).await.unwrap().is_empty());
+    assert!(store.incidents(None, 100).await.unwrap().is_empty());
+}
+
+async fn raw_sqlite(path: &Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap()
+}
+
+/// A database made by the schema before nodes (migrations 0001 to 0004) opens, keeps its
+/// history, and its rows become this node's.
+#[tokio::test]
+async fn a_database_from_the_previous_schema_keeps_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("upkeep.db");
+    std::fs::File::create(&path).unwrap();
+    let raw = raw_sqlite(&path).await;
+    let mut old = sqlx::migrate::Migrator::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite"),
+    )
+    .await
+    .unwrap();
+    old.migrations = old
+        .migrations
+        .iter()
+        .filter(|m| m.version <= 4)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    old.run(&raw).await.unwrap();
+    for sql in [
+        "INSERT INTO services (name, desired, pid, start_ticks, updated_ms) VALUES ('web', 'stopped', 42, 7, 0)",
+        r#"INSERT INTO events (at_ms, service, kind, detail, to_state) VALUES (1800000000000, 'web', 'status_changed', '{"kind":"status_changed","from":"up","to":"down"}', 'down')"#,
+        r#"INSERT INTO events (at_ms, service, kind, intervention, detail) VALUES (1800000000500, 'web', 'stopped', 1, '{"kind":"stopped","by":"operator"}')"#,
+        "INSERT INTO incidents (service, started_ms, opened_ms, reason, drill) VALUES ('web', 1800000000000, 1800000000000, 'down', 0)",
+        "INSERT INTO config_revisions (applied_ms, path, source) VALUES (0, '/u.toml', 'x = 1')",
+    ] {
+        sqlx::query(sql).execute(&raw).await.unwrap();
+    }
+    raw.close().await;
+    let node = node();
+    let store = upkeep_store::open(&Location::Sqlite(path.clone()), &node)
+        .await
+        .unwrap();
+    let web = svc("web");
+    assert_eq!(
+        store.services().await.unwrap(),
+        [ServiceRecord {
+            name: web.clone(),
+            desired: Desired::Stopped,
+            running: Some((42, 7)),
+        }]
+    );
+    let events = store.events(Some(&web), 10).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(events[0].intervention);
+    assert_eq!(store.last_seq().await.unwrap(), 2);
+    assert_eq!(store.incidents(None, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store.unfinished().await.unwrap()[&web].incident,
+        Some((t(0), false))
+    );
+    assert_eq!(store.revision_count().await.unwrap(), 1);
+    let report = store.report_inputs(t(0), t(1000)).await.unwrap();
+    assert_eq!(report.transitions.len(), 1);
+    // New events go on from the old ones' numbers.
+    store
+        .append(3, &[at(600, &web, EventKind::StaleStopped { pid: 42 })])
+        .await
+        .unwrap();
+    assert_eq!(store.events(None, 10).await.unwrap().len(), 3);
+}
