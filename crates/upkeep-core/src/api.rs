@@ -13,6 +13,35 @@ pub struct Health {
     pub pid: u32,
     pub config_path: String,
     pub data_dir: String,
+    /// How the store is doing; absent from daemons that did not say.
+    #[serde(default)]
+    pub store: StoreHealth,
+}
+
+/// Whether the store takes events, as the event writer sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreHealth {
+    /// `sqlite` or `postgres`.
+    pub engine: String,
+    pub reachable: bool,
+    /// Since when it has been unreachable.
+    pub since: Option<jiff::Timestamp>,
+    /// Events kept in the journal file until the store is back.
+    pub journaled: u64,
+    /// The last error, with its causes.
+    pub error: Option<String>,
+}
+
+impl Default for StoreHealth {
+    fn default() -> Self {
+        Self {
+            engine: String::new(),
+            reachable: true,
+            since: None,
+            journaled: 0,
+            error: None,
+        }
+    }
 }
 
 /// One row of `GET /api/services`: the status plus live resource figures of the whole group.

@@ -13,6 +13,7 @@
 //! `migrations/{sqlite,postgres}/`.
 
 mod derive;
+mod journal;
 mod postgres;
 mod sql;
 mod sqlite;

@@ -1,144 +1,409 @@
 //! The event writer: the one task that writes events, in batches, in order, and never drops
-//! one because the store failed (issue 14, C14: it used to retry a batch once, then drop it
-//! and count it as written).
-//!
-//! A write that fails for a reason that passes (the database locked, the disk full) is retried
-//! with backoff, from the same event, for as long as it takes; meanwhile new events queue in
-//! memory up to [`MAX_PENDING`], past which the writer stops taking more and its senders wait
-//! (backpressure). A batch the database refuses for good (a constraint violation: a bug, or a
-//! database edited by hand) is written one event at a time, and only the refused events are
-//! skipped, each logged in full.
+//! one because the store failed (issue 14, C14; issue 15, item 4).
 //!
 //! Each event gets the next sequence number of this node as it is taken in (going on from the
-//! last stored one), so a batch retried after a lost answer is stored once, and a gap or a
-//! duplicate would show.
+//! last stored or journaled one), so a batch retried after a lost answer is stored once, and a
+//! gap or a duplicate would show.
 //!
-//! It ends when every sender is gone, after writing what is queued: shutdown loses nothing in
-//! flight while the store works.
+//! While the store takes writes, events go straight to it. When a write fails for a reason
+//! that passes (PostgreSQL away, SQLite locked, a disk full), the batch and every event after
+//! it go to the [`Journal`] file in the data dir instead, in order, so memory stays bounded,
+//! no sender ever waits on the store (a restart never does) and a daemon killed during the
+//! outage loses nothing. The writer retries with backoff, stores the journal from the front
+//! once the store answers, and goes back to direct writes when it is empty. Without a journal
+//! (its file cannot be opened), events wait in memory up to [`MAX_PENDING`], then senders wait.
+//!
+//! A batch the database refuses for good (a constraint violation: a bug, or a database edited
+//! by hand) is written one event at a time, and only the refused events are skipped, each
+//! logged in full.
+//!
+//! `written` counts the events kept so far (stored, journaled, or refused for good), in
+//! arrival order: readers wait on it to know their events will survive a kill. `health` says
+//! whether the store answers. It ends when every sender is gone, after writing what is queued
+//! (or leaving it in the journal, if the store is away).
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use upkeep_core::Event;
+use upkeep_core::api::StoreHealth;
 
-use crate::Store;
+use crate::journal::Journal;
+use crate::{Engine, Error, Store};
 
 /// Most events written in one transaction.
 const BATCH: usize = 512;
 
-/// Most events held in memory while the store fails.
+/// Most events held in memory while the store fails and there is no journal.
 pub const MAX_PENDING: usize = 100_000;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-/// `written` counts the events handled so far (stored, or refused for good), in arrival
-/// order: readers wait on it to know their events are in the store.
-pub async fn run(
-    store: Arc<dyn Store>,
-    mut events: mpsc::Receiver<Event>,
-    written: watch::Sender<u64>,
-) {
-    let mut pending: VecDeque<Event> = VecDeque::new();
-    // The sequence number of `pending[0]`.
-    let mut next_seq = first_seq(&*store).await;
-    let mut open = true;
-    let mut backoff = BACKOFF_MIN;
-    let mut failures: u64 = 0;
-    loop {
-        if pending.is_empty() {
-            if !open {
-                return;
-            }
-            let mut batch = Vec::with_capacity(64);
-            if events.recv_many(&mut batch, BATCH).await == 0 {
-                return;
-            }
-            pending.extend(batch);
+/// The writer's ends: where events come from, and what it tells readers.
+pub struct Channels {
+    pub events: mpsc::Receiver<Event>,
+    pub written: watch::Sender<u64>,
+    pub health: watch::Sender<StoreHealth>,
+}
+
+/// A health report for a store on `engine` that answers.
+pub fn healthy(engine: Engine) -> StoreHealth {
+    StoreHealth {
+        engine: match engine {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
         }
-        // Take what else is waiting, up to the bound, without waiting.
-        while open && pending.len() < MAX_PENDING {
-            match events.try_recv() {
-                Ok(e) => pending.push_back(e),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => open = false,
-            }
-        }
-        let n = pending.len().min(BATCH);
-        // The front of the queue, as a slice: written without a copy.
-        let result = store
-            .append(next_seq, &pending.make_contiguous()[..n])
-            .await;
-        match result {
-            Ok(()) => {
-                if failures > 0 {
-                    tracing::info!(failures, "the store works again; events stored in order");
-                }
-                failures = 0;
-                backoff = BACKOFF_MIN;
-                pending.drain(..n);
-                next_seq += n as u64;
-                written.send_modify(|w| *w += n as u64);
-            }
-            Err(e) if e.is_permanent() => {
-                tracing::error!(error = %e, events = n, "the store refuses a batch; writing it one event at a time");
-                for _ in 0..n {
-                    let Some(event) = pending.front() else { break };
-                    match store.append(next_seq, std::slice::from_ref(event)).await {
-                        Ok(()) => next_seq += 1,
-                        // Its number goes to the next event: no gap.
-                        Err(e) if e.is_permanent() => {
-                            tracing::error!(error = %e, ?event, "event refused by the store: skipped");
-                        }
-                        // Passing trouble after all: the retry takes it from this event on.
-                        Err(_) => break,
-                    }
-                    pending.pop_front();
-                    written.send_modify(|w| *w += 1);
-                }
-            }
+        .into(),
+        ..StoreHealth::default()
+    }
+}
+
+/// How many events a previous daemon left in the journal at `path`: what
+/// [`StoreHealth::journaled`] starts at, and what a daemon waits to see stored before it reads
+/// which processes its predecessor ran.
+pub async fn journaled(path: &Path) -> u64 {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => bytes.iter().filter(|b| **b == b'\n').count() as u64,
+        Err(_) => 0,
+    }
+}
+
+/// Runs the writer until every sender is gone. `journal` is the file used while the store
+/// is away (and read at start: what a killed daemon left is stored first).
+pub async fn run(store: Arc<dyn Store>, journal: &Path, channels: Channels) {
+    let mut w = Writer {
+        journal: match Journal::open(journal).await {
+            Ok(j) => Some(j),
             Err(e) => {
-                failures += 1;
-                // The first failure in full, then one line per power of two: a long outage
-                // is visible without flooding the log.
-                if failures.is_power_of_two() {
-                    tracing::error!(error = %e, failures, pending = pending.len(), "cannot store events; retrying");
-                }
-                let sleep = tokio::time::sleep(backoff);
-                tokio::pin!(sleep);
-                // While waiting, keep taking events (up to the bound), so senders do not wait.
-                loop {
-                    let room = open && pending.len() < MAX_PENDING;
-                    tokio::select! {
-                        _ = &mut sleep => break,
-                        e = events.recv(), if room => match e {
-                            Some(e) => pending.push_back(e),
-                            None => open = false,
-                        },
-                    }
-                }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                tracing::error!(path = %journal.display(), "no journal, events wait in memory while the store is away: {e}");
+                None
             }
+        },
+        next_seq: 0,
+        pending: VecDeque::new(),
+        open: true,
+        backoff: BACKOFF_MIN,
+        failures: 0,
+        store,
+        ch: channels,
+    };
+    w.next_seq = w.first_seq().await;
+    loop {
+        let journaling = w.journal.as_ref().is_some_and(|j| !j.is_drained());
+        let go_on = if journaling {
+            w.from_journal().await
+        } else {
+            w.direct().await
+        };
+        if !go_on {
+            return;
         }
     }
 }
 
-/// The number the next event gets: one past the last stored, asked until the store answers
-/// (the daemon opened it a moment ago, so this rarely waits).
-async fn first_seq(store: &dyn Store) -> u64 {
-    let mut backoff = BACKOFF_MIN;
-    loop {
-        match store.last_seq().await {
-            Ok(last) => return last + 1,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the last event's number; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+struct Writer {
+    store: Arc<dyn Store>,
+    journal: Option<Journal>,
+    /// The sequence number of the next event taken in (`pending[0]`'s, when it is not empty).
+    next_seq: u64,
+    /// Taken in, neither stored nor journaled.
+    pending: VecDeque<Event>,
+    open: bool,
+    backoff: Duration,
+    failures: u64,
+    ch: Channels,
+}
+
+impl Writer {
+    /// The number the next event gets: one past the last stored or journaled, asked until the
+    /// store answers (the daemon opened it a moment ago, so this rarely waits).
+    async fn first_seq(&self) -> u64 {
+        let journaled = match &self.journal {
+            Some(j) => j.last_seq().await.ok().flatten().unwrap_or(0),
+            None => 0,
+        };
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            match self.store.last_seq().await {
+                Ok(last) => return last.max(journaled) + 1,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the last event's number; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
             }
         }
     }
+
+    fn kept(&self, n: usize) {
+        self.ch.written.send_modify(|w| *w += n as u64);
+    }
+
+    /// One round of direct writes. False when there is nothing more to do.
+    async fn direct(&mut self) -> bool {
+        if self.pending.is_empty() {
+            if !self.open {
+                return false;
+            }
+            let mut batch = Vec::with_capacity(64);
+            if self.ch.events.recv_many(&mut batch, BATCH).await == 0 {
+                return false;
+            }
+            self.pending.extend(batch);
+        }
+        // Take what else is waiting, up to the bound, without waiting.
+        self.take_waiting(MAX_PENDING);
+        let n = self.pending.len().min(BATCH);
+        // The front of the queue, as a slice: written without a copy.
+        let result = self
+            .store
+            .append(self.next_seq, &self.pending.make_contiguous()[..n])
+            .await;
+        match result {
+            Ok(()) => {
+                self.recovered();
+                self.pending.drain(..n);
+                self.next_seq += n as u64;
+                self.kept(n);
+            }
+            Err(e) if e.is_permanent() => {
+                let mut batch: Vec<Event> = self.pending.drain(..n).collect();
+                let (done, next) = self
+                    .one_at_a_time(&e, &mut batch, self.next_seq, false)
+                    .await;
+                self.next_seq = next;
+                self.kept(done);
+                // Whatever passing trouble stopped it goes back to the front.
+                for e in batch.into_iter().rev() {
+                    self.pending.push_front(e);
+                }
+            }
+            Err(e) => {
+                self.failed(&e);
+                if !self.journal_pending().await {
+                    self.wait_in_memory().await;
+                }
+            }
+        }
+        true
+    }
+
+    /// Writes `batch` one event at a time after the store refused it whole, skipping only
+    /// what it refuses; stops at passing trouble, leaving the rest in `batch`. Numbers go on
+    /// from `seq`: a refused event's number goes to the next one, unless the numbers are
+    /// `fixed` (journaled events have theirs already). Returns how many were handled and the
+    /// next number.
+    async fn one_at_a_time(
+        &self,
+        e: &Error,
+        batch: &mut Vec<Event>,
+        mut seq: u64,
+        fixed: bool,
+    ) -> (usize, u64) {
+        tracing::error!(error = %e, events = batch.len(), "the store refuses a batch; writing it one event at a time");
+        let mut done = 0;
+        for event in batch.iter() {
+            match self.store.append(seq, std::slice::from_ref(event)).await {
+                Ok(()) => seq += 1,
+                Err(e) if e.is_permanent() => {
+                    tracing::error!(error = %e, ?event, "event refused by the store: skipped");
+                    if fixed {
+                        seq += 1;
+                    }
+                }
+                // Passing trouble after all: the retry takes it from this event on.
+                Err(_) => break,
+            }
+            done += 1;
+        }
+        batch.drain(..done);
+        (done, seq)
+    }
+
+    /// Moves every pending event to the journal. False if there is no journal, or it fails.
+    async fn journal_pending(&mut self) -> bool {
+        let Some(journal) = self.journal.as_mut() else {
+            return false;
+        };
+        let events: Vec<Event> = self.pending.drain(..).collect();
+        match journal.append(self.next_seq, &events).await {
+            Ok(()) => {
+                self.next_seq += events.len() as u64;
+                self.kept(events.len());
+                self.ch
+                    .health
+                    .send_modify(|h| h.journaled += events.len() as u64);
+                true
+            }
+            Err(e) => {
+                tracing::error!("cannot write the journal; events wait in memory: {e}");
+                self.pending.extend(events);
+                self.journal = None;
+                false
+            }
+        }
+    }
+
+    /// Backs off while taking new events in (up to the bound), so senders do not wait.
+    async fn wait_in_memory(&mut self) {
+        let sleep = tokio::time::sleep(self.backoff);
+        tokio::pin!(sleep);
+        loop {
+            let room = self.open && self.pending.len() < MAX_PENDING;
+            tokio::select! {
+                _ = &mut sleep => break,
+                e = self.ch.events.recv(), if room => match e {
+                    Some(e) => self.pending.push_back(e),
+                    None => self.open = false,
+                },
+            }
+        }
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    /// One round while the journal holds events: back off (journaling what arrives), then
+    /// store from the journal's front. False when senders are gone and the store is still
+    /// away: the journal keeps the rest for the next daemon.
+    async fn from_journal(&mut self) -> bool {
+        if self.failures > 0 {
+            let sleep = tokio::time::sleep(self.backoff);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    e = self.ch.events.recv(), if self.open => match e {
+                        Some(e) => {
+                            self.pending.push_back(e);
+                            self.take_waiting(BATCH);
+                            if !self.journal_pending().await {
+                                return true;
+                            }
+                        }
+                        None => self.open = false,
+                    },
+                }
+            }
+            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        }
+        loop {
+            // What arrived meanwhile goes behind what is journaled: order is kept.
+            self.take_waiting(BATCH);
+            if !self.pending.is_empty() && !self.journal_pending().await {
+                return true;
+            }
+            let Some(journal) = self.journal.as_mut() else {
+                return true;
+            };
+            let (first, mut events, offset) = match journal.peek(BATCH).await {
+                Ok(read) => read,
+                Err(e) => {
+                    tracing::error!("cannot read the journal; it is kept for the next start: {e}");
+                    self.journal = None;
+                    return true;
+                }
+            };
+            let result = if events.is_empty() {
+                Ok(())
+            } else {
+                self.store.append(first, &events).await
+            };
+            let n = events.len();
+            match result {
+                Ok(()) => {}
+                Err(e) if e.is_permanent() => {
+                    self.one_at_a_time(&e, &mut events, first, true).await;
+                    if !events.is_empty() {
+                        // Passing trouble: this batch is read again from the journal.
+                        return true;
+                    }
+                }
+                Err(e) => {
+                    self.failed(&e);
+                    return self.open;
+                }
+            }
+            let journal = self.journal.as_mut().expect("checked above");
+            if let Err(e) = journal.consume(offset).await {
+                tracing::error!("cannot empty the journal: {e}");
+            }
+            let drained = journal.is_drained();
+            self.ch.health.send_modify(|h| {
+                // Lines that did not parse count too: empty is empty.
+                h.journaled = if drained {
+                    0
+                } else {
+                    h.journaled.saturating_sub(n as u64)
+                }
+            });
+            if drained {
+                self.recovered();
+                tracing::info!("the journal is stored; writing directly again");
+                return true;
+            }
+        }
+    }
+
+    /// Takes events that are already waiting, without waiting, while `pending` is short.
+    fn take_waiting(&mut self, bound: usize) {
+        while self.open && self.pending.len() < bound {
+            match self.ch.events.try_recv() {
+                Ok(e) => self.pending.push_back(e),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => self.open = false,
+            }
+        }
+    }
+
+    fn failed(&mut self, e: &Error) {
+        self.failures += 1;
+        let chain = chain(e);
+        // The first failure in full, then one line per power of two: a long outage is
+        // visible without flooding the log.
+        if self.failures.is_power_of_two() {
+            tracing::error!(error = %chain, failures = self.failures, "cannot store events; retrying");
+        }
+        self.ch.health.send_modify(|h| {
+            if h.reachable {
+                h.reachable = false;
+                h.since = Some(jiff::Timestamp::now());
+            }
+            h.error = Some(chain);
+        });
+    }
+
+    fn recovered(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(
+                failures = self.failures,
+                "the store works again; events stored in order"
+            );
+        }
+        self.failures = 0;
+        self.backoff = BACKOFF_MIN;
+        self.ch.health.send_if_modified(|h| {
+            let was = !h.reachable;
+            h.reachable = true;
+            h.since = None;
+            h.error = None;
+            was
+        });
+    }
+}
+
+/// An error with its causes, on one line.
+fn chain(e: &Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -220,6 +485,41 @@ mod tests {
         }
     }
 
+    /// The writer's ends for a test: the event sender, `written` and `health`.
+    fn channels() -> (
+        mpsc::Sender<Event>,
+        Channels,
+        watch::Receiver<u64>,
+        watch::Receiver<StoreHealth>,
+    ) {
+        let (tx, events) = mpsc::channel(16);
+        let (written, written_rx) = watch::channel(0);
+        let (health, health_rx) = watch::channel(healthy(Engine::Sqlite));
+        let ch = Channels {
+            events,
+            written,
+            health,
+        };
+        (tx, ch, written_rx, health_rx)
+    }
+
+    fn stale(pid: u32) -> Event {
+        Event::now(
+            &ServiceName::new("web").unwrap(),
+            EventKind::StaleStopped { pid },
+        )
+    }
+
+    async fn stored_pids(store: &dyn Store) -> Vec<u64> {
+        let web = ServiceName::new("web").unwrap();
+        let stored = store.events(Some(&web), 100_000).await.unwrap();
+        stored
+            .iter()
+            .rev()
+            .map(|e| e.detail["pid"].as_u64().unwrap())
+            .collect()
+    }
+
     #[tokio::test]
     async fn a_failing_store_loses_no_event_stores_none_twice_and_keeps_their_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -227,28 +527,95 @@ mod tests {
             inner: crate::test_store(dir.path()).await,
             failures_left: AtomicU32::new(6),
         });
-        let (tx, rx) = mpsc::channel(16);
-        let (written_tx, written) = watch::channel(0);
-        let task = tokio::spawn(run(store.clone(), rx, written_tx));
-        let web = ServiceName::new("web").unwrap();
-        // More events than the channel holds: the writer takes them in while it backs off.
+        let (tx, ch, written, health) = channels();
+        let journal = dir.path().join("journal");
+        let task = tokio::spawn({
+            let store = store.clone();
+            async move { run(store, &journal, ch).await }
+        });
+        // More events than the channel holds: the writer journals them while it backs off.
         for pid in 1..=100u32 {
-            let e = Event::now(&web, EventKind::StaleStopped { pid });
-            tx.send(e).await.unwrap();
+            tx.send(stale(pid)).await.unwrap();
         }
-        // Nothing is counted as written while the store fails.
-        assert!(*written.borrow() < 100);
+        // Until the journal is stored (a writer whose senders are gone while the store is
+        // away leaves it for the next daemon: the next test).
+        let mut h = health.clone();
+        let mut w = written.clone();
+        w.wait_for(|n| *n == 100).await.unwrap();
+        h.wait_for(|h| h.reachable && h.journaled == 0)
+            .await
+            .unwrap();
         drop(tx);
         task.await.unwrap();
-        assert_eq!(*written.borrow(), 100);
-        let stored = store.inner.events(Some(&web), 1000).await.unwrap();
-        let pids: Vec<u64> = stored
-            .iter()
-            .rev()
-            .map(|e| e.detail["pid"].as_u64().unwrap())
-            .collect();
-        assert_eq!(pids, (1..=100).collect::<Vec<u64>>());
+        assert_eq!(
+            stored_pids(&store.inner).await,
+            (1..=100).collect::<Vec<u64>>()
+        );
         assert_eq!(store.failures_left.load(Ordering::SeqCst), 0);
         assert_eq!(store.last_seq().await.unwrap(), 100);
+        // Back to direct writes, the journal empty, the store reported reachable.
+        let h = health.borrow().clone();
+        assert!(
+            h.reachable && h.journaled == 0 && h.error.is_none(),
+            "{h:?}"
+        );
+        assert_eq!(
+            std::fs::metadata(dir.path().join("journal")).unwrap().len(),
+            0
+        );
+    }
+
+    /// Issue 15, item 4: with the store away, events are kept in the journal, not in memory;
+    /// a writer that ends then (a daemon killed or stopped) leaves them for the next one,
+    /// which stores every one, once, in order, before anything new.
+    #[tokio::test]
+    async fn events_kept_in_the_journal_during_an_outage_survive_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("journal");
+        let store = Arc::new(Flaky {
+            inner: crate::test_store(dir.path()).await,
+            failures_left: AtomicU32::new(u32::MAX),
+        });
+        let (tx, ch, written, health) = channels();
+        let task = tokio::spawn({
+            let (store, journal) = (store.clone(), journal.clone());
+            async move { run(store, &journal, ch).await }
+        });
+        for pid in 1..=1000u32 {
+            tx.send(stale(pid)).await.unwrap();
+        }
+        let mut w = written.clone();
+        w.wait_for(|n| *n == 1000).await.unwrap();
+        let h = health.borrow().clone();
+        assert!(
+            !h.reachable && h.since.is_some() && h.journaled > 0,
+            "{h:?}"
+        );
+        assert!(
+            h.error.as_deref().unwrap().contains("insert event"),
+            "{h:?}"
+        );
+        drop(tx);
+        task.await.unwrap();
+        // Every other failure stored its batch after all (a lost answer): none twice.
+        let before: Vec<u64> = stored_pids(&store.inner).await;
+        assert!(before.len() < 1000);
+        // The store is back; a new writer (a new daemon) starts.
+        store.failures_left.store(0, Ordering::SeqCst);
+        let (tx, ch, written, health) = channels();
+        let task = tokio::spawn({
+            let store = store.clone();
+            async move { run(store, &journal, ch).await }
+        });
+        tx.send(stale(1001)).await.unwrap();
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(*written.borrow(), 1);
+        assert!(health.borrow().reachable);
+        assert_eq!(
+            stored_pids(&store.inner).await,
+            (1..=1001).collect::<Vec<u64>>()
+        );
+        assert_eq!(store.last_seq().await.unwrap(), 1001);
     }
 }

@@ -42,6 +42,88 @@ fn header(data_dir: &Path, store: Option<&str>) -> String {
     )
 }
 
+/// Creates a fresh database on the server of `url` (whose user may create databases) and
+/// returns its URL.
+pub fn create_database(url: &str) -> String {
+    let name = format!("upkeep_own_{:016x}", fastrand::u64(..));
+    let out = Command::new("psql")
+        .args([url, "-qtAX", "-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("{url} names no database"),
+    }
+}
+
+/// A PostgreSQL server of a test's own (scripts/postgres on a free port and a fresh folder),
+/// for a test that stops and starts it. Stopped and removed on drop.
+pub struct PgServer {
+    pub url: String,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl PgServer {
+    pub fn start() -> PgServer {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("upkeep-pg-{port}-{:08x}", fastrand::u32(..)));
+        let mut s = PgServer {
+            url: String::new(),
+            port,
+            dir,
+        };
+        let out = s.script("start");
+        // `export UPKEEP_TEST_POSTGRES=URL PGPASSWORD=...`
+        let url = out
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("UPKEEP_TEST_POSTGRES="))
+            .expect("scripts/postgres prints the URL")
+            .to_owned();
+        s.url = url;
+        s
+    }
+
+    fn script(&self, verb: &str) -> String {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/postgres");
+        let out = Command::new(script)
+            .arg(verb)
+            .env("UPKEEP_PG_PORT", self.port.to_string())
+            .env("UPKEEP_PG_DIR", &self.dir)
+            .output()
+            .expect("run scripts/postgres");
+        assert!(
+            out.status.success(),
+            "scripts/postgres {verb}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Stops the server at once, as a crash or a pulled cable would (clients see their
+    /// connections reset).
+    pub fn stop(&self) {
+        self.script("kill");
+    }
+
+    /// Starts it again, with its data.
+    pub fn restart(&self) {
+        self.script("start");
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.script("stop");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// The PostgreSQL database the end-to-end tests keep their history in, when
 /// `UPKEEP_TEST_STORE=postgres` (its URL in `UPKEEP_TEST_POSTGRES`, the password in
 /// `PGPASSWORD`, as `scripts/postgres` prints them); None: SQLite in each data dir. Every test
@@ -314,24 +396,22 @@ impl TestDaemon {
         let Some(shared) = self.store.clone() else {
             return self;
         };
-        let name = format!("upkeep_own_{:016x}", fastrand::u64(..));
-        let out = Command::new("psql")
-            .args([&shared, "-qtAX", "-c", &format!("CREATE DATABASE {name}")])
-            .output()
-            .expect("run psql");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let own = match shared.rsplit_once('/') {
-            Some((server, _)) => format!("{server}/{name}"),
-            None => panic!("{shared} names no database"),
-        };
-        let text = std::fs::read_to_string(&self.config).expect("read config");
-        std::fs::write(&self.config, text.replace(&shared, &own)).expect("write config");
-        self.store = Some(own);
+        let own = create_database(&shared);
+        self.use_store(&own);
         self
+    }
+
+    /// Keeps this daemon's history in the PostgreSQL database at `url` (password in
+    /// `PGPASSWORD`) from its next launch on.
+    pub fn use_store(&mut self, url: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        let old = header(&self.data_dir, self.store.as_deref());
+        let rest = text
+            .strip_prefix(&old)
+            .expect("the config starts with its header");
+        self.store = Some(url.to_owned());
+        let new = header(&self.data_dir, self.store.as_deref());
+        std::fs::write(&self.config, format!("{new}{rest}")).expect("write config");
     }
 
     /// Runs `sql` on this daemon's store from outside the daemon (python3's sqlite3 on the

@@ -48,8 +48,10 @@ pub struct Daemon {
     pub store: Arc<dyn Store>,
     pub wiring: Arc<Wiring>,
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
-    /// How many events the store writer has written (see [`Snapshot::seq`]).
+    /// How many events the store writer has kept, stored or journaled (see [`Snapshot::seq`]).
     pub stored: watch::Receiver<u64>,
+    /// Whether the store takes events, from the writer.
+    pub store_health: watch::Receiver<upkeep_core::api::StoreHealth>,
     /// Cancelled by `upkeep down`.
     pub shutdown: CancellationToken,
     /// Services a drill is running on (one drill per service at a time). A std Mutex: never
@@ -84,6 +86,26 @@ fn unknown(name: &ServiceName) -> ApiError {
 const CPU_SAMPLE: Duration = Duration::from_millis(100);
 
 impl Daemon {
+    /// Fails at once, with why, while the writer finds the store unreachable: a read would
+    /// only wait out the connection timeout.
+    pub(crate) fn store_ready(&self) -> Result<(), ApiError> {
+        let h = self.store_health.borrow();
+        if h.reachable {
+            return Ok(());
+        }
+        Err(ApiError::Unavailable {
+            message: format!(
+                "the store ({}) is unreachable: {}",
+                h.engine,
+                h.error.as_deref().unwrap_or("no answer")
+            ),
+            hint: Some(format!(
+                "supervision goes on; {} events wait in the journal until it is back",
+                h.journaled
+            )),
+        })
+    }
+
     /// Waits (briefly) until the store holds every event the state snapshot has seen, so that
     /// a reader never finds the store behind the status it was just shown.
     pub(crate) async fn store_caught_up(&self) {
@@ -331,6 +353,7 @@ impl Control for Daemon {
             pid: std::process::id(),
             config_path: self.config_path.display().to_string(),
             data_dir: self.data_dir.display().to_string(),
+            store: self.store_health.borrow().clone(),
         }
     }
 
@@ -351,17 +374,22 @@ impl Control for Daemon {
             (cfg, Self::live_of(&live, name))
         };
         let info = self.infos(vec![l]).await?.remove(0);
-        self.store_caught_up().await;
-        let events = self
-            .store
-            .events(Some(name), 20)
-            .await
-            .map_err(store_error)?;
-        let incidents = self
-            .store
-            .incidents(Some(name), 10)
-            .await
-            .map_err(store_error)?;
+        // While the store is away (or fails this read) the status is still worth showing,
+        // without its history.
+        let (events, incidents) = match self.store_ready() {
+            Ok(()) => {
+                self.store_caught_up().await;
+                let history = tokio::try_join!(
+                    self.store.events(Some(name), 20),
+                    self.store.incidents(Some(name), 10)
+                );
+                history.unwrap_or_else(|e| {
+                    tracing::warn!("status of {name} without its history: {:?}", store_error(e));
+                    Default::default()
+                })
+            }
+            Err(_) => Default::default(),
+        };
         let m = cfg.managed.as_ref();
         Ok(ServiceDetail {
             info,
@@ -515,7 +543,14 @@ impl Control for Daemon {
         // One read of 30 days serves the three windows. A store that is away leaves them out
         // (and says so): the live figures are still worth a scrape.
         let mut windows = Vec::new();
-        let inputs = self.store.report_inputs(hours(30 * 24)?, now).await;
+        let inputs = match self.store_ready() {
+            Ok(()) => self
+                .store
+                .report_inputs(hours(30 * 24)?, now)
+                .await
+                .map_err(store_error),
+            Err(e) => Err(e),
+        };
         let store_up = inputs.is_ok();
         match inputs {
             Ok(inputs) => {
@@ -523,7 +558,7 @@ impl Control for Daemon {
                     windows.push((name, upkeep_state::report::compute(&inputs, hours(h)?, now)));
                 }
             }
-            Err(e) => tracing::warn!("metrics without windows: {:?}", store_error(e)),
+            Err(e) => tracing::debug!("metrics without windows: {e:?}"),
         }
         let own = procfs::own_process();
         let process = upkeep_web::ProcessStats {
@@ -554,6 +589,7 @@ impl Control for Daemon {
         from: jiff::Timestamp,
         to: jiff::Timestamp,
     ) -> Result<upkeep_core::report::Report, ApiError> {
+        self.store_ready()?;
         self.store_caught_up().await;
         let len = to.duration_since(from);
         let before = from.checked_sub(len).map_err(internal)?;
@@ -574,6 +610,7 @@ impl Control for Daemon {
         service: Option<&ServiceName>,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, ApiError> {
+        self.store_ready()?;
         self.store.events(service, limit).await.map_err(store_error)
     }
 
@@ -582,6 +619,7 @@ impl Control for Daemon {
         service: Option<&ServiceName>,
         limit: u32,
     ) -> Result<Vec<upkeep_core::api::Incident>, ApiError> {
+        self.store_ready()?;
         self.store_caught_up().await;
         self.store
             .incidents(service, limit)
@@ -590,6 +628,7 @@ impl Control for Daemon {
     }
 
     async fn incident(&self, id: i64) -> Result<upkeep_core::api::IncidentDetail, ApiError> {
+        self.store_ready()?;
         self.store_caught_up().await;
         self.store
             .incident(id, 1000)

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use upkeep_config::Config;
 use upkeep_config::StoreConfig;
+use upkeep_core::api::StoreHealth;
 use upkeep_core::{Desired, Event, EventKind, ServiceName, State};
 use upkeep_probes::{HttpClients, ProbeDeps};
 use upkeep_state::Heal;
@@ -195,7 +196,13 @@ async fn run_async(config: Config) -> Result<()> {
     let node = node_id(&data_dir)?;
     let lineage = Lineage::open(&data_dir, &node, config.daemon.cgroups)
         .with_context(|| format!("opening the run records in {}", data_dir.display()))?;
-    for file in ["upkeep.db", "upkeep.db-wal", "upkeep.db-shm", "logs"] {
+    for file in [
+        "upkeep.db",
+        "upkeep.db-wal",
+        "upkeep.db-shm",
+        "journal",
+        "logs",
+    ] {
         trust::check_if_present(&data_dir.join(file))?;
     }
     let store: Arc<dyn Store> = Arc::new(open_store(&config, &node).await?);
@@ -203,11 +210,22 @@ async fn run_async(config: Config) -> Result<()> {
     // Stages, from the sink up.
     let (store_tx, store_rx) = mpsc::channel::<Event>(4096);
     let (written_tx, stored) = tokio::sync::watch::channel(0u64);
-    let writer = tokio::spawn(upkeep_store::writer::run(
-        store.clone(),
-        store_rx,
-        written_tx,
-    ));
+    let journal = data_dir.join("journal");
+    let (health_tx, store_health) = tokio::sync::watch::channel(StoreHealth {
+        journaled: upkeep_store::writer::journaled(&journal).await,
+        ..upkeep_store::writer::healthy(store.engine())
+    });
+    let writer = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let channels = upkeep_store::writer::Channels {
+                events: store_rx,
+                written: written_tx,
+                health: health_tx,
+            };
+            upkeep_store::writer::run(store, &journal, channels).await
+        }
+    });
     let (events_tx, events_rx) = mpsc::channel::<Event>(4096);
     let (control_tx, control_rx) = mpsc::channel(256);
     let (heal_tx, heal_rx) = mpsc::channel(256);
@@ -217,6 +235,12 @@ async fn run_async(config: Config) -> Result<()> {
     let logs = LogHub::start(data_dir.join("logs"), events_tx.clone())
         .context("starting the log writer")?;
 
+    // What a daemon killed while the store was away kept in the journal goes in first: the
+    // processes it started are known from it.
+    let _ = store_health
+        .clone()
+        .wait_for(|h| h.journaled == 0 || !h.reachable)
+        .await;
     let records: BTreeMap<ServiceName, upkeep_store::ServiceRecord> = store
         .services()
         .await?
@@ -299,6 +323,7 @@ async fn run_async(config: Config) -> Result<()> {
         wiring: Arc::new(wiring),
         snapshot,
         stored,
+        store_health,
         shutdown: shutdown.clone(),
         drills: Default::default(),
     });

@@ -401,7 +401,19 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             if f.json {
                 print_json(&infos)
             } else {
-                println!("{}", output::services_table(&infos))
+                println!("{}", output::services_table(&infos));
+                // Said where people look: events wait, and reads of history fail meanwhile.
+                let health: upkeep_core::api::Health = client.get("/api/health").await?;
+                let s = &health.store;
+                if !s.reachable {
+                    let since = s.since.map(|t| t.to_string()).unwrap_or_default();
+                    let error = s.error.as_deref().unwrap_or_default();
+                    let line = tr(
+                        Msg::StoreUnreachable,
+                        &[&s.engine, &since, &s.journaled, &escape::field(error)],
+                    );
+                    eprintln!("{line}");
+                }
             }
         }
         Command::Status { name, json } => {

@@ -12,6 +12,7 @@ mod maintenance;
 mod metrics;
 mod probes;
 mod report;
+mod store;
 mod supervise;
 mod systemd;
 mod torture;

@@ -1,0 +1,163 @@
+//! The store seen from the daemon: PostgreSQL going away under load and coming back (issue
+//! 15, item 4). Each test runs a PostgreSQL server of its own (scripts/postgres on a free
+//! port), since it stops it; it needs Debian's PostgreSQL, which `scripts/test` installs.
+
+use std::time::{Duration, Instant};
+
+use upkeep_testkit::{PgServer, TestDaemon};
+
+use crate::{BIN, LONG, stderr};
+
+/// A service that ends every 200 ms and is restarted each time: a steady stream of events
+/// (exited, restart scheduled, started) and of restarts to time.
+const FLAPPING: &str = "[services.flap]\ncommand = \"sleep 0.2\"\nmin_uptime = \"50ms\"\nmax_restarts = 1000000\nwindow = \"1s\"\n";
+
+/// How long the server stays away (the benchmark's is 60 s: `bench/store-outage`).
+fn outage() -> Duration {
+    let secs = std::env::var("UPKEEP_OUTAGE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    Duration::from_secs(secs)
+}
+
+fn restarts(d: &TestDaemon) -> u64 {
+    d.service("flap")["info"]["restarts"].as_u64().unwrap_or(0)
+}
+
+fn store_health(d: &TestDaemon) -> serde_json::Value {
+    d.api_get("/api/health")["store"].clone()
+}
+
+/// Every event the node stored: numbered 1, 2, 3... with no gap and no duplicate, and every
+/// start matched by its end. Returns how many starts there were.
+fn check_history(d: &TestDaemon) -> usize {
+    let rows =
+        d.store_sql("SELECT seq, kind, detail FROM events WHERE node = '{node}' ORDER BY seq");
+    let seqs: Vec<u64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "sequence numbers"
+    );
+    let pids = |kind: &str| -> Vec<u64> {
+        rows.iter()
+            .filter(|r| r[1] == kind)
+            .map(|r| {
+                let detail: serde_json::Value = serde_json::from_str(&r[2]).unwrap();
+                detail["pid"].as_u64().unwrap()
+            })
+            .collect()
+    };
+    let started = pids("started");
+    // An exit, or a stop of what a killed daemon left by the next one.
+    let exited = [pids("exited"), pids("stale_stopped")].concat();
+    let mut unique = started.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), started.len(), "a start stored twice");
+    // Every start but the last has its exit.
+    for pid in &started[..started.len() - 1] {
+        assert!(exited.contains(pid), "start of {pid} without its exit");
+    }
+    started.len()
+}
+
+#[test]
+fn issue_15_postgres_away_under_load_loses_no_event_and_delays_no_restart() {
+    if std::env::var("UPKEEP_TEST_POSTGRES").is_err() {
+        eprintln!("UPKEEP_TEST_POSTGRES is not set (scripts/postgres): skipped");
+        return;
+    }
+    let pg = PgServer::start();
+    let mut d = TestDaemon::prepare(BIN, FLAPPING);
+    d.use_store(&pg.url);
+    d.launch();
+    d.wait_until("a few restarts", LONG, || (restarts(&d) >= 3).then_some(()));
+    assert_eq!(store_health(&d)["engine"], "postgres");
+
+    // The server goes away under load.
+    pg.stop();
+    let before = restarts(&d);
+    let away = Instant::now();
+    d.wait_until("the daemon to see the store away", LONG, || {
+        (store_health(&d)["reachable"] == false).then_some(())
+    });
+    // Supervision goes on at the same pace: a restart every 200 ms or so, never a wait on
+    // the store (a restart that waited would take the 5 s connection timeout).
+    let mut seen = vec![(Instant::now(), restarts(&d))];
+    while away.elapsed() < outage() {
+        std::thread::sleep(Duration::from_millis(100));
+        seen.push((Instant::now(), restarts(&d)));
+    }
+    let during = restarts(&d) - before;
+    let expected = outage().as_millis() as u64 / 250;
+    assert!(
+        during * 2 >= expected,
+        "{during} restarts in {:?} with the store away",
+        outage()
+    );
+    let longest = seen
+        .windows(2)
+        .filter(|w| w[1].1 == w[0].1)
+        .map(|w| w[1].0 - w[0].0)
+        .sum::<Duration>();
+    assert!(
+        longest < outage() / 2,
+        "restarts stalled for {longest:?} of {:?}",
+        outage()
+    );
+    // People are told, and history reads fail at once with why.
+    let ls = d.cli(&["ls"]);
+    assert!(ls.status.success(), "{}", stderr(&ls));
+    assert!(stderr(&ls).contains("unreachable"), "{}", stderr(&ls));
+    let events = d.cli(&["incidents"]);
+    assert!(!events.status.success());
+    assert!(
+        stderr(&events).contains("unreachable"),
+        "{}",
+        stderr(&events)
+    );
+    let health = store_health(&d);
+    assert!(health["journaled"].as_u64().unwrap() > 0, "{health}");
+    let status = d.cli(&["status", "flap"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+
+    // Back: everything of the outage is stored, once, in order.
+    pg.restart();
+    d.wait_until("the journal to be stored", LONG, || {
+        let h = store_health(&d);
+        (h["reachable"] == true && h["journaled"] == 0).then_some(())
+    });
+    let starts = check_history(&d);
+    assert!(starts as u64 > during, "{starts} starts stored");
+
+    // Away again, and the daemon killed while it is: the next one stores what the first kept.
+    pg.stop();
+    let second = restarts(&d);
+    d.wait_until("the daemon to see the store away", LONG, || {
+        (store_health(&d)["journaled"].as_u64().unwrap_or(0) > 0).then_some(())
+    });
+    let kept = restarts(&d);
+    std::thread::sleep(Duration::from_millis(500));
+    d.signal_daemon(nix::sys::signal::Signal::SIGKILL);
+    let journal = std::fs::metadata(d.data_dir.join("journal")).unwrap().len();
+    assert!(journal > 0);
+    pg.restart();
+    d.launch();
+    d.wait_until("the journal to be stored", LONG, || {
+        let h = store_health(&d);
+        (h["reachable"] == true && h["journaled"] == 0).then_some(())
+    });
+    let starts_after = check_history(&d);
+    // Every restart the first daemon made while the store was away is on record.
+    assert!(
+        starts_after as u64 >= starts as u64 + (kept - second),
+        "{starts_after} starts stored after the kill; {starts} before, {} while away",
+        kept - second
+    );
+    assert_eq!(
+        std::fs::metadata(d.data_dir.join("journal")).unwrap().len(),
+        0
+    );
+}
