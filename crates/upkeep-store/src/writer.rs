@@ -40,6 +40,10 @@ const BATCH: usize = 512;
 /// Most events held in memory while the store fails and there is no journal.
 pub const MAX_PENDING: usize = 100_000;
 
+/// A write that takes longer than this sends what waits to the journal: a server that went
+/// away is often seen only when the connection times out, seconds later.
+const SLOW: Duration = Duration::from_millis(500);
+
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -158,38 +162,115 @@ impl Writer {
         // Take what else is waiting, up to the bound, without waiting.
         self.take_waiting(MAX_PENDING);
         let n = self.pending.len().min(BATCH);
-        // The front of the queue, as a slice: written without a copy.
-        let result = self
-            .store
-            .append(self.next_seq, &self.pending.make_contiguous()[..n])
-            .await;
+        let batch: Vec<Event> = self.pending.drain(..n).collect();
+        let first = self.next_seq;
+        self.next_seq += n as u64;
+        let (result, spilled) = self.write_taking_in(first, &batch, true).await;
+        if spilled {
+            // The batch went to the journal while the write took long: the journal takes over
+            // (a batch stored after all is a no-op when the journal is stored).
+            match result {
+                Ok(()) => self.recovered(),
+                Err(e) if !e.is_permanent() => self.failed(&e),
+                Err(_) => {}
+            }
+            return true;
+        }
         match result {
             Ok(()) => {
                 self.recovered();
-                self.pending.drain(..n);
-                self.next_seq += n as u64;
                 self.kept(n);
             }
             Err(e) if e.is_permanent() => {
-                let mut batch: Vec<Event> = self.pending.drain(..n).collect();
-                let (done, next) = self
-                    .one_at_a_time(&e, &mut batch, self.next_seq, false)
-                    .await;
-                self.next_seq = next;
+                let mut batch = batch;
+                let (done, next) = self.one_at_a_time(&e, &mut batch, first, false).await;
                 self.kept(done);
-                // Whatever passing trouble stopped it goes back to the front.
-                for e in batch.into_iter().rev() {
-                    self.pending.push_front(e);
-                }
+                // Whatever passing trouble stopped it goes back to the front, numbered on.
+                self.put_back(next, batch);
             }
             Err(e) => {
                 self.failed(&e);
+                self.put_back(first, batch);
                 if !self.journal_pending().await {
                     self.wait_in_memory().await;
                 }
             }
         }
         true
+    }
+
+    /// Puts `batch` back at the front of `pending`, its first event numbered `seq`.
+    fn put_back(&mut self, seq: u64, batch: Vec<Event>) {
+        for e in batch.into_iter().rev() {
+            self.pending.push_front(e);
+        }
+        self.next_seq = seq;
+    }
+
+    /// Writes `batch` (numbered from `first`) while taking new events in, so that a slow
+    /// store never leaves them in memory for long: in journal mode (`direct` false) each is
+    /// journaled as it comes; in direct mode they wait in `pending`, unless the write takes
+    /// longer than [`SLOW`], when the batch and everything after it go to the journal.
+    /// Returns the write's result and whether the batch was journaled.
+    async fn write_taking_in(
+        &mut self,
+        first: u64,
+        batch: &[Event],
+        direct: bool,
+    ) -> (Result<(), Error>, bool) {
+        let store = self.store.clone();
+        let write = store.append(first, batch);
+        tokio::pin!(write);
+        let slow = tokio::time::sleep(SLOW);
+        tokio::pin!(slow);
+        let mut journaling = !direct;
+        let mut spilled = false;
+        loop {
+            let room = self.open && self.pending.len() < MAX_PENDING;
+            tokio::select! {
+                biased;
+                r = &mut write => return (r, spilled),
+                _ = &mut slow, if !journaling => {
+                    journaling = true;
+                    if self.journal_batch(first, batch).await {
+                        spilled = true;
+                        self.journal_pending().await;
+                    }
+                }
+                e = self.ch.events.recv(), if room => match e {
+                    Some(e) => {
+                        self.pending.push_back(e);
+                        self.take_waiting(BATCH);
+                        if journaling && self.journal.is_some() {
+                            self.journal_pending().await;
+                        }
+                    }
+                    None => self.open = false,
+                },
+            }
+        }
+    }
+
+    /// Journals `batch`, already numbered from `first` (`next_seq` is past it). False if
+    /// there is no journal, or it fails.
+    async fn journal_batch(&mut self, first: u64, batch: &[Event]) -> bool {
+        let Some(journal) = self.journal.as_mut() else {
+            return false;
+        };
+        match journal.append(first, batch).await {
+            Ok(()) => {
+                self.kept(batch.len());
+                self.ch
+                    .health
+                    .send_modify(|h| h.journaled += batch.len() as u64);
+                true
+            }
+            Err(e) => {
+                tracing::error!("cannot write the journal; events wait in memory: {e}");
+                self.journal = None;
+                false
+            }
+        }
     }
 
     /// Writes `batch` one event at a time after the store refused it whole, skipping only
@@ -309,7 +390,7 @@ impl Writer {
             let result = if events.is_empty() {
                 Ok(())
             } else {
-                self.store.append(first, &events).await
+                self.write_taking_in(first, &events, false).await.0
             };
             let n = events.len();
             match result {
@@ -421,6 +502,18 @@ mod tests {
     struct Flaky {
         inner: SqlStore,
         failures_left: AtomicU32,
+        /// The next write takes this long (a server gone away: seen at the timeout).
+        slow_ms: std::sync::atomic::AtomicU64,
+    }
+
+    impl Flaky {
+        fn new(inner: SqlStore, failures: u32) -> Arc<Flaky> {
+            Arc::new(Flaky {
+                inner,
+                failures_left: AtomicU32::new(failures),
+                slow_ms: Default::default(),
+            })
+        }
     }
 
     fn busy() -> Error {
@@ -433,6 +526,8 @@ mod tests {
     #[async_trait]
     impl Store for Flaky {
         async fn append(&self, first: u64, events: &[Event]) -> Result<(), Error> {
+            let slow = self.slow_ms.swap(0, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(slow)).await;
             let left = self.failures_left.load(Ordering::SeqCst);
             if left > 0 {
                 self.failures_left.store(left - 1, Ordering::SeqCst);
@@ -523,10 +618,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_store_loses_no_event_stores_none_twice_and_keeps_their_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Flaky {
-            inner: crate::test_store(dir.path()).await,
-            failures_left: AtomicU32::new(6),
-        });
+        let store = Flaky::new(crate::test_store(dir.path()).await, 6);
         let (tx, ch, written, health) = channels();
         let journal = dir.path().join("journal");
         let task = tokio::spawn({
@@ -572,10 +664,7 @@ mod tests {
     async fn events_kept_in_the_journal_during_an_outage_survive_the_writer() {
         let dir = tempfile::tempdir().unwrap();
         let journal = dir.path().join("journal");
-        let store = Arc::new(Flaky {
-            inner: crate::test_store(dir.path()).await,
-            failures_left: AtomicU32::new(u32::MAX),
-        });
+        let store = Flaky::new(crate::test_store(dir.path()).await, u32::MAX);
         let (tx, ch, written, health) = channels();
         let task = tokio::spawn({
             let (store, journal) = (store.clone(), journal.clone());
@@ -617,5 +706,37 @@ mod tests {
             (1..=1001).collect::<Vec<u64>>()
         );
         assert_eq!(store.last_seq().await.unwrap(), 1001);
+    }
+
+    /// A write that hangs (the server gone, seen only at the connection timeout) does not
+    /// leave what arrives meanwhile in memory: it is journaled, and kept, within [`SLOW`].
+    #[tokio::test]
+    async fn what_arrives_during_a_hanging_write_is_journaled_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Flaky::new(crate::test_store(dir.path()).await, 0);
+        store.slow_ms.store(5_000, Ordering::SeqCst);
+        let (tx, ch, written, health) = channels();
+        let journal = dir.path().join("journal");
+        let task = tokio::spawn({
+            let store = store.clone();
+            async move { run(store, &journal, ch).await }
+        });
+        for pid in 1..=50u32 {
+            tx.send(stale(pid)).await.unwrap();
+        }
+        let mut w = written.clone();
+        tokio::time::timeout(Duration::from_secs(3), w.wait_for(|n| *n == 50))
+            .await
+            .expect("kept while the write hangs")
+            .unwrap();
+        assert!(health.borrow().journaled > 0);
+        let mut h = health.clone();
+        h.wait_for(|h| h.journaled == 0).await.unwrap();
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(
+            stored_pids(&store.inner).await,
+            (1..=50).collect::<Vec<u64>>()
+        );
     }
 }
