@@ -99,7 +99,7 @@ pub async fn run(store: Arc<dyn Store>, journal: &Path, channels: Channels) {
     loop {
         let journaling = w.journal.as_ref().is_some_and(|j| !j.is_drained());
         let go_on = if journaling {
-            w.from_journal().await
+            w.store_journal().await
         } else {
             w.direct().await
         };
@@ -349,7 +349,7 @@ impl Writer {
     /// One round while the journal holds events: back off (journaling what arrives), then
     /// store from the journal's front. False when senders are gone and the store is still
     /// away: the journal keeps the rest for the next daemon.
-    async fn from_journal(&mut self) -> bool {
+    async fn store_journal(&mut self) -> bool {
         if self.failures > 0 {
             let sleep = tokio::time::sleep(self.backoff);
             tokio::pin!(sleep);
