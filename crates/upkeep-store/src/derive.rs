@@ -79,6 +79,26 @@ pub(crate) fn change(event: &Event) -> Option<Change<'_>> {
     })
 }
 
+/// The changes a batch of new events makes, in order, except that only the last process of
+/// each service is kept (a crash loop starts hundreds in a batch; one row holds the last).
+pub(crate) fn changes<'a>(events: impl Iterator<Item = &'a Event>) -> Vec<Change<'a>> {
+    let mut out: Vec<Change<'a>> = events.filter_map(change).collect();
+    let mut seen = std::collections::HashSet::new();
+    // From the back: the last of each service stays.
+    let mut keep: Vec<bool> = out
+        .iter()
+        .rev()
+        .map(|c| match c {
+            Change::Running { service, .. } => seen.insert(*service),
+            _ => true,
+        })
+        .collect();
+    keep.reverse();
+    let mut keep = keep.into_iter();
+    out.retain(|_| keep.next().unwrap_or(true));
+    out
+}
+
 /// The columns of an event's own row that are derived from it: its new state, for a status
 /// change (queried by reports, so a column and not JSON), as the JSON holds it.
 pub(crate) fn to_state(event: &Event) -> Option<String> {
@@ -130,5 +150,59 @@ mod tests {
             kind: EventKind::StaleStopped { pid: 1 },
         };
         assert_eq!(change(&global), None);
+    }
+
+    #[test]
+    fn a_batch_keeps_each_services_last_process_and_every_incident_change_in_order() {
+        let (web, db) = (
+            ServiceName::new("web").unwrap(),
+            ServiceName::new("db").unwrap(),
+        );
+        let start = |s: &ServiceName, pid| {
+            Event::now(
+                s,
+                EventKind::Started {
+                    pid,
+                    start_ticks: 1,
+                    by: Actor::Upkeep,
+                },
+            )
+        };
+        let since = jiff::Timestamp::UNIX_EPOCH;
+        let events = [
+            start(&web, 1),
+            start(&db, 2),
+            Event::now(
+                &web,
+                EventKind::IncidentOpened {
+                    since,
+                    reason: "x".into(),
+                    drill: false,
+                },
+            ),
+            start(&web, 3),
+            Event::now(
+                &web,
+                EventKind::IncidentResolved {
+                    since,
+                    duration_ms: 1,
+                },
+            ),
+        ];
+        let got: Vec<String> = changes(events.iter())
+            .iter()
+            .map(|c| match c {
+                Change::Running {
+                    service, process, ..
+                } => format!("{service} {process:?}"),
+                Change::OpenIncident { .. } => "open".into(),
+                Change::ResolveIncident { .. } => "resolve".into(),
+                Change::ReopenIncident { .. } => "reopen".into(),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            ["db Some((2, 1))", "open", "web Some((3, 1))", "resolve"]
+        );
     }
 }
