@@ -65,10 +65,10 @@ impl TestDaemon {
     pub fn launch(&mut self) {
         self.spawn_daemon();
         self.wait_until(
-            "the daemon to answer /api/health",
+            "the daemon to answer /api/v1/health",
             Duration::from_secs(20),
             || {
-                self.try_api("GET", "/api/health", None)
+                self.try_api("GET", "/api/v1/health", None)
                     .ok()
                     .filter(|(code, _)| *code == 200)
                     .map(|_| ())
@@ -162,9 +162,9 @@ impl TestDaemon {
         serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e})"))
     }
 
-    /// A service's detail from `GET /api/services/{name}`.
+    /// A service's detail from `GET /api/v1/services/{name}`.
     pub fn service(&self, name: &str) -> Value {
-        self.api_get(&format!("/api/services/{name}"))
+        self.api_get(&format!("/api/v1/services/{name}"))
     }
 
     pub fn state(&self, name: &str) -> String {
@@ -185,7 +185,7 @@ impl TestDaemon {
     /// Events of a service, oldest first, as (kind, detail).
     pub fn events(&self, name: &str) -> Vec<(String, Value)> {
         let mut ev: Vec<(String, Value)> = self
-            .api_get(&format!("/api/events?service={name}&limit=10000"))
+            .api_get(&format!("/api/v1/events?service={name}&limit=10000"))
             .as_array()
             .expect("events array")
             .iter()

@@ -17,9 +17,12 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use upkeep_config::Config;
 use upkeep_core::api::{
-    ActionResult, AddService, Health, ReloadResult, ServiceDetail, ServiceInfo, StoredEvent,
+    ActionResult, AddService, Health, PublicStatus, ReloadResult, ServiceDetail, ServiceInfo,
+    StoredEvent,
 };
-use upkeep_core::{Actor, Desired, Event, EventKind, LastCheck, ServiceName, ServiceStatus, State};
+use upkeep_core::{
+    Actor, Desired, Event, EventKind, LastCheck, Principal, ServiceName, ServiceStatus, State,
+};
 use upkeep_state::Snapshot;
 use upkeep_store::Store;
 use upkeep_supervisor::{Stream, SupervisorCommand, SupervisorHandle, procfs};
@@ -202,7 +205,12 @@ impl Daemon {
 
     /// Applies `new` over the running config: stops removed services, starts added ones,
     /// reconfigures changed ones (which restarts them if running) and leaves the rest alone.
-    async fn apply(&self, live: &mut Live, new: Config) -> Result<ReloadResult, ApiError> {
+    async fn apply(
+        &self,
+        live: &mut Live,
+        new: Config,
+        by: &Principal,
+    ) -> Result<ReloadResult, ApiError> {
         if new.daemon.data_dir != live.config.daemon.data_dir {
             return Err(ApiError::Unprocessable {
                 message: format!(
@@ -230,6 +238,7 @@ impl Daemon {
             })?;
         let mut result = ReloadResult {
             revision,
+            by: Some(by.clone()),
             ..Default::default()
         };
         for name in live.config.services.keys() {
@@ -278,6 +287,7 @@ impl Daemon {
             added: result.added.len() as u32,
             removed: result.removed.len() as u32,
             changed: result.changed.len() as u32,
+            by: Actor::Principal(by.clone()),
         };
         let _ = self
             .wiring
@@ -317,6 +327,25 @@ impl Control for Daemon {
             config_path: self.config_path.display().to_string(),
             data_dir: self.data_dir.display().to_string(),
         }
+    }
+
+    async fn statuses(&self) -> Vec<PublicStatus> {
+        let names: Vec<ServiceName> = {
+            let live = self.live.lock().await;
+            live.config.services.keys().cloned().collect()
+        };
+        let snapshot = self.snapshot.borrow().clone();
+        names
+            .into_iter()
+            .map(|name| {
+                let st = self.status_of(&snapshot, &name);
+                PublicStatus {
+                    name,
+                    state: st.state,
+                    since: st.since,
+                }
+            })
+            .collect()
     }
 
     async fn services(&self) -> Result<Vec<ServiceInfo>, ApiError> {
@@ -360,7 +389,12 @@ impl Control for Daemon {
         })
     }
 
-    async fn act(&self, target: Target, action: Action) -> Result<ActionResult, ApiError> {
+    async fn act(
+        &self,
+        target: Target,
+        action: Action,
+        by: &Principal,
+    ) -> Result<ActionResult, ApiError> {
         let desired = match action {
             Action::Stop => Desired::Stopped,
             Action::Start | Action::Restart => Desired::Running,
@@ -401,8 +435,10 @@ impl Control for Daemon {
                 .await
                 .map_err(internal)?;
         }
-        let by = Actor::Operator;
+        tracing::info!(action = action.as_str(), ?target, by = %by, "operator action");
+        let actor = Actor::Principal(by.clone());
         let runs = handles.iter().map(|(_, h)| {
+            let by = actor.clone();
             h.request(move |done| match action {
                 Action::Start => SupervisorCommand::Start { by, done },
                 Action::Stop => SupervisorCommand::Stop { by, done },
@@ -428,20 +464,23 @@ impl Control for Daemon {
         Ok(ActionResult {
             action: action.as_str().into(),
             services: handles.into_iter().map(|(n, _)| n).collect(),
+            by: Some(by.clone()),
         })
     }
 
     async fn drill(
         &self,
         req: upkeep_core::api::DrillRequest,
+        by: &Principal,
     ) -> Result<upkeep_core::api::DrillResult, ApiError> {
-        crate::drill::run(self, req).await
+        crate::drill::run(self, req, by).await
     }
 
     async fn maintenance(
         &self,
         name: &ServiceName,
         req: Option<upkeep_core::api::MaintenanceRequest>,
+        by: &Principal,
     ) -> Result<ActionResult, ApiError> {
         if !self.live.lock().await.config.services.contains_key(name) {
             return Err(unknown(name));
@@ -451,7 +490,7 @@ impl Control for Daemon {
                 EventKind::MaintenanceStarted {
                     reason: r.reason,
                     until: r.until,
-                    by: Actor::Operator,
+                    by: Actor::Principal(by.clone()),
                 },
                 "maintenance",
             ),
@@ -468,7 +507,7 @@ impl Control for Daemon {
             }
             None => (
                 EventKind::MaintenanceEnded {
-                    by: Actor::Operator,
+                    by: Actor::Principal(by.clone()),
                 },
                 "end maintenance",
             ),
@@ -477,6 +516,7 @@ impl Control for Daemon {
         Ok(ActionResult {
             action: action.into(),
             services: vec![name.clone()],
+            by: Some(by.clone()),
         })
     }
 
@@ -572,13 +612,13 @@ impl Control for Daemon {
             .ok_or_else(|| ApiError::NotFound(format!("no incident number {id}")))
     }
 
-    async fn reload(&self) -> Result<ReloadResult, ApiError> {
+    async fn reload(&self, by: &Principal) -> Result<ReloadResult, ApiError> {
         let mut live = self.live.lock().await;
         let new = load_config(self.config_path.clone()).await?;
-        self.apply(&mut live, new).await
+        self.apply(&mut live, new, by).await
     }
 
-    async fn add(&self, req: AddService) -> Result<ReloadResult, ApiError> {
+    async fn add(&self, req: AddService, by: &Principal) -> Result<ReloadResult, ApiError> {
         let mut live = self.live.lock().await;
         let path = self.config_path.clone();
         let current = tokio::fs::read_to_string(&path)
@@ -611,7 +651,7 @@ impl Control for Daemon {
             .set_desired(&req.name, Desired::Running)
             .await
             .map_err(internal)?;
-        self.apply(&mut live, new).await
+        self.apply(&mut live, new, by).await
     }
 
     async fn log_tail(
@@ -661,7 +701,8 @@ impl Control for Daemon {
         ))
     }
 
-    fn shutdown(&self) {
+    fn shutdown(&self, by: &Principal) {
+        tracing::info!(by = %by, "shutdown asked");
         self.shutdown.cancel();
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use upkeep_core::api::{DrillRequest, DrillResult, Fault};
-use upkeep_core::{Event, EventKind, ServiceName, State};
+use upkeep_core::{Actor, Event, EventKind, Principal, ServiceName, State};
 use upkeep_supervisor::SupervisorCommand;
 use upkeep_web::ApiError;
 
@@ -23,7 +23,11 @@ const UP_WAIT: Duration = Duration::from_secs(30);
 /// Longest a drill waits for recovery.
 const DRILL_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiError> {
+pub async fn run(
+    daemon: &Daemon,
+    req: DrillRequest,
+    by: &Principal,
+) -> Result<DrillResult, ApiError> {
     let name = &req.service;
     // One drill at a time per service: two at once would both take the one fault for theirs.
     let _one = DrillGuard::take(daemon, name)?;
@@ -146,7 +150,8 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
     // The supervisor restarts the drill's casualty at once and keeps it out of the crash-loop
     // count, so drills back to back do not fail the service. And state, so that the incident
     // it opens is marked as the drill's. Both are disarmed if the drill gives up.
-    let armed = Armed::arm(daemon, name, req.fault).await;
+    tracing::info!(service = %name, fault = req.fault.as_str(), by = %by, "drill asked");
+    let armed = Armed::arm(daemon, name, req.fault, by).await;
     let injected_at = jiff::Timestamp::now();
     let injected = match req.fault {
         Fault::Crash | Fault::ClosePort => kill(Pid::from_raw(target as i32), Signal::SIGKILL),
@@ -232,6 +237,7 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
         detected_ms: ms(detection.at),
         recovered_ms: ms(recovered_at),
         detected_by,
+        by: Some(by.clone()),
     };
     let kind = EventKind::DrillCompleted {
         fault: req.fault.as_str().into(),
@@ -290,7 +296,12 @@ struct Armed<'a> {
 }
 
 impl<'a> Armed<'a> {
-    async fn arm(daemon: &'a Daemon, name: &'a ServiceName, fault: Fault) -> Armed<'a> {
+    async fn arm(
+        daemon: &'a Daemon,
+        name: &'a ServiceName,
+        fault: Fault,
+        by: &Principal,
+    ) -> Armed<'a> {
         let supervisor = daemon
             .live
             .lock()
@@ -312,6 +323,7 @@ impl<'a> Armed<'a> {
         }
         let started = EventKind::DrillStarted {
             fault: fault.as_str().into(),
+            by: Actor::Principal(by.clone()),
         };
         daemon.record(Event::now(name, started)).await;
         armed

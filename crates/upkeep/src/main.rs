@@ -10,6 +10,7 @@ mod control;
 mod daemon;
 mod drill;
 mod systemd;
+mod tokens;
 mod wiring;
 
 use std::process::ExitCode;
