@@ -205,6 +205,8 @@ fn read_routes(gate: Gate) -> Router<AppState> {
         .route("/api/v1/incidents/{id}", get(incident))
         .route("/api/v1/report", get(report))
         .route("/metrics", get(metrics))
+        // Layers run outside in: the gate first, then the body is read.
+        .route_layer(axum::middleware::from_fn(crate::serve::bounded_body))
         .route_layer(axum::middleware::from_fn_with_state(
             Need {
                 gate,
@@ -226,6 +228,8 @@ fn write_routes(gate: Gate) -> Router<AppState> {
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/drills", post(drill))
         .route("/api/v1/shutdown", post(shutdown))
+        // Layers run outside in: the gate first, then the body is read.
+        .route_layer(axum::middleware::from_fn(crate::serve::bounded_body))
         .route_layer(axum::middleware::from_fn_with_state(
             Need {
                 gate,

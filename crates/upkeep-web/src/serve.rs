@@ -10,7 +10,10 @@
 //! - a deadline for each request's headers, which also ends a keep-alive connection that sits
 //!   idle (a response that streams, such as `logs -f`, is not idle), and a cap on their size;
 //! - a cap on each request's body and a deadline to receive it (a body sent a byte at a time
-//!   would otherwise hold its connection for ever): past either, a 413 or a 408 in JSON;
+//!   would otherwise hold its connection for ever): past either, a 413 or a 408 in JSON. The
+//!   body is read by [`bounded_body`], which the API's routers place behind their gate, so a
+//!   client without a token is refused before a byte of its body is read; routes that read no
+//!   body never wait for one, and axum's extractors keep the same cap as a backstop;
 //! - on shutdown, in-flight requests finish and the rest are closed, within a deadline.
 //!
 //! Each connection's [`Peer`] (the uid behind a Unix socket, from SO_PEERCRED, or the
@@ -21,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -109,13 +112,14 @@ impl PeerOf for tokio::net::TcpStream {
     }
 }
 
-/// The router's service for one connection: puts the connection's [`Peer`] into each request.
-/// A wrapper rather than `Router::layer` per connection, which would rebuild every route for
-/// each of a flood's connections.
+/// The router's service for one connection: puts the connection's [`Peer`] and its listener's
+/// [`Limits`] into each request. A wrapper rather than `Router::layer` per connection, which
+/// would rebuild every route for each of a flood's connections.
 #[derive(Clone)]
 struct WithPeer {
     inner: TowerToHyperService<Router>,
     peer: Peer,
+    limits: Limits,
 }
 
 impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for WithPeer {
@@ -131,25 +135,41 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for WithPeer
 
     fn call(&self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         req.extensions_mut().insert(self.peer.clone());
+        req.extensions_mut().insert(self.limits);
         self.inner.call(req)
     }
 }
 
-/// Reads the request's body whole, within `max_body_bytes` and `body_timeout`, before the
-/// route sees it: one place that bounds every body of every listener.
-async fn bounded_body(State(limits): State<Limits>, req: Request, next: Next) -> Response {
+/// Reads the request's body whole, within its listener's `max_body_bytes` and `body_timeout`,
+/// before the route sees it: one place that bounds every body of every listener.
+pub(crate) async fn bounded_body(req: Request, next: Next) -> Response {
     use crate::ApiError;
+    // Put there by `serve`; a router served some other way gets the strictest.
+    let limits = req
+        .extensions()
+        .get::<Limits>()
+        .copied()
+        .unwrap_or(Limits::TCP);
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let too_large = || {
+        ApiError::TooLarge(format!(
+            "the request body is larger than {} bytes",
+            limits.max_body_bytes
+        ))
+        .into_response()
+    };
+    // Said up front: refused without reading it.
+    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return too_large();
+    }
     let (parts, body) = req.into_parts();
     let read = axum::body::to_bytes(body, limits.max_body_bytes);
     let bytes = match tokio::time::timeout(limits.body_timeout, read).await {
         Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
-            return ApiError::TooLarge(format!(
-                "the request body is larger than {} bytes",
-                limits.max_body_bytes
-            ))
-            .into_response();
-        }
+        Ok(Err(_)) => return too_large(),
         Err(_) => {
             return ApiError::Timeout(format!(
                 "the request body did not arrive within {}s",
@@ -185,10 +205,8 @@ where
     L: axum::serve::Listener,
     L::Io: PeerOf,
 {
-    let app = app
-        .layer(axum::middleware::from_fn_with_state(limits, bounded_body))
-        // Our own cap reads the body first; the extractors' (2 MiB) must not be lower.
-        .layer(axum::extract::DefaultBodyLimit::disable());
+    // The extractors' own cap, for a route that reads a body without `bounded_body` in front.
+    let app = app.layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let conns = TaskTracker::new();
     let mut refused: u64 = 0;
@@ -212,6 +230,7 @@ where
         };
         let svc = WithPeer {
             peer: io.peer(),
+            limits,
             inner: TowerToHyperService::new(app.clone()),
         };
         let cancel = cancel.clone();

@@ -51,7 +51,15 @@ fn start_stop_restart_all_and_status() {
     d.wait_state("a", "up", LONG);
     d.wait_state("b", "up", LONG);
     let out = d.cli(&["stop", "all"]);
-    assert_eq!(stdout(&out), "a: stopped\nb: stopped\n");
+    // Each line names who asked (issue 15): the user running the CLI, over the socket.
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("a: stopped (by "), "{lines:?}");
+    assert!(lines[1].starts_with("b: stopped (by "), "{lines:?}");
+    assert!(
+        lines[0].ends_with(&format!(", uid {}))", nix::unistd::geteuid())),
+        "{lines:?}"
+    );
     assert_eq!(
         (d.state("a"), d.state("b")),
         ("stopped".into(), "stopped".into())
@@ -63,8 +71,8 @@ fn start_stop_restart_all_and_status() {
     assert!(d.cli(&["restart", "a"]).status.success());
     assert_ne!(d.pid("a"), Some(a));
     let text = stdout(&d.cli(&["status", "a"]));
-    assert!(text.contains("restart_requested (operator)"), "{text}");
-    assert!(text.contains("stopping (operator)"), "{text}");
+    assert!(text.contains("restart_requested (by "), "{text}");
+    assert!(text.contains("stopping (by "), "{text}");
     let json: serde_json::Value =
         serde_json::from_str(&stdout(&d.cli(&["status", "a", "--json"]))).unwrap();
     assert!(
