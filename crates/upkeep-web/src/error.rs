@@ -44,7 +44,9 @@ pub enum ApiError {
     TooLarge(String),
     /// The request body did not arrive in time.
     Timeout(String),
-    Internal(String),
+    /// A failure of the daemon's own: logged with its whole cause chain, answered with a
+    /// short generic message.
+    Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl ApiError {
@@ -99,7 +101,13 @@ impl IntoResponse for ApiError {
             ),
             ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m, None),
             ApiError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m, None),
-            ApiError::Internal(detail) => {
+            ApiError::Internal(e) => {
+                let mut detail = e.to_string();
+                let mut cause = e.source();
+                while let Some(c) = cause {
+                    detail.push_str(&format!(": {c}"));
+                    cause = c.source();
+                }
                 tracing::error!(%detail, "internal error answering an API request");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -8,7 +8,7 @@
 mod cli;
 mod control;
 mod daemon;
-mod drill;
+mod ops;
 mod systemd;
 mod tokens;
 mod wiring;
