@@ -617,6 +617,7 @@ mod tests {
         };
         let drill = DrillStarted {
             fault: "crash".into(),
+            by: Actor::Operator,
         };
         let out = run(
             &mut m,
