@@ -351,8 +351,10 @@ pub struct TokenCache {
 
 #[derive(Default)]
 struct Cached {
-    /// (device, inode, size, mtime in ns) of the file read; `None`: not read yet, or absent.
-    stamp: Option<(u64, u64, u64, i128)>,
+    /// (device, inode, size, mtime and ctime in ns) of the file read; `None`: absent. The
+    /// ctime changes with a chmod or chown too, so a file made writable by others is checked
+    /// (and refused) at once.
+    stamp: Option<(u64, u64, u64, i128, i128)>,
     read: bool,
     tokens: Arc<Vec<Token>>,
 }
@@ -370,8 +372,9 @@ impl TokenCache {
     fn current(&self) -> Arc<Vec<Token>> {
         use std::os::unix::fs::MetadataExt;
         let stamp = std::fs::symlink_metadata(&self.path).ok().map(|m| {
-            let mtime = m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128;
-            (m.dev(), m.ino(), m.size(), mtime)
+            let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+            let (mtime, ctime) = (ns(m.mtime(), m.mtime_nsec()), ns(m.ctime(), m.ctime_nsec()));
+            (m.dev(), m.ino(), m.size(), mtime, ctime)
         });
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.read && state.stamp == stamp {
@@ -490,8 +493,17 @@ mod tests {
         assert_eq!(cache.check(&secret).unwrap().name, "ci");
         revoke(dir.path(), &name("ci")).unwrap();
         assert_eq!(cache.check(&secret), None);
-        // A file spoilt by hand grants nothing, and a fixed one works again.
         let again = create(dir.path(), name("ci"), Scope::Read).unwrap();
+        assert_eq!(cache.check(&again).unwrap().scope, Scope::Read);
+        // Made writable by others (a chmod alone), it grants nothing: its tokens could be
+        // anyone's.
+        use std::os::unix::fs::PermissionsExt;
+        let perm = std::fs::Permissions::from_mode;
+        std::fs::set_permissions(path(dir.path()), perm(0o666)).unwrap();
+        assert_eq!(cache.check(&again), None);
+        std::fs::set_permissions(path(dir.path()), perm(0o600)).unwrap();
+        assert_eq!(cache.check(&again).unwrap().scope, Scope::Read);
+        // A file spoilt by hand grants nothing, and a fixed one works again.
         let good = std::fs::read_to_string(path(dir.path())).unwrap();
         std::fs::write(path(dir.path()), "{ not json").unwrap();
         assert_eq!(cache.check(&again), None);
