@@ -233,52 +233,79 @@ def flood_client(port, stop_at, counts, idx):
             counts[idx * 4 + slot] += 1
 
 
+def start_flood(port, clients, idle_conns, counts):
+    """Holds `idle_conns` idle connections to `port` and starts `clients` flooding processes;
+    returns what `stop_flood` needs."""
+    import multiprocessing
+    import socket
+
+    idle = []
+    for _ in range(idle_conns):
+        try:
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        except OSError:
+            break
+    stop_at = time.monotonic() + 3600
+    procs = [multiprocessing.Process(target=flood_client, args=(port, stop_at, counts, i), daemon=True) for i in range(clients)]
+    for p in procs:
+        p.start()
+    time.sleep(1)
+    return procs, idle
+
+
+def stop_flood(flood):
+    procs, idle = flood
+    for p in procs:
+        p.terminate()
+        p.join()
+    for s in idle:
+        s.close()
+
+
 def bench_flood(reps, settle, clients=4, idle_conns=400):
-    """Respawn p50/p99 of upkeep with the TCP API quiet, then flooded."""
+    """Respawn p50/p99 of upkeep with the TCP API quiet, then flooded; and of the floor while an
+    upkeep daemon beside it is flooded (what the flood costs the machine, not the daemon)."""
     import multiprocessing
 
     results, flood = {}, {}
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="flood-"))
-    for label, flooded in (("upkeep, TCP API quiet", False), ("upkeep, TCP API flooded", True)):
+    child = lambda rec: f'[services.child]\ncommand = ["{CHILD}", "{rec}"]\nbackoff_min = "0"\nmax_restarts = 1000000\nwindow = "1s"\n'
+    for label, flooded, floor in (("upkeep, TCP API quiet", False, False), ("upkeep, TCP API flooded", True, False),
+                                  ("floor, beside the flood", True, True)):
         port = free_port()
-        rec = tmp / f"{flooded}.rec"
-        u = Upkeep(f'[services.child]\ncommand = ["{CHILD}", "{rec}"]\nbackoff_min = "0"\nmax_restarts = 1000000\nwindow = "1s"\n',
-                   f'listen = "127.0.0.1:{port}"\n')
-        procs, idle = [], []
+        rec = tmp / f"{label}.rec"
         counts = multiprocessing.Array("q", clients * 4)
+        # The daemon the flood hits: the measured one, or (for the floor) a bystander.
+        u = Upkeep("" if floor else child(rec), f'listen = "127.0.0.1:{port}"\n')
+        state = {}
 
-        def start(u=u, port=port, flooded=flooded, procs=procs, idle=idle, counts=counts):
+        def start(u=u, port=port, flooded=flooded, floor=floor, rec=rec, counts=counts, state=state):
             u.start()
-            if not flooded:
-                return
-            import socket
-            for _ in range(idle_conns):  # idle connections held open, besides the flood
-                try:
-                    idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
-                except OSError:
-                    break
-            stop_at = time.monotonic() + 3600
-            for i in range(clients):
-                p = multiprocessing.Process(target=flood_client, args=(port, stop_at, counts, i), daemon=True)
-                p.start()
-                procs.append(p)
-            time.sleep(1)
+            if flooded:
+                state["flood"] = start_flood(port, clients, idle_conns, counts)
+            if floor:
+                state["floor"] = subprocess.Popen([FLOOR, CHILD, rec])
 
-        def stop(u=u, procs=procs, idle=idle):
-            for p in procs:
-                p.terminate()
-                p.join()
-            for s in idle:
-                s.close()
+        def stop(u=u, state=state, rec=rec):
+            if "floor" in state:
+                state["floor"].kill()
+                state["floor"].wait()
+                for line in lines_of(rec)[-1:]:
+                    try:
+                        os.kill(int(line.split()[0]), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            if "flood" in state:
+                stop_flood(state["flood"])
             u.stop()
 
         t0 = time.monotonic()
         results[label] = measure_respawn(label, start, stop, rec, reps, settle)
-        if flooded:
+        if flooded and not floor:
             c = list(counts)
             secs = time.monotonic() - t0
             flood = {"requests": sum(c), "per_s": sum(c) / secs, "2xx": sum(c[0::4]), "4xx": sum(c[1::4]),
-                     "5xx": sum(c[2::4]), "errors": sum(c[3::4]), "idle_connections": len(idle)}
+                     "5xx": sum(c[2::4]), "errors": sum(c[3::4]), "idle_connections": idle_conns}
     shutil.rmtree(tmp, ignore_errors=True)
     return results, flood
 
