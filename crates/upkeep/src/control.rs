@@ -1,8 +1,7 @@
 //! What the API can ask of the daemon: [`Daemon`] implements [`upkeep_web::Control`].
 //!
 //! Reads come from the state snapshot and the store; actions are operations (`crate::ops`),
-//! whose errors become HTTP answers here, in `From<OpsError>` and `From<DrillError>` for
-//! `ApiError`.
+//! whose errors become HTTP answers here, in one `From` per error type for `ApiError`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,6 +26,7 @@ use upkeep_web::{Action, ApiError, Control, LogStream, Target};
 
 use crate::ops::OpsError;
 use crate::ops::drill::DrillError;
+use crate::ops::reports::ReportError;
 use crate::wiring::{ServiceHandles, Wiring};
 
 /// The running configuration and the tasks built from it.
@@ -61,6 +61,16 @@ pub struct Daemon {
 
 fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ApiError {
     ApiError::Internal(e.into())
+}
+
+impl From<ReportError> for ApiError {
+    fn from(e: ReportError) -> Self {
+        match e {
+            ReportError::UnknownIncident(_) => ApiError::NotFound(e.to_string()),
+            ReportError::Period { .. } => ApiError::bad_request(e.to_string()),
+            ReportError::Store { .. } => ApiError::Internal(Box::new(e)),
+        }
+    }
 }
 
 impl From<DrillError> for ApiError {
@@ -424,19 +434,7 @@ impl Control for Daemon {
         from: jiff::Timestamp,
         to: jiff::Timestamp,
     ) -> Result<upkeep_core::report::Report, ApiError> {
-        self.store_caught_up().await;
-        let len = to.duration_since(from);
-        let before = from.checked_sub(len).map_err(internal)?;
-        // One read covers both periods; `compute` keeps to each one's bounds.
-        let inputs = self
-            .store
-            .report_inputs(before, to)
-            .await
-            .map_err(internal)?;
-        Ok(upkeep_core::report::Report {
-            current: upkeep_state::report::compute(&inputs, from, to),
-            previous: upkeep_state::report::compute(&inputs, before, from),
-        })
+        Ok(crate::ops::reports::report(self, from, to).await?)
     }
 
     async fn events(
@@ -444,7 +442,7 @@ impl Control for Daemon {
         service: Option<&ServiceName>,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, ApiError> {
-        self.store.events(service, limit).await.map_err(internal)
+        Ok(crate::ops::reports::events(self, service, limit).await?)
     }
 
     async fn incidents(
@@ -452,17 +450,11 @@ impl Control for Daemon {
         service: Option<&ServiceName>,
         limit: u32,
     ) -> Result<Vec<upkeep_core::api::Incident>, ApiError> {
-        self.store_caught_up().await;
-        self.store.incidents(service, limit).await.map_err(internal)
+        Ok(crate::ops::reports::incidents(self, service, limit).await?)
     }
 
     async fn incident(&self, id: i64) -> Result<upkeep_core::api::IncidentDetail, ApiError> {
-        self.store_caught_up().await;
-        self.store
-            .incident(id, 1000)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| ApiError::NotFound(format!("no incident number {id}")))
+        Ok(crate::ops::reports::incident(self, id).await?)
     }
 
     async fn reload(&self, by: &Principal) -> Result<ReloadResult, ApiError> {

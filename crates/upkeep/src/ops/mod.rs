@@ -5,15 +5,16 @@
 //!
 //! Layout: `services.rs` (start, stop, restart), `maintenance.rs` (begin, change, end),
 //! `reload.rs` (reload the file, add a service to it, apply a config over the running one),
-//! `drill.rs` (inject a fault, measure detection and recovery; its own [`drill::DrillError`]).
-//! The read side (service details, events, incidents, reports, metrics) is still answered in
-//! `control.rs` (issue 15, item 7 goes on).
+//! `drill.rs` (inject a fault, measure detection and recovery; its own [`drill::DrillError`]),
+//! `reports.rs` (the report, events, incidents; [`reports::ReportError`]). Service details,
+//! logs and metrics are still answered in `control.rs` (issue 15, item 7 goes on).
 //!
 //! [`Principal`]: upkeep_core::Principal
 
 pub mod drill;
 pub mod maintenance;
 pub mod reload;
+pub mod reports;
 pub mod services;
 
 use std::path::PathBuf;
