@@ -4,6 +4,8 @@
 Everything runs in one go on one machine, so the figures that matter are the ratios:
 - respawn: SIGKILL of a service to the first line of code of its replacement, for a bare C
   fork/exec/wait loop (the floor), upkeep, PM2 and supervisord;
+- flood: upkeep's respawn with the TCP API on (`daemon.listen`), quiet and then while client
+  processes flood the listener (public reads, bad tokens, 60 KiB bodies, idle connections);
 - footprint: supervisor RSS and CPU over an idle period while it supervises 100 `sleep`s;
 - logs: lines a second a program writes through upkeep's capture, against /dev/null;
 - probes: HTTP probes of nginx at 1,000 a second (scheduling lag p50/p99, daemon CPU), then
@@ -24,7 +26,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "out"
 DEPS = HERE / ".deps"
-UPKEEP = ROOT / "target" / "release" / "upkeep"
+UPKEEP = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "upkeep"
 CHILD = OUT / "child"
 FLOOR = OUT / "floor"
 WRITER = OUT / "writer"
@@ -201,6 +203,120 @@ def bench_respawn(reps, supervisord_reps, settle):
         results["supervisord"] = measure_respawn("supervisord", s.start, s.stop, rec, supervisord_reps, settle)
     shutil.rmtree(tmp, ignore_errors=True)
     return results
+
+
+def flood_client(port, stop_at, counts, idx):
+    """One flooding process: new connection per request, a mix of public reads, bad tokens and
+    60 KiB bodies; counts answers by status code in counts[idx] (codes 2xx, 4xx, 5xx, errors)."""
+    import socket
+
+    big = b"x" * 60_000
+    reqs = [
+        b"GET /api/v1/status HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+        b"GET /api/v1/services HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer upk_" + b"0" * 64 + b"\r\nConnection: close\r\n\r\n",
+        b"POST /api/v1/services HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer nope\r\nContent-Length: 60000\r\nConnection: close\r\n\r\n" + big,
+        b"POST /api/v1/services/x/restart HTTP/1.1\r\nHost: b\r\nContent-Length: 60000\r\nConnection: close\r\n\r\n" + big,
+    ]
+    n = 0
+    while time.monotonic() < stop_at:
+        n += 1
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(reqs[n % len(reqs)])
+            head = s.recv(64)
+            s.close()
+            code = head[9:10]
+            slot = {b"2": 0, b"4": 1, b"5": 2}.get(code, 3)
+        except OSError:
+            slot = 3
+        with counts.get_lock():
+            counts[idx * 4 + slot] += 1
+
+
+def start_flood(port, clients, idle_conns, counts):
+    """Holds `idle_conns` idle connections to `port` and starts `clients` flooding processes;
+    returns what `stop_flood` needs."""
+    import multiprocessing
+    import socket
+
+    idle = []
+    for _ in range(idle_conns):
+        try:
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        except OSError:
+            break
+    stop_at = time.monotonic() + 3600
+    procs = [multiprocessing.Process(target=flood_client, args=(port, stop_at, counts, i), daemon=True) for i in range(clients)]
+    for p in procs:
+        p.start()
+    time.sleep(1)
+    return procs, idle
+
+
+def stop_flood(flood):
+    procs, idle = flood
+    for p in procs:
+        p.terminate()
+        p.join()
+    for s in idle:
+        s.close()
+
+
+def bench_flood(reps, settle, clients=4, idle_conns=400):
+    """Respawn p50/p99 of upkeep with the TCP API quiet, then flooded; and of the floor while an
+    upkeep daemon beside it is flooded (what the flood costs the machine, not the daemon)."""
+    import multiprocessing
+
+    results, flood = {}, {}
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="flood-"))
+    child = lambda rec: f'[services.child]\ncommand = ["{CHILD}", "{rec}"]\nbackoff_min = "0"\nmax_restarts = 1000000\nwindow = "1s"\n'
+    for label, flooded, floor in (("upkeep, TCP API quiet", False, False), ("upkeep, TCP API flooded", True, False),
+                                  ("floor, beside the flood", True, True)):
+        port = free_port()
+        rec = tmp / f"{label}.rec"
+        counts = multiprocessing.Array("q", clients * 4)
+        # The daemon the flood hits: the measured one, or (for the floor) a bystander.
+        u = Upkeep("" if floor else child(rec), f'listen = "127.0.0.1:{port}"\n')
+        state = {}
+
+        def start(u=u, port=port, flooded=flooded, floor=floor, rec=rec, counts=counts, state=state):
+            u.start()
+            if flooded:
+                state["flood"] = start_flood(port, clients, idle_conns, counts)
+            if floor:
+                state["floor"] = subprocess.Popen([FLOOR, CHILD, rec])
+
+        def stop(u=u, state=state, rec=rec):
+            if "floor" in state:
+                state["floor"].kill()
+                state["floor"].wait()
+                for line in lines_of(rec)[-1:]:
+                    try:
+                        os.kill(int(line.split()[0]), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            if "flood" in state:
+                stop_flood(state["flood"])
+            u.stop()
+
+        t0 = time.monotonic()
+        results[label] = measure_respawn(label, start, stop, rec, reps, settle)
+        if flooded and not floor:
+            c = list(counts)
+            secs = time.monotonic() - t0
+            flood = {"requests": sum(c), "per_s": sum(c) / secs, "2xx": sum(c[0::4]), "4xx": sum(c[1::4]),
+                     "5xx": sum(c[2::4]), "errors": sum(c[3::4]), "idle_connections": idle_conns}
+    shutil.rmtree(tmp, ignore_errors=True)
+    return results, flood
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def idle_usage(pid, seconds):
@@ -401,9 +517,9 @@ def main():
     ap.add_argument("--probe-seconds", type=float, default=60, help="the 1,000 probes/s run (default 60)")
     ap.add_argument("--ramp-seconds", type=float, default=20, help="each higher-rate run (default 20)")
     ap.add_argument("--ramp", default="2000,5000,10000,20000", help="probe rates to try after 1,000/s")
-    ap.add_argument("--only", choices=["respawn", "footprint", "logs", "probes"], action="append")
+    ap.add_argument("--only", choices=["respawn", "flood", "footprint", "logs", "probes"], action="append")
     args = ap.parse_args()
-    only = set(args.only or ["respawn", "footprint", "logs", "probes"])
+    only = set(args.only or ["respawn", "flood", "footprint", "logs", "probes"])
     OUT.mkdir(exist_ok=True)
     report = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release}}
 
@@ -418,6 +534,17 @@ def main():
         if "PM2" in res:
             print(f"upkeep p99 is {percentile(res['PM2'], 99) / percentile(res['upkeep'], 99):.1f}x faster than PM2's")
         report["respawn_ms"] = {k: {"n": len(v), "p50": percentile(v, 50), "p90": percentile(v, 90), "p99": percentile(v, 99)} for k, v in res.items()}
+
+    if "flood" in only:
+        res, flood = bench_flood(args.reps, args.settle)
+        print(f"\ncrash to respawn with the TCP API on, ms; {args.reps} kills each")
+        print(f"{'':28}{'n':>5}{'p50':>9}{'p90':>9}{'p99':>9}")
+        for name, lat in res.items():
+            print(f"{name:28}{len(lat):>5}{percentile(lat, 50):>9.3f}{percentile(lat, 90):>9.3f}{percentile(lat, 99):>9.3f}")
+        print(f"flood: {flood['requests']:,} requests ({flood['per_s']:,.0f}/s) from 4 processes, "
+              f"{flood['2xx']:,} 2xx, {flood['4xx']:,} 4xx, {flood['5xx']:,} 5xx (503: past the cap), "
+              f"{flood['errors']:,} errors, {flood['idle_connections']} idle connections held")
+        report["flood"] = {"respawn_ms": {k: {"n": len(v), "p50": percentile(v, 50), "p90": percentile(v, 90), "p99": percentile(v, 99)} for k, v in res.items()}, **flood}
 
     if "footprint" in only:
         res = bench_footprint(args.services, args.idle)

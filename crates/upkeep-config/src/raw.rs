@@ -28,6 +28,12 @@ pub(crate) struct RawDaemon {
     pub shutdown_timeout: String,
     /// host:port where `/metrics` is served over TCP for Prometheus (read-only).
     pub metrics_listen: Option<String>,
+    /// host:port of the TCP API (`/api/v1`): public routes, and read and write routes behind
+    /// bearer tokens. Off unless set.
+    pub listen: Option<String>,
+    /// host:port serving only the public routes (the status list), so that publishing them
+    /// does not publish the API. Off unless set.
+    pub public_listen: Option<String>,
     /// A cgroup per service where cgroup2 allows (default). Off: process groups, run records
     /// and marks only.
     #[serde(default = "defaults::yes")]
@@ -122,6 +128,8 @@ impl Default for RawDaemon {
             data_dir: None,
             shutdown_timeout: defaults::shutdown_timeout(),
             metrics_listen: None,
+            listen: None,
+            public_listen: None,
             cgroups: true,
             store: None,
             store_password_env: None,

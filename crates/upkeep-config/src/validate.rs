@@ -35,6 +35,10 @@ pub struct DaemonConfig {
     pub shutdown_timeout: Duration,
     /// Where `/metrics` is served over TCP, if anywhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Where the TCP API is served (public, read and write routes), if anywhere.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Where the public routes alone are served, if anywhere.
+    pub public_listen: Option<std::net::SocketAddr>,
     /// Give each service a cgroup of its own where cgroup2 allows it.
     pub cgroups: bool,
     /// Where history is kept.
@@ -391,28 +395,26 @@ impl Validator<'_> {
             bounds::SHUTDOWN_TIMEOUT,
         );
         self.shutdown_timeout = shutdown_timeout;
-        let metrics_listen = raw.daemon.metrics_listen.as_deref().and_then(|a| {
-            match a.parse::<std::net::SocketAddr>() {
-                // Port 0 would bind a random port that no scraper can know.
-                Ok(addr) if addr.port() == 0 => {
-                    self.problem(
-                        &["daemon", "metrics_listen"],
-                        format!("metrics_listen `{a}` has port 0, which picks a random port"),
-                        Some("name a fixed port, e.g. metrics_listen = \"127.0.0.1:9464\"".into()),
-                    );
-                    None
-                }
-                Ok(addr) => Some(addr),
-                Err(_) => {
-                    self.problem(
-                        &["daemon", "metrics_listen"],
-                        format!("`{a}` is not an address and port"),
-                        Some("e.g. metrics_listen = \"127.0.0.1:9464\"".into()),
-                    );
-                    None
-                }
+        let metrics_listen =
+            self.listen_addr("metrics_listen", raw.daemon.metrics_listen.as_deref(), 9464);
+        let listen = self.listen_addr("listen", raw.daemon.listen.as_deref(), 8080);
+        let public_listen =
+            self.listen_addr("public_listen", raw.daemon.public_listen.as_deref(), 8081);
+        // Two listeners on one address: the second bind would fail at start-up.
+        let named = [
+            ("listen", listen),
+            ("public_listen", public_listen),
+            ("metrics_listen", metrics_listen),
+        ];
+        for (i, (key, addr)) in named.iter().enumerate() {
+            if let Some((other, _)) = named[..i].iter().find(|(_, a)| a.is_some() && a == addr) {
+                self.problem(
+                    &["daemon", key],
+                    format!("{key} is the same address as {other}"),
+                    Some(format!("give {key} a port of its own")),
+                );
             }
-        });
+        }
         let store = self.store(&raw.daemon, base);
         let node = self.node_name(raw.daemon.node.as_deref());
         let mut services = BTreeMap::new();
@@ -437,11 +439,44 @@ impl Validator<'_> {
                 // None only with a problem recorded, and then this config is dropped.
                 shutdown_timeout: shutdown_timeout.unwrap_or_default(),
                 metrics_listen,
+                listen,
+                public_listen,
                 cgroups: raw.daemon.cgroups,
                 store,
                 node,
             },
             services,
+        }
+    }
+
+    /// `daemon.KEY`, an address and port to listen on, if set. `example_port` is for the hint.
+    fn listen_addr(
+        &mut self,
+        key: &str,
+        text: Option<&str>,
+        example_port: u16,
+    ) -> Option<std::net::SocketAddr> {
+        let a = text?;
+        let hint = format!("e.g. {key} = \"127.0.0.1:{example_port}\"");
+        match a.parse::<std::net::SocketAddr>() {
+            // Port 0 would bind a random port that no client can know.
+            Ok(addr) if addr.port() == 0 => {
+                self.problem(
+                    &["daemon", key],
+                    format!("{key} `{a}` has port 0, which picks a random port"),
+                    Some(format!("name a fixed port, {hint}")),
+                );
+                None
+            }
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.problem(
+                    &["daemon", key],
+                    format!("`{a}` is not an address and port"),
+                    Some(hint),
+                );
+                None
+            }
         }
     }
 
@@ -2100,6 +2135,34 @@ probes = [{ kind = "exec", command = "true" }, { kind = "tcp", addr = "127.0.0.1
         // A metrics port of 0 would be random.
         let (p, text) = one_problem("[daemon]\nmetrics_listen = \"127.0.0.1:0\"\n");
         located(&p, &text, "daemon.metrics_listen", 2, 18);
+    }
+
+    #[test]
+    fn api_listeners_are_addresses_of_their_own() {
+        let c = check("[daemon]\nlisten = \"127.0.0.1:8080\"\npublic_listen = \"[::1]:8081\"\n")
+            .unwrap();
+        assert_eq!(c.daemon.listen, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(c.daemon.public_listen, Some("[::1]:8081".parse().unwrap()));
+        // Off unless configured.
+        let c = check("").unwrap();
+        assert_eq!((c.daemon.listen, c.daemon.public_listen), (None, None));
+        // Not an address: located at the value, with an example.
+        let (p, text) = one_problem("[daemon]\nlisten = \"localhost:8080\"\n");
+        located(&p, &text, "daemon.listen", 2, 10);
+        assert!(text.contains("e.g. listen = \"127.0.0.1:8080\""), "{text}");
+        let (p, text) = one_problem("[daemon]\npublic_listen = \"127.0.0.1\"\n");
+        located(&p, &text, "daemon.public_listen", 2, 17);
+        let (p, text) = one_problem("[daemon]\nlisten = \"127.0.0.1:0\"\n");
+        located(&p, &text, "daemon.listen", 2, 10);
+        // Two listeners on one address.
+        let (p, text) = one_problem(
+            "[daemon]\nlisten = \"127.0.0.1:8080\"\npublic_listen = \"127.0.0.1:8080\"\n",
+        );
+        located(&p, &text, "daemon.public_listen", 3, 17);
+        assert!(text.contains("same address as listen"), "{text}");
+        // A wrong type is located too.
+        let (p, text) = one_problem("[daemon]\nlisten = 8080\n");
+        assert_eq!(p.line, 2, "{text}");
     }
 
     proptest::proptest! {

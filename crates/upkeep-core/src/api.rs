@@ -3,9 +3,64 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Desired, ServiceName, ServiceStatus};
+use crate::{Desired, Principal, ServiceName, ServiceStatus, State};
 
-/// `GET /api/health`
+/// The version of the API in every route's path: `/api/v1/...`.
+pub const PREFIX: &str = "/api/v1";
+
+/// What a bearer token allows on the TCP API. Write implies read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// The GET routes: services, events, incidents, report, logs, metrics.
+    Read,
+    /// Read, and the actions: start, stop, restart, reload, add, maintenance, drills, shutdown.
+    Write,
+}
+
+impl Scope {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+        }
+    }
+
+    /// True if a holder of `self` may do what needs `need`.
+    pub fn allows(self, need: Scope) -> bool {
+        self >= need
+    }
+}
+
+impl std::str::FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "read" => Ok(Scope::Read),
+            "write" => Ok(Scope::Write),
+            other => Err(format!("unknown scope `{other}` (use read or write)")),
+        }
+    }
+}
+
+/// `GET /api/v1/health`: public, so it says nothing but that the daemon answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublicHealth {
+    pub ok: bool,
+    pub version: String,
+}
+
+/// One row of `GET /api/v1/status`, the public status list: what a status page may show, and
+/// nothing that reveals a command, a path, the environment or a log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublicStatus {
+    pub name: ServiceName,
+    pub state: State,
+    /// When its current process started (none when it is not running).
+    pub since: Option<jiff::Timestamp>,
+}
+
+/// `GET /api/v1/daemon` (read scope): the daemon's process and files.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Health {
     pub ok: bool,
@@ -44,7 +99,7 @@ impl Default for StoreHealth {
     }
 }
 
-/// One row of `GET /api/services`: the status plus live resource figures of the whole group.
+/// One row of `GET /api/v1/services`: the status plus live resource figures of the whole group.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceInfo {
     #[serde(flatten)]
@@ -86,7 +141,7 @@ pub struct Incident {
     pub drill: bool,
 }
 
-/// `GET /api/incidents/{id}`: an incident and its timeline, the service's events from the
+/// `GET /api/v1/incidents/{id}`: an incident and its timeline, the service's events from the
 /// outage's start to its resolution (or now), oldest first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IncidentDetail {
@@ -94,7 +149,7 @@ pub struct IncidentDetail {
     pub timeline: Vec<StoredEvent>,
 }
 
-/// `GET /api/services/{name}`
+/// `GET /api/v1/services/{name}`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceDetail {
     pub info: ServiceInfo,
@@ -110,14 +165,17 @@ pub struct ServiceDetail {
     pub incidents: Vec<Incident>,
 }
 
-/// `POST /api/services/{name|all}/{start|stop|restart}`
+/// `POST /api/v1/services/{name|all}/{start|stop|restart}`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ActionResult {
     pub action: String,
     pub services: Vec<ServiceName>,
+    /// Who asked (recorded in the events too). `None` only from a daemon older than issue 15.
+    #[serde(default)]
+    pub by: Option<Principal>,
 }
 
-/// `POST /api/reload`
+/// `POST /api/v1/reload`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReloadResult {
     pub revision: i64,
@@ -125,9 +183,12 @@ pub struct ReloadResult {
     pub removed: Vec<ServiceName>,
     pub changed: Vec<ServiceName>,
     pub unchanged: Vec<ServiceName>,
+    /// Who asked.
+    #[serde(default)]
+    pub by: Option<Principal>,
 }
 
-/// `POST /api/services`: add a service to the config file and start it.
+/// `POST /api/v1/services`: add a service to the config file and start it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddService {
@@ -168,7 +229,7 @@ impl Fault {
     }
 }
 
-/// `POST /api/drills`
+/// `POST /api/v1/drills`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DrillRequest {
@@ -188,9 +249,12 @@ pub struct DrillResult {
     pub recovered_ms: u64,
     /// What noticed: "exited", "probe http: HTTP 500", ...
     pub detected_by: String,
+    /// Who asked for the drill.
+    #[serde(default)]
+    pub by: Option<Principal>,
 }
 
-/// `POST /api/services/{name}/maintenance` (begin, or change) and `DELETE` (end).
+/// `POST /api/v1/services/{name}/maintenance` (begin, or change) and `DELETE` (end).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceRequest {
@@ -199,4 +263,19 @@ pub struct MaintenanceRequest {
     /// When it ends by itself; None: when ended.
     #[serde(default)]
     pub until: Option<jiff::Timestamp>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_implies_read() {
+        assert!(Scope::Write.allows(Scope::Read));
+        assert!(Scope::Write.allows(Scope::Write));
+        assert!(Scope::Read.allows(Scope::Read));
+        assert!(!Scope::Read.allows(Scope::Write));
+        assert_eq!("write".parse::<Scope>(), Ok(Scope::Write));
+        assert!("admin".parse::<Scope>().is_err());
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! Sources (the supervisor now; probes and maintenance later) create events; `state` folds them
 //! into statuses; `store` appends every one of them. Events are past tense. Operator actions
-//! carry [`Actor::Operator`] and count as interventions; automatic ones do not.
+//! carry [`Actor::Principal`] (who asked, and from where) and count as interventions;
+//! automatic ones do not.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -10,13 +11,86 @@ use serde::{Deserialize, Serialize};
 use crate::{Health, ServiceName, State};
 
 /// Who caused an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Stored in the events' JSON (`"by"`), so old forms stay readable: `"operator"` (before
+/// issue 15, when the person was not named) reads as [`Actor::Operator`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Actor {
-    /// A person, through the CLI or the API. Counted as an intervention.
+    /// A person, named: every operator action since issue 15 (the CLI over the control
+    /// socket, or the API over TCP with a token). Counted as an intervention. Stored as
+    /// `{"principal": {"name": ..., "via": ..., "from": ...}}`.
+    Principal(Principal),
+    /// A person whose name was not recorded: events stored before issue 15. Counted as an
+    /// intervention. New events never carry it.
     Operator,
-    /// upkeep itself: restart policy, boot, reload, shutdown.
+    /// upkeep itself: restart policy, boot, shutdown. The default, so fields added to old
+    /// events (`by` of `config_applied`) read as upkeep's own.
+    #[default]
     Upkeep,
+}
+
+impl Actor {
+    /// A person asked (named or not): the event is an intervention.
+    pub fn is_operator(&self) -> bool {
+        matches!(self, Actor::Principal(_) | Actor::Operator)
+    }
+
+    /// The person who asked, if named.
+    pub fn principal(&self) -> Option<&Principal> {
+        match self {
+            Actor::Principal(p) => Some(p),
+            Actor::Operator | Actor::Upkeep => None,
+        }
+    }
+}
+
+impl From<Principal> for Actor {
+    fn from(p: Principal) -> Self {
+        Actor::Principal(p)
+    }
+}
+
+/// Who asked for an operator action and from where: what the audit log is built from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Principal {
+    /// Over the control socket, the peer's user name (or `uid:N` when it has none); over TCP,
+    /// the token's name.
+    pub name: String,
+    pub via: Via,
+    /// Where from: over the socket `uid N`, over TCP the peer's address (`10.0.0.5:41432`).
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+/// The way a request reached the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// The control socket in the data dir (the CLI): the peer's uid from SO_PEERCRED.
+    Socket,
+    /// The TCP API (`daemon.listen`), with a bearer token.
+    Tcp,
+}
+
+impl Via {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Via::Socket => "socket",
+            Via::Tcp => "tcp",
+        }
+    }
+}
+
+impl std::fmt::Display for Principal {
+    /// `alice (socket, uid 1000)`, `deploy (tcp, 10.0.0.5:41432)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}", self.name, self.via.as_str())?;
+        if let Some(from) = &self.from {
+            write!(f, ", {from}")?;
+        }
+        f.write_str(")")
+    }
 }
 
 /// How a process ended: exactly one of `code` and `signal` is set.
@@ -82,12 +156,15 @@ pub enum EventKind {
     /// A process left by an earlier daemon (found by pid and start time) was stopped so that
     /// the service never runs twice.
     StaleStopped { pid: u32 },
-    /// The daemon applied a config revision.
+    /// The daemon applied a config revision: at start-up (`by` upkeep) or on a reload or an
+    /// add (`by` the operator who asked).
     ConfigApplied {
         revision: i64,
         added: u32,
         removed: u32,
         changed: u32,
+        #[serde(default)]
+        by: Actor,
     },
     /// The service was removed from the config.
     Removed,
@@ -113,7 +190,12 @@ pub enum EventKind {
     /// The service is back. `duration_ms` runs from the outage's start.
     IncidentResolved { since: Timestamp, duration_ms: u64 },
     /// A drill is about to inject `fault`: until it completes, an outage is the drill's.
-    DrillStarted { fault: String },
+    /// `by`: who asked for it (upkeep's own for events stored before issue 15).
+    DrillStarted {
+        fault: String,
+        #[serde(default)]
+        by: Actor,
+    },
     /// A drill armed for `fault` gave up (the fault could not be injected, or the service did
     /// not recover in time): an outage from now on is no longer the drill's.
     DrillAborted { fault: String, reason: String },
@@ -177,14 +259,10 @@ impl EventKind {
     pub fn is_intervention(&self) -> bool {
         matches!(
             self,
-            EventKind::Started {
-                by: Actor::Operator,
-                ..
-            } | EventKind::Stopped {
-                by: Actor::Operator
-            } | EventKind::RestartRequested {
-                by: Actor::Operator
-            }
+            EventKind::Started { by, .. }
+                | EventKind::Stopped { by }
+                | EventKind::RestartRequested { by }
+                if by.is_operator()
         )
     }
 }
@@ -248,8 +326,78 @@ mod tests {
         }
     }
 
+    fn alice() -> Actor {
+        Actor::Principal(Principal {
+            name: "alice".into(),
+            via: Via::Socket,
+            from: Some("uid 1000".into()),
+        })
+    }
+
+    #[test]
+    fn old_stored_events_still_read() {
+        // As stored before issue 15: the operator was not named.
+        let old: Event = serde_json::from_str(
+            r#"{"at":"2024-05-01T10:00:00Z","service":"web","kind":"stopped","by":"operator"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            old.kind,
+            EventKind::Stopped {
+                by: Actor::Operator
+            }
+        );
+        assert!(old.kind.is_intervention());
+        let old: EventKind =
+            serde_json::from_str(r#"{"kind":"started","pid":3,"start_ticks":4,"by":"upkeep"}"#)
+                .unwrap();
+        assert!(!old.is_intervention());
+        // Fields added since read as upkeep's own.
+        let old: EventKind = serde_json::from_str(
+            r#"{"kind":"config_applied","revision":2,"added":1,"removed":0,"changed":0}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            old,
+            EventKind::ConfigApplied {
+                by: Actor::Upkeep,
+                ..
+            }
+        ));
+        let old: EventKind =
+            serde_json::from_str(r#"{"kind":"drill_started","fault":"crash"}"#).unwrap();
+        assert!(matches!(
+            old,
+            EventKind::DrillStarted {
+                by: Actor::Upkeep,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_named_operator_round_trips() {
+        let kind = EventKind::RestartRequested { by: alice() };
+        let json = serde_json::to_value(&kind).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "kind": "restart_requested",
+                "by": { "principal": { "name": "alice", "via": "socket", "from": "uid 1000" } }
+            })
+        );
+        let back: EventKind = serde_json::from_value(json).unwrap();
+        assert_eq!(back, kind);
+        assert!(back.is_intervention());
+        assert_eq!(
+            alice().principal().unwrap().to_string(),
+            "alice (socket, uid 1000)"
+        );
+    }
+
     #[test]
     fn only_operator_actions_are_interventions() {
+        assert!(EventKind::Stopped { by: alice() }.is_intervention());
         assert!(
             EventKind::Stopped {
                 by: Actor::Operator

@@ -102,6 +102,15 @@ messages! {
     ColDetected => "detected", "发现用时";
     ColRecovered => "recovered (MTTR)", "恢复用时 (MTTR)";
     ColDetectedBy => "detected by", "发现途径";
+    ByWhom => "by {}", "由 {} 执行";
+    ByOperator => "by an operator", "由操作员执行";
+    NoEvents => "no events", "没有事件";
+    NoTokens => "no tokens (make one with `upkeep token create NAME --scope read`)", "没有令牌（用 `upkeep token create 名称 --scope read` 创建）";
+    ColScope => "scope", "权限";
+    ColCreated => "created", "创建时间";
+    TokenCreated => "token {} created (scope {}). Its secret, shown this once only (upkeep keeps only its hash):", "令牌 {} 已创建（权限 {}）。其密钥仅显示这一次（upkeep 只保存其哈希）：";
+    TokenUse => "send it as `Authorization: Bearer <secret>` to the daemon's `listen` address", "请求守护进程的 `listen` 地址时以 `Authorization: Bearer <密钥>` 发送";
+    TokenRevoked => "token {} revoked: the daemon refuses it from its next request on", "令牌 {} 已吊销：守护进程从下一个请求起拒绝它";
     DrillSummary => "recovery: mean {} ms, worst {} ms over {} run(s)", "恢复：{2} 次中平均 {0} 毫秒，最长 {1} 毫秒";
 }
 
@@ -189,6 +198,9 @@ mod tests {
             Msg::ConfigOk,
             Msg::Reloaded,
             Msg::Added,
+            Msg::ByWhom,
+            Msg::TokenCreated,
+            Msg::TokenRevoked,
         ] {
             assert_eq!(count(m.text(Lang::En)), count(m.text(Lang::ZhCn)), "{m:?}");
         }

@@ -89,7 +89,7 @@ pub struct PeriodReport {
     pub services: BTreeMap<ServiceName, Figures>,
 }
 
-/// `GET /api/report`: this period beside the previous period of the same length.
+/// `GET /api/v1/report`: this period beside the previous period of the same length.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub current: PeriodReport,

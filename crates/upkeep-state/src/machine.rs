@@ -191,7 +191,7 @@ impl ServiceModel {
                 self.phase = Phase::Running;
                 s.pid = Some(*pid);
                 s.since = Some(e.at);
-                if *by == upkeep_core::Actor::Operator {
+                if by.is_operator() {
                     s.restarts = 0;
                 }
                 self.healing = false;
@@ -617,6 +617,7 @@ mod tests {
         };
         let drill = DrillStarted {
             fault: "crash".into(),
+            by: Actor::Operator,
         };
         let out = run(
             &mut m,

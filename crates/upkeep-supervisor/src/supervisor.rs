@@ -223,8 +223,10 @@ impl Supervisor {
                 ack(done);
             }
             SupervisorCommand::Restart { by, done } => {
-                self.emit(vec![self.ev(EventKind::RestartRequested { by })])
-                    .await;
+                self.emit(vec![
+                    self.ev(EventKind::RestartRequested { by: by.clone() }),
+                ])
+                .await;
                 self.stop_process(by).await;
                 self.tracker.reset();
                 self.restart_at = None;
@@ -283,7 +285,7 @@ impl Supervisor {
     /// Stops the service (if running) and leaves it stopped.
     async fn stop(&mut self, by: Actor) {
         self.restart_at = None;
-        self.stop_process(by).await;
+        self.stop_process(by.clone()).await;
         self.emit(vec![self.ev(EventKind::Stopped { by })]).await;
     }
 

@@ -4,7 +4,8 @@
 //! runs the built binary as `upkeep daemon`, and returns once the API answers on the control
 //! socket (never after a fixed sleep). It talks to the daemon two ways: the API directly
 //! ([`TestDaemon::api_get`], a tiny HTTP/1.1 client over the Unix socket, so tests need no
-//! async runtime) and the real CLI ([`TestDaemon::cli`]). On drop it stops the daemon (SIGTERM,
+//! async runtime; [`http`], the same over TCP for `daemon.listen`) and the real CLI
+//! ([`TestDaemon::cli`]). On drop it stops the daemon (SIGTERM,
 //! then SIGKILL) and kills any process group its services left.
 //!
 //! Waiting is always for a condition with a deadline, and a timeout says what was awaited.
@@ -174,10 +175,10 @@ impl TestDaemon {
     pub fn launch(&mut self) {
         self.spawn_daemon();
         self.wait_until(
-            "the daemon to answer /api/health",
+            "the daemon to answer /api/v1/health",
             Duration::from_secs(20),
             || {
-                self.try_api("GET", "/api/health", None)
+                self.try_api("GET", "/api/v1/health", None)
                     .ok()
                     .filter(|(code, _)| *code == 200)
                     .map(|_| ())
@@ -232,34 +233,11 @@ impl TestDaemon {
         path: &str,
         body: Option<&Value>,
     ) -> std::io::Result<(u16, Vec<u8>)> {
-        let mut s = UnixStream::connect(self.socket())?;
+        let s = UnixStream::connect(self.socket())?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: upkeep\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)?;
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| std::io::Error::other("no header end"))?;
-        let head = String::from_utf8_lossy(&raw[..split]).to_string();
-        let code = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let mut body = raw[split + 4..].to_vec();
-        if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            body = dechunk(&body);
-        }
-        Ok((code, body))
+        let r = exchange(s, method, path, &[], body.as_bytes())?;
+        Ok((r.code, r.body))
     }
 
     /// GET `path`, expecting 200 and JSON.
@@ -271,9 +249,9 @@ impl TestDaemon {
         serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e})"))
     }
 
-    /// A service's detail from `GET /api/services/{name}`.
+    /// A service's detail from `GET /api/v1/services/{name}`.
     pub fn service(&self, name: &str) -> Value {
-        self.api_get(&format!("/api/services/{name}"))
+        self.api_get(&format!("/api/v1/services/{name}"))
     }
 
     pub fn state(&self, name: &str) -> String {
@@ -294,7 +272,7 @@ impl TestDaemon {
     /// Events of a service, oldest first, as (kind, detail).
     pub fn events(&self, name: &str) -> Vec<(String, Value)> {
         let mut ev: Vec<(String, Value)> = self
-            .api_get(&format!("/api/events?service={name}&limit=10000"))
+            .api_get(&format!("/api/v1/events?service={name}&limit=10000"))
             .as_array()
             .expect("events array")
             .iter()
@@ -576,6 +554,92 @@ impl TestDaemon {
         }
         let _ = std::fs::remove_dir(&root);
     }
+}
+
+/// An HTTP answer: status code, head (status line and headers, lowercased) and body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub code: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as JSON, or a panic that shows it.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {} {}",
+                self.code,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request over TCP to `addr` (the daemon's `listen`), with extra `headers`.
+pub fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Answer> {
+    let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    exchange(s, method, path, headers, body)
+}
+
+/// A bearer token's header.
+pub fn bearer(secret: &str) -> (&'static str, String) {
+    ("Authorization", format!("Bearer {secret}"))
+}
+
+/// Writes one request (Connection: close) and reads the whole answer.
+fn exchange(
+    mut s: impl Read + Write,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Answer> {
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: upkeep\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    // The daemon may answer (413, 401) before reading a large body, and close: what it
+    // answered is still there to read.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    if let Err(e) = s.read_to_end(&mut raw)
+        && raw.is_empty()
+    {
+        return Err(e);
+    }
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut body = raw[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    Ok(Answer { code, head, body })
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {

@@ -1,6 +1,13 @@
 //! Routes of the JSON API and their handlers. Handlers parse and check the request, call
 //! [`Control`], and shape the answer; they hold no logic of their own.
 //!
+//! Every route is under `/api/v1` (but `/metrics`) and belongs to one of three routers, by
+//! audience: *public* (no token; nothing that reveals a command, a path, the environment or a
+//! log), *read* (the GET routes) and *write* (the actions). The routers behind a gate
+//! (`auth.rs`) name who asks; actions pass that [`Principal`] to [`Control`]. Listeners serve
+//! them as: the control socket all three (the local operator, by uid); `listen` all three
+//! (by bearer token); `public_listen` the public one only; `metrics_listen` `/metrics` only.
+//!
 //! Every answer that is not a success is an [`ApiError`], so a client always gets JSON with a
 //! message: a path parameter that does not decode or is not a valid name is a 400 (the
 //! [`Name`] extractor), an unknown route a 404 and a wrong method a 405 naming what was asked
@@ -20,12 +27,14 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use upkeep_core::ServiceName;
 use upkeep_core::api::{
-    ActionResult, AddService, Health, ReloadResult, ServiceDetail, ServiceInfo, StoredEvent,
+    ActionResult, AddService, Health, PublicHealth, PublicStatus, ReloadResult, Scope,
+    ServiceDetail, ServiceInfo, StoredEvent,
 };
+use upkeep_core::{Principal, ServiceName};
 
 use crate::ApiError;
+use crate::auth::{By, Gate, Need, Tokens, UserNames, authorize};
 
 /// A log's bytes as they are read from its file.
 pub type LogStream = futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>;
@@ -58,10 +67,18 @@ impl Action {
 #[async_trait]
 pub trait Control: Send + Sync + 'static {
     async fn health(&self) -> Health;
+    /// Each service's name, state and since, from the status snapshot only: the public
+    /// status list, cheap enough to answer a flood.
+    async fn statuses(&self) -> Vec<PublicStatus>;
     async fn services(&self) -> Result<Vec<ServiceInfo>, ApiError>;
     async fn service(&self, name: &ServiceName) -> Result<ServiceDetail, ApiError>;
-    async fn act(&self, target: Target, action: Action) -> Result<ActionResult, ApiError>;
-    async fn reload(&self) -> Result<ReloadResult, ApiError>;
+    async fn act(
+        &self,
+        target: Target,
+        action: Action,
+        by: &Principal,
+    ) -> Result<ActionResult, ApiError>;
+    async fn reload(&self, by: &Principal) -> Result<ReloadResult, ApiError>;
     /// The availability report of `[from, to)` beside the period of the same length before it.
     async fn report(
         &self,
@@ -72,12 +89,14 @@ pub trait Control: Send + Sync + 'static {
     async fn drill(
         &self,
         req: upkeep_core::api::DrillRequest,
+        by: &Principal,
     ) -> Result<upkeep_core::api::DrillResult, ApiError>;
     /// Puts a service in maintenance (or changes its maintenance); `None` ends it.
     async fn maintenance(
         &self,
         name: &ServiceName,
         req: Option<upkeep_core::api::MaintenanceRequest>,
+        by: &Principal,
     ) -> Result<ActionResult, ApiError>;
     /// What `/metrics` shows.
     async fn metrics(&self) -> Result<crate::MetricsData, ApiError>;
@@ -95,7 +114,7 @@ pub trait Control: Send + Sync + 'static {
     ) -> Result<Vec<upkeep_core::api::Incident>, ApiError>;
     /// One incident with its timeline.
     async fn incident(&self, id: i64) -> Result<upkeep_core::api::IncidentDetail, ApiError>;
-    async fn add(&self, req: AddService) -> Result<ReloadResult, ApiError>;
+    async fn add(&self, req: AddService, by: &Principal) -> Result<ReloadResult, ApiError>;
     /// The last `lines` lines of a service's stdout (or stderr), as the log is now: a stream,
     /// so that any number of lines costs bounded memory.
     async fn log_tail(
@@ -111,7 +130,7 @@ pub trait Control: Send + Sync + 'static {
         stderr: bool,
     ) -> Result<broadcast::Receiver<Bytes>, ApiError>;
     /// Asks the daemon to stop its services and exit.
-    fn shutdown(&self);
+    fn shutdown(&self, by: &Principal);
 }
 
 #[derive(Clone)]
@@ -131,25 +150,102 @@ pub fn metrics_router(control: Arc<dyn Control>, cancel: CancellationToken) -> R
         .with_state(AppState { control, cancel })
 }
 
-pub fn router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
+/// The control socket's router: every route, to the local operator named by uid.
+pub fn socket_router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
+    let gate = Gate::Local(Arc::new(UserNames::default()));
+    finish(
+        public_routes()
+            .merge(read_routes(gate.clone()))
+            .merge(write_routes(gate)),
+        control,
+        cancel,
+    )
+}
+
+/// The TCP API's router (`daemon.listen`): public routes to anyone, the rest to bearers of a
+/// token with the scope they need.
+pub fn tcp_router(
+    control: Arc<dyn Control>,
+    tokens: Arc<dyn Tokens>,
+    cancel: CancellationToken,
+) -> Router {
+    let gate = Gate::Bearer(tokens);
+    finish(
+        public_routes()
+            .merge(read_routes(gate.clone()))
+            .merge(write_routes(gate)),
+        control,
+        cancel,
+    )
+}
+
+/// The public router alone (`daemon.public_listen`): publishing the status page does not
+/// publish the API.
+pub fn public_router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
+    finish(public_routes(), control, cancel)
+}
+
+/// What anyone may see: that the daemon answers, and each service's name, state and since.
+fn public_routes() -> Router<AppState> {
     Router::new()
-        .route("/api/health", get(health))
-        .route("/api/services", get(services).post(add))
-        .route("/api/services/{name}", get(service))
-        .route("/api/services/{name}/logs", get(logs))
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/status", get(statuses))
+}
+
+/// The GET routes, behind `gate` with the read scope.
+fn read_routes(gate: Gate) -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/daemon", get(daemon))
+        .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/services", get(services))
+        .route("/api/v1/services/{name}", get(service))
+        .route("/api/v1/services/{name}/logs", get(logs))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/incidents", get(incidents))
+        .route("/api/v1/incidents/{id}", get(incident))
+        .route("/api/v1/report", get(report))
+        .route("/metrics", get(metrics))
+        // Layers run outside in: the gate first, then the body is read.
+        .route_layer(axum::middleware::from_fn(crate::serve::bounded_body))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Need {
+                gate,
+                scope: Scope::Read,
+            },
+            authorize,
+        ))
+}
+
+/// The actions, behind `gate` with the write scope.
+fn write_routes(gate: Gate) -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/services", post(add))
         .route(
-            "/api/services/{name}/maintenance",
+            "/api/v1/services/{name}/maintenance",
             post(begin_maintenance).delete(end_maintenance),
         )
-        .route("/api/services/{target}/{action}", post(act))
-        .route("/api/reload", post(reload))
-        .route("/api/events", get(events))
-        .route("/api/incidents", get(incidents))
-        .route("/api/incidents/{id}", get(incident))
-        .route("/api/report", get(report))
-        .route("/api/drills", post(drill))
-        .route("/metrics", get(metrics))
-        .route("/api/shutdown", post(shutdown))
+        .route("/api/v1/services/{target}/{action}", post(act))
+        .route("/api/v1/reload", post(reload))
+        .route("/api/v1/drills", post(drill))
+        .route("/api/v1/shutdown", post(shutdown))
+        // Layers run outside in: the gate first, then the body is read.
+        .route_layer(axum::middleware::from_fn(crate::serve::bounded_body))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Need {
+                gate,
+                scope: Scope::Write,
+            },
+            authorize,
+        ))
+}
+
+/// JSON answers for unknown routes and wrong methods, and the state.
+fn finish(
+    routes: Router<AppState>,
+    control: Arc<dyn Control>,
+    cancel: CancellationToken,
+) -> Router {
+    routes
         // After the routes: it applies to the routes added so far.
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
@@ -205,8 +301,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Name {
     }
 }
 
-async fn health(State(s): State<AppState>) -> Json<Health> {
+async fn health() -> Json<PublicHealth> {
+    Json(PublicHealth {
+        ok: true,
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+async fn statuses(State(s): State<AppState>) -> Json<Vec<PublicStatus>> {
+    Json(s.control.statuses().await)
+}
+
+async fn daemon(State(s): State<AppState>) -> Json<Health> {
     Json(s.control.health().await)
+}
+
+async fn whoami(By(by): By) -> Json<Principal> {
+    Json(by)
 }
 
 async fn services(State(s): State<AppState>) -> Result<Json<Vec<ServiceInfo>>, ApiError> {
@@ -222,6 +333,7 @@ async fn service(
 
 async fn act(
     State(s): State<AppState>,
+    By(by): By,
     uri: Uri,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<ActionResult>, ApiError> {
@@ -242,19 +354,25 @@ async fn act(
     } else {
         Target::One(parse_name(&target)?)
     };
-    s.control.act(target, action).await.map(Json)
+    s.control.act(target, action, &by).await.map(Json)
 }
 
-async fn reload(State(s): State<AppState>) -> Result<Json<ReloadResult>, ApiError> {
-    s.control.reload().await.map(Json)
+async fn reload(State(s): State<AppState>, By(by): By) -> Result<Json<ReloadResult>, ApiError> {
+    s.control.reload(&by).await.map(Json)
+}
+
+/// A JSON body that does not parse: a 400 saying why, in the API's JSON.
+fn bad_json(e: JsonRejection) -> ApiError {
+    ApiError::bad_request(e.body_text())
 }
 
 async fn add(
     State(s): State<AppState>,
+    By(by): By,
     body: Result<Json<AddService>, JsonRejection>,
 ) -> Result<Json<ReloadResult>, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    s.control.add(req).await.map(Json)
+    let Json(req) = body.map_err(bad_json)?;
+    s.control.add(req, &by).await.map(Json)
 }
 
 /// `?service=NAME&limit=N` of the event and incident lists.
@@ -333,29 +451,32 @@ async fn report(
 
 async fn drill(
     State(s): State<AppState>,
+    By(by): By,
     body: Result<Json<upkeep_core::api::DrillRequest>, JsonRejection>,
 ) -> Result<Json<upkeep_core::api::DrillResult>, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    s.control.drill(req).await.map(Json)
+    let Json(req) = body.map_err(bad_json)?;
+    s.control.drill(req, &by).await.map(Json)
 }
 
 async fn begin_maintenance(
     State(s): State<AppState>,
+    By(by): By,
     Name(name): Name,
     body: Result<Json<upkeep_core::api::MaintenanceRequest>, JsonRejection>,
 ) -> Result<Json<ActionResult>, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body.map_err(bad_json)?;
     if req.until.is_some_and(|u| u <= jiff::Timestamp::now()) {
         return Err(ApiError::bad_request("`until` must be in the future"));
     }
-    s.control.maintenance(&name, Some(req)).await.map(Json)
+    s.control.maintenance(&name, Some(req), &by).await.map(Json)
 }
 
 async fn end_maintenance(
     State(s): State<AppState>,
+    By(by): By,
     Name(name): Name,
 ) -> Result<Json<ActionResult>, ApiError> {
-    s.control.maintenance(&name, None).await.map(Json)
+    s.control.maintenance(&name, None, &by).await.map(Json)
 }
 
 async fn metrics(State(s): State<AppState>) -> Result<axum::response::Response, ApiError> {
@@ -365,9 +486,9 @@ async fn metrics(State(s): State<AppState>) -> Result<axum::response::Response, 
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
-async fn shutdown(State(s): State<AppState>) -> Json<serde_json::Value> {
-    s.control.shutdown();
-    Json(serde_json::json!({ "ok": true }))
+async fn shutdown(State(s): State<AppState>, By(by): By) -> Json<serde_json::Value> {
+    s.control.shutdown(&by);
+    Json(serde_json::json!({ "ok": true, "by": by }))
 }
 
 #[derive(Debug, Deserialize)]

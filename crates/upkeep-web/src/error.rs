@@ -1,12 +1,13 @@
 //! [`ApiError`]: every error answer of the API, as JSON `{ "error": ..., "hint": ... }`.
 //!
 //! Bad input is a 4xx with a message that says what to fix; internal failures are logged in
-//! full and answered with a short generic 500, never a panic.
+//! full and answered with a short generic 500, never a panic. A request without a valid token
+//! is a 401 with `WWW-Authenticate: Bearer` (RFC 6750); a token without the scope a 403.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use upkeep_core::api::ErrorBody;
+use upkeep_core::api::{ErrorBody, Scope};
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -28,7 +29,24 @@ pub enum ApiError {
         message: String,
         hint: Option<String>,
     },
-    Internal(String),
+    /// No token, or one that is not valid (unknown, revoked, malformed). `invalid`: a token
+    /// was sent (the challenge then says `error="invalid_token"`).
+    Unauthorized {
+        message: String,
+        invalid: bool,
+    },
+    /// A valid token without the scope the route needs.
+    Forbidden {
+        message: String,
+        need: Scope,
+    },
+    /// The request body is larger than the listener allows.
+    TooLarge(String),
+    /// The request body did not arrive in time.
+    Timeout(String),
+    /// A failure of the daemon's own: logged with its whole cause chain, answered with a
+    /// short generic message.
+    Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl ApiError {
@@ -42,6 +60,19 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let challenge = match &self {
+            ApiError::Unauthorized { invalid: false, .. } => Some("Bearer realm=\"upkeep\""),
+            ApiError::Unauthorized { invalid: true, .. } => {
+                Some("Bearer realm=\"upkeep\", error=\"invalid_token\"")
+            }
+            ApiError::Forbidden {
+                need: Scope::Read, ..
+            } => Some("Bearer realm=\"upkeep\", error=\"insufficient_scope\", scope=\"read\""),
+            ApiError::Forbidden {
+                need: Scope::Write, ..
+            } => Some("Bearer realm=\"upkeep\", error=\"insufficient_scope\", scope=\"write\""),
+            _ => None,
+        };
         let (status, error, hint) = match self {
             ApiError::BadRequest { message, hint } => (StatusCode::BAD_REQUEST, message, hint),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m, None),
@@ -54,7 +85,29 @@ impl IntoResponse for ApiError {
                 tracing::warn!(%message, "answering 503");
                 (StatusCode::SERVICE_UNAVAILABLE, message, hint)
             }
-            ApiError::Internal(detail) => {
+            ApiError::Unauthorized { message, .. } => (
+                StatusCode::UNAUTHORIZED,
+                message,
+                Some("send `Authorization: Bearer <token>`; `upkeep token create NAME --scope read` makes one".into()),
+            ),
+            ApiError::Forbidden { message, need } => (
+                StatusCode::FORBIDDEN,
+                message,
+                Some(format!(
+                    "use a token of scope {}: `upkeep token create NAME --scope {}`",
+                    need.as_str(),
+                    need.as_str()
+                )),
+            ),
+            ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m, None),
+            ApiError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m, None),
+            ApiError::Internal(e) => {
+                let mut detail = e.to_string();
+                let mut cause = e.source();
+                while let Some(c) = cause {
+                    detail.push_str(&format!(": {c}"));
+                    cause = c.source();
+                }
                 tracing::error!(%detail, "internal error answering an API request");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -63,6 +116,11 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        (status, Json(ErrorBody { error, hint })).into_response()
+        let mut resp = (status, Json(ErrorBody { error, hint })).into_response();
+        if let Some(c) = challenge {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        resp
     }
 }

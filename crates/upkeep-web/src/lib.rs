@@ -1,20 +1,26 @@
-//! The JSON API: served over the daemon's Unix socket now, over TCP with the status page and
-//! `/metrics` later (issue 5 and 10).
+//! The JSON API at `/api/v1`: served over the daemon's Unix socket (the CLI) and, when
+//! configured, over TCP (`daemon.listen` with bearer tokens, `daemon.public_listen` public
+//! routes only, `daemon.metrics_listen` `/metrics` only).
 //!
 //! Web does not own any state: every handler asks a [`Control`], which the daemon implements
 //! by reading state and the store and by sending commands to supervisors. So this crate depends
 //! on nothing but `upkeep-core`, and a test can serve the router over any `Control`.
 //!
-//! Layout: `api.rs` (routes and handlers), `error.rs` ([`ApiError`], the one error answer),
+//! Layout: `api.rs` (routes, the three routers and handlers), `auth.rs` (who asks: uid on the
+//! socket, bearer token over TCP; scopes), `error.rs` ([`ApiError`], the one error answer),
 //! `metrics.rs` (`/metrics` in the Prometheus text format), `serve.rs` (one way to serve a
 //! router on any listener, with connection caps and timeouts).
 
 mod api;
+mod auth;
 mod error;
 mod metrics;
 mod serve;
 
-pub use api::{Action, Control, LogStream, Target, metrics_router, router};
+pub use api::{
+    Action, Control, LogStream, Target, metrics_router, public_router, socket_router, tcp_router,
+};
+pub use auth::{Grant, Tokens};
 pub use error::ApiError;
 pub use metrics::{MetricsData, ProcessStats};
-pub use serve::{Limits, serve};
+pub use serve::{Limits, Peer, PeerOf, serve};

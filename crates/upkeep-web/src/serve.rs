@@ -1,21 +1,32 @@
 //! Serving a router on a listener, one way for every listener (the control socket,
-//! `metrics_listen`, and the TCP API to come), so that no client can wear the daemon down
-//! (issue 14, C10: 21,000 idle connections once filled its descriptors, probes failed with
-//! "too many open files" and a healthy service was restarted ten times):
+//! `metrics_listen`, the TCP API at `listen` and the public one at `public_listen`), so that
+//! no client can wear the daemon down (issue 14, C10: 21,000 idle connections once filled its
+//! descriptors, probes failed with "too many open files" and a healthy service was restarted
+//! ten times):
 //!
 //! - a cap on open connections per listener: past it, a new connection gets a 503 with a
 //!   message (written without reading its request) and is closed, so a flood costs a
 //!   descriptor for a moment, never a lasting one;
 //! - a deadline for each request's headers, which also ends a keep-alive connection that sits
-//!   idle (a response that streams, such as `logs -f`, is not idle);
+//!   idle (a response that streams, such as `logs -f`, is not idle), and a cap on their size;
+//! - a cap on each request's body and a deadline to receive it (a body sent a byte at a time
+//!   would otherwise hold its connection for ever): past either, a 413 or a 408 in JSON. The
+//!   body is read by [`bounded_body`], which the API's routers place behind their gate, so a
+//!   client without a token is refused before a byte of its body is read; routes that read no
+//!   body never wait for one, and axum's extractors keep the same cap as a backstop;
 //! - on shutdown, in-flight requests finish and the rest are closed, within a deadline.
 //!
-//! Bodies are capped by axum's extractors (2 MiB). Start at [`serve`].
+//! Each connection's [`Peer`] (the uid behind a Unix socket, from SO_PEERCRED, or the
+//! address of a TCP client) goes into every request's extensions, for `auth.rs` to name who
+//! asks. Start at [`serve`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
@@ -30,6 +41,13 @@ pub struct Limits {
     /// Longest wait for a request's headers, counted from the end of the previous response
     /// on a kept-alive connection.
     pub header_timeout: Duration,
+    /// Largest request head (request line and headers) read; past it hyper answers 431.
+    /// At least 8 KiB (hyper's floor).
+    pub max_header_bytes: usize,
+    /// Largest request body; past it a 413.
+    pub max_body_bytes: usize,
+    /// Longest wait for a request's whole body once its headers are in; past it a 408.
+    pub body_timeout: Duration,
 }
 
 impl Limits {
@@ -39,12 +57,129 @@ impl Limits {
     pub const CONTROL: Limits = Limits {
         max_connections: 4096,
         header_timeout: Duration::from_secs(10),
+        max_header_bytes: 64 * 1024,
+        max_body_bytes: 2 * 1024 * 1024,
+        body_timeout: Duration::from_secs(30),
     };
     /// A scrape-only TCP port: Prometheus needs one connection or two.
     pub const METRICS: Limits = Limits {
         max_connections: 64,
         header_timeout: Duration::from_secs(10),
+        max_header_bytes: 16 * 1024,
+        max_body_bytes: 16 * 1024,
+        body_timeout: Duration::from_secs(10),
     };
+    /// The TCP API (`listen`) and the public router (`public_listen`): anyone who reaches the
+    /// port may connect, token or not. A few hundred connections serve dashboards, scripts and
+    /// a status page behind a proxy; the cap keeps a flood to that many descriptors. Every
+    /// request body of the API is a small JSON object, so 64 KiB is far more than any needs,
+    /// and an `Authorization` header is under 100 bytes, so 16 KiB of head is roomy.
+    pub const TCP: Limits = Limits {
+        max_connections: 512,
+        header_timeout: Duration::from_secs(10),
+        max_header_bytes: 16 * 1024,
+        max_body_bytes: 64 * 1024,
+        body_timeout: Duration::from_secs(10),
+    };
+}
+
+/// Who is at the other end of a connection, as the listener sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// A process on this host, through the control socket: its user id (SO_PEERCRED).
+    Local { uid: u32 },
+    /// A TCP client.
+    Remote(std::net::SocketAddr),
+    /// The listener could not tell.
+    Unknown,
+}
+
+/// A connection that can say who is at its other end.
+pub trait PeerOf {
+    fn peer(&self) -> Peer;
+}
+
+impl PeerOf for tokio::net::UnixStream {
+    fn peer(&self) -> Peer {
+        self.peer_cred()
+            .map_or(Peer::Unknown, |c| Peer::Local { uid: c.uid() })
+    }
+}
+
+impl PeerOf for tokio::net::TcpStream {
+    fn peer(&self) -> Peer {
+        self.peer_addr().map_or(Peer::Unknown, Peer::Remote)
+    }
+}
+
+/// The router's service for one connection: puts the connection's [`Peer`] and its listener's
+/// [`Limits`] into each request. A wrapper rather than `Router::layer` per connection, which
+/// would rebuild every route for each of a flood's connections.
+#[derive(Clone)]
+struct WithPeer {
+    inner: TowerToHyperService<Router>,
+    peer: Peer,
+    limits: Limits,
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for WithPeer {
+    type Response = <TowerToHyperService<Router> as hyper::service::Service<
+        hyper::Request<hyper::body::Incoming>,
+    >>::Response;
+    type Error = <TowerToHyperService<Router> as hyper::service::Service<
+        hyper::Request<hyper::body::Incoming>,
+    >>::Error;
+    type Future = <TowerToHyperService<Router> as hyper::service::Service<
+        hyper::Request<hyper::body::Incoming>,
+    >>::Future;
+
+    fn call(&self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.peer.clone());
+        req.extensions_mut().insert(self.limits);
+        self.inner.call(req)
+    }
+}
+
+/// Reads the request's body whole, within its listener's `max_body_bytes` and `body_timeout`,
+/// before the route sees it: one place that bounds every body of every listener.
+pub(crate) async fn bounded_body(req: Request, next: Next) -> Response {
+    use crate::ApiError;
+    // Put there by `serve`; a router served some other way gets the strictest.
+    let limits = req
+        .extensions()
+        .get::<Limits>()
+        .copied()
+        .unwrap_or(Limits::TCP);
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let too_large = || {
+        ApiError::TooLarge(format!(
+            "the request body is larger than {} bytes",
+            limits.max_body_bytes
+        ))
+        .into_response()
+    };
+    // Said up front: refused without reading it.
+    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    let read = axum::body::to_bytes(body, limits.max_body_bytes);
+    let bytes = match tokio::time::timeout(limits.body_timeout, read).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return too_large(),
+        Err(_) => {
+            return ApiError::Timeout(format!(
+                "the request body did not arrive within {}s",
+                limits.body_timeout.as_secs()
+            ))
+            .into_response();
+        }
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 /// The answer past the cap, written whole without reading the request.
@@ -68,7 +203,10 @@ const DRAIN: Duration = Duration::from_secs(5);
 pub async fn serve<L>(mut listener: L, app: Router, limits: Limits, cancel: CancellationToken)
 where
     L: axum::serve::Listener,
+    L::Io: PeerOf,
 {
+    // The extractors' own cap, for a route that reads a body without `bounded_body` in front.
+    let app = app.layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let conns = TaskTracker::new();
     let mut refused: u64 = 0;
@@ -90,14 +228,19 @@ where
             tokio::spawn(refuse(io));
             continue;
         };
-        let svc = TowerToHyperService::new(app.clone());
+        let svc = WithPeer {
+            peer: io.peer(),
+            limits,
+            inner: TowerToHyperService::new(app.clone()),
+        };
         let cancel = cancel.clone();
         conns.spawn(async move {
             let _permit = permit;
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout);
+                .header_read_timeout(limits.header_timeout)
+                .max_buf_size(limits.max_header_bytes.max(8192));
             let conn = builder.serve_connection(TokioIo::new(io), svc);
             tokio::pin!(conn);
             tokio::select! {

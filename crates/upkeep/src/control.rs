@@ -1,9 +1,7 @@
 //! What the API can ask of the daemon: [`Daemon`] implements [`upkeep_web::Control`].
 //!
-//! Reads come from the state snapshot and the store; actions go to supervisors as commands and
-//! are answered once carried out. Operator actions also store the desired state, so a restarted
-//! daemon brings each service back to what the operator last asked for. Reload and add hold the
-//! `live` lock throughout, so two reloads never interleave.
+//! Reads come from the state snapshot and the store; actions are operations (`crate::ops`),
+//! whose errors become HTTP answers here, in one `From` per error type for `ApiError`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,14 +15,18 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use upkeep_config::Config;
 use upkeep_core::api::{
-    ActionResult, AddService, Health, ReloadResult, ServiceDetail, ServiceInfo, StoredEvent,
+    ActionResult, AddService, Health, PublicStatus, ReloadResult, ServiceDetail, ServiceInfo,
+    StoredEvent,
 };
-use upkeep_core::{Actor, Desired, Event, EventKind, LastCheck, ServiceName, ServiceStatus, State};
+use upkeep_core::{Desired, Event, LastCheck, Principal, ServiceName, ServiceStatus};
 use upkeep_state::Snapshot;
 use upkeep_store::Store;
-use upkeep_supervisor::{Stream, SupervisorCommand, SupervisorHandle, procfs};
+use upkeep_supervisor::{Stream, procfs};
 use upkeep_web::{Action, ApiError, Control, LogStream, Target};
 
+use crate::ops::OpsError;
+use crate::ops::drill::DrillError;
+use crate::ops::reports::ReportError;
 use crate::wiring::{ServiceHandles, Wiring};
 
 /// The running configuration and the tasks built from it.
@@ -59,8 +61,90 @@ pub struct Daemon {
     pub drills: std::sync::Mutex<std::collections::HashSet<ServiceName>>,
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Internal(e.to_string())
+fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ApiError {
+    ApiError::Internal(e.into())
+}
+
+impl From<ReportError> for ApiError {
+    fn from(e: ReportError) -> Self {
+        match e {
+            ReportError::UnknownIncident(_) => ApiError::NotFound(e.to_string()),
+            ReportError::Period { .. } => ApiError::bad_request(e.to_string()),
+            ReportError::Store { source, .. } => store_error(source),
+            ReportError::Away(away) => away.into(),
+        }
+    }
+}
+
+impl From<DrillError> for ApiError {
+    fn from(e: DrillError) -> Self {
+        let message = e.to_string();
+        match e {
+            DrillError::UnknownService(_) => ApiError::NotFound(message),
+            DrillError::External(_)
+            | DrillError::AlreadyRunning(_)
+            | DrillError::NotUp { .. }
+            | DrillError::NoProcess(_)
+            | DrillError::Unsettled(_)
+            | DrillError::NoListener(_)
+            | DrillError::NotInjected { .. } => ApiError::Conflict(message),
+            DrillError::WouldNotHeal { .. } => ApiError::Unprocessable {
+                message,
+                hint: Some("drill a service that upkeep restarts when it fails".into()),
+            },
+            DrillError::NeedsProbe { .. } => ApiError::Unprocessable {
+                message,
+                hint: Some("add a process, tcp or http probe to the service".into()),
+            },
+            DrillError::NotRecovered { .. } => ApiError::Unprocessable {
+                message,
+                hint: Some("see `upkeep status` and its events for why".into()),
+            },
+            DrillError::Events(source) => store_error(source),
+            DrillError::NeverNoticed(_) | DrillError::Task(_) => ApiError::Internal(Box::new(e)),
+        }
+    }
+}
+
+/// The one place where what an operation refused or failed at becomes an HTTP answer:
+/// the user's mistakes are 4xx with what to do, the daemon's own failures a 500 or 503 whose
+/// cause chain goes to the log.
+impl From<OpsError> for ApiError {
+    fn from(e: OpsError) -> Self {
+        let message = e.to_string();
+        match e {
+            OpsError::UnknownService(_) => ApiError::NotFound(message),
+            OpsError::External { .. } | OpsError::NotInMaintenance(_) => {
+                ApiError::Conflict(message)
+            }
+            OpsError::Edit(upkeep_config::EditError::Exists(_)) => ApiError::Conflict(message),
+            OpsError::Edit(_) => ApiError::bad_request(message),
+            OpsError::DataDirMoved { .. } => ApiError::Unprocessable {
+                message,
+                hint: Some(
+                    "run `upkeep down`, then `upkeep up` to start over in the new data dir".into(),
+                ),
+            },
+            OpsError::InvalidConfig(_) => ApiError::Unprocessable {
+                message,
+                hint: Some(
+                    "the running config stays in force; fix the file and run `upkeep reload` again"
+                        .into(),
+                ),
+            },
+            OpsError::RevisionNotStored(source) => ApiError::Unavailable {
+                message: format!("{message} ({source})"),
+                hint: Some(
+                    "the running config stays in force; see the daemon's log, then reload again"
+                        .into(),
+                ),
+            },
+            OpsError::DesiredNotStored { source, .. } => store_error(source),
+            OpsError::ReadConfig { .. } | OpsError::WriteConfig { .. } | OpsError::Task(_) => {
+                ApiError::Internal(Box::new(e))
+            }
+        }
+    }
 }
 
 /// A store that fails (PostgreSQL away, SQLite locked) makes reads unavailable for a while,
@@ -78,6 +162,18 @@ fn store_error(e: upkeep_store::Error) -> ApiError {
     }
 }
 
+impl From<crate::ops::StoreAway> for ApiError {
+    fn from(away: crate::ops::StoreAway) -> Self {
+        ApiError::Unavailable {
+            message: away.to_string(),
+            hint: Some(format!(
+                "supervision goes on; {} events wait in the journal until it is back",
+                away.journaled
+            )),
+        }
+    }
+}
+
 fn unknown(name: &ServiceName) -> ApiError {
     ApiError::NotFound(format!("no service named `{name}` is configured"))
 }
@@ -88,21 +184,15 @@ const CPU_SAMPLE: Duration = Duration::from_millis(100);
 impl Daemon {
     /// Fails at once, with why, while the writer finds the store unreachable: a read would
     /// only wait out the connection timeout.
-    pub(crate) fn store_ready(&self) -> Result<(), ApiError> {
+    pub(crate) fn store_ready(&self) -> Result<(), crate::ops::StoreAway> {
         let h = self.store_health.borrow();
         if h.reachable {
             return Ok(());
         }
-        Err(ApiError::Unavailable {
-            message: format!(
-                "the store ({}) is unreachable: {}",
-                h.engine,
-                h.error.as_deref().unwrap_or("no answer")
-            ),
-            hint: Some(format!(
-                "supervision goes on; {} events wait in the journal until it is back",
-                h.journaled
-            )),
+        Err(crate::ops::StoreAway {
+            engine: h.engine.clone(),
+            error: h.error.clone().unwrap_or_else(|| "no answer".into()),
+            journaled: h.journaled,
         })
     }
 
@@ -236,112 +326,6 @@ impl Daemon {
             },
         )
     }
-
-    /// Applies `new` over the running config: stops removed services, starts added ones,
-    /// reconfigures changed ones (which restarts them if running) and leaves the rest alone.
-    async fn apply(&self, live: &mut Live, new: Config) -> Result<ReloadResult, ApiError> {
-        if new.daemon.data_dir != live.config.daemon.data_dir {
-            return Err(ApiError::Unprocessable {
-                message: format!(
-                    "data_dir changed from {} to {}: a running daemon cannot move its data",
-                    live.config.daemon.data_dir.display(),
-                    new.daemon.data_dir.display()
-                ),
-                hint: Some(
-                    "run `upkeep down`, then `upkeep up` to start over in the new data dir".into(),
-                ),
-            });
-        }
-        // Stored first: a revision that cannot be stored (database locked, disk full) changes
-        // nothing, instead of leaving half the services on the new config (issue 14, B6).
-        let revision = self
-            .store
-            .save_revision(&new.path.display().to_string(), &new.source)
-            .await
-            .map_err(|e| ApiError::Unavailable {
-                message: format!("the config revision cannot be stored ({e}); nothing was changed"),
-                hint: Some(
-                    "the running config stays in force; see the daemon's log, then reload again"
-                        .into(),
-                ),
-            })?;
-        let mut result = ReloadResult {
-            revision,
-            ..Default::default()
-        };
-        for name in live.config.services.keys() {
-            if !new.services.contains_key(name) {
-                result.removed.push(name.clone());
-            }
-        }
-        for name in &result.removed {
-            if let Some(h) = live.services.remove(name) {
-                self.wiring.remove(name, h).await;
-            }
-            live.desired.remove(name);
-            let _ = self
-                .wiring
-                .supervisor
-                .events
-                .send(Event::now(name, EventKind::Removed))
-                .await;
-        }
-        for (name, cfg) in &new.services {
-            match live.config.services.get(name) {
-                None => {
-                    let run = cfg.managed.as_ref().is_some_and(|m| m.autostart);
-                    let want = if run || cfg.managed.is_none() {
-                        Desired::Running
-                    } else {
-                        Desired::Stopped
-                    };
-                    live.services
-                        .insert(name.clone(), self.wiring.start(name, cfg, run, None).await);
-                    live.desired.insert(name.clone(), want);
-                    result.added.push(name.clone());
-                }
-                Some(old) if old != cfg => {
-                    let run = live.desired.get(name) == Some(&Desired::Running);
-                    if let Some(h) = live.services.get_mut(name) {
-                        self.wiring.update(name, h, old, cfg, run).await;
-                    }
-                    result.changed.push(name.clone());
-                }
-                Some(_) => result.unchanged.push(name.clone()),
-            }
-        }
-        let kind = EventKind::ConfigApplied {
-            revision: result.revision,
-            added: result.added.len() as u32,
-            removed: result.removed.len() as u32,
-            changed: result.changed.len() as u32,
-        };
-        let _ = self
-            .wiring
-            .supervisor
-            .events
-            .send(Event::daemon(kind))
-            .await;
-        live.config = new;
-        Ok(result)
-    }
-}
-
-/// Loads and validates a config off the runtime (validation touches the file system).
-async fn load_config(path: PathBuf) -> Result<Config, ApiError> {
-    tokio::task::spawn_blocking(move || upkeep_config::load(&path))
-        .await
-        .map_err(internal)?
-        .map_err(invalid_config)
-}
-
-fn invalid_config(e: upkeep_config::ConfigError) -> ApiError {
-    ApiError::Unprocessable {
-        message: format!("{e}"),
-        hint: Some(
-            "the running config stays in force; fix the file and run `upkeep reload` again".into(),
-        ),
-    }
 }
 
 #[async_trait]
@@ -355,6 +339,25 @@ impl Control for Daemon {
             data_dir: self.data_dir.display().to_string(),
             store: self.store_health.borrow().clone(),
         }
+    }
+
+    async fn statuses(&self) -> Vec<PublicStatus> {
+        let names: Vec<ServiceName> = {
+            let live = self.live.lock().await;
+            live.config.services.keys().cloned().collect()
+        };
+        let snapshot = self.snapshot.borrow().clone();
+        names
+            .into_iter()
+            .map(|name| {
+                let st = self.status_of(&snapshot, &name);
+                PublicStatus {
+                    name,
+                    state: st.state,
+                    since: st.since,
+                }
+            })
+            .collect()
     }
 
     async fn services(&self) -> Result<Vec<ServiceInfo>, ApiError> {
@@ -407,124 +410,30 @@ impl Control for Daemon {
         })
     }
 
-    async fn act(&self, target: Target, action: Action) -> Result<ActionResult, ApiError> {
-        let desired = match action {
-            Action::Stop => Desired::Stopped,
-            Action::Start | Action::Restart => Desired::Running,
-        };
-        let handles: Vec<(ServiceName, SupervisorHandle)> = {
-            let mut live = self.live.lock().await;
-            let managed = |live: &Live, n: &ServiceName| {
-                live.services.get(n).and_then(|h| h.supervisor.clone())
-            };
-            let names: Vec<ServiceName> = match &target {
-                // `all` means every service upkeep runs; external ones have nothing to start.
-                Target::All => live
-                    .services
-                    .keys()
-                    .filter(|n| managed(&live, n).is_some())
-                    .cloned()
-                    .collect(),
-                Target::One(n) if managed(&live, n).is_some() => vec![n.clone()],
-                Target::One(n) if live.services.contains_key(n) => {
-                    return Err(ApiError::Conflict(format!(
-                        "service `{n}` is external (probes only): upkeep does not run it, so it cannot {} it",
-                        action.as_str()
-                    )));
-                }
-                Target::One(n) => return Err(unknown(n)),
-            };
-            for n in &names {
-                live.desired.insert(n.clone(), desired);
-            }
-            names
-                .into_iter()
-                .filter_map(|n| Some((n.clone(), managed(&live, &n)?)))
-                .collect()
-        };
-        for (name, _) in &handles {
-            self.store
-                .set_desired(name, desired)
-                .await
-                .map_err(store_error)?;
-        }
-        let by = Actor::Operator;
-        let runs = handles.iter().map(|(_, h)| {
-            h.request(move |done| match action {
-                Action::Start => SupervisorCommand::Start { by, done },
-                Action::Stop => SupervisorCommand::Stop { by, done },
-                Action::Restart => SupervisorCommand::Restart { by, done },
-            })
-        });
-        futures_util::future::join_all(runs).await;
-        // The supervisors sent their events before acknowledging; wait until state has seen
-        // them and the store has written them, so that an `ls` or `status` right after this
-        // answer shows the new state and its events.
-        let wanted = |s: &Arc<Snapshot>| {
-            handles.iter().all(|(n, _)| {
-                let st = s.services.get(n).map(|x| x.state);
-                match action {
-                    Action::Stop => st == Some(State::Stopped),
-                    _ => st != Some(State::Stopping),
-                }
-            })
-        };
-        let mut rx = self.snapshot.clone();
-        let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(wanted)).await;
-        self.store_caught_up().await;
-        Ok(ActionResult {
-            action: action.as_str().into(),
-            services: handles.into_iter().map(|(n, _)| n).collect(),
-        })
+    async fn act(
+        &self,
+        target: Target,
+        action: Action,
+        by: &Principal,
+    ) -> Result<ActionResult, ApiError> {
+        Ok(crate::ops::services::act(self, target, action, by).await?)
     }
 
     async fn drill(
         &self,
         req: upkeep_core::api::DrillRequest,
+        by: &Principal,
     ) -> Result<upkeep_core::api::DrillResult, ApiError> {
-        crate::drill::run(self, req).await
+        Ok(crate::ops::drill::run(self, req, by).await?)
     }
 
     async fn maintenance(
         &self,
         name: &ServiceName,
         req: Option<upkeep_core::api::MaintenanceRequest>,
+        by: &Principal,
     ) -> Result<ActionResult, ApiError> {
-        if !self.live.lock().await.config.services.contains_key(name) {
-            return Err(unknown(name));
-        }
-        let (kind, action) = match req {
-            Some(r) => (
-                EventKind::MaintenanceStarted {
-                    reason: r.reason,
-                    until: r.until,
-                    by: Actor::Operator,
-                },
-                "maintenance",
-            ),
-            None if self
-                .snapshot
-                .borrow()
-                .services
-                .get(name)
-                .is_none_or(|st| st.maintenance.is_none()) =>
-            {
-                return Err(ApiError::Conflict(format!(
-                    "service `{name}` is not in maintenance"
-                )));
-            }
-            None => (
-                EventKind::MaintenanceEnded {
-                    by: Actor::Operator,
-                },
-                "end maintenance",
-            ),
-        };
-        self.record(Event::now(name, kind)).await;
-        Ok(ActionResult {
-            action: action.into(),
-            services: vec![name.clone()],
-        })
+        Ok(crate::ops::maintenance::set(self, name, req, by).await?)
     }
 
     async fn metrics(&self) -> Result<upkeep_web::MetricsData, ApiError> {
@@ -549,7 +458,7 @@ impl Control for Daemon {
                 .report_inputs(hours(30 * 24)?, now)
                 .await
                 .map_err(store_error),
-            Err(e) => Err(e),
+            Err(e) => Err(ApiError::from(e)),
         };
         let store_up = inputs.is_ok();
         match inputs {
@@ -589,20 +498,7 @@ impl Control for Daemon {
         from: jiff::Timestamp,
         to: jiff::Timestamp,
     ) -> Result<upkeep_core::report::Report, ApiError> {
-        self.store_ready()?;
-        self.store_caught_up().await;
-        let len = to.duration_since(from);
-        let before = from.checked_sub(len).map_err(internal)?;
-        // One read covers both periods; `compute` keeps to each one's bounds.
-        let inputs = self
-            .store
-            .report_inputs(before, to)
-            .await
-            .map_err(store_error)?;
-        Ok(upkeep_core::report::Report {
-            current: upkeep_state::report::compute(&inputs, from, to),
-            previous: upkeep_state::report::compute(&inputs, before, from),
-        })
+        Ok(crate::ops::reports::report(self, from, to).await?)
     }
 
     async fn events(
@@ -610,8 +506,7 @@ impl Control for Daemon {
         service: Option<&ServiceName>,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, ApiError> {
-        self.store_ready()?;
-        self.store.events(service, limit).await.map_err(store_error)
+        Ok(crate::ops::reports::events(self, service, limit).await?)
     }
 
     async fn incidents(
@@ -619,64 +514,19 @@ impl Control for Daemon {
         service: Option<&ServiceName>,
         limit: u32,
     ) -> Result<Vec<upkeep_core::api::Incident>, ApiError> {
-        self.store_ready()?;
-        self.store_caught_up().await;
-        self.store
-            .incidents(service, limit)
-            .await
-            .map_err(store_error)
+        Ok(crate::ops::reports::incidents(self, service, limit).await?)
     }
 
     async fn incident(&self, id: i64) -> Result<upkeep_core::api::IncidentDetail, ApiError> {
-        self.store_ready()?;
-        self.store_caught_up().await;
-        self.store
-            .incident(id, 1000)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| ApiError::NotFound(format!("no incident number {id}")))
+        Ok(crate::ops::reports::incident(self, id).await?)
     }
 
-    async fn reload(&self) -> Result<ReloadResult, ApiError> {
-        let mut live = self.live.lock().await;
-        let new = load_config(self.config_path.clone()).await?;
-        self.apply(&mut live, new).await
+    async fn reload(&self, by: &Principal) -> Result<ReloadResult, ApiError> {
+        Ok(crate::ops::reload::reload(self, by).await?)
     }
 
-    async fn add(&self, req: AddService) -> Result<ReloadResult, ApiError> {
-        let mut live = self.live.lock().await;
-        let path = self.config_path.clone();
-        let current = tokio::fs::read_to_string(&path)
-            .await
-            .map_err(|e| internal(format!("reading {}: {e}", path.display())))?;
-        let edited = upkeep_config::add_service(
-            &current,
-            &req.name,
-            &req.command,
-            req.cwd.as_deref(),
-            req.restart.as_deref(),
-        )
-        .map_err(|e| match e {
-            upkeep_config::EditError::Exists(_) => ApiError::Conflict(e.to_string()),
-            _ => ApiError::bad_request(e.to_string()),
-        })?;
-        // Validate before writing: a bad `add` must leave the file as it was.
-        let (p, text) = (path.clone(), edited.clone());
-        let new = tokio::task::spawn_blocking(move || upkeep_config::parse(&p, &text))
-            .await
-            .map_err(internal)?
-            .map_err(|e| ApiError::Unprocessable {
-                message: e.to_string(),
-                hint: None,
-            })?;
-        write_atomically(&path, &edited)
-            .await
-            .map_err(|e| internal(format!("writing {}: {e}", path.display())))?;
-        self.store
-            .set_desired(&req.name, Desired::Running)
-            .await
-            .map_err(store_error)?;
-        self.apply(&mut live, new).await
+    async fn add(&self, req: AddService, by: &Principal) -> Result<ReloadResult, ApiError> {
+        Ok(crate::ops::reload::add(self, req, by).await?)
     }
 
     async fn log_tail(
@@ -726,7 +576,8 @@ impl Control for Daemon {
         ))
     }
 
-    fn shutdown(&self) {
+    fn shutdown(&self, by: &Principal) {
+        tracing::info!(by = %by, "shutdown asked");
         self.shutdown.cancel();
     }
 }
@@ -739,34 +590,4 @@ impl Daemon {
             Err(unknown(name))
         }
     }
-}
-
-/// Writes `text` to `path` through a temporary file and a rename, keeping the file's mode, so
-/// that a crash never leaves half a config behind.
-async fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let (path, text) = (path.to_owned(), text.to_owned());
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        // A symlinked config is edited where it points: replacing the link with a file would
-        // leave its target stale.
-        let path = std::fs::canonicalize(&path).unwrap_or(path);
-        let tmp = path.with_extension("toml.upkeep-tmp");
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        if let Ok(meta) = std::fs::metadata(&path) {
-            use std::os::unix::fs::MetadataExt;
-            file.set_permissions(meta.permissions())?;
-            // And its owner and group (a root daemon would make them root's); best effort.
-            let _ = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()));
-        }
-        // On disk before the rename, and the rename on disk before we answer: a power cut
-        // leaves the old config or the new one, never an empty file (issue 14, E22).
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, &path)?;
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-        std::fs::File::open(dir.unwrap_or(std::path::Path::new(".")))?.sync_all()
-    })
-    .await
-    .map_err(std::io::Error::other)?
 }

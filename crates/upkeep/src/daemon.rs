@@ -1,8 +1,9 @@
 //! The daemon: builds every stage, wires them, and shuts them down in order.
 //!
 //! Data flow: supervisors send events → the state task (statuses, snapshot) → the store
-//! writer. The API (over `<data_dir>/upkeep.sock`, mode 0600) reads through [`Control`] and
-//! sends commands to supervisors.
+//! writer. The API (over `<data_dir>/upkeep.sock`, mode 0600, and over TCP at `listen`,
+//! `public_listen` and `metrics_listen` when configured) reads through [`Control`] and sends
+//! commands to supervisors.
 //!
 //! Start-up: lock the data dir (one daemon per data dir), become a child subreaper, open the
 //! store, stop any process an earlier daemon left running (found by pid and start time), then
@@ -192,6 +193,7 @@ async fn run_async(config: Config) -> Result<()> {
     let data_dir = config.daemon.data_dir.clone();
     let shutdown_timeout = config.daemon.shutdown_timeout;
     let metrics_listen = config.daemon.metrics_listen;
+    let (listen, public_listen) = (config.daemon.listen, config.daemon.public_listen);
     let reaper = Reaper::start().context("installing the SIGCHLD handler")?;
     let node = node_id(&data_dir)?;
     let lineage = Lineage::open(&data_dir, &node, config.daemon.cgroups)
@@ -261,6 +263,7 @@ async fn run_async(config: Config) -> Result<()> {
             added: n,
             removed: 0,
             changed: 0,
+            by: upkeep_core::Actor::Upkeep,
         }))
         .await;
 
@@ -336,22 +339,42 @@ async fn run_async(config: Config) -> Result<()> {
         .with_context(|| format!("binding {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
     let api_cancel = CancellationToken::new();
-    if let Some(addr) = metrics_listen {
+    // The TCP listeners, each with its router (building one that is not served costs nothing).
+    let tcp = [
+        (
+            metrics_listen,
+            "metrics_listen",
+            Limits::METRICS,
+            upkeep_web::metrics_router(daemon.clone(), api_cancel.clone()),
+        ),
+        (
+            listen,
+            "listen",
+            Limits::TCP,
+            upkeep_web::tcp_router(
+                daemon.clone(),
+                Arc::new(crate::tokens::TokenCache::new(&data_dir)),
+                api_cancel.clone(),
+            ),
+        ),
+        (
+            public_listen,
+            "public_listen",
+            Limits::TCP,
+            upkeep_web::public_router(daemon.clone(), api_cancel.clone()),
+        ),
+    ];
+    for (addr, key, limits, app) in tcp {
+        let Some(addr) = addr else { continue };
         let tcp = tokio::net::TcpListener::bind(addr)
             .await
-            .with_context(|| format!("binding metrics_listen {addr}"))?;
-        let app = upkeep_web::metrics_router(daemon.clone(), api_cancel.clone());
-        tracing::info!(%addr, "serving /metrics over TCP");
-        tokio::spawn(upkeep_web::serve(
-            tcp,
-            app,
-            Limits::METRICS,
-            api_cancel.clone(),
-        ));
+            .with_context(|| format!("binding {key} {addr}"))?;
+        tracing::info!(%addr, key, "serving over TCP");
+        tokio::spawn(upkeep_web::serve(tcp, app, limits, api_cancel.clone()));
     }
     let api = tokio::spawn(upkeep_web::serve(
         listener,
-        upkeep_web::router(daemon.clone(), api_cancel.clone()),
+        upkeep_web::socket_router(daemon.clone(), api_cancel.clone()),
         Limits::CONTROL,
         api_cancel.clone(),
     ));

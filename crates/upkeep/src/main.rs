@@ -8,8 +8,9 @@
 mod cli;
 mod control;
 mod daemon;
-mod drill;
+mod ops;
 mod systemd;
+mod tokens;
 mod wiring;
 
 use std::process::ExitCode;

@@ -37,14 +37,18 @@ impl ClientError {
 }
 
 /// The path (and query) of an API request. Only the code's own text converts into one
-/// directly (`"/api/health".into()`); user input goes in through [`ApiPath::segment`] and
-/// [`ApiPath::query`], percent-encoded.
+/// directly (`"/api/v1/daemon".into()`); user input goes in through [`ApiPath::segment`] and
+/// [`ApiPath::query`], percent-encoded. Every path is of the API's version 1 (`/api/v1/...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiPath(String);
 
 impl ApiPath {
-    /// Fixed text of the code's, e.g. `/api/services`.
+    /// Fixed text of the code's, e.g. `/api/v1/services`.
     pub fn new(fixed: &'static str) -> Self {
+        debug_assert!(
+            fixed.starts_with(upkeep_core::api::PREFIX),
+            "{fixed} is not a path of the API's version in use"
+        );
         Self(fixed.to_owned())
     }
 
@@ -246,40 +250,40 @@ mod tests {
 
     #[test]
     fn user_parts_cannot_change_the_route() {
-        let p = ApiPath::new("/api/services")
+        let p = ApiPath::new("/api/v1/services")
             .segment("all/start?")
             .segment("stop");
-        assert_eq!(p.as_str(), "/api/services/all%2Fstart%3F/stop");
+        assert_eq!(p.as_str(), "/api/v1/services/all%2Fstart%3F/stop");
         assert_eq!(
-            ApiPath::new("/api/services")
+            ApiPath::new("/api/v1/services")
                 .segment("..")
                 .segment(".")
                 .as_str(),
-            "/api/services/%2E%2E/%2E"
+            "/api/v1/services/%2E%2E/%2E"
         );
-        let q = ApiPath::new("/api/report")
+        let q = ApiPath::new("/api/v1/report")
             .query("since", "7d&x=1#y")
             .query("n", 5);
-        assert_eq!(q.as_str(), "/api/report?since=7d%26x%3D1%23y&n=5");
+        assert_eq!(q.as_str(), "/api/v1/report?since=7d%26x%3D1%23y&n=5");
         assert_eq!(
-            ApiPath::new("/x").segment("a.b-c_d~é").as_str(),
-            "/x/a.b-c_d~%C3%A9"
+            ApiPath::new("/api/v1/x").segment("a.b-c_d~é").as_str(),
+            "/api/v1/x/a.b-c_d~%C3%A9"
         );
     }
 
     #[test]
     fn an_answer_without_a_json_error_says_what_was_asked() {
-        let path = ApiPath::new("/api/nosuch");
+        let path = ApiPath::new("/api/v1/nosuch");
         let b = error_body(StatusCode::NOT_FOUND, &Method::GET, &path, b"");
         assert_eq!(
             b.error,
-            "the daemon answered GET /api/nosuch with 404 Not Found and no message"
+            "the daemon answered GET /api/v1/nosuch with 404 Not Found and no message"
         );
         assert!(b.hint.unwrap().contains("another version"));
         let b = error_body(StatusCode::BAD_GATEWAY, &Method::POST, &path, b" oops\n");
         assert_eq!(
             b.error,
-            "the daemon answered POST /api/nosuch with 502 Bad Gateway: oops"
+            "the daemon answered POST /api/v1/nosuch with 502 Bad Gateway: oops"
         );
         let json = br#"{"error":"no service named `x`","hint":"h"}"#;
         let b = error_body(StatusCode::NOT_FOUND, &Method::GET, &path, json);

@@ -33,7 +33,7 @@ pub fn up(g: &Global) -> Result<ExitCode> {
     let data_dir = config.daemon.data_dir.clone();
     let client = super::Client::new(&data_dir);
     let rt = runtime()?;
-    if let Ok(h) = rt.block_on(client.get::<Health>("/api/health")) {
+    if let Ok(h) = rt.block_on(client.get::<Health>("/api/v1/daemon")) {
         bail!(crate::daemon::StartError::AlreadyRunning(tr(
             Msg::DaemonAlready,
             &[&h.pid, &data_dir.display()]
@@ -84,7 +84,7 @@ pub fn up(g: &Global) -> Result<ExitCode> {
                 String::from_utf8_lossy(&log_tail)
             );
         }
-        if let Ok(h) = rt.block_on(client.get::<Health>("/api/health")) {
+        if let Ok(h) = rt.block_on(client.get::<Health>("/api/v1/daemon")) {
             println!("{}", tr(Msg::DaemonStarted, &[&h.pid, &data_dir.display()]));
             return Ok(ExitCode::SUCCESS);
         }
@@ -102,8 +102,8 @@ pub fn down(g: &Global) -> Result<ExitCode> {
     let data_dir = g.data_dir()?;
     let client = super::Client::new(&data_dir);
     let rt = runtime()?;
-    let pid = rt.block_on(client.get::<Health>("/api/health"))?.pid;
-    rt.block_on(client.post::<serde_json::Value>("/api/shutdown", None::<&()>))?;
+    let pid = rt.block_on(client.get::<Health>("/api/v1/daemon"))?.pid;
+    rt.block_on(client.post::<serde_json::Value>("/api/v1/shutdown", None::<&()>))?;
     // The daemon answers before it stops; wait until it is gone (its services stop first,
     // each within its stop_timeout).
     // Not `kill(pid, 0)`: it succeeds on a zombie, and a daemon that is our unreaped child
@@ -113,7 +113,7 @@ pub fn down(g: &Global) -> Result<ExitCode> {
     while alive() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
         if matches!(
-            rt.block_on(client.get::<Health>("/api/health")),
+            rt.block_on(client.get::<Health>("/api/v1/daemon")),
             Err(ClientError::NoDaemon { .. })
         ) && !alive()
         {

@@ -123,6 +123,15 @@ enum Command {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Stored events, newest first (of one service, or all), with who asked for each action
+    Events {
+        name: Option<ServiceName>,
+        /// How many
+        #[arg(short = 'n', long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// One incident and its timeline
     Incident {
         id: i64,
@@ -173,6 +182,44 @@ enum Command {
         #[command(subcommand)]
         to: ExportTo,
     },
+    /// Bearer tokens of the TCP API (`daemon.listen`); no daemon needed
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCmd {
+    /// Make a token and print its secret, once
+    Create {
+        name: crate::tokens::TokenName,
+        /// read: the GET routes; write: read and the actions
+        #[arg(long, value_enum)]
+        scope: ScopeArg,
+        /// Print {"name", "scope", "secret"} as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tokens (names, scopes, creation times; never secrets)
+    Ls(JsonFlag),
+    /// Revoke a token: the daemon refuses it from its next request on
+    Revoke { name: crate::tokens::TokenName },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ScopeArg {
+    Read,
+    Write,
+}
+
+impl From<ScopeArg> for upkeep_core::api::Scope {
+    fn from(s: ScopeArg) -> Self {
+        match s {
+            ScopeArg::Read => Self::Read,
+            ScopeArg::Write => Self::Write,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -244,6 +291,9 @@ fn hint_of(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(c) = e.downcast_ref::<ClientError>() {
         return c.hint();
     }
+    if let Some(t) = e.downcast_ref::<crate::tokens::TokenError>() {
+        return t.hint().map(str::to_owned);
+    }
     e.downcast_ref::<crate::systemd::UnitError>()
         .and_then(|u| u.hint().map(str::to_owned))
 }
@@ -261,6 +311,7 @@ fn is_usage_error(e: &anyhow::Error) -> bool {
             || c.downcast_ref::<crate::daemon::StartError>().is_some()
             || c.downcast_ref::<upkeep_core::NameError>().is_some()
             || c.downcast_ref::<crate::systemd::UnitError>().is_some()
+            || c.downcast_ref::<crate::tokens::TokenError>().is_some_and(|t| t.is_usage())
             || matches!(c.downcast_ref::<ClientError>(), Some(ClientError::Api { status, .. }) if status.is_client_error())
     })
 }
@@ -389,6 +440,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export {
             to: ExportTo::Systemd { name, output },
         } => export_systemd(&g, &name, output),
+        Command::Token { cmd } => token(&g, cmd),
         other => runtime()?.block_on(client_command(&g, other)),
     }
 }
@@ -397,13 +449,13 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
     let client = g.client()?;
     match cmd {
         Command::Ls(f) => {
-            let infos: Vec<ServiceInfo> = client.get("/api/services").await?;
+            let infos: Vec<ServiceInfo> = client.get("/api/v1/services").await?;
             if f.json {
                 print_json(&infos)
             } else {
                 println!("{}", output::services_table(&infos));
                 // Said where people look: events wait, and reads of history fail meanwhile.
-                let health: upkeep_core::api::Health = client.get("/api/health").await?;
+                let health: upkeep_core::api::Health = client.get("/api/v1/daemon").await?;
                 let s = &health.store;
                 if !s.reachable {
                     let since = s.since.map(|t| t.to_string()).unwrap_or_default();
@@ -418,7 +470,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         }
         Command::Status { name, json } => {
             let d: ServiceDetail = client
-                .get(ApiPath::new("/api/services").segment(&name))
+                .get(ApiPath::new("/api/v1/services").segment(&name))
                 .await?;
             if json.json {
                 print_json(&d)
@@ -437,7 +489,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             json,
             raw,
         } => {
-            let path = ApiPath::new("/api/services")
+            let path = ApiPath::new("/api/v1/services")
                 .segment(&name)
                 .segment("logs")
                 .query("n", lines)
@@ -481,7 +533,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         }
         Command::Report { since, json, md } => {
             let r: upkeep_core::report::Report = client
-                .get(ApiPath::new("/api/report").query("since", &since))
+                .get(ApiPath::new("/api/v1/report").query("since", &since))
                 .await?;
             if json {
                 print_json(&r)
@@ -507,7 +559,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             }
         }
         Command::Incidents { name, limit, json } => {
-            let mut path = ApiPath::new("/api/incidents").query("limit", limit);
+            let mut path = ApiPath::new("/api/v1/incidents").query("limit", limit);
             if let Some(n) = name {
                 path = path.query("service", n);
             }
@@ -518,9 +570,21 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                 print!("{}", output::incidents(&list))
             }
         }
+        Command::Events { name, limit, json } => {
+            let mut path = ApiPath::new("/api/v1/events").query("limit", limit);
+            if let Some(n) = name {
+                path = path.query("service", n);
+            }
+            let list: Vec<upkeep_core::api::StoredEvent> = client.get(path).await?;
+            if json.json {
+                print_json(&list)
+            } else {
+                print!("{}", output::events(&list))
+            }
+        }
         Command::Incident { id, json } => {
             let d: upkeep_core::api::IncidentDetail = client
-                .get(ApiPath::new("/api/incidents").segment(id.to_string()))
+                .get(ApiPath::new("/api/v1/incidents").segment(id.to_string()))
                 .await?;
             if json.json {
                 print_json(&d)
@@ -534,12 +598,13 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             reason,
             end,
         } => {
-            let path = ApiPath::new("/api/services")
+            let path = ApiPath::new("/api/v1/services")
                 .segment(&name)
                 .segment("maintenance");
             if end {
-                let _: ActionResult = client.delete(path).await?;
-                println!("{}", tr(Msg::MaintenanceEnded, &[&name]));
+                let r: ActionResult = client.delete(path).await?;
+                let by = by_whom(r.by.as_ref());
+                println!("{}{by}", tr(Msg::MaintenanceEnded, &[&name]));
             } else {
                 let until = duration
                     .map(|d| {
@@ -554,7 +619,8 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                     })
                     .transpose()?;
                 let req = upkeep_core::api::MaintenanceRequest { reason, until };
-                let _: ActionResult = client.post(path, Some(&req)).await?;
+                let r: ActionResult = client.post(path, Some(&req)).await?;
+                let by = by_whom(r.by.as_ref());
                 let msg = match until {
                     Some(u) => tr(
                         Msg::InMaintenanceUntil,
@@ -562,11 +628,11 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                     ),
                     None => tr(Msg::InMaintenanceNow, &[&name, &name]),
                 };
-                println!("{msg}");
+                println!("{msg}{by}");
             }
         }
         Command::Reload(f) => {
-            let r: ReloadResult = client.post("/api/reload", None::<&()>).await?;
+            let r: ReloadResult = client.post("/api/v1/reload", None::<&()>).await?;
             print_reload(&r, f.json);
         }
         Command::Add {
@@ -585,8 +651,8 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                 cwd,
                 restart,
             };
-            let _: ReloadResult = client.post("/api/services", Some(&req)).await?;
-            let health: upkeep_core::api::Health = client.get("/api/health").await?;
+            let _: ReloadResult = client.post("/api/v1/services", Some(&req)).await?;
+            let health: upkeep_core::api::Health = client.get("/api/v1/daemon").await?;
             println!(
                 "{}",
                 tr(Msg::Added, &[&name, &escape::field(&health.config_path)])
@@ -597,7 +663,8 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         | Command::Down
         | Command::Check(_)
         | Command::Startup { .. }
-        | Command::Export { .. } => {
+        | Command::Export { .. }
+        | Command::Token { .. } => {
             unreachable!("handled without a client")
         }
     }
@@ -628,7 +695,7 @@ async fn drill(
             req.fault.as_str(),
             req.service
         ));
-        let r: upkeep_core::api::DrillResult = client.post("/api/drills", Some(req)).await?;
+        let r: upkeep_core::api::DrillResult = client.post("/api/v1/drills", Some(req)).await?;
         bar.println(format!(
             "  run {}: detected in {} ms, recovered in {} ms ({})",
             i + 1,
@@ -644,14 +711,60 @@ async fn drill(
 }
 
 async fn act(client: &Client, target: &Target, action: &'static str, done: Msg) -> Result<()> {
-    let path = ApiPath::new("/api/services")
+    let path = ApiPath::new("/api/v1/services")
         .segment(target.as_str())
         .segment(action);
     let r: ActionResult = client.post(path, None::<&()>).await?;
+    let by = by_whom(r.by.as_ref());
     for s in r.services {
-        println!("{s}: {}", tr(done, &[]));
+        println!("{s}: {}{by}", tr(done, &[]));
     }
     Ok(())
+}
+
+/// ` (by alice (socket, uid 1000))` after an action's answer, or nothing from an older daemon.
+fn by_whom(by: Option<&upkeep_core::Principal>) -> String {
+    by.map_or(String::new(), |p| {
+        format!(" ({})", tr(Msg::ByWhom, &[&escape::field(&p.to_string())]))
+    })
+}
+
+/// `upkeep token ...`: edits `<data_dir>/tokens.json`, with or without a daemon.
+fn token(g: &Global, cmd: TokenCmd) -> Result<ExitCode> {
+    let data_dir = g.data_dir()?;
+    match cmd {
+        TokenCmd::Create { name, scope, json } => {
+            let scope = upkeep_core::api::Scope::from(scope);
+            let secret = crate::tokens::create(&data_dir, name.clone(), scope)?;
+            if json {
+                print_json(&serde_json::json!({
+                    "name": name, "scope": scope, "secret": secret
+                }));
+            } else {
+                println!("{}", tr(Msg::TokenCreated, &[&name, &scope.as_str()]));
+                println!("\n    {secret}\n");
+                println!("{}", tr(Msg::TokenUse, &[]));
+            }
+        }
+        TokenCmd::Ls(f) => {
+            let list = crate::tokens::load(&crate::tokens::path(&data_dir))?;
+            if f.json {
+                // Names, scopes and times: the hashes stay in the file.
+                let rows: Vec<_> = list
+                    .iter()
+                    .map(|t| serde_json::json!({ "name": t.name, "scope": t.scope, "created": t.created }))
+                    .collect();
+                print_json(&rows)
+            } else {
+                print!("{}", output::tokens(&list))
+            }
+        }
+        TokenCmd::Revoke { name } => {
+            crate::tokens::revoke(&data_dir, &name)?;
+            println!("{}", tr(Msg::TokenRevoked, &[&name]));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_reload(r: &ReloadResult, json: bool) {
@@ -664,7 +777,11 @@ fn print_reload(r: &ReloadResult, json: bool) {
         r.changed.len(),
         r.unchanged.len(),
     );
-    println!("{}", tr(Msg::Reloaded, &[&r.revision, &a, &rm, &c, &u]));
+    println!(
+        "{}{}",
+        tr(Msg::Reloaded, &[&r.revision, &a, &rm, &c, &u]),
+        by_whom(r.by.as_ref())
+    );
 }
 
 fn check(g: &Global, json: bool) -> Result<ExitCode> {

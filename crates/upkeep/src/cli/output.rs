@@ -139,22 +139,63 @@ pub fn incident_detail(d: &IncidentDetail) -> String {
     out
 }
 
+/// Who an event's `by` names, for people: `by alice (socket, uid 1000)`, `by an operator`
+/// (events stored before operators were named), nothing for upkeep's own.
+pub fn actor(by: &serde_json::Value) -> Option<String> {
+    match serde_json::from_value::<upkeep_core::Actor>(by.clone()).ok()? {
+        upkeep_core::Actor::Principal(p) => Some(tr(Msg::ByWhom, &[&esc(&p.to_string())])),
+        upkeep_core::Actor::Operator => Some(tr(Msg::ByOperator, &[])),
+        upkeep_core::Actor::Upkeep => None,
+    }
+}
+
 fn event_line(e: &StoredEvent) -> String {
+    let mut detail = e.detail.clone();
+    let who = detail
+        .as_object_mut()
+        .and_then(|o| o.remove("by"))
+        .and_then(|by| actor(&by))
+        .map_or(String::new(), |w| format!(" ({w})"));
     // serde_json escapes C0 controls in strings, but not DEL or C1 controls.
-    let mut detail = esc(&e.detail.to_string()).into_owned();
+    let mut detail = esc(&detail.to_string()).into_owned();
     if detail == "{}" || detail == "null" {
         detail.clear();
     }
-    let who = if e.detail["by"] == "operator" {
-        " (operator)"
-    } else {
-        ""
-    };
+    let service = e
+        .service
+        .as_ref()
+        .map_or(String::new(), |s| format!("{s}  "));
     format!(
-        "{}  {}{who}  {detail}",
+        "{}  {service}{}{who}  {detail}",
         e.at.strftime("%Y-%m-%d %H:%M:%S"),
         esc(&e.kind)
     )
+}
+
+/// `upkeep events`: one line each, as the API gives them (newest first).
+pub fn events(list: &[StoredEvent]) -> String {
+    if list.is_empty() {
+        return format!("{}\n", tr(Msg::NoEvents, &[]));
+    }
+    list.iter().map(|e| event_line(e) + "\n").collect()
+}
+
+/// `upkeep token ls`.
+pub fn tokens(list: &[crate::tokens::Token]) -> String {
+    if list.is_empty() {
+        return format!("{}\n", tr(Msg::NoTokens, &[]));
+    }
+    let mut t = Table::new();
+    t.load_preset(NOTHING);
+    t.set_header([Msg::ColName, Msg::ColScope, Msg::ColCreated].map(|m| tr(m, &[])));
+    for tok in list {
+        t.add_row(vec![
+            tok.name.to_string(),
+            tok.scope.as_str().into(),
+            tok.created.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        ]);
+    }
+    format!("{t}\n")
 }
 
 pub fn service_detail(d: &ServiceDetail) -> String {

@@ -51,7 +51,15 @@ fn start_stop_restart_all_and_status() {
     d.wait_state("a", "up", LONG);
     d.wait_state("b", "up", LONG);
     let out = d.cli(&["stop", "all"]);
-    assert_eq!(stdout(&out), "a: stopped\nb: stopped\n");
+    // Each line names who asked (issue 15): the user running the CLI, over the socket.
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("a: stopped (by "), "{lines:?}");
+    assert!(lines[1].starts_with("b: stopped (by "), "{lines:?}");
+    assert!(
+        lines[0].ends_with(&format!(", uid {}))", nix::unistd::geteuid())),
+        "{lines:?}"
+    );
     assert_eq!(
         (d.state("a"), d.state("b")),
         ("stopped".into(), "stopped".into())
@@ -63,8 +71,8 @@ fn start_stop_restart_all_and_status() {
     assert!(d.cli(&["restart", "a"]).status.success());
     assert_ne!(d.pid("a"), Some(a));
     let text = stdout(&d.cli(&["status", "a"]));
-    assert!(text.contains("restart_requested (operator)"), "{text}");
-    assert!(text.contains("stopping (operator)"), "{text}");
+    assert!(text.contains("restart_requested (by "), "{text}");
+    assert!(text.contains("stopping (by "), "{text}");
     let json: serde_json::Value =
         serde_json::from_str(&stdout(&d.cli(&["status", "a", "--json"]))).unwrap();
     assert!(
@@ -86,15 +94,17 @@ fn unknown_services_and_bad_names_are_clear_errors() {
         "{}",
         stderr(&out)
     );
-    let (code, body) = d.try_api("POST", "/api/services/a/explode", None).unwrap();
+    let (code, body) = d
+        .try_api("POST", "/api/v1/services/a/explode", None)
+        .unwrap();
     assert_eq!(code, 400);
     assert!(String::from_utf8_lossy(&body).contains("unknown action"));
-    let (code, _) = d.try_api("GET", "/api/services/..%2Fetc", None).unwrap();
+    let (code, _) = d.try_api("GET", "/api/v1/services/..%2Fetc", None).unwrap();
     assert_eq!(code, 400);
     let (code, body) = d
         .try_api(
             "POST",
-            "/api/services",
+            "/api/v1/services",
             Some(&serde_json::json!({ "name": "x" })),
         )
         .unwrap();
@@ -151,7 +161,7 @@ fn speaks_chinese_when_asked() {
 }
 
 /// D18: `upkeep stop 'all/start?'` put the name into the path unencoded, so the request hit
-/// `POST /api/services/all/start` (`?/stop` became the query), said "stopped" and started
+/// `POST /api/v1/services/all/start` (`?/stop` became the query), said "stopped" and started
 /// every service. Every name argument is now a `ServiceName` (or `all`) before it leaves.
 #[test]
 fn issue_14_a_name_argument_cannot_change_the_route() {
@@ -200,13 +210,13 @@ fn issue_14_a_name_argument_cannot_change_the_route() {
 fn issue_14_the_api_rejects_bad_names_with_a_json_message() {
     let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");
     for (method, path) in [
-        ("GET", "/api/services/..%2Fetc"),
-        ("GET", "/api/services/%FF"),
-        ("POST", "/api/services/a%2Fb/stop"),
-        ("POST", "/api/services/%FF/stop"),
-        ("GET", "/api/services/a%3Fn%3D1/logs"),
-        ("DELETE", "/api/services/%2E%2E/maintenance"),
-        ("GET", "/api/incidents?service=a%2Fb"),
+        ("GET", "/api/v1/services/..%2Fetc"),
+        ("GET", "/api/v1/services/%FF"),
+        ("POST", "/api/v1/services/a%2Fb/stop"),
+        ("POST", "/api/v1/services/%FF/stop"),
+        ("GET", "/api/v1/services/a%3Fn%3D1/logs"),
+        ("DELETE", "/api/v1/services/%2E%2E/maintenance"),
+        ("GET", "/api/v1/incidents?service=a%2Fb"),
     ] {
         let (code, body) = d.try_api(method, path, None).unwrap();
         let text = String::from_utf8_lossy(&body);
@@ -231,16 +241,16 @@ fn issue_14_unknown_routes_and_wrong_methods_say_what_was_asked() {
             .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
         v["error"].as_str().unwrap_or_default().to_owned()
     };
-    let msg = json("GET", "/api/nosuch?x=1", 404);
-    assert!(msg.contains("GET /api/nosuch"), "{msg}");
-    let msg = json("DELETE", "/api/health", 405);
+    let msg = json("GET", "/api/v1/nosuch?x=1", 404);
+    assert!(msg.contains("GET /api/v1/nosuch"), "{msg}");
+    let msg = json("DELETE", "/api/v1/health", 405);
     assert!(
-        msg.contains("DELETE") && msg.contains("/api/health"),
+        msg.contains("DELETE") && msg.contains("/api/v1/health"),
         "{msg}"
     );
-    let msg = json("GET", "/api/services/a/start", 405);
+    let msg = json("GET", "/api/v1/services/a/start", 405);
     assert!(
-        msg.contains("GET") && msg.contains("/api/services/a/start"),
+        msg.contains("GET") && msg.contains("/api/v1/services/a/start"),
         "{msg}"
     );
 }
@@ -265,7 +275,7 @@ fn issue_14_status_and_incidents_show_control_characters_escaped() {
          [services.cmd]\ncommand = \"sleep 1000 # \\u001b[2J\"\n"
     ));
     d.wait_until("an incident of web", LONG, || {
-        let list = d.api_get("/api/incidents?service=web");
+        let list = d.api_get("/api/v1/incidents?service=web");
         (!list.as_array()?.is_empty()).then_some(())
     });
     let out = d.cli(&[
@@ -303,7 +313,7 @@ fn issue_14_status_and_incidents_show_control_characters_escaped() {
         "{}",
         stdout(&incidents)
     );
-    let id = d.api_get("/api/incidents?service=web")[0]["id"]
+    let id = d.api_get("/api/v1/incidents?service=web")[0]["id"]
         .as_i64()
         .unwrap();
     let incident = d.cli(&["incident", &id.to_string()]);

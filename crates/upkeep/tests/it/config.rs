@@ -27,7 +27,7 @@ fn invalid_config_is_rejected_with_line_and_column_and_the_running_config_stays(
     // Nothing changed.
     assert_eq!(d.pid("a"), Some(pid));
     let names: Vec<String> = d
-        .api_get("/api/services")
+        .api_get("/api/v1/services")
         .as_array()
         .unwrap()
         .iter()
@@ -74,7 +74,7 @@ fn reload_restarts_only_changed_services() {
     d.wait_new_pid("changes", changes, LONG);
     d.wait_state("new", "up", LONG);
     assert!(upkeep_testkit::group_members(goes).is_empty());
-    let (code, _) = d.try_api("GET", "/api/services/goes", None).unwrap();
+    let (code, _) = d.try_api("GET", "/api/v1/services/goes", None).unwrap();
     assert_eq!(code, 404);
 }
 

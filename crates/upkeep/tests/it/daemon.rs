@@ -130,7 +130,7 @@ os.waitpid(pid, 0)
     d.wait_state("s", "up", LONG);
     let pid = d.pid("s").unwrap();
     assert!(alive(pid));
-    let health = d.api_get("/api/health");
+    let health = d.api_get("/api/v1/daemon");
     let daemon_pid = health["pid"].as_u64().unwrap() as u32;
     // Fully detached: its own session, no controlling terminal.
     let stat = std::fs::read_to_string(format!("/proc/{daemon_pid}/stat")).unwrap();
@@ -192,7 +192,7 @@ fn tells_systemd_it_is_ready_and_pings_the_watchdog() {
     }
     assert!(messages[0].contains("READY=1"), "{messages:?}");
     // Ready means ready: the API answers.
-    assert_eq!(d.api_get("/api/health")["ok"], true);
+    assert_eq!(d.api_get("/api/v1/health")["ok"], true);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         Signal::SIGTERM,

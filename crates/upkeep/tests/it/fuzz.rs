@@ -124,7 +124,7 @@ fn raw(d: &TestDaemon, method: &str, path: &str, body: &[u8]) -> u16 {
         return 0;
     };
     // A drill waits for its fault to be noticed and healed: seconds, by design.
-    let wait = if path.starts_with("/api/drills") {
+    let wait = if path.starts_with("/api/v1/drills") {
         120
     } else {
         5
@@ -155,7 +155,7 @@ fn raw(d: &TestDaemon, method: &str, path: &str, body: &[u8]) -> u16 {
 }
 
 fn alive(d: &TestDaemon) -> bool {
-    raw(d, "GET", "/api/health", b"") == 200
+    raw(d, "GET", "/api/v1/health", b"") == 200
 }
 
 #[test]
@@ -167,24 +167,24 @@ fn arbitrary_requests_to_every_route_never_kill_the_daemon_or_answer_500() {
     let mut rng = Rng::seeded("UPKEEP_FUZZ_SEED");
     // Every route, with the shapes of their paths (`{}` is a random segment).
     let routes: [(&str, &str); 18] = [
-        ("GET", "/api/health"),
-        ("GET", "/api/services"),
-        ("POST", "/api/services"),
-        ("GET", "/api/services/{}"),
-        ("GET", "/api/services/{}/logs"),
-        ("POST", "/api/services/{}/maintenance"),
-        ("DELETE", "/api/services/{}/maintenance"),
-        ("POST", "/api/services/{}/{}"),
-        ("POST", "/api/reload"),
-        ("GET", "/api/events"),
-        ("GET", "/api/incidents"),
-        ("GET", "/api/incidents/{}"),
-        ("GET", "/api/report"),
-        ("POST", "/api/drills"),
+        ("GET", "/api/v1/health"),
+        ("GET", "/api/v1/services"),
+        ("POST", "/api/v1/services"),
+        ("GET", "/api/v1/services/{}"),
+        ("GET", "/api/v1/services/{}/logs"),
+        ("POST", "/api/v1/services/{}/maintenance"),
+        ("DELETE", "/api/v1/services/{}/maintenance"),
+        ("POST", "/api/v1/services/{}/{}"),
+        ("POST", "/api/v1/reload"),
+        ("GET", "/api/v1/events"),
+        ("GET", "/api/v1/incidents"),
+        ("GET", "/api/v1/incidents/{}"),
+        ("GET", "/api/v1/report"),
+        ("POST", "/api/v1/drills"),
         ("GET", "/metrics"),
         ("GET", "/{}"),
-        ("PUT", "/api/services/{}"),
-        ("PATCH", "/api/{}"),
+        ("PUT", "/api/v1/services/{}"),
+        ("PATCH", "/api/v1/{}"),
     ];
     let mut answers = std::collections::BTreeMap::<u16, u32>::new();
     for i in 0..1000 {

@@ -250,7 +250,7 @@ fn issue_14_idle_connections_by_the_thousand_are_capped_and_timed_out() {
     // service is not disturbed.
     drop(unix);
     d.wait_until("the daemon to answer again", LONG, || {
-        d.try_api("GET", "/api/health", None)
+        d.try_api("GET", "/api/v1/health", None)
             .ok()
             .filter(|(code, _)| *code == 200)
     });
@@ -305,13 +305,17 @@ fn issue_14_following_unknown_names_keeps_nothing() {
     d.wait_state("s", "up", LONG);
     let pid = d.daemon_pid().unwrap();
     let (code, body) = d
-        .try_api("GET", "/api/services/nobody/logs?follow=true", None)
+        .try_api("GET", "/api/v1/services/nobody/logs?follow=true", None)
         .unwrap();
     assert_eq!(code, 404, "{}", String::from_utf8_lossy(&body));
     let before = status_kib(pid, "VmRSS:");
     for i in 0..5000 {
         let (code, _) = d
-            .try_api("GET", &format!("/api/services/n{i}/logs?follow=true"), None)
+            .try_api(
+                "GET",
+                &format!("/api/v1/services/n{i}/logs?follow=true"),
+                None,
+            )
             .unwrap();
         assert_eq!(code, 404);
     }

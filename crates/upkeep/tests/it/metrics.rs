@@ -132,14 +132,14 @@ fn metrics_pass_promtool_and_parse_independently() {
         "{over_tcp}"
     );
     assert!(over_tcp.contains("text/plain; version=0.0.4"));
-    let refused = fetch("/api/services/web/stop");
+    let refused = fetch("/api/v1/services/web/stop");
     assert!(
         refused.contains(" 404 "),
         "the TCP listener must not take commands"
     );
     // Issue 14, D20: with the API's JSON error, not an empty body.
     assert!(
-        refused.contains(r#"{"error":"no API route for GET /api/services/web/stop"}"#),
+        refused.contains(r#"{"error":"no API route for GET /api/v1/services/web/stop"}"#),
         "{refused}"
     );
 }

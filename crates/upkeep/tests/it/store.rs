@@ -26,7 +26,7 @@ fn restarts(d: &TestDaemon) -> u64 {
 }
 
 fn store_health(d: &TestDaemon) -> serde_json::Value {
-    d.api_get("/api/health")["store"].clone()
+    d.api_get("/api/v1/daemon")["store"].clone()
 }
 
 /// Every event the node stored: numbered 1, 2, 3... with no gap and no duplicate, and every

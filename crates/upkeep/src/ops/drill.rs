@@ -4,18 +4,59 @@
 //! Recovery means: the service is up (or degraded) again as a new process. The times are then
 //! read from the stored events (the exit, the probe verdicts, the state changes), so they are
 //! the same figures the report and the incident timeline show. Each result is stored as a
-//! `drill_completed` event.
+//! `drill_completed` event; the `drill_started` event names who asked. Errors are
+//! [`DrillError`]s, which `control.rs` maps to HTTP answers.
 
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use upkeep_core::api::{DrillRequest, DrillResult, Fault};
-use upkeep_core::{Event, EventKind, ServiceName, State};
+use upkeep_core::{Actor, Event, EventKind, Principal, ServiceName, State};
 use upkeep_supervisor::SupervisorCommand;
-use upkeep_web::ApiError;
 
 use crate::control::Daemon;
+
+/// Why a drill did not run, or did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    #[error("no service named `{0}` is configured")]
+    UnknownService(ServiceName),
+    #[error("service `{0}` is external: upkeep can inject no fault into it")]
+    External(ServiceName),
+    #[error("a {} drill of `{name}` would not be healed: {why}", fault.as_str())]
+    WouldNotHeal {
+        name: ServiceName,
+        fault: Fault,
+        why: &'static str,
+    },
+    #[error("a drill of `{0}` is already running; wait for it to finish")]
+    AlreadyRunning(ServiceName),
+    #[error("service `{name}` must be up for a drill (it is {state})")]
+    NotUp { name: ServiceName, state: String },
+    #[error("service `{0}` has no process to inject a fault into yet; try again")]
+    NoProcess(ServiceName),
+    #[error("a {} drill needs a probe on `{name}`: without one nothing can notice it", fault.as_str())]
+    NeedsProbe { name: ServiceName, fault: Fault },
+    #[error("`{0}` restarted while the drill waited for it to settle; try again")]
+    Unsettled(ServiceName),
+    #[error("no process of `{0}` listens on a TCP port")]
+    NoListener(ServiceName),
+    #[error("could not inject the fault into `{name}` ({message}); it may have just exited")]
+    NotInjected { name: ServiceName, message: String },
+    #[error("`{name}` did not recover within {secs}s of the {} fault", fault.as_str())]
+    NotRecovered {
+        name: ServiceName,
+        fault: Fault,
+        secs: u64,
+    },
+    #[error("`{0}` recovered but no event shows the fault being noticed")]
+    NeverNoticed(ServiceName),
+    #[error("reading the drill's events")]
+    Events(#[source] upkeep_store::Error),
+    #[error("a blocking task of the daemon failed")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 /// Longest a drill waits for the service to be up before injecting.
 const UP_WAIT: Duration = Duration::from_secs(30);
@@ -23,19 +64,23 @@ const UP_WAIT: Duration = Duration::from_secs(30);
 /// Longest a drill waits for recovery.
 const DRILL_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiError> {
+pub async fn run(
+    daemon: &Daemon,
+    req: DrillRequest,
+    by: &Principal,
+) -> Result<DrillResult, DrillError> {
     let name = &req.service;
     // One drill at a time per service: two at once would both take the one fault for theirs.
     let _one = DrillGuard::take(daemon, name)?;
     let (has_probes, grace) = {
         let live = daemon.live.lock().await;
-        let cfg = live.config.services.get(name).ok_or_else(|| {
-            ApiError::NotFound(format!("no service named `{name}` is configured"))
-        })?;
+        let cfg = live
+            .config
+            .services
+            .get(name)
+            .ok_or_else(|| DrillError::UnknownService(name.clone()))?;
         let Some(managed) = &cfg.managed else {
-            return Err(ApiError::Conflict(format!(
-                "service `{name}` is external: upkeep can inject no fault into it"
-            )));
+            return Err(DrillError::External(name.clone()));
         };
         // A fault nothing would heal is an outage, not a drill: refused up front.
         let unhealed = match req.fault {
@@ -47,12 +92,10 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
                 .then_some("it is never restarted (restart = \"never\"): it would stay down"),
         };
         if let Some(why) = unhealed {
-            return Err(ApiError::Unprocessable {
-                message: format!(
-                    "a {} drill of `{name}` would not be healed: {why}",
-                    req.fault.as_str()
-                ),
-                hint: Some("drill a service that upkeep restarts when it fails".into()),
+            return Err(DrillError::WouldNotHeal {
+                name: name.clone(),
+                fault: req.fault,
+                why,
             });
         }
         // Settle time: past the probes' grace and the restart policy's min_uptime, so each
@@ -81,23 +124,19 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
                 .services
                 .get(name)
                 .map_or("unknown".into(), |s| s.state.to_string());
-            return Err(ApiError::Conflict(format!(
-                "service `{name}` must be up for a drill (it is {state})"
-            )));
+            return Err(DrillError::NotUp {
+                name: name.clone(),
+                state,
+            });
         }
     };
     let Some(pid) = status.pid else {
-        return Err(ApiError::Conflict(format!(
-            "service `{name}` has no process to inject a fault into yet; try again"
-        )));
+        return Err(DrillError::NoProcess(name.clone()));
     };
     if req.fault != Fault::Crash && !has_probes {
-        return Err(ApiError::Unprocessable {
-            message: format!(
-                "a {} drill needs a probe on `{name}`: without one nothing can notice it",
-                req.fault.as_str()
-            ),
-            hint: Some("add a process, tcp or http probe to the service".into()),
+        return Err(DrillError::NeedsProbe {
+            name: name.clone(),
+            fault: req.fault,
         });
     }
 
@@ -118,9 +157,7 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
     {
         Some(p) if p == pid => p,
         _ => {
-            return Err(ApiError::Conflict(format!(
-                "`{name}` restarted while the drill waited for it to settle; try again"
-            )));
+            return Err(DrillError::Unsettled(name.clone()));
         }
     };
 
@@ -132,12 +169,9 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
             let holders = tokio::task::spawn_blocking(move || {
                 upkeep_supervisor::procfs::listening_in_group(pid)
             })
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+            .await?;
             let Some((holder, _)) = holders.first().copied() else {
-                return Err(ApiError::Conflict(format!(
-                    "no process of `{name}` listens on a TCP port"
-                )));
+                return Err(DrillError::NoListener(name.clone()));
             };
             holder
         }
@@ -146,7 +180,8 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
     // The supervisor restarts the drill's casualty at once and keeps it out of the crash-loop
     // count, so drills back to back do not fail the service. And state, so that the incident
     // it opens is marked as the drill's. Both are disarmed if the drill gives up.
-    let armed = Armed::arm(daemon, name, req.fault).await;
+    tracing::info!(service = %name, fault = req.fault.as_str(), by = %by, "drill asked");
+    let armed = Armed::arm(daemon, name, req.fault, by).await;
     let injected_at = jiff::Timestamp::now();
     let injected = match req.fault {
         Fault::Crash | Fault::ClosePort => kill(Pid::from_raw(target as i32), Signal::SIGKILL),
@@ -155,9 +190,10 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
     if let Err(e) = injected {
         let message = format!("injecting {}: {e}", req.fault.as_str());
         armed.disarm(&message).await;
-        return Err(ApiError::Conflict(format!(
-            "could not inject the fault into `{name}` ({message}); it may have just exited"
-        )));
+        return Err(DrillError::NotInjected {
+            name: name.clone(),
+            message,
+        });
     }
     tracing::info!(service = %name, fault = req.fault.as_str(), "drill: fault injected");
 
@@ -177,13 +213,10 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
             let _ = killpg(Pid::from_raw(target as i32), Signal::SIGCONT);
         }
         armed.disarm("no recovery in time").await;
-        return Err(ApiError::Unprocessable {
-            message: format!(
-                "`{name}` did not recover within {}s of the {} fault",
-                DRILL_TIMEOUT.as_secs(),
-                req.fault.as_str()
-            ),
-            hint: Some("see `upkeep status` and its events for why".into()),
+        return Err(DrillError::NotRecovered {
+            name: name.clone(),
+            fault: req.fault,
+            secs: DRILL_TIMEOUT.as_secs(),
         });
     }
     daemon.store_caught_up().await;
@@ -191,7 +224,7 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
         .store
         .events(Some(name), 1000)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(DrillError::Events)?;
     events.retain(|e| e.at >= injected_at);
     events.reverse();
     let detection = events.iter().find(|e| match e.kind.as_str() {
@@ -204,9 +237,7 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
     });
     let Some(detection) = detection else {
         armed.disarm("the fault was never noticed").await;
-        return Err(ApiError::Internal(format!(
-            "`{name}` recovered but no event shows the fault being noticed"
-        )));
+        return Err(DrillError::NeverNoticed(name.clone()));
     };
     let recovery = events.iter().filter(|e| e.at >= detection.at).find(|e| {
         e.kind == "status_changed"
@@ -232,6 +263,7 @@ pub async fn run(daemon: &Daemon, req: DrillRequest) -> Result<DrillResult, ApiE
         detected_ms: ms(detection.at),
         recovered_ms: ms(recovered_at),
         detected_by,
+        by: Some(by.clone()),
     };
     let kind = EventKind::DrillCompleted {
         fault: req.fault.as_str().into(),
@@ -253,12 +285,10 @@ struct DrillGuard<'a> {
 }
 
 impl<'a> DrillGuard<'a> {
-    fn take(daemon: &'a Daemon, name: &ServiceName) -> Result<Self, ApiError> {
+    fn take(daemon: &'a Daemon, name: &ServiceName) -> Result<Self, DrillError> {
         let mut drills = daemon.drills.lock().expect("drills poisoned");
         if !drills.insert(name.clone()) {
-            return Err(ApiError::Conflict(format!(
-                "a drill of `{name}` is already running; wait for it to finish"
-            )));
+            return Err(DrillError::AlreadyRunning(name.clone()));
         }
         Ok(DrillGuard {
             daemon,
@@ -290,7 +320,12 @@ struct Armed<'a> {
 }
 
 impl<'a> Armed<'a> {
-    async fn arm(daemon: &'a Daemon, name: &'a ServiceName, fault: Fault) -> Armed<'a> {
+    async fn arm(
+        daemon: &'a Daemon,
+        name: &'a ServiceName,
+        fault: Fault,
+        by: &Principal,
+    ) -> Armed<'a> {
         let supervisor = daemon
             .live
             .lock()
@@ -312,6 +347,7 @@ impl<'a> Armed<'a> {
         }
         let started = EventKind::DrillStarted {
             fault: fault.as_str().into(),
+            by: Actor::Principal(by.clone()),
         };
         daemon.record(Event::now(name, started)).await;
         armed

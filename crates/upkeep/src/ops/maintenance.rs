@@ -1,0 +1,49 @@
+//! Maintenance by hand: begin (or change) a service's maintenance, or end it. Input: the
+//! operator's request through `control.rs`; output: a `maintenance_started` or
+//! `maintenance_ended` event naming who asked, recorded through state before the answer.
+
+use upkeep_core::api::{ActionResult, MaintenanceRequest};
+use upkeep_core::{Actor, Event, EventKind, Principal, ServiceName};
+
+use super::OpsError;
+use crate::control::Daemon;
+
+/// Puts `name` in maintenance as `req` says, or ends its maintenance when `req` is `None`.
+pub async fn set(
+    daemon: &Daemon,
+    name: &ServiceName,
+    req: Option<MaintenanceRequest>,
+    by: &Principal,
+) -> Result<ActionResult, OpsError> {
+    if !daemon.live.lock().await.config.services.contains_key(name) {
+        return Err(OpsError::UnknownService(name.clone()));
+    }
+    let actor = Actor::Principal(by.clone());
+    let (kind, action) = match req {
+        Some(r) => (
+            EventKind::MaintenanceStarted {
+                reason: r.reason,
+                until: r.until,
+                by: actor,
+            },
+            "maintenance",
+        ),
+        None if daemon
+            .snapshot
+            .borrow()
+            .services
+            .get(name)
+            .is_none_or(|st| st.maintenance.is_none()) =>
+        {
+            return Err(OpsError::NotInMaintenance(name.clone()));
+        }
+        None => (EventKind::MaintenanceEnded { by: actor }, "end maintenance"),
+    };
+    tracing::info!(service = %name, action, by = %by, "maintenance asked");
+    daemon.record(Event::now(name, kind)).await;
+    Ok(ActionResult {
+        action: action.into(),
+        services: vec![name.clone()],
+        by: Some(by.clone()),
+    })
+}

@@ -1,0 +1,79 @@
+//! Operations: what an operator can ask of the running daemon, as plain async functions over
+//! the [`Daemon`](crate::control::Daemon), each naming who asked ([`Principal`]) and returning
+//! [`OpsError`]. They know nothing of HTTP: `control.rs` calls them for the API and maps their
+//! errors to status codes in one place (`From<OpsError> for ApiError`).
+//!
+//! Layout: `services.rs` (start, stop, restart), `maintenance.rs` (begin, change, end),
+//! `reload.rs` (reload the file, add a service to it, apply a config over the running one),
+//! `drill.rs` (inject a fault, measure detection and recovery; its own [`drill::DrillError`]),
+//! `reports.rs` (the report, events, incidents; [`reports::ReportError`]). Service details,
+//! logs and metrics are still answered in `control.rs` (issue 15, item 7 goes on).
+//!
+//! [`Principal`]: upkeep_core::Principal
+
+pub mod drill;
+pub mod maintenance;
+pub mod reload;
+pub mod reports;
+pub mod services;
+
+use std::path::PathBuf;
+
+use upkeep_core::ServiceName;
+
+/// The store is unreachable, as the event writer last found it: reads of history fail at
+/// once instead of waiting out a connection timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the store ({engine}) is unreachable: {error}")]
+pub struct StoreAway {
+    pub engine: String,
+    pub error: String,
+    pub journaled: u64,
+}
+
+/// Why an operation did not happen. Variants name the operation and its subject; failures of
+/// what the daemon depends on keep their source, so the log shows the whole chain.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("no service named `{0}` is configured")]
+    UnknownService(ServiceName),
+    #[error(
+        "service `{name}` is external (probes only): upkeep does not run it, so it cannot {action} it"
+    )]
+    External {
+        name: ServiceName,
+        action: &'static str,
+    },
+    #[error("service `{0}` is not in maintenance")]
+    NotInMaintenance(ServiceName),
+    #[error("data_dir changed from {from} to {to}: a running daemon cannot move its data")]
+    DataDirMoved { from: PathBuf, to: PathBuf },
+    /// The file does not validate: the running config stays.
+    #[error("{0}")]
+    InvalidConfig(upkeep_config::ConfigError),
+    /// `add` cannot edit the file as asked.
+    #[error("{0}")]
+    Edit(upkeep_config::EditError),
+    #[error("the config revision cannot be stored; nothing was changed")]
+    RevisionNotStored(#[source] upkeep_store::Error),
+    #[error("storing the desired state of `{service}`")]
+    DesiredNotStored {
+        service: ServiceName,
+        #[source]
+        source: upkeep_store::Error,
+    },
+    #[error("reading the config file {path}")]
+    ReadConfig {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing the config file {path}")]
+    WriteConfig {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("a blocking task of the daemon failed")]
+    Task(#[from] tokio::task::JoinError),
+}

@@ -1,0 +1,191 @@
+//! Reload and add: the config file read again (or edited, then read) and applied over the
+//! running config. Removed services stop, added ones start, changed ones are reconfigured
+//! (restarted if running), the rest are left alone; the revision is stored first, so one that
+//! cannot be stored changes nothing. Both hold the `live` lock throughout, so two reloads never
+//! interleave. The `config_applied` event names who asked.
+
+use std::path::PathBuf;
+
+use upkeep_config::Config;
+use upkeep_core::api::{AddService, ReloadResult};
+use upkeep_core::{Actor, Desired, Event, EventKind, Principal};
+
+use super::OpsError;
+use crate::control::{Daemon, Live};
+
+/// Applies the config file again.
+pub async fn reload(daemon: &Daemon, by: &Principal) -> Result<ReloadResult, OpsError> {
+    let mut live = daemon.live.lock().await;
+    let new = load_config(daemon.config_path.clone()).await?;
+    tracing::info!(by = %by, "reload asked");
+    apply(daemon, &mut live, new, by).await
+}
+
+/// Adds a service to the config file (keeping its comments and layout), then applies it.
+pub async fn add(
+    daemon: &Daemon,
+    req: AddService,
+    by: &Principal,
+) -> Result<ReloadResult, OpsError> {
+    let mut live = daemon.live.lock().await;
+    let path = daemon.config_path.clone();
+    let current =
+        tokio::fs::read_to_string(&path)
+            .await
+            .map_err(|source| OpsError::ReadConfig {
+                path: path.clone(),
+                source,
+            })?;
+    let edited = upkeep_config::add_service(
+        &current,
+        &req.name,
+        &req.command,
+        req.cwd.as_deref(),
+        req.restart.as_deref(),
+    )
+    .map_err(OpsError::Edit)?;
+    // Validate before writing: a bad `add` must leave the file as it was.
+    let (p, text) = (path.clone(), edited.clone());
+    let new = tokio::task::spawn_blocking(move || upkeep_config::parse(&p, &text))
+        .await?
+        .map_err(OpsError::InvalidConfig)?;
+    write_atomically(&path, &edited)
+        .await
+        .map_err(|source| OpsError::WriteConfig {
+            path: path.clone(),
+            source,
+        })?;
+    daemon
+        .store
+        .set_desired(&req.name, Desired::Running)
+        .await
+        .map_err(|source| OpsError::DesiredNotStored {
+            service: req.name.clone(),
+            source,
+        })?;
+    tracing::info!(service = %req.name, by = %by, "service added");
+    apply(daemon, &mut live, new, by).await
+}
+
+/// Loads and validates a config off the runtime (validation touches the file system).
+async fn load_config(path: PathBuf) -> Result<Config, OpsError> {
+    tokio::task::spawn_blocking(move || upkeep_config::load(&path))
+        .await?
+        .map_err(OpsError::InvalidConfig)
+}
+
+/// Applies `new` over the running config: stops removed services, starts added ones,
+/// reconfigures changed ones (which restarts them if running) and leaves the rest alone.
+pub(crate) async fn apply(
+    daemon: &Daemon,
+    live: &mut Live,
+    new: Config,
+    by: &Principal,
+) -> Result<ReloadResult, OpsError> {
+    if new.daemon.data_dir != live.config.daemon.data_dir {
+        return Err(OpsError::DataDirMoved {
+            from: live.config.daemon.data_dir.clone(),
+            to: new.daemon.data_dir.clone(),
+        });
+    }
+    // Stored first: a revision that cannot be stored (database locked, disk full) changes
+    // nothing, instead of leaving half the services on the new config (issue 14, B6).
+    let revision = daemon
+        .store
+        .save_revision(&new.path.display().to_string(), &new.source)
+        .await
+        .map_err(OpsError::RevisionNotStored)?;
+    let mut result = ReloadResult {
+        revision,
+        by: Some(by.clone()),
+        ..Default::default()
+    };
+    for name in live.config.services.keys() {
+        if !new.services.contains_key(name) {
+            result.removed.push(name.clone());
+        }
+    }
+    for name in &result.removed {
+        if let Some(h) = live.services.remove(name) {
+            daemon.wiring.remove(name, h).await;
+        }
+        live.desired.remove(name);
+        let _ = daemon
+            .wiring
+            .supervisor
+            .events
+            .send(Event::now(name, EventKind::Removed))
+            .await;
+    }
+    for (name, cfg) in &new.services {
+        match live.config.services.get(name) {
+            None => {
+                let run = cfg.managed.as_ref().is_some_and(|m| m.autostart);
+                let want = if run || cfg.managed.is_none() {
+                    Desired::Running
+                } else {
+                    Desired::Stopped
+                };
+                live.services.insert(
+                    name.clone(),
+                    daemon.wiring.start(name, cfg, run, None).await,
+                );
+                live.desired.insert(name.clone(), want);
+                result.added.push(name.clone());
+            }
+            Some(old) if old != cfg => {
+                let run = live.desired.get(name) == Some(&Desired::Running);
+                if let Some(h) = live.services.get_mut(name) {
+                    daemon.wiring.update(name, h, old, cfg, run).await;
+                }
+                result.changed.push(name.clone());
+            }
+            Some(_) => result.unchanged.push(name.clone()),
+        }
+    }
+    let kind = EventKind::ConfigApplied {
+        revision: result.revision,
+        added: result.added.len() as u32,
+        removed: result.removed.len() as u32,
+        changed: result.changed.len() as u32,
+        by: Actor::Principal(by.clone()),
+    };
+    let _ = daemon
+        .wiring
+        .supervisor
+        .events
+        .send(Event::daemon(kind))
+        .await;
+    live.config = new;
+    Ok(result)
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, keeping the file's mode, so
+/// that a crash never leaves half a config behind.
+async fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let (path, text) = (path.to_owned(), text.to_owned());
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        // A symlinked config is edited where it points: replacing the link with a file would
+        // leave its target stale.
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        let tmp = path.with_extension("toml.upkeep-tmp");
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        if let Ok(meta) = std::fs::metadata(&path) {
+            use std::os::unix::fs::MetadataExt;
+            file.set_permissions(meta.permissions())?;
+            // And its owner and group (a root daemon would make them root's); best effort.
+            let _ = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()));
+        }
+        // On disk before the rename, and the rename on disk before we answer: a power cut
+        // leaves the old config or the new one, never an empty file (issue 14, E22).
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, &path)?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        std::fs::File::open(dir.unwrap_or(std::path::Path::new(".")))?.sync_all()
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}

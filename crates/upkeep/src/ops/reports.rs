@@ -1,0 +1,101 @@
+//! The record, read: the availability report of a period beside the one before it, stored
+//! events, incidents and one incident's timeline. Each read first waits (briefly) until the
+//! store holds every event state has seen, so a report never lags the status just shown.
+//! Figures are computed once, above the store (`upkeep_state::report`).
+
+use upkeep_core::ServiceName;
+use upkeep_core::api::{Incident, IncidentDetail, StoredEvent};
+use upkeep_core::report::Report;
+
+use crate::control::Daemon;
+
+/// Why a read of the record failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("no incident number {0}")]
+    UnknownIncident(i64),
+    /// The period, doubled to compare it with the one before, reaches past the calendar.
+    #[error("the period before {from} is out of range")]
+    Period {
+        from: jiff::Timestamp,
+        #[source]
+        source: jiff::Error,
+    },
+    #[error(transparent)]
+    Away(#[from] crate::ops::StoreAway),
+    #[error("reading {what} from the store")]
+    Store {
+        what: &'static str,
+        #[source]
+        source: upkeep_store::Error,
+    },
+}
+
+fn store(what: &'static str) -> impl FnOnce(upkeep_store::Error) -> ReportError {
+    move |source| ReportError::Store { what, source }
+}
+
+/// The report of `[from, to)` beside the period of the same length before it.
+pub async fn report(
+    daemon: &Daemon,
+    from: jiff::Timestamp,
+    to: jiff::Timestamp,
+) -> Result<Report, ReportError> {
+    daemon.store_ready()?;
+    daemon.store_caught_up().await;
+    let len = to.duration_since(from);
+    let before = from
+        .checked_sub(len)
+        .map_err(|source| ReportError::Period { from, source })?;
+    // One read covers both periods; `compute` keeps to each one's bounds.
+    let inputs = daemon
+        .store
+        .report_inputs(before, to)
+        .await
+        .map_err(store("the report's inputs"))?;
+    Ok(Report {
+        current: upkeep_state::report::compute(&inputs, from, to),
+        previous: upkeep_state::report::compute(&inputs, before, from),
+    })
+}
+
+/// Stored events, newest first, of one service or all.
+pub async fn events(
+    daemon: &Daemon,
+    service: Option<&ServiceName>,
+    limit: u32,
+) -> Result<Vec<StoredEvent>, ReportError> {
+    daemon.store_ready()?;
+    daemon
+        .store
+        .events(service, limit)
+        .await
+        .map_err(store("events"))
+}
+
+/// The most recent incidents, newest first, of one service or all.
+pub async fn incidents(
+    daemon: &Daemon,
+    service: Option<&ServiceName>,
+    limit: u32,
+) -> Result<Vec<Incident>, ReportError> {
+    daemon.store_ready()?;
+    daemon.store_caught_up().await;
+    daemon
+        .store
+        .incidents(service, limit)
+        .await
+        .map_err(store("incidents"))
+}
+
+/// One incident with its timeline.
+pub async fn incident(daemon: &Daemon, id: i64) -> Result<IncidentDetail, ReportError> {
+    daemon.store_ready()?;
+    daemon.store_caught_up().await;
+    daemon
+        .store
+        .incident(id, 1000)
+        .await
+        .map_err(store("an incident"))?
+        .ok_or(ReportError::UnknownIncident(id))
+}

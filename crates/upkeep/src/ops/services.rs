@@ -1,0 +1,98 @@
+//! Start, stop and restart, of one managed service or of all: the desired state is stored
+//! (so a restarted daemon brings each service back to what the operator last asked for), the
+//! supervisors carry the command out, and the answer waits until state and the store show it.
+//! Every event the action causes names who asked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use upkeep_core::api::ActionResult;
+use upkeep_core::{Actor, Desired, Principal, ServiceName, State};
+use upkeep_state::Snapshot;
+use upkeep_supervisor::{SupervisorCommand, SupervisorHandle};
+use upkeep_web::{Action, Target};
+
+use super::OpsError;
+use crate::control::{Daemon, Live};
+
+pub async fn act(
+    daemon: &Daemon,
+    target: Target,
+    action: Action,
+    by: &Principal,
+) -> Result<ActionResult, OpsError> {
+    let desired = match action {
+        Action::Stop => Desired::Stopped,
+        Action::Start | Action::Restart => Desired::Running,
+    };
+    let handles: Vec<(ServiceName, SupervisorHandle)> = {
+        let mut live = daemon.live.lock().await;
+        let managed =
+            |live: &Live, n: &ServiceName| live.services.get(n).and_then(|h| h.supervisor.clone());
+        let names: Vec<ServiceName> = match &target {
+            // `all` means every service upkeep runs; external ones have nothing to start.
+            Target::All => live
+                .services
+                .keys()
+                .filter(|n| managed(&live, n).is_some())
+                .cloned()
+                .collect(),
+            Target::One(n) if managed(&live, n).is_some() => vec![n.clone()],
+            Target::One(n) if live.services.contains_key(n) => {
+                return Err(OpsError::External {
+                    name: n.clone(),
+                    action: action.as_str(),
+                });
+            }
+            Target::One(n) => return Err(OpsError::UnknownService(n.clone())),
+        };
+        for n in &names {
+            live.desired.insert(n.clone(), desired);
+        }
+        names
+            .into_iter()
+            .filter_map(|n| Some((n.clone(), managed(&live, &n)?)))
+            .collect()
+    };
+    for (name, _) in &handles {
+        daemon
+            .store
+            .set_desired(name, desired)
+            .await
+            .map_err(|source| OpsError::DesiredNotStored {
+                service: name.clone(),
+                source,
+            })?;
+    }
+    tracing::info!(action = action.as_str(), ?target, by = %by, "operator action");
+    let actor = Actor::Principal(by.clone());
+    let runs = handles.iter().map(|(_, h)| {
+        let by = actor.clone();
+        h.request(move |done| match action {
+            Action::Start => SupervisorCommand::Start { by, done },
+            Action::Stop => SupervisorCommand::Stop { by, done },
+            Action::Restart => SupervisorCommand::Restart { by, done },
+        })
+    });
+    futures_util::future::join_all(runs).await;
+    // The supervisors sent their events before acknowledging; wait until state has seen
+    // them and the store has written them, so that an `ls` or `status` right after this
+    // answer shows the new state and its events.
+    let wanted = |s: &Arc<Snapshot>| {
+        handles.iter().all(|(n, _)| {
+            let st = s.services.get(n).map(|x| x.state);
+            match action {
+                Action::Stop => st == Some(State::Stopped),
+                _ => st != Some(State::Stopping),
+            }
+        })
+    };
+    let mut rx = daemon.snapshot.clone();
+    let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(wanted)).await;
+    daemon.store_caught_up().await;
+    Ok(ActionResult {
+        action: action.as_str().into(),
+        services: handles.into_iter().map(|(n, _)| n).collect(),
+        by: Some(by.clone()),
+    })
+}
