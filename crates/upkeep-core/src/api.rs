@@ -116,6 +116,7 @@ pub struct ServiceInfo {
 /// A stored event as the API returns it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredEvent {
+    /// Its node's sequence number: 1, 2, 3... in the order stored.
     pub id: i64,
     pub at: jiff::Timestamp,
     pub service: Option<ServiceName>,
@@ -123,6 +124,24 @@ pub struct StoredEvent {
     pub intervention: bool,
     /// The event's fields (pid, exit status, delay, ...).
     pub detail: serde_json::Value,
+}
+
+impl From<&crate::Committed> for StoredEvent {
+    /// A committed event as the API shows stored ones: its sequence number as its id.
+    fn from(c: &crate::Committed) -> Self {
+        let mut detail = serde_json::to_value(&c.event.kind).unwrap_or_default();
+        if let Some(o) = detail.as_object_mut() {
+            o.remove("kind");
+        }
+        StoredEvent {
+            id: c.seq as i64,
+            at: c.event.at,
+            service: c.event.service.clone(),
+            kind: c.event.kind.tag().into(),
+            intervention: c.event.kind.is_intervention(),
+            detail,
+        }
+    }
 }
 
 /// An incident: a period a service was down, failed or recovering.

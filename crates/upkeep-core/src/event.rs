@@ -276,6 +276,15 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// An event as the store committed it, with its node's sequence number: what observers of
+/// committed events get (live views by broadcast, durable consumers from their cursor).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Committed {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
 impl Event {
     pub fn now(service: &ServiceName, kind: EventKind) -> Self {
         Self {

@@ -20,7 +20,7 @@ mod name;
 pub mod report;
 mod status;
 
-pub use event::{Actor, Event, EventKind, ExitStatus, Principal, Via};
+pub use event::{Actor, Committed, Event, EventKind, ExitStatus, Principal, Via};
 pub use name::{NameError, ServiceName};
 pub use status::{
     Desired, Health, LastCheck, Maintenance, ProbeStatus, ServiceStatus, State, Unfinished,

@@ -10,9 +10,12 @@
 //!
 //! Start at [`open`]. Layout: `sql.rs` (the queries), `derive.rs` (what events change),
 //! `sqlite.rs` and `postgres.rs` (opening each engine), `writer.rs` (batching event writer),
+//! `journal.rs` (events kept while the store is away), `fanout.rs` (committed events to
+//! observers),
 //! `migrations/{sqlite,postgres}/`.
 
 mod derive;
+pub mod fanout;
 mod journal;
 mod postgres;
 mod sql;
@@ -143,6 +146,16 @@ pub trait Store: Send + Sync {
     async fn unfinished(
         &self,
     ) -> Result<std::collections::BTreeMap<ServiceName, upkeep_core::Unfinished>, Error>;
+    /// This node's events numbered after `seq`, oldest first, at most `limit`: what a durable
+    /// consumer reads from its cursor.
+    async fn events_after(
+        &self,
+        seq: u64,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::Committed>, Error>;
+    /// The number of the last event the consumer `name` finished (0 if none).
+    async fn cursor(&self, name: &str) -> Result<u64, Error>;
+    async fn set_cursor(&self, name: &str, seq: u64) -> Result<(), Error>;
     /// The engine it runs on.
     fn engine(&self) -> Engine;
 }

@@ -15,7 +15,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row};
 use upkeep_core::api::{Incident, IncidentDetail, StoredEvent};
 use upkeep_core::report::{DrillSpan, IncidentSpan, ReportInputs, Transition};
-use upkeep_core::{Desired, Event, EventKind, ServiceName, State, Unfinished};
+use upkeep_core::{Committed, Desired, Event, EventKind, ServiceName, State, Unfinished};
 
 use crate::derive::{self, Change};
 use crate::{Engine, Error, Node, ServiceRecord, Store};
@@ -215,8 +215,8 @@ impl Store for SqlStore {
         limit: u32,
     ) -> Result<Vec<StoredEvent>, Error> {
         let rows = sqlx::query(
-            "SELECT id, at_ms, service, kind, intervention, detail FROM events
-             WHERE node = $1 AND ($2 IS NULL OR service = $2) ORDER BY id DESC LIMIT $3",
+            "SELECT seq AS id, at_ms, service, kind, intervention, detail FROM events
+             WHERE node = $1 AND ($2 IS NULL OR service = $2) ORDER BY seq DESC LIMIT $3",
         )
         .bind(&self.node)
         .bind(service.map(ServiceName::as_str))
@@ -262,8 +262,8 @@ impl Store for SqlStore {
         };
         let end = incident.resolved.map_or(now, |t| t.as_millisecond());
         let timeline = sqlx::query(
-            "SELECT id, at_ms, service, kind, intervention, detail FROM events
-             WHERE node = $1 AND service = $2 AND at_ms >= $3 AND at_ms <= $4 ORDER BY id LIMIT $5",
+            "SELECT seq AS id, at_ms, service, kind, intervention, detail FROM events
+             WHERE node = $1 AND service = $2 AND at_ms >= $3 AND at_ms <= $4 ORDER BY seq LIMIT $5",
         )
         .bind(&self.node)
         .bind(incident.service.as_str())
@@ -546,6 +546,62 @@ impl Store for SqlStore {
         Ok(out)
     }
 
+    async fn events_after(&self, seq: u64, limit: u32) -> Result<Vec<Committed>, Error> {
+        let rows = sqlx::query(
+            "SELECT seq, at_ms, service, detail FROM events
+             WHERE node = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(&self.node)
+        .bind(seq as i64)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select events after a cursor"))?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let kind: EventKind = serde_json::from_str(&col::<String>(r, "detail")?)
+                    .inspect_err(|e| tracing::warn!("skipping an event that does not parse: {e}"))
+                    .ok()?;
+                Some(Committed {
+                    seq: col::<i64>(r, "seq")? as u64,
+                    event: Event {
+                        at: jiff::Timestamp::from_millisecond(col(r, "at_ms")?).ok()?,
+                        service: col::<Option<String>>(r, "service")?
+                            .and_then(|s| ServiceName::new(s).ok()),
+                        kind,
+                    },
+                })
+            })
+            .collect())
+    }
+
+    async fn cursor(&self, name: &str) -> Result<u64, Error> {
+        let row = sqlx::query("SELECT seq FROM cursors WHERE node = $1 AND name = $2")
+            .bind(&self.node)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("read a cursor"))?;
+        Ok(row.and_then(|r| col::<i64>(&r, "seq")).unwrap_or(0).max(0) as u64)
+    }
+
+    async fn set_cursor(&self, name: &str, seq: u64) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO cursors (node, name, seq, updated_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (node, name) DO UPDATE SET seq = excluded.seq,
+                 updated_ms = excluded.updated_ms",
+        )
+        .bind(&self.node)
+        .bind(name)
+        .bind(seq as i64)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(q("move a cursor"))?;
+        Ok(())
+    }
+
     fn engine(&self) -> Engine {
         self.engine
     }
@@ -570,7 +626,8 @@ fn flag(r: &AnyRow, name: &str) -> Option<bool> {
     }
 }
 
-/// A row of `events` as the API shows it.
+/// A row of `events` as the API shows it; its id is its node's sequence number (the same as
+/// the live stream's).
 fn stored_event(r: &AnyRow) -> Option<StoredEvent> {
     let mut detail: serde_json::Value =
         serde_json::from_str(&col::<String>(r, "detail")?).unwrap_or(serde_json::Value::Null);

@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, watch};
 use upkeep_core::Event;
 use upkeep_core::api::StoreHealth;
 
+use crate::fanout::Fanout;
 use crate::journal::Journal;
 use crate::{Engine, Error, Store};
 
@@ -52,6 +53,8 @@ pub struct Channels {
     pub events: mpsc::Receiver<Event>,
     pub written: watch::Sender<u64>,
     pub health: watch::Sender<StoreHealth>,
+    /// Where committed events go to observers.
+    pub fanout: Fanout,
 }
 
 /// A health report for a store on `engine` that answers.
@@ -133,7 +136,10 @@ impl Writer {
         let mut backoff = BACKOFF_MIN;
         loop {
             match self.store.last_seq().await {
-                Ok(last) => return last.max(journaled) + 1,
+                Ok(last) => {
+                    self.ch.fanout.start_at(last);
+                    return last.max(journaled) + 1;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the last event's number; retrying");
                     tokio::time::sleep(backoff).await;
@@ -180,6 +186,7 @@ impl Writer {
             Ok(()) => {
                 self.recovered();
                 self.kept(n);
+                self.ch.fanout.publish(first, &batch);
             }
             Err(e) if e.is_permanent() => {
                 let mut batch = batch;
@@ -289,7 +296,10 @@ impl Writer {
         let mut done = 0;
         for event in batch.iter() {
             match self.store.append(seq, std::slice::from_ref(event)).await {
-                Ok(()) => seq += 1,
+                Ok(()) => {
+                    self.ch.fanout.publish(seq, std::slice::from_ref(event));
+                    seq += 1;
+                }
                 Err(e) if e.is_permanent() => {
                     tracing::error!(error = %e, ?event, "event refused by the store: skipped");
                     if fixed {
@@ -394,7 +404,7 @@ impl Writer {
             };
             let n = events.len();
             match result {
-                Ok(()) => {}
+                Ok(()) => self.ch.fanout.publish(first, &events),
                 Err(e) if e.is_permanent() => {
                     self.one_at_a_time(&e, &mut events, first, true).await;
                     if !events.is_empty() {
@@ -495,7 +505,7 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use upkeep_core::api::{Incident, IncidentDetail, StoredEvent};
     use upkeep_core::report::ReportInputs;
-    use upkeep_core::{Desired, EventKind, ServiceName};
+    use upkeep_core::{Committed, Desired, EventKind, ServiceName};
 
     /// A real store whose appends fail a number of times first, as a locked database's do;
     /// every other failure comes after the batch was stored, as when a server's answer is lost.
@@ -575,6 +585,15 @@ mod tests {
         {
             self.inner.unfinished().await
         }
+        async fn events_after(&self, seq: u64, limit: u32) -> Result<Vec<Committed>, Error> {
+            self.inner.events_after(seq, limit).await
+        }
+        async fn cursor(&self, name: &str) -> Result<u64, Error> {
+            self.inner.cursor(name).await
+        }
+        async fn set_cursor(&self, name: &str, seq: u64) -> Result<(), Error> {
+            self.inner.set_cursor(name, seq).await
+        }
         fn engine(&self) -> Engine {
             self.inner.engine()
         }
@@ -594,6 +613,7 @@ mod tests {
             events,
             written,
             health,
+            fanout: Fanout::new(),
         };
         (tx, ch, written_rx, health_rx)
     }

@@ -447,3 +447,30 @@ async fn a_database_from_the_previous_schema_keeps_its_history() {
         .unwrap();
     assert_eq!(store.events(None, 10).await.unwrap().len(), 3);
 }
+
+/// Issue 15, item 9: what durable consumers read: events after a number, and cursors kept per
+/// node and consumer.
+#[tokio::test]
+async fn events_after_a_cursor_come_back_whole_and_cursors_are_kept() {
+    on_every_engine(async |location, node| {
+        let s = open(&location, &node).await;
+        let web = svc("web");
+        let events: Vec<Event> = (1..=5)
+            .map(|pid| at(pid, &web, EventKind::StaleStopped { pid: pid as u32 }))
+            .collect();
+        s.append(1, &events).await.unwrap();
+        let after = s.events_after(2, 2).await.unwrap();
+        assert_eq!(after.iter().map(|c| c.seq).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(after[0].event, events[2]);
+        assert_eq!(s.cursor("outbox").await.unwrap(), 0);
+        s.set_cursor("outbox", 4).await.unwrap();
+        s.set_cursor("other", 1).await.unwrap();
+        let again = open(&location, &node).await;
+        assert_eq!(again.cursor("outbox").await.unwrap(), 4);
+        assert_eq!(again.events_after(4, 100).await.unwrap().len(), 1);
+        let stranger = open(&location, &self::node()).await;
+        assert_eq!(stranger.cursor("outbox").await.unwrap(), 0);
+        assert!(stranger.events_after(0, 100).await.unwrap().is_empty());
+    })
+    .await;
+}

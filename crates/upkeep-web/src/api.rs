@@ -129,6 +129,8 @@ pub trait Control: Send + Sync + 'static {
         name: &ServiceName,
         stderr: bool,
     ) -> Result<broadcast::Receiver<Bytes>, ApiError>;
+    /// Every event committed from now on, in batches: the one stream behind every live view.
+    fn follow_events(&self) -> broadcast::Receiver<std::sync::Arc<[upkeep_core::Committed]>>;
     /// Asks the daemon to stop its services and exit.
     fn shutdown(&self, by: &Principal);
 }
@@ -201,6 +203,7 @@ fn read_routes(gate: Gate) -> Router<AppState> {
         .route("/api/v1/services/{name}", get(service))
         .route("/api/v1/services/{name}/logs", get(logs))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/events/stream", get(event_stream))
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/incidents/{id}", get(incident))
         .route("/api/v1/report", get(report))
@@ -405,6 +408,35 @@ async fn events(
 ) -> Result<Json<Vec<StoredEvent>>, ApiError> {
     let (service, limit) = ListQuery::parse(query)?;
     s.control.events(service.as_ref(), limit).await.map(Json)
+}
+
+/// Committed events as they come, one JSON object a line (the shape of `/api/v1/events`, `id`
+/// being the event's sequence number); a reader that falls behind gets `{"skipped": N}`.
+/// Ends when the daemon shuts down.
+async fn event_stream(State(s): State<AppState>) -> Body {
+    let rx = s.control.follow_events();
+    let stream = futures_util::stream::unfold((rx, s.cancel), |(mut rx, cancel)| async move {
+        let item = tokio::select! {
+            _ = cancel.cancelled() => return None,
+            r = rx.recv() => r,
+        };
+        let mut text = Vec::new();
+        match item {
+            Ok(batch) => {
+                for c in batch.iter() {
+                    let _ = serde_json::to_writer(&mut text, &StoredEvent::from(c));
+                    text.push(b'\n');
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                let _ = serde_json::to_writer(&mut text, &serde_json::json!({ "skipped": n }));
+                text.push(b'\n');
+            }
+            Err(broadcast::error::RecvError::Closed) => return None,
+        }
+        Some((Ok::<_, std::io::Error>(Bytes::from(text)), (rx, cancel)))
+    });
+    Body::from_stream(stream)
 }
 
 async fn incidents(

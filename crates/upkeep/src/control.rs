@@ -54,6 +54,8 @@ pub struct Daemon {
     pub stored: watch::Receiver<u64>,
     /// Whether the store takes events, from the writer.
     pub store_health: watch::Receiver<upkeep_core::api::StoreHealth>,
+    /// Committed events: a broadcast for live views, cursors for durable consumers.
+    pub committed: upkeep_store::fanout::Fanout,
     /// Cancelled by `upkeep down`.
     pub shutdown: CancellationToken,
     /// Services a drill is running on (one drill per service at a time). A std Mutex: never
@@ -574,6 +576,10 @@ impl Control for Daemon {
                 Stream::Stdout
             },
         ))
+    }
+
+    fn follow_events(&self) -> broadcast::Receiver<Arc<[upkeep_core::Committed]>> {
+        self.committed.subscribe()
     }
 
     fn shutdown(&self, by: &Principal) {

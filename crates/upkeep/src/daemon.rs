@@ -217,13 +217,17 @@ async fn run_async(config: Config) -> Result<()> {
         journaled: upkeep_store::writer::journaled(&journal).await,
         ..upkeep_store::writer::healthy(store.engine())
     });
+    // Committed events, for live views and durable consumers (SSE and the outbox, to come).
+    let committed = upkeep_store::fanout::Fanout::new();
     let writer = tokio::spawn({
         let store = store.clone();
+        let fanout = committed.clone();
         async move {
             let channels = upkeep_store::writer::Channels {
                 events: store_rx,
                 written: written_tx,
                 health: health_tx,
+                fanout,
             };
             upkeep_store::writer::run(store, &journal, channels).await
         }
@@ -327,6 +331,7 @@ async fn run_async(config: Config) -> Result<()> {
         snapshot,
         stored,
         store_health,
+        committed,
         shutdown: shutdown.clone(),
         drills: Default::default(),
     });

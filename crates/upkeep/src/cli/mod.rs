@@ -129,6 +129,9 @@ enum Command {
         /// How many
         #[arg(short = 'n', long, default_value_t = 50)]
         limit: u32,
+        /// Then go on showing events as they are stored (Ctrl-C to stop)
+        #[arg(short, long)]
+        follow: bool,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -445,6 +448,41 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// Prints events from the live stream as they come: those of `service` (or all), newer than
+/// `after` (the list just shown), as text or as JSON lines.
+async fn follow_events(
+    mut body: hyper::body::Incoming,
+    service: Option<&ServiceName>,
+    after: i64,
+    json: bool,
+) -> Result<()> {
+    let mut pending: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.context("reading the event stream")?;
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        pending.extend_from_slice(data);
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let Ok(e) = serde_json::from_slice::<upkeep_core::api::StoredEvent>(&line) else {
+                // `{"skipped": N}`: this reader fell behind.
+                eprintln!("{}", String::from_utf8_lossy(&line).trim_end());
+                continue;
+            };
+            if e.id <= after || service.is_some_and(|s| e.service.as_ref() != Some(s)) {
+                continue;
+            }
+            if json {
+                println!("{}", serde_json::to_string(&e)?);
+            } else {
+                print!("{}", output::events(std::slice::from_ref(&e)));
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
     let client = g.client()?;
     match cmd {
@@ -570,16 +608,42 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                 print!("{}", output::incidents(&list))
             }
         }
-        Command::Events { name, limit, json } => {
+        Command::Events {
+            name,
+            limit,
+            follow,
+            json,
+        } => {
+            // Subscribed first, so that no event falls between the list and the stream.
+            let stream = if follow {
+                let path = ApiPath::new("/api/v1/events/stream");
+                Some(
+                    client
+                        .send(hyper::Method::GET, path, None)
+                        .await?
+                        .into_body(),
+                )
+            } else {
+                None
+            };
             let mut path = ApiPath::new("/api/v1/events").query("limit", limit);
-            if let Some(n) = name {
+            if let Some(n) = &name {
                 path = path.query("service", n);
             }
-            let list: Vec<upkeep_core::api::StoredEvent> = client.get(path).await?;
-            if json.json {
+            let mut list: Vec<upkeep_core::api::StoredEvent> = client.get(path).await?;
+            if json.json && stream.is_none() {
                 print_json(&list)
+            } else if json.json {
+                list.reverse();
+                for e in &list {
+                    println!("{}", serde_json::to_string(e)?);
+                }
             } else {
                 print!("{}", output::events(&list))
+            }
+            if let Some(body) = stream {
+                let last = list.iter().map(|e| e.id).max().unwrap_or(0);
+                follow_events(body, name.as_ref(), last, json.json).await?;
             }
         }
         Command::Incident { id, json } => {

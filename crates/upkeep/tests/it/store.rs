@@ -169,3 +169,52 @@ fn issue_15_postgres_away_under_load_loses_no_event_and_delays_no_restart() {
         0
     );
 }
+
+/// Issue 15, item 9: committed events fan out to live views: `upkeep events --follow` shows
+/// the recent ones, then each new one once, in order, as it is stored.
+#[test]
+fn issue_15_events_follow_shows_each_committed_event_once_as_it_comes() {
+    use std::io::BufRead;
+    let d = crate::daemon("[services.web]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("web", "up", LONG);
+    let mut follow = d.cli_spawn(&["events", "--follow", "--json", "-n", "3"]);
+    let mut lines = std::io::BufReader::new(follow.stdout.take().unwrap()).lines();
+    let mut seen: Vec<serde_json::Value> = Vec::new();
+    let mut next =
+        || -> serde_json::Value { serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap() };
+    for _ in 0..3 {
+        seen.push(next());
+    }
+    let out = d.cli(&["restart", "web"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The restart's events, live: ending with the new process started.
+    loop {
+        let e = next();
+        let started = e["kind"] == "started";
+        seen.push(e);
+        if started {
+            break;
+        }
+    }
+    follow.kill().unwrap();
+    let _ = follow.wait();
+    let ids: Vec<i64> = seen.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "each once, in order, no gap: {ids:?}"
+    );
+    let kinds: Vec<&str> = seen.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"restart_requested"), "{kinds:?}");
+    // The same events as the stored history has.
+    let stored = d.api_get("/api/v1/events?limit=100");
+    let stored_ids: Vec<i64> = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        ids.iter().all(|i| stored_ids.contains(i)),
+        "{ids:?} {stored_ids:?}"
+    );
+}
