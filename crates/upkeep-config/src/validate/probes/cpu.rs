@@ -28,14 +28,8 @@ impl RawKind for RawCpuProbe {
 
     fn validate(self, v: &mut Validator<'_>, at: &ProbeSite<'_>) -> Option<ProbeKind> {
         let limits = bounds::CPU_MAX_PERCENT;
-        let Some(pct) = self.max_percent else {
-            v.problem(
-                &at.key("kind"),
-                "a cpu probe needs `max_percent` above 0 (percent of one core)",
-                Some("e.g. max_percent = 90".into()),
-            );
-            return None;
-        };
+        let example = "max_percent = 90 (percent of one core)";
+        let pct = at.needs(v, "max_percent", self.max_percent, example)?;
         // Also false for NaN, which TOML allows.
         if !(pct > limits.min && pct <= limits.max) {
             v.problem(
@@ -54,8 +48,7 @@ impl RawKind for RawCpuProbe {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::tests::{located, one_problem};
-    use super::super::tests::{kind_of, probe};
+    use super::super::tests::{kind_of, probe, refused};
     use super::*;
 
     #[test]
@@ -67,23 +60,34 @@ mod tests {
             );
         }
         for pct in ["inf", "nan", "0", "-5", "100001"] {
-            let (p, text) = one_problem(&probe(&format!("kind = \"cpu\"\nmax_percent = {pct}")));
-            located(&p, &text, "services.web.probes.0.max_percent", 5, 15);
+            refused(
+                &format!("kind = \"cpu\"\nmax_percent = {pct}"),
+                "max_percent",
+                5,
+                15,
+            );
         }
-        let (p, text) = one_problem(&probe("kind = \"cpu\"\nmax_percent = \"90%\""));
-        located(&p, &text, "services.web.probes.0.max_percent", 5, 15);
+        let (p, text) = refused(
+            "kind = \"cpu\"\nmax_percent = \"90%\"",
+            "max_percent",
+            5,
+            15,
+        );
         assert!(
             p.message.contains("invalid type: string, expected f64"),
             "{text}"
         );
-        let (p, text) = one_problem(&probe("kind = \"cpu\""));
-        located(&p, &text, "services.web.probes.0.kind", 4, 8);
+        refused("kind = \"cpu\"", "kind", 4, 8);
     }
 
     #[test]
     fn refuses_keys_of_other_kinds() {
-        let (p, text) = one_problem(&probe("kind = \"cpu\"\nmax_percent = 90\nmax = \"1GiB\""));
-        located(&p, &text, "services.web.probes.0.max", 6, 7);
+        let (p, _) = refused(
+            "kind = \"cpu\"\nmax_percent = 90\nmax = \"1GiB\"",
+            "max",
+            6,
+            7,
+        );
         assert_eq!(p.message, "`max` does not apply to a cpu probe");
     }
 }

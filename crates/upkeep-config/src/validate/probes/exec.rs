@@ -32,10 +32,8 @@ impl RawKind for RawExecProbe {
     const NAME: &'static str = "exec";
 
     fn validate(self, v: &mut Validator<'_>, at: &ProbeSite<'_>) -> Option<ProbeKind> {
-        let Some(command) = self.command else {
-            v.problem(&at.key("kind"), "an exec probe needs `command`", None);
-            return None;
-        };
+        let example = "command = \"pg_isready -q\"";
+        let command = at.needs(v, "command", self.command, example)?;
         let program = v.program(&at.key("command"), &command, at.run_dir, None)?;
         Some(ProbeKind::Exec(ExecProbeConfig {
             program,
@@ -46,8 +44,7 @@ impl RawKind for RawExecProbe {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::tests::{located, one_problem};
-    use super::super::tests::{kind_of, probe};
+    use super::super::tests::{kind_of, probe, refused};
     use super::*;
 
     #[test]
@@ -68,30 +65,38 @@ mod tests {
 
     #[test]
     fn refuses_a_program_that_is_not_found_a_nul_or_no_command() {
-        let (p, text) = one_problem(&probe("kind = \"exec\"\ncommand = \"nosuchprogram-xyz\""));
-        located(&p, &text, "services.web.probes.0.command", 5, 11);
+        let (p, text) = refused(
+            "kind = \"exec\"\ncommand = \"nosuchprogram-xyz\"",
+            "command",
+            5,
+            11,
+        );
         assert!(
             p.message.contains("`nosuchprogram-xyz` was not found"),
             "{text}"
         );
-        let (p, text) = one_problem(&probe("kind = \"exec\"\ncommand = [\"true\\u0000\"]"));
-        located(&p, &text, "services.web.probes.0.command.0", 5, 12);
-        let (p, text) = one_problem(&probe("kind = \"exec\"\ncommand = 5"));
-        located(&p, &text, "services.web.probes.0.command", 5, 11);
+        refused(
+            "kind = \"exec\"\ncommand = [\"true\\u0000\"]",
+            "command.0",
+            5,
+            12,
+        );
+        let (p, text) = refused("kind = \"exec\"\ncommand = 5", "command", 5, 11);
         assert!(
             p.message.contains("a command line string or an array"),
             "{text}"
         );
-        let (p, text) = one_problem(&probe("kind = \"exec\""));
-        located(&p, &text, "services.web.probes.0.kind", 4, 8);
+        refused("kind = \"exec\"", "kind", 4, 8);
     }
 
     #[test]
     fn refuses_keys_of_other_kinds() {
-        let (p, text) = one_problem(&probe(
+        let (p, _) = refused(
             "kind = \"exec\"\ncommand = \"true\"\nmax = \"1GiB\"",
-        ));
-        located(&p, &text, "services.web.probes.0.max", 6, 7);
+            "max",
+            6,
+            7,
+        );
         assert_eq!(p.message, "`max` does not apply to an exec probe");
     }
 }

@@ -51,20 +51,14 @@ pub struct HttpProbeConfig {
     pub degraded_after: Option<Duration>,
 }
 
+const EXAMPLE: &str = "url = \"http://127.0.0.1:8080/health\"";
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
 
 impl RawKind for RawHttpProbe {
     const NAME: &'static str = "http";
 
     fn validate(self, v: &mut Validator<'_>, at: &ProbeSite<'_>) -> Option<ProbeKind> {
-        let Some(url) = self.url else {
-            v.problem(
-                &at.key("kind"),
-                "an http probe needs `url`",
-                Some("e.g. url = \"http://127.0.0.1:8080/health\"".into()),
-            );
-            return None;
-        };
+        let url = at.needs(v, "url", self.url, EXAMPLE)?;
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             v.problem(
                 &at.key("url"),
@@ -77,7 +71,7 @@ impl RawKind for RawHttpProbe {
             v.problem(
                 &at.key("url"),
                 format!("url `{url}` is not a valid URL: {e}"),
-                Some("e.g. url = \"http://127.0.0.1:8080/health\"".into()),
+                Some(format!("e.g. {EXAMPLE}")),
             );
         }
         let method = self.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
@@ -167,6 +161,7 @@ fn check_headers(v: &mut Validator<'_>, at: &ProbeSite<'_>, headers: &BTreeMap<S
 #[cfg(test)]
 mod tests {
     use super::super::super::tests::{SVC, check, located, one_problem};
+    use super::super::tests::refused;
     use super::super::tests::{kind_of, probe};
     use super::*;
 
@@ -215,27 +210,21 @@ mod tests {
                 "invalid type: string, expected u16",
             ),
         ] {
-            let (p, text) = one_problem(&probe(&format!("{url}\n{line}")));
-            located(
-                &p,
-                &text,
-                &format!("services.web.probes.0.{key}"),
-                6,
-                column,
-            );
+            let (p, text) = refused(&format!("{url}\n{line}"), key, 6, column);
             assert!(p.message.contains(message), "{text}");
         }
-        let (p, text) = one_problem(&probe("kind = \"http\""));
-        located(&p, &text, "services.web.probes.0.kind", 4, 8);
+        let (p, text) = refused("kind = \"http\"", "kind", 4, 8);
         assert!(p.message.contains("needs `url`"), "{text}");
     }
 
     #[test]
     fn refuses_keys_of_other_kinds() {
-        let (p, text) = one_problem(&probe(
+        let (p, _) = refused(
             "kind = \"http\"\nurl = \"http://127.0.0.1:1/\"\naddr = \"127.0.0.1:1\"",
-        ));
-        located(&p, &text, "services.web.probes.0.addr", 6, 8);
+            "addr",
+            6,
+            8,
+        );
         assert_eq!(p.message, "`addr` does not apply to an http probe");
     }
 

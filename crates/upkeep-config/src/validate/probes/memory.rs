@@ -28,14 +28,7 @@ impl RawKind for RawMemoryProbe {
     const WATCHES_PROCESS: bool = true;
 
     fn validate(self, v: &mut Validator<'_>, at: &ProbeSite<'_>) -> Option<ProbeKind> {
-        let Some(max) = self.max else {
-            v.problem(
-                &at.key("kind"),
-                "a memory probe needs `max`",
-                Some("e.g. max = \"512MiB\"".into()),
-            );
-            return None;
-        };
+        let max = at.needs(v, "max", self.max, "max = \"512MiB\"")?;
         let Ok(size) = max.parse::<bytesize::ByteSize>() else {
             v.problem(
                 &at.key("max"),
@@ -63,8 +56,7 @@ impl RawKind for RawMemoryProbe {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::tests::{located, one_problem};
-    use super::super::tests::{kind_of, probe};
+    use super::super::tests::{kind_of, probe, refused};
     use super::*;
 
     #[test]
@@ -74,25 +66,24 @@ mod tests {
             ProbeKind::Memory(MemoryProbeConfig { max_bytes: 1 << 20 })
         );
         // No process group fits in less: the probe would restart the service forever.
-        let (p, text) = one_problem(&probe("kind = \"memory\"\nmax = \"1KiB\""));
-        located(&p, &text, "services.web.probes.0.max", 5, 7);
+        let (_, text) = refused("kind = \"memory\"\nmax = \"1KiB\"", "max", 5, 7);
         assert!(
             text.contains("hint: write at least max = \"1MiB\""),
             "{text}"
         );
-        let (p, text) = one_problem(&probe("kind = \"memory\"\nmax = \"lots\""));
-        located(&p, &text, "services.web.probes.0.max", 5, 7);
+        let (p, text) = refused("kind = \"memory\"\nmax = \"lots\"", "max", 5, 7);
         assert!(p.message.contains("not a size"), "{text}");
-        let (p, text) = one_problem(&probe("kind = \"memory\""));
-        located(&p, &text, "services.web.probes.0.kind", 4, 8);
+        refused("kind = \"memory\"", "kind", 4, 8);
     }
 
     #[test]
     fn refuses_keys_of_other_kinds() {
-        let (p, text) = one_problem(&probe(
+        let (p, _) = refused(
             "kind = \"memory\"\nmax = \"1GiB\"\ncommand = \"true\"",
-        ));
-        located(&p, &text, "services.web.probes.0.command", 6, 11);
+            "command",
+            6,
+            11,
+        );
         assert_eq!(p.message, "`command` does not apply to a memory probe");
     }
 }

@@ -140,6 +140,8 @@ impl Kind {
 
 /// Where a probe sits, and what its kind may need to know besides its own keys.
 pub(crate) struct ProbeSite<'a> {
+    /// Its kind's name; empty until `kind` is known.
+    kind: &'static str,
     service: &'a str,
     index: String,
     /// The folder the service runs in: an exec probe's command is resolved and run there.
@@ -162,6 +164,25 @@ impl ProbeSite<'_> {
             .chain(inner)
             .collect()
     }
+
+    /// The value of a key this kind cannot do without. If it is absent, a problem at `kind`
+    /// ("a tcp probe needs `addr`") with an example of it.
+    pub fn needs<T>(
+        &self,
+        v: &mut Validator<'_>,
+        field: &str,
+        value: Option<T>,
+        example: &str,
+    ) -> Option<T> {
+        if value.is_none() {
+            v.problem(
+                &self.key("kind"),
+                format!("{} probe needs `{field}`", a(self.kind)),
+                Some(format!("e.g. {example}")),
+            );
+        }
+        value
+    }
 }
 
 impl Validator<'_> {
@@ -175,17 +196,17 @@ impl Validator<'_> {
         run_dir: &Path,
         managed: bool,
     ) -> Option<ProbeConfig> {
+        let kinds = kinds();
+        let kind = match table.get("kind") {
+            Some(toml::Value::String(name)) => kinds.iter().find(|k| k.name == name),
+            _ => None,
+        };
         let mut at = ProbeSite {
+            kind: kind.map_or("", |k| k.name),
             service,
             index: index.to_string(),
             run_dir,
             timeout: None,
-        };
-        let kinds = kinds();
-        let names = || kinds.iter().map(|k| k.name).collect::<Vec<_>>().join(", ");
-        let kind = match table.get("kind") {
-            Some(toml::Value::String(name)) => kinds.iter().find(|k| k.name == name),
-            _ => None,
         };
         let Some(kind) = kind else {
             let message = match table.get("kind") {
@@ -193,11 +214,9 @@ impl Validator<'_> {
                 Some(toml::Value::String(other)) => format!("unknown probe kind `{other}`"),
                 Some(_) => "`kind` is not a string".to_owned(),
             };
-            self.problem(
-                &at.key("kind"),
-                message,
-                Some(format!("use one of: {}", names())),
-            );
+            let names: Vec<&str> = kinds.iter().map(|k| k.name).collect();
+            let hint = format!("use one of: {}", names.join(", "));
+            self.problem(&at.key("kind"), message, Some(hint));
             return None;
         };
         let before = self.problems.len();
@@ -366,12 +385,27 @@ fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
 pub(super) mod tests {
     use super::super::tests::{SVC, check, located, one_problem};
     use super::*;
+    use crate::error::Problem;
     use upkeep_core::ServiceName;
 
     /// A config of one managed service `web` with one probe (its table starts on line 3, so
     /// the first line of `body` is line 4).
     pub(crate) fn probe(body: &str) -> String {
         format!("{SVC}[[services.web.probes]]\n{body}\n")
+    }
+
+    /// The one problem of the probe written as `body` (see [`probe`]), asserted to be at its
+    /// key `field` (`url`, `headers.X-Token`), at `line`:`column`; with the whole message.
+    pub(crate) fn refused(
+        body: &str,
+        field: &str,
+        line: usize,
+        column: usize,
+    ) -> (Problem, String) {
+        let (p, text) = one_problem(&probe(body));
+        let key = format!("services.web.probes.0.{field}");
+        located(&p, &text, &key, line, column);
+        (p, text)
     }
 
     /// The validated kind of the only probe of `toml`.
@@ -425,24 +459,25 @@ pub(super) mod tests {
 
     #[test]
     fn a_missing_or_unknown_kind_is_located_and_lists_the_kinds() {
-        let (p, text) = one_problem(&probe("kind = \"smoke\""));
-        located(&p, &text, "services.web.probes.0.kind", 4, 8);
+        let (p, text) = refused("kind = \"smoke\"", "kind", 4, 8);
         assert!(p.message.contains("unknown probe kind `smoke`"), "{text}");
         assert!(
             text.contains("hint: use one of: tcp, http, exec, process, memory, cpu"),
             "{text}"
         );
-        let (p, text) = one_problem(&probe("name = \"x\""));
-        assert_eq!(p.key, "services.web.probes.0.kind");
+        let (p, text) = refused("name = \"x\"", "kind", 3, 1);
         assert!(p.message.contains("needs a `kind`"), "{text}");
-        let (p, text) = one_problem(&probe("kind = 5"));
-        located(&p, &text, "services.web.probes.0.kind", 4, 8);
+        refused("kind = 5", "kind", 4, 8);
     }
 
     #[test]
     fn unknown_keys_and_wrong_types_are_located() {
-        let (p, text) = one_problem(&probe("kind = \"tcp\"\naddr = \"127.0.0.1:1\"\nadr = 1"));
-        located(&p, &text, "services.web.probes.0.adr", 6, 7);
+        let (p, text) = refused(
+            "kind = \"tcp\"\naddr = \"127.0.0.1:1\"\nadr = 1",
+            "adr",
+            6,
+            7,
+        );
         assert!(
             p.message.contains("unknown field `adr` in a tcp probe"),
             "{text}"
@@ -452,15 +487,18 @@ pub(super) mod tests {
             "{text}"
         );
         // A wrong type in a shared key and in a kind's own key, each at its value, unquoted.
-        let (p, text) = one_problem(&probe("kind = \"process\"\nfailures = \"s3cret\""));
-        located(&p, &text, "services.web.probes.0.failures", 5, 12);
+        let (p, text) = refused(
+            "kind = \"process\"\nfailures = \"s3cret\"",
+            "failures",
+            5,
+            12,
+        );
         assert!(
             p.message.contains("invalid type: string, expected u32"),
             "{text}"
         );
         assert!(!text.contains("s3cret"), "{text}");
-        let (p, text) = one_problem(&probe("kind = \"tcp\"\naddr = 80"));
-        located(&p, &text, "services.web.probes.0.addr", 5, 8);
+        refused("kind = \"tcp\"\naddr = 80", "addr", 5, 8);
     }
 
     #[test]
@@ -552,8 +590,7 @@ probes = [{ kind = "exec", command = "true" }, { kind = "tcp", addr = "127.0.0.1
     #[test]
     fn probe_names_are_short_and_printable() {
         // Probe names show in terminals and metrics.
-        let (p, text) = one_problem(&probe("kind = \"process\"\nname = \"a\\u001b[2Jb\""));
-        located(&p, &text, "services.web.probes.0.name", 5, 8);
+        refused("kind = \"process\"\nname = \"a\\u001b[2Jb\"", "name", 5, 8);
         let (p, _) = one_problem(&probe(&format!(
             "kind = \"process\"\nname = \"{}\"",
             "n".repeat(65)

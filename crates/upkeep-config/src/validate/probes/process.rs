@@ -29,8 +29,8 @@ impl RawKind for RawProcessProbe {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::tests::{check, located, one_problem};
-    use super::super::tests::{kind_of, probe};
+    use super::super::super::tests::check;
+    use super::super::tests::{kind_of, probe, refused};
     use super::*;
 
     #[test]
@@ -53,8 +53,7 @@ mod tests {
 
     #[test]
     fn refuses_keys_of_other_kinds() {
-        let (p, text) = one_problem(&probe("kind = \"process\"\nmax_percent = 50"));
-        located(&p, &text, "services.web.probes.0.max_percent", 5, 15);
+        let (p, _) = refused("kind = \"process\"\nmax_percent = 50", "max_percent", 5, 15);
         assert_eq!(p.message, "`max_percent` does not apply to a process probe");
     }
 }

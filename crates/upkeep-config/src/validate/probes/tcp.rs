@@ -22,20 +22,13 @@ pub struct TcpProbeConfig {
     pub addr: String,
 }
 
-const EXAMPLE: &str = "e.g. addr = \"127.0.0.1:5432\"";
+const EXAMPLE: &str = "addr = \"127.0.0.1:5432\"";
 
 impl RawKind for RawTcpProbe {
     const NAME: &'static str = "tcp";
 
     fn validate(self, v: &mut Validator<'_>, at: &ProbeSite<'_>) -> Option<ProbeKind> {
-        let Some(addr) = self.addr else {
-            v.problem(
-                &at.key("kind"),
-                "a tcp probe needs `addr`",
-                Some(EXAMPLE.into()),
-            );
-            return None;
-        };
+        let addr = at.needs(v, "addr", self.addr, EXAMPLE)?;
         // Port 0 can never be connected to.
         let valid = addr.rsplit_once(':').is_some_and(|(host, port)| {
             !host.is_empty()
@@ -49,7 +42,7 @@ impl RawKind for RawTcpProbe {
                     "addr `{}` is not host:port (a host name or address, and a port from 1 to 65535)",
                     addr.escape_debug()
                 ),
-                Some(EXAMPLE.into()),
+                Some(format!("e.g. {EXAMPLE}")),
             );
             return None;
         }
@@ -59,8 +52,7 @@ impl RawKind for RawTcpProbe {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::tests::{located, one_problem};
-    use super::super::tests::{kind_of, probe};
+    use super::super::tests::{kind_of, probe, refused};
     use super::*;
 
     #[test]
@@ -77,21 +69,21 @@ mod tests {
     fn refuses_port_zero_a_bad_host_and_no_addr() {
         // Port 0 can never answer.
         for addr in ["127.0.0.1:0", "bad host:80", "nocolon", ":80"] {
-            let (p, text) = one_problem(&probe(&format!("kind = \"tcp\"\naddr = \"{addr}\"")));
-            located(&p, &text, "services.web.probes.0.addr", 5, 8);
+            let (p, text) = refused(&format!("kind = \"tcp\"\naddr = \"{addr}\""), "addr", 5, 8);
             assert!(p.message.contains("is not host:port"), "{text}");
         }
-        let (p, text) = one_problem(&probe("kind = \"tcp\""));
-        located(&p, &text, "services.web.probes.0.kind", 4, 8);
+        let (p, text) = refused("kind = \"tcp\"", "kind", 4, 8);
         assert!(p.message.contains("a tcp probe needs `addr`"), "{text}");
     }
 
     #[test]
     fn refuses_keys_of_other_kinds() {
-        let (p, text) = one_problem(&probe(
+        let (p, text) = refused(
             "kind = \"tcp\"\naddr = \"127.0.0.1:1\"\nurl = \"http://x/\"",
-        ));
-        located(&p, &text, "services.web.probes.0.url", 6, 7);
+            "url",
+            6,
+            7,
+        );
         assert_eq!(p.message, "`url` does not apply to a tcp probe");
         assert!(
             text.contains("hint: `url` is a key of http probes"),
