@@ -7,7 +7,7 @@
 //! fails one check is reported once: checks that depend on it are skipped.
 //!
 //! This file checks the daemon and services; probes are checked in `probes/` (one file per
-//! kind) and the store in `store.rs`, each adding methods to the one [`Validator`] that
+//! kind) and the store in `store.rs`, each adding methods to the one `Validator` that
 //! collects problems. Start at [`parse`].
 
 use std::collections::BTreeMap;

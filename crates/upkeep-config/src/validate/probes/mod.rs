@@ -140,7 +140,7 @@ impl Kind {
 
 /// Where a probe sits, and what its kind may need to know besides its own keys.
 pub(crate) struct ProbeSite<'a> {
-    /// Its kind's name; empty until `kind` is known.
+    /// Its kind's name, for messages.
     kind: &'static str,
     service: &'a str,
     index: String,
@@ -197,16 +197,10 @@ impl Validator<'_> {
         managed: bool,
     ) -> Option<ProbeConfig> {
         let kinds = kinds();
+        let index = index.to_string();
         let kind = match table.get("kind") {
             Some(toml::Value::String(name)) => kinds.iter().find(|k| k.name == name),
             _ => None,
-        };
-        let mut at = ProbeSite {
-            kind: kind.map_or("", |k| k.name),
-            service,
-            index: index.to_string(),
-            run_dir,
-            timeout: None,
         };
         let Some(kind) = kind else {
             let message = match table.get("kind") {
@@ -216,8 +210,16 @@ impl Validator<'_> {
             };
             let names: Vec<&str> = kinds.iter().map(|k| k.name).collect();
             let hint = format!("use one of: {}", names.join(", "));
-            self.problem(&at.key("kind"), message, Some(hint));
+            let key = ["services", service, "probes", index.as_str(), "kind"];
+            self.problem(&key, message, Some(hint));
             return None;
+        };
+        let mut at = ProbeSite {
+            kind: kind.name,
+            service,
+            index,
+            run_dir,
+            timeout: None,
         };
         let before = self.problems.len();
 
