@@ -1,6 +1,7 @@
 //! Every limit on a config value, in one place: what validation accepts, and why.
 //!
-//! This file only states numbers; `validate.rs` enforces them. Two reasons make a limit:
+//! This file only states numbers; `validate.rs` and its modules (`validate/probes/`) enforce
+//! them. Two reasons make a limit:
 //! - Upper bounds keep every value far inside what the daemon does with it: `Instant::now() + d`
 //!   panics past a few hundred years, `Duration::mul_f64` panics on overflow, `as_millis() as
 //!   u64` silently truncates, and a loop runs `keep` times per log rotation. Each maximum is
@@ -82,7 +83,7 @@ pub(crate) const PROBE_TIMEOUT: Limits<Duration> = between(Duration::from_millis
 /// `grace`: failures within this time after a (re)start do not count.
 pub(crate) const PROBE_GRACE: Limits<Duration> = between(Duration::ZERO, DAY);
 /// `degraded_after`: must also be shorter than the probe's `timeout` (checked in
-/// `validate.rs`), since no healthy answer can be slower than the timeout.
+/// `validate/probes/http.rs`), since no healthy answer can be slower than the timeout.
 pub(crate) const DEGRADED_AFTER: Limits<Duration> = between(MILLI, HOUR);
 /// `failures` and `successes`: consecutive results before the verdict changes. 0 would decide
 /// without a single check.

@@ -8,7 +8,11 @@
 //!
 //! Layout:
 //! - `raw.rs`: the TOML as written.
-//! - `validate.rs`: [`load`] / [`parse`], building [`Config`]; all checks live here.
+//! - `validate.rs`: [`load`] / [`parse`], building [`Config`]; all checks live under it:
+//!   - `validate/probes/`: [`ProbeConfig`] and the registry of probe kinds ([`ProbeKind`]),
+//!     one file per kind (`tcp.rs`, `http.rs`, `exec.rs`, `process.rs`, `memory.rs`,
+//!     `cpu.rs`) with its keys, checks and tests; `mod.rs` says how to add one.
+//!   - `validate/store.rs`: where history is kept ([`StoreConfig`]).
 //! - `bounds.rs`: every limit on a value (durations, counts, sizes), with why.
 //! - `env_file.rs`: a service's `env_file` read into entries with line numbers; its errors
 //!   never show the file's content.
@@ -30,7 +34,8 @@ pub use edit::{EditError, add_service};
 pub use error::{ConfigError, Problem};
 pub use paths::{default_config_path, default_data_dir};
 pub use validate::{
-    Config, DaemonConfig, HttpProbeConfig, LogConfig, ManagedConfig, OnUnhealthy, ProbeConfig,
-    ProbeKind, Program, RestartPolicy, SecretSource, ServiceConfig, StoreConfig, UserIds, load,
-    parse,
+    Config, CpuProbeConfig, DaemonConfig, ExecProbeConfig, HttpProbeConfig, LogConfig,
+    ManagedConfig, MemoryProbeConfig, OnUnhealthy, ProbeConfig, ProbeKind, ProcessProbeConfig,
+    Program, RestartPolicy, SecretSource, ServiceConfig, StoreConfig, TcpProbeConfig, UserIds,
+    load, parse,
 };

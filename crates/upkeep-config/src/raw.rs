@@ -4,6 +4,9 @@
 //! location ("5s", "10MiB", "SIGTERM"): `validate.rs` turns them into real types, within the
 //! limits of `bounds.rs`. Numbers are read as written (`keep = 4000000000` parses) and bounded
 //! there too, so a wrong number gets a message about the key rather than about serde.
+//!
+//! A probe's own keys depend on its kind, so each kind declares them in its file
+//! (`validate/probes/<kind>.rs`); only the keys every probe shares are here ([`RawProbe`]).
 
 use std::collections::BTreeMap;
 
@@ -89,8 +92,11 @@ impl<'de> Deserialize<'de> for RawCommand {
 pub(crate) struct RawService {
     /// Absent for an external service (nginx, a database elsewhere): probes only.
     pub command: Option<RawCommand>,
+    /// Each probe as a table: its keys depend on its `kind`, so validation reads them
+    /// (`validate/probes/`). A tagged enum would need `flatten` for the shared keys, which
+    /// disables `deny_unknown_fields` and loses where values were written.
     #[serde(default)]
-    pub probes: Vec<RawProbe>,
+    pub probes: Vec<toml::Table>,
     /// `restart` (default for a managed service) or `alert` (report only).
     pub on_unhealthy: Option<String>,
     #[serde(default = "defaults::incident_after")]
@@ -139,9 +145,9 @@ impl Default for RawDaemon {
     }
 }
 
-/// One probe. A flat table with a `kind`; validation rejects fields that do not belong to the
-/// kind (a tagged enum would need `flatten` for the shared fields, which disables
-/// `deny_unknown_fields`).
+/// The keys every probe takes, whatever its kind. A probe's table is read whole
+/// (`RawService::probes`); validation gives these keys to this struct and the kind's own keys
+/// to the kind's raw struct (`validate/probes/<kind>.rs`), and reports any other key.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawProbe {
@@ -157,25 +163,6 @@ pub(crate) struct RawProbe {
     pub successes: u32,
     #[serde(default = "defaults::grace")]
     pub grace: String,
-    // tcp
-    pub addr: Option<String>,
-    // http
-    pub url: Option<String>,
-    pub method: Option<String>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    pub status: Option<Vec<u16>>,
-    pub body_contains: Option<String>,
-    pub body_regex: Option<String>,
-    pub follow_redirects: Option<bool>,
-    pub tls_verify: Option<bool>,
-    pub degraded_after: Option<String>,
-    // exec
-    pub command: Option<RawCommand>,
-    // memory
-    pub max: Option<String>,
-    // cpu
-    pub max_percent: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

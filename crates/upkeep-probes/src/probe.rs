@@ -104,7 +104,7 @@ mod tests {
     fn cfg(failures: u32, successes: u32) -> ProbeConfig {
         ProbeConfig {
             name: "t".into(),
-            kind: upkeep_config::ProbeKind::Process,
+            kind: upkeep_config::ProbeKind::Process(upkeep_config::ProcessProbeConfig),
             every: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
             failures,

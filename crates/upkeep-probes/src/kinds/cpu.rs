@@ -4,6 +4,8 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
+use upkeep_config::CpuProbeConfig;
+
 use crate::probe::{ProbeOutcome, Target};
 
 pub(crate) struct CpuProbe {
@@ -13,9 +15,9 @@ pub(crate) struct CpuProbe {
 }
 
 impl CpuProbe {
-    pub fn new(max_percent: f64) -> Self {
+    pub fn new(cfg: &CpuProbeConfig) -> Self {
         Self {
-            max_percent,
+            max_percent: cfg.max_percent,
             last: Mutex::new(None),
         }
     }

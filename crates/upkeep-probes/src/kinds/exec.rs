@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Instant;
 
-use upkeep_config::Program;
+use upkeep_config::{ExecProbeConfig, Program};
 use upkeep_sys::Reaper;
 
 use crate::probe::ProbeOutcome;
@@ -33,10 +33,10 @@ impl Drop for KillOnDrop {
 }
 
 impl ExecProbe {
-    pub fn new(program: &Program, cwd: Option<PathBuf>, reaper: Reaper) -> Self {
+    pub fn new(cfg: &ExecProbeConfig, reaper: Reaper) -> Self {
         Self {
-            program: program.clone(),
-            cwd,
+            program: cfg.program.clone(),
+            cwd: cfg.cwd.clone(),
             reaper,
         }
     }

@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use upkeep_config::MemoryProbeConfig;
+
 use crate::probe::{ProbeOutcome, Target};
 
 pub(crate) struct MemoryProbe {
@@ -14,8 +16,10 @@ pub(crate) fn mib(bytes: u64) -> String {
 }
 
 impl MemoryProbe {
-    pub fn new(max_bytes: u64) -> Self {
-        Self { max_bytes }
+    pub fn new(cfg: &MemoryProbeConfig) -> Self {
+        Self {
+            max_bytes: cfg.max_bytes,
+        }
     }
 
     pub fn check(&self, target: &Target) -> Option<ProbeOutcome> {

@@ -1,6 +1,7 @@
 //! The registry of probe kinds: one file each, listed here once. A new kind is a file, a
 //! variant of [`Probe`] and one arm in [`Probe::build`] and [`Probe::check`]; `match` tells
-//! you what you forgot.
+//! you what you forgot. Its config (keys, checks, `*ProbeConfig`) is one file too, in
+//! `upkeep-config/src/validate/probes/`, whose `mod.rs` lists the steps.
 
 mod cpu;
 mod exec;
@@ -28,16 +29,12 @@ pub(crate) enum Probe {
 impl Probe {
     pub fn build(cfg: &ProbeConfig, deps: &ProbeDeps) -> Probe {
         match &cfg.kind {
-            ProbeKind::Tcp { addr } => Probe::Tcp(tcp::TcpProbe::new(addr)),
-            ProbeKind::Http(h) => Probe::Http(http::HttpProbe::new(h, &deps.http)),
-            ProbeKind::Exec { program, cwd } => Probe::Exec(exec::ExecProbe::new(
-                program,
-                cwd.clone(),
-                deps.reaper.clone(),
-            )),
-            ProbeKind::Process => Probe::Process(process::ProcessProbe),
-            ProbeKind::Memory { max_bytes } => Probe::Memory(memory::MemoryProbe::new(*max_bytes)),
-            ProbeKind::Cpu { max_percent } => Probe::Cpu(cpu::CpuProbe::new(*max_percent)),
+            ProbeKind::Tcp(c) => Probe::Tcp(tcp::TcpProbe::new(c)),
+            ProbeKind::Http(c) => Probe::Http(http::HttpProbe::new(c, &deps.http)),
+            ProbeKind::Exec(c) => Probe::Exec(exec::ExecProbe::new(c, deps.reaper.clone())),
+            ProbeKind::Process(_) => Probe::Process(process::ProcessProbe),
+            ProbeKind::Memory(c) => Probe::Memory(memory::MemoryProbe::new(c)),
+            ProbeKind::Cpu(c) => Probe::Cpu(cpu::CpuProbe::new(c)),
         }
     }
 
@@ -45,8 +42,8 @@ impl Probe {
     /// host's gate. `None` for checks that do not touch the network.
     pub fn host(cfg: &ProbeConfig) -> Option<String> {
         match &cfg.kind {
-            ProbeKind::Tcp { addr } => Some(addr.clone()),
-            ProbeKind::Http(h) => Some(http::host_of(&h.url)),
+            ProbeKind::Tcp(c) => Some(c.addr.clone()),
+            ProbeKind::Http(c) => Some(http::host_of(&c.url)),
             _ => None,
         }
     }

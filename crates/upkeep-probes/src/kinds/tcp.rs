@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use upkeep_config::TcpProbeConfig;
+
 use crate::probe::ProbeOutcome;
 
 pub(crate) struct TcpProbe {
@@ -9,9 +11,9 @@ pub(crate) struct TcpProbe {
 }
 
 impl TcpProbe {
-    pub fn new(addr: &str) -> Self {
+    pub fn new(cfg: &TcpProbeConfig) -> Self {
         Self {
-            addr: addr.to_owned(),
+            addr: cfg.addr.clone(),
         }
     }
 
@@ -34,10 +36,12 @@ mod tests {
     #[tokio::test]
     async fn open_and_closed_ports() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        assert!(TcpProbe::new(&addr).check().await.healthy);
+        let cfg = TcpProbeConfig {
+            addr: listener.local_addr().unwrap().to_string(),
+        };
+        assert!(TcpProbe::new(&cfg).check().await.healthy);
         drop(listener);
-        let o = TcpProbe::new(&addr).check().await;
+        let o = TcpProbe::new(&cfg).check().await;
         assert!(!o.healthy && o.reason.contains("refused"), "{}", o.reason);
     }
 }
