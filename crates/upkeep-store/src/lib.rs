@@ -11,9 +11,10 @@
 //! Start at [`open`]. Layout: `sql.rs` (the queries), `derive.rs` (what events change),
 //! `sqlite.rs` and `postgres.rs` (opening each engine), `writer.rs` (batching event writer),
 //! `journal.rs` (events kept while the store is away), `fanout.rs` (committed events to
-//! observers),
+//! observers), `copy.rs` (a node's history from one store to another),
 //! `migrations/{sqlite,postgres}/`.
 
+mod copy;
 mod derive;
 pub mod fanout;
 mod journal;
@@ -28,6 +29,7 @@ use async_trait::async_trait;
 use upkeep_core::api::{Incident, StoredEvent};
 use upkeep_core::{Desired, Event, ServiceName};
 
+pub use copy::{Copied, CopyError};
 pub use postgres::PgLocation;
 pub use sql::SqlStore;
 

@@ -619,7 +619,7 @@ where
 }
 
 /// A yes/no column: BOOLEAN on PostgreSQL, an integer on SQLite.
-fn flag(r: &AnyRow, name: &str) -> Option<bool> {
+pub(crate) fn flag(r: &AnyRow, name: &str) -> Option<bool> {
     match r.try_get::<bool, _>(name) {
         Ok(b) => Some(b),
         Err(_) => col::<i64>(r, name).map(|i| i != 0),

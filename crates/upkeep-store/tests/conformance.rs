@@ -474,3 +474,97 @@ async fn events_after_a_cursor_come_back_whole_and_cursors_are_kept() {
     })
     .await;
 }
+
+/// `upkeep store copy`: a node's whole history moves from SQLite to any engine, keeps its
+/// event numbers, and refuses a target that already holds some of it.
+#[tokio::test]
+async fn a_history_is_copied_whole_and_only_into_an_empty_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node();
+    let from = upkeep_store::open(&Location::Sqlite(dir.path().join("from.db")), &node)
+        .await
+        .unwrap();
+    let web = svc("web");
+    let mut events = vec![
+        at(
+            0,
+            &web,
+            EventKind::Started {
+                pid: 4,
+                start_ticks: 9,
+                by: Actor::Upkeep,
+            },
+        ),
+        at(
+            1,
+            &web,
+            EventKind::IncidentOpened {
+                since: t(1),
+                reason: "down".into(),
+                drill: true,
+            },
+        ),
+        at(
+            2,
+            &web,
+            EventKind::RestartRequested {
+                by: Actor::Operator,
+            },
+        ),
+    ];
+    events.extend((0..4500).map(|i| at(10 + i, &web, EventKind::StaleStopped { pid: 7 })));
+    from.append(1, &events).await.unwrap();
+    from.set_desired(&web, Desired::Stopped).await.unwrap();
+    from.save_revision("/u.toml", "a = 1").await.unwrap();
+    from.set_cursor("outbox", 2).await.unwrap();
+    let mut targets = vec![Location::Sqlite(dir.path().join("to.db"))];
+    targets.extend(postgres().map(Location::Postgres));
+    for to in targets {
+        let target = upkeep_store::open(&to, &node).await.unwrap();
+        let copied = from.copy_into(&target).await.unwrap();
+        assert_eq!(
+            (
+                copied.events,
+                copied.incidents,
+                copied.revisions,
+                copied.services,
+                copied.cursors
+            ),
+            (4503, 1, 1, 1, 1)
+        );
+        assert_eq!(target.last_seq().await.unwrap(), 4503);
+        assert_eq!(
+            target
+                .events(None, 3)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>(),
+            [4503, 4502, 4501]
+        );
+        assert!(
+            target.events_after(2, 1).await.unwrap()[0]
+                .event
+                .kind
+                .is_intervention()
+        );
+        assert_eq!(
+            target.services().await.unwrap(),
+            from.services().await.unwrap()
+        );
+        assert_eq!(
+            target.services().await.unwrap()[0].desired,
+            Desired::Stopped
+        );
+        assert!(target.incidents(None, 5).await.unwrap()[0].drill);
+        assert_eq!(target.cursor("outbox").await.unwrap(), 2);
+        assert_eq!(target.revision_count().await.unwrap(), 1);
+        // Twice is refused, and changes nothing.
+        assert!(matches!(
+            from.copy_into(&target).await,
+            Err(upkeep_store::CopyError::TargetNotEmpty(4503))
+        ));
+        assert_eq!(target.events(None, 10_000).await.unwrap().len(), 4503);
+    }
+}

@@ -382,12 +382,21 @@ impl TestDaemon {
     /// Keeps this daemon's history in the PostgreSQL database at `url` (password in
     /// `PGPASSWORD`) from its next launch on.
     pub fn use_store(&mut self, url: &str) {
+        self.set_store(Some(url));
+    }
+
+    /// Keeps this daemon's history in SQLite in its data dir from its next launch on.
+    pub fn use_sqlite(&mut self) {
+        self.set_store(None);
+    }
+
+    fn set_store(&mut self, url: Option<&str>) {
         let text = std::fs::read_to_string(&self.config).expect("read config");
         let old = header(&self.data_dir, self.store.as_deref());
         let rest = text
             .strip_prefix(&old)
             .expect("the config starts with its header");
-        self.store = Some(url.to_owned());
+        self.store = url.map(str::to_owned);
         let new = header(&self.data_dir, self.store.as_deref());
         std::fs::write(&self.config, format!("{new}{rest}")).expect("write config");
     }

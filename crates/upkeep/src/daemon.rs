@@ -108,7 +108,7 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock> {
 /// The data dir's node id: made once, kept in `<data_dir>/node-id`, so that every process this
 /// data dir's daemons start carries it (see `upkeep_sys::lineage`), whatever the host is
 /// called.
-fn node_id(data_dir: &Path) -> Result<String> {
+pub fn node_id(data_dir: &Path) -> Result<String> {
     use std::io::Read;
     let path = data_dir.join("node-id");
     let mut file = open_private(&path)?;
@@ -125,18 +125,24 @@ fn node_id(data_dir: &Path) -> Result<String> {
     Ok(id)
 }
 
-/// Opens the store the config names (SQLite in the data dir by default), as this node.
-pub async fn open_store(config: &Config, node_id: &str) -> Result<upkeep_store::SqlStore> {
-    let node = upkeep_store::Node {
-        id: node_id.to_owned(),
+/// This host as the store knows it: the id kept in the data dir, the name from the config or
+/// the host name.
+pub fn node(config: &Config, id: &str) -> upkeep_store::Node {
+    upkeep_store::Node {
+        id: id.to_owned(),
         name: match &config.daemon.node {
             Some(name) => name.clone(),
             None => nix::unistd::gethostname()
                 .ok()
                 .and_then(|h| h.into_string().ok())
-                .unwrap_or_else(|| node_id.to_owned()),
+                .unwrap_or_else(|| id.to_owned()),
         },
-    };
+    }
+}
+
+/// Opens the store the config names (SQLite in the data dir by default), as this node.
+pub async fn open_store(config: &Config, node_id: &str) -> Result<upkeep_store::SqlStore> {
+    let node = node(config, node_id);
     let location = match &config.daemon.store {
         StoreConfig::Sqlite => Location::Sqlite(config.daemon.data_dir.join("upkeep.db")),
         StoreConfig::Postgres { url, password } => Location::Postgres(PgLocation {

@@ -190,6 +190,29 @@ enum Command {
         #[command(subcommand)]
         cmd: TokenCmd,
     },
+    /// The history store; with the daemon stopped
+    Store {
+        #[command(subcommand)]
+        cmd: StoreCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum StoreCmd {
+    /// Copy this host's history (the SQLite file in the data dir) into an empty PostgreSQL
+    /// database; then set `[daemon] store` to it
+    Copy {
+        /// postgres://user@host:port/database (the password from PGPASSWORD, --password-env
+        /// or --password-file, never in the URL)
+        #[arg(long)]
+        to: String,
+        /// The environment variable that holds the password
+        #[arg(long, conflicts_with = "password_file")]
+        password_env: Option<String>,
+        /// A file whose first line is the password
+        #[arg(long)]
+        password_file: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -444,6 +467,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             to: ExportTo::Systemd { name, output },
         } => export_systemd(&g, &name, output),
         Command::Token { cmd } => token(&g, cmd),
+        Command::Store { cmd } => store(&g, cmd),
         other => runtime()?.block_on(client_command(&g, other)),
     }
 }
@@ -728,7 +752,8 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         | Command::Check(_)
         | Command::Startup { .. }
         | Command::Export { .. }
-        | Command::Token { .. } => {
+        | Command::Token { .. }
+        | Command::Store { .. } => {
             unreachable!("handled without a client")
         }
     }
@@ -794,6 +819,81 @@ fn by_whom(by: Option<&upkeep_core::Principal>) -> String {
 }
 
 /// `upkeep token ...`: edits `<data_dir>/tokens.json`, with or without a daemon.
+/// `upkeep store copy`: with the daemon stopped (its lock held here meanwhile), this node's
+/// SQLite history into a PostgreSQL database.
+fn store(g: &Global, cmd: StoreCmd) -> Result<ExitCode> {
+    let StoreCmd::Copy {
+        to,
+        password_env,
+        password_file,
+    } = cmd;
+    let url: url::Url = to
+        .parse()
+        .map_err(|e| Usage(format!("--to `{}` is not a URL: {e}", escape::field(&to))))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(Usage(format!(
+            "--to must be a postgres:// URL, not {}://",
+            url.scheme()
+        ))
+        .into());
+    }
+    if url.password().is_some() {
+        // Never repeated: a command line is seen by every user of the host (ps).
+        return Err(Usage(
+            "--to holds a password: put it in PGPASSWORD, --password-env or --password-file".into(),
+        )
+        .into());
+    }
+    let password = match (password_env, password_file) {
+        (Some(var), _) => Some(upkeep_config::SecretSource::Env(var)),
+        (None, Some(file)) => Some(upkeep_config::SecretSource::File(file)),
+        (None, None) => None,
+    }
+    .map(|s| s.read().map_err(anyhow::Error::msg))
+    .transpose()?;
+    let config = g.load_config()?;
+    let data_dir = &config.daemon.data_dir;
+    let db = data_dir.join("upkeep.db");
+    if !db.exists() {
+        anyhow::bail!(
+            "there is no history to copy: {} does not exist",
+            db.display()
+        );
+    }
+    // Held until the copy is done: no daemon starts and writes meanwhile.
+    let _lock = crate::daemon::lock_data_dir(data_dir)
+        .context("the daemon must be stopped while its history is copied (`upkeep down`)")?;
+    let node = crate::daemon::node(&config, &crate::daemon::node_id(data_dir)?);
+    let target = upkeep_store::Location::Postgres(upkeep_store::PgLocation {
+        url: url.clone(),
+        password,
+    });
+    let copied = runtime()?.block_on(async {
+        let from = upkeep_store::open(&upkeep_store::Location::Sqlite(db.clone()), &node)
+            .await
+            .with_context(|| format!("opening {}", db.display()))?;
+        let into = upkeep_store::open(&target, &node)
+            .await
+            .with_context(|| format!("opening {url}"))?;
+        anyhow::Ok(from.copy_into(&into).await?)
+    })?;
+    println!(
+        "{}",
+        tr(
+            Msg::StoreCopied,
+            &[
+                &copied.events,
+                &copied.incidents,
+                &copied.revisions,
+                &copied.services,
+                &url,
+                &url,
+            ]
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn token(g: &Global, cmd: TokenCmd) -> Result<ExitCode> {
     let data_dir = g.data_dir()?;
     match cmd {

@@ -218,3 +218,69 @@ fn issue_15_events_follow_shows_each_committed_event_once_as_it_comes() {
         "{ids:?} {stored_ids:?}"
     );
 }
+
+/// Issue 15, item 1: `upkeep store copy --to postgres://...` moves a SQLite history to
+/// PostgreSQL; the daemon then runs on it with its history whole.
+#[test]
+fn issue_15_store_copy_moves_a_sqlite_history_to_postgres() {
+    let Ok(shared) = std::env::var("UPKEEP_TEST_POSTGRES") else {
+        eprintln!("UPKEEP_TEST_POSTGRES is not set (scripts/postgres): skipped");
+        return;
+    };
+    let mut d = TestDaemon::prepare(BIN, "[services.web]\ncommand = \"sleep 1000\"\n");
+    d.use_sqlite();
+    d.launch();
+    d.wait_state("web", "up", LONG);
+    assert!(d.cli(&["restart", "web"]).status.success());
+    let before = d.api_get("/api/v1/events?limit=1000");
+    let target = upkeep_testkit::create_database(&shared);
+    // Not while the daemon runs: it would write meanwhile.
+    let busy = d.cli(&["store", "copy", "--to", &target]);
+    assert!(!busy.status.success());
+    assert!(
+        stderr(&busy).contains("must be stopped"),
+        "{}",
+        stderr(&busy)
+    );
+    assert!(d.cli(&["down"]).status.success());
+    // A password in the URL is refused without being repeated.
+    let bad = d.cli(&["store", "copy", "--to", "postgres://u:s3cret@127.0.0.1/x"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(!stderr(&bad).contains("s3cret"), "{}", stderr(&bad));
+
+    let out = d.cli(&["store", "copy", "--to", &target]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains("events") && said.contains(&target), "{said}");
+    // Twice: refused, the target unchanged.
+    let again = d.cli(&["store", "copy", "--to", &target]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("empty"), "{}", stderr(&again));
+
+    d.use_store(&target);
+    d.launch();
+    d.wait_state("web", "up", LONG);
+    assert_eq!(store_health(&d)["engine"], "postgres");
+    let after = d.api_get("/api/v1/events?limit=1000");
+    let ids = |v: &serde_json::Value| -> Vec<(i64, String)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["id"].as_i64().unwrap(),
+                    e["kind"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let (old, new) = (ids(&before), ids(&after));
+    assert!(
+        old.iter().all(|e| new.contains(e)),
+        "every event before the copy, with its number: {old:?} in {new:?}"
+    );
+    assert!(
+        new.len() > old.len(),
+        "and the new daemon's events after them"
+    );
+}
