@@ -180,10 +180,16 @@ impl Prepared {
             if let Some((uid, gid)) = self.user {
                 // As std does: only root may (and must) drop its supplementary groups; a
                 // daemon naming its own user has nothing to switch (setgroups would fail).
+                // Raw system calls, not glibc's wrappers: those believe the parent's threads
+                // are still there (a raw clone does not tell glibc it forked) and wait for each
+                // to switch its credentials too, forever (found as a hung test with the test
+                // harness's threads; the daemon has worker threads too). In this one-thread
+                // child the raw calls switch the whole process.
                 let groups = [gid];
-                if (libc::geteuid() == 0 && libc::setgroups(1, groups.as_ptr()) != 0)
-                    || libc::setgid(gid) != 0
-                    || libc::setuid(uid) != 0
+                if (libc::geteuid() == 0
+                    && libc::syscall(libc::SYS_setgroups, 1, groups.as_ptr()) != 0)
+                    || libc::syscall(libc::SYS_setgid, gid) != 0
+                    || libc::syscall(libc::SYS_setuid, uid) != 0
                 {
                     fail(self.report);
                 }
@@ -305,8 +311,11 @@ mod tests {
     use super::*;
     use std::io::Read;
 
+    /// A cgroup of the test's own (tests run at once, and each removes its own at the end).
     fn cgroup_dir() -> Option<(std::path::PathBuf, std::fs::File)> {
-        let root = crate::lineage::cgroup_root(&format!("clonetest{}", std::process::id()))?;
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let root = crate::lineage::cgroup_root(&format!("clonetest{}-{n}", std::process::id()))?;
         std::fs::create_dir_all(&root).ok()?;
         let dir = std::fs::File::open(&root).ok()?;
         Some((root, dir))
@@ -375,6 +384,55 @@ mod tests {
         // SAFETY: our own child.
         unsafe { libc::waitpid(s.pid as i32, std::ptr::null_mut(), 0) };
         assert_eq!(out.trim(), uid.to_string());
+        let _ = std::fs::remove_dir(&root);
+    }
+
+    /// The daemon has threads (the runtime's blocking pool, SQLite's workers): a child that
+    /// switches user must not wait on them (glibc's setuid did, forever).
+    #[test]
+    fn a_child_switching_user_in_a_threaded_process_does_not_hang() {
+        let Some((root, dir)) = cgroup_dir() else {
+            return;
+        };
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let stop_rx = std::sync::Arc::new(std::sync::Mutex::new(stop_rx));
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let rx = stop_rx.clone();
+                std::thread::spawn(move || {
+                    let _ = rx.lock().map(|r| r.recv());
+                })
+            })
+            .collect();
+        // SAFETY: plain getters.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let argv = vec!["true".to_owned()];
+        for _ in 0..5 {
+            let exec = Exec {
+                path: Path::new("/bin/true"),
+                argv: &argv,
+                env: child_env([]),
+                cwd: None,
+                user: Some((uid, gid)),
+            };
+            use std::os::fd::AsFd;
+            let s = spawn_into(&exec, dir.as_fd()).unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let mut status = 0;
+            // SAFETY: our own child; WNOHANG never blocks.
+            while unsafe { libc::waitpid(s.pid as i32, &mut status, libc::WNOHANG) } == 0 {
+                if std::time::Instant::now() > deadline {
+                    // SAFETY: our own child.
+                    unsafe { libc::kill(s.pid as i32, libc::SIGKILL) };
+                    panic!("the child hung switching to its user");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        drop(stop_tx);
+        for t in threads {
+            t.join().unwrap();
+        }
         let _ = std::fs::remove_dir(&root);
     }
 

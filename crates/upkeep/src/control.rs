@@ -58,6 +58,9 @@ pub struct Daemon {
     pub committed: upkeep_store::fanout::Fanout,
     /// Cancelled by `upkeep down`.
     pub shutdown: CancellationToken,
+    /// Held by the one reload (or add) in progress: reloads never interleave, and none holds
+    /// `live` while services stop.
+    pub reloading: tokio::sync::Mutex<()>,
     /// Services a drill is running on (one drill per service at a time). A std Mutex: never
     /// held across an await.
     pub drills: std::sync::Mutex<std::collections::HashSet<ServiceName>>,

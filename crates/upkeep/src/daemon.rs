@@ -340,6 +340,7 @@ async fn run_async(config: Config) -> Result<()> {
         committed,
         shutdown: shutdown.clone(),
         drills: Default::default(),
+        reloading: Default::default(),
     });
     tokio::spawn(route_heals(daemon.clone(), heal_rx));
     tokio::spawn(crate::wiring::follow_targets(daemon.wiring.clone()));

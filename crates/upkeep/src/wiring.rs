@@ -147,8 +147,9 @@ impl Wiring {
         ))
     }
 
-    /// Applies a changed definition: the process restarts only if how it runs changed; probes
-    /// are replaced only if they changed.
+    /// Applies a changed definition to a service's handles at once (probes replaced only if
+    /// they changed), and returns what takes time, to be awaited without holding the handles:
+    /// the process restarts (or stops) only if how it runs changed.
     pub async fn update(
         &self,
         name: &ServiceName,
@@ -156,28 +157,33 @@ impl Wiring {
         old: &ServiceConfig,
         new: &ServiceConfig,
         run: bool,
-    ) {
+    ) -> Option<futures_util::future::BoxFuture<'static, ()>> {
         if spec(old) != spec(new) {
             let _ = self
                 .state
                 .send(StateControl::Configure(name.clone(), spec(new)))
                 .await;
         }
-        match (&old.managed, &new.managed, &h.supervisor) {
-            (Some(a), Some(b), Some(sup)) if a != b => sup.reconfigure(b.clone()).await,
-            (Some(_), None, _) => {
-                if let Some(sup) = h.supervisor.take() {
-                    stop(sup).await;
-                }
-            }
-            (None, Some(_), _) => h.supervisor = self.supervisor(name, new, run),
-            _ => {}
-        }
         if old.probes != new.probes {
             if let Some(p) = h.probes.take() {
                 p.stop();
             }
             h.probes = self.probes(name, new);
+        }
+        match (&old.managed, &new.managed, &h.supervisor) {
+            (Some(a), Some(b), Some(sup)) if a != b => {
+                let (sup, b) = (sup.clone(), b.clone());
+                Some(Box::pin(async move { sup.reconfigure(b).await }))
+            }
+            (Some(_), None, _) => h.supervisor.take().map(|sup| {
+                let stopping: futures_util::future::BoxFuture<'static, ()> = Box::pin(stop(sup));
+                stopping
+            }),
+            (None, Some(_), _) => {
+                h.supervisor = self.supervisor(name, new, run);
+                None
+            }
+            _ => None,
         }
     }
 

@@ -1,8 +1,14 @@
 //! Reload and add: the config file read again (or edited, then read) and applied over the
 //! running config. Removed services stop, added ones start, changed ones are reconfigured
-//! (restarted if running), the rest are left alone; the revision is stored first, so one that
-//! cannot be stored changes nothing. Both hold the `live` lock throughout, so two reloads never
-//! interleave. The `config_applied` event names who asked.
+//! (restarted if running), the rest are left alone. The `config_applied` event names who
+//! asked.
+//!
+//! One reload at a time (`Daemon::reloading`), in three steps: the revision is stored first,
+//! so one that cannot be stored changes nothing; then the running config, desired states and
+//! handles change at once under the `live` lock (nothing there waits); then, with no lock held,
+//! removed services stop and changed ones restart, so that `ls`, `status`, metrics and heals go
+//! on during a reload that waits out long stop timeouts (issue 15, item 10). Nothing after the
+//! first step can fail, so a reload is applied whole or not at all.
 
 use std::path::PathBuf;
 
@@ -11,14 +17,14 @@ use upkeep_core::api::{AddService, ReloadResult};
 use upkeep_core::{Actor, Desired, Event, EventKind, Principal};
 
 use super::OpsError;
-use crate::control::{Daemon, Live};
+use crate::control::Daemon;
 
 /// Applies the config file again.
 pub async fn reload(daemon: &Daemon, by: &Principal) -> Result<ReloadResult, OpsError> {
-    let mut live = daemon.live.lock().await;
+    let _one = daemon.reloading.lock().await;
     let new = load_config(daemon.config_path.clone()).await?;
     tracing::info!(by = %by, "reload asked");
-    apply(daemon, &mut live, new, by).await
+    apply(daemon, new, by).await
 }
 
 /// Adds a service to the config file (keeping its comments and layout), then applies it.
@@ -27,7 +33,7 @@ pub async fn add(
     req: AddService,
     by: &Principal,
 ) -> Result<ReloadResult, OpsError> {
-    let mut live = daemon.live.lock().await;
+    let _one = daemon.reloading.lock().await;
     let path = daemon.config_path.clone();
     let current =
         tokio::fs::read_to_string(&path)
@@ -64,7 +70,7 @@ pub async fn add(
             source,
         })?;
     tracing::info!(service = %req.name, by = %by, "service added");
-    apply(daemon, &mut live, new, by).await
+    apply(daemon, new, by).await
 }
 
 /// Loads and validates a config off the runtime (validation touches the file system).
@@ -75,16 +81,17 @@ async fn load_config(path: PathBuf) -> Result<Config, OpsError> {
 }
 
 /// Applies `new` over the running config: stops removed services, starts added ones,
-/// reconfigures changed ones (which restarts them if running) and leaves the rest alone.
+/// reconfigures changed ones (which restarts them if running) and leaves the rest alone. The
+/// caller holds `Daemon::reloading`.
 pub(crate) async fn apply(
     daemon: &Daemon,
-    live: &mut Live,
     new: Config,
     by: &Principal,
 ) -> Result<ReloadResult, OpsError> {
-    if new.daemon.data_dir != live.config.daemon.data_dir {
+    let data_dir = daemon.live.lock().await.config.daemon.data_dir.clone();
+    if new.daemon.data_dir != data_dir {
         return Err(OpsError::DataDirMoved {
-            from: live.config.daemon.data_dir.clone(),
+            from: data_dir,
             to: new.daemon.data_dir.clone(),
         });
     }
@@ -100,49 +107,58 @@ pub(crate) async fn apply(
         by: Some(by.clone()),
         ..Default::default()
     };
-    for name in live.config.services.keys() {
-        if !new.services.contains_key(name) {
-            result.removed.push(name.clone());
-        }
-    }
-    for name in &result.removed {
-        if let Some(h) = live.services.remove(name) {
-            daemon.wiring.remove(name, h).await;
-        }
-        live.desired.remove(name);
-        let _ = daemon
-            .wiring
-            .supervisor
-            .events
-            .send(Event::now(name, EventKind::Removed))
-            .await;
-    }
-    for (name, cfg) in &new.services {
-        match live.config.services.get(name) {
-            None => {
-                let run = cfg.managed.as_ref().is_some_and(|m| m.autostart);
-                let want = if run || cfg.managed.is_none() {
-                    Desired::Running
-                } else {
-                    Desired::Stopped
-                };
-                live.services.insert(
-                    name.clone(),
-                    daemon.wiring.start(name, cfg, run, None).await,
-                );
-                live.desired.insert(name.clone(), want);
-                result.added.push(name.clone());
+    // What waits (stops, restarts) is collected here and awaited once the lock is gone.
+    let mut slow: Vec<futures_util::future::BoxFuture<'static, ()>> = Vec::new();
+    let mut removed_handles = Vec::new();
+    {
+        let mut live = daemon.live.lock().await;
+        for name in live.config.services.keys() {
+            if !new.services.contains_key(name) {
+                result.removed.push(name.clone());
             }
-            Some(old) if old != cfg => {
-                let run = live.desired.get(name) == Some(&Desired::Running);
-                if let Some(h) = live.services.get_mut(name) {
-                    daemon.wiring.update(name, h, old, cfg, run).await;
+        }
+        for name in &result.removed {
+            if let Some(h) = live.services.remove(name) {
+                removed_handles.push((name.clone(), h));
+            }
+            live.desired.remove(name);
+        }
+        for (name, cfg) in &new.services {
+            match live.config.services.get(name).cloned() {
+                None => {
+                    let run = cfg.managed.as_ref().is_some_and(|m| m.autostart);
+                    let want = if run || cfg.managed.is_none() {
+                        Desired::Running
+                    } else {
+                        Desired::Stopped
+                    };
+                    let handles = daemon.wiring.start(name, cfg, run, None).await;
+                    live.services.insert(name.clone(), handles);
+                    live.desired.insert(name.clone(), want);
+                    result.added.push(name.clone());
                 }
-                result.changed.push(name.clone());
+                Some(old) if &old != cfg => {
+                    let run = live.desired.get(name) == Some(&Desired::Running);
+                    if let Some(h) = live.services.get_mut(name) {
+                        slow.extend(daemon.wiring.update(name, h, &old, cfg, run).await);
+                    }
+                    result.changed.push(name.clone());
+                }
+                Some(_) => result.unchanged.push(name.clone()),
             }
-            Some(_) => result.unchanged.push(name.clone()),
         }
+        live.config = new;
     }
+    for (name, h) in removed_handles {
+        let wiring = daemon.wiring.clone();
+        let events = daemon.wiring.supervisor.events.clone();
+        slow.push(Box::pin(async move {
+            wiring.remove(&name, h).await;
+            let _ = events.send(Event::now(&name, EventKind::Removed)).await;
+        }));
+    }
+    // Each service stops or restarts on its own stop_timeout, all at once.
+    futures_util::future::join_all(slow).await;
     let kind = EventKind::ConfigApplied {
         revision: result.revision,
         added: result.added.len() as u32,
@@ -150,13 +166,9 @@ pub(crate) async fn apply(
         changed: result.changed.len() as u32,
         by: Actor::Principal(by.clone()),
     };
-    let _ = daemon
-        .wiring
-        .supervisor
-        .events
-        .send(Event::daemon(kind))
-        .await;
-    live.config = new;
+    // Answered once state and the store have it (and the removals before it), so that what
+    // the caller reads next shows the reload.
+    daemon.record(Event::daemon(kind)).await;
     Ok(result)
 }
 

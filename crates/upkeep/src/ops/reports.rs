@@ -66,6 +66,7 @@ pub async fn events(
     limit: u32,
 ) -> Result<Vec<StoredEvent>, ReportError> {
     daemon.store_ready()?;
+    daemon.store_caught_up().await;
     daemon
         .store
         .events(service, limit)

@@ -150,3 +150,55 @@ fn issue_14_add_edits_a_symlinked_config_where_it_points() {
     );
     d.wait_state("b", "up", LONG);
 }
+
+/// Issue 15, item 10: a reload holds no lock while services stop: during a reload that waits
+/// out a removed service's long stop, `ls`, `status` and actions on other services answer, and
+/// a second reload waits its turn.
+#[test]
+fn a_long_reload_blocks_neither_reads_nor_actions() {
+    let slow =
+        "[services.slow]\ncommand = \"trap '' TERM; sleep 1000 & wait\"\nstop_timeout = \"15s\"\n";
+    let other = "[services.other]\ncommand = \"sleep 1000\"\n";
+    let d = daemon(&format!("{slow}\n{other}"));
+    d.wait_state("slow", "up", LONG);
+    d.wait_state("other", "up", LONG);
+    let before = d.pid("other").unwrap();
+    d.write_services(other);
+    let mut reload = d.cli_spawn(&["reload"]);
+    let slow_group = d.pid("slow").unwrap();
+    // The removed service is on its way out: its stop waits 15 s for a TERM it ignores.
+    d.wait_until("the removed service to be stopping", LONG, || {
+        let ls = d.cli(&["ls", "--json"]);
+        let services: serde_json::Value = serde_json::from_slice(&ls.stdout).ok()?;
+        let names: Vec<&str> = services
+            .as_array()?
+            .iter()
+            .filter_map(|s| s["name"].as_str())
+            .collect();
+        (!names.contains(&"slow")).then_some(())
+    });
+    // Everything answers while the reload is still waiting.
+    let ls = d.cli(&["ls"]);
+    assert!(ls.status.success(), "{}", stderr(&ls));
+    let status = d.cli(&["status", "other"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    let restart = d.cli(&["restart", "other"]);
+    assert!(restart.status.success(), "{}", stderr(&restart));
+    assert_ne!(d.pid("other"), Some(before));
+    assert!(
+        reload.try_wait().unwrap().is_none(),
+        "the reload should still be waiting on the slow stop"
+    );
+    // It ends once the stop does (here, sooner than the timeout: the group killed by hand).
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(slow_group as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let out = reload.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(d.events("slow").iter().any(|e| e.0 == "removed"));
+}
