@@ -196,7 +196,7 @@ fn public_routes() -> Router<AppState> {
 
 /// The GET routes, behind `gate` with the read scope.
 fn read_routes(gate: Gate) -> Router<AppState> {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/daemon", get(daemon))
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/services", get(services))
@@ -207,21 +207,13 @@ fn read_routes(gate: Gate) -> Router<AppState> {
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/incidents/{id}", get(incident))
         .route("/api/v1/report", get(report))
-        .route("/metrics", get(metrics))
-        // Layers run outside in: the gate first, then the body is read.
-        .route_layer(axum::middleware::from_fn(crate::serve::bounded_body))
-        .route_layer(axum::middleware::from_fn_with_state(
-            Need {
-                gate,
-                scope: Scope::Read,
-            },
-            authorize,
-        ))
+        .route("/metrics", get(metrics));
+    behind(routes, gate, Scope::Read)
 }
 
 /// The actions, behind `gate` with the write scope.
 fn write_routes(gate: Gate) -> Router<AppState> {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/services", post(add))
         .route(
             "/api/v1/services/{name}/maintenance",
@@ -230,14 +222,17 @@ fn write_routes(gate: Gate) -> Router<AppState> {
         .route("/api/v1/services/{target}/{action}", post(act))
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/drills", post(drill))
-        .route("/api/v1/shutdown", post(shutdown))
-        // Layers run outside in: the gate first, then the body is read.
+        .route("/api/v1/shutdown", post(shutdown));
+    behind(routes, gate, Scope::Write)
+}
+
+/// `routes` behind `gate`, needing `scope`. Layers run outside in: the gate first, then the
+/// body is read (a client without a token is refused before it sends a byte of it).
+fn behind(routes: Router<AppState>, gate: Gate, scope: Scope) -> Router<AppState> {
+    routes
         .route_layer(axum::middleware::from_fn(crate::serve::bounded_body))
         .route_layer(axum::middleware::from_fn_with_state(
-            Need {
-                gate,
-                scope: Scope::Write,
-            },
+            Need { gate, scope },
             authorize,
         ))
 }
