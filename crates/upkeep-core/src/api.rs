@@ -284,6 +284,24 @@ pub struct MaintenanceRequest {
     pub until: Option<jiff::Timestamp>,
 }
 
+/// `POST /api/v1/test/clock`, served only by a daemon with `daemon.test_clock` (tests).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestClockRequest {
+    /// How far to move the clock forward, as in the config: `90s`, `7d`.
+    pub advance: String,
+}
+
+/// The answer to `POST /api/v1/test/clock`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TestClockState {
+    /// The daemon's time after the move.
+    pub now: jiff::Timestamp,
+    /// Whether everything the move made due had woken before the answer (false: something was
+    /// busy for longer than the daemon waits, and may act after the answer).
+    pub settled: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use upkeep_config::Config;
 use upkeep_core::api::{AddService, ReloadResult};
-use upkeep_core::{Actor, Desired, Event, EventKind, Principal};
+use upkeep_core::{Actor, Desired, EventKind, Principal};
 
 use super::OpsError;
 use crate::control::{Daemon, Live};
@@ -114,7 +114,7 @@ pub(crate) async fn apply(
             .wiring
             .supervisor
             .events
-            .send(Event::now(name, EventKind::Removed))
+            .send(daemon.clock.event(name, EventKind::Removed))
             .await;
     }
     for (name, cfg) in &new.services {
@@ -154,7 +154,7 @@ pub(crate) async fn apply(
         .wiring
         .supervisor
         .events
-        .send(Event::daemon(kind))
+        .send(daemon.clock.daemon_event(kind))
         .await;
     live.config = new;
     Ok(result)
