@@ -337,7 +337,10 @@ mod tests {
         while tc.pending().is_empty() {
             tokio::task::yield_now().await;
         }
-        assert_eq!(tc.pending()[0], clock.instant() + Duration::from_secs(7 * 86400));
+        assert_eq!(
+            tc.pending()[0],
+            clock.instant() + Duration::from_secs(7 * 86400)
+        );
         assert!(tc.advance(Duration::from_secs(7 * 86400), SETTLE).await);
         sleeper.await.unwrap();
         // A deadline in the past: at once, without registering.

@@ -262,11 +262,9 @@ mod tests {
 
     impl Rig {
         async fn wait_state(&mut self, name: &ServiceName, state: State) {
-            let reached = self.snapshot.wait_for(|s| {
-                s.services
-                    .get(name)
-                    .is_some_and(|st| st.state == state)
-            });
+            let reached = self
+                .snapshot
+                .wait_for(|s| s.services.get(name).is_some_and(|st| st.state == state));
             tokio::time::timeout(GUARD, reached)
                 .await
                 .unwrap_or_else(|_| panic!("{name} never became {state:?}"))
@@ -332,7 +330,10 @@ mod tests {
             .send(StateControl::Configure(db.clone(), spec))
             .await
             .unwrap();
-        r.events.send(clock.event(&db, probe(Health::Up))).await.unwrap();
+        r.events
+            .send(clock.event(&db, probe(Health::Up)))
+            .await
+            .unwrap();
         r.wait_state(&db, State::Up).await;
         let until = t0() + jiff::SignedDuration::from_hours(1);
         let begin = EventKind::MaintenanceStarted {
@@ -367,11 +368,17 @@ mod tests {
             .send(StateControl::Configure(db.clone(), spec))
             .await
             .unwrap();
-        r.events.send(clock.event(&db, probe(Health::Up))).await.unwrap();
+        r.events
+            .send(clock.event(&db, probe(Health::Up)))
+            .await
+            .unwrap();
         r.wait_state(&db, State::Up).await;
         assert!(tc.advance(Duration::from_secs(10), SETTLE).await);
         let down_at = clock.now();
-        r.events.send(clock.event(&db, probe(Health::Down))).await.unwrap();
+        r.events
+            .send(clock.event(&db, probe(Health::Down)))
+            .await
+            .unwrap();
         r.wait_state(&db, State::Down).await;
         let opened = |k: &EventKind| matches!(k, EventKind::IncidentOpened { .. });
 
@@ -407,10 +414,15 @@ mod tests {
             let clock = Clock::system();
             let (task, mut snapshot) = StateTask::new(channels, clock.clone());
             let name = ServiceName::new("db").unwrap();
-            ctx.send(StateControl::Configure(name.clone(), external("tcp", Duration::ZERO)))
+            ctx.send(StateControl::Configure(
+                name.clone(),
+                external("tcp", Duration::ZERO),
+            ))
+            .await
+            .unwrap();
+            etx.send(clock.event(&name, probe(Health::Up)))
                 .await
                 .unwrap();
-            etx.send(clock.event(&name, probe(Health::Up))).await.unwrap();
             let drain = CancellationToken::new();
             let run = tokio::spawn(task.run(drain.clone()));
             let up = snapshot.wait_for(|s| {

@@ -383,8 +383,13 @@ impl Supervisor {
         let decision = if std::mem::take(&mut self.drill) {
             self.tracker.on_drill_exit(&self.cfg, status)
         } else {
-            self.tracker
-                .on_exit(&self.cfg, status, uptime, self.clock.instant(), fastrand::f64())
+            self.tracker.on_exit(
+                &self.cfg,
+                status,
+                uptime,
+                self.clock.instant(),
+                fastrand::f64(),
+            )
         };
         match decision {
             Decision::Restart { attempt, delay } => {

@@ -31,7 +31,13 @@ async fn a_paused_clock_drives_the_backoff_of_a_crash_looping_service() {
     let dir = tempfile::tempdir().unwrap();
     let toml = "[services.bad]\ncommand = \"false\"\nbackoff_min = \"10s\"\nbackoff_max = \"1m\"\nmax_restarts = 4\nwindow = \"1h\"\n";
     let config = upkeep_config::parse(&dir.path().join("upkeep.toml"), toml).unwrap();
-    let cfg = config.services.into_values().next().unwrap().managed.unwrap();
+    let cfg = config
+        .services
+        .into_values()
+        .next()
+        .unwrap()
+        .managed
+        .unwrap();
 
     let tc = TestClock::frozen("2030-01-01T00:00:00Z".parse().unwrap());
     let clock = tc.clock();
@@ -71,7 +77,10 @@ async fn a_paused_clock_drives_the_backoff_of_a_crash_looping_service() {
                 // A millisecond short: nothing happens (`advance` returns after what it made
                 // due has woken, and nothing was due).
                 assert!(tc.advance(delay - ms, SETTLE).await);
-                assert!(events.try_recv().is_err(), "restarted before its backoff ended");
+                assert!(
+                    events.try_recv().is_err(),
+                    "restarted before its backoff ended"
+                );
                 // Two more, past the announced delay and its fraction: restarted.
                 assert!(tc.advance(2 * ms, SETTLE).await);
                 assert!(matches!(next(&mut events).await, EventKind::Started { .. }));

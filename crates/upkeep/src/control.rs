@@ -604,7 +604,9 @@ impl Control for Daemon {
     ) -> Result<upkeep_core::api::TestClockState, ApiError> {
         // The route exists only with a test clock; this is for a caller that skipped it.
         let Some(hand) = &self.test_clock else {
-            return Err(ApiError::NotFound("this daemon's clock is the system's".into()));
+            return Err(ApiError::NotFound(
+                "this daemon's clock is the system's".into(),
+            ));
         };
         tracing::info!(by = ?by, who = %who, "test clock moved");
         // How long the answer waits for what the move made due (real time).

@@ -194,7 +194,9 @@ async fn run_async(config: Config) -> Result<()> {
     // One clock for every stage. A test clock only in a test build (config refuses it
     // otherwise): it runs with real time and `POST /api/v1/test/clock` moves it on.
     let test_clock = config.daemon.test_clock.then(TestClock::running);
-    let clock = test_clock.as_ref().map_or_else(Clock::system, TestClock::clock);
+    let clock = test_clock
+        .as_ref()
+        .map_or_else(Clock::system, TestClock::clock);
     if clock.is_test() {
         tracing::warn!("test clock: POST /api/v1/test/clock moves this daemon's time");
     }

@@ -177,7 +177,9 @@ impl Queue {
             lines: self.dropped_pending,
         };
         // try_send: this task must never wait on anyone but the pipe.
-        let _ = self.events.try_send(self.clock.event(&self.shared.name, kind));
+        let _ = self
+            .events
+            .try_send(self.clock.event(&self.shared.name, kind));
         self.dropped_pending = 0;
     }
 }
