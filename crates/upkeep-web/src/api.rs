@@ -513,8 +513,22 @@ async fn begin_maintenance(
     Name(name): Name,
     body: Result<Json<upkeep_core::api::MaintenanceRequest>, JsonRejection>,
 ) -> Result<Json<ActionResult>, ApiError> {
-    let Json(req) = body.map_err(bad_json)?;
-    if req.until.is_some_and(|u| u <= s.control.clock().now()) {
+    let Json(mut req) = body.map_err(bad_json)?;
+    let now = s.control.clock().now();
+    if let Some(text) = req.lasting.take() {
+        if req.until.is_some() {
+            return Err(ApiError::bad_request("give `until` or `for`, not both"));
+        }
+        let ends = upkeep_core::duration::parse(&text)
+            .filter(|d| !d.is_zero())
+            .and_then(|d| now.checked_add(d).ok())
+            .ok_or_else(|| ApiError::BadRequest {
+                message: format!("`for` `{text}` is not a duration longer than 0"),
+                hint: Some("try 30m, 2h, 1h30m or 1d".into()),
+            })?;
+        req.until = Some(ends);
+    }
+    if req.until.is_some_and(|u| u <= now) {
         return Err(ApiError::bad_request("`until` must be in the future"));
     }
     s.control.maintenance(&name, Some(req), &by).await.map(Json)
