@@ -49,6 +49,10 @@ pub(crate) struct RawDaemon {
     pub store_password_file: Option<String>,
     /// This host's name as people see it (default: the host name).
     pub node: Option<String>,
+    /// Tests only: a daemon clock that `POST /api/v1/test/clock` moves forward. Refused by
+    /// release builds (see `validate.rs`).
+    #[serde(default)]
+    pub test_clock: bool,
 }
 
 /// `command = "npm run dev"` (split on spaces; run through `sh -c` if it uses shell syntax) or
@@ -141,6 +145,7 @@ impl Default for RawDaemon {
             store_password_env: None,
             store_password_file: None,
             node: None,
+            test_clock: false,
         }
     }
 }

@@ -54,6 +54,9 @@ pub struct DaemonConfig {
     pub store: StoreConfig,
     /// This host's name as people see it; None: the host name.
     pub node: Option<String>,
+    /// A clock that tests move (`POST /api/v1/test/clock`). Only ever true in a build with
+    /// debug assertions: a release build refuses the setting.
+    pub test_clock: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,6 +348,7 @@ impl Validator<'_> {
         }
         let store = self.store(&raw.daemon, base);
         let node = self.node_name(raw.daemon.node.as_deref());
+        let test_clock = raw.daemon.test_clock && self.test_clock_allowed(cfg!(debug_assertions));
         let mut services = BTreeMap::new();
         for (name, svc) in raw.services {
             let key = ["services", name.as_str()];
@@ -372,9 +376,24 @@ impl Validator<'_> {
                 cgroups: raw.daemon.cgroups,
                 store,
                 node,
+                test_clock,
             },
             services,
         }
+    }
+
+    /// `daemon.test_clock = true`: a clock anyone with the write scope can move would let them
+    /// end every maintenance and skip every backoff, so only a test build (one with debug
+    /// assertions, `debug`) accepts it.
+    fn test_clock_allowed(&mut self, debug: bool) -> bool {
+        if !debug {
+            self.problem(
+                &["daemon", "test_clock"],
+                "test_clock is for tests, and this upkeep is a release build: its clock is the system's",
+                Some("remove test_clock; end-to-end tests run a debug build (`cargo build`)".into()),
+            );
+        }
+        debug
     }
 
     /// `daemon.KEY`, an address and port to listen on, if set. `example_port` is for the hint.
@@ -1077,6 +1096,30 @@ mod tests {
 
     pub(super) fn check(toml: &str) -> Result<Config, ConfigError> {
         parse(Path::new("/tmp/upkeep-test.toml"), toml)
+    }
+
+    /// A test build takes `test_clock`; a release build refuses it, saying where and why.
+    #[test]
+    fn test_clock_is_accepted_only_by_a_test_build() {
+        let c = check("[daemon]\ntest_clock = true\n").unwrap();
+        assert_eq!(c.daemon.test_clock, cfg!(debug_assertions));
+        assert!(!check("").unwrap().daemon.test_clock);
+        let source = "[daemon]\ntest_clock = true\n";
+        let mut v = Validator {
+            source,
+            problems: Vec::new(),
+            running_as: RunningAs::current(),
+            shutdown_timeout: None,
+        };
+        assert!(!v.test_clock_allowed(false));
+        let err = ConfigError::Invalid {
+            path: "/tmp/upkeep-test.toml".into(),
+            problems: v.problems,
+        };
+        let (p, text) = (err.problems()[0].clone(), err.to_string());
+        located(&p, &text, "daemon.test_clock", 2, 14);
+        assert!(text.contains("release build"), "{text}");
+        assert!(text.contains("hint: remove test_clock"), "{text}");
     }
 
     #[test]

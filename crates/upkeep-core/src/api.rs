@@ -279,9 +279,31 @@ pub struct DrillResult {
 pub struct MaintenanceRequest {
     #[serde(default)]
     pub reason: String,
-    /// When it ends by itself; None: when ended.
+    /// When it ends by itself; None: when ended (or after `lasting`).
     #[serde(default)]
     pub until: Option<jiff::Timestamp>,
+    /// How long it lasts (`2h`, `7d`), from the daemon's now: the daemon's clock decides, not
+    /// the client's (which may be skewed, or not the test clock). Not with `until`.
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub lasting: Option<String>,
+}
+
+/// `POST /api/v1/test/clock`, served only by a daemon with `daemon.test_clock` (tests).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestClockRequest {
+    /// How far to move the clock forward, as in the config: `90s`, `7d`.
+    pub advance: String,
+}
+
+/// The answer to `POST /api/v1/test/clock`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TestClockState {
+    /// The daemon's time after the move.
+    pub now: jiff::Timestamp,
+    /// Whether everything the move made due had woken before the answer (false: something was
+    /// busy for longer than the daemon waits, and may act after the answer).
+    pub settled: bool,
 }
 
 #[cfg(test)]

@@ -286,6 +286,8 @@ pub struct Committed {
 }
 
 impl Event {
+    /// An event stamped with the system's time. The daemon's stages stamp theirs with their
+    /// [`crate::Clock`] instead ([`crate::Clock::event`]), so that tests can move time.
     pub fn now(service: &ServiceName, kind: EventKind) -> Self {
         Self {
             at: Timestamp::now(),
@@ -294,6 +296,7 @@ impl Event {
         }
     }
 
+    /// A daemon-wide event stamped with the system's time (see [`Event::now`]).
     pub fn daemon(kind: EventKind) -> Self {
         Self {
             at: Timestamp::now(),

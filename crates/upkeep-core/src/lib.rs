@@ -5,6 +5,7 @@
 //! validation of names, so every other crate can depend on it without pulling anything in.
 //!
 //! Layout:
+//! - `clock.rs`: [`Clock`], the injected time, and [`TestClock`], the one tests move.
 //! - `name.rs`: [`ServiceName`], the validated identifier of a service.
 //! - `event.rs`: [`Event`] and [`EventKind`], immutable facts with a time.
 //! - `status.rs`: [`State`] and [`ServiceStatus`], what `ls` shows.
@@ -13,6 +14,7 @@
 //! - `i18n.rs`: user-facing text in English and Simplified Chinese.
 
 pub mod api;
+mod clock;
 pub mod duration;
 mod event;
 pub mod i18n;
@@ -20,6 +22,7 @@ mod name;
 pub mod report;
 mod status;
 
+pub use clock::{Clock, TestClock};
 pub use event::{Actor, Committed, Event, EventKind, ExitStatus, Principal, Via};
 pub use name::{NameError, ServiceName};
 pub use status::{

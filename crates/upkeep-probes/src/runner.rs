@@ -6,6 +6,12 @@
 //! runs inside its own task's timeout, so a slow probe delays only itself, and network checks
 //! wait for room at their host's gate, so an overloaded host does not drown the daemon in
 //! connections. Missed ticks are skipped, not bunched.
+//!
+//! Time: the schedule, check timeouts and lag measurements stay on tokio's clock on purpose
+//! (latency-critical: probe lag is measured against real time, and a check's timeout bounds
+//! a real connection). What state reads (verdict stamps, grace since a start, the last check's
+//! time) comes from the injected [`Clock`] in [`ProbeDeps`], like every other stamp, so that a
+//! test that moves the daemon's clock sees probe verdicts on the same time line.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use upkeep_config::ProbeConfig;
-use upkeep_core::{Event, EventKind, Health, LastCheck, ServiceName};
+use upkeep_core::{Clock, Event, EventKind, Health, LastCheck, ServiceName};
 use upkeep_sys::Reaper;
 
 use crate::kinds::{HttpClients, Probe};
@@ -56,6 +62,8 @@ pub struct ProbeDeps {
     pub gates: crate::HostGates,
     pub reaper: Reaper,
     pub lag: std::sync::Arc<crate::LagHistogram>,
+    /// Stamps verdicts and measures grace (not the schedule: see the module's comment).
+    pub clock: Clock,
 }
 
 /// Where a probe task leaves its most recent check for the API to read.
@@ -78,7 +86,7 @@ impl ProbeRunner {
         cancel: CancellationToken,
         tasks: &TaskTracker,
     ) -> ProbeRunner {
-        let started = jiff::Timestamp::now();
+        let started = deps.clock.now();
         let mut last = Vec::with_capacity(probes.len());
         for cfg in probes {
             let slot = LastSlot::default();
@@ -92,6 +100,7 @@ impl ProbeRunner {
                 target: target.clone(),
                 lag: deps.lag.clone(),
                 events: events.clone(),
+                clock: deps.clock.clone(),
                 started,
             };
             let span = tracing::info_span!("probe", service = %service, probe = %cfg.name);
@@ -129,6 +138,7 @@ struct ProbeTask {
     lag: std::sync::Arc<crate::LagHistogram>,
     /// For an external service, grace counts from here.
     started: jiff::Timestamp,
+    clock: Clock,
 }
 
 impl ProbeTask {
@@ -209,11 +219,11 @@ impl ProbeTask {
                 };
             drop(permit);
             let since = target.since.unwrap_or(self.started);
-            let in_grace =
-                jiff::Timestamp::now().duration_since(since).unsigned_abs() < self.cfg.grace;
+            let checked = self.clock.now();
+            let in_grace = checked.duration_since(since).unsigned_abs() < self.cfg.grace;
             tracing::trace!(healthy = outcome.healthy, reason = %outcome.reason, "probe result");
             *self.last.lock().expect("probe slot poisoned") = Some(LastCheck {
-                at: jiff::Timestamp::now(),
+                at: checked,
                 healthy: outcome.healthy,
                 degraded: outcome.degraded,
                 reason: outcome.reason.clone(),
@@ -227,7 +237,7 @@ impl ProbeTask {
                 };
                 if self
                     .events
-                    .send(Event::now(&self.service, kind))
+                    .send(self.clock.event(&self.service, kind))
                     .await
                     .is_err()
                 {

@@ -15,4 +15,4 @@ pub mod report;
 mod task;
 
 pub use machine::{FLAP_WINDOW, Output, ServiceModel, ServiceSpec};
-pub use task::{Heal, Snapshot, StateControl, StateTask};
+pub use task::{Heal, Snapshot, StateChannels, StateControl, StateTask};

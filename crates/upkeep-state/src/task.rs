@@ -5,13 +5,16 @@
 //! and every event (the inputs, and what the machine produced) goes on to the store writer, in
 //! order. Heal requests go out on their own channel. The task ends when every event sender is
 //! gone or `drain` is cancelled, after passing everything on, so nothing in flight is lost.
+//!
+//! Time (ticks for incident deadlines and maintenance ends, and what control changes are
+//! settled at) comes from the injected [`Clock`], so tests move it instead of sleeping.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use upkeep_core::{Event, EventKind, ServiceName, ServiceStatus, Unfinished};
+use upkeep_core::{Clock, Event, EventKind, ServiceName, ServiceStatus, Unfinished};
 
 use crate::machine::{Output, ServiceModel, ServiceSpec};
 
@@ -49,15 +52,29 @@ pub struct StateTask {
     heals: mpsc::Sender<Heal>,
     snapshot: watch::Sender<Arc<Snapshot>>,
     draining: bool,
+    clock: Clock,
+}
+
+/// The channels a [`StateTask`] works between.
+pub struct StateChannels {
+    /// Facts from supervisors, probe runners and operations.
+    pub events: mpsc::Receiver<Event>,
+    /// Config changes from the daemon.
+    pub control: mpsc::Receiver<StateControl>,
+    /// Every event, in order, to the store writer.
+    pub store: mpsc::Sender<Event>,
+    /// Heal requests, to the daemon.
+    pub heals: mpsc::Sender<Heal>,
 }
 
 impl StateTask {
-    pub fn new(
-        events: mpsc::Receiver<Event>,
-        control: mpsc::Receiver<StateControl>,
-        store: mpsc::Sender<Event>,
-        heals: mpsc::Sender<Heal>,
-    ) -> (Self, watch::Receiver<Arc<Snapshot>>) {
+    pub fn new(channels: StateChannels, clock: Clock) -> (Self, watch::Receiver<Arc<Snapshot>>) {
+        let StateChannels {
+            events,
+            control,
+            store,
+            heals,
+        } = channels;
         let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
         let task = Self {
             models: BTreeMap::new(),
@@ -68,6 +85,7 @@ impl StateTask {
             heals,
             snapshot: tx,
             draining: false,
+            clock,
         };
         (task, rx)
     }
@@ -89,8 +107,8 @@ impl StateTask {
                     }
                     self.handle(std::mem::take(&mut batch)).await;
                 }
-                _ = sleep_until(deadline) => {
-                    let now = jiff::Timestamp::now();
+                _ = sleep_until(&self.clock, deadline) => {
+                    let now = self.clock.now();
                     let mut outputs = Vec::new();
                     for m in self.models.values_mut() {
                         outputs.extend(m.tick(now));
@@ -107,7 +125,7 @@ impl StateTask {
     }
 
     async fn control(&mut self, control: StateControl) {
-        let now = jiff::Timestamp::now();
+        let now = self.clock.now();
         let outputs = match control {
             StateControl::Configure(name, spec) => match self.models.get_mut(&name) {
                 Some(m) => {
@@ -193,13 +211,9 @@ impl StateTask {
     }
 }
 
-async fn sleep_until(deadline: Option<jiff::Timestamp>) {
+async fn sleep_until(clock: &Clock, deadline: Option<jiff::Timestamp>) {
     match deadline {
-        Some(at) => {
-            let wait = at.duration_since(jiff::Timestamp::now());
-            let wait = std::time::Duration::try_from(wait).unwrap_or_default();
-            tokio::time::sleep(wait).await
-        }
+        Some(at) => clock.sleep_until_time(at).await,
         None => std::future::pending().await,
     }
 }
@@ -207,7 +221,179 @@ async fn sleep_until(deadline: Option<jiff::Timestamp>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use upkeep_core::{Health, State};
+    use std::time::Duration;
+    use upkeep_core::{Actor, Health, State, TestClock};
+
+    /// Real time a test waits for something the clock made due (never reached when it works).
+    const GUARD: Duration = Duration::from_secs(5);
+    /// Real time `advance` waits for the sleepers it made due.
+    const SETTLE: Duration = Duration::from_secs(5);
+
+    /// A state task on `clock`, with its inputs and outputs.
+    struct Rig {
+        events: mpsc::Sender<Event>,
+        control: mpsc::Sender<StateControl>,
+        stored: mpsc::Receiver<Event>,
+        snapshot: watch::Receiver<Arc<Snapshot>>,
+        _heals: mpsc::Receiver<Heal>,
+    }
+
+    fn rig(clock: Clock) -> Rig {
+        let (etx, erx) = mpsc::channel(64);
+        let (ctx, crx) = mpsc::channel(16);
+        let (stx, srx) = mpsc::channel(256);
+        let (htx, hrx) = mpsc::channel(16);
+        let channels = StateChannels {
+            events: erx,
+            control: crx,
+            store: stx,
+            heals: htx,
+        };
+        let (task, snapshot) = StateTask::new(channels, clock);
+        tokio::spawn(task.run(CancellationToken::new()));
+        Rig {
+            events: etx,
+            control: ctx,
+            stored: srx,
+            snapshot,
+            _heals: hrx,
+        }
+    }
+
+    impl Rig {
+        async fn wait_state(&mut self, name: &ServiceName, state: State) {
+            let reached = self
+                .snapshot
+                .wait_for(|s| s.services.get(name).is_some_and(|st| st.state == state));
+            tokio::time::timeout(GUARD, reached)
+                .await
+                .unwrap_or_else(|_| panic!("{name} never became {state:?}"))
+                .unwrap();
+        }
+
+        fn state(&self, name: &ServiceName) -> State {
+            self.snapshot.borrow().services[name].state
+        }
+
+        /// What the task has passed on to the store so far, by kind.
+        fn stored(&mut self) -> Vec<Event> {
+            std::iter::from_fn(|| self.stored.try_recv().ok()).collect()
+        }
+
+        /// Waits until the task stores an event that `pick` chooses.
+        async fn wait_stored(&mut self, what: &str, pick: impl Fn(&EventKind) -> bool) -> Event {
+            let found = async {
+                loop {
+                    let e = self.stored.recv().await.expect("the task ended");
+                    if pick(&e.kind) {
+                        return e;
+                    }
+                }
+            };
+            tokio::time::timeout(GUARD, found)
+                .await
+                .unwrap_or_else(|_| panic!("never stored: {what}"))
+        }
+    }
+
+    fn t0() -> jiff::Timestamp {
+        "2030-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn external(probe: &str, incident_after: Duration) -> ServiceSpec {
+        ServiceSpec {
+            managed: false,
+            heal: false,
+            incident_after,
+            probes: vec![probe.into()],
+        }
+    }
+
+    fn probe(health: Health) -> EventKind {
+        EventKind::ProbeChanged {
+            probe: "tcp".into(),
+            health,
+            reason: format!("{health:?}"),
+        }
+    }
+
+    /// A maintenance for an hour ends when the clock passes its end, not a second before, and
+    /// the test waits no hour.
+    #[tokio::test]
+    async fn a_timed_maintenance_ends_when_the_clock_passes_its_until() {
+        let tc = TestClock::frozen(t0());
+        let clock = tc.clock();
+        let mut r = rig(clock.clone());
+        let db = ServiceName::new("db").unwrap();
+        let spec = external("tcp", Duration::ZERO);
+        r.control
+            .send(StateControl::Configure(db.clone(), spec))
+            .await
+            .unwrap();
+        r.events
+            .send(clock.event(&db, probe(Health::Up)))
+            .await
+            .unwrap();
+        r.wait_state(&db, State::Up).await;
+        let until = t0() + jiff::SignedDuration::from_hours(1);
+        let begin = EventKind::MaintenanceStarted {
+            reason: "disk swap".into(),
+            until: Some(until),
+            by: Actor::Upkeep,
+        };
+        r.events.send(clock.event(&db, begin)).await.unwrap();
+        r.wait_state(&db, State::Maintenance).await;
+
+        // A second short: still in maintenance (`advance` returns after anything due woke).
+        assert!(tc.advance(Duration::from_secs(3599), SETTLE).await);
+        assert_eq!(r.state(&db), State::Maintenance);
+        let ended = |k: &EventKind| matches!(k, EventKind::MaintenanceEnded { .. });
+        assert!(!r.stored().iter().any(|e| ended(&e.kind)));
+
+        assert!(tc.advance(Duration::from_secs(1), SETTLE).await);
+        let end = r.wait_stored("maintenance_ended", ended).await;
+        assert_eq!(end.at, until);
+        r.wait_state(&db, State::Up).await;
+    }
+
+    /// An outage opens an incident only once it has lasted `incident_after` on the clock.
+    #[tokio::test]
+    async fn an_incident_opens_only_once_the_clock_passes_incident_after() {
+        let tc = TestClock::frozen(t0());
+        let clock = tc.clock();
+        let mut r = rig(clock.clone());
+        let db = ServiceName::new("db").unwrap();
+        let spec = external("tcp", Duration::from_secs(30));
+        r.control
+            .send(StateControl::Configure(db.clone(), spec))
+            .await
+            .unwrap();
+        r.events
+            .send(clock.event(&db, probe(Health::Up)))
+            .await
+            .unwrap();
+        r.wait_state(&db, State::Up).await;
+        assert!(tc.advance(Duration::from_secs(10), SETTLE).await);
+        let down_at = clock.now();
+        r.events
+            .send(clock.event(&db, probe(Health::Down)))
+            .await
+            .unwrap();
+        r.wait_state(&db, State::Down).await;
+        let opened = |k: &EventKind| matches!(k, EventKind::IncidentOpened { .. });
+
+        assert!(tc.advance(Duration::from_secs(29), SETTLE).await);
+        assert!(!r.stored().iter().any(|e| opened(&e.kind)));
+        assert!(r.snapshot.borrow().services[&db].incident_since.is_none());
+
+        assert!(tc.advance(Duration::from_secs(1), SETTLE).await);
+        let e = r.wait_stored("incident_opened", opened).await;
+        assert_eq!(e.at, down_at + jiff::SignedDuration::from_secs(30));
+        let EventKind::IncidentOpened { since, .. } = e.kind else {
+            unreachable!()
+        };
+        assert_eq!(since, down_at, "dated from the outage's start");
+    }
 
     /// Regression: with a service's spec and its probe's first verdict both queued, the verdict
     /// must not be folded in before the spec (it would be dropped, and the service would stay
@@ -219,23 +405,24 @@ mod tests {
             let (ctx, crx) = mpsc::channel(16);
             let (stx, mut srx) = mpsc::channel(64);
             let (htx, _hrx) = mpsc::channel(16);
-            let (task, mut snapshot) = StateTask::new(erx, crx, stx, htx);
-            let name = ServiceName::new("db").unwrap();
-            let spec = ServiceSpec {
-                managed: false,
-                heal: false,
-                probes: vec!["tcp".into()],
-                ..Default::default()
+            let channels = StateChannels {
+                events: erx,
+                control: crx,
+                store: stx,
+                heals: htx,
             };
-            ctx.send(StateControl::Configure(name.clone(), spec))
+            let clock = Clock::system();
+            let (task, mut snapshot) = StateTask::new(channels, clock.clone());
+            let name = ServiceName::new("db").unwrap();
+            ctx.send(StateControl::Configure(
+                name.clone(),
+                external("tcp", Duration::ZERO),
+            ))
+            .await
+            .unwrap();
+            etx.send(clock.event(&name, probe(Health::Up)))
                 .await
                 .unwrap();
-            let kind = EventKind::ProbeChanged {
-                probe: "tcp".into(),
-                health: Health::Up,
-                reason: "ok".into(),
-            };
-            etx.send(Event::now(&name, kind)).await.unwrap();
             let drain = CancellationToken::new();
             let run = tokio::spawn(task.run(drain.clone()));
             let up = snapshot.wait_for(|s| {
@@ -243,7 +430,7 @@ mod tests {
                     .get(&name)
                     .is_some_and(|st| st.state == State::Up)
             });
-            tokio::time::timeout(std::time::Duration::from_secs(2), up)
+            tokio::time::timeout(GUARD, up)
                 .await
                 .expect("the verdict was lost")
                 .unwrap();

@@ -7,6 +7,10 @@
 //! On an exit it first stops whatever is left of the group (a kill -9 of npm must not leave node
 //! holding the port), then asks the restart policy, restarts, and only then sends the events:
 //! event writes never sit on the restart path.
+//!
+//! Backoff delays, crash-loop windows, uptimes and event stamps come from the injected
+//! [`Clock`] (`SupervisorDeps::clock`), so a test moves time through a crash loop instead of
+//! sleeping. Stop timeouts stay on tokio's clock: they bound how long real processes get.
 
 use std::time::Duration;
 
@@ -16,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use upkeep_config::ManagedConfig;
-use upkeep_core::{Actor, Event, EventKind, ExitStatus, ServiceName};
+use upkeep_core::{Actor, Clock, Event, EventKind, ExitStatus, ServiceName};
 
 use crate::group::{StopOutcome, Tree, stop_tree};
 use crate::logs::{LogHub, Stream};
@@ -106,6 +110,8 @@ pub struct SupervisorDeps {
     pub events: mpsc::Sender<Event>,
     /// The daemon's records of what it started (cgroups, run records, marks).
     pub lineage: Lineage,
+    /// Time for backoff, crash-loop windows, uptimes and event stamps.
+    pub clock: Clock,
 }
 
 pub struct Supervisor {
@@ -120,8 +126,10 @@ pub struct Supervisor {
     lineage: ServiceLineage,
     commands: mpsc::Receiver<SupervisorCommand>,
     running: Option<Running>,
+    /// When the backoff ends, on `clock`.
     restart_at: Option<Instant>,
     tracker: RestartTracker,
+    clock: Clock,
     /// A drill's fault will end the current run (see [`SupervisorCommand::Drill`]).
     drill: bool,
 }
@@ -160,6 +168,7 @@ impl Supervisor {
             restart_at: None,
             tracker: RestartTracker::default(),
             drill: false,
+            clock: deps.clock.clone(),
         };
         let token = cancel.clone();
         tasks.spawn(sup.run(token, start).instrument(span));
@@ -187,7 +196,7 @@ impl Supervisor {
                 };
                 let backoff = async {
                     match self.restart_at {
-                        Some(at) => tokio::time::sleep_until(at).await,
+                        Some(at) => self.clock.sleep_until(at).await,
                         None => std::future::pending().await,
                     }
                 };
@@ -304,7 +313,7 @@ impl Supervisor {
     async fn end_run(&self, run: Running) -> Ended {
         let outcome = self.stop_group(run.pid).await;
         let status = exit_status(run.exit).await;
-        let uptime = run.started.elapsed();
+        let uptime = self.clock.instant().saturating_duration_since(run.started);
         Ended {
             outcome,
             status,
@@ -352,7 +361,7 @@ impl Supervisor {
             .running
             .take()
             .expect("on_exit only fires while running");
-        let uptime = run.started.elapsed();
+        let uptime = self.clock.instant().saturating_duration_since(run.started);
         // Stamped now, at the reap: the restart below comes before the reporting, but the
         // record keeps the real times (MTTR is measured from them).
         let mut events = vec![self.exited(run.pid, status, uptime)];
@@ -374,8 +383,13 @@ impl Supervisor {
         let decision = if std::mem::take(&mut self.drill) {
             self.tracker.on_drill_exit(&self.cfg, status)
         } else {
-            self.tracker
-                .on_exit(&self.cfg, status, uptime, Instant::now(), fastrand::f64())
+            self.tracker.on_exit(
+                &self.cfg,
+                status,
+                uptime,
+                self.clock.instant(),
+                fastrand::f64(),
+            )
         };
         match decision {
             Decision::Restart { attempt, delay } => {
@@ -386,7 +400,7 @@ impl Supervisor {
                 if delay.is_zero() {
                     Box::pin(self.spawn_and_report(Actor::Upkeep, events)).await;
                 } else {
-                    self.restart_at = Some(Instant::now() + delay);
+                    self.restart_at = Some(self.clock.instant() + delay);
                     self.emit(events).await;
                 }
             }
@@ -420,7 +434,7 @@ impl Supervisor {
                 self.lineage.adopt(s.pid, s.start_ticks);
                 self.running = Some(Running {
                     pid: s.pid,
-                    started: Instant::now(),
+                    started: self.clock.instant(),
                     exit: s.exit,
                 });
                 self.logs.capture(&self.name, Stream::Stdout, s.stdout);
@@ -448,7 +462,7 @@ impl Supervisor {
 
     /// An event of this service, stamped now.
     fn ev(&self, kind: EventKind) -> Event {
-        Event::now(&self.name, kind)
+        self.clock.event(&self.name, kind)
     }
 
     async fn emit(&self, events: Vec<Event>) {

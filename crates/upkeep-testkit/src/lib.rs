@@ -9,6 +9,9 @@
 //! then SIGKILL) and kills any process group its services left.
 //!
 //! Waiting is always for a condition with a deadline, and a timeout says what was awaited.
+//! Waiting for time-driven behaviour (a backoff, a maintenance's end) needs no waiting at all
+//! on a daemon started with [`TestDaemon::start_on_test_clock`]: [`TestDaemon::advance_clock`]
+//! moves its clock.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -25,6 +28,8 @@ pub struct TestDaemon {
     pub data_dir: PathBuf,
     /// The PostgreSQL database this daemon keeps history in, if not SQLite (see [`postgres`]).
     store: Option<String>,
+    /// Whether the config sets `daemon.test_clock`.
+    test_clock: bool,
     child: Option<Child>,
     /// Process groups seen, killed on drop in case a test failed half-way.
     groups: std::cell::RefCell<Vec<u32>>,
@@ -32,13 +37,18 @@ pub struct TestDaemon {
 
 /// The config header every test daemon gets: its data dir inside the temp dir, and the store
 /// [`postgres`] names, if any.
-fn header(data_dir: &Path, store: Option<&str>) -> String {
+fn header(data_dir: &Path, store: Option<&str>, test_clock: bool) -> String {
     let store = match store {
         Some(url) => format!("store = \"{url}\"\nstore_password_env = \"PGPASSWORD\"\n"),
         None => String::new(),
     };
+    let test_clock = if test_clock {
+        "test_clock = true\n"
+    } else {
+        ""
+    };
     format!(
-        "[daemon]\ndata_dir = \"{}\"\nshutdown_timeout = \"20s\"\n{store}\n",
+        "[daemon]\ndata_dir = \"{}\"\nshutdown_timeout = \"20s\"\n{test_clock}{store}\n",
         data_dir.display()
     )
 }
@@ -143,13 +153,20 @@ pub fn postgres() -> Option<String> {
 impl TestDaemon {
     /// Writes the config (`services_toml` after a `[daemon]` header) without starting anything.
     pub fn prepare(bin: &str, services_toml: &str) -> TestDaemon {
+        Self::prepare_with(bin, services_toml, false)
+    }
+
+    fn prepare_with(bin: &str, services_toml: &str, test_clock: bool) -> TestDaemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let config = dir.path().join("upkeep.toml");
         let store = postgres();
         std::fs::write(
             &config,
-            format!("{}{services_toml}", header(&data_dir, store.as_deref())),
+            format!(
+                "{}{services_toml}",
+                header(&data_dir, store.as_deref(), test_clock)
+            ),
         )
         .expect("write config");
         TestDaemon {
@@ -158,6 +175,7 @@ impl TestDaemon {
             config,
             data_dir,
             store,
+            test_clock,
             child: None,
             groups: Default::default(),
         }
@@ -168,6 +186,32 @@ impl TestDaemon {
         let mut d = Self::prepare(bin, services_toml);
         d.launch();
         d
+    }
+
+    /// Like [`TestDaemon::start`], with `daemon.test_clock`: the daemon's clock runs with real
+    /// time, and [`TestDaemon::advance_clock`] moves it on (a debug build of upkeep only).
+    pub fn start_on_test_clock(bin: &str, services_toml: &str) -> TestDaemon {
+        let mut d = Self::prepare_with(bin, services_toml, true);
+        d.launch();
+        d
+    }
+
+    /// Moves the daemon's test clock forward `by` (`"90s"`, `"7d"`) and returns its time
+    /// after the move. When this returns, everything the move made due (a backoff's end, a
+    /// maintenance's end) has woken, so what the test asks next comes after it.
+    pub fn advance_clock(&self, by: &str) -> jiff::Timestamp {
+        let body = serde_json::json!({ "advance": by });
+        let (code, answer) = self
+            .try_api("POST", "/api/v1/test/clock", Some(&body))
+            .unwrap_or_else(|e| panic!("POST /api/v1/test/clock: {e}\n{}", self.daemon_log()));
+        let answer = String::from_utf8_lossy(&answer);
+        assert_eq!(code, 200, "POST /api/v1/test/clock: {answer}");
+        let state: Value = serde_json::from_str(&answer).expect("JSON");
+        assert_eq!(state["settled"], true, "a wake-up was still busy: {answer}");
+        state["now"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no time in {answer}"))
     }
 
     /// (Re)starts the daemon process on the same config and data dir, and waits until it
@@ -392,12 +436,12 @@ impl TestDaemon {
 
     fn set_store(&mut self, url: Option<&str>) {
         let text = std::fs::read_to_string(&self.config).expect("read config");
-        let old = header(&self.data_dir, self.store.as_deref());
+        let old = header(&self.data_dir, self.store.as_deref(), self.test_clock);
         let rest = text
             .strip_prefix(&old)
             .expect("the config starts with its header");
         self.store = url.map(str::to_owned);
-        let new = header(&self.data_dir, self.store.as_deref());
+        let new = header(&self.data_dir, self.store.as_deref(), self.test_clock);
         std::fs::write(&self.config, format!("{new}{rest}")).expect("write config");
     }
 
@@ -494,7 +538,7 @@ impl TestDaemon {
             &self.config,
             format!(
                 "{}{services_toml}",
-                header(&self.data_dir, self.store.as_deref())
+                header(&self.data_dir, self.store.as_deref(), self.test_clock)
             ),
         )
         .expect("write config");

@@ -133,6 +133,15 @@ pub trait Control: Send + Sync + 'static {
     fn follow_events(&self) -> broadcast::Receiver<std::sync::Arc<[upkeep_core::Committed]>>;
     /// Asks the daemon to stop its services and exit.
     fn shutdown(&self, by: &Principal);
+    /// The daemon's clock: what "now" is for a request (a report's period, a maintenance's
+    /// end), and whether it is a test clock (then `POST /api/v1/test/clock` is served).
+    fn clock(&self) -> upkeep_core::Clock;
+    /// Moves a test clock forward `by` and answers once what that made due has woken.
+    async fn advance_clock(
+        &self,
+        by: std::time::Duration,
+        who: &Principal,
+    ) -> Result<upkeep_core::api::TestClockState, ApiError>;
 }
 
 #[derive(Clone)]
@@ -155,10 +164,11 @@ pub fn metrics_router(control: Arc<dyn Control>, cancel: CancellationToken) -> R
 /// The control socket's router: every route, to the local operator named by uid.
 pub fn socket_router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
     let gate = Gate::Local(Arc::new(UserNames::default()));
+    let test_clock = control.clock().is_test();
     finish(
         public_routes()
             .merge(read_routes(gate.clone()))
-            .merge(write_routes(gate)),
+            .merge(write_routes(gate, test_clock)),
         control,
         cancel,
     )
@@ -172,10 +182,11 @@ pub fn tcp_router(
     cancel: CancellationToken,
 ) -> Router {
     let gate = Gate::Bearer(tokens);
+    let test_clock = control.clock().is_test();
     finish(
         public_routes()
             .merge(read_routes(gate.clone()))
-            .merge(write_routes(gate)),
+            .merge(write_routes(gate, test_clock)),
         control,
         cancel,
     )
@@ -211,9 +222,15 @@ fn read_routes(gate: Gate) -> Router<AppState> {
     behind(routes, gate, Scope::Read)
 }
 
-/// The actions, behind `gate` with the write scope.
-fn write_routes(gate: Gate) -> Router<AppState> {
-    let routes = Router::new()
+/// The actions, behind `gate` with the write scope; with `test_clock`, also the route that
+/// moves the daemon's test clock (absent, it is a 404 like any unknown route).
+fn write_routes(gate: Gate, test_clock: bool) -> Router<AppState> {
+    let routes = if test_clock {
+        Router::new().route("/api/v1/test/clock", post(advance_clock))
+    } else {
+        Router::new()
+    };
+    let routes = routes
         .route("/api/v1/services", post(add))
         .route(
             "/api/v1/services/{name}/maintenance",
@@ -467,7 +484,7 @@ async fn report(
     query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<upkeep_core::report::Report>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let now = jiff::Timestamp::now();
+    let now = s.control.clock().now();
     let from = upkeep_core::report::parse_since(q.since.as_deref().unwrap_or("7d"), now)
         .map_err(ApiError::bad_request)?;
     if from >= now {
@@ -491,11 +508,38 @@ async fn begin_maintenance(
     Name(name): Name,
     body: Result<Json<upkeep_core::api::MaintenanceRequest>, JsonRejection>,
 ) -> Result<Json<ActionResult>, ApiError> {
-    let Json(req) = body.map_err(bad_json)?;
-    if req.until.is_some_and(|u| u <= jiff::Timestamp::now()) {
+    let Json(mut req) = body.map_err(bad_json)?;
+    let now = s.control.clock().now();
+    if let Some(text) = req.lasting.take() {
+        if req.until.is_some() {
+            return Err(ApiError::bad_request("give `until` or `for`, not both"));
+        }
+        let ends = upkeep_core::duration::parse(&text)
+            .filter(|d| !d.is_zero())
+            .and_then(|d| now.checked_add(d).ok())
+            .ok_or_else(|| ApiError::BadRequest {
+                message: format!("`for` `{text}` is not a duration longer than 0"),
+                hint: Some("try 30m, 2h, 1h30m or 1d".into()),
+            })?;
+        req.until = Some(ends);
+    }
+    if req.until.is_some_and(|u| u <= now) {
         return Err(ApiError::bad_request("`until` must be in the future"));
     }
     s.control.maintenance(&name, Some(req), &by).await.map(Json)
+}
+
+async fn advance_clock(
+    State(s): State<AppState>,
+    By(by): By,
+    body: Result<Json<upkeep_core::api::TestClockRequest>, JsonRejection>,
+) -> Result<Json<upkeep_core::api::TestClockState>, ApiError> {
+    let Json(req) = body.map_err(bad_json)?;
+    let d = upkeep_core::duration::parse(&req.advance).ok_or_else(|| ApiError::BadRequest {
+        message: format!("`{}` is not a duration", req.advance),
+        hint: Some("write it as in the config: 30s, 2h, 7d".into()),
+    })?;
+    s.control.advance_clock(d, &by).await.map(Json)
 }
 
 async fn end_maintenance(

@@ -18,7 +18,9 @@ use upkeep_core::api::{
     ActionResult, AddService, Health, PublicStatus, ReloadResult, ServiceDetail, ServiceInfo,
     StoredEvent,
 };
-use upkeep_core::{Desired, Event, LastCheck, Principal, ServiceName, ServiceStatus};
+use upkeep_core::{
+    Clock, Desired, Event, LastCheck, Principal, ServiceName, ServiceStatus, TestClock,
+};
 use upkeep_state::Snapshot;
 use upkeep_store::Store;
 use upkeep_supervisor::{Stream, procfs};
@@ -64,6 +66,10 @@ pub struct Daemon {
     /// Services a drill is running on (one drill per service at a time). A std Mutex: never
     /// held across an await.
     pub drills: std::sync::Mutex<std::collections::HashSet<ServiceName>>,
+    /// The time every stage reads (see `upkeep_core::Clock`).
+    pub clock: Clock,
+    /// The same clock's hand, when `daemon.test_clock` is set: `POST /api/v1/test/clock`.
+    pub test_clock: Option<TestClock>,
 }
 
 fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ApiError {
@@ -449,7 +455,7 @@ impl Control for Daemon {
             .map(|l| self.status_with_checks(&snapshot, l).0)
             .collect();
         self.store_caught_up().await;
-        let now = jiff::Timestamp::now();
+        let now = self.clock.now();
         let hours = |h: i64| {
             now.checked_sub(jiff::SignedDuration::from_hours(h))
                 .map_err(internal)
@@ -588,6 +594,31 @@ impl Control for Daemon {
     fn shutdown(&self, by: &Principal) {
         tracing::info!(by = %by, "shutdown asked");
         self.shutdown.cancel();
+    }
+
+    fn clock(&self) -> Clock {
+        self.clock.clone()
+    }
+
+    async fn advance_clock(
+        &self,
+        by: Duration,
+        who: &Principal,
+    ) -> Result<upkeep_core::api::TestClockState, ApiError> {
+        // The route exists only with a test clock; this is for a caller that skipped it.
+        let Some(hand) = &self.test_clock else {
+            return Err(ApiError::NotFound(
+                "this daemon's clock is the system's".into(),
+            ));
+        };
+        tracing::info!(by = ?by, who = %who, "test clock moved");
+        // How long the answer waits for what the move made due (real time).
+        const SETTLE: Duration = Duration::from_secs(5);
+        let settled = hand.advance(by, SETTLE).await;
+        Ok(upkeep_core::api::TestClockState {
+            now: hand.now(),
+            settled,
+        })
     }
 }
 

@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 use upkeep_config::Config;
 use upkeep_config::StoreConfig;
 use upkeep_core::api::StoreHealth;
-use upkeep_core::{Desired, Event, EventKind, ServiceName, State};
+use upkeep_core::{Clock, Desired, Event, EventKind, ServiceName, State, TestClock};
 use upkeep_probes::{HttpClients, ProbeDeps};
 use upkeep_state::Heal;
 use upkeep_store::{Location, PgLocation, Store};
@@ -197,6 +197,15 @@ pub fn run(config: Config) -> Result<()> {
 
 async fn run_async(config: Config) -> Result<()> {
     let data_dir = config.daemon.data_dir.clone();
+    // One clock for every stage. A test clock only in a test build (config refuses it
+    // otherwise): it runs with real time and `POST /api/v1/test/clock` moves it on.
+    let test_clock = config.daemon.test_clock.then(TestClock::running);
+    let clock = test_clock
+        .as_ref()
+        .map_or_else(Clock::system, TestClock::clock);
+    if clock.is_test() {
+        tracing::warn!("test clock: POST /api/v1/test/clock moves this daemon's time");
+    }
     let shutdown_timeout = config.daemon.shutdown_timeout;
     let metrics_listen = config.daemon.metrics_listen;
     let (listen, public_listen) = (config.daemon.listen, config.daemon.public_listen);
@@ -241,10 +250,16 @@ async fn run_async(config: Config) -> Result<()> {
     let (events_tx, events_rx) = mpsc::channel::<Event>(4096);
     let (control_tx, control_rx) = mpsc::channel(256);
     let (heal_tx, heal_rx) = mpsc::channel(256);
-    let (state, snapshot) = upkeep_state::StateTask::new(events_rx, control_rx, store_tx, heal_tx);
+    let channels = upkeep_state::StateChannels {
+        events: events_rx,
+        control: control_rx,
+        store: store_tx,
+        heals: heal_tx,
+    };
+    let (state, snapshot) = upkeep_state::StateTask::new(channels, clock.clone());
     let state_drain = CancellationToken::new();
     let state_task = tokio::spawn(state.run(state_drain.clone()));
-    let logs = LogHub::start(data_dir.join("logs"), events_tx.clone())
+    let logs = LogHub::start(data_dir.join("logs"), events_tx.clone(), clock.clone())
         .context("starting the log writer")?;
 
     // What a daemon killed while the store was away kept in the journal goes in first: the
@@ -259,16 +274,16 @@ async fn run_async(config: Config) -> Result<()> {
         .into_iter()
         .map(|r| (r.name.clone(), r))
         .collect();
-    stop_stale_processes(&config, &lineage, &records, &events_tx).await;
+    stop_stale_processes(&config, &lineage, &records, &events_tx, &clock).await;
     let alive = open_private(&data_dir.join("alive"))?;
-    record_unwatched_time(&alive, store.as_ref(), &events_tx).await;
+    record_unwatched_time(&alive, store.as_ref(), &events_tx, &clock).await;
 
     let revision = store
         .save_revision(&config.path.display().to_string(), &config.source)
         .await?;
     let n = config.services.len() as u32;
     let _ = events_tx
-        .send(Event::daemon(EventKind::ConfigApplied {
+        .send(clock.daemon_event(EventKind::ConfigApplied {
             revision,
             added: n,
             removed: 0,
@@ -285,6 +300,7 @@ async fn run_async(config: Config) -> Result<()> {
             logs: logs.clone(),
             events: events_tx,
             lineage: lineage.clone(),
+            clock: clock.clone(),
         },
         state: control_tx,
         snapshot: snapshot.clone(),
@@ -293,6 +309,7 @@ async fn run_async(config: Config) -> Result<()> {
             gates: Default::default(),
             reaper,
             lag: Default::default(),
+            clock: clock.clone(),
         },
         cancel: cancel.clone(),
         tasks: tasks.clone(),
@@ -341,6 +358,8 @@ async fn run_async(config: Config) -> Result<()> {
         shutdown: shutdown.clone(),
         drills: Default::default(),
         reloading: Default::default(),
+        clock: clock.clone(),
+        test_clock,
     });
     tokio::spawn(route_heals(daemon.clone(), heal_rx));
     tokio::spawn(crate::wiring::follow_targets(daemon.wiring.clone()));
@@ -402,7 +421,7 @@ async fn run_async(config: Config) -> Result<()> {
             Err(_) => {}
         }
     });
-    tokio::spawn(heartbeat(alive));
+    tokio::spawn(heartbeat(alive, clock));
     crate::systemd::notify_ready();
     let watchdog = crate::systemd::spawn_watchdog();
 
@@ -477,6 +496,7 @@ async fn stop_stale_processes(
     lineage: &Lineage,
     records: &BTreeMap<ServiceName, upkeep_store::ServiceRecord>,
     events: &mpsc::Sender<Event>,
+    clock: &Clock,
 ) {
     let l = lineage.clone();
     let leftovers = tokio::task::spawn_blocking(move || l.leftovers())
@@ -523,7 +543,7 @@ async fn stop_stale_processes(
     }
     for (name, pid) in stale {
         let _ = events
-            .send(Event::now(&name, EventKind::StaleStopped { pid }))
+            .send(clock.event(&name, EventKind::StaleStopped { pid }))
             .await;
     }
     let keep = config
@@ -542,11 +562,12 @@ const HEARTBEAT: Duration = Duration::from_secs(60);
 /// killed, the next one knows when a daemon was last watching (to within a minute), and counts
 /// the time after as unknown rather than in the last recorded state. One small write a minute,
 /// no fsync.
-async fn heartbeat(alive: File) {
+async fn heartbeat(alive: File, clock: Clock) {
+    // The beat is real time; what it writes is the clock's, the time line of the events.
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tick.tick().await;
-        let now = jiff::Timestamp::now().as_millisecond();
+        let now = clock.now().as_millisecond();
         let _ =
             std::os::unix::fs::FileExt::write_all_at(&alive, format!("{now:<20}\n").as_bytes(), 0);
     }
@@ -557,7 +578,12 @@ async fn heartbeat(alive: File) {
 /// state was not `stopped` gets a change to `unknown` at that moment, so that reports count the
 /// gap apart instead of as up (or down) (issue 14, E21). A daemon that stopped cleanly stopped
 /// its services first; probe-only services it could not stop are unwatched all the same.
-async fn record_unwatched_time(alive: &File, store: &dyn Store, events: &mpsc::Sender<Event>) {
+async fn record_unwatched_time(
+    alive: &File,
+    store: &dyn Store,
+    events: &mpsc::Sender<Event>,
+    clock: &Clock,
+) {
     use std::io::Read;
     let mut text = String::new();
     let _ = (&mut &*alive).take(64).read_to_string(&mut text);
@@ -569,7 +595,7 @@ async fn record_unwatched_time(alive: &File, store: &dyn Store, events: &mpsc::S
     else {
         return; // a first start, or a data dir from before the heartbeat: nothing known
     };
-    let now = jiff::Timestamp::now();
+    let now = clock.now();
     let Ok(last) = store.report_inputs(now, now).await else {
         return;
     };

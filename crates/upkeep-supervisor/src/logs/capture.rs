@@ -12,7 +12,7 @@ use std::sync::mpsc as std_mpsc;
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
-use upkeep_core::{Event, EventKind};
+use upkeep_core::{Clock, Event, EventKind};
 
 use super::writer::WriterMsg;
 use super::{IN_FLIGHT_LIMIT, StreamShared};
@@ -25,7 +25,7 @@ pub(crate) async fn run(
     fd: OwnedFd,
     shared: Arc<StreamShared>,
     writer: std_mpsc::Sender<WriterMsg>,
-    events: mpsc::Sender<Event>,
+    (events, clock): (mpsc::Sender<Event>, Clock),
 ) {
     let Ok(pipe) = pipe::Receiver::from_owned_fd(fd) else {
         return;
@@ -35,6 +35,7 @@ pub(crate) async fn run(
         shared,
         writer,
         events,
+        clock,
         dropped_pending: 0,
     };
     // Allocated on the first byte: an idle service (most of them) costs no buffer.
@@ -132,6 +133,8 @@ struct Queue {
     shared: Arc<StreamShared>,
     writer: std_mpsc::Sender<WriterMsg>,
     events: mpsc::Sender<Event>,
+    /// Stamps the drop reports (log lines themselves carry the system's time: when read).
+    clock: Clock,
     /// Dropped since the last report.
     dropped_pending: u64,
 }
@@ -174,7 +177,9 @@ impl Queue {
             lines: self.dropped_pending,
         };
         // try_send: this task must never wait on anyone but the pipe.
-        let _ = self.events.try_send(Event::now(&self.shared.name, kind));
+        let _ = self
+            .events
+            .try_send(self.clock.event(&self.shared.name, kind));
         self.dropped_pending = 0;
     }
 }

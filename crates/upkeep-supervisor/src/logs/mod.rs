@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc};
 use upkeep_config::LogConfig;
-use upkeep_core::{Event, ServiceName};
+use upkeep_core::{Clock, Event, ServiceName};
 
 use writer::WriterMsg;
 
@@ -77,12 +77,18 @@ struct Inner {
     writer: std_mpsc::Sender<WriterMsg>,
     streams: Mutex<HashMap<(ServiceName, Stream), Arc<StreamShared>>>,
     events: mpsc::Sender<Event>,
+    clock: Clock,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl LogHub {
-    /// Starts the writer thread. Files go to `dir`; dropped-line reports go to `events`.
-    pub fn start(dir: PathBuf, events: mpsc::Sender<Event>) -> std::io::Result<LogHub> {
+    /// Starts the writer thread. Files go to `dir`; dropped-line reports go to `events`,
+    /// stamped by `clock`.
+    pub fn start(
+        dir: PathBuf,
+        events: mpsc::Sender<Event>,
+        clock: Clock,
+    ) -> std::io::Result<LogHub> {
         {
             use std::os::unix::fs::DirBuilderExt;
             // Service output is private: 0700, like the data dir.
@@ -101,6 +107,7 @@ impl LogHub {
                 writer: tx,
                 streams: Mutex::new(HashMap::new()),
                 events,
+                clock,
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -129,7 +136,7 @@ impl LogHub {
     pub(crate) fn capture(&self, name: &ServiceName, stream: Stream, fd: OwnedFd) {
         let shared = self.shared(name, stream);
         let writer = self.inner.writer.clone();
-        let events = self.inner.events.clone();
+        let events = (self.inner.events.clone(), self.inner.clock.clone());
         tokio::spawn(capture::run(fd, shared, writer, events));
     }
 
@@ -231,7 +238,7 @@ mod tests {
         let fifo = dir.path().join("s.out.log");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let (tx, mut events) = mpsc::channel(16);
-        let hub = LogHub::start(dir.path().to_owned(), tx).unwrap();
+        let hub = LogHub::start(dir.path().to_owned(), tx, Clock::system()).unwrap();
         let name = ServiceName::new("s").unwrap();
         hub.configure(
             &name,

@@ -694,21 +694,33 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                 let by = by_whom(r.by.as_ref());
                 println!("{}{by}", tr(Msg::MaintenanceEnded, &[&name]));
             } else {
-                let until = duration
-                    .map(|d| {
-                        let span = upkeep_core::duration::parse(&d)
-                            .filter(|s| !s.is_zero())
-                            .ok_or_else(|| {
-                                Usage(format!(
-                                    "`--for {d}` is not a duration longer than 0 (try 30m, 2h, 1h30m or 1d)"
-                                ))
-                            })?;
-                        anyhow::Ok(jiff::Timestamp::now().checked_add(span)?)
-                    })
-                    .transpose()?;
-                let req = upkeep_core::api::MaintenanceRequest { reason, until };
+                // Checked here for a usage error without a round trip; the daemon adds it to
+                // its own clock's now (see `MaintenanceRequest::lasting`).
+                if let Some(d) = &duration
+                    && upkeep_core::duration::parse(d).is_none_or(|s| s.is_zero())
+                {
+                    return Err(Usage(format!(
+                        "`--for {d}` is not a duration longer than 0 (try 30m, 2h, 1h30m or 1d)"
+                    ))
+                    .into());
+                }
+                let timed = duration.is_some();
+                let req = upkeep_core::api::MaintenanceRequest {
+                    reason,
+                    until: None,
+                    lasting: duration,
+                };
                 let r: ActionResult = client.post(path, Some(&req)).await?;
                 let by = by_whom(r.by.as_ref());
+                // When it ends, as the daemon set it.
+                let until = if timed {
+                    let d: upkeep_core::api::ServiceDetail = client
+                        .get(ApiPath::new("/api/v1/services").segment(&name))
+                        .await?;
+                    d.info.status.maintenance.and_then(|m| m.until)
+                } else {
+                    None
+                };
                 let msg = match until {
                     Some(u) => tr(
                         Msg::InMaintenanceUntil,

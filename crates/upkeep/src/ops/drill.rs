@@ -12,7 +12,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use upkeep_core::api::{DrillRequest, DrillResult, Fault};
-use upkeep_core::{Actor, Event, EventKind, Principal, ServiceName, State};
+use upkeep_core::{Actor, EventKind, Principal, ServiceName, State};
 use upkeep_supervisor::SupervisorCommand;
 
 use crate::control::Daemon;
@@ -143,9 +143,9 @@ pub async fn run(
     // Measure the steady state: a fault within the probes' grace after a start would not be
     // counted until grace ends, and a crash within min_uptime of the last one backs off.
     if let Some(since) = status.since {
-        let up_for = jiff::Timestamp::now().duration_since(since).unsigned_abs();
+        let up_for = daemon.clock.now().duration_since(since).unsigned_abs();
         if up_for < grace {
-            tokio::time::sleep(grace - up_for).await;
+            daemon.clock.sleep(grace - up_for).await;
         }
     }
     let pid = match daemon
@@ -182,7 +182,7 @@ pub async fn run(
     // it opens is marked as the drill's. Both are disarmed if the drill gives up.
     tracing::info!(service = %name, fault = req.fault.as_str(), by = %by, "drill asked");
     let armed = Armed::arm(daemon, name, req.fault, by).await;
-    let injected_at = jiff::Timestamp::now();
+    let injected_at = daemon.clock.now();
     let injected = match req.fault {
         Fault::Crash | Fault::ClosePort => kill(Pid::from_raw(target as i32), Signal::SIGKILL),
         Fault::Hang => killpg(Pid::from_raw(target as i32), Signal::SIGSTOP),
@@ -244,7 +244,7 @@ pub async fn run(
             && serde_json::from_value::<State>(e.detail["to"].clone())
                 .is_ok_and(|s| s.is_available())
     });
-    let recovered_at = recovery.map_or_else(jiff::Timestamp::now, |e| e.at);
+    let recovered_at = recovery.map_or_else(|| daemon.clock.now(), |e| e.at);
     // In whole milliseconds of both ends, as the store keeps event times, so that the report's
     // drill span ends exactly where the recovery's status change is.
     let ms = |t: jiff::Timestamp| (t.as_millisecond() - injected_at.as_millisecond()).max(0) as u64;
@@ -273,7 +273,7 @@ pub async fn run(
     };
     // Answer once the record is stored, so `status` right after shows it.
     armed.complete();
-    daemon.record(Event::now(name, kind)).await;
+    daemon.record(daemon.clock.event(name, kind)).await;
     daemon.store_caught_up().await;
     Ok(result)
 }
@@ -349,7 +349,7 @@ impl<'a> Armed<'a> {
             fault: fault.as_str().into(),
             by: Actor::Principal(by.clone()),
         };
-        daemon.record(Event::now(name, started)).await;
+        daemon.record(daemon.clock.event(name, started)).await;
         armed
     }
 
@@ -366,7 +366,7 @@ impl<'a> Armed<'a> {
                 .await;
         }
         self.daemon
-            .record(Event::now(self.name, self.aborted(reason)))
+            .record(self.daemon.clock.event(self.name, self.aborted(reason)))
             .await;
     }
 
@@ -385,7 +385,10 @@ impl Drop for Armed<'_> {
         }
         let supervisor = self.supervisor.take();
         let events = self.daemon.wiring.supervisor.events.clone();
-        let aborted = Event::now(self.name, self.aborted("the drill's request was cancelled"));
+        let aborted = self
+            .daemon
+            .clock
+            .event(self.name, self.aborted("the drill's request was cancelled"));
         tokio::spawn(async move {
             if let Some(sup) = supervisor {
                 sup.request(|done| SupervisorCommand::Drill { armed: false, done })

@@ -3,7 +3,7 @@
 //! `maintenance_ended` event naming who asked, recorded through state before the answer.
 
 use upkeep_core::api::{ActionResult, MaintenanceRequest};
-use upkeep_core::{Actor, Event, EventKind, Principal, ServiceName};
+use upkeep_core::{Actor, EventKind, Principal, ServiceName};
 
 use super::OpsError;
 use crate::control::Daemon;
@@ -40,7 +40,7 @@ pub async fn set(
         None => (EventKind::MaintenanceEnded { by: actor }, "end maintenance"),
     };
     tracing::info!(service = %name, action, by = %by, "maintenance asked");
-    daemon.record(Event::now(name, kind)).await;
+    daemon.record(daemon.clock.event(name, kind)).await;
     Ok(ActionResult {
         action: action.into(),
         services: vec![name.clone()],

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use upkeep_config::Config;
 use upkeep_core::api::{AddService, ReloadResult};
-use upkeep_core::{Actor, Desired, Event, EventKind, Principal};
+use upkeep_core::{Actor, Desired, EventKind, Principal};
 
 use super::OpsError;
 use crate::control::Daemon;
@@ -150,11 +150,12 @@ pub(crate) async fn apply(
         live.config = new;
     }
     for (name, h) in removed_handles {
+        let removed = daemon.clock.event(&name, EventKind::Removed);
         let wiring = daemon.wiring.clone();
         let events = daemon.wiring.supervisor.events.clone();
         slow.push(Box::pin(async move {
             wiring.remove(&name, h).await;
-            let _ = events.send(Event::now(&name, EventKind::Removed)).await;
+            let _ = events.send(removed).await;
         }));
     }
     // Each service stops or restarts on its own stop_timeout, all at once.
@@ -168,7 +169,7 @@ pub(crate) async fn apply(
     };
     // Answered once state and the store have it (and the removals before it), so that what
     // the caller reads next shows the reload.
-    daemon.record(Event::daemon(kind)).await;
+    daemon.record(daemon.clock.daemon_event(kind)).await;
     Ok(result)
 }
 
