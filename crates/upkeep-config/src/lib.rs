@@ -37,5 +37,5 @@ pub use validate::{
     Config, CpuProbeConfig, DaemonConfig, ExecProbeConfig, HttpProbeConfig, LogConfig,
     ManagedConfig, MemoryProbeConfig, OnUnhealthy, ProbeConfig, ProbeKind, ProcessProbeConfig,
     Program, RestartPolicy, SecretSource, ServiceConfig, StoreConfig, TcpProbeConfig, UserIds,
-    load, parse,
+    load, parse, secret_in_url,
 };

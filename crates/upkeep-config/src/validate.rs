@@ -27,7 +27,7 @@ pub use probes::{
     CpuProbeConfig, ExecProbeConfig, HttpProbeConfig, MemoryProbeConfig, ProbeConfig, ProbeKind,
     ProcessProbeConfig, TcpProbeConfig,
 };
-pub use store::{SecretSource, StoreConfig};
+pub use store::{SecretSource, StoreConfig, secret_in_url};
 
 /// A validated config, with the text it came from (stored as a revision).
 #[derive(Debug, Clone)]

@@ -79,6 +79,12 @@ pub async fn journaled(path: &Path) -> u64 {
     }
 }
 
+/// Opens (creating) the journal at `path` as the writer will, to refuse to start without one:
+/// a daemon that cannot journal would lose the events of an outage to a kill.
+pub async fn check_journal(path: &Path) -> std::io::Result<()> {
+    Journal::open(path).await.map(drop)
+}
+
 /// Runs the writer until every sender is gone. `journal` is the file used while the store
 /// is away (and read at start: what a killed daemon left is stored first).
 pub async fn run(store: Arc<dyn Store>, journal: &Path, channels: Channels) {

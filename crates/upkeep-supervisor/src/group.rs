@@ -70,6 +70,13 @@ pub(crate) async fn stop_tree(
         return out;
     }
     out.killed = tree.signal(Signal::SIGKILL);
+    // Once more a moment later, for a child forked while the first round went by.
+    if !reaper
+        .wait_until(gone, Instant::now() + Duration::from_millis(200))
+        .await
+    {
+        tree.signal(Signal::SIGKILL);
+    }
     out.lingering = !reaper.wait_until(gone, Instant::now() + KILL_GRACE).await;
     if out.lingering {
         tracing::warn!(

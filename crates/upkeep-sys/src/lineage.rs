@@ -8,7 +8,7 @@
 //! - **A cgroup per service** (cgroup2, where the daemon may create one: the `unified`
 //!   hierarchy of systemd's hybrid layout, or a pure cgroup2 system). It holds every
 //!   descendant, including those that left the process group (a double fork with `setsid`),
-//!   and `cgroup.kill` ends the whole tree. The process is created inside it
+//!   and its member list lets the whole tree be killed. The process is created inside it
 //!   (`clone3(CLONE_INTO_CGROUP)`, see `clone.rs`): moved in after the spawn, a shell had
 //!   forked its background job in the meantime (seen in the tests), and that job stayed
 //!   outside; moving itself before exec cost 10 to 15 ms per restart.
@@ -341,6 +341,9 @@ pub struct Cgroup {
     dir_fd: File,
 }
 
+/// Most rounds of SIGKILL over a cgroup's processes (see [`Cgroup::signal`]).
+const ROUNDS: usize = 16;
+
 impl Cgroup {
     fn create(dir: &Path) -> io::Result<Cgroup> {
         match std::fs::create_dir(dir) {
@@ -380,22 +383,45 @@ impl Cgroup {
     /// True while any process lives in it (`cgroup.events`: exited processes leave at once,
     /// zombies included).
     pub fn populated(&self) -> bool {
-        std::fs::read_to_string(self.dir.join("cgroup.events"))
-            .map(|t| t.lines().any(|l| l == "populated 1"))
-            // Unreadable: assume the worst, so nothing is taken as gone too early.
-            .unwrap_or(true)
+        match std::fs::read_to_string(self.dir.join("cgroup.events")) {
+            Ok(t) => t.lines().any(|l| l == "populated 1"),
+            // Removed (by hand, or by another daemon): a cgroup that is not there holds
+            // nothing; a stop used to wait out its whole grace period on it.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            // Otherwise unreadable: assume the worst, so nothing is taken as gone too early.
+            Err(_) => true,
+        }
     }
 
     /// Sends `signal` to every process in it. True if there was any.
+    ///
+    /// SIGKILL goes to each process too, in rounds until a round finds none it had not
+    /// signalled (a process forked meanwhile is caught by the next), never through
+    /// `cgroup.kill`: on this machine's kernel (6.18) a cgroup once killed that way makes every
+    /// later `clone3(CLONE_INTO_CGROUP)` into it die of SIGKILL at birth (the child's kill
+    /// sequence is taken from the parent's cgroup and compared with the target's), so a
+    /// service whose stop needed SIGKILL could never run again (found by a fresh-eyes test).
     pub fn signal(&self, signal: Signal) -> bool {
-        if signal == Signal::SIGKILL && std::fs::write(self.dir.join("cgroup.kill"), "1").is_ok() {
-            return true;
+        let mut signalled = std::collections::HashSet::new();
+        for _ in 0..ROUNDS {
+            let pids = self.pids();
+            let new: Vec<u32> = pids
+                .into_iter()
+                .filter(|p| !signalled.contains(p))
+                .collect();
+            if new.is_empty() {
+                break;
+            }
+            for pid in new {
+                if kill(Pid::from_raw(pid as i32), signal).is_ok() {
+                    signalled.insert(pid);
+                }
+            }
+            if signal != Signal::SIGKILL {
+                break;
+            }
         }
-        let mut any = false;
-        for pid in self.pids() {
-            any |= kill(Pid::from_raw(pid as i32), signal).is_ok();
-        }
-        any
+        !signalled.is_empty()
     }
 }
 

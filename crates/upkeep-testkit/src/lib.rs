@@ -597,7 +597,11 @@ impl TestDaemon {
         let Some(root) = self.cgroup_root() else {
             return;
         };
+        // The services' cgroups: directories (the rest are the cgroup's own files).
         for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
             let dir = entry.path();
             let _ = std::fs::write(dir.join("cgroup.kill"), "1");
             let deadline = Instant::now() + Duration::from_secs(5);

@@ -228,6 +228,9 @@ async fn run_async(config: Config) -> Result<()> {
     let (store_tx, store_rx) = mpsc::channel::<Event>(4096);
     let (written_tx, stored) = tokio::sync::watch::channel(0u64);
     let journal = data_dir.join("journal");
+    upkeep_store::writer::check_journal(&journal)
+        .await
+        .with_context(|| format!("opening the journal {}", journal.display()))?;
     let (health_tx, store_health) = tokio::sync::watch::channel(StoreHealth {
         journaled: upkeep_store::writer::journaled(&journal).await,
         ..upkeep_store::writer::healthy(store.engine())

@@ -45,6 +45,16 @@ impl SecretSource {
     }
 }
 
+/// True when `url` carries a password: after the user name, or as a query parameter
+/// (`?password=`, which PostgreSQL's URLs also take).
+pub fn secret_in_url(url: &url::Url) -> bool {
+    url.password().is_some()
+        || url.query_pairs().any(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            k == "password" || k == "sslpassword"
+        })
+}
+
 /// The longest node name: it is shown in lists and stored in every row's node table.
 const NODE_NAME_MAX: usize = 64;
 
@@ -116,7 +126,7 @@ impl Validator<'_> {
                 "store `{}` is not a PostgreSQL URL (postgres://...)",
                 url.scheme()
             ))
-        } else if url.password().is_some() {
+        } else if secret_in_url(&url) {
             // Never repeated in the message: it is a secret, and messages end up in logs.
             Some("store holds a password; a config must not".into())
         } else if url.host_str().is_none_or(str::is_empty) {
@@ -127,7 +137,7 @@ impl Validator<'_> {
             None
         };
         if let Some(message) = problem {
-            let hint = if url.password().is_some() {
+            let hint = if secret_in_url(&url) {
                 Some("put it in the environment variable named by store_password_env, or in the file named by store_password_file".into())
             } else {
                 hint()
@@ -180,6 +190,14 @@ mod tests {
         for (text, says) in [
             ("store = \"mysql://a@b/c\"", "not a PostgreSQL URL"),
             ("store = \"postgres://u:s3cret@h/db\"", "holds a password"),
+            (
+                "store = \"postgres://u@h/db?password=s3cret\"",
+                "holds a password",
+            ),
+            (
+                "store = \"postgres://u@h/db?sslmode=require&PassWord=s3cret\"",
+                "holds a password",
+            ),
             ("store = \"postgres://u@h\"", "names no database"),
             ("store = \"not a url\"", "not a URL"),
             ("store_password_env = \"X\"", "no store"),

@@ -23,6 +23,8 @@ pub fn daemon(g: &Global) -> Result<ExitCode> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours for a terminal only: `upkeep up` writes the log to a file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     crate::daemon::run(config)?;
     Ok(ExitCode::SUCCESS)

@@ -849,7 +849,7 @@ fn store(g: &Global, cmd: StoreCmd) -> Result<ExitCode> {
         ))
         .into());
     }
-    if url.password().is_some() {
+    if upkeep_config::secret_in_url(&url) {
         // Never repeated: a command line is seen by every user of the host (ps).
         return Err(Usage(
             "--to holds a password: put it in PGPASSWORD, --password-env or --password-file".into(),

@@ -244,9 +244,14 @@ fn issue_15_store_copy_moves_a_sqlite_history_to_postgres() {
     );
     assert!(d.cli(&["down"]).status.success());
     // A password in the URL is refused without being repeated.
-    let bad = d.cli(&["store", "copy", "--to", "postgres://u:s3cret@127.0.0.1/x"]);
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(!stderr(&bad).contains("s3cret"), "{}", stderr(&bad));
+    for url in [
+        "postgres://u:s3cret@127.0.0.1/x",
+        "postgres://u@127.0.0.1/x?password=s3cret",
+    ] {
+        let bad = d.cli(&["store", "copy", "--to", url]);
+        assert_eq!(bad.status.code(), Some(2), "{url}");
+        assert!(!stderr(&bad).contains("s3cret"), "{}", stderr(&bad));
+    }
 
     let out = d.cli(&["store", "copy", "--to", &target]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -283,4 +288,17 @@ fn issue_15_store_copy_moves_a_sqlite_history_to_postgres() {
         new.len() > old.len(),
         "and the new daemon's events after them"
     );
+}
+
+/// A daemon that could not journal would lose an outage's events to a kill: a journal that
+/// cannot be opened (here a directory in its place) stops the start with why.
+#[test]
+fn issue_15_a_journal_that_cannot_be_opened_stops_the_start() {
+    let d = TestDaemon::prepare(BIN, "[services.web]\ncommand = \"sleep 1000\"\n");
+    std::fs::create_dir_all(d.data_dir.join("journal")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&d.data_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = d.cli(&["up"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("journal"), "{}", stderr(&out));
 }

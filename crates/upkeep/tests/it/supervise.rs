@@ -1,10 +1,12 @@
 //! Supervision: crashes restart, groups stop whole, crash loops end in `failed`.
 
+use std::time::Duration;
+
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use upkeep_testkit::{TestDaemon, alive, group_members, zombie_children};
 
-use crate::{LONG, daemon};
+use crate::{LONG, daemon, stderr};
 
 /// Members of group `pgid` running `sleep` (the shell in front of them may or may not have
 /// replaced itself with the last command, depending on the shell).
@@ -258,6 +260,27 @@ fn stop_escalates_to_sigkill_after_stop_timeout() {
         .unwrap()
         .1;
     assert_eq!(exited["status"]["signal"], 9, "{exited}");
+    // And it runs again: a cgroup killed with `cgroup.kill` killed every later process
+    // created into it at birth on this kernel, so a service stopped by SIGKILL never ran
+    // again (found by a fresh-eyes test).
+    let out = d.cli(&["start", "stubborn"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = d.pid("stubborn").unwrap();
+    d.wait_until("the new run to live half a second", LONG, || {
+        let started = std::fs::metadata(format!("/proc/{pid}"))
+            .ok()?
+            .modified()
+            .ok()?;
+        (started.elapsed().ok()? > Duration::from_millis(500)).then_some(())
+    });
+    assert!(alive(pid), "the new run was killed");
+    assert_eq!(d.pid("stubborn"), Some(pid));
+    let events = d.events("stubborn");
+    let started = events.iter().rposition(|e| e.0 == "started").unwrap();
+    assert!(
+        !events[started..].iter().any(|e| e.0 == "exited"),
+        "{events:?}"
+    );
 }
 
 #[test]
