@@ -125,6 +125,27 @@ pub fn node_id(data_dir: &Path) -> Result<String> {
     Ok(id)
 }
 
+/// Claims node `id` on this host for as long as the daemon runs: an abstract Unix socket named
+/// after it (no file; the kernel frees it when the process ends, however it ends). Two
+/// daemons with one node id (a data dir copied with its `node-id`) would take each other's
+/// cgroups, marks and rows for their own and kill each other's services (found by a
+/// fresh-eyes test); the second is refused. Across hosts sharing one database this does not
+/// reach.
+fn claim_node(id: &str, data_dir: &Path) -> Result<std::os::unix::net::UnixListener> {
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(format!("upkeep-node-{id}"))?;
+    match std::os::unix::net::UnixListener::bind_addr(&addr) {
+        Ok(claim) => Ok(claim),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+            "another upkeep daemon on this host has node id {id} (is {} a copy of its data dir?); \
+             remove {} to make this one a node of its own",
+            data_dir.display(),
+            data_dir.join("node-id").display()
+        ),
+        Err(e) => Err(e).context("claiming this node's id"),
+    }
+}
+
 /// This host as the store knows it: the id kept in the data dir, the name from the config or
 /// the host name.
 pub fn node(config: &Config, id: &str) -> upkeep_store::Node {
@@ -211,6 +232,7 @@ async fn run_async(config: Config) -> Result<()> {
     let (listen, public_listen) = (config.daemon.listen, config.daemon.public_listen);
     let reaper = Reaper::start().context("installing the SIGCHLD handler")?;
     let node = node_id(&data_dir)?;
+    let _node_claim = claim_node(&node, &data_dir)?;
     let lineage = Lineage::open(&data_dir, &node, config.daemon.cgroups)
         .with_context(|| format!("opening the run records in {}", data_dir.display()))?;
     for file in [

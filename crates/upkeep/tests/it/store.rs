@@ -302,3 +302,27 @@ fn issue_15_a_journal_that_cannot_be_opened_stops_the_start() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("journal"), "{}", stderr(&out));
 }
+
+/// Two daemons with one node id (a data dir copied with its `node-id`) killed each other's
+/// services (found by a fresh-eyes test): the second is refused, and the first's services
+/// are untouched.
+#[test]
+fn a_second_daemon_with_the_same_node_id_is_refused() {
+    let first = crate::daemon("[services.web]\ncommand = \"sleep 1000\"\n");
+    first.wait_state("web", "up", LONG);
+    let pid = first.pid("web").unwrap();
+    let second = TestDaemon::prepare(BIN, "[services.web]\ncommand = \"sleep 1000\"\n");
+    std::fs::create_dir_all(&second.data_dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&second.data_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::copy(
+        first.data_dir.join("node-id"),
+        second.data_dir.join("node-id"),
+    )
+    .unwrap();
+    let out = second.cli(&["up"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("node id"), "{}", stderr(&out));
+    assert!(upkeep_testkit::alive(pid));
+    assert_eq!(first.pid("web"), Some(pid));
+}
