@@ -182,6 +182,9 @@ pub struct ServiceDetail {
     /// Most recent first.
     #[serde(default)]
     pub incidents: Vec<Incident>,
+    /// Why `events` and `incidents` are empty when the store could not give them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_unavailable: Option<String>,
 }
 
 /// `POST /api/v1/services/{name|all}/{start|stop|restart}`

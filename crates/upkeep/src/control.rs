@@ -389,20 +389,24 @@ impl Control for Daemon {
         };
         let info = self.infos(vec![l]).await?.remove(0);
         // While the store is away (or fails this read) the status is still worth showing,
-        // without its history.
-        let (events, incidents) = match self.store_ready() {
+        // without its history, saying why.
+        let history = match self.store_ready() {
             Ok(()) => {
                 self.store_caught_up().await;
-                let history = tokio::try_join!(
+                tokio::try_join!(
                     self.store.events(Some(name), 20),
                     self.store.incidents(Some(name), 10)
-                );
-                history.unwrap_or_else(|e| {
-                    tracing::warn!("status of {name} without its history: {:?}", store_error(e));
-                    Default::default()
-                })
+                )
+                .map_err(|e| format!("{:?}", store_error(e)))
             }
-            Err(_) => Default::default(),
+            Err(away) => Err(away.to_string()),
+        };
+        let (events, incidents, history_unavailable) = match history {
+            Ok((events, incidents)) => (events, incidents, None),
+            Err(why) => {
+                tracing::warn!("status of {name} without its history: {why}");
+                (Vec::new(), Vec::new(), Some(why))
+            }
         };
         let m = cfg.managed.as_ref();
         Ok(ServiceDetail {
@@ -418,6 +422,7 @@ impl Control for Daemon {
             stderr_log: self.log_path(name, true).display().to_string(),
             events,
             incidents,
+            history_unavailable,
         })
     }
 

@@ -287,6 +287,12 @@ pub fn service_detail(d: &ServiceDetail) -> String {
         }
     }
     out.push_str(&format!("\n{}:\n", tr(Msg::LastEvents, &[])));
+    if let Some(why) = &d.history_unavailable {
+        out.push_str(&format!(
+            "  {}\n",
+            tr(Msg::HistoryUnavailable, &[&esc(why)])
+        ));
+    }
     for e in &d.events {
         out.push_str(&format!("  {}\n", event_line(e)));
     }

@@ -122,6 +122,8 @@ fn issue_15_postgres_away_under_load_loses_no_event_and_delays_no_restart() {
     assert!(health["journaled"].as_u64().unwrap() > 0, "{health}");
     let status = d.cli(&["status", "flap"]);
     assert!(status.status.success(), "{}", stderr(&status));
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert!(said.contains("history unavailable"), "{said}");
 
     // Back: everything of the outage is stored, once, in order.
     let journaled = health["journaled"].as_u64().unwrap_or(0);
