@@ -309,6 +309,23 @@ mod tests {
         }
     }
 
+    /// A rig on `clock` with an external service `db` (one tcp probe, `incident_after`), up.
+    async fn up_on(clock: &Clock, incident_after: Duration) -> (Rig, ServiceName) {
+        let mut r = rig(clock.clone());
+        let db = ServiceName::new("db").unwrap();
+        let spec = external("tcp", incident_after);
+        r.control
+            .send(StateControl::Configure(db.clone(), spec))
+            .await
+            .unwrap();
+        r.events
+            .send(clock.event(&db, probe(Health::Up)))
+            .await
+            .unwrap();
+        r.wait_state(&db, State::Up).await;
+        (r, db)
+    }
+
     fn probe(health: Health) -> EventKind {
         EventKind::ProbeChanged {
             probe: "tcp".into(),
@@ -323,18 +340,7 @@ mod tests {
     async fn a_timed_maintenance_ends_when_the_clock_passes_its_until() {
         let tc = TestClock::frozen(t0());
         let clock = tc.clock();
-        let mut r = rig(clock.clone());
-        let db = ServiceName::new("db").unwrap();
-        let spec = external("tcp", Duration::ZERO);
-        r.control
-            .send(StateControl::Configure(db.clone(), spec))
-            .await
-            .unwrap();
-        r.events
-            .send(clock.event(&db, probe(Health::Up)))
-            .await
-            .unwrap();
-        r.wait_state(&db, State::Up).await;
+        let (mut r, db) = up_on(&clock, Duration::ZERO).await;
         let until = t0() + jiff::SignedDuration::from_hours(1);
         let begin = EventKind::MaintenanceStarted {
             reason: "disk swap".into(),
@@ -361,18 +367,7 @@ mod tests {
     async fn an_incident_opens_only_once_the_clock_passes_incident_after() {
         let tc = TestClock::frozen(t0());
         let clock = tc.clock();
-        let mut r = rig(clock.clone());
-        let db = ServiceName::new("db").unwrap();
-        let spec = external("tcp", Duration::from_secs(30));
-        r.control
-            .send(StateControl::Configure(db.clone(), spec))
-            .await
-            .unwrap();
-        r.events
-            .send(clock.event(&db, probe(Health::Up)))
-            .await
-            .unwrap();
-        r.wait_state(&db, State::Up).await;
+        let (mut r, db) = up_on(&clock, Duration::from_secs(30)).await;
         assert!(tc.advance(Duration::from_secs(10), SETTLE).await);
         let down_at = clock.now();
         r.events

@@ -164,14 +164,7 @@ pub fn metrics_router(control: Arc<dyn Control>, cancel: CancellationToken) -> R
 /// The control socket's router: every route, to the local operator named by uid.
 pub fn socket_router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
     let gate = Gate::Local(Arc::new(UserNames::default()));
-    let test_clock = control.clock().is_test();
-    finish(
-        public_routes()
-            .merge(read_routes(gate.clone()))
-            .merge(write_routes(gate, test_clock)),
-        control,
-        cancel,
-    )
+    every_route(gate, control, cancel)
 }
 
 /// The TCP API's router (`daemon.listen`): public routes to anyone, the rest to bearers of a
@@ -181,7 +174,11 @@ pub fn tcp_router(
     tokens: Arc<dyn Tokens>,
     cancel: CancellationToken,
 ) -> Router {
-    let gate = Gate::Bearer(tokens);
+    every_route(Gate::Bearer(tokens), control, cancel)
+}
+
+/// Public, read and write routes, the last two behind `gate`.
+fn every_route(gate: Gate, control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
     let test_clock = control.clock().is_test();
     finish(
         public_routes()
