@@ -102,16 +102,16 @@ impl Journal {
                 break;
             }
             match serde_json::from_str::<Line>(&buf) {
-                // Consecutive numbers only: a batch is stored from its first number on.
-                Ok(line) if events.is_empty() || line.seq == first + events.len() as u64 => {
+                Ok(line) => {
+                    // Consecutive numbers only: a batch is stored from its first number on.
                     if events.is_empty() {
                         first = line.seq;
+                    } else if line.seq != first + events.len() as u64 {
+                        break;
                     }
                     events.push(line.event);
                     at += n as u64;
                 }
-                Ok(_) if !events.is_empty() => break,
-                Ok(_) => unreachable!("an empty batch takes any line"),
                 Err(e) => {
                     if events.is_empty() {
                         tracing::error!(
@@ -140,14 +140,35 @@ impl Journal {
         Ok(())
     }
 
-    /// The sequence number of the last event in the journal, if any.
-    pub(crate) async fn last_seq(&self) -> std::io::Result<Option<u64>> {
-        let text = tokio::fs::read_to_string(&self.path).await?;
-        Ok(text
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str::<Line>(l).ok())
-            .map(|l| l.seq))
+    /// How many lines the journal holds and the number of its last whole event, read line
+    /// by line: after a long outage it may be large, and start-up must not hold it in memory.
+    pub(crate) async fn scan(&self) -> std::io::Result<(u64, Option<u64>)> {
+        scan(&self.path).await
+    }
+}
+
+/// See [`Journal::scan`]; also for a journal no writer has open (what the daemon reports at
+/// start). A missing file holds nothing.
+pub(crate) async fn scan(path: &Path) -> std::io::Result<(u64, Option<u64>)> {
+    let file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, None)),
+        Err(e) => return Err(e),
+    };
+    let mut reader = BufReader::new(file);
+    let (mut lines, mut last) = (0, None);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf).await? == 0 {
+            return Ok((lines, last));
+        }
+        if buf.ends_with(b"\n") {
+            lines += 1;
+        }
+        if let Ok(line) = serde_json::from_slice::<Line>(&buf) {
+            last = Some(line.seq);
+        }
     }
 }
 
@@ -179,7 +200,8 @@ mod tests {
             .unwrap()
             .unwrap();
         let mut j = Journal::open(&path).await.unwrap();
-        assert_eq!(j.last_seq().await.unwrap(), Some(9));
+        // Three whole lines, the last whole event number 9; the torn line is not counted.
+        assert_eq!(j.scan().await.unwrap(), (3, Some(9)));
         let (first, events, at) = j.peek(2).await.unwrap();
         assert_eq!((first, events.len()), (7, 2));
         j.consume(at).await.unwrap();

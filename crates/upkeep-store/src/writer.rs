@@ -73,10 +73,9 @@ pub fn healthy(engine: Engine) -> StoreHealth {
 /// [`StoreHealth::journaled`] starts at, and what a daemon waits to see stored before it reads
 /// which processes its predecessor ran.
 pub async fn journaled(path: &Path) -> u64 {
-    match tokio::fs::read(path).await {
-        Ok(bytes) => bytes.iter().filter(|b| **b == b'\n').count() as u64,
-        Err(_) => 0,
-    }
+    crate::journal::scan(path)
+        .await
+        .map_or(0, |(lines, _)| lines)
 }
 
 /// Opens (creating) the journal at `path` as the writer will, to refuse to start without one:
@@ -136,7 +135,7 @@ impl Writer {
     /// store answers (the daemon opened it a moment ago, so this rarely waits).
     async fn first_seq(&self) -> u64 {
         let journaled = match &self.journal {
-            Some(j) => j.last_seq().await.ok().flatten().unwrap_or(0),
+            Some(j) => j.scan().await.ok().and_then(|(_, last)| last).unwrap_or(0),
             None => 0,
         };
         let mut backoff = BACKOFF_MIN;
