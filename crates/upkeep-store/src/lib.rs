@@ -83,6 +83,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error with its causes, on one line (the database's own message is a cause).
+    pub fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
     /// True when retrying cannot help: the database refuses the write itself (a constraint).
     /// Anything else (locked, busy, disk full, connection lost) may pass.
     pub fn is_permanent(&self) -> bool {

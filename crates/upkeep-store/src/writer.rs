@@ -456,7 +456,7 @@ impl Writer {
 
     fn failed(&mut self, e: &Error) {
         self.failures += 1;
-        let chain = chain(e);
+        let chain = e.with_causes();
         // The first failure in full, then one line per power of two: a long outage is
         // visible without flooding the log.
         if self.failures.is_power_of_two() {
@@ -490,17 +490,6 @@ impl Writer {
     }
 }
 
-/// An error with its causes, on one line.
-fn chain(e: &Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
 
 #[cfg(test)]
 mod tests {

@@ -161,14 +161,8 @@ impl From<OpsError> for ApiError {
 /// A store that fails (PostgreSQL away, SQLite locked) makes reads unavailable for a while,
 /// not broken: 503, and its cause chain in the message.
 fn store_error(e: upkeep_store::Error) -> ApiError {
-    let mut message = format!("the store is unreachable: {e}");
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
     ApiError::Unavailable {
-        message,
+        message: format!("the store is unreachable: {}", e.with_causes()),
         hint: Some("supervision goes on; events are kept and stored once it is back".into()),
     }
 }
