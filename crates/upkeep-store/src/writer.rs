@@ -490,7 +490,6 @@ impl Writer {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

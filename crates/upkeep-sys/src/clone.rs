@@ -357,6 +357,22 @@ mod tests {
         let _ = std::fs::remove_dir(&root);
     }
 
+    /// Spawns `path` into `dir`'s cgroup as a service naming the daemon's own user.
+    fn spawn_as_ourselves(dir: &std::fs::File, path: &str, argv: &[&str]) -> Spawned {
+        use std::os::fd::AsFd;
+        // SAFETY: plain getters.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let argv: Vec<String> = argv.iter().map(|a| (*a).to_owned()).collect();
+        let exec = Exec {
+            path: Path::new(path),
+            argv: &argv,
+            env: child_env([]),
+            cwd: None,
+            user: Some((uid, gid)),
+        };
+        spawn_into(&exec, dir.as_fd()).unwrap()
+    }
+
     /// A service naming the daemon's own user (all a non-root daemon may name) starts: the
     /// switch to it must not ask for what only root may do.
     #[test]
@@ -364,19 +380,10 @@ mod tests {
         let Some((root, dir)) = cgroup_dir() else {
             return;
         };
-        // SAFETY: plain getters.
-        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        let argv = vec!["id".to_owned(), "-u".to_owned()];
-        let exec = Exec {
-            path: Path::new("/usr/bin/id"),
-            argv: &argv,
-            env: child_env([]),
-            cwd: None,
-            user: Some((uid, gid)),
-        };
-        use std::os::fd::AsFd;
         // As root this exercises setgroups; the non-root path is the same call minus it.
-        let s = spawn_into(&exec, dir.as_fd()).unwrap();
+        let s = spawn_as_ourselves(&dir, "/usr/bin/id", &["id", "-u"]);
+        // SAFETY: a plain getter.
+        let uid = unsafe { libc::geteuid() };
         let mut out = String::new();
         std::fs::File::from(s.stdout)
             .read_to_string(&mut out)
@@ -404,19 +411,8 @@ mod tests {
                 })
             })
             .collect();
-        // SAFETY: plain getters.
-        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        let argv = vec!["true".to_owned()];
         for _ in 0..5 {
-            let exec = Exec {
-                path: Path::new("/bin/true"),
-                argv: &argv,
-                env: child_env([]),
-                cwd: None,
-                user: Some((uid, gid)),
-            };
-            use std::os::fd::AsFd;
-            let s = spawn_into(&exec, dir.as_fd()).unwrap();
+            let s = spawn_as_ourselves(&dir, "/bin/true", &["true"]);
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             let mut status = 0;
             // SAFETY: our own child; WNOHANG never blocks.
