@@ -201,6 +201,14 @@ impl Daemon {
         })
     }
 
+    /// Ready to read history: the store reachable (else why not, at once) and holding every
+    /// event the status shown so far has seen.
+    pub(crate) async fn history_ready(&self) -> Result<(), crate::ops::StoreAway> {
+        self.store_ready()?;
+        self.store_caught_up().await;
+        Ok(())
+    }
+
     /// Waits (briefly) until the store holds every event the state snapshot has seen, so that
     /// a reader never finds the store behind the status it was just shown.
     pub(crate) async fn store_caught_up(&self) {
@@ -384,15 +392,12 @@ impl Control for Daemon {
         let info = self.infos(vec![l]).await?.remove(0);
         // While the store is away (or fails this read) the status is still worth showing,
         // without its history, saying why.
-        let history = match self.store_ready() {
-            Ok(()) => {
-                self.store_caught_up().await;
-                tokio::try_join!(
-                    self.store.events(Some(name), 20),
-                    self.store.incidents(Some(name), 10)
-                )
-                .map_err(|e| format!("{:?}", store_error(e)))
-            }
+        let history = match self.history_ready().await {
+            Ok(()) => tokio::try_join!(
+                self.store.events(Some(name), 20),
+                self.store.incidents(Some(name), 10)
+            )
+            .map_err(|e| format!("{:?}", store_error(e))),
             Err(away) => Err(away.to_string()),
         };
         let (events, incidents, history_unavailable) = match history {

@@ -41,8 +41,7 @@ pub async fn report(
     from: jiff::Timestamp,
     to: jiff::Timestamp,
 ) -> Result<Report, ReportError> {
-    daemon.store_ready()?;
-    daemon.store_caught_up().await;
+    daemon.history_ready().await?;
     let len = to.duration_since(from);
     let before = from
         .checked_sub(len)
@@ -65,8 +64,7 @@ pub async fn events(
     service: Option<&ServiceName>,
     limit: u32,
 ) -> Result<Vec<StoredEvent>, ReportError> {
-    daemon.store_ready()?;
-    daemon.store_caught_up().await;
+    daemon.history_ready().await?;
     daemon
         .store
         .events(service, limit)
@@ -80,8 +78,7 @@ pub async fn incidents(
     service: Option<&ServiceName>,
     limit: u32,
 ) -> Result<Vec<Incident>, ReportError> {
-    daemon.store_ready()?;
-    daemon.store_caught_up().await;
+    daemon.history_ready().await?;
     daemon
         .store
         .incidents(service, limit)
@@ -91,8 +88,7 @@ pub async fn incidents(
 
 /// One incident with its timeline.
 pub async fn incident(daemon: &Daemon, id: i64) -> Result<IncidentDetail, ReportError> {
-    daemon.store_ready()?;
-    daemon.store_caught_up().await;
+    daemon.history_ready().await?;
     daemon
         .store
         .incident(id, 1000)
