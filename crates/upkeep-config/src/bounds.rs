@@ -40,6 +40,10 @@ const DAYS_30: Duration = Duration::from_secs(30 * 24 * 3600);
 /// also be shorter (checked in `validate.rs`).
 pub(crate) const SHUTDOWN_TIMEOUT: Limits<Duration> = between(SECOND, HOUR);
 
+/// `daemon.retain`: raw events are kept at least a day (the partial hours at a report's edges,
+/// incident timelines and the live stream's catch-up read them) and at most a hundred years.
+pub(crate) const RETAIN: Limits<Duration> = between(DAY, Duration::from_secs(36_500 * 24 * 3600));
+
 // --- [services.NAME] ---
 
 /// `stop_timeout`: how long a stop waits before SIGKILL. 0 kills at once.

@@ -49,6 +49,8 @@ pub(crate) struct RawDaemon {
     pub store_password_file: Option<String>,
     /// This host's name as people see it (default: the host name).
     pub node: Option<String>,
+    /// How long raw events are kept ("90d"); unset, forever. Hourly and daily rollups stay.
+    pub retain: Option<String>,
     /// Tests only: a daemon clock that `POST /api/v1/test/clock` moves forward. Refused by
     /// release builds (see `validate.rs`).
     #[serde(default)]
@@ -144,6 +146,7 @@ impl Default for RawDaemon {
             store: None,
             store_password_env: None,
             store_password_file: None,
+            retain: None,
             node: None,
             test_clock: false,
         }

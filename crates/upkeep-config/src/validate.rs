@@ -54,6 +54,8 @@ pub struct DaemonConfig {
     pub store: StoreConfig,
     /// This host's name as people see it; None: the host name.
     pub node: Option<String>,
+    /// How long raw events are kept; None: forever. Rollups stay.
+    pub retain: Option<Duration>,
     /// A clock that tests move (`POST /api/v1/test/clock`). Only ever true in a build with
     /// debug assertions: a release build refuses the setting.
     pub test_clock: bool,
@@ -348,6 +350,11 @@ impl Validator<'_> {
         }
         let store = self.store(&raw.daemon, base);
         let node = self.node_name(raw.daemon.node.as_deref());
+        let retain = raw
+            .daemon
+            .retain
+            .as_deref()
+            .and_then(|text| self.duration(&["daemon", "retain"], text, bounds::RETAIN));
         let test_clock = raw.daemon.test_clock && self.test_clock_allowed(cfg!(debug_assertions));
         let mut services = BTreeMap::new();
         for (name, svc) in raw.services {
@@ -376,6 +383,7 @@ impl Validator<'_> {
                 cgroups: raw.daemon.cgroups,
                 store,
                 node,
+                retain,
                 test_clock,
             },
             services,

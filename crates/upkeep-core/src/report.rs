@@ -80,6 +80,93 @@ pub struct Figures {
     pub manual_interventions: u32,
 }
 
+/// What a stretch of time adds up to for one service: times and counts that add across
+/// stretches, so that an hour's rollup plus the raw minutes at a period's edges give the same
+/// figures as one pass over the whole period. Kept per service and hour (and day) by the
+/// store's rollups; [`Tally::figures`] turns a sum into the report's figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub available_ms: u64,
+    pub outage_ms: u64,
+    pub maintenance_ms: u64,
+    pub unknown_ms: u64,
+    /// Drills that began in the stretch, and the time in drills.
+    pub drills: u32,
+    pub drill_ms: u64,
+    /// Incidents that began in the stretch; of them, `repaired` were resolved, in
+    /// `repair_ms` in all.
+    pub incidents: u32,
+    pub repaired: u32,
+    pub repair_ms: u64,
+    pub heals: u32,
+    pub interventions: u32,
+}
+
+impl Tally {
+    /// Adds `other` (a later or earlier stretch of the same service, or another service).
+    pub fn add(&mut self, other: &Tally) {
+        self.available_ms += other.available_ms;
+        self.outage_ms += other.outage_ms;
+        self.maintenance_ms += other.maintenance_ms;
+        self.unknown_ms += other.unknown_ms;
+        self.drills += other.drills;
+        self.drill_ms += other.drill_ms;
+        self.incidents += other.incidents;
+        self.repaired += other.repaired;
+        self.repair_ms += other.repair_ms;
+        self.heals += other.heals;
+        self.interventions += other.interventions;
+    }
+
+    pub fn figures(&self) -> Figures {
+        let observed = self.available_ms + self.outage_ms;
+        Figures {
+            availability: (observed > 0).then(|| self.available_ms as f64 / observed as f64),
+            available_ms: self.available_ms,
+            outage_ms: self.outage_ms,
+            maintenance_ms: self.maintenance_ms,
+            unknown_ms: self.unknown_ms,
+            drills: self.drills,
+            drill_ms: self.drill_ms,
+            incidents: self.incidents,
+            mttr_ms: (self.repaired > 0).then(|| self.repair_ms / u64::from(self.repaired)),
+            mtbf_ms: (self.incidents > 0).then(|| self.available_ms / u64::from(self.incidents)),
+            automatic_heals: self.heals,
+            manual_interventions: self.interventions,
+        }
+    }
+}
+
+/// Adds tallies of the same services (each map: service → its tally over some stretch).
+pub fn add_tallies(into: &mut BTreeMap<ServiceName, Tally>, more: &BTreeMap<ServiceName, Tally>) {
+    for (name, t) in more {
+        into.entry(name.clone()).or_default().add(t);
+    }
+}
+
+impl PeriodReport {
+    /// The report of `[from, to)` from each service's tally over it.
+    pub fn from_tallies(
+        from: Timestamp,
+        to: Timestamp,
+        tallies: &BTreeMap<ServiceName, Tally>,
+    ) -> PeriodReport {
+        let mut all = Tally::default();
+        for t in tallies.values() {
+            all.add(t);
+        }
+        PeriodReport {
+            from: Some(from),
+            to: Some(to),
+            overall: all.figures(),
+            services: tallies
+                .iter()
+                .map(|(n, t)| (n.clone(), t.figures()))
+                .collect(),
+        }
+    }
+}
+
 /// One period's report.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PeriodReport {

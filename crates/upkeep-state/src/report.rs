@@ -12,68 +12,33 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use upkeep_core::report::{Figures, PeriodReport, ReportInputs};
+use upkeep_core::report::{PeriodReport, ReportInputs, Tally};
 use upkeep_core::{ServiceName, State};
 
-#[derive(Default)]
-struct Acc {
-    available: u64,
-    outage: u64,
-    maintenance: u64,
-    unknown: u64,
-    drills: u32,
-    drill: u64,
-    incidents: u32,
-    repair_ms: Vec<u64>,
-    heals: u32,
-    interventions: u32,
-}
-
-impl Acc {
-    /// `ms` in `state`, of which `drill_ms` within drills.
-    fn add(&mut self, state: State, ms: u64, drill_ms: u64) {
-        if matches!(
-            state,
-            State::Up
-                | State::Degraded
-                | State::Starting
-                | State::Down
-                | State::Recovering
-                | State::Failed
-        ) {
-            self.drill += drill_ms;
-        }
-        let ms = if state == State::Maintenance {
-            ms
-        } else {
-            ms - drill_ms
-        };
-        match state {
-            State::Up | State::Degraded | State::Starting => self.available += ms,
-            State::Down | State::Recovering | State::Failed => self.outage += ms,
-            State::Maintenance => self.maintenance += ms,
-            State::Unknown => self.unknown += ms,
-            State::Stopped | State::Stopping | State::Exited => {}
-        }
+/// Adds `ms` in `state` to `t`, of which `drill_ms` within drills.
+fn add_time(t: &mut Tally, state: State, ms: u64, drill_ms: u64) {
+    if matches!(
+        state,
+        State::Up
+            | State::Degraded
+            | State::Starting
+            | State::Down
+            | State::Recovering
+            | State::Failed
+    ) {
+        t.drill_ms += drill_ms;
     }
-
-    fn figures(&self) -> Figures {
-        let observed = self.available + self.outage;
-        Figures {
-            availability: (observed > 0).then(|| self.available as f64 / observed as f64),
-            available_ms: self.available,
-            outage_ms: self.outage,
-            maintenance_ms: self.maintenance,
-            unknown_ms: self.unknown,
-            drills: self.drills,
-            drill_ms: self.drill,
-            incidents: self.incidents,
-            mttr_ms: (!self.repair_ms.is_empty())
-                .then(|| self.repair_ms.iter().sum::<u64>() / self.repair_ms.len() as u64),
-            mtbf_ms: (self.incidents > 0).then(|| self.available / self.incidents as u64),
-            automatic_heals: self.heals,
-            manual_interventions: self.interventions,
-        }
+    let ms = if state == State::Maintenance {
+        ms
+    } else {
+        ms - drill_ms
+    };
+    match state {
+        State::Up | State::Degraded | State::Starting => t.available_ms += ms,
+        State::Down | State::Recovering | State::Failed => t.outage_ms += ms,
+        State::Maintenance => t.maintenance_ms += ms,
+        State::Unknown => t.unknown_ms += ms,
+        State::Stopped | State::Stopping | State::Exited => {}
     }
 }
 
@@ -83,7 +48,17 @@ fn ms_between(a: Timestamp, b: Timestamp) -> u64 {
 
 /// The figures of the period `[from, to)`.
 pub fn compute(inputs: &ReportInputs, from: Timestamp, to: Timestamp) -> PeriodReport {
-    let mut accs: BTreeMap<ServiceName, Acc> = BTreeMap::new();
+    PeriodReport::from_tallies(from, to, &tallies(inputs, from, to))
+}
+
+/// Each service's tally over `[from, to)`: what [`compute`] sums, and what the store's
+/// rollups keep per hour.
+pub fn tallies(
+    inputs: &ReportInputs,
+    from: Timestamp,
+    to: Timestamp,
+) -> BTreeMap<ServiceName, Tally> {
+    let mut accs: BTreeMap<ServiceName, Tally> = BTreeMap::new();
     let in_drill = |svc: &ServiceName, at: Timestamp| {
         inputs
             .drills
@@ -92,7 +67,7 @@ pub fn compute(inputs: &ReportInputs, from: Timestamp, to: Timestamp) -> PeriodR
     };
     // Walk each service's transitions: each state lasts until the next transition (or `to`).
     let mut current: BTreeMap<&ServiceName, (State, Timestamp)> = BTreeMap::new();
-    let close = |accs: &mut BTreeMap<ServiceName, Acc>,
+    let close = |accs: &mut BTreeMap<ServiceName, Tally>,
                  svc: &ServiceName,
                  state: State,
                  start: Timestamp,
@@ -109,9 +84,12 @@ pub fn compute(inputs: &ReportInputs, from: Timestamp, to: Timestamp) -> PeriodR
                 })
                 .sum::<u64>()
                 .min(ms_between(a, b));
-            accs.entry(svc.clone())
-                .or_default()
-                .add(state, ms_between(a, b), drill_ms);
+            add_time(
+                accs.entry(svc.clone()).or_default(),
+                state,
+                ms_between(a, b),
+                drill_ms,
+            );
         }
     };
     for t in inputs.transitions.iter().filter(|t| t.at < to) {
@@ -134,7 +112,8 @@ pub fn compute(inputs: &ReportInputs, from: Timestamp, to: Timestamp) -> PeriodR
         let acc = accs.entry(inc.service.clone()).or_default();
         acc.incidents += 1;
         if let Some(r) = inc.resolved {
-            acc.repair_ms.push(ms_between(inc.started, r));
+            acc.repaired += 1;
+            acc.repair_ms += ms_between(inc.started, r);
         }
     }
     for (svc, _) in inputs
@@ -147,24 +126,7 @@ pub fn compute(inputs: &ReportInputs, from: Timestamp, to: Timestamp) -> PeriodR
     for (svc, _) in inputs.interventions.iter().filter(|(_, at)| in_period(at)) {
         accs.entry(svc.clone()).or_default().interventions += 1;
     }
-    let mut all = Acc::default();
-    for a in accs.values() {
-        all.available += a.available;
-        all.outage += a.outage;
-        all.maintenance += a.maintenance;
-        all.drills += a.drills;
-        all.drill += a.drill;
-        all.incidents += a.incidents;
-        all.repair_ms.extend(&a.repair_ms);
-        all.heals += a.heals;
-        all.interventions += a.interventions;
-    }
-    PeriodReport {
-        from: Some(from),
-        to: Some(to),
-        overall: all.figures(),
-        services: accs.iter().map(|(n, a)| (n.clone(), a.figures())).collect(),
-    }
+    accs
 }
 
 #[cfg(test)]

@@ -99,6 +99,19 @@ pub(crate) fn changes<'a>(events: impl Iterator<Item = &'a Event>) -> Vec<Change
     out
 }
 
+/// The earliest time an event tells about (milliseconds): its own, or the outage or drill it
+/// closes, which began earlier. The hours from there on are rolled up again if they were.
+pub(crate) fn earliest_ms(event: &Event) -> i64 {
+    let at = event.at.as_millisecond();
+    match &event.kind {
+        EventKind::IncidentOpened { since, .. }
+        | EventKind::IncidentResolved { since, .. }
+        | EventKind::IncidentReopened { since, .. } => at.min(since.as_millisecond()),
+        EventKind::DrillCompleted { injected_at, .. } => at.min(injected_at.as_millisecond()),
+        _ => at,
+    }
+}
+
 /// The columns of an event's own row that are derived from it: its new state, for a status
 /// change (queried by reports, so a column and not JSON), as the JSON holds it.
 pub(crate) fn to_state(event: &Event) -> Option<String> {

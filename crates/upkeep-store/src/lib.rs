@@ -19,6 +19,7 @@ mod derive;
 pub mod fanout;
 mod journal;
 mod postgres;
+pub mod rollup;
 mod sql;
 mod sqlite;
 pub mod writer;
@@ -31,6 +32,7 @@ use upkeep_core::{Desired, Event, ServiceName};
 
 pub use copy::{Copied, CopyError};
 pub use postgres::PgLocation;
+pub use rollup::RollupMark;
 pub use sql::SqlStore;
 
 /// Which engine a store runs on.
@@ -170,6 +172,29 @@ pub trait Store: Send + Sync {
     /// The number of the last event the consumer `name` finished (0 if none).
     async fn cursor(&self, name: &str) -> Result<u64, Error>;
     async fn set_cursor(&self, name: &str, seq: u64) -> Result<(), Error>;
+    /// Where the rollups stand; None before they begin.
+    async fn rollup_mark(&self) -> Result<Option<RollupMark>, Error>;
+    /// Begins rollups (if they have not begun): from the hour of this node's first event, or
+    /// `now`'s when there is none.
+    async fn start_rollups(&self, now: jiff::Timestamp) -> Result<RollupMark, Error>;
+    /// Stores each service's tally of the hour starting at `hour` (the mark) and moves the
+    /// mark past it, rolling up its day when it is the day's last. False, and nothing stored,
+    /// when the mark is no longer `hour` (events about an earlier hour arrived).
+    async fn save_rollup(
+        &self,
+        hour: jiff::Timestamp,
+        tallies: &std::collections::BTreeMap<ServiceName, upkeep_core::report::Tally>,
+    ) -> Result<bool, Error>;
+    /// Each service's tally summed over the rolled-up hours in `[from, to)` (both on hour
+    /// boundaries), whole days read from day rows.
+    async fn rollups(
+        &self,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> Result<std::collections::BTreeMap<ServiceName, upkeep_core::report::Tally>, Error>;
+    /// Removes raw events before `before` (never past the rollup mark), except each
+    /// service's last status change and last maintenance event; returns how many went.
+    async fn forget_before(&self, before: jiff::Timestamp) -> Result<u64, Error>;
     /// The engine it runs on.
     fn engine(&self) -> Engine;
 }

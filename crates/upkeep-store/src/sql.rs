@@ -25,6 +25,9 @@ pub struct SqlStore {
     pub(crate) engine: Engine,
     /// This daemon's node id: every row it writes carries it, every query reads only its own.
     pub(crate) node: String,
+    /// At least the stored rollup mark (milliseconds): `append` moves the mark back only for
+    /// events before it, so the usual batch (about now) costs no extra statement.
+    pub(crate) rolled_until: std::sync::atomic::AtomicI64,
 }
 
 /// Most rows in one INSERT: 8 parameters each, well under both engines' limits (SQLite's
@@ -66,6 +69,7 @@ impl SqlStore {
             pool,
             engine,
             node: node.id.clone(),
+            rolled_until: std::sync::atomic::AtomicI64::new(i64::MAX),
         })
     }
 
@@ -190,6 +194,13 @@ impl Store for SqlStore {
                 .enumerate()
                 .filter(|(i, _)| new.contains(&((first + *i as u64) as i64)))
                 .map(|(_, e)| e);
+            let mut earliest = i64::MAX;
+            for e in fresh.clone() {
+                earliest = earliest.min(derive::earliest_ms(e));
+            }
+            if earliest != i64::MAX {
+                self.mark_dirty(&mut tx, earliest).await?;
+            }
             for change in derive::changes(fresh) {
                 self.apply(&mut tx, change).await?;
             }
@@ -290,7 +301,8 @@ impl Store for SqlStore {
         let name = |s: String| ServiceName::new(s).ok();
         // Each service's state at `from` (its last change before it: one index seek per
         // service, the services found by a loose index scan), then every change within the
-        // period. What came before is never read, so a report costs the same after a year.
+        // period, in time order (a change stored late, as a drained journal's, is walked at
+        // its time). What came before is never read, so a report costs the same after a year.
         let rows = sqlx::query(
             "WITH RECURSIVE s(name) AS (
                  SELECT MIN(service) FROM events WHERE node = $3 AND kind = 'status_changed'
@@ -306,7 +318,7 @@ impl Store for SqlStore {
              SELECT id, service, at_ms, to_state FROM events
              WHERE node = $3 AND kind = 'status_changed' AND at_ms >= $1 AND at_ms < $2
                  AND service IS NOT NULL
-             ORDER BY id",
+             ORDER BY at_ms, id",
         )
         .bind(from)
         .bind(to)
@@ -600,6 +612,34 @@ impl Store for SqlStore {
         .await
         .map_err(q("move a cursor"))?;
         Ok(())
+    }
+
+    async fn rollup_mark(&self) -> Result<Option<crate::RollupMark>, Error> {
+        self.read_mark().await
+    }
+
+    async fn start_rollups(&self, now: jiff::Timestamp) -> Result<crate::RollupMark, Error> {
+        self.begin_rollups(now).await
+    }
+
+    async fn save_rollup(
+        &self,
+        hour: jiff::Timestamp,
+        tallies: &BTreeMap<ServiceName, upkeep_core::report::Tally>,
+    ) -> Result<bool, Error> {
+        self.write_rollup(hour, tallies).await
+    }
+
+    async fn rollups(
+        &self,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> Result<BTreeMap<ServiceName, upkeep_core::report::Tally>, Error> {
+        self.read_rollups(from, to).await
+    }
+
+    async fn forget_before(&self, before: jiff::Timestamp) -> Result<u64, Error> {
+        self.delete_raw_before(before).await
     }
 
     fn engine(&self) -> Engine {

@@ -587,6 +587,30 @@ mod tests {
         async fn set_cursor(&self, name: &str, seq: u64) -> Result<(), Error> {
             self.inner.set_cursor(name, seq).await
         }
+        async fn rollup_mark(&self) -> Result<Option<crate::RollupMark>, Error> {
+            self.inner.rollup_mark().await
+        }
+        async fn start_rollups(&self, now: jiff::Timestamp) -> Result<crate::RollupMark, Error> {
+            self.inner.start_rollups(now).await
+        }
+        async fn save_rollup(
+            &self,
+            hour: jiff::Timestamp,
+            t: &std::collections::BTreeMap<ServiceName, upkeep_core::report::Tally>,
+        ) -> Result<bool, Error> {
+            self.inner.save_rollup(hour, t).await
+        }
+        async fn rollups(
+            &self,
+            from: jiff::Timestamp,
+            to: jiff::Timestamp,
+        ) -> Result<std::collections::BTreeMap<ServiceName, upkeep_core::report::Tally>, Error>
+        {
+            self.inner.rollups(from, to).await
+        }
+        async fn forget_before(&self, before: jiff::Timestamp) -> Result<u64, Error> {
+            self.inner.forget_before(before).await
+        }
         fn engine(&self) -> Engine {
             self.inner.engine()
         }

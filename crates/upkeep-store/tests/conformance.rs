@@ -5,63 +5,14 @@
 //! Each test is a node of its own (a random id), so tests share one PostgreSQL database and
 //! run in parallel without seeing each other's rows: which is also what nodes promise.
 
-use std::future::Future;
 use std::path::Path;
 
-use upkeep_core::{Actor, Desired, Event, EventKind, ExitStatus, ServiceName, State};
-use upkeep_store::{Engine, Location, Node, PgLocation, ServiceRecord, Store};
+use upkeep_core::{Actor, Desired, Event, EventKind, ExitStatus, State};
+use upkeep_store::{Engine, Location, ServiceRecord, Store};
 
-/// Where the PostgreSQL suite runs, if anywhere.
-fn postgres() -> Option<PgLocation> {
-    let url = std::env::var("UPKEEP_TEST_POSTGRES").ok()?;
-    Some(PgLocation {
-        url: url.parse().expect("UPKEEP_TEST_POSTGRES is a URL"),
-        password: std::env::var("PGPASSWORD").ok(),
-    })
-}
+mod engines;
 
-fn node() -> Node {
-    let id = format!("test-{:016x}", fastrand::u64(..));
-    Node {
-        name: id.clone(),
-        id,
-    }
-}
-
-/// Runs `test` on every engine available, each with a fresh node (and, for SQLite, a fresh
-/// file). It gets a way to open the store again, as a restarted daemon would.
-async fn on_every_engine<F, Fut>(test: F)
-where
-    F: Fn(Location, Node) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    test(Location::Sqlite(dir.path().join("upkeep.db")), node()).await;
-    match postgres() {
-        Some(pg) => test(Location::Postgres(pg), node()).await,
-        None => eprintln!("UPKEEP_TEST_POSTGRES is not set: SQLite only"),
-    }
-}
-
-async fn open(at: &Location, node: &Node) -> Box<dyn Store> {
-    Box::new(upkeep_store::open(at, node).await.unwrap())
-}
-
-fn svc(name: &str) -> ServiceName {
-    ServiceName::new(name).unwrap()
-}
-
-fn t(ms: i64) -> jiff::Timestamp {
-    jiff::Timestamp::from_millisecond(1_800_000_000_000 + ms).unwrap()
-}
-
-fn at(ms: i64, service: &ServiceName, kind: EventKind) -> Event {
-    Event {
-        at: t(ms),
-        service: Some(service.clone()),
-        kind,
-    }
-}
+use engines::*;
 
 #[tokio::test]
 async fn an_unchanged_config_is_stored_once() {
@@ -341,8 +292,8 @@ async fn a_report_reads_the_state_at_its_start_and_its_period_only() {
         assert_eq!(
             seen,
             [
-                ("web".to_owned(), 1999, State::Up),
                 ("db".to_owned(), 5, State::Down),
+                ("web".to_owned(), 1999, State::Up),
                 ("web".to_owned(), 3000, State::Degraded),
             ],
         );

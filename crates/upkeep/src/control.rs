@@ -18,6 +18,7 @@ use upkeep_core::api::{
     ActionResult, AddService, Health, PublicStatus, ReloadResult, ServiceDetail, ServiceInfo,
     StoredEvent,
 };
+use upkeep_core::report::PeriodReport;
 use upkeep_core::{
     Clock, Desired, Event, LastCheck, Principal, ServiceName, ServiceStatus, TestClock,
 };
@@ -464,25 +465,24 @@ impl Control for Daemon {
             now.checked_sub(jiff::SignedDuration::from_hours(h))
                 .map_err(internal)
         };
-        // One read of 30 days serves the three windows. A store that is away leaves them out
-        // (and says so): the live figures are still worth a scrape.
+        // The three windows from the rollups and raw edges: a scrape costs the same after a
+        // year. A store that is away leaves them out (and says so): the live figures are
+        // still worth a scrape.
         let mut windows = Vec::new();
-        let inputs = match self.store_ready() {
-            Ok(()) => self
-                .store
-                .report_inputs(hours(30 * 24)?, now)
-                .await
-                .map_err(store_error),
-            Err(e) => Err(ApiError::from(e)),
-        };
-        let store_up = inputs.is_ok();
-        match inputs {
-            Ok(inputs) => {
-                for (name, h) in [("24h", 24), ("7d", 7 * 24), ("30d", 30 * 24)] {
-                    windows.push((name, upkeep_state::report::compute(&inputs, hours(h)?, now)));
+        let mut store_up = self.store_ready().is_ok();
+        if store_up {
+            for (name, h) in [("24h", 24), ("7d", 7 * 24), ("30d", 30 * 24)] {
+                let from = hours(h)?;
+                match upkeep_store::rollup::tallies(self.store.as_ref(), from, now).await {
+                    Ok(t) => windows.push((name, PeriodReport::from_tallies(from, now, &t))),
+                    Err(e) => {
+                        tracing::debug!("metrics without windows: {}", e.with_causes());
+                        store_up = false;
+                        windows.clear();
+                        break;
+                    }
                 }
             }
-            Err(e) => tracing::debug!("metrics without windows: {e:?}"),
         }
         let own = procfs::own_process();
         let process = upkeep_web::ProcessStats {

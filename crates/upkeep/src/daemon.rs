@@ -293,6 +293,13 @@ async fn run_async(config: Config) -> Result<()> {
         .clone()
         .wait_for(|h| h.journaled == 0 || !h.reachable)
         .await;
+    // Rollups of each closed hour, and `retain`, in the background: from here, so that what
+    // the journal held is in before the first hour is rolled (later arrivals roll again).
+    let rollups = tokio::spawn(upkeep_store::rollup::run(
+        store.clone(),
+        clock.clone(),
+        config.daemon.retain,
+    ));
     let records: BTreeMap<ServiceName, upkeep_store::ServiceRecord> = store
         .services()
         .await?
@@ -479,6 +486,7 @@ async fn run_async(config: Config) -> Result<()> {
     }
     api_cancel.cancel();
     let _ = api.await;
+    rollups.abort();
     drop(daemon);
     // Sources are done: let state drain into the store writer, then let the writer finish.
     state_drain.cancel();

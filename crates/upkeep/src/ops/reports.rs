@@ -1,11 +1,12 @@
 //! The record, read: the availability report of a period beside the one before it, stored
 //! events, incidents and one incident's timeline. Each read first waits (briefly) until the
 //! store holds every event state has seen, so a report never lags the status just shown.
-//! Figures are computed once, above the store (`upkeep_state::report`).
+//! Figures come from the store's rollups and the raw events at a period's edges
+//! (`upkeep_store::rollup::tallies`), computed once (`upkeep_state::report`).
 
 use upkeep_core::ServiceName;
 use upkeep_core::api::{Incident, IncidentDetail, StoredEvent};
-use upkeep_core::report::Report;
+use upkeep_core::report::{PeriodReport, Report};
 
 use crate::control::Daemon;
 
@@ -46,15 +47,18 @@ pub async fn report(
     let before = from
         .checked_sub(len)
         .map_err(|source| ReportError::Period { from, source })?;
-    // One read covers both periods; `compute` keeps to each one's bounds.
-    let inputs = daemon
-        .store
-        .report_inputs(before, to)
-        .await
-        .map_err(store("the report's inputs"))?;
+    // Each period from the rollups and the raw edges: the same cost after a year as after a
+    // day.
+    let tallies = async |from, to| {
+        upkeep_store::rollup::tallies(daemon.store.as_ref(), from, to)
+            .await
+            .map_err(store("the report's figures"))
+    };
+    let current = tallies(from, to).await?;
+    let previous = tallies(before, from).await?;
     Ok(Report {
-        current: upkeep_state::report::compute(&inputs, from, to),
-        previous: upkeep_state::report::compute(&inputs, before, from),
+        current: PeriodReport::from_tallies(from, to, &current),
+        previous: PeriodReport::from_tallies(before, from, &previous),
     })
 }
 

@@ -4,7 +4,9 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use crate::{LONG, daemon, stdout};
+use upkeep_testkit::TestDaemon;
+
+use crate::{BIN, LONG, daemon, stdout};
 
 #[test]
 fn report_counts_outages_incidents_heals_and_interventions() {
@@ -70,4 +72,47 @@ fn report_counts_outages_incidents_heals_and_interventions() {
     assert!(stdout(&d.cli(&["report", "--since", "1h", "--md"])).contains("|--"));
     let bad = d.cli(&["report", "--since", "last week"]);
     assert_eq!(bad.status.code(), Some(2));
+}
+
+fn report(d: &TestDaemon, since: &str) -> serde_json::Value {
+    let out = d.cli(&["report", "--since", since, "--json"]);
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+/// Rollups and `[daemon] retain` (issue 15, item 3): two days of driven time later, the raw
+/// events of an outage are gone and the report still counts it, from the hourly rollups.
+#[test]
+fn an_outage_older_than_retain_is_still_in_the_report() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let d = TestDaemon::start_on_test_clock(
+        BIN,
+        &format!(
+            "retain = \"1d\"\n\n[services.db]\nprobes = [{{ kind = \"tcp\", addr = \"{addr}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n"
+        ),
+    );
+    d.wait_state("db", "up", LONG);
+    drop(listener);
+    d.wait_state("db", "down", LONG);
+    d.advance_clock("30m");
+    let _back = TcpListener::bind(addr).unwrap();
+    d.wait_state("db", "up", LONG);
+    let before = report(&d, "3d")["current"]["services"]["db"].clone();
+    let outage = before["outage_ms"].as_u64().unwrap();
+    assert!((1_800_000..1_900_000).contains(&outage), "{before}");
+    assert_eq!(before["incidents"], 1, "{before}");
+    let opened = |d: &TestDaemon| d.events("db").iter().any(|e| e.0 == "incident_opened");
+    assert!(opened(&d));
+
+    d.advance_clock("2d");
+    // The rollup task rolls the 48 hours up, then removes what is older than a day.
+    d.wait_until("the outage's raw events to be removed", LONG, || {
+        (!opened(&d)).then_some(())
+    });
+    let after = report(&d, "3d")["current"]["services"]["db"].clone();
+    assert_eq!(after["outage_ms"], before["outage_ms"], "{after}");
+    assert_eq!(after["incidents"], 1, "{after}");
+    assert_eq!(after["mttr_ms"], before["mttr_ms"], "{after}");
+    assert!(after["available_ms"].as_u64() > before["available_ms"].as_u64());
 }
