@@ -90,6 +90,7 @@ messages! {
     Timeline => "timeline", "时间线";
     InDrills => "drills (time in them)", "演练（时长）";
     Unwatched => "unwatched (no daemon ran)", "无人监视（守护进程未运行）";
+    ProbeLatency => "probe latency p50 / p99", "探测响应时间 p50 / p99";
     InMaintenanceUntil => "{} is in maintenance until {}", "{} 处于维护中，直到 {}";
     InMaintenanceNow => "{} is in maintenance until `upkeep maintenance {} --end`", "{} 处于维护中，直到执行 `upkeep maintenance {} --end`";
     StoreCopied => "copied {} events, {} incidents, {} config revisions and {} services to {}\nnow set `store = \"{}\"` in [daemon] (its password in store_password_env or store_password_file) and start the daemon", "已将 {} 条事件、{} 个事故、{} 个配置版本和 {} 个服务复制到 {}\n现在请在 [daemon] 中设置 `store = \"{}\"`（密码放在 store_password_env 或 store_password_file 中），然后启动守护进程";

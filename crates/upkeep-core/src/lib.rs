@@ -10,7 +10,9 @@
 //! - `event.rs`: [`Event`] and [`EventKind`], immutable facts with a time.
 //! - `status.rs`: [`State`] and [`ServiceStatus`], what `ls` shows.
 //! - `api.rs`: request and response bodies of the JSON API (socket and, later, TCP).
-//! - `report.rs`: availability report inputs and figures (data only; `state` computes).
+//! - `report.rs`: availability report inputs, tallies (what rollups keep) and figures.
+//! - `latency.rs`: probe latency histograms (they add across hours; percentiles do not) and
+//!   the book probes record into until the store keeps them.
 //! - `i18n.rs`: user-facing text in English and Simplified Chinese.
 
 pub mod api;
@@ -18,6 +20,7 @@ mod clock;
 pub mod duration;
 mod event;
 pub mod i18n;
+pub mod latency;
 mod name;
 pub mod report;
 mod status;

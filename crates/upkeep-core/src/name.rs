@@ -29,6 +29,11 @@ pub enum NameError {
 }
 
 impl ServiceName {
+    /// Below every valid name: a bound for ranges over maps keyed by name. Never a service.
+    pub(crate) fn min() -> Self {
+        ServiceName(String::new())
+    }
+
     pub fn new(name: impl Into<String>) -> Result<Self, NameError> {
         let name = name.into();
         if name.is_empty() {

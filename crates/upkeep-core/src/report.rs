@@ -78,6 +78,9 @@ pub struct Figures {
     pub mtbf_ms: Option<u64>,
     pub automatic_heals: u32,
     pub manual_interventions: u32,
+    /// Probe response times over the period (whole hours), of answered checks.
+    #[serde(default)]
+    pub probe_latency: Option<crate::latency::Percentiles>,
 }
 
 /// What a stretch of time adds up to for one service: times and counts that add across
@@ -133,6 +136,7 @@ impl Tally {
             mtbf_ms: (self.incidents > 0).then(|| self.available_ms / u64::from(self.incidents)),
             automatic_heals: self.heals,
             manual_interventions: self.interventions,
+            probe_latency: None,
         }
     }
 }
@@ -164,6 +168,20 @@ impl PeriodReport {
                 .map(|(n, t)| (n.clone(), t.figures()))
                 .collect(),
         }
+    }
+
+    /// Adds each service's probe latency percentiles, and all services' together.
+    pub fn with_latency(
+        mut self,
+        latency: &BTreeMap<ServiceName, crate::latency::Latency>,
+    ) -> PeriodReport {
+        let mut all = crate::latency::Latency::default();
+        for (name, l) in latency {
+            all.add(l);
+            self.services.entry(name.clone()).or_default().probe_latency = l.percentiles();
+        }
+        self.overall.probe_latency = all.percentiles();
+        self
     }
 }
 

@@ -62,6 +62,8 @@ pub struct ProbeDeps {
     pub gates: crate::HostGates,
     pub reaper: Reaper,
     pub lag: std::sync::Arc<crate::LagHistogram>,
+    /// Each answered check's latency, per service and hour, until the store keeps it.
+    pub latency: std::sync::Arc<upkeep_core::latency::LatencyBook>,
     /// Stamps verdicts and measures grace (not the schedule: see the module's comment).
     pub clock: Clock,
 }
@@ -99,6 +101,7 @@ impl ProbeRunner {
                 cfg: cfg.clone(),
                 target: target.clone(),
                 lag: deps.lag.clone(),
+                latency: deps.latency.clone(),
                 events: events.clone(),
                 clock: deps.clock.clone(),
                 started,
@@ -136,6 +139,7 @@ struct ProbeTask {
     events: mpsc::Sender<Event>,
     last: LastSlot,
     lag: std::sync::Arc<crate::LagHistogram>,
+    latency: std::sync::Arc<upkeep_core::latency::LatencyBook>,
     /// For an external service, grace counts from here.
     started: jiff::Timestamp,
     clock: Clock,
@@ -222,12 +226,17 @@ impl ProbeTask {
             let checked = self.clock.now();
             let in_grace = checked.duration_since(since).unsigned_abs() < self.cfg.grace;
             tracing::trace!(healthy = outcome.healthy, reason = %outcome.reason, "probe result");
+            let latency_ms = outcome.latency.as_secs_f64() * 1000.0;
+            // Response times of answers only: a timeout says nothing about how fast it is.
+            if outcome.healthy || outcome.degraded {
+                self.latency.record(&self.service, checked, latency_ms);
+            }
             *self.last.lock().expect("probe slot poisoned") = Some(LastCheck {
                 at: checked,
                 healthy: outcome.healthy,
                 degraded: outcome.degraded,
                 reason: outcome.reason.clone(),
-                latency_ms: outcome.latency.as_secs_f64() * 1000.0,
+                latency_ms,
             });
             if let Some(health) = verdict.observe(&outcome, in_grace, &self.cfg) {
                 let kind = EventKind::ProbeChanged {

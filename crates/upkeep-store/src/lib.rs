@@ -195,6 +195,14 @@ pub trait Store: Send + Sync {
     /// Removes raw events before `before` (never past the rollup mark), except each
     /// service's last status change and last maintenance event; returns how many went.
     async fn forget_before(&self, before: jiff::Timestamp) -> Result<u64, Error>;
+    /// Adds probe latency per hour and service to what is stored (histograms add).
+    async fn add_latency(&self, hours: &[upkeep_core::latency::HourLatency]) -> Result<(), Error>;
+    /// Stored probe latency of the hours that overlap `[from, to)`, oldest first.
+    async fn latency(
+        &self,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> Result<Vec<upkeep_core::latency::HourLatency>, Error>;
     /// The engine it runs on.
     fn engine(&self) -> Engine;
 }

@@ -642,6 +642,18 @@ impl Store for SqlStore {
         self.delete_raw_before(before).await
     }
 
+    async fn add_latency(&self, hours: &[upkeep_core::latency::HourLatency]) -> Result<(), Error> {
+        self.merge_latency(hours).await
+    }
+
+    async fn latency(
+        &self,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> Result<Vec<upkeep_core::latency::HourLatency>, Error> {
+        self.read_latency(from, to).await
+    }
+
     fn engine(&self) -> Engine {
         self.engine
     }

@@ -611,6 +611,19 @@ mod tests {
         async fn forget_before(&self, before: jiff::Timestamp) -> Result<u64, Error> {
             self.inner.forget_before(before).await
         }
+        async fn add_latency(
+            &self,
+            hours: &[upkeep_core::latency::HourLatency],
+        ) -> Result<(), Error> {
+            self.inner.add_latency(hours).await
+        }
+        async fn latency(
+            &self,
+            from: jiff::Timestamp,
+            to: jiff::Timestamp,
+        ) -> Result<Vec<upkeep_core::latency::HourLatency>, Error> {
+            self.inner.latency(from, to).await
+        }
         fn engine(&self) -> Engine {
             self.inner.engine()
         }

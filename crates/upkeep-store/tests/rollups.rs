@@ -328,3 +328,43 @@ async fn a_report_of_months_reads_day_rows_and_matches_the_raw_pass() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn probe_latency_adds_up_per_hour_and_a_bad_row_is_skipped() {
+    use upkeep_core::latency::Latency;
+    on_every_engine(async |location, node| {
+        let store = open(&location, &node).await;
+        let hist = |ms: &[f64]| {
+            let mut l = Latency::default();
+            for m in ms {
+                l.record(*m);
+            }
+            l
+        };
+        let (web, db) = (svc("web"), svc("db"));
+        store
+            .add_latency(&[
+                (t(0), web.clone(), hist(&[1.0, 2.0])),
+                (t(HOUR), db.clone(), hist(&[9.0])),
+            ])
+            .await
+            .unwrap();
+        // The same hour again (a restarted daemon's rest of the hour): added, not replaced.
+        store
+            .add_latency(&[(t(0), web.clone(), hist(&[100.0]))])
+            .await
+            .unwrap();
+        let got = store.latency(t(30 * MIN), t(2 * HOUR)).await.unwrap();
+        assert_eq!(got.len(), 2, "hours overlapping the period, whole: {got:?}");
+        assert_eq!(got[0], (t(0), web.clone(), hist(&[1.0, 2.0, 100.0])));
+        assert_eq!(got[1], (t(HOUR), db.clone(), hist(&[9.0])));
+        assert!(
+            store
+                .latency(t(2 * HOUR), t(3 * HOUR))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}

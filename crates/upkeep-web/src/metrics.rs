@@ -269,6 +269,29 @@ pub fn encode(data: &MetricsData) -> String {
         windowed(&|f| Some(f.drill_ms as f64 / 1000.0)),
     );
 
+    for (q, name, help) in [
+        (
+            0.5,
+            "upkeep_probe_latency_p50_seconds",
+            "Median probe response time in the window (answered checks, whole hours, within 19%)",
+        ),
+        (
+            0.99,
+            "upkeep_probe_latency_p99_seconds",
+            "99th percentile of probe response time in the window (answered checks, whole hours, within 19%)",
+        ),
+    ] {
+        x.family(
+            name,
+            "gauge",
+            help,
+            windowed(&|f| {
+                let p = f.probe_latency.as_ref()?;
+                Some(if q == 0.5 { p.p50_ms } else { p.p99_ms } / 1000.0)
+            }),
+        );
+    }
+
     x.histogram(
         "upkeep_probe_lag_seconds",
         "How late probe checks started after their scheduled time",

@@ -473,8 +473,17 @@ impl Control for Daemon {
         if store_up {
             for (name, h) in [("24h", 24), ("7d", 7 * 24), ("30d", 30 * 24)] {
                 let from = hours(h)?;
-                match upkeep_store::rollup::tallies(self.store.as_ref(), from, now).await {
-                    Ok(t) => windows.push((name, PeriodReport::from_tallies(from, now, &t))),
+                let store = self.store.as_ref();
+                let book = &self.wiring.probe_deps.latency;
+                let figures = async {
+                    let t = upkeep_store::rollup::tallies(store, from, now).await?;
+                    let l = upkeep_store::rollup::latency(store, book, from, now).await?;
+                    Ok::<_, upkeep_store::Error>(
+                        PeriodReport::from_tallies(from, now, &t).with_latency(&l),
+                    )
+                };
+                match figures.await {
+                    Ok(r) => windows.push((name, r)),
                     Err(e) => {
                         tracing::debug!("metrics without windows: {}", e.with_causes());
                         store_up = false;

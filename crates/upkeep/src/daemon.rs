@@ -295,10 +295,13 @@ async fn run_async(config: Config) -> Result<()> {
         .await;
     // Rollups of each closed hour, and `retain`, in the background: from here, so that what
     // the journal held is in before the first hour is rolled (later arrivals roll again).
+    // Probes record each answer's latency here; the rollup task stores each closed hour.
+    let latency = Arc::new(upkeep_core::latency::LatencyBook::default());
     let rollups = tokio::spawn(upkeep_store::rollup::run(
         store.clone(),
         clock.clone(),
         config.daemon.retain,
+        latency.clone(),
     ));
     let records: BTreeMap<ServiceName, upkeep_store::ServiceRecord> = store
         .services()
@@ -341,6 +344,7 @@ async fn run_async(config: Config) -> Result<()> {
             gates: Default::default(),
             reaper,
             lag: Default::default(),
+            latency: latency.clone(),
             clock: clock.clone(),
         },
         cancel: cancel.clone(),
@@ -487,6 +491,11 @@ async fn run_async(config: Config) -> Result<()> {
     api_cancel.cancel();
     let _ = api.await;
     rollups.abort();
+    // The latency of the hour in progress, so that a restart loses none of it.
+    let keep = upkeep_store::rollup::store_latency(store.as_ref(), &latency, None);
+    if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(5), keep).await {
+        tracing::warn!("probe latency of this hour not stored: {}", e.with_causes());
+    }
     drop(daemon);
     // Sources are done: let state drain into the store writer, then let the writer finish.
     state_drain.cancel();

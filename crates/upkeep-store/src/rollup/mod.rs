@@ -23,9 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use upkeep_core::Clock;
-use upkeep_core::ServiceName;
+use upkeep_core::latency::{Latency, LatencyBook};
 use upkeep_core::report::{Tally, add_tallies};
+use upkeep_core::{Clock, ServiceName};
 
 use crate::{Error, Store};
 
@@ -105,13 +105,51 @@ async fn raw(
     Ok(upkeep_state::report::tallies(&inputs, from, to))
 }
 
-/// Rolls up every closed hour, then removes raw events older than `retain`; again each hour.
-/// Runs until aborted (it holds nothing that a dropped transaction does not undo). A store
-/// that is away is tried again with backoff: reads go on from raw events meanwhile.
-pub async fn run(store: Arc<dyn Store>, clock: Clock, retain: Option<Duration>) {
+/// Each service's probe latency over the hours that overlap `[from, to)` (whole hours: a
+/// histogram cannot be cut), stored or still in `book`.
+pub async fn latency(
+    store: &dyn Store,
+    book: &LatencyBook,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<BTreeMap<ServiceName, Latency>, Error> {
+    let mut out: BTreeMap<ServiceName, Latency> = BTreeMap::new();
+    let stored = store.latency(from, to).await?;
+    for (_, name, l) in stored.into_iter().chain(book.peek(from, to)) {
+        out.entry(name).or_default().add(&l);
+    }
+    Ok(out)
+}
+
+/// Stores the latency `book` holds for the hours before `before` (all of it with None); what
+/// cannot be stored goes back, to be tried with the next.
+pub async fn store_latency(
+    store: &dyn Store,
+    book: &LatencyBook,
+    before: Option<Timestamp>,
+) -> Result<(), Error> {
+    let taken = book.take(before);
+    if let Err(e) = store.add_latency(&taken).await {
+        book.put_back(taken);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Rolls up every closed hour and stores its probe latency, then removes raw events older
+/// than `retain`; again each hour. Runs until aborted (it holds nothing that a dropped
+/// transaction does not undo; the daemon stores the latency still in the book at shutdown).
+/// A store that is away is tried again with backoff: reads go on from raw events meanwhile.
+pub async fn run(
+    store: Arc<dyn Store>,
+    clock: Clock,
+    retain: Option<Duration>,
+    book: Arc<LatencyBook>,
+) {
     let mut backoff = Duration::from_secs(1);
     loop {
-        match pass(store.as_ref(), &clock, retain).await {
+        let latency = store_latency(store.as_ref(), &book, Some(floor_hour(clock.now()))).await;
+        match latency.and(pass(store.as_ref(), &clock, retain).await) {
             Ok(()) => {
                 backoff = Duration::from_secs(1);
                 let next = floor_hour(clock.now())

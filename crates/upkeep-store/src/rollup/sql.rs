@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use jiff::Timestamp;
 use sqlx::Any;
 use upkeep_core::ServiceName;
+use upkeep_core::latency::{HourLatency, Latency};
 use upkeep_core::report::Tally;
 
 use super::{DAY_MS, HOUR_MS, RollupMark};
@@ -341,5 +342,71 @@ impl SqlStore {
             tokio::task::yield_now().await;
         }
         Ok(deleted)
+    }
+
+    pub(crate) async fn merge_latency(&self, hours: &[HourLatency]) -> Result<(), Error> {
+        if hours.is_empty() {
+            return Ok(());
+        }
+        // Read, add, write: histograms add, and SQL cannot add these. One writer per node
+        // (this daemon's rollup task), so nothing is added twice or lost between the two.
+        let mut tx = self.pool.begin().await.map_err(q("begin"))?;
+        for (hour, service, latency) in hours {
+            let stored = sqlx::query(
+                "SELECT counts FROM latency WHERE node = $1 AND service = $2 AND hour_ms = $3",
+            )
+            .bind(&self.node)
+            .bind(service.as_str())
+            .bind(hour.as_millisecond())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(q("read probe latency"))?;
+            let mut sum = stored
+                .and_then(|r| col::<String>(&r, "counts"))
+                .and_then(|c| Latency::decode(&c))
+                .unwrap_or_default();
+            sum.add(latency);
+            sqlx::query(
+                "INSERT INTO latency (node, service, hour_ms, counts) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (node, service, hour_ms) DO UPDATE SET counts = excluded.counts",
+            )
+            .bind(&self.node)
+            .bind(service.as_str())
+            .bind(hour.as_millisecond())
+            .bind(sum.encode())
+            .execute(&mut *tx)
+            .await
+            .map_err(q("store probe latency"))?;
+        }
+        tx.commit().await.map_err(q("commit probe latency"))
+    }
+
+    pub(crate) async fn read_latency(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<HourLatency>, Error> {
+        let rows = sqlx::query(
+            "SELECT service, hour_ms, counts FROM latency
+             WHERE node = $1 AND hour_ms >= $2 AND hour_ms < $3 ORDER BY hour_ms, service",
+        )
+        .bind(&self.node)
+        .bind(from.as_millisecond().div_euclid(HOUR_MS) * HOUR_MS)
+        .bind(to.as_millisecond())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("read probe latency"))?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let name = ServiceName::new(col::<String>(r, "service")?).ok()?;
+                let hour = Timestamp::from_millisecond(col(r, "hour_ms")?).ok()?;
+                let counts = Latency::decode(&col::<String>(r, "counts")?).or_else(|| {
+                    tracing::warn!(service = %name, "skipping a bad latency row");
+                    None
+                })?;
+                Some((hour, name, counts))
+            })
+            .collect())
     }
 }

@@ -361,7 +361,7 @@ fn period_label(p: &PeriodReport) -> String {
 /// The seed's table: this period beside the previous one, then availability per service.
 pub fn report(r: &Report, markdown: bool) -> String {
     type Row = (Msg, fn(&Figures) -> String);
-    let rows: [Row; 9] = [
+    let rows: [Row; 10] = [
         (Msg::Availability, pct),
         (Msg::Incidents, |f| f.incidents.to_string()),
         (Msg::Mttr, |f| opt_ms(f.mttr_ms)),
@@ -375,6 +375,11 @@ pub fn report(r: &Report, markdown: bool) -> String {
             format!("{} ({})", f.drills, duration_ms(f.drill_ms))
         }),
         (Msg::Unwatched, |f| duration_ms(f.unknown_ms)),
+        (Msg::ProbeLatency, |f| {
+            f.probe_latency.as_ref().map_or("-".into(), |p| {
+                format!("{:.1} / {:.1} ms", p.p50_ms, p.p99_ms)
+            })
+        }),
     ];
     let mut t = Table::new();
     if markdown {

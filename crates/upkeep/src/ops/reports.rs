@@ -54,11 +54,17 @@ pub async fn report(
             .await
             .map_err(store("the report's figures"))
     };
-    let current = tallies(from, to).await?;
-    let previous = tallies(before, from).await?;
+    let book = &daemon.wiring.probe_deps.latency;
+    let latency = async |from, to| {
+        upkeep_store::rollup::latency(daemon.store.as_ref(), book, from, to)
+            .await
+            .map_err(store("probe latency"))
+    };
     Ok(Report {
-        current: PeriodReport::from_tallies(from, to, &current),
-        previous: PeriodReport::from_tallies(before, from, &previous),
+        current: PeriodReport::from_tallies(from, to, &tallies(from, to).await?)
+            .with_latency(&latency(from, to).await?),
+        previous: PeriodReport::from_tallies(before, from, &tallies(before, from).await?)
+            .with_latency(&latency(before, from).await?),
     })
 }
 

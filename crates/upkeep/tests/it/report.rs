@@ -115,4 +115,29 @@ fn an_outage_older_than_retain_is_still_in_the_report() {
     assert_eq!(after["incidents"], 1, "{after}");
     assert_eq!(after["mttr_ms"], before["mttr_ms"], "{after}");
     assert!(after["available_ms"].as_u64() > before["available_ms"].as_u64());
+    // Probe latency: recorded per hour, the closed hours stored by the rollup task, the
+    // rest (the hour in progress) stored at a clean shutdown.
+    let checks = |r: &serde_json::Value| r["probe_latency"]["checks"].as_u64().unwrap_or(0);
+    assert!(checks(&before) > 0, "{before}");
+    assert!(checks(&after) > checks(&before), "{after}");
+    let p99 = after["probe_latency"]["p99_ms"].as_f64().unwrap();
+    assert!(p99 > 0.0 && p99 < 5_000.0, "{after}");
+    // (A restarted test daemon's clock starts from real time again: read the store itself.)
+    let mut d = d;
+    d.signal_daemon(nix::sys::signal::Signal::SIGTERM);
+    let stored: u64 = d
+        .store_sql("SELECT counts FROM latency WHERE node = '{node}' AND service = 'db'")
+        .iter()
+        .flat_map(|row| {
+            row[0]
+                .split(',')
+                .map(|c| c.parse::<u64>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .sum();
+    assert_eq!(
+        stored,
+        checks(&after),
+        "every check recorded is stored at shutdown"
+    );
 }
