@@ -13,6 +13,7 @@
 //! - `report.rs`: availability report inputs, tallies (what rollups keep) and figures.
 //! - `latency.rs`: probe latency histograms (they add across hours; percentiles do not) and
 //!   the book probes record into until the store keeps them.
+//! - `window.rs`: maintenance windows as operators write them and the API shows them.
 //! - `i18n.rs`: user-facing text in English and Simplified Chinese.
 
 pub mod api;
@@ -24,6 +25,7 @@ pub mod latency;
 mod name;
 pub mod report;
 mod status;
+pub mod window;
 
 pub use clock::{Clock, TestClock};
 pub use event::{Actor, Committed, Event, EventKind, ExitStatus, Principal, Via};

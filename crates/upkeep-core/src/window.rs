@@ -1,0 +1,244 @@
+//! Maintenance windows, as operators write them and as the API shows them: planned work
+//! with everything the people affected need to know (why, when, what, what to use meanwhile,
+//! where to follow up). Data only: `upkeep-maintenance` validates, checks the lead-time
+//! policy and plans each window's life; the store keeps them; the CLI and web show them.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::{Principal, ServiceName};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowKind {
+    Maintenance,
+    Upgrade,
+    Repair,
+    Expansion,
+    Emergency,
+}
+
+impl WindowKind {
+    pub const ALL: [WindowKind; 5] = [
+        WindowKind::Maintenance,
+        WindowKind::Upgrade,
+        WindowKind::Repair,
+        WindowKind::Expansion,
+        WindowKind::Emergency,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WindowKind::Maintenance => "maintenance",
+            WindowKind::Upgrade => "upgrade",
+            WindowKind::Repair => "repair",
+            WindowKind::Expansion => "expansion",
+            WindowKind::Emergency => "emergency",
+        }
+    }
+}
+
+/// What the work does to a service while it lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Impact {
+    Outage,
+    Degraded,
+}
+
+impl Impact {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Impact::Outage => "outage",
+            Impact::Degraded => "degraded",
+        }
+    }
+}
+
+/// How urgently people must hear of it: routes choose channels by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Emergency,
+    Important,
+    Routine,
+}
+
+impl Priority {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Priority::Emergency => "emergency",
+            Priority::Important => "important",
+            Priority::Routine => "routine",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AffectedService {
+    pub service: ServiceName,
+    pub impact: Impact,
+}
+
+/// A window as an operator writes it (`upkeep maint add`, `POST /api/v1/windows`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSpec {
+    pub kind: WindowKind,
+    pub title: String,
+    pub reason: String,
+    /// The (first) start and expected end, in UTC.
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// The IANA zone the times were written in: what recurrence follows (its daylight-saving
+    /// changes included) and what people see by default.
+    #[serde(default = "utc")]
+    pub tz: String,
+    /// An RFC 5545 recurrence rule (`FREQ=WEEKLY;BYDAY=SU`), from `start` in `tz`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<String>,
+    pub services: Vec<AffectedService>,
+    /// What people can use meanwhile.
+    #[serde(default)]
+    pub alternative: String,
+    /// Where people get news and help.
+    #[serde(default)]
+    pub follow_up: String,
+    /// None: emergency for an emergency window, routine otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+impl WindowSpec {
+    pub fn priority(&self) -> Priority {
+        self.priority.unwrap_or(match self.kind {
+            WindowKind::Emergency => Priority::Emergency,
+            _ => Priority::Routine,
+        })
+    }
+}
+
+/// `POST /api/v1/windows`: a window, and, to schedule it against the lead-time policy, why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowRequest {
+    pub spec: WindowSpec,
+    /// Schedules a window that breaks the lead-time policy; recorded with who asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_why: Option<String>,
+}
+
+/// A step in a window's life. Each is a notice to the people affected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "step")]
+pub enum Step {
+    /// Scheduled (once per window).
+    Announced,
+    /// `before_s` seconds before an occurrence starts.
+    Reminder { before_s: u64 },
+    /// The work began: its services are in maintenance.
+    Started,
+    /// The expected end `end` passed with the work not done.
+    Overrun { end: Timestamp },
+    /// The expected end moved to `until`.
+    Extended { until: Timestamp },
+    /// Done (by `maint finish`, or by itself once its end passed and its services are well).
+    Completed,
+    /// Called off (the whole window).
+    Cancelled,
+}
+
+impl Step {
+    /// The step's name, as stored and shown.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Announced => "announced",
+            Step::Reminder { .. } => "reminder",
+            Step::Started => "started",
+            Step::Overrun { .. } => "overrun",
+            Step::Extended { .. } => "extended",
+            Step::Completed => "completed",
+            Step::Cancelled => "cancelled",
+        }
+    }
+
+    /// What makes it unique within one occurrence: a window is reminded once per lead,
+    /// extended once per new end, and overruns once per end.
+    pub fn key(&self) -> String {
+        match self {
+            Step::Reminder { before_s } => format!("reminder:{before_s}"),
+            Step::Extended { until } => format!("extended:{}", until.as_millisecond()),
+            Step::Overrun { end } => format!("overrun:{}", end.as_millisecond()),
+            other => other.name().to_owned(),
+        }
+    }
+}
+
+/// A step taken: of which occurrence (its start), when, and by whom (None: upkeep itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepTaken {
+    pub occurrence: Timestamp,
+    #[serde(flatten)]
+    pub step: Step,
+    pub at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Principal>,
+}
+
+/// Where a window is, as shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowStatus {
+    Scheduled,
+    Running,
+    Overrun,
+    Completed,
+    Cancelled,
+}
+
+impl WindowStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WindowStatus::Scheduled => "scheduled",
+            WindowStatus::Running => "running",
+            WindowStatus::Overrun => "overrun",
+            WindowStatus::Completed => "completed",
+            WindowStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One occurrence: from start to its expected end (extended, if it was).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Occurrence {
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+/// A stored window, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub id: i64,
+    #[serde(flatten)]
+    pub spec: WindowSpec,
+    pub status: WindowStatus,
+    /// The occurrence running now, or the next one; None once none is left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<Occurrence>,
+    pub created: Timestamp,
+    pub created_by: Principal,
+    /// Why it was scheduled against the lead-time policy, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced_why: Option<String>,
+    /// Every step taken, oldest first.
+    #[serde(default)]
+    pub steps: Vec<StepTaken>,
+}
+
+/// `POST /api/v1/windows/{id}/extend`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtendRequest {
+    pub until: Timestamp,
+}
