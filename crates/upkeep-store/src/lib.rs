@@ -11,7 +11,8 @@
 //! Start at [`open`]. Layout: `sql.rs` (the queries), `derive.rs` (what events change),
 //! `sqlite.rs` and `postgres.rs` (opening each engine), `writer.rs` (batching event writer),
 //! `journal.rs` (events kept while the store is away), `fanout.rs` (committed events to
-//! observers), `copy.rs` (a node's history from one store to another),
+//! observers), `copy.rs` (a node's history from one store to another), `rollup/` (hourly
+//! and daily tallies, retain), `windows.rs` (maintenance windows and their steps),
 //! `migrations/{sqlite,postgres}/`.
 
 mod copy;
@@ -22,6 +23,7 @@ mod postgres;
 pub mod rollup;
 mod sql;
 mod sqlite;
+mod windows;
 pub mod writer;
 
 use std::path::PathBuf;
@@ -34,6 +36,7 @@ pub use copy::{Copied, CopyError};
 pub use postgres::PgLocation;
 pub use rollup::RollupMark;
 pub use sql::SqlStore;
+pub use windows::{StoredWindow, Windows};
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +123,7 @@ pub struct ServiceRecord {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: Windows + Send + Sync {
     /// Appends events in one transaction, numbered from `first_seq` on, with what each
     /// changes (incidents, each service's running process). An event whose number is stored
     /// already is skipped: a batch retried after a lost answer is stored once.

@@ -527,6 +527,46 @@ mod tests {
     }
 
     #[async_trait]
+    impl crate::Windows for Flaky {
+        async fn add_window(
+            &self,
+            spec: &upkeep_core::window::WindowSpec,
+            created: jiff::Timestamp,
+            by: &upkeep_core::Principal,
+            forced_why: Option<&str>,
+        ) -> Result<i64, Error> {
+            self.inner.add_window(spec, created, by, forced_why).await
+        }
+        async fn windows(&self, all: bool) -> Result<Vec<crate::StoredWindow>, Error> {
+            self.inner.windows(all).await
+        }
+        async fn window(&self, id: i64) -> Result<Option<crate::StoredWindow>, Error> {
+            self.inner.window(id).await
+        }
+        async fn edit_window(
+            &self,
+            id: i64,
+            spec: &upkeep_core::window::WindowSpec,
+            at: jiff::Timestamp,
+        ) -> Result<bool, Error> {
+            self.inner.edit_window(id, spec, at).await
+        }
+        async fn take_step(
+            &self,
+            id: i64,
+            occurrence: jiff::Timestamp,
+            step: upkeep_core::window::Step,
+            at: jiff::Timestamp,
+            by: Option<&upkeep_core::Principal>,
+        ) -> Result<bool, Error> {
+            self.inner.take_step(id, occurrence, step, at, by).await
+        }
+        async fn window_done(&self, id: i64) -> Result<(), Error> {
+            self.inner.window_done(id).await
+        }
+    }
+
+    #[async_trait]
     impl Store for Flaky {
         async fn append(&self, first: u64, events: &[Event]) -> Result<(), Error> {
             let slow = self.slow_ms.swap(0, Ordering::SeqCst);

@@ -519,3 +519,96 @@ async fn a_history_is_copied_whole_and_only_into_an_empty_target() {
         assert_eq!(target.events(None, 10_000).await.unwrap().len(), 4503);
     }
 }
+
+#[tokio::test]
+async fn windows_and_their_steps_are_kept_once_per_node() {
+    use upkeep_core::window::{AffectedService, Impact, Step, WindowKind, WindowSpec};
+    use upkeep_core::{Principal, Via};
+    on_every_engine(async |location, node| {
+        let store = open(&location, &node).await;
+        let alice = Principal {
+            name: "alice".into(),
+            via: Via::Socket,
+            from: None,
+        };
+        let spec = WindowSpec {
+            kind: WindowKind::Upgrade,
+            title: "PostgreSQL 17".into(),
+            reason: "security fixes; 数据库升级".into(),
+            start: t(3_600_000),
+            end: t(7_200_000),
+            tz: "Asia/Shanghai".into(),
+            repeat: None,
+            services: vec![AffectedService {
+                service: svc("db"),
+                impact: Impact::Outage,
+            }],
+            alternative: "the read replica".into(),
+            follow_up: "https://status.example.com".into(),
+            priority: None,
+        };
+        let id = store
+            .add_window(&spec, t(0), &alice, Some("the vendor's deadline"))
+            .await
+            .unwrap();
+        let w = store.window(id).await.unwrap().unwrap();
+        assert_eq!(
+            (&w.spec, &w.created_by, w.forced_why.as_deref(), w.revision),
+            (&spec, &alice, Some("the vendor's deadline"), 0)
+        );
+        // A step is kept once, whoever decides it again.
+        let occ = spec.start;
+        assert!(
+            store
+                .take_step(id, occ, Step::Announced, t(1), None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .take_step(id, occ, Step::Announced, t(2), None)
+                .await
+                .unwrap()
+        );
+        let r = Step::Reminder { before_s: 3600 };
+        assert!(
+            store
+                .take_step(id, occ, r, t(3), Some(&alice))
+                .await
+                .unwrap()
+        );
+        let w = store.window(id).await.unwrap().unwrap();
+        assert_eq!(w.taken.len(), 2);
+        assert_eq!((w.taken[1].step, w.taken[1].by.as_ref()), (r, Some(&alice)));
+        // An edit counts; cancelling marks it cancelled and done.
+        let mut later = spec.clone();
+        later.end = t(9_000_000);
+        assert!(store.edit_window(id, &later, t(4)).await.unwrap());
+        assert!(!store.edit_window(id + 1000, &later, t(4)).await.unwrap());
+        assert_eq!(store.window(id).await.unwrap().unwrap().revision, 1);
+        assert_eq!(store.windows(false).await.unwrap().len(), 1);
+        assert!(
+            store
+                .take_step(id, occ, Step::Cancelled, t(5), Some(&alice))
+                .await
+                .unwrap()
+        );
+        let w = store.window(id).await.unwrap().unwrap();
+        assert!(w.cancelled && w.done);
+        assert!(store.windows(false).await.unwrap().is_empty());
+        assert_eq!(store.windows(true).await.unwrap().len(), 1);
+        // Another node sharing the database sees none of it and can step none of it.
+        if let Location::Postgres(_) = location {
+            let other = open(&location, &engines::node()).await;
+            assert!(other.windows(true).await.unwrap().is_empty());
+            assert!(other.window(id).await.unwrap().is_none());
+            assert!(
+                !other
+                    .take_step(id, occ, Step::Started, t(6), None)
+                    .await
+                    .unwrap()
+            );
+        }
+    })
+    .await;
+}
