@@ -135,7 +135,13 @@ impl TestClock {
 
     /// A clock that starts at the system's time, then follows tokio's clock and every advance.
     pub fn running() -> TestClock {
-        TestClock(Arc::new(Movable::new(false, Timestamp::now())))
+        Self::running_from(Timestamp::now())
+    }
+
+    /// A running clock that starts at `start` (a test daemon started again resumes the time
+    /// its tests had moved on to).
+    pub fn running_from(start: Timestamp) -> TestClock {
+        TestClock(Arc::new(Movable::new(false, start)))
     }
 
     /// The clock to hand to the code under test.

@@ -216,9 +216,23 @@ pub enum EventKind {
         reason: String,
         until: Option<Timestamp>,
         by: Actor,
+        /// The maintenance window that put it there (None: by hand, `upkeep maintenance`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<i64>,
     },
     /// Maintenance ended: by an operator, or by upkeep at its `until`.
     MaintenanceEnded { by: Actor },
+    /// A maintenance window (`window`, titled `title`) took a step of its life (announced,
+    /// reminded, started, ...) for its occurrence starting at `occurrence`: each one a notice
+    /// to the people it affects. Daemon-wide (a window may name several services).
+    WindowStep {
+        window: i64,
+        title: String,
+        occurrence: Timestamp,
+        step: crate::window::Step,
+        #[serde(default)]
+        by: Actor,
+    },
 }
 
 impl EventKind {
@@ -250,6 +264,7 @@ impl EventKind {
             EventKind::DrillCompleted { .. } => "drill_completed",
             EventKind::MaintenanceStarted { .. } => "maintenance_started",
             EventKind::MaintenanceEnded { .. } => "maintenance_ended",
+            EventKind::WindowStep { .. } => "window_step",
         }
     }
 

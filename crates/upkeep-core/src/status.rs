@@ -175,6 +175,9 @@ pub struct Maintenance {
     /// When it ends by itself (None: when an operator ends it).
     pub until: Option<Timestamp>,
     pub reason: String,
+    /// The maintenance window it belongs to (None: by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<i64>,
 }
 
 /// What a daemon left unfinished for a service, which the next one takes up (issue 14, E21):

@@ -242,3 +242,16 @@ pub struct Window {
 pub struct ExtendRequest {
     pub until: Timestamp,
 }
+
+/// What an operator does to a scheduled window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowAction {
+    /// Calls it off (ending its maintenance if it is under way).
+    Cancel,
+    /// Starts the next occurrence now.
+    Start,
+    /// Ends the occurrence under way now.
+    Finish,
+    /// Moves the expected end of the occurrence under way (or the next one).
+    Extend { until: Timestamp },
+}

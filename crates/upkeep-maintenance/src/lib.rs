@@ -19,4 +19,4 @@ pub mod spec;
 pub use plan::{Plan, WindowState, plan};
 pub use policy::{LeadTime, PolicyRefusal};
 pub use recur::{RecurError, occurrences};
-pub use spec::{SpecError, validate};
+pub use spec::{SpecError, normalize, validate};

@@ -64,6 +64,10 @@ impl LeadTime {
     /// Whether `spec`, announced `now`, gives its notice.
     pub fn check(&self, spec: &WindowSpec, now: Timestamp) -> Result<(), PolicyRefusal> {
         let notice = self.notice(spec);
+        if notice.is_zero() {
+            // An emergency starts when it must, even a moment ago.
+            return Ok(());
+        }
         let earliest = SignedDuration::try_from(notice)
             .ok()
             .and_then(|n| now.checked_add(n).ok())

@@ -58,6 +58,15 @@ fn text(field: &'static str, value: &str, max: usize, lines: bool) -> Result<(),
     Ok(())
 }
 
+/// Whole seconds: what people write, what recurrence rules count in, and what the store's
+/// millisecond keys hold exactly (a step of an occurrence is found by its start).
+pub fn normalize(spec: &mut WindowSpec) {
+    let whole = |t: jiff::Timestamp| jiff::Timestamp::from_second(t.as_second()).unwrap_or(t);
+    spec.start = whole(spec.start);
+    spec.end = whole(spec.end);
+    spec.title = spec.title.trim().to_owned();
+}
+
 /// Checks `spec`; `known` says whether a service is configured.
 pub fn validate(spec: &WindowSpec, known: impl Fn(&ServiceName) -> bool) -> Result<(), SpecError> {
     if spec.title.trim().is_empty() {

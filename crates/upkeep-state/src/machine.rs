@@ -234,12 +234,18 @@ impl ServiceModel {
                 self.reset_probes();
             }
             EventKind::LogLinesDropped { lines, .. } => s.dropped_lines += lines,
-            EventKind::MaintenanceStarted { reason, until, .. } => {
+            EventKind::MaintenanceStarted {
+                reason,
+                until,
+                window,
+                ..
+            } => {
                 s.maintenance = Some(Maintenance {
                     // A change of an ongoing maintenance keeps its start.
                     since: s.maintenance.as_ref().map_or(e.at, |m| m.since),
                     until: *until,
                     reason: reason.clone(),
+                    window: *window,
                 });
             }
             EventKind::MaintenanceEnded { .. } => s.maintenance = None,
@@ -518,6 +524,7 @@ mod tests {
             since: t(-10),
             until: Some(t(100)),
             reason: "upgrade".into(),
+            window: None,
         };
         m.resume(Unfinished {
             incident: None,
@@ -553,6 +560,7 @@ mod tests {
             reason: "upgrade".into(),
             until: Some(t(100)),
             by: Actor::Operator,
+            window: None,
         };
         let out = run(
             &mut m,
@@ -588,6 +596,7 @@ mod tests {
                         reason: String::new(),
                         until: None,
                         by: Actor::Operator,
+                        window: None,
                     },
                 ),
                 (120, probe("http", Health::Up)),

@@ -346,6 +346,7 @@ mod tests {
             reason: "disk swap".into(),
             until: Some(until),
             by: Actor::Upkeep,
+            window: None,
         };
         r.events.send(clock.event(&db, begin)).await.unwrap();
         r.wait_state(&db, State::Maintenance).await;

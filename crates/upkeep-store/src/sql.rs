@@ -545,13 +545,19 @@ impl Store for SqlStore {
             if let (
                 Some(name),
                 Some(since),
-                Some(EventKind::MaintenanceStarted { reason, until, .. }),
+                Some(EventKind::MaintenanceStarted {
+                    reason,
+                    until,
+                    window,
+                    ..
+                }),
             ) = (name, at, kind)
             {
                 out.entry(name).or_default().maintenance = Some(upkeep_core::Maintenance {
                     since,
                     until,
                     reason,
+                    window,
                 });
             }
         }

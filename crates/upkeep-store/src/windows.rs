@@ -213,19 +213,12 @@ impl Windows for SqlStore {
         by: Option<&Principal>,
     ) -> Result<bool, Error> {
         let mut tx = self.pool.begin().await.map_err(q("begin"))?;
-        // Only this node's windows take steps here.
-        let ours = sqlx::query("SELECT id FROM windows WHERE node = $1 AND id = $2")
-            .bind(&self.node)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(q("find a window"))?;
-        if ours.is_none() {
-            return Ok(false);
-        }
+        // A write first (SQLite: a transaction that reads, then writes, fails when another
+        // writer committed in between), and only for this node's windows.
         let new = sqlx::query(
             "INSERT INTO window_steps (window_id, occurrence_ms, step_key, step, at_ms, by_who)
-             VALUES ($1, $2, $3, $4, $5, $6)
+             SELECT $1, $2, $3, $4, $5, $6
+             WHERE EXISTS (SELECT 1 FROM windows WHERE node = $7 AND id = $1)
              ON CONFLICT (window_id, occurrence_ms, step_key) DO NOTHING RETURNING window_id",
         )
         .bind(id)
@@ -234,6 +227,7 @@ impl Windows for SqlStore {
         .bind(serde_json::to_string(&step).expect("a step serialises"))
         .bind(at.as_millisecond())
         .bind(by.map(|p| serde_json::to_string(p).expect("a principal serialises")))
+        .bind(&self.node)
         .fetch_optional(&mut *tx)
         .await
         .map_err(q("record a window step"))?

@@ -98,6 +98,27 @@ pub trait Control: Send + Sync + 'static {
         req: Option<upkeep_core::api::MaintenanceRequest>,
         by: &Principal,
     ) -> Result<ActionResult, ApiError>;
+    /// Maintenance windows not done (all of them with `all`), earliest first.
+    async fn windows(&self, all: bool) -> Result<Vec<upkeep_core::window::Window>, ApiError>;
+    async fn window(&self, id: i64) -> Result<upkeep_core::window::Window, ApiError>;
+    /// Schedules a window (against the lead-time policy, unless forced with a reason).
+    async fn add_window(
+        &self,
+        req: upkeep_core::window::WindowRequest,
+        by: &Principal,
+    ) -> Result<upkeep_core::window::Window, ApiError>;
+    async fn edit_window(
+        &self,
+        id: i64,
+        req: upkeep_core::window::WindowRequest,
+        by: &Principal,
+    ) -> Result<upkeep_core::window::Window, ApiError>;
+    async fn window_action(
+        &self,
+        id: i64,
+        action: upkeep_core::window::WindowAction,
+        by: &Principal,
+    ) -> Result<upkeep_core::window::Window, ApiError>;
     /// What `/metrics` shows.
     async fn metrics(&self) -> Result<crate::MetricsData, ApiError>;
     /// Stored events, newest first, of one service or all.
@@ -145,8 +166,8 @@ pub trait Control: Send + Sync + 'static {
 }
 
 #[derive(Clone)]
-struct AppState {
-    control: Arc<dyn Control>,
+pub(crate) struct AppState {
+    pub(crate) control: Arc<dyn Control>,
     /// Ends long-lived responses (log follows) when the daemon shuts down.
     cancel: CancellationToken,
 }
@@ -215,7 +236,8 @@ fn read_routes(gate: Gate) -> Router<AppState> {
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/incidents/{id}", get(incident))
         .route("/api/v1/report", get(report))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .merge(crate::windows::read_routes());
     behind(routes, gate, Scope::Read)
 }
 
@@ -236,7 +258,8 @@ fn write_routes(gate: Gate, test_clock: bool) -> Router<AppState> {
         .route("/api/v1/services/{target}/{action}", post(act))
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/drills", post(drill))
-        .route("/api/v1/shutdown", post(shutdown));
+        .route("/api/v1/shutdown", post(shutdown))
+        .merge(crate::windows::write_routes());
     behind(routes, gate, Scope::Write)
 }
 
@@ -286,7 +309,7 @@ fn parse_name(raw: &str) -> Result<ServiceName, ApiError> {
 
 /// The path parameters of a request, or a 400 in the API's JSON shape when they do not
 /// decode (`%FF`), rather than axum's plain-text rejection.
-fn path_params<T>(
+pub(crate) fn path_params<T>(
     path: Result<Path<T>, PathRejection>,
     what: &str,
     uri: &Uri,
@@ -374,7 +397,7 @@ async fn reload(State(s): State<AppState>, By(by): By) -> Result<Json<ReloadResu
 }
 
 /// A JSON body that does not parse: a 400 saying why, in the API's JSON.
-fn bad_json(e: JsonRejection) -> ApiError {
+pub(crate) fn bad_json(e: JsonRejection) -> ApiError {
     ApiError::bad_request(e.body_text())
 }
 

@@ -19,6 +19,7 @@ use upkeep_core::api::{
     StoredEvent,
 };
 use upkeep_core::report::PeriodReport;
+use upkeep_core::window::{Window, WindowAction, WindowRequest};
 use upkeep_core::{
     Clock, Desired, Event, LastCheck, Principal, ServiceName, ServiceStatus, TestClock,
 };
@@ -30,6 +31,7 @@ use upkeep_web::{Action, ApiError, Control, LogStream, Target};
 use crate::ops::OpsError;
 use crate::ops::drill::DrillError;
 use crate::ops::reports::ReportError;
+use crate::ops::windows::{self, WindowError};
 use crate::wiring::{ServiceHandles, Wiring};
 
 /// The running configuration and the tasks built from it.
@@ -67,6 +69,8 @@ pub struct Daemon {
     /// Services a drill is running on (one drill per service at a time). A std Mutex: never
     /// held across an await.
     pub drills: std::sync::Mutex<std::collections::HashSet<ServiceName>>,
+    /// Wakes the maintenance planner after an operator changed a window.
+    pub planner: Arc<tokio::sync::Notify>,
     /// The time every stage reads (see `upkeep_core::Clock`).
     pub clock: Clock,
     /// The same clock's hand, when `daemon.test_clock` is set: `POST /api/v1/test/clock`.
@@ -114,6 +118,31 @@ impl From<DrillError> for ApiError {
             },
             DrillError::Events(source) => store_error(source),
             DrillError::NeverNoticed(_) | DrillError::Task(_) => ApiError::Internal(Box::new(e)),
+        }
+    }
+}
+
+impl From<WindowError> for ApiError {
+    fn from(e: WindowError) -> Self {
+        let message = e.to_string();
+        match e {
+            WindowError::Invalid(_) | WindowError::NoWhy | WindowError::BadExtend { .. } => {
+                ApiError::bad_request(message)
+            }
+            WindowError::Policy(refusal) => ApiError::Unprocessable {
+                message,
+                hint: Some(format!(
+                    "start at {} or later, or schedule it anyway with --force --why \"...\"",
+                    refusal.earliest
+                )),
+            },
+            WindowError::Unknown(_) => ApiError::NotFound(message),
+            WindowError::Cancelled(_)
+            | WindowError::NotRunning(_)
+            | WindowError::Running(_)
+            | WindowError::NothingLeft(_) => ApiError::Conflict(message),
+            WindowError::Away(away) => away.into(),
+            WindowError::Store { source, .. } => store_error(source),
         }
     }
 }
@@ -452,6 +481,36 @@ impl Control for Daemon {
         Ok(crate::ops::maintenance::set(self, name, req, by).await?)
     }
 
+    async fn windows(&self, all: bool) -> Result<Vec<Window>, ApiError> {
+        Ok(windows::list(self, all).await?)
+    }
+
+    async fn window(&self, id: i64) -> Result<Window, ApiError> {
+        Ok(windows::get(self, id).await?)
+    }
+
+    async fn add_window(&self, req: WindowRequest, by: &Principal) -> Result<Window, ApiError> {
+        Ok(windows::add(self, req, by).await?)
+    }
+
+    async fn edit_window(
+        &self,
+        id: i64,
+        req: WindowRequest,
+        by: &Principal,
+    ) -> Result<Window, ApiError> {
+        Ok(windows::edit(self, id, req, by).await?)
+    }
+
+    async fn window_action(
+        &self,
+        id: i64,
+        action: WindowAction,
+        by: &Principal,
+    ) -> Result<Window, ApiError> {
+        Ok(windows::act(self, id, action, by).await?)
+    }
+
     async fn metrics(&self) -> Result<upkeep_web::MetricsData, ApiError> {
         let live = self.live_services().await;
         let snapshot = self.snapshot.borrow().clone();
@@ -628,6 +687,15 @@ impl Control for Daemon {
         // How long the answer waits for what the move made due (real time).
         const SETTLE: Duration = Duration::from_secs(5);
         let settled = hand.advance(by, SETTLE).await;
+        // Kept for the next daemon on this data dir (see `daemon::test_clock_file`).
+        let ahead = hand
+            .now()
+            .duration_since(jiff::Timestamp::now())
+            .as_millis();
+        let file = crate::daemon::test_clock_file(&self.data_dir);
+        if let Err(e) = std::fs::write(&file, ahead.to_string()) {
+            tracing::warn!("cannot keep the test clock in {}: {e}", file.display());
+        }
         Ok(upkeep_core::api::TestClockState {
             now: hand.now(),
             settled,

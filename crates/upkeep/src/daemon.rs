@@ -220,7 +220,10 @@ async fn run_async(config: Config) -> Result<()> {
     let data_dir = config.daemon.data_dir.clone();
     // One clock for every stage. A test clock only in a test build (config refuses it
     // otherwise): it runs with real time and `POST /api/v1/test/clock` moves it on.
-    let test_clock = config.daemon.test_clock.then(TestClock::running);
+    let test_clock = config
+        .daemon
+        .test_clock
+        .then(|| TestClock::running_from(test_clock_start(&data_dir)));
     let clock = test_clock
         .as_ref()
         .map_or_else(Clock::system, TestClock::clock);
@@ -394,9 +397,21 @@ async fn run_async(config: Config) -> Result<()> {
         shutdown: shutdown.clone(),
         drills: Default::default(),
         reloading: Default::default(),
+        planner: Default::default(),
         clock: clock.clone(),
         test_clock,
     });
+    // Maintenance windows: announced, reminded, started, completed, on the clock.
+    tokio::spawn(
+        crate::planner::Planner {
+            store: store.clone(),
+            clock: clock.clone(),
+            events: daemon.wiring.supervisor.events.clone(),
+            snapshot: daemon.snapshot.clone(),
+            wake: daemon.planner.clone(),
+        }
+        .run(),
+    );
     tokio::spawn(route_heals(daemon.clone(), heal_rx));
     tokio::spawn(crate::wiring::follow_targets(daemon.wiring.clone()));
 
@@ -699,4 +714,20 @@ async fn wait_for_shutdown(shutdown: &CancellationToken) {
             _ = hup.recv() => tracing::info!("SIGHUP ignored: the daemon outlives the terminal that started it"),
         }
     }
+}
+
+/// Where a test clock keeps how far ahead of real time its tests moved it, so that a test
+/// daemon killed and started again resumes that time (a reminder due "while it was down").
+pub fn test_clock_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("test-clock-offset-ms")
+}
+
+fn test_clock_start(data_dir: &Path) -> jiff::Timestamp {
+    let now = jiff::Timestamp::now();
+    let ahead = std::fs::read_to_string(test_clock_file(data_dir))
+        .ok()
+        .and_then(|t| t.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    now.checked_add(jiff::SignedDuration::from_millis(ahead.max(0)))
+        .unwrap_or(now)
 }

@@ -9,6 +9,7 @@ mod cli;
 mod control;
 mod daemon;
 mod ops;
+mod planner;
 mod systemd;
 mod tokens;
 mod wiring;

@@ -352,6 +352,18 @@ impl SqlStore {
         // (this daemon's rollup task), so nothing is added twice or lost between the two.
         let mut tx = self.pool.begin().await.map_err(q("begin"))?;
         for (hour, service, latency) in hours {
+            // A write first: on SQLite a transaction that reads and then writes fails when
+            // another writer (the event writer) committed in between.
+            sqlx::query(
+                "INSERT INTO latency (node, service, hour_ms, counts) VALUES ($1, $2, $3, '')
+                 ON CONFLICT (node, service, hour_ms) DO NOTHING",
+            )
+            .bind(&self.node)
+            .bind(service.as_str())
+            .bind(hour.as_millisecond())
+            .execute(&mut *tx)
+            .await
+            .map_err(q("store probe latency"))?;
             let stored = sqlx::query(
                 "SELECT counts FROM latency WHERE node = $1 AND service = $2 AND hour_ms = $3",
             )
@@ -367,8 +379,7 @@ impl SqlStore {
                 .unwrap_or_default();
             sum.add(latency);
             sqlx::query(
-                "INSERT INTO latency (node, service, hour_ms, counts) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (node, service, hour_ms) DO UPDATE SET counts = excluded.counts",
+                "UPDATE latency SET counts = $4 WHERE node = $1 AND service = $2 AND hour_ms = $3",
             )
             .bind(&self.node)
             .bind(service.as_str())

@@ -12,6 +12,7 @@ mod client;
 mod escape;
 mod lifecycle;
 mod output;
+mod windows;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -153,6 +154,12 @@ enum Command {
         /// End the maintenance now
         #[arg(long)]
         end: bool,
+    },
+    /// Maintenance windows: planned work, announced in advance (add, ls, show, edit, cancel,
+    /// start, finish, extend)
+    Maint {
+        #[command(subcommand)]
+        cmd: Box<windows::MaintCmd>,
     },
     /// Apply the config file again; only changed services restart
     Reload(JsonFlag),
@@ -670,6 +677,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                 follow_events(body, name.as_ref(), last, json.json).await?;
             }
         }
+        Command::Maint { cmd } => windows::run(&client, *cmd).await?,
         Command::Incident { id, json } => {
             let d: upkeep_core::api::IncidentDetail = client
                 .get(ApiPath::new("/api/v1/incidents").segment(id.to_string()))

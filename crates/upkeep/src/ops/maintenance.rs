@@ -25,6 +25,7 @@ pub async fn set(
                 reason: r.reason,
                 until: r.until,
                 by: actor,
+                window: None,
             },
             "maintenance",
         ),

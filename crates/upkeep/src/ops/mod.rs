@@ -6,7 +6,8 @@
 //! Layout: `services.rs` (start, stop, restart), `maintenance.rs` (begin, change, end),
 //! `reload.rs` (reload the file, add a service to it, apply a config over the running one),
 //! `drill.rs` (inject a fault, measure detection and recovery; its own [`drill::DrillError`]),
-//! `reports.rs` (the report, events, incidents; [`reports::ReportError`]). Service details,
+//! `reports.rs` (the report, events, incidents; [`reports::ReportError`]), `windows.rs`
+//! (maintenance windows; [`windows::WindowError`]). Service details,
 //! logs and metrics are still answered in `control.rs` (issue 15, item 7 goes on).
 //!
 //! [`Principal`]: upkeep_core::Principal
@@ -16,6 +17,7 @@ pub mod maintenance;
 pub mod reload;
 pub mod reports;
 pub mod services;
+pub mod windows;
 
 use std::path::PathBuf;
 

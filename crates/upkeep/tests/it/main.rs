@@ -17,6 +17,7 @@ mod store;
 mod supervise;
 mod systemd;
 mod torture;
+mod windows;
 
 use upkeep_testkit::TestDaemon;
 

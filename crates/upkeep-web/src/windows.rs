@@ -1,0 +1,118 @@
+//! The maintenance window routes: `GET /api/v1/windows[?all=true]` and
+//! `GET /api/v1/windows/{id}` (read), `POST /api/v1/windows` (schedule),
+//! `PUT /api/v1/windows/{id}` (edit) and `POST /api/v1/windows/{id}/{cancel|start|finish|extend}`
+//! (write). Handlers parse and call [`Control`]; what a window may do is decided behind it.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::Uri;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use upkeep_core::window::{ExtendRequest, Window, WindowAction, WindowRequest};
+
+use crate::ApiError;
+use crate::api::{AppState, bad_json, path_params};
+use crate::auth::By;
+
+pub(crate) fn read_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/windows", get(list))
+        .route("/api/v1/windows/{id}", get(show))
+}
+
+pub(crate) fn write_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/windows", post(add))
+        .route("/api/v1/windows/{id}", axum::routing::put(edit))
+        .route("/api/v1/windows/{id}/{action}", post(act))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+fn window_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::BadRequest {
+            message: format!("`{raw}` is not a window number"),
+            hint: Some("`upkeep maint ls` lists the windows".into()),
+        })
+}
+
+async fn list(
+    State(s): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Vec<Window>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    s.control.windows(q.all).await.map(Json)
+}
+
+async fn show(
+    State(s): State<AppState>,
+    uri: Uri,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Window>, ApiError> {
+    let id = window_id(&path_params(path, "the window number", &uri)?)?;
+    s.control.window(id).await.map(Json)
+}
+
+async fn add(
+    State(s): State<AppState>,
+    By(by): By,
+    body: Result<Json<WindowRequest>, JsonRejection>,
+) -> Result<Json<Window>, ApiError> {
+    let Json(req) = body.map_err(bad_json)?;
+    s.control.add_window(req, &by).await.map(Json)
+}
+
+async fn edit(
+    State(s): State<AppState>,
+    By(by): By,
+    uri: Uri,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<WindowRequest>, JsonRejection>,
+) -> Result<Json<Window>, ApiError> {
+    let id = window_id(&path_params(path, "the window number", &uri)?)?;
+    let Json(req) = body.map_err(bad_json)?;
+    s.control.edit_window(id, req, &by).await.map(Json)
+}
+
+async fn act(
+    State(s): State<AppState>,
+    By(by): By,
+    uri: Uri,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: bytes::Bytes,
+) -> Result<Json<Window>, ApiError> {
+    let (id, action) = path_params(path, "the window number or the action", &uri)?;
+    let id = window_id(&id)?;
+    let action = match action.as_str() {
+        "cancel" => WindowAction::Cancel,
+        "start" => WindowAction::Start,
+        "finish" => WindowAction::Finish,
+        "extend" => match serde_json::from_slice::<ExtendRequest>(&body) {
+            Ok(ExtendRequest { until }) => WindowAction::Extend { until },
+            Err(e) => {
+                return Err(ApiError::BadRequest {
+                    message: format!(
+                        "extend needs a body such as {{\"until\": \"2026-12-01T06:00:00Z\"}}: {e}"
+                    ),
+                    hint: None,
+                });
+            }
+        },
+        other => {
+            return Err(ApiError::BadRequest {
+                message: format!("unknown window action `{other}`"),
+                hint: Some("use cancel, start, finish or extend".into()),
+            });
+        }
+    };
+    s.control.window_action(id, action, &by).await.map(Json)
+}

@@ -1,0 +1,254 @@
+//! Maintenance windows end to end (issue 16, items 1 to 3), on a driven clock: a window a
+//! week ahead is announced, reminded a day and an hour before, started (its service in
+//! maintenance: a failing probe opens no incident), overruns while the service is down and
+//! completes once it is back; the lead-time policy refuses a window announced too late
+//! unless forced with a reason; a reminder due while the daemon was down is sent once.
+
+use std::net::TcpListener;
+
+use serde_json::Value;
+use upkeep_testkit::TestDaemon;
+
+use crate::{BIN, LONG, stderr, stdout};
+
+fn db_on_clock() -> (TestDaemon, TcpListener) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let d = TestDaemon::start_on_test_clock(
+        BIN,
+        &format!(
+            "[services.db]\nprobes = [{{ kind = \"tcp\", addr = \"{addr}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\nincident_after = \"0s\"\n"
+        ),
+    );
+    d.wait_state("db", "up", LONG);
+    (d, listener)
+}
+
+fn window(d: &TestDaemon, id: i64) -> Value {
+    let out = d.cli(&["maint", "show", &id.to_string(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+fn steps(d: &TestDaemon, id: i64) -> Vec<String> {
+    window(d, id)["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Waits until the window has taken `want` (and, if it moved on, says what came after).
+fn wait_steps(d: &TestDaemon, id: i64, want: &[&str]) {
+    let got = d.wait_until(&format!("window {id} to have taken {want:?}"), LONG, || {
+        let got = steps(d, id);
+        (got.len() >= want.len()).then_some(got)
+    });
+    assert_eq!(got[..want.len()], *want, "{got:?}");
+}
+
+/// Schedules a window on `db` starting `ahead` from the daemon's now, lasting `length`.
+fn add(d: &TestDaemon, ahead: &str, length: &str, extra: &[&str]) -> std::process::Output {
+    let now: jiff::Timestamp = d.advance_clock("0s");
+    let ahead =
+        jiff::SignedDuration::try_from(upkeep_core::duration::parse(ahead).unwrap()).unwrap();
+    let start = (now + ahead).to_string();
+    let mut args = vec![
+        "maint",
+        "add",
+        "--kind",
+        "upgrade",
+        "--title",
+        "PostgreSQL 17",
+        "--reason",
+        "security fixes",
+        "--start",
+        &start,
+        "--for",
+        length,
+        "--services",
+        "db",
+        "--alternative",
+        "the read replica at db2",
+        "--follow-up",
+        "https://status.example.com",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    d.cli(&args)
+}
+
+fn id_of(out: &std::process::Output) -> i64 {
+    assert!(out.status.success(), "{}", stderr(out));
+    let w: Value = serde_json::from_str(&stdout(out)).unwrap();
+    w["id"].as_i64().unwrap()
+}
+
+fn incidents(d: &TestDaemon) -> usize {
+    d.api_get("/api/v1/incidents?service=db")
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn a_window_a_week_ahead_lives_its_whole_life_on_a_driven_clock() {
+    let (d, listener) = db_on_clock();
+    let addr = listener.local_addr().unwrap();
+    let id = id_of(&add(&d, "8d", "2h", &[]));
+    wait_steps(&d, id, &["announced"]);
+    let w = window(&d, id);
+    assert_eq!(w["status"], "scheduled", "{w}");
+    assert_eq!(w["alternative"], "the read replica at db2");
+    let listed = stdout(&d.cli(&["maint", "ls", "--tz", "Asia/Shanghai"]));
+    assert!(
+        listed.contains("PostgreSQL 17") && listed.contains("CST"),
+        "{listed}"
+    );
+
+    d.advance_clock("7d");
+    wait_steps(&d, id, &["announced", "reminder"]);
+    d.advance_clock("23h");
+    wait_steps(&d, id, &["announced", "reminder", "reminder"]);
+    d.advance_clock("1h");
+    wait_steps(&d, id, &["announced", "reminder", "reminder", "started"]);
+    d.wait_state("db", "maintenance", LONG);
+
+    // The work takes db down: no incident, and it stays in maintenance.
+    drop(listener);
+    d.wait_until("db's probe to fail", LONG, || {
+        (d.service("db")["info"]["probes"]["tcp"]["health"] == "down").then_some(())
+    });
+    assert_eq!(d.state("db"), "maintenance");
+    assert_eq!(incidents(&d), 0);
+
+    // The expected end passes with db still down: an overrun, still in maintenance.
+    d.advance_clock("2h");
+    wait_steps(
+        &d,
+        id,
+        &["announced", "reminder", "reminder", "started", "overrun"],
+    );
+    assert_eq!(window(&d, id)["status"], "overrun");
+    assert_eq!(d.state("db"), "maintenance");
+
+    // Back: completed by itself, db out of maintenance, still no incident.
+    let _back = TcpListener::bind(addr).unwrap();
+    wait_steps(
+        &d,
+        id,
+        &[
+            "announced",
+            "reminder",
+            "reminder",
+            "started",
+            "overrun",
+            "completed",
+        ],
+    );
+    d.wait_state("db", "up", LONG);
+    assert_eq!(incidents(&d), 0);
+    let shown = stdout(&d.cli(&["maint", "show", &id.to_string()]));
+    for field in [
+        "security fixes",
+        "db (outage)",
+        "the read replica",
+        "status.example.com",
+        "overrun",
+    ] {
+        assert!(shown.contains(field), "{field} in {shown}");
+    }
+    // Done: not listed any more, but with --all.
+    d.wait_until("the window to leave the list", LONG, || {
+        (!stdout(&d.cli(&["maint", "ls"])).contains("PostgreSQL 17")).then_some(())
+    });
+    assert!(stdout(&d.cli(&["maint", "ls", "--all"])).contains("PostgreSQL 17"));
+}
+
+#[test]
+fn a_window_announced_too_late_is_refused_unless_forced_with_a_reason() {
+    let (d, _listener) = db_on_clock();
+    // 2 h of work in 3 h: needs a day's notice.
+    let out = add(&d, "3h", "2h", &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("needs 1 d notice") && err.contains("at the earliest"),
+        "{err}"
+    );
+    // 5 h of work in 3 days: needs a week.
+    let err = stderr(&add(&d, "3d", "5h", &[]));
+    assert!(err.contains("7 d notice"), "{err}");
+    // --force without --why is a usage error; with it, scheduled and recorded.
+    assert_eq!(add(&d, "3h", "2h", &["--force"]).status.code(), Some(2));
+    let id = id_of(&add(
+        &d,
+        "3h",
+        "2h",
+        &["--force", "--why", "the disk is failing"],
+    ));
+    let w = window(&d, id);
+    assert_eq!(w["forced_why"], "the disk is failing", "{w}");
+    assert!(
+        w["created_by"]["name"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty())
+    );
+    // An emergency may start at once.
+    let out = d.cli(&[
+        "maint",
+        "add",
+        "--kind",
+        "emergency",
+        "--title",
+        "disk swap",
+        "--start",
+        &d.advance_clock("0s").to_string(),
+        "--for",
+        "30m",
+        "--services",
+        "db",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.wait_state("db", "maintenance", LONG);
+}
+
+#[test]
+fn a_reminder_due_while_the_daemon_was_down_is_sent_once() {
+    let (mut d, _listener) = db_on_clock();
+    let id = id_of(&add(&d, "2d", "1h", &[]));
+    wait_steps(&d, id, &["announced"]);
+    d.signal_daemon(nix::sys::signal::Signal::SIGKILL);
+    // The 24 h reminder falls due while no daemon runs: start the clock past it.
+    let offset = std::fs::read_to_string(d.data_dir.join("test-clock-offset-ms"))
+        .map(|t| t.trim().parse::<i64>().unwrap())
+        .unwrap_or(0);
+    std::fs::write(
+        d.data_dir.join("test-clock-offset-ms"),
+        (offset + 25 * 3_600_000).to_string(),
+    )
+    .unwrap();
+    d.launch();
+    wait_steps(&d, id, &["announced", "reminder"]);
+    // Killed again, and started: nothing new.
+    d.signal_daemon(nix::sys::signal::Signal::SIGKILL);
+    d.launch();
+    d.advance_clock("1m");
+    assert_eq!(steps(&d, id), ["announced", "reminder"]);
+    // Started again only after the window began: no late reminder, the work starts.
+    d.signal_daemon(nix::sys::signal::Signal::SIGKILL);
+    let offset: i64 = std::fs::read_to_string(d.data_dir.join("test-clock-offset-ms"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::fs::write(
+        d.data_dir.join("test-clock-offset-ms"),
+        (offset + 23 * 3_600_000 + 5 * 60_000).to_string(),
+    )
+    .unwrap();
+    d.launch();
+    wait_steps(&d, id, &["announced", "reminder", "started"]);
+    d.wait_state("db", "maintenance", LONG);
+}
