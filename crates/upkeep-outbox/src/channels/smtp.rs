@@ -1,0 +1,417 @@
+//! `smtp`: email through an SMTP server (lettre on tokio, TLS by rustls), over a pool of
+//! connections.
+//!
+//! The URL says how to talk: `smtp://` plain (a relay on this host), `smtp+starttls://` or
+//! `submission://` upgrading with STARTTLS (port 587), `smtps://` TLS from the first byte
+//! (port 465). The password comes from `password_env` or `password_file`, never from the
+//! config or the URL, and is never shown. Each message is multipart (plain text and HTML);
+//! its Message-ID is `<key@domain-of-from>`, so a resend after a crash is the same message to
+//! every mail system that deduplicates; a recipient with an unsubscribe URL gets
+//! `List-Unsubscribe` and `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
+//! SMTP's own verdicts decide: a 4xx reply or no connection is worth a retry, a 5xx reply
+//! (no such user, refused) or an invalid address is permanent.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
+use lettre::{AsyncTransport, Message, Tokio1Executor};
+use serde::Deserialize;
+
+use crate::channel::{Channel, Delivery, SendError};
+use crate::config::{BuildContext, Check, ConfigErrors};
+use crate::notice::{IdempotencyKey, Recipient};
+use crate::render::Rendered;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// `smtp://host[:port]`, `smtp+starttls://`, `submission://` or `smtps://`.
+    pub url: String,
+    /// The sender: `upkeep <noreply@example.com>`; its domain names Message-IDs.
+    pub from: String,
+    pub reply_to: Option<String>,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+    /// A PEM file of a CA to trust besides the public ones (a private mail relay).
+    pub ca_file: Option<String>,
+    /// Connections kept open to the server (default 4).
+    pub pool_size: Option<u32>,
+    pub timeout: Option<String>,
+}
+
+pub(crate) struct Smtp {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+}
+
+const LIST_UNSUBSCRIBE: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe");
+const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe-Post");
+
+impl SmtpConfig {
+    pub(crate) fn build(&self, name: &str, ctx: &BuildContext) -> Result<Smtp, ConfigErrors> {
+        let mut c = Check::new(ctx);
+        let url_hint = || {
+            Some("e.g. url = \"submission://mail.example.com\" (STARTTLS on 587) or \"smtps://mail.example.com\"".into())
+        };
+        let url = match url::Url::parse(&self.url) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                c.problem(
+                    "url",
+                    format!("`{}` is not a URL ({e})", self.url),
+                    url_hint(),
+                );
+                None
+            }
+        };
+        let mode = url.as_ref().and_then(|u| match u.scheme() {
+            "smtp" => Some((Mode::Plain, 25)),
+            "smtp+starttls" | "submission" => Some((Mode::StartTls, 587)),
+            "smtps" => Some((Mode::Tls, 465)),
+            other => {
+                c.problem(
+                    "url",
+                    format!("`{other}://` is not an SMTP URL"),
+                    url_hint(),
+                );
+                None
+            }
+        });
+        if let Some(u) = &url
+            && (!u.username().is_empty() || u.password().is_some())
+        {
+            // Not repeated: it may hold a password.
+            c.problem(
+                "url",
+                "the URL holds a user name or password; a config must not",
+                Some(
+                    "write the user in username and the password in password_env or password_file"
+                        .into(),
+                ),
+            );
+        }
+        let host = url.as_ref().and_then(|u| u.host_str()).map(str::to_owned);
+        if url.is_some() && host.as_deref().is_none_or(str::is_empty) {
+            c.problem("url", "the URL names no host", url_hint());
+        }
+        let from = mailbox(&mut c, "from", &self.from);
+        let reply_to = self
+            .reply_to
+            .as_ref()
+            .and_then(|r| mailbox(&mut c, "reply_to", r));
+        if from.is_some() && from.as_ref().is_some_and(|f| f.email.domain().is_empty()) {
+            c.problem("from", "the sender's address has no domain", None);
+        }
+        let password = c.secret("password", &self.password_env, &self.password_file, false);
+        let credentials = match (&self.username, password) {
+            (Some(user), Some(pass)) => {
+                Some(Credentials::new(user.clone(), pass.expose().to_owned()))
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                c.problem(
+                    "username",
+                    "a user name without a password",
+                    Some("set password_env or password_file".into()),
+                );
+                None
+            }
+            (None, Some(_)) => {
+                c.problem("username", "a password without a user name", None);
+                None
+            }
+        };
+        // SMTP URLs are not "special" to the URL standard: their host is an opaque string.
+        let loopback = host.as_deref().is_some_and(|h| {
+            h == "localhost"
+                || h.trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+        if matches!(mode, Some((Mode::Plain, _))) && credentials.is_some() && !loopback {
+            c.problem(
+                "url",
+                "smtp:// sends the password unencrypted to another host",
+                Some("use submission:// (STARTTLS) or smtps://".into()),
+            );
+        }
+        let ca = self.ca_file.as_ref().and_then(|f| {
+            let path = ctx.base_dir.join(f);
+            let pem = std::fs::read(&path)
+                .map_err(|e| {
+                    c.problem(
+                        "ca_file",
+                        format!("cannot read {} ({e})", path.display()),
+                        None,
+                    )
+                })
+                .ok()?;
+            Certificate::from_pem(&pem)
+                .map_err(|e| {
+                    c.problem(
+                        "ca_file",
+                        format!("{} is not a PEM certificate ({e})", path.display()),
+                        None,
+                    )
+                })
+                .ok()
+        });
+        if ca.is_some() && matches!(mode, Some((Mode::Plain, _))) {
+            c.problem(
+                "ca_file",
+                "ca_file is for TLS; smtp:// has none",
+                url_hint(),
+            );
+        }
+        let pool_size = self.pool_size.unwrap_or(4);
+        if !(1..=64).contains(&pool_size) {
+            c.problem(
+                "pool_size",
+                format!("pool_size {pool_size} is not between 1 and 64"),
+                None,
+            );
+        }
+        let timeout = c.timeout(&self.timeout);
+        let (Some(url), Some((mode, default_port)), Some(host), Some(from)) =
+            (url, mode, host, from)
+        else {
+            return c.finish(name, None);
+        };
+        let port = url.port().unwrap_or(default_port);
+        let tls = match tls(mode, &host, ca) {
+            Ok(tls) => tls,
+            Err(e) => {
+                c.problem("url", format!("cannot set up TLS for {host} ({e})"), None);
+                return c.finish(name, None);
+            }
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
+            .port(port)
+            .tls(tls)
+            .timeout(Some(timeout))
+            .pool_config(
+                PoolConfig::new()
+                    .max_size(pool_size)
+                    .idle_timeout(Duration::from_secs(60)),
+            );
+        if let Some(credentials) = credentials {
+            builder = builder.credentials(credentials);
+        }
+        // lettre's pool starts a task as it is built (and another as it is dropped).
+        if tokio::runtime::Handle::try_current().is_err() {
+            c.problem("kind", "an SMTP channel must be built inside a tokio runtime", None);
+            return c.finish(name, None);
+        }
+        let transport = builder.build();
+        c.finish(
+            name,
+            Some(Smtp {
+                transport,
+                from,
+                reply_to,
+            }),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Plain,
+    StartTls,
+    Tls,
+}
+
+fn tls(
+    mode: Mode,
+    host: &str,
+    ca: Option<Certificate>,
+) -> Result<Tls, lettre::transport::smtp::Error> {
+    let params = || {
+        let mut b = TlsParameters::builder(host.to_owned());
+        if let Some(ca) = ca {
+            b = b.add_root_certificate(ca);
+        }
+        b.build_rustls()
+    };
+    Ok(match mode {
+        Mode::Plain => Tls::None,
+        Mode::StartTls => Tls::Required(params()?),
+        Mode::Tls => Tls::Wrapper(params()?),
+    })
+}
+
+fn mailbox(c: &mut Check, field: &str, text: &str) -> Option<Mailbox> {
+    text.parse::<Mailbox>()
+        .map_err(|e| {
+            c.problem(
+                field,
+                format!("`{text}` is not an email address ({e})"),
+                Some("e.g. \"upkeep <noreply@example.com>\"".into()),
+            )
+        })
+        .ok()
+}
+
+impl Smtp {
+    fn message(
+        &self,
+        to: &Recipient,
+        notice: &Rendered,
+        key: &IdempotencyKey,
+    ) -> Result<Message, SendError> {
+        let to_box: Mailbox = to.address.parse().map_err(|e| {
+            SendError::permanent(format!("`{}` is not an email address", to.address)).caused_by(e)
+        })?;
+        let mut b = Message::builder()
+            .from(self.from.clone())
+            .to(to_box)
+            .subject(notice.subject.clone())
+            .message_id(Some(message_id(key, &self.from)));
+        if let Some(r) = &self.reply_to {
+            b = b.reply_to(r.clone());
+        }
+        if let Some(url) = &to.unsubscribe {
+            b = b
+                .raw_header(HeaderValue::new(LIST_UNSUBSCRIBE, format!("<{url}>")))
+                .raw_header(HeaderValue::new(
+                    LIST_UNSUBSCRIBE_POST,
+                    "List-Unsubscribe=One-Click".into(),
+                ));
+        }
+        b.multipart(MultiPart::alternative_plain_html(
+            notice.text.clone(),
+            notice.html.clone(),
+        ))
+        .map_err(|e| SendError::permanent("the message cannot be built").caused_by(e))
+    }
+}
+
+/// `<key@domain-of-from>`: the same for every attempt of one delivery.
+fn message_id(key: &IdempotencyKey, from: &Mailbox) -> String {
+    format!("<{key}@{}>", from.email.domain())
+}
+
+#[async_trait]
+impl Channel for Smtp {
+    fn kind(&self) -> &'static str {
+        "smtp"
+    }
+
+    async fn send(
+        &self,
+        to: &Recipient,
+        notice: &Rendered,
+        key: &IdempotencyKey,
+    ) -> Result<Delivery, SendError> {
+        let message = self.message(to, notice, key)?;
+        let id = message_id(key, &self.from);
+        match self.transport.send(message).await {
+            Ok(_) => Ok(Delivery { id: Some(id) }),
+            Err(e) => Err(classify(e)),
+        }
+    }
+}
+
+fn classify(e: lettre::transport::smtp::Error) -> SendError {
+    let code = e.status().map(|c| c.to_string()).unwrap_or_default();
+    if e.is_permanent() {
+        SendError::permanent(format!("the mail server refused the message ({code})")).caused_by(e)
+    } else if e.is_transient() {
+        SendError::retry(format!("the mail server deferred the message ({code})")).caused_by(e)
+    } else if e.is_client() {
+        SendError::permanent("the message cannot be sent as built").caused_by(e)
+    } else if e.is_timeout() {
+        SendError::retry("the mail server did not answer in time").caused_by(e)
+    } else if e.is_tls() {
+        // Often a certificate the operator can fix; the notice waits for it.
+        SendError::retry("TLS with the mail server failed").caused_by(e)
+    } else {
+        SendError::retry("cannot talk to the mail server").caused_by(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> SmtpConfig {
+        SmtpConfig {
+            url: url.into(),
+            from: "upkeep <noreply@example.com>".into(),
+            reply_to: None,
+            username: None,
+            password_env: None,
+            password_file: None,
+            ca_file: None,
+            pool_size: None,
+            timeout: None,
+        }
+    }
+
+    fn problems(cfg: &SmtpConfig) -> String {
+        let env = |k: &str| (k == "PW").then(|| "pw".to_owned());
+        let ctx = BuildContext {
+            clock: upkeep_core::Clock::system(),
+            base_dir: ".".into(),
+            env: &env,
+        };
+        cfg.build("mail", &ctx)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn each_scheme_builds() {
+        for url in [
+            "smtp://127.0.0.1:2525",
+            "submission://mail.example.com",
+            "smtp+starttls://mail.example.com:25",
+            "smtps://mail.example.com",
+        ] {
+            assert_eq!(problems(&config(url)), "", "{url}");
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut cfg = config("http://user:hunter2@mail.example.com");
+        cfg.from = "not an address".into();
+        cfg.username = Some("u".into());
+        cfg.pool_size = Some(0);
+        let text = problems(&cfg);
+        assert!(text.contains("`http://` is not an SMTP URL"), "{text}");
+        assert!(text.contains("holds a user name or password"), "{text}");
+        assert!(
+            text.contains("`not an address` is not an email address"),
+            "{text}"
+        );
+        assert!(text.contains("a user name without a password"), "{text}");
+        assert!(text.contains("pool_size 0"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_password_does_not_cross_the_network_in_clear() {
+        let mut cfg = config("smtp://mail.example.com");
+        cfg.username = Some("u".into());
+        cfg.password_env = Some("PW".into());
+        assert!(problems(&cfg).contains("unencrypted"));
+        cfg.url = "smtp://127.0.0.1:2525".into();
+        assert_eq!(problems(&cfg), "");
+    }
+
+    #[test]
+    fn message_id_is_the_key_at_the_senders_domain() {
+        let from: Mailbox = "upkeep <noreply@example.com>".parse().unwrap();
+        let key = IdempotencyKey::new("n42.email").unwrap();
+        assert_eq!(message_id(&key, &from), "<n42.email@example.com>");
+    }
+}
