@@ -255,6 +255,14 @@ impl<'a, 'c> Check<'a, 'c> {
         }
     }
 
+    /// A small file named by `field` (relative to the config's folder), or a problem.
+    pub fn read_file(&mut self, field: &str, name: &str) -> Option<Vec<u8>> {
+        let path = self.ctx.base_dir.join(name);
+        std::fs::read(&path)
+            .map_err(|e| self.problem(field, format!("cannot read {} ({e})", path.display()), None))
+            .ok()
+    }
+
     /// `timeout = "10s"`: every call that leaves the process ends in time.
     pub fn timeout(&mut self, text: &Option<String>) -> Duration {
         let Some(text) = text else {
@@ -274,13 +282,17 @@ impl<'a, 'c> Check<'a, 'c> {
     }
 }
 
+/// `localhost` or a loopback address (`127.0.0.1`, `[::1]`): traffic that stays on this host.
+pub(crate) fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn url_problem(url: &url::Url) -> Option<&'static str> {
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
+    let loopback = url.host_str().is_some_and(is_loopback);
     match url.scheme() {
         "https" if url.host().is_some() => None,
         "http" if loopback => None,

@@ -23,7 +23,7 @@ use lettre::{AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 
 use crate::channel::{Channel, Delivery, SendError};
-use crate::config::{BuildContext, Check, ConfigErrors};
+use crate::config::{BuildContext, Check, ConfigErrors, is_loopback};
 use crate::notice::{IdempotencyKey, Recipient};
 use crate::render::Rendered;
 
@@ -57,85 +57,37 @@ const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-U
 impl SmtpConfig {
     pub(crate) fn build(&self, name: &str, ctx: &BuildContext) -> Result<Smtp, ConfigErrors> {
         let mut c = Check::new(ctx);
-        let url_hint = || {
-            Some("e.g. url = \"submission://mail.example.com\" (STARTTLS on 587) or \"smtps://mail.example.com\"".into())
-        };
-        let url = match url::Url::parse(&self.url) {
-            Ok(u) => Some(u),
-            Err(e) => {
-                c.problem(
-                    "url",
-                    format!("`{}` is not a URL ({e})", self.url),
-                    url_hint(),
-                );
-                None
-            }
-        };
-        let mode = url.as_ref().and_then(|u| match u.scheme() {
-            "smtp" => Some((Mode::Plain, 25)),
-            "smtp+starttls" | "submission" => Some((Mode::StartTls, 587)),
-            "smtps" => Some((Mode::Tls, 465)),
-            other => {
-                c.problem(
-                    "url",
-                    format!("`{other}://` is not an SMTP URL"),
-                    url_hint(),
-                );
-                None
-            }
-        });
-        if let Some(u) = &url
-            && (!u.username().is_empty() || u.password().is_some())
-        {
-            // Not repeated: it may hold a password.
-            c.problem(
-                "url",
-                "the URL holds a user name or password; a config must not",
-                Some(
-                    "write the user in username and the password in password_env or password_file"
-                        .into(),
-                ),
-            );
-        }
-        let host = url.as_ref().and_then(|u| u.host_str()).map(str::to_owned);
-        if url.is_some() && host.as_deref().is_none_or(str::is_empty) {
-            c.problem("url", "the URL names no host", url_hint());
-        }
+        let endpoint = endpoint(&mut c, &self.url);
         let from = mailbox(&mut c, "from", &self.from);
         let reply_to = self
             .reply_to
             .as_ref()
             .and_then(|r| mailbox(&mut c, "reply_to", r));
-        if from.is_some() && from.as_ref().is_some_and(|f| f.email.domain().is_empty()) {
-            c.problem("from", "the sender's address has no domain", None);
-        }
         let password = c.secret("password", &self.password_env, &self.password_file, false);
         let credentials = match (&self.username, password) {
-            (Some(user), Some(pass)) => {
-                Some(Credentials::new(user.clone(), pass.expose().to_owned()))
-            }
+            (Some(user), Some(pw)) => Some(Credentials::new(user.clone(), pw.expose().into())),
             (None, None) => None,
-            (Some(_), None) => {
+            (user, _) => {
+                let missing = if user.is_some() {
+                    "password"
+                } else {
+                    "user name"
+                };
                 c.problem(
                     "username",
-                    "a user name without a password",
-                    Some("set password_env or password_file".into()),
+                    format!("the {missing} is missing"),
+                    Some("set username and one of password_env or password_file, or none".into()),
                 );
                 None
             }
-            (None, Some(_)) => {
-                c.problem("username", "a password without a user name", None);
-                None
-            }
         };
-        // SMTP URLs are not "special" to the URL standard: their host is an opaque string.
-        let loopback = host.as_deref().is_some_and(|h| {
-            h == "localhost"
-                || h.trim_matches(['[', ']'])
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        });
-        if matches!(mode, Some((Mode::Plain, _))) && credentials.is_some() && !loopback {
+        let plain = endpoint
+            .as_ref()
+            .is_some_and(|e| matches!(e.mode, Mode::Plain));
+        if plain
+            && credentials.is_some()
+            && !endpoint.as_ref().is_some_and(|e| is_loopback(&e.host))
+        {
             c.problem(
                 "url",
                 "smtp:// sends the password unencrypted to another host",
@@ -143,32 +95,19 @@ impl SmtpConfig {
             );
         }
         let ca = self.ca_file.as_ref().and_then(|f| {
-            let path = ctx.base_dir.join(f);
-            let pem = std::fs::read(&path)
-                .map_err(|e| {
-                    c.problem(
-                        "ca_file",
-                        format!("cannot read {} ({e})", path.display()),
-                        None,
-                    )
-                })
-                .ok()?;
+            let pem = c.read_file("ca_file", f)?;
             Certificate::from_pem(&pem)
                 .map_err(|e| {
                     c.problem(
                         "ca_file",
-                        format!("{} is not a PEM certificate ({e})", path.display()),
+                        format!("{f} is not a PEM certificate ({e})"),
                         None,
                     )
                 })
                 .ok()
         });
-        if ca.is_some() && matches!(mode, Some((Mode::Plain, _))) {
-            c.problem(
-                "ca_file",
-                "ca_file is for TLS; smtp:// has none",
-                url_hint(),
-            );
+        if ca.is_some() && plain {
+            c.problem("ca_file", "ca_file is for TLS; smtp:// has none", None);
         }
         let pool_size = self.pool_size.unwrap_or(4);
         if !(1..=64).contains(&pool_size) {
@@ -179,35 +118,41 @@ impl SmtpConfig {
             );
         }
         let timeout = c.timeout(&self.timeout);
-        let (Some(url), Some((mode, default_port)), Some(host), Some(from)) =
-            (url, mode, host, from)
-        else {
+        // lettre's pool starts a task as it is built (and another as it is dropped).
+        if tokio::runtime::Handle::try_current().is_err() {
+            c.problem(
+                "kind",
+                "an SMTP channel must be built inside a tokio runtime",
+                None,
+            );
+        }
+        let (Some(endpoint), Some(from)) = (endpoint, from) else {
             return c.finish(name, None);
         };
-        let port = url.port().unwrap_or(default_port);
-        let tls = match tls(mode, &host, ca) {
+        let tls = match tls(endpoint.mode, &endpoint.host, ca) {
             Ok(tls) => tls,
             Err(e) => {
-                c.problem("url", format!("cannot set up TLS for {host} ({e})"), None);
+                c.problem(
+                    "url",
+                    format!("cannot set up TLS for {} ({e})", endpoint.host),
+                    None,
+                );
                 return c.finish(name, None);
             }
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
-            .port(port)
+        if !c.is_clean() {
+            return c.finish(name, None);
+        }
+        let pool = PoolConfig::new()
+            .max_size(pool_size)
+            .idle_timeout(Duration::from_secs(60));
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&endpoint.host)
+            .port(endpoint.port)
             .tls(tls)
             .timeout(Some(timeout))
-            .pool_config(
-                PoolConfig::new()
-                    .max_size(pool_size)
-                    .idle_timeout(Duration::from_secs(60)),
-            );
+            .pool_config(pool);
         if let Some(credentials) = credentials {
             builder = builder.credentials(credentials);
-        }
-        // lettre's pool starts a task as it is built (and another as it is dropped).
-        if tokio::runtime::Handle::try_current().is_err() {
-            c.problem("kind", "an SMTP channel must be built inside a tokio runtime", None);
-            return c.finish(name, None);
         }
         let transport = builder.build();
         c.finish(
@@ -218,6 +163,54 @@ impl SmtpConfig {
                 reply_to,
             }),
         )
+    }
+}
+
+/// Where the server is and how to talk to it, from the URL.
+struct Endpoint {
+    mode: Mode,
+    host: String,
+    port: u16,
+}
+
+fn endpoint(c: &mut Check, text: &str) -> Option<Endpoint> {
+    let hint = || {
+        Some("e.g. url = \"submission://mail.example.com\" (STARTTLS on 587) or \"smtps://mail.example.com\"".into())
+    };
+    let url = url::Url::parse(text)
+        .map_err(|e| c.problem("url", format!("`{text}` is not a URL ({e})"), hint()))
+        .ok()?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // Not repeated: it may hold a password.
+        c.problem(
+            "url",
+            "the URL holds a user name or password; a config must not",
+            Some(
+                "write the user in username and the password in password_env or password_file"
+                    .into(),
+            ),
+        );
+        return None;
+    }
+    let (mode, port) = match url.scheme() {
+        "smtp" => (Mode::Plain, 25),
+        "smtp+starttls" | "submission" => (Mode::StartTls, 587),
+        "smtps" => (Mode::Tls, 465),
+        other => {
+            c.problem("url", format!("`{other}://` is not an SMTP URL"), hint());
+            return None;
+        }
+    };
+    match url.host_str() {
+        Some(host) if !host.is_empty() => Some(Endpoint {
+            mode,
+            host: host.to_owned(),
+            port: url.port().unwrap_or(port),
+        }),
+        _ => {
+            c.problem("url", "the URL names no host", hint());
+            None
+        }
     }
 }
 
@@ -248,15 +241,16 @@ fn tls(
 }
 
 fn mailbox(c: &mut Check, field: &str, text: &str) -> Option<Mailbox> {
-    text.parse::<Mailbox>()
-        .map_err(|e| {
-            c.problem(
-                field,
-                format!("`{text}` is not an email address ({e})"),
-                Some("e.g. \"upkeep <noreply@example.com>\"".into()),
-            )
-        })
+    // A name alone (`upkeep <>`) may parse, but leaves Message-IDs without a domain.
+    let parsed = text
+        .parse::<Mailbox>()
         .ok()
+        .filter(|m| !m.email.domain().is_empty());
+    if parsed.is_none() {
+        let hint = Some("e.g. \"upkeep <noreply@example.com>\"".into());
+        c.problem(field, format!("`{text}` is not an email address"), hint);
+    }
+    parsed
 }
 
 impl Smtp {
@@ -387,13 +381,14 @@ mod tests {
         cfg.username = Some("u".into());
         cfg.pool_size = Some(0);
         let text = problems(&cfg);
-        assert!(text.contains("`http://` is not an SMTP URL"), "{text}");
         assert!(text.contains("holds a user name or password"), "{text}");
+        cfg.url = "http://mail.example.com".into();
+        assert!(problems(&cfg).contains("`http://` is not an SMTP URL"));
         assert!(
             text.contains("`not an address` is not an email address"),
             "{text}"
         );
-        assert!(text.contains("a user name without a password"), "{text}");
+        assert!(text.contains("the password is missing"), "{text}");
         assert!(text.contains("pool_size 0"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
     }
