@@ -16,6 +16,7 @@ A path may start with an instruction for this request:
   /answer/<status>[/<retry-after>]  answer that status (with Retry-After), body {"error":...}
   /answer/vendor-limit              answer 200 with the vendor's own rate-limit body
   /answer/telegram-429/<seconds>    answer 429 the way Telegram does (retry_after in the body)
+  /answer/silent                    answer nothing for a minute (the sender's timeout must end it)
 """
 
 import base64
@@ -116,6 +117,8 @@ class Handler(BaseHTTPRequestHandler):
         vendor = path.split("/")[1] if path.count("/") else ""
         if path.startswith("/bot"):
             vendor = "telegram"
+        if instruction and instruction[0] == "silent":
+            time.sleep(60)
         if instruction and instruction[0] == "telegram-429":
             secs = int(instruction[1])
             return 429, [], {"ok": False, "error_code": 429,

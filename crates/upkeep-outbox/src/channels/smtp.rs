@@ -47,6 +47,9 @@ pub struct SmtpConfig {
 
 pub(crate) struct Smtp {
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// For the whole exchange: lettre's own timeout covers connecting only, so a server that
+    /// takes the connection and never speaks would hold a send for ever.
+    timeout: Duration,
     from: Mailbox,
     reply_to: Option<Mailbox>,
 }
@@ -159,6 +162,7 @@ impl SmtpConfig {
             name,
             Some(Smtp {
                 transport,
+                timeout,
                 from,
                 reply_to,
             }),
@@ -306,9 +310,13 @@ impl Channel for Smtp {
     ) -> Result<Delivery, SendError> {
         let message = self.message(to, notice, key)?;
         let id = message_id(key, &self.from);
-        match self.transport.send(message).await {
-            Ok(_) => Ok(Delivery { id: Some(id) }),
-            Err(e) => Err(classify(e)),
+        match tokio::time::timeout(self.timeout, self.transport.send(message)).await {
+            Ok(Ok(_)) => Ok(Delivery { id: Some(id) }),
+            Ok(Err(e)) => Err(classify(e)),
+            Err(_) => Err(SendError::retry(format!(
+                "the mail server did not finish within {}s",
+                self.timeout.as_secs_f32()
+            ))),
         }
     }
 }

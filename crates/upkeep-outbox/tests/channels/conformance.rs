@@ -42,12 +42,16 @@ enum Failure {
     Refused,
     /// HTTP 429 with `Retry-After`. SMTP has no such answer.
     RateLimited(u64),
+    /// Takes the connection and says nothing.
+    Silent,
 }
 
 /// A receiver and an SMTP sink, and the channel of each kind pointed at them.
 struct Rig {
     http: Helper,
     smtp: Helper,
+    /// Accepts connections (the kernel's backlog) and never speaks: a hung mail server.
+    mute: std::net::TcpListener,
 }
 
 impl Rig {
@@ -55,6 +59,7 @@ impl Rig {
         Rig {
             http: Helper::start("receiver.py", &[]).await,
             smtp: Helper::start("smtp_sink.py", &[]).await,
+            mute: std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
         }
     }
 
@@ -71,6 +76,12 @@ impl Rig {
             Some(Failure::Rejected) => format!("{}/answer/400", self.http.base()),
             Some(Failure::RateLimited(s)) => format!("{}/answer/429/{s}", self.http.base()),
             Some(Failure::Refused) => format!("http://127.0.0.1:{}", free_port()),
+            Some(Failure::Silent) => format!("{}/answer/silent", self.http.base()),
+        };
+        // Short enough that a hung receiver ends the send soon, long enough for a slow host.
+        let timeout = match failure {
+            Some(Failure::Silent) => "1s",
+            _ => "20s",
         };
         let group = Recipient::group();
         Some(match kind {
@@ -81,16 +92,19 @@ impl Rig {
                     Some(Failure::Rejected) => (self.smtp.port, "permfail@example.net"),
                     Some(Failure::Refused) => (free_port(), "ops@example.net"),
                     Some(Failure::RateLimited(_)) => return None,
+                    Some(Failure::Silent) => {
+                        (self.mute.local_addr().unwrap().port(), "ops@example.net")
+                    }
                 };
                 let config = format!(
-                    "kind = \"smtp\"\nurl = \"smtp://127.0.0.1:{port}\"\nfrom = \"upkeep <noreply@example.com>\"\ntimeout = \"20s\""
+                    "kind = \"smtp\"\nurl = \"smtp://127.0.0.1:{port}\"\nfrom = \"upkeep <noreply@example.com>\"\ntimeout = \"{timeout}\""
                 );
                 (build(&config, env(&[])), Recipient::address(to))
             }
             Kind::Webhook => (
                 build(
                     &format!(
-                        "kind = \"webhook\"\nurl = \"{base}/webhook\"\nsecret_env = \"WEBHOOK_SECRET\""
+                        "kind = \"webhook\"\nurl = \"{base}/webhook\"\nsecret_env = \"WEBHOOK_SECRET\"\ntimeout = \"{timeout}\""
                     ),
                     env(&[]),
                 ),
@@ -98,28 +112,32 @@ impl Rig {
             ),
             Kind::Slack => (
                 build(
-                    "kind = \"slack\"\nurl_env = \"SLACK_URL\"",
+                    &format!("kind = \"slack\"\nurl_env = \"SLACK_URL\"\ntimeout = \"{timeout}\""),
                     env(&[("SLACK_URL", &format!("{base}/slack/T0/B0/xyz"))]),
                 ),
                 group,
             ),
             Kind::Wecom => (
                 build(
-                    "kind = \"wecom\"\nurl_env = \"WECOM_URL\"",
+                    &format!("kind = \"wecom\"\nurl_env = \"WECOM_URL\"\ntimeout = \"{timeout}\""),
                     env(&[("WECOM_URL", &format!("{base}/wecom?key=wecom-key"))]),
                 ),
                 group,
             ),
             Kind::Dingtalk => (
                 build(
-                    "kind = \"dingtalk\"\nurl_env = \"DT_URL\"\nsecret_env = \"DINGTALK_SECRET\"",
+                    &format!(
+                        "kind = \"dingtalk\"\nurl_env = \"DT_URL\"\nsecret_env = \"DINGTALK_SECRET\"\ntimeout = \"{timeout}\""
+                    ),
                     env(&[("DT_URL", &format!("{base}/dingtalk?access_token=dt-token"))]),
                 ),
                 group,
             ),
             Kind::Feishu => (
                 build(
-                    "kind = \"feishu\"\nurl_env = \"FS_URL\"\nsecret_env = \"FEISHU_SECRET\"",
+                    &format!(
+                        "kind = \"feishu\"\nurl_env = \"FS_URL\"\nsecret_env = \"FEISHU_SECRET\"\ntimeout = \"{timeout}\""
+                    ),
                     env(&[("FS_URL", &format!("{base}/feishu/hook/fs-hook"))]),
                 ),
                 group,
@@ -127,7 +145,7 @@ impl Rig {
             Kind::Telegram => (
                 build(
                     &format!(
-                        "kind = \"telegram\"\ntoken_env = \"TELEGRAM_TOKEN\"\nchat_id = \"-100123\"\nbase_url = \"{base}\""
+                        "kind = \"telegram\"\ntoken_env = \"TELEGRAM_TOKEN\"\nchat_id = \"-100123\"\nbase_url = \"{base}\"\ntimeout = \"{timeout}\""
                     ),
                     env(&[]),
                 ),
@@ -231,6 +249,20 @@ async fn a_rate_limit_is_retried_after_the_receivers_delay() {
         );
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_is_retried_after_the_timeout() {
+    // Each send must end by its own 1 s timeout; the receiver would hold it for a minute.
+    let deadline = Duration::from_secs(20);
+    tokio::time::timeout(
+        deadline,
+        each_kind_fails(Failure::Silent, |kind, e| {
+            assert!(!e.is_permanent(), "{kind:?}: {e}");
+        }),
+    )
+    .await
+    .expect("every kind gave up on a silent receiver within its timeout");
 }
 
 #[tokio::test]
