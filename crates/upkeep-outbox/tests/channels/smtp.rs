@@ -122,9 +122,11 @@ async fn a_chinese_subject_is_encoded_and_reads_back() {
         "{}",
         notice.subject
     );
-    mail.send(&subscriber(), &notice, &key("k")).await.unwrap();
+    let to = Recipient::address("李雷 <li@example.net>");
+    mail.send(&to, &notice, &key("k")).await.unwrap();
     let m = sink.last();
     assert_eq!(m["subject"], notice.subject.as_str());
+    assert_eq!(m["to"], "李雷 <li@example.net>");
     let raw = m["raw_headers"]
         .as_array()
         .unwrap()
