@@ -299,7 +299,7 @@ pub fn service_name(name: &str) -> Result<(ServiceName, Option<String>), ImportE
 /// A duration as upkeep's config writes it: "1600ms", "5s", "2m", "1h".
 pub fn show_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let s = ms / 1000;

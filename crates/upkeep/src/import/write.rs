@@ -173,7 +173,7 @@ fn one_line(text: &str) -> String {
 fn show_bytes(n: u64) -> String {
     const KIB: u64 = 1024;
     for (unit, size) in [("GiB", KIB * KIB * KIB), ("MiB", KIB * KIB), ("KiB", KIB)] {
-        if n % size == 0 {
+        if n.is_multiple_of(size) {
             return format!("{}{unit}", n / size);
         }
     }

@@ -3,6 +3,8 @@
 
 use serde_json::json;
 
+use super::command::{list, split_args};
+use super::source::{apply_profile, apps_of, running_env};
 use super::*;
 
 fn map(v: Value) -> Map<String, Value> {

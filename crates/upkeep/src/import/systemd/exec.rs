@@ -215,8 +215,7 @@ impl ExecLine {
 pub fn exec_line(value: &str) -> Result<ExecLine, String> {
     let mut prefixes = Prefixes::default();
     let mut rest = value.trim_start();
-    loop {
-        let Some(c) = rest.chars().next() else { break };
+    while let Some(c) = rest.chars().next() {
         match c {
             '-' => prefixes.ignore_failure = true,
             '@' => prefixes.argv0 = true,
@@ -473,10 +472,7 @@ mod tests {
         assert_eq!(l.prefixes.meanings().len(), 2);
         let l = exec_line(":/bin/echo $HOME").unwrap();
         assert_eq!(l.argv().unwrap(), ["/bin/echo", "$HOME"]);
-        assert_eq!(
-            exec_line("!!/bin/true").unwrap().prefixes.raised_privileges,
-            true
-        );
+        assert!(exec_line("!!/bin/true").unwrap().prefixes.raised_privileges);
         assert!(exec_line("-").unwrap_err().contains("empty"));
         assert!(
             exec_line("/bin/a ; /bin/b")
