@@ -49,24 +49,7 @@ pub fn read_file(path: &Path, profile: Option<&str>) -> Result<Import, ImportErr
             path.display()
         )));
     }
-    let out = run_tool(
-        "node",
-        &["-e", EVAL, &path.to_string_lossy()],
-        "install Node.js (apt-get install nodejs); it evaluates the ecosystem file",
-    )?
-    .map_err(|said| {
-        ImportError::Invalid(format!(
-            "node could not evaluate {}:\n{said}",
-            path.display()
-        ))
-    })?;
-    let exported: Value = serde_json::from_str(&out).map_err(|e| {
-        ImportError::Invalid(format!(
-            "{}: node printed something that is not JSON: {e}",
-            path.display()
-        ))
-    })?;
-    let apps = apps_of(exported).ok_or_else(|| {
+    let apps = apps_of(evaluate(&path)?).ok_or_else(|| {
         ImportError::Invalid(format!(
             "{}: the file exports no apps (expected module.exports = {{ apps: [...] }})",
             path.display()
@@ -97,6 +80,30 @@ pub fn read_file(path: &Path, profile: Option<&str>) -> Result<Import, ImportErr
         )));
     }
     Ok(import)
+}
+
+/// What the ecosystem file exports, as node sees it: run in the file's folder, where apps
+/// without `cwd` run too (and where people run `pm2 start` from).
+fn evaluate(path: &Path) -> Result<Value, ImportError> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let out = run_tool(
+        "node",
+        &["-e", EVAL, &path.to_string_lossy()],
+        dir,
+        "install Node.js (apt-get install nodejs); it evaluates the ecosystem file",
+    )?
+    .map_err(|said| {
+        ImportError::Invalid(format!(
+            "node could not evaluate {}:\n{said}",
+            path.display()
+        ))
+    })?;
+    serde_json::from_str(&out).map_err(|e| {
+        ImportError::Invalid(format!(
+            "{}: node printed something that is not JSON: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// `{ apps: [...] }`, `{ apps: {...} }`, `[...]`, or one app object.
@@ -164,14 +171,18 @@ pub fn read_running() -> Result<Import, ImportError> {
     let out = run_tool(
         "pm2",
         &["jlist"],
+        Path::new("/"),
         "install PM2 or put it on PATH, or name the ecosystem file instead",
     )?
     .map_err(|said| ImportError::Tool {
         message: format!("`pm2 jlist` failed:\n{said}"),
         hint: None,
     })?;
-    // pm2 may print notices before the JSON.
-    let json = out.find('[').map_or(out.as_str(), |i| &out[i..]);
+    // pm2 may print notices ("[PM2][WARN] ...") around the JSON, which is one line.
+    let json = out
+        .lines()
+        .find(|l| l.starts_with("[{") || l.trim() == "[]")
+        .unwrap_or(&out);
     let procs: Vec<Value> = serde_json::from_str(json).map_err(|e| ImportError::Tool {
         message: format!("`pm2 jlist` did not print a JSON list: {e}"),
         hint: None,
@@ -251,9 +262,10 @@ pub(super) fn running_env(
 
 /// Runs `program` with `args` (at most [`TOOL_TIMEOUT`]): its standard output, or, if it
 /// failed, the start of what it said (up to its stack trace). Err: it could not run.
-pub(super) fn run_tool(
+fn run_tool(
     program: &str,
     args: &[&str],
+    cwd: &Path,
     hint: &str,
 ) -> Result<Result<String, String>, ImportError> {
     let tool = |message: String| ImportError::Tool {
@@ -267,6 +279,7 @@ pub(super) fn run_tool(
     let out = rt.block_on(async {
         let child = tokio::process::Command::new(program)
             .args(args)
+            .current_dir(cwd)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
             .output();
