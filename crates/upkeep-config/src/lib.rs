@@ -18,7 +18,8 @@
 //!   never show the file's content.
 //! - `error.rs`: [`ConfigError`] with its located [`Problem`]s.
 //! - `locate.rs`: byte offsets and key paths to line:column.
-//! - `edit.rs`: [`add_service`], editing the file in place and keeping comments and layout.
+//! - `edit.rs`: [`add_service`] and [`put_services`], editing the file in place and keeping
+//!   comments and layout.
 //! - `paths.rs`: where the config file and the data dir are when nobody says.
 
 mod bounds;
@@ -30,7 +31,7 @@ mod paths;
 mod raw;
 mod validate;
 
-pub use edit::{EditError, add_service};
+pub use edit::{EditError, add_service, put_services};
 pub use error::{ConfigError, Problem};
 pub use paths::{default_config_path, default_data_dir};
 pub use validate::{

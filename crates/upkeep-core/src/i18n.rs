@@ -70,6 +70,9 @@ messages! {
     Restarted => "restarted", "已重启";
     Reloaded => "config revision {} applied: {} added, {} removed, {} changed, {} unchanged", "已应用配置版本 {}：新增 {}，删除 {}，变更 {}，未变 {}";
     Added => "service {} added to {} and started", "服务 {} 已加入 {} 并启动";
+    Imported => "imported {} service(s) into {}: {}", "已导入 {} 个服务到 {}：{}";
+    NotCarriedOver => "not carried over:", "未能迁移：";
+    ImportNext => "next: `upkeep check`, then `upkeep reload` (or `upkeep up`) to run them", "下一步：`upkeep check`，然后 `upkeep reload`（或 `upkeep up`）运行它们";
     LastEvents => "last events", "最近事件";
     Command => "command", "命令";
     Logs => "logs", "日志";
@@ -220,6 +223,7 @@ mod tests {
             Msg::ConfigOk,
             Msg::Reloaded,
             Msg::Added,
+            Msg::Imported,
             Msg::ByWhom,
             Msg::TokenCreated,
             Msg::TokenRevoked,

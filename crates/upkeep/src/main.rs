@@ -3,11 +3,12 @@
 //! `daemon.rs` builds the stages and wires them (supervisors → state → store writer, and the
 //! API over the control socket); `control.rs` is what the API can ask of the daemon; `cli/`
 //! is a thin client of that API plus the commands that need no daemon (`check`, `startup`,
-//! `export`). Exit codes: 0 ok, 1 an operation failed, 2 usage or config error.
+//! `export`, `import`); `import/` reads other supervisors' set-ups. Exit codes: 0 ok, 1 an operation failed, 2 usage or config error.
 
 mod cli;
 mod control;
 mod daemon;
+mod import;
 mod ops;
 mod planner;
 mod systemd;

@@ -1,7 +1,7 @@
 //! The command line: parse arguments, run the command, print the result or the error.
 //!
 //! Most commands are thin clients of the daemon's API (`client.rs`); `daemon`, `up`, `down`
-//! (`lifecycle.rs`), `check`, `startup` and `export` work without one. Exit codes: 0 ok,
+//! (`lifecycle.rs`), `check`, `startup`, `export` and `import` (`import.rs`) work without one. Exit codes: 0 ok,
 //! 1 an operation failed (or no daemon runs), 2 usage or config error.
 //!
 //! Every service-name argument is parsed into a [`ServiceName`] (or [`Target`]) by clap, so a
@@ -10,6 +10,7 @@
 
 mod client;
 mod escape;
+mod import;
 mod lifecycle;
 mod output;
 mod windows;
@@ -192,6 +193,12 @@ enum Command {
         #[command(subcommand)]
         to: ExportTo,
     },
+    /// Bring services over from PM2, supervisord or systemd into the config file (keeping its
+    /// comments), and say what could not be carried over
+    Import {
+        #[command(subcommand)]
+        from: import::ImportFrom,
+    },
     /// Bearer tokens of the TCP API (`daemon.listen`); no daemon needed
     Token {
         #[command(subcommand)]
@@ -327,6 +334,9 @@ fn hint_of(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(t) = e.downcast_ref::<crate::tokens::TokenError>() {
         return t.hint().map(str::to_owned);
     }
+    if let Some(i) = e.downcast_ref::<crate::import::ImportError>() {
+        return i.hint().map(str::to_owned);
+    }
     e.downcast_ref::<crate::systemd::UnitError>()
         .and_then(|u| u.hint().map(str::to_owned))
 }
@@ -345,6 +355,7 @@ fn is_usage_error(e: &anyhow::Error) -> bool {
             || c.downcast_ref::<upkeep_core::NameError>().is_some()
             || c.downcast_ref::<crate::systemd::UnitError>().is_some()
             || c.downcast_ref::<crate::tokens::TokenError>().is_some_and(|t| t.is_usage())
+            || c.downcast_ref::<crate::import::ImportError>().is_some_and(|i| i.is_usage())
             || matches!(c.downcast_ref::<ClientError>(), Some(ClientError::Api { status, .. }) if status.is_client_error())
     })
 }
@@ -475,6 +486,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => export_systemd(&g, &name, output),
         Command::Token { cmd } => token(&g, cmd),
         Command::Store { cmd } => store(&g, cmd),
+        Command::Import { from } => import::run(&g, from),
         other => runtime()?.block_on(client_command(&g, other)),
     }
 }
@@ -773,6 +785,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         | Command::Startup { .. }
         | Command::Export { .. }
         | Command::Token { .. }
+        | Command::Import { .. }
         | Command::Store { .. } => {
             unreachable!("handled without a client")
         }

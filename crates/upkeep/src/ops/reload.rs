@@ -177,28 +177,37 @@ pub(crate) async fn apply(
 /// that a crash never leaves half a config behind.
 async fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     let (path, text) = (path.to_owned(), text.to_owned());
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        // A symlinked config is edited where it points: replacing the link with a file would
-        // leave its target stale.
-        let path = std::fs::canonicalize(&path).unwrap_or(path);
-        let tmp = path.with_extension("toml.upkeep-tmp");
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        if let Ok(meta) = std::fs::metadata(&path) {
+    tokio::task::spawn_blocking(move || write_config(&path, &text))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// Replaces the config file with `text` at once (also for `upkeep import`): written beside
+/// it, synced, then renamed over it, with its mode and owner. A file that does not exist yet
+/// is made private (0600): an imported `env` may hold secrets.
+pub(crate) fn write_config(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    // A symlinked config is edited where it points: replacing the link with a file would
+    // leave its target stale.
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let tmp = path.with_extension("toml.upkeep-tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    match std::fs::metadata(&path) {
+        Ok(meta) => {
             use std::os::unix::fs::MetadataExt;
             file.set_permissions(meta.permissions())?;
             // And its owner and group (a root daemon would make them root's); best effort.
             let _ = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()));
         }
-        // On disk before the rename, and the rename on disk before we answer: a power cut
-        // leaves the old config or the new one, never an empty file (issue 14, E22).
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, &path)?;
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-        std::fs::File::open(dir.unwrap_or(std::path::Path::new(".")))?.sync_all()
-    })
-    .await
-    .map_err(std::io::Error::other)?
+        Err(_) => file.set_permissions(std::fs::Permissions::from_mode(0o600))?,
+    }
+    // On disk before the rename, and the rename on disk before we answer: a power cut
+    // leaves the old config or the new one, never an empty file (issue 14, E22).
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, &path)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    std::fs::File::open(dir.unwrap_or(std::path::Path::new("."))).and_then(|d| d.sync_all())
 }

@@ -8,6 +8,7 @@ mod daemon;
 mod drills;
 mod fuzz;
 mod hardening;
+mod import;
 mod logs;
 mod maintenance;
 mod metrics;

@@ -1,0 +1,465 @@
+//! `upkeep import systemd UNIT...`: `.service` units as upkeep services.
+//!
+//! `systemd/locate.rs` finds a unit by path or by name, with its drop-ins; `systemd/unit.rs`
+//! reads the syntax; `systemd/exec.rs` expands specifiers and splits command lines;
+//! `systemd/values.rs` reads time spans and sizes. [`service`] maps the settings, one small
+//! function per concern; `systemd/command.rs` builds the command; every key no mapping reads
+//! ends in `systemd/leftovers.rs`, which notes it by kind (sandboxing, process limits,
+//! logging...). [`pending`] holds every setting upkeep will support later, in one place.
+//!
+//! Only system units are read (`%h` is /root, `%t` is /run), and only what the files say:
+//! nothing asks systemd itself, so this works on a host where systemd does not run.
+
+mod command;
+mod exec;
+mod leftovers;
+mod locate;
+mod unit;
+mod values;
+
+use std::path::Path;
+use std::time::Duration;
+
+use upkeep_config::RestartPolicy;
+
+use super::{Import, ImportError, Pending, Service, service_name};
+use exec::Specifiers;
+use locate::{Found, host_facts, load, locate};
+use unit::{Assignment, Unit};
+
+/// Reads each unit named in `args` into one [`Import`].
+pub fn read(args: &[String]) -> Result<Import, ImportError> {
+    let host = host_facts();
+    let mut import = Import::default();
+    for arg in args {
+        let found = locate(arg)?;
+        let unit = load(&found)?;
+        let specs = Specifiers::for_unit(&found.name, &found.path, &host);
+        import.push(service(&found, &unit, &specs)?)?;
+    }
+    Ok(import)
+}
+
+/// Reads a unit's settings with specifiers expanded, remembering which keys were read.
+struct Reader<'a> {
+    unit: &'a Unit,
+    specs: &'a Specifiers,
+    used: Vec<(&'static str, &'static str)>,
+    /// Values whose specifiers could not all be expanded: (setting, specifier).
+    unexpanded: Vec<(String, char)>,
+}
+
+/// One value as systemd would see it, and where it was written.
+struct Val<'a> {
+    text: String,
+    at: &'a Assignment,
+}
+
+impl<'a> Reader<'a> {
+    fn last(&mut self, section: &'static str, key: &'static str) -> Option<Val<'a>> {
+        self.used.push((section, key));
+        let at = self.unit.last(section, key)?;
+        Some(self.val(at))
+    }
+
+    fn list(&mut self, section: &'static str, key: &'static str) -> Vec<Val<'a>> {
+        self.used.push((section, key));
+        let unit = self.unit;
+        unit.list(section, key)
+            .into_iter()
+            .map(|a| self.val(a))
+            .collect()
+    }
+
+    fn val(&mut self, at: &'a Assignment) -> Val<'a> {
+        let text = match self.specs.expand(&at.value) {
+            Ok(t) => t,
+            Err(c) => {
+                self.unexpanded
+                    .push((format!("{}={}", at.key, at.value), c));
+                at.value.clone()
+            }
+        };
+        Val { text, at }
+    }
+
+    fn used(&self, a: &Assignment) -> bool {
+        self.used
+            .iter()
+            .any(|(s, k)| a.section == *s && a.key == *k)
+    }
+}
+
+/// An error in one setting, at its line.
+fn at(a: &Assignment, message: impl std::fmt::Display) -> ImportError {
+    ImportError::Syntax {
+        path: a.file.clone(),
+        line: a.line,
+        message: format!("{}: {message}", a.key),
+    }
+}
+
+/// The whole unit as one service.
+fn service(found: &Found, unit: &Unit, specs: &Specifiers) -> Result<Service, ImportError> {
+    let mut r = Reader {
+        unit,
+        specs,
+        used: Vec::new(),
+        unexpanded: Vec::new(),
+    };
+    let stem = found.name.trim_end_matches(".service");
+    let (name, renamed) = service_name(stem)?;
+    let origin = format!("systemd unit {} ({})", found.name, found.path.display());
+    let ty = r
+        .last("Service", "Type")
+        .map(|v| v.text)
+        .unwrap_or("simple".into());
+    let user = user(&mut r)?;
+    let (command, command_notes) = command::command(&mut r, found, &ty, user.as_deref())?;
+    let mut svc = Service::new(name, origin, command);
+    if let Some(r) = renamed {
+        svc.note(found.name.clone(), r);
+    }
+    for (setting, reason) in command_notes {
+        svc.note(setting, reason);
+    }
+    svc.description = r.last("Unit", "Description").map(|v| v.text);
+    svc.user = user;
+    group(&mut r, &mut svc);
+    cwd(&mut r, &mut svc);
+    environment(&mut r, &mut svc)?;
+    restart(&mut r, &mut svc, &ty)?;
+    stopping(&mut r, &mut svc)?;
+    memory(&mut r, &mut svc);
+    kind(&mut r, &mut svc, &ty);
+    pending(&mut r, &mut svc);
+    for (setting, c) in std::mem::take(&mut r.unexpanded) {
+        svc.note(
+            setting,
+            format!("%{c} cannot be expanded outside systemd; the value is left as written"),
+        );
+    }
+    leftovers::note(unit, |a| r.used(a), &mut svc);
+    Ok(svc)
+}
+
+/// `User=` as a name (a uid is looked up).
+fn user(r: &mut Reader) -> Result<Option<String>, ImportError> {
+    let Some(v) = r.last("Service", "User") else {
+        return Ok(None);
+    };
+    let Ok(uid) = v.text.parse::<u32>() else {
+        return Ok(Some(v.text));
+    };
+    match nix::unistd::User::from_uid(uid.into()) {
+        Ok(Some(u)) => Ok(Some(u.name)),
+        _ => Err(at(v.at, format!("no user has uid {uid} on this host"))),
+    }
+}
+
+/// `Group=`: upkeep runs a service with its user's primary group.
+fn group(r: &mut Reader, svc: &mut Service) {
+    let Some(g) = r.last("Service", "Group") else {
+        return;
+    };
+    let primary = svc
+        .user
+        .as_deref()
+        .and_then(|u| nix::unistd::User::from_name(u).ok().flatten())
+        .and_then(|u| nix::unistd::Group::from_gid(u.gid).ok().flatten())
+        .map(|g| g.name);
+    if primary.as_deref() != Some(g.text.as_str()) {
+        svc.note(
+            format!("Group={}", g.text),
+            "upkeep runs a service with its user's primary group",
+        );
+    }
+}
+
+/// `WorkingDirectory=`: `-` makes a missing folder harmless, `~` is the user's home.
+fn cwd(r: &mut Reader, svc: &mut Service) {
+    let Some(v) = r.last("Service", "WorkingDirectory") else {
+        return;
+    };
+    let (optional, dir) = match v.text.strip_prefix('-') {
+        Some(d) => (true, d.to_owned()),
+        None => (false, v.text.clone()),
+    };
+    let dir = if dir == "~" {
+        svc.user
+            .as_deref()
+            .and_then(|u| nix::unistd::User::from_name(u).ok().flatten())
+            .map_or("/root".into(), |u| u.dir.display().to_string())
+    } else {
+        dir
+    };
+    if optional && !Path::new(&dir).is_dir() {
+        svc.note(
+            format!("WorkingDirectory={}", v.text),
+            "the folder does not exist here, and `-` made that harmless",
+        );
+        return;
+    }
+    svc.cwd = Some(dir);
+}
+
+/// `Environment=` into env; the first `EnvironmentFile=` that exists (or must) into env_file.
+fn environment(r: &mut Reader, svc: &mut Service) -> Result<(), ImportError> {
+    for v in r.list("Service", "Environment") {
+        svc.env
+            .extend(exec::environment(&v.text).map_err(|m| at(v.at, m))?);
+    }
+    let mut files = Vec::new();
+    for v in r.list("Service", "EnvironmentFile") {
+        match v.text.strip_prefix('-') {
+            Some(f) if !Path::new(f).is_file() => svc.note(
+                format!("EnvironmentFile={}", v.text),
+                "the file does not exist here, and `-` made that harmless",
+            ),
+            Some(f) => files.push(f.to_owned()),
+            None => files.push(v.text),
+        }
+    }
+    let mut files = files.into_iter();
+    svc.env_file = files.next();
+    for extra in files {
+        svc.note(
+            format!("EnvironmentFile={extra}"),
+            "upkeep reads one env_file per service: copy its variables into `env`",
+        );
+    }
+    for key in ["PassEnvironment", "UnsetEnvironment"] {
+        r.used.push(("Service", key));
+    }
+    Ok(())
+}
+
+/// `Restart=`, `RestartSec=`, `StartLimitBurst=`/`StartLimitIntervalSec=`.
+fn restart(r: &mut Reader, svc: &mut Service, ty: &str) -> Result<(), ImportError> {
+    let policy = r.last("Service", "Restart").map(|v| (v.text.clone(), v));
+    svc.restart = Some(match policy.as_ref().map(|(t, _)| t.as_str()) {
+        None | Some("no") => RestartPolicy::Never,
+        Some("always") => RestartPolicy::Always,
+        Some("on-failure") => RestartPolicy::OnFailure,
+        Some(other @ ("on-abnormal" | "on-watchdog" | "on-abort")) => {
+            svc.note(
+                format!("Restart={other}"),
+                "upkeep restarts on every failure (restart = \"on-failure\")",
+            );
+            RestartPolicy::OnFailure
+        }
+        Some("on-success") => {
+            svc.note(
+                "Restart=on-success",
+                "upkeep has no such policy; it restarts after every exit (restart = \"always\")",
+            );
+            RestartPolicy::Always
+        }
+        Some(other) => {
+            return Err(at(
+                policy.as_ref().expect("matched Some").1.at,
+                format!("`{other}` is not a Restart= value"),
+            ));
+        }
+    });
+    if ty == "oneshot" {
+        svc.restart = Some(RestartPolicy::Never);
+    }
+    if let Some(v) = r.last("Service", "RestartSec") {
+        let d = timespan(&v)?;
+        svc.backoff_min = Some(d);
+        svc.backoff_max = Some(d);
+    }
+    if let Some(v) = r.last("Service", "RestartMaxDelaySec") {
+        svc.backoff_max = Some(timespan(&v)?);
+    }
+    if let Some(v) = r.last("Unit", "StartLimitBurst") {
+        let n: u32 = v.text.parse().map_err(|_| at(v.at, "not a number"))?;
+        svc.max_restarts = Some(n.max(1));
+    }
+    let interval = r
+        .last("Unit", "StartLimitIntervalSec")
+        .or_else(|| r.last("Service", "StartLimitInterval"));
+    if let Some(v) = interval {
+        match timespan(&v)? {
+            d if d.is_zero() => svc.note(
+                format!("{}={}", v.at.key, v.text),
+                "systemd never stops restarting it; upkeep always has a limit (max_restarts within window)",
+            ),
+            d => svc.window = Some(d.max(Duration::from_secs(1))),
+        }
+    }
+    Ok(())
+}
+
+/// `KillSignal=`, `TimeoutStopSec=` (or `TimeoutSec=`), `KillMode=`.
+fn stopping(r: &mut Reader, svc: &mut Service) -> Result<(), ImportError> {
+    if let Some(v) = r.last("Service", "KillSignal") {
+        let upper = v.text.to_ascii_uppercase();
+        svc.stop_signal = Some(
+            if upper.starts_with("SIG") || upper.parse::<i32>().is_ok() {
+                upper
+            } else {
+                format!("SIG{upper}")
+            },
+        );
+    }
+    let timeout = r
+        .last("Service", "TimeoutStopSec")
+        .or_else(|| r.last("Service", "TimeoutSec"));
+    if let Some(v) = timeout {
+        if v.text == "infinity" {
+            svc.note(
+                format!("{}=infinity", v.at.key),
+                "upkeep always ends a stop: SIGKILL after stop_timeout",
+            );
+        } else {
+            svc.stop_timeout = Some(timespan(&v)?);
+        }
+    }
+    let why = match r.last("Service", "KillMode").map(|v| v.text).as_deref() {
+        None | Some("control-group") => return Ok(()),
+        Some("mixed") => {
+            "upkeep sends the stop signal to the whole process group, not to the main process alone"
+        }
+        Some("process") | Some("none") => {
+            "upkeep stops the whole process group: what the main process started (sshd: open sessions) ends with it, at a stop and at a restart"
+        }
+        Some(_) => "not a KillMode upkeep knows; it stops the whole process group",
+    };
+    let mode = r
+        .unit
+        .last("Service", "KillMode")
+        .map_or("", |a| a.value.as_str());
+    svc.note(format!("KillMode={mode}"), why);
+    Ok(())
+}
+
+/// `MemoryMax=` (or the older `MemoryLimit=`) as a memory probe.
+fn memory(r: &mut Reader, svc: &mut Service) {
+    let Some(v) = r
+        .last("Service", "MemoryMax")
+        .or_else(|| r.last("Service", "MemoryLimit"))
+    else {
+        return;
+    };
+    match values::bytes(&v.text) {
+        Some(n) if n >= 1 << 20 => svc.memory_max = Some(n),
+        _ => svc.note(
+            format!("{}={}", v.at.key, v.text),
+            "not carried over: a memory probe needs a size of at least 1MiB (a percentage or infinity has no equivalent)",
+        ),
+    }
+}
+
+/// `Type=`: how systemd knew the service had started.
+fn kind(r: &mut Reader, svc: &mut Service, ty: &str) {
+    let reason = match ty {
+        "simple" | "exec" | "idle" | "notify" | "notify-reload" | "forking" => return,
+        "oneshot" => {
+            "it runs once; upkeep runs it once too (restart = \"never\") and shows it exited"
+        }
+        "dbus" => "upkeep does not watch the bus name; the service counts as up once it runs",
+        _ => "not a Type upkeep knows; it runs the command as a simple service",
+    };
+    svc.note(format!("Type={ty}"), reason);
+    for key in ["BusName", "RemainAfterExit", "NotifyAccess"] {
+        r.used.push(("Service", key));
+    }
+}
+
+/// Every setting upkeep will support later, mapped in one place: dependencies, readiness,
+/// forking daemons, reload signals. [`Pending::carried`] says which upkeep takes today.
+fn pending(r: &mut Reader, svc: &mut Service) {
+    let ty = r
+        .unit
+        .last("Service", "Type")
+        .map_or("simple", |a| a.value.as_str());
+    if ty == "notify" || ty == "notify-reload" {
+        svc.pending
+            .push((format!("Type={ty}"), Pending::ReadyNotify));
+    }
+    if ty == "notify-reload" {
+        let sig = r
+            .last("Service", "ReloadSignal")
+            .map_or("SIGHUP".into(), |v| v.text);
+        svc.pending
+            .push((format!("Type={ty}"), Pending::ReloadSignal(sig)));
+    }
+    if ty == "forking" {
+        let pid_file = r.last("Service", "PIDFile").map(|v| v.text);
+        svc.pending
+            .push(("Type=forking".into(), Pending::Forking { pid_file }));
+        // Run as it is, its command would exit at once and leave its daemon unwatched.
+        svc.autostart = Some(false);
+        svc.note(
+            "autostart = false",
+            "its command starts a daemon in the background and exits; until upkeep supports that, run the program in the foreground (nginx: -g 'daemon off;') and set autostart = true",
+        );
+    }
+    for v in r.list("Service", "ExecReload") {
+        match values::kill_signal(&v.text) {
+            Some(sig) => svc.pending.push((
+                format!("ExecReload={}", v.at.value),
+                Pending::ReloadSignal(sig),
+            )),
+            None => svc.note(
+                format!("ExecReload={}", v.at.value),
+                "upkeep reloads by restarting (reload_signal will send a signal instead)",
+            ),
+        }
+    }
+    for v in r.list("Service", "ExecStop") {
+        match values::kill_signal(&v.text) {
+            Some(sig) if svc.stop_signal.is_none() => svc.stop_signal = Some(sig),
+            _ => svc.note(format!("ExecStop={}", v.at.value), "upkeep stops with stop_signal, then SIGKILL after stop_timeout; the command does not run"),
+        }
+    }
+    let mut services = Vec::new();
+    let mut others = Vec::new();
+    for key in [
+        "Requires",
+        "Wants",
+        "BindsTo",
+        "Requisite",
+        "PartOf",
+        "Upholds",
+        "After",
+    ] {
+        for v in r.list("Unit", key) {
+            for u in v.text.split_whitespace() {
+                let list = if u.ends_with(".service") {
+                    &mut services
+                } else {
+                    &mut others
+                };
+                list.push(format!("{key}={u}"));
+            }
+        }
+    }
+    let mut names: Vec<String> = services
+        .iter()
+        .filter_map(|s| {
+            s.split_once('=')
+                .map(|(_, u)| u.trim_end_matches(".service"))
+        })
+        .filter_map(|u| service_name(u).ok().map(|(n, _)| n.to_string()))
+        .collect();
+    names.sort();
+    names.dedup();
+    if !names.is_empty() {
+        svc.pending
+            .push((services.join(" "), Pending::DependsOn(names)));
+    }
+    if !others.is_empty() {
+        svc.note(others.join(" "), "ordering against systemd targets and other units; upkeep starts its services once it runs");
+    }
+}
+
+/// systemd's time spans: "5", "5s", "1min 30s", "500ms", "2h"; a bare number is seconds.
+fn timespan(v: &Val) -> Result<Duration, ImportError> {
+    values::timespan(&v.text).ok_or_else(|| at(v.at, format!("`{}` is not a time span", v.text)))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,399 @@
+//! `upkeep import pm2|supervisord|systemd` end to end: real ecosystem files evaluated by real
+//! node, a real PM2 daemon read through `pm2 jlist`, supervisord configs with includes, and
+//! Debian's own unit files. Every imported config must pass `upkeep check`, and an imported
+//! PM2 app must run under the daemon.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use upkeep_testkit::TestDaemon;
+
+use crate::{BIN, LONG, stderr, stdout};
+
+/// A daemon's config (not started) whose file has comments of its own, which imports keep.
+fn config() -> TestDaemon {
+    let d = TestDaemon::prepare(BIN, "");
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&d.config, format!("# my upkeep\n{text}# the end\n")).unwrap();
+    d
+}
+
+/// `upkeep check` on the daemon's config passes.
+fn assert_checks(d: &TestDaemon) {
+    let out = d.cli(&["check"]);
+    assert!(
+        out.status.success(),
+        "check: {}\n{}",
+        stderr(&out),
+        std::fs::read_to_string(&d.config).unwrap()
+    );
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "{}\n{}", stdout(out), stderr(out));
+    stdout(out)
+}
+
+fn fixture_pm2() -> PathBuf {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pm2/node_modules/.bin");
+    assert!(
+        bin.join("pm2").exists(),
+        "run `npm ci` in {} (scripts/test does)",
+        bin.parent().unwrap().parent().unwrap().display()
+    );
+    bin
+}
+
+/// PATH with `dir` first.
+fn path_with(dir: &Path) -> String {
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// A node HTTP server that answers its GREETING, on PORT.
+const APP_JS: &str = "require('http').createServer((q, s) => s.end(process.env.GREETING + '\\n')).listen(+process.env.PORT, '127.0.0.1');\nprocess.on('SIGINT', () => process.exit(0));\n";
+
+#[test]
+fn pm2_ecosystem_file_with_several_apps_is_imported_and_runs() {
+    let d = config();
+    let dir = d.dir.path().join("app");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("server.js"), APP_JS).unwrap();
+    std::fs::write(dir.join("job.py"), "import time\ntime.sleep(1000)\n").unwrap();
+    let port = upkeep_testkit::free_port();
+    let eco = dir.join("ecosystem.config.js");
+    std::fs::write(
+        &eco,
+        format!(
+            "// three apps, as people write them\nconst port = {port};\nmodule.exports = {{\n  apps: [\n    {{ name: 'web', script: './server.js', env: {{ GREETING: 'dev', PORT: port }},\n      env_production: {{ GREETING: 'production' }}, instances: 4, exec_mode: 'cluster',\n      max_memory_restart: '300M', kill_timeout: 4000, cron_restart: '0 4 * * *' }},\n    {{ name: 'job', script: 'job.py', autorestart: false, out_file: '/var/log/job.log' }},\n    {{ name: 'nap', script: 'sleep', args: '1000', interpreter: 'none', max_restarts: 3, min_uptime: '2s', watch: ['lib'] }},\n  ],\n}};\n"
+        ),
+    )
+    .unwrap();
+    let eco = eco.to_str().unwrap();
+
+    // --dry-run prints the TOML and leaves the file alone.
+    let before = std::fs::read_to_string(&d.config).unwrap();
+    let toml = ok(&d.cli(&["import", "pm2", eco, "--env", "production", "--dry-run"]));
+    assert!(toml.contains("[services.web]\n"), "{toml}");
+    assert_eq!(std::fs::read_to_string(&d.config).unwrap(), before);
+
+    let text = ok(&d.cli(&["import", "pm2", eco, "--env", "production"]));
+    assert!(text.starts_with("imported 3 service(s) into "), "{text}");
+    for note in [
+        "web: instances = 4, cluster mode: upkeep runs one process per service",
+        "web: cron_restart = 0 4 * * *: upkeep does not support this yet; it will be `restart_at = \"0 4 * * *\"`",
+        "job: out_file: upkeep captures output itself",
+        "nap: watch = [\"lib\"]: upkeep does not support this yet; it will be `watch = [\"lib\"]`",
+    ] {
+        assert!(text.contains(note), "missing {note}:\n{text}");
+    }
+    let written = std::fs::read_to_string(&d.config).unwrap();
+    assert!(written.starts_with("# my upkeep\n[daemon]\n"), "{written}");
+    assert!(written.contains("# the end\n"), "{written}");
+    for want in [
+        "stop_signal = \"SIGINT\"",
+        "stop_timeout = \"4s\"",
+        "max = \"300MiB\"",
+        "restart = \"never\"",
+        "max_restarts = 3",
+        "min_uptime = \"2s\"",
+        "command = [\"sleep\", \"1000\"]",
+    ] {
+        assert!(written.contains(want), "missing {want}:\n{written}");
+    }
+    assert_checks(&d);
+
+    // A second import of the same names is refused, and changes nothing; --replace replaces.
+    let again = d.cli(&["import", "pm2", eco]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("services of these names: web, job, nap")
+            && stderr(&again).contains("hint: add --replace"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(std::fs::read_to_string(&d.config).unwrap(), written);
+    ok(&d.cli(&["import", "pm2", eco, "--env", "production", "--replace"]));
+    assert_checks(&d);
+
+    // It runs: the app answers with the profile's greeting on the port from its env.
+    let mut d = d;
+    d.launch();
+    d.wait_state("web", "up", LONG);
+    d.wait_state("nap", "up", LONG);
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let answer = d.wait_until("the imported app to answer", LONG, || {
+        upkeep_testkit::http(addr, "GET", "/", &[], b"").ok()
+    });
+    assert_eq!(answer.text(), "production\n");
+}
+
+#[test]
+fn pm2_file_errors_say_where() {
+    let d = config();
+    let eco = d.dir.path().join("ecosystem.config.js");
+    std::fs::write(
+        &eco,
+        "module.exports = {\n  apps: [\n    { name: 'a' script: 'x.js' }\n  ]\n};\n",
+    )
+    .unwrap();
+    let out = d.cli(&["import", "pm2", eco.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(
+        said.contains(&format!("node could not evaluate {}", eco.display()))
+            && said.contains(&format!("{}:3", eco.display()))
+            && said.contains("SyntaxError"),
+        "{said}"
+    );
+    // Without node the import says what to install.
+    let out = Command::new(BIN)
+        .arg("-c")
+        .arg(&d.config)
+        .args(["import", "pm2", eco.to_str().unwrap()])
+        .env("PATH", "/nonexistent")
+        .env("UPKEEP_LANG", "en")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("`node` was not found on PATH")
+            && stderr(&out).contains("hint: install Node.js"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A PM2 daemon of the test's own (PM2_HOME in a temp dir), killed on drop.
+struct Pm2 {
+    home: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl Pm2 {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(self.bin.join("pm2"));
+        c.args(args)
+            .env("PM2_HOME", self.home.path())
+            .env("PATH", path_with(&self.bin));
+        c
+    }
+}
+
+impl Drop for Pm2 {
+    fn drop(&mut self) {
+        let _ = self.command(&["kill"]).output();
+    }
+}
+
+#[test]
+fn running_pm2_is_imported_through_jlist() {
+    let pm2 = Pm2 {
+        home: tempfile::tempdir().unwrap(),
+        bin: fixture_pm2(),
+    };
+    let d = config();
+    let dir = d.dir.path().join("app");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("server.js"), APP_JS).unwrap();
+    let port = upkeep_testkit::free_port();
+    let eco = dir.join("ecosystem.config.js");
+    std::fs::write(
+        &eco,
+        format!("module.exports = {{ apps: [\n  {{ name: 'api', script: 'server.js', env: {{ GREETING: 'from pm2', PORT: {port} }}, max_memory_restart: '200M' }},\n  {{ name: 'ticker', script: 'sleep', args: '1000', cron_restart: '*/5 * * * *' }},\n] }};\n"),
+    )
+    .unwrap();
+    let started = pm2
+        .command(&["start", eco.to_str().unwrap()])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        started.status.success(),
+        "pm2 start: {}{}",
+        stdout(&started),
+        stderr(&started)
+    );
+
+    let out = Command::new(BIN)
+        .arg("-c")
+        .arg(&d.config)
+        .args(["import", "pm2"])
+        .env("PM2_HOME", pm2.home.path())
+        .env("PATH", path_with(&pm2.bin))
+        .env("UPKEEP_LANG", "en")
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    assert!(text.starts_with("imported 2 service(s) into "), "{text}");
+    assert!(
+        text.contains("ticker: cron_restart = */5 * * * *"),
+        "{text}"
+    );
+    assert!(text.contains("inherited variables: left out"), "{text}");
+    let written = std::fs::read_to_string(&d.config).unwrap();
+    for want in [
+        "# pm2 app `api` (running, from pm2 jlist)",
+        &format!(
+            "command = [\"node\", \"{}\"]",
+            dir.join("server.js").display()
+        ),
+        &format!("env = {{ GREETING = \"from pm2\", PORT = \"{port}\" }}"),
+        "max = \"200MiB\"",
+        // PM2 found sleep on PATH and says where.
+        "sleep\", \"1000\"]",
+    ] {
+        assert!(written.contains(want), "missing {want}:\n{written}");
+    }
+    assert_checks(&d);
+    drop(pm2);
+
+    // Without a PM2 running, nothing starts one.
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("-c")
+        .arg(&d.config)
+        .args(["import", "pm2"])
+        .env("PM2_HOME", home.path())
+        .env("UPKEEP_LANG", "en")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no PM2 daemon runs"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_dir(home.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn supervisord_config_with_includes_is_imported_and_runs() {
+    let d = config();
+    let dir = d.dir.path().join("supervisor");
+    std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+    std::fs::write(
+        dir.join("supervisord.conf"),
+        "; supervisor config file\n[unix_http_server]\nfile=/var/run/supervisor.sock   ; (the path to the socket file)\n\n[supervisord]\nlogfile=/var/log/supervisor/supervisord.log\nenvironment=SHARED=\"yes\"\n\n[include]\nfiles = conf.d/*.conf\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("conf.d/nap.conf"),
+        "[program:nap]\ncommand=/bin/sh -c \"exec sleep 1000\"  ; the program\ndirectory=%(here)s\nenvironment=NAME=\"%(program_name)s\",\n    N=\"%(process_num)02d\"\nautorestart=true\nstopsignal=INT\nstopwaitsecs=3\nstdout_logfile=/var/log/nap.log\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)02d\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("conf.d/web.conf"),
+        "[program:web]\ncommand=python3 -m http.server 0 --bind 127.0.0.1\nautostart=false\n",
+    )
+    .unwrap();
+    let text = ok(&d.cli(&[
+        "import",
+        "supervisord",
+        dir.join("supervisord.conf").to_str().unwrap(),
+    ]));
+    assert!(text.starts_with("imported 2 service(s) into "), "{text}");
+    assert!(
+        text.contains("nap: numprocs = 2: upkeep runs one process per service"),
+        "{text}"
+    );
+    assert!(
+        text.contains("nap: stdout_logfile: upkeep captures output itself"),
+        "{text}"
+    );
+    let written = std::fs::read_to_string(&d.config).unwrap();
+    for want in [
+        "command = [\"/bin/sh\", \"-c\", \"exec sleep 1000\"]",
+        &format!("cwd = \"{}\"", dir.join("conf.d").display()),
+        "env = { N = \"00\", NAME = \"nap\", SHARED = \"yes\" }",
+        "stop_signal = \"SIGINT\"",
+        "restart = \"always\"",
+        "restart = \"on-failure\"",
+        "autostart = false",
+    ] {
+        assert!(written.contains(want), "missing {want}:\n{written}");
+    }
+    assert_checks(&d);
+    let mut d = d;
+    d.launch();
+    d.wait_state("nap", "up", LONG);
+    assert_eq!(d.state("web"), "stopped");
+}
+
+#[test]
+fn debian_nginx_and_ssh_units_are_imported_and_pass_check() {
+    for unit in [
+        "/lib/systemd/system/nginx.service",
+        "/lib/systemd/system/ssh.service",
+    ] {
+        assert!(
+            Path::new(unit).exists(),
+            "{unit} is missing: install nginx-light and openssh-server (scripts/test does)"
+        );
+    }
+    let d = config();
+    let text = ok(&d.cli(&["import", "systemd", "nginx", "ssh.service"]));
+    assert!(text.starts_with("imported 2 service(s) into "), "{text}");
+    for note in [
+        "nginx: Type=forking: upkeep does not support this yet; it will be `type = \"forking\"`, `pid_file = \"/run/nginx.pid\"`",
+        "nginx: autostart = false: its command starts a daemon in the background",
+        "nginx: KillMode=mixed: ",
+        "ssh: Type=notify: upkeep does not support this yet; it will be `ready = \"notify\"`",
+        "ssh: ExecReload=/bin/kill -HUP $MAINPID: upkeep does not support this yet; it will be `reload_signal = \"SIGHUP\"`",
+        "ssh: KillMode=process: upkeep stops the whole process group",
+        "ssh: ConditionPathExists=!/etc/ssh/sshd_not_to_be_run: ",
+    ] {
+        assert!(text.contains(note), "missing {note}:\n{text}");
+    }
+    let written = std::fs::read_to_string(&d.config).unwrap();
+    for want in [
+        "# systemd unit nginx.service (",
+        ": A high performance web server and a reverse proxy server\n",
+        "command = \"/usr/sbin/nginx -t -q -g 'daemon on; master_process on;' && exec /usr/sbin/nginx -g 'daemon on; master_process on;'\"",
+        "stop_timeout = \"5s\"",
+        "command = \"mkdir -p -m 0755 /run/sshd && /usr/sbin/sshd -t && exec /usr/sbin/sshd -D $SSHD_OPTS\"",
+        "env_file = \"/etc/default/ssh\"",
+        "restart = \"on-failure\"",
+    ] {
+        assert!(written.contains(want), "missing {want}:\n{written}");
+    }
+    assert_checks(&d);
+}
+
+#[test]
+fn a_malformed_unit_is_refused_with_its_line() {
+    let d = config();
+    let unit = d.dir.path().join("broken.service");
+    std::fs::write(
+        &unit,
+        "[Unit]\nDescription=x\n[Service]\nExecStart=/bin/sleep 1\nthis line is wrong\n",
+    )
+    .unwrap();
+    let before = std::fs::read_to_string(&d.config).unwrap();
+    let out = d.cli(&["import", "systemd", unit.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        format!(
+            "error: {}:5: neither a [Section] nor a `Key=Value` line",
+            unit.display()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&d.config).unwrap(), before);
+
+    // A unit that parses but would not validate here is not written either.
+    std::fs::write(&unit, "[Service]\nExecStart=/nonexistent/prog --flag\n").unwrap();
+    let out = d.cli(&["import", "systemd", unit.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = stderr(&out);
+    assert!(
+        said.contains("nothing was written")
+            && said
+                .contains("(services.broken.command): program `/nonexistent/prog` was not found"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read_to_string(&d.config).unwrap(), before);
+}
