@@ -44,6 +44,17 @@ pub(crate) const SHUTDOWN_TIMEOUT: Limits<Duration> = between(SECOND, HOUR);
 /// incident timelines and the live stream's catch-up read them) and at most a hundred years.
 pub(crate) const RETAIN: Limits<Duration> = between(DAY, Duration::from_secs(36_500 * 24 * 3600));
 
+// --- [maintenance] ---
+
+/// `maintenance.short_max`: what counts as a short window (at most a window's longest, 31 d).
+pub(crate) const WINDOW_SHORT_MAX: Limits<Duration> =
+    between(Duration::from_secs(60), Duration::from_secs(31 * 24 * 3600));
+/// `maintenance.short_notice`, `long_notice` and each of `reminders`: up to a year ahead.
+pub(crate) const WINDOW_NOTICE: Limits<Duration> =
+    between(Duration::ZERO, Duration::from_secs(366 * 24 * 3600));
+/// `maintenance.reminders`: at most this many (each is a notice to every subscriber).
+pub(crate) const WINDOW_REMINDERS: usize = 10;
+
 // --- [services.NAME] ---
 
 /// `stop_timeout`: how long a stop waits before SIGKILL. 0 kills at once.

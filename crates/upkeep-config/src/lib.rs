@@ -36,7 +36,7 @@ pub use error::{ConfigError, Problem};
 pub use paths::{default_config_path, default_data_dir};
 pub use validate::{
     Config, CpuProbeConfig, DaemonConfig, ExecProbeConfig, HttpProbeConfig, LogConfig,
-    ManagedConfig, MemoryProbeConfig, OnUnhealthy, ProbeConfig, ProbeKind, ProcessProbeConfig,
-    Program, RestartPolicy, SecretSource, ServiceConfig, StoreConfig, TcpProbeConfig, UserIds,
-    load, parse, secret_in_url,
+    MaintenanceConfig, ManagedConfig, MemoryProbeConfig, OnUnhealthy, ProbeConfig, ProbeKind,
+    ProcessProbeConfig, Program, RestartPolicy, SecretSource, ServiceConfig, StoreConfig,
+    TcpProbeConfig, UserIds, load, parse, secret_in_url,
 };

@@ -18,7 +18,38 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub daemon: RawDaemon,
     #[serde(default)]
+    pub maintenance: RawMaintenance,
+    #[serde(default)]
     pub services: BTreeMap<String, RawService>,
+}
+
+/// `[maintenance]`: how early windows must be announced, and when people are reminded.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMaintenance {
+    /// Windows up to this long are short.
+    #[serde(default = "defaults::short_max")]
+    pub short_max: String,
+    /// Notice a short window needs.
+    #[serde(default = "defaults::short_notice")]
+    pub short_notice: String,
+    /// Notice a longer window needs (an emergency needs none).
+    #[serde(default = "defaults::long_notice")]
+    pub long_notice: String,
+    /// How long before a start people are reminded.
+    #[serde(default = "defaults::reminders")]
+    pub reminders: Vec<String>,
+}
+
+impl Default for RawMaintenance {
+    fn default() -> Self {
+        RawMaintenance {
+            short_max: defaults::short_max(),
+            short_notice: defaults::short_notice(),
+            long_notice: defaults::long_notice(),
+            reminders: defaults::reminders(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -200,6 +231,18 @@ impl Default for RawLog {
 mod defaults {
     pub fn shutdown_timeout() -> String {
         "30s".into()
+    }
+    pub fn short_max() -> String {
+        "4h".into()
+    }
+    pub fn short_notice() -> String {
+        "24h".into()
+    }
+    pub fn long_notice() -> String {
+        "7d".into()
+    }
+    pub fn reminders() -> Vec<String> {
+        vec!["24h".into(), "1h".into()]
     }
     pub fn restart() -> String {
         "always".into()

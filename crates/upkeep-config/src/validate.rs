@@ -35,6 +35,7 @@ pub struct Config {
     pub path: PathBuf,
     pub source: String,
     pub daemon: DaemonConfig,
+    pub maintenance: MaintenanceConfig,
     pub services: BTreeMap<ServiceName, ServiceConfig>,
 }
 
@@ -59,6 +60,29 @@ pub struct DaemonConfig {
     /// A clock that tests move (`POST /api/v1/test/clock`). Only ever true in a build with
     /// debug assertions: a release build refuses the setting.
     pub test_clock: bool,
+}
+
+/// `[maintenance]`: the lead-time policy and the reminders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaintenanceConfig {
+    /// Windows up to this long need `short_notice`; longer ones `long_notice`.
+    pub short_max: Duration,
+    pub short_notice: Duration,
+    pub long_notice: Duration,
+    /// How long before each start people are reminded, longest first.
+    pub reminders: Vec<Duration>,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        MaintenanceConfig {
+            short_max: h(4),
+            short_notice: h(24),
+            long_notice: h(7 * 24),
+            reminders: vec![h(24), h(1)],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -370,9 +394,11 @@ impl Validator<'_> {
                 services.insert(n, cfg);
             }
         }
+        let maintenance = self.maintenance(&raw.maintenance);
         Config {
             path: path.to_owned(),
             source: self.source.to_owned(),
+            maintenance,
             daemon: DaemonConfig {
                 data_dir,
                 // None only with a problem recorded, and then this config is dropped.
@@ -387,6 +413,50 @@ impl Validator<'_> {
                 test_clock,
             },
             services,
+        }
+    }
+
+    fn maintenance(&mut self, raw: &crate::raw::RawMaintenance) -> MaintenanceConfig {
+        let key = |k: &str| ["maintenance".to_owned(), k.to_owned()];
+        let default = MaintenanceConfig::default();
+        let short_max = self
+            .duration(&key("short_max"), &raw.short_max, bounds::WINDOW_SHORT_MAX)
+            .unwrap_or(default.short_max);
+        let short_notice = self
+            .duration(
+                &key("short_notice"),
+                &raw.short_notice,
+                bounds::WINDOW_NOTICE,
+            )
+            .unwrap_or(default.short_notice);
+        let long_notice = self
+            .duration(&key("long_notice"), &raw.long_notice, bounds::WINDOW_NOTICE)
+            .unwrap_or(default.long_notice);
+        if raw.reminders.len() > bounds::WINDOW_REMINDERS {
+            self.problem(
+                &key("reminders"),
+                format!(
+                    "{} reminders: at most {} (each is a notice to everyone affected)",
+                    raw.reminders.len(),
+                    bounds::WINDOW_REMINDERS
+                ),
+                None,
+            );
+        }
+        let mut reminders: Vec<Duration> = raw
+            .reminders
+            .iter()
+            .take(bounds::WINDOW_REMINDERS)
+            .filter_map(|r| self.duration(&key("reminders"), r, bounds::WINDOW_NOTICE))
+            .filter(|d| !d.is_zero())
+            .collect();
+        reminders.sort_unstable_by(|a, b| b.cmp(a));
+        reminders.dedup();
+        MaintenanceConfig {
+            short_max,
+            short_notice,
+            long_notice,
+            reminders,
         }
     }
 
@@ -1271,6 +1341,42 @@ mod tests {
     fn the_shipped_example_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/upkeep.toml");
         load(&path).unwrap();
+    }
+
+    #[test]
+    fn maintenance_policy_and_reminders_are_read_and_bounded() {
+        let c = parse(
+            Path::new("/etc/u.toml"),
+            "[maintenance]\nshort_notice = \"2h\"\nreminders = [\"1h\", \"3d\", \"1h\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.maintenance.short_notice, Duration::from_secs(7200));
+        assert_eq!(
+            c.maintenance.reminders,
+            [Duration::from_secs(3 * 86_400), Duration::from_secs(3600)],
+            "longest first, once each"
+        );
+        assert_eq!(
+            parse(Path::new("/etc/u.toml"), "").unwrap().maintenance,
+            MaintenanceConfig::default()
+        );
+        for (toml, want) in [
+            (
+                "[maintenance]\nlong_notice = \"400d\"\n",
+                "maintenance.long_notice",
+            ),
+            ("[maintenance]\nreminders = [\"soon\"]\n", "not a duration"),
+            ("[maintenance]\nshort_max = \"1s\"\n", "shorter than"),
+            ("[maintenance]\nnotice = \"1h\"\n", "unknown field"),
+        ] {
+            let e = parse(Path::new("/etc/u.toml"), toml)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(want) && e.contains("/etc/u.toml:"),
+                "{toml}: {e}"
+            );
+        }
     }
 
     #[test]

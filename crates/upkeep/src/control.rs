@@ -71,6 +71,9 @@ pub struct Daemon {
     pub drills: std::sync::Mutex<std::collections::HashSet<ServiceName>>,
     /// Wakes the maintenance planner after an operator changed a window.
     pub planner: Arc<tokio::sync::Notify>,
+    /// `[maintenance]` as configured: the planner and window operations read it; a reload
+    /// sends the new one.
+    pub maintenance: watch::Sender<upkeep_config::MaintenanceConfig>,
     /// The time every stage reads (see `upkeep_core::Clock`).
     pub clock: Clock,
     /// The same clock's hand, when `daemon.test_clock` is set: `POST /api/v1/test/clock`.

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use upkeep_config::Config;
@@ -380,6 +380,7 @@ async fn run_async(config: Config) -> Result<()> {
     }
 
     let shutdown = CancellationToken::new();
+    let maintenance = watch::channel(config.maintenance.clone()).0;
     let daemon = Arc::new(Daemon {
         config_path: config.path.clone(),
         data_dir: data_dir.clone(),
@@ -398,6 +399,7 @@ async fn run_async(config: Config) -> Result<()> {
         drills: Default::default(),
         reloading: Default::default(),
         planner: Default::default(),
+        maintenance,
         clock: clock.clone(),
         test_clock,
     });
@@ -409,6 +411,7 @@ async fn run_async(config: Config) -> Result<()> {
             events: daemon.wiring.supervisor.events.clone(),
             snapshot: daemon.snapshot.clone(),
             wake: daemon.planner.clone(),
+            config: daemon.maintenance.subscribe(),
         }
         .run(),
     );

@@ -22,9 +22,6 @@ use upkeep_maintenance::{Plan, WindowState};
 use upkeep_state::Snapshot;
 use upkeep_store::{Store, StoredWindow};
 
-/// How long before a start people are reminded (issue 16: a day and an hour).
-pub const REMINDERS: [Duration; 2] = [Duration::from_secs(24 * 3600), Duration::from_secs(3600)];
-
 /// Whether a service counts as well for completing a window: every probe passes (slow is
 /// well), or, with no probe, its process runs.
 pub fn well(status: Option<&ServiceStatus>) -> bool {
@@ -46,14 +43,19 @@ pub fn state_of(w: &StoredWindow) -> WindowState {
     }
 }
 
-/// Plans `w` at the clock's now against the current statuses.
-pub fn plan_of(w: &StoredWindow, now: jiff::Timestamp, snapshot: &Snapshot) -> Plan {
+/// Plans `w` at `now` against the current statuses, reminding `reminders` before each start.
+pub fn plan_of(
+    w: &StoredWindow,
+    now: jiff::Timestamp,
+    snapshot: &Snapshot,
+    reminders: &[Duration],
+) -> Plan {
     let healthy = w
         .spec
         .services
         .iter()
         .all(|s| well(snapshot.services.get(&s.service)));
-    upkeep_maintenance::plan(&state_of(w), now, &REMINDERS, healthy)
+    upkeep_maintenance::plan(&state_of(w), now, reminders, healthy)
 }
 
 pub struct Planner {
@@ -64,6 +66,8 @@ pub struct Planner {
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
     /// Notified by operations that change a window.
     pub wake: Arc<Notify>,
+    /// `[maintenance]` as configured (a reload changes it).
+    pub config: watch::Receiver<upkeep_config::MaintenanceConfig>,
 }
 
 /// What one pass found: when to look again and whether health changes matter.
@@ -122,6 +126,7 @@ impl Planner {
                 _ = until => {}
                 _ = health => {}
                 _ = self.wake.notified() => {}
+                _ = self.config.changed() => {}
             }
         }
     }
@@ -133,6 +138,7 @@ impl Planner {
         let windows = self.store.windows(false).await?;
         let now = self.clock.now();
         let snapshot = self.snapshot.borrow_and_update().clone();
+        let reminders = self.config.borrow_and_update().reminders.clone();
         let mut out = Pass {
             wake: None,
             awaits_health: false,
@@ -141,7 +147,7 @@ impl Planner {
         // Which window each service's maintenance belongs to now (the latest-ending one).
         let mut wanted: BTreeMap<ServiceName, (i64, String, jiff::Timestamp)> = BTreeMap::new();
         for w in &windows {
-            let plan = plan_of(w, now, &snapshot);
+            let plan = plan_of(w, now, &snapshot, &reminders);
             for (occurrence, step) in &plan.due {
                 // Not stored (already there): the next read has it. Only a new step
                 // makes the planner look again at once, so a disagreement cannot spin.

@@ -147,6 +147,7 @@ pub(crate) async fn apply(
                 Some(_) => result.unchanged.push(name.clone()),
             }
         }
+        daemon.maintenance.send_replace(new.maintenance.clone());
         live.config = new;
     }
     for (name, h) in removed_handles {

@@ -54,7 +54,8 @@ fn store(what: &'static str) -> impl FnOnce(upkeep_store::Error) -> WindowError 
 /// The window as the API shows it: its status and current occurrence as planned now.
 pub fn view(daemon: &Daemon, w: StoredWindow) -> Window {
     let snapshot = daemon.snapshot.borrow().clone();
-    let plan = planner::plan_of(&w, daemon.clock.now(), &snapshot);
+    let reminders = daemon.maintenance.borrow().reminders.clone();
+    let plan = planner::plan_of(&w, daemon.clock.now(), &snapshot, &reminders);
     Window {
         id: w.id,
         spec: w.spec,
@@ -64,6 +65,16 @@ pub fn view(daemon: &Daemon, w: StoredWindow) -> Window {
         created_by: w.created_by,
         forced_why: w.forced_why,
         steps: w.taken,
+    }
+}
+
+/// The lead-time policy as configured (`[maintenance]`).
+fn lead_time(daemon: &Daemon) -> LeadTime {
+    let c = daemon.maintenance.borrow();
+    LeadTime {
+        short_max: c.short_max,
+        short_notice: c.short_notice,
+        long_notice: c.long_notice,
     }
 }
 
@@ -93,7 +104,7 @@ pub async fn add(
     let now = daemon.clock.now();
     let forced = why(&req.force_why)?;
     if forced.is_none() {
-        LeadTime::default().check(&req.spec, now)?;
+        lead_time(daemon).check(&req.spec, now)?;
     }
     let id = daemon
         .store
@@ -147,7 +158,7 @@ pub async fn edit(
     }
     check(daemon, &req.spec).await?;
     if req.spec.start < w.spec.start && why(&req.force_why)?.is_none() {
-        LeadTime::default().check(&req.spec, daemon.clock.now())?;
+        lead_time(daemon).check(&req.spec, daemon.clock.now())?;
     }
     daemon
         .store
@@ -171,7 +182,8 @@ pub async fn act(
         return Err(WindowError::Cancelled(id));
     }
     let now = daemon.clock.now();
-    let plan = planner::plan_of(&w, now, &daemon.snapshot.borrow().clone());
+    let reminders = daemon.maintenance.borrow().reminders.clone();
+    let plan = planner::plan_of(&w, now, &daemon.snapshot.borrow().clone(), &reminders);
     let (occurrence, step) = match action {
         WindowAction::Cancel => (
             plan.current.map_or(w.spec.start, |o| o.start),

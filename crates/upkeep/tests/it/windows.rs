@@ -12,12 +12,17 @@ use upkeep_testkit::TestDaemon;
 use crate::{BIN, LONG, stderr, stdout};
 
 fn db_on_clock() -> (TestDaemon, TcpListener) {
+    db_on_clock_with("")
+}
+
+/// `db` on a driven clock, after `toml` (a `[maintenance]` table, say).
+fn db_on_clock_with(toml: &str) -> (TestDaemon, TcpListener) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let d = TestDaemon::start_on_test_clock(
         BIN,
         &format!(
-            "[services.db]\nprobes = [{{ kind = \"tcp\", addr = \"{addr}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\nincident_after = \"0s\"\n"
+            "{toml}\n[services.db]\nprobes = [{{ kind = \"tcp\", addr = \"{addr}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\nincident_after = \"0s\"\n"
         ),
     );
     d.wait_state("db", "up", LONG);
@@ -251,4 +256,22 @@ fn a_reminder_due_while_the_daemon_was_down_is_sent_once() {
     d.launch();
     wait_steps(&d, id, &["announced", "reminder", "started"]);
     d.wait_state("db", "maintenance", LONG);
+}
+
+#[test]
+fn the_lead_time_policy_and_the_reminders_come_from_the_config() {
+    let (d, _listener) =
+        db_on_clock_with("[maintenance]\nshort_notice = \"1h\"\nreminders = [\"30m\"]\n");
+    // Two hours ahead is enough notice here; the one reminder comes half an hour before.
+    let id = id_of(&add(&d, "2h", "1h", &[]));
+    wait_steps(&d, id, &["announced"]);
+    d.advance_clock("89m");
+    assert_eq!(steps(&d, id), ["announced"]);
+    d.advance_clock("1m");
+    wait_steps(&d, id, &["announced", "reminder"]);
+    let reminder = &window(&d, id)["steps"][1];
+    assert_eq!(reminder["before_s"], 1800, "{reminder}");
+    // Less than an hour's notice is still refused, naming the policy's notice.
+    let err = stderr(&add(&d, "30m", "1h", &[]));
+    assert!(err.contains("needs 1 h notice"), "{err}");
 }
