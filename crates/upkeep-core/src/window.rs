@@ -235,6 +235,65 @@ pub struct Window {
     /// Every step taken, oldest first.
     #[serde(default)]
     pub steps: Vec<StepTaken>,
+    /// How many times it was edited (the iCalendar feed's SEQUENCE).
+    #[serde(default)]
+    pub revision: i64,
+    /// Its last change: an edit, or a step of its life.
+    #[serde(default = "epoch")]
+    pub updated: Timestamp,
+}
+
+fn epoch() -> Timestamp {
+    Timestamp::UNIX_EPOCH
+}
+
+/// A window as the public sees it (the announcements API, the feeds, the status page): what
+/// people need to know, and nothing about who scheduled it or how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announcement {
+    pub id: i64,
+    pub kind: WindowKind,
+    pub priority: Priority,
+    pub title: String,
+    pub reason: String,
+    /// The occurrence under way, or the next one (or the last, once over).
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub tz: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<String>,
+    pub services: Vec<AffectedService>,
+    pub alternative: String,
+    pub follow_up: String,
+    pub status: WindowStatus,
+    pub revision: i64,
+    pub updated: Timestamp,
+}
+
+impl From<&Window> for Announcement {
+    fn from(w: &Window) -> Self {
+        let o = w.current.unwrap_or(Occurrence {
+            start: w.spec.start,
+            end: w.spec.end,
+        });
+        Announcement {
+            id: w.id,
+            kind: w.spec.kind,
+            priority: w.spec.priority(),
+            title: w.spec.title.clone(),
+            reason: w.spec.reason.clone(),
+            start: o.start,
+            end: o.end,
+            tz: w.spec.tz.clone(),
+            repeat: w.spec.repeat.clone(),
+            services: w.spec.services.clone(),
+            alternative: w.spec.alternative.clone(),
+            follow_up: w.spec.follow_up.clone(),
+            status: w.status,
+            revision: w.revision,
+            updated: w.updated,
+        }
+    }
 }
 
 /// `POST /api/v1/windows/{id}/extend`.

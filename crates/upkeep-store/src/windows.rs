@@ -25,6 +25,8 @@ pub struct StoredWindow {
     pub done: bool,
     /// How many times it was edited.
     pub revision: i64,
+    /// Its last edit (or its creation).
+    pub updated: Timestamp,
     pub taken: Vec<StepTaken>,
 }
 
@@ -109,7 +111,8 @@ impl SqlStore {
 
     async fn read_windows(&self, all: bool, id: Option<i64>) -> Result<Vec<StoredWindow>, Error> {
         let mut sql = String::from(
-            "SELECT id, spec, created_ms, created_by, forced_why, cancelled, done, revision
+            "SELECT id, spec, created_ms, created_by, forced_why, cancelled, done, revision,
+                 updated_ms
              FROM windows WHERE node = $1",
         );
         if !all {
@@ -139,6 +142,7 @@ impl SqlStore {
                     cancelled: flag(r, "cancelled")?,
                     done: flag(r, "done")?,
                     revision: col(r, "revision")?,
+                    updated: ts(r, "updated_ms")?,
                     taken: Vec::new(),
                 })
             })

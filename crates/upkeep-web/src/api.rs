@@ -98,6 +98,14 @@ pub trait Control: Send + Sync + 'static {
         req: Option<upkeep_core::api::MaintenanceRequest>,
         by: &Principal,
     ) -> Result<ActionResult, ApiError>;
+    /// Maintenance as the public sees it: under way, to come, and recently over.
+    async fn announcements(&self) -> Result<Vec<upkeep_core::window::Announcement>, ApiError>;
+    /// The latest incidents as the public sees them: no reason (it may name internal hosts),
+    /// no drills.
+    async fn public_incidents(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::api::Incident>, ApiError>;
     /// Maintenance windows not done (all of them with `all`), earliest first.
     async fn windows(&self, all: bool) -> Result<Vec<upkeep_core::window::Window>, ApiError>;
     async fn window(&self, id: i64) -> Result<upkeep_core::window::Window, ApiError>;
@@ -221,6 +229,7 @@ fn public_routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/status", get(statuses))
+        .merge(crate::feeds::public_routes())
 }
 
 /// The GET routes, behind `gate` with the read scope.

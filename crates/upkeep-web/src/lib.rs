@@ -8,13 +8,15 @@
 //!
 //! Layout: `api.rs` (routes, the three routers and handlers), `auth.rs` (who asks: uid on the
 //! socket, bearer token over TCP; scopes), `error.rs` ([`ApiError`], the one error answer),
-//! `metrics.rs` (`/metrics` in the Prometheus text format), `serve.rs` (one way to serve a
+//! `feeds.rs` (announcements, the iCalendar and Atom feeds), `metrics.rs` (`/metrics` in the
+//! Prometheus text format), `serve.rs` (one way to serve a
 //! router on any listener, with connection caps and timeouts), `windows.rs` (maintenance
 //! window routes).
 
 mod api;
 mod auth;
 mod error;
+mod feeds;
 mod metrics;
 mod serve;
 mod windows;

@@ -484,6 +484,26 @@ impl Control for Daemon {
         Ok(crate::ops::maintenance::set(self, name, req, by).await?)
     }
 
+    async fn announcements(&self) -> Result<Vec<upkeep_core::window::Announcement>, ApiError> {
+        Ok(windows::announcements(self).await?)
+    }
+
+    async fn public_incidents(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::api::Incident>, ApiError> {
+        let all = crate::ops::reports::incidents(self, None, limit.saturating_mul(2)).await?;
+        Ok(all
+            .into_iter()
+            .filter(|i| !i.drill)
+            .take(limit as usize)
+            .map(|i| upkeep_core::api::Incident {
+                reason: String::new(),
+                ..i
+            })
+            .collect())
+    }
+
     async fn windows(&self, all: bool) -> Result<Vec<Window>, ApiError> {
         Ok(windows::list(self, all).await?)
     }

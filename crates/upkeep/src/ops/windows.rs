@@ -4,8 +4,9 @@
 //! planner (`planner.rs`) is woken to take what follows (services into or out of
 //! maintenance, reminders, completion).
 
+use jiff::Timestamp;
 use upkeep_core::window::{
-    Occurrence, Step, Window, WindowAction, WindowRequest, WindowSpec, WindowStatus,
+    Announcement, Occurrence, Step, Window, WindowAction, WindowRequest, WindowSpec, WindowStatus,
 };
 use upkeep_core::{Actor, Principal};
 use upkeep_maintenance::{LeadTime, PolicyRefusal, SpecError};
@@ -56,6 +57,7 @@ pub fn view(daemon: &Daemon, w: StoredWindow) -> Window {
     let snapshot = daemon.snapshot.borrow().clone();
     let reminders = daemon.maintenance.borrow().reminders.clone();
     let plan = planner::plan_of(&w, daemon.clock.now(), &snapshot, &reminders);
+    let updated = w.taken.iter().map(|t| t.at).fold(w.updated, Timestamp::max);
     Window {
         id: w.id,
         spec: w.spec,
@@ -65,6 +67,8 @@ pub fn view(daemon: &Daemon, w: StoredWindow) -> Window {
         created_by: w.created_by,
         forced_why: w.forced_why,
         steps: w.taken,
+        revision: w.revision,
+        updated,
     }
 }
 
@@ -228,4 +232,22 @@ pub async fn act(
     }
     daemon.planner.notify_one();
     get(daemon, id).await
+}
+
+/// What the public sees: windows under way or to come, and those that ended (or were called
+/// off) within the last 30 days, earliest first.
+pub async fn announcements(daemon: &Daemon) -> Result<Vec<Announcement>, WindowError> {
+    let now = daemon.clock.now();
+    let since = now
+        .checked_sub(jiff::SignedDuration::from_hours(30 * 24))
+        .unwrap_or(now);
+    Ok(list(daemon, true)
+        .await?
+        .iter()
+        .filter(|w| {
+            !matches!(w.status, WindowStatus::Completed | WindowStatus::Cancelled)
+                || w.updated >= since
+        })
+        .map(Announcement::from)
+        .collect())
 }

@@ -275,3 +275,107 @@ fn the_lead_time_policy_and_the_reminders_come_from_the_config() {
     let err = stderr(&add(&d, "30m", "1h", &[]));
     assert!(err.contains("needs 1 h notice"), "{err}");
 }
+
+/// Issue 16, item 9: the feeds parse with independent parsers (Python's icalendar and
+/// feedparser), carry every window (recurring ones with their rule in their zone, edits
+/// counted, cancelled ones marked), and the announcements answer 304 to their own ETag.
+#[test]
+fn the_feeds_parse_with_independent_parsers() {
+    let port = upkeep_testkit::free_port();
+    let (d, _listener) = db_on_clock_with(&format!("public_listen = \"127.0.0.1:{port}\"\n"));
+    let weekly = id_of(&add(
+        &d,
+        "8d",
+        "2h",
+        &["--repeat", "FREQ=WEEKLY;BYDAY=SU", "--tz", "Europe/Berlin"],
+    ));
+    let edited = id_of(&add(&d, "9d", "1h", &[]));
+    let cancelled = id_of(&add(&d, "10d", "1h", &[]));
+    assert!(
+        d.cli(&[
+            "maint",
+            "edit",
+            &edited.to_string(),
+            "--title",
+            "PostgreSQL 17.1"
+        ])
+        .status
+        .success()
+    );
+    assert!(
+        d.cli(&["maint", "cancel", &cancelled.to_string()])
+            .status
+            .success()
+    );
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/read_feeds.py"
+        ))
+        .arg(format!("http://127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let feeds: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let ical = &feeds["ical"];
+    assert_eq!(ical["status"], 200);
+    assert!(
+        ical["type"].as_str().unwrap().starts_with("text/calendar"),
+        "{ical}"
+    );
+    let events = ical["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3, "{ical}");
+    let by_uid = |id: i64| {
+        events
+            .iter()
+            .find(|e| {
+                e["uid"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("window-{id}@"))
+            })
+            .unwrap_or_else(|| panic!("window {id} in {ical}"))
+    };
+    let w = by_uid(weekly);
+    assert_eq!(w["rrule"], "FREQ=WEEKLY;BYDAY=SU", "{w}");
+    assert_eq!(w["tzid"], "Europe/Berlin", "{w}");
+    assert!(
+        w["description"]
+            .as_str()
+            .unwrap()
+            .contains("the read replica at db2"),
+        "{w}"
+    );
+    let e = by_uid(edited);
+    assert_eq!(
+        (e["sequence"].as_i64(), e["status"].as_str()),
+        (Some(1), Some("CONFIRMED")),
+        "{e}"
+    );
+    assert!(e["summary"].as_str().unwrap().contains("PostgreSQL 17.1"));
+    assert_eq!(by_uid(cancelled)["status"], "CANCELLED");
+    let atom = &feeds["atom"];
+    assert_eq!(
+        (atom["status"].as_i64(), atom["bozo"].as_bool()),
+        (Some(200), Some(false)),
+        "{atom}"
+    );
+    assert_eq!(atom["titles"].as_array().unwrap().len(), 3, "{atom}");
+    let ann = &feeds["announcements"];
+    assert_eq!(
+        (
+            ann["status"].as_i64(),
+            ann["again"].as_i64(),
+            ann["count"].as_i64()
+        ),
+        (Some(200), Some(304), Some(3)),
+        "{ann}"
+    );
+    // Nothing about who scheduled them goes out.
+    let (_, body) = d.try_api("GET", "/api/v1/announcements", None).unwrap();
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        !text.contains("created_by") && !text.contains("uid 0"),
+        "{text}"
+    );
+}
