@@ -10,14 +10,17 @@
 //!
 //! Start at [`open`]. Layout: `sql.rs` (the queries), `derive.rs` (what events change),
 //! `sqlite.rs` and `postgres.rs` (opening each engine), `writer.rs` (batching event writer),
-//! `journal.rs` (events kept while the store is away), `fanout.rs` (committed events to
-//! observers), `copy.rs` (a node's history from one store to another),
-//! `migrations/{sqlite,postgres}/`.
+//! `journal.rs` (events kept while the store is away), `numbers.rs` (the last sequence numbers,
+//! kept in the data dir), `lazy.rs` (a store the daemon starts without, opened in the
+//! background), `fanout.rs` (committed events to observers), `copy.rs` (a node's history from
+//! one store to another), `migrations/{sqlite,postgres}/`.
 
 mod copy;
 mod derive;
 pub mod fanout;
 mod journal;
+mod lazy;
+mod numbers;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -30,6 +33,8 @@ use upkeep_core::api::{Incident, StoredEvent};
 use upkeep_core::{Desired, Event, ServiceName};
 
 pub use copy::{Copied, CopyError};
+pub use lazy::LazyStore;
+pub use numbers::start_numbering;
 pub use postgres::PgLocation;
 pub use sql::SqlStore;
 
@@ -80,6 +85,9 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
+    /// The store has not been opened since the daemon started (see [`LazyStore`]).
+    #[error("the store at {store} has not answered since the daemon started: {last}")]
+    NotOpen { store: String, last: String },
 }
 
 impl Error {
@@ -93,6 +101,18 @@ impl Error {
             source = cause.source();
         }
         text
+    }
+
+    /// True for a store the config describes wrongly (a URL the driver cannot use): opening
+    /// it again cannot help, unlike a server away or a wrong password, which may be mended.
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            Error::Open {
+                source: sqlx::Error::Configuration(_),
+                ..
+            }
+        )
     }
 
     /// True when retrying cannot help: the database refuses the write itself (a constraint).

@@ -8,8 +8,10 @@
 mod cli;
 mod control;
 mod daemon;
+mod intent;
 mod ops;
 mod systemd;
+mod takeover;
 mod tokens;
 mod wiring;
 
