@@ -9,8 +9,10 @@
 //! writer's health report (`upkeep ls`) carries the reason. A config error (a URL the driver
 //! cannot use) is not retried: [`LazyStore::open`] returns it.
 //!
-//! Wrong passwords are retried too: the password file may be fixed, or the role made, without
-//! a daemon restart; the reason shows in the log and in `upkeep ls` meanwhile.
+//! A wrong password is retried too, and said plainly in the log and in `upkeep ls`: it is the
+//! server's answer, and the server's side (the role's password, `pg_hba.conf`) may be what is
+//! mended, with no daemon restart. The password itself is read once, at start: a corrected
+//! password file takes a restart.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;

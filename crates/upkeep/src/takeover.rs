@@ -131,7 +131,7 @@ pub async fn stop_stale_processes(
     clock: &Clock,
 ) {
     let l = lineage.clone();
-    let leftovers = tokio::task::spawn_blocking(move || l.leftovers())
+    let (leftovers, recorded) = tokio::task::spawn_blocking(move || (l.leftovers(), l.recorded()))
         .await
         .unwrap_or_default();
     let stops: Vec<_> = leftovers
@@ -156,8 +156,9 @@ pub async fn stop_stale_processes(
             "stopped processes left by an earlier daemon"
         );
     }
-    // Recorded for every service the store thought running, and every one we found: the
-    // stored pid is no longer ours.
+    // Recorded for every service the store thought running, every one we found, and every
+    // run a record names (ended since, with nobody to see it: without the store, the only
+    // word on it): the stored pid is no longer ours.
     let mut stale: BTreeMap<ServiceName, u32> = records
         .values()
         .filter_map(|r| Some((r.name.clone(), r.running?.0)))
@@ -170,6 +171,11 @@ pub async fn stop_stale_processes(
                 .or(left.pids.first())
                 .copied()
                 .unwrap_or(0);
+            stale.entry(n).or_insert(pid);
+        }
+    }
+    for (name, pid) in recorded {
+        if let Ok(n) = ServiceName::new(name.as_str()) {
             stale.entry(n).or_insert(pid);
         }
     }

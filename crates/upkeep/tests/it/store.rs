@@ -392,12 +392,16 @@ fn the_daemon_starts_and_supervises_with_postgres_away_and_stores_the_outage_onc
     wait_stored(&d);
     let starts = check_history(&d);
     assert!(starts >= 3, "{starts} starts stored");
+    // Taken up once the store holds what was journaled.
+    let applied = d.wait_until("the revision to be recorded", LONG, || {
+        let rows = d.store_sql(
+            "SELECT at_ms, seq FROM events WHERE node = '{node}' AND kind = 'config_applied'",
+        );
+        (!rows.is_empty()).then_some(rows)
+    });
+    assert_eq!(applied.len(), 1, "{applied:?}");
     let revisions = d.store_sql("SELECT COUNT(*) FROM config_revisions WHERE node = '{node}'");
     assert_eq!(revisions, [["1"]]);
-    let applied = d.store_sql(
-        "SELECT at_ms, seq FROM events WHERE node = '{node}' AND kind = 'config_applied'",
-    );
-    assert_eq!(applied.len(), 1, "{applied:?}");
     // Dated when the daemon started, though stored after the outage's events.
     let at: i64 = applied[0][0].parse().unwrap();
     assert!(
@@ -461,6 +465,9 @@ fn an_operators_stop_while_postgres_is_away_survives_a_daemon_restart() {
     let out = d.cli(&["stop", "db"]);
     assert!(out.status.success(), "{}", stderr(&out));
     d.wait_state("db", "stopped", LONG);
+    // Maintenance asked meanwhile holds too.
+    let out = d.cli(&["maintenance", "web", "--for", "1h", "--reason", "disk swap"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 
     for signal in [
         nix::sys::signal::Signal::SIGKILL,
@@ -468,7 +475,11 @@ fn an_operators_stop_while_postgres_is_away_survives_a_daemon_restart() {
     ] {
         d.signal_daemon(signal);
         d.launch();
-        d.wait_state("web", "up", LONG);
+        d.wait_state("web", "maintenance", LONG);
+        assert_eq!(
+            d.service("web")["info"]["maintenance"]["reason"],
+            "disk swap"
+        );
         assert_eq!(d.service("db")["info"]["desired"], "stopped");
         assert_eq!(d.state("db"), "stopped");
         ls_says_unreachable(&d, "refused");
@@ -481,12 +492,50 @@ fn an_operators_stop_while_postgres_is_away_survives_a_daemon_restart() {
             d.store_sql("SELECT name, desired FROM services WHERE node = '{node}' ORDER BY name");
         (rows == [["db", "stopped"], ["web", "running"]]).then_some(())
     });
+    // From the store alone now: the same.
     d.signal_daemon(nix::sys::signal::Signal::SIGTERM);
     std::fs::remove_file(d.data_dir.join("intent.json")).unwrap();
     d.launch();
-    d.wait_state("web", "up", LONG);
+    d.wait_state("web", "maintenance", LONG);
     assert_eq!(d.state("db"), "stopped");
     assert_eq!(store_health(&d)["reachable"], true);
+}
+
+/// The time no daemon watched (from a killed daemon to the next, which started without its
+/// store) is recorded once the store is back, where it happened: the report counts it apart.
+#[test]
+fn the_time_no_daemon_watched_is_recorded_once_postgres_is_back() {
+    let Some(pg) = postgres_away() else { return };
+    pg.restart();
+    let mut d = TestDaemon::prepare(BIN, "[services.s]\ncommand = \"sleep 1000\"\n");
+    d.use_store(&pg.url);
+    d.launch();
+    d.wait_state("s", "up", LONG);
+    d.signal_daemon(nix::sys::signal::Signal::SIGKILL);
+    let gone = Instant::now();
+    pg.stop();
+    std::thread::sleep(Duration::from_millis(1500));
+    d.launch();
+    let away = gone.elapsed();
+    d.wait_state("s", "up", LONG);
+    // Watched, with the store away, for longer than the slack allowed below: this time must
+    // not count as unwatched (the late record goes where it happened, not after the rest).
+    std::thread::sleep(Duration::from_secs(4));
+    pg.restart();
+    wait_stored(&d);
+    let unwatched = d.wait_until("the unwatched time in the report", LONG, || {
+        let out = d.cli(&["report", "--since", "1h", "--json"]);
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let ms = r["current"]["services"]["s"]["unknown_ms"].as_u64()?;
+        (ms > 0).then_some(ms)
+    });
+    // At least the time no daemon ran, at most that plus the moment before the kill: not
+    // the time the store was away after the start.
+    assert!(unwatched >= 1500, "{unwatched}");
+    assert!(
+        unwatched <= away.as_millis() as u64 + 3_000,
+        "{unwatched} {away:?}"
+    );
 }
 
 /// A wrong password is not a config error: the daemon starts and supervises, keeps trying,
