@@ -254,6 +254,7 @@ async fn run_async(config: Config) -> Result<()> {
         "upkeep.db-shm",
         "journal",
         "seq",
+        "intent.json",
         "logs",
     ] {
         trust::check_if_present(&data_dir.join(file))?;
@@ -371,6 +372,13 @@ async fn run_async(config: Config) -> Result<()> {
     }
     if let Err(e) = intent.start_with(&desired).await {
         tracing::error!("{:#}", anyhow::Error::new(e));
+    }
+    if inherited.from_store
+        && desired
+            .iter()
+            .any(|(n, d)| inherited.records.get(n).is_some_and(|r| r.desired != *d))
+    {
+        intent.push_soon();
     }
     let later = (!inherited.from_store).then(|| takeover::Later {
         store: lazy.clone(),

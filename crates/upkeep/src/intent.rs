@@ -185,6 +185,14 @@ impl Intent {
         self.wake.notify_one();
     }
 
+    /// Has [`keep_store_in_step`] write the file's desired states to the store, without a
+    /// word: start-up found the store's older than the file's (a daemon killed before it
+    /// could store what an operator asked while the store was away).
+    pub fn push_soon(&self) {
+        self.behind.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
     /// Writes every desired state the file holds to the store.
     async fn push(&self, store: &dyn Store) -> Result<(), upkeep_store::Error> {
         let desired = self.file.lock().await.desired.clone();

@@ -298,12 +298,10 @@ pub async fn later(daemon: Arc<Daemon>, l: Later) {
     l.store.opened().await;
     let mut backoff = Duration::from_secs(1);
     let (records, unfinished, last) = loop {
+        // An empty journal once the store is open: every journaled event of the last
+        // daemons is stored (the journal is stored from its front).
         let mut health = daemon.store_health.clone();
-        if health
-            .wait_for(|h| h.reachable && h.journaled == 0)
-            .await
-            .is_err()
-        {
+        if health.wait_for(|h| h.journaled == 0).await.is_err() {
             return;
         }
         let store = daemon.store.as_ref();
