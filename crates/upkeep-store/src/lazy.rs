@@ -24,9 +24,10 @@ use upkeep_core::{Committed, Desired, Event, ServiceName, Unfinished};
 
 use crate::{Engine, Error, Location, Node, ServiceRecord, SqlStore, Store};
 
-/// How long start-up waits for the first attempt (a connection to an unreachable host is
-/// bounded by the pool's own 5 s; this bounds migrations waiting on a lock).
-const FIRST_TRY: Duration = Duration::from_secs(10);
+/// How long start-up waits for the first attempt before it goes on without the store: a
+/// host that drops packets is seen only at the connection timeout (5 s), and services wait
+/// meanwhile. The attempts after it, in the background, take as long as they take.
+const FIRST_TRY: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 

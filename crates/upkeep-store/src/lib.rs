@@ -95,9 +95,15 @@ impl Error {
     pub fn with_causes(&self) -> String {
         let mut text = self.to_string();
         let mut source = std::error::Error::source(self);
+        let mut last = String::new();
         while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
+            // sqlx's I/O error says what its source says: once is enough.
+            let said = cause.to_string();
+            if said != last {
+                text.push_str(": ");
+                text.push_str(&said);
+            }
+            last = said;
             source = cause.source();
         }
         text
