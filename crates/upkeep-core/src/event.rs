@@ -233,6 +233,11 @@ pub enum EventKind {
         #[serde(default)]
         by: Actor,
     },
+    /// Stands in for an event whose fate is unknown: a daemon numbered it and was killed
+    /// while storing it, and the next one started with the store away, so could not ask.
+    /// Stored with that number only if the store did not get the event (the event's row, if
+    /// it is there, wins), so that numbers have neither a gap nor a duplicate.
+    Unrecorded,
 }
 
 impl EventKind {
@@ -265,6 +270,7 @@ impl EventKind {
             EventKind::MaintenanceStarted { .. } => "maintenance_started",
             EventKind::MaintenanceEnded { .. } => "maintenance_ended",
             EventKind::WindowStep { .. } => "window_step",
+            EventKind::Unrecorded => "unrecorded",
         }
     }
 
@@ -346,6 +352,7 @@ mod tests {
                 window_ms: 10,
             },
             EventKind::Removed,
+            EventKind::Unrecorded,
         ];
         for k in kinds {
             let v = serde_json::to_value(&k).unwrap();

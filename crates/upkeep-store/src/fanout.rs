@@ -158,10 +158,13 @@ mod tests {
             health: watch::channel(healthy(Engine::Sqlite)).0,
             fanout: fanout.clone(),
         };
-        let journal = dir.join("journal");
+        let paths = crate::writer::Paths {
+            journal: dir.join("journal"),
+            numbers: dir.join("seq"),
+        };
         let task = tokio::spawn({
             let store = store.clone();
-            async move { run(store, &journal, ch).await }
+            async move { run(store, &paths, ch).await }
         });
         (store, tx, fanout, task)
     }

@@ -66,6 +66,11 @@ impl Journal {
         self.read_at >= self.len
     }
 
+    /// True when consuming up to `offset` empties it (see [`Journal::consume`]).
+    pub(crate) fn drains_at(&self, offset: u64) -> bool {
+        offset >= self.len
+    }
+
     /// Appends events numbered from `first_seq` and returns once the kernel has them.
     pub(crate) async fn append(&mut self, first_seq: u64, events: &[Event]) -> std::io::Result<()> {
         let mut text = Vec::with_capacity(events.len() * 160);

@@ -10,15 +10,18 @@
 //!
 //! Start at [`open`]. Layout: `sql.rs` (the queries), `derive.rs` (what events change),
 //! `sqlite.rs` and `postgres.rs` (opening each engine), `writer.rs` (batching event writer),
-//! `journal.rs` (events kept while the store is away), `fanout.rs` (committed events to
-//! observers), `copy.rs` (a node's history from one store to another), `rollup/` (hourly
-//! and daily tallies, retain), `windows.rs` (maintenance windows and their steps),
-//! `migrations/{sqlite,postgres}/`.
+//! `journal.rs` (events kept while the store is away), `numbers.rs` (the last sequence numbers,
+//! kept in the data dir), `lazy.rs` (a store the daemon starts without, opened in the
+//! background), `fanout.rs` (committed events to observers), `copy.rs` (a node's history from
+//! one store to another), `rollup/` (hourly and daily tallies, retain), `windows.rs`
+//! (maintenance windows and their steps), `migrations/{sqlite,postgres}/`.
 
 mod copy;
 mod derive;
 pub mod fanout;
 mod journal;
+mod lazy;
+mod numbers;
 mod postgres;
 pub mod rollup;
 mod sql;
@@ -33,6 +36,8 @@ use upkeep_core::api::{Incident, StoredEvent};
 use upkeep_core::{Desired, Event, ServiceName};
 
 pub use copy::{Copied, CopyError};
+pub use lazy::LazyStore;
+pub use numbers::start_numbering;
 pub use postgres::PgLocation;
 pub use rollup::RollupMark;
 pub use sql::SqlStore;
@@ -85,6 +90,9 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
+    /// The store has not been opened since the daemon started (see [`LazyStore`]).
+    #[error("the store at {store} has not answered since the daemon started: {last}")]
+    NotOpen { store: String, last: String },
 }
 
 impl Error {
@@ -92,12 +100,30 @@ impl Error {
     pub fn with_causes(&self) -> String {
         let mut text = self.to_string();
         let mut source = std::error::Error::source(self);
+        let mut last = String::new();
         while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
+            // sqlx's I/O error says what its source says: once is enough.
+            let said = cause.to_string();
+            if said != last {
+                text.push_str(": ");
+                text.push_str(&said);
+            }
+            last = said;
             source = cause.source();
         }
         text
+    }
+
+    /// True for a store the config describes wrongly (a URL the driver cannot use): opening
+    /// it again cannot help, unlike a server away or a wrong password, which may be mended.
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            Error::Open {
+                source: sqlx::Error::Configuration(_),
+                ..
+            }
+        )
     }
 
     /// True when retrying cannot help: the database refuses the write itself (a constraint).

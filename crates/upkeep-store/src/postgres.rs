@@ -5,10 +5,13 @@
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::{ConnectOptions, Executor};
+use sqlx::{ConnectOptions, Connection, Executor};
 
 use crate::sql::SqlStore;
 use crate::{Engine, Error, Node};
+
+/// How long a connection may take (the server away is often seen only at this timeout).
+const CONNECT: Duration = Duration::from_secs(5);
 
 /// Where a PostgreSQL database is and how to log in.
 #[derive(Clone)]
@@ -40,12 +43,24 @@ pub(crate) async fn open(at: &PgLocation, node: &Node) -> Result<SqlStore, Error
             .map_err(|()| open_error(sqlx::Error::Configuration("bad URL".into())))?;
     }
     let opts = sqlx::any::AnyConnectOptions::from_url(&url).map_err(open_error)?;
+    // One connection first: its error says why (refused, a wrong password, no such database)
+    // where the pool's says only that it timed out, having retried for its whole timeout.
+    match tokio::time::timeout(CONNECT, opts.connect()).await {
+        Ok(Ok(conn)) => drop(conn.close().await),
+        Ok(Err(e)) => return Err(open_error(e)),
+        Err(_) => {
+            return Err(open_error(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {CONNECT:?}"),
+            ))));
+        }
+    }
     let pool = AnyPoolOptions::new()
         // The writer, API readers and a report at once; the server is shared with other nodes.
         .max_connections(4)
         // A query waits this long for a connection while the server is away, then fails and
         // the writer retries with backoff.
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(CONNECT)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 // A write that waits on another session's lock gives up as SQLite's

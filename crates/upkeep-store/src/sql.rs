@@ -301,8 +301,9 @@ impl Store for SqlStore {
         let name = |s: String| ServiceName::new(s).ok();
         // Each service's state at `from` (its last change before it: one index seek per
         // service, the services found by a loose index scan), then every change within the
-        // period, in time order (a change stored late, as a drained journal's, is walked at
-        // its time). What came before is never read, so a report costs the same after a year.
+        // period, by time (a change stored late, as the unwatched time a daemon that started
+        // without its store records once it is back, goes where it happened). What came
+        // before is never read, so a report costs the same after a year.
         let rows = sqlx::query(
             "WITH RECURSIVE s(name) AS (
                  SELECT MIN(service) FROM events WHERE node = $3 AND kind = 'status_changed'

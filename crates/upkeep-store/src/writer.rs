@@ -3,7 +3,12 @@
 //!
 //! Each event gets the next sequence number of this node as it is taken in (going on from the
 //! last stored or journaled one), so a batch retried after a lost answer is stored once, and a
-//! gap or a duplicate would show.
+//! gap or a duplicate would show. Where numbering stands is also kept in the data dir
+//! (`numbers.rs`): a writer that starts while the store is away goes on from there. If the last
+//! daemon was killed with a batch in flight, nobody knows whether the store has it: an
+//! `unrecorded` event stands in for each of its numbers, journaled first, and stored only where
+//! the store has nothing (an event whose number is stored already is skipped). Without a
+//! readable file, events wait in memory until the store says where numbering stands.
 //!
 //! While the store takes writes, events go straight to it. When a write fails for a reason
 //! that passes (PostgreSQL away, SQLite locked, a disk full), the batch and every event after
@@ -33,6 +38,7 @@ use upkeep_core::api::StoreHealth;
 
 use crate::fanout::Fanout;
 use crate::journal::Journal;
+use crate::numbers::{Marks, SeqFile, Unreadable};
 use crate::{Engine, Error, Store};
 
 /// Most events written in one transaction.
@@ -47,6 +53,15 @@ const SLOW: Duration = Duration::from_millis(500);
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// The writer's files in the data dir.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// Events kept while the store is away (`journal.rs`).
+    pub journal: std::path::PathBuf,
+    /// Where numbering stands (`numbers.rs`).
+    pub numbers: std::path::PathBuf,
+}
 
 /// The writer's ends: where events come from, and what it tells readers.
 pub struct Channels {
@@ -84,9 +99,17 @@ pub async fn check_journal(path: &Path) -> std::io::Result<()> {
     Journal::open(path).await.map(drop)
 }
 
-/// Runs the writer until every sender is gone. `journal` is the file used while the store
-/// is away (and read at start: what a killed daemon left is stored first).
-pub async fn run(store: Arc<dyn Store>, journal: &Path, channels: Channels) {
+/// Runs the writer until every sender is gone. `paths.journal` is the file used while the
+/// store is away (and read at start: what a killed daemon left is stored first).
+pub async fn run(store: Arc<dyn Store>, paths: &Paths, channels: Channels) {
+    let journal = &paths.journal;
+    let (numbers, marks) = match SeqFile::open(&paths.numbers) {
+        Ok((file, marks)) => (Some(file), marks),
+        Err(e) => {
+            tracing::error!(path = %paths.numbers.display(), "cannot open the sequence number file; with the store away at a start, events will wait in memory: {e}");
+            (None, Err(Unreadable::Io(e)))
+        }
+    };
     let mut w = Writer {
         journal: match Journal::open(journal).await {
             Ok(j) => Some(j),
@@ -95,6 +118,9 @@ pub async fn run(store: Arc<dyn Store>, journal: &Path, channels: Channels) {
                 None
             }
         },
+        numbers,
+        marks: Marks::default(),
+        fanout_started: false,
         next_seq: 0,
         pending: VecDeque::new(),
         open: true,
@@ -103,7 +129,9 @@ pub async fn run(store: Arc<dyn Store>, journal: &Path, channels: Channels) {
         store,
         ch: channels,
     };
-    w.next_seq = w.first_seq().await;
+    if !w.start_numbering(marks).await {
+        return;
+    }
     loop {
         let journaling = w.journal.as_ref().is_some_and(|j| !j.is_drained());
         let go_on = if journaling {
@@ -112,14 +140,26 @@ pub async fn run(store: Arc<dyn Store>, journal: &Path, channels: Channels) {
             w.direct().await
         };
         if !go_on {
-            return;
+            break;
         }
     }
+    // Nothing is in flight: every number handed out is stored, journaled or refused.
+    let last = w.next_seq - 1;
+    w.note(Marks {
+        kept: last,
+        handed: w.marks.handed.max(last),
+    });
 }
 
 struct Writer {
     store: Arc<dyn Store>,
     journal: Option<Journal>,
+    /// Where numbering stands on disk, and what it last said.
+    numbers: Option<SeqFile>,
+    marks: Marks,
+    /// The fanout knows the store's last number (until then nothing is published: a store
+    /// away at start is asked before the first write to it).
+    fanout_started: bool,
     /// The sequence number of the next event taken in (`pending[0]`'s, when it is not empty).
     next_seq: u64,
     /// Taken in, neither stored nor journaled.
@@ -131,25 +171,166 @@ struct Writer {
 }
 
 impl Writer {
-    /// The number the next event gets: one past the last stored or journaled, asked until the
-    /// store answers (the daemon opened it a moment ago, so this rarely waits).
-    async fn first_seq(&self) -> u64 {
+    /// Finds the number the next event gets: one past the last stored or journaled, from the
+    /// store if it answers, else from the data dir (`marks`, as the file was read); if neither
+    /// knows, events wait in memory until the store answers. False if every sender is gone
+    /// before numbering is known (what waits in memory is lost, and said so).
+    async fn start_numbering(&mut self, marks: Result<Marks, Unreadable>) -> bool {
         let journaled = match &self.journal {
             Some(j) => j.scan().await.ok().and_then(|(_, last)| last).unwrap_or(0),
             None => 0,
         };
-        let mut backoff = BACKOFF_MIN;
-        loop {
-            match self.store.last_seq().await {
-                Ok(last) => {
-                    self.ch.fanout.start_at(last);
-                    return last.max(journaled) + 1;
+        match self.ask_store().await {
+            Ok(last) => {
+                self.numbered_by_store(last, journaled);
+                return true;
+            }
+            Err(e) => self.failed(&e),
+        }
+        let path = self
+            .numbers
+            .as_ref()
+            .map(|f| f.path().display().to_string());
+        let marks = marks.and_then(|m| {
+            // At most one batch is ever in flight: more is not a file of ours.
+            if m.handed.saturating_sub(m.kept.max(journaled)) > BATCH as u64 {
+                Err(Unreadable::Garbled)
+            } else {
+                Ok(m)
+            }
+        });
+        match marks {
+            Ok(m) => {
+                let sure = m.kept.max(journaled);
+                self.next_seq = sure + 1;
+                if m.handed > sure {
+                    tracing::warn!(
+                        from = sure + 1,
+                        to = m.handed,
+                        "the last daemon was killed while storing events, and the store is away: `unrecorded` events hold their numbers, stored only where the store has nothing"
+                    );
+                    self.stand_in(m.handed - sure).await;
+                }
+                let last = self.next_seq - 1;
+                self.note(Marks {
+                    kept: last,
+                    handed: m.handed.max(last),
+                });
+                true
+            }
+            Err(why) => {
+                tracing::error!(
+                    path = path.as_deref().unwrap_or("?"),
+                    "where numbering stands is unknown ({why}) and the store is away: events wait in memory until it answers"
+                );
+                loop {
+                    if !self.open {
+                        if !self.pending.is_empty() {
+                            tracing::error!(
+                                events = self.pending.len(),
+                                "the store never answered and numbering was unknown: events lost"
+                            );
+                        }
+                        return false;
+                    }
+                    self.wait_in_memory().await;
+                    match self.ask_store().await {
+                        Ok(last) => {
+                            self.numbered_by_store(last, journaled);
+                            self.recovered();
+                            return true;
+                        }
+                        Err(e) => self.failed(&e),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The store's last number, within [`SLOW`] (a server away is often seen only at the
+    /// connection timeout).
+    async fn ask_store(&self) -> Result<u64, Error> {
+        match tokio::time::timeout(SLOW, self.store.last_seq()).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Query {
+                what: "read the last sequence number",
+                source: sqlx::Error::PoolTimedOut,
+            }),
+        }
+    }
+
+    /// Numbering goes on from the store's last number (or the journal's, if later).
+    fn numbered_by_store(&mut self, last: u64, journaled: u64) {
+        self.ch.fanout.start_at(last);
+        self.fanout_started = true;
+        self.next_seq = last.max(journaled) + 1;
+        let last = self.next_seq - 1;
+        self.note(Marks {
+            kept: last,
+            handed: last,
+        });
+    }
+
+    /// Before the first write to a store that was away at start: its last number, so that
+    /// observers are told only of what it did not hold already.
+    async fn start_fanout(&mut self) -> Result<(), Error> {
+        if !self.fanout_started {
+            let last = self.ask_store().await?;
+            self.ch.fanout.start_at(last);
+            self.fanout_started = true;
+        }
+        Ok(())
+    }
+
+    /// Journals `n` `unrecorded` events from `next_seq` on (see the module's comment). Not
+    /// counted in `written`: no sender sent them.
+    async fn stand_in(&mut self, n: u64) {
+        let at = jiff::Timestamp::now();
+        let events: Vec<Event> = (0..n)
+            .map(|_| Event {
+                at,
+                service: None,
+                kind: upkeep_core::EventKind::Unrecorded,
+            })
+            .collect();
+        if let Some(journal) = self.journal.as_mut() {
+            match journal.append(self.next_seq, &events).await {
+                Ok(()) => {
+                    self.next_seq += n;
+                    self.ch.health.send_modify(|h| h.journaled += n);
+                    return;
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot read the last event's number; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    tracing::error!("cannot write the journal; events wait in memory: {e}");
+                    self.journal = None;
                 }
+            }
+        }
+        for e in events.into_iter().rev() {
+            self.pending.push_front(e);
+        }
+    }
+
+    /// Writes where numbering stands, if it changed. A file that cannot be written is
+    /// emptied if it can be (an old line would number events again) and no longer used.
+    fn note(&mut self, m: Marks) {
+        if m == self.marks {
+            return;
+        }
+        let Some(file) = self.numbers.as_mut() else {
+            return;
+        };
+        match file.write(m) {
+            Ok(()) => self.marks = m,
+            Err(e) => {
+                tracing::error!(path = %file.path().display(), "cannot write the sequence number file; a start with the store away will wait for it: {e}");
+                use std::os::unix::fs::OpenOptionsExt;
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(file.path())
+                    .and_then(|f| f.set_len(0));
+                self.numbers = None;
             }
         }
     }
@@ -172,10 +353,22 @@ impl Writer {
         }
         // Take what else is waiting, up to the bound, without waiting.
         self.take_waiting(MAX_PENDING);
+        if let Err(e) = self.start_fanout().await {
+            self.failed(&e);
+            if !self.journal_pending().await {
+                self.wait_in_memory().await;
+            }
+            return true;
+        }
         let n = self.pending.len().min(BATCH);
         let batch: Vec<Event> = self.pending.drain(..n).collect();
         let first = self.next_seq;
         self.next_seq += n as u64;
+        // On disk before the store sees them: a daemon killed now leaves their numbers marked.
+        self.note(Marks {
+            kept: first - 1,
+            handed: self.next_seq - 1,
+        });
         let (result, spilled) = self.write_taking_in(first, &batch, true).await;
         if spilled {
             // The batch went to the journal while the write took long: the journal takes over
@@ -391,6 +584,10 @@ impl Writer {
             if !self.pending.is_empty() && !self.journal_pending().await {
                 return true;
             }
+            if let Err(e) = self.start_fanout().await {
+                self.failed(&e);
+                return self.open;
+            }
             let Some(journal) = self.journal.as_mut() else {
                 return true;
             };
@@ -421,6 +618,14 @@ impl Writer {
                     self.failed(&e);
                     return self.open;
                 }
+            }
+            if self.journal.as_ref().is_some_and(|j| j.drains_at(offset)) {
+                // Emptying the journal forgets its numbers: the file keeps the last one.
+                let last = self.next_seq - 1;
+                self.note(Marks {
+                    kept: last,
+                    handed: self.marks.handed.max(last),
+                });
             }
             let journal = self.journal.as_mut().expect("checked above");
             if let Err(e) = journal.consume(offset).await {
@@ -507,6 +712,8 @@ mod tests {
         failures_left: AtomicU32,
         /// The next write takes this long (a server gone away: seen at the timeout).
         slow_ms: std::sync::atomic::AtomicU64,
+        /// Away altogether: every write and every question fails.
+        away: std::sync::atomic::AtomicBool,
     }
 
     impl Flaky {
@@ -515,6 +722,7 @@ mod tests {
                 inner,
                 failures_left: AtomicU32::new(failures),
                 slow_ms: Default::default(),
+                away: Default::default(),
             })
         }
     }
@@ -569,6 +777,9 @@ mod tests {
     #[async_trait]
     impl Store for Flaky {
         async fn append(&self, first: u64, events: &[Event]) -> Result<(), Error> {
+            if self.away.load(Ordering::SeqCst) {
+                return Err(busy());
+            }
             let slow = self.slow_ms.swap(0, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(slow)).await;
             let left = self.failures_left.load(Ordering::SeqCst);
@@ -582,6 +793,9 @@ mod tests {
             self.inner.append(first, events).await
         }
         async fn last_seq(&self) -> Result<u64, Error> {
+            if self.away.load(Ordering::SeqCst) {
+                return Err(busy());
+            }
             self.inner.last_seq().await
         }
         async fn events(&self, s: Option<&ServiceName>, l: u32) -> Result<Vec<StoredEvent>, Error> {
@@ -669,6 +883,13 @@ mod tests {
         }
     }
 
+    fn paths(dir: &std::path::Path) -> Paths {
+        Paths {
+            journal: dir.join("journal"),
+            numbers: dir.join("seq"),
+        }
+    }
+
     /// The writer's ends for a test: the event sender, `written` and `health`.
     fn channels() -> (
         mpsc::Sender<Event>,
@@ -710,7 +931,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Flaky::new(crate::test_store(dir.path()).await, 6);
         let (tx, ch, written, health) = channels();
-        let journal = dir.path().join("journal");
+        let journal = paths(dir.path());
         let task = tokio::spawn({
             let store = store.clone();
             async move { run(store, &journal, ch).await }
@@ -753,7 +974,7 @@ mod tests {
     #[tokio::test]
     async fn events_kept_in_the_journal_during_an_outage_survive_the_writer() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = dir.path().join("journal");
+        let journal = paths(dir.path());
         let store = Flaky::new(crate::test_store(dir.path()).await, u32::MAX);
         let (tx, ch, written, health) = channels();
         let task = tokio::spawn({
@@ -806,7 +1027,7 @@ mod tests {
         let store = Flaky::new(crate::test_store(dir.path()).await, 0);
         store.slow_ms.store(5_000, Ordering::SeqCst);
         let (tx, ch, written, health) = channels();
-        let journal = dir.path().join("journal");
+        let journal = paths(dir.path());
         let task = tokio::spawn({
             let store = store.clone();
             async move { run(store, &journal, ch).await }
@@ -828,5 +1049,162 @@ mod tests {
             stored_pids(&store.inner).await,
             (1..=50).collect::<Vec<u64>>()
         );
+    }
+
+    /// Every stored event as (number, pid), oldest first; an `unrecorded` one as pid 0.
+    async fn stored(store: &dyn Store) -> Vec<(i64, u64)> {
+        let mut all: Vec<(i64, u64)> = store
+            .events(None, 100_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let pid = match e.kind.as_str() {
+                    "unrecorded" => 0,
+                    _ => e.detail["pid"].as_u64().unwrap(),
+                };
+                (e.id, pid)
+            })
+            .collect();
+        all.reverse();
+        all
+    }
+
+    /// Runs a writer on `store` for the events of `pids`, until they are kept (stored or
+    /// journaled), then ends it, as a daemon that stops would.
+    async fn write(store: &Arc<Flaky>, dir: &std::path::Path, pids: std::ops::RangeInclusive<u32>) {
+        write_then(store, dir, pids, false).await
+    }
+
+    /// [`write`], then ends the writer where it stands, as a kill -9 would (its last words,
+    /// where numbering stands, are not written).
+    async fn write_then_kill(
+        store: &Arc<Flaky>,
+        dir: &std::path::Path,
+        pids: std::ops::RangeInclusive<u32>,
+    ) {
+        write_then(store, dir, pids, true).await
+    }
+
+    async fn write_then(
+        store: &Arc<Flaky>,
+        dir: &std::path::Path,
+        pids: std::ops::RangeInclusive<u32>,
+        kill: bool,
+    ) {
+        let (tx, ch, written, _) = channels();
+        let task = tokio::spawn({
+            let (store, paths) = (store.clone(), paths(dir));
+            async move { run(store, &paths, ch).await }
+        });
+        let n = pids.clone().count() as u64;
+        for pid in pids {
+            tx.send(stale(pid)).await.unwrap();
+        }
+        let mut w = written.clone();
+        tokio::time::timeout(Duration::from_secs(30), w.wait_for(|k| *k == n))
+            .await
+            .expect("the writer to keep every event")
+            .unwrap();
+        if kill {
+            task.abort();
+            let _ = task.await;
+            return;
+        }
+        drop(tx);
+        task.await.unwrap();
+    }
+
+    /// A daemon that starts while the store is away numbers on from the data dir, across any
+    /// number of such starts: once the store is back, every event is there once, in order,
+    /// numbered with no gap.
+    #[tokio::test]
+    async fn starts_with_the_store_away_number_on_with_no_gap_and_no_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Flaky::new(crate::test_store(dir.path()).await, 0);
+        write_then_kill(&store, dir.path(), 1..=10).await;
+        store.away.store(true, Ordering::SeqCst);
+        write(&store, dir.path(), 11..=15).await;
+        write_then_kill(&store, dir.path(), 16..=30).await;
+        write_then_kill(&store, dir.path(), 31..=40).await;
+        assert_eq!(store.inner.last_seq().await.unwrap(), 10);
+        store.away.store(false, Ordering::SeqCst);
+        write(&store, dir.path(), 41..=41).await;
+        let want: Vec<(i64, u64)> = (1..=41).map(|n| (n as i64, n as u64)).collect();
+        assert_eq!(stored(&store.inner).await, want);
+    }
+
+    /// A daemon killed with a batch in flight, then a start with the store away: whether the
+    /// store took the batch or not, numbers go on with no gap and no duplicate; an
+    /// `unrecorded` event holds each number the store did not get, and none replaces an event
+    /// it did get.
+    #[tokio::test]
+    async fn a_batch_in_flight_at_a_kill_is_stood_in_for_only_where_the_store_lacks_it() {
+        for committed in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Flaky::new(crate::test_store(dir.path()).await, 0);
+            write(&store, dir.path(), 1..=10).await;
+            // Killed while 11..=15 were being stored: the file says so.
+            if committed {
+                let batch: Vec<Event> = (11..=15).map(stale).collect();
+                store.inner.append(11, &batch).await.unwrap();
+            }
+            let (mut file, _) = SeqFile::open(&dir.path().join("seq")).unwrap();
+            file.write(Marks {
+                kept: 10,
+                handed: 15,
+            })
+            .unwrap();
+            store.away.store(true, Ordering::SeqCst);
+            write(&store, dir.path(), 16..=20).await;
+            store.away.store(false, Ordering::SeqCst);
+            write(&store, dir.path(), 21..=21).await;
+            let got = stored(&store.inner).await;
+            let numbers: Vec<i64> = got.iter().map(|(n, _)| *n).collect();
+            assert_eq!(numbers, (1..=21).collect::<Vec<i64>>(), "{committed}");
+            let pids: Vec<u64> = got.iter().map(|(_, p)| *p).collect();
+            let middle: Vec<u64> = if committed {
+                (11..=15).collect()
+            } else {
+                vec![0; 5]
+            };
+            let want: Vec<u64> = (1..=10).chain(middle).chain(16..=21).collect();
+            assert_eq!(pids, want, "committed: {committed}");
+        }
+    }
+
+    /// Without a file to go on from (a first start after an upgrade, or a file that does not
+    /// read back), a start with the store away does not guess: events wait in memory (not
+    /// acknowledged as kept) and are numbered from the store's last once it answers.
+    #[tokio::test]
+    async fn with_numbering_unknown_events_wait_for_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Flaky::new(crate::test_store(dir.path()).await, 0);
+        let batch: Vec<Event> = (1..=5).map(stale).collect();
+        store.inner.append(1, &batch).await.unwrap();
+        std::fs::write(dir.path().join("seq"), "torn").unwrap();
+        store.away.store(true, Ordering::SeqCst);
+        let (tx, ch, written, health) = channels();
+        let task = tokio::spawn({
+            let (store, paths) = (store.clone(), paths(dir.path()));
+            async move { run(store, &paths, ch).await }
+        });
+        for pid in 6..=8 {
+            tx.send(stale(pid)).await.unwrap();
+        }
+        let mut h = health.clone();
+        h.wait_for(|h| !h.reachable).await.unwrap();
+        assert_eq!(*written.borrow(), 0);
+        assert_eq!(h.borrow().journaled, 0);
+        store.away.store(false, Ordering::SeqCst);
+        let mut w = written.clone();
+        w.wait_for(|k| *k == 3).await.unwrap();
+        drop(tx);
+        task.await.unwrap();
+        let want: Vec<(i64, u64)> = (1..=8).map(|n| (n as i64, n as u64)).collect();
+        assert_eq!(stored(&store.inner).await, want);
+        // And the file is whole again.
+        let (_, marks) = SeqFile::open(&dir.path().join("seq")).unwrap();
+        assert_eq!(marks.unwrap(), Marks { kept: 8, handed: 8 });
     }
 }

@@ -276,6 +276,9 @@ async fn a_report_reads_the_state_at_its_start_and_its_period_only() {
                 by: Actor::Operator,
             },
         ));
+        // Stored late, dated earlier (the unwatched time a daemon that started without its
+        // store records once it is back): read where it happened.
+        events.push(change("web", 2999, State::Up, State::Unknown));
         store.append(1, &events).await.unwrap();
         let inputs = store.report_inputs(t(s(2500)), t(s(4000))).await.unwrap();
         let seen: Vec<(String, i64, State)> = inputs
@@ -294,6 +297,7 @@ async fn a_report_reads_the_state_at_its_start_and_its_period_only() {
             [
                 ("db".to_owned(), 5, State::Down),
                 ("web".to_owned(), 1999, State::Up),
+                ("web".to_owned(), 2999, State::Unknown),
                 ("web".to_owned(), 3000, State::Degraded),
             ],
         );

@@ -118,6 +118,22 @@ impl Lineage {
         ServiceLineage { run, cgroup }
     }
 
+    /// The leader each service's run record names, by service name, whether anything of its
+    /// group still runs or not: a run an earlier daemon started and did not see end (a run
+    /// that ends clears its record). With the store away, the only word on what a killed
+    /// daemon was running when its processes have ended since.
+    pub fn recorded(&self) -> BTreeMap<String, u32> {
+        std::fs::read_dir(&self.run_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_str()?.to_owned();
+                Some((name, read_record(&entry.path())?.pid))
+            })
+            .collect()
+    }
+
     /// What earlier daemons left running, by service name: one pass over /proc, checked
     /// against our three records. Every process named here is one this data dir's daemons
     /// started; nothing is taken on the database's word.
@@ -504,8 +520,13 @@ mod tests {
             Record::decode(&text).map(|r| (r.pid, r.start_ticks)),
             Some((12, 7))
         );
+        // Named whether anything of it runs or not (pid 12 is no process of ours)...
+        assert_eq!(l.recorded(), BTreeMap::from([("web".to_string(), 12)]));
+        assert!(l.leftovers().is_empty());
         s.clear();
         assert_eq!(read_record(&dir.path().join("run/web")), None);
+        // ...until the run is seen to end.
+        assert!(l.recorded().is_empty());
         l.prune(&BTreeSet::new());
         l.release();
     }

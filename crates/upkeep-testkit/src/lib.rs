@@ -28,6 +28,8 @@ pub struct TestDaemon {
     pub data_dir: PathBuf,
     /// The PostgreSQL database this daemon keeps history in, if not SQLite (see [`postgres`]).
     store: Option<String>,
+    /// Where its password is read from, if not `PGPASSWORD`.
+    password_file: Option<PathBuf>,
     /// Whether the config sets `daemon.test_clock`.
     test_clock: bool,
     child: Option<Child>,
@@ -37,10 +39,19 @@ pub struct TestDaemon {
 
 /// The config header every test daemon gets: its data dir inside the temp dir, and the store
 /// [`postgres`] names, if any.
-fn header(data_dir: &Path, store: Option<&str>, test_clock: bool) -> String {
-    let store = match store {
-        Some(url) => format!("store = \"{url}\"\nstore_password_env = \"PGPASSWORD\"\n"),
-        None => String::new(),
+fn header(
+    data_dir: &Path,
+    store: Option<&str>,
+    password_file: Option<&Path>,
+    test_clock: bool,
+) -> String {
+    let store = match (store, password_file) {
+        (Some(url), None) => format!("store = \"{url}\"\nstore_password_env = \"PGPASSWORD\"\n"),
+        (Some(url), Some(file)) => format!(
+            "store = \"{url}\"\nstore_password_file = \"{}\"\n",
+            file.display()
+        ),
+        (None, _) => String::new(),
     };
     let test_clock = if test_clock {
         "test_clock = true\n"
@@ -165,7 +176,7 @@ impl TestDaemon {
             &config,
             format!(
                 "{}{services_toml}",
-                header(&data_dir, store.as_deref(), test_clock)
+                header(&data_dir, store.as_deref(), None, test_clock)
             ),
         )
         .expect("write config");
@@ -175,6 +186,7 @@ impl TestDaemon {
             config,
             data_dir,
             store,
+            password_file: None,
             test_clock,
             child: None,
             groups: Default::default(),
@@ -434,14 +446,36 @@ impl TestDaemon {
         self.set_store(None);
     }
 
+    /// Like [`TestDaemon::use_store`], with the password read from `file`.
+    pub fn use_store_with_password_file(&mut self, url: &str, file: &Path) {
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        let rest = text
+            .strip_prefix(&self.header())
+            .expect("the config starts with its header")
+            .to_owned();
+        self.store = Some(url.to_owned());
+        self.password_file = Some(file.to_owned());
+        std::fs::write(&self.config, format!("{}{rest}", self.header())).expect("write config");
+    }
+
+    fn header(&self) -> String {
+        header(
+            &self.data_dir,
+            self.store.as_deref(),
+            self.password_file.as_deref(),
+            self.test_clock,
+        )
+    }
+
     fn set_store(&mut self, url: Option<&str>) {
         let text = std::fs::read_to_string(&self.config).expect("read config");
-        let old = header(&self.data_dir, self.store.as_deref(), self.test_clock);
+        let old = self.header();
         let rest = text
             .strip_prefix(&old)
             .expect("the config starts with its header");
         self.store = url.map(str::to_owned);
-        let new = header(&self.data_dir, self.store.as_deref(), self.test_clock);
+        self.password_file = None;
+        let new = self.header();
         std::fs::write(&self.config, format!("{new}{rest}")).expect("write config");
     }
 
@@ -534,14 +568,8 @@ impl TestDaemon {
 
     /// Rewrites the config's services part (the `[daemon]` header stays).
     pub fn write_services(&self, services_toml: &str) {
-        std::fs::write(
-            &self.config,
-            format!(
-                "{}{services_toml}",
-                header(&self.data_dir, self.store.as_deref(), self.test_clock)
-            ),
-        )
-        .expect("write config");
+        std::fs::write(&self.config, format!("{}{services_toml}", self.header()))
+            .expect("write config");
     }
 }
 

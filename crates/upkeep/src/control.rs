@@ -78,6 +78,8 @@ pub struct Daemon {
     pub clock: Clock,
     /// The same clock's hand, when `daemon.test_clock` is set: `POST /api/v1/test/clock`.
     pub test_clock: Option<TestClock>,
+    /// What operators asked for, kept in the data dir (and in the store when it answers).
+    pub intent: Arc<crate::intent::Intent>,
 }
 
 fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ApiError {
@@ -183,10 +185,10 @@ impl From<OpsError> for ApiError {
                         .into(),
                 ),
             },
-            OpsError::DesiredNotStored { source, .. } => store_error(source),
-            OpsError::ReadConfig { .. } | OpsError::WriteConfig { .. } | OpsError::Task(_) => {
-                ApiError::Internal(Box::new(e))
-            }
+            OpsError::IntentNotSaved(_)
+            | OpsError::ReadConfig { .. }
+            | OpsError::WriteConfig { .. }
+            | OpsError::Task(_) => ApiError::Internal(Box::new(e)),
         }
     }
 }

@@ -6,8 +6,10 @@
 //! commands to supervisors.
 //!
 //! Start-up: lock the data dir (one daemon per data dir), become a child subreaper, open the
-//! store, stop any process an earlier daemon left running (found by pid and start time), then
-//! start every service whose desired state is running.
+//! store (or, if it cannot be reached, go on without it: it is opened in the background),
+//! stop any process an earlier daemon left running (found by its run records), then start
+//! every service whose desired state is running. What the last daemon left is read from the
+//! store, or from the data dir while the store is away (`takeover.rs`).
 //!
 //! Shutdown starts at the sources: supervisors stop their process groups, then the state task
 //! drains, then the store writer writes what is left. Past `shutdown_timeout` we log what still
@@ -28,14 +30,16 @@ use tokio_util::task::TaskTracker;
 use upkeep_config::Config;
 use upkeep_config::StoreConfig;
 use upkeep_core::api::StoreHealth;
-use upkeep_core::{Clock, Desired, Event, EventKind, ServiceName, State, TestClock};
+use upkeep_core::{Clock, Desired, Event, TestClock};
 use upkeep_probes::{HttpClients, ProbeDeps};
 use upkeep_state::Heal;
-use upkeep_store::{Location, PgLocation, Store};
+use upkeep_store::{LazyStore, Location, PgLocation, Store};
 use upkeep_supervisor::{Lineage, LogHub, Reaper, SupervisorDeps, trust};
 use upkeep_web::Limits;
 
 use crate::control::{Daemon, Live};
+use crate::intent::Intent;
+use crate::takeover;
 use crate::wiring::Wiring;
 
 /// Files in the data dir.
@@ -119,6 +123,9 @@ pub fn node_id(data_dir: &Path) -> Result<String> {
         return Ok(id.to_owned());
     }
     let id = format!("{:032x}", fastrand::u128(..));
+    // A new node has no events anywhere: numbering starts at 1, known without the store.
+    upkeep_store::start_numbering(&data_dir.join("seq"))
+        .with_context(|| format!("writing {}", data_dir.join("seq").display()))?;
     file.set_len(0)?;
     std::os::unix::fs::FileExt::write_all_at(&file, format!("{id}\n").as_bytes(), 0)?;
     file.sync_all()?;
@@ -161,10 +168,10 @@ pub fn node(config: &Config, id: &str) -> upkeep_store::Node {
     }
 }
 
-/// Opens the store the config names (SQLite in the data dir by default), as this node.
-pub async fn open_store(config: &Config, node_id: &str) -> Result<upkeep_store::SqlStore> {
-    let node = node(config, node_id);
-    let location = match &config.daemon.store {
+/// Where the config says the store is (SQLite in the data dir by default), with the password
+/// read: a password file that cannot be read is a config error, found at once.
+pub fn store_location(config: &Config) -> Result<Location> {
+    Ok(match &config.daemon.store {
         StoreConfig::Sqlite => Location::Sqlite(config.daemon.data_dir.join("upkeep.db")),
         StoreConfig::Postgres { url, password } => Location::Postgres(PgLocation {
             url: url.clone(),
@@ -178,12 +185,18 @@ pub async fn open_store(config: &Config, node_id: &str) -> Result<upkeep_store::
                 None => None,
             },
         }),
-    };
+    })
+}
+
+/// Opens the store the config names as this node, or, if it cannot be reached now, returns it
+/// unopened: it is opened in the background (see `upkeep_store::LazyStore`).
+async fn open_store(config: &Config, node_id: &str) -> Result<Arc<LazyStore>> {
+    let location = store_location(config)?;
     let shown = match &location {
         Location::Sqlite(path) => path.display().to_string(),
         Location::Postgres(at) => at.url.to_string(),
     };
-    upkeep_store::open(&location, &node)
+    LazyStore::open(location, node(config, node_id))
         .await
         .with_context(|| format!("opening the store {shown}"))
 }
@@ -243,21 +256,30 @@ async fn run_async(config: Config) -> Result<()> {
         "upkeep.db-wal",
         "upkeep.db-shm",
         "journal",
+        "seq",
+        "intent.json",
         "logs",
     ] {
         trust::check_if_present(&data_dir.join(file))?;
     }
-    let store: Arc<dyn Store> = Arc::new(open_store(&config, &node).await?);
+    let lazy = open_store(&config, &node).await?;
+    let store: Arc<dyn Store> = lazy.clone();
 
     // Stages, from the sink up.
     let (store_tx, store_rx) = mpsc::channel::<Event>(4096);
     let (written_tx, stored) = tokio::sync::watch::channel(0u64);
-    let journal = data_dir.join("journal");
-    upkeep_store::writer::check_journal(&journal)
+    let paths = upkeep_store::writer::Paths {
+        journal: data_dir.join("journal"),
+        numbers: data_dir.join("seq"),
+    };
+    upkeep_store::writer::check_journal(&paths.journal)
         .await
-        .with_context(|| format!("opening the journal {}", journal.display()))?;
+        .with_context(|| format!("opening the journal {}", paths.journal.display()))?;
     let (health_tx, store_health) = tokio::sync::watch::channel(StoreHealth {
-        journaled: upkeep_store::writer::journaled(&journal).await,
+        journaled: upkeep_store::writer::journaled(&paths.journal).await,
+        reachable: lazy.is_open(),
+        since: (!lazy.is_open()).then(jiff::Timestamp::now),
+        error: lazy.why_not_open(),
         ..upkeep_store::writer::healthy(store.engine())
     });
     // Committed events, for live views and durable consumers (SSE and the outbox, to come).
@@ -272,7 +294,7 @@ async fn run_async(config: Config) -> Result<()> {
                 health: health_tx,
                 fanout,
             };
-            upkeep_store::writer::run(store, &journal, channels).await
+            upkeep_store::writer::run(store, &paths, channels).await
         }
     });
     let (events_tx, events_rx) = mpsc::channel::<Event>(4096);
@@ -290,15 +312,16 @@ async fn run_async(config: Config) -> Result<()> {
     let logs = LogHub::start(data_dir.join("logs"), events_tx.clone(), clock.clone())
         .context("starting the log writer")?;
 
-    // What a daemon killed while the store was away kept in the journal goes in first: the
-    // processes it started are known from it.
-    let _ = store_health
-        .clone()
-        .wait_for(|h| h.journaled == 0 || !h.reachable)
-        .await;
-    // Rollups of each closed hour, and `retain`, in the background: from here, so that what
-    // the journal held is in before the first hour is rolled (later arrivals roll again).
-    // Probes record each answer's latency here; the rollup task stores each closed hour.
+    // What the last daemon left: from the store if it answers, else from the data dir, and
+    // the rest once the store is back (`takeover::later`).
+    let started = clock.now();
+    let (intent, _) = Intent::load(&data_dir);
+    let intent = Arc::new(intent);
+    let mut inherited = takeover::inherit(&lazy, &store_health, &intent, started).await;
+    takeover::stop_stale_processes(&config, &lineage, &inherited.records, &events_tx, &clock).await;
+    // Rollups of each closed hour, and `retain`, in the background (a store not open yet is
+    // tried again with backoff). Probes record each answer's latency in `latency`; the rollup
+    // task stores each closed hour.
     let latency = Arc::new(upkeep_core::latency::LatencyBook::default());
     let rollups = tokio::spawn(upkeep_store::rollup::run(
         store.clone(),
@@ -306,29 +329,23 @@ async fn run_async(config: Config) -> Result<()> {
         config.daemon.retain,
         latency.clone(),
     ));
-    let records: BTreeMap<ServiceName, upkeep_store::ServiceRecord> = store
-        .services()
-        .await?
-        .into_iter()
-        .map(|r| (r.name.clone(), r))
-        .collect();
-    stop_stale_processes(&config, &lineage, &records, &events_tx, &clock).await;
     let alive = open_private(&data_dir.join("alive"))?;
-    record_unwatched_time(&alive, store.as_ref(), &events_tx, &clock).await;
-
-    let revision = store
-        .save_revision(&config.path.display().to_string(), &config.source)
-        .await?;
-    let n = config.services.len() as u32;
-    let _ = events_tx
-        .send(clock.daemon_event(EventKind::ConfigApplied {
-            revision,
-            added: n,
-            removed: 0,
-            changed: 0,
-            by: upkeep_core::Actor::Upkeep,
-        }))
-        .await;
+    let last_alive = takeover::last_alive(&alive);
+    if inherited.from_store {
+        takeover::record_unwatched_time(last_alive, store.as_ref(), &events_tx, started).await;
+        if let Err(e) = takeover::apply_revision(store.as_ref(), &config, &events_tx, started).await
+        {
+            tracing::error!(
+                "cannot store the config revision; the next reload or start stores it: {}",
+                e.with_causes()
+            );
+        }
+    } else {
+        tracing::warn!(
+            "starting without the store: desired states and maintenance from {}, the rest once it is back",
+            crate::intent::path(&data_dir).display()
+        );
+    }
 
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -354,22 +371,11 @@ async fn run_async(config: Config) -> Result<()> {
         tasks: tasks.clone(),
         targets: Default::default(),
     };
-    let mut unfinished = store.unfinished().await.unwrap_or_else(|e| {
-        tracing::error!("cannot read open incidents and maintenance: {e:#}");
-        Default::default()
-    });
+    let mut unfinished = std::mem::take(&mut inherited.unfinished);
     let mut desired = BTreeMap::new();
     let mut services = BTreeMap::new();
     for (name, cfg) in &config.services {
-        let default = match &cfg.managed {
-            Some(m) if !m.autostart => Desired::Stopped,
-            _ => Desired::Running,
-        };
-        let want = if cfg.managed.is_some() {
-            records.get(name).map_or(default, |r| r.desired)
-        } else {
-            Desired::Running
-        };
+        let want = inherited.desired(&intent, name, cfg).await;
         desired.insert(name.clone(), want);
         services.insert(
             name.clone(),
@@ -378,6 +384,22 @@ async fn run_async(config: Config) -> Result<()> {
                 .await,
         );
     }
+    if let Err(e) = intent.start_with(&desired).await {
+        tracing::error!("{:#}", anyhow::Error::new(e));
+    }
+    if inherited.from_store
+        && desired
+            .iter()
+            .any(|(n, d)| inherited.records.get(n).is_some_and(|r| r.desired != *d))
+    {
+        intent.push_soon();
+    }
+    let later = (!inherited.from_store).then(|| takeover::Later {
+        store: lazy.clone(),
+        started,
+        last_alive,
+        config: config.clone(),
+    });
 
     let shutdown = CancellationToken::new();
     let maintenance = watch::channel(config.maintenance.clone()).0;
@@ -402,6 +424,7 @@ async fn run_async(config: Config) -> Result<()> {
         maintenance,
         clock: clock.clone(),
         test_clock,
+        intent: intent.clone(),
     });
     // Maintenance windows: announced, reminded, started, completed, on the clock.
     tokio::spawn(
@@ -416,6 +439,14 @@ async fn run_async(config: Config) -> Result<()> {
         .run(),
     );
     tokio::spawn(route_heals(daemon.clone(), heal_rx));
+    if let Some(later) = later {
+        tokio::spawn(takeover::later(daemon.clone(), later));
+    }
+    tokio::spawn(crate::intent::keep_store_in_step(
+        intent,
+        store.clone(),
+        daemon.store_health.clone(),
+    ));
     tokio::spawn(crate::wiring::follow_targets(daemon.wiring.clone()));
 
     let socket = socket_path(&data_dir);
@@ -545,76 +576,6 @@ async fn route_heals(daemon: Arc<Daemon>, mut heals: mpsc::Receiver<Heal>) {
     }
 }
 
-/// Stops processes that a killed daemon left running, so that no service ever runs twice and
-/// no restart fails because the old copy holds its port. What is stopped is what our own
-/// records prove ours (cgroups, run records, marks: `upkeep_sys::lineage`), never a pid on
-/// the database's word alone. (Adopting them instead would keep a process whose stdout pipe
-/// has lost its reader: its next log line would kill it with SIGPIPE. A clean restart is the
-/// honest choice.)
-async fn stop_stale_processes(
-    config: &Config,
-    lineage: &Lineage,
-    records: &BTreeMap<ServiceName, upkeep_store::ServiceRecord>,
-    events: &mpsc::Sender<Event>,
-    clock: &Clock,
-) {
-    let l = lineage.clone();
-    let leftovers = tokio::task::spawn_blocking(move || l.leftovers())
-        .await
-        .unwrap_or_default();
-    let stops: Vec<_> = leftovers
-        .iter()
-        .map(|(name, left)| {
-            let managed = ServiceName::new(name.as_str())
-                .ok()
-                .and_then(|n| config.services.get(&n))
-                .and_then(|c| c.managed.as_ref());
-            let signal = managed.map_or(15, |c| c.stop_signal);
-            let timeout = managed.map_or(Duration::from_secs(10), |c| c.stop_timeout);
-            (left, signal, timeout)
-        })
-        .collect();
-    let outcomes = upkeep_supervisor::stop_leftovers(&stops).await;
-    for ((name, left), o) in leftovers.iter().zip(outcomes) {
-        tracing::info!(
-            service = %name,
-            groups = ?left.pgids,
-            killed = o.killed,
-            lingering = o.lingering,
-            "stopped processes left by an earlier daemon"
-        );
-    }
-    // Recorded for every service the store thought running, and every one we found: the
-    // stored pid is no longer ours.
-    let mut stale: BTreeMap<ServiceName, u32> = records
-        .values()
-        .filter_map(|r| Some((r.name.clone(), r.running?.0)))
-        .collect();
-    for (name, left) in &leftovers {
-        if let Ok(n) = ServiceName::new(name.as_str()) {
-            let pid = left
-                .pgids
-                .first()
-                .or(left.pids.first())
-                .copied()
-                .unwrap_or(0);
-            stale.entry(n).or_insert(pid);
-        }
-    }
-    for (name, pid) in stale {
-        let _ = events
-            .send(clock.event(&name, EventKind::StaleStopped { pid }))
-            .await;
-    }
-    let keep = config
-        .services
-        .iter()
-        .filter(|(_, c)| c.managed.is_some())
-        .map(|(n, _)| n.to_string())
-        .collect();
-    lineage.prune(&keep);
-}
-
 /// How often the daemon marks itself alive (see [`heartbeat`]).
 const HEARTBEAT: Duration = Duration::from_secs(60);
 
@@ -630,49 +591,6 @@ async fn heartbeat(alive: File, clock: Clock) {
         let now = clock.now().as_millisecond();
         let _ =
             std::os::unix::fs::FileExt::write_all_at(&alive, format!("{now:<20}\n").as_bytes(), 0);
-    }
-}
-
-/// The last daemon may have been killed: from its last sign of life (its heartbeat, or the
-/// service's last change if later) until now, nobody watched. Each service whose last recorded
-/// state was not `stopped` gets a change to `unknown` at that moment, so that reports count the
-/// gap apart instead of as up (or down) (issue 14, E21). A daemon that stopped cleanly stopped
-/// its services first; probe-only services it could not stop are unwatched all the same.
-async fn record_unwatched_time(
-    alive: &File,
-    store: &dyn Store,
-    events: &mpsc::Sender<Event>,
-    clock: &Clock,
-) {
-    use std::io::Read;
-    let mut text = String::new();
-    let _ = (&mut &*alive).take(64).read_to_string(&mut text);
-    let Some(last_alive) = text
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-    else {
-        return; // a first start, or a data dir from before the heartbeat: nothing known
-    };
-    let now = clock.now();
-    let Ok(last) = store.report_inputs(now, now).await else {
-        return;
-    };
-    for t in last.transitions {
-        let since = t.at.max(last_alive);
-        if matches!(t.to, State::Stopped | State::Unknown) || since >= now {
-            continue;
-        }
-        let event = Event {
-            at: since,
-            service: Some(t.service),
-            kind: EventKind::StatusChanged {
-                from: t.to,
-                to: State::Unknown,
-            },
-        };
-        let _ = events.send(event).await;
     }
 }
 

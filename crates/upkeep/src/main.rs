@@ -9,9 +9,11 @@ mod cli;
 mod control;
 mod daemon;
 mod import;
+mod intent;
 mod ops;
 mod planner;
 mod systemd;
+mod takeover;
 mod tokens;
 mod wiring;
 

@@ -42,6 +42,17 @@ pub async fn set(
     };
     tracing::info!(service = %name, action, by = %by, "maintenance asked");
     daemon.record(daemon.clock.event(name, kind)).await;
+    // Kept in the data dir as state holds it, for a next start with the store away (the
+    // store has it as events).
+    let now = daemon
+        .snapshot
+        .borrow()
+        .services
+        .get(name)
+        .and_then(|s| s.maintenance.clone());
+    if let Err(e) = daemon.intent.set_maintenance(name, now).await {
+        tracing::error!(service = %name, "{:#}", anyhow::Error::new(e));
+    }
     Ok(ActionResult {
         action: action.into(),
         services: vec![name.clone()],

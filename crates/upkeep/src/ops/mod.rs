@@ -58,12 +58,9 @@ pub enum OpsError {
     Edit(upkeep_config::EditError),
     #[error("the config revision cannot be stored; nothing was changed")]
     RevisionNotStored(#[source] upkeep_store::Error),
-    #[error("storing the desired state of `{service}`")]
-    DesiredNotStored {
-        service: ServiceName,
-        #[source]
-        source: upkeep_store::Error,
-    },
+    /// What the operator asked cannot be kept in the data dir: nothing was done.
+    #[error("keeping what was asked; nothing was done")]
+    IntentNotSaved(#[source] crate::intent::IntentError),
     #[error("reading the config file {path}")]
     ReadConfig {
         path: PathBuf,

@@ -61,14 +61,15 @@ pub async fn add(
             path: path.clone(),
             source,
         })?;
+    let store = daemon
+        .store_ready()
+        .is_ok()
+        .then_some(daemon.store.as_ref());
     daemon
-        .store
-        .set_desired(&req.name, Desired::Running)
+        .intent
+        .set_desired(std::slice::from_ref(&req.name), Desired::Running, store)
         .await
-        .map_err(|source| OpsError::DesiredNotStored {
-            service: req.name.clone(),
-            source,
-        })?;
+        .map_err(OpsError::IntentNotSaved)?;
     tracing::info!(service = %req.name, by = %by, "service added");
     apply(daemon, new, by).await
 }

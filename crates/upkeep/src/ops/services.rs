@@ -1,5 +1,6 @@
-//! Start, stop and restart, of one managed service or of all: the desired state is stored
-//! (so a restarted daemon brings each service back to what the operator last asked for), the
+//! Start, stop and restart, of one managed service or of all: the desired state is kept (in
+//! the data dir, and in the store when it answers: `intent.rs`), so a restarted daemon brings
+//! each service back to what the operator last asked for, with or without its store; the
 //! supervisors carry the command out, and the answer waits until state and the store show it.
 //! Every event the action causes names who asked.
 
@@ -54,16 +55,18 @@ pub async fn act(
             .filter_map(|n| Some((n.clone(), managed(&live, &n)?)))
             .collect()
     };
-    for (name, _) in &handles {
-        daemon
-            .store
-            .set_desired(name, desired)
-            .await
-            .map_err(|source| OpsError::DesiredNotStored {
-                service: name.clone(),
-                source,
-            })?;
-    }
+    // Kept before anything is done: a daemon killed after this answer, even one that then
+    // starts with the store away, brings each service back to it.
+    let names: Vec<ServiceName> = handles.iter().map(|(n, _)| n.clone()).collect();
+    let store = daemon
+        .store_ready()
+        .is_ok()
+        .then_some(daemon.store.as_ref());
+    daemon
+        .intent
+        .set_desired(&names, desired, store)
+        .await
+        .map_err(OpsError::IntentNotSaved)?;
     tracing::info!(action = action.as_str(), ?target, by = %by, "operator action");
     let actor = Actor::Principal(by.clone());
     let runs = handles.iter().map(|(_, h)| {

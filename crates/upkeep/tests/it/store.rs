@@ -328,3 +328,230 @@ fn a_second_daemon_with_the_same_node_id_is_refused() {
     assert!(upkeep_testkit::alive(pid));
     assert_eq!(first.pid("web"), Some(pid));
 }
+
+/// A PostgreSQL server of this test's own, made and then stopped: the store is away before
+/// the daemon ever starts. None (the test skipped) without `UPKEEP_TEST_POSTGRES`.
+fn postgres_away() -> Option<PgServer> {
+    if std::env::var("UPKEEP_TEST_POSTGRES").is_err() {
+        eprintln!("UPKEEP_TEST_POSTGRES is not set (scripts/postgres): skipped");
+        return None;
+    }
+    let pg = PgServer::start();
+    pg.stop();
+    Some(pg)
+}
+
+/// Waits until the store is back and holds everything the journal kept.
+fn wait_stored(d: &TestDaemon) {
+    d.wait_until("the journal to be stored", LONG, || {
+        let h = store_health(d);
+        (h["reachable"] == true && h["journaled"] == 0).then_some(())
+    });
+}
+
+/// `upkeep ls` works from the live snapshot and says the store is unreachable, and why.
+fn ls_says_unreachable(d: &TestDaemon, why: &str) {
+    let ls = d.cli(&["ls"]);
+    assert!(ls.status.success(), "{}", stderr(&ls));
+    let said = String::from_utf8_lossy(&ls.stdout);
+    assert!(said.contains("flap") || said.contains("web"), "{said}");
+    assert!(
+        stderr(&ls).contains("unreachable") && stderr(&ls).contains(why),
+        "{}",
+        stderr(&ls)
+    );
+    let health = store_health(d);
+    assert_eq!(health["reachable"], false, "{health}");
+    assert!(
+        health["error"].as_str().unwrap_or_default().contains(why),
+        "{health}"
+    );
+}
+
+/// A supervisor that cannot start its services because a database on another host is away
+/// has failed at its one job: with PostgreSQL stopped, the daemon starts and supervises at
+/// once, `ls` says the store is unreachable; once it is back, every event of the outage is
+/// stored once, in order, numbered with no gap, and the config revision the daemon started
+/// on is stored, dated at the start.
+#[test]
+fn the_daemon_starts_and_supervises_with_postgres_away_and_stores_the_outage_once_back() {
+    let Some(pg) = postgres_away() else { return };
+    let mut d = TestDaemon::prepare(BIN, FLAPPING);
+    d.use_store(&pg.url);
+    let launched = jiff::Timestamp::now();
+    d.launch();
+    d.wait_until("a few restarts with the store away", LONG, || {
+        (restarts(&d) >= 3).then_some(())
+    });
+    ls_says_unreachable(&d, "refused");
+    assert!(store_health(&d)["journaled"].as_u64().unwrap() > 0);
+    let history = d.try_api("GET", "/api/v1/events", None).unwrap();
+    assert_eq!(history.0, 503, "{}", String::from_utf8_lossy(&history.1));
+
+    pg.restart();
+    wait_stored(&d);
+    let starts = check_history(&d);
+    assert!(starts >= 3, "{starts} starts stored");
+    // Taken up once the store holds what was journaled.
+    let applied = d.wait_until("the revision to be recorded", LONG, || {
+        let rows = d.store_sql(
+            "SELECT at_ms, seq FROM events WHERE node = '{node}' AND kind = 'config_applied'",
+        );
+        (!rows.is_empty()).then_some(rows)
+    });
+    assert_eq!(applied.len(), 1, "{applied:?}");
+    let revisions = d.store_sql("SELECT COUNT(*) FROM config_revisions WHERE node = '{node}'");
+    assert_eq!(revisions, [["1"]]);
+    // Dated when the daemon started, though stored after the outage's events.
+    let at: i64 = applied[0][0].parse().unwrap();
+    assert!(
+        at >= launched.as_millisecond() - 1000 && at < launched.as_millisecond() + 10_000,
+        "{at} vs {launched}"
+    );
+    let seq: u64 = applied[0][1].parse().unwrap();
+    assert!(seq > 3, "stored once the store was back: {seq}");
+}
+
+/// Killed while PostgreSQL is away, and started again while it still is, twice: numbering
+/// goes on from the data dir, and once the store is back every event is there once, in
+/// order, with no gap and no duplicate number.
+#[test]
+fn daemons_killed_and_started_while_postgres_is_away_leave_no_gap_and_no_duplicate() {
+    let Some(pg) = postgres_away() else { return };
+    pg.restart();
+    let mut d = TestDaemon::prepare(BIN, FLAPPING);
+    d.use_store(&pg.url);
+    d.launch();
+    // Stored directly at first, then the store goes away under load.
+    d.wait_until("a few restarts", LONG, || (restarts(&d) >= 3).then_some(()));
+    pg.stop();
+    let mut kept = 0;
+    for _ in 0..2 {
+        d.wait_until("events journaled", LONG, || {
+            (store_health(&d)["journaled"].as_u64().unwrap_or(0) > kept).then_some(())
+        });
+        kept = store_health(&d)["journaled"].as_u64().unwrap();
+        d.signal_daemon(nix::sys::signal::Signal::SIGKILL);
+        d.launch();
+        // Supervising at once, the store still away.
+        let before = restarts(&d);
+        d.wait_until("restarts with the store away", LONG, || {
+            (restarts(&d) >= before + 3).then_some(())
+        });
+        ls_says_unreachable(&d, "refused");
+    }
+    pg.restart();
+    wait_stored(&d);
+    check_history(&d);
+    let unrecorded =
+        d.store_sql("SELECT COUNT(*) FROM events WHERE node = '{node}' AND kind = 'unrecorded'");
+    assert_eq!(unrecorded, [["0"]], "no batch was in flight at a kill");
+}
+
+/// An operator's `stop` while the store is away is kept (in the data dir): a daemon started
+/// again, with the store still away, leaves the service stopped; once the store is back it
+/// has the stop too, and a start with the store up leaves it stopped as well.
+#[test]
+fn an_operators_stop_while_postgres_is_away_survives_a_daemon_restart() {
+    let Some(pg) = postgres_away() else { return };
+    let mut d = TestDaemon::prepare(
+        BIN,
+        "[services.web]\ncommand = \"sleep 1000\"\n\n[services.db]\ncommand = \"sleep 1000\"\n",
+    );
+    d.use_store(&pg.url);
+    d.launch();
+    d.wait_state("web", "up", LONG);
+    d.wait_state("db", "up", LONG);
+    let out = d.cli(&["stop", "db"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.wait_state("db", "stopped", LONG);
+    // Maintenance asked meanwhile holds too.
+    let out = d.cli(&["maintenance", "web", "--for", "1h", "--reason", "disk swap"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    for signal in [
+        nix::sys::signal::Signal::SIGKILL,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        d.signal_daemon(signal);
+        d.launch();
+        d.wait_state("web", "maintenance", LONG);
+        assert_eq!(
+            d.service("web")["info"]["maintenance"]["reason"],
+            "disk swap"
+        );
+        assert_eq!(d.service("db")["info"]["desired"], "stopped");
+        assert_eq!(d.state("db"), "stopped");
+        ls_says_unreachable(&d, "refused");
+    }
+
+    pg.restart();
+    wait_stored(&d);
+    d.wait_until("the store to have the stop", LONG, || {
+        let rows =
+            d.store_sql("SELECT name, desired FROM services WHERE node = '{node}' ORDER BY name");
+        (rows == [["db", "stopped"], ["web", "running"]]).then_some(())
+    });
+    // From the store alone now: the same.
+    d.signal_daemon(nix::sys::signal::Signal::SIGTERM);
+    std::fs::remove_file(d.data_dir.join("intent.json")).unwrap();
+    d.launch();
+    d.wait_state("web", "maintenance", LONG);
+    assert_eq!(d.state("db"), "stopped");
+    assert_eq!(store_health(&d)["reachable"], true);
+}
+
+/// The time no daemon watched (from a killed daemon to the next, which started without its
+/// store) is recorded once the store is back, where it happened: the report counts it apart.
+#[test]
+fn the_time_no_daemon_watched_is_recorded_once_postgres_is_back() {
+    let Some(pg) = postgres_away() else { return };
+    pg.restart();
+    let mut d = TestDaemon::prepare(BIN, "[services.s]\ncommand = \"sleep 1000\"\n");
+    d.use_store(&pg.url);
+    d.launch();
+    d.wait_state("s", "up", LONG);
+    d.signal_daemon(nix::sys::signal::Signal::SIGKILL);
+    let gone = Instant::now();
+    pg.stop();
+    std::thread::sleep(Duration::from_millis(1500));
+    d.launch();
+    let away = gone.elapsed();
+    d.wait_state("s", "up", LONG);
+    // Watched, with the store away, for longer than the slack allowed below: this time must
+    // not count as unwatched (the late record goes where it happened, not after the rest).
+    std::thread::sleep(Duration::from_secs(4));
+    pg.restart();
+    wait_stored(&d);
+    let unwatched = d.wait_until("the unwatched time in the report", LONG, || {
+        let out = d.cli(&["report", "--since", "1h", "--json"]);
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let ms = r["current"]["services"]["s"]["unknown_ms"].as_u64()?;
+        (ms > 0).then_some(ms)
+    });
+    // At least the time no daemon ran, at most that plus the moment before the kill: not
+    // the time the store was away after the start.
+    assert!(unwatched >= 1500, "{unwatched}");
+    assert!(
+        unwatched <= away.as_millis() as u64 + 3_000,
+        "{unwatched} {away:?}"
+    );
+}
+
+/// A wrong password is not a config error: the daemon starts and supervises, keeps trying,
+/// and says why in `upkeep ls` and `GET /api/v1/daemon`.
+#[test]
+fn a_wrong_store_password_is_said_plainly_and_supervision_goes_on() {
+    let Some(pg) = postgres_away() else { return };
+    pg.restart();
+    let mut d = TestDaemon::prepare(BIN, "[services.web]\ncommand = \"sleep 1000\"\n");
+    let password = d.dir.path().join("db-password");
+    std::fs::write(&password, "not-the-password\n").unwrap();
+    d.use_store_with_password_file(&pg.url, &password);
+    d.launch();
+    d.wait_state("web", "up", LONG);
+    ls_says_unreachable(&d, "password authentication failed");
+    let out = d.cli(&["restart", "web"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.wait_state("web", "up", LONG);
+}

@@ -1,0 +1,435 @@
+//! What a daemon takes over from the last one: the processes it left running (stopped, so
+//! that no service runs twice), each service's desired state, the incidents it left open and
+//! the maintenance in progress, the time nobody watched, and the config revision it runs.
+//!
+//! When the store answers at start, all of it is read from there, before any service starts
+//! ([`inherit`], then [`record_unwatched_time`] and [`apply_revision`]). When it does not, the
+//! daemon does not wait: stale processes are found by the run records alone (they are the
+//! only proof ever used to kill; the store only names what to record), desired states and
+//! maintenance come from `intent.json` (else the config), and [`later`] takes up the rest once
+//! the store is back and holds what the last daemons journaled: it records the unwatched
+//! time (dated when it was), resolves the incidents left open, resumes maintenance the file
+//! did not hold, records the stale processes only the store knew of, and stores the revision.
+//!
+//! Input: the store, the data dir's files; output: events (through state, as every event),
+//! resume requests to state. `daemon.rs` calls it; nothing here spawns a service.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use upkeep_config::Config;
+use upkeep_core::api::StoreHealth;
+use upkeep_core::{Clock, Desired, Event, EventKind, ServiceName, State, Unfinished};
+use upkeep_state::StateControl;
+use upkeep_store::{LazyStore, ServiceRecord, Store};
+use upkeep_supervisor::{Lineage, procfs};
+
+use crate::control::Daemon;
+use crate::intent::Intent;
+
+/// What start-up knows of the last daemon.
+pub struct Inherited {
+    /// Each service's stored desired state and last process; empty without the store.
+    pub records: BTreeMap<ServiceName, ServiceRecord>,
+    /// Open incidents and maintenance in progress: from the store, or only maintenance, from
+    /// `intent.json`, without it.
+    pub unfinished: BTreeMap<ServiceName, Unfinished>,
+    /// Whether the store answered: if not, [`later`] takes up what it would have told.
+    pub from_store: bool,
+}
+
+impl Inherited {
+    /// What `name` should be at start: what an operator last asked (the data dir's copy
+    /// first: it is written before the store's), else the config's `autostart`. External
+    /// services are always watched.
+    pub async fn desired(
+        &self,
+        intent: &Intent,
+        name: &ServiceName,
+        cfg: &upkeep_config::ServiceConfig,
+    ) -> Desired {
+        let Some(managed) = &cfg.managed else {
+            return Desired::Running;
+        };
+        if let Some(d) = intent.desired(name).await {
+            return d;
+        }
+        if let Some(r) = self.records.get(name) {
+            return r.desired;
+        }
+        if managed.autostart {
+            Desired::Running
+        } else {
+            Desired::Stopped
+        }
+    }
+}
+
+/// Reads what the last daemon left from the store if it is open (once it has stored what a
+/// daemon killed while the store was away kept in the journal: the processes it started are
+/// known from it), else from the data dir.
+pub async fn inherit(
+    store: &LazyStore,
+    health: &watch::Receiver<StoreHealth>,
+    intent: &Intent,
+    now: jiff::Timestamp,
+) -> Inherited {
+    if store.is_open() {
+        let _ = health
+            .clone()
+            .wait_for(|h| h.journaled == 0 || !h.reachable)
+            .await;
+        match tokio::try_join!(store.services(), store.unfinished()) {
+            Ok((records, unfinished)) => {
+                return Inherited {
+                    records: records.into_iter().map(|r| (r.name.clone(), r)).collect(),
+                    unfinished,
+                    from_store: true,
+                };
+            }
+            Err(e) => tracing::error!(
+                "cannot read what the last daemon left from the store; starting on the data dir's copy: {}",
+                e.with_causes()
+            ),
+        }
+    }
+    let unfinished = intent
+        .maintenance(now)
+        .await
+        .into_iter()
+        .map(|(name, m)| {
+            (
+                name,
+                Unfinished {
+                    incident: None,
+                    maintenance: Some(m),
+                },
+            )
+        })
+        .collect();
+    Inherited {
+        records: BTreeMap::new(),
+        unfinished,
+        from_store: false,
+    }
+}
+
+/// Stops processes that a killed daemon left running, so that no service ever runs twice and
+/// no restart fails because the old copy holds its port. What is stopped is what our own
+/// records prove ours (cgroups, run records, marks: `upkeep_sys::lineage`), never a pid on
+/// the database's word alone: this works the same with the store away. (Adopting them instead
+/// would keep a process whose stdout pipe has lost its reader: its next log line would kill
+/// it with SIGPIPE. A clean restart is the honest choice.)
+pub async fn stop_stale_processes(
+    config: &Config,
+    lineage: &Lineage,
+    records: &BTreeMap<ServiceName, ServiceRecord>,
+    events: &mpsc::Sender<Event>,
+    clock: &Clock,
+) {
+    let l = lineage.clone();
+    let (leftovers, recorded) = tokio::task::spawn_blocking(move || (l.leftovers(), l.recorded()))
+        .await
+        .unwrap_or_default();
+    let stops: Vec<_> = leftovers
+        .iter()
+        .map(|(name, left)| {
+            let managed = ServiceName::new(name.as_str())
+                .ok()
+                .and_then(|n| config.services.get(&n))
+                .and_then(|c| c.managed.as_ref());
+            let signal = managed.map_or(15, |c| c.stop_signal);
+            let timeout = managed.map_or(Duration::from_secs(10), |c| c.stop_timeout);
+            (left, signal, timeout)
+        })
+        .collect();
+    let outcomes = upkeep_supervisor::stop_leftovers(&stops).await;
+    for ((name, left), o) in leftovers.iter().zip(outcomes) {
+        tracing::info!(
+            service = %name,
+            groups = ?left.pgids,
+            killed = o.killed,
+            lingering = o.lingering,
+            "stopped processes left by an earlier daemon"
+        );
+    }
+    // Recorded for every service the store thought running, every one we found, and every
+    // run a record names (ended since, with nobody to see it: without the store, the only
+    // word on it): the stored pid is no longer ours.
+    let mut stale: BTreeMap<ServiceName, u32> = records
+        .values()
+        .filter_map(|r| Some((r.name.clone(), r.running?.0)))
+        .collect();
+    for (name, left) in &leftovers {
+        if let Ok(n) = ServiceName::new(name.as_str()) {
+            let pid = left
+                .pgids
+                .first()
+                .or(left.pids.first())
+                .copied()
+                .unwrap_or(0);
+            stale.entry(n).or_insert(pid);
+        }
+    }
+    for (name, pid) in recorded {
+        if let Ok(n) = ServiceName::new(name.as_str()) {
+            stale.entry(n).or_insert(pid);
+        }
+    }
+    for (name, pid) in stale {
+        let _ = events
+            .send(clock.event(&name, EventKind::StaleStopped { pid }))
+            .await;
+    }
+    let keep = config
+        .services
+        .iter()
+        .filter(|(_, c)| c.managed.is_some())
+        .map(|(n, _)| n.to_string())
+        .collect();
+    lineage.prune(&keep);
+}
+
+/// The last daemon's last sign of life, from `<data_dir>/alive` (see `daemon::heartbeat`).
+pub fn last_alive(alive: &File) -> Option<jiff::Timestamp> {
+    use std::io::Read;
+    let mut text = String::new();
+    let _ = (&mut &*alive).take(64).read_to_string(&mut text);
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+}
+
+/// The last daemon may have been killed: from its last sign of life (its heartbeat, or the
+/// service's last change if later) until `start`, nobody watched. Each service whose last
+/// recorded state was not `stopped` gets a change to `unknown` at that moment, so that reports
+/// count the gap apart instead of as up (or down) (issue 14, E21). A daemon that stopped
+/// cleanly stopped its services first; probe-only services it could not stop are unwatched
+/// all the same. `last` is the store's report of `[start, start)`: each service's last change
+/// before `start`.
+fn unwatched_time(
+    last_alive: jiff::Timestamp,
+    last: upkeep_core::report::ReportInputs,
+    start: jiff::Timestamp,
+) -> Vec<Event> {
+    last.transitions
+        .into_iter()
+        .filter_map(|t| {
+            let since = t.at.max(last_alive);
+            if matches!(t.to, State::Stopped | State::Unknown) || since >= start {
+                return None;
+            }
+            Some(Event {
+                at: since,
+                service: Some(t.service),
+                kind: EventKind::StatusChanged {
+                    from: t.to,
+                    to: State::Unknown,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Records the unwatched time before `start` (see [`unwatched_time`]). False if the store
+/// could not say what came before.
+pub async fn record_unwatched_time(
+    last_alive: Option<jiff::Timestamp>,
+    store: &dyn Store,
+    events: &mpsc::Sender<Event>,
+    start: jiff::Timestamp,
+) -> bool {
+    let Some(last_alive) = last_alive else {
+        return true; // a first start, or a data dir from before the heartbeat: nothing known
+    };
+    let Ok(last) = store.report_inputs(start, start).await else {
+        return false;
+    };
+    for event in unwatched_time(last_alive, last, start) {
+        let _ = events.send(event).await;
+    }
+    true
+}
+
+/// Stores the config the daemon started on and records it applied, dated `at`.
+pub async fn apply_revision(
+    store: &dyn Store,
+    config: &Config,
+    events: &mpsc::Sender<Event>,
+    at: jiff::Timestamp,
+) -> Result<(), upkeep_store::Error> {
+    let revision = store
+        .save_revision(&config.path.display().to_string(), &config.source)
+        .await?;
+    let _ = events
+        .send(Event {
+            at,
+            service: None,
+            kind: EventKind::ConfigApplied {
+                revision,
+                added: config.services.len() as u32,
+                removed: 0,
+                changed: 0,
+                by: upkeep_core::Actor::Upkeep,
+            },
+        })
+        .await;
+    Ok(())
+}
+
+/// What [`later`] needs of the start it completes.
+pub struct Later {
+    pub store: Arc<LazyStore>,
+    /// When the daemon started (its clock's time): the end of the unwatched time, the date of
+    /// the revision, and what tells the last daemon's incidents and maintenance from ours.
+    pub started: jiff::Timestamp,
+    pub last_alive: Option<jiff::Timestamp>,
+    /// The config the daemon started on.
+    pub config: Config,
+}
+
+/// Takes up what start-up would have read from the store (see the module's comment), once
+/// it is open and holds every journaled event, retrying while it fails.
+pub async fn later(daemon: Arc<Daemon>, l: Later) {
+    l.store.opened().await;
+    let mut backoff = Duration::from_secs(1);
+    let (records, unfinished, last) = loop {
+        // An empty journal once the store is open: every journaled event of the last
+        // daemons is stored (the journal is stored from its front).
+        let mut health = daemon.store_health.clone();
+        if health.wait_for(|h| h.journaled == 0).await.is_err() {
+            return;
+        }
+        let store = daemon.store.as_ref();
+        match tokio::try_join!(
+            store.services(),
+            store.unfinished(),
+            store.report_inputs(l.started, l.started)
+        ) {
+            Ok(read) => break read,
+            Err(e) => {
+                tracing::debug!(
+                    "the store is back but not answering yet: {}",
+                    e.with_causes()
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
+    tracing::info!("the store is back: taking up what the last daemon left");
+    let events = &daemon.wiring.supervisor.events;
+    if let Some(last_alive) = l.last_alive {
+        for event in unwatched_time(last_alive, last, l.started) {
+            let _ = events.send(event).await;
+        }
+    }
+    // Only what the last daemon left: what this one opened or began, state knows.
+    let snapshot = daemon.snapshot.borrow().clone();
+    for (name, u) in unfinished {
+        let Some(status) = snapshot.services.get(&name) else {
+            continue;
+        };
+        let u = Unfinished {
+            incident: u
+                .incident
+                .filter(|(since, _)| *since < l.started && status.incident_since.is_none()),
+            maintenance: u
+                .maintenance
+                .filter(|m| m.since < l.started && status.maintenance.is_none()),
+        };
+        if u != Unfinished::default() {
+            tracing::info!(service = %name, ?u, "taking up what the last daemon left unfinished");
+            let _ = daemon
+                .wiring
+                .state
+                .send(StateControl::Resume(name, u))
+                .await;
+        }
+    }
+    // Processes only the store knew of (the run records knew of the rest, and stopped them):
+    // gone, and not this daemon's.
+    for r in &records {
+        let Some((pid, ticks)) = r.running else {
+            continue;
+        };
+        let ours = snapshot.services.get(&r.name).and_then(|s| s.pid) == Some(pid);
+        if !ours && procfs::start_ticks(pid) != Some(ticks) {
+            let _ = events
+                .send(daemon.clock.event(&r.name, EventKind::StaleStopped { pid }))
+                .await;
+        }
+    }
+    {
+        let live = daemon.live.lock().await;
+        for r in &records {
+            if let Some(d) = live.desired.get(&r.name).filter(|d| **d != r.desired) {
+                tracing::warn!(
+                    service = %r.name,
+                    stored = r.desired.as_str(),
+                    now = d.as_str(),
+                    "the store's desired state was not known at start; it now follows the data dir"
+                );
+            }
+        }
+    }
+    daemon.intent.mark_behind("the store was away at start");
+    // After any reload made meanwhile, this revision is not the running one: not stored.
+    let _one = daemon.reloading.lock().await;
+    let current = daemon.live.lock().await.config.source == l.config.source;
+    if current
+        && let Err(e) = apply_revision(daemon.store.as_ref(), &l.config, events, l.started).await
+    {
+        tracing::error!(
+            "cannot store the config revision the daemon started on; the next reload or start stores it: {}",
+            e.with_causes()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use upkeep_core::report::{ReportInputs, Transition};
+
+    fn t(s: i64) -> jiff::Timestamp {
+        jiff::Timestamp::from_second(1_700_000_000 + s).unwrap()
+    }
+
+    /// The unwatched time runs from the later of the heartbeat and the service's last change
+    /// to the start, and only for services that were not stopped.
+    #[test]
+    fn unwatched_time_runs_from_the_last_sign_of_life_to_the_start() {
+        let name = |s: &str| ServiceName::new(s).unwrap();
+        let last = ReportInputs {
+            transitions: vec![
+                Transition {
+                    service: name("up"),
+                    at: t(10),
+                    to: State::Up,
+                },
+                Transition {
+                    service: name("late"),
+                    at: t(70),
+                    to: State::Down,
+                },
+                Transition {
+                    service: name("stopped"),
+                    at: t(20),
+                    to: State::Stopped,
+                },
+            ],
+            ..Default::default()
+        };
+        let got = unwatched_time(t(60), last, t(100));
+        let got: Vec<(String, jiff::Timestamp)> = got
+            .into_iter()
+            .map(|e| (e.service.unwrap().to_string(), e.at))
+            .collect();
+        assert_eq!(got, [("up".into(), t(60)), ("late".into(), t(70))]);
+    }
+}
