@@ -39,6 +39,9 @@ pub(crate) struct RawMaintenance {
     /// How long before a start people are reminded.
     #[serde(default = "defaults::reminders")]
     pub reminders: Vec<String>,
+    /// How long a window may overrun before it ends anyway.
+    #[serde(default = "defaults::overrun_max")]
+    pub overrun_max: String,
 }
 
 impl Default for RawMaintenance {
@@ -48,6 +51,7 @@ impl Default for RawMaintenance {
             short_notice: defaults::short_notice(),
             long_notice: defaults::long_notice(),
             reminders: defaults::reminders(),
+            overrun_max: defaults::overrun_max(),
         }
     }
 }
@@ -240,6 +244,9 @@ mod defaults {
     }
     pub fn long_notice() -> String {
         "7d".into()
+    }
+    pub fn overrun_max() -> String {
+        "24h".into()
     }
     pub fn reminders() -> Vec<String> {
         vec!["24h".into(), "1h".into()]

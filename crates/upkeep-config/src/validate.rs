@@ -71,6 +71,8 @@ pub struct MaintenanceConfig {
     pub long_notice: Duration,
     /// How long before each start people are reminded, longest first.
     pub reminders: Vec<Duration>,
+    /// How long a window may overrun before its services leave maintenance anyway.
+    pub overrun_max: Duration,
 }
 
 impl Default for MaintenanceConfig {
@@ -81,6 +83,7 @@ impl Default for MaintenanceConfig {
             short_notice: h(24),
             long_notice: h(7 * 24),
             reminders: vec![h(24), h(1)],
+            overrun_max: h(24),
         }
     }
 }
@@ -264,6 +267,20 @@ impl RunningAs {
 
 /// Validates `source`, which was read from `path` (used for messages and relative paths).
 pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
+    // What `load` would refuse to read is refused here too: an edit (`add`, `import`) that
+    // makes the file bigger than that would write a config no daemon can start from.
+    if source.len() as u64 > crate::bounds::CONFIG_MAX_BYTES {
+        return Err(ConfigError::Read {
+            path: path.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "larger than {} MiB: not a config file",
+                    crate::bounds::CONFIG_MAX_BYTES >> 20
+                ),
+            ),
+        });
+    }
     parse_as(path, source, RunningAs::current())
 }
 
@@ -452,11 +469,19 @@ impl Validator<'_> {
             .collect();
         reminders.sort_unstable_by(|a, b| b.cmp(a));
         reminders.dedup();
+        let overrun_max = self
+            .duration(
+                &key("overrun_max"),
+                &raw.overrun_max,
+                bounds::WINDOW_SHORT_MAX,
+            )
+            .unwrap_or(default.overrun_max);
         MaintenanceConfig {
             short_max,
             short_notice,
             long_notice,
             reminders,
+            overrun_max,
         }
     }
 

@@ -16,7 +16,7 @@ pub mod policy;
 pub mod recur;
 pub mod spec;
 
-pub use plan::{Plan, WindowState, plan};
+pub use plan::{Plan, Rules, WindowState, plan};
 pub use policy::{LeadTime, PolicyRefusal};
 pub use recur::{RecurError, occurrences};
-pub use spec::{SpecError, normalize, validate};
+pub use spec::{LENGTH_MAX_DAYS, SpecError, normalize, validate};

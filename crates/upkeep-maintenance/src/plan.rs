@@ -40,6 +40,13 @@ pub struct Plan {
     pub awaits_health: bool,
 }
 
+fn overrun_end(end: Timestamp, max: Duration) -> Timestamp {
+    SignedDuration::try_from(max)
+        .ok()
+        .and_then(|m| end.checked_add(m).ok())
+        .unwrap_or(Timestamp::MAX)
+}
+
 impl WindowState {
     fn has(&self, occurrence: Timestamp, key: &str) -> bool {
         self.taken
@@ -75,9 +82,21 @@ impl WindowState {
     }
 }
 
-/// Decides what is due for `w` at `now`. `reminders`: how long before a start to remind;
-/// `healthy`: whether every service of the window is well (its probes pass).
-pub fn plan(w: &WindowState, now: Timestamp, reminders: &[Duration], healthy: bool) -> Plan {
+/// How a window is lived, as configured (`[maintenance]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rules {
+    /// How long before a start people are reminded.
+    pub reminders: Vec<Duration>,
+    /// How long an overrun may last before the window ends anyway: past it, its services
+    /// leave maintenance, and if they are still down that is an outage, with an incident,
+    /// not more maintenance (an operator who needs longer extends the window).
+    pub overrun_max: Duration,
+}
+
+/// Decides what is due for `w` at `now` under `rules`; `healthy`: whether every service of
+/// the window is well (its probes pass).
+pub fn plan(w: &WindowState, now: Timestamp, rules: &Rules, healthy: bool) -> Plan {
+    let reminders = &rules.reminders[..];
     let mut p = Plan {
         due: Vec::new(),
         running: None,
@@ -99,7 +118,7 @@ pub fn plan(w: &WindowState, now: Timestamp, reminders: &[Duration], healthy: bo
         if now < occ.end {
             p.status = WindowStatus::Running;
             p.wake = Some(occ.end);
-        } else if healthy {
+        } else if healthy || now >= overrun_end(occ.end, rules.overrun_max) {
             p.due.push((occ.start, Step::Completed));
             p.status = WindowStatus::Running;
             p.wake = Some(now);
@@ -110,6 +129,7 @@ pub fn plan(w: &WindowState, now: Timestamp, reminders: &[Duration], healthy: bo
             }
             p.status = WindowStatus::Overrun;
             p.awaits_health = true;
+            p.wake = Some(overrun_end(occ.end, rules.overrun_max));
         }
         return p;
     }
@@ -173,8 +193,11 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn reminders() -> [Duration; 2] {
-        [Duration::from_secs(24 * H), Duration::from_secs(H)]
+    fn reminders() -> Rules {
+        Rules {
+            reminders: vec![Duration::from_secs(24 * H), Duration::from_secs(H)],
+            overrun_max: Duration::from_secs(24 * H),
+        }
     }
 
     /// Plans at `now` and takes whatever is due, as the daemon does.
@@ -334,6 +357,27 @@ mod tests {
         );
         assert_eq!(step(&mut w, "2026-12-09T06:00:00Z", false).len(), 1);
         assert_eq!(step(&mut w, "2026-12-09T06:20:00Z", true), ["completed"]);
+    }
+
+    #[test]
+    fn an_overrun_ends_after_its_limit_even_while_the_services_are_down() {
+        let mut w = window(
+            "2026-12-09T02:00:00Z",
+            "2026-12-09T04:00:00Z",
+            "2026-12-01T00:00:00Z",
+        );
+        step(&mut w, "2026-12-09T02:00:00Z", true);
+        assert_eq!(
+            step(&mut w, "2026-12-09T04:00:00Z", false).len(),
+            1,
+            "overrun"
+        );
+        let p = plan(&w, t("2026-12-10T03:59:59Z"), &reminders(), false);
+        assert_eq!(
+            (p.status, p.wake),
+            (WindowStatus::Overrun, Some(t("2026-12-10T04:00:00Z")))
+        );
+        assert_eq!(step(&mut w, "2026-12-10T04:00:00Z", false), ["completed"]);
     }
 
     #[test]

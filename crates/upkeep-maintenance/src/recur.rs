@@ -23,6 +23,8 @@ pub enum RecurError {
         "the repeat rule `{0}` starts a window before the one before it ends: make the window shorter or the interval longer"
     )]
     Overlaps(String),
+    #[error("the repeat rule `{0}` never starts a window (from the window's start)")]
+    Never(String),
 }
 
 /// Most occurrences looked at in one call (a rule that yields nothing ahead ends there).
@@ -64,15 +66,24 @@ fn to_timestamp(t: &chrono::DateTime<rrule::Tz>) -> Option<Timestamp> {
     Timestamp::from_millisecond(t.timestamp_millis()).ok()
 }
 
-/// Checks the window's zone and rule (and that its occurrences do not overlap).
+/// Checks the window's zone and rule: it starts a window at least once, never more often
+/// than daily (`BYHOUR=1,2,3` in a weekly rule is hourly too), and its occurrences do not
+/// overlap.
 pub fn check(spec: &WindowSpec) -> Result<(), RecurError> {
     zone(&spec.tz)?;
     if let Some(rule) = &spec.repeat {
-        let first = occurrences(spec, Timestamp::MIN, 2)?;
-        if let [a, b] = first.as_slice()
-            && b.start < a.end
-        {
-            return Err(RecurError::Overlaps(rule.clone()));
+        let first = occurrences(spec, Timestamp::MIN, 50)?;
+        if first.is_empty() {
+            return Err(RecurError::Never(rule.clone()));
+        }
+        for pair in first.windows(2) {
+            // 23 h: a daily rule across a daylight-saving change is daily.
+            if pair[1].start.duration_since(pair[0].start) < SignedDuration::from_hours(23) {
+                return Err(RecurError::TooOften(rule.clone()));
+            }
+            if pair[1].start < pair[0].end {
+                return Err(RecurError::Overlaps(rule.clone()));
+            }
         }
     }
     Ok(())
@@ -242,6 +253,8 @@ pub(crate) mod tests {
                 "the rule alone",
             ),
             ("FREQ=DAILY;COUNT=many", "not valid"),
+            ("FREQ=WEEKLY;BYHOUR=1,2,3", "more often than daily"),
+            ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "never starts"),
         ] {
             s.repeat = Some(rule.into());
             let e = check(&s).unwrap_err().to_string();

@@ -13,7 +13,7 @@ use crate::recur::{self, RecurError};
 const TITLE_MAX: usize = 200;
 const TEXT_MAX: usize = 4000;
 /// Longest window: a month. Longer "maintenance" is a decommission.
-const LENGTH_MAX_DAYS: i64 = 31;
+pub const LENGTH_MAX_DAYS: i64 = 31;
 const SERVICES_MAX: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

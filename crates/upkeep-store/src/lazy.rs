@@ -247,8 +247,9 @@ impl crate::Windows for LazyStore {
         id: i64,
         spec: &upkeep_core::window::WindowSpec,
         at: jiff::Timestamp,
+        forced_why: Option<&str>,
     ) -> Result<bool, Error> {
-        self.get()?.edit_window(id, spec, at).await
+        self.get()?.edit_window(id, spec, at, forced_why).await
     }
     async fn take_step(
         &self,

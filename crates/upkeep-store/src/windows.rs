@@ -43,8 +43,15 @@ pub trait Windows: Send + Sync {
     /// This node's windows, oldest start first: all of them, or only those not done.
     async fn windows(&self, all: bool) -> Result<Vec<StoredWindow>, Error>;
     async fn window(&self, id: i64) -> Result<Option<StoredWindow>, Error>;
-    /// Replaces a window's spec (an edit); false if there is no such window.
-    async fn edit_window(&self, id: i64, spec: &WindowSpec, at: Timestamp) -> Result<bool, Error>;
+    /// Replaces a window's spec (an edit; `forced_why`, if the edit needed forcing past the
+    /// lead-time policy, replaces the recorded reason); false if there is no such window.
+    async fn edit_window(
+        &self,
+        id: i64,
+        spec: &WindowSpec,
+        at: Timestamp,
+        forced_why: Option<&str>,
+    ) -> Result<bool, Error>;
     /// Records `step` of the occurrence starting at `occurrence`, unless it is recorded
     /// already (false then). A `Cancelled` step cancels the window in the same transaction.
     async fn take_step(
@@ -190,10 +197,16 @@ impl Windows for SqlStore {
         Ok(self.read_windows(true, Some(id)).await?.pop())
     }
 
-    async fn edit_window(&self, id: i64, spec: &WindowSpec, at: Timestamp) -> Result<bool, Error> {
+    async fn edit_window(
+        &self,
+        id: i64,
+        spec: &WindowSpec,
+        at: Timestamp,
+        forced_why: Option<&str>,
+    ) -> Result<bool, Error> {
         let n = sqlx::query(
             "UPDATE windows SET spec = $1, start_ms = $2, revision = revision + 1, updated_ms = $3,
-                 done = FALSE
+                 done = FALSE, forced_why = COALESCE($6, forced_why)
              WHERE node = $4 AND id = $5",
         )
         .bind(serde_json::to_string(spec).expect("a window serialises"))
@@ -201,6 +214,7 @@ impl Windows for SqlStore {
         .bind(at.as_millisecond())
         .bind(&self.node)
         .bind(id)
+        .bind(forced_why)
         .execute(&self.pool)
         .await
         .map_err(q("edit a window"))?

@@ -756,8 +756,9 @@ mod tests {
             id: i64,
             spec: &upkeep_core::window::WindowSpec,
             at: jiff::Timestamp,
+            forced_why: Option<&str>,
         ) -> Result<bool, Error> {
-            self.inner.edit_window(id, spec, at).await
+            self.inner.edit_window(id, spec, at, forced_why).await
         }
         async fn take_step(
             &self,

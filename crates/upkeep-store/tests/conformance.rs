@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use upkeep_core::{Actor, Desired, Event, EventKind, ExitStatus, State};
-use upkeep_store::{Engine, Location, ServiceRecord, Store};
+use upkeep_store::{Engine, Location, ServiceRecord, Store, Windows};
 
 mod engines;
 
@@ -472,6 +472,36 @@ async fn a_history_is_copied_whole_and_only_into_an_empty_target() {
     from.set_desired(&web, Desired::Stopped).await.unwrap();
     from.save_revision("/u.toml", "a = 1").await.unwrap();
     from.set_cursor("outbox", 2).await.unwrap();
+    // A window with a step, an hour rolled up and its probe latency.
+    let spec = upkeep_core::window::WindowSpec {
+        kind: upkeep_core::window::WindowKind::Repair,
+        title: "disk".into(),
+        reason: String::new(),
+        start: t(3_600_000),
+        end: t(7_200_000),
+        tz: "UTC".into(),
+        repeat: None,
+        services: vec![],
+        alternative: String::new(),
+        follow_up: String::new(),
+        priority: None,
+    };
+    let by = upkeep_core::Principal {
+        name: "alice".into(),
+        via: upkeep_core::Via::Socket,
+        from: None,
+    };
+    let w = from.add_window(&spec, t(0), &by, None).await.unwrap();
+    let step = upkeep_core::window::Step::Announced;
+    from.take_step(w, spec.start, step, t(1), None)
+        .await
+        .unwrap();
+    from.start_rollups(t(0)).await.unwrap();
+    let mut latency = upkeep_core::latency::Latency::default();
+    latency.record(3.0);
+    from.add_latency(&[(t(0), web.clone(), latency.clone())])
+        .await
+        .unwrap();
     let mut targets = vec![Location::Sqlite(dir.path().join("to.db"))];
     targets.extend(postgres().map(Location::Postgres));
     for to in targets {
@@ -515,6 +545,21 @@ async fn a_history_is_copied_whole_and_only_into_an_empty_target() {
         assert!(target.incidents(None, 5).await.unwrap()[0].drill);
         assert_eq!(target.cursor("outbox").await.unwrap(), 2);
         assert_eq!(target.revision_count().await.unwrap(), 1);
+        let windows = target.windows(true).await.unwrap();
+        assert_eq!(
+            (windows.len(), windows[0].taken.len()),
+            (1, 1),
+            "{windows:?}"
+        );
+        assert_eq!(windows[0].spec, spec);
+        assert_eq!(
+            target.rollup_mark().await.unwrap(),
+            from.rollup_mark().await.unwrap()
+        );
+        assert_eq!(
+            target.latency(t(0), t(1)).await.unwrap(),
+            [(t(0), web.clone(), latency.clone())]
+        );
         // Twice is refused, and changes nothing.
         assert!(matches!(
             from.copy_into(&target).await,
@@ -587,8 +632,13 @@ async fn windows_and_their_steps_are_kept_once_per_node() {
         // An edit counts; cancelling marks it cancelled and done.
         let mut later = spec.clone();
         later.end = t(9_000_000);
-        assert!(store.edit_window(id, &later, t(4)).await.unwrap());
-        assert!(!store.edit_window(id + 1000, &later, t(4)).await.unwrap());
+        assert!(store.edit_window(id, &later, t(4), None).await.unwrap());
+        assert!(
+            !store
+                .edit_window(id + 1000, &later, t(4), None)
+                .await
+                .unwrap()
+        );
         assert_eq!(store.window(id).await.unwrap().unwrap().revision, 1);
         assert_eq!(store.windows(false).await.unwrap().len(), 1);
         assert!(

@@ -71,6 +71,8 @@ pub struct Daemon {
     pub drills: std::sync::Mutex<std::collections::HashSet<ServiceName>>,
     /// Wakes the maintenance planner after an operator changed a window.
     pub planner: Arc<tokio::sync::Notify>,
+    /// Held by the one window operation in progress: operators' steps never interleave.
+    pub windows: tokio::sync::Mutex<()>,
     /// `[maintenance]` as configured: the planner and window operations read it; a reload
     /// sends the new one.
     pub maintenance: watch::Sender<upkeep_config::MaintenanceConfig>,
@@ -131,9 +133,10 @@ impl From<WindowError> for ApiError {
     fn from(e: WindowError) -> Self {
         let message = e.to_string();
         match e {
-            WindowError::Invalid(_) | WindowError::NoWhy | WindowError::BadExtend { .. } => {
-                ApiError::bad_request(message)
-            }
+            WindowError::Invalid(_)
+            | WindowError::NoWhy
+            | WindowError::BadExtend { .. }
+            | WindowError::TooLong(_) => ApiError::bad_request(message),
             WindowError::Policy(refusal) => ApiError::Unprocessable {
                 message,
                 hint: Some(format!(
@@ -143,6 +146,7 @@ impl From<WindowError> for ApiError {
             },
             WindowError::Unknown(_) => ApiError::NotFound(message),
             WindowError::Cancelled(_)
+            | WindowError::Over(_)
             | WindowError::NotRunning(_)
             | WindowError::Running(_)
             | WindowError::NothingLeft(_) => ApiError::Conflict(message),
@@ -160,9 +164,9 @@ impl From<OpsError> for ApiError {
         let message = e.to_string();
         match e {
             OpsError::UnknownService(_) => ApiError::NotFound(message),
-            OpsError::External { .. } | OpsError::NotInMaintenance(_) => {
-                ApiError::Conflict(message)
-            }
+            OpsError::External { .. }
+            | OpsError::NotInMaintenance(_)
+            | OpsError::InWindow { .. } => ApiError::Conflict(message),
             OpsError::Edit(upkeep_config::EditError::Exists(_)) => ApiError::Conflict(message),
             OpsError::Edit(_) => ApiError::bad_request(message),
             OpsError::DataDirMoved { .. } => ApiError::Unprocessable {

@@ -421,6 +421,7 @@ async fn run_async(config: Config) -> Result<()> {
         drills: Default::default(),
         reloading: Default::default(),
         planner: Default::default(),
+        windows: Default::default(),
         maintenance,
         clock: clock.clone(),
         test_clock,

@@ -43,19 +43,27 @@ pub fn state_of(w: &StoredWindow) -> WindowState {
     }
 }
 
-/// Plans `w` at `now` against the current statuses, reminding `reminders` before each start.
+/// How windows are lived, from `[maintenance]`.
+pub fn rules(c: &upkeep_config::MaintenanceConfig) -> upkeep_maintenance::Rules {
+    upkeep_maintenance::Rules {
+        reminders: c.reminders.clone(),
+        overrun_max: c.overrun_max,
+    }
+}
+
+/// Plans `w` at `now` against the current statuses, under `rules`.
 pub fn plan_of(
     w: &StoredWindow,
     now: jiff::Timestamp,
     snapshot: &Snapshot,
-    reminders: &[Duration],
+    rules: &upkeep_maintenance::Rules,
 ) -> Plan {
     let healthy = w
         .spec
         .services
         .iter()
         .all(|s| well(snapshot.services.get(&s.service)));
-    upkeep_maintenance::plan(&state_of(w), now, reminders, healthy)
+    upkeep_maintenance::plan(&state_of(w), now, rules, healthy)
 }
 
 pub struct Planner {
@@ -138,7 +146,7 @@ impl Planner {
         let windows = self.store.windows(false).await?;
         let now = self.clock.now();
         let snapshot = self.snapshot.borrow_and_update().clone();
-        let reminders = self.config.borrow_and_update().reminders.clone();
+        let rules = rules(&self.config.borrow_and_update());
         let mut out = Pass {
             wake: None,
             awaits_health: false,
@@ -147,7 +155,7 @@ impl Planner {
         // Which window each service's maintenance belongs to now (the latest-ending one).
         let mut wanted: BTreeMap<ServiceName, (i64, String, jiff::Timestamp)> = BTreeMap::new();
         for w in &windows {
-            let plan = plan_of(w, now, &snapshot, &reminders);
+            let plan = plan_of(w, now, &snapshot, &rules);
             for (occurrence, step) in &plan.due {
                 // Not stored (already there): the next read has it. Only a new step
                 // makes the planner look again at once, so a disagreement cannot spin.

@@ -84,6 +84,11 @@ pub fn run(g: &Global, from: ImportFrom) -> Result<ExitCode> {
         return Err(ImportError::Nothing(source).into());
     }
     let path = g.config_path();
+    // Other edits (another import, `upkeep add`) wait their turn: none is lost.
+    let _edit = (!opts.dry_run)
+        .then(|| crate::ops::reload::ConfigLock::acquire(&path))
+        .transpose()
+        .with_context(|| format!("locking {} for editing", path.display()))?;
     let current = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),

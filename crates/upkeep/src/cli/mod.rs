@@ -362,6 +362,15 @@ fn is_usage_error(e: &anyhow::Error) -> bool {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Daemon | Command::Up) {
+        // A command's output piped into `head` ends when the reader does, as any Unix tool's
+        // (Rust ignores SIGPIPE, so the next print would panic). Not the daemon's: a client
+        // that hangs up must not end it.
+        // SAFETY: setting a signal's disposition to its default, before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -919,6 +928,8 @@ fn store(g: &Global, cmd: StoreCmd) -> Result<ExitCode> {
                 &copied.incidents,
                 &copied.revisions,
                 &copied.services,
+                &copied.windows,
+                &copied.rollups,
                 &url,
                 &url,
             ]

@@ -18,6 +18,20 @@ pub async fn set(
     if !daemon.live.lock().await.config.services.contains_key(name) {
         return Err(OpsError::UnknownService(name.clone()));
     }
+    // A window's maintenance is the window's: ended or changed by hand, the window would
+    // still say it runs.
+    let window = daemon
+        .snapshot
+        .borrow()
+        .services
+        .get(name)
+        .and_then(|st| st.maintenance.as_ref()?.window);
+    if let Some(window) = window {
+        return Err(OpsError::InWindow {
+            name: name.clone(),
+            window,
+        });
+    }
     let actor = Actor::Principal(by.clone());
     let (kind, action) = match req {
         Some(r) => (

@@ -48,6 +48,10 @@ pub enum OpsError {
     },
     #[error("service `{0}` is not in maintenance")]
     NotInMaintenance(ServiceName),
+    #[error(
+        "service `{name}` is in maintenance window {window}: `upkeep maint finish|extend|cancel {window}` instead"
+    )]
+    InWindow { name: ServiceName, window: i64 },
     #[error("data_dir changed from {from} to {to}: a running daemon cannot move its data")]
     DataDirMoved { from: PathBuf, to: PathBuf },
     /// The file does not validate: the running config stays.

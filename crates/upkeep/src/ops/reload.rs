@@ -35,6 +35,13 @@ pub async fn add(
 ) -> Result<ReloadResult, OpsError> {
     let _one = daemon.reloading.lock().await;
     let path = daemon.config_path.clone();
+    let p = path.clone();
+    let _edit = tokio::task::spawn_blocking(move || ConfigLock::acquire(&p))
+        .await?
+        .map_err(|source| OpsError::WriteConfig {
+            path: path.clone(),
+            source,
+        })?;
     let current =
         tokio::fs::read_to_string(&path)
             .await
@@ -189,12 +196,22 @@ async fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result
 /// is made private (0600): an imported `env` may hold secrets.
 pub(crate) fn write_config(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     // A symlinked config is edited where it points: replacing the link with a file would
     // leave its target stale.
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-    let tmp = path.with_extension("toml.upkeep-tmp");
-    let mut file = std::fs::File::create(&tmp)?;
+    // A name of this process's own: two writers never share a half-written file.
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.upkeep-tmp-{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)?;
     file.write_all(text.as_bytes())?;
     match std::fs::metadata(&path) {
         Ok(meta) => {
@@ -212,4 +229,32 @@ pub(crate) fn write_config(path: &std::path::Path, text: &str) -> std::io::Resul
     std::fs::rename(&tmp, &path)?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     std::fs::File::open(dir.unwrap_or(std::path::Path::new("."))).and_then(|d| d.sync_all())
+}
+
+/// Held while a config file is read, edited and written back (`add`, `import`): writers in
+/// any process take turns, so none writes over what another just added. A lock file beside
+/// the config (the config itself is replaced by each write, so a lock on it would not hold).
+pub(crate) struct ConfigLock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+
+impl ConfigLock {
+    /// Waits for the lock on `path`'s edits.
+    pub(crate) fn acquire(path: &std::path::Path) -> std::io::Result<ConfigLock> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path.with_file_name(format!(".{name}.upkeep-lock")))?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map(ConfigLock)
+            .map_err(|(_, e)| std::io::Error::from(e))
+    }
 }

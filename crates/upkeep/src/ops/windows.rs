@@ -31,8 +31,12 @@ pub enum WindowError {
     NotRunning(i64),
     #[error("window {0} is under way: cancel it, finish it or extend it instead")]
     Running(i64),
-    #[error("window {0} has no occurrence left to start")]
+    #[error("window {0} has no occurrence left")]
     NothingLeft(i64),
+    #[error("window {0} is over (completed): schedule a new one")]
+    Over(i64),
+    #[error("a window may last at most {0} days: schedule another for the rest")]
+    TooLong(i64),
     #[error("the new end {until} is not after {after}")]
     BadExtend {
         until: jiff::Timestamp,
@@ -55,8 +59,8 @@ fn store(what: &'static str) -> impl FnOnce(upkeep_store::Error) -> WindowError 
 /// The window as the API shows it: its status and current occurrence as planned now.
 pub fn view(daemon: &Daemon, w: StoredWindow) -> Window {
     let snapshot = daemon.snapshot.borrow().clone();
-    let reminders = daemon.maintenance.borrow().reminders.clone();
-    let plan = planner::plan_of(&w, daemon.clock.now(), &snapshot, &reminders);
+    let rules = planner::rules(&daemon.maintenance.borrow());
+    let plan = planner::plan_of(&w, daemon.clock.now(), &snapshot, &rules);
     let updated = w.taken.iter().map(|t| t.at).fold(w.updated, Timestamp::max);
     Window {
         id: w.id,
@@ -96,6 +100,21 @@ fn why(req: &Option<String>) -> Result<Option<&str>, WindowError> {
     }
 }
 
+/// Checks `req` against the lead-time policy: Ok(None) when it gives the notice; with a
+/// `force_why`, Ok(the reason) when it does not (recorded: it was needed); else the refusal.
+fn policy<'r>(
+    daemon: &Daemon,
+    req: &'r WindowRequest,
+    now: Timestamp,
+) -> Result<Option<&'r str>, WindowError> {
+    let why = why(&req.force_why)?;
+    match (lead_time(daemon).check(&req.spec, now), why) {
+        (Ok(()), _) => Ok(None),
+        (Err(_), Some(why)) => Ok(Some(why)),
+        (Err(refusal), None) => Err(refusal.into()),
+    }
+}
+
 /// Schedules a window.
 pub async fn add(
     daemon: &Daemon,
@@ -105,11 +124,9 @@ pub async fn add(
     daemon.store_ready()?;
     upkeep_maintenance::normalize(&mut req.spec);
     check(daemon, &req.spec).await?;
+    let _one = daemon.windows.lock().await;
     let now = daemon.clock.now();
-    let forced = why(&req.force_why)?;
-    if forced.is_none() {
-        lead_time(daemon).check(&req.spec, now)?;
-    }
+    let forced = policy(daemon, &req, now)?;
     let id = daemon
         .store
         .add_window(&req.spec, now, by, forced)
@@ -153,20 +170,30 @@ pub async fn edit(
     by: &Principal,
 ) -> Result<Window, WindowError> {
     upkeep_maintenance::normalize(&mut req.spec);
+    let _one = daemon.windows.lock().await;
     let w = stored(daemon, id).await?;
     let current = view(daemon, w.clone());
     match current.status {
         WindowStatus::Cancelled => return Err(WindowError::Cancelled(id)),
+        WindowStatus::Completed => return Err(WindowError::Over(id)),
         WindowStatus::Running | WindowStatus::Overrun => return Err(WindowError::Running(id)),
-        _ => {}
+        WindowStatus::Scheduled => {}
     }
     check(daemon, &req.spec).await?;
-    if req.spec.start < w.spec.start && why(&req.force_why)?.is_none() {
-        lead_time(daemon).check(&req.spec, daemon.clock.now())?;
-    }
+    // An edit that asks more of people than the window did (earlier, longer, no longer an
+    // emergency) must give the notice that asks for, as a new window would.
+    let (old, new) = (&w.spec, &req.spec);
+    let asks_more = new.start < old.start
+        || new.end.duration_since(new.start) > old.end.duration_since(old.start)
+        || (old.kind == upkeep_core::window::WindowKind::Emergency && new.kind != old.kind);
+    let forced = if asks_more {
+        policy(daemon, &req, daemon.clock.now())?
+    } else {
+        None
+    };
     daemon
         .store
-        .edit_window(id, &req.spec, daemon.clock.now())
+        .edit_window(id, &req.spec, daemon.clock.now(), forced)
         .await
         .map_err(store("editing the window"))?;
     tracing::info!(window = id, by = %by, "maintenance window edited");
@@ -181,13 +208,20 @@ pub async fn act(
     action: WindowAction,
     by: &Principal,
 ) -> Result<Window, WindowError> {
+    // One operator step at a time: a finish and a cancel racing each other see each other's
+    // result (the second is refused), never both taken.
+    let _one = daemon.windows.lock().await;
     let w = stored(daemon, id).await?;
     if w.cancelled {
         return Err(WindowError::Cancelled(id));
     }
     let now = daemon.clock.now();
-    let reminders = daemon.maintenance.borrow().reminders.clone();
-    let plan = planner::plan_of(&w, now, &daemon.snapshot.borrow().clone(), &reminders);
+    let rules = planner::rules(&daemon.maintenance.borrow());
+    let plan = planner::plan_of(&w, now, &daemon.snapshot.borrow().clone(), &rules);
+    if plan.status == WindowStatus::Completed {
+        return Err(WindowError::Over(id));
+    }
+    let mut early = None;
     let (occurrence, step) = match action {
         WindowAction::Cancel => (
             plan.current.map_or(w.spec.start, |o| o.start),
@@ -198,6 +232,18 @@ pub async fn act(
                 return Err(WindowError::Running(id));
             }
             let next = plan.current.ok_or(WindowError::NothingLeft(id))?;
+            // Begun early: it lasts as long as planned from now, not until its planned end.
+            if now < next.start {
+                let until = now
+                    .checked_add(next.end.duration_since(next.start))
+                    .unwrap_or(next.end);
+                early = Some((
+                    next.start,
+                    Step::Extended {
+                        until: whole(until),
+                    },
+                ));
+            }
             (next.start, Step::Started)
         }
         WindowAction::Finish => {
@@ -207,9 +253,12 @@ pub async fn act(
         WindowAction::Extend { until } => {
             let o: Occurrence = plan.current.ok_or(WindowError::NothingLeft(id))?;
             let after = o.start.max(now);
-            let until = jiff::Timestamp::from_second(until.as_second()).unwrap_or(until);
+            let until = whole(until);
             if until <= after {
                 return Err(WindowError::BadExtend { until, after });
+            }
+            if until.duration_since(o.start).as_hours() > upkeep_maintenance::LENGTH_MAX_DAYS * 24 {
+                return Err(WindowError::TooLong(upkeep_maintenance::LENGTH_MAX_DAYS));
             }
             (o.start, Step::Extended { until })
         }
@@ -219,6 +268,13 @@ pub async fn act(
         .take_step(id, occurrence, step, now, Some(by))
         .await
         .map_err(store("recording the step"))?;
+    if let (true, Some((occurrence, step))) = (new, early) {
+        daemon
+            .store
+            .take_step(id, occurrence, step, now, Some(by))
+            .await
+            .map_err(store("recording the step"))?;
+    }
     if new {
         tracing::info!(window = id, step = %step.key(), by = %by, "maintenance window step");
         let event = planner::step_event(
@@ -250,4 +306,9 @@ pub async fn announcements(daemon: &Daemon) -> Result<Vec<Announcement>, WindowE
         })
         .map(Announcement::from)
         .collect())
+}
+
+/// Whole seconds, as windows are stored.
+fn whole(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
 }

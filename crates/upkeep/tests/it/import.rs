@@ -397,3 +397,36 @@ fn a_malformed_unit_is_refused_with_its_line() {
     );
     assert_eq!(std::fs::read_to_string(&d.config).unwrap(), before);
 }
+
+/// Imports running at once take turns on the config file: none is lost, the file stays valid
+/// and keeps its comments (found by a fresh-eyes tester: writers shared one temporary file).
+#[test]
+fn imports_at_once_lose_nothing() {
+    let d = config();
+    let units: Vec<String> = (0..8)
+        .map(|i| {
+            let unit = d.dir.path().join(format!("c{i}.service"));
+            std::fs::write(&unit, format!("[Service]\nExecStart=/bin/sleep 100{i}\n")).unwrap();
+            unit.to_str().unwrap().to_owned()
+        })
+        .collect();
+    let running: Vec<_> = units
+        .iter()
+        .map(|u| d.cli_spawn(&["import", "systemd", u]))
+        .collect();
+    for child in running {
+        ok(&child.wait_with_output().unwrap());
+    }
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    for i in 0..8 {
+        assert!(
+            text.contains(&format!("[services.c{i}]")),
+            "c{i} lost:\n{text}"
+        );
+    }
+    assert!(
+        text.starts_with("# my upkeep") && text.contains("# the end"),
+        "{text}"
+    );
+    assert_checks(&d);
+}

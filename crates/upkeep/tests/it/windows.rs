@@ -379,3 +379,64 @@ fn the_feeds_parse_with_independent_parsers() {
         "{text}"
     );
 }
+
+/// What the fresh-eyes tester found: racing steps, steps on finished windows, an early start
+/// that kept its planned end, extensions without limit, and maintenance by hand over a
+/// window's.
+#[test]
+fn operators_steps_are_checked_and_never_contradict_each_other() {
+    let (d, _listener) = db_on_clock();
+    let id = id_of(&add(&d, "3d", "2h", &[]));
+    // Started early: it lasts its two hours from now, not until its planned end.
+    assert!(d.cli(&["maint", "start", &id.to_string()]).status.success());
+    let w = window(&d, id);
+    let (start, end): (jiff::Timestamp, jiff::Timestamp) = (
+        w["current"]["start"].as_str().unwrap().parse().unwrap(),
+        w["current"]["end"].as_str().unwrap().parse().unwrap(),
+    );
+    let now = d.advance_clock("0s");
+    assert!(end <= now + jiff::SignedDuration::from_hours(2), "{w}");
+    assert!(end > start || end > now, "{w}");
+    d.wait_state("db", "maintenance", LONG);
+    // Maintenance by hand cannot end or change the window's.
+    let out = d.cli(&["maintenance", "db", "--end"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&format!("maintenance window {id}")),
+        "{}",
+        stderr(&out)
+    );
+    // No extension past a month.
+    let out = d.cli(&["maint", "extend", &id.to_string(), "--by", "40d"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // A finish and a cancel racing: one wins, the other is refused.
+    let racers: Vec<_> = (0..6)
+        .map(|i| {
+            let action = if i % 2 == 0 { "finish" } else { "cancel" };
+            d.cli_spawn(&["maint", action, &id.to_string()])
+        })
+        .collect();
+    let won = racers
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .filter(|o| o.status.success())
+        .count();
+    assert_eq!(won, 1, "exactly one step ends it");
+    let ends: Vec<String> = steps(&d, id)
+        .into_iter()
+        .filter(|s| s == "completed" || s == "cancelled")
+        .collect();
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    // Over: neither edited nor cancelled now.
+    assert_eq!(
+        d.cli(&["maint", "cancel", &id.to_string()]).status.code(),
+        Some(2)
+    );
+    let out = d.cli(&["maint", "edit", &id.to_string(), "--title", "again"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // An edit that makes a window longer than its notice allows is refused like an add.
+    let short = id_of(&add(&d, "3d", "1h", &[]));
+    let out = d.cli(&["maint", "edit", &short.to_string(), "--for", "30d"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("7 d notice"), "{}", stderr(&out));
+}
