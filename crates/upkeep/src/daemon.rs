@@ -507,7 +507,8 @@ async fn run_async(config: Config) -> Result<()> {
             Err(_) => {}
         }
     });
-    tokio::spawn(heartbeat(alive, clock));
+    let last_mark = alive.try_clone().context("keeping the alive mark")?;
+    tokio::spawn(heartbeat(alive, clock.clone()));
     crate::systemd::notify_ready();
     let watchdog = crate::systemd::spawn_watchdog();
 
@@ -540,6 +541,9 @@ async fn run_async(config: Config) -> Result<()> {
     }
     api_cancel.cancel();
     let _ = api.await;
+    // Watched until now: the next daemon counts no time before this as unwatched (a heartbeat
+    // up to a minute old would turn that minute, or a test clock's jump, into "unknown").
+    mark_alive(&last_mark, &clock);
     rollups.abort();
     // The latency of the hour in progress, so that a restart loses none of it.
     let keep = upkeep_store::rollup::store_latency(store.as_ref(), &latency, None);
@@ -589,10 +593,13 @@ async fn heartbeat(alive: File, clock: Clock) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tick.tick().await;
-        let now = clock.now().as_millisecond();
-        let _ =
-            std::os::unix::fs::FileExt::write_all_at(&alive, format!("{now:<20}\n").as_bytes(), 0);
+        mark_alive(&alive, &clock);
     }
+}
+
+fn mark_alive(alive: &File, clock: &Clock) {
+    let now = clock.now().as_millisecond();
+    let _ = std::os::unix::fs::FileExt::write_all_at(alive, format!("{now:<20}\n").as_bytes(), 0);
 }
 
 async fn wait_for_shutdown(shutdown: &CancellationToken) {

@@ -141,3 +141,29 @@ fn an_outage_older_than_retain_is_still_in_the_report() {
         "every check recorded is stored at shutdown"
     );
 }
+
+/// A clean stop marks the daemon's last watch: the next start counts as unwatched only the
+/// time it was really down, not the minute (or a test clock's jump) since the last heartbeat.
+#[test]
+fn a_clean_restart_turns_no_watched_time_into_unknown() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut d = TestDaemon::start_on_test_clock(
+        BIN,
+        &format!(
+            "[services.db]\nprobes = [{{ kind = \"tcp\", addr = \"{addr}\", every = \"100ms\", grace = \"0s\" }}]\n"
+        ),
+    );
+    d.wait_state("db", "up", LONG);
+    d.advance_clock("2d");
+    d.signal_daemon(nix::sys::signal::Signal::SIGTERM);
+    d.launch();
+    d.wait_state("db", "up", LONG);
+    let db = report(&d, "3d")["current"]["services"]["db"].clone();
+    let unknown = db["unknown_ms"].as_u64().unwrap();
+    assert!(unknown < 60_000, "{db}");
+    assert!(
+        db["available_ms"].as_u64().unwrap() >= 48 * 3_600_000,
+        "{db}"
+    );
+}
