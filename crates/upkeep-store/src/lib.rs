@@ -82,7 +82,7 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
-    #[error("cannot bring the database schema up to date")]
+    #[error("cannot bring the database schema up to date{}", newer_hint(.0))]
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("database query failed: {what}")]
     Query {
@@ -93,6 +93,16 @@ pub enum Error {
     /// The store has not been opened since the daemon started (see [`LazyStore`]).
     #[error("the store at {store} has not answered since the daemon started: {last}")]
     NotOpen { store: String, last: String },
+}
+
+/// A database migrated by a newer upkeep says so, rather than only sqlx's "missing".
+fn newer_hint(e: &sqlx::migrate::MigrateError) -> String {
+    match e {
+        sqlx::migrate::MigrateError::VersionMissing(v) => format!(
+            ": it was migrated by a newer upkeep (its migration {v} is unknown to this one); upgrade upkeep on this host"
+        ),
+        _ => String::new(),
+    }
 }
 
 impl Error {

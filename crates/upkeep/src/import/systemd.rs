@@ -308,10 +308,11 @@ fn stopping(r: &mut Reader, svc: &mut Service) -> Result<(), ImportError> {
         .last("Service", "TimeoutStopSec")
         .or_else(|| r.last("Service", "TimeoutSec"));
     if let Some(v) = timeout {
-        if v.text == "infinity" {
+        // systemd reads 0 as "no timeout", not "kill at once".
+        if v.text == "infinity" || timespan(&v).is_ok_and(|t| t.is_zero()) {
             svc.note(
-                format!("{}=infinity", v.at.key),
-                "upkeep always ends a stop: SIGKILL after stop_timeout",
+                format!("{}={}", v.at.key, v.text),
+                "no timeout: upkeep always ends a stop, with SIGKILL after stop_timeout",
             );
         } else {
             svc.stop_timeout = Some(timespan(&v)?);

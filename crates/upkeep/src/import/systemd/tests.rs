@@ -303,3 +303,20 @@ fn only_service_units_are_found() {
         "{e}"
     );
 }
+
+#[test]
+fn a_zero_or_infinite_stop_timeout_means_no_timeout_not_kill_at_once() {
+    for value in ["0", "infinity"] {
+        let s = import(
+            "x",
+            &format!("[Service]\nExecStart=/bin/sleep 1\nTimeoutSec={value}\n"),
+        )
+        .unwrap();
+        assert_eq!(s.stop_timeout, None, "TimeoutSec={value}");
+        assert!(
+            notes(&s).iter().any(|n| n.contains("no timeout")),
+            "{:?}",
+            notes(&s)
+        );
+    }
+}
