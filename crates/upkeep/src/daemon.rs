@@ -531,14 +531,7 @@ async fn run_async(config: Config) -> Result<()> {
     }
     // What is left is ours and nobody's service: orphans that came to us as subreaper (a
     // probe's `setsid` background job, say). Nothing survives `upkeep down`.
-    let me = std::process::id();
-    for pid in upkeep_supervisor::procfs::children_of(me) {
-        tracing::info!(pid, "ending an adopted orphan at shutdown");
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
+    end_orphans();
     api_cancel.cancel();
     let _ = api.await;
     // Watched until now: the next daemon counts no time before this as unwatched (a heartbeat
@@ -559,6 +552,9 @@ async fn run_async(config: Config) -> Result<()> {
         .await
         .ok();
     let _ = std::fs::remove_file(&socket);
+    // Again: an orphan whose parent (a probe's shell) was still exiting at the first sweep
+    // comes to us only now.
+    end_orphans();
     lineage.release();
     tracing::info!("upkeep daemon stopped");
     Ok(())
@@ -578,6 +574,17 @@ async fn route_heals(daemon: Arc<Daemon>, mut heals: mpsc::Receiver<Heal>) {
         if let Some(sup) = sup {
             sup.heal(reason).await;
         }
+    }
+}
+
+/// Ends every child of the daemon's: at shutdown, what is left is orphans it adopted.
+fn end_orphans() {
+    for pid in upkeep_supervisor::procfs::children_of(std::process::id()) {
+        tracing::info!(pid, "ending an adopted orphan at shutdown");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 

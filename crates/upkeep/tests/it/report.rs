@@ -135,10 +135,10 @@ fn an_outage_older_than_retain_is_still_in_the_report() {
                 .collect::<Vec<_>>()
         })
         .sum();
-    assert_eq!(
-        stored,
-        checks(&after),
-        "every check recorded is stored at shutdown"
+    // At least: a check may land between the report and the stop.
+    assert!(
+        stored >= checks(&after),
+        "every check is stored at shutdown: {stored}"
     );
 }
 
