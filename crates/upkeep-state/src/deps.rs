@@ -155,7 +155,7 @@ impl Gate {
                     let now = match (status, self.nodes.contains_key(&dep.service)) {
                         (_, false) => "not configured".to_owned(),
                         (Some(s), true) => format!("it is {}", s.state),
-                        (None, true) => "it is not running".to_owned(),
+                        (None, true) => "it is not running yet".to_owned(),
                     };
                     unmet.push(format!("{} to be {} ({now})", dep.service, dep.condition));
                 }
