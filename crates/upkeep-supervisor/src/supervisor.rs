@@ -451,7 +451,7 @@ impl Supervisor {
                 let Some(run) = self.running.take() else {
                     return;
                 };
-                tracing::info!(%reason, "healing: restarting a service its probes say is down");
+                tracing::info!(%reason, "healing: ending the run as failed");
                 let Ended {
                     outcome,
                     status,

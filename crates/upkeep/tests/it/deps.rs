@@ -12,7 +12,9 @@ use upkeep_testkit::TestDaemon;
 use crate::{BIN, LONG, daemon, stderr, stdout};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// `command = [...]` running the sd_notify fixture with `args`.
@@ -107,7 +109,9 @@ fn a_chain_starts_in_dependency_order_and_stops_in_reverse() {
     let web_started = first(&all, "web", "started");
     assert_eq!(db_ready.detail["how"], "notify");
     assert!(
-        db_started.id < db_ready.id && db_ready.id < api_started.id && api_started.id < web_started.id,
+        db_started.id < db_ready.id
+            && db_ready.id < api_started.id
+            && api_started.id < web_started.id,
         "{all:#?}"
     );
     assert!(db_ready.at.duration_since(db_started.at) >= jiff::SignedDuration::from_secs(1));
@@ -123,8 +127,7 @@ fn a_chain_starts_in_dependency_order_and_stops_in_reverse() {
     // The graph, each service under what it depends on.
     let tree = stdout(&d.cli(&["ls", "--tree"]));
     assert_eq!(
-        tree,
-        "db  up\n└─ api (ready)  up\n   └─ web (started)  up\n",
+        tree, "db  up\n└─ api (ready)  up\n   └─ web (started)  up\n",
         "{tree}"
     );
 
@@ -156,7 +159,10 @@ fn a_cycle_or_an_unknown_dependency_is_refused_with_its_line_and_column() {
         let out = d.cli(&[verb]);
         assert_eq!(out.status.code(), Some(2), "{verb}");
         let err = stderr(&out);
-        assert!(err.contains(&format!("upkeep.toml:{at} (services.c.depends_on.1)")), "{err}");
+        assert!(
+            err.contains(&format!("upkeep.toml:{at} (services.c.depends_on.1)")),
+            "{err}"
+        );
         assert!(
             err.contains("dependency cycle: b → c → b: none of these services could ever start"),
             "{err}"
@@ -173,7 +179,10 @@ fn a_cycle_or_an_unknown_dependency_is_refused_with_its_line_and_column() {
     .unwrap();
     let at = line_col_of(&d, "\"aa\"");
     let err = stderr(&d.cli(&["check"]));
-    assert!(err.contains(&format!("upkeep.toml:{at} (services.b.depends_on.0)")), "{err}");
+    assert!(
+        err.contains(&format!("upkeep.toml:{at} (services.b.depends_on.0)")),
+        "{err}"
+    );
     assert!(err.contains("hint: did you mean `a`?"), "{err}");
 }
 
@@ -199,7 +208,10 @@ fn a_dependent_restarts_once_its_dependency_is_ready_again() {
     let api_again = last(&all, "api", "started");
     // api ran on until db was ready again, then restarted.
     assert!(first(&all, "db", "exited").id < db_back.id, "{all:#?}");
-    assert!(db_back.id < restart.id && restart.id < api_exit.id, "{all:#?}");
+    assert!(
+        db_back.id < restart.id && restart.id < api_exit.id,
+        "{all:#?}"
+    );
     assert_eq!(api_exit.detail["pid"], api);
     assert!(api_exit.id < api_again.id);
     assert_eq!(d.state("db"), "up");
@@ -224,7 +236,10 @@ fn a_dependent_stops_while_its_dependency_is_down_and_starts_again() {
     let db_back = last(&all, "db", "ready");
     let api_again = last(&all, "api", "started");
     assert!(db_down.id < api_stopping.id, "{all:#?}");
-    assert!(api_stopping.id < db_back.id, "stopped before db was back: {all:#?}");
+    assert!(
+        api_stopping.id < db_back.id,
+        "stopped before db was back: {all:#?}"
+    );
     assert!(db_back.id < api_again.id, "{all:#?}");
     assert_eq!(api_again.detail["pid"], new_api);
     assert!(of(&all, "api", "dependency_restart").is_empty());
@@ -392,8 +407,13 @@ fn a_start_not_ready_in_time_is_failed_and_the_restart_policy_applies() {
         assert_eq!(timed_out.detail["timeout_ms"], 3_600_000);
         assert!(timed_out.id < first(&all, s, "exited").id);
     }
-    assert!(first(&all, "again", "ready_timed_out").id < first(&all, "again", "restart_scheduled").id);
-    assert_eq!(first(&all, "once", "not_restarted").detail["policy"], "never");
+    assert!(
+        first(&all, "again", "ready_timed_out").id < first(&all, "again", "restart_scheduled").id
+    );
+    assert_eq!(
+        first(&all, "once", "not_restarted").detail["policy"],
+        "never"
+    );
     assert_eq!(d.state("again"), "recovering");
 }
 
@@ -447,5 +467,8 @@ fn reloads_change_edges_without_restarts_and_removals_and_shutdowns_go_in_order(
     let out = d.cli(&["reload", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let all = events(&d);
-    assert!(last(&all, "api", "stopped").id < last(&all, "db", "stopping").id, "{all:#?}");
+    assert!(
+        last(&all, "api", "stopped").id < last(&all, "db", "stopping").id,
+        "{all:#?}"
+    );
 }
