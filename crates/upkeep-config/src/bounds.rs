@@ -73,6 +73,16 @@ pub(crate) const MAX_RESTARTS: Limits<u32> = between(1, 1_000_000);
 /// `incident_after`: how long a service is down before an incident opens.
 pub(crate) const INCIDENT_AFTER: Limits<Duration> = between(Duration::ZERO, DAYS_30);
 
+/// `ready_timeout`: how long a start may take to become ready. Below 10ms no program could
+/// be ready in time; a day is far past any start.
+pub(crate) const READY_TIMEOUT: Limits<Duration> = between(Duration::from_millis(10), DAY);
+/// `watchdog`: the most time between two `WATCHDOG=1` pings. At least 100ms (systemd's
+/// programs ping at half the interval, so less would keep them busy pinging), at most a day.
+pub(crate) const WATCHDOG: Limits<Duration> = between(Duration::from_millis(100), DAY);
+/// `ready = { fd = N }`: the notification fd in the child. 0 to 2 are stdin, stdout and
+/// stderr; the kernel's default limit of open files is 1024.
+pub(crate) const READY_FD: Limits<i64> = between(3, 1023);
+
 /// `log.max_size` in bytes. Small files rotate often, and each rotation renames up to `keep`
 /// files: 64KiB keeps a chatty service from spending its time renaming.
 pub(crate) const LOG_MAX_SIZE: Limits<u64> = between(64 * 1024, 1 << 40);

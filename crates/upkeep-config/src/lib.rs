@@ -13,6 +13,8 @@
 //!     one file per kind (`tcp.rs`, `http.rs`, `exec.rs`, `process.rs`, `memory.rs`,
 //!     `cpu.rs`) with its keys, checks and tests; `mod.rs` says how to add one.
 //!   - `validate/store.rs`: where history is kept ([`StoreConfig`]).
+//!   - `validate/deps.rs`: `depends_on`, `on_dependency_down`, unknown names and cycles.
+//!   - `validate/ready.rs`: `ready`, `ready_timeout`, `watchdog` ([`Ready`]).
 //! - `bounds.rs`: every limit on a value (durations, counts, sizes), with why.
 //! - `env_file.rs`: a service's `env_file` read into entries with line numbers; its errors
 //!   never show the file's content.
@@ -35,8 +37,8 @@ pub use edit::{EditError, add_service, put_services};
 pub use error::{ConfigError, Problem};
 pub use paths::{default_config_path, default_data_dir};
 pub use validate::{
-    Config, CpuProbeConfig, DaemonConfig, ExecProbeConfig, HttpProbeConfig, LogConfig,
+    Config, CpuProbeConfig, DaemonConfig, ExecProbeConfig, HttpProbeConfig, LogConfig, LogPattern,
     MaintenanceConfig, ManagedConfig, MemoryProbeConfig, OnUnhealthy, ProbeConfig, ProbeKind,
-    ProcessProbeConfig, Program, RestartPolicy, SecretSource, ServiceConfig, StoreConfig,
+    ProcessProbeConfig, Program, Ready, RestartPolicy, SecretSource, ServiceConfig, StoreConfig,
     TcpProbeConfig, UserIds, load, parse, secret_in_url,
 };

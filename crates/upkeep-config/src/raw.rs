@@ -167,6 +167,18 @@ pub(crate) struct RawService {
     pub window: String,
     #[serde(default)]
     pub log: RawLog,
+    /// `["db", { service = "cache", condition = "healthy" }]`: each entry a name or a table,
+    /// so they are read by validation (`validate/deps.rs`), located by key path.
+    #[serde(default)]
+    pub depends_on: Vec<toml::Value>,
+    /// `ignore` (default), `stop` or `restart`.
+    pub on_dependency_down: Option<String>,
+    /// `"notify"`, `"probe"`, `{ fd = 3 }` or `{ log = "REGEX" }`: a string or a table, read
+    /// by validation (`validate/ready.rs`). Absent: ready once spawned.
+    pub ready: Option<toml::Value>,
+    pub ready_timeout: Option<String>,
+    /// How often a `ready = "notify"` service must send `WATCHDOG=1`.
+    pub watchdog: Option<String>,
 }
 
 impl Default for RawDaemon {

@@ -7,8 +7,9 @@
 //! fails one check is reported once: checks that depend on it are skipped.
 //!
 //! This file checks the daemon and services; probes are checked in `probes/` (one file per
-//! kind) and the store in `store.rs`, each adding methods to the one `Validator` that
-//! collects problems. Start at [`parse`].
+//! kind), the store in `store.rs`, dependencies (and their cycles) in `deps.rs` and readiness
+//! in `ready.rs`, each adding methods to the one `Validator` that collects problems. Start at
+//! [`parse`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,12 +22,15 @@ use crate::error::{ConfigError, Problem};
 use crate::locate::{line_col, locate_key};
 use crate::raw::{RawCommand, RawConfig, RawService};
 
+mod deps;
 mod probes;
+mod ready;
 mod store;
 pub use probes::{
     CpuProbeConfig, ExecProbeConfig, HttpProbeConfig, MemoryProbeConfig, ProbeConfig, ProbeKind,
     ProcessProbeConfig, TcpProbeConfig,
 };
+pub use ready::{LogPattern, Ready};
 pub use store::{SecretSource, StoreConfig, secret_in_url};
 
 /// A validated config, with the text it came from (stored as a revision).
@@ -155,6 +159,12 @@ pub struct ServiceConfig {
     pub on_unhealthy: OnUnhealthy,
     /// How long a service must be down before an incident opens.
     pub incident_after: Duration,
+    /// What must have started, be ready or be healthy before it starts (managed services
+    /// only; no cycles). Here and not in [`ManagedConfig`]: a reload that changes an edge
+    /// restarts nothing.
+    pub depends_on: Vec<upkeep_core::Dependency>,
+    /// What it does when a dependency goes down.
+    pub on_dependency_down: upkeep_core::OnDependencyDown,
 }
 
 /// What to do when probes say a service is down.
@@ -185,6 +195,12 @@ pub struct ManagedConfig {
     pub max_restarts: u32,
     pub window: Duration,
     pub log: LogConfig,
+    /// How it says it is ready (default: once spawned).
+    pub ready: Ready,
+    /// Not ready this long after a start: a failed start. Only with `ready`.
+    pub ready_timeout: Option<Duration>,
+    /// With `ready = "notify"`: the most time between two `WATCHDOG=1` pings.
+    pub watchdog: Option<Duration>,
 }
 
 /// Reads and validates the config file at `path`: a regular file of at most
@@ -320,6 +336,7 @@ pub(crate) fn parse_as(
         problems: Vec::new(),
         running_as,
         shutdown_timeout: None,
+        service_names: raw.services.keys().cloned().collect(),
     };
     let config = v.config(raw, &base, &path);
     if v.problems.is_empty() {
@@ -338,6 +355,8 @@ struct Validator<'a> {
     running_as: RunningAs,
     /// The daemon's, once validated: every `stop_timeout` must be shorter.
     shutdown_timeout: Option<Duration>,
+    /// Every service named in the file (valid or not), for `depends_on`.
+    service_names: std::collections::BTreeSet<String>,
 }
 
 impl Validator<'_> {
@@ -411,6 +430,7 @@ impl Validator<'_> {
                 services.insert(n, cfg);
             }
         }
+        self.dependency_cycles(&services);
         let maintenance = self.maintenance(&raw.maintenance);
         Config {
             path: path.to_owned(),
@@ -582,6 +602,11 @@ impl Validator<'_> {
                     ("env_file", raw.env_file.is_some()),
                     ("user", raw.user.is_some()),
                     ("env", !raw.env.is_empty()),
+                    ("depends_on", !raw.depends_on.is_empty()),
+                    ("on_dependency_down", raw.on_dependency_down.is_some()),
+                    ("ready", raw.ready.is_some()),
+                    ("ready_timeout", raw.ready_timeout.is_some()),
+                    ("watchdog", raw.watchdog.is_some()),
                 ] {
                     if set {
                         self.problem(
@@ -649,6 +674,10 @@ impl Validator<'_> {
             &raw.incident_after,
             bounds::INCIDENT_AFTER,
         );
+        let names = std::mem::take(&mut self.service_names);
+        let depends_on = self.depends_on(name, &raw.depends_on, &names);
+        self.service_names = names;
+        let on_dependency_down = self.on_dependency_down(name, raw.on_dependency_down.as_deref());
         if self.problems.len() > before {
             return None;
         }
@@ -657,6 +686,8 @@ impl Validator<'_> {
             probes,
             on_unhealthy: on_unhealthy?,
             incident_after: incident_after?,
+            depends_on: depends_on?,
+            on_dependency_down: on_dependency_down?,
         })
     }
 
@@ -798,6 +829,7 @@ impl Validator<'_> {
             bounds::LOG_KEEP,
             None,
         );
+        let readiness = self.readiness(name, raw);
 
         if self.problems.len() > before {
             return None;
@@ -821,6 +853,9 @@ impl Validator<'_> {
                 keep: raw.log.keep,
                 compress: raw.log.compress,
             },
+            ready: readiness.as_ref()?.ready.clone(),
+            ready_timeout: readiness.as_ref()?.timeout,
+            watchdog: readiness?.watchdog,
         })
     }
 
@@ -1213,6 +1248,7 @@ mod tests {
             problems: Vec::new(),
             running_as: RunningAs::current(),
             shutdown_timeout: None,
+            service_names: Default::default(),
         };
         assert!(!v.test_clock_allowed(false));
         let err = ConfigError::Invalid {

@@ -111,6 +111,13 @@ pub struct ServiceInfo {
     pub memory_bytes: Option<u64>,
     /// Number of processes in the group.
     pub processes: Option<u32>,
+    /// What it depends on (`depends_on`), for `upkeep ls --tree`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<crate::Dependency>,
+    /// The last `STATUS=` line its process sent over `NOTIFY_SOCKET` in this run (live, never
+    /// stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_status: Option<String>,
 }
 
 /// A stored event as the API returns it.

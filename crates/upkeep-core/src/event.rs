@@ -126,6 +126,21 @@ pub enum EventKind {
         start_ticks: u64,
         by: Actor,
     },
+    /// The process says it is ready (`how`: `notify`, `fd` or `log`), or, with `ready =
+    /// "probe"`, its probes passed for the first time in this run (`how`: `probe`). Dependents
+    /// waiting for it may start.
+    Ready { how: String },
+    /// The process was not ready within `ready_timeout`: a failed start, restarted (or not)
+    /// by the restart policy.
+    ReadyTimedOut { timeout_ms: u64 },
+    /// No `WATCHDOG=1` came within `watchdog` (or the service sent `WATCHDOG=trigger`): it is
+    /// hung, and heals like a service its probes call down.
+    WatchdogMissed { timeout_ms: u64 },
+    /// The service would start, but waits for its dependencies (`reason` says for what).
+    Waiting { reason: String },
+    /// A dependency came back after going down: the service restarts
+    /// (`on_dependency_down = "restart"`).
+    DependencyRestart { reason: String },
     /// The service's main process ended.
     Exited {
         pid: u32,
@@ -246,6 +261,11 @@ impl EventKind {
         match self {
             EventKind::Started { .. } => "started",
             EventKind::Exited { .. } => "exited",
+            EventKind::Ready { .. } => "ready",
+            EventKind::ReadyTimedOut { .. } => "ready_timed_out",
+            EventKind::WatchdogMissed { .. } => "watchdog_missed",
+            EventKind::Waiting { .. } => "waiting",
+            EventKind::DependencyRestart { .. } => "dependency_restart",
             EventKind::RestartScheduled { .. } => "restart_scheduled",
             EventKind::NotRestarted { .. } => "not_restarted",
             EventKind::SpawnFailed { .. } => "spawn_failed",
@@ -353,6 +373,15 @@ mod tests {
             },
             EventKind::Removed,
             EventKind::Unrecorded,
+            EventKind::Ready { how: "fd".into() },
+            EventKind::ReadyTimedOut { timeout_ms: 1 },
+            EventKind::WatchdogMissed { timeout_ms: 1 },
+            EventKind::Waiting {
+                reason: "db".into(),
+            },
+            EventKind::DependencyRestart {
+                reason: "db".into(),
+            },
         ];
         for k in kinds {
             let v = serde_json::to_value(&k).unwrap();

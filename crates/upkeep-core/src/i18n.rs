@@ -74,6 +74,10 @@ messages! {
     NotCarriedOver => "not carried over:", "未能迁移：";
     ImportNext => "next: `upkeep check`, then `upkeep reload` (or `upkeep up`) to run them", "下一步：`upkeep check`，然后 `upkeep reload`（或 `upkeep up`）运行它们";
     LastEvents => "last events", "最近事件";
+    Waiting => "waiting", "等待";
+    NotifyStatus => "says", "自述状态";
+    DependsOn => "depends on", "依赖";
+    SeeAbove => "(see above)", "（见上）";
     Command => "command", "命令";
     Logs => "logs", "日志";
     Probes => "probes", "探针";

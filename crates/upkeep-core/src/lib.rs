@@ -6,6 +6,7 @@
 //!
 //! Layout:
 //! - `clock.rs`: [`Clock`], the injected time, and [`TestClock`], the one tests move.
+//! - `deps.rs`: [`Condition`], [`OnDependencyDown`] and [`Permit`]: start order and readiness.
 //! - `name.rs`: [`ServiceName`], the validated identifier of a service.
 //! - `event.rs`: [`Event`] and [`EventKind`], immutable facts with a time.
 //! - `status.rs`: [`State`] and [`ServiceStatus`], what `ls` shows.
@@ -18,6 +19,7 @@
 
 pub mod api;
 mod clock;
+mod deps;
 pub mod duration;
 mod event;
 pub mod i18n;
@@ -28,6 +30,7 @@ mod status;
 pub mod window;
 
 pub use clock::{Clock, TestClock};
+pub use deps::{Condition, Dependency, OnDependencyDown, Permit};
 pub use event::{Actor, Committed, Event, EventKind, ExitStatus, Principal, Via};
 pub use name::{NameError, ServiceName};
 pub use status::{

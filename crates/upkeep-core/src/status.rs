@@ -165,6 +165,13 @@ pub struct ServiceStatus {
     /// The maintenance it is in, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<Maintenance>,
+    /// The running process counts as ready (`ready = ...`; by default once spawned).
+    /// Dependents with the condition `ready` wait for it.
+    #[serde(default)]
+    pub ready: bool,
+    /// What it waits for before it can start (its dependencies), while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// Maintenance: down or changing on purpose. No heals, no incidents, and the time is counted
@@ -203,6 +210,8 @@ impl ServiceStatus {
             probes: Default::default(),
             incident_since: None,
             maintenance: None,
+            ready: false,
+            waiting: None,
         }
     }
 }

@@ -8,11 +8,16 @@
 //!
 //! [`report::compute`] turns stored facts into the availability figures.
 //!
-//! Layout: `machine.rs` (the machine), `task.rs` (the task), `report.rs` (availability).
+//! [`deps::Gate`] judges the dependency graph against the snapshot: which services may start,
+//! which must stop or restart (the daemon runs it and hands the permits to supervisors).
+//!
+//! Layout: `machine.rs` (the machine), `task.rs` (the task), `report.rs` (availability),
+//! `deps.rs` (the dependency gate's judgement).
 
+pub mod deps;
 mod machine;
 pub mod report;
 mod task;
 
-pub use machine::{FLAP_WINDOW, Output, ServiceModel, ServiceSpec};
+pub use machine::{FLAP_WINDOW, Output, Readiness, ServiceModel, ServiceSpec};
 pub use task::{Heal, Snapshot, StateChannels, StateControl, StateTask};

@@ -16,7 +16,15 @@
 //! - down again within [`FLAP_WINDOW`] of a recovery reopens the same incident;
 //! - in maintenance the state is `maintenance` whatever the process and probes say: no heal,
 //!   no incident (an open one is resolved: the outage became planned work); it ends when an
-//!   operator ends it or at its `until`, and the state is judged afresh.
+//!   operator ends it or at its `until`, and the state is judged afresh;
+//! - a managed service is `starting` until its run is ready ([`Readiness`]): at once by
+//!   default, on the supervisor's `ready` event (notify, fd, log), or, with `ready = "probe"`,
+//!   when its probes first pass (this machine then records the `ready` event itself);
+//! - a run not ready within `ready_timeout` is a failed start: `ready_timed_out`, and the
+//!   supervisor restarts it under its restart policy (whatever `on_unhealthy` says);
+//! - a missed watchdog ping makes a running service `down`, healed like a failed probe;
+//! - a service waiting for its dependencies is `starting` (or `recovering` after an outage),
+//!   with what it waits for in `waiting`.
 
 use std::time::Duration;
 
@@ -39,6 +47,10 @@ pub struct ServiceSpec {
     pub incident_after: Duration,
     /// Names of its probes.
     pub probes: Vec<String>,
+    /// How a run becomes ready.
+    pub readiness: Readiness,
+    /// A run not ready this long after its start is a failed start.
+    pub ready_timeout: Option<Duration>,
 }
 
 impl Default for ServiceSpec {
@@ -48,8 +60,21 @@ impl Default for ServiceSpec {
             heal: true,
             incident_after: Duration::ZERO,
             probes: Vec::new(),
+            readiness: Readiness::AtSpawn,
+            ready_timeout: None,
         }
     }
+}
+
+/// How a managed service's run becomes ready, as this machine sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Once spawned (no `ready`).
+    AtSpawn,
+    /// On the supervisor's `ready` event (notify, fd, log).
+    Signal,
+    /// When every probe first passes (`ready = "probe"`).
+    Probes,
 }
 
 /// What the machine asks of the world.
@@ -76,6 +101,8 @@ enum Phase {
     Stopping,
     Stopped,
     Failed,
+    /// Would start, but waits for its dependencies.
+    Waiting,
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +132,8 @@ pub struct ServiceModel {
     reason: String,
     /// A drill is on: an outage now is the drill's.
     drill: bool,
+    /// The run is hung (a missed watchdog ping) or was not ready in time: down until it ends.
+    stuck: bool,
 }
 
 impl ServiceModel {
@@ -130,6 +159,7 @@ impl ServiceModel {
             incident: None,
             reason: String::new(),
             drill: false,
+            stuck: false,
         };
         m.set_spec(spec);
         m
@@ -194,9 +224,32 @@ impl ServiceModel {
                 if by.is_operator() {
                     s.restarts = 0;
                 }
+                s.ready = self.spec.readiness == Readiness::AtSpawn;
+                s.waiting = None;
                 self.healing = false;
+                self.stuck = false;
                 self.reset_probes();
             }
+            // Of this run only: a late one (after an exit) changes nothing.
+            EventKind::Ready { .. } if self.phase == Phase::Running => s.ready = true,
+            EventKind::WatchdogMissed { timeout_ms }
+                if self.phase == Phase::Running && !self.stuck =>
+            {
+                self.stuck = true;
+                self.reason = format!(
+                    "watchdog: no WATCHDOG=1 within {}",
+                    show(Duration::from_millis(*timeout_ms))
+                );
+            }
+            EventKind::Waiting { reason } => {
+                self.phase = Phase::Waiting;
+                s.waiting = Some(reason.clone());
+                s.pid = None;
+                s.since = None;
+                s.ready = false;
+            }
+            // Records of what this machine or the supervisor decided: nothing to fold in.
+            EventKind::ReadyTimedOut { .. } | EventKind::DependencyRestart { .. } => {}
             EventKind::Exited { status, .. } => {
                 // Down until the supervisor says otherwise (not_restarted, failed); a stop
                 // in progress stays a stop.
@@ -206,6 +259,7 @@ impl ServiceModel {
                 }
                 s.pid = None;
                 s.since = None;
+                s.ready = false;
                 s.last_exit = Some(*status);
             }
             EventKind::RestartScheduled { .. } => {
@@ -223,6 +277,7 @@ impl ServiceModel {
             }
             EventKind::Failed { restarts, .. } => {
                 self.phase = Phase::Failed;
+                s.waiting = None;
                 self.reason = format!("crash loop: {restarts} restarts, then gave up");
             }
             EventKind::Stopping { .. } => self.phase = Phase::Stopping,
@@ -230,6 +285,8 @@ impl ServiceModel {
                 self.phase = Phase::Stopped;
                 s.pid = None;
                 s.since = None;
+                s.ready = false;
+                s.waiting = None;
                 self.recovering = false;
                 self.reset_probes();
             }
@@ -281,11 +338,15 @@ impl ServiceModel {
             Phase::Failed => State::Failed,
             Phase::Exited => State::Exited,
             Phase::Down => State::Down,
+            Phase::Waiting if self.recovering => State::Recovering,
+            Phase::Waiting => State::Starting,
             Phase::Running => {
                 let healths: Vec<Health> = self.status.probes.values().map(|p| p.health).collect();
-                if healths.contains(&Health::Down) {
+                // An external service has no run to be ready: its probes speak for it.
+                let ready = self.status.ready || !self.spec.managed;
+                if healths.contains(&Health::Down) || self.stuck {
                     State::Down
-                } else if healths.contains(&Health::Unknown) {
+                } else if healths.contains(&Health::Unknown) || !ready {
                     if self.recovering {
                         State::Recovering
                     } else {
@@ -303,6 +364,25 @@ impl ServiceModel {
     /// Brings the state up to date after events, at time `now`, and says what to do.
     pub fn settle(&mut self, now: Timestamp) -> Vec<Output> {
         let mut out = Vec::new();
+        // `ready = "probe"`: the first time every probe passes in this run.
+        if self.spec.readiness == Readiness::Probes
+            && self.phase == Phase::Running
+            && !self.status.ready
+            && !self.status.probes.is_empty()
+            && self
+                .status
+                .probes
+                .values()
+                .all(|p| matches!(p.health, Health::Up | Health::Degraded))
+        {
+            self.status.ready = true;
+            out.push(self.event(
+                now,
+                EventKind::Ready {
+                    how: "probe".into(),
+                },
+            ));
+        }
         let from = self.status.state;
         let to = self.derive();
         if to != from {
@@ -349,14 +429,37 @@ impl ServiceModel {
         out
     }
 
-    /// Ends maintenance at its `until`; opens an incident once an outage has lasted
-    /// `incident_after`.
+    /// Ends maintenance at its `until`; fails a start not ready within `ready_timeout`;
+    /// opens an incident once an outage has lasted `incident_after`.
     pub fn tick(&mut self, now: Timestamp) -> Vec<Output> {
         if let Some(until) = self.status.maintenance.as_ref().and_then(|m| m.until)
             && now >= until
         {
             self.status.maintenance = None;
             let mut out = vec![self.event(now, EventKind::MaintenanceEnded { by: Actor::Upkeep })];
+            out.extend(self.settle(now));
+            return out;
+        }
+        if let Some((at, timeout)) = self.ready_deadline()
+            && now >= at
+        {
+            // A failed start: the supervisor ends the run as after a crash, and its restart
+            // policy decides (a heal in the supervisor's terms, whatever `on_unhealthy` says).
+            self.stuck = true;
+            self.healing = true;
+            self.reason = format!("not ready within {}", show(timeout));
+            let mut out = vec![
+                self.event(
+                    now,
+                    EventKind::ReadyTimedOut {
+                        timeout_ms: timeout.as_millis() as u64,
+                    },
+                ),
+                Output::Heal {
+                    service: self.name().clone(),
+                    reason: self.reason.clone(),
+                },
+            ];
             out.extend(self.settle(now));
             return out;
         }
@@ -411,10 +514,25 @@ impl ServiceModel {
             .outage_since
             .filter(|_| !self.incident.as_ref().is_some_and(|i| i.open))
             .map(|since| add(since, self.spec.incident_after));
-        match (maintenance_end, incident) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let ready = self.ready_deadline().map(|(at, _)| at);
+        [maintenance_end, incident, ready]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// When the current run fails its start for not being ready, and the timeout: while it
+    /// runs, is not ready, has not failed already, and is not in maintenance (no heals then).
+    fn ready_deadline(&self) -> Option<(Timestamp, Duration)> {
+        let timeout = self.spec.ready_timeout?;
+        let pending = self.phase == Phase::Running
+            && !self.status.ready
+            && !self.stuck
+            && self.status.maintenance.is_none();
+        if !pending {
+            return None;
         }
+        Some((add(self.status.since?, timeout), timeout))
     }
 
     fn event(&self, at: Timestamp, kind: EventKind) -> Output {
@@ -423,6 +541,14 @@ impl ServiceModel {
             service: Some(self.name().clone()),
             kind,
         })
+    }
+}
+
+/// A duration as people write it ("30s", "1m 30s"), for reasons.
+fn show(d: Duration) -> String {
+    match jiff::SignedDuration::try_from(d) {
+        Ok(d) => format!("{d:#}"),
+        Err(_) => format!("{d:?}"),
     }
 }
 
@@ -901,6 +1027,7 @@ mod tests {
                 heal: false,
                 probes: vec!["tcp".into()],
                 incident_after: Duration::from_secs(30),
+                ..Default::default()
             },
         );
         run(
@@ -1051,5 +1178,228 @@ mod tests {
         m.set_spec(spec(&[]));
         m.settle(t(3));
         assert_eq!(m.status.state, State::Up);
+    }
+
+    fn ready_by(readiness: Readiness, probes: &[&str], ready_timeout: Option<u64>) -> ServiceModel {
+        ServiceModel::new(
+            ServiceName::new("x").unwrap(),
+            ServiceSpec {
+                readiness,
+                ready_timeout: ready_timeout.map(Duration::from_secs),
+                ..spec(probes)
+            },
+        )
+    }
+
+    fn ready(how: &str) -> EventKind {
+        Ready { how: how.into() }
+    }
+
+    #[test]
+    fn a_run_is_up_only_once_ready() {
+        // Signalled: starting until the supervisor says ready, whatever the probes say.
+        let mut m = ready_by(Readiness::Signal, &["http"], None);
+        let out = run(
+            &mut m,
+            vec![
+                (0, started(7)),
+                (1, probe("http", Health::Up)),
+                (2, ready("notify")),
+            ],
+        );
+        assert_eq!(out, ["starting", "up"]);
+        assert!(m.status.ready);
+        // A ready event of no run (late, after an exit) changes nothing.
+        let out = run(
+            &mut m,
+            vec![
+                (
+                    3,
+                    Exited {
+                        pid: 7,
+                        status: KILLED,
+                        uptime_ms: 3000,
+                    },
+                ),
+                (3, ready("notify")),
+            ],
+        );
+        assert_eq!(out, ["down", "incident_opened"]);
+        assert!(!m.status.ready);
+        // By probes: the machine records the ready event itself, once.
+        let mut m = ready_by(Readiness::Probes, &["http", "tcp"], None);
+        let out = run(
+            &mut m,
+            vec![
+                (0, started(7)),
+                (1, probe("http", Health::Up)),
+                (2, probe("tcp", Health::Degraded)),
+                (3, probe("tcp", Health::Up)),
+            ],
+        );
+        assert_eq!(out, ["starting", "ready", "degraded", "up"]);
+        // Once spawned, by default.
+        let mut m = model(&[]);
+        assert_eq!(run(&mut m, vec![(0, started(7))]), ["up"]);
+        assert!(m.status.ready);
+    }
+
+    #[test]
+    fn a_start_not_ready_in_time_fails_and_is_restarted() {
+        let mut m = ready_by(Readiness::Signal, &[], Some(30));
+        assert_eq!(run(&mut m, vec![(0, started(7))]), ["starting"]);
+        assert_eq!(m.deadline(), Some(t(30)));
+        assert!(m.tick(t(29)).is_empty());
+        // Restarted whatever on_unhealthy says: a failed start, not a health verdict.
+        m.spec.heal = false;
+        assert_eq!(
+            names(m.tick(t(30))),
+            ["ready_timed_out", "HEAL", "down", "incident_opened"]
+        );
+        assert_eq!(m.deadline(), None, "once per run");
+        // The supervisor ends the run and starts another, which is ready in time.
+        let out = run(
+            &mut m,
+            vec![
+                (
+                    30,
+                    Exited {
+                        pid: 7,
+                        status: KILLED,
+                        uptime_ms: 30_000,
+                    },
+                ),
+                (
+                    30,
+                    RestartScheduled {
+                        attempt: 1,
+                        delay_ms: 0,
+                    },
+                ),
+                (30, started(8)),
+                (35, ready("fd")),
+            ],
+        );
+        assert_eq!(out, ["recovering", "up", "incident_resolved"]);
+        assert_eq!(m.deadline(), None);
+        // A run that is ready never times out; nor does one in maintenance.
+        let mut m = ready_by(Readiness::Signal, &[], Some(30));
+        run(&mut m, vec![(0, started(7)), (1, ready("log"))]);
+        assert_eq!(m.deadline(), None);
+    }
+
+    #[test]
+    fn a_missed_watchdog_ping_is_down_and_healed_once() {
+        let mut m = ready_by(Readiness::Signal, &[], None);
+        let out = run(
+            &mut m,
+            vec![
+                (0, started(7)),
+                (1, ready("notify")),
+                (20, WatchdogMissed { timeout_ms: 10_000 }),
+                (21, WatchdogMissed { timeout_ms: 10_000 }),
+            ],
+        );
+        assert_eq!(
+            out,
+            [
+                "starting",
+                "up",
+                "down",
+                "heal_requested",
+                "HEAL",
+                "incident_opened"
+            ]
+        );
+        assert_eq!(m.reason, "watchdog: no WATCHDOG=1 within 10s");
+        // The next run is not hung.
+        let out = run(
+            &mut m,
+            vec![
+                (
+                    22,
+                    Exited {
+                        pid: 7,
+                        status: KILLED,
+                        uptime_ms: 22_000,
+                    },
+                ),
+                (
+                    22,
+                    RestartScheduled {
+                        attempt: 1,
+                        delay_ms: 0,
+                    },
+                ),
+                (22, started(8)),
+                (23, ready("notify")),
+            ],
+        );
+        assert_eq!(out, ["recovering", "up", "incident_resolved"]);
+    }
+
+    #[test]
+    fn waiting_for_dependencies_is_starting_with_a_reason() {
+        let mut m = model(&[]);
+        let wait = || Waiting {
+            reason: "waiting for db to be ready (it is starting)".into(),
+        };
+        assert_eq!(run(&mut m, vec![(0, wait())]), ["starting"]);
+        assert_eq!(
+            m.status.waiting.as_deref(),
+            Some("waiting for db to be ready (it is starting)")
+        );
+        assert_eq!(run(&mut m, vec![(1, started(7))]), ["up"]);
+        assert_eq!(m.status.waiting, None);
+        // After a crash, waiting goes on as the outage it is.
+        let out = run(
+            &mut m,
+            vec![
+                (
+                    5,
+                    Exited {
+                        pid: 7,
+                        status: KILLED,
+                        uptime_ms: 4000,
+                    },
+                ),
+                (
+                    5,
+                    RestartScheduled {
+                        attempt: 1,
+                        delay_ms: 0,
+                    },
+                ),
+                (5, wait()),
+                (9, started(8)),
+            ],
+        );
+        assert_eq!(
+            out,
+            [
+                "down",
+                "incident_opened",
+                "recovering",
+                "up",
+                "incident_resolved"
+            ]
+        );
+        // Stopped while waiting: stopped, and no longer waiting.
+        run(
+            &mut m,
+            vec![
+                (10, wait()),
+                (
+                    11,
+                    Stopped {
+                        by: Actor::Operator,
+                    },
+                ),
+            ],
+        );
+        assert_eq!(
+            (m.status.state, m.status.waiting.clone()),
+            (State::Stopped, None)
+        );
     }
 }

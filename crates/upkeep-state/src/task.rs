@@ -306,6 +306,7 @@ mod tests {
             heal: false,
             incident_after,
             probes: vec![probe.into()],
+            ..Default::default()
         }
     }
 

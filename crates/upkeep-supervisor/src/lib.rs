@@ -17,12 +17,15 @@
 //!   and what an earlier daemon left.
 //! - `policy.rs`: restart policy, backoff with jitter, crash-loop limit (pure, tested on instants).
 //! - `spawn.rs`: a `ManagedConfig` to a running process group.
+//! - `ready/`: readiness signals (the notify socket with its sender check, the readiness
+//!   pipe of `ready = { fd = N }`, the log line watch), as notes to the supervisor.
 //! - `supervisor.rs`: the per-service task.
 //! - `logs/`: capture (pipe readers), writer thread, rotation.
 
 mod group;
 mod logs;
 mod policy;
+mod ready;
 mod spawn;
 mod supervisor;
 

@@ -1,8 +1,15 @@
 //! [`Supervisor`]: one task per managed service, owning its process group.
 //!
-//! The task waits on four things and nothing else: a command from the daemon, the exit of its
-//! process (handed over by the reaper the moment it is reaped), the end of a backoff delay, and
-//! shutdown. It never polls.
+//! The task waits on these things and nothing else: a command from the daemon, the exit of its
+//! process (handed over by the reaper the moment it is reaped), the end of a backoff delay, a
+//! change of its [`Permit`] (what its dependencies allow, from the daemon's dependency gate), a
+//! note from its readiness signals (`ready/`), the watchdog's deadline, and shutdown. It never
+//! polls.
+//!
+//! Every start goes through the permit: while it says wait, the service is held (a `waiting`
+//! event says for what) and starts the moment it says go. The gate decides; the supervisor
+//! only obeys: it stops while waiting if the permit says so, and restarts when the permit's
+//! restart count moves.
 //!
 //! On an exit it first stops whatever is left of the group (a kill -9 of npm must not leave node
 //! holding the port), then asks the restart policy, restarts, and only then sends the events:
@@ -14,17 +21,18 @@
 
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use upkeep_config::ManagedConfig;
-use upkeep_core::{Actor, Clock, Event, EventKind, ExitStatus, ServiceName};
+use upkeep_core::{Actor, Clock, Event, EventKind, ExitStatus, Permit, ServiceName};
 
 use crate::group::{StopOutcome, Tree, stop_tree};
 use crate::logs::{LogHub, Stream};
 use crate::policy::{Decision, RestartTracker};
+use crate::ready::{Note, NoteKind, Signals};
 use upkeep_sys::{Lineage, Reaper, ServiceLineage};
 
 /// Requests to a supervisor. `done` is answered when the request has been carried out.
@@ -62,6 +70,8 @@ pub struct SupervisorHandle {
     commands: mpsc::Sender<SupervisorCommand>,
     /// Cancels this one supervisor (service removed); it stops its group first.
     cancel: CancellationToken,
+    /// The last `STATUS=` of the current run (see `ready/notify.rs`).
+    notify_status: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl SupervisorHandle {
@@ -93,6 +103,14 @@ impl SupervisorHandle {
     pub fn remove(&self) {
         self.cancel.cancel();
     }
+
+    /// What the running process last said in a `STATUS=` line, if anything.
+    pub fn notify_status(&self) -> Option<String> {
+        self.notify_status
+            .lock()
+            .expect("status text poisoned")
+            .clone()
+    }
 }
 
 struct Running {
@@ -110,8 +128,10 @@ pub struct SupervisorDeps {
     pub events: mpsc::Sender<Event>,
     /// The daemon's records of what it started (cgroups, run records, marks).
     pub lineage: Lineage,
-    /// Time for backoff, crash-loop windows, uptimes and event stamps.
+    /// Time for backoff, crash-loop windows, uptimes, the watchdog and event stamps.
     pub clock: Clock,
+    /// Where each service's notify socket goes (`<data_dir>/notify`).
+    pub notify_dir: std::path::PathBuf,
 }
 
 pub struct Supervisor {
@@ -132,6 +152,19 @@ pub struct Supervisor {
     clock: Clock,
     /// A drill's fault will end the current run (see [`SupervisorCommand::Drill`]).
     drill: bool,
+    /// What the dependencies allow (from the daemon's gate); None once the gate let go of it.
+    permit: Option<watch::Receiver<Permit>>,
+    /// Wants to run, and is held by its dependencies: who asked for the start.
+    held: Option<Actor>,
+    /// What the last `waiting` event said, so that only a new reason is reported.
+    told: Option<String>,
+    /// The permit's restart count last acted on.
+    restarts_seen: u64,
+    /// Readiness signals: notify socket, readiness pipe, log watch, watchdog.
+    signals: Signals,
+    notify_dir: std::path::PathBuf,
+    /// It was stopped and has reported it: shutdown need not report it again.
+    stopped: bool,
 }
 
 enum Wake {
@@ -139,25 +172,34 @@ enum Wake {
     Command(Option<SupervisorCommand>),
     Exited(ExitStatus),
     BackoffOver,
+    /// The permit changed (false: the gate let go of this service).
+    Permit(bool),
+    Note(Note),
+    WatchdogOver,
 }
 
 impl Supervisor {
-    /// Starts the supervisor of `name` on `tasks`; `start` says whether to run it now.
-    /// Cancelling `cancel` stops its process group and ends the task.
+    /// Starts the supervisor of `name` on `tasks`; `start` says whether to run it now (once
+    /// `permit` says go). Cancelling `cancel` stops its process group and ends the task.
     pub fn spawn(
         name: ServiceName,
         cfg: ManagedConfig,
         start: bool,
         deps: &SupervisorDeps,
+        permit: watch::Receiver<Permit>,
         cancel: CancellationToken,
         tasks: &TaskTracker,
     ) -> SupervisorHandle {
         let (tx, rx) = mpsc::channel(32);
         deps.logs.configure(&name, &cfg.log);
         let span = tracing::info_span!("supervisor", service = %name);
-        let sup = Supervisor {
+        let lineage = deps.lineage.service(name.as_str());
+        let signals = Signals::new(lineage.cgroup().map(|c| c.procs_file()));
+        let notify_status = signals.status_text.clone();
+        let restarts_seen = permit.borrow().restarts;
+        let mut sup = Supervisor {
             mark: deps.lineage.mark(name.as_str()),
-            lineage: deps.lineage.service(name.as_str()),
+            lineage,
             name,
             cfg,
             reaper: deps.reaper.clone(),
@@ -169,13 +211,29 @@ impl Supervisor {
             tracker: RestartTracker::default(),
             drill: false,
             clock: deps.clock.clone(),
+            restarts_seen,
+            permit: Some(permit),
+            held: None,
+            told: None,
+            signals,
+            notify_dir: deps.notify_dir.clone(),
+            stopped: false,
         };
+        sup.configure_signals();
         let token = cancel.clone();
         tasks.spawn(sup.run(token, start).instrument(span));
         SupervisorHandle {
             commands: tx,
             cancel,
+            notify_status,
         }
+    }
+
+    /// Opens (or closes) the notify socket as the config asks.
+    fn configure_signals(&mut self) {
+        let node = self.mark[0].1.clone();
+        self.signals
+            .configure(&self.cfg, &self.notify_dir, &node, &self.name);
     }
 
     async fn run(mut self, cancel: CancellationToken, start: bool) {
@@ -200,11 +258,26 @@ impl Supervisor {
                         None => std::future::pending().await,
                     }
                 };
+                let watchdog = async {
+                    match self.signals.watchdog_at {
+                        Some(at) => self.clock.sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let permit = async {
+                    match self.permit.as_mut() {
+                        Some(p) => p.changed().await.is_ok(),
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     biased;
                     _ = cancel.cancelled() => Wake::Cancelled,
                     status = exit => Wake::Exited(status),
                     cmd = self.commands.recv() => Wake::Command(cmd),
+                    open = permit => Wake::Permit(open),
+                    Some(note) = self.signals.notes.recv() => Wake::Note(note),
+                    _ = watchdog => Wake::WatchdogOver,
                     _ = backoff => Wake::BackoffOver,
                 }
             };
@@ -213,12 +286,143 @@ impl Supervisor {
                 Wake::Exited(status) => self.on_exit(status).await,
                 Wake::BackoffOver => {
                     self.restart_at = None;
-                    self.spawn_and_report(Actor::Upkeep, Vec::new()).await;
+                    self.launch(Actor::Upkeep, Vec::new()).await;
                 }
                 Wake::Command(Some(cmd)) => self.handle(cmd).await,
+                Wake::Permit(true) => self.on_permit().await,
+                // The gate let go of this service (it is being removed): go on without it.
+                Wake::Permit(false) => self.permit = None,
+                Wake::Note(note) => self.on_note(note).await,
+                Wake::WatchdogOver => self.watchdog_missed().await,
             }
         }
-        self.stop(Actor::Upkeep).await;
+        // Stopped already (an ordered shutdown, an operator), with nothing left to stop:
+        // said once is enough.
+        if !(self.stopped && self.running.is_none()) {
+            self.stop(Actor::Upkeep).await;
+        }
+    }
+
+    /// The permit as it is now (go, once the gate let go).
+    fn permit(&self) -> Permit {
+        self.permit
+            .as_ref()
+            .map(|p| p.borrow().clone())
+            .unwrap_or_default()
+    }
+
+    /// Starts a run, unless the dependencies hold it: then it waits (saying for what) and
+    /// starts when the permit says go.
+    async fn launch(&mut self, by: Actor, mut before: Vec<Event>) {
+        let permit = self.permit();
+        self.stopped = false;
+        match permit.wait {
+            Some(reason) => {
+                self.held = Some(by);
+                if self.told.as_ref() != Some(&reason) {
+                    before.push(self.ev(EventKind::Waiting {
+                        reason: reason.clone(),
+                    }));
+                    self.told = Some(reason);
+                }
+                self.emit(before).await;
+            }
+            None => {
+                self.held = None;
+                self.told = None;
+                // A new run starts with the dependencies as they are: earlier restart
+                // requests are not for it.
+                self.restarts_seen = permit.restarts;
+                self.spawn_and_report(by, before).await;
+            }
+        }
+    }
+
+    /// What the dependencies allow changed: start a held service, stop a running one the
+    /// permit says to stop, restart one whose dependency came back, or report a new reason.
+    async fn on_permit(&mut self) {
+        let permit = match self.permit.as_mut() {
+            Some(p) => p.borrow_and_update().clone(),
+            None => return,
+        };
+        match &permit.wait {
+            Some(reason) if permit.stop && self.running.is_some() => {
+                tracing::info!(%reason, "stopping while a dependency is down");
+                self.stop_process(Actor::Upkeep).await;
+                self.launch(Actor::Upkeep, Vec::new()).await;
+            }
+            Some(reason) => {
+                if self.held.is_some() && self.told.as_ref() != Some(reason) {
+                    self.told = Some(reason.clone());
+                    let waiting = self.ev(EventKind::Waiting {
+                        reason: reason.clone(),
+                    });
+                    self.emit(vec![waiting]).await;
+                }
+            }
+            None => {
+                if let Some(by) = self.held.take() {
+                    if self.running.is_none() && self.restart_at.is_none() {
+                        self.launch(by, Vec::new()).await;
+                    }
+                } else if self.running.is_some() && permit.restarts != self.restarts_seen {
+                    tracing::info!(reason = %permit.restart_reason, "restarting: a dependency is back");
+                    let restart = self.ev(EventKind::DependencyRestart {
+                        reason: permit.restart_reason.clone(),
+                    });
+                    self.emit(vec![restart]).await;
+                    self.stop_process(Actor::Upkeep).await;
+                    self.tracker.reset();
+                    self.launch(Actor::Upkeep, Vec::new()).await;
+                }
+            }
+        }
+        self.restarts_seen = self.restarts_seen.max(permit.restarts);
+    }
+
+    /// A note from the current run's readiness signals (an earlier run's is dropped).
+    async fn on_note(&mut self, note: Note) {
+        if self.running.as_ref().is_none_or(|r| r.pid != note.pgid) {
+            return;
+        }
+        match note.kind {
+            NoteKind::Ready(how) => {
+                if !self.signals.ready {
+                    self.signals.ready = true;
+                    self.signals.arm_watchdog(&self.cfg, self.clock.instant());
+                    let ready = self.ev(EventKind::Ready { how: how.into() });
+                    self.emit(vec![ready]).await;
+                }
+            }
+            NoteKind::Status(text) => {
+                *self
+                    .signals
+                    .status_text
+                    .lock()
+                    .expect("status text poisoned") = Some(text);
+            }
+            // The watchdog runs from the ready signal on; a ping re-arms it.
+            NoteKind::Ping => {
+                if self.signals.watchdog_at.is_some() {
+                    self.signals.arm_watchdog(&self.cfg, self.clock.instant());
+                }
+            }
+            NoteKind::Trigger => self.watchdog_missed().await,
+        }
+    }
+
+    /// No ping in time (or the service said it is hung): state decides (a heal, by default).
+    /// Once per run: the watchdog is disarmed until the next one is ready.
+    async fn watchdog_missed(&mut self) {
+        self.signals.watchdog_at = None;
+        let Some(timeout) = self.cfg.watchdog else {
+            return;
+        };
+        tracing::warn!(?timeout, "watchdog: the service missed its ping");
+        let missed = self.ev(EventKind::WatchdogMissed {
+            timeout_ms: timeout.as_millis() as u64,
+        });
+        self.emit(vec![missed]).await;
     }
 
     async fn handle(&mut self, cmd: SupervisorCommand) {
@@ -240,14 +444,14 @@ impl Supervisor {
                 self.tracker.reset();
                 self.restart_at = None;
                 // The operator's act is the request above; upkeep carries out the start.
-                self.spawn_and_report(Actor::Upkeep, Vec::new()).await;
+                self.launch(Actor::Upkeep, Vec::new()).await;
                 ack(done);
             }
             SupervisorCommand::Heal { reason } => {
                 let Some(run) = self.running.take() else {
                     return;
                 };
-                tracing::info!(%reason, "healing: restarting a service its probes say is down");
+                tracing::info!(%reason, "healing: ending the run as failed");
                 let Ended {
                     outcome,
                     status,
@@ -274,28 +478,40 @@ impl Supervisor {
                 self.logs.configure(&self.name, &self.cfg.log);
                 if self.running.is_some() {
                     self.stop_process(Actor::Upkeep).await;
+                    self.configure_signals();
                     self.tracker.reset();
-                    self.spawn_and_report(Actor::Upkeep, Vec::new()).await;
+                    self.launch(Actor::Upkeep, Vec::new()).await;
+                } else {
+                    self.configure_signals();
                 }
             }
         }
     }
 
-    /// Starts the service unless it runs; a fresh start forgets earlier crashes.
+    /// Starts the service unless it runs (or waits to); a fresh start forgets earlier
+    /// crashes.
     async fn start(&mut self, by: Actor) {
         if self.running.is_some() {
             return;
         }
+        if self.held.is_some() {
+            // Already waiting for its dependencies: the start, when it comes, is this one's.
+            self.held = Some(by);
+            return;
+        }
         self.tracker.reset();
         self.restart_at = None;
-        self.spawn_and_report(by, Vec::new()).await;
+        self.launch(by, Vec::new()).await;
     }
 
-    /// Stops the service (if running) and leaves it stopped.
+    /// Stops the service (if running) and leaves it stopped (no longer waiting either).
     async fn stop(&mut self, by: Actor) {
         self.restart_at = None;
+        self.held = None;
+        self.told = None;
         self.stop_process(by.clone()).await;
         self.emit(vec![self.ev(EventKind::Stopped { by })]).await;
+        self.stopped = true;
     }
 
     /// Stops the running process group: stop signal, `stop_timeout`, SIGKILL.
@@ -310,7 +526,8 @@ impl Supervisor {
     }
 
     /// Stops the group of `run` and collects the leader's exit.
-    async fn end_run(&self, run: Running) -> Ended {
+    async fn end_run(&mut self, run: Running) -> Ended {
+        self.signals.run_ended();
         let outcome = self.stop_group(run.pid).await;
         let status = exit_status(run.exit).await;
         let uptime = self.clock.instant().saturating_duration_since(run.started);
@@ -361,6 +578,7 @@ impl Supervisor {
             .running
             .take()
             .expect("on_exit only fires while running");
+        self.signals.run_ended();
         let uptime = self.clock.instant().saturating_duration_since(run.started);
         // Stamped now, at the reap: the restart below comes before the reporting, but the
         // record keeps the real times (MTTR is measured from them).
@@ -398,7 +616,7 @@ impl Supervisor {
                     delay_ms: delay.as_millis() as u64,
                 }));
                 if delay.is_zero() {
-                    Box::pin(self.spawn_and_report(Actor::Upkeep, events)).await;
+                    Box::pin(self.launch(Actor::Upkeep, events)).await;
                 } else {
                     self.restart_at = Some(self.clock.instant() + delay);
                     self.emit(events).await;
@@ -427,7 +645,33 @@ impl Supervisor {
     /// Spawns the process, then sends `before` followed by what happened: the spawn comes first,
     /// the reporting after.
     async fn spawn_and_report(&mut self, by: Actor, mut before: Vec<Event>) {
-        match crate::spawn::spawn(&self.reaper, &self.mark, self.lineage.cgroup(), &self.cfg) {
+        self.stopped = false;
+        let mut env = self.signals.env(&self.cfg);
+        env.extend(self.mark.iter().cloned());
+        let pipe = match Signals::ready_pipe(&self.cfg) {
+            Ok(p) => p,
+            Err(e) => {
+                // Like a spawn that failed: backed off, and failed if it persists.
+                let error = format!("cannot make the readiness pipe: {e}");
+                before.push(self.ev(EventKind::SpawnFailed { error }));
+                let status = ExitStatus {
+                    code: Some(127),
+                    signal: None,
+                };
+                return Box::pin(self.after_exit(status, Duration::ZERO, before)).await;
+            }
+        };
+        let pass_fd = pipe
+            .as_ref()
+            .map(|(_, w, n)| (std::os::fd::AsRawFd::as_raw_fd(w), *n));
+        let spawned = crate::spawn::spawn(
+            &self.reaper,
+            &env,
+            self.lineage.cgroup(),
+            &self.cfg,
+            pass_fd,
+        );
+        match spawned {
             Ok(s) => {
                 // Before anything else: a daemon killed from here on leaves the next one
                 // what it needs to find this process (see `upkeep_sys::lineage`).
@@ -437,8 +681,17 @@ impl Supervisor {
                     started: self.clock.instant(),
                     exit: s.exit,
                 });
-                self.logs.capture(&self.name, Stream::Stdout, s.stdout);
-                self.logs.capture(&self.name, Stream::Stderr, s.stderr);
+                self.signals.run_started(s.pid);
+                if let Some((read, write, _)) = pipe {
+                    // Ours closed, so that the end of file comes when the service's copies go.
+                    drop(write);
+                    self.signals.watch_fd(read, s.pid);
+                }
+                let watch = self.signals.line_watch(&self.cfg, s.pid);
+                self.logs
+                    .capture(&self.name, Stream::Stdout, s.stdout, watch.clone());
+                self.logs
+                    .capture(&self.name, Stream::Stderr, s.stderr, watch);
                 before.push(self.ev(EventKind::Started {
                     pid: s.pid,
                     start_ticks: s.start_ticks,

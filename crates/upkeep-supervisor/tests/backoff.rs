@@ -48,11 +48,13 @@ async fn a_paused_clock_drives_the_backoff_of_a_crash_looping_service() {
         events: tx,
         lineage: Lineage::open(dir.path(), "backoff-test", false).unwrap(),
         clock: clock.clone(),
+        notify_dir: dir.path().join("notify"),
     };
     let (cancel, tasks) = (CancellationToken::new(), TaskTracker::new());
     let name = ServiceName::new("bad").unwrap();
     // Held: dropping the handle closes the supervisor's commands, which stops it.
-    let _handle = Supervisor::spawn(name, cfg, true, &deps, cancel.clone(), &tasks);
+    let (_permit, go) = tokio::sync::watch::channel(upkeep_core::Permit::default());
+    let _handle = Supervisor::spawn(name, cfg, true, &deps, go, cancel.clone(), &tasks);
 
     let mut starts = 0;
     let mut delays = Vec::new();

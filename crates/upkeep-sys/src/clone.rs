@@ -56,6 +56,10 @@ pub struct Exec<'a> {
     pub cwd: Option<&'a Path>,
     /// (uid, gid) to switch to.
     pub user: Option<(u32, u32)>,
+    /// A descriptor of this process to hand the child as another number: `(ours, theirs)`,
+    /// e.g. the write end of a readiness pipe as fd 3. `ours` must be above `theirs` (see
+    /// [`spawn_into`]).
+    pub pass_fd: Option<(RawFd, i32)>,
 }
 
 /// A process started by [`spawn_into`]: its pid and the read ends of its stdout and stderr.
@@ -84,6 +88,20 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// `fd` moved to a number above `n` (close-on-exec), unless it is there already.
+pub fn above(fd: OwnedFd, n: i32) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > n {
+        return Ok(fd);
+    }
+    // SAFETY: duplicates a descriptor we own; the new one is ours alone.
+    let moved = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, n + 1) };
+    if moved < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fcntl just made it, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(moved) })
+}
+
 /// Everything the child needs, made before the clone (the child may not allocate).
 struct Prepared {
     path: CString,
@@ -93,6 +111,7 @@ struct Prepared {
     env_ptrs: Vec<*const libc::c_char>,
     cwd: Option<CString>,
     user: Option<(u32, u32)>,
+    pass_fd: Option<(RawFd, i32)>,
     stdin: OwnedFd,
     stdout: RawFd,
     stderr: RawFd,
@@ -135,6 +154,7 @@ impl Prepared {
                 .map(|c| cstr(c.as_os_str().as_bytes(), "the working directory"))
                 .transpose()?,
             user: exec.user,
+            pass_fd: exec.pass_fd,
             stdin,
             stdout,
             stderr,
@@ -171,6 +191,13 @@ impl Prepared {
                 if libc::dup2(from, to) < 0 {
                     fail(self.report);
                 }
+            }
+            // After stdio, and over whatever had that number (nothing the child needs: the
+            // report pipe is above it); dup2 leaves the copy open across exec.
+            if let Some((from, to)) = self.pass_fd
+                && libc::dup2(from, to) < 0
+            {
+                fail(self.report);
             }
             if let Some(dir) = &self.cwd
                 && libc::chdir(dir.as_ptr()) != 0
@@ -217,8 +244,8 @@ pub enum SpawnError {
 }
 
 /// Starts `exec` in its own process group, inside the cgroup whose directory `cgroup` is open
-/// on, with stdin from /dev/null and stdout and stderr on new pipes. Returns once the program
-/// is executing (or with the reason it could not be).
+/// on, with stdin from /dev/null and stdout and stderr on new pipes, and `exec.pass_fd` as its
+/// number. Returns once the program is executing (or with the reason it could not be).
 pub fn spawn_into(exec: &Exec<'_>, cgroup: BorrowedFd<'_>) -> Result<Spawned, SpawnError> {
     spawn_inner(exec, cgroup)
 }
@@ -228,6 +255,12 @@ fn spawn_inner(exec: &Exec<'_>, cgroup: BorrowedFd<'_>) -> Result<Spawned, Spawn
     let (out_r, out_w) = pipe().map_err(child)?;
     let (err_r, err_w) = pipe().map_err(child)?;
     let (report_r, report_w) = pipe().map_err(child)?;
+    // The passed descriptor is copied over its number last: the report pipe must not have
+    // that number, or a later failure could not be reported.
+    let report_w = match exec.pass_fd {
+        Some((_, to)) => above(report_w, to).map_err(child)?,
+        None => report_w,
+    };
     let prepared = Prepared::new(
         exec,
         out_w.as_raw_fd(),
@@ -339,6 +372,7 @@ mod tests {
             env,
             cwd: Some(Path::new("/tmp")),
             user: None,
+            pass_fd: None,
         };
         use std::os::fd::AsFd;
         let s = spawn_into(&exec, dir.as_fd()).unwrap();
@@ -369,6 +403,7 @@ mod tests {
             env: child_env([]),
             cwd: None,
             user: Some((uid, gid)),
+            pass_fd: None,
         };
         spawn_into(&exec, dir.as_fd()).unwrap()
     }
@@ -444,6 +479,7 @@ mod tests {
             env: child_env([]),
             cwd: None,
             user: None,
+            pass_fd: None,
         };
         use std::os::fd::AsFd;
         let Err(SpawnError::Child(err)) = spawn_into(&exec, dir.as_fd()) else {
@@ -457,6 +493,47 @@ mod tests {
         };
         assert!(matches!(
             spawn_into(&bad_cwd, dir.as_fd()),
+            Err(SpawnError::Child(_))
+        ));
+        let _ = std::fs::remove_dir(&root);
+    }
+
+    /// A passed descriptor arrives as the number asked for (s6's notification fd), open
+    /// across exec, and the child's failures are still reported with it in place.
+    #[test]
+    fn a_passed_descriptor_arrives_as_its_number() {
+        let Some((root, dir)) = cgroup_dir() else {
+            return;
+        };
+        use std::os::fd::AsFd;
+        let (r, w) = pipe().unwrap();
+        let w = above(w, 5).unwrap();
+        let argv = vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            "echo ready >&5".to_owned(),
+        ];
+        let exec = Exec {
+            path: Path::new("/bin/sh"),
+            argv: &argv,
+            env: child_env([]),
+            cwd: None,
+            user: None,
+            pass_fd: Some((w.as_raw_fd(), 5)),
+        };
+        let s = spawn_into(&exec, dir.as_fd()).unwrap();
+        drop(w);
+        let mut out = String::new();
+        std::fs::File::from(r).read_to_string(&mut out).unwrap();
+        // SAFETY: our own child.
+        unsafe { libc::waitpid(s.pid as i32, std::ptr::null_mut(), 0) };
+        assert_eq!(out, "ready\n");
+        let missing = Exec {
+            path: Path::new("/nonexistent/program"),
+            ..exec
+        };
+        assert!(matches!(
+            spawn_into(&missing, dir.as_fd()),
             Err(SpawnError::Child(_))
         ));
         let _ = std::fs::remove_dir(&root);

@@ -388,6 +388,12 @@ impl Cgroup {
         self.dir_fd.as_fd()
     }
 
+    /// Its `cgroup.procs` file: who is in it (read by the notify socket's reader, which
+    /// checks that a sender is one of the service's processes).
+    pub fn procs_file(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+
     /// Processes in it now.
     pub fn pids(&self) -> Vec<u32> {
         let mut text = String::new();

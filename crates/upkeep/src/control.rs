@@ -41,11 +41,21 @@ pub struct Live {
     pub desired: BTreeMap<ServiceName, Desired>,
 }
 
+/// What a service's row shows besides its status.
+struct Extra {
+    desired: Desired,
+    depends_on: Vec<upkeep_core::Dependency>,
+    notify_status: Option<String>,
+}
+
 /// A service as `infos` needs it, read under the `Live` lock.
 struct LiveService {
     name: ServiceName,
     desired: Desired,
     last_checks: BTreeMap<String, LastCheck>,
+    depends_on: Vec<upkeep_core::Dependency>,
+    /// The last `STATUS=` its process sent (live, from its supervisor).
+    notify_status: Option<String>,
 }
 
 pub struct Daemon {
@@ -279,17 +289,24 @@ impl Daemon {
         self.store_caught_up().await;
     }
 
-    /// What `infos` needs of a running service: its desired state and its probes' last checks.
+    /// What `infos` needs of a running service: its desired state, its probes' last checks,
+    /// its dependencies and what its process last said.
     fn live_of(live: &Live, name: &ServiceName) -> LiveService {
+        let handles = live.services.get(name);
         LiveService {
             name: name.clone(),
             // Every configured service has one; should one be missing, it is not worth a panic.
             desired: live.desired.get(name).copied().unwrap_or(Desired::Running),
-            last_checks: live
+            last_checks: handles.map(ServiceHandles::last_checks).unwrap_or_default(),
+            depends_on: live
+                .config
                 .services
                 .get(name)
-                .map(ServiceHandles::last_checks)
+                .map(|c| c.depends_on.clone())
                 .unwrap_or_default(),
+            notify_status: handles
+                .and_then(|h| h.supervisor.as_ref())
+                .and_then(|s| s.notify_status()),
         }
     }
 
@@ -303,21 +320,26 @@ impl Daemon {
             .collect()
     }
 
-    /// The service's status with its probes' last checks, and its desired state.
-    fn status_with_checks(&self, snapshot: &Snapshot, l: LiveService) -> (ServiceStatus, Desired) {
+    /// The service's status with its probes' last checks, and what else `infos` shows.
+    fn status_with_checks(&self, snapshot: &Snapshot, l: LiveService) -> (ServiceStatus, Extra) {
         let mut status = self.status_of(snapshot, &l.name);
         for (probe, last) in l.last_checks {
             if let Some(p) = status.probes.get_mut(&probe) {
                 p.last = Some(last);
             }
         }
-        (status, l.desired)
+        let extra = Extra {
+            desired: l.desired,
+            depends_on: l.depends_on,
+            notify_status: l.notify_status,
+        };
+        (status, extra)
     }
 
     /// Status, desired state, probes' last checks and live CPU/memory of each service.
     async fn infos(&self, names: Vec<LiveService>) -> Result<Vec<ServiceInfo>, ApiError> {
         let snapshot = self.snapshot.borrow().clone();
-        let statuses: Vec<(ServiceStatus, Desired)> = names
+        let statuses: Vec<(ServiceStatus, Extra)> = names
             .into_iter()
             .map(|l| self.status_with_checks(&snapshot, l))
             .collect();
@@ -346,7 +368,7 @@ impl Daemon {
         let hz = procfs::ticks_per_second() as f64;
         Ok(statuses
             .into_iter()
-            .map(|(status, desired)| {
+            .map(|(status, extra)| {
                 let (mut cpu, mut mem, mut procs) = (None, None, None);
                 if let (Some(pid), Some((a, b, elapsed))) = (status.pid, &usage)
                     && let Some(now) = b.get(&pid)
@@ -359,10 +381,12 @@ impl Daemon {
                 }
                 ServiceInfo {
                     status,
-                    desired,
+                    desired: extra.desired,
                     cpu_percent: cpu,
                     memory_bytes: mem,
                     processes: procs,
+                    depends_on: extra.depends_on,
+                    notify_status: extra.notify_status,
                 }
             })
             .collect())

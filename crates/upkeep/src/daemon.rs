@@ -356,6 +356,7 @@ async fn run_async(config: Config) -> Result<()> {
             events: events_tx,
             lineage: lineage.clone(),
             clock: clock.clone(),
+            notify_dir: data_dir.join("notify"),
         },
         state: control_tx,
         snapshot: snapshot.clone(),
@@ -370,6 +371,7 @@ async fn run_async(config: Config) -> Result<()> {
         cancel: cancel.clone(),
         tasks: tasks.clone(),
         targets: Default::default(),
+        gates: Default::default(),
     };
     let mut unfinished = std::mem::take(&mut inherited.unfinished);
     let mut desired = BTreeMap::new();
@@ -449,6 +451,7 @@ async fn run_async(config: Config) -> Result<()> {
         daemon.store_health.clone(),
     ));
     tokio::spawn(crate::wiring::follow_targets(daemon.wiring.clone()));
+    tokio::spawn(crate::deps::follow_permits(daemon.wiring.clone()));
 
     let socket = socket_path(&data_dir);
     let _ = std::fs::remove_file(&socket); // stale from a killed daemon; we hold the lock
@@ -515,9 +518,13 @@ async fn run_async(config: Config) -> Result<()> {
     wait_for_shutdown(&shutdown).await;
     tracing::info!("shutting down: stopping services");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    let deadline = tokio::time::Instant::now() + shutdown_timeout;
+    // Dependents first, each service before what it depends on; then whatever is left.
+    let ordered = crate::ops::services::stop_in_order(&daemon);
+    let _ = tokio::time::timeout_at(deadline, ordered).await;
     cancel.cancel();
     tasks.close();
-    if tokio::time::timeout(shutdown_timeout, tasks.wait())
+    if tokio::time::timeout_at(deadline, tasks.wait())
         .await
         .is_err()
     {

@@ -8,6 +8,7 @@
 mod cli;
 mod control;
 mod daemon;
+mod deps;
 mod import;
 mod intent;
 mod ops;

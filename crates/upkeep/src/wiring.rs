@@ -1,6 +1,7 @@
 //! Everything that serves one service, started, updated and stopped in one place: its
-//! supervisor (if upkeep runs it), its probe runner (if it has probes) and its spec in `state`.
-//! The daemon uses it at start-up, reload uses it for what changed.
+//! supervisor (if upkeep runs it), its probe runner (if it has probes), its spec in `state`
+//! and its place in the dependency gate. The daemon uses it at start-up, reload uses it for
+//! what changed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,10 +9,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use upkeep_config::{OnUnhealthy, ServiceConfig};
+use upkeep_config::{OnUnhealthy, Ready, ServiceConfig};
 use upkeep_core::{Actor, LastCheck, ServiceName, Unfinished};
 use upkeep_probes::{ProbeDeps, ProbeRunner, Target};
-use upkeep_state::{ServiceSpec, Snapshot, StateControl};
+use upkeep_state::{Readiness, ServiceSpec, Snapshot, StateControl};
 use upkeep_supervisor::{Supervisor, SupervisorCommand, SupervisorDeps, SupervisorHandle};
 
 /// What every service's tasks are built from.
@@ -26,6 +27,8 @@ pub struct Wiring {
     pub tasks: TaskTracker,
     /// Each probed service's target, for its probe tasks. A std Mutex: never held across await.
     pub targets: std::sync::Mutex<std::collections::HashMap<ServiceName, watch::Sender<Target>>>,
+    /// The dependency graph and each managed service's permit (see `deps.rs`).
+    pub gates: crate::deps::Gates,
 }
 
 fn target_of(snapshot: &Snapshot, name: &ServiceName) -> Target {
@@ -75,11 +78,18 @@ impl ServiceHandles {
 
 /// What `state` needs to know of a service's config.
 pub fn spec(cfg: &ServiceConfig) -> ServiceSpec {
+    let m = cfg.managed.as_ref();
     ServiceSpec {
-        managed: cfg.managed.is_some(),
-        heal: cfg.managed.is_some() && cfg.on_unhealthy == OnUnhealthy::Restart,
+        managed: m.is_some(),
+        heal: m.is_some() && cfg.on_unhealthy == OnUnhealthy::Restart,
         incident_after: cfg.incident_after,
         probes: cfg.probes.iter().map(|p| p.name.clone()).collect(),
+        readiness: match m.map(|m| &m.ready) {
+            None | Some(Ready::Spawned) => Readiness::AtSpawn,
+            Some(Ready::Probe) => Readiness::Probes,
+            Some(Ready::Notify | Ready::Fd(_) | Ready::Log(_)) => Readiness::Signal,
+        },
+        ready_timeout: m.and_then(|m| m.ready_timeout),
     }
 }
 
@@ -102,8 +112,10 @@ impl Wiring {
         if let Some(u) = unfinished {
             let _ = self.state.send(StateControl::Resume(name.clone(), u)).await;
         }
+        // The gate knows it (and judges it) before its supervisor can start anything.
+        let permit = self.gates.configure(name, cfg, &self.snapshot.borrow());
         ServiceHandles {
-            supervisor: self.supervisor(name, cfg, run),
+            supervisor: self.supervisor(name, cfg, run, permit),
             probes: self.probes(name, cfg),
         }
     }
@@ -113,13 +125,17 @@ impl Wiring {
         name: &ServiceName,
         cfg: &ServiceConfig,
         run: bool,
+        permit: Option<watch::Receiver<upkeep_core::Permit>>,
     ) -> Option<SupervisorHandle> {
         let managed = cfg.managed.as_ref()?;
+        // Managed services always have one; should it be missing, no dependency holds it.
+        let permit = permit.unwrap_or_else(|| watch::channel(Default::default()).1);
         Some(Supervisor::spawn(
             name.clone(),
             managed.clone(),
             run,
             &self.supervisor,
+            permit,
             self.cancel.child_token(),
             &self.tasks,
         ))
@@ -164,6 +180,16 @@ impl Wiring {
                 .send(StateControl::Configure(name.clone(), spec(new)))
                 .await;
         }
+        // An edge added or removed, or a new reaction: the gate judges again; nothing restarts
+        // for it.
+        let permit = if old.depends_on != new.depends_on
+            || old.on_dependency_down != new.on_dependency_down
+            || old.managed.is_some() != new.managed.is_some()
+        {
+            self.gates.configure(name, new, &self.snapshot.borrow())
+        } else {
+            None
+        };
         if old.probes != new.probes {
             if let Some(p) = h.probes.take() {
                 p.stop();
@@ -180,14 +206,15 @@ impl Wiring {
                 stopping
             }),
             (None, Some(_), _) => {
-                h.supervisor = self.supervisor(name, new, run);
+                h.supervisor = self.supervisor(name, new, run, permit);
                 None
             }
             _ => None,
         }
     }
 
-    /// Stops a removed service: probes first, then its process group.
+    /// Stops a removed service: probes first, then its process group, then its place in the
+    /// gate (not before: a held supervisor let go by the gate would start).
     pub async fn remove(&self, name: &ServiceName, h: ServiceHandles) {
         self.targets.lock().expect("targets poisoned").remove(name);
         if let Some(p) = h.probes {
@@ -196,6 +223,7 @@ impl Wiring {
         if let Some(sup) = h.supervisor {
             stop(sup).await;
         }
+        self.gates.remove(name);
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! This task must keep up with any child, so it only copies bytes: no file I/O, no awaiting on
 //! anything but the pipe. If the writer falls more than `IN_FLIGHT_LIMIT` behind, chunks are
-//! dropped and counted instead of waiting.
+//! dropped and counted instead of waiting. Until a run says it is ready through its log
+//! (`ready = { log = ... }`), each line is also matched against the pattern (a dropped line
+//! too); after that, no line is looked at again.
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use upkeep_core::{Clock, Event, EventKind};
 
 use super::writer::WriterMsg;
 use super::{IN_FLIGHT_LIMIT, StreamShared};
+use crate::ready::LineWatch;
 
 const READ_SIZE: usize = 256 * 1024;
 /// A line longer than this is cut into pieces rather than held in memory whole.
@@ -26,6 +29,7 @@ pub(crate) async fn run(
     shared: Arc<StreamShared>,
     writer: std_mpsc::Sender<WriterMsg>,
     (events, clock): (mpsc::Sender<Event>, Clock),
+    mut watch: Option<LineWatch>,
 ) {
     let Ok(pipe) = pipe::Receiver::from_owned_fd(fd) else {
         return;
@@ -51,6 +55,7 @@ pub(crate) async fn run(
             Ok(0) => break,
             Ok(n) => {
                 if let Some((chunk, lines)) = framer.push(&buf[..n]) {
+                    look(&mut watch, &chunk);
                     queue.push(chunk, lines);
                 }
                 // One chunk, then the others' turn: a service that writes without pause would
@@ -64,10 +69,32 @@ pub(crate) async fn run(
         }
     }
     if let Some((chunk, lines)) = framer.finish() {
+        look(&mut watch, &chunk);
         queue.push(chunk, lines);
     }
     queue.report_drops();
 }
+
+/// Shows each line of a framed chunk to the watch (without its time stamp), until it fires.
+fn look(watch: &mut Option<LineWatch>, chunk: &[u8]) {
+    let Some(w) = watch else {
+        return;
+    };
+    for line in chunk.split(|b| *b == b'\n') {
+        if !w.waiting() {
+            break;
+        }
+        if let Some(text) = line.get(STAMP_LEN..) {
+            w.line(text);
+        }
+    }
+    if !w.waiting() {
+        *watch = None;
+    }
+}
+
+/// The length of [`stamp`]'s prefix: `2026-01-02T03:04:05.678Z `.
+const STAMP_LEN: usize = 25;
 
 fn stamp() -> String {
     jiff::Timestamp::now()

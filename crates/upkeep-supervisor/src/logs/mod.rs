@@ -132,12 +132,19 @@ impl LogHub {
         }
     }
 
-    /// Starts a reader for one pipe of a freshly spawned process.
-    pub(crate) fn capture(&self, name: &ServiceName, stream: Stream, fd: OwnedFd) {
+    /// Starts a reader for one pipe of a freshly spawned process; `watch` looks for the line
+    /// that says it is ready (`ready = { log = ... }`).
+    pub(crate) fn capture(
+        &self,
+        name: &ServiceName,
+        stream: Stream,
+        fd: OwnedFd,
+        watch: Option<crate::ready::LineWatch>,
+    ) {
         let shared = self.shared(name, stream);
         let writer = self.inner.writer.clone();
         let events = (self.inner.events.clone(), self.inner.clock.clone());
-        tokio::spawn(capture::run(fd, shared, writer, events));
+        tokio::spawn(capture::run(fd, shared, writer, events, watch));
     }
 
     /// A receiver of every chunk written to a stream from now on.
@@ -249,7 +256,7 @@ mod tests {
             },
         );
         let (r, w) = nix::unistd::pipe().unwrap();
-        hub.capture(&name, Stream::Stdout, r);
+        hub.capture(&name, Stream::Stdout, r, None);
         // Three times the in-flight limit, then the service exits (its pipe closes).
         let service = std::thread::spawn(move || {
             let mut out = std::fs::File::from(w);
@@ -284,6 +291,72 @@ mod tests {
             .await
             .unwrap();
         assert!(reader.join().unwrap() > 0);
+    }
+
+    /// `ready = { log = ... }`: the first matching line of stdout or stderr is one note, of
+    /// the run it was written in, even when the line arrives in pieces; later lines (and the
+    /// other stream) say nothing more.
+    #[tokio::test]
+    async fn the_first_matching_line_says_ready_once() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, _events) = mpsc::channel(16);
+        let hub = LogHub::start(dir.path().to_owned(), tx, Clock::system()).unwrap();
+        let name = ServiceName::new("vite").unwrap();
+        let toml =
+            "[services.vite]\ncommand = \"true\"\nready = { log = \"ready in \\\\d+ ms\" }\n";
+        let cfg = upkeep_config::parse(&dir.path().join("u.toml"), toml)
+            .unwrap()
+            .services
+            .into_values()
+            .next()
+            .unwrap()
+            .managed
+            .unwrap();
+        hub.configure(&name, &cfg.log);
+        let mut signals = crate::ready::Signals::new(None);
+        let watch = signals.line_watch(&cfg, 77);
+        let (out_r, out_w) = nix::unistd::pipe().unwrap();
+        let (err_r, err_w) = nix::unistd::pipe().unwrap();
+        hub.capture(&name, Stream::Stdout, out_r, watch.clone());
+        hub.capture(&name, Stream::Stderr, err_r, watch);
+        let (mut out, mut err) = (std::fs::File::from(out_w), std::fs::File::from(err_w));
+        out.write_all(b"  VITE v7.0.0  ready in a moment\n  VITE v7.0.0  rea")
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        out.write_all(b"dy in 312 ms\n").unwrap();
+        let note = tokio::time::timeout(std::time::Duration::from_secs(10), signals.notes.recv())
+            .await
+            .expect("a note")
+            .unwrap();
+        assert_eq!(
+            note,
+            crate::ready::Note {
+                pgid: 77,
+                kind: crate::ready::NoteKind::Ready("log")
+            }
+        );
+        err.write_all(b"ready in 5 ms\n").unwrap();
+        out.write_all(b"ready in 6 ms\n").unwrap();
+        drop((out, err));
+        // Once both files hold the later lines, the captures have looked at them.
+        let written = |stream, text: &str| {
+            std::fs::read_to_string(hub.path(&name, stream)).is_ok_and(|t| t.contains(text))
+        };
+        let seen = async {
+            while !(written(Stream::Stderr, "ready in 5 ms")
+                && written(Stream::Stdout, "ready in 6 ms"))
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), seen)
+            .await
+            .expect("the later lines in the log files");
+        assert!(signals.notes.try_recv().is_err(), "one note only");
+        tokio::task::spawn_blocking(move || hub.shutdown())
+            .await
+            .unwrap();
     }
 
     #[test]

@@ -61,7 +61,7 @@ enum Command {
     /// Stop every service gracefully, then the daemon
     Down,
     /// List services
-    Ls(JsonFlag),
+    Ls(LsArgs),
     /// Show one service: details and last events
     Status {
         name: ServiceName,
@@ -320,6 +320,16 @@ impl From<FaultArg> for upkeep_core::api::Fault {
 }
 
 #[derive(Args, Debug)]
+struct LsArgs {
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
+    /// Show the dependency graph: each service under what it depends on
+    #[arg(long)]
+    tree: bool,
+}
+
+#[derive(Args, Debug)]
 struct JsonFlag {
     /// Print JSON instead of text
     #[arg(long)]
@@ -542,6 +552,8 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             let infos: Vec<ServiceInfo> = client.get("/api/v1/services").await?;
             if f.json {
                 print_json(&infos)
+            } else if f.tree {
+                print!("{}", output::services_tree(&infos));
             } else {
                 println!("{}", output::services_table(&infos));
                 // Said where people look: events wait, and reads of history fail meanwhile.

@@ -94,6 +94,88 @@ pub fn services_table(infos: &[ServiceInfo]) -> String {
     t.to_string()
 }
 
+/// `upkeep ls --tree`: each service under what it depends on, with the condition it waits
+/// for and its state. Services nothing depends on are roots; one that depends on several
+/// appears under each, expanded once (later `(see above)`).
+///
+/// ```text
+/// db  up
+/// ├─ api (ready)  up
+/// │  └─ web (ready)  starting: waiting for api to be ready (it is starting)
+/// └─ worker (healthy)  up
+/// ```
+pub fn services_tree(infos: &[ServiceInfo]) -> String {
+    if infos.is_empty() {
+        return format!("{}\n", tr(Msg::NoServices, &[]));
+    }
+    let mut tree = Tree {
+        out: String::new(),
+        by_name: infos.iter().map(|i| (i.status.name.as_str(), i)).collect(),
+        below: Default::default(),
+        shown: Default::default(),
+    };
+    // Edges from a dependency down to its dependents, in name order.
+    for i in infos {
+        for d in &i.depends_on {
+            tree.below
+                .entry(d.service.as_str())
+                .or_default()
+                .push((i.status.name.as_str(), d.condition.as_str()));
+        }
+    }
+    for i in infos.iter().filter(|i| i.depends_on.is_empty()) {
+        tree.line("", "", i.status.name.as_str(), None);
+    }
+    tree.out
+}
+
+/// `services_tree` as it is drawn.
+struct Tree<'a> {
+    out: String,
+    by_name: std::collections::BTreeMap<&'a str, &'a ServiceInfo>,
+    /// Each service's dependents, with the condition they wait for.
+    below: std::collections::BTreeMap<&'a str, Vec<(&'a str, &'a str)>>,
+    /// Services drawn already (with their dependents).
+    shown: std::collections::BTreeSet<&'a str>,
+}
+
+impl<'a> Tree<'a> {
+    /// One line, and, the first time a service is drawn, the lines of its dependents.
+    fn line(&mut self, lead: &str, branch: &str, name: &'a str, condition: Option<&str>) {
+        let condition = condition.map_or(String::new(), |c| format!(" ({c})"));
+        let first = self.shown.insert(name);
+        let state = match self.by_name.get(name) {
+            Some(_) if !first => format!("  {}", tr(Msg::SeeAbove, &[])),
+            Some(i) => match &i.status.waiting {
+                Some(w) => format!("  {}: {}", i.status.state, esc(w)),
+                None => format!("  {}", i.status.state),
+            },
+            None => String::new(),
+        };
+        self.out
+            .push_str(&format!("{lead}{branch}{}{condition}{state}\n", esc(name)));
+        if !first {
+            return;
+        }
+        let Some(children) = self.below.get(name).cloned() else {
+            return;
+        };
+        let lead = match branch {
+            "" => lead.to_owned(),
+            "└─ " => format!("{lead}   "),
+            _ => format!("{lead}│  "),
+        };
+        for (n, (child, cond)) in children.iter().enumerate() {
+            let branch = if n + 1 == children.len() {
+                "└─ "
+            } else {
+                "├─ "
+            };
+            self.line(&lead, branch, child, Some(cond));
+        }
+    }
+}
+
 /// `#12  2026-11-24 10:00:00  lasted 3.2s  probe http: HTTP 500` (with the service if asked).
 fn incident_line(inc: &Incident, with_service: bool) -> String {
     let end = match inc.resolved {
@@ -228,6 +310,20 @@ pub fn service_detail(d: &ServiceDetail) -> String {
     line(&tr(Msg::ColRestarts, &[]), i.status.restarts.to_string());
     if let Some(e) = i.status.last_exit {
         line("last exit", e.to_string());
+    }
+    if let Some(w) = &i.status.waiting {
+        line(&tr(Msg::Waiting, &[]), esc(w).into_owned());
+    }
+    if let Some(s) = &i.notify_status {
+        line(&tr(Msg::NotifyStatus, &[]), esc(s).into_owned());
+    }
+    if !i.depends_on.is_empty() {
+        let deps: Vec<String> = i
+            .depends_on
+            .iter()
+            .map(|d| format!("{} ({})", d.service, d.condition))
+            .collect();
+        line(&tr(Msg::DependsOn, &[]), deps.join(", "));
     }
     if let (Some(c), Some(m), Some(p)) = (i.cpu_percent, i.memory_bytes, i.processes) {
         line(&tr(Msg::ColCpu, &[]), format!("{c:.1}%"));
@@ -447,5 +543,51 @@ mod tests {
         assert_eq!(duration_ms(61_000), "1m 1s");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(3 * 1024 * 1024 + 512 * 1024), "3.5 MiB");
+    }
+
+    #[test]
+    fn the_tree_puts_each_service_under_what_it_depends_on() {
+        use upkeep_core::{Condition, Dependency, Desired, ServiceName, ServiceStatus};
+        let info = |name: &str, state: State, deps: &[(&str, Condition)]| {
+            let mut status = ServiceStatus::new(ServiceName::new(name).unwrap());
+            status.state = state;
+            ServiceInfo {
+                status,
+                desired: Desired::Running,
+                cpu_percent: None,
+                memory_bytes: None,
+                processes: None,
+                depends_on: deps
+                    .iter()
+                    .map(|(d, c)| Dependency {
+                        service: ServiceName::new(*d).unwrap(),
+                        condition: *c,
+                    })
+                    .collect(),
+                notify_status: None,
+            }
+        };
+        let mut web = info("web", State::Starting, &[("api", Condition::Ready)]);
+        web.status.waiting = Some("waiting for api to be ready (it is starting)".into());
+        let infos = vec![
+            info(
+                "api",
+                State::Starting,
+                &[("db", Condition::Ready), ("cache", Condition::Healthy)],
+            ),
+            info("cache", State::Up, &[]),
+            info("db", State::Up, &[]),
+            web,
+            info("worker", State::Up, &[("db", Condition::Started)]),
+        ];
+        let expected = [
+            "cache  up",
+            "└─ api (healthy)  starting",
+            "   └─ web (ready)  starting: waiting for api to be ready (it is starting)",
+            "db  up",
+            "├─ api (ready)  (see above)",
+            "└─ worker (started)  up",
+        ];
+        assert_eq!(services_tree(&infos), expected.join("\n") + "\n");
     }
 }

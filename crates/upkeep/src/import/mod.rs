@@ -205,10 +205,22 @@ impl Pending {
             .into_iter()
             .map(|(k, v)| format!("{k} = {}", v.to_string().trim()))
             .collect();
-        format!(
-            "upkeep does not support this yet; it will be `{}`",
-            keys.join("`, `")
-        )
+        match self {
+            // upkeep has these since issue 18; the import leaves them to a person: a
+            // dependency may not be in this config, and a program may not send READY=1.
+            Pending::DependsOn(_) => format!(
+                "not written by the import: add `{}` once those services are in this config",
+                keys.join("`, `")
+            ),
+            Pending::ReadyNotify => format!(
+                "not written by the import: add `{}` if the program sends READY=1 to NOTIFY_SOCKET",
+                keys.join("`, `")
+            ),
+            _ => format!(
+                "upkeep does not support this yet; it will be `{}`",
+                keys.join("`, `")
+            ),
+        }
     }
 }
 
@@ -354,7 +366,7 @@ mod tests {
         );
         assert_eq!(
             Pending::DependsOn(vec!["db".into(), "cache".into()]).reason(),
-            "upkeep does not support this yet; it will be `depends_on = [\"db\", \"cache\"]`"
+            "not written by the import: add `depends_on = [\"db\", \"cache\"]` once those services are in this config"
         );
         assert!(!p.carried());
     }

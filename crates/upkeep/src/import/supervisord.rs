@@ -137,7 +137,7 @@ fn other_section(s: &Located) -> Option<Note> {
 const NOT_CARRIED: &[(&str, &str)] = &[
     (
         "priority",
-        "upkeep starts every service at once (dependencies, `depends_on`, will order them)",
+        "upkeep orders starts by dependency, not by number: write `depends_on` where one service needs another",
     ),
     (
         "umask",

@@ -1,7 +1,8 @@
 //! Reload and add: the config file read again (or edited, then read) and applied over the
-//! running config. Removed services stop, added ones start, changed ones are reconfigured
-//! (restarted if running), the rest are left alone. The `config_applied` event names who
-//! asked.
+//! running config. Removed services stop (dependents first), added ones start (each once its
+//! dependencies allow), changed ones are reconfigured (restarted if how they run changed; a
+//! changed `depends_on` only changes what the gate allows), the rest are left alone. The
+//! `config_applied` event names who asked.
 //!
 //! One reload at a time (`Daemon::reloading`), in three steps: the revision is stored first,
 //! so one that cannot be stored changes nothing; then the running config, desired states and
@@ -158,15 +159,28 @@ pub(crate) async fn apply(
         daemon.maintenance.send_replace(new.maintenance.clone());
         live.config = new;
     }
-    for (name, h) in removed_handles {
-        let removed = daemon.clock.event(&name, EventKind::Removed);
-        let wiring = daemon.wiring.clone();
-        let events = daemon.wiring.supervisor.events.clone();
-        slow.push(Box::pin(async move {
-            wiring.remove(&name, h).await;
-            let _ = events.send(removed).await;
-        }));
-    }
+    // Removed services stop dependents first (by the graph they were in), layer by layer,
+    // while the rest of the reload's stops and restarts go on.
+    let names: Vec<_> = removed_handles.iter().map(|(n, _)| n.clone()).collect();
+    let layers = daemon.wiring.gates.stop_layers(&names);
+    let (wiring, clock) = (daemon.wiring.clone(), daemon.clock.clone());
+    slow.push(Box::pin(async move {
+        let mut handles = removed_handles;
+        for layer in layers {
+            let (now, later): (Vec<_>, Vec<_>) =
+                handles.into_iter().partition(|(n, _)| layer.contains(n));
+            handles = later;
+            let stops = now.into_iter().map(|(name, h)| {
+                let wiring = wiring.clone();
+                let removed = clock.event(&name, EventKind::Removed);
+                async move {
+                    wiring.remove(&name, h).await;
+                    let _ = wiring.supervisor.events.send(removed).await;
+                }
+            });
+            futures_util::future::join_all(stops).await;
+        }
+    }));
     // Each service stops or restarts on its own stop_timeout, all at once.
     futures_util::future::join_all(slow).await;
     let kind = EventKind::ConfigApplied {

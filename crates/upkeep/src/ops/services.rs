@@ -3,6 +3,10 @@
 //! each service back to what the operator last asked for, with or without its store; the
 //! supervisors carry the command out, and the answer waits until state and the store show it.
 //! Every event the action causes names who asked.
+//!
+//! Starts go to every supervisor at once: each waits for its own dependencies (the gate,
+//! `crate::deps`). Stops go dependents first, layer by layer ([`stop_in_order`] at shutdown
+//! too), so that nothing loses what it depends on while it still runs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,15 +73,19 @@ pub async fn act(
         .map_err(OpsError::IntentNotSaved)?;
     tracing::info!(action = action.as_str(), ?target, by = %by, "operator action");
     let actor = Actor::Principal(by.clone());
-    let runs = handles.iter().map(|(_, h)| {
-        let by = actor.clone();
-        h.request(move |done| match action {
-            Action::Start => SupervisorCommand::Start { by, done },
-            Action::Stop => SupervisorCommand::Stop { by, done },
-            Action::Restart => SupervisorCommand::Restart { by, done },
-        })
-    });
-    futures_util::future::join_all(runs).await;
+    match action {
+        Action::Stop => stop_layered(daemon, &handles, &actor).await,
+        Action::Start | Action::Restart => {
+            let runs = handles.iter().map(|(_, h)| {
+                let by = actor.clone();
+                h.request(move |done| match action {
+                    Action::Restart => SupervisorCommand::Restart { by, done },
+                    _ => SupervisorCommand::Start { by, done },
+                })
+            });
+            futures_util::future::join_all(runs).await;
+        }
+    }
     // The supervisors sent their events before acknowledging; wait until state has seen
     // them and the store has written them, so that an `ls` or `status` right after this
     // answer shows the new state and its events.
@@ -98,4 +106,33 @@ pub async fn act(
         services: handles.into_iter().map(|(n, _)| n).collect(),
         by: Some(by.clone()),
     })
+}
+
+/// Stops `handles` dependents first: each layer once the one before has stopped (a stop's
+/// answer comes after its events are sent, so the record shows the order too).
+async fn stop_layered(daemon: &Daemon, handles: &[(ServiceName, SupervisorHandle)], by: &Actor) {
+    let names: Vec<ServiceName> = handles.iter().map(|(n, _)| n.clone()).collect();
+    for layer in daemon.wiring.gates.stop_layers(&names) {
+        let stops = handles
+            .iter()
+            .filter(|(n, _)| layer.contains(n))
+            .map(|(_, h)| {
+                let by = by.clone();
+                h.request(move |done| SupervisorCommand::Stop { by, done })
+            });
+        futures_util::future::join_all(stops).await;
+    }
+}
+
+/// Shutdown: every managed service stopped, dependents first (desired states unchanged, so
+/// the next daemon starts them again).
+pub async fn stop_in_order(daemon: &Daemon) {
+    let handles: Vec<(ServiceName, SupervisorHandle)> = {
+        let live = daemon.live.lock().await;
+        live.services
+            .iter()
+            .filter_map(|(n, h)| Some((n.clone(), h.supervisor.clone()?)))
+            .collect()
+    };
+    stop_layered(daemon, &handles, &Actor::Upkeep).await;
 }

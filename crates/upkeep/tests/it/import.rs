@@ -341,7 +341,7 @@ fn debian_nginx_and_ssh_units_are_imported_and_pass_check() {
         "nginx: Type=forking: upkeep does not support this yet; it will be `type = \"forking\"`, `pid_file = \"/run/nginx.pid\"`",
         "nginx: autostart = false: its command starts a daemon in the background",
         "nginx: KillMode=mixed: ",
-        "ssh: Type=notify: upkeep does not support this yet; it will be `ready = \"notify\"`",
+        "ssh: Type=notify: not written by the import: add `ready = \"notify\"` if the program sends READY=1 to NOTIFY_SOCKET",
         "ssh: ExecReload=/bin/kill -HUP $MAINPID: upkeep does not support this yet; it will be `reload_signal = \"SIGHUP\"`",
         "ssh: KillMode=process: upkeep stops the whole process group",
         "ssh: ConditionPathExists=!/etc/ssh/sshd_not_to_be_run: ",

@@ -5,6 +5,7 @@ mod api;
 mod cli;
 mod config;
 mod daemon;
+mod deps;
 mod drills;
 mod fuzz;
 mod hardening;
