@@ -13,12 +13,13 @@
 //! `journal.rs` (events kept while the store is away), `fanout.rs` (committed events to
 //! observers), `copy.rs` (a node's history from one store to another), `rollup/` (hourly
 //! and daily tallies, retain), `windows.rs` (maintenance windows and their steps),
-//! `migrations/{sqlite,postgres}/`.
+//! `outbox.rs` (notices to send, their leases and states), `migrations/{sqlite,postgres}/`.
 
 mod copy;
 mod derive;
 pub mod fanout;
 mod journal;
+mod outbox;
 mod postgres;
 pub mod rollup;
 mod sql;
@@ -33,6 +34,7 @@ use upkeep_core::api::{Incident, StoredEvent};
 use upkeep_core::{Desired, Event, ServiceName};
 
 pub use copy::{Copied, CopyError};
+pub use outbox::{Damped, Leased, NewNotice, Outbox, OutboxRow, OutboxState};
 pub use postgres::PgLocation;
 pub use rollup::RollupMark;
 pub use sql::SqlStore;
@@ -123,7 +125,7 @@ pub struct ServiceRecord {
 }
 
 #[async_trait]
-pub trait Store: Windows + Send + Sync {
+pub trait Store: Windows + Outbox + Send + Sync {
     /// Appends events in one transaction, numbered from `first_seq` on, with what each
     /// changes (incidents, each service's running process). An event whose number is stored
     /// already is skipped: a batch retried after a lost answer is stored once.
