@@ -13,6 +13,7 @@
 //!     one file per kind (`tcp.rs`, `http.rs`, `exec.rs`, `process.rs`, `memory.rs`,
 //!     `cpu.rs`) with its keys, checks and tests; `mod.rs` says how to add one.
 //!   - `validate/store.rs`: where history is kept ([`StoreConfig`]).
+//!   - `validate/notify.rs`: `[notify]`, into upkeep-outbox's `NotifyConfig`.
 //! - `bounds.rs`: every limit on a value (durations, counts, sizes), with why.
 //! - `env_file.rs`: a service's `env_file` read into entries with line numbers; its errors
 //!   never show the file's content.

@@ -21,6 +21,7 @@ use crate::error::{ConfigError, Problem};
 use crate::locate::{line_col, locate_key};
 use crate::raw::{RawCommand, RawConfig, RawService};
 
+mod notify;
 mod probes;
 mod store;
 pub use probes::{
@@ -36,6 +37,34 @@ pub struct Config {
     pub source: String,
     pub daemon: DaemonConfig,
     pub services: BTreeMap<ServiceName, ServiceConfig>,
+    /// `[notify]`; None: no notices.
+    pub notify: Option<upkeep_outbox::NotifyConfig>,
+}
+
+impl Config {
+    /// A config error for problems found past validation (the daemon building its notice
+    /// channels, which reads their secrets), each at the place of its key (`notify`,
+    /// `channels`, `mail`, `password_env`), as validation's own are.
+    pub fn error_at(&self, problems: Vec<(Vec<String>, String, Option<String>)>) -> ConfigError {
+        let problems = problems
+            .into_iter()
+            .map(|(key, message, hint)| {
+                let path: Vec<&str> = key.iter().map(String::as_str).collect();
+                let (line, column) = locate_key(&self.source, &path).unwrap_or((1, 1));
+                Problem {
+                    line,
+                    column,
+                    key: key.join("."),
+                    message,
+                    hint,
+                }
+            })
+            .collect();
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            problems,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +157,8 @@ pub struct ServiceConfig {
     pub on_unhealthy: OnUnhealthy,
     /// How long a service must be down before an incident opens.
     pub incident_after: Duration,
+    /// Where to read what to do when it fails (a URL or a path, shown as written).
+    pub runbook: Option<String>,
 }
 
 /// What to do when probes say a service is down.
@@ -370,6 +401,7 @@ impl Validator<'_> {
                 services.insert(n, cfg);
             }
         }
+        let notify = raw.notify.and_then(|n| self.notify(n, base, &services));
         Config {
             path: path.to_owned(),
             source: self.source.to_owned(),
@@ -387,6 +419,7 @@ impl Validator<'_> {
                 test_clock,
             },
             services,
+            notify,
         }
     }
 
@@ -562,6 +595,7 @@ impl Validator<'_> {
             probes,
             on_unhealthy: on_unhealthy?,
             incident_after: incident_after?,
+            runbook: raw.runbook.clone().filter(|r| !r.trim().is_empty()),
         })
     }
 
