@@ -10,12 +10,13 @@
 //! socket, bearer token over TCP; scopes), `error.rs` ([`ApiError`], the one error answer),
 //! `metrics.rs` (`/metrics` in the Prometheus text format), `serve.rs` (one way to serve a
 //! router on any listener, with connection caps and timeouts), `windows.rs` (maintenance
-//! window routes).
+//! window routes), `notify.rs` (the outbox: list, retry, test).
 
 mod api;
 mod auth;
 mod error;
 mod metrics;
+mod notify;
 mod serve;
 mod windows;
 

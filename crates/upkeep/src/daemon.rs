@@ -275,6 +275,10 @@ async fn run_async(config: Config) -> Result<()> {
             upkeep_store::writer::run(store, &journal, channels).await
         }
     });
+    // Notices (`[notify]`): the dispatcher and the incident planner, tasks of their own.
+    // Before any service starts: a channel that cannot be built stops the start.
+    let notices =
+        crate::notices::start(&config, store.clone(), clock.clone(), &committed, &node).await?;
     let (events_tx, events_rx) = mpsc::channel::<Event>(4096);
     let (control_tx, control_rx) = mpsc::channel(256);
     let (heal_tx, heal_rx) = mpsc::channel(256);
@@ -400,6 +404,7 @@ async fn run_async(config: Config) -> Result<()> {
         planner: Default::default(),
         clock: clock.clone(),
         test_clock,
+        notices: notices.clone(),
     });
     // Maintenance windows: announced, reminded, started, completed, on the clock.
     tokio::spawn(
@@ -409,6 +414,7 @@ async fn run_async(config: Config) -> Result<()> {
             events: daemon.wiring.supervisor.events.clone(),
             snapshot: daemon.snapshot.clone(),
             wake: daemon.planner.clone(),
+            notices,
         }
         .run(),
     );

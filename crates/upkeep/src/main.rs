@@ -9,6 +9,7 @@ mod cli;
 mod control;
 mod daemon;
 mod import;
+mod notices;
 mod ops;
 mod planner;
 mod systemd;

@@ -198,11 +198,15 @@ pub async fn act(
             (o.start, Step::Extended { until })
         }
     };
+    let notices = daemon.notices.window_rows(&w, occurrence, step, now);
     let new = daemon
         .store
-        .take_step(id, occurrence, step, now, Some(by))
+        .take_step(id, occurrence, step, now, Some(by), &notices)
         .await
         .map_err(store("recording the step"))?;
+    if new && !notices.is_empty() {
+        daemon.notices.added();
+    }
     if new {
         tracing::info!(window = id, step = %step.key(), by = %by, "maintenance window step");
         let event = planner::step_event(
