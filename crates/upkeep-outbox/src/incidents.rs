@@ -147,7 +147,8 @@ impl IncidentPlanner {
             .incidents(Some(service), 50)
             .await?
             .into_iter()
-            .find(|i| i.started == since);
+            // Stored in milliseconds; the event's time may be finer.
+            .find(|i| i.started.as_millisecond() == since.as_millisecond());
         Ok(match found {
             Some(i) => (Some(i.id), i.drill, i.reason),
             None => (None, false, String::new()),

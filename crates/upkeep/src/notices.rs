@@ -66,7 +66,14 @@ impl Notices {
 
     /// The configured channels' names and how each addresses recipients.
     pub fn channel(&self, name: &str) -> Option<upkeep_outbox::Addressing> {
-        Some(self.config.as_ref()?.channels.get(name)?.config.addressing())
+        Some(
+            self.config
+                .as_ref()?
+                .channels
+                .get(name)?
+                .config
+                .addressing(),
+        )
     }
 
     /// Rows were added: the dispatcher looks.
@@ -140,8 +147,8 @@ pub async fn start(
     if !problems.is_empty() {
         return Err(config.error_at(problems)).context("building the notice channels");
     }
-    let templates = Templates::load(notify.templates_dir.as_deref())
-        .context("loading the notice templates")?;
+    let templates =
+        Templates::load(notify.templates_dir.as_deref()).context("loading the notice templates")?;
     let released = store
         .release_leases(clock.now())
         .await
@@ -177,7 +184,10 @@ pub async fn start(
         }
         .run(),
     );
-    tracing::info!(channels = notify.channels.len(), "notices: dispatcher started");
+    tracing::info!(
+        channels = notify.channels.len(),
+        "notices: dispatcher started"
+    );
     Ok(Notices {
         config: Some(notify),
         node: node.to_owned(),

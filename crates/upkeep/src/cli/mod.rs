@@ -12,8 +12,8 @@ mod client;
 mod escape;
 mod import;
 mod lifecycle;
-mod output;
 mod notify;
+mod output;
 mod windows;
 
 use std::io::Write;
