@@ -96,7 +96,10 @@ async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-async fn states(store: &dyn Store) -> BTreeMap<String, Vec<(OutboxState, Option<String>, u32)>> {
+/// Rows by state: (state, lease owner, takeovers).
+type States = BTreeMap<String, Vec<(OutboxState, Option<String>, u32)>>;
+
+async fn states(store: &dyn Store) -> States {
     let mut out: BTreeMap<String, Vec<_>> = BTreeMap::new();
     for r in store.outbox(None, 10_000).await.unwrap() {
         out.entry(r.state.as_str().to_owned()).or_default().push((
@@ -129,7 +132,7 @@ async fn every_row_once_with_one_killed_and_one_hung(at: Location) {
     let silent = format!("http://127.0.0.1:{}/hook", silent_receiver().await);
     let a = tokio::spawn(dispatcher(store_a.clone(), &clock, "a", webhook(&silent, "5m")).run());
     let h = tokio::spawn(dispatcher(store_h.clone(), &clock, "h", webhook(&silent, "5m")).run());
-    let held = |s: &BTreeMap<String, Vec<(OutboxState, Option<String>, u32)>>, who: &str| {
+    let held = |s: &States, who: &str| {
         s.get("sending").map_or(0, |v| {
             v.iter()
                 .filter(|(_, o, _)| o.as_deref() == Some(who))
