@@ -258,6 +258,25 @@ impl TestDaemon {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Waits (at most `timeout`) for the daemon to exit by itself; returns its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait daemon") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "the daemon did not exit within {timeout:?}\n{}",
+                    self.daemon_log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends `signal` to the daemon and waits for it to exit; returns its exit status.
     pub fn signal_daemon(&mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("daemon running");
@@ -845,6 +864,13 @@ impl SmtpSink {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
+    }
+
+    /// How many messages it has accepted (cheaper than [`SmtpSink::messages`]).
+    pub fn count(&self) -> usize {
+        std::fs::read(&self.out)
+            .map(|b| b.iter().filter(|c| **c == b'\n').count())
+            .unwrap_or(0)
     }
 
     /// The text part of a message.

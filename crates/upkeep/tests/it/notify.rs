@@ -416,3 +416,111 @@ fn a_drill_pages_nobody_and_an_incident_sends_its_opening_and_its_resolution() {
     assert_eq!(rows.len(), 2, "{rows:#?}");
     assert_eq!(sink.messages().len(), 2);
 }
+
+#[test]
+fn notify_test_sends_through_the_outbox_and_a_failed_notice_is_retried() {
+    let sink = SmtpSink::start();
+    let d = crate::daemon(&format!(
+        "[services.s]\ncommand = \"sleep 1000\"\n\n[notify]\n{}",
+        mail_channel(&sink, "recipients = [\"ops@example.com\"]")
+    ));
+    let out = d.cli(&["notify", "test", "mail"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("through mail"), "{}", stdout(&out));
+    let mails = wait_mail(&d, &sink, 1);
+    assert!(
+        mails[0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("Test notice"),
+        "{}",
+        mails[0]
+    );
+    assert_eq!(mails[0]["to"], "ops@example.com");
+    // A recipient the server refuses for good: failed, with the server's verdict.
+    let out = d.cli(&[
+        "notify",
+        "test",
+        "mail",
+        "--to",
+        "permfail@example.com",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let planned: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let id = planned[0]["id"].as_i64().unwrap();
+    let failed = d.wait_until("the refused notice to fail", LONG, || {
+        notices(&d, Some("failed"))
+            .into_iter()
+            .find(|r| r["id"] == id)
+    });
+    assert_eq!(failed["attempts"], 1);
+    assert!(
+        failed["last_error"].as_str().unwrap().contains("refused"),
+        "{failed}"
+    );
+    let listed = stdout(&d.cli(&["notify", "ls", "--state", "failed"]));
+    assert!(
+        listed.contains("permfail@example.com") && listed.contains("refused"),
+        "{listed}"
+    );
+    // Retried: pending again, tried again, refused again.
+    let out = d.cli(&["notify", "retry", &id.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("pending again"), "{}", stdout(&out));
+    d.wait_until("the retried notice to be refused again", LONG, || {
+        notices(&d, Some("failed"))
+            .into_iter()
+            .find(|r| r["id"] == id && r["attempts"] == 1 && r["due"] != failed["due"])
+    });
+    // What cannot be: a sent notice retried, an unknown channel, a bad recipient.
+    let sent = notices(&d, Some("sent"))[0]["id"].as_i64().unwrap();
+    let out = d.cli(&["notify", "retry", &sent.to_string()]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("not failed"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.cli(&["notify", "test", "pager"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("no channel named `pager`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.cli(&["notify", "test", "mail", "--to", "not an address"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("not an email address"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        sink.messages().len(),
+        1,
+        "refused mail never counts as delivered"
+    );
+}
+
+#[test]
+fn a_channel_without_its_secret_stops_the_start_with_its_place_in_the_file() {
+    let mut d = TestDaemon::prepare(
+        BIN,
+        "[services.s]\ncommand = \"sleep 1000\"\n\n[notify.channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\nsecret_env = \"UPKEEP_TEST_NO_SUCH_SECRET\"\n\n[[notify.routes]]\nchannels = [\"hook\"]\n",
+    );
+    d.spawn_daemon();
+    let status = d.wait_exit(LONG);
+    assert_eq!(status.code(), Some(2), "{}", d.daemon_log());
+    let log = d.daemon_log();
+    assert!(
+        log.contains("UPKEEP_TEST_NO_SUCH_SECRET is not set"),
+        "{log}"
+    );
+    let config = std::fs::read_to_string(&d.config).unwrap();
+    let line = config
+        .lines()
+        .position(|l| l.starts_with("secret_env"))
+        .unwrap()
+        + 1;
+    let place = format!("upkeep.toml:{line}:14 (notify.channels.hook.secret_env)");
+    assert!(log.contains(&place), "{place} not in:\n{log}");
+    assert!(!d.socket().exists(), "no service started, no API served");
+}
