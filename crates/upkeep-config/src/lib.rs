@@ -15,6 +15,7 @@
 //!   - `validate/store.rs`: where history is kept ([`StoreConfig`]).
 //!   - `validate/deps.rs`: `depends_on`, `on_dependency_down`, unknown names and cycles.
 //!   - `validate/ready.rs`: `ready`, `ready_timeout`, `watchdog` ([`Ready`]).
+//!   - `validate/notify.rs`: `[notify]`, into upkeep-outbox's `NotifyConfig`.
 //! - `bounds.rs`: every limit on a value (durations, counts, sizes), with why.
 //! - `env_file.rs`: a service's `env_file` read into entries with line numbers; its errors
 //!   never show the file's content.

@@ -21,6 +21,50 @@ pub(crate) struct RawConfig {
     pub maintenance: RawMaintenance,
     #[serde(default)]
     pub services: BTreeMap<String, RawService>,
+    /// Absent: no notices, nothing else changes.
+    pub notify: Option<RawNotify>,
+}
+
+/// `[notify]`: who hears about windows and incidents, and how.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNotify {
+    /// The public page notices link to.
+    pub public_url: Option<String>,
+    #[serde(default = "defaults::language")]
+    pub language: String,
+    #[serde(default = "defaults::timezone")]
+    pub timezone: String,
+    pub templates_dir: Option<String>,
+    #[serde(default = "defaults::flap_interval")]
+    pub flap_interval: String,
+    #[serde(default = "defaults::lease")]
+    pub lease: String,
+    #[serde(default = "defaults::give_up_after")]
+    pub give_up_after: String,
+    /// Each channel as a table: its keys depend on its `kind` (upkeep-outbox's channel
+    /// configs), besides `concurrency`, `rate` and `recipients`, which every channel takes.
+    #[serde(default)]
+    pub channels: BTreeMap<String, toml::Table>,
+    /// Absent: the default routes (by priority).
+    pub routes: Option<Vec<RawRoute>>,
+}
+
+/// `[[notify.routes]]`. `priority`, `notice` and `services` take one name or a list, so they
+/// are read as values and checked in validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub priority: Option<toml::Value>,
+    pub notice: Option<toml::Value>,
+    pub services: Option<toml::Value>,
+    #[serde(default)]
+    pub channels: Vec<String>,
+    pub recipients: Option<Vec<String>>,
+    pub language: Option<String>,
+    pub timezone: Option<String>,
+    #[serde(default, rename = "continue")]
+    pub continue_: bool,
 }
 
 /// `[maintenance]`: how early windows must be announced, and when people are reminded.
@@ -179,6 +223,8 @@ pub(crate) struct RawService {
     pub ready_timeout: Option<String>,
     /// How often a `ready = "notify"` service must send `WATCHDOG=1`.
     pub watchdog: Option<String>,
+    /// Where to read what to do when it fails (a URL or a path): goes with its incident notices.
+    pub runbook: Option<String>,
 }
 
 impl Default for RawDaemon {
@@ -314,5 +360,23 @@ mod defaults {
     }
     pub fn keep() -> u32 {
         5
+    }
+    pub fn language() -> String {
+        "en".into()
+    }
+    pub fn timezone() -> String {
+        "UTC".into()
+    }
+    /// At most one notice per incident in ten minutes: a flapping service is one page.
+    pub fn flap_interval() -> String {
+        "10m".into()
+    }
+    /// Longer than any channel's timeout (5m at most), so a send in progress keeps its rows.
+    pub fn lease() -> String {
+        "10m".into()
+    }
+    /// A day: a notice older than that is history, not news.
+    pub fn give_up_after() -> String {
+        "24h".into()
     }
 }

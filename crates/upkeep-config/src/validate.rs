@@ -23,6 +23,7 @@ use crate::locate::{line_col, locate_key};
 use crate::raw::{RawCommand, RawConfig, RawService};
 
 mod deps;
+mod notify;
 mod probes;
 mod ready;
 mod store;
@@ -41,6 +42,34 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub maintenance: MaintenanceConfig,
     pub services: BTreeMap<ServiceName, ServiceConfig>,
+    /// `[notify]`; None: no notices.
+    pub notify: Option<upkeep_outbox::NotifyConfig>,
+}
+
+impl Config {
+    /// A config error for problems found past validation (the daemon building its notice
+    /// channels, which reads their secrets), each at the place of its key (`notify`,
+    /// `channels`, `mail`, `password_env`), as validation's own are.
+    pub fn error_at(&self, problems: Vec<(Vec<String>, String, Option<String>)>) -> ConfigError {
+        let problems = problems
+            .into_iter()
+            .map(|(key, message, hint)| {
+                let path: Vec<&str> = key.iter().map(String::as_str).collect();
+                let (line, column) = locate_key(&self.source, &path).unwrap_or((1, 1));
+                Problem {
+                    line,
+                    column,
+                    key: key.join("."),
+                    message,
+                    hint,
+                }
+            })
+            .collect();
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            problems,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -165,6 +194,8 @@ pub struct ServiceConfig {
     pub depends_on: Vec<upkeep_core::Dependency>,
     /// What it does when a dependency goes down.
     pub on_dependency_down: upkeep_core::OnDependencyDown,
+    /// Where to read what to do when it fails (a URL or a path, shown as written).
+    pub runbook: Option<String>,
 }
 
 /// What to do when probes say a service is down.
@@ -432,6 +463,7 @@ impl Validator<'_> {
         }
         self.dependency_cycles(&services);
         let maintenance = self.maintenance(&raw.maintenance);
+        let notify = raw.notify.and_then(|n| self.notify(n, base, &services));
         Config {
             path: path.to_owned(),
             source: self.source.to_owned(),
@@ -450,6 +482,7 @@ impl Validator<'_> {
                 test_clock,
             },
             services,
+            notify,
         }
     }
 
@@ -688,6 +721,7 @@ impl Validator<'_> {
             incident_after: incident_after?,
             depends_on: depends_on?,
             on_dependency_down: on_dependency_down?,
+            runbook: raw.runbook.clone().filter(|r| !r.trim().is_empty()),
         })
     }
 

@@ -316,6 +316,48 @@ pub struct TestClockState {
     pub settled: bool,
 }
 
+/// `GET /api/v1/notify`: one outbox row, a notice to one recipient over one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxNotice {
+    pub id: i64,
+    pub channel: String,
+    /// An address or chat id; empty for a group bot.
+    pub recipient: String,
+    /// The notice's kind (`announced`, `incident_resolved`, `test`).
+    pub kind: String,
+    /// What it is about (`window:3:<occurrence>`, `incident:web:<since>`).
+    pub subject: String,
+    pub title: String,
+    /// pending, sending, sent or failed.
+    pub state: String,
+    pub attempts: u32,
+    /// Leases taken from a dispatcher that died or hung: each a possible resend.
+    pub takeovers: u32,
+    /// The idempotency key every attempt carries (the mail's Message-ID).
+    pub key: String,
+    pub due: jiff::Timestamp,
+    /// The next attempt, while pending.
+    pub next: jiff::Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The receiver's id for it, once sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
+    pub created: jiff::Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<jiff::Timestamp>,
+}
+
+/// `POST /api/v1/notify/test`: a test notice through one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyTestRequest {
+    pub channel: String,
+    /// The recipient (an address, a chat id); default: the channel's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

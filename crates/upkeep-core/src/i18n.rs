@@ -117,6 +117,13 @@ messages! {
     WindowForced => "scheduled against the lead-time policy by {}: {}", "由 {} 不顾提前通知规定安排：{}";
     WindowSteps => "steps", "进度";
     WindowCreated => "scheduled {} by {}", "由 {1} 于 {0} 安排";
+    ColChannel => "channel", "渠道";
+    ColRecipient => "to", "收件人";
+    ColAttempts => "tries", "尝试";
+    ColError => "last error", "最近错误";
+    NoNotices => "no notices", "没有通知";
+    NoticeRetried => "notice {} is pending again", "通知 {} 已重新排队";
+    NoticeTestPlanned => "test notice {} planned through {} (see `upkeep notify ls`)", "测试通知 {} 已通过 {} 排队（见 `upkeep notify ls`）";
     InMaintenanceUntil => "{} is in maintenance until {}", "{} 处于维护中，直到 {}";
     InMaintenanceNow => "{} is in maintenance until `upkeep maintenance {} --end`", "{} 处于维护中，直到执行 `upkeep maintenance {} --end`";
     StoreCopied => "copied {} events, {} incidents, {} config revisions, {} services, {} maintenance windows and {} rollup rows to {}\nnow set `store = \"{}\"` in [daemon] (its password in store_password_env or store_password_file) and start the daemon", "已将 {} 条事件、{} 个事故、{} 个配置版本、{} 个服务、{} 个维护窗口和 {} 行汇总数据复制到 {}\n现在请在 [daemon] 中设置 `store = \"{}\"`（密码放在 store_password_env 或 store_password_file 中），然后启动守护进程";

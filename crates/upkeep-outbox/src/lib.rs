@@ -1,13 +1,13 @@
 //! The outbox tells people: a notice about a maintenance window or an incident, rendered in
 //! the reader's language and time zone, handed to a channel (email, a webhook, a chat bot).
 //!
-//! Every notice is first stored as outbox rows, one per recipient and channel; a dispatcher
-//! (later) leases rows, renders each notice with [`Templates`] and calls [`Channel::send`]
-//! with the row's [`IdempotencyKey`], marking the row done only on `Ok`. This crate holds the
-//! parts that do not need the store: what a notice carries, its templates, and the channels.
-//! A channel sends once and says, as a type, whether to retry ([`SendError`]); retrying,
-//! backoff and concurrency limits are the dispatcher's. Start at [`Notice`], then
-//! [`Templates::render`], then [`ChannelConfig::build`] and [`Channel::send`].
+//! Every notice is first stored as outbox rows, one per recipient and channel, in the
+//! transaction that decides it ([`NotifyConfig::window_rows`] for a window's step, the
+//! [`IncidentPlanner`] for incidents); the [`Dispatcher`] leases rows, renders each notice
+//! with [`Templates`] and calls [`Channel::send`] with the row's [`IdempotencyKey`], marking
+//! the row done only on `Ok`. A channel sends once and says, as a type, whether to retry
+//! ([`SendError`]); retrying, backoff and concurrency limits are the dispatcher's. Start at
+//! [`Notice`], then [`NotifyConfig::targets`], then [`Dispatcher::run`].
 //!
 //! Layout:
 //! - `notice.rs`: [`Notice`] and its parts, [`Recipient`], [`IdempotencyKey`].
@@ -16,25 +16,38 @@
 //! - `channel.rs`: the [`Channel`] trait, [`Delivery`], [`SendError`].
 //! - `config.rs`: what channel configs share: secrets from `*_env` / `*_file`, timeouts,
 //!   URLs, [`ConfigErrors`].
+//! - `route.rs`: [`NotifyConfig`] (`[notify]`, validated by upkeep-config) and routing.
+//! - `plan.rs`: notices from a window's step or an incident, as outbox rows.
+//! - `incidents.rs`: [`IncidentPlanner`], the durable consumer that plans incident notices.
+//! - `dispatcher.rs`: [`Dispatcher`]; `retry.rs`: when to try again and when to give up.
 //! - `channels/`: the registry ([`ChannelConfig`]) and one file per kind: `smtp`, `webhook`,
 //!   `slack`, `wecom`, `dingtalk`, `feishu`, `telegram`; `http.rs` is what the HTTP kinds share.
 
 mod channel;
 mod channels;
 mod config;
+mod dispatcher;
+mod incidents;
 mod notice;
+mod plan;
 mod render;
+pub mod retry;
+mod route;
 
 pub use channel::{Channel, Delivery, SendError};
 pub use channels::{
-    ChannelConfig, DingtalkConfig, FeishuConfig, SlackConfig, SmtpConfig, TelegramConfig,
-    WebhookConfig, WecomConfig,
+    Addressing, ChannelConfig, DingtalkConfig, FeishuConfig, SlackConfig, SmtpConfig,
+    TelegramConfig, WebhookConfig, WecomConfig,
 };
 pub use config::{BuildContext, ConfigErrors, ConfigProblem};
+pub use dispatcher::{Dispatcher, Lane, Settings};
+pub use incidents::{CURSOR as INCIDENT_CURSOR, IncidentPlanner};
 pub use notice::{
     AffectedService, BadKey, IdempotencyKey, Impact, Notice, NoticeKind, Priority, ReaderZone,
     Recipient, UnknownZone, lang_tag,
 };
+pub use plan::{IncidentNews, WindowStep, incident_subject};
 pub use render::{
     RenderError, Rendered, TemplateError, TemplateProblem, Templates, format_duration, format_time,
 };
+pub use route::{ChannelSpec, Facts, NotifyConfig, Rate, Route, Target, default_routes};

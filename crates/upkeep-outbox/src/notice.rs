@@ -52,7 +52,8 @@ pub struct Notice {
     pub time_zone: ReaderZone,
 }
 
-/// Maintenance windows have seven kinds of notice, incidents three.
+/// Maintenance windows have seven kinds of notice, incidents three; `test` is an operator's
+/// test of a channel (`upkeep notify test`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeKind {
@@ -66,10 +67,11 @@ pub enum NoticeKind {
     IncidentOpened,
     IncidentUpdated,
     IncidentResolved,
+    Test,
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 10] = [
+    pub const ALL: [NoticeKind; 11] = [
         NoticeKind::Announced,
         NoticeKind::Reminder,
         NoticeKind::Started,
@@ -80,6 +82,7 @@ impl NoticeKind {
         NoticeKind::IncidentOpened,
         NoticeKind::IncidentUpdated,
         NoticeKind::IncidentResolved,
+        NoticeKind::Test,
     ];
 
     /// The name templates and JSON bodies use (`incident_opened`).
@@ -95,7 +98,13 @@ impl NoticeKind {
             NoticeKind::IncidentOpened => "incident_opened",
             NoticeKind::IncidentUpdated => "incident_updated",
             NoticeKind::IncidentResolved => "incident_resolved",
+            NoticeKind::Test => "test",
         }
+    }
+
+    /// The kind named `name` (`incident_opened`), as routes write it.
+    pub fn parse(name: &str) -> Option<NoticeKind> {
+        NoticeKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
     pub fn is_incident(self) -> bool {
@@ -109,7 +118,8 @@ impl NoticeKind {
             | NoticeKind::Completed
             | NoticeKind::Overrun
             | NoticeKind::Extended
-            | NoticeKind::Cancelled => false,
+            | NoticeKind::Cancelled
+            | NoticeKind::Test => false,
         }
     }
 }
@@ -123,6 +133,12 @@ pub enum Priority {
 }
 
 impl Priority {
+    pub const ALL: [Priority; 3] = [Priority::Emergency, Priority::Important, Priority::Routine];
+
+    pub fn parse(name: &str) -> Option<Priority> {
+        Priority::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Priority::Emergency => "emergency",

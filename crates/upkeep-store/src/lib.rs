@@ -14,7 +14,8 @@
 //! kept in the data dir), `lazy.rs` (a store the daemon starts without, opened in the
 //! background), `fanout.rs` (committed events to observers), `copy.rs` (a node's history from
 //! one store to another), `rollup/` (hourly and daily tallies, retain), `windows.rs`
-//! (maintenance windows and their steps), `migrations/{sqlite,postgres}/`.
+//! (maintenance windows and their steps), `outbox.rs` (notices to send, their leases and
+//! states), `migrations/{sqlite,postgres}/`.
 
 mod copy;
 mod derive;
@@ -22,6 +23,7 @@ pub mod fanout;
 mod journal;
 mod lazy;
 mod numbers;
+mod outbox;
 mod postgres;
 pub mod rollup;
 mod sql;
@@ -38,6 +40,7 @@ use upkeep_core::{Desired, Event, ServiceName};
 pub use copy::{Copied, CopyError};
 pub use lazy::LazyStore;
 pub use numbers::start_numbering;
+pub use outbox::{Damped, Leased, NewNotice, Outbox, OutboxRow, OutboxState};
 pub use postgres::PgLocation;
 pub use rollup::RollupMark;
 pub use sql::SqlStore;
@@ -159,7 +162,7 @@ pub struct ServiceRecord {
 }
 
 #[async_trait]
-pub trait Store: Windows + Send + Sync {
+pub trait Store: Windows + Outbox + Send + Sync {
     /// Appends events in one transaction, numbered from `first_seq` on, with what each
     /// changes (incidents, each service's running process). An event whose number is stored
     /// already is skipped: a batch retried after a lost answer is stored once.

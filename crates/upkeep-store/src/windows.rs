@@ -1,7 +1,8 @@
 //! Maintenance windows in the store: the windows operators scheduled and the steps of their
 //! lives taken so far. Deciding which step is due is `upkeep-maintenance`'s; this file keeps
 //! each step once (its primary key), so that a step decided twice (a daemon killed between
-//! deciding and answering) is stored, and sent, once.
+//! deciding and answering) is stored, and sent, once: a step's outbox rows are inserted in
+//! the transaction that stores it, only when it is new.
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -53,7 +54,9 @@ pub trait Windows: Send + Sync {
         forced_why: Option<&str>,
     ) -> Result<bool, Error>;
     /// Records `step` of the occurrence starting at `occurrence`, unless it is recorded
-    /// already (false then). A `Cancelled` step cancels the window in the same transaction.
+    /// already (false then), with its notices (outbox rows, due at `at`) in the same
+    /// transaction, so a step's notices are planned exactly when the step is new. A
+    /// `Cancelled` step cancels the window in the same transaction.
     async fn take_step(
         &self,
         id: i64,
@@ -61,6 +64,7 @@ pub trait Windows: Send + Sync {
         step: Step,
         at: Timestamp,
         by: Option<&Principal>,
+        notices: &[crate::NewNotice],
     ) -> Result<bool, Error>;
     /// Marks a window done (no occurrence left): the planner no longer reads it.
     async fn window_done(&self, id: i64) -> Result<(), Error>;
@@ -229,6 +233,7 @@ impl Windows for SqlStore {
         step: Step,
         at: Timestamp,
         by: Option<&Principal>,
+        notices: &[crate::NewNotice],
     ) -> Result<bool, Error> {
         let mut tx = self.pool.begin().await.map_err(q("begin"))?;
         // A write first (SQLite: a transaction that reads, then writes, fails when another
@@ -256,6 +261,9 @@ impl Windows for SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(q("cancel a window"))?;
+        }
+        if new && !notices.is_empty() {
+            crate::outbox::insert_rows(&mut tx, &self.node, notices, at, at).await?;
         }
         tx.commit().await.map_err(q("commit a window step"))?;
         Ok(new)

@@ -767,11 +767,87 @@ mod tests {
             step: upkeep_core::window::Step,
             at: jiff::Timestamp,
             by: Option<&upkeep_core::Principal>,
+            notices: &[crate::NewNotice],
         ) -> Result<bool, Error> {
-            self.inner.take_step(id, occurrence, step, at, by).await
+            self.inner
+                .take_step(id, occurrence, step, at, by, notices)
+                .await
         }
         async fn window_done(&self, id: i64) -> Result<(), Error> {
             self.inner.window_done(id).await
+        }
+    }
+
+    #[async_trait]
+    impl crate::Outbox for Flaky {
+        async fn add_notices(
+            &self,
+            rows: &[crate::NewNotice],
+            at: jiff::Timestamp,
+        ) -> Result<u64, Error> {
+            self.inner.add_notices(rows, at).await
+        }
+        async fn plan_damped(
+            &self,
+            plan: crate::Damped<'_>,
+        ) -> Result<Option<jiff::Timestamp>, Error> {
+            self.inner.plan_damped(plan).await
+        }
+        async fn lease(
+            &self,
+            channel: &str,
+            owner: &str,
+            now: jiff::Timestamp,
+            until: jiff::Timestamp,
+            limit: u32,
+        ) -> Result<Vec<crate::Leased>, Error> {
+            self.inner.lease(channel, owner, now, until, limit).await
+        }
+        async fn mark_sent(
+            &self,
+            id: i64,
+            at: jiff::Timestamp,
+            delivery: Option<&str>,
+        ) -> Result<bool, Error> {
+            self.inner.mark_sent(id, at, delivery).await
+        }
+        async fn mark_retry(
+            &self,
+            id: i64,
+            owner: &str,
+            next: jiff::Timestamp,
+            error: &str,
+        ) -> Result<bool, Error> {
+            self.inner.mark_retry(id, owner, next, error).await
+        }
+        async fn mark_failed(&self, id: i64, owner: &str, error: &str) -> Result<bool, Error> {
+            self.inner.mark_failed(id, owner, error).await
+        }
+        async fn hurry(&self, channel: &str, now: jiff::Timestamp) -> Result<u64, Error> {
+            self.inner.hurry(channel, now).await
+        }
+        async fn next_due(
+            &self,
+            channels: &[String],
+            owner: &str,
+        ) -> Result<Option<jiff::Timestamp>, Error> {
+            self.inner.next_due(channels, owner).await
+        }
+        async fn release_leases(&self, now: jiff::Timestamp) -> Result<u64, Error> {
+            self.inner.release_leases(now).await
+        }
+        async fn outbox(
+            &self,
+            state: Option<crate::OutboxState>,
+            limit: u32,
+        ) -> Result<Vec<crate::OutboxRow>, Error> {
+            self.inner.outbox(state, limit).await
+        }
+        async fn outbox_row(&self, id: i64) -> Result<Option<crate::OutboxRow>, Error> {
+            self.inner.outbox_row(id).await
+        }
+        async fn retry_notice(&self, id: i64, now: jiff::Timestamp) -> Result<bool, Error> {
+            self.inner.retry_notice(id, now).await
         }
     }
 

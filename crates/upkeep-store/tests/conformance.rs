@@ -493,7 +493,7 @@ async fn a_history_is_copied_whole_and_only_into_an_empty_target() {
     };
     let w = from.add_window(&spec, t(0), &by, None).await.unwrap();
     let step = upkeep_core::window::Step::Announced;
-    from.take_step(w, spec.start, step, t(1), None)
+    from.take_step(w, spec.start, step, t(1), None, &[])
         .await
         .unwrap();
     from.start_rollups(t(0)).await.unwrap();
@@ -609,25 +609,43 @@ async fn windows_and_their_steps_are_kept_once_per_node() {
         let occ = spec.start;
         assert!(
             store
-                .take_step(id, occ, Step::Announced, t(1), None)
+                .take_step(
+                    id,
+                    occ,
+                    Step::Announced,
+                    t(1),
+                    None,
+                    &[notice("announced-1")]
+                )
                 .await
                 .unwrap()
         );
         assert!(
             !store
-                .take_step(id, occ, Step::Announced, t(2), None)
+                .take_step(
+                    id,
+                    occ,
+                    Step::Announced,
+                    t(2),
+                    None,
+                    &[notice("announced-2")]
+                )
                 .await
                 .unwrap()
         );
         let r = Step::Reminder { before_s: 3600 };
         assert!(
             store
-                .take_step(id, occ, r, t(3), Some(&alice))
+                .take_step(id, occ, r, t(3), Some(&alice), &[])
                 .await
                 .unwrap()
         );
         let w = store.window(id).await.unwrap().unwrap();
         assert_eq!(w.taken.len(), 2);
+        // The step's notice went in with it, and only with the step that was new.
+        let rows = store.outbox(None, 10).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].key.starts_with("announced-1-"), "{rows:?}");
         assert_eq!((w.taken[1].step, w.taken[1].by.as_ref()), (r, Some(&alice)));
         // An edit counts; cancelling marks it cancelled and done.
         let mut later = spec.clone();
@@ -643,7 +661,7 @@ async fn windows_and_their_steps_are_kept_once_per_node() {
         assert_eq!(store.windows(false).await.unwrap().len(), 1);
         assert!(
             store
-                .take_step(id, occ, Step::Cancelled, t(5), Some(&alice))
+                .take_step(id, occ, Step::Cancelled, t(5), Some(&alice), &[])
                 .await
                 .unwrap()
         );
@@ -658,11 +676,234 @@ async fn windows_and_their_steps_are_kept_once_per_node() {
             assert!(other.window(id).await.unwrap().is_none());
             assert!(
                 !other
-                    .take_step(id, occ, Step::Started, t(6), None)
+                    .take_step(id, occ, Step::Started, t(6), None, &[])
                     .await
                     .unwrap()
             );
         }
+    })
+    .await;
+}
+
+/// An outbox row of channel `mail`, keyed `key`, about `subject` `s`.
+fn row(key: &str, channel: &str, subject: &str, kind: &str) -> upkeep_store::NewNotice {
+    upkeep_store::NewNotice {
+        channel: channel.into(),
+        recipient: "ops@example.com".into(),
+        kind: kind.into(),
+        subject: subject.into(),
+        notice: format!("{{\"key\":\"{key}\"}}"),
+        key: format!("{key}-{:08x}", fastrand::u32(..)),
+    }
+}
+
+fn notice(key: &str) -> upkeep_store::NewNotice {
+    row(key, "mail", "window:1", "announced")
+}
+
+#[tokio::test]
+async fn outbox_rows_are_leased_by_one_dispatcher_and_marked_by_their_holder() {
+    use upkeep_store::OutboxState;
+    on_every_engine(async |location, node| {
+        let store = open(&location, &node).await;
+        let rows: Vec<_> = (0..5)
+            .map(|i| row(&format!("r{i}"), "mail", "test", "announced"))
+            .collect();
+        assert_eq!(store.add_notices(&rows, t(0)).await.unwrap(), 5);
+        // Planned again (same keys): stored once.
+        assert_eq!(store.add_notices(&rows, t(0)).await.unwrap(), 0);
+        let hook = row("h", "hook", "test", "announced");
+        store
+            .add_notices(std::slice::from_ref(&hook), t(100))
+            .await
+            .unwrap();
+        let mail = ["mail".to_owned()];
+        assert_eq!(store.next_due(&mail, "a").await.unwrap(), Some(t(0)));
+        // Nothing is due before its time; a lease takes only its channel's rows.
+        assert!(
+            store
+                .lease("hook", "a", t(99), t(1000), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let a = store.lease("mail", "a", t(0), t(1000), 3).await.unwrap();
+        assert_eq!(a.len(), 3);
+        assert!(a.iter().all(|l| l.attempts == 1 && l.channel == "mail"));
+        let b = store.lease("mail", "b", t(10), t(1010), 10).await.unwrap();
+        assert_eq!(b.len(), 2, "b takes only what a does not hold");
+        assert!(
+            store
+                .lease("mail", "c", t(20), t(1020), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // What each holds is its own to mark; a late verdict from someone else changes nothing.
+        assert!(
+            store
+                .mark_sent(a[0].id, t(30), Some("<r0@example.com>"))
+                .await
+                .unwrap()
+        );
+        assert!(!store.mark_sent(a[0].id, t(31), None).await.unwrap());
+        assert!(
+            store
+                .mark_retry(a[1].id, "a", t(500), "451 busy")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .mark_retry(b[0].id, "a", t(500), "not mine")
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .mark_failed(a[2].id, "a", "550 no such user")
+                .await
+                .unwrap()
+        );
+        // A receiver back: waiting retries become due now.
+        assert_eq!(store.hurry("mail", t(100)).await.unwrap(), 1);
+        let c = store.lease("mail", "c", t(100), t(2000), 10).await.unwrap();
+        assert_eq!((c.len(), c[0].id, c[0].attempts), (1, a[1].id, 2));
+        // b's lease runs out (b hung): a takes its rows over, and that is counted.
+        assert_eq!(store.next_due(&mail, "a").await.unwrap(), Some(t(1010)));
+        let taken = store
+            .lease("mail", "a", t(1010), t(2000), 10)
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 2, "{taken:?}");
+        assert!(taken.iter().all(|l| l.attempts == 2));
+        let r = store.outbox_row(taken[0].id).await.unwrap().unwrap();
+        assert_eq!(
+            (r.state, r.takeovers, r.lease_owner.as_deref()),
+            (OutboxState::Sending, 1, Some("a"))
+        );
+        // b comes back and confirms: a confirmed send is the truth, whoever holds the row.
+        assert!(store.mark_sent(b[0].id, t(1020), None).await.unwrap());
+        assert!(
+            !store
+                .mark_retry(b[0].id, "a", t(3000), "late")
+                .await
+                .unwrap()
+        );
+        // A failed row goes back to pending on `retry`, once.
+        assert!(store.retry_notice(a[2].id, t(200)).await.unwrap());
+        assert!(!store.retry_notice(a[2].id, t(200)).await.unwrap());
+        let r = store.outbox_row(a[2].id).await.unwrap().unwrap();
+        assert_eq!(
+            (r.state, r.attempts, r.last_error.as_deref()),
+            (OutboxState::Pending, 0, Some("550 no such user"))
+        );
+        // A daemon killed while sending: its successor takes every lease back at once.
+        assert_eq!(store.release_leases(t(300)).await.unwrap(), 2);
+        let sent = store.outbox(Some(OutboxState::Sent), 10).await.unwrap();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(
+            sent.iter()
+                .find(|r| r.id == a[0].id)
+                .unwrap()
+                .delivery
+                .as_deref(),
+            Some("<r0@example.com>")
+        );
+        assert_eq!(store.outbox(None, 100).await.unwrap().len(), 6);
+        // Another node sharing the database sees and leases none of it.
+        if let Location::Postgres(_) = location {
+            let other = open(&location, &engines::node()).await;
+            assert!(other.outbox(None, 100).await.unwrap().is_empty());
+            assert!(
+                other
+                    .lease("mail", "x", t(9999), t(99999), 100)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            assert!(!other.mark_sent(a[1].id, t(1), None).await.unwrap());
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_incidents_notices_are_damped_and_planned_with_the_cursor() {
+    on_every_engine(async |location, node| {
+        let store = open(&location, &node).await;
+        let min = 60_000;
+        let plan =
+            |kind: &'static str, key: &'static str, now: i64, seq: u64| upkeep_store::Damped {
+                subject: "incident:web:1",
+                kind,
+                now: t(now),
+                interval_ms: 10 * min,
+                rows: Box::leak(Box::new([row(key, "mail", "incident:web:1", kind)])),
+                cursor: ("notices", seq),
+            };
+        // Opened: out at once.
+        assert_eq!(
+            store
+                .plan_damped(plan("incident_opened", "o1", 0, 1))
+                .await
+                .unwrap(),
+            Some(t(0))
+        );
+        assert_eq!(store.cursor("notices").await.unwrap(), 1);
+        // Resolved a minute later: held until ten minutes after the first.
+        assert_eq!(
+            store
+                .plan_damped(plan("incident_resolved", "r1", min, 2))
+                .await
+                .unwrap(),
+            Some(t(10 * min))
+        );
+        // Reopened before that: the held resolution is stale and goes; "opened" is still the
+        // latest news, so nothing new is said.
+        assert_eq!(
+            store
+                .plan_damped(plan("incident_opened", "o2", 2 * min, 3))
+                .await
+                .unwrap(),
+            None
+        );
+        let kinds = |rows: Vec<upkeep_store::OutboxRow>| {
+            rows.into_iter().map(|r| r.kind).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            kinds(store.outbox(None, 10).await.unwrap()),
+            ["incident_opened"]
+        );
+        // Resolved for good: held until ten minutes after the opening notice.
+        assert_eq!(
+            store
+                .plan_damped(plan("incident_resolved", "r2", 5 * min, 4))
+                .await
+                .unwrap(),
+            Some(t(10 * min))
+        );
+        assert_eq!(store.cursor("notices").await.unwrap(), 4);
+        // Once it went out, a later reopening waits ten minutes after it.
+        let sent = store
+            .lease("mail", "a", t(10 * min), t(11 * min), 10)
+            .await
+            .unwrap();
+        assert_eq!(sent.len(), 2, "the opening and the resolution were due");
+        for l in &sent {
+            store.mark_sent(l.id, t(10 * min), None).await.unwrap();
+        }
+        assert_eq!(
+            store
+                .plan_damped(plan("incident_opened", "o3", 12 * min, 5))
+                .await
+                .unwrap(),
+            Some(t(20 * min))
+        );
+        assert_eq!(
+            kinds(store.outbox(None, 10).await.unwrap()),
+            ["incident_opened", "incident_resolved", "incident_opened"]
+        );
     })
     .await;
 }

@@ -270,6 +270,25 @@ impl TestDaemon {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Waits (at most `timeout`) for the daemon to exit by itself; returns its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait daemon") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "the daemon did not exit within {timeout:?}\n{}",
+                    self.daemon_log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends `signal` to the daemon and waits for it to exit; returns its exit status.
     pub fn signal_daemon(&mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("daemon running");
@@ -824,4 +843,225 @@ pub fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     (std::process::id() as u64) * 1000 + N.fetch_add(1, Ordering::Relaxed) + 100_000
+}
+
+/// A real SMTP server on loopback (aiosmtpd, `crates/upkeep-outbox/tests/smtp_sink.py`) that
+/// records every message it accepts, parsed by Python's email package, before answering 250.
+/// Killed on drop.
+pub struct SmtpSink {
+    child: Child,
+    pub port: u16,
+    out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("mail.jsonl");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../upkeep-outbox/tests/smtp_sink.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(&out)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 runs (scripts/test installs it and aiosmtpd)");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().expect("piped")),
+            &mut line,
+        )
+        .expect("read the sink's port");
+        let port = line.trim().parse().unwrap_or_else(|_| {
+            panic!("smtp_sink.py printed {line:?}, not its port (is aiosmtpd installed?)")
+        });
+        SmtpSink {
+            child,
+            port,
+            out,
+            _dir: dir,
+        }
+    }
+
+    /// Every message accepted so far, oldest first (see smtp_sink.py for the fields).
+    pub fn messages(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// How many messages it has accepted (cheaper than [`SmtpSink::messages`]).
+    pub fn count(&self) -> usize {
+        std::fs::read(&self.out)
+            .map(|b| b.iter().filter(|c| **c == b'\n').count())
+            .unwrap_or(0)
+    }
+
+    /// The text part of a message.
+    pub fn text(message: &Value) -> String {
+        message["parts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["content_type"] == "text/plain")
+            .and_then(|p| p["text"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP receiver on loopback that takes every POST with 200 and records its headers and
+/// body; it can be stopped (connections refused) and started again on the same port, as a
+/// receiver that goes down and comes back.
+pub struct WebhookReceiver {
+    pub port: u16,
+    records: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl WebhookReceiver {
+    /// Listening on a free port.
+    pub fn start() -> WebhookReceiver {
+        let mut r = WebhookReceiver {
+            port: free_port(),
+            records: Default::default(),
+            stop: None,
+        };
+        r.up();
+        r
+    }
+
+    /// Not listening (on a port it will listen on when [`WebhookReceiver::up`]).
+    pub fn down_from_start() -> WebhookReceiver {
+        WebhookReceiver {
+            port: free_port(),
+            records: Default::default(),
+            stop: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Starts listening (again) on its port.
+    pub fn up(&mut self) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        if self.stop.is_some() {
+            return;
+        }
+        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port))
+            .expect("bind the receiver's port");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (records, flag) = (self.records.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        let records = records.clone();
+                        std::thread::spawn(move || serve_one(s, &records));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        self.stop = Some(stop);
+    }
+
+    /// Stops listening: new connections are refused.
+    pub fn down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            // The accept loop wakes within a few milliseconds and drops the listener.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    /// Every request taken: `{"path", "headers": {lowercased}, "body", "json"}`.
+    pub fn requests(&self) -> Vec<Value> {
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for WebhookReceiver {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// Reads one HTTP/1.1 request (with Content-Length), records it, answers 200.
+fn serve_one(mut s: std::net::TcpStream, records: &std::sync::Mutex<Vec<Value>>) {
+    let _ = s.set_nonblocking(false);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let (head_end, length) = loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            break (end + 4, length);
+        }
+    };
+    while raw.len() < head_end + length {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&raw[..head_end - 4]).into_owned();
+    let mut lines = head.lines();
+    let path = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_default()
+        .to_owned();
+    let headers: serde_json::Map<String, Value> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| {
+            (
+                k.trim().to_ascii_lowercase(),
+                Value::String(v.trim().to_owned()),
+            )
+        })
+        .collect();
+    let body = String::from_utf8_lossy(&raw[head_end..head_end + length]).into_owned();
+    let record = serde_json::json!({
+        "path": path,
+        "headers": headers,
+        "json": serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+        "body": body,
+    });
+    records
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(record);
+    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
 }

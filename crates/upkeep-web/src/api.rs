@@ -127,6 +127,24 @@ pub trait Control: Send + Sync + 'static {
         action: upkeep_core::window::WindowAction,
         by: &Principal,
     ) -> Result<upkeep_core::window::Window, ApiError>;
+    /// The outbox, newest first: every notice, or those in `state`.
+    async fn notices(
+        &self,
+        state: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::api::OutboxNotice>, ApiError>;
+    /// Puts a failed notice back to pending.
+    async fn retry_notice(
+        &self,
+        id: i64,
+        by: &Principal,
+    ) -> Result<upkeep_core::api::OutboxNotice, ApiError>;
+    /// Plans a test notice through one channel; returns its rows.
+    async fn test_notice(
+        &self,
+        req: upkeep_core::api::NotifyTestRequest,
+        by: &Principal,
+    ) -> Result<Vec<upkeep_core::api::OutboxNotice>, ApiError>;
     /// What `/metrics` shows.
     async fn metrics(&self) -> Result<crate::MetricsData, ApiError>;
     /// Stored events, newest first, of one service or all.
@@ -246,7 +264,8 @@ fn read_routes(gate: Gate) -> Router<AppState> {
         .route("/api/v1/incidents/{id}", get(incident))
         .route("/api/v1/report", get(report))
         .route("/metrics", get(metrics))
-        .merge(crate::windows::read_routes());
+        .merge(crate::windows::read_routes())
+        .merge(crate::notify::read_routes());
     behind(routes, gate, Scope::Read)
 }
 
@@ -268,7 +287,8 @@ fn write_routes(gate: Gate, test_clock: bool) -> Router<AppState> {
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/drills", post(drill))
         .route("/api/v1/shutdown", post(shutdown))
-        .merge(crate::windows::write_routes());
+        .merge(crate::windows::write_routes())
+        .merge(crate::notify::write_routes());
     behind(routes, gate, Scope::Write)
 }
 

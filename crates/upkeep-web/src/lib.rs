@@ -11,13 +11,14 @@
 //! `feeds.rs` (announcements, the iCalendar and Atom feeds), `metrics.rs` (`/metrics` in the
 //! Prometheus text format), `serve.rs` (one way to serve a
 //! router on any listener, with connection caps and timeouts), `windows.rs` (maintenance
-//! window routes).
+//! window routes), `notify.rs` (the outbox: list, retry, test).
 
 mod api;
 mod auth;
 mod error;
 mod feeds;
 mod metrics;
+mod notify;
 mod serve;
 mod windows;
 

@@ -30,6 +30,7 @@ use upkeep_web::{Action, ApiError, Control, LogStream, Target};
 
 use crate::ops::OpsError;
 use crate::ops::drill::DrillError;
+use crate::ops::notify::NotifyError;
 use crate::ops::reports::ReportError;
 use crate::ops::windows::{self, WindowError};
 use crate::wiring::{ServiceHandles, Wiring};
@@ -92,6 +93,8 @@ pub struct Daemon {
     pub test_clock: Option<TestClock>,
     /// What operators asked for, kept in the data dir (and in the store when it answers).
     pub intent: Arc<crate::intent::Intent>,
+    /// Plans notices (window steps, tests) and wakes the dispatcher.
+    pub notices: crate::notices::Notices,
 }
 
 fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ApiError {
@@ -162,6 +165,22 @@ impl From<WindowError> for ApiError {
             | WindowError::NothingLeft(_) => ApiError::Conflict(message),
             WindowError::Away(away) => away.into(),
             WindowError::Store { source, .. } => store_error(source),
+        }
+    }
+}
+
+impl From<NotifyError> for ApiError {
+    fn from(e: NotifyError) -> Self {
+        let message = e.to_string();
+        match e {
+            NotifyError::Unknown(_) => ApiError::NotFound(message),
+            NotifyError::UnknownChannel(_) => ApiError::NotFound(message),
+            NotifyError::NotFailed { .. } => ApiError::Conflict(message),
+            NotifyError::BadRecipient { .. } | NotifyError::NoRecipient(_) => {
+                ApiError::bad_request(message)
+            }
+            NotifyError::Away(away) => away.into(),
+            NotifyError::Store { source, .. } => store_error(source),
         }
     }
 }
@@ -562,6 +581,30 @@ impl Control for Daemon {
         by: &Principal,
     ) -> Result<Window, ApiError> {
         Ok(windows::act(self, id, action, by).await?)
+    }
+
+    async fn notices(
+        &self,
+        state: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::api::OutboxNotice>, ApiError> {
+        Ok(crate::ops::notify::list(self, state, limit).await?)
+    }
+
+    async fn retry_notice(
+        &self,
+        id: i64,
+        by: &Principal,
+    ) -> Result<upkeep_core::api::OutboxNotice, ApiError> {
+        Ok(crate::ops::notify::retry(self, id, by).await?)
+    }
+
+    async fn test_notice(
+        &self,
+        req: upkeep_core::api::NotifyTestRequest,
+        by: &Principal,
+    ) -> Result<Vec<upkeep_core::api::OutboxNotice>, ApiError> {
+        Ok(crate::ops::notify::test(self, req, by).await?)
     }
 
     async fn metrics(&self) -> Result<upkeep_web::MetricsData, ApiError> {

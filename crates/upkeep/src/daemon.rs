@@ -297,6 +297,10 @@ async fn run_async(config: Config) -> Result<()> {
             upkeep_store::writer::run(store, &paths, channels).await
         }
     });
+    // Notices (`[notify]`): the dispatcher and the incident planner, tasks of their own.
+    // Before any service starts: a channel that cannot be built stops the start.
+    let notices =
+        crate::notices::start(&config, store.clone(), clock.clone(), &committed, &node).await?;
     let (events_tx, events_rx) = mpsc::channel::<Event>(4096);
     let (control_tx, control_rx) = mpsc::channel(256);
     let (heal_tx, heal_rx) = mpsc::channel(256);
@@ -428,6 +432,7 @@ async fn run_async(config: Config) -> Result<()> {
         clock: clock.clone(),
         test_clock,
         intent: intent.clone(),
+        notices: notices.clone(),
     });
     // Maintenance windows: announced, reminded, started, completed, on the clock.
     tokio::spawn(
@@ -438,6 +443,7 @@ async fn run_async(config: Config) -> Result<()> {
             snapshot: daemon.snapshot.clone(),
             wake: daemon.planner.clone(),
             config: daemon.maintenance.subscribe(),
+            notices,
         }
         .run(),
     );

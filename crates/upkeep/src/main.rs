@@ -11,6 +11,7 @@ mod daemon;
 mod deps;
 mod import;
 mod intent;
+mod notices;
 mod ops;
 mod planner;
 mod systemd;

@@ -1,8 +1,9 @@
 //! The maintenance planner: one task that lives each window's life. It reads the stored
 //! windows, asks `upkeep_maintenance::plan` what is due at the injected clock's now, stores
 //! each due step once (the store's key makes a step decided twice count once: a daemon
-//! killed between deciding and storing decides again, and a reminder goes out once), records
-//! it as a `window_step` event (each one a notice: the outbox will send them), and keeps the
+//! killed between deciding and storing decides again, and a reminder goes out once) with its
+//! notices (outbox rows, `notices.rs`, in the step's transaction), records it as a
+//! `window_step` event, and keeps the
 //! services of every running occurrence in maintenance (no heals, no incidents, time counted
 //! apart), ending it when their last window completes.
 //!
@@ -76,6 +77,8 @@ pub struct Planner {
     pub wake: Arc<Notify>,
     /// `[maintenance]` as configured (a reload changes it).
     pub config: watch::Receiver<upkeep_config::MaintenanceConfig>,
+    /// Each step's notices, inserted with the step.
+    pub notices: crate::notices::Notices,
 }
 
 /// What one pass found: when to look again and whether health changes matter.
@@ -159,11 +162,15 @@ impl Planner {
             for (occurrence, step) in &plan.due {
                 // Not stored (already there): the next read has it. Only a new step
                 // makes the planner look again at once, so a disagreement cannot spin.
+                let notices = self.notices.window_rows(w, *occurrence, *step, now);
                 if self
                     .store
-                    .take_step(w.id, *occurrence, *step, now, None)
+                    .take_step(w.id, *occurrence, *step, now, None, &notices)
                     .await?
                 {
+                    if !notices.is_empty() {
+                        self.notices.added();
+                    }
                     tracing::info!(window = w.id, step = %step.key(), "maintenance window step");
                     self.record(w, *occurrence, *step, Actor::Upkeep).await;
                     out.again = true;

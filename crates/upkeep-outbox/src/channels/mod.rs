@@ -31,10 +31,11 @@ pub use telegram::TelegramConfig;
 pub use webhook::WebhookConfig;
 pub use wecom::WecomConfig;
 
-/// One configured channel, by `kind`.
+/// One configured channel, by `kind`. Email is `kind = "email"` (`smtp` is the same).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ChannelConfig {
+    #[serde(rename = "email", alias = "smtp")]
     Smtp(SmtpConfig),
     Webhook(WebhookConfig),
     Slack(SlackConfig),
@@ -57,6 +58,70 @@ impl ChannelConfig {
             ChannelConfig::Feishu(c) => Arc::new(c.build(name, ctx)?),
             ChannelConfig::Telegram(c) => Arc::new(c.build(name, ctx)?),
         })
+    }
+}
+
+/// Who a channel's notices go to: what a route's `recipients` must be for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// Email addresses, one message each.
+    Email,
+    /// Chat ids (Telegram), or none: the configured chat.
+    Chat,
+    /// The group the channel's URL names (webhook, Slack, WeCom, DingTalk, Feishu): no
+    /// recipients.
+    Group,
+}
+
+impl ChannelConfig {
+    /// The kind's name, as `kind` writes it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChannelConfig::Smtp(_) => "email",
+            ChannelConfig::Webhook(_) => "webhook",
+            ChannelConfig::Slack(_) => "slack",
+            ChannelConfig::Wecom(_) => "wecom",
+            ChannelConfig::Dingtalk(_) => "dingtalk",
+            ChannelConfig::Feishu(_) => "feishu",
+            ChannelConfig::Telegram(_) => "telegram",
+        }
+    }
+
+    pub fn addressing(&self) -> Addressing {
+        match self {
+            ChannelConfig::Smtp(_) => Addressing::Email,
+            ChannelConfig::Telegram(_) => Addressing::Chat,
+            ChannelConfig::Webhook(_)
+            | ChannelConfig::Slack(_)
+            | ChannelConfig::Wecom(_)
+            | ChannelConfig::Dingtalk(_)
+            | ChannelConfig::Feishu(_) => Addressing::Group,
+        }
+    }
+
+    /// A chat app (the "chat": important notices go there by default).
+    pub fn is_chat(&self) -> bool {
+        match self {
+            ChannelConfig::Slack(_)
+            | ChannelConfig::Wecom(_)
+            | ChannelConfig::Dingtalk(_)
+            | ChannelConfig::Feishu(_)
+            | ChannelConfig::Telegram(_) => true,
+            ChannelConfig::Smtp(_) | ChannelConfig::Webhook(_) => false,
+        }
+    }
+}
+
+impl Addressing {
+    /// Why `recipient` cannot be one of this channel's recipients, if it cannot.
+    pub fn check(self, recipient: &str) -> Result<(), String> {
+        match self {
+            Addressing::Email => smtp::check_address(recipient),
+            Addressing::Chat => telegram::check_chat(recipient),
+            Addressing::Group => {
+                Err("this channel posts to the group its URL names: it takes no recipients".into())
+            }
+        }
     }
 }
 

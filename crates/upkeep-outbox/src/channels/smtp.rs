@@ -291,6 +291,14 @@ impl Smtp {
     }
 }
 
+/// Why `text` is not an address a message can go to, if it is not.
+pub(crate) fn check_address(text: &str) -> Result<(), String> {
+    match text.parse::<Mailbox>() {
+        Ok(m) if !m.email.domain().is_empty() => Ok(()),
+        _ => Err(format!("`{text}` is not an email address")),
+    }
+}
+
 /// `<key@domain-of-from>`: the same for every attempt of one delivery.
 fn message_id(key: &IdempotencyKey, from: &Mailbox) -> String {
     format!("<{key}@{}>", from.email.domain())

@@ -75,6 +75,15 @@ fn method_url(base: &url::Url, token: &Secret) -> Option<url::Url> {
     url::Url::parse(&format!("{base}/bot{}/sendMessage", token.expose())).ok()
 }
 
+/// Why `chat` is not a chat id, if it is not.
+pub(crate) fn check_chat(chat: &str) -> Result<(), String> {
+    if valid_chat(chat) {
+        Ok(())
+    } else {
+        Err(format!("`{chat}` is neither a chat id nor @channelname"))
+    }
+}
+
 fn valid_chat(chat: &str) -> bool {
     let digits = chat.strip_prefix('-').unwrap_or(chat);
     let numeric = !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit());

@@ -12,6 +12,7 @@ mod client;
 mod escape;
 mod import;
 mod lifecycle;
+mod notify;
 mod output;
 mod windows;
 
@@ -161,6 +162,11 @@ enum Command {
     Maint {
         #[command(subcommand)]
         cmd: Box<windows::MaintCmd>,
+    },
+    /// Notices: the outbox (ls), a failed notice sent again (retry), a channel tried (test)
+    Notify {
+        #[command(subcommand)]
+        cmd: notify::NotifyCmd,
     },
     /// Apply the config file again; only changed services restart
     Reload(JsonFlag),
@@ -711,6 +717,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             }
         }
         Command::Maint { cmd } => windows::run(&client, *cmd).await?,
+        Command::Notify { cmd } => notify::run(&client, cmd).await?,
         Command::Incident { id, json } => {
             let d: upkeep_core::api::IncidentDetail = client
                 .get(ApiPath::new("/api/v1/incidents").segment(id.to_string()))

@@ -7,13 +7,15 @@
 //! `reload.rs` (reload the file, add a service to it, apply a config over the running one),
 //! `drill.rs` (inject a fault, measure detection and recovery; its own [`drill::DrillError`]),
 //! `reports.rs` (the report, events, incidents; [`reports::ReportError`]), `windows.rs`
-//! (maintenance windows; [`windows::WindowError`]). Service details,
+//! (maintenance windows; [`windows::WindowError`]), `notify.rs` (the outbox: list, retry,
+//! test; [`notify::NotifyError`]). Service details,
 //! logs and metrics are still answered in `control.rs` (issue 15, item 7 goes on).
 //!
 //! [`Principal`]: upkeep_core::Principal
 
 pub mod drill;
 pub mod maintenance;
+pub mod notify;
 pub mod reload;
 pub mod reports;
 pub mod services;

@@ -121,6 +121,13 @@ pub(crate) async fn apply(
     let mut removed_handles = Vec::new();
     {
         let mut live = daemon.live.lock().await;
+        if live.config.notify != new.notify {
+            // The channels were built (their secrets read) at start; the dispatcher and the
+            // incident planner hold them.
+            tracing::warn!(
+                "[notify] changed: notices keep the running channels and routes until the next start"
+            );
+        }
         for name in live.config.services.keys() {
             if !new.services.contains_key(name) {
                 result.removed.push(name.clone());

@@ -263,17 +263,21 @@ pub async fn act(
             (o.start, Step::Extended { until })
         }
     };
+    let notices = daemon.notices.window_rows(&w, occurrence, step, now);
     let new = daemon
         .store
-        .take_step(id, occurrence, step, now, Some(by))
+        .take_step(id, occurrence, step, now, Some(by), &notices)
         .await
         .map_err(store("recording the step"))?;
     if let (true, Some((occurrence, step))) = (new, early) {
         daemon
             .store
-            .take_step(id, occurrence, step, now, Some(by))
+            .take_step(id, occurrence, step, now, Some(by), &[])
             .await
             .map_err(store("recording the step"))?;
+    }
+    if new && !notices.is_empty() {
+        daemon.notices.added();
     }
     if new {
         tracing::info!(window = id, step = %step.key(), by = %by, "maintenance window step");

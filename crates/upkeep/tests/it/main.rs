@@ -13,6 +13,7 @@ mod import;
 mod logs;
 mod maintenance;
 mod metrics;
+mod notify;
 mod probes;
 mod report;
 mod store;

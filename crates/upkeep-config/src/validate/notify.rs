@@ -1,0 +1,517 @@
+//! `[notify]`: channels, routes and how notices read, checked into upkeep-outbox's
+//! [`NotifyConfig`].
+//!
+//! Each channel's table is upkeep-outbox's channel config of its `kind` (the same struct the
+//! channel is built from), plus three keys every channel takes: `concurrency`, `rate` and
+//! `recipients`. What needs the daemon's environment (secrets named by `*_env` and `*_file`)
+//! is read when the daemon builds the channels, and reported there with its place in this
+//! file; `upkeep check` reads no secrets. Routes must name configured channels and services,
+//! known priorities and notice kinds, and recipients the channel can take.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use upkeep_core::ServiceName;
+use upkeep_core::i18n::Lang;
+use upkeep_outbox::{
+    Addressing, ChannelConfig, ChannelSpec, NoticeKind, NotifyConfig, Priority, Rate, ReaderZone,
+    Route,
+};
+
+use super::Validator;
+use crate::bounds::Limits;
+use crate::raw::{RawNotify, RawRoute};
+
+/// `flap_interval`: zero sends every change; a day at most.
+const FLAP: Limits<Duration> = Limits {
+    min: Duration::ZERO,
+    max: Duration::from_secs(24 * 3600),
+};
+/// `lease`: long enough for a send (a channel's timeout is at most 5m), short enough that a
+/// dead dispatcher's rows do not wait for hours.
+const LEASE: Limits<Duration> = Limits {
+    min: Duration::from_secs(10),
+    max: Duration::from_secs(6 * 3600),
+};
+/// `give_up_after`: at least a minute of retries, at most a month.
+const GIVE_UP: Limits<Duration> = Limits {
+    min: Duration::from_secs(60),
+    max: Duration::from_secs(30 * 24 * 3600),
+};
+/// `concurrency`: sends in flight per channel.
+const CONCURRENCY: Limits<u32> = Limits { min: 1, max: 256 };
+
+const KINDS: &str = "email, webhook, slack, wecom, dingtalk, feishu, telegram";
+
+impl Validator<'_> {
+    pub(super) fn notify(
+        &mut self,
+        raw: RawNotify,
+        base: &Path,
+        services: &BTreeMap<ServiceName, super::ServiceConfig>,
+    ) -> Option<NotifyConfig> {
+        let before = self.problems.len();
+        let k = |field: &'static str| ["notify", field];
+        let public_url = raw.public_url.as_deref().and_then(|text| {
+            match url::Url::parse(text) {
+                Ok(mut u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                    // Links are joined onto it: a base without a final slash would lose its
+                    // last path segment.
+                    if !u.path().ends_with('/') {
+                        let path = format!("{}/", u.path());
+                        u.set_path(&path);
+                    }
+                    Some(u)
+                }
+                _ => {
+                    self.problem(
+                        &k("public_url"),
+                        format!("public_url `{text}` is not an http(s) URL"),
+                        Some("e.g. public_url = \"https://status.example.com/\"".into()),
+                    );
+                    None
+                }
+            }
+        });
+        let language = self.language(&k("language"), &raw.language);
+        let time_zone = self.zone(&k("timezone"), &raw.timezone);
+        let templates_dir = raw.templates_dir.as_deref().map(|d| base.join(d));
+        if let Some(dir) = &templates_dir
+            && let Err(e) = upkeep_outbox::Templates::load(Some(dir))
+        {
+            self.problem(
+                &k("templates_dir"),
+                format!("the templates in {} do not load:\n{e}", dir.display()),
+                None,
+            );
+        }
+        let flap_interval = self.duration(&k("flap_interval"), &raw.flap_interval, FLAP);
+        let lease = self.duration(&k("lease"), &raw.lease, LEASE);
+        let give_up_after = self.duration(&k("give_up_after"), &raw.give_up_after, GIVE_UP);
+        let mut channels = BTreeMap::new();
+        for (name, table) in raw.channels {
+            if let Some(spec) = self.channel(&name, table) {
+                channels.insert(name, spec);
+            }
+        }
+        let routes = match raw.routes {
+            Some(raw_routes) => raw_routes
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, r)| self.route(i, r, &channels, services))
+                .collect(),
+            None => {
+                for (name, spec) in &channels {
+                    if spec.config.addressing() == Addressing::Email && spec.recipients.is_empty() {
+                        self.problem(
+                            &["notify", "channels", name],
+                            format!("email channel `{name}` has no recipients"),
+                            Some(
+                                "add recipients = [\"ops@example.com\"], or routes that name some"
+                                    .into(),
+                            ),
+                        );
+                    }
+                }
+                upkeep_outbox::default_routes(&channels)
+            }
+        };
+        let runbooks = services
+            .iter()
+            .filter_map(|(n, s)| Some((n.clone(), s.runbook.clone()?)))
+            .collect();
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(NotifyConfig {
+            public_url,
+            language: language?,
+            time_zone: time_zone?,
+            templates_dir,
+            flap_interval: flap_interval?,
+            lease: lease?,
+            give_up_after: give_up_after?,
+            channels,
+            routes,
+            runbooks,
+        })
+    }
+
+    fn language<S: AsRef<str>>(&mut self, key: &[S], text: &str) -> Option<Lang> {
+        match text {
+            "en" => Some(Lang::En),
+            "zh-CN" => Some(Lang::ZhCn),
+            other => {
+                self.problem(
+                    key,
+                    format!("unknown language `{other}`"),
+                    Some("use \"en\" or \"zh-CN\"".into()),
+                );
+                None
+            }
+        }
+    }
+
+    fn zone<S: AsRef<str>>(&mut self, key: &[S], text: &str) -> Option<ReaderZone> {
+        ReaderZone::new(text)
+            .map_err(|e| {
+                self.problem(
+                    key,
+                    e.to_string(),
+                    Some("an IANA time zone such as \"Asia/Shanghai\" or \"UTC\"".into()),
+                )
+            })
+            .ok()
+    }
+
+    fn channel(&mut self, name: &str, mut table: toml::Table) -> Option<ChannelSpec> {
+        let key = |field: &str| {
+            vec![
+                "notify".to_owned(),
+                "channels".into(),
+                name.into(),
+                field.into(),
+            ]
+        };
+        let before = self.problems.len();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            self.problem(
+                &["notify", "channels", name],
+                format!("channel name `{name}` may hold only letters, digits, `-` and `_`"),
+                None,
+            );
+        }
+        let concurrency = match table.remove("concurrency") {
+            None => 4,
+            Some(toml::Value::Integer(n))
+                if (i64::from(CONCURRENCY.min)..=i64::from(CONCURRENCY.max)).contains(&n) =>
+            {
+                n as u32
+            }
+            Some(_) => {
+                self.problem(
+                    &key("concurrency"),
+                    format!(
+                        "concurrency must be a number from {} to {}",
+                        CONCURRENCY.min, CONCURRENCY.max
+                    ),
+                    None,
+                );
+                1
+            }
+        };
+        let rate = match table.remove("rate") {
+            None => None,
+            Some(toml::Value::String(text)) => {
+                let rate = parse_rate(&text);
+                if rate.is_none() {
+                    self.problem(
+                        &key("rate"),
+                        format!(
+                            "rate `{text}` is not a number of sends per second, minute or hour"
+                        ),
+                        Some("e.g. rate = \"20/m\" (also \"5/s\", \"100/h\")".into()),
+                    );
+                }
+                rate
+            }
+            Some(_) => {
+                self.problem(&key("rate"), "rate must be a string such as \"20/m\"", None);
+                None
+            }
+        };
+        let recipients = match table.remove("recipients") {
+            None => Vec::new(),
+            Some(v) => self.strings(&key("recipients"), v),
+        };
+        let config: Option<ChannelConfig> = match toml::Value::Table(table.clone()).try_into() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let message = e.message().trim().to_owned();
+                // Point at the key the message names when there is one.
+                let field = message
+                    .split('`')
+                    .nth(1)
+                    .filter(|f| table.contains_key(*f))
+                    .unwrap_or("kind");
+                let hint = (message.contains("variant") || !table.contains_key("kind"))
+                    .then(|| format!("kind is one of {KINDS}"));
+                self.problem(&key(field), format!("channel `{name}`: {message}"), hint);
+                None
+            }
+        };
+        if let Some(c) = &config {
+            for r in &recipients {
+                if let Err(why) = c.addressing().check(r) {
+                    self.problem(&key("recipients"), format!("channel `{name}`: {why}"), None);
+                }
+            }
+        }
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(ChannelSpec {
+            config: config?,
+            concurrency,
+            rate,
+            recipients,
+        })
+    }
+
+    fn strings(&mut self, key: &[String], v: toml::Value) -> Vec<String> {
+        let list = match v {
+            toml::Value::String(s) => vec![toml::Value::String(s)],
+            toml::Value::Array(a) => a,
+            _ => Vec::new(),
+        };
+        let mut out = Vec::new();
+        for item in list {
+            match item {
+                toml::Value::String(s) => out.push(s),
+                other => {
+                    self.problem(key, format!("`{other}` is not a string"), None);
+                }
+            }
+        }
+        out
+    }
+
+    fn route(
+        &mut self,
+        i: usize,
+        raw: RawRoute,
+        channels: &BTreeMap<String, ChannelSpec>,
+        services: &BTreeMap<ServiceName, super::ServiceConfig>,
+    ) -> Option<Route> {
+        let before = self.problems.len();
+        let index = i.to_string();
+        let key = |field: &str| {
+            vec![
+                "notify".to_owned(),
+                "routes".into(),
+                index.clone(),
+                field.into(),
+            ]
+        };
+        let mut names = |field: &str, v: Option<toml::Value>| match v {
+            None => Vec::new(),
+            Some(v) => self.strings(&key(field), v),
+        };
+        let priority_names = names("priority", raw.priority);
+        let notice_names = names("notice", raw.notice);
+        let service_names = names("services", raw.services);
+        let mut priorities = Vec::new();
+        for p in priority_names {
+            match Priority::parse(&p) {
+                Some(p) => priorities.push(p),
+                None => self.problem(
+                    &key("priority"),
+                    format!("unknown priority `{p}`"),
+                    Some("use emergency, important or routine".into()),
+                ),
+            }
+        }
+        let mut notices = Vec::new();
+        for n in notice_names {
+            match NoticeKind::parse(&n) {
+                Some(kind) => notices.push(kind),
+                None => self.problem(
+                    &key("notice"),
+                    format!("unknown notice `{n}`"),
+                    Some(format!(
+                        "use {}",
+                        NoticeKind::ALL.map(|k| k.as_str()).join(", ")
+                    )),
+                ),
+            }
+        }
+        let mut route_services = Vec::new();
+        for s in service_names {
+            match ServiceName::new(s.clone())
+                .ok()
+                .filter(|n| services.contains_key(n))
+            {
+                Some(n) => route_services.push(n),
+                None => self.problem(
+                    &key("services"),
+                    format!("no service named `{s}` is configured"),
+                    None,
+                ),
+            }
+        }
+        if raw.channels.is_empty() {
+            self.problem(
+                &["notify", "routes", &index],
+                "a route sends to no channel",
+                Some("add channels = [\"...\"]".into()),
+            );
+        }
+        let mut takes_recipients = false;
+        for c in &raw.channels {
+            let Some(spec) = channels.get(c) else {
+                self.problem(
+                    &key("channels"),
+                    format!("no channel named `{c}` is configured under [notify.channels]"),
+                    None,
+                );
+                continue;
+            };
+            let addressing = spec.config.addressing();
+            if addressing == Addressing::Group {
+                continue;
+            }
+            takes_recipients = true;
+            match &raw.recipients {
+                Some(list) => {
+                    for r in list {
+                        if let Err(why) = addressing.check(r) {
+                            self.problem(
+                                &key("recipients"),
+                                format!("for channel `{c}`: {why}"),
+                                Some("give each kind of recipient a route of its own".into()),
+                            );
+                        }
+                    }
+                }
+                None if addressing == Addressing::Email && spec.recipients.is_empty() => self
+                    .problem(
+                        &key("channels"),
+                        format!("email channel `{c}` has no recipients here or in its table"),
+                        Some("add recipients = [\"ops@example.com\"] to the route".into()),
+                    ),
+                None => {}
+            }
+        }
+        if raw.recipients.is_some() && !takes_recipients && self.problems.len() == before {
+            self.problem(
+                &key("recipients"),
+                "none of this route's channels takes recipients (they post to their group)",
+                None,
+            );
+        }
+        let language = raw
+            .language
+            .as_deref()
+            .and_then(|l| self.language(&key("language"), l));
+        let time_zone = raw
+            .timezone
+            .as_deref()
+            .and_then(|z| self.zone(&key("timezone"), z));
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(Route {
+            priorities,
+            notices,
+            services: route_services,
+            channels: raw.channels,
+            recipients: raw.recipients,
+            language,
+            time_zone,
+            continue_: raw.continue_,
+        })
+    }
+}
+
+/// `20/m`: a count and a unit (s, m, h; also sec, min, hour).
+fn parse_rate(text: &str) -> Option<Rate> {
+    let (count, unit) = text.split_once('/')?;
+    let count: u32 = count
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| (1..=100_000).contains(n))?;
+    let per = match unit.trim() {
+        "s" | "sec" | "second" => Duration::from_secs(1),
+        "m" | "min" | "minute" => Duration::from_secs(60),
+        "h" | "hour" => Duration::from_secs(3600),
+        _ => return None,
+    };
+    Some(Rate { count, per })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{check, located, one_problem};
+
+    const MAIL: &str = "[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:2525\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n";
+
+    #[test]
+    fn no_notify_means_no_notices() {
+        assert!(check("").unwrap().notify.is_none());
+    }
+
+    #[test]
+    fn channels_and_default_routes() {
+        let c = check(&format!(
+            "[notify]\nlanguage = \"zh-CN\"\ntimezone = \"Asia/Shanghai\"\npublic_url = \"https://status.example.com/up\"\n{MAIL}concurrency = 8\nrate = \"30/m\"\n[notify.channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\nsecret_env = \"S\"\n"
+        ))
+        .unwrap();
+        let n = c.notify.unwrap();
+        assert_eq!(n.language, upkeep_core::i18n::Lang::ZhCn);
+        assert_eq!(
+            n.public_url.unwrap().as_str(),
+            "https://status.example.com/up/"
+        );
+        let mail = &n.channels["mail"];
+        assert_eq!(mail.concurrency, 8);
+        assert_eq!(
+            mail.rate.unwrap().spacing(),
+            std::time::Duration::from_secs(2)
+        );
+        assert_eq!(n.routes.len(), 3, "the defaults, one per priority");
+        assert_eq!(n.flap_interval, std::time::Duration::from_secs(600));
+    }
+
+    #[test]
+    fn a_bad_channel_is_located() {
+        let (p, text) = one_problem("[notify.channels.mail]\nkind = \"pager\"\n");
+        located(&p, &text, "notify.channels.mail.kind", 2, 8);
+        assert!(text.contains("unknown variant `pager`"), "{text}");
+        let (p, text) = one_problem(&format!("{MAIL}urll = \"x\"\n"));
+        located(&p, &text, "notify.channels.mail.urll", 6, 8);
+        let (p, text) = one_problem(&MAIL.replace("ops@example.com", "not an address"));
+        located(&p, &text, "notify.channels.mail.recipients", 5, 14);
+        let (p, text) = one_problem(&format!("{MAIL}rate = \"fast\"\n"));
+        located(&p, &text, "notify.channels.mail.rate", 6, 8);
+        let (p, _) = one_problem(&MAIL.replace("recipients = [\"ops@example.com\"]\n", ""));
+        assert_eq!(p.key, "notify.channels.mail");
+    }
+
+    #[test]
+    fn routes_name_what_exists() {
+        let svc = "[services.db]\nprobes = [{ kind = \"tcp\", addr = \"127.0.0.1:5432\" }]\n";
+        let ok = format!(
+            "{svc}{MAIL}[[notify.routes]]\npriority = [\"emergency\", \"important\"]\nnotice = \"incident_opened\"\nservices = [\"db\"]\nchannels = [\"mail\"]\nrecipients = [\"dba@example.com\"]\nlanguage = \"zh-CN\"\ncontinue = true\n"
+        );
+        let n = check(&ok).unwrap().notify.unwrap();
+        assert_eq!(n.routes.len(), 1);
+        assert!(n.routes[0].continue_);
+        let err = check(&format!(
+            "{svc}{MAIL}[[notify.routes]]\npriority = \"urgent\"\nnotice = \"exploded\"\nservices = [\"nope\"]\nchannels = [\"mail\", \"sms\"]\nrecipients = [\"x\"]\ntimezone = \"Mars/Base\"\n"
+        ))
+        .unwrap_err();
+        let text = err.to_string();
+        for want in [
+            "unknown priority `urgent`",
+            "unknown notice `exploded`",
+            "no service named `nope`",
+            "no channel named `sms`",
+            "`x` is not an email address",
+            "Mars/Base",
+        ] {
+            assert!(text.contains(want), "{want} missing:\n{text}");
+        }
+        assert!(
+            err.problems()
+                .iter()
+                .all(|p| p.key.starts_with("notify.routes.0.")),
+            "{text}"
+        );
+    }
+}

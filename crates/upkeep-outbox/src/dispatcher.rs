@@ -1,0 +1,384 @@
+//! The dispatcher: one task that leases due outbox rows, sends each through its channel and
+//! marks it sent, to be retried, or failed.
+//!
+//! It is a task of its own and never on the supervision path: nothing waits for it, and it
+//! reads only the store. It wakes when rows are added ([`Dispatcher::waker`], a `Notify`) or
+//! when the next row falls due or a lease runs out (the store says when, on the injected
+//! clock); it never polls. Per channel it leases at most twice the channel's `concurrency`
+//! (so that rows do not wait in its memory past their lease), sends at most `concurrency` at
+//! once, and no faster than the channel's `rate` (real time: receivers count real seconds).
+//!
+//! Every attempt of a row carries the row's idempotency key (the mail's Message-ID), and a
+//! row is marked sent only once its channel confirmed it: delivery is at least once, with a
+//! stable identity. The one resend a crash between the receiver's acceptance and the mark
+//! can cause is the same message, which receivers that honour the key drop. Retries follow
+//! `retry.rs`; a permanent refusal, a notice that cannot be read or rendered, or one past its
+//! time (`give_up_after`) is marked failed. Several dispatchers may share one store: the
+//! lease (`upkeep-store`'s `outbox.rs`) keeps them from sending one row twice.
+//!
+//! Start at [`Dispatcher::run`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use upkeep_core::Clock;
+use upkeep_store::{Leased, Store};
+
+use crate::channel::{Channel, SendError};
+use crate::notice::{IdempotencyKey, Notice, Recipient};
+use crate::render::Templates;
+use crate::retry;
+use crate::route::Rate;
+
+/// One channel as the dispatcher runs it.
+pub struct Lane {
+    pub channel: Arc<dyn Channel>,
+    /// Sends in flight at once.
+    pub concurrency: u32,
+    pub rate: Option<Rate>,
+}
+
+/// How the dispatcher leases.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This dispatcher's name in the rows it leases (unique among those sharing the store).
+    pub owner: String,
+    /// How long a lease holds: longer than any send may take.
+    pub lease: Duration,
+    /// A notice not delivered this long after it was due is given up.
+    pub give_up_after: Duration,
+}
+
+pub struct Dispatcher {
+    shared: Arc<Shared>,
+    slots: BTreeMap<String, Arc<Slot>>,
+    wake: Arc<Notify>,
+}
+
+/// What every send needs.
+struct Shared {
+    store: Arc<dyn Store>,
+    clock: Clock,
+    templates: Templates,
+    settings: Settings,
+}
+
+struct Slot {
+    name: String,
+    channel: Arc<dyn Channel>,
+    /// Rows leased and not yet done, at most [`Slot::queue`].
+    sending: Semaphore,
+    queue: u32,
+    pace: Option<Pace>,
+    /// A row of this channel waits for a retry: the next success brings it forward.
+    retrying: AtomicBool,
+}
+
+/// At most one send start per `spacing`, in real time.
+struct Pace {
+    spacing: Duration,
+    next: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Pace {
+    async fn wait(&self) {
+        let at = {
+            // A std Mutex: held for two assignments, never across an await.
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let at = (*next).max(tokio::time::Instant::now());
+            *next = at + self.spacing;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// How a send ended, for the log line.
+enum Outcome {
+    Sent,
+    Retry,
+    Failed,
+    /// The row's verdict could not be stored: its lease will run out and it goes again.
+    Unmarked,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Clock,
+        templates: Templates,
+        lanes: BTreeMap<String, Lane>,
+        settings: Settings,
+    ) -> Dispatcher {
+        let slots = lanes
+            .into_iter()
+            .map(|(name, lane)| {
+                let concurrency = lane.concurrency.max(1);
+                let slot = Slot {
+                    name: name.clone(),
+                    channel: lane.channel,
+                    sending: Semaphore::new(concurrency as usize),
+                    queue: concurrency * 2,
+                    pace: lane.rate.map(|r| Pace {
+                        spacing: r.spacing(),
+                        next: std::sync::Mutex::new(tokio::time::Instant::now()),
+                    }),
+                    retrying: AtomicBool::new(true),
+                };
+                (name, Arc::new(slot))
+            })
+            .collect();
+        Dispatcher {
+            shared: Arc::new(Shared {
+                store,
+                clock,
+                templates,
+                settings,
+            }),
+            slots,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Wakes the dispatcher: rows were added.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Uses `wake` (shared with whoever adds rows) instead of its own.
+    pub fn with_waker(mut self, wake: Arc<Notify>) -> Dispatcher {
+        self.wake = wake;
+        self
+    }
+
+    /// Runs until the task is dropped. Sends in flight when it is are left leased: their
+    /// lease runs out and another dispatcher (or the next daemon) sends them.
+    pub async fn run(self) {
+        let mut inflight: JoinSet<(String, Outcome)> = JoinSet::new();
+        let mut held: BTreeMap<String, u32> = self.slots.keys().map(|k| (k.clone(), 0)).collect();
+        let mut backoff = Duration::from_millis(500);
+        let owner = self.shared.settings.owner.clone();
+        loop {
+            let now = self.shared.clock.now();
+            let until = now
+                .checked_add(
+                    SignedDuration::try_from(self.shared.settings.lease)
+                        .unwrap_or(SignedDuration::from_hours(1)),
+                )
+                .unwrap_or(now);
+            let mut store_failed = false;
+            let mut leased_any = false;
+            for (name, slot) in &self.slots {
+                let room = slot.queue.saturating_sub(held[name]);
+                if room == 0 {
+                    continue;
+                }
+                match self
+                    .shared
+                    .store
+                    .lease(name, &owner, now, until, room)
+                    .await
+                {
+                    Ok(rows) => {
+                        leased_any |= !rows.is_empty();
+                        for row in rows {
+                            *held.get_mut(name).expect("every slot is counted") += 1;
+                            inflight.spawn(deliver(self.shared.clone(), slot.clone(), row));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(channel = %name, "cannot lease notices: {}", e.with_causes());
+                        store_failed = true;
+                        break;
+                    }
+                }
+            }
+            let wake_at = if store_failed {
+                let at = now + SignedDuration::try_from(backoff).unwrap_or_default();
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                Some(at)
+            } else {
+                backoff = Duration::from_millis(500);
+                let open: Vec<String> = self
+                    .slots
+                    .iter()
+                    .filter(|(n, s)| held[*n] < s.queue)
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                match self.shared.store.next_due(&open, &owner).await {
+                    // Due already, yet nothing could be leased (another dispatcher took it
+                    // in between): look again soon rather than spin.
+                    Ok(Some(at)) if at <= now && !leased_any => {
+                        Some(now + SignedDuration::from_secs(1))
+                    }
+                    Ok(Some(at)) if at <= now => Some(now),
+                    Ok(at) => at,
+                    Err(e) => {
+                        tracing::warn!(
+                            "cannot read when the next notice is due: {}",
+                            e.with_causes()
+                        );
+                        Some(now + SignedDuration::from_secs(5))
+                    }
+                }
+            };
+            if wake_at.is_some_and(|at| at <= now) {
+                // More is due now: lease again at once (after collecting what finished).
+                while let Some(done) = inflight.try_join_next() {
+                    finished(&mut held, done);
+                }
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let sleep = async {
+                match wake_at {
+                    Some(at) => self.shared.clock.sleep_until_time(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = sleep => {}
+                Some(done) = inflight.join_next(), if !inflight.is_empty() => {
+                    finished(&mut held, done);
+                    while let Some(done) = inflight.try_join_next() {
+                        finished(&mut held, done);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn finished(
+    held: &mut BTreeMap<String, u32>,
+    done: Result<(String, Outcome), tokio::task::JoinError>,
+) {
+    match done {
+        Ok((channel, _)) => {
+            if let Some(n) = held.get_mut(&channel) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        // A send task panicked (or was cancelled): its row's lease runs out and it is sent
+        // again. Its channel's count stays taken, so that channel leases one row fewer.
+        Err(e) => tracing::error!("a notice's send task failed: {e}"),
+    }
+}
+
+/// Sends one leased row and stores the verdict.
+async fn deliver(shared: Arc<Shared>, slot: Arc<Slot>, row: Leased) -> (String, Outcome) {
+    let outcome = {
+        let _permit = slot.sending.acquire().await;
+        if let Some(pace) = &slot.pace {
+            pace.wait().await;
+        }
+        attempt(&shared, &slot, &row).await
+    };
+    let now = shared.clock.now();
+    let owner = &shared.settings.owner;
+    let store = shared.store.as_ref();
+    let verdict = match outcome {
+        Ok(delivery) => {
+            let marked = persist(|| store.mark_sent(row.id, now, delivery.as_deref())).await;
+            if marked.is_some() && slot.retrying.swap(false, Ordering::Relaxed) {
+                // The receiver is back: what waits for a retry goes now.
+                if let Some(n) = persist(|| store.hurry(&slot.name, now)).await
+                    && n > 0
+                {
+                    tracing::info!(channel = %slot.name, rows = n, "receiver back: retrying now");
+                }
+            }
+            tracing::debug!(channel = %slot.name, id = row.id, attempts = row.attempts, "notice sent");
+            marked.map(|_| Outcome::Sent)
+        }
+        Err(e) if e.is_permanent() => {
+            let text = with_causes(&e);
+            tracing::warn!(channel = %slot.name, id = row.id, "notice refused for good: {text}");
+            persist(|| store.mark_failed(row.id, owner, &text))
+                .await
+                .map(|_| Outcome::Failed)
+        }
+        Err(e) if retry::gives_up(row.due, now, shared.settings.give_up_after) => {
+            let text = format!(
+                "given up after {} attempts since {}: {}",
+                row.attempts,
+                row.due,
+                with_causes(&e)
+            );
+            tracing::warn!(channel = %slot.name, id = row.id, "{text}");
+            persist(|| store.mark_failed(row.id, owner, &text))
+                .await
+                .map(|_| Outcome::Failed)
+        }
+        Err(e) => {
+            let next = retry::next_attempt(row.attempts, e.retry_delay(), now, fastrand::f64());
+            let text = with_causes(&e);
+            tracing::info!(channel = %slot.name, id = row.id, attempts = row.attempts, next = %next, "notice to retry: {text}");
+            slot.retrying.store(true, Ordering::Relaxed);
+            persist(|| store.mark_retry(row.id, owner, next, &text))
+                .await
+                .map(|_| Outcome::Retry)
+        }
+    };
+    (slot.name.clone(), verdict.unwrap_or(Outcome::Unmarked))
+}
+
+/// Reads, renders and sends the row once.
+async fn attempt(shared: &Shared, slot: &Slot, row: &Leased) -> Result<Option<String>, SendError> {
+    let notice: Notice = serde_json::from_str(&row.notice)
+        .map_err(|e| SendError::permanent("the stored notice cannot be read").caused_by(e))?;
+    let key = IdempotencyKey::new(row.key.clone())
+        .map_err(|e| SendError::permanent("the stored key is not valid").caused_by(e))?;
+    let rendered = shared
+        .templates
+        .render(&notice)
+        .map_err(|e| SendError::permanent("the notice cannot be rendered").caused_by(e))?;
+    let to = if row.recipient.is_empty() {
+        Recipient::group()
+    } else {
+        Recipient::address(row.recipient.clone())
+    };
+    let delivery = slot.channel.send(&to, &rendered, &key).await?;
+    Ok(delivery.id)
+}
+
+/// Runs a store write, trying a few times over a few seconds (a busy SQLite, a PostgreSQL
+/// fail-over); None if it never went through (the lease then hands the row on).
+async fn persist<F, Fut, T>(write: F) -> Option<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, upkeep_store::Error>>,
+{
+    let mut wait = Duration::from_millis(100);
+    for left in (0..5).rev() {
+        match write().await {
+            Ok(v) => return Some(v),
+            Err(e) if left == 0 => {
+                tracing::warn!("cannot store a notice's verdict: {}", e.with_causes());
+            }
+            Err(_) => {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    }
+    None
+}
+
+/// An error and its causes on one line (stored with the row and shown by `notify ls`).
+fn with_causes(e: &SendError) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

@@ -1,0 +1,346 @@
+//! Planning notices: a window's step or an incident event becomes a [`Notice`] per language
+//! and zone, routed to its targets, as outbox rows ([`NewNotice`]) for the store to insert in
+//! the transaction that decides them.
+//!
+//! Pure: the caller (the maintenance planner, an operator's step, the incident planner) says
+//! what happened and when; nothing here reads the clock or the store. Each row's
+//! idempotency key is derived from this node, what the notice is about, the channel and the
+//! recipient, so a notice planned twice is the same row, and every attempt of a row (the
+//! mail's Message-ID) is the same message.
+
+use jiff::{SignedDuration, Timestamp};
+use sha2::{Digest, Sha256};
+use upkeep_core::ServiceName;
+use upkeep_core::window::{self, Step, WindowSpec};
+use upkeep_store::NewNotice;
+
+use crate::notice::{AffectedService, Impact, Notice, NoticeKind, Priority};
+use crate::route::{Facts, NotifyConfig};
+
+/// A window's step, with what it was about.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowStep<'a> {
+    pub id: i64,
+    pub spec: &'a WindowSpec,
+    /// The occurrence's start.
+    pub occurrence: Timestamp,
+    /// The occurrence's expected end now (after any extension).
+    pub end: Timestamp,
+    pub step: Step,
+    /// When the step was taken.
+    pub at: Timestamp,
+}
+
+/// An incident event, with what the notice needs of it.
+#[derive(Debug, Clone)]
+pub struct IncidentNews {
+    pub service: ServiceName,
+    /// When the outage began (the incident's identity, with the service).
+    pub since: Timestamp,
+    pub reason: String,
+    /// Some(duration) once resolved.
+    pub resolved: Option<(Timestamp, SignedDuration)>,
+    /// The event's number: a reopened incident's second resolution is a new notice.
+    pub seq: u64,
+    /// The stored incident's id, for the link.
+    pub incident_id: Option<i64>,
+}
+
+impl NotifyConfig {
+    /// The rows of a window's step: one per target, each in its reader's language.
+    pub fn window_rows(&self, node: &str, w: &WindowStep) -> Vec<NewNotice> {
+        let kind = match w.step {
+            Step::Announced => NoticeKind::Announced,
+            Step::Reminder { .. } => NoticeKind::Reminder,
+            Step::Started => NoticeKind::Started,
+            Step::Overrun { .. } => NoticeKind::Overrun,
+            Step::Extended { .. } => NoticeKind::Extended,
+            Step::Completed => NoticeKind::Completed,
+            Step::Cancelled => NoticeKind::Cancelled,
+        };
+        let services: Vec<ServiceName> =
+            w.spec.services.iter().map(|s| s.service.clone()).collect();
+        let expected_end = match w.step {
+            Step::Extended { until } => until,
+            Step::Overrun { end } => end,
+            _ => w.end,
+        };
+        let base = Notice {
+            kind,
+            title: w.spec.title.clone(),
+            reason: w.spec.reason.clone(),
+            start: w.occurrence,
+            expected_end: Some(expected_end),
+            actual_end: matches!(w.step, Step::Completed).then_some(w.at),
+            services: w
+                .spec
+                .services
+                .iter()
+                .map(|s| AffectedService {
+                    name: s.service.clone(),
+                    impact: match s.impact {
+                        window::Impact::Outage => Impact::Outage,
+                        window::Impact::Degraded => Impact::Degraded,
+                    },
+                })
+                .collect(),
+            alternatives: some(&w.spec.alternative),
+            follow_up: some(&w.spec.follow_up),
+            priority: priority(w.spec.priority()),
+            link: self.link(&format!("windows/{}", w.id)),
+            duration: None,
+            runbook: None,
+            lang: self.language,
+            time_zone: self.time_zone.clone(),
+        };
+        let subject = format!("window:{}:{}", w.id, w.occurrence.as_millisecond());
+        let origin = format!("{subject}:{}", w.step.key());
+        self.rows(node, &base, &services, &subject, &origin)
+    }
+
+    /// The rows of an incident's news. Drill incidents are the caller's to leave out.
+    pub fn incident_rows(&self, node: &str, n: &IncidentNews) -> Vec<NewNotice> {
+        let services = vec![n.service.clone()];
+        let base = Notice {
+            kind: if n.resolved.is_some() {
+                NoticeKind::IncidentResolved
+            } else {
+                NoticeKind::IncidentOpened
+            },
+            title: n.service.to_string(),
+            reason: n.reason.clone(),
+            start: n.since,
+            expected_end: None,
+            actual_end: n.resolved.map(|(at, _)| at),
+            services: vec![AffectedService {
+                name: n.service.clone(),
+                impact: Impact::Outage,
+            }],
+            alternatives: None,
+            follow_up: None,
+            priority: Priority::Important,
+            link: match n.incident_id {
+                Some(id) => self.link(&format!("incidents/{id}")),
+                None => self.link(""),
+            },
+            duration: n.resolved.map(|(_, d)| d),
+            runbook: self.runbooks.get(&n.service).cloned(),
+            lang: self.language,
+            time_zone: self.time_zone.clone(),
+        };
+        let subject = incident_subject(&n.service, n.since);
+        let origin = format!("{subject}:{}:{}", base.kind.as_str(), n.seq);
+        self.rows(node, &base, &services, &subject, &origin)
+    }
+
+    /// A test notice through `channel` (to `to`, or the channel's own recipients), whatever
+    /// the routes say. `nonce` makes each test a notice of its own.
+    pub fn test_rows(
+        &self,
+        node: &str,
+        channel: &str,
+        to: Option<&str>,
+        at: Timestamp,
+        nonce: &str,
+    ) -> Vec<NewNotice> {
+        let Some(spec) = self.channels.get(channel) else {
+            return Vec::new();
+        };
+        let recipients: Vec<String> = match (to, spec.config.addressing()) {
+            (Some(to), _) => vec![to.to_owned()],
+            (None, crate::Addressing::Email) => spec.recipients.clone(),
+            (None, _) => vec![String::new()],
+        };
+        let notice = Notice {
+            kind: NoticeKind::Test,
+            title: format!("upkeep → {channel}"),
+            reason: "upkeep notify test".into(),
+            start: at,
+            expected_end: None,
+            actual_end: None,
+            services: Vec::new(),
+            alternatives: None,
+            follow_up: None,
+            priority: Priority::Routine,
+            link: self.link(""),
+            duration: None,
+            runbook: None,
+            lang: self.language,
+            time_zone: self.time_zone.clone(),
+        };
+        let subject = format!("test:{nonce}");
+        recipients
+            .into_iter()
+            .map(|recipient| row(node, &notice, channel, recipient, &subject, &subject))
+            .collect()
+    }
+
+    fn rows(
+        &self,
+        node: &str,
+        base: &Notice,
+        services: &[ServiceName],
+        subject: &str,
+        origin: &str,
+    ) -> Vec<NewNotice> {
+        let facts = Facts {
+            kind: base.kind,
+            priority: base.priority,
+            services,
+        };
+        self.targets(&facts)
+            .into_iter()
+            .map(|t| {
+                let notice = Notice {
+                    lang: t.lang,
+                    time_zone: t.zone.clone(),
+                    ..base.clone()
+                };
+                let origin = format!("{origin}:{}", crate::lang_tag(t.lang));
+                row(node, &notice, &t.channel, t.recipient, subject, &origin)
+            })
+            .collect()
+    }
+
+    fn link(&self, path: &str) -> Option<url::Url> {
+        self.public_url.as_ref().and_then(|u| u.join(path).ok())
+    }
+}
+
+/// What an incident's notices share (they are damped together).
+pub fn incident_subject(service: &ServiceName, since: Timestamp) -> String {
+    format!("incident:{service}:{}", since.as_millisecond())
+}
+
+fn row(
+    node: &str,
+    notice: &Notice,
+    channel: &str,
+    recipient: String,
+    subject: &str,
+    origin: &str,
+) -> NewNotice {
+    NewNotice {
+        channel: channel.to_owned(),
+        key: key(node, origin, channel, &recipient),
+        recipient,
+        kind: notice.kind.as_str().to_owned(),
+        subject: subject.to_owned(),
+        notice: serde_json::to_string(notice).expect("a notice serialises"),
+    }
+}
+
+/// `upk-` and 40 hex digits of SHA-256 over what makes the delivery unique: valid as a
+/// Message-ID's left part and an HTTP header, the same every time the row is planned.
+fn key(node: &str, origin: &str, channel: &str, recipient: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [node, origin, channel, recipient] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    format!("upk-{}", &hex::encode(h.finalize())[..40])
+}
+
+fn some(text: &str) -> Option<String> {
+    let t = text.trim();
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
+fn priority(p: window::Priority) -> Priority {
+    match p {
+        window::Priority::Emergency => Priority::Emergency,
+        window::Priority::Important => Priority::Important,
+        window::Priority::Routine => Priority::Routine,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::IdempotencyKey;
+    use crate::route::tests::config;
+    use upkeep_core::window::{AffectedService as Svc, WindowKind};
+
+    fn spec() -> WindowSpec {
+        WindowSpec {
+            kind: WindowKind::Upgrade,
+            title: "PostgreSQL 17".into(),
+            reason: "security fixes".into(),
+            start: "2026-12-01T00:00:00Z".parse().unwrap(),
+            end: "2026-12-01T02:00:00Z".parse().unwrap(),
+            tz: "UTC".into(),
+            repeat: None,
+            services: vec![Svc {
+                service: ServiceName::new("db").unwrap(),
+                impact: window::Impact::Outage,
+            }],
+            alternative: "the replica".into(),
+            follow_up: " ".into(),
+            priority: None,
+        }
+    }
+
+    #[test]
+    fn a_window_step_carries_every_field_and_a_stable_key() {
+        let mut c = config(None);
+        c.public_url = Some("https://status.example.com/".parse().unwrap());
+        let spec = spec();
+        let step = WindowStep {
+            id: 7,
+            spec: &spec,
+            occurrence: spec.start,
+            end: spec.end,
+            step: Step::Reminder { before_s: 3600 },
+            at: spec.start - SignedDuration::from_hours(1),
+        };
+        let rows = c.window_rows("node-a", &step);
+        assert_eq!(rows.len(), 2, "routine: the two email recipients");
+        let n: Notice = serde_json::from_str(&rows[0].notice).unwrap();
+        assert_eq!(n.kind, NoticeKind::Reminder);
+        assert_eq!(n.expected_end, Some(spec.end));
+        assert_eq!(n.alternatives.as_deref(), Some("the replica"));
+        assert_eq!(n.follow_up, None, "blank is left out");
+        assert_eq!(
+            n.link.unwrap().as_str(),
+            "https://status.example.com/windows/7"
+        );
+        assert_eq!(
+            rows[0].subject,
+            format!("window:7:{}", spec.start.as_millisecond())
+        );
+        // The same step planned again is the same rows; another node's are its own.
+        assert_eq!(c.window_rows("node-a", &step), rows);
+        assert_ne!(c.window_rows("node-b", &step)[0].key, rows[0].key);
+        assert_ne!(rows[0].key, rows[1].key);
+        for r in &rows {
+            IdempotencyKey::new(r.key.clone()).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_incidents_resolution_carries_its_duration_and_runbook() {
+        let mut c = config(None);
+        let api = ServiceName::new("api").unwrap();
+        c.runbooks
+            .insert(api.clone(), "https://wiki/runbooks/api".into());
+        let since: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let news = IncidentNews {
+            service: api.clone(),
+            since,
+            reason: "HTTP 500".into(),
+            resolved: Some((
+                since + SignedDuration::from_mins(90),
+                SignedDuration::from_mins(90),
+            )),
+            seq: 42,
+            incident_id: Some(3),
+        };
+        let rows = c.incident_rows("n", &news);
+        assert_eq!(rows.len(), 3, "important: email twice and the chat app");
+        let n: Notice = serde_json::from_str(&rows[0].notice).unwrap();
+        assert_eq!(n.kind, NoticeKind::IncidentResolved);
+        assert_eq!(n.duration, Some(SignedDuration::from_mins(90)));
+        assert_eq!(n.runbook.as_deref(), Some("https://wiki/runbooks/api"));
+        assert_eq!(rows[0].subject, incident_subject(&api, since));
+    }
+}

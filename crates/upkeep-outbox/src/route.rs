@@ -1,0 +1,314 @@
+//! Routing: which channels and recipients a notice goes to, in which language and time zone.
+//!
+//! [`NotifyConfig`] is `[notify]` as upkeep-config validated it: the channels, the routes
+//! (like Alertmanager's: each matches on priority, notice kind and services; the first that
+//! matches wins unless it says `continue = true`) and the defaults. Without routes, the
+//! defaults the issue asks for: emergency to every channel, important to email and the chat
+//! apps, routine to email. [`NotifyConfig::targets`] is the one decision; building notices is
+//! `plan.rs`'s, sending the dispatcher's.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use upkeep_core::ServiceName;
+use upkeep_core::i18n::Lang;
+
+use crate::channels::{Addressing, ChannelConfig};
+use crate::notice::{NoticeKind, Priority, ReaderZone};
+
+/// `[notify]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyConfig {
+    /// The public page notices link to (`https://status.example.com/`).
+    pub public_url: Option<url::Url>,
+    /// The language of notices unless a route says otherwise.
+    pub language: Lang,
+    /// The zone times are shown in unless a route says otherwise.
+    pub time_zone: ReaderZone,
+    /// A folder of templates replacing the built-in ones (`en/subject.txt`).
+    pub templates_dir: Option<PathBuf>,
+    /// At most one notice per incident within this.
+    pub flap_interval: Duration,
+    /// How long a dispatcher holds the rows it leased before another may take them.
+    pub lease: Duration,
+    /// A notice still not delivered this long after it was due is given up.
+    pub give_up_after: Duration,
+    pub channels: BTreeMap<String, ChannelSpec>,
+    /// The routes as written, or the defaults when none were.
+    pub routes: Vec<Route>,
+    /// Each service's runbook (a URL or a path), for its incident notices.
+    pub runbooks: BTreeMap<ServiceName, String>,
+}
+
+/// One `[notify.channels.NAME]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelSpec {
+    pub config: ChannelConfig,
+    /// Sends in flight at once.
+    pub concurrency: u32,
+    /// At most this many sends per period.
+    pub rate: Option<Rate>,
+    /// Who its notices go to when a route names none (addresses, chat ids).
+    pub recipients: Vec<String>,
+}
+
+/// `rate = "30/m"`: at most `count` sends per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    /// The time between two sends.
+    pub fn spacing(&self) -> Duration {
+        self.per / self.count.max(1)
+    }
+}
+
+/// One `[[notify.routes]]`. An empty list matches everything.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub priorities: Vec<Priority>,
+    pub notices: Vec<NoticeKind>,
+    /// Matches a notice that affects any of them.
+    pub services: Vec<ServiceName>,
+    pub channels: Vec<String>,
+    /// Replaces each channel's own recipients.
+    pub recipients: Option<Vec<String>>,
+    pub language: Option<Lang>,
+    pub time_zone: Option<ReaderZone>,
+    /// Go on to the next routes after this one matched.
+    pub continue_: bool,
+}
+
+/// Where one copy of a notice goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub channel: String,
+    /// An address or chat id; empty for the channel's group (or its configured chat).
+    pub recipient: String,
+    pub lang: Lang,
+    pub zone: ReaderZone,
+}
+
+/// What routes match on.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub kind: NoticeKind,
+    pub priority: Priority,
+    pub services: &'a [ServiceName],
+}
+
+impl Route {
+    fn matches(&self, f: &Facts) -> bool {
+        (self.priorities.is_empty() || self.priorities.contains(&f.priority))
+            && (self.notices.is_empty() || self.notices.contains(&f.kind))
+            && (self.services.is_empty() || f.services.iter().any(|s| self.services.contains(s)))
+    }
+}
+
+/// The routes used when `[notify]` names none: emergency to every channel, important to
+/// email and the chat apps, routine to email. Each channel's own `recipients`.
+pub fn default_routes(channels: &BTreeMap<String, ChannelSpec>) -> Vec<Route> {
+    let pick = |keep: &dyn Fn(&ChannelConfig) -> bool| -> Vec<String> {
+        channels
+            .iter()
+            .filter(|(_, c)| keep(&c.config))
+            .map(|(n, _)| n.clone())
+            .collect()
+    };
+    let route = |p: Priority, channels: Vec<String>| Route {
+        priorities: vec![p],
+        notices: Vec::new(),
+        services: Vec::new(),
+        channels,
+        recipients: None,
+        language: None,
+        time_zone: None,
+        continue_: false,
+    };
+    let email = |c: &ChannelConfig| c.addressing() == Addressing::Email;
+    vec![
+        route(Priority::Emergency, pick(&|_| true)),
+        route(Priority::Important, pick(&|c| email(c) || c.is_chat())),
+        route(Priority::Routine, pick(&email)),
+    ]
+}
+
+impl NotifyConfig {
+    /// Every copy of a notice with these facts: the first matching route's, and the next
+    /// ones' while a matching route says `continue`. Each (channel, recipient, language) once.
+    pub fn targets(&self, facts: &Facts) -> Vec<Target> {
+        let mut out: Vec<Target> = Vec::new();
+        for route in &self.routes {
+            if !route.matches(facts) {
+                continue;
+            }
+            let lang = route.language.unwrap_or(self.language);
+            let zone = route.time_zone.as_ref().unwrap_or(&self.time_zone);
+            for name in &route.channels {
+                let Some(spec) = self.channels.get(name) else {
+                    continue; // validation names every route's channels
+                };
+                let recipients = match spec.config.addressing() {
+                    Addressing::Group => vec![String::new()],
+                    Addressing::Email | Addressing::Chat => {
+                        let list = route.recipients.as_ref().unwrap_or(&spec.recipients);
+                        match (spec.config.addressing(), list.is_empty()) {
+                            // A bot's configured chat.
+                            (Addressing::Chat, true) => vec![String::new()],
+                            _ => list.clone(),
+                        }
+                    }
+                };
+                for recipient in recipients {
+                    let t = Target {
+                        channel: name.clone(),
+                        recipient,
+                        lang,
+                        zone: zone.clone(),
+                    };
+                    if !out.iter().any(|o| {
+                        o.channel == t.channel && o.recipient == t.recipient && o.lang == t.lang
+                    }) {
+                        out.push(t);
+                    }
+                }
+            }
+            if !route.continue_ {
+                break;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn spec(toml_text: &str, recipients: &[&str]) -> ChannelSpec {
+        ChannelSpec {
+            config: toml::from_str(toml_text).unwrap(),
+            concurrency: 4,
+            rate: None,
+            recipients: recipients.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+
+    pub(crate) fn config(routes: Option<Vec<Route>>) -> NotifyConfig {
+        let mut channels = BTreeMap::new();
+        channels.insert(
+            "mail".to_owned(),
+            spec(
+                "kind = \"email\"\nurl = \"smtp://127.0.0.1:25\"\nfrom = \"u <u@example.com>\"",
+                &["ops@example.com", "boss@example.com"],
+            ),
+        );
+        channels.insert(
+            "wecom".to_owned(),
+            spec("kind = \"wecom\"\nurl_env = \"W\"", &[]),
+        );
+        channels.insert(
+            "hook".to_owned(),
+            spec(
+                "kind = \"webhook\"\nurl = \"https://x\"\nsecret_env = \"S\"",
+                &[],
+            ),
+        );
+        let routes = routes.unwrap_or_else(|| default_routes(&channels));
+        NotifyConfig {
+            public_url: None,
+            language: Lang::En,
+            time_zone: ReaderZone::utc(),
+            templates_dir: None,
+            flap_interval: Duration::from_secs(600),
+            lease: Duration::from_secs(600),
+            give_up_after: Duration::from_secs(86_400),
+            channels,
+            routes,
+            runbooks: BTreeMap::new(),
+        }
+    }
+
+    fn facts(priority: Priority) -> Facts<'static> {
+        Facts {
+            kind: NoticeKind::Announced,
+            priority,
+            services: &[],
+        }
+    }
+
+    fn sent(c: &NotifyConfig, f: &Facts) -> Vec<String> {
+        c.targets(f)
+            .into_iter()
+            .map(|t| format!("{}:{}:{}", t.channel, t.recipient, crate::lang_tag(t.lang)))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_send_by_priority() {
+        let c = config(None);
+        assert_eq!(
+            sent(&c, &facts(Priority::Emergency)),
+            [
+                "hook::en",
+                "mail:ops@example.com:en",
+                "mail:boss@example.com:en",
+                "wecom::en"
+            ]
+        );
+        assert_eq!(
+            sent(&c, &facts(Priority::Important)),
+            [
+                "mail:ops@example.com:en",
+                "mail:boss@example.com:en",
+                "wecom::en"
+            ]
+        );
+        assert_eq!(
+            sent(&c, &facts(Priority::Routine)),
+            ["mail:ops@example.com:en", "mail:boss@example.com:en"]
+        );
+    }
+
+    #[test]
+    fn the_first_matching_route_wins_unless_it_continues() {
+        let db = ServiceName::new("db").unwrap();
+        let route = |services: Vec<ServiceName>, channels: &[&str], cont: bool| Route {
+            priorities: Vec::new(),
+            notices: vec![NoticeKind::Announced, NoticeKind::IncidentOpened],
+            services,
+            channels: channels.iter().map(|c| c.to_string()).collect(),
+            recipients: Some(vec!["dba@example.com".into()]),
+            language: Some(Lang::ZhCn),
+            time_zone: None,
+            continue_: cont,
+        };
+        let mut c = config(Some(vec![
+            route(vec![db.clone()], &["mail", "wecom"], false),
+            route(Vec::new(), &["hook"], false),
+        ]));
+        let on_db = Facts {
+            services: std::slice::from_ref(&db),
+            ..facts(Priority::Routine)
+        };
+        assert_eq!(
+            sent(&c, &on_db),
+            ["mail:dba@example.com:zh-CN", "wecom::zh-CN"]
+        );
+        assert_eq!(sent(&c, &facts(Priority::Routine)), ["hook::zh-CN"]);
+        let reminder = Facts {
+            kind: NoticeKind::Reminder,
+            ..on_db
+        };
+        assert!(sent(&c, &reminder).is_empty(), "no route matches");
+        c.routes[0].continue_ = true;
+        assert_eq!(
+            sent(&c, &on_db),
+            ["mail:dba@example.com:zh-CN", "wecom::zh-CN", "hook::zh-CN"]
+        );
+    }
+}

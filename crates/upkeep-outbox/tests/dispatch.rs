@@ -1,0 +1,222 @@
+//! The dispatcher over a real store (SQLite always; PostgreSQL when `UPKEEP_TEST_POSTGRES`
+//! names a database), with real receivers on loopback: several dispatchers share one
+//! store's rows, one is killed mid-send and one hangs longer than its lease, and every row
+//! is delivered exactly once. Time is a test clock: leases run out when the test moves it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use upkeep_core::{Clock, TestClock};
+use upkeep_outbox::{BuildContext, ChannelConfig, Dispatcher, Lane, Settings, Templates};
+use upkeep_store::{Location, NewNotice, Node, OutboxState, PgLocation, Store};
+use upkeep_testkit::WebhookReceiver;
+
+/// A receiver that takes connections and never answers: a hung send.
+async fn silent_receiver() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    port
+}
+
+fn webhook(url: &str, timeout: &str) -> Arc<dyn upkeep_outbox::Channel> {
+    let config: ChannelConfig = toml::from_str(&format!(
+        "kind = \"webhook\"\nurl = \"{url}\"\nsecret_env = \"SECRET\"\ntimeout = \"{timeout}\""
+    ))
+    .unwrap();
+    let env = |k: &str| (k == "SECRET").then(|| "k".to_owned());
+    let ctx = BuildContext {
+        clock: Clock::system(),
+        base_dir: ".".into(),
+        env: &env,
+    };
+    config.build("hook", &ctx).unwrap()
+}
+
+fn dispatcher(
+    store: Arc<dyn Store>,
+    clock: &Clock,
+    owner: &str,
+    channel: Arc<dyn upkeep_outbox::Channel>,
+) -> Dispatcher {
+    let mut lanes = BTreeMap::new();
+    lanes.insert(
+        "hook".to_owned(),
+        Lane {
+            channel,
+            concurrency: 2,
+            rate: None,
+        },
+    );
+    Dispatcher::new(
+        store,
+        clock.clone(),
+        Templates::builtin(),
+        lanes,
+        Settings {
+            owner: owner.into(),
+            lease: Duration::from_secs(30),
+            give_up_after: Duration::from_secs(86_400),
+        },
+    )
+}
+
+fn rows(n: usize, at: jiff::Timestamp) -> Vec<NewNotice> {
+    let notice = serde_json::json!({
+        "kind": "announced", "title": "PostgreSQL 17", "reason": "security fixes",
+        "start": at, "priority": "routine", "lang": "en", "time_zone": "UTC"
+    });
+    let run = fastrand::u64(..);
+    (0..n)
+        .map(|i| NewNotice {
+            channel: "hook".into(),
+            recipient: String::new(),
+            kind: "announced".into(),
+            subject: "window:1".into(),
+            notice: notice.to_string(),
+            key: format!("upk-{run:016x}-{i}"),
+        })
+        .collect()
+}
+
+async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Rows by state: (state, lease owner, takeovers).
+type States = BTreeMap<String, Vec<(OutboxState, Option<String>, u32)>>;
+
+async fn states(store: &dyn Store) -> States {
+    let mut out: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for r in store.outbox(None, 10_000).await.unwrap() {
+        out.entry(r.state.as_str().to_owned()).or_default().push((
+            r.state,
+            r.lease_owner,
+            r.takeovers,
+        ));
+    }
+    out
+}
+
+async fn every_row_once_with_one_killed_and_one_hung(at: Location) {
+    let node = Node {
+        id: format!("dispatch-{:016x}", fastrand::u64(..)),
+        name: "test".into(),
+    };
+    // Three dispatchers, each with its own connections, as three processes would have.
+    let open =
+        || async { Arc::new(upkeep_store::open(&at, &node).await.unwrap()) as Arc<dyn Store> };
+    let (store_a, store_h, store_b) = (open().await, open().await, open().await);
+    let hand = TestClock::running();
+    let clock = hand.clock();
+    let n = 40;
+    store_a
+        .add_notices(&rows(n, clock.now()), clock.now())
+        .await
+        .unwrap();
+
+    // A and H send to a receiver that never answers (longer than their lease).
+    let silent = format!("http://127.0.0.1:{}/hook", silent_receiver().await);
+    let a = tokio::spawn(dispatcher(store_a.clone(), &clock, "a", webhook(&silent, "5m")).run());
+    let h = tokio::spawn(dispatcher(store_h.clone(), &clock, "h", webhook(&silent, "5m")).run());
+    let held = |s: &States, who: &str| {
+        s.get("sending").map_or(0, |v| {
+            v.iter()
+                .filter(|(_, o, _)| o.as_deref() == Some(who))
+                .count()
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = states(store_b.as_ref()).await;
+        if held(&s, "a") == 4 && held(&s, "h") == 4 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a and h never held their rows: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A is killed mid-send; H stays, hung.
+    a.abort();
+    let _ = a.await;
+
+    // B sends to a receiver that works: it takes every row nobody holds...
+    let receiver = WebhookReceiver::start();
+    let b = tokio::spawn(
+        dispatcher(
+            store_b.clone(),
+            &clock,
+            "b",
+            webhook(&receiver.url("/hook"), "10s"),
+        )
+        .run(),
+    );
+    wait_for("b to send the rows nobody holds", || {
+        receiver.requests().len() == n - 8
+    })
+    .await;
+    // ...and, once the leases of A and H run out, theirs.
+    assert!(
+        hand.advance(Duration::from_secs(31), Duration::from_secs(5))
+            .await
+    );
+    wait_for("b to send the rows taken over", || {
+        receiver.requests().len() == n
+    })
+    .await;
+    let s = states(store_b.as_ref()).await;
+    assert_eq!(s["sent"].len(), n, "{s:?}");
+    let takeovers: u32 = s["sent"].iter().map(|(_, _, t)| t).sum();
+    assert_eq!(takeovers, 8, "the rows of A and H, each taken over once");
+
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for r in receiver.requests() {
+        let key = r["headers"]["idempotency-key"].as_str().unwrap().to_owned();
+        *seen.entry(key).or_default() += 1;
+    }
+    let keys: BTreeSet<String> = store_b
+        .outbox(None, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), keys);
+    assert!(seen.values().all(|c| *c == 1), "each row once: {seen:?}");
+    h.abort();
+    b.abort();
+}
+
+#[tokio::test]
+async fn every_row_is_sent_once_by_dispatchers_sharing_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    every_row_once_with_one_killed_and_one_hung(Location::Sqlite(dir.path().join("u.db"))).await;
+}
+
+#[tokio::test]
+async fn every_row_is_sent_once_by_dispatchers_sharing_postgres() {
+    let Ok(url) = std::env::var("UPKEEP_TEST_POSTGRES") else {
+        eprintln!("UPKEEP_TEST_POSTGRES is not set: skipped");
+        return;
+    };
+    let at = Location::Postgres(PgLocation {
+        url: url.parse().unwrap(),
+        password: std::env::var("PGPASSWORD").ok(),
+    });
+    every_row_once_with_one_killed_and_one_hung(at).await;
+}

@@ -1,0 +1,196 @@
+//! The daemon's notices: from `[notify]`, it builds the channels (reading their secrets,
+//! so a missing password stops the start with its place in the config), starts the
+//! dispatcher and the incident planner as tasks of their own, and plans the notices of
+//! window steps for the planner and operators ([`Notices::window_rows`]).
+//!
+//! What a notice says, where it goes and how it is sent is upkeep-outbox's; this file only
+//! wires it to the daemon's store, clock and committed events. Without `[notify]` nothing
+//! starts and no rows are written: the rest of the daemon is the same.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::sync::Notify;
+use upkeep_config::Config;
+use upkeep_core::Clock;
+use upkeep_core::window::Step;
+use upkeep_outbox::{BuildContext, Dispatcher, IncidentPlanner, Lane, NotifyConfig, Templates};
+use upkeep_store::fanout::Fanout;
+use upkeep_store::{NewNotice, Store, StoredWindow};
+
+/// What the planner and operations need to plan notices. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Notices {
+    config: Option<Arc<NotifyConfig>>,
+    node: String,
+    /// The dispatcher's: rows were added.
+    wake: Arc<Notify>,
+}
+
+impl Notices {
+    /// The rows of a window's step (none without `[notify]`).
+    pub fn window_rows(
+        &self,
+        w: &StoredWindow,
+        occurrence: jiff::Timestamp,
+        step: Step,
+        at: jiff::Timestamp,
+    ) -> Vec<NewNotice> {
+        let Some(config) = &self.config else {
+            return Vec::new();
+        };
+        let step_of = upkeep_outbox::WindowStep {
+            id: w.id,
+            spec: &w.spec,
+            occurrence,
+            end: occurrence_end(w, occurrence),
+            step,
+            at,
+        };
+        config.window_rows(&self.node, &step_of)
+    }
+
+    /// The rows of a test notice through `channel`; None if no such channel is configured.
+    pub fn test_rows(
+        &self,
+        channel: &str,
+        to: Option<&str>,
+        at: jiff::Timestamp,
+    ) -> Option<Vec<NewNotice>> {
+        let config = self.config.as_ref()?;
+        config.channels.get(channel)?;
+        let nonce = format!("{:016x}", fastrand::u64(..));
+        Some(config.test_rows(&self.node, channel, to, at, &nonce))
+    }
+
+    /// The configured channels' names and how each addresses recipients.
+    pub fn channel(&self, name: &str) -> Option<upkeep_outbox::Addressing> {
+        Some(
+            self.config
+                .as_ref()?
+                .channels
+                .get(name)?
+                .config
+                .addressing(),
+        )
+    }
+
+    /// Rows were added: the dispatcher looks.
+    pub fn added(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// The expected end of `w`'s occurrence starting at `occurrence`, after any extension.
+fn occurrence_end(w: &StoredWindow, occurrence: jiff::Timestamp) -> jiff::Timestamp {
+    let length = w.spec.end.duration_since(w.spec.start);
+    let mut end = occurrence.checked_add(length).unwrap_or(occurrence);
+    for t in w.taken.iter().filter(|t| t.occurrence == occurrence) {
+        if let Step::Extended { until } = t.step {
+            end = until;
+        }
+    }
+    end
+}
+
+/// Builds the channels and starts the dispatcher and the incident planner; without
+/// `[notify]`, nothing. A channel that cannot be built (a secret missing) is a config error,
+/// located in the file.
+pub async fn start(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Clock,
+    fanout: &Fanout,
+    node: &str,
+) -> Result<Notices> {
+    let Some(notify) = config.notify.clone() else {
+        return Ok(Notices::default());
+    };
+    let notify = Arc::new(notify);
+    fn env(name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+    let ctx = BuildContext {
+        // Receivers check signatures' times against their own clocks: real time, even when
+        // the daemon's clock is a test's.
+        clock: Clock::system(),
+        base_dir: config
+            .path
+            .parent()
+            .map(ToOwned::to_owned)
+            .unwrap_or_else(|| ".".into()),
+        env: &env,
+    };
+    let mut lanes = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (name, spec) in &notify.channels {
+        match spec.config.build(name, &ctx) {
+            Ok(channel) => {
+                lanes.insert(
+                    name.clone(),
+                    Lane {
+                        channel,
+                        concurrency: spec.concurrency,
+                        rate: spec.rate,
+                    },
+                );
+            }
+            Err(e) => problems.extend(e.problems.into_iter().map(|p| {
+                let key = ["notify", "channels", name.as_str(), p.field.as_str()]
+                    .map(str::to_owned)
+                    .to_vec();
+                (key, format!("channel `{name}`: {}", p.message), p.hint)
+            })),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(config.error_at(problems)).context("building the notice channels");
+    }
+    let templates =
+        Templates::load(notify.templates_dir.as_deref()).context("loading the notice templates")?;
+    let released = store
+        .release_leases(clock.now())
+        .await
+        .context("taking back the outbox rows an earlier daemon held")?;
+    if released > 0 {
+        tracing::warn!(
+            rows = released,
+            "notices an earlier daemon was sending go out again (with the same idempotency key)"
+        );
+    }
+    let owner = format!("{node}.{}.{:08x}", std::process::id(), fastrand::u32(..));
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        clock.clone(),
+        templates,
+        lanes,
+        upkeep_outbox::Settings {
+            owner,
+            lease: notify.lease,
+            give_up_after: notify.give_up_after,
+        },
+    );
+    let wake = dispatcher.waker();
+    tokio::spawn(dispatcher.run());
+    tokio::spawn(
+        IncidentPlanner {
+            store,
+            fanout: fanout.clone(),
+            config: notify.clone(),
+            clock,
+            node: node.to_owned(),
+            wake: wake.clone(),
+        }
+        .run(),
+    );
+    tracing::info!(
+        channels = notify.channels.len(),
+        "notices: dispatcher started"
+    );
+    Ok(Notices {
+        config: Some(notify),
+        node: node.to_owned(),
+        wake,
+    })
+}
