@@ -64,7 +64,7 @@ impl Notices {
         Some(config.test_rows(&self.node, channel, to, at, &nonce))
     }
 
-    /// The configured channels' names and how each addresses recipients.
+    /// How channel `name` addresses its recipients, if it is configured.
     pub fn channel(&self, name: &str) -> Option<upkeep_outbox::Addressing> {
         Some(
             self.config

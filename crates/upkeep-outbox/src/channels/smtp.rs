@@ -10,14 +10,24 @@
 //! `List-Unsubscribe` and `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
 //! SMTP's own verdicts decide: a 4xx reply or no connection is worth a retry, a 5xx reply
 //! (no such user, refused) or an invalid address is permanent.
+//!
+//! Connections: for `smtp://` and STARTTLS the channel keeps connections of its own (up to
+//! `pool_size` idle ones, checked with NOOP before reuse) on sockets with `TCP_NODELAY`:
+//! lettre writes a message's body and its final `.` in two writes, and with Nagle's algorithm
+//! the second waits for the server's delayed ACK (40 ms on Linux), which held one connection
+//! to about 17 messages a second whatever the server (measured by `bench/outbox`). lettre's
+//! own pool has no hook for socket options; `smtps://` (TLS from the first byte) still uses
+//! it.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use lettre::address::Envelope;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
 use lettre::{AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
@@ -46,7 +56,7 @@ pub struct SmtpConfig {
 }
 
 pub(crate) struct Smtp {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    connections: Connections,
     /// For the whole exchange: lettre's own timeout covers connecting only, so a server that
     /// takes the connection and never speaks would hold a send for ever.
     timeout: Duration,
@@ -146,22 +156,29 @@ impl SmtpConfig {
         if !c.is_clean() {
             return c.finish(name, None);
         }
-        let pool = PoolConfig::new()
-            .max_size(pool_size)
-            .idle_timeout(Duration::from_secs(60));
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&endpoint.host)
-            .port(endpoint.port)
-            .tls(tls)
-            .timeout(Some(timeout))
-            .pool_config(pool);
-        if let Some(credentials) = credentials {
-            builder = builder.credentials(credentials);
-        }
-        let transport = builder.build();
+        let connections = match tls {
+            Tls::Wrapper(_) => {
+                let pool = PoolConfig::new().max_size(pool_size).idle_timeout(IDLE);
+                let mut builder =
+                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&endpoint.host)
+                        .port(endpoint.port)
+                        .tls(tls)
+                        .timeout(Some(timeout))
+                        .pool_config(pool);
+                if let Some(credentials) = credentials {
+                    builder = builder.credentials(credentials);
+                }
+                Connections::Lettre(builder.build())
+            }
+            Tls::Required(params) => {
+                Connections::Own(Own::new(endpoint, Some(params), credentials, pool_size))
+            }
+            _ => Connections::Own(Own::new(endpoint, None, credentials, pool_size)),
+        };
         c.finish(
             name,
             Some(Smtp {
-                transport,
+                connections,
                 timeout,
                 from,
                 reply_to,
@@ -318,14 +335,119 @@ impl Channel for Smtp {
     ) -> Result<Delivery, SendError> {
         let message = self.message(to, notice, key)?;
         let id = message_id(key, &self.from);
-        match tokio::time::timeout(self.timeout, self.transport.send(message)).await {
-            Ok(Ok(_)) => Ok(Delivery { id: Some(id) }),
-            Ok(Err(e)) => Err(classify(e)),
+        let send = async {
+            match &self.connections {
+                Connections::Lettre(t) => t.send(message).await.map(drop).map_err(classify),
+                Connections::Own(own) => own.send(message.envelope(), &message.formatted()).await,
+            }
+        };
+        match tokio::time::timeout(self.timeout, send).await {
+            Ok(Ok(())) => Ok(Delivery { id: Some(id) }),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(SendError::retry(format!(
                 "the mail server did not finish within {}s",
                 self.timeout.as_secs_f32()
             ))),
         }
+    }
+}
+
+/// How long an idle connection is kept.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// How messages reach the server.
+enum Connections {
+    /// `smtps://`: lettre's pooled transport.
+    Lettre(AsyncSmtpTransport<Tokio1Executor>),
+    /// `smtp://` and STARTTLS: connections of our own, with `TCP_NODELAY`.
+    Own(Own),
+}
+
+struct Own {
+    host: String,
+    port: u16,
+    /// STARTTLS, required.
+    starttls: Option<TlsParameters>,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+    /// Idle connections and when each was last used. A std Mutex: never held across an
+    /// await.
+    idle: std::sync::Mutex<Vec<(AsyncSmtpConnection, std::time::Instant)>>,
+    keep: usize,
+}
+
+impl Own {
+    fn new(
+        endpoint: Endpoint,
+        starttls: Option<TlsParameters>,
+        credentials: Option<Credentials>,
+        keep: u32,
+    ) -> Own {
+        Own {
+            host: endpoint.host,
+            port: endpoint.port,
+            starttls,
+            credentials,
+            hello: ClientId::default(),
+            idle: Default::default(),
+            keep: keep as usize,
+        }
+    }
+
+    async fn send(&self, envelope: &Envelope, email: &[u8]) -> Result<(), SendError> {
+        let mut conn = loop {
+            let kept = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            match kept {
+                // The server may have closed it meanwhile: NOOP says.
+                Some((mut c, at)) => {
+                    if at.elapsed() < IDLE && c.test_connected().await {
+                        break c;
+                    }
+                    c.abort().await;
+                }
+                None => break self.connect().await?,
+            }
+        };
+        match conn.send(envelope, email).await {
+            Ok(_) => {
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                if idle.len() < self.keep {
+                    idle.push((conn, std::time::Instant::now()));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                conn.abort().await;
+                Err(classify(e))
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| SendError::retry("cannot connect to the mail server").caused_by(e))?;
+        // See the top of this file: without it each message waits out a delayed ACK.
+        let _ = tcp.set_nodelay(true);
+        let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+            .await
+            .map_err(classify)?;
+        if let Some(params) = &self.starttls {
+            if !conn.can_starttls() {
+                conn.abort().await;
+                // Often a server the operator can fix; the notice waits for it.
+                return Err(SendError::retry("the mail server does not offer STARTTLS"));
+            }
+            conn.starttls(params.clone(), &self.hello)
+                .await
+                .map_err(classify)?;
+        }
+        if let Some(credentials) = &self.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+                .map_err(classify)?;
+        }
+        Ok(conn)
     }
 }
 
