@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use upkeep_core::{Event, EventKind, ServiceName, State, TestClock};
-use upkeep_store::{Location, Node, Store, rollup};
+use upkeep_store::{EventLog, Location, Node, Store, rollup};
 
 const SERVICES: usize = 20;
 const EVERY_MIN: i64 = 10;

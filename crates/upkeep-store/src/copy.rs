@@ -12,7 +12,7 @@
 use sqlx::{Any, Row};
 
 use crate::sql::{SqlStore, col, flag, q};
-use crate::{Error, Store};
+use crate::{Error, EventLog};
 
 /// Rows read and written at a time.
 const CHUNK: i64 = 2_000;

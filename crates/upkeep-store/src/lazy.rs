@@ -22,7 +22,7 @@ use upkeep_core::api::{Incident, IncidentDetail, StoredEvent};
 use upkeep_core::report::ReportInputs;
 use upkeep_core::{Committed, Desired, Event, ServiceName, Unfinished};
 
-use crate::{Engine, Error, Location, Node, ServiceRecord, SqlStore, Store};
+use crate::{Engine, Error, EventLog, Location, Node, ServiceRecord, SqlStore, Store};
 
 /// How long start-up waits for the first attempt before it goes on without the store: a
 /// host that drops packets is seen only at the connection timeout (5 s), and services wait
@@ -129,214 +129,66 @@ impl LazyStore {
     }
 }
 
-#[async_trait]
-impl Store for LazyStore {
-    async fn append(&self, first_seq: u64, events: &[Event]) -> Result<(), Error> {
-        self.get()?.append(first_seq, events).await
-    }
-    async fn last_seq(&self) -> Result<u64, Error> {
-        self.get()?.last_seq().await
-    }
-    async fn events(
-        &self,
-        service: Option<&ServiceName>,
-        limit: u32,
-    ) -> Result<Vec<StoredEvent>, Error> {
-        self.get()?.events(service, limit).await
-    }
-    async fn incidents(
-        &self,
-        service: Option<&ServiceName>,
-        limit: u32,
-    ) -> Result<Vec<Incident>, Error> {
-        self.get()?.incidents(service, limit).await
-    }
-    async fn incident(&self, id: i64, limit: u32) -> Result<Option<IncidentDetail>, Error> {
-        self.get()?.incident(id, limit).await
-    }
-    async fn report_inputs(
-        &self,
-        from: jiff::Timestamp,
-        to: jiff::Timestamp,
-    ) -> Result<ReportInputs, Error> {
-        self.get()?.report_inputs(from, to).await
-    }
-    async fn set_desired(&self, service: &ServiceName, desired: Desired) -> Result<(), Error> {
-        self.get()?.set_desired(service, desired).await
-    }
-    async fn services(&self) -> Result<Vec<ServiceRecord>, Error> {
-        self.get()?.services().await
-    }
-    async fn save_revision(&self, path: &str, source: &str) -> Result<i64, Error> {
-        self.get()?.save_revision(path, source).await
-    }
-    async fn revision_count(&self) -> Result<i64, Error> {
-        self.get()?.revision_count().await
-    }
-    async fn unfinished(
-        &self,
-    ) -> Result<std::collections::BTreeMap<ServiceName, Unfinished>, Error> {
-        self.get()?.unfinished().await
-    }
-    async fn events_after(&self, seq: u64, limit: u32) -> Result<Vec<Committed>, Error> {
-        self.get()?.events_after(seq, limit).await
-    }
-    async fn cursor(&self, name: &str) -> Result<u64, Error> {
-        self.get()?.cursor(name).await
-    }
-    async fn set_cursor(&self, name: &str, seq: u64) -> Result<(), Error> {
-        self.get()?.set_cursor(name, seq).await
-    }
-    async fn rollup_mark(&self) -> Result<Option<crate::RollupMark>, Error> {
-        self.get()?.rollup_mark().await
-    }
-    async fn start_rollups(&self, now: jiff::Timestamp) -> Result<crate::RollupMark, Error> {
-        self.get()?.start_rollups(now).await
-    }
-    async fn save_rollup(
-        &self,
-        hour: jiff::Timestamp,
-        t: &std::collections::BTreeMap<ServiceName, upkeep_core::report::Tally>,
-    ) -> Result<bool, Error> {
-        self.get()?.save_rollup(hour, t).await
-    }
-    async fn rollups(
-        &self,
-        from: jiff::Timestamp,
-        to: jiff::Timestamp,
-    ) -> Result<std::collections::BTreeMap<ServiceName, upkeep_core::report::Tally>, Error> {
-        self.get()?.rollups(from, to).await
-    }
-    async fn forget_before(&self, before: jiff::Timestamp) -> Result<u64, Error> {
-        self.get()?.forget_before(before).await
-    }
-    async fn add_latency(&self, hours: &[upkeep_core::latency::HourLatency]) -> Result<(), Error> {
-        self.get()?.add_latency(hours).await
-    }
-    async fn latency(
-        &self,
-        from: jiff::Timestamp,
-        to: jiff::Timestamp,
-    ) -> Result<Vec<upkeep_core::latency::HourLatency>, Error> {
-        self.get()?.latency(from, to).await
-    }
-    fn engine(&self) -> Engine {
-        self.engine
-    }
+/// Implements `$trait` for [`LazyStore`]: each listed method asks the open store, or fails
+/// at once with [`Error::NotOpen`]; the block holds the methods written out.
+macro_rules! forward {
+    ($trait:path { $($own:tt)* }: $(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        #[async_trait]
+        impl $trait for LazyStore {
+            $($own)*
+            $(async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                self.get()?.$name($($arg),*).await
+            })*
+        }
+    };
 }
 
-#[async_trait]
-impl crate::Windows for LazyStore {
-    async fn add_window(
-        &self,
-        spec: &upkeep_core::window::WindowSpec,
-        created: jiff::Timestamp,
-        by: &upkeep_core::Principal,
-        forced_why: Option<&str>,
-    ) -> Result<i64, Error> {
-        self.get()?.add_window(spec, created, by, forced_why).await
-    }
-    async fn windows(&self, all: bool) -> Result<Vec<crate::StoredWindow>, Error> {
-        self.get()?.windows(all).await
-    }
-    async fn window(&self, id: i64) -> Result<Option<crate::StoredWindow>, Error> {
-        self.get()?.window(id).await
-    }
-    async fn edit_window(
-        &self,
-        id: i64,
-        spec: &upkeep_core::window::WindowSpec,
-        at: jiff::Timestamp,
-        forced_why: Option<&str>,
-    ) -> Result<bool, Error> {
-        self.get()?.edit_window(id, spec, at, forced_why).await
-    }
-    async fn take_step(
-        &self,
-        id: i64,
-        occurrence: jiff::Timestamp,
-        step: upkeep_core::window::Step,
-        at: jiff::Timestamp,
-        by: Option<&upkeep_core::Principal>,
-        notices: &[crate::NewNotice],
-    ) -> Result<bool, Error> {
-        self.get()?
-            .take_step(id, occurrence, step, at, by, notices)
-            .await
-    }
-    async fn window_done(&self, id: i64) -> Result<(), Error> {
-        self.get()?.window_done(id).await
-    }
+forward! { EventLog {}:
+    fn append(&self, first_seq: u64, events: &[Event]) -> Result<(), Error>;
+    fn last_seq(&self) -> Result<u64, Error>;
 }
-
-#[async_trait]
-impl crate::Outbox for LazyStore {
-    async fn add_notices(
-        &self,
-        rows: &[crate::NewNotice],
-        at: jiff::Timestamp,
-    ) -> Result<u64, Error> {
-        self.get()?.add_notices(rows, at).await
-    }
-    async fn plan_damped(&self, plan: crate::Damped<'_>) -> Result<Option<jiff::Timestamp>, Error> {
-        self.get()?.plan_damped(plan).await
-    }
-    async fn lease(
-        &self,
-        channel: &str,
-        owner: &str,
-        now: jiff::Timestamp,
-        until: jiff::Timestamp,
-        limit: u32,
-    ) -> Result<Vec<crate::Leased>, Error> {
-        self.get()?.lease(channel, owner, now, until, limit).await
-    }
-    async fn mark_sent(
-        &self,
-        id: i64,
-        at: jiff::Timestamp,
-        delivery: Option<&str>,
-    ) -> Result<bool, Error> {
-        self.get()?.mark_sent(id, at, delivery).await
-    }
-    async fn mark_retry(
-        &self,
-        id: i64,
-        owner: &str,
-        next: jiff::Timestamp,
-        error: &str,
-    ) -> Result<bool, Error> {
-        self.get()?.mark_retry(id, owner, next, error).await
-    }
-    async fn mark_failed(&self, id: i64, owner: &str, error: &str) -> Result<bool, Error> {
-        self.get()?.mark_failed(id, owner, error).await
-    }
-    async fn hurry(&self, channel: &str, now: jiff::Timestamp) -> Result<u64, Error> {
-        self.get()?.hurry(channel, now).await
-    }
-    async fn next_due(
-        &self,
-        channels: &[String],
-        owner: &str,
-    ) -> Result<Option<jiff::Timestamp>, Error> {
-        self.get()?.next_due(channels, owner).await
-    }
-    async fn release_leases(&self, now: jiff::Timestamp) -> Result<u64, Error> {
-        self.get()?.release_leases(now).await
-    }
-    async fn outbox(
-        &self,
-        state: Option<crate::OutboxState>,
-        limit: u32,
-    ) -> Result<Vec<crate::OutboxRow>, Error> {
-        self.get()?.outbox(state, limit).await
-    }
-    async fn outbox_row(&self, id: i64) -> Result<Option<crate::OutboxRow>, Error> {
-        self.get()?.outbox_row(id).await
-    }
-    async fn retry_notice(&self, id: i64, now: jiff::Timestamp) -> Result<bool, Error> {
-        self.get()?.retry_notice(id, now).await
-    }
+forward! { Store { fn engine(&self) -> Engine { self.engine } }:
+    fn events(&self, service: Option<&ServiceName>, limit: u32) -> Result<Vec<StoredEvent>, Error>;
+    fn incidents(&self, service: Option<&ServiceName>, limit: u32) -> Result<Vec<Incident>, Error>;
+    fn incident(&self, id: i64, limit: u32) -> Result<Option<IncidentDetail>, Error>;
+    fn report_inputs(&self, from: jiff::Timestamp, to: jiff::Timestamp) -> Result<ReportInputs, Error>;
+    fn set_desired(&self, service: &ServiceName, desired: Desired) -> Result<(), Error>;
+    fn services(&self) -> Result<Vec<ServiceRecord>, Error>;
+    fn save_revision(&self, path: &str, source: &str) -> Result<i64, Error>;
+    fn revision_count(&self) -> Result<i64, Error>;
+    fn unfinished(&self) -> Result<std::collections::BTreeMap<ServiceName, Unfinished>, Error>;
+    fn events_after(&self, seq: u64, limit: u32) -> Result<Vec<Committed>, Error>;
+    fn cursor(&self, name: &str) -> Result<u64, Error>;
+    fn set_cursor(&self, name: &str, seq: u64) -> Result<(), Error>;
+    fn rollup_mark(&self) -> Result<Option<crate::RollupMark>, Error>;
+    fn start_rollups(&self, now: jiff::Timestamp) -> Result<crate::RollupMark, Error>;
+    fn save_rollup(&self, hour: jiff::Timestamp, t: &std::collections::BTreeMap<ServiceName, upkeep_core::report::Tally>) -> Result<bool, Error>;
+    fn rollups(&self, from: jiff::Timestamp, to: jiff::Timestamp) -> Result<std::collections::BTreeMap<ServiceName, upkeep_core::report::Tally>, Error>;
+    fn forget_before(&self, before: jiff::Timestamp) -> Result<u64, Error>;
+    fn add_latency(&self, hours: &[upkeep_core::latency::HourLatency]) -> Result<(), Error>;
+    fn latency(&self, from: jiff::Timestamp, to: jiff::Timestamp) -> Result<Vec<upkeep_core::latency::HourLatency>, Error>;
+}
+forward! { crate::Windows {}:
+    fn add_window(&self, spec: &upkeep_core::window::WindowSpec, created: jiff::Timestamp, by: &upkeep_core::Principal, forced_why: Option<&str>) -> Result<i64, Error>;
+    fn windows(&self, all: bool) -> Result<Vec<crate::StoredWindow>, Error>;
+    fn window(&self, id: i64) -> Result<Option<crate::StoredWindow>, Error>;
+    fn edit_window(&self, id: i64, spec: &upkeep_core::window::WindowSpec, at: jiff::Timestamp, forced_why: Option<&str>) -> Result<bool, Error>;
+    fn take_step(&self, id: i64, occurrence: jiff::Timestamp, step: upkeep_core::window::Step, at: jiff::Timestamp, by: Option<&upkeep_core::Principal>, notices: &[crate::NewNotice]) -> Result<bool, Error>;
+    fn window_done(&self, id: i64) -> Result<(), Error>;
+}
+forward! { crate::Outbox {}:
+    fn add_notices(&self, rows: &[crate::NewNotice], at: jiff::Timestamp) -> Result<u64, Error>;
+    fn plan_damped(&self, plan: crate::Damped<'_>) -> Result<Option<jiff::Timestamp>, Error>;
+    fn lease(&self, channel: &str, owner: &str, now: jiff::Timestamp, until: jiff::Timestamp, limit: u32) -> Result<Vec<crate::Leased>, Error>;
+    fn mark_sent(&self, id: i64, at: jiff::Timestamp, delivery: Option<&str>) -> Result<bool, Error>;
+    fn mark_retry(&self, id: i64, owner: &str, next: jiff::Timestamp, error: &str) -> Result<bool, Error>;
+    fn mark_failed(&self, id: i64, owner: &str, error: &str) -> Result<bool, Error>;
+    fn hurry(&self, channel: &str, now: jiff::Timestamp) -> Result<u64, Error>;
+    fn next_due(&self, channels: &[String], owner: &str) -> Result<Option<jiff::Timestamp>, Error>;
+    fn release_leases(&self, now: jiff::Timestamp) -> Result<u64, Error>;
+    fn outbox(&self, state: Option<crate::OutboxState>, limit: u32) -> Result<Vec<crate::OutboxRow>, Error>;
+    fn outbox_row(&self, id: i64) -> Result<Option<crate::OutboxRow>, Error>;
+    fn retry_notice(&self, id: i64, now: jiff::Timestamp) -> Result<bool, Error>;
 }
 
 #[cfg(test)]

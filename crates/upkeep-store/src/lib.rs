@@ -161,14 +161,20 @@ pub struct ServiceRecord {
     pub running: Option<(u32, u64)>,
 }
 
+/// The part of the store the event writer uses: numbered appends. Narrow on purpose, so that
+/// the writer's tests can put a failing store in front of a real one with two methods.
 #[async_trait]
-pub trait Store: Windows + Outbox + Send + Sync {
+pub trait EventLog: Send + Sync {
     /// Appends events in one transaction, numbered from `first_seq` on, with what each
     /// changes (incidents, each service's running process). An event whose number is stored
     /// already is skipped: a batch retried after a lost answer is stored once.
     async fn append(&self, first_seq: u64, events: &[Event]) -> Result<(), Error>;
     /// The number of this node's last stored event (0 if none): the writer goes on from it.
     async fn last_seq(&self) -> Result<u64, Error>;
+}
+
+#[async_trait]
+pub trait Store: EventLog + Windows + Outbox + Send + Sync {
     /// The most recent events, newest first; of one service or of all.
     async fn events(
         &self,

@@ -18,7 +18,7 @@ use upkeep_core::report::{DrillSpan, IncidentSpan, ReportInputs, Transition};
 use upkeep_core::{Committed, Desired, Event, EventKind, ServiceName, State, Unfinished};
 
 use crate::derive::{self, Change};
-use crate::{Engine, Error, Node, ServiceRecord, Store};
+use crate::{Engine, Error, EventLog, Node, ServiceRecord, Store};
 
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
@@ -138,7 +138,7 @@ impl SqlStore {
 }
 
 #[async_trait]
-impl Store for SqlStore {
+impl EventLog for SqlStore {
     async fn append(&self, first_seq: u64, events: &[Event]) -> Result<(), Error> {
         let mut tx = self.pool.begin().await.map_err(q("begin"))?;
         for (chunk, part) in events.chunks(INSERT_ROWS).enumerate() {
@@ -219,7 +219,10 @@ impl Store for SqlStore {
             .map_err(q("read the last sequence number"))?;
         Ok(seq.unwrap_or(0).max(0) as u64)
     }
+}
 
+#[async_trait]
+impl Store for SqlStore {
     async fn events(
         &self,
         service: Option<&ServiceName>,

@@ -39,7 +39,7 @@ use upkeep_core::api::StoreHealth;
 use crate::fanout::Fanout;
 use crate::journal::Journal;
 use crate::numbers::{Marks, SeqFile, Unreadable};
-use crate::{Engine, Error, Store};
+use crate::{Engine, Error, EventLog};
 
 /// Most events written in one transaction.
 const BATCH: usize = 512;
@@ -101,7 +101,7 @@ pub async fn check_journal(path: &Path) -> std::io::Result<()> {
 
 /// Runs the writer until every sender is gone. `paths.journal` is the file used while the
 /// store is away (and read at start: what a killed daemon left is stored first).
-pub async fn run(store: Arc<dyn Store>, paths: &Paths, channels: Channels) {
+pub async fn run(store: Arc<dyn EventLog>, paths: &Paths, channels: Channels) {
     let journal = &paths.journal;
     let (numbers, marks) = match SeqFile::open(&paths.numbers) {
         Ok((file, marks)) => (Some(file), marks),
@@ -152,7 +152,7 @@ pub async fn run(store: Arc<dyn Store>, paths: &Paths, channels: Channels) {
 }
 
 struct Writer {
-    store: Arc<dyn Store>,
+    store: Arc<dyn EventLog>,
     journal: Option<Journal>,
     /// Where numbering stands on disk, and what it last said.
     numbers: Option<SeqFile>,
@@ -698,12 +698,10 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Engine, Error, ServiceRecord, SqlStore};
+    use crate::{Engine, Error, SqlStore, Store};
     use async_trait::async_trait;
     use std::sync::atomic::{AtomicU32, Ordering};
-    use upkeep_core::api::{Incident, IncidentDetail, StoredEvent};
-    use upkeep_core::report::ReportInputs;
-    use upkeep_core::{Committed, Desired, EventKind, ServiceName};
+    use upkeep_core::{EventKind, ServiceName};
 
     /// A real store whose appends fail a number of times first, as a locked database's do;
     /// every other failure comes after the batch was stored, as when a server's answer is lost.
@@ -735,124 +733,7 @@ mod tests {
     }
 
     #[async_trait]
-    impl crate::Windows for Flaky {
-        async fn add_window(
-            &self,
-            spec: &upkeep_core::window::WindowSpec,
-            created: jiff::Timestamp,
-            by: &upkeep_core::Principal,
-            forced_why: Option<&str>,
-        ) -> Result<i64, Error> {
-            self.inner.add_window(spec, created, by, forced_why).await
-        }
-        async fn windows(&self, all: bool) -> Result<Vec<crate::StoredWindow>, Error> {
-            self.inner.windows(all).await
-        }
-        async fn window(&self, id: i64) -> Result<Option<crate::StoredWindow>, Error> {
-            self.inner.window(id).await
-        }
-        async fn edit_window(
-            &self,
-            id: i64,
-            spec: &upkeep_core::window::WindowSpec,
-            at: jiff::Timestamp,
-            forced_why: Option<&str>,
-        ) -> Result<bool, Error> {
-            self.inner.edit_window(id, spec, at, forced_why).await
-        }
-        async fn take_step(
-            &self,
-            id: i64,
-            occurrence: jiff::Timestamp,
-            step: upkeep_core::window::Step,
-            at: jiff::Timestamp,
-            by: Option<&upkeep_core::Principal>,
-            notices: &[crate::NewNotice],
-        ) -> Result<bool, Error> {
-            self.inner
-                .take_step(id, occurrence, step, at, by, notices)
-                .await
-        }
-        async fn window_done(&self, id: i64) -> Result<(), Error> {
-            self.inner.window_done(id).await
-        }
-    }
-
-    #[async_trait]
-    impl crate::Outbox for Flaky {
-        async fn add_notices(
-            &self,
-            rows: &[crate::NewNotice],
-            at: jiff::Timestamp,
-        ) -> Result<u64, Error> {
-            self.inner.add_notices(rows, at).await
-        }
-        async fn plan_damped(
-            &self,
-            plan: crate::Damped<'_>,
-        ) -> Result<Option<jiff::Timestamp>, Error> {
-            self.inner.plan_damped(plan).await
-        }
-        async fn lease(
-            &self,
-            channel: &str,
-            owner: &str,
-            now: jiff::Timestamp,
-            until: jiff::Timestamp,
-            limit: u32,
-        ) -> Result<Vec<crate::Leased>, Error> {
-            self.inner.lease(channel, owner, now, until, limit).await
-        }
-        async fn mark_sent(
-            &self,
-            id: i64,
-            at: jiff::Timestamp,
-            delivery: Option<&str>,
-        ) -> Result<bool, Error> {
-            self.inner.mark_sent(id, at, delivery).await
-        }
-        async fn mark_retry(
-            &self,
-            id: i64,
-            owner: &str,
-            next: jiff::Timestamp,
-            error: &str,
-        ) -> Result<bool, Error> {
-            self.inner.mark_retry(id, owner, next, error).await
-        }
-        async fn mark_failed(&self, id: i64, owner: &str, error: &str) -> Result<bool, Error> {
-            self.inner.mark_failed(id, owner, error).await
-        }
-        async fn hurry(&self, channel: &str, now: jiff::Timestamp) -> Result<u64, Error> {
-            self.inner.hurry(channel, now).await
-        }
-        async fn next_due(
-            &self,
-            channels: &[String],
-            owner: &str,
-        ) -> Result<Option<jiff::Timestamp>, Error> {
-            self.inner.next_due(channels, owner).await
-        }
-        async fn release_leases(&self, now: jiff::Timestamp) -> Result<u64, Error> {
-            self.inner.release_leases(now).await
-        }
-        async fn outbox(
-            &self,
-            state: Option<crate::OutboxState>,
-            limit: u32,
-        ) -> Result<Vec<crate::OutboxRow>, Error> {
-            self.inner.outbox(state, limit).await
-        }
-        async fn outbox_row(&self, id: i64) -> Result<Option<crate::OutboxRow>, Error> {
-            self.inner.outbox_row(id).await
-        }
-        async fn retry_notice(&self, id: i64, now: jiff::Timestamp) -> Result<bool, Error> {
-            self.inner.retry_notice(id, now).await
-        }
-    }
-
-    #[async_trait]
-    impl Store for Flaky {
+    impl EventLog for Flaky {
         async fn append(&self, first: u64, events: &[Event]) -> Result<(), Error> {
             if self.away.load(Ordering::SeqCst) {
                 return Err(busy());
@@ -874,89 +755,6 @@ mod tests {
                 return Err(busy());
             }
             self.inner.last_seq().await
-        }
-        async fn events(&self, s: Option<&ServiceName>, l: u32) -> Result<Vec<StoredEvent>, Error> {
-            self.inner.events(s, l).await
-        }
-        async fn incidents(&self, s: Option<&ServiceName>, l: u32) -> Result<Vec<Incident>, Error> {
-            self.inner.incidents(s, l).await
-        }
-        async fn incident(&self, id: i64, l: u32) -> Result<Option<IncidentDetail>, Error> {
-            self.inner.incident(id, l).await
-        }
-        async fn report_inputs(
-            &self,
-            from: jiff::Timestamp,
-            to: jiff::Timestamp,
-        ) -> Result<ReportInputs, Error> {
-            self.inner.report_inputs(from, to).await
-        }
-        async fn set_desired(&self, s: &ServiceName, d: Desired) -> Result<(), Error> {
-            self.inner.set_desired(s, d).await
-        }
-        async fn services(&self) -> Result<Vec<ServiceRecord>, Error> {
-            self.inner.services().await
-        }
-        async fn save_revision(&self, path: &str, source: &str) -> Result<i64, Error> {
-            self.inner.save_revision(path, source).await
-        }
-        async fn revision_count(&self) -> Result<i64, Error> {
-            self.inner.revision_count().await
-        }
-        async fn unfinished(
-            &self,
-        ) -> Result<std::collections::BTreeMap<ServiceName, upkeep_core::Unfinished>, Error>
-        {
-            self.inner.unfinished().await
-        }
-        async fn events_after(&self, seq: u64, limit: u32) -> Result<Vec<Committed>, Error> {
-            self.inner.events_after(seq, limit).await
-        }
-        async fn cursor(&self, name: &str) -> Result<u64, Error> {
-            self.inner.cursor(name).await
-        }
-        async fn set_cursor(&self, name: &str, seq: u64) -> Result<(), Error> {
-            self.inner.set_cursor(name, seq).await
-        }
-        async fn rollup_mark(&self) -> Result<Option<crate::RollupMark>, Error> {
-            self.inner.rollup_mark().await
-        }
-        async fn start_rollups(&self, now: jiff::Timestamp) -> Result<crate::RollupMark, Error> {
-            self.inner.start_rollups(now).await
-        }
-        async fn save_rollup(
-            &self,
-            hour: jiff::Timestamp,
-            t: &std::collections::BTreeMap<ServiceName, upkeep_core::report::Tally>,
-        ) -> Result<bool, Error> {
-            self.inner.save_rollup(hour, t).await
-        }
-        async fn rollups(
-            &self,
-            from: jiff::Timestamp,
-            to: jiff::Timestamp,
-        ) -> Result<std::collections::BTreeMap<ServiceName, upkeep_core::report::Tally>, Error>
-        {
-            self.inner.rollups(from, to).await
-        }
-        async fn forget_before(&self, before: jiff::Timestamp) -> Result<u64, Error> {
-            self.inner.forget_before(before).await
-        }
-        async fn add_latency(
-            &self,
-            hours: &[upkeep_core::latency::HourLatency],
-        ) -> Result<(), Error> {
-            self.inner.add_latency(hours).await
-        }
-        async fn latency(
-            &self,
-            from: jiff::Timestamp,
-            to: jiff::Timestamp,
-        ) -> Result<Vec<upkeep_core::latency::HourLatency>, Error> {
-            self.inner.latency(from, to).await
-        }
-        fn engine(&self) -> Engine {
-            self.inner.engine()
         }
     }
 

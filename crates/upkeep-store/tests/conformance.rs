@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use upkeep_core::{Actor, Desired, Event, EventKind, ExitStatus, State};
-use upkeep_store::{Engine, Location, ServiceRecord, Store, Windows};
+use upkeep_store::{Engine, EventLog, Location, ServiceRecord, Store, Windows};
 
 mod engines;
 
