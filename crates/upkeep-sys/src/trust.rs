@@ -81,6 +81,58 @@ pub fn check_if_present(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Reads a small file of the daemon's own (at most `max` bytes): None when there is none; an
+/// error when it is a symlink, someone else's, or writable by others (its content would be
+/// theirs to choose).
+pub fn read_own(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    check_owned(&file.metadata()?, path)?;
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
+}
+
+/// Replaces the file at `path` with `bytes`, mode 0600, so that a reader (or a kill at any
+/// moment) sees the old content or the new, never a part: a temporary file beside it, written
+/// and synced, renamed over it, and the rename synced.
+pub fn replace_own(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp); // left by a killed run of this pid
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    let written = f
+        .write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +152,34 @@ mod tests {
         let err = private_dir(&shared).unwrap_err();
         assert!(err.to_string().contains("writable by others"), "{err}");
         assert_eq!(std::fs::metadata(&shared).unwrap().mode() & 0o7777, 0o1777);
+    }
+
+    #[test]
+    fn an_own_file_is_replaced_whole_and_a_foreign_one_is_not_read() {
+        let base = tempfile::tempdir().unwrap();
+        let f = base.path().join("state.json");
+        assert!(read_own(&f, 100).unwrap().is_none());
+        replace_own(&f, b"one").unwrap();
+        replace_own(&f, b"two").unwrap();
+        assert_eq!(read_own(&f, 100).unwrap().unwrap(), b"two");
+        assert_eq!(read_own(&f, 2).unwrap().unwrap(), b"tw");
+        assert_eq!(std::fs::metadata(&f).unwrap().mode() & 0o777, 0o600);
+        // Nothing left beside it.
+        assert_eq!(std::fs::read_dir(base.path()).unwrap().count(), 1);
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(read_own(&f, 100).is_err());
+        let link = base.path().join("link");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        assert!(read_own(&link, 100).is_err());
+        assert!(
+            replace_own(&link, b"x").is_ok(),
+            "replacing a link puts a file in its place"
+        );
+        assert_eq!(
+            std::fs::read(&f).unwrap(),
+            b"two",
+            "and leaves its target alone"
+        );
     }
 
     #[test]

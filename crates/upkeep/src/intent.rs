@@ -255,27 +255,16 @@ pub async fn keep_store_in_step(
 }
 
 fn read(path: &Path) -> Result<Option<IntentFile>, IntentError> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
     let read = |source| IntentError::Read {
         path: path.to_owned(),
         source,
     };
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(read(e)),
-    };
-    upkeep_supervisor::trust::check_owned(&file.metadata().map_err(read)?, path).map_err(read)?;
-    let mut text = String::new();
     // A few lines per service; more is not a file of ours.
-    file.take(16 * 1024 * 1024)
-        .read_to_string(&mut text)
-        .map_err(read)?;
+    let Some(bytes) = upkeep_supervisor::trust::read_own(path, 16 * 1024 * 1024).map_err(read)?
+    else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&bytes);
     let parse = |message: String| IntentError::Parse {
         path: path.to_owned(),
         message,
@@ -290,37 +279,14 @@ fn read(path: &Path) -> Result<Option<IntentFile>, IntentError> {
     Ok(Some(file))
 }
 
-/// Replaces the file at `path` with `text`: a temporary file (0600) beside it, written and
-/// synced, then renamed over it, and the rename synced.
+/// Replaces the file at `path` with `text`, whole (see [`upkeep_supervisor::trust::replace_own`]).
 fn save(path: &Path, text: &str) -> Result<(), IntentError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let write = |source| IntentError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp); // left by a killed run of this pid
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .map_err(write)?;
-    let written = f
-        .write_all(text.as_bytes())
-        .and_then(|()| f.write_all(b"\n"))
-        .and_then(|()| f.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(write(e));
-    }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(write)
+    upkeep_supervisor::trust::replace_own(path, format!("{text}\n").as_bytes()).map_err(|source| {
+        IntentError::Write {
+            path: path.to_owned(),
+            source,
+        }
+    })
 }
 
 #[cfg(test)]

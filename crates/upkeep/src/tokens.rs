@@ -200,30 +200,16 @@ pub fn find(tokens: &[Token], secret: &str) -> Option<Grant> {
 
 /// Reads the tokens of `path`; a file that does not exist holds none.
 pub fn load(path: &Path) -> Result<Vec<Token>, TokenError> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let read = |source| TokenError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(read(e)),
-    };
-    let meta = file.metadata().map_err(read)?;
-    // Someone else's, or writable by others: its tokens would be theirs to mint.
-    upkeep_supervisor::trust::check_owned(&meta, path).map_err(read)?;
-    let mut text = String::new();
-    // A list of thousands of tokens is a few hundred KiB; more is not a tokens file.
-    file.take(16 * 1024 * 1024)
-        .read_to_string(&mut text)
-        .map_err(read)?;
-    parse(path, &text)
+    // Someone else's, or writable by others: its tokens would be theirs to mint. A list of
+    // thousands of tokens is a few hundred KiB; more is not a tokens file.
+    match upkeep_supervisor::trust::read_own(path, 16 * 1024 * 1024) {
+        Ok(Some(bytes)) => parse(path, &String::from_utf8_lossy(&bytes)),
+        Ok(None) => Ok(Vec::new()),
+        Err(source) => Err(TokenError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
 }
 
 fn parse(path: &Path, text: &str) -> Result<Vec<Token>, TokenError> {
@@ -246,39 +232,18 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Token>, TokenError> {
 /// Replaces the file at `path` with `tokens`: a temporary file (0600) beside it, written and
 /// synced, then renamed over it, and the rename synced.
 fn save(path: &Path, tokens: &[Token]) -> Result<(), TokenError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let write = |source| TokenError::Write {
-        path: path.to_owned(),
-        source,
-    };
     let file = TokenFile {
         version: VERSION,
         tokens: tokens.to_vec(),
     };
     let mut text = serde_json::to_string_pretty(&file).expect("tokens serialise");
     text.push('\n');
-    let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp); // left by a killed run of this pid
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .map_err(write)?;
-    let written = f
-        .write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(write(e));
-    }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(write)
+    upkeep_supervisor::trust::replace_own(path, text.as_bytes()).map_err(|source| {
+        TokenError::Write {
+            path: path.to_owned(),
+            source,
+        }
+    })
 }
 
 /// Runs `edit` on the tokens of `data_dir` under the edit lock, and saves what it leaves.
