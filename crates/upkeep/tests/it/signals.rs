@@ -373,13 +373,25 @@ fn a_forking_service_whose_pid_file_never_comes_fails_its_start_and_leaves_nothi
 
 #[test]
 fn a_killed_daemon_never_runs_a_forking_service_twice() {
+    killed_daemon_with_forking_nginx(true);
+}
+
+/// Without cgroups, the run record alone finds the daemon: it names the master the PID file
+/// named, not the start command, which was long gone.
+#[test]
+fn a_killed_daemon_never_runs_a_forking_service_twice_without_cgroups() {
+    killed_daemon_with_forking_nginx(false);
+}
+
+fn killed_daemon_with_forking_nginx(cgroups: bool) {
     let port = free_port();
     let d = TestDaemon::prepare(BIN, "");
     let dir = nginx_dir(&d);
     let cmd = nginx_conf(&dir, port, true);
     let conf = dir.join("nginx.conf").display().to_string();
+    // Right after the testkit's [daemon] keys, so still in that table.
     d.write_services(&format!(
-        "[services.nginx]\ncommand = \"{cmd}\"\ntype = \"forking\"\npid_file = \"{}\"\n",
+        "cgroups = {cgroups}\n\n[services.nginx]\ncommand = \"{cmd}\"\ntype = \"forking\"\npid_file = \"{}\"\n",
         dir.join("nginx.pid").display()
     ));
     let mut d = d;
@@ -487,4 +499,54 @@ fn up_without_a_config_explains_how_to_make_one_in_both_languages() {
     assert!(err.contains("创建 ./upkeep.toml"), "{err}");
     // Nothing was made.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// Debian's own `nginx.service`, imported as it is, runs under upkeep as a forking service.
+/// Only its start is wrapped in `unshare -n` (a network namespace of its own), so that its
+/// port 80 is free whatever this host runs; its config, PID file and logs are Debian's.
+#[test]
+fn debian_nginx_service_imported_runs_followed_by_its_pid_file() {
+    let pid_file = Path::new("/run/nginx.pid");
+    assert!(
+        !pid_file.exists(),
+        "{} exists: a system nginx runs on this host, and this test would take its PID file",
+        pid_file.display()
+    );
+    let d = TestDaemon::prepare(BIN, "");
+    ok(&d.cli(&["import", "systemd", "nginx"]));
+    let written = std::fs::read_to_string(&d.config).unwrap();
+    assert!(
+        written.contains("type = \"forking\"\npid_file = \"/run/nginx.pid\""),
+        "{written}"
+    );
+    let start = "&& exec /usr/sbin/nginx ";
+    assert!(written.contains(start), "{written}");
+    std::fs::write(
+        &d.config,
+        written.replace(start, "&& exec unshare -n /usr/sbin/nginx "),
+    )
+    .unwrap();
+    ok(&d.cli(&["check"]));
+    let mut d = d;
+    d.launch();
+    d.wait_state("nginx", "up", LONG);
+    let master: u32 = std::fs::read_to_string(pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(d.pid("nginx"), Some(master));
+    let tree: BTreeSet<u32> = d
+        .wait_until("nginx's workers", LONG, || {
+            let w = workers(master);
+            (!w.is_empty()).then_some(w)
+        })
+        .into_iter()
+        .chain([master])
+        .collect();
+    ok(&d.cli(&["stop", "nginx"]));
+    for p in &tree {
+        assert!(!alive(*p), "nginx process {p} outlived the stop");
+    }
+    assert!(!pid_file.exists(), "nginx left its PID file");
 }
