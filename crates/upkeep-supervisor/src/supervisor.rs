@@ -219,6 +219,12 @@ pub struct Supervisor {
     notify_dir: std::path::PathBuf,
     /// It was stopped and has reported it: shutdown need not report it again.
     stopped: bool,
+    /// This supervisor's end (removal or shutdown): also ends the wait for a forking
+    /// service's PID file, which holds the task.
+    cancel: CancellationToken,
+    /// A command that ended the wait for a forking service's PID file (a stop, a restart, a
+    /// new config): the run loop carries it out next.
+    interrupted: Option<SupervisorCommand>,
 }
 
 enum Wake {
@@ -272,6 +278,8 @@ impl Supervisor {
             signals,
             notify_dir: deps.notify_dir.clone(),
             stopped: false,
+            cancel: cancel.clone(),
+            interrupted: None,
         };
         sup.configure_signals();
         let token = cancel.clone();
@@ -295,6 +303,10 @@ impl Supervisor {
             self.start(Actor::Upkeep).await;
         }
         loop {
+            if let Some(cmd) = self.interrupted.take() {
+                self.handle(cmd).await;
+                continue;
+            }
             let wake = {
                 let exit = async {
                     match self.running.as_mut() {
@@ -790,18 +802,42 @@ impl Supervisor {
                     ServiceType::Simple => (s.pid, s.pid, s.start_ticks, s.exit),
                     ServiceType::Forking { pid_file, timeout } => {
                         // The start command forks the daemon and exits: follow the daemon.
-                        // (Commands wait meanwhile, at most twice `timeout`.)
-                        let cgroup = self.lineage.cgroup();
-                        match forking::follow(
-                            &self.reaper,
-                            s.pid,
-                            s.exit,
-                            &pid_file,
-                            timeout,
-                            cgroup,
-                        )
-                        .await
-                        {
+                        // Meanwhile a stop, a restart, a new config, a removal or shutdown
+                        // end the wait (the command is carried out next); the other commands
+                        // are answered as for a service not yet running.
+                        let followed = {
+                            let cgroup = self.lineage.cgroup();
+                            let follow = forking::follow(
+                                &self.reaper,
+                                s.pid,
+                                s.exit,
+                                &pid_file,
+                                timeout,
+                                cgroup,
+                            );
+                            tokio::pin!(follow);
+                            loop {
+                                tokio::select! {
+                                    f = &mut follow => break f,
+                                    _ = self.cancel.cancelled() => {
+                                        break Err("the supervisor stopped while the start was followed".into());
+                                    }
+                                    Some(cmd) = self.commands.recv() => match cmd {
+                                        SupervisorCommand::Signal { done, .. } => {
+                                            let _ = done.send(Err(SignalError::NotRunning(self.name.clone())));
+                                        }
+                                        SupervisorCommand::Start { done, .. }
+                                        | SupervisorCommand::Drill { done, .. } => ack(done),
+                                        SupervisorCommand::Heal { .. } => {}
+                                        other => {
+                                            self.interrupted = Some(other);
+                                            break Err("the start was interrupted by a stop, a restart or a new config".into());
+                                        }
+                                    },
+                                }
+                            }
+                        };
+                        match followed {
                             Ok(f) => {
                                 // The record names the daemon's group when it leads one
                                 // (after its setsid); else the start command's group stays
@@ -817,6 +853,11 @@ impl Supervisor {
                                 // Whatever it left (a daemon without a PID file) goes.
                                 let _ = self.stop_group(s.pid).await;
                                 before.push(self.ev(EventKind::SpawnFailed { error }));
+                                if self.cancel.is_cancelled() || self.interrupted.is_some() {
+                                    // Ending, or an operator's command comes next: no restart.
+                                    self.emit(before).await;
+                                    return;
+                                }
                                 let status = ExitStatus {
                                     code: Some(1),
                                     signal: None,

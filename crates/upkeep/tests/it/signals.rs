@@ -550,3 +550,40 @@ fn debian_nginx_service_imported_runs_followed_by_its_pid_file() {
     }
     assert!(!pid_file.exists(), "nginx left its PID file");
 }
+
+/// A start command that never returns is followed until `pid_file_timeout`, but neither an
+/// operator's stop nor the daemon's shutdown waits for that: the command is stopped with the
+/// rest, and nothing starts again.
+#[test]
+fn a_stop_or_shutdown_does_not_wait_for_a_forking_start_that_never_ends() {
+    let token = upkeep_testkit::unique();
+    let mut d = daemon(&format!(
+        "[services.stuck]\ncommand = \"sleep {token}\"\ntype = \"forking\"\npid_file = \"stuck.pid\"\npid_file_timeout = \"1h\"\n"
+    ));
+    let starter = || {
+        d.wait_until("the start command to run", LONG, || {
+            pids_with_cmdline(&format!("sleep {token}"))
+                .first()
+                .copied()
+        })
+    };
+    let first = starter();
+    // Not running yet: nothing to signal.
+    let out = d.cli(&["signal", "stuck", "HUP"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is not running"), "{}", stderr(&out));
+    ok(&d.cli(&["stop", "stuck"]));
+    assert_eq!(d.state("stuck"), "stopped");
+    assert!(!alive(first), "the start command outlived the stop");
+    // A start answers once the daemon is followed (as `systemctl start` does): not yet.
+    let mut start = d.cli_spawn(&["start", "stuck"]);
+    let second = starter();
+    let status = d.signal_daemon(Signal::SIGTERM);
+    assert!(status.success(), "daemon exit {status}\n{}", d.daemon_log());
+    assert!(!alive(second), "the start command outlived the daemon");
+    assert!(pids_with_cmdline(&format!("sleep {token}")).is_empty());
+    let log = d.daemon_log();
+    assert!(!log.contains("shutdown timeout passed"), "{log}");
+    // The start was answered when the shutdown ended its wait.
+    start.wait().unwrap();
+}
