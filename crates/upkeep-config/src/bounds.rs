@@ -76,6 +76,9 @@ pub(crate) const INCIDENT_AFTER: Limits<Duration> = between(Duration::ZERO, DAYS
 /// `ready_timeout`: how long a start may take to become ready. Below 10ms no program could
 /// be ready in time; a day is far past any start.
 pub(crate) const READY_TIMEOUT: Limits<Duration> = between(Duration::from_millis(10), DAY);
+/// `pid_file_timeout`: how long a forking service's PID file may take after its command
+/// exits. At least 10ms (a file is not written faster), at most an hour.
+pub(crate) const PID_FILE_TIMEOUT: Limits<Duration> = between(Duration::from_millis(10), HOUR);
 /// `watchdog`: the most time between two `WATCHDOG=1` pings. At least 100ms (systemd's
 /// programs ping at half the interval, so less would keep them busy pinging), at most a day.
 pub(crate) const WATCHDOG: Limits<Duration> = between(Duration::from_millis(100), DAY);

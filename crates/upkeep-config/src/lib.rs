@@ -15,6 +15,8 @@
 //!   - `validate/store.rs`: where history is kept ([`StoreConfig`]).
 //!   - `validate/deps.rs`: `depends_on`, `on_dependency_down`, unknown names and cycles.
 //!   - `validate/ready.rs`: `ready`, `ready_timeout`, `watchdog` ([`Ready`]).
+//!   - `validate/process.rs`: `type`, `pid_file`, `reload_signal` ([`ServiceType`],
+//!     [`parse_signal`]).
 //!   - `validate/notify.rs`: `[notify]`, into upkeep-outbox's `NotifyConfig`.
 //! - `bounds.rs`: every limit on a value (durations, counts, sizes), with why.
 //! - `env_file.rs`: a service's `env_file` read into entries with line numbers; its errors
@@ -40,6 +42,6 @@ pub use paths::{default_config_path, default_data_dir};
 pub use validate::{
     Config, CpuProbeConfig, DaemonConfig, ExecProbeConfig, HttpProbeConfig, LogConfig, LogPattern,
     MaintenanceConfig, ManagedConfig, MemoryProbeConfig, OnUnhealthy, ProbeConfig, ProbeKind,
-    ProcessProbeConfig, Program, Ready, RestartPolicy, SecretSource, ServiceConfig, StoreConfig,
-    TcpProbeConfig, UserIds, load, parse, secret_in_url,
+    ProcessProbeConfig, Program, Ready, RestartPolicy, SecretSource, ServiceConfig, ServiceType,
+    StoreConfig, TcpProbeConfig, UserIds, load, parse, parse_signal, secret_in_url,
 };

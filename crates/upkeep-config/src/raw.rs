@@ -225,6 +225,16 @@ pub(crate) struct RawService {
     pub watchdog: Option<String>,
     /// Where to read what to do when it fails (a URL or a path): goes with its incident notices.
     pub runbook: Option<String>,
+    /// `simple` (default: the command is the service) or `forking` (the command forks a
+    /// daemon and exits; the daemon is followed through `pid_file`). See `validate/process.rs`.
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    /// With `type = "forking"`: where the daemon writes its pid.
+    pub pid_file: Option<String>,
+    /// With `type = "forking"`: how long the PID file may take once the command exited.
+    pub pid_file_timeout: Option<String>,
+    /// What `upkeep reload NAME` sends (e.g. `"SIGHUP"`); absent: the service cannot reload.
+    pub reload_signal: Option<String>,
 }
 
 impl Default for RawDaemon {

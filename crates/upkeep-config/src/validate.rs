@@ -25,12 +25,14 @@ use crate::raw::{RawCommand, RawConfig, RawService};
 mod deps;
 mod notify;
 mod probes;
+mod process;
 mod ready;
 mod store;
 pub use probes::{
     CpuProbeConfig, ExecProbeConfig, HttpProbeConfig, MemoryProbeConfig, ProbeConfig, ProbeKind,
     ProcessProbeConfig, TcpProbeConfig,
 };
+pub use process::{ServiceType, parse_signal};
 pub use ready::{LogPattern, Ready};
 pub use store::{SecretSource, StoreConfig, secret_in_url};
 
@@ -232,6 +234,10 @@ pub struct ManagedConfig {
     pub ready_timeout: Option<Duration>,
     /// With `ready = "notify"`: the most time between two `WATCHDOG=1` pings.
     pub watchdog: Option<Duration>,
+    /// `simple`, or `forking` with its PID file.
+    pub kind: ServiceType,
+    /// What `upkeep reload NAME` sends (None: it cannot reload without a restart).
+    pub reload_signal: Option<i32>,
 }
 
 /// Reads and validates the config file at `path`: a regular file of at most
@@ -640,6 +646,9 @@ impl Validator<'_> {
                     ("ready", raw.ready.is_some()),
                     ("ready_timeout", raw.ready_timeout.is_some()),
                     ("watchdog", raw.watchdog.is_some()),
+                    ("type", raw.type_.is_some()),
+                    ("pid_file", raw.pid_file.is_some()),
+                    ("reload_signal", raw.reload_signal.is_some()),
                 ] {
                     if set {
                         self.problem(
@@ -864,6 +873,8 @@ impl Validator<'_> {
             None,
         );
         let readiness = self.readiness(name, raw);
+        let kind = self.service_type(name, raw, &run_dir, readiness.as_ref().map(|r| &r.ready));
+        let reload_signal = self.reload_signal(name, raw);
 
         if self.problems.len() > before {
             return None;
@@ -890,6 +901,8 @@ impl Validator<'_> {
             ready: readiness.as_ref()?.ready.clone(),
             ready_timeout: readiness.as_ref()?.timeout,
             watchdog: readiness?.watchdog,
+            kind: kind?,
+            reload_signal: reload_signal.ok()?,
         })
     }
 
@@ -1143,18 +1156,7 @@ impl Validator<'_> {
     }
 
     fn signal(&mut self, key: &[&str], text: &str) -> Option<i32> {
-        let upper = text.trim().to_ascii_uppercase();
-        let named = if upper.starts_with("SIG") {
-            upper
-        } else {
-            format!("SIG{upper}")
-        };
-        let parsed = named.parse::<nix::sys::signal::Signal>().ok().or_else(|| {
-            text.trim()
-                .parse::<i32>()
-                .ok()
-                .and_then(|n| nix::sys::signal::Signal::try_from(n).ok())
-        });
+        let parsed = parse_signal(text).and_then(|n| nix::sys::signal::Signal::try_from(n).ok());
         match parsed {
             // SIGSTOP cannot be caught and ends nothing: every stop would wait out
             // stop_timeout and then kill.

@@ -204,6 +204,29 @@ pub struct ActionResult {
     pub by: Option<Principal>,
 }
 
+/// `POST /api/v1/services/{name}/signal`: a signal by name (`HUP`, `SIGHUP`) or number, to
+/// the main process, or with `group` to its whole tree (process group and cgroup).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalRequest {
+    pub signal: String,
+    #[serde(default)]
+    pub group: bool,
+}
+
+/// The answer of `POST /api/v1/services/{name}/signal` and `.../reload` (which sends the
+/// service's `reload_signal` to its main process).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignalResult {
+    pub service: ServiceName,
+    /// Its name, `SIGHUP`.
+    pub signal: String,
+    /// The main process it went to (with `group`, the tree it leads).
+    pub pid: u32,
+    pub group: bool,
+    pub by: Principal,
+}
+
 /// `POST /api/v1/reload`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReloadResult {

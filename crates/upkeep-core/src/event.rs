@@ -163,6 +163,17 @@ pub enum EventKind {
     Stopped { by: Actor },
     /// An operator asked for a restart.
     RestartRequested { by: Actor },
+    /// An operator sent `signal` (its name, `SIGHUP`) to the running process `pid`, or with
+    /// `group` to its whole tree (process group and cgroup): `upkeep signal`, or `upkeep
+    /// reload NAME` (`reload`: the service's `reload_signal`). Nothing restarts: a recorded
+    /// intervention that leaves the run as it is.
+    Signalled {
+        signal: String,
+        pid: u32,
+        group: bool,
+        reload: bool,
+        by: Actor,
+    },
     /// Survivors of the group were still running after the main process died; they were
     /// stopped before the restart.
     GroupCleaned { signalled: bool, killed: bool },
@@ -273,6 +284,7 @@ impl EventKind {
             EventKind::Stopping { .. } => "stopping",
             EventKind::Stopped { .. } => "stopped",
             EventKind::RestartRequested { .. } => "restart_requested",
+            EventKind::Signalled { .. } => "signalled",
             EventKind::GroupCleaned { .. } => "group_cleaned",
             EventKind::LogLinesDropped { .. } => "log_lines_dropped",
             EventKind::StaleStopped { .. } => "stale_stopped",
@@ -295,7 +307,8 @@ impl EventKind {
     }
 
     /// True for the one event that records an operator action (the availability report
-    /// counts these apart from automatic heals): a start, a stop, or a restart request. The
+    /// counts these apart from automatic heals): a start, a stop, a restart request, or a
+    /// signal (a reload). The
     /// steps an action causes (stopping, the restart's new start) are not counted again.
     pub fn is_intervention(&self) -> bool {
         matches!(
@@ -303,6 +316,7 @@ impl EventKind {
             EventKind::Started { by, .. }
                 | EventKind::Stopped { by }
                 | EventKind::RestartRequested { by }
+                | EventKind::Signalled { by, .. }
                 if by.is_operator()
         )
     }
@@ -381,6 +395,13 @@ mod tests {
             },
             EventKind::DependencyRestart {
                 reason: "db".into(),
+            },
+            EventKind::Signalled {
+                signal: "SIGHUP".into(),
+                pid: 7,
+                group: false,
+                reload: true,
+                by: alice(),
             },
         ];
         for k in kinds {

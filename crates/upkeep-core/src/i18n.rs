@@ -139,6 +139,12 @@ messages! {
     ColRecovered => "recovered (MTTR)", "恢复用时 (MTTR)";
     ColDetectedBy => "detected by", "发现途径";
     ByWhom => "by {}", "由 {} 执行";
+    SignalSent => "sent {} to {} (pid {})", "已发送 {} 给 {}（进程号 {}）";
+    SignalSentGroup => "sent {} to the whole tree of {} (led by pid {})", "已发送 {} 给 {} 的整个进程树（主进程号 {}）";
+    ReloadSent => "asked {} to reload its config: sent {} (pid {}), no restart", "已请 {} 重新加载配置：发送 {}（进程号 {}），未重启";
+    NoConfigFile => "no config file: looked for {}", "没有配置文件：已查找 {}";
+    NoConfigHint => "`upkeep add NAME -- COMMAND...` makes ./upkeep.toml here and starts the daemon with it; or write one (see the README's Configuration) and run `upkeep check`", "`upkeep add 名称 -- 命令...` 会在此处创建 ./upkeep.toml 并用它启动守护进程；或自己编写一个（见 README 的 Configuration 一节）后运行 `upkeep check`";
+    ConfigCreated => "made {}, with its data dir {}", "已创建 {}，数据目录为 {}";
     ByOperator => "by an operator", "由操作员执行";
     NoEvents => "no events", "没有事件";
     NoTokens => "no tokens (make one with `upkeep token create NAME --scope read`)", "没有令牌（用 `upkeep token create 名称 --scope read` 创建）";
@@ -236,6 +242,11 @@ mod tests {
             Msg::Added,
             Msg::Imported,
             Msg::ByWhom,
+            Msg::SignalSent,
+            Msg::SignalSentGroup,
+            Msg::ReloadSent,
+            Msg::NoConfigFile,
+            Msg::ConfigCreated,
             Msg::TokenCreated,
             Msg::TokenRevoked,
         ] {

@@ -249,7 +249,9 @@ impl ServiceModel {
                 s.ready = false;
             }
             // Records of what this machine or the supervisor decided: nothing to fold in.
-            EventKind::ReadyTimedOut { .. } | EventKind::DependencyRestart { .. } => {}
+            EventKind::ReadyTimedOut { .. }
+            | EventKind::DependencyRestart { .. }
+            | EventKind::Signalled { .. } => {}
             EventKind::Exited { status, .. } => {
                 // Down until the supervisor says otherwise (not_restarted, failed); a stop
                 // in progress stays a stop.

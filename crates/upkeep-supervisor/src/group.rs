@@ -43,6 +43,26 @@ impl Tree<'_> {
         group_exists(self.pgid) || self.cgroup.is_some_and(Cgroup::populated)
     }
 
+    /// Sends `signal` once to each live process of the tree (its group's members and its
+    /// cgroup's, together): an operator's signal, which a process must get once (two
+    /// SIGHUPs are two reloads). Stops use [`Tree::signal`], where twice does no harm. True
+    /// if any got it.
+    pub(crate) fn signal_each_once(&self, signal: Signal) -> bool {
+        let mut pids: std::collections::BTreeSet<u32> = upkeep_sys::procfs::group_states(self.pgid)
+            .into_iter()
+            .filter(|(_, state)| *state != 'Z')
+            .map(|(pid, _)| pid)
+            .collect();
+        if let Some(cg) = self.cgroup {
+            pids.extend(cg.pids());
+        }
+        let mut any = false;
+        for pid in pids {
+            any |= nix::sys::signal::kill(Pid::from_raw(pid as i32), signal).is_ok();
+        }
+        any
+    }
+
     fn signal(&self, signal: Signal) -> bool {
         let group = killpg(Pid::from_raw(self.pgid as i32), signal).is_ok();
         let cgroup = self.cgroup.is_some_and(|c| c.signal(signal));

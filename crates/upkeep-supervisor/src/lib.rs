@@ -17,11 +17,13 @@
 //!   and what an earlier daemon left.
 //! - `policy.rs`: restart policy, backoff with jitter, crash-loop limit (pure, tested on instants).
 //! - `spawn.rs`: a `ManagedConfig` to a running process group.
+//! - `forking.rs`: a forking daemon followed through its PID file (`type = "forking"`).
 //! - `ready/`: readiness signals (the notify socket with its sender check, the readiness
 //!   pipe of `ready = { fd = N }`, the log line watch), as notes to the supervisor.
 //! - `supervisor.rs`: the per-service task.
 //! - `logs/`: capture (pipe readers), writer thread, rotation.
 
+mod forking;
 mod group;
 mod logs;
 mod policy;
@@ -31,7 +33,9 @@ mod supervisor;
 
 pub use group::{StopOutcome, stop_leftovers};
 pub use logs::{LogHub, Stream, tail, tail_start};
-pub use supervisor::{Supervisor, SupervisorCommand, SupervisorDeps, SupervisorHandle};
+pub use supervisor::{
+    SignalError, Signalled, Supervisor, SupervisorCommand, SupervisorDeps, SupervisorHandle,
+};
 pub use upkeep_sys::{
     Leftovers, Lineage, Reaper, drop_startup_pages, procfs, raise_open_files, set_child_subreaper,
     trust,

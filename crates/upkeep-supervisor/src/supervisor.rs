@@ -26,9 +26,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
-use upkeep_config::ManagedConfig;
+use upkeep_config::{ManagedConfig, ServiceType};
 use upkeep_core::{Actor, Clock, Event, EventKind, ExitStatus, Permit, ServiceName};
 
+use crate::forking;
 use crate::group::{StopOutcome, Tree, stop_tree};
 use crate::logs::{LogHub, Stream};
 use crate::policy::{Decision, RestartTracker};
@@ -62,6 +63,31 @@ pub enum SupervisorCommand {
         armed: bool,
         done: Option<oneshot::Sender<()>>,
     },
+    /// Send `signal` to the running main process, or with `group` to its whole tree (process
+    /// group and cgroup); `reload` says it is the service's reload signal. Nothing restarts.
+    Signal {
+        signal: i32,
+        group: bool,
+        reload: bool,
+        by: Actor,
+        done: oneshot::Sender<Result<Signalled, SignalError>>,
+    },
+}
+
+/// A signal sent (see [`SupervisorCommand::Signal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signalled {
+    /// The main process it went to (with `group`, the tree led by it).
+    pub pid: u32,
+}
+
+/// Why a signal was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignalError {
+    #[error("service `{0}` is not running")]
+    NotRunning(ServiceName),
+    #[error("the supervisor of `{0}` is gone")]
+    Gone(ServiceName),
 }
 
 /// The daemon's side of a supervisor.
@@ -99,6 +125,30 @@ impl SupervisorHandle {
             .await;
     }
 
+    /// Sends a signal to the running service (see [`SupervisorCommand::Signal`]).
+    pub async fn signal(
+        &self,
+        name: &ServiceName,
+        signal: i32,
+        group: bool,
+        reload: bool,
+        by: Actor,
+    ) -> Result<Signalled, SignalError> {
+        let (done, rx) = oneshot::channel();
+        let cmd = SupervisorCommand::Signal {
+            signal,
+            group,
+            reload,
+            by,
+            done,
+        };
+        if self.commands.send(cmd).await.is_err() {
+            return Err(SignalError::Gone(name.clone()));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(SignalError::Gone(name.clone())))
+    }
+
     /// Stops the service for good (removed from config, or daemon shutdown of one service).
     pub fn remove(&self) {
         self.cancel.cancel();
@@ -114,7 +164,11 @@ impl SupervisorHandle {
 }
 
 struct Running {
+    /// The main process: the spawned one, or a forking service's daemon.
     pid: u32,
+    /// The process group its tree is stopped by (`pid` but for a forking daemon that kept
+    /// its start command's group).
+    pgid: u32,
     started: Instant,
     exit: oneshot::Receiver<ExitStatus>,
 }
@@ -165,6 +219,12 @@ pub struct Supervisor {
     notify_dir: std::path::PathBuf,
     /// It was stopped and has reported it: shutdown need not report it again.
     stopped: bool,
+    /// This supervisor's end (removal or shutdown): also ends the wait for a forking
+    /// service's PID file, which holds the task.
+    cancel: CancellationToken,
+    /// A command that ended the wait for a forking service's PID file (a stop, a restart, a
+    /// new config): the run loop carries it out next.
+    interrupted: Option<SupervisorCommand>,
 }
 
 enum Wake {
@@ -218,6 +278,8 @@ impl Supervisor {
             signals,
             notify_dir: deps.notify_dir.clone(),
             stopped: false,
+            cancel: cancel.clone(),
+            interrupted: None,
         };
         sup.configure_signals();
         let token = cancel.clone();
@@ -241,6 +303,10 @@ impl Supervisor {
             self.start(Actor::Upkeep).await;
         }
         loop {
+            if let Some(cmd) = self.interrupted.take() {
+                self.handle(cmd).await;
+                continue;
+            }
             let wake = {
                 let exit = async {
                     match self.running.as_mut() {
@@ -473,6 +539,16 @@ impl Supervisor {
                 self.drill = armed && self.running.is_some();
                 ack(done);
             }
+            SupervisorCommand::Signal {
+                signal,
+                group,
+                reload,
+                by,
+                done,
+            } => {
+                let sent = self.send_signal(signal, group, reload, by).await;
+                let _ = done.send(sent);
+            }
             SupervisorCommand::Reconfigure(cfg) => {
                 self.cfg = *cfg;
                 self.logs.configure(&self.name, &self.cfg.log);
@@ -486,6 +562,41 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Sends `signal` to the main process (or its tree) and records it; the run goes on.
+    async fn send_signal(
+        &mut self,
+        signal: i32,
+        group: bool,
+        reload: bool,
+        by: Actor,
+    ) -> Result<Signalled, SignalError> {
+        let Some(run) = self.running.as_ref() else {
+            return Err(SignalError::NotRunning(self.name.clone()));
+        };
+        let (pid, pgid) = (run.pid, run.pgid);
+        let sig = nix::sys::signal::Signal::try_from(signal)
+            .map_err(|_| SignalError::NotRunning(self.name.clone()))?;
+        let sent = if group {
+            self.tree(pgid).signal_each_once(sig)
+        } else {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).is_ok()
+        };
+        if !sent {
+            // Gone between its exit and the reaper's word: the exit is on its way.
+            return Err(SignalError::NotRunning(self.name.clone()));
+        }
+        tracing::info!(signal = sig.as_str(), pid, group, reload, "signal sent");
+        let ev = self.ev(EventKind::Signalled {
+            signal: sig.as_str().into(),
+            pid,
+            group,
+            reload,
+            by,
+        });
+        self.emit(vec![ev]).await;
+        Ok(Signalled { pid })
     }
 
     /// Starts the service unless it runs (or waits to); a fresh start forgets earlier
@@ -528,7 +639,7 @@ impl Supervisor {
     /// Stops the group of `run` and collects the leader's exit.
     async fn end_run(&mut self, run: Running) -> Ended {
         self.signals.run_ended();
-        let outcome = self.stop_group(run.pid).await;
+        let outcome = self.stop_group(run.pgid).await;
         let status = exit_status(run.exit).await;
         let uptime = self.clock.instant().saturating_duration_since(run.started);
         Ended {
@@ -584,8 +695,8 @@ impl Supervisor {
         // record keeps the real times (MTTR is measured from them).
         let mut events = vec![self.exited(run.pid, status, uptime)];
         // Whatever is left of the tree would hold ports and files: stop it first.
-        if self.tree(run.pid).exists() {
-            let o = self.stop_group(run.pid).await;
+        if self.tree(run.pgid).exists() {
+            let o = self.stop_group(run.pgid).await;
             events.push(self.ev(EventKind::GroupCleaned {
                 signalled: o.signalled,
                 killed: o.killed,
@@ -676,11 +787,6 @@ impl Supervisor {
                 // Before anything else: a daemon killed from here on leaves the next one
                 // what it needs to find this process (see `upkeep_sys::lineage`).
                 self.lineage.adopt(s.pid, s.start_ticks);
-                self.running = Some(Running {
-                    pid: s.pid,
-                    started: self.clock.instant(),
-                    exit: s.exit,
-                });
                 self.signals.run_started(s.pid);
                 if let Some((read, write, _)) = pipe {
                     // Ours closed, so that the end of file comes when the service's copies go.
@@ -692,9 +798,85 @@ impl Supervisor {
                     .capture(&self.name, Stream::Stdout, s.stdout, watch.clone());
                 self.logs
                     .capture(&self.name, Stream::Stderr, s.stderr, watch);
+                let (pid, pgid, start_ticks, exit) = match self.cfg.kind.clone() {
+                    ServiceType::Simple => (s.pid, s.pid, s.start_ticks, s.exit),
+                    ServiceType::Forking { pid_file, timeout } => {
+                        // The start command forks the daemon and exits: follow the daemon.
+                        // Meanwhile a stop, a restart, a new config, a removal or shutdown
+                        // end the wait (the command is carried out next); the other commands
+                        // are answered as for a service not yet running.
+                        let followed = {
+                            let cgroup = self.lineage.cgroup();
+                            let follow = forking::follow(
+                                &self.reaper,
+                                s.pid,
+                                s.exit,
+                                &pid_file,
+                                timeout,
+                                cgroup,
+                            );
+                            tokio::pin!(follow);
+                            loop {
+                                tokio::select! {
+                                    f = &mut follow => break f,
+                                    _ = self.cancel.cancelled() => {
+                                        break Err("the supervisor stopped while the start was followed".into());
+                                    }
+                                    Some(cmd) = self.commands.recv() => match cmd {
+                                        SupervisorCommand::Signal { done, .. } => {
+                                            let _ = done.send(Err(SignalError::NotRunning(self.name.clone())));
+                                        }
+                                        SupervisorCommand::Start { done, .. }
+                                        | SupervisorCommand::Drill { done, .. } => ack(done),
+                                        SupervisorCommand::Heal { .. } => {}
+                                        other => {
+                                            self.interrupted = Some(other);
+                                            break Err("the start was interrupted by a stop, a restart or a new config".into());
+                                        }
+                                    },
+                                }
+                            }
+                        };
+                        match followed {
+                            Ok(f) => {
+                                // The record names the daemon's group when it leads one
+                                // (after its setsid); else the start command's group stays
+                                // recorded, which the daemon is still in.
+                                if f.pgid == f.pid {
+                                    self.lineage.adopt(f.pid, f.start_ticks);
+                                }
+                                (f.pid, f.pgid, f.start_ticks, f.exit)
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "forking service did not start");
+                                self.signals.run_ended();
+                                // Whatever it left (a daemon without a PID file) goes.
+                                let _ = self.stop_group(s.pid).await;
+                                before.push(self.ev(EventKind::SpawnFailed { error }));
+                                if self.cancel.is_cancelled() || self.interrupted.is_some() {
+                                    // Ending, or an operator's command comes next: no restart.
+                                    self.emit(before).await;
+                                    return;
+                                }
+                                let status = ExitStatus {
+                                    code: Some(1),
+                                    signal: None,
+                                };
+                                return Box::pin(self.after_exit(status, Duration::ZERO, before))
+                                    .await;
+                            }
+                        }
+                    }
+                };
+                self.running = Some(Running {
+                    pid,
+                    pgid,
+                    started: self.clock.instant(),
+                    exit,
+                });
                 before.push(self.ev(EventKind::Started {
-                    pid: s.pid,
-                    start_ticks: s.start_ticks,
+                    pid,
+                    start_ticks,
                     by,
                 }));
                 self.emit(before).await;

@@ -84,6 +84,24 @@ impl Reaper {
         Ok((pid, made, rx))
     }
 
+    /// Registers for the exit of `pid`, a process that is already our child (a forking
+    /// service's daemon, re-parented to us as subreaper when its starter exited). None if it
+    /// is gone already: then no exit can come. Registered under the lock the reaper takes
+    /// after `waitpid`, so an exit from here on is never missed, and the check after it
+    /// covers one reaped before.
+    pub fn watch(&self, pid: u32) -> Option<oneshot::Receiver<ExitStatus>> {
+        let (tx, rx) = oneshot::channel();
+        let mut waiting = self.inner.waiting.lock().expect("reaper registry poisoned");
+        waiting.insert(pid, tx);
+        // A zombie still exists (signal 0 succeeds): its reap is yet to come, and finds us.
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok();
+        if !alive {
+            waiting.remove(&pid);
+            return None;
+        }
+        Some(rx)
+    }
+
     /// Reaps every child that has exited, without blocking.
     fn reap_all(&self) {
         let mut any = false;

@@ -79,6 +79,13 @@ pub trait Control: Send + Sync + 'static {
         by: &Principal,
     ) -> Result<ActionResult, ApiError>;
     async fn reload(&self, by: &Principal) -> Result<ReloadResult, ApiError>;
+    /// Sends `req`'s signal to service `name`, or with no request its `reload_signal`.
+    async fn signal(
+        &self,
+        name: &ServiceName,
+        req: Option<upkeep_core::api::SignalRequest>,
+        by: &Principal,
+    ) -> Result<upkeep_core::api::SignalResult, ApiError>;
     /// The availability report of `[from, to)` beside the period of the same length before it.
     async fn report(
         &self,
@@ -288,7 +295,8 @@ fn write_routes(gate: Gate, test_clock: bool) -> Router<AppState> {
         .route("/api/v1/drills", post(drill))
         .route("/api/v1/shutdown", post(shutdown))
         .merge(crate::windows::write_routes())
-        .merge(crate::notify::write_routes());
+        .merge(crate::notify::write_routes())
+        .merge(crate::signals::write_routes());
     behind(routes, gate, Scope::Write)
 }
 
@@ -353,7 +361,7 @@ pub(crate) fn path_params<T>(
 }
 
 /// The `{name}` of a route as a valid [`ServiceName`], or a 400 with the API's JSON error.
-struct Name(ServiceName);
+pub(crate) struct Name(pub(crate) ServiceName);
 
 impl<S: Send + Sync> FromRequestParts<S> for Name {
     type Rejection = ApiError;

@@ -11,7 +11,8 @@
 //! `feeds.rs` (announcements, the iCalendar and Atom feeds), `metrics.rs` (`/metrics` in the
 //! Prometheus text format), `serve.rs` (one way to serve a
 //! router on any listener, with connection caps and timeouts), `windows.rs` (maintenance
-//! window routes), `notify.rs` (the outbox: list, retry, test).
+//! window routes), `notify.rs` (the outbox: list, retry, test), `signals.rs` (a signal or a
+//! reload to a running service).
 
 mod api;
 mod auth;
@@ -20,6 +21,7 @@ mod feeds;
 mod metrics;
 mod notify;
 mod serve;
+mod signals;
 mod windows;
 
 pub use api::{

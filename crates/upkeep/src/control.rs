@@ -32,6 +32,7 @@ use crate::ops::OpsError;
 use crate::ops::drill::DrillError;
 use crate::ops::notify::NotifyError;
 use crate::ops::reports::ReportError;
+use crate::ops::signal::SignalError;
 use crate::ops::windows::{self, WindowError};
 use crate::wiring::{ServiceHandles, Wiring};
 
@@ -165,6 +166,24 @@ impl From<WindowError> for ApiError {
             | WindowError::NothingLeft(_) => ApiError::Conflict(message),
             WindowError::Away(away) => away.into(),
             WindowError::Store { source, .. } => store_error(source),
+        }
+    }
+}
+
+impl From<SignalError> for ApiError {
+    fn from(e: SignalError) -> Self {
+        let message = e.to_string();
+        let hint = e.hint();
+        match e {
+            SignalError::UnknownService(_) => ApiError::NotFound(message),
+            SignalError::UnknownSignal(_) => ApiError::BadRequest { message, hint },
+            SignalError::External(_) | SignalError::NotSent(_) => ApiError::Conflict(match hint {
+                Some(h) => format!("{message}; {h}"),
+                None => message,
+            }),
+            SignalError::Uncatchable { .. } | SignalError::NoReloadSignal(_) => {
+                ApiError::Unprocessable { message, hint }
+            }
         }
     }
 }
@@ -702,6 +721,15 @@ impl Control for Daemon {
 
     async fn reload(&self, by: &Principal) -> Result<ReloadResult, ApiError> {
         Ok(crate::ops::reload::reload(self, by).await?)
+    }
+
+    async fn signal(
+        &self,
+        name: &ServiceName,
+        req: Option<upkeep_core::api::SignalRequest>,
+        by: &Principal,
+    ) -> Result<upkeep_core::api::SignalResult, ApiError> {
+        Ok(crate::ops::signal::send(self, name, req, by).await?)
     }
 
     async fn add(&self, req: AddService, by: &Principal) -> Result<ReloadResult, ApiError> {

@@ -16,6 +16,7 @@ use upkeep_core::i18n::{Msg, tr};
 use super::{ClientError, Global, runtime};
 
 pub fn daemon(g: &Global) -> Result<ExitCode> {
+    super::fresh::require_config(g)?;
     let config = g.load_config()?;
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -31,6 +32,7 @@ pub fn daemon(g: &Global) -> Result<ExitCode> {
 }
 
 pub fn up(g: &Global) -> Result<ExitCode> {
+    super::fresh::require_config(g)?;
     let config = g.load_config()?;
     let data_dir = config.daemon.data_dir.clone();
     let client = super::Client::new(&data_dir);

@@ -10,10 +10,12 @@
 
 mod client;
 mod escape;
+mod fresh;
 mod import;
 mod lifecycle;
 mod notify;
 mod output;
+mod signal;
 mod windows;
 
 use std::io::Write;
@@ -168,8 +170,25 @@ enum Command {
         #[command(subcommand)]
         cmd: notify::NotifyCmd,
     },
-    /// Apply the config file again; only changed services restart
-    Reload(JsonFlag),
+    /// Apply the config file again (only changed services restart); with a NAME, send that
+    /// service its reload_signal instead (no restart)
+    Reload {
+        /// A running service to reload (e.g. nginx on SIGHUP)
+        name: Option<ServiceName>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Send a signal (HUP, SIGUSR1, 10...) to a running service's main process, or with
+    /// --group to its whole tree; recorded, nothing restarts
+    Signal {
+        name: ServiceName,
+        signal: String,
+        /// To every process of the service (its process group and cgroup)
+        #[arg(long)]
+        group: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Validate a config file without a daemon
     Check(JsonFlag),
     /// Add a service to the config file (keeping its comments) and start it
@@ -353,6 +372,9 @@ fn hint_of(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(i) = e.downcast_ref::<crate::import::ImportError>() {
         return i.hint().map(str::to_owned);
     }
+    if let Some(n) = e.downcast_ref::<fresh::NoConfig>() {
+        return Some(n.hint());
+    }
     e.downcast_ref::<crate::systemd::UnitError>()
         .and_then(|u| u.hint().map(str::to_owned))
 }
@@ -368,6 +390,7 @@ fn is_usage_error(e: &anyhow::Error) -> bool {
         c.downcast_ref::<Usage>().is_some()
             || c.downcast_ref::<upkeep_config::ConfigError>().is_some()
             || c.downcast_ref::<crate::daemon::StartError>().is_some()
+            || c.downcast_ref::<fresh::NoConfig>().is_some()
             || c.downcast_ref::<upkeep_core::NameError>().is_some()
             || c.downcast_ref::<crate::systemd::UnitError>().is_some()
             || c.downcast_ref::<crate::tokens::TokenError>().is_some_and(|t| t.is_usage())
@@ -512,6 +535,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token { cmd } => token(&g, cmd),
         Command::Store { cmd } => store(&g, cmd),
         Command::Import { from } => import::run(&g, from),
+        add @ Command::Add { .. } => {
+            // With no config or no daemon yet: made and started first.
+            fresh::prepare_add(&g)?;
+            runtime()?.block_on(client_command(&g, add))
+        }
         other => runtime()?.block_on(client_command(&g, other)),
     }
 }
@@ -779,10 +807,20 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                 println!("{msg}{by}");
             }
         }
-        Command::Reload(f) => {
+        Command::Reload {
+            name: Some(name),
+            json,
+        } => signal::reload(&client, &name, json.json).await?,
+        Command::Reload { name: None, json } => {
             let r: ReloadResult = client.post("/api/v1/reload", None::<&()>).await?;
-            print_reload(&r, f.json);
+            print_reload(&r, json.json);
         }
+        Command::Signal {
+            name,
+            signal: sig,
+            group,
+            json,
+        } => signal::signal(&client, &name, sig, group, json.json).await?,
         Command::Add {
             name,
             cwd,

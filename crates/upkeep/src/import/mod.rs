@@ -167,13 +167,15 @@ pub enum Pending {
 
 impl Pending {
     /// Whether this upkeep carries it: then the writer writes [`Pending::future_toml`]'s keys
-    /// instead of a note. None yet; each is switched on here when upkeep learns it.
+    /// instead of a note. Each is switched on here when upkeep learns it.
     pub fn carried(&self) -> bool {
         match self {
+            // Since issue 18: a forking daemon is followed through its PID file (without one
+            // there is nothing to follow), and `upkeep reload NAME` sends the signal.
+            Pending::Forking { pid_file } => pid_file.is_some(),
+            Pending::ReloadSignal(_) => true,
             Pending::DependsOn(_)
             | Pending::ReadyNotify
-            | Pending::Forking { .. }
-            | Pending::ReloadSignal(_)
             | Pending::RestartAt(_)
             | Pending::Watch(_) => false,
         }
@@ -357,13 +359,18 @@ mod tests {
 
     #[test]
     fn pending_settings_say_what_they_will_be() {
-        let p = Pending::Forking {
-            pid_file: Some("/run/nginx.pid".into()),
-        };
+        let p = Pending::RestartAt("0 4 * * *".into());
         assert_eq!(
             p.reason(),
-            "upkeep does not support this yet; it will be `type = \"forking\"`, `pid_file = \"/run/nginx.pid\"`"
+            "upkeep does not support this yet; it will be `restart_at = \"0 4 * * *\"`"
         );
+        // Carried since issue 18, item 3: written as keys, not a note.
+        let forking = Pending::Forking {
+            pid_file: Some("/run/nginx.pid".into()),
+        };
+        assert!(forking.carried());
+        assert!(!Pending::Forking { pid_file: None }.carried());
+        assert!(Pending::ReloadSignal("SIGHUP".into()).carried());
         assert_eq!(
             Pending::DependsOn(vec!["db".into(), "cache".into()]).reason(),
             "not written by the import: add `depends_on = [\"db\", \"cache\"]` once those services are in this config"

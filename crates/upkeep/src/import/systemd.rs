@@ -389,14 +389,17 @@ fn pending(r: &mut Reader, svc: &mut Service) {
     }
     if ty == "forking" {
         let pid_file = r.last("Service", "PIDFile").map(|v| v.text);
+        if pid_file.is_none() {
+            // systemd guesses the main process; upkeep follows only a PID file's word, and
+            // run as it is, the command would exit at once and leave its daemon unwatched.
+            svc.autostart = Some(false);
+            svc.note(
+                "autostart = false",
+                "its command starts a daemon in the background and exits, and the unit names no PIDFile= to follow it by; set pid_file to where the daemon writes its pid, or run the program in the foreground, and set autostart = true",
+            );
+        }
         svc.pending
             .push(("Type=forking".into(), Pending::Forking { pid_file }));
-        // Run as it is, its command would exit at once and leave its daemon unwatched.
-        svc.autostart = Some(false);
-        svc.note(
-            "autostart = false",
-            "its command starts a daemon in the background and exits; until upkeep supports that, run the program in the foreground (nginx: -g 'daemon off;') and set autostart = true",
-        );
     }
     for v in r.list("Service", "ExecReload") {
         match values::kill_signal(&v.text) {
@@ -406,7 +409,7 @@ fn pending(r: &mut Reader, svc: &mut Service) {
             )),
             None => svc.note(
                 format!("ExecReload={}", v.at.value),
-                "upkeep reloads by restarting (reload_signal will send a signal instead)",
+                "not carried over: upkeep does not run reload commands; set reload_signal to the signal the program reloads on (nginx: SIGHUP), and `upkeep reload NAME` sends it",
             ),
         }
     }

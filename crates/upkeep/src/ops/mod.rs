@@ -8,7 +8,8 @@
 //! `drill.rs` (inject a fault, measure detection and recovery; its own [`drill::DrillError`]),
 //! `reports.rs` (the report, events, incidents; [`reports::ReportError`]), `windows.rs`
 //! (maintenance windows; [`windows::WindowError`]), `notify.rs` (the outbox: list, retry,
-//! test; [`notify::NotifyError`]). Service details,
+//! test; [`notify::NotifyError`]), `signal.rs` (a signal or a reload to a running service;
+//! [`signal::SignalError`]). Service details,
 //! logs and metrics are still answered in `control.rs` (issue 15, item 7 goes on).
 //!
 //! [`Principal`]: upkeep_core::Principal
@@ -19,6 +20,7 @@ pub mod notify;
 pub mod reload;
 pub mod reports;
 pub mod services;
+pub mod signal;
 pub mod windows;
 
 use std::path::PathBuf;

@@ -338,11 +338,9 @@ fn debian_nginx_and_ssh_units_are_imported_and_pass_check() {
     let text = ok(&d.cli(&["import", "systemd", "nginx", "ssh.service"]));
     assert!(text.starts_with("imported 2 service(s) into "), "{text}");
     for note in [
-        "nginx: Type=forking: upkeep does not support this yet; it will be `type = \"forking\"`, `pid_file = \"/run/nginx.pid\"`",
-        "nginx: autostart = false: its command starts a daemon in the background",
+        "nginx: ExecReload=/usr/sbin/nginx -g 'daemon on; master_process on;' -s reload: not carried over: upkeep does not run reload commands; set reload_signal",
         "nginx: KillMode=mixed: ",
         "ssh: Type=notify: not written by the import: add `ready = \"notify\"` if the program sends READY=1 to NOTIFY_SOCKET",
-        "ssh: ExecReload=/bin/kill -HUP $MAINPID: upkeep does not support this yet; it will be `reload_signal = \"SIGHUP\"`",
         "ssh: KillMode=process: upkeep stops the whole process group",
         "ssh: ConditionPathExists=!/etc/ssh/sshd_not_to_be_run: ",
     ] {
@@ -357,9 +355,15 @@ fn debian_nginx_and_ssh_units_are_imported_and_pass_check() {
         "command = \"mkdir -p -m 0755 /run/sshd && /usr/sbin/sshd -t && exec /usr/sbin/sshd -D $SSHD_OPTS\"",
         "env_file = \"/etc/default/ssh\"",
         "restart = \"on-failure\"",
+        // Since issue 18 item 3: a forking daemon is followed through its PID file, and
+        // ssh's `ExecReload=/bin/kill -HUP $MAINPID` is its reload signal.
+        "type = \"forking\"\npid_file = \"/run/nginx.pid\"",
+        "reload_signal = \"SIGHUP\"",
     ] {
         assert!(written.contains(want), "missing {want}:\n{written}");
     }
+    assert!(!text.contains("Type=forking"), "{text}");
+    assert!(!written.contains("autostart = false"), "{written}");
     assert_checks(&d);
 }
 

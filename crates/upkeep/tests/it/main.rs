@@ -16,6 +16,7 @@ mod metrics;
 mod notify;
 mod probes;
 mod report;
+mod signals;
 mod store;
 mod supervise;
 mod systemd;

@@ -97,7 +97,8 @@ fn forking_notify_and_prefixes_become_notes_and_pending_settings() {
             "mkdir -p -m 0750 /run/d /run/d2 && { /bin/false || true; } && /bin/true && exec /bin/sleep 1000".into()
         )
     );
-    assert_eq!(s.autostart, Some(false));
+    // Followed through its PID file: it runs as imported.
+    assert_eq!(s.autostart, None);
     assert_eq!(s.stop_signal.as_deref(), Some("SIGQUIT"));
     assert_eq!(
         s.pending,
@@ -121,9 +122,16 @@ fn forking_notify_and_prefixes_become_notes_and_pending_settings() {
     );
     assert!(n.iter().any(|n| n.starts_with("KillMode=mixed: ")), "{n:?}");
     assert!(
-        n.iter().any(|n| n.starts_with("autostart = false: ")),
+        !n.iter().any(|n| n.starts_with("autostart = false: ")),
         "{n:?}"
     );
+    // Without a PID file there is nothing to follow it by: it is not started.
+    let s = import(
+        "nopid.service",
+        "[Service]\nType=forking\nExecStart=/bin/sleep 1000\n",
+    )
+    .unwrap();
+    assert_eq!(s.autostart, Some(false));
     let s = import("n.service", "[Service]\nType=notify\nExecStart=-/bin/sleep 5\nUser=nobody\nExecStartPre=+/bin/true\nRuntimeDirectory=n\n").unwrap();
     assert_eq!(
         s.pending,
