@@ -16,6 +16,8 @@
 //!   - `validate/deps.rs`: `depends_on`, `on_dependency_down`, unknown names and cycles.
 //!   - `validate/ready.rs`: `ready`, `ready_timeout`, `watchdog` ([`Ready`]).
 //!   - `validate/notify.rs`: `[notify]`, into upkeep-outbox's `NotifyConfig`.
+//!   - `validate/schedule.rs`: jobs (`schedule`, `catch_up`), `restart_at` and `watch`
+//!     ([`Schedule`], [`JobConfig`], [`WatchConfig`]).
 //! - `bounds.rs`: every limit on a value (durations, counts, sizes), with why.
 //! - `env_file.rs`: a service's `env_file` read into entries with line numbers; its errors
 //!   never show the file's content.
@@ -37,6 +39,7 @@ mod validate;
 pub use edit::{EditError, add_service, put_services};
 pub use error::{ConfigError, Problem};
 pub use paths::{default_config_path, default_data_dir};
+pub use validate::{ALWAYS_IGNORED, JobConfig, Schedule, WatchConfig};
 pub use validate::{
     Config, CpuProbeConfig, DaemonConfig, ExecProbeConfig, HttpProbeConfig, LogConfig, LogPattern,
     MaintenanceConfig, ManagedConfig, MemoryProbeConfig, OnUnhealthy, ProbeConfig, ProbeKind,

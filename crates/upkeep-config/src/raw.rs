@@ -225,6 +225,21 @@ pub(crate) struct RawService {
     pub watchdog: Option<String>,
     /// Where to read what to do when it fails (a URL or a path): goes with its incident notices.
     pub runbook: Option<String>,
+    /// A job: runs to completion at these times (a cron expression, optionally followed by an
+    /// IANA zone), read by `validate/schedule.rs`.
+    pub schedule: Option<String>,
+    /// A job's run missed while no daemon ran is made up once at start (default true).
+    pub catch_up: Option<bool>,
+    /// Restart the service at these times (PM2's cron_restart): a cron expression and zone.
+    pub restart_at: Option<String>,
+    /// Paths (from the service's cwd) whose changes restart the service.
+    #[serde(default)]
+    pub watch: Vec<String>,
+    /// Quiet time after a change before the restart (default 300ms).
+    pub watch_debounce: Option<String>,
+    /// Glob patterns of paths whose changes do not count (besides node_modules and .git).
+    #[serde(default)]
+    pub watch_ignore: Vec<String>,
 }
 
 impl Default for RawDaemon {

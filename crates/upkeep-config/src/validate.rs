@@ -26,12 +26,14 @@ mod deps;
 mod notify;
 mod probes;
 mod ready;
+mod schedule;
 mod store;
 pub use probes::{
     CpuProbeConfig, ExecProbeConfig, HttpProbeConfig, MemoryProbeConfig, ProbeConfig, ProbeKind,
     ProcessProbeConfig, TcpProbeConfig,
 };
 pub use ready::{LogPattern, Ready};
+pub use schedule::{ALWAYS_IGNORED, JobConfig, Schedule, WatchConfig};
 pub use store::{SecretSource, StoreConfig, secret_in_url};
 
 /// A validated config, with the text it came from (stored as a revision).
@@ -196,6 +198,13 @@ pub struct ServiceConfig {
     pub on_dependency_down: upkeep_core::OnDependencyDown,
     /// Where to read what to do when it fails (a URL or a path, shown as written).
     pub runbook: Option<String>,
+    /// A job (`schedule`): runs to completion on its schedule; its `managed.job` is set.
+    /// Here and not in [`ManagedConfig`]: a reload that changes a schedule restarts nothing.
+    pub job: Option<JobConfig>,
+    /// `restart_at`: restarted at these times.
+    pub restart_at: Option<Schedule>,
+    /// `watch`: restarted when these files change.
+    pub watch: Option<WatchConfig>,
 }
 
 /// What to do when probes say a service is down.
@@ -232,6 +241,9 @@ pub struct ManagedConfig {
     pub ready_timeout: Option<Duration>,
     /// With `ready = "notify"`: the most time between two `WATCHDOG=1` pings.
     pub watchdog: Option<Duration>,
+    /// A job (the service has `schedule`): each run's exit is recorded with its output
+    /// (`job_ran`), and it is never restarted.
+    pub job: bool,
 }
 
 /// Reads and validates the config file at `path`: a regular file of at most
@@ -711,6 +723,17 @@ impl Validator<'_> {
         let depends_on = self.depends_on(name, &raw.depends_on, &names);
         self.service_names = names;
         let on_dependency_down = self.on_dependency_down(name, raw.on_dependency_down.as_deref());
+        let scheduling = self.scheduling(name, &raw, managed.is_some(), &run_dir);
+        // A job runs to completion on its schedule: never restarted, never started at start-up.
+        let managed = match (managed, &scheduling) {
+            (Some(mut m), Some(s)) if s.job.is_some() => {
+                m.job = true;
+                m.restart = RestartPolicy::Never;
+                m.autostart = false;
+                Some(m)
+            }
+            (m, _) => m,
+        };
         if self.problems.len() > before {
             return None;
         }
@@ -722,6 +745,9 @@ impl Validator<'_> {
             depends_on: depends_on?,
             on_dependency_down: on_dependency_down?,
             runbook: raw.runbook.clone().filter(|r| !r.trim().is_empty()),
+            job: scheduling.as_ref()?.job.clone(),
+            restart_at: scheduling.as_ref()?.restart_at.clone(),
+            watch: scheduling?.watch,
         })
     }
 
@@ -890,6 +916,7 @@ impl Validator<'_> {
             ready: readiness.as_ref()?.ready.clone(),
             ready_timeout: readiness.as_ref()?.timeout,
             watchdog: readiness?.watchdog,
+            job: false,
         })
     }
 

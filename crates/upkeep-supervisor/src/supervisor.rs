@@ -62,6 +62,16 @@ pub enum SupervisorCommand {
         armed: bool,
         done: Option<oneshot::Sender<()>>,
     },
+    /// A job fell due at `due`: run it, unless a run is still going (a job never overlaps).
+    /// `started` says which: true if this run began.
+    RunJob {
+        due: jiff::Timestamp,
+        by: Actor,
+        started: oneshot::Sender<bool>,
+    },
+    /// A planned restart (`restart_at`, `watch`): restart it if it runs, saying why; neither a
+    /// crash (no backoff, not counted) nor an intervention. A stopped service stays stopped.
+    Planned { reason: String },
 }
 
 /// The daemon's side of a supervisor.
@@ -92,6 +102,23 @@ impl SupervisorHandle {
         let _ = self.commands.send(SupervisorCommand::Heal { reason }).await;
     }
 
+    /// A job fell due at `due`: runs it unless a run is still going. Some(true) if this run
+    /// began, Some(false) if it was skipped, None if the supervisor is gone.
+    pub async fn run_job(&self, due: jiff::Timestamp, by: Actor) -> Option<bool> {
+        let (started, answer) = oneshot::channel();
+        let cmd = SupervisorCommand::RunJob { due, by, started };
+        self.commands.send(cmd).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// A planned restart (see [`SupervisorCommand::Planned`]).
+    pub async fn planned(&self, reason: String) {
+        let _ = self
+            .commands
+            .send(SupervisorCommand::Planned { reason })
+            .await;
+    }
+
     pub async fn reconfigure(&self, cfg: ManagedConfig) {
         let _ = self
             .commands
@@ -117,7 +144,21 @@ struct Running {
     pid: u32,
     started: Instant,
     exit: oneshot::Receiver<ExitStatus>,
+    /// A job's run: what its record needs.
+    job: Option<JobRun>,
 }
+
+/// What a job's run record (`job_ran`) is made of, besides its end.
+struct JobRun {
+    started: jiff::Timestamp,
+    due: Option<jiff::Timestamp>,
+    by: Actor,
+    tap: crate::logs::tap::Tap,
+}
+
+/// How long a job's record waits for the end of its output after the run ended: the pipes
+/// close when the group is gone, which it is by then, unless something escaped it.
+const OUTPUT_BOUND: Duration = Duration::from_secs(2);
 
 /// What every supervisor is built from: the daemon's shared plumbing.
 #[derive(Clone)]
@@ -165,6 +206,8 @@ pub struct Supervisor {
     notify_dir: std::path::PathBuf,
     /// It was stopped and has reported it: shutdown need not report it again.
     stopped: bool,
+    /// The scheduled time the next run of a job is for (set by `RunJob`, taken by the spawn).
+    job_due: Option<jiff::Timestamp>,
 }
 
 enum Wake {
@@ -218,6 +261,7 @@ impl Supervisor {
             signals,
             notify_dir: deps.notify_dir.clone(),
             stopped: false,
+            job_due: None,
         };
         sup.configure_signals();
         let token = cancel.clone();
@@ -448,10 +492,11 @@ impl Supervisor {
                 ack(done);
             }
             SupervisorCommand::Heal { reason } => {
-                let Some(run) = self.running.take() else {
+                let Some(mut run) = self.running.take() else {
                     return;
                 };
                 tracing::info!(%reason, "healing: ending the run as failed");
+                let record = run.job.take();
                 let Ended {
                     outcome,
                     status,
@@ -462,16 +507,40 @@ impl Supervisor {
                     signalled: outcome.signalled,
                     killed: outcome.killed,
                 });
+                let mut ended = vec![exited, cleaned];
+                if let Some(j) = record {
+                    ended.push(self.job_ran(j, status, uptime).await);
+                }
                 // A heal is a failure whatever the exit code: on-failure services restart too.
                 let failed = ExitStatus {
                     code: status.code.filter(|c| *c != 0).or(Some(1)),
                     ..status
                 };
-                self.after_exit(failed, uptime, vec![exited, cleaned]).await;
+                self.after_exit(failed, uptime, ended).await;
             }
             SupervisorCommand::Drill { armed, done } => {
                 self.drill = armed && self.running.is_some();
                 ack(done);
+            }
+            SupervisorCommand::RunJob { due, by, started } => {
+                let run = self.running.is_none() && self.held.is_none();
+                if run {
+                    self.job_due = Some(due);
+                    self.start(by).await;
+                }
+                let _ = started.send(run);
+            }
+            SupervisorCommand::Planned { reason } => {
+                if self.running.is_none() {
+                    return;
+                }
+                tracing::info!(%reason, "planned restart");
+                self.emit(vec![self.ev(EventKind::RestartPlanned { reason })])
+                    .await;
+                self.stop_process(Actor::Upkeep).await;
+                self.tracker.reset();
+                self.restart_at = None;
+                self.launch(Actor::Upkeep, Vec::new()).await;
             }
             SupervisorCommand::Reconfigure(cfg) => {
                 self.cfg = *cfg;
@@ -521,8 +590,29 @@ impl Supervisor {
         };
         self.drill = false;
         self.emit(vec![self.ev(EventKind::Stopping { by })]).await;
+        let mut run = run;
+        let record = run.job.take();
         let ended = self.end_run(run).await;
-        self.emit(vec![ended.exited]).await;
+        let mut events = vec![ended.exited];
+        if let Some(j) = record {
+            events.push(self.job_ran(j, ended.status, ended.uptime).await);
+        }
+        self.emit(events).await;
+    }
+
+    /// The record of a job's run that ended with `status` after `took`: waits for the end of
+    /// its output (bounded), then says it all.
+    async fn job_ran(&self, j: JobRun, status: ExitStatus, took: Duration) -> Event {
+        let (output, output_dropped) = j.tap.finished(OUTPUT_BOUND).await;
+        self.ev(EventKind::JobRan {
+            started: j.started,
+            due: j.due,
+            by: j.by,
+            status,
+            duration_ms: took.as_millis() as u64,
+            output,
+            output_dropped,
+        })
     }
 
     /// Stops the group of `run` and collects the leader's exit.
@@ -574,10 +664,11 @@ impl Supervisor {
 
     /// The main process exited on its own (crash, kill, or a normal end).
     async fn on_exit(&mut self, status: ExitStatus) {
-        let run = self
+        let mut run = self
             .running
             .take()
             .expect("on_exit only fires while running");
+        let record = run.job.take();
         self.signals.run_ended();
         let uptime = self.clock.instant().saturating_duration_since(run.started);
         // Stamped now, at the reap: the restart below comes before the reporting, but the
@@ -592,6 +683,9 @@ impl Supervisor {
             }));
         } else {
             self.lineage.clear();
+        }
+        if let Some(j) = record {
+            events.push(self.job_ran(j, status, uptime).await);
         }
         self.after_exit(status, uptime, events).await;
     }
@@ -676,10 +770,18 @@ impl Supervisor {
                 // Before anything else: a daemon killed from here on leaves the next one
                 // what it needs to find this process (see `upkeep_sys::lineage`).
                 self.lineage.adopt(s.pid, s.start_ticks);
+                let due = self.job_due.take();
+                let tap = self.cfg.job.then(crate::logs::tap::Tap::new);
                 self.running = Some(Running {
                     pid: s.pid,
                     started: self.clock.instant(),
                     exit: s.exit,
+                    job: tap.clone().map(|tap| JobRun {
+                        started: self.clock.now(),
+                        due,
+                        by: by.clone(),
+                        tap,
+                    }),
                 });
                 self.signals.run_started(s.pid);
                 if let Some((read, write, _)) = pipe {
@@ -688,10 +790,20 @@ impl Supervisor {
                     self.signals.watch_fd(read, s.pid);
                 }
                 let watch = self.signals.line_watch(&self.cfg, s.pid);
-                self.logs
-                    .capture(&self.name, Stream::Stdout, s.stdout, watch.clone());
-                self.logs
-                    .capture(&self.name, Stream::Stderr, s.stderr, watch);
+                self.logs.capture(
+                    &self.name,
+                    Stream::Stdout,
+                    s.stdout,
+                    watch.clone(),
+                    tap.as_ref().map(|t| t.stream(false)),
+                );
+                self.logs.capture(
+                    &self.name,
+                    Stream::Stderr,
+                    s.stderr,
+                    watch,
+                    tap.as_ref().map(|t| t.stream(true)),
+                );
                 before.push(self.ev(EventKind::Started {
                     pid: s.pid,
                     start_ticks: s.start_ticks,
