@@ -62,16 +62,27 @@ pub enum SupervisorCommand {
         armed: bool,
         done: Option<oneshot::Sender<()>>,
     },
-    /// A job fell due at `due`: run it, unless a run is still going (a job never overlaps).
-    /// `started` says which: true if this run began.
+    /// A job fell due at `due`: run it, unless a run is still going (a job never overlaps) or
+    /// an operator stopped it (until `upkeep start`). `answer` says which.
     RunJob {
         due: jiff::Timestamp,
         by: Actor,
-        started: oneshot::Sender<bool>,
+        answer: oneshot::Sender<JobStart>,
     },
     /// A planned restart (`restart_at`, `watch`): restart it if it runs, saying why; neither a
     /// crash (no backoff, not counted) nor an intervention. A stopped service stays stopped.
     Planned { reason: String },
+}
+
+/// What became of a job's due run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStart {
+    /// It began (or waits for its dependencies).
+    Started,
+    /// The last run is still going: skipped.
+    StillRunning,
+    /// An operator stopped the job: its schedule waits for `upkeep start`.
+    Stopped,
 }
 
 /// The daemon's side of a supervisor.
@@ -102,13 +113,13 @@ impl SupervisorHandle {
         let _ = self.commands.send(SupervisorCommand::Heal { reason }).await;
     }
 
-    /// A job fell due at `due`: runs it unless a run is still going. Some(true) if this run
-    /// began, Some(false) if it was skipped, None if the supervisor is gone.
-    pub async fn run_job(&self, due: jiff::Timestamp, by: Actor) -> Option<bool> {
-        let (started, answer) = oneshot::channel();
-        let cmd = SupervisorCommand::RunJob { due, by, started };
+    /// A job fell due at `due`: runs it unless a run is still going or an operator stopped
+    /// it. None if the supervisor is gone.
+    pub async fn run_job(&self, due: jiff::Timestamp, by: Actor) -> Option<JobStart> {
+        let (answer, answered) = oneshot::channel();
+        let cmd = SupervisorCommand::RunJob { due, by, answer };
         self.commands.send(cmd).await.ok()?;
-        answer.await.ok()
+        answered.await.ok()
     }
 
     /// A planned restart (see [`SupervisorCommand::Planned`]).
@@ -522,13 +533,17 @@ impl Supervisor {
                 self.drill = armed && self.running.is_some();
                 ack(done);
             }
-            SupervisorCommand::RunJob { due, by, started } => {
-                let run = self.running.is_none() && self.held.is_none();
-                if run {
+            SupervisorCommand::RunJob { due, by, answer } => {
+                let start = if self.running.is_some() || self.held.is_some() {
+                    JobStart::StillRunning
+                } else if self.stopped {
+                    JobStart::Stopped
+                } else {
                     self.job_due = Some(due);
                     self.start(by).await;
-                }
-                let _ = started.send(run);
+                    JobStart::Started
+                };
+                let _ = answer.send(start);
             }
             SupervisorCommand::Planned { reason } => {
                 if self.running.is_none() {

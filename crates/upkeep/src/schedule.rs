@@ -5,7 +5,8 @@
 //! The task sleeps on the injected clock until the next time the cron expression gives (in
 //! its zone: `upkeep_config::Schedule`), then asks the supervisor: a job's run
 //! (`RunJob`: the supervisor starts it unless a run is still going, and then this task
-//! records `job_skipped`), or a planned restart (`Planned`: `restart_planned`, no backoff, no
+//! records `job_skipped`; a job an operator stopped waits for `upkeep start`, which runs one
+//! at once and lets the schedule go on), or a planned restart (`Planned`: `restart_planned`, no backoff, no
 //! crash counted). It never polls and never reads the wall clock itself, so a test moves the
 //! clock over `/api/v1/test/clock` and the run comes. A clock that jumps over several times
 //! runs once, for the first of them.
@@ -22,7 +23,7 @@ use upkeep_config::{JobConfig, Schedule, ServiceConfig};
 use upkeep_core::{Actor, Clock, Event, EventKind, ServiceName};
 use upkeep_state::Snapshot;
 use upkeep_store::Store;
-use upkeep_supervisor::SupervisorHandle;
+use upkeep_supervisor::{JobStart, SupervisorHandle};
 
 /// The planned-run tasks of one service (schedule, restart_at, watch): they end when this
 /// is dropped.
@@ -129,8 +130,11 @@ impl JobTask {
     /// Runs the job for `due`, or records that it is skipped.
     async fn due(&self, due: jiff::Timestamp) {
         match self.sup.run_job(due, Actor::Upkeep).await {
-            Some(true) | None => {}
-            Some(false) => {
+            Some(JobStart::Started) | None => {}
+            Some(JobStart::Stopped) => {
+                tracing::debug!(service = %self.name, %due, "not run: stopped by an operator");
+            }
+            Some(JobStart::StillRunning) => {
                 let running_since = self
                     .snapshot
                     .borrow()

@@ -178,6 +178,22 @@ fn a_job_runs_on_schedule_never_overlaps_and_keeps_each_runs_record() {
         detail.contains("skipped (the last run was still going)"),
         "{detail}"
     );
+
+    // Stopped by an operator, a job waits: its minute passes (flaky runs), it does not run.
+    let out = d.cli(&["stop", "slow"]);
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    // (Starts are counted, not runs: a start would be stored long before flaky's run ends.)
+    let starts = |d: &TestDaemon| {
+        d.events("slow")
+            .iter()
+            .filter(|(k, _)| k == "started")
+            .count()
+    };
+    let (slow_starts, flaky_runs) = (starts(&d), runs(&d, "flaky").len());
+    d.advance_clock("60s");
+    wait_runs(&d, "flaky", flaky_runs + 1);
+    assert_eq!(starts(&d), slow_starts);
+    assert_eq!(d.state("slow"), "stopped");
 }
 
 #[test]
