@@ -73,6 +73,11 @@ pub(crate) const MAX_RESTARTS: Limits<u32> = between(1, 1_000_000);
 /// `incident_after`: how long a service is down before an incident opens.
 pub(crate) const INCIDENT_AFTER: Limits<Duration> = between(Duration::ZERO, DAYS_30);
 
+/// `watch_debounce`: quiet time after a file change before the restart. Below 10ms an editor's
+/// save (write, rename, chmod) is several restarts; past a minute nobody waits for it.
+pub(crate) const WATCH_DEBOUNCE: Limits<Duration> =
+    between(Duration::from_millis(10), Duration::from_secs(60));
+
 /// `ready_timeout`: how long a start may take to become ready. Below 10ms no program could
 /// be ready in time; a day is far past any start.
 pub(crate) const READY_TIMEOUT: Limits<Duration> = between(Duration::from_millis(10), DAY);

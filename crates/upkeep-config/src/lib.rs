@@ -18,6 +18,8 @@
 //!   - `validate/process.rs`: `type`, `pid_file`, `reload_signal` ([`ServiceType`],
 //!     [`parse_signal`]).
 //!   - `validate/notify.rs`: `[notify]`, into upkeep-outbox's `NotifyConfig`.
+//!   - `validate/schedule.rs`: jobs (`schedule`, `catch_up`), `restart_at` and `watch`
+//!     ([`Schedule`], [`JobConfig`], [`WatchConfig`]).
 //! - `bounds.rs`: every limit on a value (durations, counts, sizes), with why.
 //! - `env_file.rs`: a service's `env_file` read into entries with line numbers; its errors
 //!   never show the file's content.
@@ -39,6 +41,7 @@ mod validate;
 pub use edit::{EditError, add_service, put_services};
 pub use error::{ConfigError, Problem};
 pub use paths::{default_config_path, default_data_dir};
+pub use validate::{ALWAYS_IGNORED, JobConfig, Schedule, WatchConfig};
 pub use validate::{
     Config, CpuProbeConfig, DaemonConfig, ExecProbeConfig, HttpProbeConfig, LogConfig, LogPattern,
     MaintenanceConfig, ManagedConfig, MemoryProbeConfig, OnUnhealthy, ProbeConfig, ProbeKind,

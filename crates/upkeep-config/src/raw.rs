@@ -235,6 +235,21 @@ pub(crate) struct RawService {
     pub pid_file_timeout: Option<String>,
     /// What `upkeep reload NAME` sends (e.g. `"SIGHUP"`); absent: the service cannot reload.
     pub reload_signal: Option<String>,
+    /// A job: runs to completion at these times (a cron expression, optionally followed by an
+    /// IANA zone), read by `validate/schedule.rs`.
+    pub schedule: Option<String>,
+    /// A job's run missed while no daemon ran is made up once at start (default true).
+    pub catch_up: Option<bool>,
+    /// Restart the service at these times (PM2's cron_restart): a cron expression and zone.
+    pub restart_at: Option<String>,
+    /// Paths (from the service's cwd) whose changes restart the service.
+    #[serde(default)]
+    pub watch: Vec<String>,
+    /// Quiet time after a change before the restart (default 300ms).
+    pub watch_debounce: Option<String>,
+    /// Glob patterns of paths whose changes do not count (besides node_modules and .git).
+    #[serde(default)]
+    pub watch_ignore: Vec<String>,
 }
 
 impl Default for RawDaemon {

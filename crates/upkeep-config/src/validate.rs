@@ -27,6 +27,7 @@ mod notify;
 mod probes;
 mod process;
 mod ready;
+mod schedule;
 mod store;
 pub use probes::{
     CpuProbeConfig, ExecProbeConfig, HttpProbeConfig, MemoryProbeConfig, ProbeConfig, ProbeKind,
@@ -34,6 +35,7 @@ pub use probes::{
 };
 pub use process::{ServiceType, parse_signal};
 pub use ready::{LogPattern, Ready};
+pub use schedule::{ALWAYS_IGNORED, JobConfig, Schedule, WatchConfig};
 pub use store::{SecretSource, StoreConfig, secret_in_url};
 
 /// A validated config, with the text it came from (stored as a revision).
@@ -198,6 +200,13 @@ pub struct ServiceConfig {
     pub on_dependency_down: upkeep_core::OnDependencyDown,
     /// Where to read what to do when it fails (a URL or a path, shown as written).
     pub runbook: Option<String>,
+    /// A job (`schedule`): runs to completion on its schedule; its `managed.job` is set.
+    /// Here and not in [`ManagedConfig`]: a reload that changes a schedule restarts nothing.
+    pub job: Option<JobConfig>,
+    /// `restart_at`: restarted at these times.
+    pub restart_at: Option<Schedule>,
+    /// `watch`: restarted when these files change.
+    pub watch: Option<WatchConfig>,
 }
 
 /// What to do when probes say a service is down.
@@ -238,6 +247,9 @@ pub struct ManagedConfig {
     pub kind: ServiceType,
     /// What `upkeep reload NAME` sends (None: it cannot reload without a restart).
     pub reload_signal: Option<i32>,
+    /// A job (the service has `schedule`): each run's exit is recorded with its output
+    /// (`job_ran`), and it is never restarted.
+    pub job: bool,
 }
 
 /// Reads and validates the config file at `path`: a regular file of at most
@@ -720,6 +732,17 @@ impl Validator<'_> {
         let depends_on = self.depends_on(name, &raw.depends_on, &names);
         self.service_names = names;
         let on_dependency_down = self.on_dependency_down(name, raw.on_dependency_down.as_deref());
+        let scheduling = self.scheduling(name, &raw, managed.is_some(), &run_dir);
+        // A job runs to completion on its schedule: never restarted, never started at start-up.
+        let managed = match (managed, &scheduling) {
+            (Some(mut m), Some(s)) if s.job.is_some() => {
+                m.job = true;
+                m.restart = RestartPolicy::Never;
+                m.autostart = false;
+                Some(m)
+            }
+            (m, _) => m,
+        };
         if self.problems.len() > before {
             return None;
         }
@@ -731,6 +754,9 @@ impl Validator<'_> {
             depends_on: depends_on?,
             on_dependency_down: on_dependency_down?,
             runbook: raw.runbook.clone().filter(|r| !r.trim().is_empty()),
+            job: scheduling.as_ref()?.job.clone(),
+            restart_at: scheduling.as_ref()?.restart_at.clone(),
+            watch: scheduling?.watch,
         })
     }
 
@@ -903,6 +929,7 @@ impl Validator<'_> {
             watchdog: readiness?.watchdog,
             kind: kind?,
             reload_signal: reload_signal.ok()?,
+            job: false,
         })
     }
 

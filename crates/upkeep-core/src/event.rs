@@ -259,6 +259,30 @@ pub enum EventKind {
         #[serde(default)]
         by: Actor,
     },
+    /// A job's run ended (or was stopped): when it began, the scheduled time it ran for
+    /// (`due`; None when an operator ran it), who started it, how it ended, how long it took,
+    /// and the last lines it wrote (stderr's marked `stderr| `; `output_dropped` earlier
+    /// lines were not kept). One per run: the job's history.
+    JobRan {
+        started: Timestamp,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due: Option<Timestamp>,
+        by: Actor,
+        status: ExitStatus,
+        duration_ms: u64,
+        output: Vec<String>,
+        #[serde(default)]
+        output_dropped: u64,
+    },
+    /// A job fell due (`due`) while its last run, started at `running_since`, was still going:
+    /// this run is skipped (a job never runs twice at once).
+    JobSkipped {
+        due: Timestamp,
+        running_since: Option<Timestamp>,
+    },
+    /// A planned restart: `restart_at`'s time came, or a watched file changed (`reason` says
+    /// which). Neither a crash nor an intervention.
+    RestartPlanned { reason: String },
     /// Stands in for an event whose fate is unknown: a daemon numbered it and was killed
     /// while storing it, and the next one started with the store away, so could not ask.
     /// Stored with that number only if the store did not get the event (the event's row, if
@@ -302,6 +326,9 @@ impl EventKind {
             EventKind::MaintenanceStarted { .. } => "maintenance_started",
             EventKind::MaintenanceEnded { .. } => "maintenance_ended",
             EventKind::WindowStep { .. } => "window_step",
+            EventKind::JobRan { .. } => "job_ran",
+            EventKind::JobSkipped { .. } => "job_skipped",
+            EventKind::RestartPlanned { .. } => "restart_planned",
             EventKind::Unrecorded => "unrecorded",
         }
     }

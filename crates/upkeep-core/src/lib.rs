@@ -16,6 +16,7 @@
 //!   the book probes record into until the store keeps them.
 //! - `window.rs`: maintenance windows as operators write them and the API shows them.
 //! - `i18n.rs`: user-facing text in English and Simplified Chinese.
+//! - `job.rs`: jobs and their runs as the API shows them.
 
 pub mod api;
 mod clock;
@@ -23,6 +24,7 @@ mod deps;
 pub mod duration;
 mod event;
 pub mod i18n;
+pub mod job;
 pub mod latency;
 mod name;
 pub mod report;

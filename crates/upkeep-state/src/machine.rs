@@ -51,6 +51,8 @@ pub struct ServiceSpec {
     pub readiness: Readiness,
     /// A run not ready this long after its start is a failed start.
     pub ready_timeout: Option<Duration>,
+    /// A job (`schedule`): a run that fails is an outage until a run succeeds.
+    pub job: bool,
 }
 
 impl Default for ServiceSpec {
@@ -62,6 +64,7 @@ impl Default for ServiceSpec {
             probes: Vec::new(),
             readiness: Readiness::AtSpawn,
             ready_timeout: None,
+            job: false,
         }
     }
 }
@@ -134,6 +137,8 @@ pub struct ServiceModel {
     drill: bool,
     /// The run is hung (a missed watchdog ping) or was not ready in time: down until it ends.
     stuck: bool,
+    /// A job whose last run failed.
+    job_failed: bool,
 }
 
 impl ServiceModel {
@@ -160,6 +165,7 @@ impl ServiceModel {
             reason: String::new(),
             drill: false,
             stuck: false,
+            job_failed: false,
         };
         m.set_spec(spec);
         m
@@ -252,6 +258,21 @@ impl ServiceModel {
             EventKind::ReadyTimedOut { .. }
             | EventKind::DependencyRestart { .. }
             | EventKind::Signalled { .. } => {}
+            // A job's run that ends well leaves it exited; one that fails, down until a run
+            // ends well (an incident like a failed service's, resolved by the next good run).
+            EventKind::Exited { status, .. } if self.spec.job && self.phase != Phase::Stopping => {
+                self.job_failed = !status.success();
+                self.phase = if self.job_failed {
+                    self.reason = format!("run failed ({status})");
+                    Phase::Down
+                } else {
+                    Phase::Exited
+                };
+                s.pid = None;
+                s.since = None;
+                s.ready = false;
+                s.last_exit = Some(*status);
+            }
             EventKind::Exited { status, .. } => {
                 // Down until the supervisor says otherwise (not_restarted, failed); a stop
                 // in progress stays a stop.
@@ -272,8 +293,16 @@ impl ServiceModel {
                 }
             }
             EventKind::RestartRequested { .. } => s.restarts = 0,
+            EventKind::NotRestarted { .. } if self.spec.job && self.job_failed => {}
             EventKind::NotRestarted { .. } => self.phase = Phase::Exited,
+            // Records: a job's run (its exit came before), a skipped one, a planned restart
+            // (its stop and start come as events of their own).
+            EventKind::JobRan { .. }
+            | EventKind::JobSkipped { .. }
+            | EventKind::RestartPlanned { .. } => {}
             EventKind::SpawnFailed { error } => {
+                // A job that cannot start has failed its run.
+                self.job_failed = self.spec.job;
                 self.phase = Phase::Down;
                 self.reason = error.clone();
             }
@@ -348,6 +377,9 @@ impl ServiceModel {
                 let ready = self.status.ready || !self.spec.managed;
                 if healths.contains(&Health::Down) || self.stuck {
                     State::Down
+                } else if self.spec.job && self.recovering {
+                    // A job's outage lasts until a run ends well, not until one starts.
+                    State::Recovering
                 } else if healths.contains(&Health::Unknown) || !ready {
                     if self.recovering {
                         State::Recovering
@@ -398,6 +430,7 @@ impl ServiceModel {
             // Back (up or degraded), or stopped on purpose: the outage is over.
             if to.is_available()
                 || matches!(to, State::Stopped | State::Stopping | State::Maintenance)
+                || (self.spec.job && to == State::Exited)
             {
                 self.outage_since = None;
                 self.recovering = false;
@@ -784,6 +817,54 @@ mod tests {
         assert!(!m.drill);
         assert!(!m.incident.as_ref().unwrap().drill);
         assert_eq!(m.status.restarts, 1);
+    }
+
+    #[test]
+    fn a_failed_job_run_is_an_incident_until_a_run_ends_well() {
+        let mut m = ServiceModel::new(
+            ServiceName::new("x").unwrap(),
+            ServiceSpec {
+                job: true,
+                ..Default::default()
+            },
+        );
+        let exited = |code| Exited {
+            pid: 7,
+            status: ExitStatus {
+                code: Some(code),
+                signal: None,
+            },
+            uptime_ms: 5,
+        };
+        let not_restarted = || NotRestarted {
+            policy: "never".into(),
+        };
+        // A good run: up while it runs, exited after, no outage.
+        assert_eq!(
+            run(
+                &mut m,
+                vec![(0, started(7)), (1, exited(0)), (1, not_restarted())]
+            ),
+            ["up", "exited"]
+        );
+        // A failed run: down, and an incident (incident_after 0) at once.
+        assert_eq!(
+            run(
+                &mut m,
+                vec![(60, started(8)), (61, exited(3)), (61, not_restarted())]
+            ),
+            ["up", "down", "incident_opened"]
+        );
+        assert_eq!(m.status.state, State::Down);
+        // The next run starting is not yet a recovery; its good end is.
+        assert_eq!(
+            run(
+                &mut m,
+                vec![(120, started(9)), (121, exited(0)), (121, not_restarted())]
+            ),
+            ["recovering", "exited", "incident_resolved"]
+        );
+        assert_eq!(m.status.incident_since, None);
     }
 
     #[test]

@@ -34,7 +34,8 @@ mod supervisor;
 pub use group::{StopOutcome, stop_leftovers};
 pub use logs::{LogHub, Stream, tail, tail_start};
 pub use supervisor::{
-    SignalError, Signalled, Supervisor, SupervisorCommand, SupervisorDeps, SupervisorHandle,
+    JobStart, SignalError, Signalled, Supervisor, SupervisorCommand, SupervisorDeps,
+    SupervisorHandle,
 };
 pub use upkeep_sys::{
     Leftovers, Lineage, Reaper, drop_startup_pages, procfs, raise_open_files, set_child_subreaper,

@@ -72,6 +72,16 @@ pub enum SupervisorCommand {
         by: Actor,
         done: oneshot::Sender<Result<Signalled, SignalError>>,
     },
+    /// A job fell due at `due`: run it, unless a run is still going (a job never overlaps) or
+    /// an operator stopped it (until `upkeep start`). `answer` says which.
+    RunJob {
+        due: jiff::Timestamp,
+        by: Actor,
+        answer: oneshot::Sender<JobStart>,
+    },
+    /// A planned restart (`restart_at`, `watch`): restart it if it runs, saying why; neither a
+    /// crash (no backoff, not counted) nor an intervention. A stopped service stays stopped.
+    Planned { reason: String },
 }
 
 /// A signal sent (see [`SupervisorCommand::Signal`]).
@@ -88,6 +98,17 @@ pub enum SignalError {
     NotRunning(ServiceName),
     #[error("the supervisor of `{0}` is gone")]
     Gone(ServiceName),
+}
+
+/// What became of a job's due run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStart {
+    /// It began (or waits for its dependencies).
+    Started,
+    /// The last run is still going: skipped.
+    StillRunning,
+    /// An operator stopped the job: its schedule waits for `upkeep start`.
+    Stopped,
 }
 
 /// The daemon's side of a supervisor.
@@ -116,6 +137,23 @@ impl SupervisorHandle {
     /// Restart because probes say down (see [`SupervisorCommand::Heal`]).
     pub async fn heal(&self, reason: String) {
         let _ = self.commands.send(SupervisorCommand::Heal { reason }).await;
+    }
+
+    /// A job fell due at `due`: runs it unless a run is still going or an operator stopped
+    /// it. None if the supervisor is gone.
+    pub async fn run_job(&self, due: jiff::Timestamp, by: Actor) -> Option<JobStart> {
+        let (answer, answered) = oneshot::channel();
+        let cmd = SupervisorCommand::RunJob { due, by, answer };
+        self.commands.send(cmd).await.ok()?;
+        answered.await.ok()
+    }
+
+    /// A planned restart (see [`SupervisorCommand::Planned`]).
+    pub async fn planned(&self, reason: String) {
+        let _ = self
+            .commands
+            .send(SupervisorCommand::Planned { reason })
+            .await;
     }
 
     pub async fn reconfigure(&self, cfg: ManagedConfig) {
@@ -171,7 +209,21 @@ struct Running {
     pgid: u32,
     started: Instant,
     exit: oneshot::Receiver<ExitStatus>,
+    /// A job's run: what its record needs.
+    job: Option<JobRun>,
 }
+
+/// What a job's run record (`job_ran`) is made of, besides its end.
+struct JobRun {
+    started: jiff::Timestamp,
+    due: Option<jiff::Timestamp>,
+    by: Actor,
+    tap: crate::logs::tap::Tap,
+}
+
+/// How long a job's record waits for the end of its output after the run ended: the pipes
+/// close when the group is gone, which it is by then, unless something escaped it.
+const OUTPUT_BOUND: Duration = Duration::from_secs(2);
 
 /// What every supervisor is built from: the daemon's shared plumbing.
 #[derive(Clone)]
@@ -225,6 +277,8 @@ pub struct Supervisor {
     /// A command that ended the wait for a forking service's PID file (a stop, a restart, a
     /// new config): the run loop carries it out next.
     interrupted: Option<SupervisorCommand>,
+    /// The scheduled time the next run of a job is for (set by `RunJob`, taken by the spawn).
+    job_due: Option<jiff::Timestamp>,
 }
 
 enum Wake {
@@ -280,6 +334,7 @@ impl Supervisor {
             stopped: false,
             cancel: cancel.clone(),
             interrupted: None,
+            job_due: None,
         };
         sup.configure_signals();
         let token = cancel.clone();
@@ -514,10 +569,11 @@ impl Supervisor {
                 ack(done);
             }
             SupervisorCommand::Heal { reason } => {
-                let Some(run) = self.running.take() else {
+                let Some(mut run) = self.running.take() else {
                     return;
                 };
                 tracing::info!(%reason, "healing: ending the run as failed");
+                let record = run.job.take();
                 let Ended {
                     outcome,
                     status,
@@ -528,12 +584,16 @@ impl Supervisor {
                     signalled: outcome.signalled,
                     killed: outcome.killed,
                 });
+                let mut ended = vec![exited, cleaned];
+                if let Some(j) = record {
+                    ended.push(self.job_ran(j, status, uptime).await);
+                }
                 // A heal is a failure whatever the exit code: on-failure services restart too.
                 let failed = ExitStatus {
                     code: status.code.filter(|c| *c != 0).or(Some(1)),
                     ..status
                 };
-                self.after_exit(failed, uptime, vec![exited, cleaned]).await;
+                self.after_exit(failed, uptime, ended).await;
             }
             SupervisorCommand::Drill { armed, done } => {
                 self.drill = armed && self.running.is_some();
@@ -548,6 +608,30 @@ impl Supervisor {
             } => {
                 let sent = self.send_signal(signal, group, reload, by).await;
                 let _ = done.send(sent);
+            }
+            SupervisorCommand::RunJob { due, by, answer } => {
+                let start = if self.running.is_some() || self.held.is_some() {
+                    JobStart::StillRunning
+                } else if self.stopped {
+                    JobStart::Stopped
+                } else {
+                    self.job_due = Some(due);
+                    self.start(by).await;
+                    JobStart::Started
+                };
+                let _ = answer.send(start);
+            }
+            SupervisorCommand::Planned { reason } => {
+                if self.running.is_none() {
+                    return;
+                }
+                tracing::info!(%reason, "planned restart");
+                self.emit(vec![self.ev(EventKind::RestartPlanned { reason })])
+                    .await;
+                self.stop_process(Actor::Upkeep).await;
+                self.tracker.reset();
+                self.restart_at = None;
+                self.launch(Actor::Upkeep, Vec::new()).await;
             }
             SupervisorCommand::Reconfigure(cfg) => {
                 self.cfg = *cfg;
@@ -632,8 +716,29 @@ impl Supervisor {
         };
         self.drill = false;
         self.emit(vec![self.ev(EventKind::Stopping { by })]).await;
+        let mut run = run;
+        let record = run.job.take();
         let ended = self.end_run(run).await;
-        self.emit(vec![ended.exited]).await;
+        let mut events = vec![ended.exited];
+        if let Some(j) = record {
+            events.push(self.job_ran(j, ended.status, ended.uptime).await);
+        }
+        self.emit(events).await;
+    }
+
+    /// The record of a job's run that ended with `status` after `took`: waits for the end of
+    /// its output (bounded), then says it all.
+    async fn job_ran(&self, j: JobRun, status: ExitStatus, took: Duration) -> Event {
+        let (output, output_dropped) = j.tap.finished(OUTPUT_BOUND).await;
+        self.ev(EventKind::JobRan {
+            started: j.started,
+            due: j.due,
+            by: j.by,
+            status,
+            duration_ms: took.as_millis() as u64,
+            output,
+            output_dropped,
+        })
     }
 
     /// Stops the group of `run` and collects the leader's exit.
@@ -685,10 +790,11 @@ impl Supervisor {
 
     /// The main process exited on its own (crash, kill, or a normal end).
     async fn on_exit(&mut self, status: ExitStatus) {
-        let run = self
+        let mut run = self
             .running
             .take()
             .expect("on_exit only fires while running");
+        let record = run.job.take();
         self.signals.run_ended();
         let uptime = self.clock.instant().saturating_duration_since(run.started);
         // Stamped now, at the reap: the restart below comes before the reporting, but the
@@ -703,6 +809,9 @@ impl Supervisor {
             }));
         } else {
             self.lineage.clear();
+        }
+        if let Some(j) = record {
+            events.push(self.job_ran(j, status, uptime).await);
         }
         self.after_exit(status, uptime, events).await;
     }
@@ -787,6 +896,8 @@ impl Supervisor {
                 // Before anything else: a daemon killed from here on leaves the next one
                 // what it needs to find this process (see `upkeep_sys::lineage`).
                 self.lineage.adopt(s.pid, s.start_ticks);
+                let due = self.job_due.take();
+                let tap = self.cfg.job.then(crate::logs::tap::Tap::new);
                 self.signals.run_started(s.pid);
                 if let Some((read, write, _)) = pipe {
                     // Ours closed, so that the end of file comes when the service's copies go.
@@ -794,10 +905,20 @@ impl Supervisor {
                     self.signals.watch_fd(read, s.pid);
                 }
                 let watch = self.signals.line_watch(&self.cfg, s.pid);
-                self.logs
-                    .capture(&self.name, Stream::Stdout, s.stdout, watch.clone());
-                self.logs
-                    .capture(&self.name, Stream::Stderr, s.stderr, watch);
+                self.logs.capture(
+                    &self.name,
+                    Stream::Stdout,
+                    s.stdout,
+                    watch.clone(),
+                    tap.as_ref().map(|t| t.stream(false)),
+                );
+                self.logs.capture(
+                    &self.name,
+                    Stream::Stderr,
+                    s.stderr,
+                    watch,
+                    tap.as_ref().map(|t| t.stream(true)),
+                );
                 let (pid, pgid, start_ticks, exit) = match self.cfg.kind.clone() {
                     ServiceType::Simple => (s.pid, s.pid, s.start_ticks, s.exit),
                     ServiceType::Forking { pid_file, timeout } => {
@@ -873,6 +994,12 @@ impl Supervisor {
                     pgid,
                     started: self.clock.instant(),
                     exit,
+                    job: tap.map(|tap| JobRun {
+                        started: self.clock.now(),
+                        due,
+                        by: by.clone(),
+                        tap,
+                    }),
                 });
                 before.push(self.ev(EventKind::Started {
                     pid,

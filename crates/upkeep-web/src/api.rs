@@ -160,6 +160,12 @@ pub trait Control: Send + Sync + 'static {
         service: Option<&ServiceName>,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, ApiError>;
+    /// Each job (or the one named) with at most `runs` of its latest runs, newest first.
+    async fn jobs(
+        &self,
+        only: Option<&ServiceName>,
+        runs: u32,
+    ) -> Result<Vec<upkeep_core::job::JobInfo>, ApiError>;
     /// The most recent incidents, newest first, of one service or all.
     async fn incidents(
         &self,
@@ -268,6 +274,7 @@ fn read_routes(gate: Gate) -> Router<AppState> {
         .route("/api/v1/events", get(events))
         .route("/api/v1/events/stream", get(event_stream))
         .route("/api/v1/incidents", get(incidents))
+        .route("/api/v1/jobs", get(jobs))
         .route("/api/v1/incidents/{id}", get(incident))
         .route("/api/v1/report", get(report))
         .route("/metrics", get(metrics))
@@ -506,6 +513,15 @@ async fn event_stream(State(s): State<AppState>) -> Body {
         Some((Ok::<_, std::io::Error>(Bytes::from(text)), (rx, cancel)))
     });
     Body::from_stream(stream)
+}
+
+/// `?service=NAME` for one job, `limit` runs of each (default 100).
+async fn jobs(
+    State(s): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<upkeep_core::job::JobInfo>>, ApiError> {
+    let (service, limit) = ListQuery::parse(query)?;
+    s.control.jobs(service.as_ref(), limit).await.map(Json)
 }
 
 async fn incidents(

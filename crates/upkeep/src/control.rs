@@ -707,6 +707,22 @@ impl Control for Daemon {
         Ok(crate::ops::reports::events(self, service, limit).await?)
     }
 
+    async fn jobs(
+        &self,
+        only: Option<&ServiceName>,
+        runs: u32,
+    ) -> Result<Vec<upkeep_core::job::JobInfo>, ApiError> {
+        crate::ops::jobs::jobs(self, only, runs)
+            .await
+            .map_err(|e| match e {
+                crate::ops::jobs::JobsError::Unknown(_) => ApiError::NotFound(e.to_string()),
+                crate::ops::jobs::JobsError::NotAJob(_) => ApiError::BadRequest {
+                    message: e.to_string(),
+                    hint: Some("`upkeep jobs` lists the jobs".into()),
+                },
+            })
+    }
+
     async fn incidents(
         &self,
         service: Option<&ServiceName>,

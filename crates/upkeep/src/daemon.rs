@@ -376,6 +376,8 @@ async fn run_async(config: Config) -> Result<()> {
         tasks: tasks.clone(),
         targets: Default::default(),
         gates: Default::default(),
+        store: store.clone(),
+        logs_dir: data_dir.join("logs"),
     };
     let mut unfinished = std::mem::take(&mut inherited.unfinished);
     let mut desired = BTreeMap::new();

@@ -14,9 +14,11 @@ mod intent;
 mod notices;
 mod ops;
 mod planner;
+mod schedule;
 mod systemd;
 mod takeover;
 mod tokens;
+mod watch;
 mod wiring;
 
 use std::process::ExitCode;

@@ -1,6 +1,7 @@
 //! Everything that serves one service, started, updated and stopped in one place: its
-//! supervisor (if upkeep runs it), its probe runner (if it has probes), its spec in `state`
-//! and its place in the dependency gate. The daemon uses it at start-up, reload uses it for
+//! supervisor (if upkeep runs it), its probe runner (if it has probes), its spec in `state`,
+//! its place in the dependency gate, and its planned runs (a job's schedule, `restart_at`,
+//! `watch`: `schedule.rs`). The daemon uses it at start-up, reload uses it for
 //! what changed.
 
 use std::collections::BTreeMap;
@@ -29,6 +30,10 @@ pub struct Wiring {
     pub targets: std::sync::Mutex<std::collections::HashMap<ServiceName, watch::Sender<Target>>>,
     /// The dependency graph and each managed service's permit (see `deps.rs`).
     pub gates: crate::deps::Gates,
+    /// For a job's history at start (were runs missed?).
+    pub store: Arc<dyn upkeep_store::Store>,
+    /// Where services' logs are (a watched tree may hold them: their changes do not count).
+    pub logs_dir: std::path::PathBuf,
 }
 
 fn target_of(snapshot: &Snapshot, name: &ServiceName) -> Target {
@@ -64,6 +69,8 @@ pub async fn follow_targets(wiring: Arc<Wiring>) {
 pub struct ServiceHandles {
     pub supervisor: Option<SupervisorHandle>,
     probes: Option<ProbeRunner>,
+    /// Its schedule, restart_at and watch tasks: they end when this is dropped.
+    timers: crate::schedule::Timers,
 }
 
 impl ServiceHandles {
@@ -90,6 +97,7 @@ pub fn spec(cfg: &ServiceConfig) -> ServiceSpec {
             Some(Ready::Notify | Ready::Fd(_) | Ready::Log(_)) => Readiness::Signal,
         },
         ready_timeout: m.and_then(|m| m.ready_timeout),
+        job: m.is_some_and(|m| m.job),
     }
 }
 
@@ -114,10 +122,31 @@ impl Wiring {
         }
         // The gate knows it (and judges it) before its supervisor can start anything.
         let permit = self.gates.configure(name, cfg, &self.snapshot.borrow());
+        // A job runs on its schedule (or `upkeep start`), never because the daemon started.
+        let run = run && cfg.job.is_none();
+        let supervisor = self.supervisor(name, cfg, run, permit);
         ServiceHandles {
-            supervisor: self.supervisor(name, cfg, run, permit),
+            timers: self.timers(name, cfg, supervisor.as_ref(), true),
+            supervisor,
             probes: self.probes(name, cfg),
         }
+    }
+
+    fn timers(
+        &self,
+        name: &ServiceName,
+        cfg: &ServiceConfig,
+        sup: Option<&SupervisorHandle>,
+        catch_up: bool,
+    ) -> crate::schedule::Timers {
+        let deps = crate::schedule::Deps {
+            clock: &self.supervisor.clock,
+            events: &self.supervisor.events,
+            store: &self.store,
+            snapshot: &self.snapshot,
+            logs_dir: &self.logs_dir,
+        };
+        crate::schedule::start(name, cfg, sup, deps, catch_up)
     }
 
     fn supervisor(
@@ -196,27 +225,41 @@ impl Wiring {
             }
             h.probes = self.probes(name, new);
         }
-        match (&old.managed, &new.managed, &h.supervisor) {
-            (Some(a), Some(b), Some(sup)) if a != b => {
-                let (sup, b) = (sup.clone(), b.clone());
-                Some(Box::pin(async move { sup.reconfigure(b).await }))
-            }
-            (Some(_), None, _) => h.supervisor.take().map(|sup| {
-                let stopping: futures_util::future::BoxFuture<'static, ()> = Box::pin(stop(sup));
-                stopping
-            }),
-            (None, Some(_), _) => {
-                h.supervisor = self.supervisor(name, new, run, permit);
-                None
-            }
-            _ => None,
+        let planned_changed = old.job != new.job
+            || old.restart_at != new.restart_at
+            || old.watch != new.watch
+            || old.managed.is_some() != new.managed.is_some();
+        if planned_changed {
+            h.timers = Default::default();
         }
+        let slow: Option<futures_util::future::BoxFuture<'static, ()>> =
+            match (&old.managed, &new.managed, &h.supervisor) {
+                (Some(a), Some(b), Some(sup)) if a != b => {
+                    let (sup, b) = (sup.clone(), b.clone());
+                    Some(Box::pin(async move { sup.reconfigure(b).await }))
+                }
+                (Some(_), None, _) => h.supervisor.take().map(|sup| {
+                    let stopping: futures_util::future::BoxFuture<'static, ()> =
+                        Box::pin(stop(sup));
+                    stopping
+                }),
+                (None, Some(_), _) => {
+                    h.supervisor = self.supervisor(name, new, run && new.job.is_none(), permit);
+                    None
+                }
+                _ => None,
+            };
+        if planned_changed {
+            h.timers = self.timers(name, new, h.supervisor.as_ref(), false);
+        }
+        slow
     }
 
     /// Stops a removed service: probes first, then its process group, then its place in the
     /// gate (not before: a held supervisor let go by the gate would start).
     pub async fn remove(&self, name: &ServiceName, h: ServiceHandles) {
         self.targets.lock().expect("targets poisoned").remove(name);
+        drop(h.timers);
         if let Some(p) = h.probes {
             p.stop();
         }

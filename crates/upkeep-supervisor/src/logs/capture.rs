@@ -4,7 +4,8 @@
 //! anything but the pipe. If the writer falls more than `IN_FLIGHT_LIMIT` behind, chunks are
 //! dropped and counted instead of waiting. Until a run says it is ready through its log
 //! (`ready = { log = ... }`), each line is also matched against the pattern (a dropped line
-//! too); after that, no line is looked at again.
+//! too); after that, no line is looked at again. A job's run also shows each chunk to its
+//! tap (`tap.rs`), which keeps the run's last lines for its record.
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub(crate) async fn run(
     writer: std_mpsc::Sender<WriterMsg>,
     (events, clock): (mpsc::Sender<Event>, Clock),
     mut watch: Option<LineWatch>,
+    tap: Option<super::tap::StreamTap>,
 ) {
     let Ok(pipe) = pipe::Receiver::from_owned_fd(fd) else {
         return;
@@ -56,6 +58,9 @@ pub(crate) async fn run(
             Ok(n) => {
                 if let Some((chunk, lines)) = framer.push(&buf[..n]) {
                     look(&mut watch, &chunk);
+                    if let Some(t) = &tap {
+                        t.chunk(&chunk, STAMP_LEN);
+                    }
                     queue.push(chunk, lines);
                 }
                 // One chunk, then the others' turn: a service that writes without pause would
@@ -70,6 +75,9 @@ pub(crate) async fn run(
     }
     if let Some((chunk, lines)) = framer.finish() {
         look(&mut watch, &chunk);
+        if let Some(t) = &tap {
+            t.chunk(&chunk, STAMP_LEN);
+        }
         queue.push(chunk, lines);
     }
     queue.report_drops();

@@ -12,6 +12,7 @@
 //! the [`LogHub`] that both share, plus `tail` for `upkeep logs`.
 
 mod capture;
+pub(crate) mod tap;
 mod writer;
 
 use std::collections::HashMap;
@@ -140,11 +141,12 @@ impl LogHub {
         stream: Stream,
         fd: OwnedFd,
         watch: Option<crate::ready::LineWatch>,
+        tap: Option<tap::StreamTap>,
     ) {
         let shared = self.shared(name, stream);
         let writer = self.inner.writer.clone();
         let events = (self.inner.events.clone(), self.inner.clock.clone());
-        tokio::spawn(capture::run(fd, shared, writer, events, watch));
+        tokio::spawn(capture::run(fd, shared, writer, events, watch, tap));
     }
 
     /// A receiver of every chunk written to a stream from now on.
@@ -256,7 +258,7 @@ mod tests {
             },
         );
         let (r, w) = nix::unistd::pipe().unwrap();
-        hub.capture(&name, Stream::Stdout, r, None);
+        hub.capture(&name, Stream::Stdout, r, None, None);
         // Three times the in-flight limit, then the service exits (its pipe closes).
         let service = std::thread::spawn(move || {
             let mut out = std::fs::File::from(w);
@@ -318,8 +320,8 @@ mod tests {
         let watch = signals.line_watch(&cfg, 77);
         let (out_r, out_w) = nix::unistd::pipe().unwrap();
         let (err_r, err_w) = nix::unistd::pipe().unwrap();
-        hub.capture(&name, Stream::Stdout, out_r, watch.clone());
-        hub.capture(&name, Stream::Stderr, err_r, watch);
+        hub.capture(&name, Stream::Stdout, out_r, watch.clone(), None);
+        hub.capture(&name, Stream::Stderr, err_r, watch, None);
         let (mut out, mut err) = (std::fs::File::from(out_w), std::fs::File::from(err_w));
         out.write_all(b"  VITE v7.0.0  ready in a moment\n  VITE v7.0.0  rea")
             .unwrap();

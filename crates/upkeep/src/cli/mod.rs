@@ -12,6 +12,7 @@ mod client;
 mod escape;
 mod fresh;
 mod import;
+mod jobs;
 mod lifecycle;
 mod notify;
 mod output;
@@ -118,6 +119,16 @@ enum Command {
         repeat: u32,
         #[arg(long)]
         json: bool,
+    },
+    /// Jobs (services with `schedule`): schedule, state, next and last run; with a name, its
+    /// recent runs (exit code, duration, who or what started it) and the latest run's output
+    Jobs {
+        name: Option<ServiceName>,
+        /// How many runs of each job
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Incidents, newest first (of one service, or all)
     Incidents {
@@ -692,6 +703,18 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                 print_json(&results)
             } else {
                 print!("{}", output::drills(&results))
+            }
+        }
+        Command::Jobs { name, limit, json } => {
+            let mut path = ApiPath::new("/api/v1/jobs").query("limit", limit);
+            if let Some(n) = &name {
+                path = path.query("service", n);
+            }
+            let list: Vec<upkeep_core::job::JobInfo> = client.get(path).await?;
+            match (json.json, name, list.first()) {
+                (true, _, _) => print_json(&list),
+                (false, Some(_), Some(job)) => print!("{}", jobs::detail(job)),
+                (false, _, _) => print!("{}", jobs::list(&list)),
             }
         }
         Command::Incidents { name, limit, json } => {

@@ -9,12 +9,13 @@
 //! `reports.rs` (the report, events, incidents; [`reports::ReportError`]), `windows.rs`
 //! (maintenance windows; [`windows::WindowError`]), `notify.rs` (the outbox: list, retry,
 //! test; [`notify::NotifyError`]), `signal.rs` (a signal or a reload to a running service;
-//! [`signal::SignalError`]). Service details,
+//! [`signal::SignalError`]), `jobs.rs` (jobs and their recent runs). Service details,
 //! logs and metrics are still answered in `control.rs` (issue 15, item 7 goes on).
 //!
 //! [`Principal`]: upkeep_core::Principal
 
 pub mod drill;
+pub mod jobs;
 pub mod maintenance;
 pub mod notify;
 pub mod reload;

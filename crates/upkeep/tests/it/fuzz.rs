@@ -166,7 +166,7 @@ fn arbitrary_requests_to_every_route_never_kill_the_daemon_or_answer_500() {
     d.wait_state("web", "up", LONG);
     let mut rng = Rng::seeded("UPKEEP_FUZZ_SEED");
     // Every route, with the shapes of their paths (`{}` is a random segment).
-    let routes: [(&str, &str); 18] = [
+    let routes: [(&str, &str); 19] = [
         ("GET", "/api/v1/health"),
         ("GET", "/api/v1/services"),
         ("POST", "/api/v1/services"),
@@ -178,6 +178,7 @@ fn arbitrary_requests_to_every_route_never_kill_the_daemon_or_answer_500() {
         ("POST", "/api/v1/reload"),
         ("GET", "/api/v1/events"),
         ("GET", "/api/v1/incidents"),
+        ("GET", "/api/v1/jobs"),
         ("GET", "/api/v1/incidents/{}"),
         ("GET", "/api/v1/report"),
         ("POST", "/api/v1/drills"),

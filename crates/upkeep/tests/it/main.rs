@@ -10,6 +10,7 @@ mod drills;
 mod fuzz;
 mod hardening;
 mod import;
+mod jobs;
 mod logs;
 mod maintenance;
 mod metrics;

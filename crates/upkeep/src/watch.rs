@@ -1,0 +1,160 @@
+//! `watch`: restarts a service when files under its watched paths change, for development
+//! (PM2's `--watch`).
+//!
+//! inotify (through `notify`, recursive) feeds notify's mini debouncer, which gives a path
+//! once no change to it came for `watch_debounce` (its `Any`; the `AnyContinuous` it gives
+//! in the middle of a burst is dropped): an editor's save or a burst of writes is one change. Its thread hands each batch to one task per service, which drops what does not
+//! count (`node_modules`, `.git`, the service's own log files, `watch_ignore`) and asks the
+//! supervisor for a planned restart, recorded as `restart_planned` with the reason
+//! `file changed: PATH`. Event driven from end to end: nothing polls. A stopped service is
+//! not started by a change.
+//!
+//! Recursive watching adds an inotify watch per folder, `node_modules` included (their events
+//! are dropped here, but the watches are taken): a tree larger than
+//! `fs.inotify.max_user_watches` fails to watch, said in the daemon's log.
+
+use std::path::{Path, PathBuf};
+
+use notify_debouncer_mini::notify::RecursiveMode;
+use notify_debouncer_mini::{DebounceEventResult, DebouncedEventKind, new_debouncer};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use upkeep_config::{ALWAYS_IGNORED, WatchConfig};
+use upkeep_core::ServiceName;
+use upkeep_supervisor::SupervisorHandle;
+
+/// Starts watching `w` for service `name` until `cancel`; `logs_dir` holds its own logs.
+pub fn start(
+    name: &ServiceName,
+    w: &WatchConfig,
+    sup: SupervisorHandle,
+    logs_dir: &Path,
+    cancel: CancellationToken,
+) -> Result<(), notify_debouncer_mini::notify::Error> {
+    // A batch waiting means a restart is coming: a full channel loses nothing that matters.
+    let (tx, rx) = mpsc::channel::<Vec<PathBuf>>(16);
+    let mut debouncer = new_debouncer(w.debounce, move |res: DebounceEventResult| match res {
+        Ok(events) => {
+            // `AnyContinuous` comes while a path still changes (the debouncer's first deadline
+            // falls inside a burst): only `Any`, once it is quiet, restarts, or a burst of
+            // writes would restart twice.
+            let quiet: Vec<PathBuf> = events
+                .into_iter()
+                .filter(|e| e.kind == DebouncedEventKind::Any)
+                .map(|e| e.path)
+                .collect();
+            if !quiet.is_empty() {
+                let _ = tx.try_send(quiet);
+            }
+        }
+        Err(e) => tracing::warn!("file watch: {e}"),
+    })?;
+    for path in &w.paths {
+        debouncer.watcher().watch(path, RecursiveMode::Recursive)?;
+    }
+    let filter = Filter {
+        roots: w.paths.clone(),
+        ignore: w
+            .ignore
+            .iter()
+            .filter_map(|p| glob::Pattern::new(p).ok())
+            .collect(),
+        logs_dir: logs_dir.to_owned(),
+        log_prefix: format!("{name}."),
+    };
+    tracing::info!(service = %name, paths = ?w.paths, "watching files");
+    tokio::spawn(run(debouncer, rx, filter, sup, cancel));
+    Ok(())
+}
+
+async fn run<D: Send + 'static>(
+    debouncer: D,
+    mut batches: mpsc::Receiver<Vec<PathBuf>>,
+    filter: Filter,
+    sup: SupervisorHandle,
+    cancel: CancellationToken,
+) {
+    loop {
+        let batch = tokio::select! {
+            _ = cancel.cancelled() => break,
+            b = batches.recv() => match b { Some(b) => b, None => break },
+        };
+        if let Some(changed) = batch.iter().find_map(|p| filter.counts(p)) {
+            sup.planned(format!("file changed: {}", changed.display()))
+                .await;
+        }
+    }
+    // Stops the watcher and its thread.
+    drop(debouncer);
+}
+
+/// Which changed paths count.
+struct Filter {
+    roots: Vec<PathBuf>,
+    ignore: Vec<glob::Pattern>,
+    logs_dir: PathBuf,
+    log_prefix: String,
+}
+
+impl Filter {
+    /// The path to name in the reason (relative to its watched root), if a change to `path`
+    /// counts.
+    fn counts(&self, path: &Path) -> Option<PathBuf> {
+        // A folder's own events (its times change when an entry in it does) come with the
+        // entry's: the entry names the change.
+        if path.is_dir() {
+            return None;
+        }
+        if path.starts_with(&self.logs_dir)
+            && path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&self.log_prefix))
+        {
+            return None;
+        }
+        let rel = self
+            .roots
+            .iter()
+            .find_map(|r| path.strip_prefix(r).ok())
+            .unwrap_or(path);
+        let ignored = rel.components().any(|c| {
+            let c = c.as_os_str().to_string_lossy();
+            ALWAYS_IGNORED.contains(&c.as_ref()) || self.ignore.iter().any(|p| p.matches(&c))
+        }) || self.ignore.iter().any(|p| p.matches_path(rel));
+        if ignored {
+            return None;
+        }
+        Some(if rel.as_os_str().is_empty() {
+            path.to_owned()
+        } else {
+            rel.to_owned()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_modules_git_own_logs_and_patterns_do_not_count() {
+        let f = Filter {
+            roots: vec![PathBuf::from("/srv/app/src")],
+            ignore: vec![
+                glob::Pattern::new("*.tmp").unwrap(),
+                glob::Pattern::new("gen/**").unwrap(),
+            ],
+            logs_dir: PathBuf::from("/srv/app/src/logs"),
+            log_prefix: "web.".into(),
+        };
+        let counts = |p: &str| f.counts(Path::new(p));
+        assert_eq!(counts("/srv/app/src/a/b.js"), Some(PathBuf::from("a/b.js")));
+        assert_eq!(counts("/srv/app/src/node_modules/x/index.js"), None);
+        assert_eq!(counts("/srv/app/src/.git/HEAD"), None);
+        assert_eq!(counts("/srv/app/src/logs/web.out.log"), None);
+        assert!(counts("/srv/app/src/logs/other.out.log").is_some());
+        assert_eq!(counts("/srv/app/src/x.tmp"), None);
+        assert_eq!(counts("/srv/app/src/gen/a/b.rs"), None);
+    }
+}

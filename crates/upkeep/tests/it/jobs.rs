@@ -1,0 +1,346 @@
+//! Scheduled runs and watched files (issue 18, items 4 and 7), on the real daemon: jobs on a
+//! driven test clock (runs, skips instead of overlapping, history with exit codes, durations
+//! and output, incidents opened by a failed run and resolved by the next good one, runs
+//! missed while no daemon ran), `restart_at` in its zone, and `watch` with its debounce and
+//! what it ignores.
+//!
+//! The test clock also follows real time, so a minute boundary may pass on its own while a
+//! test runs: assertions hold whatever extra runs that brings (each due time once, runs never
+//! overlapping), rather than counting on none.
+
+use serde_json::Value;
+use upkeep_testkit::TestDaemon;
+
+use crate::{BIN, LONG, stdout};
+
+/// The jobs API's entry for `name`.
+fn job(d: &TestDaemon, name: &str) -> Value {
+    let list = d.api_get(&format!("/api/v1/jobs?service={name}&limit=1000"));
+    list.as_array()
+        .and_then(|a| a.first())
+        .cloned()
+        .unwrap_or_else(|| panic!("no job {name} in {list}"))
+}
+
+fn runs(d: &TestDaemon, name: &str) -> Vec<Value> {
+    job(d, name)["runs"].as_array().cloned().unwrap_or_default()
+}
+
+fn ts(v: &Value) -> jiff::Timestamp {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a time: {v}"))
+}
+
+/// Waits until `name` has at least `n` recorded runs; returns them, newest first.
+fn wait_runs(d: &TestDaemon, name: &str, n: usize) -> Vec<Value> {
+    d.wait_until(&format!("{n} runs of {name}"), LONG, || {
+        let r = runs(d, name);
+        (r.len() >= n).then_some(r)
+    })
+}
+
+fn incidents(d: &TestDaemon, name: &str) -> Vec<Value> {
+    d.api_get(&format!("/api/v1/incidents?service={name}"))
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_job_runs_on_schedule_never_overlaps_and_keeps_each_runs_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("release");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let once = dir.path().join("done");
+    let ok = dir.path().join("ok");
+    // `slow` blocks on its first run until the test releases it: longer than its period.
+    // `flaky` fails until the file `ok` exists.
+    let d = TestDaemon::start_on_test_clock(
+        BIN,
+        &format!(
+            "[services.slow]\nschedule = \"* * * * *\"\n\
+             command = \"sh -c 'echo begin; echo to-stderr >&2; if [ ! -e {once} ]; then read l < {fifo}; touch {once}; fi; echo end'\"\n\n\
+             [services.flaky]\nschedule = \"* * * * *\"\ncommand = \"sh -c 'echo checking; test -e {ok}'\"\n",
+            once = once.display(),
+            fifo = fifo.display(),
+            ok = ok.display(),
+        ),
+    );
+    // A job does not run because the daemon started.
+    assert_eq!(d.state("slow"), "stopped");
+    assert!(runs(&d, "slow").is_empty());
+    let next = ts(&job(&d, "slow")["next"]);
+
+    // Its minute comes: both run; slow goes on, flaky fails and opens an incident.
+    d.advance_clock("60s");
+    d.wait_until("slow to run", LONG, || d.pid("slow"));
+    let first_flaky = wait_runs(&d, "flaky", 1);
+    assert_eq!(first_flaky[0]["status"]["code"], 1, "{first_flaky:?}");
+    assert_eq!(first_flaky[0]["output"][0], "checking");
+    assert!(ts(&first_flaky[0]["due"]) >= next);
+    d.wait_until("an incident for flaky", LONG, || {
+        incidents(&d, "flaky")
+            .first()
+            .filter(|i| i["resolved"].is_null())
+            .cloned()
+    });
+    assert_eq!(d.state("flaky"), "down");
+
+    // The next minute: slow is still running, so that run is skipped and recorded.
+    d.advance_clock("60s");
+    let skipped = d.wait_until("a skipped run of slow", LONG, || {
+        let s = job(&d, "slow")["skipped"].as_array().cloned()?;
+        (!s.is_empty()).then_some(s)
+    });
+    assert!(ts(&skipped[0]) > next, "{skipped:?}");
+    assert!(runs(&d, "slow").is_empty(), "no second run began");
+    wait_runs(&d, "flaky", 2);
+    assert_eq!(
+        incidents(&d, "flaky").len(),
+        1,
+        "one incident while the runs fail"
+    );
+
+    // Released: slow's run ends after more than a minute of the daemon's clock.
+    std::fs::write(&ok, "").unwrap();
+    std::fs::write(&fifo, "go\n").unwrap();
+    let slow = wait_runs(&d, "slow", 1);
+    let run = &slow[0];
+    assert_eq!(run["status"]["code"], 0);
+    assert!(run["duration_ms"].as_u64().unwrap() >= 60_000, "{run}");
+    let output: Vec<&str> = run["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for line in ["begin", "stderr| to-stderr", "end"] {
+        assert!(output.contains(&line), "{output:?}");
+    }
+    assert_eq!(run["by"], "upkeep");
+    d.wait_state("slow", "exited", LONG);
+
+    // The next minute: both run again; flaky's good run resolves its incident.
+    d.advance_clock("60s");
+    let slow = wait_runs(&d, "slow", 2);
+    assert_eq!(slow[0]["status"]["code"], 0);
+    d.wait_until("flaky's incident to resolve", LONG, || {
+        incidents(&d, "flaky")
+            .first()
+            .filter(|i| !i["resolved"].is_null())
+            .cloned()
+    });
+    assert_eq!(incidents(&d, "flaky").len(), 1);
+    d.wait_state("flaky", "exited", LONG);
+
+    // Never two runs at once: each run ended before the next began, each due time once.
+    for name in ["slow", "flaky"] {
+        let mut r = runs(&d, name);
+        r.reverse();
+        for pair in r.windows(2) {
+            assert!(
+                ts(&pair[0]["ended"]) <= ts(&pair[1]["started"]),
+                "{name}: {pair:?}"
+            );
+        }
+        let mut dues: Vec<String> = r.iter().map(|x| x["due"].to_string()).collect();
+        dues.extend(
+            job(&d, name)["skipped"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(Value::to_string),
+        );
+        let all = dues.len();
+        dues.sort();
+        dues.dedup();
+        assert_eq!(dues.len(), all, "{name}: a due time ran twice");
+    }
+    // Restarts are not a job's business, and a job's exit is not a crash.
+    let events = d.events("flaky");
+    assert!(!events.iter().any(|(k, _)| k == "restart_scheduled"));
+
+    // `upkeep start` runs one now, by the operator; `upkeep jobs` shows the history.
+    let out = d.cli(&["start", "slow"]);
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    let slow = wait_runs(&d, "slow", 3);
+    assert!(slow[0]["due"].is_null());
+    assert!(slow[0]["by"]["principal"].is_object(), "{}", slow[0]);
+    let table = stdout(&d.cli(&["jobs"]));
+    assert!(
+        table.contains("slow") && table.contains("* * * * *"),
+        "{table}"
+    );
+    let detail = stdout(&d.cli(&["jobs", "slow"]));
+    assert!(detail.contains("output of the run"), "{detail}");
+    assert!(
+        detail.contains("skipped (the last run was still going)"),
+        "{detail}"
+    );
+
+    // Stopped by an operator, a job waits: its minute passes (flaky runs), it does not run.
+    let out = d.cli(&["stop", "slow"]);
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    // (Starts are counted, not runs: a start would be stored long before flaky's run ends.)
+    let starts = |d: &TestDaemon| {
+        d.events("slow")
+            .iter()
+            .filter(|(k, _)| k == "started")
+            .count()
+    };
+    let (slow_starts, flaky_runs) = (starts(&d), runs(&d, "flaky").len());
+    d.advance_clock("60s");
+    wait_runs(&d, "flaky", flaky_runs + 1);
+    assert_eq!(starts(&d), slow_starts);
+    assert_eq!(d.state("slow"), "stopped");
+}
+
+#[test]
+fn a_run_missed_while_no_daemon_ran_is_made_up_once_at_start() {
+    let mut d = TestDaemon::start_on_test_clock(
+        BIN,
+        "[services.hourly]\nschedule = \"0 * * * *\"\ncommand = \"echo hi\"\n",
+    );
+    d.advance_clock("1h");
+    let first = wait_runs(&d, "hourly", 1);
+    let status = d.signal_daemon(nix::sys::signal::Signal::SIGTERM);
+    assert!(status.success());
+    // Two hours pass with no daemon (the test clock's offset, kept in the data dir).
+    let file = d.data_dir.join("test-clock-offset-ms");
+    let ahead: i64 = std::fs::read_to_string(&file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::fs::write(&file, (ahead + 2 * 3_600_000).to_string()).unwrap();
+    d.launch();
+    let after = wait_runs(&d, "hourly", 2);
+    let made_up = &after[0];
+    // For the last hour it missed, once (not once per missed hour).
+    let due = ts(&made_up["due"]);
+    assert!(due > ts(&first[0]["due"]) + jiff::SignedDuration::from_hours(1));
+    assert_eq!(due.as_second() % 3600, 0);
+    d.wait_state("hourly", "exited", LONG);
+    assert!(
+        d.daemon_log()
+            .contains("a run was missed while no daemon ran")
+    );
+}
+
+#[test]
+fn restart_at_restarts_at_its_time_in_its_zone_and_counts_no_crash() {
+    let d = TestDaemon::start_on_test_clock(
+        BIN,
+        "[services.web]\ncommand = \"sleep 100000\"\nrestart_at = \"0 4 * * * Asia/Shanghai\"\n",
+    );
+    d.wait_state("web", "up", LONG);
+    let pid = d.pid("web").unwrap();
+    let now = d.advance_clock("1ms");
+    let zone = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+    let local = now.to_zoned(zone.clone());
+    let mut four = local.date().at(4, 0, 0, 0).to_zoned(zone).unwrap();
+    if four <= local {
+        four = four.tomorrow().unwrap();
+    }
+    let wait = now.duration_until(four.timestamp());
+    // A minute before: nothing.
+    let before = wait - jiff::SignedDuration::from_secs(60);
+    d.advance_clock(&format!("{}ms", before.as_millis()));
+    assert_eq!(d.pid("web"), Some(pid));
+    d.advance_clock("61s");
+    let new = d.wait_new_pid("web", pid, LONG);
+    assert_ne!(new, pid);
+    let events = d.events("web");
+    let planned: Vec<&Value> = events
+        .iter()
+        .filter(|(k, _)| k == "restart_planned")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(planned.len(), 1, "{events:?}");
+    assert_eq!(planned[0]["reason"], "restart_at 0 4 * * * Asia/Shanghai");
+    let stored = d.api_get("/api/v1/events?service=web&limit=100");
+    let at = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "restart_planned")
+        .map(|e| ts(&e["at"]))
+        .unwrap();
+    assert!(at >= four.timestamp(), "{at} before {four}");
+    assert_eq!(
+        at.to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap())
+            .hour(),
+        4
+    );
+    // Not a crash: no backoff, no restart counted, never down.
+    assert!(!events.iter().any(|(k, _)| k == "restart_scheduled"));
+    assert_eq!(d.service("web")["info"]["restarts"], 0);
+    assert!(
+        !events
+            .iter()
+            .any(|(k, v)| k == "status_changed" && v["to"] == "down"),
+        "{events:?}"
+    );
+    d.wait_state("web", "up", LONG);
+}
+
+#[test]
+fn a_burst_of_writes_to_a_watched_file_restarts_once_and_node_modules_never() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::create_dir_all(root.join("node_modules/dep")).unwrap();
+    std::fs::write(root.join("src/app.js"), "1").unwrap();
+    let d = TestDaemon::start(
+        BIN,
+        &format!(
+            "[services.dev]\ncommand = \"sleep 100000\"\ncwd = \"{}\"\nwatch = [\".\"]\nwatch_debounce = \"300ms\"\n",
+            root.display()
+        ),
+    );
+    d.wait_state("dev", "up", LONG);
+    d.wait_until("the watcher to start", LONG, || {
+        d.daemon_log().contains("watching files").then_some(())
+    });
+    let planned = |d: &TestDaemon| -> Vec<String> {
+        d.events("dev")
+            .into_iter()
+            .filter(|(k, _)| k == "restart_planned")
+            .map(|(_, v)| v["reason"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let pid0 = d.pid("dev").unwrap();
+    // node_modules first, then one write that counts: only the second restarts.
+    for i in 0..5 {
+        std::fs::write(root.join("node_modules/dep/index.js"), i.to_string()).unwrap();
+    }
+    std::fs::write(root.join("src/other.js"), "x").unwrap();
+    let pid1 = d.wait_new_pid("dev", pid0, LONG);
+    assert_eq!(planned(&d), ["file changed: src/other.js"]);
+
+    // 20 writes in a burst: one restart. A later write proves nothing more came of it.
+    for i in 0..20 {
+        std::fs::write(root.join("src/app.js"), i.to_string()).unwrap();
+    }
+    let pid2 = d.wait_new_pid("dev", pid1, LONG);
+    // One more change, after the burst's restart: were the burst to restart twice, its second
+    // would come before this one's.
+    std::fs::write(root.join("src/last.js"), "x").unwrap();
+    d.wait_new_pid("dev", pid2, LONG);
+    d.wait_until("the last change recorded", LONG, || {
+        planned(&d)
+            .iter()
+            .any(|r| r.ends_with("src/last.js"))
+            .then_some(())
+    });
+    assert_eq!(
+        planned(&d),
+        [
+            "file changed: src/other.js",
+            "file changed: src/app.js",
+            "file changed: src/last.js"
+        ]
+    );
+    assert_eq!(d.service("dev")["info"]["restarts"], 0);
+}
