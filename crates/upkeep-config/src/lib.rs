@@ -39,7 +39,7 @@ pub use error::{ConfigError, Problem};
 pub use paths::{default_config_path, default_data_dir};
 pub use validate::{
     Config, CpuProbeConfig, DaemonConfig, ExecProbeConfig, HttpProbeConfig, LogConfig, LogPattern,
-    MaintenanceConfig, ManagedConfig, MemoryProbeConfig, OnUnhealthy, ProbeConfig, ProbeKind,
+    MaintenanceConfig, ManagedConfig, MemoryProbeConfig, OnPage, OnUnhealthy, ProbeConfig, ProbeKind,
     ProcessProbeConfig, Program, Ready, RestartPolicy, SecretSource, ServiceConfig, StoreConfig,
     TcpProbeConfig, UserIds, load, parse, secret_in_url,
 };

@@ -225,6 +225,12 @@ pub(crate) struct RawService {
     pub watchdog: Option<String>,
     /// Where to read what to do when it fails (a URL or a path): goes with its incident notices.
     pub runbook: Option<String>,
+    /// The public status page (`validate/page.rs`): the heading it is listed under, whether it
+    /// is shown at all (default yes), the name and the line of text people read.
+    pub group: Option<String>,
+    pub public: Option<bool>,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
 }
 
 impl Default for RawDaemon {

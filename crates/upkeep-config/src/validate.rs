@@ -24,6 +24,7 @@ use crate::raw::{RawCommand, RawConfig, RawService};
 
 mod deps;
 mod notify;
+mod page;
 mod probes;
 mod ready;
 mod store;
@@ -31,6 +32,7 @@ pub use probes::{
     CpuProbeConfig, ExecProbeConfig, HttpProbeConfig, MemoryProbeConfig, ProbeConfig, ProbeKind,
     ProcessProbeConfig, TcpProbeConfig,
 };
+pub use page::OnPage;
 pub use ready::{LogPattern, Ready};
 pub use store::{SecretSource, StoreConfig, secret_in_url};
 
@@ -196,6 +198,8 @@ pub struct ServiceConfig {
     pub on_dependency_down: upkeep_core::OnDependencyDown,
     /// Where to read what to do when it fails (a URL or a path, shown as written).
     pub runbook: Option<String>,
+    /// How the public status page shows it (`group`, `public`, `display_name`, `description`).
+    pub page: OnPage,
 }
 
 /// What to do when probes say a service is down.
@@ -711,6 +715,7 @@ impl Validator<'_> {
         let depends_on = self.depends_on(name, &raw.depends_on, &names);
         self.service_names = names;
         let on_dependency_down = self.on_dependency_down(name, raw.on_dependency_down.as_deref());
+        let page = self.on_page(name, &raw);
         if self.problems.len() > before {
             return None;
         }
@@ -722,6 +727,7 @@ impl Validator<'_> {
             depends_on: depends_on?,
             on_dependency_down: on_dependency_down?,
             runbook: raw.runbook.clone().filter(|r| !r.trim().is_empty()),
+            page: page?,
         })
     }
 
