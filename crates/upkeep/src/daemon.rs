@@ -433,7 +433,10 @@ async fn run_async(config: Config) -> Result<()> {
         test_clock,
         intent: intent.clone(),
         notices: notices.clone(),
+        site: upkeep_web::Site::new(),
     });
+    // The status page's first render comes from memory before any listener serves.
+    tokio::spawn(crate::statuspage::run(daemon.clone(), latency.clone()));
     // Maintenance windows: announced, reminded, started, completed, on the clock.
     tokio::spawn(
         crate::planner::Planner {

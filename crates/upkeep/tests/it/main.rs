@@ -16,6 +16,7 @@ mod metrics;
 mod notify;
 mod probes;
 mod report;
+mod statuspage;
 mod store;
 mod supervise;
 mod systemd;
