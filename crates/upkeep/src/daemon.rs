@@ -495,6 +495,10 @@ async fn run_async(config: Config) -> Result<()> {
     ];
     for (addr, key, limits, app) in tcp {
         let Some(addr) = addr else { continue };
+        if key == "public_listen" {
+            crate::public::serve_apart(addr, app, limits, api_cancel.clone())?;
+            continue;
+        }
         let tcp = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {key} {addr}"))?;

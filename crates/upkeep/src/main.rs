@@ -14,6 +14,7 @@ mod intent;
 mod notices;
 mod ops;
 mod planner;
+mod public;
 mod statuspage;
 mod systemd;
 mod takeover;

@@ -26,9 +26,7 @@ use upkeep_core::latency::LatencyBook;
 use upkeep_core::report::Tally;
 use upkeep_core::window::WindowStatus;
 use upkeep_core::{EventKind, ServiceName, State};
-use upkeep_web::site::model::{
-    DAYS, Day, HistoryItem, PageIncident, PageModel, PageService, Step,
-};
+use upkeep_web::site::model::{DAYS, Day, HistoryItem, PageIncident, PageModel, PageService, Step};
 
 use crate::control::Daemon;
 
@@ -160,9 +158,7 @@ async fn model(daemon: &Daemon, s: &FromStore) -> PageModel {
                     let mut days: Vec<Day> = past
                         .iter()
                         .enumerate()
-                        .map(|(i, m)| {
-                            day(today - (past.len() - i) as i64 * DAY_MS, m.get(name))
-                        })
+                        .map(|(i, m)| day(today - (past.len() - i) as i64 * DAY_MS, m.get(name)))
                         .collect();
                     days.push(day(today, s.today.get(name)));
                     // A service not watched yet on a day: leave its leading days out.

@@ -66,6 +66,8 @@ pub struct Published {
     pages: [Variant; 2],
     /// History pages, by language, page 1 first.
     history: [Vec<Variant>; 2],
+    /// What the history pages were rendered from (a hash of the model's history).
+    history_key: u64,
     /// By service name: the state badge and the uptime badge.
     badges: HashMap<String, [Variant; 2]>,
     banner: Variant,
@@ -102,17 +104,30 @@ impl Site {
     /// Renders `model` whole and makes it what is served. CPU work (a few milliseconds for a
     /// hundred services): call it off the async threads.
     pub fn publish(&self, model: &PageModel) -> Result<(), minijinja::Error> {
-        let version = self.tx.borrow().as_ref().map_or(1, |p| p.version + 1);
+        let (version, kept) = match self.tx.borrow().as_ref() {
+            Some(p) => (p.version + 1, Some((p.history_key, p.history.clone()))),
+            None => (1, None),
+        };
+        // History pages change with the store's answers, not with states: a burst of state
+        // changes re-renders the page alone.
+        let history_key = render::fnv(format!("{:?}", model.history).as_bytes());
+        let kept = kept.and_then(|(key, h)| (key == history_key).then_some(h));
         let mut pages = Vec::new();
         let mut history = Vec::new();
         for lang in [Lang::En, Lang::ZhCn] {
             pages.push(Variant::new(render::page(model, lang, None)?));
+            if kept.is_some() {
+                continue;
+            }
             let count = model.history.len().div_ceil(render::PER_PAGE).max(1);
             let mut list = Vec::with_capacity(count);
             for p in 1..=count {
                 list.push(Variant::new(render::page(model, lang, Some(p))?));
             }
             history.push(list);
+        }
+        if let Some(h) = kept {
+            history = h.to_vec();
         }
         let badges = model
             .services
@@ -133,6 +148,7 @@ impl Site {
             version,
             pages: [en, zh],
             history: [hen, hzh],
+            history_key,
             badges,
             banner: Variant::new(render::banner_js(model)),
             live: Bytes::from(render::live(model)),
@@ -240,9 +256,7 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
         )
         .route(
             "/badge/{name}/{kind}",
-            get(move |p: Path<(String, String)>, h: HeaderMap| {
-                badge(badge_site.clone(), p, h)
-            }),
+            get(move |p: Path<(String, String)>, h: HeaderMap| badge(badge_site.clone(), p, h)),
         )
         .route(
             "/api/v1/stream",
@@ -353,7 +367,10 @@ async fn history(site: Site, Query(q): Query<LangQuery>, headers: HeaderMap) -> 
             return (
                 StatusCode::NOT_FOUND,
                 [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                format!("no such history page; pages run from 1 to {}\n", pages.len()),
+                format!(
+                    "no such history page; pages run from 1 to {}\n",
+                    pages.len()
+                ),
             )
                 .into_response();
         }
@@ -405,7 +422,11 @@ async fn banner(site: Site, headers: HeaderMap) -> Response {
     any_origin(r)
 }
 
-async fn badge(site: Site, Path((name, kind)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn badge(
+    site: Site,
+    Path((name, kind)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     let which = match kind.as_str() {
         "status.svg" => 0,
         "uptime.svg" => 1,
@@ -421,11 +442,7 @@ async fn badge(site: Site, Path((name, kind)): Path<(String, String)>, headers: 
         return starting();
     };
     let Some(b) = p.badges.get(&name) else {
-        return (
-            StatusCode::NOT_FOUND,
-            "no public service of that name\n",
-        )
-            .into_response();
+        return (StatusCode::NOT_FOUND, "no public service of that name\n").into_response();
     };
     let mut r = answer(&headers, &b[which], "image/svg+xml");
     r.headers_mut().insert(
@@ -444,38 +461,36 @@ const KEEP_ALIVE: Duration = Duration::from_secs(25);
 async fn stream(site: Site, cancel: CancellationToken) -> Response {
     let rx = site.tx.subscribe();
     let state = (rx, cancel, None::<Bytes>, true);
-    let body = futures_util::stream::unfold(state, |(mut rx, cancel, mut last, first)| async move {
-        if !first {
-            tokio::select! {
-                _ = cancel.cancelled() => return None,
-                changed = tokio::time::timeout(KEEP_ALIVE, rx.changed()) => match changed {
-                    Err(_) => {
-                        let ping = Bytes::from_static(b": keep-alive\n\n");
-                        return Some((Ok::<_, std::io::Error>(ping), (rx, cancel, last, false)));
-                    }
-                    Ok(Err(_)) => return None,
-                    Ok(Ok(())) => {}
-                },
+    let body =
+        futures_util::stream::unfold(state, |(mut rx, cancel, mut last, first)| async move {
+            if !first {
+                tokio::select! {
+                    _ = cancel.cancelled() => return None,
+                    changed = tokio::time::timeout(KEEP_ALIVE, rx.changed()) => match changed {
+                        Err(_) => {
+                            let ping = Bytes::from_static(b": keep-alive\n\n");
+                            return Some((Ok::<_, std::io::Error>(ping), (rx, cancel, last, false)));
+                        }
+                        Ok(Err(_)) => return None,
+                        Ok(Ok(())) => {}
+                    },
+                }
             }
-        }
-        let live = rx
-            .borrow_and_update()
-            .as_ref()
-            .map(|p| p.live.clone());
-        let out = match live {
-            Some(l) if last.as_ref() != Some(&l) => {
-                last = Some(l.clone());
-                let mut msg = Vec::with_capacity(l.len() + 24);
-                msg.extend_from_slice(b"event: status\ndata: ");
-                msg.extend_from_slice(&l);
-                msg.extend_from_slice(b"\n\n");
-                Bytes::from(msg)
-            }
-            // Unchanged, or not rendered yet: a comment keeps the loop simple.
-            _ => Bytes::from_static(b": \n\n"),
-        };
-        Some((Ok(out), (rx, cancel, last, false)))
-    });
+            let live = rx.borrow_and_update().as_ref().map(|p| p.live.clone());
+            let out = match live {
+                Some(l) if last.as_ref() != Some(&l) => {
+                    last = Some(l.clone());
+                    let mut msg = Vec::with_capacity(l.len() + 24);
+                    msg.extend_from_slice(b"event: status\ndata: ");
+                    msg.extend_from_slice(&l);
+                    msg.extend_from_slice(b"\n\n");
+                    Bytes::from(msg)
+                }
+                // Unchanged, or not rendered yet: a comment keeps the loop simple.
+                _ => Bytes::from_static(b": \n\n"),
+            };
+            Some((Ok(out), (rx, cancel, last, false)))
+        });
     (
         [
             (header::CONTENT_TYPE, "text/event-stream"),

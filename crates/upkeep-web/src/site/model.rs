@@ -141,9 +141,7 @@ pub enum Overall {
 pub fn kind_of(state: State) -> Overall {
     match state {
         State::Up => Overall::Up,
-        State::Degraded | State::Starting | State::Recovering | State::Unknown => {
-            Overall::Degraded
-        }
+        State::Degraded | State::Starting | State::Recovering | State::Unknown => Overall::Degraded,
         State::Down | State::Failed | State::Stopping | State::Stopped | State::Exited => {
             Overall::Outage
         }
@@ -222,10 +220,7 @@ mod tests {
         assert_eq!(m(&[State::Up, State::Up]), Overall::Up);
         assert_eq!(m(&[]), Overall::Up);
         assert_eq!(m(&[State::Up, State::Maintenance]), Overall::Maintenance);
-        assert_eq!(
-            m(&[State::Maintenance, State::Degraded]),
-            Overall::Degraded
-        );
+        assert_eq!(m(&[State::Maintenance, State::Degraded]), Overall::Degraded);
         assert_eq!(
             m(&[State::Degraded, State::Down, State::Maintenance]),
             Overall::Outage

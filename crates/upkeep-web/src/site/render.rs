@@ -123,7 +123,12 @@ pub fn bar(days: &[Day], t: &Words) -> String {
             let _ = write!(title, " · {}{sep}{}", d.incidents, t.incidents_word);
         }
         if d.maintenance_ms > 0 {
-            let _ = write!(title, " · {} {}", t.maintenance_word, t.span(d.maintenance_ms as i64));
+            let _ = write!(
+                title,
+                " · {} {}",
+                t.maintenance_word,
+                t.span(d.maintenance_ms as i64)
+            );
         }
         let (x1, x2) = ((offset + i) * 5, (offset + j) * 5 - 1);
         let _ = write!(
@@ -153,7 +158,11 @@ pub fn sparkline(points: &[Option<f64>]) -> Option<(String, String)> {
     for (i, p) in points.iter().enumerate() {
         match p {
             Some(v) => {
-                let y = if max > 0.0 { 30.0 - v / max * 28.0 } else { 30.0 };
+                let y = if max > 0.0 {
+                    30.0 - v / max * 28.0
+                } else {
+                    30.0
+                };
                 let _ = write!(line, "{:.0},{:.1} ", i as f64 * step, y);
             }
             None => flush(&mut line, &mut out),
@@ -506,7 +515,11 @@ pub fn banner_js(m: &PageModel) -> String {
         let w = m.windows.iter().find(|w| w.start <= soon)?;
         let ongoing = matches!(w.status, WindowStatus::Running | WindowStatus::Overrun);
         let when = if ongoing {
-            format!("{} {}", t.ends_in, t.span(w.end.as_millisecond() - now.as_millisecond()))
+            format!(
+                "{} {}",
+                t.ends_in,
+                t.span(w.end.as_millisecond() - now.as_millisecond())
+            )
         } else {
             format!(
                 "{} {}",
@@ -562,7 +575,11 @@ fn color_of(k: Overall) -> &'static str {
 
 /// The state badge of a service.
 pub fn status_badge(s: &PageService) -> String {
-    badge(&s.display, words::EN.state(s.state), color_of(kind_of(s.state)))
+    badge(
+        &s.display,
+        words::EN.state(s.state),
+        color_of(kind_of(s.state)),
+    )
 }
 
 /// The 30-day uptime badge of a service.

@@ -5,7 +5,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use jiff::Timestamp;
 use tower::ServiceExt;
-use upkeep_core::window::{AffectedService, Announcement, Impact, Priority, WindowKind, WindowStatus};
+use upkeep_core::window::{
+    AffectedService, Announcement, Impact, Priority, WindowKind, WindowStatus,
+};
 use upkeep_core::{ServiceName, State};
 
 use super::model::{Day, HistoryItem, PageIncident, PageService, Step};
@@ -132,17 +134,38 @@ async fn the_page_shows_services_groups_bars_incidents_and_maintenance() {
     assert!(body.contains("Some services are down"), "{body}");
     assert!(body.contains("<h3 class=\"group\">Shop</h3>"), "{body}");
     assert!(body.contains("data-svc=\"api\""), "{body}");
-    assert!(body.contains("<span class=\"st k-outage\">Down</span>"), "{body}");
+    assert!(
+        body.contains("<span class=\"st k-outage\">Down</span>"),
+        "{body}"
+    );
     // 89 perfect days in one run and the bad day on its own, with its tooltip.
-    assert!(body.contains("<title>2026-11-17 · 90.00% · 1 incidents</title>"), "{body}");
-    assert!(body.contains("<title>2026-08-29 – 2026-11-26 · 100%</title>"), "{body}");
+    assert!(
+        body.contains("<title>2026-11-17 · 90.00% · 1 incidents</title>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<title>2026-08-29 – 2026-11-26 · 100%</title>"),
+        "{body}"
+    );
     assert!(body.contains("class=\"spark\""), "{body}");
     assert!(body.contains("Incident on API"), "{body}");
-    assert!(body.contains("Upcoming · Upgrade: Database &lt;upgrade&gt;"), "{body}");
-    assert!(body.contains("<time datetime=\"2026-11-27T02:00:00Z\">2026-11-27 02:00 UTC</time>"), "{body}");
+    assert!(
+        body.contains("Upcoming · Upgrade: Database &lt;upgrade&gt;"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<time datetime=\"2026-11-27T02:00:00Z\">2026-11-27 02:00 UTC</time>"),
+        "{body}"
+    );
     assert!(body.contains("starts in 20 h"), "{body}");
-    assert!(body.contains("use the mirror") && body.contains("ops@example.com"), "{body}");
-    assert!(body.contains("rel=\"alternate\" type=\"application/atom+xml\""), "{body}");
+    assert!(
+        body.contains("use the mirror") && body.contains("ops@example.com"),
+        "{body}"
+    );
+    assert!(
+        body.contains("rel=\"alternate\" type=\"application/atom+xml\""),
+        "{body}"
+    );
     assert!(body.contains("href=\"/feeds/maintenance.ics\""), "{body}");
 }
 
@@ -152,7 +175,10 @@ async fn user_text_is_shown_as_text_never_as_markup() {
     assert!(!body.contains("<script>alert"), "{body}");
     assert!(body.contains("&lt;script&gt;alert(1)&lt;"), "{body}");
     assert!(body.contains("Web &lt;b&gt;shop&lt;"), "{body}");
-    assert!(!body.contains("style="), "no inline style: the CSP forbids it");
+    assert!(
+        !body.contains("style="),
+        "no inline style: the CSP forbids it"
+    );
     // The only script is the page's own file.
     assert_eq!(body.matches("<script").count(), 1, "{body}");
     assert!(body.contains("<script src=\"/static/page.js\" defer></script>"));
@@ -160,10 +186,19 @@ async fn user_text_is_shown_as_text_never_as_markup() {
 
 #[tokio::test]
 async fn every_answer_carries_the_security_headers() {
-    for uri in ["/", "/history", "/static/page.js", "/banner.js", "/badge/web/status.svg"] {
+    for uri in [
+        "/",
+        "/history",
+        "/static/page.js",
+        "/banner.js",
+        "/badge/web/status.svg",
+    ] {
         let (_, h, _) = get(&site(), uri, &[]).await;
         let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
-        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{uri}: {csp}");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{uri}: {csp}"
+        );
         assert!(csp.contains("frame-ancestors 'none'"), "{uri}: {csp}");
         assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
     }
@@ -171,15 +206,33 @@ async fn every_answer_carries_the_security_headers() {
 
 #[tokio::test]
 async fn chinese_comes_from_accept_language_or_the_remembered_switch() {
-    let (_, _, zh) = get(&site(), "/", &[("accept-language", "zh-CN,zh;q=0.9,en;q=0.8")]).await;
-    assert!(zh.contains("<html lang=\"zh-CN\">") && zh.contains("部分服务中断"), "{zh}");
-    let (_, _, en) = get(&site(), "/", &[("accept-language", "fr, en;q=0.5, zh;q=0.3")]).await;
+    let (_, _, zh) = get(
+        &site(),
+        "/",
+        &[("accept-language", "zh-CN,zh;q=0.9,en;q=0.8")],
+    )
+    .await;
+    assert!(
+        zh.contains("<html lang=\"zh-CN\">") && zh.contains("部分服务中断"),
+        "{zh}"
+    );
+    let (_, _, en) = get(
+        &site(),
+        "/",
+        &[("accept-language", "fr, en;q=0.5, zh;q=0.3")],
+    )
+    .await;
     assert!(en.contains("<html lang=\"en\">"), "{en}");
     let (_, h, zh) = get(&site(), "/?lang=zh-CN", &[("accept-language", "en")]).await;
     assert!(zh.contains("当前故障"), "{zh}");
     let cookie = h[header::SET_COOKIE].to_str().unwrap();
     assert!(cookie.starts_with("lang=zh-CN;"), "{cookie}");
-    let (_, _, zh) = get(&site(), "/", &[("cookie", "a=b; lang=zh-CN"), ("accept-language", "en")]).await;
+    let (_, _, zh) = get(
+        &site(),
+        "/",
+        &[("cookie", "a=b; lang=zh-CN"), ("accept-language", "en")],
+    )
+    .await;
     assert!(zh.contains("维护计划"), "{zh}");
 }
 
@@ -204,10 +257,16 @@ async fn history_is_paged() {
     let s = site();
     let (status, _, one) = get(&s, "/history", &[]).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(one.matches("class=\"h-incident\"").count(), render::PER_PAGE);
+    assert_eq!(
+        one.matches("class=\"h-incident\"").count(),
+        render::PER_PAGE
+    );
     assert!(one.contains("href=\"/history?page=2\""), "{one}");
     let (_, _, two) = get(&s, "/history?page=2", &[]).await;
-    assert_eq!(two.matches("class=\"h-incident\"").count(), 30 - render::PER_PAGE);
+    assert_eq!(
+        two.matches("class=\"h-incident\"").count(),
+        30 - render::PER_PAGE
+    );
     assert!(two.contains("lasted 30 min"), "{two}");
     let (status, _, _) = get(&s, "/history?page=3", &[]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -224,13 +283,19 @@ async fn badges_and_the_banner_are_for_any_site() {
     assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
     assert!(svg.contains(">Down<") && svg.contains("API"), "{svg}");
     let (_, _, svg) = get(&s, "/badge/web/uptime.svg", &[]).await;
-    assert!(svg.contains(">100%<") && svg.contains("Web &lt;b&gt;") == false, "{svg}");
+    assert!(
+        svg.contains(">100%<") && svg.contains("Web &lt;b&gt;") == false,
+        "{svg}"
+    );
     let (status, _, _) = get(&s, "/badge/nope/status.svg", &[]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, h, js) = get(&s, "/banner.js", &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
-    assert!(js.contains("\"level\":\"outage\"") && js.contains("Incident on API"), "{js}");
+    assert!(
+        js.contains("\"level\":\"outage\"") && js.contains("Incident on API"),
+        "{js}"
+    );
     assert!(!js.contains("</script>"), "{js}");
 }
 
@@ -241,7 +306,10 @@ async fn the_banner_announces_maintenance_within_a_day_and_nothing_otherwise() {
     m.incidents.clear();
     s.publish(&m).unwrap();
     let (_, _, js) = get(&s, "/banner.js", &[]).await;
-    assert!(js.contains("\"level\":\"maintenance\"") && js.contains("starts in 20 h"), "{js}");
+    assert!(
+        js.contains("\"level\":\"maintenance\"") && js.contains("starts in 20 h"),
+        "{js}"
+    );
     assert!(js.contains("Database \\u003cupgrade\\u003e"), "{js}");
     m.windows.clear();
     s.publish(&m).unwrap();
@@ -263,13 +331,19 @@ async fn the_stream_sends_the_states_at_once() {
     let first = body.next().await.unwrap().unwrap();
     let text = String::from_utf8(first.to_vec()).unwrap();
     assert!(text.starts_with("event: status\ndata: {"), "{text}");
-    assert!(text.contains("\"api\":\"down\"") && text.contains("\"overall\":\"outage\""), "{text}");
+    assert!(
+        text.contains("\"api\":\"down\"") && text.contains("\"overall\":\"outage\""),
+        "{text}"
+    );
     let mut m = model();
     m.services[1].state = State::Up;
     s.publish(&m).unwrap();
     let next = body.next().await.unwrap().unwrap();
     let text = String::from_utf8(next.to_vec()).unwrap();
-    assert!(text.contains("\"api\":\"up\"") && text.contains("\"overall\":\"up\""), "{text}");
+    assert!(
+        text.contains("\"api\":\"up\"") && text.contains("\"overall\":\"up\""),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -301,8 +375,7 @@ fn a_hundred_services_with_90_days_make_a_page_under_100_kb_with_its_css_and_scr
         })
         .collect();
     let html = render::page(&m, Lang::En, None).unwrap();
-    let total = html.len()
-        + include_str!("assets/page.css").len()
-        + include_str!("assets/page.js").len();
+    let total =
+        html.len() + include_str!("assets/page.css").len() + include_str!("assets/page.js").len();
     assert!(total < 100 * 1024, "a page view is {total} bytes");
 }

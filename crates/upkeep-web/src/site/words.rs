@@ -63,6 +63,7 @@ words! {
     status_page => "Status page", "状态页";
     back => "Current status", "当前状态";
     utc_note => "Times in UTC", "时间为 UTC";
+    local_note => "Times in your time zone:", "时间为您所在的时区：";
     step_opened => "Incident opened", "故障开始";
     step_healed => "Restarted automatically", "已自动重启";
     step_reopened => "Went down again", "再次中断";

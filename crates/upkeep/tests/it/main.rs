@@ -2,6 +2,7 @@
 //! Every daemon is started through `upkeep_testkit::TestDaemon`.
 
 mod api;
+mod browser;
 mod cli;
 mod config;
 mod daemon;

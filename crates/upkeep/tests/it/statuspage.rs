@@ -10,7 +10,7 @@ use upkeep_testkit::{Answer, TestDaemon, free_port, http};
 use crate::LONG;
 
 /// A daemon with a public listener; its address.
-fn public_daemon(services: &str) -> (TestDaemon, SocketAddr) {
+pub(crate) fn public_daemon(services: &str) -> (TestDaemon, SocketAddr) {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut d = TestDaemon::prepare(crate::BIN, services);
     let text = std::fs::read_to_string(&d.config).unwrap().replacen(
@@ -36,7 +36,10 @@ fn wait_page(addr: SocketAddr, path: &str, what: &str, ok: impl Fn(&str) -> bool
         if a.code == 200 && ok(&text) {
             return text;
         }
-        assert!(Instant::now() < deadline, "waited for {what} on {path}:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "waited for {what} on {path}:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -61,13 +64,28 @@ fn the_page_shows_public_services_escaped_with_security_headers() {
         p.contains("All systems operational")
     });
     assert!(page.contains("<h3 class=\"group\">Shop</h3>"), "{page}");
-    assert!(page.contains("Web shop") && page.contains("data-svc=\"db\""), "{page}");
+    assert!(
+        page.contains("Web shop") && page.contains("data-svc=\"db\""),
+        "{page}"
+    );
     assert!(page.contains("&lt;script&gt;alert(1)&lt;"), "{page}");
     assert!(!page.contains("<script>alert"), "{page}");
-    assert!(!page.contains("secret"), "a service with public = false is not shown:\n{page}");
+    assert!(
+        !page.contains("secret"),
+        "a service with public = false is not shown:\n{page}"
+    );
     let a = get(addr, "/", &[]);
-    assert!(a.head.contains("content-security-policy: default-src 'none'; script-src 'self';"), "{}", a.head);
-    assert!(a.head.contains("x-content-type-options: nosniff"), "{}", a.head);
+    assert!(
+        a.head
+            .contains("content-security-policy: default-src 'none'; script-src 'self';"),
+        "{}",
+        a.head
+    );
+    assert!(
+        a.head.contains("x-content-type-options: nosniff"),
+        "{}",
+        a.head
+    );
     // The same page in Chinese, by Accept-Language.
     let zh = get(addr, "/", &[("Accept-Language", "zh-CN,zh;q=0.9")]).text();
     assert!(zh.contains("所有服务运行正常"), "{zh}");
@@ -77,10 +95,18 @@ fn the_page_shows_public_services_escaped_with_security_headers() {
     assert!(badge.text().contains(">Operational<"), "{}", badge.text());
     assert_eq!(get(addr, "/badge/secret/status.svg", &[]).code, 404);
     let js = get(addr, "/banner.js", &[]);
-    assert!(js.head.contains("access-control-allow-origin: *"), "{}", js.head);
+    assert!(
+        js.head.contains("access-control-allow-origin: *"),
+        "{}",
+        js.head
+    );
     assert!(js.text().contains("var D = null;"), "{}", js.text());
     let ann = get(addr, "/api/v1/announcements", &[]);
-    assert!(ann.head.contains("access-control-allow-origin: *"), "{}", ann.head);
+    assert!(
+        ann.head.contains("access-control-allow-origin: *"),
+        "{}",
+        ann.head
+    );
     for asset in ["/static/page.css", "/static/page.js", "/history"] {
         assert_eq!(get(addr, asset, &[]).code, 200, "{asset}");
     }
@@ -113,7 +139,9 @@ fn an_outage_shows_on_the_stream_the_page_and_the_badge_within_a_second_or_so() 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let (d, addr) = public_daemon(&services(listener.local_addr().unwrap()));
     d.wait_state("db", "up", LONG);
-    wait_page(addr, "/", "db up", |p| p.contains("All systems operational"));
+    wait_page(addr, "/", "db up", |p| {
+        p.contains("All systems operational")
+    });
     // A reader of the stream first gets where things stand.
     let first = stream_until(addr, "\"db\":\"up\"", LONG);
     assert!(first.contains("event: status"), "{first}");
@@ -125,10 +153,16 @@ fn an_outage_shows_on_the_stream_the_page_and_the_badge_within_a_second_or_so() 
     let page = wait_page(addr, "/", "db down and its incident", |p| {
         p.contains("Some services are down") && p.contains("Incident on db")
     });
-    assert!(page.contains("<span class=\"st k-outage\">Down</span>"), "{page}");
+    assert!(
+        page.contains("<span class=\"st k-outage\">Down</span>"),
+        "{page}"
+    );
     assert!(page.contains("Incident opened"), "{page}");
     let badge = get(addr, "/badge/db/status.svg", &[]).text();
     assert!(badge.contains(">Down<"), "{badge}");
     let js = get(addr, "/banner.js", &[]).text();
-    assert!(js.contains("\"level\":\"outage\"") && js.contains("Incident on db"), "{js}");
+    assert!(
+        js.contains("\"level\":\"outage\"") && js.contains("Incident on db"),
+        "{js}"
+    );
 }

@@ -5,7 +5,11 @@
   var lang = document.documentElement.lang || "en";
   var fmt;
   try {
-    fmt = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short", timeZoneName: "short" });
+    // (dateStyle and timeStyle cannot be combined with timeZoneName.)
+    fmt = new Intl.DateTimeFormat(lang, {
+      year: "numeric", month: "short", day: "numeric",
+      hour: "2-digit", minute: "2-digit", timeZoneName: "short",
+    });
   } catch (e) { fmt = null; }
   var unit = lang === "en" ? { d: " d", h: " h", m: " min" } : { d: "天", h: "小时", m: "分钟" };
 
@@ -16,6 +20,8 @@
       var t = new Date(list[i].getAttribute("datetime"));
       if (!isNaN(t)) list[i].textContent = fmt.format(t);
     }
+    var note = document.getElementById("tz");
+    if (note) note.textContent = note.getAttribute("data-local") + " " + fmt.resolvedOptions().timeZone;
   }
 
   function span(ms) {
