@@ -250,6 +250,12 @@ pub(crate) struct RawService {
     /// Glob patterns of paths whose changes do not count (besides node_modules and .git).
     #[serde(default)]
     pub watch_ignore: Vec<String>,
+    /// The public status page (`validate/page.rs`): the heading it is listed under, whether it
+    /// is shown at all (default yes), the name and the line of text people read.
+    pub group: Option<String>,
+    pub public: Option<bool>,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
 }
 
 impl Default for RawDaemon {

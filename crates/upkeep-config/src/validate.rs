@@ -24,6 +24,7 @@ use crate::raw::{RawCommand, RawConfig, RawService};
 
 mod deps;
 mod notify;
+mod page;
 mod probes;
 mod process;
 mod ready;
@@ -34,6 +35,7 @@ pub use probes::{
     ProcessProbeConfig, TcpProbeConfig,
 };
 pub use process::{ServiceType, parse_signal};
+pub use page::OnPage;
 pub use ready::{LogPattern, Ready};
 pub use schedule::{ALWAYS_IGNORED, JobConfig, Schedule, WatchConfig};
 pub use store::{SecretSource, StoreConfig, secret_in_url};
@@ -207,6 +209,8 @@ pub struct ServiceConfig {
     pub restart_at: Option<Schedule>,
     /// `watch`: restarted when these files change.
     pub watch: Option<WatchConfig>,
+    /// How the public status page shows it (`group`, `public`, `display_name`, `description`).
+    pub page: OnPage,
 }
 
 /// What to do when probes say a service is down.
@@ -743,6 +747,7 @@ impl Validator<'_> {
             }
             (m, _) => m,
         };
+        let page = self.on_page(name, &raw);
         if self.problems.len() > before {
             return None;
         }
@@ -757,6 +762,7 @@ impl Validator<'_> {
             job: scheduling.as_ref()?.job.clone(),
             restart_at: scheduling.as_ref()?.restart_at.clone(),
             watch: scheduling?.watch,
+            page: page?,
         })
     }
 

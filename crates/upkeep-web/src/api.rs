@@ -196,6 +196,11 @@ pub trait Control: Send + Sync + 'static {
     /// The daemon's clock: what "now" is for a request (a report's period, a maintenance's
     /// end), and whether it is a test clock (then `POST /api/v1/test/clock` is served).
     fn clock(&self) -> upkeep_core::Clock;
+    /// The public status page's rendered bytes (`site/`), kept current by the daemon; None:
+    /// no status page on the public routes.
+    fn site(&self) -> Option<crate::Site> {
+        None
+    }
     /// Moves a test clock forward `by` and answers once what that made due has woken.
     async fn advance_clock(
         &self,
@@ -241,7 +246,7 @@ pub fn tcp_router(
 fn every_route(gate: Gate, control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
     let test_clock = control.clock().is_test();
     finish(
-        public_routes()
+        public_routes(control.as_ref(), &cancel)
             .merge(read_routes(gate.clone()))
             .merge(write_routes(gate, test_clock)),
         control,
@@ -252,15 +257,20 @@ fn every_route(gate: Gate, control: Arc<dyn Control>, cancel: CancellationToken)
 /// The public router alone (`daemon.public_listen`): publishing the status page does not
 /// publish the API.
 pub fn public_router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
-    finish(public_routes(), control, cancel)
+    finish(public_routes(control.as_ref(), &cancel), control, cancel)
 }
 
-/// What anyone may see: that the daemon answers, and each service's name, state and since.
-fn public_routes() -> Router<AppState> {
-    Router::new()
+/// What anyone may see: that the daemon answers, each service's name, state and since, the
+/// feeds, and the status page when the daemon keeps one.
+fn public_routes(control: &dyn Control, cancel: &CancellationToken) -> Router<AppState> {
+    let routes = Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/status", get(statuses))
-        .merge(crate::feeds::public_routes())
+        .merge(crate::feeds::public_routes());
+    match control.site() {
+        Some(site) => routes.merge(crate::site::routes(site, cancel.clone())),
+        None => routes,
+    }
 }
 
 /// The GET routes, behind `gate` with the read scope.

@@ -62,7 +62,13 @@ async fn announcements(
 ) -> Result<Response, ApiError> {
     let list = s.control.announcements().await?;
     let body = serde_json::to_vec(&list).map_err(|e| ApiError::Internal(Box::new(e)))?;
-    Ok(cached(&headers, "application/json", body))
+    let mut r = cached(&headers, "application/json", body);
+    // For client apps and other sites' pages (banner.js's neighbours): any origin may read it.
+    r.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    Ok(r)
 }
 
 fn utc(t: jiff::Timestamp) -> chrono::DateTime<chrono::Utc> {

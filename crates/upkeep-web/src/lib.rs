@@ -12,7 +12,8 @@
 //! Prometheus text format), `serve.rs` (one way to serve a
 //! router on any listener, with connection caps and timeouts), `windows.rs` (maintenance
 //! window routes), `notify.rs` (the outbox: list, retry, test), `signals.rs` (a signal or a
-//! reload to a running service).
+//! reload to a running service), `site/` (the public status page, its live stream, badges
+//! and `banner.js`).
 
 mod api;
 mod auth;
@@ -22,6 +23,7 @@ mod metrics;
 mod notify;
 mod serve;
 mod signals;
+pub mod site;
 mod windows;
 
 pub use api::{
@@ -31,3 +33,4 @@ pub use auth::{Grant, Tokens};
 pub use error::ApiError;
 pub use metrics::{MetricsData, ProcessStats};
 pub use serve::{Limits, Peer, PeerOf, serve};
+pub use site::{PageModel, Site};

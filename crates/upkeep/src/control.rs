@@ -96,6 +96,8 @@ pub struct Daemon {
     pub intent: Arc<crate::intent::Intent>,
     /// Plans notices (window steps, tests) and wakes the dispatcher.
     pub notices: crate::notices::Notices,
+    /// The public status page's rendered bytes, kept current by `statuspage.rs`.
+    pub site: upkeep_web::Site,
 }
 
 fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ApiError {
@@ -806,6 +808,10 @@ impl Control for Daemon {
     fn shutdown(&self, by: &Principal) {
         tracing::info!(by = %by, "shutdown asked");
         self.shutdown.cancel();
+    }
+
+    fn site(&self) -> Option<upkeep_web::Site> {
+        Some(self.site.clone())
     }
 
     fn clock(&self) -> Clock {

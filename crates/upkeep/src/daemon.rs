@@ -435,7 +435,10 @@ async fn run_async(config: Config) -> Result<()> {
         test_clock,
         intent: intent.clone(),
         notices: notices.clone(),
+        site: upkeep_web::Site::new(),
     });
+    // The status page's first render comes from memory before any listener serves.
+    tokio::spawn(crate::statuspage::run(daemon.clone(), latency.clone()));
     // Maintenance windows: announced, reminded, started, completed, on the clock.
     tokio::spawn(
         crate::planner::Planner {
@@ -494,6 +497,10 @@ async fn run_async(config: Config) -> Result<()> {
     ];
     for (addr, key, limits, app) in tcp {
         let Some(addr) = addr else { continue };
+        if key == "public_listen" {
+            crate::public::serve_apart(addr, app, limits, api_cancel.clone())?;
+            continue;
+        }
         let tcp = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {key} {addr}"))?;

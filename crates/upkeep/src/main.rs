@@ -15,6 +15,8 @@ mod notices;
 mod ops;
 mod planner;
 mod schedule;
+mod public;
+mod statuspage;
 mod systemd;
 mod takeover;
 mod tokens;

@@ -2,6 +2,7 @@
 //! Every daemon is started through `upkeep_testkit::TestDaemon`.
 
 mod api;
+mod browser;
 mod cli;
 mod config;
 mod daemon;
@@ -18,6 +19,7 @@ mod notify;
 mod probes;
 mod report;
 mod signals;
+mod statuspage;
 mod store;
 mod supervise;
 mod systemd;

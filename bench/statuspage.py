@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""The status page benchmark (issue 17); run by bench/statuspage, which builds what it needs.
+
+One run: nginx (Debian) on loopback answers the services' HTTP probes and, later, serves a
+saved copy of upkeep's page as a static file. upkeep supervises 100 external services (svc-N,
+an HTTP probe of nginx each, every second, in 10 groups), one service whose probe fails (an
+open incident), 10 services that crash 0.2 s after each start (the flapping burst, started
+on demand) and the benchmark's C child (respawn latency). History: a first daemon run makes
+the data dir, then 90 days of events for svc-N are written through the store
+(status_history), and the daemon starts again: wrk runs against `/`
+
+  startup   from the moment the public port accepts, for --secs seconds
+  steady    once the page shows the open incident and the 90-day bars
+  flapping  while the 10 flapping services restart five times a second each
+  nginx     the saved page (HTML, and its CSS and script beside it) as static files
+
+and the respawn latency of the child (SIGKILL to its first line of code) is measured quiet
+and while wrk runs. Prints a table and saves out/statuspage.json. Asserts nothing.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from bench import CHILD, NGINX, OUT, UPKEEP, lines_of, percentile, wait_for  # noqa: E402
+
+HISTORY = UPKEEP.parent / "examples" / "status_history"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def accepts(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+class Nginx:
+    def __init__(self, port, root):
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="nginx-status-"))
+        conf = self.dir / "nginx.conf"
+        conf.write_text(
+            f"worker_processes 2;\npid {self.dir}/nginx.pid;\nerror_log {self.dir}/error.log;\ndaemon off;\n"
+            "events { worker_connections 4096; }\n"
+            f"http {{ access_log off; client_body_temp_path {self.dir}; proxy_temp_path {self.dir};\n"
+            f"  fastcgi_temp_path {self.dir}; uwsgi_temp_path {self.dir}; scgi_temp_path {self.dir};\n"
+            "  keepalive_requests 1000000; sendfile on; tcp_nopush on; etag on;\n"
+            "  types { text/html html; text/css css; text/javascript js; }\n"
+            f"  server {{ listen 127.0.0.1:{port}; root {root}; }} }}\n"
+        )
+        self.proc = subprocess.Popen([NGINX, "-c", conf, "-p", self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for("nginx", lambda: accepts(port), step=0.05)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wrk(url, secs, conns, threads=2):
+    """wrk's requests a second and latency percentiles (ms)."""
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs}s", "--latency", url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        return float(m.group(1)) * unit[m.group(2)] if m else None
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": rps, "p50": pct(50), "p90": pct(90), "p99": pct(99),
+        "non2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": sock.group(1) if sock else "",
+    }
+
+
+def services_toml(nginx_port, child_record):
+    parts = []
+    for i in range(100):
+        parts.append(
+            f'[services.svc-{i}]\ngroup = "Group {i // 10}"\ndisplay_name = "Service {i}"\n'
+            f'description = "What service {i} does, in a line"\n'
+            f'probes = [{{ kind = "http", url = "http://127.0.0.1:{nginx_port}/probe", every = "1s" }}]\n'
+        )
+    dead = free_port()
+    parts.append(
+        f'[services.payments]\ndisplay_name = "Payments"\nincident_after = "0s"\n'
+        f'probes = [{{ kind = "tcp", addr = "127.0.0.1:{dead}", every = "1s", failures = 1, grace = "0s" }}]\n'
+    )
+    for i in range(10):
+        parts.append(
+            f'[services.flap-{i}]\ncommand = ["sh", "-c", "sleep 0.2; exit 1"]\nautostart = false\n'
+            'backoff_min = "0s"\nbackoff_max = "0s"\nmax_restarts = 1000000\nwindow = "1s"\ngroup = "Flapping"\n'
+        )
+    parts.append(
+        f'[services.child]\ncommand = ["{CHILD}", "{child_record}"]\nbackoff_min = "0s"\n'
+        'max_restarts = 1000000\nwindow = "1s"\npublic = false\n'
+    )
+    return "\n".join(parts)
+
+
+class Daemon:
+    def __init__(self, dir, public_port, services):
+        self.dir = dir
+        self.config = dir / "upkeep.toml"
+        self.config.write_text(
+            f'[daemon]\ndata_dir = "{dir / "data"}"\npublic_listen = "127.0.0.1:{public_port}"\n\n{services}'
+        )
+        self.proc = None
+
+    def start(self):
+        log = open(self.dir / "daemon.log", "a")
+        self.proc = subprocess.Popen([UPKEEP, "daemon", "-c", self.config], stdout=log, stderr=log,
+                                     env={**os.environ, "UPKEEP_LOG": "warn"})
+
+    def cli(self, *args):
+        return subprocess.run([UPKEEP, "-c", self.config, *args], capture_output=True, text=True, check=True).stdout
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(60)
+
+
+def respawns(record, reps):
+    """SIGKILLs the child `reps` times; each respawn's latency in ms."""
+    lat = []
+    for _ in range(reps):
+        lines = lines_of(record)
+        pid = int(lines[-1].split()[0])
+        t0 = time.monotonic_ns()
+        os.kill(pid, signal.SIGKILL)
+        lines = wait_for("respawn", lambda: (l := lines_of(record)) and len(l) > len(lines) and l, timeout=10)
+        lat.append((int(lines[-1].split()[1]) - t0) / 1e6)
+        time.sleep(0.02)
+    return lat
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--secs", type=int, default=10, help="seconds of each wrk run (default 10)")
+    ap.add_argument("--conns", type=int, default=64, help="wrk connections (default 64)")
+    ap.add_argument("--reps", type=int, default=100, help="kills per respawn measurement (default 100)")
+    args = ap.parse_args()
+
+    work = pathlib.Path(tempfile.mkdtemp(prefix="status-bench-"))
+    www = work / "www"
+    www.mkdir()
+    (www / "probe").write_text("ok")
+    os.chmod(work, 0o755)
+    nginx_port, public = free_port(), free_port()
+    nginx = Nginx(nginx_port, www)
+    record = work / "child.rec"
+    d = Daemon(work, public, services_toml(nginx_port, record))
+    results = {}
+    try:
+        # A first run makes the data dir, its node id and the store; then the history.
+        d.start()
+        wait_for("first daemon", lambda: accepts(public), step=0.05)
+        d.stop()
+        if HISTORY.exists():
+            print(subprocess.run([HISTORY, work / "data", "100"], capture_output=True, text=True, check=True).stdout.strip())
+        else:
+            print(f"no {HISTORY}: running without the 90 days of history")
+
+        # The first seconds after start: wrk from the moment the port accepts.
+        d.start()
+        wait_for("public port", lambda: accepts(public), step=0.001)
+        results["startup"] = wrk(f"http://127.0.0.1:{public}/", min(args.secs, 5), args.conns)
+
+        page = wait_for(
+            "the page with the open incident and the bars",
+            lambda: (b := get(f"http://127.0.0.1:{public}/")) and b"Incident on Payments" in b and b"class=\"bar\"" in b and b,
+            timeout=120, step=0.5,
+        )
+        (www / "index.html").write_bytes(page)
+        (www / "static").mkdir()
+        for f in ("page.css", "page.js"):
+            (www / "static" / f).write_bytes(get(f"http://127.0.0.1:{public}/static/{f}"))
+        view = len(page) + sum((www / "static" / f).stat().st_size for f in ("page.css", "page.js"))
+        results["page_bytes"] = {"html": len(page), "view": view}
+
+        wait_for("child", lambda: len(lines_of(record)) >= 1)
+        results["respawn_quiet"] = respawns(record, args.reps)
+
+        results["steady"] = wrk(f"http://127.0.0.1:{public}/", args.secs, args.conns)
+        results["nginx"] = wrk(f"http://127.0.0.1:{nginx_port}/index.html", args.secs, args.conns)
+
+        # Respawns while wrk runs against the page.
+        box = {}
+        t = threading.Thread(target=lambda: box.update(w=wrk(f"http://127.0.0.1:{public}/", args.secs, args.conns)))
+        t.start()
+        time.sleep(1)
+        results["respawn_under_wrk"] = respawns(record, args.reps)
+        t.join()
+        results["steady_with_respawns"] = box["w"]
+
+        # The flapping burst: ten services restarting about five times a second each.
+        for i in range(10):
+            d.cli("start", f"flap-{i}")
+        time.sleep(1)
+        before = len(get(f"http://127.0.0.1:{public}/"))
+        results["flapping"] = wrk(f"http://127.0.0.1:{public}/", args.secs, args.conns)
+        for i in range(10):
+            d.cli("stop", f"flap-{i}")
+        results["flapping_page_bytes"] = before
+    finally:
+        d.stop()
+        nginx.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    OUT.mkdir(exist_ok=True)
+    (OUT / "statuspage.json").write_text(json.dumps(results, indent=2))
+    n = results["nginx"]["rps"]
+    print(f"\nstatus page: GET / with wrk -t2 -c{args.conns}, {args.secs} s each (startup: 5 s from the first accept)")
+    print(f"page: {results['page_bytes']['html']} bytes of HTML, {results['page_bytes']['view']} bytes with its CSS and script")
+    print(f"{'':26}{'req/s':>10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'of nginx':>10}  errors")
+    for k in ("startup", "steady", "steady_with_respawns", "flapping", "nginx"):
+        r = results[k]
+        err = f"{r['non2xx']} non-2xx {r['socket_errors']}".strip()
+        print(f"{k:26}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p90']:>9.2f}{r['p99']:>9.2f}{r['rps'] / n:>10.2f}  {err}")
+    print(f"\nrespawn (SIGKILL → first line of the new child), ms, {args.reps} kills")
+    for k in ("respawn_quiet", "respawn_under_wrk"):
+        v = results[k]
+        print(f"{k:26}p50 {percentile(v, 50):6.2f}  p90 {percentile(v, 90):6.2f}  p99 {percentile(v, 99):6.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,366 @@
+//! Keeps the public status page current (issue 17): one task builds the page's model and has
+//! `upkeep_web::Site` render it, so that requests only pick bytes.
+//!
+//! Two speeds. What changes often and must show within a second (each service's state, so the
+//! headline) comes from the status snapshot, a `watch` in memory: every change is published
+//! within [`SETTLE`]. What needs the store (90 days of rollups, 24 hours of probe latency,
+//! incidents, windows, the history) is read again when a committed event says an incident or
+//! maintenance changed (at most once per [`STORE_EVERY`]) and once a minute otherwise; the
+//! 89 past days only when the day turns or every [`PAST_DAYS_EVERY`] (late events can
+//! change them). Rendering, a few milliseconds, runs on a blocking thread.
+//!
+//! The first render is made from the snapshot alone before the store is read, so the first
+//! request after start does not wait for the store (the site holds requests until a first
+//! render exists). A store that is away leaves the last figures in place.
+//!
+//! Input: the daemon (config, snapshot, store, committed events) and the probes' latency book.
+//! Output: `Daemon::site`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::broadcast;
+use upkeep_core::latency::LatencyBook;
+use upkeep_core::report::Tally;
+use upkeep_core::window::WindowStatus;
+use upkeep_core::{EventKind, ServiceName, State};
+use upkeep_web::site::model::{DAYS, Day, HistoryItem, PageIncident, PageModel, PageService, Step};
+
+use crate::control::Daemon;
+
+/// How long a burst of state changes may go on before it is published (it is published
+/// anyway, at least this often).
+const SETTLE: Duration = Duration::from_millis(100);
+/// The store is read at most this often for incidents and maintenance, and at least once per
+/// [`REFRESH`].
+const STORE_EVERY: Duration = Duration::from_secs(1);
+const REFRESH: Duration = Duration::from_secs(60);
+/// The past days' rollups are read again this often (late events may change them).
+const PAST_DAYS_EVERY: Duration = Duration::from_secs(600);
+/// History lines kept (incidents and maintenance).
+const HISTORY: usize = 250;
+
+const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
+
+/// What the store says, as last read.
+#[derive(Default)]
+struct FromStore {
+    /// Each service's tallies of the 89 past days (oldest first), and the day they end on.
+    past: Option<(i64, Vec<BTreeMap<ServiceName, Tally>>, tokio::time::Instant)>,
+    today: BTreeMap<ServiceName, Tally>,
+    latency: BTreeMap<ServiceName, Vec<Option<f64>>>,
+    incidents: Vec<PageIncident>,
+    windows: Vec<upkeep_core::window::Announcement>,
+    history: Vec<HistoryItem>,
+}
+
+/// Runs until the daemon shuts down.
+pub async fn run(daemon: Arc<Daemon>, latency: Arc<LatencyBook>) {
+    let mut snapshot = daemon.snapshot.clone();
+    let mut events = daemon.committed.subscribe();
+    let mut from_store = FromStore::default();
+    // First from memory alone; then with the store's figures.
+    publish(&daemon, &from_store).await;
+    let mut store_due = true;
+    let mut last_read: Option<tokio::time::Instant> = None;
+    loop {
+        if store_due && last_read.is_none_or(|t| t.elapsed() >= STORE_EVERY) {
+            read_store(&daemon, &latency, &mut from_store).await;
+            last_read = Some(tokio::time::Instant::now());
+            store_due = false;
+            publish(&daemon, &from_store).await;
+        }
+        let wait = if store_due {
+            STORE_EVERY.saturating_sub(last_read.map_or(Duration::ZERO, |t| t.elapsed()))
+        } else {
+            REFRESH.saturating_sub(last_read.map_or(Duration::ZERO, |t| t.elapsed()))
+        };
+        tokio::select! {
+            _ = daemon.shutdown.cancelled() => return,
+            changed = snapshot.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                // Let a burst settle, then show where it stands.
+                tokio::time::sleep(SETTLE).await;
+                snapshot.borrow_and_update();
+                publish(&daemon, &from_store).await;
+            }
+            batch = events.recv() => match batch {
+                Ok(batch) => store_due |= batch.iter().any(|c| shown(&c.event.kind)),
+                Err(broadcast::error::RecvError::Lagged(_)) => store_due = true,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = tokio::time::sleep(wait) => store_due = true,
+        }
+    }
+}
+
+/// Events that change what the page shows from the store.
+fn shown(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::IncidentOpened { .. }
+            | EventKind::IncidentResolved { .. }
+            | EventKind::IncidentReopened { .. }
+            | EventKind::MaintenanceStarted { .. }
+            | EventKind::MaintenanceEnded { .. }
+            | EventKind::WindowStep { .. }
+            | EventKind::HealRequested { .. }
+    )
+}
+
+async fn publish(daemon: &Arc<Daemon>, s: &FromStore) {
+    let model = model(daemon, s).await;
+    let site = daemon.site.clone();
+    let done = tokio::task::spawn_blocking(move || site.publish(&model)).await;
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("status page not rendered: {e:#}"),
+        Err(e) => tracing::warn!("status page not rendered: {e}"),
+    }
+}
+
+fn day_start(t: Timestamp) -> i64 {
+    t.as_millisecond().div_euclid(DAY_MS) * DAY_MS
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// The model: services from the config and the snapshot, the rest from the store's last
+/// answers.
+async fn model(daemon: &Daemon, s: &FromStore) -> PageModel {
+    let now = daemon.clock.now();
+    let snapshot = daemon.snapshot.borrow().clone();
+    let today = day_start(now);
+    let mut services = Vec::new();
+    {
+        let live = daemon.live.lock().await;
+        for (name, config) in &live.config.services {
+            if config.page.hidden {
+                continue;
+            }
+            let state = snapshot
+                .services
+                .get(name)
+                .map_or(State::Starting, |st| st.state);
+            let http = config
+                .probes
+                .iter()
+                .any(|p| matches!(p.kind, upkeep_config::ProbeKind::Http(_)));
+            let days = match &s.past {
+                Some((end, past, _)) if *end == today => {
+                    let mut days: Vec<Day> = past
+                        .iter()
+                        .enumerate()
+                        .map(|(i, m)| day(today - (past.len() - i) as i64 * DAY_MS, m.get(name)))
+                        .collect();
+                    days.push(day(today, s.today.get(name)));
+                    // A service not watched yet on a day: leave its leading days out.
+                    let first = days
+                        .iter()
+                        .position(|d| d.availability.is_some() || d.maintenance_ms > 0);
+                    days.split_off(first.unwrap_or(days.len()))
+                }
+                _ => Vec::new(),
+            };
+            services.push(PageService {
+                name: name.clone(),
+                display: config
+                    .page
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| name.to_string()),
+                description: config.page.description.clone(),
+                group: config.page.group.clone(),
+                state,
+                days,
+                sparkline: http.then(|| {
+                    s.latency
+                        .get(name)
+                        .cloned()
+                        .unwrap_or_else(|| vec![None; 24])
+                }),
+            });
+        }
+    }
+    let public: std::collections::HashSet<&ServiceName> =
+        services.iter().map(|s| &s.name).collect();
+    PageModel {
+        now: Some(now),
+        incidents: s
+            .incidents
+            .iter()
+            .filter(|i| public.contains(&i.service))
+            .cloned()
+            .collect(),
+        windows: s
+            .windows
+            .iter()
+            .filter(|w| w.services.iter().any(|a| public.contains(&a.service)))
+            .cloned()
+            .collect(),
+        history: s
+            .history
+            .iter()
+            .filter(|h| match h {
+                HistoryItem::Incident { service, .. } => public.contains(service),
+                HistoryItem::Maintenance(w) => {
+                    w.services.iter().any(|a| public.contains(&a.service))
+                }
+            })
+            .cloned()
+            .collect(),
+        services,
+    }
+}
+
+fn day(start_ms: i64, t: Option<&Tally>) -> Day {
+    let date = ts(start_ms).to_zoned(jiff::tz::TimeZone::UTC).date();
+    let Some(t) = t else {
+        return Day {
+            date,
+            availability: None,
+            incidents: 0,
+            maintenance_ms: 0,
+        };
+    };
+    let f = t.figures();
+    Day {
+        date,
+        availability: f.availability,
+        incidents: t.incidents,
+        maintenance_ms: t.maintenance_ms,
+    }
+}
+
+/// Reads what the page needs from the store; what cannot be read stays as it was.
+async fn read_store(daemon: &Daemon, book: &LatencyBook, s: &mut FromStore) {
+    if daemon.store_ready().is_err() {
+        return;
+    }
+    let store = daemon.store.as_ref();
+    let now = daemon.clock.now();
+    let today = day_start(now);
+    let past_fresh = s
+        .past
+        .as_ref()
+        .is_some_and(|(end, _, at)| *end == today && at.elapsed() < PAST_DAYS_EVERY);
+    if !past_fresh {
+        let mut past = Vec::with_capacity(DAYS - 1);
+        for i in (1..DAYS as i64).rev() {
+            let from = today - i * DAY_MS;
+            match upkeep_store::rollup::tallies(store, ts(from), ts(from + DAY_MS)).await {
+                Ok(t) => past.push(t),
+                Err(e) => {
+                    tracing::debug!("status page: rollups not read: {}", e.with_causes());
+                    return;
+                }
+            }
+            // A hundred reads: let supervision in between.
+            tokio::task::yield_now().await;
+        }
+        s.past = Some((today, past, tokio::time::Instant::now()));
+    }
+    if let Ok(t) = upkeep_store::rollup::tallies(store, ts(today), now).await {
+        s.today = t;
+    }
+    // The last 24 whole hours and the one in progress.
+    let first_hour = (now.as_millisecond().div_euclid(HOUR_MS) - 23) * HOUR_MS;
+    let mut per_hour: BTreeMap<ServiceName, Vec<Option<f64>>> = BTreeMap::new();
+    let stored = store.latency(ts(first_hour), now).await.unwrap_or_default();
+    let mut sums: BTreeMap<(ServiceName, i64), upkeep_core::latency::Latency> = BTreeMap::new();
+    for (hour, name, l) in stored.into_iter().chain(book.peek(ts(first_hour), now)) {
+        sums.entry((name, hour.as_millisecond()))
+            .or_default()
+            .add(&l);
+    }
+    for ((name, hour), l) in sums {
+        let i = (hour - first_hour).div_euclid(HOUR_MS);
+        if (0..24).contains(&i) {
+            per_hour.entry(name).or_insert_with(|| vec![None; 24])[i as usize] = l.quantile(0.5);
+        }
+    }
+    s.latency = per_hour;
+
+    match store.incidents(None, HISTORY as u32 * 2).await {
+        Ok(list) => {
+            let list: Vec<_> = list.into_iter().filter(|i| !i.drill).collect();
+            let mut open = Vec::new();
+            for i in list.iter().filter(|i| i.resolved.is_none()) {
+                let timeline = match store.incident(i.id, 200).await {
+                    Ok(Some(d)) => d
+                        .timeline
+                        .iter()
+                        .filter_map(|e| step(e).map(|s| (e.at, s)))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                open.push(PageIncident {
+                    id: i.id,
+                    service: i.service.clone(),
+                    started: i.started,
+                    resolved: None,
+                    timeline,
+                });
+            }
+            s.incidents = open;
+            let mut history: Vec<HistoryItem> = list
+                .iter()
+                .filter(|i| i.resolved.is_some())
+                .map(|i| HistoryItem::Incident {
+                    id: i.id,
+                    service: i.service.clone(),
+                    started: i.started,
+                    resolved: i.resolved,
+                })
+                .collect();
+            if let Ok(windows) = crate::ops::windows::list(daemon, true).await {
+                let all: Vec<upkeep_core::window::Announcement> =
+                    windows.iter().map(Into::into).collect();
+                s.windows = all
+                    .iter()
+                    .filter(|w| {
+                        matches!(
+                            w.status,
+                            WindowStatus::Scheduled | WindowStatus::Running | WindowStatus::Overrun
+                        )
+                    })
+                    .cloned()
+                    .collect();
+                s.windows.sort_by_key(|w| w.start);
+                history.extend(
+                    all.into_iter()
+                        .filter(|w| {
+                            matches!(w.status, WindowStatus::Completed | WindowStatus::Cancelled)
+                        })
+                        .map(HistoryItem::Maintenance),
+                );
+            }
+            history.sort_by_key(|h| std::cmp::Reverse(h.at()));
+            history.truncate(HISTORY);
+            s.history = history;
+        }
+        Err(e) => tracing::debug!("status page: incidents not read: {}", e.with_causes()),
+    }
+}
+
+/// A stored event of an incident's timeline as a step the public may read (no reasons).
+fn step(e: &upkeep_core::api::StoredEvent) -> Option<Step> {
+    match e.kind.as_str() {
+        "incident_opened" => Some(Step::Opened),
+        "incident_reopened" => Some(Step::Reopened),
+        "incident_resolved" => Some(Step::Resolved),
+        "heal_requested" => Some(Step::Healed),
+        "status_changed" => {
+            let to: State = serde_json::from_value(e.detail.get("to")?.clone()).ok()?;
+            Some(Step::Became(to))
+        }
+        _ => None,
+    }
+}

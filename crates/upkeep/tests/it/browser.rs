@@ -1,0 +1,228 @@
+//! The status page in a real browser (issue 17): Debian's chromium, headless, driven by
+//! playwright-core (`tests/fixtures/browser/statuspage.mjs`, installed by scripts/test) against
+//! the real daemon's public listener. The browser's zone is chromium's TZ, its language the
+//! context's locale. Set UPKEEP_SCREENSHOTS=DIR to keep a full-page PNG per language there.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use upkeep_testkit::{TestDaemon, http};
+
+use crate::statuspage::public_daemon;
+use crate::{LONG, stderr, stdout};
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/browser");
+
+fn node(addr: SocketAddr, tz: &str, locale: &str, args: &[&str]) -> Command {
+    assert!(
+        std::path::Path::new(FIXTURE)
+            .join("node_modules/playwright-core")
+            .exists(),
+        "playwright-core is not installed in {FIXTURE}: run scripts/test (it runs npm ci there and installs chromium)"
+    );
+    let mut c = Command::new("node");
+    c.arg(format!("{FIXTURE}/statuspage.mjs"))
+        .arg(format!("http://{addr}/"))
+        .args(args)
+        .env("TZ", tz)
+        .env("LOCALE", locale);
+    c
+}
+
+/// What the page shows in a browser in `tz` and `locale`.
+fn show(addr: SocketAddr, tz: &str, locale: &str, shot: &str) -> Value {
+    let mut args = vec!["show"];
+    let path = std::env::var("UPKEEP_SCREENSHOTS")
+        .ok()
+        .map(|d| format!("{d}/{shot}"));
+    if let Some(p) = &path {
+        args.push(p);
+    }
+    let out = node(addr, tz, locale, &args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "browser: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    serde_json::from_str(stdout(&out).trim()).unwrap()
+}
+
+fn wait_page(addr: SocketAddr, what: &str, ok: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + LONG;
+    loop {
+        let a = http(addr, "GET", "/", &[], b"").unwrap();
+        if a.code == 200 && ok(&a.text()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited for {what}:\n{}",
+            a.text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn services(db: SocketAddr) -> String {
+    format!(
+        "[services.web]\ncommand = \"sleep 1000\"\ngroup = \"Shop\"\ndisplay_name = \"Web shop\"\n\n\
+[services.db]\ndisplay_name = \"Database\"\nincident_after = \"0s\"\nprobes = [{{ kind = \"tcp\", addr = \"{db}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n"
+    )
+}
+
+fn db_daemon() -> (TestDaemon, SocketAddr, TcpListener) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (d, addr) = public_daemon(&services(listener.local_addr().unwrap()));
+    d.wait_state("db", "up", LONG);
+    d.wait_state("web", "up", LONG);
+    wait_page(addr, "all up", |p| p.contains("All systems operational"));
+    (d, addr, listener)
+}
+
+#[test]
+fn a_browser_shows_states_bars_an_incident_and_maintenance_at_its_own_local_time() {
+    let (d, addr, listener) = db_daemon();
+    drop(listener);
+    d.wait_state("db", "down", LONG);
+    // Maintenance the day after tomorrow at 02:00 UTC, with markup in its reason.
+    let now = jiff::Timestamp::now();
+    let day = now.as_second().div_euclid(86_400) + 2;
+    let start = jiff::Timestamp::from_second(day * 86_400 + 2 * 3600).unwrap();
+    let out = d.cli(&[
+        "maint",
+        "add",
+        "--kind",
+        "upgrade",
+        "--title",
+        "Checkout upgrade",
+        "--reason",
+        "<script id=\"injected\">document.title='x'</script> new payment library",
+        "--start",
+        &start.to_string(),
+        "--for",
+        "1h",
+        "--services",
+        "web",
+        "--alternative",
+        "call us",
+        "--follow-up",
+        "ops@example.com",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_page(addr, "the incident and the window", |p| {
+        p.contains("Incident on Database") && p.contains("Checkout upgrade")
+    });
+
+    let en = show(addr, "Asia/Tokyo", "en-US", "statuspage-en.png");
+    assert_eq!(en["lang"], "en", "{en}");
+    assert_eq!(en["banner"], "Some services are down", "{en}");
+    let row = |v: &Value, name: &str| {
+        v["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row for {name}: {v}"))
+    };
+    assert_eq!(row(&en, "web")["state"], "Operational", "{en}");
+    assert_eq!(row(&en, "web")["display"], "Web shop", "{en}");
+    assert_eq!(row(&en, "db")["state"], "Down", "{en}");
+    let today = now.strftime("%Y-%m-%d").to_string();
+    for name in ["web", "db"] {
+        let r = row(&en, name);
+        assert!(r["bar_cells"].as_u64().unwrap() >= 1, "{r}");
+        assert!(
+            r["bar_titles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t.as_str().unwrap().starts_with(&today)),
+            "today's cell for {name}: {r}"
+        );
+    }
+    assert_eq!(en["incidents"][0], "Incident on Database", "{en}");
+    // 02:00 UTC is 11:00 in Tokyo, on the same day.
+    let tokyo = start.to_zoned(jiff::tz::TimeZone::get("Asia/Tokyo").unwrap());
+    let shown = en["windows"][0]["times"][0].as_str().unwrap();
+    assert!(
+        shown.contains("11:00")
+            && shown.contains("GMT+9")
+            && shown.contains(&tokyo.strftime("%b %-d").to_string()),
+        "start in Tokyo time: {shown} ({en})"
+    );
+    assert!(
+        en["windows"][0]["countdown"]
+            .as_str()
+            .unwrap()
+            .starts_with("starts in "),
+        "{en}"
+    );
+    assert!(
+        en["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("<script id=\"injected\">"),
+        "shown as text: {en}"
+    );
+    assert_eq!(en["injected"], false, "{en}");
+    assert_eq!(
+        en["problems"],
+        serde_json::json!([]),
+        "no script error, no CSP violation: {en}"
+    );
+
+    let zh = show(addr, "Asia/Shanghai", "zh-CN", "statuspage-zh.png");
+    assert_eq!(zh["lang"], "zh-CN", "{zh}");
+    assert_eq!(zh["banner"], "部分服务中断", "{zh}");
+    assert_eq!(row(&zh, "db")["state"], "中断", "{zh}");
+    let shown = zh["windows"][0]["times"][0].as_str().unwrap();
+    assert!(
+        shown.contains("10:00"),
+        "start in Shanghai time: {shown} ({zh})"
+    );
+    assert!(
+        zh["windows"][0]["heading"]
+            .as_str()
+            .unwrap()
+            .contains("即将进行"),
+        "{zh}"
+    );
+    assert_eq!(zh["problems"], serde_json::json!([]), "{zh}");
+}
+
+#[test]
+fn the_page_in_a_browser_updates_itself_when_a_service_goes_down() {
+    let (d, addr, listener) = db_daemon();
+    let mut child = node(addr, "UTC", "en-US", &["live", "db", "Down"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(first, "ready", "the browser did not load the page");
+    drop(listener);
+    d.wait_state("db", "down", LONG);
+    let status = child.wait().unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        status.success(),
+        "the row did not turn Down without a reload: {rest:?} {err}"
+    );
+    let v: Value = serde_json::from_str(&rest.join("")).unwrap();
+    assert_eq!(v["banner"], "Some services are down", "{v}");
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+}

@@ -1,0 +1,168 @@
+//! The public status page end to end (issue 17): the real daemon on `public_listen`, real
+//! services and a real probe; the page, its stream, badges and banner.js over real TCP.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use upkeep_testkit::{Answer, TestDaemon, free_port, http};
+
+use crate::LONG;
+
+/// A daemon with a public listener; its address.
+pub(crate) fn public_daemon(services: &str) -> (TestDaemon, SocketAddr) {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut d = TestDaemon::prepare(crate::BIN, services);
+    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
+        "[daemon]\n",
+        &format!("[daemon]\npublic_listen = \"{addr}\"\n"),
+        1,
+    );
+    std::fs::write(&d.config, text).unwrap();
+    d.launch();
+    (d, addr)
+}
+
+fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Answer {
+    http(addr, "GET", path, headers, b"").unwrap()
+}
+
+/// Waits until the page at `path` satisfies `ok`, saying what it waited for.
+fn wait_page(addr: SocketAddr, path: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + LONG;
+    loop {
+        let a = get(addr, path, &[]);
+        let text = a.text();
+        if a.code == 200 && ok(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited for {what} on {path}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Services: `web` run by upkeep (grouped, renamed, described with markup), `db` watched by a
+/// tcp probe on the test's listener, `secret` not public.
+fn services(db: SocketAddr) -> String {
+    format!(
+        "[services.web]\ncommand = \"sleep 1000\"\ngroup = \"Shop\"\ndisplay_name = \"Web shop\"\ndescription = \"<script>alert(1)</script> where people buy\"\n\n\
+[services.db]\nincident_after = \"0s\"\nprobes = [{{ kind = \"tcp\", addr = \"{db}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n\n\
+[services.secret]\ncommand = \"sleep 1000\"\npublic = false\n"
+    )
+}
+
+#[test]
+fn the_page_shows_public_services_escaped_with_security_headers() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (d, addr) = public_daemon(&services(listener.local_addr().unwrap()));
+    d.wait_state("db", "up", LONG);
+    d.wait_state("web", "up", LONG);
+    let page = wait_page(addr, "/", "both services up", |p| {
+        p.contains("All systems operational")
+    });
+    assert!(page.contains("<h3 class=\"group\">Shop</h3>"), "{page}");
+    assert!(
+        page.contains("Web shop") && page.contains("data-svc=\"db\""),
+        "{page}"
+    );
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;"), "{page}");
+    assert!(!page.contains("<script>alert"), "{page}");
+    assert!(
+        !page.contains("secret"),
+        "a service with public = false is not shown:\n{page}"
+    );
+    let a = get(addr, "/", &[]);
+    assert!(
+        a.head
+            .contains("content-security-policy: default-src 'none'; script-src 'self';"),
+        "{}",
+        a.head
+    );
+    assert!(
+        a.head.contains("x-content-type-options: nosniff"),
+        "{}",
+        a.head
+    );
+    // The same page in Chinese, by Accept-Language.
+    let zh = get(addr, "/", &[("Accept-Language", "zh-CN,zh;q=0.9")]).text();
+    assert!(zh.contains("所有服务运行正常"), "{zh}");
+    // Badges of public services only; banner.js for any site.
+    let badge = get(addr, "/badge/db/status.svg", &[]);
+    assert_eq!(badge.code, 200);
+    assert!(badge.text().contains(">Operational<"), "{}", badge.text());
+    assert_eq!(get(addr, "/badge/secret/status.svg", &[]).code, 404);
+    let js = get(addr, "/banner.js", &[]);
+    assert!(
+        js.head.contains("access-control-allow-origin: *"),
+        "{}",
+        js.head
+    );
+    assert!(js.text().contains("var D = null;"), "{}", js.text());
+    let ann = get(addr, "/api/v1/announcements", &[]);
+    assert!(
+        ann.head.contains("access-control-allow-origin: *"),
+        "{}",
+        ann.head
+    );
+    for asset in ["/static/page.css", "/static/page.js", "/history"] {
+        assert_eq!(get(addr, asset, &[]).code, 200, "{asset}");
+    }
+    drop(listener);
+}
+
+/// The stream's `status` messages until one contains `needle`.
+fn stream_until(addr: SocketAddr, needle: &str, deadline: Duration) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(deadline)).unwrap();
+    write!(s, "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut r = BufReader::new(s);
+    let mut seen = String::new();
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if line.starts_with("data: ") && line.contains(needle) {
+            return seen;
+        }
+    }
+    panic!("no stream message with {needle}:\n{seen}");
+}
+
+#[test]
+fn an_outage_shows_on_the_stream_the_page_and_the_badge_within_a_second_or_so() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (d, addr) = public_daemon(&services(listener.local_addr().unwrap()));
+    d.wait_state("db", "up", LONG);
+    wait_page(addr, "/", "db up", |p| {
+        p.contains("All systems operational")
+    });
+    // A reader of the stream first gets where things stand.
+    let first = stream_until(addr, "\"db\":\"up\"", LONG);
+    assert!(first.contains("event: status"), "{first}");
+    let watcher = std::thread::spawn(move || stream_until(addr, "\"db\":\"down\"", LONG));
+    std::thread::sleep(Duration::from_millis(200));
+    drop(listener);
+    let seen = watcher.join().unwrap();
+    assert!(seen.contains("\"overall\":\"outage\""), "{seen}");
+    let page = wait_page(addr, "/", "db down and its incident", |p| {
+        p.contains("Some services are down") && p.contains("Incident on db")
+    });
+    assert!(
+        page.contains("<span class=\"st k-outage\">Down</span>"),
+        "{page}"
+    );
+    assert!(page.contains("Incident opened"), "{page}");
+    let badge = get(addr, "/badge/db/status.svg", &[]).text();
+    assert!(badge.contains(">Down<"), "{badge}");
+    let js = get(addr, "/banner.js", &[]).text();
+    assert!(
+        js.contains("\"level\":\"outage\"") && js.contains("Incident on db"),
+        "{js}"
+    );
+}
