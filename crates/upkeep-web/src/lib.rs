@@ -11,12 +11,14 @@
 //! `feeds.rs` (announcements, the iCalendar and Atom feeds), `metrics.rs` (`/metrics` in the
 //! Prometheus text format), `serve.rs` (one way to serve a
 //! router on any listener, with connection caps and timeouts), `windows.rs` (maintenance
-//! window routes), `notify.rs` (the outbox: list, retry, test).
+//! window routes), `notify.rs` (the outbox: list, retry, test), `live.rs` (the service list
+//! pushed as it changes, for `upkeep top`).
 
 mod api;
 mod auth;
 mod error;
 mod feeds;
+mod live;
 mod metrics;
 mod notify;
 mod serve;

@@ -9,11 +9,13 @@
 //! [`ApiPath`] (issue 14, D18).
 
 mod client;
+mod docs;
 mod escape;
 mod import;
 mod lifecycle;
 mod notify;
 mod output;
+mod top;
 mod windows;
 
 use std::io::Write;
@@ -214,6 +216,20 @@ enum Command {
     Store {
         #[command(subcommand)]
         cmd: StoreCmd,
+    },
+    /// A live view of the services (state, CPU, memory, restarts, uptime) and the selected
+    /// one's log, with keys to restart, stop, start and follow its log
+    Top,
+    /// Print shell completions, e.g. `upkeep completions bash > /etc/bash_completion.d/upkeep`
+    Completions {
+        #[arg(value_enum)]
+        shell: docs::Shell,
+    },
+    /// Print the manual page (roff), or write a page per command into --dir
+    Man {
+        /// Write upkeep.1 and a page for each subcommand into this directory
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -512,6 +528,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token { cmd } => token(&g, cmd),
         Command::Store { cmd } => store(&g, cmd),
         Command::Import { from } => import::run(&g, from),
+        Command::Completions { shell } => docs::run_completions(shell),
+        Command::Man { dir } => docs::run_man(dir),
+        Command::Top => top::run(&g),
         other => runtime()?.block_on(client_command(&g, other)),
     }
 }
@@ -814,7 +833,10 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         | Command::Export { .. }
         | Command::Token { .. }
         | Command::Import { .. }
-        | Command::Store { .. } => {
+        | Command::Store { .. }
+        | Command::Top
+        | Command::Completions { .. }
+        | Command::Man { .. } => {
             unreachable!("handled without a client")
         }
     }

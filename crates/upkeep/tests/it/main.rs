@@ -10,6 +10,7 @@ mod drills;
 mod fuzz;
 mod hardening;
 mod import;
+mod install;
 mod logs;
 mod maintenance;
 mod metrics;
@@ -19,6 +20,7 @@ mod report;
 mod store;
 mod supervise;
 mod systemd;
+mod top;
 mod torture;
 mod windows;
 
