@@ -44,7 +44,7 @@ pub use paths::{default_config_path, default_data_dir};
 pub use validate::{ALWAYS_IGNORED, JobConfig, Schedule, WatchConfig};
 pub use validate::{
     Config, CpuProbeConfig, DaemonConfig, ExecProbeConfig, HttpProbeConfig, LogConfig, LogPattern,
-    MaintenanceConfig, ManagedConfig, MemoryProbeConfig, OnPage, OnUnhealthy, ProbeConfig, ProbeKind,
-    ProcessProbeConfig, Program, Ready, RestartPolicy, SecretSource, ServiceConfig, ServiceType,
-    StoreConfig, TcpProbeConfig, UserIds, load, parse, parse_signal, secret_in_url,
+    MaintenanceConfig, ManagedConfig, MemoryProbeConfig, OnPage, OnUnhealthy, ProbeConfig,
+    ProbeKind, ProcessProbeConfig, Program, Ready, RestartPolicy, SecretSource, ServiceConfig,
+    ServiceType, StoreConfig, TcpProbeConfig, UserIds, load, parse, parse_signal, secret_in_url,
 };

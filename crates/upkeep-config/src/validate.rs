@@ -30,12 +30,12 @@ mod process;
 mod ready;
 mod schedule;
 mod store;
+pub use page::OnPage;
 pub use probes::{
     CpuProbeConfig, ExecProbeConfig, HttpProbeConfig, MemoryProbeConfig, ProbeConfig, ProbeKind,
     ProcessProbeConfig, TcpProbeConfig,
 };
 pub use process::{ServiceType, parse_signal};
-pub use page::OnPage;
 pub use ready::{LogPattern, Ready};
 pub use schedule::{ALWAYS_IGNORED, JobConfig, Schedule, WatchConfig};
 pub use store::{SecretSource, StoreConfig, secret_in_url};

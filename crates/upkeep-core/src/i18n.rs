@@ -78,6 +78,10 @@ messages! {
     NotifyStatus => "says", "自述状态";
     DependsOn => "depends on", "依赖";
     SeeAbove => "(see above)", "（见上）";
+    TopKeys => "↑/↓ select  r restart  x stop  s start  f follow/pause log  e stdout/stderr  q quit", "↑/↓ 选择  r 重启  x 停止  s 启动  f 跟随/暂停日志  e 标准输出/错误  q 退出";
+    TopPaused => "paused", "已暂停";
+    TopNeedsTerminal => "`upkeep top` needs a terminal (for a list, `upkeep ls`; for events as they happen, `upkeep events -f`)", "`upkeep top` 需要终端（列表请用 `upkeep ls`；实时事件请用 `upkeep events -f`）";
+    TopStreamEnded => "the daemon ended the live view (it stopped?)", "守护进程结束了实时视图（已停止？）";
     Command => "command", "命令";
     Logs => "logs", "日志";
     Probes => "probes", "探针";

@@ -213,7 +213,7 @@ pub trait Control: Send + Sync + 'static {
 pub(crate) struct AppState {
     pub(crate) control: Arc<dyn Control>,
     /// Ends long-lived responses (log follows) when the daemon shuts down.
-    cancel: CancellationToken,
+    pub(crate) cancel: CancellationToken,
 }
 
 /// Only `/metrics`, for a TCP listener that Prometheus scrapes (`daemon.metrics_listen`):
@@ -289,7 +289,8 @@ fn read_routes(gate: Gate) -> Router<AppState> {
         .route("/api/v1/report", get(report))
         .route("/metrics", get(metrics))
         .merge(crate::windows::read_routes())
-        .merge(crate::notify::read_routes());
+        .merge(crate::notify::read_routes())
+        .merge(crate::live::read_routes());
     behind(routes, gate, Scope::Read)
 }
 

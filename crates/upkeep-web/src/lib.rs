@@ -13,12 +13,13 @@
 //! router on any listener, with connection caps and timeouts), `windows.rs` (maintenance
 //! window routes), `notify.rs` (the outbox: list, retry, test), `signals.rs` (a signal or a
 //! reload to a running service), `site/` (the public status page, its live stream, badges
-//! and `banner.js`).
+//! and `banner.js`), `live.rs` (the service list pushed as it changes, for `upkeep top`).
 
 mod api;
 mod auth;
 mod error;
 mod feeds;
+mod live;
 mod metrics;
 mod notify;
 mod serve;

@@ -156,7 +156,7 @@ pub fn daemon_unit(exe: &Path, config: &Config, user_mode: bool) -> Result<Strin
     let mut u = String::new();
     let _ = write!(
         u,
-        "[Unit]\nDescription=upkeep: keeps services running\nAfter=network-online.target\nWants=network-online.target\n\n\
+        "[Unit]\nDescription=upkeep: keeps services running\nDocumentation=man:upkeep(1)\nAfter=network-online.target\nWants=network-online.target\n\n\
          [Service]\nType=notify\nNotifyAccess=main\nExecStart={exe} daemon -c {cfg}\nExecReload={exe} reload -c {cfg}\n\
          Restart=always\nRestartSec=1\nWatchdogSec=30\n\
          # upkeep stops every service's process group itself; then systemd cleans up the rest.\n\
@@ -308,6 +308,20 @@ mod tests {
         for bad in ["1A", "A-B", "a.b", "", "A\nB"] {
             assert!(!systemd_env_name(bad), "{bad:?}");
         }
+    }
+
+    /// The Debian package ships the unit `upkeep startup` writes for its paths (the binary in
+    /// /usr/bin, the config it ships in /etc/upkeep): the same text, so the two never drift.
+    #[test]
+    fn the_packaged_unit_is_the_one_startup_writes() {
+        let config_path = Path::new("/etc/upkeep/upkeep.toml");
+        let shipped_config = include_str!("../debian/upkeep.toml");
+        let cfg = upkeep_config::parse(config_path, shipped_config).unwrap();
+        let unit = daemon_unit(Path::new("/usr/bin/upkeep"), &cfg, false).unwrap();
+        assert_eq!(unit, include_str!("../debian/upkeep.service"));
+        // KillMode=process needs the adoption of services a new daemon would find (issue 18,
+        // item 8); until then a stopped daemon's services are stopped with it.
+        assert!(unit.contains("\nKillMode=mixed\n"), "{unit}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! [`ApiPath`] (issue 14, D18).
 
 mod client;
+mod docs;
 mod escape;
 mod fresh;
 mod import;
@@ -17,6 +18,7 @@ mod lifecycle;
 mod notify;
 mod output;
 mod signal;
+mod top;
 mod windows;
 
 use std::io::Write;
@@ -244,6 +246,20 @@ enum Command {
     Store {
         #[command(subcommand)]
         cmd: StoreCmd,
+    },
+    /// A live view of the services (state, CPU, memory, restarts, uptime) and the selected
+    /// one's log, with keys to restart, stop, start and follow its log
+    Top,
+    /// Print shell completions, e.g. `upkeep completions bash > /etc/bash_completion.d/upkeep`
+    Completions {
+        #[arg(value_enum)]
+        shell: docs::Shell,
+    },
+    /// Print the manual page (roff), or write a page per command into --dir
+    Man {
+        /// Write upkeep.1 and a page for each subcommand into this directory
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -551,6 +567,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             fresh::prepare_add(&g)?;
             runtime()?.block_on(client_command(&g, add))
         }
+        Command::Completions { shell } => docs::run_completions(shell),
+        Command::Man { dir } => docs::run_man(dir),
+        Command::Top => top::run(&g),
         other => runtime()?.block_on(client_command(&g, other)),
     }
 }
@@ -875,7 +894,10 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         | Command::Export { .. }
         | Command::Token { .. }
         | Command::Import { .. }
-        | Command::Store { .. } => {
+        | Command::Store { .. }
+        | Command::Top
+        | Command::Completions { .. }
+        | Command::Man { .. } => {
             unreachable!("handled without a client")
         }
     }

@@ -55,7 +55,7 @@ fn state_cell(state: State) -> Cell {
     Cell::new(state.as_str()).fg(color)
 }
 
-fn uptime(info: &ServiceInfo) -> String {
+pub fn uptime(info: &ServiceInfo) -> String {
     info.status
         .since
         .map(|t| duration(jiff::Timestamp::now().duration_since(t).as_secs().max(0) as u64))

@@ -11,6 +11,7 @@ mod drills;
 mod fuzz;
 mod hardening;
 mod import;
+mod install;
 mod jobs;
 mod logs;
 mod maintenance;
@@ -23,6 +24,7 @@ mod statuspage;
 mod store;
 mod supervise;
 mod systemd;
+mod top;
 mod torture;
 mod windows;
 
