@@ -779,6 +779,43 @@ mod tests {
     }
 
     #[async_trait]
+    impl crate::Subscribers for Flaky {
+        async fn subscribe(
+            &self,
+            email: &str,
+            services: &[String],
+            lang: &str,
+            now: jiff::Timestamp,
+            expired_before: jiff::Timestamp,
+        ) -> Result<crate::Subscribed, Error> {
+            self.inner
+                .subscribe(email, services, lang, now, expired_before)
+                .await
+        }
+        async fn confirm_subscriber(
+            &self,
+            id: i64,
+            email: &str,
+            created: jiff::Timestamp,
+            now: jiff::Timestamp,
+        ) -> Result<Option<crate::Subscriber>, Error> {
+            self.inner.confirm_subscriber(id, email, created, now).await
+        }
+        async fn unsubscribe(&self, id: Option<i64>, email: &str) -> Result<bool, Error> {
+            self.inner.unsubscribe(id, email).await
+        }
+        async fn subscribers(&self) -> Result<Vec<crate::Subscriber>, Error> {
+            self.inner.subscribers().await
+        }
+        async fn take_step_fanned(&self, take: crate::StepTake<'_>) -> Result<bool, Error> {
+            self.inner.take_step_fanned(take).await
+        }
+        async fn fail_orphaned_notices(&self, channels: &[String]) -> Result<u64, Error> {
+            self.inner.fail_orphaned_notices(channels).await
+        }
+    }
+
+    #[async_trait]
     impl crate::Outbox for Flaky {
         async fn add_notices(
             &self,
