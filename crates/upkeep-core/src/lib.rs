@@ -11,6 +11,7 @@
 //! - `event.rs`: [`Event`] and [`EventKind`], immutable facts with a time.
 //! - `status.rs`: [`State`] and [`ServiceStatus`], what `ls` shows.
 //! - `api.rs`: request and response bodies of the JSON API (socket and, later, TCP).
+//! - `subscription.rs`: the subscriber API's bodies (subscribe, a subscriber as listed).
 //! - `report.rs`: availability report inputs, tallies (what rollups keep) and figures.
 //! - `latency.rs`: probe latency histograms (they add across hours; percentiles do not) and
 //!   the book probes record into until the store keeps them.
@@ -18,6 +19,7 @@
 //! - `i18n.rs`: user-facing text in English and Simplified Chinese.
 
 pub mod api;
+pub mod subscription;
 mod clock;
 mod deps;
 pub mod duration;

@@ -841,6 +841,7 @@ async fn an_incidents_notices_are_damped_and_planned_with_the_cursor() {
                 interval_ms: 10 * min,
                 rows: Box::leak(Box::new([row(key, "mail", "incident:web:1", kind)])),
                 cursor: ("notices", seq),
+                fanout: None,
             };
         // Opened: out at once.
         assert_eq!(

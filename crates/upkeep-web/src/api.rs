@@ -183,6 +183,8 @@ pub trait Control: Send + Sync + 'static {
     /// The daemon's clock: what "now" is for a request (a report's period, a maintenance's
     /// end), and whether it is a test clock (then `POST /api/v1/test/clock` is served).
     fn clock(&self) -> upkeep_core::Clock;
+    /// Subscriptions (`[notify.subscribers]`), if the daemon takes them.
+    fn subscriptions(&self) -> Option<Arc<dyn crate::Subscriptions>>;
     /// Moves a test clock forward `by` and answers once what that made due has woken.
     async fn advance_clock(
         &self,
@@ -248,6 +250,7 @@ fn public_routes() -> Router<AppState> {
         .route("/api/v1/health", get(health))
         .route("/api/v1/status", get(statuses))
         .merge(crate::feeds::public_routes())
+        .merge(crate::subscribers::public_routes(crate::subscribers::limiter()))
 }
 
 /// The GET routes, behind `gate` with the read scope.
@@ -265,7 +268,8 @@ fn read_routes(gate: Gate) -> Router<AppState> {
         .route("/api/v1/report", get(report))
         .route("/metrics", get(metrics))
         .merge(crate::windows::read_routes())
-        .merge(crate::notify::read_routes());
+        .merge(crate::notify::read_routes())
+        .merge(crate::subscribers::read_routes());
     behind(routes, gate, Scope::Read)
 }
 
@@ -288,7 +292,8 @@ fn write_routes(gate: Gate, test_clock: bool) -> Router<AppState> {
         .route("/api/v1/drills", post(drill))
         .route("/api/v1/shutdown", post(shutdown))
         .merge(crate::windows::write_routes())
-        .merge(crate::notify::write_routes());
+        .merge(crate::notify::write_routes())
+        .merge(crate::subscribers::write_routes());
     behind(routes, gate, Scope::Write)
 }
 

@@ -11,7 +11,8 @@
 //! `feeds.rs` (announcements, the iCalendar and Atom feeds), `metrics.rs` (`/metrics` in the
 //! Prometheus text format), `serve.rs` (one way to serve a
 //! router on any listener, with connection caps and timeouts), `windows.rs` (maintenance
-//! window routes), `notify.rs` (the outbox: list, retry, test).
+//! window routes), `notify.rs` (the outbox: list, retry, test), `subscribers.rs` (subscribe,
+//! confirm and unsubscribe links, rate-limited per client; the list for token holders).
 
 mod api;
 mod auth;
@@ -20,6 +21,7 @@ mod feeds;
 mod metrics;
 mod notify;
 mod serve;
+mod subscribers;
 mod windows;
 
 pub use api::{
@@ -29,3 +31,4 @@ pub use auth::{Grant, Tokens};
 pub use error::ApiError;
 pub use metrics::{MetricsData, ProcessStats};
 pub use serve::{Limits, Peer, PeerOf, serve};
+pub use subscribers::{LinkError, Linked, Subscriptions};

@@ -764,6 +764,12 @@ impl Control for Daemon {
         self.shutdown.cancel();
     }
 
+    fn subscriptions(&self) -> Option<Arc<dyn upkeep_web::Subscriptions>> {
+        self.notices
+            .desk()
+            .map(|d| d as Arc<dyn upkeep_web::Subscriptions>)
+    }
+
     fn clock(&self) -> Clock {
         self.clock.clone()
     }

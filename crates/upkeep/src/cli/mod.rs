@@ -14,6 +14,7 @@ mod import;
 mod lifecycle;
 mod notify;
 mod output;
+mod subscribers;
 mod windows;
 
 use std::io::Write;
@@ -167,6 +168,11 @@ enum Command {
     Notify {
         #[command(subcommand)]
         cmd: notify::NotifyCmd,
+    },
+    /// Subscribers of the public API: list them (ls), delete one (rm), export them
+    Subscribers {
+        #[command(subcommand)]
+        cmd: subscribers::SubscribersCmd,
     },
     /// Apply the config file again; only changed services restart
     Reload(JsonFlag),
@@ -718,6 +724,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         }
         Command::Maint { cmd } => windows::run(&client, *cmd).await?,
         Command::Notify { cmd } => notify::run(&client, cmd).await?,
+        Command::Subscribers { cmd } => subscribers::run(&client, cmd).await?,
         Command::Incident { id, json } => {
             let d: upkeep_core::api::IncidentDetail = client
                 .get(ApiPath::new("/api/v1/incidents").segment(id.to_string()))
