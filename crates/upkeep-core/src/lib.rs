@@ -19,7 +19,6 @@
 //! - `i18n.rs`: user-facing text in English and Simplified Chinese.
 
 pub mod api;
-pub mod subscription;
 mod clock;
 mod deps;
 pub mod duration;
@@ -29,6 +28,7 @@ pub mod latency;
 mod name;
 pub mod report;
 mod status;
+pub mod subscription;
 pub mod window;
 
 pub use clock::{Clock, TestClock};

@@ -259,7 +259,13 @@ fn key(node: &str, origin: &str, channel: &str, recipient: &str) -> String {
 }
 
 /// `prefix` and 40 hex digits of SHA-256 over the parts (see [`key`]).
-pub(crate) fn keyed(prefix: &str, node: &str, origin: &str, channel: &str, recipient: &str) -> String {
+pub(crate) fn keyed(
+    prefix: &str,
+    node: &str,
+    origin: &str,
+    channel: &str,
+    recipient: &str,
+) -> String {
     let mut h = Sha256::new();
     for part in [node, origin, channel, recipient] {
         h.update(part.as_bytes());

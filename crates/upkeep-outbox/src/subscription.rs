@@ -233,7 +233,9 @@ impl SubscriberRows for SubscriberFanout {
 
 /// `<public_url>api/v1/unsubscribe?token=…`: the page (GET) and the one-click POST.
 pub fn unsubscribe_url(public_url: &url::Url, keys: &SubscriptionKeys, s: &Subscriber) -> url::Url {
-    let mut u = public_url.join("api/v1/unsubscribe").expect("a base URL joins a path");
+    let mut u = public_url
+        .join("api/v1/unsubscribe")
+        .expect("a base URL joins a path");
     u.query_pairs_mut()
         .append_pair("token", &keys.unsubscribe_token(s.id, &s.email));
     u

@@ -413,7 +413,9 @@ impl crate::Subscribers for LazyStore {
         created: jiff::Timestamp,
         now: jiff::Timestamp,
     ) -> Result<Option<crate::Subscriber>, Error> {
-        self.get()?.confirm_subscriber(id, email, created, now).await
+        self.get()?
+            .confirm_subscriber(id, email, created, now)
+            .await
     }
     async fn unsubscribe(&self, id: Option<i64>, email: &str) -> Result<bool, Error> {
         self.get()?.unsubscribe(id, email).await

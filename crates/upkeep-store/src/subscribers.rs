@@ -379,10 +379,7 @@ mod tests {
             follow_up: String::new(),
             priority: None,
         };
-        let id = store
-            .add_window(&spec, now, &who(), None)
-            .await
-            .unwrap();
+        let id = store.add_window(&spec, now, &who(), None).await.unwrap();
         let take = StepTake {
             id,
             occurrence: now,
@@ -412,7 +409,13 @@ mod tests {
         assert_eq!(left, vec![b.email.clone()]);
         // An expired unconfirmed subscription is forgotten at the next one.
         store
-            .subscribe("c@example.com", &[], "en", now, now + jiff::SignedDuration::from_secs(1))
+            .subscribe(
+                "c@example.com",
+                &[],
+                "en",
+                now,
+                now + jiff::SignedDuration::from_secs(1),
+            )
             .await
             .unwrap();
         let left: Vec<String> = store
@@ -449,7 +452,10 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(store.fail_orphaned_notices(&["mail".into()]).await.unwrap(), 1);
+        assert_eq!(
+            store.fail_orphaned_notices(&["mail".into()]).await.unwrap(),
+            1
+        );
         let spec = upkeep_core::window::WindowSpec {
             kind: upkeep_core::window::WindowKind::Upgrade,
             title: "t".into(),
@@ -465,10 +471,7 @@ mod tests {
         };
         let mut id = 0;
         while id < 7 {
-            id = store
-                .add_window(&spec, now, &who(), None)
-                .await
-                .unwrap();
+            id = store.add_window(&spec, now, &who(), None).await.unwrap();
         }
         let cancelled = [row("mail", "window:7:0", "k4")];
         assert!(
@@ -485,8 +488,16 @@ mod tests {
             .map(|r| (r.key, r.state))
             .collect();
         assert_eq!(states["k1"], OutboxState::Failed, "its channel is gone");
-        assert_eq!(states["k2"], OutboxState::Failed, "its window was cancelled");
+        assert_eq!(
+            states["k2"],
+            OutboxState::Failed,
+            "its window was cancelled"
+        );
         assert_eq!(states["k3"], OutboxState::Pending, "another window's");
-        assert_eq!(states["k4"], OutboxState::Pending, "the cancellation itself");
+        assert_eq!(
+            states["k4"],
+            OutboxState::Pending,
+            "the cancellation itself"
+        );
     }
 }

@@ -250,7 +250,9 @@ fn public_routes() -> Router<AppState> {
         .route("/api/v1/health", get(health))
         .route("/api/v1/status", get(statuses))
         .merge(crate::feeds::public_routes())
-        .merge(crate::subscribers::public_routes(crate::subscribers::limiter()))
+        .merge(crate::subscribers::public_routes(
+            crate::subscribers::limiter(),
+        ))
 }
 
 /// The GET routes, behind `gate` with the read scope.

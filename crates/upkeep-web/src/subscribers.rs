@@ -5,7 +5,7 @@
 //! `List-Unsubscribe=One-Click`; the token is in the URL, so the body is not read). Read:
 //! `GET /api/v1/subscribers`; write: `DELETE /api/v1/subscribers/{email}`.
 //!
-//! The public routes are rate-limited per client address (a TCP peer; the control socket's
+//! Subscriptions are rate-limited per client address (a TCP peer; the control socket's
 //! operators are not limited): a form that mails whoever it is given must not become a way to
 //! flood someone's inbox or the daemon's store. Pages are in the subscriber's language (from
 //! the token's subscriber) or, before that is known, the request's `Accept-Language`.
@@ -85,14 +85,16 @@ pub(crate) fn limiter() -> Limiter {
 }
 
 pub(crate) fn public_routes(limiter: Limiter) -> Router<AppState> {
+    // Only a subscription is limited: it mails whoever it names. A link is checked against
+    // its signature before the store is read, and a person may click it as often as they like.
     Router::new()
         .route("/api/v1/subscribe", post(subscribe))
+        .route_layer(axum::middleware::from_fn_with_state(limiter, limit))
         .route("/api/v1/subscribe/confirm", get(confirm))
         .route(
             "/api/v1/unsubscribe",
             get(unsubscribe_page).post(unsubscribe),
         )
-        .route_layer(axum::middleware::from_fn_with_state(limiter, limit))
 }
 
 pub(crate) fn read_routes() -> Router<AppState> {
@@ -112,8 +114,9 @@ async fn limit(State(limiter): State<Limiter>, req: Request, next: Next) -> Resp
             limiter.retain_recent();
         }
         if let Err(not_until) = limiter.check_key(&addr.ip()) {
-            let wait = not_until
-                .wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
             let secs = wait.as_secs().max(1);
             return (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -131,7 +134,9 @@ async fn limit(State(limiter): State<Limiter>, req: Request, next: Next) -> Resp
 
 fn subscriptions(s: &AppState) -> Result<Arc<dyn Subscriptions>, ApiError> {
     s.control.subscriptions().ok_or_else(|| {
-        ApiError::NotFound("this upkeep takes no subscriptions ([notify.subscribers] is not set)".into())
+        ApiError::NotFound(
+            "this upkeep takes no subscriptions ([notify.subscribers] is not set)".into(),
+        )
     })
 }
 
@@ -308,7 +313,9 @@ fn page(status: StatusCode, lang: Lang, title: &str, body: &str) -> Response {
     let mut resp = (status, Html(html)).into_response();
     resp.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
-        header::HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
+        header::HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+        ),
     );
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
@@ -359,13 +366,17 @@ fn text(lang: Lang, w: Words) -> &'static str {
         (Lang::ZhCn, Words::UnsubscribeButton) => "退订",
         (Lang::En, Words::UnsubscribedTitle) => "Unsubscribed",
         (Lang::ZhCn, Words::UnsubscribedTitle) => "已退订",
-        (Lang::En, Words::Unsubscribed) => "{email} was deleted: no more notices will be sent to it.",
+        (Lang::En, Words::Unsubscribed) => {
+            "{email} was deleted: no more notices will be sent to it."
+        }
         (Lang::ZhCn, Words::Unsubscribed) => "{email} 已删除，不会再收到任何通知。",
         (Lang::En, Words::RefusedTitle) => "This link does not work",
         (Lang::ZhCn, Words::RefusedTitle) => "链接无效",
         (Lang::En, Words::Forged) => "The link is not valid. Copy it whole from the mail.",
         (Lang::ZhCn, Words::Forged) => "链接无效，请从邮件中完整复制。",
-        (Lang::En, Words::Expired) => "The confirmation link has expired. Subscribe again for a new one.",
+        (Lang::En, Words::Expired) => {
+            "The confirmation link has expired. Subscribe again for a new one."
+        }
         (Lang::ZhCn, Words::Expired) => "确认链接已过期，请重新订阅以获取新链接。",
         (Lang::En, Words::Gone) => "This subscription no longer exists.",
         (Lang::ZhCn, Words::Gone) => "该订阅已不存在。",

@@ -48,13 +48,19 @@ pub fn spawn(url: url::Url, clock: Clock, cancel: CancellationToken) {
             match result {
                 Ok(()) if failing => {
                     failing = false;
-                    tracing::info!(host = url.host_str().unwrap_or(""), "heartbeat answered again");
+                    tracing::info!(
+                        host = url.host_str().unwrap_or(""),
+                        "heartbeat answered again"
+                    );
                 }
                 Ok(()) => tracing::debug!("heartbeat sent"),
                 Err(why) => {
                     failing = true;
                     // The URL's path is its secret on most such services: the host only.
-                    tracing::warn!(host = url.host_str().unwrap_or(""), "heartbeat failed: {why}");
+                    tracing::warn!(
+                        host = url.host_str().unwrap_or(""),
+                        "heartbeat failed: {why}"
+                    );
                 }
             }
             tokio::select! {

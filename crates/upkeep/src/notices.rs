@@ -162,7 +162,10 @@ pub async fn start(
         // Rows an earlier config queued would wait for ever: say why they will not go.
         match store.fail_orphaned_notices(&[]).await {
             Ok(0) => {}
-            Ok(n) => tracing::warn!(rows = n, "notices left unsent: [notify] is no longer configured"),
+            Ok(n) => tracing::warn!(
+                rows = n,
+                "notices left unsent: [notify] is no longer configured"
+            ),
             Err(e) => tracing::debug!("cannot look for notices left unsent: {}", e.with_causes()),
         }
         return Ok(Notices::default());

@@ -36,13 +36,19 @@ pub fn load_keys(
         let v = std::env::var(var)
             .with_context(|| format!("[notify.subscribers] secret_env: ${var} is not set"))?;
         if v.trim().len() < 16 {
-            bail!("[notify.subscribers] secret_env: ${var} holds under 16 bytes; use a long random secret");
+            bail!(
+                "[notify.subscribers] secret_env: ${var} holds under 16 bytes; use a long random secret"
+            );
         }
         return Ok(SubscriptionKeys::new(v.trim().as_bytes().to_vec()));
     }
     if let Some(path) = &c.secret_file {
-        let v = std::fs::read_to_string(path)
-            .with_context(|| format!("[notify.subscribers] secret_file: reading {}", path.display()))?;
+        let v = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "[notify.subscribers] secret_file: reading {}",
+                path.display()
+            )
+        })?;
         let v = v.lines().next().unwrap_or("").trim();
         if v.len() < 16 {
             bail!(
@@ -377,6 +383,9 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         let b = load_keys(&c, dir.path()).unwrap();
-        assert_eq!(a.unsubscribe_token(1, "x@example.com"), b.unsubscribe_token(1, "x@example.com"));
+        assert_eq!(
+            a.unsubscribe_token(1, "x@example.com"),
+            b.unsubscribe_token(1, "x@example.com")
+        );
     }
 }

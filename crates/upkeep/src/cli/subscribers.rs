@@ -49,7 +49,10 @@ pub(super) async fn run(client: &Client, cmd: SubscribersCmd) -> Result<()> {
             if json.json {
                 print_json(&gone);
             } else {
-                println!("{}", tr(Msg::SubscriberRemoved, &[&escape::field(&gone.email)]));
+                println!(
+                    "{}",
+                    tr(Msg::SubscriberRemoved, &[&escape::field(&gone.email)])
+                );
             }
         }
         SubscribersCmd::Export { format } => {
@@ -82,7 +85,9 @@ fn list(rows: &[SubscriberInfo]) -> String {
             escape::field(&r.email).into_owned(),
             services(r),
             r.lang.clone(),
-            r.confirmed.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+            r.confirmed
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into()),
         ]);
     }
     format!("{t}\n")

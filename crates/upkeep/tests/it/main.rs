@@ -17,6 +17,7 @@ mod notify;
 mod probes;
 mod report;
 mod store;
+mod subscribers;
 mod supervise;
 mod systemd;
 mod torture;
