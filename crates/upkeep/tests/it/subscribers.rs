@@ -215,7 +215,7 @@ fn double_opt_in_and_one_click_unsubscribe_end_to_end() {
     assert!(gone.text().contains("已退订"), "{}", gone.text());
     assert!(subscribers(&d).is_empty(), "deleted, not flagged");
     assert_eq!(
-        d.store_sql("SELECT COUNT(*) FROM subscribers")[0][0],
+        d.store_sql("SELECT COUNT(*) FROM subscribers WHERE node = '{node}'")[0][0],
         "0",
         "no row is left"
     );
