@@ -29,7 +29,7 @@ from email.message import EmailMessage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-BIN = os.path.join(TARGET, "release", "upkeep")
+BIN = os.environ.get("UPKEEP_BIN", os.path.join(TARGET, "release", "upkeep"))
 SINK = os.path.join(ROOT, "crates/upkeep-outbox/tests/smtp_sink.py")
 
 
