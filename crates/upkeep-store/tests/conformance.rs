@@ -915,7 +915,7 @@ async fn an_incidents_notices_are_damped_and_planned_with_the_cursor() {
 /// the subscriber rows still waiting for it.
 #[tokio::test]
 async fn subscribers_are_confirmed_fanned_out_to_and_deleted() {
-    use upkeep_store::{Subscribed, Subscriber, SubscriberRows, Subscribers};
+    use upkeep_store::{Subscribed, Subscriber, SubscriberRows};
     struct Each;
     impl SubscriberRows for Each {
         fn rows(&self, subs: &[Subscriber]) -> Vec<upkeep_store::NewNotice> {
