@@ -48,6 +48,25 @@ pub(crate) struct RawNotify {
     pub channels: BTreeMap<String, toml::Table>,
     /// Absent: the default routes (by priority).
     pub routes: Option<Vec<RawRoute>>,
+    /// Absent: no subscriptions are taken.
+    pub subscribers: Option<RawSubscribers>,
+}
+
+/// `[notify.subscribers]`: people who subscribe through the public API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSubscribers {
+    /// The email channel their mails go through (default: the only email channel).
+    pub channel: Option<String>,
+    /// The notices they get (default: every window step, incidents opened and resolved).
+    pub notice: Option<toml::Value>,
+    /// How long a confirmation link works.
+    #[serde(default = "defaults::confirm_within")]
+    pub confirm_within: String,
+    /// The secret links are signed with: an environment variable, or a file; neither, one
+    /// made once in the data dir.
+    pub secret_env: Option<String>,
+    pub secret_file: Option<String>,
 }
 
 /// `[[notify.routes]]`. `priority`, `notice` and `services` take one name or a list, so they
@@ -134,6 +153,8 @@ pub(crate) struct RawDaemon {
     /// release builds (see `validate.rs`).
     #[serde(default)]
     pub test_clock: bool,
+    /// A dead-man's switch (Healthchecks-style URL) called every minute while the daemon runs.
+    pub heartbeat_url: Option<String>,
 }
 
 /// `command = "npm run dev"` (split on spaces; run through `sh -c` if it uses shell syntax) or
@@ -273,6 +294,7 @@ impl Default for RawDaemon {
             retain: None,
             node: None,
             test_clock: false,
+            heartbeat_url: None,
         }
     }
 }
@@ -409,5 +431,8 @@ mod defaults {
     /// A day: a notice older than that is history, not news.
     pub fn give_up_after() -> String {
         "24h".into()
+    }
+    pub fn confirm_within() -> String {
+        "48h".into()
     }
 }

@@ -99,6 +99,8 @@ pub struct DaemonConfig {
     /// A clock that tests move (`POST /api/v1/test/clock`). Only ever true in a build with
     /// debug assertions: a release build refuses the setting.
     pub test_clock: bool,
+    /// Called every minute (a dead-man's switch), if set.
+    pub heartbeat_url: Option<url::Url>,
 }
 
 /// `[maintenance]`: the lead-time policy and the reminders.
@@ -469,6 +471,11 @@ impl Validator<'_> {
             .as_deref()
             .and_then(|text| self.duration(&["daemon", "retain"], text, bounds::RETAIN));
         let test_clock = raw.daemon.test_clock && self.test_clock_allowed(cfg!(debug_assertions));
+        let heartbeat_url = raw
+            .daemon
+            .heartbeat_url
+            .as_deref()
+            .and_then(|text| self.heartbeat_url(text));
         let mut services = BTreeMap::new();
         for (name, svc) in raw.services {
             let key = ["services", name.as_str()];
@@ -502,6 +509,7 @@ impl Validator<'_> {
                 node,
                 retain,
                 test_clock,
+                heartbeat_url,
             },
             services,
             notify,
@@ -557,6 +565,37 @@ impl Validator<'_> {
             long_notice,
             reminders,
             overrun_max,
+        }
+    }
+
+    /// `daemon.heartbeat_url`: an http(s) URL with a host, no user or password in it (it is
+    /// logged when a call fails).
+    fn heartbeat_url(&mut self, text: &str) -> Option<url::Url> {
+        match url::Url::parse(text) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.username().is_empty()
+                    && u.password().is_none() =>
+            {
+                Some(u)
+            }
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                self.problem(
+                    &["daemon", "heartbeat_url"],
+                    "heartbeat_url must not hold a user or password",
+                    Some("Healthchecks-style URLs carry their secret in the path".into()),
+                );
+                None
+            }
+            _ => {
+                self.problem(
+                    &["daemon", "heartbeat_url"],
+                    format!("heartbeat_url `{text}` is not an http(s) URL"),
+                    Some("e.g. heartbeat_url = \"https://hc-ping.com/<uuid>\"".into()),
+                );
+                None
+            }
         }
     }
 

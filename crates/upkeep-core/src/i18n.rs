@@ -147,6 +147,13 @@ messages! {
     NoNotices => "no notices", "没有通知";
     NoticeRetried => "notice {} is pending again", "通知 {} 已重新排队";
     NoticeTestPlanned => "test notice {} planned through {} (see `upkeep notify ls`)", "测试通知 {} 已通过 {} 排队（见 `upkeep notify ls`）";
+    NoticesTakenOver => "{} of these notices were taken over from a dispatcher that died or hung: each may have reached its receiver twice, as the same message (same Message-ID)", "其中 {} 条通知接管自已退出或卡住的发送者：每条可能送达两次，但为同一封消息（Message-ID 相同）";
+    NoSubscribers => "no subscribers", "没有订阅者";
+    SubscriberRemoved => "subscriber {} deleted", "订阅者 {} 已删除";
+    ColEmail => "email", "邮箱";
+    ColConfirmed => "confirmed", "确认时间";
+    ColLang => "language", "语言";
+    AllServices => "all", "全部";
     InMaintenanceUntil => "{} is in maintenance until {}", "{} 处于维护中，直到 {}";
     InMaintenanceNow => "{} is in maintenance until `upkeep maintenance {} --end`", "{} 处于维护中，直到执行 `upkeep maintenance {} --end`";
     StoreCopied => "copied {} events, {} incidents, {} config revisions, {} services, {} maintenance windows and {} rollup rows to {}\nnow set `store = \"{}\"` in [daemon] (its password in store_password_env or store_password_file) and start the daemon", "已将 {} 条事件、{} 个事故、{} 个配置版本、{} 个服务、{} 个维护窗口和 {} 行汇总数据复制到 {}\n现在请在 [daemon] 中设置 `store = \"{}\"`（密码放在 store_password_env 或 store_password_file 中），然后启动守护进程";

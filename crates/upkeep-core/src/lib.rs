@@ -11,6 +11,7 @@
 //! - `event.rs`: [`Event`] and [`EventKind`], immutable facts with a time.
 //! - `status.rs`: [`State`] and [`ServiceStatus`], what `ls` shows.
 //! - `api.rs`: request and response bodies of the JSON API (socket and, later, TCP).
+//! - `subscription.rs`: the subscriber API's bodies (subscribe, a subscriber as listed).
 //! - `report.rs`: availability report inputs, tallies (what rollups keep) and figures.
 //! - `latency.rs`: probe latency histograms (they add across hours; percentiles do not) and
 //!   the book probes record into until the store keeps them.
@@ -29,6 +30,7 @@ pub mod latency;
 mod name;
 pub mod report;
 mod status;
+pub mod subscription;
 pub mod window;
 
 pub use clock::{Clock, TestClock};

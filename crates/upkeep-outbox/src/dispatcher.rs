@@ -342,7 +342,11 @@ async fn attempt(shared: &Shared, slot: &Slot, row: &Leased) -> Result<Option<St
     let to = if row.recipient.is_empty() {
         Recipient::group()
     } else {
-        Recipient::address(row.recipient.clone())
+        Recipient {
+            address: row.recipient.clone(),
+            // A subscriber's row: its mail gets RFC 8058's one-click unsubscribe headers.
+            unsubscribe: notice.unsubscribe.clone(),
+        }
     };
     let delivery = slot.channel.send(&to, &rendered, &key).await?;
     Ok(delivery.id)

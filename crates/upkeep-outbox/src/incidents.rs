@@ -34,6 +34,8 @@ pub struct IncidentPlanner {
     pub node: String,
     /// The dispatcher's: rows were added.
     pub wake: Arc<Notify>,
+    /// Subscribers' links are signed with these; None: subscribers get no incident notices.
+    pub keys: Option<crate::SubscriptionKeys>,
 }
 
 impl IncidentPlanner {
@@ -112,6 +114,10 @@ impl IncidentPlanner {
             incident_id: id,
         };
         let rows = self.config.incident_rows(&self.node, &news);
+        let fanout = self
+            .keys
+            .as_ref()
+            .and_then(|k| self.config.incident_fanout(&self.node, &news, k));
         let subject = incident_subject(service, since);
         let kind = if resolved.is_some() {
             "incident_resolved"
@@ -127,6 +133,9 @@ impl IncidentPlanner {
                 interval_ms: self.config.flap_interval.as_millis() as i64,
                 rows: &rows,
                 cursor: (CURSOR, c.seq),
+                fanout: fanout
+                    .as_ref()
+                    .map(|f| f as &dyn upkeep_store::SubscriberRows),
             })
             .await?;
         if let Some(due) = due {

@@ -19,6 +19,8 @@
 //! - `route.rs`: [`NotifyConfig`] (`[notify]`, validated by upkeep-config) and routing.
 //! - `plan.rs`: notices from a window's step or an incident, as outbox rows.
 //! - `incidents.rs`: [`IncidentPlanner`], the durable consumer that plans incident notices.
+//! - `subscription.rs`: `[notify.subscribers]`, the signed links of subscribers' mails
+//!   ([`SubscriptionKeys`]) and their rows ([`SubscriberFanout`], the double opt-in mail).
 //! - `dispatcher.rs`: [`Dispatcher`]; `retry.rs`: when to try again and when to give up.
 //! - `channels/`: the registry ([`ChannelConfig`]) and one file per kind: `smtp`, `webhook`,
 //!   `slack`, `wecom`, `dingtalk`, `feishu`, `telegram`; `http.rs` is what the HTTP kinds share.
@@ -33,6 +35,7 @@ mod plan;
 mod render;
 pub mod retry;
 mod route;
+mod subscription;
 
 pub use channel::{Channel, Delivery, SendError};
 pub use channels::{
@@ -51,3 +54,7 @@ pub use render::{
     RenderError, Rendered, TemplateError, TemplateProblem, Templates, format_duration, format_time,
 };
 pub use route::{ChannelSpec, Facts, NotifyConfig, Rate, Route, Target, default_routes};
+pub use subscription::{
+    ConfirmToken, SubscriberFanout, SubscribersConfig, SubscriptionKeys, TokenError,
+    UnsubscribeToken, confirm_url, subscriber_lang, unsubscribe_url,
+};

@@ -46,6 +46,10 @@ pub struct Notice {
     /// Incidents: the runbook of the affected service (a URL or a path, shown as written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runbook: Option<String>,
+    /// A subscriber's notice: where one click unsubscribes it (RFC 8058's `List-Unsubscribe`,
+    /// and a line at the end of the mail). Set per subscriber when the row is planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsubscribe: Option<url::Url>,
     #[serde(with = "lang_serde")]
     pub lang: Lang,
     /// The reader's time zone: every time is shown in it, with its offset.
@@ -68,10 +72,13 @@ pub enum NoticeKind {
     IncidentUpdated,
     IncidentResolved,
     Test,
+    /// The double opt-in mail to a new subscriber: `link` confirms, `duration` is how long
+    /// the link works.
+    ConfirmSubscription,
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 11] = [
+    pub const ALL: [NoticeKind; 12] = [
         NoticeKind::Announced,
         NoticeKind::Reminder,
         NoticeKind::Started,
@@ -83,6 +90,7 @@ impl NoticeKind {
         NoticeKind::IncidentUpdated,
         NoticeKind::IncidentResolved,
         NoticeKind::Test,
+        NoticeKind::ConfirmSubscription,
     ];
 
     /// The name templates and JSON bodies use (`incident_opened`).
@@ -99,6 +107,7 @@ impl NoticeKind {
             NoticeKind::IncidentUpdated => "incident_updated",
             NoticeKind::IncidentResolved => "incident_resolved",
             NoticeKind::Test => "test",
+            NoticeKind::ConfirmSubscription => "confirm_subscription",
         }
     }
 
@@ -119,7 +128,8 @@ impl NoticeKind {
             | NoticeKind::Overrun
             | NoticeKind::Extended
             | NoticeKind::Cancelled
-            | NoticeKind::Test => false,
+            | NoticeKind::Test
+            | NoticeKind::ConfirmSubscription => false,
         }
     }
 }

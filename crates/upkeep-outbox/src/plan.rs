@@ -49,6 +49,16 @@ pub struct IncidentNews {
 impl NotifyConfig {
     /// The rows of a window's step: one per target, each in its reader's language.
     pub fn window_rows(&self, node: &str, w: &WindowStep) -> Vec<NewNotice> {
+        let (base, services, subject, origin) = self.window_notice(w);
+        self.rows(node, &base, &services, &subject, &origin)
+    }
+
+    /// A window step's notice (in the default language and zone), the services it affects,
+    /// its subject and what makes its rows' keys unique.
+    pub(crate) fn window_notice(
+        &self,
+        w: &WindowStep,
+    ) -> (Notice, Vec<ServiceName>, String, String) {
         let kind = match w.step {
             Step::Announced => NoticeKind::Announced,
             Step::Reminder { .. } => NoticeKind::Reminder,
@@ -90,16 +100,26 @@ impl NotifyConfig {
             link: self.link(&format!("windows/{}", w.id)),
             duration: None,
             runbook: None,
+            unsubscribe: None,
             lang: self.language,
             time_zone: self.time_zone.clone(),
         };
         let subject = format!("window:{}:{}", w.id, w.occurrence.as_millisecond());
         let origin = format!("{subject}:{}", w.step.key());
-        self.rows(node, &base, &services, &subject, &origin)
+        (base, services, subject, origin)
     }
 
     /// The rows of an incident's news. Drill incidents are the caller's to leave out.
     pub fn incident_rows(&self, node: &str, n: &IncidentNews) -> Vec<NewNotice> {
+        let (base, services, subject, origin) = self.incident_notice(n);
+        self.rows(node, &base, &services, &subject, &origin)
+    }
+
+    /// An incident's notice, the service, its subject and what makes its rows' keys unique.
+    pub(crate) fn incident_notice(
+        &self,
+        n: &IncidentNews,
+    ) -> (Notice, Vec<ServiceName>, String, String) {
         let services = vec![n.service.clone()];
         let base = Notice {
             kind: if n.resolved.is_some() {
@@ -125,12 +145,13 @@ impl NotifyConfig {
             },
             duration: n.resolved.map(|(_, d)| d),
             runbook: self.runbooks.get(&n.service).cloned(),
+            unsubscribe: None,
             lang: self.language,
             time_zone: self.time_zone.clone(),
         };
         let subject = incident_subject(&n.service, n.since);
         let origin = format!("{subject}:{}:{}", base.kind.as_str(), n.seq);
-        self.rows(node, &base, &services, &subject, &origin)
+        (base, services, subject, origin)
     }
 
     /// A test notice through `channel` (to `to`, or the channel's own recipients), whatever
@@ -165,6 +186,7 @@ impl NotifyConfig {
             link: self.link(""),
             duration: None,
             runbook: None,
+            unsubscribe: None,
             lang: self.language,
             time_zone: self.time_zone.clone(),
         };
@@ -202,7 +224,7 @@ impl NotifyConfig {
             .collect()
     }
 
-    fn link(&self, path: &str) -> Option<url::Url> {
+    pub(crate) fn link(&self, path: &str) -> Option<url::Url> {
         self.public_url.as_ref().and_then(|u| u.join(path).ok())
     }
 }
@@ -212,7 +234,7 @@ pub fn incident_subject(service: &ServiceName, since: Timestamp) -> String {
     format!("incident:{service}:{}", since.as_millisecond())
 }
 
-fn row(
+pub(crate) fn row(
     node: &str,
     notice: &Notice,
     channel: &str,
@@ -233,12 +255,23 @@ fn row(
 /// `upk-` and 40 hex digits of SHA-256 over what makes the delivery unique: valid as a
 /// Message-ID's left part and an HTTP header, the same every time the row is planned.
 fn key(node: &str, origin: &str, channel: &str, recipient: &str) -> String {
+    keyed("upk-", node, origin, channel, recipient)
+}
+
+/// `prefix` and 40 hex digits of SHA-256 over the parts (see [`key`]).
+pub(crate) fn keyed(
+    prefix: &str,
+    node: &str,
+    origin: &str,
+    channel: &str,
+    recipient: &str,
+) -> String {
     let mut h = Sha256::new();
     for part in [node, origin, channel, recipient] {
         h.update(part.as_bytes());
         h.update([0]);
     }
-    format!("upk-{}", &hex::encode(h.finalize())[..40])
+    format!("{prefix}{}", &hex::encode(h.finalize())[..40])
 }
 
 fn some(text: &str) -> Option<String> {

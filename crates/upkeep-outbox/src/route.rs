@@ -39,6 +39,9 @@ pub struct NotifyConfig {
     pub routes: Vec<Route>,
     /// Each service's runbook (a URL or a path), for its incident notices.
     pub runbooks: BTreeMap<ServiceName, String>,
+    /// `[notify.subscribers]`: people who subscribed through the public API, and what they
+    /// get. None: no subscriptions are taken.
+    pub subscribers: Option<crate::SubscribersConfig>,
 }
 
 /// One `[notify.channels.NAME]`.
@@ -230,6 +233,7 @@ pub(crate) mod tests {
             channels,
             routes,
             runbooks: BTreeMap::new(),
+            subscribers: None,
         }
     }
 

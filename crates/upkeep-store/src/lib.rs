@@ -15,7 +15,8 @@
 //! background), `fanout.rs` (committed events to observers), `copy.rs` (a node's history from
 //! one store to another), `rollup/` (hourly and daily tallies, retain), `windows.rs`
 //! (maintenance windows and their steps), `outbox.rs` (notices to send, their leases and
-//! states), `migrations/{sqlite,postgres}/`.
+//! states), `subscribers.rs` (subscribers and the fan-out of notices to them),
+//! `migrations/{sqlite,postgres}/`.
 
 mod copy;
 mod derive;
@@ -28,6 +29,7 @@ mod postgres;
 pub mod rollup;
 mod sql;
 mod sqlite;
+mod subscribers;
 mod windows;
 pub mod writer;
 
@@ -44,6 +46,9 @@ pub use outbox::{Damped, Leased, NewNotice, Outbox, OutboxRow, OutboxState};
 pub use postgres::PgLocation;
 pub use rollup::RollupMark;
 pub use sql::SqlStore;
+pub use subscribers::{
+    SUBSCRIBER_KEY_PREFIX, StepTake, Subscribed, Subscriber, SubscriberRows, Subscribers,
+};
 pub use windows::{StoredWindow, Windows};
 
 /// Which engine a store runs on.
@@ -174,7 +179,7 @@ pub trait EventLog: Send + Sync {
 }
 
 #[async_trait]
-pub trait Store: EventLog + Windows + Outbox + Send + Sync {
+pub trait Store: EventLog + Windows + Outbox + Subscribers + Send + Sync {
     /// The most recent events, newest first; of one service or of all.
     async fn events(
         &self,

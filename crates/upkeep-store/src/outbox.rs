@@ -116,7 +116,7 @@ pub struct Leased {
 }
 
 /// An incident's notice, damped with the others of its subject (see [`Outbox::plan_damped`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Damped<'a> {
     pub subject: &'a str,
     pub kind: &'a str,
@@ -126,6 +126,8 @@ pub struct Damped<'a> {
     pub rows: &'a [NewNotice],
     /// The planner's cursor, moved to this event in the same transaction.
     pub cursor: (&'a str, u64),
+    /// The confirmed subscribers' rows, made in the same transaction and due with `rows`.
+    pub fanout: Option<&'a dyn crate::SubscriberRows>,
 }
 
 #[async_trait]
@@ -321,6 +323,11 @@ impl Outbox for SqlStore {
         .and_then(ts);
         if let Some(due) = due {
             insert_rows(&mut tx, &self.node, plan.rows, due, plan.now).await?;
+            if let Some(fanout) = plan.fanout {
+                let subscribers = crate::subscribers::confirmed_in(&mut tx, &self.node).await?;
+                let rows = fanout.rows(&subscribers);
+                insert_rows(&mut tx, &self.node, &rows, due, plan.now).await?;
+            }
         }
         let (name, seq) = plan.cursor;
         sqlx::query(

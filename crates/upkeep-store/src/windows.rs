@@ -235,6 +235,42 @@ impl Windows for SqlStore {
         by: Option<&Principal>,
         notices: &[crate::NewNotice],
     ) -> Result<bool, Error> {
+        self.step_with_fanout(crate::StepTake {
+            id,
+            occurrence,
+            step,
+            at,
+            by,
+            notices,
+            fanout: None,
+        })
+        .await
+    }
+
+    async fn window_done(&self, id: i64) -> Result<(), Error> {
+        sqlx::query("UPDATE windows SET done = TRUE WHERE node = $1 AND id = $2")
+            .bind(&self.node)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(q("mark a window done"))?;
+        Ok(())
+    }
+}
+
+impl SqlStore {
+    /// [`Windows::take_step`], with the rows of each confirmed subscriber `fanout` makes, read
+    /// and inserted in the same transaction (see `subscribers.rs`).
+    pub(crate) async fn step_with_fanout(&self, t: crate::StepTake<'_>) -> Result<bool, Error> {
+        let crate::StepTake {
+            id,
+            occurrence,
+            step,
+            at,
+            by,
+            notices,
+            fanout,
+        } = t;
         let mut tx = self.pool.begin().await.map_err(q("begin"))?;
         // A write first (SQLite: a transaction that reads, then writes, fails when another
         // writer committed in between), and only for this node's windows.
@@ -261,21 +297,31 @@ impl Windows for SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(q("cancel a window"))?;
+            // What was queued for the window and not sent yet would announce work that will
+            // not happen: only the cancellation goes out. A row being sent now is left to its
+            // dispatcher. Subjects are `window:ID:OCCURRENCE`.
+            sqlx::query(
+                "UPDATE outbox SET state = 'failed',
+                     last_error = 'not sent: the window was cancelled first'
+                 WHERE node = $1 AND state = 'pending' AND subject LIKE $2",
+            )
+            .bind(&self.node)
+            .bind(format!("window:{id}:%"))
+            .execute(&mut *tx)
+            .await
+            .map_err(q("drop a cancelled window's queued notices"))?;
         }
         if new && !notices.is_empty() {
             crate::outbox::insert_rows(&mut tx, &self.node, notices, at, at).await?;
         }
+        if new && let Some(fanout) = fanout {
+            let subscribers = crate::subscribers::confirmed_in(&mut tx, &self.node).await?;
+            let rows = fanout.rows(&subscribers);
+            if !rows.is_empty() {
+                crate::outbox::insert_rows(&mut tx, &self.node, &rows, at, at).await?;
+            }
+        }
         tx.commit().await.map_err(q("commit a window step"))?;
         Ok(new)
-    }
-
-    async fn window_done(&self, id: i64) -> Result<(), Error> {
-        sqlx::query("UPDATE windows SET done = TRUE WHERE node = $1 AND id = $2")
-            .bind(&self.node)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(q("mark a window done"))?;
-        Ok(())
     }
 }

@@ -841,6 +841,7 @@ async fn an_incidents_notices_are_damped_and_planned_with_the_cursor() {
                 interval_ms: 10 * min,
                 rows: Box::leak(Box::new([row(key, "mail", "incident:web:1", kind)])),
                 cursor: ("notices", seq),
+                fanout: None,
             };
         // Opened: out at once.
         assert_eq!(
@@ -904,6 +905,114 @@ async fn an_incidents_notices_are_damped_and_planned_with_the_cursor() {
             kinds(store.outbox(None, 10).await.unwrap()),
             ["incident_opened", "incident_resolved", "incident_opened"]
         );
+    })
+    .await;
+}
+
+/// Subscribers on both engines: a subscription renewed while unconfirmed moves its creation
+/// (an older link stops confirming), a confirmed one is left alone, the fan-out reads only
+/// confirmed subscribers in the step's transaction, and an unsubscribe deletes the row and
+/// the subscriber rows still waiting for it.
+#[tokio::test]
+async fn subscribers_are_confirmed_fanned_out_to_and_deleted() {
+    use upkeep_store::{Subscribed, Subscriber, SubscriberRows};
+    struct Each;
+    impl SubscriberRows for Each {
+        fn rows(&self, subs: &[Subscriber]) -> Vec<upkeep_store::NewNotice> {
+            subs.iter()
+                .map(|s| upkeep_store::NewNotice {
+                    recipient: s.email.clone(),
+                    ..row(&format!("sub-{}", s.id), "mail", "window:1:0", "announced")
+                })
+                .collect()
+        }
+    }
+    on_every_engine(async |location, node| {
+        let store = open(&location, &node).await;
+        let Subscribed::Pending(a1) = store
+            .subscribe("a@example.com", &[], "en", t(0), t(-1))
+            .await
+            .unwrap()
+        else {
+            panic!("new")
+        };
+        let Subscribed::Pending(a2) = store
+            .subscribe("a@example.com", &["db".into()], "zh-CN", t(10), t(-1))
+            .await
+            .unwrap()
+        else {
+            panic!("still pending")
+        };
+        assert_eq!((a2.id, a2.created), (a1.id, t(10)));
+        assert!(
+            store
+                .confirm_subscriber(a1.id, &a1.email, a1.created, t(20))
+                .await
+                .unwrap()
+                .is_none(),
+            "the first link no longer confirms"
+        );
+        let ok = store
+            .confirm_subscriber(a2.id, &a2.email, a2.created, t(20))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ok.services, vec!["db".to_owned()]);
+        store
+            .subscribe("b@example.com", &[], "en", t(30), t(-1))
+            .await
+            .unwrap();
+        let spec = upkeep_core::window::WindowSpec {
+            kind: upkeep_core::window::WindowKind::Upgrade,
+            title: "t".into(),
+            reason: "r".into(),
+            start: t(0),
+            end: t(3_600_000),
+            tz: "UTC".into(),
+            repeat: None,
+            services: Vec::new(),
+            alternative: String::new(),
+            follow_up: String::new(),
+            priority: None,
+        };
+        let by = upkeep_core::Principal {
+            name: "ops".into(),
+            via: upkeep_core::Via::Socket,
+            from: None,
+        };
+        let id = store.add_window(&spec, t(0), &by, None).await.unwrap();
+        assert!(
+            store
+                .take_step_fanned(upkeep_store::StepTake {
+                    id,
+                    occurrence: t(0),
+                    step: upkeep_core::window::Step::Announced,
+                    at: t(40),
+                    by: None,
+                    notices: &[],
+                    fanout: Some(&Each),
+                })
+                .await
+                .unwrap()
+        );
+        let rows = store.outbox(None, 10).await.unwrap();
+        assert_eq!(rows.len(), 1, "only the confirmed: {rows:?}");
+        assert_eq!(rows[0].recipient, "a@example.com");
+        assert!(
+            store
+                .unsubscribe(Some(a2.id), "a@example.com")
+                .await
+                .unwrap()
+        );
+        assert!(store.outbox(None, 10).await.unwrap().is_empty());
+        let left: Vec<String> = store
+            .subscribers()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.email)
+            .collect();
+        assert_eq!(left, vec!["b@example.com".to_owned()]);
     })
     .await;
 }

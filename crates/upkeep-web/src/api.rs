@@ -201,6 +201,8 @@ pub trait Control: Send + Sync + 'static {
     fn site(&self) -> Option<crate::Site> {
         None
     }
+    /// Subscriptions (`[notify.subscribers]`), if the daemon takes them.
+    fn subscriptions(&self) -> Option<Arc<dyn crate::Subscriptions>>;
     /// Moves a test clock forward `by` and answers once what that made due has woken.
     async fn advance_clock(
         &self,
@@ -266,7 +268,10 @@ fn public_routes(control: &dyn Control, cancel: &CancellationToken) -> Router<Ap
     let routes = Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/status", get(statuses))
-        .merge(crate::feeds::public_routes());
+        .merge(crate::feeds::public_routes())
+        .merge(crate::subscribers::public_routes(
+            crate::subscribers::limiter(),
+        ));
     match control.site() {
         Some(site) => routes.merge(crate::site::routes(site, cancel.clone())),
         None => routes,
@@ -290,7 +295,8 @@ fn read_routes(gate: Gate) -> Router<AppState> {
         .route("/metrics", get(metrics))
         .merge(crate::windows::read_routes())
         .merge(crate::notify::read_routes())
-        .merge(crate::live::read_routes());
+        .merge(crate::live::read_routes())
+        .merge(crate::subscribers::read_routes());
     behind(routes, gate, Scope::Read)
 }
 
@@ -314,7 +320,8 @@ fn write_routes(gate: Gate, test_clock: bool) -> Router<AppState> {
         .route("/api/v1/shutdown", post(shutdown))
         .merge(crate::windows::write_routes())
         .merge(crate::notify::write_routes())
-        .merge(crate::signals::write_routes());
+        .merge(crate::signals::write_routes())
+        .merge(crate::subscribers::write_routes());
     behind(routes, gate, Scope::Write)
 }
 

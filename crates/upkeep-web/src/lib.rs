@@ -13,7 +13,8 @@
 //! router on any listener, with connection caps and timeouts), `windows.rs` (maintenance
 //! window routes), `notify.rs` (the outbox: list, retry, test), `signals.rs` (a signal or a
 //! reload to a running service), `site/` (the public status page, its live stream, badges
-//! and `banner.js`), `live.rs` (the service list pushed as it changes, for `upkeep top`).
+//! and `banner.js`), `live.rs` (the service list pushed as it changes, for `upkeep top`), `subscribers.rs` (subscribe,
+//! confirm and unsubscribe links, rate-limited per client; the list for token holders).
 
 mod api;
 mod auth;
@@ -25,6 +26,7 @@ mod notify;
 mod serve;
 mod signals;
 pub mod site;
+mod subscribers;
 mod windows;
 
 pub use api::{
@@ -35,3 +37,4 @@ pub use error::ApiError;
 pub use metrics::{MetricsData, ProcessStats};
 pub use serve::{Limits, Peer, PeerOf, serve};
 pub use site::{PageModel, Site};
+pub use subscribers::{LinkError, Linked, Subscriptions};

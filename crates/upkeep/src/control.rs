@@ -813,6 +813,11 @@ impl Control for Daemon {
     fn site(&self) -> Option<upkeep_web::Site> {
         Some(self.site.clone())
     }
+    fn subscriptions(&self) -> Option<Arc<dyn upkeep_web::Subscriptions>> {
+        self.notices
+            .desk()
+            .map(|d| d as Arc<dyn upkeep_web::Subscriptions>)
+    }
 
     fn clock(&self) -> Clock {
         self.clock.clone()

@@ -410,6 +410,10 @@ async fn run_async(config: Config) -> Result<()> {
     });
 
     let shutdown = CancellationToken::new();
+    // The dead-man's switch (`heartbeat.rs`): a task of its own, off the supervision path.
+    if let Some(url) = config.daemon.heartbeat_url.clone() {
+        crate::heartbeat::spawn(url, clock.clone(), shutdown.child_token());
+    }
     let maintenance = watch::channel(config.maintenance.clone()).0;
     let daemon = Arc::new(Daemon {
         config_path: config.path.clone(),

@@ -26,6 +26,9 @@ pub struct Notices {
     node: String,
     /// The dispatcher's: rows were added.
     wake: Arc<Notify>,
+    /// With `[notify.subscribers]`: the subscription desk (its links' keys sign the
+    /// subscribers' rows of each notice).
+    desk: Option<Arc<crate::subscriptions::Desk>>,
 }
 
 impl Notices {
@@ -49,6 +52,57 @@ impl Notices {
             at,
         };
         config.window_rows(&self.node, &step_of)
+    }
+
+    /// Takes a window's step in the store with its notices: the routes' rows, and, with
+    /// `[notify.subscribers]`, a row per confirmed subscriber of its services, all in the
+    /// step's transaction. True if the step was new (then the dispatcher is woken).
+    pub async fn take_step(
+        &self,
+        store: &dyn Store,
+        w: &StoredWindow,
+        occurrence: jiff::Timestamp,
+        step: Step,
+        at: jiff::Timestamp,
+        by: Option<&upkeep_core::Principal>,
+    ) -> Result<bool, upkeep_store::Error> {
+        let notices = self.window_rows(w, occurrence, step, at);
+        let fanout = match (&self.config, &self.desk) {
+            (Some(config), Some(desk)) => {
+                let step_of = upkeep_outbox::WindowStep {
+                    id: w.id,
+                    spec: &w.spec,
+                    occurrence,
+                    end: occurrence_end(w, occurrence),
+                    step,
+                    at,
+                };
+                config.window_fanout(&self.node, &step_of, &desk.keys)
+            }
+            _ => None,
+        };
+        let new = store
+            .take_step_fanned(upkeep_store::StepTake {
+                id: w.id,
+                occurrence,
+                step,
+                at,
+                by,
+                notices: &notices,
+                fanout: fanout
+                    .as_ref()
+                    .map(|f| f as &dyn upkeep_store::SubscriberRows),
+            })
+            .await?;
+        if new && (!notices.is_empty() || fanout.is_some()) {
+            self.added();
+        }
+        Ok(new)
+    }
+
+    /// The subscription desk, with `[notify.subscribers]`.
+    pub fn desk(&self) -> Option<Arc<crate::subscriptions::Desk>> {
+        self.desk.clone()
     }
 
     /// The rows of a test notice through `channel`; None if no such channel is configured.
@@ -105,6 +159,15 @@ pub async fn start(
     node: &str,
 ) -> Result<Notices> {
     let Some(notify) = config.notify.clone() else {
+        // Rows an earlier config queued would wait for ever: say why they will not go.
+        match store.fail_orphaned_notices(&[]).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                rows = n,
+                "notices left unsent: [notify] is no longer configured"
+            ),
+            Err(e) => tracing::debug!("cannot look for notices left unsent: {}", e.with_causes()),
+        }
         return Ok(Notices::default());
     };
     let notify = Arc::new(notify);
@@ -159,6 +222,24 @@ pub async fn start(
             "notices an earlier daemon was sending go out again (with the same idempotency key)"
         );
     }
+    let configured: Vec<String> = notify.channels.keys().cloned().collect();
+    let orphaned = store
+        .fail_orphaned_notices(&configured)
+        .await
+        .context("failing the notices of channels no longer configured")?;
+    if orphaned > 0 {
+        tracing::warn!(
+            rows = orphaned,
+            "notices of channels no longer in the config are marked failed"
+        );
+    }
+    let keys = match &notify.subscribers {
+        Some(c) => Some(
+            crate::subscriptions::load_keys(c, &config.daemon.data_dir)
+                .context("reading the secret subscribers' links are signed with")?,
+        ),
+        None => None,
+    };
     let owner = format!("{node}.{}.{:08x}", std::process::id(), fastrand::u32(..));
     let dispatcher = Dispatcher::new(
         store.clone(),
@@ -175,15 +256,27 @@ pub async fn start(
     tokio::spawn(dispatcher.run());
     tokio::spawn(
         IncidentPlanner {
-            store,
+            store: store.clone(),
             fanout: fanout.clone(),
             config: notify.clone(),
-            clock,
+            clock: clock.clone(),
             node: node.to_owned(),
             wake: wake.clone(),
+            keys: keys.clone(),
         }
         .run(),
     );
+    let desk = keys.map(|keys| {
+        Arc::new(crate::subscriptions::Desk {
+            store,
+            clock,
+            config: notify.clone(),
+            keys,
+            node: node.to_owned(),
+            services: config.services.keys().cloned().collect(),
+            wake: wake.clone(),
+        })
+    });
     tracing::info!(
         channels = notify.channels.len(),
         "notices: dispatcher started"
@@ -192,5 +285,6 @@ pub async fn start(
         config: Some(notify),
         node: node.to_owned(),
         wake,
+        desk,
     })
 }

@@ -162,15 +162,11 @@ impl Planner {
             for (occurrence, step) in &plan.due {
                 // Not stored (already there): the next read has it. Only a new step
                 // makes the planner look again at once, so a disagreement cannot spin.
-                let notices = self.notices.window_rows(w, *occurrence, *step, now);
                 if self
-                    .store
-                    .take_step(w.id, *occurrence, *step, now, None, &notices)
+                    .notices
+                    .take_step(self.store.as_ref(), w, *occurrence, *step, now, None)
                     .await?
                 {
-                    if !notices.is_empty() {
-                        self.notices.added();
-                    }
                     tracing::info!(window = w.id, step = %step.key(), "maintenance window step");
                     self.record(w, *occurrence, *step, Actor::Upkeep).await;
                     out.again = true;

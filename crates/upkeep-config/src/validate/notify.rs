@@ -16,12 +16,12 @@ use upkeep_core::ServiceName;
 use upkeep_core::i18n::Lang;
 use upkeep_outbox::{
     Addressing, ChannelConfig, ChannelSpec, NoticeKind, NotifyConfig, Priority, Rate, ReaderZone,
-    Route,
+    Route, SubscribersConfig,
 };
 
 use super::Validator;
 use crate::bounds::Limits;
-use crate::raw::{RawNotify, RawRoute};
+use crate::raw::{RawNotify, RawRoute, RawSubscribers};
 
 /// `flap_interval`: zero sends every change; a day at most.
 const FLAP: Limits<Duration> = Limits {
@@ -37,6 +37,12 @@ const LEASE: Limits<Duration> = Limits {
 /// `give_up_after`: at least a minute of retries, at most a month.
 const GIVE_UP: Limits<Duration> = Limits {
     min: Duration::from_secs(60),
+    max: Duration::from_secs(30 * 24 * 3600),
+};
+/// `confirm_within`: a confirmation link works from ten minutes (a mail may be slow) to a
+/// month.
+const CONFIRM: Limits<Duration> = Limits {
+    min: Duration::from_secs(600),
     max: Duration::from_secs(30 * 24 * 3600),
 };
 /// `concurrency`: sends in flight per channel.
@@ -117,6 +123,9 @@ impl Validator<'_> {
                 upkeep_outbox::default_routes(&channels)
             }
         };
+        let subscribers = raw
+            .subscribers
+            .and_then(|r| self.subscribers(r, base, &channels, public_url.is_some()));
         let runbooks = services
             .iter()
             .filter_map(|(n, s)| Some((n.clone(), s.runbook.clone()?)))
@@ -135,6 +144,7 @@ impl Validator<'_> {
             channels,
             routes,
             runbooks,
+            subscribers,
         })
     }
 
@@ -279,6 +289,101 @@ impl Validator<'_> {
             }
         }
         out
+    }
+
+    fn subscribers(
+        &mut self,
+        raw: RawSubscribers,
+        base: &Path,
+        channels: &BTreeMap<String, ChannelSpec>,
+        has_public_url: bool,
+    ) -> Option<SubscribersConfig> {
+        let before = self.problems.len();
+        let key = |field: &str| vec!["notify".to_owned(), "subscribers".into(), field.into()];
+        if !has_public_url {
+            self.problem(
+                &["notify", "subscribers"],
+                "subscribers need public_url: their mails link to it to confirm and unsubscribe",
+                Some("set [notify] public_url = \"https://status.example.com/\"".into()),
+            );
+        }
+        let email: Vec<&String> = channels
+            .iter()
+            .filter(|(_, c)| c.config.addressing() == Addressing::Email)
+            .map(|(n, _)| n)
+            .collect();
+        let channel = match (&raw.channel, email.as_slice()) {
+            (Some(name), _) if email.contains(&name) => Some(name.clone()),
+            (Some(name), _) => {
+                self.problem(
+                    &key("channel"),
+                    format!("`{name}` is not an email channel under [notify.channels]"),
+                    None,
+                );
+                None
+            }
+            (None, [one]) => Some((*one).clone()),
+            (None, []) => {
+                self.problem(
+                    &["notify", "subscribers"],
+                    "subscribers need an email channel, and none is configured",
+                    Some("add [notify.channels.mail] with kind = \"email\"".into()),
+                );
+                None
+            }
+            (None, _) => {
+                self.problem(
+                    &["notify", "subscribers"],
+                    "there are several email channels: say which one subscribers' mails use",
+                    Some(format!("channel = \"{}\"", email[0])),
+                );
+                None
+            }
+        };
+        let notices = match raw.notice {
+            None => SubscribersConfig::default_notices(),
+            Some(v) => {
+                let mut out = Vec::new();
+                for n in self.strings(&key("notice"), v) {
+                    match NoticeKind::parse(&n).filter(|k| {
+                        !matches!(k, NoticeKind::Test | NoticeKind::ConfirmSubscription)
+                    }) {
+                        Some(k) => out.push(k),
+                        None => self.problem(
+                            &key("notice"),
+                            format!("subscribers cannot be sent `{n}` notices"),
+                            Some(format!(
+                                "use {}",
+                                SubscribersConfig::default_notices()
+                                    .iter()
+                                    .map(|k| k.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )),
+                        ),
+                    }
+                }
+                out
+            }
+        };
+        let confirm_within = self.duration(&key("confirm_within"), &raw.confirm_within, CONFIRM);
+        if raw.secret_env.is_some() && raw.secret_file.is_some() {
+            self.problem(
+                &key("secret_file"),
+                "secret_env and secret_file are both set: keep one",
+                None,
+            );
+        }
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(SubscribersConfig {
+            channel: channel?,
+            notices,
+            confirm_within: confirm_within?,
+            secret_env: raw.secret_env,
+            secret_file: raw.secret_file.map(|f| base.join(f)),
+        })
     }
 
     fn route(
@@ -513,5 +618,41 @@ mod tests {
                 .all(|p| p.key.starts_with("notify.routes.0.")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn subscribers_need_a_public_url_and_an_email_channel() {
+        let c = check(&format!(
+            "[notify]\npublic_url = \"https://status.example.com/\"\n{MAIL}[notify.subscribers]\nnotice = [\"announced\", \"incident_opened\"]\n"
+        ))
+        .unwrap();
+        let s = c.notify.unwrap().subscribers.unwrap();
+        assert_eq!(s.channel, "mail", "the only email channel");
+        assert_eq!(s.notices.len(), 2);
+        assert_eq!(s.confirm_within, std::time::Duration::from_secs(48 * 3600));
+
+        let (p, text) = one_problem(&format!("[notify]\n{MAIL}[notify.subscribers]\n"));
+        assert!(p.message.contains("public_url"), "{text}");
+        let (p, text) = one_problem(&format!(
+            "[notify]\npublic_url = \"https://s.example.com/\"\n{MAIL}[notify.subscribers]\nnotice = \"test\"\n"
+        ));
+        located(&p, &text, "notify.subscribers.notice", 9, 10);
+        let (p, text) = one_problem(&format!(
+            "[notify]\npublic_url = \"https://s.example.com/\"\n{MAIL}[notify.subscribers]\nconfirm_within = \"1s\"\n"
+        ));
+        located(&p, &text, "notify.subscribers.confirm_within", 9, 18);
+    }
+
+    #[test]
+    fn a_heartbeat_url_is_an_http_url_without_credentials() {
+        let c = check("[daemon]\nheartbeat_url = \"https://hc.example.com/ping/abc\"\n").unwrap();
+        assert_eq!(
+            c.daemon.heartbeat_url.unwrap().as_str(),
+            "https://hc.example.com/ping/abc"
+        );
+        let (p, text) = one_problem("[daemon]\nheartbeat_url = \"ftp://x/y\"\n");
+        located(&p, &text, "daemon.heartbeat_url", 2, 17);
+        let (p, text) = one_problem("[daemon]\nheartbeat_url = \"https://u:p@hc.example.com/\"\n");
+        assert!(p.message.contains("user or password"), "{text}");
     }
 }

@@ -154,6 +154,7 @@ pub fn notice(lang: Lang) -> Notice {
         link: Some("https://status.example.com/incidents/42".parse().unwrap()),
         duration: Some(SignedDuration::from_mins(90)),
         runbook: Some("https://wiki.example.com/runbooks/api".into()),
+        unsubscribe: None,
         lang,
         time_zone: ReaderZone::new("Asia/Shanghai").unwrap(),
     }

@@ -18,6 +18,7 @@ mod lifecycle;
 mod notify;
 mod output;
 mod signal;
+mod subscribers;
 mod top;
 mod windows;
 
@@ -182,6 +183,11 @@ enum Command {
     Notify {
         #[command(subcommand)]
         cmd: notify::NotifyCmd,
+    },
+    /// Subscribers of the public API: list them (ls), delete one (rm), export them
+    Subscribers {
+        #[command(subcommand)]
+        cmd: subscribers::SubscribersCmd,
     },
     /// Apply the config file again (only changed services restart); with a NAME, send that
     /// service its reload_signal instead (no restart)
@@ -788,6 +794,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         }
         Command::Maint { cmd } => windows::run(&client, *cmd).await?,
         Command::Notify { cmd } => notify::run(&client, cmd).await?,
+        Command::Subscribers { cmd } => subscribers::run(&client, cmd).await?,
         Command::Incident { id, json } => {
             let d: upkeep_core::api::IncidentDetail = client
                 .get(ApiPath::new("/api/v1/incidents").segment(id.to_string()))

@@ -126,5 +126,11 @@ fn list(rows: &[OutboxNotice]) -> String {
                 .unwrap_or_default(),
         ]);
     }
-    format!("{t}\n")
+    // What a crash mid-send can cost, said once for the list (`takeovers` counts them).
+    let taken = rows.iter().filter(|r| r.takeovers > 0).count();
+    if taken > 0 {
+        format!("{t}\n{}\n", tr(Msg::NoticesTakenOver, &[&taken]))
+    } else {
+        format!("{t}\n")
+    }
 }

@@ -263,10 +263,9 @@ pub async fn act(
             (o.start, Step::Extended { until })
         }
     };
-    let notices = daemon.notices.window_rows(&w, occurrence, step, now);
     let new = daemon
-        .store
-        .take_step(id, occurrence, step, now, Some(by), &notices)
+        .notices
+        .take_step(daemon.store.as_ref(), &w, occurrence, step, now, Some(by))
         .await
         .map_err(store("recording the step"))?;
     if let (true, Some((occurrence, step))) = (new, early) {
@@ -275,9 +274,6 @@ pub async fn act(
             .take_step(id, occurrence, step, now, Some(by), &[])
             .await
             .map_err(store("recording the step"))?;
-    }
-    if new && !notices.is_empty() {
-        daemon.notices.added();
     }
     if new {
         tracing::info!(window = id, step = %step.key(), by = %by, "maintenance window step");

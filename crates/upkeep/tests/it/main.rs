@@ -22,6 +22,7 @@ mod report;
 mod signals;
 mod statuspage;
 mod store;
+mod subscribers;
 mod supervise;
 mod systemd;
 mod top;

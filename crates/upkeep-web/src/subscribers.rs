@@ -1,0 +1,386 @@
+//! The subscriber routes. Public: `POST /api/v1/subscribe` (JSON, for a status page's form),
+//! `GET /api/v1/subscribe/confirm?token=…` (the double opt-in link: a small HTML page),
+//! `GET /api/v1/unsubscribe?token=…` (a page with one button) and `POST` on the same URL
+//! (RFC 8058's one-click unsubscribe, which mail clients send with the body
+//! `List-Unsubscribe=One-Click`; the token is in the URL, so the body is not read). Read:
+//! `GET /api/v1/subscribers`; write: `DELETE /api/v1/subscribers/{email}`.
+//!
+//! Subscriptions are rate-limited per client address (a TCP peer; the control socket's
+//! operators are not limited): a form that mails whoever it is given must not become a way to
+//! flood someone's inbox or the daemon's store. Pages are in the subscriber's language (from
+//! the token's subscriber) or, before that is known, the request's `Accept-Language`.
+//!
+//! What a subscription does (checks, tokens, rows) is the daemon's, behind [`Subscriptions`].
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use serde::Deserialize;
+use upkeep_core::Principal;
+use upkeep_core::i18n::Lang;
+use upkeep_core::subscription::{SubscribeAnswer, SubscribeRequest, SubscriberInfo};
+
+use crate::api::{AppState, bad_json, path_params};
+use crate::auth::By;
+use crate::{ApiError, Peer};
+
+/// What the subscriber routes need from the daemon.
+#[async_trait]
+pub trait Subscriptions: Send + Sync + 'static {
+    /// Records a subscription and plans its confirmation mail.
+    async fn subscribe(&self, req: SubscribeRequest) -> Result<SubscribeAnswer, ApiError>;
+    /// Confirms the subscription a link's token names.
+    async fn confirm(&self, token: &str) -> Result<Linked, LinkError>;
+    /// Checks an unsubscribe token without acting (the page before the button).
+    async fn check_unsubscribe(&self, token: &str) -> Result<Linked, LinkError>;
+    /// Deletes the subscriber an unsubscribe token names.
+    async fn unsubscribe(&self, token: &str) -> Result<Linked, LinkError>;
+    async fn list(&self) -> Result<Vec<SubscriberInfo>, ApiError>;
+    /// Deletes a subscriber by address, for an operator.
+    async fn remove(&self, email: &str, by: &Principal) -> Result<SubscriberInfo, ApiError>;
+}
+
+/// The subscriber a link named.
+#[derive(Debug, Clone)]
+pub struct Linked {
+    pub email: String,
+    pub lang: Lang,
+}
+
+/// Why a link did nothing.
+#[derive(Debug, Clone)]
+pub enum LinkError {
+    /// Not a token upkeep makes, or a changed one.
+    Forged,
+    /// A confirmation link past its time.
+    Expired,
+    /// The subscription is gone (unsubscribed, renewed, or expired and forgotten).
+    Gone,
+    /// The store does not answer: try again later.
+    Unavailable,
+}
+
+/// Subscription requests per client address: a burst of this many...
+const BURST: u32 = 10;
+/// ...then one every this many seconds.
+const REFILL_S: u64 = 6;
+
+pub(crate) type Limiter = Arc<DefaultKeyedRateLimiter<IpAddr>>;
+
+pub(crate) fn limiter() -> Limiter {
+    let quota = Quota::with_period(std::time::Duration::from_secs(REFILL_S))
+        .expect("a non-zero period")
+        .allow_burst(NonZeroU32::new(BURST).expect("a non-zero burst"));
+    Arc::new(governor::RateLimiter::keyed(quota))
+}
+
+pub(crate) fn public_routes(limiter: Limiter) -> Router<AppState> {
+    // Only a subscription is limited: it mails whoever it names. A link is checked against
+    // its signature before the store is read, and a person may click it as often as they like.
+    Router::new()
+        .route("/api/v1/subscribe", post(subscribe))
+        .route_layer(axum::middleware::from_fn_with_state(limiter, limit))
+        .route("/api/v1/subscribe/confirm", get(confirm))
+        .route(
+            "/api/v1/unsubscribe",
+            get(unsubscribe_page).post(unsubscribe),
+        )
+}
+
+pub(crate) fn read_routes() -> Router<AppState> {
+    Router::new().route("/api/v1/subscribers", get(list))
+}
+
+pub(crate) fn write_routes() -> Router<AppState> {
+    Router::new().route("/api/v1/subscribers/{email}", delete(remove))
+}
+
+/// A TCP client past its quota gets a 429 with `Retry-After`.
+async fn limit(State(limiter): State<Limiter>, req: Request, next: Next) -> Response {
+    if let Some(Peer::Remote(addr)) = req.extensions().get::<Peer>() {
+        // Keys of addresses that were quiet for a while are dropped now and then, so a scan
+        // from many addresses costs memory only while it lasts.
+        if limiter.len() > 10_000 {
+            limiter.retain_recent();
+        }
+        if let Err(not_until) = limiter.check_key(&addr.ip()) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            let secs = wait.as_secs().max(1);
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, secs.to_string())],
+                Json(serde_json::json!({
+                    "error": "too many subscription requests from this address",
+                    "hint": format!("try again in {secs} s"),
+                })),
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn subscriptions(s: &AppState) -> Result<Arc<dyn Subscriptions>, ApiError> {
+    s.control.subscriptions().ok_or_else(|| {
+        ApiError::NotFound(
+            "this upkeep takes no subscriptions ([notify.subscribers] is not set)".into(),
+        )
+    })
+}
+
+async fn subscribe(
+    State(s): State<AppState>,
+    body: Result<Json<SubscribeRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<SubscribeAnswer>), ApiError> {
+    let Json(req) = body.map_err(bad_json)?;
+    let answer = subscriptions(&s)?.subscribe(req).await?;
+    Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenQuery {
+    token: String,
+}
+
+fn token(q: Result<Query<TokenQuery>, QueryRejection>) -> Option<String> {
+    q.ok().map(|Query(t)| t.token)
+}
+
+async fn confirm(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<TokenQuery>, QueryRejection>,
+) -> Response {
+    let lang = accept_language(&headers);
+    let Some(token) = token(q) else {
+        return refused(lang, LinkError::Forged);
+    };
+    let subs = match subscriptions(&s) {
+        Ok(subs) => subs,
+        Err(e) => return e.into_response(),
+    };
+    match subs.confirm(&token).await {
+        Ok(l) => page(
+            StatusCode::OK,
+            l.lang,
+            text(l.lang, Words::ConfirmedTitle),
+            &format!(
+                "<p>{}</p>",
+                text(l.lang, Words::Confirmed).replace("{email}", &escape(&l.email))
+            ),
+        ),
+        Err(e) => refused(lang, e),
+    }
+}
+
+async fn unsubscribe_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    q: Result<Query<TokenQuery>, QueryRejection>,
+) -> Response {
+    let lang = accept_language(&headers);
+    let Some(token) = token(q) else {
+        return refused(lang, LinkError::Forged);
+    };
+    let subs = match subscriptions(&s) {
+        Ok(subs) => subs,
+        Err(e) => return e.into_response(),
+    };
+    match subs.check_unsubscribe(&token).await {
+        Ok(l) => {
+            // The form posts to this very URL (the token in its query), as a mail client's
+            // one-click POST does.
+            let action = uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default();
+            page(
+                StatusCode::OK,
+                l.lang,
+                text(l.lang, Words::UnsubscribeTitle),
+                &format!(
+                    "<p>{}</p><form method=\"post\" action=\"{}\">\
+                     <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
+                     <button type=\"submit\">{}</button></form>",
+                    text(l.lang, Words::UnsubscribeAsk).replace("{email}", &escape(&l.email)),
+                    escape(&action),
+                    text(l.lang, Words::UnsubscribeButton),
+                ),
+            )
+        }
+        Err(e) => refused(lang, e),
+    }
+}
+
+async fn unsubscribe(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<TokenQuery>, QueryRejection>,
+) -> Response {
+    let lang = accept_language(&headers);
+    let Some(token) = token(q) else {
+        return refused(lang, LinkError::Forged);
+    };
+    let subs = match subscriptions(&s) {
+        Ok(subs) => subs,
+        Err(e) => return e.into_response(),
+    };
+    match subs.unsubscribe(&token).await {
+        Ok(l) => page(
+            StatusCode::OK,
+            l.lang,
+            text(l.lang, Words::UnsubscribedTitle),
+            &format!(
+                "<p>{}</p>",
+                text(l.lang, Words::Unsubscribed).replace("{email}", &escape(&l.email))
+            ),
+        ),
+        Err(e) => refused(lang, e),
+    }
+}
+
+async fn list(State(s): State<AppState>) -> Result<Json<Vec<SubscriberInfo>>, ApiError> {
+    subscriptions(&s)?.list().await.map(Json)
+}
+
+async fn remove(
+    State(s): State<AppState>,
+    By(by): By,
+    uri: Uri,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<SubscriberInfo>, ApiError> {
+    let email = path_params(path, "the address", &uri)?;
+    subscriptions(&s)?.remove(&email, &by).await.map(Json)
+}
+
+/// `zh…` first in `Accept-Language` reads Chinese; anything else English.
+fn accept_language(headers: &HeaderMap) -> Lang {
+    let first = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if first.starts_with("zh") {
+        Lang::ZhCn
+    } else {
+        Lang::En
+    }
+}
+
+fn refused(lang: Lang, e: LinkError) -> Response {
+    let (status, words) = match e {
+        LinkError::Forged => (StatusCode::FORBIDDEN, Words::Forged),
+        LinkError::Expired => (StatusCode::GONE, Words::Expired),
+        LinkError::Gone => (StatusCode::NOT_FOUND, Words::Gone),
+        LinkError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, Words::Unavailable),
+    };
+    page(
+        status,
+        lang,
+        text(lang, Words::RefusedTitle),
+        &format!("<p>{}</p>", text(lang, words)),
+    )
+}
+
+/// A small page: no script, no outside resource.
+fn page(status: StatusCode, lang: Lang, title: &str, body: &str) -> Response {
+    let tag = match lang {
+        Lang::En => "en",
+        Lang::ZhCn => "zh-CN",
+    };
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"{tag}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"referrer\" content=\"no-referrer\"><title>{title}</title></head>\
+         <body style=\"font-family: sans-serif; max-width: 36em; margin: 2em auto\">\
+         <h1>{title}</h1>{body}</body></html>\n"
+    );
+    let mut resp = (status, Html(html)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+        ),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+#[derive(Clone, Copy)]
+enum Words {
+    ConfirmedTitle,
+    Confirmed,
+    UnsubscribeTitle,
+    UnsubscribeAsk,
+    UnsubscribeButton,
+    UnsubscribedTitle,
+    Unsubscribed,
+    RefusedTitle,
+    Forged,
+    Expired,
+    Gone,
+    Unavailable,
+}
+
+fn text(lang: Lang, w: Words) -> &'static str {
+    match (lang, w) {
+        (Lang::En, Words::ConfirmedTitle) => "Subscription confirmed",
+        (Lang::ZhCn, Words::ConfirmedTitle) => "订阅已确认",
+        (Lang::En, Words::Confirmed) => {
+            "{email} will now hear about maintenance and incidents. Every mail has a link to unsubscribe."
+        }
+        (Lang::ZhCn, Words::Confirmed) => "{email} 将收到维护与故障通知。每封邮件都附有退订链接。",
+        (Lang::En, Words::UnsubscribeTitle) => "Unsubscribe",
+        (Lang::ZhCn, Words::UnsubscribeTitle) => "退订",
+        (Lang::En, Words::UnsubscribeAsk) => {
+            "Stop sending notices to {email}? The address will be deleted."
+        }
+        (Lang::ZhCn, Words::UnsubscribeAsk) => "不再向 {email} 发送通知？该地址将被删除。",
+        (Lang::En, Words::UnsubscribeButton) => "Unsubscribe",
+        (Lang::ZhCn, Words::UnsubscribeButton) => "退订",
+        (Lang::En, Words::UnsubscribedTitle) => "Unsubscribed",
+        (Lang::ZhCn, Words::UnsubscribedTitle) => "已退订",
+        (Lang::En, Words::Unsubscribed) => {
+            "{email} was deleted: no more notices will be sent to it."
+        }
+        (Lang::ZhCn, Words::Unsubscribed) => "{email} 已删除，不会再收到任何通知。",
+        (Lang::En, Words::RefusedTitle) => "This link does not work",
+        (Lang::ZhCn, Words::RefusedTitle) => "链接无效",
+        (Lang::En, Words::Forged) => "The link is not valid. Copy it whole from the mail.",
+        (Lang::ZhCn, Words::Forged) => "链接无效，请从邮件中完整复制。",
+        (Lang::En, Words::Expired) => {
+            "The confirmation link has expired. Subscribe again for a new one."
+        }
+        (Lang::ZhCn, Words::Expired) => "确认链接已过期，请重新订阅以获取新链接。",
+        (Lang::En, Words::Gone) => "This subscription no longer exists.",
+        (Lang::ZhCn, Words::Gone) => "该订阅已不存在。",
+        (Lang::En, Words::Unavailable) => "Please try again in a few minutes.",
+        (Lang::ZhCn, Words::Unavailable) => "请几分钟后再试。",
+    }
+}

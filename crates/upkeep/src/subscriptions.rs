@@ -1,0 +1,391 @@
+//! The daemon's subscription desk: what the subscriber routes ask (`upkeep_web::Subscriptions`)
+//! done over the store, the injected clock and `[notify.subscribers]`.
+//!
+//! A subscription's address is checked (one bare address an SMTP server takes, at most 254
+//! bytes, kept in lower case), its services must be configured, its language `en` or
+//! `zh-CN`; the row is stored unconfirmed and the double opt-in mail planned as an outbox row
+//! (so it survives a crash like any notice). Links are checked against the secret, which comes
+//! from `secret_env`, `secret_file`, or `<data_dir>/subscribers.key` (32 random bytes made
+//! once, mode 0600, never opened through a symlink). An unsubscribe deletes the subscriber.
+//! The fan-out of notices to subscribers is `notices.rs`'s (with the store, in the
+//! transaction that decides each notice).
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use async_trait::async_trait;
+use upkeep_core::subscription::{SubscribeAnswer, SubscribeRequest, SubscriberInfo};
+use upkeep_core::{Clock, Principal, ServiceName};
+use upkeep_outbox::{Addressing, NotifyConfig, SubscriptionKeys, TokenError, subscriber_lang};
+use upkeep_store::{Store, Subscribed, Subscriber};
+use upkeep_web::{ApiError, LinkError, Linked, Subscriptions};
+
+/// The secret file in the data dir, when the config names none.
+const KEY_FILE: &str = "subscribers.key";
+
+/// Reads the links' secret: from the environment, a file, or the data dir (made once).
+pub fn load_keys(
+    c: &upkeep_outbox::SubscribersConfig,
+    data_dir: &Path,
+) -> Result<SubscriptionKeys> {
+    if let Some(var) = &c.secret_env {
+        let v = std::env::var(var)
+            .with_context(|| format!("[notify.subscribers] secret_env: ${var} is not set"))?;
+        if v.trim().len() < 16 {
+            bail!(
+                "[notify.subscribers] secret_env: ${var} holds under 16 bytes; use a long random secret"
+            );
+        }
+        return Ok(SubscriptionKeys::new(v.trim().as_bytes().to_vec()));
+    }
+    if let Some(path) = &c.secret_file {
+        let v = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "[notify.subscribers] secret_file: reading {}",
+                path.display()
+            )
+        })?;
+        let v = v.lines().next().unwrap_or("").trim();
+        if v.len() < 16 {
+            bail!(
+                "[notify.subscribers] secret_file: {} holds under 16 bytes on its first line",
+                path.display()
+            );
+        }
+        return Ok(SubscriptionKeys::new(v.as_bytes().to_vec()));
+    }
+    let path = data_dir.join(KEY_FILE);
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true).custom_flags(libc::O_NOFOLLOW);
+    match open.open(&path) {
+        Ok(mut f) => {
+            let mut secret = Vec::new();
+            f.read_to_end(&mut secret)
+                .with_context(|| format!("reading {}", path.display()))?;
+            if secret.len() < 32 {
+                bail!(
+                    "{} is shorter than 32 bytes: remove it to make a new one (links already mailed stop working)",
+                    path.display()
+                );
+            }
+            Ok(SubscriptionKeys::new(secret))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret).context("drawing the subscribers' secret")?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            f.write_all(&secret)
+                .and_then(|()| f.sync_all())
+                .with_context(|| format!("writing {}", path.display()))?;
+            tracing::info!(path = %path.display(), "made the secret subscribers' links are signed with");
+            Ok(SubscriptionKeys::new(secret.to_vec()))
+        }
+        Err(e) => Err(e).with_context(|| format!("opening {}", path.display())),
+    }
+}
+
+/// Answers the subscriber routes. Made by `notices::start` when `[notify.subscribers]` is set.
+pub struct Desk {
+    pub store: Arc<dyn Store>,
+    pub clock: Clock,
+    pub config: Arc<NotifyConfig>,
+    pub keys: SubscriptionKeys,
+    pub node: String,
+    /// The services configured at start (what subscribers may name).
+    pub services: BTreeSet<ServiceName>,
+    /// The dispatcher's: a confirmation mail was planned.
+    pub wake: Arc<tokio::sync::Notify>,
+}
+
+fn info(s: Subscriber) -> SubscriberInfo {
+    SubscriberInfo {
+        id: s.id,
+        email: s.email,
+        services: s.services,
+        lang: s.lang,
+        created: s.created,
+        confirmed: s.confirmed,
+    }
+}
+
+fn unavailable(e: upkeep_store::Error) -> ApiError {
+    ApiError::Unavailable {
+        message: format!("the store is unreachable: {}", e.with_causes()),
+        hint: Some("try again in a few minutes".into()),
+    }
+}
+
+fn link_store_error(e: upkeep_store::Error) -> LinkError {
+    tracing::warn!("a subscriber's link: {}", e.with_causes());
+    LinkError::Unavailable
+}
+
+fn link_token_error(e: TokenError) -> LinkError {
+    match e {
+        TokenError::Expired(_) => LinkError::Expired,
+        TokenError::Malformed | TokenError::Forged => LinkError::Forged,
+    }
+}
+
+/// The address as stored (lower case), or why it is refused.
+pub fn check_address(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    if t.len() > 254 {
+        return Err("an email address is at most 254 characters".into());
+    }
+    let parsed = email_address::EmailAddress::parse_with_options(
+        t,
+        email_address::Options::default().without_display_text(),
+    )
+    .map_err(|e| format!("`{t}` is not an email address: {e}"))?;
+    let domain = parsed.domain();
+    if !domain.contains('.') || domain.starts_with('[') {
+        return Err(format!("`{t}` is not an address on an internet domain"));
+    }
+    let lower = parsed.as_str().to_lowercase();
+    Addressing::Email.check(&lower)?;
+    Ok(lower)
+}
+
+impl Desk {
+    fn within(&self) -> std::time::Duration {
+        self.config
+            .subscribers
+            .as_ref()
+            .map(|s| s.confirm_within)
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Subscriptions for Desk {
+    async fn subscribe(&self, req: SubscribeRequest) -> Result<SubscribeAnswer, ApiError> {
+        let email = check_address(&req.email).map_err(|m| ApiError::BadRequest {
+            message: m,
+            hint: Some("one address, such as name@example.com".into()),
+        })?;
+        let mut services = BTreeSet::new();
+        for s in &req.services {
+            match ServiceName::new(s.clone())
+                .ok()
+                .filter(|n| self.services.contains(n))
+            {
+                Some(n) => {
+                    services.insert(n.to_string());
+                }
+                None => {
+                    return Err(ApiError::BadRequest {
+                        message: format!("no service named `{s}`"),
+                        hint: Some(format!(
+                            "subscribe to some of {}, or leave services out for all",
+                            self.services
+                                .iter()
+                                .map(|n| n.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    });
+                }
+            }
+        }
+        let lang = match req.lang.as_deref() {
+            None => upkeep_outbox::lang_tag(self.config.language),
+            Some(l) if l == "en" || l == "zh-CN" => l,
+            Some(other) => {
+                return Err(ApiError::BadRequest {
+                    message: format!("unknown language `{other}`"),
+                    hint: Some("use \"en\" or \"zh-CN\"".into()),
+                });
+            }
+        };
+        let services: Vec<String> = services.into_iter().collect();
+        let now = self.clock.now();
+        let within = self.within();
+        let expired_before = now
+            .checked_sub(jiff::SignedDuration::try_from(within).unwrap_or_default())
+            .unwrap_or(now);
+        let done = self
+            .store
+            .subscribe(&email, &services, lang, now, expired_before)
+            .await
+            .map_err(unavailable)?;
+        if let Subscribed::Pending(s) = done
+            && let Some(row) = self.config.confirm_row(&self.node, &s, &self.keys)
+        {
+            self.store
+                .add_notices(&[row], now)
+                .await
+                .map_err(unavailable)?;
+            self.wake.notify_one();
+            tracing::info!(subscriber = s.id, "subscription: confirmation mail planned");
+        }
+        let zh = subscriber_lang(lang) == upkeep_core::i18n::Lang::ZhCn;
+        Ok(SubscribeAnswer {
+            status: "confirmation_sent".into(),
+            message: if zh {
+                "确认邮件已发送（如该地址尚未确认）：请点击邮件中的链接完成订阅。".into()
+            } else {
+                "If this address is not confirmed yet, a mail with a confirmation link is on its way.".into()
+            },
+            confirm_within_s: within.as_secs(),
+        })
+    }
+
+    async fn confirm(&self, token: &str) -> Result<Linked, LinkError> {
+        let now = self.clock.now();
+        let t = self
+            .keys
+            .check_confirm(token, now, self.within())
+            .map_err(link_token_error)?;
+        let s = self
+            .store
+            .confirm_subscriber(t.id, &t.email, t.created, now)
+            .await
+            .map_err(link_store_error)?
+            .ok_or(LinkError::Gone)?;
+        tracing::info!(subscriber = s.id, "subscription confirmed");
+        Ok(Linked {
+            lang: subscriber_lang(&s.lang),
+            email: s.email,
+        })
+    }
+
+    async fn check_unsubscribe(&self, token: &str) -> Result<Linked, LinkError> {
+        let t = self
+            .keys
+            .check_unsubscribe(token)
+            .map_err(link_token_error)?;
+        let all = self.store.subscribers().await.map_err(link_store_error)?;
+        let s = all
+            .into_iter()
+            .find(|s| s.id == t.id && s.email == t.email)
+            .ok_or(LinkError::Gone)?;
+        Ok(Linked {
+            lang: subscriber_lang(&s.lang),
+            email: s.email,
+        })
+    }
+
+    async fn unsubscribe(&self, token: &str) -> Result<Linked, LinkError> {
+        let t = self
+            .keys
+            .check_unsubscribe(token)
+            .map_err(link_token_error)?;
+        // The language of the answer: the subscriber's, read before it goes.
+        let lang = self
+            .store
+            .subscribers()
+            .await
+            .map_err(link_store_error)?
+            .into_iter()
+            .find(|s| s.id == t.id && s.email == t.email)
+            .map(|s| subscriber_lang(&s.lang))
+            .ok_or(LinkError::Gone)?;
+        if !self
+            .store
+            .unsubscribe(Some(t.id), &t.email)
+            .await
+            .map_err(link_store_error)?
+        {
+            return Err(LinkError::Gone);
+        }
+        tracing::info!(subscriber = t.id, "unsubscribed: the address is deleted");
+        Ok(Linked {
+            email: t.email,
+            lang,
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<SubscriberInfo>, ApiError> {
+        Ok(self
+            .store
+            .subscribers()
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(info)
+            .collect())
+    }
+
+    async fn remove(&self, email: &str, by: &Principal) -> Result<SubscriberInfo, ApiError> {
+        let email = email.trim().to_lowercase();
+        let found = self
+            .store
+            .subscribers()
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .find(|s| s.email == email)
+            .ok_or_else(|| ApiError::NotFound(format!("no subscriber `{email}`")))?;
+        if !self
+            .store
+            .unsubscribe(Some(found.id), &found.email)
+            .await
+            .map_err(unavailable)?
+        {
+            return Err(ApiError::NotFound(format!("no subscriber `{email}`")));
+        }
+        tracing::info!(subscriber = found.id, by = %by, "subscriber removed by an operator");
+        Ok(info(found))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_checked_and_kept_in_lower_case() {
+        assert_eq!(
+            check_address(" Ann.Lee@Example.COM ").unwrap(),
+            "ann.lee@example.com"
+        );
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@example.com",
+            "Ann <ann@example.com>",
+            "ann@localhost",
+            "a@b@example.com",
+            "ann@[127.0.0.1]",
+            &format!("{}@example.com", "a".repeat(250)),
+        ] {
+            assert!(check_address(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn the_secret_is_made_once_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let c = upkeep_outbox::SubscribersConfig {
+            channel: "mail".into(),
+            notices: Vec::new(),
+            confirm_within: std::time::Duration::from_secs(3600),
+            secret_env: None,
+            secret_file: None,
+        };
+        let a = load_keys(&c, dir.path()).unwrap();
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let b = load_keys(&c, dir.path()).unwrap();
+        assert_eq!(
+            a.unsubscribe_token(1, "x@example.com"),
+            b.unsubscribe_token(1, "x@example.com")
+        );
+    }
+}
