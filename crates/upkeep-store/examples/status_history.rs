@@ -11,7 +11,7 @@
 use jiff::{SignedDuration, Timestamp};
 use upkeep_core::latency::Latency;
 use upkeep_core::{Event, EventKind, ServiceName, State};
-use upkeep_store::{Location, Node, Store};
+use upkeep_store::{EventLog, Location, Node, Store};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
