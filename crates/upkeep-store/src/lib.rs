@@ -20,6 +20,7 @@
 mod copy;
 mod derive;
 pub mod fanout;
+mod hold;
 mod journal;
 mod lazy;
 mod numbers;
@@ -70,10 +71,21 @@ pub struct Node {
 
 /// Opens the store at `location` for `node`, creating it or bringing its schema up to date.
 pub async fn open(location: &Location, node: &Node) -> Result<SqlStore, Error> {
+    open_as(location, node, false).await
+}
+
+/// Opens the store as [`open`] does, for the daemon of `node`: on PostgreSQL it also holds the
+/// node's lock for as long as the store is open, and fails with [`Error::NodeTaken`] while
+/// another daemon holds it (see `hold.rs`).
+pub(crate) async fn open_as(
+    location: &Location,
+    node: &Node,
+    exclusive: bool,
+) -> Result<SqlStore, Error> {
     sqlx::any::install_default_drivers();
     match location {
         Location::Sqlite(path) => sqlite::open(path, node).await,
-        Location::Postgres(at) => postgres::open(at, node).await,
+        Location::Postgres(at) => postgres::open(at, node, exclusive).await,
     }
 }
 
@@ -96,6 +108,12 @@ pub enum Error {
     /// The store has not been opened since the daemon started (see [`LazyStore`]).
     #[error("the store at {store} has not answered since the daemon started: {last}")]
     NotOpen { store: String, last: String },
+    /// Another daemon with this node id uses the database (see `hold.rs`).
+    #[error(
+        "another upkeep daemon with node id {id} is using this database (it last ran on host {name}); \
+         is this data dir a copy of its? Stop one of them, or give this one a new id by removing its data dir's node-id file"
+    )]
+    NodeTaken { id: String, name: String },
 }
 
 /// A database migrated by a newer upkeep says so, rather than only sqlx's "missing".

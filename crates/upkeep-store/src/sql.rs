@@ -28,6 +28,8 @@ pub struct SqlStore {
     /// At least the stored rollup mark (milliseconds): `append` moves the mark back only for
     /// events before it, so the usual batch (about now) costs no extra statement.
     pub(crate) rolled_until: std::sync::atomic::AtomicI64,
+    /// The daemon's hold on its node id (PostgreSQL; see `hold.rs`), let go when dropped.
+    pub(crate) hold: Option<crate::hold::NodeHold>,
 }
 
 /// Most rows in one INSERT: 8 parameters each, well under both engines' limits (SQLite's
@@ -70,6 +72,7 @@ impl SqlStore {
             engine,
             node: node.id.clone(),
             rolled_until: std::sync::atomic::AtomicI64::new(i64::MAX),
+            hold: None,
         })
     }
 
