@@ -22,6 +22,10 @@ use crate::{Error, Node};
 
 /// The first of the lock's two keys: "upkp", so that upkeep's locks are told from others'.
 const CLASS: i32 = 0x7570_6b70;
+/// How long `take` waits for a lock held by a daemon that was just killed: 20 × 50 ms, well
+/// within the daemon's first try at opening the store (`lazy.rs`).
+const WAIT_TRIES: u32 = 20;
+const WAIT_STEP: Duration = Duration::from_millis(50);
 /// How often the holder checks that its connection is still there.
 const CHECK: Duration = Duration::from_secs(30);
 
@@ -48,7 +52,17 @@ pub(crate) async fn take(
         path: "the node lock's connection".into(),
         source,
     })?;
-    if !try_lock(&mut conn, &node.id).await? {
+    // A daemon killed a moment ago holds the lock until the server sees its connection end:
+    // wait for that a little, rather than start as if the store were away.
+    let mut held = try_lock(&mut conn, &node.id).await?;
+    for _ in 0..WAIT_TRIES {
+        if held {
+            break;
+        }
+        tokio::time::sleep(WAIT_STEP).await;
+        held = try_lock(&mut conn, &node.id).await?;
+    }
+    if !held {
         let name = sqlx::query("SELECT name FROM nodes WHERE id = $1")
             .bind(&node.id)
             .fetch_optional(pool)
