@@ -154,6 +154,7 @@ forward! { Store { fn engine(&self) -> Engine { self.engine } }:
     fn report_inputs(&self, from: jiff::Timestamp, to: jiff::Timestamp) -> Result<ReportInputs, Error>;
     fn set_desired(&self, service: &ServiceName, desired: Desired) -> Result<(), Error>;
     fn services(&self) -> Result<Vec<ServiceRecord>, Error>;
+    fn running_before(&self, before: jiff::Timestamp) -> Result<std::collections::BTreeMap<ServiceName, (u32, u64)>, Error>;
     fn save_revision(&self, path: &str, source: &str) -> Result<i64, Error>;
     fn revision_count(&self) -> Result<i64, Error>;
     fn unfinished(&self) -> Result<std::collections::BTreeMap<ServiceName, Unfinished>, Error>;

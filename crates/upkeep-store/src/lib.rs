@@ -219,6 +219,14 @@ pub trait Store: EventLog + Windows + Outbox + Send + Sync {
     ) -> Result<upkeep_core::report::ReportInputs, Error>;
     async fn set_desired(&self, service: &ServiceName, desired: Desired) -> Result<(), Error>;
     async fn services(&self) -> Result<Vec<ServiceRecord>, Error>;
+    /// Each service's last process (pid, start ticks) started before `before` whose end
+    /// (`exited`, `stale_stopped`) is not recorded before it: what the daemons before one that
+    /// started at `before` left running, as [`ServiceRecord::running`] said at that moment,
+    /// whatever that daemon has stored since (see `takeover::later` in the daemon).
+    async fn running_before(
+        &self,
+        before: jiff::Timestamp,
+    ) -> Result<std::collections::BTreeMap<ServiceName, (u32, u64)>, Error>;
     /// Stores an applied config, returning its revision number.
     async fn save_revision(&self, path: &str, source: &str) -> Result<i64, Error>;
     /// The number of stored revisions.

@@ -471,6 +471,38 @@ impl Store for SqlStore {
             .collect())
     }
 
+    async fn running_before(
+        &self,
+        before: jiff::Timestamp,
+    ) -> Result<BTreeMap<ServiceName, (u32, u64)>, Error> {
+        // Read from the events, not from `services`: by the time a daemon that started with
+        // the store away reads this, its own starts have replaced the row.
+        let last = sqlx::query(
+            "SELECT service, detail FROM events WHERE id IN (
+                 SELECT MAX(id) FROM events
+                 WHERE node = $1 AND kind IN ('started', 'exited', 'stale_stopped')
+                     AND service IS NOT NULL AND at_ms < $2
+                 GROUP BY service)",
+        )
+        .bind(&self.node)
+        .bind(before.as_millisecond())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select the last starts and ends"))?;
+        Ok(last
+            .iter()
+            .filter_map(|r| {
+                let name = ServiceName::new(col::<String>(r, "service")?).ok()?;
+                match serde_json::from_str(&col::<String>(r, "detail")?).ok()? {
+                    EventKind::Started {
+                        pid, start_ticks, ..
+                    } => Some((name, (pid, start_ticks))),
+                    _ => None,
+                }
+            })
+            .collect())
+    }
+
     async fn save_revision(&self, path: &str, source: &str) -> Result<i64, Error> {
         // The same text from the same file as last time is the same revision: a config holds
         // secrets, and 54 reloads used to keep 54 copies of them.
