@@ -58,7 +58,7 @@ impl LazyStore {
             opened: tokio::sync::watch::channel(false).0,
             last_error: Mutex::new("not tried yet".into()),
         });
-        match tokio::time::timeout(FIRST_TRY, crate::open(&location, &node)).await {
+        match tokio::time::timeout(FIRST_TRY, crate::open_as(&location, &node, true)).await {
             Ok(Ok(s)) => {
                 store.set(s);
                 return Ok(store);
@@ -110,7 +110,7 @@ impl LazyStore {
         for attempt in 2.. {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(BACKOFF_MAX);
-            match crate::open(&location, &node).await {
+            match crate::open_as(&location, &node, true).await {
                 Ok(s) => {
                     tracing::info!(store = %self.shown, attempt, "the store is open");
                     self.set(s);
@@ -154,6 +154,7 @@ forward! { Store { fn engine(&self) -> Engine { self.engine } }:
     fn report_inputs(&self, from: jiff::Timestamp, to: jiff::Timestamp) -> Result<ReportInputs, Error>;
     fn set_desired(&self, service: &ServiceName, desired: Desired) -> Result<(), Error>;
     fn services(&self) -> Result<Vec<ServiceRecord>, Error>;
+    fn running_before(&self, before: jiff::Timestamp) -> Result<std::collections::BTreeMap<ServiceName, (u32, u64)>, Error>;
     fn save_revision(&self, path: &str, source: &str) -> Result<i64, Error>;
     fn revision_count(&self) -> Result<i64, Error>;
     fn unfinished(&self) -> Result<std::collections::BTreeMap<ServiceName, Unfinished>, Error>;

@@ -21,6 +21,7 @@
 mod copy;
 mod derive;
 pub mod fanout;
+mod hold;
 mod journal;
 mod lazy;
 mod numbers;
@@ -75,10 +76,21 @@ pub struct Node {
 
 /// Opens the store at `location` for `node`, creating it or bringing its schema up to date.
 pub async fn open(location: &Location, node: &Node) -> Result<SqlStore, Error> {
+    open_as(location, node, false).await
+}
+
+/// Opens the store as [`open`] does, for the daemon of `node`: on PostgreSQL it also holds the
+/// node's lock for as long as the store is open, and fails with [`Error::NodeTaken`] while
+/// another daemon holds it (see `hold.rs`).
+pub(crate) async fn open_as(
+    location: &Location,
+    node: &Node,
+    exclusive: bool,
+) -> Result<SqlStore, Error> {
     sqlx::any::install_default_drivers();
     match location {
         Location::Sqlite(path) => sqlite::open(path, node).await,
-        Location::Postgres(at) => postgres::open(at, node).await,
+        Location::Postgres(at) => postgres::open(at, node, exclusive).await,
     }
 }
 
@@ -101,6 +113,12 @@ pub enum Error {
     /// The store has not been opened since the daemon started (see [`LazyStore`]).
     #[error("the store at {store} has not answered since the daemon started: {last}")]
     NotOpen { store: String, last: String },
+    /// Another daemon with this node id uses the database (see `hold.rs`).
+    #[error(
+        "another upkeep daemon with node id {id} is using this database (it last ran on host {name}); \
+         is this data dir a copy of its? Stop one of them, or give this one a new id by removing its data dir's node-id file"
+    )]
+    NodeTaken { id: String, name: String },
 }
 
 /// A database migrated by a newer upkeep says so, rather than only sqlx's "missing".
@@ -206,6 +224,14 @@ pub trait Store: EventLog + Windows + Outbox + Subscribers + Send + Sync {
     ) -> Result<upkeep_core::report::ReportInputs, Error>;
     async fn set_desired(&self, service: &ServiceName, desired: Desired) -> Result<(), Error>;
     async fn services(&self) -> Result<Vec<ServiceRecord>, Error>;
+    /// Each service's last process (pid, start ticks) started before `before` whose end
+    /// (`exited`, `stale_stopped`) is not recorded before it: what the daemons before one that
+    /// started at `before` left running, as [`ServiceRecord::running`] said at that moment,
+    /// whatever that daemon has stored since (see `takeover::later` in the daemon).
+    async fn running_before(
+        &self,
+        before: jiff::Timestamp,
+    ) -> Result<std::collections::BTreeMap<ServiceName, (u32, u64)>, Error>;
     /// Stores an applied config, returning its revision number.
     async fn save_revision(&self, path: &str, source: &str) -> Result<i64, Error>;
     /// The number of stored revisions.

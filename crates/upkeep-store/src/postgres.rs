@@ -32,7 +32,7 @@ impl std::fmt::Debug for PgLocation {
 
 /// Connects and applies pending migrations. Connections are made again as needed: a database
 /// that restarts later is used again without a daemon restart.
-pub(crate) async fn open(at: &PgLocation, node: &Node) -> Result<SqlStore, Error> {
+pub(crate) async fn open(at: &PgLocation, node: &Node, exclusive: bool) -> Result<SqlStore, Error> {
     let open_error = |source| Error::Open {
         path: at.url.to_string(),
         source,
@@ -71,12 +71,19 @@ pub(crate) async fn open(at: &PgLocation, node: &Node) -> Result<SqlStore, Error
                     .map(drop)
             })
         })
-        .connect_with(opts)
+        .connect_with(opts.clone())
         .await
         .map_err(open_error)?;
     sqlx::migrate!("./migrations/postgres")
         .run(&pool)
         .await
         .map_err(Error::Migrate)?;
-    SqlStore::claim(pool, Engine::Postgres, node).await
+    // Before this node's row is claimed: the row names the host that holds the lock.
+    let hold = match exclusive {
+        true => Some(crate::hold::take(&opts, &pool, node).await?),
+        false => None,
+    };
+    let mut store = SqlStore::claim(pool, Engine::Postgres, node).await?;
+    store.hold = hold;
+    Ok(store)
 }

@@ -28,6 +28,8 @@ pub struct SqlStore {
     /// At least the stored rollup mark (milliseconds): `append` moves the mark back only for
     /// events before it, so the usual batch (about now) costs no extra statement.
     pub(crate) rolled_until: std::sync::atomic::AtomicI64,
+    /// The daemon's hold on its node id (PostgreSQL; see `hold.rs`), let go when dropped.
+    pub(crate) hold: Option<crate::hold::NodeHold>,
 }
 
 /// Most rows in one INSERT: 8 parameters each, well under both engines' limits (SQLite's
@@ -70,6 +72,7 @@ impl SqlStore {
             engine,
             node: node.id.clone(),
             rolled_until: std::sync::atomic::AtomicI64::new(i64::MAX),
+            hold: None,
         })
     }
 
@@ -464,6 +467,38 @@ impl Store for SqlStore {
                     desired,
                     running,
                 })
+            })
+            .collect())
+    }
+
+    async fn running_before(
+        &self,
+        before: jiff::Timestamp,
+    ) -> Result<BTreeMap<ServiceName, (u32, u64)>, Error> {
+        // Read from the events, not from `services`: by the time a daemon that started with
+        // the store away reads this, its own starts have replaced the row.
+        let last = sqlx::query(
+            "SELECT service, detail FROM events WHERE id IN (
+                 SELECT MAX(id) FROM events
+                 WHERE node = $1 AND kind IN ('started', 'exited', 'stale_stopped')
+                     AND service IS NOT NULL AND at_ms < $2
+                 GROUP BY service)",
+        )
+        .bind(&self.node)
+        .bind(before.as_millisecond())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select the last starts and ends"))?;
+        Ok(last
+            .iter()
+            .filter_map(|r| {
+                let name = ServiceName::new(col::<String>(r, "service")?).ok()?;
+                match serde_json::from_str(&col::<String>(r, "detail")?).ok()? {
+                    EventKind::Started {
+                        pid, start_ticks, ..
+                    } => Some((name, (pid, start_ticks))),
+                    _ => None,
+                }
             })
             .collect())
     }

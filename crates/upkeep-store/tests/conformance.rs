@@ -1016,3 +1016,37 @@ async fn subscribers_are_confirmed_fanned_out_to_and_deleted() {
     })
     .await;
 }
+
+/// Two daemons with one node id on one PostgreSQL database (a data dir copied to a second host):
+/// the second is refused, saying which host holds the id, and keeps trying; once the first is
+/// gone the second opens, with no restart.
+#[tokio::test]
+async fn a_node_id_in_use_on_the_database_is_refused_until_its_daemon_is_gone() {
+    let Some(pg) = engines::postgres() else {
+        eprintln!("UPKEEP_TEST_POSTGRES is not set: skipped (PostgreSQL only)");
+        return;
+    };
+    let node = engines::node();
+    let first = upkeep_store::LazyStore::open(Location::Postgres(pg.clone()), node.clone())
+        .await
+        .unwrap();
+    assert!(first.is_open());
+    let second = upkeep_store::LazyStore::open(Location::Postgres(pg.clone()), node.clone())
+        .await
+        .unwrap();
+    assert!(!second.is_open());
+    let why = second.why_not_open().unwrap();
+    assert!(
+        why.contains("another upkeep daemon") && why.contains(&node.name),
+        "{why}"
+    );
+    // Library users (store copy, tests) open without the lock.
+    upkeep_store::open(&Location::Postgres(pg), &node)
+        .await
+        .unwrap();
+    drop(first);
+    tokio::time::timeout(std::time::Duration::from_secs(30), second.opened())
+        .await
+        .expect("opened once the first daemon let go");
+    assert_eq!(second.last_seq().await.unwrap(), 0);
+}

@@ -322,7 +322,9 @@ async fn run_async(config: Config) -> Result<()> {
     let (intent, _) = Intent::load(&data_dir);
     let intent = Arc::new(intent);
     let mut inherited = takeover::inherit(&lazy, &store_health, &intent, started).await;
-    takeover::stop_stale_processes(&config, &lineage, &inherited.records, &events_tx, &clock).await;
+    let stopped =
+        takeover::stop_stale_processes(&config, &lineage, &inherited.records, &events_tx, &clock)
+            .await;
     // Rollups of each closed hour, and `retain`, in the background (a store not open yet is
     // tried again with backoff). Probes record each answer's latency in `latency`; the rollup
     // task stores each closed hour.
@@ -407,6 +409,7 @@ async fn run_async(config: Config) -> Result<()> {
         started,
         last_alive,
         config: config.clone(),
+        stopped,
     });
 
     let shutdown = CancellationToken::new();

@@ -129,7 +129,7 @@ pub async fn stop_stale_processes(
     records: &BTreeMap<ServiceName, ServiceRecord>,
     events: &mpsc::Sender<Event>,
     clock: &Clock,
-) {
+) -> BTreeMap<ServiceName, u32> {
     let l = lineage.clone();
     let (leftovers, recorded) = tokio::task::spawn_blocking(move || (l.leftovers(), l.recorded()))
         .await
@@ -179,9 +179,9 @@ pub async fn stop_stale_processes(
             stale.entry(n).or_insert(pid);
         }
     }
-    for (name, pid) in stale {
+    for (name, pid) in &stale {
         let _ = events
-            .send(clock.event(&name, EventKind::StaleStopped { pid }))
+            .send(clock.event(name, EventKind::StaleStopped { pid: *pid }))
             .await;
     }
     let keep = config
@@ -191,6 +191,7 @@ pub async fn stop_stale_processes(
         .map(|(n, _)| n.to_string())
         .collect();
     lineage.prune(&keep);
+    stale
 }
 
 /// The last daemon's last sign of life, from `<data_dir>/alive` (see `daemon::heartbeat`).
@@ -290,6 +291,8 @@ pub struct Later {
     pub last_alive: Option<jiff::Timestamp>,
     /// The config the daemon started on.
     pub config: Config,
+    /// The processes [`stop_stale_processes`] recorded stopped, by service: not again.
+    pub stopped: BTreeMap<ServiceName, u32>,
 }
 
 /// Takes up what start-up would have read from the store (see the module's comment), once
@@ -297,7 +300,7 @@ pub struct Later {
 pub async fn later(daemon: Arc<Daemon>, l: Later) {
     l.store.opened().await;
     let mut backoff = Duration::from_secs(1);
-    let (records, unfinished, last) = loop {
+    let (records, unfinished, last, left) = loop {
         // An empty journal once the store is open: every journaled event of the last
         // daemons is stored (the journal is stored from its front).
         let mut health = daemon.store_health.clone();
@@ -308,7 +311,8 @@ pub async fn later(daemon: Arc<Daemon>, l: Later) {
         match tokio::try_join!(
             store.services(),
             store.unfinished(),
-            store.report_inputs(l.started, l.started)
+            store.report_inputs(l.started, l.started),
+            store.running_before(l.started)
         ) {
             Ok(read) => break read,
             Err(e) => {
@@ -352,15 +356,15 @@ pub async fn later(daemon: Arc<Daemon>, l: Later) {
         }
     }
     // Processes only the store knew of (the run records knew of the rest, and stopped them):
-    // gone, and not this daemon's.
-    for r in &records {
-        let Some((pid, ticks)) = r.running else {
-            continue;
-        };
-        let ours = snapshot.services.get(&r.name).and_then(|s| s.pid) == Some(pid);
-        if !ours && procfs::start_ticks(pid) != Some(ticks) {
+    // gone, and not this daemon's. As the store stood when this daemon started, from the
+    // events dated before it: by now `records` name the processes this daemon started while
+    // the store was away. (A daemon killed after it cleared a run's record at its end and
+    // before the `exited` was kept leaves that run known to the store alone.)
+    for (name, (pid, ticks)) in left {
+        let ours = snapshot.services.get(&name).and_then(|s| s.pid) == Some(pid);
+        if !ours && l.stopped.get(&name) != Some(&pid) && procfs::start_ticks(pid) != Some(ticks) {
             let _ = events
-                .send(daemon.clock.event(&r.name, EventKind::StaleStopped { pid }))
+                .send(daemon.clock.event(&name, EventKind::StaleStopped { pid }))
                 .await;
         }
     }

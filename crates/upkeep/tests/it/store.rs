@@ -448,6 +448,59 @@ fn daemons_killed_and_started_while_postgres_is_away_leave_no_gap_and_no_duplica
     assert_eq!(unrecorded, [["0"]], "no batch was in flight at a kill");
 }
 
+/// A daemon killed just after it saw a process end (its run record cleared, the `exited` not
+/// yet kept) leaves the process's start without its end: only the store knows of it. The next
+/// daemon, started with PostgreSQL away, restarts the service and, once the store is back,
+/// records the old process stopped, though by then the store names the new one as running
+/// (it read what the last daemon left after storing its own starts, and lost that end).
+#[test]
+fn a_run_only_the_store_knew_of_gets_its_end_when_the_next_daemon_started_with_postgres_away() {
+    let Some(pg) = postgres_away() else { return };
+    pg.restart();
+    let mut d = TestDaemon::prepare(BIN, "[services.web]\ncommand = \"sleep 1000\"\n");
+    d.use_store(&pg.url);
+    d.launch();
+    d.wait_state("web", "up", LONG);
+    let old = d.service("web")["info"]["pid"].as_u64().unwrap();
+    wait_stored(&d);
+    // The state that kill leaves: the process ended, its run record cleared, no `exited`.
+    d.signal_daemon(nix::sys::signal::Signal::SIGKILL);
+    let group = nix::unistd::Pid::from_raw(old as i32);
+    nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).unwrap();
+    d.wait_until("the old process to be gone", LONG, || {
+        upkeep_supervisor::procfs::process(old as u32)
+            .is_none_or(|p| p.state == 'Z')
+            .then_some(())
+    });
+    std::fs::remove_file(d.data_dir.join("run").join("web")).unwrap();
+
+    pg.stop();
+    d.launch();
+    d.wait_state("web", "up", LONG);
+    assert_ne!(d.service("web")["info"]["pid"].as_u64(), Some(old));
+    pg.restart();
+    wait_stored(&d);
+    // `later` records the revision after what the last daemon left: once it is there, so
+    // is the old process's end.
+    d.wait_until("the store to be taken up", LONG, || {
+        let rows = d.store_sql(
+            "SELECT COUNT(*) FROM events WHERE node = '{node}' AND kind = 'config_applied'",
+        );
+        (rows == [["2"]]).then_some(())
+    });
+    let ends: Vec<String> = d
+        .store_sql(
+            "SELECT kind, detail FROM events WHERE node = '{node}' AND service = 'web' \
+             AND kind IN ('exited', 'stale_stopped')",
+        )
+        .into_iter()
+        .filter(|r| serde_json::from_str::<serde_json::Value>(&r[1]).unwrap()["pid"] == old)
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(ends, ["stale_stopped"], "the end of {old}");
+    check_history(&d);
+}
+
 /// An operator's `stop` while the store is away is kept (in the data dir): a daemon started
 /// again, with the store still away, leaves the service stopped; once the store is back it
 /// has the stop too, and a start with the store up leaves it stopped as well.
