@@ -45,11 +45,14 @@ const HISTORY: usize = 250;
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
 
+/// Each service's tallies of the past days, oldest first.
+type PastDays = Vec<BTreeMap<ServiceName, Tally>>;
+
 /// What the store says, as last read.
 #[derive(Default)]
 struct FromStore {
     /// Each service's tallies of the 89 past days (oldest first), and the day they end on.
-    past: Option<(i64, Vec<BTreeMap<ServiceName, Tally>>, tokio::time::Instant)>,
+    past: Option<(i64, PastDays, tokio::time::Instant)>,
     today: BTreeMap<ServiceName, Tally>,
     latency: BTreeMap<ServiceName, Vec<Option<f64>>>,
     incidents: Vec<PageIncident>,

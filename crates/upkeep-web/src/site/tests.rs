@@ -284,7 +284,7 @@ async fn badges_and_the_banner_are_for_any_site() {
     assert!(svg.contains(">Down<") && svg.contains("API"), "{svg}");
     let (_, _, svg) = get(&s, "/badge/web/uptime.svg", &[]).await;
     assert!(
-        svg.contains(">100%<") && svg.contains("Web &lt;b&gt;") == false,
+        svg.contains(">100%<") && !svg.contains("Web &lt;b&gt;"),
         "{svg}"
     );
     let (status, _, _) = get(&s, "/badge/nope/status.svg", &[]).await;
