@@ -13,6 +13,9 @@ fn verify(unit_text: &str, file_name: &str) {
     std::fs::write(&path, unit_text).unwrap();
     let out = Command::new("systemd-analyze")
         .arg("verify")
+        // `Documentation=man:upkeep(1)` names a page the Debian package installs (checked in
+        // a clean root by scripts/test-deb); here it is not installed.
+        .arg("--man=no")
         .arg(&path)
         .output()
         .expect("systemd-analyze");
