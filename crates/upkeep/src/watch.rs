@@ -61,6 +61,14 @@ pub fn start(
             .collect(),
         logs_dir: logs_dir.to_owned(),
         log_prefix: format!("{name}."),
+        // The daemon's own files (the store, its journal, run records, every log): a watch of
+        // a folder that holds the data dir would otherwise restart the service for ever, each
+        // restart writing there again.
+        data_dir: logs_dir.parent().map(|d| {
+            let mut both = vec![d.to_owned()];
+            both.extend(std::fs::canonicalize(d).ok());
+            both
+        }),
     };
     tracing::info!(service = %name, paths = ?w.paths, "watching files");
     tokio::spawn(run(debouncer, rx, filter, sup, cancel));
@@ -94,6 +102,8 @@ struct Filter {
     ignore: Vec<glob::Pattern>,
     logs_dir: PathBuf,
     log_prefix: String,
+    /// The daemon's data dir, as given and resolved: nothing in it counts.
+    data_dir: Option<Vec<PathBuf>>,
 }
 
 impl Filter {
@@ -103,6 +113,9 @@ impl Filter {
         // A folder's own events (its times change when an entry in it does) come with the
         // entry's: the entry names the change.
         if path.is_dir() {
+            return None;
+        }
+        if self.data_dir.iter().flatten().any(|d| path.starts_with(d)) {
             return None;
         }
         if path.starts_with(&self.logs_dir)
@@ -147,6 +160,7 @@ mod tests {
             ],
             logs_dir: PathBuf::from("/srv/app/src/logs"),
             log_prefix: "web.".into(),
+            data_dir: None,
         };
         let counts = |p: &str| f.counts(Path::new(p));
         assert_eq!(counts("/srv/app/src/a/b.js"), Some(PathBuf::from("a/b.js")));
@@ -156,5 +170,21 @@ mod tests {
         assert!(counts("/srv/app/src/logs/other.out.log").is_some());
         assert_eq!(counts("/srv/app/src/x.tmp"), None);
         assert_eq!(counts("/srv/app/src/gen/a/b.rs"), None);
+    }
+
+    #[test]
+    fn nothing_in_the_daemons_data_dir_counts() {
+        let f = Filter {
+            roots: vec![PathBuf::from("/srv/app")],
+            ignore: Vec::new(),
+            logs_dir: PathBuf::from("/srv/app/.upkeep/logs"),
+            log_prefix: "web.".into(),
+            data_dir: Some(vec![PathBuf::from("/srv/app/.upkeep")]),
+        };
+        let counts = |p: &str| f.counts(Path::new(p));
+        assert_eq!(counts("/srv/app/.upkeep/upkeep.db-wal"), None);
+        assert_eq!(counts("/srv/app/.upkeep/run/web"), None);
+        assert_eq!(counts("/srv/app/.upkeep/logs/other.out.log"), None);
+        assert_eq!(counts("/srv/app/main.py"), Some(PathBuf::from("main.py")));
     }
 }
