@@ -460,7 +460,13 @@ impl Control for Daemon {
     async fn statuses(&self) -> Vec<PublicStatus> {
         let names: Vec<ServiceName> = {
             let live = self.live.lock().await;
-            live.config.services.keys().cloned().collect()
+            // `public = false`: left off every public view, this one too.
+            live.config
+                .services
+                .iter()
+                .filter(|(_, svc)| !svc.page.hidden)
+                .map(|(name, _)| name.clone())
+                .collect()
         };
         let snapshot = self.snapshot.borrow().clone();
         names

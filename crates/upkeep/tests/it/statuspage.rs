@@ -99,6 +99,11 @@ fn the_page_shows_public_services_escaped_with_security_headers() {
         |b| b.contains(">Operational<"),
     );
     assert_eq!(get(addr, "/badge/secret/status.svg", &[]).code, 404);
+    let status = get(addr, "/api/v1/status", &[]).text();
+    assert!(
+        status.contains("\"db\"") && !status.contains("secret"),
+        "{status}"
+    );
     let js = get(addr, "/banner.js", &[]);
     assert!(
         js.head.contains("access-control-allow-origin: *"),
