@@ -154,8 +154,20 @@ struct TokenQuery {
     token: String,
 }
 
-fn token(q: Result<Query<TokenQuery>, QueryRejection>) -> Option<String> {
-    q.ok().map(|Query(t)| t.token)
+/// What every link's page needs: the reader's language, the link's token (none: forged) and
+/// the subscriptions (none: 404); or the answer that refuses it.
+#[allow(clippy::result_large_err)]
+fn link(
+    s: &AppState,
+    headers: &HeaderMap,
+    q: Result<Query<TokenQuery>, QueryRejection>,
+) -> Result<(Lang, String, Arc<dyn Subscriptions>), Response> {
+    let lang = crate::site::accept_language(headers);
+    let Ok(Query(TokenQuery { token })) = q else {
+        return Err(refused(lang, LinkError::Forged));
+    };
+    let subs = subscriptions(s).map_err(IntoResponse::into_response)?;
+    Ok((lang, token, subs))
 }
 
 async fn confirm(
@@ -163,13 +175,9 @@ async fn confirm(
     headers: HeaderMap,
     q: Result<Query<TokenQuery>, QueryRejection>,
 ) -> Response {
-    let lang = accept_language(&headers);
-    let Some(token) = token(q) else {
-        return refused(lang, LinkError::Forged);
-    };
-    let subs = match subscriptions(&s) {
-        Ok(subs) => subs,
-        Err(e) => return e.into_response(),
+    let (lang, token, subs) = match link(&s, &headers, q) {
+        Ok(it) => it,
+        Err(refusal) => return refusal,
     };
     match subs.confirm(&token).await {
         Ok(l) => page(
@@ -191,13 +199,9 @@ async fn unsubscribe_page(
     uri: Uri,
     q: Result<Query<TokenQuery>, QueryRejection>,
 ) -> Response {
-    let lang = accept_language(&headers);
-    let Some(token) = token(q) else {
-        return refused(lang, LinkError::Forged);
-    };
-    let subs = match subscriptions(&s) {
-        Ok(subs) => subs,
-        Err(e) => return e.into_response(),
+    let (lang, token, subs) = match link(&s, &headers, q) {
+        Ok(it) => it,
+        Err(refusal) => return refusal,
     };
     match subs.check_unsubscribe(&token).await {
         Ok(l) => {
@@ -230,13 +234,9 @@ async fn unsubscribe(
     headers: HeaderMap,
     q: Result<Query<TokenQuery>, QueryRejection>,
 ) -> Response {
-    let lang = accept_language(&headers);
-    let Some(token) = token(q) else {
-        return refused(lang, LinkError::Forged);
-    };
-    let subs = match subscriptions(&s) {
-        Ok(subs) => subs,
-        Err(e) => return e.into_response(),
+    let (lang, token, subs) = match link(&s, &headers, q) {
+        Ok(it) => it,
+        Err(refusal) => return refusal,
     };
     match subs.unsubscribe(&token).await {
         Ok(l) => page(
@@ -264,22 +264,6 @@ async fn remove(
 ) -> Result<Json<SubscriberInfo>, ApiError> {
     let email = path_params(path, "the address", &uri)?;
     subscriptions(&s)?.remove(&email, &by).await.map(Json)
-}
-
-/// `zh…` first in `Accept-Language` reads Chinese; anything else English.
-fn accept_language(headers: &HeaderMap) -> Lang {
-    let first = headers
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if first.starts_with("zh") {
-        Lang::ZhCn
-    } else {
-        Lang::En
-    }
 }
 
 fn refused(lang: Lang, e: LinkError) -> Response {

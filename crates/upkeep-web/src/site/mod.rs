@@ -305,8 +305,9 @@ fn pick_lang(query: Option<&str>, headers: &HeaderMap) -> (Lang, Option<HeaderVa
     (accept_language(headers), None)
 }
 
-/// The best of English and Chinese by Accept-Language's weights; English by default.
-fn accept_language(headers: &HeaderMap) -> Lang {
+/// The best of English and Chinese by Accept-Language's weights; English by default. The
+/// subscription pages choose by it too.
+pub(crate) fn accept_language(headers: &HeaderMap) -> Lang {
     let mut best: Option<(f32, Lang)> = None;
     for v in headers
         .get_all(header::ACCEPT_LANGUAGE)
