@@ -192,43 +192,13 @@ forward! { crate::Outbox {}:
     fn retry_notice(&self, id: i64, now: jiff::Timestamp) -> Result<bool, Error>;
 }
 
-#[async_trait]
-impl crate::Subscribers for LazyStore {
-    async fn subscribe(
-        &self,
-        email: &str,
-        services: &[String],
-        lang: &str,
-        now: jiff::Timestamp,
-        expired_before: jiff::Timestamp,
-    ) -> Result<crate::Subscribed, Error> {
-        self.get()?
-            .subscribe(email, services, lang, now, expired_before)
-            .await
-    }
-    async fn confirm_subscriber(
-        &self,
-        id: i64,
-        email: &str,
-        created: jiff::Timestamp,
-        now: jiff::Timestamp,
-    ) -> Result<Option<crate::Subscriber>, Error> {
-        self.get()?
-            .confirm_subscriber(id, email, created, now)
-            .await
-    }
-    async fn unsubscribe(&self, id: Option<i64>, email: &str) -> Result<bool, Error> {
-        self.get()?.unsubscribe(id, email).await
-    }
-    async fn subscribers(&self) -> Result<Vec<crate::Subscriber>, Error> {
-        self.get()?.subscribers().await
-    }
-    async fn take_step_fanned(&self, take: crate::StepTake<'_>) -> Result<bool, Error> {
-        self.get()?.take_step_fanned(take).await
-    }
-    async fn fail_orphaned_notices(&self, channels: &[String]) -> Result<u64, Error> {
-        self.get()?.fail_orphaned_notices(channels).await
-    }
+forward! { crate::Subscribers {}:
+    fn subscribe(&self, email: &str, services: &[String], lang: &str, now: jiff::Timestamp, expired_before: jiff::Timestamp) -> Result<crate::Subscribed, Error>;
+    fn confirm_subscriber(&self, id: i64, email: &str, created: jiff::Timestamp, now: jiff::Timestamp) -> Result<Option<crate::Subscriber>, Error>;
+    fn unsubscribe(&self, id: Option<i64>, email: &str) -> Result<bool, Error>;
+    fn subscribers(&self) -> Result<Vec<crate::Subscriber>, Error>;
+    fn take_step_fanned(&self, take: crate::StepTake<'_>) -> Result<bool, Error>;
+    fn fail_orphaned_notices(&self, channels: &[String]) -> Result<u64, Error>;
 }
 
 #[cfg(test)]
