@@ -13,6 +13,7 @@
 //! Start at [`Supervisor::spawn`]; the restart rules are in `policy.rs`.
 //!
 //! Layout:
+//! - `adopt.rs`: handing a running service to the next image of the daemon (`upkeep upgrade`).
 //! - `group.rs`: stopping a service's tree (process group and cgroup: signal, timeout, SIGKILL),
 //!   and what an earlier daemon left.
 //! - `policy.rs`: restart policy, backoff with jitter, crash-loop limit (pure, tested on instants).
@@ -22,6 +23,7 @@
 //! - `supervisor.rs`: the per-service task.
 //! - `logs/`: capture (pipe readers), writer thread, rotation.
 
+mod adopt;
 mod group;
 mod logs;
 mod policy;
@@ -29,9 +31,10 @@ mod ready;
 mod spawn;
 mod supervisor;
 
+pub use adopt::{Adoption, HandedPipe, Handover};
 pub use group::{StopOutcome, stop_leftovers};
 pub use logs::{LogHub, Stream, tail, tail_start};
-pub use supervisor::{Supervisor, SupervisorCommand, SupervisorDeps, SupervisorHandle};
+pub use supervisor::{Begin, Supervisor, SupervisorCommand, SupervisorDeps, SupervisorHandle};
 pub use upkeep_sys::{
     Leftovers, Lineage, Reaper, drop_startup_pages, procfs, raise_open_files, set_child_subreaper,
     trust,

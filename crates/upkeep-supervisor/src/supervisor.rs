@@ -62,6 +62,11 @@ pub enum SupervisorCommand {
         armed: bool,
         done: Option<oneshot::Sender<()>>,
     },
+    /// The daemon re-executes itself (`upkeep upgrade`): let go of the running process
+    /// without stopping it, answer what the next daemon needs to take it over, and end.
+    Release {
+        done: oneshot::Sender<Option<crate::adopt::Handover>>,
+    },
 }
 
 /// The daemon's side of a supervisor.
@@ -99,6 +104,17 @@ impl SupervisorHandle {
             .await;
     }
 
+    /// Lets go of the running process without stopping it (`upkeep upgrade`); the supervisor
+    /// ends. None if nothing ran (or the supervisor had ended).
+    pub async fn release(&self) -> Option<crate::adopt::Handover> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(SupervisorCommand::Release { done: tx })
+            .await
+            .ok()?;
+        rx.await.ok().flatten()
+    }
+
     /// Stops the service for good (removed from config, or daemon shutdown of one service).
     pub fn remove(&self) {
         self.cancel.cancel();
@@ -113,10 +129,27 @@ impl SupervisorHandle {
     }
 }
 
-struct Running {
-    pid: u32,
-    started: Instant,
-    exit: oneshot::Receiver<ExitStatus>,
+pub(crate) struct Running {
+    pub pid: u32,
+    pub start_ticks: u64,
+    pub started: Instant,
+    pub exit: oneshot::Receiver<ExitStatus>,
+    /// Its output pipes' readers, so that `upkeep upgrade` can take the pipes back.
+    pub captures: Vec<(Stream, crate::logs::Capture)>,
+}
+
+/// How a supervisor begins: idle, starting its service, or taking over a running one.
+#[derive(Debug)]
+pub enum Begin {
+    Idle,
+    Start,
+    Adopt(Box<crate::adopt::Adoption>),
+}
+
+impl From<bool> for Begin {
+    fn from(start: bool) -> Begin {
+        if start { Begin::Start } else { Begin::Idle }
+    }
 }
 
 /// What every supervisor is built from: the daemon's shared plumbing.
@@ -135,21 +168,21 @@ pub struct SupervisorDeps {
 }
 
 pub struct Supervisor {
-    name: ServiceName,
-    cfg: ManagedConfig,
+    pub(crate) name: ServiceName,
+    pub(crate) cfg: ManagedConfig,
     reaper: Reaper,
-    logs: LogHub,
+    pub(crate) logs: LogHub,
     events: mpsc::Sender<Event>,
     /// The mark every process of this service carries (see `upkeep_sys::lineage`).
     mark: [(&'static str, String); 2],
     /// This service's cgroup and run record.
     lineage: ServiceLineage,
     commands: mpsc::Receiver<SupervisorCommand>,
-    running: Option<Running>,
+    pub(crate) running: Option<Running>,
     /// When the backoff ends, on `clock`.
     restart_at: Option<Instant>,
     tracker: RestartTracker,
-    clock: Clock,
+    pub(crate) clock: Clock,
     /// A drill's fault will end the current run (see [`SupervisorCommand::Drill`]).
     drill: bool,
     /// What the dependencies allow (from the daemon's gate); None once the gate let go of it.
@@ -161,10 +194,12 @@ pub struct Supervisor {
     /// The permit's restart count last acted on.
     restarts_seen: u64,
     /// Readiness signals: notify socket, readiness pipe, log watch, watchdog.
-    signals: Signals,
+    pub(crate) signals: Signals,
     notify_dir: std::path::PathBuf,
     /// It was stopped and has reported it: shutdown need not report it again.
-    stopped: bool,
+    pub(crate) stopped: bool,
+    /// It let go of its process (`upkeep upgrade`): it ends without stopping anything.
+    released: bool,
 }
 
 enum Wake {
@@ -179,12 +214,13 @@ enum Wake {
 }
 
 impl Supervisor {
-    /// Starts the supervisor of `name` on `tasks`; `start` says whether to run it now (once
-    /// `permit` says go). Cancelling `cancel` stops its process group and ends the task.
+    /// Starts the supervisor of `name` on `tasks`; `begin` says whether to run it now (once
+    /// `permit` says go: `true`), or to take over a run an earlier image of the daemon
+    /// started (see `adopt.rs`). Cancelling `cancel` stops its process group and ends the task.
     pub fn spawn(
         name: ServiceName,
         cfg: ManagedConfig,
-        start: bool,
+        begin: impl Into<Begin>,
         deps: &SupervisorDeps,
         permit: watch::Receiver<Permit>,
         cancel: CancellationToken,
@@ -218,10 +254,16 @@ impl Supervisor {
             signals,
             notify_dir: deps.notify_dir.clone(),
             stopped: false,
+            released: false,
         };
         sup.configure_signals();
+        let (start, first) = match begin.into() {
+            Begin::Idle => (false, Vec::new()),
+            Begin::Start => (true, Vec::new()),
+            Begin::Adopt(a) => (false, vec![sup.resume(*a)]),
+        };
         let token = cancel.clone();
-        tasks.spawn(sup.run(token, start).instrument(span));
+        tasks.spawn(sup.run(token, start, first).instrument(span));
         SupervisorHandle {
             commands: tx,
             cancel,
@@ -236,7 +278,8 @@ impl Supervisor {
             .configure(&self.cfg, &self.notify_dir, &node, &self.name);
     }
 
-    async fn run(mut self, cancel: CancellationToken, start: bool) {
+    async fn run(mut self, cancel: CancellationToken, start: bool, first: Vec<Event>) {
+        self.emit(first).await;
         if start {
             self.start(Actor::Upkeep).await;
         }
@@ -287,6 +330,11 @@ impl Supervisor {
                 Wake::BackoffOver => {
                     self.restart_at = None;
                     self.launch(Actor::Upkeep, Vec::new()).await;
+                }
+                Wake::Command(Some(SupervisorCommand::Release { done })) => {
+                    let _ = done.send(self.release().await);
+                    self.released = true;
+                    return;
                 }
                 Wake::Command(Some(cmd)) => self.handle(cmd).await,
                 Wake::Permit(true) => self.on_permit().await,
@@ -469,6 +517,8 @@ impl Supervisor {
                 };
                 self.after_exit(failed, uptime, vec![exited, cleaned]).await;
             }
+            // Taken in `run`, which ends after it.
+            SupervisorCommand::Release { .. } => {}
             SupervisorCommand::Drill { armed, done } => {
                 self.drill = armed && self.running.is_some();
                 ack(done);
@@ -676,11 +726,7 @@ impl Supervisor {
                 // Before anything else: a daemon killed from here on leaves the next one
                 // what it needs to find this process (see `upkeep_sys::lineage`).
                 self.lineage.adopt(s.pid, s.start_ticks);
-                self.running = Some(Running {
-                    pid: s.pid,
-                    started: self.clock.instant(),
-                    exit: s.exit,
-                });
+                let started = self.clock.instant();
                 self.signals.run_started(s.pid);
                 if let Some((read, write, _)) = pipe {
                     // Ours closed, so that the end of file comes when the service's copies go.
@@ -688,10 +734,23 @@ impl Supervisor {
                     self.signals.watch_fd(read, s.pid);
                 }
                 let watch = self.signals.line_watch(&self.cfg, s.pid);
-                self.logs
-                    .capture(&self.name, Stream::Stdout, s.stdout, watch.clone());
-                self.logs
-                    .capture(&self.name, Stream::Stderr, s.stderr, watch);
+                let out = self.logs.capture(
+                    &self.name,
+                    Stream::Stdout,
+                    s.stdout,
+                    Vec::new(),
+                    watch.clone(),
+                );
+                let err =
+                    self.logs
+                        .capture(&self.name, Stream::Stderr, s.stderr, Vec::new(), watch);
+                self.running = Some(Running {
+                    pid: s.pid,
+                    start_ticks: s.start_ticks,
+                    started,
+                    exit: s.exit,
+                    captures: vec![(Stream::Stdout, out), (Stream::Stderr, err)],
+                });
                 before.push(self.ev(EventKind::Started {
                     pid: s.pid,
                     start_ticks: s.start_ticks,

@@ -95,6 +95,8 @@ pub struct Daemon {
     pub intent: Arc<crate::intent::Intent>,
     /// Plans notices (window steps, tests) and wakes the dispatcher.
     pub notices: crate::notices::Notices,
+    /// Where this image runs from and since when, and an upgrade asked for (`upgrade.rs`).
+    pub upgrade: crate::upgrade::Upgrades,
 }
 
 fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ApiError {
@@ -433,6 +435,8 @@ impl Control for Daemon {
             config_path: self.config_path.display().to_string(),
             data_dir: self.data_dir.display().to_string(),
             store: self.store_health.borrow().clone(),
+            started: Some(self.upgrade.started),
+            upgrade_error: self.upgrade.error.clone(),
         }
     }
 
@@ -757,6 +761,14 @@ impl Control for Daemon {
 
     fn follow_events(&self) -> broadcast::Receiver<Arc<[upkeep_core::Committed]>> {
         self.committed.subscribe()
+    }
+
+    async fn upgrade(
+        &self,
+        req: upkeep_core::api::UpgradeRequest,
+        by: &Principal,
+    ) -> Result<upkeep_core::api::UpgradeStarted, ApiError> {
+        crate::upgrade::ask(self, req, by).await
     }
 
     fn shutdown(&self, by: &Principal) {

@@ -29,6 +29,9 @@ pub struct Wiring {
     pub targets: std::sync::Mutex<std::collections::HashMap<ServiceName, watch::Sender<Target>>>,
     /// The dependency graph and each managed service's permit (see `deps.rs`).
     pub gates: crate::deps::Gates,
+    /// Running processes an upgrade handed over, taken by their supervisors at start-up
+    /// (`upgrade.rs`). A std Mutex: never held across an await.
+    pub adoptions: std::sync::Mutex<BTreeMap<ServiceName, upkeep_supervisor::Adoption>>,
 }
 
 fn target_of(snapshot: &Snapshot, name: &ServiceName) -> Target {
@@ -130,10 +133,19 @@ impl Wiring {
         let managed = cfg.managed.as_ref()?;
         // Managed services always have one; should it be missing, no dependency holds it.
         let permit = permit.unwrap_or_else(|| watch::channel(Default::default()).1);
+        let adopted = self
+            .adoptions
+            .lock()
+            .expect("adoptions poisoned")
+            .remove(name);
+        let begin = match adopted {
+            Some(a) => upkeep_supervisor::Begin::Adopt(Box::new(a)),
+            None => run.into(),
+        };
         Some(Supervisor::spawn(
             name.clone(),
             managed.clone(),
-            run,
+            begin,
             &self.supervisor,
             permit,
             self.cancel.child_token(),

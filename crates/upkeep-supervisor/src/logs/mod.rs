@@ -55,6 +55,21 @@ impl Stream {
     }
 }
 
+/// The supervisor's side of one pipe reader.
+pub(crate) struct Capture {
+    release: tokio::sync::oneshot::Sender<tokio::sync::oneshot::Sender<capture::Released>>,
+}
+
+impl Capture {
+    /// Stops the reader between two reads and takes its pipe back, with the start of a line
+    /// it had not seen the end of. None if the reader had ended (the pipe was closed).
+    pub(crate) async fn release(self) -> Option<(OwnedFd, Vec<u8>)> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.release.send(tx).ok()?;
+        rx.await.ok().map(|r| (r.fd, r.partial))
+    }
+}
+
 /// What a reader and the writer share about one stream.
 pub(crate) struct StreamShared {
     pub name: ServiceName,
@@ -133,18 +148,23 @@ impl LogHub {
     }
 
     /// Starts a reader for one pipe of a freshly spawned process; `watch` looks for the line
-    /// that says it is ready (`ready = { log = ... }`).
+    /// that says it is ready (`ready = { log = ... }`). `partial` is the start of a line an
+    /// earlier reader of the pipe read no end of (empty for a new process). The answer asks the
+    /// reader to let go of the pipe (see [`Capture::release`]).
     pub(crate) fn capture(
         &self,
         name: &ServiceName,
         stream: Stream,
         fd: OwnedFd,
+        partial: Vec<u8>,
         watch: Option<crate::ready::LineWatch>,
-    ) {
+    ) -> Capture {
         let shared = self.shared(name, stream);
         let writer = self.inner.writer.clone();
         let events = (self.inner.events.clone(), self.inner.clock.clone());
-        tokio::spawn(capture::run(fd, shared, writer, events, watch));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(capture::run(fd, partial, shared, writer, events, watch, rx));
+        Capture { release: tx }
     }
 
     /// A receiver of every chunk written to a stream from now on.

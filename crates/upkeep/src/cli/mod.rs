@@ -170,6 +170,13 @@ enum Command {
     },
     /// Apply the config file again; only changed services restart
     Reload(JsonFlag),
+    /// Re-execute the daemon from a new binary in place: every service keeps running (same
+    /// pids, no line of log lost, no restart)
+    Upgrade {
+        /// The new binary [default: the path the daemon was started from]
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
     /// Validate a config file without a daemon
     Check(JsonFlag),
     /// Add a service to the config file (keeping its comments) and start it
@@ -783,6 +790,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             let r: ReloadResult = client.post("/api/v1/reload", None::<&()>).await?;
             print_reload(&r, f.json);
         }
+        Command::Upgrade { binary } => return lifecycle::upgrade(&client, binary).await,
         Command::Add {
             name,
             cwd,

@@ -20,6 +20,7 @@ mod store;
 mod supervise;
 mod systemd;
 mod torture;
+mod upgrade;
 mod windows;
 
 use upkeep_testkit::TestDaemon;
