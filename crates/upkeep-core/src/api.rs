@@ -71,6 +71,31 @@ pub struct Health {
     /// How the store is doing; absent from daemons that did not say.
     #[serde(default)]
     pub store: StoreHealth,
+    /// When this image of the daemon started (an `upkeep upgrade` starts a new one with the
+    /// same pid); absent from daemons that did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<jiff::Timestamp>,
+    /// The last `upkeep upgrade` that ended in this image, if it did not take: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_error: Option<String>,
+}
+
+/// `POST /api/v1/upgrade`: re-execute the daemon from `binary` (default: the path it was
+/// started from), keeping every service running.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeRequest {
+    #[serde(default)]
+    pub binary: Option<String>,
+}
+
+/// The answer, given before the daemon re-executes itself: the versions it goes from and to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpgradeStarted {
+    pub from: String,
+    pub to: String,
+    pub binary: String,
+    pub pid: u32,
 }
 
 /// Whether the store takes events, as the event writer sees it.

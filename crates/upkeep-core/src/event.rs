@@ -283,6 +283,27 @@ pub enum EventKind {
     /// A planned restart: `restart_at`'s time came, or a watched file changed (`reason` says
     /// which). Neither a crash nor an intervention.
     RestartPlanned { reason: String },
+    /// The daemon re-executed itself (`upkeep upgrade`) and the new one took this running
+    /// process over from the old one: same pid, same run. Not a start and not a restart:
+    /// `since` and `restarts` carry on from the old daemon's view, and `ready` says whether
+    /// the run had said it was ready.
+    Adopted {
+        pid: u32,
+        start_ticks: u64,
+        since: Timestamp,
+        restarts: u32,
+        ready: bool,
+    },
+    /// The daemon re-executed itself in place (`upkeep upgrade`), from version `from` to
+    /// `to`, adopting `adopted` running services; `error` says why it stayed on `from` (the
+    /// new binary could not be executed). Daemon-wide.
+    DaemonUpgraded {
+        from: String,
+        to: String,
+        adopted: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// Stands in for an event whose fate is unknown: a daemon numbered it and was killed
     /// while storing it, and the next one started with the store away, so could not ask.
     /// Stored with that number only if the store did not get the event (the event's row, if
@@ -329,6 +350,8 @@ impl EventKind {
             EventKind::JobRan { .. } => "job_ran",
             EventKind::JobSkipped { .. } => "job_skipped",
             EventKind::RestartPlanned { .. } => "restart_planned",
+            EventKind::Adopted { .. } => "adopted",
+            EventKind::DaemonUpgraded { .. } => "daemon_upgraded",
             EventKind::Unrecorded => "unrecorded",
         }
     }

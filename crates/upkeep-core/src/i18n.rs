@@ -64,6 +64,8 @@ messages! {
     DaemonStarted => "upkeep daemon started (pid {}), data dir {}", "upkeep 守护进程已启动（进程号 {}），数据目录 {}";
     DaemonAlready => "an upkeep daemon is already running (pid {}) for data dir {}", "数据目录 {1} 已有 upkeep 守护进程在运行（进程号 {0}）";
     DaemonStopped => "upkeep daemon stopped", "upkeep 守护进程已停止";
+    Upgraded => "upkeep daemon upgraded from {} to {} (pid {} unchanged, {} service(s) kept running)", "upkeep 守护进程已从 {} 升级到 {}（进程号 {} 不变，{} 个服务保持运行）";
+    UpgradeFailed => "upgrade failed: {}; the daemon still runs upkeep {} (pid {})", "升级失败：{}；守护进程仍在运行 upkeep {}（进程号 {}）";
     ConfigOk => "{}: valid, {} service(s)", "{}：有效，{} 个服务";
     Started => "started", "已启动";
     Stopped => "stopped", "已停止";

@@ -236,6 +236,25 @@ impl ServiceModel {
                 self.stuck = false;
                 self.reset_probes();
             }
+            // The run the last daemon watched goes on (`upkeep upgrade`): as it was there.
+            EventKind::Adopted {
+                pid,
+                since,
+                restarts,
+                ready,
+                ..
+            } => {
+                self.phase = Phase::Running;
+                s.pid = Some(*pid);
+                s.since = Some(*since);
+                s.restarts = *restarts;
+                // Ready at spawn is this machine's word, not the supervisor's.
+                s.ready = *ready || self.spec.readiness == Readiness::AtSpawn;
+                s.waiting = None;
+                self.healing = false;
+                self.stuck = false;
+                self.reset_probes();
+            }
             // Of this run only: a late one (after an exit) changes nothing.
             EventKind::Ready { .. } if self.phase == Phase::Running => s.ready = true,
             EventKind::WatchdogMissed { timeout_ms }

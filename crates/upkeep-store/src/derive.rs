@@ -70,6 +70,14 @@ pub(crate) fn change(event: &Event) -> Option<Change<'_>> {
             process: Some((i64::from(*pid), *start_ticks as i64)),
             at_ms,
         },
+        // The same run goes on under a new daemon: the stored process is unchanged.
+        EventKind::Adopted {
+            pid, start_ticks, ..
+        } => Change::Running {
+            service,
+            process: Some((i64::from(*pid), *start_ticks as i64)),
+            at_ms,
+        },
         EventKind::Exited { .. } | EventKind::StaleStopped { .. } => Change::Running {
             service,
             process: None,

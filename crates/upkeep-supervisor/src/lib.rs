@@ -13,6 +13,7 @@
 //! Start at [`Supervisor::spawn`]; the restart rules are in `policy.rs`.
 //!
 //! Layout:
+//! - `adopt.rs`: handing a running service to the next image of the daemon (`upkeep upgrade`).
 //! - `group.rs`: stopping a service's tree (process group and cgroup: signal, timeout, SIGKILL),
 //!   and what an earlier daemon left.
 //! - `policy.rs`: restart policy, backoff with jitter, crash-loop limit (pure, tested on instants).
@@ -23,6 +24,7 @@
 //! - `supervisor.rs`: the per-service task.
 //! - `logs/`: capture (pipe readers), writer thread, rotation.
 
+mod adopt;
 mod forking;
 mod group;
 mod logs;
@@ -31,10 +33,11 @@ mod ready;
 mod spawn;
 mod supervisor;
 
+pub use adopt::{Adoption, HandedPipe, Handover};
 pub use group::{StopOutcome, stop_leftovers};
 pub use logs::{LogHub, Stream, tail, tail_start};
 pub use supervisor::{
-    JobStart, SignalError, Signalled, Supervisor, SupervisorCommand, SupervisorDeps,
+    Begin, JobStart, SignalError, Signalled, Supervisor, SupervisorCommand, SupervisorDeps,
     SupervisorHandle,
 };
 pub use upkeep_sys::{

@@ -82,6 +82,11 @@ pub enum SupervisorCommand {
     /// A planned restart (`restart_at`, `watch`): restart it if it runs, saying why; neither a
     /// crash (no backoff, not counted) nor an intervention. A stopped service stays stopped.
     Planned { reason: String },
+    /// The daemon re-executes itself (`upkeep upgrade`): let go of the running process
+    /// without stopping it, answer what the next daemon needs to take it over, and end.
+    Release {
+        done: oneshot::Sender<Option<crate::adopt::Handover>>,
+    },
 }
 
 /// A signal sent (see [`SupervisorCommand::Signal`]).
@@ -187,6 +192,17 @@ impl SupervisorHandle {
             .unwrap_or_else(|_| Err(SignalError::Gone(name.clone())))
     }
 
+    /// Lets go of the running process without stopping it (`upkeep upgrade`); the supervisor
+    /// ends. None if nothing ran (or the supervisor had ended).
+    pub async fn release(&self) -> Option<crate::adopt::Handover> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(SupervisorCommand::Release { done: tx })
+            .await
+            .ok()?;
+        rx.await.ok().flatten()
+    }
+
     /// Stops the service for good (removed from config, or daemon shutdown of one service).
     pub fn remove(&self) {
         self.cancel.cancel();
@@ -201,20 +217,37 @@ impl SupervisorHandle {
     }
 }
 
-struct Running {
+pub(crate) struct Running {
     /// The main process: the spawned one, or a forking service's daemon.
-    pid: u32,
+    pub pid: u32,
     /// The process group its tree is stopped by (`pid` but for a forking daemon that kept
     /// its start command's group).
-    pgid: u32,
-    started: Instant,
-    exit: oneshot::Receiver<ExitStatus>,
+    pub pgid: u32,
+    pub start_ticks: u64,
+    pub started: Instant,
+    pub exit: oneshot::Receiver<ExitStatus>,
+    /// Its output pipes' readers, so that `upkeep upgrade` can take the pipes back.
     /// A job's run: what its record needs.
-    job: Option<JobRun>,
+    pub job: Option<JobRun>,
+    pub captures: Vec<(Stream, crate::logs::Capture)>,
+}
+
+/// How a supervisor begins: idle, starting its service, or taking over a running one.
+#[derive(Debug)]
+pub enum Begin {
+    Idle,
+    Start,
+    Adopt(Box<crate::adopt::Adoption>),
+}
+
+impl From<bool> for Begin {
+    fn from(start: bool) -> Begin {
+        if start { Begin::Start } else { Begin::Idle }
+    }
 }
 
 /// What a job's run record (`job_ran`) is made of, besides its end.
-struct JobRun {
+pub(crate) struct JobRun {
     started: jiff::Timestamp,
     due: Option<jiff::Timestamp>,
     by: Actor,
@@ -241,21 +274,21 @@ pub struct SupervisorDeps {
 }
 
 pub struct Supervisor {
-    name: ServiceName,
-    cfg: ManagedConfig,
+    pub(crate) name: ServiceName,
+    pub(crate) cfg: ManagedConfig,
     reaper: Reaper,
-    logs: LogHub,
+    pub(crate) logs: LogHub,
     events: mpsc::Sender<Event>,
     /// The mark every process of this service carries (see `upkeep_sys::lineage`).
     mark: [(&'static str, String); 2],
     /// This service's cgroup and run record.
     lineage: ServiceLineage,
     commands: mpsc::Receiver<SupervisorCommand>,
-    running: Option<Running>,
+    pub(crate) running: Option<Running>,
     /// When the backoff ends, on `clock`.
     restart_at: Option<Instant>,
     tracker: RestartTracker,
-    clock: Clock,
+    pub(crate) clock: Clock,
     /// A drill's fault will end the current run (see [`SupervisorCommand::Drill`]).
     drill: bool,
     /// What the dependencies allow (from the daemon's gate); None once the gate let go of it.
@@ -267,10 +300,10 @@ pub struct Supervisor {
     /// The permit's restart count last acted on.
     restarts_seen: u64,
     /// Readiness signals: notify socket, readiness pipe, log watch, watchdog.
-    signals: Signals,
+    pub(crate) signals: Signals,
     notify_dir: std::path::PathBuf,
     /// It was stopped and has reported it: shutdown need not report it again.
-    stopped: bool,
+    pub(crate) stopped: bool,
     /// This supervisor's end (removal or shutdown): also ends the wait for a forking
     /// service's PID file, which holds the task.
     cancel: CancellationToken,
@@ -279,6 +312,8 @@ pub struct Supervisor {
     interrupted: Option<SupervisorCommand>,
     /// The scheduled time the next run of a job is for (set by `RunJob`, taken by the spawn).
     job_due: Option<jiff::Timestamp>,
+    /// It let go of its process (`upkeep upgrade`): it ends without stopping anything.
+    released: bool,
 }
 
 enum Wake {
@@ -293,12 +328,13 @@ enum Wake {
 }
 
 impl Supervisor {
-    /// Starts the supervisor of `name` on `tasks`; `start` says whether to run it now (once
-    /// `permit` says go). Cancelling `cancel` stops its process group and ends the task.
+    /// Starts the supervisor of `name` on `tasks`; `begin` says whether to run it now (once
+    /// `permit` says go: `true`), or to take over a run an earlier image of the daemon
+    /// started (see `adopt.rs`). Cancelling `cancel` stops its process group and ends the task.
     pub fn spawn(
         name: ServiceName,
         cfg: ManagedConfig,
-        start: bool,
+        begin: impl Into<Begin>,
         deps: &SupervisorDeps,
         permit: watch::Receiver<Permit>,
         cancel: CancellationToken,
@@ -335,10 +371,16 @@ impl Supervisor {
             cancel: cancel.clone(),
             interrupted: None,
             job_due: None,
+            released: false,
         };
         sup.configure_signals();
+        let (start, first) = match begin.into() {
+            Begin::Idle => (false, Vec::new()),
+            Begin::Start => (true, Vec::new()),
+            Begin::Adopt(a) => (false, vec![sup.resume(*a)]),
+        };
         let token = cancel.clone();
-        tasks.spawn(sup.run(token, start).instrument(span));
+        tasks.spawn(sup.run(token, start, first).instrument(span));
         SupervisorHandle {
             commands: tx,
             cancel,
@@ -353,7 +395,8 @@ impl Supervisor {
             .configure(&self.cfg, &self.notify_dir, &node, &self.name);
     }
 
-    async fn run(mut self, cancel: CancellationToken, start: bool) {
+    async fn run(mut self, cancel: CancellationToken, start: bool, first: Vec<Event>) {
+        self.emit(first).await;
         if start {
             self.start(Actor::Upkeep).await;
         }
@@ -408,6 +451,11 @@ impl Supervisor {
                 Wake::BackoffOver => {
                     self.restart_at = None;
                     self.launch(Actor::Upkeep, Vec::new()).await;
+                }
+                Wake::Command(Some(SupervisorCommand::Release { done })) => {
+                    let _ = done.send(self.release().await);
+                    self.released = true;
+                    return;
                 }
                 Wake::Command(Some(cmd)) => self.handle(cmd).await,
                 Wake::Permit(true) => self.on_permit().await,
@@ -595,6 +643,8 @@ impl Supervisor {
                 };
                 self.after_exit(failed, uptime, ended).await;
             }
+            // Taken in `run`, which ends after it.
+            SupervisorCommand::Release { .. } => {}
             SupervisorCommand::Drill { armed, done } => {
                 self.drill = armed && self.running.is_some();
                 ack(done);
@@ -905,17 +955,19 @@ impl Supervisor {
                     self.signals.watch_fd(read, s.pid);
                 }
                 let watch = self.signals.line_watch(&self.cfg, s.pid);
-                self.logs.capture(
+                let out = self.logs.capture(
                     &self.name,
                     Stream::Stdout,
                     s.stdout,
+                    Vec::new(),
                     watch.clone(),
                     tap.as_ref().map(|t| t.stream(false)),
                 );
-                self.logs.capture(
+                let err = self.logs.capture(
                     &self.name,
                     Stream::Stderr,
                     s.stderr,
+                    Vec::new(),
                     watch,
                     tap.as_ref().map(|t| t.stream(true)),
                 );
@@ -992,6 +1044,7 @@ impl Supervisor {
                 self.running = Some(Running {
                     pid,
                     pgid,
+                    start_ticks,
                     started: self.clock.instant(),
                     exit,
                     job: tap.map(|tap| JobRun {
@@ -1000,6 +1053,7 @@ impl Supervisor {
                         by: by.clone(),
                         tap,
                     }),
+                    captures: vec![(Stream::Stdout, out), (Stream::Stderr, err)],
                 });
                 before.push(self.ev(EventKind::Started {
                     pid,

@@ -102,6 +102,23 @@ impl Reaper {
         Some(rx)
     }
 
+    /// Registers a child this process did not spawn in this image: one an earlier image of the
+    /// daemon spawned before it re-executed itself (`upkeep upgrade`; execve keeps the pid, so
+    /// the child is still ours). `start_ticks` is its start time from /proc, so a reused pid
+    /// is never taken for it. None if it is gone, or not that process, or not our child:
+    /// checked under the registry lock, after which its reap cannot be missed (a reap that
+    /// came first left no entry in /proc; one that comes after finds this registration).
+    pub fn adopt(&self, pid: u32, start_ticks: u64) -> Option<oneshot::Receiver<ExitStatus>> {
+        let mut waiting = self.inner.waiting.lock().expect("reaper registry poisoned");
+        let stat = crate::procfs::process(pid)?;
+        if stat.start_ticks != start_ticks || stat.ppid != std::process::id() {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        waiting.insert(pid, tx);
+        Some(rx)
+    }
+
     /// Reaps every child that has exited, without blocking.
     fn reap_all(&self) {
         let mut any = false;

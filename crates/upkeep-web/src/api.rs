@@ -193,6 +193,18 @@ pub trait Control: Send + Sync + 'static {
     fn follow_events(&self) -> broadcast::Receiver<std::sync::Arc<[upkeep_core::Committed]>>;
     /// Asks the daemon to stop its services and exit.
     fn shutdown(&self, by: &Principal);
+    /// Checks `binary` and asks the daemon to re-execute itself from it, keeping every
+    /// service running (`upkeep upgrade`); answered before it does.
+    async fn upgrade(
+        &self,
+        req: upkeep_core::api::UpgradeRequest,
+        by: &Principal,
+    ) -> Result<upkeep_core::api::UpgradeStarted, ApiError> {
+        let _ = (req, by);
+        Err(ApiError::NotFound(
+            "this daemon cannot upgrade itself".into(),
+        ))
+    }
     /// The daemon's clock: what "now" is for a request (a report's period, a maintenance's
     /// end), and whether it is a test clock (then `POST /api/v1/test/clock` is served).
     fn clock(&self) -> upkeep_core::Clock;
@@ -318,6 +330,7 @@ fn write_routes(gate: Gate, test_clock: bool) -> Router<AppState> {
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/drills", post(drill))
         .route("/api/v1/shutdown", post(shutdown))
+        .route("/api/v1/upgrade", post(upgrade))
         .merge(crate::windows::write_routes())
         .merge(crate::notify::write_routes())
         .merge(crate::signals::write_routes())
@@ -651,6 +664,15 @@ async fn metrics(State(s): State<AppState>) -> Result<axum::response::Response, 
 async fn shutdown(State(s): State<AppState>, By(by): By) -> Json<serde_json::Value> {
     s.control.shutdown(&by);
     Json(serde_json::json!({ "ok": true, "by": by }))
+}
+
+async fn upgrade(
+    State(s): State<AppState>,
+    By(by): By,
+    body: Result<Json<upkeep_core::api::UpgradeRequest>, JsonRejection>,
+) -> Result<Json<upkeep_core::api::UpgradeStarted>, ApiError> {
+    let Json(req) = body.map_err(bad_json)?;
+    s.control.upgrade(req, &by).await.map(Json)
 }
 
 #[derive(Debug, Deserialize)]

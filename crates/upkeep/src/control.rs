@@ -98,6 +98,8 @@ pub struct Daemon {
     pub notices: crate::notices::Notices,
     /// The public status page's rendered bytes, kept current by `statuspage.rs`.
     pub site: upkeep_web::Site,
+    /// Where this image runs from and since when, and an upgrade asked for (`upgrade.rs`).
+    pub upgrade: crate::upgrade::Upgrades,
 }
 
 fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ApiError {
@@ -454,6 +456,8 @@ impl Control for Daemon {
             config_path: self.config_path.display().to_string(),
             data_dir: self.data_dir.display().to_string(),
             store: self.store_health.borrow().clone(),
+            started: Some(self.upgrade.started),
+            upgrade_error: self.upgrade.error.clone(),
         }
     }
 
@@ -809,6 +813,14 @@ impl Control for Daemon {
 
     fn follow_events(&self) -> broadcast::Receiver<Arc<[upkeep_core::Committed]>> {
         self.committed.subscribe()
+    }
+
+    async fn upgrade(
+        &self,
+        req: upkeep_core::api::UpgradeRequest,
+        by: &Principal,
+    ) -> Result<upkeep_core::api::UpgradeStarted, ApiError> {
+        crate::upgrade::ask(self, req, by).await
     }
 
     fn shutdown(&self, by: &Principal) {

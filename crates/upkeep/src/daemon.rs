@@ -206,6 +206,8 @@ const STARTUP: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs the daemon in the foreground until SIGTERM, SIGINT or `upkeep down`.
 pub fn run(config: Config) -> Result<()> {
+    // Before anything opens a file or starts a thread: what an upgrade handed over.
+    let taken = crate::upgrade::take();
     let lock = lock_data_dir(&config.daemon.data_dir)?;
     upkeep_supervisor::set_child_subreaper().context("becoming a child subreaper")?;
     // Sockets for probes in flight, pipes and log files for services: more than the usual
@@ -224,12 +226,22 @@ pub fn run(config: Config) -> Result<()> {
         .max_blocking_threads(8)
         .build()
         .context("starting the async runtime")?;
-    let result = rt.block_on(run_async(config));
+    let data_dir = config.daemon.data_dir.clone();
+    let result = rt.block_on(run_async(config, taken));
+    if let Ok(Some(handed)) = result {
+        // Returns only if no binary could be executed.
+        let failed = crate::upgrade::exec(handed, &data_dir);
+        drop(lock);
+        return Err(failed);
+    }
     drop(lock);
-    result
+    result.map(|_| ())
 }
 
-async fn run_async(config: Config) -> Result<()> {
+async fn run_async(
+    config: Config,
+    mut taken: Option<crate::upgrade::Taken>,
+) -> Result<Option<crate::upgrade::Handed>> {
     let data_dir = config.daemon.data_dir.clone();
     // One clock for every stage. A test clock only in a test build (config refuses it
     // otherwise): it runs with real time and `POST /api/v1/test/clock` moves it on.
@@ -251,6 +263,13 @@ async fn run_async(config: Config) -> Result<()> {
     let _node_claim = claim_node(&node, &data_dir)?;
     let lineage = Lineage::open(&data_dir, &node, config.daemon.cgroups)
         .with_context(|| format!("opening the run records in {}", data_dir.display()))?;
+    // The processes an upgrade handed over, still ours: taken over, not stopped.
+    let adoptions = match taken.as_mut() {
+        Some(t) => t.adopt(&config, &reaper),
+        None => BTreeMap::new(),
+    };
+    let adopted: std::collections::BTreeSet<String> =
+        adoptions.keys().map(|n| n.to_string()).collect();
     for file in [
         "upkeep.db",
         "upkeep.db-wal",
@@ -322,9 +341,15 @@ async fn run_async(config: Config) -> Result<()> {
     let (intent, _) = Intent::load(&data_dir);
     let intent = Arc::new(intent);
     let mut inherited = takeover::inherit(&lazy, &store_health, &intent, started).await;
-    let stopped =
-        takeover::stop_stale_processes(&config, &lineage, &inherited.records, &events_tx, &clock)
-            .await;
+    let stopped = takeover::stop_stale_processes(
+        &config,
+        &lineage,
+        &inherited.records,
+        &adopted,
+        &events_tx,
+        &clock,
+    )
+    .await;
     // Rollups of each closed hour, and `retain`, in the background (a store not open yet is
     // tried again with backoff). Probes record each answer's latency in `latency`; the rollup
     // task stores each closed hour.
@@ -380,6 +405,7 @@ async fn run_async(config: Config) -> Result<()> {
         gates: Default::default(),
         store: store.clone(),
         logs_dir: data_dir.join("logs"),
+        adoptions: std::sync::Mutex::new(adoptions),
     };
     let mut unfinished = std::mem::take(&mut inherited.unfinished);
     let mut desired = BTreeMap::new();
@@ -393,6 +419,13 @@ async fn run_async(config: Config) -> Result<()> {
                 .start(name, cfg, want == Desired::Running, unfinished.remove(name))
                 .await,
         );
+    }
+    if let Some(t) = &taken {
+        let _ = wiring
+            .supervisor
+            .events
+            .send(t.event(clock.now(), adopted.len()))
+            .await;
     }
     if let Err(e) = intent.start_with(&desired).await {
         tracing::error!("{:#}", anyhow::Error::new(e));
@@ -443,6 +476,7 @@ async fn run_async(config: Config) -> Result<()> {
         intent: intent.clone(),
         notices: notices.clone(),
         site: upkeep_web::Site::new(),
+        upgrade: crate::upgrade::Upgrades::new(taken.as_ref().and_then(|t| t.error.clone())),
     });
     // The status page's first render comes from memory before any listener serves.
     tokio::spawn(crate::statuspage::run(daemon.clone(), latency.clone()));
@@ -472,10 +506,24 @@ async fn run_async(config: Config) -> Result<()> {
     tokio::spawn(crate::deps::follow_permits(daemon.wiring.clone()));
 
     let socket = socket_path(&data_dir);
-    let _ = std::fs::remove_file(&socket); // stale from a killed daemon; we hold the lock
-    let listener = tokio::net::UnixListener::bind(&socket)
-        .with_context(|| format!("binding {}", socket.display()))?;
-    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+    // Listeners an upgrade hands to the next image (key, descriptor).
+    let mut kept = Vec::new();
+    let listener = match taken.as_mut().and_then(|t| t.listener("socket")) {
+        // The same socket, still bound: clients never found it closed.
+        Some(fd) => {
+            let std = std::os::unix::net::UnixListener::from(fd);
+            std.set_nonblocking(true)?;
+            tokio::net::UnixListener::from_std(std)?
+        }
+        None => {
+            let _ = std::fs::remove_file(&socket); // stale from a killed daemon; we hold the lock
+            let listener = tokio::net::UnixListener::bind(&socket)
+                .with_context(|| format!("binding {}", socket.display()))?;
+            std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+            listener
+        }
+    };
+    kept.extend(crate::upgrade::keep_fd(&listener).map(|fd| ("socket".to_owned(), fd)));
     let api_cancel = CancellationToken::new();
     // The TCP listeners, each with its router (building one that is not served costs nothing).
     let tcp = [
@@ -504,13 +552,26 @@ async fn run_async(config: Config) -> Result<()> {
     ];
     for (addr, key, limits, app) in tcp {
         let Some(addr) = addr else { continue };
+        let handed = taken
+            .as_mut()
+            .and_then(|t| t.listener(key))
+            .map(std::net::TcpListener::from)
+            .filter(|l| l.local_addr().is_ok_and(|a| a == addr) && l.set_nonblocking(true).is_ok());
+        let std_listener = match handed {
+            Some(l) => l,
+            None => {
+                let l = std::net::TcpListener::bind(addr)
+                    .with_context(|| format!("binding {key} {addr}"))?;
+                l.set_nonblocking(true)?;
+                l
+            }
+        };
+        kept.extend(crate::upgrade::keep_fd(&std_listener).map(|fd| (key.to_owned(), fd)));
         if key == "public_listen" {
-            crate::public::serve_apart(addr, app, limits, api_cancel.clone())?;
+            crate::public::serve_apart(std_listener, app, limits, api_cancel.clone())?;
             continue;
         }
-        let tcp = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {key} {addr}"))?;
+        let tcp = tokio::net::TcpListener::from_std(std_listener)?;
         tracing::info!(%addr, key, "serving over TCP");
         tokio::spawn(upkeep_web::serve(tcp, app, limits, api_cancel.clone()));
     }
@@ -538,12 +599,23 @@ async fn run_async(config: Config) -> Result<()> {
     let watchdog = crate::systemd::spawn_watchdog();
 
     wait_for_shutdown(&shutdown).await;
-    tracing::info!("shutting down: stopping services");
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     let deadline = tokio::time::Instant::now() + shutdown_timeout;
-    // Dependents first, each service before what it depends on; then whatever is left.
-    let ordered = crate::ops::services::stop_in_order(&daemon);
-    let _ = tokio::time::timeout_at(deadline, ordered).await;
+    // An upgrade: every service stays running, handed to the next image (`upgrade.rs`).
+    let handed = match daemon.upgrade.take_plan() {
+        Some(plan) => {
+            tracing::info!("upgrading: handing the services over");
+            Some(crate::upgrade::release(&daemon, plan, std::mem::take(&mut kept)).await)
+        }
+        None => {
+            tracing::info!("shutting down: stopping services");
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+            // Dependents first, each service before what it depends on; then whatever is left.
+            let ordered = crate::ops::services::stop_in_order(&daemon);
+            let _ = tokio::time::timeout_at(deadline, ordered).await;
+            None
+        }
+    };
+    drop(kept);
     cancel.cancel();
     tasks.close();
     if tokio::time::timeout_at(deadline, tasks.wait())
@@ -559,8 +631,11 @@ async fn run_async(config: Config) -> Result<()> {
         w.abort();
     }
     // What is left is ours and nobody's service: orphans that came to us as subreaper (a
-    // probe's `setsid` background job, say). Nothing survives `upkeep down`.
-    end_orphans();
+    // probe's `setsid` background job, say). Nothing survives `upkeep down`. (An upgrade's
+    // services are still our children: they stay.)
+    if handed.is_none() {
+        end_orphans();
+    }
     api_cancel.cancel();
     let _ = api.await;
     // Watched until now: the next daemon counts no time before this as unwatched (a heartbeat
@@ -580,13 +655,17 @@ async fn run_async(config: Config) -> Result<()> {
     tokio::task::spawn_blocking(move || logs.shutdown())
         .await
         .ok();
+    if handed.is_some() {
+        tracing::info!("upkeep daemon handing over");
+        return Ok(handed);
+    }
     let _ = std::fs::remove_file(&socket);
     // Again: an orphan whose parent (a probe's shell) was still exiting at the first sweep
     // comes to us only now.
     end_orphans();
     lineage.release();
     tracing::info!("upkeep daemon stopped");
-    Ok(())
+    Ok(None)
 }
 
 /// Passes `state`'s heal requests to the supervisors. Ends with the daemon (its last `Daemon`

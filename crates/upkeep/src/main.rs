@@ -3,7 +3,8 @@
 //! `daemon.rs` builds the stages and wires them (supervisors → state → store writer, and the
 //! API over the control socket); `control.rs` is what the API can ask of the daemon; `cli/`
 //! is a thin client of that API plus the commands that need no daemon (`check`, `startup`,
-//! `export`, `import`); `import/` reads other supervisors' set-ups. Exit codes: 0 ok, 1 an operation failed, 2 usage or config error.
+//! `export`, `import`); `import/` reads other supervisors' set-ups; `upgrade.rs` re-executes the daemon
+//! without restarting a service. Exit codes: 0 ok, 1 an operation failed, 2 usage or config error.
 
 mod cli;
 mod control;
@@ -22,6 +23,7 @@ mod subscriptions;
 mod systemd;
 mod takeover;
 mod tokens;
+mod upgrade;
 mod watch;
 mod wiring;
 

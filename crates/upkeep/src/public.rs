@@ -10,7 +10,8 @@
 //! the few routes that read the store (feeds, announcements) do so through the same store,
 //! whose connections work from any runtime.
 //!
-//! Input: the bound address, the public router and its limits; ends with `cancel`.
+//! Input: the bound listener (bound by the daemon, or handed over by `upkeep upgrade`), the
+//! public router and its limits; ends with `cancel`.
 
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
@@ -19,17 +20,15 @@ use tokio_util::sync::CancellationToken;
 /// has; more would only contend with the services.
 const THREADS: usize = 2;
 
-/// Binds `addr` now (so a taken port stops the start, as for the other listeners) and serves
-/// `app` on it from a runtime of its own until `cancel`.
+/// Serves `app` on `listener` (bound by the caller, so a taken port stops the start, as for
+/// the other listeners) from a runtime of its own until `cancel`.
 pub fn serve_apart(
-    addr: std::net::SocketAddr,
+    listener: std::net::TcpListener,
     app: axum::Router,
     limits: upkeep_web::Limits,
     cancel: CancellationToken,
 ) -> Result<()> {
-    let listener = std::net::TcpListener::bind(addr)
-        .with_context(|| format!("binding public_listen {addr}"))?;
-    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(THREADS)
         .thread_name("upkeep-public")

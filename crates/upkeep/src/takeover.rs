@@ -122,18 +122,23 @@ pub async fn inherit(
 /// records prove ours (cgroups, run records, marks: `upkeep_sys::lineage`), never a pid on
 /// the database's word alone: this works the same with the store away. (Adopting them instead
 /// would keep a process whose stdout pipe has lost its reader: its next log line would kill
-/// it with SIGPIPE. A clean restart is the honest choice.)
+/// it with SIGPIPE. A clean restart is the honest choice.) `adopted` names the services an
+/// upgrade handed over with their pipes (`upgrade.rs`): theirs are not leftovers.
 pub async fn stop_stale_processes(
     config: &Config,
     lineage: &Lineage,
     records: &BTreeMap<ServiceName, ServiceRecord>,
+    adopted: &std::collections::BTreeSet<String>,
     events: &mpsc::Sender<Event>,
     clock: &Clock,
 ) -> BTreeMap<ServiceName, u32> {
     let l = lineage.clone();
-    let (leftovers, recorded) = tokio::task::spawn_blocking(move || (l.leftovers(), l.recorded()))
-        .await
-        .unwrap_or_default();
+    let (mut leftovers, mut recorded) =
+        tokio::task::spawn_blocking(move || (l.leftovers(), l.recorded()))
+            .await
+            .unwrap_or_default();
+    leftovers.retain(|name, _| !adopted.contains(name));
+    recorded.retain(|name, _| !adopted.contains(name));
     let stops: Vec<_> = leftovers
         .iter()
         .map(|(name, left)| {
@@ -161,6 +166,7 @@ pub async fn stop_stale_processes(
     // word on it): the stored pid is no longer ours.
     let mut stale: BTreeMap<ServiceName, u32> = records
         .values()
+        .filter(|r| !adopted.contains(r.name.as_str()))
         .filter_map(|r| Some((r.name.clone(), r.running?.0)))
         .collect();
     for (name, left) in &leftovers {

@@ -34,6 +34,9 @@ pub struct Wiring {
     pub store: Arc<dyn upkeep_store::Store>,
     /// Where services' logs are (a watched tree may hold them: their changes do not count).
     pub logs_dir: std::path::PathBuf,
+    /// Running processes an upgrade handed over, taken by their supervisors at start-up
+    /// (`upgrade.rs`). A std Mutex: never held across an await.
+    pub adoptions: std::sync::Mutex<BTreeMap<ServiceName, upkeep_supervisor::Adoption>>,
 }
 
 fn target_of(snapshot: &Snapshot, name: &ServiceName) -> Target {
@@ -159,10 +162,19 @@ impl Wiring {
         let managed = cfg.managed.as_ref()?;
         // Managed services always have one; should it be missing, no dependency holds it.
         let permit = permit.unwrap_or_else(|| watch::channel(Default::default()).1);
+        let adopted = self
+            .adoptions
+            .lock()
+            .expect("adoptions poisoned")
+            .remove(name);
+        let begin = match adopted {
+            Some(a) => upkeep_supervisor::Begin::Adopt(Box::new(a)),
+            None => run.into(),
+        };
         Some(Supervisor::spawn(
             name.clone(),
             managed.clone(),
-            run,
+            begin,
             &self.supervisor,
             permit,
             self.cancel.child_token(),

@@ -14,7 +14,7 @@ use std::sync::mpsc as std_mpsc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::net::unix::pipe;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use upkeep_core::{Clock, Event, EventKind};
 
 use super::writer::WriterMsg;
@@ -25,18 +25,29 @@ const READ_SIZE: usize = 256 * 1024;
 /// A line longer than this is cut into pieces rather than held in memory whole.
 const MAX_LINE: usize = 64 * 1024;
 
+/// A pipe a reader let go of, with the start of a line it had read no end of.
+pub(crate) struct Released {
+    pub fd: OwnedFd,
+    pub partial: Vec<u8>,
+}
+
+/// Asks a reader to let go of its pipe; it answers on the sender it is given.
+pub(crate) type ReleaseRequest = oneshot::Receiver<oneshot::Sender<Released>>;
+
 pub(crate) async fn run(
-    fd: OwnedFd,
+    (fd, partial): (OwnedFd, Vec<u8>),
     shared: Arc<StreamShared>,
     writer: std_mpsc::Sender<WriterMsg>,
     (events, clock): (mpsc::Sender<Event>, Clock),
     mut watch: Option<LineWatch>,
     tap: Option<super::tap::StreamTap>,
+    release: ReleaseRequest,
 ) {
+    let mut release = Some(release);
     let Ok(pipe) = pipe::Receiver::from_owned_fd(fd) else {
         return;
     };
-    let mut framer = Framer::default();
+    let mut framer = Framer { partial };
     let mut queue = Queue {
         shared,
         writer,
@@ -47,8 +58,39 @@ pub(crate) async fn run(
     // Allocated on the first byte: an idle service (most of them) costs no buffer.
     let mut buf: Vec<u8> = Vec::new();
     loop {
-        if pipe.readable().await.is_err() {
-            break;
+        let asked = tokio::select! {
+            biased;
+            asked = async {
+                match release.as_mut() {
+                    Some(r) => r.await.ok(),
+                    None => std::future::pending().await,
+                }
+            } => Some(asked),
+            ready = pipe.readable() => {
+                if ready.is_err() {
+                    break;
+                }
+                None
+            }
+        };
+        match asked {
+            Some(Some(reply)) => {
+                queue.report_drops();
+                // Blocking again, as the pipe was before we took it.
+                if let Ok(fd) = pipe.into_blocking_fd() {
+                    let _ = reply.send(Released {
+                        fd,
+                        partial: std::mem::take(&mut framer.partial),
+                    });
+                }
+                return;
+            }
+            // Nobody will ask any more (the run ended): read on to the end.
+            Some(None) => {
+                release = None;
+                continue;
+            }
+            None => {}
         }
         if buf.is_empty() {
             buf = vec![0; READ_SIZE];

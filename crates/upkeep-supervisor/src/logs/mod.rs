@@ -56,6 +56,21 @@ impl Stream {
     }
 }
 
+/// The supervisor's side of one pipe reader.
+pub(crate) struct Capture {
+    release: tokio::sync::oneshot::Sender<tokio::sync::oneshot::Sender<capture::Released>>,
+}
+
+impl Capture {
+    /// Stops the reader between two reads and takes its pipe back, with the start of a line
+    /// it had not seen the end of. None if the reader had ended (the pipe was closed).
+    pub(crate) async fn release(self) -> Option<(OwnedFd, Vec<u8>)> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.release.send(tx).ok()?;
+        rx.await.ok().map(|r| (r.fd, r.partial))
+    }
+}
+
 /// What a reader and the writer share about one stream.
 pub(crate) struct StreamShared {
     pub name: ServiceName,
@@ -134,19 +149,32 @@ impl LogHub {
     }
 
     /// Starts a reader for one pipe of a freshly spawned process; `watch` looks for the line
-    /// that says it is ready (`ready = { log = ... }`).
+    /// that says it is ready (`ready = { log = ... }`). `partial` is the start of a line an
+    /// earlier reader of the pipe read no end of (empty for a new process). The answer asks the
+    /// reader to let go of the pipe (see [`Capture::release`]).
     pub(crate) fn capture(
         &self,
         name: &ServiceName,
         stream: Stream,
         fd: OwnedFd,
+        partial: Vec<u8>,
         watch: Option<crate::ready::LineWatch>,
         tap: Option<tap::StreamTap>,
-    ) {
+    ) -> Capture {
         let shared = self.shared(name, stream);
         let writer = self.inner.writer.clone();
         let events = (self.inner.events.clone(), self.inner.clock.clone());
-        tokio::spawn(capture::run(fd, shared, writer, events, watch, tap));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(capture::run(
+            (fd, partial),
+            shared,
+            writer,
+            events,
+            watch,
+            tap,
+            rx,
+        ));
+        Capture { release: tx }
     }
 
     /// A receiver of every chunk written to a stream from now on.
@@ -237,6 +265,74 @@ pub fn tail(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
+    /// `upkeep upgrade`: a reader lets go of its pipe between two reads, with the start of a
+    /// line it read no end of; the next reader of that pipe ends the line, and nothing written
+    /// in between is lost or doubled.
+    #[tokio::test]
+    async fn a_released_pipe_reads_on_from_the_unfinished_line() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, _events) = mpsc::channel(16);
+        let hub = LogHub::start(dir.path().to_owned(), tx, Clock::system()).unwrap();
+        let name = ServiceName::new("s").unwrap();
+        hub.configure(
+            &name,
+            &LogConfig {
+                max_size: 1 << 30,
+                keep: 1,
+                compress: false,
+            },
+        );
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let mut out = std::fs::File::from(w);
+        let capture = hub.capture(&name, Stream::Stdout, r, Vec::new(), None, None);
+        out.write_all(b"one\ntw").unwrap();
+        let path = hub.path(&name, Stream::Stdout);
+        // The reader has read both (the first line reached the file) before it lets go.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .contains("one")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the first line was never written"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let (fd, partial) = capture.release().await.expect("the reader was running");
+        assert_eq!(partial, b"tw");
+        // Written while nobody reads: the pipe keeps it.
+        out.write_all(b"o\nthree\n").unwrap();
+        drop(out);
+        let again = hub.capture(&name, Stream::Stdout, fd, partial, None, None);
+        // The pipe is closed: the reader reads to its end and then has nothing to release.
+        while again_pending(&path) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the rest was never written"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(again.release().await.is_none());
+        let hub2 = hub.clone();
+        tokio::task::spawn_blocking(move || hub2.shutdown())
+            .await
+            .unwrap();
+        let lines: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| l[25..].to_owned())
+            .collect();
+        assert_eq!(lines, ["one", "two", "three"]);
+
+        fn again_pending(path: &Path) -> bool {
+            !std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .contains("three")
+        }
+    }
+
     /// Issue 14, F25: a disk slower than the service (here, a log that is a FIFO nobody reads,
     /// so the writer thread hangs opening it, as on a hung disk) never blocks the service:
     /// what does not fit in flight is dropped and counted.
@@ -258,7 +354,7 @@ mod tests {
             },
         );
         let (r, w) = nix::unistd::pipe().unwrap();
-        hub.capture(&name, Stream::Stdout, r, None, None);
+        let _capture = hub.capture(&name, Stream::Stdout, r, Vec::new(), None, None);
         // Three times the in-flight limit, then the service exits (its pipe closes).
         let service = std::thread::spawn(move || {
             let mut out = std::fs::File::from(w);
@@ -320,8 +416,15 @@ mod tests {
         let watch = signals.line_watch(&cfg, 77);
         let (out_r, out_w) = nix::unistd::pipe().unwrap();
         let (err_r, err_w) = nix::unistd::pipe().unwrap();
-        hub.capture(&name, Stream::Stdout, out_r, watch.clone(), None);
-        hub.capture(&name, Stream::Stderr, err_r, watch, None);
+        hub.capture(
+            &name,
+            Stream::Stdout,
+            out_r,
+            Vec::new(),
+            watch.clone(),
+            None,
+        );
+        hub.capture(&name, Stream::Stderr, err_r, Vec::new(), watch, None);
         let (mut out, mut err) = (std::fs::File::from(out_w), std::fs::File::from(err_w));
         out.write_all(b"  VITE v7.0.0  ready in a moment\n  VITE v7.0.0  rea")
             .unwrap();

@@ -130,3 +130,55 @@ pub fn down(g: &Global) -> Result<ExitCode> {
     println!("{}", tr(Msg::DaemonStopped, &[]));
     Ok(ExitCode::SUCCESS)
 }
+
+/// `upkeep upgrade`: asks the daemon to re-execute itself from `binary`, then waits for the
+/// new image to answer (same pid, a new start time) and prints both versions.
+pub async fn upgrade(
+    client: &super::Client,
+    binary: Option<std::path::PathBuf>,
+) -> Result<ExitCode> {
+    use upkeep_core::api::{UpgradeRequest, UpgradeStarted};
+    let before: Health = client.get("/api/v1/daemon").await?;
+    let binary = binary
+        .map(std::path::absolute)
+        .transpose()?
+        .map(|p| p.display().to_string());
+    let asked: UpgradeStarted = client
+        .post("/api/v1/upgrade", Some(&UpgradeRequest { binary }))
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let now = loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        match client.get::<Health>("/api/v1/daemon").await {
+            Ok(h) if h.started != before.started => break h,
+            _ if !upkeep_supervisor::procfs::is_running(asked.pid) => bail!(
+                "the daemon (pid {}) exited during the upgrade to {}; start it again (upkeep up): it stops what was left running and starts every service",
+                asked.pid,
+                asked.binary
+            ),
+            _ if Instant::now() > deadline => bail!(
+                "the daemon (pid {}) did not answer within 120s of its upgrade to {}",
+                asked.pid,
+                asked.binary
+            ),
+            _ => {}
+        }
+    };
+    if let Some(error) = &now.upgrade_error {
+        eprintln!(
+            "{}",
+            tr(Msg::UpgradeFailed, &[error, &now.version, &now.pid])
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let services: Vec<upkeep_core::api::ServiceInfo> = client.get("/api/v1/services").await?;
+    let running = services.iter().filter(|s| s.status.pid.is_some()).count();
+    println!(
+        "{}",
+        tr(
+            Msg::Upgraded,
+            &[&asked.from, &now.version, &now.pid, &running]
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}

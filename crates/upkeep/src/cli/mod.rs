@@ -208,6 +208,13 @@ enum Command {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Re-execute the daemon from a new binary in place: every service keeps running (same
+    /// pids, no line of log lost, no restart)
+    Upgrade {
+        /// The new binary [default: the path the daemon was started from]
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
     /// Validate a config file without a daemon
     Check(JsonFlag),
     /// Add a service to the config file (keeping its comments) and start it
@@ -870,6 +877,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             group,
             json,
         } => signal::signal(&client, &name, sig, group, json.json).await?,
+        Command::Upgrade { binary } => return lifecycle::upgrade(&client, binary).await,
         Command::Add {
             name,
             cwd,

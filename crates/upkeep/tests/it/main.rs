@@ -27,6 +27,7 @@ mod supervise;
 mod systemd;
 mod top;
 mod torture;
+mod upgrade;
 mod windows;
 
 use upkeep_testkit::TestDaemon;

@@ -1,0 +1,144 @@
+//! Handing a running service from one daemon image to the next (`upkeep upgrade`), without
+//! stopping it: the old supervisor lets go of its run ([`Handover`]), the new one takes it
+//! over ([`Adoption`]).
+//!
+//! What a run is to its supervisor is its leader's pid (execve keeps the daemon's pid, so the
+//! leader is still its child and its exit still comes to the reaper) and the read ends of its
+//! output pipes. The old supervisor stops its log readers between two reads, takes the pipes
+//! back with the start of any line they had read no end of, and ends without stopping the
+//! process; the new one registers the pid with the reaper (checked by start time and parent,
+//! in `upkeep_sys::Reaper::adopt`) and reads on. Nothing the service writes meanwhile is
+//! lost: it waits in the pipe (1 MiB each, see `spawn.rs`).
+//!
+//! It does not carry the descriptors across execve or write the state record (the daemon
+//! does, in `upkeep/src/upgrade.rs`), and it does not decide whether to adopt at all.
+
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use upkeep_core::{Event, EventKind, ExitStatus};
+
+use crate::logs::Stream;
+use crate::supervisor::{Running, Supervisor};
+
+/// One output pipe of a run: its read end and the start of a line read with no end yet.
+#[derive(Debug)]
+pub struct HandedPipe {
+    pub fd: OwnedFd,
+    pub partial: Vec<u8>,
+}
+
+/// What the old supervisor hands over of its running process.
+#[derive(Debug)]
+pub struct Handover {
+    pub pid: u32,
+    /// The group its tree is stopped by (not `pid` for a forking daemon that kept its start
+    /// command's group).
+    pub pgid: u32,
+    pub start_ticks: u64,
+    /// How long the run has been going (on the supervisor's clock).
+    pub uptime: Duration,
+    /// The run had said it was ready.
+    pub ready: bool,
+    /// None where the reader had ended (the service closed its end).
+    pub stdout: Option<HandedPipe>,
+    pub stderr: Option<HandedPipe>,
+}
+
+/// What the new supervisor takes over: a handed run whose pid the reaper accepted.
+#[derive(Debug)]
+pub struct Adoption {
+    pub pid: u32,
+    pub pgid: u32,
+    pub start_ticks: u64,
+    pub uptime: Duration,
+    pub ready: bool,
+    /// Since when it has been in its state, and its restart count, as the old daemon saw
+    /// them: the `adopted` event carries them on.
+    pub since: jiff::Timestamp,
+    pub restarts: u32,
+    pub stdout: Option<HandedPipe>,
+    pub stderr: Option<HandedPipe>,
+    /// From `Reaper::adopt`.
+    pub exit: oneshot::Receiver<ExitStatus>,
+}
+
+impl Supervisor {
+    /// Lets go of the running process, if any, without stopping it: the readers stop and hand
+    /// their pipes back. The supervisor ends after this.
+    pub(crate) async fn release(&mut self) -> Option<Handover> {
+        let run = self.running.take()?;
+        let ready = self.signals.ready;
+        self.signals.run_ended();
+        let mut stdout = None;
+        let mut stderr = None;
+        for (stream, capture) in run.captures {
+            let handed = capture
+                .release()
+                .await
+                .map(|(fd, partial)| HandedPipe { fd, partial });
+            match stream {
+                Stream::Stdout => stdout = handed,
+                Stream::Stderr => stderr = handed,
+            }
+        }
+        Some(Handover {
+            pid: run.pid,
+            pgid: run.pgid,
+            start_ticks: run.start_ticks,
+            uptime: self.clock.instant().saturating_duration_since(run.started),
+            ready,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Takes over a run an earlier image of the daemon started: reads on from its pipes and
+    /// waits for its exit, as if this supervisor had spawned it. Answers the `adopted` event,
+    /// the first this supervisor sends.
+    pub(crate) fn resume(&mut self, a: Adoption) -> Event {
+        self.stopped = false;
+        self.signals.run_started(a.pid);
+        let now = self.clock.instant();
+        if a.ready {
+            self.signals.ready = true;
+            self.signals.arm_watchdog(&self.cfg, now);
+        }
+        let watch = if a.ready {
+            None
+        } else {
+            self.signals.line_watch(&self.cfg, a.pid)
+        };
+        let mut captures = Vec::new();
+        for (stream, pipe) in [(Stream::Stdout, a.stdout), (Stream::Stderr, a.stderr)] {
+            if let Some(p) = pipe {
+                let c = self
+                    .logs
+                    .capture(&self.name, stream, p.fd, p.partial, watch.clone(), None);
+                captures.push((stream, c));
+            }
+        }
+        self.running = Some(Running {
+            pid: a.pid,
+            pgid: a.pgid,
+            start_ticks: a.start_ticks,
+            started: now.checked_sub(a.uptime).unwrap_or(now),
+            exit: a.exit,
+            // A job's run goes on, but its record (output, due time) stayed with the old image:
+            // its end is recorded as a plain exit.
+            job: None,
+            captures,
+        });
+        self.clock.event(
+            &self.name,
+            EventKind::Adopted {
+                pid: a.pid,
+                start_ticks: a.start_ticks,
+                since: a.since,
+                restarts: a.restarts,
+                ready: a.ready,
+            },
+        )
+    }
+}

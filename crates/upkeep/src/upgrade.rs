@@ -1,0 +1,556 @@
+//! `upkeep upgrade`: the daemon re-executes itself from a new binary without restarting a
+//! service (issue 18, item 8).
+//!
+//! execve keeps the daemon's pid, so its services stay its children (and it stays their
+//! subreaper); what the new image needs is what the old one held. The old one, asked over the
+//! API ([`ask`]), first checks the binary (a file it may execute, which answers `--version`
+//! like an upkeep), answers with both versions, then goes down the shutdown path with one
+//! difference: each supervisor lets go of its process instead of stopping it
+//! (`upkeep_supervisor::Handover`: the read ends of its output pipes, with the start of any
+//! line not ended yet), the log writer writes everything read so far, and the state task and
+//! the store writer drain, so that numbering goes on from `<data_dir>/seq` and the store.
+//! [`exec`] then clears `FD_CLOEXEC` on exactly what it hands over (those pipes, the control
+//! socket's listener, the TCP listeners), writes a small state record (0600, in the data dir,
+//! named by `UPKEEP_UPGRADE_STATE`) and calls execve with the arguments it was started with.
+//!
+//! The new image ([`take`], before its runtime starts) takes the descriptors the record
+//! names, checks each is what the record says (a pipe, a listening socket), marks them
+//! close-on-exec again, and adopts each process whose pid is still its child with the same
+//! start time ([`adopt`]): its supervisor reads on from the pipes (nothing is lost: the pipe
+//! kept what was written meanwhile) and its probes start again. The event `adopted` keeps the
+//! run's since and restart count; one `daemon_upgraded` says from which version to which.
+//! Nothing runs twice: a process not adopted (gone, not ours, a record that lies) is stopped
+//! by the usual takeover, found by its run record, before its service starts again.
+//!
+//! If execve fails, the old image executes itself again (`/proc/self/exe`, which works even
+//! after a package replaced the file) with the same record and the error in it, and the CLI
+//! reports it. If the new binary crashes after execve, that is a killed daemon: whoever
+//! starts the next one (systemd, `upkeep up`) finds the services by their run records and
+//! stops them before starting them again, as after any kill.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use upkeep_core::api::{UpgradeRequest, UpgradeStarted};
+use upkeep_core::{Event, EventKind, ServiceName};
+use upkeep_supervisor::{Adoption, HandedPipe, Handover, Reaper};
+use upkeep_web::ApiError;
+
+use crate::control::Daemon;
+
+/// Names the state record for the new image.
+pub const STATE_ENV: &str = "UPKEEP_UPGRADE_STATE";
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The state record's name in the data dir.
+const RECORD: &str = "upgrade-state.json";
+/// Longest wait for `BINARY --version`.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// This image's side of upgrades: where it runs from, since when, what was asked.
+pub struct Upgrades {
+    /// The binary this image was executed from, as the kernel said at start (a package
+    /// upgrade later replaces the file: the path then names the new binary).
+    exe: Option<PathBuf>,
+    pub started: jiff::Timestamp,
+    /// Why the last upgrade did not take (it came back to this version).
+    pub error: Option<String>,
+    /// The upgrade asked for, taken by the daemon's shutdown path. A std Mutex: never held
+    /// across an await.
+    plan: std::sync::Mutex<Option<Plan>>,
+}
+
+impl Upgrades {
+    pub fn new(error: Option<String>) -> Upgrades {
+        Upgrades {
+            exe: std::env::current_exe().ok(),
+            started: jiff::Timestamp::now(),
+            error,
+            plan: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The upgrade asked for, if any (then the daemon hands over instead of stopping).
+    pub fn take_plan(&self) -> Option<Plan> {
+        self.plan.lock().expect("upgrade plan poisoned").take()
+    }
+}
+
+/// An upgrade the daemon is to carry out.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    binary: PathBuf,
+    to: String,
+}
+
+/// `POST /api/v1/upgrade`: checks the binary, then starts the hand-over (the daemon's
+/// shutdown path) and answers at once.
+pub async fn ask(
+    daemon: &Daemon,
+    req: UpgradeRequest,
+    by: &upkeep_core::Principal,
+) -> Result<UpgradeStarted, ApiError> {
+    let binary = match req.binary {
+        Some(b) => PathBuf::from(b),
+        None => daemon
+            .upgrade
+            .exe
+            .clone()
+            .ok_or_else(|| ApiError::Unprocessable {
+                message: "cannot tell which binary this daemon was started from".into(),
+                hint: Some("name one: upkeep upgrade --binary PATH".into()),
+            })?,
+    };
+    let refuse = |message: String| ApiError::Unprocessable {
+        message,
+        hint: Some("the daemon keeps running as it is".into()),
+    };
+    if !binary.is_absolute() {
+        return Err(refuse(format!(
+            "binary {} is not an absolute path",
+            binary.display()
+        )));
+    }
+    match std::fs::metadata(&binary) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err(refuse(format!("{} is not a file", binary.display()))),
+        Err(e) => {
+            return Err(refuse(format!(
+                "cannot upgrade to {}: {e}",
+                binary.display()
+            )));
+        }
+    }
+    if let Err(e) = nix::unistd::access(&binary, nix::unistd::AccessFlags::X_OK) {
+        return Err(refuse(format!(
+            "cannot upgrade to {}: not executable ({e})",
+            binary.display()
+        )));
+    }
+    let reaper = daemon.wiring.supervisor.reaper.clone();
+    let to = version_of(&reaper, &binary).await.map_err(refuse)?;
+    {
+        let mut plan = daemon.upgrade.plan.lock().expect("upgrade plan poisoned");
+        if plan.is_some() {
+            return Err(ApiError::Conflict("an upgrade is already under way".into()));
+        }
+        *plan = Some(Plan {
+            binary: binary.clone(),
+            to: to.clone(),
+        });
+    }
+    tracing::info!(by = %by, binary = %binary.display(), from = VERSION, %to, "upgrade asked");
+    daemon.shutdown.cancel();
+    Ok(UpgradeStarted {
+        from: VERSION.into(),
+        to,
+        binary: binary.display().to_string(),
+        pid: std::process::id(),
+    })
+}
+
+/// What `binary --version` says it is (`upkeep X.Y.Z` → `X.Y.Z`), or why it is not an
+/// upkeep. Run through the reaper: it reaps every child of the daemon's.
+async fn version_of(reaper: &Reaper, binary: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let mut cmd = std::process::Command::new(binary);
+    cmd.arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .process_group(0);
+    let shown = binary.display();
+    let (mut child, exit) = reaper
+        .spawn(&mut cmd)
+        .map_err(|e| format!("cannot run {shown} --version: {e}"))?;
+    let mut out = child.stdout.take().expect("stdout is piped");
+    let pid = child.id();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut text = String::new();
+        let _ = (&mut out).take(4096).read_to_string(&mut text);
+        text
+    });
+    let Ok((text, status)) = tokio::time::timeout(VERSION_TIMEOUT, async {
+        (read.await.unwrap_or_default(), exit.await)
+    })
+    .await
+    else {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        return Err(format!("{shown} --version did not answer within 10s"));
+    };
+    let said = text.trim();
+    match (status, said.strip_prefix("upkeep ")) {
+        (Ok(s), Some(version)) if s.success() && !version.is_empty() => Ok(version.to_owned()),
+        _ => Err(format!(
+            "{shown} is not an upkeep binary (`--version` said {said:?})"
+        )),
+    }
+}
+
+/// What the old image hands to the new one, gathered on the shutdown path.
+pub struct Handed {
+    plan: Plan,
+    services: Vec<(ServiceName, Handover, Kept)>,
+    listeners: Vec<(String, OwnedFd)>,
+}
+
+/// What the state task knew of a handed service: carried on by the `adopted` event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Kept {
+    since: Option<jiff::Timestamp>,
+    restarts: u32,
+}
+
+/// Every supervisor lets go of its process (each stays running); their pipes, with the
+/// listeners `listeners` (key, descriptor), are what `exec` hands over.
+pub async fn release(daemon: &Daemon, plan: Plan, listeners: Vec<(String, OwnedFd)>) -> Handed {
+    let handles: Vec<_> = {
+        let live = daemon.live.lock().await;
+        live.services
+            .iter()
+            .filter_map(|(n, h)| Some((n.clone(), h.supervisor.clone()?)))
+            .collect()
+    };
+    let mut services = Vec::new();
+    for (name, sup) in handles {
+        if let Some(h) = sup.release().await {
+            let snapshot = daemon.snapshot.borrow().clone();
+            let st = snapshot.services.get(&name);
+            let kept = Kept {
+                since: st.and_then(|s| s.since),
+                restarts: st.map_or(0, |s| s.restarts),
+            };
+            services.push((name, h, kept));
+        }
+    }
+    tracing::info!(
+        services = services.len(),
+        "services released for the upgrade"
+    );
+    Handed {
+        plan,
+        services,
+        listeners,
+    }
+}
+
+/// The state record: what the new image needs, by descriptor number.
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    from: String,
+    to: String,
+    /// Why the exec of `to` failed (then this is the old binary again).
+    #[serde(default)]
+    error: Option<String>,
+    services: Vec<ServiceRecord>,
+    listeners: Vec<(String, RawFd)>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ServiceRecord {
+    name: ServiceName,
+    pid: u32,
+    /// Its process group; absent in a record from before forking services (then `pid`).
+    #[serde(default)]
+    pgid: Option<u32>,
+    start_ticks: u64,
+    uptime_ms: u64,
+    ready: bool,
+    kept: Kept,
+    stdout: Option<PipeRecord>,
+    stderr: Option<PipeRecord>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PipeRecord {
+    fd: RawFd,
+    partial: Vec<u8>,
+}
+
+/// Re-executes the daemon from the plan's binary with what `handed` holds. Returns only if
+/// neither the new binary nor this one could be executed again.
+pub fn exec(handed: Handed, data_dir: &Path) -> anyhow::Error {
+    let Handed {
+        plan,
+        services,
+        listeners,
+    } = handed;
+    let mut keep: Vec<OwnedFd> = Vec::new();
+    let pipe = |p: Option<HandedPipe>, keep: &mut Vec<OwnedFd>| {
+        p.map(|p| {
+            let fd = p.fd.as_raw_fd();
+            keep.push(p.fd);
+            PipeRecord {
+                fd,
+                partial: p.partial,
+            }
+        })
+    };
+    let mut record = Record {
+        from: VERSION.into(),
+        to: plan.to.clone(),
+        error: None,
+        services: Vec::new(),
+        listeners: Vec::new(),
+    };
+    for (name, h, kept) in services {
+        let stdout = pipe(h.stdout, &mut keep);
+        let stderr = pipe(h.stderr, &mut keep);
+        record.services.push(ServiceRecord {
+            name,
+            pid: h.pid,
+            pgid: Some(h.pgid),
+            start_ticks: h.start_ticks,
+            uptime_ms: h.uptime.as_millis() as u64,
+            ready: h.ready,
+            kept,
+            stdout,
+            stderr,
+        });
+    }
+    for (key, fd) in listeners {
+        record.listeners.push((key, fd.as_raw_fd()));
+        keep.push(fd);
+    }
+    for fd in &keep {
+        // Handed on across execve: these, and nothing else of ours.
+        if let Err(e) = nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        ) {
+            return anyhow::anyhow!("cannot hand descriptor {} over: {e}", fd.as_raw_fd());
+        }
+    }
+    let path = data_dir.join(RECORD);
+    let attempt = |record: &Record, binary: &Path| -> anyhow::Error {
+        let bytes = serde_json::to_vec(record).expect("the record serialises");
+        if let Err(e) = upkeep_supervisor::trust::replace_own(&path, &bytes) {
+            return anyhow::anyhow!("cannot write {}: {e}", path.display());
+        }
+        match execve(binary, &path) {
+            Ok(never) => match never {},
+            Err(e) => anyhow::anyhow!("cannot execute {}: {e}", binary.display()),
+        }
+    };
+    tracing::info!(binary = %plan.binary.display(), "executing the new binary");
+    let failed = attempt(&record, &plan.binary);
+    tracing::error!("{failed:#}; executing this binary again");
+    record.error = Some(format!("{failed:#}"));
+    record.to = VERSION.into();
+    let again = attempt(&record, Path::new("/proc/self/exe"));
+    // Nothing to go back to: the services are left running; the next daemon stops them
+    // (run records) before starting them again.
+    let _ = std::fs::remove_file(&path);
+    drop(keep);
+    anyhow::anyhow!("{again:#} (after: {failed:#})")
+}
+
+/// execve(2) of `binary` with this process's arguments and environment, plus the record's
+/// path.
+fn execve(binary: &Path, record: &Path) -> nix::Result<std::convert::Infallible> {
+    let c = |b: &[u8]| CString::new(b).map_err(|_| nix::errno::Errno::EINVAL);
+    let path = c(binary.as_os_str().as_bytes())?;
+    let argv = std::env::args_os()
+        .map(|a| c(a.as_bytes()))
+        .collect::<nix::Result<Vec<_>>>()?;
+    let mut env = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        if k != STATE_ENV {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            env.push(c(&kv)?);
+        }
+    }
+    let mut kv = format!("{STATE_ENV}=").into_bytes();
+    kv.extend_from_slice(record.as_os_str().as_bytes());
+    env.push(c(&kv)?);
+    nix::unistd::execve(&path, &argv, &env)
+}
+
+/// What the new image took over: descriptors checked and owned, processes not yet adopted.
+pub struct Taken {
+    pub from: String,
+    pub error: Option<String>,
+    services: Vec<TakenService>,
+    listeners: BTreeMap<String, OwnedFd>,
+}
+
+struct TakenService {
+    record: ServiceRecord,
+    stdout: Option<HandedPipe>,
+    stderr: Option<HandedPipe>,
+}
+
+/// In the new image, before anything else opens or spawns: the state record named by
+/// `UPKEEP_UPGRADE_STATE`, if this image was started by an upgrade. Removes the variable (so
+/// no service inherits it) and the record.
+pub fn take() -> Option<Taken> {
+    let path = PathBuf::from(std::env::var_os(STATE_ENV)?);
+    // SAFETY: called from `daemon::run` before the runtime and any thread of ours start:
+    // nothing reads the environment concurrently.
+    unsafe { std::env::remove_var(STATE_ENV) };
+    let read = upkeep_supervisor::trust::read_own(&path, 16 << 20);
+    let _ = std::fs::remove_file(&path);
+    let record: Record = match read {
+        Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(
+                    "the upgrade's state record {} is unreadable: {e}; adopting nothing",
+                    path.display()
+                );
+                return None;
+            }
+        },
+        Ok(None) => {
+            tracing::error!(
+                "the upgrade's state record {} is missing; adopting nothing",
+                path.display()
+            );
+            return None;
+        }
+        Err(e) => {
+            tracing::error!(
+                "cannot read the upgrade's state record {}: {e}; adopting nothing",
+                path.display()
+            );
+            return None;
+        }
+    };
+    let mut taken = Taken {
+        from: record.from,
+        error: record.error,
+        services: Vec::new(),
+        listeners: BTreeMap::new(),
+    };
+    for (key, fd) in record.listeners {
+        if let Some(fd) = own(fd, libc::S_IFSOCK) {
+            taken.listeners.insert(key, fd);
+        }
+    }
+    for mut s in record.services {
+        let pipe = |p: Option<PipeRecord>| {
+            p.and_then(|p| {
+                Some(HandedPipe {
+                    fd: own(p.fd, libc::S_IFIFO)?,
+                    partial: p.partial,
+                })
+            })
+        };
+        let stdout = pipe(s.stdout.take());
+        let stderr = pipe(s.stderr.take());
+        taken.services.push(TakenService {
+            record: s,
+            stdout,
+            stderr,
+        });
+    }
+    Some(taken)
+}
+
+/// Takes descriptor `fd` if it is open and of type `kind` (`S_IFIFO`, `S_IFSOCK`), marking it
+/// close-on-exec again: a service started later must not inherit it.
+fn own(fd: RawFd, kind: libc::mode_t) -> Option<OwnedFd> {
+    if fd < 3 {
+        return None;
+    }
+    // SAFETY: fstat only reads; an fd that is not open fails with EBADF.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != kind {
+        tracing::warn!(
+            fd,
+            "the upgrade's record names a descriptor that is not what it says; left alone"
+        );
+        return None;
+    }
+    // SAFETY: open (fstat said so), inherited across execve and owned by no one else in this
+    // image: nothing of ours had run when the record was read.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let _ = nix::fcntl::fcntl(
+        &owned,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    Some(owned)
+}
+
+impl Taken {
+    /// The listener handed over for `key` (`socket`, `listen`, ...), if any.
+    pub fn listener(&mut self, key: &str) -> Option<OwnedFd> {
+        self.listeners.remove(key)
+    }
+
+    /// Adopts each handed process that is still this process's child with the recorded
+    /// start time and is a managed service of `config`: by name, for the supervisors.
+    /// The rest are let go (their pipes closed); takeover stops them.
+    pub fn adopt(
+        &mut self,
+        config: &upkeep_config::Config,
+        reaper: &Reaper,
+    ) -> BTreeMap<ServiceName, Adoption> {
+        let mut adopted = BTreeMap::new();
+        for s in std::mem::take(&mut self.services) {
+            let r = &s.record;
+            let managed = config
+                .services
+                .get(&r.name)
+                .is_some_and(|c| c.managed.is_some());
+            let exit = managed
+                .then(|| reaper.adopt(r.pid, r.start_ticks))
+                .flatten();
+            let Some(exit) = exit else {
+                tracing::warn!(service = %r.name, pid = r.pid, "not adopted (gone, not ours, or no longer a managed service): stopped as a leftover");
+                continue;
+            };
+            let uptime = Duration::from_millis(r.uptime_ms);
+            let since = r.kept.since.unwrap_or_else(|| {
+                jiff::Timestamp::now()
+                    .checked_sub(jiff::SignedDuration::try_from(uptime).unwrap_or_default())
+                    .unwrap_or_else(|_| jiff::Timestamp::now())
+            });
+            adopted.insert(
+                r.name.clone(),
+                Adoption {
+                    pid: r.pid,
+                    pgid: r.pgid.unwrap_or(r.pid),
+                    start_ticks: r.start_ticks,
+                    uptime,
+                    ready: r.ready,
+                    since,
+                    restarts: r.kept.restarts,
+                    stdout: s.stdout,
+                    stderr: s.stderr,
+                    exit,
+                },
+            );
+        }
+        adopted
+    }
+
+    /// The one event that says the daemon was upgraded.
+    pub fn event(&self, at: jiff::Timestamp, adopted: usize) -> Event {
+        Event {
+            at,
+            service: None,
+            kind: EventKind::DaemonUpgraded {
+                from: self.from.clone(),
+                to: VERSION.into(),
+                adopted: adopted as u32,
+                error: self.error.clone(),
+            },
+        }
+    }
+}
+
+/// The descriptors of `listener` and friends, kept for a hand-over.
+pub fn keep_fd(fd: &impl std::os::fd::AsFd) -> Option<OwnedFd> {
+    fd.as_fd().try_clone_to_owned().ok()
+}

@@ -1,0 +1,188 @@
+//! `upkeep upgrade` (issue 18, item 8): the daemon re-executes itself in place and adopts its
+//! services: same pids, no line of log lost, no restart counted; a binary that cannot be run
+//! is refused with the old daemon still serving.
+
+use std::time::Duration;
+
+use upkeep_testkit::TestDaemon;
+
+use crate::{BIN, LONG, daemon, stderr, stdout};
+
+const SERVICES: [&str; 3] = ["a", "b", "c"];
+
+/// Three services each writing numbered lines fast (stdout, and every tenth to stderr too),
+/// each with a process probe every 50 ms.
+fn loaded() -> TestDaemon {
+    let script = "import sys, time\\ni = 0\\nwhile True:\\n    sys.stdout.write('n %d\\\\n' % i)\\n    sys.stdout.flush()\\n    if i % 10 == 0:\\n        sys.stderr.write('e %d\\\\n' % i)\\n        sys.stderr.flush()\\n    i += 1\\n    time.sleep(0.0002)\\n";
+    let mut toml = String::new();
+    for s in SERVICES {
+        toml.push_str(&format!(
+            "[services.{s}]\ncommand = [\"python3\", \"-u\", \"-c\", \"{script}\"]\nprobes = [{{ kind = \"process\", every = \"50ms\", grace = \"0s\" }}]\n"
+        ));
+    }
+    let d = daemon(&toml);
+    for s in SERVICES {
+        d.wait_state(s, "up", LONG);
+    }
+    d
+}
+
+/// The numbers logged in `<data_dir>/logs/NAME.{out,err}.log`, in file order.
+fn numbers(d: &TestDaemon, name: &str, suffix: &str, tag: &str) -> Vec<u64> {
+    let path = d.data_dir.join("logs").join(format!("{name}.{suffix}.log"));
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.get(25..)?.strip_prefix(tag)?.parse().ok())
+        .collect()
+}
+
+/// Every number from 0 to the last, once, in order (`step` apart).
+fn assert_complete(name: &str, got: &[u64], step: u64) {
+    assert!(!got.is_empty(), "{name}: nothing logged");
+    let want: Vec<u64> = (0..=*got.last().unwrap()).step_by(step as usize).collect();
+    if got != want {
+        let missing: Vec<_> = want.iter().filter(|n| !got.contains(n)).take(10).collect();
+        let twice = got
+            .windows(2)
+            .filter(|w| w[0] >= w[1])
+            .take(10)
+            .collect::<Vec<_>>();
+        panic!(
+            "{name}: {} numbers logged, {} expected; missing {missing:?}, out of order or twice {twice:?}",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
+/// Waits until every service has logged past `past` on stdout.
+fn wait_logged_past(d: &TestDaemon, past: u64) {
+    d.wait_until("every service to log on", LONG, || {
+        SERVICES
+            .iter()
+            .all(|s| numbers(d, s, "out", "n ").last().is_some_and(|n| *n > past))
+            .then_some(())
+    });
+}
+
+fn upgrade(d: &TestDaemon, args: &[&str]) -> String {
+    let mut all = vec!["upgrade"];
+    all.extend_from_slice(args);
+    let out = d.cli(&all);
+    assert!(
+        out.status.success(),
+        "upgrade failed: {}{}\n{}",
+        stdout(&out),
+        stderr(&out),
+        d.daemon_log()
+    );
+    stdout(&out)
+}
+
+#[test]
+fn upgrade_under_load_keeps_every_pid_every_log_line_and_the_restart_counts() {
+    let d = loaded();
+    let daemon_pid = d.daemon_pid().unwrap();
+    let pids: Vec<u32> = SERVICES.iter().map(|s| d.pid(s).unwrap()).collect();
+    wait_logged_past(&d, 1000);
+
+    // To the same binary, twice in a row, then to a copy at another path.
+    let copy = d.dir.path().join("upkeep-copy");
+    std::fs::copy(BIN, &copy).unwrap();
+    let first = upgrade(&d, &[]);
+    assert!(
+        first.contains(&format!(
+            "upgraded from {v} to {v}",
+            v = env!("CARGO_PKG_VERSION")
+        )) && first.contains(&format!("pid {daemon_pid}")),
+        "{first}"
+    );
+    assert!(first.contains("3 service(s) kept running"), "{first}");
+    let before = SERVICES.map(|s| numbers(&d, s, "out", "n ").last().copied().unwrap_or(0));
+    upgrade(&d, &[]);
+    upgrade(&d, &["--binary", copy.to_str().unwrap()]);
+    let exe = std::fs::read_link(format!("/proc/{daemon_pid}/exe")).unwrap();
+    assert_eq!(exe, copy, "the daemon runs the copy now");
+    assert_eq!(d.daemon_pid(), Some(daemon_pid));
+
+    // Same processes, logging on through the upgrades, no restart counted, probes running.
+    for (s, pid) in SERVICES.iter().zip(&pids) {
+        assert_eq!(d.pid(s), Some(*pid), "{s} keeps its pid");
+        let info = &d.service(s)["info"];
+        assert_eq!(info["restarts"].as_u64(), Some(0), "{s}: {info}");
+    }
+    wait_logged_past(&d, before.iter().max().unwrap() + 2000);
+    for s in SERVICES {
+        d.wait_state(s, "up", LONG);
+        d.wait_probe_checked_for(s, "process", Duration::from_millis(200));
+    }
+    let ls = d.cli(&["ls"]);
+    assert!(ls.status.success(), "{}", stderr(&ls));
+
+    // Stop (the pipes' last lines are read to the end), then every number once, in order.
+    for s in SERVICES {
+        let out = d.cli(&["stop", s]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    for s in SERVICES {
+        assert_complete(&format!("{s} stdout"), &numbers(&d, s, "out", "n "), 1);
+        assert_complete(&format!("{s} stderr"), &numbers(&d, s, "err", "e "), 10);
+        let kinds: Vec<String> = d.events(s).into_iter().map(|(k, _)| k).collect();
+        let started = kinds.iter().filter(|k| *k == "started").count();
+        let adopted = kinds.iter().filter(|k| *k == "adopted").count();
+        assert_eq!((started, adopted), (1, 3), "{s}: {kinds:?}");
+        assert!(
+            !kinds
+                .iter()
+                .any(|k| k == "restart_scheduled" || k == "stale_stopped"),
+            "{s}: {kinds:?}"
+        );
+    }
+    let upgraded = d.api_get("/api/v1/events?limit=1000");
+    let upgraded: Vec<_> = upgraded
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "daemon_upgraded")
+        .collect();
+    assert_eq!(upgraded.len(), 3, "{upgraded:?}");
+    assert_eq!(upgraded[0]["detail"]["adopted"], 3, "{:?}", upgraded[0]);
+
+    // Start and stop still work, under the new image.
+    let out = d.cli(&["start", "a"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.wait_state("a", "up", LONG);
+    assert_ne!(d.pid("a"), Some(pids[0]));
+}
+
+#[test]
+fn upgrade_to_a_binary_that_cannot_run_is_refused_and_the_daemon_keeps_serving() {
+    let d = loaded();
+    let daemon_pid = d.daemon_pid().unwrap();
+    let pid = d.pid("a").unwrap();
+    let missing = d.dir.path().join("no-such-upkeep");
+    let out = d.cli(&["upgrade", "--binary", missing.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no-such-upkeep") && stderr(&out).contains("keeps running"),
+        "{}",
+        stderr(&out)
+    );
+    // Not an upkeep: refused on its --version, nothing else done.
+    let out = d.cli(&["upgrade", "--binary", "/bin/true"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not an upkeep binary"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(d.daemon_pid(), Some(daemon_pid));
+    assert_eq!(d.pid("a"), Some(pid));
+    let ls = d.cli(&["ls"]);
+    assert!(ls.status.success(), "{}", stderr(&ls));
+    assert!(
+        !d.events("a").iter().any(|(k, _)| k == "adopted"),
+        "nothing was handed over"
+    );
+}
