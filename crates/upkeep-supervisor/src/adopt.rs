@@ -69,6 +69,7 @@ impl Supervisor {
     /// their pipes back. The supervisor ends after this.
     pub(crate) async fn release(&mut self) -> Option<Handover> {
         let run = self.running.take()?;
+        let pgid = run.group();
         let ready = self.signals.ready;
         self.signals.run_ended();
         let mut stdout = None;
@@ -85,7 +86,7 @@ impl Supervisor {
         }
         Some(Handover {
             pid: run.pid,
-            pgid: run.pgid,
+            pgid,
             start_ticks: run.start_ticks,
             uptime: self.clock.instant().saturating_duration_since(run.started),
             ready,

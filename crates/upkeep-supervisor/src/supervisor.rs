@@ -232,6 +232,19 @@ pub(crate) struct Running {
     pub captures: Vec<(Stream, crate::logs::Capture)>,
 }
 
+impl Running {
+    /// The group its tree is stopped by now: a forking daemon recorded in its start command's
+    /// group may have made its own since (a `setsid` after its PID file); a group named by
+    /// the daemon's pid can only be one it made.
+    pub(crate) fn group(&self) -> u32 {
+        if self.pgid != self.pid && upkeep_sys::group_exists(self.pid) {
+            self.pid
+        } else {
+            self.pgid
+        }
+    }
+}
+
 /// How a supervisor begins: idle, starting its service, or taking over a running one.
 #[derive(Debug)]
 pub enum Begin {
@@ -709,7 +722,7 @@ impl Supervisor {
         let Some(run) = self.running.as_ref() else {
             return Err(SignalError::NotRunning(self.name.clone()));
         };
-        let (pid, pgid) = (run.pid, run.pgid);
+        let (pid, pgid) = (run.pid, run.group());
         let sig = nix::sys::signal::Signal::try_from(signal)
             .map_err(|_| SignalError::NotRunning(self.name.clone()))?;
         let sent = if group {
@@ -794,7 +807,7 @@ impl Supervisor {
     /// Stops the group of `run` and collects the leader's exit.
     async fn end_run(&mut self, run: Running) -> Ended {
         self.signals.run_ended();
-        let outcome = self.stop_group(run.pgid).await;
+        let outcome = self.stop_group(run.group()).await;
         let status = exit_status(run.exit).await;
         let uptime = self.clock.instant().saturating_duration_since(run.started);
         Ended {
@@ -851,8 +864,9 @@ impl Supervisor {
         // record keeps the real times (MTTR is measured from them).
         let mut events = vec![self.exited(run.pid, status, uptime)];
         // Whatever is left of the tree would hold ports and files: stop it first.
-        if self.tree(run.pgid).exists() {
-            let o = self.stop_group(run.pgid).await;
+        let group = run.group();
+        if self.tree(group).exists() {
+            let o = self.stop_group(group).await;
             events.push(self.ev(EventKind::GroupCleaned {
                 signalled: o.signalled,
                 killed: o.killed,
@@ -1012,12 +1026,10 @@ impl Supervisor {
                         };
                         match followed {
                             Ok(f) => {
-                                // The record names the daemon's group when it leads one
-                                // (after its setsid); else the start command's group stays
-                                // recorded, which the daemon is still in.
-                                if f.pgid == f.pid {
-                                    self.lineage.adopt(f.pid, f.start_ticks);
-                                }
+                                // The record names the daemon and the group it is in now (the
+                                // start command's until its setsid, which can come after its
+                                // PID file): the next daemon looks in both.
+                                self.lineage.adopt_in(f.pid, f.pgid, f.start_ticks);
                                 (f.pid, f.pgid, f.start_ticks, f.exit)
                             }
                             Err(error) => {

@@ -170,18 +170,28 @@ impl Lineage {
             let Some(rec) = read_record(&entry.path()) else {
                 continue;
             };
-            let ours = procs.iter().any(|p| {
-                p.pgrp == rec.pid
-                    && p.state != 'Z'
-                    && ((p.pid == rec.pid && p.start_ticks == rec.start_ticks)
-                        // The leader is gone (killed while no daemon ran): a member of its
-                        // group in its session, started after it, was forked inside it (a
-                        // reused group id would need the whole group gone first, and a new
-                        // session of the same id too).
-                        || (p.session == rec.session && p.start_ticks >= rec.start_ticks))
-            });
-            if ours {
-                out.entry(name).or_default().pgids.insert(rec.pid);
+            // The leader's own group (after a `setsid`, even one it made after the record was
+            // written) and the group it was recorded in (the same, but for a forking daemon
+            // that stayed in its start command's).
+            let mut groups = vec![rec.pid];
+            if rec.pgid != rec.pid {
+                groups.push(rec.pgid);
+            }
+            for group in groups {
+                let ours = procs.iter().any(|p| {
+                    p.pgrp == group
+                        && p.state != 'Z'
+                        && ((p.pid == rec.pid && p.start_ticks == rec.start_ticks)
+                            // The leader is gone (killed while no daemon ran): a member of
+                            // its group in its session (or the one it made), started after
+                            // it, was forked inside it (a reused group id would need the
+                            // whole group gone first, and a new session of the same id too).
+                            || ((p.session == rec.session || p.session == rec.pid)
+                                && p.start_ticks >= rec.start_ticks))
+                });
+                if ours {
+                    out.entry(name.clone()).or_default().pgids.insert(group);
+                }
             }
         }
         // Marks: processes that carry our node id, wherever they went.
@@ -280,6 +290,14 @@ impl ServiceLineage {
     /// the restart path, so it costs one write and no fsync; a failure is logged, never fatal
     /// (the process group, the cgroup and the mark still hold it).
     pub fn adopt(&self, pid: u32, start_ticks: u64) {
+        self.adopt_in(pid, pid, start_ticks);
+    }
+
+    /// Records `pid` as the leader though it was last seen in group `pgid`: a forking
+    /// service's daemon, in its start command's group. It may still move to a group of its
+    /// own (a `setsid` seen after its PID file was: it happens with nginx under load), so
+    /// the record names both, and the next daemon looks for either.
+    pub fn adopt_in(&self, pid: u32, pgid: u32, start_ticks: u64) {
         let session = nix::unistd::getsid(Some(Pid::from_raw(pid as i32)))
             .map(|s| s.as_raw() as u32)
             .unwrap_or(0);
@@ -287,6 +305,7 @@ impl ServiceLineage {
             pid,
             start_ticks,
             session,
+            pgid,
         };
         if let Some(run) = &self.run
             && let Err(e) = run.write_all_at(&rec.encode(), 0)
@@ -453,12 +472,18 @@ struct Record {
     pid: u32,
     start_ticks: u64,
     session: u32,
+    /// The group it was in when recorded (`pid` but for a forking daemon, see
+    /// [`ServiceLineage::adopt_in`]). Records written before this field name `pid`'s.
+    pgid: u32,
 }
 
 impl Record {
     fn encode(&self) -> [u8; RECORD_LEN] {
         let mut buf = [b' '; RECORD_LEN];
-        let text = format!("{} {} {}", self.pid, self.start_ticks, self.session);
+        let text = format!(
+            "{} {} {} {}",
+            self.pid, self.start_ticks, self.session, self.pgid
+        );
         buf[..text.len()].copy_from_slice(text.as_bytes());
         buf[RECORD_LEN - 1] = b'\n';
         buf
@@ -466,10 +491,18 @@ impl Record {
 
     fn decode(text: &str) -> Option<Record> {
         let mut f = text.split_ascii_whitespace().map(str::parse::<u64>);
+        let pid = u32::try_from(f.next()?.ok()?).ok()?;
+        let start_ticks = f.next()?.ok()?;
+        let session = u32::try_from(f.next()?.ok()?).ok()?;
+        let pgid = match f.next() {
+            None => pid,
+            Some(g) => u32::try_from(g.ok()?).ok()?,
+        };
         let rec = Record {
-            pid: u32::try_from(f.next()?.ok()?).ok()?,
-            start_ticks: f.next()?.ok()?,
-            session: u32::try_from(f.next()?.ok()?).ok()?,
+            pid,
+            start_ticks,
+            session,
+            pgid,
         };
         // pid 0 is a cleared record; pid 1 is never a service of ours.
         (rec.pid > 1).then_some(rec)
@@ -500,6 +533,7 @@ mod tests {
             pid: 4242,
             start_ticks: 123456789,
             session: 77,
+            pgid: 4242,
         };
         let bytes = r.encode();
         assert_eq!(bytes.len(), RECORD_LEN);
@@ -512,6 +546,13 @@ mod tests {
         assert_eq!(Record::decode("garbage"), None);
         assert_eq!(Record::decode("1 2 3"), None);
         assert_eq!(Record::decode("99999999999 2 3"), None);
+        // A record from before the group was written names the leader's own.
+        assert_eq!(Record::decode("4242 5 77").map(|r| r.pgid), Some(4242));
+        let forking = Record { pgid: 4241, ..r };
+        assert_eq!(
+            Record::decode(std::str::from_utf8(&forking.encode()).unwrap()),
+            Some(forking)
+        );
     }
 
     #[test]
