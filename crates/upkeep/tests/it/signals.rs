@@ -14,7 +14,7 @@ use crate::{BIN, LONG, daemon, stderr, stdout};
 
 /// An nginx config in `dir` on `port`: two workers, everything it writes inside `dir`.
 /// `forking`: it daemonizes and writes `dir/nginx.pid`; else it stays in the foreground.
-fn nginx_conf(dir: &Path, port: u16, forking: bool) -> String {
+pub(crate) fn nginx_conf(dir: &Path, port: u16, forking: bool) -> String {
     let d = dir.display();
     let conf = format!(
         "daemon {};\nmaster_process on;\nworker_processes 2;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
@@ -32,14 +32,14 @@ fn nginx_conf(dir: &Path, port: u16, forking: bool) -> String {
 }
 
 /// A folder for nginx's files, inside the test daemon's temp dir.
-fn nginx_dir(d: &TestDaemon) -> std::path::PathBuf {
+pub(crate) fn nginx_dir(d: &TestDaemon) -> std::path::PathBuf {
     let dir = d.dir.path().join("nginx");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 /// The worker processes of nginx master `master`.
-fn workers(master: u32) -> BTreeSet<u32> {
+pub(crate) fn workers(master: u32) -> BTreeSet<u32> {
     upkeep_supervisor::procfs::children_of(master)
         .into_iter()
         .collect()
@@ -62,12 +62,12 @@ fn get(port: u16) -> Option<String> {
         .map(|a| a.text())
 }
 
-fn answers(port: u16) -> bool {
+pub(crate) fn answers(port: u16) -> bool {
     get(port).is_some_and(|t| t.contains("hello from nginx"))
 }
 
 /// nginx masters running the config `conf`.
-fn masters(conf: &str) -> Vec<u32> {
+pub(crate) fn masters(conf: &str) -> Vec<u32> {
     pids_with_cmdline(conf)
         .into_iter()
         .filter(|p| {

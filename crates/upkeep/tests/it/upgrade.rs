@@ -186,3 +186,56 @@ fn upgrade_to_a_binary_that_cannot_run_is_refused_and_the_daemon_keeps_serving()
         "nothing was handed over"
     );
 }
+
+/// A forking daemon (nginx, followed by its PID file) is handed over like the rest: same
+/// master, same workers, still stopped whole afterwards; and a daemon killed after the
+/// upgrade still finds it (its run record names the master).
+#[test]
+fn a_forking_nginx_keeps_its_master_and_workers_through_an_upgrade() {
+    use crate::signals::{answers, masters, nginx_conf, nginx_dir, workers};
+    let port = upkeep_testkit::free_port();
+    let d = TestDaemon::prepare(BIN, "");
+    let dir = nginx_dir(&d);
+    let cmd = nginx_conf(&dir, port, true);
+    let conf = dir.join("nginx.conf").display().to_string();
+    d.write_services(&format!(
+        "[services.nginx]\ncommand = \"{cmd}\"\ntype = \"forking\"\npid_file = \"{}\"\nstop_signal = \"SIGQUIT\"\n",
+        dir.join("nginx.pid").display()
+    ));
+    let mut d = d;
+    d.launch();
+    d.wait_state("nginx", "up", LONG);
+    let master = d.pid("nginx").unwrap();
+    let crew = d.wait_until("nginx's two workers", LONG, || {
+        let w = workers(master);
+        (w.len() == 2).then_some(w)
+    });
+    let out = upgrade(&d, &[]);
+    assert!(out.contains("1 service(s) kept running"), "{out}");
+    assert_eq!(d.pid("nginx"), Some(master));
+    assert_eq!(workers(master), crew);
+    assert_eq!(masters(&conf), [master]);
+    assert!(answers(port));
+    let kinds: Vec<String> = d.events("nginx").into_iter().map(|(k, _)| k).collect();
+    assert!(kinds.iter().any(|k| k == "adopted"), "{kinds:?}");
+
+    // Killed now, the next daemon stops the adopted nginx before it starts one of its own.
+    d.signal_daemon(nix::sys::signal::Signal::SIGKILL);
+    d.launch();
+    d.wait_state("nginx", "up", LONG);
+    let new = d.pid("nginx").unwrap();
+    assert_ne!(new, master);
+    assert_eq!(masters(&conf), [new]);
+    d.wait_until("nginx to answer", LONG, || answers(port).then_some(()));
+
+    // And stopped whole: master and workers.
+    let tree: Vec<u32> = workers(new).into_iter().chain([new]).collect();
+    let out = d.cli(&["stop", "nginx"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for p in tree {
+        assert!(
+            !upkeep_testkit::alive(p),
+            "nginx process {p} outlived the stop"
+        );
+    }
+}
