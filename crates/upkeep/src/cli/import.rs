@@ -94,7 +94,11 @@ pub fn run(g: &Global, from: ImportFrom) -> Result<ExitCode> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    import::write::settle(&mut import, shutdown_timeout(&current));
+    import::write::settle(
+        &mut import,
+        shutdown_timeout(&current),
+        &existing_services(&current),
+    );
     let edited =
         upkeep_config::put_services(&current, import::write::tables(&import), opts.replace)
             .map_err(ImportError::from)?;
@@ -115,6 +119,15 @@ pub fn run(g: &Global, from: ImportFrom) -> Result<ExitCode> {
 }
 
 /// The config's `daemon.shutdown_timeout`, or its default: every stop timeout must be shorter.
+/// The services the config file has (none if it does not parse: then the result will not
+/// validate either, and says why).
+fn existing_services(text: &str) -> std::collections::BTreeSet<String> {
+    toml::from_str::<toml::Table>(text)
+        .ok()
+        .and_then(|t| Some(t.get("services")?.as_table()?.keys().cloned().collect()))
+        .unwrap_or_default()
+}
+
 fn shutdown_timeout(text: &str) -> Duration {
     toml::from_str::<toml::Table>(text)
         .ok()

@@ -6,10 +6,11 @@
 //! tables in the config file. No importer writes TOML or touches the config file, and the writer
 //! knows no source format.
 //!
-//! Settings upkeep will support soon (dependencies, readiness, forking daemons, reload signals,
-//! cron restarts, watching files) are read into [`Pending`] values, each in one function per
-//! source (`pending` in `pm2.rs`, `systemd.rs`), and shown as notes naming the upkeep setting
-//! they will become; switching one on is one arm of [`Pending::carried`] plus the writer's key.
+//! Settings that map to upkeep keys beyond the basics (dependencies, readiness, forking
+//! daemons, reload signals, cron restarts, watching files) are read into [`Pending`] values,
+//! each in one function per source (`pending` in `pm2.rs`, `systemd.rs`); the writer writes
+//! those [`Pending::carried`] says it can and notes the rest, naming the upkeep setting they
+//! would be (a forking daemon without a PID file; a dependency outside the config).
 //!
 //! Layout:
 //! - `pm2.rs`: ecosystem files (evaluated by `node`) and a running PM2 (`pm2 jlist`).
@@ -173,11 +174,14 @@ impl Pending {
             // Since issue 18: a forking daemon is followed through its PID file (without one
             // there is nothing to follow), and `upkeep reload NAME` sends the signal.
             Pending::Forking { pid_file } => pid_file.is_some(),
-            Pending::ReloadSignal(_) => true,
-            Pending::DependsOn(_)
+            // A dependency is carried once `write::settle` kept only the services this config
+            // will have; READY=1 is what a `Type=notify` unit's program sends by definition;
+            // `restart_at` and `watch` are PM2's cron_restart and watch.
+            Pending::ReloadSignal(_)
+            | Pending::DependsOn(_)
             | Pending::ReadyNotify
             | Pending::RestartAt(_)
-            | Pending::Watch(_) => false,
+            | Pending::Watch(_) => true,
         }
     }
 
@@ -208,14 +212,9 @@ impl Pending {
             .map(|(k, v)| format!("{k} = {}", v.to_string().trim()))
             .collect();
         match self {
-            // upkeep has these since issue 18; the import leaves them to a person: a
-            // dependency may not be in this config, and a program may not send READY=1.
+            // Dependencies on services neither in this config nor in this import.
             Pending::DependsOn(_) => format!(
-                "not written by the import: add `{}` once those services are in this config",
-                keys.join("`, `")
-            ),
-            Pending::ReadyNotify => format!(
-                "not written by the import: add `{}` if the program sends READY=1 to NOTIFY_SOCKET",
+                "not in this config: add `{}` once those services are",
                 keys.join("`, `")
             ),
             _ => format!(
@@ -359,21 +358,23 @@ mod tests {
 
     #[test]
     fn pending_settings_say_what_they_will_be() {
-        let p = Pending::RestartAt("0 4 * * *".into());
+        let p = Pending::Forking { pid_file: None };
         assert_eq!(
             p.reason(),
-            "upkeep does not support this yet; it will be `restart_at = \"0 4 * * *\"`"
+            "upkeep does not support this yet; it will be `type = \"forking\"`"
         );
         // Carried since issue 18, item 3: written as keys, not a note.
         let forking = Pending::Forking {
             pid_file: Some("/run/nginx.pid".into()),
         };
         assert!(forking.carried());
-        assert!(!Pending::Forking { pid_file: None }.carried());
         assert!(Pending::ReloadSignal("SIGHUP".into()).carried());
+        assert!(Pending::RestartAt("0 4 * * *".into()).carried());
+        assert!(Pending::ReadyNotify.carried());
+        // Only those not in the config are left (see `write::settle`), with this note.
         assert_eq!(
             Pending::DependsOn(vec!["db".into(), "cache".into()]).reason(),
-            "not written by the import: add `depends_on = [\"db\", \"cache\"]` once those services are in this config"
+            "not in this config: add `depends_on = [\"db\", \"cache\"]` once those services are"
         );
         assert!(!p.carried());
     }

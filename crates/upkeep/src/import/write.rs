@@ -7,20 +7,45 @@
 //! comments and layout. Only keys that differ from upkeep's defaults are written. Validating the
 //! result (`upkeep_config::parse`) and writing the file are the caller's (`cli/import.rs`).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use toml_edit::{Item, Table, value};
 use upkeep_core::ServiceName;
 
-use super::{Command, Import, Note, Service, show_duration};
+use super::{Command, Import, Note, Pending, Service, show_duration};
 
-/// Makes `import` fit this config: a pending setting upkeep does not carry becomes a note, and
-/// a stop timeout at least as long as the daemon's `shutdown_timeout` (which the config
-/// refuses: the daemon would exit before the service stopped) is shortened, with a note.
-pub fn settle(import: &mut Import, shutdown_timeout: Duration) {
+/// Makes `import` fit this config, whose services are `existing`: a pending setting upkeep
+/// does not carry becomes a note, so do dependencies on services that are neither in the
+/// config nor in this import (the config would refuse them), and a stop timeout at least as
+/// long as the daemon's `shutdown_timeout` (which the config refuses: the daemon would exit
+/// before the service stopped) is shortened, with a note.
+pub fn settle(import: &mut Import, shutdown_timeout: Duration, existing: &BTreeSet<String>) {
+    let known: BTreeSet<String> = import
+        .services
+        .iter()
+        .map(|s| s.name.to_string())
+        .chain(existing.iter().cloned())
+        .collect();
     for s in &mut import.services {
         let pending = std::mem::take(&mut s.pending);
         for (setting, p) in pending {
+            let p = match p {
+                Pending::DependsOn(names) => {
+                    let (here, missing): (Vec<String>, Vec<String>) = names
+                        .into_iter()
+                        .filter(|n| *n != s.name.as_str())
+                        .partition(|n| known.contains(n));
+                    if !missing.is_empty() {
+                        s.note(setting.clone(), Pending::DependsOn(missing).reason());
+                    }
+                    if here.is_empty() {
+                        continue;
+                    }
+                    Pending::DependsOn(here)
+                }
+                p => p,
+            };
             if p.carried() {
                 s.pending.push((setting, p));
             } else {
@@ -222,7 +247,7 @@ mod tests {
         s.memory_max = Some(150 << 20);
         s.note("instances = 4", "one process runs");
         let mut im = import(vec![s, service("worker")]);
-        settle(&mut im, Duration::from_secs(30));
+        settle(&mut im, Duration::from_secs(30), &BTreeSet::new());
         let text = preview(&im);
         assert!(
             text.starts_with(
@@ -251,26 +276,48 @@ mod tests {
     }
 
     #[test]
-    fn pending_settings_and_long_stop_timeouts_become_notes() {
+    fn dependencies_on_services_this_config_will_not_have_and_long_stop_timeouts_become_notes() {
         let mut s = service("web");
         s.pending.push((
             "cron_restart".into(),
             Pending::RestartAt("0 * * * *".into()),
         ));
+        s.pending.push((
+            "Requires=db.service After=worker.service After=web.service".into(),
+            Pending::DependsOn(vec!["db".into(), "worker".into(), "web".into()]),
+        ));
         s.stop_timeout = Some(Duration::from_secs(90));
-        let mut im = import(vec![s]);
-        settle(&mut im, Duration::from_secs(30));
-        let s = &im.services[0];
-        assert!(s.pending.is_empty());
-        let notes: Vec<String> = s.notes.iter().map(note_text).collect();
+        let mut im = import(vec![s, service("worker")]);
+        settle(&mut im, Duration::from_secs(30), &BTreeSet::new());
+        let web = &im.services[0];
+        let notes: Vec<String> = web.notes.iter().map(note_text).collect();
         assert_eq!(
             notes,
             [
-                "cron_restart: upkeep does not support this yet; it will be `restart_at = \"0 * * * *\"`",
+                "Requires=db.service After=worker.service After=web.service: not in this config: add `depends_on = [\"db\"]` once those services are",
                 "stop timeout 90s: shortened to 29s: the daemon's shutdown_timeout is 30s (raise it, then stop_timeout)",
             ]
         );
-        check(&preview(&im)).unwrap();
+        // Carried: the schedule, and the dependency that comes with this import (not itself).
+        let text = preview(&im);
+        assert!(text.contains("restart_at = \"0 * * * *\""), "{text}");
+        assert!(text.contains("depends_on = [\"worker\"]"), "{text}");
+        check(&text).unwrap();
+
+        // One already in the config counts too.
+        let mut s = service("web");
+        s.pending.push((
+            "After=db.service".into(),
+            Pending::DependsOn(vec!["db".into()]),
+        ));
+        let mut im = import(vec![s]);
+        settle(
+            &mut im,
+            Duration::from_secs(30),
+            &BTreeSet::from(["db".to_string()]),
+        );
+        assert!(im.services[0].notes.is_empty());
+        assert!(preview(&im).contains("depends_on = [\"db\"]"));
     }
 
     #[test]

@@ -63,6 +63,7 @@ fn pm2_ecosystem_file_with_several_apps_is_imported_and_runs() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("server.js"), APP_JS).unwrap();
     std::fs::write(dir.join("job.py"), "import time\ntime.sleep(1000)\n").unwrap();
+    std::fs::create_dir(dir.join("lib")).unwrap();
     let port = upkeep_testkit::free_port();
     let eco = dir.join("ecosystem.config.js");
     std::fs::write(
@@ -84,12 +85,15 @@ fn pm2_ecosystem_file_with_several_apps_is_imported_and_runs() {
     assert!(text.starts_with("imported 3 service(s) into "), "{text}");
     for note in [
         "web: instances = 4, cluster mode: upkeep runs one process per service",
-        "web: cron_restart = 0 4 * * *: upkeep does not support this yet; it will be `restart_at = \"0 4 * * *\"`",
         "job: out_file: upkeep captures output itself",
-        "nap: watch = [\"lib\"]: upkeep does not support this yet; it will be `watch = [\"lib\"]`",
     ] {
         assert!(text.contains(note), "missing {note}:\n{text}");
     }
+    // Carried since issue 18 (items 4 and 7), so no longer notes.
+    assert!(
+        !text.contains("cron_restart") && !text.contains("watch"),
+        "{text}"
+    );
     let written = std::fs::read_to_string(&d.config).unwrap();
     assert!(written.starts_with("# my upkeep\n[daemon]\n"), "{written}");
     assert!(written.contains("# the end\n"), "{written}");
@@ -101,6 +105,8 @@ fn pm2_ecosystem_file_with_several_apps_is_imported_and_runs() {
         "max_restarts = 3",
         "min_uptime = \"2s\"",
         "command = [\"sleep\", \"1000\"]",
+        "restart_at = \"0 4 * * *\"",
+        "watch = [\"lib\"]",
     ] {
         assert!(written.contains(want), "missing {want}:\n{written}");
     }
@@ -229,10 +235,7 @@ fn running_pm2_is_imported_through_jlist() {
         .unwrap();
     let text = ok(&out);
     assert!(text.starts_with("imported 2 service(s) into "), "{text}");
-    assert!(
-        text.contains("ticker: cron_restart = */5 * * * *"),
-        "{text}"
-    );
+    assert!(!text.contains("cron_restart"), "{text}");
     assert!(text.contains("inherited variables: left out"), "{text}");
     let written = std::fs::read_to_string(&d.config).unwrap();
     for want in [
@@ -245,6 +248,7 @@ fn running_pm2_is_imported_through_jlist() {
         "max = \"200MiB\"",
         // PM2 found sleep on PATH and says where.
         "sleep\", \"1000\"]",
+        "restart_at = \"*/5 * * * *\"",
     ] {
         assert!(written.contains(want), "missing {want}:\n{written}");
     }
@@ -340,7 +344,6 @@ fn debian_nginx_and_ssh_units_are_imported_and_pass_check() {
     for note in [
         "nginx: ExecReload=/usr/sbin/nginx -g 'daemon on; master_process on;' -s reload: not carried over: upkeep does not run reload commands; set reload_signal",
         "nginx: KillMode=mixed: ",
-        "ssh: Type=notify: not written by the import: add `ready = \"notify\"` if the program sends READY=1 to NOTIFY_SOCKET",
         "ssh: KillMode=process: upkeep stops the whole process group",
         "ssh: ConditionPathExists=!/etc/ssh/sshd_not_to_be_run: ",
     ] {
@@ -359,12 +362,63 @@ fn debian_nginx_and_ssh_units_are_imported_and_pass_check() {
         // ssh's `ExecReload=/bin/kill -HUP $MAINPID` is its reload signal.
         "type = \"forking\"\npid_file = \"/run/nginx.pid\"",
         "reload_signal = \"SIGHUP\"",
+        // ssh.service is Type=notify: Debian's sshd sends READY=1.
+        "ready = \"notify\"",
     ] {
         assert!(written.contains(want), "missing {want}:\n{written}");
     }
     assert!(!text.contains("Type=forking"), "{text}");
+    assert!(!text.contains("Type=notify"), "{text}");
     assert!(!written.contains("autostart = false"), "{written}");
     assert_checks(&d);
+}
+
+/// Dependencies between units come over as `depends_on` when both ends are in the config
+/// (imported together, or there already); one on a unit that is not stays a note.
+#[test]
+fn unit_dependencies_become_depends_on_and_the_services_start_in_order() {
+    let d = config();
+    let dir = d.dir.path();
+    let token = upkeep_testkit::unique();
+    std::fs::write(
+        dir.join("db.service"),
+        format!("[Service]\nExecStart=/bin/sleep {token}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("app.service"),
+        format!(
+            "[Unit]\nRequires=db.service elsewhere.service\nAfter=db.service network.target\n[Service]\nExecStart=/bin/sleep {token}\n"
+        ),
+    )
+    .unwrap();
+    let text = ok(&d.cli(&[
+        "import",
+        "systemd",
+        dir.join("app.service").to_str().unwrap(),
+        dir.join("db.service").to_str().unwrap(),
+    ]));
+    assert!(
+        text.contains("app: Requires=db.service Requires=elsewhere.service After=db.service: not in this config: add `depends_on = [\"elsewhere\"]` once those services are"),
+        "{text}"
+    );
+    let written = std::fs::read_to_string(&d.config).unwrap();
+    assert!(written.contains("depends_on = [\"db\"]"), "{written}");
+    assert_checks(&d);
+    let mut d = d;
+    d.launch();
+    d.wait_state("app", "up", LONG);
+    // app waited for db: db's start came first (the list is newest first).
+    let all = d.api_get("/api/v1/events?limit=1000");
+    let order: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .filter(|e| e["kind"] == "started")
+        .filter_map(|e| e["service"].as_str())
+        .collect();
+    assert_eq!(order, ["db", "app"], "{all}");
 }
 
 #[test]
