@@ -84,6 +84,8 @@ messages! {
     TopPaused => "paused", "已暂停";
     TopNeedsTerminal => "`upkeep top` needs a terminal (for a list, `upkeep ls`; for events as they happen, `upkeep events -f`)", "`upkeep top` 需要终端（列表请用 `upkeep ls`；实时事件请用 `upkeep events -f`）";
     TopStreamEnded => "the daemon ended the live view (it stopped?)", "守护进程结束了实时视图（已停止？）";
+    TopReconnecting => "reconnecting...", "正在重新连接……";
+    TopReconnected => "connected to the daemon again", "已重新连接到守护进程";
     Command => "command", "命令";
     Logs => "logs", "日志";
     Probes => "probes", "探针";

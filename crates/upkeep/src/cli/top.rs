@@ -4,7 +4,9 @@
 //! pid, CPU, memory, restarts) over one connection (`/api/v1/live/services`) as events are
 //! committed and every two seconds for the figures that change without one, and the selected
 //! service's log comes from the logs route, followed (`follow=true`) so new lines appear as
-//! they are written. Keys act through the same routes as `upkeep restart|stop|start`.
+//! they are written. Keys act through the same routes as `upkeep restart|stop|start`. When the
+//! stream ends (the daemon stopped, restarted, or re-executed itself for `upkeep upgrade`),
+//! the view stays and connects again until a daemon answers.
 //!
 //! The screen is drawn from [`View`], which holds all that is shown and decides what a key
 //! means ([`View::key`]); the loop in [`run`] only moves messages: keys from a thread that
@@ -15,6 +17,7 @@ use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -44,6 +47,8 @@ enum Input {
     Services(Vec<ServiceInfo>),
     /// The list's stream ended: the daemon stopped, or the connection broke.
     LiveEnded(String),
+    /// A daemon answers again after the stream ended.
+    Reconnected,
     /// Bytes of the log of the selection numbered `generation`.
     Log {
         generation: u64,
@@ -325,7 +330,7 @@ async fn main_loop(
             }
         }
     });
-    tokio::spawn(read_live(live, tx.clone()));
+    tokio::spawn(follow_live(client.clone(), live, tx.clone()));
 
     let mut view = View::new();
     let mut log_task: Option<tokio::task::JoinHandle<()>> = None;
@@ -349,6 +354,11 @@ async fn main_loop(
             Input::LiveEnded(why) => {
                 view.status = why;
                 Todo::Nothing
+            }
+            Input::Reconnected => {
+                view.status = tr(Msg::TopReconnected, &[]);
+                // The log being followed ended with the connection: follow it again.
+                Todo::Relog
             }
             Input::Log { generation, bytes } => {
                 view.log_bytes(generation, &bytes);
@@ -410,8 +420,40 @@ fn done_msg(action: &str) -> Msg {
     }
 }
 
-/// Reads the live list, one JSON array a line, until the stream ends.
-async fn read_live(mut body: hyper::body::Incoming, tx: mpsc::Sender<Input>) {
+/// The live list for as long as the view is open: when the stream ends (the daemon stopped,
+/// restarted or re-executed itself for `upkeep upgrade`), it says so and connects again, every
+/// 250 ms at first, then every 2 s, until a daemon answers.
+async fn follow_live(client: Arc<Client>, first: hyper::body::Incoming, tx: mpsc::Sender<Input>) {
+    let mut body = first;
+    loop {
+        let Some(why) = read_live(body, &tx).await else {
+            return;
+        };
+        let said = format!("{why}; {}", tr(Msg::TopReconnecting, &[]));
+        if tx.send(Input::LiveEnded(said)).await.is_err() {
+            return;
+        }
+        let mut pause = Duration::from_millis(250);
+        body = loop {
+            tokio::time::sleep(pause).await;
+            if tx.is_closed() {
+                return;
+            }
+            let path = ApiPath::new("/api/v1/live/services").query("every", "2s");
+            match client.send(hyper::Method::GET, path, None).await {
+                Ok(r) => break r.into_body(),
+                Err(_) => pause = (pause * 2).min(Duration::from_secs(2)),
+            }
+        };
+        if tx.send(Input::Reconnected).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads the live list, one JSON array a line, until the stream ends; answers why it ended
+/// (None: the view is gone).
+async fn read_live(mut body: hyper::body::Incoming, tx: &mpsc::Sender<Input>) -> Option<String> {
     let mut pending: Vec<u8> = Vec::new();
     let why = loop {
         let frame = match body.frame().await {
@@ -428,7 +470,7 @@ async fn read_live(mut body: hyper::body::Incoming, tx: mpsc::Sender<Input>) {
             match serde_json::from_slice::<Vec<ServiceInfo>>(&line) {
                 Ok(list) => {
                     if tx.send(Input::Services(list)).await.is_err() {
-                        return;
+                        return None;
                     }
                 }
                 Err(e) => {
@@ -438,7 +480,7 @@ async fn read_live(mut body: hyper::body::Incoming, tx: mpsc::Sender<Input>) {
             }
         }
     };
-    let _ = tx.send(Input::LiveEnded(why)).await;
+    Some(why)
 }
 
 /// Sends a log's bytes as they come (its tail, then, when followed, what is written next).

@@ -171,6 +171,45 @@ fn top_shows_services_and_restarts_stops_and_starts_the_selected_one() {
     t.wait_screen("top to end cleanly", |s| s.contains("top exited with 0"));
 }
 
+/// The view outlives its daemon: through `upkeep upgrade` (the stream ends when the old image
+/// lets go) and a daemon stopped and started again, it says so, connects again and acts.
+#[test]
+fn top_connects_again_after_an_upgrade_and_a_daemon_restart() {
+    let mut d = daemon(SERVICES);
+    d.wait_state("api", "up", LONG);
+    let api = d.pid("api").unwrap();
+    let t = Tmux::start(&format!(
+        "UPKEEP_LANG=en {BIN} -c {} top",
+        d.config.display()
+    ));
+    t.wait_screen("api up", |s| {
+        row(s, "api").is_some_and(|r| r.contains(&api.to_string()))
+    });
+    let up = d.cli(&["upgrade"]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    t.wait_screen("the view connected again", |s| {
+        s.contains("connected to the daemon again")
+    });
+    assert_eq!(d.pid("api"), Some(api));
+
+    // Down: the view says it lost the daemon and waits; up again: a new api, shown.
+    let down = d.cli(&["down"]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    t.wait_screen("the view reconnecting", |s| s.contains("reconnecting"));
+    d.launch();
+    d.wait_state("api", "up", LONG);
+    let new = d.pid("api").unwrap();
+    t.wait_screen("api's new pid after the daemon came back", |s| {
+        s.contains("connected to the daemon again")
+            && row(s, "api").is_some_and(|r| r.contains(&new.to_string()))
+    });
+    // Keys act on the new daemon.
+    t.keys("x");
+    d.wait_state("api", "stopped", LONG);
+    t.keys("q");
+    t.wait_screen("top to end cleanly", |s| s.contains("top exited with 0"));
+}
+
 #[test]
 fn top_needs_a_terminal() {
     let d = daemon(SERVICES);
