@@ -9,6 +9,7 @@ mod cli;
 mod control;
 mod daemon;
 mod deps;
+mod feedback;
 mod heartbeat;
 mod import;
 mod intent;
