@@ -199,7 +199,8 @@ impl Subscribers for SqlStore {
         };
         Ok(if s.confirmed.is_some() {
             Subscribed::Confirmed(s)
-        } else if s.created != now {
+        } else if s.created.as_millisecond() != now.as_millisecond() {
+            // Not renewed by this call (rows keep milliseconds; `now` may hold more).
             Subscribed::Waiting(s)
         } else {
             Subscribed::Pending(s)

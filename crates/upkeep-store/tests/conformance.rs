@@ -929,8 +929,10 @@ async fn subscribers_are_confirmed_fanned_out_to_and_deleted() {
     }
     on_every_engine(async |location, node| {
         let store = open(&location, &node).await;
+        // A time finer than the rows' milliseconds is still this call's.
+        let fine = t(0) + jiff::SignedDuration::from_nanos(123_456);
         let Subscribed::Pending(a1) = store
-            .subscribe("a@example.com", &[], "en", t(0), t(-1), t(0))
+            .subscribe("a@example.com", &[], "en", fine, t(-1), fine)
             .await
             .unwrap()
         else {

@@ -260,12 +260,14 @@ fn forms_daemon(sink: &upkeep_testkit::SmtpSink) -> (TestDaemon, SocketAddr, Tcp
         "[services.db]\ndisplay_name = \"Database\"\nprobes = [{{ kind = \"tcp\", addr = \"{db}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n\
 [services.web]\ncommand = \"sleep 1000\"\n\
 [notify]\npublic_url = \"http://PUBLIC/\"\n\
-[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\n\
+[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n\
 [notify.subscribers]\nnotice = [\"announced\"]\n",
         sink.port
     ));
     d.wait_state("db", "up", LONG);
-    wait_page(addr, "the forms", |p| p.contains("action=\"/subscribe\""));
+    wait_page(addr, "the links to the forms", |p| {
+        p.contains("href=\"/subscribe\"")
+    });
     (d, addr, listener)
 }
 
@@ -274,7 +276,7 @@ fn a_browser_subscribes_by_the_form_and_confirms_with_the_mailed_link() {
     let sink = upkeep_testkit::SmtpSink::start();
     let (d, addr, _db) = forms_daemon(&sink);
     let done = browse(
-        &format!("http://{addr}/"),
+        &format!("http://{addr}/subscribe"),
         "zh-CN",
         &["submit", "subscribe", "email=ann@example.com", "service=db"],
     );
@@ -313,7 +315,7 @@ fn feedback_typed_in_a_browser_is_kept_and_shown_as_text() {
     let (d, addr, _db) = forms_daemon(&sink);
     let message = "<script id=\"injected\">document.title='x'</script> the page is slow";
     let done = browse(
-        &format!("http://{addr}/"),
+        &format!("http://{addr}/feedback"),
         "en-US",
         &[
             "submit",

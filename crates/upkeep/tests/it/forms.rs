@@ -26,7 +26,7 @@ fn config(sink: &SmtpSink, public: SocketAddr, db: &TcpListener, more: &str) -> 
          [services.secret]\nprobes = [{{ kind = \"tcp\", addr = \"{}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\npublic = false\n\
          {more}\
          [notify]\npublic_url = \"http://{public}/\"\n\
-         [notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\n\
+         [notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n\
          [notify.subscribers]\nnotice = [\"announced\"]\n",
         db.local_addr().unwrap(),
         db.local_addr().unwrap(),
@@ -50,16 +50,19 @@ fn outbox_rows_to(d: &TestDaemon, to: &str) -> usize {
         .unwrap()
 }
 
-/// Waits until the page at `/` satisfies `ok`, saying what it waited for.
-fn wait_page(addr: SocketAddr, what: &str, ok: impl Fn(&str) -> bool) -> String {
+/// Waits until the page at `path` satisfies `ok`, saying what it waited for.
+fn wait_page(addr: SocketAddr, path: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + LONG;
     loop {
-        let a = http(addr, "GET", "/", &[], b"").unwrap();
+        let a = http(addr, "GET", path, &[], b"").unwrap();
         let text = a.text();
         if a.code == 200 && ok(&text) {
             return text;
         }
-        assert!(Instant::now() < deadline, "waited for {what} on /:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "waited for {what} on {path}:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -85,7 +88,11 @@ fn the_subscribe_form_drives_the_double_opt_in_for_public_services_only() {
     let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let d = TestDaemon::start(BIN, &config(&sink, public, &db, ""));
     d.wait_state("db", "up", LONG);
-    let page = wait_page(public, "the subscription form", |p| {
+    let main = wait_page(public, "/", "a link to the subscription form", |p| {
+        p.contains("href=\"/subscribe\"")
+    });
+    assert!(!main.contains("<form"), "{main}");
+    let page = wait_page(public, "/subscribe", "the subscription form", |p| {
         p.contains("action=\"/subscribe\"")
     });
     assert!(page.contains("name=\"service\" value=\"db\""), "{page}");
@@ -169,7 +176,12 @@ fn the_subscribe_form_drives_the_double_opt_in_for_public_services_only() {
         "{}",
         a.text()
     );
-    assert_eq!(outbox_rows_to(&d, "ann@example.com"), 1);
+    assert_eq!(
+        outbox_rows_to(&d, "ann@example.com"),
+        1,
+        "{:?}",
+        d.store_sql("SELECT recipient, channel, kind, node FROM outbox")
+    );
     // Asked again, by the form and by the API: the same answer, no second mail.
     let a = post_form(public, "/subscribe", "email=ann%40example.com", Some("en"));
     assert_eq!(a.code, 202, "{}", a.text());
@@ -220,7 +232,7 @@ fn the_subscribe_form_drives_the_double_opt_in_for_public_services_only() {
     ));
     let out = d.cli(&["reload"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    wait_page(public, "the new service offered", |p| {
+    wait_page(public, "/subscribe", "the new service offered", |p| {
         p.contains("name=\"service\" value=\"extra\"")
     });
     let a = post_form(
@@ -241,7 +253,7 @@ fn feedback_is_kept_limited_per_address_and_listed_as_text() {
     let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let d = TestDaemon::start(BIN, &config(&sink, public, &db, ""));
     d.wait_state("db", "up", LONG);
-    let page = wait_page(public, "the feedback form", |p| {
+    let page = wait_page(public, "/feedback", "the feedback form", |p| {
         p.contains("action=\"/feedback\"")
     });
     assert!(page.contains("<option value=\"db\">db</option>"), "{page}");
@@ -312,7 +324,7 @@ fn feedback_is_kept_limited_per_address_and_listed_as_text() {
 fn idle_streams_cannot_take_the_page_down() {
     let (d, addr) = crate::statuspage::public_daemon("[services.web]\ncommand = \"sleep 1000\"\n");
     d.wait_state("web", "up", LONG);
-    wait_page(addr, "the page", |p| p.contains("data-svc=\"web\""));
+    wait_page(addr, "/", "the page", |p| p.contains("data-svc=\"web\""));
     // 512 streams opened and left idle: the first 256 are served, the rest refused.
     let mut open = Vec::new();
     let (mut served, mut refused) = (0, 0);
@@ -358,8 +370,12 @@ fn a_megabyte_body_is_a_413_and_what_was_sent_is_not_echoed() {
     );
     d.wait_state("web", "up", LONG);
     let big = format!(r#"{{"email": "{}@example.com"}}"#, "a".repeat(1 << 20));
-    for path in ["/api/v1/subscribe", "/subscribe", "/feedback"] {
-        let a = http(public, "POST", path, &[FORM], big.as_bytes()).unwrap();
+    for (path, headers) in [
+        ("/api/v1/subscribe", &[][..]),
+        ("/subscribe", &[FORM][..]),
+        ("/feedback", &[FORM][..]),
+    ] {
+        let a = http(public, "POST", path, headers, big.as_bytes()).unwrap();
         assert_eq!(a.code, 413, "{path}: {}", a.text());
         assert!(a.text().contains("larger than"), "{path}: {}", a.text());
     }
@@ -389,14 +405,17 @@ fn the_headline_says_a_service_is_still_starting() {
         "[services.slow]\ncommand = \"sleep 1000\"\nready = { log = \"never printed\" }\nready_timeout = \"1h\"\n",
     );
     d.wait_state("slow", "starting", LONG);
-    let page = wait_page(addr, "the headline of a starting service", |p| {
+    let page = wait_page(addr, "/", "the headline of a starting service", |p| {
         p.contains("data-svc=\"slow\"")
     });
     assert!(
         page.contains("class=\"banner k-starting\">Some services are still starting<"),
         "{page}"
     );
-    assert!(!page.contains("All systems operational"), "{page}");
+    assert!(
+        !page.contains(">All systems operational<"),
+        "(the script's table of headlines names it, the banner must not): {page}"
+    );
     let zh = http(addr, "GET", "/?lang=zh-CN", &[], b"").unwrap();
     assert!(zh.text().contains("部分服务仍在启动中"), "{}", zh.text());
 }
