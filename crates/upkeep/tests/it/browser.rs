@@ -259,7 +259,7 @@ fn forms_daemon(sink: &upkeep_testkit::SmtpSink) -> (TestDaemon, SocketAddr, Tcp
     let (d, addr) = public_daemon(&format!(
         "[services.db]\ndisplay_name = \"Database\"\nprobes = [{{ kind = \"tcp\", addr = \"{db}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n\
 [services.web]\ncommand = \"sleep 1000\"\n\
-[notify]\npublic_url = \"http://PUBLIC/\"\n\
+[notify]\npublic_url = \"http://public/\"\n\
 [notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n\
 [notify.subscribers]\nnotice = [\"announced\"]\n",
         sink.port
@@ -291,13 +291,13 @@ fn a_browser_subscribes_by_the_form_and_confirms_with_the_mailed_link() {
     });
     let text = upkeep_testkit::SmtpSink::text(&mail);
     let at = text
-        .find("http://PUBLIC/api/v1/subscribe/confirm?token=")
+        .find("http://public/api/v1/subscribe/confirm?token=")
         .unwrap_or_else(|| panic!("no confirmation link in\n{text}"));
     let link: String = text[at..]
         .chars()
         .take_while(|c| !c.is_whitespace())
         .collect();
-    let link = link.replacen("http://PUBLIC", &format!("http://{addr}"), 1);
+    let link = link.replacen("http://public", &format!("http://{addr}"), 1);
     let confirmed = browse(&link, "zh-CN", &["visit"]);
     assert_eq!(confirmed["status"], 200, "{confirmed}");
     assert_eq!(confirmed["title"], "订阅已确认", "{confirmed}");
