@@ -1037,7 +1037,6 @@ async fn subscribers_are_confirmed_fanned_out_to_and_deleted() {
 /// gone the second opens, with no restart.
 #[tokio::test]
 async fn feedback_is_kept_as_written_per_node_newest_first() {
-    use upkeep_store::Feedback;
     on_every_engine(async |location, node| {
         let store = open(&location, &node).await;
         let message = "<script>alert(1)</script> 结账很慢 'quoted'";
