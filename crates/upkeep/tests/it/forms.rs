@@ -419,3 +419,47 @@ fn the_headline_says_a_service_is_still_starting() {
     let zh = http(addr, "GET", "/?lang=zh-CN", &[], b"").unwrap();
     assert!(zh.text().contains("部分服务仍在启动中"), "{}", zh.text());
 }
+
+#[test]
+fn the_feedback_list_needs_a_read_token_over_tcp() {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut d = TestDaemon::prepare(BIN, "[services.web]\ncommand = \"sleep 1000\"\n");
+    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
+        "[daemon]\n",
+        &format!("[daemon]\nlisten = \"{addr}\"\n"),
+        1,
+    );
+    std::fs::write(&d.config, text).unwrap();
+    d.launch();
+    let out = d.cli(&["token", "create", "reader", "--scope", "read", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let secret = serde_json::from_str::<Value>(&stdout(&out)).unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a = http(addr, "GET", "/api/v1/feedback", &[], b"").unwrap();
+    assert_eq!(a.code, 401, "{}", a.text());
+    let auth = format!("Bearer {secret}");
+    let a = http(
+        addr,
+        "GET",
+        "/api/v1/feedback?limit=10",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(a.code, 200, "{}", a.text());
+    assert_eq!(a.json(), serde_json::json!([]));
+    // The form is public on this listener too; its message is then listed.
+    let a = post_form(addr, "/feedback", "message=hello", None);
+    assert_eq!(a.code, 200, "{}", a.text());
+    let a = http(
+        addr,
+        "GET",
+        "/api/v1/feedback",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(a.json()[0]["message"], "hello", "{}", a.text());
+}
