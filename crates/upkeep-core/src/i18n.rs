@@ -155,6 +155,9 @@ messages! {
     NoSubscribers => "no subscribers", "没有订阅者";
     SubscriberRemoved => "subscriber {} deleted", "订阅者 {} 已删除";
     ColEmail => "email", "邮箱";
+    NoFeedback => "no feedback", "没有留言";
+    ColMessage => "message", "留言";
+    ColFrom => "from", "来源";
     ColConfirmed => "confirmed", "确认时间";
     ColLang => "language", "语言";
     AllServices => "all", "全部";

@@ -12,6 +12,7 @@
 //! - `status.rs`: [`State`] and [`ServiceStatus`], what `ls` shows.
 //! - `api.rs`: request and response bodies of the JSON API (socket and, later, TCP).
 //! - `subscription.rs`: the subscriber API's bodies (subscribe, a subscriber as listed).
+//! - `feedback.rs`: the feedback form's body and a message as operators list it.
 //! - `report.rs`: availability report inputs, tallies (what rollups keep) and figures.
 //! - `latency.rs`: probe latency histograms (they add across hours; percentiles do not) and
 //!   the book probes record into until the store keeps them.
@@ -24,6 +25,7 @@ mod clock;
 mod deps;
 pub mod duration;
 mod event;
+pub mod feedback;
 pub mod i18n;
 pub mod job;
 pub mod latency;

@@ -193,12 +193,17 @@ forward! { crate::Outbox {}:
 }
 
 forward! { crate::Subscribers {}:
-    fn subscribe(&self, email: &str, services: &[String], lang: &str, now: jiff::Timestamp, expired_before: jiff::Timestamp) -> Result<crate::Subscribed, Error>;
+    fn subscribe(&self, email: &str, services: &[String], lang: &str, now: jiff::Timestamp, expired_before: jiff::Timestamp, renew_before: jiff::Timestamp) -> Result<crate::Subscribed, Error>;
     fn confirm_subscriber(&self, id: i64, email: &str, created: jiff::Timestamp, now: jiff::Timestamp) -> Result<Option<crate::Subscriber>, Error>;
     fn unsubscribe(&self, id: Option<i64>, email: &str) -> Result<bool, Error>;
     fn subscribers(&self) -> Result<Vec<crate::Subscriber>, Error>;
     fn take_step_fanned(&self, take: crate::StepTake<'_>) -> Result<bool, Error>;
     fn fail_orphaned_notices(&self, channels: &[String]) -> Result<u64, Error>;
+}
+
+forward! { crate::Feedback {}:
+    fn add_feedback(&self, f: crate::NewFeedback<'_>, at: jiff::Timestamp) -> Result<i64, Error>;
+    fn feedback(&self, limit: u32) -> Result<Vec<upkeep_core::feedback::FeedbackItem>, Error>;
 }
 
 #[cfg(test)]

@@ -15,12 +15,14 @@
 //! background), `fanout.rs` (committed events to observers), `copy.rs` (a node's history from
 //! one store to another), `rollup/` (hourly and daily tallies, retain), `windows.rs`
 //! (maintenance windows and their steps), `outbox.rs` (notices to send, their leases and
-//! states), `subscribers.rs` (subscribers and the fan-out of notices to them),
+//! states), `subscribers.rs` (subscribers and the fan-out of notices to them), `feedback.rs`
+//! (what people wrote in the status page's form),
 //! `migrations/{sqlite,postgres}/`.
 
 mod copy;
 mod derive;
 pub mod fanout;
+mod feedback;
 mod hold;
 mod journal;
 mod lazy;
@@ -41,6 +43,7 @@ use upkeep_core::api::{Incident, StoredEvent};
 use upkeep_core::{Desired, Event, ServiceName};
 
 pub use copy::{Copied, CopyError};
+pub use feedback::{Feedback, NewFeedback};
 pub use lazy::LazyStore;
 pub use numbers::start_numbering;
 pub use outbox::{Damped, Leased, NewNotice, Outbox, OutboxRow, OutboxState};
@@ -197,7 +200,7 @@ pub trait EventLog: Send + Sync {
 }
 
 #[async_trait]
-pub trait Store: EventLog + Windows + Outbox + Subscribers + Send + Sync {
+pub trait Store: EventLog + Windows + Outbox + Subscribers + Feedback + Send + Sync {
     /// The most recent events, newest first; of one service or of all.
     async fn events(
         &self,

@@ -66,12 +66,16 @@ pub enum Subscribed {
     Pending(Subscriber),
     /// The address is confirmed already: nothing changes.
     Confirmed(Subscriber),
+    /// Unconfirmed, and its confirmation mail is recent: nothing changes, no mail is due.
+    Waiting(Subscriber),
 }
 
 #[async_trait]
 pub trait Subscribers: Send + Sync {
     /// Records a subscription of `email` (already checked). Unconfirmed rows created before
-    /// `expired_before` are deleted first (their links no longer work).
+    /// `expired_before` are deleted first (their links no longer work). An unconfirmed row
+    /// created at or after `renew_before` is left as it is ([`Subscribed::Waiting`]): its
+    /// confirmation mail went out a moment ago, and asking again must not mail again.
     async fn subscribe(
         &self,
         email: &str,
@@ -79,6 +83,7 @@ pub trait Subscribers: Send + Sync {
         lang: &str,
         now: Timestamp,
         expired_before: Timestamp,
+        renew_before: Timestamp,
     ) -> Result<Subscribed, Error>;
     /// Confirms subscriber `id` if it still has address `email` and was created at
     /// `created` (a link of an earlier, renewed subscription no longer confirms); None if
@@ -155,6 +160,7 @@ impl Subscribers for SqlStore {
         lang: &str,
         now: Timestamp,
         expired_before: Timestamp,
+        renew_before: Timestamp,
     ) -> Result<Subscribed, Error> {
         sqlx::query(
             "DELETE FROM subscribers WHERE node = $1 AND confirmed_ms IS NULL AND created_ms < $2",
@@ -166,19 +172,21 @@ impl Subscribers for SqlStore {
         .map_err(q("forget expired subscriptions"))?;
         let services = serde_json::to_string(services).expect("names serialise");
         // A confirmed row is left as it is (changing what it follows would need a new
-        // confirmation); an unconfirmed one is renewed, and its earlier link stops working.
+        // confirmation); an unconfirmed one is renewed, and its earlier link stops working,
+        // unless it was made or renewed a moment ago (its mail is on its way).
         sqlx::query(
             "INSERT INTO subscribers (node, email, services, lang, created_ms)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (node, email) DO UPDATE SET services = excluded.services,
                  lang = excluded.lang, created_ms = excluded.created_ms
-             WHERE subscribers.confirmed_ms IS NULL",
+             WHERE subscribers.confirmed_ms IS NULL AND subscribers.created_ms < $6",
         )
         .bind(&self.node)
         .bind(email)
         .bind(&services)
         .bind(lang)
         .bind(now.as_millisecond())
+        .bind(renew_before.as_millisecond())
         .execute(&self.pool)
         .await
         .map_err(q("record a subscription"))?;
@@ -191,6 +199,9 @@ impl Subscribers for SqlStore {
         };
         Ok(if s.confirmed.is_some() {
             Subscribed::Confirmed(s)
+        } else if s.created.as_millisecond() != now.as_millisecond() {
+            // Not renewed by this call (rows keep milliseconds; `now` may hold more).
+            Subscribed::Waiting(s)
         } else {
             Subscribed::Pending(s)
         })
@@ -332,19 +343,54 @@ mod tests {
         let now = t("2026-12-01T00:00:00Z");
         let long_ago = t("2026-11-01T00:00:00Z");
         let Subscribed::Pending(a) = store
-            .subscribe("a@example.com", &[], "en", now, long_ago)
+            .subscribe("a@example.com", &[], "en", now, long_ago, now)
             .await
             .unwrap()
         else {
             panic!("a new address is pending")
         };
         let Subscribed::Pending(b) = store
-            .subscribe("b@example.com", &["db".into()], "zh-CN", now, long_ago)
+            .subscribe("b@example.com", &["db".into()], "zh-CN", now, long_ago, now)
             .await
             .unwrap()
         else {
             panic!("a new address is pending")
         };
+        // Asked again a moment later: left as it is, no new mail due.
+        let soon = now + jiff::SignedDuration::from_secs(60);
+        let Subscribed::Waiting(w) = store
+            .subscribe("b@example.com", &[], "en", soon, long_ago, now)
+            .await
+            .unwrap()
+        else {
+            panic!("a recent pending subscription waits")
+        };
+        assert_eq!(w, b, "nothing changed");
+        // Later than that: renewed, with a new mail due.
+        let later = now + jiff::SignedDuration::from_secs(700);
+        let Subscribed::Pending(r) = store
+            .subscribe(
+                "b@example.com",
+                &["db".into()],
+                "zh-CN",
+                later,
+                long_ago,
+                soon,
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("an older pending subscription is renewed")
+        };
+        assert_eq!(r.created, later);
+        // Back as it was for what follows.
+        let b = Subscriber { created: now, ..r };
+        sqlx::query("UPDATE subscribers SET created_ms = $1 WHERE id = $2")
+            .bind(now.as_millisecond())
+            .bind(b.id)
+            .execute(&store.pool)
+            .await
+            .unwrap();
         // A confirmation with another creation time (an earlier link) does nothing.
         assert!(
             store
@@ -361,7 +407,7 @@ mod tests {
         assert_eq!(confirmed.confirmed, Some(now));
         // Subscribing a confirmed address again changes nothing.
         let again = store
-            .subscribe("a@example.com", &["web".into()], "en", now, long_ago)
+            .subscribe("a@example.com", &["web".into()], "en", now, long_ago, now)
             .await
             .unwrap();
         assert_eq!(again, Subscribed::Confirmed(confirmed.clone()));
@@ -415,6 +461,7 @@ mod tests {
                 "en",
                 now,
                 now + jiff::SignedDuration::from_secs(1),
+                now,
             )
             .await
             .unwrap();

@@ -929,21 +929,36 @@ async fn subscribers_are_confirmed_fanned_out_to_and_deleted() {
     }
     on_every_engine(async |location, node| {
         let store = open(&location, &node).await;
+        // A time finer than the rows' milliseconds is still this call's.
+        let fine = t(0) + jiff::SignedDuration::from_nanos(123_456);
         let Subscribed::Pending(a1) = store
-            .subscribe("a@example.com", &[], "en", t(0), t(-1))
+            .subscribe("a@example.com", &[], "en", fine, t(-1), fine)
             .await
             .unwrap()
         else {
             panic!("new")
         };
         let Subscribed::Pending(a2) = store
-            .subscribe("a@example.com", &["db".into()], "zh-CN", t(10), t(-1))
+            .subscribe(
+                "a@example.com",
+                &["db".into()],
+                "zh-CN",
+                t(10),
+                t(-1),
+                t(10),
+            )
             .await
             .unwrap()
         else {
             panic!("still pending")
         };
         assert_eq!((a2.id, a2.created), (a1.id, t(10)));
+        // Asked again before `renew_before` passes its creation: left as it is, no mail due.
+        let again = store
+            .subscribe("a@example.com", &[], "en", t(20), t(-1), t(5))
+            .await
+            .unwrap();
+        assert_eq!(again, Subscribed::Waiting(a2.clone()));
         assert!(
             store
                 .confirm_subscriber(a1.id, &a1.email, a1.created, t(20))
@@ -959,7 +974,7 @@ async fn subscribers_are_confirmed_fanned_out_to_and_deleted() {
             .unwrap();
         assert_eq!(ok.services, vec!["db".to_owned()]);
         store
-            .subscribe("b@example.com", &[], "en", t(30), t(-1))
+            .subscribe("b@example.com", &[], "en", t(30), t(-1), t(30))
             .await
             .unwrap();
         let spec = upkeep_core::window::WindowSpec {
@@ -1020,6 +1035,49 @@ async fn subscribers_are_confirmed_fanned_out_to_and_deleted() {
 /// Two daemons with one node id on one PostgreSQL database (a data dir copied to a second host):
 /// the second is refused, saying which host holds the id, and keeps trying; once the first is
 /// gone the second opens, with no restart.
+#[tokio::test]
+async fn feedback_is_kept_as_written_per_node_newest_first() {
+    on_every_engine(async |location, node| {
+        let store = open(&location, &node).await;
+        let message = "<script>alert(1)</script> 结账很慢 'quoted'";
+        let a = store
+            .add_feedback(
+                upkeep_store::NewFeedback {
+                    message,
+                    email: None,
+                    service: None,
+                    lang: "zh-CN",
+                    address: Some("192.0.2.7"),
+                },
+                t(0),
+            )
+            .await
+            .unwrap();
+        let b = store
+            .add_feedback(
+                upkeep_store::NewFeedback {
+                    message: "ok",
+                    email: Some("ann@example.com"),
+                    service: Some("web"),
+                    lang: "en",
+                    address: None,
+                },
+                t(1000),
+            )
+            .await
+            .unwrap();
+        let list = store.feedback(10).await.unwrap();
+        assert_eq!(list.iter().map(|f| f.id).collect::<Vec<_>>(), vec![b, a]);
+        assert_eq!(list[1].message, message);
+        assert_eq!(list[1].email, None);
+        assert_eq!(list[1].address.as_deref(), Some("192.0.2.7"));
+        assert_eq!(list[1].created, t(0));
+        assert_eq!(list[0].service.as_deref(), Some("web"));
+        assert_eq!(store.feedback(1).await.unwrap().len(), 1);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_node_id_in_use_on_the_database_is_refused_until_its_daemon_is_gone() {
     let Some(pg) = engines::postgres() else {

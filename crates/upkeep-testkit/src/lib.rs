@@ -711,8 +711,17 @@ fn exchange(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<Answer> {
+    // JSON unless the caller names another type (a form's).
+    let typed = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: upkeep\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: upkeep\r\nConnection: close\r\n{}Content-Length: {}\r\n",
+        if typed {
+            ""
+        } else {
+            "Content-Type: application/json\r\n"
+        },
         body.len()
     );
     for (k, v) in headers {

@@ -215,6 +215,10 @@ pub trait Control: Send + Sync + 'static {
     }
     /// Subscriptions (`[notify.subscribers]`), if the daemon takes them.
     fn subscriptions(&self) -> Option<Arc<dyn crate::Subscriptions>>;
+    /// The status page's feedback, if the daemon keeps it.
+    fn feedback(&self) -> Option<Arc<dyn crate::Feedbacks>> {
+        None
+    }
     /// Moves a test clock forward `by` and answers once what that made due has woken.
     async fn advance_clock(
         &self,
@@ -280,9 +284,14 @@ fn public_routes(control: &dyn Control, cancel: &CancellationToken) -> Router<Ap
     let routes = Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/status", get(statuses))
-        .merge(crate::feeds::public_routes())
-        .merge(crate::subscribers::public_routes(
-            crate::subscribers::limiter(),
+        .merge(crate::feeds::public_routes());
+    // One limit per address for both ways to subscribe: each mails whoever it names.
+    let subscriptions = crate::subscribers::limiter();
+    let routes = routes
+        .merge(crate::subscribers::public_routes(subscriptions.clone()))
+        .merge(crate::forms::public_routes(
+            subscriptions,
+            crate::forms::feedback_limiter(),
         ));
     match control.site() {
         Some(site) => routes.merge(crate::site::routes(site, cancel.clone())),
@@ -308,7 +317,8 @@ fn read_routes(gate: Gate) -> Router<AppState> {
         .merge(crate::windows::read_routes())
         .merge(crate::notify::read_routes())
         .merge(crate::live::read_routes())
-        .merge(crate::subscribers::read_routes());
+        .merge(crate::subscribers::read_routes())
+        .merge(crate::forms::read_routes());
     behind(routes, gate, Scope::Read)
 }
 
@@ -471,9 +481,15 @@ async fn reload(State(s): State<AppState>, By(by): By) -> Result<Json<ReloadResu
     s.control.reload(&by).await.map(Json)
 }
 
-/// A JSON body that does not parse: a 400 saying why, in the API's JSON.
+/// A JSON body that does not parse: a 400 saying why, in the API's JSON; one over the
+/// listener's size cap (a route with no `bounded_body` in front, such as the public
+/// subscription), a 413. The reason never quotes the body: serde's messages may quote what it
+/// read, so they are cut short.
 pub(crate) fn bad_json(e: JsonRejection) -> ApiError {
-    ApiError::bad_request(e.body_text())
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::TooLarge("the request body is larger than this listener takes".into());
+    }
+    ApiError::bad_request(crate::error::clip(&e.body_text()))
 }
 
 async fn add(

@@ -49,6 +49,16 @@ pub enum ApiError {
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// At most 200 characters of `text` (cut at a character boundary, marked with `…`): what an
+/// error message may quote of what a client sent, so a megabyte of input is not echoed back.
+pub fn clip(text: &str) -> String {
+    const MAX: usize = 200;
+    match text.char_indices().nth(MAX) {
+        None => text.to_owned(),
+        Some((at, _)) => format!("{}…", &text[..at]),
+    }
+}
+
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::BadRequest {

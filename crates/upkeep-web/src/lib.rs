@@ -14,12 +14,15 @@
 //! window routes), `notify.rs` (the outbox: list, retry, test), `signals.rs` (a signal or a
 //! reload to a running service), `site/` (the public status page, its live stream, badges
 //! and `banner.js`), `live.rs` (the service list pushed as it changes, for `upkeep top`), `subscribers.rs` (subscribe,
-//! confirm and unsubscribe links, rate-limited per client; the list for token holders).
+//! confirm and unsubscribe links, rate-limited per client; the list for token holders),
+//! `forms.rs` (the status page's subscribe and feedback forms, without JavaScript; the
+//! feedback list for token holders).
 
 mod api;
 mod auth;
 mod error;
 mod feeds;
+mod forms;
 mod live;
 mod metrics;
 mod notify;
@@ -33,7 +36,8 @@ pub use api::{
     Action, Control, LogStream, Target, metrics_router, public_router, socket_router, tcp_router,
 };
 pub use auth::{Grant, Tokens};
-pub use error::ApiError;
+pub use error::{ApiError, clip};
+pub use forms::Feedbacks;
 pub use metrics::{MetricsData, ProcessStats};
 pub use serve::{Limits, Peer, PeerOf, serve};
 pub use site::{PageModel, Site};

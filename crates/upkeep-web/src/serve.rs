@@ -14,6 +14,10 @@
 //!   body is read by [`bounded_body`], which the API's routers place behind their gate, so a
 //!   client without a token is refused before a byte of its body is read; routes that read no
 //!   body never wait for one, and axum's extractors keep the same cap as a backstop;
+//! - a cap of its own on connections that carry a stream (the status page's server-sent
+//!   events): such a connection gives its connection permit back for a stream permit
+//!   ([`Lease::to_stream`]), so idle streams can never take every permit and leave the page
+//!   answering 503; past the stream cap the stream alone is refused (503, connection closed);
 //! - on shutdown, in-flight requests finish and the rest are closed, within a deadline.
 //!
 //! Each connection's [`Peer`] (the uid behind a Unix socket, from SO_PEERCRED, or the
@@ -29,7 +33,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -48,6 +52,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Longest wait for a request's whole body once its headers are in; past it a 408.
     pub body_timeout: Duration,
+    /// Connections that carry a stream, apart from `max_connections` (see [`Lease`]).
+    pub max_streams: usize,
 }
 
 impl Limits {
@@ -60,6 +66,7 @@ impl Limits {
         max_header_bytes: 64 * 1024,
         max_body_bytes: 2 * 1024 * 1024,
         body_timeout: Duration::from_secs(30),
+        max_streams: 1024,
     };
     /// A scrape-only TCP port: Prometheus needs one connection or two.
     pub const METRICS: Limits = Limits {
@@ -68,18 +75,22 @@ impl Limits {
         max_header_bytes: 16 * 1024,
         max_body_bytes: 16 * 1024,
         body_timeout: Duration::from_secs(10),
+        max_streams: 0,
     };
     /// The TCP API (`listen`) and the public router (`public_listen`): anyone who reaches the
     /// port may connect, token or not. A few hundred connections serve dashboards, scripts and
     /// a status page behind a proxy; the cap keeps a flood to that many descriptors. Every
     /// request body of the API is a small JSON object, so 64 KiB is far more than any needs,
-    /// and an `Authorization` header is under 100 bytes, so 16 KiB of head is roomy.
+    /// and an `Authorization` header is under 100 bytes, so 16 KiB of head is roomy. Live
+    /// status streams get 256 connections of their own: a page open in that many browsers
+    /// at once, and past it a browser falls back to reloading the page, which still answers.
     pub const TCP: Limits = Limits {
         max_connections: 512,
         header_timeout: Duration::from_secs(10),
         max_header_bytes: 16 * 1024,
         max_body_bytes: 64 * 1024,
         body_timeout: Duration::from_secs(10),
+        max_streams: 256,
     };
 }
 
@@ -112,14 +123,39 @@ impl PeerOf for tokio::net::TcpStream {
     }
 }
 
-/// The router's service for one connection: puts the connection's [`Peer`] and its listener's
-/// [`Limits`] into each request. A wrapper rather than `Router::layer` per connection, which
+/// The permit a connection holds, in each of its requests' extensions: one of its listener's
+/// connection permits or, once it carries a stream, one of its stream permits. The connection
+/// keeps it until it closes.
+#[derive(Clone)]
+pub(crate) struct Lease {
+    held: Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>,
+    streams: Arc<Semaphore>,
+}
+
+impl Lease {
+    /// Trades this connection's permit for a stream permit, so that a stream held open for
+    /// hours does not keep a connection permit from the page; false when every stream permit
+    /// is taken (the stream is then refused, and the connection keeps what it had).
+    pub(crate) fn to_stream(&self) -> bool {
+        let Ok(stream) = self.streams.clone().try_acquire_owned() else {
+            return false;
+        };
+        // Poisoned only by a panic in this very line elsewhere: the permit is still good.
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        *held = Some(stream);
+        true
+    }
+}
+
+/// The router's service for one connection: puts the connection's [`Peer`], its [`Lease`]
+/// and its listener's [`Limits`] into each request. A wrapper rather than `Router::layer` per connection, which
 /// would rebuild every route for each of a flood's connections.
 #[derive(Clone)]
 struct WithPeer {
     inner: TowerToHyperService<Router>,
     peer: Peer,
     limits: Limits,
+    lease: Lease,
 }
 
 impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for WithPeer {
@@ -136,6 +172,7 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for WithPeer
     fn call(&self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         req.extensions_mut().insert(self.peer.clone());
         req.extensions_mut().insert(self.limits);
+        req.extensions_mut().insert(self.lease.clone());
         self.inner.call(req)
     }
 }
@@ -208,6 +245,7 @@ where
     // The extractors' own cap, for a route that reads a body without `bounded_body` in front.
     let app = app.layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let streams = Arc::new(Semaphore::new(limits.max_streams));
     let conns = TaskTracker::new();
     let mut refused: u64 = 0;
     loop {
@@ -228,14 +266,20 @@ where
             tokio::spawn(refuse(io));
             continue;
         };
+        let lease = Lease {
+            held: Arc::new(std::sync::Mutex::new(Some(permit))),
+            streams: streams.clone(),
+        };
         let svc = WithPeer {
             peer: io.peer(),
             limits,
+            lease: lease.clone(),
             inner: TowerToHyperService::new(app.clone()),
         };
         let cancel = cancel.clone();
         conns.spawn(async move {
-            let _permit = permit;
+            // Whichever permit the connection holds at its end goes back then.
+            let _lease = lease;
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())

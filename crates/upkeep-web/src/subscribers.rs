@@ -282,7 +282,7 @@ fn refused(lang: Lang, e: LinkError) -> Response {
 }
 
 /// A small page: no script, no outside resource.
-fn page(status: StatusCode, lang: Lang, title: &str, body: &str) -> Response {
+pub(crate) fn page(status: StatusCode, lang: Lang, title: &str, body: &str) -> Response {
     let tag = match lang {
         Lang::En => "en",
         Lang::ZhCn => "zh-CN",
@@ -308,7 +308,7 @@ fn page(status: StatusCode, lang: Lang, title: &str, body: &str) -> Response {
     resp
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -831,6 +831,14 @@ impl Control for Daemon {
     fn site(&self) -> Option<upkeep_web::Site> {
         Some(self.site.clone())
     }
+    fn feedback(&self) -> Option<Arc<dyn upkeep_web::Feedbacks>> {
+        Some(Arc::new(crate::feedback::Desk {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            site: self.site.clone(),
+        }))
+    }
+
     fn subscriptions(&self) -> Option<Arc<dyn upkeep_web::Subscriptions>> {
         self.notices
             .desk()

@@ -10,6 +10,7 @@ mod cli;
 mod control;
 mod daemon;
 mod deps;
+mod feedback;
 mod heartbeat;
 mod import;
 mod intent;

@@ -273,7 +273,7 @@ pub async fn start(
             config: notify.clone(),
             keys,
             node: node.to_owned(),
-            services: config.services.keys().cloned().collect(),
+            services: std::sync::RwLock::new(crate::subscriptions::public_services(config)),
             wake: wake.clone(),
         })
     });

@@ -220,6 +220,7 @@ async fn model(daemon: &Daemon, s: &FromStore) -> PageModel {
             .cloned()
             .collect(),
         services,
+        subscribe: daemon.notices.desk().is_some(),
     }
 }
 

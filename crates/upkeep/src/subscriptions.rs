@@ -2,9 +2,11 @@
 //! done over the store, the injected clock and `[notify.subscribers]`.
 //!
 //! A subscription's address is checked (one bare address an SMTP server takes, at most 254
-//! bytes, kept in lower case), its services must be configured, its language `en` or
-//! `zh-CN`; the row is stored unconfirmed and the double opt-in mail planned as an outbox row
-//! (so it survives a crash like any notice). Links are checked against the secret, which comes
+//! bytes, kept in lower case), its services must be public ones (shown on the status page;
+//! kept current by `upkeep reload`), its language `en` or `zh-CN`; the row is stored
+//! unconfirmed and the double opt-in mail planned as an outbox row (so it survives a crash
+//! like any notice). An address gets at most one confirmation mail per [`RESEND_AFTER`],
+//! however often it is subscribed: the form must not be a way to flood someone's inbox. Links are checked against the secret, which comes
 //! from `secret_env`, `secret_file`, or `<data_dir>/subscribers.key` (32 random bytes made
 //! once, mode 0600, never opened through a symlink). An unsubscribe deletes the subscriber.
 //! The fan-out of notices to subscribers is `notices.rs`'s (with the store, in the
@@ -26,6 +28,19 @@ use upkeep_web::{ApiError, LinkError, Linked, Subscriptions};
 
 /// The secret file in the data dir, when the config names none.
 const KEY_FILE: &str = "subscribers.key";
+
+/// An unconfirmed address is mailed again at most this often.
+pub const RESEND_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The services the public may name: those the status page shows (not `public = false`).
+pub fn public_services(config: &upkeep_config::Config) -> BTreeSet<ServiceName> {
+    config
+        .services
+        .iter()
+        .filter(|(_, c)| !c.page.hidden)
+        .map(|(n, _)| n.clone())
+        .collect()
+}
 
 /// Reads the links' secret: from the environment, a file, or the data dir (made once).
 pub fn load_keys(
@@ -101,8 +116,8 @@ pub struct Desk {
     pub config: Arc<NotifyConfig>,
     pub keys: SubscriptionKeys,
     pub node: String,
-    /// The services configured at start (what subscribers may name).
-    pub services: BTreeSet<ServiceName>,
+    /// The public services (what subscribers may name), as of the last start or reload.
+    pub services: std::sync::RwLock<BTreeSet<ServiceName>>,
     /// The dispatcher's: a confirmation mail was planned.
     pub wake: Arc<tokio::sync::Notify>,
 }
@@ -158,6 +173,11 @@ pub fn check_address(text: &str) -> Result<String, String> {
 }
 
 impl Desk {
+    /// What subscribers may name from now on (a reload added or hid services).
+    pub fn set_services(&self, services: BTreeSet<ServiceName>) {
+        *self.services.write().unwrap_or_else(|e| e.into_inner()) = services;
+    }
+
     fn within(&self) -> std::time::Duration {
         self.config
             .subscribers
@@ -175,26 +195,29 @@ impl Subscriptions for Desk {
             hint: Some("one address, such as name@example.com".into()),
         })?;
         let mut services = BTreeSet::new();
-        for s in &req.services {
-            match ServiceName::new(s.clone())
-                .ok()
-                .filter(|n| self.services.contains(n))
-            {
-                Some(n) => {
-                    services.insert(n.to_string());
-                }
-                None => {
-                    return Err(ApiError::BadRequest {
-                        message: format!("no service named `{s}`"),
-                        hint: Some(format!(
-                            "subscribe to some of {}, or leave services out for all",
-                            self.services
-                                .iter()
-                                .map(|n| n.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )),
-                    });
+        {
+            let public = self.services.read().unwrap_or_else(|e| e.into_inner());
+            for s in &req.services {
+                match ServiceName::new(s.clone())
+                    .ok()
+                    .filter(|n| public.contains(n))
+                {
+                    Some(n) => {
+                        services.insert(n.to_string());
+                    }
+                    None => {
+                        return Err(ApiError::BadRequest {
+                            message: format!("no public service named `{}`", upkeep_web::clip(s)),
+                            hint: Some(format!(
+                                "subscribe to some of {}, or leave services out for all",
+                                public
+                                    .iter()
+                                    .map(|n| n.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )),
+                        });
+                    }
                 }
             }
         }
@@ -214,9 +237,12 @@ impl Subscriptions for Desk {
         let expired_before = now
             .checked_sub(jiff::SignedDuration::try_from(within).unwrap_or_default())
             .unwrap_or(now);
+        let renew_before = now
+            .checked_sub(jiff::SignedDuration::try_from(RESEND_AFTER).unwrap_or_default())
+            .unwrap_or(now);
         let done = self
             .store
-            .subscribe(&email, &services, lang, now, expired_before)
+            .subscribe(&email, &services, lang, now, expired_before, renew_before)
             .await
             .map_err(unavailable)?;
         if let Subscribed::Pending(s) = done
@@ -230,12 +256,17 @@ impl Subscriptions for Desk {
             tracing::info!(subscriber = s.id, "subscription: confirmation mail planned");
         }
         let zh = subscriber_lang(lang) == upkeep_core::i18n::Lang::ZhCn;
+        let minutes = RESEND_AFTER.as_secs() / 60;
         Ok(SubscribeAnswer {
             status: "confirmation_sent".into(),
             message: if zh {
-                "确认邮件已发送（如该地址尚未确认）：请点击邮件中的链接完成订阅。".into()
+                format!(
+                    "确认邮件已发送（如该地址尚未确认）：请点击邮件中的链接完成订阅。同一地址每 {minutes} 分钟最多发送一封确认邮件。"
+                )
             } else {
-                "If this address is not confirmed yet, a mail with a confirmation link is on its way.".into()
+                format!(
+                    "If this address is not confirmed yet, a mail with a confirmation link is on its way. An address gets at most one confirmation mail every {minutes} minutes."
+                )
             },
             confirm_within_s: within.as_secs(),
         })
@@ -289,17 +320,24 @@ impl Subscriptions for Desk {
             .map_err(link_store_error)?
             .into_iter()
             .find(|s| s.id == t.id && s.email == t.email)
-            .map(|s| subscriber_lang(&s.lang))
-            .ok_or(LinkError::Gone)?;
-        if !self
+            .map(|s| subscriber_lang(&s.lang));
+        // Gone already (a second click, or a mail client's one-click POST after the
+        // person's): the same answer, since what was asked holds. The token is signed, so
+        // it names an address that was subscribed.
+        let Some(lang) = lang else {
+            return Ok(Linked {
+                email: t.email,
+                lang: self.config.language,
+            });
+        };
+        if self
             .store
             .unsubscribe(Some(t.id), &t.email)
             .await
             .map_err(link_store_error)?
         {
-            return Err(LinkError::Gone);
+            tracing::info!(subscriber = t.id, "unsubscribed: the address is deleted");
         }
-        tracing::info!(subscriber = t.id, "unsubscribed: the address is deleted");
         Ok(Linked {
             email: t.email,
             lang,

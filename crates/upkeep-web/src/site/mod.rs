@@ -14,10 +14,13 @@
 //! `X-Content-Type-Options: nosniff` and no referrer; `banner.js` and the badges are for other
 //! sites, so they carry `Access-Control-Allow-Origin: *`. Texts are escaped in `render.rs`.
 //!
+//! The forms' pages (`/subscribe`, `/feedback`) are rendered here too, with the page; what
+//! they post is `crate::forms`'s.
+//!
 //! Layout: `model.rs` (what is shown, pure), `words.rs` (its words in both languages),
 //! `render.rs` (model → bytes), this file (publishing, routes, headers, the stream),
-//! `assets/` (template, CSS, scripts). Forms and admin pages, when they come, get modules of
-//! their own beside these.
+//! `assets/` (template, CSS, scripts). Admin pages, when they come, get modules of their own
+//! beside these.
 
 pub mod model;
 mod render;
@@ -71,6 +74,8 @@ pub struct Published {
     /// By service name: the state badge and the uptime badge.
     badges: HashMap<String, [Variant; 2]>,
     banner: Variant,
+    /// The forms' pages by language: subscribe (None without subscriptions), feedback.
+    forms: [(Option<Variant>, Variant); 2],
     /// The stream's message for this moment.
     live: Bytes,
 }
@@ -142,6 +147,19 @@ impl Site {
                 )
             })
             .collect();
+        let mut forms = Vec::new();
+        for lang in [Lang::En, Lang::ZhCn] {
+            let subscribe = if model.subscribe {
+                Some(Variant::new(render::form_page(model, lang, "subscribe")?))
+            } else {
+                None
+            };
+            forms.push((
+                subscribe,
+                Variant::new(render::form_page(model, lang, "feedback")?),
+            ));
+        }
+        let forms: [(Option<Variant>, Variant); 2] = forms.try_into().expect("two languages");
         let [en, zh]: [Variant; 2] = pages.try_into().expect("two languages");
         let [hen, hzh]: [Vec<Variant>; 2] = history.try_into().expect("two languages");
         let published = Published {
@@ -151,10 +169,20 @@ impl Site {
             history_key,
             badges,
             banner: Variant::new(render::banner_js(model)),
+            forms,
             live: Bytes::from(render::live(model)),
         };
         self.tx.send_replace(Some(Arc::new(published)));
         Ok(())
+    }
+
+    /// Whether the page now shows service `name` (a public service: the feedback form may
+    /// name it). False before the first publish.
+    pub fn shows(&self, name: &str) -> bool {
+        self.tx
+            .borrow()
+            .as_ref()
+            .is_some_and(|p| p.badges.contains_key(name))
     }
 
     /// What is served now; None before the first publish.
@@ -239,6 +267,8 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
     let history_site = site.clone();
     let banner_site = site.clone();
     let badge_site = site.clone();
+    let subscribe_site = site.clone();
+    let feedback_site = site.clone();
     Router::new()
         .route(
             "/",
@@ -248,8 +278,20 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
             "/history",
             get(move |q: Query<LangQuery>, h: HeaderMap| history(history_site.clone(), q, h)),
         )
+        .route(
+            "/subscribe",
+            get(move |q: Query<LangQuery>, h: HeaderMap| form(subscribe_site.clone(), q, h, true)),
+        )
+        .route(
+            "/feedback",
+            get(move |q: Query<LangQuery>, h: HeaderMap| form(feedback_site.clone(), q, h, false)),
+        )
         .route("/static/page.css", get(|h: HeaderMap| asset(h, Asset::Css)))
         .route("/static/page.js", get(|h: HeaderMap| asset(h, Asset::Js)))
+        .route(
+            "/static/forms.css",
+            get(|h: HeaderMap| asset(h, Asset::FormsCss)),
+        )
         .route(
             "/banner.js",
             get(move |h: HeaderMap| banner(banner_site.clone(), h)),
@@ -260,7 +302,9 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
         )
         .route(
             "/api/v1/stream",
-            get(move || stream(s.clone(), cancel.clone())),
+            get(move |lease: Option<axum::Extension<crate::serve::Lease>>| {
+                stream(s.clone(), cancel.clone(), lease.map(|l| l.0))
+            }),
         )
         .layer(axum::middleware::map_response(|r: Response| async move {
             secure(r)
@@ -355,6 +399,30 @@ async fn page(site: Site, Query(q): Query<LangQuery>, headers: HeaderMap) -> Res
     html(&headers, &p.pages[slot(lang)], cookie)
 }
 
+/// A form's page (the form posts to the same path: `forms.rs`).
+async fn form(
+    site: Site,
+    Query(q): Query<LangQuery>,
+    headers: HeaderMap,
+    subscribe: bool,
+) -> Response {
+    let Some(p) = site.ready().await else {
+        return starting();
+    };
+    let (lang, cookie) = pick_lang(q.lang.as_deref(), &headers);
+    let (sub, feedback) = &p.forms[slot(lang)];
+    match (subscribe, sub) {
+        (true, Some(v)) => html(&headers, v, cookie),
+        (true, None) => (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "this status page takes no subscriptions\n",
+        )
+            .into_response(),
+        (false, _) => html(&headers, feedback, cookie),
+    }
+}
+
 async fn history(site: Site, Query(q): Query<LangQuery>, headers: HeaderMap) -> Response {
     let Some(p) = site.ready().await else {
         return starting();
@@ -382,15 +450,21 @@ async fn history(site: Site, Query(q): Query<LangQuery>, headers: HeaderMap) -> 
 enum Asset {
     Css,
     Js,
+    FormsCss,
 }
 
 async fn asset(headers: HeaderMap, which: Asset) -> Response {
     use std::sync::OnceLock;
     static CSS: OnceLock<Variant> = OnceLock::new();
     static JS: OnceLock<Variant> = OnceLock::new();
+    static FORMS_CSS: OnceLock<Variant> = OnceLock::new();
     let (v, ty) = match which {
         Asset::Css => (
             CSS.get_or_init(|| Variant::new(include_str!("assets/page.css"))),
+            "text/css; charset=utf-8",
+        ),
+        Asset::FormsCss => (
+            FORMS_CSS.get_or_init(|| Variant::new(include_str!("assets/forms.css"))),
             "text/css; charset=utf-8",
         ),
         Asset::Js => (
@@ -459,7 +533,27 @@ const KEEP_ALIVE: Duration = Duration::from_secs(25);
 /// Server-sent events: `status` with the headline, each public service's state and the
 /// version of the incidents and maintenance shown, at once and on every publish that changes
 /// it. A slow reader skips to the latest (a watch, not a queue). Ends at shutdown.
-async fn stream(site: Site, cancel: CancellationToken) -> Response {
+///
+/// A stream holds a stream permit of its listener rather than a connection permit (see
+/// `serve.rs`); past the streams' cap it gets a 503 and its connection is closed, and the page
+/// itself still answers.
+async fn stream(
+    site: Site,
+    cancel: CancellationToken,
+    lease: Option<crate::serve::Lease>,
+) -> Response {
+    if lease.is_some_and(|l| !l.to_stream()) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (header::RETRY_AFTER, "30"),
+                (header::CONNECTION, "close"),
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            ],
+            "too many live streams are open; the page itself still answers (reload it)\n",
+        )
+            .into_response();
+    }
     let rx = site.tx.subscribe();
     let state = (rx, cancel, None::<Bytes>, true);
     let body =

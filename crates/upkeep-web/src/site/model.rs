@@ -25,6 +25,8 @@ pub struct PageModel {
     pub windows: Vec<Announcement>,
     /// Resolved incidents and finished maintenance, newest first.
     pub history: Vec<HistoryItem>,
+    /// Whether the page offers its subscription form (`[notify.subscribers]` is set).
+    pub subscribe: bool,
 }
 
 /// One service as the public sees it.
@@ -135,13 +137,17 @@ pub enum Overall {
     Degraded,
     Outage,
     Maintenance,
+    /// Nothing is wrong but something has not come up yet (after a start or a reload): the
+    /// page must not say everything is operational while it is not serving.
+    Starting,
 }
 
 /// How one state counts for the headline and the colour of its label.
 pub fn kind_of(state: State) -> Overall {
     match state {
         State::Up => Overall::Up,
-        State::Degraded | State::Starting | State::Recovering | State::Unknown => Overall::Degraded,
+        State::Starting => Overall::Starting,
+        State::Degraded | State::Recovering | State::Unknown => Overall::Degraded,
         State::Down | State::Failed | State::Stopping | State::Stopped | State::Exited => {
             Overall::Outage
         }
@@ -150,13 +156,19 @@ pub fn kind_of(state: State) -> Overall {
 }
 
 impl PageModel {
-    /// An outage anywhere is the headline; then something degraded; then maintenance.
+    /// An outage anywhere is the headline; then something degraded; then something still
+    /// starting; then maintenance.
     pub fn overall(&self) -> Overall {
         let kinds: Vec<Overall> = self.services.iter().map(|s| kind_of(s.state)).collect();
-        [Overall::Outage, Overall::Degraded, Overall::Maintenance]
-            .into_iter()
-            .find(|k| kinds.contains(k))
-            .unwrap_or(Overall::Up)
+        [
+            Overall::Outage,
+            Overall::Degraded,
+            Overall::Starting,
+            Overall::Maintenance,
+        ]
+        .into_iter()
+        .find(|k| kinds.contains(k))
+        .unwrap_or(Overall::Up)
     }
 
     /// The services by group, groups in the order their first service comes; ungrouped
@@ -226,6 +238,9 @@ mod tests {
             Overall::Outage
         );
         assert_eq!(m(&[State::Failed]), Overall::Outage);
+        assert_eq!(m(&[State::Up, State::Starting]), Overall::Starting);
+        assert_eq!(m(&[State::Starting, State::Maintenance]), Overall::Starting);
+        assert_eq!(m(&[State::Starting, State::Degraded]), Overall::Degraded);
     }
 
     #[test]

@@ -252,6 +252,17 @@ struct PageView {
     page: usize,
     pages: usize,
     generated: TimeView,
+    /// The forms: the subscription one offered or not, the one this page shows (none: the
+    /// status page or a history page), and the public services they offer.
+    subscribe: bool,
+    form: Option<&'static str>,
+    choices: Vec<ChoiceView>,
+}
+
+#[derive(Serialize)]
+struct ChoiceView {
+    name: String,
+    display: String,
 }
 
 fn display_of<'a>(m: &'a PageModel, name: &'a upkeep_core::ServiceName) -> &'a str {
@@ -408,6 +419,7 @@ fn overall_texts(t: &Words) -> String {
         Overall::Degraded,
         Overall::Outage,
         Overall::Maintenance,
+        Overall::Starting,
     ]
     .iter()
     .map(|o| {
@@ -425,6 +437,25 @@ fn overall_texts(t: &Words) -> String {
 
 /// The page (`history` None) or history page `history` (1-based) in `lang`.
 pub fn page(m: &PageModel, lang: Lang, history: Option<usize>) -> Result<String, minijinja::Error> {
+    view(m, lang, history, None)
+}
+
+/// The page of one of the forms (`subscribe`, `feedback`) in `lang`: a page of its own, so
+/// that a list of every public service is not in every view of the status page.
+pub fn form_page(
+    m: &PageModel,
+    lang: Lang,
+    form: &'static str,
+) -> Result<String, minijinja::Error> {
+    view(m, lang, None, Some(form))
+}
+
+fn view(
+    m: &PageModel,
+    lang: Lang,
+    history: Option<usize>,
+    form: Option<&'static str>,
+) -> Result<String, minijinja::Error> {
     let t = words::of(lang);
     let now = m.now.unwrap_or(Timestamp::UNIX_EPOCH);
     let overall = m.overall();
@@ -477,6 +508,19 @@ pub fn page(m: &PageModel, lang: Lang, history: Option<usize>) -> Result<String,
         page: history.unwrap_or(1),
         pages,
         generated: time(now),
+        subscribe: m.subscribe,
+        form,
+        choices: match form {
+            None => Vec::new(),
+            Some(_) => m
+                .services
+                .iter()
+                .map(|s| ChoiceView {
+                    name: s.name.to_string(),
+                    display: s.display.clone(),
+                })
+                .collect(),
+        },
     };
     env()
         .get_template("page.html")?
@@ -570,6 +614,7 @@ fn color_of(k: Overall) -> &'static str {
         Overall::Degraded => "#dd8a00",
         Overall::Outage => "#d9443a",
         Overall::Maintenance => "#3b82c4",
+        Overall::Starting => "#8a8f98",
     }
 }
 

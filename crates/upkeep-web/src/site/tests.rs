@@ -103,6 +103,7 @@ fn model() -> PageModel {
                 resolved: Some(t("2026-11-01T00:30:00Z")),
             })
             .collect(),
+        subscribe: true,
     }
 }
 
@@ -167,6 +168,64 @@ async fn the_page_shows_services_groups_bars_incidents_and_maintenance() {
         "{body}"
     );
     assert!(body.contains("href=\"/feeds/maintenance.ics\""), "{body}");
+}
+
+#[tokio::test]
+async fn the_forms_post_without_script_and_offer_each_public_service() {
+    let (_, _, main) = get(&site(), "/", &[]).await;
+    assert!(
+        main.contains("<a href=\"/subscribe\">Get notified</a>")
+            && main.contains("<a href=\"/feedback\">Tell us</a>"),
+        "{main}"
+    );
+    assert!(
+        !main.contains("<form"),
+        "the forms have pages of their own: {main}"
+    );
+    let (status, h, body) = get(&site(), "/subscribe", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        h[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("form-action 'self'")
+    );
+    assert!(
+        body.contains("<form id=\"subscribe\" method=\"post\" action=\"/subscribe\">"),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "<input type=\"checkbox\" name=\"service\" value=\"web\"> Web &lt;b&gt;shop&lt;"
+        ),
+        "{body}"
+    );
+    assert!(body.contains("name=\"lang\" value=\"en\""), "{body}");
+    let (_, _, body) = get(&site(), "/feedback", &[]).await;
+    assert!(
+        body.contains("<form id=\"feedback\" method=\"post\" action=\"/feedback\">"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<option value=\"api\">API</option>"),
+        "{body}"
+    );
+    let (_, _, zh) = get(&site(), "/subscribe?lang=zh-CN", &[]).await;
+    assert!(zh.contains("name=\"lang\" value=\"zh-CN\""), "{zh}");
+    assert!(zh.contains("订阅通知"), "{zh}");
+    // Without subscriptions, no subscription form; feedback stays.
+    let s = Site::new();
+    s.publish(&PageModel {
+        subscribe: false,
+        ..model()
+    })
+    .unwrap();
+    let (_, _, main) = get(&s, "/", &[]).await;
+    assert!(!main.contains("/subscribe"), "{main}");
+    let (status, _, _) = get(&s, "/subscribe", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = get(&s, "/feedback", &[]).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ words! {
     degraded => "Some services are degraded", "部分服务性能下降";
     outage => "Some services are down", "部分服务中断";
     maintenance_on => "Maintenance in progress", "正在维护";
+    starting_on => "Some services are still starting", "部分服务仍在启动中";
     services => "Services", "服务";
     uptime_90 => "90-day uptime", "90 天可用率";
     days_ago => "90 days ago", "90 天前";
@@ -74,6 +75,17 @@ words! {
     minutes => "min", "分钟";
     hours => "h", "小时";
     days_unit => "d", "天";
+    subscribe_title => "Get notified", "订阅通知";
+    subscribe_note => "Maintenance and incidents by mail. Tick none to hear about every service. You confirm by a link we mail you.", "通过邮件接收维护与故障通知。不勾选则订阅全部服务。我们会发送确认链接。";
+    email => "Email", "邮箱";
+    subscribe_button => "Subscribe", "订阅";
+    feedback_title => "Tell us", "意见反馈";
+    feedback_note => "Something not working, or a question? The operators read every message.", "遇到问题或有疑问？运维人员会阅读每一条留言。";
+    message => "Message", "留言";
+    email_optional => "Email (optional, for an answer)", "邮箱（可选，用于回复）";
+    about_service => "About", "相关服务";
+    no_service => "no service in particular", "不限";
+    send => "Send", "发送";
     st_starting => "Starting", "启动中";
     st_up => "Operational", "正常";
     st_degraded => "Degraded", "性能下降";
@@ -117,6 +129,7 @@ impl Words {
             Overall::Degraded => self.degraded,
             Overall::Outage => self.outage,
             Overall::Maintenance => self.maintenance_on,
+            Overall::Starting => self.starting_on,
         }
     }
 

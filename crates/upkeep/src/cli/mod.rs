@@ -11,6 +11,7 @@
 mod client;
 mod docs;
 mod escape;
+mod feedback;
 mod fresh;
 mod import;
 mod jobs;
@@ -183,6 +184,14 @@ enum Command {
     Notify {
         #[command(subcommand)]
         cmd: notify::NotifyCmd,
+    },
+    /// What people wrote in the status page's feedback form, newest first
+    Feedback {
+        /// How many messages, at most
+        #[arg(short = 'n', long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Subscribers of the public API: list them (ls), delete one (rm), export them
     Subscribers {
@@ -802,6 +811,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         Command::Maint { cmd } => windows::run(&client, *cmd).await?,
         Command::Notify { cmd } => notify::run(&client, cmd).await?,
         Command::Subscribers { cmd } => subscribers::run(&client, cmd).await?,
+        Command::Feedback { limit, json } => feedback::run(&client, limit, json.json).await?,
         Command::Incident { id, json } => {
             let d: upkeep_core::api::IncidentDetail = client
                 .get(ApiPath::new("/api/v1/incidents").segment(id.to_string()))

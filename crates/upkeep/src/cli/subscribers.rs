@@ -101,7 +101,20 @@ fn services(r: &SubscriberInfo) -> String {
     }
 }
 
-/// CSV (RFC 4180: fields quoted, quotes doubled) with a header, or one JSON object a line.
+/// A CSV field: quoted, quotes doubled (RFC 4180), and a leading `'` before a field a
+/// spreadsheet would take for a formula (`=`, `+`, `-`, `@`, a tab or a carriage return
+/// first: OWASP's advice), since an address such as `=HYPERLINK(...)@example.com` is valid.
+fn csv_field(s: &str) -> String {
+    let guard = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        "'"
+    } else {
+        ""
+    };
+    format!("\"{guard}{}\"", s.replace('"', "\"\""))
+}
+
+/// CSV (RFC 4180: fields quoted, quotes doubled; formulas neutralised) with a header, or one
+/// JSON object a line.
 fn export(rows: &[SubscriberInfo], format: &str) -> String {
     let mut out = String::new();
     if format == "jsonl" {
@@ -111,7 +124,7 @@ fn export(rows: &[SubscriberInfo], format: &str) -> String {
         }
         return out;
     }
-    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let q = csv_field;
     out.push_str("id,email,services,lang,created,confirmed\r\n");
     for r in rows {
         out.push_str(&format!(
@@ -146,5 +159,17 @@ mod tests {
             "id,email,services,lang,created,confirmed\r\n3,\"a\"\"b@example.com\",\"db web\",\"zh-CN\",2026-12-01T00:00:00Z,\r\n"
         );
         assert!(export(&[r], "jsonl").starts_with("{\"id\":3,"));
+    }
+
+    #[test]
+    fn export_neutralises_formulas() {
+        assert_eq!(
+            csv_field("=cmd|' /C calc'!A0@example.com"),
+            "\"'=cmd|' /C calc'!A0@example.com\""
+        );
+        for s in ["+1@example.com", "-1@example.com", "@x", "\tx", "\rx"] {
+            assert!(csv_field(s).starts_with("\"'"), "{s:?}");
+        }
+        assert_eq!(csv_field("ann@example.com"), "\"ann@example.com\"");
     }
 }

@@ -164,6 +164,9 @@ pub(crate) async fn apply(
             }
         }
         daemon.maintenance.send_replace(new.maintenance.clone());
+        if let Some(desk) = daemon.notices.desk() {
+            desk.set_services(crate::subscriptions::public_services(&new));
+        }
         live.config = new;
     }
     // Removed services stop dependents first (by the graph they were in), layer by layer,

@@ -24,6 +24,7 @@ pub enum SignalError {
     UnknownService(ServiceName),
     #[error("service `{0}` is external (probes only): upkeep runs no process of it to signal")]
     External(ServiceName),
+    /// What was asked, as [`quoted`] makes it fit to show.
     #[error("`{0}` is not a signal")]
     UnknownSignal(String),
     #[error("{signal} cannot be caught, so it cannot ask `{service}` anything")]
@@ -86,7 +87,7 @@ pub async fn send(
     let (number, group) = match req {
         Some(req) => {
             let n = upkeep_config::parse_signal(&req.signal)
-                .ok_or_else(|| SignalError::UnknownSignal(req.signal.clone()))?;
+                .ok_or_else(|| SignalError::UnknownSignal(quoted(&req.signal)))?;
             (n, req.group)
         }
         None => (
@@ -116,4 +117,30 @@ pub async fn send(
         group,
         by: by.clone(),
     })
+}
+
+/// At most 32 characters of what a client sent, control characters escaped: a signal name is
+/// short, and an error message must not echo a megabyte, or a terminal escape, back whole.
+fn quoted(text: &str) -> String {
+    const MAX: usize = 32;
+    let mut out: String = text
+        .chars()
+        .take(MAX)
+        .flat_map(char::escape_debug)
+        .collect();
+    if text.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod quoted_tests {
+    #[test]
+    fn what_a_client_sent_is_cut_short_and_escaped() {
+        assert_eq!(super::quoted("HUPP"), "HUPP");
+        assert_eq!(super::quoted("\u{1b}[2J"), "\\u{1b}[2J");
+        let long = super::quoted(&"A".repeat(1_000_000));
+        assert_eq!(long, format!("{}…", "A".repeat(32)));
+    }
 }

@@ -226,3 +226,113 @@ fn the_page_in_a_browser_updates_itself_when_a_service_goes_down() {
     assert_eq!(v["banner"], "Some services are down", "{v}");
     assert_eq!(v["problems"], serde_json::json!([]), "{v}");
 }
+
+/// Runs the fixture in `mode` (`submit`, `visit`) at `url`; what the answer page shows.
+fn browse(url: &str, locale: &str, args: &[&str]) -> Value {
+    assert!(
+        std::path::Path::new(FIXTURE)
+            .join("node_modules/playwright-core")
+            .exists(),
+        "playwright-core is not installed in {FIXTURE}: run scripts/test"
+    );
+    let out = Command::new("node")
+        .arg(format!("{FIXTURE}/statuspage.mjs"))
+        .arg(url)
+        .args(args)
+        .env("TZ", "UTC")
+        .env("LOCALE", locale)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "browser: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    serde_json::from_str(stdout(&out).trim()).unwrap()
+}
+
+/// A daemon with `db` public, `secret` not, mail to `sink` and subscribers on.
+fn forms_daemon(sink: &upkeep_testkit::SmtpSink) -> (TestDaemon, SocketAddr, TcpListener) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let db = listener.local_addr().unwrap();
+    let (d, addr) = public_daemon(&format!(
+        "[services.db]\ndisplay_name = \"Database\"\nprobes = [{{ kind = \"tcp\", addr = \"{db}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n\
+[services.web]\ncommand = \"sleep 1000\"\n\
+[notify]\npublic_url = \"http://public/\"\n\
+[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n\
+[notify.subscribers]\nnotice = [\"announced\"]\n",
+        sink.port
+    ));
+    d.wait_state("db", "up", LONG);
+    wait_page(addr, "the links to the forms", |p| {
+        p.contains("href=\"/subscribe\"")
+    });
+    (d, addr, listener)
+}
+
+#[test]
+fn a_browser_subscribes_by_the_form_and_confirms_with_the_mailed_link() {
+    let sink = upkeep_testkit::SmtpSink::start();
+    let (d, addr, _db) = forms_daemon(&sink);
+    let done = browse(
+        &format!("http://{addr}/subscribe"),
+        "zh-CN",
+        &["submit", "subscribe", "email=ann@example.com", "service=db"],
+    );
+    assert_eq!(done["status"], 202, "{done}");
+    assert_eq!(done["lang"], "zh-CN", "{done}");
+    assert_eq!(done["title"], "请查收邮件", "{done}");
+    assert_eq!(done["problems"], serde_json::json!([]), "{done}");
+    let mail = d.wait_until("the confirmation mail", LONG, || {
+        sink.messages()
+            .into_iter()
+            .find(|m| m["to"] == "ann@example.com")
+    });
+    let text = upkeep_testkit::SmtpSink::text(&mail);
+    let at = text
+        .find("http://public/api/v1/subscribe/confirm?token=")
+        .unwrap_or_else(|| panic!("no confirmation link in\n{text}"));
+    let link: String = text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    let link = link.replacen("http://public", &format!("http://{addr}"), 1);
+    let confirmed = browse(&link, "zh-CN", &["visit"]);
+    assert_eq!(confirmed["status"], 200, "{confirmed}");
+    assert_eq!(confirmed["title"], "订阅已确认", "{confirmed}");
+    let out = d.cli(&["subscribers", "ls", "--json"]);
+    let s: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(s[0]["email"], "ann@example.com", "{s}");
+    assert_eq!(s[0]["services"], serde_json::json!(["db"]), "{s}");
+    assert_eq!(s[0]["lang"], "zh-CN", "{s}");
+    assert!(s[0]["confirmed"].is_string(), "{s}");
+}
+
+#[test]
+fn feedback_typed_in_a_browser_is_kept_and_shown_as_text() {
+    let sink = upkeep_testkit::SmtpSink::start();
+    let (d, addr, _db) = forms_daemon(&sink);
+    let message = "<script id=\"injected\">document.title='x'</script> the page is slow";
+    let done = browse(
+        &format!("http://{addr}/feedback"),
+        "en-US",
+        &[
+            "submit",
+            "feedback",
+            &format!("message={message}"),
+            "service=db",
+            "email=ann@example.com",
+        ],
+    );
+    assert_eq!(done["status"], 200, "{done}");
+    assert_eq!(done["title"], "Thank you", "{done}");
+    assert_eq!(done["injected"], false, "{done}");
+    assert_eq!(done["problems"], serde_json::json!([]), "{done}");
+    let out = d.cli(&["feedback", "--json"]);
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(list[0]["message"], message, "{list}");
+    assert_eq!(list[0]["service"], "db", "{list}");
+    let out = d.cli(&["feedback"]);
+    assert!(stdout(&out).contains(message), "{}", stdout(&out));
+}

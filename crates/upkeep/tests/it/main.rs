@@ -8,6 +8,7 @@ mod config;
 mod daemon;
 mod deps;
 mod drills;
+mod forms;
 mod fuzz;
 mod hardening;
 mod import;

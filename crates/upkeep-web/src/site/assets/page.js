@@ -1,5 +1,4 @@
-// The status page's script: times in the reader's zone, countdowns, and live updates from the
-// server-sent events of /api/v1/stream. The page works without it.
+// Local times, countdowns, live updates (/api/v1/stream); the page works without it.
 (function () {
   "use strict";
   var lang = document.documentElement.lang || "en";
@@ -12,7 +11,6 @@
     });
   } catch (e) { fmt = null; }
   var unit = lang === "en" ? { d: " d", h: " h", m: " min" } : { d: "天", h: "小时", m: "分钟" };
-
   function localTimes(root) {
     if (!fmt) return;
     var list = root.querySelectorAll("time[datetime]");
@@ -23,7 +21,6 @@
     var note = document.getElementById("tz");
     if (note) note.textContent = note.getAttribute("data-local") + " " + fmt.resolvedOptions().timeZone;
   }
-
   function span(ms) {
     var min = Math.max(1, Math.ceil(ms / 60000));
     var d = Math.floor(min / 1440), h = Math.floor((min % 1440) / 60), m = min % 60;
@@ -31,7 +28,6 @@
     if (h) return h + unit.h + (m ? " " + m + unit.m : "");
     return m + unit.m;
   }
-
   function countdowns() {
     var list = document.querySelectorAll(".countdown[data-to]");
     for (var i = 0; i < list.length; i++) {
@@ -39,15 +35,12 @@
       list[i].textContent = list[i].getAttribute("data-word") + " " + span(to - Date.now());
     }
   }
-
   function json(attr) {
     try { return JSON.parse(document.body.getAttribute(attr)); } catch (e) { return {}; }
   }
   var labels = json("data-labels"), overallTexts = json("data-overall");
   var notices = document.body.getAttribute("data-v");
-
   function kind(state) { return (labels[state] || [])[1] || "degraded"; }
-
   function apply(msg) {
     var banner = document.getElementById("overall");
     if (banner && overallTexts[msg.overall]) {
@@ -68,8 +61,7 @@
       refresh();
     }
   }
-
-  // Incidents and maintenance changed: the server's page has them, rendered already.
+  // Notices changed: take the server's page, rendered already.
   function refresh() {
     fetch(location.pathname + location.search, { credentials: "same-origin" })
       .then(function (r) { return r.text(); })
@@ -84,7 +76,6 @@
       })
       .catch(function () {});
   }
-
   localTimes(document);
   countdowns();
   setInterval(countdowns, 30000);

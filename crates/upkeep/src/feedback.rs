@@ -1,0 +1,108 @@
+//! The daemon's feedback desk: what the status page's feedback form sends
+//! (`upkeep_web::Feedbacks`), checked and kept in the store; the list operators read.
+//!
+//! A message is 1 to [`MAX_MESSAGE_CHARS`] characters (longer: a 413 saying the limit); an
+//! email, when given, is checked as a subscriber's is; a service, when given, must be one the
+//! status page shows (a `public = false` one is refused as if it did not exist). Text is kept
+//! as written: every reader escapes what it shows. The rate limit per client address is the
+//! web layer's.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use upkeep_core::Clock;
+use upkeep_core::feedback::{FeedbackItem, FeedbackRequest, MAX_MESSAGE_CHARS};
+use upkeep_store::{NewFeedback, Store};
+use upkeep_web::{ApiError, Feedbacks, Site};
+
+/// Answers the feedback routes, over the store and what the status page shows.
+pub struct Desk {
+    pub store: Arc<dyn Store>,
+    pub clock: Clock,
+    pub site: Site,
+}
+
+fn unavailable(e: upkeep_store::Error) -> ApiError {
+    ApiError::Unavailable {
+        message: format!("the store is unreachable: {}", e.with_causes()),
+        hint: Some("try again in a few minutes".into()),
+    }
+}
+
+#[async_trait]
+impl Feedbacks for Desk {
+    async fn add(&self, req: FeedbackRequest, from: Option<IpAddr>) -> Result<i64, ApiError> {
+        let message = req.message.trim();
+        if message.is_empty() {
+            return Err(ApiError::bad_request("the message is empty"));
+        }
+        let chars = message.chars().count();
+        if chars > MAX_MESSAGE_CHARS {
+            return Err(ApiError::TooLarge(format!(
+                "the message has {chars} characters; at most {MAX_MESSAGE_CHARS} are kept"
+            )));
+        }
+        let email =
+            match req
+                .email
+                .as_deref()
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+            {
+                Some(e) => Some(crate::subscriptions::check_address(e).map_err(|m| {
+                    ApiError::BadRequest {
+                        message: upkeep_web::clip(&m),
+                        hint: Some("one address, such as name@example.com, or none".into()),
+                    }
+                })?),
+                None => None,
+            };
+        let service = match req
+            .service
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            Some(s) if self.site.shows(s) => Some(s.to_owned()),
+            Some(s) => {
+                return Err(ApiError::BadRequest {
+                    message: format!("no public service named `{}`", upkeep_web::clip(s)),
+                    hint: Some("name a service the status page shows, or none".into()),
+                });
+            }
+            None => None,
+        };
+        let lang = match req.lang.as_deref() {
+            None | Some("en") => "en",
+            Some("zh-CN") => "zh-CN",
+            Some(other) => {
+                return Err(ApiError::BadRequest {
+                    message: format!("unknown language `{}`", upkeep_web::clip(other)),
+                    hint: Some("use \"en\" or \"zh-CN\"".into()),
+                });
+            }
+        };
+        let address = from.map(|a| a.to_string());
+        let id = self
+            .store
+            .add_feedback(
+                NewFeedback {
+                    message,
+                    email: email.as_deref(),
+                    service: service.as_deref(),
+                    lang,
+                    address: address.as_deref(),
+                },
+                self.clock.now(),
+            )
+            .await
+            .map_err(unavailable)?;
+        tracing::info!(feedback = id, "feedback received");
+        Ok(id)
+    }
+
+    async fn list(&self, limit: u32) -> Result<Vec<FeedbackItem>, ApiError> {
+        self.store.feedback(limit).await.map_err(unavailable)
+    }
+}

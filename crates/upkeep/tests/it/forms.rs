@@ -1,0 +1,465 @@
+//! The status page's forms and the public listener's hardening end to end (issue 17, items 2
+//! and 6): the real daemon on `public_listen`, a real SMTP server (aiosmtpd), forms posted as a
+//! browser without JavaScript posts them. Subscribe by the form (public services only, one
+//! confirmation mail per address however often it is asked, services added by a reload
+//! subscribable); feedback kept, limited per address, listed for operators as text; idle live
+//! streams never take the page down; a megabyte body is a 413; a service still starting is
+//! said so. (A second one-click unsubscribe: `subscribers::double_opt_in_...`.)
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use upkeep_testkit::{Answer, SmtpSink, TestDaemon, free_port, http};
+
+use crate::{BIN, LONG, stderr, stdout};
+
+const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
+
+/// `db` (a tcp probe on the test's listener) and `secret` (public = false), with mail and
+/// subscribers on.
+fn config(sink: &SmtpSink, public: SocketAddr, db: &TcpListener, more: &str) -> String {
+    format!(
+        "public_listen = \"{public}\"\n\
+         [services.db]\nprobes = [{{ kind = \"tcp\", addr = \"{}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n\
+         [services.secret]\nprobes = [{{ kind = \"tcp\", addr = \"{}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\npublic = false\n\
+         {more}\
+         [notify]\npublic_url = \"http://{public}/\"\n\
+         [notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n\
+         [notify.subscribers]\nnotice = [\"announced\"]\n",
+        db.local_addr().unwrap(),
+        db.local_addr().unwrap(),
+        sink.port
+    )
+}
+
+fn post_form(public: SocketAddr, path: &str, body: &str, lang: Option<&str>) -> Answer {
+    let mut headers = vec![FORM];
+    if let Some(l) = lang {
+        headers.push(("Accept-Language", l));
+    }
+    http(public, "POST", path, &headers, body.as_bytes()).unwrap()
+}
+
+fn outbox_rows_to(d: &TestDaemon, to: &str) -> usize {
+    d.store_sql(&format!(
+        "SELECT COUNT(*) FROM outbox WHERE node = '{{node}}' AND recipient = '{to}'"
+    ))[0][0]
+        .parse()
+        .unwrap()
+}
+
+/// Waits until the page at `path` satisfies `ok`, saying what it waited for.
+fn wait_page(addr: SocketAddr, path: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + LONG;
+    loop {
+        let a = http(addr, "GET", path, &[], b"").unwrap();
+        let text = a.text();
+        if a.code == 200 && ok(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited for {what} on {path}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The link under `path` in a mail's text, as a path and query on the public listener.
+fn link(message: &Value, public: SocketAddr, path: &str) -> String {
+    let text = SmtpSink::text(message);
+    let prefix = format!("http://{public}{path}");
+    let at = text
+        .find(&prefix)
+        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"));
+    let url: String = text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    url[format!("http://{public}").len()..].to_owned()
+}
+
+#[test]
+fn the_subscribe_form_drives_the_double_opt_in_for_public_services_only() {
+    let sink = SmtpSink::start();
+    let db = TcpListener::bind("127.0.0.1:0").unwrap();
+    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let d = TestDaemon::start(BIN, &config(&sink, public, &db, ""));
+    d.wait_state("db", "up", LONG);
+    let main = wait_page(public, "/", "a link to the subscription form", |p| {
+        p.contains("href=\"/subscribe\"")
+    });
+    assert!(!main.contains("<form"), "{main}");
+    let page = wait_page(public, "/subscribe", "the subscription form", |p| {
+        p.contains("action=\"/subscribe\"")
+    });
+    assert!(page.contains("name=\"service\" value=\"db\""), "{page}");
+    assert!(
+        !page.contains("secret"),
+        "a hidden service is not offered:\n{page}"
+    );
+
+    // Bad input: a page saying what to fix, in the reader's language.
+    let a = post_form(public, "/subscribe", "email=&lang=en", None);
+    assert_eq!(a.code, 400, "{}", a.text());
+    assert!(a.text().contains("Write the email address"), "{}", a.text());
+    let a = post_form(
+        public,
+        "/subscribe",
+        "email=not+an+address&lang=zh-CN",
+        None,
+    );
+    assert_eq!(a.code, 400, "{}", a.text());
+    assert!(
+        a.text().contains("未能提交") && a.text().contains("not an email address"),
+        "{}",
+        a.text()
+    );
+    let a = post_form(
+        public,
+        "/subscribe",
+        "email=ann%40example.com&service=%3Cb%3Esecret",
+        None,
+    );
+    assert_eq!(a.code, 400, "{}", a.text());
+    assert!(
+        a.text()
+            .contains("no public service named `&lt;b&gt;secret`"),
+        "escaped:\n{}",
+        a.text()
+    );
+    for (body, name) in [
+        (
+            r#"{"email": "ann@example.com", "services": ["secret"]}"#,
+            "secret",
+        ),
+        (
+            r#"{"email": "ann@example.com", "services": ["nope"]}"#,
+            "nope",
+        ),
+    ] {
+        let a = http(public, "POST", "/api/v1/subscribe", &[], body.as_bytes()).unwrap();
+        assert_eq!(a.code, 400, "{}", a.text());
+        let hint = a.json()["hint"].as_str().unwrap().to_owned();
+        assert!(
+            a.text()
+                .contains(&format!("no public service named `{name}`"))
+                && hint.contains("db")
+                && !hint.contains("secret"),
+            "the hint names public services only: {}",
+            a.text()
+        );
+    }
+    let a = http(
+        public,
+        "POST",
+        "/subscribe",
+        &[("Content-Type", "application/json")],
+        br#"{"email": "ann@example.com"}"#,
+    )
+    .unwrap();
+    assert_eq!(a.code, 415, "{}", a.text());
+    assert_eq!(outbox_rows_to(&d, "ann@example.com"), 0, "nothing planned");
+
+    // The form subscribes; the 202 page says the mail is on its way, once per 10 minutes.
+    let a = post_form(
+        public,
+        "/subscribe",
+        "email=Ann%40Example.com&service=db&lang=zh-CN",
+        None,
+    );
+    assert_eq!(a.code, 202, "{}", a.text());
+    assert!(
+        a.text().contains("请查收邮件") && a.text().contains("10 分钟"),
+        "{}",
+        a.text()
+    );
+    assert_eq!(
+        outbox_rows_to(&d, "ann@example.com"),
+        1,
+        "{:?}",
+        d.store_sql("SELECT recipient, channel, kind, node FROM outbox")
+    );
+    // Asked again, by the form and by the API: the same answer, no second mail.
+    let a = post_form(public, "/subscribe", "email=ann%40example.com", Some("en"));
+    assert_eq!(a.code, 202, "{}", a.text());
+    assert!(
+        a.text()
+            .contains("at most one confirmation mail every 10 minutes"),
+        "{}",
+        a.text()
+    );
+    let a = http(
+        public,
+        "POST",
+        "/api/v1/subscribe",
+        &[],
+        br#"{"email": "ann@example.com"}"#,
+    )
+    .unwrap();
+    assert_eq!(a.code, 202, "{}", a.text());
+    assert!(a.json()["message"].as_str().unwrap().contains("10 minutes"));
+    assert_eq!(
+        outbox_rows_to(&d, "ann@example.com"),
+        1,
+        "one confirmation mail per address per 10 minutes"
+    );
+    let confirm = d.wait_until("the confirmation mail", LONG, || {
+        sink.messages()
+            .into_iter()
+            .find(|m| m["to"] == "ann@example.com")
+    });
+    assert!(
+        SmtpSink::text(&confirm).contains("确认"),
+        "in the form's language"
+    );
+    let path = link(&confirm, public, "/api/v1/subscribe/confirm?token=");
+    let ok = http(public, "GET", &path, &[], b"").unwrap();
+    assert_eq!(ok.code, 200, "{}", ok.text());
+    let out = d.cli(&["subscribers", "ls", "--json"]);
+    let s: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(s[0]["services"], serde_json::json!(["db"]));
+    assert!(s[0]["confirmed"].is_string(), "{s}");
+
+    // A service added by a reload is offered and may be subscribed to.
+    d.write_services(&config(
+        &sink,
+        public,
+        &db,
+        "[services.extra]\ncommand = \"sleep 1000\"\n",
+    ));
+    let out = d.cli(&["reload"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_page(public, "/subscribe", "the new service offered", |p| {
+        p.contains("name=\"service\" value=\"extra\"")
+    });
+    let a = post_form(
+        public,
+        "/subscribe",
+        "email=bob%40example.com&service=extra",
+        None,
+    );
+    assert_eq!(a.code, 202, "{}", a.text());
+    assert_eq!(outbox_rows_to(&d, "bob@example.com"), 1);
+    drop(db);
+}
+
+#[test]
+fn feedback_is_kept_limited_per_address_and_listed_as_text() {
+    let sink = SmtpSink::start();
+    let db = TcpListener::bind("127.0.0.1:0").unwrap();
+    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let d = TestDaemon::start(BIN, &config(&sink, public, &db, ""));
+    d.wait_state("db", "up", LONG);
+    let page = wait_page(public, "/feedback", "the feedback form", |p| {
+        p.contains("action=\"/feedback\"")
+    });
+    assert!(page.contains("<option value=\"db\">db</option>"), "{page}");
+
+    let a = post_form(
+        public,
+        "/feedback",
+        "message=%3Cscript%3Ealert(1)%3C%2Fscript%3E+checkout+is+slow&email=ann%40example.com&service=db&lang=en",
+        None,
+    );
+    assert_eq!(a.code, 200, "{}", a.text());
+    assert!(a.text().contains("Thank you"), "{}", a.text());
+    // Bad input, each a 4xx page with a message (and each counted by the limit).
+    let long = format!("message={}", "a".repeat(4001));
+    for (body, code, want) in [
+        ("message=+&lang=en", 400, "Write a message first"),
+        (long.as_str(), 413, "at most 4000"),
+        (
+            "message=hi&service=secret",
+            400,
+            "no public service named `secret`",
+        ),
+        ("message=hi&email=nope", 400, "not an email address"),
+    ] {
+        let a = post_form(public, "/feedback", body, None);
+        assert_eq!(a.code, code, "{body}: {}", a.text());
+        assert!(a.text().contains(want), "{body}: {}", a.text());
+    }
+    // Five from one address in a burst, then 429 with Retry-After.
+    let a = post_form(public, "/feedback", "message=again", Some("zh-CN"));
+    assert_eq!(a.code, 429, "{}", a.text());
+    assert!(
+        a.head.to_ascii_lowercase().contains("retry-after"),
+        "{}",
+        a.head
+    );
+    assert!(a.text().contains("提交过于频繁"), "{}", a.text());
+
+    // Operators read it: JSON as written, the table with the script as text.
+    let out = d.cli(&["feedback", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(
+        list[0]["message"],
+        "<script>alert(1)</script> checkout is slow"
+    );
+    assert_eq!(list[0]["email"], "ann@example.com");
+    assert_eq!(list[0]["service"], "db");
+    assert_eq!(list[0]["address"], "127.0.0.1");
+    let out = d.cli(&["feedback"]);
+    assert!(
+        stdout(&out).contains("<script>alert(1)</script> checkout is slow"),
+        "{}",
+        stdout(&out)
+    );
+    let api = d.api_get("/api/v1/feedback?limit=5");
+    assert_eq!(api[0]["id"], list[0]["id"]);
+    let (code, body) = d.try_api("GET", "/api/v1/feedback?limit=x", None).unwrap();
+    assert_eq!(code, 400, "{}", String::from_utf8_lossy(&body));
+    // Not on the public listener.
+    let a = http(public, "GET", "/api/v1/feedback", &[], b"").unwrap();
+    assert_eq!(a.code, 404, "{}", a.text());
+    drop(db);
+}
+
+#[test]
+fn idle_streams_cannot_take_the_page_down() {
+    let (d, addr) = crate::statuspage::public_daemon("[services.web]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("web", "up", LONG);
+    wait_page(addr, "/", "the page", |p| p.contains("data-svc=\"web\""));
+    // 512 streams opened and left idle: the first 256 are served, the rest refused.
+    let mut open = Vec::new();
+    let (mut served, mut refused) = (0, 0);
+    for _ in 0..512 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(b"GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line.starts_with("HTTP/1.1 200") {
+            served += 1;
+            open.push(r);
+        } else {
+            assert!(line.starts_with("HTTP/1.1 503"), "{line}");
+            refused += 1;
+        }
+    }
+    assert_eq!((served, refused), (256, 256));
+    // The page and the API still answer, as often as asked.
+    for _ in 0..20 {
+        let a = http(addr, "GET", "/", &[], b"").unwrap();
+        assert_eq!(a.code, 200, "{}", a.text());
+    }
+    let a = http(addr, "GET", "/api/v1/health", &[], b"").unwrap();
+    assert_eq!(a.code, 200, "{}", a.text());
+}
+
+#[test]
+fn a_megabyte_body_is_a_413_and_what_was_sent_is_not_echoed() {
+    let sink = SmtpSink::start();
+    let db = TcpListener::bind("127.0.0.1:0").unwrap();
+    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let d = TestDaemon::start(
+        BIN,
+        &config(
+            &sink,
+            public,
+            &db,
+            "[services.web]\ncommand = \"sleep 1000\"\n",
+        ),
+    );
+    d.wait_state("web", "up", LONG);
+    let big = format!(r#"{{"email": "{}@example.com"}}"#, "a".repeat(1 << 20));
+    for (path, headers) in [
+        ("/api/v1/subscribe", &[][..]),
+        ("/subscribe", &[FORM][..]),
+        ("/feedback", &[FORM][..]),
+    ] {
+        let a = http(public, "POST", path, headers, big.as_bytes()).unwrap();
+        assert_eq!(a.code, 413, "{path}: {}", a.text());
+        assert!(a.text().contains("larger than"), "{path}: {}", a.text());
+    }
+    // Through the control socket (2 MiB allowed): a megabyte signal name is refused without
+    // being quoted back whole, control characters escaped.
+    let name = format!("\u{1b}[2J{}", "X".repeat(1 << 20));
+    let (code, body) = d
+        .try_api(
+            "POST",
+            "/api/v1/services/web/signal",
+            Some(&serde_json::json!({ "signal": name })),
+        )
+        .unwrap();
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(code, 400, "{text}");
+    assert!(text.len() < 500, "{} bytes: {}", text.len(), &text[..500]);
+    assert!(
+        text.contains("is not a signal") && !text.contains('\u{1b}'),
+        "{text}"
+    );
+    drop(db);
+}
+
+#[test]
+fn the_headline_says_a_service_is_still_starting() {
+    let (d, addr) = crate::statuspage::public_daemon(
+        "[services.slow]\ncommand = \"sleep 1000\"\nready = { log = \"never printed\" }\nready_timeout = \"1h\"\n",
+    );
+    d.wait_state("slow", "starting", LONG);
+    let page = wait_page(addr, "/", "the headline of a starting service", |p| {
+        p.contains("data-svc=\"slow\"")
+    });
+    assert!(
+        page.contains("class=\"banner k-starting\">Some services are still starting<"),
+        "{page}"
+    );
+    assert!(
+        !page.contains(">All systems operational<"),
+        "(the script's table of headlines names it, the banner must not): {page}"
+    );
+    let zh = http(addr, "GET", "/?lang=zh-CN", &[], b"").unwrap();
+    assert!(zh.text().contains("部分服务仍在启动中"), "{}", zh.text());
+}
+
+#[test]
+fn the_feedback_list_needs_a_read_token_over_tcp() {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut d = TestDaemon::prepare(BIN, "[services.web]\ncommand = \"sleep 1000\"\n");
+    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
+        "[daemon]\n",
+        &format!("[daemon]\nlisten = \"{addr}\"\n"),
+        1,
+    );
+    std::fs::write(&d.config, text).unwrap();
+    d.launch();
+    let out = d.cli(&["token", "create", "reader", "--scope", "read", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let secret = serde_json::from_str::<Value>(&stdout(&out)).unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a = http(addr, "GET", "/api/v1/feedback", &[], b"").unwrap();
+    assert_eq!(a.code, 401, "{}", a.text());
+    let auth = format!("Bearer {secret}");
+    let a = http(
+        addr,
+        "GET",
+        "/api/v1/feedback?limit=10",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(a.code, 200, "{}", a.text());
+    assert_eq!(a.json(), serde_json::json!([]));
+    // The form is public on this listener too; its message is then listed.
+    let a = post_form(addr, "/feedback", "message=hello", None);
+    assert_eq!(a.code, 200, "{}", a.text());
+    let a = http(
+        addr,
+        "GET",
+        "/api/v1/feedback",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(a.json()[0]["message"], "hello", "{}", a.text());
+}
