@@ -227,6 +227,17 @@ pub struct ActionResult {
     /// Who asked (recorded in the events too). `None` only from a daemon older than issue 15.
     #[serde(default)]
     pub by: Option<Principal>,
+    /// Jobs a start left alone because their run was still going (a job never overlaps),
+    /// with when that run began: they are not in `services`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub still_running: Vec<StillRunning>,
+}
+
+/// A job whose run was still going when a start was asked for (see [`ActionResult`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StillRunning {
+    pub name: ServiceName,
+    pub since: Option<jiff::Timestamp>,
 }
 
 /// `POST /api/v1/services/{name}/signal`: a signal by name (`HUP`, `SIGHUP`) or number, to
@@ -263,6 +274,10 @@ pub struct ReloadResult {
     /// Who asked.
     #[serde(default)]
     pub by: Option<Principal>,
+    /// Keys changed in the file that the running daemon keeps as it started with until it
+    /// restarts (`daemon.listen`, `notify`): none of them is applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart_needed: Vec<String>,
 }
 
 /// `POST /api/v1/services`: add a service to the config file and start it.

@@ -259,7 +259,7 @@ pub enum EventKind {
         #[serde(default)]
         by: Actor,
     },
-    /// A job's run ended (or was stopped): when it began, the scheduled time it ran for
+    /// A job's run ended (or was stopped, or was cut by the daemon's death: `interrupted`): when it began, the scheduled time it ran for
     /// (`due`; None when an operator ran it), who started it, how it ended, how long it took,
     /// and the last lines it wrote (stderr's marked `stderr| `; `output_dropped` earlier
     /// lines were not kept). One per run: the job's history.
@@ -273,6 +273,12 @@ pub enum EventKind {
         output: Vec<String>,
         #[serde(default)]
         output_dropped: u64,
+        /// The run was cut short by the daemon's death (a kill -9, a crash): the next daemon
+        /// stopped what was left of it and records it so. Its `status` is unknown and its
+        /// `output` empty (kept only in the service's log files); not counted as a failure:
+        /// the job did not fail, its supervisor died.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        interrupted: bool,
     },
     /// A job fell due (`due`) while its last run, started at `running_since`, was still going:
     /// this run is skipped (a job never runs twice at once).
@@ -280,9 +286,16 @@ pub enum EventKind {
         due: Timestamp,
         running_since: Option<Timestamp>,
     },
+    /// A job is on its schedule for the first time (new in the config, no history yet):
+    /// from now on a time its schedule gives while no daemon runs is made up (`catch_up`).
+    JobScheduled { schedule: String },
     /// A planned restart: `restart_at`'s time came, or a watched file changed (`reason` says
     /// which). Neither a crash nor an intervention.
     RestartPlanned { reason: String },
+    /// A `watch` path cannot be watched (missing, unreadable, out of inotify watches): a
+    /// change there restarts nothing until the next start or reload. The other paths are
+    /// still watched.
+    WatchFailed { path: String, error: String },
     /// The daemon re-executed itself (`upkeep upgrade`) and the new one took this running
     /// process over from the old one: same pid, same run. Not a start and not a restart:
     /// `since` and `restarts` carry on from the old daemon's view, and `ready` says whether
@@ -349,7 +362,9 @@ impl EventKind {
             EventKind::WindowStep { .. } => "window_step",
             EventKind::JobRan { .. } => "job_ran",
             EventKind::JobSkipped { .. } => "job_skipped",
+            EventKind::JobScheduled { .. } => "job_scheduled",
             EventKind::RestartPlanned { .. } => "restart_planned",
+            EventKind::WatchFailed { .. } => "watch_failed",
             EventKind::Adopted { .. } => "adopted",
             EventKind::DaemonUpgraded { .. } => "daemon_upgraded",
             EventKind::Unrecorded => "unrecorded",

@@ -70,6 +70,7 @@ messages! {
     Started => "started", "已启动";
     Stopped => "stopped", "已停止";
     Restarted => "restarted", "已重启";
+    ReloadNeedsRestart => "not applied until the daemon restarts (the running daemon keeps them as they were): {}", "守护进程重启后才生效（运行中的守护进程保持原值）：{}";
     Reloaded => "config revision {} applied: {} added, {} removed, {} changed, {} unchanged", "已应用配置版本 {}：新增 {}，删除 {}，变更 {}，未变 {}";
     Added => "service {} added to {} and started", "服务 {} 已加入 {} 并启动";
     Imported => "imported {} service(s) into {}: {}", "已导入 {} 个服务到 {}：{}";
@@ -113,6 +114,8 @@ messages! {
     ColTrigger => "trigger", "触发";
     JobOk => "ok", "成功";
     JobFailed => "failed ({})", "失败（{}）";
+    JobStillRunning => "not started: its last run is still going (since {})", "未启动：上次运行尚未结束（始于 {}）";
+    JobInterrupted => "interrupted: the daemon was killed", "已中断：守护进程被杀死";
     JobRunningSince => "running since {}", "运行中，始于 {}";
     JobDue => "due {}", "计划于 {}";
     JobNoRuns => "no runs yet", "尚无运行记录";

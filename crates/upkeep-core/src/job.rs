@@ -26,6 +26,9 @@ pub struct JobRun {
     pub output: Vec<String>,
     /// Earlier lines not kept.
     pub output_dropped: u64,
+    /// Cut short by the daemon's death (see `EventKind::JobRan`): its status is unknown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 impl JobRun {
@@ -40,6 +43,7 @@ impl JobRun {
                 duration_ms,
                 output,
                 output_dropped,
+                interrupted,
             } => Some(JobRun {
                 started,
                 ended: e.at,
@@ -49,6 +53,7 @@ impl JobRun {
                 duration_ms,
                 output,
                 output_dropped,
+                interrupted,
             }),
             _ => None,
         }
@@ -63,9 +68,17 @@ pub fn skipped_of(e: &StoredEvent) -> Option<Timestamp> {
     }
 }
 
+/// The pid and the starter a stored `started` event names (a run of any service).
+pub fn started_of(e: &StoredEvent) -> Option<(u32, Actor)> {
+    match kind_of(e)? {
+        EventKind::Started { pid, by, .. } => Some((pid, by)),
+        _ => None,
+    }
+}
+
 /// A stored event's kind, with its fields (the API's detail lacks the tag).
 fn kind_of(e: &StoredEvent) -> Option<EventKind> {
-    if !matches!(e.kind.as_str(), "job_ran" | "job_skipped") {
+    if !matches!(e.kind.as_str(), "job_ran" | "job_skipped" | "started") {
         return None;
     }
     let mut detail = e.detail.clone();
@@ -112,6 +125,7 @@ mod tests {
             duration_ms: 1500,
             output: vec!["hello".into()],
             output_dropped: 0,
+            interrupted: false,
         };
         let mut detail = serde_json::to_value(&kind).unwrap();
         detail.as_object_mut().unwrap().remove("kind");

@@ -318,7 +318,9 @@ impl ServiceModel {
             // (its stop and start come as events of their own).
             EventKind::JobRan { .. }
             | EventKind::JobSkipped { .. }
-            | EventKind::RestartPlanned { .. } => {}
+            | EventKind::JobScheduled { .. }
+            | EventKind::RestartPlanned { .. }
+            | EventKind::WatchFailed { .. } => {}
             EventKind::SpawnFailed { error } => {
                 // A job that cannot start has failed its run.
                 self.job_failed = self.spec.job;

@@ -801,6 +801,7 @@ impl Supervisor {
             duration_ms: took.as_millis() as u64,
             output,
             output_dropped,
+            interrupted: false,
         })
     }
 
@@ -991,7 +992,13 @@ impl Supervisor {
                         // The start command forks the daemon and exits: follow the daemon.
                         // Meanwhile a stop, a restart, a new config, a removal or shutdown
                         // end the wait (the command is carried out next); the other commands
-                        // are answered as for a service not yet running.
+                        // are answered as for a service not yet running. Until followed it
+                        // is `starting`, saying for what (not the `stopped` or `stopping`
+                        // of before its start: issue 18).
+                        before.push(self.ev(EventKind::Waiting {
+                            reason: format!("waiting for its PID file {}", pid_file.display()),
+                        }));
+                        self.emit(std::mem::take(&mut before)).await;
                         let followed = {
                             let cgroup = self.lineage.cgroup();
                             let follow = forking::follow(

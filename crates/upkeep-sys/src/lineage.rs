@@ -209,6 +209,25 @@ impl Lineage {
         out
     }
 
+    /// Clears the run record of `name` (if there is one): what it named was stopped, or had
+    /// ended, while no daemon watched. Without this a service that does not start again (a
+    /// job, a stopped service) would be found "left running" by every later start. Best
+    /// effort, like every write of a record.
+    pub fn forget(&self, name: &str) {
+        let path = self.run_dir.join(name);
+        let cleared = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .and_then(|f| crate::trust::check_owned(&f.metadata()?, &path).map(|()| f))
+            .and_then(|f| f.write_all_at(&Record::default().encode(), 0));
+        if let Err(e) = cleared
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(service = name, "cannot clear its run record: {e}");
+        }
+    }
+
     /// Removes the cgroups (while empty) and run records of services not in `keep`. Called once
     /// start-up has stopped what earlier daemons left; best effort.
     pub fn prune(&self, keep: &BTreeSet<String>) {

@@ -364,6 +364,16 @@ async fn run_async(
     let last_alive = takeover::last_alive(&alive);
     if inherited.from_store {
         takeover::record_unwatched_time(last_alive, store.as_ref(), &events_tx, started).await;
+        takeover::record_cut_runs(
+            &config,
+            store.as_ref(),
+            &stopped,
+            last_alive,
+            started,
+            &events_tx,
+            &clock,
+        )
+        .await;
         if let Err(e) = takeover::apply_revision(store.as_ref(), &config, &events_tx, started).await
         {
             tracing::error!(

@@ -152,7 +152,11 @@ pub async fn stop_stale_processes(
         })
         .collect();
     let outcomes = upkeep_supervisor::stop_leftovers(&stops).await;
+    let mut lingering = std::collections::BTreeSet::new();
     for ((name, left), o) in leftovers.iter().zip(outcomes) {
+        if o.lingering {
+            lingering.insert(name.clone());
+        }
         tracing::info!(
             service = %name,
             groups = ?left.pgids,
@@ -180,15 +184,23 @@ pub async fn stop_stale_processes(
             stale.entry(n).or_insert(pid);
         }
     }
-    for (name, pid) in recorded {
+    for (name, pid) in &recorded {
         if let Ok(n) = ServiceName::new(name.as_str()) {
-            stale.entry(n).or_insert(pid);
+            stale.entry(n).or_insert(*pid);
         }
     }
     for (name, pid) in &stale {
         let _ = events
             .send(clock.event(name, EventKind::StaleStopped { pid: *pid }))
             .await;
+    }
+    // Recorded now: the records are done with. A service that starts writes its own; one
+    // that does not (a job, a stopped service) must not be "left running" at every start.
+    // What still lingers keeps its record, for the next start to try again.
+    for name in leftovers.keys().chain(recorded.keys()) {
+        if !lingering.contains(name) {
+            lineage.forget(name);
+        }
     }
     let keep = config
         .services
@@ -198,6 +210,79 @@ pub async fn stop_stale_processes(
         .collect();
     lineage.prune(&keep);
     stale
+}
+
+/// Job runs the last daemon started and never saw end (it was killed while they ran): each
+/// gets its `job_ran`, marked `interrupted`, so that the job's history holds every run and
+/// its run record is not taken for one still going (issue 18). `stale` names what
+/// [`stop_stale_processes`] stopped or found gone (service → pid); `before` is this daemon's
+/// start (events from then on are its own). A run is found by its `started` event, the pid
+/// it names; a `job_ran` stored after it means the run ended and was recorded. The record:
+/// the run's start and starter, `due` (for upkeep's runs the schedule's last time at or
+/// before the start: a run starts at its time, a make-up run for the last time it missed),
+/// its end at the last daemon's last sign of life (`cut`, else now), an unknown status and
+/// no output (the service's log files have it). Not a failure: state ignores `job_ran`, so
+/// the job is neither `down` nor in an incident; `catch_up` counts the run as run.
+pub async fn record_cut_runs(
+    config: &Config,
+    store: &dyn Store,
+    stale: &BTreeMap<ServiceName, u32>,
+    cut: Option<jiff::Timestamp>,
+    before: jiff::Timestamp,
+    events: &mpsc::Sender<Event>,
+    clock: &Clock,
+) {
+    for (name, pid) in stale {
+        let Some(job) = config.services.get(name).and_then(|c| c.job.as_ref()) else {
+            continue;
+        };
+        let stored = match store.events(Some(name), 200).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(service = %name, "cannot record the run the last daemon left: {}", e.with_causes());
+                continue;
+            }
+        };
+        // Newest first: the run's start, unless its record comes first.
+        let run = stored
+            .iter()
+            .filter(|e| e.at < before)
+            .find_map(|e| {
+                if e.kind == "job_ran" {
+                    return Some(None);
+                }
+                upkeep_core::job::started_of(e)
+                    .filter(|(p, _)| p == pid)
+                    .map(|(_, by)| Some((e.at, by)))
+            })
+            .flatten();
+        let Some((started, by)) = run else { continue };
+        let ended = cut.filter(|c| *c >= started).unwrap_or_else(|| clock.now());
+        let due = matches!(by, upkeep_core::Actor::Upkeep)
+            .then(|| job.schedule.last_at_or_before(started))
+            .flatten();
+        tracing::info!(service = %name, pid, %started, "a run was cut short by the last daemon's death");
+        let kind = EventKind::JobRan {
+            started,
+            due,
+            by,
+            status: upkeep_core::ExitStatus {
+                code: None,
+                signal: None,
+            },
+            duration_ms: started.duration_until(ended).as_millis().max(0) as u64,
+            output: Vec::new(),
+            output_dropped: 0,
+            interrupted: true,
+        };
+        let _ = events
+            .send(Event {
+                at: ended,
+                service: Some(name.clone()),
+                kind,
+            })
+            .await;
+    }
 }
 
 /// The last daemon's last sign of life, from `<data_dir>/alive` (see `daemon::heartbeat`).
@@ -374,6 +459,16 @@ pub async fn later(daemon: Arc<Daemon>, l: Later) {
                 .await;
         }
     }
+    record_cut_runs(
+        &l.config,
+        daemon.store.as_ref(),
+        &l.stopped,
+        l.last_alive,
+        l.started,
+        events,
+        &daemon.clock,
+    )
+    .await;
     {
         let live = daemon.live.lock().await;
         for r in &records {

@@ -11,7 +11,11 @@
 //!
 //! Recursive watching adds an inotify watch per folder, `node_modules` included (their events
 //! are dropped here, but the watches are taken): a tree larger than
-//! `fs.inotify.max_user_watches` fails to watch, said in the daemon's log.
+//! `fs.inotify.max_user_watches` fails to watch.
+//!
+//! A path that cannot be watched (missing, unreadable, out of watches) or that is removed
+//! while watched is said in a `watch_failed` event (shown by `upkeep status`), and the other
+//! paths are watched all the same (issue 18): never a silent end of watching.
 
 use std::path::{Path, PathBuf};
 
@@ -20,15 +24,37 @@ use notify_debouncer_mini::{DebounceEventResult, DebouncedEventKind, new_debounc
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use upkeep_config::{ALWAYS_IGNORED, WatchConfig};
-use upkeep_core::ServiceName;
+use upkeep_core::{Clock, Event, EventKind, ServiceName};
 use upkeep_supervisor::SupervisorHandle;
 
+/// Where a watcher says what it could not watch: `watch_failed` events of its service.
+#[derive(Clone)]
+pub struct Report {
+    pub name: ServiceName,
+    pub events: mpsc::Sender<Event>,
+    pub clock: Clock,
+}
+
+impl Report {
+    pub async fn failed(&self, path: &Path, error: String) {
+        tracing::warn!(service = %self.name, path = %path.display(), "cannot watch files: {error}");
+        let kind = EventKind::WatchFailed {
+            path: path.display().to_string(),
+            error,
+        };
+        let _ = self.events.send(self.clock.event(&self.name, kind)).await;
+    }
+}
+
 /// Starts watching `w` for service `name` until `cancel`; `logs_dir` holds its own logs.
+/// Each path that cannot be watched is reported (`report`), the rest watched; an error only
+/// when no watcher could be made at all.
 pub fn start(
     name: &ServiceName,
     w: &WatchConfig,
     sup: SupervisorHandle,
     logs_dir: &Path,
+    report: Report,
     cancel: CancellationToken,
 ) -> Result<(), notify_debouncer_mini::notify::Error> {
     // A batch waiting means a restart is coming: a full channel loses nothing that matters.
@@ -49,9 +75,7 @@ pub fn start(
         }
         Err(e) => tracing::warn!("file watch: {e}"),
     })?;
-    for path in &w.paths {
-        debouncer.watcher().watch(path, RecursiveMode::Recursive)?;
-    }
+    let failed = watch_each(debouncer.watcher(), &w.paths);
     let filter = Filter {
         roots: w.paths.clone(),
         ignore: w
@@ -71,8 +95,22 @@ pub fn start(
         }),
     };
     tracing::info!(service = %name, paths = ?w.paths, "watching files");
-    tokio::spawn(run(debouncer, rx, filter, sup, cancel));
+    tokio::spawn(run(debouncer, rx, filter, sup, report, failed, cancel));
     Ok(())
+}
+
+/// Watches each of `paths` (recursively); returns those that could not be, with why.
+fn watch_each(
+    watcher: &mut dyn notify_debouncer_mini::notify::Watcher,
+    paths: &[PathBuf],
+) -> Vec<(PathBuf, String)> {
+    paths
+        .iter()
+        .filter_map(|path| {
+            let e = watcher.watch(path, RecursiveMode::Recursive).err()?;
+            Some((path.clone(), e.to_string()))
+        })
+        .collect()
 }
 
 async fn run<D: Send + 'static>(
@@ -80,13 +118,29 @@ async fn run<D: Send + 'static>(
     mut batches: mpsc::Receiver<Vec<PathBuf>>,
     filter: Filter,
     sup: SupervisorHandle,
+    report: Report,
+    failed: Vec<(PathBuf, String)>,
     cancel: CancellationToken,
 ) {
+    for (path, error) in failed {
+        report.failed(&path, error).await;
+    }
     loop {
         let batch = tokio::select! {
             _ = cancel.cancelled() => break,
             b = batches.recv() => match b { Some(b) => b, None => break },
         };
+        // A watched root removed: its watch is gone with it (a folder made again in its place
+        // is not watched until the next start or reload).
+        for root in filter
+            .roots
+            .iter()
+            .filter(|r| batch.contains(r) && !r.exists())
+        {
+            report
+                .failed(root, "it was removed: no longer watched".into())
+                .await;
+        }
         if let Some(changed) = batch.iter().find_map(|p| filter.counts(p)) {
             sup.planned(format!("file changed: {}", changed.display()))
                 .await;
@@ -170,6 +224,34 @@ mod tests {
         assert!(counts("/srv/app/src/logs/other.out.log").is_some());
         assert_eq!(counts("/srv/app/src/x.tmp"), None);
         assert_eq!(counts("/srv/app/src/gen/a/b.rs"), None);
+    }
+
+    /// Issue 18: a path that cannot be watched is named, and the others are watched all the
+    /// same (a change there arrives).
+    #[test]
+    fn a_path_that_cannot_be_watched_leaves_the_others_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("src");
+        std::fs::create_dir(&good).unwrap();
+        let missing = dir.path().join("gone");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut debouncer = new_debouncer(
+            std::time::Duration::from_millis(20),
+            move |res: DebounceEventResult| {
+                if let Ok(events) = res {
+                    let _ = tx.send(events.into_iter().map(|e| e.path).collect::<Vec<_>>());
+                }
+            },
+        )
+        .unwrap();
+        let failed = watch_each(debouncer.watcher(), &[missing.clone(), good.clone()]);
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(failed[0].0, missing);
+        std::fs::write(good.join("a.js"), "x").unwrap();
+        let seen = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("a change under the good path");
+        assert!(seen.iter().any(|p| p.ends_with("a.js")), "{seen:?}");
     }
 
     #[test]

@@ -257,7 +257,14 @@ impl Validator<'_> {
             let mut paths = Vec::new();
             for (i, p) in raw.watch.iter().enumerate() {
                 let path = run_dir.join(p);
-                if !path.exists() {
+                if p.trim().is_empty() {
+                    // `run_dir.join("")` is the cwd itself: a slip, not a choice.
+                    self.problem(
+                        &["services", name, "watch", &i.to_string()],
+                        "an empty path to watch",
+                        Some("write a folder or file from the service's cwd, such as \"src\" (\".\" for the cwd itself)".into()),
+                    );
+                } else if !path.exists() {
                     self.problem(
                         &["services", name, "watch", &i.to_string()],
                         format!("{} does not exist", path.display()),
@@ -397,5 +404,37 @@ mod tests {
         let text = "[services.dev]\ncommand = \"true\"\nwatch_debounce = \"1s\"\n";
         let (p, _) = one_problem(text);
         assert!(p.message.contains("only with `watch`"), "{}", p.message);
+    }
+
+    /// Issue 18: `watch = [""]` would watch the whole cwd; debounces out of range are refused.
+    #[test]
+    fn an_empty_watch_path_and_an_absurd_debounce_are_config_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[services.dev]\ncommand = \"true\"\ncwd = \"{}\"\nwatch = [\".\", \" \"]\n",
+            dir.path().display()
+        );
+        let (p, shown) = one_problem(&text);
+        assert!(
+            p.message.contains("an empty path to watch"),
+            "{}",
+            p.message
+        );
+        located(&p, &shown, "services.dev.watch.1", 4, 15);
+        for (debounce, says) in [
+            ("0s", "shorter than"),
+            ("1ms", "shorter than"),
+            ("2h", "longer than"),
+            ("-1s", "not a duration"),
+            ("soon", "not a duration"),
+        ] {
+            let text = format!(
+                "[services.dev]\ncommand = \"true\"\ncwd = \"{}\"\nwatch = [\".\"]\nwatch_debounce = \"{debounce}\"\n",
+                dir.path().display()
+            );
+            let (p, shown) = one_problem(&text);
+            assert!(p.message.contains(says), "{debounce}: {}", p.message);
+            located(&p, &shown, "services.dev.watch_debounce", 5, 18);
+        }
     }
 }

@@ -8,9 +8,12 @@
 //! `logs`, `stop` run from the same folder read `./upkeep.toml` first, so they reach it. From
 //! another folder they read that folder's config (or the user's, or `/etc`'s): `-c
 //! PATH/upkeep.toml` reaches this one. Run twice, `add` finds the file and the daemon and only
-//! adds (a name already there is refused by the daemon, as always). Two at once: the file is
-//! made with `O_EXCL` (one writes it, the other reads it) and the data dir's lock lets one
-//! daemon run; the other `add` finds it answering and goes on.
+//! adds (a name already there is refused by the daemon, as always). Two at once take turns
+//! (issue 18): making the file and starting the daemon happen under the config's edit lock
+//! (the lock file the daemon's own `add` takes, `.upkeep.toml.upkeep-lock`), so the second
+//! finds the file whole and the daemon answering, and only adds. (Before, the second could
+//! find the daemon started but not yet answering, and gave up with its service.) The file
+//! appears whole or not at all: written aside, then linked into place.
 //!
 //! It does not edit a config that exists (the daemon's `add` does, keeping its comments), and
 //! makes none where one was named (`-c`, `$UPKEEP_CONFIG`) but is missing: that stays an error.
@@ -26,8 +29,20 @@ use super::{ClientError, Global, lifecycle};
 /// The data dir the made config names, relative to it.
 const DATA_DIR: &str = ".upkeep";
 
-/// What `add` writes when there is no config: a `[daemon]` section and what it means.
-fn template() -> String {
+/// What `add` writes at `path` when there is no config: a `[daemon]` section and what it
+/// means, with the command that reaches it from elsewhere.
+fn template(path: &Path) -> String {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let shown = path.display().to_string();
+    // A path a shell would split or expand is quoted.
+    let shown = if shown
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
+    {
+        shown
+    } else {
+        format!("'{}'", shown.replace('\'', "'\\''"))
+    };
     format!(
         "# upkeep's config, made by `upkeep add`. Each service is a [services.NAME] table;\n\
          # `upkeep check` validates this file, `upkeep reload` applies it.\n\
@@ -35,7 +50,7 @@ fn template() -> String {
          [daemon]\n\
          # History (SQLite), logs and the control socket ({DATA_DIR}/upkeep.sock), relative to\n\
          # this file. `upkeep ls`, `logs`, `stop`... run in this folder reach the daemon through\n\
-         # it; from elsewhere, name this file: `upkeep -c {{this file}} ls`.\n\
+         # it; from elsewhere, name this file: `upkeep -c {shown} ls`.\n\
          data_dir = \"{DATA_DIR}\"\n"
     )
 }
@@ -83,6 +98,10 @@ fn looked_for() -> String {
 /// if none answers.
 pub(super) fn prepare_add(g: &Global) -> Result<()> {
     let path = g.config_path();
+    // One `add` at a time makes the file and starts the daemon (see the module docs); the
+    // daemon takes the same lock for its edit, after this one is let go.
+    let _turn = crate::ops::reload::ConfigLock::acquire(&path)
+        .with_context(|| format!("locking the edits of {}", path.display()))?;
     // Only where none was named: a named file that is not there is a typo as likely as a
     // wish (issue 14), and would start a second daemon beside the one meant.
     if !path.exists() && g.config.is_none() {
@@ -110,20 +129,28 @@ pub(super) fn prepare_add(g: &Global) -> Result<()> {
     Ok(())
 }
 
-/// Writes the template at `path`, unless something is there by now.
+/// Writes the template at `path`, unless something is there by now: written to a file
+/// beside it, then linked into place (a link never replaces), so a reader never finds it
+/// half-written.
 fn make_config(path: &Path) -> Result<()> {
-    let file = std::fs::OpenOptions::new()
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let aside = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
+    let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(path);
-    let mut file = match file {
-        Ok(f) => f,
-        // Made by another `add` at the same moment: use it.
+        .open(&aside)
+        .and_then(|mut f| f.write_all(template(path).as_bytes()))
+        .and_then(|()| std::fs::hard_link(&aside, path));
+    let _ = std::fs::remove_file(&aside);
+    match written {
+        Ok(()) => {}
+        // Made by someone else meanwhile: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e).with_context(|| format!("making {}", path.display())),
-    };
-    file.write_all(template().as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
+    }
     let data_dir: PathBuf = path.parent().unwrap_or(Path::new(".")).join(DATA_DIR);
     println!(
         "{}",
@@ -148,5 +175,30 @@ mod tests {
         std::fs::write(&path, "# mine\n").unwrap();
         make_config(&path).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "# mine\n");
+        // Nothing left beside it but the file.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["upkeep.toml"]);
+    }
+
+    /// Issue 18: the made file names itself where a placeholder stood.
+    #[test]
+    fn the_made_config_says_how_to_reach_it_from_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upkeep.toml");
+        make_config(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains('{'), "{text}");
+        assert!(
+            text.contains(&format!("`upkeep -c {} ls`", path.display())),
+            "{text}"
+        );
+        let odd = template(Path::new("/srv/my app/it's.toml"));
+        assert!(
+            odd.contains(r"`upkeep -c '/srv/my app/it'\''s.toml' ls`"),
+            "{odd}"
+        );
     }
 }

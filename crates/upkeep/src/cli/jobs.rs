@@ -17,7 +17,9 @@ fn at(t: Option<jiff::Timestamp>) -> String {
 }
 
 fn outcome(r: &JobRun) -> String {
-    if r.status.success() {
+    if r.interrupted {
+        tr(Msg::JobInterrupted, &[])
+    } else if r.status.success() {
         tr(Msg::JobOk, &[])
     } else {
         tr(Msg::JobFailed, &[&r.status])

@@ -666,9 +666,19 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
                 print!("{}", output::service_detail(&d))
             }
         }
-        Command::Start { target } => act(&client, &target, "start", Msg::Started).await?,
-        Command::Stop { target } => act(&client, &target, "stop", Msg::Stopped).await?,
-        Command::Restart { target } => act(&client, &target, "restart", Msg::Restarted).await?,
+        Command::Start { target } => {
+            let r = act(&client, &target, "start", Msg::Started).await?;
+            // One job named, and its run still going: nothing was started.
+            if !r.still_running.is_empty() && matches!(target, Target::One(_)) {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Stop { target } => {
+            act(&client, &target, "stop", Msg::Stopped).await?;
+        }
+        Command::Restart { target } => {
+            act(&client, &target, "restart", Msg::Restarted).await?;
+        }
         Command::Logs {
             name,
             follow,
@@ -968,16 +978,29 @@ async fn drill(
     Ok(results)
 }
 
-async fn act(client: &Client, target: &Target, action: &'static str, done: Msg) -> Result<()> {
+async fn act(
+    client: &Client,
+    target: &Target,
+    action: &'static str,
+    done: Msg,
+) -> Result<ActionResult> {
     let path = ApiPath::new("/api/v1/services")
         .segment(target.as_str())
         .segment(action);
     let r: ActionResult = client.post(path, None::<&()>).await?;
     let by = by_whom(r.by.as_ref());
-    for s in r.services {
+    for s in &r.services {
         println!("{s}: {}{by}", tr(done, &[]));
     }
-    Ok(())
+    for j in &r.still_running {
+        let since = j.since.map_or("-".into(), |t| {
+            t.to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%H:%M:%S")
+                .to_string()
+        });
+        println!("{}: {}", j.name, tr(Msg::JobStillRunning, &[&since]));
+    }
+    Ok(r)
 }
 
 /// ` (by alice (socket, uid 1000))` after an action's answer, or nothing from an older daemon.
@@ -1117,6 +1140,10 @@ fn print_reload(r: &ReloadResult, json: bool) {
         tr(Msg::Reloaded, &[&r.revision, &a, &rm, &c, &u]),
         by_whom(r.by.as_ref())
     );
+    if !r.restart_needed.is_empty() {
+        let keys = escape::field(&r.restart_needed.join(", ")).into_owned();
+        println!("{}", tr(Msg::ReloadNeedsRestart, &[&keys]));
+    }
 }
 
 fn check(g: &Global, json: bool) -> Result<ExitCode> {

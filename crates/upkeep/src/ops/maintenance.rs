@@ -71,5 +71,6 @@ pub async fn set(
         action: action.into(),
         services: vec![name.clone()],
         by: Some(by.clone()),
+        still_running: Vec::new(),
     })
 }

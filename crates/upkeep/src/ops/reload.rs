@@ -10,6 +10,11 @@
 //! removed services stop and changed ones restart, so that `ls`, `status`, metrics and heals go
 //! on during a reload that waits out long stop timeouts (issue 15, item 10). Nothing after the
 //! first step can fail, so a reload is applied whole or not at all.
+//!
+//! `[daemon]` (listeners, store, data dir, limits) and `[notify]` (channels built with their
+//! secrets) are what the daemon was started with: a reload applies none of their changes
+//! (not one key of them, so nothing runs half on each), and says which keys wait for a
+//! restart, in its answer (`restart_needed`) and in the log. A moved data dir is refused.
 
 use std::path::PathBuf;
 
@@ -82,6 +87,52 @@ pub async fn add(
     apply(daemon, new, by).await
 }
 
+/// The keys of `[daemon]` (as `daemon.KEY`; the store's keys as `daemon.store`) on which
+/// the running daemon and `new` differ, and `notify` if that section does: what a reload
+/// does not apply. The running config keeps what the daemon started with (see [`apply`]),
+/// so a second reload of the same file says the same. Every field is named here: a new one
+/// is a compile error until it is.
+fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
+    let upkeep_config::DaemonConfig {
+        data_dir: _, // a move is refused before this
+        shutdown_timeout,
+        metrics_listen,
+        listen,
+        public_listen,
+        cgroups,
+        store,
+        node,
+        retain,
+        test_clock,
+        heartbeat_url,
+    } = &running.daemon;
+    let now = &new.daemon;
+    let mut keys = Vec::new();
+    macro_rules! differ {
+        ($($field:ident),*) => {$(
+            if *$field != now.$field {
+                keys.push(concat!("daemon.", stringify!($field)).to_owned());
+            }
+        )*};
+    }
+    differ!(
+        cgroups,
+        heartbeat_url,
+        listen,
+        metrics_listen,
+        node,
+        public_listen,
+        retain,
+        shutdown_timeout,
+        store,
+        test_clock
+    );
+    if running.notify != new.notify {
+        keys.push("notify".into());
+    }
+    keys
+}
+
 /// Loads and validates a config off the runtime (validation touches the file system).
 async fn load_config(path: PathBuf) -> Result<Config, OpsError> {
     tokio::task::spawn_blocking(move || upkeep_config::load(&path))
@@ -116,18 +167,26 @@ pub(crate) async fn apply(
         by: Some(by.clone()),
         ..Default::default()
     };
+    let mut new = new;
     // What waits (stops, restarts) is collected here and awaited once the lock is gone.
     let mut slow: Vec<futures_util::future::BoxFuture<'static, ()>> = Vec::new();
     let mut removed_handles = Vec::new();
     {
         let mut live = daemon.live.lock().await;
-        if live.config.notify != new.notify {
-            // The channels were built (their secrets read) at start; the dispatcher and the
-            // incident planner hold them.
+        result.restart_needed = restart_needed(&live.config, &new);
+        if !result.restart_needed.is_empty() {
+            // The channels were built (their secrets read) at start, and the dispatcher and
+            // the incident planner hold them; listeners, the store and the rest of `[daemon]`
+            // were set up at start too.
             tracing::warn!(
-                "[notify] changed: notices keep the running channels and routes until the next start"
+                keys = ?result.restart_needed,
+                "reload: these keys changed and take effect only when the daemon restarts; the running daemon keeps them as they were"
             );
         }
+        // What runs stays what the running config says (`upkeep status`, the next reload's
+        // comparison): none of it half-applied.
+        new.daemon = live.config.daemon.clone();
+        new.notify = live.config.notify.clone();
         for name in live.config.services.keys() {
             if !new.services.contains_key(name) {
                 result.removed.push(name.clone());

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use upkeep_core::api::ActionResult;
+use upkeep_core::api::{ActionResult, StillRunning};
 use upkeep_core::{Actor, Desired, Principal, ServiceName, State};
 use upkeep_state::Snapshot;
 use upkeep_supervisor::{SupervisorCommand, SupervisorHandle};
@@ -30,6 +30,7 @@ pub async fn act(
         Action::Stop => Desired::Stopped,
         Action::Start | Action::Restart => Desired::Running,
     };
+    let mut still_running = Vec::new();
     let handles: Vec<(ServiceName, SupervisorHandle)> = {
         let mut live = daemon.live.lock().await;
         let managed =
@@ -54,6 +55,25 @@ pub async fn act(
         for n in &names {
             live.desired.insert(n.clone(), desired);
         }
+        // A job whose run is still going is not started again (it never overlaps): the
+        // answer says so, as a due run that falls on it is skipped.
+        let names = if action == Action::Start {
+            let snapshot = daemon.snapshot.borrow();
+            let (going, rest): (Vec<_>, Vec<_>) = names.into_iter().partition(|n| {
+                live.config.services.get(n).is_some_and(|c| c.job.is_some())
+                    && snapshot.services.get(n).is_some_and(|s| s.pid.is_some())
+            });
+            still_running = going
+                .into_iter()
+                .map(|name| StillRunning {
+                    since: snapshot.services.get(&name).and_then(|s| s.since),
+                    name,
+                })
+                .collect();
+            rest
+        } else {
+            names
+        };
         names
             .into_iter()
             .filter_map(|n| Some((n.clone(), managed(&live, &n)?)))
@@ -105,6 +125,7 @@ pub async fn act(
         action: action.as_str().into(),
         services: handles.into_iter().map(|(n, _)| n).collect(),
         by: Some(by.clone()),
+        still_running,
     })
 }
 

@@ -202,3 +202,49 @@ fn a_long_reload_blocks_neither_reads_nor_actions() {
     );
     assert!(d.events("slow").iter().any(|e| e.0 == "removed"));
 }
+
+/// Issue 18: a reload that changes `[daemon]` keys says which wait for a restart (answer and
+/// log) and applies none of them, while the services' changes are applied.
+#[test]
+fn issue_18_a_reload_says_which_daemon_keys_wait_for_a_restart() {
+    let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("a", "up", LONG);
+    let port = upkeep_testkit::free_port();
+    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
+        "shutdown_timeout = \"20s\"\n",
+        &format!("shutdown_timeout = \"21s\"\nlisten = \"127.0.0.1:{port}\"\n"),
+        1,
+    );
+    std::fs::write(
+        &d.config,
+        format!("{text}\n[services.b]\ncommand = \"sleep 1000\"\n"),
+    )
+    .unwrap();
+    let out = d.cli(&["reload"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains("not applied until the daemon restarts")
+            && said.contains("daemon.listen, daemon.shutdown_timeout"),
+        "{said}"
+    );
+    assert!(said.contains("1 added"), "{said}");
+    d.wait_state("b", "up", LONG);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the new listener was not half-applied"
+    );
+    let log = d.daemon_log();
+    assert!(
+        log.contains("take effect only when the daemon restarts"),
+        "{log}"
+    );
+    // The next reload of the same file still says so: the running daemon kept them.
+    let out = d.cli(&["reload", "--json"]);
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        answer["restart_needed"],
+        serde_json::json!(["daemon.listen", "daemon.shutdown_timeout"]),
+        "{answer}"
+    );
+}

@@ -344,3 +344,180 @@ fn a_burst_of_writes_to_a_watched_file_restarts_once_and_node_modules_never() {
     );
     assert_eq!(d.service("dev")["info"]["restarts"], 0);
 }
+
+/// How many events of `kind` `name` has stored.
+fn count(d: &TestDaemon, name: &str, kind: &str) -> usize {
+    d.events(name).iter().filter(|(k, _)| k == kind).count()
+}
+
+/// Issue 18 (found by a break-it test): a run cut short by a kill -9 of the daemon is stopped
+/// by the next daemon and recorded once, as interrupted (not a failure), and its run record
+/// is cleared: the start after that finds nothing left running.
+#[test]
+fn issue_18_a_run_cut_by_a_killed_daemon_is_recorded_once_as_interrupted() {
+    let mut d = TestDaemon::start_on_test_clock(
+        BIN,
+        "[services.long]\nschedule = \"0 4 * * *\"\ncommand = \"sleep 100000\"\n",
+    );
+    let out = d.cli(&["start", "long"]);
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    let pid = d.wait_until("long to run", LONG, || d.pid("long"));
+    d.signal_daemon(nix::sys::signal::Signal::SIGKILL);
+    d.launch();
+    let cut = wait_runs(&d, "long", 1);
+    assert_eq!(cut[0]["interrupted"], true, "{cut:?}");
+    assert!(cut[0]["status"]["code"].is_null(), "{cut:?}");
+    assert!(cut[0]["by"]["principal"].is_object(), "{cut:?}");
+    assert!(!upkeep_testkit::alive(pid), "the cut run was stopped");
+    // Not a failure: no incident, not down.
+    assert_ne!(d.state("long"), "down");
+    let detail = stdout(&d.cli(&["jobs", "long"]));
+    assert!(
+        detail.contains("interrupted: the daemon was killed"),
+        "{detail}"
+    );
+    assert_eq!(count(&d, "long", "stale_stopped"), 1);
+
+    // A clean restart: nothing is left running, nothing recorded again.
+    assert!(d.signal_daemon(nix::sys::signal::Signal::SIGTERM).success());
+    d.launch();
+    // A start after the take-over: its events come after whatever the take-over sent.
+    let out = d.cli(&["start", "long"]);
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    d.wait_until("long to run again", LONG, || {
+        (count(&d, "long", "started") == 2).then_some(())
+    });
+    assert_eq!(
+        count(&d, "long", "stale_stopped"),
+        1,
+        "{:?}",
+        d.events("long")
+    );
+    assert_eq!(runs(&d, "long").len(), 1);
+    assert!(incidents(&d, "long").is_empty());
+}
+
+/// Issue 18: catch-up follows systemd's `Persistent=`: a job that never ran is made up for
+/// the last time it missed since a daemon first knew it; a job an operator stopped is not.
+#[test]
+fn issue_18_a_job_that_never_ran_is_made_up_and_a_stopped_one_is_not() {
+    let mut d = TestDaemon::start_on_test_clock(
+        BIN,
+        "[services.fresh]\nschedule = \"0 * * * *\"\ncommand = \"echo hi\"\n\n\
+         [services.held]\nschedule = \"0 * * * *\"\ncommand = \"echo hi\"\n",
+    );
+    let out = d.cli(&["stop", "held"]);
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    d.wait_until("held's stop stored", LONG, || {
+        (count(&d, "held", "stopped") > 0).then_some(())
+    });
+    // Known to the daemon before it stops: its first day on the schedule is stored.
+    d.wait_until("fresh's job_scheduled", LONG, || {
+        (count(&d, "fresh", "job_scheduled") == 1).then_some(())
+    });
+    assert!(d.signal_daemon(nix::sys::signal::Signal::SIGTERM).success());
+    // (The clock was never moved: no offset kept yet.)
+    let file = d.data_dir.join("test-clock-offset-ms");
+    let ahead: i64 = std::fs::read_to_string(&file).map_or(0, |t| t.trim().parse().unwrap());
+    std::fs::write(&file, (ahead + 2 * 3_600_000).to_string()).unwrap();
+    d.launch();
+    let made_up = wait_runs(&d, "fresh", 1);
+    assert_eq!(ts(&made_up[0]["due"]).as_second() % 3600, 0, "{made_up:?}");
+    d.wait_until("held's catch-up decided", LONG, || {
+        d.daemon_log()
+            .contains("stopped by an operator: no run made up")
+            .then_some(())
+    });
+    assert!(runs(&d, "held").is_empty());
+    assert_eq!(count(&d, "held", "started"), 0);
+    assert_eq!(
+        count(&d, "fresh", "job_scheduled"),
+        1,
+        "once, not at each start"
+    );
+}
+
+/// Issue 18: `upkeep start JOB` while its run is going starts nothing, and says so (a job
+/// never overlaps), in English and Chinese, with a non-zero exit.
+#[test]
+fn issue_18_starting_a_job_whose_run_is_going_says_so() {
+    let d = TestDaemon::start(
+        BIN,
+        "[services.long]\nschedule = \"0 4 1 1 *\"\ncommand = \"sleep 100000\"\n",
+    );
+    let out = d.cli(&["start", "long"]);
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    let pid = d.wait_until("long to run", LONG, || d.pid("long"));
+    let out = d.cli(&["start", "long"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains("long: not started: its last run is still going (since "),
+        "{said}"
+    );
+    assert!(!said.contains("long: started"), "{said}");
+    let zh = std::process::Command::new(BIN)
+        .arg("-c")
+        .arg(&d.config)
+        .args(["start", "long"])
+        .env("UPKEEP_LANG", "zh_CN.UTF-8")
+        .output()
+        .unwrap();
+    assert_eq!(zh.status.code(), Some(1));
+    assert!(
+        stdout(&zh).contains("未启动：上次运行尚未结束"),
+        "{}",
+        stdout(&zh)
+    );
+    assert_eq!(d.pid("long"), Some(pid), "the run goes on");
+    assert_eq!(count(&d, "long", "started"), 1);
+    // `start all` says the same, and is not an error: every service is running.
+    let out = d.cli(&["start", "all"]);
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    assert!(stdout(&out).contains("not started"), "{}", stdout(&out));
+}
+
+/// Issue 18: a watched folder that goes away is said (`watch_failed`, in `upkeep status`),
+/// and the other watched paths still restart the service.
+#[test]
+fn issue_18_a_removed_watch_path_is_said_and_the_others_are_still_watched() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::create_dir_all(root.join("gen")).unwrap();
+    let d = TestDaemon::start(
+        BIN,
+        &format!(
+            "[services.dev]\ncommand = \"sleep 100000\"\ncwd = \"{}\"\nwatch = [\"src\", \"gen\"]\nwatch_debounce = \"100ms\"\n",
+            root.display()
+        ),
+    );
+    d.wait_state("dev", "up", LONG);
+    d.wait_until("the watcher to start", LONG, || {
+        d.daemon_log().contains("watching files").then_some(())
+    });
+    std::fs::remove_dir_all(root.join("gen")).unwrap();
+    let failed = d.wait_until("gen's watch to be said gone", LONG, || {
+        d.events("dev")
+            .into_iter()
+            .find(|(k, _)| k == "watch_failed")
+            .map(|(_, v)| v)
+    });
+    assert!(
+        failed["path"].as_str().unwrap().ends_with("gen"),
+        "{failed}"
+    );
+    assert!(
+        failed["error"].as_str().unwrap().contains("removed"),
+        "{failed}"
+    );
+    let status = stdout(&d.cli(&["status", "dev"]));
+    assert!(status.contains("watch_failed"), "{status}");
+    std::fs::write(root.join("src/app.js"), "x").unwrap();
+    d.wait_until("src's change to restart dev", LONG, || {
+        d.events("dev")
+            .iter()
+            .any(|(k, v)| k == "restart_planned" && v["reason"] == "file changed: app.js")
+            .then_some(())
+    });
+}

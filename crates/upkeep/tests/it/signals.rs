@@ -587,3 +587,72 @@ fn a_stop_or_shutdown_does_not_wait_for_a_forking_start_that_never_ends() {
     // The start was answered when the shutdown ended its wait.
     start.wait().unwrap();
 }
+
+/// Issue 18: a forking service whose PID file has not come yet is `starting` (in `upkeep ls`
+/// too), and `upkeep status` says what it waits for; after a stop and a new start, the same.
+#[test]
+fn issue_18_a_forking_service_waiting_for_its_pid_file_is_starting() {
+    let token = upkeep_testkit::unique();
+    let d = daemon(&format!(
+        "[services.slow]\ncommand = \"sleep {token}\"\ntype = \"forking\"\npid_file = \"slow.pid\"\npid_file_timeout = \"1h\"\n"
+    ));
+    let starting = |d: &upkeep_testkit::TestDaemon| {
+        d.wait_until("slow to be starting", LONG, || {
+            (d.state("slow") == "starting").then_some(())
+        });
+        let ls = stdout(&d.cli(&["ls"]));
+        assert!(
+            ls.lines()
+                .any(|l| l.trim_start().starts_with("slow") && l.contains("starting")),
+            "{ls}"
+        );
+        let status = stdout(&d.cli(&["status", "slow"]));
+        assert!(
+            status.contains("waiting for its PID file") && status.contains("slow.pid"),
+            "{status}"
+        );
+    };
+    starting(&d);
+    ok(&d.cli(&["stop", "slow"]));
+    assert_eq!(d.state("slow"), "stopped");
+    let mut start = d.cli_spawn(&["start", "slow"]);
+    starting(&d);
+    ok(&d.cli(&["stop", "slow"]));
+    start.wait().unwrap();
+}
+
+/// Issue 18: two `upkeep add` at once in an empty folder: one makes the file and starts the
+/// daemon, the other waits its turn and adds; both services run, both are in the file.
+#[test]
+fn issue_18_two_adds_at_once_in_an_empty_folder_keep_both_services() {
+    let mut d = TestDaemon::prepare(BIN, "");
+    let dir = d.dir.path().to_owned();
+    std::fs::remove_file(&d.config).unwrap();
+    d.data_dir = dir.join(".upkeep");
+    let spawn = |name: &str| {
+        Command::new(BIN)
+            .args(["add", name, "--", "sleep", "100000"])
+            .current_dir(&dir)
+            .env_remove("UPKEEP_CONFIG")
+            .env_remove("UPKEEP_DATA_DIR")
+            .env("XDG_CONFIG_HOME", dir.join("no-user-config"))
+            .env("UPKEEP_LANG", "en")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("one"), spawn("two"));
+    for child in [a, b] {
+        ok(&child.wait_with_output().unwrap());
+    }
+    d.config = dir.join("upkeep.toml");
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    assert!(
+        text.contains("[services.one]") && text.contains("[services.two]"),
+        "{text}"
+    );
+    d.wait_state("one", "up", LONG);
+    d.wait_state("two", "up", LONG);
+    ok(&fresh_cli(&dir, &["down"], "en"));
+}
