@@ -201,6 +201,14 @@ forward! { crate::Subscribers {}:
     fn fail_orphaned_notices(&self, channels: &[String]) -> Result<u64, Error>;
 }
 
+forward! { crate::Notes {}:
+    fn incident_notes(&self, id: i64) -> Result<Option<upkeep_core::incident::IncidentNotes>, Error>;
+    fn write_update(&self, w: crate::WriteUpdate<'_>) -> Result<crate::Noted, Error>;
+    fn open_by_hand(&self, o: crate::OpenByHand<'_>) -> Result<i64, Error>;
+    fn set_incident_priority(&self, id: i64, priority: upkeep_core::incident::IncidentPriority) -> Result<crate::Noted, Error>;
+    fn set_postmortem(&self, id: i64, pm: &upkeep_core::incident::WrittenPostmortem) -> Result<crate::Noted, Error>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,8 @@
 //! background), `fanout.rs` (committed events to observers), `copy.rs` (a node's history from
 //! one store to another), `rollup/` (hourly and daily tallies, retain), `windows.rs`
 //! (maintenance windows and their steps), `outbox.rs` (notices to send, their leases and
-//! states), `subscribers.rs` (subscribers and the fan-out of notices to them),
+//! states), `subscribers.rs` (subscribers and the fan-out of notices to them), `notes.rs` (what people
+//! write about incidents: updates, resolutions by hand, priorities, post-mortems),
 //! `migrations/{sqlite,postgres}/`.
 
 mod copy;
@@ -24,6 +25,7 @@ pub mod fanout;
 mod hold;
 mod journal;
 mod lazy;
+mod notes;
 mod numbers;
 mod outbox;
 mod postgres;
@@ -42,6 +44,7 @@ use upkeep_core::{Desired, Event, ServiceName};
 
 pub use copy::{Copied, CopyError};
 pub use lazy::LazyStore;
+pub use notes::{Noted, Notes, OpenByHand, Plan, Planned, WriteUpdate};
 pub use numbers::start_numbering;
 pub use outbox::{Damped, Leased, NewNotice, Outbox, OutboxRow, OutboxState};
 pub use postgres::PgLocation;
@@ -197,7 +200,7 @@ pub trait EventLog: Send + Sync {
 }
 
 #[async_trait]
-pub trait Store: EventLog + Windows + Outbox + Subscribers + Send + Sync {
+pub trait Store: EventLog + Windows + Outbox + Subscribers + Notes + Send + Sync {
     /// The most recent events, newest first; of one service or of all.
     async fn events(
         &self,

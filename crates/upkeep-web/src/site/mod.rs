@@ -22,6 +22,7 @@
 pub mod model;
 mod render;
 mod words;
+mod written;
 
 use std::collections::HashMap;
 use std::sync::Arc;
