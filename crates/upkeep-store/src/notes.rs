@@ -244,9 +244,7 @@ impl Notes for SqlStore {
         };
         self.insert_planned(&mut tx, (w.plan)(w.incident), w.at)
             .await?;
-        tx.commit()
-            .await
-            .map_err(q("commit an incident update"))?;
+        tx.commit().await.map_err(q("commit an incident update"))?;
         Ok(Noted::Done(id))
     }
 
@@ -373,7 +371,11 @@ mod tests {
             plan: &nothing,
         };
         let done = store
-            .write_update(update(IncidentStatus::Identified, Some("a bad deploy"), t(60)))
+            .write_update(update(
+                IncidentStatus::Identified,
+                Some("a bad deploy"),
+                t(60),
+            ))
             .await
             .unwrap();
         assert!(matches!(done, Noted::Done(_)));
@@ -420,7 +422,10 @@ mod tests {
             at: t(200),
             by: by.clone(),
         };
-        assert_eq!(store.set_postmortem(id, &pm).await.unwrap(), Noted::Done(id));
+        assert_eq!(
+            store.set_postmortem(id, &pm).await.unwrap(),
+            Noted::Done(id)
+        );
         let notes = store.incident_notes(id).await.unwrap().unwrap();
         assert_eq!(notes.title.as_deref(), Some("payments provider down"));
         assert_eq!(notes.priority, Some(IncidentPriority::P1));

@@ -182,7 +182,9 @@ pub trait Control: Send + Sync + 'static {
         by: &Principal,
     ) -> Result<upkeep_core::api::IncidentDetail, ApiError> {
         let _ = (write, by);
-        Err(ApiError::NotFound("incidents cannot be written here".into()))
+        Err(ApiError::NotFound(
+            "incidents cannot be written here".into(),
+        ))
     }
     async fn add(&self, req: AddService, by: &Principal) -> Result<ReloadResult, ApiError>;
     /// The last `lines` lines of a service's stdout (or stderr), as the log is now: a stream,

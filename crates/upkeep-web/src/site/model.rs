@@ -102,11 +102,7 @@ pub struct Written {
     /// An incident opened by hand names itself.
     pub title: Option<String>,
     /// Oldest first.
-    pub updates: Vec<(
-        Timestamp,
-        upkeep_core::incident::IncidentStatus,
-        String,
-    )>,
+    pub updates: Vec<(Timestamp, upkeep_core::incident::IncidentStatus, String)>,
     pub postmortem: Option<upkeep_core::incident::Postmortem>,
 }
 

@@ -491,10 +491,7 @@ pub fn page(m: &PageModel, lang: Lang, history: Option<usize>) -> Result<String,
                     lasting: t.span(now.as_millisecond() - i.started.as_millisecond()),
                     steps: steps
                         .into_iter()
-                        .map(|(at, text)| StepView {
-                            at: time(at),
-                            text,
-                        })
+                        .map(|(at, text)| StepView { at: time(at), text })
                         .collect(),
                 }
             })

@@ -209,10 +209,18 @@ pub(super) fn notes_text(n: &IncidentNotes) -> String {
         out.push_str(&format!("{}: {p}\n", w("Priority", "优先级")));
     }
     if let Some(p) = &n.opened_by {
-        out.push_str(&format!("{}: {}\n", w("Opened by", "开启者"), esc(&p.to_string())));
+        out.push_str(&format!(
+            "{}: {}\n",
+            w("Opened by", "开启者"),
+            esc(&p.to_string())
+        ));
     }
     if let Some(p) = &n.resolved_by {
-        out.push_str(&format!("{}: {}\n", w("Resolved by", "解决者"), esc(&p.to_string())));
+        out.push_str(&format!(
+            "{}: {}\n",
+            w("Resolved by", "解决者"),
+            esc(&p.to_string())
+        ));
     }
     if !n.updates.is_empty() {
         out.push_str(&format!("\n{}:\n", w("Updates", "进展")));

@@ -800,9 +800,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         Command::Maint { cmd } => windows::run(&client, *cmd).await?,
         Command::Notify { cmd } => notify::run(&client, cmd).await?,
         Command::Subscribers { cmd } => subscribers::run(&client, cmd).await?,
-        Command::Incident {
-            cmd: Some(cmd), ..
-        } => incidents::run(&client, cmd).await?,
+        Command::Incident { cmd: Some(cmd), .. } => incidents::run(&client, cmd).await?,
         Command::Incident { id: None, .. } => {
             return Err(Usage(
                 "say which incident (`upkeep incident 42`) or what to do (`upkeep incident update 42 --status identified \"...\"`)".into(),

@@ -79,16 +79,18 @@ pub async fn write(
             {
                 return Err(IncidentError::UnknownService(req.service));
             }
-            let plan = daemon.notices.incident_plan(crate::notices::IncidentWriting {
-                service: req.service.clone(),
-                since: now,
-                priority: req.priority,
-                title: Some(req.title.clone()),
-                status: IncidentStatus::Investigating,
-                message: req.message.clone(),
-                opened: true,
-                at: now,
-            });
+            let plan = daemon
+                .notices
+                .incident_plan(crate::notices::IncidentWriting {
+                    service: req.service.clone(),
+                    since: now,
+                    priority: req.priority,
+                    title: Some(req.title.clone()),
+                    status: IncidentStatus::Investigating,
+                    message: req.message.clone(),
+                    opened: true,
+                    at: now,
+                });
             let id = db
                 .open_by_hand(OpenByHand {
                     service: &req.service,
@@ -106,16 +108,18 @@ pub async fn write(
         IncidentWrite::Update(id, req) => {
             invalid(req.check())?;
             let (service, since, notes) = existing(daemon, id).await?;
-            let plan = daemon.notices.incident_plan(crate::notices::IncidentWriting {
-                service: service.clone(),
-                since,
-                priority: notes.priority,
-                title: notes.title,
-                status: req.status,
-                message: Some(req.message.clone()),
-                opened: false,
-                at: now,
-            });
+            let plan = daemon
+                .notices
+                .incident_plan(crate::notices::IncidentWriting {
+                    service: service.clone(),
+                    since,
+                    priority: notes.priority,
+                    title: notes.title,
+                    status: req.status,
+                    message: Some(req.message.clone()),
+                    opened: false,
+                    at: now,
+                });
             let done = db
                 .write_update(WriteUpdate {
                     incident: id,
@@ -146,16 +150,18 @@ pub async fn write(
                 )?;
             }
             let (service, since, notes) = existing(daemon, id).await?;
-            let plan = daemon.notices.incident_plan(crate::notices::IncidentWriting {
-                service: service.clone(),
-                since,
-                priority: notes.priority,
-                title: notes.title,
-                status: IncidentStatus::Resolved,
-                message: req.message.clone(),
-                opened: false,
-                at: now,
-            });
+            let plan = daemon
+                .notices
+                .incident_plan(crate::notices::IncidentWriting {
+                    service: service.clone(),
+                    since,
+                    priority: notes.priority,
+                    title: notes.title,
+                    status: IncidentStatus::Resolved,
+                    message: req.message.clone(),
+                    opened: false,
+                    at: now,
+                });
             let done = db
                 .write_update(WriteUpdate {
                     incident: id,
@@ -212,8 +218,7 @@ pub async fn write(
             },
         ))
         .await;
-    db
-        .incident(id, 1000)
+    db.incident(id, 1000)
         .await
         .map_err(store("reading an incident"))?
         .ok_or(IncidentError::Unknown(id))

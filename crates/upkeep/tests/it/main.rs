@@ -11,6 +11,7 @@ mod drills;
 mod fuzz;
 mod hardening;
 mod import;
+mod incidents_written;
 mod install;
 mod jobs;
 mod logs;
