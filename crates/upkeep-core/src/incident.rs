@@ -113,6 +113,17 @@ pub struct IncidentUpdate {
     pub by: Principal,
 }
 
+/// An update as the public reads it (the Atom feed): no name of who wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicUpdate {
+    pub incident: i64,
+    pub service: ServiceName,
+    pub id: i64,
+    pub at: Timestamp,
+    pub status: IncidentStatus,
+    pub message: String,
+}
+
 /// The post-mortem of an incident: what happened, why (five whys), what will change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use sqlx::any::AnyRow;
 use upkeep_core::incident::{
-    IncidentNotes, IncidentPriority, IncidentStatus, IncidentUpdate, WrittenPostmortem,
+    IncidentNotes, IncidentPriority, IncidentStatus, IncidentUpdate, PublicUpdate,
+    WrittenPostmortem,
 };
 use upkeep_core::{Principal, ServiceName};
 
@@ -77,6 +78,8 @@ pub trait Notes: Send + Sync {
     ) -> Result<Noted, Error>;
     /// Writes (or rewrites) the post-mortem of incident `id`, resolved or not.
     async fn set_postmortem(&self, id: i64, pm: &WrittenPostmortem) -> Result<Noted, Error>;
+    /// The latest updates of every incident but drills', newest first (the Atom feed).
+    async fn recent_updates(&self, limit: u32) -> Result<Vec<PublicUpdate>, Error>;
 }
 
 fn json<T: serde::de::DeserializeOwned>(r: &AnyRow, name: &str) -> Option<Option<T>> {
@@ -319,6 +322,33 @@ impl Notes for SqlStore {
             Noted::NotFound
         })
     }
+
+    async fn recent_updates(&self, limit: u32) -> Result<Vec<PublicUpdate>, Error> {
+        let rows = sqlx::query(
+            "SELECT u.id, u.incident_id, i.service, u.at_ms, u.status, u.message
+             FROM incident_updates u JOIN incidents i ON i.id = u.incident_id
+             WHERE u.node = $1 AND i.drill = $2 ORDER BY u.id DESC LIMIT $3",
+        )
+        .bind(&self.node)
+        .bind(false)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select the latest incident updates"))?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                Some(PublicUpdate {
+                    incident: col(r, "incident_id")?,
+                    service: ServiceName::new(col::<String>(r, "service")?).ok()?,
+                    id: col(r, "id")?,
+                    at: Timestamp::from_millisecond(col(r, "at_ms")?).ok()?,
+                    status: IncidentStatus::parse(&col::<String>(r, "status")?)?,
+                    message: col(r, "message")?,
+                })
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -437,6 +467,10 @@ mod tests {
             [IncidentStatus::Investigating, IncidentStatus::Identified]
         );
         assert_eq!(notes.postmortem, Some(pm));
+        let recent = store.recent_updates(10).await.unwrap();
+        assert_eq!(recent.len(), 2);
+        assert_eq!(recent[0].status, IncidentStatus::Identified, "newest first");
+        assert_eq!(recent[0].service, web);
         let detail = store.incident(id, 10).await.unwrap().unwrap();
         assert_eq!(detail.incident.resolved, Some(t(120)));
         assert_eq!(detail.notes.updates.len(), 2);

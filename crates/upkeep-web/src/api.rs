@@ -186,6 +186,15 @@ pub trait Control: Send + Sync + 'static {
             "incidents cannot be written here".into(),
         ))
     }
+    /// The latest updates people wrote to incidents (not drills'), newest first, without
+    /// their names: for the Atom feed.
+    async fn public_incident_updates(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::incident::PublicUpdate>, ApiError> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
     async fn add(&self, req: AddService, by: &Principal) -> Result<ReloadResult, ApiError>;
     /// The last `lines` lines of a service's stdout (or stderr), as the log is now: a stream,
     /// so that any number of lines costs bounded memory.

@@ -751,6 +751,13 @@ impl Control for Daemon {
         Ok(crate::ops::incidents::write(self, write, by).await?)
     }
 
+    async fn public_incident_updates(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::incident::PublicUpdate>, ApiError> {
+        Ok(crate::ops::incidents::recent(self, limit).await?)
+    }
+
     async fn reload(&self, by: &Principal) -> Result<ReloadResult, ApiError> {
         Ok(crate::ops::reload::reload(self, by).await?)
     }

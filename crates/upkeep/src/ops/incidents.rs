@@ -224,6 +224,19 @@ pub async fn write(
         .ok_or(IncidentError::Unknown(id))
 }
 
+/// The latest updates of incidents (not drills'), newest first, for the public.
+pub async fn recent(
+    daemon: &Daemon,
+    limit: u32,
+) -> Result<Vec<upkeep_core::incident::PublicUpdate>, IncidentError> {
+    daemon.store_ready()?;
+    daemon
+        .store
+        .recent_updates(limit)
+        .await
+        .map_err(store("reading the latest incident updates"))
+}
+
 /// Incident `id`'s service, start and notes; Unknown if there is none.
 async fn existing(
     daemon: &Daemon,

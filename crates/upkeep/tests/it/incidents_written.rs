@@ -114,6 +114,16 @@ fn an_update_is_mailed_and_shown_and_a_hand_resolution_holds_with_its_postmortem
         "{page}"
     );
     assert!(!page.contains("<script>alert(1)"), "{page}");
+    // And in the Atom feed, as an entry of its own, escaped.
+    let atom = wait_page(addr, "/feeds/atom.xml", "the update in the feed", |f| {
+        f.contains("the disk is full")
+    });
+    assert!(
+        atom.contains(&format!("urn:upkeep:incident:{id}:update:"))
+            && atom.contains("[incident · identified] db")
+            && !atom.contains("<script>"),
+        "{atom}"
+    );
 
     // Resolved by hand while the service is still down.
     let detail = cli_json(
