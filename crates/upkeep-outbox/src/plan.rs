@@ -426,4 +426,58 @@ mod tests {
         assert_eq!(n.runbook.as_deref(), Some("https://wiki/runbooks/api"));
         assert_eq!(rows[0].subject, incident_subject(&api, since));
     }
+
+    #[test]
+    fn a_written_update_is_its_own_notice_routed_by_the_incidents_priority() {
+        let c = config(None);
+        let api = ServiceName::new("api").unwrap();
+        let since: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let news = |p, status, key: &str| IncidentNews {
+            service: api.clone(),
+            since,
+            reason: String::new(),
+            resolved: None,
+            seq: 0,
+            incident_id: Some(3),
+            priority: p,
+            title: Some("payments down".into()),
+            written: Some(Written {
+                status,
+                message: Some("a bad deploy".into()),
+                key: key.into(),
+                opened: false,
+            }),
+        };
+        let (n, ..) = c.incident_notice(&news(
+            IncidentPriority::P4,
+            IncidentStatus::Identified,
+            "u1",
+        ));
+        assert_eq!(n.kind, NoticeKind::IncidentUpdated);
+        assert_eq!(n.title, "payments down (identified)");
+        assert_eq!(n.reason, "a bad deploy");
+        assert_eq!(n.priority, Priority::Routine);
+        let (n, ..) = c.incident_notice(&news(IncidentPriority::P1, IncidentStatus::Resolved, "r"));
+        assert_eq!(n.kind, NoticeKind::IncidentResolved);
+        assert_eq!(n.priority, Priority::Emergency);
+        assert_eq!(notice_priority(IncidentPriority::P3), Priority::Important);
+        // Two writings are two notices; the same one planned twice is the same rows.
+        let a = c.incident_rows(
+            "n",
+            &news(IncidentPriority::P2, IncidentStatus::Monitoring, "u1"),
+        );
+        let b = c.incident_rows(
+            "n",
+            &news(IncidentPriority::P2, IncidentStatus::Monitoring, "u2"),
+        );
+        assert!(!a.is_empty());
+        assert_ne!(a[0].key, b[0].key);
+        assert_eq!(
+            a,
+            c.incident_rows(
+                "n",
+                &news(IncidentPriority::P2, IncidentStatus::Monitoring, "u1")
+            )
+        );
+    }
 }
