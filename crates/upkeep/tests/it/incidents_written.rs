@@ -358,3 +358,113 @@ fn an_incident_opened_by_hand_routes_by_its_priority_and_bad_input_is_refused() 
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("pm.toml:2:"), "{}", stderr(&out));
 }
+
+/// The link under `path` in a mail's text, as a path and query on the public listener.
+fn link(text: &str, public: SocketAddr, path: &str) -> String {
+    let prefix = format!("http://{public}{path}");
+    let at = text
+        .find(&prefix)
+        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"));
+    let url: String = text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    url[format!("http://{public}").len()..].to_owned()
+}
+
+#[test]
+fn an_update_reaches_the_subscribers_of_its_service_and_no_one_else() {
+    let sink = SmtpSink::start();
+    let public: SocketAddr = format!("127.0.0.1:{}", upkeep_testkit::free_port())
+        .parse()
+        .unwrap();
+    let notify = mail_notify(&sink).replacen(
+        "[notify]\n",
+        &format!("[notify]\npublic_url = \"http://{public}/\"\n"),
+        1,
+    );
+    let mut d = TestDaemon::prepare(
+        crate::BIN,
+        &format!(
+            "[services.web]\ncommand = \"sleep 1000\"\n\n[services.other]\ncommand = \"sleep 1000\"\n\n{notify}[notify.subscribers]\n"
+        ),
+    );
+    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
+        "[daemon]\n",
+        &format!("[daemon]\npublic_listen = \"{public}\"\n"),
+        1,
+    );
+    std::fs::write(&d.config, text).unwrap();
+    d.launch();
+    d.wait_state("web", "up", LONG);
+    for (email, service) in [("ann@example.com", "web"), ("bob@example.com", "other")] {
+        let body = json!({"email": email, "services": [service]}).to_string();
+        let a = http(public, "POST", "/api/v1/subscribe", &[], body.as_bytes()).unwrap();
+        assert_eq!(a.code, 202, "{}", a.text());
+        let confirm = d.wait_until(&format!("{email}'s confirmation mail"), LONG, || {
+            sink.messages()
+                .into_iter()
+                .find(|m| m["to"].as_str() == Some(email))
+                .map(|m| SmtpSink::text(&m))
+        });
+        let path = link(&confirm, public, "/api/v1/subscribe/confirm?token=");
+        assert_eq!(http(public, "GET", &path, &[], b"").unwrap().code, 200);
+    }
+    let detail = cli_json(
+        &d,
+        &[
+            "incident",
+            "open",
+            "--service",
+            "web",
+            "--title",
+            "CDN down",
+            "--json",
+        ],
+    );
+    let id = detail["incident"]["id"].as_i64().unwrap().to_string();
+    cli_json(
+        &d,
+        &[
+            "incident",
+            "update",
+            &id,
+            "--status",
+            "monitoring",
+            "traffic moved to the backup CDN",
+            "--json",
+        ],
+    );
+    let mail = d.wait_until("ann's update", LONG, || {
+        sink.messages().into_iter().find(|m| {
+            m["to"].as_str() == Some("ann@example.com")
+                && m["subject"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("Incident update")
+        })
+    });
+    let text = SmtpSink::text(&mail);
+    assert!(text.contains("traffic moved to the backup CDN"), "{text}");
+    assert!(mail["list_unsubscribe"].is_string(), "{mail}");
+    // Ops (the route) got it too; bob, who follows another service, got nothing but his
+    // confirmation.
+    d.wait_until("the route's update mail", LONG, || {
+        sink.messages()
+            .into_iter()
+            .find(|m| {
+                m["to"].as_str() == Some("ops@example.com")
+                    && m["subject"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("Incident update")
+            })
+            .map(|_| ())
+    });
+    let to_bob = sink
+        .messages()
+        .iter()
+        .filter(|m| m["to"].as_str() == Some("bob@example.com"))
+        .count();
+    assert_eq!(to_bob, 1, "{:#?}", sink.messages());
+}
