@@ -246,6 +246,8 @@ pub(crate) struct RawService {
     pub watchdog: Option<String>,
     /// Where to read what to do when it fails (a URL or a path): goes with its incident notices.
     pub runbook: Option<String>,
+    /// Its incidents' priority, `"P1"` to `"P4"` (default P3): notices route by it.
+    pub priority: Option<String>,
     /// `simple` (default: the command is the service) or `forking` (the command forks a
     /// daemon and exits; the daemon is followed through `pid_file`). See `validate/process.rs`.
     #[serde(rename = "type")]

@@ -23,6 +23,7 @@ use crate::locate::{line_col, locate_key};
 use crate::raw::{RawCommand, RawConfig, RawService};
 
 mod deps;
+mod incident;
 mod notify;
 mod page;
 mod probes;
@@ -204,6 +205,8 @@ pub struct ServiceConfig {
     pub on_dependency_down: upkeep_core::OnDependencyDown,
     /// Where to read what to do when it fails (a URL or a path, shown as written).
     pub runbook: Option<String>,
+    /// `priority`: its incidents' priority unless they have their own (None: P3).
+    pub priority: Option<upkeep_core::incident::IncidentPriority>,
     /// A job (`schedule`): runs to completion on its schedule; its `managed.job` is set.
     /// Here and not in [`ManagedConfig`]: a reload that changes a schedule restarts nothing.
     pub job: Option<JobConfig>,
@@ -787,6 +790,7 @@ impl Validator<'_> {
             (m, _) => m,
         };
         let page = self.on_page(name, &raw);
+        let priority = self.incident_priority(name, raw.priority.as_deref());
         if self.problems.len() > before {
             return None;
         }
@@ -798,6 +802,7 @@ impl Validator<'_> {
             depends_on: depends_on?,
             on_dependency_down: on_dependency_down?,
             runbook: raw.runbook.clone().filter(|r| !r.trim().is_empty()),
+            priority: priority?,
             job: scheduling.as_ref()?.job.clone(),
             restart_at: scheduling.as_ref()?.restart_at.clone(),
             watch: scheduling?.watch,

@@ -198,6 +198,9 @@ pub struct Incident {
 pub struct IncidentDetail {
     pub incident: Incident,
     pub timeline: Vec<StoredEvent>,
+    /// What people wrote: title, priority, updates, post-mortem (issue 16).
+    #[serde(default)]
+    pub notes: crate::incident::IncidentNotes,
 }
 
 /// `GET /api/v1/services/{name}`

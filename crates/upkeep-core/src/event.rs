@@ -236,6 +236,14 @@ pub enum EventKind {
     /// Down again soon after a recovery: the same incident goes on (flapping is one
     /// incident, not fifty).
     IncidentReopened { since: Timestamp, reason: String },
+    /// A person acted on incident `incident` (`note`: opened it by hand, wrote an update,
+    /// resolved it, set its priority, wrote its post-mortem). What they wrote is kept with
+    /// the incident (upkeep-store); this event is the audit trail and wakes its readers.
+    IncidentNoted {
+        incident: i64,
+        note: crate::incident::Note,
+        by: Actor,
+    },
     /// Maintenance began: until `until` (or until ended), the service is in maintenance.
     /// Planned work, not an intervention.
     MaintenanceStarted {
@@ -354,6 +362,7 @@ impl EventKind {
             EventKind::IncidentOpened { .. } => "incident_opened",
             EventKind::IncidentResolved { .. } => "incident_resolved",
             EventKind::IncidentReopened { .. } => "incident_reopened",
+            EventKind::IncidentNoted { .. } => "incident_noted",
             EventKind::DrillStarted { .. } => "drill_started",
             EventKind::DrillAborted { .. } => "drill_aborted",
             EventKind::DrillCompleted { .. } => "drill_completed",

@@ -17,6 +17,7 @@
 //! - `latency.rs`: probe latency histograms (they add across hours; percentiles do not) and
 //!   the book probes record into until the store keeps them.
 //! - `window.rs`: maintenance windows as operators write them and the API shows them.
+//! - `incident.rs`: what people write about incidents (updates, priority, post-mortem).
 //! - `i18n.rs`: user-facing text in English and Simplified Chinese.
 //! - `job.rs`: jobs and their runs as the API shows them.
 
@@ -27,6 +28,7 @@ pub mod duration;
 mod event;
 pub mod feedback;
 pub mod i18n;
+pub mod incident;
 pub mod job;
 pub mod latency;
 mod name;

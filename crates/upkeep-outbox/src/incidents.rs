@@ -101,6 +101,15 @@ impl IncidentPlanner {
         if drill {
             return Ok(());
         }
+        let notes = match id {
+            Some(id) => self.store.incident_notes(id).await?.unwrap_or_default(),
+            None => Default::default(),
+        };
+        // Someone resolved it by hand, and their notice said so: the probes seeing the
+        // service back is no news.
+        if resolved.is_some() && notes.resolved_by.is_some() {
+            return Ok(());
+        }
         let news = IncidentNews {
             service: service.clone(),
             since,
@@ -112,6 +121,9 @@ impl IncidentPlanner {
             resolved,
             seq: c.seq,
             incident_id: id,
+            priority: self.config.incident_priority(service, notes.priority),
+            title: notes.title,
+            written: None,
         };
         let rows = self.config.incident_rows(&self.node, &news);
         let fanout = self

@@ -49,7 +49,7 @@ pub use notice::{
     AffectedService, BadKey, IdempotencyKey, Impact, Notice, NoticeKind, Priority, ReaderZone,
     Recipient, UnknownZone, lang_tag,
 };
-pub use plan::{IncidentNews, WindowStep, incident_subject};
+pub use plan::{IncidentNews, WindowStep, Written, incident_subject, notice_priority};
 pub use render::{
     RenderError, Rendered, TemplateError, TemplateProblem, Templates, format_duration, format_time,
 };

@@ -11,6 +11,7 @@
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
 use upkeep_core::ServiceName;
+use upkeep_core::incident::{IncidentPriority, IncidentStatus};
 use upkeep_core::window::{self, Step, WindowSpec};
 use upkeep_store::NewNotice;
 
@@ -44,6 +45,35 @@ pub struct IncidentNews {
     pub seq: u64,
     /// The stored incident's id, for the link.
     pub incident_id: Option<i64>,
+    /// The incident's priority (its own, else its service's): routes match on it.
+    pub priority: IncidentPriority,
+    /// The title of an incident opened by hand (None: the service names it).
+    pub title: Option<String>,
+    /// What a person wrote, when the news is theirs (an update, a hand resolution).
+    pub written: Option<Written>,
+}
+
+/// An update a person wrote, as its notice needs it.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub status: IncidentStatus,
+    /// The message, or None (a resolution without a last word, an incident opened with its
+    /// title alone).
+    pub message: Option<String>,
+    /// Unique to this writing (`update:7`, `resolved:3`, `opened:3`): its rows' keys.
+    pub key: String,
+    /// The incident was just opened by hand: the notice says so.
+    pub opened: bool,
+}
+
+/// The notice priority of an incident's: P1 pages everyone (emergency), P2 and P3 (the
+/// default, as before priorities) are important, P4 routine.
+pub fn notice_priority(p: IncidentPriority) -> Priority {
+    match p {
+        IncidentPriority::P1 => Priority::Emergency,
+        IncidentPriority::P2 | IncidentPriority::P3 => Priority::Important,
+        IncidentPriority::P4 => Priority::Routine,
+    }
 }
 
 impl NotifyConfig {
@@ -121,14 +151,28 @@ impl NotifyConfig {
         n: &IncidentNews,
     ) -> (Notice, Vec<ServiceName>, String, String) {
         let services = vec![n.service.clone()];
+        let kind = match &n.written {
+            Some(w) if w.status == IncidentStatus::Resolved => NoticeKind::IncidentResolved,
+            Some(w) if w.opened => NoticeKind::IncidentOpened,
+            Some(_) => NoticeKind::IncidentUpdated,
+            None if n.resolved.is_some() => NoticeKind::IncidentResolved,
+            None => NoticeKind::IncidentOpened,
+        };
+        let title = n.title.clone().unwrap_or_else(|| n.service.to_string());
         let base = Notice {
-            kind: if n.resolved.is_some() {
-                NoticeKind::IncidentResolved
-            } else {
-                NoticeKind::IncidentOpened
+            kind,
+            title: match &n.written {
+                Some(w) if !w.opened && w.status != IncidentStatus::Resolved => {
+                    format!("{title} ({})", w.status)
+                }
+                _ => title,
             },
-            title: n.service.to_string(),
-            reason: n.reason.clone(),
+            reason: match &n.written {
+                Some(Written {
+                    message: Some(m), ..
+                }) => m.clone(),
+                _ => n.reason.clone(),
+            },
             start: n.since,
             expected_end: None,
             actual_end: n.resolved.map(|(at, _)| at),
@@ -138,7 +182,7 @@ impl NotifyConfig {
             }],
             alternatives: None,
             follow_up: None,
-            priority: Priority::Important,
+            priority: notice_priority(n.priority),
             link: match n.incident_id {
                 Some(id) => self.link(&format!("incidents/{id}")),
                 None => self.link(""),
@@ -150,7 +194,10 @@ impl NotifyConfig {
             time_zone: self.time_zone.clone(),
         };
         let subject = incident_subject(&n.service, n.since);
-        let origin = format!("{subject}:{}:{}", base.kind.as_str(), n.seq);
+        let origin = match &n.written {
+            Some(w) => format!("{subject}:{}", w.key),
+            None => format!("{subject}:{}:{}", base.kind.as_str(), n.seq),
+        };
         (base, services, subject, origin)
     }
 
@@ -367,6 +414,9 @@ mod tests {
             )),
             seq: 42,
             incident_id: Some(3),
+            priority: IncidentPriority::P3,
+            title: None,
+            written: None,
         };
         let rows = c.incident_rows("n", &news);
         assert_eq!(rows.len(), 3, "important: email twice and the chat app");
@@ -375,5 +425,59 @@ mod tests {
         assert_eq!(n.duration, Some(SignedDuration::from_mins(90)));
         assert_eq!(n.runbook.as_deref(), Some("https://wiki/runbooks/api"));
         assert_eq!(rows[0].subject, incident_subject(&api, since));
+    }
+
+    #[test]
+    fn a_written_update_is_its_own_notice_routed_by_the_incidents_priority() {
+        let c = config(None);
+        let api = ServiceName::new("api").unwrap();
+        let since: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let news = |p, status, key: &str| IncidentNews {
+            service: api.clone(),
+            since,
+            reason: String::new(),
+            resolved: None,
+            seq: 0,
+            incident_id: Some(3),
+            priority: p,
+            title: Some("payments down".into()),
+            written: Some(Written {
+                status,
+                message: Some("a bad deploy".into()),
+                key: key.into(),
+                opened: false,
+            }),
+        };
+        let (n, ..) = c.incident_notice(&news(
+            IncidentPriority::P4,
+            IncidentStatus::Identified,
+            "u1",
+        ));
+        assert_eq!(n.kind, NoticeKind::IncidentUpdated);
+        assert_eq!(n.title, "payments down (identified)");
+        assert_eq!(n.reason, "a bad deploy");
+        assert_eq!(n.priority, Priority::Routine);
+        let (n, ..) = c.incident_notice(&news(IncidentPriority::P1, IncidentStatus::Resolved, "r"));
+        assert_eq!(n.kind, NoticeKind::IncidentResolved);
+        assert_eq!(n.priority, Priority::Emergency);
+        assert_eq!(notice_priority(IncidentPriority::P3), Priority::Important);
+        // Two writings are two notices; the same one planned twice is the same rows.
+        let a = c.incident_rows(
+            "n",
+            &news(IncidentPriority::P2, IncidentStatus::Monitoring, "u1"),
+        );
+        let b = c.incident_rows(
+            "n",
+            &news(IncidentPriority::P2, IncidentStatus::Monitoring, "u2"),
+        );
+        assert!(!a.is_empty());
+        assert_ne!(a[0].key, b[0].key);
+        assert_eq!(
+            a,
+            c.incident_rows(
+                "n",
+                &news(IncidentPriority::P2, IncidentStatus::Monitoring, "u1")
+            )
+        );
     }
 }

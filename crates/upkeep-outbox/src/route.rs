@@ -39,6 +39,9 @@ pub struct NotifyConfig {
     pub routes: Vec<Route>,
     /// Each service's runbook (a URL or a path), for its incident notices.
     pub runbooks: BTreeMap<ServiceName, String>,
+    /// Each service's incident priority (`priority = "P2"`), where configured: its
+    /// incidents' unless they have their own (P3 when neither says).
+    pub priorities: BTreeMap<ServiceName, upkeep_core::incident::IncidentPriority>,
     /// `[notify.subscribers]`: people who subscribed through the public API, and what they
     /// get. None: no subscriptions are taken.
     pub subscribers: Option<crate::SubscribersConfig>,
@@ -141,6 +144,16 @@ pub fn default_routes(channels: &BTreeMap<String, ChannelSpec>) -> Vec<Route> {
 }
 
 impl NotifyConfig {
+    /// An incident's priority: its own, else its service's configured one, else P3.
+    pub fn incident_priority(
+        &self,
+        service: &ServiceName,
+        own: Option<upkeep_core::incident::IncidentPriority>,
+    ) -> upkeep_core::incident::IncidentPriority {
+        own.or_else(|| self.priorities.get(service).copied())
+            .unwrap_or_default()
+    }
+
     /// Every copy of a notice with these facts: the first matching route's, and the next
     /// ones' while a matching route says `continue`. Each (channel, recipient, language) once.
     pub fn targets(&self, facts: &Facts) -> Vec<Target> {
@@ -233,6 +246,7 @@ pub(crate) mod tests {
             channels,
             routes,
             runbooks: BTreeMap::new(),
+            priorities: BTreeMap::new(),
             subscribers: None,
         }
     }

@@ -16,7 +16,8 @@
 //! one store to another), `rollup/` (hourly and daily tallies, retain), `windows.rs`
 //! (maintenance windows and their steps), `outbox.rs` (notices to send, their leases and
 //! states), `subscribers.rs` (subscribers and the fan-out of notices to them), `feedback.rs`
-//! (what people wrote in the status page's form),
+//! (what people wrote in the status page's form), `notes.rs` (what people
+//! write about incidents: updates, resolutions by hand, priorities, post-mortems),
 //! `migrations/{sqlite,postgres}/`.
 
 mod copy;
@@ -26,6 +27,7 @@ mod feedback;
 mod hold;
 mod journal;
 mod lazy;
+mod notes;
 mod numbers;
 mod outbox;
 mod postgres;
@@ -45,6 +47,7 @@ use upkeep_core::{Desired, Event, ServiceName};
 pub use copy::{Copied, CopyError};
 pub use feedback::{Feedback, NewFeedback};
 pub use lazy::LazyStore;
+pub use notes::{Noted, Notes, OpenByHand, Plan, Planned, WriteUpdate};
 pub use numbers::start_numbering;
 pub use outbox::{Damped, Leased, NewNotice, Outbox, OutboxRow, OutboxState};
 pub use postgres::PgLocation;
@@ -200,7 +203,9 @@ pub trait EventLog: Send + Sync {
 }
 
 #[async_trait]
-pub trait Store: EventLog + Windows + Outbox + Subscribers + Feedback + Send + Sync {
+pub trait Store:
+    EventLog + Windows + Outbox + Subscribers + Feedback + Notes + Send + Sync
+{
     /// The most recent events, newest first; of one service or of all.
     async fn events(
         &self,

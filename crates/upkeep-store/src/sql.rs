@@ -105,14 +105,16 @@ impl SqlStore {
                 since_ms,
                 at_ms,
             } => sqlx::query(
-                "UPDATE incidents SET resolved_ms = $1 WHERE node = $2 AND service = $3 AND started_ms = $4",
+                "UPDATE incidents SET resolved_ms = $1
+                 WHERE node = $2 AND service = $3 AND started_ms = $4 AND resolved_ms IS NULL",
             )
             .bind(at_ms)
             .bind(node)
             .bind(service)
             .bind(since_ms),
             Change::ReopenIncident { service, since_ms } => sqlx::query(
-                "UPDATE incidents SET resolved_ms = NULL WHERE node = $1 AND service = $2 AND started_ms = $3",
+                "UPDATE incidents SET resolved_ms = NULL, resolved_by = NULL
+                 WHERE node = $1 AND service = $2 AND started_ms = $3",
             )
             .bind(node)
             .bind(service)
@@ -293,7 +295,14 @@ impl Store for SqlStore {
         .iter()
         .filter_map(stored_event)
         .collect();
-        Ok(Some(IncidentDetail { incident, timeline }))
+        let notes = crate::Notes::incident_notes(self, id)
+            .await?
+            .unwrap_or_default();
+        Ok(Some(IncidentDetail {
+            incident,
+            timeline,
+            notes,
+        }))
     }
 
     async fn report_inputs(

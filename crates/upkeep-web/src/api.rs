@@ -174,6 +174,27 @@ pub trait Control: Send + Sync + 'static {
     ) -> Result<Vec<upkeep_core::api::Incident>, ApiError>;
     /// One incident with its timeline.
     async fn incident(&self, id: i64) -> Result<upkeep_core::api::IncidentDetail, ApiError>;
+    /// What a person writes to an incident (`incidents.rs`): opens one, writes an update,
+    /// resolves it, sets its priority or its post-mortem. Answers the incident as it is now.
+    async fn write_incident(
+        &self,
+        write: upkeep_core::incident::IncidentWrite,
+        by: &Principal,
+    ) -> Result<upkeep_core::api::IncidentDetail, ApiError> {
+        let _ = (write, by);
+        Err(ApiError::NotFound(
+            "incidents cannot be written here".into(),
+        ))
+    }
+    /// The latest updates people wrote to incidents (not drills'), newest first, without
+    /// their names: for the Atom feed.
+    async fn public_incident_updates(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::incident::PublicUpdate>, ApiError> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
     async fn add(&self, req: AddService, by: &Principal) -> Result<ReloadResult, ApiError>;
     /// The last `lines` lines of a service's stdout (or stderr), as the log is now: a stream,
     /// so that any number of lines costs bounded memory.
@@ -344,7 +365,8 @@ fn write_routes(gate: Gate, test_clock: bool) -> Router<AppState> {
         .merge(crate::windows::write_routes())
         .merge(crate::notify::write_routes())
         .merge(crate::signals::write_routes())
-        .merge(crate::subscribers::write_routes());
+        .merge(crate::subscribers::write_routes())
+        .merge(crate::incidents::write_routes());
     behind(routes, gate, Scope::Write)
 }
 

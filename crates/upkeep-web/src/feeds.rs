@@ -2,7 +2,8 @@
 //! under way and to come, for client apps: an ETag, and 304 to `If-None-Match`), an iCalendar
 //! feed of maintenance windows (`/feeds/maintenance.ics`: one VEVENT per window, recurring
 //! ones with their RRULE in their own zone, SEQUENCE counting edits, STATUS:CANCELLED once
-//! called off) and an Atom feed of maintenance and incidents (`/feeds/atom.xml`).
+//! called off) and an Atom feed of maintenance, incidents and the updates people wrote to
+//! them (`/feeds/atom.xml`).
 //!
 //! Only what [`Announcement`] and the public incident view carry goes out: never who
 //! scheduled what, a command, a path or a probe's reason (which may name internal hosts).
@@ -202,6 +203,26 @@ async fn atom(State(s): State<AppState>, headers: HeaderMap) -> Result<Response,
             Some(r) => format!("{} was down from {} to {}.", i.service, i.started, r),
             None => format!("{} is down since {}.", i.service, i.started),
         }));
+        e.set_content(Some(c));
+        entries.push(e);
+    }
+    // What people wrote, each update an entry of its own (no names: the public reads it).
+    for u in s.control.public_incident_updates(50).await? {
+        let mut e = Entry::default();
+        e.set_id(format!(
+            "urn:upkeep:incident:{}:update:{}",
+            u.incident, u.id
+        ));
+        e.set_title(Text::plain(format!(
+            "[incident · {}] {}",
+            u.status.as_str(),
+            u.service
+        )));
+        e.set_updated(utc(u.at).fixed_offset());
+        e.set_published(Some(utc(u.at).fixed_offset()));
+        let mut c = Content::default();
+        c.set_content_type(Some("text".to_owned()));
+        c.set_value(Some(u.message));
         e.set_content(Some(c));
         entries.push(e);
     }

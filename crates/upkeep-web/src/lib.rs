@@ -8,7 +8,8 @@
 //!
 //! Layout: `api.rs` (routes, the three routers and handlers), `auth.rs` (who asks: uid on the
 //! socket, bearer token over TCP; scopes), `error.rs` ([`ApiError`], the one error answer),
-//! `feeds.rs` (announcements, the iCalendar and Atom feeds), `metrics.rs` (`/metrics` in the
+//! `incidents.rs` (what people write to incidents: open, update, resolve, priority,
+//! post-mortem), `feeds.rs` (announcements, the iCalendar and Atom feeds), `metrics.rs` (`/metrics` in the
 //! Prometheus text format), `serve.rs` (one way to serve a
 //! router on any listener, with connection caps and timeouts), `windows.rs` (maintenance
 //! window routes), `notify.rs` (the outbox: list, retry, test), `signals.rs` (a signal or a
@@ -23,6 +24,7 @@ mod auth;
 mod error;
 mod feeds;
 mod forms;
+mod incidents;
 mod live;
 mod metrics;
 mod notify;

@@ -747,6 +747,21 @@ impl Control for Daemon {
         Ok(crate::ops::reports::incident(self, id).await?)
     }
 
+    async fn write_incident(
+        &self,
+        write: upkeep_core::incident::IncidentWrite,
+        by: &Principal,
+    ) -> Result<upkeep_core::api::IncidentDetail, ApiError> {
+        Ok(crate::ops::incidents::write(self, write, by).await?)
+    }
+
+    async fn public_incident_updates(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::incident::PublicUpdate>, ApiError> {
+        Ok(crate::ops::incidents::recent(self, limit).await?)
+    }
+
     async fn reload(&self, by: &Principal) -> Result<ReloadResult, ApiError> {
         Ok(crate::ops::reload::reload(self, by).await?)
     }

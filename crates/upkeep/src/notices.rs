@@ -100,6 +100,53 @@ impl Notices {
         Ok(new)
     }
 
+    /// The notices of what a person wrote to an incident (`ops/incidents.rs`), made once the
+    /// incident's id is known, in the store's transaction: the routes' rows by the
+    /// incident's priority, and, with `[notify.subscribers]`, its service's subscribers'.
+    /// Without `[notify]`, none.
+    pub fn incident_plan(
+        &self,
+        w: IncidentWriting,
+    ) -> impl Fn(i64) -> upkeep_store::Planned + Send + Sync + use<> {
+        let config = self.config.clone();
+        let keys = self.desk.as_ref().map(|d| d.keys.clone());
+        let node = self.node.clone();
+        // Each writing is news of its own: its rows' keys differ from every other's.
+        let nonce = format!("{:016x}", fastrand::u64(..));
+        move |id| {
+            let Some(config) = &config else {
+                return upkeep_store::Planned {
+                    notices: Vec::new(),
+                    fanout: None,
+                };
+            };
+            let resolved = w.status == upkeep_core::incident::IncidentStatus::Resolved;
+            let news = upkeep_outbox::IncidentNews {
+                service: w.service.clone(),
+                since: w.since,
+                reason: w.title.clone().unwrap_or_default(),
+                resolved: resolved.then(|| (w.at, w.at.duration_since(w.since))),
+                seq: 0,
+                incident_id: Some(id),
+                priority: config.incident_priority(&w.service, w.priority),
+                title: w.title.clone(),
+                written: Some(upkeep_outbox::Written {
+                    status: w.status,
+                    message: w.message.clone(),
+                    key: format!("written:{id}:{nonce}"),
+                    opened: w.opened,
+                }),
+            };
+            upkeep_store::Planned {
+                notices: config.incident_rows(&node, &news),
+                fanout: keys
+                    .as_ref()
+                    .and_then(|k| config.incident_fanout(&node, &news, k))
+                    .map(|f| Box::new(f) as Box<dyn upkeep_store::SubscriberRows>),
+            }
+        }
+    }
+
     /// The subscription desk, with `[notify.subscribers]`.
     pub fn desk(&self) -> Option<Arc<crate::subscriptions::Desk>> {
         self.desk.clone()
@@ -134,6 +181,21 @@ impl Notices {
     pub fn added(&self) {
         self.wake.notify_one();
     }
+}
+
+/// What a person wrote to an incident, for [`Notices::incident_plan`].
+pub struct IncidentWriting {
+    pub service: upkeep_core::ServiceName,
+    /// When the incident began (its identity, with the service).
+    pub since: jiff::Timestamp,
+    /// The incident's own priority, if it has one.
+    pub priority: Option<upkeep_core::incident::IncidentPriority>,
+    pub title: Option<String>,
+    pub status: upkeep_core::incident::IncidentStatus,
+    pub message: Option<String>,
+    /// It was just opened by hand.
+    pub opened: bool,
+    pub at: jiff::Timestamp,
 }
 
 /// The expected end of `w`'s occurrence starting at `occurrence`, after any extension.

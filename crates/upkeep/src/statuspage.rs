@@ -26,7 +26,9 @@ use upkeep_core::latency::LatencyBook;
 use upkeep_core::report::Tally;
 use upkeep_core::window::WindowStatus;
 use upkeep_core::{EventKind, ServiceName, State};
-use upkeep_web::site::model::{DAYS, Day, HistoryItem, PageIncident, PageModel, PageService, Step};
+use upkeep_web::site::model::{
+    DAYS, Day, HistoryItem, PageIncident, PageModel, PageService, Step, Written,
+};
 
 use crate::control::Daemon;
 
@@ -41,6 +43,9 @@ const REFRESH: Duration = Duration::from_secs(60);
 const PAST_DAYS_EVERY: Duration = Duration::from_secs(600);
 /// History lines kept (incidents and maintenance).
 const HISTORY: usize = 250;
+/// The newest resolved incidents whose updates and post-mortem the history shows (each is
+/// a read of the store; older ones show what the probes saw).
+const WRITTEN_IN_HISTORY: usize = 50;
 
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -109,6 +114,7 @@ fn shown(kind: &EventKind) -> bool {
         EventKind::IncidentOpened { .. }
             | EventKind::IncidentResolved { .. }
             | EventKind::IncidentReopened { .. }
+            | EventKind::IncidentNoted { .. }
             | EventKind::MaintenanceStarted { .. }
             | EventKind::MaintenanceEnded { .. }
             | EventKind::WindowStep { .. }
@@ -311,19 +317,24 @@ async fn read_store(daemon: &Daemon, book: &LatencyBook, s: &mut FromStore) {
                     started: i.started,
                     resolved: None,
                     timeline,
+                    written: written(store, i.id).await,
                 });
             }
             s.incidents = open;
-            let mut history: Vec<HistoryItem> = list
-                .iter()
-                .filter(|i| i.resolved.is_some())
-                .map(|i| HistoryItem::Incident {
+            let mut history: Vec<HistoryItem> = Vec::new();
+            for (n, i) in list.iter().filter(|i| i.resolved.is_some()).enumerate() {
+                history.push(HistoryItem::Incident {
                     id: i.id,
                     service: i.service.clone(),
                     started: i.started,
                     resolved: i.resolved,
-                })
-                .collect();
+                    written: if n < WRITTEN_IN_HISTORY {
+                        written(store, i.id).await
+                    } else {
+                        Written::default()
+                    },
+                });
+            }
             if let Ok(windows) = crate::ops::windows::list(daemon, true).await {
                 let all: Vec<upkeep_core::window::Announcement> =
                     windows.iter().map(Into::into).collect();
@@ -351,6 +362,23 @@ async fn read_store(daemon: &Daemon, book: &LatencyBook, s: &mut FromStore) {
             s.history = history;
         }
         Err(e) => tracing::debug!("status page: incidents not read: {}", e.with_causes()),
+    }
+}
+
+/// What people wrote about incident `id`, as the page shows it (nothing if the store does
+/// not answer: the page shows what the probes saw).
+async fn written(store: &dyn upkeep_store::Store, id: i64) -> Written {
+    match store.incident_notes(id).await {
+        Ok(Some(notes)) => Written {
+            title: notes.title,
+            updates: notes
+                .updates
+                .into_iter()
+                .map(|u| (u.at, u.status, u.message))
+                .collect(),
+            postmortem: notes.postmortem.map(|p| p.postmortem),
+        },
+        _ => Written::default(),
     }
 }
 

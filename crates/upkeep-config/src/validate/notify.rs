@@ -130,6 +130,10 @@ impl Validator<'_> {
             .iter()
             .filter_map(|(n, s)| Some((n.clone(), s.runbook.clone()?)))
             .collect();
+        let priorities = services
+            .iter()
+            .filter_map(|(n, s)| Some((n.clone(), s.priority?)))
+            .collect();
         if self.problems.len() > before {
             return None;
         }
@@ -144,6 +148,7 @@ impl Validator<'_> {
             channels,
             routes,
             runbooks,
+            priorities,
             subscribers,
         })
     }

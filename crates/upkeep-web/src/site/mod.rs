@@ -25,6 +25,7 @@
 pub mod model;
 mod render;
 mod words;
+mod written;
 
 use std::collections::HashMap;
 use std::sync::Arc;

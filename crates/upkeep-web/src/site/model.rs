@@ -94,6 +94,18 @@ pub struct PageIncident {
     pub started: Timestamp,
     pub resolved: Option<Timestamp>,
     pub timeline: Vec<(Timestamp, Step)>,
+    /// What people wrote about it.
+    pub written: Written,
+}
+
+/// What people wrote about an incident (issue 16): the page shows it as written, escaped.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    /// An incident opened by hand names itself.
+    pub title: Option<String>,
+    /// Oldest first.
+    pub updates: Vec<(Timestamp, upkeep_core::incident::IncidentStatus, String)>,
+    pub postmortem: Option<upkeep_core::incident::Postmortem>,
 }
 
 /// A step of an incident's public timeline.
@@ -116,6 +128,7 @@ pub enum HistoryItem {
         service: ServiceName,
         started: Timestamp,
         resolved: Option<Timestamp>,
+        written: Written,
     },
     Maintenance(Announcement),
 }

@@ -200,6 +200,7 @@ struct StepView {
 #[derive(Serialize)]
 struct IncidentView {
     service: String,
+    title: Option<String>,
     started: TimeView,
     lasting: String,
     steps: Vec<StepView>,
@@ -235,6 +236,9 @@ struct HistoryView {
     end: Option<TimeView>,
     end_word: &'static str,
     lasted: Option<String>,
+    /// What people wrote: their updates and the post-mortem.
+    updates: Vec<StepView>,
+    postmortem: Option<super::written::PmView>,
 }
 
 #[derive(Serialize)]
@@ -337,14 +341,27 @@ fn history_view(m: &PageModel, h: &HistoryItem, lang: Lang) -> HistoryView {
             service,
             started,
             resolved,
+            written,
             ..
         } => HistoryView {
             what: "incident",
             start: time(*started),
-            text: format!("{} {}", t.incident_on, display_of(m, service)),
+            text: match &written.title {
+                Some(title) => format!("{} {}: {title}", t.incident_on, display_of(m, service)),
+                None => format!("{} {}", t.incident_on, display_of(m, service)),
+            },
             end: resolved.map(time),
             end_word: t.resolved,
             lasted: resolved.map(|r| t.span(r.as_millisecond() - started.as_millisecond())),
+            updates: written
+                .updates
+                .iter()
+                .map(|(at, status, message)| StepView {
+                    at: time(*at),
+                    text: super::written::update_text(*status, message, lang),
+                })
+                .collect(),
+            postmortem: super::written::postmortem(written, lang),
         },
         HistoryItem::Maintenance(a) => HistoryView {
             what: "maintenance",
@@ -357,6 +374,8 @@ fn history_view(m: &PageModel, h: &HistoryItem, lang: Lang) -> HistoryView {
                 t.completed
             },
             lasted: None,
+            updates: Vec::new(),
+            postmortem: None,
         },
     }
 }
@@ -366,7 +385,14 @@ fn history_view(m: &PageModel, h: &HistoryItem, lang: Lang) -> HistoryView {
 pub fn notices_version(m: &PageModel) -> u64 {
     let mut text = String::new();
     for i in &m.incidents {
-        let _ = write!(text, "i{}:{}:{:?};", i.id, i.timeline.len(), i.resolved);
+        let _ = write!(
+            text,
+            "i{}:{}:{}:{:?};",
+            i.id,
+            i.timeline.len(),
+            i.written.updates.len(),
+            i.resolved
+        );
     }
     for w in &m.windows {
         let _ = write!(text, "w{}:{}:{};", w.id, w.revision, w.status.as_str());
@@ -478,18 +504,27 @@ fn view(
         incidents: m
             .incidents
             .iter()
-            .map(|i| IncidentView {
-                service: display_of(m, &i.service).to_owned(),
-                started: time(i.started),
-                lasting: t.span(now.as_millisecond() - i.started.as_millisecond()),
-                steps: i
+            .map(|i| {
+                // The probes' steps and people's updates, in the order they happened.
+                let mut steps: Vec<(Timestamp, String)> = i
                     .timeline
                     .iter()
-                    .map(|(at, s)| StepView {
-                        at: time(*at),
-                        text: t.step(*s),
-                    })
-                    .collect(),
+                    .map(|(at, s)| (*at, t.step(*s)))
+                    .chain(i.written.updates.iter().map(|(at, status, message)| {
+                        (*at, super::written::update_text(*status, message, lang))
+                    }))
+                    .collect();
+                steps.sort_by_key(|(at, _)| *at);
+                IncidentView {
+                    service: display_of(m, &i.service).to_owned(),
+                    title: i.written.title.clone(),
+                    started: time(i.started),
+                    lasting: t.span(now.as_millisecond() - i.started.as_millisecond()),
+                    steps: steps
+                        .into_iter()
+                        .map(|(at, text)| StepView { at: time(at), text })
+                        .collect(),
+                }
             })
             .collect(),
         windows: m

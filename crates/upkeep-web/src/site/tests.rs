@@ -88,6 +88,7 @@ fn model() -> PageModel {
                 (t("2026-11-26T05:00:00Z"), Step::Became(State::Down)),
                 (t("2026-11-26T05:01:00Z"), Step::Opened),
             ],
+            written: Default::default(),
         }],
         windows: vec![window(
             "Database <upgrade>",
@@ -101,6 +102,7 @@ fn model() -> PageModel {
                 service: name("web"),
                 started: t("2026-11-01T00:00:00Z"),
                 resolved: Some(t("2026-11-01T00:30:00Z")),
+                written: Default::default(),
             })
             .collect(),
         subscribe: true,

@@ -14,6 +14,7 @@ mod escape;
 mod feedback;
 mod fresh;
 mod import;
+mod incidents;
 mod jobs;
 mod lifecycle;
 mod notify;
@@ -155,11 +156,15 @@ enum Command {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// One incident and its timeline
+    /// One incident and its timeline (`upkeep incident ID`), or write to one: open, update,
+    /// resolve, priority, postmortem
+    #[command(args_conflicts_with_subcommands = true)]
     Incident {
-        id: i64,
+        id: Option<i64>,
         #[command(flatten)]
         json: JsonFlag,
+        #[command(subcommand)]
+        cmd: Option<incidents::IncidentCmd>,
     },
     /// Put a service in maintenance (no heals, no incidents, time counted apart), or end it
     Maintenance {
@@ -822,7 +827,16 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         Command::Notify { cmd } => notify::run(&client, cmd).await?,
         Command::Subscribers { cmd } => subscribers::run(&client, cmd).await?,
         Command::Feedback { limit, json } => feedback::run(&client, limit, json.json).await?,
-        Command::Incident { id, json } => {
+        Command::Incident { cmd: Some(cmd), .. } => incidents::run(&client, cmd).await?,
+        Command::Incident { id: None, .. } => {
+            return Err(Usage(
+                "say which incident (`upkeep incident 42`) or what to do (`upkeep incident update 42 --status identified \"...\"`)".into(),
+            )
+            .into());
+        }
+        Command::Incident {
+            id: Some(id), json, ..
+        } => {
             let d: upkeep_core::api::IncidentDetail = client
                 .get(ApiPath::new("/api/v1/incidents").segment(id.to_string()))
                 .await?;

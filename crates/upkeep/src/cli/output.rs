@@ -218,6 +218,11 @@ pub fn incident_detail(d: &IncidentDetail) -> String {
     for e in &d.timeline {
         out.push_str(&format!("  {}\n", event_line(e)));
     }
+    let notes = super::incidents::notes_text(&d.notes);
+    if !notes.is_empty() {
+        out.push('\n');
+        out.push_str(&notes);
+    }
     out
 }
 

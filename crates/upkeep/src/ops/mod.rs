@@ -6,7 +6,8 @@
 //! Layout: `services.rs` (start, stop, restart), `maintenance.rs` (begin, change, end),
 //! `reload.rs` (reload the file, add a service to it, apply a config over the running one),
 //! `drill.rs` (inject a fault, measure detection and recovery; its own [`drill::DrillError`]),
-//! `reports.rs` (the report, events, incidents; [`reports::ReportError`]), `windows.rs`
+//! `reports.rs` (the report, events, incidents; [`reports::ReportError`]), `incidents.rs`
+//! (what people write to incidents; [`incidents::IncidentError`]), `windows.rs`
 //! (maintenance windows; [`windows::WindowError`]), `notify.rs` (the outbox: list, retry,
 //! test; [`notify::NotifyError`]), `signal.rs` (a signal or a reload to a running service;
 //! [`signal::SignalError`]), `jobs.rs` (jobs and their recent runs). Service details,
@@ -15,6 +16,7 @@
 //! [`Principal`]: upkeep_core::Principal
 
 pub mod drill;
+pub mod incidents;
 pub mod jobs;
 pub mod maintenance;
 pub mod notify;

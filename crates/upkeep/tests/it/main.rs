@@ -12,6 +12,7 @@ mod forms;
 mod fuzz;
 mod hardening;
 mod import;
+mod incidents_written;
 mod install;
 mod jobs;
 mod logs;
