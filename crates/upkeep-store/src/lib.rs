@@ -15,9 +15,11 @@
 //! background), `fanout.rs` (committed events to observers), `copy.rs` (a node's history from
 //! one store to another), `rollup/` (hourly and daily tallies, retain), `windows.rs`
 //! (maintenance windows and their steps), `outbox.rs` (notices to send, their leases and
-//! states), `subscribers.rs` (subscribers and the fan-out of notices to them),
+//! states), `subscribers.rs` (subscribers and the fan-out of notices to them), `accounts.rs`
+//! (admin users and their sessions),
 //! `migrations/{sqlite,postgres}/`.
 
+mod accounts;
 mod copy;
 mod derive;
 pub mod fanout;
@@ -40,6 +42,7 @@ use async_trait::async_trait;
 use upkeep_core::api::{Incident, StoredEvent};
 use upkeep_core::{Desired, Event, ServiceName};
 
+pub use accounts::{Accounts, NewSession, SessionRow, UserRow};
 pub use copy::{Copied, CopyError};
 pub use lazy::LazyStore;
 pub use numbers::start_numbering;
