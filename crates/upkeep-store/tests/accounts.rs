@@ -31,15 +31,36 @@ async fn users_and_sessions_live_and_end_together() {
         );
         assert_eq!(store.password_hash("eve").await.unwrap(), None);
 
-        assert!(store.open_session(session("ada", "h1", 10, 1000)).await.unwrap());
-        assert!(store.open_session(session("bob", "h2", 10, 1000)).await.unwrap());
-        assert!(!store.open_session(session("eve", "h3", 10, 1000)).await.unwrap());
+        assert!(
+            store
+                .open_session(session("ada", "h1", 10, 1000))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .open_session(session("bob", "h2", 10, 1000))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .open_session(session("eve", "h3", 10, 1000))
+                .await
+                .unwrap()
+        );
         let found = store.session("h1", t(20)).await.unwrap().unwrap();
-        assert_eq!((found.user.as_str(), found.csrf.as_str()), ("ada", "csrf-token"));
+        assert_eq!(
+            (found.user.as_str(), found.csrf.as_str()),
+            ("ada", "csrf-token")
+        );
         assert_eq!(store.session("h1", t(1000)).await.unwrap(), None, "expired");
         assert_eq!(store.session("nope", t(20)).await.unwrap(), None);
         let users = store.users(t(20)).await.unwrap();
-        let listed: Vec<_> = users.iter().map(|u| (u.name.as_str(), u.sessions)).collect();
+        let listed: Vec<_> = users
+            .iter()
+            .map(|u| (u.name.as_str(), u.sessions))
+            .collect();
         assert_eq!(listed, [("ada", 1), ("bob", 1)]);
 
         // A new password ends ada's sessions, not bob's.
@@ -49,7 +70,12 @@ async fn users_and_sessions_live_and_end_together() {
         assert!(store.session("h2", t(20)).await.unwrap().is_some());
 
         // A logout ends one session.
-        assert!(store.open_session(session("ada", "h4", 30, 1000)).await.unwrap());
+        assert!(
+            store
+                .open_session(session("ada", "h4", 30, 1000))
+                .await
+                .unwrap()
+        );
         store.close_session("h4").await.unwrap();
         assert_eq!(store.session("h4", t(40)).await.unwrap(), None);
 
@@ -57,7 +83,12 @@ async fn users_and_sessions_live_and_end_together() {
         assert!(store.remove_user("bob").await.unwrap());
         assert!(!store.remove_user("bob").await.unwrap());
         assert_eq!(store.session("h2", t(20)).await.unwrap(), None);
-        assert!(store.add_user("bob", "$argon2id$bob2", t(50)).await.unwrap());
+        assert!(
+            store
+                .add_user("bob", "$argon2id$bob2", t(50))
+                .await
+                .unwrap()
+        );
         assert_eq!(store.session("h2", t(60)).await.unwrap(), None);
 
         // Another node sharing the database sees none of it.

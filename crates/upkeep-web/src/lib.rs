@@ -14,8 +14,11 @@
 //! window routes), `notify.rs` (the outbox: list, retry, test), `signals.rs` (a signal or a
 //! reload to a running service), `site/` (the public status page, its live stream, badges
 //! and `banner.js`), `live.rs` (the service list pushed as it changes, for `upkeep top`), `subscribers.rs` (subscribe,
-//! confirm and unsubscribe links, rate-limited per client; the list for token holders).
+//! confirm and unsubscribe links, rate-limited per client; the list for token holders),
+//! `admin/` (the admin pages at `/admin` on `listen`, behind a login, and the socket's
+//! `/api/v1/users`).
 
+mod admin;
 mod api;
 mod auth;
 mod error;
@@ -29,6 +32,7 @@ pub mod site;
 mod subscribers;
 mod windows;
 
+pub use admin::{Accounts, LeadTimeRule, Opened, Session};
 pub use api::{
     Action, Control, LogStream, Target, metrics_router, public_router, socket_router, tcp_router,
 };

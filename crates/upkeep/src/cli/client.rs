@@ -224,6 +224,14 @@ impl Client {
         self.json(Method::POST, path, body).await
     }
 
+    pub async fn put<T: DeserializeOwned>(
+        &self,
+        path: impl Into<ApiPath>,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
+        self.json(Method::PUT, path, body).await
+    }
+
     pub async fn delete<T: DeserializeOwned>(
         &self,
         path: impl Into<ApiPath>,

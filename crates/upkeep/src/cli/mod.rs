@@ -20,6 +20,7 @@ mod output;
 mod signal;
 mod subscribers;
 mod top;
+mod users;
 mod windows;
 
 use std::io::Write;
@@ -183,6 +184,11 @@ enum Command {
     Notify {
         #[command(subcommand)]
         cmd: notify::NotifyCmd,
+    },
+    /// Users of the admin pages (/admin on `listen`): add, ls, rm, passwd
+    User {
+        #[command(subcommand)]
+        cmd: users::UserCmd,
     },
     /// Subscribers of the public API: list them (ls), delete one (rm), export them
     Subscribers {
@@ -802,6 +808,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         Command::Maint { cmd } => windows::run(&client, *cmd).await?,
         Command::Notify { cmd } => notify::run(&client, cmd).await?,
         Command::Subscribers { cmd } => subscribers::run(&client, cmd).await?,
+        Command::User { cmd } => users::run(&client, cmd).await?,
         Command::Incident { id, json } => {
             let d: upkeep_core::api::IncidentDetail = client
                 .get(ApiPath::new("/api/v1/incidents").segment(id.to_string()))
