@@ -340,14 +340,83 @@ fn a_form_without_the_sessions_token_or_from_elsewhere_is_refused() {
     let windows = d.api_get("/api/v1/windows");
     assert_eq!(windows[0]["created_by"]["name"], "ada", "{windows}");
     assert_eq!(windows[0]["forced_why"], "the disk is failing", "{windows}");
-    // Cancelled from its button.
+    // Edited from its page (the form comes filled in), then cancelled from its button.
     let id = windows[0]["id"].as_i64().unwrap();
+    let edit = jar.get(&format!("/admin/windows/{id}"));
+    assert_eq!(edit.code, 200, "{}", edit.text());
+    assert!(edit.text().contains("value=\"disks\""), "{}", edit.text());
+    let a = jar.post(
+        &format!("/admin/windows/{id}"),
+        &[
+            ("csrf", &token),
+            ("kind", "repair"),
+            ("title", "New disks"),
+            ("reason", "disks"),
+            ("start", &soon),
+            ("tz", "UTC"),
+            ("duration", "90m"),
+            ("service", "web"),
+            ("force_why", "the disk is failing"),
+        ],
+    );
+    assert_eq!(a.code, 303, "{}", a.text());
+    let edited = d.api_get(&format!("/api/v1/windows/{id}"));
+    assert_eq!(
+        (edited["title"].as_str(), edited["kind"].as_str()),
+        (Some("New disks"), Some("repair")),
+        "{edited}"
+    );
     let a = jar.post(&format!("/admin/windows/{id}/cancel"), &[("csrf", &token)]);
     assert_eq!(a.code, 303, "{}", a.text());
     assert_eq!(
         d.api_get(&format!("/api/v1/windows/{id}"))["status"],
         "cancelled"
     );
+}
+
+#[test]
+fn the_pages_show_logs_the_outbox_and_subscribers_in_the_readers_language() {
+    let (d, addr) = admin_daemon();
+    add_user(&d, "ada");
+    let mut jar = Jar::new(addr);
+    assert_eq!(jar.login("ada", PASSWORD).code, 303);
+    let service = jar.get("/admin/services/web");
+    assert_eq!(service.code, 200, "{}", service.text());
+    assert!(
+        service.text().contains("id=\"stdout\""),
+        "{}",
+        service.text()
+    );
+    let missing = jar.get("/admin/services/nope");
+    assert_eq!(missing.code, 404, "{}", missing.text());
+    for page in [
+        "/admin/outbox",
+        "/admin/subscribers",
+        "/admin/audit",
+        "/admin/windows",
+    ] {
+        let a = jar.get(page);
+        assert_eq!(a.code, 200, "{page}: {}", a.text());
+    }
+    assert!(
+        jar.get("/admin/subscribers")
+            .text()
+            .contains("not configured")
+    );
+    let zh = jar.send(
+        "GET",
+        "/admin/services",
+        &[("Accept-Language", "zh-CN,zh;q=0.9")],
+        b"",
+    );
+    assert!(
+        zh.text().contains("lang=\"zh-CN\"") && zh.text().contains("重启"),
+        "{}",
+        zh.text()
+    );
+    // The JSON API and the public routes keep their own gates: a session is not a token.
+    let api = jar.get("/api/v1/services");
+    assert_eq!(api.code, 401, "{}", api.text());
 }
 
 #[test]
