@@ -71,6 +71,8 @@ pub enum Via {
     Socket,
     /// The TCP API (`daemon.listen`), with a bearer token.
     Tcp,
+    /// The admin pages (`/admin` on `daemon.listen`): a user signed in with a password.
+    Session,
 }
 
 impl Via {
@@ -78,6 +80,7 @@ impl Via {
         match self {
             Via::Socket => "socket",
             Via::Tcp => "tcp",
+            Via::Session => "session",
         }
     }
 }

@@ -193,6 +193,14 @@ messages! {
     TokenCreated => "token {} created (scope {}). Its secret, shown this once only (upkeep keeps only its hash):", "令牌 {} 已创建（权限 {}）。其密钥仅显示这一次（upkeep 只保存其哈希）：";
     TokenUse => "send it as `Authorization: Bearer <secret>` to the daemon's `listen` address", "请求守护进程的 `listen` 地址时以 `Authorization: Bearer <密钥>` 发送";
     TokenRevoked => "token {} revoked: the daemon refuses it from its next request on", "令牌 {} 已吊销：守护进程从下一个请求起拒绝它";
+    UserAdded => "user {} added: they can sign in at /admin on the daemon's `listen` address", "用户 {} 已添加：可在守护进程 `listen` 地址的 /admin 登录";
+    UserRemoved => "user {} removed: their sessions ended", "用户 {} 已删除：其会话已结束";
+    UserPasswordChanged => "password of {} changed: their sessions ended", "{} 的密码已更改：其会话已结束";
+    NoUsers => "no admin users (add one with `upkeep user add NAME`)", "没有管理员用户（用 `upkeep user add 名称` 添加）";
+    PasswordPrompt => "password for {}: ", "{} 的密码：";
+    PasswordAgain => "the same password again: ", "再次输入密码：";
+    PasswordsDiffer => "the two passwords differ", "两次输入的密码不一致";
+    ColSessions => "sessions", "会话数";
     DrillSummary => "recovery: mean {} ms, worst {} ms over {} run(s)", "恢复：{2} 次中平均 {0} 毫秒，最长 {1} 毫秒";
 }
 
@@ -289,6 +297,10 @@ mod tests {
             Msg::ConfigCreated,
             Msg::TokenCreated,
             Msg::TokenRevoked,
+            Msg::UserAdded,
+            Msg::UserRemoved,
+            Msg::UserPasswordChanged,
+            Msg::PasswordPrompt,
         ] {
             assert_eq!(count(m.text(Lang::En)), count(m.text(Lang::ZhCn)), "{m:?}");
         }

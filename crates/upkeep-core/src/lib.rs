@@ -20,7 +20,9 @@
 //! - `incident.rs`: what people write about incidents (updates, priority, post-mortem).
 //! - `i18n.rs`: user-facing text in English and Simplified Chinese.
 //! - `job.rs`: jobs and their runs as the API shows them.
+//! - `account.rs`: admin users as the API shows them, and the rules for their names.
 
+pub mod account;
 pub mod api;
 mod clock;
 mod deps;

@@ -215,6 +215,17 @@ forward! { crate::Notes {}:
     fn recent_updates(&self, limit: u32) -> Result<Vec<upkeep_core::incident::PublicUpdate>, Error>;
 }
 
+forward! { crate::Accounts {}:
+    fn add_user(&self, name: &str, hash: &str, now: jiff::Timestamp) -> Result<bool, Error>;
+    fn set_password(&self, name: &str, hash: &str) -> Result<bool, Error>;
+    fn remove_user(&self, name: &str) -> Result<bool, Error>;
+    fn users(&self, now: jiff::Timestamp) -> Result<Vec<crate::UserRow>, Error>;
+    fn password_hash(&self, name: &str) -> Result<Option<String>, Error>;
+    fn open_session(&self, s: crate::NewSession<'_>) -> Result<bool, Error>;
+    fn session(&self, hash: &str, now: jiff::Timestamp) -> Result<Option<crate::SessionRow>, Error>;
+    fn close_session(&self, hash: &str) -> Result<(), Error>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

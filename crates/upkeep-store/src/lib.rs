@@ -17,9 +17,11 @@
 //! (maintenance windows and their steps), `outbox.rs` (notices to send, their leases and
 //! states), `subscribers.rs` (subscribers and the fan-out of notices to them), `feedback.rs`
 //! (what people wrote in the status page's form), `notes.rs` (what people
-//! write about incidents: updates, resolutions by hand, priorities, post-mortems),
+//! write about incidents: updates, resolutions by hand, priorities, post-mortems), `accounts.rs`
+//! (admin users and their sessions),
 //! `migrations/{sqlite,postgres}/`.
 
+mod accounts;
 mod copy;
 mod derive;
 pub mod fanout;
@@ -44,6 +46,7 @@ use async_trait::async_trait;
 use upkeep_core::api::{Incident, StoredEvent};
 use upkeep_core::{Desired, Event, ServiceName};
 
+pub use accounts::{Accounts, NewSession, SessionRow, UserRow};
 pub use copy::{Copied, CopyError};
 pub use feedback::{Feedback, NewFeedback};
 pub use lazy::LazyStore;

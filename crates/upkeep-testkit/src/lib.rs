@@ -376,6 +376,21 @@ impl TestDaemon {
             .expect("run upkeep CLI")
     }
 
+    /// Runs the CLI with `input` on its stdin (a password for `upkeep user add`).
+    pub fn cli_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self
+            .cli_command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run upkeep CLI");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(input.as_bytes());
+        }
+        child.wait_with_output().expect("wait for upkeep CLI")
+    }
+
     fn cli_command(&self, args: &[&str]) -> Command {
         // `-c` first: after a `--` it would be part of the service's command.
         let mut cmd = Command::new(&self.bin);

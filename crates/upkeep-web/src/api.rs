@@ -240,6 +240,10 @@ pub trait Control: Send + Sync + 'static {
     fn feedback(&self) -> Option<Arc<dyn crate::Feedbacks>> {
         None
     }
+    /// Admin users and their sessions (`/admin`, `upkeep user ...`), if the daemon keeps them.
+    fn accounts(&self) -> Option<Arc<dyn crate::Accounts>> {
+        None
+    }
     /// Moves a test clock forward `by` and answers once what that made due has woken.
     async fn advance_clock(
         &self,
@@ -268,7 +272,9 @@ pub fn metrics_router(control: Arc<dyn Control>, cancel: CancellationToken) -> R
 /// The control socket's router: every route, to the local operator named by uid.
 pub fn socket_router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
     let gate = Gate::Local(Arc::new(UserNames::default()));
-    every_route(gate, control, cancel)
+    // Admin users are managed from the host only.
+    let users = behind(crate::admin::user_routes(), gate.clone(), Scope::Write);
+    every_route(gate, control, cancel, users)
 }
 
 /// The TCP API's router (`daemon.listen`): public routes to anyone, the rest to bearers of a
@@ -278,16 +284,24 @@ pub fn tcp_router(
     tokens: Arc<dyn Tokens>,
     cancel: CancellationToken,
 ) -> Router {
-    every_route(Gate::Bearer(tokens), control, cancel)
+    // The admin pages, behind their own sessions (`admin/`).
+    let admin = crate::admin::routes(control.accounts());
+    every_route(Gate::Bearer(tokens), control, cancel, admin)
 }
 
-/// Public, read and write routes, the last two behind `gate`.
-fn every_route(gate: Gate, control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
+/// Public, read and write routes, the last two behind `gate`, and `more` of the listener's own.
+fn every_route(
+    gate: Gate,
+    control: Arc<dyn Control>,
+    cancel: CancellationToken,
+    more: Router<AppState>,
+) -> Router {
     let test_clock = control.clock().is_test();
     finish(
         public_routes(control.as_ref(), &cancel)
             .merge(read_routes(gate.clone()))
-            .merge(write_routes(gate, test_clock)),
+            .merge(write_routes(gate, test_clock))
+            .merge(more),
         control,
         cancel,
     )

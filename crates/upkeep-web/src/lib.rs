@@ -18,7 +18,10 @@
 //! confirm and unsubscribe links, rate-limited per client; the list for token holders),
 //! `forms.rs` (the status page's subscribe and feedback forms, without JavaScript; the
 //! feedback list for token holders).
+//! `admin/` (the admin pages at `/admin` on `listen`, behind a login, and the socket's
+//! `/api/v1/users`).
 
+mod admin;
 mod api;
 mod auth;
 mod error;
@@ -34,6 +37,7 @@ pub mod site;
 mod subscribers;
 mod windows;
 
+pub use admin::{Accounts, LeadTimeRule, Opened, Session};
 pub use api::{
     Action, Control, LogStream, Target, metrics_router, public_router, socket_router, tcp_router,
 };

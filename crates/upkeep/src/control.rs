@@ -100,6 +100,8 @@ pub struct Daemon {
     pub site: upkeep_web::Site,
     /// Where this image runs from and since when, and an upgrade asked for (`upgrade.rs`).
     pub upgrade: crate::upgrade::Upgrades,
+    /// Admin users and sessions (`accounts.rs`).
+    pub accounts: Arc<crate::accounts::StoreAccounts>,
 }
 
 fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ApiError {
@@ -852,6 +854,9 @@ impl Control for Daemon {
             clock: self.clock.clone(),
             site: self.site.clone(),
         }))
+    }
+    fn accounts(&self) -> Option<Arc<dyn upkeep_web::Accounts>> {
+        Some(self.accounts.clone())
     }
 
     fn subscriptions(&self) -> Option<Arc<dyn upkeep_web::Subscriptions>> {

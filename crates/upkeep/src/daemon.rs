@@ -461,6 +461,8 @@ async fn run_async(
         crate::heartbeat::spawn(url, clock.clone(), shutdown.child_token());
     }
     let maintenance = watch::channel(config.maintenance.clone()).0;
+    let accounts =
+        crate::accounts::StoreAccounts::new(lazy.clone(), clock.clone(), maintenance.subscribe())?;
     let daemon = Arc::new(Daemon {
         config_path: config.path.clone(),
         data_dir: data_dir.clone(),
@@ -487,6 +489,7 @@ async fn run_async(
         notices: notices.clone(),
         site: upkeep_web::Site::new(),
         upgrade: crate::upgrade::Upgrades::new(taken.as_ref().and_then(|t| t.error.clone())),
+        accounts: Arc::new(accounts),
     });
     // The status page's first render comes from memory before any listener serves.
     tokio::spawn(crate::statuspage::run(daemon.clone(), latency.clone()));

@@ -6,6 +6,7 @@
 //! `export`, `import`); `import/` reads other supervisors' set-ups; `upgrade.rs` re-executes the daemon
 //! without restarting a service. Exit codes: 0 ok, 1 an operation failed, 2 usage or config error.
 
+mod accounts;
 mod cli;
 mod control;
 mod daemon;

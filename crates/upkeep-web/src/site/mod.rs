@@ -319,7 +319,7 @@ struct LangQuery {
 }
 
 /// The language: `?lang=` (then remembered in a cookie), the `lang` cookie, Accept-Language.
-fn pick_lang(query: Option<&str>, headers: &HeaderMap) -> (Lang, Option<HeaderValue>) {
+pub(crate) fn pick_lang(query: Option<&str>, headers: &HeaderMap) -> (Lang, Option<HeaderValue>) {
     let parse = |s: &str| {
         let s = s.trim().to_ascii_lowercase();
         if s.starts_with("zh") {

@@ -22,6 +22,7 @@ mod output;
 mod signal;
 mod subscribers;
 mod top;
+mod users;
 mod windows;
 
 use std::io::Write;
@@ -197,6 +198,11 @@ enum Command {
         limit: u32,
         #[command(flatten)]
         json: JsonFlag,
+    },
+    /// Users of the admin pages (/admin on `listen`): add, ls, rm, passwd
+    User {
+        #[command(subcommand)]
+        cmd: users::UserCmd,
     },
     /// Subscribers of the public API: list them (ls), delete one (rm), export them
     Subscribers {
@@ -826,6 +832,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         Command::Maint { cmd } => windows::run(&client, *cmd).await?,
         Command::Notify { cmd } => notify::run(&client, cmd).await?,
         Command::Subscribers { cmd } => subscribers::run(&client, cmd).await?,
+        Command::User { cmd } => users::run(&client, cmd).await?,
         Command::Feedback { limit, json } => feedback::run(&client, limit, json.json).await?,
         Command::Incident { cmd: Some(cmd), .. } => incidents::run(&client, cmd).await?,
         Command::Incident { id: None, .. } => {

@@ -336,3 +336,88 @@ fn feedback_typed_in_a_browser_is_kept_and_shown_as_text() {
     let out = d.cli(&["feedback"]);
     assert!(stdout(&out).contains(message), "{}", stdout(&out));
 }
+
+/// An admin signs in with a real browser, schedules a maintenance window with the form (the
+/// optional script shows the lead-time rule while they type), and it shows on the public page;
+/// the `<script>` in its title is text on both pages. Set UPKEEP_SCREENSHOTS=DIR for a PNG of
+/// the admin page (docs/admin-en.png is one).
+#[test]
+fn an_admin_schedules_a_window_in_a_browser_and_the_public_page_shows_it() {
+    let admin: SocketAddr = format!("127.0.0.1:{}", upkeep_testkit::free_port())
+        .parse()
+        .unwrap();
+    let public: SocketAddr = format!("127.0.0.1:{}", upkeep_testkit::free_port())
+        .parse()
+        .unwrap();
+    let mut d = TestDaemon::prepare(
+        crate::BIN,
+        "[services.web]\ncommand = \"sleep 1000\"\ndisplay_name = \"Web shop\"\n",
+    );
+    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
+        "[daemon]\n",
+        &format!("[daemon]\nlisten = \"{admin}\"\npublic_listen = \"{public}\"\n"),
+        1,
+    );
+    std::fs::write(&d.config, text).unwrap();
+    d.launch();
+    d.wait_state("web", "up", LONG);
+    let password = "correct horse battery";
+    let out = d.cli_with_stdin(&["user", "add", "ada"], &format!("{password}\n"));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Three days ahead at 02:00 UTC: past the 24 h notice a one-hour window needs.
+    let day = jiff::Timestamp::now().as_second().div_euclid(86_400) + 3;
+    let start = jiff::Timestamp::from_second(day * 86_400 + 2 * 3600).unwrap();
+    let title = "<script id=\"injected\">document.title='x'</script> Checkout upgrade";
+    let mut args = vec![
+        format!("{FIXTURE}/admin.mjs"),
+        format!("http://{admin}"),
+        format!("http://{public}/"),
+        "ada".into(),
+        password.into(),
+        start.strftime("%Y-%m-%dT%H:%M").to_string(),
+        title.into(),
+    ];
+    if let Ok(dir) = std::env::var("UPKEEP_SCREENSHOTS") {
+        args.push(format!("{dir}/admin-en.png"));
+    }
+    assert!(
+        std::path::Path::new(FIXTURE)
+            .join("node_modules/playwright-core")
+            .exists(),
+        "playwright-core is not installed in {FIXTURE}: run scripts/test"
+    );
+    let out = Command::new("node").args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "browser: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let seen: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(
+        seen["problems"],
+        serde_json::json!([]),
+        "no CSP violation: {seen}"
+    );
+    let rule = seen["rule"].as_str().unwrap();
+    assert!(
+        rule.contains("notice of 1 d") && rule.contains("enough notice"),
+        "{seen}"
+    );
+    assert_eq!(seen["rows"][0], title, "the title is shown as text: {seen}");
+    assert!(
+        seen["headings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h.as_str().unwrap().contains(title)),
+        "the public page shows it: {seen}"
+    );
+    assert_eq!(seen["injectedAdmin"], false, "{seen}");
+    assert_eq!(seen["injectedPublic"], false, "{seen}");
+    let windows = d.api_get("/api/v1/windows");
+    assert_eq!(windows[0]["created_by"]["name"], "ada", "{windows}");
+    assert_eq!(windows[0]["created_by"]["via"], "session", "{windows}");
+    assert_eq!(windows[0]["start"], start.to_string(), "{windows}");
+}

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `upkeep` binary, real child processes and signals, real SQLite.
 //! Every daemon is started through `upkeep_testkit::TestDaemon`.
 
+mod admin;
 mod api;
 mod browser;
 mod cli;

@@ -1,0 +1,89 @@
+//! `/api/v1/users`, on the control socket only (`upkeep user ...`): list (GET), add (POST
+//! `{"name", "password"}`), change a password (PUT `/api/v1/users/{name}/password`), remove
+//! (DELETE `/api/v1/users/{name}`). Users are the host's business: a bearer token, even of
+//! write scope, cannot make one, and nor can a signed-in user.
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::Uri;
+use axum::routing::{delete, get, put};
+use axum::{Json, Router};
+use upkeep_core::account::{MIN_PASSWORD, UserInfo, UserRequest, check_user_name};
+
+use crate::ApiError;
+use crate::api::{AppState, bad_json, path_params};
+use crate::auth::By;
+
+/// The routes; the caller puts them behind the socket's gate.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/users", get(list).post(add))
+        .route("/api/v1/users/{name}", delete(remove))
+        .route("/api/v1/users/{name}/password", put(passwd))
+}
+
+fn accounts(s: &AppState) -> Result<std::sync::Arc<dyn super::Accounts>, ApiError> {
+    s.control.accounts().ok_or_else(|| ApiError::Unavailable {
+        message: "this daemon keeps no admin users".into(),
+        hint: None,
+    })
+}
+
+fn check(name: &str, password: &str) -> Result<(), ApiError> {
+    check_user_name(name).map_err(ApiError::bad_request)?;
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(ApiError::BadRequest {
+            message: format!("the password is shorter than {MIN_PASSWORD} characters"),
+            hint: Some("a passphrase of a few words is long enough and easy to type".into()),
+        });
+    }
+    Ok(())
+}
+
+async fn list(State(s): State<AppState>) -> Result<Json<Vec<UserInfo>>, ApiError> {
+    accounts(&s)?.users().await.map(Json)
+}
+
+async fn add(
+    State(s): State<AppState>,
+    By(by): By,
+    body: Result<Json<UserRequest>, JsonRejection>,
+) -> Result<Json<UserInfo>, ApiError> {
+    let Json(req) = body.map_err(bad_json)?;
+    let name = req
+        .name
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("give the user's `name`"))?;
+    check(name, &req.password)?;
+    accounts(&s)?
+        .add_user(name, &req.password, &by)
+        .await
+        .map(Json)
+}
+
+async fn passwd(
+    State(s): State<AppState>,
+    By(by): By,
+    uri: Uri,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<UserRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = path_params(path, "the user's name", &uri)?;
+    let Json(req) = body.map_err(bad_json)?;
+    check(&name, &req.password)?;
+    accounts(&s)?
+        .set_password(&name, &req.password, &by)
+        .await?;
+    Ok(Json(serde_json::json!({ "name": name, "changed": true })))
+}
+
+async fn remove(
+    State(s): State<AppState>,
+    By(by): By,
+    uri: Uri,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = path_params(path, "the user's name", &uri)?;
+    accounts(&s)?.remove_user(&name, &by).await?;
+    Ok(Json(serde_json::json!({ "name": name, "removed": true })))
+}

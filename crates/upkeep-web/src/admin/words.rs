@@ -1,0 +1,169 @@
+//! The admin pages' words in English and Simplified Chinese, one row a word, so a missing
+//! translation is a row with an empty column (the test below finds it) and the templates use
+//! one name for both (`{{ t.services }}`; minijinja's strict mode fails on a name not here).
+
+use upkeep_core::i18n::Lang;
+
+/// (name, English, Chinese).
+const WORDS: &[(&str, &str, &str)] = &[
+    ("title", "upkeep admin", "upkeep 管理"),
+    ("services", "Services", "服务"),
+    ("windows", "Maintenance", "维护窗口"),
+    ("outbox", "Outbox", "发件箱"),
+    ("subscribers", "Subscribers", "订阅者"),
+    ("audit", "Who did what", "操作记录"),
+    ("signed_in_as", "Signed in as", "当前用户"),
+    ("logout", "Sign out", "退出登录"),
+    ("login", "Sign in", "登录"),
+    ("user", "User", "用户名"),
+    ("password", "Password", "密码"),
+    (
+        "wrong_password",
+        "Wrong user name or password.",
+        "用户名或密码错误。",
+    ),
+    (
+        "throttled",
+        "Too many attempts: try again in {s} s.",
+        "尝试次数过多：请在 {s} 秒后重试。",
+    ),
+    ("name", "Name", "名称"),
+    ("state", "State", "状态"),
+    ("since", "Since", "开始于"),
+    ("pid", "PID", "进程号"),
+    ("restarts", "Restarts", "重启次数"),
+    ("actions", "Actions", "操作"),
+    ("start", "Start", "启动"),
+    ("stop", "Stop", "停止"),
+    ("restart", "Restart", "重启"),
+    ("logs", "Logs", "日志"),
+    (
+        "stdout",
+        "Standard output (last 100 lines)",
+        "标准输出（最后 100 行）",
+    ),
+    (
+        "stderr",
+        "Standard error (last 100 lines)",
+        "标准错误（最后 100 行）",
+    ),
+    ("back", "Back", "返回"),
+    (
+        "no_windows",
+        "No maintenance scheduled.",
+        "暂无计划中的维护。",
+    ),
+    ("new_window", "Schedule a window", "安排维护窗口"),
+    ("edit_window", "Edit window", "编辑维护窗口"),
+    ("kind", "Kind", "类型"),
+    ("window_title", "Title", "标题"),
+    ("reason", "Reason", "原因"),
+    (
+        "start_at",
+        "Start (wall time in the zone below)",
+        "开始时间（下方时区的当地时间）",
+    ),
+    ("tz", "Time zone", "时区"),
+    ("duration", "Duration (2h, 90m)", "时长（如 2h、90m）"),
+    ("affected", "Affected services", "受影响的服务"),
+    ("impact", "Impact", "影响"),
+    ("outage", "Outage", "中断"),
+    ("degraded", "Degraded", "降级"),
+    ("alternative", "Alternative for users", "替代方案"),
+    (
+        "follow_up",
+        "Follow-up (link or contact)",
+        "后续联系（链接或联系方式）",
+    ),
+    ("priority", "Priority", "优先级"),
+    ("priority_default", "By kind", "按类型"),
+    (
+        "force_why",
+        "Announce late anyway, because… (recorded with your name)",
+        "仍然提前不足地发布，原因是……（将与您的名字一并记录）",
+    ),
+    ("save", "Save", "保存"),
+    ("schedule", "Schedule", "安排"),
+    ("cancel", "Cancel window", "取消窗口"),
+    ("edit", "Edit", "编辑"),
+    ("status", "Status", "状态"),
+    ("when", "When", "时间"),
+    ("created_by", "By", "创建者"),
+    ("rule", "Lead-time rule", "提前通知规则"),
+    (
+        "rule_text",
+        "A window of {short_max} or less must be announced {short_notice} before it starts; a longer one {long_notice} before; an emergency may start at once.",
+        "时长不超过 {short_max} 的窗口须提前 {short_notice} 发布；更长的须提前 {long_notice}；紧急维护可立即开始。",
+    ),
+    (
+        "rule_live_needs",
+        "This window needs notice of",
+        "此窗口需要提前通知",
+    ),
+    ("rule_live_earliest", "earliest start", "最早开始时间"),
+    ("rule_live_ok", "It gives enough notice.", "通知时间充足。"),
+    (
+        "rule_live_late",
+        "It starts too soon: announce it later or give a reason below.",
+        "开始得太早：请推迟，或在下方说明原因。",
+    ),
+    ("channel", "Channel", "渠道"),
+    ("recipient", "Recipient", "收件人"),
+    ("attempts", "Attempts", "尝试次数"),
+    ("error", "Error", "错误"),
+    ("retry", "Retry", "重试"),
+    ("no_notices", "The outbox is empty.", "发件箱为空。"),
+    ("email", "Email", "邮箱"),
+    ("lang", "Language", "语言"),
+    ("confirmed", "Confirmed", "已确认"),
+    ("all_services", "all", "全部"),
+    ("no_subscribers", "No subscribers.", "暂无订阅者。"),
+    (
+        "subscribers_off",
+        "Subscriptions are not configured ([notify.subscribers]).",
+        "未配置订阅（[notify.subscribers]）。",
+    ),
+    ("event", "Event", "事件"),
+    ("service", "Service", "服务"),
+    ("who", "Who", "操作者"),
+    ("via", "Via", "途径"),
+    ("from", "From", "来源"),
+    (
+        "no_actions",
+        "No operator actions recorded yet.",
+        "尚无操作记录。",
+    ),
+    ("problem", "That did not work", "操作未成功"),
+    ("yes", "yes", "是"),
+    ("no", "no", "否"),
+];
+
+/// Every word in `lang`, by name.
+pub(super) fn all(lang: Lang) -> std::collections::BTreeMap<&'static str, &'static str> {
+    WORDS
+        .iter()
+        .map(|(k, en, zh)| (*k, if lang == Lang::ZhCn { *zh } else { *en }))
+        .collect()
+}
+
+/// One word in `lang`; the name itself if there is no such word (a slip shows, never panics).
+pub(super) fn one(lang: Lang, name: &'static str) -> &'static str {
+    WORDS
+        .iter()
+        .find(|(k, _, _)| *k == name)
+        .map_or(name, |(_, en, zh)| if lang == Lang::ZhCn { zh } else { en })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_word_has_both_languages_and_one_name() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (k, en, zh) in WORDS {
+            assert!(!en.is_empty() && !zh.is_empty(), "{k}");
+            assert!(seen.insert(k), "{k} twice");
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! The admin pages end to end (issue 17, items 4 and 6): a user made with `upkeep user add`
+//! (password on stdin), signing in at `/admin/login` on the daemon's `listen` over real TCP,
+//! with a small cookie jar standing in for a browser. A good password opens a session, a bad
+//! one does not, and too many attempts on one account are refused whatever the password; a
+//! form POST without the session's CSRF token, with a wrong one, or from another origin is a
+//! 403 and does nothing; an action that passes is recorded with the user's name; a session
+//! ends at logout and when its user is removed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use upkeep_testkit::{Answer, TestDaemon, free_port, http};
+
+use crate::{LONG, stderr};
+
+const PASSWORD: &str = "correct horse battery";
+/// The host the test client names (`upkeep_testkit::http` sends `Host: upkeep`).
+const ORIGIN: &str = "http://upkeep";
+
+fn admin_daemon() -> (TestDaemon, SocketAddr) {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut d = TestDaemon::prepare(
+        crate::BIN,
+        "[services.web]\ncommand = [\"sleep\", \"1000\"]\n",
+    );
+    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
+        "[daemon]\n",
+        &format!("[daemon]\nlisten = \"{addr}\"\n"),
+        1,
+    );
+    std::fs::write(&d.config, text).unwrap();
+    d.launch();
+    d.wait_state("web", "up", LONG);
+    (d, addr)
+}
+
+fn add_user(d: &TestDaemon, name: &str) {
+    let out = d.cli_with_stdin(&["user", "add", name], &format!("{PASSWORD}\n"));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// A browser's cookie jar and the requests it sends.
+struct Jar {
+    addr: SocketAddr,
+    cookies: BTreeMap<String, String>,
+}
+
+impl Jar {
+    fn new(addr: SocketAddr) -> Jar {
+        Jar {
+            addr,
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn send(&mut self, method: &str, path: &str, extra: &[(&str, &str)], body: &[u8]) -> Answer {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut headers: Vec<(&str, &str)> = extra.to_vec();
+        if !cookie.is_empty() {
+            headers.push(("Cookie", &cookie));
+        }
+        let a = http(self.addr, method, path, &headers, body).unwrap();
+        // The head is lowercased; our cookies' names and hex values are lowercase anyway.
+        for line in a.head.lines() {
+            if let Some(v) = line.strip_prefix("set-cookie: ") {
+                let pair = v.split(';').next().unwrap();
+                let (k, val) = pair.split_once('=').unwrap();
+                if val.is_empty() || v.contains("max-age=0") {
+                    self.cookies.remove(k);
+                } else {
+                    self.cookies.insert(k.into(), val.into());
+                }
+            }
+        }
+        a
+    }
+
+    fn get(&mut self, path: &str) -> Answer {
+        self.send("GET", path, &[], b"")
+    }
+
+    /// A form POST from this site's pages.
+    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        self.post_from(path, form, Some(ORIGIN))
+    }
+
+    fn post_from(&mut self, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> Answer {
+        let body = serde_urlencoded::to_string(form).unwrap();
+        let mut headers = vec![];
+        if let Some(o) = origin {
+            headers.push(("Origin", o));
+        }
+        self.send("POST", path, &headers, body.as_bytes())
+    }
+
+    fn login(&mut self, user: &str, password: &str) -> Answer {
+        let page = self.get("/admin/login");
+        assert_eq!(page.code, 200, "{}", page.text());
+        let token = csrf_of(&page.text());
+        self.post(
+            "/admin/login",
+            &[("csrf", &token), ("user", user), ("password", password)],
+        )
+    }
+
+    /// The session's CSRF token, from a page's forms.
+    fn csrf(&mut self) -> String {
+        let page = self.get("/admin/services");
+        assert_eq!(page.code, 200, "{}", page.text());
+        csrf_of(&page.text())
+    }
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+fn location(a: &Answer) -> &str {
+    a.head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap_or("")
+}
+
+#[test]
+fn login_good_bad_and_throttled() {
+    let (d, addr) = admin_daemon();
+    add_user(&d, "ada");
+    // A password too short, or a name that is not one, is refused.
+    let short = d.cli_with_stdin(&["user", "add", "bob"], "short\n");
+    assert!(!short.status.success());
+    assert!(
+        stderr(&short).contains("shorter than"),
+        "{}",
+        stderr(&short)
+    );
+    let named = d.cli_with_stdin(&["user", "add", "<b>"], &format!("{PASSWORD}\n"));
+    assert_eq!(named.status.code(), Some(2), "{}", stderr(&named));
+
+    let mut jar = Jar::new(addr);
+    // Not signed in: the pages send to the login form.
+    let a = jar.get("/admin/services");
+    assert_eq!((a.code, location(&a)), (303, "/admin/login"), "{}", a.head);
+
+    let bad = jar.login("ada", "wrong password!");
+    assert_eq!(bad.code, 401, "{}", bad.text());
+    assert!(bad.text().contains("Wrong user name or password"));
+    assert!(!jar.cookies.contains_key("upkeep_session"));
+    let unknown = jar.login("nobody", PASSWORD);
+    assert_eq!(unknown.code, 401);
+
+    let good = jar.login("ada", PASSWORD);
+    assert_eq!(
+        (good.code, location(&good)),
+        (303, "/admin/services"),
+        "{}",
+        good.text()
+    );
+    let set = good
+        .head
+        .lines()
+        .find(|l| l.starts_with("set-cookie: upkeep_session="))
+        .expect("a session cookie");
+    for attr in ["httponly", "samesite=strict", "path=/admin", "max-age="] {
+        assert!(set.contains(attr), "{set}");
+    }
+    assert!(!set.contains("secure"), "plain HTTP: not Secure ({set})");
+    let page = jar.get("/admin/services");
+    assert_eq!(page.code, 200, "{}", page.text());
+    let html = page.text();
+    assert!(html.contains("data-service=\"web\""), "{html}");
+    assert!(html.contains("ada"), "the user's name is shown");
+    let csp = page
+        .head
+        .lines()
+        .find(|l| l.starts_with("content-security-policy:"))
+        .expect("a CSP");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    // Behind a proxy that says the client came over HTTPS, the cookie is Secure.
+    let mut tls = Jar::new(addr);
+    let form = tls.send(
+        "GET",
+        "/admin/login",
+        &[("X-Forwarded-Proto", "https")],
+        b"",
+    );
+    let token = csrf_of(&form.text());
+    let body = serde_urlencoded::to_string([
+        ("csrf", token.as_str()),
+        ("user", "ada"),
+        ("password", PASSWORD),
+    ])
+    .unwrap();
+    let a = tls.send(
+        "POST",
+        "/admin/login",
+        &[("Origin", "https://upkeep"), ("X-Forwarded-Proto", "https")],
+        body.as_bytes(),
+    );
+    assert_eq!(a.code, 303, "{}", a.text());
+    assert!(
+        a.head
+            .lines()
+            .any(|l| l.starts_with("set-cookie: upkeep_session=") && l.contains("; secure")),
+        "{}",
+        a.head
+    );
+
+    let users = d.cli(&["user", "ls", "--json"]);
+    let users: serde_json::Value = serde_json::from_slice(&users.stdout).unwrap();
+    assert_eq!(users[0]["name"], "ada", "{users}");
+    assert_eq!(users[0]["sessions"], 2, "{users}");
+    assert!(!users.to_string().contains("argon2"), "no hash is listed");
+
+    // Throttled: the account has had 3 attempts (1 bad, 2 good); 2 more bad ones spend its
+    // burst of 5, and then even the right password is refused, with Retry-After.
+    assert_eq!(jar.login("ada", "wrong again!!").code, 401);
+    assert_eq!(jar.login("ada", "and again!!!!").code, 401);
+    let held = jar.login("ada", PASSWORD);
+    assert_eq!(held.code, 429, "{}", held.text());
+    assert!(held.head.contains("retry-after: "), "{}", held.head);
+    assert!(held.text().contains("Too many attempts"), "{}", held.text());
+    // Another account from the same address is not held up by ada's quota.
+    add_user(&d, "bob");
+    assert_eq!(Jar::new(addr).login("bob", PASSWORD).code, 303);
+}
+
+#[test]
+fn a_form_without_the_sessions_token_or_from_elsewhere_is_refused() {
+    let (d, addr) = admin_daemon();
+    add_user(&d, "ada");
+    let mut jar = Jar::new(addr);
+    assert_eq!(jar.login("ada", PASSWORD).code, 303);
+    let token = jar.csrf();
+    let pid = d.pid("web").unwrap();
+    let restart = "/admin/services/web/restart";
+    let refused = [
+        jar.post(restart, &[]),
+        jar.post(restart, &[("csrf", "0000")]),
+        jar.post(restart, &[("csrf", &token[..token.len() - 1])]),
+        jar.post_from(restart, &[("csrf", &token)], Some("http://evil.example")),
+        jar.post_from(restart, &[("csrf", &token)], None),
+    ];
+    for a in &refused {
+        assert_eq!(a.code, 403, "{}", a.text());
+    }
+    // A login form from another site is refused too, and one without its own token.
+    let mut other = Jar::new(addr);
+    let page = other.get("/admin/login");
+    let login_token = csrf_of(&page.text());
+    let form = [
+        ("csrf", login_token.as_str()),
+        ("user", "ada"),
+        ("password", PASSWORD),
+    ];
+    assert_eq!(
+        other
+            .post_from("/admin/login", &form, Some("http://evil.example"))
+            .code,
+        403
+    );
+    let no_token = [("user", "ada"), ("password", PASSWORD)];
+    assert_eq!(other.post("/admin/login", &no_token).code, 403);
+    assert_eq!(d.pid("web"), Some(pid), "nothing was restarted");
+
+    // With the token, from this site: done, and recorded with the user's name.
+    let a = jar.post(restart, &[("csrf", &token)]);
+    assert_eq!(
+        (a.code, location(&a)),
+        (303, "/admin/services"),
+        "{}",
+        a.text()
+    );
+    d.wait_new_pid("web", pid, LONG);
+    let events = d.events("web");
+    let asked = events
+        .iter()
+        .rfind(|(k, _)| k == "restart_requested")
+        .expect("a restart_requested event");
+    let by = &asked.1["by"]["principal"];
+    assert_eq!(by["name"], "ada", "{events:?}");
+    assert_eq!(by["via"], "session", "{events:?}");
+    assert!(
+        by["from"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{by}"
+    );
+    // ...and shown on the page of who did what.
+    let audit = jar.get("/admin/audit").text();
+    assert!(
+        audit.contains("restart_requested") && audit.contains(">ada<"),
+        "{audit}"
+    );
+
+    // A window scheduled too late for the lead-time rule is refused with the earliest start.
+    let soon = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2))
+        .strftime("%Y-%m-%dT%H:%M")
+        .to_string();
+    let late = jar.post(
+        "/admin/windows",
+        &[
+            ("csrf", &token),
+            ("kind", "maintenance"),
+            ("title", "<script>alert(1)</script>"),
+            ("reason", "disks"),
+            ("start", &soon),
+            ("tz", "UTC"),
+            ("duration", "1h"),
+            ("service", "web"),
+        ],
+    );
+    assert_eq!(late.code, 422, "{}", late.text());
+    assert!(late.text().contains("notice"), "{}", late.text());
+    let forced = jar.post(
+        "/admin/windows",
+        &[
+            ("csrf", &token),
+            ("kind", "maintenance"),
+            ("title", "<script>alert(1)</script>"),
+            ("reason", "disks"),
+            ("start", &soon),
+            ("tz", "UTC"),
+            ("duration", "1h"),
+            ("service", "web"),
+            ("force_why", "the disk is failing"),
+        ],
+    );
+    assert_eq!(forced.code, 303, "{}", forced.text());
+    let list = jar.get("/admin/windows").text();
+    assert!(!list.contains("<script>alert"), "{list}");
+    assert!(list.contains("&lt;script&gt;alert(1)"), "{list}");
+    let windows = d.api_get("/api/v1/windows");
+    assert_eq!(windows[0]["created_by"]["name"], "ada", "{windows}");
+    assert_eq!(windows[0]["forced_why"], "the disk is failing", "{windows}");
+    // Edited from its page (the form comes filled in), then cancelled from its button.
+    let id = windows[0]["id"].as_i64().unwrap();
+    let edit = jar.get(&format!("/admin/windows/{id}"));
+    assert_eq!(edit.code, 200, "{}", edit.text());
+    assert!(edit.text().contains("value=\"disks\""), "{}", edit.text());
+    let a = jar.post(
+        &format!("/admin/windows/{id}"),
+        &[
+            ("csrf", &token),
+            ("kind", "repair"),
+            ("title", "New disks"),
+            ("reason", "disks"),
+            ("start", &soon),
+            ("tz", "UTC"),
+            ("duration", "90m"),
+            ("service", "web"),
+            ("force_why", "the disk is failing"),
+        ],
+    );
+    assert_eq!(a.code, 303, "{}", a.text());
+    let edited = d.api_get(&format!("/api/v1/windows/{id}"));
+    assert_eq!(
+        (edited["title"].as_str(), edited["kind"].as_str()),
+        (Some("New disks"), Some("repair")),
+        "{edited}"
+    );
+    let a = jar.post(&format!("/admin/windows/{id}/cancel"), &[("csrf", &token)]);
+    assert_eq!(a.code, 303, "{}", a.text());
+    assert_eq!(
+        d.api_get(&format!("/api/v1/windows/{id}"))["status"],
+        "cancelled"
+    );
+}
+
+#[test]
+fn the_pages_show_logs_the_outbox_and_subscribers_in_the_readers_language() {
+    let (d, addr) = admin_daemon();
+    add_user(&d, "ada");
+    let mut jar = Jar::new(addr);
+    assert_eq!(jar.login("ada", PASSWORD).code, 303);
+    let service = jar.get("/admin/services/web");
+    assert_eq!(service.code, 200, "{}", service.text());
+    assert!(
+        service.text().contains("id=\"stdout\""),
+        "{}",
+        service.text()
+    );
+    let missing = jar.get("/admin/services/nope");
+    assert_eq!(missing.code, 404, "{}", missing.text());
+    for page in [
+        "/admin/outbox",
+        "/admin/subscribers",
+        "/admin/audit",
+        "/admin/windows",
+    ] {
+        let a = jar.get(page);
+        assert_eq!(a.code, 200, "{page}: {}", a.text());
+    }
+    assert!(
+        jar.get("/admin/subscribers")
+            .text()
+            .contains("not configured")
+    );
+    let zh = jar.send(
+        "GET",
+        "/admin/services",
+        &[("Accept-Language", "zh-CN,zh;q=0.9")],
+        b"",
+    );
+    assert!(
+        zh.text().contains("lang=\"zh-CN\"") && zh.text().contains("重启"),
+        "{}",
+        zh.text()
+    );
+    // The JSON API and the public routes keep their own gates: a session is not a token.
+    let api = jar.get("/api/v1/services");
+    assert_eq!(api.code, 401, "{}", api.text());
+}
+
+#[test]
+fn a_session_ends_at_logout_and_when_its_user_is_removed() {
+    let (d, addr) = admin_daemon();
+    add_user(&d, "ada");
+    let (mut one, mut two) = (Jar::new(addr), Jar::new(addr));
+    assert_eq!(one.login("ada", PASSWORD).code, 303);
+    assert_eq!(two.login("ada", PASSWORD).code, 303);
+    let (t1, t2) = (one.csrf(), two.csrf());
+    let stale = one.cookies.clone();
+
+    let out = one.post("/admin/logout", &[("csrf", &t1)]);
+    assert_eq!(
+        (out.code, location(&out)),
+        (303, "/admin/login"),
+        "{}",
+        out.text()
+    );
+    // The browser dropped its cookie; one that kept a copy is refused all the same.
+    one.cookies = stale;
+    let a = one.get("/admin/services");
+    assert_eq!((a.code, location(&a)), (303, "/admin/login"));
+    let pid = d.pid("web").unwrap();
+    assert_eq!(
+        one.post("/admin/services/web/stop", &[("csrf", &t1)]).code,
+        403
+    );
+    assert_eq!(d.pid("web"), Some(pid));
+
+    // The other session lives on until ada is removed.
+    assert_eq!(two.get("/admin/services").code, 200);
+    let rm = d.cli(&["user", "rm", "ada"]);
+    assert!(rm.status.success(), "{}", stderr(&rm));
+    let a = two.get("/admin/services");
+    assert_eq!((a.code, location(&a)), (303, "/admin/login"));
+    assert_eq!(
+        two.post("/admin/services/web/stop", &[("csrf", &t2)]).code,
+        403
+    );
+    // Added again under the same name, ada does not get the old session back.
+    add_user(&d, "ada");
+    assert_eq!(two.get("/admin/services").code, 303);
+    assert_eq!(d.pid("web"), Some(pid), "nothing was stopped");
+    // A new password ends the sessions of the old one.
+    let mut three = Jar::new(addr);
+    assert_eq!(three.login("ada", PASSWORD).code, 303);
+    let out = d.cli_with_stdin(&["user", "passwd", "ada"], "another long password\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(three.get("/admin/services").code, 303);
+    assert_eq!(Jar::new(addr).login("ada", PASSWORD).code, 401);
+}
