@@ -155,6 +155,10 @@ pub(crate) struct RawDaemon {
     pub test_clock: bool,
     /// A dead-man's switch (Healthchecks-style URL) called every minute while the daemon runs.
     pub heartbeat_url: Option<String>,
+    /// Reverse proxies (addresses or CIDR ranges) whose `Forwarded` / `X-Forwarded-For` name
+    /// the real client, for rate limits and the record of who did what.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `command = "npm run dev"` (split on spaces; run through `sh -c` if it uses shell syntax) or
@@ -297,6 +301,7 @@ impl Default for RawDaemon {
             node: None,
             test_clock: false,
             heartbeat_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

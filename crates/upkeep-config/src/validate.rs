@@ -102,6 +102,8 @@ pub struct DaemonConfig {
     pub test_clock: bool,
     /// Called every minute (a dead-man's switch), if set.
     pub heartbeat_url: Option<url::Url>,
+    /// Reverse proxies whose forwarding headers are believed (on `listen` and `public_listen`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// `[maintenance]`: the lead-time policy and the reminders.
@@ -479,6 +481,7 @@ impl Validator<'_> {
             .heartbeat_url
             .as_deref()
             .and_then(|text| self.heartbeat_url(text));
+        let trusted_proxies = self.trusted_proxies(&raw.daemon.trusted_proxies);
         let mut services = BTreeMap::new();
         for (name, svc) in raw.services {
             let key = ["services", name.as_str()];
@@ -513,6 +516,7 @@ impl Validator<'_> {
                 retain,
                 test_clock,
                 heartbeat_url,
+                trusted_proxies,
             },
             services,
             notify,
@@ -617,6 +621,29 @@ impl Validator<'_> {
     }
 
     /// `daemon.KEY`, an address and port to listen on, if set. `example_port` is for the hint.
+    /// `daemon.trusted_proxies`: addresses (`127.0.0.1`, `::1`) or ranges (`10.0.0.0/8`).
+    fn trusted_proxies(&mut self, list: &[String]) -> Vec<ipnet::IpNet> {
+        let mut out = Vec::new();
+        for (i, text) in list.iter().enumerate() {
+            let t = text.trim();
+            let parsed = t
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            match parsed {
+                Ok(net) => out.push(net.trunc()),
+                Err(_) => self.problem(
+                    &["daemon", "trusted_proxies", &i.to_string()],
+                    format!(
+                        "`{}` is not an address or a range",
+                        text.chars().take(64).collect::<String>().escape_debug()
+                    ),
+                    Some("e.g. trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]".into()),
+                ),
+            }
+        }
+        out
+    }
+
     fn listen_addr(
         &mut self,
         key: &str,
@@ -1903,6 +1930,27 @@ mod tests {
         // A wrong type is located too.
         let (p, text) = one_problem("[daemon]\nlisten = 8080\n");
         assert_eq!(p.line, 2, "{text}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let c = check("[daemon]\ntrusted_proxies = [\"127.0.0.1\", \"10.1.2.3/8\", \"::1\"]\n")
+            .unwrap();
+        let shown: Vec<String> = c
+            .daemon
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]);
+        assert!(check("").unwrap().daemon.trusted_proxies.is_empty());
+        let (p, text) =
+            one_problem("[daemon]\ntrusted_proxies = [\"127.0.0.1\", \"nginx.local\"]\n");
+        located(&p, &text, "daemon.trusted_proxies.1", 2, 33);
+        assert!(
+            text.contains("`nginx.local` is not an address or a range"),
+            "{text}"
+        );
     }
 
     proptest::proptest! {

@@ -109,10 +109,7 @@ pub(crate) async fn authorize(
             Principal {
                 name: grant.name,
                 via: Via::Tcp,
-                from: match peer {
-                    Peer::Remote(addr) => Some(addr.to_string()),
-                    Peer::Local { .. } | Peer::Unknown => None,
-                },
+                from: peer.remote(),
             }
         }
     };

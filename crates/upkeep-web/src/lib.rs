@@ -17,9 +17,9 @@
 //! and `banner.js`), `live.rs` (the service list pushed as it changes, for `upkeep top`), `subscribers.rs` (subscribe,
 //! confirm and unsubscribe links, rate-limited per client; the list for token holders),
 //! `forms.rs` (the status page's subscribe and feedback forms, without JavaScript; the
-//! feedback list for token holders).
-//! `admin/` (the admin pages at `/admin` on `listen`, behind a login, and the socket's
-//! `/api/v1/users`).
+//! feedback list for token holders), `admin/` (the admin pages at `/admin` on `listen`, behind
+//! a login, and the socket's `/api/v1/users`), `forwarded.rs` (the client behind a trusted
+//! reverse proxy).
 
 mod admin;
 mod api;
@@ -27,6 +27,7 @@ mod auth;
 mod error;
 mod feeds;
 mod forms;
+mod forwarded;
 mod incidents;
 mod live;
 mod metrics;
@@ -44,6 +45,7 @@ pub use api::{
 pub use auth::{Grant, Tokens};
 pub use error::{ApiError, clip};
 pub use forms::Feedbacks;
+pub use forwarded::trust_proxies;
 pub use metrics::{MetricsData, ProcessStats};
 pub use serve::{Limits, Peer, PeerOf, serve};
 pub use site::{PageModel, Site};

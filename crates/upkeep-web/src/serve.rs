@@ -105,6 +105,18 @@ pub enum Peer {
     Unknown,
 }
 
+impl Peer {
+    /// A TCP client's address as the record of who did what shows it: `ip:port`, or the
+    /// address alone for a client a trusted proxy named without a port.
+    pub fn remote(&self) -> Option<String> {
+        match self {
+            Peer::Remote(addr) if addr.port() == 0 => Some(addr.ip().to_string()),
+            Peer::Remote(addr) => Some(addr.to_string()),
+            Peer::Local { .. } | Peer::Unknown => None,
+        }
+    }
+}
+
 /// A connection that can say who is at its other end.
 pub trait PeerOf {
     fn peer(&self) -> Peer;

@@ -257,6 +257,7 @@ async fn run_async(
     }
     let shutdown_timeout = config.daemon.shutdown_timeout;
     let metrics_listen = config.daemon.metrics_listen;
+    let trusted_proxies = config.daemon.trusted_proxies.clone();
     let (listen, public_listen) = (config.daemon.listen, config.daemon.public_listen);
     let reaper = Reaper::start().context("installing the SIGCHLD handler")?;
     let node = node_id(&data_dir)?;
@@ -565,6 +566,8 @@ async fn run_async(
     ];
     for (addr, key, limits, app) in tcp {
         let Some(addr) = addr else { continue };
+        // Behind a reverse proxy, the client its headers name (see upkeep_web::trust_proxies).
+        let app = upkeep_web::trust_proxies(app, &trusted_proxies);
         let handed = taken
             .as_mut()
             .and_then(|t| t.listener(key))

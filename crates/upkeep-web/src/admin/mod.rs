@@ -170,10 +170,7 @@ async fn gate(State(accounts): State<Arc<dyn Accounts>>, req: Request, next: Nex
 }
 
 fn with_user(mut req: Request, session: Session) -> Request {
-    let from = match req.extensions().get::<Peer>() {
-        Some(Peer::Remote(addr)) => Some(addr.to_string()),
-        _ => None,
-    };
+    let from = req.extensions().get::<Peer>().and_then(Peer::remote);
     req.extensions_mut().insert(Principal {
         name: session.user,
         via: Via::Session,

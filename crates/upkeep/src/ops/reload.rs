@@ -105,6 +105,7 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
         retain,
         test_clock,
         heartbeat_url,
+        trusted_proxies,
     } = &running.daemon;
     let now = &new.daemon;
     let mut keys = Vec::new();
@@ -125,7 +126,8 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
         retain,
         shutdown_timeout,
         store,
-        test_clock
+        test_clock,
+        trusted_proxies
     );
     if running.notify != new.notify {
         keys.push("notify".into());

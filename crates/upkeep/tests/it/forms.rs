@@ -463,3 +463,84 @@ fn the_feedback_list_needs_a_read_token_over_tcp() {
     .unwrap();
     assert_eq!(a.json()[0]["message"], "hello", "{}", a.text());
 }
+
+/// Behind a trusted reverse proxy (`trusted_proxies`), the client its `X-Forwarded-For` or
+/// `Forwarded` names is the one limited and recorded; a peer that is not trusted is limited by
+/// its own address whatever its headers say.
+#[test]
+fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let sink = SmtpSink::start();
+    let db = TcpListener::bind("127.0.0.1:0").unwrap();
+    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let text = config(&sink, public, &db, "").replacen(
+        "public_listen = ",
+        "trusted_proxies = [\"127.0.0.1\"]\npublic_listen = ",
+        1,
+    );
+    let d = TestDaemon::start(BIN, &text);
+    d.wait_state("db", "up", LONG);
+    wait_page(public, "/feedback", "the feedback form", |p| {
+        p.contains("action=\"/feedback\"")
+    });
+    let post = |headers: &[(&str, &str)]| {
+        let mut all = vec![FORM];
+        all.extend_from_slice(headers);
+        http(public, "POST", "/feedback", &all, b"message=hello").unwrap()
+    };
+    // One client's burst of five, then its 429...
+    let one = [("X-Forwarded-For", "1.2.3.4, 203.0.113.9")];
+    for _ in 0..5 {
+        assert_eq!(post(&one).code, 200);
+    }
+    assert_eq!(post(&one).code, 429);
+    // ...which does not touch another client behind the same proxy (RFC 7239 this time).
+    assert_eq!(
+        post(&[("Forwarded", "for=\"[2001:db8::7]:4711\";proto=https")]).code,
+        200
+    );
+    let out = d.cli(&["feedback", "--json"]);
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let addresses: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["address"].as_str())
+        .collect();
+    assert_eq!(addresses.len(), 6, "{list}");
+    assert_eq!(addresses[0], "2001:db8::7", "newest first: {list}");
+    assert!(addresses[1..].iter().all(|a| *a == "203.0.113.9"), "{list}");
+}
+
+/// Without `trusted_proxies`, forwarding headers are the client's word and change nothing.
+#[test]
+fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
+    let sink = SmtpSink::start();
+    let db = TcpListener::bind("127.0.0.1:0").unwrap();
+    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let d = TestDaemon::start(BIN, &config(&sink, public, &db, ""));
+    d.wait_state("db", "up", LONG);
+    wait_page(public, "/feedback", "the feedback form", |p| {
+        p.contains("action=\"/feedback\"")
+    });
+    for i in 0..6 {
+        let forged = format!("198.51.100.{i}");
+        let a = http(
+            public,
+            "POST",
+            "/feedback",
+            &[FORM, ("X-Forwarded-For", &forged)],
+            b"message=hello",
+        )
+        .unwrap();
+        assert_eq!(a.code, if i < 5 { 200 } else { 429 }, "post {i}");
+    }
+    let out = d.cli(&["feedback", "--json"]);
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["address"] == "127.0.0.1"),
+        "{list}"
+    );
+}
