@@ -1,5 +1,6 @@
 //! The subscriber routes. Public: `POST /api/v1/subscribe` (JSON, for a status page's form),
-//! `GET /api/v1/subscribe/confirm?token=…` (the double opt-in link: a small HTML page),
+//! `GET /api/v1/subscribe/confirm?token=…` (the double opt-in link: a page with one button,
+//! which `POST`s to the same URL: a GET confirms nothing, since mail scanners fetch links),
 //! `GET /api/v1/unsubscribe?token=…` (a page with one button) and `POST` on the same URL
 //! (RFC 8058's one-click unsubscribe, which mail clients send with the body
 //! `List-Unsubscribe=One-Click`; the token is in the URL, so the body is not read). Read:
@@ -39,6 +40,8 @@ use crate::{ApiError, Peer};
 pub trait Subscriptions: Send + Sync + 'static {
     /// Records a subscription and plans its confirmation mail.
     async fn subscribe(&self, req: SubscribeRequest) -> Result<SubscribeAnswer, ApiError>;
+    /// Checks a confirmation token without acting (the page before the button).
+    async fn check_confirm(&self, token: &str) -> Result<Linked, LinkError>;
     /// Confirms the subscription a link's token names.
     async fn confirm(&self, token: &str) -> Result<Linked, LinkError>;
     /// Checks an unsubscribe token without acting (the page before the button).
@@ -90,7 +93,7 @@ pub(crate) fn public_routes(limiter: Limiter) -> Router<AppState> {
     Router::new()
         .route("/api/v1/subscribe", post(subscribe))
         .route_layer(axum::middleware::from_fn_with_state(limiter, limit))
-        .route("/api/v1/subscribe/confirm", get(confirm))
+        .route("/api/v1/subscribe/confirm", get(confirm_page).post(confirm))
         .route(
             "/api/v1/unsubscribe",
             get(unsubscribe_page).post(unsubscribe),
@@ -170,6 +173,33 @@ fn link(
     Ok((lang, token, subs))
 }
 
+/// The confirmation link's page: a button that confirms. A GET changes nothing, because mail
+/// scanners and link previews fetch every link in a mail: a confirmation on GET would
+/// subscribe an address its owner never agreed for.
+async fn confirm_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    q: Result<Query<TokenQuery>, QueryRejection>,
+) -> Response {
+    let (lang, token, subs) = match link(&s, &headers, q) {
+        Ok(it) => it,
+        Err(refusal) => return refusal,
+    };
+    match subs.check_confirm(&token).await {
+        Ok(l) => button_page(
+            "confirm",
+            &uri,
+            l.lang,
+            Words::ConfirmTitle,
+            Words::ConfirmAsk,
+            Words::ConfirmButton,
+            &l.email,
+        ),
+        Err(e) => refused(lang, e),
+    }
+}
+
 async fn confirm(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -204,29 +234,46 @@ async fn unsubscribe_page(
         Err(refusal) => return refusal,
     };
     match subs.check_unsubscribe(&token).await {
-        Ok(l) => {
-            // The form posts to this very URL (the token in its query), as a mail client's
-            // one-click POST does.
-            let action = uri
-                .path_and_query()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_default();
-            page(
-                StatusCode::OK,
-                l.lang,
-                text(l.lang, Words::UnsubscribeTitle),
-                &format!(
-                    "<p>{}</p><form method=\"post\" action=\"{}\">\
-                     <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
-                     <button type=\"submit\">{}</button></form>",
-                    text(l.lang, Words::UnsubscribeAsk).replace("{email}", &escape(&l.email)),
-                    escape(&action),
-                    text(l.lang, Words::UnsubscribeButton),
-                ),
-            )
-        }
+        Ok(l) => button_page(
+            "unsubscribe",
+            &uri,
+            l.lang,
+            Words::UnsubscribeTitle,
+            Words::UnsubscribeAsk,
+            Words::UnsubscribeButton,
+            &l.email,
+        ),
         Err(e) => refused(lang, e),
     }
+}
+
+/// A page that asks (`ask`, naming `email`) and a button (in the form `id`) that posts to
+/// this very URL (the token in its query), as a mail client's one-click POST does.
+fn button_page(
+    id: &str,
+    uri: &Uri,
+    lang: Lang,
+    title: Words,
+    ask: Words,
+    button: Words,
+    email: &str,
+) -> Response {
+    let action = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    page(
+        StatusCode::OK,
+        lang,
+        text(lang, title),
+        &format!(
+            "<p>{}</p><form id=\"{id}\" method=\"post\" action=\"{}\">\
+             <button type=\"submit\">{}</button></form>",
+            text(lang, ask).replace("{email}", &escape(email)),
+            escape(&action),
+            text(lang, button),
+        ),
+    )
 }
 
 async fn unsubscribe(
@@ -318,6 +365,9 @@ pub(crate) fn escape(s: &str) -> String {
 
 #[derive(Clone, Copy)]
 enum Words {
+    ConfirmTitle,
+    ConfirmAsk,
+    ConfirmButton,
     ConfirmedTitle,
     Confirmed,
     UnsubscribeTitle,
@@ -334,6 +384,12 @@ enum Words {
 
 fn text(lang: Lang, w: Words) -> &'static str {
     match (lang, w) {
+        (Lang::En, Words::ConfirmTitle) => "Confirm your subscription",
+        (Lang::ZhCn, Words::ConfirmTitle) => "确认订阅",
+        (Lang::En, Words::ConfirmAsk) => "Send notices about maintenance and incidents to {email}?",
+        (Lang::ZhCn, Words::ConfirmAsk) => "向 {email} 发送维护与故障通知？",
+        (Lang::En, Words::ConfirmButton) => "Confirm",
+        (Lang::ZhCn, Words::ConfirmButton) => "确认",
         (Lang::En, Words::ConfirmedTitle) => "Subscription confirmed",
         (Lang::ZhCn, Words::ConfirmedTitle) => "订阅已确认",
         (Lang::En, Words::Confirmed) => {

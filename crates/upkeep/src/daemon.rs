@@ -347,6 +347,7 @@ async fn run_async(
         &lineage,
         &inherited.records,
         &adopted,
+        inherited.from_store,
         &events_tx,
         &clock,
     )

@@ -272,6 +272,22 @@ impl Subscriptions for Desk {
         })
     }
 
+    async fn check_confirm(&self, token: &str) -> Result<Linked, LinkError> {
+        let t = self
+            .keys
+            .check_confirm(token, self.clock.now(), self.within())
+            .map_err(link_token_error)?;
+        let all = self.store.subscribers().await.map_err(link_store_error)?;
+        let s = all
+            .into_iter()
+            .find(|s| s.id == t.id && s.email == t.email)
+            .ok_or(LinkError::Gone)?;
+        Ok(Linked {
+            lang: subscriber_lang(&s.lang),
+            email: s.email,
+        })
+    }
+
     async fn confirm(&self, token: &str) -> Result<Linked, LinkError> {
         let now = self.clock.now();
         let t = self

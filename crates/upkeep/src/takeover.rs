@@ -129,6 +129,7 @@ pub async fn stop_stale_processes(
     lineage: &Lineage,
     records: &BTreeMap<ServiceName, ServiceRecord>,
     adopted: &std::collections::BTreeSet<String>,
+    store_known: bool,
     events: &mpsc::Sender<Event>,
     clock: &Clock,
 ) -> BTreeMap<ServiceName, u32> {
@@ -152,11 +153,7 @@ pub async fn stop_stale_processes(
         })
         .collect();
     let outcomes = upkeep_supervisor::stop_leftovers(&stops).await;
-    let mut lingering = std::collections::BTreeSet::new();
     for ((name, left), o) in leftovers.iter().zip(outcomes) {
-        if o.lingering {
-            lingering.insert(name.clone());
-        }
         tracing::info!(
             service = %name,
             groups = ?left.pgids,
@@ -184,8 +181,23 @@ pub async fn stop_stale_processes(
             stale.entry(n).or_insert(pid);
         }
     }
+    // A record whose run the store (read at this start: `store_known`) already knows ended,
+    // with nothing of it left, is done with: forgotten, and no second `stale_stopped` (a job,
+    // or a service stopped since, would be "left running" at every start). Any other record
+    // is named stale now and kept until the store has that: forgotten on the word of an event
+    // not stored yet, a run would be lost if this daemon were killed too before storing it
+    // (the next one, starting with the store away, would have no word on it at all).
+    let mut done = Vec::new();
     for (name, pid) in &recorded {
-        if let Ok(n) = ServiceName::new(name.as_str()) {
+        let Ok(n) = ServiceName::new(name.as_str()) else {
+            continue;
+        };
+        let ended = store_known
+            && !leftovers.contains_key(name)
+            && records.get(&n).is_none_or(|r| r.running.is_none());
+        if ended {
+            done.push(name.clone());
+        } else {
             stale.entry(n).or_insert(*pid);
         }
     }
@@ -194,13 +206,8 @@ pub async fn stop_stale_processes(
             .send(clock.event(name, EventKind::StaleStopped { pid: *pid }))
             .await;
     }
-    // Recorded now: the records are done with. A service that starts writes its own; one
-    // that does not (a job, a stopped service) must not be "left running" at every start.
-    // What still lingers keeps its record, for the next start to try again.
-    for name in leftovers.keys().chain(recorded.keys()) {
-        if !lingering.contains(name) {
-            lineage.forget(name);
-        }
+    for name in &done {
+        lineage.forget(name);
     }
     let keep = config
         .services

@@ -298,7 +298,8 @@ fn a_browser_subscribes_by_the_form_and_confirms_with_the_mailed_link() {
         .take_while(|c| !c.is_whitespace())
         .collect();
     let link = link.replacen("http://public", &format!("http://{addr}"), 1);
-    let confirmed = browse(&link, "zh-CN", &["visit"]);
+    // The link's page asks; its button confirms (a GET alone confirms nothing).
+    let confirmed = browse(&link, "zh-CN", &["submit", "confirm"]);
     assert_eq!(confirmed["status"], 200, "{confirmed}");
     assert_eq!(confirmed["title"], "订阅已确认", "{confirmed}");
     let out = d.cli(&["subscribers", "ls", "--json"]);

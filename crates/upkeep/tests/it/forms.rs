@@ -216,7 +216,7 @@ fn the_subscribe_form_drives_the_double_opt_in_for_public_services_only() {
         "in the form's language"
     );
     let path = link(&confirm, public, "/api/v1/subscribe/confirm?token=");
-    let ok = http(public, "GET", &path, &[], b"").unwrap();
+    let ok = http(public, "POST", &path, &[], b"").unwrap();
     assert_eq!(ok.code, 200, "{}", ok.text());
     let out = d.cli(&["subscribers", "ls", "--json"]);
     let s: Value = serde_json::from_str(&stdout(&out)).unwrap();

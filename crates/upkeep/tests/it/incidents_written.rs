@@ -408,7 +408,7 @@ fn an_update_reaches_the_subscribers_of_its_service_and_no_one_else() {
                 .map(|m| SmtpSink::text(&m))
         });
         let path = link(&confirm, public, "/api/v1/subscribe/confirm?token=");
-        assert_eq!(http(public, "GET", &path, &[], b"").unwrap().code, 200);
+        assert_eq!(http(public, "POST", &path, &[], b"").unwrap().code, 200);
     }
     let detail = cli_json(
         &d,

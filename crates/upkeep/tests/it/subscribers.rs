@@ -156,7 +156,19 @@ fn double_opt_in_and_one_click_unsubscribe_end_to_end() {
         forged.text()
     );
     assert_eq!(subscribers(&d)[0]["confirmed"], Value::Null);
-    let ok = http(public, "GET", &confirm_path, &[], b"").unwrap();
+    // The link's page only asks (a mail scanner that fetches it confirms nothing)...
+    let asked = http(public, "GET", &confirm_path, &[], b"").unwrap();
+    assert_eq!(asked.code, 200, "{}", asked.text());
+    assert!(
+        asked.text().contains("确认订阅")
+            && asked.text().contains("method=\"post\"")
+            && asked.text().contains("ann@example.com"),
+        "{}",
+        asked.text()
+    );
+    assert_eq!(subscribers(&d)[0]["confirmed"], Value::Null);
+    // ...and its button confirms.
+    let ok = http(public, "POST", &confirm_path, &[], b"").unwrap();
     assert_eq!(ok.code, 200, "{}", ok.text());
     assert!(
         ok.text().contains("订阅已确认") && ok.text().contains("ann@example.com"),
@@ -196,7 +208,7 @@ fn double_opt_in_and_one_click_unsubscribe_end_to_end() {
     let page = http(public, "GET", &unsub, &[], b"").unwrap();
     assert_eq!(page.code, 200, "{}", page.text());
     assert!(
-        page.text().contains("<form method=\"post\""),
+        page.text().contains("<form id=\"unsubscribe\" method=\"post\""),
         "{}",
         page.text()
     );
@@ -230,6 +242,8 @@ fn double_opt_in_and_one_click_unsubscribe_end_to_end() {
     let confirm = mail_to(&d, &sink, "bob@example.com", "Confirm your subscription");
     let path = link(&confirm, public, "/api/v1/subscribe/confirm?token=");
     d.advance_clock("49h");
+    let late = http(public, "POST", &path, &[], b"").unwrap();
+    assert_eq!(late.code, 410, "{}", late.text());
     let late = http(public, "GET", &path, &[], b"").unwrap();
     assert_eq!(late.code, 410, "{}", late.text());
     assert!(late.text().contains("expired"), "{}", late.text());
