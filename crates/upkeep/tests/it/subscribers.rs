@@ -208,7 +208,8 @@ fn double_opt_in_and_one_click_unsubscribe_end_to_end() {
     let page = http(public, "GET", &unsub, &[], b"").unwrap();
     assert_eq!(page.code, 200, "{}", page.text());
     assert!(
-        page.text().contains("<form id=\"unsubscribe\" method=\"post\""),
+        page.text()
+            .contains("<form id=\"unsubscribe\" method=\"post\""),
         "{}",
         page.text()
     );

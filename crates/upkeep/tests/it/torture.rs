@@ -293,7 +293,14 @@ backoff_min = "10ms"
             .then_some(())
     });
     let out = d.cli(&["down"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "down: {:?} {}{}\n{}",
+        out.status,
+        crate::stdout(&out),
+        stderr(&out),
+        d.daemon_log()
+    );
     daemon.store(0, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     let found = scanner.join().unwrap();
