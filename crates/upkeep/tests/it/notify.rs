@@ -193,8 +193,12 @@ fn a_window_8_days_ahead_is_mailed_with_every_field_in_english_and_chinese() {
             .all(|id| id.starts_with("<upk-") && id.ends_with("@example.com>")),
         "{ids:?}"
     );
-    // The outbox says the same: eight rows, sent.
-    let sent = notices(&d, Some("sent"));
+    // The outbox says the same: eight rows, sent (a row is marked sent once the server's
+    // answer is in, which can come just after the sink has the mail).
+    let sent = d.wait_until("eight outbox rows sent", LONG, || {
+        let sent = notices(&d, Some("sent"));
+        (sent.len() == 8).then_some(sent)
+    });
     assert_eq!(sent.len(), 8, "{sent:#?}");
     let out = d.cli(&["notify", "ls", "--state", "sent"]);
     assert!(
