@@ -936,6 +936,21 @@ impl SmtpSink {
             .unwrap_or_default()
             .to_owned()
     }
+
+    /// The link under `path` in a message's text (a confirmation, an unsubscribe), as a path
+    /// and query on the public listener at `public`.
+    pub fn link(message: &Value, public: std::net::SocketAddr, path: &str) -> String {
+        let text = SmtpSink::text(message);
+        let prefix = format!("http://{public}{path}");
+        let at = text
+            .find(&prefix)
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"));
+        let url: String = text[at..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect();
+        url[format!("http://{public}").len()..].to_owned()
+    }
 }
 
 impl Drop for SmtpSink {

@@ -67,20 +67,6 @@ fn wait_page(addr: SocketAddr, path: &str, what: &str, ok: impl Fn(&str) -> bool
     }
 }
 
-/// The link under `path` in a mail's text, as a path and query on the public listener.
-fn link(message: &Value, public: SocketAddr, path: &str) -> String {
-    let text = SmtpSink::text(message);
-    let prefix = format!("http://{public}{path}");
-    let at = text
-        .find(&prefix)
-        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"));
-    let url: String = text[at..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
-    url[format!("http://{public}").len()..].to_owned()
-}
-
 #[test]
 fn the_subscribe_form_drives_the_double_opt_in_for_public_services_only() {
     let sink = SmtpSink::start();
@@ -215,7 +201,7 @@ fn the_subscribe_form_drives_the_double_opt_in_for_public_services_only() {
         SmtpSink::text(&confirm).contains("确认"),
         "in the form's language"
     );
-    let path = link(&confirm, public, "/api/v1/subscribe/confirm?token=");
+    let path = SmtpSink::link(&confirm, public, "/api/v1/subscribe/confirm?token=");
     let ok = http(public, "POST", &path, &[], b"").unwrap();
     assert_eq!(ok.code, 200, "{}", ok.text());
     let out = d.cli(&["subscribers", "ls", "--json"]);

@@ -359,19 +359,6 @@ fn an_incident_opened_by_hand_routes_by_its_priority_and_bad_input_is_refused() 
     assert!(stderr(&out).contains("pm.toml:2:"), "{}", stderr(&out));
 }
 
-/// The link under `path` in a mail's text, as a path and query on the public listener.
-fn link(text: &str, public: SocketAddr, path: &str) -> String {
-    let prefix = format!("http://{public}{path}");
-    let at = text
-        .find(&prefix)
-        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"));
-    let url: String = text[at..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
-    url[format!("http://{public}").len()..].to_owned()
-}
-
 #[test]
 fn an_update_reaches_the_subscribers_of_its_service_and_no_one_else() {
     let sink = SmtpSink::start();
@@ -405,9 +392,8 @@ fn an_update_reaches_the_subscribers_of_its_service_and_no_one_else() {
             sink.messages()
                 .into_iter()
                 .find(|m| m["to"].as_str() == Some(email))
-                .map(|m| SmtpSink::text(&m))
         });
-        let path = link(&confirm, public, "/api/v1/subscribe/confirm?token=");
+        let path = SmtpSink::link(&confirm, public, "/api/v1/subscribe/confirm?token=");
         assert_eq!(http(public, "POST", &path, &[], b"").unwrap().code, 200);
     }
     let detail = cli_json(

@@ -70,20 +70,6 @@ fn mail_to(d: &TestDaemon, sink: &SmtpSink, to: &str, subject: &str) -> Value {
     })
 }
 
-/// The link under `path` in a mail's text, as a path and query on the public listener.
-fn link(message: &Value, public: SocketAddr, path: &str) -> String {
-    let text = SmtpSink::text(message);
-    let prefix = format!("http://{public}{path}");
-    let at = text
-        .find(&prefix)
-        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"));
-    let url: String = text[at..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
-    url[format!("http://{public}").len()..].to_owned()
-}
-
 fn subscribe(public: SocketAddr, body: &str) -> upkeep_testkit::Answer {
     http(public, "POST", "/api/v1/subscribe", &[], body.as_bytes()).unwrap()
 }
@@ -144,7 +130,7 @@ fn double_opt_in_and_one_click_unsubscribe_end_to_end() {
         confirm["list_unsubscribe"].is_null(),
         "nothing to unsubscribe from yet"
     );
-    let confirm_path = link(&confirm, public, "/api/v1/subscribe/confirm?token=");
+    let confirm_path = SmtpSink::link(&confirm, public, "/api/v1/subscribe/confirm?token=");
     assert_eq!(subscribers(&d)[0]["confirmed"], Value::Null);
 
     // Before confirmation, a forged link is refused and nothing is confirmed.
@@ -185,7 +171,7 @@ fn double_opt_in_and_one_click_unsubscribe_end_to_end() {
     let now = d.advance_clock("1s");
     schedule(&d, now);
     let news = mail_to(&d, &sink, "ann@example.com", "计划维护");
-    let unsub = link(&news, public, "/api/v1/unsubscribe?token=");
+    let unsub = SmtpSink::link(&news, public, "/api/v1/unsubscribe?token=");
     assert_eq!(
         news["list_unsubscribe"].as_str().unwrap(),
         format!("<http://{public}{unsub}>")
@@ -241,7 +227,7 @@ fn double_opt_in_and_one_click_unsubscribe_end_to_end() {
     let a = subscribe(public, r#"{"email": "bob@example.com"}"#);
     assert_eq!(a.code, 202, "{}", a.text());
     let confirm = mail_to(&d, &sink, "bob@example.com", "Confirm your subscription");
-    let path = link(&confirm, public, "/api/v1/subscribe/confirm?token=");
+    let path = SmtpSink::link(&confirm, public, "/api/v1/subscribe/confirm?token=");
     d.advance_clock("49h");
     let late = http(public, "POST", &path, &[], b"").unwrap();
     assert_eq!(late.code, 410, "{}", late.text());
