@@ -176,9 +176,10 @@ impl Client {
             }
             Err(e) => return Err(self.protocol(e)),
         };
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| self.protocol(e))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(NoSigPipe(stream)))
+                .await
+                .map_err(|e| self.protocol(e))?;
         tokio::spawn(conn);
         let req = Request::builder()
             .method(method.clone())
@@ -249,6 +250,63 @@ impl Client {
         let resp = self.send(method, path, body).await?;
         let bytes = self.read_body(resp).await?;
         serde_json::from_slice(&bytes).map_err(|e| self.protocol(format!("unexpected answer: {e}")))
+    }
+}
+
+/// The socket to the daemon, written with `MSG_NOSIGNAL`: the CLI restores SIGPIPE's default
+/// (so that `upkeep logs | head` ends quietly), and a daemon that closes the connection while
+/// a request is being written (it is shutting down: `upkeep down` under load) would otherwise
+/// kill the CLI with SIGPIPE, exit status 141 and no word said. Now that write fails with
+/// EPIPE, which is an error like any other.
+struct NoSigPipe(tokio::net::UnixStream);
+
+impl tokio::io::AsyncRead for NoSigPipe {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for NoSigPipe {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::os::fd::AsRawFd;
+        use std::task::{Poll, ready};
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            let sent = self.0.try_io(tokio::io::Interest::WRITABLE, || {
+                nix::sys::socket::send(
+                    self.0.as_raw_fd(),
+                    buf,
+                    nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+                )
+                .map_err(std::io::Error::from)
+            });
+            match sent {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 

@@ -124,6 +124,59 @@ fn no_daemon_is_a_message_not_a_trace() {
     assert!(err.contains("hint: start it with `upkeep up`"), "{err}");
 }
 
+/// A daemon that hangs up while the CLI is still writing its request (as one does when it
+/// shuts down: `upkeep down` under load) is an error message and exit code 1, never a death by
+/// SIGPIPE with nothing said (status 141: the CLI restores SIGPIPE's default for its stdout).
+#[test]
+fn a_daemon_that_hangs_up_mid_request_is_an_error_not_a_sigpipe() {
+    let d = upkeep_testkit::TestDaemon::prepare(crate::BIN, "");
+    std::fs::create_dir_all(&d.data_dir).unwrap();
+    // Not a daemon: it takes each connection and closes it unread.
+    let listener = std::os::unix::net::UnixListener::bind(d.socket()).unwrap();
+    let server = std::thread::spawn(move || {
+        for _ in 0..3 {
+            let Ok((conn, _)) = listener.accept() else {
+                return;
+            };
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(conn);
+        }
+    });
+    // A body larger than the socket's buffer: the CLI is still writing when the peer closes.
+    let reason = "x".repeat(120_000);
+    let out = d.cli(&[
+        "maint",
+        "add",
+        "--kind",
+        "upgrade",
+        "--title",
+        &reason,
+        "--reason",
+        &reason,
+        "--alternative",
+        &reason,
+        "--start",
+        "2030-01-01T00:00:00Z",
+        "--for",
+        "1h",
+        "--services",
+        "web",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{:?}: {}",
+        out.status,
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("talking to the daemon"),
+        "{}",
+        stderr(&out)
+    );
+    drop(server);
+}
+
 /// A config named on purpose that cannot be read is an error, never a silent fall back to the
 /// default data dir (where another daemon may run: `stop all` would reach it).
 #[test]
