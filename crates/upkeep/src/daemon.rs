@@ -364,7 +364,26 @@ async fn run_async(
     ));
     let alive = open_private(&data_dir.join("alive"))?;
     let last_alive = takeover::last_alive(&alive);
+    let pending = takeover::Pending::at(&data_dir);
     if inherited.from_store {
+        let earlier = pending.read();
+        if !earlier.is_empty() {
+            // Earlier daemons started without the store and may have buried runs only it
+            // knew of: what this one did not stop or adopt is recorded now.
+            let skip = |name: &upkeep_core::ServiceName, pid: u32, ticks: u64| {
+                stopped.get(name) == Some(&pid)
+                    || upkeep_supervisor::procfs::start_ticks(pid) == Some(ticks)
+            };
+            match takeover::record_buried_starts(store.as_ref(), &earlier, skip, &events_tx, &clock)
+                .await
+            {
+                Ok(still) => pending.keep_only(&still),
+                Err(e) => tracing::warn!(
+                    "cannot look for runs only the store knew of; the next start looks again: {}",
+                    e.with_causes()
+                ),
+            }
+        }
         takeover::record_unwatched_time(last_alive, store.as_ref(), &events_tx, started).await;
         takeover::record_cut_runs(
             &config,
@@ -388,6 +407,8 @@ async fn run_async(
             "starting without the store: desired states and maintenance from {}, the rest once it is back",
             crate::intent::path(&data_dir).display()
         );
+        // Before any service starts (its start would bury the last daemon's under its own).
+        pending.add(started);
     }
 
     let cancel = CancellationToken::new();
@@ -509,9 +530,7 @@ async fn run_async(
         .run(),
     );
     tokio::spawn(route_heals(daemon.clone(), heal_rx));
-    if let Some(later) = later {
-        tokio::spawn(takeover::later(daemon.clone(), later));
-    }
+    let later = later.map(|l| tokio::spawn(takeover::later(daemon.clone(), l)));
     tokio::spawn(crate::intent::keep_store_in_step(
         intent,
         store.clone(),
@@ -663,6 +682,15 @@ async fn run_async(
     let keep = upkeep_store::rollup::store_latency(store.as_ref(), &latency, None);
     if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(5), keep).await {
         tracing::warn!("probe latency of this hour not stored: {}", e.with_causes());
+    }
+    // What the store alone knew of the last daemons, if it is being taken up now: finished,
+    // so that what it records is stored before state drains (else, or with the store away,
+    // the next start takes it up: `takeover::Pending`).
+    if let Some(mut later) = later {
+        if daemon.store_health.borrow().reachable {
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut later).await;
+        }
+        later.abort();
     }
     drop(daemon);
     // Sources are done: let state drain into the store writer, then let the writer finish.

@@ -82,18 +82,31 @@ pub async fn inherit(
             .clone()
             .wait_for(|h| h.journaled == 0 || !h.reachable)
             .await;
-        match tokio::try_join!(store.services(), store.unfinished()) {
-            Ok((records, unfinished)) => {
-                return Inherited {
-                    records: records.into_iter().map(|r| (r.name.clone(), r)).collect(),
-                    unfinished,
-                    from_store: true,
-                };
+        // Given up waiting because the store stopped answering (under load, a pool timeout
+        // will do): what it holds lacks the journaled events, the last daemon's latest starts
+        // among them, and a run record taken for ended on its word would be forgotten before
+        // the run's start is stored, leaving that start without an end. `later` reads it once
+        // it holds them.
+        let journaled = health.borrow().journaled;
+        if journaled > 0 {
+            tracing::warn!(
+                journaled,
+                "the store does not hold what the last daemon journaled yet; starting on the data dir's copy"
+            );
+        } else {
+            match tokio::try_join!(store.services(), store.unfinished()) {
+                Ok((records, unfinished)) => {
+                    return Inherited {
+                        records: records.into_iter().map(|r| (r.name.clone(), r)).collect(),
+                        unfinished,
+                        from_store: true,
+                    };
+                }
+                Err(e) => tracing::error!(
+                    "cannot read what the last daemon left from the store; starting on the data dir's copy: {}",
+                    e.with_causes()
+                ),
             }
-            Err(e) => tracing::error!(
-                "cannot read what the last daemon left from the store; starting on the data dir's copy: {}",
-                e.with_causes()
-            ),
         }
     }
     let unfinished = intent
@@ -170,17 +183,6 @@ pub async fn stop_stale_processes(
         .filter(|r| !adopted.contains(r.name.as_str()))
         .filter_map(|r| Some((r.name.clone(), r.running?.0)))
         .collect();
-    for (name, left) in &leftovers {
-        if let Ok(n) = ServiceName::new(name.as_str()) {
-            let pid = left
-                .pgids
-                .first()
-                .or(left.pids.first())
-                .copied()
-                .unwrap_or(0);
-            stale.entry(n).or_insert(pid);
-        }
-    }
     // A record whose run the store (read at this start: `store_known`) already knows ended,
     // with nothing of it left, is done with: forgotten, and no second `stale_stopped` (a job,
     // or a service stopped since, would be "left running" at every start). Any other record
@@ -199,6 +201,20 @@ pub async fn stop_stale_processes(
             done.push(name.clone());
         } else {
             stale.entry(n).or_insert(*pid);
+        }
+    }
+    // A leftover no record names (found by its cgroup or mark): named by its group, the
+    // nearest to its leader there is. (After the records: a leader gone, its `setsid` child's
+    // group is not the run that started.)
+    for (name, left) in &leftovers {
+        if let Ok(n) = ServiceName::new(name.as_str()) {
+            let pid = left
+                .pgids
+                .first()
+                .or(left.pids.first())
+                .copied()
+                .unwrap_or(0);
+            stale.entry(n).or_insert(pid);
         }
     }
     for (name, pid) in &stale {
@@ -398,7 +414,7 @@ pub struct Later {
 pub async fn later(daemon: Arc<Daemon>, l: Later) {
     l.store.opened().await;
     let mut backoff = Duration::from_secs(1);
-    let (records, unfinished, last, left) = loop {
+    let (records, unfinished, last) = loop {
         // An empty journal once the store is open: every journaled event of the last
         // daemons is stored (the journal is stored from its front).
         let mut health = daemon.store_health.clone();
@@ -409,8 +425,7 @@ pub async fn later(daemon: Arc<Daemon>, l: Later) {
         match tokio::try_join!(
             store.services(),
             store.unfinished(),
-            store.report_inputs(l.started, l.started),
-            store.running_before(l.started)
+            store.report_inputs(l.started, l.started)
         ) {
             Ok(read) => break read,
             Err(e) => {
@@ -454,17 +469,33 @@ pub async fn later(daemon: Arc<Daemon>, l: Later) {
         }
     }
     // Processes only the store knew of (the run records knew of the rest, and stopped them):
-    // gone, and not this daemon's. As the store stood when this daemon started, from the
-    // events dated before it: by now `records` name the processes this daemon started while
-    // the store was away. (A daemon killed after it cleared a run's record at its end and
-    // before the `exited` was kept leaves that run known to the store alone.)
-    for (name, (pid, ticks)) in left {
-        let ours = snapshot.services.get(&name).and_then(|s| s.pid) == Some(pid);
-        if !ours && l.stopped.get(&name) != Some(&pid) && procfs::start_ticks(pid) != Some(ticks) {
-            let _ = events
-                .send(daemon.clock.event(&name, EventKind::StaleStopped { pid }))
-                .await;
-        }
+    // gone, and not this daemon's. As the store stood when this daemon started, and when
+    // each earlier daemon that started without it did (`pending`: one killed before this
+    // point buried what only the store knew under starts of its own).
+    let pending = Pending::at(&daemon.data_dir);
+    let mut boundaries = pending.read();
+    if !boundaries.contains(&l.started) {
+        boundaries.push(l.started);
+    }
+    let skip = |name: &ServiceName, pid: u32, ticks: u64| {
+        snapshot.services.get(name).and_then(|s| s.pid) == Some(pid)
+            || l.stopped.get(name) == Some(&pid)
+            || procfs::start_ticks(pid) == Some(ticks)
+    };
+    match record_buried_starts(
+        daemon.store.as_ref(),
+        &boundaries,
+        skip,
+        events,
+        &daemon.clock,
+    )
+    .await
+    {
+        Ok(still) => pending.keep_only(&still),
+        Err(e) => tracing::warn!(
+            "cannot look for runs only the store knew of; the next start looks again: {}",
+            e.with_causes()
+        ),
     }
     record_cut_runs(
         &l.config,
@@ -503,10 +534,184 @@ pub async fn later(daemon: Arc<Daemon>, l: Later) {
     }
 }
 
+/// `<data_dir>/takeover-pending`: the start times (ms, a line each) of daemons that started
+/// without the store, so could not yet take up the runs only the store knew of (a daemon
+/// killed after it cleared a run's record at its end and before its `exited` was kept leaves
+/// that run known to the store alone). One killed before its [`later`] did buries those runs
+/// under starts of its own, where the next daemon, looking at each service's last start
+/// only, would never see them. So each such time stays here until a daemon that reads the
+/// store found nothing left to record as of it ([`record_buried_starts`]).
+pub struct Pending(std::path::PathBuf);
+
+impl Pending {
+    pub fn at(data_dir: &std::path::Path) -> Self {
+        Self(data_dir.join("takeover-pending"))
+    }
+
+    pub fn read(&self) -> Vec<jiff::Timestamp> {
+        std::fs::read_to_string(&self.0)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse::<i64>().ok())
+            .filter_map(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+            .collect()
+    }
+
+    /// Adds `started`, durably, before this daemon starts any service.
+    pub fn add(&self, started: jiff::Timestamp) {
+        let mut all = self.read();
+        all.push(started);
+        self.keep_only(&all);
+    }
+
+    /// Leaves only `times` (none: the file goes), replaced at once.
+    pub fn keep_only(&self, times: &[jiff::Timestamp]) {
+        let result = if times.is_empty() {
+            match std::fs::remove_file(&self.0) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        } else {
+            let text: String = times
+                .iter()
+                .map(|t| format!("{}\n", t.as_millisecond()))
+                .collect();
+            crate::ops::reload::write_config(&self.0, &text)
+        };
+        if let Err(e) = result {
+            tracing::error!(path = %self.0.display(), "cannot keep the starts to look at again: {e}");
+        }
+    }
+}
+
+/// For each time in `boundaries`, each service's last start before it (the store's
+/// `running_before`) with no end on record since, and not `skip`ped (ours, stopped by this
+/// daemon, or still running), is recorded `stale_stopped`. Answers the times something was
+/// recorded for: to look at again once that is stored.
+pub async fn record_buried_starts(
+    store: &dyn Store,
+    boundaries: &[jiff::Timestamp],
+    skip: impl Fn(&ServiceName, u32, u64) -> bool,
+    events: &mpsc::Sender<Event>,
+    clock: &Clock,
+) -> Result<Vec<jiff::Timestamp>, upkeep_store::Error> {
+    let mut still = Vec::new();
+    let mut recorded = std::collections::BTreeSet::new();
+    for b in boundaries {
+        let mut any = false;
+        for (name, (pid, ticks)) in store.running_before(*b).await? {
+            if skip(&name, pid, ticks) || recorded.contains(&(name.clone(), pid)) {
+                continue;
+            }
+            if ended_since_start(store, &name, pid, ticks).await? {
+                continue;
+            }
+            tracing::info!(service = %name, pid, "a run only the store knew of ended unseen");
+            let _ = events
+                .send(clock.event(&name, EventKind::StaleStopped { pid }))
+                .await;
+            recorded.insert((name, pid));
+            any = true;
+        }
+        if any {
+            still.push(*b);
+        }
+    }
+    Ok(still)
+}
+
+/// Whether the store holds an end (`exited`, `stale_stopped`) of the run of `pid` that began
+/// with `ticks`: newer than its start, among the service's latest events.
+async fn ended_since_start(
+    store: &dyn Store,
+    name: &ServiceName,
+    pid: u32,
+    ticks: u64,
+) -> Result<bool, upkeep_store::Error> {
+    for e in store.events(Some(name), 10_000).await? {
+        let same = e.detail["pid"].as_u64() == Some(u64::from(pid));
+        match e.kind.as_str() {
+            "exited" | "stale_stopped" if same => return Ok(true),
+            "started" if same && e.detail["start_ticks"].as_u64() == Some(ticks) => {
+                return Ok(false);
+            }
+            _ => {}
+        }
+    }
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use upkeep_core::report::{ReportInputs, Transition};
+
+    /// A run only the store knew of (its record cleared at its end, its `exited` lost), then a
+    /// daemon that started without the store, started the service again and was killed: the
+    /// run is buried under that start, and found as of the pending time; a run that ended on
+    /// record is not recorded again, and a time that needed nothing is dropped.
+    #[tokio::test]
+    async fn a_run_buried_by_a_daemon_that_started_without_the_store_is_recorded() {
+        use upkeep_store::EventLog;
+        let dir = tempfile::tempdir().unwrap();
+        let node = upkeep_store::Node {
+            id: "n".into(),
+            name: "n".into(),
+        };
+        let store = upkeep_store::open(
+            &upkeep_store::Location::Sqlite(dir.path().join("s.db")),
+            &node,
+        )
+        .await
+        .unwrap();
+        let web = ServiceName::new("web").unwrap();
+        let ev = |at: i64, kind: EventKind| Event {
+            at: t(at),
+            service: Some(web.clone()),
+            kind,
+        };
+        let started = |pid: u32| EventKind::Started {
+            pid,
+            start_ticks: u64::from(pid) * 10,
+            by: upkeep_core::Actor::Upkeep,
+        };
+        store
+            .append(
+                1,
+                &[
+                    ev(1, started(100)),
+                    // A daemon starts at 2 without the store, starts 200; 200 ends on record.
+                    ev(3, started(200)),
+                    ev(4, EventKind::StaleStopped { pid: 200 }),
+                    // Another starts at 5, starts 300, is killed.
+                    ev(6, started(300)),
+                ],
+            )
+            .await
+            .unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        let clock = Clock::default();
+        let still = record_buried_starts(&store, &[t(2), t(5)], |_, _, _| false, &tx, &clock)
+            .await
+            .unwrap();
+        drop(tx);
+        let mut sent = Vec::new();
+        while let Some(e) = rx.recv().await {
+            sent.push(e.kind);
+        }
+        assert_eq!(sent, vec![EventKind::StaleStopped { pid: 100 }]);
+        assert_eq!(still, vec![t(2)]);
+        // Once recorded, nothing more as of that time.
+        store
+            .append(5, &[ev(7, EventKind::StaleStopped { pid: 100 })])
+            .await
+            .unwrap();
+        let (tx, _rx) = mpsc::channel(16);
+        let still = record_buried_starts(&store, &[t(2)], |_, _, _| false, &tx, &clock)
+            .await
+            .unwrap();
+        assert!(still.is_empty(), "{still:?}");
+    }
 
     fn t(s: i64) -> jiff::Timestamp {
         jiff::Timestamp::from_second(1_700_000_000 + s).unwrap()
