@@ -100,14 +100,10 @@ pub(super) struct Refused(pub(super) upkeep_core::api::ErrorBody);
 
 pub(super) fn refused(e: ClientError) -> anyhow::Error {
     match e {
-        ClientError::Api { status, body }
-            if matches!(
-                status,
-                hyper::StatusCode::NOT_FOUND | hyper::StatusCode::CONFLICT
-            ) =>
-        {
-            Refused(body).into()
-        }
+        ClientError::Api {
+            status: hyper::StatusCode::NOT_FOUND | hyper::StatusCode::CONFLICT,
+            body,
+        } => Refused(body).into(),
         other => other.into(),
     }
 }
