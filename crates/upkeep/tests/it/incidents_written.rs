@@ -2,7 +2,7 @@
 //! (aiosmtpd) and its public status page. An update written with the CLI goes out as a mail
 //! by the incident's priority and shows (escaped) in the incident's timeline on the page; an
 //! incident resolved by hand stays resolved when the probes see the service back, and sends
-//! no second resolution; the post-mortem shows in the history and in `upkeep incident show`;
+//! no second resolution, and the service down again at once is a new incident; the post-mortem shows in the history and in `upkeep incident show`;
 //! an incident opened by hand for a third party carries its title; bad input is a 4xx.
 
 use std::net::{SocketAddr, TcpListener};
