@@ -246,6 +246,11 @@ pub enum EventKind {
         incident: i64,
         note: crate::incident::Note,
         by: Actor,
+        /// When the incident's outage began (its identity with the service): how the status
+        /// machine knows a hand resolution closes the incident it holds open. None in events
+        /// stored before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<Timestamp>,
     },
     /// Maintenance began: until `until` (or until ended), the service is in maintenance.
     /// Planned work, not an intervention.

@@ -36,6 +36,8 @@ pub struct IncidentPlanner {
     pub wake: Arc<Notify>,
     /// Subscribers' links are signed with these; None: subscribers get no incident notices.
     pub keys: Option<crate::SubscriptionKeys>,
+    /// Subscribers hear of these services' incidents only (not `public = false`).
+    pub public: crate::PublicServices,
 }
 
 impl IncidentPlanner {
@@ -126,10 +128,10 @@ impl IncidentPlanner {
             written: None,
         };
         let rows = self.config.incident_rows(&self.node, &news);
-        let fanout = self
-            .keys
-            .as_ref()
-            .and_then(|k| self.config.incident_fanout(&self.node, &news, k));
+        let fanout = self.keys.as_ref().and_then(|k| {
+            self.config
+                .incident_fanout(&self.node, &news, k, &self.public.get())
+        });
         let subject = incident_subject(service, since);
         let kind = if resolved.is_some() {
             "incident_resolved"

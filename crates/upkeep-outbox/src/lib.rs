@@ -55,6 +55,6 @@ pub use render::{
 };
 pub use route::{ChannelSpec, Facts, NotifyConfig, Rate, Route, Target, default_routes};
 pub use subscription::{
-    ConfirmToken, SubscriberFanout, SubscribersConfig, SubscriptionKeys, TokenError,
-    UnsubscribeToken, confirm_url, subscriber_lang, unsubscribe_url,
+    ConfirmToken, PublicServices, SubscriberFanout, SubscribersConfig, SubscriptionKeys,
+    TokenError, UnsubscribeToken, confirm_url, subscriber_lang, unsubscribe_url,
 };

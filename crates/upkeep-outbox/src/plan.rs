@@ -201,6 +201,42 @@ impl NotifyConfig {
         (base, services, subject, origin)
     }
 
+    /// The rows of an incident whose priority became `n.priority` (from `was`, as it was
+    /// in effect): an update saying so (`incident_updated`, titled with the new priority,
+    /// its reason `P3 → P1`) for the targets the new priority reaches and the old one did
+    /// not, since those never heard of the incident; none for the others, who did. (A
+    /// priority routes; it is no news to the public: subscribers get nothing.) `n.written`
+    /// carries the key that makes this change's rows its own.
+    pub fn priority_rows(
+        &self,
+        node: &str,
+        n: &IncidentNews,
+        was: IncidentPriority,
+    ) -> Vec<NewNotice> {
+        let (mut base, services, subject, origin) = self.incident_notice(n);
+        base.kind = NoticeKind::IncidentUpdated;
+        let title = n.title.clone().unwrap_or_else(|| n.service.to_string());
+        base.title = format!("{title} ({})", n.priority);
+        base.reason = format!("{was} → {}", n.priority);
+        let heard: Vec<(String, String)> = self
+            .targets(&Facts {
+                kind: base.kind,
+                priority: notice_priority(was),
+                services: &services,
+            })
+            .into_iter()
+            .map(|t| (t.channel, t.recipient))
+            .collect();
+        self.rows(node, &base, &services, &subject, &origin)
+            .into_iter()
+            .filter(|r| {
+                !heard
+                    .iter()
+                    .any(|(c, to)| *c == r.channel && *to == r.recipient)
+            })
+            .collect()
+    }
+
     /// A test notice through `channel` (to `to`, or the channel's own recipients), whatever
     /// the routes say. `nonce` makes each test a notice of its own.
     pub fn test_rows(
@@ -472,6 +508,27 @@ mod tests {
         );
         assert!(!a.is_empty());
         assert_ne!(a[0].key, b[0].key);
+        // Raised from P3 to P1: only what emergencies reach and important news does not
+        // (the webhook) hears of it; lowered, or unchanged, no one new does.
+        let raised = c.priority_rows(
+            "n",
+            &news(IncidentPriority::P1, IncidentStatus::Investigating, "p1"),
+            IncidentPriority::P3,
+        );
+        let to: Vec<&str> = raised.iter().map(|r| r.channel.as_str()).collect();
+        assert_eq!(to, ["hook"], "{raised:?}");
+        let n: Notice = serde_json::from_str(&raised[0].notice).unwrap();
+        assert_eq!(n.kind, NoticeKind::IncidentUpdated);
+        assert_eq!(n.title, "payments down (P1)");
+        assert_eq!(n.reason, "P3 → P1");
+        assert_eq!(n.priority, Priority::Emergency);
+        for (now, was) in [
+            (IncidentPriority::P3, IncidentPriority::P1),
+            (IncidentPriority::P2, IncidentPriority::P3),
+        ] {
+            let rows = c.priority_rows("n", &news(now, IncidentStatus::Investigating, "p"), was);
+            assert!(rows.is_empty(), "{was} → {now}: {rows:?}");
+        }
         assert_eq!(
             a,
             c.incident_rows(

@@ -13,6 +13,8 @@
 //! rows are made here, pure: [`SubscriberFanout`] is handed to the store, which calls it with
 //! the confirmed subscribers inside the transaction that decides the notice.
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -25,6 +27,27 @@ use upkeep_store::{NewNotice, SUBSCRIBER_KEY_PREFIX, Subscriber, SubscriberRows}
 use crate::notice::{AffectedService, Impact, Notice, NoticeKind, Priority};
 use crate::plan::{IncidentNews, WindowStep, keyed};
 use crate::route::NotifyConfig;
+
+/// The services the public may hear of (not `public = false`): what subscribers may name
+/// and what their notices tell of. One set, shared by the daemon's subscription desk and
+/// the incident planner, and replaced by each reload.
+#[derive(Debug, Clone, Default)]
+pub struct PublicServices(Arc<RwLock<BTreeSet<ServiceName>>>);
+
+impl PublicServices {
+    pub fn new(services: BTreeSet<ServiceName>) -> Self {
+        Self(Arc::new(RwLock::new(services)))
+    }
+
+    /// The set as of now (a poisoned lock still holds a whole set: it is only ever replaced).
+    pub fn get(&self) -> BTreeSet<ServiceName> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, services: BTreeSet<ServiceName>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = services;
+    }
+}
 
 /// `[notify.subscribers]`, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -278,40 +301,55 @@ impl NotifyConfig {
     }
 
     /// The subscribers' rows of a window's step, for the store to make in its transaction;
-    /// None when subscribers do not get this step.
+    /// None when subscribers do not get this step, or it affects no `public` service.
     pub fn window_fanout(
         &self,
         node: &str,
         w: &WindowStep,
         keys: &SubscriptionKeys,
+        public: &BTreeSet<ServiceName>,
     ) -> Option<SubscriberFanout> {
-        let (base, services, subject, origin) = self.window_notice(w);
-        self.fanout(node, base, services, subject, origin, keys)
+        self.fanout(node, self.window_notice(w), keys, public)
     }
 
-    /// The subscribers' rows of an incident's news; None when they do not get it.
+    /// The subscribers' rows of an incident's news; None when they do not get it, or its
+    /// service is not `public`.
     pub fn incident_fanout(
         &self,
         node: &str,
         n: &IncidentNews,
         keys: &SubscriptionKeys,
+        public: &BTreeSet<ServiceName>,
     ) -> Option<SubscriberFanout> {
         let (mut base, services, subject, origin) = self.incident_notice(n);
         // The public hears no runbook (it may name internal hosts).
         base.runbook = None;
-        self.fanout(node, base, services, subject, origin, keys)
+        self.fanout(node, (base, services, subject, origin), keys, public)
     }
 
+    /// The subscribers' rows of a notice about `services`: of the `public` ones only (a
+    /// subscriber of every service hears of no hidden one, and a notice names none), and
+    /// none when every service it is about is hidden.
+    /// `notice`: the notice, the services it is about, its subject and what makes its rows'
+    /// keys unique (as `window_notice` and `incident_notice` make them).
     fn fanout(
         &self,
         node: &str,
-        base: Notice,
-        services: Vec<ServiceName>,
-        subject: String,
-        origin: String,
+        notice: (Notice, Vec<ServiceName>, String, String),
         keys: &SubscriptionKeys,
+        public: &BTreeSet<ServiceName>,
     ) -> Option<SubscriberFanout> {
+        let (mut base, services, subject, origin) = notice;
         let (c, url) = self.subscribers_for(base.kind)?;
+        let about_some = !services.is_empty();
+        let services: Vec<ServiceName> = services
+            .into_iter()
+            .filter(|s| public.contains(s))
+            .collect();
+        if about_some && services.is_empty() {
+            return None;
+        }
+        base.services.retain(|a| public.contains(&a.name));
         Some(SubscriberFanout {
             node: node.to_owned(),
             channel: c.channel.clone(),
@@ -379,6 +417,92 @@ impl NotifyConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subscribers_hear_of_public_services_only() {
+        let mut c = crate::route::tests::config(None);
+        c.public_url = Some("https://status.example.com/".parse().unwrap());
+        c.subscribers = Some(SubscribersConfig {
+            channel: "mail".into(),
+            notices: SubscribersConfig::default_notices(),
+            confirm_within: Duration::from_secs(3600),
+            secret_env: None,
+            secret_file: None,
+        });
+        let keys = SubscriptionKeys::new(b"k".to_vec());
+        let name = |n: &str| ServiceName::new(n).unwrap();
+        let public: BTreeSet<ServiceName> = [name("web")].into();
+        let mut all = sub("all@example.com");
+        let mut secret = sub("secret@example.com");
+        secret.id = 8;
+        secret.services = vec!["secret".into()];
+        for s in [&mut all, &mut secret] {
+            s.confirmed = Some(s.created);
+        }
+        let subscribers = [all, secret];
+        let at: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let spec = |services: &[&str]| upkeep_core::window::WindowSpec {
+            kind: upkeep_core::window::WindowKind::Maintenance,
+            title: "disks".into(),
+            reason: "new disks".into(),
+            start: at,
+            end: at + SignedDuration::from_hours(1),
+            tz: "UTC".into(),
+            repeat: None,
+            services: services
+                .iter()
+                .map(|s| upkeep_core::window::AffectedService {
+                    service: name(s),
+                    impact: upkeep_core::window::Impact::Outage,
+                })
+                .collect(),
+            alternative: String::new(),
+            follow_up: String::new(),
+            priority: None,
+        };
+        fn step(spec: &upkeep_core::window::WindowSpec) -> WindowStep<'_> {
+            WindowStep {
+                id: 1,
+                spec,
+                occurrence: spec.start,
+                end: spec.end,
+                step: upkeep_core::window::Step::Announced,
+                at: spec.start,
+            }
+        }
+        // A window on a hidden service alone: no subscriber hears of it.
+        let hidden = spec(&["secret"]);
+        assert!(
+            c.window_fanout("n", &step(&hidden), &keys, &public)
+                .is_none()
+        );
+        // On both: those who follow everything hear of the public one, and only of it.
+        let both = spec(&["web", "secret"]);
+        let rows = c
+            .window_fanout("n", &step(&both), &keys, &public)
+            .unwrap()
+            .rows(&subscribers);
+        let to: Vec<&str> = rows.iter().map(|r| r.recipient.as_str()).collect();
+        assert_eq!(to, ["all@example.com"]);
+        let n: Notice = serde_json::from_str(&rows[0].notice).unwrap();
+        let named: Vec<&str> = n.services.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(named, ["web"]);
+        // An incident of a hidden service: none of them.
+        let news = IncidentNews {
+            service: name("secret"),
+            since: at,
+            reason: "down".into(),
+            resolved: None,
+            seq: 1,
+            incident_id: Some(1),
+            priority: upkeep_core::incident::IncidentPriority::P3,
+            title: None,
+            written: None,
+        };
+        assert!(c.incident_fanout("n", &news, &keys, &public).is_none());
+        // Operators' routes still hear of it.
+        assert!(!c.incident_rows("n", &news).is_empty());
+    }
 
     fn sub(email: &str) -> Subscriber {
         Subscriber {
@@ -483,7 +607,7 @@ mod tests {
                 at: spec.start,
             };
             let rows = c
-                .window_fanout("n", &step, &keys)
+                .window_fanout("n", &step, &keys, &BTreeSet::new())
                 .unwrap()
                 .rows(std::slice::from_ref(&s));
             assert_eq!(rows.len(), 1);

@@ -14,6 +14,9 @@
 //! - an outage (down, recovering or failed) that lasts `incident_after` opens an incident,
 //!   dated from the outage's start; recovery (up or degraded) resolves it with its duration;
 //! - down again within [`FLAP_WINDOW`] of a recovery reopens the same incident;
+//! - an incident a person resolved (`upkeep incident resolve`) while its outage goes on is
+//!   closed for this machine too: no new incident for that outage, no resolution when it
+//!   ends; the next outage opens a new one (never reopens the person's);
 //! - in maintenance the state is `maintenance` whatever the process and probes say: no heal,
 //!   no incident (an open one is resolved: the outage became planned work); it ends when an
 //!   operator ends it or at its `until`, and the state is judged afresh;
@@ -139,6 +142,8 @@ pub struct ServiceModel {
     stuck: bool,
     /// A job whose last run failed.
     job_failed: bool,
+    /// A person resolved the current outage's incident: no incident for it until it ends.
+    resolved_by_hand: bool,
 }
 
 impl ServiceModel {
@@ -166,6 +171,7 @@ impl ServiceModel {
             drill: false,
             stuck: false,
             job_failed: false,
+            resolved_by_hand: false,
         };
         m.set_spec(spec);
         m
@@ -211,6 +217,24 @@ impl ServiceModel {
         if u.maintenance.is_some() {
             self.status.maintenance = u.maintenance;
         }
+    }
+
+    /// A person resolved the incident whose outage began at `since` (stored in
+    /// milliseconds): if it is the one this machine holds open, it is closed without a
+    /// resolution of the machine's own (the person's went out), and not reopened.
+    fn resolve_by_hand(&mut self, since: Timestamp) {
+        let Some(inc) = self
+            .incident
+            .as_mut()
+            .filter(|i| i.open && i.since.as_millisecond() == since.as_millisecond())
+        else {
+            return;
+        };
+        inc.open = false;
+        // Not a recovery: a down again soon after must not reopen it.
+        inc.resolved_at = None;
+        self.status.incident_since = None;
+        self.resolved_by_hand = self.outage_since.is_some();
     }
 
     fn reset_probes(&mut self) {
@@ -358,6 +382,11 @@ impl ServiceModel {
                 });
             }
             EventKind::MaintenanceEnded { .. } => s.maintenance = None,
+            EventKind::IncidentNoted {
+                note: upkeep_core::incident::Note::Resolved,
+                since: Some(since),
+                ..
+            } => self.resolve_by_hand(*since),
             EventKind::DrillStarted { .. } => self.drill = true,
             EventKind::DrillCompleted { .. } | EventKind::DrillAborted { .. } => self.drill = false,
             EventKind::ProbeChanged {
@@ -455,6 +484,7 @@ impl ServiceModel {
             {
                 self.outage_since = None;
                 self.recovering = false;
+                self.resolved_by_hand = false;
                 // The drill's outage is over (also when the drill itself gave up waiting).
                 self.drill = false;
                 if let Some(inc) = self.incident.as_mut().filter(|i| i.open) {
@@ -523,6 +553,7 @@ impl ServiceModel {
             return Vec::new();
         };
         if self.incident.as_ref().is_some_and(|i| i.open)
+            || self.resolved_by_hand
             || now < add(since, self.spec.incident_after)
         {
             return Vec::new();
@@ -568,7 +599,7 @@ impl ServiceModel {
         let maintenance_end = self.status.maintenance.as_ref().and_then(|m| m.until);
         let incident = self
             .outage_since
-            .filter(|_| !self.incident.as_ref().is_some_and(|i| i.open))
+            .filter(|_| !self.incident.as_ref().is_some_and(|i| i.open) && !self.resolved_by_hand)
             .map(|since| add(since, self.spec.incident_after));
         let ready = self.ready_deadline().map(|(at, _)| at);
         [maintenance_end, incident, ready]
@@ -1192,6 +1223,51 @@ mod tests {
         // Long after, a new outage is a new incident.
         let out = run(&mut m, vec![(1000, probe("tcp", Health::Down))]);
         assert!(out.contains(&"incident_opened".to_string()), "{out:?}");
+    }
+
+    #[test]
+    fn an_incident_resolved_by_hand_stays_resolved_and_the_next_outage_is_a_new_one() {
+        let mut m = ServiceModel::new(
+            ServiceName::new("db").unwrap(),
+            ServiceSpec {
+                managed: false,
+                heal: false,
+                probes: vec!["tcp".into()],
+                ..Default::default()
+            },
+        );
+        let by_hand = |since: i64| IncidentNoted {
+            incident: 7,
+            note: upkeep_core::incident::Note::Resolved,
+            by: Actor::Operator,
+            since: Some(t(since)),
+        };
+        let out = run(
+            &mut m,
+            vec![
+                (0, probe("tcp", Health::Up)),
+                (10, probe("tcp", Health::Down)),
+                // Someone else's incident (another start): nothing changes.
+                (15, by_hand(11)),
+            ],
+        );
+        assert_eq!(out, ["up", "down", "incident_opened"]);
+        assert_eq!(m.status.incident_since, Some(t(10)));
+        // Resolved by hand while still down: nothing opens again for this outage, and its
+        // end resolves nothing.
+        let out = run(&mut m, vec![(20, by_hand(10))]);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(m.status.incident_since, None);
+        assert_eq!(m.deadline(), None, "no incident is due for this outage");
+        assert!(m.tick(t(500)).is_empty());
+        let out = run(&mut m, vec![(30, probe("tcp", Health::Up))]);
+        assert_eq!(out, ["up"]);
+        // Down again within the flap window: a new incident, not the person's reopened.
+        let out = run(&mut m, vec![(40, probe("tcp", Health::Down))]);
+        assert_eq!(out, ["down", "incident_opened"]);
+        assert_eq!(m.status.incident_since, Some(t(40)));
+        let out = run(&mut m, vec![(50, probe("tcp", Health::Up))]);
+        assert_eq!(out, ["up", "incident_resolved"]);
     }
 
     #[test]

@@ -210,7 +210,7 @@ forward! { crate::Notes {}:
     fn incident_notes(&self, id: i64) -> Result<Option<upkeep_core::incident::IncidentNotes>, Error>;
     fn write_update(&self, w: crate::WriteUpdate<'_>) -> Result<crate::Noted, Error>;
     fn open_by_hand(&self, o: crate::OpenByHand<'_>) -> Result<i64, Error>;
-    fn set_incident_priority(&self, id: i64, priority: upkeep_core::incident::IncidentPriority) -> Result<crate::Noted, Error>;
+    fn set_incident_priority(&self, id: i64, priority: upkeep_core::incident::IncidentPriority, at: jiff::Timestamp, plan: crate::Plan<'_>) -> Result<crate::Noted, Error>;
     fn set_postmortem(&self, id: i64, pm: &upkeep_core::incident::WrittenPostmortem) -> Result<crate::Noted, Error>;
     fn recent_updates(&self, limit: u32) -> Result<Vec<upkeep_core::incident::PublicUpdate>, Error>;
 }

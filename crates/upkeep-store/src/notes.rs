@@ -71,10 +71,14 @@ pub trait Notes: Send + Sync {
     async fn write_update(&self, w: WriteUpdate<'_>) -> Result<Noted, Error>;
     /// Opens an incident; returns its id.
     async fn open_by_hand(&self, o: OpenByHand<'_>) -> Result<i64, Error>;
+    /// Sets an open incident's priority, with the notices `plan` makes (to the routes the
+    /// new priority reaches and the old one did not), in one transaction.
     async fn set_incident_priority(
         &self,
         id: i64,
         priority: IncidentPriority,
+        at: Timestamp,
+        plan: Plan<'_>,
     ) -> Result<Noted, Error>;
     /// Writes (or rewrites) the post-mortem of incident `id`, resolved or not.
     async fn set_postmortem(&self, id: i64, pm: &WrittenPostmortem) -> Result<Noted, Error>;
@@ -288,6 +292,8 @@ impl Notes for SqlStore {
         &self,
         id: i64,
         priority: IncidentPriority,
+        at: Timestamp,
+        plan: Plan<'_>,
     ) -> Result<Noted, Error> {
         let mut tx = self.pool.begin().await.map_err(q("begin"))?;
         if let Some(refused) = self.hold_open(&mut tx, id, None).await? {
@@ -300,6 +306,7 @@ impl Notes for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(q("set an incident's priority"))?;
+        self.insert_planned(&mut tx, plan(id), at).await?;
         tx.commit()
             .await
             .map_err(q("commit an incident's priority"))?;
@@ -411,7 +418,7 @@ mod tests {
         assert!(matches!(done, Noted::Done(_)));
         assert_eq!(
             store
-                .set_incident_priority(id, IncidentPriority::P1)
+                .set_incident_priority(id, IncidentPriority::P1, t(90), &nothing)
                 .await
                 .unwrap(),
             Noted::Done(id)
@@ -430,14 +437,14 @@ mod tests {
         );
         assert_eq!(
             store
-                .set_incident_priority(id, IncidentPriority::P4)
+                .set_incident_priority(id, IncidentPriority::P4, t(130), &nothing)
                 .await
                 .unwrap(),
             Noted::Resolved
         );
         assert_eq!(
             store
-                .set_incident_priority(id + 100, IncidentPriority::P4)
+                .set_incident_priority(id + 100, IncidentPriority::P4, t(130), &nothing)
                 .await
                 .unwrap(),
             Noted::NotFound
@@ -529,5 +536,94 @@ mod tests {
             .unwrap();
         let i = &store.incidents(None, 1).await.unwrap()[0];
         assert_eq!(i.resolved, Some(t(20)), "resolved when the person said so");
+        // Down again within the flap window: the probes' reopening leaves it resolved.
+        store
+            .append(
+                3,
+                &[ev(
+                    t(100),
+                    EventKind::IncidentReopened {
+                        since: t(0),
+                        reason: "down".into(),
+                    },
+                )],
+            )
+            .await
+            .unwrap();
+        let i = &store.incidents(None, 1).await.unwrap()[0];
+        assert_eq!(i.resolved, Some(t(20)), "a hand resolution is not reopened");
+    }
+
+    #[tokio::test]
+    async fn an_incident_opened_by_hand_is_not_taken_up_by_the_next_daemon() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::test_store(dir.path()).await;
+        let web = ServiceName::new("web").unwrap();
+        let api = ServiceName::new("api").unwrap();
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
+        let by = alice();
+        // The probes' outage of web, then incidents people opened on web and api.
+        store
+            .append(
+                1,
+                &[Event {
+                    at: t(10),
+                    service: Some(web.clone()),
+                    kind: EventKind::IncidentOpened {
+                        since: t(0),
+                        reason: "down".into(),
+                        drill: false,
+                    },
+                }],
+            )
+            .await
+            .unwrap();
+        for service in [&web, &api] {
+            store
+                .open_by_hand(OpenByHand {
+                    service,
+                    title: "the provider is down",
+                    priority: None,
+                    message: None,
+                    at: t(20),
+                    by: &by,
+                    plan: &nothing,
+                })
+                .await
+                .unwrap();
+        }
+        let left = store.unfinished().await.unwrap();
+        assert_eq!(
+            left.get(&web).and_then(|u| u.incident),
+            Some((t(0), false)),
+            "the probes' outage, not the later one a person opened"
+        );
+        assert!(
+            left.get(&api).is_none_or(|u| u.incident.is_none()),
+            "{left:?}"
+        );
+        // A resolution the probes send for that start (the same millisecond) leaves it open.
+        store
+            .append(
+                2,
+                &[Event {
+                    at: t(30),
+                    service: Some(api.clone()),
+                    kind: EventKind::IncidentResolved {
+                        since: t(20),
+                        duration_ms: 10_000,
+                    },
+                }],
+            )
+            .await
+            .unwrap();
+        let open: Vec<_> = store
+            .incidents(Some(&api), 5)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.resolved.is_none())
+            .collect();
+        assert_eq!(open.len(), 1, "only a person resolves it");
     }
 }

@@ -106,15 +106,18 @@ impl SqlStore {
                 at_ms,
             } => sqlx::query(
                 "UPDATE incidents SET resolved_ms = $1
-                 WHERE node = $2 AND service = $3 AND started_ms = $4 AND resolved_ms IS NULL",
+                 WHERE node = $2 AND service = $3 AND started_ms = $4 AND resolved_ms IS NULL
+                     AND opened_by IS NULL",
             )
             .bind(at_ms)
             .bind(node)
             .bind(service)
             .bind(since_ms),
+            // One a person resolved stays resolved: the probes' reopening of that outage
+            // changes nothing (their next outage is an incident of its own).
             Change::ReopenIncident { service, since_ms } => sqlx::query(
-                "UPDATE incidents SET resolved_ms = NULL, resolved_by = NULL
-                 WHERE node = $1 AND service = $2 AND started_ms = $3",
+                "UPDATE incidents SET resolved_ms = NULL
+                 WHERE node = $1 AND service = $2 AND started_ms = $3 AND resolved_by IS NULL",
             )
             .bind(node)
             .bind(service)
@@ -554,9 +557,14 @@ impl Store for SqlStore {
 
     async fn unfinished(&self) -> Result<BTreeMap<ServiceName, Unfinished>, Error> {
         let mut out: BTreeMap<ServiceName, Unfinished> = BTreeMap::new();
+        // The probes' incidents only: one a person opened (`opened_by`) is no outage the
+        // status machine saw, and only a person resolves it. Taken up, it would be
+        // "resolved" (and mailed so) by the next daemon to see its service up: every
+        // `upkeep upgrade`, so every package update (issue 16).
         let open = sqlx::query(
             "SELECT service, started_ms, drill FROM incidents
-             WHERE node = $1 AND resolved_ms IS NULL ORDER BY started_ms",
+             WHERE node = $1 AND resolved_ms IS NULL AND opened_by IS NULL
+             ORDER BY started_ms",
         )
         .bind(&self.node)
         .fetch_all(&self.pool)

@@ -280,6 +280,11 @@ fn unknown(name: &ServiceName) -> ApiError {
 const CPU_SAMPLE: Duration = Duration::from_millis(100);
 
 impl Daemon {
+    /// The services the public may see (not `public = false`), as the running config says.
+    async fn public_services(&self) -> std::collections::BTreeSet<ServiceName> {
+        crate::subscriptions::public_services(&self.live.lock().await.config)
+    }
+
     /// Fails at once, with why, while the writer finds the store unreachable: a read would
     /// only wait out the connection timeout.
     pub(crate) fn store_ready(&self) -> Result<(), crate::ops::StoreAway> {
@@ -567,7 +572,11 @@ impl Control for Daemon {
     }
 
     async fn announcements(&self) -> Result<Vec<upkeep_core::window::Announcement>, ApiError> {
-        Ok(windows::announcements(self).await?)
+        let list = windows::announcements(self).await?;
+        Ok(crate::hidden::announcements(
+            list,
+            &self.public_services().await,
+        ))
     }
 
     async fn public_incidents(
@@ -575,6 +584,7 @@ impl Control for Daemon {
         limit: u32,
     ) -> Result<Vec<upkeep_core::api::Incident>, ApiError> {
         let all = crate::ops::reports::incidents(self, None, limit.saturating_mul(2)).await?;
+        let all = crate::hidden::incidents(all, &self.public_services().await);
         Ok(all
             .into_iter()
             .filter(|i| !i.drill)
@@ -761,7 +771,11 @@ impl Control for Daemon {
         &self,
         limit: u32,
     ) -> Result<Vec<upkeep_core::incident::PublicUpdate>, ApiError> {
-        Ok(crate::ops::incidents::recent(self, limit).await?)
+        let recent = crate::ops::incidents::recent(self, limit).await?;
+        Ok(crate::hidden::updates(
+            recent,
+            &self.public_services().await,
+        ))
     }
 
     async fn reload(&self, by: &Principal) -> Result<ReloadResult, ApiError> {

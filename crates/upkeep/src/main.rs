@@ -13,6 +13,7 @@ mod daemon;
 mod deps;
 mod feedback;
 mod heartbeat;
+mod hidden;
 mod import;
 mod intent;
 mod notices;

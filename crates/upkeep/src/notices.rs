@@ -77,7 +77,7 @@ impl Notices {
                     step,
                     at,
                 };
-                config.window_fanout(&self.node, &step_of, &desk.keys)
+                config.window_fanout(&self.node, &step_of, &desk.keys, &desk.services.get())
             }
             _ => None,
         };
@@ -110,6 +110,11 @@ impl Notices {
     ) -> impl Fn(i64) -> upkeep_store::Planned + Send + Sync + use<> {
         let config = self.config.clone();
         let keys = self.desk.as_ref().map(|d| d.keys.clone());
+        let public = self
+            .desk
+            .as_ref()
+            .map(|d| d.services.get())
+            .unwrap_or_default();
         let node = self.node.clone();
         // Each writing is news of its own: its rows' keys differ from every other's.
         let nonce = format!("{:016x}", fastrand::u64(..));
@@ -141,8 +146,49 @@ impl Notices {
                 notices: config.incident_rows(&node, &news),
                 fanout: keys
                     .as_ref()
-                    .and_then(|k| config.incident_fanout(&node, &news, k))
+                    .and_then(|k| config.incident_fanout(&node, &news, k, &public))
                     .map(|f| Box::new(f) as Box<dyn upkeep_store::SubscriberRows>),
+            }
+        }
+    }
+
+    /// The notices of an incident's new priority (`ops/incidents.rs`), in the store's
+    /// transaction: to the routes the new priority reaches and the old one did not
+    /// (upkeep-outbox's `priority_rows`); none to subscribers. Without `[notify]`, none.
+    pub fn priority_plan(
+        &self,
+        c: PriorityChange,
+    ) -> impl Fn(i64) -> upkeep_store::Planned + Send + Sync + use<> {
+        let config = self.config.clone();
+        let node = self.node.clone();
+        let nonce = format!("{:016x}", fastrand::u64(..));
+        move |id| {
+            let notices = match &config {
+                Some(config) => {
+                    let was = config.incident_priority(&c.service, c.was);
+                    let news = upkeep_outbox::IncidentNews {
+                        service: c.service.clone(),
+                        since: c.since,
+                        reason: String::new(),
+                        resolved: None,
+                        seq: 0,
+                        incident_id: Some(id),
+                        priority: c.now,
+                        title: c.title.clone(),
+                        written: Some(upkeep_outbox::Written {
+                            status: upkeep_core::incident::IncidentStatus::Investigating,
+                            message: None,
+                            key: format!("priority:{id}:{nonce}"),
+                            opened: false,
+                        }),
+                    };
+                    config.priority_rows(&node, &news, was)
+                }
+                None => Vec::new(),
+            };
+            upkeep_store::Planned {
+                notices,
+                fanout: None,
             }
         }
     }
@@ -196,6 +242,17 @@ pub struct IncidentWriting {
     /// It was just opened by hand.
     pub opened: bool,
     pub at: jiff::Timestamp,
+}
+
+/// An incident's priority set by a person, for [`Notices::priority_plan`].
+pub struct PriorityChange {
+    pub service: upkeep_core::ServiceName,
+    /// When the incident began.
+    pub since: jiff::Timestamp,
+    /// Its own priority before (None: its service's, else P3).
+    pub was: Option<upkeep_core::incident::IncidentPriority>,
+    pub now: upkeep_core::incident::IncidentPriority,
+    pub title: Option<String>,
 }
 
 /// The expected end of `w`'s occurrence starting at `occurrence`, after any extension.
@@ -316,6 +373,7 @@ pub async fn start(
     );
     let wake = dispatcher.waker();
     tokio::spawn(dispatcher.run());
+    let public = upkeep_outbox::PublicServices::new(crate::subscriptions::public_services(config));
     tokio::spawn(
         IncidentPlanner {
             store: store.clone(),
@@ -325,6 +383,7 @@ pub async fn start(
             node: node.to_owned(),
             wake: wake.clone(),
             keys: keys.clone(),
+            public: public.clone(),
         }
         .run(),
     );
@@ -335,7 +394,7 @@ pub async fn start(
             config: notify.clone(),
             keys,
             node: node.to_owned(),
-            services: std::sync::RwLock::new(crate::subscriptions::public_services(config)),
+            services: public,
             wake: wake.clone(),
         })
     });

@@ -116,8 +116,9 @@ pub struct Desk {
     pub config: Arc<NotifyConfig>,
     pub keys: SubscriptionKeys,
     pub node: String,
-    /// The public services (what subscribers may name), as of the last start or reload.
-    pub services: std::sync::RwLock<BTreeSet<ServiceName>>,
+    /// The public services (what subscribers may name and hear of), as of the last start or
+    /// reload; the incident planner shares them.
+    pub services: upkeep_outbox::PublicServices,
     /// The dispatcher's: a confirmation mail was planned.
     pub wake: Arc<tokio::sync::Notify>,
 }
@@ -175,7 +176,7 @@ pub fn check_address(text: &str) -> Result<String, String> {
 impl Desk {
     /// What subscribers may name from now on (a reload added or hid services).
     pub fn set_services(&self, services: BTreeSet<ServiceName>) {
-        *self.services.write().unwrap_or_else(|e| e.into_inner()) = services;
+        self.services.set(services);
     }
 
     fn within(&self) -> std::time::Duration {
@@ -196,7 +197,7 @@ impl Subscriptions for Desk {
         })?;
         let mut services = BTreeSet::new();
         {
-            let public = self.services.read().unwrap_or_else(|e| e.into_inner());
+            let public = self.services.get();
             for s in &req.services {
                 match ServiceName::new(s.clone())
                     .ok()

@@ -16,7 +16,7 @@ use upkeep_core::incident::{
     ResolveRequest, UpdateRequest,
 };
 
-use super::client::{ApiPath, Client};
+use super::client::{ApiPath, Client, ClientError};
 use super::escape::field as esc;
 use super::{JsonFlag, Usage, print_json};
 
@@ -91,9 +91,29 @@ fn incident_path(id: i64) -> ApiPath {
     ApiPath::new("/api/v1/incidents").segment(id.to_string())
 }
 
+/// The daemon's "no such incident" (404) or "it is resolved" (409): the command was well
+/// formed and the operation failed, so it exits 1 as the README says, not 2 (usage). Carries
+/// the answer without the `ClientError` in its chain, which would count as a usage error.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.error)]
+pub(super) struct Refused(pub(super) upkeep_core::api::ErrorBody);
+
+pub(super) fn refused(e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Api {
+            status: hyper::StatusCode::NOT_FOUND | hyper::StatusCode::CONFLICT,
+            body,
+        } => Refused(body).into(),
+        other => other.into(),
+    }
+}
+
 pub(super) async fn run(client: &Client, cmd: IncidentCmd) -> Result<()> {
     let (d, json): (IncidentDetail, bool) = match cmd {
-        IncidentCmd::Show { id, json } => (client.get(incident_path(id)).await?, json.json),
+        IncidentCmd::Show { id, json } => (
+            client.get(incident_path(id)).await.map_err(refused)?,
+            json.json,
+        ),
         IncidentCmd::Open {
             service,
             title,
@@ -108,7 +128,10 @@ pub(super) async fn run(client: &Client, cmd: IncidentCmd) -> Result<()> {
                 message,
             };
             (
-                client.post("/api/v1/incidents", Some(&req)).await?,
+                client
+                    .post("/api/v1/incidents", Some(&req))
+                    .await
+                    .map_err(refused)?,
                 json.json,
             )
         }
@@ -122,7 +145,8 @@ pub(super) async fn run(client: &Client, cmd: IncidentCmd) -> Result<()> {
             (
                 client
                     .post(incident_path(id).segment("updates"), Some(&req))
-                    .await?,
+                    .await
+                    .map_err(refused)?,
                 json.json,
             )
         }
@@ -131,7 +155,8 @@ pub(super) async fn run(client: &Client, cmd: IncidentCmd) -> Result<()> {
             (
                 client
                     .post(incident_path(id).segment("resolve"), Some(&req))
-                    .await?,
+                    .await
+                    .map_err(refused)?,
                 json.json,
             )
         }
@@ -140,7 +165,8 @@ pub(super) async fn run(client: &Client, cmd: IncidentCmd) -> Result<()> {
             (
                 client
                     .put(incident_path(id).segment("priority"), Some(&req))
-                    .await?,
+                    .await
+                    .map_err(refused)?,
                 json.json,
             )
         }
@@ -149,7 +175,8 @@ pub(super) async fn run(client: &Client, cmd: IncidentCmd) -> Result<()> {
             (
                 client
                     .put(incident_path(id).segment("postmortem"), Some(&pm))
-                    .await?,
+                    .await
+                    .map_err(refused)?,
                 json.json,
             )
         }

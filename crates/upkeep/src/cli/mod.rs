@@ -426,6 +426,9 @@ fn hint_of(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(c) = e.downcast_ref::<ClientError>() {
         return c.hint();
     }
+    if let Some(r) = e.downcast_ref::<incidents::Refused>() {
+        return r.0.hint.clone();
+    }
     if let Some(t) = e.downcast_ref::<crate::tokens::TokenError>() {
         return t.hint().map(str::to_owned);
     }
@@ -846,7 +849,8 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         } => {
             let d: upkeep_core::api::IncidentDetail = client
                 .get(ApiPath::new("/api/v1/incidents").segment(id.to_string()))
-                .await?;
+                .await
+                .map_err(incidents::refused)?;
             if json.json {
                 print_json(&d)
             } else {

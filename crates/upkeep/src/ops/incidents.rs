@@ -7,8 +7,11 @@
 //! page. A resolved incident takes nothing but a post-mortem.
 //!
 //! What this does not do: the state machine keeps its own view of an outage. An incident
-//! resolved by hand while its service is still down stays resolved; the probes' later
-//! resolution of that outage changes nothing and sends nothing (see `notes.rs`).
+//! resolved by hand while its service is still down stays resolved: the `incident_noted`
+//! event carries the incident's start, so the machine closes the incident it holds too
+//! (no resolution of its own when the service is back, no reopening; the next outage is a
+//! new incident). An incident opened by hand is never the machine's: only a person
+//! resolves it, and no daemon restart or upgrade takes it up (upkeep-store, `unfinished`).
 
 use upkeep_core::api::IncidentDetail;
 use upkeep_core::incident::{IncidentStatus, IncidentWrite, Note, WrittenPostmortem};
@@ -66,7 +69,7 @@ pub async fn write(
     daemon.store_ready()?;
     let now = daemon.clock.now();
     let db = daemon.store.as_ref();
-    let (id, service, note) = match write {
+    let (id, service, since, note) = match write {
         IncidentWrite::Open(req) => {
             invalid(req.check())?;
             if !daemon
@@ -103,7 +106,7 @@ pub async fn write(
                 })
                 .await
                 .map_err(store("opening an incident"))?;
-            (id, req.service, Note::Opened { title: req.title })
+            (id, req.service, now, Note::Opened { title: req.title })
         }
         IncidentWrite::Update(id, req) => {
             invalid(req.check())?;
@@ -137,7 +140,7 @@ pub async fn write(
             } else {
                 Note::Updated { status: req.status }
             };
-            (id, service, note)
+            (id, service, since, note)
         }
         IncidentWrite::Resolve(id, req) => {
             if let Some(m) = &req.message {
@@ -174,18 +177,30 @@ pub async fn write(
                 .await
                 .map_err(store("resolving an incident"))?;
             noted(done, id)?;
-            (id, service, Note::Resolved)
+            (id, service, since, Note::Resolved)
         }
         IncidentWrite::Priority(id, req) => {
-            let (service, _, _) = existing(daemon, id).await?;
+            let (service, since, notes) = existing(daemon, id).await?;
+            // Routes the new priority reaches and the old one did not hear of it now; the
+            // subscribers' notices do not depend on priority, so they hear nothing new.
+            let plan = daemon
+                .notices
+                .priority_plan(crate::notices::PriorityChange {
+                    service: service.clone(),
+                    since,
+                    was: notes.priority,
+                    now: req.priority,
+                    title: notes.title,
+                });
             let done = db
-                .set_incident_priority(id, req.priority)
+                .set_incident_priority(id, req.priority, now, &plan)
                 .await
                 .map_err(store("setting an incident's priority"))?;
             noted(done, id)?;
             (
                 id,
                 service,
+                since,
                 Note::Priority {
                     priority: req.priority,
                 },
@@ -193,7 +208,7 @@ pub async fn write(
         }
         IncidentWrite::Postmortem(id, pm) => {
             invalid(pm.check())?;
-            let (service, _, _) = existing(daemon, id).await?;
+            let (service, since, _) = existing(daemon, id).await?;
             let written = WrittenPostmortem {
                 postmortem: pm,
                 at: now,
@@ -204,7 +219,7 @@ pub async fn write(
                 .await
                 .map_err(store("storing a post-mortem"))?;
             noted(done, id)?;
-            (id, service, Note::Postmortem)
+            (id, service, since, Note::Postmortem)
         }
     };
     daemon.notices.added();
@@ -215,6 +230,7 @@ pub async fn write(
                 incident: id,
                 note,
                 by: Actor::Principal(by.clone()),
+                since: Some(since),
             },
         ))
         .await;

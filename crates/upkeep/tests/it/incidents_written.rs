@@ -2,7 +2,7 @@
 //! (aiosmtpd) and its public status page. An update written with the CLI goes out as a mail
 //! by the incident's priority and shows (escaped) in the incident's timeline on the page; an
 //! incident resolved by hand stays resolved when the probes see the service back, and sends
-//! no second resolution; the post-mortem shows in the history and in `upkeep incident show`;
+//! no second resolution, and the service down again at once is a new incident; the post-mortem shows in the history and in `upkeep incident show`;
 //! an incident opened by hand for a third party carries its title; bad input is a 4xx.
 
 use std::net::{SocketAddr, TcpListener};
@@ -154,19 +154,28 @@ fn an_update_is_mailed_and_shown_and_a_hand_resolution_holds_with_its_postmortem
     assert_eq!(code, 409, "{text}");
     assert!(text.contains("resolved"), "{text}");
     let out = d.cli(&["incident", "priority", &id_s, "P2"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 
     // The service comes back: the probes' resolution changes nothing and mails nothing.
     let back = TcpListener::bind(db).unwrap();
     d.wait_state("db", "up", LONG);
-    d.wait_until("the probes' resolution to be stored", LONG, || {
-        d.events("db")
+    // Up twice: at start, and now.
+    d.wait_until("the recovery to be stored", LONG, || {
+        (d.events("db")
             .iter()
-            .any(|(k, _)| k == "incident_resolved")
+            .filter(|(k, e)| k == "status_changed" && e["to"] == "up")
+            .count()
+            == 2)
             .then_some(())
     });
     let now: Value = d.api_get(&format!("/api/v1/incidents/{id}"));
     assert_eq!(now["incident"]["resolved"], resolved_at, "{now:#}");
+    // The person's resolution closed the status machine's incident too: it resolves nothing.
+    assert!(
+        !d.events("db").iter().any(|(k, _)| k == "incident_resolved"),
+        "{:?}",
+        d.events("db")
+    );
 
     // The post-mortem, from a TOML file; then on the history page and in `incident show`.
     let pm = d.data_dir.join("pm.toml");
@@ -213,7 +222,33 @@ fn an_update_is_mailed_and_shown_and_a_hand_resolution_holds_with_its_postmortem
         .map(|m| m["subject"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(subjects.len(), 3, "{subjects:?}");
+
+    // Down again at once (within the flap window): a new incident, the resolved one stays.
     drop(back);
+    let again = d.wait_until("a new incident", LONG, || {
+        let list = cli_json(&d, &["incidents", "db", "--json"]);
+        list.as_array()?
+            .iter()
+            .filter_map(|i| i["id"].as_i64())
+            .find(|n| *n != id)
+    });
+    assert!(again > id);
+    let now: Value = d.api_get(&format!("/api/v1/incidents/{id}"));
+    assert_eq!(now["incident"]["resolved"], resolved_at, "{now:#}");
+    d.wait_until("the new incident's mail", LONG, || {
+        (sink
+            .messages()
+            .iter()
+            .filter(|m| {
+                m["subject"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("Incident: db")
+            })
+            .count()
+            == 2)
+            .then_some(())
+    });
 }
 
 #[test]

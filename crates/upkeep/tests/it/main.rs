@@ -13,6 +13,7 @@ mod forms;
 mod fuzz;
 mod hardening;
 mod import;
+mod incidents_held;
 mod incidents_written;
 mod install;
 mod jobs;

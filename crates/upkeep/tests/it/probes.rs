@@ -197,8 +197,9 @@ fn http_500_is_down_after_failures_and_the_service_is_restarted() {
         text.contains("timeline") && text.contains("HTTP 500"),
         "{text}"
     );
+    // An unknown incident: the operation failed (1), the command line was fine.
     let out = d.cli(&["incident", "999999"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     assert!(
         crate::stderr(&out).contains("no incident"),
         "{}",
