@@ -12,6 +12,7 @@ mod control;
 mod daemon;
 mod deps;
 mod feedback;
+mod handover;
 mod heartbeat;
 mod import;
 mod intent;
