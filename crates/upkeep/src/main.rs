@@ -13,6 +13,7 @@ mod daemon;
 mod deps;
 mod feedback;
 mod handover;
+mod hashing;
 mod heartbeat;
 mod import;
 mod intent;
