@@ -16,6 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use async_trait::async_trait;
@@ -98,7 +99,8 @@ impl StoreAccounts {
             clock,
             maintenance,
             decoy: Arc::new(decoy),
-            lane: HashPool::new(crate::hashing::PERMITS, crate::hashing::QUEUE),
+            lane: HashPool::new(crate::hashing::PERMITS, crate::hashing::QUEUE)
+                .context("starting the password hashing thread")?,
         })
     }
 

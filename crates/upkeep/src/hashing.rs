@@ -6,7 +6,8 @@
 //! unbounded, 100 addresses guessing at once put up to eight hashes side by side: on two cores
 //! the runtime thread waited for a core (a flapping service's restart came 482 ms late instead
 //! of 8 ms) and each thread's malloc arena kept its buffers (the daemon grew from 75 MB to
-//! 831 MB). So: [`PERMITS`] hash at a time, at most [`QUEUE`] sign-ins wait for it, and one
+//! 831 MB). So: [`PERMITS`] hash at a time, on a thread of the lane's own at nice 10 (when a
+//! core is short, supervision comes first), at most [`QUEUE`] sign-ins wait for it, and one
 //! more is answered 503 at once ([`HashPool::try_run`]), before any hashing; the throttles in
 //! `upkeep_web::admin::login` already refuse a spent address or account before it gets here.
 //! Operators' own changes (`upkeep user add|passwd`, over the socket) wait their turn
@@ -31,6 +32,8 @@ pub const QUEUE: usize = 8;
 #[derive(Clone)]
 pub struct HashPool {
     permits: Arc<Semaphore>,
+    /// The lane's own thread ([`start_worker`]).
+    worker: std::sync::mpsc::Sender<Job>,
     /// Sign-ins holding or waiting for a permit.
     inside: Arc<AtomicUsize>,
     limit: usize,
@@ -46,12 +49,15 @@ impl Drop for Inside {
 }
 
 impl HashPool {
-    pub fn new(permits: usize, queue: usize) -> HashPool {
-        HashPool {
+    /// `permits` hashes at a time (on one thread of the lane's own: more than one only
+    /// queue there), `queue` sign-ins waiting.
+    pub fn new(permits: usize, queue: usize) -> std::io::Result<HashPool> {
+        Ok(HashPool {
             permits: Arc::new(Semaphore::new(permits)),
+            worker: start_worker()?,
             inside: Arc::new(AtomicUsize::new(0)),
             limit: permits + queue,
-        }
+        })
     }
 
     /// Runs `f` in the lane if there is room in it now; a 503 otherwise, at once.
@@ -84,14 +90,38 @@ impl HashPool {
             .acquire_owned()
             .await
             .map_err(|e| ApiError::Internal(Box::new(e)))?;
-        tokio::task::spawn_blocking(move || {
-            let out = f();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
             drop(permit);
-            out
-        })
-        .await
-        .map_err(|e| ApiError::Internal(Box::new(e)))
+        });
+        let gone = || ApiError::Internal("the password hashing thread is gone".into());
+        self.worker.send(job).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
     }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The lane's thread, at a lower priority (nice 10) than the daemon's other threads: when a
+/// core is short, supervision and the services come first and hashing waits.
+fn start_worker() -> std::io::Result<std::sync::mpsc::Sender<Job>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("upkeep-hash".into())
+        .spawn(move || {
+            // SAFETY: setpriority only changes this thread's nice value (on Linux a thread id
+            // names one thread); failing leaves it at the daemon's.
+            #[cfg(target_os = "linux")]
+            unsafe {
+                let tid = libc::gettid();
+                libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+            }
+            while let Ok(job) = rx.recv() {
+                job();
+            }
+        })?;
+    Ok(tx)
 }
 
 /// Makes glibc return allocations of 4 MiB and more to the system when they are freed.
@@ -112,7 +142,7 @@ mod tests {
 
     #[tokio::test]
     async fn past_the_queue_a_sign_in_is_refused_at_once_and_the_lane_frees_again() {
-        let pool = HashPool::new(1, 1);
+        let pool = HashPool::new(1, 1).unwrap();
         let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
         let (running_tx, running_rx) = tokio::sync::oneshot::channel();
         // One in the lane (held until the test lets go), one waiting for it.
