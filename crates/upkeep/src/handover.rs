@@ -161,7 +161,7 @@ pub async fn check(reaper: &Reaper, binary: &Path) -> Result<String, String> {
             let said = if why.trim().is_empty() { text } else { why };
             let said: String = said.trim().chars().take(200).collect();
             Err(format!(
-                "{shown} is not an upkeep binary that can take this daemon's hand-over (protocol {PROTOCOL}); it said {said:?}"
+                "{shown} is not an upkeep binary that can take this daemon's hand-over (protocol {PROTOCOL}; an upkeep too old or too new for it cannot either: stop the daemon and start it with that binary instead); it said {said:?}"
             ))
         }
     }
