@@ -53,6 +53,8 @@ pub fn check_user_name(name: &str) -> Result<(), String> {
 
 /// Shortest password taken: an admin password guards every service's start and stop.
 pub const MIN_PASSWORD: usize = 10;
+/// Longest password taken, in bytes: a passphrase fits, a file pasted by mistake does not.
+pub const MAX_PASSWORD: usize = 1024;
 
 #[cfg(test)]
 mod tests {

@@ -96,6 +96,10 @@ pub struct UpgradeStarted {
     pub to: String,
     pub binary: String,
     pub pid: u32,
+    /// When the image that answered started: the upgrade is done once the daemon says
+    /// another (absent from daemons that did not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<jiff::Timestamp>,
 }
 
 /// Whether the store takes events, as the event writer sees it.

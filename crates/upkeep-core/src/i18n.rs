@@ -200,6 +200,9 @@ messages! {
     PasswordPrompt => "password for {}: ", "{} 的密码：";
     PasswordAgain => "the same password again: ", "再次输入密码：";
     PasswordsDiffer => "the two passwords differ", "两次输入的密码不一致";
+    PasswordTooLong => "the password is longer than {} bytes", "密码长于 {} 字节";
+    PostmortemTooBig => "the post-mortem {} is larger than {} bytes", "事后复盘文件 {} 大于 {} 字节";
+    PostmortemNotFile => "the post-mortem {} is not a regular file", "事后复盘 {} 不是普通文件";
     ColSessions => "sessions", "会话数";
     DrillSummary => "recovery: mean {} ms, worst {} ms over {} run(s)", "恢复：{2} 次中平均 {0} 毫秒，最长 {1} 毫秒";
 }

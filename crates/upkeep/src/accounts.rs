@@ -3,8 +3,9 @@
 //!
 //! Passwords are hashed with argon2id (RustCrypto's `argon2`, its default parameters: 19 MiB,
 //! 2 passes), a salt of 16 random bytes each; the PHC string is what the store keeps. Hashing
-//! and checking take tens of milliseconds of one core on purpose, so they run on the blocking
-//! pool, never on the daemon's one runtime thread. A name that has no user is checked against
+//! and checking take tens of milliseconds of one core on purpose, so they run in one bounded
+//! lane off the daemon's runtime thread (`hashing.rs`): a sign-in that finds it full is
+//! answered 503 before anything is hashed. A name that has no user is checked against
 //! a hash made at start-up, so a wrong name costs what a wrong password does.
 //!
 //! A session is 32 random bytes (hex) in the browser's cookie; the store keeps their SHA-256
@@ -15,6 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use async_trait::async_trait;
@@ -25,6 +27,8 @@ use upkeep_core::{Clock, Principal};
 use upkeep_store::{Accounts as Rows, LazyStore, NewSession};
 use upkeep_web::{ApiError, LeadTimeRule, Opened, Session};
 
+use crate::hashing::HashPool;
+
 /// How long a sign-in lasts: a working day.
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
@@ -34,6 +38,8 @@ pub struct StoreAccounts {
     maintenance: watch::Receiver<upkeep_config::MaintenanceConfig>,
     /// What an unknown name's password is checked against.
     decoy: Arc<String>,
+    /// Where every hash and check runs, one at a time.
+    lane: HashPool,
 }
 
 fn random_hex(n: usize) -> Result<String, ApiError> {
@@ -79,21 +85,13 @@ fn store_error(e: upkeep_store::Error) -> ApiError {
     }
 }
 
-/// Runs a CPU-heavy closure on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(Box::new(e)))
-}
-
 impl StoreAccounts {
     pub fn new(
         store: Arc<LazyStore>,
         clock: Clock,
         maintenance: watch::Receiver<upkeep_config::MaintenanceConfig>,
     ) -> anyhow::Result<StoreAccounts> {
+        crate::hashing::release_big_allocations();
         let decoy = hash_password(&random_hex(16).map_err(|e| anyhow::anyhow!("{e:?}"))?)
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         Ok(StoreAccounts {
@@ -101,12 +99,15 @@ impl StoreAccounts {
             clock,
             maintenance,
             decoy: Arc::new(decoy),
+            lane: HashPool::new(crate::hashing::PERMITS, crate::hashing::QUEUE)
+                .context("starting the password hashing thread")?,
         })
     }
 
-    async fn hash(password: &str) -> Result<String, ApiError> {
+    /// An operator's new password, hashed when the lane is free.
+    async fn hash(&self, password: &str) -> Result<String, ApiError> {
         let password = password.to_owned();
-        blocking(move || hash_password(&password)).await?
+        self.lane.run(move || hash_password(&password)).await?
     }
 }
 
@@ -117,7 +118,10 @@ impl upkeep_web::Accounts for StoreAccounts {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.decoy.as_str().to_owned());
         let password = password.to_owned();
-        let matched = blocking(move || verify(&stored, &password)).await?;
+        let matched = self
+            .lane
+            .try_run(move || verify(&stored, &password))
+            .await?;
         Ok(known && matched)
     }
 
@@ -196,7 +200,7 @@ impl upkeep_web::Accounts for StoreAccounts {
         password: &str,
         by: &Principal,
     ) -> Result<UserInfo, ApiError> {
-        let hash = Self::hash(password).await?;
+        let hash = self.hash(password).await?;
         let now = self.clock.now();
         if !self
             .store
@@ -222,7 +226,7 @@ impl upkeep_web::Accounts for StoreAccounts {
         password: &str,
         by: &Principal,
     ) -> Result<(), ApiError> {
-        let hash = Self::hash(password).await?;
+        let hash = self.hash(password).await?;
         if !self
             .store
             .set_password(name, &hash)

@@ -12,6 +12,8 @@ mod control;
 mod daemon;
 mod deps;
 mod feedback;
+mod handover;
+mod hashing;
 mod heartbeat;
 mod hidden;
 mod import;

@@ -3,8 +3,9 @@
 //!
 //! execve keeps the daemon's pid, so its services stay its children (and it stays their
 //! subreaper); what the new image needs is what the old one held. The old one, asked over the
-//! API ([`ask`]), first checks the binary (a file it may execute, which answers `--version`
-//! like an upkeep), answers with both versions, then goes down the shutdown path with one
+//! API ([`ask`]), first checks the binary (a regular file only its owner may change, which
+//! answers a fresh challenge as upkeep's own code for this hand-over protocol does:
+//! `handover.rs`), answers with both versions, then goes down the shutdown path with one
 //! difference: each supervisor lets go of its process instead of stopping it
 //! (`upkeep_supervisor::Handover`: the read ends of its output pipes, with the start of any
 //! line not ended yet), the log writer writes everything read so far, and the state task and
@@ -32,7 +33,6 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -49,8 +49,6 @@ pub const STATE_ENV: &str = "UPKEEP_UPGRADE_STATE";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The state record's name in the data dir.
 const RECORD: &str = "upgrade-state.json";
-/// Longest wait for `BINARY --version`.
-const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// This image's side of upgrades: where it runs from, since when, what was asked.
 pub struct Upgrades {
@@ -60,9 +58,24 @@ pub struct Upgrades {
     pub started: jiff::Timestamp,
     /// Why the last upgrade did not take (it came back to this version).
     pub error: Option<String>,
-    /// The upgrade asked for, taken by the daemon's shutdown path. A std Mutex: never held
-    /// across an await.
-    plan: std::sync::Mutex<Option<Plan>>,
+    /// Where upgrades stand in this image: one at a time. A std Mutex: never held across an
+    /// await.
+    turn: std::sync::Mutex<Turn>,
+}
+
+/// Upgrades take turns: from the moment one is asked until this image is gone, another is
+/// refused ("an upgrade is already under way"). Never back to `Idle` once handed over, so a
+/// request that comes while the services are being released cannot be answered "started"
+/// and then never carried out.
+#[derive(Debug)]
+enum Turn {
+    Idle,
+    /// The binary is being checked.
+    Checking,
+    /// Checked: the shutdown path is to hand over to it.
+    Planned(Plan),
+    /// The shutdown path took the plan: this image hands over and executes the next.
+    Handing,
 }
 
 impl Upgrades {
@@ -71,13 +84,37 @@ impl Upgrades {
             exe: std::env::current_exe().ok(),
             started: jiff::Timestamp::now(),
             error,
-            plan: std::sync::Mutex::new(None),
+            turn: std::sync::Mutex::new(Turn::Idle),
         }
+    }
+
+    fn turn(&self) -> std::sync::MutexGuard<'_, Turn> {
+        // A panic while it is held leaves a plain value behind: nothing half-written.
+        self.turn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The upgrade asked for, if any (then the daemon hands over instead of stopping).
     pub fn take_plan(&self) -> Option<Plan> {
-        self.plan.lock().expect("upgrade plan poisoned").take()
+        let mut turn = self.turn();
+        match std::mem::replace(&mut *turn, Turn::Handing) {
+            Turn::Planned(plan) => Some(plan),
+            // Shutting down for good: an upgrade still being checked will find `Handing`.
+            Turn::Idle | Turn::Checking | Turn::Handing => None,
+        }
+    }
+}
+
+/// Gives the turn back if the check of a binary fails (or the request is dropped).
+struct Checking<'a>(&'a Upgrades, bool);
+
+impl Drop for Checking<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            let mut turn = self.0.turn();
+            if matches!(*turn, Turn::Checking) {
+                *turn = Turn::Idle;
+            }
+        }
     }
 }
 
@@ -88,8 +125,8 @@ pub struct Plan {
     to: String,
 }
 
-/// `POST /api/v1/upgrade`: checks the binary, then starts the hand-over (the daemon's
-/// shutdown path) and answers at once.
+/// `POST /api/v1/upgrade`: takes the turn, checks the binary (`handover.rs`), then starts the
+/// hand-over (the daemon's shutdown path) and answers at once.
 pub async fn ask(
     daemon: &Daemon,
     req: UpgradeRequest,
@@ -116,33 +153,43 @@ pub async fn ask(
             binary.display()
         )));
     }
-    match std::fs::metadata(&binary) {
-        Ok(m) if m.is_file() => {}
-        Ok(_) => return Err(refuse(format!("{} is not a file", binary.display()))),
-        Err(e) => {
-            return Err(refuse(format!(
-                "cannot upgrade to {}: {e}",
-                binary.display()
-            )));
+    let upgrades = &daemon.upgrade;
+    let mut checking = {
+        let mut turn = upgrades.turn();
+        match *turn {
+            Turn::Idle if !daemon.shutdown.is_cancelled() => *turn = Turn::Checking,
+            Turn::Idle => {
+                return Err(ApiError::Conflict(
+                    "the daemon is shutting down: no upgrade now".into(),
+                ));
+            }
+            Turn::Checking | Turn::Planned(_) | Turn::Handing => {
+                return Err(ApiError::Conflict(
+                    "an upgrade is already under way: wait for it to finish, then check `upkeep ls`"
+                        .into(),
+                ));
+            }
         }
-    }
-    if let Err(e) = nix::unistd::access(&binary, nix::unistd::AccessFlags::X_OK) {
-        return Err(refuse(format!(
-            "cannot upgrade to {}: not executable ({e})",
-            binary.display()
-        )));
-    }
+        Checking(upgrades, false)
+    };
+    crate::handover::trusted_file(&binary).map_err(refuse)?;
     let reaper = daemon.wiring.supervisor.reaper.clone();
-    let to = version_of(&reaper, &binary).await.map_err(refuse)?;
+    let to = crate::handover::check(&reaper, &binary)
+        .await
+        .map_err(refuse)?;
     {
-        let mut plan = daemon.upgrade.plan.lock().expect("upgrade plan poisoned");
-        if plan.is_some() {
-            return Err(ApiError::Conflict("an upgrade is already under way".into()));
+        let mut turn = upgrades.turn();
+        if !matches!(*turn, Turn::Checking) || daemon.shutdown.is_cancelled() {
+            // `upkeep down` came during the check: it stops the services, nothing to hand.
+            return Err(ApiError::Conflict(
+                "the daemon is shutting down: no upgrade now".into(),
+            ));
         }
-        *plan = Some(Plan {
+        *turn = Turn::Planned(Plan {
             binary: binary.clone(),
             to: to.clone(),
         });
+        checking.1 = true;
     }
     tracing::info!(by = %by, binary = %binary.display(), from = VERSION, %to, "upgrade asked");
     daemon.shutdown.cancel();
@@ -151,48 +198,8 @@ pub async fn ask(
         to,
         binary: binary.display().to_string(),
         pid: std::process::id(),
+        started: Some(upgrades.started),
     })
-}
-
-/// What `binary --version` says it is (`upkeep X.Y.Z` → `X.Y.Z`), or why it is not an
-/// upkeep. Run through the reaper: it reaps every child of the daemon's.
-async fn version_of(reaper: &Reaper, binary: &Path) -> Result<String, String> {
-    use std::io::Read;
-    let mut cmd = std::process::Command::new(binary);
-    cmd.arg("--version")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .process_group(0);
-    let shown = binary.display();
-    let (mut child, exit) = reaper
-        .spawn(&mut cmd)
-        .map_err(|e| format!("cannot run {shown} --version: {e}"))?;
-    let mut out = child.stdout.take().expect("stdout is piped");
-    let pid = child.id();
-    let read = tokio::task::spawn_blocking(move || {
-        let mut text = String::new();
-        let _ = (&mut out).take(4096).read_to_string(&mut text);
-        text
-    });
-    let Ok((text, status)) = tokio::time::timeout(VERSION_TIMEOUT, async {
-        (read.await.unwrap_or_default(), exit.await)
-    })
-    .await
-    else {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        return Err(format!("{shown} --version did not answer within 10s"));
-    };
-    let said = text.trim();
-    match (status, said.strip_prefix("upkeep ")) {
-        (Ok(s), Some(version)) if s.success() && !version.is_empty() => Ok(version.to_owned()),
-        _ => Err(format!(
-            "{shown} is not an upkeep binary (`--version` said {said:?})"
-        )),
-    }
 }
 
 /// What the old image hands to the new one, gathered on the shutdown path.

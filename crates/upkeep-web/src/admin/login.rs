@@ -176,6 +176,11 @@ async fn sign_in(axum::Extension(state): axum::Extension<LoginState>, req: Reque
             "this login form is stale (its CSRF token does not match): reload the page and try again",
         );
     }
+    // No account has a longer password: refused before the throttle and any hashing.
+    if c.password.len() > upkeep_core::account::MAX_PASSWORD {
+        let wrong = render::word(&headers, "wrong_password");
+        return login_page(&headers, StatusCode::UNAUTHORIZED, Some(&wrong));
+    }
     if let Err(secs) = state.throttle.take(&c.user, addr) {
         tracing::warn!(user = %c.user, ?addr, "admin login throttled");
         let mut resp = login_page(
@@ -194,6 +199,19 @@ async fn sign_in(axum::Extension(state): axum::Extension<LoginState>, req: Reque
             tracing::info!(user = %c.user, ?addr, "admin login refused");
             let wrong = render::word(&headers, "wrong_password");
             return login_page(&headers, StatusCode::UNAUTHORIZED, Some(&wrong));
+        }
+        // Too many sign-ins being checked (or the store away): said on the form, with when
+        // to come back, rather than as a bare API error.
+        Err(crate::ApiError::Unavailable { message, .. }) => {
+            tracing::warn!(user = %c.user, ?addr, "admin login not checked: {message}");
+            let mut resp = login_page(
+                &headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(&render::word(&headers, "unavailable")),
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
+            return resp;
         }
         Err(e) => return e.into_response(),
     }

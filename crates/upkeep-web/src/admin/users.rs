@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::routing::{delete, get, put};
 use axum::{Json, Router};
-use upkeep_core::account::{MIN_PASSWORD, UserInfo, UserRequest, check_user_name};
+use upkeep_core::account::{MAX_PASSWORD, MIN_PASSWORD, UserInfo, UserRequest, check_user_name};
 
 use crate::ApiError;
 use crate::api::{AppState, bad_json, path_params};
@@ -35,6 +35,12 @@ fn check(name: &str, password: &str) -> Result<(), ApiError> {
         return Err(ApiError::BadRequest {
             message: format!("the password is shorter than {MIN_PASSWORD} characters"),
             hint: Some("a passphrase of a few words is long enough and easy to type".into()),
+        });
+    }
+    if password.len() > MAX_PASSWORD {
+        return Err(ApiError::BadRequest {
+            message: format!("the password is longer than {MAX_PASSWORD} bytes"),
+            hint: None,
         });
     }
     Ok(())

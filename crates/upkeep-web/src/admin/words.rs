@@ -27,6 +27,11 @@ const WORDS: &[(&str, &str, &str)] = &[
         "Too many attempts: try again in {s} s.",
         "尝试次数过多：请在 {s} 秒后重试。",
     ),
+    (
+        "unavailable",
+        "Signing in is not possible right now: try again in a few seconds.",
+        "暂时无法登录：请几秒后重试。",
+    ),
     ("name", "Name", "名称"),
     ("state", "State", "状态"),
     ("since", "Since", "开始于"),

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use upkeep_core::ServiceName;
 use upkeep_core::api::IncidentDetail;
-use upkeep_core::i18n::Lang;
+use upkeep_core::i18n::{Lang, Msg, tr};
 use upkeep_core::incident::{
     IncidentNotes, IncidentPriority, IncidentStatus, OpenRequest, Postmortem, PriorityRequest,
     ResolveRequest, UpdateRequest,
@@ -189,10 +189,41 @@ pub(super) async fn run(client: &Client, cmd: IncidentCmd) -> Result<()> {
     Ok(())
 }
 
+/// The most of a post-mortem file read: what the control socket takes in one request.
+const MAX_POSTMORTEM: usize = upkeep_web::Limits::CONTROL.max_body_bytes;
+
+/// A post-mortem file's text: a regular file (a FIFO or a device is refused, not waited on or
+/// read without end) of at most [`MAX_POSTMORTEM`] bytes, read no further than that.
+fn read_bounded(file: &Path) -> Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = file.display().to_string();
+    // Non-blocking open: a FIFO with no writer would otherwise hang the open itself.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(file)
+        .with_context(|| format!("reading the post-mortem {shown}"))?;
+    let meta = f
+        .metadata()
+        .with_context(|| format!("reading the post-mortem {shown}"))?;
+    if !meta.is_file() {
+        return Err(Usage(tr(Msg::PostmortemNotFile, &[&shown])).into());
+    }
+    let mut bytes = Vec::new();
+    (&f).take(MAX_POSTMORTEM as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading the post-mortem {shown}"))?;
+    if bytes.len() > MAX_POSTMORTEM {
+        return Err(Usage(tr(Msg::PostmortemTooBig, &[&shown, &MAX_POSTMORTEM])).into());
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Usage(format!("the post-mortem {shown} is not UTF-8 text")).into())
+}
+
 /// A post-mortem file: JSON if it ends in `.json`, TOML otherwise; checked whole.
 fn read_postmortem(file: &Path) -> Result<Postmortem> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("reading the post-mortem {}", file.display()))?;
+    let text = read_bounded(file)?;
     let pm: Postmortem = if file.extension().is_some_and(|e| e == "json") {
         serde_json::from_str(&text).map_err(|e| {
             Usage(format!(

@@ -146,11 +146,14 @@ pub async fn upgrade(
     let asked: UpgradeStarted = client
         .post("/api/v1/upgrade", Some(&UpgradeRequest { binary }))
         .await?;
+    // Done when the image that took this request is gone: an upgrade another client asked
+    // for just before (this one then went to the new image) does not count as this one.
+    let replaced = asked.started.or(before.started);
     let deadline = Instant::now() + Duration::from_secs(120);
     let now = loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
         match client.get::<Health>("/api/v1/daemon").await {
-            Ok(h) if h.started != before.started => break h,
+            Ok(h) if h.started != replaced => break h,
             _ if !upkeep_supervisor::procfs::is_running(asked.pid) => bail!(
                 "the daemon (pid {}) exited during the upgrade to {}; start it again (upkeep up): it stops what was left running and starts every service",
                 asked.pid,

@@ -235,6 +235,10 @@ enum Command {
         #[arg(long)]
         binary: Option<PathBuf>,
     },
+    /// Answers a running daemon's check before `upkeep upgrade` executes this binary
+    /// (`handover.rs`): not for people
+    #[command(name = "__handover-check", hide = true)]
+    HandoverCheck { nonce: String, protocol: u32 },
     /// Validate a config file without a daemon
     Check(JsonFlag),
     /// Add a service to the config file (keeping its comments) and start it
@@ -591,6 +595,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Up => lifecycle::up(&g),
         Command::Down => lifecycle::down(&g),
         Command::Check(f) => check(&g, f.json),
+        Command::HandoverCheck { nonce, protocol } => {
+            match crate::handover::answer(&nonce, protocol) {
+                Ok(line) => println!("{line}"),
+                Err(why) => bail!("{why}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Startup { user, install } => startup(&g, user, install),
         Command::Export {
             to: ExportTo::Systemd { name, output },
@@ -950,6 +961,7 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
         | Command::Up
         | Command::Down
         | Command::Check(_)
+        | Command::HandoverCheck { .. }
         | Command::Startup { .. }
         | Command::Export { .. }
         | Command::Token { .. }

@@ -6,11 +6,11 @@
 
 use std::io::{BufRead, IsTerminal};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use comfy_table::Table;
 use comfy_table::presets::NOTHING;
-use upkeep_core::account::{UserInfo, UserRequest};
+use upkeep_core::account::{MAX_PASSWORD, UserInfo, UserRequest};
 use upkeep_core::i18n::{Msg, tr};
 
 use super::client::{ApiPath, Client};
@@ -80,19 +80,45 @@ pub(super) async fn run(client: &Client, cmd: UserCmd) -> Result<()> {
     Ok(())
 }
 
-/// The password: asked twice without echo on a terminal, else stdin's first line.
+/// The password: asked twice without echo on a terminal, else stdin's first line. Either is
+/// refused past [`MAX_PASSWORD`] bytes; stdin is read no further than that (a file or
+/// `/dev/zero` on stdin costs a kilobyte, not its size).
 fn read_password(name: &str) -> Result<String> {
+    let too_long = || Usage(tr(Msg::PasswordTooLong, &[&MAX_PASSWORD]));
     if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password(tr(Msg::PasswordPrompt, &[&name]))?;
+        if first.len() > MAX_PASSWORD {
+            return Err(too_long().into());
+        }
         let again = rpassword::prompt_password(tr(Msg::PasswordAgain, &[]))?;
         if first != again {
             return Err(Usage(tr(Msg::PasswordsDiffer, &[])).into());
         }
         return Ok(first);
     }
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+    first_line(std::io::stdin().lock())?.ok_or_else(|| too_long().into())
+}
+
+/// The first line of `input` without its end, read no further than [`MAX_PASSWORD`] bytes and
+/// its end; `None` when the line is longer.
+fn first_line(input: impl BufRead) -> Result<Option<String>> {
+    let mut line = Vec::new();
+    input
+        .take(MAX_PASSWORD as u64 + 2)
+        .read_until(b'\n', &mut line)
+        .context("reading the password from stdin")?;
+    if line.ends_with(b"\n") {
+        line.pop();
+    }
+    if line.ends_with(b"\r") {
+        line.pop();
+    }
+    if line.len() > MAX_PASSWORD {
+        return Ok(None);
+    }
+    String::from_utf8(line)
+        .map(Some)
+        .map_err(|_| Usage("the password on stdin is not UTF-8".into()).into())
 }
 
 fn list(users: &[UserInfo]) -> String {

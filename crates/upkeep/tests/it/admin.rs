@@ -469,3 +469,28 @@ fn a_session_ends_at_logout_and_when_its_user_is_removed() {
     assert_eq!(three.get("/admin/services").code, 303);
     assert_eq!(Jar::new(addr).login("ada", PASSWORD).code, 401);
 }
+
+/// Issue 18: a 10 MiB password line on stdin ended `upkeep user add` with SIGPIPE (exit 141,
+/// no word said) when the daemon refused the body. The CLI reads at most a kibibyte of it and
+/// refuses a longer one, saying so; the daemon refuses one too, whoever sends it.
+#[test]
+fn issue_18_a_password_longer_than_a_kibibyte_is_refused_with_a_reason() {
+    let (d, _) = admin_daemon();
+    let huge = format!("{}\n", "x".repeat(10 << 20));
+    for verb in ["add", "passwd"] {
+        let out = d.cli_with_stdin(&["user", verb, "ada"], &huge);
+        assert_eq!(out.status.code(), Some(2), "{verb}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("the password is longer than 1024 bytes"),
+            "{verb}: {}",
+            stderr(&out)
+        );
+    }
+    let fits = d.cli_with_stdin(&["user", "add", "ada"], &format!("{}\n", "y".repeat(1024)));
+    assert!(fits.status.success(), "{}", stderr(&fits));
+    let body = serde_json::json!({ "name": "bob", "password": "z".repeat(1025) });
+    let (code, text) = d.try_api("POST", "/api/v1/users", Some(&body)).unwrap();
+    let text = String::from_utf8_lossy(&text);
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("longer than 1024 bytes"), "{text}");
+}

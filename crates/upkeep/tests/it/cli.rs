@@ -383,3 +383,34 @@ fn issue_14_status_and_incidents_show_control_characters_escaped() {
         "{json}"
     );
 }
+
+/// Issue 18: `upkeep incident postmortem ID --file F` read any file whole: `/dev/zero` grew
+/// the CLI without end and a FIFO hung it. Now it takes a regular file of at most what the
+/// control socket takes in one request (2 MiB), read no further, and says why it refuses.
+#[test]
+fn issue_18_a_postmortem_file_that_is_no_regular_file_or_too_big_is_refused() {
+    let d = daemon("[services.s]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("s", "up", LONG);
+    let fifo = d.dir.path().join("pm.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let big = d.dir.path().join("pm.toml");
+    std::fs::write(&big, "# padding\n".repeat((2 << 20) / 10 + 1)).unwrap();
+    let cases = [
+        ("/dev/zero".to_owned(), "is not a regular file"),
+        (fifo.display().to_string(), "is not a regular file"),
+        (big.display().to_string(), "is larger than 2097152 bytes"),
+    ];
+    for (file, why) in cases {
+        let out = d.cli(&["incident", "postmortem", "1", "--file", &file]);
+        assert_eq!(out.status.code(), Some(2), "{file}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&file) && stderr(&out).contains(why),
+            "{file}: {}",
+            stderr(&out)
+        );
+    }
+}

@@ -169,7 +169,7 @@ fn upgrade_to_a_binary_that_cannot_run_is_refused_and_the_daemon_keeps_serving()
         "{}",
         stderr(&out)
     );
-    // Not an upkeep: refused on its --version, nothing else done.
+    // Not an upkeep: refused on its hand-over check, nothing else done.
     let out = d.cli(&["upgrade", "--binary", "/bin/true"]);
     assert!(!out.status.success());
     assert!(
@@ -238,4 +238,138 @@ fn a_forking_nginx_keeps_its_master_and_workers_through_an_upgrade() {
             "nginx process {p} outlived the stop"
         );
     }
+}
+
+/// A script, made executable in the test's dir.
+fn script(d: &TestDaemon, name: &str, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = d.dir.path().join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Issue 17: `upkeep upgrade` ran any script that printed `upkeep 0.1.0`, and the daemon that
+/// executed it was gone. Now a binary must answer a fresh challenge as upkeep's code does and
+/// be a regular file no one else may replace; each refusal leaves the daemon and its service
+/// as they were.
+#[test]
+fn issue_17_a_binary_that_only_says_it_is_upkeep_is_refused_and_the_daemon_stays() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = daemon("[services.s]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("s", "up", LONG);
+    let (daemon_pid, pid) = (d.daemon_pid().unwrap(), d.pid("s").unwrap());
+    let started = d.api_get("/api/v1/daemon")["started"].clone();
+    let version = env!("CARGO_PKG_VERSION");
+    let fake = script(&d, "fake", &format!("echo \"upkeep {version}\""));
+    let crash = script(
+        &d,
+        "fakecrash",
+        &format!("[ \"$1\" = --version ] && echo \"upkeep {version}\"; exit 1"),
+    );
+    // Answers the challenge's words with a made-up proof.
+    let guess = script(
+        &d,
+        "guess",
+        &format!("echo \"upkeep-handover 1 {version} 00\""),
+    );
+    let open = d.dir.path().join("upkeep-anyone");
+    std::fs::copy(BIN, &open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cases = [
+        (fake, "not an upkeep binary"),
+        (crash, "not an upkeep binary"),
+        (guess, "not an upkeep binary"),
+        (open, "writable by anyone"),
+        (d.dir.path().to_path_buf(), "not a regular file"),
+    ];
+    for (binary, why) in cases {
+        let out = d.cli(&["upgrade", "--binary", binary.to_str().unwrap()]);
+        let err = stderr(&out);
+        assert!(
+            !out.status.success(),
+            "{}: {}",
+            binary.display(),
+            stdout(&out)
+        );
+        assert!(
+            err.contains(why) && err.contains("keeps running"),
+            "{}: {err}",
+            binary.display()
+        );
+        assert_eq!(d.daemon_pid(), Some(daemon_pid));
+        assert_eq!(
+            d.api_get("/api/v1/daemon")["started"],
+            started,
+            "not re-executed"
+        );
+    }
+    assert_eq!(d.pid("s"), Some(pid));
+    assert!(!d.events("s").iter().any(|(k, _)| k == "adopted"));
+    // And a real one, afterwards, still takes: the refusals gave the turn back.
+    let out = upgrade(&d, &[]);
+    assert!(out.contains("1 service(s) kept running"), "{out}");
+    assert_eq!(d.pid("s"), Some(pid));
+}
+
+/// Issue 17: two `upkeep upgrade` at once each said "upgraded". Upgrades take turns: while one
+/// is being checked (here held in its check by the test), another is refused at once and says
+/// why; the first then completes.
+#[test]
+fn issue_17_a_second_upgrade_while_one_is_under_way_is_refused() {
+    let d = daemon("[services.s]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("s", "up", LONG);
+    let (daemon_pid, pid) = (d.daemon_pid().unwrap(), d.pid("s").unwrap());
+    let go = d.dir.path().join("go");
+    let checking = d.dir.path().join("checking");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&go)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // A real upkeep behind a wrapper that waits in its check until the test says go.
+    let slow = script(
+        &d,
+        "slow-upkeep",
+        &format!(
+            "if [ \"$1\" = __handover-check ]; then : > '{}'; read _ < '{}'; fi\nexec '{BIN}' \"$@\"",
+            checking.display(),
+            go.display()
+        ),
+    );
+    let first = d.cli_spawn(&["upgrade", "--binary", slow.to_str().unwrap()]);
+    d.wait_until("the first upgrade's check to start", LONG, || {
+        checking.exists().then_some(())
+    });
+    let second = d.cli(&["upgrade"]);
+    assert!(!second.status.success(), "{}", stdout(&second));
+    assert!(
+        stderr(&second).contains("an upgrade is already under way"),
+        "{}",
+        stderr(&second)
+    );
+    std::fs::write(&go, "go\n").unwrap();
+    let first = first.wait_with_output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}{}\n{}",
+        stdout(&first),
+        stderr(&first),
+        d.daemon_log()
+    );
+    assert!(
+        stdout(&first).contains("1 service(s) kept running"),
+        "{}",
+        stdout(&first)
+    );
+    assert_eq!(d.daemon_pid(), Some(daemon_pid));
+    assert_eq!(d.pid("s"), Some(pid));
+    let upgraded = d.api_get("/api/v1/events?limit=1000");
+    let n = upgraded
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "daemon_upgraded")
+        .count();
+    assert_eq!(n, 1, "one upgrade took place");
 }
