@@ -311,11 +311,13 @@ fn idle_streams_cannot_take_the_page_down() {
     let (d, addr) = crate::statuspage::public_daemon("[services.web]\ncommand = \"sleep 1000\"\n");
     d.wait_state("web", "up", LONG);
     wait_page(addr, "/", "the page", |p| p.contains("data-svc=\"web\""));
-    // 512 streams opened and left idle: the first 256 are served, the rest refused.
+    // 512 streams opened and left idle (from 16 addresses: one holds 32 connections at most):
+    // the first 256 are served, the rest refused.
     let mut open = Vec::new();
     let (mut served, mut refused) = (0, 0);
-    for _ in 0..512 {
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
+    for i in 0..512 {
+        let from = std::net::Ipv4Addr::new(127, 0, 0, 10 + (i / 32) as u8);
+        let mut s = upkeep_testkit::connect_from(from.into(), addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         s.write_all(b"GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
