@@ -366,7 +366,37 @@ fn a_megabyte_body_is_a_413_and_what_was_sent_is_not_echoed() {
         let a = http(public, "POST", path, headers, big.as_bytes()).unwrap();
         assert_eq!(a.code, 413, "{path}: {}", a.text());
         assert!(a.text().contains("larger than"), "{path}: {}", a.text());
+        // A form past the listener's cap (64 KiB, refused unread) gets the form's page, not
+        // the API's JSON (issue 17).
+        assert_eq!(
+            a.text().contains("<html"),
+            path != "/api/v1/subscribe",
+            "{path}: {}",
+            a.text()
+        );
     }
+    // ...in the reader's language.
+    let zh = post_form(
+        public,
+        "/feedback",
+        &"message=".repeat(20_000),
+        Some("zh-CN"),
+    );
+    assert_eq!(zh.code, 413, "{}", zh.text());
+    assert!(zh.text().contains("表单超过"), "{}", zh.text());
+    // What is shown back never carries a control character raw (issue 17: a NUL was).
+    let nul = post_form(
+        public,
+        "/subscribe",
+        "email=a%00%1b%5B2Jb%40example.com",
+        None,
+    );
+    assert!((400..500).contains(&nul.code), "{}", nul.text());
+    assert!(
+        !nul.text().contains(['\0', '\u{1b}']) && nul.text().contains("a\\0\\u{1b}[2Jb"),
+        "{}",
+        nul.text()
+    );
     // Through the control socket (2 MiB allowed): a megabyte signal name is refused without
     // being quoted back whole, control characters escaped.
     let name = format!("\u{1b}[2J{}", "X".repeat(1 << 20));
