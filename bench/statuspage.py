@@ -129,7 +129,9 @@ class Daemon:
         self.dir = dir
         self.config = dir / "upkeep.toml"
         self.config.write_text(
-            f'[daemon]\ndata_dir = "{dir / "data"}"\npublic_listen = "127.0.0.1:{public_port}"\n\n{services}'
+            # wrk is one address standing in for many readers: no cap per address for it.
+            f'[daemon]\ndata_dir = "{dir / "data"}"\npublic_listen = "127.0.0.1:{public_port}"\n'
+            f'max_connections_per_address = 512\n\n{services}'
         )
         self.proc = None
 

@@ -44,6 +44,10 @@ pub(crate) const SHUTDOWN_TIMEOUT: Limits<Duration> = between(SECOND, HOUR);
 /// incident timelines and the live stream's catch-up read them) and at most a hundred years.
 pub(crate) const RETAIN: Limits<Duration> = between(DAY, Duration::from_secs(36_500 * 24 * 3600));
 
+/// `daemon.max_connections_per_address`: at least one connection (a page and its stream want
+/// two), at most the 512 a TCP listener holds in all (more would mean nothing).
+pub(crate) const CONNECTIONS_PER_ADDRESS: Limits<u32> = between(1, 512);
+
 // --- [maintenance] ---
 
 /// `maintenance.short_max`: what counts as a short window (at most a window's longest, 31 d).

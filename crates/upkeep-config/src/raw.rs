@@ -159,6 +159,9 @@ pub(crate) struct RawDaemon {
     /// the real client, for rate limits and the record of who did what.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Connections one client address may hold open on each TCP listener.
+    #[serde(default = "defaults::max_connections_per_address")]
+    pub max_connections_per_address: u32,
 }
 
 /// `command = "npm run dev"` (split on spaces; run through `sh -c` if it uses shell syntax) or
@@ -302,6 +305,7 @@ impl Default for RawDaemon {
             test_clock: false,
             heartbeat_url: None,
             trusted_proxies: Vec::new(),
+            max_connections_per_address: defaults::max_connections_per_address(),
         }
     }
 }
@@ -351,6 +355,9 @@ impl Default for RawLog {
 /// (a crash should cost what a fork costs), later ones back off from `backoff_min`, doubling,
 /// to `backoff_max`; ten restarts within a minute is a crash loop.
 mod defaults {
+    pub fn max_connections_per_address() -> u32 {
+        32
+    }
     pub fn shutdown_timeout() -> String {
         "30s".into()
     }

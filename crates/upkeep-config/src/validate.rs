@@ -104,6 +104,9 @@ pub struct DaemonConfig {
     pub heartbeat_url: Option<url::Url>,
     /// Reverse proxies whose forwarding headers are believed (on `listen` and `public_listen`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Connections one client address (an IPv6 one by its /64) may hold open on each TCP
+    /// listener; trusted proxies are not capped.
+    pub max_connections_per_address: u32,
 }
 
 /// `[maintenance]`: the lead-time policy and the reminders.
@@ -482,6 +485,12 @@ impl Validator<'_> {
             .as_deref()
             .and_then(|text| self.heartbeat_url(text));
         let trusted_proxies = self.trusted_proxies(&raw.daemon.trusted_proxies);
+        self.in_range(
+            &["daemon", "max_connections_per_address"],
+            raw.daemon.max_connections_per_address,
+            bounds::CONNECTIONS_PER_ADDRESS,
+            None,
+        );
         let mut services = BTreeMap::new();
         for (name, svc) in raw.services {
             let key = ["services", name.as_str()];
@@ -517,6 +526,7 @@ impl Validator<'_> {
                 test_clock,
                 heartbeat_url,
                 trusted_proxies,
+                max_connections_per_address: raw.daemon.max_connections_per_address,
             },
             services,
             notify,
@@ -1951,6 +1961,23 @@ mod tests {
             text.contains("`nginx.local` is not an address or a range"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn connections_per_address_are_bounded_and_located() {
+        assert_eq!(check("").unwrap().daemon.max_connections_per_address, 32);
+        let c = check("[daemon]\nmax_connections_per_address = 8\n").unwrap();
+        assert_eq!(c.daemon.max_connections_per_address, 8);
+        let (p, text) = one_problem("[daemon]\nmax_connections_per_address = 0\n");
+        located(&p, &text, "daemon.max_connections_per_address", 2, 31);
+        assert!(
+            text.contains("write at least max_connections_per_address = 1"),
+            "{text}"
+        );
+        let (p, text) = one_problem("[daemon]\nmax_connections_per_address = 513\n");
+        located(&p, &text, "daemon.max_connections_per_address", 2, 31);
+        let (p, text) = one_problem("[daemon]\nmax_connections_per_address = -1\n");
+        assert_eq!((p.line, p.column), (2, 31), "{text}");
     }
 
     proptest::proptest! {

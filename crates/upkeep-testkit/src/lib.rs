@@ -713,6 +713,53 @@ pub fn http(
     exchange(s, method, path, headers, body)
 }
 
+/// Raises this test process's soft open-file limit to its hard limit, for a test that holds
+/// thousands of sockets; the limit it has now.
+pub fn raise_open_files() -> u64 {
+    match upkeep_sys::raise_open_files() {
+        Ok((_, now)) => now,
+        Err(e) => panic!("cannot read or raise the open-file limit: {e}"),
+    }
+}
+
+/// A TCP connection to `addr` from the local address `from` (any of 127.0.0.0/8 on
+/// loopback): how a test is several clients at once.
+pub fn connect_from(
+    from: std::net::IpAddr,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<std::net::TcpStream> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, socket,
+    };
+    use std::os::fd::AsRawFd;
+    let family = if from.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    bind(
+        fd.as_raw_fd(),
+        &SockaddrStorage::from(std::net::SocketAddr::new(from, 0)),
+    )?;
+    connect(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    Ok(std::net::TcpStream::from(fd))
+}
+
+/// [`http`] from the local address `from` (see [`connect_from`]).
+pub fn http_from(
+    from: std::net::IpAddr,
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Answer> {
+    let s = connect_from(from, addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    exchange(s, method, path, headers, body)
+}
+
 /// A bearer token's header.
 pub fn bearer(secret: &str) -> (&'static str, String) {
     ("Authorization", format!("Bearer {secret}"))

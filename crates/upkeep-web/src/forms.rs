@@ -64,13 +64,16 @@ pub(crate) fn feedback_limiter() -> Limiter {
 pub(crate) fn public_routes(subscriptions: Limiter, feedbacks: Limiter) -> Router<AppState> {
     // Layers run outside in: the limit first, then the body is read within its bounds.
     let bounded = || axum::middleware::from_fn(crate::serve::bounded_body);
+    let as_page = || axum::middleware::from_fn(too_large_as_page);
     let subscribe = Router::new()
         .route("/subscribe", post(subscribe))
         .route_layer(bounded())
+        .route_layer(as_page())
         .route_layer(axum::middleware::from_fn_with_state(subscriptions, limit));
     let feedback = Router::new()
         .route("/feedback", post(feedback))
         .route_layer(bounded())
+        .route_layer(as_page())
         .route_layer(axum::middleware::from_fn_with_state(feedbacks, limit));
     subscribe.merge(feedback)
 }
@@ -103,6 +106,27 @@ async fn limit(State(limiter): State<Limiter>, req: Request, next: Next) -> Resp
         }
     }
     next.run(req).await
+}
+
+/// A body past the listener's cap is refused by `bounded_body` in JSON, before the form is
+/// read: a browser that sent the form gets the form's page instead, in the language its
+/// `Accept-Language` asks for (the form's own `lang` field is in the body, unread).
+async fn too_large_as_page(req: Request, next: Next) -> Response {
+    let lang = crate::site::accept_language(req.headers());
+    let answer = next.run(req).await;
+    let json = answer
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    // The form's own refusals (a message too long) are pages already.
+    if answer.status() != StatusCode::PAYLOAD_TOO_LARGE || !json {
+        return answer;
+    }
+    refused(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        lang,
+        &text(lang, Words::TooLarge).replace("{max}", &(FORM_MAX / 1024).to_string()),
+    )
 }
 
 /// A form's fields, as sent: every value of each name, in order.

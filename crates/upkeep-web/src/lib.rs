@@ -11,7 +11,9 @@
 //! `incidents.rs` (what people write to incidents: open, update, resolve, priority,
 //! post-mortem), `feeds.rs` (announcements, the iCalendar and Atom feeds), `metrics.rs` (`/metrics` in the
 //! Prometheus text format), `serve.rs` (one way to serve a
-//! router on any listener, with connection caps and timeouts), `windows.rs` (maintenance
+//! router on any listener, with connection caps and timeouts), `admission.rs` (who holds a
+//! listener's connections: the cap per client address, and idle connections shed for new
+//! ones), `windows.rs` (maintenance
 //! window routes), `notify.rs` (the outbox: list, retry, test), `signals.rs` (a signal or a
 //! reload to a running service), `site/` (the public status page, its live stream, badges
 //! and `banner.js`), `live.rs` (the service list pushed as it changes, for `upkeep top`), `subscribers.rs` (subscribe,
@@ -22,6 +24,7 @@
 //! reverse proxy).
 
 mod admin;
+mod admission;
 mod api;
 mod auth;
 mod error;
@@ -47,6 +50,6 @@ pub use error::{ApiError, clip};
 pub use forms::Feedbacks;
 pub use forwarded::trust_proxies;
 pub use metrics::{MetricsData, ProcessStats};
-pub use serve::{Limits, Peer, PeerOf, serve};
+pub use serve::{Limits, PER_ADDRESS, Peer, PeerOf, serve, serve_with};
 pub use site::{PageModel, Site};
 pub use subscribers::{LinkError, Linked, Subscriptions};

@@ -4,7 +4,10 @@
 //! descriptors, probes failed with "too many open files" and a healthy service was restarted
 //! ten times):
 //!
-//! - a cap on open connections per listener: past it, a new connection gets a 503 with a
+//! - a cap on open connections per listener, and per client address within it (issue 17:
+//!   one address once held them all); connections with no request in hand give way to new
+//!   ones when the listener is (nearly) full, so idle and slowloris sockets cannot keep a
+//!   client out (see `admission.rs`). Past the caps a new connection gets a 503 with a
 //!   message (written without reading its request) and is closed, so a flood costs a
 //!   descriptor for a moment, never a lasting one;
 //! - a deadline for each request's headers, which also ends a keep-alive connection that sits
@@ -33,18 +36,25 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::admission::{Admission, Refusal, Slot};
 
 /// What one listener allows.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Connections open at once.
     pub max_connections: usize,
+    /// Connections open at once from one TCP peer address (an IPv6 peer by its /64); trusted
+    /// proxies are not capped (see `admission.rs`).
+    pub per_address: usize,
     /// Longest wait for a request's headers, counted from the end of the previous response
     /// on a kept-alive connection.
     pub header_timeout: Duration,
+    /// The same deadline when the listener is nearly full: a connection that has waited
+    /// longer for its request (or its next one) is shed to make room for a new one.
+    pub crowded_header_timeout: Duration,
     /// Largest request head (request line and headers) read; past it hyper answers 431.
     /// At least 8 KiB (hyper's floor).
     pub max_header_bytes: usize,
@@ -56,13 +66,25 @@ pub struct Limits {
     pub max_streams: usize,
 }
 
+/// Connections from one address by default (`daemon.max_connections_per_address`): a
+/// browser opens six at most to a host, a page and its stream two; a whole office behind one
+/// NAT address still fits, and one client takes 32 of a listener's 512 at most.
+pub const PER_ADDRESS: usize = 32;
+
+/// The head deadline on a nearly full listener: a client that means to ask sends its request
+/// with its first packet, well within 2 s even on a slow mobile link.
+const CROWDED_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Limits {
     /// The control socket: the CLI and scripts of the host's operators (0600, so only they can
     /// flood it). Roomy: a log shipper may follow every service's log at once, and `stop` must
     /// still get through.
     pub const CONTROL: Limits = Limits {
         max_connections: 4096,
+        // Its peers have no address, only the operators' uid.
+        per_address: usize::MAX,
         header_timeout: Duration::from_secs(10),
+        crowded_header_timeout: CROWDED_HEADER_TIMEOUT,
         max_header_bytes: 64 * 1024,
         max_body_bytes: 2 * 1024 * 1024,
         body_timeout: Duration::from_secs(30),
@@ -71,7 +93,9 @@ impl Limits {
     /// A scrape-only TCP port: Prometheus needs one connection or two.
     pub const METRICS: Limits = Limits {
         max_connections: 64,
+        per_address: PER_ADDRESS,
         header_timeout: Duration::from_secs(10),
+        crowded_header_timeout: CROWDED_HEADER_TIMEOUT,
         max_header_bytes: 16 * 1024,
         max_body_bytes: 16 * 1024,
         body_timeout: Duration::from_secs(10),
@@ -86,7 +110,9 @@ impl Limits {
     /// at once, and past it a browser falls back to reloading the page, which still answers.
     pub const TCP: Limits = Limits {
         max_connections: 512,
+        per_address: PER_ADDRESS,
         header_timeout: Duration::from_secs(10),
+        crowded_header_timeout: CROWDED_HEADER_TIMEOUT,
         max_header_bytes: 16 * 1024,
         max_body_bytes: 64 * 1024,
         body_timeout: Duration::from_secs(10),
@@ -135,33 +161,25 @@ impl PeerOf for tokio::net::TcpStream {
     }
 }
 
-/// The permit a connection holds, in each of its requests' extensions: one of its listener's
-/// connection permits or, once it carries a stream, one of its stream permits. The connection
-/// keeps it until it closes.
+/// A connection's place in its listener's book (see `admission.rs`), in each of its requests'
+/// extensions: it holds one of the listener's connection permits or, once it carries a
+/// stream, one of its stream permits, until the connection closes.
 #[derive(Clone)]
-pub(crate) struct Lease {
-    held: Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>,
-    streams: Arc<Semaphore>,
-}
+pub(crate) struct Lease(Arc<Slot>);
 
 impl Lease {
     /// Trades this connection's permit for a stream permit, so that a stream held open for
     /// hours does not keep a connection permit from the page; false when every stream permit
     /// is taken (the stream is then refused, and the connection keeps what it had).
     pub(crate) fn to_stream(&self) -> bool {
-        let Ok(stream) = self.streams.clone().try_acquire_owned() else {
-            return false;
-        };
-        // Poisoned only by a panic in this very line elsewhere: the permit is still good.
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        *held = Some(stream);
-        true
+        self.0.to_stream()
     }
 }
 
 /// The router's service for one connection: puts the connection's [`Peer`], its [`Lease`]
-/// and its listener's [`Limits`] into each request. A wrapper rather than `Router::layer` per connection, which
-/// would rebuild every route for each of a flood's connections.
+/// and its listener's [`Limits`] into each request, and tells the listener's book when the
+/// connection has a request in hand. A wrapper rather than `Router::layer` per connection,
+/// which would rebuild every route for each of a flood's connections.
 #[derive(Clone)]
 struct WithPeer {
     inner: TowerToHyperService<Router>,
@@ -171,21 +189,65 @@ struct WithPeer {
 }
 
 impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for WithPeer {
-    type Response = <TowerToHyperService<Router> as hyper::service::Service<
-        hyper::Request<hyper::body::Incoming>,
-    >>::Response;
-    type Error = <TowerToHyperService<Router> as hyper::service::Service<
-        hyper::Request<hyper::body::Incoming>,
-    >>::Error;
-    type Future = <TowerToHyperService<Router> as hyper::service::Service<
-        hyper::Request<hyper::body::Incoming>,
-    >>::Future;
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<Response, std::convert::Infallible>> + Send>>;
 
     fn call(&self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         req.extensions_mut().insert(self.peer.clone());
         req.extensions_mut().insert(self.limits);
         req.extensions_mut().insert(self.lease.clone());
-        self.inner.call(req)
+        // Busy from its head until its answer's body is done or dropped.
+        let busy = Busy::start(self.lease.0.clone());
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let res = answer.await?;
+            Ok(res.map(|body| axum::body::Body::new(Answering { body, _busy: busy })))
+        })
+    }
+}
+
+/// A request in hand: the connection is not shed for a newcomer until this is dropped.
+struct Busy(Arc<Slot>);
+
+impl Busy {
+    fn start(slot: Arc<Slot>) -> Busy {
+        slot.busy();
+        Busy(slot)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.answered();
+    }
+}
+
+/// An answer's body, keeping its connection busy until hyper has written it all (hyper
+/// drops a body at its end) or the connection is gone.
+struct Answering {
+    body: axum::body::Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Answering {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -231,15 +293,19 @@ pub(crate) async fn bounded_body(req: Request, next: Next) -> Response {
         .await
 }
 
-/// The answer past the cap, written whole without reading the request.
+/// The answer past the listener's cap (every connection busy), written whole without reading
+/// the request.
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 89\r\n\r\n{\"error\":\"too many open connections to the daemon; close some and try again\",\"hint\":null}";
 
-/// Answers 503 to a connection past the cap and closes it (within a second: a client that
+/// The answer past the cap per client address.
+const CROWDED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 93\r\n\r\n{\"error\":\"too many open connections from your address; close some and try again\",\"hint\":null}";
+
+/// Answers `answer` to a connection past a cap and closes it (within a second: a client that
 /// reads nothing gets nothing more).
-async fn refuse<Io: tokio::io::AsyncWrite + Unpin>(mut io: Io) {
+async fn refuse<Io: tokio::io::AsyncWrite + Unpin>(mut io: Io, answer: &'static [u8]) {
     use tokio::io::AsyncWriteExt;
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = io.write_all(BUSY).await;
+        let _ = io.write_all(answer).await;
         let _ = io.shutdown().await;
     })
     .await;
@@ -249,48 +315,77 @@ async fn refuse<Io: tokio::io::AsyncWrite + Unpin>(mut io: Io) {
 const DRAIN: Duration = Duration::from_secs(5);
 
 /// Serves `app` on `listener` within `limits` until `cancel`.
-pub async fn serve<L>(mut listener: L, app: Router, limits: Limits, cancel: CancellationToken)
+pub async fn serve<L>(listener: L, app: Router, limits: Limits, cancel: CancellationToken)
 where
+    L: axum::serve::Listener,
+    L::Io: PeerOf,
+{
+    serve_with(listener, app, limits, &[], cancel).await;
+}
+
+/// [`serve`], with `trusted_proxies` exempt from the cap per address: every client behind a
+/// proxy shares its address.
+pub async fn serve_with<L>(
+    mut listener: L,
+    app: Router,
+    limits: Limits,
+    trusted_proxies: &[ipnet::IpNet],
+    cancel: CancellationToken,
+) where
     L: axum::serve::Listener,
     L::Io: PeerOf,
 {
     // The extractors' own cap, for a route that reads a body without `bounded_body` in front.
     let app = app.layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let streams = Arc::new(Semaphore::new(limits.max_streams));
+    let admission = Admission::new(limits, trusted_proxies.into());
     let conns = TaskTracker::new();
-    let mut refused: u64 = 0;
+    let (mut refused, mut crowded): (u64, u64) = (0, 0);
     loop {
         let (io, _addr) = tokio::select! {
             _ = cancel.cancelled() => break,
             conn = listener.accept() => conn,
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            refused += 1;
-            // Once per power of two: a flood is logged, not echoed line by line.
-            if refused.is_power_of_two() {
-                tracing::warn!(
-                    refused,
-                    cap = limits.max_connections,
-                    "connection refused: too many open connections"
-                );
+        let peer = io.peer();
+        let slot = match admission.admit(&peer) {
+            Ok(slot) => Arc::new(slot),
+            Err(Refusal::Full) => {
+                refused += 1;
+                // Once per power of two: a flood is logged, not echoed line by line.
+                if refused.is_power_of_two() {
+                    tracing::warn!(
+                        refused,
+                        cap = limits.max_connections,
+                        "connection refused: every connection is busy"
+                    );
+                }
+                tokio::spawn(refuse(io, BUSY));
+                continue;
             }
-            tokio::spawn(refuse(io));
-            continue;
+            Err(Refusal::PerAddress) => {
+                crowded += 1;
+                if crowded.is_power_of_two() {
+                    tracing::warn!(
+                        refused = crowded,
+                        cap = limits.per_address,
+                        peer = peer.remote().unwrap_or_default(),
+                        "connection refused: too many open connections from one address"
+                    );
+                }
+                tokio::spawn(refuse(io, CROWDED));
+                continue;
+            }
         };
-        let lease = Lease {
-            held: Arc::new(std::sync::Mutex::new(Some(permit))),
-            streams: streams.clone(),
-        };
+        let shed = slot.shed.clone();
+        let lease = Lease(slot);
         let svc = WithPeer {
-            peer: io.peer(),
+            peer,
             limits,
             lease: lease.clone(),
             inner: TowerToHyperService::new(app.clone()),
         };
         let cancel = cancel.clone();
         conns.spawn(async move {
-            // Whichever permit the connection holds at its end goes back then.
+            // Its place in the book (and the permit it holds) goes back when it closes.
             let _lease = lease;
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -301,6 +396,8 @@ where
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
+                // Shed for a newcomer while it had no request in hand: closed unanswered.
+                _ = shed.cancelled() => {}
                 _ = cancel.cancelled() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
@@ -319,14 +416,94 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_busy_answer_is_well_formed() {
-        let text = std::str::from_utf8(BUSY).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(
-            head.contains(&format!("content-length: {}", body.len())),
-            "{head}"
+    fn the_busy_answers_are_well_formed() {
+        for answer in [BUSY, CROWDED] {
+            let text = std::str::from_utf8(answer).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            assert!(
+                head.contains(&format!("content-length: {}", body.len())),
+                "{head}"
+            );
+            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert!(v["error"].as_str().unwrap().contains("too many"));
+        }
+    }
+
+    /// A listener of `max` connections serving `/hold` (says so on `entered`, then answers
+    /// once `go` is notified).
+    async fn held_listener(
+        max: usize,
+    ) -> (
+        std::net::SocketAddr,
+        tokio::sync::mpsc::UnboundedReceiver<()>,
+        Arc<tokio::sync::Notify>,
+    ) {
+        let go = Arc::new(tokio::sync::Notify::new());
+        let (tx, entered) = tokio::sync::mpsc::unbounded_channel();
+        let wait = go.clone();
+        let app = Router::new().route(
+            "/hold",
+            axum::routing::get(move || {
+                let (wait, tx) = (wait.clone(), tx.clone());
+                async move {
+                    // Made before it says so: `notify_waiters` wakes every one made by then.
+                    let released = wait.notified();
+                    let _ = tx.send(());
+                    released.await;
+                    "held"
+                }
+            }),
         );
-        let v: serde_json::Value = serde_json::from_str(body).unwrap();
-        assert!(v["error"].as_str().unwrap().contains("too many"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            max_connections: max,
+            ..Limits::TCP
+        };
+        tokio::spawn(serve(listener, app, limits, CancellationToken::new()));
+        (addr, entered, go)
+    }
+
+    async fn send(addr: std::net::SocketAddr, path: &str) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        s
+    }
+
+    /// Everything the server sends until it closes, or until `needle` has come.
+    async fn read_until(s: &mut tokio::net::TcpStream, needle: &str) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains(needle) {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_asks_nothing_gives_way_and_only_busy_ones_make_a_503() {
+        let (addr, mut entered, go) = held_listener(2).await;
+        let mut quiet = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut first = send(addr, "/hold").await;
+        entered.recv().await.unwrap();
+        // Full: the connection that asked nothing is closed, unanswered, for the newcomer.
+        let mut second = send(addr, "/hold").await;
+        entered.recv().await.unwrap();
+        assert_eq!(read_until(&mut quiet, "never").await, "");
+        // Both busy with a request: the next is told why.
+        let mut third = send(addr, "/hold").await;
+        let refused = read_until(&mut third, "never").await;
+        assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+        assert!(refused.contains("to the daemon"), "{refused}");
+        go.notify_waiters();
+        assert!(read_until(&mut first, "held").await.contains("200 OK"));
+        assert!(read_until(&mut second, "held").await.contains("200 OK"));
     }
 }

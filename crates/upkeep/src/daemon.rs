@@ -258,6 +258,7 @@ async fn run_async(
     let shutdown_timeout = config.daemon.shutdown_timeout;
     let metrics_listen = config.daemon.metrics_listen;
     let trusted_proxies = config.daemon.trusted_proxies.clone();
+    let per_address = config.daemon.max_connections_per_address as usize;
     let (listen, public_listen) = (config.daemon.listen, config.daemon.public_listen);
     let reaper = Reaper::start().context("installing the SIGCHLD handler")?;
     let node = node_id(&data_dir)?;
@@ -586,6 +587,10 @@ async fn run_async(
     ];
     for (addr, key, limits, app) in tcp {
         let Some(addr) = addr else { continue };
+        let limits = Limits {
+            per_address,
+            ..limits
+        };
         // Behind a reverse proxy, the client its headers name (see upkeep_web::trust_proxies).
         let app = upkeep_web::trust_proxies(app, &trusted_proxies);
         let handed = taken
@@ -604,12 +609,21 @@ async fn run_async(
         };
         kept.extend(crate::upgrade::keep_fd(&std_listener).map(|fd| (key.to_owned(), fd)));
         if key == "public_listen" {
-            crate::public::serve_apart(std_listener, app, limits, api_cancel.clone())?;
+            crate::public::serve_apart(
+                std_listener,
+                app,
+                limits,
+                &trusted_proxies,
+                api_cancel.clone(),
+            )?;
             continue;
         }
         let tcp = tokio::net::TcpListener::from_std(std_listener)?;
         tracing::info!(%addr, key, "serving over TCP");
-        tokio::spawn(upkeep_web::serve(tcp, app, limits, api_cancel.clone()));
+        let (cancel, trusted) = (api_cancel.clone(), trusted_proxies.clone());
+        tokio::spawn(async move {
+            upkeep_web::serve_with(tcp, app, limits, &trusted, cancel).await;
+        });
     }
     let api = tokio::spawn(upkeep_web::serve(
         listener,

@@ -11,7 +11,8 @@
 //! whose connections work from any runtime.
 //!
 //! Input: the bound listener (bound by the daemon, or handed over by `upkeep upgrade`), the
-//! public router and its limits; ends with `cancel`.
+//! public router, its limits and the trusted proxies (not capped per address); ends with
+//! `cancel`.
 
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
@@ -26,8 +27,10 @@ pub fn serve_apart(
     listener: std::net::TcpListener,
     app: axum::Router,
     limits: upkeep_web::Limits,
+    trusted_proxies: &[ipnet::IpNet],
     cancel: CancellationToken,
 ) -> Result<()> {
+    let trusted = trusted_proxies.to_vec();
     let addr = listener.local_addr()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(THREADS)
@@ -40,7 +43,7 @@ pub fn serve_apart(
         .spawn(move || {
             rt.block_on(async move {
                 match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => upkeep_web::serve(l, app, limits, cancel).await,
+                    Ok(l) => upkeep_web::serve_with(l, app, limits, &trusted, cancel).await,
                     Err(e) => tracing::error!("public_listen not served: {e}"),
                 }
             });

@@ -106,6 +106,7 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
         test_clock,
         heartbeat_url,
         trusted_proxies,
+        max_connections_per_address,
     } = &running.daemon;
     let now = &new.daemon;
     let mut keys = Vec::new();
@@ -120,6 +121,7 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
         cgroups,
         heartbeat_url,
         listen,
+        max_connections_per_address,
         metrics_listen,
         node,
         public_listen,

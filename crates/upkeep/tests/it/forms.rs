@@ -311,11 +311,13 @@ fn idle_streams_cannot_take_the_page_down() {
     let (d, addr) = crate::statuspage::public_daemon("[services.web]\ncommand = \"sleep 1000\"\n");
     d.wait_state("web", "up", LONG);
     wait_page(addr, "/", "the page", |p| p.contains("data-svc=\"web\""));
-    // 512 streams opened and left idle: the first 256 are served, the rest refused.
+    // 512 streams opened and left idle (from 16 addresses: one holds 32 connections at most):
+    // the first 256 are served, the rest refused.
     let mut open = Vec::new();
     let (mut served, mut refused) = (0, 0);
-    for _ in 0..512 {
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
+    for i in 0..512 {
+        let from = std::net::Ipv4Addr::new(127, 0, 0, 10 + (i / 32) as u8);
+        let mut s = upkeep_testkit::connect_from(from.into(), addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         s.write_all(b"GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
@@ -364,7 +366,37 @@ fn a_megabyte_body_is_a_413_and_what_was_sent_is_not_echoed() {
         let a = http(public, "POST", path, headers, big.as_bytes()).unwrap();
         assert_eq!(a.code, 413, "{path}: {}", a.text());
         assert!(a.text().contains("larger than"), "{path}: {}", a.text());
+        // A form past the listener's cap (64 KiB, refused unread) gets the form's page, not
+        // the API's JSON (issue 17).
+        assert_eq!(
+            a.text().contains("<html"),
+            path != "/api/v1/subscribe",
+            "{path}: {}",
+            a.text()
+        );
     }
+    // ...in the reader's language.
+    let zh = post_form(
+        public,
+        "/feedback",
+        &"message=".repeat(20_000),
+        Some("zh-CN"),
+    );
+    assert_eq!(zh.code, 413, "{}", zh.text());
+    assert!(zh.text().contains("表单超过"), "{}", zh.text());
+    // What is shown back never carries a control character raw (issue 17: a NUL was).
+    let nul = post_form(
+        public,
+        "/subscribe",
+        "email=a%00%1b%5B2Jb%40example.com",
+        None,
+    );
+    assert!((400..500).contains(&nul.code), "{}", nul.text());
+    assert!(
+        !nul.text().contains(['\0', '\u{1b}']) && nul.text().contains("a\\0\\u{1b}[2Jb"),
+        "{}",
+        nul.text()
+    );
     // Through the control socket (2 MiB allowed): a megabyte signal name is refused without
     // being quoted back whole, control characters escaped.
     let name = format!("\u{1b}[2J{}", "X".repeat(1 << 20));

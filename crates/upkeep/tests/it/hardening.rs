@@ -233,19 +233,11 @@ fn issue_14_idle_connections_by_the_thousand_are_capped_and_timed_out() {
         held <= 64 + 4096 + 16,
         "the daemon holds {held} more descriptors"
     );
-    // Past the cap, a connection is told why, not just dropped.
-    let said = |mut s: std::os::unix::net::UnixStream| {
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut text = String::new();
-        let _ = s.read_to_string(&mut text);
-        text
-    };
-    let over = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
-    let text = said(over);
-    assert!(
-        text.starts_with("HTTP/1.1 503") && text.contains("too many open connections"),
-        "{text}"
-    );
+    // Past the cap, the connections that have asked nothing for longest give way (issue 17):
+    // a command still gets in. (A 503 is for a listener whose every connection is busy with
+    // a request: upkeep-web's serve.rs tests it.)
+    let out = d.cli(&["ls"]);
+    assert!(out.status.success(), "{}", stderr(&out));
     // The socket's flood ends; with the TCP flood still on, the daemon answers and its
     // service is not disturbed.
     drop(unix);
