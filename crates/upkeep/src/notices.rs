@@ -337,6 +337,12 @@ pub async fn start(
             node: node.to_owned(),
             services: std::sync::RwLock::new(crate::subscriptions::public_services(config)),
             wake: wake.clone(),
+            confirmations: upkeep_core::budget::Budget::per_hour(
+                notify
+                    .subscribers
+                    .as_ref()
+                    .map_or(100, |s| s.confirmations_per_hour),
+            ),
         })
     });
     tracing::info!(
