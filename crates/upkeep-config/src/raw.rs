@@ -67,6 +67,10 @@ pub(crate) struct RawSubscribers {
     /// made once in the data dir.
     pub secret_env: Option<String>,
     pub secret_file: Option<String>,
+    /// Confirmation mails the public may make us send in an hour, all addresses together.
+    pub confirmations_per_hour: Option<i64>,
+    /// Most subscriptions waiting for their confirmation at once.
+    pub max_unconfirmed: Option<i64>,
 }
 
 /// `[[notify.routes]]`. `priority`, `notice` and `services` take one name or a list, so they

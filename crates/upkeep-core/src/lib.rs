@@ -5,6 +5,7 @@
 //! validation of names, so every other crate can depend on it without pulling anything in.
 //!
 //! Layout:
+//! - `budget.rs`: [`budget::Budget`], at most N of something per hour for everyone together.
 //! - `clock.rs`: [`Clock`], the injected time, and [`TestClock`], the one tests move.
 //! - `deps.rs`: [`Condition`], [`OnDependencyDown`] and [`Permit`]: start order and readiness.
 //! - `name.rs`: [`ServiceName`], the validated identifier of a service.
@@ -21,9 +22,11 @@
 //! - `i18n.rs`: user-facing text in English and Simplified Chinese.
 //! - `job.rs`: jobs and their runs as the API shows them.
 //! - `account.rs`: admin users as the API shows them, and the rules for their names.
+//! - `when.rs`: times and zones as people type them (the CLI and the admin form alike).
 
 pub mod account;
 pub mod api;
+pub mod budget;
 mod clock;
 mod deps;
 pub mod duration;
@@ -37,6 +40,7 @@ mod name;
 pub mod report;
 mod status;
 pub mod subscription;
+pub mod when;
 pub mod window;
 
 pub use clock::{Clock, TestClock};

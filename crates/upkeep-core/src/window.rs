@@ -296,6 +296,17 @@ impl From<&Window> for Announcement {
     }
 }
 
+impl Announcement {
+    /// The announcement as the public may see it: without the services `shown` says are not
+    /// public (`public = false`), and none at all when the window affects no public service.
+    /// Operators may put a hidden service in a window; the page, the feeds and the public
+    /// window page must still never name it.
+    pub fn public(mut self, shown: impl Fn(&crate::ServiceName) -> bool) -> Option<Self> {
+        self.services.retain(|s| shown(&s.service));
+        (!self.services.is_empty()).then_some(self)
+    }
+}
+
 /// `POST /api/v1/windows/{id}/extend`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtendRequest {

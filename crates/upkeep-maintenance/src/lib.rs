@@ -19,4 +19,4 @@ pub mod spec;
 pub use plan::{Plan, Rules, WindowState, plan};
 pub use policy::{LeadTime, PolicyRefusal};
 pub use recur::{RecurError, occurrences};
-pub use spec::{LENGTH_MAX_DAYS, SpecError, normalize, validate};
+pub use spec::{AHEAD_MAX_DAYS, LENGTH_MAX_DAYS, SpecError, ahead, normalize, validate};

@@ -11,7 +11,9 @@ use upkeep_core::window::{Occurrence, WindowSpec};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecurError {
-    #[error("`{0}` is not a time zone (write an IANA name such as Asia/Shanghai or Europe/Berlin)")]
+    #[error(
+        "`{0}` is not a time zone of a place (write an IANA name such as Asia/Shanghai or Europe/Berlin, or UTC)"
+    )]
     Zone(String),
     #[error("the repeat rule `{rule}` is not valid: {why}")]
     Rule { rule: String, why: String },
@@ -30,8 +32,9 @@ pub enum RecurError {
 /// Most occurrences looked at in one call (a rule that yields nothing ahead ends there).
 const LOOKAHEAD: u16 = 500;
 
+/// A zone of a place or UTC (`Factory` and `posixrules` parse, but mean nothing to people).
 fn zone(tz: &str) -> Result<jiff::tz::TimeZone, RecurError> {
-    jiff::tz::TimeZone::get(tz).map_err(|_| RecurError::Zone(tz.to_owned()))
+    upkeep_core::when::zone(tz).map_err(|_| RecurError::Zone(tz.to_owned()))
 }
 
 fn rule_set(spec: &WindowSpec, rule: &str) -> Result<rrule::RRuleSet, RecurError> {

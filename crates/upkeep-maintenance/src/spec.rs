@@ -1,6 +1,8 @@
 //! What makes a window acceptable, checked in one place before it is stored (by the API, the
 //! CLI's request and an edit alike): text within limits, an end after its start, at least one
-//! service and each one known, a real zone and a rule that repeats sensibly.
+//! service and each one known, a real zone and a rule that repeats sensibly; and, against
+//! the clock ([`ahead`]), a window that is still to come and not absurdly far off (a lead-time
+//! policy forced with a reason bypasses neither: no reason makes a window in 1970 useful).
 
 use std::collections::BTreeSet;
 
@@ -15,6 +17,8 @@ const TEXT_MAX: usize = 4000;
 /// Longest window: a month. Longer "maintenance" is a decommission.
 pub const LENGTH_MAX_DAYS: i64 = 31;
 const SERVICES_MAX: usize = 1000;
+/// Furthest first start: two years. Further is a typo (2206 for 2026), not a plan.
+pub const AHEAD_MAX_DAYS: i64 = 2 * 366;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
@@ -42,6 +46,31 @@ pub enum SpecError {
     Duplicate(ServiceName),
     #[error(transparent)]
     Recur(#[from] RecurError),
+    #[error(
+        "the window is over before it is announced (it ends {end}): check the date and the zone"
+    )]
+    Past { end: String },
+    #[error("the window starts {start}, more than two years ahead: check the year")]
+    TooFarAhead { start: String },
+}
+
+/// Checks that `spec` still has an occurrence to come at `now` and starts within
+/// [`AHEAD_MAX_DAYS`]. Call it after [`validate`] (it trusts the rule and the zone).
+pub fn ahead(spec: &WindowSpec, now: jiff::Timestamp) -> Result<(), SpecError> {
+    if recur::occurrences(spec, now, 1)?.is_empty() {
+        return Err(SpecError::Past {
+            end: spec.end.to_string(),
+        });
+    }
+    let far = now
+        .checked_add(jiff::SignedDuration::from_hours(AHEAD_MAX_DAYS * 24))
+        .unwrap_or(jiff::Timestamp::MAX);
+    if spec.start > far {
+        return Err(SpecError::TooFarAhead {
+            start: spec.start.to_string(),
+        });
+    }
+    Ok(())
 }
 
 fn text(field: &'static str, value: &str, max: usize, lines: bool) -> Result<(), SpecError> {
@@ -148,9 +177,54 @@ mod tests {
             let e = validate(&s, known).unwrap_err().to_string();
             assert!(e.contains(want), "{want}: {e}");
         }
+        for zone in ["Factory", "posixrules", "EST5EDT"] {
+            let mut s = ok.clone();
+            s.tz = zone.into();
+            let e = validate(&s, known).unwrap_err().to_string();
+            assert!(e.contains("not a time zone of a place"), "{zone}: {e}");
+        }
         // Newlines are fine in the reason, not in the title.
         let mut s = ok.clone();
         s.reason = "line one\nline two".into();
         assert_eq!(validate(&s, known), Ok(()));
+    }
+
+    #[test]
+    fn a_window_must_be_to_come_and_not_years_off() {
+        let now: jiff::Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let at = |start: &str, end: &str, repeat: Option<&str>| {
+            ahead(&spec(start, end, "UTC", repeat), now).map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            at("2026-12-02T01:00:00Z", "2026-12-02T03:00:00Z", None),
+            Ok(())
+        );
+        // Under way: still to come (its end is).
+        assert_eq!(
+            at("2026-11-30T23:00:00Z", "2026-12-01T01:00:00Z", None),
+            Ok(())
+        );
+        let e = at("1970-01-01T00:00:00Z", "1970-01-01T02:00:00Z", None).unwrap_err();
+        assert!(e.contains("over before it is announced"), "{e}");
+        let e = at("2026-11-30T01:00:00Z", "2026-11-30T03:00:00Z", None).unwrap_err();
+        assert!(e.contains("over before"), "{e}");
+        // A weekly window begun a month ago has its next Sunday to come.
+        assert_eq!(
+            at(
+                "2026-11-01T01:00:00Z",
+                "2026-11-01T03:00:00Z",
+                Some("FREQ=WEEKLY")
+            ),
+            Ok(())
+        );
+        let e = at(
+            "2026-11-01T01:00:00Z",
+            "2026-11-01T03:00:00Z",
+            Some("FREQ=WEEKLY;COUNT=2"),
+        )
+        .unwrap_err();
+        assert!(e.contains("over before"), "{e}");
+        let e = at("2206-12-02T01:00:00Z", "2206-12-02T03:00:00Z", None).unwrap_err();
+        assert!(e.contains("two years ahead"), "{e}");
     }
 }

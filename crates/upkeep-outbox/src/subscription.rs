@@ -62,6 +62,10 @@ pub struct SubscribersConfig {
     /// secret made once and kept in the data dir.
     pub secret_env: Option<String>,
     pub secret_file: Option<std::path::PathBuf>,
+    /// Confirmation mails sent in any hour, all addresses together (`confirmations_per_hour`).
+    pub confirmations_per_hour: u32,
+    /// Most subscriptions waiting for confirmation at once (`max_unconfirmed`).
+    pub max_unconfirmed: u32,
 }
 
 impl SubscribersConfig {
@@ -569,6 +573,8 @@ mod tests {
             confirm_within: Duration::from_secs(48 * 3600),
             secret_env: None,
             secret_file: None,
+            confirmations_per_hour: 100,
+            max_unconfirmed: 1000,
         });
         let keys = SubscriptionKeys::new(b"k".to_vec());
         let t = crate::Templates::builtin();

@@ -113,6 +113,16 @@ pub trait Control: Send + Sync + 'static {
         &self,
         limit: u32,
     ) -> Result<Vec<upkeep_core::api::Incident>, ApiError>;
+    /// Incident `id` as its public page shows it (`/incidents/{id}`): the probes' steps
+    /// without their reasons, what people wrote, the post-mortem. None for an unknown id, a
+    /// drill, or an incident of a service that is not public.
+    async fn public_incident(
+        &self,
+        id: i64,
+    ) -> Result<Option<crate::site::model::PageIncident>, ApiError> {
+        let _ = id;
+        Ok(None)
+    }
     /// Maintenance windows not done (all of them with `all`), earliest first.
     async fn windows(&self, all: bool) -> Result<Vec<upkeep_core::window::Window>, ApiError>;
     async fn window(&self, id: i64) -> Result<upkeep_core::window::Window, ApiError>;
@@ -329,7 +339,9 @@ fn public_routes(control: &dyn Control, cancel: &CancellationToken) -> Router<Ap
             crate::forms::feedback_limiter(),
         ));
     match control.site() {
-        Some(site) => routes.merge(crate::site::routes(site, cancel.clone())),
+        Some(site) => routes
+            .merge(crate::site::routes(site, cancel.clone()))
+            .merge(crate::site::detail_routes()),
         None => routes,
     }
 }

@@ -44,6 +44,12 @@ pub enum ApiError {
     TooLarge(String),
     /// The request body did not arrive in time.
     Timeout(String),
+    /// A budget shared by every client is spent for now (confirmation mails, feedback): a
+    /// 429 with `Retry-After`.
+    TooMany {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// A failure of the daemon's own: logged with its whole cause chain, answered with a
     /// short generic message.
     Internal(Box<dyn std::error::Error + Send + Sync>),
@@ -111,6 +117,23 @@ impl IntoResponse for ApiError {
             ),
             ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m, None),
             ApiError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m, None),
+            ApiError::TooMany {
+                message,
+                retry_after,
+            } => {
+                let secs = retry_after.as_secs().max(1);
+                let mut r = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(ErrorBody {
+                        error: message,
+                        hint: Some(format!("try again in {} min", secs.div_ceil(60))),
+                    }),
+                )
+                    .into_response();
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                return r;
+            }
             ApiError::Internal(e) => {
                 let mut detail = e.to_string();
                 let mut cause = e.source();

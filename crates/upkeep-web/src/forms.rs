@@ -301,6 +301,24 @@ fn failed(lang: Lang, e: ApiError) -> Response {
         }
         ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m, None),
         ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m, None),
+        ApiError::TooMany {
+            message,
+            retry_after,
+        } => {
+            let mut body = format!("<p>{}</p>", escape(&message));
+            body.push_str(&back(lang));
+            let mut r = page(
+                StatusCode::TOO_MANY_REQUESTS,
+                lang,
+                text(lang, Words::RefusedTitle),
+                &body,
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(retry_after.as_secs().max(1)),
+            );
+            return r;
+        }
         ApiError::Unavailable { .. } => (
             StatusCode::SERVICE_UNAVAILABLE,
             text(lang, Words::Unavailable).to_owned(),

@@ -596,6 +596,16 @@ impl Control for Daemon {
             .collect())
     }
 
+    async fn public_incident(
+        &self,
+        id: i64,
+    ) -> Result<Option<upkeep_web::site::model::PageIncident>, ApiError> {
+        self.store_ready()?;
+        crate::statuspage::public_incident(self, id)
+            .await
+            .map_err(|e| ApiError::Internal(Box::new(e)))
+    }
+
     async fn windows(&self, all: bool) -> Result<Vec<Window>, ApiError> {
         Ok(windows::list(self, all).await?)
     }

@@ -5,7 +5,8 @@
 //! email, when given, is checked as a subscriber's is; a service, when given, must be one the
 //! status page shows (a `public = false` one is refused as if it did not exist). Text is kept
 //! as written: every reader escapes what it shows. The rate limit per client address is the
-//! web layer's.
+//! web layer's; [`FEEDBACK_PER_HOUR`], for every client together, is this desk's (a script
+//! that changes its source address still fills the operators' list at most that fast).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -15,6 +16,13 @@ use upkeep_core::Clock;
 use upkeep_core::feedback::{FeedbackItem, FeedbackRequest, MAX_MESSAGE_CHARS};
 use upkeep_store::{NewFeedback, Store};
 use upkeep_web::{ApiError, Feedbacks, Site};
+
+/// Feedback messages kept in any hour, every client together; past it a 429 says when to try.
+pub const FEEDBACK_PER_HOUR: u32 = 300;
+
+/// The budget of [`FEEDBACK_PER_HOUR`]: one for the process (a desk is made per request).
+static BUDGET: std::sync::LazyLock<upkeep_core::budget::Budget> =
+    std::sync::LazyLock::new(|| upkeep_core::budget::Budget::per_hour(FEEDBACK_PER_HOUR));
 
 /// Answers the feedback routes, over the store and what the status page shows.
 pub struct Desk {
@@ -84,6 +92,20 @@ impl Feedbacks for Desk {
             }
         };
         let address = from.map(|a| a.to_string());
+        let now = self.clock.now();
+        if let Err(retry_after) = BUDGET.take(now) {
+            let minutes = retry_after.as_secs().div_ceil(60).max(1);
+            return Err(ApiError::TooMany {
+                message: if lang == "zh-CN" {
+                    format!("本小时收到的留言已达上限，请 {minutes} 分钟后再试。")
+                } else {
+                    format!(
+                        "This status page has taken as many messages as it takes in an hour. Try again in {minutes} min."
+                    )
+                },
+                retry_after,
+            });
+        }
         let id = self
             .store
             .add_feedback(
@@ -94,7 +116,7 @@ impl Feedbacks for Desk {
                     lang,
                     address: address.as_deref(),
                 },
-                self.clock.now(),
+                now,
             )
             .await
             .map_err(unavailable)?;

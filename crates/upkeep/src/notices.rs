@@ -396,6 +396,12 @@ pub async fn start(
             node: node.to_owned(),
             services: public,
             wake: wake.clone(),
+            confirmations: upkeep_core::budget::Budget::per_hour(
+                notify
+                    .subscribers
+                    .as_ref()
+                    .map_or(100, |s| s.confirmations_per_hour),
+            ),
         })
     });
     tracing::info!(

@@ -336,8 +336,13 @@ async fn read_store(daemon: &Daemon, book: &LatencyBook, s: &mut FromStore) {
                 });
             }
             if let Ok(windows) = crate::ops::windows::list(daemon, true).await {
-                let all: Vec<upkeep_core::window::Announcement> =
-                    windows.iter().map(Into::into).collect();
+                let shown = crate::subscriptions::public_services(&daemon.live.lock().await.config);
+                let all: Vec<upkeep_core::window::Announcement> = windows
+                    .iter()
+                    .filter_map(|w| {
+                        upkeep_core::window::Announcement::from(w).public(|s| shown.contains(s))
+                    })
+                    .collect();
                 s.windows = all
                     .iter()
                     .filter(|w| {
@@ -363,6 +368,34 @@ async fn read_store(daemon: &Daemon, book: &LatencyBook, s: &mut FromStore) {
         }
         Err(e) => tracing::debug!("status page: incidents not read: {}", e.with_causes()),
     }
+}
+
+/// Incident `id` as its own public page shows it (`/incidents/{id}`, the link in notices):
+/// None for an unknown id, a drill, or a service that is not public (`public = false`).
+pub async fn public_incident(
+    daemon: &Daemon,
+    id: i64,
+) -> Result<Option<PageIncident>, upkeep_store::Error> {
+    let Some(detail) = daemon.store.incident(id, 200).await? else {
+        return Ok(None);
+    };
+    let i = detail.incident;
+    let public = crate::subscriptions::public_services(&daemon.live.lock().await.config);
+    if i.drill || !public.contains(&i.service) {
+        return Ok(None);
+    }
+    Ok(Some(PageIncident {
+        id: i.id,
+        service: i.service,
+        started: i.started,
+        resolved: i.resolved,
+        timeline: detail
+            .timeline
+            .iter()
+            .filter_map(|e| step(e).map(|s| (e.at, s)))
+            .collect(),
+        written: written(daemon.store.as_ref(), id).await,
+    }))
 }
 
 /// What people wrote about incident `id`, as the page shows it (nothing if the store does

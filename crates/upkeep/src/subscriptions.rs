@@ -121,6 +121,9 @@ pub struct Desk {
     pub services: upkeep_outbox::PublicServices,
     /// The dispatcher's: a confirmation mail was planned.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Confirmation mails in any hour, every address together (`confirmations_per_hour`):
+    /// the limit per client address alone let 200 addresses plan 1,884 mails in 12 s.
+    pub confirmations: upkeep_core::budget::Budget,
 }
 
 fn info(s: Subscriber) -> SubscriberInfo {
@@ -153,7 +156,10 @@ fn link_token_error(e: TokenError) -> LinkError {
     }
 }
 
-/// The address as stored (lower case), or why it is refused.
+/// The address as stored (lower case), or why it is refused. Only what any SMTP server
+/// carries: ASCII (a non-ASCII local part needs SMTPUTF8, which neither our mail channel nor
+/// many receivers speak; a non-ASCII domain is written in its `xn--` form), and no control or
+/// invisible formatting character (a U+202E would show the address reversed to operators).
 pub fn check_address(text: &str) -> Result<String, String> {
     let t = text.trim();
     if t.len() > 254 {
@@ -164,6 +170,20 @@ pub fn check_address(text: &str) -> Result<String, String> {
         email_address::Options::default().without_display_text(),
     )
     .map_err(|e| format!("`{t}` is not an email address: {e}"))?;
+    // Past the parse, so what is no address at all says so first.
+    if let Some(c) = t.chars().find(|c| !c.is_ascii_graphic()) {
+        let shown = upkeep_web::clip(&t.escape_debug().to_string());
+        return Err(if c.is_alphanumeric() {
+            format!(
+                "`{shown}` is not an address mail can be sent to here: write it in ASCII (a domain in its xn-- form)"
+            )
+        } else {
+            format!(
+                "`{shown}` holds {} (a space, a control or an invisible formatting character): write the address alone",
+                c.escape_unicode()
+            )
+        });
+    }
     let domain = parsed.domain();
     if !domain.contains('.') || domain.starts_with('[') {
         return Err(format!("`{t}` is not an address on an internet domain"));
@@ -177,6 +197,77 @@ impl Desk {
     /// What subscribers may name from now on (a reload added or hid services).
     pub fn set_services(&self, services: BTreeSet<ServiceName>) {
         self.services.set(services);
+    }
+
+    fn max_unconfirmed(&self) -> usize {
+        self.config
+            .subscribers
+            .as_ref()
+            .map_or(1000, |s| s.max_unconfirmed as usize)
+    }
+
+    /// A new unconfirmed subscription `s` may have its confirmation mail: within the hour's
+    /// budget and the cap on unconfirmed ones; else it is taken back and the answer is a 429.
+    async fn may_mail(
+        &self,
+        s: &Subscriber,
+        now: jiff::Timestamp,
+        zh: bool,
+    ) -> Result<(), ApiError> {
+        let refused = |retry_after: std::time::Duration, why: String| {
+            let minutes = retry_after.as_secs().div_ceil(60).max(1);
+            ApiError::TooMany {
+                message: if zh {
+                    format!("{why}请 {minutes} 分钟后再试。")
+                } else {
+                    format!("{why} Try again in {minutes} min.")
+                },
+                retry_after,
+            }
+        };
+        let spent = self.confirmations.take(now);
+        let why = match spent {
+            Err(wait) => Some((
+                wait,
+                if zh {
+                    "本小时的确认邮件已达上限。".to_owned()
+                } else {
+                    "This status page has sent as many confirmation mails as it sends in an hour."
+                        .to_owned()
+                },
+            )),
+            Ok(()) => {
+                let waiting = self
+                    .store
+                    .subscribers()
+                    .await
+                    .map_err(unavailable)?
+                    .iter()
+                    .filter(|w| w.confirmed.is_none())
+                    .count();
+                (waiting > self.max_unconfirmed()).then(|| {
+                    self.confirmations.refund(now);
+                    (
+                        // Unconfirmed ones expire after `confirm_within`; an hour is a guess.
+                        std::time::Duration::from_secs(3600),
+                        if zh {
+                            "待确认的订阅过多。".to_owned()
+                        } else {
+                            "Too many subscriptions wait for their confirmation.".to_owned()
+                        },
+                    )
+                })
+            }
+        };
+        let Some((wait, why)) = why else {
+            return Ok(());
+        };
+        self.store
+            .unsubscribe(Some(s.id), &s.email)
+            .await
+            .map_err(unavailable)?;
+        tracing::warn!(subscriber = s.id, "subscription refused: {why}");
+        Err(refused(wait, why))
     }
 
     fn within(&self) -> std::time::Duration {
@@ -246,6 +337,10 @@ impl Subscriptions for Desk {
             .subscribe(&email, &services, lang, now, expired_before, renew_before)
             .await
             .map_err(unavailable)?;
+        let zh = subscriber_lang(lang) == upkeep_core::i18n::Lang::ZhCn;
+        if let Subscribed::Pending(s) = &done {
+            self.may_mail(s, now, zh).await?;
+        }
         if let Subscribed::Pending(s) = done
             && let Some(row) = self.config.confirm_row(&self.node, &s, &self.keys)
         {
@@ -256,7 +351,6 @@ impl Subscriptions for Desk {
             self.wake.notify_one();
             tracing::info!(subscriber = s.id, "subscription: confirmation mail planned");
         }
-        let zh = subscriber_lang(lang) == upkeep_core::i18n::Lang::ZhCn;
         let minutes = RESEND_AFTER.as_secs() / 60;
         Ok(SubscribeAnswer {
             status: "confirmation_sent".into(),
@@ -418,6 +512,18 @@ mod tests {
         ] {
             assert!(check_address(bad).is_err(), "{bad:?} accepted");
         }
+        // Only what SMTP carries without SMTPUTF8, and nothing invisible.
+        for (bad, why) in [
+            ("jürgen@example.com", "ASCII"),
+            ("ann@exämple.com", "xn--"),
+            ("\u{202e}ann@example.com", "u{202e}"),
+            ("ann\u{200b}@example.com", "invisible"),
+            ("ann lee@example.com", "not an email address"),
+        ] {
+            let e = check_address(bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        assert!(check_address("ann@xn--exmple-cua.com").is_ok());
     }
 
     #[test]
@@ -430,6 +536,8 @@ mod tests {
             confirm_within: std::time::Duration::from_secs(3600),
             secret_env: None,
             secret_file: None,
+            confirmations_per_hour: 100,
+            max_unconfirmed: 1000,
         };
         let a = load_keys(&c, dir.path()).unwrap();
         let mode = std::fs::metadata(dir.path().join(KEY_FILE))

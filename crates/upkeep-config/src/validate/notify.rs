@@ -45,6 +45,17 @@ const CONFIRM: Limits<Duration> = Limits {
     min: Duration::from_secs(600),
     max: Duration::from_secs(30 * 24 * 3600),
 };
+/// `confirmations_per_hour` (default 100) and `max_unconfirmed` (default 1000): a budget of
+/// zero would refuse every subscription; more than these is a mail cannon, not a list.
+const CONFIRMATIONS: Limits<u32> = Limits {
+    min: 1,
+    max: 100_000,
+};
+const UNCONFIRMED: Limits<u32> = Limits {
+    min: 1,
+    max: 1_000_000,
+};
+
 /// `concurrency`: sends in flight per channel.
 const CONCURRENCY: Limits<u32> = Limits { min: 1, max: 256 };
 
@@ -372,6 +383,29 @@ impl Validator<'_> {
             }
         };
         let confirm_within = self.duration(&key("confirm_within"), &raw.confirm_within, CONFIRM);
+        let mut count =
+            |name: &str, value: Option<i64>, default: u32, limits: Limits<u32>| match value {
+                None => default,
+                Some(n) if (i64::from(limits.min)..=i64::from(limits.max)).contains(&n) => n as u32,
+                Some(_) => {
+                    self.problem(
+                        &key(name),
+                        format!(
+                            "{name} must be a number from {} to {}",
+                            limits.min, limits.max
+                        ),
+                        None,
+                    );
+                    default
+                }
+            };
+        let confirmations_per_hour = count(
+            "confirmations_per_hour",
+            raw.confirmations_per_hour,
+            100,
+            CONFIRMATIONS,
+        );
+        let max_unconfirmed = count("max_unconfirmed", raw.max_unconfirmed, 1000, UNCONFIRMED);
         if raw.secret_env.is_some() && raw.secret_file.is_some() {
             self.problem(
                 &key("secret_file"),
@@ -388,6 +422,8 @@ impl Validator<'_> {
             confirm_within: confirm_within?,
             secret_env: raw.secret_env,
             secret_file: raw.secret_file.map(|f| base.join(f)),
+            confirmations_per_hour,
+            max_unconfirmed,
         })
     }
 
@@ -632,6 +668,7 @@ mod tests {
         ))
         .unwrap();
         let s = c.notify.unwrap().subscribers.unwrap();
+        assert_eq!((s.confirmations_per_hour, s.max_unconfirmed), (100, 1000));
         assert_eq!(s.channel, "mail", "the only email channel");
         assert_eq!(s.notices.len(), 2);
         assert_eq!(s.confirm_within, std::time::Duration::from_secs(48 * 3600));
@@ -646,6 +683,21 @@ mod tests {
             "[notify]\npublic_url = \"https://s.example.com/\"\n{MAIL}[notify.subscribers]\nconfirm_within = \"1s\"\n"
         ));
         located(&p, &text, "notify.subscribers.confirm_within", 9, 18);
+        let (p, text) = one_problem(&format!(
+            "[notify]\npublic_url = \"https://s.example.com/\"\n{MAIL}[notify.subscribers]\nconfirmations_per_hour = 0\n"
+        ));
+        assert!(p.message.contains("from 1 to 100000"), "{text}");
+        located(
+            &p,
+            &text,
+            "notify.subscribers.confirmations_per_hour",
+            9,
+            26,
+        );
+        let (p, text) = one_problem(&format!(
+            "[notify]\npublic_url = \"https://s.example.com/\"\n{MAIL}[notify.subscribers]\nmax_unconfirmed = -1\n"
+        ));
+        located(&p, &text, "notify.subscribers.max_unconfirmed", 9, 19);
     }
 
     #[test]

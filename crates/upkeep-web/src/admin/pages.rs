@@ -222,25 +222,12 @@ impl WindowForm {
             .into_iter()
             .find(|k| k.as_str() == self.kind)
             .ok_or_else(|| bad(format!("`{}` is not a kind of window", self.kind)))?;
-        let tz_name = if self.tz.is_empty() { "UTC" } else { &self.tz };
-        let tz = jiff::tz::TimeZone::get(tz_name).map_err(|_| {
-            bad(format!(
-                "`{tz_name}` is not a time zone (write an IANA name such as Asia/Shanghai)"
-            ))
-        })?;
-        let start = self
-            .start
-            .replacen(' ', "T", 1)
-            .parse::<jiff::civil::DateTime>()
-            .ok()
-            .and_then(|c| c.to_zoned(tz).ok())
-            .map(|z| z.timestamp())
-            .ok_or_else(|| {
-                bad(format!(
-                    "`{}` is not a start time (2026-12-06 02:00)",
-                    self.start
-                ))
-            })?;
+        let typed = if self.tz.is_empty() { "UTC" } else { &self.tz };
+        let when = |e: upkeep_core::when::WhenError| bad(e.to_string());
+        let tz = upkeep_core::when::zone(typed).map_err(when)?;
+        let tz_name = upkeep_core::when::zone_name(&tz, typed);
+        // The CLI's reading: an offset or Z is that instant, a wall time is in the zone.
+        let start = upkeep_core::when::parse_time(&self.start, &tz).map_err(when)?;
         let length = upkeep_core::duration::parse(&self.duration)
             .filter(|d| !d.is_zero())
             .and_then(|d| jiff::SignedDuration::try_from(d).ok())
@@ -281,7 +268,7 @@ impl WindowForm {
                 reason: self.reason.clone(),
                 start,
                 end,
-                tz: tz_name.to_owned(),
+                tz: tz_name,
                 repeat: None,
                 services,
                 alternative: self.alternative.clone(),
@@ -346,13 +333,18 @@ fn rule(s: &AppState) -> serde_json::Value {
     }
 }
 
+/// Every configured service, `public = false` ones too: operators may put any in a window
+/// (the public views leave hidden ones out of it).
 async fn service_names(s: &AppState) -> Vec<String> {
     s.control
-        .statuses()
+        .services()
         .await
-        .into_iter()
-        .map(|st| st.name.to_string())
-        .collect()
+        .map(|list| {
+            list.into_iter()
+                .map(|i| i.status.name.to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 async fn windows(
@@ -574,13 +566,36 @@ mod tests {
     }
 
     #[test]
+    fn an_offset_or_z_in_the_form_is_that_instant() {
+        let start = |body: &[u8]| {
+            let req = WindowForm::parse(body).unwrap().request().unwrap();
+            (req.spec.start.to_string(), req.spec.tz)
+        };
+        assert_eq!(
+            start(b"kind=repair&start=2026-12-01T10%3A00-05%3A00&tz=Asia%2FTokyo&duration=1h"),
+            ("2026-12-01T15:00:00Z".into(), "Asia/Tokyo".into())
+        );
+        assert_eq!(
+            start(b"kind=repair&start=2026-12-01T15%3A00Z&tz=asia%2Ftokyo&duration=1h"),
+            ("2026-12-01T15:00:00Z".into(), "Asia/Tokyo".into())
+        );
+    }
+
+    #[test]
     fn a_bad_field_is_named() {
         let msg = |body: &[u8]| match WindowForm::parse(body).unwrap().request() {
             Err(ApiError::BadRequest { message, .. }) => message,
             other => panic!("{other:?}"),
         };
         assert!(msg(b"kind=nap&start=2026-12-06T02:00&duration=1h").contains("kind"));
-        assert!(msg(b"kind=repair&start=soon&duration=1h").contains("start time"));
+        assert!(msg(b"kind=repair&start=soon&duration=1h").contains("not a time"));
+        assert!(
+            msg(b"kind=repair&start=2027-03-28T02:30&duration=1h&tz=Europe/Berlin")
+                .contains("does not exist in Europe/Berlin")
+        );
+        assert!(
+            msg(b"kind=repair&start=2026-12-06T02:00&duration=1h&tz=Factory").contains("time zone")
+        );
         assert!(msg(b"kind=repair&start=2026-12-06T02:00&duration=0").contains("duration"));
         assert!(
             msg(b"kind=repair&start=2026-12-06T02:00&duration=1h&tz=Mars/Base")

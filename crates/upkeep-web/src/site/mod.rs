@@ -15,13 +15,16 @@
 //! sites, so they carry `Access-Control-Allow-Origin: *`. Texts are escaped in `render.rs`.
 //!
 //! The forms' pages (`/subscribe`, `/feedback`) are rendered here too, with the page; what
-//! they post is `crate::forms`'s.
+//! they post is `crate::forms`'s. The pages notices link to (`/incidents/N`, `/windows/N`)
+//! are `detail.rs`'s, rendered per request.
 //!
 //! Layout: `model.rs` (what is shown, pure), `words.rs` (its words in both languages),
+//! `detail.rs` (an incident's or a window's own page),
 //! `render.rs` (model → bytes), this file (publishing, routes, headers, the stream),
 //! `assets/` (template, CSS, scripts). Admin pages, when they come, get modules of their own
 //! beside these.
 
+mod detail;
 pub mod model;
 mod render;
 mod words;
@@ -44,6 +47,8 @@ use tokio_util::sync::CancellationToken;
 use upkeep_core::i18n::Lang;
 
 pub use model::PageModel;
+
+pub(crate) use detail::routes as detail_routes;
 
 /// One rendered answer and its ETag.
 #[derive(Debug, Clone)]
@@ -79,6 +84,9 @@ pub struct Published {
     forms: [(Option<Variant>, Variant); 2],
     /// The stream's message for this moment.
     live: Bytes,
+    /// Each public service's name on the page, by name: what the pages of one incident or
+    /// window may name.
+    displays: HashMap<String, String>,
 }
 
 fn slot(lang: Lang) -> usize {
@@ -172,6 +180,11 @@ impl Site {
             banner: Variant::new(render::banner_js(model)),
             forms,
             live: Bytes::from(render::live(model)),
+            displays: model
+                .services
+                .iter()
+                .map(|s| (s.name.to_string(), s.display.clone()))
+                .collect(),
         };
         self.tx.send_replace(Some(Arc::new(published)));
         Ok(())

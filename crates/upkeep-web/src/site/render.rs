@@ -276,7 +276,7 @@ fn display_of<'a>(m: &'a PageModel, name: &'a upkeep_core::ServiceName) -> &'a s
         .map_or(name.as_str(), |s| s.display.as_str())
 }
 
-fn kind_word(k: upkeep_core::window::WindowKind, lang: Lang) -> &'static str {
+pub(super) fn kind_word(k: upkeep_core::window::WindowKind, lang: Lang) -> &'static str {
     use upkeep_core::window::WindowKind as K;
     match (k, lang) {
         (K::Maintenance, Lang::En) => "Maintenance",

@@ -86,6 +86,11 @@ words! {
     about_service => "About", "相关服务";
     no_service => "no service in particular", "不限";
     send => "Send", "发送";
+    there => "Local time there", "当地时间";
+    repeats => "Repeats", "重复";
+    scheduled => "Scheduled", "已计划";
+    overrun => "Running late", "超时进行中";
+    window_heading => "Maintenance", "维护";
     st_starting => "Starting", "启动中";
     st_up => "Operational", "正常";
     st_degraded => "Degraded", "性能下降";

@@ -22,7 +22,35 @@ fn escaped(c: char, keep_newline: bool) -> Option<String> {
         c if (c as u32) < 0x20 || c == '\x7f' => Some(format!("\\x{:02x}", c as u32)),
         // C1 controls: some terminals take U+009B as CSI.
         c if c.is_control() => Some(format!("\\u{{{:x}}}", c as u32)),
+        // Bidi overrides and invisible formatting: a U+202E turns the rest of a line around
+        // (`moc.elpmaxe@` reads as an address it is not), a zero-width space hides a
+        // difference between two names.
+        c if invisible(c) => Some(format!("\\u{{{:x}}}", c as u32)),
         _ => None,
+    }
+}
+
+/// Bidi controls and invisible formatting characters (Unicode's Cf that change how text
+/// shows, not what it says).
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
+}
+
+/// At most `max` characters of `s`, cut with `…`: a cell of a table (the whole text is in
+/// `--json`).
+pub fn cut(s: &str, max: usize) -> Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        None => Cow::Borrowed(s),
+        Some((at, _)) => Cow::Owned(format!("{}…", &s[..at])),
     }
 }
 
@@ -143,5 +171,22 @@ mod tests {
         // Cut short at the very end: shown as bytes.
         assert_eq!(escape_log(&[b"x\xe5\x90"]), r"x\xe5\x90");
         assert_eq!(escape_log(&[b"\xff\xfeok"]), r"\xff\xfeok");
+    }
+
+    #[test]
+    fn bidi_overrides_and_invisible_characters_show_escaped() {
+        assert_eq!(field("\u{202e}moc.elpmaxe@nna"), r"\u{202e}moc.elpmaxe@nna");
+        assert_eq!(
+            field("a\u{200b}b\u{2066}c\u{feff}"),
+            r"a\u{200b}b\u{2066}c\u{feff}"
+        );
+        // Letters of any script are letters.
+        assert_eq!(field("数据库 café"), "数据库 café");
+    }
+
+    #[test]
+    fn a_cell_is_cut_with_an_ellipsis() {
+        assert_eq!(cut("short", 80), "short");
+        assert_eq!(cut(&"é".repeat(100), 80), format!("{}…", "é".repeat(80)));
     }
 }

@@ -23,6 +23,10 @@ pub(super) async fn run(client: &Client, limit: u32, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Characters of a message the table shows (cut with `…`; `--json` has it whole): a long
+/// message would push every other column off the screen.
+const MESSAGE_CELL: usize = 80;
+
 fn list(rows: &[FeedbackItem]) -> String {
     if rows.is_empty() {
         return format!("{}\n", tr(Msg::NoFeedback, &[]));
@@ -51,7 +55,7 @@ fn list(rows: &[FeedbackItem]) -> String {
             or_dash(&r.service),
             or_dash(&r.email),
             or_dash(&r.address),
-            escape::field(&r.message).into_owned(),
+            escape::cut(&escape::field(&r.message), MESSAGE_CELL).into_owned(),
         ]);
     }
     format!("{t}\n")

@@ -148,24 +148,10 @@ fn zone_name(tz: &TimeZone) -> String {
     tz.iana_name().unwrap_or("UTC").to_owned()
 }
 
-/// A time as people type it: RFC 3339 with an offset, or a wall time in `tz`.
+/// A time as people type it: with an offset or Z, that instant; else a wall time in `tz`
+/// (read as the admin pages' window form reads it: `upkeep_core::when`).
 fn parse_time(text: &str, tz: &TimeZone) -> Result<Timestamp> {
-    if let Ok(t) = text.parse::<Timestamp>() {
-        return Ok(t);
-    }
-    let civil = text
-        .trim()
-        .replacen(' ', "T", 1)
-        .parse::<jiff::civil::DateTime>()
-        .map_err(|_| {
-            usage(format!(
-                "`{text}` is not a time: write 2026-12-01T02:00:00+08:00, or 2026-12-01 02:00 with --tz"
-            ))
-        })?;
-    civil
-        .to_zoned(tz.clone())
-        .map(|z| z.timestamp())
-        .map_err(|e| usage(format!("`{text}` in {}: {e}", zone_name(tz))))
+    upkeep_core::when::parse_time(text, tz).map_err(|e| usage(e.to_string()))
 }
 
 fn duration(text: &str) -> Result<jiff::SignedDuration> {

@@ -126,6 +126,7 @@ pub async fn add(
     check(daemon, &req.spec).await?;
     let _one = daemon.windows.lock().await;
     let now = daemon.clock.now();
+    upkeep_maintenance::ahead(&req.spec, now)?;
     let forced = policy(daemon, &req, now)?;
     let id = daemon
         .store
@@ -180,6 +181,12 @@ pub async fn edit(
         WindowStatus::Scheduled => {}
     }
     check(daemon, &req.spec).await?;
+    // A moved window must still be to come (an edit of its text alone need not: a weekly
+    // window's first start is long past).
+    let (old, new) = (&w.spec, &req.spec);
+    if (new.start, new.end, &new.repeat) != (old.start, old.end, &old.repeat) {
+        upkeep_maintenance::ahead(new, daemon.clock.now())?;
+    }
     // An edit that asks more of people than the window did (earlier, longer, no longer an
     // emergency) must give the notice that asks for, as a new window would.
     let (old, new) = (&w.spec, &req.spec);
@@ -291,8 +298,9 @@ pub async fn act(
 }
 
 /// What the public sees: windows under way or to come, and those that ended (or were called
-/// off) within the last 30 days, earliest first.
+/// off) within the last 30 days, earliest first; none naming a service that is not public.
 pub async fn announcements(daemon: &Daemon) -> Result<Vec<Announcement>, WindowError> {
+    let shown = crate::subscriptions::public_services(&daemon.live.lock().await.config);
     let now = daemon.clock.now();
     let since = now
         .checked_sub(jiff::SignedDuration::from_hours(30 * 24))
@@ -304,7 +312,7 @@ pub async fn announcements(daemon: &Daemon) -> Result<Vec<Announcement>, WindowE
             !matches!(w.status, WindowStatus::Completed | WindowStatus::Cancelled)
                 || w.updated >= since
         })
-        .map(Announcement::from)
+        .filter_map(|w| Announcement::from(w).public(|s| shown.contains(s)))
         .collect())
 }
 

@@ -493,4 +493,67 @@ fn issue_18_a_password_longer_than_a_kibibyte_is_refused_with_a_reason() {
     let text = String::from_utf8_lossy(&text);
     assert_eq!(code, 400, "{text}");
     assert!(text.contains("longer than 1024 bytes"), "{text}");
+/// Issue 16 (break-it): the window form read `2026-12-01T10:00-05:00` as 10:00 in the chosen
+/// zone (14 h off with Asia/Tokyo) and refused `...Z`; it took a window in 1970 with a forced
+/// reason, and the zones `Factory` and `posixrules`. Now it reads times as the CLI does.
+#[test]
+fn issue_16_the_window_form_keeps_an_offset_and_refuses_absurd_windows() {
+    let (d, addr) = admin_daemon();
+    add_user(&d, "ada");
+    let mut jar = Jar::new(addr);
+    assert_eq!(jar.login("ada", PASSWORD).code, 303);
+    let token = jar.csrf();
+    // Three days ahead: past the lead-time rule's notice for a short window.
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(72);
+    let at = jiff::Timestamp::from_second(at.as_second() / 60 * 60).unwrap();
+    let new_york = at.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(-5)));
+    let mut post = |title: &str, start: &str, tz: &str, why: &str| {
+        jar.post(
+            "/admin/windows",
+            &[
+                ("csrf", &token),
+                ("kind", "maintenance"),
+                ("title", title),
+                ("reason", "disks"),
+                ("start", start),
+                ("tz", tz),
+                ("duration", "1h"),
+                ("service", "web"),
+                ("force_why", why),
+            ],
+        )
+    };
+    let offset = new_york.strftime("%Y-%m-%dT%H:%M%:z").to_string();
+    let a = post("offset", &offset, "Asia/Tokyo", "");
+    assert_eq!(a.code, 303, "{offset}: {}", a.text());
+    let zulu = at.strftime("%Y-%m-%dT%H:%MZ").to_string();
+    let a = post("zulu", &zulu, "Asia/Tokyo", "");
+    assert_eq!(a.code, 303, "{zulu}: {}", a.text());
+    let windows = d.api_get("/api/v1/windows");
+    let start_of = |title: &str| {
+        windows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["title"] == title)
+            .map(|w| w["start"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no window {title} in {windows}"))
+    };
+    assert_eq!(start_of("offset"), at.to_string(), "{windows}");
+    assert_eq!(start_of("zulu"), at.to_string(), "{windows}");
+    assert_eq!(windows[0]["tz"], "Asia/Tokyo", "{windows}");
+
+    // Refused whatever the reason given: over before it is announced, years off, a zone of
+    // no place, a wall time the zone skips.
+    for (start, tz, want) in [
+        ("1970-01-01T00:00", "UTC", "over before it is announced"),
+        ("2206-01-01T00:00", "UTC", "more than two years ahead"),
+        (&zulu[..16], "Factory", "not a time zone of a place"),
+        (&zulu[..16], "posixrules", "not a time zone of a place"),
+    ] {
+        let a = post("absurd", start, tz, "the disk is failing");
+        assert_eq!(a.code, 422, "{start} {tz}: {}", a.text());
+        assert!(a.text().contains(want), "{start} {tz}: {}", a.text());
+    }
+    assert_eq!(d.api_get("/api/v1/windows").as_array().unwrap().len(), 2);
 }

@@ -1,0 +1,194 @@
+//! Times and zones as people type them, read the same way by the CLI (`upkeep maint add
+//! --start`) and the admin pages' window form, so a time means one instant wherever it is
+//! written.
+//!
+//! A time with an offset or `Z` (`2026-12-01T10:00-05:00`, `2026-12-01T15:00Z`) is that
+//! instant, whatever zone is chosen; a wall time (`2026-12-01 10:00`) is that time in the
+//! chosen zone. A wall time the zone skips (the hour clocks jump over in spring) or passes
+//! twice (the hour they repeat in autumn) is an error that says so and how to write it, never
+//! a silent guess. A zone must be a real IANA zone of a region (`Asia/Tokyo`) or `UTC`: the
+//! tz database also holds `Factory`, `posixrules`, `localtime` and POSIX-style names
+//! (`EST5EDT`) that parse but mean nothing to the people a window is announced to.
+//! Pure: no clock, no I/O.
+
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::tz::{AmbiguousOffset, TimeZone};
+
+/// The regions of the tz database's zone names (`Region/City`).
+const REGIONS: [&str; 10] = [
+    "Africa",
+    "America",
+    "Antarctica",
+    "Arctic",
+    "Asia",
+    "Atlantic",
+    "Australia",
+    "Europe",
+    "Indian",
+    "Pacific",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WhenError {
+    #[error(
+        "`{0}` is not a time zone of a place (write an IANA name such as Asia/Shanghai or Europe/Berlin, or UTC)"
+    )]
+    Zone(String),
+    #[error(
+        "`{0}` is not a time: write 2026-12-01T02:00:00+08:00 (or ...Z), or 2026-12-01 02:00 in the chosen zone"
+    )]
+    Time(String),
+    #[error(
+        "`{text}` does not exist in {zone}: clocks jump from {before} to {after} there; write an offset ({text}{before}) or a time outside the jump"
+    )]
+    Skipped {
+        text: String,
+        zone: String,
+        before: String,
+        after: String,
+    },
+    #[error(
+        "`{text}` happens twice in {zone} (clocks go back): write which with an offset, {text}{first} or {text}{second}"
+    )]
+    Twice {
+        text: String,
+        zone: String,
+        first: String,
+        second: String,
+    },
+}
+
+/// The zone named `name`, if it is `UTC` or a region's zone (`Asia/Tokyo`,
+/// `America/Argentina/Buenos_Aires`); case as the tz database writes it is not required.
+pub fn zone(name: &str) -> Result<TimeZone, WhenError> {
+    let bad = || WhenError::Zone(name.to_owned());
+    let name = name.trim();
+    let region = name.split('/').next().unwrap_or("");
+    let placed = name.contains('/') && REGIONS.iter().any(|r| r.eq_ignore_ascii_case(region));
+    let utc = ["UTC", "Etc/UTC"]
+        .iter()
+        .any(|u| u.eq_ignore_ascii_case(name));
+    if !(placed || utc) || name.contains("..") {
+        return Err(bad());
+    }
+    TimeZone::get(name).map_err(|_| bad())
+}
+
+/// The zone's own spelling of its name (`asia/tokyo` → `Asia/Tokyo`), to store and show.
+pub fn zone_name(tz: &TimeZone, typed: &str) -> String {
+    tz.iana_name().unwrap_or(typed).to_owned()
+}
+
+/// A time as people type it: with an offset or `Z`, that instant; else a wall time in `tz`
+/// (`T` or a space between date and time; seconds optional).
+pub fn parse_time(text: &str, tz: &TimeZone) -> Result<Timestamp, WhenError> {
+    let text = text.trim();
+    let iso = text.replacen(' ', "T", 1);
+    if let Ok(t) = iso.parse::<Timestamp>() {
+        return Ok(t);
+    }
+    // jiff reads a civil time with an offset by dropping the offset: the instant above took
+    // every text with one, so what is left must have none.
+    let civil = iso
+        .parse::<DateTime>()
+        .map_err(|_| WhenError::Time(text.to_owned()))?;
+    let zone = tz.iana_name().unwrap_or("UTC").to_owned();
+    let ambiguous = tz.to_ambiguous_timestamp(civil);
+    match ambiguous.offset() {
+        AmbiguousOffset::Unambiguous { .. } => ambiguous
+            .unambiguous()
+            .map_err(|_| WhenError::Time(text.to_owned())),
+        AmbiguousOffset::Gap { before, after } => Err(WhenError::Skipped {
+            text: text.to_owned(),
+            zone,
+            before: before.to_string(),
+            after: after.to_string(),
+        }),
+        AmbiguousOffset::Fold { before, after } => Err(WhenError::Twice {
+            text: text.to_owned(),
+            zone,
+            first: before.to_string(),
+            second: after.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str, tz: &str) -> Result<String, String> {
+        parse_time(text, &zone(tz).unwrap())
+            .map(|t| t.to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_offset_or_z_is_that_instant_whatever_the_zone() {
+        assert_eq!(
+            at("2026-12-01T10:00-05:00", "Asia/Tokyo").unwrap(),
+            "2026-12-01T15:00:00Z"
+        );
+        assert_eq!(
+            at("2026-12-01T15:00Z", "Asia/Tokyo").unwrap(),
+            "2026-12-01T15:00:00Z"
+        );
+        assert_eq!(
+            at("2026-12-01 15:00:30+00:00", "Europe/Berlin").unwrap(),
+            "2026-12-01T15:00:30Z"
+        );
+    }
+
+    #[test]
+    fn a_wall_time_is_in_the_chosen_zone() {
+        assert_eq!(
+            at("2026-12-01T10:00", "Asia/Tokyo").unwrap(),
+            "2026-12-01T01:00:00Z"
+        );
+        assert_eq!(
+            at("2026-12-01 10:00", "UTC").unwrap(),
+            "2026-12-01T10:00:00Z"
+        );
+        assert!(at("soon", "UTC").unwrap_err().contains("not a time"));
+    }
+
+    #[test]
+    fn a_skipped_or_repeated_wall_time_is_refused_with_the_way_out() {
+        let gap = at("2027-03-28T02:30", "Europe/Berlin").unwrap_err();
+        assert!(gap.contains("does not exist in Europe/Berlin"), "{gap}");
+        assert!(gap.contains("+01"), "{gap}");
+        let fold = at("2027-10-31 02:30", "Europe/Berlin").unwrap_err();
+        assert!(fold.contains("happens twice"), "{fold}");
+        assert!(fold.contains("+02") && fold.contains("+01"), "{fold}");
+        // ...and the offset it suggests works.
+        assert_eq!(
+            at("2027-10-31T02:30+01", "Europe/Berlin").unwrap(),
+            "2027-10-31T01:30:00Z"
+        );
+    }
+
+    #[test]
+    fn only_zones_of_places_and_utc() {
+        for ok in ["Asia/Tokyo", "UTC", "Etc/UTC", "america/new_york"] {
+            assert!(zone(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "Factory",
+            "posixrules",
+            "localtime",
+            "EST5EDT",
+            "Etc/GMT+5",
+            "Mars/Base",
+            "../etc/passwd",
+            "Asia/../../etc/passwd",
+            "",
+        ] {
+            assert_eq!(zone(bad).unwrap_err(), WhenError::Zone(bad.into()), "{bad}");
+        }
+        assert_eq!(
+            zone_name(&zone("asia/tokyo").unwrap(), "asia/tokyo"),
+            "Asia/Tokyo"
+        );
+    }
+}
