@@ -493,6 +493,8 @@ fn issue_18_a_password_longer_than_a_kibibyte_is_refused_with_a_reason() {
     let text = String::from_utf8_lossy(&text);
     assert_eq!(code, 400, "{text}");
     assert!(text.contains("longer than 1024 bytes"), "{text}");
+}
+
 /// Issue 16 (break-it): the window form read `2026-12-01T10:00-05:00` as 10:00 in the chosen
 /// zone (14 h off with Asia/Tokyo) and refused `...Z`; it took a window in 1970 with a forced
 /// reason, and the zones `Factory` and `posixrules`. Now it reads times as the CLI does.
