@@ -32,6 +32,7 @@ mod incidents;
 mod live;
 mod metrics;
 mod notify;
+pub mod openapi;
 mod serve;
 mod signals;
 pub mod site;

@@ -20,6 +20,7 @@ mod logs;
 mod maintenance;
 mod metrics;
 mod notify;
+mod openapi;
 mod probes;
 mod report;
 mod signals;
