@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One user of the admin pages.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserInfo {
     pub name: String,
     pub created: jiff::Timestamp,
@@ -14,7 +14,7 @@ pub struct UserInfo {
 }
 
 /// `POST /api/v1/users` (add) and `PUT /api/v1/users/{name}/password` (change).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserRequest {
     /// The user's name; absent in a password change (the path names the user).

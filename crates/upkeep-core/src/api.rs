@@ -9,7 +9,19 @@ use crate::{Desired, Principal, ServiceName, ServiceStatus, State};
 pub const PREFIX: &str = "/api/v1";
 
 /// What a bearer token allows on the TCP API. Write implies read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// The GET routes: services, events, incidents, report, logs, metrics.
@@ -44,7 +56,7 @@ impl std::str::FromStr for Scope {
 }
 
 /// `GET /api/v1/health`: public, so it says nothing but that the daemon answers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PublicHealth {
     pub ok: bool,
     pub version: String,
@@ -52,7 +64,7 @@ pub struct PublicHealth {
 
 /// One row of `GET /api/v1/status`, the public status list: what a status page may show, and
 /// nothing that reveals a command, a path, the environment or a log.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PublicStatus {
     pub name: ServiceName,
     pub state: State,
@@ -61,7 +73,7 @@ pub struct PublicStatus {
 }
 
 /// `GET /api/v1/daemon` (read scope): the daemon's process and files.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     pub ok: bool,
     pub version: String,
@@ -82,7 +94,7 @@ pub struct Health {
 
 /// `POST /api/v1/upgrade`: re-execute the daemon from `binary` (default: the path it was
 /// started from), keeping every service running.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpgradeRequest {
     #[serde(default)]
@@ -90,7 +102,7 @@ pub struct UpgradeRequest {
 }
 
 /// The answer, given before the daemon re-executes itself: the versions it goes from and to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UpgradeStarted {
     pub from: String,
     pub to: String,
@@ -103,7 +115,7 @@ pub struct UpgradeStarted {
 }
 
 /// Whether the store takes events, as the event writer sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoreHealth {
     /// `sqlite` or `postgres`.
     pub engine: String,
@@ -129,7 +141,7 @@ impl Default for StoreHealth {
 }
 
 /// One row of `GET /api/v1/services`: the status plus live resource figures of the whole group.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceInfo {
     #[serde(flatten)]
     pub status: ServiceStatus,
@@ -150,7 +162,7 @@ pub struct ServiceInfo {
 }
 
 /// A stored event as the API returns it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredEvent {
     /// Its node's sequence number: 1, 2, 3... in the order stored.
     pub id: i64,
@@ -181,7 +193,7 @@ impl From<&crate::Committed> for StoredEvent {
 }
 
 /// An incident: a period a service was down, failed or recovering.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Incident {
     pub id: i64,
     pub service: ServiceName,
@@ -198,7 +210,7 @@ pub struct Incident {
 
 /// `GET /api/v1/incidents/{id}`: an incident and its timeline, the service's events from the
 /// outage's start to its resolution (or now), oldest first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IncidentDetail {
     pub incident: Incident,
     pub timeline: Vec<StoredEvent>,
@@ -208,7 +220,7 @@ pub struct IncidentDetail {
 }
 
 /// `GET /api/v1/services/{name}`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceDetail {
     pub info: ServiceInfo,
     pub command: Vec<String>,
@@ -227,7 +239,7 @@ pub struct ServiceDetail {
 }
 
 /// `POST /api/v1/services/{name|all}/{start|stop|restart}`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionResult {
     pub action: String,
     pub services: Vec<ServiceName>,
@@ -241,7 +253,7 @@ pub struct ActionResult {
 }
 
 /// A job whose run was still going when a start was asked for (see [`ActionResult`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StillRunning {
     pub name: ServiceName,
     pub since: Option<jiff::Timestamp>,
@@ -249,7 +261,7 @@ pub struct StillRunning {
 
 /// `POST /api/v1/services/{name}/signal`: a signal by name (`HUP`, `SIGHUP`) or number, to
 /// the main process, or with `group` to its whole tree (process group and cgroup).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignalRequest {
     pub signal: String,
@@ -259,7 +271,7 @@ pub struct SignalRequest {
 
 /// The answer of `POST /api/v1/services/{name}/signal` and `.../reload` (which sends the
 /// service's `reload_signal` to its main process).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SignalResult {
     pub service: ServiceName,
     /// Its name, `SIGHUP`.
@@ -271,7 +283,7 @@ pub struct SignalResult {
 }
 
 /// `POST /api/v1/reload`
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReloadResult {
     pub revision: i64,
     pub added: Vec<ServiceName>,
@@ -288,7 +300,7 @@ pub struct ReloadResult {
 }
 
 /// `POST /api/v1/services`: add a service to the config file and start it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddService {
     pub name: ServiceName,
@@ -298,7 +310,7 @@ pub struct AddService {
 }
 
 /// Every error answer: a message, and a hint when the user can fix it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -306,7 +318,7 @@ pub struct ErrorBody {
 }
 
 /// A fault a drill injects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fault {
     /// SIGKILL of the main process.
@@ -329,7 +341,7 @@ impl Fault {
 }
 
 /// `POST /api/v1/drills`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DrillRequest {
     pub service: ServiceName,
@@ -337,7 +349,7 @@ pub struct DrillRequest {
 }
 
 /// What one drill measured, from the stored events' times.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DrillResult {
     pub service: ServiceName,
     pub fault: Fault,
@@ -354,7 +366,7 @@ pub struct DrillResult {
 }
 
 /// `POST /api/v1/services/{name}/maintenance` (begin, or change) and `DELETE` (end).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceRequest {
     #[serde(default)]
@@ -369,7 +381,7 @@ pub struct MaintenanceRequest {
 }
 
 /// `POST /api/v1/test/clock`, served only by a daemon with `daemon.test_clock` (tests).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestClockRequest {
     /// How far to move the clock forward, as in the config: `90s`, `7d`.
@@ -377,7 +389,7 @@ pub struct TestClockRequest {
 }
 
 /// The answer to `POST /api/v1/test/clock`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TestClockState {
     /// The daemon's time after the move.
     pub now: jiff::Timestamp,
@@ -387,7 +399,7 @@ pub struct TestClockState {
 }
 
 /// `GET /api/v1/notify`: one outbox row, a notice to one recipient over one channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OutboxNotice {
     pub id: i64,
     pub channel: String,
@@ -419,7 +431,7 @@ pub struct OutboxNotice {
 }
 
 /// `POST /api/v1/notify/test`: a test notice through one channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyTestRequest {
     pub channel: String,

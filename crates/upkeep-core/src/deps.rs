@@ -11,7 +11,18 @@ use serde::{Deserialize, Serialize};
 /// What a dependency must have reached before its dependent may start. Each implies the ones
 /// before it: healthy services are ready, ready ones are started.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
@@ -52,7 +63,7 @@ impl std::fmt::Display for Condition {
 
 /// What a running service does when a dependency stops satisfying its condition (systemd's
 /// `BindsTo=` and `PartOf=` come closest).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnDependencyDown {
     /// Keep running (only its next start waits). The default.
@@ -101,7 +112,7 @@ pub struct Permit {
 }
 
 /// One edge as the API shows it (`upkeep ls --tree`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Dependency {
     pub service: crate::ServiceName,
     pub condition: Condition,

@@ -14,7 +14,7 @@ use crate::{Health, ServiceName, State};
 ///
 /// Stored in the events' JSON (`"by"`), so old forms stay readable: `"operator"` (before
 /// issue 15, when the person was not named) reads as [`Actor::Operator`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Actor {
     /// A person, named: every operator action since issue 15 (the CLI over the control
@@ -52,7 +52,7 @@ impl From<Principal> for Actor {
 }
 
 /// Who asked for an operator action and from where: what the audit log is built from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Principal {
     /// Over the control socket, the peer's user name (or `uid:N` when it has none); over TCP,
     /// the token's name.
@@ -64,7 +64,7 @@ pub struct Principal {
 }
 
 /// The way a request reached the daemon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Via {
     /// The control socket in the data dir (the CLI): the peer's uid from SO_PEERCRED.
@@ -97,7 +97,7 @@ impl std::fmt::Display for Principal {
 }
 
 /// How a process ended: exactly one of `code` and `signal` is set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExitStatus {
     pub code: Option<i32>,
     pub signal: Option<i32>,
@@ -119,7 +119,7 @@ impl std::fmt::Display for ExitStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
     /// A process was spawned. `start_ticks` is its start time from /proc (clock ticks after
@@ -405,7 +405,7 @@ impl EventKind {
 }
 
 /// A fact with its time. `service` is `None` for daemon-wide facts (config applied).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     pub at: Timestamp,
     pub service: Option<ServiceName>,
@@ -415,7 +415,7 @@ pub struct Event {
 
 /// An event as the store committed it, with its node's sequence number: what observers of
 /// committed events get (live views by broadcast, durable consumers from their cursor).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Committed {
     pub seq: u64,
     #[serde(flatten)]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 
 /// What a person wrote in the feedback form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackRequest {
     pub message: String,
@@ -26,7 +26,7 @@ pub struct FeedbackRequest {
 }
 
 /// One message, as operators see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FeedbackItem {
     pub id: i64,
     pub message: String,

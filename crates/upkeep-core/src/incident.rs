@@ -21,7 +21,7 @@ pub const WHYS: usize = 5;
 pub const ACTIONS_MAX: usize = 50;
 
 /// Where an incident stands, as the people working on it say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentStatus {
     Investigating,
@@ -61,7 +61,18 @@ impl std::fmt::Display for IncidentStatus {
 /// How urgent an incident is: P1 (everyone, now) to P4 (whenever). Notices route by it
 /// (see upkeep-outbox's mapping onto emergency, important and routine).
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 pub enum IncidentPriority {
     P1,
@@ -104,7 +115,7 @@ impl std::fmt::Display for IncidentPriority {
 }
 
 /// One update someone wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IncidentUpdate {
     pub id: i64,
     pub at: Timestamp,
@@ -114,7 +125,7 @@ pub struct IncidentUpdate {
 }
 
 /// An update as the public reads it (the Atom feed): no name of who wrote it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PublicUpdate {
     pub incident: i64,
     pub service: ServiceName,
@@ -125,7 +136,7 @@ pub struct PublicUpdate {
 }
 
 /// The post-mortem of an incident: what happened, why (five whys), what will change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Postmortem {
     pub summary: String,
@@ -164,7 +175,7 @@ impl Postmortem {
 }
 
 /// A post-mortem as stored: who wrote it, when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WrittenPostmortem {
     #[serde(flatten)]
     pub postmortem: Postmortem,
@@ -173,7 +184,7 @@ pub struct WrittenPostmortem {
 }
 
 /// What people wrote about an incident, beside what the probes saw.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IncidentNotes {
     /// The title of an incident opened by hand; None for the probes' (the service names it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,7 +214,7 @@ impl IncidentNotes {
 }
 
 /// `POST /api/v1/incidents/{id}/updates`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
     pub status: IncidentStatus,
@@ -219,7 +230,7 @@ impl UpdateRequest {
 }
 
 /// `POST /api/v1/incidents/{id}/resolve`: closes it by hand, with an optional last word.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
     #[serde(default)]
@@ -227,7 +238,7 @@ pub struct ResolveRequest {
 }
 
 /// `POST /api/v1/incidents`: an incident the probes did not see (a third party is down).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenRequest {
     pub service: ServiceName,
@@ -251,7 +262,7 @@ impl OpenRequest {
 }
 
 /// `PUT /api/v1/incidents/{id}/priority`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriorityRequest {
     pub priority: IncidentPriority,
@@ -269,7 +280,7 @@ pub enum IncidentWrite {
 
 /// What a person did to an incident: the detail of the `incident_noted` event that records
 /// it (the audit trail, and what wakes the status page).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "note", rename_all = "snake_case")]
 pub enum Note {
     Opened { title: String },

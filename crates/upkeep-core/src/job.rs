@@ -12,7 +12,7 @@ use crate::api::StoredEvent;
 use crate::{Actor, EventKind, ExitStatus, ServiceName, State};
 
 /// One run of a job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobRun {
     pub started: Timestamp,
     /// When it ended (its record's time).
@@ -89,7 +89,7 @@ fn kind_of(e: &StoredEvent) -> Option<EventKind> {
 }
 
 /// A job and its recent history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobInfo {
     pub name: ServiceName,
     /// As written in the config (`*/15 * * * *`, `0 4 * * * Asia/Shanghai`).

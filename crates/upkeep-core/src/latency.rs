@@ -109,7 +109,7 @@ impl Latency {
 }
 
 /// Latency percentiles over a period, in milliseconds (each within 19 %).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Percentiles {
     pub checks: u64,
     pub p50_ms: f64,

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 /// A service name: 1 to 64 characters of `a-z A-Z 0-9 _ - .`, not starting with `.` or `-`,
 /// and not the reserved word `all` (which the CLI uses for every service).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct ServiceName(String);
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{ServiceName, State};
 
 /// A service entered `to` at `at`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Transition {
     pub service: ServiceName,
     pub at: Timestamp,
@@ -17,7 +17,7 @@ pub struct Transition {
 }
 
 /// An incident: an outage from `started` to `resolved` (None while open).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IncidentSpan {
     pub service: ServiceName,
     pub started: Timestamp,
@@ -25,7 +25,7 @@ pub struct IncidentSpan {
 }
 
 /// A drill on `service`: from the fault's injection to the service being up again.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DrillSpan {
     pub service: ServiceName,
     pub started: Timestamp,
@@ -33,7 +33,7 @@ pub struct DrillSpan {
 }
 
 /// Everything the report of one period needs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportInputs {
     /// Every status change up to the end of the period (earlier ones give the state at its
     /// start), ordered by time.
@@ -51,7 +51,7 @@ pub struct ReportInputs {
 }
 
 /// The figures of one service, or of all together.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Figures {
     /// Available time / (available + outage time). None when nothing was observed.
     pub availability: Option<f64>,
@@ -87,7 +87,7 @@ pub struct Figures {
 /// stretches, so that an hour's rollup plus the raw minutes at a period's edges give the same
 /// figures as one pass over the whole period. Kept per service and hour (and day) by the
 /// store's rollups; [`Tally::figures`] turns a sum into the report's figures.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Tally {
     pub available_ms: u64,
     pub outage_ms: u64,
@@ -186,7 +186,7 @@ impl PeriodReport {
 }
 
 /// One period's report.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PeriodReport {
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
@@ -195,7 +195,7 @@ pub struct PeriodReport {
 }
 
 /// `GET /api/v1/report`: this period beside the previous period of the same length.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Report {
     pub current: PeriodReport,
     pub previous: PeriodReport,

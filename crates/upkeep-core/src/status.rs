@@ -9,7 +9,19 @@ use crate::{ExitStatus, ServiceName};
 
 /// Where a service is in its life: starting → up ↔ degraded → down → recovering → up, plus
 /// stopping, stopped, exited and failed. Maintenance comes with the notification issue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// Running (or, for an external service, watched), probes not yet passing.
@@ -74,7 +86,7 @@ impl std::fmt::Display for State {
 }
 
 /// What the operator wants: stored, so a restarted daemon brings the service back to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Desired {
     Running,
@@ -99,7 +111,7 @@ impl Desired {
 }
 
 /// What one probe says now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Health {
     /// No verdict yet (just started, or within the grace period).
@@ -111,7 +123,7 @@ pub enum Health {
 
 /// What one probe says: its verdict (from events, so it is also what history holds) and its
 /// most recent check (live, never stored: a thousand checks a second would flood the store).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProbeStatus {
     pub health: Health,
     /// Why the verdict is what it is, in words: "HTTP 500", "connection refused",
@@ -133,7 +145,7 @@ impl ProbeStatus {
 }
 
 /// The most recent check of a probe, whatever it did to the verdict.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LastCheck {
     pub at: Timestamp,
     pub healthy: bool,
@@ -144,7 +156,7 @@ pub struct LastCheck {
     pub latency_ms: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceStatus {
     pub name: ServiceName,
     pub state: State,
@@ -176,7 +188,7 @@ pub struct ServiceStatus {
 
 /// Maintenance: down or changing on purpose. No heals, no incidents, and the time is counted
 /// apart from availability.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Maintenance {
     pub since: Timestamp,
     /// When it ends by itself (None: when an operator ends it).

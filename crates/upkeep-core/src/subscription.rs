@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// `POST /api/v1/subscribe`: the JSON a status page's form sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscribeRequest {
     pub email: String,
@@ -21,7 +21,7 @@ pub struct SubscribeRequest {
 
 /// What a subscription answers. The same whether the address was new, pending or confirmed
 /// already, so the endpoint tells no one who is subscribed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubscribeAnswer {
     /// Always `confirmation_sent`: the address gets a mail with a link, unless it is
     /// confirmed already.
@@ -33,7 +33,7 @@ pub struct SubscribeAnswer {
 }
 
 /// One subscriber, as token holders see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubscriberInfo {
     pub id: i64,
     pub email: String,

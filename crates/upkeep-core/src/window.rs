@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Principal, ServiceName};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WindowKind {
     Maintenance,
@@ -39,7 +39,7 @@ impl WindowKind {
 }
 
 /// What the work does to a service while it lasts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Impact {
     Outage,
@@ -56,7 +56,19 @@ impl Impact {
 }
 
 /// How urgently people must hear of it: routes choose channels by it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     Emergency,
@@ -74,14 +86,14 @@ impl Priority {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AffectedService {
     pub service: ServiceName,
     pub impact: Impact,
 }
 
 /// A window as an operator writes it (`upkeep maint add`, `POST /api/v1/windows`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WindowSpec {
     pub kind: WindowKind,
     pub title: String,
@@ -122,7 +134,7 @@ impl WindowSpec {
 }
 
 /// `POST /api/v1/windows`: a window, and, to schedule it against the lead-time policy, why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WindowRequest {
     pub spec: WindowSpec,
     /// Schedules a window that breaks the lead-time policy; recorded with who asked.
@@ -131,7 +143,19 @@ pub struct WindowRequest {
 }
 
 /// A step in a window's life. Each is a notice to the people affected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case", tag = "step")]
 pub enum Step {
     /// Scheduled (once per window).
@@ -177,7 +201,7 @@ impl Step {
 }
 
 /// A step taken: of which occurrence (its start), when, and by whom (None: upkeep itself).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepTaken {
     pub occurrence: Timestamp,
     #[serde(flatten)]
@@ -188,7 +212,7 @@ pub struct StepTaken {
 }
 
 /// Where a window is, as shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WindowStatus {
     Scheduled,
@@ -211,14 +235,14 @@ impl WindowStatus {
 }
 
 /// One occurrence: from start to its expected end (extended, if it was).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Occurrence {
     pub start: Timestamp,
     pub end: Timestamp,
 }
 
 /// A stored window, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Window {
     pub id: i64,
     #[serde(flatten)]
@@ -249,7 +273,7 @@ fn epoch() -> Timestamp {
 
 /// A window as the public sees it (the announcements API, the feeds, the status page): what
 /// people need to know, and nothing about who scheduled it or how.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Announcement {
     pub id: i64,
     pub kind: WindowKind,
@@ -308,7 +332,7 @@ impl Announcement {
 }
 
 /// `POST /api/v1/windows/{id}/extend`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExtendRequest {
     pub until: Timestamp,
 }

@@ -21,7 +21,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{Method, Uri};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -32,6 +32,8 @@ use upkeep_core::api::{
     ServiceDetail, ServiceInfo, StoredEvent,
 };
 use upkeep_core::{Principal, ServiceName};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::ApiError;
 use crate::auth::{By, Gate, Need, Tokens, UserNames, authorize};
@@ -283,7 +285,11 @@ pub fn metrics_router(control: Arc<dyn Control>, cancel: CancellationToken) -> R
 pub fn socket_router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
     let gate = Gate::Local(Arc::new(UserNames::default()));
     // Admin users are managed from the host only.
-    let users = behind(crate::admin::user_routes(), gate.clone(), Scope::Write);
+    let users = behind(
+        crate::admin::user_routes().into(),
+        gate.clone(),
+        Scope::Write,
+    );
     every_route(gate, control, cancel, users)
 }
 
@@ -299,7 +305,8 @@ pub fn tcp_router(
     every_route(Gate::Bearer(tokens), control, cancel, admin)
 }
 
-/// Public, read and write routes, the last two behind `gate`, and `more` of the listener's own.
+/// Public, read and write routes, the last two behind `gate`, the OpenAPI document, and
+/// `more` of the listener's own.
 fn every_route(
     gate: Gate,
     control: Arc<dyn Control>,
@@ -308,9 +315,10 @@ fn every_route(
 ) -> Router {
     let test_clock = control.clock().is_test();
     finish(
-        public_routes(control.as_ref(), &cancel)
-            .merge(read_routes(gate.clone()))
-            .merge(write_routes(gate, test_clock))
+        public_routes(control.as_ref())
+            .merge(behind(read_api().into(), gate.clone(), Scope::Read))
+            .merge(behind(write_api(test_clock).into(), gate, Scope::Write))
+            .merge(crate::openapi::routes())
             .merge(more),
         control,
         cancel,
@@ -320,80 +328,94 @@ fn every_route(
 /// The public router alone (`daemon.public_listen`): publishing the status page does not
 /// publish the API.
 pub fn public_router(control: Arc<dyn Control>, cancel: CancellationToken) -> Router {
-    finish(public_routes(control.as_ref(), &cancel), control, cancel)
+    finish(public_routes(control.as_ref()), control, cancel)
 }
 
-/// What anyone may see: that the daemon answers, each service's name, state and since, the
-/// feeds, and the status page when the daemon keeps one.
-fn public_routes(control: &dyn Control, cancel: &CancellationToken) -> Router<AppState> {
-    let routes = Router::new()
-        .route("/api/v1/health", get(health))
-        .route("/api/v1/status", get(statuses))
-        .merge(crate::feeds::public_routes());
+/// Every API route with its description, without the gates in front of them: what the
+/// OpenAPI document is made from (`openapi.rs`). `test_clock`: with the route that moves the
+/// daemon's test clock.
+pub(crate) fn api_routes(test_clock: bool) -> OpenApiRouter<AppState> {
+    public_api()
+        .merge(read_api())
+        .merge(write_api(test_clock))
+        .merge(crate::admin::user_routes())
+}
+
+/// The public API: that the daemon answers, each service's name, state and since, the
+/// announcements and subscriptions.
+fn public_api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(statuses))
+        .merge(crate::feeds::public_api())
+        .merge(crate::site::api())
+}
+
+/// What anyone may see: the public API, the feeds, the forms, and the status page when the
+/// daemon keeps one.
+fn public_routes(control: &dyn Control) -> Router<AppState> {
     // One limit per address for both ways to subscribe: each mails whoever it names.
     let subscriptions = crate::subscribers::limiter();
-    let routes = routes
+    let routes: Router<AppState> = public_api()
         .merge(crate::subscribers::public_routes(subscriptions.clone()))
+        .into();
+    let routes = routes
+        .merge(crate::feeds::public_routes())
         .merge(crate::forms::public_routes(
             subscriptions,
             crate::forms::feedback_limiter(),
         ));
     match control.site() {
         Some(site) => routes
-            .merge(crate::site::routes(site, cancel.clone()))
+            .merge(crate::site::routes(site))
             .merge(crate::site::detail_routes()),
         None => routes,
     }
 }
 
-/// The GET routes, behind `gate` with the read scope.
-fn read_routes(gate: Gate) -> Router<AppState> {
-    let routes = Router::new()
-        .route("/api/v1/daemon", get(daemon))
-        .route("/api/v1/whoami", get(whoami))
-        .route("/api/v1/services", get(services))
-        .route("/api/v1/services/{name}", get(service))
-        .route("/api/v1/services/{name}/logs", get(logs))
-        .route("/api/v1/events", get(events))
-        .route("/api/v1/events/stream", get(event_stream))
-        .route("/api/v1/incidents", get(incidents))
-        .route("/api/v1/jobs", get(jobs))
-        .route("/api/v1/incidents/{id}", get(incident))
-        .route("/api/v1/report", get(report))
-        .route("/metrics", get(metrics))
+/// The GET routes, for the read scope.
+fn read_api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(daemon))
+        .routes(routes!(whoami))
+        .routes(routes!(services))
+        .routes(routes!(service))
+        .routes(routes!(logs))
+        .routes(routes!(events))
+        .routes(routes!(event_stream))
+        .routes(routes!(incidents))
+        .routes(routes!(jobs))
+        .routes(routes!(incident))
+        .routes(routes!(report))
+        .routes(routes!(metrics))
         .merge(crate::windows::read_routes())
         .merge(crate::notify::read_routes())
         .merge(crate::live::read_routes())
         .merge(crate::subscribers::read_routes())
-        .merge(crate::forms::read_routes());
-    behind(routes, gate, Scope::Read)
+        .merge(crate::forms::read_routes())
 }
 
-/// The actions, behind `gate` with the write scope; with `test_clock`, also the route that
-/// moves the daemon's test clock (absent, it is a 404 like any unknown route).
-fn write_routes(gate: Gate, test_clock: bool) -> Router<AppState> {
+/// The actions, for the write scope; with `test_clock`, also the route that moves the
+/// daemon's test clock (absent, it is a 404 like any unknown route).
+fn write_api(test_clock: bool) -> OpenApiRouter<AppState> {
     let routes = if test_clock {
-        Router::new().route("/api/v1/test/clock", post(advance_clock))
+        OpenApiRouter::new().routes(routes!(advance_clock))
     } else {
-        Router::new()
+        OpenApiRouter::new()
     };
-    let routes = routes
-        .route("/api/v1/services", post(add))
-        .route(
-            "/api/v1/services/{name}/maintenance",
-            post(begin_maintenance).delete(end_maintenance),
-        )
-        .route("/api/v1/services/{target}/{action}", post(act))
-        .route("/api/v1/reload", post(reload))
-        .route("/api/v1/drills", post(drill))
-        .route("/api/v1/shutdown", post(shutdown))
-        .route("/api/v1/upgrade", post(upgrade))
+    routes
+        .routes(routes!(add))
+        .routes(routes!(begin_maintenance, end_maintenance))
+        .routes(routes!(act))
+        .routes(routes!(reload))
+        .routes(routes!(drill))
+        .routes(routes!(shutdown))
+        .routes(routes!(upgrade))
         .merge(crate::windows::write_routes())
         .merge(crate::notify::write_routes())
         .merge(crate::signals::write_routes())
         .merge(crate::subscribers::write_routes())
-        .merge(crate::incidents::write_routes());
-    behind(routes, gate, Scope::Write)
+        .merge(crate::incidents::write_routes())
 }
 
 /// `routes` behind `gate`, needing `scope`. Layers run outside in: the gate first, then the
@@ -469,6 +491,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Name {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    tag = "public",
+    responses((status = 200, description = "The daemon answers, and its version", body = PublicHealth))
+)]
 async fn health() -> Json<PublicHealth> {
     Json(PublicHealth {
         ok: true,
@@ -476,22 +504,53 @@ async fn health() -> Json<PublicHealth> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/status",
+    tag = "public",
+    responses((status = 200, description = "Each public service's name, state and since", body = Vec<PublicStatus>))
+)]
 async fn statuses(State(s): State<AppState>) -> Json<Vec<PublicStatus>> {
     Json(s.control.statuses().await)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/daemon",
+    tag = "read",
+    responses((status = 200, description = "The daemon's health: version, uptime, store, services", body = Health), crate::openapi::Failure)
+)]
 async fn daemon(State(s): State<AppState>) -> Json<Health> {
     Json(s.control.health().await)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/whoami",
+    tag = "read",
+    responses((status = 200, description = "Who the caller is, as the daemon records it", body = Principal), crate::openapi::Failure)
+)]
 async fn whoami(By(by): By) -> Json<Principal> {
     Json(by)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/services",
+    tag = "read",
+    responses((status = 200, description = "Every service with its state", body = Vec<ServiceInfo>), crate::openapi::Failure)
+)]
 async fn services(State(s): State<AppState>) -> Result<Json<Vec<ServiceInfo>>, ApiError> {
     s.control.services().await.map(Json)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/{name}",
+    tag = "read",
+    params(("name" = String, Path, description = "A service name")),
+    responses((status = 200, description = "One service in detail", body = ServiceDetail), crate::openapi::Failure)
+)]
 async fn service(
     State(s): State<AppState>,
     Name(name): Name,
@@ -499,6 +558,13 @@ async fn service(
     s.control.service(&name).await.map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/services/{target}/{action}",
+    tag = "write",
+    params(("target" = String, Path, description = "A service name, or `all`"), ("action" = String, Path, description = "start, stop or restart")),
+    responses((status = 200, description = "Starts, stops or restarts a service, or all of them", body = ActionResult), crate::openapi::Failure)
+)]
 async fn act(
     State(s): State<AppState>,
     By(by): By,
@@ -525,6 +591,12 @@ async fn act(
     s.control.act(target, action, &by).await.map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/reload",
+    tag = "write",
+    responses((status = 200, description = "Reads the config file again and applies what changed", body = ReloadResult), crate::openapi::Failure)
+)]
 async fn reload(State(s): State<AppState>, By(by): By) -> Result<Json<ReloadResult>, ApiError> {
     s.control.reload(&by).await.map(Json)
 }
@@ -540,6 +612,13 @@ pub(crate) fn bad_json(e: JsonRejection) -> ApiError {
     ApiError::bad_request(crate::error::clip(&e.body_text()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/services",
+    tag = "write",
+    request_body = AddService,
+    responses((status = 200, description = "Adds a service to the config file and starts it", body = ReloadResult), crate::openapi::Failure)
+)]
 async fn add(
     State(s): State<AppState>,
     By(by): By,
@@ -550,7 +629,8 @@ async fn add(
 }
 
 /// `?service=NAME&limit=N` of the event and incident lists.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     service: Option<String>,
@@ -573,6 +653,13 @@ impl ListQuery {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "read",
+    params(ListQuery),
+    responses((status = 200, description = "The latest events, newest first", body = Vec<StoredEvent>), crate::openapi::Failure)
+)]
 async fn events(
     State(s): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -584,6 +671,12 @@ async fn events(
 /// Committed events as they come, one JSON object a line (the shape of `/api/v1/events`, `id`
 /// being the event's sequence number); a reader that falls behind gets `{"skipped": N}`.
 /// Ends when the daemon shuts down.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/stream",
+    tag = "read",
+    responses((status = 200, description = "Committed events as they come, one JSON object a line; `{\"skipped\": N}` when the reader fell behind", body = StoredEvent, content_type = "application/x-ndjson"), crate::openapi::Failure)
+)]
 async fn event_stream(State(s): State<AppState>) -> Body {
     let rx = s.control.follow_events();
     let stream = futures_util::stream::unfold((rx, s.cancel), |(mut rx, cancel)| async move {
@@ -611,6 +704,13 @@ async fn event_stream(State(s): State<AppState>) -> Body {
 }
 
 /// `?service=NAME` for one job, `limit` runs of each (default 100).
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs",
+    tag = "read",
+    params(ListQuery),
+    responses((status = 200, description = "Jobs and their latest runs", body = Vec<upkeep_core::job::JobInfo>), crate::openapi::Failure)
+)]
 async fn jobs(
     State(s): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -619,6 +719,13 @@ async fn jobs(
     s.control.jobs(service.as_ref(), limit).await.map(Json)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents",
+    tag = "read",
+    params(ListQuery),
+    responses((status = 200, description = "The latest incidents", body = Vec<upkeep_core::api::Incident>), crate::openapi::Failure)
+)]
 async fn incidents(
     State(s): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -627,6 +734,13 @@ async fn incidents(
     s.control.incidents(service.as_ref(), limit).await.map(Json)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}",
+    tag = "read",
+    params(("id" = i64, Path, description = "An incident number")),
+    responses((status = 200, description = "One incident with its timeline, updates and post-mortem", body = upkeep_core::api::IncidentDetail), crate::openapi::Failure)
+)]
 async fn incident(
     State(s): State<AppState>,
     uri: Uri,
@@ -640,13 +754,21 @@ async fn incident(
     s.control.incident(id).await.map(Json)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ReportQuery {
     /// `24h`, `7d`, a date or an RFC 3339 time; default 7d.
     since: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/report",
+    tag = "read",
+    params(ReportQuery),
+    responses((status = 200, description = "Availability, MTTR and interventions of a period beside the one before it", body = upkeep_core::report::Report), crate::openapi::Failure)
+)]
 async fn report(
     State(s): State<AppState>,
     query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
@@ -661,6 +783,13 @@ async fn report(
     s.control.report(from, now).await.map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/drills",
+    tag = "write",
+    request_body = upkeep_core::api::DrillRequest,
+    responses((status = 200, description = "Injects a fault and measures detection and recovery", body = upkeep_core::api::DrillResult), crate::openapi::Failure)
+)]
 async fn drill(
     State(s): State<AppState>,
     By(by): By,
@@ -670,6 +799,14 @@ async fn drill(
     s.control.drill(req, &by).await.map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/services/{name}/maintenance",
+    tag = "write",
+    params(("name" = String, Path, description = "A service name")),
+    request_body = upkeep_core::api::MaintenanceRequest,
+    responses((status = 200, description = "Puts a service in maintenance, or changes its maintenance", body = ActionResult), crate::openapi::Failure)
+)]
 async fn begin_maintenance(
     State(s): State<AppState>,
     By(by): By,
@@ -697,6 +834,13 @@ async fn begin_maintenance(
     s.control.maintenance(&name, Some(req), &by).await.map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/test/clock",
+    tag = "write",
+    request_body = upkeep_core::api::TestClockRequest,
+    responses((status = 200, description = "Moves the daemon's test clock forward (only with a test clock)", body = upkeep_core::api::TestClockState), crate::openapi::Failure)
+)]
 async fn advance_clock(
     State(s): State<AppState>,
     By(by): By,
@@ -710,6 +854,13 @@ async fn advance_clock(
     s.control.advance_clock(d, &by).await.map(Json)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/services/{name}/maintenance",
+    tag = "write",
+    params(("name" = String, Path, description = "A service name")),
+    responses((status = 200, description = "Ends a service's maintenance", body = ActionResult), crate::openapi::Failure)
+)]
 async fn end_maintenance(
     State(s): State<AppState>,
     By(by): By,
@@ -718,6 +869,12 @@ async fn end_maintenance(
     s.control.maintenance(&name, None, &by).await.map(Json)
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "read",
+    responses((status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain; version=0.0.4"), crate::openapi::Failure)
+)]
 async fn metrics(State(s): State<AppState>) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let text = crate::metrics::encode(&s.control.metrics().await?);
@@ -725,11 +882,24 @@ async fn metrics(State(s): State<AppState>) -> Result<axum::response::Response, 
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/shutdown",
+    tag = "write",
+    responses((status = 200, description = "Stops every service, then the daemon", body = serde_json::Value), crate::openapi::Failure)
+)]
 async fn shutdown(State(s): State<AppState>, By(by): By) -> Json<serde_json::Value> {
     s.control.shutdown(&by);
     Json(serde_json::json!({ "ok": true, "by": by }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/upgrade",
+    tag = "write",
+    request_body = upkeep_core::api::UpgradeRequest,
+    responses((status = 200, description = "Replaces the daemon with a new binary; services keep running", body = upkeep_core::api::UpgradeStarted), crate::openapi::Failure)
+)]
 async fn upgrade(
     State(s): State<AppState>,
     By(by): By,
@@ -739,7 +909,8 @@ async fn upgrade(
     s.control.upgrade(req, &by).await.map(Json)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct LogQuery {
     #[serde(default)]
@@ -754,6 +925,13 @@ fn default_lines() -> usize {
     50
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/{name}/logs",
+    tag = "read",
+    params(("name" = String, Path, description = "A service name"), LogQuery),
+    responses((status = 200, description = "The last lines of the service's log, then with `follow` its new lines as they come", body = String, content_type = "text/plain"), crate::openapi::Failure)
+)]
 async fn logs(
     State(s): State<AppState>,
     Name(name): Name,

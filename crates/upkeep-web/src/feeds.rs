@@ -14,13 +14,18 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use upkeep_core::window::{Announcement, WindowStatus};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::ApiError;
 use crate::api::AppState;
 
+pub(crate) fn public_api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(announcements))
+}
+
 pub(crate) fn public_routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/announcements", get(announcements))
         .route("/feeds/maintenance.ics", get(ical))
         .route("/feeds/atom.xml", get(atom))
 }
@@ -57,6 +62,12 @@ fn cached(headers: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> Res
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/announcements",
+    tag = "public",
+    responses((status = 200, description = "Maintenance under way and to come (ETag; 304 to If-None-Match)", body = Vec<Announcement>), crate::openapi::Failure)
+)]
 async fn announcements(
     State(s): State<AppState>,
     headers: HeaderMap,

@@ -23,7 +23,7 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use governor::Quota;
@@ -31,6 +31,8 @@ use serde::Deserialize;
 use upkeep_core::feedback::{FeedbackItem, FeedbackRequest};
 use upkeep_core::i18n::Lang;
 use upkeep_core::subscription::SubscribeRequest;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::AppState;
 use crate::subscribers::{Limiter, escape, page};
@@ -78,8 +80,8 @@ pub(crate) fn public_routes(subscriptions: Limiter, feedbacks: Limiter) -> Route
     subscribe.merge(feedback)
 }
 
-pub(crate) fn read_routes() -> Router<AppState> {
-    Router::new().route("/api/v1/feedback", get(list))
+pub(crate) fn read_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
 /// A TCP client past its quota gets a 429 page with `Retry-After`.
@@ -275,6 +277,12 @@ fn default_limit() -> u32 {
     100
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/feedback",
+    tag = "read",
+    responses((status = 200, description = "What people wrote with the feedback form, newest first", body = Vec<upkeep_core::feedback::FeedbackItem>), crate::openapi::Failure)
+)]
 async fn list(
     State(s): State<AppState>,
     q: Result<Query<ListQuery>, QueryRejection>,

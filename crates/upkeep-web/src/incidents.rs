@@ -8,27 +8,28 @@
 //! what may be written, and when, is decided behind it (an unknown id is a 404, a resolved
 //! incident takes only a post-mortem: 409, bad text a 400 naming every problem).
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::Uri;
-use axum::routing::{post, put};
-use axum::{Json, Router};
 use upkeep_core::api::IncidentDetail;
 use upkeep_core::incident::{
     IncidentWrite, OpenRequest, Postmortem, PriorityRequest, ResolveRequest, UpdateRequest,
 };
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::ApiError;
 use crate::api::{AppState, bad_json, path_params};
 use crate::auth::By;
 
-pub(crate) fn write_routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/incidents", post(open))
-        .route("/api/v1/incidents/{id}/updates", post(update))
-        .route("/api/v1/incidents/{id}/resolve", post(resolve))
-        .route("/api/v1/incidents/{id}/priority", put(priority))
-        .route("/api/v1/incidents/{id}/postmortem", put(postmortem))
+pub(crate) fn write_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(open))
+        .routes(routes!(update))
+        .routes(routes!(resolve))
+        .routes(routes!(priority))
+        .routes(routes!(postmortem))
 }
 
 fn incident_id(path: Result<Path<String>, PathRejection>, uri: &Uri) -> Result<i64, ApiError> {
@@ -42,6 +43,13 @@ fn incident_id(path: Result<Path<String>, PathRejection>, uri: &Uri) -> Result<i
         })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents",
+    tag = "write",
+    request_body = OpenRequest,
+    responses((status = 200, description = "Opens an incident the probes did not see", body = IncidentDetail), crate::openapi::Failure)
+)]
 async fn open(
     State(s): State<AppState>,
     By(by): By,
@@ -54,6 +62,14 @@ async fn open(
         .map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/updates",
+    tag = "write",
+    params(("id" = i64, Path, description = "An incident number")),
+    request_body = UpdateRequest,
+    responses((status = 200, description = "Writes an update with a status; it goes out as a notice", body = IncidentDetail), crate::openapi::Failure)
+)]
 async fn update(
     State(s): State<AppState>,
     By(by): By,
@@ -69,6 +85,14 @@ async fn update(
         .map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/resolve",
+    tag = "write",
+    params(("id" = i64, Path, description = "An incident number")),
+    request_body = Option<ResolveRequest>,
+    responses((status = 200, description = "Resolves an incident by hand, with an optional last word", body = IncidentDetail), crate::openapi::Failure)
+)]
 async fn resolve(
     State(s): State<AppState>,
     By(by): By,
@@ -92,6 +116,14 @@ async fn resolve(
         .map(Json)
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/incidents/{id}/priority",
+    tag = "write",
+    params(("id" = i64, Path, description = "An incident number")),
+    request_body = PriorityRequest,
+    responses((status = 200, description = "Changes an incident's priority", body = IncidentDetail), crate::openapi::Failure)
+)]
 async fn priority(
     State(s): State<AppState>,
     By(by): By,
@@ -107,6 +139,14 @@ async fn priority(
         .map(Json)
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/incidents/{id}/postmortem",
+    tag = "write",
+    params(("id" = i64, Path, description = "An incident number")),
+    request_body = Postmortem,
+    responses((status = 200, description = "Writes the post-mortem", body = IncidentDetail), crate::openapi::Failure)
+)]
 async fn postmortem(
     State(s): State<AppState>,
     By(by): By,

@@ -35,6 +35,7 @@ mod incidents;
 mod live;
 mod metrics;
 mod notify;
+pub mod openapi;
 mod serve;
 mod signals;
 pub mod site;

@@ -10,15 +10,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::routing::get;
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::broadcast::{self, error::TryRecvError};
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::ApiError;
 use crate::api::{AppState, Control};
@@ -28,11 +28,12 @@ const EVERY_MIN: Duration = Duration::from_millis(500);
 const EVERY_MAX: Duration = Duration::from_secs(60);
 const EVERY_DEFAULT: Duration = Duration::from_secs(2);
 
-pub(crate) fn read_routes() -> Router<AppState> {
-    Router::new().route("/api/v1/live/services", get(live_services))
+pub(crate) fn read_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(live_services))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct LiveQuery {
     every: Option<String>,
@@ -102,6 +103,13 @@ impl Live {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/live/services",
+    tag = "read",
+    params(LiveQuery),
+    responses((status = 200, description = "The service list, one JSON array a line, pushed at once, on every event and every `every`", body = Vec<upkeep_core::api::ServiceInfo>, content_type = "application/x-ndjson"), crate::openapi::Failure)
+)]
 async fn live_services(
     State(s): State<AppState>,
     query: Result<Query<LiveQuery>, QueryRejection>,

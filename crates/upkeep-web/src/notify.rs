@@ -4,29 +4,31 @@
 //! channel, by way of the outbox). Handlers parse and call [`Control`]; the outbox is the
 //! daemon's.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::Uri;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use upkeep_core::api::{NotifyTestRequest, OutboxNotice};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::ApiError;
 use crate::api::{AppState, bad_json, path_params};
 use crate::auth::By;
 
-pub(crate) fn read_routes() -> Router<AppState> {
-    Router::new().route("/api/v1/notify", get(list))
+pub(crate) fn read_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
-pub(crate) fn write_routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/notify/test", post(test))
-        .route("/api/v1/notify/{id}/retry", post(retry))
+pub(crate) fn write_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(test))
+        .routes(routes!(retry))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     state: Option<String>,
@@ -41,6 +43,13 @@ fn default_limit() -> u32 {
 /// The states a notice can be in, as `?state=` takes them.
 pub const STATES: [&str; 4] = ["pending", "sending", "sent", "failed"];
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/notify",
+    tag = "read",
+    params(ListQuery),
+    responses((status = 200, description = "The outbox, newest first", body = Vec<OutboxNotice>), crate::openapi::Failure)
+)]
 async fn list(
     State(s): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -60,6 +69,13 @@ async fn list(
         .map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/notify/{id}/retry",
+    tag = "write",
+    params(("id" = i64, Path, description = "A notice number")),
+    responses((status = 200, description = "Sends a failed notice again", body = OutboxNotice), crate::openapi::Failure)
+)]
 async fn retry(
     State(s): State<AppState>,
     By(by): By,
@@ -78,6 +94,13 @@ async fn retry(
     s.control.retry_notice(id, &by).await.map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/notify/test",
+    tag = "write",
+    request_body = NotifyTestRequest,
+    responses((status = 200, description = "A test notice through one channel, by way of the outbox", body = Vec<OutboxNotice>), crate::openapi::Failure)
+)]
 async fn test(
     State(s): State<AppState>,
     By(by): By,

@@ -5,22 +5,31 @@
 //!
 //! [`Control`]: crate::Control
 
+use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::routing::post;
-use axum::{Json, Router};
 use upkeep_core::api::{SignalRequest, SignalResult};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::ApiError;
 use crate::api::{AppState, Name, bad_json};
 use crate::auth::By;
 
-pub(crate) fn write_routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/services/{name}/signal", post(signal))
-        .route("/api/v1/services/{name}/reload", post(reload))
+pub(crate) fn write_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signal))
+        .routes(routes!(reload))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/services/{name}/signal",
+    tag = "write",
+    params(("name" = String, Path, description = "A service name")),
+    request_body = SignalRequest,
+    responses((status = 200, description = "Sends a signal to a service (or its whole group)", body = SignalResult), crate::openapi::Failure)
+)]
 async fn signal(
     State(s): State<AppState>,
     By(by): By,
@@ -31,6 +40,13 @@ async fn signal(
     s.control.signal(&name, Some(req), &by).await.map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/services/{name}/reload",
+    tag = "write",
+    params(("name" = String, Path, description = "A service name")),
+    responses((status = 200, description = "Sends the service's `reload_signal`", body = SignalResult), crate::openapi::Failure)
+)]
 async fn reload(
     State(s): State<AppState>,
     By(by): By,

@@ -18,18 +18,19 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::Deserialize;
 use upkeep_core::Principal;
 use upkeep_core::i18n::Lang;
 use upkeep_core::subscription::{SubscribeAnswer, SubscribeRequest, SubscriberInfo};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::{AppState, bad_json, path_params};
 use crate::auth::By;
@@ -87,25 +88,22 @@ pub(crate) fn limiter() -> Limiter {
     Arc::new(governor::RateLimiter::keyed(quota))
 }
 
-pub(crate) fn public_routes(limiter: Limiter) -> Router<AppState> {
+pub(crate) fn public_routes(limiter: Limiter) -> OpenApiRouter<AppState> {
     // Only a subscription is limited: it mails whoever it names. A link is checked against
     // its signature before the store is read, and a person may click it as often as they like.
-    Router::new()
-        .route("/api/v1/subscribe", post(subscribe))
+    OpenApiRouter::new()
+        .routes(routes!(subscribe))
         .route_layer(axum::middleware::from_fn_with_state(limiter, limit))
-        .route("/api/v1/subscribe/confirm", get(confirm_page).post(confirm))
-        .route(
-            "/api/v1/unsubscribe",
-            get(unsubscribe_page).post(unsubscribe),
-        )
+        .routes(routes!(confirm_page, confirm))
+        .routes(routes!(unsubscribe_page, unsubscribe))
 }
 
-pub(crate) fn read_routes() -> Router<AppState> {
-    Router::new().route("/api/v1/subscribers", get(list))
+pub(crate) fn read_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
-pub(crate) fn write_routes() -> Router<AppState> {
-    Router::new().route("/api/v1/subscribers/{email}", delete(remove))
+pub(crate) fn write_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(remove))
 }
 
 /// A TCP client past its quota gets a 429 with `Retry-After`.
@@ -143,6 +141,13 @@ fn subscriptions(s: &AppState) -> Result<Arc<dyn Subscriptions>, ApiError> {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscribe",
+    tag = "public",
+    request_body = upkeep_core::subscription::SubscribeRequest,
+    responses((status = 202, description = "Asks for notices by mail; a confirmation link is mailed", body = SubscribeAnswer), crate::openapi::Failure)
+)]
 async fn subscribe(
     State(s): State<AppState>,
     body: Result<Json<SubscribeRequest>, JsonRejection>,
@@ -152,7 +157,8 @@ async fn subscribe(
     Ok((StatusCode::ACCEPTED, Json(answer)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TokenQuery {
     token: String,
 }
@@ -176,6 +182,13 @@ fn link(
 /// The confirmation link's page: a button that confirms. A GET changes nothing, because mail
 /// scanners and link previews fetch every link in a mail: a confirmation on GET would
 /// subscribe an address its owner never agreed for.
+#[utoipa::path(
+    get,
+    path = "/api/v1/subscribe/confirm",
+    tag = "public",
+    params(TokenQuery),
+    responses((status = 200, description = "The confirmation link's page: a button that confirms", body = String, content_type = "text/html"))
+)]
 async fn confirm_page(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -200,6 +213,13 @@ async fn confirm_page(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscribe/confirm",
+    tag = "public",
+    params(TokenQuery),
+    responses((status = 200, description = "Confirms a subscription", body = String, content_type = "text/html"))
+)]
 async fn confirm(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -223,6 +243,13 @@ async fn confirm(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/unsubscribe",
+    tag = "public",
+    params(TokenQuery),
+    responses((status = 200, description = "The unsubscribe link's page: a button that unsubscribes", body = String, content_type = "text/html"))
+)]
 async fn unsubscribe_page(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -276,6 +303,13 @@ fn button_page(
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/unsubscribe",
+    tag = "public",
+    params(TokenQuery),
+    responses((status = 200, description = "Ends a subscription (one click, RFC 8058)", body = String, content_type = "text/html"))
+)]
 async fn unsubscribe(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -299,10 +333,23 @@ async fn unsubscribe(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/subscribers",
+    tag = "read",
+    responses((status = 200, description = "Every subscriber", body = Vec<upkeep_core::subscription::SubscriberInfo>), crate::openapi::Failure)
+)]
 async fn list(State(s): State<AppState>) -> Result<Json<Vec<SubscriberInfo>>, ApiError> {
     subscriptions(&s)?.list().await.map(Json)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/subscribers/{email}",
+    tag = "write",
+    params(("email" = String, Path, description = "A subscriber's address")),
+    responses((status = 200, description = "Removes a subscriber", body = upkeep_core::subscription::SubscriberInfo), crate::openapi::Failure)
+)]
 async fn remove(
     State(s): State<AppState>,
     By(by): By,

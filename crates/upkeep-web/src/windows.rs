@@ -3,32 +3,34 @@
 //! `PUT /api/v1/windows/{id}` (edit) and `POST /api/v1/windows/{id}/{cancel|start|finish|extend}`
 //! (write). Handlers parse and call [`Control`]; what a window may do is decided behind it.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::Uri;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use upkeep_core::window::{ExtendRequest, Window, WindowAction, WindowRequest};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::ApiError;
 use crate::api::{AppState, bad_json, path_params};
 use crate::auth::By;
 
-pub(crate) fn read_routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/windows", get(list))
-        .route("/api/v1/windows/{id}", get(show))
+pub(crate) fn read_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
 }
 
-pub(crate) fn write_routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/windows", post(add))
-        .route("/api/v1/windows/{id}", axum::routing::put(edit))
-        .route("/api/v1/windows/{id}/{action}", post(act))
+pub(crate) fn write_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(add))
+        .routes(routes!(edit))
+        .routes(routes!(act))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     #[serde(default)]
@@ -45,6 +47,13 @@ fn window_id(raw: &str) -> Result<i64, ApiError> {
         })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/windows",
+    tag = "read",
+    params(ListQuery),
+    responses((status = 200, description = "Maintenance windows not done (every one with `all`)", body = Vec<Window>), crate::openapi::Failure)
+)]
 async fn list(
     State(s): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -53,6 +62,13 @@ async fn list(
     s.control.windows(q.all).await.map(Json)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/windows/{id}",
+    tag = "read",
+    params(("id" = i64, Path, description = "A window number")),
+    responses((status = 200, description = "One maintenance window", body = Window), crate::openapi::Failure)
+)]
 async fn show(
     State(s): State<AppState>,
     uri: Uri,
@@ -62,6 +78,13 @@ async fn show(
     s.control.window(id).await.map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/windows",
+    tag = "write",
+    request_body = WindowRequest,
+    responses((status = 200, description = "Schedules a maintenance window against the lead-time policy", body = Window), crate::openapi::Failure)
+)]
 async fn add(
     State(s): State<AppState>,
     By(by): By,
@@ -71,6 +94,14 @@ async fn add(
     s.control.add_window(req, &by).await.map(Json)
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/windows/{id}",
+    tag = "write",
+    params(("id" = i64, Path, description = "A window number")),
+    request_body = WindowRequest,
+    responses((status = 200, description = "Changes a maintenance window", body = Window), crate::openapi::Failure)
+)]
 async fn edit(
     State(s): State<AppState>,
     By(by): By,
@@ -83,6 +114,14 @@ async fn edit(
     s.control.edit_window(id, req, &by).await.map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/windows/{id}/{action}",
+    tag = "write",
+    params(("id" = i64, Path, description = "A window number"), ("action" = String, Path, description = "cancel, start, finish or extend (with a body `{\"until\": TIME}`)")),
+    request_body = Option<ExtendRequest>,
+    responses((status = 200, description = "Cancels, starts, finishes or extends a window", body = Window), crate::openapi::Failure)
+)]
 async fn act(
     State(s): State<AppState>,
     By(by): By,

@@ -3,23 +3,25 @@
 //! (DELETE `/api/v1/users/{name}`). Users are the host's business: a bearer token, even of
 //! write scope, cannot make one, and nor can a signed-in user.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::Uri;
-use axum::routing::{delete, get, put};
-use axum::{Json, Router};
+use axum::Json;
 use upkeep_core::account::{MAX_PASSWORD, MIN_PASSWORD, UserInfo, UserRequest, check_user_name};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::ApiError;
 use crate::api::{AppState, bad_json, path_params};
 use crate::auth::By;
 
 /// The routes; the caller puts them behind the socket's gate.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/users", get(list).post(add))
-        .route("/api/v1/users/{name}", delete(remove))
-        .route("/api/v1/users/{name}/password", put(passwd))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, add))
+        .routes(routes!(remove))
+        .routes(routes!(passwd))
 }
 
 fn accounts(s: &AppState) -> Result<std::sync::Arc<dyn super::Accounts>, ApiError> {
@@ -46,10 +48,23 @@ fn check(name: &str, password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    tag = "users",
+    responses((status = 200, description = "Admin users (control socket only)", body = Vec<UserInfo>), crate::openapi::Failure)
+)]
 async fn list(State(s): State<AppState>) -> Result<Json<Vec<UserInfo>>, ApiError> {
     accounts(&s)?.users().await.map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    tag = "users",
+    request_body = UserRequest,
+    responses((status = 200, description = "Adds an admin user (control socket only)", body = UserInfo), crate::openapi::Failure)
+)]
 async fn add(
     State(s): State<AppState>,
     By(by): By,
@@ -67,6 +82,14 @@ async fn add(
         .map(Json)
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/{name}/password",
+    tag = "users",
+    params(("name" = String, Path, description = "A user name")),
+    request_body = UserRequest,
+    responses((status = 200, description = "Changes a user's password (control socket only)", body = serde_json::Value), crate::openapi::Failure)
+)]
 async fn passwd(
     State(s): State<AppState>,
     By(by): By,
@@ -83,6 +106,13 @@ async fn passwd(
     Ok(Json(serde_json::json!({ "name": name, "changed": true })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{name}",
+    tag = "users",
+    params(("name" = String, Path, description = "A user name")),
+    responses((status = 200, description = "Removes an admin user and ends their sessions (control socket only)", body = serde_json::Value), crate::openapi::Failure)
+)]
 async fn remove(
     State(s): State<AppState>,
     By(by): By,

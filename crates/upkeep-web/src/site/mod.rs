@@ -271,12 +271,40 @@ fn starting() -> Response {
         .into_response()
 }
 
+/// The page's live stream, described for the OpenAPI document (`openapi.rs`).
+pub(crate) fn api() -> utoipa_axum::router::OpenApiRouter<crate::api::AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(live))
+        .layer(axum::middleware::map_response(|r: Response| async move {
+            secure(r)
+        }))
+}
+
+/// `GET /api/v1/stream`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stream",
+    tag = "public",
+    responses(
+        (status = 200, description = "Server-sent events: each service's state and the notices' version, at once and on every change (the status page follows it)", body = String, content_type = "text/event-stream"),
+        (status = 404, description = "This daemon serves no status page", body = upkeep_core::api::ErrorBody),
+        (status = 503, description = "Too many streams are open: `Retry-After` says when to try again", body = String, content_type = "text/plain"),
+    )
+)]
+async fn live(
+    axum::extract::State(s): axum::extract::State<crate::api::AppState>,
+    lease: Option<axum::Extension<crate::serve::Lease>>,
+) -> Response {
+    match s.control.site() {
+        Some(site) => stream(site, s.cancel.clone(), lease.map(|l| l.0)).await,
+        None => {
+            crate::ApiError::NotFound("this daemon serves no status page".into()).into_response()
+        }
+    }
+}
+
 /// The site's routes, over `site`.
-pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
-    site: Site,
-    cancel: CancellationToken,
-) -> Router<S> {
-    let s = site.clone();
+pub(crate) fn routes<S: Clone + Send + Sync + 'static>(site: Site) -> Router<S> {
     let page_site = site.clone();
     let history_site = site.clone();
     let banner_site = site.clone();
@@ -313,12 +341,6 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
         .route(
             "/badge/{name}/{kind}",
             get(move |p: Path<(String, String)>, h: HeaderMap| badge(badge_site.clone(), p, h)),
-        )
-        .route(
-            "/api/v1/stream",
-            get(move |lease: Option<axum::Extension<crate::serve::Lease>>| {
-                stream(s.clone(), cancel.clone(), lease.map(|l| l.0))
-            }),
         )
         .layer(axum::middleware::map_response(|r: Response| async move {
             secure(r)

@@ -116,7 +116,7 @@ fn site() -> Site {
 }
 
 async fn get(site: &Site, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, String) {
-    let app: Router = routes(site.clone(), CancellationToken::new());
+    let app: Router = routes(site.clone());
     let mut req = Request::get(uri);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -381,11 +381,7 @@ async fn the_banner_announces_maintenance_within_a_day_and_nothing_otherwise() {
 #[tokio::test]
 async fn the_stream_sends_the_states_at_once() {
     let s = site();
-    let app: Router = routes(s.clone(), CancellationToken::new());
-    let r = app
-        .oneshot(Request::get("/api/v1/stream").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let r = super::stream(s.clone(), CancellationToken::new(), None).await;
     assert_eq!(r.headers()[header::CONTENT_TYPE], "text/event-stream");
     let mut body = r.into_body().into_data_stream();
     use futures_util::StreamExt;
