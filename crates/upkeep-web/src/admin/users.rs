@@ -4,10 +4,10 @@
 //! write scope, cannot make one, and nor can a signed-in user.
 
 use axum::Json;
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::Uri;
-use axum::Json;
 use upkeep_core::account::{MAX_PASSWORD, MIN_PASSWORD, UserInfo, UserRequest, check_user_name};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
