@@ -432,6 +432,8 @@ mod tests {
             confirm_within: Duration::from_secs(3600),
             secret_env: None,
             secret_file: None,
+            confirmations_per_hour: 100,
+            max_unconfirmed: 1000,
         });
         let keys = SubscriptionKeys::new(b"k".to_vec());
         let name = |n: &str| ServiceName::new(n).unwrap();

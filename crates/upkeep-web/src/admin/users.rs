@@ -4,7 +4,6 @@
 //! write scope, cannot make one, and nor can a signed-in user.
 
 use axum::Json;
-use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::Uri;
