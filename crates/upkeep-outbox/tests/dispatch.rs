@@ -179,7 +179,16 @@ async fn every_row_once_with_one_killed_and_one_hung(at: Location) {
         receiver.requests().len() == n
     })
     .await;
-    let s = states(store_b.as_ref()).await;
+    // A row is marked sent once the receiver's answer is in, which can come just after the
+    // receiver has it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let s = loop {
+        let s = states(store_b.as_ref()).await;
+        if s.get("sent").map_or(0, Vec::len) == n || tokio::time::Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(s["sent"].len(), n, "{s:?}");
     let takeovers: u32 = s["sent"].iter().map(|(_, _, t)| t).sum();
     assert_eq!(takeovers, 8, "the rows of A and H, each taken over once");
