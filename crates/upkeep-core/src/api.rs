@@ -74,6 +74,7 @@ pub struct PublicStatus {
 
 /// `GET /api/v1/daemon` (read scope): the daemon's process and files.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DaemonHealth)]
 pub struct Health {
     pub ok: bool,
     pub version: String,

@@ -336,6 +336,9 @@ pub fn public_router(control: Arc<dyn Control>, cancel: CancellationToken) -> Ro
 /// daemon's test clock.
 pub(crate) fn api_routes(test_clock: bool) -> OpenApiRouter<AppState> {
     public_api()
+        .merge(crate::subscribers::public_routes(
+            crate::subscribers::limiter(),
+        ))
         .merge(read_api())
         .merge(write_api(test_clock))
         .merge(crate::admin::user_routes())

@@ -72,7 +72,7 @@ fn finish(mut doc: OpenApi) -> OpenApi {
         .description(Some(
             "The JSON API of upkeep's daemon: over its Unix socket (the CLI), and over TCP \
              (`daemon.listen`) with a bearer token of the `read` or `write` scope (`upkeep token \
-             add`). Routes tagged `public` need no token; those tagged `users` are served on \
+             create`). Routes tagged `public` need no token; those tagged `users` are served on \
              the control socket only. Every error is JSON: `{\"error\": ..., \"hint\": ...}`.",
         ))
         .build();
@@ -106,7 +106,7 @@ fn finish(mut doc: OpenApi) -> OpenApi {
             let tags = op.tags.clone().unwrap_or_default();
             let scope = if tags.iter().any(|t| t == "read") {
                 "read"
-            } else if tags.iter().any(|t| t == "write" || t == "users") {
+            } else if tags.iter().any(|t| t == "write") {
                 "write"
             } else {
                 continue;
@@ -183,9 +183,11 @@ mod tests {
                     "read" => {
                         assert_eq!(json, serde_json::json!([{ "token": ["read"] }]), "{path}")
                     }
-                    "write" | "users" => {
+                    "write" => {
                         assert_eq!(json, serde_json::json!([{ "token": ["write"] }]), "{path}")
                     }
+                    // The control socket's own: no token there, and not served over TCP.
+                    "users" => assert!(op.security.is_none(), "{path}"),
                     other => panic!("{path}: tag {other}"),
                 }
             }
@@ -193,5 +195,9 @@ mod tests {
         assert!(seen > 40, "{seen} operations");
         assert!(doc.paths.paths.contains_key("/api/v1/services/{name}"));
         assert!(!doc.paths.paths.contains_key("/api/v1/test/clock"));
+        assert!(doc.paths.paths.contains_key("/api/v1/subscribe"));
+        // The daemon's health, not a probe's.
+        let schemas = &doc.components.as_ref().unwrap().schemas;
+        assert!(schemas.contains_key("DaemonHealth"), "{:?}", schemas.keys());
     }
 }

@@ -153,6 +153,24 @@ pub async fn ask(
             binary.display()
         )));
     }
+    // The new image reads the config file at its start, and a file that does not load ends
+    // it there, the services left running with no daemon: an edit not yet reloaded (or half
+    // done when a package update runs `upkeep upgrade`) is refused now, saying where.
+    let path = daemon.config_path.clone();
+    let loaded = tokio::task::spawn_blocking(move || upkeep_config::load(&path).map(|_| ()))
+        .await
+        .map_err(|e| refuse(format!("cannot check the config file: {e}")))?;
+    if let Err(e) = loaded {
+        return Err(ApiError::Unprocessable {
+            message: format!(
+                "the config file does not load, and the new daemon would read it at its start: {e}"
+            ),
+            hint: Some(
+                "the daemon keeps running as it is; fix the file (upkeep check), then upgrade"
+                    .into(),
+            ),
+        });
+    }
     let upgrades = &daemon.upgrade;
     let mut checking = {
         let mut turn = upgrades.turn();

@@ -312,6 +312,33 @@ fn issue_17_a_binary_that_only_says_it_is_upkeep_is_refused_and_the_daemon_stays
     assert_eq!(d.pid("s"), Some(pid));
 }
 
+/// Break-it (session 8): a config file edited but not reloaded, and not valid, ended the new
+/// image at its start, its services left running with no daemon (the Debian package's
+/// postinst runs `upkeep upgrade`). The upgrade is refused, saying where, and the daemon keeps
+/// running as it is; once the file is fixed, it upgrades.
+#[test]
+fn an_upgrade_with_a_config_file_that_does_not_load_is_refused_and_the_daemon_stays() {
+    let d = daemon("[services.s]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("s", "up", LONG);
+    let (daemon_pid, pid) = (d.daemon_pid().unwrap(), d.pid("s").unwrap());
+    let good = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&d.config, format!("{good}\n[services.t]\ncommand = 42\n")).unwrap();
+    let out = d.cli(&["upgrade"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{}{err}", stdout(&out));
+    assert!(
+        err.contains("does not load") && err.contains("command"),
+        "{err}"
+    );
+    assert_eq!(d.daemon_pid(), Some(daemon_pid));
+    assert_eq!(d.pid("s"), Some(pid));
+    assert!(!d.events("s").iter().any(|(k, _)| k == "adopted"));
+    std::fs::write(&d.config, good).unwrap();
+    let out = upgrade(&d, &[]);
+    assert!(out.contains("1 service(s) kept running"), "{out}");
+    assert_eq!(d.pid("s"), Some(pid));
+}
+
 /// Issue 17: two `upkeep upgrade` at once each said "upgraded". Upgrades take turns: while one
 /// is being checked (here held in its check by the test), another is refused at once and says
 /// why; the first then completes.
