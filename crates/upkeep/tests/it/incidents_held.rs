@@ -13,23 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 use upkeep_testkit::{SmtpSink, TestDaemon, free_port, http};
 
-use crate::{BIN, LONG, stderr, stdout};
-
-/// Runs `upkeep ARGS --json`, which must succeed; its answer.
-fn cli_json(d: &TestDaemon, args: &[&str]) -> Value {
-    let mut args = args.to_vec();
-    if !args.contains(&"--json") {
-        args.push("--json");
-    }
-    let out = d.cli(&args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}\n{}",
-        stderr(&out),
-        d.daemon_log()
-    );
-    serde_json::from_str(&stdout(&out)).unwrap()
-}
+use crate::{BIN, LONG, cli_json, stderr, stdout};
 
 fn subjects(sink: &SmtpSink) -> Vec<String> {
     sink.messages()
@@ -231,19 +215,7 @@ fn hidden_daemon(sink: &SmtpSink) -> (TestDaemon, SocketAddr) {
         ),
     );
     d.wait_state("web", "up", LONG);
-    let a = http(
-        public,
-        "POST",
-        "/api/v1/subscribe",
-        &[],
-        br#"{"email": "ann@example.com"}"#,
-    )
-    .unwrap();
-    assert_eq!(a.code, 202, "{}", a.text());
-    let confirm = mail_to(&d, sink, "ann@example.com", "Confirm your subscription");
-    let path = SmtpSink::link(&confirm, public, "/api/v1/subscribe/confirm?token=");
-    let ok = http(public, "POST", &path, &[], b"").unwrap();
-    assert_eq!(ok.code, 200, "{}", ok.text());
+    crate::subscribe_confirmed(&d, sink, public, "ann@example.com", &[]);
     (d, public)
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use upkeep_testkit::{SmtpSink, TestDaemon, http};
 
 use crate::statuspage::public_daemon;
-use crate::{LONG, stderr, stdout};
+use crate::{LONG, cli_json, stderr, stdout};
 
 fn mail_notify(sink: &SmtpSink) -> String {
     format!(
@@ -45,12 +45,6 @@ fn wait_page(addr: SocketAddr, path: &str, what: &str, ok: impl Fn(&str) -> bool
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn cli_json(d: &TestDaemon, args: &[&str]) -> Value {
-    let out = d.cli(args);
-    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-    serde_json::from_str(&stdout(&out)).unwrap()
 }
 
 /// (status code, error text) of a write over the control socket.
@@ -420,16 +414,7 @@ fn an_update_reaches_the_subscribers_of_its_service_and_no_one_else() {
     d.launch();
     d.wait_state("web", "up", LONG);
     for (email, service) in [("ann@example.com", "web"), ("bob@example.com", "other")] {
-        let body = json!({"email": email, "services": [service]}).to_string();
-        let a = http(public, "POST", "/api/v1/subscribe", &[], body.as_bytes()).unwrap();
-        assert_eq!(a.code, 202, "{}", a.text());
-        let confirm = d.wait_until(&format!("{email}'s confirmation mail"), LONG, || {
-            sink.messages()
-                .into_iter()
-                .find(|m| m["to"].as_str() == Some(email))
-        });
-        let path = SmtpSink::link(&confirm, public, "/api/v1/subscribe/confirm?token=");
-        assert_eq!(http(public, "POST", &path, &[], b"").unwrap().code, 200);
+        crate::subscribe_confirmed(&d, &sink, public, email, &[service]);
     }
     let detail = cli_json(
         &d,

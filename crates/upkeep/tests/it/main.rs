@@ -66,6 +66,56 @@ pub fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Subscribes `email` (to `services`, or every public one when empty) through the public
+/// API on `public`, then confirms it by the link in the mail `sink` receives, as its owner
+/// would (the link's button posts).
+pub fn subscribe_confirmed(
+    d: &TestDaemon,
+    sink: &upkeep_testkit::SmtpSink,
+    public: std::net::SocketAddr,
+    email: &str,
+    services: &[&str],
+) {
+    let mut body = serde_json::json!({ "email": email });
+    if !services.is_empty() {
+        body["services"] = serde_json::json!(services);
+    }
+    let a = upkeep_testkit::http(
+        public,
+        "POST",
+        "/api/v1/subscribe",
+        &[],
+        body.to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(a.code, 202, "{}", a.text());
+    let confirm = d.wait_until(&format!("{email}'s confirmation mail"), LONG, || {
+        sink.messages().into_iter().find(|m| {
+            m["to"].as_str() == Some(email)
+                && m["subject"].as_str().unwrap_or("").contains("Confirm")
+        })
+    });
+    let path = upkeep_testkit::SmtpSink::link(&confirm, public, "/api/v1/subscribe/confirm?token=");
+    let ok = upkeep_testkit::http(public, "POST", &path, &[], b"").unwrap();
+    assert_eq!(ok.code, 200, "{}", ok.text());
+}
+
+/// Runs `upkeep ARGS --json` (added if missing), which must succeed; its answer.
+pub fn cli_json(d: &TestDaemon, args: &[&str]) -> serde_json::Value {
+    let mut args = args.to_vec();
+    if !args.contains(&"--json") {
+        args.push("--json");
+    }
+    let out = d.cli(&args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}\n{}",
+        stderr(&out),
+        d.daemon_log()
+    );
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
 /// A small deterministic generator (xorshift) for the randomised tests (torture, fuzz): seeded
 /// from the environment variable `var` to replay a run, else from the clock. The seed is
 /// printed, so a failure can be replayed.

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use serde_json::Value;
 use upkeep_testkit::{SmtpSink, TestDaemon, free_port, http};
 
-use crate::{LONG, stderr, stdout};
+use crate::{LONG, cli_json};
 
 /// `web` (public) and `hiddendb` (`public = false`), mail to ops for every notice.
 fn mailing_daemon(sink: &SmtpSink) -> (TestDaemon, SocketAddr) {
@@ -35,12 +35,6 @@ fn mailing_daemon(sink: &SmtpSink) -> (TestDaemon, SocketAddr) {
     d.launch();
     d.wait_state("web", "up", LONG);
     (d, public)
-}
-
-fn cli_json(d: &TestDaemon, args: &[&str]) -> Value {
-    let out = d.cli(args);
-    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-    serde_json::from_str(&stdout(&out)).unwrap()
 }
 
 /// The first mail whose subject contains `subject`.
