@@ -367,7 +367,7 @@ async fn run_async(
     let last_alive = takeover::last_alive(&alive);
     let pending = takeover::Pending::at(&data_dir);
     if inherited.from_store {
-        let earlier = pending.read();
+        let earlier = pending.read().await;
         if !earlier.is_empty() {
             // Earlier daemons started without the store and may have buried runs only it
             // knew of: what this one did not stop or adopt is recorded now.
@@ -378,7 +378,7 @@ async fn run_async(
             match takeover::record_buried_starts(store.as_ref(), &earlier, skip, &events_tx, &clock)
                 .await
             {
-                Ok(still) => pending.keep_only(&still),
+                Ok(still) => pending.keep_only(&still).await,
                 Err(e) => tracing::warn!(
                     "cannot look for runs only the store knew of; the next start looks again: {}",
                     e.with_causes()
@@ -409,7 +409,7 @@ async fn run_async(
             crate::intent::path(&data_dir).display()
         );
         // Before any service starts (its start would bury the last daemon's under its own).
-        pending.add(started);
+        pending.add(started).await;
     }
 
     let cancel = CancellationToken::new();

@@ -473,7 +473,7 @@ pub async fn later(daemon: Arc<Daemon>, l: Later) {
     // each earlier daemon that started without it did (`pending`: one killed before this
     // point buried what only the store knew under starts of its own).
     let pending = Pending::at(&daemon.data_dir);
-    let mut boundaries = pending.read();
+    let mut boundaries = pending.read().await;
     if !boundaries.contains(&l.started) {
         boundaries.push(l.started);
     }
@@ -491,7 +491,7 @@ pub async fn later(daemon: Arc<Daemon>, l: Later) {
     )
     .await
     {
-        Ok(still) => pending.keep_only(&still),
+        Ok(still) => pending.keep_only(&still).await,
         Err(e) => tracing::warn!(
             "cannot look for runs only the store knew of; the next start looks again: {}",
             e.with_causes()
@@ -548,36 +548,46 @@ impl Pending {
         Self(data_dir.join("takeover-pending"))
     }
 
-    pub fn read(&self) -> Vec<jiff::Timestamp> {
-        std::fs::read_to_string(&self.0)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse::<i64>().ok())
-            .filter_map(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-            .collect()
+    pub async fn read(&self) -> Vec<jiff::Timestamp> {
+        let path = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse::<i64>().ok())
+                .filter_map(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
     }
 
     /// Adds `started`, durably, before this daemon starts any service.
-    pub fn add(&self, started: jiff::Timestamp) {
-        let mut all = self.read();
+    pub async fn add(&self, started: jiff::Timestamp) {
+        let mut all = self.read().await;
         all.push(started);
-        self.keep_only(&all);
+        self.keep_only(&all).await;
     }
 
-    /// Leaves only `times` (none: the file goes), replaced at once.
-    pub fn keep_only(&self, times: &[jiff::Timestamp]) {
-        let result = if times.is_empty() {
-            match std::fs::remove_file(&self.0) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
+    /// Leaves only `times` (none: the file goes), replaced at once (synced: off the runtime).
+    pub async fn keep_only(&self, times: &[jiff::Timestamp]) {
+        let path = self.0.clone();
+        let text: String = times
+            .iter()
+            .map(|t| format!("{}\n", t.as_millisecond()))
+            .collect();
+        let result = tokio::task::spawn_blocking(move || {
+            if text.is_empty() {
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                }
+            } else {
+                crate::ops::reload::write_config(&path, &text)
             }
-        } else {
-            let text: String = times
-                .iter()
-                .map(|t| format!("{}\n", t.as_millisecond()))
-                .collect();
-            crate::ops::reload::write_config(&self.0, &text)
-        };
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         if let Err(e) = result {
             tracing::error!(path = %self.0.display(), "cannot keep the starts to look at again: {e}");
         }
