@@ -440,3 +440,125 @@ fn operators_steps_are_checked_and_never_contradict_each_other() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("7 d notice"), "{}", stderr(&out));
 }
+
+/// Moves the daemon's clock forward to `at` (an RFC 3339 time after its now).
+fn advance_to(d: &TestDaemon, at: &str) {
+    let now = d.advance_clock("0s");
+    let at: jiff::Timestamp = at.parse().unwrap();
+    let secs = at.duration_since(now).as_secs();
+    assert!(secs >= 0, "the clock is already past {at}: {now}");
+    d.advance_clock(&format!("{secs}s"));
+}
+
+/// The steps taken, each with the start of its occurrence.
+fn steps_with_occurrence(d: &TestDaemon, id: i64) -> Vec<(String, String)> {
+    window(d, id)["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let at: jiff::Timestamp = s["occurrence"].as_str().unwrap().parse().unwrap();
+            (s["step"].as_str().unwrap().to_owned(), at.to_string())
+        })
+        .collect()
+}
+
+/// Waits until the window has taken one step more than `before`, and checks that it is
+/// `step` of the occurrence starting at `occurrence`.
+fn wait_next_step(d: &TestDaemon, id: i64, before: usize, step: &str, occurrence: &str) {
+    let got = d.wait_until(&format!("{step} of {occurrence}"), LONG, || {
+        let got = steps_with_occurrence(d, id);
+        (got.len() > before).then_some(got)
+    });
+    assert_eq!(got.len(), before + 1, "one step at a time: {got:?}");
+    assert_eq!(
+        got[before],
+        (step.to_owned(), occurrence.to_owned()),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_weekly_window_keeps_its_local_hour_across_berlins_change_to_summer_time() {
+    // Sundays at 03:00 in Berlin: 02:00 UTC in winter; from 28 March 2027 (clocks go
+    // forward at 02:00), 01:00 UTC. A rule read in UTC, or a zone applied once, would start
+    // the second occurrence an hour late.
+    let (d, _listener) = db_on_clock();
+    let out = d.cli(&[
+        "maint",
+        "add",
+        "--kind",
+        "maintenance",
+        "--title",
+        "Weekly vacuum",
+        "--reason",
+        "routine vacuum",
+        "--start",
+        "2027-03-21T03:00",
+        "--tz",
+        "Europe/Berlin",
+        "--for",
+        "1h",
+        "--repeat",
+        "FREQ=WEEKLY;BYDAY=SU",
+        "--services",
+        "db",
+        "--json",
+    ]);
+    let id = id_of(&out);
+    wait_steps(&d, id, &["announced"]);
+
+    let winter = "2027-03-21T02:00:00Z";
+    let summer = "2027-03-28T01:00:00Z";
+    // Each moment, and the step it brings: the reminders a day and an hour ahead, the start,
+    // the completion at the expected end (db is up).
+    for (occurrence, moments) in [
+        (
+            winter,
+            [
+                ("2027-03-20T02:00:00Z", "reminder"),
+                ("2027-03-21T01:00:00Z", "reminder"),
+                ("2027-03-21T02:00:00Z", "started"),
+                ("2027-03-21T03:00:00Z", "completed"),
+            ],
+        ),
+        (
+            summer,
+            [
+                ("2027-03-27T01:00:00Z", "reminder"),
+                ("2027-03-28T00:00:00Z", "reminder"),
+                ("2027-03-28T01:00:00Z", "started"),
+                ("2027-03-28T02:00:00Z", "completed"),
+            ],
+        ),
+    ] {
+        for (at, step) in moments {
+            let before = steps_with_occurrence(&d, id).len();
+            let just_before: jiff::Timestamp = at.parse().unwrap();
+            advance_to(
+                &d,
+                &(just_before - jiff::SignedDuration::from_secs(60)).to_string(),
+            );
+            let early = steps_with_occurrence(&d, id);
+            assert_eq!(early.len(), before, "{step} came early for {at}: {early:?}");
+            if step == "started" {
+                assert_eq!(d.state("db"), "up", "in maintenance before {at}");
+            }
+            advance_to(&d, at);
+            wait_next_step(&d, id, before, step, occurrence);
+            if step == "started" {
+                d.wait_state("db", "maintenance", LONG);
+            }
+            if step == "completed" {
+                d.wait_state("db", "up", LONG);
+            }
+        }
+    }
+    // Nothing twice: four steps for each occurrence, and one announcement.
+    let all = steps_with_occurrence(&d, id);
+    assert_eq!(all.len(), 9, "{all:?}");
+    assert_eq!(incidents(&d), 0);
+    // Shown at the reader's wall-clock hour: 03:00 in Berlin on both sides of the change.
+    let shown = stdout(&d.cli(&["maint", "show", &id.to_string(), "--tz", "Europe/Berlin"]));
+    assert!(shown.contains("03:00"), "{shown}");
+}
