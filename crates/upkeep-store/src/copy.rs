@@ -1,18 +1,21 @@
 //! Copying one node's history from one store to another: `upkeep store copy --to
 //! postgres://...` moves a SQLite history to PostgreSQL (any engine to any works the same).
 //!
-//! Everything of the node is copied (desired states, events with their numbers, incidents,
-//! config revisions, consumer cursors, maintenance windows and their steps, rollups and probe
-//! latency) in one transaction on the target, so a copy that fails
-//! leaves nothing half-done. Events keep their sequence numbers (what the API shows as their
-//! ids); incidents and revisions get new numbers in the target, since a shared database numbers
-//! them across nodes. The target must hold nothing of this node yet. The daemon must not run
-//! meanwhile (the CLI checks its lock): this reads a still history.
+//! Everything of the node is copied (desired states, events with their numbers, incidents with
+//! what people wrote about them, config revisions, consumer cursors, maintenance windows and
+//! their steps, rollups and probe latency, subscribers, feedback, admin users and the outbox)
+//! in one transaction on the target, so a copy that fails leaves nothing half-done. Events keep
+//! their sequence numbers (what the API shows as their ids); incidents, their updates,
+//! windows and revisions get new numbers in the target, since a shared database numbers them
+//! across nodes. Admin sessions are not copied: people sign in again. The target must hold
+//! nothing of this node yet. The daemon must not run meanwhile (the CLI checks its lock): this
+//! reads a still history.
 
 use sqlx::{Any, Row};
 
 use crate::sql::{SqlStore, col, flag, q};
 use crate::{Error, EventLog};
+use Ty::{Int, MaybeInt, MaybeText, Text};
 
 /// Rows read and written at a time.
 const CHUNK: i64 = 2_000;
@@ -28,6 +31,23 @@ pub struct Copied {
     pub windows: u64,
     /// Rows of rollups, their mark and probe latency.
     pub rollups: u64,
+    /// Updates people wrote to incidents.
+    pub updates: u64,
+    pub subscribers: u64,
+    pub feedback: u64,
+    /// Admin users (with their password hashes).
+    pub users: u64,
+    /// Outbox rows: notices sent, failed and still to send.
+    pub notices: u64,
+}
+
+/// A column's type, for copying it as it is (a NULL is bound with its column's type).
+#[derive(Clone, Copy)]
+enum Ty {
+    Int,
+    Text,
+    MaybeInt,
+    MaybeText,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,38 +149,9 @@ impl SqlStore {
             }
         }
 
-        for r in self
-            .rows(
-                "SELECT service, started_ms, opened_ms, resolved_ms, reason, drill FROM incidents
-                 WHERE node = $1 ORDER BY id",
-            )
-            .await?
-        {
-            let (Some(service), Some(started), Some(opened), Some(reason), Some(drill)) = (
-                col::<String>(&r, "service"),
-                col::<i64>(&r, "started_ms"),
-                col::<i64>(&r, "opened_ms"),
-                col::<String>(&r, "reason"),
-                flag(&r, "drill"),
-            ) else {
-                continue;
-            };
-            sqlx::query(
-                "INSERT INTO incidents (node, service, started_ms, opened_ms, resolved_ms, reason, drill)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(node)
-            .bind(service)
-            .bind(started)
-            .bind(opened)
-            .bind(col::<Option<i64>>(&r, "resolved_ms").flatten())
-            .bind(reason)
-            .bind(drill)
-            .execute(&mut *tx)
-            .await
-            .map_err(q("copy an incident"))?;
-            copied.incidents += 1;
-        }
+        let (incidents, updates) = self.copy_incidents(&mut tx).await?;
+        copied.incidents = incidents;
+        copied.updates = updates;
 
         for r in self
             .rows(
@@ -214,31 +205,102 @@ impl SqlStore {
         copied.windows = self.copy_windows(&mut tx).await?;
         // The rollups, their mark and probe latency, as they are: hours older than `retain`
         // live only there.
-        for (table, columns) in [
-            ("rollup_marks", &["rolled_until_ms", "raw_since_ms"][..]),
+        let rollups: [(&str, &[(&str, Ty)]); 3] = [
+            (
+                "rollup_marks",
+                &[("rolled_until_ms", Int), ("raw_since_ms", Int)],
+            ),
             (
                 "rollups",
                 &[
-                    "span",
-                    "start_ms",
-                    "service",
-                    "available_ms",
-                    "outage_ms",
-                    "maintenance_ms",
-                    "unknown_ms",
-                    "drills",
-                    "drill_ms",
-                    "incidents",
-                    "repaired",
-                    "repair_ms",
-                    "heals",
-                    "interventions",
-                ][..],
+                    ("span", Text),
+                    ("start_ms", Int),
+                    ("service", Text),
+                    ("available_ms", Int),
+                    ("outage_ms", Int),
+                    ("maintenance_ms", Int),
+                    ("unknown_ms", Int),
+                    ("drills", Int),
+                    ("drill_ms", Int),
+                    ("incidents", Int),
+                    ("repaired", Int),
+                    ("repair_ms", Int),
+                    ("heals", Int),
+                    ("interventions", Int),
+                ],
             ),
-            ("latency", &["service", "hour_ms", "counts"][..]),
-        ] {
-            copied.rollups += self.copy_rows(&mut tx, table, columns).await?;
+            (
+                "latency",
+                &[("service", Text), ("hour_ms", Int), ("counts", Text)],
+            ),
+        ];
+        for (table, columns) in rollups {
+            copied.rollups += self.copy_rows(&mut tx, table, columns, "1").await?;
         }
+        copied.subscribers = self
+            .copy_rows(
+                &mut tx,
+                "subscribers",
+                &[
+                    ("email", Text),
+                    ("services", Text),
+                    ("lang", Text),
+                    ("created_ms", Int),
+                    ("confirmed_ms", MaybeInt),
+                ],
+                "id",
+            )
+            .await?;
+        copied.feedback = self
+            .copy_rows(
+                &mut tx,
+                "feedback",
+                &[
+                    ("message", Text),
+                    ("email", MaybeText),
+                    ("service", MaybeText),
+                    ("lang", Text),
+                    ("address", MaybeText),
+                    ("created_ms", Int),
+                ],
+                "id",
+            )
+            .await?;
+        copied.users = self
+            .copy_rows(
+                &mut tx,
+                "users",
+                &[("name", Text), ("password", Text), ("created_ms", Int)],
+                "id",
+            )
+            .await?;
+        // Sent rows too: their idempotency keys keep a notice planned again from going twice.
+        copied.notices = self
+            .copy_rows(
+                &mut tx,
+                "outbox",
+                &[
+                    ("channel", Text),
+                    ("recipient", Text),
+                    ("kind", Text),
+                    ("subject", Text),
+                    ("notice", Text),
+                    ("idem_key", Text),
+                    ("state", Text),
+                    ("attempts", Int),
+                    ("takeovers", Int),
+                    ("due_ms", Int),
+                    ("next_ms", Int),
+                    ("lease_owner", MaybeText),
+                    ("lease_until_ms", MaybeInt),
+                    ("last_error", MaybeText),
+                    ("delivery", MaybeText),
+                    ("created_ms", Int),
+                    ("sent_ms", MaybeInt),
+                ],
+                "id",
+            )
+            .await?;
         tx.commit().await.map_err(q("commit the copy"))?;
         Ok(copied)
     }
@@ -312,14 +374,98 @@ impl SqlStore {
         Ok(n)
     }
 
-    /// Every row of this node in `table`, `columns` as they are (text or integers).
+    /// Incidents, with their titles, priorities, post-mortems and who opened and resolved
+    /// them, and their updates (which follow the incidents' new numbers).
+    async fn copy_incidents(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Any>,
+    ) -> Result<(u64, u64), Error> {
+        let node = self.node.as_str();
+        let (mut incidents, mut updates) = (0, 0);
+        for r in self
+            .rows(
+                "SELECT id, service, started_ms, opened_ms, resolved_ms, reason, drill, title,
+                     priority, opened_by, resolved_by, postmortem
+                 FROM incidents WHERE node = $1 ORDER BY id",
+            )
+            .await?
+        {
+            let (Some(old), Some(service), Some(started), Some(opened), Some(reason), Some(drill)) = (
+                col::<i64>(&r, "id"),
+                col::<String>(&r, "service"),
+                col::<i64>(&r, "started_ms"),
+                col::<i64>(&r, "opened_ms"),
+                col::<String>(&r, "reason"),
+                flag(&r, "drill"),
+            ) else {
+                continue;
+            };
+            let text = |c: &str| col::<Option<String>>(&r, c).flatten();
+            let new: i64 = sqlx::query(
+                "INSERT INTO incidents (node, service, started_ms, opened_ms, resolved_ms, reason,
+                     drill, title, priority, opened_by, resolved_by, postmortem)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+            )
+            .bind(node)
+            .bind(service)
+            .bind(started)
+            .bind(opened)
+            .bind(col::<Option<i64>>(&r, "resolved_ms").flatten())
+            .bind(reason)
+            .bind(drill)
+            .bind(text("title"))
+            .bind(text("priority"))
+            .bind(text("opened_by"))
+            .bind(text("resolved_by"))
+            .bind(text("postmortem"))
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(q("copy an incident"))?
+            .try_get("id")
+            .map_err(q("read the copied incident's id"))?;
+            incidents += 1;
+            let written = sqlx::query(
+                "SELECT at_ms, status, message, by_who FROM incident_updates
+                 WHERE incident_id = $1 ORDER BY id",
+            )
+            .bind(old)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read incident updates to copy"))?;
+            for u in written {
+                sqlx::query(
+                    "INSERT INTO incident_updates (node, incident_id, at_ms, status, message, by_who)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(node)
+                .bind(new)
+                .bind(col::<i64>(&u, "at_ms"))
+                .bind(col::<String>(&u, "status"))
+                .bind(col::<String>(&u, "message"))
+                .bind(col::<String>(&u, "by_who"))
+                .execute(&mut **tx)
+                .await
+                .map_err(q("copy an incident update"))?;
+                updates += 1;
+            }
+        }
+        Ok((incidents, updates))
+    }
+
+    /// Every row of this node in `table`, its `columns` as they are, in `order` (row ids
+    /// are the target's own, in the same order).
     async fn copy_rows(
         &self,
         tx: &mut sqlx::Transaction<'_, Any>,
         table: &str,
-        columns: &[&str],
+        columns: &[(&str, Ty)],
+        order: &str,
     ) -> Result<u64, Error> {
-        let list = columns.join(", ");
+        let list = columns
+            .iter()
+            .map(|(c, _)| *c)
+            .collect::<Vec<_>>()
+            .join(", ");
         let params: Vec<String> = (2..columns.len() + 2).map(|i| format!("${i}")).collect();
         let insert = format!(
             "INSERT INTO {table} (node, {list}) VALUES ($1, {})",
@@ -327,18 +473,21 @@ impl SqlStore {
         );
         let mut n = 0;
         for r in self
-            .rows(&format!("SELECT {list} FROM {table} WHERE node = $1"))
+            .rows(&format!(
+                "SELECT {list} FROM {table} WHERE node = $1 ORDER BY {order}"
+            ))
             .await?
         {
             let mut query = sqlx::query(&insert).bind(&self.node);
-            for c in columns {
-                // Integers or text: try the one, then the other (no warning for the first).
-                query = match r.try_get::<i64, _>(*c) {
-                    Ok(v) => query.bind(v),
-                    Err(_) => query.bind(col::<String>(&r, c)),
+            for &(c, ty) in columns {
+                query = match ty {
+                    Int => query.bind(col::<i64>(&r, c)),
+                    Text => query.bind(col::<String>(&r, c)),
+                    MaybeInt => query.bind(col::<Option<i64>>(&r, c).flatten()),
+                    MaybeText => query.bind(col::<Option<String>>(&r, c).flatten()),
                 };
             }
-            query.execute(&mut **tx).await.map_err(q("copy rollups"))?;
+            query.execute(&mut **tx).await.map_err(q("copy a row"))?;
             n += 1;
         }
         Ok(n)
@@ -351,5 +500,156 @@ impl SqlStore {
             .fetch_all(&self.pool)
             .await
             .map_err(q("read rows to copy"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+    use upkeep_core::incident::{IncidentPriority, IncidentStatus, Postmortem, WrittenPostmortem};
+    use upkeep_core::{Principal, ServiceName, Via};
+
+    use crate::{
+        Accounts, Feedback, NewFeedback, NewNotice, Notes, OpenByHand, Outbox, Planned, Store,
+        Subscribers, WriteUpdate,
+    };
+
+    fn nothing(_: i64) -> Planned {
+        Planned {
+            notices: Vec::new(),
+            fanout: None,
+        }
+    }
+
+    /// What people wrote and what the daemon owes them travels too: an incident's title,
+    /// updates and post-mortem, subscribers (confirmed or not), feedback, admin users and
+    /// the outbox, with its NULLs.
+    #[tokio::test]
+    async fn what_people_wrote_and_the_outbox_are_copied() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let from = crate::test_store(a.path()).await;
+        let into = crate::test_store(b.path()).await;
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
+        let web = ServiceName::new("web").unwrap();
+        let alice = Principal {
+            name: "alice".into(),
+            via: Via::Socket,
+            from: None,
+        };
+        let id = from
+            .open_by_hand(OpenByHand {
+                service: &web,
+                title: "payments provider down",
+                priority: Some(IncidentPriority::P2),
+                message: Some("their API answers 503"),
+                at: t(0),
+                by: &alice,
+                plan: &nothing,
+            })
+            .await
+            .unwrap();
+        from.write_update(WriteUpdate {
+            incident: id,
+            at: t(60),
+            status: IncidentStatus::Resolved,
+            message: Some("they fixed it"),
+            by: &alice,
+            plan: &nothing,
+        })
+        .await
+        .unwrap();
+        let pm = WrittenPostmortem {
+            postmortem: Postmortem {
+                summary: "s".into(),
+                root_cause: "r".into(),
+                whys: vec!["w".into(); 5],
+                actions: vec!["a".into()],
+            },
+            at: t(90),
+            by: alice.clone(),
+        };
+        from.set_postmortem(id, &pm).await.unwrap();
+        for email in ["a@example.com", "b@example.com"] {
+            from.subscribe(email, &["web".into()], "zh-CN", t(0), t(-1), t(-1))
+                .await
+                .unwrap();
+        }
+        let first = from.subscribers().await.unwrap()[0].clone();
+        from.confirm_subscriber(first.id, &first.email, first.created, t(5))
+            .await
+            .unwrap();
+        from.add_feedback(
+            NewFeedback {
+                message: "<b>slow</b>",
+                email: None,
+                service: Some("web"),
+                lang: "en",
+                address: None,
+            },
+            t(7),
+        )
+        .await
+        .unwrap();
+        from.add_user("alice", "$argon2id$fake", t(8))
+            .await
+            .unwrap();
+        from.add_notices(
+            &[NewNotice {
+                channel: "mail".into(),
+                recipient: "ops@example.com".into(),
+                kind: "incident_opened".into(),
+                subject: "incident:web:0".into(),
+                notice: "{}".into(),
+                key: "k1".into(),
+            }],
+            t(9),
+        )
+        .await
+        .unwrap();
+
+        let copied = from.copy_into(&into).await.unwrap();
+        assert_eq!(
+            (
+                copied.incidents,
+                copied.updates,
+                copied.subscribers,
+                copied.feedback,
+                copied.users,
+                copied.notices
+            ),
+            (1, 2, 2, 1, 1, 1),
+            "{copied:?}"
+        );
+        let moved = into.incidents(None, 10).await.unwrap();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        let notes = into.incident_notes(moved[0].id).await.unwrap().unwrap();
+        let before = from.incident_notes(id).await.unwrap().unwrap();
+        assert_eq!(notes, before);
+        assert_eq!(notes.postmortem, Some(pm));
+        assert_eq!(
+            notes.updates.len(),
+            2,
+            "the opening message and the resolution: {notes:?}"
+        );
+        let strip = |v: Vec<crate::Subscriber>| {
+            v.into_iter()
+                .map(|s| (s.email, s.services, s.lang, s.created, s.confirmed))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            strip(into.subscribers().await.unwrap()),
+            strip(from.subscribers().await.unwrap())
+        );
+        let said = into.feedback(10).await.unwrap();
+        assert_eq!(said[0].message, "<b>slow</b>");
+        assert_eq!(said[0].email, None);
+        assert_eq!(
+            into.password_hash("alice").await.unwrap().as_deref(),
+            Some("$argon2id$fake")
+        );
+        let rows = into.outbox(None, 10).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].key, "k1");
+        assert_eq!(rows[0].recipient, "ops@example.com");
     }
 }

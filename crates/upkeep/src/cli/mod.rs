@@ -1113,10 +1113,15 @@ fn store(g: &Global, cmd: StoreCmd) -> Result<ExitCode> {
             &[
                 &copied.events,
                 &copied.incidents,
+                &copied.updates,
                 &copied.revisions,
                 &copied.services,
                 &copied.windows,
                 &copied.rollups,
+                &copied.subscribers,
+                &copied.feedback,
+                &copied.users,
+                &copied.notices,
                 &url,
                 &url,
             ]

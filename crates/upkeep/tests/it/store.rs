@@ -234,6 +234,34 @@ fn issue_15_store_copy_moves_a_sqlite_history_to_postgres() {
     d.launch();
     d.wait_state("web", "up", LONG);
     assert!(d.cli(&["restart", "web"]).status.success());
+    // What people wrote travels too: an incident opened by hand, with an update.
+    let opened = crate::cli_json(
+        &d,
+        &[
+            "incident",
+            "open",
+            "--service",
+            "web",
+            "--title",
+            "payments provider down",
+            "--message",
+            "card payments fail",
+            "--json",
+        ],
+    );
+    let id = opened["incident"]["id"].as_i64().unwrap().to_string();
+    crate::cli_json(
+        &d,
+        &[
+            "incident",
+            "update",
+            &id,
+            "--status",
+            "identified",
+            "a bad deploy",
+            "--json",
+        ],
+    );
     let before = d.api_get("/api/v1/events?limit=1000");
     let target = upkeep_testkit::create_database(&shared);
     // Not while the daemon runs: it would write meanwhile.
@@ -259,6 +287,7 @@ fn issue_15_store_copy_moves_a_sqlite_history_to_postgres() {
     assert!(out.status.success(), "{}", stderr(&out));
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(said.contains("events") && said.contains(&target), "{said}");
+    assert!(said.contains("1 incidents with 2 updates"), "{said}");
     // Twice: refused, the target unchanged.
     let again = d.cli(&["store", "copy", "--to", &target]);
     assert!(!again.status.success());
@@ -290,6 +319,17 @@ fn issue_15_store_copy_moves_a_sqlite_history_to_postgres() {
         new.len() > old.len(),
         "and the new daemon's events after them"
     );
+    let incidents = d.api_get("/api/v1/incidents");
+    let copied = &incidents.as_array().unwrap()[0];
+    assert_eq!(copied["service"], "web", "{incidents}");
+    let detail = d.api_get(&format!("/api/v1/incidents/{}", copied["id"]));
+    assert_eq!(
+        detail["notes"]["title"], "payments provider down",
+        "{detail}"
+    );
+    let updates = detail["notes"]["updates"].as_array().unwrap();
+    assert_eq!(updates.len(), 2, "{detail}");
+    assert_eq!(updates[1]["message"], "a bad deploy", "{detail}");
 }
 
 /// A daemon that could not journal would lose an outage's events to a kill: a journal that
