@@ -148,7 +148,7 @@ const WORDS: &[(&str, &str, &str)] = &[
     ),
     ("recent_incidents", "Recent incidents", "近期事件"),
     ("no_incidents", "No incidents.", "暂无事件。"),
-    ("page", "page", "第几页"),
+    ("page", "page", "页码"),
     ("newer", "← Newer", "← 较新"),
     ("older", "Older →", "较早 →"),
     ("open_incident", "Open an incident", "手动创建事件"),
