@@ -386,6 +386,50 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn an_incident_page_shows_every_written_text_as_text() {
+        let x = "<script>x</script>";
+        let by = serde_json::json!({"name": x, "via": "session"});
+        let data = serde_json::json!({
+            "detail": {
+                "incident": {"id": 7, "service": "db", "started": "2026-12-06T02:00:00Z",
+                             "resolved": null, "duration_ms": 1, "reason": x, "drill": false},
+                "timeline": [{"id": 1, "at": "2026-12-06T02:00:00Z", "service": "db",
+                              "kind": "probe_failed", "intervention": false,
+                              "detail": {"reason": x}}],
+                "notes": {"title": x, "opened_by": by, "updates": [
+                    {"id": 1, "at": "2026-12-06T02:01:00Z", "status": "identified",
+                     "message": x, "by": by}],
+                    "postmortem": {"summary": x, "root_cause": x, "whys": [x, x, x, x, x],
+                                   "actions": [x], "at": "2026-12-06T03:00:00Z", "by": by}},
+            },
+            "pm": {"summary": x, "root_cause": x, "whys": [x, x, x, x, x], "actions": x},
+            "statuses": ["investigating", "identified", "monitoring"],
+            "priorities": ["P1", "P2", "P3", "P4"],
+        });
+        let h = HeaderMap::new();
+        let p = super::super::render::Page {
+            headers: &h,
+            user: "ada",
+            csrf: "tok",
+            name: "incident",
+        };
+        let r = render::page(p, &data);
+        let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let out = String::from_utf8(bytes.to_vec()).unwrap();
+        assert!(!out.contains("<script>x"), "{out}");
+        // Title, reason, update, its author, the post-mortem's fields and the timeline's.
+        assert!(out.matches("&lt;script&gt;x").count() >= 15, "{out}");
+        assert_eq!(out.matches("name=\"why\"").count(), WHYS, "{out}");
+        assert_eq!(
+            out.matches("name=\"csrf\" value=\"tok\"").count(),
+            5,
+            "{out}"
+        );
+    }
+
     #[test]
     fn the_forms_become_the_apis_requests() {
         let pm = postmortem_of(
