@@ -1,6 +1,6 @@
 //! The admin pages at `/admin` on the TCP API's listener (`daemon.listen`): people sign in
-//! with a name and a password and act on services, maintenance windows, the outbox and
-//! subscribers, each action recorded with their name.
+//! with a name and a password and act on services, maintenance windows, incidents, the outbox
+//! and subscribers, and read feedback, each action recorded with their name.
 //!
 //! Why that listener: the pages act (start, stop, schedule), so they belong beside the API
 //! that acts, never on `public_listen` (which publishes the status page and must publish
@@ -22,9 +22,11 @@
 //! user as the [`Principal`]. Users themselves are managed from the host (`upkeep user ...`
 //! over the control socket, `users.rs`), never from these pages. Start at [`routes`].
 //! Layout: `login.rs` (sign in and out, throttling), `pages.rs` (the pages and their forms),
+//! `incidents.rs` (incidents: updates, resolve, post-mortem; feedback),
 //! `render.rs` (templates, headers), `words.rs` (en and zh-CN), `users.rs` (the socket's
 //! `/api/v1/users` routes), `assets/`.
 
+mod incidents;
 mod login;
 mod pages;
 mod render;

@@ -1,7 +1,8 @@
 //! The admin pages and their forms, behind the gate of `mod.rs` (a session, and for a POST
 //! the same origin and the session's CSRF token): services (state, start, stop, restart, a log
 //! tail), maintenance windows (list, schedule, edit, cancel), the outbox (retry), subscribers,
-//! and who did what (the operator actions in the event history).
+//! and who did what (the operator actions in the event history); incidents and feedback are
+//! `incidents.rs`'s.
 //!
 //! Each handler reads or acts through [`crate::Control`], the calls the JSON API makes, with
 //! the signed-in user as the principal, so each action is recorded with their name. A form
@@ -38,6 +39,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/admin/outbox/{id}/retry", post(retry))
         .route("/admin/subscribers", get(subscribers))
         .route("/admin/audit", get(audit))
+        .merge(super::incidents::routes())
 }
 
 /// A random token (32 bytes from the OS, hex) for the login form's double submit.
@@ -48,7 +50,12 @@ pub(super) fn random_token() -> Result<String, ApiError> {
 }
 
 /// What every page shows: who is signed in, their CSRF token, the language.
-fn page<'a>(headers: &'a HeaderMap, by: &'a By, csrf: &'a Csrf, name: &'static str) -> Page<'a> {
+pub(super) fn page<'a>(
+    headers: &'a HeaderMap,
+    by: &'a By,
+    csrf: &'a Csrf,
+    name: &'static str,
+) -> Page<'a> {
     Page {
         headers,
         user: &by.0.name,
@@ -58,7 +65,7 @@ fn page<'a>(headers: &'a HeaderMap, by: &'a By, csrf: &'a Csrf, name: &'static s
 }
 
 /// An error of an action as a page, with the status the API would answer.
-fn failed(headers: &HeaderMap, e: ApiError) -> Response {
+pub(super) fn failed(headers: &HeaderMap, e: ApiError) -> Response {
     let (status, message) = match e {
         ApiError::BadRequest { message, hint } | ApiError::Unprocessable { message, hint } => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
@@ -81,7 +88,7 @@ fn with_hint(message: String, hint: Option<String>) -> String {
     }
 }
 
-fn name_of(raw: &str) -> Result<ServiceName, ApiError> {
+pub(super) fn name_of(raw: &str) -> Result<ServiceName, ApiError> {
     ServiceName::new(raw).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
@@ -335,7 +342,7 @@ fn rule(s: &AppState) -> serde_json::Value {
 
 /// Every configured service, `public = false` ones too: operators may put any in a window
 /// (the public views leave hidden ones out of it).
-async fn service_names(s: &AppState) -> Vec<String> {
+pub(super) async fn service_names(s: &AppState) -> Vec<String> {
     s.control
         .services()
         .await
@@ -527,11 +534,15 @@ async fn audit(
 ) -> Response {
     match s.control.events(None, AUDIT_EVENTS).await {
         Ok(events) => {
+            // Interventions (an operator changed a service's state), and every other event
+            // a person caused: what they wrote to an incident, the windows they scheduled.
             let actions: Vec<_> = events
                 .into_iter()
-                .filter(|e| e.intervention)
-                .map(|e| {
+                .filter_map(|e| {
                     let who = e.detail.get("by").and_then(|b| b.get("principal")).cloned();
+                    (e.intervention || who.is_some()).then_some((e, who))
+                })
+                .map(|(e, who)| {
                     serde_json::json!({
                         "id": e.id, "at": e.at, "service": e.service, "kind": e.kind,
                         "who": who, "detail": e.detail.to_string(),

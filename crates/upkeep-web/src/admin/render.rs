@@ -33,6 +33,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("outbox.html", include_str!("assets/outbox.html")),
     ("subscribers.html", include_str!("assets/subscribers.html")),
     ("audit.html", include_str!("assets/audit.html")),
+    ("incidents.html", include_str!("assets/incidents.html")),
+    ("incident.html", include_str!("assets/incident.html")),
+    ("feedback.html", include_str!("assets/feedback.html")),
 ];
 
 fn env() -> &'static Environment<'static> {

@@ -4,12 +4,14 @@
 //! one does not, and too many attempts on one account are refused whatever the password; a
 //! form POST without the session's CSRF token, with a wrong one, or from another origin is a
 //! 403 and does nothing; an action that passes is recorded with the user's name; a session
-//! ends at logout and when its user is removed.
+//! ends at logout and when its user is removed. Incidents are opened, updated (the update
+//! goes out as a notice), resolved and given a post-mortem from their pages, and feedback with
+//! a script in it is listed as text.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use upkeep_testkit::{Answer, TestDaemon, free_port, http};
+use upkeep_testkit::{Answer, SmtpSink, TestDaemon, free_port, http};
 
 use crate::{LONG, stderr};
 
@@ -18,10 +20,15 @@ const PASSWORD: &str = "correct horse battery";
 const ORIGIN: &str = "http://upkeep";
 
 fn admin_daemon() -> (TestDaemon, SocketAddr) {
+    admin_daemon_with("")
+}
+
+/// The admin daemon with `more` config after its service.
+fn admin_daemon_with(more: &str) -> (TestDaemon, SocketAddr) {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut d = TestDaemon::prepare(
         crate::BIN,
-        "[services.web]\ncommand = [\"sleep\", \"1000\"]\n",
+        &format!("[services.web]\ncommand = [\"sleep\", \"1000\"]\n{more}"),
     );
     let text = std::fs::read_to_string(&d.config).unwrap().replacen(
         "[daemon]\n",
@@ -558,4 +565,250 @@ fn issue_16_the_window_form_keeps_an_offset_and_refuses_absurd_windows() {
         assert!(a.text().contains(want), "{start} {tz}: {}", a.text());
     }
     assert_eq!(d.api_get("/api/v1/windows").as_array().unwrap().len(), 2);
+}
+
+/// The form's redirect target's last segment, as a number: the incident a form wrote to.
+fn id_of(a: &Answer) -> i64 {
+    let to = location(a);
+    assert!(
+        to.starts_with("/admin/incidents/"),
+        "{}\n{}",
+        a.head,
+        a.text()
+    );
+    to.rsplit('/').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn incidents_are_written_from_their_pages_and_each_write_goes_through_the_daemon() {
+    let sink = SmtpSink::start();
+    let (d, addr) = admin_daemon_with(&format!(
+        "[notify]\n[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n",
+        sink.port
+    ));
+    add_user(&d, "ada");
+    let mut jar = Jar::new(addr);
+    // Not signed in: both pages send to the login form, and a form is refused.
+    for page in ["/admin/incidents", "/admin/incidents/1", "/admin/feedback"] {
+        let a = jar.get(page);
+        assert_eq!((a.code, location(&a)), (303, "/admin/login"), "{page}");
+    }
+    assert_eq!(
+        jar.post("/admin/incidents", &[("service", "web"), ("title", "x")])
+            .code,
+        403
+    );
+    assert_eq!(jar.login("ada", PASSWORD).code, 303);
+    let token = jar.csrf();
+    let list = jar.get("/admin/incidents");
+    assert_eq!(list.code, 200, "{}", list.text());
+    assert!(
+        list.text().contains("href=\"/admin/incidents\""),
+        "in the nav"
+    );
+    assert!(
+        list.text().contains("href=\"/admin/feedback\""),
+        "in the nav"
+    );
+
+    // Opened by hand (the incident a third party causes), with a title that is a script.
+    let title = "<script>alert(1)</script> payments provider down";
+    let a = jar.post(
+        "/admin/incidents",
+        &[
+            ("csrf", &token),
+            ("service", "web"),
+            ("title", title),
+            ("priority", "P2"),
+            ("message", ""),
+        ],
+    );
+    assert_eq!(a.code, 303, "{}", a.text());
+    let id = id_of(&a);
+    let page = format!("/admin/incidents/{id}");
+    let list = jar.get("/admin/incidents").text();
+    assert!(list.contains(&format!("data-incident=\"{id}\"")), "{list}");
+    let api = d.api_get(&format!("/api/v1/incidents/{id}"));
+    assert_eq!(api["notes"]["title"], title, "{api:#}");
+    assert_eq!(api["notes"]["opened_by"]["name"], "ada", "{api:#}");
+
+    // An update without the session's token, with a wrong one, or from elsewhere: refused,
+    // and nothing written.
+    let path = format!("{page}/updates");
+    let update = [("status", "identified"), ("message", "ignored")];
+    let wrong = [("csrf", "0000"), update[0], update[1]];
+    let right = [("csrf", token.as_str()), update[0], update[1]];
+    for a in [
+        jar.post(&path, &update),
+        jar.post(&path, &wrong),
+        jar.post_from(&path, &right, Some("http://evil.example")),
+    ] {
+        assert_eq!(a.code, 403, "{}", a.text());
+    }
+    // A status that is not one, and an empty message, are refused with a reason.
+    let bad = jar.post(
+        &path,
+        &[("csrf", &token), ("status", "fixed"), ("message", "x")],
+    );
+    assert_eq!(bad.code, 422, "{}", bad.text());
+    assert!(
+        bad.text().contains("`fixed` is not a status"),
+        "{}",
+        bad.text()
+    );
+    let empty = jar.post(
+        &path,
+        &[("csrf", &token), ("status", "identified"), ("message", " ")],
+    );
+    assert_eq!(empty.code, 422, "{}", empty.text());
+    assert!(empty.text().contains("message: must not be empty"));
+    let api = d.api_get(&format!("/api/v1/incidents/{id}"));
+    assert_eq!(api["notes"]["updates"], serde_json::json!([]), "{api:#}");
+
+    // The update: in the API with ada's name, out as a notice, on the page as text.
+    let message = "<script>alert(2)</script> the provider confirms an outage";
+    let a = jar.post(
+        &path,
+        &[
+            ("csrf", &token),
+            ("status", "identified"),
+            ("message", message),
+        ],
+    );
+    assert_eq!((a.code, id_of(&a)), (303, id), "{}", a.text());
+    let api = d.api_get(&format!("/api/v1/incidents/{id}"));
+    let updates = api["notes"]["updates"].as_array().unwrap();
+    assert_eq!(updates.len(), 1, "{api:#}");
+    assert_eq!(updates[0]["status"], "identified");
+    assert_eq!(updates[0]["message"], message);
+    assert_eq!(updates[0]["by"]["name"], "ada");
+    assert_eq!(updates[0]["by"]["via"], "session");
+    let notice = d.wait_until("the update's notice in the outbox", LONG, || {
+        let rows = d.api_get("/api/v1/notify?limit=100");
+        rows.as_array()?
+            .iter()
+            .find(|n| n["kind"] == "incident_updated")
+            .cloned()
+    });
+    assert_eq!(notice["recipient"], "ops@example.com", "{notice}");
+    let outbox = jar.get("/admin/outbox").text();
+    assert!(
+        outbox.contains(&format!("data-notice=\"{}\"", notice["id"])),
+        "{outbox}"
+    );
+    let html = jar.get(&page).text();
+    assert!(!html.contains("<script>alert"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(2)&lt;&#x2f;script&gt; the provider confirms"),
+        "{html}"
+    );
+    assert!(html.contains("&lt;script&gt;alert(1)"), "the title: {html}");
+
+    // The post-mortem: four whys are refused (the API's rule), five are kept and read back.
+    let pm = format!("{page}/postmortem");
+    let mut form = vec![
+        ("csrf", token.as_str()),
+        ("summary", "Payments failed for 20 minutes"),
+        ("root_cause", "A certificate expired at the provider"),
+        ("why", "the provider's API refused TLS"),
+        ("why", "its certificate had expired"),
+        ("why", "its renewal job had failed"),
+        ("why", "nobody watched the renewal job"),
+    ];
+    let four = jar.post(&pm, &form);
+    assert_eq!(four.code, 422, "{}", four.text());
+    assert!(four.text().contains("5 whys"), "{}", four.text());
+    form.push(("why", "its alerts went to a list nobody reads"));
+    form.push((
+        "actions",
+        "watch their status page\r\n\r\nalert on TLS errors\r\n",
+    ));
+    let a = jar.post(&pm, &form);
+    assert_eq!(a.code, 303, "{}", a.text());
+    let written = &d.api_get(&format!("/api/v1/incidents/{id}"))["notes"]["postmortem"];
+    assert_eq!(written["summary"], "Payments failed for 20 minutes");
+    assert_eq!(
+        written["root_cause"],
+        "A certificate expired at the provider"
+    );
+    assert_eq!(written["whys"].as_array().unwrap().len(), 5, "{written}");
+    assert_eq!(written["whys"][4], "its alerts went to a list nobody reads");
+    assert_eq!(
+        written["actions"],
+        serde_json::json!(["watch their status page", "alert on TLS errors"])
+    );
+    assert_eq!(written["by"]["name"], "ada");
+    // The editor comes back filled in.
+    let html = jar.get(&page).text();
+    assert!(
+        html.contains("value=\"its alerts went to a list nobody reads\""),
+        "{html}"
+    );
+
+    // Resolved from its button, with a last word; then it takes no update, only its post-mortem.
+    let a = jar.post(
+        &format!("{page}/resolve"),
+        &[("csrf", &token), ("message", "the provider renewed it")],
+    );
+    assert_eq!(a.code, 303, "{}", a.text());
+    let api = d.api_get(&format!("/api/v1/incidents/{id}"));
+    assert!(api["incident"]["resolved"].is_string(), "{api:#}");
+    assert_eq!(api["notes"]["resolved_by"]["name"], "ada", "{api:#}");
+    let late = jar.post(
+        &path,
+        &[("csrf", &token), ("status", "monitoring"), ("message", "x")],
+    );
+    assert_eq!(late.code, 409, "{}", late.text());
+    assert!(late.text().contains("resolved"), "{}", late.text());
+    let html = jar.get(&page).text();
+    assert!(!html.contains("id=\"update\""), "no update form: {html}");
+    assert!(html.contains("id=\"postmortem\""), "{html}");
+    let list = jar.get("/admin/incidents").text();
+    assert!(list.contains("No incident is open."), "{list}");
+    // Each write is on the page of who did what, with ada's name.
+    let audit = jar.get("/admin/audit").text();
+    assert!(
+        audit.matches("incident_noted").count() >= 4 && audit.contains(">ada<"),
+        "{audit}"
+    );
+    // An unknown incident, or one that is not a number, is a 404.
+    assert_eq!(jar.get("/admin/incidents/999").code, 404);
+    assert_eq!(jar.get("/admin/incidents/x").code, 404);
+    assert_eq!(jar.get("/admin/incidents?page=x").code, 422);
+    // In Chinese for a zh-CN reader.
+    let zh = jar.send("GET", &page, &[("Accept-Language", "zh-CN")], b"");
+    assert!(zh.text().contains("事后复盘"), "{}", zh.text());
+}
+
+#[test]
+fn feedback_is_listed_newest_first_with_a_script_as_text() {
+    let (d, addr) = admin_daemon();
+    add_user(&d, "ada");
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    for body in [
+        "message=first",
+        "message=%3Cscript%3Ealert(1)%3C%2Fscript%3E+checkout+is+slow&email=ann%40example.com&service=web",
+    ] {
+        let a = http(addr, "POST", "/feedback", &[form], body.as_bytes()).unwrap();
+        assert_eq!(a.code, 200, "{}", a.text());
+    }
+    let mut jar = Jar::new(addr);
+    assert_eq!(jar.login("ada", PASSWORD).code, 303);
+    let a = jar.get("/admin/feedback");
+    assert_eq!(a.code, 200, "{}", a.text());
+    let html = a.text();
+    assert!(!html.contains("<script>alert"), "{html}");
+    let script = html
+        .find("&lt;script&gt;alert(1)&lt;&#x2f;script&gt; checkout is slow")
+        .expect("the message as text");
+    let first = html.find(">first<").expect("the first message");
+    assert!(script < first, "newest first: {html}");
+    for want in ["ann@example.com", ">web<", ">127.0.0.1<"] {
+        assert!(html.contains(want), "{want}: {html}");
+    }
+    assert!(!html.contains("rel=\"next\""), "one page: {html}");
+    let bad = jar.get("/admin/feedback?page=0");
+    assert_eq!(bad.code, 422, "{}", bad.text());
+    assert!(bad.text().contains("not a page number"), "{}", bad.text());
+    drop(d);
 }

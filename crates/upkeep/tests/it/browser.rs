@@ -340,8 +340,9 @@ fn feedback_typed_in_a_browser_is_kept_and_shown_as_text() {
 
 /// An admin signs in with a real browser, schedules a maintenance window with the form (the
 /// optional script shows the lead-time rule while they type), and it shows on the public page;
-/// the `<script>` in its title is text on both pages. Set UPKEEP_SCREENSHOTS=DIR for a PNG of
-/// the admin page (docs/admin-en.png is one).
+/// then opens an incident by hand with a first update. The `<script>` in the window's title is
+/// text on both pages, and in the incident's title and update on its admin page. Set
+/// UPKEEP_SCREENSHOTS=DIR for a PNG of the admin page (docs/admin-en.png is one).
 #[test]
 fn an_admin_schedules_a_window_in_a_browser_and_the_public_page_shows_it() {
     let admin: SocketAddr = format!("127.0.0.1:{}", upkeep_testkit::free_port())
@@ -417,6 +418,14 @@ fn an_admin_schedules_a_window_in_a_browser_and_the_public_page_shows_it() {
     );
     assert_eq!(seen["injectedAdmin"], false, "{seen}");
     assert_eq!(seen["injectedPublic"], false, "{seen}");
+    assert_eq!(
+        seen["updates"][0], title,
+        "the update is shown as text: {seen}"
+    );
+    assert_eq!(seen["injectedIncident"], false, "{seen}");
+    let incidents = d.api_get("/api/v1/incidents");
+    let notes = &d.api_get(&format!("/api/v1/incidents/{}", incidents[0]["id"]))["notes"];
+    assert_eq!(notes["opened_by"]["name"], "ada", "{notes}");
     let windows = d.api_get("/api/v1/windows");
     assert_eq!(windows[0]["created_by"]["name"], "ada", "{windows}");
     assert_eq!(windows[0]["created_by"]["via"], "session", "{windows}");
