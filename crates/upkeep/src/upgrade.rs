@@ -3,16 +3,18 @@
 //!
 //! execve keeps the daemon's pid, so its services stay its children (and it stays their
 //! subreaper); what the new image needs is what the old one held. The old one, asked over the
-//! API ([`ask`]), first checks the binary (a regular file only its owner may change, which
-//! answers a fresh challenge as upkeep's own code for this hand-over protocol does:
-//! `handover.rs`), answers with both versions, then goes down the shutdown path with one
+//! API ([`ask`]), first opens the binary once and checks that open file (a regular file only
+//! its owner may change, not a script, which answers a fresh challenge as upkeep's own code
+//! for this hand-over protocol does: `handover.rs`), answers with both versions, then goes down the shutdown path with one
 //! difference: each supervisor lets go of its process instead of stopping it
 //! (`upkeep_supervisor::Handover`: the read ends of its output pipes, with the start of any
 //! line not ended yet), the log writer writes everything read so far, and the state task and
 //! the store writer drain, so that numbering goes on from `<data_dir>/seq` and the store.
 //! [`exec`] then clears `FD_CLOEXEC` on exactly what it hands over (those pipes, the control
 //! socket's listener, the TCP listeners), writes a small state record (0600, in the data dir,
-//! named by `UPKEEP_UPGRADE_STATE`) and calls execve with the arguments it was started with.
+//! named by `UPKEEP_UPGRADE_STATE`) and executes the file it checked, by its descriptor
+//! (fexecve), with the arguments it was started with: a file swapped in at the path after the
+//! check never runs.
 //!
 //! The new image ([`take`], before its runtime starts) takes the descriptors the record
 //! names, checks each is what the record says (a pipe, a listening socket), marks them
@@ -81,7 +83,7 @@ enum Turn {
 impl Upgrades {
     pub fn new(error: Option<String>) -> Upgrades {
         Upgrades {
-            exe: std::env::current_exe().ok(),
+            exe: std::env::current_exe().ok().map(named_path),
             started: jiff::Timestamp::now(),
             error,
             turn: std::sync::Mutex::new(Turn::Idle),
@@ -104,6 +106,17 @@ impl Upgrades {
     }
 }
 
+/// The path the kernel names this image's file by, without the ` (deleted)` it adds once the
+/// file there was replaced (this image was executed from a file then swapped for another):
+/// the path is what a later `upkeep upgrade` means by default.
+fn named_path(exe: PathBuf) -> PathBuf {
+    let bytes = exe.as_os_str().as_bytes();
+    match bytes.strip_suffix(b" (deleted)") {
+        Some(named) if !exe.exists() => PathBuf::from(std::ffi::OsStr::from_bytes(named)),
+        _ => exe,
+    }
+}
+
 /// Gives the turn back if the check of a binary fails (or the request is dropped).
 struct Checking<'a>(&'a Upgrades, bool);
 
@@ -121,8 +134,28 @@ impl Drop for Checking<'_> {
 /// An upgrade the daemon is to carry out.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The path asked for, as shown to people.
     binary: PathBuf,
+    /// That file as it was opened and checked (`handover::open_trusted`): what is executed,
+    /// whatever the path names by then.
+    file: std::sync::Arc<std::fs::File>,
     to: String,
+}
+
+/// Tests only (a debug build, `UPKEEP_TEST_UPGRADE_PAUSE=DIR`): a checked upgrade makes
+/// `DIR/checked` and waits until a line can be read from `DIR/go` (a FIFO the test writes
+/// to), so that a test can swap the file between the check and the exec, or ask a second
+/// upgrade meanwhile. A release build has no such wait.
+#[cfg(debug_assertions)]
+async fn test_pause() {
+    let Some(dir) = std::env::var_os("UPKEEP_TEST_UPGRADE_PAUSE").map(PathBuf::from) else {
+        return;
+    };
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = std::fs::write(dir.join("checked"), "");
+        let _ = std::fs::read(dir.join("go"));
+    })
+    .await;
 }
 
 /// `POST /api/v1/upgrade`: takes the turn, checks the binary (`handover.rs`), then starts the
@@ -190,11 +223,17 @@ pub async fn ask(
         }
         Checking(upgrades, false)
     };
-    crate::handover::trusted_file(&binary).map_err(refuse)?;
+    let path = binary.clone();
+    let file = tokio::task::spawn_blocking(move || crate::handover::open_trusted(&path))
+        .await
+        .map_err(|e| refuse(format!("cannot check {}: {e}", binary.display())))?
+        .map_err(refuse)?;
     let reaper = daemon.wiring.supervisor.reaper.clone();
-    let to = crate::handover::check(&reaper, &binary)
+    let to = crate::handover::check(&reaper, &binary, &file)
         .await
         .map_err(refuse)?;
+    #[cfg(debug_assertions)]
+    test_pause().await;
     {
         let mut turn = upgrades.turn();
         if !matches!(*turn, Turn::Checking) || daemon.shutdown.is_cancelled() {
@@ -205,6 +244,7 @@ pub async fn ask(
         }
         *turn = Turn::Planned(Plan {
             binary: binary.clone(),
+            file: std::sync::Arc::new(file),
             to: to.clone(),
         });
         checking.1 = true;
@@ -234,8 +274,8 @@ struct Kept {
     restarts: u32,
 }
 
-/// Every supervisor lets go of its process (each stays running); their pipes, with the
-/// listeners `listeners` (key, descriptor), are what `exec` hands over.
+/// Every supervisor lets go of its process (each stays running) and says what it knew; their
+/// pipes, with the listeners `listeners` (key, descriptor), are what `exec` hands over.
 pub async fn release(daemon: &Daemon, plan: Plan, listeners: Vec<(String, OwnedFd)>) -> Handed {
     let handles: Vec<_> = {
         let live = daemon.live.lock().await;
@@ -355,22 +395,22 @@ pub fn exec(handed: Handed, data_dir: &Path) -> anyhow::Error {
         }
     }
     let path = data_dir.join(RECORD);
-    let attempt = |record: &Record, binary: &Path| -> anyhow::Error {
+    let attempt = |record: &Record, binary: &Path, file: Option<&std::fs::File>| -> anyhow::Error {
         let bytes = serde_json::to_vec(record).expect("the record serialises");
         if let Err(e) = upkeep_supervisor::trust::replace_own(&path, &bytes) {
             return anyhow::anyhow!("cannot write {}: {e}", path.display());
         }
-        match execve(binary, &path) {
+        match execve(binary, file, &path) {
             Ok(never) => match never {},
             Err(e) => anyhow::anyhow!("cannot execute {}: {e}", binary.display()),
         }
     };
-    tracing::info!(binary = %plan.binary.display(), "executing the new binary");
-    let failed = attempt(&record, &plan.binary);
+    tracing::info!(binary = %plan.binary.display(), "executing the new binary (the file checked)");
+    let failed = attempt(&record, &plan.binary, Some(plan.file.as_ref()));
     tracing::error!("{failed:#}; executing this binary again");
     record.error = Some(format!("{failed:#}"));
     record.to = VERSION.into();
-    let again = attempt(&record, Path::new("/proc/self/exe"));
+    let again = attempt(&record, Path::new("/proc/self/exe"), None);
     // Nothing to go back to: the services are left running; the next daemon stops them
     // (run records) before starting them again.
     let _ = std::fs::remove_file(&path);
@@ -378,9 +418,14 @@ pub fn exec(handed: Handed, data_dir: &Path) -> anyhow::Error {
     anyhow::anyhow!("{again:#} (after: {failed:#})")
 }
 
-/// execve(2) of `binary` with this process's arguments and environment, plus the record's
-/// path.
-fn execve(binary: &Path, record: &Path) -> nix::Result<std::convert::Infallible> {
+/// execve(2) with this process's arguments and environment, plus the record's path: of
+/// `file` if given (fexecve: the open file checked, never the path again), else of `binary`.
+/// `file` is close-on-exec: the new image does not inherit it.
+fn execve(
+    binary: &Path,
+    file: Option<&std::fs::File>,
+    record: &Path,
+) -> nix::Result<std::convert::Infallible> {
     let c = |b: &[u8]| CString::new(b).map_err(|_| nix::errno::Errno::EINVAL);
     let path = c(binary.as_os_str().as_bytes())?;
     let argv = std::env::args_os()
@@ -398,7 +443,10 @@ fn execve(binary: &Path, record: &Path) -> nix::Result<std::convert::Infallible>
     let mut kv = format!("{STATE_ENV}=").into_bytes();
     kv.extend_from_slice(record.as_os_str().as_bytes());
     env.push(c(&kv)?);
-    nix::unistd::execve(&path, &argv, &env)
+    match file {
+        Some(f) => nix::unistd::fexecve(f, &argv, &env),
+        None => nix::unistd::execve(&path, &argv, &env),
+    }
 }
 
 /// What the new image took over: descriptors checked and owned, processes not yet adopted.

@@ -276,10 +276,17 @@ fn issue_17_a_binary_that_only_says_it_is_upkeep_is_refused_and_the_daemon_stays
     let open = d.dir.path().join("upkeep-anyone");
     std::fs::copy(BIN, &open).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // A program, not a script, that answers the challenge with its own arguments.
+    let echo = d.dir.path().join("echo");
+    std::fs::copy("/bin/echo", &echo).unwrap();
+    std::fs::set_permissions(&echo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Scripts are refused before they run: the daemon executes the file it checked through
+    // its descriptor, which a script's interpreter cannot read again.
     let cases = [
-        (fake, "not an upkeep binary"),
-        (crash, "not an upkeep binary"),
-        (guess, "not an upkeep binary"),
+        (fake, "is a script"),
+        (crash, "is a script"),
+        (guess, "is a script"),
+        (echo, "not an upkeep binary"),
         (open, "writable by anyone"),
         (d.dir.path().to_path_buf(), "not a regular file"),
     ];
@@ -297,6 +304,8 @@ fn issue_17_a_binary_that_only_says_it_is_upkeep_is_refused_and_the_daemon_stays
             "{}: {err}",
             binary.display()
         );
+        // Refused: the operation failed (1), the command line was right (not 2).
+        assert_eq!(out.status.code(), Some(1), "{}: {err}", binary.display());
         assert_eq!(d.daemon_pid(), Some(daemon_pid));
         assert_eq!(
             d.api_get("/api/v1/daemon")["started"],
@@ -330,6 +339,9 @@ fn an_upgrade_with_a_config_file_that_does_not_load_is_refused_and_the_daemon_st
         err.contains("does not load") && err.contains("command"),
         "{err}"
     );
+    // Refused (a 4xx from the daemon): the operation failed, exit 1; 2 is for a mistake in
+    // the command line (break-it, session 9: it exited 2).
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(d.daemon_pid(), Some(daemon_pid));
     assert_eq!(d.pid("s"), Some(pid));
     assert!(!d.events("s").iter().any(|(k, _)| k == "adopted"));
@@ -339,43 +351,53 @@ fn an_upgrade_with_a_config_file_that_does_not_load_is_refused_and_the_daemon_st
     assert_eq!(d.pid("s"), Some(pid));
 }
 
+/// A daemon whose checked upgrades wait for the test (a debug build's
+/// `UPKEEP_TEST_UPGRADE_PAUSE`): each makes `checked` in the dir answered, then waits until
+/// [`go`] is called.
+fn held(services: &str) -> (TestDaemon, std::path::PathBuf) {
+    let mut d = TestDaemon::prepare(BIN, services);
+    let hold = d.dir.path().join("hold");
+    std::fs::create_dir(&hold).unwrap();
+    nix::unistd::mkfifo(
+        &hold.join("go"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    d.set_env("UPKEEP_TEST_UPGRADE_PAUSE", hold.to_str().unwrap());
+    d.launch();
+    (d, hold)
+}
+
+fn wait_checked(d: &TestDaemon, hold: &std::path::Path) {
+    d.wait_until("the upgrade's binary to pass its checks", LONG, || {
+        hold.join("checked").exists().then_some(())
+    });
+}
+
+/// Lets the held upgrade go on to the exec.
+fn go(hold: &std::path::Path) {
+    std::fs::write(hold.join("go"), "go\n").unwrap();
+}
+
 /// Issue 17: two `upkeep upgrade` at once each said "upgraded". Upgrades take turns: while one
-/// is being checked (here held in its check by the test), another is refused at once and says
-/// why; the first then completes.
+/// is under way (here held by the test between its check and its exec), another is refused at
+/// once and says why (exit 1: refused, not a usage error); the first then completes.
 #[test]
 fn issue_17_a_second_upgrade_while_one_is_under_way_is_refused() {
-    let d = daemon("[services.s]\ncommand = \"sleep 1000\"\n");
+    let (d, hold) = held("[services.s]\ncommand = \"sleep 1000\"\n");
     d.wait_state("s", "up", LONG);
     let (daemon_pid, pid) = (d.daemon_pid().unwrap(), d.pid("s").unwrap());
-    let go = d.dir.path().join("go");
-    let checking = d.dir.path().join("checking");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&go)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    // A real upkeep behind a wrapper that waits in its check until the test says go.
-    let slow = script(
-        &d,
-        "slow-upkeep",
-        &format!(
-            "if [ \"$1\" = __handover-check ]; then : > '{}'; read _ < '{}'; fi\nexec '{BIN}' \"$@\"",
-            checking.display(),
-            go.display()
-        ),
-    );
-    let first = d.cli_spawn(&["upgrade", "--binary", slow.to_str().unwrap()]);
-    d.wait_until("the first upgrade's check to start", LONG, || {
-        checking.exists().then_some(())
-    });
+    let first = d.cli_spawn(&["upgrade"]);
+    wait_checked(&d, &hold);
     let second = d.cli(&["upgrade"]);
     assert!(!second.status.success(), "{}", stdout(&second));
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
     assert!(
         stderr(&second).contains("an upgrade is already under way"),
         "{}",
         stderr(&second)
     );
-    std::fs::write(&go, "go\n").unwrap();
+    go(&hold);
     let first = first.wait_with_output().unwrap();
     assert!(
         first.status.success(),
