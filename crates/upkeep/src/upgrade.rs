@@ -5,10 +5,10 @@
 //! subreaper); what the new image needs is what the old one held. The old one, asked over the
 //! API ([`ask`]), first opens the binary once and checks that open file (a regular file only
 //! its owner may change, not a script, which answers a fresh challenge as upkeep's own code
-//! for this hand-over protocol does: `handover.rs`), answers with both versions, then goes down the shutdown path with one
-//! difference: each supervisor lets go of its process instead of stopping it
-//! (`upkeep_supervisor::Handover`: the read ends of its output pipes, with the start of any
-//! line not ended yet), the log writer writes everything read so far, and the state task and
+//! for this hand-over protocol does: `handover.rs`), answers with both versions, then goes
+//! down the shutdown path with one difference: each supervisor lets go of its process instead
+//! of stopping it (`upkeep_supervisor::Handover`: the read ends of its output pipes, with the
+//! start of any line not ended yet), the log writer writes everything read so far, and the state task and
 //! the store writer drain, so that numbering goes on from `<data_dir>/seq` and the store.
 //! [`exec`] then clears `FD_CLOEXEC` on exactly what it hands over (those pipes, the control
 //! socket's listener, the TCP listeners), writes a small state record (0600, in the data dir,
@@ -22,6 +22,11 @@
 //! start time ([`adopt`]): its supervisor reads on from the pipes (nothing is lost: the pipe
 //! kept what was written meanwhile) and its probes start again. The event `adopted` keeps the
 //! run's since and restart count; one `daemon_upgraded` says from which version to which.
+//! Every service, running or not, also carries what its supervisor knew (restart count,
+//! crash-loop window, a backoff's end, stopped by an operator) and its state model as the
+//! state task left it once drained (state, probes, outage, incident): the new image takes
+//! them over as they were ([`CarriedService`]), so a failed service is not started, and an
+//! open or flapping incident stays the same one, with no event of its own.
 //! Nothing runs twice: a process not adopted (gone, not ours, a record that lies) is stopped
 //! by the usual takeover, found by its run record, before its service starts again.
 //!
@@ -41,7 +46,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use upkeep_core::api::{UpgradeRequest, UpgradeStarted};
 use upkeep_core::{Event, EventKind, ServiceName};
-use upkeep_supervisor::{Adoption, HandedPipe, Handover, Reaper};
+use upkeep_state::CarriedModel;
+use upkeep_supervisor::{Adoption, Carried, HandedPipe, Handover, Reaper};
 use upkeep_web::ApiError;
 
 use crate::control::Daemon;
@@ -265,6 +271,29 @@ pub struct Handed {
     plan: Plan,
     services: Vec<(ServiceName, Handover, Kept)>,
     listeners: Vec<(String, OwnedFd)>,
+    /// What each service's supervisor and state model knew, running or not.
+    carried: BTreeMap<ServiceName, CarriedService>,
+}
+
+impl Handed {
+    /// The state task's models, once it has drained (so they hold every event).
+    pub fn carry_models(&mut self, models: BTreeMap<ServiceName, CarriedModel>) {
+        for (name, model) in models {
+            self.carried.entry(name).or_default().model = Some(model);
+        }
+    }
+}
+
+/// What the last image knew of a service besides its process (break-it, session 9: an upgrade
+/// started failed services again, began crash loops' counts and backoffs afresh, and resolved
+/// and opened incidents anew). Absent from a record of an image from before it: then each
+/// service is taken over as before (adopted if it ran, else as its desired state says).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct CarriedService {
+    #[serde(default)]
+    pub supervisor: Option<Carried>,
+    #[serde(default)]
+    pub model: Option<CarriedModel>,
 }
 
 /// What the state task knew of a handed service: carried on by the `adopted` event.
@@ -285,8 +314,19 @@ pub async fn release(daemon: &Daemon, plan: Plan, listeners: Vec<(String, OwnedF
             .collect()
     };
     let mut services = Vec::new();
+    let mut carried = BTreeMap::new();
     for (name, sup) in handles {
-        if let Some(h) = sup.release().await {
+        let Some(released) = sup.release().await else {
+            continue;
+        };
+        carried.insert(
+            name.clone(),
+            CarriedService {
+                supervisor: Some(released.carried),
+                model: None,
+            },
+        );
+        if let Some(h) = released.run {
             let snapshot = daemon.snapshot.borrow().clone();
             let st = snapshot.services.get(&name);
             let kept = Kept {
@@ -304,6 +344,7 @@ pub async fn release(daemon: &Daemon, plan: Plan, listeners: Vec<(String, OwnedF
         plan,
         services,
         listeners,
+        carried,
     }
 }
 
@@ -317,6 +358,10 @@ struct Record {
     error: Option<String>,
     services: Vec<ServiceRecord>,
     listeners: Vec<(String, RawFd)>,
+    /// Every service's supervisor and model as they were (see [`CarriedService`]). Older
+    /// images ignore it and newer ones default it: the protocol stays 1.
+    #[serde(default)]
+    carried: BTreeMap<ServiceName, CarriedService>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -347,6 +392,7 @@ pub fn exec(handed: Handed, data_dir: &Path) -> anyhow::Error {
         plan,
         services,
         listeners,
+        carried,
     } = handed;
     let mut keep: Vec<OwnedFd> = Vec::new();
     let pipe = |p: Option<HandedPipe>, keep: &mut Vec<OwnedFd>| {
@@ -365,6 +411,7 @@ pub fn exec(handed: Handed, data_dir: &Path) -> anyhow::Error {
         error: None,
         services: Vec::new(),
         listeners: Vec::new(),
+        carried,
     };
     for (name, h, kept) in services {
         let stdout = pipe(h.stdout, &mut keep);
@@ -455,6 +502,7 @@ pub struct Taken {
     pub error: Option<String>,
     services: Vec<TakenService>,
     listeners: BTreeMap<String, OwnedFd>,
+    carried: BTreeMap<ServiceName, CarriedService>,
 }
 
 struct TakenService {
@@ -504,6 +552,7 @@ pub fn take() -> Option<Taken> {
         error: record.error,
         services: Vec::new(),
         listeners: BTreeMap::new(),
+        carried: record.carried,
     };
     for (key, fd) in record.listeners {
         if let Some(fd) = own(fd, libc::S_IFSOCK) {
@@ -556,6 +605,11 @@ fn own(fd: RawFd, kind: libc::mode_t) -> Option<OwnedFd> {
 }
 
 impl Taken {
+    /// What the last image knew of each service (see [`CarriedService`]), for `Wiring`.
+    pub fn take_carried(&mut self) -> BTreeMap<ServiceName, CarriedService> {
+        std::mem::take(&mut self.carried)
+    }
+
     /// The listener handed over for `key` (`socket`, `listen`, ...), if any.
     pub fn listener(&mut self, key: &str) -> Option<OwnedFd> {
         self.listeners.remove(key)

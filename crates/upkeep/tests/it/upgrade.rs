@@ -422,3 +422,191 @@ fn issue_17_a_second_upgrade_while_one_is_under_way_is_refused() {
         .count();
     assert_eq!(n, 1, "one upgrade took place");
 }
+
+/// Break-it (session 9): the daemon checked a path, then executed the path again: a file
+/// swapped in between ran in its place, and the daemon was gone. Now it opens the binary once,
+/// checks that open file (the challenge runs it through its descriptor) and executes that
+/// same file: the one swapped in after the check never runs.
+#[test]
+fn upgrade_executes_the_file_it_checked_though_the_path_was_swapped_after_the_check() {
+    let (d, hold) = held("[services.s]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("s", "up", LONG);
+    let (daemon_pid, pid) = (d.daemon_pid().unwrap(), d.pid("s").unwrap());
+    let new = d.dir.path().join("upkeep-new");
+    std::fs::copy(BIN, &new).unwrap();
+    let ran = d.dir.path().join("fake-ran");
+    let fake = script(&d, "fake", &format!("touch '{}'; exit 1", ran.display()));
+    let upgrading = d.cli_spawn(&["upgrade", "--binary", new.to_str().unwrap()]);
+    wait_checked(&d, &hold);
+    std::fs::rename(&fake, &new).unwrap();
+    go(&hold);
+    let out = upgrading.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}\n{}",
+        stdout(&out),
+        stderr(&out),
+        d.daemon_log()
+    );
+    assert!(!ran.exists(), "the file swapped in after the check ran");
+    assert_eq!(d.daemon_pid(), Some(daemon_pid));
+    assert_eq!(d.pid("s"), Some(pid));
+    let exe = std::fs::read_link(format!("/proc/{daemon_pid}/exe")).unwrap();
+    assert_eq!(
+        exe.to_str().unwrap(),
+        format!("{} (deleted)", new.display()),
+        "the daemon runs the file it checked, unlinked by the swap"
+    );
+    // The next upgrade (by default, of that path) checks what is there now: refused.
+    let out = d.cli(&["upgrade"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains("is a script"), "{}", stderr(&out));
+    assert_eq!(d.pid("s"), Some(pid));
+}
+
+/// How many of `name`'s stored events are of `kind`.
+fn count(d: &TestDaemon, name: &str, kind: &str) -> usize {
+    d.events(name).iter().filter(|(k, _)| k == kind).count()
+}
+
+/// Stops `name` and waits until its `stopped` is stored: whatever the new image did first
+/// with the service (a start, say) is stored before it, since its supervisor does that first
+/// and then takes commands.
+fn stop_and_settle(d: &TestDaemon, name: &str) {
+    let before = count(d, name, "stopped");
+    let out = d.cli(&["stop", name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.wait_until(&format!("{name}'s stop to be stored"), LONG, || {
+        (count(d, name, "stopped") > before).then_some(())
+    });
+}
+
+/// The incidents of `name`, newest first: (id, open).
+fn incidents(d: &TestDaemon, name: &str) -> Vec<(i64, bool)> {
+    let out = d.cli(&["incidents", name, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["id"].as_i64().unwrap(), i["resolved"].is_null()))
+        .collect()
+}
+
+/// A crash loop: every run fails at once; the third restart within the hour fails it.
+const CRASH_LOOP: &str = "command = [\"sh\", \"-c\", \"exit 3\"]\nrestart = \"always\"\nbackoff_min = \"0s\"\nmax_restarts = 2\nwindow = \"1h\"\n";
+
+/// Break-it (session 9): an upgrade started a `failed` service again (three more starts per
+/// upgrade), and an exited one (`restart = "never"`). Each stays as it was, not started; a
+/// stopped one stays stopped.
+#[test]
+fn an_upgrade_leaves_failed_exited_and_stopped_services_as_they_were() {
+    let d = daemon(&format!(
+        "[services.f]\n{CRASH_LOOP}\n[services.e]\ncommand = [\"sh\", \"-c\", \"exit 0\"]\nrestart = \"never\"\n\n[services.s]\ncommand = \"sleep 1000\"\n"
+    ));
+    d.wait_state("f", "failed", LONG);
+    d.wait_state("e", "exited", LONG);
+    d.wait_state("s", "up", LONG);
+    let out = d.cli(&["stop", "s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.wait_state("s", "stopped", LONG);
+    let started = ["f", "e", "s"].map(|n| count(&d, n, "started"));
+    assert_eq!(started, [3, 1, 1]);
+
+    upgrade(&d, &[]);
+    for (name, state) in [("f", "failed"), ("e", "exited"), ("s", "stopped")] {
+        d.wait_state(name, state, LONG);
+    }
+    assert_eq!(d.service("f")["info"]["restarts"].as_u64(), Some(2));
+    for name in ["f", "e"] {
+        stop_and_settle(&d, name);
+    }
+    assert_eq!(
+        ["f", "e", "s"].map(|n| count(&d, n, "started")),
+        started,
+        "started by the upgrade"
+    );
+}
+
+/// Break-it (session 9): an upgrade began a crash loop's count and backoff afresh. A service
+/// backing off (its next restart ten minutes away) goes on backing off, not started by the
+/// upgrade, its restart count as it was.
+#[test]
+fn an_upgrade_keeps_a_crash_loops_restart_count_and_backoff() {
+    let d = daemon(
+        "[services.b]\ncommand = [\"sh\", \"-c\", \"exit 3\"]\nrestart = \"always\"\nbackoff_min = \"10m\"\nbackoff_max = \"10m\"\nmax_restarts = 10\nwindow = \"1h\"\n",
+    );
+    // The first restart is at once, the second waits backoff_min.
+    d.wait_until("b to back off", LONG, || {
+        (count(&d, "b", "restart_scheduled") == 2 && d.state("b") == "down").then_some(())
+    });
+    let restarts = d.service("b")["info"]["restarts"].as_u64();
+    assert_eq!(restarts, Some(2));
+    assert_eq!(count(&d, "b", "started"), 2);
+
+    upgrade(&d, &[]);
+    d.wait_state("b", "down", LONG);
+    assert_eq!(d.service("b")["info"]["restarts"].as_u64(), restarts);
+    stop_and_settle(&d, "b");
+    assert_eq!(count(&d, "b", "started"), 2, "started by the upgrade");
+    assert_eq!(count(&d, "b", "restart_scheduled"), 2);
+}
+
+/// Break-it (session 9): an upgrade resolved an open incident and opened another. A failed
+/// service's incident stays the same one, open: no event of it, so no notice.
+#[test]
+fn an_upgrade_keeps_an_open_incident_open_and_the_same() {
+    let d = daemon(&format!(
+        "[services.f]\n{CRASH_LOOP}incident_after = \"0s\"\n"
+    ));
+    d.wait_state("f", "failed", LONG);
+    d.wait_until("f's incident to open", LONG, || {
+        (incidents(&d, "f").len() == 1).then_some(())
+    });
+    let before = incidents(&d, "f");
+    assert!(before[0].1, "open: {before:?}");
+    let kinds = ["incident_opened", "incident_resolved", "incident_reopened"];
+    let events = kinds.map(|k| count(&d, "f", k));
+
+    upgrade(&d, &[]);
+    stop_and_settle(&d, "f");
+    // The stop ends the outage: the one incident resolves now, and only now.
+    assert_eq!(
+        incidents(&d, "f").iter().map(|i| i.0).collect::<Vec<_>>(),
+        [before[0].0]
+    );
+    assert_eq!(
+        kinds.map(|k| count(&d, "f", k)),
+        [events[0], events[1] + 1, events[2]],
+        "{kinds:?} before the stop: {events:?}"
+    );
+}
+
+/// Break-it (session 9): an upgrade turned a flapping service's incident into a new one (and
+/// a notice each time). Down again after the upgrade, it is the same incident, reopened.
+#[test]
+fn an_upgrade_keeps_a_flapping_incident_one_incident() {
+    let d = daemon(
+        "[services.flap]\ncommand = [\"sh\", \"-c\", \"sleep 0.3; exit 3\"]\nrestart = \"always\"\nmin_uptime = \"100ms\"\nmax_restarts = 1000000\nwindow = \"1s\"\nincident_after = \"0s\"\n",
+    );
+    d.wait_until("flap's incident to reopen", LONG, || {
+        (count(&d, "flap", "incident_reopened") >= 2).then_some(())
+    });
+    let id = incidents(&d, "flap")[0].0;
+    let exited = count(&d, "flap", "exited");
+
+    upgrade(&d, &[]);
+    d.wait_until("flap to go down twice more", LONG, || {
+        (count(&d, "flap", "exited") >= exited + 2).then_some(())
+    });
+    stop_and_settle(&d, "flap");
+    assert_eq!(
+        incidents(&d, "flap")
+            .iter()
+            .map(|i| i.0)
+            .collect::<Vec<_>>(),
+        [id],
+        "one incident"
+    );
+    assert_eq!(count(&d, "flap", "incident_opened"), 1);
+}
