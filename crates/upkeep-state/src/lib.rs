@@ -19,5 +19,5 @@ mod machine;
 pub mod report;
 mod task;
 
-pub use machine::{FLAP_WINDOW, Output, Readiness, ServiceModel, ServiceSpec};
+pub use machine::{CarriedModel, FLAP_WINDOW, Output, Readiness, ServiceModel, ServiceSpec};
 pub use task::{Heal, Snapshot, StateChannels, StateControl, StateTask};

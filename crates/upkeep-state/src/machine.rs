@@ -96,7 +96,7 @@ pub enum Output {
 }
 
 /// Where the process is, from the supervisor's events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Phase {
     /// Running (or, for an external service, always: only probes speak for it).
     Running,
@@ -111,7 +111,7 @@ enum Phase {
     Waiting,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Incident {
     since: Timestamp,
     open: bool,
@@ -146,7 +146,64 @@ pub struct ServiceModel {
     resolved_by_hand: bool,
 }
 
+/// A model as the next image of the daemon takes it over (`upkeep upgrade`): the status and
+/// every fact the machine decides by (where the process is, the outage and its start, the
+/// incident open or just resolved, a drill, a heal asked), so that the new image decides
+/// nothing again: no incident resolved and opened anew, no failed service called stopped.
+/// Serialised into the upgrade's state record; a field added later must have a default.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CarriedModel {
+    status: ServiceStatus,
+    phase: Phase,
+    recovering: bool,
+    outage_since: Option<Timestamp>,
+    incident: Option<Incident>,
+    reason: String,
+    drill: bool,
+    stuck: bool,
+    job_failed: bool,
+    resolved_by_hand: bool,
+}
+
 impl ServiceModel {
+    /// This model as the next image takes it over (see [`CarriedModel`]).
+    pub fn carry(&self) -> CarriedModel {
+        CarriedModel {
+            status: self.status.clone(),
+            phase: self.phase,
+            recovering: self.recovering,
+            outage_since: self.outage_since,
+            incident: self.incident.clone(),
+            reason: self.reason.clone(),
+            drill: self.drill,
+            stuck: self.stuck,
+            job_failed: self.job_failed,
+            resolved_by_hand: self.resolved_by_hand,
+        }
+    }
+
+    /// Takes over what the last image's model of this service was (`upkeep upgrade`); the spec
+    /// stays this image's (its config). A heal the last image asked for may not have reached
+    /// its supervisor before the hand-over: asked again, if the run is still down.
+    pub fn take_over(&mut self, c: CarriedModel) {
+        let name = self.status.name.clone();
+        self.status = c.status;
+        self.status.name = name;
+        self.phase = c.phase;
+        self.recovering = c.recovering;
+        self.outage_since = c.outage_since;
+        self.incident = c.incident;
+        self.reason = c.reason;
+        self.drill = c.drill;
+        self.stuck = c.stuck;
+        self.job_failed = c.job_failed;
+        self.resolved_by_hand = c.resolved_by_hand;
+        self.healing = false;
+        // Probes as this image's spec has them (the same config, unless it changed).
+        let spec = self.spec.clone();
+        self.set_spec(spec);
+    }
+
     pub fn new(name: ServiceName, spec: ServiceSpec) -> Self {
         let phase = if spec.managed {
             Phase::Stopped
@@ -260,6 +317,10 @@ impl ServiceModel {
                 self.stuck = false;
                 self.reset_probes();
             }
+            // The run the last image watched goes on (`upkeep upgrade`), and this model was
+            // taken over with it: nothing to change.
+            EventKind::Adopted { pid, .. }
+                if self.phase == Phase::Running && s.pid == Some(*pid) => {}
             // The run the last daemon watched goes on (`upkeep upgrade`): as it was there.
             EventKind::Adopted {
                 pid,
@@ -702,6 +763,64 @@ mod tests {
 
     /// Outputs as short names: the new state for a status change, the tag of other events,
     /// HEAL for a heal request.
+    /// Taken over by the next image of the daemon (`upkeep upgrade`), a model decides nothing
+    /// again: a failed service stays failed with its incident open and its restart count, and
+    /// a running one's `adopted` changes nothing (its probes stay as they were).
+    #[test]
+    fn a_model_taken_over_by_the_next_image_decides_nothing_again() {
+        let mut m = model(&[]);
+        let out = run(
+            &mut m,
+            vec![
+                (0, started(7)),
+                (
+                    1,
+                    Exited {
+                        pid: 7,
+                        status: KILLED,
+                        uptime_ms: 1000,
+                    },
+                ),
+                (
+                    1,
+                    RestartScheduled {
+                        attempt: 1,
+                        delay_ms: 0,
+                    },
+                ),
+                (
+                    1,
+                    Failed {
+                        restarts: 1,
+                        window_ms: 60_000,
+                    },
+                ),
+            ],
+        );
+        assert!(out.contains(&"incident_opened".to_string()), "{out:?}");
+        let mut next = model(&[]);
+        next.take_over(m.carry());
+        assert_eq!(names(next.settle(t(5))), Vec::<String>::new());
+        assert_eq!(next.status.state, State::Failed);
+        assert_eq!(next.status.restarts, 1);
+        assert_eq!(next.status.incident_since, Some(t(1)));
+        assert_eq!(names(next.tick(t(100))), Vec::<String>::new());
+
+        let mut m = model(&["p"]);
+        run(&mut m, vec![(0, started(8)), (1, probe("p", Health::Up))]);
+        let mut next = model(&["p"]);
+        next.take_over(m.carry());
+        let adopted = Adopted {
+            pid: 8,
+            start_ticks: 1,
+            since: t(0),
+            restarts: 0,
+            ready: true,
+        };
+        assert_eq!(run(&mut next, vec![(5, adopted)]), Vec::<String>::new());
+        assert_eq!(next.status.state, State::Up);
+    }
+
     fn names(outputs: Vec<Output>) -> Vec<String> {
         outputs
             .into_iter()

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use upkeep_core::{Clock, Event, EventKind, ServiceName, ServiceStatus, Unfinished};
 
-use crate::machine::{Output, ServiceModel, ServiceSpec};
+use crate::machine::{CarriedModel, Output, ServiceModel, ServiceSpec};
 
 /// Every service's status, as of the last event.
 #[derive(Debug, Default, Clone)]
@@ -34,6 +34,9 @@ pub enum StateControl {
     /// What the last daemon left unfinished for a configured service (start-up only, right
     /// after its `Configure`).
     Resume(ServiceName, Unfinished),
+    /// The model the last image of this daemon handed over (`upkeep upgrade`; start-up only,
+    /// right after its `Configure`, instead of `Resume`).
+    TakeOver(ServiceName, Box<CarriedModel>),
 }
 
 /// A request to restart a service because its probes say down.
@@ -90,7 +93,9 @@ impl StateTask {
         (task, rx)
     }
 
-    pub async fn run(mut self, drain: CancellationToken) {
+    /// Runs until every event sender is gone or `drain` is cancelled, and answers every model
+    /// as it then is, for an upgrade to hand over (see [`CarriedModel`]).
+    pub async fn run(mut self, drain: CancellationToken) -> BTreeMap<ServiceName, CarriedModel> {
         let mut batch = Vec::with_capacity(64);
         loop {
             let deadline = self.next_deadline();
@@ -122,6 +127,10 @@ impl StateTask {
                 }
             }
         }
+        self.models
+            .iter()
+            .map(|(n, m)| (n.clone(), m.carry()))
+            .collect()
     }
 
     async fn control(&mut self, control: StateControl) {
@@ -142,6 +151,13 @@ impl StateTask {
             StateControl::Resume(name, unfinished) => match self.models.get_mut(&name) {
                 Some(m) => {
                     m.resume(unfinished);
+                    m.settle(now)
+                }
+                None => Vec::new(),
+            },
+            StateControl::TakeOver(name, carried) => match self.models.get_mut(&name) {
+                Some(m) => {
+                    m.take_over(*carried);
                     m.settle(now)
                 }
                 None => Vec::new(),

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use upkeep_core::{Event, EventKind, ExitStatus};
 
 use crate::logs::Stream;
-use crate::supervisor::{Running, Supervisor};
+use crate::supervisor::{First, Running, Supervisor};
 
 /// One output pipe of a run: its read end and the start of a line read with no end yet.
 #[derive(Debug)]
@@ -46,6 +46,43 @@ pub struct Handover {
     pub stderr: Option<HandedPipe>,
 }
 
+/// What a supervisor knew besides its process, carried to the next image so that an upgrade
+/// changes none of it (break-it, session 9: a failed service was started again, a crash
+/// loop's backoff and count began afresh). Serialised into the upgrade's state record; a
+/// field added later must have a default.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Carried {
+    /// Restarts since the last healthy run (the backoff's exponent).
+    pub attempt: u32,
+    /// How long before the hand-over (ms) each restart still in the crash-loop window was.
+    pub recent_ms: Vec<u64>,
+    /// Restarts by policy since an operator last started it.
+    pub total: u32,
+    /// It was backing off: its restart is due this long after the hand-over (ms).
+    pub restart_in_ms: Option<u64>,
+    /// It waited for its dependencies to start it.
+    pub held: bool,
+    /// An operator stopped it (a job's schedule waits for `upkeep start`).
+    pub stopped: bool,
+    /// It had a process, handed over with this.
+    pub running: bool,
+}
+
+/// What a supervisor hands over when it lets go: its process, if it had one, and what it knew.
+#[derive(Debug)]
+pub struct Released {
+    pub run: Option<Handover>,
+    pub carried: Carried,
+}
+
+/// How a supervisor of the next image begins (`upkeep upgrade`): with what the last one
+/// carried, and its process if the reaper accepted it.
+#[derive(Debug)]
+pub struct TakeOver {
+    pub carried: Carried,
+    pub adoption: Option<Adoption>,
+}
+
 /// What the new supervisor takes over: a handed run whose pid the reaper accepted.
 #[derive(Debug)]
 pub struct Adoption {
@@ -65,9 +102,56 @@ pub struct Adoption {
 }
 
 impl Supervisor {
-    /// Lets go of the running process, if any, without stopping it: the readers stop and hand
-    /// their pipes back. The supervisor ends after this.
-    pub(crate) async fn release(&mut self) -> Option<Handover> {
+    /// Lets go of the running process, if any, without stopping it (the readers stop and hand
+    /// their pipes back), and says what it knew. The supervisor ends after this.
+    pub(crate) async fn release(&mut self) -> Released {
+        let now = self.clock.instant();
+        let (attempt, ages, total) = self.tracker.carry(now);
+        let carried = Carried {
+            attempt,
+            recent_ms: ages.iter().map(|a| a.as_millis() as u64).collect(),
+            total,
+            restart_in_ms: self
+                .restart_at
+                .map(|at| at.saturating_duration_since(now).as_millis() as u64),
+            held: self.held.is_some(),
+            stopped: self.stopped,
+            running: self.running.is_some(),
+        };
+        Released {
+            run: self.release_run().await,
+            carried,
+        }
+    }
+
+    /// Takes over what the last image's supervisor carried (see [`Carried`]): the restart
+    /// count and crash-loop window go on, a backoff ends when it would have, a failed or
+    /// stopped service stays so. Answers how to begin, and the first events.
+    pub(crate) fn take_over(&mut self, t: TakeOver) -> (First, Vec<Event>) {
+        let c = t.carried;
+        let now = self.clock.instant();
+        let ages: Vec<Duration> = c
+            .recent_ms
+            .iter()
+            .map(|ms| Duration::from_millis(*ms))
+            .collect();
+        self.tracker = crate::policy::RestartTracker::carried(c.attempt, &ages, c.total, now);
+        self.stopped = c.stopped;
+        if let Some(a) = t.adoption {
+            return (First::Nothing, vec![self.resume(a)]);
+        }
+        if c.running || c.held {
+            // Its process ended during the hand-over (or it waited for its dependencies): it
+            // starts as it would have, its count going on.
+            return (First::Launch, Vec::new());
+        }
+        if let Some(ms) = c.restart_in_ms {
+            self.restart_at = Some(now + Duration::from_millis(ms));
+        }
+        (First::Nothing, Vec::new())
+    }
+
+    async fn release_run(&mut self) -> Option<Handover> {
         let run = self.running.take()?;
         let pgid = run.group();
         let ready = self.signals.ready;

@@ -33,7 +33,7 @@ mod ready;
 mod spawn;
 mod supervisor;
 
-pub use adopt::{Adoption, HandedPipe, Handover};
+pub use adopt::{Adoption, Carried, HandedPipe, Handover, Released, TakeOver};
 pub use group::{StopOutcome, stop_leftovers};
 pub use logs::{LogHub, Stream, tail, tail_start};
 pub use supervisor::{

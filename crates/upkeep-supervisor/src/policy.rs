@@ -94,6 +94,29 @@ impl RestartTracker {
     pub fn reset(&mut self) {
         *self = Self::default();
     }
+
+    /// What the next image of the daemon needs to go on counting (`upkeep upgrade`): the
+    /// backoff's attempt, the total, and how long before `now` each recent restart was.
+    pub fn carry(&self, now: Instant) -> (u32, Vec<Duration>, u32) {
+        let ages = self
+            .recent
+            .iter()
+            .map(|t| now.saturating_duration_since(*t))
+            .collect();
+        (self.attempt, ages, self.total)
+    }
+
+    /// Goes on from what [`carry`](Self::carry) said, `now` being the hand-over.
+    pub fn carried(attempt: u32, ages: &[Duration], total: u32, now: Instant) -> Self {
+        Self {
+            attempt,
+            recent: ages
+                .iter()
+                .map(|age| now.checked_sub(*age).unwrap_or(now))
+                .collect(),
+            total,
+        }
+    }
 }
 
 /// Whether the restart policy restarts after this exit at all.
@@ -184,6 +207,44 @@ mod tests {
             now += Duration::from_millis(10);
         }
         assert_eq!(delays, [0, 100, 200, 400, 800]);
+    }
+
+    /// Carried to the next image (`upkeep upgrade`), a tracker goes on where it was: the same
+    /// next delay, and the crash-loop limit reached at the same restart.
+    #[test]
+    fn a_carried_tracker_goes_on_counting() {
+        let c = cfg(RestartPolicy::Always);
+        let mut t = RestartTracker::default();
+        let now = Instant::now();
+        for i in 0..3 {
+            t.on_exit(
+                &c,
+                FAIL,
+                Duration::from_millis(1),
+                now + Duration::from_millis(i),
+                0.5,
+            );
+        }
+        let then = now + Duration::from_millis(10);
+        let (attempt, ages, total) = t.carry(then);
+        let later = then + Duration::from_secs(3);
+        let mut next = RestartTracker::carried(attempt, &ages, total, later);
+        assert_eq!(next.total, 3);
+        assert_eq!(
+            next.on_exit(&c, FAIL, Duration::from_millis(1), later, 0.5),
+            Decision::Restart {
+                attempt: 4,
+                delay: Duration::from_millis(400)
+            }
+        );
+        assert!(matches!(
+            next.on_exit(&c, FAIL, Duration::from_millis(1), later, 0.5),
+            Decision::Restart { attempt: 5, .. }
+        ));
+        assert_eq!(
+            next.on_exit(&c, FAIL, Duration::from_millis(1), later, 0.5),
+            Decision::Failed { restarts: 5 }
+        );
     }
 
     #[test]

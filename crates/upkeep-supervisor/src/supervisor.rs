@@ -85,7 +85,7 @@ pub enum SupervisorCommand {
     /// The daemon re-executes itself (`upkeep upgrade`): let go of the running process
     /// without stopping it, answer what the next daemon needs to take it over, and end.
     Release {
-        done: oneshot::Sender<Option<crate::adopt::Handover>>,
+        done: oneshot::Sender<crate::adopt::Released>,
     },
 }
 
@@ -192,15 +192,15 @@ impl SupervisorHandle {
             .unwrap_or_else(|_| Err(SignalError::Gone(name.clone())))
     }
 
-    /// Lets go of the running process without stopping it (`upkeep upgrade`); the supervisor
-    /// ends. None if nothing ran (or the supervisor had ended).
-    pub async fn release(&self) -> Option<crate::adopt::Handover> {
+    /// Lets go of the running process without stopping it (`upkeep upgrade`), with what the
+    /// supervisor knew; the supervisor ends. None if the supervisor had ended.
+    pub async fn release(&self) -> Option<crate::adopt::Released> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(SupervisorCommand::Release { done: tx })
             .await
             .ok()?;
-        rx.await.ok().flatten()
+        rx.await.ok()
     }
 
     /// Stops the service for good (removed from config, or daemon shutdown of one service).
@@ -245,12 +245,24 @@ impl Running {
     }
 }
 
-/// How a supervisor begins: idle, starting its service, or taking over a running one.
+/// How a supervisor begins: idle, starting its service, taking over a running one, or taking
+/// over what the last image's supervisor carried (`upkeep upgrade`), with its run if any.
 #[derive(Debug)]
 pub enum Begin {
     Idle,
     Start,
     Adopt(Box<crate::adopt::Adoption>),
+    TakeOver(Box<crate::adopt::TakeOver>),
+}
+
+/// What a supervisor does first, once its first events are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum First {
+    Nothing,
+    /// A fresh start (no memory of earlier crashes).
+    Start,
+    /// A start through its permit, its restart count going on.
+    Launch,
 }
 
 impl From<bool> for Begin {
@@ -299,15 +311,15 @@ pub struct Supervisor {
     commands: mpsc::Receiver<SupervisorCommand>,
     pub(crate) running: Option<Running>,
     /// When the backoff ends, on `clock`.
-    restart_at: Option<Instant>,
-    tracker: RestartTracker,
+    pub(crate) restart_at: Option<Instant>,
+    pub(crate) tracker: RestartTracker,
     pub(crate) clock: Clock,
     /// A drill's fault will end the current run (see [`SupervisorCommand::Drill`]).
     drill: bool,
     /// What the dependencies allow (from the daemon's gate); None once the gate let go of it.
     permit: Option<watch::Receiver<Permit>>,
     /// Wants to run, and is held by its dependencies: who asked for the start.
-    held: Option<Actor>,
+    pub(crate) held: Option<Actor>,
     /// What the last `waiting` event said, so that only a new reason is reported.
     told: Option<String>,
     /// The permit's restart count last acted on.
@@ -388,9 +400,10 @@ impl Supervisor {
         };
         sup.configure_signals();
         let (start, first) = match begin.into() {
-            Begin::Idle => (false, Vec::new()),
-            Begin::Start => (true, Vec::new()),
-            Begin::Adopt(a) => (false, vec![sup.resume(*a)]),
+            Begin::Idle => (First::Nothing, Vec::new()),
+            Begin::Start => (First::Start, Vec::new()),
+            Begin::Adopt(a) => (First::Nothing, vec![sup.resume(*a)]),
+            Begin::TakeOver(t) => sup.take_over(*t),
         };
         let token = cancel.clone();
         tasks.spawn(sup.run(token, start, first).instrument(span));
@@ -408,13 +421,21 @@ impl Supervisor {
             .configure(&self.cfg, &self.notify_dir, &node, &self.name);
     }
 
-    async fn run(mut self, cancel: CancellationToken, start: bool, first: Vec<Event>) {
+    async fn run(mut self, cancel: CancellationToken, start: First, first: Vec<Event>) {
         self.emit(first).await;
-        if start {
-            self.start(Actor::Upkeep).await;
+        match start {
+            First::Nothing => {}
+            First::Start => self.start(Actor::Upkeep).await,
+            First::Launch => self.launch(Actor::Upkeep, Vec::new()).await,
         }
         loop {
             if let Some(cmd) = self.interrupted.take() {
+                // A release that ended the wait for a PID file is carried out as in the loop.
+                if let SupervisorCommand::Release { done } = cmd {
+                    let _ = done.send(self.release().await);
+                    self.released = true;
+                    return;
+                }
                 self.handle(cmd).await;
                 continue;
             }

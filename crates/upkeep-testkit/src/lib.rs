@@ -35,6 +35,8 @@ pub struct TestDaemon {
     child: Option<Child>,
     /// Process groups seen, killed on drop in case a test failed half-way.
     groups: std::cell::RefCell<Vec<u32>>,
+    /// Variables added to the daemon's environment (see [`TestDaemon::set_env`]).
+    env: Vec<(String, String)>,
 }
 
 /// The config header every test daemon gets: its data dir inside the temp dir, and the store
@@ -190,6 +192,7 @@ impl TestDaemon {
             test_clock,
             child: None,
             groups: Default::default(),
+            env: Vec::new(),
         }
     }
 
@@ -242,6 +245,12 @@ impl TestDaemon {
         );
     }
 
+    /// Adds `key=value` to the environment of the daemon started from now on (a debug build's
+    /// test hooks, e.g. `UPKEEP_TEST_UPGRADE_PAUSE`).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.into(), value.into()));
+    }
+
     /// Starts the daemon process without waiting for it (to kill it in its start-up).
     pub fn spawn_daemon(&mut self) {
         let log = std::fs::OpenOptions::new()
@@ -253,6 +262,7 @@ impl TestDaemon {
             .args(["daemon", "-c"])
             .arg(&self.config)
             .env("UPKEEP_LOG", "debug,sqlx=warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)

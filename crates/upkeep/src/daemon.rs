@@ -272,6 +272,11 @@ async fn run_async(
     };
     let adopted: std::collections::BTreeSet<String> =
         adoptions.keys().map(|n| n.to_string()).collect();
+    // What the last image knew of each service, running or not (`upkeep upgrade`).
+    let carried = taken
+        .as_mut()
+        .map(crate::upgrade::Taken::take_carried)
+        .unwrap_or_default();
     for file in [
         "upkeep.db",
         "upkeep.db-wal",
@@ -364,7 +369,9 @@ async fn run_async(
         latency.clone(),
     ));
     let alive = open_private(&data_dir.join("alive"))?;
-    let last_alive = takeover::last_alive(&alive);
+    // After an upgrade, the last image watched until it executed this one: no time went
+    // unwatched (marked unknown, it would stay so: the services' models are carried on).
+    let last_alive = takeover::last_alive(&alive).filter(|_| taken.is_none());
     let pending = takeover::Pending::at(&data_dir);
     if inherited.from_store {
         let earlier = pending.read().await;
@@ -440,6 +447,7 @@ async fn run_async(
         store: store.clone(),
         logs_dir: data_dir.join("logs"),
         adoptions: std::sync::Mutex::new(adoptions),
+        carried: std::sync::Mutex::new(carried),
     };
     let mut unfinished = std::mem::take(&mut inherited.unfinished);
     let mut desired = BTreeMap::new();
@@ -651,7 +659,7 @@ async fn run_async(
     wait_for_shutdown(&shutdown).await;
     let deadline = tokio::time::Instant::now() + shutdown_timeout;
     // An upgrade: every service stays running, handed to the next image (`upgrade.rs`).
-    let handed = match daemon.upgrade.take_plan() {
+    let mut handed = match daemon.upgrade.take_plan() {
         Some(plan) => {
             tracing::info!("upgrading: handing the services over");
             Some(crate::upgrade::release(&daemon, plan, std::mem::take(&mut kept)).await)
@@ -709,7 +717,10 @@ async fn run_async(
     drop(daemon);
     // Sources are done: let state drain into the store writer, then let the writer finish.
     state_drain.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), state_task).await;
+    let models = tokio::time::timeout(Duration::from_secs(5), state_task).await;
+    if let (Some(h), Ok(Ok(models))) = (handed.as_mut(), models) {
+        h.carry_models(models);
+    }
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     tokio::task::spawn_blocking(move || logs.shutdown())
         .await

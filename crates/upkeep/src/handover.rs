@@ -11,7 +11,8 @@
 //! can compute it): it shows the binary runs this code and reads this record format, so a
 //! wrong file, a wrapper that prints the right words, or an upkeep too old or too new for the
 //! record is refused while the daemon keeps running. Who may put a binary there is the file's
-//! permissions' business: [`trusted_file`] refuses one that someone else could replace.
+//! permissions' business: [`open_trusted`] refuses one that someone else could replace. The
+//! file is opened once: the checks, the challenge and the exec are all of that open file.
 //!
 //! Not here: the hand-over itself (`upgrade.rs`), the CLI command (`cli/lifecycle.rs`).
 
@@ -80,19 +81,35 @@ fn verify(said: &str, nonce: &str) -> Option<String> {
     ok.then(|| version.to_owned())
 }
 
-/// Refuses a file that is not a regular executable file, or that someone other than its owner
-/// could replace, or whose owner is neither root nor this daemon's user: the daemon would run
-/// it with every service as its children.
-pub fn trusted_file(binary: &Path) -> Result<(), String> {
+/// Opens `binary` once, for every check and for the exec (`upgrade.rs`): checking a path and
+/// then executing it let a file swapped in between run in the daemon's place (break-it,
+/// session 9). The file is opened read-only, close-on-exec and non-blocking (a FIFO must not
+/// hold the daemon), and refused if, as opened, it is not a regular executable file, if
+/// someone other than its owner could change it, if its owner is neither root nor this
+/// daemon's user, or if it is a script (`#!`): a script's interpreter reads it again by
+/// path (`/dev/fd/N`, gone with close-on-exec), so the file checked would not be what runs.
+pub fn open_trusted(binary: &Path) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
     let shown = binary.display();
-    let m = std::fs::metadata(binary).map_err(|e| format!("cannot upgrade to {shown}: {e}"))?;
+    // std opens with O_CLOEXEC: no service started meanwhile inherits it.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(binary)
+        .map_err(|e| format!("cannot upgrade to {shown}: {e}"))?;
+    let m = file
+        .metadata()
+        .map_err(|e| format!("cannot upgrade to {shown}: {e}"))?;
     if !m.is_file() {
         return Err(format!("{shown} is not a regular file"));
     }
     if m.mode() & 0o111 == 0 {
         return Err(format!("{shown} is not executable"));
     }
-    if let Err(e) = nix::unistd::access(binary, nix::unistd::AccessFlags::X_OK) {
+    // Through the descriptor: the kernel's word on this very file, for this user.
+    let by_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+    if let Err(e) = nix::unistd::access(by_fd.as_str(), nix::unistd::AccessFlags::X_OK) {
         return Err(format!("cannot upgrade to {shown}: not executable ({e})"));
     }
     let me = nix::unistd::geteuid().as_raw();
@@ -108,20 +125,30 @@ pub fn trusted_file(binary: &Path) -> Result<(), String> {
             m.mode() & 0o7777
         ));
     }
-    Ok(())
+    let mut magic = [0u8; 2];
+    if file.read_exact_at(&mut magic, 0).is_ok() && magic == *b"#!" {
+        return Err(format!(
+            "{shown} is a script (#!): the daemon executes the file it checked through its open descriptor, and a script cannot be run that way; name the upkeep binary itself"
+        ));
+    }
+    Ok(file)
 }
 
-/// Runs `binary __handover-check` with a fresh nonce: the version it says, or why it is not an
-/// upkeep this daemon can hand over to. Run through the reaper: it reaps every child of the
-/// daemon's.
-pub async fn check(reaper: &Reaper, binary: &Path) -> Result<String, String> {
+/// Runs `file` (opened by [`open_trusted`] from `binary`) as `__handover-check` with a fresh
+/// nonce: the version it says, or why it is not an upkeep this daemon can hand over to. It is
+/// run through its descriptor (`/proc/self/fd/N`, resolved in the child before its exec
+/// closes it), so what answers is the file that will be executed, whatever the path names by
+/// then. Run through the reaper: it reaps every child of the daemon's.
+pub async fn check(reaper: &Reaper, binary: &Path, file: &std::fs::File) -> Result<String, String> {
     use std::io::Read;
+    use std::os::fd::AsRawFd;
     let shown = binary.display();
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| format!("no random bytes from the system: {e}"))?;
     let nonce = hex::encode(bytes);
-    let mut cmd = std::process::Command::new(binary);
-    cmd.arg(SUBCOMMAND)
+    let mut cmd = std::process::Command::new(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    cmd.arg0(binary)
+        .arg(SUBCOMMAND)
         .arg(&nonce)
         .arg(PROTOCOL.to_string())
         .stdin(std::process::Stdio::null())
@@ -197,22 +224,25 @@ mod tests {
     }
 
     #[test]
-    fn a_file_anyone_may_write_or_that_is_not_a_regular_executable_is_refused() {
+    fn a_file_anyone_may_write_a_script_or_what_is_not_a_regular_executable_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("bin");
         std::fs::write(&f, "#!/bin/sh\n").unwrap();
         let mode = |m| std::fs::set_permissions(&f, std::fs::Permissions::from_mode(m)).unwrap();
+        let refused = |p: &Path| open_trusted(p).err().unwrap_or_default();
         mode(0o644);
-        assert!(trusted_file(&f).unwrap_err().contains("not executable"));
+        assert!(refused(&f).contains("not executable"));
         mode(0o757);
-        assert!(trusted_file(&f).unwrap_err().contains("writable by anyone"));
+        assert!(refused(&f).contains("writable by anyone"));
         mode(0o755);
-        assert_eq!(trusted_file(&f), Ok(()));
-        assert!(
-            trusted_file(dir.path())
-                .unwrap_err()
-                .contains("not a regular file")
-        );
-        assert!(trusted_file(&dir.path().join("none")).is_err());
+        assert!(refused(&f).contains("is a script"), "{}", refused(&f));
+        std::fs::write(&f, b"\x7fELF").unwrap();
+        assert!(open_trusted(&f).is_ok());
+        assert!(refused(dir.path()).contains("not a regular file"));
+        assert!(!refused(&dir.path().join("none")).is_empty());
+        // A FIFO is refused, not waited on.
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o755)).unwrap();
+        assert!(refused(&fifo).contains("not a regular file"));
     }
 }

@@ -3,16 +3,18 @@
 //!
 //! execve keeps the daemon's pid, so its services stay its children (and it stays their
 //! subreaper); what the new image needs is what the old one held. The old one, asked over the
-//! API ([`ask`]), first checks the binary (a regular file only its owner may change, which
-//! answers a fresh challenge as upkeep's own code for this hand-over protocol does:
-//! `handover.rs`), answers with both versions, then goes down the shutdown path with one
-//! difference: each supervisor lets go of its process instead of stopping it
-//! (`upkeep_supervisor::Handover`: the read ends of its output pipes, with the start of any
-//! line not ended yet), the log writer writes everything read so far, and the state task and
+//! API ([`ask`]), first opens the binary once and checks that open file (a regular file only
+//! its owner may change, not a script, which answers a fresh challenge as upkeep's own code
+//! for this hand-over protocol does: `handover.rs`), answers with both versions, then goes
+//! down the shutdown path with one difference: each supervisor lets go of its process instead
+//! of stopping it (`upkeep_supervisor::Handover`: the read ends of its output pipes, with the
+//! start of any line not ended yet), the log writer writes everything read so far, and the state task and
 //! the store writer drain, so that numbering goes on from `<data_dir>/seq` and the store.
 //! [`exec`] then clears `FD_CLOEXEC` on exactly what it hands over (those pipes, the control
 //! socket's listener, the TCP listeners), writes a small state record (0600, in the data dir,
-//! named by `UPKEEP_UPGRADE_STATE`) and calls execve with the arguments it was started with.
+//! named by `UPKEEP_UPGRADE_STATE`) and executes the file it checked, by its descriptor
+//! (fexecve), with the arguments it was started with: a file swapped in at the path after the
+//! check never runs.
 //!
 //! The new image ([`take`], before its runtime starts) takes the descriptors the record
 //! names, checks each is what the record says (a pipe, a listening socket), marks them
@@ -20,6 +22,11 @@
 //! start time ([`adopt`]): its supervisor reads on from the pipes (nothing is lost: the pipe
 //! kept what was written meanwhile) and its probes start again. The event `adopted` keeps the
 //! run's since and restart count; one `daemon_upgraded` says from which version to which.
+//! Every service, running or not, also carries what its supervisor knew (restart count,
+//! crash-loop window, a backoff's end, stopped by an operator) and its state model as the
+//! state task left it once drained (state, probes, outage, incident): the new image takes
+//! them over as they were ([`CarriedService`]), so a failed service is not started, and an
+//! open or flapping incident stays the same one, with no event of its own.
 //! Nothing runs twice: a process not adopted (gone, not ours, a record that lies) is stopped
 //! by the usual takeover, found by its run record, before its service starts again.
 //!
@@ -39,7 +46,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use upkeep_core::api::{UpgradeRequest, UpgradeStarted};
 use upkeep_core::{Event, EventKind, ServiceName};
-use upkeep_supervisor::{Adoption, HandedPipe, Handover, Reaper};
+use upkeep_state::CarriedModel;
+use upkeep_supervisor::{Adoption, Carried, HandedPipe, Handover, Reaper};
 use upkeep_web::ApiError;
 
 use crate::control::Daemon;
@@ -81,7 +89,7 @@ enum Turn {
 impl Upgrades {
     pub fn new(error: Option<String>) -> Upgrades {
         Upgrades {
-            exe: std::env::current_exe().ok(),
+            exe: std::env::current_exe().ok().map(named_path),
             started: jiff::Timestamp::now(),
             error,
             turn: std::sync::Mutex::new(Turn::Idle),
@@ -104,6 +112,17 @@ impl Upgrades {
     }
 }
 
+/// The path the kernel names this image's file by, without the ` (deleted)` it adds once the
+/// file there was replaced (this image was executed from a file then swapped for another):
+/// the path is what a later `upkeep upgrade` means by default.
+fn named_path(exe: PathBuf) -> PathBuf {
+    let bytes = exe.as_os_str().as_bytes();
+    match bytes.strip_suffix(b" (deleted)") {
+        Some(named) if !exe.exists() => PathBuf::from(std::ffi::OsStr::from_bytes(named)),
+        _ => exe,
+    }
+}
+
 /// Gives the turn back if the check of a binary fails (or the request is dropped).
 struct Checking<'a>(&'a Upgrades, bool);
 
@@ -121,8 +140,28 @@ impl Drop for Checking<'_> {
 /// An upgrade the daemon is to carry out.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The path asked for, as shown to people.
     binary: PathBuf,
+    /// That file as it was opened and checked (`handover::open_trusted`): what is executed,
+    /// whatever the path names by then.
+    file: std::sync::Arc<std::fs::File>,
     to: String,
+}
+
+/// Tests only (a debug build, `UPKEEP_TEST_UPGRADE_PAUSE=DIR`): a checked upgrade makes
+/// `DIR/checked` and waits until a line can be read from `DIR/go` (a FIFO the test writes
+/// to), so that a test can swap the file between the check and the exec, or ask a second
+/// upgrade meanwhile. A release build has no such wait.
+#[cfg(debug_assertions)]
+async fn test_pause() {
+    let Some(dir) = std::env::var_os("UPKEEP_TEST_UPGRADE_PAUSE").map(PathBuf::from) else {
+        return;
+    };
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = std::fs::write(dir.join("checked"), "");
+        let _ = std::fs::read(dir.join("go"));
+    })
+    .await;
 }
 
 /// `POST /api/v1/upgrade`: takes the turn, checks the binary (`handover.rs`), then starts the
@@ -190,11 +229,17 @@ pub async fn ask(
         }
         Checking(upgrades, false)
     };
-    crate::handover::trusted_file(&binary).map_err(refuse)?;
+    let path = binary.clone();
+    let file = tokio::task::spawn_blocking(move || crate::handover::open_trusted(&path))
+        .await
+        .map_err(|e| refuse(format!("cannot check {}: {e}", binary.display())))?
+        .map_err(refuse)?;
     let reaper = daemon.wiring.supervisor.reaper.clone();
-    let to = crate::handover::check(&reaper, &binary)
+    let to = crate::handover::check(&reaper, &binary, &file)
         .await
         .map_err(refuse)?;
+    #[cfg(debug_assertions)]
+    test_pause().await;
     {
         let mut turn = upgrades.turn();
         if !matches!(*turn, Turn::Checking) || daemon.shutdown.is_cancelled() {
@@ -205,6 +250,7 @@ pub async fn ask(
         }
         *turn = Turn::Planned(Plan {
             binary: binary.clone(),
+            file: std::sync::Arc::new(file),
             to: to.clone(),
         });
         checking.1 = true;
@@ -225,6 +271,29 @@ pub struct Handed {
     plan: Plan,
     services: Vec<(ServiceName, Handover, Kept)>,
     listeners: Vec<(String, OwnedFd)>,
+    /// What each service's supervisor and state model knew, running or not.
+    carried: BTreeMap<ServiceName, CarriedService>,
+}
+
+impl Handed {
+    /// The state task's models, once it has drained (so they hold every event).
+    pub fn carry_models(&mut self, models: BTreeMap<ServiceName, CarriedModel>) {
+        for (name, model) in models {
+            self.carried.entry(name).or_default().model = Some(model);
+        }
+    }
+}
+
+/// What the last image knew of a service besides its process (break-it, session 9: an upgrade
+/// started failed services again, began crash loops' counts and backoffs afresh, and resolved
+/// and opened incidents anew). Absent from a record of an image from before it: then each
+/// service is taken over as before (adopted if it ran, else as its desired state says).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct CarriedService {
+    #[serde(default)]
+    pub supervisor: Option<Carried>,
+    #[serde(default)]
+    pub model: Option<CarriedModel>,
 }
 
 /// What the state task knew of a handed service: carried on by the `adopted` event.
@@ -234,8 +303,8 @@ struct Kept {
     restarts: u32,
 }
 
-/// Every supervisor lets go of its process (each stays running); their pipes, with the
-/// listeners `listeners` (key, descriptor), are what `exec` hands over.
+/// Every supervisor lets go of its process (each stays running) and says what it knew; their
+/// pipes, with the listeners `listeners` (key, descriptor), are what `exec` hands over.
 pub async fn release(daemon: &Daemon, plan: Plan, listeners: Vec<(String, OwnedFd)>) -> Handed {
     let handles: Vec<_> = {
         let live = daemon.live.lock().await;
@@ -245,8 +314,19 @@ pub async fn release(daemon: &Daemon, plan: Plan, listeners: Vec<(String, OwnedF
             .collect()
     };
     let mut services = Vec::new();
+    let mut carried = BTreeMap::new();
     for (name, sup) in handles {
-        if let Some(h) = sup.release().await {
+        let Some(released) = sup.release().await else {
+            continue;
+        };
+        carried.insert(
+            name.clone(),
+            CarriedService {
+                supervisor: Some(released.carried),
+                model: None,
+            },
+        );
+        if let Some(h) = released.run {
             let snapshot = daemon.snapshot.borrow().clone();
             let st = snapshot.services.get(&name);
             let kept = Kept {
@@ -264,6 +344,7 @@ pub async fn release(daemon: &Daemon, plan: Plan, listeners: Vec<(String, OwnedF
         plan,
         services,
         listeners,
+        carried,
     }
 }
 
@@ -277,6 +358,10 @@ struct Record {
     error: Option<String>,
     services: Vec<ServiceRecord>,
     listeners: Vec<(String, RawFd)>,
+    /// Every service's supervisor and model as they were (see [`CarriedService`]). Older
+    /// images ignore it and newer ones default it: the protocol stays 1.
+    #[serde(default)]
+    carried: BTreeMap<ServiceName, CarriedService>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -307,6 +392,7 @@ pub fn exec(handed: Handed, data_dir: &Path) -> anyhow::Error {
         plan,
         services,
         listeners,
+        carried,
     } = handed;
     let mut keep: Vec<OwnedFd> = Vec::new();
     let pipe = |p: Option<HandedPipe>, keep: &mut Vec<OwnedFd>| {
@@ -325,6 +411,7 @@ pub fn exec(handed: Handed, data_dir: &Path) -> anyhow::Error {
         error: None,
         services: Vec::new(),
         listeners: Vec::new(),
+        carried,
     };
     for (name, h, kept) in services {
         let stdout = pipe(h.stdout, &mut keep);
@@ -355,22 +442,22 @@ pub fn exec(handed: Handed, data_dir: &Path) -> anyhow::Error {
         }
     }
     let path = data_dir.join(RECORD);
-    let attempt = |record: &Record, binary: &Path| -> anyhow::Error {
+    let attempt = |record: &Record, binary: &Path, file: Option<&std::fs::File>| -> anyhow::Error {
         let bytes = serde_json::to_vec(record).expect("the record serialises");
         if let Err(e) = upkeep_supervisor::trust::replace_own(&path, &bytes) {
             return anyhow::anyhow!("cannot write {}: {e}", path.display());
         }
-        match execve(binary, &path) {
+        match execve(binary, file, &path) {
             Ok(never) => match never {},
             Err(e) => anyhow::anyhow!("cannot execute {}: {e}", binary.display()),
         }
     };
-    tracing::info!(binary = %plan.binary.display(), "executing the new binary");
-    let failed = attempt(&record, &plan.binary);
+    tracing::info!(binary = %plan.binary.display(), "executing the new binary (the file checked)");
+    let failed = attempt(&record, &plan.binary, Some(plan.file.as_ref()));
     tracing::error!("{failed:#}; executing this binary again");
     record.error = Some(format!("{failed:#}"));
     record.to = VERSION.into();
-    let again = attempt(&record, Path::new("/proc/self/exe"));
+    let again = attempt(&record, Path::new("/proc/self/exe"), None);
     // Nothing to go back to: the services are left running; the next daemon stops them
     // (run records) before starting them again.
     let _ = std::fs::remove_file(&path);
@@ -378,9 +465,14 @@ pub fn exec(handed: Handed, data_dir: &Path) -> anyhow::Error {
     anyhow::anyhow!("{again:#} (after: {failed:#})")
 }
 
-/// execve(2) of `binary` with this process's arguments and environment, plus the record's
-/// path.
-fn execve(binary: &Path, record: &Path) -> nix::Result<std::convert::Infallible> {
+/// execve(2) with this process's arguments and environment, plus the record's path: of
+/// `file` if given (fexecve: the open file checked, never the path again), else of `binary`.
+/// `file` is close-on-exec: the new image does not inherit it.
+fn execve(
+    binary: &Path,
+    file: Option<&std::fs::File>,
+    record: &Path,
+) -> nix::Result<std::convert::Infallible> {
     let c = |b: &[u8]| CString::new(b).map_err(|_| nix::errno::Errno::EINVAL);
     let path = c(binary.as_os_str().as_bytes())?;
     let argv = std::env::args_os()
@@ -398,7 +490,10 @@ fn execve(binary: &Path, record: &Path) -> nix::Result<std::convert::Infallible>
     let mut kv = format!("{STATE_ENV}=").into_bytes();
     kv.extend_from_slice(record.as_os_str().as_bytes());
     env.push(c(&kv)?);
-    nix::unistd::execve(&path, &argv, &env)
+    match file {
+        Some(f) => nix::unistd::fexecve(f, &argv, &env),
+        None => nix::unistd::execve(&path, &argv, &env),
+    }
 }
 
 /// What the new image took over: descriptors checked and owned, processes not yet adopted.
@@ -407,6 +502,7 @@ pub struct Taken {
     pub error: Option<String>,
     services: Vec<TakenService>,
     listeners: BTreeMap<String, OwnedFd>,
+    carried: BTreeMap<ServiceName, CarriedService>,
 }
 
 struct TakenService {
@@ -456,6 +552,7 @@ pub fn take() -> Option<Taken> {
         error: record.error,
         services: Vec::new(),
         listeners: BTreeMap::new(),
+        carried: record.carried,
     };
     for (key, fd) in record.listeners {
         if let Some(fd) = own(fd, libc::S_IFSOCK) {
@@ -508,6 +605,11 @@ fn own(fd: RawFd, kind: libc::mode_t) -> Option<OwnedFd> {
 }
 
 impl Taken {
+    /// What the last image knew of each service (see [`CarriedService`]), for `Wiring`.
+    pub fn take_carried(&mut self) -> BTreeMap<ServiceName, CarriedService> {
+        std::mem::take(&mut self.carried)
+    }
+
     /// The listener handed over for `key` (`socket`, `listen`, ...), if any.
     pub fn listener(&mut self, key: &str) -> Option<OwnedFd> {
         self.listeners.remove(key)

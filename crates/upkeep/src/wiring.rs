@@ -37,6 +37,9 @@ pub struct Wiring {
     /// Running processes an upgrade handed over, taken by their supervisors at start-up
     /// (`upgrade.rs`). A std Mutex: never held across an await.
     pub adoptions: std::sync::Mutex<BTreeMap<ServiceName, upkeep_supervisor::Adoption>>,
+    /// What the last image knew of each service (`upkeep upgrade`): its model goes to state
+    /// instead of what the store left unfinished, its supervisor's counts to the new one.
+    pub carried: std::sync::Mutex<BTreeMap<ServiceName, crate::upgrade::CarriedService>>,
 }
 
 fn target_of(snapshot: &Snapshot, name: &ServiceName) -> Target {
@@ -120,14 +123,26 @@ impl Wiring {
             .state
             .send(StateControl::Configure(name.clone(), spec(cfg)))
             .await;
-        if let Some(u) = unfinished {
+        let carried = self
+            .carried
+            .lock()
+            .expect("carried poisoned")
+            .remove(name)
+            .unwrap_or_default();
+        if let Some(m) = carried.model {
+            // Taken over as it was: the store's word on its incident is older.
+            let _ = self
+                .state
+                .send(StateControl::TakeOver(name.clone(), Box::new(m)))
+                .await;
+        } else if let Some(u) = unfinished {
             let _ = self.state.send(StateControl::Resume(name.clone(), u)).await;
         }
         // The gate knows it (and judges it) before its supervisor can start anything.
         let permit = self.gates.configure(name, cfg, &self.snapshot.borrow());
         // A job runs on its schedule (or `upkeep start`), never because the daemon started.
         let run = run && cfg.job.is_none();
-        let supervisor = self.supervisor(name, cfg, run, permit);
+        let supervisor = self.supervisor(name, cfg, run, permit, carried.supervisor);
         ServiceHandles {
             timers: self.timers(name, cfg, supervisor.as_ref(), true),
             supervisor,
@@ -158,6 +173,7 @@ impl Wiring {
         cfg: &ServiceConfig,
         run: bool,
         permit: Option<watch::Receiver<upkeep_core::Permit>>,
+        carried: Option<upkeep_supervisor::Carried>,
     ) -> Option<SupervisorHandle> {
         let managed = cfg.managed.as_ref()?;
         // Managed services always have one; should it be missing, no dependency holds it.
@@ -167,9 +183,17 @@ impl Wiring {
             .lock()
             .expect("adoptions poisoned")
             .remove(name);
-        let begin = match adopted {
-            Some(a) => upkeep_supervisor::Begin::Adopt(Box::new(a)),
-            None => run.into(),
+        let begin = match (carried, adopted) {
+            // What the last image's supervisor knew decides (a failed service stays failed),
+            // not the desired state.
+            (Some(carried), adoption) => {
+                upkeep_supervisor::Begin::TakeOver(Box::new(upkeep_supervisor::TakeOver {
+                    carried,
+                    adoption,
+                }))
+            }
+            (None, Some(a)) => upkeep_supervisor::Begin::Adopt(Box::new(a)),
+            (None, None) => run.into(),
         };
         Some(Supervisor::spawn(
             name.clone(),
@@ -256,7 +280,8 @@ impl Wiring {
                     stopping
                 }),
                 (None, Some(_), _) => {
-                    h.supervisor = self.supervisor(name, new, run && new.job.is_none(), permit);
+                    h.supervisor =
+                        self.supervisor(name, new, run && new.job.is_none(), permit, None);
                     None
                 }
                 _ => None,

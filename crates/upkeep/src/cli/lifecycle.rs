@@ -143,9 +143,17 @@ pub async fn upgrade(
         .map(std::path::absolute)
         .transpose()?
         .map(|p| p.display().to_string());
+    // A refusal (the binary or the config failed a check, another upgrade is under way) is
+    // the operation failing, not a mistake in the command line: exit 1, as the README says.
     let asked: UpgradeStarted = client
         .post("/api/v1/upgrade", Some(&UpgradeRequest { binary }))
-        .await?;
+        .await
+        .map_err(|e| match e {
+            ClientError::Api { status, body } if status.is_client_error() => {
+                anyhow::Error::new(super::incidents::Refused(body))
+            }
+            other => other.into(),
+        })?;
     // Done when the image that took this request is gone: an upgrade another client asked
     // for just before (this one then went to the new image) does not count as this one.
     let replaced = asked.started.or(before.started);

@@ -276,10 +276,17 @@ fn issue_17_a_binary_that_only_says_it_is_upkeep_is_refused_and_the_daemon_stays
     let open = d.dir.path().join("upkeep-anyone");
     std::fs::copy(BIN, &open).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // A program, not a script, that answers the challenge with its own arguments.
+    let echo = d.dir.path().join("echo");
+    std::fs::copy("/bin/echo", &echo).unwrap();
+    std::fs::set_permissions(&echo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Scripts are refused before they run: the daemon executes the file it checked through
+    // its descriptor, which a script's interpreter cannot read again.
     let cases = [
-        (fake, "not an upkeep binary"),
-        (crash, "not an upkeep binary"),
-        (guess, "not an upkeep binary"),
+        (fake, "is a script"),
+        (crash, "is a script"),
+        (guess, "is a script"),
+        (echo, "not an upkeep binary"),
         (open, "writable by anyone"),
         (d.dir.path().to_path_buf(), "not a regular file"),
     ];
@@ -297,6 +304,8 @@ fn issue_17_a_binary_that_only_says_it_is_upkeep_is_refused_and_the_daemon_stays
             "{}: {err}",
             binary.display()
         );
+        // Refused: the operation failed (1), the command line was right (not 2).
+        assert_eq!(out.status.code(), Some(1), "{}: {err}", binary.display());
         assert_eq!(d.daemon_pid(), Some(daemon_pid));
         assert_eq!(
             d.api_get("/api/v1/daemon")["started"],
@@ -330,6 +339,9 @@ fn an_upgrade_with_a_config_file_that_does_not_load_is_refused_and_the_daemon_st
         err.contains("does not load") && err.contains("command"),
         "{err}"
     );
+    // Refused (a 4xx from the daemon): the operation failed, exit 1; 2 is for a mistake in
+    // the command line (break-it, session 9: it exited 2).
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(d.daemon_pid(), Some(daemon_pid));
     assert_eq!(d.pid("s"), Some(pid));
     assert!(!d.events("s").iter().any(|(k, _)| k == "adopted"));
@@ -339,43 +351,53 @@ fn an_upgrade_with_a_config_file_that_does_not_load_is_refused_and_the_daemon_st
     assert_eq!(d.pid("s"), Some(pid));
 }
 
+/// A daemon whose checked upgrades wait for the test (a debug build's
+/// `UPKEEP_TEST_UPGRADE_PAUSE`): each makes `checked` in the dir answered, then waits until
+/// [`go`] is called.
+fn held(services: &str) -> (TestDaemon, std::path::PathBuf) {
+    let mut d = TestDaemon::prepare(BIN, services);
+    let hold = d.dir.path().join("hold");
+    std::fs::create_dir(&hold).unwrap();
+    nix::unistd::mkfifo(
+        &hold.join("go"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    d.set_env("UPKEEP_TEST_UPGRADE_PAUSE", hold.to_str().unwrap());
+    d.launch();
+    (d, hold)
+}
+
+fn wait_checked(d: &TestDaemon, hold: &std::path::Path) {
+    d.wait_until("the upgrade's binary to pass its checks", LONG, || {
+        hold.join("checked").exists().then_some(())
+    });
+}
+
+/// Lets the held upgrade go on to the exec.
+fn go(hold: &std::path::Path) {
+    std::fs::write(hold.join("go"), "go\n").unwrap();
+}
+
 /// Issue 17: two `upkeep upgrade` at once each said "upgraded". Upgrades take turns: while one
-/// is being checked (here held in its check by the test), another is refused at once and says
-/// why; the first then completes.
+/// is under way (here held by the test between its check and its exec), another is refused at
+/// once and says why (exit 1: refused, not a usage error); the first then completes.
 #[test]
 fn issue_17_a_second_upgrade_while_one_is_under_way_is_refused() {
-    let d = daemon("[services.s]\ncommand = \"sleep 1000\"\n");
+    let (d, hold) = held("[services.s]\ncommand = \"sleep 1000\"\n");
     d.wait_state("s", "up", LONG);
     let (daemon_pid, pid) = (d.daemon_pid().unwrap(), d.pid("s").unwrap());
-    let go = d.dir.path().join("go");
-    let checking = d.dir.path().join("checking");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&go)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    // A real upkeep behind a wrapper that waits in its check until the test says go.
-    let slow = script(
-        &d,
-        "slow-upkeep",
-        &format!(
-            "if [ \"$1\" = __handover-check ]; then : > '{}'; read _ < '{}'; fi\nexec '{BIN}' \"$@\"",
-            checking.display(),
-            go.display()
-        ),
-    );
-    let first = d.cli_spawn(&["upgrade", "--binary", slow.to_str().unwrap()]);
-    d.wait_until("the first upgrade's check to start", LONG, || {
-        checking.exists().then_some(())
-    });
+    let first = d.cli_spawn(&["upgrade"]);
+    wait_checked(&d, &hold);
     let second = d.cli(&["upgrade"]);
     assert!(!second.status.success(), "{}", stdout(&second));
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
     assert!(
         stderr(&second).contains("an upgrade is already under way"),
         "{}",
         stderr(&second)
     );
-    std::fs::write(&go, "go\n").unwrap();
+    go(&hold);
     let first = first.wait_with_output().unwrap();
     assert!(
         first.status.success(),
@@ -399,4 +421,210 @@ fn issue_17_a_second_upgrade_while_one_is_under_way_is_refused() {
         .filter(|e| e["kind"] == "daemon_upgraded")
         .count();
     assert_eq!(n, 1, "one upgrade took place");
+}
+
+/// Break-it (session 9): the daemon checked a path, then executed the path again: a file
+/// swapped in between ran in its place, and the daemon was gone. Now it opens the binary once,
+/// checks that open file (the challenge runs it through its descriptor) and executes that
+/// same file: the one swapped in after the check never runs.
+#[test]
+fn upgrade_executes_the_file_it_checked_though_the_path_was_swapped_after_the_check() {
+    let (d, hold) = held("[services.s]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("s", "up", LONG);
+    let (daemon_pid, pid) = (d.daemon_pid().unwrap(), d.pid("s").unwrap());
+    let new = d.dir.path().join("upkeep-new");
+    std::fs::copy(BIN, &new).unwrap();
+    let ran = d.dir.path().join("fake-ran");
+    let fake = script(&d, "fake", &format!("touch '{}'; exit 1", ran.display()));
+    let upgrading = d.cli_spawn(&["upgrade", "--binary", new.to_str().unwrap()]);
+    wait_checked(&d, &hold);
+    std::fs::rename(&fake, &new).unwrap();
+    go(&hold);
+    let out = upgrading.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}\n{}",
+        stdout(&out),
+        stderr(&out),
+        d.daemon_log()
+    );
+    assert!(!ran.exists(), "the file swapped in after the check ran");
+    assert_eq!(d.daemon_pid(), Some(daemon_pid));
+    assert_eq!(d.pid("s"), Some(pid));
+    let exe = std::fs::read_link(format!("/proc/{daemon_pid}/exe")).unwrap();
+    assert_eq!(
+        exe.to_str().unwrap(),
+        format!("{} (deleted)", new.display()),
+        "the daemon runs the file it checked, unlinked by the swap"
+    );
+    // The next upgrade (by default, of that path) checks what is there now: refused.
+    let out = d.cli(&["upgrade"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains("is a script"), "{}", stderr(&out));
+    assert_eq!(d.pid("s"), Some(pid));
+}
+
+/// GET `path` once it answers 200: right after an upgrade the new image may still be opening
+/// its store (history reads answer 503 meanwhile), PostgreSQL under load especially.
+fn get_when_stored(d: &TestDaemon, path: &str) -> serde_json::Value {
+    d.wait_until(&format!("GET {path} to answer 200"), LONG, || {
+        let (code, body) = d.try_api("GET", path, None).ok()?;
+        (code == 200).then(|| serde_json::from_slice(&body).ok())?
+    })
+}
+
+/// How many of `name`'s stored events are of `kind`.
+fn count(d: &TestDaemon, name: &str, kind: &str) -> usize {
+    let events = get_when_stored(d, &format!("/api/v1/events?service={name}&limit=10000"));
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .count()
+}
+
+/// `name`'s restart count, as `upkeep ls` shows it.
+fn restarts(d: &TestDaemon, name: &str) -> Option<u64> {
+    get_when_stored(d, &format!("/api/v1/services/{name}"))["info"]["restarts"].as_u64()
+}
+
+/// Stops `name` and waits until its `stopped` is stored: whatever the new image did first
+/// with the service (a start, say) is stored before it, since its supervisor does that first
+/// and then takes commands.
+fn stop_and_settle(d: &TestDaemon, name: &str) {
+    let before = count(d, name, "stopped");
+    let out = d.cli(&["stop", name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.wait_until(&format!("{name}'s stop to be stored"), LONG, || {
+        (count(d, name, "stopped") > before).then_some(())
+    });
+}
+
+/// The incidents of `name`, newest first: (id, open).
+fn incidents(d: &TestDaemon, name: &str) -> Vec<(i64, bool)> {
+    let all = get_when_stored(d, &format!("/api/v1/incidents?limit=100&service={name}"));
+    all.as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["id"].as_i64().unwrap(), i["resolved"].is_null()))
+        .collect()
+}
+
+/// A crash loop: every run fails at once; the third restart within the hour fails it.
+const CRASH_LOOP: &str = "command = [\"sh\", \"-c\", \"exit 3\"]\nrestart = \"always\"\nbackoff_min = \"0s\"\nmax_restarts = 2\nwindow = \"1h\"\n";
+
+/// Break-it (session 9): an upgrade started a `failed` service again (three more starts per
+/// upgrade), and an exited one (`restart = "never"`). Each stays as it was, not started; a
+/// stopped one stays stopped.
+#[test]
+fn an_upgrade_leaves_failed_exited_and_stopped_services_as_they_were() {
+    let d = daemon(&format!(
+        "[services.f]\n{CRASH_LOOP}\n[services.e]\ncommand = [\"sh\", \"-c\", \"exit 0\"]\nrestart = \"never\"\n\n[services.s]\ncommand = \"sleep 1000\"\n"
+    ));
+    d.wait_state("f", "failed", LONG);
+    d.wait_state("e", "exited", LONG);
+    d.wait_state("s", "up", LONG);
+    let out = d.cli(&["stop", "s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.wait_state("s", "stopped", LONG);
+    let started = ["f", "e", "s"].map(|n| count(&d, n, "started"));
+    assert_eq!(started, [3, 1, 1]);
+
+    upgrade(&d, &[]);
+    for (name, state) in [("f", "failed"), ("e", "exited"), ("s", "stopped")] {
+        d.wait_state(name, state, LONG);
+    }
+    assert_eq!(restarts(&d, "f"), Some(2));
+    for name in ["f", "e"] {
+        stop_and_settle(&d, name);
+    }
+    assert_eq!(
+        ["f", "e", "s"].map(|n| count(&d, n, "started")),
+        started,
+        "started by the upgrade"
+    );
+}
+
+/// Break-it (session 9): an upgrade began a crash loop's count and backoff afresh. A service
+/// backing off (its next restart ten minutes away) goes on backing off, not started by the
+/// upgrade, its restart count as it was.
+#[test]
+fn an_upgrade_keeps_a_crash_loops_restart_count_and_backoff() {
+    let d = daemon(
+        "[services.b]\ncommand = [\"sh\", \"-c\", \"exit 3\"]\nrestart = \"always\"\nbackoff_min = \"10m\"\nbackoff_max = \"10m\"\nmax_restarts = 10\nwindow = \"1h\"\n",
+    );
+    // The first restart is at once, the second waits backoff_min.
+    d.wait_until("b to back off", LONG, || {
+        (count(&d, "b", "restart_scheduled") == 2 && d.state("b") == "down").then_some(())
+    });
+    let before = restarts(&d, "b");
+    assert_eq!(before, Some(2));
+    assert_eq!(count(&d, "b", "started"), 2);
+
+    upgrade(&d, &[]);
+    d.wait_state("b", "down", LONG);
+    assert_eq!(restarts(&d, "b"), before);
+    stop_and_settle(&d, "b");
+    assert_eq!(count(&d, "b", "started"), 2, "started by the upgrade");
+    assert_eq!(count(&d, "b", "restart_scheduled"), 2);
+}
+
+/// Break-it (session 9): an upgrade resolved an open incident and opened another. A failed
+/// service's incident stays the same one, open: no event of it, so no notice.
+#[test]
+fn an_upgrade_keeps_an_open_incident_open_and_the_same() {
+    let d = daemon(&format!(
+        "[services.f]\n{CRASH_LOOP}incident_after = \"0s\"\n"
+    ));
+    d.wait_state("f", "failed", LONG);
+    d.wait_until("f's incident to open", LONG, || {
+        (incidents(&d, "f").len() == 1).then_some(())
+    });
+    let before = incidents(&d, "f");
+    assert!(before[0].1, "open: {before:?}");
+    let kinds = ["incident_opened", "incident_resolved", "incident_reopened"];
+    let events = kinds.map(|k| count(&d, "f", k));
+
+    upgrade(&d, &[]);
+    stop_and_settle(&d, "f");
+    // The stop ends the outage: the one incident resolves now, and only now.
+    assert_eq!(
+        incidents(&d, "f").iter().map(|i| i.0).collect::<Vec<_>>(),
+        [before[0].0]
+    );
+    assert_eq!(
+        kinds.map(|k| count(&d, "f", k)),
+        [events[0], events[1] + 1, events[2]],
+        "{kinds:?} before the stop: {events:?}"
+    );
+}
+
+/// Break-it (session 9): an upgrade turned a flapping service's incident into a new one (and
+/// a notice each time). Down again after the upgrade, it is the same incident, reopened.
+#[test]
+fn an_upgrade_keeps_a_flapping_incident_one_incident() {
+    let d = daemon(
+        "[services.flap]\ncommand = [\"sh\", \"-c\", \"sleep 0.3; exit 3\"]\nrestart = \"always\"\nmin_uptime = \"100ms\"\nmax_restarts = 1000000\nwindow = \"1s\"\nincident_after = \"0s\"\n",
+    );
+    d.wait_until("flap's incident to reopen", LONG, || {
+        (count(&d, "flap", "incident_reopened") >= 2).then_some(())
+    });
+    let id = incidents(&d, "flap")[0].0;
+    let exited = count(&d, "flap", "exited");
+
+    upgrade(&d, &[]);
+    d.wait_until("flap to go down twice more", LONG, || {
+        (count(&d, "flap", "exited") >= exited + 2).then_some(())
+    });
+    stop_and_settle(&d, "flap");
+    assert_eq!(
+        incidents(&d, "flap")
+            .iter()
+            .map(|i| i.0)
+            .collect::<Vec<_>>(),
+        [id],
+        "one incident"
+    );
+    assert_eq!(count(&d, "flap", "incident_opened"), 1);
 }
