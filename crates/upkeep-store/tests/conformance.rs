@@ -833,7 +833,6 @@ async fn outbox_rows_are_leased_by_one_dispatcher_and_marked_by_their_holder() {
 /// this node's only, whatever their state.
 #[tokio::test]
 async fn the_nth_newest_row_of_a_kind_is_read_back_per_node() {
-    use upkeep_store::Outbox;
     on_every_engine(async |location, me| {
         let store = open(&location, &me).await;
         let other = open(&location, &node()).await;
