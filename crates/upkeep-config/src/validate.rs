@@ -456,17 +456,27 @@ impl Validator<'_> {
         let listen = self.listen_addr("listen", raw.daemon.listen.as_deref(), 8080);
         let public_listen =
             self.listen_addr("public_listen", raw.daemon.public_listen.as_deref(), 8081);
-        // Two listeners on one address: the second bind would fail at start-up.
+        // Two listeners on one address, or on one port where one of them takes every address
+        // (`0.0.0.0:8080` and `127.0.0.1:8080`): the second bind would fail at start-up.
         let named = [
             ("listen", listen),
             ("public_listen", public_listen),
             ("metrics_listen", metrics_listen),
         ];
         for (i, (key, addr)) in named.iter().enumerate() {
-            if let Some((other, _)) = named[..i].iter().find(|(_, a)| a.is_some() && a == addr) {
+            let Some(addr) = addr else { continue };
+            let clash = named[..i]
+                .iter()
+                .find_map(|(other, a)| a.filter(|a| listeners_clash(a, addr)).map(|a| (other, a)));
+            if let Some((other, at)) = clash {
+                let what = if at == *addr {
+                    format!("{key} is the same address as {other}")
+                } else {
+                    format!("{key} `{addr}` takes the port of {other} `{at}`")
+                };
                 self.problem(
                     &["daemon", key],
-                    format!("{key} is the same address as {other}"),
+                    what,
                     Some(format!("give {key} a port of its own")),
                 );
             }
@@ -630,7 +640,6 @@ impl Validator<'_> {
         debug
     }
 
-    /// `daemon.KEY`, an address and port to listen on, if set. `example_port` is for the hint.
     /// `daemon.trusted_proxies`: addresses (`127.0.0.1`, `::1`) or ranges (`10.0.0.0/8`).
     fn trusted_proxies(&mut self, list: &[String]) -> Vec<ipnet::IpNet> {
         let mut out = Vec::new();
@@ -654,6 +663,7 @@ impl Validator<'_> {
         out
     }
 
+    /// `daemon.KEY`, an address and port to listen on, if set. `example_port` is for the hint.
     fn listen_addr(
         &mut self,
         key: &str,
@@ -1378,6 +1388,17 @@ fn resolve_program(program: &str, run_dir: &Path, search: &str) -> Option<PathBu
         .find(|p| is_exec(p))
 }
 
+/// Whether two listeners could not both be bound: the same port, and the same address or one
+/// of them every address (`0.0.0.0`, `::`, which on Linux takes IPv4's too) or an IPv4
+/// address written as IPv6 (`::ffff:127.0.0.1`).
+fn listeners_clash(a: &std::net::SocketAddr, b: &std::net::SocketAddr) -> bool {
+    let canonical = |ip: std::net::IpAddr| ip.to_canonical();
+    a.port() == b.port()
+        && (a.ip().is_unspecified()
+            || b.ip().is_unspecified()
+            || canonical(a.ip()) == canonical(b.ip()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1937,6 +1958,26 @@ mod tests {
         );
         located(&p, &text, "daemon.public_listen", 3, 17);
         assert!(text.contains("same address as listen"), "{text}");
+        // One port, where one of them takes every address: refused too, naming both.
+        let (p, text) = one_problem(
+            "[daemon]\nlisten = \"0.0.0.0:8080\"\nmetrics_listen = \"127.0.0.1:8080\"\n",
+        );
+        located(&p, &text, "daemon.metrics_listen", 3, 18);
+        assert!(
+            text.contains("`127.0.0.1:8080` takes the port of listen `0.0.0.0:8080`"),
+            "{text}"
+        );
+        let (p, _) =
+            one_problem("[daemon]\nlisten = \"127.0.0.1:8080\"\npublic_listen = \"[::]:8080\"\n");
+        assert_eq!(p.key, "daemon.public_listen");
+        let (p, _) = one_problem(
+            "[daemon]\nlisten = \"127.0.0.1:8080\"\npublic_listen = \"[::ffff:127.0.0.1]:8080\"\n",
+        );
+        assert_eq!(p.key, "daemon.public_listen");
+        // Other addresses on one port, or other ports on one address, are fine.
+        check("[daemon]\nlisten = \"127.0.0.1:8080\"\npublic_listen = \"127.0.0.2:8080\"\n")
+            .unwrap();
+        check("[daemon]\nlisten = \"0.0.0.0:8080\"\npublic_listen = \"0.0.0.0:8081\"\n").unwrap();
         // A wrong type is located too.
         let (p, text) = one_problem("[daemon]\nlisten = 8080\n");
         assert_eq!(p.line, 2, "{text}");

@@ -1,5 +1,7 @@
-//! [`Budget`]: at most N of something per hour for everyone together (confirmation mails the
-//! public forms make us send, feedback messages kept), on the daemon's clock. Limits per
+//! [`Budget`]: at most N of something per hour for everyone together (feedback messages
+//! kept), on the daemon's clock. (Confirmation mails have a budget of the same shape counted
+//! from the store's outbox instead, so that no restart refills it: `upkeep`'s
+//! `subscriptions.rs`.) Limits per
 //! client address stop one client; a budget stops many (a botnet, or a script that changes
 //! its source address) from turning the status page into a mail cannon or a disk filler.
 //!

@@ -166,6 +166,9 @@ messages! {
     AllServices => "all", "全部";
     InMaintenanceUntil => "{} is in maintenance until {}", "{} 处于维护中，直到 {}";
     InMaintenanceNow => "{} is in maintenance until `upkeep maintenance {} --end`", "{} 处于维护中，直到执行 `upkeep maintenance {} --end`";
+    MaintWindowEnd => "{} (the end of window {}; later if it overruns)", "{}（维护窗口 {} 的结束时间；如超时则延后）";
+    MaintWindowEndUnknown => "the end of window {}", "维护窗口 {} 结束时";
+    MaintByHandEnd => "until ended by hand (`upkeep maintenance {} --end`)", "直到手动结束（`upkeep maintenance {} --end`）";
     StoreCopied => "copied {} events, {} incidents with {} updates, {} config revisions, {} services, {} maintenance windows, {} rollup rows, {} subscribers, {} feedback messages, {} admin users and {} outbox rows to {}\nnow set `store = \"{}\"` in [daemon] (its password in store_password_env or store_password_file) and start the daemon (admins sign in again)", "已将 {} 条事件、{} 个事故及其 {} 条更新、{} 个配置版本、{} 个服务、{} 个维护窗口、{} 行汇总数据、{} 位订阅者、{} 条反馈、{} 个管理员账号和 {} 条发件箱记录复制到 {}\n现在请在 [daemon] 中设置 `store = \"{}\"`（密码放在 store_password_env 或 store_password_file 中），然后启动守护进程（管理员需重新登录）";
     HistoryUnavailable => "(history unavailable: {})", "（历史记录不可用：{}）";
     StoreUnreachable => "warning: the store ({}) is unreachable since {}; supervision goes on and {} events wait in the journal until it is back: {}", "警告：存储（{}）自 {} 起无法访问；监管照常进行，{} 条事件暂存在日志文件中，待其恢复后写入：{}";

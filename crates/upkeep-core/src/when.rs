@@ -9,7 +9,10 @@
 //! a silent guess. A zone must be a real IANA zone of a region (`Asia/Tokyo`) or `UTC`: the
 //! tz database also holds `Factory`, `posixrules`, `localtime` and POSIX-style names
 //! (`EST5EDT`) that parse but mean nothing to the people a window is announced to.
-//! Pure: no clock, no I/O.
+//! jiff takes two things people never mean and we refuse, saying why: an offset beyond
+//! ±23:59 (`+25:00`; RFC 3339 allows no more, and no place has one), and a leap second
+//! (`23:59:60`, which jiff reads as `:59` without a word). The API's window times go through
+//! [`strict_timestamp`], the same rules. Pure: no clock, no I/O.
 
 use jiff::Timestamp;
 use jiff::civil::DateTime;
@@ -57,6 +60,59 @@ pub enum WhenError {
         first: String,
         second: String,
     },
+    #[error(
+        "`{text}` has the offset {offset}, beyond ±23:59: write a place's offset (such as +08:00 or -05:00) or Z"
+    )]
+    Offset { text: String, offset: String },
+    #[error(
+        "`{0}` names a leap second (:60), which no clock here shows: write :59, or :00 of the next minute"
+    )]
+    LeapSecond(String),
+}
+
+/// The largest offset RFC 3339 allows (and more than any place uses): 23:59.
+const MAX_OFFSET_S: i32 = 23 * 3600 + 59 * 60;
+
+/// What jiff takes and people never mean, in `iso` (a time with `T` between date and time):
+/// an offset beyond ±23:59, or a leap second. `text` is what was typed, for the message.
+fn refuse_what_jiff_takes(iso: &str, text: &str) -> Result<(), WhenError> {
+    use jiff::fmt::temporal::{Pieces, PiecesOffset};
+    if let Ok(pieces) = Pieces::parse(iso)
+        && let Some(PiecesOffset::Numeric(n)) = pieces.offset()
+        && n.offset().seconds().abs() > MAX_OFFSET_S
+    {
+        return Err(WhenError::Offset {
+            text: text.to_owned(),
+            offset: n.offset().to_string(),
+        });
+    }
+    // The seconds are the fifth and sixth digit of the time, written `10:00:60` or `100060`
+    // (the digits and colons after the `T`; a fraction, an offset or a zone comes after).
+    if let Some((_, rest)) = iso.split_once(['T', 't']) {
+        let digits: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == ':')
+            .filter(char::is_ascii_digit)
+            .collect();
+        if digits.get(4..6) == Some("60") {
+            return Err(WhenError::LeapSecond(text.to_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// Reads an instant (RFC 3339, with its offset or `Z`) by the rules of [`parse_time`]: for
+/// serde's `deserialize_with` on times the API takes (a window's start and end).
+pub fn strict_timestamp<'de, D>(d: D) -> Result<Timestamp, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+    let iso = text.trim().replacen(' ', "T", 1);
+    refuse_what_jiff_takes(&iso, &text).map_err(D::Error::custom)?;
+    iso.parse::<Timestamp>()
+        .map_err(|e| D::Error::custom(format!("`{text}` is not an instant: {e}")))
 }
 
 /// The zone named `name`, if it is `UTC` or a region's zone (`Asia/Tokyo`,
@@ -85,6 +141,7 @@ pub fn zone_name(tz: &TimeZone, typed: &str) -> String {
 pub fn parse_time(text: &str, tz: &TimeZone) -> Result<Timestamp, WhenError> {
     let text = text.trim();
     let iso = text.replacen(' ', "T", 1);
+    refuse_what_jiff_takes(&iso, text)?;
     if let Ok(t) = iso.parse::<Timestamp>() {
         return Ok(t);
     }
@@ -165,6 +222,85 @@ mod tests {
         assert_eq!(
             at("2027-10-31T02:30+01", "Europe/Berlin").unwrap(),
             "2027-10-31T01:30:00Z"
+        );
+    }
+
+    /// Break-it finding (session 9): `+25:00` and `:60` were taken.
+    #[test]
+    fn an_offset_beyond_23_59_or_a_leap_second_is_refused_saying_why() {
+        for text in [
+            "2026-12-01T10:00+25:00",
+            "2026-12-01T10:00-24:00",
+            "2026-12-01 10:00:00+2400",
+            "2026-12-01T10:00+23:59:30",
+        ] {
+            let e = at(text, "UTC").unwrap_err();
+            assert!(e.contains("beyond ±23:59"), "{text}: {e}");
+        }
+        for text in [
+            "2026-12-31T23:59:60Z",
+            "2026-12-31 23:59:60",
+            "2026-12-31T23:59:60.5+08:00",
+            "20261231T235960Z",
+        ] {
+            let e = at(text, "Asia/Tokyo").unwrap_err();
+            assert!(e.contains("leap second"), "{text}: {e}");
+        }
+        // The edges still hold, and a 60 elsewhere is no leap second.
+        assert_eq!(
+            at("2026-12-01T10:00+23:59", "UTC").unwrap(),
+            "2026-11-30T10:01:00Z"
+        );
+        assert_eq!(
+            at("2026-12-01T10:00-23:59", "UTC").unwrap(),
+            "2026-12-02T09:59:00Z"
+        );
+        assert_eq!(
+            at("2026-12-31T23:59:59Z", "UTC").unwrap(),
+            "2026-12-31T23:59:59Z"
+        );
+        assert!(
+            at("2026-12-01T10:60", "UTC")
+                .unwrap_err()
+                .contains("not a time")
+        );
+        assert_eq!(
+            at("2026-12-01T10:00:00.60Z", "UTC").unwrap(),
+            "2026-12-01T10:00:00.6Z"
+        );
+    }
+
+    #[test]
+    fn the_apis_instants_follow_the_same_rules() {
+        #[derive(serde::Deserialize)]
+        struct T {
+            #[serde(deserialize_with = "strict_timestamp")]
+            at: Timestamp,
+        }
+        let read = |v: &str| {
+            serde_json::from_value::<T>(serde_json::json!({ "at": v }))
+                .map(|t| t.at.to_string())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            read("2026-12-01T10:00:00+08:00").unwrap(),
+            "2026-12-01T02:00:00Z"
+        );
+        assert!(
+            read("2026-12-01T10:00+25:00")
+                .unwrap_err()
+                .contains("beyond ±23:59")
+        );
+        assert!(
+            read("2026-12-31T23:59:60Z")
+                .unwrap_err()
+                .contains("leap second")
+        );
+        // No offset: not an instant (as before).
+        assert!(
+            read("2026-12-01T10:00")
+                .unwrap_err()
+                .contains("not an instant")
         );
     }
 

@@ -98,8 +98,11 @@ pub struct WindowSpec {
     pub kind: WindowKind,
     pub title: String,
     pub reason: String,
-    /// The (first) start and expected end, in UTC.
+    /// The (first) start and expected end, in UTC. Read by the rules of `upkeep maint add`
+    /// (no offset beyond ±23:59, no leap second: `when::strict_timestamp`).
+    #[serde(deserialize_with = "crate::when::strict_timestamp")]
     pub start: Timestamp,
+    #[serde(deserialize_with = "crate::when::strict_timestamp")]
     pub end: Timestamp,
     /// The IANA zone the times were written in: what recurrence follows (its daylight-saving
     /// changes included) and what people see by default.
@@ -334,6 +337,7 @@ impl Announcement {
 /// `POST /api/v1/windows/{id}/extend`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExtendRequest {
+    #[serde(deserialize_with = "crate::when::strict_timestamp")]
     pub until: Timestamp,
 }
 

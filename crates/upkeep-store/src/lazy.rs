@@ -190,6 +190,7 @@ forward! { crate::Outbox {}:
     fn outbox(&self, state: Option<crate::OutboxState>, limit: u32) -> Result<Vec<crate::OutboxRow>, Error>;
     fn outbox_row(&self, id: i64) -> Result<Option<crate::OutboxRow>, Error>;
     fn retry_notice(&self, id: i64, now: jiff::Timestamp) -> Result<bool, Error>;
+    fn nth_newest_planned(&self, kind: &str, since: jiff::Timestamp, n: u32) -> Result<Option<jiff::Timestamp>, Error>;
 }
 
 forward! { crate::Subscribers {}:

@@ -183,6 +183,16 @@ pub trait Outbox: Send + Sync {
     async fn outbox_row(&self, id: i64) -> Result<Option<OutboxRow>, Error>;
     /// A failed row is tried again from `now` (attempts start over). False if it was not failed.
     async fn retry_notice(&self, id: i64, now: Timestamp) -> Result<bool, Error>;
+    /// When the `n`th newest row of `kind` this node planned after `since` was planned, if
+    /// there are `n` such rows. A budget of `n` in any hour (`confirmations_per_hour`) is spent
+    /// while this answers, and is free again an hour after the time it gives: the budget is
+    /// kept here, in rows both engines hold, so a restart or an upgrade does not refill it.
+    async fn nth_newest_planned(
+        &self,
+        kind: &str,
+        since: Timestamp,
+        n: u32,
+    ) -> Result<Option<Timestamp>, Error>;
 }
 
 /// Most rows in one INSERT: 11 parameters each.
@@ -550,6 +560,32 @@ impl Outbox for SqlStore {
         .await
         .map_err(q("read an outbox row"))?;
         Ok(row.as_ref().and_then(outbox_row))
+    }
+
+    async fn nth_newest_planned(
+        &self,
+        kind: &str,
+        since: Timestamp,
+        n: u32,
+    ) -> Result<Option<Timestamp>, Error> {
+        let Some(skip) = n.checked_sub(1) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(
+            "SELECT created_ms FROM outbox WHERE node = $1 AND kind = $2 AND created_ms > $3
+             ORDER BY created_ms DESC LIMIT 1 OFFSET $4",
+        )
+        .bind(&self.node)
+        .bind(kind)
+        .bind(since.as_millisecond())
+        .bind(i64::from(skip))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("count the rows planned in the last hour"))?;
+        Ok(row
+            .as_ref()
+            .and_then(|r| col::<i64>(r, "created_ms"))
+            .and_then(ts))
     }
 
     async fn retry_notice(&self, id: i64, now: Timestamp) -> Result<bool, Error> {

@@ -828,6 +828,57 @@ async fn outbox_rows_are_leased_by_one_dispatcher_and_marked_by_their_holder() {
     .await;
 }
 
+/// Break-it finding (session 9): the hourly confirmation budget was in memory, refilled by
+/// every restart. It is read from the rows planned: the `n`th newest of a kind in the hour,
+/// this node's only, whatever their state.
+#[tokio::test]
+async fn the_nth_newest_row_of_a_kind_is_read_back_per_node() {
+    on_every_engine(async |location, me| {
+        let store = open(&location, &me).await;
+        let other = open(&location, &node()).await;
+        for (i, at) in [0, 10, 20].into_iter().enumerate() {
+            let r = row(
+                &format!("c{i}"),
+                "mail",
+                &format!("subscription:{i}"),
+                "confirm",
+            );
+            store.add_notices(&[r], t(at)).await.unwrap();
+        }
+        store
+            .add_notices(&[row("x", "mail", "window:1", "announced")], t(30))
+            .await
+            .unwrap();
+        other
+            .add_notices(&[row("o", "mail", "subscription:9", "confirm")], t(40))
+            .await
+            .unwrap();
+        // A sent row still counts: it was mailed.
+        let leased = store.lease("mail", "a", t(50), t(60), 10).await.unwrap();
+        store.mark_sent(leased[0].id, t(51), None).await.unwrap();
+        let nth = |since: i64, n: u32| {
+            let store = &store;
+            async move {
+                store
+                    .nth_newest_planned("confirm", t(since), n)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(nth(-1, 1).await, Some(t(20)));
+        assert_eq!(nth(-1, 3).await, Some(t(0)));
+        assert_eq!(
+            nth(-1, 4).await,
+            None,
+            "other kinds and nodes are not counted"
+        );
+        assert_eq!(nth(0, 2).await, Some(t(10)), "since is exclusive");
+        assert_eq!(nth(0, 3).await, None);
+        assert_eq!(nth(-1, 0).await, None);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn an_incidents_notices_are_damped_and_planned_with_the_cursor() {
     on_every_engine(async |location, node| {

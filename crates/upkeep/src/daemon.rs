@@ -5,7 +5,8 @@
 //! `public_listen` and `metrics_listen` when configured) reads through [`Control`] and sends
 //! commands to supervisors.
 //!
-//! Start-up: lock the data dir (one daemon per data dir), become a child subreaper, open the
+//! Start-up: lock the data dir (one daemon per data dir), become a child subreaper, bind every
+//! listener (a taken port ends the start before anything runs: `listeners.rs`), open the
 //! store (or, if it cannot be reached, go on without it: it is opened in the background),
 //! stop any process an earlier daemon left running (found by its run records), then start
 //! every service whose desired state is running. What the last daemon left is read from the
@@ -17,7 +18,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -263,6 +263,18 @@ async fn run_async(
     let reaper = Reaper::start().context("installing the SIGCHLD handler")?;
     let node = node_id(&data_dir)?;
     let _node_claim = claim_node(&node, &data_dir)?;
+    // Every listener before any service starts: a taken port ends the start here, with
+    // nothing started (`listeners.rs`).
+    let socket = socket_path(&data_dir);
+    let bound = crate::listeners::bind(
+        taken.as_mut(),
+        &socket,
+        [
+            ("metrics_listen", metrics_listen),
+            ("listen", listen),
+            ("public_listen", public_listen),
+        ],
+    )?;
     let lineage = Lineage::open(&data_dir, &node, config.daemon.cgroups)
         .with_context(|| format!("opening the run records in {}", data_dir.display()))?;
     // The processes an upgrade handed over, still ours: taken over, not stopped.
@@ -548,73 +560,37 @@ async fn run_async(
     tokio::spawn(crate::wiring::follow_targets(daemon.wiring.clone()));
     tokio::spawn(crate::deps::follow_permits(daemon.wiring.clone()));
 
-    let socket = socket_path(&data_dir);
     // Listeners an upgrade hands to the next image (key, descriptor).
     let mut kept = Vec::new();
-    let listener = match taken.as_mut().and_then(|t| t.listener("socket")) {
-        // The same socket, still bound: clients never found it closed.
-        Some(fd) => {
-            let std = std::os::unix::net::UnixListener::from(fd);
-            std.set_nonblocking(true)?;
-            tokio::net::UnixListener::from_std(std)?
-        }
-        None => {
-            let _ = std::fs::remove_file(&socket); // stale from a killed daemon; we hold the lock
-            let listener = tokio::net::UnixListener::bind(&socket)
-                .with_context(|| format!("binding {}", socket.display()))?;
-            std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
-            listener
-        }
-    };
+    let listener = tokio::net::UnixListener::from_std(bound.socket)?;
     kept.extend(crate::upgrade::keep_fd(&listener).map(|fd| ("socket".to_owned(), fd)));
     let api_cancel = CancellationToken::new();
-    // The TCP listeners, each with its router (building one that is not served costs nothing).
-    let tcp = [
-        (
-            metrics_listen,
-            "metrics_listen",
-            Limits::METRICS,
-            upkeep_web::metrics_router(daemon.clone(), api_cancel.clone()),
-        ),
-        (
-            listen,
-            "listen",
-            Limits::TCP,
-            upkeep_web::tcp_router(
-                daemon.clone(),
-                Arc::new(crate::tokens::TokenCache::new(&data_dir)),
-                api_cancel.clone(),
+    // The TCP listeners bound at start, each with its router.
+    for (key, addr, std_listener) in bound.tcp {
+        let (limits, app) = match key {
+            "metrics_listen" => (
+                Limits::METRICS,
+                upkeep_web::metrics_router(daemon.clone(), api_cancel.clone()),
             ),
-        ),
-        (
-            public_listen,
-            "public_listen",
-            Limits::TCP,
-            upkeep_web::public_router(daemon.clone(), api_cancel.clone()),
-        ),
-    ];
-    for (addr, key, limits, app) in tcp {
-        let Some(addr) = addr else { continue };
+            "listen" => (
+                Limits::TCP,
+                upkeep_web::tcp_router(
+                    daemon.clone(),
+                    Arc::new(crate::tokens::TokenCache::new(&data_dir)),
+                    api_cancel.clone(),
+                ),
+            ),
+            _ => (
+                Limits::TCP,
+                upkeep_web::public_router(daemon.clone(), api_cancel.clone()),
+            ),
+        };
         let limits = Limits {
             per_address,
             ..limits
         };
         // Behind a reverse proxy, the client its headers name (see upkeep_web::trust_proxies).
         let app = upkeep_web::trust_proxies(app, &trusted_proxies);
-        let handed = taken
-            .as_mut()
-            .and_then(|t| t.listener(key))
-            .map(std::net::TcpListener::from)
-            .filter(|l| l.local_addr().is_ok_and(|a| a == addr) && l.set_nonblocking(true).is_ok());
-        let std_listener = match handed {
-            Some(l) => l,
-            None => {
-                let l = std::net::TcpListener::bind(addr)
-                    .with_context(|| format!("binding {key} {addr}"))?;
-                l.set_nonblocking(true)?;
-                l
-            }
-        };
         kept.extend(crate::upgrade::keep_fd(&std_listener).map(|fd| (key.to_owned(), fd)));
         if key == "public_listen" {
             crate::public::serve_apart(

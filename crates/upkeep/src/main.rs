@@ -18,6 +18,7 @@ mod heartbeat;
 mod hidden;
 mod import;
 mod intent;
+mod listeners;
 mod notices;
 mod ops;
 mod planner;

@@ -396,12 +396,7 @@ pub async fn start(
             node: node.to_owned(),
             services: public,
             wake: wake.clone(),
-            confirmations: upkeep_core::budget::Budget::per_hour(
-                notify
-                    .subscribers
-                    .as_ref()
-                    .map_or(100, |s| s.confirmations_per_hour),
-            ),
+            confirming: Default::default(),
         })
     });
     tracing::info!(

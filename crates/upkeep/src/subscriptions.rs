@@ -121,9 +121,11 @@ pub struct Desk {
     pub services: upkeep_outbox::PublicServices,
     /// The dispatcher's: a confirmation mail was planned.
     pub wake: Arc<tokio::sync::Notify>,
-    /// Confirmation mails in any hour, every address together (`confirmations_per_hour`):
-    /// the limit per client address alone let 200 addresses plan 1,884 mails in 12 s.
-    pub confirmations: upkeep_core::budget::Budget,
+    /// Taken from counting the confirmation mails planned in the last hour to planning the
+    /// next, so that requests served at once (the public listener has threads of its own)
+    /// cannot each find the budget one short and all mail. Holds no state: the budget itself
+    /// is the store's rows (see [`Desk::may_mail`]).
+    pub confirming: tokio::sync::Mutex<()>,
 }
 
 fn info(s: Subscriber) -> SubscriberInfo {
@@ -199,6 +201,15 @@ impl Desk {
         self.services.set(services);
     }
 
+    /// Confirmation mails in any hour, every address together (`confirmations_per_hour`):
+    /// the limit per client address alone let 200 addresses plan 1,884 mails in 12 s.
+    fn confirmations_per_hour(&self) -> u32 {
+        self.config
+            .subscribers
+            .as_ref()
+            .map_or(100, |s| s.confirmations_per_hour)
+    }
+
     fn max_unconfirmed(&self) -> usize {
         self.config
             .subscribers
@@ -208,6 +219,10 @@ impl Desk {
 
     /// A new unconfirmed subscription `s` may have its confirmation mail: within the hour's
     /// budget and the cap on unconfirmed ones; else it is taken back and the answer is a 429.
+    /// The hour's budget is counted from the confirmation mails in the outbox (a sliding
+    /// hour on the daemon's clock), not kept in memory: a restart or an upgrade used to
+    /// refill it, so a flood had only to wait for one (break-it finding, session 9). Called
+    /// with [`Desk::confirming`] held until the mail is planned.
     async fn may_mail(
         &self,
         s: &Subscriber,
@@ -225,10 +240,28 @@ impl Desk {
                 retry_after,
             }
         };
-        let spent = self.confirmations.take(now);
+        let hour = jiff::SignedDuration::from_hours(1);
+        let per_hour = self.confirmations_per_hour();
+        let spent = match per_hour {
+            // Validation refuses 0; were it allowed, it would mail nothing.
+            0 => Some(now),
+            n => self
+                .store
+                .nth_newest_planned(
+                    upkeep_outbox::NoticeKind::ConfirmSubscription.as_str(),
+                    now.checked_sub(hour).unwrap_or(now),
+                    n,
+                )
+                .await
+                .map_err(unavailable)?,
+        };
         let why = match spent {
-            Err(wait) => Some((
-                wait,
+            Some(oldest) => Some((
+                // Free again an hour after the oldest of the hour's last `per_hour` mails.
+                std::time::Duration::try_from(hour - now.duration_since(oldest))
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .unwrap_or(std::time::Duration::from_secs(1)),
                 if zh {
                     "本小时的确认邮件已达上限。".to_owned()
                 } else {
@@ -236,7 +269,7 @@ impl Desk {
                         .to_owned()
                 },
             )),
-            Ok(()) => {
+            None => {
                 let waiting = self
                     .store
                     .subscribers()
@@ -246,7 +279,6 @@ impl Desk {
                     .filter(|w| w.confirmed.is_none())
                     .count();
                 (waiting > self.max_unconfirmed()).then(|| {
-                    self.confirmations.refund(now);
                     (
                         // Unconfirmed ones expire after `confirm_within`; an hour is a guess.
                         std::time::Duration::from_secs(3600),
@@ -338,18 +370,17 @@ impl Subscriptions for Desk {
             .await
             .map_err(unavailable)?;
         let zh = subscriber_lang(lang) == upkeep_core::i18n::Lang::ZhCn;
-        if let Subscribed::Pending(s) = &done {
-            self.may_mail(s, now, zh).await?;
-        }
-        if let Subscribed::Pending(s) = done
-            && let Some(row) = self.config.confirm_row(&self.node, &s, &self.keys)
-        {
-            self.store
-                .add_notices(&[row], now)
-                .await
-                .map_err(unavailable)?;
-            self.wake.notify_one();
-            tracing::info!(subscriber = s.id, "subscription: confirmation mail planned");
+        if let Subscribed::Pending(s) = done {
+            let _turn = self.confirming.lock().await;
+            self.may_mail(&s, now, zh).await?;
+            if let Some(row) = self.config.confirm_row(&self.node, &s, &self.keys) {
+                self.store
+                    .add_notices(&[row], now)
+                    .await
+                    .map_err(unavailable)?;
+                self.wake.notify_one();
+                tracing::info!(subscriber = s.id, "subscription: confirmation mail planned");
+            }
         }
         let minutes = RESEND_AFTER.as_secs() / 60;
         Ok(SubscribeAnswer {

@@ -442,6 +442,9 @@ fn hint_of(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(n) = e.downcast_ref::<fresh::NoConfig>() {
         return Some(n.hint());
     }
+    if let Some(b) = e.downcast_ref::<crate::listeners::BindError>() {
+        return b.hint().map(str::to_owned);
+    }
     e.downcast_ref::<crate::systemd::UnitError>()
         .and_then(|u| u.hint().map(str::to_owned))
 }
@@ -688,7 +691,13 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             if json.json {
                 print_json(&d)
             } else {
-                print!("{}", output::service_detail(&d))
+                let window = d.info.status.maintenance.as_ref().and_then(|m| m.window);
+                let window_end = match window {
+                    // Its end is the window's; without it (store away) the line says so.
+                    Some(id) => windows::occurrence_end(&client, id).await,
+                    None => None,
+                };
+                print!("{}", output::service_detail(&d, window_end))
             }
         }
         Command::Start { target } => {

@@ -285,7 +285,9 @@ pub fn tokens(list: &[crate::tokens::Token]) -> String {
     format!("{t}\n")
 }
 
-pub fn service_detail(d: &ServiceDetail) -> String {
+/// `upkeep status NAME`. `window_end`: when the maintenance window the service is in ends
+/// (its current occurrence's end), if the service is in one and the daemon said.
+pub fn service_detail(d: &ServiceDetail, window_end: Option<jiff::Timestamp>) -> String {
     let i = &d.info;
     let mut out = String::new();
     let mut line = |k: &str, v: String| out.push_str(&format!("{k:>10}: {v}\n"));
@@ -295,9 +297,15 @@ pub fn service_detail(d: &ServiceDetail) -> String {
         format!("{} (desired: {})", i.status.state, i.desired.as_str()),
     );
     if let Some(m) = &i.status.maintenance {
-        let until = m.until.map_or("--end".into(), |u| {
-            u.strftime("%Y-%m-%d %H:%M:%S").to_string()
-        });
+        let time = |t: jiff::Timestamp| t.strftime("%Y-%m-%d %H:%M:%S").to_string();
+        // A window's maintenance has no `until` of its own (the planner ends it, later if it
+        // overruns); maintenance by hand without one lasts until ended. Never a bare flag.
+        let until = match (m.until, m.window, window_end) {
+            (Some(u), ..) => time(u),
+            (None, Some(id), Some(end)) => tr(Msg::MaintWindowEnd, &[&time(end), &id]),
+            (None, Some(id), None) => tr(Msg::MaintWindowEndUnknown, &[&id]),
+            (None, None, _) => tr(Msg::MaintByHandEnd, &[&i.status.name]),
+        };
         line(
             &tr(Msg::ColMaintenance, &[]),
             format!(

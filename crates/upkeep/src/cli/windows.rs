@@ -274,6 +274,13 @@ fn path(id: i64) -> ApiPath {
     ApiPath::new("/api/v1/windows").segment(id.to_string())
 }
 
+/// When window `id`'s current occurrence ends (for `upkeep status` of a service in it);
+/// None if the daemon cannot say (the store away, the window gone).
+pub(super) async fn occurrence_end(client: &Client, id: i64) -> Option<Timestamp> {
+    let w: Window = client.get(path(id)).await.ok()?;
+    w.current.map(|o| o.end)
+}
+
 pub(super) async fn run(client: &Client, cmd: MaintCmd) -> Result<()> {
     match cmd {
         MaintCmd::Add { spec, force, json } => {

@@ -248,3 +248,54 @@ fn issue_18_a_reload_says_which_daemon_keys_wait_for_a_restart() {
         "{answer}"
     );
 }
+
+/// Break-it finding (session 9): two listeners on one port (one of them on every address)
+/// passed `check`, and the daemon found out only when binding. `check` refuses it, located,
+/// and so does a reload: the running config stays.
+#[test]
+fn two_listeners_on_one_port_are_refused_by_check_and_reload() {
+    let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("a", "up", LONG);
+    let good = std::fs::read_to_string(&d.config).unwrap();
+    let port = upkeep_testkit::free_port();
+    let bad = good.replacen(
+        "[daemon]\n",
+        &format!("[daemon]\nlisten = \"0.0.0.0:{port}\"\npublic_listen = \"127.0.0.1:{port}\"\n"),
+        1,
+    );
+    let line = bad
+        .lines()
+        .position(|l| l.starts_with("public_listen"))
+        .unwrap()
+        + 1;
+    std::fs::write(
+        &d.config,
+        format!("{bad}\n[services.b]\ncommand = \"sleep 1000\"\n"),
+    )
+    .unwrap();
+    let out = d.cli(&["check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("upkeep.toml:{line}:17 (daemon.public_listen)"))
+            && err.contains(&format!("takes the port of listen `0.0.0.0:{port}`")),
+        "{err}"
+    );
+    let out = d.cli(&["reload"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("upkeep.toml:{line}:17"))
+            && err.contains("running config stays in force"),
+        "{err}"
+    );
+    // Nothing of it applied: no b.
+    let names: Vec<String> = d
+        .api_get("/api/v1/services")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["a"]);
+}

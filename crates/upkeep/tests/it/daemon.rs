@@ -200,3 +200,45 @@ fn tells_systemd_it_is_ready_and_pings_the_watchdog() {
     .unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+/// Break-it finding (session 9): a first start whose port another process holds exited
+/// after starting its services, which ran on with no daemon. Every listener is bound first:
+/// the start fails naming the key and the address, and nothing runs.
+#[test]
+fn a_taken_port_ends_the_start_before_any_service_runs() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap();
+    let token = unique();
+    let mut d = TestDaemon::prepare(
+        BIN,
+        &format!(
+            "[services.s]\ncommand = \"sleep {token}\"\n\n[services.t]\ncommand = \"sleep {token}\"\n"
+        ),
+    );
+    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
+        "[daemon]\n",
+        &format!("[daemon]\npublic_listen = \"{taken}\"\n"),
+        1,
+    );
+    std::fs::write(&d.config, text).unwrap();
+    d.spawn_daemon();
+    let status = d.wait_exit(LONG);
+    assert!(!status.success(), "the daemon started on a taken port");
+    let log = d.daemon_log();
+    assert!(
+        log.contains(&format!("cannot listen on {taken} (daemon.public_listen)"))
+            && log.contains("nothing was started")
+            && log.contains("ss -ltnp"),
+        "{log}"
+    );
+    assert_eq!(
+        pids_with_cmdline(&format!("sleep {token}")),
+        Vec::<u32>::new(),
+        "a service runs with no daemon\n{log}"
+    );
+    assert!(!d.socket().exists(), "a socket file was left");
+    // Once the port is free, the same config starts.
+    drop(holder);
+    d.launch();
+    d.wait_state("s", "up", LONG);
+}

@@ -137,3 +137,45 @@ fn issue_17_confirmation_mails_have_a_budget_for_everyone_together() {
     let json = stdout(&d.cli(&["feedback", "--json"]));
     assert!(json.contains(&"x".repeat(300)), "{json}");
 }
+
+/// Break-it finding (session 9): the hourly budget of confirmation mails was in memory, so a
+/// restart (or an upgrade) refilled it and a flood had only to wait for one. It is counted
+/// from the outbox: after `upkeep down` and a new start, still refused, and still nothing
+/// kept or mailed.
+#[test]
+fn the_confirmation_budget_survives_a_restart() {
+    let sink = SmtpSink::start();
+    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut d = TestDaemon::start(
+        crate::BIN,
+        &format!(
+            "public_listen = \"{public}\"\n\
+             [services.web]\ncommand = \"sleep 1000\"\n\n\
+             [notify]\npublic_url = \"http://{public}/\"\n\
+             [notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n\
+             [notify.subscribers]\nconfirmations_per_hour = 2\n",
+            sink.port
+        ),
+    );
+    for i in 0..2 {
+        let a = subscribe(public, &format!("p{i}@example.com"));
+        assert_eq!(a.code, 202, "{}", a.text());
+    }
+    assert_eq!(subscribe(public, "p2@example.com").code, 429);
+    d.wait_until("two confirmation mails", LONG, || {
+        (sink.count() == 2).then_some(())
+    });
+
+    let out = d.cli(&["down"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(d.wait_exit(LONG).success());
+    d.launch();
+    let a = subscribe(public, "p3@example.com");
+    assert_eq!(a.code, 429, "the restart refilled the budget: {}", a.text());
+    let wait: u64 = header(&a, "retry-after").unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&wait), "{wait}");
+    let mut list = subscribers(&d);
+    list.sort();
+    assert_eq!(list, ["p0@example.com", "p1@example.com"]);
+    assert_eq!(sink.count(), 2);
+}

@@ -562,3 +562,153 @@ fn a_weekly_window_keeps_its_local_hour_across_berlins_change_to_summer_time() {
     let shown = stdout(&d.cli(&["maint", "show", &id.to_string(), "--tz", "Europe/Berlin"]));
     assert!(shown.contains("03:00"), "{shown}");
 }
+
+/// Break-it finding (session 9): `maint add --start` took an offset of `+25:00` and a leap
+/// second `:60` (read as `:59`) without a word, and so did the API. Both are refused, saying
+/// why (exit 2 for the CLI, 400 for the API), and no window is kept.
+#[test]
+fn an_offset_beyond_23_59_or_a_leap_second_is_refused_by_the_cli_and_the_api() {
+    let (d, _listener) = db_on_clock();
+    let now: jiff::Timestamp = d.advance_clock("0s");
+    let day = now
+        .checked_add(jiff::SignedDuration::from_hours(24 * 10))
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    for (start, why) in [
+        (format!("{day}T02:00+25:00"), "beyond ±23:59"),
+        (format!("{day} 23:59:60"), "leap second"),
+    ] {
+        let out = d.cli(&[
+            "maint",
+            "add",
+            "--kind",
+            "upgrade",
+            "--title",
+            "t",
+            "--reason",
+            "r",
+            "--start",
+            &start,
+            "--for",
+            "1h",
+            "--services",
+            "db",
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{start}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("`{start}`")) && err.contains(why),
+            "{err}"
+        );
+    }
+    for (start, end, why) in [
+        ("02:00:00+25:00", "03:00:00Z", "beyond ±23:59"),
+        ("02:00:00Z", "23:59:60Z", "leap second"),
+    ] {
+        let body = serde_json::json!({
+            "spec": {
+                "kind": "upgrade", "title": "t", "reason": "r",
+                "start": format!("{day}T{start}"), "end": format!("{day}T{end}"),
+                "services": [{ "service": "db", "impact": "outage" }],
+            }
+        });
+        let (code, answer) = d.try_api("POST", "/api/v1/windows", Some(&body)).unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert_eq!(code, 400, "{answer}");
+        assert!(answer.contains(why), "{answer}");
+    }
+    assert_eq!(d.api_get("/api/v1/windows"), serde_json::json!([]));
+}
+
+/// Break-it findings (session 9): `upkeep status` of a service in a window showed `→ --end`
+/// (a CLI flag for the window's end), and `/api/v1/windows/0` was a 400 where
+/// `/api/v1/incidents/0` is a 404.
+#[test]
+fn status_shows_a_windows_end_and_an_unknown_window_is_a_404_like_an_incident() {
+    let (d, _listener) = db_on_clock();
+    let now = d.advance_clock("0s");
+    let out = d.cli(&[
+        "maint",
+        "add",
+        "--kind",
+        "emergency",
+        "--title",
+        "disk swap",
+        "--start",
+        &now.to_string(),
+        "--for",
+        "30m",
+        "--services",
+        "db",
+        "--json",
+    ]);
+    let id = id_of(&out);
+    d.wait_state("db", "maintenance", LONG);
+    let end: jiff::Timestamp = window(&d, id)["current"]["end"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let end = end.strftime("%Y-%m-%d %H:%M:%S").to_string();
+    let text = stdout(&d.cli(&["status", "db"]));
+    assert!(
+        text.contains(&format!(
+            "{end} (the end of window {id}; later if it overruns)"
+        )) && !text.contains("--end"),
+        "{text}"
+    );
+    let zh = std::process::Command::new(BIN)
+        .args(["-c"])
+        .arg(&d.config)
+        .args(["status", "db"])
+        .env("UPKEEP_LANG", "zh_CN.UTF-8")
+        .output()
+        .unwrap();
+    let text = stdout(&zh);
+    assert!(
+        text.contains(&format!("{end}（维护窗口 {id} 的结束时间；如超时则延后）")),
+        "{text}"
+    );
+    // By hand, with no end: said in words.
+    assert!(
+        d.cli(&["maint", "finish", &id.to_string()])
+            .status
+            .success()
+    );
+    d.wait_state("db", "up", LONG);
+    assert!(d.cli(&["maintenance", "db"]).status.success());
+    d.wait_state("db", "maintenance", LONG);
+    let text = stdout(&d.cli(&["status", "db"]));
+    assert!(
+        text.contains("until ended by hand (`upkeep maintenance db --end`)"),
+        "{text}"
+    );
+
+    // An unknown number is a 404 for both; what is no number (past i64) a 400 for both.
+    for (path, said) in [
+        ("/api/v1/windows/0", "no maintenance window number 0"),
+        ("/api/v1/windows/-1", "no maintenance window number -1"),
+        ("/api/v1/incidents/0", "no incident number 0"),
+    ] {
+        let (code, body) = d.try_api("GET", path, None).unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(code, 404, "{path}: {body}");
+        assert!(body.contains(said), "{path}: {body}");
+    }
+    for (path, said) in [
+        (
+            "/api/v1/windows/99999999999999999999",
+            "is not a window number",
+        ),
+        (
+            "/api/v1/incidents/99999999999999999999",
+            "is not an incident number",
+        ),
+    ] {
+        let (code, body) = d.try_api("GET", path, None).unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(code, 400, "{path}: {body}");
+        assert!(body.contains(said), "{path}: {body}");
+    }
+}
