@@ -235,7 +235,7 @@ mod tests {
         ];
         for (c, k, at, says) in cases {
             let text = check(c, k);
-            assert!(text.contains(&format!(":3:")), "{at}: {text}");
+            assert!(text.contains("upkeep.toml:3:"), "{at}: {text}");
             assert!(text.contains(at), "{at}: {text}");
             assert!(text.contains(says), "{at}: {text}");
         }
