@@ -13,6 +13,7 @@
 //!     one file per kind (`tcp.rs`, `http.rs`, `exec.rs`, `process.rs`, `memory.rs`,
 //!     `cpu.rs`) with its keys, checks and tests; `mod.rs` says how to add one.
 //!   - `validate/store.rs`: where history is kept ([`StoreConfig`]).
+//!   - `validate/tls.rs`: `tls`, the HTTPS certificate and key, read and checked ([`TlsConfig`]).
 //!   - `validate/deps.rs`: `depends_on`, `on_dependency_down`, unknown names and cycles.
 //!   - `validate/ready.rs`: `ready`, `ready_timeout`, `watchdog` ([`Ready`]).
 //!   - `validate/process.rs`: `type`, `pid_file`, `reload_signal` ([`ServiceType`],
@@ -46,5 +47,6 @@ pub use validate::{
     Config, CpuProbeConfig, DaemonConfig, ExecProbeConfig, HttpProbeConfig, LogConfig, LogPattern,
     MaintenanceConfig, ManagedConfig, MemoryProbeConfig, OnPage, OnUnhealthy, ProbeConfig,
     ProbeKind, ProcessProbeConfig, Program, Ready, RestartPolicy, SecretSource, ServiceConfig,
-    ServiceType, StoreConfig, TcpProbeConfig, UserIds, load, parse, parse_signal, secret_in_url,
+    ServiceType, StoreConfig, TcpProbeConfig, TlsConfig, TlsProblem, UserIds, load, load_tls,
+    parse, parse_signal, secret_in_url,
 };

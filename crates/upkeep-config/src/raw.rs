@@ -139,6 +139,9 @@ pub(crate) struct RawDaemon {
     /// host:port serving only the public routes (the status list), so that publishing them
     /// does not publish the API. Off unless set.
     pub public_listen: Option<String>,
+    /// `tls = { cert = "fullchain.pem", key = "privkey.pem" }`: `listen` and `public_listen`
+    /// serve HTTPS themselves. Off unless set.
+    pub tls: Option<RawTls>,
     /// A cgroup per service where cgroup2 allows (default). Off: process groups, run records
     /// and marks only.
     #[serde(default = "defaults::yes")]
@@ -166,6 +169,16 @@ pub(crate) struct RawDaemon {
     /// Connections one client address may hold open on each TCP listener.
     #[serde(default = "defaults::max_connections_per_address")]
     pub max_connections_per_address: u32,
+}
+
+/// `[daemon] tls`: PEM files, relative to the config file's folder.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    /// The certificate chain, the server's own first (certbot's `fullchain.pem`).
+    pub cert: String,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
 }
 
 /// `command = "npm run dev"` (split on spaces; run through `sh -c` if it uses shell syntax) or
@@ -300,6 +313,7 @@ impl Default for RawDaemon {
             metrics_listen: None,
             listen: None,
             public_listen: None,
+            tls: None,
             cgroups: true,
             store: None,
             store_password_env: None,

@@ -31,6 +31,7 @@ mod process;
 mod ready;
 mod schedule;
 mod store;
+mod tls;
 pub use page::OnPage;
 pub use probes::{
     CpuProbeConfig, ExecProbeConfig, HttpProbeConfig, MemoryProbeConfig, ProbeConfig, ProbeKind,
@@ -40,6 +41,7 @@ pub use process::{ServiceType, parse_signal};
 pub use ready::{LogPattern, Ready};
 pub use schedule::{ALWAYS_IGNORED, JobConfig, Schedule, WatchConfig};
 pub use store::{SecretSource, StoreConfig, secret_in_url};
+pub use tls::{TlsConfig, TlsProblem, load_tls};
 
 /// A validated config, with the text it came from (stored as a revision).
 #[derive(Debug, Clone)]
@@ -89,6 +91,8 @@ pub struct DaemonConfig {
     pub listen: Option<std::net::SocketAddr>,
     /// Where the public routes alone are served, if anywhere.
     pub public_listen: Option<std::net::SocketAddr>,
+    /// The certificate and key `listen` and `public_listen` serve HTTPS with, if any.
+    pub tls: Option<TlsConfig>,
     /// Give each service a cgroup of its own where cgroup2 allows it.
     pub cgroups: bool,
     /// Where history is kept.
@@ -481,6 +485,8 @@ impl Validator<'_> {
                 );
             }
         }
+        let served = raw.daemon.listen.is_some() || raw.daemon.public_listen.is_some();
+        let tls = self.tls(raw.daemon.tls.as_ref(), base, served);
         let store = self.store(&raw.daemon, base);
         let node = self.node_name(raw.daemon.node.as_deref());
         let retain = raw
@@ -529,6 +535,7 @@ impl Validator<'_> {
                 metrics_listen,
                 listen,
                 public_listen,
+                tls,
                 cgroups: raw.daemon.cgroups,
                 store,
                 node,

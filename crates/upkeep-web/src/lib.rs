@@ -21,7 +21,7 @@
 //! `forms.rs` (the status page's subscribe and feedback forms, without JavaScript; the
 //! feedback list for token holders), `admin/` (the admin pages at `/admin` on `listen`, behind
 //! a login, and the socket's `/api/v1/users`), `forwarded.rs` (the client behind a trusted
-//! reverse proxy).
+//! reverse proxy), `tls.rs` (HTTPS on the TCP listeners, renewable while they run).
 
 mod admin;
 mod admission;
@@ -40,6 +40,7 @@ mod serve;
 mod signals;
 pub mod site;
 mod subscribers;
+mod tls;
 mod windows;
 
 pub use admin::{Accounts, LeadTimeRule, Opened, Session};
@@ -54,3 +55,4 @@ pub use metrics::{MetricsData, ProcessStats};
 pub use serve::{Limits, PER_ADDRESS, Peer, PeerOf, serve, serve_with};
 pub use site::{PageModel, Site};
 pub use subscribers::{LinkError, Linked, Subscriptions};
+pub use tls::Tls;

@@ -21,7 +21,9 @@
 //!   events): such a connection gives its connection permit back for a stream permit
 //!   ([`Lease::to_stream`]), so idle streams can never take every permit and leave the page
 //!   answering 503; past the stream cap the stream alone is refused (503, connection closed);
-//! - on shutdown, in-flight requests finish and the rest are closed, within a deadline.
+//! - on shutdown, in-flight requests finish and the rest are closed, within a deadline;
+//! - on `listen` and `public_listen` with `[daemon] tls`, HTTPS: the handshake comes after
+//!   admission, within the head's deadline, and gives way like an idle connection (`tls.rs`).
 //!
 //! Each connection's [`Peer`] (the uid behind a Unix socket, from SO_PEERCRED, or the
 //! address of a TCP client) goes into every request's extensions, for `auth.rs` to name who
@@ -186,6 +188,8 @@ struct WithPeer {
     peer: Peer,
     limits: Limits,
     lease: Lease,
+    /// Served over TLS: the request came over HTTPS, whatever its headers say.
+    over_tls: bool,
 }
 
 impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for WithPeer {
@@ -198,6 +202,14 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for WithPeer
         req.extensions_mut().insert(self.peer.clone());
         req.extensions_mut().insert(self.limits);
         req.extensions_mut().insert(self.lease.clone());
+        if self.over_tls {
+            // What a TLS-terminating proxy in front would say (the admin pages' cookies are
+            // `Secure`); a client's own claim is replaced.
+            req.headers_mut().insert(
+                "x-forwarded-proto",
+                axum::http::HeaderValue::from_static("https"),
+            );
+        }
         // Busy from its head until its answer's body is done or dropped.
         let busy = Busy::start(self.lease.0.clone());
         let answer = self.inner.call(req);
@@ -320,16 +332,17 @@ where
     L: axum::serve::Listener,
     L::Io: PeerOf,
 {
-    serve_with(listener, app, limits, &[], cancel).await;
+    serve_with(listener, app, limits, &[], None, cancel).await;
 }
 
-/// [`serve`], with `trusted_proxies` exempt from the cap per address: every client behind a
-/// proxy shares its address.
+/// [`serve`], with `trusted_proxies` exempt from the cap per address (every client behind a
+/// proxy shares its address), and over TLS with `tls` (see `tls.rs`).
 pub async fn serve_with<L>(
     mut listener: L,
     app: Router,
     limits: Limits,
     trusted_proxies: &[ipnet::IpNet],
+    tls: Option<crate::tls::Tls>,
     cancel: CancellationToken,
 ) where
     L: axum::serve::Listener,
@@ -382,11 +395,21 @@ pub async fn serve_with<L>(
             limits,
             lease: lease.clone(),
             inner: TowerToHyperService::new(app.clone()),
+            over_tls: tls.is_some(),
         };
         let cancel = cancel.clone();
+        let tls = tls.clone();
         conns.spawn(async move {
             // Its place in the book (and the permit it holds) goes back when it closes.
             let _lease = lease;
+            // The handshake first, admitted and waiting like a connection yet to send its head.
+            let io = match tls {
+                None => tokio_util::either::Either::Left(io),
+                Some(tls) => match tls.accept(io, limits.header_timeout, &shed, &cancel).await {
+                    Some(io) => tokio_util::either::Either::Right(io),
+                    None => return,
+                },
+            };
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())

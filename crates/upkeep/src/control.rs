@@ -102,6 +102,9 @@ pub struct Daemon {
     pub upgrade: crate::upgrade::Upgrades,
     /// Admin users and sessions (`accounts.rs`).
     pub accounts: Arc<crate::accounts::StoreAccounts>,
+    /// The certificate `listen` and `public_listen` serve HTTPS with (`[daemon] tls`); a
+    /// reload hands it the files read again.
+    pub tls: Option<upkeep_web::Tls>,
 }
 
 fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ApiError {

@@ -260,6 +260,12 @@ async fn run_async(
     let trusted_proxies = config.daemon.trusted_proxies.clone();
     let per_address = config.daemon.max_connections_per_address as usize;
     let (listen, public_listen) = (config.daemon.listen, config.daemon.public_listen);
+    // HTTPS on `listen` and `public_listen`, one certificate for both, renewed by a reload.
+    let tls = config
+        .daemon
+        .tls
+        .as_ref()
+        .map(|t| upkeep_web::Tls::new(t.certified.clone()));
     let reaper = Reaper::start().context("installing the SIGCHLD handler")?;
     let node = node_id(&data_dir)?;
     let _node_claim = claim_node(&node, &data_dir)?;
@@ -534,6 +540,7 @@ async fn run_async(
         site: upkeep_web::Site::new(),
         upgrade: crate::upgrade::Upgrades::new(taken.as_ref().and_then(|t| t.error.clone())),
         accounts: Arc::new(accounts),
+        tls: tls.clone(),
     });
     // The status page's first render comes from memory before any listener serves.
     tokio::spawn(crate::statuspage::run(daemon.clone(), latency.clone()));
@@ -567,13 +574,15 @@ async fn run_async(
     let api_cancel = CancellationToken::new();
     // The TCP listeners bound at start, each with its router.
     for (key, addr, std_listener) in bound.tcp {
-        let (limits, app) = match key {
+        let (limits, tls, app) = match key {
             "metrics_listen" => (
                 Limits::METRICS,
+                None,
                 upkeep_web::metrics_router(daemon.clone(), api_cancel.clone()),
             ),
             "listen" => (
                 Limits::TCP,
+                tls.clone(),
                 upkeep_web::tcp_router(
                     daemon.clone(),
                     Arc::new(crate::tokens::TokenCache::new(&data_dir)),
@@ -582,6 +591,7 @@ async fn run_async(
             ),
             _ => (
                 Limits::TCP,
+                tls.clone(),
                 upkeep_web::public_router(daemon.clone(), api_cancel.clone()),
             ),
         };
@@ -598,15 +608,16 @@ async fn run_async(
                 app,
                 limits,
                 &trusted_proxies,
+                tls,
                 api_cancel.clone(),
             )?;
             continue;
         }
         let tcp = tokio::net::TcpListener::from_std(std_listener)?;
-        tracing::info!(%addr, key, "serving over TCP");
+        tracing::info!(%addr, key, https = tls.is_some(), "serving over TCP");
         let (cancel, trusted) = (api_cancel.clone(), trusted_proxies.clone());
         tokio::spawn(async move {
-            upkeep_web::serve_with(tcp, app, limits, &trusted, cancel).await;
+            upkeep_web::serve_with(tcp, app, limits, &trusted, tls, cancel).await;
         });
     }
     let api = tokio::spawn(upkeep_web::serve(

@@ -11,8 +11,8 @@
 //! whose connections work from any runtime.
 //!
 //! Input: the bound listener (bound by the daemon, or handed over by `upkeep upgrade`), the
-//! public router, its limits and the trusted proxies (not capped per address); ends with
-//! `cancel`.
+//! public router, its limits, the trusted proxies (not capped per address) and its TLS, if
+//! any; ends with `cancel`.
 
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
@@ -28,8 +28,10 @@ pub fn serve_apart(
     app: axum::Router,
     limits: upkeep_web::Limits,
     trusted_proxies: &[ipnet::IpNet],
+    tls: Option<upkeep_web::Tls>,
     cancel: CancellationToken,
 ) -> Result<()> {
+    let https = tls.is_some();
     let trusted = trusted_proxies.to_vec();
     let addr = listener.local_addr()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -43,12 +45,12 @@ pub fn serve_apart(
         .spawn(move || {
             rt.block_on(async move {
                 match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => upkeep_web::serve_with(l, app, limits, &trusted, cancel).await,
+                    Ok(l) => upkeep_web::serve_with(l, app, limits, &trusted, tls, cancel).await,
                     Err(e) => tracing::error!("public_listen not served: {e}"),
                 }
             });
         })
         .context("starting the public listener's thread")?;
-    tracing::info!(%addr, key = "public_listen", "serving over TCP (threads of its own)");
+    tracing::info!(%addr, key = "public_listen", https, "serving over TCP (threads of its own)");
     Ok(())
 }

@@ -15,6 +15,8 @@
 //! secrets) are what the daemon was started with: a reload applies none of their changes
 //! (not one key of them, so nothing runs half on each), and says which keys wait for a
 //! restart, in its answer (`restart_needed`) and in the log. A moved data dir is refused.
+//! One exception: `tls`'s certificate and key are read again and served from the next
+//! handshake on (certbot renews them in place); only turning HTTPS on or off waits.
 
 use std::path::PathBuf;
 
@@ -99,6 +101,7 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
         metrics_listen,
         listen,
         public_listen,
+        tls,
         cgroups,
         store,
         node,
@@ -131,6 +134,11 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
         test_clock,
         trusted_proxies
     );
+    // Files of their own (a renewal) are served from the next handshake on: only turning
+    // HTTPS on or off needs the listeners made again.
+    if tls.is_some() != now.tls.is_some() {
+        keys.push("daemon.tls".into());
+    }
     if running.notify != new.notify {
         keys.push("notify".into());
     }
@@ -189,7 +197,19 @@ pub(crate) async fn apply(
         }
         // What runs stays what the running config says (`upkeep status`, the next reload's
         // comparison): none of it half-applied.
+        let renewed = match (&daemon.tls, new.daemon.tls.take()) {
+            (Some(serving), Some(files)) => {
+                // Read and checked by the load: a renewed certificate (certbot) from the
+                // next handshake on, the listeners never closed.
+                serving.renew(files.certified.clone());
+                Some(files)
+            }
+            _ => None,
+        };
         new.daemon = live.config.daemon.clone();
+        if renewed.is_some() {
+            new.daemon.tls = renewed;
+        }
         new.notify = live.config.notify.clone();
         for name in live.config.services.keys() {
             if !new.services.contains_key(name) {

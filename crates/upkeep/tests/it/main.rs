@@ -32,6 +32,7 @@ mod store;
 mod subscribers;
 mod supervise;
 mod systemd;
+mod tls;
 mod top;
 mod torture;
 mod upgrade;
