@@ -570,6 +570,7 @@ async fn run_async(
     // Listeners an upgrade hands to the next image (key, descriptor).
     let mut kept = Vec::new();
     let listener = tokio::net::UnixListener::from_std(bound.socket)?;
+    bound.socket_file.served();
     kept.extend(crate::upgrade::keep_fd(&listener).map(|fd| ("socket".to_owned(), fd)));
     let api_cancel = CancellationToken::new();
     // The TCP listeners bound at start, each with its router.

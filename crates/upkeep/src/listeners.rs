@@ -22,6 +22,28 @@ pub struct Bound {
     /// `(key, address, listener)` for each TCP listener the config sets, in the order asked.
     pub tcp: Vec<(&'static str, SocketAddr, std::net::TcpListener)>,
     pub socket: std::os::unix::net::UnixListener,
+    /// Removes the socket's file if the start ends before it is served.
+    pub socket_file: SocketFile,
+}
+
+/// The control socket's file, bound by this start: removed if the start ends before the
+/// socket is served (a later step failed, a channel's secret missing, say), since a file with
+/// no daemon behind it tells clients that one runs. A socket an upgrade handed over is left.
+pub struct SocketFile(Option<std::path::PathBuf>);
+
+impl SocketFile {
+    /// The socket is served: the file stays.
+    pub fn served(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// A TCP listener that could not be bound: the config key and the address name it.
@@ -83,23 +105,28 @@ pub fn bind(
         };
         bound.push((key, addr, listener));
     }
-    let socket = match taken.and_then(|t| t.listener("socket")) {
+    let (socket, socket_file) = match taken.and_then(|t| t.listener("socket")) {
         // The same socket, still bound: clients never found it closed.
         Some(fd) => {
             let std = std::os::unix::net::UnixListener::from(fd);
             std.set_nonblocking(true)?;
-            std
+            (std, SocketFile(None))
         }
         None => {
             let _ = std::fs::remove_file(socket); // stale from a killed daemon; we hold the lock
             let listener = std::os::unix::net::UnixListener::bind(socket)
                 .with_context(|| format!("binding {}", socket.display()))?;
+            let file = SocketFile(Some(socket.to_owned()));
             listener.set_nonblocking(true)?;
             std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
-            listener
+            (listener, file)
         }
     };
-    Ok(Bound { tcp: bound, socket })
+    Ok(Bound {
+        tcp: bound,
+        socket,
+        socket_file,
+    })
 }
 
 #[cfg(test)]
@@ -160,5 +187,20 @@ mod tests {
         assert_eq!(b.tcp[0].2.local_addr().unwrap(), free);
         let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        // A start that ends before serving takes its socket file away.
+        drop(b);
+        assert!(!socket.exists(), "a socket file with no daemon behind it");
+        let b = bind(
+            None,
+            &socket,
+            [
+                ("listen", None),
+                ("public_listen", None),
+                ("metrics_listen", None),
+            ],
+        )
+        .unwrap();
+        b.socket_file.served();
+        assert!(socket.exists(), "a served socket's file stays");
     }
 }
