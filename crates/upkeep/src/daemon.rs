@@ -259,6 +259,7 @@ async fn run_async(
     let metrics_listen = config.daemon.metrics_listen;
     let trusted_proxies = config.daemon.trusted_proxies.clone();
     let per_address = config.daemon.max_connections_per_address as usize;
+    let request_timeout = config.daemon.request_timeout;
     let (listen, public_listen) = (config.daemon.listen, config.daemon.public_listen);
     let reaper = Reaper::start().context("installing the SIGCHLD handler")?;
     let node = node_id(&data_dir)?;
@@ -587,8 +588,11 @@ async fn run_async(
     ];
     for (addr, key, limits, app) in tcp {
         let Some(addr) = addr else { continue };
+        // One deadline for a whole request, its head's included (`daemon.request_timeout`).
         let limits = Limits {
             per_address,
+            header_timeout: request_timeout,
+            request_timeout,
             ..limits
         };
         // Behind a reverse proxy, the client its headers name (see upkeep_web::trust_proxies).
