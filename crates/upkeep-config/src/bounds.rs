@@ -48,6 +48,11 @@ pub(crate) const RETAIN: Limits<Duration> = between(DAY, Duration::from_secs(36_
 /// two), at most the 512 a TCP listener holds in all (more would mean nothing).
 pub(crate) const CONNECTIONS_PER_ADDRESS: Limits<u32> = between(1, 512);
 
+/// `daemon.request_timeout`: at least 1s (a request sent at once over a slow link takes a few
+/// hundred milliseconds), at most 5 min: a request is at most 64 KiB, and each second more is a
+/// second a stalled client holds its connection.
+pub(crate) const REQUEST_TIMEOUT: Limits<Duration> = between(SECOND, Duration::from_secs(300));
+
 // --- [maintenance] ---
 
 /// `maintenance.short_max`: what counts as a short window (at most a window's longest, 31 d).

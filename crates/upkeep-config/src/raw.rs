@@ -169,6 +169,9 @@ pub(crate) struct RawDaemon {
     /// Connections one client address may hold open on each TCP listener.
     #[serde(default = "defaults::max_connections_per_address")]
     pub max_connections_per_address: u32,
+    /// How long a client has to send a whole request (head and body) on a TCP listener.
+    #[serde(default = "defaults::request_timeout")]
+    pub request_timeout: String,
 }
 
 /// `[daemon] tls`: PEM files, relative to the config file's folder.
@@ -324,6 +327,7 @@ impl Default for RawDaemon {
             heartbeat_url: None,
             trusted_proxies: Vec::new(),
             max_connections_per_address: defaults::max_connections_per_address(),
+            request_timeout: defaults::request_timeout(),
         }
     }
 }
@@ -375,6 +379,9 @@ impl Default for RawLog {
 mod defaults {
     pub fn max_connections_per_address() -> u32 {
         32
+    }
+    pub fn request_timeout() -> String {
+        "10s".into()
     }
     pub fn shutdown_timeout() -> String {
         "30s".into()

@@ -111,6 +111,10 @@ pub struct DaemonConfig {
     /// Connections one client address (an IPv6 one by its /64) may hold open on each TCP
     /// listener; trusted proxies are not capped.
     pub max_connections_per_address: u32,
+    /// How long a client has to send a whole request, head and body, on each TCP listener,
+    /// from when its connection begins to wait for it; past it a 408 (or, before the head is
+    /// in, the connection closed).
+    pub request_timeout: Duration,
 }
 
 /// `[maintenance]`: the lead-time policy and the reminders.
@@ -507,6 +511,11 @@ impl Validator<'_> {
             bounds::CONNECTIONS_PER_ADDRESS,
             None,
         );
+        let request_timeout = self.duration(
+            &["daemon", "request_timeout"],
+            &raw.daemon.request_timeout,
+            bounds::REQUEST_TIMEOUT,
+        );
         let mut services = BTreeMap::new();
         for (name, svc) in raw.services {
             let key = ["services", name.as_str()];
@@ -544,6 +553,7 @@ impl Validator<'_> {
                 heartbeat_url,
                 trusted_proxies,
                 max_connections_per_address: raw.daemon.max_connections_per_address,
+                request_timeout: request_timeout.unwrap_or_default(),
             },
             services,
             notify,
@@ -2026,6 +2036,20 @@ mod tests {
         located(&p, &text, "daemon.max_connections_per_address", 2, 31);
         let (p, text) = one_problem("[daemon]\nmax_connections_per_address = -1\n");
         assert_eq!((p.line, p.column), (2, 31), "{text}");
+    }
+
+    #[test]
+    fn the_request_timeout_is_bounded_and_located() {
+        assert_eq!(
+            check("").unwrap().daemon.request_timeout,
+            Duration::from_secs(10)
+        );
+        let c = check("[daemon]\nrequest_timeout = \"30s\"\n").unwrap();
+        assert_eq!(c.daemon.request_timeout, Duration::from_secs(30));
+        for bad in ["500ms", "6m", "soon"] {
+            let (p, text) = one_problem(&format!("[daemon]\nrequest_timeout = \"{bad}\"\n"));
+            located(&p, &text, "daemon.request_timeout", 2, 19);
+        }
     }
 
     proptest::proptest! {

@@ -139,10 +139,19 @@ pub struct PublicUpdate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Postmortem {
+    /// What happened, for the people it affected.
+    #[schema(max_length = 4000)]
     pub summary: String,
+    /// The cause found at the end of the whys.
+    #[schema(max_length = 4000)]
     pub root_cause: String,
+    /// The five whys ([`WHYS`]): each answer asks the next why, down to the root cause;
+    /// each at most 4,000 characters, as are the actions.
+    #[schema(min_items = 5, max_items = 5)]
     pub whys: Vec<String>,
+    /// What will change so that it does not happen again (at most [`ACTIONS_MAX`]).
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub actions: Vec<String>,
 }
 

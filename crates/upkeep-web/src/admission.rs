@@ -11,8 +11,9 @@
 //!   holds the socket. A trusted proxy is not capped (every client behind it shares its
 //!   address, and it bounds them itself), nor is the control socket (its peers have no
 //!   address, only the operators' uid).
-//! - **Waiting connections give way**: a connection is *waiting* while it has no request in
-//!   hand (just opened, sending its head slowly, or kept alive between requests). When the
+//! - **Waiting connections give way**: a connection is *waiting* while it has no whole request
+//!   in hand (just opened, sending its head or its body slowly, or kept alive between
+//!   requests; `arrival.rs` says when a request is whole). When the
 //!   listener is nearly full (3/4 of its permits taken), a new connection first sheds those
 //!   that have waited longer than `Limits::crowded_header_timeout` (instead of
 //!   `header_timeout`); when it is full, the one that has waited longest hands its permit
@@ -23,7 +24,7 @@
 //!
 //! Nothing here polls: shedding happens when a new connection needs room, which is the only
 //! time a waiting connection costs anyone anything. Not here: hyper's own head deadline
-//! (`header_timeout`, whatever the load), the body's (`serve::bounded_body`), the answers to
+//! (`header_timeout`, whatever the load), the whole request's (`arrival.rs`), the answers to
 //! refused connections (`serve.rs`).
 
 use std::collections::{BTreeSet, HashMap};
@@ -257,6 +258,12 @@ impl Slot {
     pub(crate) fn answered(&self) {
         let since = Instant::now() + FLUSH_GRACE;
         self.admission.book().set_waiting(self.id, Some(since));
+    }
+
+    /// Since when the connection has waited for its request (see [`Conn::waiting`]); None
+    /// while it is busy, carries a stream or has been shed.
+    pub(crate) fn waiting_since(&self) -> Option<Instant> {
+        self.admission.book().conns.get(&self.id)?.waiting
     }
 
     /// Trades the connection permit for a stream permit (see `serve::Lease::to_stream`);

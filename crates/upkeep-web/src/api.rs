@@ -20,7 +20,8 @@ use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{Method, Uri};
+use axum::http::{Method, Uri, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
@@ -680,7 +681,13 @@ async fn events(
     tag = "read",
     responses((status = 200, description = "Committed events as they come, one JSON object a line; `{\"skipped\": N}` when the reader fell behind", body = StoredEvent, content_type = "application/x-ndjson"), crate::openapi::Failure)
 )]
-async fn event_stream(State(s): State<AppState>) -> Body {
+async fn event_stream(
+    State(s): State<AppState>,
+    lease: Option<axum::Extension<crate::serve::Lease>>,
+) -> Response {
+    if let Some(refused) = crate::streams::hold(lease) {
+        return refused;
+    }
     let rx = s.control.follow_events();
     let stream = futures_util::stream::unfold((rx, s.cancel), |(mut rx, cancel)| async move {
         let item = tokio::select! {
@@ -703,8 +710,16 @@ async fn event_stream(State(s): State<AppState>) -> Body {
         }
         Some((Ok::<_, std::io::Error>(Bytes::from(text)), (rx, cancel)))
     });
-    Body::from_stream(stream)
+    ([(header::CONTENT_TYPE, NDJSON)], Body::from_stream(stream)).into_response()
 }
+
+/// The media type of the answers that are one JSON value a line (the event stream, the
+/// live service list), as the OpenAPI document names it.
+pub(crate) const NDJSON: &str = "application/x-ndjson";
+
+/// The media type of a service's log as `logs` sends it: its lines as the service wrote
+/// them, with control characters left to the reader (the CLI escapes them).
+const LOG_TEXT: &str = "text/plain; charset=utf-8";
 
 /// `?service=NAME` for one job, `limit` runs of each (default 100).
 #[utoipa::path(
@@ -876,7 +891,7 @@ async fn end_maintenance(
     get,
     path = "/metrics",
     tag = "read",
-    responses((status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain; version=0.0.4"), crate::openapi::Failure)
+    responses((status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"), crate::openapi::Failure)
 )]
 async fn metrics(State(s): State<AppState>) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
@@ -933,14 +948,22 @@ fn default_lines() -> usize {
     path = "/api/v1/services/{name}/logs",
     tag = "read",
     params(("name" = String, Path, description = "A service name"), LogQuery),
-    responses((status = 200, description = "The last lines of the service's log, then with `follow` its new lines as they come", body = String, content_type = "text/plain"), crate::openapi::Failure)
+    responses((status = 200, description = "The last lines of the service's log, then with `follow` its new lines as they come", body = String, content_type = "text/plain; charset=utf-8"), crate::openapi::Failure)
 )]
 async fn logs(
     State(s): State<AppState>,
     Name(name): Name,
     query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Body, ApiError> {
+    lease: Option<axum::Extension<crate::serve::Lease>>,
+) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    // A follow lasts: it is one of the listener's streams (checked before it subscribes).
+    if q.follow
+        && let Some(refused) = crate::streams::hold(lease)
+    {
+        return Ok(refused);
+    }
+    let text = |body: Body| ([(header::CONTENT_TYPE, LOG_TEXT)], body).into_response();
     // Subscribe before reading the tail, so no line falls between the two (a line may show
     // twice instead, which is the lesser harm).
     let follow = if q.follow {
@@ -950,7 +973,7 @@ async fn logs(
     };
     let first = s.control.log_tail(&name, q.stderr, q.n).await?;
     let Some(rx) = follow else {
-        return Ok(Body::from_stream(first));
+        return Ok(text(Body::from_stream(first)));
     };
     let cancel = s.cancel.clone();
     let rest = futures_util::stream::unfold((rx, cancel), |(mut rx, cancel)| async move {
@@ -967,7 +990,7 @@ async fn logs(
         };
         Some((Ok(bytes), (rx, cancel)))
     });
-    Ok(Body::from_stream(futures_util::StreamExt::chain(
+    Ok(text(Body::from_stream(futures_util::StreamExt::chain(
         first, rest,
-    )))
+    ))))
 }

@@ -13,10 +13,12 @@
 //! Prometheus text format), `serve.rs` (one way to serve a
 //! router on any listener, with connection caps and timeouts), `admission.rs` (who holds a
 //! listener's connections: the cap per client address, and idle connections shed for new
-//! ones), `windows.rs` (maintenance
+//! ones), `arrival.rs` (each request's deadline, head and body, and when its connection is
+//! busy), `windows.rs` (maintenance
 //! window routes), `notify.rs` (the outbox: list, retry, test), `signals.rs` (a signal or a
 //! reload to a running service), `site/` (the public status page, its live stream, badges
-//! and `banner.js`), `live.rs` (the service list pushed as it changes, for `upkeep top`), `subscribers.rs` (subscribe,
+//! and `banner.js`), `live.rs` (the service list pushed as it changes, for `upkeep top`), `streams.rs` (the
+//! one cap on answers that last), `subscribers.rs` (subscribe,
 //! confirm and unsubscribe links, rate-limited per client; the list for token holders),
 //! `forms.rs` (the status page's subscribe and feedback forms, without JavaScript; the
 //! feedback list for token holders), `admin/` (the admin pages at `/admin` on `listen`, behind
@@ -26,6 +28,7 @@
 mod admin;
 mod admission;
 mod api;
+mod arrival;
 mod auth;
 mod error;
 mod feeds;
@@ -39,6 +42,7 @@ pub mod openapi;
 mod serve;
 mod signals;
 pub mod site;
+mod streams;
 mod subscribers;
 mod tls;
 mod windows;

@@ -13,6 +13,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::broadcast::{self, error::TryRecvError};
@@ -113,9 +115,14 @@ impl Live {
 async fn live_services(
     State(s): State<AppState>,
     query: Result<Query<LiveQuery>, QueryRejection>,
-) -> Result<Body, ApiError> {
+    lease: Option<axum::Extension<crate::serve::Lease>>,
+) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let every = every_of(q.every.as_deref())?;
+    // It lasts: one of the listener's streams, under their cap.
+    if let Some(refused) = crate::streams::hold(lease) {
+        return Ok(refused);
+    }
     // Subscribed before the first list is made: no event falls between the two.
     let live = Live {
         events: s.control.follow_events(),
@@ -124,10 +131,8 @@ async fn live_services(
         every,
         first: true,
     };
-    Ok(Body::from_stream(futures_util::stream::unfold(
-        live,
-        Live::next_line,
-    )))
+    let body = Body::from_stream(futures_util::stream::unfold(live, Live::next_line));
+    Ok(([(header::CONTENT_TYPE, crate::api::NDJSON)], body).into_response())
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use upkeep_core::api::ErrorBody;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{InfoBuilder, OpenApi};
+use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApi, Ref, ResponseBuilder, Responses};
 
 use crate::api::AppState;
 
@@ -103,6 +103,7 @@ fn finish(mut doc: OpenApi) -> OpenApi {
                 .filter(|w| !w.is_empty() && *w != "api" && *w != "v1")
                 .collect();
             op.operation_id = Some(format!("{method}_{}", words.join("_")));
+            every_listener_may(&mut op.responses);
             let tags = op.tags.clone().unwrap_or_default();
             let scope = if tags.iter().any(|t| t == "read") {
                 "read"
@@ -115,6 +116,38 @@ fn finish(mut doc: OpenApi) -> OpenApi {
         }
     }
     doc
+}
+
+/// The answers any route of any listener may give whatever its handler does, added to each
+/// operation that does not list them already (break-it, session 8: the public operations
+/// did not): a 408 when the request does not arrive whole in time (`arrival.rs`), a 503 when
+/// the listener is full or its streams are (`serve.rs`, `streams.rs`).
+fn every_listener_may(responses: &mut Responses) {
+    for (status, description) in [
+        (
+            "408",
+            "The request (head and body) did not arrive whole in time; the connection is closed",
+        ),
+        (
+            "503",
+            "Every connection of the listener is busy with a request, every stream permit is              taken (for a stream), or the store is unavailable: try again later (`Retry-After`,              when it says)",
+        ),
+    ] {
+        responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| {
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .into()
+            });
+    }
 }
 
 /// `GET /api/v1/openapi.json`.
@@ -196,6 +229,31 @@ mod tests {
         assert!(doc.paths.paths.contains_key("/api/v1/services/{name}"));
         assert!(!doc.paths.paths.contains_key("/api/v1/test/clock"));
         assert!(doc.paths.paths.contains_key("/api/v1/subscribe"));
+        // Whatever its handler does, a listener may answer 408 and 503 to any request, and a
+        // subscription is rate-limited (429).
+        for (path, item) in &doc.paths.paths {
+            for op in [&item.get, &item.put, &item.post, &item.delete]
+                .into_iter()
+                .flatten()
+            {
+                for status in ["408", "503"] {
+                    assert!(
+                        op.responses.responses.contains_key(status),
+                        "{path}: {status}"
+                    );
+                }
+            }
+        }
+        let subscribe = doc.paths.paths["/api/v1/subscribe"].post.as_ref().unwrap();
+        assert!(subscribe.responses.responses.contains_key("429"));
+        // The post-mortem's five whys.
+        let json = serde_json::to_value(doc).unwrap();
+        let whys = &json["components"]["schemas"]["Postmortem"]["properties"]["whys"];
+        assert_eq!(
+            (&whys["minItems"], &whys["maxItems"]),
+            (&5.into(), &5.into()),
+            "{whys}"
+        );
         // The daemon's health, not a probe's.
         let schemas = &doc.components.as_ref().unwrap().schemas;
         assert!(schemas.contains_key("DaemonHealth"), "{:?}", schemas.keys());

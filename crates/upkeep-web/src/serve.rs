@@ -12,11 +12,14 @@
 //!   descriptor for a moment, never a lasting one;
 //! - a deadline for each request's headers, which also ends a keep-alive connection that sits
 //!   idle (a response that streams, such as `logs -f`, is not idle), and a cap on their size;
-//! - a cap on each request's body and a deadline to receive it (a body sent a byte at a time
-//!   would otherwise hold its connection for ever): past either, a 413 or a 408 in JSON. The
-//!   body is read by [`bounded_body`], which the API's routers place behind their gate, so a
-//!   client without a token is refused before a byte of its body is read; routes that read no
-//!   body never wait for one, and axum's extractors keep the same cap as a backstop;
+//! - a deadline for each whole request, head and body (a body sent a byte at a time, or
+//!   never, would otherwise hold its connection for ever): past it a 408 in JSON and the
+//!   connection closed; and a connection whose request is not whole yet gives way like an
+//!   idle one (see `arrival.rs`);
+//! - a cap on each request's body: past it a 413 in JSON. The body is read by
+//!   [`bounded_body`], which the API's routers place behind their gate, so a client without a
+//!   token is refused before a byte of its body is read; routes that read no body never wait
+//!   for one, and axum's extractors keep the same cap as a backstop;
 //! - a cap of its own on connections that carry a stream (the status page's server-sent
 //!   events): such a connection gives its connection permit back for a stream permit
 //!   ([`Lease::to_stream`]), so idle streams can never take every permit and leave the page
@@ -42,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::{Admission, Refusal, Slot};
+use crate::arrival::Arrival;
 
 /// What one listener allows.
 #[derive(Debug, Clone, Copy)]
@@ -62,8 +66,9 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Largest request body; past it a 413.
     pub max_body_bytes: usize,
-    /// Longest wait for a request's whole body once its headers are in; past it a 408.
-    pub body_timeout: Duration,
+    /// Longest wait for a whole request, head and body, from when its connection began to
+    /// wait for it; past it a 408 (see `arrival.rs`).
+    pub request_timeout: Duration,
     /// Connections that carry a stream, apart from `max_connections` (see [`Lease`]).
     pub max_streams: usize,
 }
@@ -89,7 +94,7 @@ impl Limits {
         crowded_header_timeout: CROWDED_HEADER_TIMEOUT,
         max_header_bytes: 64 * 1024,
         max_body_bytes: 2 * 1024 * 1024,
-        body_timeout: Duration::from_secs(30),
+        request_timeout: Duration::from_secs(30),
         max_streams: 1024,
     };
     /// A scrape-only TCP port: Prometheus needs one connection or two.
@@ -100,7 +105,7 @@ impl Limits {
         crowded_header_timeout: CROWDED_HEADER_TIMEOUT,
         max_header_bytes: 16 * 1024,
         max_body_bytes: 16 * 1024,
-        body_timeout: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(10),
         max_streams: 0,
     };
     /// The TCP API (`listen`) and the public router (`public_listen`): anyone who reaches the
@@ -117,7 +122,7 @@ impl Limits {
         crowded_header_timeout: CROWDED_HEADER_TIMEOUT,
         max_header_bytes: 16 * 1024,
         max_body_bytes: 64 * 1024,
-        body_timeout: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(10),
         max_streams: 256,
     };
 }
@@ -210,61 +215,16 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for WithPeer
                 axum::http::HeaderValue::from_static("https"),
             );
         }
-        // Busy from its head until its answer's body is done or dropped.
-        let busy = Busy::start(self.lease.0.clone());
+        // Busy once the request is whole, until its answer is written (see `arrival.rs`).
+        let (arrival, req) = Arrival::start(self.lease.0.clone(), req);
         let answer = self.inner.call(req);
-        Box::pin(async move {
-            let res = answer.await?;
-            Ok(res.map(|body| axum::body::Body::new(Answering { body, _busy: busy })))
-        })
+        Box::pin(arrival.answer(self.limits.request_timeout, answer))
     }
 }
 
-/// A request in hand: the connection is not shed for a newcomer until this is dropped.
-struct Busy(Arc<Slot>);
-
-impl Busy {
-    fn start(slot: Arc<Slot>) -> Busy {
-        slot.busy();
-        Busy(slot)
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.answered();
-    }
-}
-
-/// An answer's body, keeping its connection busy until hyper has written it all (hyper
-/// drops a body at its end) or the connection is gone.
-struct Answering {
-    body: axum::body::Body,
-    _busy: Busy,
-}
-
-impl hyper::body::Body for Answering {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, axum::Error>>> {
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// Reads the request's body whole, within its listener's `max_body_bytes` and `body_timeout`,
-/// before the route sees it: one place that bounds every body of every listener.
+/// Reads the request's body whole, within its listener's `max_body_bytes`, before the route
+/// sees it: one place that bounds every body of every listener. (Its time is bounded for
+/// every route alike, by the request's deadline: see `arrival.rs`.)
 pub(crate) async fn bounded_body(req: Request, next: Next) -> Response {
     use crate::ApiError;
     // Put there by `serve`; a router served some other way gets the strictest.
@@ -289,17 +249,8 @@ pub(crate) async fn bounded_body(req: Request, next: Next) -> Response {
         return too_large();
     }
     let (parts, body) = req.into_parts();
-    let read = axum::body::to_bytes(body, limits.max_body_bytes);
-    let bytes = match tokio::time::timeout(limits.body_timeout, read).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(_)) => return too_large(),
-        Err(_) => {
-            return ApiError::Timeout(format!(
-                "the request body did not arrive within {}s",
-                limits.body_timeout.as_secs()
-            ))
-            .into_response();
-        }
+    let Ok(bytes) = axum::body::to_bytes(body, limits.max_body_bytes).await else {
+        return too_large();
     };
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await

@@ -259,6 +259,7 @@ async fn run_async(
     let metrics_listen = config.daemon.metrics_listen;
     let trusted_proxies = config.daemon.trusted_proxies.clone();
     let per_address = config.daemon.max_connections_per_address as usize;
+    let request_timeout = config.daemon.request_timeout;
     let (listen, public_listen) = (config.daemon.listen, config.daemon.public_listen);
     // HTTPS on `listen` and `public_listen`, one certificate for both, renewed by a reload.
     let tls = config
@@ -596,8 +597,11 @@ async fn run_async(
                 upkeep_web::public_router(daemon.clone(), api_cancel.clone()),
             ),
         };
+        // One deadline for a whole request, its head's included (`daemon.request_timeout`).
         let limits = Limits {
             per_address,
+            header_timeout: request_timeout,
+            request_timeout,
             ..limits
         };
         // Behind a reverse proxy, the client its headers name (see upkeep_web::trust_proxies).

@@ -124,6 +124,19 @@ fn login_page(headers: &HeaderMap, status: StatusCode, error: Option<&str>) -> R
     resp
 }
 
+/// Whether reading a body failed because it is larger than its cap (and not, say, because
+/// the client went away).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 #[derive(Deserialize)]
 struct Credentials {
     user: String,
@@ -146,14 +159,28 @@ async fn sign_in(axum::Extension(state): axum::Extension<LoginState>, req: Reque
         .get::<crate::Limits>()
         .copied()
         .unwrap_or(crate::Limits::TCP);
-    let body = match tokio::time::timeout(
-        limits.body_timeout,
-        axum::body::to_bytes(req.into_body(), limits.max_body_bytes),
-    )
-    .await
-    {
-        Ok(Ok(b)) => b,
-        _ => {
+    // Larger than the listener takes: a 413 (said up front or found on reading). Its time
+    // is bounded by the request's deadline, as every route's is (`arrival.rs`).
+    let too_large = || {
+        render::problem(
+            &headers,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the form is larger than {} KiB",
+                limits.max_body_bytes / 1024
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return too_large();
+    }
+    let body = match axum::body::to_bytes(req.into_body(), limits.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) if is_length_limit(&e) => return too_large(),
+        Err(_) => {
             return render::problem(
                 &headers,
                 StatusCode::BAD_REQUEST,

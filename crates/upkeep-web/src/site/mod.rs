@@ -288,7 +288,7 @@ pub(crate) fn api() -> utoipa_axum::router::OpenApiRouter<crate::api::AppState> 
     responses(
         (status = 200, description = "Server-sent events: each service's state and the notices' version, at once and on every change (the status page follows it)", body = String, content_type = "text/event-stream"),
         (status = 404, description = "This daemon serves no status page", body = upkeep_core::api::ErrorBody),
-        (status = 503, description = "Too many streams are open: `Retry-After` says when to try again", body = String, content_type = "text/plain"),
+        (status = 503, description = "Too many streams are open: `Retry-After` says when to try again", body = String, content_type = "text/plain; charset=utf-8"),
     )
 )]
 async fn live(

@@ -110,6 +110,7 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
         heartbeat_url,
         trusted_proxies,
         max_connections_per_address,
+        request_timeout,
     } = &running.daemon;
     let now = &new.daemon;
     let mut keys = Vec::new();
@@ -128,6 +129,7 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
         metrics_listen,
         node,
         public_listen,
+        request_timeout,
         retain,
         shutdown_timeout,
         store,

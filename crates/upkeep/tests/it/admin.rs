@@ -812,3 +812,20 @@ fn feedback_is_listed_newest_first_with_a_script_as_text() {
     assert!(bad.text().contains("not a page number"), "{}", bad.text());
     drop(d);
 }
+
+/// Break-it, session 8: a 100 kB login form was a 400 ("the form did not arrive whole"),
+/// where every other form over the listener's cap is a 413.
+#[test]
+fn a_login_form_larger_than_the_listener_takes_is_a_413() {
+    let (_d, addr) = admin_daemon();
+    let mut jar = Jar::new(addr);
+    let page = jar.get("/admin/login");
+    let token = csrf_of(&page.text());
+    let huge = "x".repeat(100_000);
+    let a = jar.post(
+        "/admin/login",
+        &[("csrf", &token), ("user", "ada"), ("password", &huge)],
+    );
+    assert_eq!(a.code, 413, "{}", a.text());
+    assert!(a.text().contains("larger than 64 KiB"), "{}", a.text());
+}

@@ -27,6 +27,7 @@ mod probes;
 mod public_pages;
 mod report;
 mod signals;
+mod stalls;
 mod statuspage;
 mod store;
 mod subscribers;

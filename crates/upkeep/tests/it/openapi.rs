@@ -135,3 +135,104 @@ fn the_openapi_document_validates_and_every_operation_in_it_is_served() {
     }
     assert_eq!(d.state("web"), "up");
 }
+
+/// The status and Content-Type of the answer to `GET path` (with `auth`, a bearer token),
+/// from its head alone: a stream's body never ends.
+fn head_of(addr: SocketAddr, path: &str, auth: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("GET {path}: no status line in {head:?}"));
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (code, content_type)
+}
+
+/// Break-it, session 8: the streams and the logs were sent without the Content-Type the
+/// document promised. Every GET operation the daemon answers with a 200 (streams and log
+/// follows included, read from their head) says the Content-Type its 200 names.
+#[test]
+fn every_get_is_answered_with_the_content_type_the_document_names() {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut d = TestDaemon::prepare(crate::BIN, "[services.web]\ncommand = \"sleep 1000\"\n");
+    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
+        "[daemon]\n",
+        &format!("[daemon]\nlisten = \"{addr}\"\n"),
+        1,
+    );
+    std::fs::write(&d.config, text).unwrap();
+    d.launch();
+    d.wait_state("web", "up", LONG);
+    let out = d.cli(&["token", "create", "doc", "--scope", "read", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let read = read["secret"].as_str().unwrap().to_owned();
+    let doc = http(addr, "GET", "/api/v1/openapi.json", &[], b"")
+        .unwrap()
+        .json();
+    let mut checked = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(op) = item.get("get") else { continue };
+        if op["tags"][0] == "users" {
+            continue; // The socket's own.
+        }
+        let promised: Vec<&str> = op["responses"]["200"]["content"]
+            .as_object()
+            .map(|c| c.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut urls = vec![filled(path)];
+        if path.ends_with("/logs") {
+            urls.push(format!("{}?follow=true", filled(path)));
+        }
+        for url in urls {
+            let (code, content_type) = head_of(addr, &url, &read);
+            if code != 200 {
+                continue; // `{id}` 999 and the like: no such thing, a JSON error.
+            }
+            assert!(
+                promised.contains(&content_type.as_str()),
+                "GET {url}: sent {content_type:?}, the document names {promised:?}"
+            );
+            checked.push(url);
+        }
+    }
+    for must in [
+        "/api/v1/stream",
+        "/api/v1/events/stream",
+        "/api/v1/live/services",
+        "/api/v1/services/web/logs",
+        "/api/v1/services/web/logs?follow=true",
+        "/api/v1/services",
+        "/metrics",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == must),
+            "{must} not in {checked:#?}"
+        );
+    }
+}
