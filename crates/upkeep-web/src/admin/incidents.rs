@@ -45,10 +45,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/incidents", get(list).post(open))
         .route("/admin/incidents/{id}", get(show))
-        .route("/admin/incidents/{id}/updates", post(update))
-        .route("/admin/incidents/{id}/resolve", post(resolve))
-        .route("/admin/incidents/{id}/priority", post(priority))
-        .route("/admin/incidents/{id}/postmortem", post(postmortem))
+        .route("/admin/incidents/{id}/{action}", post(act))
         .route("/admin/feedback", get(feedback))
 }
 
@@ -266,61 +263,32 @@ async fn open(State(s): State<AppState>, headers: HeaderMap, by: By, body: Bytes
     }
 }
 
-async fn update(
+/// A form on an incident's page (`updates`, `resolve`, `priority`, `postmortem`): read, then
+/// sent to the daemon as the API's write.
+async fn act(
     State(s): State<AppState>,
     headers: HeaderMap,
     by: By,
-    Path(raw): Path<String>,
+    Path((raw, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    match incident_id(&raw).and_then(|id| Ok((id, update_request(&body)?))) {
-        Ok((id, req)) => write(&s, &headers, &by, IncidentWrite::Update(id, req)).await,
-        Err(e) => failed(&headers, e),
-    }
-}
-
-async fn resolve(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    by: By,
-    Path(raw): Path<String>,
-    body: Bytes,
-) -> Response {
-    match incident_id(&raw).and_then(|id| Ok((id, resolve_request(&body)?))) {
-        Ok((id, req)) => write(&s, &headers, &by, IncidentWrite::Resolve(id, req)).await,
-        Err(e) => failed(&headers, e),
-    }
-}
-
-async fn priority(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    by: By,
-    Path(raw): Path<String>,
-    body: Bytes,
-) -> Response {
-    let req = || {
-        let f = fields(&body)?;
-        let raw = one(&f, "priority");
-        let priority = priority_of(raw)?
-            .ok_or_else(|| ApiError::bad_request("choose a priority (P1 to P4)"))?;
-        Ok::<_, ApiError>(PriorityRequest { priority })
+    let request = || {
+        let id = incident_id(&raw)?;
+        Ok::<_, ApiError>(match action.as_str() {
+            "updates" => IncidentWrite::Update(id, update_request(&body)?),
+            "resolve" => IncidentWrite::Resolve(id, resolve_request(&body)?),
+            "priority" => {
+                let f = fields(&body)?;
+                let priority = priority_of(one(&f, "priority"))?
+                    .ok_or_else(|| ApiError::bad_request("choose a priority (P1 to P4)"))?;
+                IncidentWrite::Priority(id, PriorityRequest { priority })
+            }
+            "postmortem" => IncidentWrite::Postmortem(id, postmortem_of(&body)?),
+            _ => return Err(ApiError::NotFound(format!("no action `{action}`"))),
+        })
     };
-    match incident_id(&raw).and_then(|id| Ok((id, req()?))) {
-        Ok((id, req)) => write(&s, &headers, &by, IncidentWrite::Priority(id, req)).await,
-        Err(e) => failed(&headers, e),
-    }
-}
-
-async fn postmortem(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    by: By,
-    Path(raw): Path<String>,
-    body: Bytes,
-) -> Response {
-    match incident_id(&raw).and_then(|id| Ok((id, postmortem_of(&body)?))) {
-        Ok((id, pm)) => write(&s, &headers, &by, IncidentWrite::Postmortem(id, pm)).await,
+    match request() {
+        Ok(req) => write(&s, &headers, &by, req).await,
         Err(e) => failed(&headers, e),
     }
 }
