@@ -32,6 +32,7 @@ mod deps;
 pub mod duration;
 mod event;
 pub mod feedback;
+pub mod files;
 pub mod i18n;
 pub mod incident;
 pub mod job;

@@ -186,7 +186,8 @@ impl<'a, 'c> Check<'a, 'c> {
             }
             (None, Some(path)) => {
                 let path = self.ctx.base_dir.join(path);
-                match std::fs::read_to_string(&path) {
+                match upkeep_core::files::read_small_text(&path, upkeep_core::files::SMALL_FILE_MAX)
+                {
                     // The first line: a file written by `echo` ends with a newline that is no
                     // part of the secret.
                     Ok(text) => (

@@ -58,12 +58,13 @@ pub fn load_keys(
         return Ok(SubscriptionKeys::new(v.trim().as_bytes().to_vec()));
     }
     if let Some(path) = &c.secret_file {
-        let v = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "[notify.subscribers] secret_file: reading {}",
-                path.display()
-            )
-        })?;
+        let v = upkeep_core::files::read_small_text(path, upkeep_core::files::SMALL_FILE_MAX)
+            .with_context(|| {
+                format!(
+                    "[notify.subscribers] secret_file: reading {}",
+                    path.display()
+                )
+            })?;
         let v = v.lines().next().unwrap_or("").trim();
         if v.len() < 16 {
             bail!(

@@ -37,8 +37,9 @@ impl SecretSource {
             SecretSource::Env(name) => std::env::var(name)
                 .map_err(|_| format!("the environment variable {name} is not set")),
             SecretSource::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let text =
+                    upkeep_core::files::read_small_text(path, upkeep_core::files::SMALL_FILE_MAX)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 Ok(text.lines().next().unwrap_or_default().to_owned())
             }
         }

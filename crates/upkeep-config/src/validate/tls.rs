@@ -61,7 +61,7 @@ pub struct TlsProblem {
 /// the key is the certificate's.
 pub fn load_tls(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsProblem> {
     let problem = |field, message: String| TlsProblem { field, message };
-    let cert_pem = std::fs::read(cert)
+    let cert_pem = upkeep_core::files::read_small(cert, upkeep_core::files::SMALL_FILE_MAX)
         .map_err(|e| problem("cert", format!("cannot read {}: {e}", cert.display())))?;
     let chain = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
@@ -75,7 +75,7 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsProblem> {
             ),
         ));
     }
-    let key_pem = std::fs::read(key)
+    let key_pem = upkeep_core::files::read_small(key, upkeep_core::files::SMALL_FILE_MAX)
         .map_err(|e| problem("key", format!("cannot read {}: {e}", key.display())))?;
     let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
         let why = match e {

@@ -243,3 +243,44 @@ fn sockets_that_never_say_hello_do_not_keep_a_client_out() {
     let out = d.cli(&["ls"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// Break-it, session 9: `cert = "/dev/zero"` grew `upkeep check` by 1.3 GB a second, and a
+/// FIFO as the certificate hung `reload` and `upgrade` for good. Both are refused at once, by
+/// `check` and by a reload, and the running certificate stays served.
+#[test]
+fn a_fifo_or_a_device_as_the_certificate_is_refused_at_once() {
+    let (mut d, api, _, cert) = prepare();
+    d.launch();
+    let fifo = d.dir.path().join("cert.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let config = std::fs::read_to_string(&d.config).unwrap();
+    for bad in [fifo.display().to_string(), "/dev/zero".to_owned()] {
+        std::fs::write(
+            &d.config,
+            config.replace("cert = \"cert.pem\"", &format!("cert = \"{bad}\"")),
+        )
+        .unwrap();
+        let out = d.cli(&["check"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("not a regular file"),
+            "{bad}: {}",
+            stderr(&out)
+        );
+        let out = d.cli(&["reload"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("not a regular file"),
+            "{bad}: {}",
+            stderr(&out)
+        );
+    }
+    let (code, _, _) = get(&cert, api, None, "/api/v1/health", None).unwrap();
+    assert_eq!(code, 200);
+}
