@@ -196,19 +196,51 @@ pub async fn ask(
     // it there, the services left running with no daemon: an edit not yet reloaded (or half
     // done when a package update runs `upkeep upgrade`) is refused now, saying where.
     let path = daemon.config_path.clone();
-    let loaded = tokio::task::spawn_blocking(move || upkeep_config::load(&path).map(|_| ()))
+    let loaded = tokio::task::spawn_blocking(move || upkeep_config::load(&path))
         .await
         .map_err(|e| refuse(format!("cannot check the config file: {e}")))?;
-    if let Err(e) = loaded {
-        return Err(ApiError::Unprocessable {
-            message: format!(
-                "the config file does not load, and the new daemon would read it at its start: {e}"
-            ),
-            hint: Some(
-                "the daemon keeps running as it is; fix the file (upkeep check), then upgrade"
-                    .into(),
-            ),
-        });
+    let file = match loaded {
+        Ok(file) => file,
+        Err(e) => {
+            return Err(ApiError::Unprocessable {
+                message: format!(
+                    "the config file does not load, and the new daemon would read it at its start: {e}"
+                ),
+                hint: Some(
+                    "the daemon keeps running as it is; fix the file (upkeep check), then upgrade"
+                        .into(),
+                ),
+            });
+        }
+    };
+    // An upgrade changes the binary and nothing else. The new image starts from the file, so
+    // what the file says and the daemon does not run yet would be applied without a reload's
+    // or a start's checks (a `metrics_listen` on a taken port ended the new image, leaving
+    // its services with no daemon: break-it, session 9).
+    {
+        let live = daemon.live.lock().await;
+        let waiting = crate::ops::reload::restart_needed(&live.config, &file);
+        if !waiting.is_empty() {
+            return Err(ApiError::Unprocessable {
+                message: format!(
+                    "the config file changes {}, which wait for the daemon's next start; an upgrade keeps what runs",
+                    waiting.join(", ")
+                ),
+                hint: Some(
+                    "the daemon keeps running as it is; apply them with `upkeep down` then `upkeep up` (services restart), or undo them, then upgrade"
+                        .into(),
+                ),
+            });
+        }
+        if file.source != live.config.source {
+            return Err(ApiError::Unprocessable {
+                message: "the config file has changes the daemon has not applied".into(),
+                hint: Some(
+                    "the daemon keeps running as it is; `upkeep reload` applies them, then upgrade"
+                        .into(),
+                ),
+            });
+        }
     }
     let upgrades = &daemon.upgrade;
     let mut checking = {

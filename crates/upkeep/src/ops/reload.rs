@@ -94,7 +94,7 @@ pub async fn add(
 /// does not apply. The running config keeps what the daemon started with (see [`apply`]),
 /// so a second reload of the same file says the same. Every field is named here: a new one
 /// is a compile error until it is.
-fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
+pub(crate) fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
     let upkeep_config::DaemonConfig {
         data_dir: _, // a move is refused before this
         shutdown_timeout,

@@ -351,6 +351,56 @@ fn an_upgrade_with_a_config_file_that_does_not_load_is_refused_and_the_daemon_st
     assert_eq!(d.pid("s"), Some(pid));
 }
 
+/// Break-it, session 9: the new image started from the file, so an upgrade applied what a
+/// reload had left for the next start (a `metrics_listen` on a taken port ended the new image
+/// and lost the daemon) and edits never reloaded. Both are refused, saying what to do.
+#[test]
+fn an_upgrade_applies_nothing_the_running_daemon_does_not_run() {
+    let d = daemon("[services.s]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("s", "up", LONG);
+    let (daemon_pid, pid) = (d.daemon_pid().unwrap(), d.pid("s").unwrap());
+    let good = std::fs::read_to_string(&d.config).unwrap();
+    // A [daemon] key a reload leaves for the next start.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    std::fs::write(
+        &d.config,
+        good.replacen(
+            "[daemon]\n",
+            &format!("[daemon]\nmetrics_listen = \"{addr}\"\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    assert!(d.cli(&["reload"]).status.success());
+    let out = d.cli(&["upgrade"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{}{err}", stdout(&out));
+    assert!(err.contains("daemon.metrics_listen"), "{err}");
+    // An edit not reloaded.
+    std::fs::write(
+        &d.config,
+        format!("{good}\n[services.t]\ncommand = \"sleep 1000\"\n"),
+    )
+    .unwrap();
+    let out = d.cli(&["upgrade"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{}{err}", stdout(&out));
+    assert!(
+        err.contains("not applied") && err.contains("upkeep reload"),
+        "{err}"
+    );
+    assert_eq!(d.daemon_pid(), Some(daemon_pid));
+    assert_eq!(d.pid("s"), Some(pid));
+    // Reloaded: the upgrade goes ahead, and t is not started twice.
+    assert!(d.cli(&["reload"]).status.success());
+    d.wait_state("t", "up", LONG);
+    let t = d.pid("t");
+    let out = upgrade(&d, &[]);
+    assert!(out.contains("2 service(s) kept running"), "{out}");
+    assert_eq!((d.pid("s"), d.pid("t")), (Some(pid), t));
+}
+
 /// A daemon whose checked upgrades wait for the test (a debug build's
 /// `UPKEEP_TEST_UPGRADE_PAUSE`): each makes `checked` in the dir answered, then waits until
 /// [`go`] is called.
