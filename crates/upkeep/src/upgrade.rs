@@ -232,6 +232,33 @@ pub async fn ask(
                 ),
             });
         }
+        // The hand-over waits for a stop under way (up to its `stop_timeout`), and nothing is
+        // supervised meanwhile; a forking start waiting for its PID file was lost (break-it,
+        // session 9). Such moments are short: refused, to be tried again.
+        let snapshot = daemon.snapshot.borrow().clone();
+        let busy: Vec<String> = snapshot
+            .services
+            .iter()
+            .filter(|(name, st)| {
+                st.state == upkeep_core::State::Stopping
+                    || (st.state == upkeep_core::State::Starting
+                        && live
+                            .config
+                            .services
+                            .get(*name)
+                            .and_then(|c| c.managed.as_ref())
+                            .is_some_and(|m| {
+                                matches!(m.kind, upkeep_config::ServiceType::Forking { .. })
+                            }))
+            })
+            .map(|(name, st)| format!("{name} ({})", st.state.as_str()))
+            .collect();
+        if !busy.is_empty() {
+            return Err(ApiError::Conflict(format!(
+                "not while a service is stopping or a forking one is starting: {}; try again once it is done",
+                busy.join(", ")
+            )));
+        }
         if file.source != live.config.source {
             return Err(ApiError::Unprocessable {
                 message: "the config file has changes the daemon has not applied".into(),

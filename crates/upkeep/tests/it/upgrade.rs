@@ -401,6 +401,42 @@ fn an_upgrade_applies_nothing_the_running_daemon_does_not_run() {
     assert_eq!((d.pid("s"), d.pid("t")), (Some(pid), t));
 }
 
+/// Break-it, session 9: an upgrade while a service was stopping (one that ignores SIGTERM,
+/// `stop_timeout` 25 s) left every service unsupervised until the stop ended: a killed one
+/// showed `up` with a dead pid. Refused now while the stop is under way; afterwards it goes.
+#[test]
+fn an_upgrade_while_a_service_is_stopping_is_refused_and_supervision_goes_on() {
+    let d = daemon(
+        "[services.slow]\ncommand = \"sh -c 'trap \\\"\\\" TERM; while :; do sleep 1; done'\"\nstop_timeout = \"15s\"\n\n[services.s]\ncommand = \"sleep 1000\"\n",
+    );
+    d.wait_state("slow", "up", LONG);
+    d.wait_state("s", "up", LONG);
+    let stopping = std::process::Command::new(BIN)
+        .arg("-c")
+        .arg(&d.config)
+        .args(["stop", "slow"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    d.wait_state("slow", "stopping", LONG);
+    let out = d.cli(&["upgrade"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{}{err}", stdout(&out));
+    assert!(err.contains("slow (stopping)"), "{err}");
+    // Still supervised: a killed service comes back.
+    let pid = d.pid("s").unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    d.wait_until("s to be restarted", LONG, || {
+        d.pid("s").filter(|p| *p != pid).map(|_| ())
+    });
+    drop(stopping);
+}
+
 /// A daemon whose checked upgrades wait for the test (a debug build's
 /// `UPKEEP_TEST_UPGRADE_PAUSE`): each makes `checked` in the dir answered, then waits until
 /// [`go`] is called.
