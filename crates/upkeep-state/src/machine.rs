@@ -761,8 +761,6 @@ mod tests {
         out
     }
 
-    /// Outputs as short names: the new state for a status change, the tag of other events,
-    /// HEAL for a heal request.
     /// Taken over by the next image of the daemon (`upkeep upgrade`), a model decides nothing
     /// again: a failed service stays failed with its incident open and its restart count, and
     /// a running one's `adopted` changes nothing (its probes stay as they were).
@@ -821,6 +819,8 @@ mod tests {
         assert_eq!(next.status.state, State::Up);
     }
 
+    /// Outputs as short names: the new state for a status change, the tag of other events,
+    /// HEAL for a heal request.
     fn names(outputs: Vec<Output>) -> Vec<String> {
         outputs
             .into_iter()
