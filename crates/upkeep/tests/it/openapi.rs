@@ -29,8 +29,8 @@ fn is_fallback(code: u16, body: &str) -> bool {
     code == 405 || (code == 404 && body.contains("no API route"))
 }
 
-#[test]
-fn the_openapi_document_validates_and_every_operation_in_it_is_served() {
+/// A daemon serving `listen` on a free port, with one service up: (daemon, listen).
+fn web_on_tcp() -> (TestDaemon, SocketAddr) {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut d = TestDaemon::prepare(crate::BIN, "[services.web]\ncommand = \"sleep 1000\"\n");
     let text = std::fs::read_to_string(&d.config).unwrap().replacen(
@@ -41,6 +41,12 @@ fn the_openapi_document_validates_and_every_operation_in_it_is_served() {
     std::fs::write(&d.config, text).unwrap();
     d.launch();
     d.wait_state("web", "up", LONG);
+    (d, addr)
+}
+
+#[test]
+fn the_openapi_document_validates_and_every_operation_in_it_is_served() {
+    let (d, addr) = web_on_tcp();
 
     // The same document over TCP without a token and over the socket.
     let a = http(addr, "GET", "/api/v1/openapi.json", &[], b"").unwrap();
@@ -178,16 +184,7 @@ fn head_of(addr: SocketAddr, path: &str, auth: &str) -> (u16, String) {
 /// follows included, read from their head) says the Content-Type its 200 names.
 #[test]
 fn every_get_is_answered_with_the_content_type_the_document_names() {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut d = TestDaemon::prepare(crate::BIN, "[services.web]\ncommand = \"sleep 1000\"\n");
-    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
-        "[daemon]\n",
-        &format!("[daemon]\nlisten = \"{addr}\"\n"),
-        1,
-    );
-    std::fs::write(&d.config, text).unwrap();
-    d.launch();
-    d.wait_state("web", "up", LONG);
+    let (d, addr) = web_on_tcp();
     let out = d.cli(&["token", "create", "doc", "--scope", "read", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let read: Value = serde_json::from_slice(&out.stdout).unwrap();
