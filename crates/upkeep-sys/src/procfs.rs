@@ -41,6 +41,14 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
     read_stat(pid).map(|s| s.start_ticks)
 }
 
+/// The start time of `pid` if it still runs: None for a zombie (dead, not yet reaped: an
+/// orphan waits up to seconds for PID 1 to reap it) as for a process that does not exist.
+pub fn running_start_ticks(pid: u32) -> Option<u64> {
+    read_stat(pid)
+        .filter(|s| s.state != 'Z')
+        .map(|s| s.start_ticks)
+}
+
 fn all_pids() -> impl Iterator<Item = u32> {
     std::fs::read_dir("/proc")
         .into_iter()
@@ -342,5 +350,24 @@ mod tests {
         assert!(start_ticks(me).is_some());
         let pgid = nix::unistd::getpgrp().as_raw() as u32;
         assert!(group_usage(&[pgid])[&pgid].processes >= 1);
+    }
+
+    #[test]
+    fn a_zombie_has_a_start_but_does_not_run() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        assert_eq!(running_start_ticks(pid), start_ticks(pid));
+        child.kill().unwrap();
+        // Dead, not reaped: a zombie until `wait`.
+        while process(pid).is_some_and(|p| p.state != 'Z') {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(start_ticks(pid).is_some());
+        assert_eq!(running_start_ticks(pid), None);
+        child.wait().unwrap();
+        assert_eq!(start_ticks(pid), None);
     }
 }

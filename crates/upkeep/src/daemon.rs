@@ -399,7 +399,7 @@ async fn run_async(
             // knew of: what this one did not stop or adopt is recorded now.
             let skip = |name: &upkeep_core::ServiceName, pid: u32, ticks: u64| {
                 stopped.get(name) == Some(&pid)
-                    || upkeep_supervisor::procfs::start_ticks(pid) == Some(ticks)
+                    || upkeep_supervisor::procfs::running_start_ticks(pid) == Some(ticks)
             };
             match takeover::record_buried_starts(store.as_ref(), &earlier, skip, &events_tx, &clock)
                 .await

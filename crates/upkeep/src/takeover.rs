@@ -480,7 +480,7 @@ pub async fn later(daemon: Arc<Daemon>, l: Later) {
     let skip = |name: &ServiceName, pid: u32, ticks: u64| {
         snapshot.services.get(name).and_then(|s| s.pid) == Some(pid)
             || l.stopped.get(name) == Some(&pid)
-            || procfs::start_ticks(pid) == Some(ticks)
+            || procfs::running_start_ticks(pid) == Some(ticks)
     };
     match record_buried_starts(
         daemon.store.as_ref(),
