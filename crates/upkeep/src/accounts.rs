@@ -13,7 +13,7 @@
 //! token of 32 more random bytes. It lasts [`SESSION_LIFETIME`] from sign-in, on the daemon's
 //! clock; removing the user or changing their password ends it at once.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -36,8 +36,10 @@ pub struct StoreAccounts {
     store: Arc<LazyStore>,
     clock: Clock,
     maintenance: watch::Receiver<upkeep_config::MaintenanceConfig>,
-    /// What an unknown name's password is checked against.
-    decoy: Arc<String>,
+    /// What an unknown name's password is checked against: made on the lane, not on the
+    /// start-up path (one argon2 hash is tens of milliseconds of a core, which every service
+    /// waited for), and by the first check that needs it if that comes first.
+    decoy: Arc<OnceLock<String>>,
     /// Where every hash and check runs, one at a time.
     lane: HashPool,
 }
@@ -47,6 +49,14 @@ fn random_hex(n: usize) -> Result<String, ApiError> {
     getrandom::fill(&mut bytes)
         .map_err(|e| ApiError::Internal(format!("no random bytes from the system: {e}").into()))?;
     Ok(hex::encode(bytes))
+}
+
+/// The decoy hash (of random bytes no one knows), made once.
+fn make_decoy(decoy: &OnceLock<String>) -> &str {
+    decoy.get_or_init(|| {
+        let secret = random_hex(16).unwrap_or_else(|_| "no random bytes: never matches".into());
+        hash_password(&secret).unwrap_or_default()
+    })
 }
 
 /// The argon2id PHC string of `password`, with a fresh salt.
@@ -92,15 +102,21 @@ impl StoreAccounts {
         maintenance: watch::Receiver<upkeep_config::MaintenanceConfig>,
     ) -> anyhow::Result<StoreAccounts> {
         crate::hashing::release_big_allocations();
-        let decoy = hash_password(&random_hex(16).map_err(|e| anyhow::anyhow!("{e:?}"))?)
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let decoy = Arc::new(OnceLock::new());
+        let lane = HashPool::new(crate::hashing::PERMITS, crate::hashing::QUEUE)
+            .context("starting the password hashing thread")?;
+        tokio::spawn({
+            let (decoy, lane) = (decoy.clone(), lane.clone());
+            async move {
+                let _ = lane.run(move || make_decoy(&decoy).len()).await;
+            }
+        });
         Ok(StoreAccounts {
             store,
             clock,
             maintenance,
-            decoy: Arc::new(decoy),
-            lane: HashPool::new(crate::hashing::PERMITS, crate::hashing::QUEUE)
-                .context("starting the password hashing thread")?,
+            decoy,
+            lane,
         })
     }
 
@@ -116,11 +132,13 @@ impl upkeep_web::Accounts for StoreAccounts {
     async fn check_password(&self, user: &str, password: &str) -> Result<bool, ApiError> {
         let stored = self.store.password_hash(user).await.map_err(store_error)?;
         let known = stored.is_some();
-        let stored = stored.unwrap_or_else(|| self.decoy.as_str().to_owned());
-        let password = password.to_owned();
+        let (decoy, password) = (self.decoy.clone(), password.to_owned());
         let matched = self
             .lane
-            .try_run(move || verify(&stored, &password))
+            .try_run(move || match stored {
+                Some(stored) => verify(&stored, &password),
+                None => verify(make_decoy(&decoy), &password),
+            })
             .await?;
         Ok(known && matched)
     }
