@@ -8,9 +8,10 @@
 //! where the whole restart takes about 1.5 ms. `CLONE_INTO_CGROUP` creates the process in its
 //! cgroup from the start: no race, no migration.
 //!
-//! The child side runs between clone and exec in a copy of a multi-threaded process, so it does
-//! only async-signal-safe system calls on memory prepared before the clone: no allocation, no
-//! lock. A failure there (a `chdir`, a `setuid`, the `execve`) is written as an errno to a
+//! The child side runs between clone and exec in the memory of a multi-threaded process
+//! (shared, the parent thread suspended, on x86_64; a copy elsewhere: see [`clone_and_exec`]),
+//! so it does only async-signal-safe system calls on memory prepared before the clone: no
+//! allocation, no lock. A failure there (a `chdir`, a `setuid`, the `execve`) is written as an errno to a
 //! close-on-exec pipe, which the parent reads: an empty read means the exec happened.
 //!
 //! Start at [`spawn_into`]. Where the clone itself fails (kernels before 5.7, a cgroup this
@@ -168,7 +169,8 @@ impl Prepared {
     /// Call only in the child of a fork-like clone, with `self` prepared by the parent.
     unsafe fn exec(&self) -> ! {
         // SAFETY (whole body): each call is async-signal-safe and gets pointers into memory
-        // that `self` owns and that the clone copied; none returns on success but execve.
+        // that `self` owns and that the clone shares (the parent waits) or copied; none
+        // returns on success but execve.
         unsafe {
             let fail = |report: RawFd| -> ! {
                 let errno = *libc::__errno_location();
@@ -268,28 +270,7 @@ fn spawn_inner(exec: &Exec<'_>, cgroup: BorrowedFd<'_>) -> Result<Spawned, Spawn
         report_w.as_raw_fd(),
     )
     .map_err(child)?;
-    let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP | CLONE_CLEAR_SIGHAND,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: cgroup.as_raw_fd() as u64,
-        ..Default::default()
-    };
-    // SAFETY: clone3 with no CLONE_VM is a fork: the child gets a copy of this memory and runs
-    // only `Prepared::exec`, which never returns.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    if pid < 0 {
-        return Err(SpawnError::Clone(io::Error::last_os_error()));
-    }
-    if pid == 0 {
-        // SAFETY: this is the child of the clone above.
-        unsafe { prepared.exec() }
-    }
+    let pid = clone_and_exec(&prepared, cgroup)?;
     drop((out_w, err_w, report_w));
     // An empty read: the exec closed the report pipe. Four bytes: the child's errno.
     let mut errno = [0u8; 4];
@@ -323,6 +304,109 @@ fn spawn_inner(exec: &Exec<'_>, cgroup: BorrowedFd<'_>) -> Result<Spawned, Spawn
         stdout: out_r,
         stderr: err_r,
     })
+}
+
+/// Clones a child into `cgroup` that runs `prepared.exec()`; returns its pid in the parent.
+///
+/// On x86_64 the clone shares this memory and suspends the calling thread until the child
+/// has executed its program or exited (`CLONE_VM | CLONE_VFORK`, as glibc's `posix_spawn`
+/// does), and the child runs on a stack of its own. A fork-like clone copied the daemon's
+/// page tables at every spawn, made each page it wrote afterwards a copy-on-write fault, and
+/// had the child tear that copy down again at its exec: about 2 ms a spawn under a cold start
+/// of 100 services, where this takes a few tenths (`bench/deps`). Elsewhere, the fork.
+fn clone_and_exec(prepared: &Prepared, cgroup: BorrowedFd<'_>) -> Result<i64, SpawnError> {
+    let mut args = CloneArgs {
+        flags: CLONE_INTO_CGROUP | CLONE_CLEAR_SIGHAND,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    #[cfg(target_arch = "x86_64")]
+    let pid = {
+        // The child's stack: `Prepared::exec` and the libc calls in it need a few KiB.
+        let mut stack = vec![0u8; CHILD_STACK];
+        let base = stack.as_mut_ptr() as u64;
+        // The kernel starts the child at base + size: the ABI wants it 16-byte aligned.
+        let top = (base + stack.len() as u64) & !15;
+        args.flags |= (libc::CLONE_VM | libc::CLONE_VFORK) as u64;
+        args.stack = base;
+        args.stack_size = top - base;
+        // SAFETY: see `vfork_clone3`; `stack` and `prepared` outlive the child's use of them,
+        // since this thread waits (CLONE_VFORK) until the child has executed or exited.
+        let pid = unsafe { vfork_clone3(&args, prepared) };
+        drop(stack);
+        pid
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: clone3 with no CLONE_VM is a fork: the child gets a copy of this memory and runs
+    // only `Prepared::exec`, which never returns.
+    let pid = unsafe {
+        let pid = libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        );
+        if pid == 0 {
+            prepared.exec()
+        }
+        if pid < 0 {
+            -i64::from(*libc::__errno_location())
+        } else {
+            pid
+        }
+    };
+    if pid < 0 {
+        return Err(SpawnError::Clone(io::Error::from_raw_os_error(-pid as i32)));
+    }
+    Ok(pid)
+}
+
+/// Size of the child's stack in [`clone_and_exec`].
+#[cfg(target_arch = "x86_64")]
+const CHILD_STACK: usize = 64 * 1024;
+
+/// Where the child of [`vfork_clone3`] begins, on its own stack.
+#[cfg(target_arch = "x86_64")]
+extern "C" fn vfork_child(prepared: *const Prepared) -> ! {
+    // SAFETY: the parent passed a `Prepared` it keeps alive, and is suspended until this
+    // child executes or exits.
+    unsafe { (*prepared).exec() }
+}
+
+/// `clone3(args)` where the child, on the stack `args` names, calls [`vfork_child`] with
+/// `prepared` and never returns. Answers the child's pid, or `-errno`.
+///
+/// # Safety
+/// `args` must carry `CLONE_VM | CLONE_VFORK` and a stack of at least a few KiB that stays
+/// allocated until this returns; `prepared` must stay alive as long.
+#[cfg(target_arch = "x86_64")]
+unsafe fn vfork_clone3(args: &CloneArgs, prepared: &Prepared) -> i64 {
+    let ret: i64;
+    // SAFETY: the system call returns twice: in the parent with the pid (or -errno), which
+    // leaves the asm block; in the child with 0, on the new stack (the kernel set its stack
+    // pointer to the top of `args.stack`, 16-byte aligned), where it clears the frame pointer
+    // and calls `vfork_child`, which never returns (`ud2` if it did). The parent's registers
+    // and stack are untouched by the child, which has its own registers and stack.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r12",
+            "call r13",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") args as *const CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") prepared as *const Prepared,
+            in("r13") vfork_child as extern "C" fn(*const Prepared) -> !,
+            out("rcx") _,
+            out("r11") _,
+        );
+    }
+    ret
 }
 
 /// The environment a child gets: this process's, with `overrides` on top, in order.
