@@ -29,6 +29,9 @@ use upkeep_web::{ApiError, LeadTimeRule, Opened, Session};
 
 use crate::hashing::HashPool;
 
+/// When the decoy hash is made, after the start (see `StoreAccounts::decoy`).
+const DECOY_AFTER: Duration = Duration::from_secs(30);
+
 /// How long a sign-in lasts: a working day.
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
@@ -36,9 +39,9 @@ pub struct StoreAccounts {
     store: Arc<LazyStore>,
     clock: Clock,
     maintenance: watch::Receiver<upkeep_config::MaintenanceConfig>,
-    /// What an unknown name's password is checked against: made on the lane, not on the
-    /// start-up path (one argon2 hash is tens of milliseconds of a core, which every service
-    /// waited for), and by the first check that needs it if that comes first.
+    /// What an unknown name's password is checked against: made on the lane [`DECOY_AFTER`]
+    /// the start, not on the start-up path (one argon2 hash is tens of milliseconds of a
+    /// core, which every service waited for), or by the first check that needs it before.
     decoy: Arc<OnceLock<String>>,
     /// Where every hash and check runs, one at a time.
     lane: HashPool,
@@ -105,9 +108,12 @@ impl StoreAccounts {
         let decoy = Arc::new(OnceLock::new());
         let lane = HashPool::new(crate::hashing::PERMITS, crate::hashing::QUEUE)
             .context("starting the password hashing thread")?;
+        // Not at once: on two cores the hash took one from the services' start (11% of a
+        // cold start's samples).
         tokio::spawn({
             let (decoy, lane) = (decoy.clone(), lane.clone());
             async move {
+                tokio::time::sleep(DECOY_AFTER).await;
                 let _ = lane.run(move || make_decoy(&decoy).len()).await;
             }
         });
