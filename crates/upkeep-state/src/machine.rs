@@ -743,6 +743,15 @@ mod tests {
         ServiceModel::new(ServiceName::new("x").unwrap(), spec(probes))
     }
 
+    /// A managed service with one probe, `http`.
+    fn managed() -> ServiceModel {
+        let spec = ServiceSpec {
+            managed: true,
+            ..spec(&["http"])
+        };
+        ServiceModel::new(ServiceName::new("x").unwrap(), spec)
+    }
+
     fn started(pid: u32) -> EventKind {
         Started {
             pid,
@@ -919,7 +928,17 @@ mod tests {
                 (200, probe("http", Health::Up)),
             ],
         );
-        assert_eq!(out, ["recovering", "down", "up", "incident_resolved"]);
+        assert_eq!(
+            out,
+            [
+                "recovering",
+                "down",
+                "heal_requested",
+                "HEAL",
+                "up",
+                "incident_resolved"
+            ]
+        );
 
         // Stopped for real (an operator's stop, after its start): the outage is over.
         let mut m = managed();
