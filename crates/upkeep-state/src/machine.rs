@@ -144,6 +144,13 @@ pub struct ServiceModel {
     job_failed: bool,
     /// A person resolved the current outage's incident: no incident for it until it ends.
     resolved_by_hand: bool,
+    /// Nothing is known of its process yet: a managed service's `stopped` here is where a
+    /// new model begins, not a stop. At start-up its supervisor has not spoken when the last
+    /// daemon's open incident is resumed: taken for stopped on purpose, that incident was
+    /// resolved, then reopened once the service was down again (break-it, session 10: every
+    /// kill of the daemon, and a kill right after an upgrade, mailed both). Only a `stopped`
+    /// event makes the phase `Stopped` again, and clears it.
+    unknown_run: bool,
 }
 
 /// A model as the next image of the daemon takes it over (`upkeep upgrade`): the status and
@@ -199,6 +206,7 @@ impl ServiceModel {
         self.job_failed = c.job_failed;
         self.resolved_by_hand = c.resolved_by_hand;
         self.healing = false;
+        self.unknown_run = false;
         // Probes as this image's spec has them (the same config, unless it changed).
         let spec = self.spec.clone();
         self.set_spec(spec);
@@ -229,6 +237,7 @@ impl ServiceModel {
             stuck: false,
             job_failed: false,
             resolved_by_hand: false,
+            unknown_run: true,
         };
         m.set_spec(spec);
         m
@@ -420,6 +429,7 @@ impl ServiceModel {
             EventKind::Stopping { .. } => self.phase = Phase::Stopping,
             EventKind::Stopped { .. } => {
                 self.phase = Phase::Stopped;
+                self.unknown_run = false;
                 s.pid = None;
                 s.since = None;
                 s.ready = false;
@@ -539,10 +549,12 @@ impl ServiceModel {
             self.outage_since.get_or_insert(now);
         } else if self.outage_since.is_some() {
             // Back (up or degraded), or stopped on purpose: the outage is over.
-            if to.is_available()
-                || matches!(to, State::Stopped | State::Stopping | State::Maintenance)
-                || (self.spec.job && to == State::Exited)
-            {
+            let stopped = match to {
+                State::Stopped => !self.unknown_run,
+                State::Stopping | State::Maintenance => true,
+                _ => false,
+            };
+            if to.is_available() || stopped || (self.spec.job && to == State::Exited) {
                 self.outage_since = None;
                 self.recovering = false;
                 self.resolved_by_hand = false;
@@ -731,6 +743,15 @@ mod tests {
         ServiceModel::new(ServiceName::new("x").unwrap(), spec(probes))
     }
 
+    /// A managed service with one probe, `http`.
+    fn managed() -> ServiceModel {
+        let spec = ServiceSpec {
+            managed: true,
+            ..spec(&["http"])
+        };
+        ServiceModel::new(ServiceName::new("x").unwrap(), spec)
+    }
+
     fn started(pid: u32) -> EventKind {
         Started {
             pid,
@@ -882,6 +903,70 @@ mod tests {
         assert_eq!(
             names(m.tick(t(0))).first().map(String::as_str),
             Some("maintenance_ended")
+        );
+    }
+
+    /// Break-it (session 10): at start-up the last daemon's open incident is resumed before the
+    /// service's supervisor has said anything, when its model still says `stopped`: that was
+    /// taken for a stop, resolving the incident, which was reopened once the service was down
+    /// again. It stays the same incident, open, until the service is back or really stopped.
+    #[test]
+    fn an_incident_resumed_before_the_service_starts_again_stays_open_until_it_is_back() {
+        let mut m = managed();
+        m.resume(Unfinished {
+            incident: Some((t(-50), false)),
+            maintenance: None,
+        });
+        assert_eq!(names(m.settle(t(0))), Vec::<String>::new());
+        assert_eq!(m.status.state, State::Stopped);
+        assert_eq!(names(m.tick(t(100))), Vec::<String>::new());
+        let out = run(
+            &mut m,
+            vec![
+                (1, started(7)),
+                (2, probe("http", Health::Down)),
+                (200, probe("http", Health::Up)),
+            ],
+        );
+        assert_eq!(
+            out,
+            [
+                "recovering",
+                "down",
+                "heal_requested",
+                "HEAL",
+                "up",
+                "incident_resolved"
+            ]
+        );
+
+        // Stopped for real (an operator's stop, after its start): the outage is over.
+        let mut m = managed();
+        m.resume(Unfinished {
+            incident: Some((t(-50), false)),
+            maintenance: None,
+        });
+        let out = run(
+            &mut m,
+            vec![
+                (1, started(7)),
+                (
+                    2,
+                    Stopping {
+                        by: Actor::Operator,
+                    },
+                ),
+                (
+                    3,
+                    Stopped {
+                        by: Actor::Operator,
+                    },
+                ),
+            ],
+        );
+        assert_eq!(
+            out,
+            ["recovering", "stopping", "incident_resolved", "stopped"]
         );
     }
 

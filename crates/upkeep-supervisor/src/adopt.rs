@@ -17,10 +17,11 @@ use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
-use upkeep_core::{Event, EventKind, ExitStatus};
+use upkeep_core::{Actor, Event, EventKind, ExitStatus};
 
 use crate::logs::Stream;
-use crate::supervisor::{First, Running, Supervisor};
+use crate::logs::tap::Tap;
+use crate::supervisor::{First, JobRun, Running, Supervisor};
 
 /// One output pipe of a run: its read end and the start of a line read with no end yet.
 #[derive(Debug)]
@@ -44,6 +45,27 @@ pub struct Handover {
     /// None where the reader had ended (the service closed its end).
     pub stdout: Option<HandedPipe>,
     pub stderr: Option<HandedPipe>,
+    /// A job's run: what its record needs.
+    pub job: Option<HandedJob>,
+}
+
+/// A job's run handed over with its process: what its `job_ran` needs, so that its end is
+/// recorded as a run of the job like any other (break-it, session 10: a run spanning an
+/// upgrade ended as a plain `exited`, missing from `upkeep jobs`). Serialised into the
+/// upgrade's state record; a field added later must have a default.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HandedJob {
+    pub started: jiff::Timestamp,
+    #[serde(default)]
+    pub due: Option<jiff::Timestamp>,
+    #[serde(default)]
+    pub by: Actor,
+    /// The last lines of its output read so far (the record keeps the last 100), and how
+    /// many were let go before them.
+    #[serde(default)]
+    pub output: Vec<String>,
+    #[serde(default)]
+    pub output_dropped: u64,
 }
 
 /// What a supervisor knew besides its process, carried to the next image so that an upgrade
@@ -97,6 +119,8 @@ pub struct Adoption {
     pub restarts: u32,
     pub stdout: Option<HandedPipe>,
     pub stderr: Option<HandedPipe>,
+    /// A job's run, carried on (see [`HandedJob`]).
+    pub job: Option<HandedJob>,
     /// From `Reaper::adopt`.
     pub exit: oneshot::Receiver<ExitStatus>,
 }
@@ -156,6 +180,7 @@ impl Supervisor {
         let pgid = run.group();
         let ready = self.signals.ready;
         self.signals.run_ended();
+        let job = run.job;
         let mut stdout = None;
         let mut stderr = None;
         for (stream, capture) in run.captures {
@@ -168,6 +193,20 @@ impl Supervisor {
                 Stream::Stderr => stderr = handed,
             }
         }
+        // Once the readers stopped: every line read so far is in the tap.
+        let job = match job {
+            Some(j) => {
+                let (output, output_dropped) = j.tap.finished(Duration::ZERO).await;
+                Some(HandedJob {
+                    started: j.started,
+                    due: j.due,
+                    by: j.by,
+                    output,
+                    output_dropped,
+                })
+            }
+            None => None,
+        };
         Some(Handover {
             pid: run.pid,
             pgid,
@@ -176,6 +215,7 @@ impl Supervisor {
             ready,
             stdout,
             stderr,
+            job,
         })
     }
 
@@ -195,12 +235,21 @@ impl Supervisor {
         } else {
             self.signals.line_watch(&self.cfg, a.pid)
         };
+        // A job's record goes on from the lines the last image kept, with the streams handed.
+        let streams = usize::from(a.stdout.is_some()) + usize::from(a.stderr.is_some());
+        let job = a.job.map(|j| JobRun {
+            started: j.started,
+            due: j.due,
+            by: j.by,
+            tap: Tap::carried_on(j.output, j.output_dropped, streams),
+        });
         let mut captures = Vec::new();
         for (stream, pipe) in [(Stream::Stdout, a.stdout), (Stream::Stderr, a.stderr)] {
             if let Some(p) = pipe {
+                let tap = job.as_ref().map(|j| j.tap.stream(stream == Stream::Stderr));
                 let c = self
                     .logs
-                    .capture(&self.name, stream, p.fd, p.partial, watch.clone(), None);
+                    .capture(&self.name, stream, p.fd, p.partial, watch.clone(), tap);
                 captures.push((stream, c));
             }
         }
@@ -210,9 +259,7 @@ impl Supervisor {
             start_ticks: a.start_ticks,
             started: now.checked_sub(a.uptime).unwrap_or(now),
             exit: a.exit,
-            // A job's run goes on, but its record (output, due time) stayed with the old image:
-            // its end is recorded as a plain exit.
-            job: None,
+            job,
             captures,
         });
         self.clock.event(

@@ -22,6 +22,7 @@
 //! - `ready/`: readiness signals (the notify socket with its sender check, the readiness
 //!   pipe of `ready = { fd = N }`, the log line watch), as notes to the supervisor.
 //! - `supervisor.rs`: the per-service task.
+//! - `seal.rs`: stops under way against the start of an upgrade's hand-over, in one step.
 //! - `logs/`: capture (pipe readers), writer thread, rotation.
 
 mod adopt;
@@ -30,12 +31,14 @@ mod group;
 mod logs;
 mod policy;
 mod ready;
+mod seal;
 mod spawn;
 mod supervisor;
 
-pub use adopt::{Adoption, Carried, HandedPipe, Handover, Released, TakeOver};
+pub use adopt::{Adoption, Carried, HandedJob, HandedPipe, Handover, Released, TakeOver};
 pub use group::{StopOutcome, stop_leftovers};
 pub use logs::{LogHub, Stream, tail, tail_start};
+pub use seal::{Inside, Seal, Sealed};
 pub use supervisor::{
     Begin, JobStart, SignalError, Signalled, Supervisor, SupervisorCommand, SupervisorDeps,
     SupervisorHandle,

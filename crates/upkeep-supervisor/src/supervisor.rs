@@ -273,10 +273,10 @@ impl From<bool> for Begin {
 
 /// What a job's run record (`job_ran`) is made of, besides its end.
 pub(crate) struct JobRun {
-    started: jiff::Timestamp,
-    due: Option<jiff::Timestamp>,
-    by: Actor,
-    tap: crate::logs::tap::Tap,
+    pub started: jiff::Timestamp,
+    pub due: Option<jiff::Timestamp>,
+    pub by: Actor,
+    pub tap: crate::logs::tap::Tap,
 }
 
 /// How long a job's record waits for the end of its output after the run ended: the pipes
@@ -296,6 +296,8 @@ pub struct SupervisorDeps {
     pub clock: Clock,
     /// Where each service's notify socket goes (`<data_dir>/notify`).
     pub notify_dir: std::path::PathBuf,
+    /// Every stop enters it first; an upgrade seals it before its hand-over (`seal.rs`).
+    pub seal: crate::seal::Seal,
 }
 
 pub struct Supervisor {
@@ -339,6 +341,8 @@ pub struct Supervisor {
     job_due: Option<jiff::Timestamp>,
     /// It let go of its process (`upkeep upgrade`): it ends without stopping anything.
     released: bool,
+    /// Entered before each stop of a run (see `seal.rs`).
+    seal: crate::seal::Seal,
 }
 
 enum Wake {
@@ -397,6 +401,7 @@ impl Supervisor {
             interrupted: None,
             job_due: None,
             released: false,
+            seal: deps.seal.clone(),
         };
         sup.configure_signals();
         let (start, first) = match begin.into() {
@@ -550,6 +555,9 @@ impl Supervisor {
         };
         match &permit.wait {
             Some(reason) if permit.stop && self.running.is_some() => {
+                let Some(_inside) = self.enter("stopping") else {
+                    return;
+                };
                 tracing::info!(%reason, "stopping while a dependency is down");
                 self.stop_process(Actor::Upkeep).await;
                 self.launch(Actor::Upkeep, Vec::new()).await;
@@ -569,6 +577,9 @@ impl Supervisor {
                         self.launch(by, Vec::new()).await;
                     }
                 } else if self.running.is_some() && permit.restarts != self.restarts_seen {
+                    let Some(_inside) = self.enter("restarting") else {
+                        return;
+                    };
                     tracing::info!(reason = %permit.restart_reason, "restarting: a dependency is back");
                     let restart = self.ev(EventKind::DependencyRestart {
                         reason: permit.restart_reason.clone(),
@@ -634,11 +645,18 @@ impl Supervisor {
                 self.start(by).await;
                 ack(done);
             }
+            // Refused once an upgrade's hand-over began: `done` dropped says so.
             SupervisorCommand::Stop { by, done } => {
+                let Some(_inside) = self.enter("stopping") else {
+                    return;
+                };
                 self.stop(by).await;
                 ack(done);
             }
             SupervisorCommand::Restart { by, done } => {
+                let Some(_inside) = self.enter("restarting") else {
+                    return;
+                };
                 self.emit(vec![
                     self.ev(EventKind::RestartRequested { by: by.clone() }),
                 ])
@@ -651,6 +669,13 @@ impl Supervisor {
                 ack(done);
             }
             SupervisorCommand::Heal { reason } => {
+                if self.running.is_none() {
+                    return;
+                }
+                // The next image's state asks again if the run is still down.
+                let Some(_inside) = self.enter("healing") else {
+                    return;
+                };
                 let Some(mut run) = self.running.take() else {
                     return;
                 };
@@ -709,6 +734,9 @@ impl Supervisor {
                 if self.running.is_none() {
                     return;
                 }
+                let Some(_inside) = self.enter("restarting") else {
+                    return;
+                };
                 tracing::info!(%reason, "planned restart");
                 self.emit(vec![self.ev(EventKind::RestartPlanned { reason })])
                     .await;
@@ -718,9 +746,17 @@ impl Supervisor {
                 self.launch(Actor::Upkeep, Vec::new()).await;
             }
             SupervisorCommand::Reconfigure(cfg) => {
+                // Sealed: the run goes on as it is, and the next image reads the config.
+                let inside = match self.running {
+                    Some(_) => match self.enter("restarting") {
+                        Some(inside) => Some(inside),
+                        None => return,
+                    },
+                    None => None,
+                };
                 self.cfg = *cfg;
                 self.logs.configure(&self.name, &self.cfg.log);
-                if self.running.is_some() {
+                if inside.is_some() {
                     self.stop_process(Actor::Upkeep).await;
                     self.configure_signals();
                     self.tracker.reset();
@@ -728,6 +764,19 @@ impl Supervisor {
                 } else {
                     self.configure_signals();
                 }
+            }
+        }
+    }
+
+    /// Enters the seal to stop its run (`doing`: `stopping`, `restarting`), unless an upgrade's
+    /// hand-over began: then None, logged, and what would have stopped it is not done (the
+    /// next image takes this service over as it is).
+    fn enter(&self, doing: &str) -> Option<crate::seal::Inside> {
+        match self.seal.enter(format!("{} ({doing})", self.name)) {
+            Ok(inside) => Some(inside),
+            Err(e) => {
+                tracing::warn!(doing, "not done: {e}");
+                None
             }
         }
     }

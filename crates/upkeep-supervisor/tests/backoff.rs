@@ -49,6 +49,7 @@ async fn a_paused_clock_drives_the_backoff_of_a_crash_looping_service() {
         lineage: Lineage::open(dir.path(), "backoff-test", false).unwrap(),
         clock: clock.clone(),
         notify_dir: dir.path().join("notify"),
+        seal: Default::default(),
     };
     let (cancel, tasks) = (CancellationToken::new(), TaskTracker::new());
     let name = ServiceName::new("bad").unwrap();

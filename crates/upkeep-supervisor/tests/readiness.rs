@@ -109,6 +109,7 @@ async fn permits_and_readiness_signals_drive_a_real_supervisor() {
         lineage: Lineage::open(dir.path(), "readiness-test", true).unwrap(),
         clock: clock.clone(),
         notify_dir: dir.path().join("notify"),
+        seal: Default::default(),
     };
     let mut r = Rig {
         dir,

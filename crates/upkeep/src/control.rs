@@ -223,7 +223,8 @@ impl From<OpsError> for ApiError {
             OpsError::UnknownService(_) => ApiError::NotFound(message),
             OpsError::External { .. }
             | OpsError::NotInMaintenance(_)
-            | OpsError::InWindow { .. } => ApiError::Conflict(message),
+            | OpsError::InWindow { .. }
+            | OpsError::Upgrading(_) => ApiError::Conflict(message),
             OpsError::Edit(upkeep_config::EditError::Exists(_)) => ApiError::Conflict(message),
             OpsError::Edit(_) => ApiError::bad_request(message),
             OpsError::DataDirMoved { .. } => ApiError::Unprocessable {

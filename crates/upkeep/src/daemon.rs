@@ -208,6 +208,10 @@ const STARTUP: std::time::Duration = std::time::Duration::from_secs(10);
 pub fn run(config: Config) -> Result<()> {
     // Before anything opens a file or starts a thread: what an upgrade handed over.
     let taken = crate::upgrade::take();
+    #[cfg(debug_assertions)]
+    if taken.is_some() {
+        crate::upgrade::test_hold_new_image();
+    }
     let lock = lock_data_dir(&config.daemon.data_dir)?;
     upkeep_supervisor::set_child_subreaper().context("becoming a child subreaper")?;
     // Sockets for probes in flight, pipes and log files for services: more than the usual
@@ -448,6 +452,7 @@ async fn run_async(
             lineage: lineage.clone(),
             clock: clock.clone(),
             notify_dir: data_dir.join("notify"),
+            seal: Default::default(),
         },
         state: control_tx,
         snapshot: snapshot.clone(),

@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use upkeep_core::api::{UpgradeRequest, UpgradeStarted};
 use upkeep_core::{Event, EventKind, ServiceName};
 use upkeep_state::CarriedModel;
-use upkeep_supervisor::{Adoption, Carried, HandedPipe, Handover, Reaper};
+use upkeep_supervisor::{Adoption, Carried, HandedJob, HandedPipe, Handover, Reaper};
 use upkeep_web::ApiError;
 
 use crate::control::Daemon;
@@ -162,6 +162,22 @@ async fn test_pause() {
         let _ = std::fs::read(dir.join("go"));
     })
     .await;
+}
+
+/// Tests only (a debug build, `UPKEEP_TEST_UPGRADE_PAUSE=DIR` with a FIFO `DIR/exec`): the
+/// new image, right after it took the state record and before anything else, makes
+/// `DIR/executed` and waits until a line can be read from `DIR/exec`, so that a test can kill
+/// it there (a new image that dies at once). Without `DIR/exec` it goes on; a release build
+/// has no such wait.
+#[cfg(debug_assertions)]
+pub fn test_hold_new_image() {
+    let Some(dir) = std::env::var_os("UPKEEP_TEST_UPGRADE_PAUSE").map(PathBuf::from) else {
+        return;
+    };
+    if dir.join("exec").exists() {
+        let _ = std::fs::write(dir.join("executed"), "");
+        let _ = std::fs::read(dir.join("exec"));
+    }
 }
 
 /// `POST /api/v1/upgrade`: takes the turn, checks the binary (`handover.rs`), then starts the
@@ -307,6 +323,16 @@ pub async fn ask(
                 "the daemon is shutting down: no upgrade now".into(),
             ));
         }
+        // The check above saw no stop under way, but one may have begun since (during the
+        // binary's check, say), and the hand-over would wait it out with nothing supervised
+        // (break-it, session 10). Sealed in one step with every stop, restart and reload:
+        // refused if one is under way, and from here on none begins (`upkeep_supervisor::Seal`).
+        if let Err(busy) = daemon.wiring.supervisor.seal.seal() {
+            return Err(ApiError::Conflict(format!(
+                "not while a service is stopping or restarting, or a reload applies: {}; try again once it is done",
+                busy.join(", ")
+            )));
+        }
         *turn = Turn::Planned(Plan {
             binary: binary.clone(),
             file: std::sync::Arc::new(file),
@@ -436,6 +462,10 @@ struct ServiceRecord {
     kept: Kept,
     stdout: Option<PipeRecord>,
     stderr: Option<PipeRecord>,
+    /// A job's run: what its `job_ran` needs. Absent in a record from before it (its end
+    /// was then a plain exit).
+    #[serde(default)]
+    job: Option<HandedJob>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -485,6 +515,7 @@ pub fn exec(handed: Handed, data_dir: &Path) -> anyhow::Error {
             kept,
             stdout,
             stderr,
+            job: h.job,
         });
     }
     for (key, fd) in listeners {
@@ -714,6 +745,7 @@ impl Taken {
                     restarts: r.kept.restarts,
                     stdout: s.stdout,
                     stderr: s.stderr,
+                    job: s.record.job,
                     exit,
                 },
             );

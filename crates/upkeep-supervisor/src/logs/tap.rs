@@ -46,6 +46,23 @@ impl Tap {
         }))
     }
 
+    /// A tap for a run an earlier image of the daemon began (`upkeep upgrade`): it goes on
+    /// from the lines that image kept (`dropped` let go before them), with `streams` streams
+    /// handed over.
+    pub fn carried_on(kept: Vec<String>, dropped: u64, streams: usize) -> Tap {
+        let mut kept: VecDeque<String> = kept.into();
+        let mut dropped = dropped;
+        while kept.len() > KEEP_LINES {
+            kept.pop_front();
+            dropped += 1;
+        }
+        Tap(Arc::new(Shared {
+            lines: Mutex::new(Lines { kept, dropped }),
+            open: AtomicUsize::new(streams),
+            closed: Notify::new(),
+        }))
+    }
+
     /// The side one capture holds; `stderr` marks its lines.
     pub fn stream(&self, stderr: bool) -> StreamTap {
         StreamTap {

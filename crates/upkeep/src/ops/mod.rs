@@ -86,4 +86,7 @@ pub enum OpsError {
     },
     #[error("a blocking task of the daemon failed")]
     Task(#[from] tokio::task::JoinError),
+    /// An upgrade's hand-over has begun: nothing stops a service now.
+    #[error(transparent)]
+    Upgrading(#[from] upkeep_supervisor::Sealed),
 }

@@ -30,6 +30,9 @@ use crate::control::Daemon;
 /// Applies the config file again.
 pub async fn reload(daemon: &Daemon, by: &Principal) -> Result<ReloadResult, OpsError> {
     let _one = daemon.reloading.lock().await;
+    // Not once an upgrade's hand-over began (its restarts would be left undone), and none
+    // begins while this one applies (`upkeep_supervisor::Seal`).
+    let _inside = daemon.wiring.supervisor.seal.enter("a reload")?;
     let new = load_config(daemon.config_path.clone()).await?;
     tracing::info!(by = %by, "reload asked");
     apply(daemon, new, by).await

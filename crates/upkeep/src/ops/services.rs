@@ -30,6 +30,25 @@ pub async fn act(
         Action::Stop => Desired::Stopped,
         Action::Start | Action::Restart => Desired::Running,
     };
+    // A stop or restart is refused once an upgrade's hand-over began (before anything is
+    // kept: the next image would start what was asked stopped), and holds the upgrade off
+    // until it is done (`upkeep_supervisor::Seal`).
+    let doing = match action {
+        Action::Stop => Some("stopping"),
+        Action::Restart => Some("restarting"),
+        Action::Start => None,
+    };
+    let _inside = match doing {
+        Some(doing) => {
+            let name = match &target {
+                Target::All => "all".to_owned(),
+                Target::One(n) => n.to_string(),
+            };
+            let seal = &daemon.wiring.supervisor.seal;
+            Some(seal.enter(format!("{name} ({doing})"))?)
+        }
+        None => None,
+    };
     let mut still_running = Vec::new();
     let handles: Vec<(ServiceName, SupervisorHandle)> = {
         let mut live = daemon.live.lock().await;

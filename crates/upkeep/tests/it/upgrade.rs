@@ -714,3 +714,251 @@ fn an_upgrade_keeps_a_flapping_incident_one_incident() {
     );
     assert_eq!(count(&d, "flap", "incident_opened"), 1);
 }
+
+/// The outbox's notices (one a recipient): (kind, subject).
+fn notices(d: &TestDaemon) -> Vec<(String, String)> {
+    get_when_stored(d, "/api/v1/notify?limit=10000")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["kind"].as_str().unwrap_or_default().to_owned(),
+                n["subject"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `name`'s stored events of `kind`, oldest first: (when in ms, detail).
+fn stored(d: &TestDaemon, name: &str, kind: &str) -> Vec<(i64, serde_json::Value)> {
+    let events = get_when_stored(d, &format!("/api/v1/events?service={name}&limit=10000"));
+    let mut out: Vec<_> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| {
+            let at: jiff::Timestamp = e["at"].as_str().unwrap().parse().unwrap();
+            (at.as_millisecond(), e["detail"].clone())
+        })
+        .collect();
+    out.reverse();
+    out
+}
+
+/// Break-it (session 10): the daemon killed right after an upgrade's exec (a new image that
+/// dies at once) left the next start to resolve the open incident of a service still down,
+/// then reopen or open another (more mails), and to date the unwatched time from the last
+/// event instead of the last sign of life. Now the next start goes on as after any kill: the
+/// incidents of a managed service and of an external one, both still down, stay the same
+/// ones, open, with no event or notice until they end; the unwatched time begins at the mark
+/// in `<data_dir>/alive`.
+#[test]
+fn a_daemon_killed_right_after_an_upgrades_exec_keeps_its_open_incidents_and_mails_nothing_more() {
+    use upkeep_testkit::SmtpSink;
+    let sink = SmtpSink::start();
+    let (web_port, db_port) = (upkeep_testkit::free_port(), upkeep_testkit::free_port());
+    let probe = |port: u16| {
+        format!(
+            "probes = [{{ kind = \"tcp\", addr = \"127.0.0.1:{port}\", every = \"100ms\", grace = \"0s\" }}]\nincident_after = \"0s\"\n"
+        )
+    };
+    let (mut d, hold) = held(&format!(
+        "[services.web]\ncommand = \"sleep 1000\"\non_unhealthy = \"alert\"\n{}\n[services.db]\n{}\n\
+         [notify]\n[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n",
+        probe(web_port),
+        probe(db_port),
+        sink.port
+    ));
+    let names = ["web", "db"];
+    for name in names {
+        d.wait_state(name, "down", LONG);
+        d.wait_until(&format!("{name}'s incident to open"), LONG, || {
+            (incidents(&d, name).len() == 1).then_some(())
+        });
+    }
+    let ids = names.map(|n| incidents(&d, n)[0].0);
+    d.wait_until("both openings in the outbox", LONG, || {
+        (notices(&d).len() == 2).then_some(())
+    });
+
+    // Upgraded, and killed the moment the new image runs.
+    nix::unistd::mkfifo(
+        &hold.join("exec"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let mut upgrading = d.cli_spawn(&["upgrade"]);
+    wait_checked(&d, &hold);
+    go(&hold);
+    d.wait_until("the new image to run", LONG, || {
+        hold.join("executed").exists().then_some(())
+    });
+    d.signal_daemon(nix::sys::signal::Signal::SIGKILL);
+    let _ = upgrading.kill();
+    let _ = upgrading.wait();
+    let alive: i64 = std::fs::read_to_string(d.data_dir.join("alive"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
+    // A plain start: both still down, the same incidents open.
+    d.launch();
+    for name in names {
+        d.wait_state(name, "down", LONG);
+    }
+    for (name, id) in names.iter().zip(ids) {
+        assert_eq!(incidents(&d, name), [(id, true)], "{name}");
+        let unknown: Vec<i64> = stored(&d, name, "status_changed")
+            .into_iter()
+            .filter(|(_, e)| e["to"] == "unknown")
+            .map(|(at, _)| at)
+            .collect();
+        assert_eq!(
+            unknown,
+            [alive],
+            "{name}: unwatched from the last mark of life"
+        );
+    }
+
+    // Back: each incident resolves, once; the outbox holds its opening and its resolution.
+    let _web = std::net::TcpListener::bind(("127.0.0.1", web_port)).unwrap();
+    let _db = std::net::TcpListener::bind(("127.0.0.1", db_port)).unwrap();
+    for (name, id) in names.iter().zip(ids) {
+        d.wait_state(name, "up", LONG);
+        d.wait_until(&format!("{name}'s incident to resolve"), LONG, || {
+            (incidents(&d, name) == [(id, false)]).then_some(())
+        });
+    }
+    for name in names {
+        let kinds = ["incident_opened", "incident_reopened", "incident_resolved"];
+        assert_eq!(
+            kinds.map(|k| count(&d, name, k)),
+            [1, 0, 1],
+            "{name}: {kinds:?}"
+        );
+    }
+    d.wait_until("both resolutions in the outbox", LONG, || {
+        let n = notices(&d);
+        (n.iter().filter(|(k, _)| k == "incident_resolved").count() >= 2).then_some(())
+    });
+    let all = notices(&d);
+    assert_eq!(all.len(), 4, "{all:?}");
+}
+
+/// Break-it (session 10): a job's run going on through an upgrade was adopted, but its end was
+/// a plain `exited`: no `job_ran`, so not in `upkeep jobs`. Now its record goes over with it:
+/// one run, due at its time, by upkeep, with its whole output (lines from before the upgrade
+/// and after) and its exit code.
+#[test]
+fn a_jobs_run_spanning_an_upgrade_is_recorded_as_a_run_of_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("release");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let d = TestDaemon::start_on_test_clock(
+        BIN,
+        &format!(
+            "[services.slow]\nschedule = \"* * * * *\"\ncatch_up = false\n\
+             command = \"sh -c 'echo before; read l < {}; echo after; exit 3'\"\n",
+            fifo.display()
+        ),
+    );
+    let due: jiff::Timestamp = d.api_get("/api/v1/jobs?service=slow")[0]["next"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    d.advance_clock("60s");
+    let pid = d.wait_until("slow to run", LONG, || d.pid("slow"));
+    let log = d.data_dir.join("logs").join("slow.out.log");
+    d.wait_until("slow's first line", LONG, || {
+        std::fs::read_to_string(&log)
+            .ok()?
+            .contains("before")
+            .then_some(())
+    });
+
+    let out = upgrade(&d, &[]);
+    assert!(out.contains("1 service(s) kept running"), "{out}");
+    assert_eq!(d.pid("slow"), Some(pid));
+    std::fs::write(&fifo, "go\n").unwrap();
+    let runs = d.wait_until("slow's run to be recorded", LONG, || {
+        let job = get_when_stored(&d, "/api/v1/jobs?service=slow");
+        let runs = job[0]["runs"].as_array()?.clone();
+        (!runs.is_empty()).then_some(runs)
+    });
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = &runs[0];
+    assert_eq!(run["status"]["code"], 3, "{run}");
+    assert_eq!(
+        run["output"],
+        serde_json::json!(["before", "after"]),
+        "{run}"
+    );
+    assert_eq!(
+        run["due"]
+            .as_str()
+            .map(str::parse::<jiff::Timestamp>)
+            .and_then(Result::ok),
+        Some(due),
+        "{run}"
+    );
+    assert_ne!(run["interrupted"], true, "{run}");
+    assert_eq!(count(&d, "slow", "job_ran"), 1);
+}
+
+/// Break-it (session 10): an upgrade was refused while a service stopped only as it was
+/// asked: a stop that began while the binary was being checked still held the hand-over for
+/// its whole `stop_timeout`, nothing supervised meanwhile. The last check and the start of
+/// the hand-over are now one step with every stop: refused, supervision goes on, and once the
+/// stop is over the upgrade goes.
+#[test]
+fn a_stop_that_begins_while_the_binary_is_checked_refuses_the_upgrade() {
+    let (d, hold) = held(
+        "[services.slow]\ncommand = \"sh -c 'trap \\\"\\\" TERM; while :; do sleep 1; done'\"\nstop_timeout = \"15s\"\n\n[services.s]\ncommand = \"sleep 1000\"\n",
+    );
+    d.wait_state("slow", "up", LONG);
+    d.wait_state("s", "up", LONG);
+    let slow = d.pid("slow").unwrap();
+    let upgrading = d.cli_spawn(&["upgrade"]);
+    wait_checked(&d, &hold);
+    let stopping = d.cli_spawn(&["stop", "slow"]);
+    d.wait_state("slow", "stopping", LONG);
+    go(&hold);
+    let out = upgrading.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{}{err}", stdout(&out));
+    assert!(err.contains("slow (stopping)"), "{err}");
+    // Still supervised: a killed service comes back.
+    let pid = d.pid("s").unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    d.wait_until("s to be restarted", LONG, || {
+        d.pid("s").filter(|p| *p != pid).map(|_| ())
+    });
+    // The stop over (its process killed), the upgrade goes.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(slow as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let stopped = stopping.wait_with_output().unwrap();
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
+    d.wait_state("slow", "stopped", LONG);
+    std::fs::remove_file(hold.join("checked")).unwrap();
+    let upgrading = d.cli_spawn(&["upgrade"]);
+    wait_checked(&d, &hold);
+    go(&hold);
+    let out = upgrading.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("1 service(s) kept running"),
+        "{}",
+        stdout(&out)
+    );
+}
