@@ -1418,7 +1418,14 @@ mod tests {
         );
         assert_eq!(
             out,
-            ["starting", "up", "down", "heal_requested", "HEAL", "incident_opened"]
+            [
+                "starting",
+                "up",
+                "down",
+                "heal_requested",
+                "HEAL",
+                "incident_opened"
+            ]
         );
         assert!(run(&mut m, vec![(20, by_hand(10))]).is_empty());
         // The heal restarts it, still down; then an operator stops and starts it: still the
