@@ -138,6 +138,7 @@ messages! {
     NoWindows => "no maintenance windows", "没有维护窗口";
     WindowScheduled => "maintenance window {} scheduled: {}", "已安排维护窗口 {}：{}";
     WindowDone => "maintenance window {}: {}", "维护窗口 {}：{}";
+    WindowNamesHidden => "warning: the {} names `{}`, a service hidden from the status page (public = false); the page, the feeds and subscribers' mails show it as written", "警告：{}提到了 `{}`，这是不在状态页显示的服务（public = false）；状态页、订阅源和订阅者邮件会原样显示这段文字";
     WindowReason => "reason", "原因";
     WindowImpact => "impact", "影响";
     WindowAlternative => "meanwhile", "替代方案";

@@ -268,6 +268,19 @@ pub struct Window {
     /// Its last change: an edit, or a step of its life.
     #[serde(default = "epoch")]
     pub updated: Timestamp,
+    /// In the answer to `maint add` and `maint edit`: free text that names a service hidden
+    /// from the status page (`public = false`). The page, the feeds and subscribers' mails
+    /// show the text as written, so the operator is told rather than the text rewritten.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names_hidden: Vec<NamesHidden>,
+}
+
+/// A field of a window's text that names a hidden service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NamesHidden {
+    /// `title`, `reason`, `alternative` or `follow_up`.
+    pub field: String,
+    pub service: ServiceName,
 }
 
 fn epoch() -> Timestamp {

@@ -16,6 +16,10 @@
 //! time (`give_up_after`) is marked failed. Several dispatchers may share one store: the
 //! lease (`upkeep-store`'s `outbox.rs`) keeps them from sending one row twice.
 //!
+//! A reload swaps its channels and templates ([`Dispatcher::with_setups`]): rows are leased
+//! for the new channels from then on, while sends in flight finish on the channel objects
+//! they started with (each holds its own `Arc` of them).
+//!
 //! Start at [`Dispatcher::run`].
 
 use std::collections::BTreeMap;
@@ -24,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jiff::SignedDuration;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use upkeep_core::Clock;
 use upkeep_store::{Leased, Store};
@@ -36,6 +40,7 @@ use crate::retry;
 use crate::route::Rate;
 
 /// One channel as the dispatcher runs it.
+#[derive(Clone)]
 pub struct Lane {
     pub channel: Arc<dyn Channel>,
     /// Sends in flight at once.
@@ -54,10 +59,22 @@ pub struct Settings {
     pub give_up_after: Duration,
 }
 
+/// What a reload of `[notify]` changes in a running dispatcher: its channels, its templates
+/// and the leases' timings (the owner stays).
+#[derive(Clone)]
+pub struct Setup {
+    pub templates: Templates,
+    pub lanes: BTreeMap<String, Lane>,
+    pub lease: Duration,
+    pub give_up_after: Duration,
+}
+
 pub struct Dispatcher {
     shared: Arc<Shared>,
     slots: BTreeMap<String, Arc<Slot>>,
     wake: Arc<Notify>,
+    /// Each new value replaces the channels and templates (`upkeep reload`).
+    setups: Option<watch::Receiver<Arc<Setup>>>,
 }
 
 /// What every send needs.
@@ -115,24 +132,6 @@ impl Dispatcher {
         lanes: BTreeMap<String, Lane>,
         settings: Settings,
     ) -> Dispatcher {
-        let slots = lanes
-            .into_iter()
-            .map(|(name, lane)| {
-                let concurrency = lane.concurrency.max(1);
-                let slot = Slot {
-                    name: name.clone(),
-                    channel: lane.channel,
-                    sending: Semaphore::new(concurrency as usize),
-                    queue: concurrency * 2,
-                    pace: lane.rate.map(|r| Pace {
-                        spacing: r.spacing(),
-                        next: std::sync::Mutex::new(tokio::time::Instant::now()),
-                    }),
-                    retrying: AtomicBool::new(true),
-                };
-                (name, Arc::new(slot))
-            })
-            .collect();
         Dispatcher {
             shared: Arc::new(Shared {
                 store,
@@ -140,9 +139,34 @@ impl Dispatcher {
                 templates,
                 settings,
             }),
-            slots,
+            slots: slots(lanes),
             wake: Arc::new(Notify::new()),
+            setups: None,
         }
+    }
+
+    /// Takes its channels and templates from `setups` from now on: each new value replaces
+    /// them (a reload). Sends in flight finish on the old ones.
+    pub fn with_setups(mut self, setups: watch::Receiver<Arc<Setup>>) -> Dispatcher {
+        self.setups = Some(setups);
+        self
+    }
+
+    /// Swaps in `setup`: new slots (a removed channel's rows are no longer leased), a new
+    /// template set; the same store, clock and owner.
+    fn apply(&mut self, setup: &Setup) {
+        self.shared = Arc::new(Shared {
+            store: self.shared.store.clone(),
+            clock: self.shared.clock.clone(),
+            templates: setup.templates.clone(),
+            settings: Settings {
+                owner: self.shared.settings.owner.clone(),
+                lease: setup.lease,
+                give_up_after: setup.give_up_after,
+            },
+        });
+        self.slots = slots(setup.lanes.clone());
+        tracing::info!(channels = self.slots.len(), "notices: channels reloaded");
     }
 
     /// Wakes the dispatcher: rows were added.
@@ -158,12 +182,18 @@ impl Dispatcher {
 
     /// Runs until the task is dropped. Sends in flight when it is are left leased: their
     /// lease runs out and another dispatcher (or the next daemon) sends them.
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         let mut inflight: JoinSet<(String, Outcome)> = JoinSet::new();
-        let mut held: BTreeMap<String, u32> = self.slots.keys().map(|k| (k.clone(), 0)).collect();
+        // Rows leased and not yet done, per channel name: a channel a reload replaced keeps
+        // its count while its old sends finish.
+        let mut held: BTreeMap<String, u32> = BTreeMap::new();
         let mut backoff = Duration::from_millis(500);
         let owner = self.shared.settings.owner.clone();
+        let mut setups = self.setups.take();
         loop {
+            for name in self.slots.keys() {
+                held.entry(name.clone()).or_insert(0);
+            }
             let now = self.shared.clock.now();
             let until = now
                 .checked_add(
@@ -235,24 +265,63 @@ impl Dispatcher {
                 tokio::task::yield_now().await;
                 continue;
             }
-            let sleep = async {
-                match wake_at {
-                    Some(at) => self.shared.clock.sleep_until_time(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = sleep => {}
-                Some(done) = inflight.join_next(), if !inflight.is_empty() => {
-                    finished(&mut held, done);
-                    while let Some(done) = inflight.try_join_next() {
+            let reloaded = {
+                let clock = self.shared.clock.clone();
+                let sleep = async {
+                    match wake_at {
+                        Some(at) => clock.sleep_until_time(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let reloaded = async {
+                    match setups.as_mut() {
+                        Some(s) => match s.changed().await {
+                            Ok(()) => Some(s.borrow_and_update().clone()),
+                            Err(_) => std::future::pending().await,
+                        },
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = self.wake.notified() => None,
+                    _ = sleep => None,
+                    Some(setup) = reloaded => Some(setup),
+                    Some(done) = inflight.join_next(), if !inflight.is_empty() => {
                         finished(&mut held, done);
+                        while let Some(done) = inflight.try_join_next() {
+                            finished(&mut held, done);
+                        }
+                        None
                     }
                 }
+            };
+            if let Some(setup) = reloaded {
+                self.apply(&setup);
             }
         }
     }
+}
+
+/// A slot per lane, each with its own limits.
+fn slots(lanes: BTreeMap<String, Lane>) -> BTreeMap<String, Arc<Slot>> {
+    lanes
+        .into_iter()
+        .map(|(name, lane)| {
+            let concurrency = lane.concurrency.max(1);
+            let slot = Slot {
+                name: name.clone(),
+                channel: lane.channel,
+                sending: Semaphore::new(concurrency as usize),
+                queue: concurrency * 2,
+                pace: lane.rate.map(|r| Pace {
+                    spacing: r.spacing(),
+                    next: std::sync::Mutex::new(tokio::time::Instant::now()),
+                }),
+                retrying: AtomicBool::new(true),
+            };
+            (name, Arc::new(slot))
+        })
+        .collect()
 }
 
 fn finished(

@@ -8,13 +8,15 @@
 //! before it went out (resolved, then down again) is dropped, and the latest news always goes
 //! out, late rather than never. Events older than `give_up_after` when first read (a
 //! planner configured long after them) are not news. It writes rows only: the dispatcher
-//! sends them. Start at [`IncidentPlanner::run`].
+//! sends them. Each event is planned with the routes in force when it is read ([`Planning`],
+//! a `watch` a reload of `[notify]` sends anew; none while `[notify]` is gone). Start at
+//! [`IncidentPlanner::run`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::SignedDuration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use upkeep_core::{Clock, Committed, EventKind, ServiceName};
 use upkeep_store::fanout::{Consumer, Fanout};
 use upkeep_store::{Damped, Store};
@@ -25,17 +27,24 @@ use crate::route::NotifyConfig;
 /// The planner's cursor name in the store.
 pub const CURSOR: &str = "incident-notices";
 
+/// What incident notices are planned with: `[notify]` as of the daemon's start or its last
+/// reload, and the key subscribers' links are signed with.
+pub struct Planning {
+    pub config: Arc<NotifyConfig>,
+    /// Subscribers' links are signed with these; None: subscribers get no incident notices.
+    pub keys: Option<crate::SubscriptionKeys>,
+}
+
 pub struct IncidentPlanner {
     pub store: Arc<dyn Store>,
     pub fanout: Fanout,
-    pub config: Arc<NotifyConfig>,
+    /// Borrowed once per event; None: `[notify]` was removed by a reload (nothing planned).
+    pub planning: watch::Receiver<Option<Arc<Planning>>>,
     pub clock: Clock,
     /// This node's id (idempotency keys are unique to it).
     pub node: String,
     /// The dispatcher's: rows were added.
     pub wake: Arc<Notify>,
-    /// Subscribers' links are signed with these; None: subscribers get no incident notices.
-    pub keys: Option<crate::SubscriptionKeys>,
     /// Subscribers hear of these services' incidents only (not `public = false`).
     pub public: crate::PublicServices,
 }
@@ -82,6 +91,10 @@ impl IncidentPlanner {
         let Some(service) = &c.event.service else {
             return Ok(());
         };
+        let Some(planning) = self.planning.borrow().clone() else {
+            return Ok(());
+        };
+        let config = &planning.config;
         let (since, reason, resolved) = match &c.event.kind {
             EventKind::IncidentOpened { drill: true, .. } => return Ok(()),
             EventKind::IncidentOpened { since, reason, .. }
@@ -94,8 +107,7 @@ impl IncidentPlanner {
             _ => return Ok(()),
         };
         let now = self.clock.now();
-        let stale =
-            SignedDuration::try_from(self.config.give_up_after).unwrap_or(SignedDuration::MAX);
+        let stale = SignedDuration::try_from(config.give_up_after).unwrap_or(SignedDuration::MAX);
         if now.duration_since(c.event.at) > stale {
             return Ok(());
         }
@@ -123,15 +135,15 @@ impl IncidentPlanner {
             resolved,
             seq: c.seq,
             incident_id: id,
-            priority: self.config.incident_priority(service, notes.priority),
+            priority: config.incident_priority(service, notes.priority),
             title: notes.title,
             written: None,
         };
-        let rows = self.config.incident_rows(&self.node, &news);
-        let fanout = self.keys.as_ref().and_then(|k| {
-            self.config
-                .incident_fanout(&self.node, &news, k, &self.public.get())
-        });
+        let rows = config.incident_rows(&self.node, &news);
+        let fanout = planning
+            .keys
+            .as_ref()
+            .and_then(|k| config.incident_fanout(&self.node, &news, k, &self.public.get()));
         let subject = incident_subject(service, since);
         let kind = if resolved.is_some() {
             "incident_resolved"
@@ -144,7 +156,7 @@ impl IncidentPlanner {
                 subject: &subject,
                 kind,
                 now,
-                interval_ms: self.config.flap_interval.as_millis() as i64,
+                interval_ms: config.flap_interval.as_millis() as i64,
                 rows: &rows,
                 cursor: (CURSOR, c.seq),
                 fanout: fanout

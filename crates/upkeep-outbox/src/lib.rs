@@ -43,8 +43,8 @@ pub use channels::{
     TelegramConfig, WebhookConfig, WecomConfig,
 };
 pub use config::{BuildContext, ConfigErrors, ConfigProblem};
-pub use dispatcher::{Dispatcher, Lane, Settings};
-pub use incidents::{CURSOR as INCIDENT_CURSOR, IncidentPlanner};
+pub use dispatcher::{Dispatcher, Lane, Settings, Setup};
+pub use incidents::{CURSOR as INCIDENT_CURSOR, IncidentPlanner, Planning};
 pub use notice::{
     AffectedService, BadKey, IdempotencyKey, Impact, Notice, NoticeKind, Priority, ReaderZone,
     Recipient, UnknownZone, lang_tag,

@@ -127,7 +127,17 @@ impl NotifyConfig {
             alternatives: some(&w.spec.alternative),
             follow_up: some(&w.spec.follow_up),
             priority: priority(w.spec.priority()),
-            link: self.link(&format!("windows/{}", w.id)),
+            // A window of hidden services alone has no public page: no link.
+            link: if !w.spec.services.is_empty()
+                && w.spec
+                    .services
+                    .iter()
+                    .all(|s| self.hidden.contains(&s.service))
+            {
+                None
+            } else {
+                self.link(&format!("windows/{}", w.id))
+            },
             duration: None,
             runbook: None,
             unsubscribe: None,
@@ -184,6 +194,8 @@ impl NotifyConfig {
             follow_up: None,
             priority: notice_priority(n.priority),
             link: match n.incident_id {
+                // A hidden service's incident has no public page, nor any news on the page.
+                _ if self.hidden.contains(&n.service) => None,
                 Some(id) => self.link(&format!("incidents/{id}")),
                 None => self.link(""),
             },
@@ -394,6 +406,58 @@ mod tests {
             follow_up: " ".into(),
             priority: None,
         }
+    }
+
+    #[test]
+    fn notices_about_hidden_services_alone_carry_no_link_to_the_public_page() {
+        let mut c = config(None);
+        c.public_url = Some("https://status.example.com/".parse().unwrap());
+        c.hidden.insert(ServiceName::new("db").unwrap());
+        let spec = spec();
+        let step = WindowStep {
+            id: 7,
+            spec: &spec,
+            occurrence: spec.start,
+            end: spec.end,
+            step: Step::Announced,
+            at: spec.start - SignedDuration::from_hours(48),
+        };
+        let link = |rows: Vec<NewNotice>| {
+            serde_json::from_str::<Notice>(&rows[0].notice)
+                .unwrap()
+                .link
+                .map(|l| l.to_string())
+        };
+        assert_eq!(link(c.window_rows("n", &step)), None, "db alone is hidden");
+        let mut shared = spec.clone();
+        shared.services.push(Svc {
+            service: ServiceName::new("web").unwrap(),
+            impact: window::Impact::Degraded,
+        });
+        let step = WindowStep {
+            spec: &shared,
+            ..step
+        };
+        assert_eq!(
+            link(c.window_rows("n", &step)).as_deref(),
+            Some("https://status.example.com/windows/7")
+        );
+        let news = |service: &str| IncidentNews {
+            service: ServiceName::new(service).unwrap(),
+            since: spec.start,
+            reason: "down".into(),
+            resolved: None,
+            seq: 1,
+            incident_id: Some(3),
+            priority: IncidentPriority::P3,
+            title: None,
+            written: None,
+        };
+        assert_eq!(link(c.incident_rows("n", &news("db"))), None);
+        assert_eq!(
+            link(c.incident_rows("n", &news("web"))).as_deref(),
+            Some("https://status.example.com/incidents/3")
+        );
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct NotifyConfig {
     /// Each service's incident priority (`priority = "P2"`), where configured: its
     /// incidents' unless they have their own (P3 when neither says).
     pub priorities: BTreeMap<ServiceName, upkeep_core::incident::IncidentPriority>,
+    /// Services left off the status page (`public = false`): a notice about them alone
+    /// carries no link to it (their pages there are a 404, as an unknown one's).
+    pub hidden: std::collections::BTreeSet<ServiceName>,
     /// `[notify.subscribers]`: people who subscribed through the public API, and what they
     /// get. None: no subscriptions are taken.
     pub subscribers: Option<crate::SubscribersConfig>,
@@ -247,6 +250,7 @@ pub(crate) mod tests {
             routes,
             runbooks: BTreeMap::new(),
             priorities: BTreeMap::new(),
+            hidden: Default::default(),
             subscribers: None,
         }
     }

@@ -142,7 +142,10 @@ pub struct ServiceModel {
     stuck: bool,
     /// A job whose last run failed.
     job_failed: bool,
-    /// A person resolved the current outage's incident: no incident for it until it ends.
+    /// A person resolved the current outage's incident: no incident until the service has
+    /// been available (up or degraded) once. A restart in between (a heal, an operator's
+    /// restart, stop and start) ends the outage's accounting, not the person's word: the
+    /// service still has not come back (issue 16's loose end: it opened a new incident).
     resolved_by_hand: bool,
     /// Nothing is known of its process yet: a managed service's `stopped` here is where a
     /// new model begins, not a stop. At start-up its supervisor has not spoken when the last
@@ -557,7 +560,9 @@ impl ServiceModel {
             if to.is_available() || stopped || (self.spec.job && to == State::Exited) {
                 self.outage_since = None;
                 self.recovering = false;
-                self.resolved_by_hand = false;
+                if to.is_available() || (self.spec.job && to == State::Exited) {
+                    self.resolved_by_hand = false;
+                }
                 // The drill's outage is over (also when the drill itself gave up waiting).
                 self.drill = false;
                 if let Some(inc) = self.incident.as_mut().filter(|i| i.open) {
@@ -1472,6 +1477,73 @@ mod tests {
         assert_eq!(m.status.incident_since, Some(t(40)));
         let out = run(&mut m, vec![(50, probe("tcp", Health::Up))]);
         assert_eq!(out, ["up", "incident_resolved"]);
+    }
+
+    #[test]
+    fn a_hand_resolution_holds_through_restarts_until_the_service_is_back() {
+        let mut m = model(&["tcp"]);
+        let by_hand = |since: i64| IncidentNoted {
+            incident: 7,
+            note: upkeep_core::incident::Note::Resolved,
+            by: Actor::Operator,
+            since: Some(t(since)),
+        };
+        let stopped = |pid| Exited {
+            pid,
+            status: KILLED,
+            uptime_ms: 1,
+        };
+        let out = run(
+            &mut m,
+            vec![
+                (0, started(1)),
+                (1, probe("tcp", Health::Up)),
+                (10, probe("tcp", Health::Down)),
+            ],
+        );
+        assert_eq!(
+            out,
+            [
+                "starting",
+                "up",
+                "down",
+                "heal_requested",
+                "HEAL",
+                "incident_opened"
+            ]
+        );
+        assert!(run(&mut m, vec![(20, by_hand(10))]).is_empty());
+        // The heal restarts it, still down; then an operator stops and starts it: still the
+        // outage the person resolved, no incident.
+        let out = run(
+            &mut m,
+            vec![
+                (21, stopped(1)),
+                (22, started(2)),
+                (30, probe("tcp", Health::Down)),
+                (
+                    40,
+                    Stopping {
+                        by: Actor::Operator,
+                    },
+                ),
+                (41, stopped(2)),
+                (42, started(3)),
+                (50, probe("tcp", Health::Down)),
+            ],
+        );
+        assert!(!out.iter().any(|o| o.starts_with("incident")), "{out:?}");
+        assert_eq!(m.deadline(), None, "no incident is due");
+        assert!(m.tick(t(500)).is_empty());
+        // Back once: the next outage is an incident again.
+        let out = run(
+            &mut m,
+            vec![
+                (60, probe("tcp", Health::Up)),
+                (70, probe("tcp", Health::Down)),
+            ],
+        );
+        assert!(out.contains(&"incident_opened".to_string()), "{out:?}");
     }
 
     #[test]

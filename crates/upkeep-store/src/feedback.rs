@@ -29,6 +29,10 @@ pub trait Feedback: Send + Sync {
     async fn add_feedback(&self, f: NewFeedback<'_>, at: Timestamp) -> Result<i64, Error>;
     /// The latest `limit` messages, newest first.
     async fn feedback(&self, limit: u32) -> Result<Vec<FeedbackItem>, Error>;
+    /// When this node's `n`th newest message was kept, if it has `n`. A budget of `n` in any
+    /// hour is spent while that is less than an hour ago: kept in the rows, so a restart or
+    /// an upgrade does not refill it (as `Outbox::nth_newest_planned` for confirmations).
+    async fn nth_newest_feedback(&self, n: u32) -> Result<Option<Timestamp>, Error>;
 }
 
 fn item(r: &AnyRow) -> Option<FeedbackItem> {
@@ -78,11 +82,59 @@ impl Feedback for SqlStore {
         .map_err(q("read feedback"))?;
         Ok(rows.iter().filter_map(item).collect())
     }
+
+    async fn nth_newest_feedback(&self, n: u32) -> Result<Option<Timestamp>, Error> {
+        let Some(skip) = n.checked_sub(1) else {
+            return Ok(None);
+        };
+        // By id, the primary key: newer messages have larger ids.
+        let row = sqlx::query(
+            "SELECT created_ms FROM feedback WHERE node = $1 ORDER BY id DESC LIMIT 1 OFFSET $2",
+        )
+        .bind(&self.node)
+        .bind(i64::from(skip))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("count the feedback of the last hour"))?;
+        Ok(row
+            .as_ref()
+            .and_then(|r| col::<i64>(r, "created_ms"))
+            .and_then(|ms| Timestamp::from_millisecond(ms).ok()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_nth_newest_message_dates_the_hours_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::test_store(dir.path()).await;
+        let at: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        assert_eq!(store.nth_newest_feedback(1).await.unwrap(), None);
+        for i in 0..3 {
+            let f = NewFeedback {
+                message: "slow",
+                email: None,
+                service: None,
+                lang: "en",
+                address: None,
+            };
+            store
+                .add_feedback(f, at + jiff::SignedDuration::from_mins(i))
+                .await
+                .unwrap();
+        }
+        let nth = |n| store.nth_newest_feedback(n);
+        assert_eq!(
+            nth(1).await.unwrap(),
+            Some(at + jiff::SignedDuration::from_mins(2))
+        );
+        assert_eq!(nth(3).await.unwrap(), Some(at));
+        assert_eq!(nth(4).await.unwrap(), None);
+        assert_eq!(nth(0).await.unwrap(), None);
+    }
 
     #[tokio::test]
     async fn messages_are_kept_as_written_and_listed_newest_first() {

@@ -205,6 +205,7 @@ forward! { crate::Subscribers {}:
 forward! { crate::Feedback {}:
     fn add_feedback(&self, f: crate::NewFeedback<'_>, at: jiff::Timestamp) -> Result<i64, Error>;
     fn feedback(&self, limit: u32) -> Result<Vec<upkeep_core::feedback::FeedbackItem>, Error>;
+    fn nth_newest_feedback(&self, n: u32) -> Result<Option<jiff::Timestamp>, Error>;
 }
 
 forward! { crate::Notes {}:

@@ -6,7 +6,9 @@
 //! status page shows (a `public = false` one is refused as if it did not exist). Text is kept
 //! as written: every reader escapes what it shows. The rate limit per client address is the
 //! web layer's; [`FEEDBACK_PER_HOUR`], for every client together, is this desk's (a script
-//! that changes its source address still fills the operators' list at most that fast).
+//! that changes its source address still fills the operators' list at most that fast),
+//! counted from the store's rows of the last hour, so a restart or an upgrade does not
+//! refill it.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -20,9 +22,10 @@ use upkeep_web::{ApiError, Feedbacks, Site};
 /// Feedback messages kept in any hour, every client together; past it a 429 says when to try.
 pub const FEEDBACK_PER_HOUR: u32 = 300;
 
-/// The budget of [`FEEDBACK_PER_HOUR`]: one for the process (a desk is made per request).
-static BUDGET: std::sync::LazyLock<upkeep_core::budget::Budget> =
-    std::sync::LazyLock::new(|| upkeep_core::budget::Budget::per_hour(FEEDBACK_PER_HOUR));
+/// Held from counting the last hour's messages to keeping the next, so that requests served
+/// at once cannot each find the budget one short and all be kept. One for the process (a
+/// desk is made per request); it holds no state: the budget is the store's rows.
+static COUNTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Answers the feedback routes, over the store and what the status page shows.
 pub struct Desk {
@@ -92,8 +95,21 @@ impl Feedbacks for Desk {
             }
         };
         let address = from.map(|a| a.to_string());
+        let _counting = COUNTING.lock().await;
         let now = self.clock.now();
-        if let Err(retry_after) = BUDGET.take(now) {
+        let hour = jiff::SignedDuration::from_hours(1);
+        let spent = self
+            .store
+            .nth_newest_feedback(FEEDBACK_PER_HOUR)
+            .await
+            .map_err(unavailable)?
+            .filter(|oldest| now.duration_since(*oldest) < hour);
+        if let Some(oldest) = spent {
+            // Free again an hour after the oldest of the hour's last messages.
+            let retry_after = std::time::Duration::try_from(hour - now.duration_since(oldest))
+                .ok()
+                .filter(|d| !d.is_zero())
+                .unwrap_or(std::time::Duration::from_secs(1));
             let minutes = retry_after.as_secs().div_ceil(60).max(1);
             return Err(ApiError::TooMany {
                 message: if lang == "zh-CN" {

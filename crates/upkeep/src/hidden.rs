@@ -6,6 +6,9 @@
 //! fan-out (upkeep-outbox's `SubscriberFanout`); operators' routes hear of every service.
 //! Input: what the store answered and the public services of the running config
 //! (`subscriptions::public_services`, current after each reload). Pure, so tested here.
+//!
+//! Free text people write (a window's title, reason, ...) is shown as written: naming a
+//! hidden service there is found ([`named`]) and told to the operator, never rewritten.
 
 use std::collections::BTreeSet;
 
@@ -22,6 +25,33 @@ pub fn announcements(list: Vec<Announcement>, public: &BTreeSet<ServiceName>) ->
             (!a.services.is_empty()).then_some(a)
         })
         .collect()
+}
+
+/// The fields of a window's public text that name one of `hidden` (as a whole word, in any
+/// case): `(field, service)`, for the operator to be told.
+pub fn named(
+    fields: &[(&str, &str)],
+    hidden: &BTreeSet<ServiceName>,
+) -> Vec<upkeep_core::window::NamesHidden> {
+    let mut out = Vec::new();
+    for (field, text) in fields {
+        let text = text.to_lowercase();
+        for service in hidden {
+            let name = service.as_ref().to_lowercase();
+            let word =
+                |c: Option<char>| c.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '-'));
+            let found = text.match_indices(&name).any(|(at, _)| {
+                word(text[..at].chars().next_back()) && word(text[at + name.len()..].chars().next())
+            });
+            if found {
+                out.push(upkeep_core::window::NamesHidden {
+                    field: (*field).to_owned(),
+                    service: service.clone(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The incidents of public services.
@@ -45,6 +75,25 @@ mod tests {
 
     fn name(n: &str) -> ServiceName {
         ServiceName::new(n).unwrap()
+    }
+
+    #[test]
+    fn text_naming_a_hidden_service_as_a_word_is_found() {
+        let hidden: BTreeSet<ServiceName> = [name("vault"), name("db-2")].into();
+        let found = named(
+            &[
+                ("title", "Vault upgrade"),
+                ("reason", "vaults and db-20 are not db-2's"),
+                ("alternative", "none"),
+            ],
+            &hidden,
+        );
+        let found: Vec<(&str, &str)> = found
+            .iter()
+            .map(|n| (n.field.as_str(), n.service.as_ref()))
+            .collect();
+        assert_eq!(found, [("title", "vault"), ("reason", "db-2")]);
+        assert!(named(&[("title", "web")], &hidden).is_empty());
     }
 
     #[test]

@@ -1,7 +1,16 @@
 //! The daemon's notices: from `[notify]`, it builds the channels (reading their secrets,
-//! so a missing password stops the start with its place in the config), starts the
-//! dispatcher and the incident planner as tasks of their own, and plans the notices of
-//! window steps for the planner and operators ([`Notices::window_rows`]).
+//! so a missing password stops the start, or a reload, with its place in the config), starts
+//! the dispatcher and the incident planner as tasks of their own, and plans the notices of
+//! window steps for the planner and operators ([`Notices::take_step`]).
+//!
+//! `[notify]` is live: a reload that changes it builds it whole first ([`build`]: secrets,
+//! templates, the subscribers' key), so a bad one changes nothing, then swaps it in
+//! ([`Notices::swap`]). What is in force is one `watch` of an `Arc` each user borrows per
+//! notice (the routes for window steps, people's writings and tests; the incident planner's
+//! [`Planning`]; the dispatcher's channels and templates, [`Setup`]): a notice is planned
+//! whole with one config, and a send in flight finishes on the channel it began with. Rows
+//! still waiting for a channel the reload removed are marked failed, saying why, as at a
+//! start.
 //!
 //! What a notice says, where it goes and how it is sent is upkeep-outbox's; this file only
 //! wires it to the daemon's store, clock and committed events. Without `[notify]` nothing
@@ -9,38 +18,77 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
-use tokio::sync::Notify;
-use upkeep_config::Config;
+use tokio::sync::{Notify, watch};
+use upkeep_config::{Config, ConfigError};
 use upkeep_core::Clock;
 use upkeep_core::window::Step;
-use upkeep_outbox::{BuildContext, Dispatcher, IncidentPlanner, Lane, NotifyConfig, Templates};
+use upkeep_outbox::{
+    BuildContext, Dispatcher, IncidentPlanner, Lane, NotifyConfig, Planning, PublicServices, Setup,
+    SubscriptionKeys, Templates,
+};
 use upkeep_store::fanout::Fanout;
 use upkeep_store::{NewNotice, Store, StoredWindow};
 
-/// What the planner and operations need to plan notices. Cheap to clone.
-#[derive(Clone, Default)]
-pub struct Notices {
-    config: Option<Arc<NotifyConfig>>,
+/// What the planner and operations need to plan notices. Cheap to clone: every clone sees
+/// what a reload swaps in.
+#[derive(Clone)]
+pub struct Notices(Arc<Hub>);
+
+struct Hub {
     node: String,
+    store: Arc<dyn Store>,
+    clock: Clock,
+    fanout: Fanout,
     /// The dispatcher's: rows were added.
     wake: Arc<Notify>,
+    /// `[notify]` and the subscription desk in force, borrowed once per notice.
+    current: watch::Sender<Arc<Current>>,
+    /// The same, as the incident planner plans with it.
+    planning: watch::Sender<Option<Arc<Planning>>>,
+    /// The dispatcher's channels and templates, once it runs: the dispatcher and the
+    /// incident planner start with the first `[notify]`, at the start or a reload, and stay,
+    /// idle, if a reload removes it.
+    setups: OnceLock<watch::Sender<Arc<Setup>>>,
+    /// What subscribers may name and hear of (kept current by every reload).
+    public: PublicServices,
+}
+
+/// `[notify]` in force.
+#[derive(Default)]
+struct Current {
+    config: Option<Arc<NotifyConfig>>,
     /// With `[notify.subscribers]`: the subscription desk (its links' keys sign the
     /// subscribers' rows of each notice).
     desk: Option<Arc<crate::subscriptions::Desk>>,
 }
 
+/// `[notify]` checked whole, its channels built (secrets read), its templates compiled and
+/// the subscribers' key read: ready to be swapped in.
+pub struct Built {
+    notify: Arc<NotifyConfig>,
+    lanes: BTreeMap<String, Lane>,
+    templates: Templates,
+    keys: Option<SubscriptionKeys>,
+}
+
 impl Notices {
+    fn now(&self) -> Arc<Current> {
+        self.0.current.borrow().clone()
+    }
+
     /// The rows of a window's step (none without `[notify]`).
-    pub fn window_rows(
+    fn window_rows_of(
         &self,
+        now: &Current,
         w: &StoredWindow,
         occurrence: jiff::Timestamp,
         step: Step,
         at: jiff::Timestamp,
     ) -> Vec<NewNotice> {
-        let Some(config) = &self.config else {
+        let Some(config) = &now.config else {
             return Vec::new();
         };
         let step_of = upkeep_outbox::WindowStep {
@@ -51,7 +99,7 @@ impl Notices {
             step,
             at,
         };
-        config.window_rows(&self.node, &step_of)
+        config.window_rows(&self.0.node, &step_of)
     }
 
     /// Takes a window's step in the store with its notices: the routes' rows, and, with
@@ -66,8 +114,10 @@ impl Notices {
         at: jiff::Timestamp,
         by: Option<&upkeep_core::Principal>,
     ) -> Result<bool, upkeep_store::Error> {
-        let notices = self.window_rows(w, occurrence, step, at);
-        let fanout = match (&self.config, &self.desk) {
+        // One config for the whole step: the routes' rows and the subscribers' alike.
+        let now = self.now();
+        let notices = self.window_rows_of(&now, w, occurrence, step, at);
+        let fanout = match (&now.config, &now.desk) {
             (Some(config), Some(desk)) => {
                 let step_of = upkeep_outbox::WindowStep {
                     id: w.id,
@@ -77,7 +127,7 @@ impl Notices {
                     step,
                     at,
                 };
-                config.window_fanout(&self.node, &step_of, &desk.keys, &desk.services.get())
+                config.window_fanout(&self.0.node, &step_of, &desk.keys, &desk.services.get())
             }
             _ => None,
         };
@@ -108,14 +158,15 @@ impl Notices {
         &self,
         w: IncidentWriting,
     ) -> impl Fn(i64) -> upkeep_store::Planned + Send + Sync + use<> {
-        let config = self.config.clone();
-        let keys = self.desk.as_ref().map(|d| d.keys.clone());
-        let public = self
+        let now = self.now();
+        let config = now.config.clone();
+        let keys = now.desk.as_ref().map(|d| d.keys.clone());
+        let public = now
             .desk
             .as_ref()
             .map(|d| d.services.get())
             .unwrap_or_default();
-        let node = self.node.clone();
+        let node = self.0.node.clone();
         // Each writing is news of its own: its rows' keys differ from every other's.
         let nonce = format!("{:016x}", fastrand::u64(..));
         move |id| {
@@ -159,8 +210,8 @@ impl Notices {
         &self,
         c: PriorityChange,
     ) -> impl Fn(i64) -> upkeep_store::Planned + Send + Sync + use<> {
-        let config = self.config.clone();
-        let node = self.node.clone();
+        let config = self.now().config.clone();
+        let node = self.0.node.clone();
         let nonce = format!("{:016x}", fastrand::u64(..));
         move |id| {
             let notices = match &config {
@@ -195,7 +246,7 @@ impl Notices {
 
     /// The subscription desk, with `[notify.subscribers]`.
     pub fn desk(&self) -> Option<Arc<crate::subscriptions::Desk>> {
-        self.desk.clone()
+        self.now().desk.clone()
     }
 
     /// The rows of a test notice through `channel`; None if no such channel is configured.
@@ -205,16 +256,18 @@ impl Notices {
         to: Option<&str>,
         at: jiff::Timestamp,
     ) -> Option<Vec<NewNotice>> {
-        let config = self.config.as_ref()?;
+        let now = self.now();
+        let config = now.config.as_ref()?;
         config.channels.get(channel)?;
         let nonce = format!("{:016x}", fastrand::u64(..));
-        Some(config.test_rows(&self.node, channel, to, at, &nonce))
+        Some(config.test_rows(&self.0.node, channel, to, at, &nonce))
     }
 
     /// How channel `name` addresses its recipients, if it is configured.
     pub fn channel(&self, name: &str) -> Option<upkeep_outbox::Addressing> {
         Some(
-            self.config
+            self.now()
+                .config
                 .as_ref()?
                 .channels
                 .get(name)?
@@ -225,7 +278,114 @@ impl Notices {
 
     /// Rows were added: the dispatcher looks.
     pub fn added(&self) {
-        self.wake.notify_one();
+        self.0.wake.notify_one();
+    }
+
+    /// The services subscribers may name and hear of, after a reload.
+    pub fn set_public(&self, services: std::collections::BTreeSet<upkeep_core::ServiceName>) {
+        self.0.public.set(services);
+    }
+
+    /// Puts `built` in force (None: `[notify]` is gone): notices planned from now on follow
+    /// its routes, the dispatcher sends with its channels (those in flight finish on the
+    /// old), and the dispatcher and the incident planner start if they did not run yet.
+    /// Nothing here fails: what could was done by [`build`].
+    pub fn swap(&self, built: Option<Built>) {
+        let hub = &self.0;
+        let Some(built) = built else {
+            hub.current.send_replace(Arc::new(Current::default()));
+            hub.planning.send_replace(None);
+            if let Some(setups) = hub.setups.get() {
+                setups.send_modify(|s| {
+                    *s = Arc::new(Setup {
+                        lanes: BTreeMap::new(),
+                        ..Setup::clone(s)
+                    })
+                });
+            }
+            return;
+        };
+        let notify = built.notify;
+        let desk = built.keys.clone().map(|keys| {
+            Arc::new(crate::subscriptions::Desk {
+                store: hub.store.clone(),
+                clock: hub.clock.clone(),
+                config: notify.clone(),
+                keys,
+                node: hub.node.clone(),
+                services: hub.public.clone(),
+                wake: hub.wake.clone(),
+                confirming: Default::default(),
+            })
+        });
+        hub.current.send_replace(Arc::new(Current {
+            config: Some(notify.clone()),
+            desk,
+        }));
+        hub.planning.send_replace(Some(Arc::new(Planning {
+            config: notify.clone(),
+            keys: built.keys,
+        })));
+        let setup = Arc::new(Setup {
+            templates: built.templates,
+            lanes: built.lanes,
+            lease: notify.lease,
+            give_up_after: notify.give_up_after,
+        });
+        if let Some(setups) = hub.setups.get() {
+            setups.send_replace(setup);
+        } else {
+            let setups = hub.setups.get_or_init(|| watch::channel(setup.clone()).0);
+            let owner = format!(
+                "{}.{}.{:08x}",
+                hub.node,
+                std::process::id(),
+                fastrand::u32(..)
+            );
+            let dispatcher = Dispatcher::new(
+                hub.store.clone(),
+                hub.clock.clone(),
+                setup.templates.clone(),
+                setup.lanes.clone(),
+                upkeep_outbox::Settings {
+                    owner,
+                    lease: setup.lease,
+                    give_up_after: setup.give_up_after,
+                },
+            )
+            .with_waker(hub.wake.clone())
+            .with_setups(setups.subscribe());
+            tokio::spawn(dispatcher.run());
+            tokio::spawn(
+                IncidentPlanner {
+                    store: hub.store.clone(),
+                    fanout: hub.fanout.clone(),
+                    planning: hub.planning.subscribe(),
+                    clock: hub.clock.clone(),
+                    node: hub.node.clone(),
+                    wake: hub.wake.clone(),
+                    public: hub.public.clone(),
+                }
+                .run(),
+            );
+            tracing::info!(
+                channels = notify.channels.len(),
+                "notices: dispatcher started"
+            );
+        }
+        hub.wake.notify_one();
+    }
+
+    /// Marks failed the rows still waiting for a channel no longer configured (all of them
+    /// without `[notify]`); how many.
+    pub async fn fail_orphaned(&self) -> Result<u64, upkeep_store::Error> {
+        let configured: Vec<String> = self
+            .now()
+            .config
+            .as_ref()
+            .map(|c| c.channels.keys().cloned().collect())
+            .unwrap_or_default();
+        self.0.store.fail_orphaned_notices(&configured).await
     }
 }
 
@@ -267,27 +427,14 @@ fn occurrence_end(w: &StoredWindow, occurrence: jiff::Timestamp) -> jiff::Timest
     end
 }
 
-/// Builds the channels and starts the dispatcher and the incident planner; without
-/// `[notify]`, nothing. A channel that cannot be built (a secret missing) is a config error,
-/// located in the file.
-pub async fn start(
-    config: &Config,
-    store: Arc<dyn Store>,
-    clock: Clock,
-    fanout: &Fanout,
-    node: &str,
-) -> Result<Notices> {
+/// Builds `[notify]` whole (None without it): each channel with its secrets, the templates,
+/// the subscribers' key. What cannot be built is a config error at its key's place in the
+/// file, every problem at once, as validation's own are: a start stops, a reload keeps what
+/// runs. Reads small files and the environment: cheap, and never blocks on a FIFO (see
+/// `upkeep_core::files`).
+pub fn build(config: &Config) -> Result<Option<Built>, ConfigError> {
     let Some(notify) = config.notify.clone() else {
-        // Rows an earlier config queued would wait for ever: say why they will not go.
-        match store.fail_orphaned_notices(&[]).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                rows = n,
-                "notices left unsent: [notify] is no longer configured"
-            ),
-            Err(e) => tracing::debug!("cannot look for notices left unsent: {}", e.with_causes()),
-        }
-        return Ok(Notices::default());
+        return Ok(None);
     };
     let notify = Arc::new(notify);
     fn env(name: &str) -> Option<String> {
@@ -326,11 +473,80 @@ pub async fn start(
             })),
         }
     }
-    if !problems.is_empty() {
-        return Err(config.error_at(problems)).context("building the notice channels");
+    let templates = match Templates::load(notify.templates_dir.as_deref()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let key = ["notify", "templates_dir"].map(str::to_owned).to_vec();
+            problems.push((key, format!("{:#}", anyhow::Error::new(e)), None));
+            None
+        }
+    };
+    let keys = match &notify.subscribers {
+        Some(c) => match crate::subscriptions::load_keys(c, &config.daemon.data_dir) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                let field = if c.secret_env.is_some() {
+                    "secret_env"
+                } else if c.secret_file.is_some() {
+                    "secret_file"
+                } else {
+                    "subscribers"
+                };
+                let mut key = vec!["notify".to_owned(), "subscribers".to_owned()];
+                if field != "subscribers" {
+                    key.push(field.to_owned());
+                }
+                problems.push((key, format!("{e:#}"), None));
+                None
+            }
+        },
+        None => None,
+    };
+    match templates {
+        Some(templates) if problems.is_empty() => Ok(Some(Built {
+            notify,
+            lanes,
+            templates,
+            keys,
+        })),
+        _ => Err(config.error_at(problems)),
     }
-    let templates =
-        Templates::load(notify.templates_dir.as_deref()).context("loading the notice templates")?;
+}
+
+/// Builds `[notify]` and starts the dispatcher and the incident planner; without it, nothing
+/// runs until a reload brings it. A channel that cannot be built (a secret missing) is a
+/// config error, located in the file.
+pub async fn start(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Clock,
+    fanout: &Fanout,
+    node: &str,
+) -> Result<Notices> {
+    let built = build(config).context("building the notice channels")?;
+    let notices = Notices(Arc::new(Hub {
+        node: node.to_owned(),
+        store: store.clone(),
+        clock: clock.clone(),
+        fanout: fanout.clone(),
+        wake: Arc::new(Notify::new()),
+        current: watch::channel(Arc::new(Current::default())).0,
+        planning: watch::channel(None).0,
+        setups: OnceLock::new(),
+        public: PublicServices::new(crate::subscriptions::public_services(config)),
+    }));
+    if built.is_none() {
+        // Rows an earlier config queued would wait for ever: say why they will not go.
+        match notices.fail_orphaned().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                rows = n,
+                "notices left unsent: [notify] is no longer configured"
+            ),
+            Err(e) => tracing::debug!("cannot look for notices left unsent: {}", e.with_causes()),
+        }
+        return Ok(notices);
+    }
     let released = store
         .release_leases(clock.now())
         .await
@@ -341,9 +557,9 @@ pub async fn start(
             "notices an earlier daemon was sending go out again (with the same idempotency key)"
         );
     }
-    let configured: Vec<String> = notify.channels.keys().cloned().collect();
-    let orphaned = store
-        .fail_orphaned_notices(&configured)
+    notices.swap(built);
+    let orphaned = notices
+        .fail_orphaned()
         .await
         .context("failing the notices of channels no longer configured")?;
     if orphaned > 0 {
@@ -352,61 +568,5 @@ pub async fn start(
             "notices of channels no longer in the config are marked failed"
         );
     }
-    let keys = match &notify.subscribers {
-        Some(c) => Some(
-            crate::subscriptions::load_keys(c, &config.daemon.data_dir)
-                .context("reading the secret subscribers' links are signed with")?,
-        ),
-        None => None,
-    };
-    let owner = format!("{node}.{}.{:08x}", std::process::id(), fastrand::u32(..));
-    let dispatcher = Dispatcher::new(
-        store.clone(),
-        clock.clone(),
-        templates,
-        lanes,
-        upkeep_outbox::Settings {
-            owner,
-            lease: notify.lease,
-            give_up_after: notify.give_up_after,
-        },
-    );
-    let wake = dispatcher.waker();
-    tokio::spawn(dispatcher.run());
-    let public = upkeep_outbox::PublicServices::new(crate::subscriptions::public_services(config));
-    tokio::spawn(
-        IncidentPlanner {
-            store: store.clone(),
-            fanout: fanout.clone(),
-            config: notify.clone(),
-            clock: clock.clone(),
-            node: node.to_owned(),
-            wake: wake.clone(),
-            keys: keys.clone(),
-            public: public.clone(),
-        }
-        .run(),
-    );
-    let desk = keys.map(|keys| {
-        Arc::new(crate::subscriptions::Desk {
-            store,
-            clock,
-            config: notify.clone(),
-            keys,
-            node: node.to_owned(),
-            services: public,
-            wake: wake.clone(),
-            confirming: Default::default(),
-        })
-    });
-    tracing::info!(
-        channels = notify.channels.len(),
-        "notices: dispatcher started"
-    );
-    Ok(Notices {
-        config: Some(notify),
-        node: node.to_owned(),
-        wake,
-        desk,
-    })
+    Ok(notices)
 }

@@ -197,11 +197,6 @@ pub fn check_address(text: &str) -> Result<String, String> {
 }
 
 impl Desk {
-    /// What subscribers may name from now on (a reload added or hid services).
-    pub fn set_services(&self, services: BTreeSet<ServiceName>) {
-        self.services.set(services);
-    }
-
     /// Confirmation mails in any hour, every address together (`confirmations_per_hour`):
     /// the limit per client address alone let 200 addresses plan 1,884 mails in 12 s.
     fn confirmations_per_hour(&self) -> u32 {

@@ -145,6 +145,11 @@ impl Validator<'_> {
             .iter()
             .filter_map(|(n, s)| Some((n.clone(), s.priority?)))
             .collect();
+        let hidden = services
+            .iter()
+            .filter(|(_, s)| s.page.hidden)
+            .map(|(n, _)| n.clone())
+            .collect();
         if self.problems.len() > before {
             return None;
         }
@@ -160,6 +165,7 @@ impl Validator<'_> {
             routes,
             runbooks,
             priorities,
+            hidden,
             subscribers,
         })
     }

@@ -359,6 +359,16 @@ async fn act(client: &Client, id: i64, action: &str, body: Option<ExtendRequest>
 }
 
 fn done(w: &Window, json: bool, msg: Msg) -> Result<()> {
+    // Told whatever the output: the text goes out as written.
+    for n in &w.names_hidden {
+        eprintln!(
+            "{}",
+            tr(
+                Msg::WindowNamesHidden,
+                &[&n.field, &escape::field(n.service.as_ref())]
+            )
+        );
+    }
     if json {
         print_json(w);
     } else {

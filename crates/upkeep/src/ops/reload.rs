@@ -11,10 +11,15 @@
 //! on during a reload that waits out long stop timeouts (issue 15, item 10). Nothing after the
 //! first step can fail, so a reload is applied whole or not at all.
 //!
-//! `[daemon]` (listeners, store, data dir, limits) and `[notify]` (channels built with their
-//! secrets) are what the daemon was started with: a reload applies none of their changes
-//! (not one key of them, so nothing runs half on each), and says which keys wait for a
-//! restart, in its answer (`restart_needed`) and in the log. A moved data dir is refused.
+//! `[notify]` is applied like services: built whole before anything changes (channels with
+//! their secrets, templates, the subscribers' key: `notices::build`), so a missing secret is
+//! a reload error at its place in the file and the running notices stay; then swapped in
+//! under the lock (`Notices::swap`).
+//!
+//! `[daemon]` (listeners, store, data dir, limits) is what the daemon was started with: a
+//! reload applies none of its changes (not one key, so nothing runs half on each), and says
+//! which keys wait for a restart, in its answer (`restart_needed`) and in the log. A moved
+//! data dir is refused.
 //! One exception: `tls`'s certificate and key are read again and served from the next
 //! handshake on (certbot renews them in place); only turning HTTPS on or off waits.
 
@@ -93,8 +98,7 @@ pub async fn add(
 }
 
 /// The keys of `[daemon]` (as `daemon.KEY`; the store's keys as `daemon.store`) on which
-/// the running daemon and `new` differ, and `notify` if that section does: what a reload
-/// does not apply. The running config keeps what the daemon started with (see [`apply`]),
+/// the running daemon and `new` differ: what a reload does not apply (`[notify]` it does). The running config keeps what the daemon started with (see [`apply`]),
 /// so a second reload of the same file says the same. Every field is named here: a new one
 /// is a compile error until it is.
 pub(crate) fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
@@ -144,9 +148,6 @@ pub(crate) fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
     if tls.is_some() != now.tls.is_some() {
         keys.push("daemon.tls".into());
     }
-    if running.notify != new.notify {
-        keys.push("notify".into());
-    }
     keys
 }
 
@@ -172,6 +173,14 @@ pub(crate) async fn apply(
             to: new.daemon.data_dir.clone(),
         });
     }
+    // `[notify]` built before anything changes: a secret that cannot be read is a reload
+    // error at its place in the file, and the notices in force stay.
+    let notify_changed = daemon.live.lock().await.config.notify != new.notify;
+    let notify = if notify_changed {
+        Some(crate::notices::build(&new).map_err(OpsError::InvalidConfig)?)
+    } else {
+        None
+    };
     // Stored first: a revision that cannot be stored (database locked, disk full) changes
     // nothing, instead of leaving half the services on the new config (issue 14, B6).
     let revision = daemon
@@ -192,9 +201,7 @@ pub(crate) async fn apply(
         let mut live = daemon.live.lock().await;
         result.restart_needed = restart_needed(&live.config, &new);
         if !result.restart_needed.is_empty() {
-            // The channels were built (their secrets read) at start, and the dispatcher and
-            // the incident planner hold them; listeners, the store and the rest of `[daemon]`
-            // were set up at start too.
+            // Listeners, the store and the rest of `[daemon]` were set up at start.
             tracing::warn!(
                 keys = ?result.restart_needed,
                 "reload: these keys changed and take effect only when the daemon restarts; the running daemon keeps them as they were"
@@ -215,7 +222,6 @@ pub(crate) async fn apply(
         if renewed.is_some() {
             new.daemon.tls = renewed;
         }
-        new.notify = live.config.notify.clone();
         for name in live.config.services.keys() {
             if !new.services.contains_key(name) {
                 result.removed.push(name.clone());
@@ -252,10 +258,27 @@ pub(crate) async fn apply(
             }
         }
         daemon.maintenance.send_replace(new.maintenance.clone());
-        if let Some(desk) = daemon.notices.desk() {
-            desk.set_services(crate::subscriptions::public_services(&new));
+        daemon
+            .notices
+            .set_public(crate::subscriptions::public_services(&new));
+        if let Some(built) = notify {
+            daemon.notices.swap(built);
+            tracing::info!("reload: [notify] applied");
         }
         live.config = new;
+    }
+    if notify_changed {
+        match daemon.notices.fail_orphaned().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                rows = n,
+                "notices of channels no longer in the config are marked failed"
+            ),
+            Err(e) => tracing::warn!(
+                "cannot fail the notices of channels no longer configured: {}",
+                e.with_causes()
+            ),
+        }
     }
     // Removed services stop dependents first (by the graph they were in), layer by layer,
     // while the rest of the reload's stops and restarts go on.

@@ -73,7 +73,31 @@ pub fn view(daemon: &Daemon, w: StoredWindow) -> Window {
         steps: w.taken,
         revision: w.revision,
         updated,
+        names_hidden: Vec::new(),
     }
+}
+
+/// `w` with the fields of its text that name a hidden service, for the operator who wrote
+/// them (`maint add`, `maint edit`).
+async fn told(daemon: &Daemon, mut w: Window) -> Window {
+    let hidden: std::collections::BTreeSet<_> = {
+        let live = daemon.live.lock().await;
+        live.config
+            .services
+            .iter()
+            .filter(|(_, c)| c.page.hidden)
+            .map(|(n, _)| n.clone())
+            .collect()
+    };
+    let s = &w.spec;
+    let fields = [
+        ("title", s.title.as_str()),
+        ("reason", s.reason.as_str()),
+        ("alternative", s.alternative.as_str()),
+        ("follow_up", s.follow_up.as_str()),
+    ];
+    w.names_hidden = crate::hidden::named(&fields, &hidden);
+    w
 }
 
 /// The lead-time policy as configured (`[maintenance]`).
@@ -135,7 +159,7 @@ pub async fn add(
         .map_err(store("storing the window"))?;
     tracing::info!(window = id, by = %by, forced = forced.is_some(), "maintenance window scheduled");
     daemon.planner.notify_one();
-    get(daemon, id).await
+    Ok(told(daemon, get(daemon, id).await?).await)
 }
 
 async fn stored(daemon: &Daemon, id: i64) -> Result<StoredWindow, WindowError> {
@@ -205,7 +229,7 @@ pub async fn edit(
         .map_err(store("editing the window"))?;
     tracing::info!(window = id, by = %by, "maintenance window edited");
     daemon.planner.notify_one();
-    get(daemon, id).await
+    Ok(told(daemon, get(daemon, id).await?).await)
 }
 
 /// Cancels, starts, finishes or extends a window, as `by`.

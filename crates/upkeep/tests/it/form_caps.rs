@@ -179,3 +179,46 @@ fn the_confirmation_budget_survives_a_restart() {
     assert_eq!(list, ["p0@example.com", "p1@example.com"]);
     assert_eq!(sink.count(), 2);
 }
+
+/// The feedback form's 300 messages an hour, everyone together, are counted from the store's
+/// rows of the last hour: a restart used to refill the budget (it was kept in memory), so a
+/// flood had only to wait for one.
+#[test]
+fn the_feedback_budget_of_an_hour_outlives_a_restart() {
+    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut d = TestDaemon::start_on_test_clock(
+        crate::BIN,
+        &format!(
+            "trusted_proxies = [\"127.0.0.1\"]\npublic_listen = \"{public}\"\n\
+             [services.web]\ncommand = \"sleep 1000\"\n"
+        ),
+    );
+    // Each from an address of its own (behind the trusted proxy): the limit per address is
+    // not what is tested here.
+    let post = |i: u32| {
+        let from = format!("10.0.{}.{}", i / 256, i % 256);
+        http(
+            public,
+            "POST",
+            "/feedback",
+            &[FORM, ("X-Forwarded-For", &from)],
+            b"message=slow",
+        )
+        .unwrap()
+    };
+    d.wait_until("the feedback form to take a message", LONG, || {
+        (post(0).code == 200).then_some(())
+    });
+    for i in 1..300 {
+        let a = post(i);
+        assert_eq!(a.code, 200, "message {i}: {}", a.text());
+    }
+    assert_eq!(post(300).code, 429);
+    d.signal_daemon(nix::sys::signal::Signal::SIGTERM);
+    d.launch();
+    let a = post(301);
+    assert_eq!(a.code, 429, "the restart refilled the budget: {}", a.text());
+    assert!(header(&a, "retry-after").is_some(), "{}", a.head);
+    d.advance_clock("61m");
+    assert_eq!(post(302).code, 200, "an hour on, the budget is back");
+}

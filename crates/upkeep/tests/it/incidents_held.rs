@@ -374,3 +374,89 @@ fn issue_16_incident_commands_exit_1_when_the_daemon_refuses() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
 }
+
+/// A window's text naming a hidden service is shown as written, so its writer is warned (the
+/// CLI and the API's answer say which field names which service); a window of hidden
+/// services alone has no public page, so the operators' mail about it links to none.
+#[test]
+fn a_window_naming_a_hidden_service_warns_its_writer_and_its_mail_links_no_404() {
+    let sink = SmtpSink::start();
+    let (d, public) = hidden_daemon(&sink);
+    let start = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(8 * 24)).to_string();
+    let add = |services: &str, title: &str| {
+        let out = d.cli(&[
+            "maint",
+            "add",
+            "--kind",
+            "maintenance",
+            "--title",
+            title,
+            "--reason",
+            "new disks for Secret",
+            "--start",
+            &start,
+            "--for",
+            "1h",
+            "--services",
+            services,
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let w: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        (w, stderr(&out))
+    };
+    let (w, warned) = add("secret", "vault disks");
+    assert_eq!(
+        w["names_hidden"],
+        serde_json::json!([{ "field": "reason", "service": "secret" }]),
+        "{w:#}"
+    );
+    assert!(
+        warned.contains("warning: the reason names `secret`, a service hidden"),
+        "{warned}"
+    );
+    let id = w["id"].as_i64().unwrap();
+    let mail = mail_to(
+        &d,
+        &sink,
+        "ops@example.com",
+        "Scheduled maintenance: vault disks",
+    );
+    let text = SmtpSink::text(&mail);
+    assert!(!text.contains(&format!("http://{public}/")), "{text}");
+    let page = http(public, "GET", &format!("/windows/{id}"), &[], b"").unwrap();
+    assert_eq!(page.code, 404, "no public page: the mail must not link it");
+    // A window with a public service links to its page; text naming none warns of nothing.
+    let out = d.cli(&[
+        "maint",
+        "add",
+        "--kind",
+        "maintenance",
+        "--title",
+        "web disks",
+        "--reason",
+        "hardware",
+        "--start",
+        &start,
+        "--for",
+        "1h",
+        "--services",
+        "web,secret",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    let w: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(w.get("names_hidden").is_none(), "{w:#}");
+    let mail = mail_to(
+        &d,
+        &sink,
+        "ops@example.com",
+        "Scheduled maintenance: web disks",
+    );
+    let text = SmtpSink::text(&mail);
+    assert!(
+        text.contains(&format!("http://{public}/windows/{}", w["id"])),
+        "{text}"
+    );
+}

@@ -474,3 +474,52 @@ fn an_update_reaches_the_subscribers_of_its_service_and_no_one_else() {
         .count();
     assert_eq!(to_bob, 1, "{:#?}", sink.messages());
 }
+
+/// An incident resolved by hand during an outage stays the outage's last word through a
+/// restart of the service (an operator's, or a heal's): the service still down after it
+/// opens no new incident until it has been up once; down again after that, it does.
+#[test]
+fn a_hand_resolution_holds_through_a_restart_until_the_service_has_been_up() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let d = crate::daemon(&format!(
+        "[services.s]\ncommand = \"sleep 1000\"\non_unhealthy = \"alert\"\nincident_after = \"0s\"\n\
+         probes = [{{ kind = \"tcp\", addr = \"{addr}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n"
+    ));
+    let incidents = |d: &TestDaemon| -> Vec<Value> {
+        cli_json(d, &["incidents", "s", "--json"])
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let first = d.wait_until("an incident for s", LONG, || {
+        incidents(&d).first().and_then(|i| i["id"].as_i64())
+    });
+    let out = d.cli(&["incident", "resolve", &first.to_string(), "known, on it"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Restarted by an operator, still down.
+    let pid = d.pid("s").unwrap();
+    let out = d.cli(&["restart", "s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.wait_until("s to run again, down", LONG, || {
+        d.pid("s").filter(|p| *p != pid && d.state("s") == "down")
+    });
+    // What state decided with that `down` is stored before the reload's own event, which
+    // the reload's answer waits for.
+    let out = d.cli(&["reload"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list = incidents(&d);
+    assert_eq!(
+        list.len(),
+        1,
+        "the restart opened a new incident: {list:#?}"
+    );
+    // Up once, then down: a new incident.
+    let back = TcpListener::bind(addr).unwrap();
+    d.wait_state("s", "up", LONG);
+    drop(back);
+    d.wait_until("a new incident once it was up and went down", LONG, || {
+        (incidents(&d).len() == 2).then_some(())
+    });
+}

@@ -22,6 +22,7 @@ mod logs;
 mod maintenance;
 mod metrics;
 mod notify;
+mod notify_reload;
 mod openapi;
 mod probes;
 mod public_pages;
