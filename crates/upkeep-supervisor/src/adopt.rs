@@ -198,9 +198,14 @@ impl Supervisor {
         let mut captures = Vec::new();
         for (stream, pipe) in [(Stream::Stdout, a.stdout), (Stream::Stderr, a.stderr)] {
             if let Some(p) = pipe {
-                let c = self
-                    .logs
-                    .capture(&self.name, stream, p.fd, p.partial, watch.clone(), None);
+                let c = self.logs.capture(
+                    &self.name,
+                    stream,
+                    a.pid,
+                    (p.fd, p.partial),
+                    watch.clone(),
+                    None,
+                );
                 captures.push((stream, c));
             }
         }

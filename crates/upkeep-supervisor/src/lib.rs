@@ -22,7 +22,7 @@
 //! - `ready/`: readiness signals (the notify socket with its sender check, the readiness
 //!   pipe of `ready = { fd = N }`, the log line watch), as notes to the supervisor.
 //! - `supervisor.rs`: the per-service task.
-//! - `logs/`: capture (pipe readers), writer thread, rotation.
+//! - `logs/`: capture (pipe readers), writer thread, rotation, the keeper of pipes.
 
 mod adopt;
 mod forking;
@@ -35,12 +35,12 @@ mod supervisor;
 
 pub use adopt::{Adoption, Carried, HandedPipe, Handover, Released, TakeOver};
 pub use group::{StopOutcome, stop_leftovers};
-pub use logs::{LogHub, Stream, tail, tail_start};
+pub use logs::{LogHub, PipeKeeper, Stream, tail, tail_start};
 pub use supervisor::{
     Begin, JobStart, SignalError, Signalled, Supervisor, SupervisorCommand, SupervisorDeps,
     SupervisorHandle,
 };
 pub use upkeep_sys::{
-    Leftovers, Lineage, Reaper, drop_startup_pages, procfs, raise_open_files, set_child_subreaper,
+    Leftovers, Lineage, Reaper, RecordedRun, drop_startup_pages, pidfd, procfs, raise_open_files, set_child_subreaper,
     trust,
 };

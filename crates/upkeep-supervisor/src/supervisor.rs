@@ -19,6 +19,7 @@
 //! [`Clock`] (`SupervisorDeps::clock`), so a test moves time through a crash loop instead of
 //! sleeping. Stop timeouts stay on tokio's clock: they bound how long real processes get.
 
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -990,20 +991,26 @@ impl Supervisor {
                     drop(write);
                     self.signals.watch_fd(read, s.pid);
                 }
+                // Kept before a byte is read: a daemon killed from here on leaves the pipes
+                // to the next one (systemd's fd store, where there is one).
+                self.logs
+                    .keep(&self.name, Stream::Stdout, s.pid, s.stdout.as_fd());
+                self.logs
+                    .keep(&self.name, Stream::Stderr, s.pid, s.stderr.as_fd());
                 let watch = self.signals.line_watch(&self.cfg, s.pid);
                 let out = self.logs.capture(
                     &self.name,
                     Stream::Stdout,
-                    s.stdout,
-                    Vec::new(),
+                    s.pid,
+                    (s.stdout, Vec::new()),
                     watch.clone(),
                     tap.as_ref().map(|t| t.stream(false)),
                 );
                 let err = self.logs.capture(
                     &self.name,
                     Stream::Stderr,
-                    s.stderr,
-                    Vec::new(),
+                    s.pid,
+                    (s.stderr, Vec::new()),
                     watch,
                     tap.as_ref().map(|t| t.stream(true)),
                 );

@@ -9,7 +9,8 @@
 //! never a stall.
 //!
 //! Layout: `capture.rs` (pipe readers), `writer.rs` (writer thread, rotation, gzip), and here
-//! the [`LogHub`] that both share, plus `tail` for `upkeep logs`.
+//! the [`LogHub`] that both share, plus `tail` for `upkeep logs`, and the [`PipeKeeper`] that
+//! holds each run's pipes while no daemon reads them (systemd's fd store, set by the binary).
 
 mod capture;
 pub(crate) mod tap;
@@ -17,7 +18,7 @@ mod writer;
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
@@ -54,6 +55,16 @@ impl Stream {
             Stream::Stderr => "err",
         }
     }
+}
+
+/// Somewhere a run's output pipes (their read ends) outlive the daemon, so that a daemon
+/// killed and started again reads on from them instead of the service dying of SIGPIPE (the
+/// binary's `fdstore.rs`: systemd's fd store). Each pipe is named by service, stream and the
+/// pid of the run's leader. Kept when the run is spawned, let go once its reader read the
+/// pipe to its end (every writer gone: the run ended and its output is read).
+pub trait PipeKeeper: Send + Sync {
+    fn keep(&self, name: &ServiceName, stream: Stream, pid: u32, fd: BorrowedFd<'_>);
+    fn let_go(&self, name: &ServiceName, stream: Stream, pid: u32);
 }
 
 /// The supervisor's side of one pipe reader.
@@ -95,6 +106,8 @@ struct Inner {
     events: mpsc::Sender<Event>,
     clock: Clock,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Set once at start if the daemon runs where pipes can be kept (see [`PipeKeeper`]).
+    keeper: std::sync::OnceLock<Arc<dyn PipeKeeper>>,
 }
 
 impl LogHub {
@@ -125,6 +138,7 @@ impl LogHub {
                 events,
                 clock,
                 thread: Mutex::new(Some(thread)),
+                keeper: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -133,6 +147,18 @@ impl LogHub {
         self.inner
             .dir
             .join(format!("{name}.{}.log", stream.suffix()))
+    }
+
+    /// Keeps every run's pipes with `keeper` from now on (set once, before any spawn).
+    pub fn keep_pipes_with(&self, keeper: Arc<dyn PipeKeeper>) {
+        let _ = self.inner.keeper.set(keeper);
+    }
+
+    /// Hands a new run's pipe to the keeper, if there is one.
+    pub(crate) fn keep(&self, name: &ServiceName, stream: Stream, pid: u32, fd: BorrowedFd<'_>) {
+        if let Some(k) = self.inner.keeper.get() {
+            k.keep(name, stream, pid, fd);
+        }
     }
 
     /// Sets (or changes, on reload) the rotation rules of a service's two files.
@@ -151,13 +177,14 @@ impl LogHub {
     /// Starts a reader for one pipe of a freshly spawned process; `watch` looks for the line
     /// that says it is ready (`ready = { log = ... }`). `partial` is the start of a line an
     /// earlier reader of the pipe read no end of (empty for a new process). The answer asks the
-    /// reader to let go of the pipe (see [`Capture::release`]).
+    /// reader to let go of the pipe (see [`Capture::release`]). `pid` is the run's leader: at
+    /// the pipe's end, the keeper lets go of it (see [`PipeKeeper`]).
     pub(crate) fn capture(
         &self,
         name: &ServiceName,
         stream: Stream,
-        fd: OwnedFd,
-        partial: Vec<u8>,
+        pid: u32,
+        (fd, partial): (OwnedFd, Vec<u8>),
         watch: Option<crate::ready::LineWatch>,
         tap: Option<tap::StreamTap>,
     ) -> Capture {
@@ -165,8 +192,15 @@ impl LogHub {
         let writer = self.inner.writer.clone();
         let events = (self.inner.events.clone(), self.inner.clock.clone());
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let keeper = self.inner.keeper.get().cloned();
+        let (owner, at_end) = (name.clone(), stream);
+        let read_to_end: Box<dyn FnOnce() + Send> = Box::new(move || {
+            if let Some(k) = keeper {
+                k.let_go(&owner, at_end, pid);
+            }
+        });
         tokio::spawn(capture::run(
-            (fd, partial),
+            (fd, partial, read_to_end),
             shared,
             writer,
             events,
