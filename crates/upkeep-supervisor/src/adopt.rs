@@ -184,6 +184,8 @@ impl Supervisor {
     /// the first this supervisor sends.
     pub(crate) fn resume(&mut self, a: Adoption) -> Event {
         self.stopped = false;
+        // After an upgrade it is still our child; after a killed daemon, systemd's.
+        self.orphaned = parent_of(a.pid) != Some(std::process::id());
         self.signals.run_started(a.pid);
         let now = self.clock.instant();
         if a.ready {
@@ -231,4 +233,9 @@ impl Supervisor {
             },
         )
     }
+}
+
+/// The parent of `pid`, if it exists.
+fn parent_of(pid: u32) -> Option<u32> {
+    upkeep_sys::procfs::process(pid).map(|p| p.ppid)
 }

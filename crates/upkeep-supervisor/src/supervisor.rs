@@ -340,6 +340,8 @@ pub struct Supervisor {
     job_due: Option<jiff::Timestamp>,
     /// It let go of its process (`upkeep upgrade`): it ends without stopping anything.
     released: bool,
+    /// Its run was adopted from a killed daemon and is not our child (see `group::Tree`).
+    pub(crate) orphaned: bool,
 }
 
 enum Wake {
@@ -398,6 +400,7 @@ impl Supervisor {
             interrupted: None,
             job_due: None,
             released: false,
+            orphaned: false,
         };
         sup.configure_signals();
         let (start, first) = match begin.into() {
@@ -846,6 +849,7 @@ impl Supervisor {
         Tree {
             pgid,
             cgroup: self.lineage.cgroup(),
+            orphaned: self.orphaned,
         }
     }
 
@@ -980,6 +984,7 @@ impl Supervisor {
         );
         match spawned {
             Ok(s) => {
+                self.orphaned = false;
                 // Before anything else: a daemon killed from here on leaves the next one
                 // what it needs to find this process (see `upkeep_sys::lineage`).
                 self.lineage.adopt(s.pid, s.start_ticks);

@@ -68,7 +68,13 @@ impl FdStorePeer {
 
     /// The names it holds descriptors under, sorted.
     pub fn names(&self) -> Vec<String> {
-        self.held.lock().expect("peer poisoned").fds.keys().cloned().collect()
+        self.held
+            .lock()
+            .expect("peer poisoned")
+            .fds
+            .keys()
+            .cloned()
+            .collect()
     }
 
     /// Every message received so far, in order.
@@ -98,8 +104,12 @@ impl FdStorePeer {
         held.fds
             .iter()
             .flat_map(|(name, fds)| {
-                fds.iter()
-                    .map(|fd| (name.clone(), fd.try_clone().expect("dup a stored descriptor")))
+                fds.iter().map(|fd| {
+                    (
+                        name.clone(),
+                        fd.try_clone().expect("dup a stored descriptor"),
+                    )
+                })
             })
             .collect()
     }
@@ -130,7 +140,10 @@ fn receive(socket: &UnixDatagram) -> Option<(String, Vec<OwnedFd>)> {
     for c in msg.cmsgs().into_iter().flatten() {
         if let nix::sys::socket::ControlMessageOwned::ScmRights(raw) = c {
             // SAFETY: the kernel just installed these descriptors in this process for us.
-            fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+            fds.extend(
+                raw.into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
         }
     }
     let n = msg.bytes;
@@ -161,10 +174,7 @@ fn take(held: &mut Held, text: String, fds: Vec<OwnedFd>) {
 /// A command that runs `bin` (its arguments added by the caller) as systemd starts a service
 /// with its fd store: `fds` at 3, 4, ..., `LISTEN_FDS`, `LISTEN_FDNAMES`, and `LISTEN_PID`
 /// the daemon's own pid (a shell sets it to its `$$`, then executes the daemon in place).
-pub(crate) fn listen_fds_command(
-    bin: &Path,
-    fds: Vec<(String, OwnedFd)>,
-) -> std::process::Command {
+pub(crate) fn listen_fds_command(bin: &Path, fds: Vec<(String, OwnedFd)>) -> std::process::Command {
     use std::os::unix::process::CommandExt;
     let names: Vec<&str> = fds.iter().map(|(n, _)| n.as_str()).collect();
     let mut cmd = std::process::Command::new("/bin/sh");

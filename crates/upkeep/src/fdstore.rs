@@ -75,7 +75,10 @@ impl FdStore {
             nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
             None,
         ) {
-            tracing::warn!(message = text.trim(), "the service manager's fd store refused: {e}");
+            tracing::warn!(
+                message = text.trim(),
+                "the service manager's fd store refused: {e}"
+            );
         }
     }
 

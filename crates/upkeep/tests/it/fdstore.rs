@@ -12,22 +12,17 @@ use upkeep_testkit::{FdStorePeer, TestDaemon};
 use crate::{BIN, LONG};
 
 /// The service logs a line, waits on a FIFO, then (while no daemon runs) writes 300 lines and
-/// one to stderr, and becomes `sleep`.
+/// one to stderr, and waits on a `sleep` of its group. Its stop timeout is 15 s, far longer
+/// than a stop that sees its processes end takes.
 fn talker(go: &std::path::Path) -> String {
     format!(
-        "[services.talk]\ncommand = \"echo before; read x < {}; i=0; while [ $i -lt 300 ]; do echo after $i; i=$((i+1)); done; echo done >&2; exec sleep 1000\"\n",
+        "[services.talk]\nstop_timeout = \"15s\"\ncommand = \"echo before; read x < {}; i=0; while [ $i -lt 300 ]; do echo after $i; i=$((i+1)); done; echo done >&2; sleep 1000 & wait\"\n",
         go.display()
     )
 }
 
 fn log(d: &TestDaemon, stream: &str) -> String {
     std::fs::read_to_string(d.data_dir.join(format!("logs/talk.{stream}.log"))).unwrap_or_default()
-}
-
-fn cmdline(pid: u32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .unwrap_or_default()
 }
 
 #[test]
@@ -53,9 +48,16 @@ fn a_daemon_killed_under_systemd_leaves_its_services_to_the_next_which_adopts_th
     // reads (the store keeps the pipes open: no SIGPIPE), and is done before the next starts.
     d.signal_daemon(Signal::SIGKILL);
     std::fs::write(&go, "go\n").unwrap();
-    d.wait_until("the service to write its lines and become sleep", LONG, || {
-        cmdline(pid).starts_with("sleep 1000").then_some(())
-    });
+    d.wait_until(
+        "the service to write its lines and start its sleep",
+        LONG,
+        || {
+            upkeep_testkit::pids_with_cmdline("sleep 1000")
+                .into_iter()
+                .any(|p| upkeep_testkit::parent_of(p) == Some(pid))
+                .then_some(())
+        },
+    );
     d.hand_fds(peer.stored());
     d.launch();
 
@@ -86,21 +88,50 @@ fn a_daemon_killed_under_systemd_leaves_its_services_to_the_next_which_adopts_th
         "{kinds:?}"
     );
 
-    // Its end is seen (not our child any more: status unknown) and it restarts, its old pipes
-    // let go once read to their end and the new run's kept.
+    // Its end is seen (not our child any more: status unknown) and it restarts at once: the
+    // rest of its group (the sleep, not our child either, so no SIGCHLD tells of its end) is
+    // stopped without waiting out the stop timeout. Its old pipes are let go once read to
+    // their end, and the new run's kept.
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
     let new = d.wait_new_pid("talk", pid, LONG);
-    let exited: Vec<_> = d
-        .events("talk")
-        .into_iter()
-        .filter(|(k, e)| k == "exited" && e["pid"] == pid)
-        .collect();
+    let events = d.api_get("/api/v1/events?service=talk&limit=1000");
+    let at = |kind: &str, pid: u32| -> Vec<(jiff::Timestamp, serde_json::Value)> {
+        let all = events.as_array().unwrap();
+        all.iter()
+            .filter(|e| e["kind"] == kind && e["detail"]["pid"] == pid)
+            .map(|e| {
+                (
+                    e["at"].as_str().unwrap().parse().unwrap(),
+                    e["detail"].clone(),
+                )
+            })
+            .collect()
+    };
+    let exited = at("exited", pid);
     assert_eq!(exited.len(), 1, "{exited:?}");
-    assert_eq!(exited[0].1["status"]["code"], serde_json::Value::Null, "{exited:?}");
+    assert_eq!(
+        exited[0].1["status"]["code"],
+        serde_json::Value::Null,
+        "{exited:?}"
+    );
+    assert_eq!(
+        exited[0].1["status"]["signal"],
+        serde_json::Value::Null,
+        "{exited:?}"
+    );
+    // Not a deadline of the test's: the sleep's end was seen, not the 15 s stop timeout.
+    let restarted = at("started", new)[0].0;
+    assert!(
+        restarted.duration_since(exited[0].0) < jiff::SignedDuration::from_secs(15),
+        "the restart waited out the stop timeout: exited {}, started {restarted}",
+        exited[0].0
+    );
     let (new_out, new_err) = (format!("talk.out.{new}"), format!("talk.err.{new}"));
-    peer.wait_names("the old run's pipes gone and the new run's kept", LONG, |n| {
-        !n.contains(&out) && !n.contains(&err) && n.contains(&new_out) && n.contains(&new_err)
-    });
+    peer.wait_names(
+        "the old run's pipes gone and the new run's kept",
+        LONG,
+        |n| !n.contains(&out) && !n.contains(&err) && n.contains(&new_out) && n.contains(&new_err),
+    );
 }
 
 /// Without the pipes (a daemon not run by systemd, or a store that lost them), a killed
