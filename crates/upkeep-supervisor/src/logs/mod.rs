@@ -299,15 +299,33 @@ pub fn tail(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
+    /// Records what a [`PipeKeeper`] is told.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl PipeKeeper for Recorder {
+        fn keep(&self, name: &ServiceName, stream: Stream, pid: u32, _fd: BorrowedFd<'_>) {
+            let mut told = self.0.lock().unwrap();
+            told.push(format!("keep {name} {} {pid}", stream.as_str()));
+        }
+        fn let_go(&self, name: &ServiceName, stream: Stream, pid: u32) {
+            let mut told = self.0.lock().unwrap();
+            told.push(format!("let go {name} {} {pid}", stream.as_str()));
+        }
+    }
+
     /// `upkeep upgrade`: a reader lets go of its pipe between two reads, with the start of a
     /// line it read no end of; the next reader of that pipe ends the line, and nothing written
-    /// in between is lost or doubled.
+    /// in between is lost or doubled. The keeper of pipes (systemd's fd store) lets go of the
+    /// pipe only once it is read to its end, not when it is handed on.
     #[tokio::test]
     async fn a_released_pipe_reads_on_from_the_unfinished_line() {
         use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let (tx, _events) = mpsc::channel(16);
         let hub = LogHub::start(dir.path().to_owned(), tx, Clock::system()).unwrap();
+        let keeper = Arc::new(Recorder::default());
+        hub.keep_pipes_with(keeper.clone());
         let name = ServiceName::new("s").unwrap();
         hub.configure(
             &name,
@@ -319,7 +337,7 @@ mod tests {
         );
         let (r, w) = nix::unistd::pipe().unwrap();
         let mut out = std::fs::File::from(w);
-        let capture = hub.capture(&name, Stream::Stdout, r, Vec::new(), None, None);
+        let capture = hub.capture(&name, Stream::Stdout, 1, (r, Vec::new()), None, None);
         out.write_all(b"one\ntw").unwrap();
         let path = hub.path(&name, Stream::Stdout);
         // The reader has read both (the first line reached the file) before it lets go.
@@ -336,10 +354,11 @@ mod tests {
         }
         let (fd, partial) = capture.release().await.expect("the reader was running");
         assert_eq!(partial, b"tw");
+        assert!(keeper.0.lock().unwrap().is_empty(), "handed on, not let go");
         // Written while nobody reads: the pipe keeps it.
         out.write_all(b"o\nthree\n").unwrap();
         drop(out);
-        let again = hub.capture(&name, Stream::Stdout, fd, partial, None, None);
+        let again = hub.capture(&name, Stream::Stdout, 1, (fd, partial), None, None);
         // The pipe is closed: the reader reads to its end and then has nothing to release.
         while again_pending(&path) {
             assert!(
@@ -349,6 +368,7 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         assert!(again.release().await.is_none());
+        assert_eq!(*keeper.0.lock().unwrap(), ["let go s stdout 1"]);
         let hub2 = hub.clone();
         tokio::task::spawn_blocking(move || hub2.shutdown())
             .await
@@ -388,7 +408,7 @@ mod tests {
             },
         );
         let (r, w) = nix::unistd::pipe().unwrap();
-        let _capture = hub.capture(&name, Stream::Stdout, r, Vec::new(), None, None);
+        let _capture = hub.capture(&name, Stream::Stdout, 1, (r, Vec::new()), None, None);
         // Three times the in-flight limit, then the service exits (its pipe closes).
         let service = std::thread::spawn(move || {
             let mut out = std::fs::File::from(w);
@@ -453,12 +473,12 @@ mod tests {
         hub.capture(
             &name,
             Stream::Stdout,
-            out_r,
-            Vec::new(),
+            1,
+            (out_r, Vec::new()),
             watch.clone(),
             None,
         );
-        hub.capture(&name, Stream::Stderr, err_r, Vec::new(), watch, None);
+        hub.capture(&name, Stream::Stderr, 1, (err_r, Vec::new()), watch, None);
         let (mut out, mut err) = (std::fs::File::from(out_w), std::fs::File::from(err_w));
         out.write_all(b"  VITE v7.0.0  ready in a moment\n  VITE v7.0.0  rea")
             .unwrap();
