@@ -224,6 +224,8 @@ impl Supervisor {
     /// the first this supervisor sends.
     pub(crate) fn resume(&mut self, a: Adoption) -> Event {
         self.stopped = false;
+        // After an upgrade it is still our child; after a killed daemon, systemd's.
+        self.orphaned = parent_of(a.pid) != Some(std::process::id());
         self.signals.run_started(a.pid);
         let now = self.clock.instant();
         if a.ready {
@@ -247,9 +249,14 @@ impl Supervisor {
         for (stream, pipe) in [(Stream::Stdout, a.stdout), (Stream::Stderr, a.stderr)] {
             if let Some(p) = pipe {
                 let tap = job.as_ref().map(|j| j.tap.stream(stream == Stream::Stderr));
-                let c = self
-                    .logs
-                    .capture(&self.name, stream, p.fd, p.partial, watch.clone(), tap);
+                let c = self.logs.capture(
+                    &self.name,
+                    stream,
+                    a.pid,
+                    (p.fd, p.partial),
+                    watch.clone(),
+                    tap,
+                );
                 captures.push((stream, c));
             }
         }
@@ -273,4 +280,9 @@ impl Supervisor {
             },
         )
     }
+}
+
+/// The parent of `pid`, if it exists.
+fn parent_of(pid: u32) -> Option<u32> {
+    upkeep_sys::procfs::process(pid).map(|p| p.ppid)
 }

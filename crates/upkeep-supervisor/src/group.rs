@@ -34,6 +34,10 @@ fn to_signal(signal: i32) -> Signal {
 pub(crate) struct Tree<'a> {
     pub pgid: u32,
     pub cgroup: Option<&'a Cgroup>,
+    /// Its processes are not our children: a run adopted from a daemon that was killed
+    /// (`fdstore.rs` in the binary), whose processes went to systemd. No SIGCHLD comes when
+    /// they end, so a stop checks on them on a short timer instead.
+    pub orphaned: bool,
 }
 
 impl Tree<'_> {
@@ -86,18 +90,22 @@ pub(crate) async fn stop_tree(
     // A stopped (SIGSTOP) process does not act on SIGTERM until continued.
     tree.signal(Signal::SIGCONT);
     let gone = || !tree.exists();
-    if reaper.wait_until(gone, Instant::now() + timeout).await {
+    let wait = |deadline: Instant| async move {
+        if tree.orphaned {
+            wait_on_timer(gone, deadline).await
+        } else {
+            reaper.wait_until(gone, deadline).await
+        }
+    };
+    if wait(Instant::now() + timeout).await {
         return out;
     }
     out.killed = tree.signal(Signal::SIGKILL);
     // Once more a moment later, for a child forked while the first round went by.
-    if !reaper
-        .wait_until(gone, Instant::now() + Duration::from_millis(200))
-        .await
-    {
+    if !wait(Instant::now() + Duration::from_millis(200)).await {
         tree.signal(Signal::SIGKILL);
     }
-    out.lingering = !reaper.wait_until(gone, Instant::now() + KILL_GRACE).await;
+    out.lingering = !wait(Instant::now() + KILL_GRACE).await;
     if out.lingering {
         tracing::warn!(
             pgid = tree.pgid,
@@ -105,6 +113,21 @@ pub(crate) async fn stop_tree(
         );
     }
     out
+}
+
+/// Waits until `gone()` holds, checked every 20 ms, or `deadline`: for processes that are not
+/// our children, whose ends no SIGCHLD tells us of (as in [`stop_leftovers`]).
+async fn wait_on_timer(gone: impl Fn() -> bool, deadline: Instant) -> bool {
+    loop {
+        if gone() {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        tokio::time::sleep((deadline - now).min(Duration::from_millis(20))).await;
+    }
 }
 
 /// Stops what earlier daemons left (see `upkeep_sys::Lineage::leftovers`), each with its

@@ -23,7 +23,7 @@
 //!   pipe of `ready = { fd = N }`, the log line watch), as notes to the supervisor.
 //! - `supervisor.rs`: the per-service task.
 //! - `seal.rs`: stops under way against the start of an upgrade's hand-over, in one step.
-//! - `logs/`: capture (pipe readers), writer thread, rotation.
+//! - `logs/`: capture (pipe readers), writer thread, rotation, the keeper of pipes.
 
 mod adopt;
 mod forking;
@@ -37,13 +37,13 @@ mod supervisor;
 
 pub use adopt::{Adoption, Carried, HandedJob, HandedPipe, Handover, Released, TakeOver};
 pub use group::{StopOutcome, stop_leftovers};
-pub use logs::{LogHub, Stream, tail, tail_start};
+pub use logs::{LogHub, PipeKeeper, Stream, tail, tail_start};
 pub use seal::{Inside, Seal, Sealed};
 pub use supervisor::{
     Begin, JobStart, SignalError, Signalled, Supervisor, SupervisorCommand, SupervisorDeps,
     SupervisorHandle,
 };
 pub use upkeep_sys::{
-    Leftovers, Lineage, Reaper, drop_startup_pages, procfs, raise_open_files, set_child_subreaper,
-    trust,
+    Leftovers, Lineage, Reaper, RecordedRun, drop_startup_pages, pidfd, procfs, raise_open_files,
+    set_child_subreaper, trust,
 };

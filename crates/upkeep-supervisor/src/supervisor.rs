@@ -19,6 +19,7 @@
 //! [`Clock`] (`SupervisorDeps::clock`), so a test moves time through a crash loop instead of
 //! sleeping. Stop timeouts stay on tokio's clock: they bound how long real processes get.
 
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -343,6 +344,8 @@ pub struct Supervisor {
     released: bool,
     /// Entered before each stop of a run (see `seal.rs`).
     seal: crate::seal::Seal,
+    /// Its run was adopted from a killed daemon and is not our child (see `group::Tree`).
+    pub(crate) orphaned: bool,
 }
 
 enum Wake {
@@ -402,6 +405,7 @@ impl Supervisor {
             job_due: None,
             released: false,
             seal: deps.seal.clone(),
+            orphaned: false,
         };
         sup.configure_signals();
         let (start, first) = match begin.into() {
@@ -894,6 +898,7 @@ impl Supervisor {
         Tree {
             pgid,
             cgroup: self.lineage.cgroup(),
+            orphaned: self.orphaned,
         }
     }
 
@@ -1028,6 +1033,7 @@ impl Supervisor {
         );
         match spawned {
             Ok(s) => {
+                self.orphaned = false;
                 // Before anything else: a daemon killed from here on leaves the next one
                 // what it needs to find this process (see `upkeep_sys::lineage`).
                 self.lineage.adopt(s.pid, s.start_ticks);
@@ -1039,20 +1045,26 @@ impl Supervisor {
                     drop(write);
                     self.signals.watch_fd(read, s.pid);
                 }
+                // Kept before a byte is read: a daemon killed from here on leaves the pipes
+                // to the next one (systemd's fd store, where there is one).
+                self.logs
+                    .keep(&self.name, Stream::Stdout, s.pid, s.stdout.as_fd());
+                self.logs
+                    .keep(&self.name, Stream::Stderr, s.pid, s.stderr.as_fd());
                 let watch = self.signals.line_watch(&self.cfg, s.pid);
                 let out = self.logs.capture(
                     &self.name,
                     Stream::Stdout,
-                    s.stdout,
-                    Vec::new(),
+                    s.pid,
+                    (s.stdout, Vec::new()),
                     watch.clone(),
                     tap.as_ref().map(|t| t.stream(false)),
                 );
                 let err = self.logs.capture(
                     &self.name,
                     Stream::Stderr,
-                    s.stderr,
-                    Vec::new(),
+                    s.pid,
+                    (s.stderr, Vec::new()),
                     watch,
                     tap.as_ref().map(|t| t.stream(true)),
                 );

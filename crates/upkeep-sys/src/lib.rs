@@ -16,18 +16,21 @@
 //!
 //! `clone` spawns a process straight into its cgroup.
 //!
-//! Layout: `reaper.rs`, `procfs.rs`, `lineage.rs`, `clone.rs`, `trust.rs`, `limits.rs`,
+//! `pidfd` watches the end of a process that is not our child (one a killed daemon left).
+//!
+//! Layout: `reaper.rs`, `procfs.rs`, `lineage.rs`, `clone.rs`, `pidfd.rs`, `trust.rs`, `limits.rs`,
 //! `pages.rs`.
 
 pub mod clone;
 mod limits;
 pub mod lineage;
 mod pages;
+pub mod pidfd;
 pub mod procfs;
 mod reaper;
 pub mod trust;
 
 pub use limits::raise_open_files;
-pub use lineage::{Cgroup, Leftovers, Lineage, ServiceLineage};
+pub use lineage::{Cgroup, Leftovers, Lineage, RecordedRun, ServiceLineage};
 pub use pages::drop_startup_pages;
 pub use reaper::{Reaper, group_exists, set_child_subreaper};

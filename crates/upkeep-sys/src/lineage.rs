@@ -134,6 +134,29 @@ impl Lineage {
             .collect()
     }
 
+    /// Each service's recorded run, whole (leader, its group, its start time): what a daemon
+    /// restarted by systemd checks before it adopts a run whose pipes it kept (`fdstore.rs`
+    /// in the binary). Cleared records are left out.
+    pub fn runs(&self) -> BTreeMap<String, RecordedRun> {
+        std::fs::read_dir(&self.run_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_str()?.to_owned();
+                let r = read_record(&entry.path())?;
+                Some((
+                    name,
+                    RecordedRun {
+                        pid: r.pid,
+                        pgid: r.pgid,
+                        start_ticks: r.start_ticks,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// What earlier daemons left running, by service name: one pass over /proc, checked
     /// against our three records. Every process named here is one this data dir's daemons
     /// started; nothing is taken on the database's word.
@@ -295,6 +318,14 @@ pub fn cgroup_root(node: &str) -> Option<PathBuf> {
             .join(own.trim_start_matches('/'))
             .join(format!("upkeep-{short}")),
     )
+}
+
+/// A run as its run record names it (see [`Lineage::runs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedRun {
+    pub pid: u32,
+    pub pgid: u32,
+    pub start_ticks: u64,
 }
 
 /// One service's records.

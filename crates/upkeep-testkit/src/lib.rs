@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod fdstore;
+pub use fdstore::FdStorePeer;
+
 pub struct TestDaemon {
     bin: PathBuf,
     pub dir: tempfile::TempDir,
@@ -37,6 +40,9 @@ pub struct TestDaemon {
     groups: std::cell::RefCell<Vec<u32>>,
     /// Variables added to the daemon's environment (see [`TestDaemon::set_env`]).
     env: Vec<(String, String)>,
+    /// Descriptors the next daemon gets as systemd passes its fd store (see
+    /// [`TestDaemon::hand_fds`]).
+    fds: Vec<(String, std::os::fd::OwnedFd)>,
 }
 
 /// The config header every test daemon gets: its data dir inside the temp dir, and the store
@@ -193,6 +199,7 @@ impl TestDaemon {
             child: None,
             groups: Default::default(),
             env: Vec::new(),
+            fds: Vec::new(),
         }
     }
 
@@ -251,6 +258,12 @@ impl TestDaemon {
         self.env.push((key.into(), value.into()));
     }
 
+    /// The next daemon started gets `fds` as systemd hands a restarted service its fd store:
+    /// at 3, 4, ... with `LISTEN_FDS`, `LISTEN_FDNAMES` and its own pid in `LISTEN_PID`.
+    pub fn hand_fds(&mut self, fds: Vec<(String, std::os::fd::OwnedFd)>) {
+        self.fds = fds;
+    }
+
     /// Starts the daemon process without waiting for it (to kill it in its start-up).
     pub fn spawn_daemon(&mut self) {
         let log = std::fs::OpenOptions::new()
@@ -258,7 +271,12 @@ impl TestDaemon {
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .expect("daemon log");
-        let child = Command::new(&self.bin)
+        let mut cmd = Command::new(&self.bin);
+        let fds = std::mem::take(&mut self.fds);
+        if !fds.is_empty() {
+            cmd = fdstore::listen_fds_command(&self.bin, fds);
+        }
+        let child = cmd
             .args(["daemon", "-c"])
             .arg(&self.config)
             .env("UPKEEP_LOG", "debug,sqlx=warn")

@@ -212,6 +212,8 @@ pub fn run(config: Config) -> Result<()> {
     if taken.is_some() {
         crate::upgrade::test_hold_new_image();
     }
+    // And what systemd's fd store handed back after a crash (`fdstore.rs`).
+    let stored = crate::fdstore::take();
     let lock = lock_data_dir(&config.daemon.data_dir)?;
     upkeep_supervisor::set_child_subreaper().context("becoming a child subreaper")?;
     // Sockets for probes in flight, pipes and log files for services: more than the usual
@@ -231,7 +233,7 @@ pub fn run(config: Config) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let data_dir = config.daemon.data_dir.clone();
-    let result = rt.block_on(run_async(config, taken));
+    let result = rt.block_on(run_async(config, taken, stored));
     if let Ok(Some(handed)) = result {
         // Returns only if no binary could be executed.
         let failed = crate::upgrade::exec(handed, &data_dir);
@@ -245,6 +247,7 @@ pub fn run(config: Config) -> Result<()> {
 async fn run_async(
     config: Config,
     mut taken: Option<crate::upgrade::Taken>,
+    stored: crate::fdstore::Stored,
 ) -> Result<Option<crate::upgrade::Handed>> {
     let data_dir = config.daemon.data_dir.clone();
     // One clock for every stage. A test clock only in a test build (config refuses it
@@ -289,10 +292,16 @@ async fn run_async(
     let lineage = Lineage::open(&data_dir, &node, config.daemon.cgroups)
         .with_context(|| format!("opening the run records in {}", data_dir.display()))?;
     // The processes an upgrade handed over, still ours: taken over, not stopped.
-    let adoptions = match taken.as_mut() {
+    let mut adoptions = match taken.as_mut() {
         Some(t) => t.adopt(&config, &reaper),
         None => BTreeMap::new(),
     };
+    // Under systemd, each run's pipes are kept in its fd store, and the runs a killed daemon
+    // left whose pipes came back are adopted, not stopped (`fdstore.rs`).
+    let fd_store = crate::fdstore::FdStore::from_env().map(Arc::new);
+    for (name, a) in crate::fdstore::adopt(stored, fd_store.as_deref(), &config, &lineage) {
+        adoptions.entry(name).or_insert(a);
+    }
     let adopted: std::collections::BTreeSet<String> =
         adoptions.keys().map(|n| n.to_string()).collect();
     // What the last image knew of each service, running or not (`upkeep upgrade`).
@@ -364,6 +373,9 @@ async fn run_async(
     let state_task = tokio::spawn(state.run(state_drain.clone()));
     let logs = LogHub::start(data_dir.join("logs"), events_tx.clone(), clock.clone())
         .context("starting the log writer")?;
+    if let Some(store) = &fd_store {
+        logs.keep_pipes_with(store.clone());
+    }
 
     // What the last daemon left: from the store if it answers, else from the data dir, and
     // the rest once the store is back (`takeover::later`).

@@ -4,13 +4,15 @@
 //! API over the control socket); `control.rs` is what the API can ask of the daemon; `cli/`
 //! is a thin client of that API plus the commands that need no daemon (`check`, `startup`,
 //! `export`, `import`); `import/` reads other supervisors' set-ups; `upgrade.rs` re-executes the daemon
-//! without restarting a service. Exit codes: 0 ok, 1 an operation failed, 2 usage or config error.
+//! without restarting a service; `fdstore.rs` keeps the services' pipes in systemd's fd store
+//! so that a daemon systemd restarts after a crash adopts them. Exit codes: 0 ok, 1 an operation failed, 2 usage or config error.
 
 mod accounts;
 mod cli;
 mod control;
 mod daemon;
 mod deps;
+mod fdstore;
 mod feedback;
 mod handover;
 mod hashing;

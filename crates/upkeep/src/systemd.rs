@@ -159,8 +159,9 @@ pub fn daemon_unit(exe: &Path, config: &Config, user_mode: bool) -> Result<Strin
         "[Unit]\nDescription=upkeep: keeps services running\nDocumentation=man:upkeep(1)\nAfter=network-online.target\nWants=network-online.target\n\n\
          [Service]\nType=notify\nNotifyAccess=main\nExecStart={exe} daemon -c {cfg}\nExecReload={exe} reload -c {cfg}\n\
          Restart=always\nRestartSec=1\nWatchdogSec=30\n\
-         # upkeep stops every service's process group itself; then systemd cleans up the rest.\n\
-         KillMode=mixed\nTimeoutStopSec={stop}\n\
+         # `systemctl stop` (SIGTERM) stops every service; a crash, kill -9 or watchdog\n\
+         # restart leaves them running, and the next daemon adopts them through the fd store.\n\
+         KillMode=process\nFileDescriptorStoreMax=4096\nTimeoutStopSec={stop}\n\
          # upkeep gives each service a cgroup of its own below the unit's.\n\
          Delegate=yes\n\n\
          [Install]\nWantedBy={}\n",
@@ -319,9 +320,10 @@ mod tests {
         let cfg = upkeep_config::parse(config_path, shipped_config).unwrap();
         let unit = daemon_unit(Path::new("/usr/bin/upkeep"), &cfg, false).unwrap();
         assert_eq!(unit, include_str!("../debian/upkeep.service"));
-        // KillMode=process needs the adoption of services a new daemon would find (issue 18,
-        // item 8); until then a stopped daemon's services are stopped with it.
-        assert!(unit.contains("\nKillMode=mixed\n"), "{unit}");
+        // A daemon that dies leaves its services to the next, which adopts them through the fd
+        // store (issue 18, item 8): systemd must neither kill them nor refuse the store.
+        assert!(unit.contains("\nKillMode=process\n"), "{unit}");
+        assert!(unit.contains("\nFileDescriptorStoreMax=4096\n"), "{unit}");
     }
 
     #[test]

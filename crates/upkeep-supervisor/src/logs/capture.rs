@@ -35,7 +35,7 @@ pub(crate) struct Released {
 pub(crate) type ReleaseRequest = oneshot::Receiver<oneshot::Sender<Released>>;
 
 pub(crate) async fn run(
-    (fd, partial): (OwnedFd, Vec<u8>),
+    (fd, partial, read_to_end): (OwnedFd, Vec<u8>, Box<dyn FnOnce() + Send>),
     shared: Arc<StreamShared>,
     writer: std_mpsc::Sender<WriterMsg>,
     (events, clock): (mpsc::Sender<Event>, Clock),
@@ -123,6 +123,8 @@ pub(crate) async fn run(
         queue.push(chunk, lines);
     }
     queue.report_drops();
+    // Read to its end (not handed on): whoever kept the pipe may let go of it.
+    read_to_end();
 }
 
 /// Shows each line of a framed chunk to the watch (without its time stamp), until it fires.

@@ -9,7 +9,8 @@
 //! never a stall.
 //!
 //! Layout: `capture.rs` (pipe readers), `writer.rs` (writer thread, rotation, gzip), and here
-//! the [`LogHub`] that both share, plus `tail` for `upkeep logs`.
+//! the [`LogHub`] that both share, plus `tail` for `upkeep logs`, and the [`PipeKeeper`] that
+//! holds each run's pipes while no daemon reads them (systemd's fd store, set by the binary).
 
 mod capture;
 pub(crate) mod tap;
@@ -17,7 +18,7 @@ mod writer;
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
@@ -54,6 +55,16 @@ impl Stream {
             Stream::Stderr => "err",
         }
     }
+}
+
+/// Somewhere a run's output pipes (their read ends) outlive the daemon, so that a daemon
+/// killed and started again reads on from them instead of the service dying of SIGPIPE (the
+/// binary's `fdstore.rs`: systemd's fd store). Each pipe is named by service, stream and the
+/// pid of the run's leader. Kept when the run is spawned, let go once its reader read the
+/// pipe to its end (every writer gone: the run ended and its output is read).
+pub trait PipeKeeper: Send + Sync {
+    fn keep(&self, name: &ServiceName, stream: Stream, pid: u32, fd: BorrowedFd<'_>);
+    fn let_go(&self, name: &ServiceName, stream: Stream, pid: u32);
 }
 
 /// The supervisor's side of one pipe reader.
@@ -95,6 +106,8 @@ struct Inner {
     events: mpsc::Sender<Event>,
     clock: Clock,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Set once at start if the daemon runs where pipes can be kept (see [`PipeKeeper`]).
+    keeper: std::sync::OnceLock<Arc<dyn PipeKeeper>>,
 }
 
 impl LogHub {
@@ -125,6 +138,7 @@ impl LogHub {
                 events,
                 clock,
                 thread: Mutex::new(Some(thread)),
+                keeper: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -133,6 +147,18 @@ impl LogHub {
         self.inner
             .dir
             .join(format!("{name}.{}.log", stream.suffix()))
+    }
+
+    /// Keeps every run's pipes with `keeper` from now on (set once, before any spawn).
+    pub fn keep_pipes_with(&self, keeper: Arc<dyn PipeKeeper>) {
+        let _ = self.inner.keeper.set(keeper);
+    }
+
+    /// Hands a new run's pipe to the keeper, if there is one.
+    pub(crate) fn keep(&self, name: &ServiceName, stream: Stream, pid: u32, fd: BorrowedFd<'_>) {
+        if let Some(k) = self.inner.keeper.get() {
+            k.keep(name, stream, pid, fd);
+        }
     }
 
     /// Sets (or changes, on reload) the rotation rules of a service's two files.
@@ -151,13 +177,14 @@ impl LogHub {
     /// Starts a reader for one pipe of a freshly spawned process; `watch` looks for the line
     /// that says it is ready (`ready = { log = ... }`). `partial` is the start of a line an
     /// earlier reader of the pipe read no end of (empty for a new process). The answer asks the
-    /// reader to let go of the pipe (see [`Capture::release`]).
+    /// reader to let go of the pipe (see [`Capture::release`]). `pid` is the run's leader: at
+    /// the pipe's end, the keeper lets go of it (see [`PipeKeeper`]).
     pub(crate) fn capture(
         &self,
         name: &ServiceName,
         stream: Stream,
-        fd: OwnedFd,
-        partial: Vec<u8>,
+        pid: u32,
+        (fd, partial): (OwnedFd, Vec<u8>),
         watch: Option<crate::ready::LineWatch>,
         tap: Option<tap::StreamTap>,
     ) -> Capture {
@@ -165,8 +192,15 @@ impl LogHub {
         let writer = self.inner.writer.clone();
         let events = (self.inner.events.clone(), self.inner.clock.clone());
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let keeper = self.inner.keeper.get().cloned();
+        let (owner, at_end) = (name.clone(), stream);
+        let read_to_end: Box<dyn FnOnce() + Send> = Box::new(move || {
+            if let Some(k) = keeper {
+                k.let_go(&owner, at_end, pid);
+            }
+        });
         tokio::spawn(capture::run(
-            (fd, partial),
+            (fd, partial, read_to_end),
             shared,
             writer,
             events,
@@ -265,15 +299,33 @@ pub fn tail(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
+    /// Records what a [`PipeKeeper`] is told.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl PipeKeeper for Recorder {
+        fn keep(&self, name: &ServiceName, stream: Stream, pid: u32, _fd: BorrowedFd<'_>) {
+            let mut told = self.0.lock().unwrap();
+            told.push(format!("keep {name} {} {pid}", stream.as_str()));
+        }
+        fn let_go(&self, name: &ServiceName, stream: Stream, pid: u32) {
+            let mut told = self.0.lock().unwrap();
+            told.push(format!("let go {name} {} {pid}", stream.as_str()));
+        }
+    }
+
     /// `upkeep upgrade`: a reader lets go of its pipe between two reads, with the start of a
     /// line it read no end of; the next reader of that pipe ends the line, and nothing written
-    /// in between is lost or doubled.
+    /// in between is lost or doubled. The keeper of pipes (systemd's fd store) lets go of the
+    /// pipe only once it is read to its end, not when it is handed on.
     #[tokio::test]
     async fn a_released_pipe_reads_on_from_the_unfinished_line() {
         use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let (tx, _events) = mpsc::channel(16);
         let hub = LogHub::start(dir.path().to_owned(), tx, Clock::system()).unwrap();
+        let keeper = Arc::new(Recorder::default());
+        hub.keep_pipes_with(keeper.clone());
         let name = ServiceName::new("s").unwrap();
         hub.configure(
             &name,
@@ -285,7 +337,7 @@ mod tests {
         );
         let (r, w) = nix::unistd::pipe().unwrap();
         let mut out = std::fs::File::from(w);
-        let capture = hub.capture(&name, Stream::Stdout, r, Vec::new(), None, None);
+        let capture = hub.capture(&name, Stream::Stdout, 1, (r, Vec::new()), None, None);
         out.write_all(b"one\ntw").unwrap();
         let path = hub.path(&name, Stream::Stdout);
         // The reader has read both (the first line reached the file) before it lets go.
@@ -302,10 +354,11 @@ mod tests {
         }
         let (fd, partial) = capture.release().await.expect("the reader was running");
         assert_eq!(partial, b"tw");
+        assert!(keeper.0.lock().unwrap().is_empty(), "handed on, not let go");
         // Written while nobody reads: the pipe keeps it.
         out.write_all(b"o\nthree\n").unwrap();
         drop(out);
-        let again = hub.capture(&name, Stream::Stdout, fd, partial, None, None);
+        let again = hub.capture(&name, Stream::Stdout, 1, (fd, partial), None, None);
         // The pipe is closed: the reader reads to its end and then has nothing to release.
         while again_pending(&path) {
             assert!(
@@ -315,6 +368,7 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         assert!(again.release().await.is_none());
+        assert_eq!(*keeper.0.lock().unwrap(), ["let go s stdout 1"]);
         let hub2 = hub.clone();
         tokio::task::spawn_blocking(move || hub2.shutdown())
             .await
@@ -354,7 +408,7 @@ mod tests {
             },
         );
         let (r, w) = nix::unistd::pipe().unwrap();
-        let _capture = hub.capture(&name, Stream::Stdout, r, Vec::new(), None, None);
+        let _capture = hub.capture(&name, Stream::Stdout, 1, (r, Vec::new()), None, None);
         // Three times the in-flight limit, then the service exits (its pipe closes).
         let service = std::thread::spawn(move || {
             let mut out = std::fs::File::from(w);
@@ -419,12 +473,12 @@ mod tests {
         hub.capture(
             &name,
             Stream::Stdout,
-            out_r,
-            Vec::new(),
+            1,
+            (out_r, Vec::new()),
             watch.clone(),
             None,
         );
-        hub.capture(&name, Stream::Stderr, err_r, Vec::new(), watch, None);
+        hub.capture(&name, Stream::Stderr, 1, (err_r, Vec::new()), watch, None);
         let (mut out, mut err) = (std::fs::File::from(out_w), std::fs::File::from(err_w));
         out.write_all(b"  VITE v7.0.0  ready in a moment\n  VITE v7.0.0  rea")
             .unwrap();

@@ -9,6 +9,7 @@ mod config;
 mod daemon;
 mod deps;
 mod drills;
+mod fdstore;
 mod form_caps;
 mod forms;
 mod fuzz;
