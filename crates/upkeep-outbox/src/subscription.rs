@@ -289,6 +289,7 @@ fn subscriber_row(
     NewNotice {
         channel: channel.to_owned(),
         key: keyed(SUBSCRIBER_KEY_PREFIX, node, origin, channel, &s.email),
+        digest: None,
         recipient: s.email.clone(),
         kind: notice.kind.as_str().to_owned(),
         subject: subject.to_owned(),

@@ -81,6 +81,7 @@ fn rows(n: usize, at: jiff::Timestamp) -> Vec<NewNotice> {
             subject: "window:1".into(),
             notice: notice.to_string(),
             key: format!("upk-{run:016x}-{i}"),
+            digest: None,
         })
         .collect()
 }
