@@ -126,6 +126,7 @@ impl IncidentPlanner {
             priority: self.config.incident_priority(service, notes.priority),
             title: notes.title,
             written: None,
+            at: c.event.at,
         };
         let rows = self.config.incident_rows(&self.node, &news);
         let fanout = self.keys.as_ref().and_then(|k| {

@@ -505,6 +505,7 @@ mod tests {
             priority: upkeep_core::incident::IncidentPriority::P3,
             title: None,
             written: None,
+            at,
         };
         assert!(c.incident_fanout("n", &news, &keys, &public).is_none());
         // Operators' routes still hear of it.

@@ -878,7 +878,10 @@ async fn a_digest_is_leased_whole_per_recipient_and_marked_sent_together() {
             .unwrap();
         let keys: Vec<&str> = a.iter().map(|l| &l.key[..2]).collect();
         assert_eq!(keys, ["a1", "a2", "a3"], "{a:?}");
-        assert!(a.iter().all(|l| l.recipient == "a@example.com" && l.due == t(1000)));
+        assert!(
+            a.iter()
+                .all(|l| l.recipient == "a@example.com" && l.due == t(1000))
+        );
         let b = store
             .lease_digest("mail", "b", t(1000), t(1100))
             .await
@@ -894,7 +897,13 @@ async fn a_digest_is_leased_whole_per_recipient_and_marked_sent_together() {
             "tomorrow's row waits for tomorrow"
         );
         let ids: Vec<i64> = a.iter().map(|l| l.id).collect();
-        assert_eq!(store.mark_sent_all(&ids, t(1010), Some("<d@x>")).await.unwrap(), 3);
+        assert_eq!(
+            store
+                .mark_sent_all(&ids, t(1010), Some("<d@x>"))
+                .await
+                .unwrap(),
+            3
+        );
         assert_eq!(store.mark_sent_all(&ids, t(1011), None).await.unwrap(), 0);
         let sent = store.outbox_row(ids[0]).await.unwrap().unwrap();
         assert!(sent.digest);
