@@ -669,7 +669,10 @@ mod tests {
             "{MAIL}{HOOK}[[notify.routes]]\nchannels = [\"mail\", \"hook\"]\ndigest = true\n"
         ));
         located(&p, &text, "notify.routes.0.digest", 12, 10);
-        assert!(text.contains("channel `hook` is not an email channel"), "{text}");
+        assert!(
+            text.contains("channel `hook` is not an email channel"),
+            "{text}"
+        );
         let (p, text) = one_problem(&format!(
             "{MAIL}[[notify.routes]]\nchannels = [\"mail\"]\ndigest = \"weekly\"\n"
         ));

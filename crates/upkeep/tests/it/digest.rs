@@ -59,12 +59,7 @@ fn notices(d: &TestDaemon) -> Vec<Value> {
 fn next_eight(now: jiff::Timestamp) -> jiff::Timestamp {
     let tz = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
     let today = now.to_zoned(tz.clone()).date();
-    let at = |d: jiff::civil::Date| {
-        d.at(8, 0, 0, 0)
-            .to_zoned(tz.clone())
-            .unwrap()
-            .timestamp()
-    };
+    let at = |d: jiff::civil::Date| d.at(8, 0, 0, 0).to_zoned(tz.clone()).unwrap().timestamp();
     if at(today) > now {
         at(today)
     } else {
@@ -88,7 +83,10 @@ fn digest_rows(d: &TestDaemon, n: usize) -> (Vec<Value>, jiff::Timestamp) {
         (rows.len() == n).then_some(rows)
     });
     let next: jiff::Timestamp = rows[0]["next"].as_str().unwrap().parse().unwrap();
-    assert!(rows.iter().all(|r| r["next"] == rows[0]["next"]), "{rows:#?}");
+    assert!(
+        rows.iter().all(|r| r["next"] == rows[0]["next"]),
+        "{rows:#?}"
+    );
     (rows, next)
 }
 
@@ -151,7 +149,11 @@ fn three_routine_notices_are_one_mail_at_eight_local_and_an_important_one_goes_a
     .map(|l| text.find(l).unwrap_or_else(|| panic!("{l:?} in {text}")))
     .collect();
     assert!(places.windows(2).all(|w| w[0] < w[1]), "{text}");
-    assert_eq!(text.matches("Meanwhile: the read replica at db2").count(), 3, "{text}");
+    assert_eq!(
+        text.matches("Meanwhile: the read replica at db2").count(),
+        3,
+        "{text}"
+    );
     assert!(text.contains("CST (UTC+08:00)"), "{text}");
     d.wait_until("every row marked sent", LONG, || {
         notices(&d)
