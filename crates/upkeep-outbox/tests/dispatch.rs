@@ -317,8 +317,7 @@ async fn a_digest_is_one_mail_per_recipient_listing_its_notices_in_order() {
         .outbox(Some(OutboxState::Sent), 100)
         .await
         .unwrap()
-        .len()
-        < 1
+        .is_empty()
     {
         assert!(
             tokio::time::Instant::now() < deadline,
