@@ -42,6 +42,9 @@ pub(crate) struct RawNotify {
     pub lease: String,
     #[serde(default = "defaults::give_up_after")]
     pub give_up_after: String,
+    /// When the daily digest goes out, in `timezone` (`"08:00"`).
+    #[serde(default = "defaults::digest_at")]
+    pub digest_at: String,
     /// Each channel as a table: its keys depend on its `kind` (upkeep-outbox's channel
     /// configs), besides `concurrency`, `rate` and `recipients`, which every channel takes.
     #[serde(default)]
@@ -88,6 +91,8 @@ pub(crate) struct RawRoute {
     pub timezone: Option<String>,
     #[serde(default, rename = "continue")]
     pub continue_: bool,
+    /// `true` or `"daily"`: the route's notices go out as one daily digest per recipient.
+    pub digest: Option<toml::Value>,
 }
 
 /// `[maintenance]`: how early windows must be announced, and when people are reminded.
@@ -458,6 +463,10 @@ mod defaults {
     }
     pub fn timezone() -> String {
         "UTC".into()
+    }
+    /// The daily digest goes out at the start of a working day.
+    pub fn digest_at() -> String {
+        "08:00".into()
     }
     /// At most one notice per incident in ten minutes: a flapping service is one page.
     pub fn flap_interval() -> String {

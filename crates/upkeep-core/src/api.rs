@@ -429,6 +429,10 @@ pub struct OutboxNotice {
     pub created: jiff::Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent: Option<jiff::Timestamp>,
+    /// In the daily digest: while pending and never tried, it waits for the digest at
+    /// `next`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub digest: bool,
 }
 
 /// `POST /api/v1/notify/test`: a test notice through one channel.

@@ -153,6 +153,7 @@ messages! {
     ColAttempts => "tries", "尝试";
     ColError => "last error", "最近错误";
     NoNotices => "no notices", "没有通知";
+    NoticeDigestAt => "waiting for the digest at {}", "等待 {} 的每日摘要";
     NoticeRetried => "notice {} is pending again", "通知 {} 已重新排队";
     NoticeTestPlanned => "test notice {} planned through {} (see `upkeep notify ls`)", "测试通知 {} 已通过 {} 排队（见 `upkeep notify ls`）";
     NoticesTakenOver => "{} of these notices were taken over from a dispatcher that died or hung: each may have reached its receiver twice, as the same message (same Message-ID)", "其中 {} 条通知接管自已退出或卡住的发送者：每条可能送达两次，但为同一封消息（Message-ID 相同）";

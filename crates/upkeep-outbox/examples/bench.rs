@@ -150,6 +150,7 @@ async fn outbox(n: usize, at: &Location) -> (Duration, usize, usize) {
             subject: "window:1".into(),
             notice: notice.clone(),
             key: format!("upk-{run:016x}-{i}"),
+            digest: None,
         })
         .collect();
     let clock = Clock::system();

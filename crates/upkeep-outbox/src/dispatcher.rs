@@ -20,6 +20,12 @@
 //! for the new channels from then on, while sends in flight finish on the channel objects
 //! they started with (each holds its own `Arc` of them).
 //!
+//! Digest rows (a route's `digest = true`) wait for their digest's time; then the rows of
+//! one recipient and channel are leased together and sent as ONE message
+//! ([`Templates::render_digest`]), whose idempotency key is derived from the rows' keys: a
+//! digest sent again after a crash (or a retry) is the same message. All its rows share one
+//! verdict, and are marked sent in one statement. A digest with no row is never sent.
+//!
 //! Start at [`Dispatcher::run`].
 
 use std::collections::BTreeMap;
@@ -227,6 +233,30 @@ impl Dispatcher {
                         break;
                     }
                 }
+                // Digests due: one recipient's rows at a time, each digest one send.
+                while held[name] < slot.queue {
+                    match self
+                        .shared
+                        .store
+                        .lease_digest(name, &owner, now, until)
+                        .await
+                    {
+                        Ok(rows) if rows.is_empty() => break,
+                        Ok(rows) => {
+                            leased_any = true;
+                            *held.get_mut(name).expect("every slot is counted") += 1;
+                            inflight.spawn(deliver_digest(self.shared.clone(), slot.clone(), rows));
+                        }
+                        Err(e) => {
+                            tracing::warn!(channel = %name, "cannot lease a digest: {}", e.with_causes());
+                            store_failed = true;
+                            break;
+                        }
+                    }
+                }
+                if store_failed {
+                    break;
+                }
             }
             let wake_at = if store_failed {
                 let at = now + SignedDuration::try_from(backoff).unwrap_or_default();
@@ -349,12 +379,72 @@ async fn deliver(shared: Arc<Shared>, slot: Arc<Slot>, row: Leased) -> (String, 
         }
         attempt(&shared, &slot, &row).await
     };
+    settle(&shared, &slot, &[row.id], row.due, row.attempts, outcome).await
+}
+
+/// Sends one recipient's digest (its rows, leased together, in order) as one message and
+/// stores the verdict for every row.
+async fn deliver_digest(
+    shared: Arc<Shared>,
+    slot: Arc<Slot>,
+    rows: Vec<Leased>,
+) -> (String, Outcome) {
+    let outcome = {
+        let _permit = slot.sending.acquire().await;
+        if let Some(pace) = &slot.pace {
+            pace.wait().await;
+        }
+        attempt_digest(&shared, &slot, &rows).await
+    };
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    // Given up on from the first row's time; attempts are the rows' (leased together).
+    let due = rows
+        .iter()
+        .map(|r| r.due)
+        .min()
+        .unwrap_or_else(|| shared.clock.now());
+    let attempts = rows.iter().map(|r| r.attempts).max().unwrap_or(1);
+    settle(&shared, &slot, &ids, due, attempts, outcome).await
+}
+
+/// Stores the verdict of a send of rows `ids` (one row, or one digest's), first due at
+/// `due`, tried `attempts` times.
+async fn settle(
+    shared: &Shared,
+    slot: &Slot,
+    ids: &[i64],
+    due: jiff::Timestamp,
+    attempts: u32,
+    outcome: Result<Option<String>, SendError>,
+) -> (String, Outcome) {
     let now = shared.clock.now();
     let owner = &shared.settings.owner;
     let store = shared.store.as_ref();
+    // Every row's verdict, stored; None if one of them could not be.
+    async fn each<F, Fut>(ids: &[i64], write: F) -> Option<()>
+    where
+        F: Fn(i64) -> Fut,
+        Fut: std::future::Future<Output = Result<bool, upkeep_store::Error>>,
+    {
+        let mut all = Some(());
+        for &id in ids {
+            if persist(|| write(id)).await.is_none() {
+                all = None;
+            }
+        }
+        all
+    }
+    let id = ids.first().copied().unwrap_or_default();
     let verdict = match outcome {
         Ok(delivery) => {
-            let marked = persist(|| store.mark_sent(row.id, now, delivery.as_deref())).await;
+            let marked = match ids {
+                [one] => persist(|| store.mark_sent(*one, now, delivery.as_deref()))
+                    .await
+                    .map(|_| ()),
+                _ => persist(|| store.mark_sent_all(ids, now, delivery.as_deref()))
+                    .await
+                    .map(|_| ()),
+            };
             if marked.is_some() && slot.retrying.swap(false, Ordering::Relaxed) {
                 // The receiver is back: what waits for a retry goes now.
                 if let Some(n) = persist(|| store.hurry(&slot.name, now)).await
@@ -363,34 +453,32 @@ async fn deliver(shared: Arc<Shared>, slot: Arc<Slot>, row: Leased) -> (String, 
                     tracing::info!(channel = %slot.name, rows = n, "receiver back: retrying now");
                 }
             }
-            tracing::debug!(channel = %slot.name, id = row.id, attempts = row.attempts, "notice sent");
+            tracing::debug!(channel = %slot.name, id, rows = ids.len(), attempts, "notice sent");
             marked.map(|_| Outcome::Sent)
         }
         Err(e) if e.is_permanent() => {
             let text = with_causes(&e);
-            tracing::warn!(channel = %slot.name, id = row.id, "notice refused for good: {text}");
-            persist(|| store.mark_failed(row.id, owner, &text))
+            tracing::warn!(channel = %slot.name, id, rows = ids.len(), "notice refused for good: {text}");
+            each(ids, |id| store.mark_failed(id, owner, &text))
                 .await
                 .map(|_| Outcome::Failed)
         }
-        Err(e) if retry::gives_up(row.due, now, shared.settings.give_up_after) => {
+        Err(e) if retry::gives_up(due, now, shared.settings.give_up_after) => {
             let text = format!(
-                "given up after {} attempts since {}: {}",
-                row.attempts,
-                row.due,
+                "given up after {attempts} attempts since {due}: {}",
                 with_causes(&e)
             );
-            tracing::warn!(channel = %slot.name, id = row.id, "{text}");
-            persist(|| store.mark_failed(row.id, owner, &text))
+            tracing::warn!(channel = %slot.name, id, rows = ids.len(), "{text}");
+            each(ids, |id| store.mark_failed(id, owner, &text))
                 .await
                 .map(|_| Outcome::Failed)
         }
         Err(e) => {
-            let next = retry::next_attempt(row.attempts, e.retry_delay(), now, fastrand::f64());
+            let next = retry::next_attempt(attempts, e.retry_delay(), now, fastrand::f64());
             let text = with_causes(&e);
-            tracing::info!(channel = %slot.name, id = row.id, attempts = row.attempts, next = %next, "notice to retry: {text}");
+            tracing::info!(channel = %slot.name, id, rows = ids.len(), attempts, next = %next, "notice to retry: {text}");
             slot.retrying.store(true, Ordering::Relaxed);
-            persist(|| store.mark_retry(row.id, owner, next, &text))
+            each(ids, |id| store.mark_retry(id, owner, next, &text))
                 .await
                 .map(|_| Outcome::Retry)
         }
@@ -416,6 +504,44 @@ async fn attempt(shared: &Shared, slot: &Slot, row: &Leased) -> Result<Option<St
             // A subscriber's row: its mail gets RFC 8058's one-click unsubscribe headers.
             unsubscribe: notice.unsubscribe.clone(),
         }
+    };
+    let delivery = slot.channel.send(&to, &rendered, &key).await?;
+    Ok(delivery.id)
+}
+
+/// Reads and renders one recipient's digest and sends it once, keyed by its rows' keys.
+async fn attempt_digest(
+    shared: &Shared,
+    slot: &Slot,
+    rows: &[Leased],
+) -> Result<Option<String>, SendError> {
+    let notices = rows
+        .iter()
+        .map(|r| serde_json::from_str::<Notice>(&r.notice))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            SendError::permanent("a stored notice of the digest cannot be read").caused_by(e)
+        })?;
+    let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    let recipient = rows
+        .first()
+        .map(|r| r.recipient.clone())
+        .unwrap_or_default();
+    let key = IdempotencyKey::new(crate::plan::keyed(
+        "upk-",
+        "digest",
+        &keys.join(" "),
+        &slot.name,
+        &recipient,
+    ))
+    .map_err(|e| SendError::permanent("the digest's key is not valid").caused_by(e))?;
+    let rendered = shared
+        .templates
+        .render_digest(&notices)
+        .map_err(|e| SendError::permanent("the digest cannot be rendered").caused_by(e))?;
+    let to = Recipient {
+        address: recipient,
+        unsubscribe: None,
     };
     let delivery = slot.channel.send(&to, &rendered, &key).await?;
     Ok(delivery.id)

@@ -138,6 +138,7 @@ impl IncidentPlanner {
             priority: config.incident_priority(service, notes.priority),
             title: notes.title,
             written: None,
+            at: c.event.at,
         };
         let rows = config.incident_rows(&self.node, &news);
         let fanout = planning

@@ -6,7 +6,8 @@
 //! what happened and when; nothing here reads the clock or the store. Each row's
 //! idempotency key is derived from this node, what the notice is about, the channel and the
 //! recipient, so a notice planned twice is the same row, and every attempt of a row (the
-//! mail's Message-ID) is the same message.
+//! mail's Message-ID) is the same message. A target of a digest route makes a digest row,
+//! due at the next `digest_at` after the news ([`NotifyConfig::next_digest`]).
 
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
@@ -51,6 +52,9 @@ pub struct IncidentNews {
     pub title: Option<String>,
     /// What a person wrote, when the news is theirs (an update, a hand resolution).
     pub written: Option<Written>,
+    /// When the news was made (the event's or the writing's time): a digest row waits for
+    /// the first digest after it.
+    pub at: Timestamp,
 }
 
 /// An update a person wrote, as its notice needs it.
@@ -80,7 +84,7 @@ impl NotifyConfig {
     /// The rows of a window's step: one per target, each in its reader's language.
     pub fn window_rows(&self, node: &str, w: &WindowStep) -> Vec<NewNotice> {
         let (base, services, subject, origin) = self.window_notice(w);
-        self.rows(node, &base, &services, &subject, &origin)
+        self.rows(node, &base, &services, &subject, &origin, w.at)
     }
 
     /// A window step's notice (in the default language and zone), the services it affects,
@@ -152,7 +156,7 @@ impl NotifyConfig {
     /// The rows of an incident's news. Drill incidents are the caller's to leave out.
     pub fn incident_rows(&self, node: &str, n: &IncidentNews) -> Vec<NewNotice> {
         let (base, services, subject, origin) = self.incident_notice(n);
-        self.rows(node, &base, &services, &subject, &origin)
+        self.rows(node, &base, &services, &subject, &origin, n.at)
     }
 
     /// An incident's notice, the service, its subject and what makes its rows' keys unique.
@@ -239,7 +243,7 @@ impl NotifyConfig {
             .into_iter()
             .map(|t| (t.channel, t.recipient))
             .collect();
-        self.rows(node, &base, &services, &subject, &origin)
+        self.rows(node, &base, &services, &subject, &origin, n.at)
             .into_iter()
             .filter(|r| {
                 !heard
@@ -299,7 +303,9 @@ impl NotifyConfig {
         services: &[ServiceName],
         subject: &str,
         origin: &str,
+        at: Timestamp,
     ) -> Vec<NewNotice> {
+        let digest = self.next_digest(at);
         let facts = Facts {
             kind: base.kind,
             priority: base.priority,
@@ -314,7 +320,10 @@ impl NotifyConfig {
                     ..base.clone()
                 };
                 let origin = format!("{origin}:{}", crate::lang_tag(t.lang));
-                row(node, &notice, &t.channel, t.recipient, subject, &origin)
+                NewNotice {
+                    digest: t.digest.then_some(digest),
+                    ..row(node, &notice, &t.channel, t.recipient, subject, &origin)
+                }
             })
             .collect()
     }
@@ -344,6 +353,7 @@ pub(crate) fn row(
         kind: notice.kind.as_str().to_owned(),
         subject: subject.to_owned(),
         notice: serde_json::to_string(notice).expect("a notice serialises"),
+        digest: None,
     }
 }
 
@@ -475,6 +485,12 @@ mod tests {
         };
         let rows = c.window_rows("node-a", &step);
         assert_eq!(rows.len(), 2, "routine: the two email recipients");
+        // Routine, by the default routes: in the daily digest after the step.
+        assert_eq!(
+            rows[0].digest,
+            Some("2026-12-01T08:00:00Z".parse().unwrap()),
+            "{rows:?}"
+        );
         let n: Notice = serde_json::from_str(&rows[0].notice).unwrap();
         assert_eq!(n.kind, NoticeKind::Reminder);
         assert_eq!(n.expected_end, Some(spec.end));
@@ -517,6 +533,7 @@ mod tests {
             priority: IncidentPriority::P3,
             title: None,
             written: None,
+            at: since,
         };
         let rows = c.incident_rows("n", &news);
         assert_eq!(rows.len(), 3, "important: email twice and the chat app");
@@ -547,6 +564,7 @@ mod tests {
                 key: key.into(),
                 opened: false,
             }),
+            at: since,
         };
         let (n, ..) = c.incident_notice(&news(
             IncidentPriority::P4,

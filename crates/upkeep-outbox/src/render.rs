@@ -4,6 +4,9 @@
 //! Each language has five templates (`subject.txt`, `body.txt`, `body.html`, `chat.md` for
 //! the markdown bots, `chat.txt` for Telegram and Slack) and `words.j2`, the macros for the
 //! words that depend on the kind, priority and impact, so one file changes them everywhere.
+//! The daily digest has three of its own (`digest_subject.txt`, `digest.txt`,
+//! `digest.html`: [`Templates::render_digest`]), which list its notices, each with the
+//! fields the others show.
 //! The built-in ones live in `templates/` and are compiled in; a file of the same name under
 //! `templates_dir` (`zh-CN/subject.txt`) replaces one. Loading reports every bad or unknown
 //! file at once and renders each template for every kind, so a mistake shows at start-up,
@@ -54,6 +57,9 @@ macro_rules! builtin {
     };
 }
 
+/// The daily digest's parts: an email's alone.
+const DIGEST_PARTS: [&str; 3] = ["digest_subject.txt", "digest.txt", "digest.html"];
+
 /// Every template name, with its built-in text. A user file must have one of these names.
 const BUILTIN: &[(&str, &str)] = builtin![
     "en/words.j2",
@@ -68,6 +74,12 @@ const BUILTIN: &[(&str, &str)] = builtin![
     "zh-CN/body.html",
     "zh-CN/chat.md",
     "zh-CN/chat.txt",
+    "en/digest_subject.txt",
+    "en/digest.txt",
+    "en/digest.html",
+    "zh-CN/digest_subject.txt",
+    "zh-CN/digest.txt",
+    "zh-CN/digest.html",
 ];
 
 /// A user template bigger than this is a mistake (a log, a dump), not a template.
@@ -180,9 +192,22 @@ impl Templates {
         }
     }
 
-    /// Renders every part of every language for a sample notice of every kind.
+    /// Renders every part of every language for a sample notice of every kind, and a
+    /// digest of one of each.
     fn try_every_template(&self, problems: &mut Vec<TemplateProblem>) {
         for lang in [Lang::En, Lang::ZhCn] {
+            let samples: Vec<Notice> = NoticeKind::ALL.map(|k| sample(k, lang)).to_vec();
+            let ctx = Value::from(Serde(DigestContext::new(&samples)));
+            for part in DIGEST_PARTS {
+                let name = format!("{}/{part}", lang_tag(lang));
+                if let Err(source) = self.part(&name, &ctx) {
+                    problems.push(TemplateProblem::FailsToRender {
+                        name,
+                        kind: "digest",
+                        source,
+                    });
+                }
+            }
             for kind in NoticeKind::ALL {
                 let ctx = Value::from(Serde(Context::new(&sample(kind, lang))));
                 for part in PARTS {
@@ -223,6 +248,60 @@ impl Templates {
             chat_markdown: part("chat.md")?.trim().to_owned(),
             chat_text: part("chat.txt")?.trim().to_owned(),
         })
+    }
+}
+
+impl Templates {
+    /// The daily digest of `notices` (at least one, in the order they were planned) as one
+    /// email: in the first notice's language, each notice's times in its own zone. The
+    /// chat parts are empty: a digest goes by email alone (validation refuses others).
+    pub fn render_digest(&self, notices: &[Notice]) -> Result<Rendered, RenderError> {
+        let first = notices.first().ok_or_else(|| RenderError {
+            name: "digest".into(),
+            kind: "digest",
+            source: minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                "a digest of no notice",
+            ),
+        })?;
+        let ctx = Value::from(Serde(DigestContext::new(notices)));
+        let lang = lang_tag(first.lang);
+        let part = |part: &str| {
+            let name = format!("{lang}/{part}");
+            self.part(&name, &ctx).map_err(|source| RenderError {
+                name,
+                kind: "digest",
+                source,
+            })
+        };
+        Ok(Rendered {
+            notice: first.clone(),
+            subject: one_line(&part("digest_subject.txt")?),
+            text: part("digest.txt")?.trim().to_owned() + "\n",
+            html: part("digest.html")?.trim().to_owned() + "\n",
+            chat_markdown: String::new(),
+            chat_text: String::new(),
+        })
+    }
+}
+
+/// What the digest templates see: the notices, each as a notice's template sees it.
+#[derive(Serialize)]
+struct DigestContext<'a> {
+    count: usize,
+    lang: &'static str,
+    time_zone: &'a str,
+    notices: Vec<Context<'a>>,
+}
+
+impl<'a> DigestContext<'a> {
+    fn new(notices: &'a [Notice]) -> Self {
+        DigestContext {
+            count: notices.len(),
+            lang: notices.first().map_or("en", |n| lang_tag(n.lang)),
+            time_zone: notices.first().map_or("UTC", |n| n.time_zone.name()),
+            notices: notices.iter().map(Context::new).collect(),
+        }
     }
 }
 
@@ -558,6 +637,67 @@ mod tests {
             zh.subject.starts_with("【紧急】维护已开始"),
             "{}",
             zh.subject
+        );
+    }
+
+    #[test]
+    fn a_digest_lists_every_notice_in_order_with_its_fields_in_both_languages() {
+        let notices = [
+            Notice {
+                title: "PostgreSQL 17".into(),
+                ..notice(NoticeKind::Announced, Lang::En)
+            },
+            Notice {
+                title: "Disk swap".into(),
+                ..notice(NoticeKind::Cancelled, Lang::En)
+            },
+            Notice {
+                title: "api <slow>".into(),
+                ..notice(NoticeKind::IncidentResolved, Lang::En)
+            },
+        ];
+        let t = Templates::builtin();
+        let r = t.render_digest(&notices).unwrap();
+        assert_eq!(
+            r.subject,
+            "3 routine notices: PostgreSQL 17, Disk swap, api <slow>"
+        );
+        let first = r.text.find("1. Scheduled maintenance: PostgreSQL 17");
+        let second = r.text.find("2. Maintenance cancelled: Disk swap");
+        let third = r.text.find("3. Incident resolved: api <slow>");
+        assert!(
+            first.is_some() && first < second && second < third,
+            "{}",
+            r.text
+        );
+        for field in [
+            "Reason: PostgreSQL 17",
+            ": 2026-12-01 08:00 CST (UTC+08:00)",
+            "Affected services: api (outage), web (degraded)",
+            "Meanwhile: the read-only mirror",
+            "Runbook: docs/runbooks/api.md",
+            "Details: https://status.example.com/w/1",
+        ] {
+            assert_eq!(r.text.matches(field).count(), 3, "{field}: {}", r.text);
+        }
+        assert!(r.html.contains("api &lt;slow&gt;"), "{}", r.html);
+        let zh: Vec<Notice> = notices
+            .iter()
+            .map(|n| Notice {
+                lang: Lang::ZhCn,
+                ..n.clone()
+            })
+            .collect();
+        let r = t.render_digest(&zh).unwrap();
+        assert!(
+            r.subject.starts_with("3 条常规通知：PostgreSQL 17、"),
+            "{}",
+            r.subject
+        );
+        assert!(r.text.contains("1. 计划维护：PostgreSQL 17"), "{}", r.text);
+        assert!(
+            t.render_digest(&[]).is_err(),
+            "a digest of nothing is never sent"
         );
     }
 

@@ -4,7 +4,9 @@
 //! (like Alertmanager's: each matches on priority, notice kind and services; the first that
 //! matches wins unless it says `continue = true`) and the defaults. Without routes, the
 //! defaults the issue asks for: emergency to every channel, important to email and the chat
-//! apps, routine to email. [`NotifyConfig::targets`] is the one decision; building notices is
+//! apps, routine to email as one daily digest. A route with `digest = true` gathers its
+//! notices for [`NotifyConfig::next_digest`] (`digest_at` in `[notify] timezone`) instead of
+//! sending each at once. [`NotifyConfig::targets`] is the one decision; building notices is
 //! `plan.rs`'s, sending the dispatcher's.
 
 use std::collections::BTreeMap;
@@ -34,6 +36,8 @@ pub struct NotifyConfig {
     pub lease: Duration,
     /// A notice still not delivered this long after it was due is given up.
     pub give_up_after: Duration,
+    /// When the daily digest goes out, in `time_zone` (`digest_at = "08:00"`).
+    pub digest_at: jiff::civil::Time,
     pub channels: BTreeMap<String, ChannelSpec>,
     /// The routes as written, or the defaults when none were.
     pub routes: Vec<Route>,
@@ -90,6 +94,9 @@ pub struct Route {
     pub time_zone: Option<ReaderZone>,
     /// Go on to the next routes after this one matched.
     pub continue_: bool,
+    /// Gather the route's notices into the daily digest (one mail per recipient at
+    /// `digest_at`) instead of one each. Email channels only (validation says so).
+    pub digest: bool,
 }
 
 /// Where one copy of a notice goes.
@@ -100,6 +107,8 @@ pub struct Target {
     pub recipient: String,
     pub lang: Lang,
     pub zone: ReaderZone,
+    /// In the daily digest rather than at once.
+    pub digest: bool,
 }
 
 /// What routes match on.
@@ -119,7 +128,8 @@ impl Route {
 }
 
 /// The routes used when `[notify]` names none: emergency to every channel, important to
-/// email and the chat apps, routine to email. Each channel's own `recipients`.
+/// email and the chat apps (both at once), routine to email as the daily digest. Each
+/// channel's own `recipients`.
 pub fn default_routes(channels: &BTreeMap<String, ChannelSpec>) -> Vec<Route> {
     let pick = |keep: &dyn Fn(&ChannelConfig) -> bool| -> Vec<String> {
         channels
@@ -128,7 +138,7 @@ pub fn default_routes(channels: &BTreeMap<String, ChannelSpec>) -> Vec<Route> {
             .map(|(n, _)| n.clone())
             .collect()
     };
-    let route = |p: Priority, channels: Vec<String>| Route {
+    let route = |p: Priority, channels: Vec<String>, digest: bool| Route {
         priorities: vec![p],
         notices: Vec::new(),
         services: Vec::new(),
@@ -137,16 +147,43 @@ pub fn default_routes(channels: &BTreeMap<String, ChannelSpec>) -> Vec<Route> {
         language: None,
         time_zone: None,
         continue_: false,
+        digest,
     };
     let email = |c: &ChannelConfig| c.addressing() == Addressing::Email;
     vec![
-        route(Priority::Emergency, pick(&|_| true)),
-        route(Priority::Important, pick(&|c| email(c) || c.is_chat())),
-        route(Priority::Routine, pick(&email)),
+        route(Priority::Emergency, pick(&|_| true), false),
+        route(
+            Priority::Important,
+            pick(&|c| email(c) || c.is_chat()),
+            false,
+        ),
+        route(Priority::Routine, pick(&email), true),
     ]
 }
 
 impl NotifyConfig {
+    /// When the first digest after `at` goes out: the next `digest_at` in `[notify]
+    /// timezone` strictly after `at` (a notice planned at 08:00 sharp waits for tomorrow's:
+    /// today's may be on its way). A `digest_at` a daylight-saving change skips is the
+    /// first time after the gap.
+    pub fn next_digest(&self, at: jiff::Timestamp) -> jiff::Timestamp {
+        let tz = self.time_zone.tz();
+        let mut day = at.to_zoned(tz.clone()).date();
+        for _ in 0..3 {
+            if let Ok(z) = day.to_datetime(self.digest_at).to_zoned(tz.clone())
+                && z.timestamp() > at
+            {
+                return z.timestamp();
+            }
+            match day.tomorrow() {
+                Ok(next) => day = next,
+                Err(_) => break,
+            }
+        }
+        // The end of time: send now rather than never.
+        at
+    }
+
     /// An incident's priority: its own, else its service's configured one, else P3.
     pub fn incident_priority(
         &self,
@@ -188,6 +225,7 @@ impl NotifyConfig {
                         recipient,
                         lang,
                         zone: zone.clone(),
+                        digest: route.digest,
                     };
                     if !out.iter().any(|o| {
                         o.channel == t.channel && o.recipient == t.recipient && o.lang == t.lang
@@ -246,6 +284,7 @@ pub(crate) mod tests {
             flap_interval: Duration::from_secs(600),
             lease: Duration::from_secs(600),
             give_up_after: Duration::from_secs(86_400),
+            digest_at: jiff::civil::time(8, 0, 0, 0),
             channels,
             routes,
             runbooks: BTreeMap::new(),
@@ -297,6 +336,48 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_digest_goes_at_the_next_digest_at_in_the_notify_zone() {
+        let mut c = config(None);
+        c.time_zone = ReaderZone::new("Asia/Shanghai").unwrap();
+        let t = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        // 19:00 UTC is 03:00 in Shanghai: today's 08:00 there is still to come.
+        assert_eq!(
+            c.next_digest(t("2026-11-26T19:00:00Z")),
+            t("2026-11-27T00:00:00Z")
+        );
+        // 08:00 sharp: tomorrow's (today's may be on its way).
+        assert_eq!(
+            c.next_digest(t("2026-11-27T00:00:00Z")),
+            t("2026-11-28T00:00:00Z")
+        );
+        c.time_zone = ReaderZone::new("Europe/Berlin").unwrap();
+        c.digest_at = jiff::civil::time(2, 30, 0, 0);
+        // 02:30 does not exist in Berlin on 2026-03-29: the first time after the gap.
+        assert_eq!(
+            c.next_digest(t("2026-03-28T23:00:00Z")),
+            t("2026-03-29T01:30:00Z")
+        );
+    }
+
+    #[test]
+    fn defaults_gather_routine_notices_into_the_email_digest() {
+        let c = config(None);
+        let digest = |p| -> Vec<(String, bool)> {
+            c.targets(&facts(p))
+                .into_iter()
+                .map(|t| (t.channel, t.digest))
+                .collect()
+        };
+        assert!(
+            digest(Priority::Routine)
+                .iter()
+                .all(|(ch, d)| ch == "mail" && *d)
+        );
+        assert!(digest(Priority::Important).iter().all(|(_, d)| !d));
+        assert!(digest(Priority::Emergency).iter().all(|(_, d)| !d));
+    }
+
+    #[test]
     fn the_first_matching_route_wins_unless_it_continues() {
         let db = ServiceName::new("db").unwrap();
         let route = |services: Vec<ServiceName>, channels: &[&str], cont: bool| Route {
@@ -308,6 +389,7 @@ pub(crate) mod tests {
             language: Some(Lang::ZhCn),
             time_zone: None,
             continue_: cont,
+            digest: false,
         };
         let mut c = config(Some(vec![
             route(vec![db.clone()], &["mail", "wecom"], false),

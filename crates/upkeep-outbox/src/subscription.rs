@@ -289,6 +289,7 @@ fn subscriber_row(
     NewNotice {
         channel: channel.to_owned(),
         key: keyed(SUBSCRIBER_KEY_PREFIX, node, origin, channel, &s.email),
+        digest: None,
         recipient: s.email.clone(),
         kind: notice.kind.as_str().to_owned(),
         subject: subject.to_owned(),
@@ -504,6 +505,7 @@ mod tests {
             priority: upkeep_core::incident::IncidentPriority::P3,
             title: None,
             written: None,
+            at,
         };
         assert!(c.incident_fanout("n", &news, &keys, &public).is_none());
         // Operators' routes still hear of it.

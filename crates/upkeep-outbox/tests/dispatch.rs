@@ -81,6 +81,7 @@ fn rows(n: usize, at: jiff::Timestamp) -> Vec<NewNotice> {
             subject: "window:1".into(),
             notice: notice.to_string(),
             key: format!("upk-{run:016x}-{i}"),
+            digest: None,
         })
         .collect()
 }
@@ -228,4 +229,153 @@ async fn every_row_is_sent_once_by_dispatchers_sharing_postgres() {
         password: std::env::var("PGPASSWORD").ok(),
     });
     every_row_once_with_one_killed_and_one_hung(at).await;
+}
+
+/// The daily digest (issue 16, item 5), over SQLite and a real SMTP server: digest rows wait
+/// for their time while a row of its own goes at once; then each recipient gets ONE mail
+/// listing its rows in order, keyed by them (the same Message-ID if it were sent again),
+/// and every row is marked sent.
+#[tokio::test]
+async fn a_digest_is_one_mail_per_recipient_listing_its_notices_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node {
+        id: format!("digest-{:016x}", fastrand::u64(..)),
+        name: "test".into(),
+    };
+    let store = Arc::new(
+        upkeep_store::open(&Location::Sqlite(dir.path().join("u.db")), &node)
+            .await
+            .unwrap(),
+    ) as Arc<dyn Store>;
+    let hand = TestClock::running();
+    let clock = hand.clock();
+    let now = clock.now();
+    let at = now + jiff::SignedDuration::from_hours(1);
+    let notice = |title: &str| {
+        serde_json::json!({
+            "kind": "announced", "title": title, "reason": "security fixes",
+            "start": now, "priority": "routine", "lang": "en", "time_zone": "UTC"
+        })
+        .to_string()
+    };
+    let run = fastrand::u64(..);
+    let row = |i: usize, to: &str, title: &str, digest: Option<jiff::Timestamp>| NewNotice {
+        channel: "mail".into(),
+        recipient: to.into(),
+        kind: "announced".into(),
+        subject: format!("window:{i}"),
+        notice: notice(title),
+        key: format!("upk-{run:016x}-{i}"),
+        digest,
+    };
+    let rows = [
+        row(1, "a@example.com", "first", Some(at)),
+        row(2, "b@example.com", "for b", Some(at)),
+        row(3, "a@example.com", "second", Some(at)),
+        row(4, "a@example.com", "at once", None),
+        row(5, "a@example.com", "third", Some(at)),
+    ];
+    store.add_notices(&rows, now).await.unwrap();
+    let sink = upkeep_testkit::SmtpSink::start();
+    let config: ChannelConfig = toml::from_str(&format!(
+        "kind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"",
+        sink.port
+    ))
+    .unwrap();
+    let env = |_: &str| None;
+    let ctx = BuildContext {
+        clock: Clock::system(),
+        base_dir: ".".into(),
+        env: &env,
+    };
+    let mut lanes = BTreeMap::new();
+    lanes.insert(
+        "mail".to_owned(),
+        Lane {
+            channel: config.build("mail", &ctx).unwrap(),
+            concurrency: 2,
+            rate: None,
+        },
+    );
+    let d = Dispatcher::new(
+        store.clone(),
+        clock.clone(),
+        Templates::builtin(),
+        lanes,
+        Settings {
+            owner: "d".into(),
+            lease: Duration::from_secs(30),
+            give_up_after: Duration::from_secs(86_400),
+        },
+    );
+    let wake = d.waker();
+    let task = tokio::spawn(d.run());
+    wait_for("the row of its own", || sink.count() == 1).await;
+    // Marked sent once the server's answer is in, which can come just after the sink has it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while store
+        .outbox(Some(OutboxState::Sent), 100)
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the row of its own marked sent"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A minute before the digest's time: nothing more is due, and nothing more goes.
+    assert!(
+        hand.advance(Duration::from_secs(59 * 60), Duration::from_secs(5))
+            .await
+    );
+    wake.notify_one();
+    let pending = store.outbox(Some(OutboxState::Pending), 100).await.unwrap();
+    assert_eq!(pending.len(), 4, "{pending:?}");
+    assert!(pending.iter().all(|r| r.digest && r.attempts == 0));
+    assert_eq!(sink.count(), 1);
+    assert!(
+        hand.advance(Duration::from_secs(60), Duration::from_secs(5))
+            .await
+    );
+    wait_for("the two digests", || sink.count() == 3).await;
+    let mails = sink.messages();
+    assert!(mails[0]["subject"].as_str().unwrap().contains("at once"));
+    let to_a = mails
+        .iter()
+        .find(|m| m["to"].as_str().unwrap().contains("a@example.com") && m != &&mails[0])
+        .unwrap();
+    assert_eq!(to_a["subject"], "3 routine notices: first, second, third");
+    let text = upkeep_testkit::SmtpSink::text(to_a);
+    let order: Vec<usize> = [
+        "1. Scheduled maintenance: first",
+        "2. Scheduled maintenance: second",
+        "3. Scheduled maintenance: third",
+    ]
+    .iter()
+    .map(|l| text.find(l).unwrap_or_else(|| panic!("{l} in {text}")))
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+    let to_b = mails
+        .iter()
+        .find(|m| m["to"].as_str().unwrap().contains("b@example.com"))
+        .unwrap();
+    assert_eq!(to_b["subject"], "1 routine notice: for b");
+    assert_ne!(to_a["message_id"], to_b["message_id"]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while store
+        .outbox(Some(OutboxState::Sent), 100)
+        .await
+        .unwrap()
+        .len()
+        < 5
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "every row marked sent"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task.abort();
 }

@@ -297,6 +297,7 @@ impl SqlStore {
                     ("delivery", MaybeText),
                     ("created_ms", Int),
                     ("sent_ms", MaybeInt),
+                    ("digest", Int),
                 ],
                 "id",
             )
@@ -601,6 +602,7 @@ mod tests {
                 subject: "incident:web:0".into(),
                 notice: "{}".into(),
                 key: "k1".into(),
+                digest: None,
             }],
             t(9),
         )

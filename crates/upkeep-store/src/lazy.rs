@@ -181,6 +181,8 @@ forward! { crate::Outbox {}:
     fn add_notices(&self, rows: &[crate::NewNotice], at: jiff::Timestamp) -> Result<u64, Error>;
     fn plan_damped(&self, plan: crate::Damped<'_>) -> Result<Option<jiff::Timestamp>, Error>;
     fn lease(&self, channel: &str, owner: &str, now: jiff::Timestamp, until: jiff::Timestamp, limit: u32) -> Result<Vec<crate::Leased>, Error>;
+    fn lease_digest(&self, channel: &str, owner: &str, now: jiff::Timestamp, until: jiff::Timestamp) -> Result<Vec<crate::Leased>, Error>;
+    fn mark_sent_all(&self, ids: &[i64], at: jiff::Timestamp, delivery: Option<&str>) -> Result<u64, Error>;
     fn mark_sent(&self, id: i64, at: jiff::Timestamp, delivery: Option<&str>) -> Result<bool, Error>;
     fn mark_retry(&self, id: i64, owner: &str, next: jiff::Timestamp, error: &str) -> Result<bool, Error>;
     fn mark_failed(&self, id: i64, owner: &str, error: &str) -> Result<bool, Error>;

@@ -52,7 +52,7 @@ pub use feedback::{Feedback, NewFeedback};
 pub use lazy::LazyStore;
 pub use notes::{Noted, Notes, OpenByHand, Plan, Planned, WriteUpdate};
 pub use numbers::start_numbering;
-pub use outbox::{Damped, Leased, NewNotice, Outbox, OutboxRow, OutboxState};
+pub use outbox::{DIGEST_ROWS, Damped, Leased, NewNotice, Outbox, OutboxRow, OutboxState};
 pub use postgres::PgLocation;
 pub use rollup::RollupMark;
 pub use sql::SqlStore;

@@ -40,6 +40,10 @@ pub struct NewNotice {
     pub notice: String,
     /// The idempotency key every attempt carries (unique: a row planned twice is stored once).
     pub key: String,
+    /// Some(time): a row of the daily digest, due then (the next `digest_at`) whenever it is
+    /// planned, and sent with the other digest rows of its channel and recipient as one
+    /// message ([`Outbox::lease_digest`]). None: due when planned, sent alone.
+    pub digest: Option<Timestamp>,
 }
 
 /// Where a row stands.
@@ -99,6 +103,8 @@ pub struct OutboxRow {
     pub delivery: Option<String>,
     pub created: Timestamp,
     pub sent: Option<Timestamp>,
+    /// A row of the daily digest: while pending and never tried, it waits for `next`.
+    pub digest: bool,
 }
 
 /// A row a dispatcher leased: what it needs to send it.
@@ -143,7 +149,8 @@ pub trait Outbox: Send + Sync {
     /// Returns when they are due, if they were inserted.
     async fn plan_damped(&self, plan: Damped<'_>) -> Result<Option<Timestamp>, Error>;
     /// Leases up to `limit` rows of `channel` that are due at `now` (or whose lease, another
-    /// dispatcher's, ran out), for `owner` until `until`; oldest due first.
+    /// dispatcher's, ran out), for `owner` until `until`; oldest due first. Digest rows are
+    /// left to [`Outbox::lease_digest`].
     async fn lease(
         &self,
         channel: &str,
@@ -152,6 +159,24 @@ pub trait Outbox: Send + Sync {
         until: Timestamp,
         limit: u32,
     ) -> Result<Vec<Leased>, Error>;
+    /// Leases, like [`Outbox::lease`], every due digest row of `channel` for one recipient
+    /// (the one whose digest is due first; at most [`DIGEST_ROWS`]), in the order they were
+    /// planned: one digest message. Empty when no digest is due.
+    async fn lease_digest(
+        &self,
+        channel: &str,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<Leased>, Error>;
+    /// The channel confirmed the digest of rows `ids`: all sent, in one statement (so one
+    /// transaction). Returns how many were not sent already.
+    async fn mark_sent_all(
+        &self,
+        ids: &[i64],
+        at: Timestamp,
+        delivery: Option<&str>,
+    ) -> Result<u64, Error>;
     /// The channel confirmed row `id`: sent (whoever holds it now: a confirmed send is the
     /// truth). False if it was marked sent already.
     async fn mark_sent(
@@ -195,8 +220,12 @@ pub trait Outbox: Send + Sync {
     ) -> Result<Option<Timestamp>, Error>;
 }
 
-/// Most rows in one INSERT: 11 parameters each.
+/// Most rows in one INSERT: 11 parameters each (SQLite allows 32,766).
 const INSERT_ROWS: usize = 200;
+
+/// Most rows in one digest: a mail of 500 notices is long enough; the rest, still due, make
+/// the next one at once.
+pub const DIGEST_ROWS: u32 = 500;
 
 /// Inserts `rows` due at `due` in `tx`; returns how many were new.
 pub(crate) async fn insert_rows(
@@ -210,15 +239,15 @@ pub(crate) async fn insert_rows(
     for chunk in rows.chunks(INSERT_ROWS) {
         let mut sql = String::from(
             "INSERT INTO outbox (node, channel, recipient, kind, subject, notice, idem_key, state,
-                 due_ms, next_ms, created_ms) VALUES ",
+                 due_ms, next_ms, created_ms, digest) VALUES ",
         );
         for i in 0..chunk.len() {
-            let b = i * 10;
+            let b = i * 11;
             if i > 0 {
                 sql.push_str(", ");
             }
             sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', ${}, ${}, ${})",
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', ${}, ${}, ${}, ${})",
                 b + 1,
                 b + 2,
                 b + 3,
@@ -228,12 +257,15 @@ pub(crate) async fn insert_rows(
                 b + 7,
                 b + 8,
                 b + 9,
-                b + 10
+                b + 10,
+                b + 11
             ));
         }
         sql.push_str(" ON CONFLICT (idem_key) DO NOTHING");
         let mut query = sqlx::query(&sql);
         for r in chunk {
+            // A digest row waits for its digest, whatever the notice's own due time.
+            let due = r.digest.unwrap_or(due);
             query = query
                 .bind(node)
                 .bind(&r.channel)
@@ -244,7 +276,8 @@ pub(crate) async fn insert_rows(
                 .bind(&r.key)
                 .bind(due.as_millisecond())
                 .bind(due.as_millisecond())
-                .bind(now.as_millisecond());
+                .bind(now.as_millisecond())
+                .bind(i64::from(r.digest.is_some()));
         }
         new += query
             .execute(&mut **tx)
@@ -283,13 +316,26 @@ fn outbox_row(r: &AnyRow) -> Option<OutboxRow> {
         delivery: col(r, "delivery")?,
         created: ts(col(r, "created_ms")?)?,
         sent: col::<Option<i64>>(r, "sent_ms")?.and_then(ts),
+        digest: col::<i64>(r, "digest")? != 0,
+    })
+}
+
+fn leased(r: &AnyRow) -> Option<Leased> {
+    Some(Leased {
+        id: col(r, "id")?,
+        channel: col(r, "channel")?,
+        recipient: col(r, "recipient")?,
+        notice: col(r, "notice")?,
+        key: col(r, "idem_key")?,
+        attempts: count(r, "attempts")?,
+        due: ts(col(r, "due_ms")?)?,
     })
 }
 
 const ROW_COLUMNS: &str =
     "id, channel, recipient, kind, subject, notice, idem_key, state, attempts,
      takeovers, due_ms, next_ms, lease_owner, lease_until_ms, last_error, delivery, created_ms,
-     sent_ms";
+     sent_ms, digest";
 
 #[async_trait]
 impl Outbox for SqlStore {
@@ -303,10 +349,11 @@ impl Outbox for SqlStore {
     async fn plan_damped(&self, plan: Damped<'_>) -> Result<Option<Timestamp>, Error> {
         let mut tx = self.pool.begin().await.map_err(q("begin"))?;
         // A write first (see `take_step`): the subject's rows held back by damping, not yet
-        // due nor tried, are stale news and go.
+        // due nor tried, are stale news and go. Digest rows are not held back but gathered:
+        // each is news of its own in the digest, and damping never looks at them.
         sqlx::query(
             "DELETE FROM outbox WHERE node = $1 AND subject = $2 AND state = 'pending'
-                 AND attempts = 0 AND due_ms > $3",
+                 AND attempts = 0 AND due_ms > $3 AND digest = 0",
         )
         .bind(&self.node)
         .bind(plan.subject)
@@ -315,7 +362,7 @@ impl Outbox for SqlStore {
         .await
         .map_err(q("drop superseded notices"))?;
         let latest = sqlx::query(
-            "SELECT kind, due_ms FROM outbox WHERE node = $1 AND subject = $2
+            "SELECT kind, due_ms FROM outbox WHERE node = $1 AND subject = $2 AND digest = 0
              ORDER BY due_ms DESC, id DESC LIMIT 1",
         )
         .bind(&self.node)
@@ -376,7 +423,7 @@ impl Outbox for SqlStore {
             "UPDATE outbox SET state = 'sending', lease_owner = $1, lease_until_ms = $2,
                  attempts = attempts + 1,
                  takeovers = takeovers + CASE WHEN state = 'sending' THEN 1 ELSE 0 END
-             WHERE id IN (SELECT id FROM outbox WHERE node = $3 AND channel = $4
+             WHERE id IN (SELECT id FROM outbox WHERE node = $3 AND channel = $4 AND digest = 0
                  AND ((state = 'pending' AND next_ms <= $5)
                       OR (state = 'sending' AND lease_until_ms <= $5 AND lease_owner <> $1))
                  ORDER BY next_ms, id LIMIT $6 {lock})
@@ -392,23 +439,84 @@ impl Outbox for SqlStore {
             .fetch_all(&self.pool)
             .await
             .map_err(q("lease outbox rows"))?;
-        let mut out: Vec<Leased> = rows
-            .iter()
-            .filter_map(|r| {
-                Some(Leased {
-                    id: col(r, "id")?,
-                    channel: col(r, "channel")?,
-                    recipient: col(r, "recipient")?,
-                    notice: col(r, "notice")?,
-                    key: col(r, "idem_key")?,
-                    attempts: count(r, "attempts")?,
-                    due: ts(col(r, "due_ms")?)?,
-                })
-            })
-            .collect();
+        let mut out: Vec<Leased> = rows.iter().filter_map(leased).collect();
         // RETURNING keeps no order.
         out.sort_by_key(|l| l.id);
         Ok(out)
+    }
+
+    async fn lease_digest(
+        &self,
+        channel: &str,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<Leased>, Error> {
+        let lock = match self.engine {
+            Engine::Postgres => "FOR UPDATE SKIP LOCKED",
+            Engine::Sqlite => "",
+        };
+        // Due: pending and its time come, or leased by a dispatcher whose lease ran out.
+        let due = "((state = 'pending' AND next_ms <= $5)
+                    OR (state = 'sending' AND lease_until_ms <= $5 AND lease_owner <> $1))";
+        // The recipient whose digest is due first, then all of its due rows. On PostgreSQL a
+        // second dispatcher may pick the same recipient and skip the rows locked here: it
+        // leases what is left, or nothing; never a row twice.
+        let sql = format!(
+            "UPDATE outbox SET state = 'sending', lease_owner = $1, lease_until_ms = $2,
+                 attempts = attempts + 1,
+                 takeovers = takeovers + CASE WHEN state = 'sending' THEN 1 ELSE 0 END
+             WHERE id IN (SELECT id FROM outbox WHERE node = $3 AND channel = $4 AND digest = 1
+                 AND recipient = (SELECT recipient FROM outbox WHERE node = $3 AND channel = $4
+                     AND digest = 1 AND {due} ORDER BY next_ms, id LIMIT 1)
+                 AND {due}
+                 ORDER BY id LIMIT $6 {lock})
+             RETURNING id, channel, recipient, notice, idem_key, attempts, due_ms"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(owner)
+            .bind(until.as_millisecond())
+            .bind(&self.node)
+            .bind(channel)
+            .bind(now.as_millisecond())
+            .bind(i64::from(DIGEST_ROWS))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("lease a digest's outbox rows"))?;
+        let mut out: Vec<Leased> = rows.iter().filter_map(leased).collect();
+        // RETURNING keeps no order: the digest lists its notices as they were planned.
+        out.sort_by_key(|l| l.id);
+        Ok(out)
+    }
+
+    async fn mark_sent_all(
+        &self,
+        ids: &[i64],
+        at: Timestamp,
+        delivery: Option<&str>,
+    ) -> Result<u64, Error> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let params: Vec<String> = (4..ids.len() + 4).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "UPDATE outbox SET state = 'sent', sent_ms = $1, delivery = $2, last_error = NULL,
+                 lease_owner = NULL, lease_until_ms = NULL
+             WHERE node = $3 AND state <> 'sent' AND id IN ({})",
+            params.join(", ")
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(at.as_millisecond())
+            .bind(delivery)
+            .bind(&self.node);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        Ok(query
+            .execute(&self.pool)
+            .await
+            .map_err(q("mark a digest's notices sent"))?
+            .rows_affected())
     }
 
     async fn mark_sent(

@@ -331,6 +331,7 @@ mod tests {
                     subject: "window:1:0".into(),
                     notice: "{}".into(),
                     key: format!("{SUBSCRIBER_KEY_PREFIX}{}", s.id),
+                    digest: None,
                 })
                 .collect()
         }
@@ -486,6 +487,7 @@ mod tests {
             kind: "reminder".into(),
             subject: subject.into(),
             notice: "{}".into(),
+            digest: None,
             key: key.into(),
         };
         store

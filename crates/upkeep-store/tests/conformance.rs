@@ -694,6 +694,7 @@ fn row(key: &str, channel: &str, subject: &str, kind: &str) -> upkeep_store::New
         subject: subject.into(),
         notice: format!("{{\"key\":\"{key}\"}}"),
         key: format!("{key}-{:08x}", fastrand::u32(..)),
+        digest: None,
     }
 }
 
@@ -824,6 +825,121 @@ async fn outbox_rows_are_leased_by_one_dispatcher_and_marked_by_their_holder() {
             );
             assert!(!other.mark_sent(a[1].id, t(1), None).await.unwrap());
         }
+    })
+    .await;
+}
+
+/// The daily digest (issue 16, item 5): digest rows wait for their time whatever else is
+/// due, are leased whole per recipient (in the order they were planned) and marked sent in
+/// one go; a dead dispatcher's digest is taken over whole; damping never drops nor waits
+/// for them.
+#[tokio::test]
+async fn a_digest_is_leased_whole_per_recipient_and_marked_sent_together() {
+    on_every_engine(async |location, node| {
+        let store = open(&location, &node).await;
+        let digest = |key: &str, to: &str, at: i64| upkeep_store::NewNotice {
+            recipient: to.into(),
+            digest: Some(t(at)),
+            ..row(key, "mail", &format!("window:{key}"), "announced")
+        };
+        let rows = [
+            digest("a1", "a@example.com", 1000),
+            digest("b1", "b@example.com", 1000),
+            digest("a2", "a@example.com", 1000),
+            digest("a3", "a@example.com", 1000),
+            digest("a-tomorrow", "a@example.com", 2000),
+            row("now", "mail", "window:now", "announced"),
+        ];
+        assert_eq!(store.add_notices(&rows, t(0)).await.unwrap(), 6);
+        // Before the digest's time only the row of its own goes, and by `lease` alone.
+        assert!(
+            store
+                .lease_digest("mail", "a", t(999), t(5000))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let alone = store.lease("mail", "a", t(999), t(5000), 10).await.unwrap();
+        assert_eq!(alone.len(), 1, "{alone:?}");
+        assert!(store.mark_sent(alone[0].id, t(999), None).await.unwrap());
+        let mail = ["mail".to_owned()];
+        assert_eq!(store.next_due(&mail, "a").await.unwrap(), Some(t(1000)));
+        // Due: the digest rows never come out of `lease`, only whole, per recipient.
+        assert!(
+            store
+                .lease("mail", "a", t(1000), t(5000), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let a = store
+            .lease_digest("mail", "a", t(1000), t(1100))
+            .await
+            .unwrap();
+        let keys: Vec<&str> = a.iter().map(|l| &l.key[..2]).collect();
+        assert_eq!(keys, ["a1", "a2", "a3"], "{a:?}");
+        assert!(
+            a.iter()
+                .all(|l| l.recipient == "a@example.com" && l.due == t(1000))
+        );
+        let b = store
+            .lease_digest("mail", "b", t(1000), t(1100))
+            .await
+            .unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].recipient, "b@example.com");
+        assert!(
+            store
+                .lease_digest("mail", "c", t(1000), t(1100))
+                .await
+                .unwrap()
+                .is_empty(),
+            "tomorrow's row waits for tomorrow"
+        );
+        let ids: Vec<i64> = a.iter().map(|l| l.id).collect();
+        assert_eq!(
+            store
+                .mark_sent_all(&ids, t(1010), Some("<d@x>"))
+                .await
+                .unwrap(),
+            3
+        );
+        assert_eq!(store.mark_sent_all(&ids, t(1011), None).await.unwrap(), 0);
+        let sent = store.outbox_row(ids[0]).await.unwrap().unwrap();
+        assert!(sent.digest);
+        assert_eq!(sent.delivery.as_deref(), Some("<d@x>"));
+        // b's dispatcher died: its lease runs out and the digest is taken over whole.
+        let again = store
+            .lease_digest("mail", "c", t(1200), t(1300))
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].id, b[0].id);
+        assert_eq!(again[0].attempts, 2);
+        let row_b = store.outbox_row(b[0].id).await.unwrap().unwrap();
+        assert_eq!(row_b.takeovers, 1);
+        // An incident's digest row is neither dropped as stale nor a reason to hold back
+        // its next notice to the other routes.
+        let inc = upkeep_store::NewNotice {
+            subject: "incident:web:9".into(),
+            ..digest("i1", "a@example.com", 9000)
+        };
+        store.add_notices(&[inc], t(3000)).await.unwrap();
+        let due = store
+            .plan_damped(upkeep_store::Damped {
+                subject: "incident:web:9",
+                kind: "incident_resolved",
+                now: t(4000),
+                interval_ms: 600_000,
+                rows: &[row("r", "hook", "incident:web:9", "incident_resolved")],
+                cursor: ("notices", 1),
+                fanout: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(due, Some(t(4000)));
+        let kept = store.outbox(None, 20).await.unwrap();
+        assert!(kept.iter().any(|r| r.key.starts_with("i1") && r.digest));
     })
     .await;
 }

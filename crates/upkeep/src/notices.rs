@@ -192,6 +192,7 @@ impl Notices {
                     key: format!("written:{id}:{nonce}"),
                     opened: w.opened,
                 }),
+                at: w.at,
             };
             upkeep_store::Planned {
                 notices: config.incident_rows(&node, &news),
@@ -232,6 +233,7 @@ impl Notices {
                             key: format!("priority:{id}:{nonce}"),
                             opened: false,
                         }),
+                        at: c.at,
                     };
                     config.priority_rows(&node, &news, was)
                 }
@@ -413,6 +415,8 @@ pub struct PriorityChange {
     pub was: Option<upkeep_core::incident::IncidentPriority>,
     pub now: upkeep_core::incident::IncidentPriority,
     pub title: Option<String>,
+    /// When it was set (a digest row waits for the first digest after it).
+    pub at: jiff::Timestamp,
 }
 
 /// The expected end of `w`'s occurrence starting at `occurrence`, after any extension.

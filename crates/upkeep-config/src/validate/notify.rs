@@ -6,7 +6,8 @@
 //! `recipients`. What needs the daemon's environment (secrets named by `*_env` and `*_file`)
 //! is read when the daemon builds the channels, and reported there with its place in this
 //! file; `upkeep check` reads no secrets. Routes must name configured channels and services,
-//! known priorities and notice kinds, and recipients the channel can take.
+//! known priorities and notice kinds, and recipients the channel can take; a digest route
+//! (`digest = true`) email channels alone, since a digest is one mail.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -106,6 +107,17 @@ impl Validator<'_> {
         let flap_interval = self.duration(&k("flap_interval"), &raw.flap_interval, FLAP);
         let lease = self.duration(&k("lease"), &raw.lease, LEASE);
         let give_up_after = self.duration(&k("give_up_after"), &raw.give_up_after, GIVE_UP);
+        let digest_at = match raw.digest_at.trim().parse::<jiff::civil::Time>() {
+            Ok(t) => Some(t),
+            Err(_) => {
+                self.problem(
+                    &k("digest_at"),
+                    format!("digest_at `{}` is not a time of day", raw.digest_at),
+                    Some("e.g. digest_at = \"08:00\" (in [notify] timezone)".into()),
+                );
+                None
+            }
+        };
         let mut channels = BTreeMap::new();
         for (name, table) in raw.channels {
             if let Some(spec) = self.channel(&name, table) {
@@ -161,6 +173,7 @@ impl Validator<'_> {
             flap_interval: flap_interval?,
             lease: lease?,
             give_up_after: give_up_after?,
+            digest_at: digest_at?,
             channels,
             routes,
             runbooks,
@@ -503,6 +516,19 @@ impl Validator<'_> {
                 Some("add channels = [\"...\"]".into()),
             );
         }
+        let digest = match raw.digest {
+            None => false,
+            Some(toml::Value::Boolean(b)) => b,
+            Some(toml::Value::String(s)) if s == "daily" => true,
+            Some(other) => {
+                self.problem(
+                    &key("digest"),
+                    format!("digest = {other} is neither true, false nor \"daily\""),
+                    None,
+                );
+                false
+            }
+        };
         let mut takes_recipients = false;
         for c in &raw.channels {
             let Some(spec) = channels.get(c) else {
@@ -514,6 +540,16 @@ impl Validator<'_> {
                 continue;
             };
             let addressing = spec.config.addressing();
+            if digest && addressing != Addressing::Email {
+                self.problem(
+                    &key("digest"),
+                    format!("a digest is one mail, and channel `{c}` is not an email channel"),
+                    Some(
+                        "give the chat apps and webhooks a route of their own, without digest"
+                            .into(),
+                    ),
+                );
+            }
             if addressing == Addressing::Group {
                 continue;
             }
@@ -566,6 +602,7 @@ impl Validator<'_> {
             language,
             time_zone,
             continue_: raw.continue_,
+            digest,
         })
     }
 }
@@ -618,6 +655,36 @@ mod tests {
         );
         assert_eq!(n.routes.len(), 3, "the defaults, one per priority");
         assert_eq!(n.flap_interval, std::time::Duration::from_secs(600));
+        assert_eq!(n.digest_at, jiff::civil::time(8, 0, 0, 0));
+        let digests: Vec<bool> = n.routes.iter().map(|r| r.digest).collect();
+        assert_eq!(digests, [false, false, true], "routine: the daily digest");
+    }
+
+    #[test]
+    fn a_digest_route_sends_email_alone_at_digest_at() {
+        const HOOK: &str = "[notify.channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\nsecret_env = \"S\"\n";
+        let n = check(&format!(
+            "[notify]\ndigest_at = \"07:30\"\n{MAIL}[[notify.routes]]\npriority = \"routine\"\nchannels = [\"mail\"]\ndigest = \"daily\"\n[[notify.routes]]\nchannels = [\"mail\"]\ndigest = false\n"
+        ))
+        .unwrap()
+        .notify
+        .unwrap();
+        assert_eq!(n.digest_at, jiff::civil::time(7, 30, 0, 0));
+        assert!(n.routes[0].digest && !n.routes[1].digest);
+        let (p, text) = one_problem(&format!(
+            "{MAIL}{HOOK}[[notify.routes]]\nchannels = [\"mail\", \"hook\"]\ndigest = true\n"
+        ));
+        located(&p, &text, "notify.routes.0.digest", 12, 10);
+        assert!(
+            text.contains("channel `hook` is not an email channel"),
+            "{text}"
+        );
+        let (p, text) = one_problem(&format!(
+            "{MAIL}[[notify.routes]]\nchannels = [\"mail\"]\ndigest = \"weekly\"\n"
+        ));
+        located(&p, &text, "notify.routes.0.digest", 8, 10);
+        let (p, text) = one_problem(&format!("[notify]\ndigest_at = \"25:00\"\n{MAIL}"));
+        located(&p, &text, "notify.digest_at", 2, 13);
     }
 
     #[test]

@@ -110,7 +110,16 @@ fn list(rows: &[OutboxNotice]) -> String {
     for r in rows {
         t.add_row(vec![
             r.id.to_string(),
-            r.state.clone(),
+            // A digest row not yet tried waits for its digest: say when (in this zone).
+            if r.digest && r.state == "pending" && r.attempts == 0 {
+                let at = r.next.to_zoned(jiff::tz::TimeZone::system());
+                tr(
+                    Msg::NoticeDigestAt,
+                    &[&at.strftime("%Y-%m-%d %H:%M %Z").to_string()],
+                )
+            } else {
+                r.state.clone()
+            },
             r.kind.clone(),
             escape::field(&r.channel).into_owned(),
             escape::field(&r.recipient).into_owned(),

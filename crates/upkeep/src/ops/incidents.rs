@@ -191,6 +191,7 @@ pub async fn write(
                     was: notes.priority,
                     now: req.priority,
                     title: notes.title,
+                    at: now,
                 });
             let done = db
                 .set_incident_priority(id, req.priority, now, &plan)

@@ -61,6 +61,7 @@ pub fn view(r: OutboxRow) -> OutboxNotice {
         delivery: r.delivery,
         created: r.created,
         sent: r.sent,
+        digest: r.digest,
     }
 }
 

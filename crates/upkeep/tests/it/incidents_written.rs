@@ -16,7 +16,9 @@ use crate::{LONG, cli_json, stderr, stdout};
 
 fn mail_notify(sink: &SmtpSink) -> String {
     format!(
-        "[notify]\n[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n",
+        // Every notice at once (routine ones too: the default routes would gather those
+        // into the daily digest).
+        "[notify]\n[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n\n[[notify.routes]]\nchannels = [\"mail\"]\n",
         sink.port
     )
 }

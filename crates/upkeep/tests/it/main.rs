@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod daemon;
 mod deps;
+mod digest;
 mod drills;
 mod fdstore;
 mod form_caps;

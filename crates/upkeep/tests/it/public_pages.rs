@@ -13,7 +13,8 @@ use upkeep_testkit::{SmtpSink, TestDaemon, free_port, http};
 
 use crate::{LONG, cli_json};
 
-/// `web` (public) and `hiddendb` (`public = false`), mail to ops for every notice.
+/// `web` (public) and `hiddendb` (`public = false`), mail to ops for every notice, at once
+/// (routine ones too: the default routes would gather those into the daily digest).
 fn mailing_daemon(sink: &SmtpSink) -> (TestDaemon, SocketAddr) {
     let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut d = TestDaemon::prepare(
@@ -22,7 +23,8 @@ fn mailing_daemon(sink: &SmtpSink) -> (TestDaemon, SocketAddr) {
             "[services.web]\ncommand = \"sleep 1000\"\n\n\
              [services.hiddendb]\ncommand = \"sleep 1000\"\npublic = false\n\n\
              [notify]\npublic_url = \"http://{public}/\"\n\
-             [notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n",
+             [notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n\n\
+             [[notify.routes]]\nchannels = [\"mail\"]\n",
             sink.port
         ),
     );
