@@ -261,6 +261,11 @@ async fn run_async(
     let per_address = config.daemon.max_connections_per_address as usize;
     let request_timeout = config.daemon.request_timeout;
     let (listen, public_listen) = (config.daemon.listen, config.daemon.public_listen);
+    // Served all the same (refusing would take HTTPS away), but said: a certificate out of,
+    // or near the end of, its dates.
+    for warning in config.warnings(jiff::Timestamp::now()) {
+        tracing::warn!("{warning}");
+    }
     // HTTPS on `listen` and `public_listen`, one certificate for both, renewed by a reload.
     let tls = config
         .daemon
