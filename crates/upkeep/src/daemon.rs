@@ -427,7 +427,9 @@ async fn run_async(
             &clock,
         )
         .await;
-        if let Err(e) = takeover::apply_revision(store.as_ref(), &config, &events_tx, started).await
+        let upgraded = taken.is_some();
+        if let Err(e) =
+            takeover::apply_revision(store.as_ref(), &config, &events_tx, started, upgraded).await
         {
             tracing::error!(
                 "cannot store the config revision; the next reload or start stores it: {}",
@@ -509,6 +511,7 @@ async fn run_async(
         last_alive,
         config: config.clone(),
         stopped,
+        upgraded: taken.is_some(),
     });
 
     let shutdown = CancellationToken::new();
