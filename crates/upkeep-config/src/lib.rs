@@ -42,11 +42,11 @@ mod validate;
 pub use edit::{EditError, add_service, put_services};
 pub use error::{ConfigError, Problem};
 pub use paths::{default_config_path, default_data_dir};
-pub use validate::{ALWAYS_IGNORED, JobConfig, Schedule, WatchConfig};
+pub use validate::{ALWAYS_IGNORED, EXPIRY_WARNING, JobConfig, Schedule, WatchConfig};
 pub use validate::{
     Config, CpuProbeConfig, DaemonConfig, ExecProbeConfig, HttpProbeConfig, LogConfig, LogPattern,
     MaintenanceConfig, ManagedConfig, MemoryProbeConfig, OnPage, OnUnhealthy, ProbeConfig,
     ProbeKind, ProcessProbeConfig, Program, Ready, RestartPolicy, SecretSource, ServiceConfig,
-    ServiceType, StoreConfig, TcpProbeConfig, TlsConfig, TlsProblem, UserIds, load, load_tls,
-    parse, parse_signal, secret_in_url,
+    ServiceType, StoreConfig, TcpProbeConfig, TlsConfig, TlsProblem, UserIds, Validity, load,
+    load_tls, parse, parse_signal, secret_in_url,
 };

@@ -41,7 +41,7 @@ pub use process::{ServiceType, parse_signal};
 pub use ready::{LogPattern, Ready};
 pub use schedule::{ALWAYS_IGNORED, JobConfig, Schedule, WatchConfig};
 pub use store::{SecretSource, StoreConfig, secret_in_url};
-pub use tls::{TlsConfig, TlsProblem, load_tls};
+pub use tls::{EXPIRY_WARNING, TlsConfig, TlsProblem, Validity, load_tls};
 
 /// A validated config, with the text it came from (stored as a revision).
 #[derive(Debug, Clone)]
@@ -56,6 +56,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// What is served as it is but an operator should know at `now` (a certificate out of,
+    /// or near the end of, its dates): `upkeep check` prints these, a start and a reload log
+    /// them. Empty when all is well.
+    pub fn warnings(&self, now: jiff::Timestamp) -> Vec<String> {
+        self.daemon
+            .tls
+            .iter()
+            .filter_map(|t| t.validity_warning(now))
+            .collect()
+    }
+
     /// A config error for problems found past validation (the daemon building its notice
     /// channels, which reads their secrets), each at the place of its key (`notify`,
     /// `channels`, `mail`, `password_env`), as validation's own are.

@@ -298,6 +298,10 @@ pub struct ReloadResult {
     /// restarts (`daemon.listen`, `notify`): none of them is applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restart_needed: Vec<String>,
+    /// What was applied but should be known (a certificate out of, or near the end of, its
+    /// dates), as `upkeep check` says it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// `POST /api/v1/services`: add a service to the config file and start it.

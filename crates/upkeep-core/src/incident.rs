@@ -299,10 +299,10 @@ pub enum Note {
     Postmortem,
 }
 
-/// A required text: not blank, at most `max` characters, no control characters but line
-/// breaks and tabs.
+/// A required text: not blank (nor invisible characters alone), at most `max` characters,
+/// no control characters but line breaks and tabs.
 fn text(problems: &mut Vec<String>, field: &str, value: &str, max: usize) {
-    if value.trim().is_empty() {
+    if crate::text::says_nothing(value) {
         problems.push(format!("{field}: must not be empty"));
     } else if value.chars().count() > max {
         problems.push(format!(

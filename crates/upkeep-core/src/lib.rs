@@ -41,6 +41,7 @@ mod name;
 pub mod report;
 mod status;
 pub mod subscription;
+pub mod text;
 pub mod when;
 pub mod window;
 

@@ -9,8 +9,9 @@
 //! a silent guess. A zone must be a real IANA zone of a region (`Asia/Tokyo`) or `UTC`: the
 //! tz database also holds `Factory`, `posixrules`, `localtime` and POSIX-style names
 //! (`EST5EDT`) that parse but mean nothing to the people a window is announced to.
-//! jiff takes two things people never mean and we refuse, saying why: an offset beyond
-//! ±23:59 (`+25:00`; RFC 3339 allows no more, and no place has one), and a leap second
+//! jiff takes three things people never mean and we refuse, saying why: an offset beyond
+//! ±23:59 (`+25:00`; RFC 3339 allows no more, and no place has one), seconds in an offset
+//! (`+00:00:30`: RFC 3339 has none), and a leap second
 //! (`23:59:60`, which jiff reads as `:59` without a word). The API's window times go through
 //! [`strict_timestamp`], the same rules. Pure: no clock, no I/O.
 
@@ -65,6 +66,10 @@ pub enum WhenError {
     )]
     Offset { text: String, offset: String },
     #[error(
+        "`{text}` has seconds in its offset ({offset}): write hours and minutes (such as +05:30 or -04:00) or Z"
+    )]
+    OffsetSeconds { text: String, offset: String },
+    #[error(
         "`{0}` names a leap second (:60), which no clock here shows: write :59, or :00 of the next minute"
     )]
     LeapSecond(String),
@@ -79,12 +84,21 @@ fn refuse_what_jiff_takes(iso: &str, text: &str) -> Result<(), WhenError> {
     use jiff::fmt::temporal::{Pieces, PiecesOffset};
     if let Ok(pieces) = Pieces::parse(iso)
         && let Some(PiecesOffset::Numeric(n)) = pieces.offset()
-        && n.offset().seconds().abs() > MAX_OFFSET_S
     {
-        return Err(WhenError::Offset {
-            text: text.to_owned(),
-            offset: n.offset().to_string(),
-        });
+        let seconds = n.offset().seconds();
+        if seconds.abs() > MAX_OFFSET_S {
+            return Err(WhenError::Offset {
+                text: text.to_owned(),
+                offset: n.offset().to_string(),
+            });
+        }
+        // RFC 3339 has no seconds in an offset (`+00:00:30`), and no place uses them.
+        if seconds % 60 != 0 {
+            return Err(WhenError::OffsetSeconds {
+                text: text.to_owned(),
+                offset: n.offset().to_string(),
+            });
+        }
     }
     // The seconds are the fifth and sixth digit of the time, written `10:00:60` or `100060`
     // (the digits and colons after the `T`; a fraction, an offset or a zone comes after).
@@ -222,6 +236,31 @@ mod tests {
         assert_eq!(
             at("2027-10-31T02:30+01", "Europe/Berlin").unwrap(),
             "2027-10-31T01:30:00Z"
+        );
+    }
+
+    /// Break-it finding (session 10): `+00:00:30` was taken as an offset of 30 seconds.
+    #[test]
+    fn seconds_in_an_offset_are_refused_saying_why() {
+        for text in [
+            "2026-12-01T10:00+00:00:30",
+            "2026-12-01T10:00-05:00:01",
+            "2026-12-01 10:00:00+053001",
+        ] {
+            let e = at(text, "UTC").unwrap_err();
+            assert!(e.contains("seconds in its offset"), "{text}: {e}");
+        }
+        // The API's reading refuses them too.
+        let api: Result<Timestamp, _> =
+            strict_timestamp(serde_json::Value::from("2026-12-01T10:00:00+00:00:30"));
+        assert!(
+            api.unwrap_err()
+                .to_string()
+                .contains("seconds in its offset")
+        );
+        assert_eq!(
+            at("2026-12-01T10:00+05:30", "UTC").unwrap(),
+            "2026-12-01T04:30:00Z"
         );
     }
 

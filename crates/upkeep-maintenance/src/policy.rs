@@ -30,9 +30,7 @@ impl Default for LeadTime {
 
 /// Why a window was refused, with the earliest start the policy allows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "a {length} window needs {notice} notice: it may start at {earliest} at the earliest (or use --force --why \"...\")"
-)]
+#[error("a {length} window needs {notice} notice: it may start at {earliest} at the earliest")]
 pub struct PolicyRefusal {
     pub earliest: Timestamp,
     pub notice: String,

@@ -609,11 +609,35 @@ async fn reload(State(s): State<AppState>, By(by): By) -> Result<Json<ReloadResu
 /// listener's size cap (a route with no `bounded_body` in front, such as the public
 /// subscription), a 413. The reason never quotes the body: serde's messages may quote what it
 /// read, so they are cut short.
+///
+/// The reason is in our words (break-it, session 10: serde's "Failed to deserialize the
+/// JSON body into the target type" came first): what is wrong, then serde's own message,
+/// which names the field and the problem.
 pub(crate) fn bad_json(e: JsonRejection) -> ApiError {
     if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::TooLarge("the request body is larger than this listener takes".into());
     }
-    ApiError::bad_request(crate::error::clip(&e.body_text()))
+    // The inner error alone, without axum's sentence in front.
+    let inner = |e: &dyn std::error::Error| {
+        let why = e.source().map(|s| s.to_string()).unwrap_or_default();
+        crate::error::clip(&why)
+    };
+    let message = match &e {
+        JsonRejection::JsonDataError(d) => {
+            format!(
+                "a field of the request body is wrong or missing: {}",
+                inner(d)
+            )
+        }
+        JsonRejection::JsonSyntaxError(d) => {
+            format!("the request body is not valid JSON: {}", inner(d))
+        }
+        JsonRejection::MissingJsonContentType(_) => {
+            "the request body must be JSON, sent with Content-Type: application/json".to_owned()
+        }
+        _ => crate::error::clip(&e.body_text()),
+    };
+    ApiError::bad_request(message)
 }
 
 #[utoipa::path(

@@ -41,6 +41,9 @@ pub(crate) struct Arrival {
     /// Whether the connection was marked busy for this request (then it waits again, for its
     /// next request, once this is dropped).
     busy: AtomicBool,
+    /// The request's headers when it is for the admin pages, whose 408 is a page (for its
+    /// language), not the API's JSON.
+    admin: Option<axum::http::HeaderMap>,
 }
 
 impl Arrival {
@@ -53,6 +56,11 @@ impl Arrival {
             slot,
             arrived: CancellationToken::new(),
             busy: AtomicBool::new(false),
+            admin: req
+                .uri()
+                .path()
+                .starts_with("/admin/")
+                .then(|| req.headers().clone()),
         });
         if req.body().is_end_stream() {
             arrival.arrived();
@@ -104,7 +112,7 @@ impl Arrival {
         let res = tokio::select! {
             biased;
             res = answer => res?,
-            _ = overdue => late(timeout),
+            _ = overdue => late(timeout, self.admin.as_ref()).await,
         };
         // Its answer is being written: not to be shed now, whether its body came or not.
         self.mark_busy();
@@ -127,12 +135,15 @@ impl Drop for Arrival {
 
 /// The answer to a request not whole in time; the connection is closed after it (what is
 /// left of the body would otherwise be read as the next request).
-fn late(timeout: Duration) -> Response {
-    let mut res = crate::ApiError::Timeout(format!(
+async fn late(timeout: Duration, admin: Option<&axum::http::HeaderMap>) -> Response {
+    let message = format!(
         "the request did not arrive whole within {}s",
         timeout.as_secs()
-    ))
-    .into_response();
+    );
+    let mut res = match admin {
+        Some(headers) => crate::admin::late_page(headers, &message).await,
+        None => crate::ApiError::Timeout(message).into_response(),
+    };
     res.headers_mut().insert(
         axum::http::header::CONNECTION,
         axum::http::HeaderValue::from_static("close"),

@@ -7,7 +7,8 @@
 //!
 //! The subscription form drives the same double opt-in as `POST /api/v1/subscribe` and shares
 //! its rate limit per client address (both mail whoever they name); feedback has a limit of its
-//! own. Bodies are bounded twice: by the listener (`serve::bounded_body`) and by [`FORM_MAX`];
+//! own; a feedback form must come from this site (its `Origin` or `Referer` names the host,
+//! as the admin pages' forms must). Bodies are bounded twice: by the listener (`serve::bounded_body`) and by [`FORM_MAX`];
 //! either way past it is a 413 with a message. Every text shown back is escaped.
 //!
 //! What a message may say, and which services exist, is the daemon's, behind [`Feedbacks`]
@@ -239,6 +240,11 @@ async fn feedback(
         Ok(it) => it,
         Err(refusal) => return refusal,
     };
+    // Sent from the status page, as the admin pages' forms must be: another site's page
+    // could otherwise post messages in its visitors' names (break-it, session 10).
+    if crate::admin::same_origin(&headers).is_err() {
+        return refused(StatusCode::FORBIDDEN, lang, text(lang, Words::OtherSite));
+    }
     let Some(desk) = s.control.feedback() else {
         return refused(StatusCode::NOT_FOUND, lang, text(lang, Words::NoFeedback));
     };
@@ -369,6 +375,7 @@ enum Words {
     NoFeedback,
     NoEmail,
     NoMessage,
+    OtherSite,
     Unavailable,
 }
 
@@ -404,6 +411,10 @@ fn text(lang: Lang, w: Words) -> &'static str {
         (Lang::ZhCn, Words::NoEmail) => "请填写接收通知的邮箱地址。",
         (Lang::En, Words::NoMessage) => "Write a message first.",
         (Lang::ZhCn, Words::NoMessage) => "请先填写留言。",
+        (Lang::En, Words::OtherSite) => {
+            "Send your message from the feedback form of this status page."
+        }
+        (Lang::ZhCn, Words::OtherSite) => "请通过本状态页的留言表单提交留言。",
         (Lang::En, Words::Unavailable) => "Please try again in a few minutes.",
         (Lang::ZhCn, Words::Unavailable) => "请几分钟后再试。",
     }

@@ -26,7 +26,9 @@
 //!   answering 503; past the stream cap the stream alone is refused (503, connection closed);
 //! - on shutdown, in-flight requests finish and the rest are closed, within a deadline;
 //! - on `listen` and `public_listen` with `[daemon] tls`, HTTPS: the handshake comes after
-//!   admission, within the head's deadline, and gives way like an idle connection (`tls.rs`).
+//!   admission, within the head's deadline, and gives way like an idle connection (`tls.rs`);
+//!   past a cap the connection is closed unanswered (a plain 503 is garbage on a TLS socket),
+//!   and every answer carries `Strict-Transport-Security`.
 //!
 //! Each connection's [`Peer`] (the uid behind a Unix socket, from SO_PEERCRED, or the
 //! address of a TCP client) goes into every request's extensions, for `auth.rs` to name who
@@ -217,10 +219,27 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for WithPeer
         }
         // Busy once the request is whole, until its answer is written (see `arrival.rs`).
         let (arrival, req) = Arrival::start(self.lease.0.clone(), req);
-        let answer = self.inner.call(req);
-        Box::pin(arrival.answer(self.limits.request_timeout, answer))
+        let answer = arrival.answer(self.limits.request_timeout, self.inner.call(req));
+        if !self.over_tls {
+            return Box::pin(answer);
+        }
+        Box::pin(async move {
+            let mut answer = answer.await;
+            if let Ok(r) = &mut answer {
+                // Served over HTTPS: browsers keep to it (no downgrade to plain HTTP by a
+                // network in between). Not `includeSubDomains`: other hosts are not ours.
+                r.headers_mut().insert(
+                    axum::http::header::STRICT_TRANSPORT_SECURITY,
+                    axum::http::HeaderValue::from_static(HSTS),
+                );
+            }
+            answer
+        })
     }
 }
+
+/// What responses over TLS carry as `Strict-Transport-Security`: a year.
+pub(crate) const HSTS: &str = "max-age=31536000";
 
 /// Reads the request's body whole, within its listener's `max_body_bytes`, before the route
 /// sees it: one place that bounds every body of every listener. (Its time is bounded for
@@ -274,6 +293,20 @@ async fn refuse<Io: tokio::io::AsyncWrite + Unpin>(mut io: Io, answer: &'static 
     .await;
 }
 
+/// [`refuse`], on a plain listener; on a TLS one, the connection closed at once: a plain
+/// answer on a TLS socket is garbage to its client, and a handshake only to say no would
+/// spend a signature per connection of the very flood the cap is for (break-it, session 10).
+fn refuse_or_close<Io>(io: Io, answer: &'static [u8], over_tls: bool)
+where
+    Io: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    if over_tls {
+        drop(io);
+    } else {
+        tokio::spawn(refuse(io, answer));
+    }
+}
+
 /// How long shutdown waits for connections to finish.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -322,7 +355,7 @@ pub async fn serve_with<L>(
                         "connection refused: every connection is busy"
                     );
                 }
-                tokio::spawn(refuse(io, BUSY));
+                refuse_or_close(io, BUSY, tls.is_some());
                 continue;
             }
             Err(Refusal::PerAddress) => {
@@ -335,7 +368,7 @@ pub async fn serve_with<L>(
                         "connection refused: too many open connections from one address"
                     );
                 }
-                tokio::spawn(refuse(io, CROWDED));
+                refuse_or_close(io, CROWDED, tls.is_some());
                 continue;
             }
         };

@@ -193,6 +193,65 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn answers_over_tls_carry_hsts() {
+        let (key, der) = certificate();
+        let addr = listener(Tls::new(key), Limits::TCP).await;
+        let answer = get(addr, &[der]).await.unwrap();
+        let head = answer
+            .split("\r\n\r\n")
+            .next()
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(
+            head.contains("\r\nstrict-transport-security: max-age=31536000\r\n"),
+            "{answer}"
+        );
+    }
+
+    /// Break-it, session 10: the connection past the cap per address was answered a plain
+    /// HTTP 503 on the TLS socket, garbage to a TLS client. It is closed unanswered.
+    #[tokio::test]
+    async fn a_connection_past_the_cap_per_address_is_closed_with_no_plain_text_written() {
+        use tokio::io::AsyncReadExt;
+        let (key, der) = certificate();
+        let limits = Limits {
+            per_address: 1,
+            ..Limits::TCP
+        };
+        let addr = listener(Tls::new(key), limits).await;
+        // The address's one connection, held (admitted, in its handshake's wait)...
+        let held = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // ...so the next is past the cap: closed, nothing written (the bound only stops a
+        // hang), and a TLS client sees a closed connection, not a bad record.
+        let mut next = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut out = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(60), next.read_to_end(&mut out)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "{read:?}: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        assert!(out.is_empty(), "{:?}", String::from_utf8_lossy(&out));
+        let refused = get(addr, std::slice::from_ref(&der)).await.unwrap_err();
+        assert!(
+            !refused.to_string().contains("InvalidContentType"),
+            "{refused}"
+        );
+        // Once the held one closes, the address is served again.
+        drop(held);
+        let mut served = None;
+        for _ in 0..3000 {
+            if let Ok(a) = get(addr, std::slice::from_ref(&der)).await {
+                served = Some(a);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let served = served.expect("served once the held connection closed");
+        assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+    }
+
+    #[tokio::test]
     async fn a_client_that_never_says_hello_gives_way_to_one_that_does() {
         let (key, der) = certificate();
         // A deadline far beyond the test: only giving way lets the client in.

@@ -163,7 +163,7 @@ impl From<WindowError> for ApiError {
             WindowError::Policy(refusal) => ApiError::Unprocessable {
                 message,
                 hint: Some(format!(
-                    "start at {} or later, or schedule it anyway with --force --why \"...\"",
+                    "start at {} or later, or schedule it anyway with a reason (--force --why \"...\"; force_why in the API)",
                     refusal.earliest
                 )),
             },

@@ -268,6 +268,11 @@ async fn run_async(
     let per_address = config.daemon.max_connections_per_address as usize;
     let request_timeout = config.daemon.request_timeout;
     let (listen, public_listen) = (config.daemon.listen, config.daemon.public_listen);
+    // Served all the same (refusing would take HTTPS away), but said: a certificate out of,
+    // or near the end of, its dates.
+    for warning in config.warnings(jiff::Timestamp::now()) {
+        tracing::warn!("{warning}");
+    }
     // HTTPS on `listen` and `public_listen`, one certificate for both, renewed by a reload.
     let tls = config
         .daemon
@@ -438,7 +443,9 @@ async fn run_async(
             &clock,
         )
         .await;
-        if let Err(e) = takeover::apply_revision(store.as_ref(), &config, &events_tx, started).await
+        let upgraded = taken.is_some();
+        if let Err(e) =
+            takeover::apply_revision(store.as_ref(), &config, &events_tx, started, upgraded).await
         {
             tracing::error!(
                 "cannot store the config revision; the next reload or start stores it: {}",
@@ -521,6 +528,7 @@ async fn run_async(
         last_alive,
         config: config.clone(),
         stopped,
+        upgraded: taken.is_some(),
     });
 
     let shutdown = CancellationToken::new();

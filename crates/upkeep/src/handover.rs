@@ -86,7 +86,8 @@ fn verify(said: &str, nonce: &str) -> Option<String> {
 /// session 9). The file is opened read-only, close-on-exec and non-blocking (a FIFO must not
 /// hold the daemon), and refused if, as opened, it is not a regular executable file, if
 /// someone other than its owner could change it, if its owner is neither root nor this
-/// daemon's user, or if it is a script (`#!`): a script's interpreter reads it again by
+/// daemon's user, if its group may write it and that group is not root's (gid 0), or if it
+/// is a script (`#!`): a script's interpreter reads it again by
 /// path (`/dev/fd/N`, gone with close-on-exec), so the file checked would not be what runs.
 pub fn open_trusted(binary: &Path) -> Result<std::fs::File, String> {
     use std::os::fd::AsRawFd;
@@ -122,6 +123,16 @@ pub fn open_trusted(binary: &Path) -> Result<std::fs::File, String> {
     if m.mode() & 0o002 != 0 {
         return Err(format!(
             "{shown} is writable by anyone (mode {:o}): anyone could replace what the daemon runs",
+            m.mode() & 0o7777
+        ));
+    }
+    // A group's members could replace it as well as anyone: only root's group is trusted
+    // (root could replace it anyway). Break-it, session 10: `chmod 775` with a group of
+    // ordinary users passed.
+    if m.mode() & 0o020 != 0 && m.gid() != 0 {
+        return Err(format!(
+            "{shown} is writable by its group (gid {}, mode {:o}): every member of that group could replace what the daemon runs; `chmod g-w` it (a group-writable binary is taken only when its group is root's)",
+            m.gid(),
             m.mode() & 0o7777
         ));
     }
@@ -238,6 +249,31 @@ mod tests {
         assert!(refused(&f).contains("is a script"), "{}", refused(&f));
         std::fs::write(&f, b"\x7fELF").unwrap();
         assert!(open_trusted(&f).is_ok());
+        // Writable by a group other than root's: refused. As root, the file is given a
+        // group of no one's; as anyone else, it has that user's own group already.
+        let root = nix::unistd::geteuid().is_root();
+        if root {
+            let nogroup = Some(nix::unistd::Gid::from_raw(65534));
+            nix::unistd::chown(&f, None, nogroup).unwrap();
+        }
+        assert_ne!(
+            std::fs::metadata(&f).unwrap().gid(),
+            0,
+            "a test run in group root"
+        );
+        mode(0o775);
+        assert!(
+            refused(&f).contains("writable by its group (gid "),
+            "{}",
+            refused(&f)
+        );
+        if root {
+            // Root's group may write it: root could anyway.
+            let wheel = Some(nix::unistd::Gid::from_raw(0));
+            nix::unistd::chown(&f, None, wheel).unwrap();
+            assert!(open_trusted(&f).is_ok());
+        }
+        mode(0o755);
         assert!(refused(dir.path()).contains("not a regular file"));
         assert!(!refused(&dir.path().join("none")).is_empty());
         // A FIFO is refused, not waited on.

@@ -159,7 +159,9 @@ fn link_token_error(e: TokenError) -> LinkError {
     }
 }
 
-/// The address as stored (lower case), or why it is refused. Only what any SMTP server
+/// The address as stored (its domain in lower case, its local part as written: only the
+/// domain is case-insensitive, and `Ann` and `ann` may be two mailboxes), or why it is
+/// refused. Only what any SMTP server
 /// carries: ASCII (a non-ASCII local part needs SMTPUTF8, which neither our mail channel nor
 /// many receivers speak; a non-ASCII domain is written in its `xn--` form), and no control or
 /// invisible formatting character (a U+202E would show the address reversed to operators).
@@ -191,9 +193,17 @@ pub fn check_address(text: &str) -> Result<String, String> {
     if !domain.contains('.') || domain.starts_with('[') {
         return Err(format!("`{t}` is not an address on an internet domain"));
     }
-    let lower = parsed.as_str().to_lowercase();
-    Addressing::Email.check(&lower)?;
-    Ok(lower)
+    let stored = format!("{}@{}", parsed.local_part(), domain.to_ascii_lowercase());
+    Addressing::Email.check(&stored)?;
+    Ok(stored)
+}
+
+/// Whether `a` and `b` are one address: the same local part, the same domain in any case.
+fn same_address(a: &str, b: &str) -> bool {
+    match (a.rsplit_once('@'), b.rsplit_once('@')) {
+        (Some((la, da)), Some((lb, db))) => la == lb && da.eq_ignore_ascii_case(db),
+        _ => a == b,
+    }
 }
 
 impl Desk {
@@ -494,14 +504,19 @@ impl Subscriptions for Desk {
     }
 
     async fn remove(&self, email: &str, by: &Principal) -> Result<SubscriberInfo, ApiError> {
-        let email = email.trim().to_lowercase();
-        let found = self
-            .store
-            .subscribers()
-            .await
-            .map_err(unavailable)?
-            .into_iter()
-            .find(|s| s.email == email)
+        let email = email.trim();
+        let all = self.store.subscribers().await.map_err(unavailable)?;
+        // The address as stored; else the one that differs in case alone (addresses stored
+        // before local parts kept their case were lowercased whole), if only one does.
+        let loose: Vec<_> = all
+            .iter()
+            .filter(|s| s.email.eq_ignore_ascii_case(email))
+            .collect();
+        let found = all
+            .iter()
+            .find(|s| same_address(&s.email, email))
+            .or_else(|| (loose.len() == 1).then(|| loose[0]))
+            .cloned()
             .ok_or_else(|| ApiError::NotFound(format!("no subscriber `{email}`")))?;
         if !self
             .store
@@ -521,11 +536,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn addresses_are_checked_and_kept_in_lower_case() {
+    fn addresses_are_checked_and_their_domains_kept_in_lower_case() {
+        // Break-it, session 10: the local part was lowercased too; only the domain is
+        // case-insensitive.
         assert_eq!(
             check_address(" Ann.Lee@Example.COM ").unwrap(),
-            "ann.lee@example.com"
+            "Ann.Lee@example.com"
         );
+        assert!(same_address("Ann.Lee@example.com", "Ann.Lee@EXAMPLE.com"));
+        assert!(!same_address("Ann.Lee@example.com", "ann.lee@example.com"));
         for bad in [
             "",
             "ann",

@@ -370,16 +370,23 @@ pub async fn record_unwatched_time(
     true
 }
 
-/// Stores the config the daemon started on and records it applied, dated `at`.
+/// Stores the config the daemon started on and records it applied, dated `at`. After an
+/// upgrade (`upgraded`) nothing was applied: the new image runs the config the last one ran
+/// (an upgrade with edits not reloaded is refused), so its revision is stored if it is not
+/// yet (a no-op when it is) and no event says every service was added (break-it, session 10).
 pub async fn apply_revision(
     store: &dyn Store,
     config: &Config,
     events: &mpsc::Sender<Event>,
     at: jiff::Timestamp,
+    upgraded: bool,
 ) -> Result<(), upkeep_store::Error> {
     let revision = store
         .save_revision(&config.path.display().to_string(), &config.source)
         .await?;
+    if upgraded {
+        return Ok(());
+    }
     let _ = events
         .send(Event {
             at,
@@ -407,6 +414,8 @@ pub struct Later {
     pub config: Config,
     /// The processes [`stop_stale_processes`] recorded stopped, by service: not again.
     pub stopped: BTreeMap<ServiceName, u32>,
+    /// This start is an upgrade's new image: its config was applied by the last one.
+    pub upgraded: bool,
 }
 
 /// Takes up what start-up would have read from the store (see the module's comment), once
@@ -525,7 +534,14 @@ pub async fn later(daemon: Arc<Daemon>, l: Later) {
     let _one = daemon.reloading.lock().await;
     let current = daemon.live.lock().await.config.source == l.config.source;
     if current
-        && let Err(e) = apply_revision(daemon.store.as_ref(), &l.config, events, l.started).await
+        && let Err(e) = apply_revision(
+            daemon.store.as_ref(),
+            &l.config,
+            events,
+            l.started,
+            l.upgraded,
+        )
+        .await
     {
         tracing::error!(
             "cannot store the config revision the daemon started on; the next reload or start stores it: {}",

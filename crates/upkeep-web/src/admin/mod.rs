@@ -118,11 +118,44 @@ pub(crate) fn routes(accounts: Option<Arc<dyn Accounts>>) -> Router<AppState> {
     // gate finds the session and checks the form's token in it.
     let gated = pages::routes()
         .route_layer(axum::middleware::from_fn_with_state(accounts.clone(), gate))
-        .route_layer(axum::middleware::from_fn(crate::serve::bounded_body));
+        .route_layer(axum::middleware::from_fn(crate::serve::bounded_body))
+        .route_layer(axum::middleware::from_fn(refusals_as_pages));
     login::routes(accounts)
         .merge(gated)
         .merge(render::asset_routes())
         .layer(axum::middleware::map_response(render::secure))
+}
+
+/// A form too large for the listener is refused by `bounded_body` in the API's JSON, before
+/// any page's code runs: a browser that sent the form gets a page saying so, like every
+/// other refusal of the admin pages (break-it, session 10).
+async fn refusals_as_pages(req: Request, next: Next) -> Response {
+    let headers = req.headers().clone();
+    let answer = next.run(req).await;
+    let json = answer
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if answer.status() != StatusCode::PAYLOAD_TOO_LARGE || !json {
+        return answer;
+    }
+    let bytes = axum::body::to_bytes(answer.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let said: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let message = said["error"].as_str().unwrap_or("the form is too large");
+    render::problem(&headers, StatusCode::PAYLOAD_TOO_LARGE, message)
+}
+
+/// The page for a request to the admin pages not whole within its deadline (`arrival.rs`
+/// answers it, past the router): `message` with the admin pages' headers.
+pub(crate) async fn late_page(headers: &HeaderMap, message: &str) -> Response {
+    render::secure(render::problem(
+        headers,
+        StatusCode::REQUEST_TIMEOUT,
+        message,
+    ))
+    .await
 }
 
 /// The signed-in user's CSRF token, for the forms of a page.
@@ -247,7 +280,7 @@ fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age: Duration) -
 /// A POST must come from a page of this site: its `Origin` (or, without one, its `Referer`)
 /// must name the host the request was sent to. Browsers send `Origin` with every form POST;
 /// a request with neither is refused.
-fn same_origin(headers: &HeaderMap) -> Result<(), &'static str> {
+pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), &'static str> {
     let host = headers
         .get("x-forwarded-host")
         .or_else(|| headers.get(header::HOST))

@@ -186,6 +186,9 @@ pub(super) struct WindowForm {
     /// A wall time (`2026-12-06T02:00`, what `<input type=datetime-local>` sends) in `tz`.
     start: String,
     tz: String,
+    /// The offset that says which of a wall time the zone passes twice (or one it skips)
+    /// is meant (`-04:00`): a datetime-local input takes none. Empty: the zone's own.
+    offset: String,
     /// How long: `2h`, `90m`.
     duration: String,
     services: Vec<String>,
@@ -209,6 +212,7 @@ impl WindowForm {
                 "reason" => f.reason = v,
                 "start" => f.start = v,
                 "tz" => f.tz = v,
+                "offset" => f.offset = v,
                 "duration" => f.duration = v,
                 "service" => f.services.push(v),
                 "impact" => f.impact = v,
@@ -233,8 +237,54 @@ impl WindowForm {
         let when = |e: upkeep_core::when::WhenError| bad(e.to_string());
         let tz = upkeep_core::when::zone(typed).map_err(when)?;
         let tz_name = upkeep_core::when::zone_name(&tz, typed);
-        // The CLI's reading: an offset or Z is that instant, a wall time is in the zone.
-        let start = upkeep_core::when::parse_time(&self.start, &tz).map_err(when)?;
+        // The CLI's reading: an offset or Z is that instant, a wall time is in the zone; the
+        // offset field, when set, is that wall time's offset.
+        let typed_start = if self.offset.is_empty() {
+            self.start.clone()
+        } else {
+            let offset = hh_mm(&self.offset);
+            let o = offset.as_bytes();
+            let well_formed = o.len() == 6
+                && matches!(o[0], b'+' | b'-')
+                && o[3] == b':'
+                && [1, 2, 4, 5].iter().all(|i| o[*i].is_ascii_digit());
+            if !well_formed {
+                return Err(bad(format!(
+                    "`{}` in the Offset field is not an offset: write hours and minutes, such as -04:00 or +05:30 (or leave it empty)",
+                    self.offset
+                )));
+            }
+            format!("{}{offset}", self.start)
+        };
+        let start = upkeep_core::when::parse_time(&typed_start, &tz).map_err(|e| {
+            // The CLI's words ask for an offset typed after the time, which a
+            // datetime-local input cannot take: the form has its field for it.
+            use upkeep_core::when::WhenError;
+            match e {
+                WhenError::Twice {
+                    text,
+                    zone,
+                    first,
+                    second,
+                } => bad(format!(
+                    "`{text}` happens twice in {zone} (clocks go back): say which in the Offset field, {} (the first) or {} (the second)",
+                    hh_mm(&first),
+                    hh_mm(&second)
+                )),
+                WhenError::Skipped {
+                    text,
+                    zone,
+                    before,
+                    after,
+                } => bad(format!(
+                    "`{text}` does not exist in {zone}: clocks jump from {} to {} there; choose a time outside the jump, or write {} in the Offset field",
+                    hh_mm(&before),
+                    hh_mm(&after),
+                    hh_mm(&before)
+                )),
+                e => when(e),
+            }
+        })?;
         let length = upkeep_core::duration::parse(&self.duration)
             .filter(|d| !d.is_zero())
             .and_then(|d| jiff::SignedDuration::try_from(d).ok())
@@ -301,6 +351,7 @@ impl WindowForm {
                 .strftime("%Y-%m-%dT%H:%M")
                 .to_string(),
             tz: w.spec.tz.clone(),
+            offset: String::new(),
             duration: format!("{}m", length.as_secs().max(60) / 60),
             services: w
                 .spec
@@ -391,12 +442,39 @@ async fn add_window(
 ) -> Response {
     let result = async {
         let req = WindowForm::parse(&body)?.request()?;
-        s.control.add_window(req, &by).await
+        s.control.add_window(req, &by).await.map_err(form_hint)
     }
     .await;
     match result {
         Ok(_) => Redirect::to("/admin/windows").into_response(),
         Err(e) => failed(&headers, e),
+    }
+}
+
+/// An offset as the form's field takes it: `-04` (jiff's way of writing a whole hour) as
+/// `-04:00`; anything else as it is.
+fn hh_mm(offset: &str) -> String {
+    let o = offset.trim();
+    let b = o.as_bytes();
+    if b.len() == 3 && matches!(b[0], b'+' | b'-') && b[1..].iter().all(u8::is_ascii_digit) {
+        format!("{o}:00")
+    } else {
+        o.to_owned()
+    }
+}
+
+/// The lead-time refusal (the one unprocessable answer to a window's add or edit) with the
+/// form's way out, not the CLI's flags.
+fn form_hint(e: ApiError) -> ApiError {
+    match e {
+        ApiError::Unprocessable { message, .. } => ApiError::Unprocessable {
+            message,
+            hint: Some(
+                "start later, or fill in \"Announce late anyway, because…\" to announce it as it is"
+                    .into(),
+            ),
+        },
+        e => e,
     }
 }
 
@@ -444,7 +522,7 @@ async fn edit_window(
     let result = async {
         let id = window_id(&raw)?;
         let req = WindowForm::parse(&body)?.request()?;
-        s.control.edit_window(id, req, &by).await
+        s.control.edit_window(id, req, &by).await.map_err(form_hint)
     }
     .await;
     match result {
@@ -592,6 +670,55 @@ mod tests {
         );
     }
 
+    /// Break-it, session 10: a wall time the zone passes twice was refused asking for an
+    /// offset typed after it, which the form's datetime-local input cannot take. The form
+    /// has an Offset field, its error speaks of it, and what it asks for is taken.
+    #[test]
+    fn a_wall_time_passed_twice_is_chosen_with_the_offset_field() {
+        let ask = |body: &[u8]| WindowForm::parse(body).unwrap().request();
+        let twice = b"kind=repair&start=2026-11-01T01%3A30&tz=America%2FNew_York&duration=1h";
+        let msg = match ask(twice) {
+            Err(ApiError::BadRequest { message, .. }) => message,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            msg.contains("say which in the Offset field, -04:00 (the first) or -05:00"),
+            "{msg}"
+        );
+        assert!(!msg.contains("write which with an offset"), "{msg}");
+        let chosen = |offset: &str| {
+            let body = format!(
+                "kind=repair&start=2026-11-01T01%3A30&tz=America%2FNew_York&duration=1h&offset={}",
+                offset.replace('+', "%2B")
+            );
+            ask(body.as_bytes()).unwrap().spec.start.to_string()
+        };
+        assert_eq!(chosen("-04:00"), "2026-11-01T05:30:00Z");
+        assert_eq!(chosen("-05:00"), "2026-11-01T06:30:00Z");
+        assert_eq!(chosen("-05"), "2026-11-01T06:30:00Z");
+        let skipped = b"kind=repair&start=2026-03-08T02%3A30&tz=America%2FNew_York&duration=1h";
+        let msg = match ask(skipped) {
+            Err(ApiError::BadRequest { message, .. }) => message,
+            other => panic!("{other:?}"),
+        };
+        assert!(msg.contains("write -05:00 in the Offset field"), "{msg}");
+    }
+
+    #[test]
+    fn the_lead_time_refusal_speaks_of_the_form_not_the_cli() {
+        let refusal = ApiError::Unprocessable {
+            message: "a 1 h window needs 24 h notice".into(),
+            hint: Some("... --force --why".into()),
+        };
+        match form_hint(refusal) {
+            ApiError::Unprocessable { hint: Some(h), .. } => {
+                assert!(h.contains("Announce late anyway"), "{h}");
+                assert!(!h.contains("--"), "{h}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn a_bad_field_is_named() {
         let msg = |body: &[u8]| match WindowForm::parse(body).unwrap().request() {
@@ -606,6 +733,10 @@ mod tests {
         );
         assert!(
             msg(b"kind=repair&start=2026-12-06T02:00&duration=1h&tz=Factory").contains("time zone")
+        );
+        assert!(
+            msg(b"kind=repair&start=2026-12-06T02:00&duration=1h&offset=%2B8")
+                .contains("Offset field")
         );
         assert!(msg(b"kind=repair&start=2026-12-06T02:00&duration=0").contains("duration"));
         assert!(

@@ -69,6 +69,11 @@ const WORDS: &[(&str, &str, &str)] = &[
         "开始时间（下方时区的当地时间）",
     ),
     ("tz", "Time zone", "时区"),
+    (
+        "offset",
+        "Offset, only when the zone's clocks change at that time (such as -04:00)",
+        "时差（仅当该时区在此时调整时钟时填写，如 -04:00）",
+    ),
     ("duration", "Duration (2h, 90m)", "时长（如 2h、90m）"),
     ("affected", "Affected services", "受影响的服务"),
     ("impact", "Impact", "影响"),

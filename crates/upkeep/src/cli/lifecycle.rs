@@ -59,6 +59,8 @@ pub fn up(g: &Global) -> Result<ExitCode> {
             .with_context(|| format!("opening {}", log_path.display()))?
     };
     upkeep_supervisor::trust::check_owned(&log.metadata()?, &log_path)?;
+    // Where this attempt's lines begin: an earlier attempt's are not this one's reasons.
+    let attempt_starts = log.metadata()?.len();
     let exe = std::env::current_exe().context("finding the upkeep binary")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("daemon")
@@ -81,11 +83,19 @@ pub fn up(g: &Global) -> Result<ExitCode> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = child.try_wait()? {
-            let log_tail = upkeep_supervisor::tail(&log_path, 15).unwrap_or_default();
+            let said = attempt_tail(&log_path, attempt_starts, 15);
+            if said.trim().is_empty() {
+                bail!(
+                    "the daemon exited at start ({status}) and wrote nothing to {}",
+                    log_path.display()
+                );
+            }
+            // What the daemon said is the error: quoted once, as it said it (its own
+            // `error:` prefix included), with where the rest of its log is.
             bail!(
-                "the daemon exited at start ({status}); its log {} ends with:\n{}",
+                "the daemon exited at start ({status}); from its log {}:\n{}",
                 log_path.display(),
-                String::from_utf8_lossy(&log_tail)
+                said.trim_end()
             );
         }
         if let Ok(h) = rt.block_on(client.get::<Health>("/api/v1/daemon")) {
@@ -100,6 +110,25 @@ pub fn up(g: &Global) -> Result<ExitCode> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The last `lines` lines `path` got from byte `from` on (this attempt's), read from at most
+/// its last 64 KiB; "" when it cannot be read.
+fn attempt_tail(path: &std::path::Path, from: u64, lines: usize) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    const MOST: u64 = 64 * 1024;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let end = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = from.max(end.saturating_sub(MOST));
+    let mut bytes = Vec::new();
+    if f.seek(SeekFrom::Start(start)).is_err() || f.take(MOST).read_to_end(&mut bytes).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 pub fn down(g: &Global) -> Result<ExitCode> {

@@ -1195,16 +1195,26 @@ fn print_reload(r: &ReloadResult, json: bool) {
         let keys = escape::field(&r.restart_needed.join(", ")).into_owned();
         println!("{}", tr(Msg::ReloadNeedsRestart, &[&keys]));
     }
+    for w in &r.warnings {
+        eprintln!("warning: {}", escape::field(w));
+    }
 }
 
 fn check(g: &Global, json: bool) -> Result<ExitCode> {
     let path = g.config_path();
     match upkeep_config::load(&path) {
         Ok(c) => {
+            // Served as it is, but said: a certificate out of its dates.
+            let warnings = c.warnings(jiff::Timestamp::now());
             if json {
                 let names: Vec<_> = c.services.keys().collect();
-                print_json(&serde_json::json!({ "ok": true, "path": path, "services": names }));
+                print_json(
+                    &serde_json::json!({ "ok": true, "path": path, "services": names, "warnings": warnings }),
+                );
             } else {
+                for w in &warnings {
+                    eprintln!("warning: {}", escape::field(w));
+                }
                 println!(
                     "{}",
                     tr(Msg::ConfigOk, &[&path.display(), &c.services.len()])

@@ -212,8 +212,13 @@ pub(crate) async fn apply(
         let renewed = match (&daemon.tls, new.daemon.tls.take()) {
             (Some(serving), Some(files)) => {
                 // Read and checked by the load: a renewed certificate (certbot) from the
-                // next handshake on, the listeners never closed.
+                // next handshake on, the listeners never closed. Out of its dates it is
+                // served all the same, and said.
                 serving.renew(files.certified.clone());
+                if let Some(w) = files.validity_warning(jiff::Timestamp::now()) {
+                    tracing::warn!("reload: {w}");
+                    result.warnings.push(w);
+                }
                 Some(files)
             }
             _ => None,

@@ -116,10 +116,11 @@ async fn check(daemon: &Daemon, spec: &WindowSpec) -> Result<(), WindowError> {
     Ok(())
 }
 
-/// `force_why`, if given, must say something.
+/// `force_why`, if given, must say something: white space and invisible characters alone
+/// (a zero-width space) say nothing.
 fn why(req: &Option<String>) -> Result<Option<&str>, WindowError> {
     match req.as_deref().map(str::trim) {
-        Some("") => Err(WindowError::NoWhy),
+        Some(w) if upkeep_core::text::says_nothing(w) => Err(WindowError::NoWhy),
         other => Ok(other),
     }
 }

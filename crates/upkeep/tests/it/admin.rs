@@ -785,11 +785,12 @@ fn feedback_is_listed_newest_first_with_a_script_as_text() {
     let (d, addr) = admin_daemon();
     add_user(&d, "ada");
     let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let form = [form, ("Origin", ORIGIN)];
     for body in [
         "message=first",
         "message=%3Cscript%3Ealert(1)%3C%2Fscript%3E+checkout+is+slow&email=ann%40example.com&service=web",
     ] {
-        let a = http(addr, "POST", "/feedback", &[form], body.as_bytes()).unwrap();
+        let a = http(addr, "POST", "/feedback", &form, body.as_bytes()).unwrap();
         assert_eq!(a.code, 200, "{}", a.text());
     }
     let mut jar = Jar::new(addr);
@@ -828,4 +829,66 @@ fn a_login_form_larger_than_the_listener_takes_is_a_413() {
     );
     assert_eq!(a.code, 413, "{}", a.text());
     assert!(a.text().contains("larger than 64 KiB"), "{}", a.text());
+}
+
+/// Break-it, session 10: the incident forms' refusals for a body too large (413) and one
+/// not whole in time (408) were the API's JSON, where every other refusal of the admin
+/// pages is a page.
+#[test]
+fn an_incident_form_too_large_or_too_slow_is_refused_with_a_page() {
+    use std::io::{Read, Write};
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut d = TestDaemon::prepare(
+        crate::BIN,
+        "[services.web]\ncommand = [\"sleep\", \"1000\"]\n",
+    );
+    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
+        "[daemon]\n",
+        &format!("[daemon]\nlisten = \"{addr}\"\nrequest_timeout = \"1s\"\n"),
+        1,
+    );
+    std::fs::write(&d.config, text).unwrap();
+    d.launch();
+    add_user(&d, "ada");
+    let mut jar = Jar::new(addr);
+    assert_eq!(jar.login("ada", PASSWORD).code, 303);
+    let token = jar.csrf();
+    let huge = "x".repeat(100_000);
+    let a = jar.post(
+        "/admin/incidents/1/updates",
+        &[
+            ("csrf", &token),
+            ("status", "identified"),
+            ("message", &huge),
+        ],
+    );
+    assert_eq!(a.code, 413, "{}", a.text());
+    assert!(a.head.contains("content-type: text/html"), "{}", a.head);
+    assert!(a.text().contains("larger than"), "{}", a.text());
+
+    // A body that never comes whole.
+    let cookie = jar
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /admin/incidents/1/updates HTTP/1.1\r\nHost: upkeep\r\nOrigin: {ORIGIN}\r\n\
+         Cookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: 100\r\n\r\ncsrf="
+    )
+    .unwrap();
+    s.set_read_timeout(Some(LONG)).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 408"), "{answer}");
+    assert!(answer.contains("content-type: text/html"), "{answer}");
+    assert!(
+        answer.contains("did not arrive whole within 1s"),
+        "{answer}"
+    );
 }

@@ -266,6 +266,47 @@ fn bad_input_over_tcp_is_a_4xx_with_a_json_message() {
     );
 }
 
+/// Break-it, session 10: a body that did not fit was answered with serde's "Failed to
+/// deserialize the JSON body into the target type: ..." first. The answer says what is
+/// wrong in our words, then which field and how.
+#[test]
+fn a_body_that_does_not_fit_is_refused_naming_the_field_in_our_words() {
+    let (d, addr) = tcp_daemon(SLEEPER);
+    let write = token(&d, "ops", "write");
+    let (k, v) = bearer(&write);
+    let auth = [(k, v.as_str())];
+    let cases: [(&[u8], &str, &str); 4] = [
+        (
+            br#"{"name":"a","command":"sleep"}"#,
+            "a field of the request body is wrong or missing: command: invalid type: string",
+            "a sequence",
+        ),
+        (
+            br#"{"command":["x"]}"#,
+            "a field of the request body is wrong or missing: ",
+            "missing field `name`",
+        ),
+        (
+            br#"{"name":"a","command":["x"],"colour":"red"}"#,
+            "a field of the request body is wrong or missing: ",
+            "unknown field `colour`",
+        ),
+        (
+            b"{not json",
+            "the request body is not valid JSON: ",
+            "line 1 column 2",
+        ),
+    ];
+    for (body, starts, says) in cases {
+        let a = http(addr, "POST", "/api/v1/services", &auth, body).unwrap();
+        assert!(a.code == 400 || a.code == 422, "{}", a.text());
+        let error = a.json()["error"].as_str().unwrap().to_owned();
+        assert!(error.starts_with(starts), "{error}");
+        assert!(error.contains(says), "{error}");
+        assert!(!error.contains("Failed to"), "{error}");
+    }
+}
+
 #[test]
 fn public_routes_reveal_no_command_path_env_or_log() {
     let marker = format!("mark{}", upkeep_testkit::unique());

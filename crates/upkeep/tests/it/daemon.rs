@@ -242,3 +242,35 @@ fn a_taken_port_ends_the_start_before_any_service_runs() {
     d.launch();
     d.wait_state("s", "up", LONG);
 }
+
+/// Break-it, session 10: `upkeep up` quoted the log's last lines, an earlier attempt's among
+/// them. It quotes only what this attempt wrote, once.
+#[test]
+fn up_quotes_only_this_attempts_log_lines_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = TestDaemon::prepare(BIN, "[services.web]\ncommand = \"sleep 1000\"\n");
+    std::fs::create_dir_all(d.data_dir.join("journal")).unwrap();
+    std::fs::set_permissions(&d.data_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = d.cli(&["up"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("journal"), "{}", stderr(&out));
+    // The next attempt fails for another reason: a port another process holds.
+    std::fs::remove_dir(d.data_dir.join("journal")).unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
+        "[daemon]\n",
+        &format!("[daemon]\nmetrics_listen = \"127.0.0.1:{port}\"\n"),
+        1,
+    );
+    std::fs::write(&d.config, text).unwrap();
+    let out = d.cli(&["up"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(!err.contains("journal"), "{err}");
+    assert_eq!(
+        err.matches(&format!("127.0.0.1:{port}")).count(),
+        1,
+        "{err}"
+    );
+}

@@ -125,7 +125,15 @@ fn issue_17_confirmation_mails_have_a_budget_for_everyone_together() {
     // and whole in --json.
     let message = format!("\u{202e}txet{}", "x".repeat(300));
     let body = serde_urlencoded::to_string([("message", message.as_str())]).unwrap();
-    let a = http(public, "POST", "/feedback", &[FORM], body.as_bytes()).unwrap();
+    let origin = ("Origin", "http://upkeep");
+    let a = http(
+        public,
+        "POST",
+        "/feedback",
+        &[FORM, origin],
+        body.as_bytes(),
+    )
+    .unwrap();
     assert_eq!(a.code, 200, "{}", a.text());
     let table = stdout(&d.cli(&["feedback"]));
     assert!(

@@ -16,6 +16,8 @@ use upkeep_testkit::{Answer, SmtpSink, TestDaemon, free_port, http};
 use crate::{BIN, LONG, stderr, stdout};
 
 const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
+/// What a browser sends with a form of the page it got from `upkeep_testkit::http`'s host.
+const ORIGIN: (&str, &str) = ("Origin", "http://upkeep");
 
 /// `db` (a tcp probe on the test's listener) and `secret` (public = false), with mail and
 /// subscribers on.
@@ -35,7 +37,7 @@ fn config(sink: &SmtpSink, public: SocketAddr, db: &TcpListener, more: &str) -> 
 }
 
 fn post_form(public: SocketAddr, path: &str, body: &str, lang: Option<&str>) -> Answer {
-    let mut headers = vec![FORM];
+    let mut headers = vec![FORM, ORIGIN];
     if let Some(l) = lang {
         headers.push(("Accept-Language", l));
     }
@@ -153,7 +155,7 @@ fn the_subscribe_form_drives_the_double_opt_in_for_public_services_only() {
     let a = post_form(
         public,
         "/subscribe",
-        "email=Ann%40Example.com&service=db&lang=zh-CN",
+        "email=ann%40Example.COM&service=db&lang=zh-CN",
         None,
     );
     assert_eq!(a.code, 202, "{}", a.text());
@@ -501,7 +503,7 @@ fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
         p.contains("action=\"/feedback\"")
     });
     let post = |headers: &[(&str, &str)]| {
-        let mut all = vec![FORM];
+        let mut all = vec![FORM, ORIGIN];
         all.extend_from_slice(headers);
         http(public, "POST", "/feedback", &all, b"message=hello").unwrap()
     };
@@ -529,6 +531,47 @@ fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
     assert!(addresses[1..].iter().all(|a| *a == "203.0.113.9"), "{list}");
 }
 
+/// Break-it, session 10: the feedback form took a post with no Origin, so another site's
+/// page could send messages in its visitors' names. It must come from this site, by its
+/// Origin or, without one, its Referer, as the admin pages' forms must.
+#[test]
+fn feedback_from_another_site_or_with_no_origin_is_refused() {
+    let sink = SmtpSink::start();
+    let db = TcpListener::bind("127.0.0.1:0").unwrap();
+    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let d = TestDaemon::start(BIN, &config(&sink, public, &db, ""));
+    d.wait_state("db", "up", LONG);
+    wait_page(public, "/feedback", "the feedback form", |p| {
+        p.contains("action=\"/feedback\"")
+    });
+    let post = |headers: &[(&str, &str)]| {
+        let mut all = vec![FORM];
+        all.extend_from_slice(headers);
+        http(public, "POST", "/feedback", &all, b"message=hello").unwrap()
+    };
+    for (headers, lang) in [
+        (&[][..], "en"),
+        (&[("Origin", "http://evil.example")][..], "en"),
+        (&[("Referer", "http://evil.example/upkeep")][..], "zh-CN"),
+    ] {
+        let mut with_lang = headers.to_vec();
+        with_lang.push(("Accept-Language", lang));
+        let a = post(&with_lang);
+        assert_eq!(a.code, 403, "{headers:?}: {}", a.text());
+        let want = if lang == "en" {
+            "feedback form of this status page"
+        } else {
+            "留言表单"
+        };
+        assert!(a.text().contains(want), "{headers:?}: {}", a.text());
+    }
+    let a = post(&[("Referer", "http://upkeep/feedback")]);
+    assert_eq!(a.code, 200, "{}", a.text());
+    let out = d.cli(&["feedback", "--json"]);
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+}
+
 /// Without `trusted_proxies`, forwarding headers are the client's word and change nothing.
 #[test]
 fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
@@ -546,7 +589,7 @@ fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
             public,
             "POST",
             "/feedback",
-            &[FORM, ("X-Forwarded-For", &forged)],
+            &[FORM, ORIGIN, ("X-Forwarded-For", &forged)],
             b"message=hello",
         )
         .unwrap();

@@ -121,7 +121,7 @@ fn double_opt_in_and_one_click_unsubscribe_end_to_end() {
     }
     let a = subscribe(
         public,
-        r#"{"email": "Ann@Example.com", "services": ["db"], "lang": "zh-CN"}"#,
+        r#"{"email": "ann@Example.COM", "services": ["db"], "lang": "zh-CN"}"#,
     );
     assert_eq!(a.code, 202, "{}", a.text());
     assert_eq!(a.json()["confirm_within_s"], 48 * 3600);

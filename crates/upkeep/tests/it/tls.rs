@@ -284,3 +284,71 @@ fn a_fifo_or_a_device_as_the_certificate_is_refused_at_once() {
     let (code, _, _) = get(&cert, api, None, "/api/v1/health", None).unwrap();
     assert_eq!(code, 200);
 }
+
+/// A certificate for [`HOST`] valid from `from` to `to` and its key, as PEM.
+fn dated(from: jiff::civil::Date, to: jiff::civil::Date) -> (String, String) {
+    let ymd = |d: jiff::civil::Date| {
+        rcgen::date_time_ymd(d.year().into(), d.month() as u8, d.day() as u8)
+    };
+    let mut params = rcgen::CertificateParams::new(vec![HOST.into()]).unwrap();
+    params.not_before = ymd(from);
+    params.not_after = ymd(to);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// Break-it, session 10: an expired certificate was served without a word. It is still
+/// served (refusing would take HTTPS away), but `check`, the start's log and a reload say
+/// so, naming the file and the date; and one that ends within 14 days is said too.
+#[test]
+fn a_certificate_out_of_its_dates_is_warned_about_by_check_start_and_reload() {
+    use jiff::civil::date;
+    let (mut d, api, _, _) = prepare();
+    let cert_path = d.dir.path().join("cert.pem");
+    let (expired, key) = dated(date(2020, 1, 1), date(2021, 1, 1));
+    write_pair(&d, &expired, &key);
+    let said = format!("{} expired on 2021-01-01 00:00:00 UTC", cert_path.display());
+    let out = d.cli(&["check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("warning: the certificate in {said}")),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.cli(&["check", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(v["warnings"][0].as_str().unwrap().contains(&said), "{v}");
+
+    d.launch();
+    assert!(d.daemon_log().contains(&said), "{}", d.daemon_log());
+    // Served all the same: the listener answers a handshake.
+    assert!(std::net::TcpStream::connect(api).is_ok());
+
+    // A renewal that ends in a few days: the reload applies it and says when it ends.
+    let today = jiff::Zoned::now()
+        .with_time_zone(jiff::tz::TimeZone::UTC)
+        .date();
+    let (soon, soon_key) = dated(date(2020, 1, 1), today + jiff::Span::new().days(4));
+    write_pair(&d, &soon, &soon_key);
+    let out = d.cli(&["reload"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ends = format!(
+        "{} expires on {}",
+        cert_path.display(),
+        today + jiff::Span::new().days(4)
+    );
+    assert!(stderr(&out).contains(&ends), "{}", stderr(&out));
+    assert!(d.daemon_log().contains(&ends), "{}", d.daemon_log());
+    let (code, _, _) = get(&soon, api, None, "/api/v1/health", None).unwrap();
+    assert_eq!(code, 200);
+
+    // Well within its dates: nothing said.
+    let (fresh, fresh_key) = dated(date(2020, 1, 1), today + jiff::Span::new().days(60));
+    write_pair(&d, &fresh, &fresh_key);
+    let out = d.cli(&["reload"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    let out = d.cli(&["check"]);
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+}

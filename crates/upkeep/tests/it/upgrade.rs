@@ -276,6 +276,15 @@ fn issue_17_a_binary_that_only_says_it_is_upkeep_is_refused_and_the_daemon_stays
     let open = d.dir.path().join("upkeep-anyone");
     std::fs::copy(BIN, &open).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // Writable by a group of ordinary users (break-it, session 10): as root, the copy gets
+    // nobody's group; anyone else's copy has their own group already.
+    let group = d.dir.path().join("upkeep-group");
+    std::fs::copy(BIN, &group).unwrap();
+    if nix::unistd::geteuid().is_root() {
+        let nogroup = Some(nix::unistd::Gid::from_raw(65534));
+        nix::unistd::chown(&group, None, nogroup).unwrap();
+    }
+    std::fs::set_permissions(&group, std::fs::Permissions::from_mode(0o775)).unwrap();
     // A program, not a script, that answers the challenge with its own arguments.
     let echo = d.dir.path().join("echo");
     std::fs::copy("/bin/echo", &echo).unwrap();
@@ -288,6 +297,7 @@ fn issue_17_a_binary_that_only_says_it_is_upkeep_is_refused_and_the_daemon_stays
         (guess, "is a script"),
         (echo, "not an upkeep binary"),
         (open, "writable by anyone"),
+        (group, "writable by its group"),
         (d.dir.path().to_path_buf(), "not a regular file"),
     ];
     for (binary, why) in cases {
@@ -961,4 +971,30 @@ fn a_stop_that_begins_while_the_binary_is_checked_refuses_the_upgrade() {
         "{}",
         stdout(&out)
     );
+}
+
+/// Break-it, session 10: every upgrade stored a `config_applied` event saying every service
+/// was added, though an upgrade applies no config (one with edits not reloaded is refused).
+/// Only the start's is stored: the upgrades add none.
+#[test]
+fn an_upgrade_with_the_config_unchanged_stores_no_config_applied() {
+    let d = daemon("[services.s]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("s", "up", LONG);
+    let applied = |d: &TestDaemon| {
+        let all = get_when_stored(d, "/api/v1/events?limit=10000");
+        let all = all.as_array().unwrap().clone();
+        all.into_iter()
+            .filter(|e| e["kind"] == "config_applied")
+            .collect::<Vec<_>>()
+    };
+    d.wait_until("the start's config_applied to be stored", LONG, || {
+        (applied(&d).len() == 1).then_some(())
+    });
+    upgrade(&d, &[]);
+    upgrade(&d, &[]);
+    // Whatever the new image recorded at its start is stored before this stop.
+    stop_and_settle(&d, "s");
+    let after = applied(&d);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(count(&d, "s", "adopted"), 2);
 }

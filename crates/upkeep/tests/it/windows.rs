@@ -185,8 +185,20 @@ fn a_window_announced_too_late_is_refused_unless_forced_with_a_reason() {
     // 5 h of work in 3 days: needs a week.
     let err = stderr(&add(&d, "3d", "5h", &[]));
     assert!(err.contains("7 d notice"), "{err}");
+    // The CLI says how to force it.
+    assert!(stderr(&out).contains("--force --why"), "{}", stderr(&out));
     // --force without --why is a usage error; with it, scheduled and recorded.
     assert_eq!(add(&d, "3h", "2h", &["--force"]).status.code(), Some(2));
+    // A why of invisible characters alone says nothing (break-it, session 10).
+    for blank in ["\u{200b}", " \u{200b}\u{2060} ", "\u{feff}"] {
+        let out = add(&d, "3h", "2h", &["--force", "--why", blank]);
+        assert_eq!(out.status.code(), Some(2), "{blank:?}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("--why"),
+            "{blank:?}: {}",
+            stderr(&out)
+        );
+    }
     let id = id_of(&add(
         &d,
         "3h",
