@@ -31,7 +31,7 @@ pub trait Feedback: Send + Sync {
     async fn feedback(&self, limit: u32) -> Result<Vec<FeedbackItem>, Error>;
 }
 
-fn item(r: &AnyRow) -> Option<FeedbackItem> {
+pub(crate) fn item(r: &AnyRow) -> Option<FeedbackItem> {
     Some(FeedbackItem {
         id: col(r, "id")?,
         message: col(r, "message")?,

@@ -207,6 +207,15 @@ forward! { crate::Feedback {}:
     fn feedback(&self, limit: u32) -> Result<Vec<upkeep_core::feedback::FeedbackItem>, Error>;
 }
 
+forward! { crate::Paging {}:
+    fn incidents_page(&self, span: crate::Span) -> Result<Vec<Incident>, Error>;
+    fn open_incidents(&self) -> Result<Vec<Incident>, Error>;
+    fn feedback_page(&self, span: crate::Span) -> Result<Vec<upkeep_core::feedback::FeedbackItem>, Error>;
+    fn outbox_page(&self, span: crate::Span) -> Result<Vec<crate::OutboxRow>, Error>;
+    fn subscribers_page(&self, span: crate::Span) -> Result<Vec<crate::Subscriber>, Error>;
+    fn actions_page(&self, span: crate::Span) -> Result<Vec<StoredEvent>, Error>;
+}
+
 forward! { crate::Notes {}:
     fn incident_notes(&self, id: i64) -> Result<Option<upkeep_core::incident::IncidentNotes>, Error>;
     fn write_update(&self, w: crate::WriteUpdate<'_>) -> Result<crate::Noted, Error>;
