@@ -12,10 +12,14 @@ the data dir, then 90 days of events for svc-N are written through the store
   startup   from the moment the public port accepts, for --secs seconds
   steady    once the page shows the open incident and the 90-day bars
   flapping  while the 10 flapping services restart five times a second each
-  nginx     the saved page (HTML, and its CSS and script beside it) as static files
+  nginx     the saved page (HTML, and its CSS and script beside it) as static files, at the
+            nice value of upkeep's page threads (10, --nice): like for like on a shared machine
 
 and the respawn latency of the child (SIGKILL to its first line of code) is measured quiet
-and while wrk runs. Prints a table and saves out/statuspage.json. Asserts nothing.
+and while wrk runs. While the services flap, a poller reads the page's ETag every 20 ms: how
+often the page is rendered and the longest a change waited to be shown (the longest gap
+between two renders while something changes all the time). Prints a table and saves
+out/statuspage.json. Asserts nothing.
 """
 
 import argparse
@@ -56,7 +60,7 @@ def accepts(port):
 
 
 class Nginx:
-    def __init__(self, port, root):
+    def __init__(self, port, root, nice=0):
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="nginx-status-"))
         conf = self.dir / "nginx.conf"
         conf.write_text(
@@ -68,7 +72,8 @@ class Nginx:
             "  types { text/html html; text/css css; text/javascript js; }\n"
             f"  server {{ listen 127.0.0.1:{port}; root {root}; }} }}\n"
         )
-        self.proc = subprocess.Popen([NGINX, "-c", conf, "-p", self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(["nice", "-n", str(nice), NGINX, "-c", conf, "-p", self.dir],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for("nginx", lambda: accepts(port), step=0.05)
 
     def stop(self):
@@ -163,6 +168,19 @@ def respawns(record, reps):
     return lat
 
 
+def render_times(url, secs, every=0.02):
+    """When the page's ETag changed, polling `url` every `every` seconds for `secs`."""
+    changes, last, end = [], None, time.monotonic() + secs
+    while time.monotonic() < end:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            tag = r.headers.get("ETag")
+        if tag != last:
+            changes.append(time.monotonic())
+            last = tag
+        time.sleep(every)
+    return changes[1:]
+
+
 def get(url):
     with urllib.request.urlopen(url, timeout=10) as r:
         return r.read()
@@ -173,6 +191,7 @@ def main():
     ap.add_argument("--secs", type=int, default=10, help="seconds of each wrk run (default 10)")
     ap.add_argument("--conns", type=int, default=64, help="wrk connections (default 64)")
     ap.add_argument("--reps", type=int, default=100, help="kills per respawn measurement (default 100)")
+    ap.add_argument("--nice", type=int, default=10, help="nginx's nice value (default 10, as upkeep's page threads)")
     args = ap.parse_args()
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="status-bench-"))
@@ -181,7 +200,7 @@ def main():
     (www / "probe").write_text("ok")
     os.chmod(work, 0o755)
     nginx_port, public = free_port(), free_port()
-    nginx = Nginx(nginx_port, www)
+    nginx = Nginx(nginx_port, www, args.nice)
     record = work / "child.rec"
     d = Daemon(work, public, services_toml(nginx_port, record))
     results = {}
@@ -232,7 +251,17 @@ def main():
             d.cli("start", f"flap-{i}")
         time.sleep(1)
         before = len(get(f"http://127.0.0.1:{public}/"))
+        box = {}
+        t = threading.Thread(target=lambda: box.update(r=render_times(f"http://127.0.0.1:{public}/", args.secs - 1)))
+        t.start()
         results["flapping"] = wrk(f"http://127.0.0.1:{public}/", args.secs, args.conns)
+        t.join()
+        renders = box["r"]
+        gaps = [b - a for a, b in zip(renders, renders[1:])]
+        results["flapping_renders"] = {
+            "per_s": len(renders) / (args.secs - 1),
+            "longest_gap_ms": max(gaps) * 1000 if gaps else None,
+        }
         for i in range(10):
             d.cli("stop", f"flap-{i}")
         results["flapping_page_bytes"] = before
@@ -251,6 +280,9 @@ def main():
         r = results[k]
         err = f"{r['non2xx']} non-2xx {r['socket_errors']}".strip()
         print(f"{k:26}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p90']:>9.2f}{r['p99']:>9.2f}{r['rps'] / n:>10.2f}  {err}")
+    fr = results["flapping_renders"]
+    gap = f"{fr['longest_gap_ms']:.0f} ms" if fr["longest_gap_ms"] is not None else "n/a"
+    print(f"\nwhile flapping: {fr['per_s']:.1f} renders a second, longest gap between two {gap} (ETag polled every 20 ms)")
     print(f"\nrespawn (SIGKILL → first line of the new child), ms, {args.reps} kills")
     for k in ("respawn_quiet", "respawn_under_wrk"):
         v = results[k]

@@ -207,6 +207,10 @@ pub struct Incident {
     /// The outage was caused by a drill.
     #[serde(default)]
     pub drill: bool,
+    /// The title a person gave it (one opened by hand has one; others may get one), as the
+    /// lists read it; an incident's own answer has it in its notes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 /// `GET /api/v1/incidents/{id}`: an incident and its timeline, the service's events from the

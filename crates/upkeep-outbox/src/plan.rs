@@ -462,6 +462,7 @@ mod tests {
             priority: IncidentPriority::P3,
             title: None,
             written: None,
+            at: spec.start,
         };
         assert_eq!(link(c.incident_rows("n", &news("db"))), None);
         assert_eq!(

@@ -35,7 +35,7 @@ pub trait Feedback: Send + Sync {
     async fn nth_newest_feedback(&self, n: u32) -> Result<Option<Timestamp>, Error>;
 }
 
-fn item(r: &AnyRow) -> Option<FeedbackItem> {
+pub(crate) fn item(r: &AnyRow) -> Option<FeedbackItem> {
     Some(FeedbackItem {
         id: col(r, "id")?,
         message: col(r, "message")?,

@@ -210,6 +210,15 @@ forward! { crate::Feedback {}:
     fn nth_newest_feedback(&self, n: u32) -> Result<Option<jiff::Timestamp>, Error>;
 }
 
+forward! { crate::Paging {}:
+    fn incidents_page(&self, span: crate::Span) -> Result<Vec<Incident>, Error>;
+    fn open_incidents(&self) -> Result<Vec<Incident>, Error>;
+    fn feedback_page(&self, span: crate::Span) -> Result<Vec<upkeep_core::feedback::FeedbackItem>, Error>;
+    fn outbox_page(&self, span: crate::Span) -> Result<Vec<crate::OutboxRow>, Error>;
+    fn subscribers_page(&self, span: crate::Span) -> Result<Vec<crate::Subscriber>, Error>;
+    fn actions_page(&self, span: crate::Span) -> Result<Vec<StoredEvent>, Error>;
+}
+
 forward! { crate::Notes {}:
     fn incident_notes(&self, id: i64) -> Result<Option<upkeep_core::incident::IncidentNotes>, Error>;
     fn write_update(&self, w: crate::WriteUpdate<'_>) -> Result<crate::Noted, Error>;

@@ -16,7 +16,8 @@
 //! one store to another), `rollup/` (hourly and daily tallies, retain), `windows.rs`
 //! (maintenance windows and their steps), `outbox.rs` (notices to send, their leases and
 //! states), `subscribers.rs` (subscribers and the fan-out of notices to them), `feedback.rs`
-//! (what people wrote in the status page's form), `notes.rs` (what people
+//! (what people wrote in the status page's form), `paging.rs` (pages of the admin lists, with
+//! an offset), `notes.rs` (what people
 //! write about incidents: updates, resolutions by hand, priorities, post-mortems), `accounts.rs`
 //! (admin users and their sessions),
 //! `migrations/{sqlite,postgres}/`.
@@ -32,6 +33,7 @@ mod lazy;
 mod notes;
 mod numbers;
 mod outbox;
+mod paging;
 mod postgres;
 pub mod rollup;
 mod sql;
@@ -53,6 +55,7 @@ pub use lazy::LazyStore;
 pub use notes::{Noted, Notes, OpenByHand, Plan, Planned, WriteUpdate};
 pub use numbers::start_numbering;
 pub use outbox::{DIGEST_ROWS, Damped, Leased, NewNotice, Outbox, OutboxRow, OutboxState};
+pub use paging::{Paging, Span};
 pub use postgres::PgLocation;
 pub use rollup::RollupMark;
 pub use sql::SqlStore;
@@ -207,7 +210,7 @@ pub trait EventLog: Send + Sync {
 
 #[async_trait]
 pub trait Store:
-    EventLog + Windows + Outbox + Subscribers + Feedback + Notes + Send + Sync
+    EventLog + Windows + Outbox + Subscribers + Feedback + Notes + Paging + Send + Sync
 {
     /// The most recent events, newest first; of one service or of all.
     async fn events(

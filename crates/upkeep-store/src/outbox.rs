@@ -296,7 +296,7 @@ fn count(r: &AnyRow, name: &str) -> Option<u32> {
     col::<i64>(r, name).map(|n| n.clamp(0, u32::MAX as i64) as u32)
 }
 
-fn outbox_row(r: &AnyRow) -> Option<OutboxRow> {
+pub(crate) fn outbox_row(r: &AnyRow) -> Option<OutboxRow> {
     Some(OutboxRow {
         id: col(r, "id")?,
         channel: col(r, "channel")?,
@@ -332,7 +332,7 @@ fn leased(r: &AnyRow) -> Option<Leased> {
     })
 }
 
-const ROW_COLUMNS: &str =
+pub(crate) const ROW_COLUMNS: &str =
     "id, channel, recipient, kind, subject, notice, idem_key, state, attempts,
      takeovers, due_ms, next_ms, lease_owner, lease_until_ms, last_error, delivery, created_ms,
      sent_ms, digest";

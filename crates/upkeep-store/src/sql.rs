@@ -255,7 +255,7 @@ impl Store for SqlStore {
         limit: u32,
     ) -> Result<Vec<Incident>, Error> {
         let rows = sqlx::query(
-            "SELECT id, service, started_ms, resolved_ms, reason, drill FROM incidents
+            "SELECT id, service, started_ms, resolved_ms, reason, drill, title FROM incidents
              WHERE node = $1 AND ($2 IS NULL OR service = $2) ORDER BY started_ms DESC LIMIT $3",
         )
         .bind(&self.node)
@@ -742,7 +742,7 @@ pub(crate) fn flag(r: &AnyRow, name: &str) -> Option<bool> {
 
 /// A row of `events` as the API shows it; its id is its node's sequence number (the same as
 /// the live stream's).
-fn stored_event(r: &AnyRow) -> Option<StoredEvent> {
+pub(crate) fn stored_event(r: &AnyRow) -> Option<StoredEvent> {
     let mut detail: serde_json::Value =
         serde_json::from_str(&col::<String>(r, "detail")?).unwrap_or(serde_json::Value::Null);
     if let Some(o) = detail.as_object_mut() {
@@ -760,7 +760,7 @@ fn stored_event(r: &AnyRow) -> Option<StoredEvent> {
 }
 
 /// A row of `incidents`; an open one lasts until `now_ms`.
-fn incident(r: &AnyRow, now_ms: i64) -> Option<Incident> {
+pub(crate) fn incident(r: &AnyRow, now_ms: i64) -> Option<Incident> {
     let started: i64 = col(r, "started_ms")?;
     let resolved: Option<i64> = col(r, "resolved_ms")?;
     Some(Incident {
@@ -771,5 +771,7 @@ fn incident(r: &AnyRow, now_ms: i64) -> Option<Incident> {
         duration_ms: (resolved.unwrap_or(now_ms) - started).max(0) as u64,
         reason: col(r, "reason")?,
         drill: flag(r, "drill")?,
+        // Only where the query reads it (the lists do; an incident's own page has its notes).
+        title: r.try_get::<Option<String>, _>("title").ok().flatten(),
     })
 }

@@ -107,9 +107,9 @@ pub trait Subscribers: Send + Sync {
     async fn fail_orphaned_notices(&self, channels: &[String]) -> Result<u64, Error>;
 }
 
-const COLUMNS: &str = "id, email, services, lang, created_ms, confirmed_ms";
+pub(crate) const COLUMNS: &str = "id, email, services, lang, created_ms, confirmed_ms";
 
-fn subscriber(r: &AnyRow) -> Option<Subscriber> {
+pub(crate) fn subscriber(r: &AnyRow) -> Option<Subscriber> {
     Some(Subscriber {
         id: col(r, "id")?,
         email: col(r, "email")?,

@@ -1275,3 +1275,132 @@ async fn a_node_id_in_use_on_the_database_is_refused_until_its_daemon_is_gone() 
         .expect("opened once the first daemon let go");
     assert_eq!(second.last_seq().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn admin_lists_are_paged_with_an_offset_and_every_open_incident_is_found() {
+    on_every_engine(async |location, node| {
+        use upkeep_store::Span;
+        let s = open(&location, &node).await;
+        // 120 incidents of services of their own, newest last; the oldest stays open.
+        let mut events = Vec::new();
+        for i in 0..120i64 {
+            let name = svc(&format!("s{i}"));
+            let since = t(i * 1000);
+            let reason = format!("r{i}");
+            let opened = EventKind::IncidentOpened {
+                since,
+                reason,
+                drill: false,
+            };
+            events.push(at(i * 1000, &name, opened));
+            if i > 0 {
+                let resolved = EventKind::IncidentResolved {
+                    since,
+                    duration_ms: 500,
+                };
+                events.push(at(i * 1000 + 500, &name, resolved));
+            }
+        }
+        s.append(1, &events).await.unwrap();
+        let seq = events.len() as u64 + 1;
+        let open_now = s.open_incidents().await.unwrap();
+        assert_eq!(
+            open_now
+                .iter()
+                .map(|i| i.reason.as_str())
+                .collect::<Vec<_>>(),
+            vec!["r0"]
+        );
+        let span = |offset, limit| Span { offset, limit };
+        let page = s.incidents_page(span(100, 50)).await.unwrap();
+        let reasons: Vec<_> = page.iter().map(|i| i.reason.clone()).collect();
+        assert_eq!(reasons.len(), 20, "{reasons:?}");
+        assert_eq!((reasons[0].as_str(), reasons[19].as_str()), ("r19", "r0"));
+        assert!(s.incidents_page(span(120, 50)).await.unwrap().is_empty());
+
+        // One opened by hand: its title comes with the lists.
+        let alice = upkeep_core::Principal {
+            name: "alice".into(),
+            via: upkeep_core::Via::Socket,
+            from: None,
+        };
+        let nothing = |_: i64| upkeep_store::Planned {
+            notices: Vec::new(),
+            fanout: None,
+        };
+        s.open_by_hand(upkeep_store::OpenByHand {
+            service: &svc("pay"),
+            title: "payments provider down",
+            priority: None,
+            message: None,
+            at: t(500_000),
+            by: &alice,
+            plan: &nothing,
+        })
+        .await
+        .unwrap();
+        let newest = s.incidents_page(span(0, 1)).await.unwrap();
+        assert_eq!(newest[0].title.as_deref(), Some("payments provider down"));
+        let listed = s.incidents(None, 1).await.unwrap();
+        assert_eq!(listed[0].title.as_deref(), Some("payments provider down"));
+        assert_eq!(s.open_incidents().await.unwrap().len(), 2);
+
+        // Feedback, the outbox and subscribers: newest first, from the offset.
+        for (n, m) in ["one", "two", "three"].into_iter().enumerate() {
+            let f = upkeep_store::NewFeedback {
+                message: m,
+                email: None,
+                service: None,
+                lang: "en",
+                address: None,
+            };
+            s.add_feedback(f, t(n as i64)).await.unwrap();
+        }
+        let f = s.feedback_page(span(1, 1)).await.unwrap();
+        assert_eq!(
+            f.iter().map(|f| f.message.as_str()).collect::<Vec<_>>(),
+            vec!["two"]
+        );
+        let rows = [notice("a"), notice("b"), notice("c")];
+        s.add_notices(&rows, t(0)).await.unwrap();
+        let o = s.outbox_page(span(2, 5)).await.unwrap();
+        assert_eq!(o.len(), 1);
+        assert!(o[0].notice.contains("\"a\""), "{:?}", o[0].notice);
+        for email in ["x@example.com", "y@example.com"] {
+            s.subscribe(email, &[], "en", t(0), t(-1), t(-1))
+                .await
+                .unwrap();
+        }
+        let subs = s.subscribers_page(span(0, 1)).await.unwrap();
+        assert_eq!(
+            subs.iter().map(|s| s.email.as_str()).collect::<Vec<_>>(),
+            vec!["y@example.com"]
+        );
+
+        // Who did what: what a person did (named or not), not what upkeep did.
+        let web = svc("web");
+        let mut acts = Vec::new();
+        for (i, by) in [
+            Actor::Principal(alice.clone()),
+            Actor::Upkeep,
+            Actor::Operator,
+            Actor::Principal(alice.clone()),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            acts.push(at(600_000 + i as i64, &web, EventKind::Stopped { by }));
+        }
+        s.append(seq, &acts).await.unwrap();
+        let all = s.actions_page(span(0, 10)).await.unwrap();
+        let ats: Vec<i64> = all.iter().map(|e| e.at.as_millisecond()).collect();
+        let base = t(600_000).as_millisecond();
+        assert!(
+            ats.starts_with(&[base + 3, base + 2, base]),
+            "newest first, upkeep's own left out: {ats:?}"
+        );
+        let second = s.actions_page(span(1, 1)).await.unwrap();
+        assert_eq!(second[0].at.as_millisecond(), base + 2);
+    })
+    .await;
+}

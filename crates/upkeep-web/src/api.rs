@@ -187,6 +187,35 @@ pub trait Control: Send + Sync + 'static {
     ) -> Result<Vec<upkeep_core::api::Incident>, ApiError>;
     /// One incident with its timeline.
     async fn incident(&self, id: i64) -> Result<upkeep_core::api::IncidentDetail, ApiError>;
+    /// A page of an admin list (`admin/`), newest first: skip `offset` rows, at most `limit`.
+    /// Incidents, with their titles.
+    async fn incidents_page(
+        &self,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::api::Incident>, ApiError>;
+    /// Every incident not resolved yet, however old.
+    async fn open_incidents(&self) -> Result<Vec<upkeep_core::api::Incident>, ApiError>;
+    /// A page of feedback messages.
+    async fn feedback_page(
+        &self,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::feedback::FeedbackItem>, ApiError>;
+    /// A page of the outbox.
+    async fn notices_page(
+        &self,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::api::OutboxNotice>, ApiError>;
+    /// A page of subscribers.
+    async fn subscribers_page(
+        &self,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::subscription::SubscriberInfo>, ApiError>;
+    /// A page of what people did: interventions and events that record who caused them.
+    async fn actions_page(&self, offset: u32, limit: u32) -> Result<Vec<StoredEvent>, ApiError>;
     /// What a person writes to an incident (`incidents.rs`): opens one, writes an update,
     /// resolves it, sets its priority or its post-mortem. Answers the incident as it is now.
     async fn write_incident(

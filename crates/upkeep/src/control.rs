@@ -773,6 +773,46 @@ impl Control for Daemon {
         Ok(crate::ops::reports::incident(self, id).await?)
     }
 
+    async fn incidents_page(
+        &self,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::api::Incident>, ApiError> {
+        Ok(crate::ops::pages::incidents(self, span(offset, limit)).await?)
+    }
+
+    async fn open_incidents(&self) -> Result<Vec<upkeep_core::api::Incident>, ApiError> {
+        Ok(crate::ops::pages::open_incidents(self).await?)
+    }
+
+    async fn feedback_page(
+        &self,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::feedback::FeedbackItem>, ApiError> {
+        Ok(crate::ops::pages::feedback(self, span(offset, limit)).await?)
+    }
+
+    async fn notices_page(
+        &self,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::api::OutboxNotice>, ApiError> {
+        Ok(crate::ops::pages::notices(self, span(offset, limit)).await?)
+    }
+
+    async fn subscribers_page(
+        &self,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<upkeep_core::subscription::SubscriberInfo>, ApiError> {
+        Ok(crate::ops::pages::subscribers(self, span(offset, limit)).await?)
+    }
+
+    async fn actions_page(&self, offset: u32, limit: u32) -> Result<Vec<StoredEvent>, ApiError> {
+        Ok(crate::ops::pages::actions(self, span(offset, limit)).await?)
+    }
+
     async fn write_incident(
         &self,
         write: upkeep_core::incident::IncidentWrite,
@@ -936,4 +976,9 @@ impl Daemon {
             Err(unknown(name))
         }
     }
+}
+
+/// A page of an admin list, as the store reads it.
+fn span(offset: u32, limit: u32) -> upkeep_store::Span {
+    upkeep_store::Span { offset, limit }
 }

@@ -23,6 +23,7 @@ mod intent;
 mod listeners;
 mod notices;
 mod ops;
+mod pace;
 mod planner;
 mod public;
 mod schedule;

@@ -5,7 +5,8 @@
 //! exactly when services fail. On the daemon's thread, a flood of page views would queue
 //! behind (and ahead of) every reaped child, probe and restart; on its own two threads, the
 //! page scales to the machine's cores and supervision keeps its thread (`bench/statuspage`
-//! measures respawn latency while wrk runs). What the page serves is rendered bytes in
+//! measures respawn latency while wrk runs). Its threads run at nice 10 (`pace.rs`): when
+//! the cores are short, the daemon's thread goes first. What the page serves is rendered bytes in
 //! memory (`upkeep_web::Site`), so these threads share nothing with supervision but a `watch`;
 //! the few routes that read the store (feeds, announcements) do so through the same store,
 //! whose connections work from any runtime.
@@ -37,12 +38,15 @@ pub fn serve_apart(
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(THREADS)
         .thread_name("upkeep-public")
+        // Below supervision: when the cores are short, the daemon's thread goes first.
+        .on_thread_start(crate::pace::below_supervision)
         .enable_all()
         .build()
         .context("starting the public listener's runtime")?;
     std::thread::Builder::new()
         .name("upkeep-public".into())
         .spawn(move || {
+            crate::pace::below_supervision();
             rt.block_on(async move {
                 match tokio::net::TcpListener::from_std(listener) {
                     Ok(l) => upkeep_web::serve_with(l, app, limits, &trusted, tls, cancel).await,

@@ -3,11 +3,13 @@
 //!
 //! Two speeds. What changes often and must show within a second (each service's state, so the
 //! headline) comes from the status snapshot, a `watch` in memory: every change is published
-//! within [`SETTLE`]. What needs the store (90 days of rollups, 24 hours of probe latency,
+//! within a second, paced by `pace.rs` (a settle of 100 ms, at most two renders a second, so
+//! a flapping burst costs little). What needs the store (90 days of rollups, 24 hours of probe latency,
 //! incidents, windows, the history) is read again when a committed event says an incident or
 //! maintenance changed (at most once per [`STORE_EVERY`]) and once a minute otherwise; the
 //! 89 past days only when the day turns or every [`PAST_DAYS_EVERY`] (late events can
-//! change them). Rendering, a few milliseconds, runs on a blocking thread.
+//! change them). Rendering, a few milliseconds, runs on a thread of its own below
+//! supervision's priority (`pace.rs`).
 //!
 //! The first render is made from the snapshot alone before the store is read, so the first
 //! request after start does not wait for the store (the site holds requests until a first
@@ -22,6 +24,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 use upkeep_core::latency::LatencyBook;
 use upkeep_core::report::Tally;
 use upkeep_core::window::WindowStatus;
@@ -31,10 +34,8 @@ use upkeep_web::site::model::{
 };
 
 use crate::control::Daemon;
+use crate::pace::{Pacer, RenderLane};
 
-/// How long a burst of state changes may go on before it is published (it is published
-/// anyway, at least this often).
-const SETTLE: Duration = Duration::from_millis(100);
 /// The store is read at most this often for incidents and maintenance, and at least once per
 /// [`REFRESH`].
 const STORE_EVERY: Duration = Duration::from_secs(1);
@@ -57,7 +58,7 @@ type PastDays = Vec<BTreeMap<ServiceName, Tally>>;
 #[derive(Default)]
 struct FromStore {
     /// Each service's tallies of the 89 past days (oldest first), and the day they end on.
-    past: Option<(i64, PastDays, tokio::time::Instant)>,
+    past: Option<(i64, PastDays, Instant)>,
     today: BTreeMap<ServiceName, Tally>,
     latency: BTreeMap<ServiceName, Vec<Option<f64>>>,
     incidents: Vec<PageIncident>,
@@ -67,35 +68,49 @@ struct FromStore {
 
 /// Runs until the daemon shuts down.
 pub async fn run(daemon: Arc<Daemon>, latency: Arc<LatencyBook>) {
+    let lane = match RenderLane::start(daemon.site.clone()) {
+        Ok(lane) => lane,
+        Err(e) => {
+            tracing::error!("status page not rendered: no thread for it: {e}");
+            return;
+        }
+    };
     let mut snapshot = daemon.snapshot.clone();
     let mut events = daemon.committed.subscribe();
     let mut from_store = FromStore::default();
+    let mut pacer = Pacer::default();
     // First from memory alone; then with the store's figures.
-    publish(&daemon, &from_store).await;
+    pacer.published(Instant::now());
+    publish(&daemon, &lane, &from_store).await;
     let mut store_due = true;
-    let mut last_read: Option<tokio::time::Instant> = None;
+    let mut last_read: Option<Instant> = None;
     loop {
         if store_due && last_read.is_none_or(|t| t.elapsed() >= STORE_EVERY) {
             read_store(&daemon, &latency, &mut from_store).await;
-            last_read = Some(tokio::time::Instant::now());
+            last_read = Some(Instant::now());
             store_due = false;
-            publish(&daemon, &from_store).await;
+            pacer.changed(Instant::now());
         }
         let wait = if store_due {
             STORE_EVERY.saturating_sub(last_read.map_or(Duration::ZERO, |t| t.elapsed()))
         } else {
             REFRESH.saturating_sub(last_read.map_or(Duration::ZERO, |t| t.elapsed()))
         };
+        let due = pacer.due();
         tokio::select! {
             _ = daemon.shutdown.cancelled() => return,
             changed = snapshot.changed() => {
                 if changed.is_err() {
                     return;
                 }
-                // Let a burst settle, then show where it stands.
-                tokio::time::sleep(SETTLE).await;
                 snapshot.borrow_and_update();
-                publish(&daemon, &from_store).await;
+                pacer.changed(Instant::now());
+            }
+            // A change seen while this publish renders marks the snapshot changed again, so
+            // it is the next publish's.
+            _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                pacer.published(Instant::now());
+                publish(&daemon, &lane, &from_store).await;
             }
             batch = events.recv() => match batch {
                 Ok(batch) => store_due |= batch.iter().any(|c| shown(&c.event.kind)),
@@ -122,14 +137,10 @@ fn shown(kind: &EventKind) -> bool {
     )
 }
 
-async fn publish(daemon: &Arc<Daemon>, s: &FromStore) {
+async fn publish(daemon: &Arc<Daemon>, lane: &RenderLane, s: &FromStore) {
     let model = model(daemon, s).await;
-    let site = daemon.site.clone();
-    let done = tokio::task::spawn_blocking(move || site.publish(&model)).await;
-    match done {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!("status page not rendered: {e:#}"),
-        Err(e) => tracing::warn!("status page not rendered: {e}"),
+    if let Err(e) = lane.publish(model).await {
+        tracing::warn!("status page not rendered: {e:#}");
     }
 }
 
@@ -275,7 +286,7 @@ async fn read_store(daemon: &Daemon, book: &LatencyBook, s: &mut FromStore) {
             // A hundred reads: let supervision in between.
             tokio::task::yield_now().await;
         }
-        s.past = Some((today, past, tokio::time::Instant::now()));
+        s.past = Some((today, past, Instant::now()));
     }
     if let Ok(t) = upkeep_store::rollup::tallies(store, ts(today), now).await {
         s.today = t;
@@ -301,8 +312,17 @@ async fn read_store(daemon: &Daemon, book: &LatencyBook, s: &mut FromStore) {
     match store.incidents(None, HISTORY as u32 * 2).await {
         Ok(list) => {
             let list: Vec<_> = list.into_iter().filter(|i| !i.drill).collect();
+            // Open ones however old (an outage of weeks is older than the latest 500).
+            let open_now: Vec<upkeep_core::api::Incident> = match store.open_incidents().await {
+                Ok(o) => o.into_iter().filter(|i| !i.drill).collect(),
+                Err(_) => list
+                    .iter()
+                    .filter(|i| i.resolved.is_none())
+                    .cloned()
+                    .collect(),
+            };
             let mut open = Vec::new();
-            for i in list.iter().filter(|i| i.resolved.is_none()) {
+            for i in open_now.iter() {
                 let timeline = match store.incident(i.id, 200).await {
                     Ok(Some(d)) => d
                         .timeline

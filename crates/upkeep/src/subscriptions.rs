@@ -129,7 +129,7 @@ pub struct Desk {
     pub confirming: tokio::sync::Mutex<()>,
 }
 
-fn info(s: Subscriber) -> SubscriberInfo {
+pub(crate) fn info(s: Subscriber) -> SubscriberInfo {
     SubscriberInfo {
         id: s.id,
         email: s.email,

@@ -10,9 +10,8 @@
 //! are the daemon's, the same as for `upkeep incident ...`. Feedback is read through
 //! [`crate::Control::feedback`]; it has no "handled" flag to set, so the page only lists.
 //!
-//! Paging: the store lists the latest N, newest first, without an offset, so page `p` reads
-//! the latest `p × PER_PAGE + 1` and shows the last `PER_PAGE` of them (the one more says
-//! whether there is a next page), up to [`MAX_SCAN`] rows back.
+//! Paging: `paging.rs` (an offset into the store's list, so any page works); the open
+//! incidents are read whole on every page of the list, however old they are.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -21,7 +20,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
 use upkeep_core::incident::{
     IncidentPriority, IncidentStatus, IncidentWrite, OpenRequest, Postmortem, PriorityRequest,
     ResolveRequest, UpdateRequest, WHYS,
@@ -29,17 +27,11 @@ use upkeep_core::incident::{
 
 use super::Csrf;
 use super::pages::{failed, name_of, page, service_names};
+use super::paging::{PageQuery, page_number, shown};
 use super::render;
 use crate::ApiError;
 use crate::api::AppState;
 use crate::auth::By;
-
-/// Rows a page shows.
-const PER_PAGE: u32 = 50;
-/// The furthest back the pages read: 200 pages of incidents or feedback.
-const MAX_SCAN: u32 = 10_000;
-/// How many of the latest incidents are searched for open ones on every page of the list.
-const OPEN_SCAN: u32 = 500;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -47,43 +39,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/admin/incidents/{id}", get(show))
         .route("/admin/incidents/{id}/{action}", post(act))
         .route("/admin/feedback", get(feedback))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PageQuery {
-    #[serde(default)]
-    page: Option<String>,
-}
-
-/// The page asked for (1 when none), or a 400 naming what was sent.
-fn page_number(q: Result<Query<PageQuery>, QueryRejection>) -> Result<u32, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let Some(raw) = q.page else { return Ok(1) };
-    let last = MAX_SCAN / PER_PAGE;
-    raw.trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|p| (1..=last).contains(p))
-        .ok_or_else(|| ApiError::bad_request(format!("`{raw}` is not a page number (1 to {last})")))
-}
-
-/// Rows of page `page` out of the latest `rows` (newest first, read with [`scan`]), and
-/// the numbers of the pages before and after it, if there are.
-fn slice<T>(rows: Vec<T>, page: u32) -> (Vec<T>, Option<u32>, Option<u32>) {
-    let skip = ((page - 1) * PER_PAGE) as usize;
-    let more = rows.len() > skip + PER_PAGE as usize && page < MAX_SCAN / PER_PAGE;
-    let shown = rows
-        .into_iter()
-        .skip(skip)
-        .take(PER_PAGE as usize)
-        .collect();
-    (shown, (page > 1).then(|| page - 1), more.then(|| page + 1))
-}
-
-/// How many of the latest rows page `page` needs read.
-fn scan(page: u32) -> u32 {
-    (page * PER_PAGE + 1).min(MAX_SCAN)
 }
 
 fn incident_id(raw: &str) -> Result<i64, ApiError> {
@@ -187,16 +142,12 @@ async fn list(
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
     let result = async {
-        let n = page_number(q)?;
-        let rows = s.control.incidents(None, scan(n).max(OPEN_SCAN)).await?;
-        let open: Vec<_> = rows
-            .iter()
-            .filter(|i| i.resolved.is_none())
-            .cloned()
-            .collect();
-        let (shown, newer, older) = slice(rows, n);
+        let p = page_number(q)?;
+        let open = s.control.open_incidents().await?;
+        let rows = s.control.incidents_page(p.offset, p.read).await?;
+        let (rows, newer, older) = shown(rows, p);
         Ok::<_, ApiError>(serde_json::json!({
-            "open": open, "incidents": shown, "page": n, "newer": newer, "older": older,
+            "open": open, "incidents": rows, "page": p.number, "newer": newer, "older": older,
         }))
     }
     .await;
@@ -301,13 +252,14 @@ async fn feedback(
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
     let result = async {
-        let n = page_number(q)?;
-        let Some(desk) = s.control.feedback() else {
-            return Ok(serde_json::json!({ "feedback": null, "page": n }));
-        };
-        let (shown, newer, older) = slice(desk.list(scan(n)).await?, n);
+        let p = page_number(q)?;
+        if s.control.feedback().is_none() {
+            return Ok(serde_json::json!({ "feedback": null, "page": p.number }));
+        }
+        let rows = s.control.feedback_page(p.offset, p.read).await?;
+        let (rows, newer, older) = shown(rows, p);
         Ok::<_, ApiError>(serde_json::json!({
-            "feedback": shown, "page": n, "newer": newer, "older": older,
+            "feedback": rows, "page": p.number, "newer": newer, "older": older,
         }))
     }
     .await;
@@ -320,39 +272,6 @@ async fn feedback(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pages_slice_the_latest_rows() {
-        let rows: Vec<u32> = (0..scan(1)).collect();
-        assert_eq!(rows.len(), 51);
-        let (shown, newer, older) = slice(rows, 1);
-        assert_eq!((shown.len(), newer, older), (50, None, Some(2)));
-        let rows: Vec<u32> = (0..scan(2)).collect();
-        let (shown, newer, older) = slice(rows, 2);
-        assert_eq!(
-            (shown[0], shown.len(), newer, older),
-            (50, 50, Some(1), Some(3))
-        );
-        let (shown, _, older) = slice((0..100).collect::<Vec<u32>>(), 2);
-        assert_eq!((shown.len(), older), (50, None), "exactly two pages");
-        assert_eq!(scan(MAX_SCAN / PER_PAGE), MAX_SCAN);
-    }
-
-    #[test]
-    fn a_page_number_out_of_range_is_named() {
-        let q = |p: &str| {
-            page_number(Ok(Query(PageQuery {
-                page: Some(p.into()),
-            })))
-        };
-        assert_eq!(q("3").unwrap(), 3);
-        for bad in ["0", "-1", "x", "201"] {
-            match q(bad) {
-                Err(ApiError::BadRequest { message, .. }) => assert!(message.contains(bad)),
-                other => panic!("{bad}: {other:?}"),
-            }
-        }
-    }
 
     #[tokio::test]
     async fn an_incident_page_shows_every_written_text_as_text() {

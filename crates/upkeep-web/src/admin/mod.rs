@@ -22,13 +22,15 @@
 //! user as the [`Principal`]. Users themselves are managed from the host (`upkeep user ...`
 //! over the control socket, `users.rs`), never from these pages. Start at [`routes`].
 //! Layout: `login.rs` (sign in and out, throttling), `pages.rs` (the pages and their forms),
-//! `incidents.rs` (incidents: updates, resolve, post-mortem; feedback),
+//! `incidents.rs` (incidents: updates, resolve, post-mortem; feedback), `paging.rs` (which
+//! page of a list),
 //! `render.rs` (templates, headers), `words.rs` (en and zh-CN), `users.rs` (the socket's
 //! `/api/v1/users` routes), `assets/`.
 
 mod incidents;
 mod login;
 mod pages;
+mod paging;
 mod render;
 mod users;
 mod words;

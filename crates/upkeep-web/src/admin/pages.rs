@@ -11,7 +11,8 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -22,6 +23,7 @@ use upkeep_core::window::{
 };
 
 use super::Csrf;
+use super::paging::{PageQuery, page_number, shown};
 use super::render::{self, Page};
 use crate::ApiError;
 use crate::api::{Action, AppState, Target};
@@ -553,12 +555,18 @@ async fn outbox(
     headers: HeaderMap,
     by: By,
     axum::Extension(csrf): axum::Extension<Csrf>,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
-    match s.control.notices(None, 200).await {
-        Ok(list) => render::page(
-            page(&headers, &by, &csrf, "outbox"),
-            &serde_json::json!({ "notices": list }),
-        ),
+    let result = async {
+        let p = page_number(q)?;
+        let (rows, newer, older) = shown(s.control.notices_page(p.offset, p.read).await?, p);
+        Ok::<_, ApiError>(serde_json::json!({
+            "notices": rows, "page": p.number, "newer": newer, "older": older,
+        }))
+    }
+    .await;
+    match result {
+        Ok(v) => render::page(page(&headers, &by, &csrf, "outbox"), &v),
         Err(e) => failed(&headers, e),
     }
 }
@@ -587,33 +595,43 @@ async fn subscribers(
     headers: HeaderMap,
     by: By,
     axum::Extension(csrf): axum::Extension<Csrf>,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
-    let list = match s.control.subscriptions() {
-        Some(subs) => match subs.list().await {
-            Ok(l) => Some(l),
-            Err(e) => return failed(&headers, e),
-        },
-        None => None,
-    };
-    render::page(
-        page(&headers, &by, &csrf, "subscribers"),
-        &serde_json::json!({ "subscribers": list }),
-    )
+    let result = async {
+        let p = page_number(q)?;
+        if s.control.subscriptions().is_none() {
+            return Ok(serde_json::json!({ "subscribers": null, "page": p.number }));
+        }
+        let rows = s.control.subscribers_page(p.offset, p.read).await?;
+        let (rows, newer, older) = shown(rows, p);
+        Ok::<_, ApiError>(serde_json::json!({
+            "subscribers": rows, "page": p.number, "newer": newer, "older": older,
+        }))
+    }
+    .await;
+    match result {
+        Ok(v) => render::page(page(&headers, &by, &csrf, "subscribers"), &v),
+        Err(e) => failed(&headers, e),
+    }
 }
-
-/// How many recent events the audit page reads to find the operator actions among them.
-const AUDIT_EVENTS: u32 = 2000;
 
 async fn audit(
     State(s): State<AppState>,
     headers: HeaderMap,
     by: By,
     axum::Extension(csrf): axum::Extension<Csrf>,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
-    match s.control.events(None, AUDIT_EVENTS).await {
+    let p = match page_number(q) {
+        Ok(p) => p,
+        Err(e) => return failed(&headers, e),
+    };
+    // Interventions (an operator changed a service's state), and every other event a person
+    // caused: what they wrote to an incident, the windows they scheduled (the store finds
+    // them, a page at a time).
+    match s.control.actions_page(p.offset, p.read).await {
         Ok(events) => {
-            // Interventions (an operator changed a service's state), and every other event
-            // a person caused: what they wrote to an incident, the windows they scheduled.
+            let (events, newer, older) = shown(events, p);
             let actions: Vec<_> = events
                 .into_iter()
                 .filter_map(|e| {
@@ -629,7 +647,9 @@ async fn audit(
                 .collect();
             render::page(
                 page(&headers, &by, &csrf, "audit"),
-                &serde_json::json!({ "actions": actions }),
+                &serde_json::json!({
+                    "actions": actions, "page": p.number, "newer": newer, "older": older,
+                }),
             )
         }
         Err(e) => failed(&headers, e),

@@ -8,7 +8,8 @@
 //! `drill.rs` (inject a fault, measure detection and recovery; its own [`drill::DrillError`]),
 //! `reports.rs` (the report, events, incidents; [`reports::ReportError`]), `incidents.rs`
 //! (what people write to incidents; [`incidents::IncidentError`]), `windows.rs`
-//! (maintenance windows; [`windows::WindowError`]), `notify.rs` (the outbox: list, retry,
+//! (maintenance windows; [`windows::WindowError`]), `pages.rs` (pages of the admin lists, with
+//! an offset), `notify.rs` (the outbox: list, retry,
 //! test; [`notify::NotifyError`]), `signal.rs` (a signal or a reload to a running service;
 //! [`signal::SignalError`]), `jobs.rs` (jobs and their recent runs). Service details,
 //! logs and metrics are still answered in `control.rs` (issue 15, item 7 goes on).
@@ -20,6 +21,7 @@ pub mod incidents;
 pub mod jobs;
 pub mod maintenance;
 pub mod notify;
+pub mod pages;
 pub mod reload;
 pub mod reports;
 pub mod services;

@@ -892,3 +892,125 @@ fn an_incident_form_too_large_or_too_slow_is_refused_with_a_page() {
         "{answer}"
     );
 }
+
+/// The text of `html` from the heading that contains `from` to the next heading.
+fn section<'a>(html: &'a str, from: &str) -> &'a str {
+    let start = html.find(from).unwrap_or_else(|| panic!("{from}: {html}"));
+    let rest = &html[start..];
+    let end = rest[1..].find("<h2").map_or(rest.len(), |i| i + 1);
+    &rest[..end]
+}
+
+/// Rows `1..=n` of a list, made in the store from outside as SQL both engines take.
+fn numbered(n: u32, insert: &str) -> String {
+    format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) {insert}"
+    )
+}
+
+#[test]
+fn every_admin_list_pages_past_its_200th_page_and_open_incidents_are_found_however_old() {
+    let (d, addr) = admin_daemon();
+    add_user(&d, "ada");
+    let mut jar = Jar::new(addr);
+    assert_eq!(jar.login("ada", PASSWORD).code, 303);
+    let token = jar.csrf();
+    let opened = jar.post(
+        "/admin/incidents",
+        &[
+            ("csrf", &token),
+            ("service", "web"),
+            ("title", "Payments provider down"),
+        ],
+    );
+    assert_eq!(opened.code, 303, "{}", opened.text());
+    // 10,101 feedback messages: page 203 is the first one (the pages stopped at 200).
+    d.store_sql(&numbered(
+        10_101,
+        "INSERT INTO feedback (node, message, lang, created_ms)
+         SELECT '{node}', 'message ' || i, 'en', 1000 * i FROM n",
+    ));
+    // An outage that began before 600 others ended, still open.
+    d.store_sql(
+        "INSERT INTO incidents (node, service, started_ms, opened_ms, resolved_ms, reason)
+         VALUES ('{node}', 'web', 1000, 1000, NULL, 'the long outage')",
+    );
+    d.store_sql(&numbered(
+        600,
+        "INSERT INTO incidents (node, service, started_ms, opened_ms, resolved_ms, reason)
+         SELECT '{node}', 'web', 10000 * i, 10000 * i, 10000 * i + 1, 'short ' || i FROM n",
+    ));
+    d.store_sql(&numbered(
+        60,
+        "INSERT INTO outbox (node, channel, recipient, kind, subject, notice, idem_key, state,
+                             due_ms, next_ms, created_ms)
+         SELECT '{node}', 'mail', 'ops' || i || '@example.com', 'announced', 'window:1', '{}',
+                'key-' || i, 'sent', i, i, i FROM n",
+    ));
+    // 60 actions of a person whose name the detail records (not marked interventions: found
+    // by the principal), numbered past the daemon's own events.
+    d.store_sql(&numbered(
+        60,
+        "INSERT INTO events (node, seq, at_ms, service, kind, detail)
+         SELECT '{node}', 1000000 + i, 1000 * i, 'web', 'stopped',
+                '{\"kind\":\"stopped\",\"by\":{\"principal\":{\"name\":\"bot' || i
+                || '\",\"via\":\"socket\",\"from\":null}}}' FROM n",
+    ));
+    let a = jar.get("/admin/feedback?page=203");
+    assert_eq!(a.code, 200, "{}", a.text());
+    let html = a.text();
+    assert!(html.contains(">message 1<"), "{html}");
+    assert!(!html.contains(">message 2<"), "{html}");
+    assert!(html.contains("href=\"/admin/feedback?page=202\""), "{html}");
+    assert!(!html.contains("rel=\"next\""), "the last page: {html}");
+    let page = jar.get("/admin/feedback?page=202").text();
+    assert!(
+        page.contains(">message 51<") && page.contains(">message 2<"),
+        "{page}"
+    );
+
+    // The open incident is on every page of the list, though 600 are newer; page 13 is
+    // the oldest one.
+    let list = jar.get("/admin/incidents").text();
+    let open = section(&list, "<h2>Open incidents");
+    assert!(open.contains("the long outage"), "{open}");
+    assert!(
+        open.contains("Payments provider down"),
+        "a hand-opened title: {open}"
+    );
+    let last = jar.get("/admin/incidents?page=13");
+    assert_eq!(last.code, 200, "{}", last.text());
+    let last = last.text();
+    let recent = section(&last, "<h2>Recent incidents");
+    assert!(
+        recent.contains("the long outage") && recent.contains("short 1<"),
+        "{recent}"
+    );
+    assert!(!last.contains("rel=\"next\""), "{last}");
+
+    // The outbox and who did what (subscribers need [notify]; the store suite pages them):
+    // 50 a page, newest first, the next page linked.
+    for (path, first, second) in [
+        ("outbox", ">ops60@example.com<", ">ops10@example.com<"),
+        ("audit", ">bot60<", ">bot10<"),
+    ] {
+        let one = jar.get(&format!("/admin/{path}")).text();
+        assert!(
+            one.contains(first) && !one.contains(second),
+            "{path}: {one}"
+        );
+        assert!(
+            one.contains(&format!("href=\"/admin/{path}?page=2\"")),
+            "{path}: {one}"
+        );
+        let two = jar.get(&format!("/admin/{path}?page=2"));
+        assert_eq!(two.code, 200, "{path}: {}", two.text());
+        let two = two.text();
+        assert!(
+            two.contains(second) && !two.contains(first),
+            "{path}: {two}"
+        );
+    }
+    let bad = jar.get("/admin/audit?page=0");
+    assert_eq!(bad.code, 422, "{}", bad.text());
+}

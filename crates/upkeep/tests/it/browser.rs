@@ -342,7 +342,8 @@ fn feedback_typed_in_a_browser_is_kept_and_shown_as_text() {
 /// optional script shows the lead-time rule while they type), and it shows on the public page;
 /// then opens an incident by hand with a first update. The `<script>` in the window's title is
 /// text on both pages, and in the incident's title and update on its admin page. Set
-/// UPKEEP_SCREENSHOTS=DIR for a PNG of the admin page (docs/admin-en.png is one).
+/// UPKEEP_SCREENSHOTS=DIR for PNGs of two admin pages (docs/admin-en.png and
+/// docs/admin-incidents-en.png are those).
 #[test]
 fn an_admin_schedules_a_window_in_a_browser_and_the_public_page_shows_it() {
     let admin: SocketAddr = format!("127.0.0.1:{}", upkeep_testkit::free_port())
@@ -408,6 +409,10 @@ fn an_admin_schedules_a_window_in_a_browser_and_the_public_page_shows_it() {
         "{seen}"
     );
     assert_eq!(seen["rows"][0], title, "the title is shown as text: {seen}");
+    assert_eq!(
+        seen["listed"][0], title,
+        "the incident list names a hand-opened incident by its title: {seen}"
+    );
     assert!(
         seen["headings"]
             .as_array()

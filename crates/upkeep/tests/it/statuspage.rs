@@ -176,3 +176,45 @@ fn an_outage_shows_on_the_stream_the_page_and_the_badge_within_a_second_or_so() 
         "{js}"
     );
 }
+
+/// Each thread of process `pid`: its name and nice value (from `/proc/PID/task/TID/stat`).
+fn threads_nice(pid: u32) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("stat")),
+        ) else {
+            continue; // the thread ended meanwhile
+        };
+        // Fields after the name in parentheses: state is field 3, nice field 19.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice: i64 = rest.split(' ').nth(16).unwrap().parse().unwrap();
+        out.push((comm.trim().to_owned(), nice));
+    }
+    out
+}
+
+#[test]
+fn the_page_threads_run_below_supervision() {
+    let (d, addr) = public_daemon("[services.web]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("web", "up", LONG);
+    wait_page(addr, "/", "the page", |p| p.contains("data-svc=\"web\""));
+    let pid = d.daemon_pid().unwrap();
+    let threads = threads_nice(pid);
+    let of = |name: &str| -> Vec<i64> {
+        threads
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    let main = threads.iter().find(|(n, _)| n == "upkeep").map(|t| t.1);
+    assert_eq!(main, Some(0), "the daemon's own thread: {threads:?}");
+    // The listener's thread, its two workers, and the page's renderer.
+    let public = of("upkeep-public");
+    assert!(public.len() >= 3, "{threads:?}");
+    assert!(public.iter().all(|n| *n == 10), "{threads:?}");
+    assert_eq!(of("upkeep-render"), vec![10], "{threads:?}");
+}
