@@ -436,3 +436,55 @@ fn a_hundred_services_with_90_days_make_a_page_under_100_kb_with_its_css_and_scr
         html.len() + include_str!("assets/page.css").len() + include_str!("assets/page.js").len();
     assert!(total < 100 * 1024, "a page view is {total} bytes");
 }
+
+#[tokio::test]
+async fn a_client_that_takes_gzip_gets_the_page_gzipped_with_its_own_etag() {
+    use std::io::Read;
+    let s = site();
+    let ask = |headers: &[(&str, &str)]| {
+        let mut req = Request::get("/");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        routes(s.clone()).oneshot(req.body(Body::empty()).unwrap())
+    };
+    let r = ask(&[("accept-encoding", "br, gzip;q=0.8")]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()[header::CONTENT_ENCODING], "gzip");
+    let vary: Vec<String> = r
+        .headers()
+        .get_all(header::VARY)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(vary.iter().any(|v| v == "Accept-Encoding"), "{vary:?}");
+    assert!(
+        vary.iter().any(|v| v.contains("Accept-Language")),
+        "{vary:?}"
+    );
+    let tag = r.headers()[header::ETAG].to_str().unwrap().to_owned();
+    let gz = axum::body::to_bytes(r.into_body(), 1 << 22).await.unwrap();
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut unzipped)
+        .unwrap();
+    // Without Accept-Encoding, or with gzip refused: the same page, plain, its own tag.
+    for headers in [&[][..], &[("accept-encoding", "gzip;q=0, identity")][..]] {
+        let (status, h, plain) = get(&s, "/", headers).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(h.get(header::CONTENT_ENCODING).is_none(), "{h:?}");
+        assert_ne!(h[header::ETAG].to_str().unwrap(), tag);
+        assert_eq!(unzipped, plain);
+        assert!(
+            gz.len() < plain.len() / 2,
+            "{} of {}",
+            gz.len(),
+            plain.len()
+        );
+    }
+    let r = ask(&[("accept-encoding", "gzip"), ("if-none-match", &tag)])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    assert!(r.headers().get(header::CONTENT_ENCODING).is_none());
+}
