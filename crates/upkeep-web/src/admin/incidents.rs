@@ -27,7 +27,7 @@ use upkeep_core::incident::{
 
 use super::Csrf;
 use super::pages::{failed, name_of, page, service_names};
-use super::paging::{PageQuery, page_number, shown};
+use super::paging::{PageQuery, listed, page_number};
 use super::render;
 use crate::ApiError;
 use crate::api::AppState;
@@ -145,10 +145,9 @@ async fn list(
         let p = page_number(q)?;
         let open = s.control.open_incidents().await?;
         let rows = s.control.incidents_page(p.offset, p.read).await?;
-        let (rows, newer, older) = shown(rows, p);
-        Ok::<_, ApiError>(serde_json::json!({
-            "open": open, "incidents": rows, "page": p.number, "newer": newer, "older": older,
-        }))
+        let mut v = listed("incidents", Some(rows), p);
+        v["open"] = serde_json::to_value(open).map_err(|e| ApiError::Internal(Box::new(e)))?;
+        Ok::<_, ApiError>(v)
     }
     .await;
     match result {
@@ -253,14 +252,11 @@ async fn feedback(
 ) -> Response {
     let result = async {
         let p = page_number(q)?;
-        if s.control.feedback().is_none() {
-            return Ok(serde_json::json!({ "feedback": null, "page": p.number }));
-        }
-        let rows = s.control.feedback_page(p.offset, p.read).await?;
-        let (rows, newer, older) = shown(rows, p);
-        Ok::<_, ApiError>(serde_json::json!({
-            "feedback": rows, "page": p.number, "newer": newer, "older": older,
-        }))
+        let rows = match s.control.feedback() {
+            Some(_) => Some(s.control.feedback_page(p.offset, p.read).await?),
+            None => None,
+        };
+        Ok::<_, ApiError>(listed("feedback", rows, p))
     }
     .await;
     match result {

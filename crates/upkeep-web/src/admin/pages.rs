@@ -23,7 +23,7 @@ use upkeep_core::window::{
 };
 
 use super::Csrf;
-use super::paging::{PageQuery, page_number, shown};
+use super::paging::{PageQuery, listed, page_number, shown};
 use super::render::{self, Page};
 use crate::ApiError;
 use crate::api::{Action, AppState, Target};
@@ -559,10 +559,8 @@ async fn outbox(
 ) -> Response {
     let result = async {
         let p = page_number(q)?;
-        let (rows, newer, older) = shown(s.control.notices_page(p.offset, p.read).await?, p);
-        Ok::<_, ApiError>(serde_json::json!({
-            "notices": rows, "page": p.number, "newer": newer, "older": older,
-        }))
+        let rows = s.control.notices_page(p.offset, p.read).await?;
+        Ok::<_, ApiError>(listed("notices", Some(rows), p))
     }
     .await;
     match result {
@@ -599,14 +597,11 @@ async fn subscribers(
 ) -> Response {
     let result = async {
         let p = page_number(q)?;
-        if s.control.subscriptions().is_none() {
-            return Ok(serde_json::json!({ "subscribers": null, "page": p.number }));
-        }
-        let rows = s.control.subscribers_page(p.offset, p.read).await?;
-        let (rows, newer, older) = shown(rows, p);
-        Ok::<_, ApiError>(serde_json::json!({
-            "subscribers": rows, "page": p.number, "newer": newer, "older": older,
-        }))
+        let rows = match s.control.subscriptions() {
+            Some(_) => Some(s.control.subscribers_page(p.offset, p.read).await?),
+            None => None,
+        };
+        Ok::<_, ApiError>(listed("subscribers", rows, p))
     }
     .await;
     match result {

@@ -65,6 +65,20 @@ pub(super) fn shown<T>(mut rows: Vec<T>, p: Paged) -> (Vec<T>, Option<u32>, Opti
     )
 }
 
+/// One page of an admin list as its template takes it: `{KEY: rows, page, newer, older}`, or
+/// `{KEY: null, page}` for a list that is off (`None`: no `[notify]`, say).
+pub(super) fn listed<T: serde::Serialize>(
+    key: &str,
+    rows: Option<Vec<T>>,
+    p: Paged,
+) -> serde_json::Value {
+    let Some(rows) = rows else {
+        return serde_json::json!({ key: null, "page": p.number });
+    };
+    let (rows, newer, older) = shown(rows, p);
+    serde_json::json!({ key: rows, "page": p.number, "newer": newer, "older": older })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
