@@ -413,36 +413,15 @@ impl Outbox for SqlStore {
         until: Timestamp,
         limit: u32,
     ) -> Result<Vec<Leased>, Error> {
-        // Right-hand sides read the row as it was: `takeovers` counts a lease taken from
-        // another dispatcher (whose send may have reached the receiver).
-        let lock = match self.engine {
-            Engine::Postgres => "FOR UPDATE SKIP LOCKED",
-            Engine::Sqlite => "",
+        let pick = format!("digest = 0 AND {DUE} ORDER BY next_ms, id LIMIT $6");
+        let lease = Lease {
+            channel,
+            owner,
+            now,
+            until,
+            limit: i64::from(limit),
         };
-        let sql = format!(
-            "UPDATE outbox SET state = 'sending', lease_owner = $1, lease_until_ms = $2,
-                 attempts = attempts + 1,
-                 takeovers = takeovers + CASE WHEN state = 'sending' THEN 1 ELSE 0 END
-             WHERE id IN (SELECT id FROM outbox WHERE node = $3 AND channel = $4 AND digest = 0
-                 AND ((state = 'pending' AND next_ms <= $5)
-                      OR (state = 'sending' AND lease_until_ms <= $5 AND lease_owner <> $1))
-                 ORDER BY next_ms, id LIMIT $6 {lock})
-             RETURNING id, channel, recipient, notice, idem_key, attempts, due_ms"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(owner)
-            .bind(until.as_millisecond())
-            .bind(&self.node)
-            .bind(channel)
-            .bind(now.as_millisecond())
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(q("lease outbox rows"))?;
-        let mut out: Vec<Leased> = rows.iter().filter_map(leased).collect();
-        // RETURNING keeps no order.
-        out.sort_by_key(|l| l.id);
-        Ok(out)
+        self.lease_where(&pick, lease, "lease outbox rows").await
     }
 
     async fn lease_digest(
@@ -452,41 +431,24 @@ impl Outbox for SqlStore {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<Vec<Leased>, Error> {
-        let lock = match self.engine {
-            Engine::Postgres => "FOR UPDATE SKIP LOCKED",
-            Engine::Sqlite => "",
-        };
-        // Due: pending and its time come, or leased by a dispatcher whose lease ran out.
-        let due = "((state = 'pending' AND next_ms <= $5)
-                    OR (state = 'sending' AND lease_until_ms <= $5 AND lease_owner <> $1))";
         // The recipient whose digest is due first, then all of its due rows. On PostgreSQL a
         // second dispatcher may pick the same recipient and skip the rows locked here: it
         // leases what is left, or nothing; never a row twice.
-        let sql = format!(
-            "UPDATE outbox SET state = 'sending', lease_owner = $1, lease_until_ms = $2,
-                 attempts = attempts + 1,
-                 takeovers = takeovers + CASE WHEN state = 'sending' THEN 1 ELSE 0 END
-             WHERE id IN (SELECT id FROM outbox WHERE node = $3 AND channel = $4 AND digest = 1
-                 AND recipient = (SELECT recipient FROM outbox WHERE node = $3 AND channel = $4
-                     AND digest = 1 AND {due} ORDER BY next_ms, id LIMIT 1)
-                 AND {due}
-                 ORDER BY id LIMIT $6 {lock})
-             RETURNING id, channel, recipient, notice, idem_key, attempts, due_ms"
+        let pick = format!(
+            "digest = 1 AND recipient = (SELECT recipient FROM outbox WHERE node = $3
+                 AND channel = $4 AND digest = 1 AND {DUE} ORDER BY next_ms, id LIMIT 1)
+             AND {DUE} ORDER BY id LIMIT $6"
         );
-        let rows = sqlx::query(&sql)
-            .bind(owner)
-            .bind(until.as_millisecond())
-            .bind(&self.node)
-            .bind(channel)
-            .bind(now.as_millisecond())
-            .bind(i64::from(DIGEST_ROWS))
-            .fetch_all(&self.pool)
+        let limit = i64::from(DIGEST_ROWS);
+        let lease = Lease {
+            channel,
+            owner,
+            now,
+            until,
+            limit,
+        };
+        self.lease_where(&pick, lease, "lease a digest's outbox rows")
             .await
-            .map_err(q("lease a digest's outbox rows"))?;
-        let mut out: Vec<Leased> = rows.iter().filter_map(leased).collect();
-        // RETURNING keeps no order: the digest lists its notices as they were planned.
-        out.sort_by_key(|l| l.id);
-        Ok(out)
     }
 
     async fn mark_sent_all(
@@ -709,5 +671,58 @@ impl Outbox for SqlStore {
         .map_err(q("retry a notice"))?
         .rows_affected();
         Ok(n > 0)
+    }
+}
+
+/// Due: pending and its time come, or leased by a dispatcher (not `$1`) whose lease ran out
+/// (`$5` is now).
+const DUE: &str = "((state = 'pending' AND next_ms <= $5)
+    OR (state = 'sending' AND lease_until_ms <= $5 AND lease_owner <> $1))";
+
+/// Who leases which channel's rows, when, and how many at most.
+struct Lease<'a> {
+    channel: &'a str,
+    owner: &'a str,
+    now: Timestamp,
+    until: Timestamp,
+    limit: i64,
+}
+
+impl SqlStore {
+    /// Leases the rows of `lease.channel` that `pick` (a condition with its ORDER BY and
+    /// LIMIT, over `$1` owner, `$3` node, `$4` channel, `$5` now, `$6` limit) selects, in id
+    /// order. Right-hand sides read the row as it was: `takeovers` counts a lease taken from
+    /// another dispatcher (whose send may have reached the receiver).
+    async fn lease_where(
+        &self,
+        pick: &str,
+        lease: Lease<'_>,
+        what: &'static str,
+    ) -> Result<Vec<Leased>, Error> {
+        let lock = match self.engine {
+            Engine::Postgres => "FOR UPDATE SKIP LOCKED",
+            Engine::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE outbox SET state = 'sending', lease_owner = $1, lease_until_ms = $2,
+                 attempts = attempts + 1,
+                 takeovers = takeovers + CASE WHEN state = 'sending' THEN 1 ELSE 0 END
+             WHERE id IN (SELECT id FROM outbox WHERE node = $3 AND channel = $4 AND {pick} {lock})
+             RETURNING id, channel, recipient, notice, idem_key, attempts, due_ms"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(lease.owner)
+            .bind(lease.until.as_millisecond())
+            .bind(&self.node)
+            .bind(lease.channel)
+            .bind(lease.now.as_millisecond())
+            .bind(lease.limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q(what))?;
+        let mut out: Vec<Leased> = rows.iter().filter_map(leased).collect();
+        // RETURNING keeps no order.
+        out.sort_by_key(|l| l.id);
+        Ok(out)
     }
 }
