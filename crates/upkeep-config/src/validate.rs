@@ -32,6 +32,10 @@ mod ready;
 mod schedule;
 mod store;
 mod tls;
+
+/// The most the kernel passes in one argument or `KEY=value` string at exec, its NUL
+/// included (`MAX_ARG_STRLEN`, 32 pages).
+const MAX_ARG_STRLEN: usize = 32 * 4096;
 pub use page::OnPage;
 pub use probes::{
     CpuProbeConfig, ExecProbeConfig, HttpProbeConfig, MemoryProbeConfig, ProbeConfig, ProbeKind,
@@ -1078,6 +1082,18 @@ impl Validator<'_> {
                             ),
                             None,
                         );
+                    } else if e.key.len() + 1 + e.value.len() >= MAX_ARG_STRLEN {
+                        self.problem(
+                            &key,
+                            format!(
+                                "env file {}, line {}: the value of `{}` is {} bytes: Linux passes at most 128 KiB in one variable (E2BIG)",
+                                file.display(),
+                                e.line,
+                                e.key,
+                                e.value.len()
+                            ),
+                            None,
+                        );
                     } else {
                         out.push((e.key, e.value));
                     }
@@ -1119,6 +1135,17 @@ impl Validator<'_> {
                     key.escape_debug()
                 ),
                 None,
+            );
+        }
+        if key.len() + 1 + value.len() >= MAX_ARG_STRLEN {
+            self.problem(
+                key_path,
+                format!(
+                    "the value of env `{}` is {} bytes: Linux passes at most 128 KiB in one variable, and every start would fail (E2BIG)",
+                    key.escape_debug(),
+                    value.len()
+                ),
+                Some("put a large value in a file and pass its path".into()),
             );
         }
     }
@@ -1777,6 +1804,25 @@ mod tests {
         located(&p, &text, "services.web.log.max_size", 3, 20);
         check(&format!(
             "{SVC}log = {{ max_size = \"64KiB\", keep = 0 }}\n"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn an_env_value_too_big_for_exec_is_refused_where_it_is_written() {
+        // Break-it, session 10: 200 KB passed `check`, then every start failed with E2BIG.
+        let big = "x".repeat(200 * 1024);
+        let (p, text) = one_problem(&format!("{SVC}env = {{ BIG = \"{big}\" }}\n"));
+        located(&p, &text, "services.web.env.BIG", 3, 15);
+        assert!(
+            p.message.contains("204800 bytes") && p.message.contains("E2BIG"),
+            "{}",
+            p.message
+        );
+        assert!(!p.message.contains("xxxx"), "the value is never shown");
+        check(&format!(
+            "{SVC}env = {{ BIG = \"{}\" }}\n",
+            "x".repeat(100 * 1024)
         ))
         .unwrap();
     }

@@ -283,9 +283,11 @@ fn secure(mut r: Response) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // Nothing to other sites; the site itself is named, as the feedback form's check of
+    // where it was sent from needs (under `no-referrer` a browser sends `Origin: null`).
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     r
 }

@@ -91,6 +91,17 @@ pub async fn list(
 pub async fn retry(daemon: &Daemon, id: i64, by: &Principal) -> Result<OutboxNotice, NotifyError> {
     daemon.store_ready()?;
     let now = daemon.clock.now();
+    // A row of a channel no longer in the config would wait for a dispatcher that never
+    // comes (break-it, session 10: pending for good, past give_up_after).
+    let before = daemon
+        .store
+        .outbox_row(id)
+        .await
+        .map_err(store("reading the notice"))?
+        .ok_or(NotifyError::Unknown(id))?;
+    if daemon.notices.channel(&before.channel).is_none() {
+        return Err(NotifyError::UnknownChannel(before.channel));
+    }
     let done = daemon
         .store
         .retry_notice(id, now)

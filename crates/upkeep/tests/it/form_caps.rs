@@ -209,7 +209,11 @@ fn the_feedback_budget_of_an_hour_outlives_a_restart() {
             public,
             "POST",
             "/feedback",
-            &[FORM, ("X-Forwarded-For", &from)],
+            &[
+                FORM,
+                ("Origin", "http://upkeep"),
+                ("X-Forwarded-For", &from),
+            ],
             b"message=slow",
         )
         .unwrap()

@@ -148,6 +148,19 @@ fn a_channel_and_route_added_by_reload_get_the_next_notice_and_a_removed_one_non
             .contains("no longer in the config"),
         "{failed}"
     );
+    // Break-it, session 10: a retry of it was "pending again" and then pending for good.
+    let id = failed["id"].to_string();
+    let out = d.cli(&["notify", "retry", &id]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("no channel named `later`"),
+        "{}",
+        stderr(&out)
+    );
+    let again = rows(&d)
+        .into_iter()
+        .find(|r| r["id"] == failed["id"])
+        .unwrap();
+    assert_eq!(again["state"], "failed", "{again}");
     announce(&d, "Second window");
     let got = wait_requests(&d, &hooked, 1, "the second announcement at the new webhook");
     assert!(got[0].contains("Second window"), "{got:?}");
