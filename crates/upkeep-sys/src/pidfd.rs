@@ -62,14 +62,21 @@ mod tests {
     /// its end is seen; a wrong start time is refused.
     #[tokio::test]
     async fn the_end_of_a_process_that_is_not_our_child_is_seen() {
+        // Its output elsewhere: `output()` waits for every writer of the pipe, and a sleep
+        // holding it had ended by then (CI, session 10: "it runs" failed).
         let out = std::process::Command::new("sh")
-            .args(["-c", "sleep 0.3 & echo $!"])
+            .args(["-c", "sleep 1000 >/dev/null 2>&1 & echo $!"])
             .output()
             .unwrap();
         let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
         let ticks = crate::procfs::start_ticks(pid).unwrap();
         assert!(open(pid, ticks + 1).is_none(), "another start time");
         let exit = watch_exit(pid, ticks).expect("it runs");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
         let status = tokio::time::timeout(std::time::Duration::from_secs(20), exit)
             .await
             .expect("its end within 20 s")

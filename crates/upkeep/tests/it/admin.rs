@@ -940,12 +940,13 @@ fn every_admin_list_pages_past_its_200th_page_and_open_incidents_are_found_howev
         "INSERT INTO incidents (node, service, started_ms, opened_ms, resolved_ms, reason)
          SELECT '{node}', 'web', 10000 * i, 10000 * i, 10000 * i + 1, 'short ' || i FROM n",
     ));
+    // Keys unique to this node: the end-to-end tests share one PostgreSQL database.
     d.store_sql(&numbered(
         60,
         "INSERT INTO outbox (node, channel, recipient, kind, subject, notice, idem_key, state,
                              due_ms, next_ms, created_ms)
          SELECT '{node}', 'mail', 'ops' || i || '@example.com', 'announced', 'window:1', '{}',
-                'key-' || i, 'sent', i, i, i FROM n",
+                '{node}-key-' || i, 'sent', i, i, i FROM n",
     ));
     // 60 actions of a person whose name the detail records (not marked interventions: found
     // by the principal), numbered past the daemon's own events.
