@@ -4,106 +4,121 @@
 //!
 //! Input: one [`Event`] as the writer hands it over. Output: at most one [`Change`], applied in
 //! the same transaction as the event's row, and only if that row was new (a retried batch
-//! changes nothing twice).
+//! changes nothing twice). A batch's changes come as [`Changes`]: the incidents' in order,
+//! each service's last process apart (one row each, written in a few statements).
 
 use upkeep_core::{Event, EventKind};
 
 /// A change to a derived table, in the event's own terms (milliseconds, as stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Change<'a> {
+    Incident(IncidentChange<'a>),
+    Running(Running<'a>),
+}
+
+/// A change to an incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IncidentChange<'a> {
     /// An incident begins (`since`: when the outage began, before it opened with
     /// `incident_after`). Opening one that exists changes nothing.
-    OpenIncident {
+    Open {
         service: &'a str,
         since_ms: i64,
         opened_ms: i64,
         reason: &'a str,
         drill: bool,
     },
-    ResolveIncident {
+    Resolve {
         service: &'a str,
         since_ms: i64,
         at_ms: i64,
     },
-    ReopenIncident {
+    Reopen {
         service: &'a str,
         since_ms: i64,
     },
-    /// The process the daemon last started for a service, or none: what a restarted daemon
-    /// looks for.
-    Running {
-        service: &'a str,
-        process: Option<(i64, i64)>,
-        at_ms: i64,
-    },
+}
+
+/// The process the daemon last started for a service, or none: what a restarted daemon looks
+/// for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Running<'a> {
+    pub service: &'a str,
+    /// Its pid and start ticks.
+    pub process: Option<(i64, i64)>,
+    pub at_ms: i64,
 }
 
 /// The change `event` makes, if any.
 pub(crate) fn change(event: &Event) -> Option<Change<'_>> {
     let service = event.service.as_ref()?.as_str();
     let at_ms = event.at.as_millisecond();
+    let running = |process| {
+        Change::Running(Running {
+            service,
+            process,
+            at_ms,
+        })
+    };
     Some(match &event.kind {
         EventKind::IncidentOpened {
             since,
             reason,
             drill,
-        } => Change::OpenIncident {
+        } => Change::Incident(IncidentChange::Open {
             service,
             since_ms: since.as_millisecond(),
             opened_ms: at_ms,
             reason,
             drill: *drill,
-        },
-        EventKind::IncidentResolved { since, .. } => Change::ResolveIncident {
+        }),
+        EventKind::IncidentResolved { since, .. } => Change::Incident(IncidentChange::Resolve {
             service,
             since_ms: since.as_millisecond(),
             at_ms,
-        },
-        EventKind::IncidentReopened { since, .. } => Change::ReopenIncident {
+        }),
+        EventKind::IncidentReopened { since, .. } => Change::Incident(IncidentChange::Reopen {
             service,
             since_ms: since.as_millisecond(),
-        },
+        }),
         EventKind::Started {
             pid, start_ticks, ..
-        } => Change::Running {
-            service,
-            process: Some((i64::from(*pid), *start_ticks as i64)),
-            at_ms,
-        },
+        } => running(Some((i64::from(*pid), *start_ticks as i64))),
         // The same run goes on under a new daemon: the stored process is unchanged.
         EventKind::Adopted {
             pid, start_ticks, ..
-        } => Change::Running {
-            service,
-            process: Some((i64::from(*pid), *start_ticks as i64)),
-            at_ms,
-        },
-        EventKind::Exited { .. } | EventKind::StaleStopped { .. } => Change::Running {
-            service,
-            process: None,
-            at_ms,
-        },
+        } => running(Some((i64::from(*pid), *start_ticks as i64))),
+        EventKind::Exited { .. } | EventKind::StaleStopped { .. } => running(None),
         _ => return None,
     })
 }
 
-/// The changes a batch of new events makes, in order, except that only the last process of
-/// each service is kept (a crash loop starts hundreds in a batch; one row holds the last).
-pub(crate) fn changes<'a>(events: impl Iterator<Item = &'a Event>) -> Vec<Change<'a>> {
-    let mut out: Vec<Change<'a>> = events.filter_map(change).collect();
-    let mut seen = std::collections::HashSet::new();
-    // From the back: the last of each service stays.
-    let mut keep: Vec<bool> = out
-        .iter()
-        .rev()
-        .map(|c| match c {
-            Change::Running { service, .. } => seen.insert(*service),
-            _ => true,
-        })
-        .collect();
-    keep.reverse();
-    let mut keep = keep.into_iter();
-    out.retain(|_| keep.next().unwrap_or(true));
+/// What a batch of new events changes.
+#[derive(Debug, Default)]
+pub(crate) struct Changes<'a> {
+    /// In the events' order.
+    pub incidents: Vec<IncidentChange<'a>>,
+    /// The last process of each service the batch names (a crash loop starts hundreds in a
+    /// batch; one row holds the last), one per service, so that one statement may write them.
+    pub running: Vec<Running<'a>>,
+}
+
+/// The changes a batch of new events makes.
+pub(crate) fn changes<'a>(events: impl Iterator<Item = &'a Event>) -> Changes<'a> {
+    let mut out = Changes::default();
+    let mut last = std::collections::HashMap::new();
+    for change in events.filter_map(change) {
+        match change {
+            Change::Incident(c) => out.incidents.push(c),
+            Change::Running(r) => match last.get(r.service) {
+                Some(&i) => out.running[i] = r,
+                None => {
+                    last.insert(r.service, out.running.len());
+                    out.running.push(r);
+                }
+            },
+        }
+    }
     out
 }
 
@@ -149,11 +164,11 @@ mod tests {
         );
         assert!(matches!(
             change(&started),
-            Some(Change::Running {
+            Some(Change::Running(Running {
                 service: "web",
                 process: Some((7, 99)),
                 ..
-            })
+            }))
         ));
         let status = Event::now(
             &web,
@@ -210,20 +225,22 @@ mod tests {
                 },
             ),
         ];
-        let got: Vec<String> = changes(events.iter())
+        let got = changes(events.iter());
+        let incidents: Vec<&str> = got
+            .incidents
             .iter()
             .map(|c| match c {
-                Change::Running {
-                    service, process, ..
-                } => format!("{service} {process:?}"),
-                Change::OpenIncident { .. } => "open".into(),
-                Change::ResolveIncident { .. } => "resolve".into(),
-                Change::ReopenIncident { .. } => "reopen".into(),
+                IncidentChange::Open { .. } => "open",
+                IncidentChange::Resolve { .. } => "resolve",
+                IncidentChange::Reopen { .. } => "reopen",
             })
             .collect();
-        assert_eq!(
-            got,
-            ["db Some((2, 1))", "open", "web Some((3, 1))", "resolve"]
-        );
+        assert_eq!(incidents, ["open", "resolve"]);
+        let running: Vec<String> = got
+            .running
+            .iter()
+            .map(|r| format!("{} {:?}", r.service, r.process))
+            .collect();
+        assert_eq!(running, ["web Some((3, 1))", "db Some((2, 1))"]);
     }
 }

@@ -17,7 +17,7 @@ use upkeep_core::api::{Incident, IncidentDetail, StoredEvent};
 use upkeep_core::report::{DrillSpan, IncidentSpan, ReportInputs, Transition};
 use upkeep_core::{Committed, Desired, Event, EventKind, ServiceName, State, Unfinished};
 
-use crate::derive::{self, Change};
+use crate::derive::{self, IncidentChange};
 use crate::{Engine, Error, EventLog, Node, ServiceRecord, Store};
 
 pub struct SqlStore {
@@ -33,8 +33,115 @@ pub struct SqlStore {
 }
 
 /// Most rows in one INSERT: 8 parameters each, well under both engines' limits (SQLite's
-/// 32,766, PostgreSQL's 65,535).
+/// 32,766, PostgreSQL's 65,535). A power of two (see [`chunks`]).
 const INSERT_ROWS: usize = 512;
+
+/// `0..n` cut into runs whose lengths are powers of two up to [`INSERT_ROWS`], longest first:
+/// the row counts a multi-row statement is written for. A statement's text is then one of a
+/// few (ten), and each is prepared once per connection (sqlx caches prepared statements by
+/// their text) instead of parsed again for nearly every batch, as one text per batch length
+/// was (a fifth of a cold start's samples were SQLite parsing and binding them).
+fn chunks(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let left = n - at;
+        if left == 0 {
+            return None;
+        }
+        let len = INSERT_ROWS.min(1 << left.ilog2());
+        at += len;
+        Some(at - len..at)
+    })
+}
+
+/// `head`, then `rows` rows of `columns` parameters, then `tail`: `?` on SQLite (bound by
+/// position: SQLite looks a named parameter up in a list, once per parameter bound), `$n` on
+/// PostgreSQL (which takes nothing else).
+fn values_sql(engine: Engine, head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 6);
+    sql.push_str(head);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { " (" } else { ", (" });
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            match engine {
+                Engine::Sqlite => sql.push('?'),
+                Engine::Postgres => {
+                    use std::fmt::Write;
+                    let _ = write!(sql, "${}", row * columns + c + 1);
+                }
+            }
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
+/// The texts of one multi-row statement, for each engine and each length [`chunks`] makes:
+/// written once, at their first use.
+struct Texts {
+    head: &'static str,
+    columns: usize,
+    tail: &'static str,
+    made: std::sync::OnceLock<[Vec<String>; 2]>,
+}
+
+impl Texts {
+    const fn new(head: &'static str, columns: usize, tail: &'static str) -> Self {
+        Self {
+            head,
+            columns,
+            tail,
+            made: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The text for `rows` rows, a length [`chunks`] makes.
+    fn get(&self, engine: Engine, rows: usize) -> &str {
+        let made = self.made.get_or_init(|| {
+            [Engine::Sqlite, Engine::Postgres].map(|engine| {
+                (0..=INSERT_ROWS.ilog2())
+                    .map(|k| values_sql(engine, self.head, self.columns, 1 << k, self.tail))
+                    .collect()
+            })
+        });
+        debug_assert!(rows.is_power_of_two() && rows <= INSERT_ROWS);
+        let texts = match engine {
+            Engine::Sqlite => &made[0],
+            Engine::Postgres => &made[1],
+        };
+        &texts[rows.ilog2() as usize]
+    }
+}
+
+static INSERT_EVENTS: Texts = Texts::new(
+    "INSERT INTO events (node, seq, at_ms, service, kind, intervention, detail, to_state) VALUES",
+    8,
+    "ON CONFLICT (node, seq) DO NOTHING RETURNING seq",
+);
+
+static UPSERT_RUNNING: Texts = Texts::new(
+    "INSERT INTO services (node, name, pid, start_ticks, updated_ms) VALUES",
+    5,
+    "ON CONFLICT (node, name) DO UPDATE SET pid = excluded.pid,
+         start_ticks = excluded.start_ticks, updated_ms = excluded.updated_ms",
+);
+
+impl Engine {
+    /// Inserts `rows` events (a length [`chunks`] makes), answering the numbers of the new.
+    fn insert_events(self, rows: usize) -> &'static str {
+        INSERT_EVENTS.get(self, rows)
+    }
+
+    /// Records the last process of `rows` services (a length [`chunks`] makes).
+    fn upsert_running(self, rows: usize) -> &'static str {
+        UPSERT_RUNNING.get(self, rows)
+    }
+}
 
 pub(crate) fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |source| Error::Query { what, source }
@@ -79,11 +186,11 @@ impl SqlStore {
     async fn apply(
         &self,
         tx: &mut sqlx::Transaction<'_, Any>,
-        change: Change<'_>,
+        change: IncidentChange<'_>,
     ) -> Result<(), Error> {
         let node = self.node.as_str();
         let query = match change {
-            Change::OpenIncident {
+            IncidentChange::Open {
                 service,
                 since_ms,
                 opened_ms,
@@ -100,7 +207,7 @@ impl SqlStore {
             .bind(opened_ms)
             .bind(reason)
             .bind(drill),
-            Change::ResolveIncident {
+            IncidentChange::Resolve {
                 service,
                 since_ms,
                 at_ms,
@@ -115,27 +222,13 @@ impl SqlStore {
             .bind(since_ms),
             // One a person resolved stays resolved: the probes' reopening of that outage
             // changes nothing (their next outage is an incident of its own).
-            Change::ReopenIncident { service, since_ms } => sqlx::query(
+            IncidentChange::Reopen { service, since_ms } => sqlx::query(
                 "UPDATE incidents SET resolved_ms = NULL
                  WHERE node = $1 AND service = $2 AND started_ms = $3 AND resolved_by IS NULL",
             )
             .bind(node)
             .bind(service)
             .bind(since_ms),
-            Change::Running {
-                service,
-                process,
-                at_ms,
-            } => sqlx::query(
-                "INSERT INTO services (node, name, pid, start_ticks, updated_ms) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (node, name) DO UPDATE SET pid = excluded.pid,
-                     start_ticks = excluded.start_ticks, updated_ms = excluded.updated_ms",
-            )
-            .bind(node)
-            .bind(service)
-            .bind(process.map(|p| p.0))
-            .bind(process.map(|p| p.1))
-            .bind(at_ms),
         };
         query
             .execute(&mut **tx)
@@ -149,36 +242,14 @@ impl SqlStore {
 impl EventLog for SqlStore {
     async fn append(&self, first_seq: u64, events: &[Event]) -> Result<(), Error> {
         let mut tx = self.pool.begin().await.map_err(q("begin"))?;
-        for (chunk, part) in events.chunks(INSERT_ROWS).enumerate() {
-            let first = first_seq + (chunk * INSERT_ROWS) as u64;
-            // One statement for the chunk (a round trip per event made PostgreSQL a tenth as
-            // fast). A retried batch whose first try was stored after all (the answer was
-            // lost) is stored once: its numbers are there already, and `RETURNING` names only
-            // the rows that are new, so nothing is changed twice.
-            // `$n` placeholders written out: sqlx's QueryBuilder writes `?` for the Any
-            // driver, which PostgreSQL does not take.
-            let mut sql = String::from(
-                "INSERT INTO events (node, seq, at_ms, service, kind, intervention, detail, to_state) VALUES ",
-            );
-            for i in 0..part.len() {
-                let p = i * 8;
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 6,
-                    p + 7,
-                    p + 8
-                ));
-            }
-            sql.push_str(" ON CONFLICT (node, seq) DO NOTHING RETURNING seq");
-            let mut insert = sqlx::query(&sql);
+        // A retried batch whose first try was stored after all (the answer was lost) is
+        // stored once: its numbers are there already, and `RETURNING` names only the rows
+        // that are new, so nothing is changed twice.
+        let mut new = std::collections::HashSet::new();
+        for rows in chunks(events.len()) {
+            let part = &events[rows.clone()];
+            let first = first_seq + rows.start as u64;
+            let mut insert = sqlx::query(self.engine.insert_events(part.len()));
             for (i, e) in part.iter().enumerate() {
                 insert = insert
                     .bind(&self.node)
@@ -190,28 +261,41 @@ impl EventLog for SqlStore {
                     .bind(serde_json::to_string(&e.kind).expect("events serialise"))
                     .bind(derive::to_state(e));
             }
-            let new: std::collections::HashSet<i64> = insert
+            let rows = insert
                 .fetch_all(&mut *tx)
                 .await
-                .map_err(q("insert events"))?
-                .iter()
-                .filter_map(|r| col::<i64>(r, "seq"))
-                .collect();
-            let fresh = part
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| new.contains(&((first + *i as u64) as i64)))
-                .map(|(_, e)| e);
-            let mut earliest = i64::MAX;
-            for e in fresh.clone() {
-                earliest = earliest.min(derive::earliest_ms(e));
+                .map_err(q("insert events"))?;
+            new.extend(rows.iter().filter_map(|r| col::<i64>(r, "seq")));
+        }
+        let fresh = events
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| new.contains(&((first_seq + *i as u64) as i64)))
+            .map(|(_, e)| e);
+        let earliest = fresh.clone().map(derive::earliest_ms).min();
+        if let Some(earliest) = earliest {
+            self.mark_dirty(&mut tx, earliest).await?;
+        }
+        let changes = derive::changes(fresh);
+        for change in changes.incidents {
+            self.apply(&mut tx, change).await?;
+        }
+        // Each service's last process in a few statements (`changes` keeps one per service:
+        // a row may be updated once per statement). A cold start of 100 services wrote 100.
+        for rows in chunks(changes.running.len()) {
+            let mut upsert = sqlx::query(self.engine.upsert_running(rows.len()));
+            for r in &changes.running[rows] {
+                upsert = upsert
+                    .bind(&self.node)
+                    .bind(r.service)
+                    .bind(r.process.map(|p| p.0))
+                    .bind(r.process.map(|p| p.1))
+                    .bind(r.at_ms);
             }
-            if earliest != i64::MAX {
-                self.mark_dirty(&mut tx, earliest).await?;
-            }
-            for change in derive::changes(fresh) {
-                self.apply(&mut tx, change).await?;
-            }
+            upsert
+                .execute(&mut *tx)
+                .await
+                .map_err(q("record what an event changed"))?;
         }
         tx.commit().await.map_err(q("commit events"))
     }

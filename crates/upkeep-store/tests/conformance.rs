@@ -195,6 +195,72 @@ async fn a_retried_batch_is_stored_once() {
     .await;
 }
 
+/// A batch is written in statements of a few lengths (powers of two): one of any length is
+/// stored whole and in order, each service keeps its last process (whichever statement wrote
+/// its earlier ones), and a retry from the middle stores and changes nothing twice.
+#[tokio::test]
+async fn a_batch_of_any_length_is_stored_whole_with_each_services_last_process() {
+    on_every_engine(async |location, node| {
+        let s = open(&location, &node).await;
+        // 700 = 512 + 128 + 32 + 16 + 8 + 4: every service's runs span several statements.
+        let services = 150;
+        let batch: Vec<Event> = (0..700)
+            .map(|i| {
+                let kind = match i % 7 {
+                    6 => EventKind::Exited {
+                        pid: i,
+                        status: ExitStatus {
+                            code: Some(1),
+                            signal: None,
+                        },
+                        uptime_ms: 1,
+                    },
+                    _ => EventKind::Started {
+                        pid: i,
+                        start_ticks: u64::from(i) + 1000,
+                        by: Actor::Upkeep,
+                    },
+                };
+                at(i64::from(i), &svc(&format!("s{}", i % services)), kind)
+            })
+            .collect();
+        s.append(1, &batch).await.unwrap();
+        s.append(301, &batch[300..]).await.unwrap();
+        s.append(701, &batch[..3]).await.unwrap();
+        assert_eq!(s.last_seq().await.unwrap(), 703);
+        let stored = s.events(None, 1000).await.unwrap();
+        assert_eq!(stored.len(), 703);
+        let ids: Vec<i64> = stored.iter().rev().map(|e| e.id).collect();
+        assert_eq!(ids, (1..=703).collect::<Vec<i64>>());
+        let times: Vec<i64> = stored.iter().rev().map(|e| e.at.as_millisecond()).collect();
+        let sent: Vec<i64> = batch
+            .iter()
+            .chain(&batch[..3])
+            .map(|e| e.at.as_millisecond())
+            .collect();
+        assert_eq!(times, sent);
+        let running: std::collections::BTreeMap<String, Option<(u32, u64)>> = s
+            .services()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.name.to_string(), r.running))
+            .collect();
+        assert_eq!(running.len(), services as usize);
+        for k in 0..services {
+            // The service's last event of all, the three appended again at the end included.
+            let last = (0..700)
+                .chain(0..3)
+                .filter(|i| i % services == k)
+                .next_back()
+                .unwrap();
+            let want = (last % 7 != 6).then_some((last, u64::from(last) + 1000));
+            assert_eq!(running[&format!("s{k}")], want, "s{k}");
+        }
+    })
+    .await;
+}
+
 /// Rows belong to their node: two daemons sharing one database never see each other's
 /// services, events, incidents or revisions, and number their events apart.
 #[tokio::test]
