@@ -105,7 +105,15 @@ impl StateTask {
                 // without it (a probe verdict for a probe the model does not know yet would
                 // be dropped, and an unchanged verdict is never sent again).
                 biased;
-                Some(control) = self.control.recv() => self.control(control).await,
+                Some(control) = self.control.recv() => {
+                    self.control(control).await;
+                    // What else waits (a start-up sends one per service): one snapshot for
+                    // all of it, not one copy of every status per service.
+                    while let Ok(control) = self.control.try_recv() {
+                        self.control(control).await;
+                    }
+                    self.publish();
+                }
                 n = self.events.recv_many(&mut batch, 256) => {
                     if n == 0 {
                         break;
@@ -133,6 +141,7 @@ impl StateTask {
             .collect()
     }
 
+    /// Applies a config change (the caller publishes the snapshot).
     async fn control(&mut self, control: StateControl) {
         let now = self.clock.now();
         let outputs = match control {
@@ -164,7 +173,6 @@ impl StateTask {
             },
         };
         self.emit(outputs).await;
-        self.publish();
     }
 
     async fn handle(&mut self, batch: Vec<Event>) {

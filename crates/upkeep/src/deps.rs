@@ -86,10 +86,10 @@ impl Gates {
     }
 }
 
-/// Judges every managed service and sends each permit that changed (a supervisor wakes only
-/// for its own change).
+/// Judges the services the snapshot (or the graph) changed something for and sends each permit
+/// that changed (a supervisor wakes only for its own change).
 fn judge(inner: &mut Inner, snapshot: &Snapshot) {
-    for (name, permit) in inner.gate.judge(&snapshot.services) {
+    for (name, permit) in inner.gate.judge_changed(&snapshot.services) {
         if let Some(tx) = inner.permits.get(&name) {
             tx.send_if_modified(|p| {
                 let changed = *p != permit;
