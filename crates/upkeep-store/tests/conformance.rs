@@ -249,11 +249,7 @@ async fn a_batch_of_any_length_is_stored_whole_with_each_services_last_process()
         assert_eq!(running.len(), services as usize);
         for k in 0..services {
             // The service's last event of all, the three appended again at the end included.
-            let last = (0..700)
-                .chain(0..3)
-                .filter(|i| i % services == k)
-                .next_back()
-                .unwrap();
+            let last = (0..700).chain(0..3).rfind(|i| i % services == k).unwrap();
             let want = (last % 7 != 6).then_some((last, u64::from(last) + 1000));
             assert_eq!(running[&format!("s{k}")], want, "s{k}");
         }
