@@ -9,7 +9,7 @@
 //! Time (ticks for incident deadlines and maintenance ends, and what control changes are
 //! settled at) comes from the injected [`Clock`], so tests move it instead of sleeping.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
@@ -48,6 +48,10 @@ pub struct Heal {
 
 pub struct StateTask {
     models: BTreeMap<ServiceName, ServiceModel>,
+    /// Services whose model may have changed since the last snapshot: only their statuses
+    /// are copied into the next (a cold start of 100 services published hundreds of
+    /// snapshots, each with a copy of every status).
+    changed: BTreeSet<ServiceName>,
     seq: u64,
     events: mpsc::Receiver<Event>,
     control: mpsc::Receiver<StateControl>,
@@ -81,6 +85,7 @@ impl StateTask {
         let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
         let task = Self {
             models: BTreeMap::new(),
+            changed: BTreeSet::new(),
             seq: 0,
             events,
             control,
@@ -123,8 +128,9 @@ impl StateTask {
                 _ = sleep_until(&self.clock, deadline) => {
                     let now = self.clock.now();
                     let mut outputs = Vec::new();
-                    for m in self.models.values_mut() {
+                    for (name, m) in self.models.iter_mut() {
                         outputs.extend(m.tick(now));
+                        self.changed.insert(name.clone());
                     }
                     self.emit(outputs).await;
                     self.publish();
@@ -144,6 +150,12 @@ impl StateTask {
     /// Applies a config change (the caller publishes the snapshot).
     async fn control(&mut self, control: StateControl) {
         let now = self.clock.now();
+        let name = match &control {
+            StateControl::Configure(name, _)
+            | StateControl::Resume(name, _)
+            | StateControl::TakeOver(name, _) => name,
+        };
+        self.changed.insert(name.clone());
         let outputs = match control {
             StateControl::Configure(name, spec) => match self.models.get_mut(&name) {
                 Some(m) => {
@@ -179,6 +191,7 @@ impl StateTask {
         for event in batch {
             let mut outputs = Vec::new();
             if let Some(name) = &event.service {
+                self.changed.insert(name.clone());
                 if matches!(event.kind, EventKind::Removed) {
                     self.models.remove(name);
                 } else {
@@ -215,16 +228,25 @@ impl StateTask {
         let _ = self.store.send(event).await;
     }
 
-    fn publish(&self) {
-        let services = self
-            .models
-            .iter()
-            .map(|(n, m)| (n.clone(), m.status.clone()))
-            .collect();
-        self.snapshot.send_replace(Arc::new(Snapshot {
-            seq: self.seq,
-            services,
-        }));
+    /// Publishes the statuses of the services that changed. The snapshot is changed in place
+    /// when no reader holds it still, else copied first.
+    fn publish(&mut self) {
+        let changed = std::mem::take(&mut self.changed);
+        let (models, seq) = (&self.models, self.seq);
+        self.snapshot.send_modify(|snapshot| {
+            let snapshot = Arc::make_mut(snapshot);
+            snapshot.seq = seq;
+            for name in changed {
+                match models.get(&name) {
+                    Some(m) => {
+                        snapshot.services.insert(name, m.status.clone());
+                    }
+                    None => {
+                        snapshot.services.remove(&name);
+                    }
+                }
+            }
+        });
     }
 
     fn next_deadline(&self) -> Option<jiff::Timestamp> {
@@ -414,6 +436,45 @@ mod tests {
             unreachable!()
         };
         assert_eq!(since, down_at, "dated from the outage's start");
+    }
+
+    /// A snapshot is changed in place only where no reader holds it: one a reader kept stays
+    /// as it was, and the next has every service's latest status and none removed.
+    #[tokio::test]
+    async fn a_snapshot_a_reader_holds_never_changes_under_it() {
+        let clock = Clock::system();
+        let (mut r, db) = up_on(&clock, Duration::ZERO).await;
+        let web = ServiceName::new("web").unwrap();
+        r.control
+            .send(StateControl::Configure(
+                web.clone(),
+                external("tcp", Duration::ZERO),
+            ))
+            .await
+            .unwrap();
+        r.events
+            .send(clock.event(&web, probe(Health::Up)))
+            .await
+            .unwrap();
+        r.wait_state(&web, State::Up).await;
+        let kept = r.snapshot.borrow().clone();
+        r.events
+            .send(clock.event(&db, probe(Health::Down)))
+            .await
+            .unwrap();
+        r.wait_state(&db, State::Down).await;
+        r.events
+            .send(clock.event(&web, EventKind::Removed))
+            .await
+            .unwrap();
+        let gone = r.snapshot.wait_for(|s| !s.services.contains_key(&web));
+        tokio::time::timeout(GUARD, gone)
+            .await
+            .expect("web was never removed")
+            .unwrap();
+        assert_eq!(kept.services[&db].state, State::Up);
+        assert_eq!(kept.services[&web].state, State::Up);
+        assert_eq!(r.state(&db), State::Down);
     }
 
     /// Regression: with a service's spec and its probe's first verdict both queued, the verdict
