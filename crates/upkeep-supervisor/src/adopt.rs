@@ -388,3 +388,41 @@ impl Supervisor {
 fn parent_of(pid: u32) -> Option<u32> {
     upkeep_sys::procfs::process(pid).map(|p| p.ppid)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_counts_only_for_its_own_run_and_ages_its_restarts_to_now() {
+        let at: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let note = RunNote {
+            pid: 4242,
+            start_ticks: 77,
+            at,
+            ready: false,
+            carried: Carried {
+                attempt: 2,
+                recent_ms: vec![5_000, 100],
+                total: 2,
+                running: true,
+                ..Carried::default()
+            },
+            job: None,
+        };
+        let text = serde_json::to_string(&note).unwrap();
+        assert!(!text.contains('\n'), "one line: {text}");
+        assert_eq!(RunNote::of_run(&text, 4242, 77), Some(note.clone()));
+        // Another run of the same pid, another pid, or not a note at all: none.
+        assert_eq!(RunNote::of_run(&text, 4242, 78), None);
+        assert_eq!(RunNote::of_run(&text, 4243, 77), None);
+        assert_eq!(RunNote::of_run("short", 4242, 77), None);
+        let later = at.checked_add(jiff::SignedDuration::from_secs(3)).unwrap();
+        let c = note.carried_at(later);
+        assert_eq!(c.recent_ms, [8_000, 3_100]);
+        assert_eq!((c.attempt, c.total, c.running), (2, 2, true));
+        // A clock that went back ages nothing.
+        let earlier = at.checked_sub(jiff::SignedDuration::from_secs(3)).unwrap();
+        assert_eq!(note.carried_at(earlier).recent_ms, [5_000, 100]);
+    }
+}
