@@ -10,6 +10,12 @@
 //! in `upkeep_sys::Reaper::adopt`) and reads on. Nothing the service writes meanwhile is
 //! lost: it waits in the pipe (1 MiB each, see `spawn.rs`).
 //!
+//! A daemon killed under systemd (`KillMode=process`) hands nothing over: the next one adopts
+//! the runs whose pipes systemd's fd store kept (`upkeep/src/fdstore.rs`). What the supervisor
+//! knew of the run is then read from the [`RunNote`] it left after the run record (written
+//! at each spawn and when the run said it was ready): ready or still starting, the restart
+//! count and crash-loop window, a job's due time.
+//!
 //! It does not carry the descriptors across execve or write the state record (the daemon
 //! does, in `upkeep/src/upgrade.rs`), and it does not decide whether to adopt at all.
 
@@ -34,6 +40,8 @@ pub struct HandedPipe {
 #[derive(Debug)]
 pub struct Handover {
     pub pid: u32,
+    /// The pid its pipes are kept under (see [`Adoption::pipes`]).
+    pub pipes: u32,
     /// The group its tree is stopped by (not `pid` for a forking daemon that kept its start
     /// command's group).
     pub pgid: u32,
@@ -109,6 +117,9 @@ pub struct TakeOver {
 #[derive(Debug)]
 pub struct Adoption {
     pub pid: u32,
+    /// The pid its output pipes are named by where they are kept (systemd's fd store): the
+    /// spawned process's, a forking service's start command's, not `pid`.
+    pub pipes: u32,
     pub pgid: u32,
     pub start_ticks: u64,
     pub uptime: Duration,
@@ -123,6 +134,55 @@ pub struct Adoption {
     pub job: Option<HandedJob>,
     /// From `Reaper::adopt`.
     pub exit: oneshot::Receiver<ExitStatus>,
+    /// What the supervisor knew besides (its restart counts), when it did not come with a
+    /// [`TakeOver`]: from the [`RunNote`] after a killed daemon.
+    pub carried: Option<Carried>,
+}
+
+/// What the supervisor knew of its current run, written after the run record (see
+/// `upkeep_sys::ServiceLineage::note`) when the run began, and again when it said it was
+/// ready: a daemon killed meanwhile leaves it to the next, which adopts the run from
+/// systemd's fd store. One line of JSON; a field added later must have a default.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunNote {
+    /// The run it is of: its leader and start time, as in the run record.
+    pub pid: u32,
+    pub start_ticks: u64,
+    /// When it was written (the daemon's clock): the ages in `carried` are from then.
+    pub at: jiff::Timestamp,
+    /// The run had said it was ready.
+    pub ready: bool,
+    /// The restart count and crash-loop window as they were.
+    pub carried: Carried,
+    /// A job's run: its due time and who asked (its output is in its log).
+    #[serde(default)]
+    pub job: Option<HandedJob>,
+}
+
+impl RunNote {
+    /// The note in `text`, if it is one and is of the run `pid` that began at `start_ticks`.
+    pub fn of_run(text: &str, pid: u32, start_ticks: u64) -> Option<RunNote> {
+        serde_json::from_str::<RunNote>(text)
+            .ok()
+            .filter(|n| n.pid == pid && n.start_ticks == start_ticks)
+    }
+
+    /// What it carries, its ages counted to `now`.
+    pub fn carried_at(&self, now: jiff::Timestamp) -> Carried {
+        let since = now
+            .duration_since(self.at)
+            .max(jiff::SignedDuration::ZERO)
+            .as_millis() as u64;
+        Carried {
+            recent_ms: self
+                .carried
+                .recent_ms
+                .iter()
+                .map(|ms| ms.saturating_add(since))
+                .collect(),
+            ..self.carried.clone()
+        }
+    }
 }
 
 impl Supervisor {
@@ -209,6 +269,7 @@ impl Supervisor {
         };
         Some(Handover {
             pid: run.pid,
+            pipes: run.pipes,
             pgid,
             start_ticks: run.start_ticks,
             uptime: self.clock.instant().saturating_duration_since(run.started),
@@ -245,6 +306,7 @@ impl Supervisor {
             by: j.by,
             tap: Tap::carried_on(j.output, j.output_dropped, streams),
         });
+        let forking = matches!(self.cfg.kind, upkeep_config::ServiceType::Forking { .. });
         let mut captures = Vec::new();
         for (stream, pipe) in [(Stream::Stdout, a.stdout), (Stream::Stderr, a.stderr)] {
             if let Some(p) = pipe {
@@ -252,7 +314,7 @@ impl Supervisor {
                 let c = self.logs.capture(
                     &self.name,
                     stream,
-                    a.pid,
+                    (!forking).then_some(a.pipes),
                     (p.fd, p.partial),
                     watch.clone(),
                     tap,
@@ -262,6 +324,8 @@ impl Supervisor {
         }
         self.running = Some(Running {
             pid: a.pid,
+            pipes: a.pipes,
+            pipes_until_end: forking,
             pgid: a.pgid,
             start_ticks: a.start_ticks,
             started: now.checked_sub(a.uptime).unwrap_or(now),
@@ -269,6 +333,8 @@ impl Supervisor {
             job,
             captures,
         });
+        // A daemon killed from here on leaves the next one what this one knew.
+        self.write_note();
         self.clock.event(
             &self.name,
             EventKind::Adopted {
@@ -282,7 +348,81 @@ impl Supervisor {
     }
 }
 
+impl Supervisor {
+    /// Writes the [`RunNote`] of the current run, if any. On the restart path: one small
+    /// serialisation and one `pwrite`.
+    pub(crate) fn write_note(&self) {
+        let Some(run) = self.running.as_ref() else {
+            return;
+        };
+        let now = self.clock.instant();
+        let (attempt, ages, total) = self.tracker.carry(now);
+        let note = RunNote {
+            pid: run.pid,
+            start_ticks: run.start_ticks,
+            at: self.clock.now(),
+            ready: self.signals.ready,
+            carried: Carried {
+                attempt,
+                recent_ms: ages.iter().map(|a| a.as_millis() as u64).collect(),
+                total,
+                running: true,
+                ..Carried::default()
+            },
+            job: run.job.as_ref().map(|j| HandedJob {
+                started: j.started,
+                due: j.due,
+                by: j.by.clone(),
+                output: Vec::new(),
+                output_dropped: 0,
+            }),
+        };
+        match serde_json::to_vec(&note) {
+            Ok(line) => self.lineage.note(&line),
+            Err(e) => tracing::warn!("cannot write the run's note: {e}"),
+        }
+    }
+}
+
 /// The parent of `pid`, if it exists.
 fn parent_of(pid: u32) -> Option<u32> {
     upkeep_sys::procfs::process(pid).map(|p| p.ppid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_counts_only_for_its_own_run_and_ages_its_restarts_to_now() {
+        let at: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let note = RunNote {
+            pid: 4242,
+            start_ticks: 77,
+            at,
+            ready: false,
+            carried: Carried {
+                attempt: 2,
+                recent_ms: vec![5_000, 100],
+                total: 2,
+                running: true,
+                ..Carried::default()
+            },
+            job: None,
+        };
+        let text = serde_json::to_string(&note).unwrap();
+        assert!(!text.contains('\n'), "one line: {text}");
+        assert_eq!(RunNote::of_run(&text, 4242, 77), Some(note.clone()));
+        // Another run of the same pid, another pid, or not a note at all: none.
+        assert_eq!(RunNote::of_run(&text, 4242, 78), None);
+        assert_eq!(RunNote::of_run(&text, 4243, 77), None);
+        assert_eq!(RunNote::of_run("short", 4242, 77), None);
+        let later = at.checked_add(jiff::SignedDuration::from_secs(3)).unwrap();
+        let c = note.carried_at(later);
+        assert_eq!(c.recent_ms, [8_000, 3_100]);
+        assert_eq!((c.attempt, c.total, c.running), (2, 2, true));
+        // A clock that went back ages nothing.
+        let earlier = at.checked_sub(jiff::SignedDuration::from_secs(3)).unwrap();
+        assert_eq!(note.carried_at(earlier).recent_ms, [5_000, 100]);
+    }
 }

@@ -35,7 +35,7 @@ mod seal;
 mod spawn;
 mod supervisor;
 
-pub use adopt::{Adoption, Carried, HandedJob, HandedPipe, Handover, Released, TakeOver};
+pub use adopt::{Adoption, Carried, HandedJob, HandedPipe, Handover, Released, RunNote, TakeOver};
 pub use group::{StopOutcome, stop_leftovers};
 pub use logs::{LogHub, PipeKeeper, Stream, tail, tail_start};
 pub use seal::{Inside, Seal, Sealed};

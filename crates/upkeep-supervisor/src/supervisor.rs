@@ -221,6 +221,11 @@ impl SupervisorHandle {
 pub(crate) struct Running {
     /// The main process: the spawned one, or a forking service's daemon.
     pub pid: u32,
+    /// The pid its output pipes are kept under (see `Adoption::pipes`).
+    pub pipes: u32,
+    /// The keeper lets go of its pipes when the run ends, not at their end (a forking
+    /// service's: see `LogHub::capture`).
+    pub pipes_until_end: bool,
     /// The process group its tree is stopped by (`pid` but for a forking daemon that kept
     /// its start command's group).
     pub pgid: u32,
@@ -310,7 +315,7 @@ pub struct Supervisor {
     /// The mark every process of this service carries (see `upkeep_sys::lineage`).
     mark: [(&'static str, String); 2],
     /// This service's cgroup and run record.
-    lineage: ServiceLineage,
+    pub(crate) lineage: ServiceLineage,
     commands: mpsc::Receiver<SupervisorCommand>,
     pub(crate) running: Option<Running>,
     /// When the backoff ends, on `clock`.
@@ -411,7 +416,14 @@ impl Supervisor {
         let (start, first) = match begin.into() {
             Begin::Idle => (First::Nothing, Vec::new()),
             Begin::Start => (First::Start, Vec::new()),
-            Begin::Adopt(a) => (First::Nothing, vec![sup.resume(*a)]),
+            Begin::Adopt(mut a) => match a.carried.take() {
+                // After a killed daemon: its note said what the supervisor knew.
+                Some(carried) => sup.take_over(crate::adopt::TakeOver {
+                    carried,
+                    adoption: Some(*a),
+                }),
+                None => (First::Nothing, vec![sup.resume(*a)]),
+            },
             Begin::TakeOver(t) => sup.take_over(*t),
         };
         let token = cancel.clone();
@@ -607,6 +619,7 @@ impl Supervisor {
             NoteKind::Ready(how) => {
                 if !self.signals.ready {
                     self.signals.ready = true;
+                    self.write_note();
                     self.signals.arm_watchdog(&self.cfg, self.clock.instant());
                     let ready = self.ev(EventKind::Ready { how: how.into() });
                     self.emit(vec![ready]).await;
@@ -882,6 +895,7 @@ impl Supervisor {
     /// Stops the group of `run` and collects the leader's exit.
     async fn end_run(&mut self, run: Running) -> Ended {
         self.signals.run_ended();
+        self.let_go_pipes(&run);
         let outcome = self.stop_group(run.group()).await;
         let status = exit_status(run.exit).await;
         let uptime = self.clock.instant().saturating_duration_since(run.started);
@@ -890,6 +904,13 @@ impl Supervisor {
             status,
             uptime,
             exited: self.exited(run.pid, status, uptime),
+        }
+    }
+
+    /// The run ended: the keeper lets go of its pipes if their readers do not.
+    fn let_go_pipes(&self, run: &Running) {
+        if run.pipes_until_end {
+            self.logs.let_go(&self.name, run.pipes);
         }
     }
 
@@ -935,6 +956,7 @@ impl Supervisor {
             .expect("on_exit only fires while running");
         let record = run.job.take();
         self.signals.run_ended();
+        self.let_go_pipes(&run);
         let uptime = self.clock.instant().saturating_duration_since(run.started);
         // Stamped now, at the reap: the restart below comes before the reporting, but the
         // record keeps the real times (MTTR is measured from them).
@@ -1052,10 +1074,12 @@ impl Supervisor {
                 self.logs
                     .keep(&self.name, Stream::Stderr, s.pid, s.stderr.as_fd());
                 let watch = self.signals.line_watch(&self.cfg, s.pid);
+                let forking = matches!(self.cfg.kind, ServiceType::Forking { .. });
+                let let_go = (!forking).then_some(s.pid);
                 let out = self.logs.capture(
                     &self.name,
                     Stream::Stdout,
-                    s.pid,
+                    let_go,
                     (s.stdout, Vec::new()),
                     watch.clone(),
                     tap.as_ref().map(|t| t.stream(false)),
@@ -1063,7 +1087,7 @@ impl Supervisor {
                 let err = self.logs.capture(
                     &self.name,
                     Stream::Stderr,
-                    s.pid,
+                    let_go,
                     (s.stderr, Vec::new()),
                     watch,
                     tap.as_ref().map(|t| t.stream(true)),
@@ -1118,7 +1142,8 @@ impl Supervisor {
                                 // The record names the daemon and the group it is in now (the
                                 // start command's until its setsid, which can come after its
                                 // PID file): the next daemon looks in both.
-                                self.lineage.adopt_in(f.pid, f.pgid, f.start_ticks);
+                                // Its pipes stay named by the start command (`pipes`).
+                                self.lineage.adopt_in(f.pid, f.pgid, f.start_ticks, s.pid);
                                 (f.pid, f.pgid, f.start_ticks, f.exit)
                             }
                             Err(error) => {
@@ -1126,6 +1151,7 @@ impl Supervisor {
                                 self.signals.run_ended();
                                 // Whatever it left (a daemon without a PID file) goes.
                                 let _ = self.stop_group(s.pid).await;
+                                self.logs.let_go(&self.name, s.pid);
                                 before.push(self.ev(EventKind::SpawnFailed { error }));
                                 if self.cancel.is_cancelled() || self.interrupted.is_some() {
                                     // Ending, or an operator's command comes next: no restart.
@@ -1144,6 +1170,8 @@ impl Supervisor {
                 };
                 self.running = Some(Running {
                     pid,
+                    pipes: s.pid,
+                    pipes_until_end: forking,
                     pgid,
                     start_ticks,
                     started: self.clock.instant(),
@@ -1156,6 +1184,7 @@ impl Supervisor {
                     }),
                     captures: vec![(Stream::Stdout, out), (Stream::Stderr, err)],
                 });
+                self.write_note();
                 before.push(self.ev(EventKind::Started {
                     pid,
                     start_ticks,

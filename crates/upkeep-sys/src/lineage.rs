@@ -16,6 +16,9 @@
 //!   session, written with one `pwrite` right after the spawn, no fsync (it must survive the
 //!   daemon's death, not a power cut, which ends the services too). It names the process group
 //!   even when the leader is gone and the rest rewrote their memory (nginx, PostgreSQL).
+//!   After the record, in the same file, the supervisor's note on the run (ready or not, its
+//!   restart counts, a job's due time: [`ServiceLineage::note`]), for a daemon that adopts the
+//!   run after a crash (systemd's fd store); this crate keeps its bytes and reads none of it.
 //! - **A mark in the environment** (`UPKEEP_NODE`, `UPKEEP_SERVICE`): where no cgroup exists,
 //!   finds a process spawned in the microseconds before its run record was written (it is too
 //!   young to have rewritten anything), and escapees, as long as they keep it.
@@ -38,8 +41,11 @@ pub const NODE_ENV: &str = "UPKEEP_NODE";
 /// The environment variable that carries the service's name.
 pub const SERVICE_ENV: &str = "UPKEEP_SERVICE";
 
-/// Width of a run record: fixed, so that a `pwrite` at offset 0 replaces it whole.
-const RECORD_LEN: usize = 64;
+/// Width of a run record: fixed, so that a `pwrite` at offset 0 replaces it whole (wide
+/// enough for five numbers at their widest). The note follows it.
+const RECORD_LEN: usize = 80;
+/// The longest note read back: a note is a line of JSON of a few hundred bytes.
+const NOTE_MAX: u64 = 64 * 1024;
 
 /// The daemon's records of what it started, for one data dir.
 #[derive(Debug, Clone)]
@@ -110,12 +116,21 @@ impl Lineage {
             .and_then(|f| crate::trust::check_owned(&f.metadata()?, &path).map(|()| f))
             .inspect_err(|e| tracing::warn!(service = name, "cannot keep its run record: {e}"))
             .ok();
+        // A shorter note than the one in the file is padded over all of it.
+        let note_len = run
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| (m.len() as usize).saturating_sub(RECORD_LEN));
         let cgroup = self.cgroups.as_ref().and_then(|root| {
             Cgroup::create(&root.join(cgroup_dir(name)))
                 .inspect_err(|e| tracing::warn!(service = name, "cannot create its cgroup: {e}"))
                 .ok()
         });
-        ServiceLineage { run, cgroup }
+        ServiceLineage {
+            run,
+            cgroup,
+            note_len: std::sync::atomic::AtomicUsize::new(note_len),
+        }
     }
 
     /// The leader each service's run record names, by service name, whether anything of its
@@ -151,10 +166,28 @@ impl Lineage {
                         pid: r.pid,
                         pgid: r.pgid,
                         start_ticks: r.start_ticks,
+                        pipes: r.pipes,
                     },
                 ))
             })
             .collect()
+    }
+
+    /// The note the supervisor of `name` left on its run (see [`ServiceLineage::note`]), if
+    /// any: a line of text, not checked here (it may belong to an earlier run than the
+    /// record's; its reader checks the pid and start time in it).
+    pub fn note(&self, name: &str) -> Option<String> {
+        let path = self.run_dir.join(name);
+        let f = open_record(&path)?;
+        let mut text = Vec::new();
+        f.take(RECORD_LEN as u64 + NOTE_MAX)
+            .read_to_end(&mut text)
+            .ok()?;
+        let note = text.get(RECORD_LEN..)?;
+        let line = note.split(|b| *b == b'\n').next()?;
+        let line = String::from_utf8(line.to_vec()).ok()?;
+        let line = line.trim();
+        (!line.is_empty()).then(|| line.to_owned())
     }
 
     /// What earlier daemons left running, by service name: one pass over /proc, checked
@@ -326,6 +359,9 @@ pub struct RecordedRun {
     pub pid: u32,
     pub pgid: u32,
     pub start_ticks: u64,
+    /// The pid its output pipes are named by where they are kept (systemd's fd store): the
+    /// spawned process's, which for a forking service is its start command, not `pid`.
+    pub pipes: u32,
 }
 
 /// One service's records.
@@ -333,6 +369,8 @@ pub struct RecordedRun {
 pub struct ServiceLineage {
     run: Option<File>,
     cgroup: Option<Cgroup>,
+    /// The longest note in the file (a shorter one is padded over it).
+    note_len: std::sync::atomic::AtomicUsize,
 }
 
 impl ServiceLineage {
@@ -340,14 +378,15 @@ impl ServiceLineage {
     /// the restart path, so it costs one write and no fsync; a failure is logged, never fatal
     /// (the process group, the cgroup and the mark still hold it).
     pub fn adopt(&self, pid: u32, start_ticks: u64) {
-        self.adopt_in(pid, pid, start_ticks);
+        self.adopt_in(pid, pid, start_ticks, pid);
     }
 
     /// Records `pid` as the leader though it was last seen in group `pgid`: a forking
     /// service's daemon, in its start command's group. It may still move to a group of its
     /// own (a `setsid` seen after its PID file was: it happens with nginx under load), so
-    /// the record names both, and the next daemon looks for either.
-    pub fn adopt_in(&self, pid: u32, pgid: u32, start_ticks: u64) {
+    /// the record names both, and the next daemon looks for either. `pipes` is the pid its
+    /// output pipes are kept under (the start command's: see [`RecordedRun::pipes`]).
+    pub fn adopt_in(&self, pid: u32, pgid: u32, start_ticks: u64, pipes: u32) {
         let session = nix::unistd::getsid(Some(Pid::from_raw(pid as i32)))
             .map(|s| s.as_raw() as u32)
             .unwrap_or(0);
@@ -356,11 +395,34 @@ impl ServiceLineage {
             start_ticks,
             session,
             pgid,
+            pipes,
         };
         if let Some(run) = &self.run
             && let Err(e) = run.write_all_at(&rec.encode(), 0)
         {
             tracing::warn!(pid, "cannot write the run record: {e}");
+        }
+    }
+
+    /// Writes the supervisor's note on the current run after the record: one line (no
+    /// newline in it), padded over a longer one written before, in one `pwrite` like the
+    /// record's, no fsync. Best effort: the next daemon then adopts the run as if it had no
+    /// note (ready, its counts afresh).
+    pub fn note(&self, line: &[u8]) {
+        use std::sync::atomic::Ordering;
+        let Some(run) = &self.run else {
+            return;
+        };
+        let longest = self.note_len.load(Ordering::Relaxed);
+        let mut buf = Vec::with_capacity(longest.max(line.len() + 1));
+        buf.extend_from_slice(line);
+        buf.push(b'\n');
+        if buf.len() < longest {
+            buf.resize(longest, b' ');
+        }
+        match run.write_all_at(&buf, RECORD_LEN as u64) {
+            Ok(()) => self.note_len.store(buf.len(), Ordering::Relaxed),
+            Err(e) => tracing::warn!("cannot write the run's note: {e}"),
         }
     }
 
@@ -525,14 +587,16 @@ struct Record {
     /// The group it was in when recorded (`pid` but for a forking daemon, see
     /// [`ServiceLineage::adopt_in`]). Records written before this field name `pid`'s.
     pgid: u32,
+    /// See [`RecordedRun::pipes`]. Records written before this field name `pid`.
+    pipes: u32,
 }
 
 impl Record {
     fn encode(&self) -> [u8; RECORD_LEN] {
         let mut buf = [b' '; RECORD_LEN];
         let text = format!(
-            "{} {} {} {}",
-            self.pid, self.start_ticks, self.session, self.pgid
+            "{} {} {} {} {}",
+            self.pid, self.start_ticks, self.session, self.pgid, self.pipes
         );
         buf[..text.len()].copy_from_slice(text.as_bytes());
         buf[RECORD_LEN - 1] = b'\n';
@@ -544,33 +608,42 @@ impl Record {
         let pid = u32::try_from(f.next()?.ok()?).ok()?;
         let start_ticks = f.next()?.ok()?;
         let session = u32::try_from(f.next()?.ok()?).ok()?;
-        let pgid = match f.next() {
-            None => pid,
-            Some(g) => u32::try_from(g.ok()?).ok()?,
+        let or_pid = |f: Option<Result<u64, _>>| match f {
+            None => Some(pid),
+            Some(n) => u32::try_from(n.ok()?).ok(),
         };
+        let pgid = or_pid(f.next())?;
+        let pipes = or_pid(f.next())?;
         let rec = Record {
             pid,
             start_ticks,
             session,
             pgid,
+            pipes,
         };
         // pid 0 is a cleared record; pid 1 is never a service of ours.
         (rec.pid > 1).then_some(rec)
     }
 }
 
-fn read_record(path: &Path) -> Option<Record> {
+/// A run record's file, opened to read (never through a symlink, and only ours).
+fn open_record(path: &Path) -> Option<File> {
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .ok()?;
     crate::trust::check_owned(&f.metadata().ok()?, path).ok()?;
-    let mut text = String::new();
-    f.take(RECORD_LEN as u64 * 2)
-        .read_to_string(&mut text)
-        .ok()?;
-    Record::decode(&text)
+    Some(f)
+}
+
+fn read_record(path: &Path) -> Option<Record> {
+    let f = open_record(path)?;
+    // The record alone: the note after it is not the record's (records of before the note
+    // were 64 bytes, and nothing followed them).
+    let mut text = Vec::new();
+    f.take(RECORD_LEN as u64).read_to_end(&mut text).ok()?;
+    Record::decode(&String::from_utf8_lossy(&text))
 }
 
 #[cfg(test)]
@@ -584,6 +657,7 @@ mod tests {
             start_ticks: 123456789,
             session: 77,
             pgid: 4242,
+            pipes: 4242,
         };
         let bytes = r.encode();
         assert_eq!(bytes.len(), RECORD_LEN);
@@ -596,9 +670,30 @@ mod tests {
         assert_eq!(Record::decode("garbage"), None);
         assert_eq!(Record::decode("1 2 3"), None);
         assert_eq!(Record::decode("99999999999 2 3"), None);
-        // A record from before the group was written names the leader's own.
+        // A record from before the group was written names the leader's own, and one from
+        // before the pipes' pid names the leader's.
         assert_eq!(Record::decode("4242 5 77").map(|r| r.pgid), Some(4242));
-        let forking = Record { pgid: 4241, ..r };
+        assert_eq!(
+            Record::decode("4242 5 77 4241").map(|r| r.pipes),
+            Some(4242)
+        );
+        let forking = Record {
+            pgid: 4241,
+            pipes: 4241,
+            ..r
+        };
+        // Every field at its widest still fits.
+        let widest = Record {
+            pid: u32::MAX,
+            start_ticks: u64::MAX,
+            session: u32::MAX,
+            pgid: u32::MAX,
+            pipes: u32::MAX,
+        };
+        assert_eq!(
+            Record::decode(std::str::from_utf8(&widest.encode()).unwrap()),
+            Some(widest)
+        );
         assert_eq!(
             Record::decode(std::str::from_utf8(&forking.encode()).unwrap()),
             Some(forking)
@@ -620,6 +715,13 @@ mod tests {
         // Named whether anything of it runs or not (pid 12 is no process of ours)...
         assert_eq!(l.recorded(), BTreeMap::from([("web".to_string(), 12)]));
         assert!(l.leftovers().is_empty());
+        // A note after it, a shorter one over it, and the record rewritten: each read whole.
+        s.note(br#"{"a":"a long first note"}"#);
+        s.note(b"short");
+        assert_eq!(l.note("web").as_deref(), Some("short"));
+        s.adopt(13, 8);
+        assert_eq!(l.runs()["web"].pid, 13);
+        assert_eq!(l.note("web").as_deref(), Some("short"));
         s.clear();
         assert_eq!(read_record(&dir.path().join("run/web")), None);
         // ...until the run is seen to end.

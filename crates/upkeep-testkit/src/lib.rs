@@ -203,6 +203,12 @@ impl TestDaemon {
         }
     }
 
+    /// Like [`TestDaemon::prepare`], with `daemon.test_clock` (see
+    /// [`TestDaemon::start_on_test_clock`]).
+    pub fn prepare_on_test_clock(bin: &str, services_toml: &str) -> TestDaemon {
+        Self::prepare_with(bin, services_toml, true)
+    }
+
     /// Starts the daemon in the foreground on `services_toml` and waits until it answers.
     pub fn start(bin: &str, services_toml: &str) -> TestDaemon {
         let mut d = Self::prepare(bin, services_toml);

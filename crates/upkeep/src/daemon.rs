@@ -304,7 +304,10 @@ async fn run_async(
     // Under systemd, each run's pipes are kept in its fd store, and the runs a killed daemon
     // left whose pipes came back are adopted, not stopped (`fdstore.rs`).
     let fd_store = crate::fdstore::FdStore::from_env().map(Arc::new);
-    for (name, a) in crate::fdstore::adopt(stored, fd_store.as_deref(), &config, &lineage) {
+    let adopt_now = clock.now();
+    for (name, a) in
+        crate::fdstore::adopt(stored, fd_store.as_deref(), &config, &lineage, adopt_now)
+    {
         adoptions.entry(name).or_insert(a);
     }
     let adopted: std::collections::BTreeSet<String> =

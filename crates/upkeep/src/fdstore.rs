@@ -17,6 +17,15 @@
 //! is left to `takeover.rs`, which stops it as after any killed daemon; their pipes are
 //! closed and taken out of the store.
 //!
+//! Pipes are named by the process spawned; a forking service's run is its daemon, which its
+//! start command forked: the run record names both, and the pipes are matched by the
+//! start command's pid (the record's `pipes`). What the dead daemon's supervisor knew of the
+//! run comes from the note it left after the run record (`upkeep_supervisor::RunNote`):
+//! whether the run had said it was ready (one still starting is adopted starting, and what
+//! depends on it waits), its restart count, crash-loop window and backoff attempt, and a
+//! job's due time and who asked, so that its end is recorded as a run of the job. Without a
+//! note (a daemon from before it), a run is taken for ready, its counts afresh.
+//!
 //! `systemctl stop upkeep` is SIGTERM to the daemon: it stops every service as always. Without
 //! systemd nothing here does anything. Not here: in-place upgrades (`upgrade.rs`), which hand
 //! the pipes over across execve instead.
@@ -28,7 +37,7 @@ use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 use upkeep_core::ServiceName;
-use upkeep_supervisor::{Adoption, HandedPipe, Lineage, PipeKeeper, Stream, procfs};
+use upkeep_supervisor::{Adoption, HandedPipe, Lineage, PipeKeeper, RunNote, Stream, procfs};
 
 /// The daemon's end of systemd's notify socket, for the fd store's messages.
 pub struct FdStore {
@@ -175,6 +184,7 @@ pub fn adopt(
     store: Option<&FdStore>,
     config: &upkeep_config::Config,
     lineage: &Lineage,
+    now: jiff::Timestamp,
 ) -> BTreeMap<ServiceName, Adoption> {
     let records = lineage.runs();
     let mut adopted = BTreeMap::new();
@@ -185,37 +195,43 @@ pub fn adopt(
             fd_name(&name, Stream::Stderr, pid),
         ];
         let managed = config.services.get(&name).and_then(|c| c.managed.as_ref());
+        // Named by the process spawned: a forking service's start command (`pipes`).
         let run = records
             .get(name.as_str())
-            .filter(|r| r.pid == pid && managed.is_some() && !adopted.contains_key(&name));
+            .filter(|r| r.pipes == pid && managed.is_some() && !adopted.contains_key(&name));
         let (Some(run), (Some(out), Some(err))) = (run, pipes) else {
             drop_names.extend(names);
             continue;
         };
-        let Some(exit) = upkeep_supervisor::pidfd::watch_exit(pid, run.start_ticks) else {
-            tracing::info!(service = %name, pid, "its run ended while no daemon watched: stopped as a leftover");
+        let Some(exit) = upkeep_supervisor::pidfd::watch_exit(run.pid, run.start_ticks) else {
+            tracing::info!(service = %name, pid = run.pid, "its run ended while no daemon watched: stopped as a leftover");
             drop_names.extend(names);
             continue;
         };
         let uptime = uptime_of(run.start_ticks);
-        let since = jiff::Timestamp::now()
+        let since = now
             .checked_sub(jiff::SignedDuration::try_from(uptime).unwrap_or_default())
-            .unwrap_or_else(|_| jiff::Timestamp::now());
-        tracing::info!(service = %name, pid, "adopting a run the last daemon left, with its pipes from the fd store");
+            .unwrap_or(now);
+        let note = lineage
+            .note(name.as_str())
+            .and_then(|text| RunNote::of_run(&text, run.pid, run.start_ticks));
+        tracing::info!(service = %name, pid = run.pid, noted = note.is_some(), "adopting a run the last daemon left, with its pipes from the fd store");
+        let carried = note.as_ref().map(|n| n.carried_at(now));
         adopted.insert(
             name,
             Adoption {
-                pid,
+                pid: run.pid,
+                pipes: pid,
                 pgid: run.pgid,
                 start_ticks: run.start_ticks,
                 uptime,
-                // What it said before is lost with the daemon; a run that has been going is
-                // taken for ready, as after an upgrade it would have been.
-                ready: true,
+                // Without a note (a daemon from before it) a run that has been going is
+                // taken for ready.
+                ready: note.as_ref().is_none_or(|n| n.ready),
                 since,
-                restarts: 0,
-                // A job's run record (its due time, who asked) died with the daemon.
-                job: None,
+                restarts: carried.as_ref().map_or(0, |c| c.total),
+                job: note.and_then(|n| n.job),
+                carried,
                 stdout: Some(HandedPipe {
                     fd: out,
                     partial: Vec::new(),

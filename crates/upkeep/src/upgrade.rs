@@ -453,6 +453,10 @@ struct Record {
 struct ServiceRecord {
     name: ServiceName,
     pid: u32,
+    /// The pid its pipes are kept under in systemd's fd store (`Adoption::pipes`); absent in
+    /// a record from before it (then `pid`).
+    #[serde(default)]
+    pipes: Option<u32>,
     /// Its process group; absent in a record from before forking services (then `pid`).
     #[serde(default)]
     pgid: Option<u32>,
@@ -508,6 +512,7 @@ pub fn exec(handed: Handed, data_dir: &Path) -> anyhow::Error {
         record.services.push(ServiceRecord {
             name,
             pid: h.pid,
+            pipes: Some(h.pipes),
             pgid: Some(h.pgid),
             start_ticks: h.start_ticks,
             uptime_ms: h.uptime.as_millis() as u64,
@@ -737,6 +742,7 @@ impl Taken {
                 r.name.clone(),
                 Adoption {
                     pid: r.pid,
+                    pipes: r.pipes.unwrap_or(r.pid),
                     pgid: r.pgid.unwrap_or(r.pid),
                     start_ticks: r.start_ticks,
                     uptime,
@@ -747,6 +753,8 @@ impl Taken {
                     stderr: s.stderr,
                     job: s.record.job,
                     exit,
+                    // What its supervisor knew comes whole with the record's `carried`.
+                    carried: None,
                 },
             );
         }

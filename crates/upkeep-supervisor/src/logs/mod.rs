@@ -60,8 +60,10 @@ impl Stream {
 /// Somewhere a run's output pipes (their read ends) outlive the daemon, so that a daemon
 /// killed and started again reads on from them instead of the service dying of SIGPIPE (the
 /// binary's `fdstore.rs`: systemd's fd store). Each pipe is named by service, stream and the
-/// pid of the run's leader. Kept when the run is spawned, let go once its reader read the
-/// pipe to its end (every writer gone: the run ended and its output is read).
+/// pid of the process spawned. Kept when the run is spawned, let go once its reader read the
+/// pipe to its end (every writer gone: the run ended and its output is read), or, for a
+/// forking service, whose daemon may close its output long before it ends, once the run
+/// ended (see [`LogHub::capture`]).
 pub trait PipeKeeper: Send + Sync {
     fn keep(&self, name: &ServiceName, stream: Stream, pid: u32, fd: BorrowedFd<'_>);
     fn let_go(&self, name: &ServiceName, stream: Stream, pid: u32);
@@ -161,6 +163,16 @@ impl LogHub {
         }
     }
 
+    /// Tells the keeper, if there is one, to let go of both pipes of the run kept under `pid`
+    /// (one whose reader does not: see [`LogHub::capture`]).
+    pub(crate) fn let_go(&self, name: &ServiceName, pid: u32) {
+        if let Some(k) = self.inner.keeper.get() {
+            for stream in [Stream::Stdout, Stream::Stderr] {
+                k.let_go(name, stream, pid);
+            }
+        }
+    }
+
     /// Sets (or changes, on reload) the rotation rules of a service's two files.
     pub fn configure(&self, name: &ServiceName, cfg: &LogConfig) {
         for stream in [Stream::Stdout, Stream::Stderr] {
@@ -177,13 +189,15 @@ impl LogHub {
     /// Starts a reader for one pipe of a freshly spawned process; `watch` looks for the line
     /// that says it is ready (`ready = { log = ... }`). `partial` is the start of a line an
     /// earlier reader of the pipe read no end of (empty for a new process). The answer asks the
-    /// reader to let go of the pipe (see [`Capture::release`]). `pid` is the run's leader: at
-    /// the pipe's end, the keeper lets go of it (see [`PipeKeeper`]).
+    /// reader to let go of the pipe (see [`Capture::release`]). `let_go` is the pid the keeper
+    /// knows the pipe by, to let go of it at the pipe's end (see [`PipeKeeper`]); None where
+    /// the supervisor does at the run's end instead (a forking service's: a pipe at its end
+    /// is then kept, so that the run is adopted with it after a crash).
     pub(crate) fn capture(
         &self,
         name: &ServiceName,
         stream: Stream,
-        pid: u32,
+        let_go: Option<u32>,
         (fd, partial): (OwnedFd, Vec<u8>),
         watch: Option<crate::ready::LineWatch>,
         tap: Option<tap::StreamTap>,
@@ -195,7 +209,7 @@ impl LogHub {
         let keeper = self.inner.keeper.get().cloned();
         let (owner, at_end) = (name.clone(), stream);
         let read_to_end: Box<dyn FnOnce() + Send> = Box::new(move || {
-            if let Some(k) = keeper {
+            if let (Some(k), Some(pid)) = (keeper, let_go) {
                 k.let_go(&owner, at_end, pid);
             }
         });
@@ -337,7 +351,7 @@ mod tests {
         );
         let (r, w) = nix::unistd::pipe().unwrap();
         let mut out = std::fs::File::from(w);
-        let capture = hub.capture(&name, Stream::Stdout, 1, (r, Vec::new()), None, None);
+        let capture = hub.capture(&name, Stream::Stdout, Some(1), (r, Vec::new()), None, None);
         out.write_all(b"one\ntw").unwrap();
         let path = hub.path(&name, Stream::Stdout);
         // The reader has read both (the first line reached the file) before it lets go.
@@ -358,7 +372,7 @@ mod tests {
         // Written while nobody reads: the pipe keeps it.
         out.write_all(b"o\nthree\n").unwrap();
         drop(out);
-        let again = hub.capture(&name, Stream::Stdout, 1, (fd, partial), None, None);
+        let again = hub.capture(&name, Stream::Stdout, Some(1), (fd, partial), None, None);
         // The pipe is closed: the reader reads to its end and then has nothing to release.
         while again_pending(&path) {
             assert!(
@@ -408,7 +422,7 @@ mod tests {
             },
         );
         let (r, w) = nix::unistd::pipe().unwrap();
-        let _capture = hub.capture(&name, Stream::Stdout, 1, (r, Vec::new()), None, None);
+        let _capture = hub.capture(&name, Stream::Stdout, Some(1), (r, Vec::new()), None, None);
         // Three times the in-flight limit, then the service exits (its pipe closes).
         let service = std::thread::spawn(move || {
             let mut out = std::fs::File::from(w);
@@ -473,12 +487,19 @@ mod tests {
         hub.capture(
             &name,
             Stream::Stdout,
-            1,
+            Some(1),
             (out_r, Vec::new()),
             watch.clone(),
             None,
         );
-        hub.capture(&name, Stream::Stderr, 1, (err_r, Vec::new()), watch, None);
+        hub.capture(
+            &name,
+            Stream::Stderr,
+            Some(1),
+            (err_r, Vec::new()),
+            watch,
+            None,
+        );
         let (mut out, mut err) = (std::fs::File::from(out_w), std::fs::File::from(err_w));
         out.write_all(b"  VITE v7.0.0  ready in a moment\n  VITE v7.0.0  rea")
             .unwrap();

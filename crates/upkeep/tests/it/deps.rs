@@ -18,7 +18,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// `command = [...]` running the sd_notify fixture with `args`.
-fn notifier(args: &[&str]) -> String {
+pub(crate) fn notifier(args: &[&str]) -> String {
     let mut argv = vec![
         "python3".to_owned(),
         fixture("notify_service.py").display().to_string(),

@@ -163,3 +163,259 @@ fn a_run_whose_pipes_did_not_come_back_is_stopped_not_adopted() {
     assert!(kinds.iter().any(|k| k == "stale_stopped"), "{kinds:?}");
     assert!(!kinds.iter().any(|k| k == "adopted"), "{kinds:?}");
 }
+
+/// Kills the daemon (kill -9: systemd leaves its services, `KillMode=process`) and starts the
+/// next with what the fd store kept, as systemd does.
+fn crash_and_restart(d: &mut TestDaemon, peer: &FdStorePeer) {
+    d.signal_daemon(Signal::SIGKILL);
+    d.hand_fds(peer.stored());
+    d.launch();
+}
+
+/// The kinds of `name`'s stored events, oldest first.
+fn kinds(d: &TestDaemon, name: &str) -> Vec<String> {
+    let mut all: Vec<(i64, String)> = d
+        .api_get(&format!("/api/v1/events?service={name}&limit=10000"))
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_i64().unwrap_or_default(),
+                e["kind"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    all.sort();
+    all.into_iter().map(|(_, k)| k).collect()
+}
+
+/// Waits until `name`'s `adopted` event is stored: by then state has taken it in.
+fn wait_adopted(d: &TestDaemon, name: &str) {
+    d.wait_until(&format!("{name}'s adopted event"), LONG, || {
+        kinds(d, name).iter().any(|k| k == "adopted").then_some(())
+    });
+}
+
+/// A forking service's run is its daemon, which its start command forked; the pipes were
+/// named by the start command and never matched the run record's pid, so the run was stopped
+/// and started again; and a daemon that closed its output (nginx does) had its pipes let go
+/// of at once. Now both are adopted: same pid, what one writes meanwhile read on.
+#[test]
+fn a_forking_services_daemon_is_adopted_after_a_crash() {
+    let peer = FdStorePeer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (go, pid_file) = (tmp.path().join("go"), tmp.path().join("fork.pid"));
+    let quiet_pid = tmp.path().join("quiet.pid");
+    nix::unistd::mkfifo(&go, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut d = TestDaemon::prepare(
+        BIN,
+        &format!(
+            "[services.fork]\ntype = \"forking\"\npid_file = \"{}\"\nrestart = \"always\"\n\
+             command = \"sh -c '(echo forked; read x < {}; echo after the crash; exec sleep 1000) & echo $! > {}'\"\n\n\
+             [services.quiet]\ntype = \"forking\"\npid_file = \"{}\"\n\
+             command = \"sh -c 'sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > {}'\"\n",
+            pid_file.display(),
+            go.display(),
+            pid_file.display(),
+            quiet_pid.display(),
+            quiet_pid.display()
+        ),
+    );
+    d.set_env("NOTIFY_SOCKET", peer.path().to_str().unwrap());
+    d.launch();
+    d.wait_state("fork", "up", LONG);
+    let pid = d.pid("fork").expect("fork runs");
+    d.wait_until("its first line in the log", LONG, || {
+        std::fs::read_to_string(d.data_dir.join("logs/fork.out.log"))
+            .ok()?
+            .contains(" forked\n")
+            .then_some(())
+    });
+    d.wait_state("quiet", "up", LONG);
+    let quiet = d.pid("quiet").expect("quiet runs");
+
+    crash_and_restart(&mut d, &peer);
+    wait_adopted(&d, "fork");
+    wait_adopted(&d, "quiet");
+    assert_eq!(d.pid("fork"), Some(pid), "{}", d.daemon_log());
+    assert_eq!(d.pid("quiet"), Some(quiet), "{}", d.daemon_log());
+    assert_eq!(d.state("fork"), "up");
+    assert_eq!(d.service("fork")["info"]["restarts"].as_u64(), Some(0));
+    let seen = kinds(&d, "fork");
+    assert!(
+        !seen
+            .iter()
+            .any(|k| k == "stale_stopped" || k == "restart_scheduled"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.iter().filter(|k| *k == "started").count(),
+        1,
+        "{seen:?}"
+    );
+    // Its pipes were kept: what it writes now is read by this daemon.
+    std::fs::write(&go, "go\n").unwrap();
+    d.wait_until("its line after the crash in the log", LONG, || {
+        std::fs::read_to_string(d.data_dir.join("logs/fork.out.log"))
+            .ok()?
+            .contains(" after the crash\n")
+            .then_some(())
+    });
+    let out = d.cli(&["stop", "all"]);
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    assert!(
+        !upkeep_testkit::alive(pid),
+        "the adopted daemon was stopped"
+    );
+    assert!(
+        !upkeep_testkit::alive(quiet),
+        "the adopted daemon was stopped"
+    );
+    // Their pipes are let go of once their runs ended.
+    peer.wait_names("no pipe of either", LONG, |n| {
+        !n.iter()
+            .any(|n| n.starts_with("fork.") || n.starts_with("quiet."))
+    });
+}
+
+/// A run still starting when the daemon was killed (`ready = "notify"`, no READY=1 yet) was
+/// adopted as ready, and what depends on it started too early. Now it is adopted starting,
+/// its dependent waits, and its READY=1 to the new daemon's socket makes it up.
+#[test]
+fn a_run_not_yet_ready_is_adopted_starting_and_its_dependents_wait() {
+    let peer = FdStorePeer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let go = tmp.path().join("go");
+    let mut d = TestDaemon::prepare(
+        BIN,
+        &format!(
+            "[services.svc]\n{}ready = \"notify\"\n\n[services.after]\ncommand = \"sleep 1000\"\ndepends_on = [\"svc\"]\n",
+            crate::deps::notifier(&["--wait-for", &go.display().to_string()])
+        ),
+    );
+    d.set_env("NOTIFY_SOCKET", peer.path().to_str().unwrap());
+    d.launch();
+    let pid = d.wait_until("svc to run, not ready", LONG, || {
+        let info = d.service("svc")["info"].clone();
+        (info["state"] == "starting")
+            .then(|| info["pid"].as_u64())
+            .flatten()
+    }) as u32;
+    assert_eq!(d.state("after"), "starting");
+
+    crash_and_restart(&mut d, &peer);
+    wait_adopted(&d, "svc");
+    assert_eq!(d.pid("svc"), Some(pid), "{}", d.daemon_log());
+    assert_eq!(d.state("svc"), "starting");
+    assert_eq!(d.state("after"), "starting");
+    assert!(
+        !kinds(&d, "after").iter().any(|k| k == "started"),
+        "after started before svc was ready"
+    );
+    std::fs::write(&go, "").unwrap();
+    d.wait_state("after", "up", LONG);
+    assert_eq!(d.state("svc"), "up");
+    assert_eq!(d.pid("svc"), Some(pid));
+}
+
+/// A crash loop's restart count and window went back to nothing when its run was adopted:
+/// `upkeep ls` said 0 restarts and it had a fresh budget. Now both go on: with
+/// `max_restarts = 3` and two restarts before the crash, the next crash restarts it (the
+/// third) and the one after fails it.
+#[test]
+fn an_adopted_run_keeps_its_restart_count_and_crash_loop_window() {
+    let peer = FdStorePeer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let count = tmp.path().join("count");
+    // Runs 1 and 2 fail at once; later runs stay up until killed.
+    let mut d = TestDaemon::prepare(
+        BIN,
+        &format!(
+            "[services.loop]\nrestart = \"always\"\nbackoff_min = \"0s\"\nmax_restarts = 3\nwindow = \"1h\"\n\
+             command = \"sh -c 'n=$(cat {0} 2>/dev/null || echo 0); echo $((n+1)) > {0}; [ $n -ge 2 ] && exec sleep 1000; exit 3'\"\n",
+            count.display()
+        ),
+    );
+    d.set_env("NOTIFY_SOCKET", peer.path().to_str().unwrap());
+    d.launch();
+    let pid = d.wait_until("loop to be up after two restarts", LONG, || {
+        let info = d.service("loop")["info"].clone();
+        (info["state"] == "up" && info["restarts"] == 2)
+            .then(|| info["pid"].as_u64())
+            .flatten()
+    }) as u32;
+
+    crash_and_restart(&mut d, &peer);
+    wait_adopted(&d, "loop");
+    assert_eq!(d.pid("loop"), Some(pid), "{}", d.daemon_log());
+    assert_eq!(d.service("loop")["info"]["restarts"].as_u64(), Some(2));
+    // The third restart within the window is allowed...
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    let next = d.wait_new_pid("loop", pid, LONG);
+    assert_eq!(d.service("loop")["info"]["restarts"].as_u64(), Some(3));
+    // ...and the fourth is one too many.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(next as i32), Signal::SIGKILL).unwrap();
+    d.wait_state("loop", "failed", LONG);
+}
+
+/// A job's run going on when the daemon was killed was adopted with no record of its own: its
+/// end was a plain `exited`, missing from `upkeep jobs`. Now its due time and who asked go
+/// with the run's note, and its end is recorded as a run of the job (its output from after
+/// the crash; what was read before is in its log).
+#[test]
+fn a_jobs_run_across_a_crash_is_recorded_as_a_run_of_the_job() {
+    let peer = FdStorePeer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("release");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let mut d = TestDaemon::prepare_on_test_clock(
+        BIN,
+        &format!(
+            "[services.slow]\nschedule = \"* * * * *\"\ncatch_up = false\n\
+             command = \"sh -c 'echo before; read l < {}; echo after; exit 3'\"\n",
+            fifo.display()
+        ),
+    );
+    d.set_env("NOTIFY_SOCKET", peer.path().to_str().unwrap());
+    d.launch();
+    let due: jiff::Timestamp = d.api_get("/api/v1/jobs?service=slow")[0]["next"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    d.advance_clock("60s");
+    let pid = d.wait_until("slow to run", LONG, || d.pid("slow"));
+    d.wait_until("slow's first line", LONG, || {
+        std::fs::read_to_string(d.data_dir.join("logs/slow.out.log"))
+            .ok()?
+            .contains("before")
+            .then_some(())
+    });
+
+    crash_and_restart(&mut d, &peer);
+    wait_adopted(&d, "slow");
+    assert_eq!(d.pid("slow"), Some(pid), "{}", d.daemon_log());
+    std::fs::write(&fifo, "go\n").unwrap();
+    let runs = d.wait_until("slow's run to be recorded", LONG, || {
+        let job = d.api_get("/api/v1/jobs?service=slow");
+        let runs = job[0]["runs"].as_array()?.clone();
+        (!runs.is_empty()).then_some(runs)
+    });
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = &runs[0];
+    assert_eq!(run["output"], serde_json::json!(["after"]), "{run}");
+    assert_eq!(
+        run["due"]
+            .as_str()
+            .map(str::parse::<jiff::Timestamp>)
+            .and_then(Result::ok),
+        Some(due),
+        "{run}"
+    );
+    assert_ne!(run["interrupted"], true, "{run}");
+    assert_eq!(
+        kinds(&d, "slow").iter().filter(|k| *k == "job_ran").count(),
+        1
+    );
+}
