@@ -7,15 +7,18 @@ subscriber's mail, the rate, the daemon's peak RSS (VmHWM), messages lost (subsc
 mail) and duplicates (Message-IDs received more than once), and rows the restarted daemon took
 over (each a possible resend). In the same invocation, what the sink takes from a plain
 concurrent sender (Python's smtplib, 8 connections, messages of the shape upkeep sent), and
-upkeep's rate as a share of it. A second run SIGKILLs the daemon once, halfway, and starts it
-again. Asserts nothing.
+upkeep's rate as a share of it. Then `--killed` runs (default 1) each SIGKILL the daemon once,
+halfway, and start it again. Per run also: the window between the SMTP server's 250 and the
+row's mark in the store (p50, p99, max of the daemon's `marked_us`, debug log of
+upkeep_outbox), in which a kill sends a mail twice. Asserts nothing.
 
-Usage: bench/subscribers [--n 10000] [--plain 3000] [--concurrency 8] [--no-kill]
+Usage: bench/subscribers [--n 10000] [--plain 3000] [--concurrency 8] [--killed 1] [--no-kill]
 """
 
 import argparse
 import json
 import os
+import re
 import signal
 import smtplib
 import sqlite3
@@ -99,8 +102,10 @@ recipients = ["ops@example.com"]
 
     def start(self):
         log = open(os.path.join(self.dir, "daemon.log"), "a")
+        env = dict(os.environ, UPKEEP_LOG="info,upkeep_outbox::dispatcher=debug")
         self.proc = subprocess.Popen(
-            [BIN, "daemon", "-c", self.config], stdout=log, stderr=log, start_new_session=True
+            [BIN, "daemon", "-c", self.config], stdout=log, stderr=log, start_new_session=True,
+            env=env,
         )
         wait("the daemon to answer", lambda: self.cli("ls").returncode == 0, timeout=60)
 
@@ -145,6 +150,11 @@ recipients = ["ops@example.com"]
         if r.returncode != 0:
             raise SystemExit(r.stderr)
 
+    def marked_ms(self):
+        """Every `marked_us` the daemons logged (ms): from a send's answer to its mark."""
+        with open(os.path.join(self.dir, "daemon.log"), errors="replace") as f:
+            return sorted(int(m.group(1)) / 1000 for m in re.finditer(r"marked_us=(\d+)", f.read()))
+
     def takeovers(self):
         r = self.cli("notify", "ls", "-n", "100000", "--json")
         return sum(row["takeovers"] for row in json.loads(r.stdout))
@@ -173,6 +183,7 @@ def upkeep_run(tmp, n, concurrency, kill):
          timeout=120)
     rss = d.peak_rss_kib()
     takeovers = d.takeovers()
+    marked = d.marked_ms()
     messages = sink.messages()
     d.stop()
     sink.stop()
@@ -187,6 +198,7 @@ def upkeep_run(tmp, n, concurrency, kill):
         "twice": sum(c - 1 for c in ids.values() if c > 1),
         "takeovers": takeovers,
         "killed_at": killed_at,
+        "marked": marked,
         "sample": next(m for m in messages if m["to"].startswith("s")),
     }
 
@@ -226,22 +238,33 @@ def main():
     p.add_argument("--n", type=int, default=10_000)
     p.add_argument("--plain", type=int, default=3_000)
     p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--killed", type=int, default=1, help="runs killed once each")
     p.add_argument("--no-kill", action="store_true")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         runs = [("upkeep", upkeep_run(tmp, a.n, a.concurrency, kill=False))]
         plain = plain_run(tmp, a.plain, a.concurrency, runs[0][1]["sample"])
-        if not a.no_kill:
+        for _ in range(0 if a.no_kill else a.killed):
             runs.append(("upkeep, killed once", upkeep_run(tmp, a.n, a.concurrency, kill=True)))
     print(f"plain smtplib, {a.concurrency} connections, {a.plain} messages: {plain:.0f}/s")
-    print("| run | subscribers | seconds | per second | share of plain | peak RSS | lost | twice | taken over |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| run | subscribers | seconds | per second | share of plain | peak RSS | lost | twice | taken over | 250 to mark p50 / p99 / max |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+
+    def pct(xs, q):
+        return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
     for name, r in runs:
         killed = f" (at {r['killed_at']})" if r["killed_at"] is not None else ""
+        m = r["marked"]
         print(
             f"| {name}{killed} | {a.n:,} | {r['seconds']:.1f} | {r['rate']:.0f} | "
-            f"{100 * r['rate'] / plain:.0f}% | {r['rss_mib']:.1f} MiB | {r['lost']} | {r['twice']} | {r['takeovers']} |"
+            f"{100 * r['rate'] / plain:.0f}% | {r['rss_mib']:.1f} MiB | {r['lost']} | {r['twice']} | {r['takeovers']} | "
+            f"{pct(m, 0.5):.1f} / {pct(m, 0.99):.1f} / {(m[-1] if m else float('nan')):.1f} ms |"
         )
+    killed = [r for name, r in runs if r["killed_at"] is not None]
+    if killed:
+        print(f"killed runs: {len(killed)}, mails twice in all: {sum(r['twice'] for r in killed)} "
+              f"({', '.join(str(r['twice']) for r in killed)})")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,12 @@
 //! for the new channels from then on, while sends in flight finish on the channel objects
 //! they started with (each holds its own `Arc` of them).
 //!
+//! Stopping ([`Dispatcher::stopper`], before an upgrade's exec or at shutdown): it leases
+//! nothing more, gives back the rows it leased and has not begun to send, and ends once the
+//! sends under way are done and their verdicts stored, so that no send is cut off between
+//! the receiver's acceptance and the row's mark (break-it, session 11: an upgrade during an
+//! SMTP send sent that mail twice). The caller bounds the wait.
+//!
 //! Digest rows (a route's `digest = true`) wait for their digest's time; then the rows of
 //! one recipient and channel are leased together and sent as ONE message
 //! ([`Templates::render_digest`]), whose idempotency key is derived from the rows' keys: a
@@ -81,6 +87,35 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     /// Each new value replaces the channels and templates (`upkeep reload`).
     setups: Option<watch::Receiver<Arc<Setup>>>,
+    /// True once asked to stop (by its [`Stopper`]).
+    stop: watch::Receiver<bool>,
+    /// Sends still under way once stopping (None before): the [`Stopper`] waits for 0.
+    busy: watch::Sender<Option<usize>>,
+    stopper: Stopper,
+}
+
+/// Stops a running dispatcher: see [`Stopper::stop`].
+#[derive(Clone)]
+pub struct Stopper {
+    stop: Arc<watch::Sender<bool>>,
+    busy: watch::Receiver<Option<usize>>,
+}
+
+impl Stopper {
+    /// Asks the dispatcher to lease nothing more and to give back the rows it has not begun
+    /// to send; returns once the sends under way are done and their verdicts stored (or the
+    /// dispatcher ended). The caller bounds the wait: a send has its channel's timeout.
+    pub async fn stop(&self) {
+        self.stop.send_replace(true);
+        let mut busy = self.busy.clone();
+        // Err: the dispatcher is gone, and its sends with it.
+        let _ = busy.wait_for(|b| *b == Some(0)).await;
+    }
+
+    /// Sends still under way, once stopping began.
+    pub fn busy(&self) -> Option<usize> {
+        *self.busy.borrow()
+    }
 }
 
 /// What every send needs.
@@ -138,6 +173,8 @@ impl Dispatcher {
         lanes: BTreeMap<String, Lane>,
         settings: Settings,
     ) -> Dispatcher {
+        let (stop_tx, stop) = watch::channel(false);
+        let (busy, busy_rx) = watch::channel(None);
         Dispatcher {
             shared: Arc::new(Shared {
                 store,
@@ -148,7 +185,18 @@ impl Dispatcher {
             slots: slots(lanes),
             wake: Arc::new(Notify::new()),
             setups: None,
+            stop,
+            busy,
+            stopper: Stopper {
+                stop: Arc::new(stop_tx),
+                busy: busy_rx,
+            },
         }
+    }
+
+    /// What stops it (an upgrade's hand-over, a shutdown).
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
     }
 
     /// Takes its channels and templates from `setups` from now on: each new value replaces
@@ -186,8 +234,9 @@ impl Dispatcher {
         self
     }
 
-    /// Runs until the task is dropped. Sends in flight when it is are left leased: their
-    /// lease runs out and another dispatcher (or the next daemon) sends them.
+    /// Runs until the task is dropped, or until stopped ([`Dispatcher::stopper`]) and its
+    /// sends are done. Sends in flight when it is dropped are left leased: their lease runs
+    /// out and another dispatcher (or the next daemon) sends them.
     pub async fn run(mut self) {
         let mut inflight: JoinSet<(String, Outcome)> = JoinSet::new();
         // Rows leased and not yet done, per channel name: a channel a reload replaced keeps
@@ -196,7 +245,23 @@ impl Dispatcher {
         let mut backoff = Duration::from_millis(500);
         let owner = self.shared.settings.owner.clone();
         let mut setups = self.setups.take();
+        let mut stop = self.stop.clone();
         loop {
+            if *stop.borrow_and_update() {
+                // Stopping: nothing more is leased; what was sent is marked, what was not yet
+                // begun is given back (`deliver`), then the task ends.
+                self.busy.send_replace(Some(inflight.len()));
+                match inflight.join_next().await {
+                    Some(done) => {
+                        finished(&mut held, done);
+                        continue;
+                    }
+                    None => {
+                        tracing::info!("notices: dispatcher stopped, no send under way");
+                        return;
+                    }
+                }
+            }
             for name in self.slots.keys() {
                 held.entry(name.clone()).or_insert(0);
             }
@@ -224,7 +289,12 @@ impl Dispatcher {
                         leased_any |= !rows.is_empty();
                         for row in rows {
                             *held.get_mut(name).expect("every slot is counted") += 1;
-                            inflight.spawn(deliver(self.shared.clone(), slot.clone(), row));
+                            inflight.spawn(deliver(
+                                self.shared.clone(),
+                                slot.clone(),
+                                row,
+                                self.stop.clone(),
+                            ));
                         }
                     }
                     Err(e) => {
@@ -245,7 +315,12 @@ impl Dispatcher {
                         Ok(rows) => {
                             leased_any = true;
                             *held.get_mut(name).expect("every slot is counted") += 1;
-                            inflight.spawn(deliver_digest(self.shared.clone(), slot.clone(), rows));
+                            inflight.spawn(deliver_digest(
+                                self.shared.clone(),
+                                slot.clone(),
+                                rows,
+                                self.stop.clone(),
+                            ));
                         }
                         Err(e) => {
                             tracing::warn!(channel = %name, "cannot lease a digest: {}", e.with_causes());
@@ -313,6 +388,7 @@ impl Dispatcher {
                     }
                 };
                 tokio::select! {
+                    _ = stop.changed() => None,
                     _ = self.wake.notified() => None,
                     _ = sleep => None,
                     Some(setup) = reloaded => Some(setup),
@@ -370,13 +446,50 @@ fn finished(
     }
 }
 
-/// Sends one leased row and stores the verdict.
-async fn deliver(shared: Arc<Shared>, slot: Arc<Slot>, row: Leased) -> (String, Outcome) {
-    let outcome = {
-        let _permit = slot.sending.acquire().await;
+/// Waits for a turn to send on `slot` (a permit, then the pace); None if the dispatcher is
+/// stopped first: the send is not begun.
+async fn turn<'a>(
+    slot: &'a Slot,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<tokio::sync::SemaphorePermit<'a>> {
+    let take = async {
+        let permit = slot.sending.acquire().await.ok();
         if let Some(pace) = &slot.pace {
             pace.wait().await;
         }
+        permit
+    };
+    tokio::select! {
+        biased;
+        _ = stop.wait_for(|s| *s) => None,
+        permit = take => Some(permit?),
+    }
+}
+
+/// Gives rows `ids`, leased and not sent, back to the outbox (the dispatcher is stopping).
+async fn give_back(shared: &Shared, slot: &Slot, ids: &[i64]) -> (String, Outcome) {
+    let owner = &shared.settings.owner;
+    let back = persist(|| shared.store.unlease(ids, owner)).await;
+    tracing::debug!(channel = %slot.name, rows = ids.len(), "notices given back unsent: stopping");
+    let outcome = if back.is_some() {
+        Outcome::Retry
+    } else {
+        Outcome::Unmarked
+    };
+    (slot.name.clone(), outcome)
+}
+
+/// Sends one leased row and stores the verdict.
+async fn deliver(
+    shared: Arc<Shared>,
+    slot: Arc<Slot>,
+    row: Leased,
+    mut stop: watch::Receiver<bool>,
+) -> (String, Outcome) {
+    let outcome = {
+        let Some(_permit) = turn(&slot, &mut stop).await else {
+            return give_back(&shared, &slot, &[row.id]).await;
+        };
         attempt(&shared, &slot, &row).await
     };
     settle(&shared, &slot, &[row.id], row.due, row.attempts, outcome).await
@@ -388,15 +501,15 @@ async fn deliver_digest(
     shared: Arc<Shared>,
     slot: Arc<Slot>,
     rows: Vec<Leased>,
+    mut stop: watch::Receiver<bool>,
 ) -> (String, Outcome) {
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let outcome = {
-        let _permit = slot.sending.acquire().await;
-        if let Some(pace) = &slot.pace {
-            pace.wait().await;
-        }
+        let Some(_permit) = turn(&slot, &mut stop).await else {
+            return give_back(&shared, &slot, &ids).await;
+        };
         attempt_digest(&shared, &slot, &rows).await
     };
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     // Given up on from the first row's time; attempts are the rows' (leased together).
     let due = rows
         .iter()
@@ -418,6 +531,9 @@ async fn settle(
     outcome: Result<Option<String>, SendError>,
 ) -> (String, Outcome) {
     let now = shared.clock.now();
+    // From the receiver's answer to the row's mark: the window in which a crash sends the
+    // notice again (logged, to be measured: bench/subscribers).
+    let answered = std::time::Instant::now();
     let owner = &shared.settings.owner;
     let store = shared.store.as_ref();
     // Every row's verdict, stored; None if one of them could not be.
@@ -445,6 +561,7 @@ async fn settle(
                     .await
                     .map(|_| ()),
             };
+            let marked_us = answered.elapsed().as_micros() as u64;
             if marked.is_some() && slot.retrying.swap(false, Ordering::Relaxed) {
                 // The receiver is back: what waits for a retry goes now.
                 if let Some(n) = persist(|| store.hurry(&slot.name, now)).await
@@ -453,7 +570,7 @@ async fn settle(
                     tracing::info!(channel = %slot.name, rows = n, "receiver back: retrying now");
                 }
             }
-            tracing::debug!(channel = %slot.name, id, rows = ids.len(), attempts, "notice sent");
+            tracing::debug!(channel = %slot.name, id, rows = ids.len(), attempts, marked_us, "notice sent");
             marked.map(|_| Outcome::Sent)
         }
         Err(e) if e.is_permanent() => {

@@ -43,7 +43,7 @@ pub use channels::{
     TelegramConfig, WebhookConfig, WecomConfig,
 };
 pub use config::{BuildContext, ConfigErrors, ConfigProblem};
-pub use dispatcher::{Dispatcher, Lane, Settings, Setup};
+pub use dispatcher::{Dispatcher, Lane, Settings, Setup, Stopper};
 pub use incidents::{CURSOR as INCIDENT_CURSOR, IncidentPlanner, Planning};
 pub use notice::{
     AffectedService, BadKey, IdempotencyKey, Impact, Notice, NoticeKind, Priority, ReaderZone,

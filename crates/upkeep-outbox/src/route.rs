@@ -227,8 +227,13 @@ impl NotifyConfig {
                         zone: zone.clone(),
                         digest: route.digest,
                     };
+                    // One person once per channel and language, whatever the case of the
+                    // address each route spelled.
+                    let same = |a: &str, b: &str| spec.config.addressing().same(a, b);
                     if !out.iter().any(|o| {
-                        o.channel == t.channel && o.recipient == t.recipient && o.lang == t.lang
+                        o.channel == t.channel
+                            && same(&o.recipient, &t.recipient)
+                            && o.lang == t.lang
                     }) {
                         out.push(t);
                     }

@@ -5,7 +5,8 @@ Every message it accepts is parsed with Python's email package and appended as o
 (envelope, raw and decoded headers, each MIME part, whether TLS and AUTH were used) to the
 file named by the first argument, before the server answers 250, so a sender that has its
 answer can read the record. The recipient's local part picks a failure: `tempfail@...` is
-answered 451, `permfail@...` 550.
+answered 451, `permfail@...` 550; a message to `slow@...` is recorded, then answered 2 s later
+(a send under way when the sender is cut off has reached the server all the same).
 
 Usage: smtp_sink.py OUT.jsonl [--starttls CERT KEY | --tls CERT KEY] [--auth USER:PASSWORD]
 Prints the port it listens on (127.0.0.1) as the first line of stdout.
@@ -64,6 +65,8 @@ class Handler:
         }
         with open(self.out, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        if any(a.split("@")[0].lower() == "slow" for a in envelope.rcpt_tos):
+            await asyncio.sleep(2)
         return "250 2.0.0 OK queued"
 
 

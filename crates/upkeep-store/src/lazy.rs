@@ -186,6 +186,8 @@ forward! { crate::Outbox {}:
     fn mark_sent(&self, id: i64, at: jiff::Timestamp, delivery: Option<&str>) -> Result<bool, Error>;
     fn mark_retry(&self, id: i64, owner: &str, next: jiff::Timestamp, error: &str) -> Result<bool, Error>;
     fn mark_failed(&self, id: i64, owner: &str, error: &str) -> Result<bool, Error>;
+    fn move_digests(&self, now: jiff::Timestamp, at: jiff::Timestamp) -> Result<u64, Error>;
+    fn unlease(&self, ids: &[i64], owner: &str) -> Result<u64, Error>;
     fn hurry(&self, channel: &str, now: jiff::Timestamp) -> Result<u64, Error>;
     fn next_due(&self, channels: &[String], owner: &str) -> Result<Option<jiff::Timestamp>, Error>;
     fn release_leases(&self, now: jiff::Timestamp) -> Result<u64, Error>;

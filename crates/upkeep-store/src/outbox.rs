@@ -195,6 +195,13 @@ pub trait Outbox: Send + Sync {
     ) -> Result<bool, Error>;
     /// Row `id` failed for good, if `owner` still holds it.
     async fn mark_failed(&self, id: i64, owner: &str, error: &str) -> Result<bool, Error>;
+    /// The digest rows still waiting for a digest other than `at` (pending, never tried, due
+    /// after `now`) wait for `at` instead: `digest_at` or the zone changed, and one digest
+    /// goes, at the new time. Returns how many moved.
+    async fn move_digests(&self, now: Timestamp, at: Timestamp) -> Result<u64, Error>;
+    /// Rows `ids`, leased by `owner` and not sent (a dispatcher stopping), are pending again
+    /// as they were: due when they were, the attempt not counted. Returns how many.
+    async fn unlease(&self, ids: &[i64], owner: &str) -> Result<u64, Error>;
     /// Rows of `channel` waiting for a retry become due at `now` (the receiver is back).
     async fn hurry(&self, channel: &str, now: Timestamp) -> Result<u64, Error>;
     /// When the next row of `channels` is due, or a lease other than `owner`'s runs out.
@@ -542,6 +549,43 @@ impl Outbox for SqlStore {
         .map_err(q("mark a notice failed"))?
         .rows_affected();
         Ok(n > 0)
+    }
+
+    async fn move_digests(&self, now: Timestamp, at: Timestamp) -> Result<u64, Error> {
+        Ok(sqlx::query(
+            "UPDATE outbox SET due_ms = $1, next_ms = $1
+             WHERE node = $2 AND digest = 1 AND state = 'pending' AND attempts = 0
+                 AND next_ms > $3 AND next_ms <> $1",
+        )
+        .bind(at.as_millisecond())
+        .bind(&self.node)
+        .bind(now.as_millisecond())
+        .execute(&self.pool)
+        .await
+        .map_err(q("move the digest's notices to its new time"))?
+        .rows_affected())
+    }
+
+    async fn unlease(&self, ids: &[i64], owner: &str) -> Result<u64, Error> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let params: Vec<String> = (3..ids.len() + 3).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "UPDATE outbox SET state = 'pending', attempts = attempts - 1, lease_owner = NULL,
+                 lease_until_ms = NULL
+             WHERE node = $1 AND state = 'sending' AND lease_owner = $2 AND id IN ({})",
+            params.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(&self.node).bind(owner);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        Ok(query
+            .execute(&self.pool)
+            .await
+            .map_err(q("give back leased notices"))?
+            .rows_affected())
     }
 
     async fn hurry(&self, channel: &str, now: Timestamp) -> Result<u64, Error> {

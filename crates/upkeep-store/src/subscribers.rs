@@ -8,6 +8,11 @@
 //! unconfirmed, once its link has expired. Deleting a subscriber also deletes the subscriber
 //! rows still waiting in the outbox for that address (keys `sub-…`), so an unsubscribe holds
 //! from the next send.
+//!
+//! An address is one subscriber whatever its case (`Ann@X.org` and `ann@x.org`: break-it,
+//! session 11): every lookup compares `lower(email)`, and a unique index on it (migrations
+//! `*_subscribers_nocase.sql`, which merged the rows stored before) keeps two subscriptions at
+//! once from both inserting. The address is mailed as first written.
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -140,7 +145,7 @@ pub(crate) async fn confirmed_in(
 impl SqlStore {
     async fn subscriber_by_email(&self, email: &str) -> Result<Option<Subscriber>, Error> {
         let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM subscribers WHERE node = $1 AND email = $2"
+            "SELECT {COLUMNS} FROM subscribers WHERE node = $1 AND lower(email) = lower($2)"
         ))
         .bind(&self.node)
         .bind(email)
@@ -177,7 +182,7 @@ impl Subscribers for SqlStore {
         sqlx::query(
             "INSERT INTO subscribers (node, email, services, lang, created_ms)
              VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (node, email) DO UPDATE SET services = excluded.services,
+             ON CONFLICT (node, lower(email)) DO UPDATE SET services = excluded.services,
                  lang = excluded.lang, created_ms = excluded.created_ms
              WHERE subscribers.confirmed_ms IS NULL AND subscribers.created_ms < $6",
         )
@@ -216,7 +221,7 @@ impl Subscribers for SqlStore {
     ) -> Result<Option<Subscriber>, Error> {
         sqlx::query(
             "UPDATE subscribers SET confirmed_ms = $1
-             WHERE node = $2 AND id = $3 AND email = $4 AND created_ms = $5
+             WHERE node = $2 AND id = $3 AND lower(email) = lower($4) AND created_ms = $5
                  AND confirmed_ms IS NULL",
         )
         .bind(now.as_millisecond())
@@ -235,7 +240,8 @@ impl Subscribers for SqlStore {
 
     async fn unsubscribe(&self, id: Option<i64>, email: &str) -> Result<bool, Error> {
         let mut tx = self.pool.begin().await.map_err(q("begin"))?;
-        let mut sql = String::from("DELETE FROM subscribers WHERE node = $1 AND email = $2");
+        let mut sql =
+            String::from("DELETE FROM subscribers WHERE node = $1 AND lower(email) = lower($2)");
         if id.is_some() {
             sql.push_str(" AND id = $3");
         }
@@ -251,7 +257,8 @@ impl Subscribers for SqlStore {
             > 0;
         if gone {
             sqlx::query(
-                "DELETE FROM outbox WHERE node = $1 AND recipient = $2 AND state = 'pending'
+                "DELETE FROM outbox WHERE node = $1 AND lower(recipient) = lower($2)
+                     AND state = 'pending'
                      AND idem_key LIKE $3",
             )
             .bind(&self.node)

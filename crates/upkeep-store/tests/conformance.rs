@@ -1466,3 +1466,160 @@ async fn admin_lists_are_paged_with_an_offset_and_every_open_incident_is_found()
     })
     .await;
 }
+
+/// Break-it (session 11): `Ann@x.org` and `ann@X.org` were two subscribers, each mailed. One
+/// address in any case is one subscriber on both engines: subscribing again finds it (kept as
+/// first written), it confirms and unsubscribes in any case, and the fan-out mails it once.
+#[tokio::test]
+async fn an_address_in_another_case_is_the_same_subscriber() {
+    use upkeep_store::{Subscribed, Subscriber, SubscriberRows};
+    struct Each;
+    impl SubscriberRows for Each {
+        fn rows(&self, subs: &[Subscriber]) -> Vec<upkeep_store::NewNotice> {
+            subs.iter()
+                .map(|s| upkeep_store::NewNotice {
+                    recipient: s.email.clone(),
+                    ..row(&format!("sub-{}", s.id), "mail", "window:1:0", "announced")
+                })
+                .collect()
+        }
+    }
+    on_every_engine(async |location, node| {
+        let store = open(&location, &node).await;
+        let Subscribed::Pending(ann) = store
+            .subscribe("Ann@example.org", &[], "en", t(0), t(-1), t(0))
+            .await
+            .unwrap()
+        else {
+            panic!("new")
+        };
+        let again = store
+            .subscribe("ann@example.org", &[], "en", t(1), t(-1), t(0))
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            Subscribed::Waiting(ann.clone()),
+            "the same subscriber"
+        );
+        let ok = store
+            .confirm_subscriber(ann.id, "ANN@example.org", ann.created, t(2))
+            .await
+            .unwrap()
+            .expect("confirmed in another case");
+        assert_eq!(ok.email, "Ann@example.org", "kept as first written");
+        let again = store
+            .subscribe("aNN@example.org", &["db".into()], "en", t(3), t(-1), t(3))
+            .await
+            .unwrap();
+        assert!(matches!(again, Subscribed::Confirmed(s) if s.id == ann.id));
+        assert_eq!(store.subscribers().await.unwrap().len(), 1);
+        let spec = upkeep_core::window::WindowSpec {
+            kind: upkeep_core::window::WindowKind::Upgrade,
+            title: "t".into(),
+            reason: "r".into(),
+            start: t(0),
+            end: t(3_600_000),
+            tz: "UTC".into(),
+            repeat: None,
+            services: Vec::new(),
+            alternative: String::new(),
+            follow_up: String::new(),
+            priority: None,
+        };
+        let by = upkeep_core::Principal {
+            name: "ops".into(),
+            via: upkeep_core::Via::Socket,
+            from: None,
+        };
+        let id = store.add_window(&spec, t(0), &by, None).await.unwrap();
+        store
+            .take_step_fanned(upkeep_store::StepTake {
+                id,
+                occurrence: t(0),
+                step: upkeep_core::window::Step::Announced,
+                at: t(40),
+                by: None,
+                notices: &[],
+                fanout: Some(&Each),
+            })
+            .await
+            .unwrap();
+        let rows = store.outbox(None, 10).await.unwrap();
+        assert_eq!(rows.len(), 1, "one mail: {rows:?}");
+        assert!(store.unsubscribe(None, "ann@EXAMPLE.org").await.unwrap());
+        assert!(store.subscribers().await.unwrap().is_empty());
+        assert!(store.outbox(None, 10).await.unwrap().is_empty());
+    })
+    .await;
+}
+
+/// A dispatcher that stops gives back the rows it leased and has not begun to send: pending
+/// again, due as they were, the attempt not counted; another's lease is left alone.
+#[tokio::test]
+async fn rows_given_back_unsent_are_pending_as_they_were() {
+    use upkeep_store::OutboxState;
+    on_every_engine(async |location, node| {
+        let store = open(&location, &node).await;
+        store
+            .add_notices(&[notice("a"), notice("b")], t(0))
+            .await
+            .unwrap();
+        let leased = store.lease("mail", "one", t(0), t(1000), 2).await.unwrap();
+        assert_eq!(leased.len(), 2);
+        let ids: Vec<i64> = leased.iter().map(|l| l.id).collect();
+        assert_eq!(
+            store.unlease(&ids, "other").await.unwrap(),
+            0,
+            "not its lease"
+        );
+        assert_eq!(store.unlease(&ids, "one").await.unwrap(), 2);
+        for id in &ids {
+            let r = store.outbox_row(*id).await.unwrap().unwrap();
+            assert_eq!(
+                (r.state, r.attempts, r.next),
+                (OutboxState::Pending, 0, t(0))
+            );
+            assert_eq!(r.lease_owner, None);
+        }
+        let again = store.lease("mail", "two", t(1), t(1000), 2).await.unwrap();
+        assert_eq!(again.len(), 2, "due at once");
+        assert!(again.iter().all(|l| l.attempts == 1));
+    })
+    .await;
+}
+
+/// Break-it (session 11): `digest_at` moved by a reload left the queued digest rows at the old
+/// time (two digests). The rows waiting (pending, never tried, due later) move to the new
+/// time; a sent one, a retried one and a plain row stay.
+#[tokio::test]
+async fn queued_digest_rows_move_to_the_new_digest_time() {
+    on_every_engine(async |location, node| {
+        let store = open(&location, &node).await;
+        let digest = |key: &str, at: i64| upkeep_store::NewNotice {
+            digest: Some(t(at)),
+            ..notice(key)
+        };
+        store
+            .add_notices(
+                &[digest("d1", 8_000), digest("d2", 8_000), notice("plain")],
+                t(0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.move_digests(t(10), t(9_000)).await.unwrap(), 2);
+        assert_eq!(
+            store.move_digests(t(10), t(9_000)).await.unwrap(),
+            0,
+            "once"
+        );
+        let rows = store.outbox(None, 10).await.unwrap();
+        for r in &rows {
+            let want = if r.digest { t(9_000) } else { t(0) };
+            assert_eq!((r.next, r.due), (want, want), "{r:?}");
+        }
+        // Due already (being sent, or to be): left alone.
+        assert_eq!(store.move_digests(t(9_000), t(20_000)).await.unwrap(), 0);
+    })
+    .await;
+}

@@ -678,6 +678,12 @@ async fn run_async(
 
     wait_for_shutdown(&shutdown).await;
     let deadline = tokio::time::Instant::now() + shutdown_timeout;
+    // Notices: nothing more is leased; the sends under way finish and are marked while the
+    // services are handed over or stopped, so that the next daemon does not send them again.
+    let stop_sending = {
+        let notices = daemon.notices.clone();
+        tokio::spawn(async move { notices.stop_sending().await })
+    };
     // An upgrade: every service stays running, handed to the next image (`upgrade.rs`).
     let mut handed = match daemon.upgrade.take_plan() {
         Some(plan) => {
@@ -694,6 +700,15 @@ async fn run_async(
         }
     };
     drop(kept);
+    if tokio::time::timeout_at(deadline, stop_sending)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            sends = daemon.notices.sends_under_way(),
+            "shutdown timeout passed with notices still being sent; the next daemon sends them again"
+        );
+    }
     cancel.cancel();
     tasks.close();
     if tokio::time::timeout_at(deadline, tasks.wait())

@@ -52,6 +52,8 @@ struct Hub {
     /// incident planner start with the first `[notify]`, at the start or a reload, and stay,
     /// idle, if a reload removes it.
     setups: OnceLock<watch::Sender<Arc<Setup>>>,
+    /// Stops the dispatcher, once it runs ([`Notices::stop_sending`]).
+    stopper: OnceLock<upkeep_outbox::Stopper>,
     /// What subscribers may name and hear of (kept current by every reload).
     public: PublicServices,
 }
@@ -357,6 +359,7 @@ impl Notices {
             )
             .with_waker(hub.wake.clone())
             .with_setups(setups.subscribe());
+            let _ = hub.stopper.set(dispatcher.stopper());
             tokio::spawn(dispatcher.run());
             tokio::spawn(
                 IncidentPlanner {
@@ -376,6 +379,43 @@ impl Notices {
             );
         }
         hub.wake.notify_one();
+    }
+
+    /// Stops sending (an upgrade's hand-over, a shutdown): the dispatcher leases nothing
+    /// more and gives back what it has not begun to send; returns once the sends under way
+    /// are done and marked, so that the next daemon sends none of them again. The caller
+    /// bounds the wait (a send ends within its channel's timeout).
+    pub async fn stop_sending(&self) {
+        let Some(stopper) = self.0.stopper.get() else {
+            return;
+        };
+        stopper.stop().await;
+    }
+
+    /// Sends still under way since [`Notices::stop_sending`] began (None before, or
+    /// without a dispatcher).
+    pub fn sends_under_way(&self) -> Option<usize> {
+        self.0.stopper.get().and_then(|s| s.busy())
+    }
+
+    /// The digest rows still waiting go with the next digest of `[notify]` in force (its
+    /// `digest_at` and zone may have changed since they were planned: break-it, session 11,
+    /// two digests went, at the old time and the new); how many moved.
+    pub async fn move_digests(&self) -> Result<u64, upkeep_store::Error> {
+        let Some(config) = self.now().config.clone() else {
+            return Ok(0);
+        };
+        let now = self.0.clock.now();
+        let moved = self
+            .0
+            .store
+            .move_digests(now, config.next_digest(now))
+            .await?;
+        if moved > 0 {
+            tracing::info!(rows = moved, at = %config.next_digest(now), "notices: the digest's rows wait for its new time");
+            self.added();
+        }
+        Ok(moved)
     }
 
     /// Marks failed the rows still waiting for a channel no longer configured (all of them
@@ -537,6 +577,7 @@ pub async fn start(
         current: watch::channel(Arc::new(Current::default())).0,
         planning: watch::channel(None).0,
         setups: OnceLock::new(),
+        stopper: OnceLock::new(),
         public: PublicServices::new(crate::subscriptions::public_services(config)),
     }));
     if built.is_none() {
@@ -562,6 +603,13 @@ pub async fn start(
         );
     }
     notices.swap(built);
+    // `digest_at` may have changed while no daemon ran.
+    if let Err(e) = notices.move_digests().await {
+        tracing::warn!(
+            "cannot move the digest's rows to its time: {}",
+            e.with_causes()
+        );
+    }
     let orphaned = notices
         .fail_orphaned()
         .await

@@ -300,8 +300,11 @@ impl Validator<'_> {
         if self.problems.len() > before {
             return None;
         }
+        let config = config?;
+        // Each person once, an address's domain in lower case (break-it, session 11).
+        let recipients = config.addressing().dedupe(&recipients);
         Some(ChannelSpec {
-            config: config?,
+            config,
             concurrency,
             rate,
             recipients,
@@ -530,6 +533,8 @@ impl Validator<'_> {
             }
         };
         let mut takes_recipients = false;
+        // How this route's recipients are addressed (one kind per route: checked below).
+        let mut addressing = None;
         for c in &raw.channels {
             let Some(spec) = channels.get(c) else {
                 self.problem(
@@ -539,8 +544,8 @@ impl Validator<'_> {
                 );
                 continue;
             };
-            let addressing = spec.config.addressing();
-            if digest && addressing != Addressing::Email {
+            let addressing_of = spec.config.addressing();
+            if digest && addressing_of != Addressing::Email {
                 self.problem(
                     &key("digest"),
                     format!("a digest is one mail, and channel `{c}` is not an email channel"),
@@ -550,14 +555,15 @@ impl Validator<'_> {
                     ),
                 );
             }
-            if addressing == Addressing::Group {
+            if addressing_of == Addressing::Group {
                 continue;
             }
             takes_recipients = true;
+            addressing.get_or_insert(addressing_of);
             match &raw.recipients {
                 Some(list) => {
                     for r in list {
-                        if let Err(why) = addressing.check(r) {
+                        if let Err(why) = addressing_of.check(r) {
                             self.problem(
                                 &key("recipients"),
                                 format!("for channel `{c}`: {why}"),
@@ -566,7 +572,7 @@ impl Validator<'_> {
                         }
                     }
                 }
-                None if addressing == Addressing::Email && spec.recipients.is_empty() => self
+                None if addressing_of == Addressing::Email && spec.recipients.is_empty() => self
                     .problem(
                         &key("channels"),
                         format!("email channel `{c}` has no recipients here or in its table"),
@@ -598,7 +604,10 @@ impl Validator<'_> {
             notices,
             services: route_services,
             channels: raw.channels,
-            recipients: raw.recipients,
+            // Each person once, an address's domain in lower case (break-it, session 11).
+            recipients: raw
+                .recipients
+                .map(|list| addressing.unwrap_or(Addressing::Chat).dedupe(&list)),
             language,
             time_zone,
             continue_: raw.continue_,
@@ -700,6 +709,27 @@ mod tests {
         located(&p, &text, "notify.channels.mail.rate", 6, 8);
         let (p, _) = one_problem(&MAIL.replace("recipients = [\"ops@example.com\"]\n", ""));
         assert_eq!(p.key, "notify.channels.mail");
+    }
+
+    /// Break-it (session 11): case variants of one address were several recipients, several
+    /// mails. A channel's and a route's recipients are kept with their domains in lower case
+    /// (local parts as written), each person once.
+    #[test]
+    fn recipients_in_any_case_are_one_person_each() {
+        let mail = MAIL.replace(
+            "recipients = [\"ops@example.com\"]",
+            "recipients = [\"Ops@Example.com\", \"ops@example.COM\", \"dba@example.com\"]",
+        );
+        let route = "[[notify.routes]]\nchannels = [\"mail\"]\nrecipients = [\"Ann@X.org\", \"ann@x.org\", \"ANN@X.ORG\", \"bob@x.org\"]\n";
+        let n = check(&format!("{mail}{route}")).unwrap().notify.unwrap();
+        assert_eq!(
+            n.channels["mail"].recipients,
+            ["Ops@example.com", "dba@example.com"]
+        );
+        assert_eq!(
+            n.routes[0].recipients.as_deref(),
+            Some(&["Ann@x.org".to_owned(), "bob@x.org".to_owned()][..])
+        );
     }
 
     #[test]

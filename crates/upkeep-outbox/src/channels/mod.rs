@@ -123,6 +123,66 @@ impl Addressing {
             }
         }
     }
+
+    /// `recipient` as it is kept: an address with its domain in lower case and its local
+    /// part as written (RFC 5321: only the domain is case-insensitive everywhere); a chat
+    /// id as written.
+    pub fn normalise(self, recipient: &str) -> String {
+        let r = recipient.trim();
+        match (self, r.rsplit_once('@')) {
+            (Addressing::Email, Some((local, domain))) => {
+                format!("{local}@{}", domain.to_lowercase())
+            }
+            _ => r.to_owned(),
+        }
+    }
+
+    /// Whether `a` and `b` reach one person: addresses in any case (`Ann@x.org` is
+    /// `ann@X.org`: one person is one recipient, one mail), chat ids as written.
+    pub fn same(self, a: &str, b: &str) -> bool {
+        match self {
+            Addressing::Email => a.trim().to_lowercase() == b.trim().to_lowercase(),
+            Addressing::Chat | Addressing::Group => a == b,
+        }
+    }
+
+    /// `recipients` normalised, each person once (the first spelling kept), in order.
+    pub fn dedupe(self, recipients: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::with_capacity(recipients.len());
+        for r in recipients {
+            let r = self.normalise(r);
+            if !out.iter().any(|o| self.same(o, &r)) {
+                out.push(r);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod addressing_tests {
+    use super::Addressing;
+
+    #[test]
+    fn an_address_keeps_its_local_part_and_is_one_person_in_any_case() {
+        let e = Addressing::Email;
+        assert_eq!(e.normalise(" Ann@Example.ORG "), "Ann@example.org");
+        assert!(e.same("Ann@example.org", "ann@EXAMPLE.org"));
+        assert!(!e.same("ann@example.org", "anne@example.org"));
+        let list = [
+            "Ann@X.org",
+            "ann@x.org",
+            "bob@x.org",
+            "ANN@X.ORG",
+            "Bob@X.org",
+        ]
+        .map(String::from);
+        assert_eq!(e.dedupe(&list), ["Ann@x.org", "bob@x.org"]);
+        // A chat id is not an address: as written.
+        let c = Addressing::Chat;
+        assert_eq!(c.normalise("@MyChannel"), "@MyChannel");
+        assert_eq!(c.dedupe(&["@A".into(), "@a".into()]), ["@A", "@a"]);
+    }
 }
 
 /// HMAC-SHA256, the signature of the generic webhook and of the DingTalk and Feishu bots.

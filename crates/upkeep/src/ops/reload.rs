@@ -14,7 +14,8 @@
 //! `[notify]` is applied like services: built whole before anything changes (channels with
 //! their secrets, templates, the subscribers' key: `notices::build`), so a missing secret is
 //! a reload error at its place in the file and the running notices stay; then swapped in
-//! under the lock (`Notices::swap`).
+//! under the lock (`Notices::swap`). It is built and swapped at every reload, even with the
+//! config unchanged, so that rotated secret files are read again.
 //!
 //! `[daemon]` (listeners, store, data dir, limits) is what the daemon was started with: a
 //! reload applies none of its changes (not one key, so nothing runs half on each), and says
@@ -174,9 +175,12 @@ pub(crate) async fn apply(
         });
     }
     // `[notify]` built before anything changes: a secret that cannot be read is a reload
-    // error at its place in the file, and the notices in force stay.
+    // error at its place in the file, and the notices in force stay. Built at every reload,
+    // changed or not: its files (a password or secret file, a CA, the templates) may have
+    // been rotated under an unchanged config, and a reload is how they are read again
+    // (break-it, session 11).
     let notify_changed = daemon.live.lock().await.config.notify != new.notify;
-    let notify = if notify_changed {
+    let notify = if notify_changed || new.notify.is_some() {
         Some(crate::notices::build(&new).map_err(OpsError::InvalidConfig)?)
     } else {
         None
@@ -273,6 +277,12 @@ pub(crate) async fn apply(
         live.config = new;
     }
     if notify_changed {
+        if let Err(e) = daemon.notices.move_digests().await {
+            tracing::warn!(
+                "cannot move the digest's rows to its new time: {}",
+                e.with_causes()
+            );
+        }
         match daemon.notices.fail_orphaned().await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(

@@ -206,3 +206,52 @@ fn a_daemon_killed_before_the_digest_sends_it_once_after_its_restart() {
     assert_eq!(sink.count(), 1, "{:#?}", sink.messages());
     assert!(notices(&d).iter().all(|r| r["state"] == "sent"));
 }
+
+/// Break-it (session 11): a reload that moved `digest_at` left the rows already queued at the
+/// old time, so two digests went out, at the old time and at the new. Now the queued rows
+/// move to the new time with the reload, and one digest holds them all.
+#[test]
+fn a_reload_that_moves_digest_at_sends_one_digest_at_the_new_time() {
+    let sink = SmtpSink::start();
+    let d = TestDaemon::start_on_test_clock(BIN, &config(&sink));
+    let now = d.advance_clock("0s");
+    schedule(&d, now, "first window", None);
+    let (_, eight) = digest_rows(&d, 1);
+    assert_eq!(eight, next_eight(now));
+    d.write_services(&config(&sink).replace("[notify]\n", "[notify]\ndigest_at = \"09:00\"\n"));
+    let out = d.cli(&["reload"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let nine = eight + jiff::SignedDuration::from_hours(1);
+    let (_, at) = digest_rows(&d, 1);
+    assert_eq!(at, nine, "the queued row waits for the new time");
+    schedule(&d, now, "second window", None);
+    let (_, at) = digest_rows(&d, 2);
+    assert_eq!(at, nine);
+    // Past the old time: a test notice (sent at once) is leased in a pass of the dispatcher
+    // that also leases whatever digest is due then; none is.
+    let now = advance_to(&d, now, eight + jiff::SignedDuration::from_mins(10));
+    let out = d.cli(&["notify", "test", "mail"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.wait_until("the test notice", LONG, || {
+        (sink.count() >= 1).then_some(())
+    });
+    advance_to(&d, now, nine);
+    d.wait_until("every row marked sent", LONG, || {
+        notices(&d)
+            .iter()
+            .all(|r| r["state"] == "sent")
+            .then_some(())
+    });
+    let mails = sink.messages();
+    let subjects: Vec<&str> = mails.iter().filter_map(|m| m["subject"].as_str()).collect();
+    assert_eq!(
+        subjects.len(),
+        2,
+        "the test notice and one digest: {subjects:#?}"
+    );
+    assert!(subjects[0].contains("Test notice"), "{subjects:?}");
+    assert_eq!(
+        subjects[1],
+        "2 routine notices: first window, second window"
+    );
+}

@@ -531,3 +531,78 @@ fn a_channel_without_its_secret_stops_the_start_with_its_place_in_the_file() {
     assert!(log.contains(&place), "{place} not in:\n{log}");
     assert!(!d.socket().exists(), "no service started, no API served");
 }
+
+/// HMAC-SHA256 (RFC 2104), to check a webhook's signature as its receiver would.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
+}
+
+/// Whether `request` is signed with `secret` (`sha256=` over `<timestamp>.<body>`).
+fn signed_with(request: &Value, secret: &str) -> bool {
+    let headers = &request["headers"];
+    let timestamp = headers["x-upkeep-timestamp"].as_str().unwrap_or_default();
+    let message = format!(
+        "{timestamp}.{}",
+        request["body"].as_str().unwrap_or_default()
+    );
+    headers["x-upkeep-signature"].as_str()
+        == Some(&format!(
+            "sha256={}",
+            hex::encode(hmac_sha256(secret.as_bytes(), message.as_bytes()))
+        ))
+}
+
+/// Break-it (session 11): a secret file rotated under an unchanged config was not read
+/// again by `upkeep reload`: the webhook kept signing with the old secret. Now every reload
+/// builds `[notify]` again, its files read: the next notice is signed with the new secret.
+#[test]
+fn a_reload_reads_a_rotated_secret_file_though_the_config_is_unchanged() {
+    let hook = WebhookReceiver::start();
+    let secrets = tempfile::tempdir().unwrap();
+    let secret = secrets.path().join("hook-secret");
+    std::fs::write(&secret, "first secret\n").unwrap();
+    let d = crate::daemon(&format!(
+        "[services.s]\ncommand = \"sleep 1000\"\n\n[notify]\n[notify.channels.hook]\nkind = \"webhook\"\nurl = \"{}\"\nsecret_file = \"{}\"\n",
+        hook.url("/hook"),
+        secret.display()
+    ));
+    let send = |n: usize| {
+        let out = d.cli(&["notify", "test", "hook"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        d.wait_until(&format!("{n} requests at the receiver"), LONG, || {
+            let r = hook.requests();
+            (r.len() >= n).then_some(r)
+        })
+    };
+    let first = send(1);
+    assert!(signed_with(&first[0], "first secret"), "{:#}", first[0]);
+    std::fs::write(&secret, "second secret\n").unwrap();
+    let out = d.cli(&["reload"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let both = send(2);
+    assert!(signed_with(&both[1], "second secret"), "{:#}", both[1]);
+    assert!(!signed_with(&both[1], "first secret"));
+    // A secret file gone: the reload is refused at its place, and the notices go on.
+    std::fs::remove_file(&secret).unwrap();
+    let out = d.cli(&["reload"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(stderr(&out).contains("secret_file"), "{}", stderr(&out));
+    let all = send(3);
+    assert!(signed_with(&all[2], "second secret"), "{:#}", all[2]);
+}

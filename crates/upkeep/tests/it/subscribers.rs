@@ -447,3 +447,54 @@ fn a_bad_heartbeat_url_is_a_config_error_with_its_place() {
     assert!(text.contains(":17 (daemon.heartbeat_url)"), "{text}");
     assert!(text.contains("not an http(s) URL"), "{text}");
 }
+
+/// Break-it (session 11): `Ann@X.org` and `ann@x.org` were two subscribers and two mails, and
+/// a route's recipients in two cases two mails as well. One person is one subscriber (kept as
+/// first written, its domain in lower case) and one recipient: an announcement mails each
+/// once.
+#[test]
+fn an_address_in_two_cases_is_one_subscriber_and_one_mail() {
+    let sink = SmtpSink::start();
+    let db = TcpListener::bind("127.0.0.1:0").unwrap();
+    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let toml = config(&sink, public, &db, "").replace(
+        "recipients = [\"ops@example.com\"]",
+        "recipients = [\"Ops@Example.com\", \"ops@example.com\", \"OPS@EXAMPLE.COM\"]",
+    );
+    let d = TestDaemon::start_on_test_clock(BIN, &toml);
+    d.wait_state("db", "up", LONG);
+    crate::subscribe_confirmed(&d, &sink, public, "Ann@x.org", &[]);
+    for other in ["ann@X.org", "ANN@x.ORG"] {
+        let a = subscribe(public, &format!(r#"{{"email": "{other}"}}"#));
+        assert_eq!(a.code, 202, "{}", a.text());
+    }
+    let all = subscribers(&d);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0]["email"], "Ann@x.org");
+    let now = d.advance_clock("0s");
+    schedule(&d, now);
+    d.wait_until("the announcement's rows to be sent", LONG, || {
+        let rows = d.api_get("/api/v1/notify?limit=100");
+        let rows = rows.as_array()?;
+        (rows.iter().filter(|r| r["kind"] == "announced").count() >= 2
+            && rows.iter().all(|r| r["state"] == "sent"))
+        .then_some(())
+    });
+    let announced: Vec<String> = sink
+        .messages()
+        .iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .unwrap_or("")
+                .contains("PostgreSQL 17")
+        })
+        .map(|m| m["to"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(announced.len(), 2, "{announced:?}");
+    assert!(announced.contains(&"Ann@x.org".to_owned()), "{announced:?}");
+    assert!(
+        announced.contains(&"Ops@example.com".to_owned()),
+        "{announced:?}"
+    );
+}

@@ -998,3 +998,34 @@ fn an_upgrade_with_the_config_unchanged_stores_no_config_applied() {
     assert_eq!(after.len(), 1, "{after:?}");
     assert_eq!(count(&d, "s", "adopted"), 2);
 }
+
+/// Break-it (session 11): `upkeep upgrade` during an SMTP send cut the send off after the
+/// server had the mail and before its 250; the new image took the row over and sent the mail
+/// again. Now the hand-over lets the send finish and marks the row before the exec: the
+/// server (which answers `slow@` 2 s after it has the message) gets it once, and the row is
+/// sent with no takeover.
+#[test]
+fn an_upgrade_during_a_send_lets_it_finish_and_the_mail_goes_once() {
+    use upkeep_testkit::SmtpSink;
+    let sink = SmtpSink::start();
+    let d = daemon(&format!(
+        "[services.s]\ncommand = \"sleep 1000\"\n\n[notify]\n[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"slow@example.com\"]\n",
+        sink.port
+    ));
+    d.wait_state("s", "up", LONG);
+    let out = d.cli(&["notify", "test", "mail"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The server has the mail and has not answered yet: the upgrade now.
+    d.wait_until("the server to have the mail", LONG, || {
+        (sink.count() == 1).then_some(())
+    });
+    upgrade(&d, &[]);
+    let row = d.wait_until("the notice to be marked sent", LONG, || {
+        let rows = get_when_stored(&d, "/api/v1/notify?limit=10");
+        let row = rows.as_array()?.first()?.clone();
+        (row["state"] == "sent").then_some(row)
+    });
+    assert_eq!(sink.count(), 1, "{:#?}", sink.messages());
+    assert_eq!(row["takeovers"], 0, "{row}");
+    assert_eq!(row["attempts"], 1, "{row}");
+}
