@@ -7,22 +7,28 @@ an HTTP probe of nginx each, every second, in 10 groups), one service whose prob
 open incident), 10 services that crash 0.2 s after each start (the flapping burst, started
 on demand) and the benchmark's C child (respawn latency). History: a first daemon run makes
 the data dir, then 90 days of events for svc-N are written through the store
-(status_history), and the daemon starts again: wrk runs against `/`
+(status_history). Then, --runs times, the daemon starts again and wrk runs against `/`
 
-  startup   from the moment the public port accepts, for --secs seconds
-  steady    once the page shows the open incident and the 90-day bars
-  flapping  while the 10 flapping services restart five times a second each
+  startup   from the moment the public port accepts, for 5 s (as a client that takes gzip
+            on every second run: one start has one first five seconds)
+  steady    once the page shows the open incident and the 90-day bars; then nginx
+  flapping  while the 10 flapping services restart five times a second each; then nginx,
+            the burst still going (its processes take the same cores)
   nginx     the saved page (HTML, and its CSS and script beside it) as static files, at the
-            nice value of upkeep's page threads (10, --nice): like for like on a shared machine
+            nice value of upkeep's page threads (10, --nice): like for like on a shared
+            machine; with `index.html.gz` beside it (gzip_static, zlib's level 6 as upkeep's)
 
-and the respawn latency of the child (SIGKILL to its first line of code) is measured quiet
-and while wrk runs. While the services flap, a poller reads the page's ETag every 20 ms: how
-often the page is rendered and the longest a change waited to be shown (the longest gap
-between two renders while something changes all the time). Prints a table and saves
-out/statuspage.json. Asserts nothing.
+steady and flapping run twice, plain and with `Accept-Encoding: gzip` (`_gzip`): each is
+compared with nginx serving the same bytes the same way, in the same run. The respawn
+latency of the child (SIGKILL to its first line of code) is measured quiet and while wrk
+runs. While the services flap, a poller reads the page's ETag every 20 ms: how often the
+page is rendered and the longest a change waited to be shown (the longest gap between two
+renders while something changes all the time). Prints a table (medians over the runs, and
+each run's ratio to nginx) and saves out/statuspage.json. Asserts nothing.
 """
 
 import argparse
+import gzip
 import json
 import os
 import pathlib
@@ -68,7 +74,7 @@ class Nginx:
             "events { worker_connections 4096; }\n"
             f"http {{ access_log off; client_body_temp_path {self.dir}; proxy_temp_path {self.dir};\n"
             f"  fastcgi_temp_path {self.dir}; uwsgi_temp_path {self.dir}; scgi_temp_path {self.dir};\n"
-            "  keepalive_requests 1000000; sendfile on; tcp_nopush on; etag on;\n"
+            "  keepalive_requests 1000000; sendfile on; tcp_nopush on; etag on; gzip_static on;\n"
             "  types { text/html html; text/css css; text/javascript js; }\n"
             f"  server {{ listen 127.0.0.1:{port}; root {root}; }} }}\n"
         )
@@ -82,10 +88,11 @@ class Nginx:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def wrk(url, secs, conns, threads=2):
-    """wrk's requests a second and latency percentiles (ms)."""
+def wrk(url, secs, conns, threads=2, gzip=False):
+    """wrk's requests a second and latency percentiles (ms); `gzip`: as a client that takes it."""
+    head = ["-H", "Accept-Encoding: gzip"] if gzip else []
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs}s", "--latency", url],
+        ["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs}s", "--latency", *head, url],
         capture_output=True, text=True, check=True,
     ).stdout
     unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -186,11 +193,115 @@ def get(url):
         return r.read()
 
 
+def get_gzip(url):
+    """The answer to a client that takes gzip: (Content-Encoding, body length)."""
+    req = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.headers.get("Content-Encoding"), len(r.read())
+
+
+# Each phase and the nginx run it is compared with (measured in the same run, under the same
+# load: nginx while the services flap for the flapping phases).
+PHASES = (
+    ("startup", "nginx"),
+    ("startup_gzip", "nginx_gzip"),
+    ("steady", "nginx"),
+    ("steady_gzip", "nginx_gzip"),
+    ("steady_with_respawns", "nginx"),
+    ("flapping", "nginx_flapping"),
+    ("flapping_gzip", "nginx_flapping_gzip"),
+    ("nginx", "nginx"),
+    ("nginx_gzip", "nginx_gzip"),
+    ("nginx_flapping", "nginx_flapping"),
+    ("nginx_flapping_gzip", "nginx_flapping_gzip"),
+)
+
+
+def median(values):
+    s = sorted(values)
+    n = len(s)
+    return (s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2) if s else None
+
+
+def one_run(n, args, d, public, nginx_port, www, record, results):
+    """One start of the daemon and every phase against it; returns the phases' wrk figures."""
+    page_url, ngx_url = f"http://127.0.0.1:{public}/", f"http://127.0.0.1:{nginx_port}/index.html"
+    run = {}
+    # The first seconds after start: wrk from the moment the port accepts; plain on even runs,
+    # gzip on odd ones (one daemon start has one first five seconds).
+    d.start()
+    wait_for("public port", lambda: accepts(public), step=0.001)
+    first = "startup_gzip" if n % 2 else "startup"
+    run[first] = wrk(page_url, min(args.secs, 5), args.conns, gzip=n % 2 == 1)
+
+    page = wait_for(
+        "the page with the open incident and the bars",
+        lambda: (b := get(page_url)) and b"Incident on Payments" in b and b"class=\"bar\"" in b and b,
+        timeout=120, step=0.5,
+    )
+    if n == 0:
+        # nginx serves the same bytes, and a gzip copy of them beside (gzip_static) at the
+        # level upkeep compresses with (zlib's default, 6).
+        (www / "index.html").write_bytes(page)
+        (www / "index.html.gz").write_bytes(gzip.compress(page, compresslevel=6, mtime=0))
+        (www / "static").mkdir()
+        for f in ("page.css", "page.js"):
+            (www / "static" / f).write_bytes(get(f"http://127.0.0.1:{public}/static/{f}"))
+        view = len(page) + sum((www / "static" / f).stat().st_size for f in ("page.css", "page.js"))
+        up_enc, up_gz = get_gzip(page_url)
+        ngx_enc, ngx_gz = get_gzip(ngx_url)
+        assert up_enc == "gzip" and ngx_enc == "gzip", f"gzip answers: upkeep {up_enc}, nginx {ngx_enc}"
+        results["page_bytes"] = {"html": len(page), "view": view, "gzip_upkeep": up_gz, "gzip_nginx": ngx_gz}
+        wait_for("child", lambda: len(lines_of(record)) >= 1)
+        results["respawn_quiet"] = respawns(record, args.reps)
+
+    # Steady: upkeep and nginx one after the other, plain then gzip.
+    for gz in (False, True):
+        sfx = "_gzip" if gz else ""
+        run["steady" + sfx] = wrk(page_url, args.secs, args.conns, gzip=gz)
+        run["nginx" + sfx] = wrk(ngx_url, args.secs, args.conns, gzip=gz)
+
+    # Respawns while wrk runs against the page.
+    box = {}
+    t = threading.Thread(target=lambda: box.update(w=wrk(page_url, args.secs, args.conns)))
+    t.start()
+    time.sleep(1)
+    results.setdefault("respawn_under_wrk", []).extend(respawns(record, args.reps))
+    t.join()
+    run["steady_with_respawns"] = box["w"]
+
+    # The flapping burst: ten services restarting about five times a second each, and nginx
+    # measured during it too (the burst's processes take the same cores).
+    for i in range(10):
+        d.cli("start", f"flap-{i}")
+    time.sleep(1)
+    results["flapping_page_bytes"] = len(get(page_url))
+    box = {}
+    t = threading.Thread(target=lambda: box.update(r=render_times(page_url, args.secs - 1)))
+    t.start()
+    run["flapping"] = wrk(page_url, args.secs, args.conns)
+    t.join()
+    renders = box["r"]
+    gaps = [b - a for a, b in zip(renders, renders[1:])]
+    results.setdefault("flapping_renders", []).append({
+        "per_s": len(renders) / (args.secs - 1),
+        "longest_gap_ms": max(gaps) * 1000 if gaps else None,
+    })
+    run["nginx_flapping"] = wrk(ngx_url, args.secs, args.conns)
+    run["flapping_gzip"] = wrk(page_url, args.secs, args.conns, gzip=True)
+    run["nginx_flapping_gzip"] = wrk(ngx_url, args.secs, args.conns, gzip=True)
+    for i in range(10):
+        d.cli("stop", f"flap-{i}")
+    d.stop()
+    return run
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--secs", type=int, default=10, help="seconds of each wrk run (default 10)")
     ap.add_argument("--conns", type=int, default=64, help="wrk connections (default 64)")
     ap.add_argument("--reps", type=int, default=100, help="kills per respawn measurement (default 100)")
+    ap.add_argument("--runs", type=int, default=2, help="daemon starts, each measuring every phase (default 2)")
     ap.add_argument("--nice", type=int, default=10, help="nginx's nice value (default 10, as upkeep's page threads)")
     args = ap.parse_args()
 
@@ -203,7 +314,7 @@ def main():
     nginx = Nginx(nginx_port, www, args.nice)
     record = work / "child.rec"
     d = Daemon(work, public, services_toml(nginx_port, record))
-    results = {}
+    results = {"runs": []}
     try:
         # A first run makes the data dir, its node id and the store; then the history.
         d.start()
@@ -213,58 +324,8 @@ def main():
             print(subprocess.run([HISTORY, work / "data", "100"], capture_output=True, text=True, check=True).stdout.strip())
         else:
             print(f"no {HISTORY}: running without the 90 days of history")
-
-        # The first seconds after start: wrk from the moment the port accepts.
-        d.start()
-        wait_for("public port", lambda: accepts(public), step=0.001)
-        results["startup"] = wrk(f"http://127.0.0.1:{public}/", min(args.secs, 5), args.conns)
-
-        page = wait_for(
-            "the page with the open incident and the bars",
-            lambda: (b := get(f"http://127.0.0.1:{public}/")) and b"Incident on Payments" in b and b"class=\"bar\"" in b and b,
-            timeout=120, step=0.5,
-        )
-        (www / "index.html").write_bytes(page)
-        (www / "static").mkdir()
-        for f in ("page.css", "page.js"):
-            (www / "static" / f).write_bytes(get(f"http://127.0.0.1:{public}/static/{f}"))
-        view = len(page) + sum((www / "static" / f).stat().st_size for f in ("page.css", "page.js"))
-        results["page_bytes"] = {"html": len(page), "view": view}
-
-        wait_for("child", lambda: len(lines_of(record)) >= 1)
-        results["respawn_quiet"] = respawns(record, args.reps)
-
-        results["steady"] = wrk(f"http://127.0.0.1:{public}/", args.secs, args.conns)
-        results["nginx"] = wrk(f"http://127.0.0.1:{nginx_port}/index.html", args.secs, args.conns)
-
-        # Respawns while wrk runs against the page.
-        box = {}
-        t = threading.Thread(target=lambda: box.update(w=wrk(f"http://127.0.0.1:{public}/", args.secs, args.conns)))
-        t.start()
-        time.sleep(1)
-        results["respawn_under_wrk"] = respawns(record, args.reps)
-        t.join()
-        results["steady_with_respawns"] = box["w"]
-
-        # The flapping burst: ten services restarting about five times a second each.
-        for i in range(10):
-            d.cli("start", f"flap-{i}")
-        time.sleep(1)
-        before = len(get(f"http://127.0.0.1:{public}/"))
-        box = {}
-        t = threading.Thread(target=lambda: box.update(r=render_times(f"http://127.0.0.1:{public}/", args.secs - 1)))
-        t.start()
-        results["flapping"] = wrk(f"http://127.0.0.1:{public}/", args.secs, args.conns)
-        t.join()
-        renders = box["r"]
-        gaps = [b - a for a, b in zip(renders, renders[1:])]
-        results["flapping_renders"] = {
-            "per_s": len(renders) / (args.secs - 1),
-            "longest_gap_ms": max(gaps) * 1000 if gaps else None,
-        }
-        for i in range(10):
-            d.cli("stop", f"flap-{i}")
-        results["flapping_page_bytes"] = before
+        for n in range(args.runs):
+            results["runs"].append(one_run(n, args, d, public, nginx_port, www, record, results))
     finally:
         d.stop()
         nginx.stop()
@@ -272,21 +333,33 @@ def main():
 
     OUT.mkdir(exist_ok=True)
     (OUT / "statuspage.json").write_text(json.dumps(results, indent=2))
-    n = results["nginx"]["rps"]
-    print(f"\nstatus page: GET / with wrk -t2 -c{args.conns}, {args.secs} s each (startup: 5 s from the first accept)")
-    print(f"page: {results['page_bytes']['html']} bytes of HTML, {results['page_bytes']['view']} bytes with its CSS and script")
-    print(f"{'':26}{'req/s':>10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'of nginx':>10}  errors")
-    for k in ("startup", "steady", "steady_with_respawns", "flapping", "nginx"):
-        r = results[k]
-        err = f"{r['non2xx']} non-2xx {r['socket_errors']}".strip()
-        print(f"{k:26}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p90']:>9.2f}{r['p99']:>9.2f}{r['rps'] / n:>10.2f}  {err}")
-    fr = results["flapping_renders"]
-    gap = f"{fr['longest_gap_ms']:.0f} ms" if fr["longest_gap_ms"] is not None else "n/a"
-    print(f"\nwhile flapping: {fr['per_s']:.1f} renders a second, longest gap between two {gap} (ETag polled every 20 ms)")
-    print(f"\nrespawn (SIGKILL → first line of the new child), ms, {args.reps} kills")
+    runs = results["runs"]
+    pb = results["page_bytes"]
+    print(f"\nstatus page: GET / with wrk -t2 -c{args.conns}, {args.secs} s each (startup: 5 s from the first accept),"
+          f" {len(runs)} runs; medians, and each run's ratio to nginx in the same run under the same load")
+    print(f"page: {pb['html']} bytes of HTML, {pb['view']} bytes with its CSS and script;"
+          f" gzipped {pb['gzip_upkeep']} bytes from upkeep, {pb['gzip_nginx']} from nginx (gzip_static)")
+    print(f"{'':24}{'req/s':>9}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'max p99':>8}{'of nginx':>9}  per run  errors")
+    for k, base in PHASES:
+        rs = [(r[k], r[base]) for r in runs if k in r]
+        if not rs:
+            continue
+        ratios = [a["rps"] / b["rps"] for a, b in rs]
+        col = lambda f: median([a[f] for a, _ in rs if a[f] is not None])  # noqa: E731
+        err = sum(a["non2xx"] for a, _ in rs)
+        sock = "; ".join(a["socket_errors"] for a, _ in rs if a["socket_errors"])
+        err = f"{err} non-2xx {sock}".strip() if err or sock else ""
+        print(f"{k:24}{col('rps'):>9.0f}{col('p50'):>8.2f}{col('p90'):>8.2f}{col('p99'):>8.2f}"
+              f"{max(a['p99'] for a, _ in rs):>8.2f}{median(ratios):>9.2f}  {' '.join(f'{x:.2f}' for x in ratios)}  {err}")
+    for i, fr in enumerate(results["flapping_renders"]):
+        gap = f"{fr['longest_gap_ms']:.0f} ms" if fr["longest_gap_ms"] is not None else "n/a"
+        print(f"while flapping (run {i + 1}): {fr['per_s']:.1f} renders a second, longest gap between two {gap}"
+              " (ETag polled every 20 ms)")
+    print(f"\nrespawn (SIGKILL → first line of the new child), ms; quiet {args.reps} kills,"
+          f" under wrk {args.reps} kills a run")
     for k in ("respawn_quiet", "respawn_under_wrk"):
         v = results[k]
-        print(f"{k:26}p50 {percentile(v, 50):6.2f}  p90 {percentile(v, 90):6.2f}  p99 {percentile(v, 99):6.2f}")
+        print(f"{k:24}p50 {percentile(v, 50):6.2f}  p90 {percentile(v, 90):6.2f}  p99 {percentile(v, 99):6.2f}")
 
 
 if __name__ == "__main__":
