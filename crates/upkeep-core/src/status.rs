@@ -200,13 +200,24 @@ pub struct Maintenance {
 }
 
 /// What a daemon left unfinished for a service, which the next one takes up (issue 14, E21):
-/// an incident still open (resolved once the service is back) and maintenance in progress
-/// (held until its end).
+/// an incident still open (resolved once the service is back), maintenance in progress
+/// (held until its end), a person's resolution of an outage still going on (held until the
+/// service has been up), and a run that ended for good (the service stays exited).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Unfinished {
     /// The open incident's outage start, and whether a drill caused it.
     pub incident: Option<(Timestamp, bool)>,
     pub maintenance: Option<Maintenance>,
+    /// The outage start of the service's last incident, which a person resolved while the
+    /// outage went on, and which the service has not been up since: no incident of the
+    /// machine's for that outage (break-it, session 11: a daemon restart opened a new one).
+    pub resolved_by_hand: Option<Timestamp>,
+    /// Its last run ended and its restart policy did not start it again (`restart =
+    /// "never"`, or `on-failure` after a clean exit): it stays exited as `upkeep upgrade`
+    /// keeps it (break-it, session 11: a killed daemon's successor ran it again).
+    pub exited: bool,
+    /// With `exited`: how that run ended (None if it never ran: its spawn failed).
+    pub last_exit: Option<ExitStatus>,
 }
 
 impl ServiceStatus {

@@ -270,8 +270,22 @@ impl ServiceModel {
 
     /// Takes up what the last daemon left unfinished (see [`Unfinished`]): an open incident
     /// stays open until the service is back, maintenance holds until its end (ended at the
-    /// next tick if that passed while no daemon ran).
+    /// next tick if that passed while no daemon ran), a person's resolution of the outage
+    /// holds until the service has been up, and a run that ended for good leaves it exited
+    /// (its supervisor does not start it: the daemon says so only when that still holds).
     pub fn resume(&mut self, u: Unfinished) {
+        if u.exited && self.spec.managed {
+            self.phase = Phase::Exited;
+            self.unknown_run = false;
+            self.status.last_exit = u.last_exit;
+        }
+        if let Some(since) = u.resolved_by_hand
+            && u.incident.is_none()
+        {
+            self.outage_since = Some(since);
+            self.recovering = true;
+            self.resolved_by_hand = true;
+        }
         if let Some((since, drill)) = u.incident {
             self.incident = Some(Incident {
                 since,
@@ -867,6 +881,7 @@ mod tests {
         m.resume(Unfinished {
             incident: Some((t(-50), false)),
             maintenance: None,
+            ..Default::default()
         });
         assert_eq!(m.status.incident_since, Some(t(-50)));
         let out = run(
@@ -887,6 +902,7 @@ mod tests {
         m.resume(Unfinished {
             incident: None,
             maintenance: Some(maintenance.clone()),
+            ..Default::default()
         });
         let out = run(
             &mut m,
@@ -904,6 +920,7 @@ mod tests {
                 until: Some(t(-1)),
                 ..maintenance
             }),
+            ..Default::default()
         });
         assert_eq!(
             names(m.tick(t(0))).first().map(String::as_str),
@@ -921,6 +938,7 @@ mod tests {
         m.resume(Unfinished {
             incident: Some((t(-50), false)),
             maintenance: None,
+            ..Default::default()
         });
         assert_eq!(names(m.settle(t(0))), Vec::<String>::new());
         assert_eq!(m.status.state, State::Stopped);
@@ -950,6 +968,7 @@ mod tests {
         m.resume(Unfinished {
             incident: Some((t(-50), false)),
             maintenance: None,
+            ..Default::default()
         });
         let out = run(
             &mut m,
@@ -972,6 +991,69 @@ mod tests {
         assert_eq!(
             out,
             ["recovering", "stopping", "incident_resolved", "stopped"]
+        );
+    }
+
+    /// Break-it (session 11): what a killed daemon's successor takes up besides open
+    /// incidents. A run that ended for good is `exited` at once, with how it ended, and its
+    /// open incident stays open (no resolution, no reopening); a person's resolution of the
+    /// outage holds through the restart: still down, no incident, until it has been up once.
+    #[test]
+    fn an_exited_run_and_a_hand_resolution_are_taken_up_after_a_daemon_restart() {
+        let mut m = managed();
+        let status = ExitStatus {
+            code: Some(3),
+            signal: None,
+        };
+        m.resume(Unfinished {
+            incident: Some((t(-50), false)),
+            exited: true,
+            last_exit: Some(status),
+            ..Default::default()
+        });
+        assert_eq!(names(m.settle(t(0))), ["exited"]);
+        assert_eq!(m.status.last_exit, Some(status));
+        assert_eq!(m.status.incident_since, Some(t(-50)));
+        assert_eq!(names(m.tick(t(100))), Vec::<String>::new());
+        // Started by an operator, it is back: the incident resolves.
+        let out = run(
+            &mut m,
+            vec![(101, started(8)), (102, probe("http", Health::Up))],
+        );
+        assert_eq!(out, ["recovering", "up", "incident_resolved"]);
+
+        let mut m = managed();
+        m.resume(Unfinished {
+            resolved_by_hand: Some(t(-50)),
+            ..Default::default()
+        });
+        assert_eq!(names(m.settle(t(0))), Vec::<String>::new());
+        let out = run(
+            &mut m,
+            vec![(1, started(7)), (2, probe("http", Health::Down))],
+        );
+        assert_eq!(out, ["recovering", "down", "heal_requested", "HEAL"]);
+        assert_eq!(m.deadline(), None);
+        assert_eq!(names(m.tick(t(500))), Vec::<String>::new());
+        // Up once, then down: a new incident, not the person's reopened.
+        let out = run(
+            &mut m,
+            vec![
+                (501, started(9)),
+                (502, probe("http", Health::Up)),
+                (503, probe("http", Health::Down)),
+            ],
+        );
+        assert_eq!(
+            out,
+            [
+                "recovering",
+                "up",
+                "down",
+                "heal_requested",
+                "HEAL",
+                "incident_opened"
+            ]
         );
     }
 

@@ -666,6 +666,80 @@ impl Store for SqlStore {
             // The latest, if a crash left several.
             out.entry(name).or_default().incident = Some((since, drill));
         }
+        // A probes' incident a person resolved while its outage went on is that outage's
+        // last word until the service has been up (or a run of a job, or a run that ended
+        // for good, has ended since): only each service's latest, and only if nothing came
+        // after it.
+        let by_hand = sqlx::query(
+            "SELECT i.service, i.started_ms FROM incidents i
+             WHERE i.node = $1 AND i.opened_by IS NULL AND i.resolved_by IS NOT NULL
+                 AND i.started_ms = (SELECT MAX(j.started_ms) FROM incidents j
+                     WHERE j.node = $1 AND j.service = i.service AND j.opened_by IS NULL)
+                 AND NOT EXISTS (SELECT 1 FROM events e
+                     WHERE e.node = $1 AND e.kind = 'status_changed' AND e.service = i.service
+                         AND e.to_state IN ('up', 'degraded', 'exited')
+                         AND e.at_ms >= i.resolved_ms)",
+        )
+        .bind(&self.node)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select incidents resolved by hand"))?;
+        for r in by_hand {
+            let (Some(name), Some(since)) = (
+                col::<String>(&r, "service").and_then(|n| ServiceName::new(n).ok()),
+                col::<i64>(&r, "started_ms")
+                    .and_then(|m| jiff::Timestamp::from_millisecond(m).ok()),
+            ) else {
+                continue;
+            };
+            out.entry(name).or_default().resolved_by_hand = Some(since);
+        }
+        // Each service's last start, exit and `not_restarted`: a run that ended for good
+        // after the last start stays ended (the daemon decides whether that still holds:
+        // the desired state, the restart policy now).
+        let runs = sqlx::query(
+            "SELECT id, service, detail FROM events WHERE id IN (
+                 SELECT MAX(id) FROM events
+                 WHERE node = $1 AND kind IN ('started', 'adopted', 'exited', 'not_restarted')
+                     AND service IS NOT NULL
+                 GROUP BY service, kind)",
+        )
+        .bind(&self.node)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select the last runs"))?;
+        #[derive(Default)]
+        struct LastRun {
+            start: i64,
+            exit: Option<(i64, upkeep_core::ExitStatus)>,
+            not_restarted: Option<i64>,
+        }
+        let mut last: BTreeMap<ServiceName, LastRun> = BTreeMap::new();
+        for r in &runs {
+            let (Some(id), Some(name), Some(kind)) = (
+                col::<i64>(r, "id"),
+                col::<String>(r, "service").and_then(|n| ServiceName::new(n).ok()),
+                col::<String>(r, "detail").and_then(|d| serde_json::from_str(&d).ok()),
+            ) else {
+                continue;
+            };
+            let run = last.entry(name).or_default();
+            match kind {
+                EventKind::Started { .. } | EventKind::Adopted { .. } => {
+                    run.start = run.start.max(id)
+                }
+                EventKind::Exited { status, .. } => run.exit = Some((id, status)),
+                EventKind::NotRestarted { .. } => run.not_restarted = Some(id),
+                _ => {}
+            }
+        }
+        for (name, run) in last {
+            if run.not_restarted.is_some_and(|id| id > run.start) {
+                let u = out.entry(name).or_default();
+                u.exited = true;
+                u.last_exit = run.exit.filter(|(id, _)| *id > run.start).map(|(_, s)| s);
+            }
+        }
         let last = sqlx::query(
             "SELECT service, at_ms, detail FROM events WHERE id IN (
                  SELECT MAX(id) FROM events

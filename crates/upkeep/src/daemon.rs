@@ -501,12 +501,9 @@ async fn run_async(
     for (name, cfg) in &config.services {
         let want = inherited.desired(&intent, name, cfg).await;
         desired.insert(name.clone(), want);
-        services.insert(
-            name.clone(),
-            wiring
-                .start(name, cfg, want == Desired::Running, unfinished.remove(name))
-                .await,
-        );
+        let left = takeover::still_exited(unfinished.remove(name), cfg, want);
+        let run = want == Desired::Running && !left.as_ref().is_some_and(|u| u.exited);
+        services.insert(name.clone(), wiring.start(name, cfg, run, left).await);
     }
     if let Some(t) = &taken {
         let _ = wiring

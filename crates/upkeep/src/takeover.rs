@@ -68,6 +68,29 @@ impl Inherited {
     }
 }
 
+/// What the last daemon left of a service, with its run that ended for good kept only if
+/// that still holds: the operator still wants it running (a stop since is a stop), it is no
+/// job (a job runs on its schedule), and the restart policy, perhaps changed since, would
+/// still not start it again (`always` would).
+pub fn still_exited(
+    left: Option<Unfinished>,
+    cfg: &upkeep_config::ServiceConfig,
+    want: Desired,
+) -> Option<Unfinished> {
+    let mut left = left?;
+    let holds = want == Desired::Running
+        && cfg.job.is_none()
+        && cfg
+            .managed
+            .as_ref()
+            .is_some_and(|m| m.restart != upkeep_config::RestartPolicy::Always);
+    if !holds {
+        left.exited = false;
+        left.last_exit = None;
+    }
+    Some(left)
+}
+
 /// Reads what the last daemon left from the store if it is open (once it has stored what a
 /// daemon killed while the store was away kept in the journal: the processes it started are
 /// known from it), else from the data dir.
@@ -117,8 +140,8 @@ pub async fn inherit(
             (
                 name,
                 Unfinished {
-                    incident: None,
                     maintenance: Some(m),
+                    ..Default::default()
                 },
             )
         })
@@ -467,6 +490,12 @@ pub async fn later(daemon: Arc<Daemon>, l: Later) {
             maintenance: u
                 .maintenance
                 .filter(|m| m.since < l.started && status.maintenance.is_none()),
+            resolved_by_hand: u
+                .resolved_by_hand
+                .filter(|since| *since < l.started && status.incident_since.is_none()),
+            // Too late: this daemon started it already, or it is down or stopped by now.
+            exited: false,
+            last_exit: None,
         };
         if u != Unfinished::default() {
             tracing::info!(service = %name, ?u, "taking up what the last daemon left unfinished");

@@ -509,3 +509,75 @@ fn issue_14_stray_signals_do_not_kill_the_daemon() {
     let status = d.signal_daemon(Signal::SIGQUIT);
     assert!(status.success(), "{status}");
 }
+
+/// What the store says of `name` once what state decided is stored (a reload's answer waits
+/// for it): its `started` events and its incidents as (id, open).
+fn runs_and_incidents(d: &TestDaemon, name: &str) -> (usize, Vec<(i64, bool)>) {
+    let out = d.cli(&["reload"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let started = d
+        .events(name)
+        .iter()
+        .filter(|(kind, _)| kind == "started")
+        .count();
+    let incidents = d
+        .api_get(&format!("/api/v1/incidents?limit=100&service={name}"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["id"].as_i64().unwrap(), i["resolved"].is_null()))
+        .collect();
+    (started, incidents)
+}
+
+/// Break-it (session 11): a `restart = "never"` service that has exited was run again by the
+/// next daemon after a `kill -9` (its incident resolved, then reopened when it exited
+/// again). A daemon killed, or stopped and started, keeps it exited, as `upkeep upgrade`
+/// does, with its incident open as it was, and `upkeep start` still runs it.
+#[test]
+fn an_exited_service_stays_exited_through_kill_9_and_a_restart_of_the_daemon() {
+    // `z` starts after `once` and is up only once every service had its start.
+    let mut d = daemon(
+        "[services.once]\ncommand = [\"sh\", \"-c\", \"exit 3\"]\nrestart = \"never\"\nincident_after = \"0s\"\n\n\
+         [services.z]\ncommand = \"sleep 1000\"\n",
+    );
+    d.wait_state("once", "exited", LONG);
+    d.wait_state("z", "up", LONG);
+    let (started, incidents) = runs_and_incidents(&d, "once");
+    assert_eq!(started, 1);
+    assert!(matches!(incidents.as_slice(), [(_, true)]), "{incidents:?}");
+    for signal in [Signal::SIGKILL, Signal::SIGTERM] {
+        let z = d.pid("z").unwrap();
+        d.signal_daemon(signal);
+        d.launch();
+        d.wait_new_pid("z", z, LONG);
+        d.wait_state("z", "up", LONG);
+        assert_eq!(d.state("once"), "exited", "after {signal}");
+        assert_eq!(
+            d.service("once")["info"]["last_exit"]["code"],
+            3,
+            "after {signal}: {}",
+            d.service("once")
+        );
+        let (runs, now) = runs_and_incidents(&d, "once");
+        assert_eq!(runs, started, "after {signal}: run again");
+        // Killed, the daemon leaves its incident open; stopped, it ends the outage with
+        // every service's (a stop on purpose): either way, no other incident.
+        let ids = |list: &[(i64, bool)]| list.iter().map(|i| i.0).collect::<Vec<_>>();
+        assert_eq!(ids(&now), ids(&incidents), "after {signal}");
+        if signal == Signal::SIGKILL {
+            assert_eq!(now, incidents, "after {signal}");
+        }
+        let kinds: Vec<String> = d.events("once").into_iter().map(|(k, _)| k).collect();
+        assert!(!kinds.contains(&"incident_reopened".into()), "{kinds:?}");
+        if signal == Signal::SIGKILL {
+            assert!(!kinds.contains(&"incident_resolved".into()), "{kinds:?}");
+        }
+    }
+    // An operator's start runs it.
+    let out = d.cli(&["start", "once"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.wait_until("a second run", LONG, || {
+        (runs_and_incidents(&d, "once").0 == started + 1).then_some(())
+    });
+}

@@ -460,3 +460,57 @@ fn a_window_naming_a_hidden_service_warns_its_writer_and_its_mail_links_no_404()
         "{text}"
     );
 }
+
+/// Break-it (session 11): an outage's incident that a person resolved while it went on was
+/// followed by a new incident for the same outage once the daemon was restarted (killed,
+/// or stopped and started). The person's word holds across the restart until the service
+/// has been up; down again after that, it is a new incident.
+#[test]
+fn a_hand_resolution_holds_across_a_daemon_restart_until_the_service_is_up() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let mut d = crate::daemon(&format!(
+        "[services.s]\ncommand = \"sleep 1000\"\non_unhealthy = \"alert\"\nincident_after = \"0s\"\n\
+         probes = [{{ kind = \"tcp\", addr = \"{addr}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n"
+    ));
+    // Newest first; read once what state decided is stored (a reload's answer waits for it).
+    let incidents = |d: &TestDaemon| -> Vec<Value> {
+        let out = d.cli(&["reload"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        cli_json(d, &["incidents", "s", "--json"])
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let first = d.wait_until("an incident for s", LONG, || {
+        incidents(&d).first().and_then(|i| i["id"].as_i64())
+    });
+    let out = d.cli(&["incident", "resolve", &first.to_string(), "known, on it"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for signal in [
+        nix::sys::signal::Signal::SIGKILL,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        let pid = d.pid("s").unwrap();
+        d.signal_daemon(signal);
+        d.launch();
+        d.wait_until("s to run again, down", LONG, || {
+            d.pid("s").filter(|p| *p != pid && d.state("s") == "down")
+        });
+        let list = incidents(&d);
+        assert_eq!(
+            list.len(),
+            1,
+            "after {signal}, a new incident for the same outage: {list:#?}"
+        );
+        assert!(!list[0]["resolved"].is_null(), "{list:#?}");
+    }
+    // Up once, then down: a new incident.
+    let back = std::net::TcpListener::bind(addr).unwrap();
+    d.wait_state("s", "up", LONG);
+    drop(back);
+    d.wait_until("a new incident once it was up and went down", LONG, || {
+        (incidents(&d).len() == 2).then_some(())
+    });
+}
