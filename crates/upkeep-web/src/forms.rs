@@ -15,8 +15,6 @@
 //! and [`crate::Subscriptions`].
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::extract::rejection::QueryRejection;
@@ -27,7 +25,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
-use governor::Quota;
 use serde::Deserialize;
 use upkeep_core::feedback::{FeedbackItem, FeedbackRequest};
 use upkeep_core::i18n::Lang;
@@ -36,7 +33,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::AppState;
-use crate::subscribers::{Limiter, escape, page};
+use crate::per_client::{self, Limiter, Refusal};
+use crate::subscribers::{escape, page};
 use crate::{ApiError, Peer};
 
 /// What the feedback routes need from the daemon.
@@ -57,10 +55,10 @@ const FEEDBACK_BURST: u32 = 5;
 const FEEDBACK_REFILL_S: u64 = 30;
 
 pub(crate) fn feedback_limiter() -> Limiter {
-    let quota = Quota::with_period(std::time::Duration::from_secs(FEEDBACK_REFILL_S))
-        .expect("a non-zero period")
-        .allow_burst(NonZeroU32::new(FEEDBACK_BURST).expect("a non-zero burst"));
-    Arc::new(governor::RateLimiter::keyed(quota))
+    Limiter::new(
+        FEEDBACK_BURST,
+        std::time::Duration::from_secs(FEEDBACK_REFILL_S),
+    )
 }
 
 /// The forms' routes: `subscriptions` is the limiter `POST /api/v1/subscribe` uses too.
@@ -68,16 +66,19 @@ pub(crate) fn public_routes(subscriptions: Limiter, feedbacks: Limiter) -> Route
     // Layers run outside in: the limit first, then the body is read within its bounds.
     let bounded = || axum::middleware::from_fn(crate::serve::bounded_body);
     let as_page = || axum::middleware::from_fn(too_large_as_page);
+    let limited = |limiter| {
+        axum::middleware::from_fn_with_state((limiter, too_many as Refusal), per_client::limit)
+    };
     let subscribe = Router::new()
         .route("/subscribe", post(subscribe))
         .route_layer(bounded())
         .route_layer(as_page())
-        .route_layer(axum::middleware::from_fn_with_state(subscriptions, limit));
+        .route_layer(limited(subscriptions));
     let feedback = Router::new()
         .route("/feedback", post(feedback))
         .route_layer(bounded())
         .route_layer(as_page())
-        .route_layer(axum::middleware::from_fn_with_state(feedbacks, limit));
+        .route_layer(limited(feedbacks));
     subscribe.merge(feedback)
 }
 
@@ -85,30 +86,18 @@ pub(crate) fn read_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list))
 }
 
-/// A TCP client past its quota gets a 429 page with `Retry-After`.
-async fn limit(State(limiter): State<Limiter>, req: Request, next: Next) -> Response {
-    if let Some(Peer::Remote(addr)) = req.extensions().get::<Peer>() {
-        if limiter.len() > 10_000 {
-            limiter.retain_recent();
-        }
-        if let Err(not_until) = limiter.check_key(&addr.ip()) {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ));
-            let secs = wait.as_secs().max(1);
-            let lang = crate::site::accept_language(req.headers());
-            let mut r = refused(
-                StatusCode::TOO_MANY_REQUESTS,
-                lang,
-                &text(lang, Words::TooMany).replace("{secs}", &secs.to_string()),
-            );
-            if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return r;
-        }
-    }
-    next.run(req).await
+/// A TCP client past its quota gets a 429 page with `Retry-After`, in the language its
+/// `Accept-Language` asks for (the form's own `lang` field is in the body, unread).
+fn too_many(headers: &HeaderMap, secs: u64) -> Response {
+    let lang = crate::site::accept_language(headers);
+    let mut r = refused(
+        StatusCode::TOO_MANY_REQUESTS,
+        lang,
+        &text(lang, Words::TooMany).replace("{secs}", &secs.to_string()),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    r
 }
 
 /// A body past the listener's cap is refused by `bounded_body` in JSON, before the form is

@@ -20,6 +20,7 @@
 //! and `banner.js`), `live.rs` (the service list pushed as it changes, for `upkeep top`), `streams.rs` (the
 //! one cap on answers that last), `subscribers.rs` (subscribe,
 //! confirm and unsubscribe links, rate-limited per client; the list for token holders),
+//! `per_client.rs` (the rate limit per client address the subscriptions and forms share),
 //! `forms.rs` (the status page's subscribe and feedback forms, without JavaScript; the
 //! feedback list for token holders), `admin/` (the admin pages at `/admin` on `listen`, behind
 //! a login, and the socket's `/api/v1/users`), `forwarded.rs` (the client behind a trusted
@@ -39,6 +40,7 @@ mod live;
 mod metrics;
 mod notify;
 pub mod openapi;
+mod per_client;
 mod serve;
 mod signals;
 pub mod site;

@@ -13,18 +13,14 @@
 //!
 //! What a subscription does (checks, tokens, rows) is the daemon's, behind [`Subscriptions`].
 
-use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
-use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
-use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::Deserialize;
 use upkeep_core::Principal;
 use upkeep_core::i18n::Lang;
@@ -32,9 +28,10 @@ use upkeep_core::subscription::{SubscribeAnswer, SubscribeRequest, SubscriberInf
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::ApiError;
 use crate::api::{AppState, bad_json, path_params};
 use crate::auth::By;
-use crate::{ApiError, Peer};
+use crate::per_client::{self, Limiter, Refusal};
 
 /// What the subscriber routes need from the daemon.
 #[async_trait]
@@ -79,13 +76,9 @@ const BURST: u32 = 10;
 /// ...then one every this many seconds.
 const REFILL_S: u64 = 6;
 
-pub(crate) type Limiter = Arc<DefaultKeyedRateLimiter<IpAddr>>;
-
+/// The limit both ways to subscribe share (this API and the status page's form).
 pub(crate) fn limiter() -> Limiter {
-    let quota = Quota::with_period(std::time::Duration::from_secs(REFILL_S))
-        .expect("a non-zero period")
-        .allow_burst(NonZeroU32::new(BURST).expect("a non-zero burst"));
-    Arc::new(governor::RateLimiter::keyed(quota))
+    Limiter::new(BURST, std::time::Duration::from_secs(REFILL_S))
 }
 
 pub(crate) fn public_routes(limiter: Limiter) -> OpenApiRouter<AppState> {
@@ -93,7 +86,10 @@ pub(crate) fn public_routes(limiter: Limiter) -> OpenApiRouter<AppState> {
     // its signature before the store is read, and a person may click it as often as they like.
     OpenApiRouter::new()
         .routes(routes!(subscribe))
-        .route_layer(axum::middleware::from_fn_with_state(limiter, limit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            (limiter, too_many as Refusal),
+            per_client::limit,
+        ))
         .routes(routes!(confirm_page, confirm))
         .routes(routes!(unsubscribe_page, unsubscribe))
 }
@@ -107,30 +103,16 @@ pub(crate) fn write_routes() -> OpenApiRouter<AppState> {
 }
 
 /// A TCP client past its quota gets a 429 with `Retry-After`.
-async fn limit(State(limiter): State<Limiter>, req: Request, next: Next) -> Response {
-    if let Some(Peer::Remote(addr)) = req.extensions().get::<Peer>() {
-        // Keys of addresses that were quiet for a while are dropped now and then, so a scan
-        // from many addresses costs memory only while it lasts.
-        if limiter.len() > 10_000 {
-            limiter.retain_recent();
-        }
-        if let Err(not_until) = limiter.check_key(&addr.ip()) {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ));
-            let secs = wait.as_secs().max(1);
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                [(header::RETRY_AFTER, secs.to_string())],
-                Json(serde_json::json!({
-                    "error": "too many subscription requests from this address",
-                    "hint": format!("try again in {secs} s"),
-                })),
-            )
-                .into_response();
-        }
-    }
-    next.run(req).await
+fn too_many(_: &HeaderMap, secs: u64) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, secs.to_string())],
+        Json(serde_json::json!({
+            "error": "too many subscription requests from this address",
+            "hint": format!("try again in {secs} s"),
+        })),
+    )
+        .into_response()
 }
 
 fn subscriptions(s: &AppState) -> Result<Arc<dyn Subscriptions>, ApiError> {
@@ -179,9 +161,106 @@ fn link(
     Ok((lang, token, subs))
 }
 
-/// The confirmation link's page: a button that confirms. A GET changes nothing, because mail
-/// scanners and link previews fetch every link in a mail: a confirmation on GET would
-/// subscribe an address its owner never agreed for.
+/// The two links a subscriber's mails carry. Each has a page with one button (a GET changes
+/// nothing: mail scanners and link previews fetch every link in a mail, and a confirmation on
+/// GET would subscribe an address its owner never agreed for) and the POST that button, or a
+/// mail client's one click (RFC 8058), sends to the same URL.
+#[derive(Debug, Clone, Copy)]
+enum LinkKind {
+    Confirm,
+    Unsubscribe,
+}
+
+impl LinkKind {
+    /// Checks the link's token without acting (the page before the button).
+    async fn check(self, subs: &dyn Subscriptions, token: &str) -> Result<Linked, LinkError> {
+        match self {
+            LinkKind::Confirm => subs.check_confirm(token).await,
+            LinkKind::Unsubscribe => subs.check_unsubscribe(token).await,
+        }
+    }
+
+    /// Does what the link is for.
+    async fn act(self, subs: &dyn Subscriptions, token: &str) -> Result<Linked, LinkError> {
+        match self {
+            LinkKind::Confirm => subs.confirm(token).await,
+            LinkKind::Unsubscribe => subs.unsubscribe(token).await,
+        }
+    }
+
+    /// The page's form id, then its title, question and button.
+    fn asks(self) -> (&'static str, Words, Words, Words) {
+        match self {
+            LinkKind::Confirm => (
+                "confirm",
+                Words::ConfirmTitle,
+                Words::ConfirmAsk,
+                Words::ConfirmButton,
+            ),
+            LinkKind::Unsubscribe => (
+                "unsubscribe",
+                Words::UnsubscribeTitle,
+                Words::UnsubscribeAsk,
+                Words::UnsubscribeButton,
+            ),
+        }
+    }
+
+    /// The title and text of the page once done.
+    fn done(self) -> (Words, Words) {
+        match self {
+            LinkKind::Confirm => (Words::ConfirmedTitle, Words::Confirmed),
+            LinkKind::Unsubscribe => (Words::UnsubscribedTitle, Words::Unsubscribed),
+        }
+    }
+}
+
+/// A link's page: a button that posts to this very URL (the token in its query).
+async fn link_page(
+    kind: LinkKind,
+    s: AppState,
+    headers: HeaderMap,
+    uri: Uri,
+    q: Result<Query<TokenQuery>, QueryRejection>,
+) -> Response {
+    let (lang, token, subs) = match link(&s, &headers, q) {
+        Ok(it) => it,
+        Err(refusal) => return refusal,
+    };
+    match kind.check(subs.as_ref(), &token).await {
+        Ok(l) => button_page(kind, &uri, l.lang, &l.email),
+        Err(e) => refused(lang, e),
+    }
+}
+
+/// A link's button pressed: done, or the page that says why not.
+async fn link_act(
+    kind: LinkKind,
+    s: AppState,
+    headers: HeaderMap,
+    q: Result<Query<TokenQuery>, QueryRejection>,
+) -> Response {
+    let (lang, token, subs) = match link(&s, &headers, q) {
+        Ok(it) => it,
+        Err(refusal) => return refusal,
+    };
+    match kind.act(subs.as_ref(), &token).await {
+        Ok(l) => {
+            let (title, done) = kind.done();
+            page(
+                StatusCode::OK,
+                l.lang,
+                text(l.lang, title),
+                &format!(
+                    "<p>{}</p>",
+                    text(l.lang, done).replace("{email}", &escape(&l.email))
+                ),
+            )
+        }
+        Err(e) => refused(lang, e),
+    }
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/subscribe/confirm",
@@ -195,22 +274,7 @@ async fn confirm_page(
     uri: Uri,
     q: Result<Query<TokenQuery>, QueryRejection>,
 ) -> Response {
-    let (lang, token, subs) = match link(&s, &headers, q) {
-        Ok(it) => it,
-        Err(refusal) => return refusal,
-    };
-    match subs.check_confirm(&token).await {
-        Ok(l) => button_page(
-            "confirm",
-            &uri,
-            l.lang,
-            Words::ConfirmTitle,
-            Words::ConfirmAsk,
-            Words::ConfirmButton,
-            &l.email,
-        ),
-        Err(e) => refused(lang, e),
-    }
+    link_page(LinkKind::Confirm, s, headers, uri, q).await
 }
 
 #[utoipa::path(
@@ -225,22 +289,7 @@ async fn confirm(
     headers: HeaderMap,
     q: Result<Query<TokenQuery>, QueryRejection>,
 ) -> Response {
-    let (lang, token, subs) = match link(&s, &headers, q) {
-        Ok(it) => it,
-        Err(refusal) => return refusal,
-    };
-    match subs.confirm(&token).await {
-        Ok(l) => page(
-            StatusCode::OK,
-            l.lang,
-            text(l.lang, Words::ConfirmedTitle),
-            &format!(
-                "<p>{}</p>",
-                text(l.lang, Words::Confirmed).replace("{email}", &escape(&l.email))
-            ),
-        ),
-        Err(e) => refused(lang, e),
-    }
+    link_act(LinkKind::Confirm, s, headers, q).await
 }
 
 #[utoipa::path(
@@ -256,35 +305,28 @@ async fn unsubscribe_page(
     uri: Uri,
     q: Result<Query<TokenQuery>, QueryRejection>,
 ) -> Response {
-    let (lang, token, subs) = match link(&s, &headers, q) {
-        Ok(it) => it,
-        Err(refusal) => return refusal,
-    };
-    match subs.check_unsubscribe(&token).await {
-        Ok(l) => button_page(
-            "unsubscribe",
-            &uri,
-            l.lang,
-            Words::UnsubscribeTitle,
-            Words::UnsubscribeAsk,
-            Words::UnsubscribeButton,
-            &l.email,
-        ),
-        Err(e) => refused(lang, e),
-    }
+    link_page(LinkKind::Unsubscribe, s, headers, uri, q).await
 }
 
-/// A page that asks (`ask`, naming `email`) and a button (in the form `id`) that posts to
-/// this very URL (the token in its query), as a mail client's one-click POST does.
-fn button_page(
-    id: &str,
-    uri: &Uri,
-    lang: Lang,
-    title: Words,
-    ask: Words,
-    button: Words,
-    email: &str,
+#[utoipa::path(
+    post,
+    path = "/api/v1/unsubscribe",
+    tag = "public",
+    params(TokenQuery),
+    responses((status = 200, description = "Ends a subscription (one click, RFC 8058)", body = String, content_type = "text/html"))
+)]
+async fn unsubscribe(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<TokenQuery>, QueryRejection>,
 ) -> Response {
+    link_act(LinkKind::Unsubscribe, s, headers, q).await
+}
+
+/// A page that asks (naming `email`) and a button (in the form the kind names) that posts to
+/// this very URL (the token in its query), as a mail client's one-click POST does.
+fn button_page(kind: LinkKind, uri: &Uri, lang: Lang, email: &str) -> Response {
+    let (id, title, ask, button) = kind.asks();
     let action = uri
         .path_and_query()
         .map(|p| p.as_str().to_owned())
@@ -301,36 +343,6 @@ fn button_page(
             text(lang, button),
         ),
     )
-}
-
-#[utoipa::path(
-    post,
-    path = "/api/v1/unsubscribe",
-    tag = "public",
-    params(TokenQuery),
-    responses((status = 200, description = "Ends a subscription (one click, RFC 8058)", body = String, content_type = "text/html"))
-)]
-async fn unsubscribe(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    q: Result<Query<TokenQuery>, QueryRejection>,
-) -> Response {
-    let (lang, token, subs) = match link(&s, &headers, q) {
-        Ok(it) => it,
-        Err(refusal) => return refusal,
-    };
-    match subs.unsubscribe(&token).await {
-        Ok(l) => page(
-            StatusCode::OK,
-            l.lang,
-            text(l.lang, Words::UnsubscribedTitle),
-            &format!(
-                "<p>{}</p>",
-                text(l.lang, Words::Unsubscribed).replace("{email}", &escape(&l.email))
-            ),
-        ),
-        Err(e) => refused(lang, e),
-    }
 }
 
 #[utoipa::path(

@@ -23,7 +23,7 @@ use upkeep_core::window::{
 };
 
 use super::Csrf;
-use super::paging::{PageQuery, listed, page_number, shown};
+use super::paging::{PageQuery, listed, page_number, read_from, shown};
 use super::render::{self, Page};
 use crate::ApiError;
 use crate::api::{Action, AppState, Target};
@@ -412,9 +412,16 @@ async fn windows(
     headers: HeaderMap,
     by: By,
     axum::Extension(csrf): axum::Extension<Csrf>,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
-    let list = match s.control.windows(false).await {
-        Ok(l) => l,
+    let result = async {
+        let p = page_number(q)?;
+        let all = s.control.windows(false).await?;
+        Ok::<_, ApiError>(listed("windows", Some(read_from(all, p)), p))
+    }
+    .await;
+    let mut v = match result {
+        Ok(v) => v,
         Err(e) => return failed(&headers, e),
     };
     let form = WindowForm {
@@ -424,16 +431,11 @@ async fn windows(
         impact: "outage".into(),
         ..WindowForm::default()
     };
-    render::page(
-        page(&headers, &by, &csrf, "windows"),
-        &serde_json::json!({
-            "windows": list,
-            "form": form,
-            "action": "/admin/windows",
-            "names": service_names(&s).await,
-            "rule": rule(&s),
-        }),
-    )
+    v["form"] = serde_json::json!(form);
+    v["action"] = "/admin/windows".into();
+    v["names"] = service_names(&s).await.into();
+    v["rule"] = rule(&s);
+    render::page(page(&headers, &by, &csrf, "windows"), &v)
 }
 
 async fn add_window(

@@ -53,6 +53,15 @@ fn paged(number: u32) -> Option<Paged> {
     })
 }
 
+/// What the store would read for page `p` of a list the daemon reads whole (the windows not
+/// done are few): the same rows, so [`shown`] and [`listed`] page it like any other list.
+pub(super) fn read_from<T>(all: Vec<T>, p: Paged) -> Vec<T> {
+    all.into_iter()
+        .skip(p.offset as usize)
+        .take(p.read as usize)
+        .collect()
+}
+
 /// The rows page `p` shows out of what was read for it, and the numbers of the pages before
 /// and after it, if there are.
 pub(super) fn shown<T>(mut rows: Vec<T>, p: Paged) -> (Vec<T>, Option<u32>, Option<u32>) {
@@ -121,5 +130,18 @@ mod tests {
         assert_eq!((rows.len(), newer, older), (50, Some(1), None));
         let (rows, newer, older) = shown(Vec::<u32>::new(), ask("").unwrap());
         assert_eq!((rows.len(), newer, older), (0, None, None));
+        // A list read whole is cut as the store would have read it.
+        let all: Vec<u32> = (0..120).collect();
+        let (rows, newer, older) = shown(read_from(all.clone(), p), p);
+        assert_eq!(
+            (rows[0], rows.len(), newer, older),
+            (50, 50, Some(1), Some(3))
+        );
+        let last = ask("page=3").unwrap();
+        let (rows, newer, older) = shown(read_from(all, last), last);
+        assert_eq!(
+            (rows[0], rows.len(), newer, older),
+            (100, 20, Some(2), None)
+        );
     }
 }

@@ -814,6 +814,35 @@ fn feedback_is_listed_newest_first_with_a_script_as_text() {
     drop(d);
 }
 
+/// Every admin list reads `?page=` with one parser: a page that is not a number is a 422 page
+/// naming it, the windows list too (it answered 200 to `?page=abc`, ignoring it).
+#[test]
+fn every_admin_list_refuses_a_page_that_is_not_a_number() {
+    let (d, addr) = admin_daemon();
+    add_user(&d, "ada");
+    let mut jar = Jar::new(addr);
+    assert_eq!(jar.login("ada", PASSWORD).code, 303);
+    for list in [
+        "incidents",
+        "feedback",
+        "outbox",
+        "subscribers",
+        "audit",
+        "windows",
+    ] {
+        let bad = jar.get(&format!("/admin/{list}?page=abc"));
+        assert_eq!(bad.code, 422, "{list}: {}", bad.text());
+        assert!(
+            bad.text().contains("`abc` is not a page number"),
+            "{list}: {}",
+            bad.text()
+        );
+        let first = jar.get(&format!("/admin/{list}?page=1"));
+        assert_eq!(first.code, 200, "{list}: {}", first.text());
+    }
+    drop(d);
+}
+
 /// Break-it, session 8: a 100 kB login form was a 400 ("the form did not arrive whole"),
 /// where every other form over the listener's cap is a 413.
 #[test]
