@@ -546,6 +546,7 @@ impl Validator<'_> {
             }
         }
         self.dependency_cycles(&services);
+        self.dependencies_on_jobs(&services);
         let maintenance = self.maintenance(&raw.maintenance);
         let notify = raw.notify.and_then(|n| self.notify(n, base, &services));
         Config {
@@ -857,7 +858,7 @@ impl Validator<'_> {
         let depends_on = self.depends_on(name, &raw.depends_on, &names);
         self.service_names = names;
         let on_dependency_down = self.on_dependency_down(name, raw.on_dependency_down.as_deref());
-        let scheduling = self.scheduling(name, &raw, managed.is_some(), &run_dir);
+        let scheduling = self.scheduling(name, &raw, raw.command.is_some(), &run_dir);
         // A job runs to completion on its schedule: never restarted, never started at start-up.
         let managed = match (managed, &scheduling) {
             (Some(mut m), Some(s)) if s.job.is_some() => {
@@ -2007,6 +2008,16 @@ mod tests {
         // A metrics port of 0 would be random.
         let (p, text) = one_problem("[daemon]\nmetrics_listen = \"127.0.0.1:0\"\n");
         located(&p, &text, "daemon.metrics_listen", 2, 18);
+    }
+
+    #[test]
+    fn a_jobs_other_problem_is_its_only_one() {
+        // A process key wrong made `schedule` look like an external service's (break-it,
+        // session 11): one problem, not a false second.
+        let (p, text) = one_problem(
+            "[services.job]\ncommand = \"true\"\nschedule = \"* * * * *\"\nstop_signal = \"SIGSTOP\"\n",
+        );
+        assert_eq!(p.key, "services.job.stop_signal", "{text}");
     }
 
     #[test]

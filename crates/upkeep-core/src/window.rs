@@ -214,6 +214,17 @@ pub struct StepTaken {
     pub by: Option<Principal>,
 }
 
+/// When the occurrence keyed by `occurrence` (its planned start) began, going by `taken`: the
+/// moment an operator started it early, else its planned start. Steps stay keyed by the planned
+/// start (the occurrence's identity); what people are told and shown is when it began.
+pub fn began(taken: &[StepTaken], occurrence: Timestamp) -> Timestamp {
+    taken
+        .iter()
+        .filter(|t| t.occurrence == occurrence && t.step == Step::Started)
+        .map(|t| t.at)
+        .fold(occurrence, Timestamp::min)
+}
+
 /// Where a window is, as shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use upkeep_core::window::{Occurrence, Step, StepTaken, WindowSpec, WindowStatus};
+use upkeep_core::window::{self, Occurrence, Step, StepTaken, WindowSpec, WindowStatus};
 
 use crate::recur;
 
@@ -55,14 +55,14 @@ impl WindowState {
     }
 
     /// The expected end of the occurrence starting at `start`: its last extension, or its
-    /// length after `start`.
+    /// length after it began (an occurrence started early lasts as long from then).
     pub fn end_of(&self, start: Timestamp) -> Timestamp {
         let extended = self.taken.iter().rev().find_map(|t| match t.step {
             Step::Extended { until } if t.occurrence == start => Some(until),
             _ => None,
         });
         extended.unwrap_or_else(|| {
-            start
+            window::began(&self.taken, start)
                 .checked_add(self.spec.end.duration_since(self.spec.start))
                 .unwrap_or(Timestamp::MAX)
         })

@@ -24,8 +24,10 @@ use crate::route::{Facts, NotifyConfig};
 pub struct WindowStep<'a> {
     pub id: i64,
     pub spec: &'a WindowSpec,
-    /// The occurrence's start.
+    /// The occurrence's planned start: its identity.
     pub occurrence: Timestamp,
+    /// When it began or begins: earlier than `occurrence` when started early.
+    pub start: Timestamp,
     /// The occurrence's expected end now (after any extension).
     pub end: Timestamp,
     pub step: Step,
@@ -113,7 +115,7 @@ impl NotifyConfig {
             kind,
             title: w.spec.title.clone(),
             reason: w.spec.reason.clone(),
-            start: w.occurrence,
+            start: w.start,
             expected_end: Some(expected_end),
             actual_end: matches!(w.step, Step::Completed).then_some(w.at),
             services: w
@@ -428,6 +430,7 @@ mod tests {
             id: 7,
             spec: &spec,
             occurrence: spec.start,
+            start: spec.start,
             end: spec.end,
             step: Step::Announced,
             at: spec.start - SignedDuration::from_hours(48),
@@ -480,6 +483,7 @@ mod tests {
             id: 7,
             spec: &spec,
             occurrence: spec.start,
+            start: spec.start,
             end: spec.end,
             step: Step::Reminder { before_s: 3600 },
             at: spec.start - SignedDuration::from_hours(1),

@@ -190,9 +190,9 @@ impl From<SignalError> for ApiError {
                 Some(h) => format!("{message}; {h}"),
                 None => message,
             }),
-            SignalError::Uncatchable { .. } | SignalError::NoReloadSignal(_) => {
-                ApiError::Unprocessable { message, hint }
-            }
+            SignalError::Uncatchable { .. }
+            | SignalError::JobControl { .. }
+            | SignalError::NoReloadSignal(_) => ApiError::Unprocessable { message, hint },
         }
     }
 }

@@ -24,7 +24,7 @@ use anyhow::{Context, Result};
 use tokio::sync::{Notify, watch};
 use upkeep_config::{Config, ConfigError};
 use upkeep_core::Clock;
-use upkeep_core::window::Step;
+use upkeep_core::window::{self, Step};
 use upkeep_outbox::{
     BuildContext, Dispatcher, IncidentPlanner, Lane, NotifyConfig, Planning, PublicServices, Setup,
     SubscriptionKeys, Templates,
@@ -93,11 +93,13 @@ impl Notices {
         let Some(config) = &now.config else {
             return Vec::new();
         };
+        let (start, end) = occurrence_times(w, occurrence, step, at);
         let step_of = upkeep_outbox::WindowStep {
             id: w.id,
             spec: &w.spec,
             occurrence,
-            end: occurrence_end(w, occurrence),
+            start,
+            end,
             step,
             at,
         };
@@ -121,11 +123,13 @@ impl Notices {
         let notices = self.window_rows_of(&now, w, occurrence, step, at);
         let fanout = match (&now.config, &now.desk) {
             (Some(config), Some(desk)) => {
+                let (start, end) = occurrence_times(w, occurrence, step, at);
                 let step_of = upkeep_outbox::WindowStep {
                     id: w.id,
                     spec: &w.spec,
                     occurrence,
-                    end: occurrence_end(w, occurrence),
+                    start,
+                    end,
                     step,
                     at,
                 };
@@ -460,15 +464,26 @@ pub struct PriorityChange {
 }
 
 /// The expected end of `w`'s occurrence starting at `occurrence`, after any extension.
-fn occurrence_end(w: &StoredWindow, occurrence: jiff::Timestamp) -> jiff::Timestamp {
+/// When the occurrence began (or begins) and its expected end, as its step at `at` tells
+/// them: an occurrence started early began then and lasts its length from then.
+fn occurrence_times(
+    w: &StoredWindow,
+    occurrence: jiff::Timestamp,
+    step: Step,
+    at: jiff::Timestamp,
+) -> (jiff::Timestamp, jiff::Timestamp) {
+    let began = match step {
+        Step::Started => at.min(occurrence),
+        _ => window::began(&w.taken, occurrence),
+    };
     let length = w.spec.end.duration_since(w.spec.start);
-    let mut end = occurrence.checked_add(length).unwrap_or(occurrence);
+    let mut end = began.checked_add(length).unwrap_or(began);
     for t in w.taken.iter().filter(|t| t.occurrence == occurrence) {
         if let Step::Extended { until } = t.step {
             end = until;
         }
     }
-    end
+    (began, end)
 }
 
 /// Builds `[notify]` whole (None without it): each channel with its secrets, the templates,

@@ -166,21 +166,7 @@ impl Validator<'_> {
                 .position(|d| &d.service == to)
                 .expect("a cycle's edges are dependencies");
             let names: Vec<&str> = cycle.iter().map(ServiceName::as_str).collect();
-            let service_key = match self.source_has_table_entry(from, index) {
-                true => vec![
-                    "services".to_owned(),
-                    from.to_string(),
-                    "depends_on".into(),
-                    index.to_string(),
-                    "service".into(),
-                ],
-                false => vec![
-                    "services".to_owned(),
-                    from.to_string(),
-                    "depends_on".into(),
-                    index.to_string(),
-                ],
-            };
+            let service_key = self.entry_key(from, index);
             self.problem(
                 &service_key,
                 format!(
@@ -190,6 +176,46 @@ impl Validator<'_> {
                 Some("remove one of these dependencies".into()),
             );
         }
+    }
+
+    /// Refuses a dependency on a job (`schedule`): it runs to completion, so no condition of
+    /// it holds between its runs, and a dependent would wait for the next (break-it, session
+    /// 11).
+    pub(super) fn dependencies_on_jobs(&mut self, services: &BTreeMap<ServiceName, ServiceConfig>) {
+        for (from, config) in services {
+            for (index, dep) in config.depends_on.iter().enumerate() {
+                let job = services
+                    .get(&dep.service)
+                    .and_then(|s| s.managed.as_ref())
+                    .is_some_and(|m| m.job);
+                if job {
+                    let key = self.entry_key(from, index);
+                    self.problem(
+                        &key,
+                        format!(
+                            "`{}` is a job (it has a schedule): it runs to completion, so there is nothing to wait for",
+                            dep.service
+                        ),
+                        Some("remove it from depends_on; a job runs on its schedule whatever depends on it".into()),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Where entry `index` of `from`'s `depends_on` is: its `service` key when written as a
+    /// table, else the entry.
+    fn entry_key(&self, from: &ServiceName, index: usize) -> Vec<String> {
+        let mut key = vec![
+            "services".to_owned(),
+            from.to_string(),
+            "depends_on".into(),
+            index.to_string(),
+        ];
+        if self.source_has_table_entry(from, index) {
+            key.push("service".into());
+        }
+        key
     }
 
     /// Whether entry `index` of `from`'s `depends_on` is written as a table (its `service`
@@ -386,6 +412,17 @@ mod tests {
         );
         let (p, text) = one_problem(&toml);
         located(&p, &text, "services.pg.depends_on", 5, 14);
+        // A job runs to completion: nothing of it to wait for between its runs.
+        let toml = format!(
+            "{db}[services.j]\ncommand = \"true\"\nschedule = \"* * * * *\"\n{}",
+            svc(
+                "api",
+                "depends_on = [{ service = \"j\", condition = \"healthy\" }]\n"
+            )
+        );
+        let (p, text) = one_problem(&toml);
+        assert_eq!(p.key, "services.api.depends_on.0.service", "{text}");
+        assert!(text.contains("`j` is a job"), "{text}");
     }
 
     #[test]

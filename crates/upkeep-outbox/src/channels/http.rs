@@ -5,7 +5,9 @@
 //! out) and 408, 429 and 5xx answers are worth a retry, with the receiver's `Retry-After`
 //! when it sent one; any other 4xx, or a redirect (a POST is not followed), is permanent. A
 //! 2xx comes back as an [`Answer`] for the channel to read: chat bots answer 200 and put
-//! their verdict in the body. Errors never carry the URL, which may hold a bot's credential.
+//! their verdict in the body. Errors never carry the URL, which may hold a bot's credential,
+//! nor a part of it that the receiver's answer repeats (a 404 page that echoes the path:
+//! break-it, session 11).
 
 use std::time::Duration;
 
@@ -80,6 +82,7 @@ impl Poster {
         headers: &[(&'static str, String)],
         body: Vec<u8>,
     ) -> Result<Reply, SendError> {
+        let secrets = secrets_of(&url);
         let mut request = self
             .client
             .post(url)
@@ -111,7 +114,7 @@ impl Poster {
         Ok(Reply {
             status,
             retry_after,
-            body,
+            body: redacted(body, &secrets),
         })
     }
 }
@@ -168,6 +171,64 @@ pub(crate) fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration>
     Some(Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO))
 }
 
+/// The parts of `url` that may be a credential: its path, its query, its password, and each
+/// path segment and query value long enough to be a token, as written and decoded.
+fn secrets_of(url: &url::Url) -> Vec<String> {
+    const TOKEN: usize = 6;
+    fn add(out: &mut Vec<String>, s: &str, min: usize) {
+        if s.len() >= min && !out.iter().any(|o| o == s) {
+            out.push(s.to_owned());
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    add(&mut out, url.path(), 2);
+    if let Some(q) = url.query() {
+        add(&mut out, q, 1);
+    }
+    if let Some(p) = url.password() {
+        add(&mut out, p, 1);
+    }
+    for segment in url.path_segments().into_iter().flatten() {
+        add(&mut out, segment, TOKEN);
+    }
+    for (_, value) in url.query_pairs() {
+        add(&mut out, &value, TOKEN);
+    }
+    for raw in out.clone() {
+        add(&mut out, &percent_decoded(&raw), TOKEN);
+    }
+    // The longest first, so that a path is hidden whole rather than piece by piece.
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out
+}
+
+fn percent_decoded(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// `body` with every secret of [`secrets_of`] replaced by `[redacted]`: what a receiver
+/// answers ends up in logs, `notify ls` and the admin pages.
+fn redacted(body: bytes::Bytes, secrets: &[String]) -> bytes::Bytes {
+    let found = |b: &[u8], s: &[u8]| b.windows(s.len()).position(|w| w == s);
+    if !secrets.iter().any(|s| found(&body, s.as_bytes()).is_some()) {
+        return body;
+    }
+    let mut out = body.to_vec();
+    for secret in secrets {
+        let s = secret.as_bytes();
+        let mut from = 0;
+        while let Some(i) = found(&out[from..], s) {
+            let at = from + i;
+            out.splice(at..at + s.len(), b"[redacted]".iter().copied());
+            from = at + b"[redacted]".len();
+        }
+    }
+    bytes::Bytes::from(out)
+}
+
 /// The start of a body, on one line, for messages.
 pub(crate) fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -205,6 +266,29 @@ pub(crate) fn cut_chars(s: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_answer_never_repeats_the_urls_secrets() {
+        let url: url::Url =
+            "https://api.example/botTG123:AAAsecret/sendMessage?access_token=Q%2Fsecret9"
+                .parse()
+                .unwrap();
+        let secrets = super::secrets_of(&url);
+        let body = bytes::Bytes::from(
+            "{\"description\":\"no route /botTG123:AAAsecret/sendMessage; token TG123:AAAsecret, Q/secret9\"}",
+        );
+        let text = String::from_utf8(super::redacted(body, &secrets).to_vec()).unwrap();
+        assert!(!text.contains("secret"), "{text}");
+        assert!(
+            text.starts_with("{\"description\":\"no route [redacted];"),
+            "{text}"
+        );
+        // Still the receiver's JSON, for the channels that read their verdict from it.
+        serde_json::from_str::<serde_json::Value>(&text).unwrap();
+        // A body without them is the same bytes.
+        let plain = bytes::Bytes::from_static(b"{\"ok\":false}");
+        assert_eq!(super::redacted(plain.clone(), &secrets), plain);
+    }
+
     use super::*;
 
     #[test]

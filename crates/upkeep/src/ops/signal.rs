@@ -5,8 +5,9 @@
 //!
 //! What is refused, and why (each a 4xx with a message): an unknown signal; a service that is
 //! not running (nothing to signal: no error would be seen otherwise); an external one; a
-//! reload of a service without `reload_signal`; SIGKILL and SIGSTOP. Those two cannot be
-//! caught, so they ask the program nothing: SIGKILL is a crash the restart policy answers
+//! reload of a service without `reload_signal`; SIGKILL and SIGSTOP; SIGTSTP, SIGTTIN and
+//! SIGTTOU (a terminal's job control: they freeze most programs, as SIGSTOP does, break-it
+//! session 11). SIGKILL and SIGSTOP cannot be caught, so they ask the program nothing: SIGKILL is a crash the restart policy answers
 //! (`upkeep restart` stops the whole tree and records why), SIGSTOP freezes it until a probe
 //! calls it hung. Every other signal goes, SIGTERM included (the service then exits, and its
 //! restart policy decides, as after any `kill`).
@@ -32,6 +33,15 @@ pub enum SignalError {
         service: ServiceName,
         signal: &'static str,
     },
+    /// SIGTSTP, SIGTTIN, SIGTTOU: a terminal's job control, meaningless to a service; unless
+    /// it handles them they stop (freeze) it, and it would still show as up.
+    #[error(
+        "{signal} is a terminal's job control: it would freeze `{service}` until SIGCONT, still shown as up"
+    )]
+    JobControl {
+        service: ServiceName,
+        signal: &'static str,
+    },
     #[error("service `{0}` has no reload_signal")]
     NoReloadSignal(ServiceName),
     #[error("{0}")]
@@ -45,9 +55,11 @@ impl SignalError {
             SignalError::UnknownSignal(_) => {
                 Some("use a name such as HUP, SIGUSR1 or TERM, or a number".into())
             }
-            SignalError::Uncatchable { service, .. } => Some(format!(
-                "`upkeep restart {service}` or `upkeep stop {service}` end the whole tree and record it"
-            )),
+            SignalError::Uncatchable { service, .. } | SignalError::JobControl { service, .. } => {
+                Some(format!(
+                    "`upkeep restart {service}` or `upkeep stop {service}` end the whole tree and record it"
+                ))
+            }
             SignalError::NoReloadSignal(service) => Some(format!(
                 "set reload_signal = \"SIGHUP\" (or what the program reloads on) in [services.{service}], then `upkeep reload`; or `upkeep restart {service}`"
             )),
@@ -99,6 +111,12 @@ pub async fn send(
         Signal::try_from(number).map_err(|_| SignalError::UnknownSignal(number.to_string()))?;
     if matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {
         return Err(SignalError::Uncatchable {
+            service: name.clone(),
+            signal: signal.as_str(),
+        });
+    }
+    if matches!(signal, Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU) {
+        return Err(SignalError::JobControl {
             service: name.clone(),
             signal: signal.as_str(),
         });

@@ -6,7 +6,8 @@
 
 use jiff::Timestamp;
 use upkeep_core::window::{
-    Announcement, Occurrence, Step, Window, WindowAction, WindowRequest, WindowSpec, WindowStatus,
+    self, Announcement, Occurrence, Step, Window, WindowAction, WindowRequest, WindowSpec,
+    WindowStatus,
 };
 use upkeep_core::{Actor, Principal};
 use upkeep_maintenance::{LeadTime, PolicyRefusal, SpecError};
@@ -66,7 +67,11 @@ pub fn view(daemon: &Daemon, w: StoredWindow) -> Window {
         id: w.id,
         spec: w.spec,
         status: plan.status,
-        current: plan.current,
+        // Shown from when it began: an occurrence started early is under way since then.
+        current: plan.current.map(|o| Occurrence {
+            start: window::began(&w.taken, o.start),
+            ..o
+        }),
         created: w.created,
         created_by: w.created_by,
         forced_why: w.forced_why,
@@ -253,7 +258,6 @@ pub async fn act(
     if plan.status == WindowStatus::Completed {
         return Err(WindowError::Over(id));
     }
-    let mut early = None;
     let (occurrence, step) = match action {
         WindowAction::Cancel => (
             plan.current.map_or(w.spec.start, |o| o.start),
@@ -263,19 +267,9 @@ pub async fn act(
             if plan.running.is_some() {
                 return Err(WindowError::Running(id));
             }
+            // Begun early, it lasts as long as planned from now (the step's time: see
+            // `window::began`), not until its planned end.
             let next = plan.current.ok_or(WindowError::NothingLeft(id))?;
-            // Begun early: it lasts as long as planned from now, not until its planned end.
-            if now < next.start {
-                let until = now
-                    .checked_add(next.end.duration_since(next.start))
-                    .unwrap_or(next.end);
-                early = Some((
-                    next.start,
-                    Step::Extended {
-                        until: whole(until),
-                    },
-                ));
-            }
             (next.start, Step::Started)
         }
         WindowAction::Finish => {
@@ -300,13 +294,6 @@ pub async fn act(
         .take_step(daemon.store.as_ref(), &w, occurrence, step, now, Some(by))
         .await
         .map_err(store("recording the step"))?;
-    if let (true, Some((occurrence, step))) = (new, early) {
-        daemon
-            .store
-            .take_step(id, occurrence, step, now, Some(by), &[])
-            .await
-            .map_err(store("recording the step"))?;
-    }
     if new {
         tracing::info!(window = id, step = %step.key(), by = %by, "maintenance window step");
         let event = planner::step_event(

@@ -245,6 +245,12 @@ fn signals_that_cannot_be_sent_are_refused_with_a_reason() {
         ),
         (
             "web/signal",
+            Some(json!({ "signal": "TSTP" })),
+            422,
+            "SIGTSTP is a terminal's job control",
+        ),
+        (
+            "web/signal",
             Some(json!({ "sig": "HUP" })),
             400,
             "unknown field",
