@@ -8,6 +8,10 @@
 //! ([`TestDaemon::cli`]). On drop it stops the daemon (SIGTERM,
 //! then SIGKILL) and kills any process group its services left.
 //!
+//! The config is `[daemon]` (data dir, store) then the test's services; a test adds keys of
+//! its own to that table with [`TestDaemon::with_daemon_keys`] (listeners on [`free_addr`]),
+//! and mails to an [`SmtpSink`] through its [`SmtpSink::mail_channel`].
+//!
 //! Waiting is always for a condition with a deadline, and a timeout says what was awaited.
 //! Waiting for time-driven behaviour (a backoff, a maintenance's end) needs no waiting at all
 //! on a daemon started with [`TestDaemon::start_on_test_clock`]: [`TestDaemon::advance_clock`]
@@ -35,6 +39,8 @@ pub struct TestDaemon {
     password_file: Option<PathBuf>,
     /// Whether the config sets `daemon.test_clock`.
     test_clock: bool,
+    /// More keys of the `[daemon]` table (see [`TestDaemon::add_daemon_keys`]).
+    daemon_keys: String,
     child: Option<Child>,
     /// Process groups seen, killed on drop in case a test failed half-way.
     groups: std::cell::RefCell<Vec<u32>>,
@@ -45,13 +51,15 @@ pub struct TestDaemon {
     fds: Vec<(String, std::os::fd::OwnedFd)>,
 }
 
-/// The config header every test daemon gets: its data dir inside the temp dir, and the store
-/// [`postgres`] names, if any.
+/// The config header every test daemon gets: the test's own `daemon_keys` first (so that
+/// their lines in the file are the same whatever the store), its data dir inside the temp dir,
+/// and the store [`postgres`] names, if any.
 fn header(
     data_dir: &Path,
     store: Option<&str>,
     password_file: Option<&Path>,
     test_clock: bool,
+    daemon_keys: &str,
 ) -> String {
     let store = match (store, password_file) {
         (Some(url), None) => format!("store = \"{url}\"\nstore_password_env = \"PGPASSWORD\"\n"),
@@ -67,9 +75,15 @@ fn header(
         ""
     };
     format!(
-        "[daemon]\ndata_dir = \"{}\"\nshutdown_timeout = \"20s\"\n{test_clock}{store}\n",
+        "[daemon]\n{daemon_keys}data_dir = \"{}\"\nshutdown_timeout = \"20s\"\n{test_clock}{store}\n",
         data_dir.display()
     )
+}
+
+/// A free TCP address on loopback, for a listener of the daemon's (`listen`, `public_listen`,
+/// `metrics_listen`): see [`free_port`].
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
 /// Creates a fresh database on the server of `url` (whose user may create databases) and
@@ -184,7 +198,7 @@ impl TestDaemon {
             &config,
             format!(
                 "{}{services_toml}",
-                header(&data_dir, store.as_deref(), None, test_clock)
+                header(&data_dir, store.as_deref(), None, test_clock, "")
             ),
         )
         .expect("write config");
@@ -196,6 +210,7 @@ impl TestDaemon {
             store,
             password_file: None,
             test_clock,
+            daemon_keys: String::new(),
             child: None,
             groups: Default::default(),
             env: Vec::new(),
@@ -473,6 +488,22 @@ impl TestDaemon {
         }
     }
 
+    /// Waits for the first message `sink` accepted to `to` (to anyone: None) whose subject
+    /// contains `subject`, and returns it.
+    pub fn wait_mail(&self, sink: &SmtpSink, to: Option<&str>, subject: &str) -> Value {
+        let whom = to.map(|to| format!(" to {to}")).unwrap_or_default();
+        self.wait_until(
+            &format!("a mail{whom} about {subject:?}"),
+            Duration::from_secs(20),
+            || {
+                sink.messages().into_iter().find(|m| {
+                    to.is_none_or(|to| m["to"].as_str() == Some(to))
+                        && m["subject"].as_str().unwrap_or_default().contains(subject)
+                })
+            },
+        )
+    }
+
     /// Waits until service `name` is in `state`.
     pub fn wait_state(&self, name: &str, state: &str, timeout: Duration) {
         self.wait_until(&format!("service {name} to be {state}"), timeout, || {
@@ -516,14 +547,10 @@ impl TestDaemon {
 
     /// Like [`TestDaemon::use_store`], with the password read from `file`.
     pub fn use_store_with_password_file(&mut self, url: &str, file: &Path) {
-        let text = std::fs::read_to_string(&self.config).expect("read config");
-        let rest = text
-            .strip_prefix(&self.header())
-            .expect("the config starts with its header")
-            .to_owned();
-        self.store = Some(url.to_owned());
-        self.password_file = Some(file.to_owned());
-        std::fs::write(&self.config, format!("{}{rest}", self.header())).expect("write config");
+        self.rewrite_header(|d| {
+            d.store = Some(url.to_owned());
+            d.password_file = Some(file.to_owned());
+        });
     }
 
     fn header(&self) -> String {
@@ -532,19 +559,45 @@ impl TestDaemon {
             self.store.as_deref(),
             self.password_file.as_deref(),
             self.test_clock,
+            &self.daemon_keys,
         )
     }
 
-    fn set_store(&mut self, url: Option<&str>) {
+    /// Rewrites the config's header after `change` (the rest of the file stays).
+    fn rewrite_header(&mut self, change: impl FnOnce(&mut Self)) {
         let text = std::fs::read_to_string(&self.config).expect("read config");
-        let old = self.header();
         let rest = text
-            .strip_prefix(&old)
-            .expect("the config starts with its header");
-        self.store = url.map(str::to_owned);
-        self.password_file = None;
-        let new = self.header();
-        std::fs::write(&self.config, format!("{new}{rest}")).expect("write config");
+            .strip_prefix(&self.header())
+            .expect("the config starts with its header")
+            .to_owned();
+        change(self);
+        std::fs::write(&self.config, format!("{}{rest}", self.header())).expect("write config");
+    }
+
+    /// Adds `keys` (TOML lines: `listen = "127.0.0.1:8080"`) to the config's `[daemon]` table,
+    /// which the daemon reads at its next launch (or reload). They stay through
+    /// [`TestDaemon::write_services`] and a change of store.
+    pub fn add_daemon_keys(&mut self, keys: &str) {
+        self.rewrite_header(|d| {
+            d.daemon_keys.push_str(keys);
+            if !d.daemon_keys.ends_with('\n') {
+                d.daemon_keys.push('\n');
+            }
+        });
+    }
+
+    /// [`TestDaemon::add_daemon_keys`] on a daemon not yet launched, for a chain:
+    /// `TestDaemon::prepare(BIN, services).with_daemon_keys(&format!("listen = \"{addr}\""))`.
+    pub fn with_daemon_keys(mut self, keys: &str) -> Self {
+        self.add_daemon_keys(keys);
+        self
+    }
+
+    fn set_store(&mut self, url: Option<&str>) {
+        self.rewrite_header(|d| {
+            d.store = url.map(str::to_owned);
+            d.password_file = None;
+        });
     }
 
     /// Runs `sql` on this daemon's store from outside the daemon (python3's sqlite3 on the
@@ -745,6 +798,29 @@ pub fn http(
     let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     exchange(s, method, path, headers, body)
+}
+
+/// Waits (20 s at most) until `GET path` on `addr` answers 200 with a page that satisfies
+/// `ok`, and returns the page; a timeout says what was awaited and shows the last page.
+pub fn wait_page(
+    addr: std::net::SocketAddr,
+    path: &str,
+    what: &str,
+    ok: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let a = http(addr, "GET", path, &[], b"").unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let text = a.text();
+        if a.code == 200 && ok(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited for {what} on {path}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Raises this test process's soft open-file limit to its hard limit, for a test that holds
@@ -988,6 +1064,21 @@ impl SmtpSink {
             out,
             _dir: dir,
         }
+    }
+
+    /// A `[notify.channels.mail]` table (kind `email`) that sends to this sink from
+    /// `upkeep <noreply@example.com>`, with `keys` added (`recipients = [...]`, ...).
+    pub fn mail_channel(&self, keys: &str) -> String {
+        format!(
+            "[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\n\
+             from = \"upkeep <noreply@example.com>\"\n{keys}",
+            self.port
+        )
+    }
+
+    /// [`SmtpSink::mail_channel`] with `ops@example.com` as its recipient.
+    pub fn ops_mail_channel(&self) -> String {
+        self.mail_channel("recipients = [\"ops@example.com\"]\n")
     }
 
     /// Every message accepted so far, oldest first (see smtp_sink.py for the fields).

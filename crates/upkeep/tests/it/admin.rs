@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use upkeep_testkit::{Answer, SmtpSink, TestDaemon, free_port, http};
+use upkeep_testkit::{Answer, SmtpSink, TestDaemon, free_addr, http};
 
 use crate::{LONG, stderr};
 
@@ -25,17 +25,12 @@ fn admin_daemon() -> (TestDaemon, SocketAddr) {
 
 /// The admin daemon with `more` config after its service.
 fn admin_daemon_with(more: &str) -> (TestDaemon, SocketAddr) {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr = free_addr();
     let mut d = TestDaemon::prepare(
         crate::BIN,
         &format!("[services.web]\ncommand = [\"sleep\", \"1000\"]\n{more}"),
     );
-    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
-        "[daemon]\n",
-        &format!("[daemon]\nlisten = \"{addr}\"\n"),
-        1,
-    );
-    std::fs::write(&d.config, text).unwrap();
+    d.add_daemon_keys(&format!("listen = \"{addr}\"\n"));
     d.launch();
     d.wait_state("web", "up", LONG);
     (d, addr)
@@ -582,10 +577,7 @@ fn id_of(a: &Answer) -> i64 {
 #[test]
 fn incidents_are_written_from_their_pages_and_each_write_goes_through_the_daemon() {
     let sink = SmtpSink::start();
-    let (d, addr) = admin_daemon_with(&format!(
-        "[notify]\n[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n",
-        sink.port
-    ));
+    let (d, addr) = admin_daemon_with(&format!("[notify]\n{}", sink.ops_mail_channel()));
     add_user(&d, "ada");
     let mut jar = Jar::new(addr);
     // Not signed in: both pages send to the login form, and a form is refused.
@@ -866,17 +858,12 @@ fn a_login_form_larger_than_the_listener_takes_is_a_413() {
 #[test]
 fn an_incident_form_too_large_or_too_slow_is_refused_with_a_page() {
     use std::io::{Read, Write};
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr = free_addr();
     let mut d = TestDaemon::prepare(
         crate::BIN,
         "[services.web]\ncommand = [\"sleep\", \"1000\"]\n",
     );
-    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
-        "[daemon]\n",
-        &format!("[daemon]\nlisten = \"{addr}\"\nrequest_timeout = \"1s\"\n"),
-        1,
-    );
-    std::fs::write(&d.config, text).unwrap();
+    d.add_daemon_keys(&format!("listen = \"{addr}\"\nrequest_timeout = \"1s\"\n"));
     d.launch();
     add_user(&d, "ada");
     let mut jar = Jar::new(addr);

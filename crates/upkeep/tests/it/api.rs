@@ -5,26 +5,23 @@
 use std::net::SocketAddr;
 
 use serde_json::Value;
-use upkeep_testkit::{Answer, TestDaemon, bearer, connect_from, free_port, http, http_from};
+use upkeep_testkit::{
+    Answer, TestDaemon, bearer, connect_from, free_addr, free_port, http, http_from,
+};
 
 use crate::{LONG, stderr, stdout};
 
 /// A daemon with `daemon_keys` added to its `[daemon]` table.
 fn daemon_with(daemon_keys: &str, services: &str) -> TestDaemon {
     let mut d = TestDaemon::prepare(crate::BIN, services);
-    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
-        "[daemon]\n",
-        &format!("[daemon]\n{daemon_keys}"),
-        1,
-    );
-    std::fs::write(&d.config, text).unwrap();
+    d.add_daemon_keys(daemon_keys);
     d.launch();
     d
 }
 
 /// A daemon serving the API on a TCP port; its address.
 fn tcp_daemon(services: &str) -> (TestDaemon, SocketAddr) {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr = free_addr();
     let d = daemon_with(&format!("listen = \"{addr}\"\n"), services);
     (d, addr)
 }
@@ -450,8 +447,8 @@ fn every_operator_action_over_the_socket_names_the_user() {
 
 /// A daemon with both TCP listeners: (daemon, listen, public_listen).
 fn two_listeners(services: &str) -> (TestDaemon, SocketAddr, SocketAddr) {
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = free_addr();
+    let public = free_addr();
     let d = daemon_with(
         &format!("listen = \"{api}\"\npublic_listen = \"{public}\"\n"),
         services,

@@ -260,9 +260,9 @@ fn forms_daemon(sink: &upkeep_testkit::SmtpSink) -> (TestDaemon, SocketAddr, Tcp
         "[services.db]\ndisplay_name = \"Database\"\nprobes = [{{ kind = \"tcp\", addr = \"{db}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n\
 [services.web]\ncommand = \"sleep 1000\"\n\
 [notify]\npublic_url = \"http://public/\"\n\
-[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n\
+{}\
 [notify.subscribers]\nnotice = [\"announced\"]\n",
-        sink.port
+        sink.ops_mail_channel()
     ));
     d.wait_state("db", "up", LONG);
     wait_page(addr, "the links to the forms", |p| {
@@ -346,22 +346,15 @@ fn feedback_typed_in_a_browser_is_kept_and_shown_as_text() {
 /// docs/admin-incidents-en.png are those).
 #[test]
 fn an_admin_schedules_a_window_in_a_browser_and_the_public_page_shows_it() {
-    let admin: SocketAddr = format!("127.0.0.1:{}", upkeep_testkit::free_port())
-        .parse()
-        .unwrap();
-    let public: SocketAddr = format!("127.0.0.1:{}", upkeep_testkit::free_port())
-        .parse()
-        .unwrap();
+    let admin = upkeep_testkit::free_addr();
+    let public = upkeep_testkit::free_addr();
     let mut d = TestDaemon::prepare(
         crate::BIN,
         "[services.web]\ncommand = \"sleep 1000\"\ndisplay_name = \"Web shop\"\n",
     );
-    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
-        "[daemon]\n",
-        &format!("[daemon]\nlisten = \"{admin}\"\npublic_listen = \"{public}\"\n"),
-        1,
-    );
-    std::fs::write(&d.config, text).unwrap();
+    d.add_daemon_keys(&format!(
+        "listen = \"{admin}\"\npublic_listen = \"{public}\"\n"
+    ));
     d.launch();
     d.wait_state("web", "up", LONG);
     let password = "correct horse battery";

@@ -217,12 +217,7 @@ fn a_taken_port_ends_the_start_before_any_service_runs() {
             "[services.s]\ncommand = \"sleep {token}\"\n\n[services.t]\ncommand = \"sleep {token}\"\n"
         ),
     );
-    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
-        "[daemon]\n",
-        &format!("[daemon]\npublic_listen = \"{taken}\"\n"),
-        1,
-    );
-    std::fs::write(&d.config, text).unwrap();
+    d.add_daemon_keys(&format!("public_listen = \"{taken}\"\n"));
     d.spawn_daemon();
     let status = d.wait_exit(LONG);
     assert!(!status.success(), "the daemon started on a taken port");
@@ -250,7 +245,7 @@ fn a_taken_port_ends_the_start_before_any_service_runs() {
 #[test]
 fn up_quotes_only_this_attempts_log_lines_once() {
     use std::os::unix::fs::PermissionsExt;
-    let d = TestDaemon::prepare(BIN, "[services.web]\ncommand = \"sleep 1000\"\n");
+    let mut d = TestDaemon::prepare(BIN, "[services.web]\ncommand = \"sleep 1000\"\n");
     std::fs::create_dir_all(d.data_dir.join("journal")).unwrap();
     std::fs::set_permissions(&d.data_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let out = d.cli(&["up"]);
@@ -260,12 +255,7 @@ fn up_quotes_only_this_attempts_log_lines_once() {
     std::fs::remove_dir(d.data_dir.join("journal")).unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
-        "[daemon]\n",
-        &format!("[daemon]\nmetrics_listen = \"127.0.0.1:{port}\"\n"),
-        1,
-    );
-    std::fs::write(&d.config, text).unwrap();
+    d.add_daemon_keys(&format!("metrics_listen = \"127.0.0.1:{port}\"\n"));
     let out = d.cli(&["up"]);
     let err = stderr(&out);
     assert!(!out.status.success(), "{err}");

@@ -13,8 +13,8 @@ use crate::{BIN, LONG, stderr, stdout};
 
 fn config(sink: &SmtpSink) -> String {
     format!(
-        "[services.db]\ncommand = \"sleep 1000\"\n\n[notify]\ntimezone = \"Asia/Shanghai\"\n[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n",
-        sink.port
+        "[services.db]\ncommand = \"sleep 1000\"\n\n[notify]\ntimezone = \"Asia/Shanghai\"\n{}",
+        sink.ops_mail_channel()
     )
 }
 

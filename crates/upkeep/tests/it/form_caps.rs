@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 
 use serde_json::{Value, json};
-use upkeep_testkit::{SmtpSink, TestDaemon, free_port, http};
+use upkeep_testkit::{SmtpSink, TestDaemon, free_addr, http};
 
 use crate::{LONG, stderr, stdout};
 
@@ -40,16 +40,16 @@ fn header<'a>(a: &'a upkeep_testkit::Answer, name: &str) -> Option<&'a str> {
 #[test]
 fn issue_17_confirmation_mails_have_a_budget_for_everyone_together() {
     let sink = SmtpSink::start();
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let public = free_addr();
     let d = TestDaemon::start_on_test_clock(
         crate::BIN,
         &format!(
             "public_listen = \"{public}\"\n\
              [services.web]\ncommand = \"sleep 1000\"\n\n\
              [notify]\npublic_url = \"http://{public}/\"\n\
-             [notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n\
+             {}\
              [notify.subscribers]\nconfirmations_per_hour = 3\nmax_unconfirmed = 4\n",
-            sink.port
+            sink.ops_mail_channel()
         ),
     );
     for i in 0..3 {
@@ -153,16 +153,16 @@ fn issue_17_confirmation_mails_have_a_budget_for_everyone_together() {
 #[test]
 fn the_confirmation_budget_survives_a_restart() {
     let sink = SmtpSink::start();
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let public = free_addr();
     let mut d = TestDaemon::start(
         crate::BIN,
         &format!(
             "public_listen = \"{public}\"\n\
              [services.web]\ncommand = \"sleep 1000\"\n\n\
              [notify]\npublic_url = \"http://{public}/\"\n\
-             [notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n\
+             {}\
              [notify.subscribers]\nconfirmations_per_hour = 2\n",
-            sink.port
+            sink.ops_mail_channel()
         ),
     );
     for i in 0..2 {
@@ -193,7 +193,7 @@ fn the_confirmation_budget_survives_a_restart() {
 /// flood had only to wait for one.
 #[test]
 fn the_feedback_budget_of_an_hour_outlives_a_restart() {
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let public = free_addr();
     let mut d = TestDaemon::start_on_test_clock(
         crate::BIN,
         &format!(

@@ -8,10 +8,10 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use upkeep_testkit::{Answer, SmtpSink, TestDaemon, free_port, http};
+use upkeep_testkit::{Answer, SmtpSink, TestDaemon, free_addr, http, wait_page};
 
 use crate::{BIN, LONG, stderr, stdout};
 
@@ -23,17 +23,31 @@ const ORIGIN: (&str, &str) = ("Origin", "http://upkeep");
 /// subscribers on.
 fn config(sink: &SmtpSink, public: SocketAddr, db: &TcpListener, more: &str) -> String {
     format!(
-        "public_listen = \"{public}\"\n\
-         [services.db]\nprobes = [{{ kind = \"tcp\", addr = \"{}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n\
+        "[services.db]\nprobes = [{{ kind = \"tcp\", addr = \"{}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n\
          [services.secret]\nprobes = [{{ kind = \"tcp\", addr = \"{}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\npublic = false\n\
          {more}\
          [notify]\npublic_url = \"http://{public}/\"\n\
-         [notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n\
+         {}\
          [notify.subscribers]\nnotice = [\"announced\"]\n",
         db.local_addr().unwrap(),
         db.local_addr().unwrap(),
-        sink.port
+        sink.ops_mail_channel()
     )
+}
+
+/// A daemon of [`config`] (`more` services) on a free `public_listen`, `daemon_keys` in its
+/// `[daemon]` table: (daemon, public_listen).
+fn forms_daemon(
+    sink: &SmtpSink,
+    db: &TcpListener,
+    more: &str,
+    daemon_keys: &str,
+) -> (TestDaemon, SocketAddr) {
+    let public = free_addr();
+    let mut d = TestDaemon::prepare(BIN, &config(sink, public, db, more))
+        .with_daemon_keys(&format!("public_listen = \"{public}\"\n{daemon_keys}"));
+    d.launch();
+    (d, public)
 }
 
 fn post_form(public: SocketAddr, path: &str, body: &str, lang: Option<&str>) -> Answer {
@@ -52,29 +66,11 @@ fn outbox_rows_to(d: &TestDaemon, to: &str) -> usize {
         .unwrap()
 }
 
-/// Waits until the page at `path` satisfies `ok`, saying what it waited for.
-fn wait_page(addr: SocketAddr, path: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + LONG;
-    loop {
-        let a = http(addr, "GET", path, &[], b"").unwrap();
-        let text = a.text();
-        if a.code == 200 && ok(&text) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waited for {what} on {path}:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn the_subscribe_form_drives_the_double_opt_in_for_public_services_only() {
     let sink = SmtpSink::start();
     let db = TcpListener::bind("127.0.0.1:0").unwrap();
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let d = TestDaemon::start(BIN, &config(&sink, public, &db, ""));
+    let (d, public) = forms_daemon(&sink, &db, "", "");
     d.wait_state("db", "up", LONG);
     let main = wait_page(public, "/", "a link to the subscription form", |p| {
         p.contains("href=\"/subscribe\"")
@@ -238,8 +234,7 @@ fn the_subscribe_form_drives_the_double_opt_in_for_public_services_only() {
 fn feedback_is_kept_limited_per_address_and_listed_as_text() {
     let sink = SmtpSink::start();
     let db = TcpListener::bind("127.0.0.1:0").unwrap();
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let d = TestDaemon::start(BIN, &config(&sink, public, &db, ""));
+    let (d, public) = forms_daemon(&sink, &db, "", "");
     d.wait_state("db", "up", LONG);
     let page = wait_page(public, "/feedback", "the feedback form", |p| {
         p.contains("action=\"/feedback\"")
@@ -348,16 +343,7 @@ fn idle_streams_cannot_take_the_page_down() {
 fn a_megabyte_body_is_a_413_and_what_was_sent_is_not_echoed() {
     let sink = SmtpSink::start();
     let db = TcpListener::bind("127.0.0.1:0").unwrap();
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let d = TestDaemon::start(
-        BIN,
-        &config(
-            &sink,
-            public,
-            &db,
-            "[services.web]\ncommand = \"sleep 1000\"\n",
-        ),
-    );
+    let (d, public) = forms_daemon(&sink, &db, "[services.web]\ncommand = \"sleep 1000\"\n", "");
     d.wait_state("web", "up", LONG);
     let big = format!(r#"{{"email": "{}@example.com"}}"#, "a".repeat(1 << 20));
     for (path, headers) in [
@@ -442,14 +428,9 @@ fn the_headline_says_a_service_is_still_starting() {
 
 #[test]
 fn the_feedback_list_needs_a_read_token_over_tcp() {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut d = TestDaemon::prepare(BIN, "[services.web]\ncommand = \"sleep 1000\"\n");
-    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
-        "[daemon]\n",
-        &format!("[daemon]\nlisten = \"{addr}\"\n"),
-        1,
-    );
-    std::fs::write(&d.config, text).unwrap();
+    let addr = free_addr();
+    let mut d = TestDaemon::prepare(BIN, "[services.web]\ncommand = \"sleep 1000\"\n")
+        .with_daemon_keys(&format!("listen = \"{addr}\"\n"));
     d.launch();
     let out = d.cli(&["token", "create", "reader", "--scope", "read", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -491,13 +472,7 @@ fn the_feedback_list_needs_a_read_token_over_tcp() {
 fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
     let sink = SmtpSink::start();
     let db = TcpListener::bind("127.0.0.1:0").unwrap();
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let text = config(&sink, public, &db, "").replacen(
-        "public_listen = ",
-        "trusted_proxies = [\"127.0.0.1\"]\npublic_listen = ",
-        1,
-    );
-    let d = TestDaemon::start(BIN, &text);
+    let (d, public) = forms_daemon(&sink, &db, "", "trusted_proxies = [\"127.0.0.1\"]\n");
     d.wait_state("db", "up", LONG);
     wait_page(public, "/feedback", "the feedback form", |p| {
         p.contains("action=\"/feedback\"")
@@ -538,8 +513,7 @@ fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
 fn feedback_from_another_site_or_with_no_origin_is_refused() {
     let sink = SmtpSink::start();
     let db = TcpListener::bind("127.0.0.1:0").unwrap();
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let d = TestDaemon::start(BIN, &config(&sink, public, &db, ""));
+    let (d, public) = forms_daemon(&sink, &db, "", "");
     d.wait_state("db", "up", LONG);
     wait_page(public, "/feedback", "the feedback form", |p| {
         p.contains("action=\"/feedback\"")
@@ -577,8 +551,7 @@ fn feedback_from_another_site_or_with_no_origin_is_refused() {
 fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
     let sink = SmtpSink::start();
     let db = TcpListener::bind("127.0.0.1:0").unwrap();
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let d = TestDaemon::start(BIN, &config(&sink, public, &db, ""));
+    let (d, public) = forms_daemon(&sink, &db, "", "");
     d.wait_state("db", "up", LONG);
     wait_page(public, "/feedback", "the feedback form", |p| {
         p.contains("action=\"/feedback\"")

@@ -207,12 +207,7 @@ fn issue_14_idle_connections_by_the_thousand_are_capped_and_timed_out() {
         BIN,
         "[services.web]\ncommand = \"sleep 1000\"\nprobes = [{ kind = \"process\", every = \"100ms\", grace = \"0s\" }]\n",
     );
-    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
-        "[daemon]\n",
-        &format!("[daemon]\nmetrics_listen = \"127.0.0.1:{port}\"\n"),
-        1,
-    );
-    std::fs::write(&d.config, text).unwrap();
+    d.add_daemon_keys(&format!("metrics_listen = \"127.0.0.1:{port}\"\n"));
     d.launch();
     d.wait_state("web", "up", LONG);
     let daemon = d.daemon_pid().unwrap();

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::Value;
-use upkeep_testkit::{SmtpSink, TestDaemon, free_port, http};
+use upkeep_testkit::{SmtpSink, TestDaemon, free_addr, http};
 
 use crate::{BIN, LONG, cli_json, stderr, stdout};
 
@@ -20,15 +20,6 @@ fn subjects(sink: &SmtpSink) -> Vec<String> {
         .iter()
         .map(|m| m["subject"].as_str().unwrap_or_default().to_owned())
         .collect()
-}
-
-/// The first mail to `to` whose subject contains `subject`, once it is there.
-fn mail_to(d: &TestDaemon, sink: &SmtpSink, to: &str, subject: &str) -> Value {
-    d.wait_until(&format!("a mail to {to} about {subject:?}"), LONG, || {
-        sink.messages().into_iter().find(|m| {
-            m["to"].as_str() == Some(to) && m["subject"].as_str().unwrap_or("").contains(subject)
-        })
-    })
 }
 
 /// The outbox rows (`upkeep notify ls --json`): (recipient, kind, subject line stored).
@@ -64,16 +55,15 @@ fn issue_16_an_incident_opened_by_hand_outlives_kill_9_and_upgrade_and_nothing_s
         BIN,
         &format!(
             "[services.web]\ncommand = \"sleep 1000\"\nprobes = [{{ kind = \"process\", every = \"100ms\", grace = \"0s\" }}]\n\n\
-             [notify]\n[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n",
-            sink.port
+             [notify]\n{}",
+            sink.ops_mail_channel()
         ),
     );
     d.wait_state("web", "up", LONG);
     let id = open_by_hand(&d, "web", "payments provider down", "P2");
-    mail_to(
-        &d,
+    d.wait_mail(
         &sink,
-        "ops@example.com",
+        Some("ops@example.com"),
         "Incident: payments provider down",
     );
 
@@ -109,10 +99,9 @@ fn issue_16_an_incident_opened_by_hand_outlives_kill_9_and_upgrade_and_nothing_s
     );
     let detail = cli_json(&d, &["incident", &id.to_string(), "--json"]);
     assert!(detail["incident"]["resolved"].is_null(), "{detail:#}");
-    mail_to(
-        &d,
+    d.wait_mail(
         &sink,
-        "ops@example.com",
+        Some("ops@example.com"),
         "Incident update: payments provider down (identified)",
     );
     // No daemon resolved anything (the events are stored in order, the update's last).
@@ -133,10 +122,9 @@ fn issue_16_an_incident_opened_by_hand_outlives_kill_9_and_upgrade_and_nothing_s
         &d,
         &["incident", "resolve", &id.to_string(), "it works again"],
     );
-    mail_to(
-        &d,
+    d.wait_mail(
         &sink,
-        "ops@example.com",
+        Some("ops@example.com"),
         "Incident resolved: payments provider down",
     );
 }
@@ -148,15 +136,15 @@ fn issue_16_a_priority_raised_to_p1_reaches_the_routes_p1_reaches_and_no_one_els
         BIN,
         &format!(
             "[services.web]\ncommand = \"sleep 1000\"\n\n\
-             [notify]\n[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\n\
+             [notify]\n{}\
              [[notify.routes]]\npriority = [\"emergency\"]\nchannels = [\"mail\"]\nrecipients = [\"oncall@example.com\"]\n\
              [[notify.routes]]\npriority = [\"important\"]\nchannels = [\"mail\"]\nrecipients = [\"ops@example.com\"]\n",
-            sink.port
+            sink.mail_channel("")
         ),
     );
     d.wait_state("web", "up", LONG);
     let id = open_by_hand(&d, "web", "checkout slow", "P3").to_string();
-    mail_to(&d, &sink, "ops@example.com", "Incident: checkout slow");
+    d.wait_mail(&sink, Some("ops@example.com"), "Incident: checkout slow");
     let rows_to = |to: &str| {
         outbox(&d)
             .iter()
@@ -170,7 +158,7 @@ fn issue_16_a_priority_raised_to_p1_reaches_the_routes_p1_reaches_and_no_one_els
 
     // P1: on call hears of it now, as an emergency; ops heard of it already.
     cli_json(&d, &["incident", "priority", &id, "P1"]);
-    let mail = mail_to(&d, &sink, "oncall@example.com", "checkout slow (P1)");
+    let mail = d.wait_mail(&sink, Some("oncall@example.com"), "checkout slow (P1)");
     let text = SmtpSink::text(&mail);
     assert!(
         text.contains("Priority: Emergency") && text.contains("P3 → P1"),
@@ -200,20 +188,21 @@ fn issue_16_a_priority_raised_to_p1_reaches_the_routes_p1_reaches_and_no_one_els
 /// A daemon with a public service `web`, a hidden one `secret`, ops mailed of everything,
 /// and one subscriber of every service, confirmed through the real mail's link.
 fn hidden_daemon(sink: &SmtpSink) -> (TestDaemon, SocketAddr) {
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let d = TestDaemon::start(
+    let public = free_addr();
+    let mut d = TestDaemon::prepare(
         BIN,
         &format!(
-            "public_listen = \"{public}\"\n\
-             [services.web]\ncommand = \"sleep 1000\"\n\
+            "[services.web]\ncommand = \"sleep 1000\"\n\
              [services.secret]\ncommand = \"sleep 1000\"\npublic = false\n\n\
              [notify]\npublic_url = \"http://{public}/\"\n\
-             [notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n\
+             {}\
              [notify.subscribers]\n\
              [[notify.routes]]\nchannels = [\"mail\"]\n",
-            sink.port
+            sink.ops_mail_channel()
         ),
-    );
+    )
+    .with_daemon_keys(&format!("public_listen = \"{public}\"\n"));
+    d.launch();
     d.wait_state("web", "up", LONG);
     crate::subscribe_confirmed(&d, sink, public, "ann@example.com", &[]);
     (d, public)
@@ -267,15 +256,14 @@ fn issue_17_a_hidden_services_incidents_and_windows_reach_operators_only() {
         "Scheduled maintenance: vault disks",
         "Scheduled maintenance: rack move",
     ] {
-        mail_to(&d, &sink, "ops@example.com", subject);
+        d.wait_mail(&sink, Some("ops@example.com"), subject);
     }
     // The subscriber of every service: the public incident, and the shared window naming
     // web alone.
-    mail_to(&d, &sink, "ann@example.com", "Incident: checkout slow");
-    let shared = mail_to(
-        &d,
+    d.wait_mail(&sink, Some("ann@example.com"), "Incident: checkout slow");
+    let shared = d.wait_mail(
         &sink,
-        "ann@example.com",
+        Some("ann@example.com"),
         "Scheduled maintenance: rack move",
     );
     let text = SmtpSink::text(&shared);
@@ -416,10 +404,9 @@ fn a_window_naming_a_hidden_service_warns_its_writer_and_its_mail_links_no_404()
         "{warned}"
     );
     let id = w["id"].as_i64().unwrap();
-    let mail = mail_to(
-        &d,
+    let mail = d.wait_mail(
         &sink,
-        "ops@example.com",
+        Some("ops@example.com"),
         "Scheduled maintenance: vault disks",
     );
     let text = SmtpSink::text(&mail);
@@ -448,10 +435,9 @@ fn a_window_naming_a_hidden_service_warns_its_writer_and_its_mail_links_no_404()
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
     let w: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(w.get("names_hidden").is_none(), "{w:#}");
-    let mail = mail_to(
-        &d,
+    let mail = d.wait_mail(
         &sink,
-        "ops@example.com",
+        Some("ops@example.com"),
         "Scheduled maintenance: web disks",
     );
     let text = SmtpSink::text(&mail);

@@ -5,11 +5,11 @@
 //! no second resolution, and the service down again at once is a new incident; the post-mortem shows in the history and in `upkeep incident show`;
 //! an incident opened by hand for a third party carries its title; bad input is a 4xx.
 
-use std::net::{SocketAddr, TcpListener};
-use std::time::{Duration, Instant};
+use std::net::TcpListener;
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use upkeep_testkit::{SmtpSink, TestDaemon, http};
+use upkeep_testkit::{SmtpSink, TestDaemon, wait_page};
 
 use crate::statuspage::public_daemon;
 use crate::{LONG, cli_json, stderr, stdout};
@@ -18,8 +18,8 @@ fn mail_notify(sink: &SmtpSink) -> String {
     format!(
         // Every notice at once (routine ones too: the default routes would gather those
         // into the daily digest).
-        "[notify]\n[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n\n[[notify.routes]]\nchannels = [\"mail\"]\n",
-        sink.port
+        "[notify]\n{}\n[[notify.routes]]\nchannels = [\"mail\"]\n",
+        sink.ops_mail_channel()
     )
 }
 
@@ -31,22 +31,6 @@ fn wait_mail(d: &TestDaemon, sink: &SmtpSink, subject: &str) -> String {
             .find(|m| m["subject"].as_str().unwrap_or_default().contains(subject))
             .map(SmtpSink::text)
     })
-}
-
-fn wait_page(addr: SocketAddr, path: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + LONG;
-    loop {
-        let a = http(addr, "GET", path, &[], b"").unwrap();
-        let text = a.text();
-        if a.code == 200 && ok(&text) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waited for {what} on {path}:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// (status code, error text) of a write over the control socket.
@@ -393,9 +377,7 @@ fn an_incident_opened_by_hand_routes_by_its_priority_and_bad_input_is_refused() 
 #[test]
 fn an_update_reaches_the_subscribers_of_its_service_and_no_one_else() {
     let sink = SmtpSink::start();
-    let public: SocketAddr = format!("127.0.0.1:{}", upkeep_testkit::free_port())
-        .parse()
-        .unwrap();
+    let public = upkeep_testkit::free_addr();
     let notify = mail_notify(&sink).replacen(
         "[notify]\n",
         &format!("[notify]\npublic_url = \"http://{public}/\"\n"),
@@ -407,12 +389,7 @@ fn an_update_reaches_the_subscribers_of_its_service_and_no_one_else() {
             "[services.web]\ncommand = \"sleep 1000\"\n\n[services.other]\ncommand = \"sleep 1000\"\n\n{notify}[notify.subscribers]\n"
         ),
     );
-    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
-        "[daemon]\n",
-        &format!("[daemon]\npublic_listen = \"{public}\"\n"),
-        1,
-    );
-    std::fs::write(&d.config, text).unwrap();
+    d.add_daemon_keys(&format!("public_listen = \"{public}\"\n"));
     d.launch();
     d.wait_state("web", "up", LONG);
     for (email, service) in [("ann@example.com", "web"), ("bob@example.com", "other")] {

@@ -70,21 +70,14 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
 fn metrics_pass_promtool_and_parse_independently() {
     let port = upkeep_testkit::free_port();
     let closed = upkeep_testkit::free_port();
-    let d = upkeep_testkit::TestDaemon::prepare(
+    let mut d = upkeep_testkit::TestDaemon::prepare(
         crate::BIN,
         &format!(
             "[services.web]\ncommand = \"sleep 1000\"\nprobes = [{{ kind = \"process\", every = \"100ms\", grace = \"0s\" }}]\n\n\
              [services.\"db.main\"]\nprobes = [{{ kind = \"tcp\", addr = \"127.0.0.1:{closed}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n"
         ),
     );
-    // metrics_listen goes in the [daemon] table the testkit wrote.
-    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
-        "[daemon]\n",
-        &format!("[daemon]\nmetrics_listen = \"127.0.0.1:{port}\"\n"),
-        1,
-    );
-    std::fs::write(&d.config, text).unwrap();
-    let mut d = d;
+    d.add_daemon_keys(&format!("metrics_listen = \"127.0.0.1:{port}\"\n"));
     d.launch();
     d.wait_state("web", "up", LONG);
     d.wait_state("db.main", "down", LONG);

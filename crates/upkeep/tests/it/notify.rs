@@ -22,13 +22,6 @@ fn db_probe(listener: &TcpListener) -> String {
     )
 }
 
-fn mail_channel(sink: &SmtpSink, extra: &str) -> String {
-    format!(
-        "[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\n{extra}\n",
-        sink.port
-    )
-}
-
 /// Schedules a window on `db` starting `ahead_hours` from the daemon's now.
 fn schedule(d: &TestDaemon, now: jiff::Timestamp, ahead_hours: i64) -> (i64, jiff::Timestamp) {
     // Not rounded up: each step must be due once the test moved the clock to its mark.
@@ -98,7 +91,7 @@ fn a_window_8_days_ahead_is_mailed_with_every_field_in_english_and_chinese() {
         &format!(
             "{}[notify]\ntimezone = \"Asia/Shanghai\"\npublic_url = \"https://status.example.com/\"\n{}\n[[notify.routes]]\nnotice = {KINDS}\nchannels = [\"mail\"]\nrecipients = [\"ops@example.com\"]\ncontinue = true\n\n[[notify.routes]]\nnotice = {KINDS}\nchannels = [\"mail\"]\nrecipients = [\"yunwei@example.com\"]\nlanguage = \"zh-CN\"\n",
             db_probe(&listener),
-            mail_channel(&sink, "")
+            sink.mail_channel("")
         ),
     );
     d.wait_state("db", "up", LONG);
@@ -302,7 +295,7 @@ fn a_daemon_killed_while_sending_sends_every_notice_once_after_its_restart() {
         &format!(
             "{}{}\n[[notify.routes]]\nchannels = [\"mail\"]\nrecipients = [{}]\n",
             db_probe(&listener),
-            mail_channel(&sink, "concurrency = 2\nrate = \"20/s\""),
+            sink.mail_channel("concurrency = 2\nrate = \"20/s\"\n"),
             recipients.join(", ")
         ),
     );
@@ -356,7 +349,7 @@ fn a_drill_pages_nobody_and_an_incident_sends_its_opening_and_its_resolution() {
         BIN,
         &format!(
             "[services.s]\ncommand = \"sleep 1000\"\nincident_after = \"0s\"\nrunbook = \"https://wiki.example.com/runbooks/s\"\nprobes = [{{ kind = \"process\", every = \"100ms\", failures = 3, grace = \"0s\" }}]\n\n[notify]\n{}",
-            mail_channel(&sink, "recipients = [\"ops@example.com\"]")
+            sink.ops_mail_channel()
         ),
     );
     d.wait_state("s", "up", LONG);
@@ -429,7 +422,7 @@ fn notify_test_sends_through_the_outbox_and_a_failed_notice_is_retried() {
     let sink = SmtpSink::start();
     let d = crate::daemon(&format!(
         "[services.s]\ncommand = \"sleep 1000\"\n\n[notify]\n{}",
-        mail_channel(&sink, "recipients = [\"ops@example.com\"]")
+        sink.ops_mail_channel()
     ));
     let out = d.cli(&["notify", "test", "mail"]);
     assert!(out.status.success(), "{}", stderr(&out));

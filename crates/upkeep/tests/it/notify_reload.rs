@@ -13,10 +13,7 @@ use crate::{LONG, daemon, stderr, stdout};
 const DB: &str = "[services.db]\ncommand = \"sleep 1000\"\n\n";
 
 fn mail(sink: &SmtpSink) -> String {
-    format!(
-        "[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n\n",
-        sink.port
-    )
+    format!("{}\n", sink.ops_mail_channel())
 }
 
 /// The webhooks' signing secret, in a file of its own (kept while the test runs).

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use upkeep_testkit::{TestDaemon, free_port, http};
+use upkeep_testkit::{TestDaemon, free_addr, http};
 
 use crate::{LONG, stderr};
 
@@ -31,14 +31,9 @@ fn is_fallback(code: u16, body: &str) -> bool {
 
 /// A daemon serving `listen` on a free port, with one service up: (daemon, listen).
 fn web_on_tcp() -> (TestDaemon, SocketAddr) {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut d = TestDaemon::prepare(crate::BIN, "[services.web]\ncommand = \"sleep 1000\"\n");
-    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
-        "[daemon]\n",
-        &format!("[daemon]\nlisten = \"{addr}\"\n"),
-        1,
-    );
-    std::fs::write(&d.config, text).unwrap();
+    let addr = free_addr();
+    let mut d = TestDaemon::prepare(crate::BIN, "[services.web]\ncommand = \"sleep 1000\"\n")
+        .with_daemon_keys(&format!("listen = \"{addr}\"\n"));
     d.launch();
     d.wait_state("web", "up", LONG);
     (d, addr)

@@ -9,31 +9,26 @@
 use std::net::SocketAddr;
 
 use serde_json::Value;
-use upkeep_testkit::{SmtpSink, TestDaemon, free_port, http};
+use upkeep_testkit::{SmtpSink, TestDaemon, free_addr, http};
 
 use crate::{LONG, cli_json};
 
 /// `web` (public) and `hiddendb` (`public = false`), mail to ops for every notice, at once
 /// (routine ones too: the default routes would gather those into the daily digest).
 fn mailing_daemon(sink: &SmtpSink) -> (TestDaemon, SocketAddr) {
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let public = free_addr();
     let mut d = TestDaemon::prepare(
         crate::BIN,
         &format!(
             "[services.web]\ncommand = \"sleep 1000\"\n\n\
              [services.hiddendb]\ncommand = \"sleep 1000\"\npublic = false\n\n\
              [notify]\npublic_url = \"http://{public}/\"\n\
-             [notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n\n\
+             {}\n\
              [[notify.routes]]\nchannels = [\"mail\"]\n",
-            sink.port
+            sink.ops_mail_channel()
         ),
     );
-    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
-        "[daemon]\n",
-        &format!("[daemon]\npublic_listen = \"{public}\"\n"),
-        1,
-    );
-    std::fs::write(&d.config, text).unwrap();
+    d.add_daemon_keys(&format!("public_listen = \"{public}\"\n"));
     d.launch();
     d.wait_state("web", "up", LONG);
     (d, public)

@@ -12,22 +12,18 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde_json::Value;
-use upkeep_testkit::{TestDaemon, connect_from, free_port, http_from};
+use upkeep_testkit::{TestDaemon, connect_from, free_addr, http_from};
 
 use crate::{LONG, stderr, stdout};
 
 /// A daemon with both TCP listeners and `daemon_keys` in its `[daemon]` table: (daemon,
 /// listen, public_listen).
 fn daemon_with(daemon_keys: &str) -> (TestDaemon, SocketAddr, SocketAddr) {
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut d = TestDaemon::prepare(crate::BIN, "[services.web]\ncommand = \"sleep 1000\"\n");
-    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
-        "[daemon]\n",
-        &format!("[daemon]\nlisten = \"{api}\"\npublic_listen = \"{public}\"\n{daemon_keys}"),
-        1,
-    );
-    std::fs::write(&d.config, text).unwrap();
+    let (api, public) = (free_addr(), free_addr());
+    let mut d = TestDaemon::prepare(crate::BIN, "[services.web]\ncommand = \"sleep 1000\"\n")
+        .with_daemon_keys(&format!(
+            "listen = \"{api}\"\npublic_listen = \"{public}\"\n{daemon_keys}"
+        ));
     d.launch();
     d.wait_state("web", "up", LONG);
     (d, api, public)

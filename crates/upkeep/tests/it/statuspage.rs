@@ -5,43 +5,21 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use upkeep_testkit::{Answer, TestDaemon, free_port, http};
+use upkeep_testkit::{Answer, TestDaemon, free_addr, http, wait_page};
 
 use crate::LONG;
 
 /// A daemon with a public listener; its address.
 pub(crate) fn public_daemon(services: &str) -> (TestDaemon, SocketAddr) {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut d = TestDaemon::prepare(crate::BIN, services);
-    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
-        "[daemon]\n",
-        &format!("[daemon]\npublic_listen = \"{addr}\"\n"),
-        1,
-    );
-    std::fs::write(&d.config, text).unwrap();
+    let addr = free_addr();
+    let mut d = TestDaemon::prepare(crate::BIN, services)
+        .with_daemon_keys(&format!("public_listen = \"{addr}\"\n"));
     d.launch();
     (d, addr)
 }
 
 fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Answer {
     http(addr, "GET", path, headers, b"").unwrap()
-}
-
-/// Waits until the page at `path` satisfies `ok`, saying what it waited for.
-fn wait_page(addr: SocketAddr, path: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + LONG;
-    loop {
-        let a = get(addr, path, &[]);
-        let text = a.text();
-        if a.code == 200 && ok(&text) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waited for {what} on {path}:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Services: `web` run by upkeep (grouped, renamed, described with markup), `db` watched by a

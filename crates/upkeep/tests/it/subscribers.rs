@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use upkeep_testkit::{SmtpSink, TestDaemon, free_port, http};
+use upkeep_testkit::{SmtpSink, TestDaemon, free_addr, free_port, http};
 
 use crate::{BIN, LONG, stderr, stdout};
 
@@ -26,11 +26,11 @@ fn config(sink: &SmtpSink, public: SocketAddr, db: &TcpListener, mail: &str) -> 
         "public_listen = \"{public}\"\n\
          [services.db]\nprobes = [{{ kind = \"tcp\", addr = \"{}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n\
          [notify]\npublic_url = \"http://{public}/\"\n\
-         [notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\n{mail}\n\
+         {}\n\
          [notify.subscribers]\nnotice = {KINDS}\n\
          [[notify.routes]]\nnotice = {KINDS}\nchannels = [\"mail\"]\nrecipients = [\"ops@example.com\"]\n",
         db.local_addr().unwrap(),
-        sink.port
+        sink.mail_channel(mail)
     )
 }
 
@@ -61,15 +61,6 @@ fn schedule(d: &TestDaemon, now: jiff::Timestamp) -> i64 {
         .unwrap()
 }
 
-/// The first message to `to` whose subject contains `subject`, once it is there.
-fn mail_to(d: &TestDaemon, sink: &SmtpSink, to: &str, subject: &str) -> Value {
-    d.wait_until(&format!("a mail to {to} about {subject:?}"), LONG, || {
-        sink.messages().into_iter().find(|m| {
-            m["to"].as_str() == Some(to) && m["subject"].as_str().unwrap_or("").contains(subject)
-        })
-    })
-}
-
 fn subscribe(public: SocketAddr, body: &str) -> upkeep_testkit::Answer {
     http(public, "POST", "/api/v1/subscribe", &[], body.as_bytes()).unwrap()
 }
@@ -95,7 +86,7 @@ fn forge(path: &str) -> String {
 fn double_opt_in_and_one_click_unsubscribe_end_to_end() {
     let sink = SmtpSink::start();
     let db = TcpListener::bind("127.0.0.1:0").unwrap();
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let public = free_addr();
     let d = TestDaemon::start_on_test_clock(BIN, &config(&sink, public, &db, ""));
     d.wait_state("db", "up", LONG);
 
@@ -125,7 +116,7 @@ fn double_opt_in_and_one_click_unsubscribe_end_to_end() {
     );
     assert_eq!(a.code, 202, "{}", a.text());
     assert_eq!(a.json()["confirm_within_s"], 48 * 3600);
-    let confirm = mail_to(&d, &sink, "ann@example.com", "请确认订阅");
+    let confirm = d.wait_mail(&sink, Some("ann@example.com"), "请确认订阅");
     assert!(
         confirm["list_unsubscribe"].is_null(),
         "nothing to unsubscribe from yet"
@@ -170,14 +161,14 @@ fn double_opt_in_and_one_click_unsubscribe_end_to_end() {
     // The next announcement reaches her in Chinese, with a one-click unsubscribe.
     let now = d.advance_clock("1s");
     schedule(&d, now);
-    let news = mail_to(&d, &sink, "ann@example.com", "计划维护");
+    let news = d.wait_mail(&sink, Some("ann@example.com"), "计划维护");
     let unsub = SmtpSink::link(&news, public, "/api/v1/unsubscribe?token=");
     assert_eq!(
         news["list_unsubscribe"].as_str().unwrap(),
         format!("<http://{public}{unsub}>")
     );
     assert_eq!(news["list_unsubscribe_post"], "List-Unsubscribe=One-Click");
-    mail_to(&d, &sink, "ops@example.com", "Scheduled maintenance");
+    d.wait_mail(&sink, Some("ops@example.com"), "Scheduled maintenance");
     let ops = sink
         .messages()
         .into_iter()
@@ -226,7 +217,7 @@ fn double_opt_in_and_one_click_unsubscribe_end_to_end() {
     // A confirmation link used after confirm_within (48h of the daemon's clock) has expired.
     let a = subscribe(public, r#"{"email": "bob@example.com"}"#);
     assert_eq!(a.code, 202, "{}", a.text());
-    let confirm = mail_to(&d, &sink, "bob@example.com", "Confirm your subscription");
+    let confirm = d.wait_mail(&sink, Some("bob@example.com"), "Confirm your subscription");
     let path = SmtpSink::link(&confirm, public, "/api/v1/subscribe/confirm?token=");
     d.advance_clock("49h");
     let late = http(public, "POST", &path, &[], b"").unwrap();
@@ -250,7 +241,7 @@ fn double_opt_in_and_one_click_unsubscribe_end_to_end() {
 fn subscriptions_are_rate_limited_per_client_address() {
     let sink = SmtpSink::start();
     let db = TcpListener::bind("127.0.0.1:0").unwrap();
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let public = free_addr();
     let d = TestDaemon::start(BIN, &config(&sink, public, &db, ""));
     // A burst of 10 is let through, then one every 6 s: 40 in a row cannot all pass.
     let mut codes = Vec::new();
@@ -287,7 +278,7 @@ fn subscriptions_are_rate_limited_per_client_address() {
 fn a_daemon_killed_mid_fan_out_to_1000_subscribers_sends_each_one_message() {
     let sink = SmtpSink::start();
     let db = TcpListener::bind("127.0.0.1:0").unwrap();
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let public = free_addr();
     let mut d = TestDaemon::start(BIN, &config(&sink, public, &db, "concurrency = 4"));
     d.wait_state("db", "up", LONG);
     let n = 1000;

@@ -10,7 +10,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use upkeep_testkit::{TestDaemon, connect_from, free_port};
+use upkeep_testkit::{TestDaemon, connect_from, free_addr};
 
 use crate::{LONG, stderr, stdout};
 
@@ -32,20 +32,14 @@ fn write_pair(d: &TestDaemon, cert: &str, key: &str) {
 /// A daemon with `listen` and `public_listen` over HTTPS with a fresh certificate, not yet
 /// launched: (daemon, listen, public_listen, the certificate's PEM).
 fn prepare() -> (TestDaemon, SocketAddr, SocketAddr, String) {
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let d = TestDaemon::prepare(crate::BIN, "[services.web]\ncommand = \"sleep 1000\"\n");
+    let (api, public) = (free_addr(), free_addr());
+    let d = TestDaemon::prepare(crate::BIN, "[services.web]\ncommand = \"sleep 1000\"\n")
+        .with_daemon_keys(&format!(
+            "listen = \"{api}\"\npublic_listen = \"{public}\"\n\
+             tls = {{ cert = \"cert.pem\", key = \"key.pem\" }}\n"
+        ));
     let (cert, key) = certificate();
     write_pair(&d, &cert, &key);
-    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
-        "[daemon]\n",
-        &format!(
-            "[daemon]\nlisten = \"{api}\"\npublic_listen = \"{public}\"\n\
-             tls = {{ cert = \"cert.pem\", key = \"key.pem\" }}\n"
-        ),
-        1,
-    );
-    std::fs::write(&d.config, text).unwrap();
     (d, api, public, cert)
 }
 

@@ -241,6 +241,31 @@ fn a_forking_nginx_keeps_its_master_and_workers_through_an_upgrade() {
 }
 
 /// A script, made executable in the test's dir.
+/// A daemon running one service `s`, up: (daemon, the daemon's pid, s's pid).
+fn one_service() -> (TestDaemon, u32, u32) {
+    let d = daemon("[services.s]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("s", "up", LONG);
+    let (daemon_pid, pid) = (d.daemon_pid().unwrap(), d.pid("s").unwrap());
+    (d, daemon_pid, pid)
+}
+
+/// After refused upgrades: the same daemon runs on, and `s` kept its pid and adopted nothing.
+fn assert_not_upgraded(d: &TestDaemon, daemon_pid: u32, pid: u32) {
+    assert_eq!(d.daemon_pid(), Some(daemon_pid));
+    assert_eq!(d.pid("s"), Some(pid));
+    assert!(!d.events("s").iter().any(|(k, _)| k == "adopted"));
+}
+
+/// An upgrade that goes ahead: `kept` services kept running, `s` among them with its pid.
+fn assert_upgrades_keeping(d: &TestDaemon, kept: usize, pid: u32) {
+    let out = upgrade(d, &[]);
+    assert!(
+        out.contains(&format!("{kept} service(s) kept running")),
+        "{out}"
+    );
+    assert_eq!(d.pid("s"), Some(pid));
+}
+
 fn script(d: &TestDaemon, name: &str, body: &str) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let path = d.dir.path().join(name);
@@ -256,9 +281,7 @@ fn script(d: &TestDaemon, name: &str, body: &str) -> std::path::PathBuf {
 #[test]
 fn issue_17_a_binary_that_only_says_it_is_upkeep_is_refused_and_the_daemon_stays() {
     use std::os::unix::fs::PermissionsExt;
-    let d = daemon("[services.s]\ncommand = \"sleep 1000\"\n");
-    d.wait_state("s", "up", LONG);
-    let (daemon_pid, pid) = (d.daemon_pid().unwrap(), d.pid("s").unwrap());
+    let (d, daemon_pid, pid) = one_service();
     let started = d.api_get("/api/v1/daemon")["started"].clone();
     let version = env!("CARGO_PKG_VERSION");
     let fake = script(&d, "fake", &format!("echo \"upkeep {version}\""));
@@ -323,12 +346,9 @@ fn issue_17_a_binary_that_only_says_it_is_upkeep_is_refused_and_the_daemon_stays
             "not re-executed"
         );
     }
-    assert_eq!(d.pid("s"), Some(pid));
-    assert!(!d.events("s").iter().any(|(k, _)| k == "adopted"));
+    assert_not_upgraded(&d, daemon_pid, pid);
     // And a real one, afterwards, still takes: the refusals gave the turn back.
-    let out = upgrade(&d, &[]);
-    assert!(out.contains("1 service(s) kept running"), "{out}");
-    assert_eq!(d.pid("s"), Some(pid));
+    assert_upgrades_keeping(&d, 1, pid);
 }
 
 /// Break-it (session 8): a config file edited but not reloaded, and not valid, ended the new
@@ -337,9 +357,7 @@ fn issue_17_a_binary_that_only_says_it_is_upkeep_is_refused_and_the_daemon_stays
 /// running as it is; once the file is fixed, it upgrades.
 #[test]
 fn an_upgrade_with_a_config_file_that_does_not_load_is_refused_and_the_daemon_stays() {
-    let d = daemon("[services.s]\ncommand = \"sleep 1000\"\n");
-    d.wait_state("s", "up", LONG);
-    let (daemon_pid, pid) = (d.daemon_pid().unwrap(), d.pid("s").unwrap());
+    let (d, daemon_pid, pid) = one_service();
     let good = std::fs::read_to_string(&d.config).unwrap();
     std::fs::write(&d.config, format!("{good}\n[services.t]\ncommand = 42\n")).unwrap();
     let out = d.cli(&["upgrade"]);
@@ -352,13 +370,9 @@ fn an_upgrade_with_a_config_file_that_does_not_load_is_refused_and_the_daemon_st
     // Refused (a 4xx from the daemon): the operation failed, exit 1; 2 is for a mistake in
     // the command line (break-it, session 9: it exited 2).
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert_eq!(d.daemon_pid(), Some(daemon_pid));
-    assert_eq!(d.pid("s"), Some(pid));
-    assert!(!d.events("s").iter().any(|(k, _)| k == "adopted"));
+    assert_not_upgraded(&d, daemon_pid, pid);
     std::fs::write(&d.config, good).unwrap();
-    let out = upgrade(&d, &[]);
-    assert!(out.contains("1 service(s) kept running"), "{out}");
-    assert_eq!(d.pid("s"), Some(pid));
+    assert_upgrades_keeping(&d, 1, pid);
 }
 
 /// Break-it, session 9: the new image started from the file, so an upgrade applied what a
@@ -366,22 +380,12 @@ fn an_upgrade_with_a_config_file_that_does_not_load_is_refused_and_the_daemon_st
 /// and lost the daemon) and edits never reloaded. Both are refused, saying what to do.
 #[test]
 fn an_upgrade_applies_nothing_the_running_daemon_does_not_run() {
-    let d = daemon("[services.s]\ncommand = \"sleep 1000\"\n");
-    d.wait_state("s", "up", LONG);
-    let (daemon_pid, pid) = (d.daemon_pid().unwrap(), d.pid("s").unwrap());
+    let (mut d, daemon_pid, pid) = one_service();
     let good = std::fs::read_to_string(&d.config).unwrap();
     // A [daemon] key a reload leaves for the next start.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    std::fs::write(
-        &d.config,
-        good.replacen(
-            "[daemon]\n",
-            &format!("[daemon]\nmetrics_listen = \"{addr}\"\n"),
-            1,
-        ),
-    )
-    .unwrap();
+    d.add_daemon_keys(&format!("metrics_listen = \"{addr}\"\n"));
     assert!(d.cli(&["reload"]).status.success());
     let out = d.cli(&["upgrade"]);
     let err = stderr(&out);
@@ -400,15 +404,13 @@ fn an_upgrade_applies_nothing_the_running_daemon_does_not_run() {
         err.contains("not applied") && err.contains("upkeep reload"),
         "{err}"
     );
-    assert_eq!(d.daemon_pid(), Some(daemon_pid));
-    assert_eq!(d.pid("s"), Some(pid));
+    assert_not_upgraded(&d, daemon_pid, pid);
     // Reloaded: the upgrade goes ahead, and t is not started twice.
     assert!(d.cli(&["reload"]).status.success());
     d.wait_state("t", "up", LONG);
     let t = d.pid("t");
-    let out = upgrade(&d, &[]);
-    assert!(out.contains("2 service(s) kept running"), "{out}");
-    assert_eq!((d.pid("s"), d.pid("t")), (Some(pid), t));
+    assert_upgrades_keeping(&d, 2, pid);
+    assert_eq!(d.pid("t"), t);
 }
 
 /// Break-it, session 9: an upgrade while a service was stopping (one that ignores SIGTERM,
@@ -776,10 +778,10 @@ fn a_daemon_killed_right_after_an_upgrades_exec_keeps_its_open_incidents_and_mai
     };
     let (mut d, hold) = held(&format!(
         "[services.web]\ncommand = \"sleep 1000\"\non_unhealthy = \"alert\"\n{}\n[services.db]\n{}\n\
-         [notify]\n[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n",
+         [notify]\n{}",
         probe(web_port),
         probe(db_port),
-        sink.port
+        sink.ops_mail_channel()
     ));
     let names = ["web", "db"];
     for name in names {
