@@ -137,6 +137,9 @@ pub struct Adoption {
     /// What the supervisor knew besides (its restart counts), when it did not come with a
     /// [`TakeOver`]: from the [`RunNote`] after a killed daemon.
     pub carried: Option<Carried>,
+    /// The read end of its readiness pipe (`ready = { fd = N }`), kept by systemd's fd
+    /// store for a run not yet ready when the daemon was killed.
+    pub ready_pipe: Option<OwnedFd>,
 }
 
 /// What the supervisor knew of its current run, written after the run record (see
@@ -237,6 +240,10 @@ impl Supervisor {
 
     async fn release_run(&mut self) -> Option<Handover> {
         let run = self.running.take()?;
+        if run.ready_pipe_kept {
+            // Not handed over across execve: the next image's keeper must not hold it.
+            self.logs.let_go_ready(&self.name, run.pipes);
+        }
         let pgid = run.group();
         let ready = self.signals.ready;
         self.signals.run_ended();
@@ -298,6 +305,13 @@ impl Supervisor {
         } else {
             self.signals.line_watch(&self.cfg, a.pid)
         };
+        // Read on from its readiness pipe, if it is still to say it is ready; else let go.
+        let ready_pipe_kept = a.ready_pipe.is_some();
+        match a.ready_pipe {
+            Some(fd) if !a.ready => self.signals.watch_fd(fd, a.pid),
+            Some(_) => self.logs.let_go_ready(&self.name, a.pipes),
+            None => {}
+        }
         // A job's record goes on from the lines the last image kept, with the streams handed.
         let streams = usize::from(a.stdout.is_some()) + usize::from(a.stderr.is_some());
         let job = a.job.map(|j| JobRun {
@@ -326,6 +340,7 @@ impl Supervisor {
             pid: a.pid,
             pipes: a.pipes,
             pipes_until_end: forking,
+            ready_pipe_kept: ready_pipe_kept && !a.ready,
             pgid: a.pgid,
             start_ticks: a.start_ticks,
             started: now.checked_sub(a.uptime).unwrap_or(now),

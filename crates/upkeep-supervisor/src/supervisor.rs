@@ -226,6 +226,8 @@ pub(crate) struct Running {
     /// The keeper lets go of its pipes when the run ends, not at their end (a forking
     /// service's: see `LogHub::capture`).
     pub pipes_until_end: bool,
+    /// The keeper holds its readiness pipe (`ready = { fd = N }`) until it is ready.
+    pub ready_pipe_kept: bool,
     /// The process group its tree is stopped by (`pid` but for a forking daemon that kept
     /// its start command's group).
     pub pgid: u32,
@@ -619,7 +621,9 @@ impl Supervisor {
             NoteKind::Ready(how) => {
                 if !self.signals.ready {
                     self.signals.ready = true;
+                    // Noted first: a daemon killed in between lets go of it itself.
                     self.write_note();
+                    self.let_go_ready_pipe();
                     self.signals.arm_watchdog(&self.cfg, self.clock.instant());
                     let ready = self.ev(EventKind::Ready { how: how.into() });
                     self.emit(vec![ready]).await;
@@ -912,6 +916,18 @@ impl Supervisor {
         if run.pipes_until_end {
             self.logs.let_go(&self.name, run.pipes);
         }
+        if run.ready_pipe_kept {
+            self.logs.let_go_ready(&self.name, run.pipes);
+        }
+    }
+
+    /// The run is ready: its readiness pipe is no longer needed by a next daemon.
+    fn let_go_ready_pipe(&mut self) {
+        if let Some(run) = self.running.as_mut()
+            && std::mem::take(&mut run.ready_pipe_kept)
+        {
+            self.logs.let_go_ready(&self.name, run.pipes);
+        }
     }
 
     /// The tree of the run led by `pgid`: its process group and the service's cgroup.
@@ -1062,9 +1078,12 @@ impl Supervisor {
                 let due = self.job_due.take();
                 let tap = self.cfg.job.then(crate::logs::tap::Tap::new);
                 self.signals.run_started(s.pid);
+                let ready_pipe_kept = pipe.is_some();
                 if let Some((read, write, _)) = pipe {
                     // Ours closed, so that the end of file comes when the service's copies go.
                     drop(write);
+                    // Kept like the output pipes, until the run is ready.
+                    self.logs.keep_ready(&self.name, s.pid, read.as_fd());
                     self.signals.watch_fd(read, s.pid);
                 }
                 // Kept before a byte is read: a daemon killed from here on leaves the pipes
@@ -1152,6 +1171,9 @@ impl Supervisor {
                                 // Whatever it left (a daemon without a PID file) goes.
                                 let _ = self.stop_group(s.pid).await;
                                 self.logs.let_go(&self.name, s.pid);
+                                if ready_pipe_kept {
+                                    self.logs.let_go_ready(&self.name, s.pid);
+                                }
                                 before.push(self.ev(EventKind::SpawnFailed { error }));
                                 if self.cancel.is_cancelled() || self.interrupted.is_some() {
                                     // Ending, or an operator's command comes next: no restart.
@@ -1172,6 +1194,7 @@ impl Supervisor {
                     pid,
                     pipes: s.pid,
                     pipes_until_end: forking,
+                    ready_pipe_kept,
                     pgid,
                     start_ticks,
                     started: self.clock.instant(),

@@ -22,7 +22,8 @@
 //! start command's pid (the record's `pipes`). What the dead daemon's supervisor knew of the
 //! run comes from the note it left after the run record (`upkeep_supervisor::RunNote`):
 //! whether the run had said it was ready (one still starting is adopted starting, and what
-//! depends on it waits), its restart count, crash-loop window and backoff attempt, and a
+//! depends on it waits; the read end of a `ready = { fd = N }` pipe is kept in the store too,
+//! until the run is ready, so that it can still say so), its restart count, crash-loop window and backoff attempt, and a
 //! job's due time and who asked, so that its end is recorded as a run of the job. Without a
 //! note (a daemon from before it), a run is taken for ready, its counts afresh.
 //!
@@ -99,46 +100,78 @@ impl FdStore {
     }
 }
 
-/// The name a run's pipe has in the store: `<service>.<out|err>.<pid>` (service names hold
-/// no `:`, the one character systemd refuses, and are at most 64 characters).
-fn fd_name(name: &ServiceName, stream: Stream, pid: u32) -> String {
-    let s = match stream {
-        Stream::Stdout => "out",
-        Stream::Stderr => "err",
+/// Which pipe of a run a descriptor in the store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Output(Stream),
+    /// The read end of its readiness pipe (`ready = { fd = N }`), until it is ready.
+    Ready,
+}
+
+/// The name a run's pipe has in the store: `<service>.<out|err|ready>.<pid>` (service names
+/// hold no `:`, the one character systemd refuses, and are at most 64 characters).
+fn fd_name(name: &ServiceName, part: Part, pid: u32) -> String {
+    let s = match part {
+        Part::Output(Stream::Stdout) => "out",
+        Part::Output(Stream::Stderr) => "err",
+        Part::Ready => "ready",
     };
     format!("{name}.{s}.{pid}")
 }
 
-/// The service, stream and pid a name of ours says (see [`fd_name`]).
-fn parse_name(text: &str) -> Option<(ServiceName, Stream, u32)> {
+/// The service, part and pid a name of ours says (see [`fd_name`]).
+fn parse_name(text: &str) -> Option<(ServiceName, Part, u32)> {
     let mut parts = text.rsplitn(3, '.');
     let pid = parts.next()?.parse().ok()?;
-    let stream = match parts.next()? {
-        "out" => Stream::Stdout,
-        "err" => Stream::Stderr,
+    let part = match parts.next()? {
+        "out" => Part::Output(Stream::Stdout),
+        "err" => Part::Output(Stream::Stderr),
+        "ready" => Part::Ready,
         _ => return None,
     };
     let name = ServiceName::new(parts.next()?).ok()?;
-    Some((name, stream, pid))
+    Some((name, part, pid))
 }
 
 impl PipeKeeper for FdStore {
     fn keep(&self, name: &ServiceName, stream: Stream, pid: u32, fd: BorrowedFd<'_>) {
         self.send(
-            &format!("FDSTORE=1\nFDNAME={}\n", fd_name(name, stream, pid)),
+            &format!(
+                "FDSTORE=1\nFDNAME={}\n",
+                fd_name(name, Part::Output(stream), pid)
+            ),
             Some(fd),
         );
     }
 
     fn let_go(&self, name: &ServiceName, stream: Stream, pid: u32) {
-        self.remove(&[fd_name(name, stream, pid)]);
+        self.remove(&[fd_name(name, Part::Output(stream), pid)]);
     }
+
+    fn keep_ready(&self, name: &ServiceName, pid: u32, fd: BorrowedFd<'_>) {
+        self.send(
+            &format!("FDSTORE=1\nFDNAME={}\n", fd_name(name, Part::Ready, pid)),
+            Some(fd),
+        );
+    }
+
+    fn let_go_ready(&self, name: &ServiceName, pid: u32) {
+        self.remove(&[fd_name(name, Part::Ready, pid)]);
+    }
+}
+
+/// One run's pipes as the service manager handed them back.
+#[derive(Debug, Default)]
+struct RunPipes {
+    out: Option<OwnedFd>,
+    err: Option<OwnedFd>,
+    ready: Option<OwnedFd>,
 }
 
 /// The pipes the service manager handed back at start, by the run they belong to.
 #[derive(Debug, Default)]
 pub struct Stored {
-    runs: BTreeMap<(ServiceName, u32), (Option<OwnedFd>, Option<OwnedFd>)>,
+    runs: BTreeMap<(ServiceName, u32), RunPipes>,
     /// Names of descriptors that are not a pipe of ours: closed, and taken out of the store.
     foreign: Vec<String>,
 }
@@ -162,11 +195,12 @@ pub fn take() -> Stored {
         let fifo = nix::sys::stat::fstat(&owned)
             .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO);
         match parse_name(&text).filter(|_| fifo) {
-            Some((name, stream, pid)) => {
+            Some((name, part, pid)) => {
                 let slot = stored.runs.entry((name, pid)).or_default();
-                match stream {
-                    Stream::Stdout => slot.0 = Some(owned),
-                    Stream::Stderr => slot.1 = Some(owned),
+                match part {
+                    Part::Output(Stream::Stdout) => slot.out = Some(owned),
+                    Part::Output(Stream::Stderr) => slot.err = Some(owned),
+                    Part::Ready => slot.ready = Some(owned),
                 }
             }
             None => stored.foreign.push(text),
@@ -191,15 +225,24 @@ pub fn adopt(
     let mut drop_names = std::mem::take(&mut stored.foreign);
     for ((name, pid), pipes) in std::mem::take(&mut stored.runs) {
         let names = [
-            fd_name(&name, Stream::Stdout, pid),
-            fd_name(&name, Stream::Stderr, pid),
+            fd_name(&name, Part::Output(Stream::Stdout), pid),
+            fd_name(&name, Part::Output(Stream::Stderr), pid),
+            fd_name(&name, Part::Ready, pid),
         ];
         let managed = config.services.get(&name).and_then(|c| c.managed.as_ref());
         // Named by the process spawned: a forking service's start command (`pipes`).
         let run = records
             .get(name.as_str())
             .filter(|r| r.pipes == pid && managed.is_some() && !adopted.contains_key(&name));
-        let (Some(run), (Some(out), Some(err))) = (run, pipes) else {
+        let (
+            Some(run),
+            RunPipes {
+                out: Some(out),
+                err: Some(err),
+                ready: ready_pipe,
+            },
+        ) = (run, pipes)
+        else {
             drop_names.extend(names);
             continue;
         };
@@ -232,6 +275,7 @@ pub fn adopt(
                 restarts: carried.as_ref().map_or(0, |c| c.total),
                 job: note.and_then(|n| n.job),
                 carried,
+                ready_pipe,
                 stdout: Some(HandedPipe {
                     fd: out,
                     partial: Vec::new(),
@@ -268,9 +312,14 @@ mod tests {
     #[test]
     fn names_say_service_stream_and_pid_even_with_dots_in_the_service() {
         let web = ServiceName::new("api.v2").unwrap();
-        let n = fd_name(&web, Stream::Stderr, 4242);
+        let n = fd_name(&web, Part::Output(Stream::Stderr), 4242);
         assert_eq!(n, "api.v2.err.4242");
-        assert_eq!(parse_name(&n), Some((web, Stream::Stderr, 4242)));
+        assert_eq!(
+            parse_name(&n),
+            Some((web.clone(), Part::Output(Stream::Stderr), 4242))
+        );
+        let r = fd_name(&web, Part::Ready, 4242);
+        assert_eq!(parse_name(&r), Some((web, Part::Ready, 4242)));
         for bad in ["web.out", "web.log.12", "web.out.x", "stored", ".out.1"] {
             assert_eq!(parse_name(bad), None, "{bad}");
         }

@@ -755,6 +755,7 @@ impl Taken {
                     exit,
                     // What its supervisor knew comes whole with the record's `carried`.
                     carried: None,
+                    ready_pipe: None,
                 },
             );
         }

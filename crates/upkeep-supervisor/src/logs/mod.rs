@@ -67,6 +67,10 @@ impl Stream {
 pub trait PipeKeeper: Send + Sync {
     fn keep(&self, name: &ServiceName, stream: Stream, pid: u32, fd: BorrowedFd<'_>);
     fn let_go(&self, name: &ServiceName, stream: Stream, pid: u32);
+    /// The read end of a run's readiness pipe (`ready = { fd = N }`), kept from the spawn
+    /// until the run is ready or ends: a run adopted still starting can say it is ready.
+    fn keep_ready(&self, name: &ServiceName, pid: u32, fd: BorrowedFd<'_>);
+    fn let_go_ready(&self, name: &ServiceName, pid: u32);
 }
 
 /// The supervisor's side of one pipe reader.
@@ -160,6 +164,20 @@ impl LogHub {
     pub(crate) fn keep(&self, name: &ServiceName, stream: Stream, pid: u32, fd: BorrowedFd<'_>) {
         if let Some(k) = self.inner.keeper.get() {
             k.keep(name, stream, pid, fd);
+        }
+    }
+
+    /// Hands a new run's readiness pipe to the keeper, if there is one.
+    pub(crate) fn keep_ready(&self, name: &ServiceName, pid: u32, fd: BorrowedFd<'_>) {
+        if let Some(k) = self.inner.keeper.get() {
+            k.keep_ready(name, pid, fd);
+        }
+    }
+
+    /// Tells the keeper, if there is one, to let go of the readiness pipe kept under `pid`.
+    pub(crate) fn let_go_ready(&self, name: &ServiceName, pid: u32) {
+        if let Some(k) = self.inner.keeper.get() {
+            k.let_go_ready(name, pid);
         }
     }
 
@@ -325,6 +343,14 @@ mod tests {
         fn let_go(&self, name: &ServiceName, stream: Stream, pid: u32) {
             let mut told = self.0.lock().unwrap();
             told.push(format!("let go {name} {} {pid}", stream.as_str()));
+        }
+        fn keep_ready(&self, name: &ServiceName, pid: u32, _fd: BorrowedFd<'_>) {
+            let mut told = self.0.lock().unwrap();
+            told.push(format!("keep {name} ready {pid}"));
+        }
+        fn let_go_ready(&self, name: &ServiceName, pid: u32) {
+            let mut told = self.0.lock().unwrap();
+            told.push(format!("let go {name} ready {pid}"));
         }
     }
 

@@ -419,3 +419,46 @@ fn a_jobs_run_across_a_crash_is_recorded_as_a_run_of_the_job() {
         1
     );
 }
+
+/// s6's notification fd (`ready = { fd = 3 }`): its pipe's read end died with the daemon, so a
+/// run adopted still starting could never say it was ready. It is kept in the fd store until
+/// the run is ready: the newline written after the crash makes it up, and its dependent starts.
+#[test]
+fn a_run_not_yet_ready_on_its_notification_fd_says_so_to_the_next_daemon() {
+    let peer = FdStorePeer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let go = tmp.path().join("go");
+    nix::unistd::mkfifo(&go, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut d = TestDaemon::prepare(
+        BIN,
+        &format!(
+            "[services.s6]\ncommand = [\"sh\", \"-c\", \"read x < {}; echo >&3; exec sleep 1000\"]\nready = {{ fd = 3 }}\n\n\
+             [services.after]\ncommand = \"sleep 1000\"\ndepends_on = [\"s6\"]\n",
+            go.display()
+        ),
+    );
+    d.set_env("NOTIFY_SOCKET", peer.path().to_str().unwrap());
+    d.launch();
+    let pid = d.wait_until("s6 to run, not ready", LONG, || {
+        let info = d.service("s6")["info"].clone();
+        (info["state"] == "starting")
+            .then(|| info["pid"].as_u64())
+            .flatten()
+    }) as u32;
+    peer.wait_names("its readiness pipe", LONG, |n| {
+        n.contains(&format!("s6.ready.{pid}"))
+    });
+
+    crash_and_restart(&mut d, &peer);
+    wait_adopted(&d, "s6");
+    assert_eq!(d.pid("s6"), Some(pid), "{}", d.daemon_log());
+    assert_eq!(d.state("s6"), "starting");
+    assert_eq!(d.state("after"), "starting");
+    std::fs::write(&go, "go\n").unwrap();
+    d.wait_state("after", "up", LONG);
+    assert_eq!(d.state("s6"), "up");
+    assert_eq!(d.pid("s6"), Some(pid));
+    peer.wait_names("the readiness pipe let go once ready", LONG, |n| {
+        !n.contains(&format!("s6.ready.{pid}"))
+    });
+}
