@@ -1527,7 +1527,7 @@ fn resolve_program(
     use crate::access::Refusal;
     let judge = |p: PathBuf| match crate::access::program(&p, who) {
         Ok(()) => Ok(p),
-        Err(Refusal::Missing { .. } | Refusal::IsFolder { .. }) => Err(None),
+        Err(Refusal::Missing { .. }) => Err(None),
         Err(refusal) => Err(Some(refusal)),
     };
     if program.contains('/') {
@@ -1537,6 +1537,8 @@ fn resolve_program(
     for dir in search.split(':').filter(|d| !d.is_empty()) {
         match judge(Path::new(dir).join(program)) {
             Ok(path) => return Ok(path),
+            // A folder of that name is passed over, as `execvp` does.
+            Err(Some(Refusal::IsFolder { .. })) => {}
             Err(refusal) => first_refusal = first_refusal.or(refusal),
         }
     }
@@ -1723,6 +1725,36 @@ mod tests {
     }
 
     pub(super) const SVC: &str = "[services.web]\ncommand = \"sleep 10\"\n";
+
+    /// Break-it (session 11): what the reader refuses names its key, and a program or folder
+    /// that cannot be used says why: a folder is no program, an unknown key is the typo of
+    /// the key beside it, a value of the wrong type says what it should be.
+    #[test]
+    fn read_errors_and_programs_say_what_is_wrong_where() {
+        let (p, text) = one_problem("[services.web]\ncommand = \"/tmp\"\n");
+        located(&p, &text, "services.web.command", 2, 11);
+        assert!(
+            p.message.contains("/tmp is a folder, not a program"),
+            "{text}"
+        );
+        let (p, text) = one_problem(&format!("{SVC}stop_timout = \"5s\"\n"));
+        located(&p, &text, "services.web.stop_timout", 3, 1);
+        assert_eq!(p.message, "unknown key `stop_timout` in [services.web]");
+        assert_eq!(p.hint.as_deref(), Some("did you mean `stop_timeout`?"));
+        let (p, text) = one_problem("[daemon]\ncolour = \"x\"\n");
+        located(&p, &text, "daemon.colour", 2, 1);
+        assert!(
+            p.hint
+                .as_deref()
+                .is_some_and(|h| h.contains("the keys here are: data_dir"))
+        );
+        let (p, text) = one_problem("servics = 1\n");
+        located(&p, &text, "servics", 1, 1);
+        assert_eq!(p.message, "unknown key `servics` at the top of the file");
+        let (p, text) = one_problem(&format!("{SVC}max_restarts = \"five\"\n"));
+        located(&p, &text, "services.web.max_restarts", 3, 16);
+        assert!(p.message.contains("expected a whole number"), "{text}");
+    }
 
     #[test]
     fn the_shipped_example_is_valid() {
