@@ -30,13 +30,20 @@ pub struct Who {
 impl Who {
     /// The service's `user`, or (None) this process's user.
     pub fn of(user: Option<&UserIds>) -> Who {
+        let me = Self::current();
         match user {
-            Some(u) => Who {
+            // Only root switches (and drops the other groups); a daemon naming its own user
+            // runs the service with every group it has itself.
+            Some(u) if me.is_root() || u.uid != me.uid => Who {
                 name: Some(u.name.clone()),
                 uid: u.uid,
                 groups: vec![u.gid],
             },
-            None => Self::current(),
+            Some(u) => Who {
+                name: Some(u.name.clone()),
+                ..me
+            },
+            None => me,
         }
     }
 
