@@ -21,6 +21,8 @@
 //!   - `validate/notify.rs`: `[notify]`, into upkeep-outbox's `NotifyConfig`.
 //!   - `validate/schedule.rs`: jobs (`schedule`, `catch_up`), `restart_at` and `watch`
 //!     ([`Schedule`], [`JobConfig`], [`WatchConfig`]).
+//! - `access.rs`: whether a service's user may enter its `cwd` and run its program, and why
+//!   not: for `check` and for a start that failed ([`why_not_started`]).
 //! - `bounds.rs`: every limit on a value (durations, counts, sizes), with why.
 //! - `env_file.rs`: a service's `env_file` read into entries with line numbers; its errors
 //!   never show the file's content.
@@ -30,6 +32,7 @@
 //!   comments and layout.
 //! - `paths.rs`: where the config file and the data dir are when nobody says.
 
+mod access;
 mod bounds;
 mod edit;
 mod env_file;
@@ -39,6 +42,7 @@ mod paths;
 mod raw;
 mod validate;
 
+pub use access::{Refusal, Who, why_not_started};
 pub use edit::{EditError, add_service, put_services};
 pub use error::{ConfigError, Problem};
 pub use paths::{default_config_path, default_data_dir};

@@ -397,23 +397,18 @@ pub(crate) fn parse_as(
         .parent()
         .map(Path::to_owned)
         .unwrap_or_else(|| PathBuf::from("."));
-    let raw: RawConfig = match toml::from_str(source) {
+    let read = toml::Deserializer::parse(source)
+        .map_err(|e| (String::new(), e))
+        .and_then(|d| {
+            serde_path_to_error::deserialize::<_, RawConfig>(d)
+                .map_err(|e| (e.path().to_string(), e.into_inner()))
+        });
+    let raw = match read {
         Ok(raw) => raw,
-        Err(e) => {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(source, s.start))
-                .unwrap_or((1, 1));
-            let problem = Problem {
-                line,
-                column,
-                key: String::new(),
-                message: without_values(e.message().trim()),
-                hint: None,
-            };
+        Err((key, e)) => {
             return Err(ConfigError::Invalid {
                 path,
-                problems: vec![problem],
+                problems: vec![read_problem(source, key, &e)],
             });
         }
     };
@@ -900,16 +895,18 @@ impl Validator<'_> {
         let before = self.problems.len();
         let k = |field: &'static str| ["services", name, field];
 
+        let user = raw.user.as_deref().and_then(|u| self.user(name, u));
+        // Who the service runs as (the daemon's user for what a bad `user` leaves to judge).
+        let who = crate::access::Who::of(user.as_ref());
         let cwd = raw.cwd.as_deref().map(|c| base.join(c));
+        let mut cwd_ok = true;
         if let Some(dir) = &cwd {
             if dir.as_os_str().as_encoded_bytes().contains(&0) {
                 self.problem(&k("cwd"), "cwd holds a NUL byte", None);
-            } else if !dir.is_dir() {
-                self.problem(
-                    &k("cwd"),
-                    format!("folder {} does not exist", dir.display()),
-                    None,
-                );
+                cwd_ok = false;
+            } else if let Err(refusal) = crate::access::folder(dir, &who) {
+                self.problem(&k("cwd"), refusal.to_string(), refusal.hint());
+                cwd_ok = false;
             }
         }
         let run_dir = cwd.clone().unwrap_or_else(|| base.to_owned());
@@ -923,13 +920,12 @@ impl Validator<'_> {
         }
         env.extend(raw.env.clone());
 
-        let user = raw.user.as_deref().and_then(|u| self.user(name, u));
-
         let program = self.program(
             &["services", name, "command"],
             &command,
             &run_dir,
             env.get("PATH"),
+            (cwd_ok, &who),
         );
 
         let restart = match raw.restart.as_str() {
@@ -1200,6 +1196,7 @@ impl Validator<'_> {
         command: &RawCommand,
         run_dir: &Path,
         service_path: Option<&String>,
+        (cwd_ok, who): (bool, &crate::access::Who),
     ) -> Option<Program> {
         let (argv, display) = match command {
             RawCommand::Argv(argv) => (argv.clone(), argv.join(" ")),
@@ -1233,17 +1230,30 @@ impl Validator<'_> {
             );
             return None;
         };
+        // A path from a cwd that is not there (or not to be entered): the cwd's problem says
+        // it, and "program not found" would send its reader the wrong way.
+        if !cwd_ok && program.contains('/') && !Path::new(program).is_absolute() {
+            return None;
+        }
         let search = service_path
             .cloned()
             .or_else(|| std::env::var("PATH").ok())
             .unwrap_or_default();
-        match resolve_program(program, run_dir, &search) {
-            Some(path) => Some(Program {
+        match resolve_program(program, run_dir, &search, who) {
+            Ok(path) => Some(Program {
                 path,
                 argv,
                 display,
             }),
-            None => {
+            Err(Some(refusal)) => {
+                self.problem(
+                    key,
+                    format!("program `{program}` cannot run: {refusal}"),
+                    refusal.hint(),
+                );
+                None
+            }
+            Err(None) => {
                 let hint = if program.contains('/') {
                     "check the path; relative paths are relative to the service's cwd".to_owned()
                 } else {
@@ -1398,6 +1408,86 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// What the TOML reader refused (a syntax error, an unknown key, a value of the wrong type),
+/// as one problem at its place, with its key where it has one (`key`: the path the reader was
+/// at, `.` for the top). An unknown key says which and, if it is one typo from a key of its
+/// table, which was meant; the list of every key of the table goes to the hint, not the
+/// message (break-it, session 11: a 40-name list was the message, and no key was named).
+fn read_problem(source: &str, key: String, e: &toml::de::Error) -> Problem {
+    let (line, column) = e
+        .span()
+        .map(|s| line_col(source, s.start))
+        .unwrap_or((1, 1));
+    let message = e.message().trim();
+    let key = if key == "." { String::new() } else { key };
+    if let Some((field, names)) = unknown_key(message) {
+        // The reader's path may end at the unknown key itself, or at its table.
+        let table = key
+            .strip_suffix(field.as_str())
+            .map(|t| t.trim_end_matches('.').to_owned())
+            .unwrap_or(key);
+        let hint = unknown_key_hint(&field, &names);
+        let field = field.as_str();
+        let at = if table.is_empty() {
+            "at the top of the file".to_owned()
+        } else {
+            format!("in [{table}]")
+        };
+        return Problem {
+            line,
+            column,
+            key: [table.as_str(), field]
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join("."),
+            message: format!("unknown key `{field}` {at}"),
+            hint: Some(hint),
+        };
+    }
+    Problem {
+        line,
+        column,
+        key,
+        message: without_values(message)
+            .replace("expected u32", "expected a whole number")
+            .replace("expected u64", "expected a whole number")
+            .replace("expected i64", "expected a whole number"),
+        hint: None,
+    }
+}
+
+/// The key serde's "unknown field `x`, expected one of `a`, `b`" names, and the keys it
+/// would have taken.
+fn unknown_key(message: &str) -> Option<(String, Vec<String>)> {
+    static UNKNOWN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let unknown = UNKNOWN.get_or_init(|| {
+        regex::Regex::new(
+            r"^unknown field `([^`]*)`, (?:expected (?:one of )?(.*)|there are no fields)$",
+        )
+        .expect("a valid pattern")
+    });
+    let c = unknown.captures(message)?;
+    let names = c.get(2).map_or("", |m| m.as_str());
+    let names = names
+        .split(", ")
+        .map(|n| n.trim_matches('`').to_owned())
+        .filter(|n| !n.is_empty())
+        .collect();
+    Some((c[1].to_owned(), names))
+}
+
+/// What an unknown key may have meant: the one a typo away, else every key there is.
+fn unknown_key_hint<S: AsRef<str>>(field: &str, names: &[S]) -> String {
+    match names.iter().find(|n| deps::close(n.as_ref(), field)) {
+        Some(near) => format!("did you mean `{}`?", near.as_ref()),
+        None => {
+            let all: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+            format!("the keys here are: {}", all.join(", "))
+        }
+    }
+}
+
 /// A parse error without the value it quotes: `invalid type: integer `12345678`, expected a
 /// string` named a token written in `env` (issue 14, D17: errors point at the line and
 /// column, and never repeat what may be a secret).
@@ -1426,22 +1516,34 @@ fn needs_shell(line: &str) -> bool {
             .is_some_and(|w| w.contains('=') || BUILTINS.contains(&w))
 }
 
-fn resolve_program(program: &str, run_dir: &Path, search: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let is_exec = |p: &Path| {
-        p.metadata()
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
+/// The file `program` names (from `run_dir` if it holds a `/`, else the first in `search`
+/// that `who` may run, as `execvp` looks), or why not: None if there is no such file, else
+/// why `who` may not run the one there is (not executable, permission denied).
+fn resolve_program(
+    program: &str,
+    run_dir: &Path,
+    search: &str,
+    who: &crate::access::Who,
+) -> Result<PathBuf, Option<crate::access::Refusal>> {
+    use crate::access::Refusal;
+    let judge = |p: PathBuf| match crate::access::program(&p, who) {
+        Ok(()) => Ok(p),
+        Err(Refusal::Missing { .. }) => Err(None),
+        Err(refusal) => Err(Some(refusal)),
     };
     if program.contains('/') {
-        let p = run_dir.join(program);
-        return is_exec(&p).then_some(p);
+        return judge(run_dir.join(program));
     }
-    search
-        .split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join(program))
-        .find(|p| is_exec(p))
+    let mut first_refusal = None;
+    for dir in search.split(':').filter(|d| !d.is_empty()) {
+        match judge(Path::new(dir).join(program)) {
+            Ok(path) => return Ok(path),
+            // A folder of that name is passed over, as `execvp` does.
+            Err(Some(Refusal::IsFolder { .. })) => {}
+            Err(refusal) => first_refusal = first_refusal.or(refusal),
+        }
+    }
+    Err(first_refusal)
 }
 
 /// Whether two listeners could not both be bound: the same port, and the same address or one
@@ -1625,6 +1727,36 @@ mod tests {
 
     pub(super) const SVC: &str = "[services.web]\ncommand = \"sleep 10\"\n";
 
+    /// Break-it (session 11): what the reader refuses names its key, and a program or folder
+    /// that cannot be used says why: a folder is no program, an unknown key is the typo of
+    /// the key beside it, a value of the wrong type says what it should be.
+    #[test]
+    fn read_errors_and_programs_say_what_is_wrong_where() {
+        let (p, text) = one_problem("[services.web]\ncommand = \"/tmp\"\n");
+        located(&p, &text, "services.web.command", 2, 11);
+        assert!(
+            p.message.contains("/tmp is a folder, not a program"),
+            "{text}"
+        );
+        let (p, text) = one_problem(&format!("{SVC}stop_timout = \"5s\"\n"));
+        located(&p, &text, "services.web.stop_timout", 3, 1);
+        assert_eq!(p.message, "unknown key `stop_timout` in [services.web]");
+        assert_eq!(p.hint.as_deref(), Some("did you mean `stop_timeout`?"));
+        let (p, text) = one_problem("[daemon]\ncolour = \"x\"\n");
+        located(&p, &text, "daemon.colour", 2, 1);
+        assert!(
+            p.hint
+                .as_deref()
+                .is_some_and(|h| h.contains("the keys here are: data_dir"))
+        );
+        let (p, text) = one_problem("servics = 1\n");
+        located(&p, &text, "servics", 1, 1);
+        assert_eq!(p.message, "unknown key `servics` at the top of the file");
+        let (p, text) = one_problem(&format!("{SVC}max_restarts = \"five\"\n"));
+        located(&p, &text, "services.web.max_restarts", 3, 16);
+        assert!(p.message.contains("expected a whole number"), "{text}");
+    }
+
     #[test]
     fn the_shipped_example_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/upkeep.toml");
@@ -1655,7 +1787,10 @@ mod tests {
             ),
             ("[maintenance]\nreminders = [\"soon\"]\n", "not a duration"),
             ("[maintenance]\nshort_max = \"1s\"\n", "shorter than"),
-            ("[maintenance]\nnotice = \"1h\"\n", "unknown field"),
+            (
+                "[maintenance]\nnotice = \"1h\"\n",
+                "unknown key `notice` in [maintenance]",
+            ),
         ] {
             let e = parse(Path::new("/etc/u.toml"), toml)
                 .unwrap_err()

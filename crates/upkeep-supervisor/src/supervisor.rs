@@ -1216,7 +1216,13 @@ impl Supervisor {
                 self.emit(before).await;
             }
             Err(e) => {
-                let error = format!("cannot start {}: {e}", self.cfg.program.path.display());
+                // The errno alone tells a missing folder from a missing program no better than
+                // `ENOENT` does: the folder and the program say what is wrong, if they can.
+                let program = self.cfg.program.path.display();
+                let error = match upkeep_config::why_not_started(&self.cfg) {
+                    Some(why) => format!("cannot start {program}: {why}"),
+                    None => format!("cannot start {program}: {e}"),
+                };
                 tracing::warn!(%error, "spawn failed");
                 before.push(self.ev(EventKind::SpawnFailed { error }));
                 // Like a crash at once: the policy backs off and, if it persists, fails it.

@@ -201,11 +201,6 @@ impl Prepared {
             {
                 fail(self.report);
             }
-            if let Some(dir) = &self.cwd
-                && libc::chdir(dir.as_ptr()) != 0
-            {
-                fail(self.report);
-            }
             if let Some((uid, gid)) = self.user {
                 // As std does: only root may (and must) drop its supplementary groups; a
                 // daemon naming its own user has nothing to switch (setgroups would fail).
@@ -222,6 +217,13 @@ impl Prepared {
                 {
                     fail(self.report);
                 }
+            }
+            // As the service's user, as std's spawn does: a folder that user cannot enter
+            // fails the start here, saying so, not as a program that cannot find its files.
+            if let Some(dir) = &self.cwd
+                && libc::chdir(dir.as_ptr()) != 0
+            {
+                fail(self.report);
             }
             libc::execve(
                 self.path.as_ptr(),

@@ -284,7 +284,7 @@ fn cycles(services: &BTreeMap<ServiceName, ServiceConfig>) -> Vec<Vec<ServiceNam
 }
 
 /// Names one typo apart (a letter changed, added or removed), for "did you mean".
-fn close(a: &str, b: &str) -> bool {
+pub(super) fn close(a: &str, b: &str) -> bool {
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
     let (short, long) = if a.len() <= b.len() {
         (&a, &b)

@@ -278,6 +278,17 @@ impl Validator<'_> {
             Ok(c) => Some(c),
             Err(e) => {
                 let message = e.message().trim().to_owned();
+                if let Some((field, mut names)) = super::unknown_key(&message) {
+                    // Its kind's keys, and those every channel takes (read above): serde's
+                    // list named only the first.
+                    names.extend(["kind", "concurrency", "rate", "recipients"].map(String::from));
+                    self.problem(
+                        &key(&field),
+                        format!("channel `{name}`: unknown key `{field}`"),
+                        Some(super::unknown_key_hint(&field, &names)),
+                    );
+                    return None;
+                }
                 // Point at the key the message names when there is one.
                 let field = message
                     .split('`')

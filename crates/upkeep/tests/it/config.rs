@@ -299,3 +299,63 @@ fn two_listeners_on_one_port_are_refused_by_check_and_reload() {
         .collect();
     assert_eq!(names, ["a"]);
 }
+
+/// Break-it (session 11): a failed reload printed what followed from its first error as
+/// errors of their own (a missing `cwd` was also a "program not found"), and an unknown key
+/// was a 40-name list with no key named. Each real error is printed once, at its
+/// file:line:col with its key, and an unknown key says what was meant.
+#[test]
+fn a_failed_reload_prints_each_real_error_once_where_it_is() {
+    let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("a", "up", LONG);
+    let good = std::fs::read_to_string(&d.config).unwrap();
+    let line = good.lines().count() + 4;
+    // (`./run.sh` does not exist either, but where no folder is there is no program.)
+    for (command, added, at, says) in [
+        (
+            "sleep 1",
+            "stop_timeout = \"soon\"\n",
+            format!("upkeep.toml:{line}:16 (services.b.stop_timeout)"),
+            "stop_timeout `soon` is not a duration",
+        ),
+        (
+            "sleep 1",
+            "stop_timout = \"5s\"\n",
+            format!("upkeep.toml:{line}:1 (services.b.stop_timout)"),
+            "unknown key `stop_timout` in [services.b]\n      hint: did you mean `stop_timeout`?",
+        ),
+        (
+            "./run.sh",
+            "cwd = \"nowhere\"\n",
+            format!("upkeep.toml:{line}:7 (services.b.cwd)"),
+            "nowhere does not exist",
+        ),
+        (
+            "sleep 1",
+            "max_restarts = \"five\"\n",
+            format!("upkeep.toml:{line}:16 (services.b.max_restarts)"),
+            "expected a whole number",
+        ),
+    ] {
+        std::fs::write(
+            &d.config,
+            format!("{good}\n[services.b]\ncommand = \"{command}\"\n{added}"),
+        )
+        .unwrap();
+        for verb in ["reload", "check"] {
+            let out = d.cli(&[verb]);
+            assert_eq!(out.status.code(), Some(2), "{verb} {added}");
+            let err = stderr(&out);
+            assert!(err.contains("has 1 problem\n"), "{verb} {added}: {err}");
+            assert_eq!(err.matches("-->").count(), 1, "{verb} {added}: {err}");
+            assert!(err.contains(&at), "{verb} {added}: {err}");
+            assert!(err.contains(says), "{verb} {added}: {err}");
+            assert!(!err.contains("expected one of"), "{verb} {added}: {err}");
+        }
+    }
+    assert_eq!(
+        d.api_get("/api/v1/services").as_array().unwrap().len(),
+        1,
+        "the running config stays"
+    );
+}

@@ -381,7 +381,8 @@ fn npm_run_dev_tree_is_cleaned_up_when_npm_is_killed() {
 
 #[test]
 fn cwd_env_env_file_and_user_reach_the_service() {
-    let dir = tempfile::tempdir().unwrap();
+    // A folder the service's user may enter (`check` refuses one it may not).
+    let dir = open_dir();
     std::fs::write(
         dir.path().join("svc.env"),
         "# from the file\nFROM_FILE=file\nBOTH=file\n",
@@ -415,4 +416,159 @@ fn cwd_env_env_file_and_user_reach_the_service() {
         nix::unistd::geteuid().as_raw()
     };
     assert_eq!(lines[2], uid.to_string());
+}
+
+/// A folder every user may pass through (a temp dir is its owner's alone).
+fn open_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// `upkeep check -c FILE` on a config of `services`: its exit code and stderr.
+fn check(dir: &std::path::Path, services: &str) -> (Option<i32>, String) {
+    let config = dir.join("check.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\ndata_dir = \"{}\"\n\n{services}",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(crate::BIN)
+        .args(["check", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    (out.status.code(), stderr(&out))
+}
+
+/// The error of a failed start of `name` that says `needle`, once there is one.
+fn spawn_error(d: &TestDaemon, name: &str, needle: &str) -> String {
+    d.wait_until(
+        &format!("a failed start of {name} saying {needle:?}"),
+        LONG,
+        || {
+            d.events(name)
+                .into_iter()
+                .filter(|(k, _)| k == "spawn_failed")
+                .map(|(_, v)| v["error"].as_str().unwrap_or_default().to_owned())
+                .find(|e| e.contains(needle))
+        },
+    )
+}
+
+/// Break-it (session 11): spawn errors told the wrong story. A `cwd` removed under a running
+/// service was "cannot start /usr/bin/sleep: No such file or directory"; a program without
+/// its execute bit was "not found" to `check`; a `cwd` its `user` cannot enter passed
+/// `check`, then every start failed. Now `check` (at the key's file:line:col) and the failed
+/// start name the real cause.
+#[test]
+fn check_and_a_failed_start_name_the_real_cause() {
+    let dir = open_dir();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let app = work.join("app.sh");
+    std::fs::write(&app, "#!/bin/sh\nexec sleep 1000\n").unwrap();
+    chmod(&app, 0o755);
+    // A missing folder: one problem, the folder, at `cwd` (not also "program not found").
+    let (code, err) = check(
+        dir.path(),
+        &format!(
+            "[services.a]\ncommand = \"./app.sh\"\ncwd = \"{}/gone\"\n",
+            work.display()
+        ),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("check.toml:6:7 (services.a.cwd)"), "{err}");
+    assert!(err.contains("gone does not exist"), "{err}");
+    assert_eq!(err.matches("-->").count(), 1, "{err}");
+    // A program with mode 644: not executable, not "not found".
+    chmod(&app, 0o644);
+    let (code, err) = check(
+        dir.path(),
+        &format!(
+            "[services.a]\ncommand = \"./app.sh\"\ncwd = \"{}\"\n",
+            work.display()
+        ),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("check.toml:5:11 (services.a.command)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("is not executable (mode 644)") && err.contains("chmod +x"),
+        "{err}"
+    );
+    assert!(!err.contains("not found"), "{err}");
+    chmod(&app, 0o755);
+
+    let root = nix::unistd::geteuid().is_root();
+    let user = if root { "user = \"nobody\"\n" } else { "" };
+    std::fs::create_dir(dir.path().join("tmp")).unwrap();
+    let d = daemon(&format!(
+        "[services.app]\ncommand = \"./app.sh\"\ncwd = \"{}\"\nbackoff_min = \"50ms\"\nbackoff_max = \"1s\"\nmax_restarts = 100\n{user}\n\
+         [services.s]\ncommand = \"sleep 1000\"\ncwd = \"{}\"\nbackoff_min = \"50ms\"\nbackoff_max = \"1s\"\nmax_restarts = 100\n",
+        work.display(),
+        dir.path().join("tmp").display(),
+    ));
+    d.wait_state("app", "up", LONG);
+    d.wait_state("s", "up", LONG);
+    // Its folder removed under it: the next start says the folder is gone.
+    std::fs::remove_dir(dir.path().join("tmp")).unwrap();
+    sigkill(d.pid("s").unwrap());
+    let error = spawn_error(&d, "s", "cannot start");
+    assert!(
+        error.contains(&format!(
+            "folder {} does not exist",
+            dir.path().join("tmp").display()
+        )),
+        "{error}"
+    );
+    // Its program made 644: not executable.
+    chmod(&app, 0o644);
+    sigkill(d.pid("app").unwrap());
+    let error = spawn_error(&d, "app", "mode 644");
+    assert!(
+        error.contains(&format!("{} is not executable (mode 644)", app.display())),
+        "{error}"
+    );
+    chmod(&app, 0o755);
+    if !root {
+        return;
+    }
+    // Its folder closed to its user: permission denied for `nobody`, naming the folder.
+    d.wait_state("app", "up", LONG);
+    chmod(&work, 0o700);
+    sigkill(d.pid("app").unwrap());
+    let error = spawn_error(&d, "app", "nobody");
+    assert!(
+        error.contains(&format!(
+            "user `nobody` cannot enter folder {}: permission denied (mode 700, owned by root:root)",
+            work.display()
+        )),
+        "{error}"
+    );
+    // And `check` says so before any start.
+    let (code, err) = check(
+        dir.path(),
+        &format!(
+            "[services.a]\ncommand = \"sleep 1\"\ncwd = \"{}\"\nuser = \"nobody\"\n",
+            work.display()
+        ),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("check.toml:6:7 (services.a.cwd)"), "{err}");
+    assert!(
+        err.contains("user `nobody` cannot enter folder") && err.contains("mode 700"),
+        "{err}"
+    );
 }

@@ -34,7 +34,15 @@ impl RawKind for RawExecProbe {
     fn validate(self, v: &mut Validator<'_>, at: &ProbeSite<'_>) -> Option<ProbeKind> {
         let example = "command = \"pg_isready -q\"";
         let command = at.needs(v, "command", self.command, example)?;
-        let program = v.program(&at.key("command"), &command, at.run_dir, None)?;
+        // Run by the daemon, as its own user, in the service's folder (judged with the cwd).
+        let daemon = crate::access::Who::of(None);
+        let program = v.program(
+            &at.key("command"),
+            &command,
+            at.run_dir,
+            None,
+            (true, &daemon),
+        )?;
         Some(ProbeKind::Exec(ExecProbeConfig {
             program,
             cwd: Some(at.run_dir.to_owned()),
