@@ -247,6 +247,15 @@ impl Dispatcher {
         let mut setups = self.setups.take();
         let mut stop = self.stop.clone();
         loop {
+            // A reload swapped in while a pass ran (or woken by the reload's own wake-up): this
+            // pass leases with it, so that what is planned after a reload goes through the
+            // new channels, never the old.
+            if let Some(s) = setups.as_mut()
+                && s.has_changed().unwrap_or(false)
+            {
+                let setup = s.borrow_and_update().clone();
+                self.apply(&setup);
+            }
             if *stop.borrow_and_update() {
                 // Stopping: nothing more is leased; what was sent is marked, what was not yet
                 // begun is given back (`deliver`), then the task ends.
