@@ -247,6 +247,15 @@ impl Dispatcher {
         let mut setups = self.setups.take();
         let mut stop = self.stop.clone();
         loop {
+            // A reload swapped in while a pass ran (or woken by the reload's own wake-up): this
+            // pass leases with it, so that what is planned after a reload goes through the
+            // new channels, never the old.
+            if let Some(s) = setups.as_mut()
+                && s.has_changed().unwrap_or(false)
+            {
+                let setup = s.borrow_and_update().clone();
+                self.apply(&setup);
+            }
             if *stop.borrow_and_update() {
                 // Stopping: nothing more is leased; what was sent is marked, what was not yet
                 // begun is given back (`deliver`), then the task ends.
@@ -486,13 +495,14 @@ async fn deliver(
     row: Leased,
     mut stop: watch::Receiver<bool>,
 ) -> (String, Outcome) {
-    let outcome = {
-        let Some(_permit) = turn(&slot, &mut stop).await else {
-            return give_back(&shared, &slot, &[row.id]).await;
-        };
-        attempt(&shared, &slot, &row).await
+    let Some(permit) = turn(&slot, &mut stop).await else {
+        return give_back(&shared, &slot, &[row.id]).await;
     };
-    settle(&shared, &slot, &[row.id], row.due, row.attempts, outcome).await
+    let outcome = attempt(&shared, &slot, &row).await;
+    // Marked before the next send of the channel may begin (see `settle`).
+    let verdict = settle(&shared, &slot, &[row.id], row.due, row.attempts, outcome).await;
+    drop(permit);
+    verdict
 }
 
 /// Sends one recipient's digest (its rows, leased together, in order) as one message and
@@ -504,12 +514,10 @@ async fn deliver_digest(
     mut stop: watch::Receiver<bool>,
 ) -> (String, Outcome) {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let outcome = {
-        let Some(_permit) = turn(&slot, &mut stop).await else {
-            return give_back(&shared, &slot, &ids).await;
-        };
-        attempt_digest(&shared, &slot, &rows).await
+    let Some(permit) = turn(&slot, &mut stop).await else {
+        return give_back(&shared, &slot, &ids).await;
     };
+    let outcome = attempt_digest(&shared, &slot, &rows).await;
     // Given up on from the first row's time; attempts are the rows' (leased together).
     let due = rows
         .iter()
@@ -517,11 +525,19 @@ async fn deliver_digest(
         .min()
         .unwrap_or_else(|| shared.clock.now());
     let attempts = rows.iter().map(|r| r.attempts).max().unwrap_or(1);
-    settle(&shared, &slot, &ids, due, attempts, outcome).await
+    // Marked before the next send of the channel may begin (see `settle`).
+    let verdict = settle(&shared, &slot, &ids, due, attempts, outcome).await;
+    drop(permit);
+    verdict
 }
 
 /// Stores the verdict of a send of rows `ids` (one row, or one digest's), first due at
-/// `due`, tried `attempts` times.
+/// `due`, tried `attempts` times. Called with the send's permit still held: between the
+/// receiver's acceptance and this mark a crash sends the notice again, and on the daemon's
+/// one thread a next send begun in between (its notice parsed and rendered, a few ms in a
+/// debug build, more on a loaded host) ran before the mark's commit (bench/subscribers,
+/// session 11: 1 to 2 mails twice per kill). Holding the permit costs the next send the
+/// mark's own time, about a millisecond.
 async fn settle(
     shared: &Shared,
     slot: &Slot,
