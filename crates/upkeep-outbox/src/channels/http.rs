@@ -190,6 +190,10 @@ fn secrets_of(url: &url::Url) -> Vec<String> {
     }
     for segment in url.path_segments().into_iter().flatten() {
         add(&mut out, segment, TOKEN);
+        // Telegram's `bot<token>`: an answer may name the token alone.
+        if let Some(token) = segment.strip_prefix("bot") {
+            add(&mut out, token, TOKEN);
+        }
     }
     for (_, value) in url.query_pairs() {
         add(&mut out, &value, TOKEN);
@@ -269,12 +273,12 @@ mod tests {
     #[test]
     fn an_answer_never_repeats_the_urls_secrets() {
         let url: url::Url =
-            "https://api.example/botTG123:AAAsecret/sendMessage?access_token=Q%2Fsecret9"
+            "https://api.example/bot123456:AAsecret/sendMessage?access_token=Q%2Fsecret9"
                 .parse()
                 .unwrap();
         let secrets = super::secrets_of(&url);
         let body = bytes::Bytes::from(
-            "{\"description\":\"no route /botTG123:AAAsecret/sendMessage; token TG123:AAAsecret, Q/secret9\"}",
+            "{\"description\":\"no route /bot123456:AAsecret/sendMessage; token 123456:AAsecret, Q/secret9\"}",
         );
         let text = String::from_utf8(super::redacted(body, &secrets).to_vec()).unwrap();
         assert!(!text.contains("secret"), "{text}");
