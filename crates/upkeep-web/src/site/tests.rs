@@ -553,6 +553,7 @@ async fn a_request_during_a_render_is_answered_from_the_previous_page() {
     });
     started.recv().unwrap();
     let mut answered_during = 0;
+    let mut new_during = 0;
     while !render.is_finished() {
         let (status, h, body) = get(&s, "/", &[]).await;
         assert_eq!(status, StatusCode::OK);
@@ -561,12 +562,16 @@ async fn a_request_during_a_render_is_answered_from_the_previous_page() {
             answered_during += 1;
         } else {
             assert!(body.contains("Service number 99"), "the new page, whole");
+            new_during += 1;
         }
     }
+    println!("{answered_during} requests answered from the old page, {new_during} from the new");
     render.join().unwrap();
+    // A render of the worst case is hundreds of requests' time: a handful answered from the
+    // old page could be requests that came before the render began, not during it.
     assert!(
-        answered_during > 0,
-        "no request was answered while the page rendered"
+        answered_during >= 10,
+        "{answered_during} requests answered while the page rendered"
     );
     let (_, h, body) = get(&s, "/", &[]).await;
     assert_ne!(h[header::ETAG], old.as_str());
