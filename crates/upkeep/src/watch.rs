@@ -21,10 +21,12 @@
 //!
 //! Restarts from changes are damped (break-it session 11: a service writing into its own
 //! folder restarted three times a second for good): a file that changed right after the
-//! start of two runs in a row (the run's `since` in the state's snapshot) is the service's own
-//! (it writes it as it starts) and no longer counts, and past `max_restarts` restarts from changes within `window` a change restarts
-//! nothing until the oldest of them is older than `window`. Both are said in a
-//! `watch_failed` event. These restarts are still planned ones: no crash counted, no backoff.
+//! start of two runs in a row (the run's `since` in the state's snapshot) is the service's
+//! own (it writes it as it starts) and no longer counts, and past `max_restarts` restarts
+//! from changes within `window` a change restarts nothing until the oldest of them is older
+//! than `window`. Both are said in a `watch_failed` event. These restarts are still planned
+//! ones: no crash counted, no backoff. A folder made later in a watched tree is watched as
+//! it comes (by notify), past the cap too: the cap is the kernel's `max_user_watches` then.
 //!
 //! A path that cannot be watched (missing, unreadable, out of watches, too big) or that is
 //! removed while watched is said in a `watch_failed` event (shown by `upkeep status`), and the
