@@ -90,31 +90,14 @@ pub fn start(
         ));
         timers.push(cancel);
     }
-    if let Some(w) = &cfg.watch {
+    if let (Some(w), Some(m)) = (&cfg.watch, &cfg.managed) {
         let cancel = CancellationToken::new();
-        let report = crate::watch::Report {
-            name: name.clone(),
-            events: deps.events.clone(),
-            clock: deps.clock.clone(),
+        let budget = crate::watch::Budget {
+            max_restarts: m.max_restarts,
+            window: m.window,
         };
-        match crate::watch::start(
-            name,
-            w,
-            sup.clone(),
-            deps.logs_dir,
-            report.clone(),
-            cancel.clone(),
-        ) {
-            Ok(()) => timers.push(cancel),
-            Err(e) => {
-                let paths = w.paths.clone();
-                tokio::spawn(async move {
-                    for path in paths {
-                        report.failed(&path, e.to_string()).await;
-                    }
-                });
-            }
-        }
+        crate::watch::start(name, w, budget, sup.clone(), &deps, cancel.clone());
+        timers.push(cancel);
     }
     timers
 }

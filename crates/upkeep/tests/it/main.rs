@@ -40,6 +40,7 @@ mod tls;
 mod top;
 mod torture;
 mod upgrade;
+mod watch;
 mod windows;
 
 use upkeep_testkit::TestDaemon;
