@@ -8,7 +8,7 @@
 //!
 //! Layout:
 //! - `raw.rs`: the TOML as written.
-//! - `validate.rs`: [`load`] / [`parse`], building [`Config`]; all checks live under it:
+//! - `validate.rs`: [`read`] (the file, bounded), [`load`] / [`parse`], building [`Config`]; all checks live under it:
 //!   - `validate/probes/`: [`ProbeConfig`] and the registry of probe kinds ([`ProbeKind`]),
 //!     one file per kind (`tcp.rs`, `http.rs`, `exec.rs`, `process.rs`, `memory.rs`,
 //!     `cpu.rs`) with its keys, checks and tests; `mod.rs` says how to add one.
@@ -52,5 +52,5 @@ pub use validate::{
     MaintenanceConfig, ManagedConfig, MemoryProbeConfig, OnPage, OnUnhealthy, ProbeConfig,
     ProbeKind, ProcessProbeConfig, Program, Ready, RestartPolicy, SecretSource, ServiceConfig,
     ServiceType, StoreConfig, TcpProbeConfig, TlsConfig, TlsProblem, UserIds, Validity, load,
-    load_tls, parse, parse_signal, secret_in_url,
+    load_tls, parse, parse_signal, read, secret_in_url,
 };

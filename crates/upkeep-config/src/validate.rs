@@ -289,9 +289,16 @@ pub struct ManagedConfig {
     pub job: bool,
 }
 
-/// Reads and validates the config file at `path`: a regular file of at most
-/// `bounds::CONFIG_MAX_BYTES` (a FIFO would block the reader, `/dev/zero` never ends).
+/// Reads and validates the config file at `path` (read as [`read`] does).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    parse(path, &read(path)?)
+}
+
+/// The text of the config file at `path`, unvalidated: a regular file of at most
+/// `bounds::CONFIG_MAX_BYTES` (a FIFO would block the reader, `/dev/zero` never ends), in
+/// UTF-8. Every reader of a config file goes through here (the daemon, `check`, and the CLI
+/// finding its daemon's data dir), so a file one refuses, all refuse, with the same words.
+pub fn read(path: &Path) -> Result<String, ConfigError> {
     use std::io::Read;
     let read_error = |source| ConfigError::Read {
         path: path.to_owned(),
@@ -320,10 +327,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             ),
         )));
     }
-    match String::from_utf8(bytes) {
-        Ok(source) => parse(path, &source),
-        Err(e) => Err(not_utf8(path, e.as_bytes(), e.utf8_error())),
-    }
+    String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), e.utf8_error()))
 }
 
 /// A file that is not UTF-8 (TOML must be), located at its first invalid byte.

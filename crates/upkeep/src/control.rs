@@ -240,6 +240,24 @@ impl From<OpsError> for ApiError {
                         .into(),
                 ),
             },
+            OpsError::FileDoesNotLoad(_) => ApiError::Unprocessable {
+                message,
+                hint: Some(
+                    "the running config stays in force and the file is unchanged; fix it (`upkeep check`) and `upkeep reload`, then add"
+                        .into(),
+                ),
+            },
+            OpsError::EditsWaiting(_) => ApiError::Unprocessable {
+                message,
+                hint: Some(
+                    "nothing was added; `upkeep reload` applies those changes (or undo them), then add"
+                        .into(),
+                ),
+            },
+            OpsError::NotAdded { why, .. } => ApiError::Unprocessable {
+                message,
+                hint: why.problems().iter().find_map(|p| p.hint.clone()),
+            },
             OpsError::RevisionNotStored(source) => ApiError::Unavailable {
                 message: format!("{message} ({source})"),
                 hint: Some(
@@ -248,7 +266,6 @@ impl From<OpsError> for ApiError {
                 ),
             },
             OpsError::IntentNotSaved(_)
-            | OpsError::ReadConfig { .. }
             | OpsError::WriteConfig { .. }
             | OpsError::Task(_) => ApiError::Internal(Box::new(e)),
         }

@@ -89,10 +89,15 @@ pub fn run(g: &Global, from: ImportFrom) -> Result<ExitCode> {
         .then(|| crate::ops::reload::ConfigLock::acquire(&path))
         .transpose()
         .with_context(|| format!("locking {} for editing", path.display()))?;
-    let current = match std::fs::read_to_string(&path) {
+    // Read as the daemon reads it (a regular file, bounded, UTF-8): no file yet is an empty one.
+    let current = match upkeep_config::read(&path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        Err(upkeep_config::ConfigError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            String::new()
+        }
+        Err(e) => return Err(e.into()),
     };
     import::write::settle(
         &mut import,

@@ -529,28 +529,52 @@ impl Global {
 
     /// The data dir to find the daemon in. Only needs the `data_dir` key to be readable, so a
     /// config being edited (and invalid right now) does not lock the user out of `ls`.
-    /// A config named on purpose (`-c`, `$UPKEEP_CONFIG`) must be readable: falling back to the
-    /// default data dir would send `stop all` to whichever daemon runs there (a typo in the
-    /// path did, for a tester).
+    /// The file is read as the daemon and `check` read it (`upkeep_config::read`: a regular
+    /// file, at most 16 MiB, UTF-8): `-c /dev/zero` grew without end and a FIFO hung. A file
+    /// that cannot be read is an error, never a fall back to the default data dir, where
+    /// another daemon may run: `stop all` reached it through a typo in the path (issue 14),
+    /// a Latin-1 file, or a directory (break-it, session 11). Only where no file was named
+    /// and none exists is the default data dir the daemon's, as the daemon would have it.
     fn data_dir(&self) -> Result<PathBuf> {
         if let Some(d) = &self.data_dir {
             return Ok(std::path::absolute(d).unwrap_or_else(|_| d.clone()));
         }
         let path = self.config_path();
-        if self.config.is_some()
-            && let Err(source) = std::fs::metadata(&path)
-        {
-            return Err(upkeep_config::ConfigError::Read { path, source }.into());
-        }
-        let from_file = std::fs::read_to_string(&path).ok().and_then(|text| {
-            let dir = match toml::from_str::<toml::Table>(&text) {
-                Ok(table) => table.get("daemon")?.get("data_dir")?.as_str()?.to_owned(),
-                // Mid-edit and not even TOML: find the line by hand.
-                Err(_) => data_dir_line(&text)?,
-            };
-            Some(path.parent().unwrap_or(Path::new(".")).join(dir))
-        });
-        Ok(from_file.unwrap_or_else(upkeep_config::default_data_dir))
+        let text = match upkeep_config::read(&path) {
+            Ok(text) => text,
+            Err(upkeep_config::ConfigError::Read { source, .. })
+                if self.config.is_none() && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(upkeep_config::default_data_dir());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // A `data_dir` that cannot be read out: why the daemon would not start from the
+        // file either, rather than a guess.
+        let unreadable = || -> anyhow::Error {
+            match upkeep_config::parse(&path, &text) {
+                Err(e) => e.into(),
+                Ok(_) => Usage(format!("cannot read daemon.data_dir in {}", path.display())).into(),
+            }
+        };
+        let named = match toml::from_str::<toml::Table>(&text) {
+            Ok(table) => match table.get("daemon").and_then(|d| d.get("data_dir")) {
+                None => None,
+                Some(toml::Value::String(dir)) => Some(dir.clone()),
+                Some(_) => return Err(unreadable()),
+            },
+            // Mid-edit and not even TOML: find the line by hand; one that mentions a data dir
+            // it cannot be read from is refused.
+            Err(_) => match data_dir_line(&text) {
+                Some(dir) => Some(dir),
+                None if text.contains("data_dir") => return Err(unreadable()),
+                None => None,
+            },
+        };
+        Ok(match named {
+            Some(dir) => path.parent().unwrap_or(Path::new(".")).join(dir),
+            None => upkeep_config::default_data_dir(),
+        })
     }
 
     fn client(&self) -> Result<Client> {

@@ -74,11 +74,21 @@ pub enum OpsError {
     /// What the operator asked cannot be kept in the data dir: nothing was done.
     #[error("keeping what was asked; nothing was done")]
     IntentNotSaved(#[source] crate::intent::IntentError),
-    #[error("reading the config file {path}")]
-    ReadConfig {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
+    /// `add`: the file as it is does not load, so nothing is added to it.
+    #[error("the config file does not load as it is, so nothing can be added to it: {0}")]
+    FileDoesNotLoad(upkeep_config::ConfigError),
+    /// `add`: the file has edits the daemon does not run (keys as `services.NAME (changed)`),
+    /// which applying it would apply too.
+    #[error(
+        "the config file has changes the daemon has not applied: {}; an add would apply them with its service",
+        .0.join(", ")
+    )]
+    EditsWaiting(Vec<String>),
+    /// `add`: the file with the service would not validate; it was not written.
+    #[error("service `{name}` was not added (the config file is unchanged): {}", not_added(.why))]
+    NotAdded {
+        name: ServiceName,
+        why: upkeep_config::ConfigError,
     },
     #[error("writing the config file {path}")]
     WriteConfig {
@@ -91,4 +101,21 @@ pub enum OpsError {
     /// An upgrade's hand-over has begun: nothing stops a service now.
     #[error(transparent)]
     Upgrading(#[from] upkeep_supervisor::Sealed),
+}
+
+/// Why the file with an added service does not validate, by key: the lines a file error
+/// points to are in a text that was never written.
+fn not_added(e: &upkeep_config::ConfigError) -> String {
+    let problems = e.problems();
+    if problems.is_empty() {
+        return e.to_string();
+    }
+    problems
+        .iter()
+        .map(|p| match p.key.as_str() {
+            "" => p.message.clone(),
+            key => format!("{key}: {}", p.message),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -45,6 +45,14 @@ pub async fn reload(daemon: &Daemon, by: &Principal) -> Result<ReloadResult, Ops
 }
 
 /// Adds a service to the config file (keeping its comments and layout), then applies it.
+///
+/// Only to a file the daemon runs as it is: applying the edited file applies all of it, so an
+/// edit waiting in the file (half done, not reviewed) went live with the added service, its
+/// services restarted, and the add said nothing of it (break-it, session 11). Such a file is
+/// refused, naming what differs, as `upgrade` refuses it; `upkeep reload` applies it first.
+/// Refused rather than the service added alone: the file would then hold the waiting edit and
+/// the new service together, for the next reload to apply unannounced, and an editor open on
+/// the file would save over the service the daemon runs.
 pub async fn add(
     daemon: &Daemon,
     req: AddService,
@@ -59,13 +67,19 @@ pub async fn add(
             path: path.clone(),
             source,
         })?;
-    let current =
-        tokio::fs::read_to_string(&path)
-            .await
-            .map_err(|source| OpsError::ReadConfig {
-                path: path.clone(),
-                source,
-            })?;
+    // Read and validated as a reload would (a regular file, bounded, UTF-8).
+    let p = path.clone();
+    let (current, file) = tokio::task::spawn_blocking(move || {
+        let text = upkeep_config::read(&p)?;
+        let file = upkeep_config::parse(&p, &text)?;
+        Ok((text, file))
+    })
+    .await?
+    .map_err(OpsError::FileDoesNotLoad)?;
+    let waiting = unapplied(&daemon.live.lock().await.config, &file);
+    if !waiting.is_empty() {
+        return Err(OpsError::EditsWaiting(waiting));
+    }
     let edited = upkeep_config::add_service(
         &current,
         &req.name,
@@ -78,7 +92,10 @@ pub async fn add(
     let (p, text) = (path.clone(), edited.clone());
     let new = tokio::task::spawn_blocking(move || upkeep_config::parse(&p, &text))
         .await?
-        .map_err(OpsError::InvalidConfig)?;
+        .map_err(|why| OpsError::NotAdded {
+            name: req.name.clone(),
+            why,
+        })?;
     write_atomically(&path, &edited)
         .await
         .map_err(|source| OpsError::WriteConfig {
@@ -96,6 +113,36 @@ pub async fn add(
         .map_err(OpsError::IntentNotSaved)?;
     tracing::info!(service = %req.name, by = %by, "service added");
     apply(daemon, new, by).await
+}
+
+/// What `file` would change if applied over `running`, `[daemon]` aside (no reload applies
+/// it, see [`restart_needed`], but a moved data dir, which `apply` refuses): services new,
+/// gone or changed (changed as `apply` judges it, so an edited `env_file` counts), `[notify]`
+/// and `[maintenance]`. Empty: the file says what runs, whatever its comments and layout.
+pub(crate) fn unapplied(running: &Config, file: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if running.daemon.data_dir != file.daemon.data_dir {
+        out.push("daemon.data_dir (moved)".to_owned());
+    }
+    for (name, cfg) in &file.services {
+        match running.services.get(name) {
+            None => out.push(format!("services.{name} (new)")),
+            Some(old) if old != cfg => out.push(format!("services.{name} (changed)")),
+            Some(_) => {}
+        }
+    }
+    for name in running.services.keys() {
+        if !file.services.contains_key(name) {
+            out.push(format!("services.{name} (removed)"));
+        }
+    }
+    if running.notify != file.notify {
+        out.push("notify".to_owned());
+    }
+    if running.maintenance != file.maintenance {
+        out.push("maintenance".to_owned());
+    }
+    out
 }
 
 /// The keys of `[daemon]` (as `daemon.KEY`; the store's keys as `daemon.store`) on which

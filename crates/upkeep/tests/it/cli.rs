@@ -200,6 +200,92 @@ fn issue_14_a_missing_named_config_is_an_error_not_another_daemon() {
     assert_eq!(d.state("a"), "up");
 }
 
+/// Break-it, session 11: a config the CLI could not read (not UTF-8, a directory, past
+/// 16 MiB) sent it to the default data dir, where another daemon took `stop all`; `/dev/zero`
+/// grew it without end and a FIFO hung it. Each is now refused as `upkeep check` refuses it,
+/// read no further. (Where the default data dir is not root's, it is made this daemon's, so a
+/// fall back would be seen stopping `a`.)
+#[test]
+fn break_it_11_an_unreadable_config_is_refused_never_another_daemon() {
+    let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("a", "up", LONG);
+    let pid = d.pid("a");
+    let state = d.dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::os::unix::fs::symlink(&d.data_dir, state.join("upkeep")).unwrap();
+    let dir = d.dir.path();
+    let latin1 = dir.join("latin1.toml");
+    let mut text = b"# caf\xe9\n[daemon]\ndata_dir = \"".to_vec();
+    text.extend(d.data_dir.as_os_str().as_encoded_bytes());
+    text.extend(b"\"\n");
+    std::fs::write(&latin1, text).unwrap();
+    let folder = dir.join("folder.toml");
+    std::fs::create_dir(&folder).unwrap();
+    let big = dir.join("big.toml");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len((16 << 20) + 1)
+        .unwrap();
+    let fifo = dir.join("fifo.toml");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let cases = [
+        (latin1, "the file is not UTF-8: byte 0xe9"),
+        (folder, "not a regular file"),
+        (big, "larger than 16 MiB"),
+        ("/dev/zero".into(), "not a regular file"),
+        (fifo, "not a regular file"),
+    ];
+    let run = |config: &std::path::Path, args: &[&str]| {
+        let child = std::process::Command::new(crate::BIN)
+            .arg("-c")
+            .arg(config)
+            .args(args)
+            .env("UPKEEP_LANG", "en")
+            .env("XDG_STATE_HOME", &state)
+            .env_remove("UPKEEP_DATA_DIR")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let cli = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
+        rx.recv_timeout(LONG).unwrap_or_else(|_| {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(cli as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!(
+                "`upkeep -c {} {args:?}` still runs after {LONG:?}",
+                config.display()
+            )
+        })
+    };
+    for (config, why) in &cases {
+        let checked = stderr(&run(config, &["check"]));
+        assert!(checked.contains(why), "{}: {checked}", config.display());
+        for args in [&["stop", "all"][..], &["ls"]] {
+            let out = run(config, args);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{} {args:?}: {}",
+                config.display(),
+                stderr(&out)
+            );
+            assert_eq!(stderr(&out), checked, "{} {args:?}", config.display());
+        }
+    }
+    assert_eq!(d.state("a"), "up");
+    assert_eq!(d.pid("a"), pid);
+}
+
 #[test]
 fn speaks_chinese_when_asked() {
     let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");

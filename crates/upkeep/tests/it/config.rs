@@ -125,6 +125,96 @@ fn add_writes_the_service_keeping_comments_and_starts_it() {
     assert_eq!(std::fs::read_to_string(&d.config).unwrap(), after);
 }
 
+/// Break-it, session 11: `add` applied the whole file, so an edit waiting in it (not
+/// reloaded, not reviewed) went live with the added service: `web1` restarted on a new
+/// command and the add said nothing. It is refused now, naming what waits, the file and the
+/// running services untouched; once the file says what runs (a comment aside), add works.
+#[test]
+fn break_it_11_add_refuses_while_the_file_has_edits_not_applied() {
+    let d = daemon(
+        "[services.web1]\ncommand = \"sleep 100001\"\n\n[services.web2]\ncommand = \"sleep 100002\"\n",
+    );
+    d.wait_state("web1", "up", LONG);
+    d.wait_state("web2", "up", LONG);
+    let pid = d.pid("web1");
+    let running = std::fs::read_to_string(&d.config).unwrap();
+    let edited = running
+        .replace("100001", "200001")
+        .replace("[services.web2]\ncommand = \"sleep 100002\"\n", "");
+    std::fs::write(&d.config, &edited).unwrap();
+    let add = d.cli(&["add", "newsvc", "--", "sleep", "300000"]);
+    assert_eq!(add.status.code(), Some(2), "{}", stderr(&add));
+    let err = stderr(&add);
+    assert!(
+        err.contains("services.web1 (changed), services.web2 (removed)")
+            && err.contains("hint: nothing was added; `upkeep reload` applies those changes"),
+        "{err}"
+    );
+    // The API's add (a write token's) is the same one.
+    let req = serde_json::json!({ "name": "newsvc", "command": ["sleep", "1"] });
+    let (code, body) = d.try_api("POST", "/api/v1/services", Some(&req)).unwrap();
+    assert_eq!(code, 422, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(std::fs::read_to_string(&d.config).unwrap(), edited);
+    assert_eq!(d.pid("web1"), pid);
+    assert_eq!(d.state("web2"), "up");
+    let (code, _) = d.try_api("GET", "/api/v1/services/newsvc", None).unwrap();
+    assert_eq!(code, 404);
+    // A comment is no change to what runs.
+    std::fs::write(&d.config, format!("# reviewed\n{running}")).unwrap();
+    let out = d.cli(&["add", "newsvc", "--", "sleep", "300000"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.wait_state("newsvc", "up", LONG);
+    assert_eq!(d.pid("web1"), pid);
+    assert!(
+        std::fs::read_to_string(&d.config)
+            .unwrap()
+            .starts_with("# reviewed\n")
+    );
+}
+
+/// Break-it, session 11: an add the daemon refuses (a cwd that is no folder, an unknown
+/// restart policy) said "fix the file and run `upkeep reload` again", though the file was never
+/// written. It says the service was not added and the file is unchanged, by key (the lines of
+/// a file error would point into a text that was never written).
+#[test]
+fn break_it_11_a_refused_add_says_the_file_is_unchanged() {
+    let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");
+    let before = std::fs::read_to_string(&d.config).unwrap();
+    for (extra, key) in [
+        (
+            serde_json::json!({ "cwd": "/no/such/dir" }),
+            "services.x.cwd",
+        ),
+        (
+            serde_json::json!({ "restart": "sometimes" }),
+            "services.x.restart",
+        ),
+    ] {
+        let mut req = serde_json::json!({ "name": "x", "command": ["sleep", "1"] });
+        req.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (code, body) = d.try_api("POST", "/api/v1/services", Some(&req)).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(code, 422, "{body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("service `x` was not added (the config file is unchanged): ")
+                && error.contains(key)
+                && !error.contains("upkeep.toml:"),
+            "{body}"
+        );
+        assert!(
+            !body["hint"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("fix the file"),
+            "{body}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&d.config).unwrap(), before);
+}
+
 /// `add` on a symlinked config edits the file it points to and keeps the link (it used to
 /// replace the link with a file, leaving the target stale).
 #[test]
