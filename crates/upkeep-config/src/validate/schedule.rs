@@ -47,7 +47,8 @@ impl Schedule {
             || fields.first().is_some_and(|f| f.starts_with('@')) && fields.len() == 2
         {
             let last = fields.pop().expect("six fields");
-            match jiff::tz::db().get(last) {
+            // A place's zone or UTC, as windows take them (not `Factory` or `EST5EDT`).
+            match upkeep_core::when::zone(last) {
                 Ok(z) => zone = Some(z),
                 // Six fields of cron (seconds first, as some crons take): not ours.
                 Err(_) if !last.bytes().any(|b| b.is_ascii_alphabetic()) => {
@@ -57,7 +58,12 @@ impl Schedule {
                          `{text}` has 6"
                     ));
                 }
-                Err(_) => return Err(format!("unknown time zone `{last}`")),
+                Err(_) => {
+                    return Err(format!(
+                        "unknown time zone `{last}`: write a place's IANA zone such as \
+                         Asia/Shanghai, or UTC"
+                    ));
+                }
             }
         }
         let shorthand = fields.len() == 1 && fields[0].starts_with('@');
@@ -345,6 +351,7 @@ mod tests {
                 "\"0 4 * * * Mars/Olympus\"",
                 "unknown time zone `Mars/Olympus`",
             ),
+            ("\"0 4 * * * Factory\"", "unknown time zone `Factory`"),
             ("\"0 99 * * *\"", "is not a cron expression"),
             ("\"0 0 30 2 *\"", "never comes"),
         ] {

@@ -19,7 +19,8 @@ use crate::import::{self, Import, ImportError};
 
 #[derive(Subcommand, Debug)]
 pub enum ImportFrom {
-    /// PM2 apps: from an ecosystem file (evaluated by node), or from the PM2 that runs
+    /// PM2 apps: from an ecosystem file (evaluated by node, as PM2 does: its code runs,
+    /// with --dry-run too, so import only a file you trust), or from the PM2 that runs
     /// (`pm2 jlist`, $PM2_HOME) when no file is named
     Pm2 {
         /// ecosystem.config.js, .cjs, .mjs or .json

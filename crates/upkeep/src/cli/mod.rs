@@ -10,7 +10,7 @@
 
 mod client;
 mod docs;
-mod escape;
+pub(crate) mod escape;
 mod feedback;
 mod fresh;
 mod import;

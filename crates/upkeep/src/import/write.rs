@@ -181,17 +181,10 @@ pub fn note_text(n: &Note) -> String {
 }
 
 /// Text for a comment line: control characters (a newline would end the comment and make the
-/// rest TOML) shown escaped.
+/// rest TOML) and bidi or invisible formatting characters (a U+202E turns the rest of the line
+/// around: break-it, session 11) shown escaped, as the CLI shows them.
 fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    crate::cli::escape::field(text).into_owned()
 }
 
 /// A size as the memory probe's `max` takes it: "150MiB", "1GiB", or bytes.
@@ -237,7 +230,7 @@ mod tests {
     #[test]
     fn writes_only_what_differs_and_the_result_validates() {
         let mut s = service("api");
-        s.description = Some("the API\nsecond line".into());
+        s.description = Some("the API\nsecond line \u{202e}gnp.exe".into());
         s.cwd = Some("/tmp".into());
         s.env = BTreeMap::from([("A".into(), "1".into()), ("B C".into(), "x\"y".into())]);
         s.restart = Some(upkeep_config::RestartPolicy::OnFailure);
@@ -251,7 +244,7 @@ mod tests {
         let text = preview(&im);
         assert!(
             text.starts_with(
-                "# test `api`: the API\\nsecond line\n# Not carried over:\n#   instances = 4: one process runs\n[services.api]\ncommand = [\"sleep\", \"100\"]\ncwd = \"/tmp\"\nenv = { A = \"1\", \"B C\" = 'x\"y' }\n"
+                "# test `api`: the API\\nsecond line \\u{202e}gnp.exe\n# Not carried over:\n#   instances = 4: one process runs\n[services.api]\ncommand = [\"sleep\", \"100\"]\ncwd = \"/tmp\"\nenv = { A = \"1\", \"B C\" = 'x\"y' }\n"
             ),
             "{text}"
         );

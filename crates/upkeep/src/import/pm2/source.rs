@@ -268,9 +268,10 @@ fn run_tool(
     cwd: &Path,
     hint: &str,
 ) -> Result<Result<String, String>, ImportError> {
+    // The hint says how to get the program: only for a program that is not there.
     let tool = |message: String| ImportError::Tool {
         message,
-        hint: Some(hint.to_owned()),
+        hint: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -287,13 +288,22 @@ fn run_tool(
     });
     let out = match out {
         Err(_) => {
-            return Err(tool(format!(
-                "`{program}` did not finish within {} s",
-                TOOL_TIMEOUT.as_secs()
-            )));
+            return Err(ImportError::Tool {
+                message: format!(
+                    "`{program}` did not finish within {} s",
+                    TOOL_TIMEOUT.as_secs()
+                ),
+                hint: Some(
+                    "what it ran never ended: an ecosystem file must only export its apps (no loop, no server), and a PM2 daemon must answer"
+                        .into(),
+                ),
+            });
         }
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(tool(format!("`{program}` was not found on PATH")));
+            return Err(ImportError::Tool {
+                message: format!("`{program}` was not found on PATH"),
+                hint: Some(hint.to_owned()),
+            });
         }
         Ok(Err(e)) => return Err(tool(format!("`{program}` could not run: {e}"))),
         Ok(Ok(out)) => out,
