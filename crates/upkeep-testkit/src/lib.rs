@@ -80,6 +80,21 @@ fn header(
     )
 }
 
+/// `n` folders `d0`..`d{n-1}` under `dir`, each holding a symlink to every other
+/// (`d0/to1 -> ../d1`): a tree whose paths through links grow exponentially (the watch
+/// break-it of session 11).
+pub fn symlink_mesh(dir: &std::path::Path, n: usize) {
+    for i in 0..n {
+        std::fs::create_dir_all(dir.join(format!("d{i}"))).unwrap();
+    }
+    for i in 0..n {
+        for j in (0..n).filter(|j| *j != i) {
+            std::os::unix::fs::symlink(format!("../d{j}"), dir.join(format!("d{i}/to{j}")))
+                .unwrap();
+        }
+    }
+}
+
 /// A free TCP address on loopback, for a listener of the daemon's (`listen`, `public_listen`,
 /// `metrics_listen`): see [`free_port`].
 pub fn free_addr() -> std::net::SocketAddr {

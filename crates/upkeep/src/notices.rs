@@ -44,6 +44,10 @@ struct Hub {
     fanout: Fanout,
     /// The dispatcher's: rows were added.
     wake: Arc<Notify>,
+    /// The subscription desk's turn for confirmation mails, one for every desk a reload
+    /// builds: a desk built anew must not let a request through beside one still counting
+    /// on the last (`Desk::confirming`).
+    confirming: Arc<tokio::sync::Mutex<()>>,
     /// `[notify]` and the subscription desk in force, borrowed once per notice.
     current: watch::Sender<Arc<Current>>,
     /// The same, as the incident planner plans with it.
@@ -323,7 +327,7 @@ impl Notices {
                 node: hub.node.clone(),
                 services: hub.public.clone(),
                 wake: hub.wake.clone(),
-                confirming: Default::default(),
+                confirming: hub.confirming.clone(),
             })
         });
         hub.current.send_replace(Arc::new(Current {
@@ -589,6 +593,7 @@ pub async fn start(
         clock: clock.clone(),
         fanout: fanout.clone(),
         wake: Arc::new(Notify::new()),
+        confirming: Default::default(),
         current: watch::channel(Arc::new(Current::default())).0,
         planning: watch::channel(None).0,
         setups: OnceLock::new(),

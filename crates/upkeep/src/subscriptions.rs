@@ -126,7 +126,8 @@ pub struct Desk {
     /// next, so that requests served at once (the public listener has threads of its own)
     /// cannot each find the budget one short and all mail. Holds no state: the budget itself
     /// is the store's rows (see [`Desk::may_mail`]).
-    pub confirming: tokio::sync::Mutex<()>,
+    /// Shared by every desk a reload builds.
+    pub confirming: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub(crate) fn info(s: Subscriber) -> SubscriberInfo {

@@ -593,15 +593,7 @@ mod tests {
     fn the_walk_follows_no_symlink_and_stops_at_the_cap() {
         let dir = tempfile::tempdir().unwrap();
         let web = dir.path().join("web");
-        for i in 0..8 {
-            std::fs::create_dir_all(web.join(format!("d{i}"))).unwrap();
-        }
-        for i in 0..8 {
-            for j in (0..8).filter(|j| *j != i) {
-                std::os::unix::fs::symlink(format!("../d{j}"), web.join(format!("d{i}/to{j}")))
-                    .unwrap();
-            }
-        }
+        upkeep_testkit::symlink_mesh(&web, 8);
         // web and its 8 folders: 9.
         assert_eq!(fits(&web, 9), Ok(()));
         let e = fits(&web, 8).unwrap_err();

@@ -39,15 +39,7 @@ fn planned(d: &TestDaemon, name: &str) -> Vec<String> {
 fn a_watched_tree_of_folders_linking_to_each_other_leaves_the_daemon_supervising() {
     let dir = tempfile::tempdir().unwrap();
     let web = dir.path().join("web");
-    for i in 0..8 {
-        std::fs::create_dir_all(web.join(format!("d{i}"))).unwrap();
-    }
-    for i in 0..8 {
-        for j in (0..8).filter(|j| *j != i) {
-            std::os::unix::fs::symlink(format!("../d{j}"), web.join(format!("d{i}/to{j}")))
-                .unwrap();
-        }
-    }
+    upkeep_testkit::symlink_mesh(&web, 8);
     let d = TestDaemon::start(BIN, "[services.app]\ncommand = \"sleep 100000\"\n");
     d.wait_state("app", "up", LONG);
     let toml = std::fs::read_to_string(&d.config).unwrap();
