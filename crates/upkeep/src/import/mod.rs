@@ -154,8 +154,12 @@ pub struct Note {
 pub enum Pending {
     /// Start after these services (upkeep names).
     DependsOn(Vec<String>),
-    /// The service says when it is ready (sd_notify READY=1).
-    ReadyNotify,
+    /// The service says when it is ready (sd_notify READY=1), within `timeout` if one is set,
+    /// and pings the watchdog (WATCHDOG=1) at least every `watchdog` if one is set.
+    ReadyNotify {
+        timeout: Option<Duration>,
+        watchdog: Option<Duration>,
+    },
     /// The command forks a daemon and exits; the daemon's pid is in `pid_file`.
     Forking { pid_file: Option<String> },
     /// A signal that makes the service reload its configuration.
@@ -179,7 +183,7 @@ impl Pending {
             // `restart_at` and `watch` are PM2's cron_restart and watch.
             Pending::ReloadSignal(_)
             | Pending::DependsOn(_)
-            | Pending::ReadyNotify
+            | Pending::ReadyNotify { .. }
             | Pending::RestartAt(_)
             | Pending::Watch(_) => true,
         }
@@ -190,7 +194,16 @@ impl Pending {
         let list = |v: &[String]| toml_edit::Value::from_iter(v.iter().map(String::as_str));
         match self {
             Pending::DependsOn(names) => vec![("depends_on", list(names))],
-            Pending::ReadyNotify => vec![("ready", "notify".into())],
+            Pending::ReadyNotify { timeout, watchdog } => {
+                let mut keys = vec![("ready", "notify".into())];
+                if let Some(t) = timeout {
+                    keys.push(("ready_timeout", show_duration(*t).into()));
+                }
+                if let Some(w) = watchdog {
+                    keys.push(("watchdog", show_duration(*w).into()));
+                }
+                keys
+            }
             Pending::Forking { pid_file } => {
                 let mut keys = vec![("type", "forking".into())];
                 if let Some(p) = pid_file {
@@ -370,7 +383,24 @@ mod tests {
         assert!(forking.carried());
         assert!(Pending::ReloadSignal("SIGHUP".into()).carried());
         assert!(Pending::RestartAt("0 4 * * *".into()).carried());
-        assert!(Pending::ReadyNotify.carried());
+        let notify = Pending::ReadyNotify {
+            timeout: Some(Duration::from_secs(20)),
+            watchdog: Some(Duration::from_millis(1500)),
+        };
+        assert!(notify.carried());
+        let keys: Vec<String> = notify
+            .future_toml()
+            .into_iter()
+            .map(|(k, v)| format!("{k} = {}", v.to_string().trim()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "ready = \"notify\"",
+                "ready_timeout = \"20s\"",
+                "watchdog = \"1500ms\""
+            ]
+        );
         // Only those not in the config are left (see `write::settle`), with this note.
         assert_eq!(
             Pending::DependsOn(vec!["db".into(), "cache".into()]).reason(),

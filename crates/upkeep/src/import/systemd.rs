@@ -376,9 +376,12 @@ fn pending(r: &mut Reader, svc: &mut Service) {
         .unit
         .last("Service", "Type")
         .map_or("simple", |a| a.value.as_str());
+    let (timeout, watchdog) = start_limits(r, svc, ty);
     if ty == "notify" || ty == "notify-reload" {
-        svc.pending
-            .push((format!("Type={ty}"), Pending::ReadyNotify));
+        svc.pending.push((
+            format!("Type={ty}"),
+            Pending::ReadyNotify { timeout, watchdog },
+        ));
     }
     if ty == "notify-reload" {
         let sig = r
@@ -458,6 +461,72 @@ fn pending(r: &mut Reader, svc: &mut Service) {
     if !others.is_empty() {
         svc.note(others.join(" "), "ordering against systemd targets and other units; upkeep starts its services once it runs");
     }
+}
+
+/// `TimeoutStartSec=` (or `TimeoutSec=`) and `WatchdogSec=`: how long a `Type=notify` unit may
+/// take to send READY=1, and how often it must send WATCHDOG=1 after: upkeep's `ready_timeout`
+/// and `watchdog`, which go with `ready = "notify"` (the caller writes them there). Of another
+/// type they are notes. A value upkeep cannot take is a note too, and left out (systemd
+/// itself ignores a setting it cannot parse).
+fn start_limits(
+    r: &mut Reader,
+    svc: &mut Service,
+    ty: &str,
+) -> (Option<Duration>, Option<Duration>) {
+    let start = r.last("Service", "TimeoutStartSec");
+    // TimeoutSec= is the stop timeout too (`stopping` reads it): only its start half is here.
+    let both = start.is_none();
+    let start = start.or_else(|| r.last("Service", "TimeoutSec"));
+    let watchdog = r.last("Service", "WatchdogSec");
+    if !(ty == "notify" || ty == "notify-reload") {
+        if let Some(v) = start.filter(|_| !both) {
+            let why = match ty {
+                "oneshot" => "upkeep has no run-time limit for a command that runs once".into(),
+                "forking" => "upkeep gives the command as long as it takes to fork, then pid_file_timeout (30s unless set) for its PID file".into(),
+                _ => format!("upkeep counts a Type={ty} service started once it runs: there is no start to time (ready_timeout goes with ready = \"notify\")"),
+            };
+            svc.note(format!("TimeoutStartSec={}", v.text), why);
+        }
+        if let Some(v) = watchdog {
+            svc.note(
+                format!("WatchdogSec={}", v.text),
+                format!("upkeep's watchdog goes with ready = \"notify\" (READY=1, then WATCHDOG=1 pings), and a Type={ty} unit does not send READY=1"),
+            );
+        }
+        return (None, None);
+    }
+    // upkeep's bounds (upkeep-config's bounds.rs: READY_TIMEOUT, WATCHDOG).
+    const DAY: Duration = Duration::from_secs(86_400);
+    let mut span = |v: Option<Val>, key: &str, min: Duration, off: &str| {
+        let v = v?;
+        let setting = format!("{}={}", v.at.key, v.text);
+        let why = match values::timespan(&v.text) {
+            // systemd reads 0 and infinity as "none".
+            _ if v.text == "infinity" => off.to_owned(),
+            Some(d) if d.is_zero() => off.to_owned(),
+            Some(d) if d >= min && d <= DAY => return Some(d),
+            Some(_) => format!(
+                "upkeep's {key} is {} to 1d; set one in that range by hand",
+                super::show_duration(min)
+            ),
+            None => "not a time span systemd reads (it ignores the line too)".to_owned(),
+        };
+        svc.note(setting, why);
+        None
+    };
+    let timeout = span(
+        start,
+        "ready_timeout",
+        Duration::from_millis(10),
+        "no start timeout: ready_timeout is left out, so upkeep waits for READY=1 as long as it takes",
+    );
+    let watchdog = span(
+        watchdog,
+        "watchdog",
+        Duration::from_millis(100),
+        "the watchdog is off: watchdog is left out",
+    );
+    (timeout, watchdog)
 }
 
 /// systemd's time spans: "5", "5s", "1min 30s", "500ms", "2h"; a bare number is seconds.

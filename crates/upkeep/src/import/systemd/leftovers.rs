@@ -161,8 +161,8 @@ fn reason_for(section: &str, key: &str) -> &'static str {
         | "PropagatesReloadTo"
         | "ReloadPropagatedFrom"
         | "JoinsNamespaceOf" => "relations between systemd units have no upkeep equivalent",
-        "TimeoutStartSec" | "WatchdogSec" | "RuntimeMaxSec" | "TimeoutAbortSec" => {
-            "upkeep has no start timeout, watchdog or run-time limit (probes tell it when a service hangs)"
+        "RuntimeMaxSec" | "TimeoutAbortSec" => {
+            "upkeep has no run-time limit, and ends a stop with SIGKILL after stop_timeout"
         }
         "SuccessExitStatus" | "RestartPreventExitStatus" | "RestartForceExitStatus" => {
             "upkeep counts every exit but 0 as a failure"

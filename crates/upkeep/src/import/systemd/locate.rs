@@ -36,7 +36,9 @@ pub(super) fn locate(arg: &str) -> Result<Found, ImportError> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        return check_type(&name).map(|()| Found { name, path });
+        check_type(&name)?;
+        check_instance(&name)?;
+        return Ok(Found { name, path });
     }
     let name = if arg.contains('.') {
         arg.to_owned()
@@ -44,6 +46,7 @@ pub(super) fn locate(arg: &str) -> Result<Found, ImportError> {
         format!("{arg}.service")
     };
     check_type(&name)?;
+    check_instance(&name)?;
     let template = name
         .split_once('@')
         .filter(|(_, rest)| !rest.starts_with('.'))
@@ -95,6 +98,17 @@ fn check_type(name: &str) -> Result<(), ImportError> {
     }
     Err(not_found(format!(
         "{name} is not a .service unit: upkeep imports services (a .socket or .timer unit starts one; import that service)"
+    )))
+}
+
+/// A template (`e2scrub@.service`) is no service until an instance names what `%i` is:
+/// systemd refuses to start one too.
+fn check_instance(name: &str) -> Result<(), ImportError> {
+    let Some(prefix) = name.strip_suffix("@.service") else {
+        return Ok(());
+    };
+    Err(not_found(format!(
+        "{name} is a template: name an instance, e.g. `upkeep import systemd {prefix}@sda1` (what follows @ is %i)"
     )))
 }
 

@@ -135,7 +135,13 @@ fn forking_notify_and_prefixes_become_notes_and_pending_settings() {
     let s = import("n.service", "[Service]\nType=notify\nExecStart=-/bin/sleep 5\nUser=nobody\nExecStartPre=+/bin/true\nRuntimeDirectory=n\n").unwrap();
     assert_eq!(
         s.pending,
-        [("Type=notify".to_owned(), Pending::ReadyNotify)]
+        [(
+            "Type=notify".to_owned(),
+            Pending::ReadyNotify {
+                timeout: None,
+                watchdog: None
+            }
+        )]
     );
     let n = notes(&s);
     assert!(n.iter().any(|n| n.starts_with("RuntimeDirectory=n: upkeep does not make runtime folders: create /run/n owned by nobody")), "{n:?}");
@@ -327,4 +333,110 @@ fn a_zero_or_infinite_stop_timeout_means_no_timeout_not_kill_at_once() {
             notes(&s)
         );
     }
+}
+
+/// Break-it, session 12: `e2scrub@` imported `e2scrub-` with `%i` empty.
+#[test]
+fn a_template_without_an_instance_is_refused_naming_how_to_give_one() {
+    for arg in [
+        "e2scrub@",
+        "e2scrub@.service",
+        "/tmp/somewhere/e2scrub@.service",
+    ] {
+        let e = locate(arg).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "e2scrub@.service is a template: name an instance, e.g. `upkeep import systemd e2scrub@sda1` (what follows @ is %i)",
+            "{arg}"
+        );
+    }
+}
+
+/// Break-it, session 12: WatchdogSec= and TimeoutStartSec= were dropped with a note saying
+/// upkeep had no watchdog and no start timeout.
+#[test]
+fn a_notify_units_start_timeout_and_watchdog_are_carried_over() {
+    let ready = |s: &Service| {
+        s.pending
+            .iter()
+            .find(|(k, _)| k.starts_with("Type="))
+            .map(|(_, p)| p.clone())
+    };
+    let s = import(
+        "wd.service",
+        "[Service]\nType=notify\nExecStart=/bin/sleep 100\nWatchdogSec=10s\nTimeoutStartSec=20s\n",
+    )
+    .unwrap();
+    assert_eq!(
+        ready(&s),
+        Some(Pending::ReadyNotify {
+            timeout: Some(Duration::from_secs(20)),
+            watchdog: Some(Duration::from_secs(10)),
+        })
+    );
+    assert_eq!(notes(&s), Vec::<String>::new());
+    // TimeoutSec= is both timeouts; journald's WatchdogSec=3min.
+    let s = import(
+        "j.service",
+        "[Service]\nType=notify\nExecStart=/bin/sleep 100\nWatchdogSec=3min\nTimeoutSec=45\n",
+    )
+    .unwrap();
+    assert_eq!(
+        ready(&s),
+        Some(Pending::ReadyNotify {
+            timeout: Some(Duration::from_secs(45)),
+            watchdog: Some(Duration::from_secs(180)),
+        })
+    );
+    assert_eq!(s.stop_timeout, Some(Duration::from_secs(45)));
+    // None in systemd: left out, with why; so is what upkeep cannot take.
+    let s = import(
+        "inf.service",
+        "[Service]\nType=notify\nExecStart=/bin/sleep 100\nTimeoutStartSec=infinity\nWatchdogSec=0\n",
+    )
+    .unwrap();
+    assert_eq!(
+        ready(&s),
+        Some(Pending::ReadyNotify {
+            timeout: None,
+            watchdog: None
+        })
+    );
+    assert_eq!(
+        notes(&s),
+        [
+            "TimeoutStartSec=infinity: no start timeout: ready_timeout is left out, so upkeep waits for READY=1 as long as it takes",
+            "WatchdogSec=0: the watchdog is off: watchdog is left out",
+        ]
+    );
+    let s = import(
+        "far.service",
+        "[Service]\nType=notify\nExecStart=/bin/sleep 100\nWatchdogSec=50ms\nTimeoutStartSec=2d\n",
+    )
+    .unwrap();
+    assert_eq!(
+        notes(&s),
+        [
+            "TimeoutStartSec=2d: upkeep's ready_timeout is 10ms to 1d; set one in that range by hand",
+            "WatchdogSec=50ms: upkeep's watchdog is 100ms to 1d; set one in that range by hand",
+        ]
+    );
+    // Of a service that sends no READY=1, they are notes that say why.
+    let s = import(
+        "simple.service",
+        "[Service]\nExecStart=/bin/sleep 100\nWatchdogSec=10s\nTimeoutStartSec=20s\n",
+    )
+    .unwrap();
+    assert_eq!(ready(&s), None);
+    let n = notes(&s);
+    assert!(
+        n[0].starts_with(
+            "TimeoutStartSec=20s: upkeep counts a Type=simple service started once it runs"
+        ),
+        "{n:?}"
+    );
+    assert!(
+        n[1].starts_with("WatchdogSec=10s: upkeep's watchdog goes with ready = \"notify\""),
+        "{n:?}"
+    );
 }
