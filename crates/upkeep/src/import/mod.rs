@@ -316,6 +316,12 @@ pub fn service_name(name: &str) -> Result<(ServiceName, Option<String>), ImportE
     if clean == "all" {
         clean = "all-services".into();
     }
+    if clean.is_empty() {
+        // `..`, `@@`: "the name is empty" would be untrue of what the source says.
+        return Err(ImportError::Invalid(format!(
+            "`{name}` cannot be a service name: nothing is left of it once characters upkeep does not take and leading dots and dashes are left out; rename it in its source"
+        )));
+    }
     let renamed = (clean != name).then(|| format!("named `{clean}` in upkeep"));
     ServiceName::new(clean)
         .map(|n| (n, renamed))
@@ -352,7 +358,15 @@ mod tests {
         assert_eq!(ok("foo@bar").0.as_str(), "foo-bar");
         assert_eq!(ok("all").0.as_str(), "all-services");
         assert_eq!(ok(&"x".repeat(80)).0.as_str().len(), 64);
-        assert!(service_name("@@").is_err());
+        // Break-it, session 12: `..` was "service name is empty".
+        for odd in ["..", "@@", ".-."] {
+            assert_eq!(
+                service_name(odd).unwrap_err().to_string(),
+                format!(
+                    "`{odd}` cannot be a service name: nothing is left of it once characters upkeep does not take and leading dots and dashes are left out; rename it in its source"
+                )
+            );
+        }
     }
 
     #[test]

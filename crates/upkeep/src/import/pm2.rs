@@ -311,6 +311,19 @@ fn notes(app: &Map<String, Value>, extra: &Extra, svc: &mut Service) {
             "upkeep runs one process per service (no Node cluster master): put a load balancer in front of several services, or use node's cluster module in the app",
         );
     }
+    if let Some(Value::Object(env)) = app.get("env") {
+        let empty: Vec<String> = env
+            .iter()
+            .filter(|(_, v)| v.is_null())
+            .map(|(k, _)| format!("env.{k}"))
+            .collect();
+        if !empty.is_empty() {
+            svc.note(
+                empty.join(", "),
+                "no value to carry over: null, or a number JSON cannot hold (1e400, NaN), which node writes as null; set them in env by hand",
+            );
+        }
+    }
     if !extra.skipped_profiles.is_empty() {
         svc.note(
             extra.skipped_profiles.join(", "),

@@ -102,12 +102,17 @@ fn other_section(s: &Located) -> Option<Note> {
         let programs = s.section.get("programs").map_or("", |e| e.value.as_str());
         (
             format!("group {group}"),
-            format!("upkeep has no groups: its programs ({programs}) are services of their own"),
+            format!(
+                "upkeep starts and stops each service on its own (nothing like `supervisorctl start {group}:*`): its programs ({programs}) are services of their own; upkeep's `group` key only heads services on the status page"
+            ),
         )
     } else if let Some(x) = name.strip_prefix("eventlistener:") {
+        let command = s.section.get("command").map_or("", |e| e.value.as_str());
         (
             format!("event listener {x}"),
-            "it reads supervisord's own events, which upkeep does not send (`upkeep events -f` streams upkeep's)".into(),
+            format!(
+                "its command ({command}) is not run: it reads supervisord's own events on stdin, which upkeep does not send (`upkeep events -f` streams upkeep's, and [notify] channels send them)"
+            ),
         )
     } else if let Some(x) = name.strip_prefix("fcgi-program:") {
         (

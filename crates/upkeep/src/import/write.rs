@@ -78,11 +78,23 @@ pub fn tables(import: &Import) -> Vec<(ServiceName, Table)> {
         .collect()
 }
 
-/// The imported tables alone, as the TOML `--dry-run` prints.
+/// The imported tables alone, as the TOML `--dry-run` prints, after the notes that belong to
+/// no service (a supervisord `[group:x]` or `[eventlistener:x]`: break-it, session 12, they
+/// were in no dry run) as comments.
 pub fn preview(import: &Import) -> String {
     let text = upkeep_config::put_services("", tables(import), false)
         .expect("an empty document has a services table and no service");
-    text.trim_start().to_owned()
+    let mut out = String::new();
+    if !import.notes.is_empty() {
+        out.push_str("# Not carried over:\n");
+        for n in &import.notes {
+            let line = format!("{}: {}", n.subject, note_text(n));
+            out.push_str(&format!("#   {}\n", one_line(&line)));
+        }
+        out.push('\n');
+    }
+    out.push_str(text.trim_start());
+    out
 }
 
 fn table(s: &Service) -> Table {

@@ -173,6 +173,44 @@ fn pm2_file_errors_say_where() {
     );
 }
 
+/// Break-it, session 12: a `console.log` in the file made its output not JSON; a file that
+/// exports a function failed inside node ("The \"chunk\" argument must be of type string");
+/// an app named `..` was "service name is empty".
+#[test]
+fn pm2_files_that_print_export_a_function_or_name_an_app_dots() {
+    let d = config();
+    let eco = d.dir.path().join("ecosystem.config.js");
+    let import = |text: &str| {
+        std::fs::write(&eco, text).unwrap();
+        d.cli(&["import", "pm2", eco.to_str().unwrap(), "--dry-run"])
+    };
+    let out = import(
+        "console.log('HELLO FROM CONFIG');\nprocess.stdout.write('{not json');\nmodule.exports = { apps: [{ name: 'a', script: 'sleep', args: '100' }] };\n",
+    );
+    let toml = ok(&out);
+    assert!(toml.contains("[services.a]"), "{toml}");
+    assert!(!toml.contains("HELLO"), "{toml}");
+
+    let out = import("module.exports = () => ({ apps: [{ name: 'a', script: 'a.js' }] });\n");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}: the file exports a function, which PM2 does not call: export the object itself (module.exports = {{ apps: [...] }})",
+            eco.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = import("module.exports = { apps: [{ name: '..', script: 'b.js' }] };\n");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`..` cannot be a service name: nothing is left of it once characters upkeep does not take and leading dots and dashes are left out"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// A PM2 daemon of the test's own (PM2_HOME in a temp dir), killed on drop.
 struct Pm2 {
     home: tempfile::TempDir,
@@ -325,6 +363,37 @@ fn supervisord_config_with_includes_is_imported_and_runs() {
     d.launch();
     d.wait_state("nap", "up", LONG);
     assert_eq!(d.state("web"), "stopped");
+}
+
+/// Break-it, session 12: `[eventlistener:x]` and `[group:x]` were in no dry run, so nothing
+/// told the user the listener was left behind.
+#[test]
+fn supervisord_listeners_and_groups_are_listed_as_not_carried_over() {
+    let d = config();
+    let conf = d.dir.path().join("supervisord.conf");
+    std::fs::write(
+        &conf,
+        "[program:a]\ncommand=sleep 100\n[eventlistener:ev]\ncommand=python3 ev.py\nevents=PROCESS_STATE\n[group:g]\nprograms=a\n",
+    )
+    .unwrap();
+    let listener = "event listener ev: [eventlistener:ev]: its command (python3 ev.py) is not run: it reads supervisord's own events on stdin, which upkeep does not send";
+    let group = "group g: [group:g]: upkeep starts and stops each service on its own (nothing like `supervisorctl start g:*`): its programs (a) are services of their own; upkeep's `group` key only heads services on the status page";
+    let toml = ok(&d.cli(&["import", "supervisord", conf.to_str().unwrap(), "--dry-run"]));
+    assert!(toml.starts_with("# Not carried over:\n#   "), "{toml}");
+    for want in [listener, group] {
+        assert!(
+            toml.contains(&format!("#   {want}")),
+            "missing {want}:\n{toml}"
+        );
+    }
+    let text = ok(&d.cli(&["import", "supervisord", conf.to_str().unwrap()]));
+    for want in [listener, group] {
+        assert!(
+            text.contains(&format!("  {want}")),
+            "missing {want}:\n{text}"
+        );
+    }
+    assert_checks(&d);
 }
 
 #[test]

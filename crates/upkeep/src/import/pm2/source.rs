@@ -11,15 +11,18 @@ use serde_json::{Map, Value};
 use super::{Extra, LOG_KEYS, SCHEMA_KEYS, app, app_name};
 use crate::import::{Import, ImportError};
 
-/// Prints the object an ecosystem file exports as JSON: CommonJS through `require`, an ES
-/// module through `import()` (its default export).
+/// Writes the object an ecosystem file exports as JSON to the file named second (CommonJS
+/// through `require`, an ES module through `import()`, its default export), with its type:
+/// `{ "type": "object", "value": ... }`. Not to stdout: the ecosystem file's code may print
+/// there (a `console.log` while it builds its apps), and PM2 loads such files.
 const EVAL: &str = r#"
+const fs = require('fs');
 const path = require('path');
 const file = path.resolve(process.argv[1]);
 (async () => {
   let m;
   if (file.endsWith('.json')) {
-    m = JSON.parse(require('fs').readFileSync(file, 'utf8'));
+    m = JSON.parse(fs.readFileSync(file, 'utf8'));
   } else {
     try { m = require(file); } catch (e) {
       if (e.code !== 'ERR_REQUIRE_ESM') throw e;
@@ -27,7 +30,9 @@ const file = path.resolve(process.argv[1]);
     }
     if (m && m.__esModule !== undefined || (m && m.default && !m.apps)) m = m.default;
   }
-  process.stdout.write(JSON.stringify(m === undefined ? null : m));
+  const type = m === null ? 'null' : Array.isArray(m) ? 'array' : typeof m;
+  const value = type === 'object' || type === 'array' ? m : null;
+  fs.writeFileSync(process.argv[2], JSON.stringify({ type, value }));
 })().catch(e => { process.stderr.write(String(e && e.stack || e) + '\n'); process.exit(1); });
 "#;
 
@@ -83,12 +88,18 @@ pub fn read_file(path: &Path, profile: Option<&str>) -> Result<Import, ImportErr
 }
 
 /// What the ecosystem file exports, as node sees it: run in the file's folder, where apps
-/// without `cwd` run too (and where people run `pm2 start` from).
+/// without `cwd` run too (and where people run `pm2 start` from). What it prints is not read.
 fn evaluate(path: &Path) -> Result<Value, ImportError> {
     let dir = path.parent().unwrap_or(Path::new("/"));
-    let out = run_tool(
+    let tool = |message: String| ImportError::Tool {
+        message,
+        hint: None,
+    };
+    let out_dir = tempfile::tempdir().map_err(|e| tool(format!("making a temp dir: {e}")))?;
+    let out = out_dir.path().join("exports.json");
+    run_tool(
         "node",
-        &["-e", EVAL, &path.to_string_lossy()],
+        &["-e", EVAL, &path.to_string_lossy(), &out.to_string_lossy()],
         dir,
         "install Node.js (apt-get install nodejs); it evaluates the ecosystem file",
     )?
@@ -98,12 +109,32 @@ fn evaluate(path: &Path) -> Result<Value, ImportError> {
             path.display()
         ))
     })?;
-    serde_json::from_str(&out).map_err(|e| {
-        ImportError::Invalid(format!(
-            "{}: node printed something that is not JSON: {e}",
+    let text = match std::fs::read_to_string(&out) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ImportError::Invalid(format!(
+                "{}: node exited before the file had exported anything (does it call process.exit?)",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(tool(format!("reading what node wrote: {e}"))),
+    };
+    #[derive(serde::Deserialize)]
+    struct Exported {
+        r#type: String,
+        value: Value,
+    }
+    let exported: Exported = serde_json::from_str(&text)
+        .map_err(|e| tool(format!("node wrote something that is not JSON: {e}")))?;
+    match exported.r#type.as_str() {
+        // PM2 does not call a function it is given (`pm2 start` fails on the file).
+        "function" => Err(ImportError::Invalid(format!(
+            "{}: the file exports a function, which PM2 does not call: export the object itself (module.exports = {{ apps: [...] }})",
             path.display()
-        ))
-    })
+        ))),
+        // Anything else but an object or an array is null here: no apps.
+        _ => Ok(exported.value),
+    }
 }
 
 /// `{ apps: [...] }`, `{ apps: {...} }`, `[...]`, or one app object.

@@ -219,3 +219,25 @@ fn keeps_only_a_running_apps_own_variables() {
     assert_eq!(Value::Object(kept), json!({"API_KEY": "k"}));
     assert_eq!(dropped, 7);
 }
+
+/// Break-it, session 12: `env` values node writes as null (null itself, 1e400) were dropped
+/// without a word.
+#[test]
+fn variables_without_a_value_are_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(
+        dir.path(),
+        json!({"name": "a", "script": "sleep", "env": {"KEPT": "1", "NOTHING": null, "HUGE": null}}),
+    )
+    .unwrap();
+    assert_eq!(s.env.keys().collect::<Vec<_>>(), ["KEPT"]);
+    let notes: Vec<String> = s
+        .notes
+        .iter()
+        .map(crate::import::write::note_text)
+        .collect();
+    assert!(
+        notes.contains(&"env.HUGE, env.NOTHING: no value to carry over: null, or a number JSON cannot hold (1e400, NaN), which node writes as null; set them in env by hand".to_owned()),
+        "{notes:?}"
+    );
+}
