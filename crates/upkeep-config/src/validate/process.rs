@@ -162,16 +162,33 @@ impl Validator<'_> {
             return Ok(None);
         };
         let key = ["services", name, "reload_signal"];
-        match parse_signal(text) {
-            Some(n) if n == Signal::SIGKILL as i32 || n == Signal::SIGSTOP as i32 => {
+        // What `upkeep reload NAME` would always refuse (ops/signal.rs) is refused here, by
+        // its name whatever the file says ("9" is SIGKILL).
+        let hint = || Some("use the signal the program reloads on, usually \"SIGHUP\"".into());
+        match parse_signal(text).map(|n| (n, Signal::try_from(n))) {
+            Some((_, Ok(sig @ (Signal::SIGKILL | Signal::SIGSTOP)))) => {
                 self.problem(
                     &key,
-                    format!("{text} cannot be caught, so it cannot ask a program to reload"),
-                    Some("use the signal the program reloads on, usually \"SIGHUP\"".into()),
+                    format!(
+                        "{} cannot be caught, so it cannot ask a program to reload",
+                        sig.as_str()
+                    ),
+                    hint(),
                 );
                 Err(())
             }
-            Some(n) => Ok(Some(n)),
+            Some((_, Ok(sig @ (Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU)))) => {
+                self.problem(
+                    &key,
+                    format!(
+                        "{} is a terminal's job control: it would freeze the program until SIGCONT, not make it reload (`upkeep reload` refuses it)",
+                        sig.as_str()
+                    ),
+                    hint(),
+                );
+                Err(())
+            }
+            Some((n, _)) => Ok(Some(n)),
             None => {
                 self.problem(
                     &key,
@@ -240,5 +257,36 @@ mod tests {
         assert!(e.contains("cannot be caught") && e.contains(":3:17"), "{e}");
         let e = check("reload_signal = \"SIGNOPE\"\n").unwrap_err();
         assert!(e.contains("is not a signal"), "{e}");
+        // Break-it, session 12: by its name, not "9 cannot be caught".
+        let e = check("reload_signal = \"9\"\n").unwrap_err();
+        assert!(
+            e.contains("SIGKILL cannot be caught") && e.contains(":3:17"),
+            "{e}"
+        );
+    }
+
+    /// Break-it, session 12: these passed `upkeep check` and `reload`, and `upkeep reload
+    /// NAME` then always refused them.
+    #[test]
+    fn a_reload_signal_of_a_terminals_job_control_is_refused() {
+        for (text, name) in [
+            ("SIGTSTP", "SIGTSTP"),
+            ("ttin", "SIGTTIN"),
+            ("SIGTTOU", "SIGTTOU"),
+        ] {
+            let e = check(&format!("reload_signal = \"{text}\"\n")).unwrap_err();
+            assert!(
+                e.contains(&format!(
+                    "{name} is a terminal's job control: it would freeze the program until SIGCONT"
+                )) && e.contains(":3:17"),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            check("reload_signal = \"SIGUSR2\"\n")
+                .unwrap()
+                .reload_signal,
+            Some(12)
+        );
     }
 }
