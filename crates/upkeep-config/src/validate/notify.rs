@@ -302,6 +302,17 @@ impl Validator<'_> {
             }
         };
         if let Some(c) = &config {
+            // Seen without reading a secret (break-it, session 12: check passed a webhook
+            // naming none, and the daemon refused to start); said as the daemon says it.
+            for what in c.unnamed_secrets() {
+                self.problem(
+                    &key(&format!("{what}_env")),
+                    format!("channel `{name}`: the {what} is missing"),
+                    Some(format!(
+                        "name an environment variable with {what}_env or a file with {what}_file; a config never holds the {what} itself"
+                    )),
+                );
+            }
             for r in &recipients {
                 if let Err(why) = c.addressing().check(r) {
                     self.problem(&key("recipients"), format!("channel `{name}`: {why}"), None);
@@ -649,6 +660,30 @@ mod tests {
     use super::super::tests::{check, located, one_problem};
 
     const MAIL: &str = "[notify.channels.mail]\nkind = \"email\"\nurl = \"smtp://127.0.0.1:2525\"\nfrom = \"upkeep <noreply@example.com>\"\nrecipients = [\"ops@example.com\"]\n";
+
+    /// Break-it, session 12: a webhook channel naming no secret passed `check`, and the
+    /// daemon then refused to start ("the secret is missing"). Seen without reading any.
+    #[test]
+    fn a_channel_that_names_no_secret_it_needs_is_refused() {
+        let (p, text) = one_problem(
+            "[notify.channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\n",
+        );
+        located(&p, &text, "notify.channels.hook.secret_env", 1, 1);
+        assert_eq!(p.message, "channel `hook`: the secret is missing");
+        assert!(
+            p.hint.as_deref().unwrap().starts_with(
+                "name an environment variable with secret_env or a file with secret_file"
+            ),
+            "{text}"
+        );
+        let (p, _) = one_problem("[notify.channels.chat]\nkind = \"slack\"\n");
+        assert_eq!(p.message, "channel `chat`: the url is missing");
+        // Named, not read: a variable that is not set here is the daemon's to report.
+        check(&format!(
+            "{MAIL}[notify.channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\nsecret_env = \"SURELY_NOT_SET_S12\"\n"
+        ))
+        .unwrap();
+    }
 
     #[test]
     fn no_notify_means_no_notices() {

@@ -59,6 +59,28 @@ impl ChannelConfig {
             ChannelConfig::Telegram(c) => Arc::new(c.build(name, ctx)?),
         })
     }
+
+    /// The secrets the channel cannot be built without and the config names no place for
+    /// (neither `{what}_env` nor `{what}_file`), as `what` ("secret", "url", "token"):
+    /// `upkeep check` refuses them as the daemon's build would at its start, reading no
+    /// secret. The test below holds this to what `build` requires.
+    pub fn unnamed_secrets(&self) -> Vec<&'static str> {
+        let need = |what, env: &Option<String>, file: &Option<String>| {
+            (env.is_none() && file.is_none()).then_some(what)
+        };
+        let unnamed = match self {
+            // The password is optional: a server may take mail without a login.
+            ChannelConfig::Smtp(_) => None,
+            ChannelConfig::Webhook(c) => need("secret", &c.secret_env, &c.secret_file),
+            ChannelConfig::Slack(c) => need("url", &c.url_env, &c.url_file),
+            ChannelConfig::Wecom(c) => need("url", &c.url_env, &c.url_file),
+            // Their signing secret is optional (a bot may sign nothing).
+            ChannelConfig::Dingtalk(c) => need("url", &c.url_env, &c.url_file),
+            ChannelConfig::Feishu(c) => need("url", &c.url_env, &c.url_file),
+            ChannelConfig::Telegram(c) => need("token", &c.token_env, &c.token_file),
+        };
+        unnamed.into_iter().collect()
+    }
 }
 
 /// Who a channel's notices go to: what a route's `recipients` must be for it.
@@ -205,6 +227,40 @@ mod tests {
         assert!(e.to_string().contains("unknown field `url`"), "{e}");
         let e = toml::from_str::<ChannelConfig>("kind = \"pager\"").unwrap_err();
         assert!(e.to_string().contains("unknown variant `pager`"), "{e}");
+    }
+
+    /// Break-it, session 12: `check` passed a webhook channel that named no secret, and the
+    /// daemon refused to start. What `unnamed_secrets` lists is what `build` finds missing.
+    #[test]
+    fn unnamed_secrets_are_those_the_build_finds_missing() {
+        let ctx = crate::config::BuildContext::system();
+        for (kind, rest, want) in [
+            ("webhook", "url = \"http://127.0.0.1:9/h\"", vec!["secret"]),
+            ("slack", "", vec!["url"]),
+            ("wecom", "", vec!["url"]),
+            ("dingtalk", "", vec!["url"]),
+            ("feishu", "", vec!["url"]),
+            ("telegram", "chat_id = \"1\"", vec!["token"]),
+            (
+                "email",
+                "url = \"smtp://127.0.0.1:25\"\nfrom = \"a <a@example.com>\"",
+                vec![],
+            ),
+        ] {
+            let c: ChannelConfig = toml::from_str(&format!("kind = \"{kind}\"\n{rest}"))
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(c.unnamed_secrets(), want, "{kind}");
+            let missing: Vec<String> = match c.build("x", &ctx) {
+                Ok(_) => Vec::new(),
+                Err(e) => e
+                    .problems
+                    .iter()
+                    .filter(|p| p.message.ends_with(" is missing"))
+                    .map(|p| p.field.trim_end_matches("_env").to_owned())
+                    .collect(),
+            };
+            assert_eq!(missing, want, "{kind}");
+        }
     }
 
     #[test]
