@@ -275,9 +275,24 @@ pub async fn ask(
                 busy.join(", ")
             )));
         }
-        if file.source != live.config.source {
+        // Judged as `upkeep add` judges it: the parsed config, so a comment is no change
+        // (break-it, session 12: a comment refused the upgrade, naming nothing).
+        let mut waiting = crate::ops::reload::unapplied(&live.config, &file);
+        let tls = |c: &upkeep_config::Config| {
+            c.daemon
+                .tls
+                .as_ref()
+                .map(|t| (t.cert.clone(), t.key.clone()))
+        };
+        if tls(&live.config) != tls(&file) {
+            waiting.push("daemon.tls (other files)".into());
+        }
+        if !waiting.is_empty() {
             return Err(ApiError::Unprocessable {
-                message: "the config file has changes the daemon has not applied".into(),
+                message: format!(
+                    "the config file has changes the daemon has not applied: {}",
+                    waiting.join(", ")
+                ),
                 hint: Some(
                     "the daemon keeps running as it is; `upkeep reload` applies them, then upgrade"
                         .into(),

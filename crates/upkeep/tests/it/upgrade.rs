@@ -401,7 +401,8 @@ fn an_upgrade_applies_nothing_the_running_daemon_does_not_run() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{}{err}", stdout(&out));
     assert!(
-        err.contains("not applied") && err.contains("upkeep reload"),
+        err.contains("the config file has changes the daemon has not applied: services.t (new)")
+            && err.contains("upkeep reload"),
         "{err}"
     );
     assert_not_upgraded(&d, daemon_pid, pid);
@@ -411,6 +412,36 @@ fn an_upgrade_applies_nothing_the_running_daemon_does_not_run() {
     let t = d.pid("t");
     assert_upgrades_keeping(&d, 2, pid);
     assert_eq!(d.pid("t"), t);
+}
+
+/// Break-it, session 12: a comment added to the config file, and nothing else, refused the
+/// upgrade ("changes the daemon has not applied", naming none): the Debian postinst's
+/// `upkeep upgrade` left the old binary running for an annotated conffile. The parsed config
+/// is compared, as `upkeep add` compares it; a change still refuses, naming its key.
+#[test]
+fn an_upgrade_after_a_comment_only_edit_goes_ahead() {
+    let (d, _, pid) = one_service();
+    let good = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        format!("# a note of the admin's\n{good}# another\n"),
+    )
+    .unwrap();
+    assert_upgrades_keeping(&d, 1, pid);
+    let edited = std::fs::read_to_string(&d.config)
+        .unwrap()
+        .replace("sleep 1000", "sleep 1001");
+    assert!(edited.contains("sleep 1001"), "{edited}");
+    std::fs::write(&d.config, edited).unwrap();
+    let out = d.cli(&["upgrade"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{}{err}", stdout(&out));
+    assert!(
+        err.contains(
+            "the config file has changes the daemon has not applied: services.s (changed)"
+        ),
+        "{err}"
+    );
 }
 
 /// Break-it, session 9: an upgrade while a service was stopping (one that ignores SIGTERM,
