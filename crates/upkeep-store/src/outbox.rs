@@ -149,8 +149,8 @@ pub trait Outbox: Send + Sync {
     /// Returns when they are due, if they were inserted.
     async fn plan_damped(&self, plan: Damped<'_>) -> Result<Option<Timestamp>, Error>;
     /// Leases up to `limit` rows of `channel` that are due at `now` (or whose lease, another
-    /// dispatcher's, ran out), for `owner` until `until`; oldest due first. Digest rows are
-    /// left to [`Outbox::lease_digest`].
+    /// dispatcher's, ran out), for `owner` until `until`: those whose lease ran out first, then
+    /// the oldest due. Digest rows are left to [`Outbox::lease_digest`].
     async fn lease(
         &self,
         channel: &str,
