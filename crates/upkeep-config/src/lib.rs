@@ -51,6 +51,6 @@ pub use validate::{
     Config, CpuProbeConfig, DaemonConfig, ExecProbeConfig, HttpProbeConfig, LogConfig, LogPattern,
     MaintenanceConfig, ManagedConfig, MemoryProbeConfig, OnPage, OnUnhealthy, ProbeConfig,
     ProbeKind, ProcessProbeConfig, Program, Ready, RestartPolicy, SecretSource, ServiceConfig,
-    ServiceType, StoreConfig, TcpProbeConfig, TlsConfig, TlsProblem, UserIds, Validity, load,
-    load_tls, parse, parse_signal, read, secret_in_url,
+    ServiceType, StoreConfig, TcpProbeConfig, TlsConfig, TlsProblem, UserIds, Validity,
+    data_dir_problem, load, load_tls, parse, parse_signal, read, secret_in_url,
 };

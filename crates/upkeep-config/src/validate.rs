@@ -726,38 +726,11 @@ impl Validator<'_> {
         }
     }
 
-    /// `daemon.data_dir`, resolved against the config's folder. The daemon creates this folder
-    /// and makes it private (mode 0700), so it must be a folder of upkeep's own: never empty
-    /// (which meant the config's folder), never the config's folder or one above it (`/`).
+    /// `daemon.data_dir`, resolved against the config's folder ([`data_dir_problem`]).
     fn data_dir(&mut self, text: &str, base: &Path) -> PathBuf {
-        let key = ["daemon", "data_dir"];
-        let hint = || {
-            Some(
-                "name a folder of upkeep's own, e.g. data_dir = \".upkeep\" or \"/var/lib/upkeep\", \
-                 or remove the line to use the default"
-                    .to_owned(),
-            )
-        };
-        let dir = normalize(&base.join(text));
-        if text.trim().is_empty() {
-            self.problem(&key, "data_dir is empty", hint());
-        } else if text.contains('\0') {
-            self.problem(&key, "data_dir holds a NUL byte", None);
-        } else if normalize(base).starts_with(&dir) {
-            self.problem(
-                &key,
-                format!(
-                    "data_dir {} holds this config file; the daemon makes its data dir private (mode 0700)",
-                    dir.display()
-                ),
-                hint(),
-            );
-        } else if std::fs::metadata(&dir).is_ok_and(|m| !m.is_dir()) {
-            self.problem(
-                &key,
-                format!("data_dir {} is not a folder", dir.display()),
-                hint(),
-            );
+        let (dir, problem) = data_dir_problem(text, base);
+        if let Some((message, hint)) = problem {
+            self.problem(&["daemon", "data_dir"], message, hint);
         }
         // A folder that exists must be the daemon's own and private: the daemon checks that
         // when it starts (it never changes an existing folder's mode).
@@ -1397,6 +1370,43 @@ fn show_bytes(n: u64) -> String {
 }
 
 /// `path` with `.` and `..` resolved by their names (the folder may not exist yet).
+/// `daemon.data_dir` as written (`text`), resolved against the config's folder `base`, and
+/// what is wrong with it (a message and a hint), if anything. The daemon creates this folder
+/// and makes it private (mode 0700), so it must be a folder of upkeep's own: never empty
+/// (which meant the config's folder), never the config's folder or one above it (`/`).
+/// `check`, the daemon and the CLI (which finds the daemon by it) judge it here alike.
+pub fn data_dir_problem(text: &str, base: &Path) -> (PathBuf, Option<(String, Option<String>)>) {
+    let hint = || {
+        Some(
+            "name a folder of upkeep's own, e.g. data_dir = \".upkeep\" or \"/var/lib/upkeep\", \
+             or remove the line to use the default"
+                .to_owned(),
+        )
+    };
+    let dir = normalize(&base.join(text));
+    let problem = if text.trim().is_empty() {
+        Some(("data_dir is empty".to_owned(), hint()))
+    } else if text.contains('\0') {
+        Some(("data_dir holds a NUL byte".to_owned(), None))
+    } else if normalize(base).starts_with(&dir) {
+        Some((
+            format!(
+                "data_dir {} holds this config file; the daemon makes its data dir private (mode 0700)",
+                dir.display()
+            ),
+            hint(),
+        ))
+    } else if std::fs::metadata(&dir).is_ok_and(|m| !m.is_dir()) {
+        Some((
+            format!("data_dir {} is not a folder", dir.display()),
+            hint(),
+        ))
+    } else {
+        None
+    };
+    (dir, problem)
+}
+
 fn normalize(path: &Path) -> PathBuf {
     use std::path::Component;
     let mut out = PathBuf::new();

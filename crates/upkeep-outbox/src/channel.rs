@@ -21,6 +21,14 @@ pub trait Channel: Send + Sync {
     /// The kind's config name (`smtp`, `wecom`), for logs and metrics.
     fn kind(&self) -> &'static str;
 
+    /// A digest of everything the channel was built from (its config and the values of its
+    /// secrets and files), for a channel that keeps something worth keeping across a reload
+    /// (an SMTP channel's open connections): a reload that builds a channel of the same
+    /// name and digest keeps the running one. None (the default): a reload replaces it.
+    fn settings(&self) -> Option<[u8; 32]> {
+        None
+    }
+
     /// Delivers `notice` to `to`. `key` goes with every attempt of the same outbox row, so a
     /// receiver that honours it sees a resend as the same message.
     async fn send(

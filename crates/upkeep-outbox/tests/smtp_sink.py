@@ -63,6 +63,8 @@ class Handler:
             "tls": session.ssl is not None
             or server.transport.get_extra_info("ssl_object") is not None,
             "authenticated": bool(session.authenticated),
+            # The client's address and port: one per connection (a test counts them).
+            "peer": list(session.peer),
             # When it was recorded (Unix seconds): a benchmark tells a mail the server took
             # after its sender was killed.
             "recorded_at": time.time(),

@@ -149,8 +149,8 @@ pub trait Outbox: Send + Sync {
     /// Returns when they are due, if they were inserted.
     async fn plan_damped(&self, plan: Damped<'_>) -> Result<Option<Timestamp>, Error>;
     /// Leases up to `limit` rows of `channel` that are due at `now` (or whose lease, another
-    /// dispatcher's, ran out), for `owner` until `until`; oldest due first. Digest rows are
-    /// left to [`Outbox::lease_digest`].
+    /// dispatcher's, ran out), for `owner` until `until`: those whose lease ran out first, then
+    /// the oldest due. Digest rows are left to [`Outbox::lease_digest`].
     async fn lease(
         &self,
         channel: &str,
@@ -420,15 +420,28 @@ impl Outbox for SqlStore {
         until: Timestamp,
         limit: u32,
     ) -> Result<Vec<Leased>, Error> {
-        let pick = format!("digest = 0 AND {DUE} ORDER BY next_ms, id LIMIT $6");
-        let lease = Lease {
+        // Rows whose lease ran out (a dispatcher died or hung) first, then the due ones: each
+        // a range of the index `outbox_due_by_digest` read in its order, never the rows sent.
+        let lease = |limit: usize| Lease {
             channel,
             owner,
             now,
             until,
-            limit: i64::from(limit),
+            limit: limit as i64,
         };
-        self.lease_where(&pick, lease, "lease outbox rows").await
+        let limit = limit as usize;
+        let [taken_over, pending] = lease_picks();
+        let mut rows = self
+            .lease_where(&taken_over, lease(limit), "lease outbox rows")
+            .await?;
+        if rows.len() < limit {
+            let more = self
+                .lease_where(&pending, lease(limit - rows.len()), "lease outbox rows")
+                .await?;
+            rows.extend(more);
+            rows.sort_by_key(|l| l.id);
+        }
+        Ok(rows)
     }
 
     async fn lease_digest(
@@ -441,10 +454,17 @@ impl Outbox for SqlStore {
         // The recipient whose digest is due first, then all of its due rows. On PostgreSQL a
         // second dispatcher may pick the same recipient and skip the rows locked here: it
         // leases what is left, or nothing; never a row twice.
+        // The recipient is found as `lease` finds rows: one whose lease ran out first.
+        let first = |due: &str| {
+            format!(
+                "(SELECT recipient FROM outbox WHERE node = $3 AND channel = $4 AND digest = 1
+                     AND {due} ORDER BY next_ms, id LIMIT 1)"
+            )
+        };
         let pick = format!(
-            "digest = 1 AND recipient = (SELECT recipient FROM outbox WHERE node = $3
-                 AND channel = $4 AND digest = 1 AND {DUE} ORDER BY next_ms, id LIMIT 1)
-             AND {DUE} ORDER BY id LIMIT $6"
+            "digest = 1 AND recipient = COALESCE({}, {}) AND {DUE} ORDER BY id LIMIT $6",
+            first(TAKEN_OVER),
+            first(PENDING)
         );
         let limit = i64::from(DIGEST_ROWS);
         let lease = Lease {
@@ -722,6 +742,14 @@ impl Outbox for SqlStore {
 /// (`$5` is now).
 const DUE: &str = "((state = 'pending' AND next_ms <= $5)
     OR (state = 'sending' AND lease_until_ms <= $5 AND lease_owner <> $1))";
+/// [`DUE`]'s two halves, each an index range (`outbox_due_by_digest`) when picked alone.
+const PENDING: &str = "state = 'pending' AND next_ms <= $5";
+const TAKEN_OVER: &str = "state = 'sending' AND lease_until_ms <= $5 AND lease_owner <> $1";
+
+/// What [`Outbox::lease`] picks, in turn: rows whose lease ran out, then due ones.
+fn lease_picks() -> [String; 2] {
+    [TAKEN_OVER, PENDING].map(|due| format!("digest = 0 AND {due} ORDER BY next_ms, id LIMIT $6"))
+}
 
 /// Who leases which channel's rows, when, and how many at most.
 struct Lease<'a> {
@@ -768,5 +796,41 @@ impl SqlStore {
         // RETURNING keeps no order.
         out.sort_by_key(|l| l.id);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row;
+
+    /// The stall of bench/subscribers (session 12): a lease read every row of its channel,
+    /// sent ones too, and sorted the due ones, under the write lock: 64 ms a lease once
+    /// 10,000 rows were there (more in a debug build), and every mark waited for it. Each
+    /// pick is now a range of an index read in its order, stopping at its limit.
+    #[tokio::test]
+    async fn a_lease_reads_an_index_range_in_order_not_every_row_of_its_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::test_store(dir.path()).await;
+        for pick in super::lease_picks() {
+            let sql = format!(
+                "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE node = 'test' AND channel = 'mail' AND {}",
+                pick.replace("$1", "'me'")
+                    .replace("$5", "1000")
+                    .replace("$6", "16")
+            );
+            let plan: Vec<String> = sqlx::query(&sql)
+                .fetch_all(&store.pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get::<String, _>("detail").unwrap())
+                .collect();
+            assert!(
+                plan.len() == 1
+                    && plan[0].contains("INDEX outbox_due_by_digest")
+                    && plan[0].contains("state=?"),
+                "{pick}: {plan:?}"
+            );
+        }
     }
 }

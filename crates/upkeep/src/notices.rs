@@ -338,9 +338,13 @@ impl Notices {
             config: notify.clone(),
             keys: built.keys,
         })));
+        let mut lanes = built.lanes;
+        if let Some(setups) = hub.setups.get() {
+            keep_unchanged(&mut lanes, &setups.borrow().lanes);
+        }
         let setup = Arc::new(Setup {
             templates: built.templates,
-            lanes: built.lanes,
+            lanes,
             lease: notify.lease,
             give_up_after: notify.give_up_after,
         });
@@ -488,6 +492,21 @@ fn occurrence_times(
         }
     }
     (began, end)
+}
+
+/// Keeps, in `lanes` (just built), each running channel of the same name built from the same
+/// settings and secret values ([`upkeep_outbox::Channel::settings`]): a reload rebuilt every
+/// channel, so each reload closed the SMTP channels' idle connections and the next mails
+/// opened new ones, though nothing of them had changed. Its lane's limits are the new ones.
+fn keep_unchanged(lanes: &mut BTreeMap<String, Lane>, running: &BTreeMap<String, Lane>) {
+    for (name, lane) in lanes.iter_mut() {
+        if let Some(old) = running.get(name)
+            && let Some(settings) = lane.channel.settings()
+            && old.channel.settings() == Some(settings)
+        {
+            lane.channel = old.channel.clone();
+        }
+    }
 }
 
 /// Builds `[notify]` whole (None without it): each channel with its secrets, the templates,

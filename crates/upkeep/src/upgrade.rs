@@ -344,7 +344,7 @@ pub async fn ask(
         // refused if one is under way, and from here on none begins (`upkeep_supervisor::Seal`).
         if let Err(busy) = daemon.wiring.supervisor.seal.seal() {
             return Err(ApiError::Conflict(format!(
-                "not while a service is stopping or restarting, or a reload applies: {}; try again once it is done",
+                "not while a service is stopping or restarting, or a reload or an add applies: {}; try again once it is done",
                 busy.join(", ")
             )));
         }

@@ -56,6 +56,9 @@ pub struct SmtpConfig {
 }
 
 pub(crate) struct Smtp {
+    /// What it was built from ([`SmtpConfig::settings`]): a reload that builds the same keeps
+    /// this one, and its open connections.
+    settings: [u8; 32],
     connections: Connections,
     /// For the whole exchange: lettre's own timeout covers connecting only, so a server that
     /// takes the connection and never speaks would hold a send for ever.
@@ -77,6 +80,11 @@ impl SmtpConfig {
             .as_ref()
             .and_then(|r| mailbox(&mut c, "reply_to", r));
         let password = c.secret("password", &self.password_env, &self.password_file, false);
+        let ca_pem = self
+            .ca_file
+            .as_ref()
+            .and_then(|f| Some((f, c.read_file("ca_file", f)?)));
+        let settings = self.settings(password.as_ref().map(|p| p.expose()), ca_pem.as_ref());
         let credentials = match (&self.username, password) {
             (Some(user), Some(pw)) => Some(Credentials::new(user.clone(), pw.expose().into())),
             (None, None) => None,
@@ -107,8 +115,7 @@ impl SmtpConfig {
                 Some("use submission:// (STARTTLS) or smtps://".into()),
             );
         }
-        let ca = self.ca_file.as_ref().and_then(|f| {
-            let pem = c.read_file("ca_file", f)?;
+        let ca = ca_pem.and_then(|(f, pem)| {
             Certificate::from_pem(&pem)
                 .map_err(|e| {
                     c.problem(
@@ -178,12 +185,33 @@ impl SmtpConfig {
         c.finish(
             name,
             Some(Smtp {
+                settings,
                 connections,
                 timeout,
                 from,
                 reply_to,
             }),
         )
+    }
+}
+
+impl SmtpConfig {
+    /// A digest of the config and of the values it names (the password, the CA file's
+    /// bytes): the same for a reload that changes nothing of this channel, another for a
+    /// rotated password file.
+    fn settings(&self, password: Option<&str>, ca: Option<&(&String, Vec<u8>)>) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        // Each part with its length first: no two different inputs run together alike.
+        for part in [
+            format!("{self:?}").as_bytes(),
+            password.unwrap_or_default().as_bytes(),
+            ca.map_or(&[][..], |(_, pem)| pem.as_slice()),
+        ] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        h.finalize().into()
     }
 }
 
@@ -325,6 +353,10 @@ fn message_id(key: &IdempotencyKey, from: &Mailbox) -> String {
 impl Channel for Smtp {
     fn kind(&self) -> &'static str {
         "smtp"
+    }
+
+    fn settings(&self) -> Option<[u8; 32]> {
+        Some(self.settings)
     }
 
     async fn send(
@@ -510,6 +542,31 @@ mod tests {
         ] {
             assert_eq!(problems(&config(url)), "", "{url}");
         }
+    }
+
+    /// What a reload compares to keep a channel and its connections: the same config and
+    /// secret give the same digest; a rotated password file or another setting, another.
+    #[tokio::test]
+    async fn the_settings_digest_covers_the_config_and_the_secrets_values() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "first\n").unwrap();
+        let env = |_: &str| None;
+        let ctx = BuildContext {
+            clock: upkeep_core::Clock::system(),
+            base_dir: dir.path().into(),
+            env: &env,
+        };
+        let mut cfg = config("submission://mail.example.com");
+        cfg.username = Some("u".into());
+        cfg.password_file = Some("pw".into());
+        let digest = |cfg: &SmtpConfig| cfg.build("mail", &ctx).unwrap().settings().unwrap();
+        let first = digest(&cfg);
+        assert_eq!(digest(&cfg), first, "built again from the same");
+        std::fs::write(dir.path().join("pw"), "second\n").unwrap();
+        let rotated = digest(&cfg);
+        assert_ne!(rotated, first, "the password file was rotated");
+        cfg.timeout = Some("20s".into());
+        assert_ne!(digest(&cfg), rotated, "the timeout changed");
     }
 
     #[test]

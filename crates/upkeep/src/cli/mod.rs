@@ -571,10 +571,16 @@ impl Global {
                 None => None,
             },
         };
-        Ok(match named {
-            Some(dir) => path.parent().unwrap_or(Path::new(".")).join(dir),
-            None => upkeep_config::default_data_dir(),
-        })
+        let Some(named) = named else {
+            return Ok(upkeep_config::default_data_dir());
+        };
+        // Judged as check and the daemon judge it: `data_dir = ""` was the config's folder
+        // here (a "no daemon is running" for a daemon that could never start), not the error.
+        let base = path.parent().unwrap_or(Path::new("."));
+        match upkeep_config::data_dir_problem(&named, base) {
+            (_, Some(_)) => Err(unreadable()),
+            (dir, None) => Ok(dir),
+        }
     }
 
     fn client(&self) -> Result<Client> {

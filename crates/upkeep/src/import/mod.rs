@@ -274,11 +274,42 @@ pub enum ImportError {
     WouldBeInvalid(#[source] upkeep_config::ConfigError),
     #[error("{0} holds nothing to import")]
     Nothing(String),
+    /// Every problem of the input, as `upkeep check` reports a config's (two or more; see
+    /// [`ImportError::all`]): one line each, with its file and line.
+    #[error("{}", problems_text(.0))]
+    Problems(Vec<ImportError>),
+}
+
+/// "3 problems, nothing was imported", then each on a line of its own.
+fn problems_text(problems: &[ImportError]) -> String {
+    let mut out = format!("{} problems, nothing was imported", problems.len());
+    for p in problems {
+        out.push_str("\n  --> ");
+        out.push_str(&p.to_string());
+    }
+    out
 }
 
 impl ImportError {
+    /// `problems` as one error, none if empty: the one itself, or [`ImportError::Problems`].
+    pub fn all(problems: Vec<ImportError>) -> Result<(), ImportError> {
+        let mut flat = Vec::new();
+        for p in problems {
+            match p {
+                ImportError::Problems(inner) => flat.extend(inner),
+                p => flat.push(p),
+            }
+        }
+        match flat.len() {
+            0 => Ok(()),
+            1 => Err(flat.remove(0)),
+            _ => Err(ImportError::Problems(flat)),
+        }
+    }
+
     pub fn hint(&self) -> Option<&str> {
         match self {
+            ImportError::Problems(all) => all.iter().find_map(ImportError::hint),
             ImportError::Tool { hint, .. } => hint.as_deref(),
             ImportError::Twice { .. } => {
                 Some("import the sources one at a time, or rename one in its source")
@@ -294,7 +325,10 @@ impl ImportError {
     }
 
     pub fn is_usage(&self) -> bool {
-        !matches!(self, ImportError::Tool { .. })
+        match self {
+            ImportError::Problems(all) => all.iter().all(ImportError::is_usage),
+            other => !matches!(other, ImportError::Tool { .. }),
+        }
     }
 }
 
@@ -326,6 +360,36 @@ pub fn service_name(name: &str) -> Result<(ServiceName, Option<String>), ImportE
     ServiceName::new(clean)
         .map(|n| (n, renamed))
         .map_err(|e| ImportError::Invalid(format!("`{name}` cannot be a service name: {e}")))
+}
+
+/// [`service_name`], or, if `name` cannot be one, a stand-in (the problem goes to
+/// `problems`): an importer reads the rest of the service all the same, to report its other
+/// problems, and imports nothing.
+pub fn name_or_stand_in(
+    name: &str,
+    problems: &mut Vec<ImportError>,
+) -> (ServiceName, Option<String>) {
+    service_name(name).unwrap_or_else(|e| {
+        problems.push(e);
+        let stand_in = ServiceName::new("imported").expect("a valid service name");
+        (stand_in, None)
+    })
+}
+
+/// Puts `problems` in the order of `files` (those not named there after them, by path), then
+/// of their lines: the order a reader fixes them in. Problems with no line go last.
+pub fn sort_by_place(problems: &mut [ImportError], files: &[std::path::PathBuf]) {
+    problems.sort_by(|a, b| {
+        let place = |e: &ImportError| match e {
+            ImportError::Syntax { path, line, .. } => (
+                files.iter().position(|f| f == path).unwrap_or(files.len()),
+                Some(path.clone()),
+                *line,
+            ),
+            _ => (usize::MAX, None, 0),
+        };
+        place(a).cmp(&place(b))
+    });
 }
 
 /// A duration as upkeep's config writes it: "1600ms", "5s", "2m", "1h".

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use upkeep_config::RestartPolicy;
 
-use super::{Command, Import, ImportError, Note, Service, service_name};
+use super::{Command, Import, ImportError, Note, Service};
 use expand::{Vars, expand};
 
 /// A section with the file it came from (`%(here)s` is that file's folder).
@@ -27,39 +27,59 @@ struct Located {
     file: PathBuf,
 }
 
-/// Reads `path` and its includes into an [`Import`].
+/// Reads `path` and its includes into an [`Import`]. Every problem of every file is
+/// reported (each with its file and line), as `upkeep check` reports a config's; a file that
+/// cannot be read at all ends the reading.
 pub fn read(path: &Path) -> Result<Import, ImportError> {
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    let mut sections = read_file(&path)?;
-    for file in includes(&path, &sections)? {
-        sections.extend(read_file(&file)?);
+    let mut problems = Vec::new();
+    let mut sections = read_file(&path, &mut problems)?;
+    let mut files = vec![path.clone()];
+    for file in includes(&path, &sections, &mut problems) {
+        match read_file(&file, &mut problems) {
+            Ok(more) => sections.extend(more),
+            Err(e) => problems.push(e),
+        }
+        files.push(file);
     }
     let global_env = match sections.iter().find(|s| s.section.name == "supervisord") {
-        Some(s) => environment(s, &Vars::new(&s.file, "supervisord"))?,
+        Some(s) => environment(s, &Vars::new(&s.file, "supervisord")).unwrap_or_else(|e| {
+            problems.push(e);
+            BTreeMap::new()
+        }),
         None => BTreeMap::new(),
     };
     let mut import = Import::default();
     for s in &sections {
         let name = s.section.name.as_str();
         if let Some(program) = name.strip_prefix("program:") {
-            import.push(self::program(s, program, &global_env)?)?;
+            if let Some(service) = self::program(s, program, &global_env, &mut problems)
+                && let Err(e) = import.push(service)
+            {
+                problems.push(e);
+            }
         } else if let Some(note) = other_section(s) {
             import.notes.push(note);
         }
     }
+    // A file's bad lines were found first: in the order of the files and lines instead.
+    super::sort_by_place(&mut problems, &files);
+    ImportError::all(problems)?;
     Ok(import)
 }
 
-fn read_file(path: &Path) -> Result<Vec<Located>, ImportError> {
+/// A file's sections; its bad lines go to `problems`.
+fn read_file(path: &Path, problems: &mut Vec<ImportError>) -> Result<Vec<Located>, ImportError> {
     let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
         path: path.to_owned(),
         source,
     })?;
-    let sections = ini::parse(&text).map_err(|e| ImportError::Syntax {
+    let (sections, errors) = ini::parse(&text);
+    problems.extend(errors.into_iter().map(|e| ImportError::Syntax {
         path: path.to_owned(),
         line: e.line,
         message: e.message,
-    })?;
+    }));
     Ok(sections
         .into_iter()
         .map(|section| Located {
@@ -70,29 +90,40 @@ fn read_file(path: &Path) -> Result<Vec<Located>, ImportError> {
 }
 
 /// The files `[include] files = ...` names, each pattern's matches sorted, as supervisord
-/// globs them.
-fn includes(main: &Path, sections: &[Located]) -> Result<Vec<PathBuf>, ImportError> {
+/// globs them; a pattern that cannot be read goes to `problems`.
+fn includes(main: &Path, sections: &[Located], problems: &mut Vec<ImportError>) -> Vec<PathBuf> {
     let Some(s) = sections.iter().find(|s| s.section.name == "include") else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let Some(entry) = s.section.get("files") else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
-    let patterns =
-        expand(&entry.value, &Vars::new(&s.file, "include")).map_err(|m| at(s, entry, m))?;
+    let patterns = match expand(&entry.value, &Vars::new(&s.file, "include")) {
+        Ok(p) => p,
+        Err(m) => {
+            problems.push(at(s, entry, m));
+            return Vec::new();
+        }
+    };
     let base = main.parent().unwrap_or(Path::new("/"));
     let mut files = Vec::new();
     for pattern in patterns.split_whitespace() {
         let full = base.join(pattern);
         let full = full.to_string_lossy();
-        let mut matched: Vec<PathBuf> = glob::glob(&full)
-            .map_err(|e| at(s, entry, format!("`{pattern}` is not a glob pattern: {e}")))?
-            .filter_map(Result::ok)
-            .collect();
-        matched.sort();
-        files.extend(matched);
+        match glob::glob(&full) {
+            Ok(found) => {
+                let mut matched: Vec<PathBuf> = found.filter_map(Result::ok).collect();
+                matched.sort();
+                files.extend(matched);
+            }
+            Err(e) => problems.push(at(
+                s,
+                entry,
+                format!("`{pattern}` is not a glob pattern: {e}"),
+            )),
+        }
     }
-    Ok(files)
+    files
 }
 
 /// A note for a section that is not a program, or None for supervisord's own.
@@ -177,50 +208,75 @@ const LOG_KEYS: &[&str] = &[
 /// process it runs after the service (`numprocs` says when there were more).
 const SAME_IN_UPKEEP: &[&str] = &["stopasgroup", "killasgroup", "process_name"];
 
-/// One `[program:NAME]` as a service.
+/// One `[program:NAME]` as a service, or None if it has problems: each goes to `problems`
+/// (every value is read, so that all of them are reported at once).
 fn program(
     s: &Located,
     program: &str,
     global_env: &BTreeMap<String, String>,
-) -> Result<Service, ImportError> {
+    problems: &mut Vec<ImportError>,
+) -> Option<Service> {
+    let before = problems.len();
     let vars = Vars::new(&s.file, program);
-    let get = |key: &str| -> Result<Option<(String, &ini::Entry)>, ImportError> {
-        match s.section.get(key) {
-            Some(e) => Ok(Some((expand(&e.value, &vars).map_err(|m| at(s, e, m))?, e))),
-            None => Ok(None),
+    // Every value expanded once, in the section's order; one that cannot be is a problem.
+    let mut values: Vec<(&ini::Entry, String)> = Vec::new();
+    for e in &s.section.entries {
+        match expand(&e.value, &vars) {
+            Ok(v) => values.push((e, v)),
+            Err(m) => problems.push(at(s, e, m)),
+        }
+    }
+    let get = |key: &str| {
+        values
+            .iter()
+            .find(|(e, _)| e.key == key)
+            .map(|(e, v)| (*e, v.clone()))
+    };
+    let argv = match (s.section.get("command"), get("command")) {
+        (None, _) => {
+            problems.push(ImportError::Syntax {
+                path: s.file.clone(),
+                line: s.section.line,
+                message: format!("[program:{program}] has no command"),
+            });
+            None
+        }
+        // Not expanded: said above.
+        (Some(_), None) => None,
+        (Some(_), Some((entry, line))) => {
+            let argv = shlex::split(&line).filter(|a| !a.is_empty());
+            if argv.is_none() {
+                problems.push(at(
+                    s,
+                    entry,
+                    "the command has an unclosed quote, or is empty".into(),
+                ));
+            }
+            argv
         }
     };
-    let Some((line, entry)) = get("command")? else {
-        return Err(ImportError::Syntax {
-            path: s.file.clone(),
-            line: s.section.line,
-            message: format!("[program:{program}] has no command"),
-        });
-    };
-    let argv = shlex::split(&line)
-        .filter(|a| !a.is_empty())
-        .ok_or_else(|| {
-            at(
-                s,
-                entry,
-                "the command has an unclosed quote, or is empty".into(),
-            )
-        })?;
-    let (name, renamed) = service_name(program)?;
+    // The rest is read whatever the above found, for its own problems.
+    let (name, renamed) = super::name_or_stand_in(program, problems);
     let origin = format!("supervisord [program:{program}] in {}", s.file.display());
-    let mut svc = Service::new(name, origin, Command::Argv(argv));
+    let mut svc = Service::new(name, origin, Command::Argv(argv.unwrap_or_default()));
     if let Some(r) = renamed {
         svc.note(format!("[program:{program}]"), r);
     }
     svc.env = global_env.clone();
-    svc.env.extend(environment(s, &vars)?);
-    svc.cwd = get("directory")?.map(|(v, _)| v);
-    svc.user = get("user")?.map(|(v, _)| v);
+    if let Some((e, text)) = get("environment") {
+        match key_value_pairs(&text) {
+            Ok(env) => svc.env.extend(env),
+            Err(m) => problems.push(at(s, e, m)),
+        }
+    }
+    svc.cwd = get("directory").map(|(_, v)| v);
+    svc.user = get("user").map(|(_, v)| v);
     // supervisord's default is `unexpected`: restart unless the exit code is expected (0).
     svc.restart = Some(RestartPolicy::OnFailure);
-    for e in &s.section.entries {
-        let value = expand(&e.value, &vars).map_err(|m| at(s, e, m))?;
-        setting(&mut svc, &e.key, &value).map_err(|m| at(s, e, m))?;
+    for (e, value) in &values {
+        if let Err(m) = setting(&mut svc, &e.key, value) {
+            problems.push(at(s, e, m));
+        }
     }
     let logs: Vec<&str> = s
         .section
@@ -235,7 +291,7 @@ fn program(
             "upkeep captures output itself, into <data_dir>/logs/NAME.{out,err}.log (see `log` for rotation)",
         );
     }
-    Ok(svc)
+    (problems.len() == before).then_some(svc)
 }
 
 /// Maps one key of a program (already expanded) onto `svc`, or notes it. Keys read whole in
@@ -255,7 +311,7 @@ fn setting(svc: &mut Service, key: &str, value: &str) -> Result<(), String> {
         "startretries" => {
             let n: u32 = value
                 .parse()
-                .map_err(|_| format!("startretries `{value}` is not a number"))?;
+                .map_err(|_| format!("`{value}` is not a number"))?;
             if n == 0 {
                 svc.note(
                     "startretries = 0",
@@ -307,7 +363,7 @@ fn key_value_pairs(text: &str) -> Result<BTreeMap<String, String>, String> {
         rest = rest[key_end..].trim_start();
         let Some(after) = rest.strip_prefix('=').filter(|_| !key.is_empty()) else {
             return Err(format!(
-                "environment is not KEY=\"value\",KEY2=\"value\" (near `{}`)",
+                "not KEY=\"value\",KEY2=\"value\" (near `{}`)",
                 text.trim()
             ));
         };
@@ -316,7 +372,7 @@ fn key_value_pairs(text: &str) -> Result<BTreeMap<String, String>, String> {
             Some(q @ ('"' | '\'')) => {
                 let end = rest[1..]
                     .find(q)
-                    .ok_or_else(|| format!("environment: the value of {key} has no closing {q}"))?;
+                    .ok_or_else(|| format!("the value of {key} has no closing {q}"))?;
                 let v = &rest[1..=end];
                 rest = &rest[end + 2..];
                 v
@@ -334,7 +390,7 @@ fn key_value_pairs(text: &str) -> Result<BTreeMap<String, String>, String> {
             rest = after.trim_start();
         } else if !rest.is_empty() {
             return Err(format!(
-                "environment: expected `,` after the value of {key}; quote values with other characters"
+                "expected `,` after the value of {key}; quote values with other characters"
             ));
         }
     }
@@ -471,6 +527,51 @@ mod tests {
         assert_eq!(worker.env, BTreeMap::from([("SHARED".into(), "1".into())]));
         assert_eq!(im.notes.len(), 1);
         assert_eq!(im.notes[0].subject, "group all");
+    }
+
+    /// Only the first problem of a file was reported: fixed one by one, each import found the
+    /// next. Every problem of every file now, each at its file and line, and nothing imported.
+    #[test]
+    fn every_problem_of_every_file_is_reported_with_its_line() {
+        let e = import(&[
+            (
+                "s.conf",
+                "[include]\nfiles = more.conf\n[program:a]\ncommand=echo \"open\nstopwaitsecs=soon\n[program:b]\ndirectory=/x\nstartretries=many\njust words\n[program:ok]\ncommand=sleep 1\n",
+            ),
+            (
+                "more.conf",
+                "[program:c]\ncommand=x\nautostart=maybe\nenvironment=A=\"open\n",
+            ),
+        ])
+        .unwrap_err();
+        let text = e.to_string();
+        let lines: Vec<String> = text
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let l = l.trim_start_matches("  --> ");
+                let (file, rest) = l.rsplit_once('/').map_or(("", l), |(f, r)| (f, r));
+                assert!(!file.is_empty(), "{text}");
+                rest.to_owned()
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "s.conf:4: command: the command has an unclosed quote, or is empty",
+                "s.conf:5: stopwaitsecs: `soon` is not a number of seconds",
+                "s.conf:6: [program:b] has no command",
+                "s.conf:8: startretries: `many` is not a number",
+                "s.conf:9: neither a [section], a `key = value` line nor a comment",
+                "more.conf:3: autostart: `maybe` is not true or false",
+                "more.conf:4: environment: the value of A has no closing \"",
+            ],
+            "{text}"
+        );
+        assert!(
+            text.starts_with("7 problems, nothing was imported\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -27,17 +27,48 @@ use exec::Specifiers;
 use locate::{Found, host_facts, load, locate};
 use unit::{Assignment, Unit};
 
-/// Reads each unit named in `args` into one [`Import`].
+/// Reads each unit named in `args` into one [`Import`]. Every problem of every unit is
+/// reported (each with its file and line), as `upkeep check` reports a config's.
 pub fn read(args: &[String]) -> Result<Import, ImportError> {
     let host = host_facts();
     let mut import = Import::default();
+    let mut problems = Vec::new();
     for arg in args {
-        let found = locate(arg)?;
-        let unit = load(&found)?;
+        let found = match locate(arg) {
+            Ok(found) => found,
+            Err(e) => {
+                problems.push(e);
+                continue;
+            }
+        };
         let specs = Specifiers::for_unit(&found.name, &found.path, &host);
-        import.push(service(&found, &unit, &specs)?)?;
+        if let Some(service) = unit_service(&found, &specs, &mut problems)
+            && let Err(e) = import.push(service)
+        {
+            problems.push(e);
+        }
     }
+    ImportError::all(problems)?;
     Ok(import)
+}
+
+/// The unit `found` (and its drop-ins) as a service, or None if it has problems: each goes
+/// to `problems`, in the order of its files and lines (its bad lines are found first).
+fn unit_service(
+    found: &Found,
+    specs: &Specifiers,
+    problems: &mut Vec<ImportError>,
+) -> Option<Service> {
+    let first = problems.len();
+    let service = match load(found, problems) {
+        Ok(unit) => service(found, &unit, specs, problems),
+        Err(e) => {
+            problems.push(e);
+            None
+        }
+    };
+    super::sort_by_place(&mut problems[first..], std::slice::from_ref(&found.path));
+    service.filter(|_| problems.len() == first)
 }
 
 /// Reads a unit's settings with specifiers expanded, remembering which keys were read.
@@ -99,8 +130,15 @@ fn at(a: &Assignment, message: impl std::fmt::Display) -> ImportError {
     }
 }
 
-/// The whole unit as one service.
-fn service(found: &Found, unit: &Unit, specs: &Specifiers) -> Result<Service, ImportError> {
+/// The whole unit as one service, or None if it has problems: each goes to `problems` (every
+/// setting is read, so that all of them are reported at once).
+fn service(
+    found: &Found,
+    unit: &Unit,
+    specs: &Specifiers,
+    problems: &mut Vec<ImportError>,
+) -> Option<Service> {
+    let before = problems.len();
     let mut r = Reader {
         unit,
         specs,
@@ -108,14 +146,18 @@ fn service(found: &Found, unit: &Unit, specs: &Specifiers) -> Result<Service, Im
         unexpanded: Vec::new(),
     };
     let stem = found.name.trim_end_matches(".service");
-    let (name, renamed) = service_name(stem)?;
+    let (name, renamed) = super::name_or_stand_in(stem, problems);
     let origin = format!("systemd unit {} ({})", found.name, found.path.display());
     let ty = r
         .last("Service", "Type")
         .map(|v| v.text)
         .unwrap_or("simple".into());
-    let user = user(&mut r)?;
-    let (command, command_notes) = command::command(&mut r, found, &ty, user.as_deref())?;
+    let user = user(&mut r).unwrap_or_else(|e| {
+        problems.push(e);
+        None
+    });
+    let (command, command_notes) = command::command(&mut r, found, &ty, user.as_deref(), problems)
+        .unwrap_or_else(|| (super::Command::Argv(Vec::new()), Vec::new()));
     let mut svc = Service::new(name, origin, command);
     if let Some(r) = renamed {
         svc.note(found.name.clone(), r);
@@ -127,9 +169,9 @@ fn service(found: &Found, unit: &Unit, specs: &Specifiers) -> Result<Service, Im
     svc.user = user;
     group(&mut r, &mut svc);
     cwd(&mut r, &mut svc);
-    environment(&mut r, &mut svc)?;
-    restart(&mut r, &mut svc, &ty)?;
-    stopping(&mut r, &mut svc)?;
+    environment(&mut r, &mut svc, problems);
+    restart(&mut r, &mut svc, &ty, problems);
+    stopping(&mut r, &mut svc, problems);
     memory(&mut r, &mut svc);
     kind(&mut r, &mut svc, &ty);
     pending(&mut r, &mut svc);
@@ -140,7 +182,7 @@ fn service(found: &Found, unit: &Unit, specs: &Specifiers) -> Result<Service, Im
         );
     }
     leftovers::note(unit, |a| r.used(a), &mut svc);
-    Ok(svc)
+    (problems.len() == before).then_some(svc)
 }
 
 /// `User=` as a name (a uid is looked up).
@@ -204,10 +246,12 @@ fn cwd(r: &mut Reader, svc: &mut Service) {
 }
 
 /// `Environment=` into env; the first `EnvironmentFile=` that exists (or must) into env_file.
-fn environment(r: &mut Reader, svc: &mut Service) -> Result<(), ImportError> {
+fn environment(r: &mut Reader, svc: &mut Service, problems: &mut Vec<ImportError>) {
     for v in r.list("Service", "Environment") {
-        svc.env
-            .extend(exec::environment(&v.text).map_err(|m| at(v.at, m))?);
+        match exec::environment(&v.text) {
+            Ok(env) => svc.env.extend(env),
+            Err(m) => problems.push(at(v.at, m)),
+        }
     }
     let mut files = Vec::new();
     for v in r.list("Service", "EnvironmentFile") {
@@ -231,13 +275,12 @@ fn environment(r: &mut Reader, svc: &mut Service) -> Result<(), ImportError> {
     for key in ["PassEnvironment", "UnsetEnvironment"] {
         r.used.push(("Service", key));
     }
-    Ok(())
 }
 
 /// `Restart=`, `RestartSec=`, `StartLimitBurst=`/`StartLimitIntervalSec=`.
-fn restart(r: &mut Reader, svc: &mut Service, ty: &str) -> Result<(), ImportError> {
-    let policy = r.last("Service", "Restart").map(|v| (v.text.clone(), v));
-    svc.restart = Some(match policy.as_ref().map(|(t, _)| t.as_str()) {
+fn restart(r: &mut Reader, svc: &mut Service, ty: &str, problems: &mut Vec<ImportError>) {
+    let policy = r.last("Service", "Restart");
+    svc.restart = Some(match policy.as_ref().map(|v| v.text.as_str()) {
         None | Some("no") => RestartPolicy::Never,
         Some("always") => RestartPolicy::Always,
         Some("on-failure") => RestartPolicy::OnFailure,
@@ -256,44 +299,48 @@ fn restart(r: &mut Reader, svc: &mut Service, ty: &str) -> Result<(), ImportErro
             RestartPolicy::Always
         }
         Some(other) => {
-            return Err(at(
-                policy.as_ref().expect("matched Some").1.at,
-                format!("`{other}` is not a Restart= value"),
-            ));
+            let at_line = policy.as_ref().expect("matched Some").at;
+            problems.push(at(at_line, format!("`{other}` is not a Restart= value")));
+            RestartPolicy::Never
         }
     });
     if ty == "oneshot" {
         svc.restart = Some(RestartPolicy::Never);
     }
-    if let Some(v) = r.last("Service", "RestartSec") {
-        let d = timespan(&v)?;
+    if let Some(v) = r.last("Service", "RestartSec")
+        && let Some(d) = timespan(&v, problems)
+    {
         svc.backoff_min = Some(d);
         svc.backoff_max = Some(d);
     }
-    if let Some(v) = r.last("Service", "RestartMaxDelaySec") {
-        svc.backoff_max = Some(timespan(&v)?);
+    if let Some(v) = r.last("Service", "RestartMaxDelaySec")
+        && let Some(d) = timespan(&v, problems)
+    {
+        svc.backoff_max = Some(d);
     }
     if let Some(v) = r.last("Unit", "StartLimitBurst") {
-        let n: u32 = v.text.parse().map_err(|_| at(v.at, "not a number"))?;
-        svc.max_restarts = Some(n.max(1));
+        match v.text.parse::<u32>() {
+            Ok(n) => svc.max_restarts = Some(n.max(1)),
+            Err(_) => problems.push(at(v.at, "not a number")),
+        }
     }
     let interval = r
         .last("Unit", "StartLimitIntervalSec")
         .or_else(|| r.last("Service", "StartLimitInterval"));
     if let Some(v) = interval {
-        match timespan(&v)? {
-            d if d.is_zero() => svc.note(
+        match timespan(&v, problems) {
+            None => {}
+            Some(d) if d.is_zero() => svc.note(
                 format!("{}={}", v.at.key, v.text),
                 "systemd never stops restarting it; upkeep always has a limit (max_restarts within window)",
             ),
-            d => svc.window = Some(d.max(Duration::from_secs(1))),
+            Some(d) => svc.window = Some(d.max(Duration::from_secs(1))),
         }
     }
-    Ok(())
 }
 
 /// `KillSignal=`, `TimeoutStopSec=` (or `TimeoutSec=`), `KillMode=`.
-fn stopping(r: &mut Reader, svc: &mut Service) -> Result<(), ImportError> {
+fn stopping(r: &mut Reader, svc: &mut Service, problems: &mut Vec<ImportError>) {
     if let Some(v) = r.last("Service", "KillSignal") {
         let upper = v.text.to_ascii_uppercase();
         svc.stop_signal = Some(
@@ -309,17 +356,17 @@ fn stopping(r: &mut Reader, svc: &mut Service) -> Result<(), ImportError> {
         .or_else(|| r.last("Service", "TimeoutSec"));
     if let Some(v) = timeout {
         // systemd reads 0 as "no timeout", not "kill at once".
-        if v.text == "infinity" || timespan(&v).is_ok_and(|t| t.is_zero()) {
+        if v.text == "infinity" || values::timespan(&v.text).is_some_and(|t| t.is_zero()) {
             svc.note(
                 format!("{}={}", v.at.key, v.text),
                 "no timeout: upkeep always ends a stop, with SIGKILL after stop_timeout",
             );
         } else {
-            svc.stop_timeout = Some(timespan(&v)?);
+            svc.stop_timeout = timespan(&v, problems);
         }
     }
     let why = match r.last("Service", "KillMode").map(|v| v.text).as_deref() {
-        None | Some("control-group") => return Ok(()),
+        None | Some("control-group") => return,
         Some("mixed") => {
             "upkeep sends the stop signal to the whole process group, not to the main process alone"
         }
@@ -333,7 +380,6 @@ fn stopping(r: &mut Reader, svc: &mut Service) -> Result<(), ImportError> {
         .last("Service", "KillMode")
         .map_or("", |a| a.value.as_str());
     svc.note(format!("KillMode={mode}"), why);
-    Ok(())
 }
 
 /// `MemoryMax=` (or the older `MemoryLimit=`) as a memory probe.
@@ -530,8 +576,13 @@ fn start_limits(
 }
 
 /// systemd's time spans: "5", "5s", "1min 30s", "500ms", "2h"; a bare number is seconds.
-fn timespan(v: &Val) -> Result<Duration, ImportError> {
-    values::timespan(&v.text).ok_or_else(|| at(v.at, format!("`{}` is not a time span", v.text)))
+/// One that is not goes to `problems`.
+fn timespan(v: &Val, problems: &mut Vec<ImportError>) -> Option<Duration> {
+    let d = values::timespan(&v.text);
+    if d.is_none() {
+        problems.push(at(v.at, format!("`{}` is not a time span", v.text)));
+    }
+    d
 }
 
 #[cfg(test)]

@@ -59,6 +59,14 @@ pub async fn add(
     by: &Principal,
 ) -> Result<ReloadResult, OpsError> {
     let _one = daemon.reloading.lock().await;
+    // As a reload: not once an upgrade's hand-over began, and none begins while this one
+    // edits and applies (an add that wrote the file as the upgrade checked it was applied
+    // during the hand-over, or left an edit the next image never applied).
+    let _inside = daemon
+        .wiring
+        .supervisor
+        .seal
+        .enter(format!("{} (adding)", req.name))?;
     let path = daemon.config_path.clone();
     let p = path.clone();
     let _edit = tokio::task::spawn_blocking(move || ConfigLock::acquire(&p))

@@ -286,6 +286,50 @@ fn break_it_11_an_unreadable_config_is_refused_never_another_daemon() {
     assert_eq!(d.pid("a"), pid);
 }
 
+/// `data_dir = ""` (or ".", the config's own folder) is a config error for `upkeep check`
+/// and the daemon, but the CLI took it for the config's folder and looked for a daemon
+/// there ("no upkeep daemon is running for data dir ..."). It now says what check says,
+/// with the key's file:line:col, and exits 2.
+#[test]
+fn a_data_dir_check_refuses_is_refused_by_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("upkeep.toml");
+    for bad in ["", ".", "  "] {
+        std::fs::write(
+            &config,
+            format!("[daemon]\ndata_dir = \"{bad}\"\n\n[services.a]\ncommand = \"sleep 1000\"\n"),
+        )
+        .unwrap();
+        let run = |args: &[&str]| {
+            std::process::Command::new(crate::BIN)
+                .arg("-c")
+                .arg(&config)
+                .args(args)
+                .env("UPKEEP_LANG", "en")
+                .env_remove("UPKEEP_DATA_DIR")
+                .output()
+                .unwrap()
+        };
+        let checked = run(&["check"]);
+        assert_eq!(checked.status.code(), Some(2), "{bad:?}");
+        let checked = stderr(&checked);
+        assert!(
+            checked.contains(&format!("{}:2:12 (daemon.data_dir)", config.display())),
+            "{bad:?}: {checked}"
+        );
+        for args in [&["ls"][..], &["stop", "all"], &["status", "a"]] {
+            let out = run(args);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{bad:?} {args:?}: {}",
+                stderr(&out)
+            );
+            assert_eq!(stderr(&out), checked, "{bad:?} {args:?}");
+        }
+    }
+}
+
 #[test]
 fn speaks_chinese_when_asked() {
     let d = daemon("[services.a]\ncommand = \"sleep 1000\"\n");

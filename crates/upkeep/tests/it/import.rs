@@ -557,3 +557,65 @@ fn imports_at_once_lose_nothing() {
     );
     assert_checks(&d);
 }
+
+/// Only the first problem of a supervisord file or a systemd unit was reported: fixed one at
+/// a time, each import found the next. Every problem now, each at its file and line (as
+/// `upkeep check` reports a config's), exit 2, and the config file is left as it was.
+#[test]
+fn import_reports_every_problem_with_its_line_and_writes_nothing() {
+    let d = config();
+    let before = std::fs::read_to_string(&d.config).unwrap();
+    let dir = d.dir.path();
+    let conf = dir.join("s.conf");
+    std::fs::write(
+        &conf,
+        "[program:a]\ncommand=echo \"open\nstopwaitsecs=soon\n[program:b]\ndirectory=/x\njust words\n",
+    )
+    .unwrap();
+    let unit = dir.join("bad.service");
+    std::fs::write(
+        &unit,
+        "[Service]\nExecStart=/bin/true\nRestart=sometimes\nnot a line\nRestartSec=soon\n",
+    )
+    .unwrap();
+    let cases = [
+        (
+            ["supervisord", conf.to_str().unwrap()],
+            vec![
+                format!(
+                    "{}:2: command: the command has an unclosed quote",
+                    conf.display()
+                ),
+                format!("{}:3: stopwaitsecs: `soon`", conf.display()),
+                format!("{}:4: [program:b] has no command", conf.display()),
+                format!("{}:6: neither a [section]", conf.display()),
+            ],
+        ),
+        (
+            ["systemd", unit.to_str().unwrap()],
+            vec![
+                format!("{}:3: Restart: `sometimes`", unit.display()),
+                format!("{}:4: neither a [Section]", unit.display()),
+                format!("{}:5: RestartSec: `soon`", unit.display()),
+            ],
+        ),
+    ];
+    for (args, want) in cases {
+        let out = d.cli(&["import", args[0], args[1]]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("{} problems, nothing was imported", want.len())),
+            "{args:?}: {err}"
+        );
+        let lines: Vec<&str> = err.lines().filter(|l| l.contains("  --> ")).collect();
+        assert_eq!(lines.len(), want.len(), "{args:?}: {err}");
+        for (line, want) in lines.iter().zip(&want) {
+            assert!(
+                line.contains(want.as_str()),
+                "{args:?}: {line} is not {want}"
+            );
+        }
+        assert_eq!(std::fs::read_to_string(&d.config).unwrap(), before);
+    }
+}

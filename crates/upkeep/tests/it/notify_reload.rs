@@ -257,3 +257,45 @@ fn notify_added_by_reload_to_a_daemon_started_without_it_sends() {
     assert!(got[0].contains("Heard window"), "{got:?}");
     assert!(channels_of(&d, "Unheard window").is_empty());
 }
+
+/// Every reload rebuilt every channel, even one whose settings had not changed: the SMTP
+/// channel's idle connections were closed and the next mail opened a new one. A channel
+/// whose config and secret values are the same is kept, with its connections; one that
+/// changed is built anew.
+#[test]
+fn a_reload_keeps_an_unchanged_mail_channels_connections() {
+    let sink = SmtpSink::start();
+    let notify = |extra: &str| format!("[notify]\n{}{extra}\n{}", mail(&sink), route(&["mail"]));
+    let d = daemon(&format!("{DB}{}", notify("")));
+    d.wait_state("db", "up", LONG);
+    // The client's address and port of the connection that brought the mail of `title`.
+    let peer_of = |title: &str| {
+        announce(&d, title);
+        d.wait_until(&format!("the mail of {title} at the sink"), LONG, || {
+            let m = sink.messages();
+            m.into_iter()
+                .find(|m| m.to_string().contains(title))
+                .map(|m| m["peer"].clone())
+        })
+    };
+    let first = peer_of("First window");
+    assert!(first.is_array(), "{first}");
+    // Something else changes: a service is added.
+    d.write_services(&format!(
+        "{DB}[services.other]\ncommand = \"sleep 1000\"\n\n{}",
+        notify("")
+    ));
+    reload(&d);
+    assert_eq!(
+        peer_of("Second window"),
+        first,
+        "the mail went over the connection the channel had open"
+    );
+    // The channel itself changes: it is built anew, with connections of its own.
+    d.write_services(&format!(
+        "{DB}[services.other]\ncommand = \"sleep 1000\"\n\n{}",
+        notify("timeout = \"20s\"\n")
+    ));
+    reload(&d);
+    assert_ne!(peer_of("Third window"), first);
+}

@@ -1006,6 +1006,66 @@ fn a_stop_that_begins_while_the_binary_is_checked_refuses_the_upgrade() {
     );
 }
 
+/// `upkeep add` did not take the upgrade's seal as stop, restart and reload do: an add
+/// under way (here waiting for the config file's edit lock, which the test holds) let an
+/// upgrade begin its hand-over, and the add then edited the file and applied it with the
+/// old image going. The upgrade is now refused naming the add, the add goes through once it
+/// has the file, and the upgrade goes after it.
+#[test]
+fn an_upgrade_while_an_add_is_under_way_is_refused() {
+    let d = daemon("[services.s]\ncommand = \"sleep 1000\"\n");
+    d.wait_state("s", "up", LONG);
+    let lock_path = d.config.with_file_name(format!(
+        ".{}.upkeep-lock",
+        d.config.file_name().unwrap().to_str().unwrap()
+    ));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    let lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    // Through the API (the CLI's `add` takes the same lock itself before it asks).
+    let socket = d.socket();
+    let adding = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+        let body = r#"{"name": "web2", "command": ["sleep", "1000"]}"#;
+        write!(
+            s,
+            "POST /api/v1/services HTTP/1.1\r\nHost: upkeep\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+    });
+    // The add waits for the lock: the kernel lists its request as blocked (`->`).
+    let inode = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&lock_path).unwrap().ino()
+    };
+    d.wait_until("the add to wait for the config's edit lock", LONG, || {
+        let locks = std::fs::read_to_string("/proc/locks").unwrap();
+        locks
+            .lines()
+            .any(|l| l.contains("->") && l.contains(&format!(":{inode} ")))
+            .then_some(())
+    });
+    let out = d.cli(&["upgrade"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{}{err}", stdout(&out));
+    assert!(err.contains("web2 (adding)"), "{err}");
+    drop(lock);
+    let answer = adding.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    d.wait_state("web2", "up", LONG);
+    let out = upgrade(&d, &[]);
+    assert!(out.contains("2 service(s) kept running"), "{out}");
+}
+
 /// Break-it, session 10: every upgrade stored a `config_applied` event saying every service
 /// was added, though an upgrade applies no config (one with edits not reloaded is refused).
 /// Only the start's is stored: the upgrades add none.

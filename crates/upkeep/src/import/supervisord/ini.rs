@@ -45,13 +45,19 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-/// Parses a whole file into its sections, in the order they first appear.
-pub fn parse(text: &str) -> Result<Vec<Section>, SyntaxError> {
+/// Parses a whole file into its sections, in the order they first appear, and every line
+/// that is none of them (each skipped, so that one file reports all of its bad lines).
+pub fn parse(text: &str) -> (Vec<Section>, Vec<SyntaxError>) {
     let mut p = Parser::default();
+    let mut errors = Vec::new();
     for (i, raw) in text.lines().enumerate() {
-        p.line(i + 1, raw)?;
+        if let Err(e) = p.line(i + 1, raw) {
+            // Nothing after a bad line continues a value before it.
+            p.open = None;
+            errors.push(e);
+        }
     }
-    Ok(p.finish())
+    (p.finish(), errors)
 }
 
 #[derive(Default)]
@@ -181,6 +187,18 @@ fn split_option(content: &str) -> Option<(String, String)> {
 mod tests {
     use super::*;
 
+    /// The sections of a file with no bad line.
+    fn ok(text: &str) -> Vec<Section> {
+        let (sections, errors) = parse(text);
+        assert_eq!(errors, [], "{text}");
+        sections
+    }
+
+    /// The bad lines of a file.
+    fn bad(text: &str) -> Vec<SyntaxError> {
+        parse(text).1
+    }
+
     fn value<'a>(sections: &'a [Section], section: &str, key: &str) -> &'a str {
         let s = sections.iter().find(|s| s.name == section).unwrap();
         &s.get(key).unwrap().value
@@ -189,7 +207,7 @@ mod tests {
     #[test]
     fn reads_sections_keys_and_comments() {
         let text = "; a comment\n# another\n[program:web]\nCommand = python3 -m http.server ; port\nuser: www-data\ndirectory=/srv/a;b # not a comment? yes\n  # indented comment\n[unix_http_server]\nfile=/tmp/s.sock\n";
-        let s = parse(text).unwrap();
+        let s = ok(text);
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].name, "program:web");
         assert_eq!(s[0].line, 3);
@@ -206,7 +224,7 @@ mod tests {
     #[test]
     fn joins_continuation_lines_and_keeps_inner_blank_lines() {
         let text = "[program:x]\nenvironment=\n    A=\"1\",\n\n    B=\"2\" ; two\ncommand = run\n\n[other]\n";
-        let s = parse(text).unwrap();
+        let s = ok(text);
         assert_eq!(
             value(&s, "program:x", "environment"),
             "\nA=\"1\",\n\nB=\"2\""
@@ -216,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_section_named_twice_is_one_and_the_last_value_wins() {
-        let s = parse("[a]\nk=1\n[b]\n[a]\nk=2\nj=3\n").unwrap();
+        let s = ok("[a]\nk=1\n[b]\n[a]\nk=2\nj=3\n");
         assert_eq!(s.len(), 2);
         assert_eq!(value(&s, "a", "k"), "2");
         assert_eq!(value(&s, "a", "j"), "3");
@@ -225,16 +243,26 @@ mod tests {
     #[test]
     fn bad_lines_are_errors_with_their_line() {
         assert_eq!(
-            parse("command=x\n").unwrap_err(),
-            SyntaxError {
+            bad("command=x\n"),
+            [SyntaxError {
                 line: 1,
                 message: "a setting before any [section]".into()
-            }
+            }]
         );
-        let e = parse("[a]\nk=1\n\njust words\n").unwrap_err();
-        assert_eq!(e.line, 4);
-        assert!(e.message.contains("key = value"), "{e:?}");
-        assert_eq!(parse("[a]\n= no key\n").unwrap_err().line, 2);
-        assert_eq!(parse("[]\n").unwrap_err().line, 1);
+        let e = bad("[a]\nk=1\n\njust words\n");
+        assert_eq!(e[0].line, 4);
+        assert!(e[0].message.contains("key = value"), "{e:?}");
+        assert_eq!(bad("[a]\n= no key\n")[0].line, 2);
+        assert_eq!(bad("[]\n")[0].line, 1);
+    }
+
+    #[test]
+    fn every_bad_line_is_reported_and_the_rest_is_read() {
+        let (s, e) = parse("x=1\n[a]\nk=1\njust words\nj=2\n[]\n[b]\nm=3\n");
+        let lines: Vec<usize> = e.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [1, 4, 6], "{e:?}");
+        assert_eq!(value(&s, "a", "k"), "1");
+        assert_eq!(value(&s, "a", "j"), "2");
+        assert_eq!(value(&s, "b", "m"), "3");
     }
 }

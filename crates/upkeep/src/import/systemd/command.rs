@@ -10,24 +10,28 @@ use super::{Reader, at};
 use crate::import::{Command, ImportError};
 
 /// The command: `ExecStart=`, with `RuntimeDirectory=` made and `ExecStartPre=` run before
-/// it (in systemd's order) when there are any. Returns notes on what the prefixes meant.
+/// it (in systemd's order) when there are any, and notes on what the prefixes meant; None
+/// if any of them has a problem (each goes to `problems`).
 pub(super) fn command(
     r: &mut Reader,
     found: &Found,
     ty: &str,
     user: Option<&str>,
-) -> Result<(Command, Vec<(String, String)>), ImportError> {
+    problems: &mut Vec<ImportError>,
+) -> Option<(Command, Vec<(String, String)>)> {
+    let before_problems = problems.len();
     let mut notes = Vec::new();
     let starts = r.list("Service", "ExecStart");
     let Some(first) = starts.first() else {
-        return Err(ImportError::Syntax {
+        problems.push(ImportError::Syntax {
             path: found.path.clone(),
             line: 1,
             message: format!("{} has no ExecStart=: there is nothing to run", found.name),
         });
+        return None;
     };
     if starts.len() > 1 && ty != "oneshot" {
-        return Err(at(
+        problems.push(at(
             starts[1].at,
             "more than one ExecStart= (only Type=oneshot may have several)",
         ));
@@ -38,14 +42,27 @@ pub(super) fn command(
             "only the first command of a oneshot unit runs".into(),
         ));
     }
-    let main = exec::exec_line(&first.text).map_err(|m| at(first.at, m))?;
+    let main = exec::exec_line(&first.text)
+        .map_err(|m| problems.push(at(first.at, m)))
+        .ok();
     let mut before = Vec::new();
-    before.extend(runtime_dirs(r, user, &mut notes)?);
-    for pre in r.list("Service", "ExecStartPre") {
-        let line = exec::exec_line(&pre.text).map_err(|m| at(pre.at, m))?;
-        prefix_notes(&mut notes, pre.at, &line);
-        before.push(shell_of(&line, pre.at, !line.prefixes.ignore_failure)?);
+    match runtime_dirs(r, user, &mut notes) {
+        Ok(dirs) => before.extend(dirs),
+        Err(e) => problems.push(e),
     }
+    for pre in r.list("Service", "ExecStartPre") {
+        let step = exec::exec_line(&pre.text)
+            .map_err(|m| at(pre.at, m))
+            .and_then(|line| {
+                prefix_notes(&mut notes, pre.at, &line);
+                shell_of(&line, pre.at, !line.prefixes.ignore_failure)
+            });
+        match step {
+            Ok(step) => before.push(step),
+            Err(e) => problems.push(e),
+        }
+    }
+    let main = main?;
     prefix_notes(&mut notes, first.at, &main);
     if let Some(a0) = &main.argv0 {
         notes.push((
@@ -56,12 +73,15 @@ pub(super) fn command(
     let command = match (before.is_empty(), main.argv()) {
         (true, Some(argv)) => Command::Argv(argv),
         _ => {
-            let main = main.shell().map_err(|m| at(first.at, m))?;
+            let main = main
+                .shell()
+                .map_err(|m| problems.push(at(first.at, m)))
+                .ok()?;
             before.push(format!("exec {main}"));
             Command::Shell(before.join(" && "))
         }
     };
-    Ok((command, notes))
+    (problems.len() == before_problems).then_some((command, notes))
 }
 
 /// `RuntimeDirectory=` as a `mkdir` before the command, when the service runs as root (the

@@ -113,10 +113,11 @@ fn check_instance(name: &str) -> Result<(), ImportError> {
 }
 
 /// Reads the unit file, then its drop-ins, sorted by file name (one in a higher-priority
-/// folder hides one of the same name lower down).
-pub(super) fn load(found: &Found) -> Result<Unit, ImportError> {
+/// folder hides one of the same name lower down). Their bad lines go to `problems`; a file
+/// that cannot be read is the error.
+pub(super) fn load(found: &Found, problems: &mut Vec<ImportError>) -> Result<Unit, ImportError> {
     let mut unit = Unit::default();
-    add_file(&mut unit, &found.path)?;
+    add_file(&mut unit, &found.path, problems)?;
     let mut dirs = vec![format!("{}.d", found.name)];
     if let Some((prefix, _)) = found.name.split_once('@') {
         dirs.insert(0, format!("{prefix}@.service.d"));
@@ -136,21 +137,28 @@ pub(super) fn load(found: &Found) -> Result<Unit, ImportError> {
         }
     }
     for path in drop_ins.values() {
-        add_file(&mut unit, path)?;
+        add_file(&mut unit, path, problems)?;
     }
     Ok(unit)
 }
 
-fn add_file(unit: &mut Unit, path: &Path) -> Result<(), ImportError> {
+fn add_file(
+    unit: &mut Unit,
+    path: &Path,
+    problems: &mut Vec<ImportError>,
+) -> Result<(), ImportError> {
     let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
         path: path.to_owned(),
         source,
     })?;
-    unit.add(path, &text).map_err(|e| ImportError::Syntax {
-        path: e.file,
-        line: e.line,
-        message: e.message,
-    })
+    if let Err(errors) = unit.add(path, &text) {
+        problems.extend(errors.into_iter().map(|e| ImportError::Syntax {
+            path: e.file,
+            line: e.line,
+            message: e.message,
+        }));
+    }
+    Ok(())
 }
 
 /// The host's specifier values: `%H`, `%l`, `%m`, `%b`, `%v`, `%a` and os-release's.

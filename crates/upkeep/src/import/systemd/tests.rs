@@ -13,9 +13,11 @@ fn import(name: &str, text: &str) -> Result<Service, ImportError> {
         name: name.to_owned(),
         path: path.clone(),
     };
-    let unit = load(&found)?;
+    let mut problems = Vec::new();
     let specs = Specifiers::for_unit(name, &path, &[('H', "host1".into())]);
-    service(&found, &unit, &specs)
+    let service = unit_service(&found, &specs, &mut problems);
+    ImportError::all(problems)?;
+    Ok(service.expect("a service with no problem"))
 }
 
 fn notes(s: &Service) -> Vec<String> {
@@ -305,6 +307,40 @@ fn malformed_units_are_errors_with_their_line() {
     assert!(
         err("[Service]\nExecStart=/bin/a\nEnvironment=NOVALUE\n")
             .ends_with("bad.service:3: Environment: `NOVALUE` is not NAME=value")
+    );
+}
+
+/// Only the first problem of a unit was reported: fixed one by one, each import found the
+/// next. Every problem now, each at its line, in the order of the lines.
+#[test]
+fn every_problem_of_a_unit_is_reported_with_its_line() {
+    let e = import(
+        "bad.service",
+        "[Service]\nUser=root\nExecStart=/bin/echo \"open\nRestart=sometimes\nRestartSec=soon\nnot a line\nEnvironment=NOVALUE\nTimeoutStopSec=later\n[Unit]\nStartLimitBurst=many\n",
+    )
+    .unwrap_err();
+    let text = e.to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit_once('/').map_or(l, |(_, place)| place))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "bad.service:3: ExecStart: a \" quote is never closed",
+            "bad.service:4: Restart: `sometimes` is not a Restart= value",
+            "bad.service:5: RestartSec: `soon` is not a time span",
+            "bad.service:6: neither a [Section] nor a `Key=Value` line",
+            "bad.service:7: Environment: `NOVALUE` is not NAME=value",
+            "bad.service:8: TimeoutStopSec: `later` is not a time span",
+            "bad.service:10: StartLimitBurst: not a number",
+        ],
+        "{text}"
+    );
+    assert!(
+        text.starts_with("7 problems, nothing was imported\n"),
+        "{text}"
     );
 }
 

@@ -40,32 +40,47 @@ pub struct Unit {
 }
 
 impl Unit {
-    /// Reads `text` (from `file`) after what the unit holds already.
-    pub fn add(&mut self, file: &Path, text: &str) -> Result<(), SyntaxError> {
-        let err = |line: usize, message: &str| SyntaxError {
-            file: file.to_owned(),
-            line,
-            message: message.to_owned(),
+    /// Reads `text` (from `file`) after what the unit holds already. Every line that is not
+    /// unit syntax is an error, each skipped so that all of them are found (the settings
+    /// under a bad section header are skipped with it, unreported).
+    pub fn add(&mut self, file: &Path, text: &str) -> Result<(), Vec<SyntaxError>> {
+        let mut errors = Vec::new();
+        let mut err = |line: usize, message: &str| {
+            errors.push(SyntaxError {
+                file: file.to_owned(),
+                line,
+                message: message.to_owned(),
+            })
         };
-        let mut section: Option<String> = None;
+        // None before the first header; Some(None) under a bad one.
+        let mut section: Option<Option<String>> = None;
         for (line, content) in logical_lines(text) {
             if let Some(rest) = content.strip_prefix('[') {
                 let name = rest
                     .strip_suffix(']')
-                    .filter(|n| !n.is_empty() && !n.contains(['[', ']']))
-                    .ok_or_else(|| err(line, "a section header must be `[Name]`"))?;
-                section = Some(name.to_owned());
+                    .filter(|n| !n.is_empty() && !n.contains(['[', ']']));
+                if name.is_none() {
+                    err(line, "a section header must be `[Name]`");
+                }
+                section = Some(name.map(str::to_owned));
                 continue;
             }
             let Some((key, value)) = content.split_once('=') else {
-                return Err(err(line, "neither a [Section] nor a `Key=Value` line"));
+                err(line, "neither a [Section] nor a `Key=Value` line");
+                continue;
             };
             let key = key.trim();
             if key.is_empty() || key.contains(char::is_whitespace) {
-                return Err(err(line, "a setting needs a name before its `=`"));
+                err(line, "a setting needs a name before its `=`");
+                continue;
             }
-            let Some(section) = &section else {
-                return Err(err(line, "a setting before any [Section]"));
+            let section = match &section {
+                None => {
+                    err(line, "a setting before any [Section]");
+                    continue;
+                }
+                Some(None) => continue,
+                Some(Some(s)) => s,
             };
             self.assignments.push(Assignment {
                 section: section.clone(),
@@ -75,7 +90,11 @@ impl Unit {
                 line,
             });
         }
-        Ok(())
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     /// The values of list setting `key` in `section`, each empty assignment emptying the list.
@@ -211,7 +230,9 @@ mod tests {
     fn malformed_lines_are_errors_with_their_line() {
         let err = |text: &str| {
             let mut u = Unit::default();
-            u.add(Path::new("/bad.service"), text).unwrap_err()
+            let mut all = u.add(Path::new("/bad.service"), text).unwrap_err();
+            assert_eq!(all.len(), 1, "{all:?}");
+            all.remove(0)
         };
         let e = err("[Service]\nExecStart=/bin/true\nthis is not a setting\n");
         assert_eq!(
@@ -222,5 +243,21 @@ mod tests {
         assert_eq!(err("A=1\n").message, "a setting before any [Section]");
         assert_eq!(err("[Service]\n=1\n").line, 2);
         assert_eq!(err("[Service]\nExec Start=1\n").line, 2);
+    }
+
+    #[test]
+    fn every_malformed_line_is_reported_and_the_rest_is_read() {
+        let mut u = Unit::default();
+        let e = u
+            .add(
+                Path::new("/bad.service"),
+                "A=1\n[Service]\nUser=a\nnot a line\nExec Start=1\n[Bad\nB=2\n[Unit]\nC=3\n",
+            )
+            .unwrap_err();
+        let lines: Vec<usize> = e.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [1, 4, 5, 6], "{e:?}");
+        assert_eq!(u.last("Service", "User").unwrap().value, "a");
+        assert_eq!(u.last("Unit", "C").unwrap().value, "3");
+        assert!(u.assignments.iter().all(|a| a.key != "B"));
     }
 }
