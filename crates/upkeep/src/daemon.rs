@@ -503,7 +503,9 @@ async fn run_async(
     let mut services = BTreeMap::new();
     // Services that depend on nothing first, each spawned as soon as it is set up (its
     // supervisor runs at the yield), not once every service is: setting up 100 took a debug
-    // build 100 ms (issue 18's cold start). The others wait for their dependencies anyway.
+    // build 100 ms (issue 18's cold start). The others wait for their dependencies anyway;
+    // yielding after each of them too, the readiness of a root that comes meanwhile is read
+    // (and its dependents set up by then started) at once, not after the whole set-up.
     let (roots, dependents): (Vec<_>, Vec<_>) = config
         .services
         .iter()
@@ -514,7 +516,7 @@ async fn run_async(
         let left = takeover::still_exited(unfinished.remove(name), cfg, want);
         let run = want == Desired::Running && !left.as_ref().is_some_and(|u| u.exited);
         services.insert(name.clone(), wiring.start(name, cfg, run, left).await);
-        if run && cfg.depends_on.is_empty() {
+        if run {
             tokio::task::yield_now().await;
         }
     }
