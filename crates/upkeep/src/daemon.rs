@@ -312,6 +312,8 @@ async fn run_async(
     }
     let adopted: std::collections::BTreeSet<String> =
         adoptions.keys().map(|n| n.to_string()).collect();
+    // What earlier daemons left running, looked for while the store opens.
+    let found = takeover::look_for_leftovers(&lineage);
     // What the last image knew of each service, running or not (`upkeep upgrade`).
     let carried = taken
         .as_mut()
@@ -394,6 +396,7 @@ async fn run_async(
     let stopped = takeover::stop_stale_processes(
         &config,
         &lineage,
+        found,
         &inherited.records,
         &adopted,
         inherited.from_store,
@@ -498,12 +501,24 @@ async fn run_async(
     let mut unfinished = std::mem::take(&mut inherited.unfinished);
     let mut desired = BTreeMap::new();
     let mut services = BTreeMap::new();
-    for (name, cfg) in &config.services {
+    // Services that depend on nothing first, each spawned as soon as it is set up (its
+    // supervisor runs at the yield), not once every service is: setting up 100 took a debug
+    // build 100 ms (issue 18's cold start). The others wait for their dependencies anyway;
+    // yielding after each of them too, the readiness of a root that comes meanwhile is read
+    // (and its dependents set up by then started) at once, not after the whole set-up.
+    let (roots, dependents): (Vec<_>, Vec<_>) = config
+        .services
+        .iter()
+        .partition(|(_, cfg)| cfg.depends_on.is_empty());
+    for (name, cfg) in roots.into_iter().chain(dependents) {
         let want = inherited.desired(&intent, name, cfg).await;
         desired.insert(name.clone(), want);
         let left = takeover::still_exited(unfinished.remove(name), cfg, want);
         let run = want == Desired::Running && !left.as_ref().is_some_and(|u| u.exited);
         services.insert(name.clone(), wiring.start(name, cfg, run, left).await);
+        if run {
+            tokio::task::yield_now().await;
+        }
     }
     if let Some(t) = &taken {
         let _ = wiring

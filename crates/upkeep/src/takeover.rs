@@ -25,7 +25,7 @@ use upkeep_core::api::StoreHealth;
 use upkeep_core::{Clock, Desired, Event, EventKind, ServiceName, State, Unfinished};
 use upkeep_state::StateControl;
 use upkeep_store::{LazyStore, ServiceRecord, Store};
-use upkeep_supervisor::{Lineage, procfs};
+use upkeep_supervisor::{Leftovers, Lineage, procfs};
 
 use crate::control::Daemon;
 use crate::intent::Intent;
@@ -153,27 +153,41 @@ pub async fn inherit(
     }
 }
 
+/// What earlier daemons of this data dir left on this host, found by [`look_for_leftovers`].
+pub struct Found(tokio::task::JoinHandle<(BTreeMap<String, Leftovers>, BTreeMap<String, u32>)>);
+
+/// Starts the search for what earlier daemons left (a pass over every process in /proc, and
+/// the run records) on a blocking thread, and returns at once: it needs only the run records,
+/// so the daemon opens the store (and runs its migrations) meanwhile instead of after it
+/// (issue 18's cold start). Nothing this daemon starts can be found: no service starts
+/// before [`stop_stale_processes`] has the answer.
+pub fn look_for_leftovers(lineage: &Lineage) -> Found {
+    let l = lineage.clone();
+    Found(tokio::task::spawn_blocking(move || {
+        (l.leftovers(), l.recorded())
+    }))
+}
+
 /// Stops processes that a killed daemon left running, so that no service ever runs twice and
 /// no restart fails because the old copy holds its port. What is stopped is what our own
-/// records prove ours (cgroups, run records, marks: `upkeep_sys::lineage`), never a pid on
-/// the database's word alone: this works the same with the store away. (Adopting them instead
-/// would keep a process whose stdout pipe has lost its reader: its next log line would kill
-/// it with SIGPIPE. A clean restart is the honest choice.) `adopted` names the services an
-/// upgrade handed over with their pipes (`upgrade.rs`): theirs are not leftovers.
+/// records prove ours (cgroups, run records, marks: `upkeep_sys::lineage`), as `found`
+/// found them, never a pid on the database's word alone: this works the same with the store
+/// away. (Adopting them instead would keep a process whose stdout pipe has lost its reader:
+/// its next log line would kill it with SIGPIPE. A clean restart is the honest choice.)
+/// `adopted` names the services an upgrade handed over with their pipes (`upgrade.rs`):
+/// theirs are not leftovers.
+#[allow(clippy::too_many_arguments)]
 pub async fn stop_stale_processes(
     config: &Config,
     lineage: &Lineage,
+    found: Found,
     records: &BTreeMap<ServiceName, ServiceRecord>,
     adopted: &std::collections::BTreeSet<String>,
     store_known: bool,
     events: &mpsc::Sender<Event>,
     clock: &Clock,
 ) -> BTreeMap<ServiceName, u32> {
-    let l = lineage.clone();
-    let (mut leftovers, mut recorded) =
-        tokio::task::spawn_blocking(move || (l.leftovers(), l.recorded()))
-            .await
-            .unwrap_or_default();
+    let (mut leftovers, mut recorded) = found.0.await.unwrap_or_default();
     leftovers.retain(|name, _| !adopted.contains(name));
     recorded.retain(|name, _| !adopted.contains(name));
     let stops: Vec<_> = leftovers
