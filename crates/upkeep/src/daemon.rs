@@ -216,6 +216,8 @@ pub fn run(config: Config) -> Result<()> {
     let stored = crate::fdstore::take();
     let lock = lock_data_dir(&config.daemon.data_dir)?;
     upkeep_supervisor::set_child_subreaper().context("becoming a child subreaper")?;
+    // Before any child: the secrets the config names stay the daemon's (break-it, session 12).
+    upkeep_supervisor::environ::withhold(config.secret_vars());
     // Sockets for probes in flight, pipes and log files for services: more than the usual
     // soft limit of 1,024 at scale. Children still get the limit we started with.
     match upkeep_supervisor::raise_open_files() {
