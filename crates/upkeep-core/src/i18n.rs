@@ -64,6 +64,7 @@ messages! {
     DaemonSilentHint => "it may be stopped (SIGSTOP), swapping or stuck: `ps -o pid,stat,wchan -C upkeep` shows its state; `kill -CONT PID` resumes a stopped one", "它可能被暂停（SIGSTOP）、在换页或卡住：`ps -o pid,stat,wchan -C upkeep` 显示其状态；`kill -CONT PID` 可恢复被暂停的进程";
     NoDaemonHint => "start it with `upkeep up` (background) or `upkeep daemon` (foreground)", "用 `upkeep up`（后台）或 `upkeep daemon`（前台）启动";
     DaemonStarted => "upkeep daemon started (pid {}), data dir {}", "upkeep 守护进程已启动（进程号 {}），数据目录 {}";
+    ConfigAlreadyRun => "another upkeep daemon (pid {}) already runs the config file {}: a second would run every service twice", "另一个 upkeep 守护进程（进程号 {}）已在运行配置文件 {}：再启动一个会让每个服务运行两次";
     DaemonAlready => "an upkeep daemon is already running (pid {}) for data dir {}", "数据目录 {1} 已有 upkeep 守护进程在运行（进程号 {0}）";
     DaemonStopped => "upkeep daemon stopped", "upkeep 守护进程已停止";
     Upgraded => "upkeep daemon upgraded from {} to {} (pid {} unchanged, {} service(s) kept running)", "upkeep 守护进程已从 {} 升级到 {}（进程号 {} 不变，{} 个服务保持运行）";
@@ -296,6 +297,7 @@ mod tests {
             Msg::DaemonSilent,
             Msg::DaemonStarted,
             Msg::DaemonAlready,
+            Msg::ConfigAlreadyRun,
             Msg::ConfigOk,
             Msg::Reloaded,
             Msg::Added,
