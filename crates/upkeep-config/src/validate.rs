@@ -71,6 +71,34 @@ impl Config {
             .collect()
     }
 
+    /// The environment variables this config names as holding secrets (every `*_env` key
+    /// outside a service's `env`: `password_env`, `url_env`, `secret_env`,
+    /// `store_password_env`...): the daemon reads them, services never inherit them.
+    pub fn secret_vars(&self) -> Vec<String> {
+        fn walk(table: &toml::Table, out: &mut Vec<String>) {
+            for (key, value) in table {
+                match value {
+                    toml::Value::String(var) if key.ends_with("_env") => out.push(var.clone()),
+                    // A service's own variables are given to it, not withheld.
+                    toml::Value::Table(t) if key != "env" => walk(t, out),
+                    toml::Value::Array(items) => {
+                        for t in items.iter().filter_map(toml::Value::as_table) {
+                            walk(t, out);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if let Ok(table) = self.source.parse::<toml::Table>() {
+            walk(&table, &mut out);
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// A config error for problems found past validation (the daemon building its notice
     /// channels, which reads their secrets), each at the place of its key (`notify`,
     /// `channels`, `mail`, `password_env`), as validation's own are.
@@ -1574,6 +1602,18 @@ fn listeners_clash(a: &std::net::SocketAddr, b: &std::net::SocketAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_variables_named_as_secrets_are_found_and_a_services_env_is_not() {
+        let cfg = check(
+            "[daemon]\nstore = \"postgres://u@h/d\"\nstore_password_env = \"DB_PASS\"\n[notify.channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\nsecret_env = \"HOOK_SECRET\"\n[notify.channels.chat]\nkind = \"slack\"\nurl_env = \"SLACK_URL\"\n[services.web]\ncommand = \"sleep 1\"\nenv = { token_env = \"NOT_A_SECRET_NAME\" }\n",
+        );
+        let vars = match cfg {
+            Ok(c) => c.secret_vars(),
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(vars, ["DB_PASS", "HOOK_SECRET", "SLACK_URL"]);
+    }
 
     pub(super) fn check(toml: &str) -> Result<Config, ConfigError> {
         parse(Path::new("/tmp/upkeep-test.toml"), toml)

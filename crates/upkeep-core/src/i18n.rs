@@ -60,8 +60,11 @@ messages! {
     ColMemory => "memory", "内存";
     NoServices => "no services are configured", "没有配置任何服务";
     NoDaemon => "no upkeep daemon is running for data dir {}", "数据目录 {} 没有正在运行的 upkeep 守护进程";
+    DaemonSilent => "the upkeep daemon at {} does not answer (nothing for {} s, and a second connection got no answer either)", "{} 处的 upkeep 守护进程没有应答（{} 秒无回应，另开的连接也没有应答）";
+    DaemonSilentHint => "it may be stopped (SIGSTOP), swapping or stuck: `ps -o pid,stat,wchan -C upkeep` shows its state; `kill -CONT PID` resumes a stopped one", "它可能被暂停（SIGSTOP）、在换页或卡住：`ps -o pid,stat,wchan -C upkeep` 显示其状态；`kill -CONT PID` 可恢复被暂停的进程";
     NoDaemonHint => "start it with `upkeep up` (background) or `upkeep daemon` (foreground)", "用 `upkeep up`（后台）或 `upkeep daemon`（前台）启动";
     DaemonStarted => "upkeep daemon started (pid {}), data dir {}", "upkeep 守护进程已启动（进程号 {}），数据目录 {}";
+    ConfigAlreadyRun => "another upkeep daemon (pid {}) already runs the config file {}: a second would run every service twice", "另一个 upkeep 守护进程（进程号 {}）已在运行配置文件 {}：再启动一个会让每个服务运行两次";
     DaemonAlready => "an upkeep daemon is already running (pid {}) for data dir {}", "数据目录 {1} 已有 upkeep 守护进程在运行（进程号 {0}）";
     DaemonStopped => "upkeep daemon stopped", "upkeep 守护进程已停止";
     Upgraded => "upkeep daemon upgraded from {} to {} (pid {} unchanged, {} service(s) kept running)", "upkeep 守护进程已从 {} 升级到 {}（进程号 {} 不变，{} 个服务保持运行）";
@@ -291,8 +294,10 @@ mod tests {
         let count = |s: &str| s.matches('{').count();
         for m in [
             Msg::NoDaemon,
+            Msg::DaemonSilent,
             Msg::DaemonStarted,
             Msg::DaemonAlready,
+            Msg::ConfigAlreadyRun,
             Msg::ConfigOk,
             Msg::Reloaded,
             Msg::Added,

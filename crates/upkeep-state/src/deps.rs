@@ -66,8 +66,10 @@ pub fn level(status: Option<&ServiceStatus>, managed: bool) -> Level {
             .all(|p| matches!(p.health, Health::Up | Health::Degraded))
     };
     if !managed {
+        // Only its probes speak for it: with no verdict (a status carried over from the last
+        // daemon, before its probes are known), it is not healthy (break-it, session 12).
         return match status {
-            Some(s) if pass(s) => Level::Healthy,
+            Some(s) if !s.probes.is_empty() && pass(s) => Level::Healthy,
             _ => Level::Started,
         };
     }
@@ -449,6 +451,8 @@ mod tests {
         // External: watched always, ready and healthy when its probes pass.
         assert_eq!(lv("g", false), Level::Started);
         assert_eq!(lv("h", false), Level::Healthy);
+        // An external service without a probe verdict (as the last daemon left it) is not.
+        assert_eq!(lv("a", false), Level::Started);
         assert_eq!(lv("nobody", false), Level::Started);
     }
 

@@ -44,6 +44,6 @@ pub use supervisor::{
     SupervisorHandle,
 };
 pub use upkeep_sys::{
-    Leftovers, Lineage, Reaper, RecordedRun, drop_startup_pages, pidfd, procfs, raise_open_files,
-    set_child_subreaper, trust,
+    Leftovers, Lineage, Reaper, RecordedRun, drop_startup_pages, environ, pidfd, procfs,
+    raise_open_files, set_child_subreaper, trust,
 };

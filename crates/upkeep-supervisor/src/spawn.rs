@@ -86,7 +86,9 @@ fn spawn_command(
     if let Some(user) = &cfg.user {
         cmd.uid(user.uid).gid(user.gid);
     }
-    cmd.envs(overrides(mark, cfg));
+    cmd.env_clear()
+        .envs(upkeep_sys::environ::inherited())
+        .envs(overrides(mark, cfg));
     // Number `to` is held for the spawn (if free), so that std's own descriptors (its error
     // pipe) cannot take it and be overwritten in the child.
     let _held = match pass_fd {

@@ -411,11 +411,12 @@ unsafe fn vfork_clone3(args: &CloneArgs, prepared: &Prepared) -> i64 {
     ret
 }
 
-/// The environment a child gets: this process's, with `overrides` on top, in order.
+/// The environment a child gets: what it inherits of this process's (see `environ`), with
+/// `overrides` on top, in order.
 pub fn child_env<'a>(
     overrides: impl IntoIterator<Item = (&'a OsStr, &'a OsStr)>,
 ) -> Vec<(OsString, OsString)> {
-    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let mut env = crate::environ::inherited();
     for (k, v) in overrides {
         match env.iter_mut().find(|(ek, _)| ek == k) {
             Some(slot) => slot.1 = v.to_owned(),

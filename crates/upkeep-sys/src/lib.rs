@@ -14,14 +14,16 @@
 //! (a cgroup per service, run records, a mark in the environment); `trust` checks that the
 //! data dir and its files are the daemon's own before it acts on them.
 //!
-//! `clone` spawns a process straight into its cgroup.
+//! `clone` spawns a process straight into its cgroup; `environ` is the environment it gets
+//! (the daemon's, less the secrets the config names).
 //!
 //! `pidfd` watches the end of a process that is not our child (one a killed daemon left).
 //!
-//! Layout: `reaper.rs`, `procfs.rs`, `lineage.rs`, `clone.rs`, `pidfd.rs`, `trust.rs`, `limits.rs`,
+//! Layout: `reaper.rs`, `procfs.rs`, `lineage.rs`, `clone.rs`, `environ.rs`, `pidfd.rs`, `trust.rs`, `limits.rs`,
 //! `pages.rs`.
 
 pub mod clone;
+pub mod environ;
 mod limits;
 pub mod lineage;
 mod pages;

@@ -109,6 +109,47 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock> {
     Ok(DataDirLock { _lock: lock })
 }
 
+/// The claim of one daemon on its config file, held while it runs (see [`claim_config`]).
+pub struct ConfigClaim {
+    _socket: std::os::unix::net::UnixListener,
+}
+
+/// Claims the config file at `path` for this daemon, or says which daemon runs it already.
+/// The data dir's lock keeps two daemons out of one data dir; this keeps two daemons with
+/// different data dirs (`--data-dir`, `UPKEEP_DATA_DIR`) from running the same services
+/// twice (break-it, session 12). The claim is a listening socket in the abstract namespace,
+/// named by the file's real path: the kernel lets it go when the daemon ends, however it
+/// ends (no file to clean up after a kill -9), and is close-on-exec, so that an upgrade's
+/// new image claims it again. A second daemon learns the first one's pid by connecting.
+pub fn claim_config(path: &Path) -> Result<ConfigClaim> {
+    use sha2::Digest;
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let digest = sha2::Sha256::digest(real.as_os_str().as_encoded_bytes());
+    let name: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let addr = SocketAddr::from_abstract_name(format!("upkeep/config/{name}"))
+        .context("naming the config file's claim")?;
+    match UnixListener::bind_addr(&addr) {
+        Ok(socket) => Ok(ConfigClaim { _socket: socket }),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let pid = UnixStream::connect_addr(&addr)
+                .ok()
+                .and_then(|s| {
+                    nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials)
+                        .ok()
+                })
+                .map_or_else(|| "?".to_owned(), |c| c.pid().to_string());
+            let msg = upkeep_core::i18n::tr(
+                upkeep_core::i18n::Msg::ConfigAlreadyRun,
+                &[&pid, &real.display()],
+            );
+            Err(StartError::AlreadyRunning(msg).into())
+        }
+        Err(e) => Err(e).context("claiming the config file"),
+    }
+}
+
 /// The data dir's node id: made once, kept in `<data_dir>/node-id`, so that every process this
 /// data dir's daemons start carries it (see `upkeep_sys::lineage`), whatever the host is
 /// called.
@@ -215,7 +256,10 @@ pub fn run(config: Config) -> Result<()> {
     // And what systemd's fd store handed back after a crash (`fdstore.rs`).
     let stored = crate::fdstore::take();
     let lock = lock_data_dir(&config.daemon.data_dir)?;
+    let _claim = claim_config(&config.path)?;
     upkeep_supervisor::set_child_subreaper().context("becoming a child subreaper")?;
+    // Before any child: the secrets the config names stay the daemon's (break-it, session 12).
+    upkeep_supervisor::environ::withhold(config.secret_vars());
     // Sockets for probes in flight, pipes and log files for services: more than the usual
     // soft limit of 1,024 at scale. Children still get the limit we started with.
     match upkeep_supervisor::raise_open_files() {

@@ -45,6 +45,8 @@ impl ExecProbe {
         let start = Instant::now();
         let mut cmd = self.program.command(self.cwd.as_deref());
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        // What services get of the daemon's environment: never its secrets.
+        cmd.env_clear().envs(upkeep_sys::environ::inherited());
         let (child, exit) = match self.reaper.spawn(&mut cmd) {
             Ok(x) => x,
             Err(e) => {

@@ -5,6 +5,7 @@
 //! can change which route is hit (issue 14, D18: `upkeep stop 'all/start?'` started everything).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -20,6 +21,8 @@ use upkeep_core::i18n::{Msg, tr};
 pub enum ClientError {
     #[error("{}", tr(Msg::NoDaemon, &[&data_dir.display()]))]
     NoDaemon { data_dir: PathBuf },
+    #[error("{}", tr(Msg::DaemonSilent, &[&socket.display(), &(PATIENCE.as_secs() * 2)]))]
+    Silent { socket: PathBuf },
     #[error("{}", body.error)]
     Api { status: StatusCode, body: ErrorBody },
     #[error("talking to the daemon at {socket}: {message}")]
@@ -30,6 +33,7 @@ impl ClientError {
     pub fn hint(&self) -> Option<String> {
         match self {
             ClientError::NoDaemon { .. } => Some(tr(Msg::NoDaemonHint, &[])),
+            ClientError::Silent { .. } => Some(tr(Msg::DaemonSilentHint, &[])),
             ClientError::Api { body, .. } => body.hint.clone(),
             ClientError::Protocol { .. } => None,
         }
@@ -134,6 +138,13 @@ fn error_body(status: StatusCode, method: &Method, path: &ApiPath, bytes: &[u8])
     ErrorBody { error, hint }
 }
 
+/// How long the CLI waits for an answer before it asks, on a second connection, whether the
+/// daemon answers at all, and how long that question may take. An operation may take long
+/// (a stop waits for `stop_timeout`, `down` for every service): while the daemon answers
+/// the question, the CLI waits on. A daemon that answers nothing (SIGSTOPped, stuck) is
+/// said to be so after twice this, instead of a CLI that hangs (break-it, session 12).
+const PATIENCE: Duration = Duration::from_secs(10);
+
 pub struct Client {
     socket: PathBuf,
     data_dir: PathBuf,
@@ -162,6 +173,41 @@ impl Client {
         body: Option<Vec<u8>>,
     ) -> Result<Response<Incoming>, ClientError> {
         let path = path.into();
+        let answer = self.send_once(method.clone(), &path, body);
+        tokio::pin!(answer);
+        let resp = loop {
+            tokio::select! {
+                resp = &mut answer => break resp?,
+                _ = tokio::time::sleep(PATIENCE) => {
+                    if !self.answers().await {
+                        return Err(ClientError::Silent { socket: self.socket.clone() });
+                    }
+                }
+            }
+        };
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let bytes = self.read_body(resp).await?;
+        let body = error_body(status, &method, &path, &bytes);
+        Err(ClientError::Api { status, body })
+    }
+
+    /// Whether the daemon answers a question of no weight within [`PATIENCE`].
+    async fn answers(&self) -> bool {
+        let path = ApiPath::new("/api/v1/daemon");
+        let asked = self.send_once(Method::GET, &path, None);
+        matches!(tokio::time::timeout(PATIENCE, asked).await, Ok(Ok(_)))
+    }
+
+    /// One request, to its answer's head, whatever its status.
+    async fn send_once(
+        &self,
+        method: Method,
+        path: &ApiPath,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response<Incoming>, ClientError> {
         let stream = match tokio::net::UnixStream::connect(&self.socket).await {
             Ok(s) => s,
             Err(e)
@@ -188,17 +234,7 @@ impl Client {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| self.protocol(e))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| self.protocol(e))?;
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        let status = resp.status();
-        let bytes = self.read_body(resp).await?;
-        let body = error_body(status, &method, &path, &bytes);
-        Err(ClientError::Api { status, body })
+        sender.send_request(req).await.map_err(|e| self.protocol(e))
     }
 
     async fn read_body(&self, resp: Response<Incoming>) -> Result<Bytes, ClientError> {

@@ -258,6 +258,13 @@ pub(crate) async fn apply(
     let mut removed_handles = Vec::new();
     {
         let mut live = daemon.live.lock().await;
+        // The running `[daemon]` stays (its store password among them): what either names.
+        upkeep_supervisor::environ::withhold(
+            live.config
+                .secret_vars()
+                .into_iter()
+                .chain(new.secret_vars()),
+        );
         result.restart_needed = restart_needed(&live.config, &new);
         if !result.restart_needed.is_empty() {
             // Listeners, the store and the rest of `[daemon]` were set up at start.

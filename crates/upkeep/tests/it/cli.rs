@@ -544,3 +544,31 @@ fn issue_18_a_postmortem_file_that_is_no_regular_file_or_too_big_is_refused() {
         );
     }
 }
+
+/// Break-it, session 12: every command hung forever on a daemon that answered nothing
+/// (SIGSTOPped). It says so instead; and a slow operation of a daemon that still answers
+/// (a stop waiting out a `stop_timeout` longer than the CLI's patience) is waited for.
+#[test]
+fn a_daemon_that_answers_nothing_is_said_to_and_a_slow_one_is_waited_for() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let d = crate::daemon(
+        "[services.stubborn]\ncommand = [\"sh\", \"-c\", \"trap '' TERM; while :; do sleep 1; done\"]\nstop_timeout = \"12s\"\n",
+    );
+    d.wait_state("stubborn", "up", crate::LONG);
+    let out = d.cli(&["stop", "stubborn"]);
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    assert_eq!(d.state("stubborn"), "stopped");
+
+    let daemon = Pid::from_raw(d.daemon_pid().expect("daemon pid") as i32);
+    kill(daemon, Signal::SIGSTOP).expect("SIGSTOP");
+    let out = d.cli(&["ls"]);
+    kill(daemon, Signal::SIGCONT).expect("SIGCONT");
+    assert_eq!(out.status.code(), Some(1), "{}", crate::stderr(&out));
+    assert!(
+        crate::stderr(&out).contains("does not answer"),
+        "{}",
+        crate::stderr(&out)
+    );
+    assert!(d.cli(&["ls"]).status.success());
+}

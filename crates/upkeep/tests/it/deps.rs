@@ -4,6 +4,7 @@
 //! programs: a Python sd_notify client (`fixtures/notify_service.py`), shells, and Vite.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -471,4 +472,33 @@ fn reloads_change_edges_without_restarts_and_removals_and_shutdowns_go_in_order(
         last(&all, "api", "stopped").id < last(&all, "db", "stopping").id,
         "{all:#?}"
     );
+}
+
+/// Break-it, session 12: an external dependency down with an open incident came back from a
+/// daemon restart `recovering`, and its dependent started at once (and, with `stop`, ran on
+/// while it was down). It waits, as on the first start.
+#[test]
+fn an_external_dependency_down_across_a_daemon_restart_still_holds_its_dependent() {
+    let port = upkeep_testkit::free_port();
+    let mut d = daemon(&format!(
+        "[services.ext]\nprobes = [{{ kind = \"tcp\", addr = \"127.0.0.1:{port}\", every = \"200ms\", failures = 1 }}]\nincident_after = \"0s\"\n\n[services.onext]\ncommand = \"sleep 1000\"\ndepends_on = [{{ service = \"ext\", condition = \"healthy\" }}]\non_dependency_down = \"stop\"\n"
+    ));
+    d.wait_state("ext", "down", LONG);
+    d.wait_until("the outage to be an incident", LONG, || {
+        (!d.service("ext")["incidents"][0].is_null()).then_some(())
+    });
+    assert!(d.pid("onext").is_none());
+    let status = d.signal_daemon(Signal::SIGTERM);
+    assert!(status.success());
+    d.launch();
+    // Several checks of ext after the restart, each down: onext has not run.
+    d.wait_probe_checked_for("ext", "tcp", Duration::from_secs(1));
+    d.wait_state("ext", "down", LONG);
+    d.wait_probe_checked_for("ext", "tcp", Duration::from_secs(1));
+    let all = events(&d);
+    assert!(
+        of(&all, "onext", "started").is_empty(),
+        "onext started while ext was down: {all:#?}"
+    );
+    assert!(d.pid("onext").is_none());
 }

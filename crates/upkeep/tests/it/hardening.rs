@@ -576,3 +576,21 @@ fn an_exited_service_stays_exited_through_kill_9_and_a_restart_of_the_daemon() {
         (runs_and_incidents(&d, "once").0 == started + 1).then_some(())
     });
 }
+
+/// Break-it, session 12: a second daemon with another data dir (`--data-dir`, or
+/// `UPKEEP_DATA_DIR` exported to reach a daemon) ran the same config, every service twice.
+/// It is refused, naming the daemon that runs it.
+#[test]
+fn a_second_daemon_on_the_same_config_is_refused_whatever_its_data_dir() {
+    let sleep = format!("sleep 77{}", unique() % 100_000);
+    let d = daemon(&format!("[services.only]\ncommand = \"{sleep}\"\n"));
+    d.wait_state("only", "up", LONG);
+    let other = d.dir.path().join("other-data");
+    let out = d.cli(&["--data-dir", other.to_str().unwrap(), "up"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("already runs the config file"), "{err}");
+    let pid = d.daemon_pid().unwrap().to_string();
+    assert!(err.contains(&format!("pid {pid}")), "{err}");
+    assert_eq!(pids_with_cmdline(&sleep).len(), 1, "the service runs twice");
+}

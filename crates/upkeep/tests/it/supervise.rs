@@ -572,3 +572,61 @@ fn check_and_a_failed_start_name_the_real_cause() {
         "{err}"
     );
 }
+
+/// The variables of one process's environment.
+fn environ_of(pid: u32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("read environ");
+    raw.split(|b| *b == 0)
+        .map(|kv| String::from_utf8_lossy(kv).into_owned())
+        .collect()
+}
+
+/// Break-it, session 12: the secrets the config names (`secret_env`, `password_env`...)
+/// were in every service's environment, even one run as another user. Withheld now, also
+/// after a reload that names another; a service that sets one in its own `env` gets it.
+#[test]
+fn a_service_never_inherits_the_secrets_the_config_names() {
+    let hook = |var: &str| {
+        format!(
+            "[notify.channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\nsecret_env = \"{var}\"\n"
+        )
+    };
+    let services = "[services.plain]\ncommand = \"sleep 1000\"\n\n[services.given]\ncommand = \"sleep 1001\"\nenv = { UPKEEP_TEST_S12_SECRET = \"its own\" }\n\n";
+    let mut d = TestDaemon::prepare(
+        crate::BIN,
+        &format!("{services}{}", hook("UPKEEP_TEST_S12_SECRET")),
+    );
+    d.set_env("UPKEEP_TEST_S12_SECRET", "hunter2");
+    d.set_env("UPKEEP_TEST_S12_OTHER", "rotated-in");
+    d.set_env("UPKEEP_TEST_S12_PLAIN", "fine");
+    d.launch();
+    d.wait_state("plain", "up", LONG);
+    d.wait_state("given", "up", LONG);
+    let env = environ_of(d.pid("plain").unwrap());
+    assert!(
+        env.contains(&"UPKEEP_TEST_S12_PLAIN=fine".to_string()),
+        "{env:?}"
+    );
+    assert!(
+        !env.iter().any(|kv| kv.contains("hunter2")),
+        "the secret reached the service: {env:?}"
+    );
+    let env = environ_of(d.pid("given").unwrap());
+    assert!(
+        env.contains(&"UPKEEP_TEST_S12_SECRET=its own".to_string()),
+        "{env:?}"
+    );
+    // A reload naming another variable: a service started from then on gets neither.
+    d.write_services(&format!("{services}{}", hook("UPKEEP_TEST_S12_OTHER")));
+    let out = d.cli(&["reload"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let old = d.pid("plain").unwrap();
+    sigkill(old);
+    let new = d.wait_new_pid("plain", old, LONG);
+    let env = environ_of(new);
+    assert!(
+        !env.iter()
+            .any(|kv| kv.contains("hunter2") || kv.contains("rotated-in")),
+        "a secret reached the restarted service: {env:?}"
+    );
+}
