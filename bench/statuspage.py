@@ -22,9 +22,19 @@ steady and flapping run twice, plain and with `Accept-Encoding: gzip` (`_gzip`):
 compared with nginx serving the same bytes the same way, in the same run. The respawn
 latency of the child (SIGKILL to its first line of code) is measured quiet and while wrk
 runs. While the services flap, a poller reads the page's ETag every 20 ms: how often the
-page is rendered and the longest a change waited to be shown (the longest gap between two
-renders while something changes all the time). Prints a table (medians over the runs, and
-each run's ratio to nginx) and saves out/statuspage.json. Asserts nothing.
+page is rendered and the longest gap between two renders while something changes all the
+time. And freshness, the age of what is shown: during the burst the operator stops and starts
+the service `flip` again and again (`upkeep stop flip`, `upkeep start flip`), and a poller
+times from the command's return to the page showing the change (polled every 10 ms, the
+whole page each time: a poll's own time under wrk is in the figure). Right after the port
+first accepts, one GET is timed before wrk starts (a request before the first render must
+not wait for one).
+
+`--upkeep PATH` (repeatable) measures several builds in the same run, their daemon starts
+taking turns (e.g. the build before a change and the one after it, same profile);
+`--profile debug` takes target/debug's upkeep and status_history instead of release's.
+Prints a table per build (medians over the runs, and each run's ratio to nginx) and saves
+out/statuspage.json. Asserts nothing.
 """
 
 import argparse
@@ -46,7 +56,6 @@ import urllib.request
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from bench import CHILD, NGINX, OUT, UPKEEP, lines_of, percentile, wait_for  # noqa: E402
 
-HISTORY = UPKEEP.parent / "examples" / "status_history"
 
 
 def free_port():
@@ -129,6 +138,8 @@ def services_toml(nginx_port, child_record):
             f'[services.flap-{i}]\ncommand = ["sh", "-c", "sleep 0.2; exit 1"]\nautostart = false\n'
             'backoff_min = "0s"\nbackoff_max = "0s"\nmax_restarts = 1000000\nwindow = "1s"\ngroup = "Flapping"\n'
         )
+    # Stopped and started by the benchmark during the burst: how old what the page shows is.
+    parts.append('[services.flip]\ncommand = ["sleep", "100000"]\ngroup = "Flapping"\n')
     parts.append(
         f'[services.child]\ncommand = ["{CHILD}", "{child_record}"]\nbackoff_min = "0s"\n'
         'max_restarts = 1000000\nwindow = "1s"\npublic = false\n'
@@ -137,7 +148,8 @@ def services_toml(nginx_port, child_record):
 
 
 class Daemon:
-    def __init__(self, dir, public_port, services):
+    def __init__(self, bin, dir, public_port, services):
+        self.bin = bin
         self.dir = dir
         self.config = dir / "upkeep.toml"
         self.config.write_text(
@@ -149,11 +161,11 @@ class Daemon:
 
     def start(self):
         log = open(self.dir / "daemon.log", "a")
-        self.proc = subprocess.Popen([UPKEEP, "daemon", "-c", self.config], stdout=log, stderr=log,
+        self.proc = subprocess.Popen([self.bin, "daemon", "-c", self.config], stdout=log, stderr=log,
                                      env={**os.environ, "UPKEEP_LOG": "warn"})
 
     def cli(self, *args):
-        return subprocess.run([UPKEEP, "-c", self.config, *args], capture_output=True, text=True, check=True).stdout
+        return subprocess.run([self.bin, "-c", self.config, *args], capture_output=True, text=True, check=True).stdout
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -186,6 +198,30 @@ def render_times(url, secs, every=0.02):
             last = tag
         time.sleep(every)
     return changes[1:]
+
+
+FLIP = re.compile(rb'data-svc="flip"><div class="row"><span class="name">[^<]*</span><span class="st k-[a-z]+">([^<]*)<')
+
+
+def flip_ages(d, url, secs):
+    """Stops and starts `flip` for `secs`; each time (ms) from the command's return to the page
+    showing it (Stopped after a stop; anything else after a start), None if not within 60 s."""
+    ages, stop, end = [], True, time.monotonic() + secs
+    while time.monotonic() < end:
+        d.cli("stop" if stop else "start", "flip")
+        t0, age = time.monotonic(), None
+        while time.monotonic() - t0 < 60:
+            m = FLIP.search(get(url))
+            if m and (m.group(1) == b"Stopped") == stop:
+                age = (time.monotonic() - t0) * 1000
+                break
+            time.sleep(0.01)
+        ages.append(age)
+        stop = not stop
+        time.sleep(0.2)
+    if not stop:
+        d.cli("start", "flip")
+    return ages
 
 
 def get(url):
@@ -231,6 +267,13 @@ def one_run(n, args, d, public, nginx_port, www, record, results):
     # gzip on odd ones (one daemon start has one first five seconds).
     d.start()
     wait_for("public port", lambda: accepts(public), step=0.001)
+    t0 = time.monotonic()
+    try:
+        get(page_url)
+        results.setdefault("first_get_ms", []).append((time.monotonic() - t0) * 1000)
+    except OSError as e:
+        results.setdefault("first_get_ms", []).append(None)
+        print(f"the first GET after the port accepted failed: {e}")
     first = "startup_gzip" if n % 2 else "startup"
     run[first] = wrk(page_url, min(args.secs, 5), args.conns, gzip=n % 2 == 1)
 
@@ -239,7 +282,7 @@ def one_run(n, args, d, public, nginx_port, www, record, results):
         lambda: (b := get(page_url)) and b"Incident on Payments" in b and b"class=\"bar\"" in b and b,
         timeout=120, step=0.5,
     )
-    if n == 0:
+    if not www.joinpath("index.html").exists():
         # nginx serves the same bytes, and a gzip copy of them beside (gzip_static) at the
         # level upkeep compresses with (zlib's default, 6).
         (www / "index.html").write_bytes(page)
@@ -252,6 +295,7 @@ def one_run(n, args, d, public, nginx_port, www, record, results):
         ngx_enc, ngx_gz = get_gzip(ngx_url)
         assert up_enc == "gzip" and ngx_enc == "gzip", f"gzip answers: upkeep {up_enc}, nginx {ngx_enc}"
         results["page_bytes"] = {"html": len(page), "view": view, "gzip_upkeep": up_gz, "gzip_nginx": ngx_gz}
+    if "respawn_quiet" not in results:
         wait_for("child", lambda: len(lines_of(record)) >= 1)
         results["respawn_quiet"] = respawns(record, args.reps)
 
@@ -278,9 +322,13 @@ def one_run(n, args, d, public, nginx_port, www, record, results):
     results["flapping_page_bytes"] = len(get(page_url))
     box = {}
     t = threading.Thread(target=lambda: box.update(r=render_times(page_url, args.secs - 1)))
+    f = threading.Thread(target=lambda: box.update(f=flip_ages(d, page_url, args.secs - 1)))
     t.start()
+    f.start()
     run["flapping"] = wrk(page_url, args.secs, args.conns)
     t.join()
+    f.join()
+    results.setdefault("flip_ms", []).extend(box["f"])
     renders = box["r"]
     gaps = [b - a for a, b in zip(renders, renders[1:])]
     results.setdefault("flapping_renders", []).append({
@@ -296,49 +344,15 @@ def one_run(n, args, d, public, nginx_port, www, record, results):
     return run
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--secs", type=int, default=10, help="seconds of each wrk run (default 10)")
-    ap.add_argument("--conns", type=int, default=64, help="wrk connections (default 64)")
-    ap.add_argument("--reps", type=int, default=100, help="kills per respawn measurement (default 100)")
-    ap.add_argument("--runs", type=int, default=2, help="daemon starts, each measuring every phase (default 2)")
-    ap.add_argument("--nice", type=int, default=10, help="nginx's nice value (default 10, as upkeep's page threads)")
-    args = ap.parse_args()
-
-    work = pathlib.Path(tempfile.mkdtemp(prefix="status-bench-"))
-    www = work / "www"
-    www.mkdir()
-    (www / "probe").write_text("ok")
-    os.chmod(work, 0o755)
-    nginx_port, public = free_port(), free_port()
-    nginx = Nginx(nginx_port, www, args.nice)
-    record = work / "child.rec"
-    d = Daemon(work, public, services_toml(nginx_port, record))
-    results = {"runs": []}
-    try:
-        # A first run makes the data dir, its node id and the store; then the history.
-        d.start()
-        wait_for("first daemon", lambda: accepts(public), step=0.05)
-        d.stop()
-        if HISTORY.exists():
-            print(subprocess.run([HISTORY, work / "data", "100"], capture_output=True, text=True, check=True).stdout.strip())
-        else:
-            print(f"no {HISTORY}: running without the 90 days of history")
-        for n in range(args.runs):
-            results["runs"].append(one_run(n, args, d, public, nginx_port, www, record, results))
-    finally:
-        d.stop()
-        nginx.stop()
-        shutil.rmtree(work, ignore_errors=True)
-
-    OUT.mkdir(exist_ok=True)
-    (OUT / "statuspage.json").write_text(json.dumps(results, indent=2))
+def summary(label, results, args):
+    """Prints one build's figures."""
     runs = results["runs"]
-    pb = results["page_bytes"]
-    print(f"\nstatus page: GET / with wrk -t2 -c{args.conns}, {args.secs} s each (startup: 5 s from the first accept),"
-          f" {len(runs)} runs; medians, and each run's ratio to nginx in the same run under the same load")
-    print(f"page: {pb['html']} bytes of HTML, {pb['view']} bytes with its CSS and script;"
-          f" gzipped {pb['gzip_upkeep']} bytes from upkeep, {pb['gzip_nginx']} from nginx (gzip_static)")
+    print(f"\n== {label}: status page, GET / with wrk -t2 -c{args.conns}, {args.secs} s each (startup: 5 s from the"
+          f" first accept), {len(runs)} runs; medians, and each run's ratio to nginx in the same run under the same load")
+    pb = results.get("page_bytes")
+    if pb:
+        print(f"page: {pb['html']} bytes of HTML, {pb['view']} bytes with its CSS and script;"
+              f" gzipped {pb['gzip_upkeep']} bytes from upkeep, {pb['gzip_nginx']} from nginx (gzip_static)")
     print(f"{'':24}{'req/s':>9}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'max p99':>8}{'of nginx':>9}  per run  errors")
     for k, base in PHASES:
         rs = [(r[k], r[base]) for r in runs if k in r]
@@ -351,15 +365,76 @@ def main():
         err = f"{err} non-2xx {sock}".strip() if err or sock else ""
         print(f"{k:24}{col('rps'):>9.0f}{col('p50'):>8.2f}{col('p90'):>8.2f}{col('p99'):>8.2f}"
               f"{max(a['p99'] for a, _ in rs):>8.2f}{median(ratios):>9.2f}  {' '.join(f'{x:.2f}' for x in ratios)}  {err}")
+    firsts = " ".join("failed" if f is None else f"{f:.1f}" for f in results["first_get_ms"])
+    print(f"first GET once the port accepts, each start: {firsts} ms")
     for i, fr in enumerate(results["flapping_renders"]):
         gap = f"{fr['longest_gap_ms']:.0f} ms" if fr["longest_gap_ms"] is not None else "n/a"
         print(f"while flapping (run {i + 1}): {fr['per_s']:.1f} renders a second, longest gap between two {gap}"
               " (ETag polled every 20 ms)")
-    print(f"\nrespawn (SIGKILL → first line of the new child), ms; quiet {args.reps} kills,"
+    ages = [a for a in results["flip_ms"] if a is not None]
+    lost = sum(a is None for a in results["flip_ms"])
+    if ages:
+        print(f"freshness while flapping: {len(ages)} stops/starts of flip shown after p50 {percentile(ages, 50):.0f},"
+              f" p90 {percentile(ages, 90):.0f}, max {max(ages):.0f} ms"
+              + (f"; {lost} not shown within 60 s" if lost else ""))
+    print(f"respawn (SIGKILL → first line of the new child), ms; quiet {args.reps} kills,"
           f" under wrk {args.reps} kills a run")
     for k in ("respawn_quiet", "respawn_under_wrk"):
         v = results[k]
         print(f"{k:24}p50 {percentile(v, 50):6.2f}  p90 {percentile(v, 90):6.2f}  p99 {percentile(v, 99):6.2f}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--secs", type=int, default=10, help="seconds of each wrk run (default 10)")
+    ap.add_argument("--conns", type=int, default=64, help="wrk connections (default 64)")
+    ap.add_argument("--reps", type=int, default=100, help="kills per respawn measurement (default 100)")
+    ap.add_argument("--runs", type=int, default=2, help="daemon starts per build, each measuring every phase (default 2)")
+    ap.add_argument("--nice", type=int, default=10, help="nginx's nice value (default 10, as upkeep's page threads)")
+    ap.add_argument("--profile", choices=("release", "debug"), default="release",
+                    help="the build whose upkeep and status_history run (default release)")
+    ap.add_argument("--upkeep", action="append", metavar="PATH",
+                    help="an upkeep binary to measure (repeat to compare builds in one run; default the profile's)")
+    args = ap.parse_args()
+    build = UPKEEP.parent.parent / args.profile
+    bins = [pathlib.Path(b).resolve() for b in (args.upkeep or [build / "upkeep"])]
+    labels = [str(b) for b in bins]
+    history = build / "examples" / "status_history"
+
+    work = pathlib.Path(tempfile.mkdtemp(prefix="status-bench-"))
+    www = work / "www"
+    www.mkdir()
+    (www / "probe").write_text("ok")
+    os.chmod(work, 0o755)
+    nginx_port, public = free_port(), free_port()
+    nginx = Nginx(nginx_port, www, args.nice)
+    record = work / "child.rec"
+    daemons = [Daemon(b, work, public, services_toml(nginx_port, record)) for b in bins]
+    results = {label: {"runs": []} for label in labels}
+    try:
+        # A first run makes the data dir, its node id and the store; then the history.
+        d = daemons[0]
+        d.start()
+        wait_for("first daemon", lambda: accepts(public), step=0.05)
+        d.stop()
+        if history.exists():
+            print(subprocess.run([history, work / "data", "100"], capture_output=True, text=True, check=True).stdout.strip())
+        else:
+            print(f"no {history}: running without the 90 days of history")
+        # The builds take turns, so that each meets the machine's load as the other does.
+        for n in range(args.runs):
+            for label, d in zip(labels, daemons):
+                results[label]["runs"].append(one_run(n, args, d, public, nginx_port, www, record, results[label]))
+    finally:
+        for d in daemons:
+            d.stop()
+        nginx.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    OUT.mkdir(exist_ok=True)
+    (OUT / "statuspage.json").write_text(json.dumps(results, indent=2))
+    for label in labels:
+        summary(label, results[label], args)
 
 
 if __name__ == "__main__":

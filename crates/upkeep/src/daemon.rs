@@ -627,8 +627,9 @@ async fn run_async(
         accounts: Arc::new(accounts),
         tls: tls.clone(),
     });
-    // The status page's first render comes from memory before any listener serves.
-    tokio::spawn(crate::statuspage::run(daemon.clone(), latency.clone()));
+    // The status page's first render comes from memory before any listener serves: no
+    // request waits for a first page.
+    crate::statuspage::start(daemon.clone(), latency.clone()).await;
     // Maintenance windows: announced, reminded, started, completed, on the clock.
     tokio::spawn(
         crate::planner::Planner {

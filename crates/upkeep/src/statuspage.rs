@@ -1,19 +1,24 @@
 //! Keeps the public status page current (issue 17): one task builds the page's model and has
 //! `upkeep_web::Site` render it, so that requests only pick bytes.
 //!
-//! Two speeds. What changes often and must show within a second (each service's state, so the
-//! headline) comes from the status snapshot, a `watch` in memory: every change is published
-//! within a second, paced by `pace.rs` (a settle of 100 ms, at most two renders a second, so
-//! a flapping burst costs little). What needs the store (90 days of rollups, 24 hours of probe latency,
-//! incidents, windows, the history) is read again when a committed event says an incident or
-//! maintenance changed (at most once per [`STORE_EVERY`]) and once a minute otherwise; the
-//! 89 past days only when the day turns or every [`PAST_DAYS_EVERY`] (late events can
-//! change them). Rendering, a few milliseconds, runs on a thread of its own below
-//! supervision's priority (`pace.rs`).
+//! Two tasks, two speeds. What changes often and must show within a second (each service's
+//! state, so the headline) comes from the status snapshot, a `watch` in memory: the page task
+//! publishes every change within a second, paced by `pace.rs` (a settle of 100 ms, at most
+//! two renders a second, always the latest state, none queued). What needs the store (90
+//! days of rollups, 24 hours of probe latency, incidents, windows, the history) is read by a
+//! [`StoreReader`] of its own when a committed event says an incident or maintenance changed
+//! (at most once per [`STORE_EVERY`]) and once a minute otherwise; the 89 past days only when
+//! the day turns or every [`PAST_DAYS_EVERY`] (late events can change them). It hands each
+//! read over whole through a `watch`, and the page task renders with the last one handed
+//! over: a render never waits on the store. Why: the page task used to read the store inline,
+//! so a burst of flapping services (an incident opened or resolved every second, each a read
+//! of every incident's timeline and notes) or a slow store held every state change back,
+//! renders 1.2 to 3.6 s apart (bench/statuspage, session 11). Rendering, a few milliseconds,
+//! runs on a thread of its own below supervision's priority (`pace.rs`).
 //!
-//! The first render is made from the snapshot alone before the store is read, so the first
-//! request after start does not wait for the store (the site holds requests until a first
-//! render exists). A store that is away leaves the last figures in place.
+//! The first render is made from the snapshot alone before [`start`] returns, and the daemon
+//! awaits it before its listeners serve, so no request waits for a first page (the site holds
+//! requests until one exists). A store that is away leaves the last figures in place.
 //!
 //! Input: the daemon (config, snapshot, store, committed events) and the probes' latency book.
 //! Output: `Daemon::site`.
@@ -23,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use upkeep_core::latency::LatencyBook;
 use upkeep_core::report::Tally;
@@ -54,11 +59,12 @@ const HOUR_MS: i64 = 3_600_000;
 /// Each service's tallies of the past days, oldest first.
 type PastDays = Vec<BTreeMap<ServiceName, Tally>>;
 
-/// What the store says, as last read.
-#[derive(Default)]
+/// What the store says, as last read. Written by the [`StoreReader`] alone, handed to the
+/// page task whole (a clone per read: the 89 past days behind an `Arc`).
+#[derive(Default, Clone)]
 struct FromStore {
     /// Each service's tallies of the 89 past days (oldest first), and the day they end on.
-    past: Option<(i64, PastDays, Instant)>,
+    past: Option<(i64, Arc<PastDays>, Instant)>,
     today: BTreeMap<ServiceName, Tally>,
     latency: BTreeMap<ServiceName, Vec<Option<f64>>>,
     incidents: Vec<PageIncident>,
@@ -66,8 +72,9 @@ struct FromStore {
     history: Vec<HistoryItem>,
 }
 
-/// Runs until the daemon shuts down.
-pub async fn run(daemon: Arc<Daemon>, latency: Arc<LatencyBook>) {
+/// Publishes the first page (from memory) and then keeps the page current on tasks of its
+/// own until the daemon shuts down. The daemon awaits this before its listeners serve.
+pub async fn start(daemon: Arc<Daemon>, latency: Arc<LatencyBook>) {
     let lane = match RenderLane::start(daemon.site.clone()) {
         Ok(lane) => lane,
         Err(e) => {
@@ -75,27 +82,34 @@ pub async fn run(daemon: Arc<Daemon>, latency: Arc<LatencyBook>) {
             return;
         }
     };
-    let mut snapshot = daemon.snapshot.clone();
-    let mut events = daemon.committed.subscribe();
-    let mut from_store = FromStore::default();
+    let (handed, from_store) = watch::channel(Arc::new(FromStore::default()));
     let mut pacer = Pacer::default();
-    // First from memory alone; then with the store's figures.
+    // First from memory alone; then with the store's figures, once the reader has them.
     pacer.published(Instant::now());
-    publish(&daemon, &lane, &from_store).await;
-    let mut store_due = true;
-    let mut last_read: Option<Instant> = None;
-    loop {
-        if store_due && last_read.is_none_or(|t| t.elapsed() >= STORE_EVERY) {
-            read_store(&daemon, &latency, &mut from_store).await;
-            last_read = Some(Instant::now());
-            store_due = false;
-            pacer.changed(Instant::now());
+    publish(&daemon, &lane, &FromStore::default()).await;
+    tokio::spawn(
+        StoreReader {
+            daemon: daemon.clone(),
+            book: latency,
+            handed,
         }
-        let wait = if store_due {
-            STORE_EVERY.saturating_sub(last_read.map_or(Duration::ZERO, |t| t.elapsed()))
-        } else {
-            REFRESH.saturating_sub(last_read.map_or(Duration::ZERO, |t| t.elapsed()))
-        };
+        .run(),
+    );
+    tokio::spawn(keep_current(daemon, lane, from_store, pacer));
+}
+
+/// The page task: renders on every change of the snapshot or of what the store reader hands
+/// over, paced; never awaits the store.
+async fn keep_current(
+    daemon: Arc<Daemon>,
+    lane: RenderLane,
+    mut from_store: watch::Receiver<Arc<FromStore>>,
+    mut pacer: Pacer,
+) {
+    let mut snapshot = daemon.snapshot.clone();
+    // False once the reader is gone (shutdown, or it failed): states still show.
+    let mut reading = true;
+    loop {
         let due = pacer.due();
         tokio::select! {
             _ = daemon.shutdown.cancelled() => return,
@@ -106,18 +120,61 @@ pub async fn run(daemon: Arc<Daemon>, latency: Arc<LatencyBook>) {
                 snapshot.borrow_and_update();
                 pacer.changed(Instant::now());
             }
-            // A change seen while this publish renders marks the snapshot changed again, so
-            // it is the next publish's.
+            changed = from_store.changed(), if reading => match changed {
+                Ok(()) => pacer.changed(Instant::now()),
+                Err(_) => reading = false,
+            },
+            // A change seen while this publish renders marks the page changed again, so it
+            // is the next publish's.
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                 pacer.published(Instant::now());
-                publish(&daemon, &lane, &from_store).await;
+                let s = from_store.borrow_and_update().clone();
+                publish(&daemon, &lane, &s).await;
             }
-            batch = events.recv() => match batch {
-                Ok(batch) => store_due |= batch.iter().any(|c| shown(&c.event.kind)),
-                Err(broadcast::error::RecvError::Lagged(_)) => store_due = true,
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-            _ = tokio::time::sleep(wait) => store_due = true,
+        }
+    }
+}
+
+/// Reads what the page needs from the store, on its own schedule, and hands each read over.
+struct StoreReader {
+    daemon: Arc<Daemon>,
+    book: Arc<LatencyBook>,
+    /// The page task's receiver: the last read, whole.
+    handed: watch::Sender<Arc<FromStore>>,
+}
+
+impl StoreReader {
+    /// Runs until the daemon shuts down (a read under way is dropped then: a slow store does
+    /// not hold shutdown).
+    async fn run(self) {
+        let daemon = &self.daemon;
+        let mut events = daemon.committed.subscribe();
+        let mut s = FromStore::default();
+        let mut due = true;
+        let mut last_read: Option<Instant> = None;
+        loop {
+            if due && last_read.is_none_or(|t| t.elapsed() >= STORE_EVERY) {
+                tokio::select! {
+                    _ = daemon.shutdown.cancelled() => return,
+                    () = read_store(daemon, &self.book, &mut s) => {}
+                }
+                last_read = Some(Instant::now());
+                due = false;
+                if self.handed.send(Arc::new(s.clone())).is_err() {
+                    return; // the page task is gone
+                }
+            }
+            let wait = if due { STORE_EVERY } else { REFRESH }
+                .saturating_sub(last_read.map_or(Duration::ZERO, |t| t.elapsed()));
+            tokio::select! {
+                _ = daemon.shutdown.cancelled() => return,
+                batch = events.recv() => match batch {
+                    Ok(batch) => due |= batch.iter().any(|c| shown(&c.event.kind)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => due = true,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = tokio::time::sleep(wait) => due = true,
+            }
         }
     }
 }
@@ -286,7 +343,7 @@ async fn read_store(daemon: &Daemon, book: &LatencyBook, s: &mut FromStore) {
             // A hundred reads: let supervision in between.
             tokio::task::yield_now().await;
         }
-        s.past = Some((today, past, Instant::now()));
+        s.past = Some((today, Arc::new(past), Instant::now()));
     }
     if let Ok(t) = upkeep_store::rollup::tallies(store, ts(today), now).await {
         s.today = t;

@@ -486,6 +486,10 @@ fn view(
     let now = m.now.unwrap_or(Timestamp::UNIX_EPOCH);
     let overall = m.overall();
     let pages = m.history.len().div_ceil(PER_PAGE).max(1);
+    // Services (each with its 90 day cells), incidents and maintenance are the front page's
+    // alone: a history or form page built them for nothing, and a publish renders some twenty
+    // of those (a burst of flapping incidents changes the history at every store read).
+    let front = history.is_none() && form.is_none();
     let view = PageView {
         t,
         overall,
@@ -493,8 +497,7 @@ fn view(
         labels: labels(t),
         overall_texts: overall_texts(t),
         notices: notices_version(m),
-        groups: m
-            .groups()
+        groups: if front { m.groups() } else { Vec::new() }
             .into_iter()
             .map(|(name, list)| GroupView {
                 name: name.map(str::to_owned),
@@ -504,6 +507,7 @@ fn view(
         incidents: m
             .incidents
             .iter()
+            .filter(|_| front)
             .map(|i| {
                 // The probes' steps and people's updates, in the order they happened.
                 let mut steps: Vec<(Timestamp, String)> = i
@@ -530,6 +534,7 @@ fn view(
         windows: m
             .windows
             .iter()
+            .filter(|_| front)
             .map(|a| window_view(m, a, now, lang))
             .collect(),
         history: history.map(|p| {

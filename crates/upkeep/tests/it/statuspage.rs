@@ -196,3 +196,128 @@ fn the_page_threads_run_below_supervision() {
     assert!(public.iter().all(|n| *n == 10), "{threads:?}");
     assert_eq!(of("upkeep-render"), vec![10], "{threads:?}");
 }
+
+/// `sql` run by psql against `url`; its output, trimmed.
+fn psql(url: &str, sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args([url, "-qtAX", "-c", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Sessions whose query of incident updates waits on a lock (the page's store reads: the
+/// incident planner reads them too, but only with `[notify]`, which the test has none of).
+fn waiting_on_updates(url: &str) -> u32 {
+    psql(
+        url,
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM incident_updates%'",
+    )
+    .parse()
+    .expect("a count")
+}
+
+/// Issue 17: a render never waits on the store. A session of the test's own PostgreSQL server
+/// holds `incident_updates` locked, so each read of an incident's updates (the page reads one
+/// per incident, to show what people wrote) waits on it until the store gives up (5 s, its
+/// `lock_timeout`): seven open incidents make a read of the store that lasts over half a
+/// minute. An operator's stop during it shows on the page at once, while that read still
+/// waits. Before, the page task read the store inline: nothing showed until every read had
+/// given up.
+#[test]
+fn issue_17_a_stop_shows_on_the_page_while_its_store_read_waits_on_a_lock() {
+    if std::env::var("UPKEEP_TEST_POSTGRES").is_err() {
+        eprintln!("UPKEEP_TEST_POSTGRES is not set (scripts/postgres): skipped");
+        return;
+    }
+    let pg = upkeep_testkit::PgServer::start();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // Six services down from the start, each with its incident open.
+    let dead = free_addr();
+    let mut config = services(listener.local_addr().unwrap());
+    for i in 0..6 {
+        config.push_str(&format!(
+            "\n[services.dead{i}]\nincident_after = \"0s\"\nprobes = [{{ kind = \"tcp\", addr = \"{dead}\", every = \"100ms\", failures = 1, grace = \"0s\" }}]\n"
+        ));
+    }
+    let addr = free_addr();
+    let mut d = TestDaemon::prepare(crate::BIN, &config)
+        .with_daemon_keys(&format!("public_listen = \"{addr}\"\n"));
+    d.use_store(&pg.url);
+    d.launch();
+    d.wait_state("web", "up", LONG);
+    d.wait_state("db", "up", LONG);
+    d.wait_until("six open incidents in the store", LONG, || {
+        let n: u32 = psql(
+            &pg.url,
+            "SELECT count(*) FROM incidents WHERE resolved_ms IS NULL",
+        )
+        .parse()
+        .ok()?;
+        (n >= 6).then_some(())
+    });
+    wait_page(addr, "/", "web up", |p| {
+        p.contains("data-svc=\"web\"") && !p.contains(">Stopped<")
+    });
+
+    // The lock, held by a psql session until the test ends.
+    let mut holder = std::process::Command::new("psql")
+        .args([pg.url.as_str(), "-qtAX"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run psql");
+    let mut sql = holder.stdin.take().unwrap();
+    writeln!(
+        sql,
+        "BEGIN; LOCK TABLE incident_updates IN ACCESS EXCLUSIVE MODE;"
+    )
+    .unwrap();
+    d.wait_until("the lock on incident_updates", LONG, || {
+        let held = psql(
+            &pg.url,
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             WHERE c.relname = 'incident_updates' AND l.mode = 'AccessExclusiveLock' AND l.granted",
+        );
+        (held == "1").then_some(())
+    });
+    // db goes down: its incident opens, and the page's store read begins, and waits.
+    drop(listener);
+    d.wait_until("the page's store read to wait on the lock", LONG, || {
+        (waiting_on_updates(&pg.url) > 0).then_some(())
+    });
+
+    let out = d.cli(&["stop", "web"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = wait_page(addr, "/", "web stopped", |p| {
+        p.split("data-svc=\"web\"")
+            .nth(1)
+            .and_then(|row| row.split("</li>").next())
+            .is_some_and(|row| row.contains(">Stopped<"))
+    });
+    // Still while the read waits: a read is seven waits one after the other, so a check may
+    // fall between two of them; a few in a row cannot all (each wait lasts 5 s).
+    let still = (0..5).any(|_| {
+        let n = waiting_on_updates(&pg.url);
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        n > 0
+    });
+    assert!(
+        still,
+        "the page showed web stopped only once its store read had given up:\n{page}"
+    );
+    drop(sql);
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
