@@ -255,6 +255,21 @@ pub struct ActionResult {
     /// with when that run began: they are not in `services`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub still_running: Vec<StillRunning>,
+    /// Services of `services` that wait for a dependency, and what for (a start does not
+    /// start what they depend on): they start once it is ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<Waiting>,
+}
+
+/// A service a start left waiting for its dependencies (see [`ActionResult`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Waiting {
+    pub name: ServiceName,
+    /// `waiting for db to be ready (it is stopped)`.
+    pub reason: String,
+    /// Dependencies an operator stopped: nothing starts them but a start of theirs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stopped: Vec<ServiceName>,
 }
 
 /// A job whose run was still going when a start was asked for (see [`ActionResult`]).

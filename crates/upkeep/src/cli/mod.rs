@@ -736,6 +736,10 @@ async fn client_command(g: &Global, cmd: Command) -> Result<ExitCode> {
             if !r.still_running.is_empty() && matches!(target, Target::One(_)) {
                 return Ok(ExitCode::from(1));
             }
+            // One service named, waiting for one an operator stopped: it will not start.
+            if r.waiting.iter().any(|w| !w.stopped.is_empty()) && matches!(target, Target::One(_)) {
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Stop { target } => {
             act(&client, &target, "stop", Msg::Stopped).await?;
@@ -1066,7 +1070,15 @@ async fn act(
     let r: ActionResult = client.post(path, None::<&()>).await?;
     let by = by_whom(r.by.as_ref());
     for s in &r.services {
-        println!("{s}: {}{by}", tr(done, &[]));
+        match r.waiting.iter().find(|w| &w.name == s) {
+            Some(w) => {
+                println!("{s}: {}{by}", tr(Msg::StartWaits, &[&w.reason]));
+                for d in &w.stopped {
+                    println!("  {}", tr(Msg::StartWaitsStopped, &[d, d]));
+                }
+            }
+            None => println!("{s}: {}{by}", tr(done, &[])),
+        }
     }
     for j in &r.still_running {
         let since = j.since.map_or("-".into(), |t| {

@@ -72,5 +72,6 @@ pub async fn set(
         services: vec![name.clone()],
         by: Some(by.clone()),
         still_running: Vec::new(),
+        waiting: Vec::new(),
     })
 }

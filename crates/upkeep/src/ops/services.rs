@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use upkeep_core::api::{ActionResult, StillRunning};
+use upkeep_core::api::{ActionResult, StillRunning, Waiting};
 use upkeep_core::{Actor, Desired, Principal, ServiceName, State};
 use upkeep_state::Snapshot;
 use upkeep_supervisor::{SupervisorCommand, SupervisorHandle};
@@ -140,12 +140,46 @@ pub async fn act(
     let mut rx = daemon.snapshot.clone();
     let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(wanted)).await;
     daemon.store_caught_up().await;
+    let waiting = match action {
+        Action::Stop => Vec::new(),
+        _ => waiting_of(daemon, &handles).await,
+    };
     Ok(ActionResult {
         action: action.as_str().into(),
         services: handles.into_iter().map(|(n, _)| n).collect(),
         by: Some(by.clone()),
         still_running,
+        waiting,
     })
+}
+
+/// Those of `handles` a start left waiting for a dependency, with the dependencies an
+/// operator stopped (a start of `s3` whose `s2` was stopped would wait for ever unnoticed:
+/// break-it, session 12).
+async fn waiting_of(daemon: &Daemon, handles: &[(ServiceName, SupervisorHandle)]) -> Vec<Waiting> {
+    let live = daemon.live.lock().await;
+    let snapshot = daemon.snapshot.borrow().clone();
+    handles
+        .iter()
+        .filter_map(|(name, _)| {
+            let reason = snapshot.services.get(name)?.waiting.clone()?;
+            let stopped = live
+                .config
+                .services
+                .get(name)
+                .map(|c| c.depends_on.iter())
+                .into_iter()
+                .flatten()
+                .map(|d| d.service.clone())
+                .filter(|d| live.desired.get(d) == Some(&Desired::Stopped))
+                .collect();
+            Some(Waiting {
+                name: name.clone(),
+                reason,
+                stopped,
+            })
+        })
+        .collect()
 }
 
 /// Stops `handles` dependents first: each layer once the one before has stopped (a stop's

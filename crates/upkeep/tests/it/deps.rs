@@ -502,3 +502,30 @@ fn an_external_dependency_down_across_a_daemon_restart_still_holds_its_dependent
     );
     assert!(d.pid("onext").is_none());
 }
+
+/// Break-it, session 12: `upkeep start s3` answered "started" (exit 0) while s3 waited,
+/// for ever, for s2, which an operator had stopped. The answer says what it waits for, and
+/// that nothing but a start of s2 starts it.
+#[test]
+fn a_start_that_waits_for_a_stopped_dependency_says_so() {
+    let d = daemon(
+        "[services.s2]\ncommand = \"sleep 1000\"\n\n[services.s3]\ncommand = \"sleep 1000\"\ndepends_on = [\"s2\"]\n",
+    );
+    d.wait_state("s3", "up", LONG);
+    for name in ["s3", "s2"] {
+        assert!(d.cli(&["stop", name]).status.success());
+    }
+    let out = d.cli(&["start", "s3"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("s3: waiting: waiting for s2 to be ready"),
+        "{text}"
+    );
+    assert!(text.contains("`upkeep start s2`"), "{text}");
+    // Started, s2 lets it go.
+    assert!(d.cli(&["start", "s2"]).status.success());
+    d.wait_state("s3", "up", LONG);
+    let out = d.cli(&["start", "s3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
