@@ -271,13 +271,23 @@ impl ServiceModel {
     /// Takes up what the last daemon left unfinished (see [`Unfinished`]): an open incident
     /// stays open until the service is back, maintenance holds until its end (ended at the
     /// next tick if that passed while no daemon ran), a person's resolution of the outage
-    /// holds until the service has been up, and a run that ended for good leaves it exited
-    /// (its supervisor does not start it: the daemon says so only when that still holds).
+    /// holds until the service has been up, and a run that ended for good leaves it exited,
+    /// a crash loop given up on failed, with its restart count (its supervisor does not
+    /// start it: the daemon says so only when that still holds).
     pub fn resume(&mut self, u: Unfinished) {
         if u.exited && self.spec.managed {
             self.phase = Phase::Exited;
             self.unknown_run = false;
             self.status.last_exit = u.last_exit;
+        }
+        if let Some(restarts) = u.failed
+            && self.spec.managed
+        {
+            self.phase = Phase::Failed;
+            self.unknown_run = false;
+            self.status.last_exit = u.last_exit;
+            self.status.restarts = restarts;
+            self.reason = gave_up(restarts);
         }
         if let Some(since) = u.resolved_by_hand
             && u.incident.is_none()
@@ -441,7 +451,7 @@ impl ServiceModel {
             EventKind::Failed { restarts, .. } => {
                 self.phase = Phase::Failed;
                 s.waiting = None;
-                self.reason = format!("crash loop: {restarts} restarts, then gave up");
+                self.reason = gave_up(*restarts);
             }
             EventKind::Stopping { .. } => self.phase = Phase::Stopping,
             EventKind::Stopped { .. } => {
@@ -723,6 +733,11 @@ impl ServiceModel {
     }
 }
 
+/// Why a failed service is down: its crash loop, given up on after `restarts` restarts.
+fn gave_up(restarts: u32) -> String {
+    format!("crash loop: {restarts} restarts, then gave up")
+}
+
 /// A duration as people write it ("30s", "1m 30s"), for reasons.
 fn show(d: Duration) -> String {
     match jiff::SignedDuration::try_from(d) {
@@ -992,6 +1007,39 @@ mod tests {
             out,
             ["recovering", "stopping", "incident_resolved", "stopped"]
         );
+    }
+
+    /// Issue 18: a crash loop given up on is `failed` at once after a daemon restart, with
+    /// its restart count, last exit and reason, its incident still open; an operator's start
+    /// runs it, and its restart count begins again.
+    #[test]
+    fn a_failed_service_is_taken_up_failed_after_a_daemon_restart() {
+        let mut m = managed();
+        let status = ExitStatus {
+            code: Some(3),
+            signal: None,
+        };
+        m.resume(Unfinished {
+            incident: Some((t(-50), false)),
+            failed: Some(2),
+            last_exit: Some(status),
+            ..Default::default()
+        });
+        assert_eq!(names(m.settle(t(0))), ["failed"]);
+        assert_eq!(m.status.state, State::Failed);
+        assert_eq!(m.status.restarts, 2);
+        assert_eq!(m.status.last_exit, Some(status));
+        assert_eq!(m.reason, "crash loop: 2 restarts, then gave up");
+        assert_eq!(m.status.incident_since, Some(t(-50)));
+        assert_eq!(names(m.tick(t(100))), Vec::<String>::new());
+        let by_operator = Started {
+            pid: 8,
+            start_ticks: 1,
+            by: Actor::Operator,
+        };
+        let out = run(&mut m, vec![(101, by_operator)]);
+        assert_eq!(out, ["recovering"]);
+        assert_eq!(m.status.restarts, 0);
     }
 
     /// Break-it (session 11): what a killed daemon's successor takes up besides open
