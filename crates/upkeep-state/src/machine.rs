@@ -433,14 +433,17 @@ impl ServiceModel {
                 }
             }
             EventKind::RestartRequested { .. } => s.restarts = 0,
+            // A changed file's restart counts as the policy's do (issue 18); `restart_at`'s
+            // does not (its stop and start come as events of their own).
+            EventKind::RestartPlanned { counted: true, .. } => s.restarts += 1,
             EventKind::NotRestarted { .. } if self.spec.job && self.job_failed => {}
             EventKind::NotRestarted { .. } => self.phase = Phase::Exited,
             // Records: a job's run (its exit came before), a skipped one, a planned restart
-            // (its stop and start come as events of their own).
+            // at its time (its stop and start come as events of their own).
             EventKind::JobRan { .. }
             | EventKind::JobSkipped { .. }
             | EventKind::JobScheduled { .. }
-            | EventKind::RestartPlanned { .. }
+            | EventKind::RestartPlanned { counted: false, .. }
             | EventKind::WatchFailed { .. } => {}
             EventKind::SpawnFailed { error } => {
                 // A job that cannot start has failed its run.
