@@ -107,6 +107,12 @@ impl ExitStatus {
     pub fn success(&self) -> bool {
         self.code == Some(0)
     }
+
+    /// Neither code nor signal: another process reaped it (a run adopted after the daemon
+    /// was killed is no child of this one), so how it ended is not known.
+    pub fn is_unknown(&self) -> bool {
+        self.code.is_none() && self.signal.is_none()
+    }
 }
 
 impl std::fmt::Display for ExitStatus {

@@ -114,6 +114,7 @@ messages! {
     ColTrigger => "trigger", "触发";
     JobOk => "ok", "成功";
     JobFailed => "failed ({})", "失败（{}）";
+    JobUnknown => "unknown: the daemon was restarted while it ran", "未知：运行期间守护进程曾重启";
     JobStillRunning => "not started: its last run is still going (since {})", "未启动：上次运行尚未结束（始于 {}）";
     JobInterrupted => "interrupted: the daemon was killed", "已中断：守护进程被杀死";
     JobRunningSince => "running since {}", "运行中，始于 {}";

@@ -400,10 +400,17 @@ impl ServiceModel {
             | EventKind::Signalled { .. } => {}
             // A job's run that ends well leaves it exited; one that fails, down until a run
             // ends well (an incident like a failed service's, resolved by the next good run).
+            // One whose end is unknown (adopted after a kill of the daemon, and reaped by
+            // another process) is neither: the job stays as the run before left it (issue 18:
+            // it was a failure, and opened an incident).
             EventKind::Exited { status, .. } if self.spec.job && self.phase != Phase::Stopping => {
-                self.job_failed = !status.success();
+                if !status.is_unknown() {
+                    self.job_failed = !status.success();
+                    if self.job_failed {
+                        self.reason = format!("run failed ({status})");
+                    }
+                }
                 self.phase = if self.job_failed {
-                    self.reason = format!("run failed ({status})");
                     Phase::Down
                 } else {
                     Phase::Exited
@@ -1211,6 +1218,61 @@ mod tests {
         assert!(!m.drill);
         assert!(!m.incident.as_ref().unwrap().drill);
         assert_eq!(m.status.restarts, 1);
+    }
+
+    /// Issue 18: a job's run whose end is unknown (adopted after a kill of the daemon, reaped
+    /// by another process) is neither a failure nor a success: no outage, no incident, and a
+    /// failed job is not recovered by it.
+    #[test]
+    fn a_job_run_of_unknown_end_neither_fails_nor_recovers_the_job() {
+        let mut m = ServiceModel::new(
+            ServiceName::new("x").unwrap(),
+            ServiceSpec {
+                job: true,
+                ..Default::default()
+            },
+        );
+        let exited = |code| Exited {
+            pid: 7,
+            status: ExitStatus { code, signal: None },
+            uptime_ms: 5,
+        };
+        let not_restarted = || NotRestarted {
+            policy: "never".into(),
+        };
+        assert_eq!(
+            run(
+                &mut m,
+                vec![(0, started(7)), (1, exited(None)), (1, not_restarted())]
+            ),
+            ["up", "exited"]
+        );
+        assert_eq!(m.status.incident_since, None);
+        // Failed, then a run of unknown end: still down, the same incident open.
+        assert_eq!(
+            run(
+                &mut m,
+                vec![
+                    (60, started(8)),
+                    (61, exited(Some(3))),
+                    (61, not_restarted())
+                ]
+            ),
+            ["up", "down", "incident_opened"]
+        );
+        assert_eq!(
+            run(
+                &mut m,
+                vec![
+                    (120, started(9)),
+                    (121, exited(None)),
+                    (121, not_restarted())
+                ]
+            ),
+            ["recovering", "down"]
+        );
+        assert_eq!(m.reason, "run failed (exit code 3)");
+        assert!(m.status.incident_since.is_some());
     }
 
     #[test]
