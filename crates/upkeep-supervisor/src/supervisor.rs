@@ -831,15 +831,16 @@ impl Supervisor {
         if self.running.is_none() {
             return ChangeRestart::NotRunning;
         }
+        // Entered first: a restart an upgrade's hand-over holds off is not counted.
+        let Some(_inside) = self.enter("restarting") else {
+            return ChangeRestart::NotRunning;
+        };
         if let Err(restarts) = self.tracker.on_change(&self.cfg, self.clock.instant()) {
             return ChangeRestart::OverBudget {
                 restarts,
                 window: self.cfg.window,
             };
         }
-        let Some(_inside) = self.enter("restarting") else {
-            return ChangeRestart::NotRunning;
-        };
         tracing::info!(%reason, "restart: a watched file changed");
         let planned = self.ev(EventKind::RestartPlanned {
             reason,
