@@ -107,6 +107,12 @@ impl ExitStatus {
     pub fn success(&self) -> bool {
         self.code == Some(0)
     }
+
+    /// Neither code nor signal: another process reaped it (a run adopted after the daemon
+    /// was killed is no child of this one), so how it ended is not known.
+    pub fn is_unknown(&self) -> bool {
+        self.code.is_none() && self.signal.is_none()
+    }
 }
 
 impl std::fmt::Display for ExitStatus {
@@ -306,8 +312,14 @@ pub enum EventKind {
     /// from now on a time its schedule gives while no daemon runs is made up (`catch_up`).
     JobScheduled { schedule: String },
     /// A planned restart: `restart_at`'s time came, or a watched file changed (`reason` says
-    /// which). Neither a crash nor an intervention.
-    RestartPlanned { reason: String },
+    /// which). Neither a crash nor an intervention. `counted`: it counts as a restart (a
+    /// changed file's: in `ls` and in the crash-loop window, issue 18); `restart_at`'s begins
+    /// the count again.
+    RestartPlanned {
+        reason: String,
+        #[serde(default)]
+        counted: bool,
+    },
     /// A `watch` path cannot be watched (missing, unreadable, out of inotify watches): a
     /// change there restarts nothing until the next start or reload. The other paths are
     /// still watched.

@@ -119,6 +119,7 @@ messages! {
     JobFailed => "failed ({})", "失败（{}）";
     StartWaits => "waiting: {}", "等待中：{}";
     StartWaitsStopped => "{} stopped by an operator: nothing starts it but `upkeep start {}`", "{} 已被操作员停止：只有 `upkeep start {}` 会启动它";
+    JobUnknown => "unknown: the daemon was restarted while it ran", "未知：运行期间守护进程曾重启";
     JobStillRunning => "not started: its last run is still going (since {})", "未启动：上次运行尚未结束（始于 {}）";
     JobInterrupted => "interrupted: the daemon was killed", "已中断：守护进程被杀死";
     JobRunningSince => "running since {}", "运行中，始于 {}";

@@ -202,7 +202,7 @@ pub struct Maintenance {
 /// What a daemon left unfinished for a service, which the next one takes up (issue 14, E21):
 /// an incident still open (resolved once the service is back), maintenance in progress
 /// (held until its end), a person's resolution of an outage still going on (held until the
-/// service has been up), and a run that ended for good (the service stays exited).
+/// service has been up), and a run that ended for good (the service stays exited, or failed).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Unfinished {
     /// The open incident's outage start, and whether a drill caused it.
@@ -216,8 +216,13 @@ pub struct Unfinished {
     /// "never"`, or `on-failure` after a clean exit): it stays exited as `upkeep upgrade`
     /// keeps it (break-it, session 11: a killed daemon's successor ran it again).
     pub exited: bool,
-    /// With `exited`: how that run ended (None if it never ran: its spawn failed).
+    /// With `exited` or `failed`: how that run ended (None if it never ran: its spawn failed).
     pub last_exit: Option<ExitStatus>,
+    /// Its crash loop was given up on after this many restarts, and nothing started it
+    /// since: it stays failed, as under systemd, until an operator starts it or its config
+    /// changes (issue 18: the next daemon ran it again, a kill -9 or a restart of the daemon
+    /// at a time).
+    pub failed: Option<u32>,
 }
 
 impl ServiceStatus {

@@ -271,13 +271,23 @@ impl ServiceModel {
     /// Takes up what the last daemon left unfinished (see [`Unfinished`]): an open incident
     /// stays open until the service is back, maintenance holds until its end (ended at the
     /// next tick if that passed while no daemon ran), a person's resolution of the outage
-    /// holds until the service has been up, and a run that ended for good leaves it exited
-    /// (its supervisor does not start it: the daemon says so only when that still holds).
+    /// holds until the service has been up, and a run that ended for good leaves it exited,
+    /// a crash loop given up on failed, with its restart count (its supervisor does not
+    /// start it: the daemon says so only when that still holds).
     pub fn resume(&mut self, u: Unfinished) {
         if u.exited && self.spec.managed {
             self.phase = Phase::Exited;
             self.unknown_run = false;
             self.status.last_exit = u.last_exit;
+        }
+        if let Some(restarts) = u.failed
+            && self.spec.managed
+        {
+            self.phase = Phase::Failed;
+            self.unknown_run = false;
+            self.status.last_exit = u.last_exit;
+            self.status.restarts = restarts;
+            self.reason = gave_up(restarts);
         }
         if let Some(since) = u.resolved_by_hand
             && u.incident.is_none()
@@ -390,10 +400,17 @@ impl ServiceModel {
             | EventKind::Signalled { .. } => {}
             // A job's run that ends well leaves it exited; one that fails, down until a run
             // ends well (an incident like a failed service's, resolved by the next good run).
+            // One whose end is unknown (adopted after a kill of the daemon, and reaped by
+            // another process) is neither: the job stays as the run before left it (issue 18:
+            // it was a failure, and opened an incident).
             EventKind::Exited { status, .. } if self.spec.job && self.phase != Phase::Stopping => {
-                self.job_failed = !status.success();
+                if !status.is_unknown() {
+                    self.job_failed = !status.success();
+                    if self.job_failed {
+                        self.reason = format!("run failed ({status})");
+                    }
+                }
                 self.phase = if self.job_failed {
-                    self.reason = format!("run failed ({status})");
                     Phase::Down
                 } else {
                     Phase::Exited
@@ -423,14 +440,17 @@ impl ServiceModel {
                 }
             }
             EventKind::RestartRequested { .. } => s.restarts = 0,
+            // A changed file's restart counts as the policy's do (issue 18); `restart_at`'s
+            // does not (its stop and start come as events of their own).
+            EventKind::RestartPlanned { counted: true, .. } => s.restarts += 1,
             EventKind::NotRestarted { .. } if self.spec.job && self.job_failed => {}
             EventKind::NotRestarted { .. } => self.phase = Phase::Exited,
             // Records: a job's run (its exit came before), a skipped one, a planned restart
-            // (its stop and start come as events of their own).
+            // at its time (its stop and start come as events of their own).
             EventKind::JobRan { .. }
             | EventKind::JobSkipped { .. }
             | EventKind::JobScheduled { .. }
-            | EventKind::RestartPlanned { .. }
+            | EventKind::RestartPlanned { counted: false, .. }
             | EventKind::WatchFailed { .. } => {}
             EventKind::SpawnFailed { error } => {
                 // A job that cannot start has failed its run.
@@ -441,7 +461,7 @@ impl ServiceModel {
             EventKind::Failed { restarts, .. } => {
                 self.phase = Phase::Failed;
                 s.waiting = None;
-                self.reason = format!("crash loop: {restarts} restarts, then gave up");
+                self.reason = gave_up(*restarts);
             }
             EventKind::Stopping { .. } => self.phase = Phase::Stopping,
             EventKind::Stopped { .. } => {
@@ -723,6 +743,11 @@ impl ServiceModel {
     }
 }
 
+/// Why a failed service is down: its crash loop, given up on after `restarts` restarts.
+fn gave_up(restarts: u32) -> String {
+    format!("crash loop: {restarts} restarts, then gave up")
+}
+
 /// A duration as people write it ("30s", "1m 30s"), for reasons.
 fn show(d: Duration) -> String {
     match jiff::SignedDuration::try_from(d) {
@@ -994,6 +1019,39 @@ mod tests {
         );
     }
 
+    /// Issue 18: a crash loop given up on is `failed` at once after a daemon restart, with
+    /// its restart count, last exit and reason, its incident still open; an operator's start
+    /// runs it, and its restart count begins again.
+    #[test]
+    fn a_failed_service_is_taken_up_failed_after_a_daemon_restart() {
+        let mut m = managed();
+        let status = ExitStatus {
+            code: Some(3),
+            signal: None,
+        };
+        m.resume(Unfinished {
+            incident: Some((t(-50), false)),
+            failed: Some(2),
+            last_exit: Some(status),
+            ..Default::default()
+        });
+        assert_eq!(names(m.settle(t(0))), ["failed"]);
+        assert_eq!(m.status.state, State::Failed);
+        assert_eq!(m.status.restarts, 2);
+        assert_eq!(m.status.last_exit, Some(status));
+        assert_eq!(m.reason, "crash loop: 2 restarts, then gave up");
+        assert_eq!(m.status.incident_since, Some(t(-50)));
+        assert_eq!(names(m.tick(t(100))), Vec::<String>::new());
+        let by_operator = Started {
+            pid: 8,
+            start_ticks: 1,
+            by: Actor::Operator,
+        };
+        let out = run(&mut m, vec![(101, by_operator)]);
+        assert_eq!(out, ["recovering"]);
+        assert_eq!(m.status.restarts, 0);
+    }
+
     /// Break-it (session 11): what a killed daemon's successor takes up besides open
     /// incidents. A run that ended for good is `exited` at once, with how it ended, and its
     /// open incident stays open (no resolution, no reopening); a person's resolution of the
@@ -1160,6 +1218,61 @@ mod tests {
         assert!(!m.drill);
         assert!(!m.incident.as_ref().unwrap().drill);
         assert_eq!(m.status.restarts, 1);
+    }
+
+    /// Issue 18: a job's run whose end is unknown (adopted after a kill of the daemon, reaped
+    /// by another process) is neither a failure nor a success: no outage, no incident, and a
+    /// failed job is not recovered by it.
+    #[test]
+    fn a_job_run_of_unknown_end_neither_fails_nor_recovers_the_job() {
+        let mut m = ServiceModel::new(
+            ServiceName::new("x").unwrap(),
+            ServiceSpec {
+                job: true,
+                ..Default::default()
+            },
+        );
+        let exited = |code| Exited {
+            pid: 7,
+            status: ExitStatus { code, signal: None },
+            uptime_ms: 5,
+        };
+        let not_restarted = || NotRestarted {
+            policy: "never".into(),
+        };
+        assert_eq!(
+            run(
+                &mut m,
+                vec![(0, started(7)), (1, exited(None)), (1, not_restarted())]
+            ),
+            ["up", "exited"]
+        );
+        assert_eq!(m.status.incident_since, None);
+        // Failed, then a run of unknown end: still down, the same incident open.
+        assert_eq!(
+            run(
+                &mut m,
+                vec![
+                    (60, started(8)),
+                    (61, exited(Some(3))),
+                    (61, not_restarted())
+                ]
+            ),
+            ["up", "down", "incident_opened"]
+        );
+        assert_eq!(
+            run(
+                &mut m,
+                vec![
+                    (120, started(9)),
+                    (121, exited(None)),
+                    (121, not_restarted())
+                ]
+            ),
+            ["recovering", "down"]
+        );
+        assert_eq!(m.reason, "run failed (exit code 3)");
+        assert!(m.status.incident_since.is_some());
     }
 
     #[test]

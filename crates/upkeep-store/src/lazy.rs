@@ -157,6 +157,7 @@ forward! { Store { fn engine(&self) -> Engine { self.engine } }:
     fn running_before(&self, before: jiff::Timestamp) -> Result<std::collections::BTreeMap<ServiceName, (u32, u64)>, Error>;
     fn save_revision(&self, path: &str, source: &str) -> Result<i64, Error>;
     fn revision_count(&self) -> Result<i64, Error>;
+    fn last_revision(&self) -> Result<Option<(String, String)>, Error>;
     fn unfinished(&self) -> Result<std::collections::BTreeMap<ServiceName, Unfinished>, Error>;
     fn events_after(&self, seq: u64, limit: u32) -> Result<Vec<Committed>, Error>;
     fn cursor(&self, name: &str) -> Result<u64, Error>;

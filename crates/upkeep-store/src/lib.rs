@@ -250,6 +250,8 @@ pub trait Store:
     async fn save_revision(&self, path: &str, source: &str) -> Result<i64, Error>;
     /// The number of stored revisions.
     async fn revision_count(&self) -> Result<i64, Error>;
+    /// The last applied config: its file's path and text (None before the first).
+    async fn last_revision(&self) -> Result<Option<(String, String)>, Error>;
     /// What the last daemon left unfinished, by service: open incidents and maintenance in
     /// progress (see [`upkeep_core::Unfinished`]).
     async fn unfinished(

@@ -152,6 +152,18 @@ fn now_ms() -> i64 {
 }
 
 impl SqlStore {
+    /// This node's last config revision: its id, path and text.
+    async fn last_revision_row(&self) -> Result<Option<(i64, String, String)>, Error> {
+        let last = sqlx::query(
+            "SELECT id, path, source FROM config_revisions WHERE node = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(&self.node)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("select the last config revision"))?;
+        Ok(last.and_then(|r| Some((col(&r, "id")?, col(&r, "path")?, col(&r, "source")?))))
+    }
+
     /// Records this node (its name may have changed) and claims rows stored before rows had
     /// nodes (SQLite's migration 0005 gives them node ''; the file is in this node's data dir).
     pub(crate) async fn claim(pool: AnyPool, engine: Engine, node: &Node) -> Result<Self, Error> {
@@ -602,17 +614,9 @@ impl Store for SqlStore {
     async fn save_revision(&self, path: &str, source: &str) -> Result<i64, Error> {
         // The same text from the same file as last time is the same revision: a config holds
         // secrets, and 54 reloads used to keep 54 copies of them.
-        let last = sqlx::query(
-            "SELECT id, path, source FROM config_revisions WHERE node = $1 ORDER BY id DESC LIMIT 1",
-        )
-        .bind(&self.node)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(q("select the last config revision"))?;
-        if let Some(r) = last
-            && col::<String>(&r, "path").as_deref() == Some(path)
-            && col::<String>(&r, "source").as_deref() == Some(source)
-            && let Some(id) = col(&r, "id")
+        if let Some((id, last_path, last_source)) = self.last_revision_row().await?
+            && last_path == path
+            && last_source == source
         {
             return Ok(id);
         }
@@ -628,6 +632,13 @@ impl Store for SqlStore {
         .await
         .map_err(q("insert config revision"))?;
         row.try_get("id").map_err(q("read the revision id"))
+    }
+
+    async fn last_revision(&self) -> Result<Option<(String, String)>, Error> {
+        Ok(self
+            .last_revision_row()
+            .await?
+            .map(|(_, path, source)| (path, source)))
     }
 
     async fn revision_count(&self) -> Result<i64, Error> {
@@ -694,13 +705,15 @@ impl Store for SqlStore {
             };
             out.entry(name).or_default().resolved_by_hand = Some(since);
         }
-        // Each service's last start, exit and `not_restarted`: a run that ended for good
-        // after the last start stays ended (the daemon decides whether that still holds:
-        // the desired state, the restart policy now).
+        // Each service's last start, exit, `not_restarted` and `failed`: a run that ended
+        // for good after the last start stays ended, and a crash loop given up on stays
+        // failed (the daemon decides whether that still holds: the desired state, the
+        // restart policy and the service's config now).
         let runs = sqlx::query(
             "SELECT id, service, detail FROM events WHERE id IN (
                  SELECT MAX(id) FROM events
-                 WHERE node = $1 AND kind IN ('started', 'adopted', 'exited', 'not_restarted')
+                 WHERE node = $1
+                     AND kind IN ('started', 'adopted', 'exited', 'not_restarted', 'failed')
                      AND service IS NOT NULL
                  GROUP BY service, kind)",
         )
@@ -713,6 +726,7 @@ impl Store for SqlStore {
             start: i64,
             exit: Option<(i64, upkeep_core::ExitStatus)>,
             not_restarted: Option<i64>,
+            failed: Option<(i64, u32)>,
         }
         let mut last: BTreeMap<ServiceName, LastRun> = BTreeMap::new();
         for r in &runs {
@@ -730,13 +744,17 @@ impl Store for SqlStore {
                 }
                 EventKind::Exited { status, .. } => run.exit = Some((id, status)),
                 EventKind::NotRestarted { .. } => run.not_restarted = Some(id),
+                EventKind::Failed { restarts, .. } => run.failed = Some((id, restarts)),
                 _ => {}
             }
         }
         for (name, run) in last {
-            if run.not_restarted.is_some_and(|id| id > run.start) {
+            let exited = run.not_restarted.is_some_and(|id| id > run.start);
+            let failed = run.failed.filter(|(id, _)| *id > run.start);
+            if exited || failed.is_some() {
                 let u = out.entry(name).or_default();
-                u.exited = true;
+                u.exited = exited && failed.is_none();
+                u.failed = failed.map(|(_, restarts)| restarts);
                 u.last_exit = run.exit.filter(|(id, _)| *id > run.start).map(|(_, s)| s);
             }
         }

@@ -55,6 +55,9 @@ pub struct Handover {
     pub stderr: Option<HandedPipe>,
     /// A job's run: what its record needs.
     pub job: Option<HandedJob>,
+    /// The read end of its readiness pipe (`ready = { fd = N }`) while it is not ready: the
+    /// next image reads on from it (issue 18: it was closed, and the run never became ready).
+    pub ready_pipe: Option<OwnedFd>,
 }
 
 /// A job's run handed over with its process: what its `job_ran` needs, so that its end is
@@ -240,8 +243,22 @@ impl Supervisor {
 
     async fn release_run(&mut self) -> Option<Handover> {
         let run = self.running.take()?;
-        if run.ready_pipe_kept {
-            // Not handed over across execve: the next image's keeper must not hold it.
+        // Not ready yet: the read end of its readiness pipe goes with it. Its watch gives it
+        // back between two reads; one that ended at the newline left its note waiting.
+        let ready_pipe = if self.signals.ready {
+            None
+        } else {
+            self.signals.take_ready_pipe().await
+        };
+        while let Ok(note) = self.signals.notes.try_recv() {
+            if note.pgid == run.pid && matches!(note.kind, crate::ready::NoteKind::Ready(_)) {
+                self.signals.ready = true;
+            }
+        }
+        let ready_pipe = ready_pipe.filter(|_| !self.signals.ready);
+        if run.ready_pipe_kept && ready_pipe.is_none() {
+            // Not handed over across execve: the next image's keeper must not hold it. One
+            // handed over stays kept under its name, which the next image lets go of.
             self.logs.let_go_ready(&self.name, run.pipes);
         }
         let pgid = run.group();
@@ -284,6 +301,7 @@ impl Supervisor {
             stdout,
             stderr,
             job,
+            ready_pipe,
         })
     }
 

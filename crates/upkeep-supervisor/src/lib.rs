@@ -40,8 +40,8 @@ pub use group::{StopOutcome, stop_leftovers};
 pub use logs::{LogHub, PipeKeeper, Stream, tail, tail_start};
 pub use seal::{Inside, Seal, Sealed};
 pub use supervisor::{
-    Begin, JobStart, SignalError, Signalled, Supervisor, SupervisorCommand, SupervisorDeps,
-    SupervisorHandle,
+    Begin, ChangeRestart, JobStart, SignalError, Signalled, Supervisor, SupervisorCommand,
+    SupervisorDeps, SupervisorHandle,
 };
 pub use upkeep_sys::{
     Leftovers, Lineage, Reaper, RecordedRun, drop_startup_pages, environ, pidfd, procfs,

@@ -9,6 +9,11 @@
 //!   and nothing restarts it until an operator acts.
 //! - An exit a drill caused on purpose restarts at once and counts towards neither the backoff
 //!   nor the crash-loop limit: drills repeated back to back must not fail the service.
+//! - A restart because a watched file changed is a restart like a crash's, in the same count
+//!   and the same window (issue 18: `watch` kept a budget of its own, and `ls` did not count
+//!   them), without backoff; past the limit it is refused, and the running service goes on
+//!   (a change never fails a service). Planned restarts (`restart_at`) and an operator's
+//!   are a fresh start instead (`reset`).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -56,14 +61,7 @@ impl RestartTracker {
         if uptime >= cfg.min_uptime {
             self.attempt = 0;
         }
-        while self
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > cfg.window)
-        {
-            self.recent.pop_front();
-        }
-        if self.recent.len() as u32 >= cfg.max_restarts {
+        if self.spent(cfg, now) {
             return Decision::Failed {
                 restarts: self.recent.len() as u32,
             };
@@ -75,6 +73,30 @@ impl RestartTracker {
             attempt: self.attempt,
             delay: backoff(cfg, self.attempt, jitter),
         }
+    }
+
+    /// Whether `max_restarts` restarts happened within `window` before `now` (older ones are
+    /// forgotten).
+    fn spent(&mut self, cfg: &ManagedConfig, now: Instant) -> bool {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > cfg.window)
+        {
+            self.recent.pop_front();
+        }
+        self.recent.len() as u32 >= cfg.max_restarts
+    }
+
+    /// A watched file changed: a restart, counted as one and in the crash-loop window, unless
+    /// the window is full: then `Err` with the restarts in it, and nothing is restarted.
+    pub fn on_change(&mut self, cfg: &ManagedConfig, now: Instant) -> Result<(), u32> {
+        if self.spent(cfg, now) {
+            return Err(self.recent.len() as u32);
+        }
+        self.recent.push_back(now);
+        self.total += 1;
+        Ok(())
     }
 
     /// An exit a drill caused: restarted at once (if the policy restarts it at all), left out
@@ -318,6 +340,36 @@ mod tests {
             t.on_exit(&c, FAIL, Duration::ZERO, later, 0.5),
             Decision::Restart { .. }
         ));
+        assert_eq!(t.total, 6);
+    }
+
+    /// Issue 18: restarts for a changed file and crashes share one count and one window
+    /// (max_restarts = 5 within 60 s): two changes and three crashes fill it, so the next
+    /// crash fails the service and the next change is refused; once the oldest has left the
+    /// window a change restarts again.
+    #[test]
+    fn changes_and_crashes_share_one_restart_budget() {
+        let c = cfg(RestartPolicy::Always);
+        let mut t = RestartTracker::default();
+        let start = Instant::now();
+        let at = |s| start + Duration::from_secs(s);
+        assert_eq!(t.on_change(&c, at(0)), Ok(()));
+        assert_eq!(t.on_change(&c, at(1)), Ok(()));
+        for s in 2..5 {
+            assert!(matches!(
+                t.on_exit(&c, FAIL, Duration::ZERO, at(s), 0.5),
+                Decision::Restart { .. }
+            ));
+        }
+        assert_eq!(t.total, 5);
+        assert_eq!(t.on_change(&c, at(5)), Err(5));
+        assert_eq!(t.total, 5);
+        assert_eq!(
+            t.on_exit(&c, FAIL, Duration::ZERO, at(6), 0.5),
+            Decision::Failed { restarts: 5 }
+        );
+        // The first change is out of the window 61 s after it.
+        assert_eq!(t.on_change(&c, at(61)), Ok(()));
         assert_eq!(t.total, 6);
     }
 }

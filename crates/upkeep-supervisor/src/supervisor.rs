@@ -80,9 +80,17 @@ pub enum SupervisorCommand {
         by: Actor,
         answer: oneshot::Sender<JobStart>,
     },
-    /// A planned restart (`restart_at`, `watch`): restart it if it runs, saying why; neither a
-    /// crash (no backoff, not counted) nor an intervention. A stopped service stays stopped.
+    /// A planned restart (`restart_at`): restart it if it runs, saying why; neither a crash
+    /// (no backoff, not counted: the crash-loop count begins again) nor an intervention. A
+    /// stopped service stays stopped.
     Planned { reason: String },
+    /// A watched file changed (`watch`): restart it if it runs, saying why, counted as a
+    /// restart and in the crash-loop window as a crash's (no backoff), unless the window is
+    /// full. Not an intervention. `answer` says which.
+    Changed {
+        reason: String,
+        answer: oneshot::Sender<ChangeRestart>,
+    },
     /// The daemon re-executes itself (`upkeep upgrade`): let go of the running process
     /// without stopping it, answer what the next daemon needs to take it over, and end.
     Release {
@@ -115,6 +123,19 @@ pub enum JobStart {
     StillRunning,
     /// An operator stopped the job: its schedule waits for `upkeep start`.
     Stopped,
+}
+
+/// What became of a restart for a changed file ([`SupervisorCommand::Changed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeRestart {
+    Restarted,
+    /// Not running (stopped, backing off, failed, waiting): nothing to restart.
+    NotRunning,
+    /// `max_restarts` restarts (crashes and changes) within `window` already: not restarted.
+    OverBudget {
+        restarts: u32,
+        window: Duration,
+    },
 }
 
 /// The daemon's side of a supervisor.
@@ -160,6 +181,15 @@ impl SupervisorHandle {
             .commands
             .send(SupervisorCommand::Planned { reason })
             .await;
+    }
+
+    /// A watched file changed (see [`SupervisorCommand::Changed`]). None if the supervisor
+    /// is gone.
+    pub async fn changed(&self, reason: String) -> Option<ChangeRestart> {
+        let (answer, answered) = oneshot::channel();
+        let cmd = SupervisorCommand::Changed { reason, answer };
+        self.commands.send(cmd).await.ok()?;
+        answered.await.ok()
     }
 
     pub async fn reconfigure(&self, cfg: ManagedConfig) {
@@ -759,12 +789,18 @@ impl Supervisor {
                     return;
                 };
                 tracing::info!(%reason, "planned restart");
-                self.emit(vec![self.ev(EventKind::RestartPlanned { reason })])
-                    .await;
+                let planned = self.ev(EventKind::RestartPlanned {
+                    reason,
+                    counted: false,
+                });
+                self.emit(vec![planned]).await;
                 self.stop_process(Actor::Upkeep).await;
                 self.tracker.reset();
                 self.restart_at = None;
                 self.launch(Actor::Upkeep, Vec::new()).await;
+            }
+            SupervisorCommand::Changed { reason, answer } => {
+                let _ = answer.send(self.restart_for_change(reason).await);
             }
             SupervisorCommand::Reconfigure(cfg) => {
                 // Sealed: the run goes on as it is, and the next image reads the config.
@@ -787,6 +823,34 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Restarts the run because a watched file changed, counted as a restart (see
+    /// [`SupervisorCommand::Changed`]).
+    async fn restart_for_change(&mut self, reason: String) -> ChangeRestart {
+        if self.running.is_none() {
+            return ChangeRestart::NotRunning;
+        }
+        // Entered first: a restart an upgrade's hand-over holds off is not counted.
+        let Some(_inside) = self.enter("restarting") else {
+            return ChangeRestart::NotRunning;
+        };
+        if let Err(restarts) = self.tracker.on_change(&self.cfg, self.clock.instant()) {
+            return ChangeRestart::OverBudget {
+                restarts,
+                window: self.cfg.window,
+            };
+        }
+        tracing::info!(%reason, "restart: a watched file changed");
+        let planned = self.ev(EventKind::RestartPlanned {
+            reason,
+            counted: true,
+        });
+        self.emit(vec![planned]).await;
+        self.stop_process(Actor::Upkeep).await;
+        self.restart_at = None;
+        self.launch(Actor::Upkeep, Vec::new()).await;
+        ChangeRestart::Restarted
     }
 
     /// Enters the seal to stop its run (`doing`: `stopping`, `restarting`), unless an upgrade's

@@ -463,6 +463,7 @@ async fn run_async(
     // unwatched (marked unknown, it would stay so: the services' models are carried on).
     let last_alive = takeover::last_alive(&alive).filter(|_| taken.is_none());
     let pending = takeover::Pending::at(&data_dir);
+    let mut last_config = None;
     if inherited.from_store {
         let earlier = pending.read().await;
         if !earlier.is_empty() {
@@ -493,6 +494,9 @@ async fn run_async(
             &clock,
         )
         .await;
+        // Read before this daemon's revision is stored: a failed service whose config
+        // changed since is started again.
+        last_config = takeover::last_config(store.as_ref()).await;
         let upgraded = taken.is_some();
         if let Err(e) =
             takeover::apply_revision(store.as_ref(), &config, &events_tx, started, upgraded).await
@@ -557,8 +561,17 @@ async fn run_async(
     for (name, cfg) in roots.into_iter().chain(dependents) {
         let want = inherited.desired(&intent, name, cfg).await;
         desired.insert(name.clone(), want);
-        let left = takeover::still_exited(unfinished.remove(name), cfg, want);
-        let run = want == Desired::Running && !left.as_ref().is_some_and(|u| u.exited);
+        let left = takeover::still_ended(
+            name,
+            unfinished.remove(name),
+            cfg,
+            want,
+            last_config.as_ref(),
+        );
+        let ended = left
+            .as_ref()
+            .is_some_and(|u| u.exited || u.failed.is_some());
+        let run = want == Desired::Running && !ended;
         services.insert(name.clone(), wiring.start(name, cfg, run, left).await);
         if run {
             tokio::task::yield_now().await;

@@ -90,13 +90,9 @@ pub fn start(
         ));
         timers.push(cancel);
     }
-    if let (Some(w), Some(m)) = (&cfg.watch, &cfg.managed) {
+    if let (Some(w), Some(_)) = (&cfg.watch, &cfg.managed) {
         let cancel = CancellationToken::new();
-        let budget = crate::watch::Budget {
-            max_restarts: m.max_restarts,
-            window: m.window,
-        };
-        crate::watch::start(name, w, budget, sup.clone(), &deps, cancel.clone());
+        crate::watch::start(name, w, sup.clone(), &deps, cancel.clone());
         timers.push(cancel);
     }
     timers

@@ -71,24 +71,62 @@ impl Inherited {
 /// What the last daemon left of a service, with its run that ended for good kept only if
 /// that still holds: the operator still wants it running (a stop since is a stop), it is no
 /// job (a job runs on its schedule), and the restart policy, perhaps changed since, would
-/// still not start it again (`always` would).
-pub fn still_exited(
+/// still not start it again (`always` would). A crash loop given up on stays failed on the
+/// same terms but the policy's: until its config changes (`last`, the config the last daemon
+/// applied, None if it cannot be told: then it stays failed, as systemd keeps a unit).
+pub fn still_ended(
+    name: &ServiceName,
     left: Option<Unfinished>,
     cfg: &upkeep_config::ServiceConfig,
     want: Desired,
+    last: Option<&Config>,
 ) -> Option<Unfinished> {
     let mut left = left?;
-    let holds = want == Desired::Running
-        && cfg.job.is_none()
+    let holds = want == Desired::Running && cfg.job.is_none() && cfg.managed.is_some();
+    let exited = holds
+        && left.exited
         && cfg
             .managed
             .as_ref()
             .is_some_and(|m| m.restart != upkeep_config::RestartPolicy::Always);
-    if !holds {
+    let failed =
+        holds && left.failed.is_some() && last.is_none_or(|l| l.services.get(name) == Some(cfg));
+    if !exited {
         left.exited = false;
+    }
+    if !failed {
+        left.failed = None;
+    }
+    if !(exited || failed) {
         left.last_exit = None;
     }
     Some(left)
+}
+
+/// The config the last daemon applied, as this daemon reads it now (its revision in the
+/// store, parsed; `env_file`s are read as they are now, so only an edit of the file itself
+/// shows). None before the first revision, or if it no longer parses (logged).
+pub async fn last_config(store: &dyn Store) -> Option<Config> {
+    let (path, source) = match store.last_revision().await {
+        Ok(last) => last?,
+        Err(e) => {
+            tracing::warn!(
+                "cannot read the last config revision; failed services stay failed: {}",
+                e.with_causes()
+            );
+            return None;
+        }
+    };
+    let path = std::path::PathBuf::from(path);
+    tokio::task::spawn_blocking(move || upkeep_config::parse(&path, &source))
+        .await
+        .ok()?
+        .inspect_err(|e| {
+            tracing::warn!(
+                "the last config revision no longer reads; failed services stay failed: {e}"
+            )
+        })
+        .ok()
 }
 
 /// Reads what the last daemon left from the store if it is open (once it has stored what a
@@ -509,6 +547,7 @@ pub async fn later(daemon: Arc<Daemon>, l: Later) {
                 .filter(|since| *since < l.started && status.incident_since.is_none()),
             // Too late: this daemon started it already, or it is down or stopped by now.
             exited: false,
+            failed: None,
             last_exit: None,
         };
         if u != Unfinished::default() {

@@ -485,6 +485,9 @@ struct ServiceRecord {
     /// was then a plain exit).
     #[serde(default)]
     job: Option<HandedJob>,
+    /// The read end of its readiness pipe, while it is not ready (issue 18).
+    #[serde(default)]
+    ready_pipe: Option<RawFd>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -524,6 +527,11 @@ pub fn exec(handed: Handed, data_dir: &Path) -> anyhow::Error {
     for (name, h, kept) in services {
         let stdout = pipe(h.stdout, &mut keep);
         let stderr = pipe(h.stderr, &mut keep);
+        let ready_pipe = h.ready_pipe.map(|fd| {
+            let raw = fd.as_raw_fd();
+            keep.push(fd);
+            raw
+        });
         record.services.push(ServiceRecord {
             name,
             pid: h.pid,
@@ -536,6 +544,7 @@ pub fn exec(handed: Handed, data_dir: &Path) -> anyhow::Error {
             stdout,
             stderr,
             job: h.job,
+            ready_pipe,
         });
     }
     for (key, fd) in listeners {
@@ -619,6 +628,7 @@ struct TakenService {
     record: ServiceRecord,
     stdout: Option<HandedPipe>,
     stderr: Option<HandedPipe>,
+    ready_pipe: Option<OwnedFd>,
 }
 
 /// In the new image, before anything else opens or spawns: the state record named by
@@ -680,10 +690,12 @@ pub fn take() -> Option<Taken> {
         };
         let stdout = pipe(s.stdout.take());
         let stderr = pipe(s.stderr.take());
+        let ready_pipe = s.ready_pipe.take().and_then(|fd| own(fd, libc::S_IFIFO));
         taken.services.push(TakenService {
             record: s,
             stdout,
             stderr,
+            ready_pipe,
         });
     }
     Some(taken)
@@ -770,7 +782,7 @@ impl Taken {
                     exit,
                     // What its supervisor knew comes whole with the record's `carried`.
                     carried: None,
-                    ready_pipe: None,
+                    ready_pipe: s.ready_pipe,
                 },
             );
         }

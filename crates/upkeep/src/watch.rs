@@ -22,17 +22,19 @@
 //! Restarts from changes are damped (break-it session 11: a service writing into its own
 //! folder restarted three times a second for good): a file that changed right after the
 //! start of two runs in a row (the run's `since` in the state's snapshot) is the service's
-//! own (it writes it as it starts) and no longer counts, and past `max_restarts` restarts
-//! from changes within `window` a change restarts nothing until the oldest of them is older
-//! than `window`. Both are said in a `watch_failed` event. These restarts are still planned
-//! ones: no crash counted, no backoff. A folder made later in a watched tree is watched as
+//! own (it writes it as it starts) and no longer counts; and the supervisor counts each
+//! restart from a change as a restart, in the one crash-loop window of the service (issue 18:
+//! they kept a budget of their own here, and `ls` did not count them): past `max_restarts`
+//! restarts within `window`, crashes and changes together, a change restarts nothing until
+//! the oldest of them is older than `window`. Both are said in a `watch_failed` event. No
+//! backoff, and a change never fails a service. A folder made later in a watched tree is watched as
 //! it comes (by notify), past the cap too: the cap is the kernel's `max_user_watches` then.
 //!
 //! A path that cannot be watched (missing, unreadable, out of watches, too big) or that is
 //! removed while watched is said in a `watch_failed` event (shown by `upkeep status`), and the
 //! other paths are watched all the same (issue 18): never a silent end of watching.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,12 +47,11 @@ use notify_debouncer_mini::{
     DebounceEventResult, DebouncedEventKind, Debouncer, new_debouncer_opt,
 };
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use upkeep_config::{ALWAYS_IGNORED, WatchConfig};
 use upkeep_core::{Clock, Event, EventKind, ServiceName};
 use upkeep_state::Snapshot;
-use upkeep_supervisor::SupervisorHandle;
+use upkeep_supervisor::{ChangeRestart, SupervisorHandle};
 
 /// The most folders one watched path may hold (each is an inotify watch, and the walk that
 /// counts them is bounded by it). 8192 is the kernel's historical `max_user_watches`.
@@ -75,21 +76,12 @@ impl Report {
     }
 }
 
-/// The service's restart budget (`max_restarts` within `window`), which restarts from changes
-/// obey too.
-#[derive(Debug, Clone, Copy)]
-pub struct Budget {
-    pub max_restarts: u32,
-    pub window: Duration,
-}
-
 /// Starts watching `w` for service `name` until `cancel` (`deps.logs_dir` holds its own
 /// logs). Returns at once: the watches are set up on a blocking thread. Each path that cannot
 /// be watched is said in a `watch_failed` event, the rest watched.
 pub fn start(
     name: &ServiceName,
     w: &WatchConfig,
-    budget: Budget,
     sup: SupervisorHandle,
     deps: &crate::schedule::Deps<'_>,
     cancel: CancellationToken,
@@ -120,7 +112,8 @@ pub fn start(
     };
     let task = Task {
         filter,
-        damper: Damper::new(budget, w.debounce),
+        damper: Damper::new(w.debounce),
+        refusal_said: false,
         snapshot: deps.snapshot.clone(),
         sup,
         report,
@@ -313,6 +306,9 @@ struct Task {
     snapshot: tokio::sync::watch::Receiver<Arc<Snapshot>>,
     sup: SupervisorHandle,
     report: Report,
+    /// Whether the supervisor's refusal (its restart budget spent) was said since it last
+    /// restarted the service for a change.
+    refusal_said: bool,
 }
 
 impl Task {
@@ -350,14 +346,25 @@ impl Task {
                 .get(&report.name)
                 .and_then(|s| s.since);
             let fresh = self.damper.fresh(started, report.clock.now());
-            let verdict = self.damper.judge(&changed, report.clock.instant(), fresh);
+            let verdict = self.damper.judge(&changed, fresh);
             for (path, error) in verdict.said {
                 report.failed(&path, error).await;
             }
-            if let Some(rel) = verdict.restart {
-                self.sup
-                    .planned(format!("file changed: {}", rel.display()))
-                    .await;
+            let Some((abs, rel)) = verdict.restart else {
+                continue;
+            };
+            match self
+                .sup
+                .changed(format!("file changed: {}", rel.display()))
+                .await
+            {
+                Some(ChangeRestart::Restarted) => self.refusal_said = false,
+                Some(ChangeRestart::OverBudget { restarts, window }) => {
+                    if !std::mem::replace(&mut self.refusal_said, true) {
+                        report.failed(&abs, over_budget(restarts, window)).await;
+                    }
+                }
+                Some(ChangeRestart::NotRunning) | None => {}
             }
         }
         // Stops the watcher and its thread.
@@ -365,42 +372,42 @@ impl Task {
     }
 }
 
+/// What the supervisor refusing a restart for a change is said as: `restarts` restarts
+/// (crashes and changes) within `window`, the service's `max_restarts`.
+fn over_budget(restarts: u32, window: Duration) -> String {
+    format!(
+        "it restarted {restarts} times within {window:?} (max_restarts, crashes and file changes \
+         together): changes restart nothing until the oldest of those is older than that"
+    )
+}
+
 /// What a batch of changes comes to.
 #[derive(Debug, PartialEq, Default)]
 struct Verdict {
-    /// A restart, for this change (relative to its root).
-    restart: Option<PathBuf>,
-    /// What to say (`watch_failed` of the path): a file found to be the service's own, a
-    /// change the budget refused.
+    /// A restart, for this change (absolute, and relative to its root).
+    restart: Option<(PathBuf, PathBuf)>,
+    /// What to say (`watch_failed` of the path): a file found to be the service's own.
     said: Vec<(PathBuf, String)>,
 }
 
 /// Damps restarts from changes (see the module docs). Time comes in as arguments.
 #[derive(Debug)]
 struct Damper {
-    budget: Budget,
     /// How soon after the run's start a change comes to be one the service made as it started
     /// (the debouncer gives it `debounce` to twice that after the write).
     settle: Duration,
-    /// When the recent restarts from changes happened (within `window`).
-    recent: VecDeque<Instant>,
     /// The files that changed right after the last restart from a change.
     after_last: HashSet<PathBuf>,
     /// Files found to be the service's own: they no longer count.
     own: HashSet<PathBuf>,
-    /// Whether the budget's refusal was said since it was last spent.
-    refusal_said: bool,
 }
 
 impl Damper {
-    fn new(budget: Budget, debounce: Duration) -> Self {
+    fn new(debounce: Duration) -> Self {
         Self {
-            budget,
             settle: debounce * 2 + Duration::from_secs(2),
-            recent: VecDeque::new(),
             after_last: HashSet::new(),
             own: HashSet::new(),
-            refusal_said: false,
         }
     }
 
@@ -413,7 +420,7 @@ impl Damper {
 
     /// `changed`: each change that counts, as (absolute, relative to its root); `fresh`: they
     /// came right after the run's start ([`Damper::fresh`]).
-    fn judge(&mut self, changed: &[(PathBuf, PathBuf)], now: Instant, fresh: bool) -> Verdict {
+    fn judge(&mut self, changed: &[(PathBuf, PathBuf)], fresh: bool) -> Verdict {
         // Changed right after the start of this run and of the one before: the service writes
         // it.
         let mut verdict = Verdict::default();
@@ -431,37 +438,16 @@ impl Damper {
             .iter()
             .filter(|(abs, _)| !self.own.contains(abs))
             .collect();
-        let Some((first_abs, first_rel)) = changed.first().copied() else {
+        let Some(first) = changed.first().copied() else {
             return verdict;
         };
-        while self
-            .recent
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) > self.budget.window)
-        {
-            self.recent.pop_front();
-        }
-        if self.recent.len() as u32 >= self.budget.max_restarts {
-            if !std::mem::replace(&mut self.refusal_said, true) {
-                let e = format!(
-                    "file changes restarted it {} times within {:?} (max_restarts): changes \
-                     restart nothing until the oldest of those is older than that",
-                    self.recent.len(),
-                    self.budget.window
-                );
-                verdict.said.push((first_abs.clone(), e));
-            }
-            return verdict;
-        }
-        self.refusal_said = false;
-        self.recent.push_back(now);
         // Only what changed right after a start may be the service's own.
         self.after_last = if fresh {
             changed.iter().map(|(a, _)| a.clone()).collect()
         } else {
             HashSet::new()
         };
-        verdict.restart = Some(first_rel.clone());
+        verdict.restart = Some(first.clone());
         verdict
     }
 }
@@ -640,55 +626,21 @@ mod tests {
     /// most, then is its own; other files still restart it.
     #[test]
     fn a_file_changed_as_each_run_starts_is_the_services_own() {
-        let budget = Budget {
-            max_restarts: 10,
-            window: Duration::from_secs(60),
-        };
-        let mut d = Damper::new(budget, Duration::from_millis(300));
-        let t = Instant::now();
+        let mut d = Damper::new(Duration::from_millis(300));
+        let restart = |p: &str| Some((PathBuf::from("/srv/app").join(p), PathBuf::from(p)));
         // An edit, well after the start: a restart.
-        let v = d.judge(&change("app.js"), t, false);
-        assert_eq!(v.restart, Some(PathBuf::from("app.js")));
+        let v = d.judge(&change("app.js"), false);
+        assert_eq!(v.restart, restart("app.js"));
         // The run writes started.txt as it starts: once more...
-        let v = d.judge(&change("started.txt"), t, true);
-        assert_eq!(v.restart, Some(PathBuf::from("started.txt")));
+        let v = d.judge(&change("started.txt"), true);
+        assert_eq!(v.restart, restart("started.txt"));
         // ...and then never.
-        let v = d.judge(&change("started.txt"), t, true);
+        let v = d.judge(&change("started.txt"), true);
         assert_eq!(v.restart, None);
         assert_eq!(v.said.len(), 1);
         assert!(v.said[0].1.contains("watch_ignore"), "{v:?}");
-        assert_eq!(
-            d.judge(&change("started.txt"), t, false),
-            Verdict::default()
-        );
-        let v = d.judge(&change("app.js"), t, true);
-        assert_eq!(v.restart, Some(PathBuf::from("app.js")));
-    }
-
-    /// Break-it session 11: past `max_restarts` within `window`, a change restarts nothing
-    /// (said once), until the oldest restart is older than `window`.
-    #[test]
-    fn restarts_from_changes_obey_the_restart_budget() {
-        let budget = Budget {
-            max_restarts: 3,
-            window: Duration::from_secs(60),
-        };
-        let mut d = Damper::new(budget, Duration::from_millis(300));
-        let t = Instant::now();
-        for i in 0..3 {
-            let v = d.judge(
-                &change(&format!("{i}.txt")),
-                t + Duration::from_secs(i),
-                false,
-            );
-            assert!(v.restart.is_some(), "{i}: {v:?}");
-        }
-        let v = d.judge(&change("3.txt"), t + Duration::from_secs(3), false);
-        assert_eq!(v.restart, None);
-        assert!(v.said[0].1.contains("3 times within 60s"), "{v:?}");
-        let v = d.judge(&change("4.txt"), t + Duration::from_secs(4), false);
-        assert_eq!(v, Verdict::default(), "said once");
-        let v = d.judge(&change("5.txt"), t + Duration::from_secs(61), false);
-        assert_eq!(v.restart, Some(PathBuf::from("5.txt")));
+        assert_eq!(d.judge(&change("started.txt"), false), Verdict::default());
+        let v = d.judge(&change("app.js"), true);
+        assert_eq!(v.restart, restart("app.js"));
     }
 }

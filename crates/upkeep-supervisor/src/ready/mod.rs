@@ -99,6 +99,8 @@ pub(crate) struct Signals {
     pub ready: bool,
     /// When the watchdog bites (on the supervisor's clock), while armed.
     pub watchdog_at: Option<Instant>,
+    /// Asks the run's readiness pipe watch for its read end (see `fd.rs`).
+    give_back: Option<fd::GiveBack>,
 }
 
 impl Signals {
@@ -115,6 +117,7 @@ impl Signals {
             status_text: Arc::default(),
             ready: false,
             watchdog_at: None,
+            give_back: None,
         }
     }
 
@@ -172,6 +175,7 @@ impl Signals {
         self.current.pgid.store(0, Ordering::Release);
         self.ready = false;
         self.watchdog_at = None;
+        self.give_back = None;
     }
 
     /// The pipe of `ready = { fd = N }` for the next run: (read end, write end to pass as N).
@@ -188,8 +192,19 @@ impl Signals {
     }
 
     /// Listens on the read end of the run's readiness pipe.
-    pub fn watch_fd(&self, read: std::os::fd::OwnedFd, pgid: u32) {
-        tokio::spawn(fd::watch(read, pgid, self.notes_tx.clone()));
+    pub fn watch_fd(&mut self, read: std::os::fd::OwnedFd, pgid: u32) {
+        let (ask, give_back) = tokio::sync::oneshot::channel();
+        self.give_back = Some(ask);
+        tokio::spawn(fd::watch(read, pgid, self.notes_tx.clone(), give_back));
+    }
+
+    /// Takes the read end of the run's readiness pipe back from its watch (`upkeep upgrade`):
+    /// None if there is none, or the watch ended (at the newline: then its note is waiting in
+    /// `notes`, or at the end of file).
+    pub async fn take_ready_pipe(&mut self) -> Option<std::os::fd::OwnedFd> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.give_back.take()?.send(answer).ok()?;
+        answered.await.ok()
     }
 
     /// The line watch of `ready = { log = ... }` for the run led by `pgid`.

@@ -19,6 +19,8 @@ fn at(t: Option<jiff::Timestamp>) -> String {
 fn outcome(r: &JobRun) -> String {
     if r.interrupted {
         tr(Msg::JobInterrupted, &[])
+    } else if r.status.is_unknown() {
+        tr(Msg::JobUnknown, &[])
     } else if r.status.success() {
         tr(Msg::JobOk, &[])
     } else {

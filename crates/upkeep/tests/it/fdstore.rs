@@ -362,7 +362,9 @@ fn an_adopted_run_keeps_its_restart_count_and_crash_loop_window() {
 /// A job's run going on when the daemon was killed was adopted with no record of its own: its
 /// end was a plain `exited`, missing from `upkeep jobs`. Now its due time and who asked go
 /// with the run's note, and its end is recorded as a run of the job (its output from after
-/// the crash; what was read before is in its log).
+/// the crash; what was read before is in its log). Issue 18: no child of the next daemon, its
+/// exit status is not known (another process reaps it): it was recorded as a failure (the job
+/// down, an incident opened); it is recorded as unknown, shown so, and the job is not down.
 #[test]
 fn a_jobs_run_across_a_crash_is_recorded_as_a_run_of_the_job() {
     let peer = FdStorePeer::start();
@@ -372,7 +374,7 @@ fn a_jobs_run_across_a_crash_is_recorded_as_a_run_of_the_job() {
     let mut d = TestDaemon::prepare_on_test_clock(
         BIN,
         &format!(
-            "[services.slow]\nschedule = \"* * * * *\"\ncatch_up = false\n\
+            "[services.slow]\nschedule = \"* * * * *\"\ncatch_up = false\nincident_after = \"0s\"\n\
              command = \"sh -c 'echo before; read l < {}; echo after; exit 3'\"\n",
             fifo.display()
         ),
@@ -415,8 +417,19 @@ fn a_jobs_run_across_a_crash_is_recorded_as_a_run_of_the_job() {
     );
     assert_ne!(run["interrupted"], true, "{run}");
     assert_eq!(
-        kinds(&d, "slow").iter().filter(|k| *k == "job_ran").count(),
-        1
+        run["status"],
+        serde_json::json!({"code": null, "signal": null}),
+        "{run}"
+    );
+    d.wait_state("slow", "exited", LONG);
+    let kinds = kinds(&d, "slow");
+    assert_eq!(kinds.iter().filter(|k| *k == "job_ran").count(), 1);
+    assert!(!kinds.iter().any(|k| k == "incident_opened"), "{kinds:?}");
+    let jobs = d.cli(&["jobs", "slow"]);
+    let shown = String::from_utf8_lossy(&jobs.stdout);
+    assert!(
+        shown.contains("unknown: the daemon was restarted while it ran"),
+        "{shown}"
     );
 }
 

@@ -593,4 +593,49 @@ fn a_second_daemon_on_the_same_config_is_refused_whatever_its_data_dir() {
     let pid = d.daemon_pid().unwrap().to_string();
     assert!(err.contains(&format!("pid {pid}")), "{err}");
     assert_eq!(pids_with_cmdline(&sleep).len(), 1, "the service runs twice");
+/// Issue 18: a `failed` service (a crash loop given up on) was started again by the next
+/// daemon after a `kill -9`, or after a stop and a start of the daemon: three more runs of
+/// a program known to crash, each time. As under systemd (a failed unit stays failed until
+/// it is started or reset), it stays failed, with its restart count and last exit, until an
+/// operator starts it or its config changes.
+#[test]
+fn a_failed_service_stays_failed_through_kill_9_and_a_restart_of_the_daemon() {
+    let crash = "command = [\"sh\", \"-c\", \"exit 3\"]\nrestart = \"always\"\nbackoff_min = \"0s\"\nmax_restarts = 2\nwindow = \"1h\"\n";
+    let z = "[services.z]\ncommand = \"sleep 1000\"\n";
+    let mut d = daemon(&format!("[services.f]\n{crash}\n{z}"));
+    d.wait_state("f", "failed", LONG);
+    d.wait_state("z", "up", LONG);
+    let (started, _) = runs_and_incidents(&d, "f");
+    assert_eq!(started, 3);
+    let restart = |d: &mut TestDaemon, signal: Signal| {
+        let z = d.pid("z").unwrap();
+        d.signal_daemon(signal);
+        d.launch();
+        d.wait_new_pid("z", z, LONG);
+        d.wait_state("z", "up", LONG);
+    };
+    for signal in [Signal::SIGKILL, Signal::SIGTERM] {
+        restart(&mut d, signal);
+        assert_eq!(d.state("f"), "failed", "after {signal}");
+        let f = d.service("f");
+        assert_eq!(f["info"]["restarts"], 2, "after {signal}: {f}");
+        assert_eq!(f["info"]["last_exit"]["code"], 3, "after {signal}: {f}");
+        let (runs, _) = runs_and_incidents(&d, "f");
+        assert_eq!(runs, started, "after {signal}: run again");
+    }
+    // An operator's start runs it (and it fails again, after its three runs).
+    let out = d.cli(&["start", "f"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.wait_until("three more runs", LONG, || {
+        (runs_and_incidents(&d, "f").0 == started + 3).then_some(())
+    });
+    d.wait_state("f", "failed", LONG);
+    // Its config changed while no daemon ran: the next daemon runs it.
+    d.signal_daemon(Signal::SIGKILL);
+    d.write_services(&format!(
+        "[services.f]\ncommand = \"sleep 1000\"\nrestart = \"always\"\n\n{z}"
+    ));
+    d.launch();
+    d.wait_state("f", "up", LONG);
+    assert_eq!(runs_and_incidents(&d, "f").0, started + 4);
 }

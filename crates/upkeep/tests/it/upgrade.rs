@@ -1122,3 +1122,35 @@ fn an_upgrade_during_a_send_lets_it_finish_and_the_mail_goes_once() {
     assert_eq!(row["takeovers"], 0, "{row}");
     assert_eq!(row["attempts"], 1, "{row}");
 }
+
+/// Issue 18: an upgrade while a run was still starting on its notification fd (`ready = {
+/// fd = 3 }`) closed the pipe's read end: the newline written after it went nowhere, the run
+/// stayed `starting` for good and its dependent never started. The read end is handed over
+/// with the run: the new daemon reads the newline, and the dependent starts.
+#[test]
+fn an_upgrade_hands_over_a_run_still_starting_on_its_notification_fd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let go = tmp.path().join("go");
+    nix::unistd::mkfifo(&go, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let d = daemon(&format!(
+        "[services.s6]\ncommand = [\"sh\", \"-c\", \"read x < {}; echo >&3; exec sleep 1000\"]\nready = {{ fd = 3 }}\n\n\
+         [services.after]\ncommand = \"sleep 1000\"\ndepends_on = [\"s6\"]\n",
+        go.display()
+    ));
+    let pid = d.wait_until("s6 to run, not ready", LONG, || {
+        let info = d.service("s6")["info"].clone();
+        (info["state"] == "starting")
+            .then(|| info["pid"].as_u64())
+            .flatten()
+    }) as u32;
+    let daemon_pid = d.daemon_pid();
+    upgrade(&d, &[]);
+    assert_eq!(d.daemon_pid(), daemon_pid, "re-executed in place");
+    assert_eq!(d.pid("s6"), Some(pid));
+    assert_eq!(d.state("s6"), "starting");
+    assert_eq!(d.state("after"), "starting");
+    std::fs::write(&go, "go\n").unwrap();
+    d.wait_state("after", "up", LONG);
+    assert_eq!(d.state("s6"), "up");
+    assert_eq!(d.pid("s6"), Some(pid));
+}

@@ -181,3 +181,49 @@ fn restarts_from_changes_stop_at_max_restarts() {
     let status = stdout(&d.cli(&["status", "dev"]));
     assert!(status.contains("watch_failed"), "{status}");
 }
+
+/// Issue 18: restarts from changes kept a budget of their own and were not counted in `ls`'s
+/// restart column. They are restarts like a crash's: counted, and in the one crash-loop
+/// window of the service. One change and two crashes spend `max_restarts = 3`: a change then
+/// restarts nothing (said), and the next crash fails the service.
+#[test]
+fn restarts_from_changes_and_crashes_share_one_count_and_window() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    let d = TestDaemon::start(
+        BIN,
+        &format!(
+            "[services.dev]\ncommand = \"sleep 100000\"\ncwd = \"{}\"\nwatch = [\"app\"]\nwatch_debounce = \"100ms\"\nrestart = \"always\"\nbackoff_min = \"0s\"\nmax_restarts = 3\nwindow = \"1h\"\n",
+            dir.path().display()
+        ),
+    );
+    d.wait_state("dev", "up", LONG);
+    d.wait_until("dev's watcher to start", LONG, || {
+        d.daemon_log().contains("watching files").then_some(())
+    });
+    let restarts = || d.service("dev")["info"]["restarts"].as_u64();
+    let pid = d.pid("dev").unwrap();
+    std::fs::write(dir.path().join("app/one.js"), "x").unwrap();
+    let pid = d.wait_new_pid("dev", pid, LONG);
+    assert_eq!(planned(&d, "dev"), ["file changed: one.js"]);
+    d.wait_state("dev", "up", LONG);
+    assert_eq!(restarts(), Some(1), "{}", d.service("dev"));
+    let mut pid = pid;
+    for n in 2..=3 {
+        kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+        pid = d.wait_new_pid("dev", pid, LONG);
+        d.wait_state("dev", "up", LONG);
+        assert_eq!(restarts(), Some(n), "{}", d.service("dev"));
+    }
+    std::fs::write(dir.path().join("app/two.js"), "x").unwrap();
+    let e = d.wait_until("the change to be refused", LONG, || {
+        watch_failed(&d, "dev", "two.js")
+    });
+    assert!(e.contains("restarted 3 times within 3600s"), "{e}");
+    assert_eq!(d.pid("dev"), Some(pid), "restarted by the refused change");
+    assert_eq!(planned(&d, "dev").len(), 1);
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    d.wait_state("dev", "failed", LONG);
+}
