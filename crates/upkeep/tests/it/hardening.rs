@@ -593,6 +593,8 @@ fn a_second_daemon_on_the_same_config_is_refused_whatever_its_data_dir() {
     let pid = d.daemon_pid().unwrap().to_string();
     assert!(err.contains(&format!("pid {pid}")), "{err}");
     assert_eq!(pids_with_cmdline(&sleep).len(), 1, "the service runs twice");
+}
+
 /// Issue 18: a `failed` service (a crash loop given up on) was started again by the next
 /// daemon after a `kill -9`, or after a stop and a start of the daemon: three more runs of
 /// a program known to crash, each time. As under systemd (a failed unit stays failed until
