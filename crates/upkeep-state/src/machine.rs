@@ -306,6 +306,14 @@ impl ServiceModel {
             self.outage_since = Some(since);
             self.recovering = true;
             self.status.incident_since = Some(since);
+            // A job between runs is down while its last run's failure is open, as the last
+            // daemon showed it (break-it, session 12: it came back `stopped`, its incident
+            // open), until a run ends well.
+            if self.spec.job && !drill && self.phase == Phase::Stopped {
+                self.job_failed = true;
+                self.phase = Phase::Down;
+                self.reason = "its last run failed".into();
+            }
         }
         if u.maintenance.is_some() {
             self.status.maintenance = u.maintenance;

@@ -522,3 +522,26 @@ fn issue_18_a_removed_watch_path_is_said_and_the_others_are_still_watched() {
             .then_some(())
     });
 }
+
+/// Break-it, session 12: a failed job, its incident open, came back from a restart of the
+/// daemon `stopped`. It is down until a run ends well, as before the restart.
+#[test]
+fn a_failed_job_is_still_down_after_a_restart_of_the_daemon() {
+    let mut d = TestDaemon::start_on_test_clock(
+        BIN,
+        "[services.failing]\nschedule = \"* * * * *\"\ncommand = \"sh -c 'exit 4'\"\n",
+    );
+    d.advance_clock("60s");
+    wait_runs(&d, "failing", 1);
+    d.wait_until("an incident for failing", LONG, || {
+        incidents(&d, "failing")
+            .first()
+            .filter(|i| i["resolved"].is_null())
+            .cloned()
+    });
+    d.wait_state("failing", "down", LONG);
+    d.signal_daemon(nix::sys::signal::Signal::SIGKILL);
+    d.launch();
+    assert_eq!(d.state("failing"), "down");
+    assert!(runs(&d, "failing").len() == 1, "no run since");
+}
