@@ -50,6 +50,18 @@ fn lock_path(data_dir: &Path) -> PathBuf {
     data_dir.join("upkeep.lock")
 }
 
+/// Whether a daemon holds `data_dir`'s lock now (one being started by another `upkeep up`
+/// may not answer yet).
+pub fn data_dir_locked(data_dir: &Path) -> bool {
+    let Ok(file) = File::open(lock_path(data_dir)) else {
+        return false;
+    };
+    matches!(
+        Flock::lock(file, FlockArg::LockSharedNonblock),
+        Err((_, nix::errno::Errno::EWOULDBLOCK))
+    )
+}
+
 /// Why the daemon could not start, when the CLI should say it plainly (exit 2, no chain).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

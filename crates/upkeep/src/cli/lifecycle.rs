@@ -81,8 +81,23 @@ pub fn up(g: &Global) -> Result<ExitCode> {
     }
     let mut child = cmd.spawn().context("starting the daemon")?;
     let deadline = Instant::now() + Duration::from_secs(30);
+    // Another `upkeep up` at the same moment may win the data dir: ours then exits, and the
+    // answer is the winner's pid once it answers (break-it, session 12: "exited at start",
+    // "already running (pid )").
+    let mut lost = false;
     loop {
-        if let Some(status) = child.try_wait()? {
+        if lost {
+            if let Ok(h) = rt.block_on(client.get::<Health>("/api/v1/daemon")) {
+                bail!(crate::daemon::StartError::AlreadyRunning(tr(
+                    Msg::DaemonAlready,
+                    &[&h.pid, &data_dir.display()]
+                )));
+            }
+        } else if let Some(status) = child.try_wait()? {
+            if crate::daemon::data_dir_locked(&data_dir) {
+                lost = true;
+                continue;
+            }
             let said = attempt_tail(&log_path, attempt_starts, 15);
             if said.trim().is_empty() {
                 bail!(
@@ -99,8 +114,13 @@ pub fn up(g: &Global) -> Result<ExitCode> {
             );
         }
         if let Ok(h) = rt.block_on(client.get::<Health>("/api/v1/daemon")) {
-            println!("{}", tr(Msg::DaemonStarted, &[&h.pid, &data_dir.display()]));
-            return Ok(ExitCode::SUCCESS);
+            if h.pid == child.id() {
+                println!("{}", tr(Msg::DaemonStarted, &[&h.pid, &data_dir.display()]));
+                return Ok(ExitCode::SUCCESS);
+            }
+            // Another's daemon answers: ours finds the data dir taken.
+            lost = true;
+            continue;
         }
         if Instant::now() > deadline {
             bail!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use upkeep_testkit::{TestDaemon, alive, pids_with_cmdline, unique};
 
-use crate::{BIN, LONG, daemon, stderr};
+use crate::{BIN, LONG, daemon, stderr, stdout};
 
 #[test]
 fn killed_daemon_restarts_services_with_history_and_never_runs_one_twice() {
@@ -265,4 +265,34 @@ fn up_quotes_only_this_attempts_log_lines_once() {
         1,
         "{err}"
     );
+}
+
+/// Break-it, session 12: of four `upkeep up` at once, the losers said "the daemon exited at
+/// start" and "already running (pid )". One starts it; each other names its pid.
+#[test]
+fn concurrent_ups_start_one_daemon_and_the_others_name_it() {
+    let d = TestDaemon::prepare(BIN, "[services.a]\ncommand = \"sleep 1000\"\n");
+    let ups: Vec<_> = (0..4).map(|_| d.cli_spawn(&["up"])).collect();
+    let outs: Vec<_> = ups
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("up"))
+        .collect();
+    let pid = d.api_get("/api/v1/daemon")["pid"]
+        .as_u64()
+        .expect("a daemon answers")
+        .to_string();
+    let started = outs.iter().filter(|o| o.status.success()).count();
+    let all: String = outs
+        .iter()
+        .map(|o| format!("{}{}\n", stdout(o), stderr(o)))
+        .collect();
+    let _ = d.cli(&["down"]);
+    assert_eq!(started, 1, "{all}");
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        let err = stderr(o);
+        assert!(
+            err.contains(&format!("already running (pid {pid})")),
+            "{all}"
+        );
+    }
 }
