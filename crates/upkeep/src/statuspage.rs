@@ -466,11 +466,7 @@ pub async fn public_incident(
         service: i.service,
         started: i.started,
         resolved: i.resolved,
-        timeline: detail
-            .timeline
-            .iter()
-            .filter_map(|e| step(e).map(|s| (e.at, s)))
-            .collect(),
+        timeline: public_steps(&detail.timeline),
         written: written(daemon.store.as_ref(), id).await,
     }))
 }
@@ -492,7 +488,27 @@ async fn written(store: &dyn upkeep_store::Store, id: i64) -> Written {
     }
 }
 
-/// A stored event of an incident's timeline as a step the public may read (no reasons).
+/// An incident's timeline as the public reads it: the steps of [`step`], each change of
+/// state once (a daemon's restart does not repeat the state it found).
+fn public_steps(timeline: &[upkeep_core::api::StoredEvent]) -> Vec<(jiff::Timestamp, Step)> {
+    let mut steps: Vec<(jiff::Timestamp, Step)> = Vec::new();
+    for e in timeline {
+        let Some(s) = step(e) else { continue };
+        let last_state = steps.iter().rev().find_map(|(_, s)| match s {
+            Step::Became(to) => Some(*to),
+            _ => None,
+        });
+        if matches!(s, Step::Became(to) if Some(to) == last_state) {
+            continue;
+        }
+        steps.push((e.at, s));
+    }
+    steps
+}
+
+/// A stored event of an incident's timeline as a step the public may read (no reasons, and
+/// none of the supervisor's passing states: `starting`, `recovering`, `stopping` and a
+/// restarted daemon's `unknown` say nothing to a reader; break-it, session 12).
 fn step(e: &upkeep_core::api::StoredEvent) -> Option<Step> {
     match e.kind.as_str() {
         "incident_opened" => Some(Step::Opened),
@@ -501,8 +517,65 @@ fn step(e: &upkeep_core::api::StoredEvent) -> Option<Step> {
         "heal_requested" => Some(Step::Healed),
         "status_changed" => {
             let to: State = serde_json::from_value(e.detail.get("to")?.clone()).ok()?;
-            Some(Step::Became(to))
+            matches!(
+                to,
+                State::Up
+                    | State::Degraded
+                    | State::Down
+                    | State::Failed
+                    | State::Maintenance
+                    | State::Stopped
+            )
+            .then_some(Step::Became(to))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: &str, to: Option<&str>) -> upkeep_core::api::StoredEvent {
+        upkeep_core::api::StoredEvent {
+            id: 0,
+            at: jiff::Timestamp::UNIX_EPOCH,
+            service: None,
+            kind: kind.into(),
+            intervention: false,
+            detail: to.map_or(
+                serde_json::Value::Null,
+                |to| serde_json::json!({ "to": to }),
+            ),
+        }
+    }
+
+    /// Break-it, session 12: every daemon restart added "Now: Unknown / Starting /
+    /// Recovering" to what the public reads of an open incident.
+    #[test]
+    fn the_public_timeline_has_no_passing_states_and_no_repeats() {
+        let timeline = [
+            ev("status_changed", Some("down")),
+            ev("incident_opened", None),
+            ev("status_changed", Some("unknown")),
+            ev("status_changed", Some("starting")),
+            ev("status_changed", Some("recovering")),
+            ev("status_changed", Some("down")),
+            ev("status_changed", Some("up")),
+            ev("incident_resolved", None),
+        ];
+        let steps: Vec<Step> = public_steps(&timeline)
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                Step::Became(State::Down),
+                Step::Opened,
+                Step::Became(State::Up),
+                Step::Resolved
+            ]
+        );
     }
 }
