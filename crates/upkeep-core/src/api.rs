@@ -233,6 +233,9 @@ pub struct ServiceDetail {
     pub restart: String,
     pub stdout_log: String,
     pub stderr_log: String,
+    /// How it says it is ready, when it says so itself (`ready` and `ready_timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<Readiness>,
     /// Most recent first.
     pub events: Vec<StoredEvent>,
     /// Most recent first.
@@ -241,6 +244,19 @@ pub struct ServiceDetail {
     /// Why `events` and `incidents` are empty when the store could not give them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_unavailable: Option<String>,
+}
+
+/// How a service says it is ready (see [`ServiceDetail`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `notify`, `fd`, `log` or `probe`.
+    pub kind: String,
+    /// The fd's number, or the log pattern.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// A run not ready this many milliseconds after its start is a failed start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
 /// `POST /api/v1/services/{name|all}/{start|stop|restart}`

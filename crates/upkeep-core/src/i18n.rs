@@ -81,6 +81,11 @@ messages! {
     ImportNext => "next: `upkeep check`, then `upkeep reload` (or `upkeep up`) to run them", "下一步：`upkeep check`，然后 `upkeep reload`（或 `upkeep up`）运行它们";
     LastEvents => "last events", "最近事件";
     Waiting => "waiting", "等待";
+    ReadyNotify => "for READY=1 on its notify socket", "等待其通知套接字上的 READY=1";
+    ReadyFd => "for a newline on its fd {}", "等待其文件描述符 {} 上的换行";
+    ReadyLog => "for a line of its output matching {}", "等待其输出中匹配 {} 的一行";
+    ReadyProbe => "for its probes to pass", "等待其探针通过";
+    ReadyLeft => "{} s left of its ready_timeout", "距 ready_timeout 还剩 {} 秒";
     NotifyStatus => "says", "自述状态";
     DependsOn => "depends on", "依赖";
     SeeAbove => "(see above)", "（见上）";
@@ -298,6 +303,9 @@ mod tests {
         for m in [
             Msg::NoDaemon,
             Msg::DaemonSilent,
+            Msg::ReadyFd,
+            Msg::ReadyLog,
+            Msg::ReadyLeft,
             Msg::StartWaits,
             Msg::StartWaitsStopped,
             Msg::DaemonStarted,

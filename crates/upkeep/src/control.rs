@@ -560,6 +560,7 @@ impl Control for Daemon {
                 .into(),
             stdout_log: self.log_path(name, false).display().to_string(),
             stderr_log: self.log_path(name, true).display().to_string(),
+            readiness: m.and_then(readiness),
             events,
             incidents,
             history_unavailable,
@@ -998,4 +999,20 @@ impl Daemon {
 /// A page of an admin list, as the store reads it.
 fn span(offset: u32, limit: u32) -> upkeep_store::Span {
     upkeep_store::Span { offset, limit }
+}
+
+/// How a managed service says it is ready, for `upkeep status` (None: once spawned).
+fn readiness(m: &upkeep_config::ManagedConfig) -> Option<upkeep_core::api::Readiness> {
+    use upkeep_config::Ready;
+    let detail = match &m.ready {
+        Ready::Spawned => return None,
+        Ready::Notify | Ready::Probe => None,
+        Ready::Fd(n) => Some(n.to_string()),
+        Ready::Log(p) => Some(p.as_str().to_owned()),
+    };
+    Some(upkeep_core::api::Readiness {
+        kind: m.ready.as_str().into(),
+        detail,
+        timeout_ms: m.ready_timeout.map(|t| t.as_millis() as u64),
+    })
 }

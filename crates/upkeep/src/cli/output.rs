@@ -287,6 +287,31 @@ pub fn tokens(list: &[crate::tokens::Token]) -> String {
 
 /// `upkeep status NAME`. `window_end`: when the maintenance window the service is in ends
 /// (its current occurrence's end), if the service is in one and the daemon said.
+/// What a run that has not said it is ready waits for, and how long it has left (break-it,
+/// session 12: `status` showed `recovering` and nothing of what it waited for).
+fn readiness_wait(d: &ServiceDetail, now: jiff::Timestamp) -> Option<String> {
+    let s = &d.info.status;
+    let r = d.readiness.as_ref()?;
+    if s.pid.is_none() || s.ready || !matches!(s.state, State::Starting | State::Recovering) {
+        return None;
+    }
+    let detail = esc(r.detail.as_deref().unwrap_or_default()).into_owned();
+    let what = match r.kind.as_str() {
+        "notify" => tr(Msg::ReadyNotify, &[]),
+        "fd" => tr(Msg::ReadyFd, &[&detail]),
+        "log" => tr(Msg::ReadyLog, &[&format!("`{detail}`")]),
+        _ => tr(Msg::ReadyProbe, &[]),
+    };
+    let left = r.timeout_ms.zip(s.since).map(|(ms, since)| {
+        let spent = now.duration_since(since).as_millis().max(0) as u64;
+        ms.saturating_sub(spent).div_ceil(1000)
+    });
+    Some(match left {
+        Some(left) => format!("{what} ({})", tr(Msg::ReadyLeft, &[&left])),
+        None => what,
+    })
+}
+
 pub fn service_detail(d: &ServiceDetail, window_end: Option<jiff::Timestamp>) -> String {
     let i = &d.info;
     let mut out = String::new();
@@ -326,6 +351,8 @@ pub fn service_detail(d: &ServiceDetail, window_end: Option<jiff::Timestamp>) ->
     }
     if let Some(w) = &i.status.waiting {
         line(&tr(Msg::Waiting, &[]), esc(w).into_owned());
+    } else if let Some(w) = readiness_wait(d, jiff::Timestamp::now()) {
+        line(&tr(Msg::Waiting, &[]), w);
     }
     if let Some(s) = &i.notify_status {
         line(&tr(Msg::NotifyStatus, &[]), esc(s).into_owned());

@@ -529,3 +529,22 @@ fn a_start_that_waits_for_a_stopped_dependency_says_so() {
     let out = d.cli(&["start", "s3"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// Break-it, session 12: `upkeep status` of a run that had not said it was ready showed
+/// `starting` and nothing of what it waited for.
+#[test]
+fn status_says_what_a_run_not_yet_ready_waits_for() {
+    let d = daemon(
+        "[services.n]\ncommand = \"sleep 1000\"\nready = \"notify\"\nready_timeout = \"300s\"\n\n[services.l]\ncommand = \"sleep 1001\"\nready = { log = \"ready in\" }\n",
+    );
+    d.wait_until("n to run", LONG, || d.pid("n"));
+    d.wait_until("l to run", LONG, || d.pid("l"));
+    let out = stdout(&d.cli(&["status", "n"]));
+    assert!(out.contains("for READY=1 on its notify socket ("), "{out}");
+    assert!(out.contains("s left of its ready_timeout"), "{out}");
+    let out = stdout(&d.cli(&["status", "l"]));
+    assert!(
+        out.contains("for a line of its output matching `ready in`"),
+        "{out}"
+    );
+}
