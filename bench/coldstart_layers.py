@@ -9,37 +9,19 @@ start loses time past the floor. Prints figures; asserts nothing.
     python3 bench/coldstart_layers.py BINARY [BINARY...] [--runs 3]
 """
 import argparse
-import json
 import os
 import pathlib
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import coldstart_cpu  # noqa: E402
 import deps  # noqa: E402
 
 
 def one(binary, services):
-    d = pathlib.Path(tempfile.mkdtemp(prefix="upkeep-layers-"))
-    log = d / "marks.log"
-    toml = f'[daemon]\ndata_dir = "{d / "data"}"\n\n'
-    for name, _, dep in services:
-        toml += (
-            f'[services.{name}]\ncommand = ["{deps.READY}", "{log}", "{name}", "200", "fd=3"]\n'
-            f"ready = {{ fd = 3 }}\ndepends_on = {json.dumps(dep)}\n\n"
-        )
-    (d / "upkeep.toml").write_text(toml)
-    t0 = time.monotonic_ns()
-    p = subprocess.Popen([binary, "daemon", "-c", d / "upkeep.toml"], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, env={**os.environ, "UPKEEP_LOG": "warn"})
-    try:
-        m = deps.wait_for("every service ready", lambda: (m := deps.read_log(log))
-                          and all("ready" in m.get(n, {}) for n, _, _ in services) and m, step=0.01)
+    with coldstart_cpu.cold_start(binary, services, "upkeep-layers-") as (_, t0, m):
         first = min(m[n]["start"] for n, layer, _ in services if layer == 0)
         out = [f"first spawn {(first - t0) / 1e6:.0f}"]
         for layer in range(1, max(layer for _, layer, _ in services) + 1):
@@ -49,10 +31,6 @@ def one(binary, services):
         last = max(x["ready"] for x in m.values())
         out.append(f"all ready {(last - t0) / 1e6:.0f}")
         return " | ".join(out)
-    finally:
-        p.terminate()
-        p.wait(60)
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def main():
