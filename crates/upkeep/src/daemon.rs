@@ -507,8 +507,11 @@ async fn run_async(
         )
         .await;
         // Read before this daemon's revision is stored: a failed service whose config
-        // changed since is started again.
-        last_config = takeover::last_config(store.as_ref()).await;
+        // changed since is started again. Parsed only when a service was left failed: it is
+        // a second parse of the whole config on the start's path.
+        if inherited.unfinished.values().any(|u| u.failed.is_some()) {
+            last_config = takeover::last_config(store.as_ref()).await;
+        }
         let upgraded = taken.is_some();
         if let Err(e) =
             takeover::apply_revision(store.as_ref(), &config, &events_tx, started, upgraded).await
