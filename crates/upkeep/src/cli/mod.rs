@@ -130,8 +130,8 @@ enum Command {
     /// recent runs (exit code, duration, who or what started it) and the latest run's output
     Jobs {
         name: Option<ServiceName>,
-        /// How many runs of each job
-        #[arg(short = 'n', long, default_value_t = 20)]
+        /// How many runs of each job (at least 1)
+        #[arg(short = 'n', long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
         limit: u32,
         #[command(flatten)]
         json: JsonFlag,
@@ -139,8 +139,8 @@ enum Command {
     /// Incidents, newest first (of one service, or all)
     Incidents {
         name: Option<ServiceName>,
-        /// How many
-        #[arg(short = 'n', long, default_value_t = 20)]
+        /// How many (at least 1)
+        #[arg(short = 'n', long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
         limit: u32,
         #[command(flatten)]
         json: JsonFlag,
@@ -1360,5 +1360,15 @@ mod tests {
             Some("/x y".into())
         );
         assert_eq!(super::data_dir_line("data_dirs = 1"), None);
+    }
+
+    /// Break-it, session 12: `upkeep jobs NAME -n 0` said "no runs yet" of a job with runs.
+    #[test]
+    fn a_list_of_no_runs_or_incidents_is_refused() {
+        use clap::Parser;
+        for cmd in ["jobs", "incidents"] {
+            assert!(super::Cli::try_parse_from(["upkeep", cmd, "-n", "0"]).is_err());
+            assert!(super::Cli::try_parse_from(["upkeep", cmd, "-n", "1"]).is_ok());
+        }
     }
 }
