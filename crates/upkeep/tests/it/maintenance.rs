@@ -51,14 +51,17 @@ fn maintenance_holds_off_incidents_and_ends_by_hand_or_at_its_time() {
     let out = d.cli(&["maintenance", "db", "--for", "1s"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("until"), "{}", stdout(&out));
-    assert_eq!(d.state("db"), "maintenance");
+    // Not the state read once: on a loaded machine the second can be over by then (CI,
+    // session 12). The record says it began and ended.
     d.wait_state("db", "up", LONG);
     let kinds: Vec<String> = d.events("db").into_iter().map(|e| e.0).collect();
-    assert_eq!(
-        kinds.iter().filter(|k| *k == "maintenance_ended").count(),
-        2,
-        "{kinds:?}"
-    );
+    for kind in ["maintenance_started", "maintenance_ended"] {
+        assert_eq!(
+            kinds.iter().filter(|k| *k == kind).count(),
+            2,
+            "{kind}: {kinds:?}"
+        );
+    }
     let r: serde_json::Value =
         serde_json::from_str(&stdout(&d.cli(&["report", "--json"]))).unwrap();
     let all = &r["current"]["overall"];
