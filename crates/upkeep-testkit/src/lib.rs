@@ -101,19 +101,26 @@ pub fn free_addr() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
-/// Creates a fresh database on the server of `url` (whose user may create databases) and
-/// returns its URL.
-pub fn create_database(url: &str) -> String {
-    let name = format!("upkeep_own_{:016x}", fastrand::u64(..));
+/// `sql` run by psql against `url`; its output, trimmed (panics, saying psql's error, if it
+/// fails).
+pub fn psql(url: &str, sql: &str) -> String {
     let out = Command::new("psql")
-        .args([url, "-qtAX", "-c", &format!("CREATE DATABASE {name}")])
+        .args([url, "-qtAX", "-c", sql])
         .output()
         .expect("run psql");
     assert!(
         out.status.success(),
-        "{}",
+        "psql {sql}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Creates a fresh database on the server of `url` (whose user may create databases) and
+/// returns its URL.
+pub fn create_database(url: &str) -> String {
+    let name = format!("upkeep_own_{:016x}", fastrand::u64(..));
+    psql(url, &format!("CREATE DATABASE {name}"));
     match url.rsplit_once('/') {
         Some((server, _)) => format!("{server}/{name}"),
         None => panic!("{url} names no database"),
@@ -479,6 +486,21 @@ impl TestDaemon {
                 (at >= from).then_some(())
             },
         );
+    }
+
+    /// Waits until a run of `name` exists that has not said it is ready (state `starting`,
+    /// a pid); returns its pid.
+    pub fn wait_running_not_ready(&self, name: &str) -> u32 {
+        self.wait_until(
+            &format!("{name} to run, not ready"),
+            Duration::from_secs(20),
+            || {
+                let info = self.service(name)["info"].clone();
+                (info["state"] == "starting")
+                    .then(|| info["pid"].as_u64())
+                    .flatten()
+            },
+        ) as u32
     }
 
     /// Waits until `check` returns Some, or panics saying what it waited for.

@@ -296,12 +296,7 @@ fn a_run_not_yet_ready_is_adopted_starting_and_its_dependents_wait() {
     );
     d.set_env("NOTIFY_SOCKET", peer.path().to_str().unwrap());
     d.launch();
-    let pid = d.wait_until("svc to run, not ready", LONG, || {
-        let info = d.service("svc")["info"].clone();
-        (info["state"] == "starting")
-            .then(|| info["pid"].as_u64())
-            .flatten()
-    }) as u32;
+    let pid = d.wait_running_not_ready("svc");
     assert_eq!(d.state("after"), "starting");
 
     crash_and_restart(&mut d, &peer);
@@ -452,12 +447,7 @@ fn a_run_not_yet_ready_on_its_notification_fd_says_so_to_the_next_daemon() {
     );
     d.set_env("NOTIFY_SOCKET", peer.path().to_str().unwrap());
     d.launch();
-    let pid = d.wait_until("s6 to run, not ready", LONG, || {
-        let info = d.service("s6")["info"].clone();
-        (info["state"] == "starting")
-            .then(|| info["pid"].as_u64())
-            .flatten()
-    }) as u32;
+    let pid = d.wait_running_not_ready("s6");
     peer.wait_names("its readiness pipe", LONG, |n| {
         n.contains(&format!("s6.ready.{pid}"))
     });

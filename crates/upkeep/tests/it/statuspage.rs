@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use upkeep_testkit::{Answer, TestDaemon, free_addr, http, wait_page};
+use upkeep_testkit::{Answer, TestDaemon, free_addr, http, psql, wait_page};
 
 use crate::LONG;
 
@@ -195,20 +195,6 @@ fn the_page_threads_run_below_supervision() {
     assert!(public.len() >= 3, "{threads:?}");
     assert!(public.iter().all(|n| *n == 10), "{threads:?}");
     assert_eq!(of("upkeep-render"), vec![10], "{threads:?}");
-}
-
-/// `sql` run by psql against `url`; its output, trimmed.
-fn psql(url: &str, sql: &str) -> String {
-    let out = std::process::Command::new("psql")
-        .args([url, "-qtAX", "-c", sql])
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// Sessions whose query of incident updates waits on a lock (the page's store reads: the

@@ -1137,12 +1137,7 @@ fn an_upgrade_hands_over_a_run_still_starting_on_its_notification_fd() {
          [services.after]\ncommand = \"sleep 1000\"\ndepends_on = [\"s6\"]\n",
         go.display()
     ));
-    let pid = d.wait_until("s6 to run, not ready", LONG, || {
-        let info = d.service("s6")["info"].clone();
-        (info["state"] == "starting")
-            .then(|| info["pid"].as_u64())
-            .flatten()
-    }) as u32;
+    let pid = d.wait_running_not_ready("s6");
     let daemon_pid = d.daemon_pid();
     upgrade(&d, &[]);
     assert_eq!(d.daemon_pid(), daemon_pid, "re-executed in place");
